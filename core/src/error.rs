@@ -1,0 +1,114 @@
+//! Kafka error codes, as the protocol numbers them.
+//!
+//! Owns: the one table of error codes every crate maps its typed errors to.
+//! Library crates keep `thiserror` enums of their own and convert to
+//! [`ErrorCode`] in one place each (`error_code()` methods), so the code a
+//! client sees for a given fault is decided once.
+
+/// A Kafka protocol error code. The discriminant is the wire value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(i16)]
+pub enum ErrorCode {
+    UnknownServerError = -1,
+    None = 0,
+    OffsetOutOfRange = 1,
+    CorruptMessage = 2,
+    UnknownTopicOrPartition = 3,
+    InvalidFetchSize = 4,
+    LeaderNotAvailable = 5,
+    NotLeaderOrFollower = 6,
+    RequestTimedOut = 7,
+    MessageTooLarge = 10,
+    NetworkException = 13,
+    CoordinatorLoadInProgress = 14,
+    CoordinatorNotAvailable = 15,
+    NotCoordinator = 16,
+    InvalidTopicException = 17,
+    RecordListTooLarge = 18,
+    NotEnoughReplicas = 19,
+    InvalidRequiredAcks = 21,
+    IllegalGeneration = 22,
+    InconsistentGroupProtocol = 23,
+    InvalidGroupId = 24,
+    UnknownMemberId = 25,
+    InvalidSessionTimeout = 26,
+    RebalanceInProgress = 27,
+    InvalidTimestamp = 32,
+    UnsupportedVersion = 35,
+    TopicAlreadyExists = 36,
+    InvalidPartitions = 37,
+    InvalidReplicationFactor = 38,
+    InvalidReplicaAssignment = 39,
+    InvalidConfig = 40,
+    InvalidRequest = 42,
+    PolicyViolation = 44,
+    OutOfOrderSequenceNumber = 45,
+    DuplicateSequenceNumber = 46,
+    InvalidProducerEpoch = 47,
+    KafkaStorageError = 56,
+    UnknownProducerId = 59,
+    GroupIdNotFound = 69,
+    FetchSessionIdNotFound = 70,
+    InvalidFetchSessionEpoch = 71,
+    FencedLeaderEpoch = 74,
+    UnknownLeaderEpoch = 75,
+    UnsupportedCompressionType = 76,
+    OffsetNotAvailable = 78,
+    MemberIdRequired = 79,
+    FencedInstanceId = 82,
+    InvalidRecord = 87,
+    ProducerFenced = 90,
+    UnknownTopicId = 100,
+}
+
+impl ErrorCode {
+    /// The wire value.
+    pub fn code(self) -> i16 {
+        self as i16
+    }
+
+    /// True for codes a client retries on its own (Kafka's RetriableException).
+    pub fn is_retriable(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::CorruptMessage
+                | ErrorCode::UnknownTopicOrPartition
+                | ErrorCode::LeaderNotAvailable
+                | ErrorCode::NotLeaderOrFollower
+                | ErrorCode::RequestTimedOut
+                | ErrorCode::NetworkException
+                | ErrorCode::CoordinatorLoadInProgress
+                | ErrorCode::CoordinatorNotAvailable
+                | ErrorCode::NotCoordinator
+                | ErrorCode::NotEnoughReplicas
+                | ErrorCode::KafkaStorageError
+                | ErrorCode::FetchSessionIdNotFound
+                | ErrorCode::InvalidFetchSessionEpoch
+                | ErrorCode::FencedLeaderEpoch
+                | ErrorCode::UnknownLeaderEpoch
+                | ErrorCode::OffsetNotAvailable
+        )
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}({})", self, self.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_values_match_kafka_protocol() {
+        assert_eq!(ErrorCode::None.code(), 0);
+        assert_eq!(ErrorCode::OffsetOutOfRange.code(), 1);
+        assert_eq!(ErrorCode::CorruptMessage.code(), 2);
+        assert_eq!(ErrorCode::UnsupportedVersion.code(), 35);
+        assert_eq!(ErrorCode::InvalidRecord.code(), 87);
+        assert_eq!(ErrorCode::ProducerFenced.code(), 90);
+        assert_eq!(ErrorCode::UnknownServerError.code(), -1);
+    }
+}

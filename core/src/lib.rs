@@ -1,0 +1,17 @@
+//! sluice-core: the domain types every other crate speaks in.
+//!
+//! Owns: the Kafka RecordBatch v2 view ([`batch`]) and lazy record iteration
+//! ([`records`]), Kafka error codes ([`error`]), offsets and topic-partitions
+//! ([`types`]), and configuration ([`config`]). Depends on nothing internal and
+//! does no I/O beyond reading a configuration file; it never knows about
+//! glommio or sockets.
+
+pub mod batch;
+pub mod config;
+pub mod error;
+pub mod records;
+pub mod types;
+pub mod varint;
+
+pub use error::ErrorCode;
+pub use types::{LeaderEpoch, Offset, PartitionId, TopicPartition};

@@ -1,0 +1,82 @@
+//! Shared domain types, named as Kafka names them.
+//!
+//! Owns: offsets, leader epochs and the topic-partition pair. These are plain
+//! values with no behaviour beyond validation; every crate speaks in them.
+
+use std::fmt;
+
+/// A position in a partition's log. Kafka uses signed 64-bit offsets; -1 is
+/// "none" on the wire, so the alias stays signed.
+pub type Offset = i64;
+
+/// The epoch of a partition's leader, stamped into every batch it appends.
+pub type LeaderEpoch = i32;
+
+/// Partition index within a topic.
+pub type PartitionId = i32;
+
+/// Longest topic name Kafka accepts.
+pub const TOPIC_NAME_MAX_LEN: usize = 249;
+
+/// A topic name and partition index.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: PartitionId,
+}
+
+impl TopicPartition {
+    pub fn new(topic: impl Into<String>, partition: PartitionId) -> Self {
+        TopicPartition {
+            topic: topic.into(),
+            partition,
+        }
+    }
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// Why a topic name is not legal, with Kafka's rules: 1..=249 characters of
+/// `[a-zA-Z0-9._-]`, and neither "." nor "..".
+pub fn validate_topic_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("topic name is empty");
+    }
+    if name == "." || name == ".." {
+        return Err("topic name cannot be '.' or '..'");
+    }
+    if name.len() > TOPIC_NAME_MAX_LEN {
+        return Err("topic name is longer than 249 characters");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return Err("topic name has characters other than ASCII alphanumerics, '.', '_' and '-'");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        assert!(validate_topic_name("orders.v1_a-b").is_ok());
+        assert!(validate_topic_name("").is_err());
+        assert!(validate_topic_name("..").is_err());
+        assert!(validate_topic_name("a/b").is_err());
+        assert!(validate_topic_name(&"x".repeat(249)).is_ok());
+        assert!(validate_topic_name(&"x".repeat(250)).is_err());
+    }
+
+    #[test]
+    fn display_is_topic_dash_partition() {
+        assert_eq!(TopicPartition::new("t", 3).to_string(), "t-3");
+    }
+}
