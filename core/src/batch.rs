@@ -180,55 +180,65 @@ impl BatchHeader {
     }
 }
 
+/// Checks that `buf` is exactly one batch with a sane header (length, magic,
+/// record count), without the CRC.
+pub fn check_batch_header(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+    let header = BatchHeader::peek(buf)?;
+    if header.size_bytes != buf.len() {
+        return Err(if header.size_bytes > buf.len() {
+            BatchError::Truncated {
+                needed: header.size_bytes,
+                available: buf.len(),
+            }
+        } else {
+            BatchError::InvalidRecord("trailing bytes after batch")
+        });
+    }
+    if header.records_count <= 0 {
+        return Err(BatchError::InvalidRecord("batch has no records"));
+    }
+    if header.last_offset_delta != header.records_count - 1 {
+        return Err(BatchError::InvalidRecord(
+            "last offset delta does not match record count",
+        ));
+    }
+    Ok(header)
+}
+
+/// Checks that `buf` is exactly one valid batch, CRC included; no copy.
+pub fn check_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+    let header = check_batch_header(buf)?;
+    verify_crc(buf)?;
+    Ok(header)
+}
+
+fn verify_crc(buf: &[u8]) -> Result<(), BatchError> {
+    let stored = be_u32(buf, CRC_AT);
+    let computed = crc32c::crc32c(&buf[ATTRIBUTES_AT..]);
+    if stored != computed {
+        return Err(BatchError::CrcMismatch { stored, computed });
+    }
+    Ok(())
+}
+
 impl RecordBatch {
     /// Checks `bytes` is exactly one valid v2 batch (length, magic, CRC and
     /// header consistency) and wraps it without copying.
     pub fn parse(bytes: Bytes) -> Result<RecordBatch, BatchError> {
-        let batch = Self::parse_unchecked(bytes)?;
-        batch.verify_crc()?;
-        Ok(batch)
+        check_batch(&bytes)?;
+        Ok(RecordBatch { bytes })
     }
 
     /// Like [`RecordBatch::parse`] but skips the CRC; for bytes whose CRC was
     /// checked before (the log's own files after recovery, the batch cache).
     pub fn parse_unchecked(bytes: Bytes) -> Result<RecordBatch, BatchError> {
-        let size = peek_batch_size(&bytes)?;
-        if size != bytes.len() {
-            return Err(if size > bytes.len() {
-                BatchError::Truncated {
-                    needed: size,
-                    available: bytes.len(),
-                }
-            } else {
-                BatchError::InvalidRecord("trailing bytes after batch")
-            });
-        }
-        let batch = RecordBatch { bytes };
-        batch.check_header()?;
-        Ok(batch)
-    }
-
-    fn check_header(&self) -> Result<(), BatchError> {
-        let count = self.records_count();
-        if count <= 0 {
-            return Err(BatchError::InvalidRecord("batch has no records"));
-        }
-        if self.last_offset_delta() != count - 1 {
-            return Err(BatchError::InvalidRecord(
-                "last offset delta does not match record count",
-            ));
-        }
-        Ok(())
+        check_batch_header(&bytes)?;
+        Ok(RecordBatch { bytes })
     }
 
     /// Recomputes CRC-32C over attributes..end and compares it to the header.
     pub fn verify_crc(&self) -> Result<(), BatchError> {
-        let stored = self.crc();
-        let computed = crc32c::crc32c(&self.bytes[ATTRIBUTES_AT..]);
-        if stored != computed {
-            return Err(BatchError::CrcMismatch { stored, computed });
-        }
-        Ok(())
+        verify_crc(&self.bytes)
     }
 
     /// The whole batch, as it is on the wire and on disk.

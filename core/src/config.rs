@@ -81,6 +81,8 @@ pub struct LogConfig {
     pub index_interval_bytes: u32,
     /// Largest index file; a full index rolls the segment (`log.index.size.max.bytes`).
     pub segment_index_bytes: u32,
+    /// Largest record batch accepted (`message.max.bytes`).
+    pub max_message_bytes: u32,
     /// When appends are fdatasync'd.
     pub flush: FlushPolicy,
     /// Unflushed bytes a partition buffers before writing them out (not
@@ -97,6 +99,7 @@ impl Default for LogConfig {
             retention_ms: 7 * 24 * 3600 * 1000,
             index_interval_bytes: 4096,
             segment_index_bytes: 10 * 1024 * 1024,
+            max_message_bytes: 1_048_588,
             flush: FlushPolicy::Always,
             write_buffer_bytes: 1024 * 1024,
         }

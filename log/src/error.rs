@@ -1,0 +1,82 @@
+//! The log's errors and their Kafka error codes.
+//!
+//! Owns: [`LogError`] and its one mapping to [`ErrorCode`].
+
+use std::io;
+use std::path::PathBuf;
+
+use sluice_core::batch::BatchError;
+use sluice_core::{ErrorCode, Offset};
+
+/// Why a log operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// A batch given to `append` is not a valid v2 batch.
+    #[error("invalid batch: {0}")]
+    Batch(#[from] BatchError),
+    /// The requested offset is outside `[log_start_offset, log_end_offset]`.
+    #[error("offset {offset} is out of range [{log_start_offset}, {log_end_offset}]")]
+    OffsetOutOfRange {
+        offset: Offset,
+        log_start_offset: Offset,
+        log_end_offset: Offset,
+    },
+    /// One batch is larger than `max_message_bytes`.
+    #[error("batch of {size_bytes} bytes exceeds max.message.bytes {max_bytes}")]
+    MessageTooLarge { size_bytes: usize, max_bytes: u32 },
+    /// One append is larger than a whole segment.
+    #[error("append of {size_bytes} bytes exceeds segment.bytes {max_bytes}")]
+    RecordListTooLarge { size_bytes: usize, max_bytes: u64 },
+    /// The disk refused an operation.
+    #[error("storage error while {context} {path:?}: {source}")]
+    Io {
+        context: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    /// Bytes on disk that recovery trusted are not valid.
+    #[error("corrupt data in {path:?} at byte {position}: {reason}")]
+    Corrupt {
+        path: PathBuf,
+        position: u64,
+        reason: String,
+    },
+    /// An earlier write or sync failed; the log accepts nothing until it is
+    /// reopened (a failed fsync cannot be retried safely).
+    #[error("log is offline after an earlier storage error")]
+    Offline,
+    /// The log was closed.
+    #[error("log is closed")]
+    Closed,
+}
+
+impl LogError {
+    /// The Kafka error code a client is answered with.
+    pub fn error_code(&self) -> ErrorCode {
+        match self {
+            LogError::Batch(e) => e.error_code(),
+            LogError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
+            LogError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
+            LogError::RecordListTooLarge { .. } => ErrorCode::RecordListTooLarge,
+            LogError::Io { .. } | LogError::Corrupt { .. } | LogError::Offline => {
+                ErrorCode::KafkaStorageError
+            }
+            LogError::Closed => ErrorCode::NotLeaderOrFollower,
+        }
+    }
+
+    pub(crate) fn io(
+        context: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(io::Error) -> LogError {
+        let path = path.into();
+        move |source| LogError::Io {
+            context,
+            path,
+            source,
+        }
+    }
+}
+
+/// Result of log operations.
+pub type LogResult<T> = Result<T, LogError>;

@@ -1,0 +1,891 @@
+//! One partition's durable log: the public face of this crate.
+//!
+//! Owns: the ordered list of segments, offset assignment, group commit,
+//! roll, retention, truncation, the log start offset and its checkpoint, and
+//! recovery on open.
+//!
+//! Invariants:
+//! - Offsets are dense and increase: each batch's base offset is the previous
+//!   batch's last offset + 1, across segments.
+//! - `durable_offset <= log_end_offset`; every batch below `durable_offset`
+//!   has been fdatasync'd.
+//! - Only the last segment is active; every other segment is sealed (synced,
+//!   exact length, indexes synced), which is why recovery scans only the tail.
+//! - One writer at a time: every operation that writes, syncs, truncates or
+//!   deletes files holds `io_lock`. Appends only touch memory, so they never
+//!   wait for the disk unless the write buffer is full or a roll is due.
+//!
+//! ```no_run
+//! # use sluice_log::{PartitionLog, DmaStorage};
+//! # use sluice_core::config::LogConfig;
+//! # async fn demo() -> Result<(), sluice_log::LogError> {
+//! let log = PartitionLog::open(DmaStorage, "data/t/0".into(), LogConfig::default(), None, 0).await?;
+//! let batch = sluice_core::batch::BatchBuilder::new(0).record(None, Some(b"v")).build();
+//! let appended = log.append(bytes::BytesMut::from(&batch[..]), 0, 0).await?;
+//! log.flush().await?; // durable; group commit shares one fdatasync among callers
+//! let bytes = log.read(appended.base_offset, 1 << 20, log.log_end_offset()).await?;
+//! # Ok(()) }
+//! ```
+
+use std::cell::{Cell, RefCell};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use glommio::sync::Semaphore;
+use sluice_core::batch::RecordBatch;
+use sluice_core::batch::{assign_in_place, check_batch, peek_batch_size, BatchError};
+use sluice_core::config::LogConfig;
+use sluice_core::records::RecordIter;
+use sluice_core::{LeaderEpoch, Offset};
+
+use crate::cache::{BatchCache, CacheKey};
+use crate::checkpoint::{self, PartitionCheckpoint};
+use crate::error::{LogError, LogResult};
+use crate::segment::{parse_segment_name, RecoveryReport, Segment};
+use crate::storage::Storage;
+
+/// Name of the partition checkpoint file inside the partition directory.
+pub const CHECKPOINT_FILE: &str = "partition.checkpoint";
+
+/// Where an append landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: Offset,
+    pub last_offset: Offset,
+    /// Largest batch max timestamp among the appended batches.
+    pub max_timestamp: i64,
+    pub batches: usize,
+    pub size_bytes: usize,
+}
+
+/// What retention removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionOutcome {
+    pub segments_deleted: usize,
+    pub bytes_deleted: u64,
+    pub log_start_offset: Offset,
+}
+
+/// What opening the log found and repaired.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    pub segments: usize,
+    pub active: RecoveryReport,
+    /// The checkpoint was missing or damaged and was rebuilt.
+    pub checkpoint_rebuilt: bool,
+    /// Stray files removed (temp files, index files without a segment).
+    pub stray_files_removed: usize,
+}
+
+type SegmentCell<S> = Rc<RefCell<Segment<S>>>;
+
+/// One partition's log, shared by the tasks of one shard (`Rc<PartitionLog>`).
+pub struct PartitionLog<S: Storage> {
+    storage: S,
+    dir: PathBuf,
+    config: LogConfig,
+    segments: RefCell<Vec<SegmentCell<S>>>,
+    log_start_offset: Cell<Offset>,
+    durable_offset: Cell<Offset>,
+    io_lock: Semaphore,
+    offline: Cell<bool>,
+    closed: Cell<bool>,
+    cache: Option<(Rc<RefCell<BatchCache>>, CacheKey)>,
+    open_report: OpenReport,
+}
+
+impl<S: Storage> PartitionLog<S> {
+    /// Opens (or creates) the log in `dir`, recovering it: trusts sealed
+    /// segments and the checkpoint, scans only the active segment's tail
+    /// from its last good index entry, cuts a torn tail and rebuilds what is
+    /// missing. `cache` is the shard's batch cache, if any.
+    pub async fn open(
+        storage: S,
+        dir: PathBuf,
+        config: LogConfig,
+        cache: Option<Rc<RefCell<BatchCache>>>,
+        now_ms: i64,
+    ) -> LogResult<Self> {
+        config.validate().map_err(|reason| LogError::Corrupt {
+            path: dir.clone(),
+            position: 0,
+            reason: format!("invalid log config: {reason}"),
+        })?;
+        storage
+            .create_dir_all(&dir)
+            .await
+            .map_err(LogError::io("creating", &dir))?;
+        let names = storage
+            .list(&dir)
+            .await
+            .map_err(LogError::io("listing", &dir))?;
+        let mut report = OpenReport::default();
+        let mut bases: Vec<Offset> = names
+            .iter()
+            .filter_map(|n| parse_segment_name(n, "log"))
+            .collect();
+        bases.sort_unstable();
+        for name in &names {
+            let index_orphan = ["index", "timeindex"].iter().any(|ext| {
+                parse_segment_name(name, ext).is_some_and(|b| bases.binary_search(&b).is_err())
+            });
+            if name.ends_with(".tmp") || name.ends_with(".deleted") || index_orphan {
+                let path = dir.join(name);
+                storage
+                    .remove(&path)
+                    .await
+                    .map_err(LogError::io("removing", &path))?;
+                report.stray_files_removed += 1;
+            }
+        }
+
+        let checkpoint_path = dir.join(CHECKPOINT_FILE);
+        let checkpoint = match checkpoint::read::<S, PartitionCheckpoint>(
+            &storage,
+            &checkpoint_path,
+        )
+        .await
+        {
+            Ok(c) => c,
+            Err(e @ LogError::Corrupt { .. }) => {
+                tracing::warn!(error = %e, "partition checkpoint damaged; rebuilding it from the segments");
+                None
+            }
+            Err(e) => return Err(e),
+        };
+
+        let mut segments = Vec::with_capacity(bases.len().max(1));
+        if bases.is_empty() {
+            let start = checkpoint.map_or(0, |c| c.log_start_offset.max(0));
+            let seg =
+                Segment::create(&storage, &dir, start, config.segment_index_bytes, now_ms).await?;
+            storage
+                .sync_dir(&dir)
+                .await
+                .map_err(LogError::io("syncing directory", &dir))?;
+            segments.push(Rc::new(RefCell::new(seg)));
+        } else {
+            for pair in bases.windows(2) {
+                let seg = Segment::open_sealed(
+                    &storage,
+                    &dir,
+                    pair[0],
+                    pair[1],
+                    config.segment_index_bytes,
+                    now_ms,
+                )
+                .await?;
+                segments.push(Rc::new(RefCell::new(seg)));
+            }
+            let last = *bases.last().expect("bases is not empty");
+            let (seg, active_report) = Segment::recover_active(
+                &storage,
+                &dir,
+                last,
+                config.index_interval_bytes,
+                config.segment_index_bytes,
+                now_ms,
+            )
+            .await?;
+            if active_report.bytes_cut > 0 {
+                tracing::warn!(
+                    dir = ?dir,
+                    bytes_cut = active_report.bytes_cut,
+                    reason = active_report.cut_reason.as_deref().unwrap_or(""),
+                    "recovery cut an invalid tail off the active segment"
+                );
+            }
+            report.active = active_report;
+            segments.push(Rc::new(RefCell::new(seg)));
+        }
+        report.segments = segments.len();
+
+        let first_base = segments[0].borrow().base_offset;
+        let log_end = segments
+            .last()
+            .expect("one segment at least")
+            .borrow()
+            .next_offset;
+        let log_start = match checkpoint {
+            Some(c) => c.log_start_offset.clamp(first_base, log_end),
+            None => first_base,
+        };
+        report.checkpoint_rebuilt = checkpoint.is_none_or(|c| c.log_start_offset != log_start);
+        let log = PartitionLog {
+            storage,
+            dir,
+            config,
+            segments: RefCell::new(segments),
+            log_start_offset: Cell::new(log_start),
+            durable_offset: Cell::new(log_end),
+            io_lock: Semaphore::new(1),
+            offline: Cell::new(false),
+            closed: Cell::new(false),
+            cache: cache.map(|c| {
+                let key = c.borrow_mut().register();
+                (c, key)
+            }),
+            open_report: report,
+        };
+        if log.open_report.checkpoint_rebuilt {
+            log.write_checkpoint().await?;
+        }
+        Ok(log)
+    }
+
+    /// What opening found and repaired.
+    pub fn open_report(&self) -> &OpenReport {
+        &self.open_report
+    }
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+    /// First offset readers may see.
+    pub fn log_start_offset(&self) -> Offset {
+        self.log_start_offset.get()
+    }
+    /// Offset the next appended record will get.
+    pub fn log_end_offset(&self) -> Offset {
+        self.active().borrow().next_offset
+    }
+    /// Every offset below this has been fdatasync'd.
+    pub fn durable_offset(&self) -> Offset {
+        self.durable_offset.get()
+    }
+    /// Bytes of all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments
+            .borrow()
+            .iter()
+            .map(|s| s.borrow().size_bytes)
+            .sum()
+    }
+    pub fn segment_count(&self) -> usize {
+        self.segments.borrow().len()
+    }
+    /// Base offsets of the segments, oldest first.
+    pub fn segment_bases(&self) -> Vec<Offset> {
+        self.segments
+            .borrow()
+            .iter()
+            .map(|s| s.borrow().base_offset)
+            .collect()
+    }
+
+    fn active(&self) -> SegmentCell<S> {
+        self.segments
+            .borrow()
+            .last()
+            .expect("a log always has a segment")
+            .clone()
+    }
+
+    fn check_writable(&self) -> LogResult<()> {
+        if self.closed.get() {
+            return Err(LogError::Closed);
+        }
+        if self.offline.get() {
+            return Err(LogError::Offline);
+        }
+        Ok(())
+    }
+
+    /// Marks the log offline after a failed write or sync.
+    fn fail<T>(&self, e: LogError) -> LogResult<T> {
+        if matches!(e, LogError::Io { .. }) {
+            tracing::error!(dir = ?self.dir, error = %e, "storage error; partition log goes offline");
+            self.offline.set(true);
+        }
+        Err(e)
+    }
+
+    /// Validates `batches` (one or more whole v2 batches, as a produce
+    /// request carries them), assigns their offsets and leader epoch in place
+    /// and appends them. The bytes are in memory (and in the batch cache)
+    /// when this returns, not yet durable: call [`PartitionLog::flush`].
+    pub async fn append(
+        &self,
+        mut batches: BytesMut,
+        leader_epoch: LeaderEpoch,
+        now_ms: i64,
+    ) -> LogResult<AppendInfo> {
+        self.check_writable()?;
+        // Check every batch before touching anything: a bad batch anywhere
+        // rejects the whole append and nothing is written.
+        let mut records = 0i64;
+        let mut count = 0usize;
+        let mut max_timestamp = -1i64;
+        let mut at = 0usize;
+        if batches.is_empty() {
+            return Err(BatchError::InvalidRecord("no record batches").into());
+        }
+        while at < batches.len() {
+            let size = peek_batch_size(&batches[at..])?;
+            if size > batches.len() - at {
+                return Err(BatchError::Truncated {
+                    needed: size,
+                    available: batches.len() - at,
+                }
+                .into());
+            }
+            if size > self.config.max_message_bytes as usize {
+                return Err(LogError::MessageTooLarge {
+                    size_bytes: size,
+                    max_bytes: self.config.max_message_bytes,
+                });
+            }
+            let header = check_batch(&batches[at..at + size])?;
+            records += header.records_count as i64;
+            max_timestamp = max_timestamp.max(header.max_timestamp);
+            count += 1;
+            at += size;
+        }
+        let total = batches.len();
+        if total as u64 > self.config.segment_bytes {
+            return Err(LogError::RecordListTooLarge {
+                size_bytes: total,
+                max_bytes: self.config.segment_bytes,
+            });
+        }
+
+        // Roll first if needed; re-check after every wait, since other
+        // appends may have run meanwhile.
+        loop {
+            let next = self.log_end_offset();
+            let must_roll = {
+                let active = self.active();
+                let seg = active.borrow();
+                seg.is_full_for(total as u64, next + records - 1, self.config.segment_bytes)
+                    || (seg.size_bytes > 0
+                        && now_ms - seg.created_ms >= self.config.segment_ms as i64)
+            };
+            if !must_roll {
+                break;
+            }
+            let _permit = self
+                .io_lock
+                .acquire_permit(1)
+                .await
+                .map_err(|_| LogError::Closed)?;
+            self.check_writable()?;
+            let still = {
+                let active = self.active();
+                let seg = active.borrow();
+                seg.is_full_for(
+                    total as u64,
+                    self.log_end_offset() + records - 1,
+                    self.config.segment_bytes,
+                ) || (seg.size_bytes > 0
+                    && now_ms - seg.created_ms >= self.config.segment_ms as i64)
+            };
+            if still {
+                if let Err(e) = self.roll(now_ms).await {
+                    return self.fail(e);
+                }
+            }
+        }
+
+        // Assign offsets and append, with no await in between.
+        let active = self.active();
+        let base_offset = self.log_end_offset();
+        let mut next = base_offset;
+        let mut at = 0usize;
+        while at < total {
+            let size = peek_batch_size(&batches[at..]).expect("checked above");
+            assign_in_place(&mut batches[at..at + size], next, leader_epoch);
+            let header = check_batch(&batches[at..at + size]).expect("offsets lie outside the CRC");
+            next = header.last_offset() + 1;
+            at += size;
+        }
+        let frozen = batches.freeze();
+        let mut at = 0usize;
+        {
+            let mut seg = active.borrow_mut();
+            while at < total {
+                let size = peek_batch_size(&frozen[at..]).expect("checked above");
+                let bytes = frozen.slice(at..at + size);
+                let header = sluice_core::batch::BatchHeader::peek(&bytes).expect("checked above");
+                if let Some((cache, key)) = &self.cache {
+                    cache.borrow_mut().insert(
+                        *key,
+                        header.base_offset,
+                        header.last_offset(),
+                        bytes.clone(),
+                    );
+                }
+                seg.append(header, bytes, self.config.index_interval_bytes);
+                at += size;
+            }
+        }
+        let info = AppendInfo {
+            base_offset,
+            last_offset: next - 1,
+            max_timestamp,
+            batches: count,
+            size_bytes: total,
+        };
+
+        // Bound the write buffer: write out (without syncing) once it is full.
+        if active.borrow().unwritten_bytes() >= self.config.write_buffer_bytes as u64 {
+            let _permit = self
+                .io_lock
+                .acquire_permit(1)
+                .await
+                .map_err(|_| LogError::Closed)?;
+            if !self.offline.get() {
+                let active = self.active();
+                if let Err(e) = Segment::write_out(&active).await {
+                    return self.fail(e);
+                }
+            }
+        }
+        Ok(info)
+    }
+
+    /// Makes everything appended before this call durable. Callers that
+    /// arrive while a sync is in flight share the next one (group commit).
+    /// Returns the durable offset.
+    pub async fn flush(&self) -> LogResult<Offset> {
+        let target = self.log_end_offset();
+        if self.durable_offset.get() >= target {
+            return Ok(self.durable_offset.get());
+        }
+        let _permit = self
+            .io_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| LogError::Closed)?;
+        if self.durable_offset.get() >= target {
+            return Ok(self.durable_offset.get());
+        }
+        self.check_writable()?;
+        let upto = self.log_end_offset();
+        let active = self.active();
+        if let Err(e) = Segment::write_out(&active).await {
+            return self.fail(e);
+        }
+        if let Err(e) = Segment::sync(&active).await {
+            return self.fail(e);
+        }
+        self.durable_offset.set(self.durable_offset.get().max(upto));
+        Ok(self.durable_offset.get())
+    }
+
+    /// Seals the active segment and starts a new one at the log end offset.
+    /// Caller holds the I/O lock.
+    async fn roll(&self, now_ms: i64) -> LogResult<()> {
+        let active = self.active();
+        Segment::seal(&active).await?;
+        let next = active.borrow().next_offset;
+        // Everything in the sealed segment is synced now.
+        self.durable_offset.set(self.durable_offset.get().max(next));
+        let seg = Segment::create(
+            &self.storage,
+            &self.dir,
+            next,
+            self.config.segment_index_bytes,
+            now_ms,
+        )
+        .await?;
+        self.storage
+            .sync_dir(&self.dir)
+            .await
+            .map_err(LogError::io("syncing directory", &self.dir))?;
+        self.segments.borrow_mut().push(Rc::new(RefCell::new(seg)));
+        tracing::debug!(dir = ?self.dir, base_offset = next, "rolled a new segment");
+        Ok(())
+    }
+
+    /// Rolls the active segment now if it holds any data.
+    pub async fn roll_now(&self, now_ms: i64) -> LogResult<()> {
+        self.check_writable()?;
+        let _permit = self
+            .io_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| LogError::Closed)?;
+        if self.active().borrow().size_bytes == 0 {
+            return Ok(());
+        }
+        match self.roll(now_ms).await {
+            Ok(()) => Ok(()),
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// Whole batches starting with the one that holds `from_offset`, up to
+    /// `max_bytes` in total but at least one batch when one exists, and only
+    /// batches that end before `upto` (pass the high watermark or
+    /// [`PartitionLog::log_end_offset`]). Empty at the end of the log;
+    /// `OffsetOutOfRange` below the log start or above the log end.
+    pub async fn read(
+        &self,
+        from_offset: Offset,
+        max_bytes: usize,
+        upto: Offset,
+    ) -> LogResult<Vec<Bytes>> {
+        if self.closed.get() {
+            return Err(LogError::Closed);
+        }
+        let (start, end) = (self.log_start_offset(), self.log_end_offset());
+        if from_offset < start || from_offset > end {
+            return Err(LogError::OffsetOutOfRange {
+                offset: from_offset,
+                log_start_offset: start,
+                log_end_offset: end,
+            });
+        }
+        let upto = upto.min(end);
+        if from_offset >= upto {
+            return Ok(Vec::new());
+        }
+        if let Some((cache, key)) = &self.cache {
+            if let Some(hit) = cache.borrow_mut().read(*key, from_offset, max_bytes, upto) {
+                return Ok(hit);
+            }
+        }
+        let mut from = from_offset;
+        loop {
+            let Some(seg) = self.segment_for(from) else {
+                return Ok(Vec::new());
+            };
+            Segment::ensure_indexes(&seg, &self.storage, self.config.index_interval_bytes).await?;
+            let out = Segment::read(&seg, from, max_bytes, upto).await?;
+            let seg_end = seg.borrow().next_offset;
+            // An empty segment (or one emptied by a race with truncation):
+            // move on to the next one.
+            if !out.is_empty() || seg_end >= upto || seg_end <= from {
+                return Ok(out);
+            }
+            from = seg_end;
+        }
+    }
+
+    /// The segment whose offsets include `offset` (the last one with a base
+    /// at or below it).
+    fn segment_for(&self, offset: Offset) -> Option<SegmentCell<S>> {
+        let segments = self.segments.borrow();
+        let i = segments.partition_point(|s| s.borrow().base_offset <= offset);
+        i.checked_sub(1).map(|i| segments[i].clone())
+    }
+
+    /// The first offset whose record timestamp is at least `timestamp`, and
+    /// that record's timestamp (ListOffsets by time); `None` when every
+    /// record is older. Compressed batches answer with the first offset of
+    /// the first batch whose max timestamp qualifies.
+    pub async fn offset_for_timestamp(&self, timestamp: i64) -> LogResult<Option<(Offset, i64)>> {
+        let segments: Vec<_> = self.segments.borrow().clone();
+        for seg in segments {
+            Segment::ensure_indexes(&seg, &self.storage, self.config.index_interval_bytes).await?;
+            let (max_ts, start_offset, seg_end) = {
+                let s = seg.borrow();
+                let rel = s.time_index().lookup(timestamp);
+                (s.max_timestamp, s.base_offset + rel as i64, s.next_offset)
+            };
+            if max_ts < timestamp || seg_end <= self.log_start_offset() {
+                continue;
+            }
+            let mut from = start_offset.max(self.log_start_offset());
+            while from < seg_end {
+                let batches = Segment::read(&seg, from, 1 << 20, seg_end).await?;
+                if batches.is_empty() {
+                    break;
+                }
+                for chunk in batches {
+                    for batch in sluice_core::batch::BatchIter::new_unchecked(chunk) {
+                        let batch = batch.map_err(|e| LogError::Corrupt {
+                            path: seg.borrow().paths.log.clone(),
+                            position: 0,
+                            reason: e.to_string(),
+                        })?;
+                        from = batch.next_offset();
+                        if batch.max_timestamp() < timestamp
+                            || batch.last_offset() < self.log_start_offset()
+                        {
+                            continue;
+                        }
+                        return Ok(Some(first_record_at_or_after(
+                            &batch,
+                            timestamp,
+                            self.log_start_offset(),
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Deletes whole sealed segments that retention allows to go: those
+    /// below the log start offset, those older than `retention_ms` (by their
+    /// newest record) and the oldest ones while the log exceeds
+    /// `retention_bytes`. Moves the log start offset past them.
+    pub async fn apply_retention(&self, now_ms: i64) -> LogResult<RetentionOutcome> {
+        self.check_writable()?;
+        let _permit = self
+            .io_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| LogError::Closed)?;
+        let mut outcome = RetentionOutcome {
+            log_start_offset: self.log_start_offset(),
+            ..Default::default()
+        };
+        let sealed: Vec<_> = {
+            let segments = self.segments.borrow();
+            segments[..segments.len() - 1].to_vec()
+        };
+        let mut total = self.size_bytes();
+        let mut doomed = Vec::new();
+        for seg in sealed {
+            let (size, next) = {
+                let s = seg.borrow();
+                (s.size_bytes, s.next_offset)
+            };
+            let below_start = next <= self.log_start_offset();
+            let too_big = self.config.retention_bytes >= 0
+                && total - size >= self.config.retention_bytes as u64;
+            let too_old = if self.config.retention_ms >= 0 {
+                Segment::ensure_indexes(&seg, &self.storage, self.config.index_interval_bytes)
+                    .await?;
+                let max_ts = seg.borrow().max_timestamp;
+                now_ms - max_ts > self.config.retention_ms
+            } else {
+                false
+            };
+            if !(below_start || too_big || too_old) {
+                break;
+            }
+            total -= size;
+            doomed.push(seg);
+        }
+        if doomed.is_empty() {
+            return Ok(outcome);
+        }
+        let new_start = {
+            let segments = self.segments.borrow();
+            let base = segments[doomed.len()].borrow().base_offset;
+            base
+        };
+        // Checkpoint the new start first: a crash before the files go leaves
+        // segments below the start, which the next pass deletes.
+        if new_start > self.log_start_offset() {
+            self.log_start_offset.set(new_start);
+        }
+        self.write_checkpoint().await?;
+        self.segments.borrow_mut().drain(..doomed.len());
+        for seg in doomed {
+            let seg = Rc::try_unwrap(seg).map_err(|_| ()).map(RefCell::into_inner);
+            let (paths, size) = match &seg {
+                Ok(s) => (s.paths.clone(), s.size_bytes),
+                Err(()) => continue,
+            };
+            if let Ok(s) = seg {
+                s.close().await?;
+            }
+            for path in [&paths.log, &paths.index, &paths.time_index] {
+                match self.storage.remove(path).await {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(LogError::io("removing", path)(e)),
+                }
+            }
+            outcome.segments_deleted += 1;
+            outcome.bytes_deleted += size;
+        }
+        self.storage
+            .sync_dir(&self.dir)
+            .await
+            .map_err(LogError::io("syncing directory", &self.dir))?;
+        if let Some((cache, key)) = &self.cache {
+            cache
+                .borrow_mut()
+                .evict_below(*key, self.log_start_offset());
+        }
+        outcome.log_start_offset = self.log_start_offset();
+        tracing::info!(dir = ?self.dir, segments = outcome.segments_deleted, bytes = outcome.bytes_deleted, "retention deleted segments");
+        Ok(outcome)
+    }
+
+    /// Moves the log start offset up to `offset` (DeleteRecords); readers
+    /// below it get `OffsetOutOfRange`, and retention deletes the segments
+    /// wholly below it.
+    pub async fn set_log_start_offset(&self, offset: Offset) -> LogResult<Offset> {
+        self.check_writable()?;
+        let end = self.log_end_offset();
+        if offset > end || offset < 0 {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset(),
+                log_end_offset: end,
+            });
+        }
+        let _permit = self
+            .io_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| LogError::Closed)?;
+        if offset > self.log_start_offset() {
+            self.log_start_offset.set(offset);
+            self.write_checkpoint().await?;
+            if let Some((cache, key)) = &self.cache {
+                cache.borrow_mut().evict_below(*key, offset);
+            }
+        }
+        Ok(self.log_start_offset())
+    }
+
+    /// Removes every batch holding an offset at or above `offset`, so the
+    /// log end becomes the base of the first removed batch (replication
+    /// truncates at batch boundaries). Below the log start, the log is
+    /// emptied and restarts at `offset`.
+    pub async fn truncate_to(&self, offset: Offset, now_ms: i64) -> LogResult<Offset> {
+        self.check_writable()?;
+        let _permit = self
+            .io_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| LogError::Closed)?;
+        if offset >= self.log_end_offset() {
+            return Ok(self.log_end_offset());
+        }
+        if let Some((cache, key)) = &self.cache {
+            cache.borrow_mut().truncate_from(*key, offset);
+        }
+        let result = self.truncate_locked(offset, now_ms).await;
+        match result {
+            Ok(end) => {
+                self.durable_offset.set(self.durable_offset.get().min(end));
+                Ok(end)
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    async fn truncate_locked(&self, offset: Offset, now_ms: i64) -> LogResult<Offset> {
+        if offset <= self.log_start_offset() {
+            // Nothing below `offset` survives: start over at `offset`.
+            let all: Vec<_> = self.segments.borrow_mut().drain(..).collect();
+            self.remove_segments(all).await?;
+            let seg = Segment::create(
+                &self.storage,
+                &self.dir,
+                offset,
+                self.config.segment_index_bytes,
+                now_ms,
+            )
+            .await?;
+            self.storage
+                .sync_dir(&self.dir)
+                .await
+                .map_err(LogError::io("syncing directory", &self.dir))?;
+            self.segments.borrow_mut().push(Rc::new(RefCell::new(seg)));
+            self.log_start_offset.set(offset);
+            self.write_checkpoint().await?;
+            return Ok(offset);
+        }
+        // Drop whole segments that start at or above the offset.
+        let later: Vec<_> = {
+            let mut segments = self.segments.borrow_mut();
+            let keep = segments.partition_point(|s| s.borrow().base_offset < offset);
+            segments.drain(keep..).collect()
+        };
+        self.remove_segments(later).await?;
+        let active = self.active();
+        if active.borrow().sealed {
+            Segment::ensure_indexes(&active, &self.storage, self.config.index_interval_bytes)
+                .await?;
+            Segment::unseal(&active, &self.storage).await?;
+        }
+        match Segment::position_of(&active, offset).await? {
+            Some((position, base)) => Segment::truncate_at(&active, position, base).await?,
+            None => Segment::write_out(&active).await?,
+        }
+        Ok(self.log_end_offset())
+    }
+
+    async fn remove_segments(&self, segments: Vec<SegmentCell<S>>) -> LogResult<()> {
+        for seg in segments {
+            let paths = seg.borrow().paths.clone();
+            if let Ok(s) = Rc::try_unwrap(seg).map(RefCell::into_inner) {
+                s.close().await?;
+            }
+            for path in [&paths.log, &paths.index, &paths.time_index] {
+                match self.storage.remove(path).await {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(LogError::io("removing", path)(e)),
+                }
+            }
+        }
+        self.storage
+            .sync_dir(&self.dir)
+            .await
+            .map_err(LogError::io("syncing directory", &self.dir))
+    }
+
+    async fn write_checkpoint(&self) -> LogResult<()> {
+        let value = PartitionCheckpoint {
+            log_start_offset: self.log_start_offset(),
+        };
+        checkpoint::write(&self.storage, &self.dir.join(CHECKPOINT_FILE), &value).await
+    }
+
+    /// Flushes everything, writes the active segment's indexes and the
+    /// checkpoint, and closes every file. The log refuses work afterwards.
+    pub async fn close(&self) -> LogResult<()> {
+        if self.closed.get() {
+            return Ok(());
+        }
+        let permit = self
+            .io_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| LogError::Closed)?;
+        self.closed.set(true);
+        if !self.offline.get() {
+            let active = self.active();
+            Segment::write_out(&active).await?;
+            Segment::sync(&active).await?;
+            Segment::persist_indexes_of(&active, true).await?;
+            self.durable_offset.set(self.log_end_offset());
+            self.write_checkpoint().await?;
+        }
+        let all: Vec<_> = self.segments.borrow().clone();
+        for seg in all {
+            // Other tasks may still hold the segment; its file closes when
+            // the last reference drops.
+            if let Ok(s) = Rc::try_unwrap(seg).map(RefCell::into_inner) {
+                s.close().await?;
+            }
+        }
+        if let Some((cache, key)) = &self.cache {
+            cache.borrow_mut().unregister(*key);
+        }
+        drop(permit);
+        self.io_lock.close();
+        Ok(())
+    }
+}
+
+/// The first record of `batch` at or after `timestamp` (and not below
+/// `log_start`); for a compressed batch, the batch's first offset and its
+/// max timestamp.
+fn first_record_at_or_after(
+    batch: &RecordBatch,
+    timestamp: i64,
+    log_start: Offset,
+) -> (Offset, i64) {
+    if let Ok(records) = RecordIter::new(batch) {
+        for record in records.flatten() {
+            if record.timestamp >= timestamp && record.offset >= log_start {
+                return (record.offset, record.timestamp);
+            }
+        }
+    }
+    (batch.base_offset().max(log_start), batch.max_timestamp())
+}

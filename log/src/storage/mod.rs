@@ -1,0 +1,95 @@
+//! The one narrow positional interface through which the log reaches a disk.
+//!
+//! Owns: the [`Storage`] and [`StorageFile`] traits and their two
+//! implementations: [`dma::DmaStorage`] (glommio DMA files, O_DIRECT, for
+//! production) and [`memory::MemoryStorage`] (in memory; can tear writes, drop
+//! unsynced data on a simulated crash and fail on command, for crash and
+//! fault tests).
+//!
+//! Invariants every implementation keeps:
+//! - `write_at` takes a buffer from the same file's `alloc`, a position that
+//!   is a multiple of [`ALIGN`] and a length that is a multiple of [`ALIGN`].
+//! - Written bytes are readable at once, but durable only after `sync`
+//!   returns; directory changes (create, rename, remove) are durable only
+//!   after `sync_dir` of their directory returns.
+//! - `read_at` takes any position and length and returns fewer bytes only at
+//!   end of file.
+//!
+//! Futures are `!Send`: everything runs on one shard's executor.
+
+pub mod dma;
+pub mod memory;
+
+use std::io;
+use std::path::Path;
+
+use bytes::Bytes;
+
+/// Alignment of positions and lengths for `write_at` (a page; O_DIRECT needs
+/// at least the device's logical block size, and 4 KiB covers every device).
+pub const ALIGN: usize = 4096;
+
+/// Rounds `n` up to a multiple of [`ALIGN`].
+pub fn align_up(n: u64) -> u64 {
+    n.div_ceil(ALIGN as u64) * ALIGN as u64
+}
+
+/// Rounds `n` down to a multiple of [`ALIGN`].
+pub fn align_down(n: u64) -> u64 {
+    n / ALIGN as u64 * ALIGN as u64
+}
+
+/// A buffer suitable for `write_at` on the file that allocated it.
+pub trait AlignedBuf {
+    /// The whole buffer, to fill before writing.
+    fn as_mut_slice(&mut self) -> &mut [u8];
+    /// Length in bytes (a multiple of [`ALIGN`]).
+    fn len(&self) -> usize;
+    /// True when the buffer is zero bytes long.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A directory tree of files, as the log sees it.
+#[allow(async_fn_in_trait)] // single-threaded executors: futures need not be Send
+pub trait Storage: Clone + 'static {
+    type File: StorageFile;
+
+    /// Opens an existing file for reading and writing.
+    async fn open(&self, path: &Path) -> io::Result<Self::File>;
+    /// Creates a file for reading and writing, truncating any existing one.
+    async fn create(&self, path: &Path) -> io::Result<Self::File>;
+    /// Creates a directory and its parents.
+    async fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// Names of the entries of a directory (not recursive, any order).
+    async fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// Renames a file, replacing any file at `to`.
+    async fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a file.
+    async fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Makes the directory's entries (creates, renames, removes) durable.
+    async fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+}
+
+/// One open file, written and read by position.
+#[allow(async_fn_in_trait)]
+pub trait StorageFile: 'static {
+    type Buf: AlignedBuf;
+
+    /// A buffer of `len` bytes (a multiple of [`ALIGN`]) for `write_at`. Its
+    /// contents are unspecified: callers fill every byte they will write.
+    fn alloc(&self, len: usize) -> Self::Buf;
+    /// Writes all of `buf` at `pos` (both aligned).
+    async fn write_at(&self, buf: Self::Buf, pos: u64) -> io::Result<()>;
+    /// Reads up to `len` bytes at `pos`; fewer only at end of file.
+    async fn read_at(&self, pos: u64, len: usize) -> io::Result<Bytes>;
+    /// Makes every completed write durable (fdatasync).
+    async fn sync(&self) -> io::Result<()>;
+    /// Sets the file's length.
+    async fn truncate(&self, len: u64) -> io::Result<()>;
+    /// The file's length.
+    async fn size(&self) -> io::Result<u64>;
+    /// Closes the file.
+    async fn close(self) -> io::Result<()>;
+}

@@ -1,0 +1,317 @@
+//! The partition log on real disk through glommio DMA files.
+
+mod common;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use common::{batch, batch_bases, records, run};
+use sluice_core::config::LogConfig;
+use sluice_core::ErrorCode;
+use sluice_log::{BatchCache, DmaStorage, LogError, PartitionLog};
+
+fn small_segments() -> LogConfig {
+    LogConfig {
+        segment_bytes: 64 * 1024,
+        index_interval_bytes: 1024,
+        ..LogConfig::default()
+    }
+}
+
+#[test]
+fn appends_read_back_exactly_across_reopen() {
+    let dir = common::tempdir();
+    let path = dir.path().join("t-0");
+    run(async {
+        let log = PartitionLog::open(DmaStorage, path.clone(), small_segments(), None, 0)
+            .await
+            .expect("opens");
+        let mut expected = Vec::new();
+        for tag in 0..200u64 {
+            let info = log
+                .append(batch(tag, 3, 100, 1000 + tag as i64), 5, 0)
+                .await
+                .expect("append");
+            assert_eq!(info.base_offset, tag as i64 * 3);
+            assert_eq!(info.last_offset, tag as i64 * 3 + 2);
+            for i in 0..3 {
+                expected.push((info.base_offset + i, format!("{tag}:{i}:")));
+            }
+        }
+        assert_eq!(log.flush().await.expect("flush"), 600);
+        assert!(log.segment_count() > 1, "64 KiB segments rolled");
+        let got = records(&read_all(&log, 0).await);
+        assert_eq!(got.len(), 600);
+        for ((o, v), (eo, ev)) in got.iter().zip(&expected) {
+            assert_eq!(o, eo);
+            assert!(v.starts_with(ev.as_bytes()));
+        }
+        log.close().await.expect("close");
+
+        let log = PartitionLog::open(DmaStorage, path.clone(), small_segments(), None, 0)
+            .await
+            .expect("reopens");
+        assert_eq!(log.open_report().active.bytes_cut, 0);
+        assert_eq!(log.log_end_offset(), 600);
+        assert_eq!(records(&read_all(&log, 0).await), got);
+        // Reads from the middle start at the batch holding the offset.
+        let mid = log.read(301, 1, 600).await.expect("read");
+        assert_eq!(batch_bases(&mid), vec![300]);
+        let info = log
+            .append(batch(999, 1, 10, 5000), 6, 0)
+            .await
+            .expect("append after reopen");
+        assert_eq!(info.base_offset, 600);
+        log.close().await.expect("close");
+    });
+}
+
+async fn read_all(log: &PartitionLog<DmaStorage>, from: i64) -> Vec<bytes::Bytes> {
+    let mut out = Vec::new();
+    let mut next = from;
+    let end = log.log_end_offset();
+    while next < end {
+        let chunks = log.read(next, 64 * 1024, end).await.expect("read");
+        assert!(
+            !chunks.is_empty(),
+            "read at {next} below end {end} returned nothing"
+        );
+        let bases = batch_bases(&chunks);
+        assert!(bases[0] <= next);
+        for c in &chunks {
+            for b in sluice_core::batch::BatchIter::new(c.clone()) {
+                next = b.expect("valid").next_offset();
+            }
+        }
+        out.extend(chunks);
+    }
+    out
+}
+
+#[test]
+fn out_of_range_reads_and_bad_batches_get_kafka_codes() {
+    let dir = common::tempdir();
+    run(async {
+        let log = PartitionLog::open(
+            DmaStorage,
+            dir.path().join("p"),
+            LogConfig::default(),
+            None,
+            0,
+        )
+        .await
+        .expect("opens");
+        log.append(batch(0, 2, 10, 0), 0, 0).await.expect("append");
+        let err = log.read(3, 100, 2).await.unwrap_err();
+        assert_eq!(err.error_code(), ErrorCode::OffsetOutOfRange);
+        assert!(log.read(2, 100, 2).await.expect("at end").is_empty());
+        let mut bad = batch(1, 1, 10, 0);
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        let err = log.append(bad, 0, 0).await.unwrap_err();
+        assert_eq!(err.error_code(), ErrorCode::CorruptMessage);
+        // Nothing of a rejected append is written: the next offset is unchanged.
+        assert_eq!(log.log_end_offset(), 2);
+        let too_big = LogConfig {
+            max_message_bytes: 100,
+            ..LogConfig::default()
+        };
+        drop(too_big);
+        log.close().await.expect("close");
+        assert!(matches!(
+            log.append(batch(2, 1, 1, 0), 0, 0).await,
+            Err(LogError::Closed)
+        ));
+    });
+}
+
+#[test]
+fn batch_cache_serves_tailing_reads() {
+    let dir = common::tempdir();
+    run(async {
+        let cache = Rc::new(RefCell::new(BatchCache::new(1 << 20)));
+        let log = PartitionLog::open(
+            DmaStorage,
+            dir.path().join("p"),
+            LogConfig::default(),
+            Some(cache.clone()),
+            0,
+        )
+        .await
+        .expect("opens");
+        for tag in 0..10 {
+            log.append(batch(tag, 1, 100, 0), 0, 0)
+                .await
+                .expect("append");
+        }
+        log.flush().await.expect("flush");
+        let got = log.read(4, 1 << 20, 10).await.expect("read");
+        assert_eq!(batch_bases(&got), (4..10).collect::<Vec<_>>());
+        assert_eq!(cache.borrow().hit_counts(), (1, 0));
+        log.close().await.expect("close");
+    });
+}
+
+#[test]
+fn timestamps_find_first_record_at_or_after() {
+    let dir = common::tempdir();
+    run(async {
+        let config = LogConfig {
+            segment_bytes: 16 * 1024,
+            ..small_segments()
+        };
+        let log = PartitionLog::open(DmaStorage, dir.path().join("p"), config.clone(), None, 0)
+            .await
+            .expect("opens");
+        // Batch k holds 4 records stamped 10_000 + 10k + i.
+        for k in 0..300i64 {
+            let mut b = sluice_core::batch::BatchBuilder::new(10_000 + 10 * k);
+            for i in 0..4 {
+                b = b.record_at(10_000 + 10 * k + i, None, Some(&[7u8; 64]), &[]);
+            }
+            log.append(bytes::BytesMut::from(&b.build()[..]), 0, 0)
+                .await
+                .expect("append");
+        }
+        log.flush().await.expect("flush");
+        assert!(log.segment_count() > 2);
+        assert_eq!(
+            log.offset_for_timestamp(0).await.expect("lookup"),
+            Some((0, 10_000))
+        );
+        assert_eq!(
+            log.offset_for_timestamp(10_002).await.expect("lookup"),
+            Some((2, 10_002))
+        );
+        assert_eq!(
+            log.offset_for_timestamp(10_005).await.expect("lookup"),
+            Some((4, 10_010))
+        );
+        assert_eq!(
+            log.offset_for_timestamp(12_503).await.expect("lookup"),
+            Some((1003, 12_503))
+        );
+        assert_eq!(
+            log.offset_for_timestamp(10_000 + 2990 + 3)
+                .await
+                .expect("lookup"),
+            Some((1199, 12_993))
+        );
+        assert_eq!(
+            log.offset_for_timestamp(13_000).await.expect("lookup"),
+            None
+        );
+        log.close().await.expect("close");
+        // Sealed segments' time indexes load lazily after reopen.
+        let log = PartitionLog::open(DmaStorage, dir.path().join("p"), config, None, 0)
+            .await
+            .expect("reopens");
+        assert_eq!(
+            log.offset_for_timestamp(12_503).await.expect("lookup"),
+            Some((1003, 12_503))
+        );
+        log.close().await.expect("close");
+    });
+}
+
+#[test]
+fn retention_truncation_and_log_start_offset() {
+    let dir = common::tempdir();
+    let path = dir.path().join("p");
+    run(async {
+        let config = LogConfig {
+            retention_bytes: 100 * 1024,
+            ..small_segments()
+        };
+        let log = PartitionLog::open(DmaStorage, path.clone(), config.clone(), None, 0)
+            .await
+            .expect("opens");
+        for tag in 0..1000u64 {
+            log.append(batch(tag, 1, 400, tag as i64), 0, 0)
+                .await
+                .expect("append");
+        }
+        log.flush().await.expect("flush");
+        let before = log.segment_count();
+        let outcome = log.apply_retention(0).await.expect("retention");
+        assert!(outcome.segments_deleted > 0);
+        assert_eq!(log.segment_count(), before - outcome.segments_deleted);
+        assert!(
+            log.size_bytes() >= 100 * 1024 - 64 * 1024
+                && log.size_bytes() <= 100 * 1024 + 64 * 1024
+        );
+        let start = log.log_start_offset();
+        assert_eq!(start, log.segment_bases()[0]);
+        assert_eq!(
+            log.read(start - 1, 10, 1000)
+                .await
+                .unwrap_err()
+                .error_code(),
+            ErrorCode::OffsetOutOfRange
+        );
+        assert_eq!(
+            batch_bases(&log.read(start, 1, 1000).await.expect("read")),
+            vec![start]
+        );
+
+        // DeleteRecords-style move of the start, kept across reopen.
+        assert_eq!(
+            log.set_log_start_offset(start + 5).await.expect("move"),
+            start + 5
+        );
+        // Truncation cuts at batch boundaries and keeps earlier data.
+        assert_eq!(log.truncate_to(990, 0).await.expect("truncate"), 990);
+        assert_eq!(log.log_end_offset(), 990);
+        let info = log
+            .append(batch(5000, 2, 10, 0), 1, 0)
+            .await
+            .expect("append after truncate");
+        assert_eq!(info.base_offset, 990);
+        log.flush().await.expect("flush");
+        log.close().await.expect("close");
+
+        let log = PartitionLog::open(DmaStorage, path.clone(), config, None, 0)
+            .await
+            .expect("reopens");
+        assert_eq!(log.log_start_offset(), start + 5);
+        assert_eq!(log.log_end_offset(), 992);
+        let tail = records(&log.read(989, 1 << 20, 992).await.expect("read"));
+        assert_eq!(
+            tail.iter().map(|r| r.0).collect::<Vec<_>>(),
+            vec![989, 990, 991]
+        );
+        assert!(tail[1].1.starts_with(b"5000:0:"));
+        log.close().await.expect("close");
+    });
+}
+
+#[test]
+fn time_retention_deletes_old_segments_only() {
+    let dir = common::tempdir();
+    run(async {
+        let config = LogConfig {
+            retention_ms: 1000,
+            ..small_segments()
+        };
+        let log = PartitionLog::open(DmaStorage, dir.path().join("p"), config, None, 0)
+            .await
+            .expect("opens");
+        for tag in 0..400u64 {
+            // The first 200 batches are old (t=0), the rest new (t=10_000).
+            let ts = if tag < 200 { 0 } else { 10_000 };
+            log.append(batch(tag, 1, 400, ts), 0, 0)
+                .await
+                .expect("append");
+        }
+        let outcome = log.apply_retention(10_500).await.expect("retention");
+        assert!(outcome.segments_deleted >= 1);
+        assert!(
+            log.log_start_offset() <= 200,
+            "no new batch deleted: start {}",
+            log.log_start_offset()
+        );
+        let again = log.apply_retention(10_500).await.expect("retention");
+        assert_eq!(again.segments_deleted, 0);
+        log.close().await.expect("close");
+    });
+}
