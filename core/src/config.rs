@@ -178,15 +178,20 @@ pub enum ConfigError {
 
 /// Loads a [`NodeConfig`]: defaults, then `file` (TOML) if given, then
 /// `SLUICE_*` environment variables, then `overrides` (the CLI's flags, as a
-/// serializable value holding only the flags the user set).
-pub fn load<O: Serialize>(file: Option<&Path>, overrides: &O) -> Result<NodeConfig, ConfigError> {
+/// serializable struct holding only the flags the user set).
+pub fn load<O: Serialize>(
+    file: Option<&Path>,
+    overrides: Option<&O>,
+) -> Result<NodeConfig, ConfigError> {
     let mut figment = Figment::from(Serialized::defaults(NodeConfig::default()));
     if let Some(file) = file {
         figment = figment.merge(Toml::file_exact(file));
     }
+    figment = figment.merge(Env::prefixed("SLUICE_").split("__"));
+    if let Some(overrides) = overrides {
+        figment = figment.merge(Serialized::defaults(overrides));
+    }
     let config: NodeConfig = figment
-        .merge(Env::prefixed("SLUICE_").split("__"))
-        .merge(Serialized::defaults(overrides))
         .extract()
         .map_err(|e| ConfigError::Parse(Box::new(e)))?;
     config.log.validate().map_err(ConfigError::Invalid)?;
@@ -194,6 +199,7 @@ pub fn load<O: Serialize>(file: Option<&Path>, overrides: &O) -> Result<NodeConf
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error
 mod tests {
     use super::*;
 
@@ -220,9 +226,9 @@ mod tests {
             }
             let c = load(
                 Some(Path::new("sluice.toml")),
-                &Flags {
+                Some(&Flags {
                     data_dir: "/from-flag",
-                },
+                }),
             )
             .expect("loads");
             assert_eq!(c.data_dir, PathBuf::from("/from-flag"));
@@ -237,9 +243,14 @@ mod tests {
     fn unknown_keys_and_bad_values_are_errors() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("bad.toml", "[log]\nsegmnet_bytes = 1\n")?;
-            assert!(load(Some(Path::new("bad.toml")), &()).is_err());
+            let err = load::<()>(Some(Path::new("bad.toml")), None).unwrap_err();
+            assert!(err.to_string().contains("segmnet_bytes"), "{err}");
             jail.create_file("small.toml", "[log]\nsegment_bytes = 1\n")?;
-            assert!(load(Some(Path::new("small.toml")), &()).is_err());
+            let err = load::<()>(Some(Path::new("small.toml")), None).unwrap_err();
+            assert!(matches!(err, ConfigError::Invalid(_)), "{err}");
+            jail.create_file("good.toml", "[log]\nflush = \"interval:5\"\n")?;
+            let ok = load::<()>(Some(Path::new("good.toml")), None).expect("loads");
+            assert_eq!(ok.log.flush, FlushPolicy::IntervalMs(5));
             Ok(())
         });
     }

@@ -53,9 +53,10 @@ fn corrupt(path: &Path, reason: impl Into<String>) -> LogError {
 }
 
 /// Encodes `value` into a checkpoint frame (unpadded).
-pub fn encode<T: Checkpoint>(value: &T) -> Vec<u8>
+pub fn encode<T>(value: &T) -> Vec<u8>
 where
-    T: for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>,
+    T: Checkpoint
+        + for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>,
     <T as rkyv::Archive>::Archived: for<'a> CheckBytes<HighValidator<'a, rancor::Error>>
         + rkyv::Deserialize<T, HighDeserializer<rancor::Error>>,
 {
@@ -72,9 +73,10 @@ where
 }
 
 /// Decodes a checkpoint frame (trailing padding allowed).
-pub fn decode<T: Checkpoint>(bytes: &[u8]) -> Result<T, String>
+pub fn decode<T>(bytes: &[u8]) -> Result<T, String>
 where
-    T: for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>,
+    T: Checkpoint
+        + for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>,
     <T as rkyv::Archive>::Archived: for<'a> CheckBytes<HighValidator<'a, rancor::Error>>
         + rkyv::Deserialize<T, HighDeserializer<rancor::Error>>,
 {
@@ -119,9 +121,10 @@ fn temp_path(path: &Path) -> PathBuf {
 }
 
 /// Writes `value` to `path` atomically: temp file, fsync, rename, fsync dir.
-pub async fn write<S: Storage, T: Checkpoint>(storage: &S, path: &Path, value: &T) -> LogResult<()>
+pub async fn write<S: Storage, T>(storage: &S, path: &Path, value: &T) -> LogResult<()>
 where
-    T: for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>,
+    T: Checkpoint
+        + for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>,
     <T as rkyv::Archive>::Archived: for<'a> CheckBytes<HighValidator<'a, rancor::Error>>
         + rkyv::Deserialize<T, HighDeserializer<rancor::Error>>,
 {
@@ -154,9 +157,10 @@ where
 
 /// Reads the checkpoint at `path`: `Ok(None)` when there is none, an error
 /// when the file exists but is damaged.
-pub async fn read<S: Storage, T: Checkpoint>(storage: &S, path: &Path) -> LogResult<Option<T>>
+pub async fn read<S: Storage, T>(storage: &S, path: &Path) -> LogResult<Option<T>>
 where
-    T: for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>,
+    T: Checkpoint
+        + for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>,
     <T as rkyv::Archive>::Archived: for<'a> CheckBytes<HighValidator<'a, rancor::Error>>
         + rkyv::Deserialize<T, HighDeserializer<rancor::Error>>,
 {

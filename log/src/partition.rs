@@ -438,7 +438,7 @@ impl<S: Storage> PartitionLog<S> {
                 .map_err(|_| LogError::Closed)?;
             if !self.offline.get() {
                 let active = self.active();
-                if let Err(e) = Segment::write_out(&active).await {
+                if let Err(e) = Segment::write_out(&active, false).await {
                     return self.fail(e);
                 }
             }
@@ -465,7 +465,7 @@ impl<S: Storage> PartitionLog<S> {
         self.check_writable()?;
         let upto = self.log_end_offset();
         let active = self.active();
-        if let Err(e) = Segment::write_out(&active).await {
+        if let Err(e) = Segment::write_out(&active, true).await {
             return self.fail(e);
         }
         if let Err(e) = Segment::sync(&active).await {
@@ -608,11 +608,13 @@ impl<S: Storage> PartitionLog<S> {
                         {
                             continue;
                         }
-                        return Ok(Some(first_record_at_or_after(
-                            &batch,
-                            timestamp,
-                            self.log_start_offset(),
-                        )));
+                        // A batch straddling the log start may qualify only
+                        // by records below it: then look further.
+                        if let Some(found) =
+                            first_record_at_or_after(&batch, timestamp, self.log_start_offset())
+                        {
+                            return Ok(Some(found));
+                        }
                     }
                 }
             }
@@ -741,8 +743,9 @@ impl<S: Storage> PartitionLog<S> {
 
     /// Removes every batch holding an offset at or above `offset`, so the
     /// log end becomes the base of the first removed batch (replication
-    /// truncates at batch boundaries). Below the log start, the log is
-    /// emptied and restarts at `offset`.
+    /// truncates at batch boundaries). When that would leave nothing at or
+    /// above the log start (`offset` at or below it, or the first removed
+    /// batch straddling it), the log is emptied and restarts at `offset`.
     pub async fn truncate_to(&self, offset: Offset, now_ms: i64) -> LogResult<Offset> {
         self.check_writable()?;
         let _permit = self
@@ -768,25 +771,7 @@ impl<S: Storage> PartitionLog<S> {
 
     async fn truncate_locked(&self, offset: Offset, now_ms: i64) -> LogResult<Offset> {
         if offset <= self.log_start_offset() {
-            // Nothing below `offset` survives: start over at `offset`.
-            let all: Vec<_> = self.segments.borrow_mut().drain(..).collect();
-            self.remove_segments(all).await?;
-            let seg = Segment::create(
-                &self.storage,
-                &self.dir,
-                offset,
-                self.config.segment_index_bytes,
-                now_ms,
-            )
-            .await?;
-            self.storage
-                .sync_dir(&self.dir)
-                .await
-                .map_err(LogError::io("syncing directory", &self.dir))?;
-            self.segments.borrow_mut().push(Rc::new(RefCell::new(seg)));
-            self.log_start_offset.set(offset);
-            self.write_checkpoint().await?;
-            return Ok(offset);
+            return self.start_over_at(offset, now_ms).await;
         }
         // Drop whole segments that start at or above the offset.
         let later: Vec<_> = {
@@ -802,10 +787,38 @@ impl<S: Storage> PartitionLog<S> {
             Segment::unseal(&active, &self.storage).await?;
         }
         match Segment::position_of(&active, offset).await? {
+            // Cutting at the batch base would put the log end below the log
+            // start: nothing visible survives, so start over instead.
+            Some((_, base)) if base < self.log_start_offset() => {
+                return self.start_over_at(offset, now_ms).await;
+            }
             Some((position, base)) => Segment::truncate_at(&active, position, base).await?,
-            None => Segment::write_out(&active).await?,
+            None => Segment::write_out(&active, true).await?,
         }
         Ok(self.log_end_offset())
+    }
+
+    /// Empties the log and restarts it at `offset`, which becomes the log
+    /// start. Caller holds the I/O lock.
+    async fn start_over_at(&self, offset: Offset, now_ms: i64) -> LogResult<Offset> {
+        let all: Vec<_> = self.segments.borrow_mut().drain(..).collect();
+        self.remove_segments(all).await?;
+        let seg = Segment::create(
+            &self.storage,
+            &self.dir,
+            offset,
+            self.config.segment_index_bytes,
+            now_ms,
+        )
+        .await?;
+        self.storage
+            .sync_dir(&self.dir)
+            .await
+            .map_err(LogError::io("syncing directory", &self.dir))?;
+        self.segments.borrow_mut().push(Rc::new(RefCell::new(seg)));
+        self.log_start_offset.set(offset);
+        self.write_checkpoint().await?;
+        Ok(offset)
     }
 
     async fn remove_segments(&self, segments: Vec<SegmentCell<S>>) -> LogResult<()> {
@@ -849,7 +862,7 @@ impl<S: Storage> PartitionLog<S> {
         self.closed.set(true);
         if !self.offline.get() {
             let active = self.active();
-            Segment::write_out(&active).await?;
+            Segment::write_out(&active, true).await?;
             Segment::sync(&active).await?;
             Segment::persist_indexes_of(&active, true).await?;
             self.durable_offset.set(self.log_end_offset());
@@ -873,19 +886,18 @@ impl<S: Storage> PartitionLog<S> {
 }
 
 /// The first record of `batch` at or after `timestamp` (and not below
-/// `log_start`); for a compressed batch, the batch's first offset and its
-/// max timestamp.
+/// `log_start`), or `None` when no such record is in the batch; for a
+/// compressed batch, the batch's first offset and its max timestamp.
 fn first_record_at_or_after(
     batch: &RecordBatch,
     timestamp: i64,
     log_start: Offset,
-) -> (Offset, i64) {
-    if let Ok(records) = RecordIter::new(batch) {
-        for record in records.flatten() {
-            if record.timestamp >= timestamp && record.offset >= log_start {
-                return (record.offset, record.timestamp);
-            }
-        }
-    }
-    (batch.base_offset().max(log_start), batch.max_timestamp())
+) -> Option<(Offset, i64)> {
+    let Ok(records) = RecordIter::new(batch) else {
+        return Some((batch.base_offset().max(log_start), batch.max_timestamp()));
+    };
+    records
+        .flatten()
+        .find(|r| r.timestamp >= timestamp && r.offset >= log_start)
+        .map(|r| (r.offset, r.timestamp))
 }

@@ -73,13 +73,23 @@ pub struct UnwrittenBatch {
     pub bytes: Bytes,
 }
 
+/// A write to the `.log` file issued but not yet awaited.
+struct InFlightWrite {
+    task: glommio::Task<std::io::Result<()>>,
+    /// Logical end of the log once it completes.
+    end: u64,
+}
+
+/// A segment's open `.index` and `.timeindex` files.
+type IndexFiles<F> = (Rc<F>, Rc<F>);
+
 /// One segment of a partition log.
 pub struct Segment<S: Storage> {
     pub base_offset: Offset,
     pub paths: SegmentPaths,
     file: Rc<S::File>,
     /// Index files; open while the segment is active, `None` once sealed.
-    index_files: Option<(Rc<S::File>, Rc<S::File>)>,
+    index_files: Option<IndexFiles<S::File>>,
     offset_index: SparseIndex<OffsetEntry>,
     time_index: SparseIndex<TimeEntry>,
     /// False for a sealed segment whose indexes were not read yet.
@@ -87,6 +97,11 @@ pub struct Segment<S: Storage> {
     index_max_bytes: u32,
     pub size_bytes: u64,
     disk_bytes: u64,
+    /// End of the last write issued (>= `disk_bytes`; greater while a
+    /// write is in flight).
+    issued_bytes: u64,
+    /// A write issued but not yet completed.
+    in_flight: Option<InFlightWrite>,
     tail_page: Vec<u8>,
     unwritten: VecDeque<UnwrittenBatch>,
     unwritten_bytes: u64,
@@ -133,6 +148,8 @@ impl<S: Storage> Segment<S> {
             index_max_bytes,
             size_bytes: 0,
             disk_bytes: 0,
+            issued_bytes: 0,
+            in_flight: None,
             tail_page: Vec::new(),
             unwritten: VecDeque::new(),
             unwritten_bytes: 0,
@@ -174,6 +191,8 @@ impl<S: Storage> Segment<S> {
             index_max_bytes,
             size_bytes,
             disk_bytes: size_bytes,
+            issued_bytes: size_bytes,
+            in_flight: None,
             tail_page: Vec::new(),
             unwritten: VecDeque::new(),
             unwritten_bytes: 0,
@@ -220,6 +239,8 @@ impl<S: Storage> Segment<S> {
             index_max_bytes,
             size_bytes: 0,
             disk_bytes: 0,
+            issued_bytes: 0,
+            in_flight: None,
             tail_page: Vec::new(),
             unwritten: VecDeque::new(),
             unwritten_bytes: 0,
@@ -349,6 +370,7 @@ impl<S: Storage> Segment<S> {
         }
         seg.size_bytes = valid_end;
         seg.disk_bytes = valid_end;
+        seg.issued_bytes = valid_end;
         seg.next_offset = expected;
         seg.bytes_since_index_entry = bytes_since;
         seg.tail_page = read_tail_page::<S>(&seg.file, valid_end, &seg.paths.log).await?;
@@ -450,42 +472,55 @@ impl<S: Storage> Segment<S> {
     }
 
     /// Writes every unwritten batch to disk (no sync) in one aligned write
-    /// that starts at the page holding `disk_bytes`; persists index pages
-    /// once a page of entries is waiting. Caller holds the I/O lock.
-    pub async fn write_out(this: &std::cell::RefCell<Self>) -> LogResult<()> {
-        let (file, buf, start, end, new_tail) = {
+    /// that starts at the page holding the end of the previous write; at
+    /// most one write is in flight per segment (queue depth 1), since each
+    /// write rewrites the partial page the previous one ended in.
+    ///
+    /// With `wait`, returns once every write completed. Without it, returns
+    /// once the new write is issued: the caller's next appends (validation,
+    /// copies) overlap the disk. Also persists index pages once a page of
+    /// entries is waiting. Caller holds the I/O lock.
+    pub async fn write_out(this: &std::cell::RefCell<Self>, wait: bool) -> LogResult<()> {
+        // Build the next write while the previous one may still be in flight.
+        let next = {
             let seg = this.borrow();
-            if seg.unwritten.is_empty() {
-                return Ok(());
-            }
-            let start = align_down(seg.disk_bytes);
+            let start = align_down(seg.issued_bytes);
             let end = seg.size_bytes;
-            let len = (align_up(end) - start) as usize;
-            let mut buf = seg.file.alloc(len);
-            let out = buf.as_mut_slice();
-            let tail_len = seg.tail_page.len();
-            out[..tail_len].copy_from_slice(&seg.tail_page);
-            for b in &seg.unwritten {
-                let at = (b.position - start) as usize;
-                out[at..at + b.bytes.len()].copy_from_slice(&b.bytes);
+            if end == seg.issued_bytes {
+                None
+            } else {
+                let len = (align_up(end) - start) as usize;
+                let mut buf = seg.file.alloc(len);
+                let out = buf.as_mut_slice();
+                let tail_len = seg.tail_page.len();
+                out[..tail_len].copy_from_slice(&seg.tail_page);
+                for b in seg
+                    .unwritten
+                    .iter()
+                    .filter(|b| b.position >= seg.issued_bytes)
+                {
+                    let at = (b.position - start) as usize;
+                    out[at..at + b.bytes.len()].copy_from_slice(&b.bytes);
+                }
+                let used = (end - start) as usize;
+                out[used..].fill(0);
+                let tail_from = (align_down(end) - start) as usize;
+                let new_tail = out[tail_from..used].to_vec();
+                Some((buf, start, end, new_tail))
             }
-            let used = (end - start) as usize;
-            out[used..].fill(0);
-            let tail_from = (align_down(end) - start) as usize;
-            let new_tail = out[tail_from..used].to_vec();
-            (seg.file.clone(), buf, start, end, new_tail)
         };
-        file.write_at(buf, start)
-            .await
-            .map_err(LogError::io("writing", &this.borrow().paths.log))?;
-        {
+        Self::complete_in_flight(this).await?;
+        if let Some((buf, start, end, new_tail)) = next {
             let mut seg = this.borrow_mut();
-            seg.disk_bytes = end;
+            debug_assert_eq!(align_down(seg.issued_bytes), start);
+            seg.issued_bytes = end;
             seg.tail_page = new_tail;
-            while seg.unwritten.front().is_some_and(|b| b.position < end) {
-                let b = seg.unwritten.pop_front().expect("front exists");
-                seg.unwritten_bytes -= b.bytes.len() as u64;
-            }
+            let file = seg.file.clone();
+            let task = glommio::spawn_local(async move { file.write_at(buf, start).await });
+            seg.in_flight = Some(InFlightWrite { task, end });
+        }
+        if wait {
+            Self::complete_in_flight(this).await?;
         }
         let needs_index_write = {
             let seg = this.borrow();
@@ -494,6 +529,27 @@ impl<S: Storage> Segment<S> {
         };
         if needs_index_write {
             Self::persist_indexes_of(this, false).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the write in flight, if any, and moves what it covered
+    /// from memory to disk.
+    async fn complete_in_flight(this: &std::cell::RefCell<Self>) -> LogResult<()> {
+        let Some(write) = this.borrow_mut().in_flight.take() else {
+            return Ok(());
+        };
+        let result = write.task.await;
+        let mut seg = this.borrow_mut();
+        result.map_err(LogError::io("writing", &seg.paths.log))?;
+        seg.disk_bytes = write.end;
+        while seg
+            .unwritten
+            .front()
+            .is_some_and(|b| b.position < write.end)
+        {
+            let b = seg.unwritten.pop_front().expect("front exists");
+            seg.unwritten_bytes -= b.bytes.len() as u64;
         }
         Ok(())
     }
@@ -584,7 +640,7 @@ impl<S: Storage> Segment<S> {
     /// time index entry for the segment's max timestamp), cuts the zero
     /// padding off the `.log` and closes the index files.
     pub async fn seal(this: &std::cell::RefCell<Self>) -> LogResult<()> {
-        Self::write_out(this).await?;
+        Self::write_out(this, true).await?;
         {
             let mut seg = this.borrow_mut();
             if let Some(rel) = relative(seg.base_offset, seg.next_offset) {
@@ -630,7 +686,7 @@ impl<S: Storage> Segment<S> {
         let (offset_index, time_index) = load_indexes::<S>(storage, &paths, max_bytes).await?;
         let valid = Self::check_loaded_index(this, &offset_index).await;
         let mut seg = this.borrow_mut();
-        if valid && !(time_index.is_empty() && !offset_index.is_empty()) {
+        if valid && (!time_index.is_empty() || offset_index.is_empty()) {
             seg.max_timestamp = time_index.last().map_or(-1, |e| e.timestamp);
             seg.offset_index = offset_index;
             seg.time_index = time_index;
@@ -761,6 +817,8 @@ impl<S: Storage> Segment<S> {
             index_max_bytes: self.index_max_bytes,
             size_bytes: self.size_bytes,
             disk_bytes: self.disk_bytes,
+            issued_bytes: self.disk_bytes,
+            in_flight: None,
             tail_page: Vec::new(),
             unwritten: VecDeque::new(),
             unwritten_bytes: 0,
@@ -782,7 +840,7 @@ impl<S: Storage> Segment<S> {
         upto: Offset,
     ) -> LogResult<Vec<Bytes>> {
         // Unwritten batches are served from memory, as they are.
-        let (file, path, start_pos, disk_bytes) = {
+        let (file, path, start_pos, start_base, disk_bytes) = {
             let seg = this.borrow();
             if let Some(first) = seg.unwritten.front() {
                 if from_offset >= first.header.base_offset {
@@ -790,15 +848,17 @@ impl<S: Storage> Segment<S> {
                 }
             }
             let rel = relative(seg.base_offset, from_offset).unwrap_or(0);
-            let (_, pos) = seg.offset_index.lookup(rel);
+            let (r, pos) = seg.offset_index.lookup(rel);
             (
                 seg.file.clone(),
                 seg.paths.log.clone(),
                 pos as u64,
+                seg.base_offset + r as i64,
                 seg.disk_bytes,
             )
         };
         let mut pos = start_pos;
+        let mut entry_unchecked = start_pos > 0;
         let mut out = Vec::new();
         let mut total = 0usize;
         'chunks: while pos < disk_bytes {
@@ -807,6 +867,11 @@ impl<S: Storage> Segment<S> {
                 .read_at(pos, want)
                 .await
                 .map_err(LogError::io("reading", &path))?;
+            if std::mem::take(&mut entry_unchecked) && !entry_names_batch(&chunk, start_base) {
+                warn_damaged_entry(&path, start_pos, start_base);
+                pos = 0;
+                continue;
+            }
             // Batches taken from this chunk form one contiguous slice.
             let (mut at, mut take_from) = (0usize, None::<usize>);
             let mut stop = false;
@@ -909,12 +974,19 @@ impl<S: Storage> Segment<S> {
                 seg.disk_bytes,
             )
         };
-        let (mut pos, _) = start;
+        let (mut pos, start_base) = start;
+        let mut entry_unchecked = pos > 0;
         while pos < end {
             let header_bytes = file
                 .read_at(pos, HEADER_BYTES)
                 .await
                 .map_err(LogError::io("reading", &path))?;
+            if std::mem::take(&mut entry_unchecked) && !entry_names_batch(&header_bytes, start_base)
+            {
+                warn_damaged_entry(&path, pos, start_base);
+                pos = 0;
+                continue;
+            }
             let header = BatchHeader::peek(&header_bytes).map_err(|e| LogError::Corrupt {
                 path: path.clone(),
                 position: pos,
@@ -941,7 +1013,7 @@ impl<S: Storage> Segment<S> {
         position: u64,
         next_offset: Offset,
     ) -> LogResult<()> {
-        Self::write_out(this).await?;
+        Self::write_out(this, true).await?;
         let (file, path) = {
             let mut seg = this.borrow_mut();
             let rel = relative(seg.base_offset, next_offset).unwrap_or(0);
@@ -950,8 +1022,8 @@ impl<S: Storage> Segment<S> {
             seg.time_index.truncate_while(|e| e.relative_offset < rel);
             seg.size_bytes = position;
             seg.disk_bytes = position;
+            seg.issued_bytes = position;
             seg.next_offset = next_offset;
-            seg.max_timestamp = seg.time_index.last().map_or(-1, |e| e.timestamp);
             seg.bytes_since_index_entry = 0;
             (seg.file.clone(), seg.paths.log.clone())
         };
@@ -959,14 +1031,55 @@ impl<S: Storage> Segment<S> {
             .await
             .map_err(LogError::io("truncating", &path))?;
         file.sync().await.map_err(LogError::io("syncing", &path))?;
+        let max_timestamp = Self::max_timestamp_below(this, position).await?;
         let tail = read_tail_page::<S>(&file, position, &path).await?;
         {
             let mut seg = this.borrow_mut();
+            seg.max_timestamp = max_timestamp;
             seg.tail_page = tail;
             seg.mark_indexes_unpersisted();
         }
         // The index files (open while active) are rewritten whole from memory.
         Self::persist_indexes_of(this, true).await
+    }
+
+    /// The largest batch max timestamp below byte `end` (a batch boundary),
+    /// or -1, once the indexes hold no entry at or past `end`. A time index
+    /// entry holds the largest timestamp *before* its batch, so the batches
+    /// from the last offset index entry to `end` are read to finish the job.
+    async fn max_timestamp_below(this: &std::cell::RefCell<Self>, end: u64) -> LogResult<i64> {
+        let (file, path, mut pos, start_base, mut max_timestamp) = {
+            let seg = this.borrow();
+            let last = seg.offset_index.last();
+            (
+                seg.file.clone(),
+                seg.paths.log.clone(),
+                last.map_or(0, |e| e.position as u64),
+                seg.base_offset + last.map_or(0, |e| e.relative_offset as i64),
+                seg.time_index.last().map_or(-1, |e| e.timestamp),
+            )
+        };
+        let mut entry_unchecked = pos > 0;
+        while pos < end {
+            let header_bytes = file
+                .read_at(pos, HEADER_BYTES)
+                .await
+                .map_err(LogError::io("reading", &path))?;
+            if std::mem::take(&mut entry_unchecked) && !entry_names_batch(&header_bytes, start_base)
+            {
+                warn_damaged_entry(&path, pos, start_base);
+                (pos, max_timestamp) = (0, -1);
+                continue;
+            }
+            let header = BatchHeader::peek(&header_bytes).map_err(|e| LogError::Corrupt {
+                path: path.clone(),
+                position: pos,
+                reason: e.to_string(),
+            })?;
+            max_timestamp = max_timestamp.max(header.max_timestamp);
+            pos += header.size_bytes as u64;
+        }
+        Ok(max_timestamp)
     }
 
     /// Reopens index files for appending after a sealed segment becomes
@@ -1039,6 +1152,27 @@ pub struct RecoveryReport {
     pub index_entries_dropped: usize,
     /// Valid batches the scan walked.
     pub batches_scanned: usize,
+}
+
+/// True when `bytes` start with the header of the batch based at
+/// `base_offset`. Index files carry no checksum and recovery checks only the
+/// last entry, so a damaged entry that still decodes in order is caught
+/// here, when a read first uses it: trusted, it would send the read into the
+/// middle of a batch (a spurious corruption error) or past batches it must
+/// return (records silently skipped, or a truncation that keeps too much).
+fn entry_names_batch(bytes: &[u8], base_offset: Offset) -> bool {
+    BatchHeader::peek(bytes).is_ok_and(|h| h.base_offset == base_offset)
+}
+
+/// A damaged index entry was found; the caller walks the segment from its
+/// start instead, which is slower but right.
+fn warn_damaged_entry(path: &Path, position: u64, base_offset: Offset) {
+    tracing::warn!(
+        segment = ?path,
+        position,
+        base_offset,
+        "offset index entry does not name the batch at its position; reading from the segment start"
+    );
 }
 
 async fn write_bytes<S: Storage>(

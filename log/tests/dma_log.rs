@@ -112,16 +112,30 @@ fn out_of_range_reads_and_bad_batches_get_kafka_codes() {
         assert_eq!(err.error_code(), ErrorCode::CorruptMessage);
         // Nothing of a rejected append is written: the next offset is unchanged.
         assert_eq!(log.log_end_offset(), 2);
-        let too_big = LogConfig {
-            max_message_bytes: 100,
-            ..LogConfig::default()
-        };
-        drop(too_big);
         log.close().await.expect("close");
         assert!(matches!(
             log.append(batch(2, 1, 1, 0), 0, 0).await,
             Err(LogError::Closed)
         ));
+
+        let strict = LogConfig {
+            max_message_bytes: 100,
+            segment_bytes: 4096,
+            ..LogConfig::default()
+        };
+        let log = PartitionLog::open(DmaStorage, dir.path().join("q"), strict, None, 0)
+            .await
+            .expect("opens");
+        let err = log.append(batch(3, 1, 200, 0), 0, 0).await.unwrap_err();
+        assert_eq!(err.error_code(), ErrorCode::MessageTooLarge);
+        let mut many = batch(4, 1, 10, 0);
+        for tag in 5..80 {
+            many.extend_from_slice(&batch(tag, 1, 10, 0));
+        }
+        let err = log.append(many, 0, 0).await.unwrap_err();
+        assert_eq!(err.error_code(), ErrorCode::RecordListTooLarge);
+        assert_eq!(log.log_end_offset(), 0);
+        log.close().await.expect("close");
     });
 }
 

@@ -132,7 +132,10 @@ impl Storage for DmaStorage {
     }
 
     async fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        let dir = Directory::open(dir).await.map_err(to_io)?;
+        // glommio's Directory::open fails with EBADF on relative paths.
+        let dir = Directory::open(std::path::absolute(dir)?)
+            .await
+            .map_err(to_io)?;
         dir.sync().await.map_err(to_io)?;
         dir.close().await.map_err(to_io)
     }

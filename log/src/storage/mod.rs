@@ -75,7 +75,7 @@ pub trait Storage: Clone + 'static {
 /// One open file, written and read by position.
 #[allow(async_fn_in_trait)]
 pub trait StorageFile: 'static {
-    type Buf: AlignedBuf;
+    type Buf: AlignedBuf + 'static;
 
     /// A buffer of `len` bytes (a multiple of [`ALIGN`]) for `write_at`. Its
     /// contents are unspecified: callers fill every byte they will write.

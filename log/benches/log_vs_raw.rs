@@ -1,0 +1,477 @@
+//! The partition log against the raw disk, side by side in one run.
+//!
+//! Each scenario runs the log and its raw glommio DMA baseline alternately,
+//! `--rounds` times, on fresh files in `--dir`, and reports the median ratio
+//! log / raw with its min–max spread (see shared BENCHMARKING.md):
+//!
+//! - `append-1m`: 1 MiB batches appended without sync, against raw 1 MiB
+//!   O_DIRECT writes at queue depth 1.
+//! - `append-16k-flush`: 16 KiB batches each appended and flushed, against
+//!   raw 16 KiB O_DIRECT writes each followed by fdatasync; also latency.
+//! - `read-cold`: sequential reads of 1 MiB through `PartitionLog::read`
+//!   (no batch cache) against raw 1 MiB O_DIRECT reads.
+//! - `reopen`: a child process fills a partition with `--reopen-gib` GiB,
+//!   keeps appending and is killed with SIGKILL; then the time to open
+//!   (recover) the partition.
+//!
+//! ```text
+//! cargo bench -p sluice-log --bench log_vs_raw -- [--rounds 5] [--mib 512]
+//!     [--ops 2000] [--reopen-gib 4] [--dir target/bench-data] [--json PATH]
+//! ```
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use glommio::io::{DmaFile, OpenOptions};
+use hdrhistogram::Histogram;
+use sluice_core::batch::BatchBuilder;
+use sluice_core::config::LogConfig;
+use sluice_log::{DmaStorage, PartitionLog};
+
+const MIB: usize = 1024 * 1024;
+
+struct Args {
+    rounds: usize,
+    mib: usize,
+    ops: usize,
+    reopen_gib: u64,
+    dir: PathBuf,
+    json: Option<PathBuf>,
+    child_fill: Option<(PathBuf, u64)>,
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        rounds: 5,
+        mib: 512,
+        ops: 2000,
+        reopen_gib: 4,
+        dir: PathBuf::from("target/bench-data"),
+        json: None,
+        child_fill: None,
+    };
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this
+    // binary without it, and then a tiny smoke run checks it still works.
+    if !std::env::args().any(|a| a == "--bench") {
+        args.rounds = 1;
+        args.mib = 8;
+        args.ops = 20;
+        args.reopen_gib = 0;
+        args.json = Some(PathBuf::from("target/bench-results/smoke.json"));
+    }
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut value = || it.next().unwrap_or_else(|| panic!("{a} needs a value"));
+        match a.as_str() {
+            "--rounds" => args.rounds = value().parse().expect("--rounds N"),
+            "--mib" => args.mib = value().parse().expect("--mib N"),
+            "--ops" => args.ops = value().parse().expect("--ops N"),
+            "--reopen-gib" => args.reopen_gib = value().parse().expect("--reopen-gib N"),
+            "--dir" => args.dir = PathBuf::from(value()),
+            "--json" => args.json = Some(PathBuf::from(value())),
+            "--child-fill" => {
+                let dir = PathBuf::from(value());
+                let bytes = value().parse().expect("--child-fill DIR BYTES");
+                args.child_fill = Some((dir, bytes));
+            }
+            // cargo bench passes --bench; ignore flags we do not know.
+            _ => {}
+        }
+    }
+    args
+}
+
+fn executor() -> glommio::LocalExecutor {
+    glommio::LocalExecutorBuilder::new(glommio::Placement::Fixed(0))
+        .make()
+        .expect("glommio executor")
+}
+
+/// One batch of exactly `size` bytes (one record).
+fn batch_of(size: usize) -> BytesMut {
+    // 61-byte header + record framing (~10 bytes for large values).
+    let mut value_len = size - 61 - 8;
+    loop {
+        let b = BatchBuilder::new(1)
+            .record(None, Some(&vec![0x5a; value_len]))
+            .build();
+        match b.len().cmp(&size) {
+            std::cmp::Ordering::Equal => return BytesMut::from(&b[..]),
+            std::cmp::Ordering::Greater => value_len -= b.len() - size,
+            std::cmp::Ordering::Less => value_len += size - b.len(),
+        }
+    }
+}
+
+fn fresh_dir(base: &Path, name: &str) -> PathBuf {
+    let dir = base.join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("bench dir");
+    dir
+}
+
+fn log_config(write_buffer: usize) -> LogConfig {
+    LogConfig {
+        write_buffer_bytes: write_buffer as u32,
+        max_message_bytes: 2 * MIB as u32,
+        ..LogConfig::default()
+    }
+}
+
+async fn raw_file(path: &Path) -> DmaFile {
+    // Same device probe the log's storage does (see storage/dma.rs).
+    std::fs::write(path, [0u8; 4096]).expect("probe file");
+    DmaFile::open(path)
+        .await
+        .expect("probe")
+        .close()
+        .await
+        .expect("close");
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .dma_open(path)
+        .await
+        .expect("open raw")
+}
+
+/// MB/s of `bytes` written as 1 MiB raw O_DIRECT writes, QD1, no sync.
+async fn raw_append_1m(dir: &Path, bytes: usize) -> f64 {
+    let file = raw_file(&dir.join("raw.dat")).await;
+    let mut buf = file.alloc_dma_buffer(MIB);
+    buf.as_bytes_mut().fill(0x5a);
+    let buf = Rc::new(buf);
+    let start = Instant::now();
+    let mut pos = 0u64;
+    while (pos as usize) < bytes {
+        file.write_rc_at(buf.clone(), pos).await.expect("raw write");
+        pos += MIB as u64;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    file.close().await.expect("close");
+    bytes as f64 / secs / 1e6
+}
+
+async fn log_append_1m(dir: &Path, bytes: usize) -> f64 {
+    let log = PartitionLog::open(DmaStorage, dir.join("log"), log_config(MIB), None, 0)
+        .await
+        .expect("open");
+    // Input buffers are made before the clock starts, as a socket would
+    // have filled them: the raw loop has no such copy either.
+    let batch = batch_of(MIB);
+    let inputs: Vec<BytesMut> = (0..bytes / MIB).map(|_| batch.clone()).collect();
+    let start = Instant::now();
+    for input in inputs {
+        log.append(input, 0, 0).await.expect("append");
+    }
+    let secs = start.elapsed().as_secs_f64();
+    log.close().await.expect("close");
+    bytes as f64 / secs / 1e6
+}
+
+struct OpResult {
+    mb_per_s: f64,
+    hist: Histogram<u64>,
+}
+
+async fn raw_write_sync(dir: &Path, size: usize, ops: usize) -> OpResult {
+    let file = raw_file(&dir.join("raw.dat")).await;
+    let mut buf = file.alloc_dma_buffer(size);
+    buf.as_bytes_mut().fill(0x5a);
+    let buf = Rc::new(buf);
+    let mut hist = Histogram::new(3).expect("histogram");
+    let start = Instant::now();
+    for i in 0..ops {
+        let t = Instant::now();
+        file.write_rc_at(buf.clone(), (i * size) as u64)
+            .await
+            .expect("raw write");
+        file.fdatasync().await.expect("fdatasync");
+        hist.record(t.elapsed().as_micros() as u64).expect("record");
+    }
+    let secs = start.elapsed().as_secs_f64();
+    file.close().await.expect("close");
+    OpResult {
+        mb_per_s: (ops * size) as f64 / secs / 1e6,
+        hist,
+    }
+}
+
+async fn log_append_flush(dir: &Path, size: usize, ops: usize) -> OpResult {
+    let log = PartitionLog::open(DmaStorage, dir.join("log"), log_config(MIB), None, 0)
+        .await
+        .expect("open");
+    let batch = batch_of(size);
+    let inputs: Vec<BytesMut> = (0..ops).map(|_| batch.clone()).collect();
+    let mut hist = Histogram::new(3).expect("histogram");
+    let start = Instant::now();
+    for input in inputs {
+        let t = Instant::now();
+        log.append(input, 0, 0).await.expect("append");
+        log.flush().await.expect("flush");
+        hist.record(t.elapsed().as_micros() as u64).expect("record");
+    }
+    let secs = start.elapsed().as_secs_f64();
+    log.close().await.expect("close");
+    OpResult {
+        mb_per_s: (ops * size) as f64 / secs / 1e6,
+        hist,
+    }
+}
+
+async fn raw_read(dir: &Path, bytes: usize) -> f64 {
+    let path = dir.join("raw.dat");
+    {
+        let file = raw_file(&path).await;
+        let mut buf = file.alloc_dma_buffer(MIB);
+        buf.as_bytes_mut().fill(0x5a);
+        let buf = Rc::new(buf);
+        for i in 0..bytes / MIB {
+            file.write_rc_at(buf.clone(), (i * MIB) as u64)
+                .await
+                .expect("write");
+        }
+        file.fdatasync().await.expect("sync");
+        file.close().await.expect("close");
+    }
+    let file = DmaFile::open(&path).await.expect("open");
+    let start = Instant::now();
+    let mut total = 0usize;
+    for i in 0..bytes / MIB {
+        let r = file
+            .read_at_aligned((i * MIB) as u64, MIB)
+            .await
+            .expect("read");
+        total += std::hint::black_box(&r[..]).len();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    file.close().await.expect("close");
+    total as f64 / secs / 1e6
+}
+
+async fn log_read(dir: &Path, bytes: usize) -> f64 {
+    let path = dir.join("log");
+    {
+        let log = PartitionLog::open(DmaStorage, path.clone(), log_config(MIB), None, 0)
+            .await
+            .expect("open");
+        let batch = batch_of(64 * 1024);
+        for _ in 0..bytes / (64 * 1024) {
+            log.append(batch.clone(), 0, 0).await.expect("append");
+        }
+        log.close().await.expect("close");
+    }
+    let log = PartitionLog::open(DmaStorage, path, log_config(MIB), None, 0)
+        .await
+        .expect("reopen");
+    let end = log.log_end_offset();
+    let start = Instant::now();
+    let mut next = 0;
+    let mut total = 0usize;
+    while next < end {
+        let chunks = log.read(next, MIB, end).await.expect("read");
+        for c in &chunks {
+            total += c.len();
+            for b in sluice_core::batch::BatchIter::new_unchecked(c.clone()) {
+                next = b.expect("valid").next_offset();
+            }
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    log.close().await.expect("close");
+    total as f64 / secs / 1e6
+}
+
+/// The child of `reopen`: fills a partition, says so, keeps appending.
+fn child_fill(dir: PathBuf, bytes: u64) {
+    executor().run(async move {
+        let log = PartitionLog::open(DmaStorage, dir, log_config(MIB), None, 0)
+            .await
+            .expect("open");
+        let big = batch_of(MIB);
+        let mut written = log.size_bytes();
+        while written < bytes {
+            log.append(big.clone(), 0, 0).await.expect("append");
+            written += MIB as u64;
+        }
+        log.flush().await.expect("flush");
+        println!("filled {written}");
+        let small = batch_of(3000);
+        loop {
+            for _ in 0..7 {
+                log.append(small.clone(), 0, 0).await.expect("append");
+            }
+            log.flush().await.expect("flush");
+        }
+    });
+}
+
+fn reopen_after_sigkill(dir: &Path, gib: u64) -> (f64, u64, u64) {
+    let data = dir.join("reopen");
+    let bytes = gib << 30;
+    let exe = std::env::current_exe().expect("own path");
+    let mut child = Command::new(exe)
+        .args([
+            "--child-fill",
+            data.to_str().expect("utf-8 path"),
+            &bytes.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn child");
+    let stdout = child.stdout.take().expect("piped");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("child says filled");
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    executor().run(async move {
+        let start = Instant::now();
+        let log = PartitionLog::open(DmaStorage, data, log_config(MIB), None, 0)
+            .await
+            .expect("recover");
+        let ms = start.elapsed().as_secs_f64() * 1e3;
+        let size = log.size_bytes();
+        let cut = log.open_report().active.bytes_cut;
+        log.close().await.expect("close");
+        (ms, size, cut)
+    })
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn summary(name: &str, raw: &[f64], log: &[f64]) -> serde_json::Value {
+    let mut ratios: Vec<f64> = raw.iter().zip(log).map(|(r, l)| l / r).collect();
+    let (lo, hi) = ratios
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
+    let ratio = median(&mut ratios);
+    let (raw_m, log_m) = (median(&mut raw.to_vec()), median(&mut log.to_vec()));
+    println!("{name:<18} raw {raw_m:>9.1} MB/s   log {log_m:>9.1} MB/s   ratio {ratio:.3} (min {lo:.3}, max {hi:.3})");
+    serde_json::json!({
+        "raw_mb_per_s_median": raw_m, "log_mb_per_s_median": log_m,
+        "ratio_median": ratio, "ratio_min": lo, "ratio_max": hi,
+        "raw_mb_per_s": raw, "log_mb_per_s": log,
+    })
+}
+
+fn percentiles(h: &Histogram<u64>) -> serde_json::Value {
+    serde_json::json!({
+        "p50_us": h.value_at_quantile(0.5), "p99_us": h.value_at_quantile(0.99),
+        "p999_us": h.value_at_quantile(0.999), "max_us": h.max(),
+    })
+}
+
+fn main() {
+    let args = parse_args();
+    if let Some((dir, bytes)) = args.child_fill {
+        child_fill(dir, bytes);
+        return;
+    }
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    println!(
+        "sluice-log {} ({commit}); {} cores; 1 executor pinned to cpu 0; O_DIRECT on {}; rounds {}, {} MiB per throughput run, {} ops per flush run",
+        env!("CARGO_PKG_VERSION"),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        args.dir.display(),
+        args.rounds,
+        args.mib,
+        args.ops
+    );
+    std::fs::create_dir_all(&args.dir).expect("bench dir");
+    let bytes = args.mib * MIB;
+    let (mut raw_w, mut log_w, mut raw_s, mut log_s, mut raw_r, mut log_r) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let mut raw_hist = Histogram::<u64>::new(3).expect("histogram");
+    let mut log_hist = Histogram::<u64>::new(3).expect("histogram");
+    let base = args.dir.clone();
+    for round in 0..args.rounds {
+        let (ops, base) = (args.ops, base.clone());
+        let r = executor().run(async move {
+            let d = fresh_dir(&base, "raw");
+            let raw_w = raw_append_1m(&d, bytes).await;
+            let d = fresh_dir(&base, "log");
+            let log_w = log_append_1m(&d, bytes).await;
+            let d = fresh_dir(&base, "raw");
+            let raw_s = raw_write_sync(&d, 16 * 1024, ops).await;
+            let d = fresh_dir(&base, "log");
+            let log_s = log_append_flush(&d, 16 * 1024, ops).await;
+            let d = fresh_dir(&base, "raw");
+            let raw_r = raw_read(&d, bytes).await;
+            let d = fresh_dir(&base, "log");
+            let log_r = log_read(&d, bytes).await;
+            (raw_w, log_w, raw_s, log_s, raw_r, log_r)
+        });
+        println!(
+            "round {round}: append-1m {:.0}/{:.0} MB/s, append-16k-flush {:.1}/{:.1} MB/s, read-cold {:.0}/{:.0} MB/s (raw/log)",
+            r.0, r.1, r.2.mb_per_s, r.3.mb_per_s, r.4, r.5
+        );
+        raw_w.push(r.0);
+        log_w.push(r.1);
+        raw_s.push(r.2.mb_per_s);
+        log_s.push(r.3.mb_per_s);
+        raw_hist.add(&r.2.hist).expect("merge");
+        log_hist.add(&r.3.hist).expect("merge");
+        raw_r.push(r.4);
+        log_r.push(r.5);
+    }
+    let append = summary("append-1m", &raw_w, &log_w);
+    let flush = summary("append-16k-flush", &raw_s, &log_s);
+    let read = summary("read-cold", &raw_r, &log_r);
+    println!(
+        "append-16k-flush latency us: raw p50 {} p99 {} p99.9 {} | log p50 {} p99 {} p99.9 {}",
+        raw_hist.value_at_quantile(0.5),
+        raw_hist.value_at_quantile(0.99),
+        raw_hist.value_at_quantile(0.999),
+        log_hist.value_at_quantile(0.5),
+        log_hist.value_at_quantile(0.99),
+        log_hist.value_at_quantile(0.999)
+    );
+    let mut reopen = serde_json::Value::Null;
+    if args.reopen_gib > 0 {
+        let _ = std::fs::remove_dir_all(args.dir.join("reopen"));
+        let (ms, size, cut) = reopen_after_sigkill(&args.dir, args.reopen_gib);
+        println!("reopen after SIGKILL: {size} bytes ({:.2} GiB) recovered in {ms:.1} ms, {cut} bytes cut", size as f64 / (1u64 << 30) as f64);
+        reopen = serde_json::json!({ "bytes": size, "open_ms": ms, "bytes_cut": cut });
+        let _ = std::fs::remove_dir_all(args.dir.join("reopen"));
+    }
+    let _ = std::fs::remove_dir_all(args.dir.join("raw"));
+    let _ = std::fs::remove_dir_all(args.dir.join("log"));
+    let result = serde_json::json!({
+        "setup": {
+            "version": env!("CARGO_PKG_VERSION"), "commit": commit,
+            "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+            "executors": 1, "rounds": args.rounds, "throughput_mib": args.mib,
+            "flush_ops": args.ops, "dir": args.dir,
+        },
+        "append_1m_no_sync": append,
+        "append_16k_flush": { "throughput": flush, "raw_latency": percentiles(&raw_hist), "log_latency": percentiles(&log_hist) },
+        "read_cold_1m": read,
+        "reopen_after_sigkill": reopen,
+    });
+    let path = args
+        .json
+        .unwrap_or_else(|| PathBuf::from("target/bench-results/log_vs_raw.json"));
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("results dir");
+    }
+    std::fs::write(&path, serde_json::to_string_pretty(&result).expect("json"))
+        .expect("write results");
+    println!("results written to {}", path.display());
+}
