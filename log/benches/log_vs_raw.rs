@@ -8,6 +8,11 @@
 //!   O_DIRECT writes at queue depth 1.
 //! - `append-16k-flush`: 16 KiB batches each appended and flushed, against
 //!   raw 16 KiB O_DIRECT writes each followed by fdatasync; also latency.
+//!
+//! Writes have two raw baselines: `raw` rewrites one unchanging buffer (the
+//! device's ceiling), `raw-fresh` first copies each write's new data into a
+//! DMA buffer (the least any writer of new data does; on virtual disks,
+//! writing memory the CPU just wrote costs noticeably more).
 //! - `read-cold`: sequential reads of 1 MiB through `PartitionLog::read`
 //!   (no batch cache) against raw 1 MiB O_DIRECT reads.
 //! - `reopen`: a child process fills a partition with `--reopen-gib` GiB,
@@ -19,6 +24,7 @@
 //!     [--ops 2000] [--reopen-gib 4] [--dir target/bench-data] [--json PATH]
 //! ```
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -42,6 +48,8 @@ struct Args {
     dir: PathBuf,
     json: Option<PathBuf>,
     child_fill: Option<(PathBuf, u64)>,
+    /// Run only this scenario (for profiling).
+    only: Option<String>,
 }
 
 fn parse_args() -> Args {
@@ -53,6 +61,7 @@ fn parse_args() -> Args {
         dir: PathBuf::from("target/bench-data"),
         json: None,
         child_fill: None,
+        only: None,
     };
     // `cargo bench` passes --bench; `cargo test --all-targets` runs this
     // binary without it, and then a tiny smoke run checks it still works.
@@ -73,6 +82,7 @@ fn parse_args() -> Args {
             "--reopen-gib" => args.reopen_gib = value().parse().expect("--reopen-gib N"),
             "--dir" => args.dir = PathBuf::from(value()),
             "--json" => args.json = Some(PathBuf::from(value())),
+            "--only" => args.only = Some(value()),
             "--child-fill" => {
                 let dir = PathBuf::from(value());
                 let bytes = value().parse().expect("--child-fill DIR BYTES");
@@ -142,15 +152,30 @@ async fn raw_file(path: &Path) -> DmaFile {
 }
 
 /// MB/s of `bytes` written as 1 MiB raw O_DIRECT writes, QD1, no sync.
-async fn raw_append_1m(dir: &Path, bytes: usize) -> f64 {
+/// `fresh`: each write first copies its (new) data into a DMA buffer, the
+/// least any writer of new data does; otherwise one buffer is rewritten.
+async fn raw_append_1m(dir: &Path, bytes: usize, fresh: bool) -> f64 {
     let file = raw_file(&dir.join("raw.dat")).await;
     let mut buf = file.alloc_dma_buffer(MIB);
     buf.as_bytes_mut().fill(0x5a);
     let buf = Rc::new(buf);
+    let batch = batch_of(MIB);
+    let inputs: Vec<BytesMut> = if fresh {
+        (0..bytes / MIB).map(|_| batch.clone()).collect()
+    } else {
+        Vec::new()
+    };
     let start = Instant::now();
     let mut pos = 0u64;
     while (pos as usize) < bytes {
-        file.write_rc_at(buf.clone(), pos).await.expect("raw write");
+        if fresh {
+            let mut b = file.alloc_dma_buffer(MIB);
+            b.as_bytes_mut()
+                .copy_from_slice(&inputs[pos as usize / MIB]);
+            file.write_at(b, pos).await.expect("raw write");
+        } else {
+            file.write_rc_at(buf.clone(), pos).await.expect("raw write");
+        }
         pos += MIB as u64;
     }
     let secs = start.elapsed().as_secs_f64();
@@ -180,18 +205,33 @@ struct OpResult {
     hist: Histogram<u64>,
 }
 
-async fn raw_write_sync(dir: &Path, size: usize, ops: usize) -> OpResult {
+async fn raw_write_sync(dir: &Path, size: usize, ops: usize, fresh: bool) -> OpResult {
     let file = raw_file(&dir.join("raw.dat")).await;
     let mut buf = file.alloc_dma_buffer(size);
     buf.as_bytes_mut().fill(0x5a);
     let buf = Rc::new(buf);
+    let batch = batch_of(size);
+    let inputs: Vec<BytesMut> = if fresh {
+        (0..ops).map(|_| batch.clone()).collect()
+    } else {
+        Vec::new()
+    };
     let mut hist = Histogram::new(3).expect("histogram");
     let start = Instant::now();
-    for i in 0..ops {
+    for (i, input) in (0..ops).zip(inputs.iter().map(Some).chain(std::iter::repeat(None))) {
         let t = Instant::now();
-        file.write_rc_at(buf.clone(), (i * size) as u64)
-            .await
-            .expect("raw write");
+        if fresh {
+            let mut b = file.alloc_dma_buffer(size);
+            b.as_bytes_mut()
+                .copy_from_slice(input.expect("an input per op when fresh"));
+            file.write_at(b, (i * size) as u64)
+                .await
+                .expect("raw write");
+        } else {
+            file.write_rc_at(buf.clone(), (i * size) as u64)
+                .await
+                .expect("raw write");
+        }
         file.fdatasync().await.expect("fdatasync");
         hist.record(t.elapsed().as_micros() as u64).expect("record");
     }
@@ -275,11 +315,15 @@ async fn log_read(dir: &Path, bytes: usize) -> f64 {
     let mut next = 0;
     let mut total = 0usize;
     while next < end {
-        let chunks = log.read(next, MIB, end).await.expect("read");
+        // The path a fetch answered on the partition's own shard takes.
+        let chunks = log.read_chunks(next, MIB, end).await.expect("read");
         for c in &chunks {
             total += c.len();
-            for b in sluice_core::batch::BatchIter::new_unchecked(c.clone()) {
-                next = b.expect("valid").next_offset();
+            let mut at = 0;
+            while at < c.len() {
+                let header = sluice_core::batch::BatchHeader::peek(&c[at..]).expect("valid");
+                next = header.last_offset() + 1;
+                at += header.size_bytes;
             }
         }
     }
@@ -351,19 +395,38 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-fn summary(name: &str, raw: &[f64], log: &[f64]) -> serde_json::Value {
-    let mut ratios: Vec<f64> = raw.iter().zip(log).map(|(r, l)| l / r).collect();
-    let (lo, hi) = ratios
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
-    let ratio = median(&mut ratios);
-    let (raw_m, log_m) = (median(&mut raw.to_vec()), median(&mut log.to_vec()));
-    println!("{name:<18} raw {raw_m:>9.1} MB/s   log {log_m:>9.1} MB/s   ratio {ratio:.3} (min {lo:.3}, max {hi:.3})");
-    serde_json::json!({
-        "raw_mb_per_s_median": raw_m, "log_mb_per_s_median": log_m,
-        "ratio_median": ratio, "ratio_min": lo, "ratio_max": hi,
-        "raw_mb_per_s": raw, "log_mb_per_s": log,
-    })
+/// Prints and returns the medians of each variant and the median, min and
+/// max of the per-round ratios of the log to each raw baseline.
+fn summary(name: &str, runs: &BTreeMap<&str, Vec<f64>>) -> serde_json::Value {
+    let Some(log) = runs.get("log").filter(|v| !v.is_empty()) else {
+        return serde_json::Value::Null;
+    };
+    let mut out = serde_json::Map::new();
+    let mut line = format!("{name:<18} log {:>8.1} MB/s", median(&mut log.clone()));
+    for (variant, raw) in runs.iter().filter(|(v, _)| **v != "log") {
+        let mut ratios: Vec<f64> = raw.iter().zip(log).map(|(r, l)| l / r).collect();
+        let (lo, hi) = ratios
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
+        let ratio = median(&mut ratios);
+        line += &format!(
+            " | {variant} {:>8.1} MB/s, log/{variant} {ratio:.3} ({lo:.3}..{hi:.3})",
+            median(&mut raw.clone())
+        );
+        out.insert(
+            variant.to_string(),
+            serde_json::json!({
+                "mb_per_s_median": median(&mut raw.clone()), "mb_per_s": raw,
+                "log_ratio_median": ratio, "log_ratio_min": lo, "log_ratio_max": hi,
+            }),
+        );
+    }
+    println!("{line}");
+    out.insert(
+        "log".into(),
+        serde_json::json!({ "mb_per_s_median": median(&mut log.clone()), "mb_per_s": log }),
+    );
+    serde_json::Value::Object(out)
 }
 
 fn percentiles(h: &Histogram<u64>) -> serde_json::Value {
@@ -396,53 +459,80 @@ fn main() {
     );
     std::fs::create_dir_all(&args.dir).expect("bench dir");
     let bytes = args.mib * MIB;
-    let (mut raw_w, mut log_w, mut raw_s, mut log_s, mut raw_r, mut log_r) =
-        (vec![], vec![], vec![], vec![], vec![], vec![]);
-    let mut raw_hist = Histogram::<u64>::new(3).expect("histogram");
-    let mut log_hist = Histogram::<u64>::new(3).expect("histogram");
-    let base = args.dir.clone();
+    // scenario -> variant -> MB/s per round; latency histograms per variant.
+    let mut runs: BTreeMap<&str, BTreeMap<&str, Vec<f64>>> = BTreeMap::new();
+    let mut hists: BTreeMap<&str, Histogram<u64>> = BTreeMap::new();
     for round in 0..args.rounds {
-        let (ops, base) = (args.ops, base.clone());
-        let r = executor().run(async move {
-            let d = fresh_dir(&base, "raw");
-            let raw_w = raw_append_1m(&d, bytes).await;
-            let d = fresh_dir(&base, "log");
-            let log_w = log_append_1m(&d, bytes).await;
-            let d = fresh_dir(&base, "raw");
-            let raw_s = raw_write_sync(&d, 16 * 1024, ops).await;
-            let d = fresh_dir(&base, "log");
-            let log_s = log_append_flush(&d, 16 * 1024, ops).await;
-            let d = fresh_dir(&base, "raw");
-            let raw_r = raw_read(&d, bytes).await;
-            let d = fresh_dir(&base, "log");
-            let log_r = log_read(&d, bytes).await;
-            (raw_w, log_w, raw_s, log_s, raw_r, log_r)
+        let (ops, base, only) = (args.ops, args.dir.clone(), args.only.clone());
+        let results = executor().run(async move {
+            let run = |name: &str| only.as_deref().is_none_or(|o| o == name);
+            let mut r: Vec<(&str, &str, f64, Option<Histogram<u64>>)> = Vec::new();
+            if run("append-1m") {
+                let raw = raw_append_1m(&fresh_dir(&base, "raw"), bytes, false).await;
+                let fresh = raw_append_1m(&fresh_dir(&base, "raw"), bytes, true).await;
+                let log = log_append_1m(&fresh_dir(&base, "log"), bytes).await;
+                r.extend([
+                    ("append-1m", "raw", raw, None),
+                    ("append-1m", "raw-fresh", fresh, None),
+                ]);
+                r.push(("append-1m", "log", log, None));
+            }
+            if run("append-16k-flush") {
+                for (variant, fresh) in [("raw", false), ("raw-fresh", true)] {
+                    let o = raw_write_sync(&fresh_dir(&base, "raw"), 16 * 1024, ops, fresh).await;
+                    r.push(("append-16k-flush", variant, o.mb_per_s, Some(o.hist)));
+                }
+                let o = log_append_flush(&fresh_dir(&base, "log"), 16 * 1024, ops).await;
+                r.push(("append-16k-flush", "log", o.mb_per_s, Some(o.hist)));
+            }
+            if run("read-cold") {
+                let raw = raw_read(&fresh_dir(&base, "raw"), bytes).await;
+                let log = log_read(&fresh_dir(&base, "log"), bytes).await;
+                r.extend([
+                    ("read-cold", "raw", raw, None),
+                    ("read-cold", "log", log, None),
+                ]);
+            }
+            r
         });
-        println!(
-            "round {round}: append-1m {:.0}/{:.0} MB/s, append-16k-flush {:.1}/{:.1} MB/s, read-cold {:.0}/{:.0} MB/s (raw/log)",
-            r.0, r.1, r.2.mb_per_s, r.3.mb_per_s, r.4, r.5
-        );
-        raw_w.push(r.0);
-        log_w.push(r.1);
-        raw_s.push(r.2.mb_per_s);
-        log_s.push(r.3.mb_per_s);
-        raw_hist.add(&r.2.hist).expect("merge");
-        log_hist.add(&r.3.hist).expect("merge");
-        raw_r.push(r.4);
-        log_r.push(r.5);
+        let line: Vec<String> = results
+            .iter()
+            .map(|(s, v, mbs, _)| format!("{s}/{v} {mbs:.1}"))
+            .collect();
+        println!("round {round} (MB/s): {}", line.join(", "));
+        for (scenario, variant, mbs, hist) in results {
+            runs.entry(scenario)
+                .or_default()
+                .entry(variant)
+                .or_default()
+                .push(mbs);
+            if let Some(h) = hist {
+                hists
+                    .entry(variant)
+                    .or_insert_with(|| Histogram::new(3).expect("histogram"))
+                    .add(&h)
+                    .expect("merge");
+            }
+        }
     }
-    let append = summary("append-1m", &raw_w, &log_w);
-    let flush = summary("append-16k-flush", &raw_s, &log_s);
-    let read = summary("read-cold", &raw_r, &log_r);
-    println!(
-        "append-16k-flush latency us: raw p50 {} p99 {} p99.9 {} | log p50 {} p99 {} p99.9 {}",
-        raw_hist.value_at_quantile(0.5),
-        raw_hist.value_at_quantile(0.99),
-        raw_hist.value_at_quantile(0.999),
-        log_hist.value_at_quantile(0.5),
-        log_hist.value_at_quantile(0.99),
-        log_hist.value_at_quantile(0.999)
+    let empty = BTreeMap::new();
+    let append = summary("append-1m", runs.get("append-1m").unwrap_or(&empty));
+    let flush = summary(
+        "append-16k-flush",
+        runs.get("append-16k-flush").unwrap_or(&empty),
     );
+    let read = summary("read-cold", runs.get("read-cold").unwrap_or(&empty));
+    let mut latency = serde_json::Map::new();
+    for (variant, h) in &hists {
+        println!(
+            "append-16k-flush latency {variant:<9}: p50 {} us, p99 {} us, p99.9 {} us, max {} us",
+            h.value_at_quantile(0.5),
+            h.value_at_quantile(0.99),
+            h.value_at_quantile(0.999),
+            h.max()
+        );
+        latency.insert(variant.to_string(), percentiles(h));
+    }
     let mut reopen = serde_json::Value::Null;
     if args.reopen_gib > 0 {
         let _ = std::fs::remove_dir_all(args.dir.join("reopen"));
@@ -461,7 +551,7 @@ fn main() {
             "flush_ops": args.ops, "dir": args.dir,
         },
         "append_1m_no_sync": append,
-        "append_16k_flush": { "throughput": flush, "raw_latency": percentiles(&raw_hist), "log_latency": percentiles(&log_hist) },
+        "append_16k_flush": { "throughput": flush, "latency": latency },
         "read_cold_1m": read,
         "reopen_after_sigkill": reopen,
     });

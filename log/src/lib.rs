@@ -17,6 +17,7 @@
 
 pub mod cache;
 pub mod checkpoint;
+pub mod chunk;
 pub mod error;
 pub mod index;
 pub mod partition;
@@ -25,6 +26,7 @@ pub mod segment;
 pub mod storage;
 
 pub use cache::BatchCache;
+pub use chunk::ReadChunk;
 pub use error::{LogError, LogResult};
 pub use partition::{AppendInfo, OpenReport, PartitionLog, RetentionOutcome};
 pub use storage::dma::DmaStorage;

@@ -41,9 +41,14 @@ use sluice_core::{LeaderEpoch, Offset};
 
 use crate::cache::{BatchCache, CacheKey};
 use crate::checkpoint::{self, PartitionCheckpoint};
+use crate::chunk::ReadChunk;
 use crate::error::{LogError, LogResult};
-use crate::segment::{parse_segment_name, RecoveryReport, Segment};
+use crate::segment::{parse_segment_name, ReadBufOf, RecoveryReport, Segment};
 use crate::storage::Storage;
+
+mod retention;
+mod timestamp;
+mod truncate;
 
 /// Name of the partition checkpoint file inside the partition directory.
 pub const CHECKPOINT_FILE: &str = "partition.checkpoint";
@@ -521,13 +526,14 @@ impl<S: Storage> PartitionLog<S> {
     /// `max_bytes` in total but at least one batch when one exists, and only
     /// batches that end before `upto` (pass the high watermark or
     /// [`PartitionLog::log_end_offset`]). Empty at the end of the log;
-    /// `OffsetOutOfRange` below the log start or above the log end.
-    pub async fn read(
+    /// `OffsetOutOfRange` below the log start or above the log end. Batches
+    /// read from disk stay in the read buffer (no copy); see [`ReadChunk`].
+    pub async fn read_chunks(
         &self,
         from_offset: Offset,
         max_bytes: usize,
         upto: Offset,
-    ) -> LogResult<Vec<Bytes>> {
+    ) -> LogResult<Vec<ReadChunk<ReadBufOf<S>>>> {
         if self.closed.get() {
             return Err(LogError::Closed);
         }
@@ -545,7 +551,7 @@ impl<S: Storage> PartitionLog<S> {
         }
         if let Some((cache, key)) = &self.cache {
             if let Some(hit) = cache.borrow_mut().read(*key, from_offset, max_bytes, upto) {
-                return Ok(hit);
+                return Ok(hit.into_iter().map(ReadChunk::Shared).collect());
             }
         }
         let mut from = from_offset;
@@ -565,280 +571,24 @@ impl<S: Storage> PartitionLog<S> {
         }
     }
 
+    /// [`PartitionLog::read_chunks`] as `Bytes` that may cross threads (one
+    /// copy of what came from disk).
+    pub async fn read(
+        &self,
+        from_offset: Offset,
+        max_bytes: usize,
+        upto: Offset,
+    ) -> LogResult<Vec<Bytes>> {
+        let chunks = self.read_chunks(from_offset, max_bytes, upto).await?;
+        Ok(chunks.into_iter().map(ReadChunk::into_bytes).collect())
+    }
+
     /// The segment whose offsets include `offset` (the last one with a base
     /// at or below it).
     fn segment_for(&self, offset: Offset) -> Option<SegmentCell<S>> {
         let segments = self.segments.borrow();
         let i = segments.partition_point(|s| s.borrow().base_offset <= offset);
         i.checked_sub(1).map(|i| segments[i].clone())
-    }
-
-    /// The first offset whose record timestamp is at least `timestamp`, and
-    /// that record's timestamp (ListOffsets by time); `None` when every
-    /// record is older. Compressed batches answer with the first offset of
-    /// the first batch whose max timestamp qualifies.
-    pub async fn offset_for_timestamp(&self, timestamp: i64) -> LogResult<Option<(Offset, i64)>> {
-        let segments: Vec<_> = self.segments.borrow().clone();
-        for seg in segments {
-            Segment::ensure_indexes(&seg, &self.storage, self.config.index_interval_bytes).await?;
-            let (max_ts, start_offset, seg_end) = {
-                let s = seg.borrow();
-                let rel = s.time_index().lookup(timestamp);
-                (s.max_timestamp, s.base_offset + rel as i64, s.next_offset)
-            };
-            if max_ts < timestamp || seg_end <= self.log_start_offset() {
-                continue;
-            }
-            let mut from = start_offset.max(self.log_start_offset());
-            while from < seg_end {
-                let batches = Segment::read(&seg, from, 1 << 20, seg_end).await?;
-                if batches.is_empty() {
-                    break;
-                }
-                for chunk in batches {
-                    for batch in sluice_core::batch::BatchIter::new_unchecked(chunk) {
-                        let batch = batch.map_err(|e| LogError::Corrupt {
-                            path: seg.borrow().paths.log.clone(),
-                            position: 0,
-                            reason: e.to_string(),
-                        })?;
-                        from = batch.next_offset();
-                        if batch.max_timestamp() < timestamp
-                            || batch.last_offset() < self.log_start_offset()
-                        {
-                            continue;
-                        }
-                        // A batch straddling the log start may qualify only
-                        // by records below it: then look further.
-                        if let Some(found) =
-                            first_record_at_or_after(&batch, timestamp, self.log_start_offset())
-                        {
-                            return Ok(Some(found));
-                        }
-                    }
-                }
-            }
-        }
-        Ok(None)
-    }
-
-    /// Deletes whole sealed segments that retention allows to go: those
-    /// below the log start offset, those older than `retention_ms` (by their
-    /// newest record) and the oldest ones while the log exceeds
-    /// `retention_bytes`. Moves the log start offset past them.
-    pub async fn apply_retention(&self, now_ms: i64) -> LogResult<RetentionOutcome> {
-        self.check_writable()?;
-        let _permit = self
-            .io_lock
-            .acquire_permit(1)
-            .await
-            .map_err(|_| LogError::Closed)?;
-        let mut outcome = RetentionOutcome {
-            log_start_offset: self.log_start_offset(),
-            ..Default::default()
-        };
-        let sealed: Vec<_> = {
-            let segments = self.segments.borrow();
-            segments[..segments.len() - 1].to_vec()
-        };
-        let mut total = self.size_bytes();
-        let mut doomed = Vec::new();
-        for seg in sealed {
-            let (size, next) = {
-                let s = seg.borrow();
-                (s.size_bytes, s.next_offset)
-            };
-            let below_start = next <= self.log_start_offset();
-            let too_big = self.config.retention_bytes >= 0
-                && total - size >= self.config.retention_bytes as u64;
-            let too_old = if self.config.retention_ms >= 0 {
-                Segment::ensure_indexes(&seg, &self.storage, self.config.index_interval_bytes)
-                    .await?;
-                let max_ts = seg.borrow().max_timestamp;
-                now_ms - max_ts > self.config.retention_ms
-            } else {
-                false
-            };
-            if !(below_start || too_big || too_old) {
-                break;
-            }
-            total -= size;
-            doomed.push(seg);
-        }
-        if doomed.is_empty() {
-            return Ok(outcome);
-        }
-        let new_start = {
-            let segments = self.segments.borrow();
-            let base = segments[doomed.len()].borrow().base_offset;
-            base
-        };
-        // Checkpoint the new start first: a crash before the files go leaves
-        // segments below the start, which the next pass deletes.
-        if new_start > self.log_start_offset() {
-            self.log_start_offset.set(new_start);
-        }
-        self.write_checkpoint().await?;
-        self.segments.borrow_mut().drain(..doomed.len());
-        for seg in doomed {
-            let seg = Rc::try_unwrap(seg).map_err(|_| ()).map(RefCell::into_inner);
-            let (paths, size) = match &seg {
-                Ok(s) => (s.paths.clone(), s.size_bytes),
-                Err(()) => continue,
-            };
-            if let Ok(s) = seg {
-                s.close().await?;
-            }
-            for path in [&paths.log, &paths.index, &paths.time_index] {
-                match self.storage.remove(path).await {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(LogError::io("removing", path)(e)),
-                }
-            }
-            outcome.segments_deleted += 1;
-            outcome.bytes_deleted += size;
-        }
-        self.storage
-            .sync_dir(&self.dir)
-            .await
-            .map_err(LogError::io("syncing directory", &self.dir))?;
-        if let Some((cache, key)) = &self.cache {
-            cache
-                .borrow_mut()
-                .evict_below(*key, self.log_start_offset());
-        }
-        outcome.log_start_offset = self.log_start_offset();
-        tracing::info!(dir = ?self.dir, segments = outcome.segments_deleted, bytes = outcome.bytes_deleted, "retention deleted segments");
-        Ok(outcome)
-    }
-
-    /// Moves the log start offset up to `offset` (DeleteRecords); readers
-    /// below it get `OffsetOutOfRange`, and retention deletes the segments
-    /// wholly below it.
-    pub async fn set_log_start_offset(&self, offset: Offset) -> LogResult<Offset> {
-        self.check_writable()?;
-        let end = self.log_end_offset();
-        if offset > end || offset < 0 {
-            return Err(LogError::OffsetOutOfRange {
-                offset,
-                log_start_offset: self.log_start_offset(),
-                log_end_offset: end,
-            });
-        }
-        let _permit = self
-            .io_lock
-            .acquire_permit(1)
-            .await
-            .map_err(|_| LogError::Closed)?;
-        if offset > self.log_start_offset() {
-            self.log_start_offset.set(offset);
-            self.write_checkpoint().await?;
-            if let Some((cache, key)) = &self.cache {
-                cache.borrow_mut().evict_below(*key, offset);
-            }
-        }
-        Ok(self.log_start_offset())
-    }
-
-    /// Removes every batch holding an offset at or above `offset`, so the
-    /// log end becomes the base of the first removed batch (replication
-    /// truncates at batch boundaries). When that would leave nothing at or
-    /// above the log start (`offset` at or below it, or the first removed
-    /// batch straddling it), the log is emptied and restarts at `offset`.
-    pub async fn truncate_to(&self, offset: Offset, now_ms: i64) -> LogResult<Offset> {
-        self.check_writable()?;
-        let _permit = self
-            .io_lock
-            .acquire_permit(1)
-            .await
-            .map_err(|_| LogError::Closed)?;
-        if offset >= self.log_end_offset() {
-            return Ok(self.log_end_offset());
-        }
-        if let Some((cache, key)) = &self.cache {
-            cache.borrow_mut().truncate_from(*key, offset);
-        }
-        let result = self.truncate_locked(offset, now_ms).await;
-        match result {
-            Ok(end) => {
-                self.durable_offset.set(self.durable_offset.get().min(end));
-                Ok(end)
-            }
-            Err(e) => self.fail(e),
-        }
-    }
-
-    async fn truncate_locked(&self, offset: Offset, now_ms: i64) -> LogResult<Offset> {
-        if offset <= self.log_start_offset() {
-            return self.start_over_at(offset, now_ms).await;
-        }
-        // Drop whole segments that start at or above the offset.
-        let later: Vec<_> = {
-            let mut segments = self.segments.borrow_mut();
-            let keep = segments.partition_point(|s| s.borrow().base_offset < offset);
-            segments.drain(keep..).collect()
-        };
-        self.remove_segments(later).await?;
-        let active = self.active();
-        if active.borrow().sealed {
-            Segment::ensure_indexes(&active, &self.storage, self.config.index_interval_bytes)
-                .await?;
-            Segment::unseal(&active, &self.storage).await?;
-        }
-        match Segment::position_of(&active, offset).await? {
-            // Cutting at the batch base would put the log end below the log
-            // start: nothing visible survives, so start over instead.
-            Some((_, base)) if base < self.log_start_offset() => {
-                return self.start_over_at(offset, now_ms).await;
-            }
-            Some((position, base)) => Segment::truncate_at(&active, position, base).await?,
-            None => Segment::write_out(&active, true).await?,
-        }
-        Ok(self.log_end_offset())
-    }
-
-    /// Empties the log and restarts it at `offset`, which becomes the log
-    /// start. Caller holds the I/O lock.
-    async fn start_over_at(&self, offset: Offset, now_ms: i64) -> LogResult<Offset> {
-        let all: Vec<_> = self.segments.borrow_mut().drain(..).collect();
-        self.remove_segments(all).await?;
-        let seg = Segment::create(
-            &self.storage,
-            &self.dir,
-            offset,
-            self.config.segment_index_bytes,
-            now_ms,
-        )
-        .await?;
-        self.storage
-            .sync_dir(&self.dir)
-            .await
-            .map_err(LogError::io("syncing directory", &self.dir))?;
-        self.segments.borrow_mut().push(Rc::new(RefCell::new(seg)));
-        self.log_start_offset.set(offset);
-        self.write_checkpoint().await?;
-        Ok(offset)
-    }
-
-    async fn remove_segments(&self, segments: Vec<SegmentCell<S>>) -> LogResult<()> {
-        for seg in segments {
-            let paths = seg.borrow().paths.clone();
-            if let Ok(s) = Rc::try_unwrap(seg).map(RefCell::into_inner) {
-                s.close().await?;
-            }
-            for path in [&paths.log, &paths.index, &paths.time_index] {
-                match self.storage.remove(path).await {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(LogError::io("removing", path)(e)),
-                }
-            }
-        }
-        self.storage
-            .sync_dir(&self.dir)
-            .await
-            .map_err(LogError::io("syncing directory", &self.dir))
     }
 
     async fn write_checkpoint(&self) -> LogResult<()> {
@@ -883,21 +633,4 @@ impl<S: Storage> PartitionLog<S> {
         self.io_lock.close();
         Ok(())
     }
-}
-
-/// The first record of `batch` at or after `timestamp` (and not below
-/// `log_start`), or `None` when no such record is in the batch; for a
-/// compressed batch, the batch's first offset and its max timestamp.
-fn first_record_at_or_after(
-    batch: &RecordBatch,
-    timestamp: i64,
-    log_start: Offset,
-) -> Option<(Offset, i64)> {
-    let Ok(records) = RecordIter::new(batch) else {
-        return Some((batch.base_offset().max(log_start), batch.max_timestamp()));
-    };
-    records
-        .flatten()
-        .find(|r| r.timestamp >= timestamp && r.offset >= log_start)
-        .map(|r| (r.offset, r.timestamp))
 }

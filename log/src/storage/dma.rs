@@ -22,8 +22,7 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use bytes::Bytes;
-use glommio::io::{Directory, DmaBuffer, DmaFile, OpenOptions};
+use glommio::io::{Directory, DmaBuffer, DmaFile, OpenOptions, ReadResult};
 
 use super::{AlignedBuf, Storage, StorageFile};
 
@@ -143,6 +142,7 @@ impl Storage for DmaStorage {
 
 impl StorageFile for DmaStorageFile {
     type Buf = DmaBuffer;
+    type ReadBuf = ReadResult;
 
     fn alloc(&self, len: usize) -> DmaBuffer {
         self.file.alloc_dma_buffer(len)
@@ -160,11 +160,12 @@ impl StorageFile for DmaStorageFile {
         Ok(())
     }
 
-    async fn read_at(&self, pos: u64, len: usize) -> io::Result<Bytes> {
-        let result = self.file.read_at(pos, len).await.map_err(to_io)?;
-        // One copy out of the DMA buffer: glommio's ReadResult is tied to this
-        // executor (Rc), while a `Bytes` may travel to another shard's socket.
-        Ok(Bytes::copy_from_slice(&result))
+    async fn read_local(&self, pos: u64, len: usize) -> io::Result<ReadResult> {
+        self.file.read_at(pos, len).await.map_err(to_io)
+    }
+
+    fn slice(buf: &ReadResult, from: usize, len: usize) -> ReadResult {
+        ReadResult::slice(buf, from, len).expect("slice within the read buffer")
     }
 
     async fn sync(&self) -> io::Result<()> {

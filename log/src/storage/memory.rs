@@ -104,7 +104,7 @@ const ENOSPC: i32 = 28;
 pub enum FaultOp {
     /// [`StorageFile::write_at`].
     Write,
-    /// [`StorageFile::read_at`].
+    /// [`StorageFile::read_local`].
     Read,
     /// [`StorageFile::sync`].
     Sync,
@@ -567,6 +567,11 @@ impl MemoryFile {
 
 impl StorageFile for MemoryFile {
     type Buf = MemoryBuf;
+    type ReadBuf = Bytes;
+
+    fn slice(buf: &Bytes, from: usize, len: usize) -> Bytes {
+        buf.slice(from..from + len)
+    }
 
     fn alloc(&self, len: usize) -> MemoryBuf {
         assert!(
@@ -605,7 +610,7 @@ impl StorageFile for MemoryFile {
         })
     }
 
-    async fn read_at(&self, pos: u64, len: usize) -> io::Result<Bytes> {
+    async fn read_local(&self, pos: u64, len: usize) -> io::Result<Bytes> {
         self.run(Some(FaultOp::Read), |state, id| {
             let image = &state.inode_mut(id).current;
             let file_len = image.len() as u64;

@@ -76,14 +76,25 @@ pub trait Storage: Clone + 'static {
 #[allow(async_fn_in_trait)]
 pub trait StorageFile: 'static {
     type Buf: AlignedBuf + 'static;
+    /// Bytes returned by [`StorageFile::read_local`].
+    type ReadBuf: std::ops::Deref<Target = [u8]> + Clone + 'static;
 
     /// A buffer of `len` bytes (a multiple of [`ALIGN`]) for `write_at`. Its
     /// contents are unspecified: callers fill every byte they will write.
     fn alloc(&self, len: usize) -> Self::Buf;
     /// Writes all of `buf` at `pos` (both aligned).
     async fn write_at(&self, buf: Self::Buf, pos: u64) -> io::Result<()>;
-    /// Reads up to `len` bytes at `pos`; fewer only at end of file.
-    async fn read_at(&self, pos: u64, len: usize) -> io::Result<Bytes>;
+    /// Reads up to `len` bytes at `pos`; fewer only at end of file. The
+    /// result may be tied to this thread (glommio's read buffers are), which
+    /// is what lets a fetch served on the owning shard skip a copy.
+    async fn read_local(&self, pos: u64, len: usize) -> io::Result<Self::ReadBuf>;
+    /// Reads like [`StorageFile::read_local`] into a `Bytes` that may cross
+    /// threads (one copy).
+    async fn read_at(&self, pos: u64, len: usize) -> io::Result<Bytes> {
+        Ok(Bytes::copy_from_slice(&self.read_local(pos, len).await?))
+    }
+    /// `len` bytes of `buf` from `from` on, sharing its memory.
+    fn slice(buf: &Self::ReadBuf, from: usize, len: usize) -> Self::ReadBuf;
     /// Makes every completed write durable (fdatasync).
     async fn sync(&self) -> io::Result<()>;
     /// Sets the file's length.

@@ -1,0 +1,108 @@
+//! Truncation of the log's end (replication's divergence repair).
+//!
+//! Owns: cutting every batch at or above an offset, across segments, at
+//! batch boundaries, and restarting an emptied log at a given offset.
+
+use super::*;
+
+impl<S: Storage> PartitionLog<S> {
+    /// Removes every batch holding an offset at or above `offset`, so the
+    /// log end becomes the base of the first removed batch (replication
+    /// truncates at batch boundaries). When that would leave nothing at or
+    /// above the log start (`offset` at or below it, or the first removed
+    /// batch straddling it), the log is emptied and restarts at `offset`.
+    pub async fn truncate_to(&self, offset: Offset, now_ms: i64) -> LogResult<Offset> {
+        self.check_writable()?;
+        let _permit = self
+            .io_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| LogError::Closed)?;
+        if offset >= self.log_end_offset() {
+            return Ok(self.log_end_offset());
+        }
+        if let Some((cache, key)) = &self.cache {
+            cache.borrow_mut().truncate_from(*key, offset);
+        }
+        let result = self.truncate_locked(offset, now_ms).await;
+        match result {
+            Ok(end) => {
+                self.durable_offset.set(self.durable_offset.get().min(end));
+                Ok(end)
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    pub(super) async fn truncate_locked(&self, offset: Offset, now_ms: i64) -> LogResult<Offset> {
+        if offset <= self.log_start_offset() {
+            return self.start_over_at(offset, now_ms).await;
+        }
+        // Drop whole segments that start at or above the offset.
+        let later: Vec<_> = {
+            let mut segments = self.segments.borrow_mut();
+            let keep = segments.partition_point(|s| s.borrow().base_offset < offset);
+            segments.drain(keep..).collect()
+        };
+        self.remove_segments(later).await?;
+        let active = self.active();
+        if active.borrow().sealed {
+            Segment::ensure_indexes(&active, &self.storage, self.config.index_interval_bytes)
+                .await?;
+            Segment::unseal(&active, &self.storage).await?;
+        }
+        match Segment::position_of(&active, offset).await? {
+            // Cutting at the batch base would put the log end below the log
+            // start: nothing visible survives, so start over instead.
+            Some((_, base)) if base < self.log_start_offset() => {
+                return self.start_over_at(offset, now_ms).await;
+            }
+            Some((position, base)) => Segment::truncate_at(&active, position, base).await?,
+            None => Segment::write_out(&active, true).await?,
+        }
+        Ok(self.log_end_offset())
+    }
+
+    /// Empties the log and restarts it at `offset`, which becomes the log
+    /// start. Caller holds the I/O lock.
+    pub(super) async fn start_over_at(&self, offset: Offset, now_ms: i64) -> LogResult<Offset> {
+        let all: Vec<_> = self.segments.borrow_mut().drain(..).collect();
+        self.remove_segments(all).await?;
+        let seg = Segment::create(
+            &self.storage,
+            &self.dir,
+            offset,
+            self.config.segment_index_bytes,
+            now_ms,
+        )
+        .await?;
+        self.storage
+            .sync_dir(&self.dir)
+            .await
+            .map_err(LogError::io("syncing directory", &self.dir))?;
+        self.segments.borrow_mut().push(Rc::new(RefCell::new(seg)));
+        self.log_start_offset.set(offset);
+        self.write_checkpoint().await?;
+        Ok(offset)
+    }
+
+    pub(super) async fn remove_segments(&self, segments: Vec<SegmentCell<S>>) -> LogResult<()> {
+        for seg in segments {
+            let paths = seg.borrow().paths.clone();
+            if let Ok(s) = Rc::try_unwrap(seg).map(RefCell::into_inner) {
+                s.close().await?;
+            }
+            for path in [&paths.log, &paths.index, &paths.time_index] {
+                match self.storage.remove(path).await {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(LogError::io("removing", path)(e)),
+                }
+            }
+        }
+        self.storage
+            .sync_dir(&self.dir)
+            .await
+            .map_err(LogError::io("syncing directory", &self.dir))
+    }
+}

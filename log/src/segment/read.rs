@@ -1,0 +1,254 @@
+//! Reads of whole batches from a segment, by offset.
+//!
+//! Owns: turning an offset into batch-aligned bytes: the sparse index gives a
+//! starting position, batch headers are walked from there, and the batches
+//! asked for are returned as slices of the disk read (no copy) or, for
+//! appends not yet written, as the shared bytes in memory.
+
+use super::*;
+
+impl<S: Storage> Segment<S> {
+    /// Whole batches from the one holding `from_offset` (which must lie in
+    /// this segment), while their total stays within `max_bytes` (at least
+    /// one) and they end before `upto`. Caller ensured indexes are loaded.
+    pub async fn read(
+        this: &std::cell::RefCell<Self>,
+        from_offset: Offset,
+        max_bytes: usize,
+        upto: Offset,
+    ) -> LogResult<Vec<ReadChunk<ReadBufOf<S>>>> {
+        // Unwritten batches are served from memory, as they are.
+        let (file, path, start_pos, start_base, disk_bytes) = {
+            let seg = this.borrow();
+            if let Some(first) = seg.unwritten.front() {
+                if from_offset >= first.header.base_offset {
+                    let batches = seg.read_unwritten(from_offset, max_bytes, upto);
+                    return Ok(batches.into_iter().map(ReadChunk::Shared).collect());
+                }
+            }
+            let rel = relative(seg.base_offset, from_offset).unwrap_or(0);
+            let (r, pos) = seg.offset_index.lookup(rel);
+            (
+                seg.file.clone(),
+                seg.paths.log.clone(),
+                pos as u64,
+                seg.base_offset + r as i64,
+                seg.disk_bytes,
+            )
+        };
+        let mut pos = start_pos;
+        let mut entry_unchecked = start_pos > 0;
+        let mut out = Vec::new();
+        let mut total = 0usize;
+        'chunks: while pos < disk_bytes {
+            let want = (max_bytes.max(READ_CHUNK_BYTES) as u64).min(disk_bytes - pos) as usize;
+            let chunk = file
+                .read_local(pos, want)
+                .await
+                .map_err(LogError::io("reading", &path))?;
+            if std::mem::take(&mut entry_unchecked) && !entry_names_batch(&chunk, start_base) {
+                warn_damaged_entry(&path, start_pos, start_base);
+                pos = 0;
+                continue;
+            }
+            // Batches taken from this chunk form one contiguous slice.
+            let (mut at, mut take_from) = (0usize, None::<usize>);
+            let mut stop = false;
+            while at < chunk.len() {
+                let rest = &chunk[at..];
+                let header = match BatchHeader::peek(rest) {
+                    Ok(h) => h,
+                    Err(_) if rest.len() < HEADER_BYTES => break,
+                    Err(e) => {
+                        let position = pos + at as u64;
+                        return Err(LogError::Corrupt {
+                            path,
+                            position,
+                            reason: e.to_string(),
+                        });
+                    }
+                };
+                if header.last_offset() >= upto
+                    || (total > 0 && total + header.size_bytes > max_bytes)
+                {
+                    stop = true;
+                    break;
+                }
+                if header.size_bytes > rest.len() {
+                    break;
+                }
+                if header.last_offset() >= from_offset {
+                    take_from.get_or_insert(at);
+                    total += header.size_bytes;
+                }
+                at += header.size_bytes;
+            }
+            if let Some(from) = take_from {
+                out.push(ReadChunk::Local(S::File::slice(&chunk, from, at - from)));
+            }
+            if at == 0 && !stop {
+                // The next batch is larger than the chunk: read it whole.
+                let rest = &chunk[..];
+                let Ok(header) = BatchHeader::peek(rest) else {
+                    break 'chunks;
+                };
+                let whole = file
+                    .read_local(pos, header.size_bytes)
+                    .await
+                    .map_err(LogError::io("reading", &path))?;
+                if whole.len() != header.size_bytes {
+                    let reason = "batch runs past the end of the segment".to_string();
+                    return Err(LogError::Corrupt {
+                        path,
+                        position: pos,
+                        reason,
+                    });
+                }
+                if header.last_offset() >= from_offset {
+                    total += whole.len();
+                    out.push(ReadChunk::Local(whole));
+                }
+                at = header.size_bytes;
+            }
+            pos += at as u64;
+            if stop || total >= max_bytes {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) fn read_unwritten(
+        &self,
+        from_offset: Offset,
+        max_bytes: usize,
+        upto: Offset,
+    ) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        let mut total = 0usize;
+        for b in &self.unwritten {
+            if b.header.last_offset() < from_offset {
+                continue;
+            }
+            if b.header.last_offset() >= upto
+                || (!out.is_empty() && total + b.bytes.len() > max_bytes)
+            {
+                break;
+            }
+            total += b.bytes.len();
+            out.push(b.bytes.clone());
+        }
+        out
+    }
+
+    /// Position of the first batch holding an offset at or above `offset`,
+    /// and that batch's base offset; `None` when every batch ends below it.
+    pub async fn position_of(
+        this: &std::cell::RefCell<Self>,
+        offset: Offset,
+    ) -> LogResult<Option<(u64, Offset)>> {
+        let (file, path, start, end) = {
+            let seg = this.borrow();
+            let rel = relative(seg.base_offset, offset).unwrap_or(0);
+            let (r, pos) = seg.offset_index.lookup(rel);
+            (
+                seg.file.clone(),
+                seg.paths.log.clone(),
+                (pos as u64, seg.base_offset + r as i64),
+                seg.disk_bytes,
+            )
+        };
+        let (mut pos, start_base) = start;
+        let mut entry_unchecked = pos > 0;
+        while pos < end {
+            let header_bytes = file
+                .read_at(pos, HEADER_BYTES)
+                .await
+                .map_err(LogError::io("reading", &path))?;
+            if std::mem::take(&mut entry_unchecked) && !entry_names_batch(&header_bytes, start_base)
+            {
+                warn_damaged_entry(&path, pos, start_base);
+                pos = 0;
+                continue;
+            }
+            let header = BatchHeader::peek(&header_bytes).map_err(|e| LogError::Corrupt {
+                path: path.clone(),
+                position: pos,
+                reason: e.to_string(),
+            })?;
+            if header.last_offset() >= offset {
+                return Ok(Some((pos, header.base_offset)));
+            }
+            pos += header.size_bytes as u64;
+        }
+        let seg = this.borrow();
+        Ok(seg
+            .unwritten
+            .iter()
+            .find(|b| b.header.last_offset() >= offset)
+            .map(|b| (b.position, b.header.base_offset)))
+    }
+
+    /// The largest batch max timestamp below byte `end` (a batch boundary),
+    /// or -1, once the indexes hold no entry at or past `end`. A time index
+    /// entry holds the largest timestamp *before* its batch, so the batches
+    /// from the last offset index entry to `end` are read to finish the job.
+    pub(super) async fn max_timestamp_below(
+        this: &std::cell::RefCell<Self>,
+        end: u64,
+    ) -> LogResult<i64> {
+        let (file, path, mut pos, start_base, mut max_timestamp) = {
+            let seg = this.borrow();
+            let last = seg.offset_index.last();
+            (
+                seg.file.clone(),
+                seg.paths.log.clone(),
+                last.map_or(0, |e| e.position as u64),
+                seg.base_offset + last.map_or(0, |e| e.relative_offset as i64),
+                seg.time_index.last().map_or(-1, |e| e.timestamp),
+            )
+        };
+        let mut entry_unchecked = pos > 0;
+        while pos < end {
+            let header_bytes = file
+                .read_at(pos, HEADER_BYTES)
+                .await
+                .map_err(LogError::io("reading", &path))?;
+            if std::mem::take(&mut entry_unchecked) && !entry_names_batch(&header_bytes, start_base)
+            {
+                warn_damaged_entry(&path, pos, start_base);
+                (pos, max_timestamp) = (0, -1);
+                continue;
+            }
+            let header = BatchHeader::peek(&header_bytes).map_err(|e| LogError::Corrupt {
+                path: path.clone(),
+                position: pos,
+                reason: e.to_string(),
+            })?;
+            max_timestamp = max_timestamp.max(header.max_timestamp);
+            pos += header.size_bytes as u64;
+        }
+        Ok(max_timestamp)
+    }
+}
+
+/// True when `bytes` start with the header of the batch based at
+/// `base_offset`. Index files carry no checksum and recovery checks only the
+/// last entry, so a damaged entry that still decodes in order is caught
+/// here, when a read first uses it: trusted, it would send the read into the
+/// middle of a batch (a spurious corruption error) or past batches it must
+/// return (records silently skipped, or a truncation that keeps too much).
+pub(super) fn entry_names_batch(bytes: &[u8], base_offset: Offset) -> bool {
+    BatchHeader::peek(bytes).is_ok_and(|h| h.base_offset == base_offset)
+}
+
+/// A damaged index entry was found; the caller walks the segment from its
+/// start instead, which is slower but right.
+pub(super) fn warn_damaged_entry(path: &Path, position: u64, base_offset: Offset) {
+    tracing::warn!(
+        segment = ?path,
+        position,
+        base_offset,
+        "offset index entry does not name the batch at its position; reading from the segment start"
+    );
+}
