@@ -28,6 +28,6 @@ pub mod storage;
 pub use cache::BatchCache;
 pub use chunk::ReadChunk;
 pub use error::{LogError, LogResult};
-pub use partition::{AppendInfo, OpenReport, PartitionLog, RetentionOutcome};
+pub use partition::{AppendInfo, LogStats, OpenReport, PartitionLog, RetentionOutcome};
 pub use storage::dma::DmaStorage;
 pub use storage::memory::MemoryStorage;

@@ -98,6 +98,19 @@ pub struct PartitionLog<S: Storage> {
     closed: Cell<bool>,
     cache: Option<(Rc<RefCell<BatchCache>>, CacheKey)>,
     open_report: OpenReport,
+    stats: RefCell<LogStats>,
+}
+
+/// Counters of what a log did since it was opened (for metrics and tests).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogStats {
+    /// Successful `append` calls.
+    pub appends: u64,
+    /// `flush` calls.
+    pub flushes: u64,
+    /// fdatasyncs of the active segment that flushes issued; group commit
+    /// keeps this below `flushes` when flushes overlap.
+    pub flush_syncs: u64,
 }
 
 impl<S: Storage> PartitionLog<S> {
@@ -232,6 +245,7 @@ impl<S: Storage> PartitionLog<S> {
                 (c, key)
             }),
             open_report: report,
+            stats: RefCell::new(LogStats::default()),
         };
         if log.open_report.checkpoint_rebuilt {
             log.write_checkpoint().await?;
@@ -258,6 +272,10 @@ impl<S: Storage> PartitionLog<S> {
         self.active().borrow().next_offset
     }
     /// Every offset below this has been fdatasync'd.
+    /// What this log did since it was opened.
+    pub fn stats(&self) -> LogStats {
+        *self.stats.borrow()
+    }
     pub fn durable_offset(&self) -> Offset {
         self.durable_offset.get()
     }
@@ -448,6 +466,7 @@ impl<S: Storage> PartitionLog<S> {
                 }
             }
         }
+        self.stats.borrow_mut().appends += 1;
         Ok(info)
     }
 
@@ -455,6 +474,7 @@ impl<S: Storage> PartitionLog<S> {
     /// arrive while a sync is in flight share the next one (group commit).
     /// Returns the durable offset.
     pub async fn flush(&self) -> LogResult<Offset> {
+        self.stats.borrow_mut().flushes += 1;
         let target = self.log_end_offset();
         if self.durable_offset.get() >= target {
             return Ok(self.durable_offset.get());
@@ -473,6 +493,7 @@ impl<S: Storage> PartitionLog<S> {
         if let Err(e) = Segment::write_out(&active, true).await {
             return self.fail(e);
         }
+        self.stats.borrow_mut().flush_syncs += 1;
         if let Err(e) = Segment::sync(&active).await {
             return self.fail(e);
         }

@@ -329,3 +329,53 @@ fn time_retention_deletes_old_segments_only() {
         log.close().await.expect("close");
     });
 }
+
+#[test]
+fn group_commit_shares_fdatasyncs_among_concurrent_flushes() {
+    let dir = common::tempdir();
+    run(async {
+        let log = Rc::new(
+            PartitionLog::open(
+                DmaStorage,
+                dir.path().join("p"),
+                LogConfig::default(),
+                None,
+                0,
+            )
+            .await
+            .expect("opens"),
+        );
+        let writers = 64u64;
+        let tasks: Vec<_> = (0..writers)
+            .map(|tag| {
+                let log = log.clone();
+                glommio::spawn_local(async move {
+                    let info = log
+                        .append(batch(tag, 1, 100, 0), 0, 0)
+                        .await
+                        .expect("append");
+                    let durable = log.flush().await.expect("flush");
+                    (info.last_offset, durable)
+                })
+            })
+            .collect();
+        for task in tasks {
+            let (last, durable) = task.await;
+            assert!(
+                durable > last,
+                "flush returned {durable} before its append {last} was durable"
+            );
+        }
+        let stats = log.stats();
+        assert_eq!(stats.appends, writers);
+        assert_eq!(stats.flushes, writers);
+        assert!(stats.flush_syncs >= 1);
+        assert!(
+            stats.flush_syncs * 4 <= writers,
+            "64 overlapping flushes took {} fdatasyncs; group commit should share them",
+            stats.flush_syncs
+        );
+        assert_eq!(log.durable_offset(), writers as i64);
+        log.close().await.expect("close");
+    });
+}
