@@ -1,13 +1,11 @@
 //! The `sluice` binary: a thin CLI that parses arguments and calls a crate.
-//!
-//! Subcommands arrive with the work that builds them (`serve` with the Kafka
-//! API server, `bench` with the load generator); until then the binary only
-//! reports its version and the configuration it would run with.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use serde::Serialize;
 
 #[derive(Parser)]
 #[command(
@@ -20,31 +18,131 @@ struct Cli {
     command: Command,
 }
 
+/// Flags shared by the commands that read the node configuration. Each is
+/// also settable in the TOML file and as a `SLUICE_*` variable; flags win.
+#[derive(clap::Args, Serialize, Default)]
+struct NodeFlags {
+    /// A TOML configuration file.
+    #[arg(long)]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// Where partitions and metadata live [default: ./sluice-data].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_dir: Option<PathBuf>,
+    /// Address the Kafka listener binds [default: 127.0.0.1:9092].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kafka_addr: Option<String>,
+    /// HOST:PORT clients are told to connect to [default: --kafka-addr].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    advertised_kafka_addr: Option<String>,
+    /// Address of the admin HTTP endpoint [default: 127.0.0.1:9644].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    admin_addr: Option<String>,
+    /// Shards (pinned executors, one per core) [default: all cores].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cores: Option<usize>,
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Run a broker on this machine.
+    Serve(NodeFlags),
     /// Print the effective configuration (defaults < --config file <
-    /// SLUICE_* environment) as TOML.
-    Config {
-        /// A TOML configuration file.
-        #[arg(long)]
-        config: Option<PathBuf>,
-    },
+    /// SLUICE_* environment < flags) as TOML.
+    Config(NodeFlags),
+}
+
+fn load(flags: &NodeFlags) -> anyhow::Result<sluice_core::config::NodeConfig> {
+    sluice_core::config::load(flags.config.as_deref(), Some(flags)).context("loading configuration")
 }
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Config { config } => {
-            let config = sluice_core::config::load::<()>(config.as_deref(), None)
-                .context("loading configuration")?;
+        Command::Config(flags) => {
+            let config = load(&flags)?;
             print!(
                 "{}",
                 toml::to_string(&config).context("printing configuration")?
             );
         }
+        Command::Serve(flags) => serve(load(&flags)?)?,
     }
+    Ok(())
+}
+
+fn serve(mut config: sluice_core::config::NodeConfig) -> anyhow::Result<()> {
+    let available = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let shards = if config.cores == 0 {
+        available
+    } else {
+        config.cores
+    };
+    config.cores = shards;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    ensure_cluster_id(&config.data_dir)?;
+    let shutdown = sluice_shard::ShutdownFlag::default();
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        signal_hook::flag::register(signal, flag.clone()).context("installing a signal handler")?;
+        let shutdown = shutdown.clone();
+        std::thread::spawn(move || loop {
+            if flag.load(std::sync::atomic::Ordering::SeqCst) {
+                tracing::info!("signal received; stopping");
+                shutdown.request();
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        });
+    }
+    println!(
+        "sluice {} serving: cores {}, data dir {}, kafka {} (advertised {}), admin {}, flush {}",
+        env!("CARGO_PKG_VERSION"),
+        shards,
+        config.data_dir.display(),
+        config.kafka_addr,
+        config
+            .advertised_kafka_addr
+            .as_deref()
+            .unwrap_or(&config.kafka_addr),
+        config.admin_addr,
+        config.log.flush,
+    );
+    let serve: sluice_shard::ServeFn =
+        Arc::new(|shard, stop| Box::pin(sluice_net::serve(shard, stop)));
+    sluice_shard::run(config, shards, serve, shutdown).map_err(|e| anyhow::anyhow!(e))?;
+    println!("sluice stopped");
+    Ok(())
+}
+
+/// Makes the cluster id (a 22-character base64 UUID, as Kafka's) on first
+/// start; later starts keep it.
+fn ensure_cluster_id(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let path = data_dir.join(sluice_net::kafka::context::CLUSTER_ID_FILE);
+    if path.exists() {
+        return Ok(());
+    }
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut bits = uuid::Uuid::new_v4().as_u128();
+    let mut id = String::with_capacity(22);
+    for _ in 0..22 {
+        id.push(ALPHABET[(bits & 63) as usize] as char);
+        bits >>= 6;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, &id)?;
+    std::fs::rename(&tmp, &path)?;
     Ok(())
 }

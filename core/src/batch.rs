@@ -158,6 +158,10 @@ pub struct BatchHeader {
     pub size_bytes: usize,
     pub max_timestamp: i64,
     pub records_count: i32,
+    /// -1 when the batch is not from an idempotent producer.
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
 }
 
 impl BatchHeader {
@@ -171,7 +175,20 @@ impl BatchHeader {
             size_bytes,
             max_timestamp: be_i64(buf, MAX_TIMESTAMP_AT),
             records_count: be_i32(buf, RECORDS_COUNT_AT),
+            producer_id: be_i64(buf, PRODUCER_ID_AT),
+            producer_epoch: be_i16(buf, PRODUCER_EPOCH_AT),
+            base_sequence: be_i32(buf, BASE_SEQUENCE_AT),
         })
+    }
+
+    /// Sequence of the batch's last record (wrapping after i32::MAX).
+    pub fn last_sequence(&self) -> i32 {
+        let last = self.base_sequence as i64 + self.last_offset_delta as i64;
+        if last > i32::MAX as i64 {
+            (last - i32::MAX as i64 - 1) as i32
+        } else {
+            last as i32
+        }
     }
 
     /// Offset of the last record in the batch.
@@ -323,6 +340,9 @@ impl RecordBatch {
             size_bytes: self.size_bytes(),
             max_timestamp: self.max_timestamp(),
             records_count: self.records_count(),
+            producer_id: self.producer_id(),
+            producer_epoch: self.producer_epoch(),
+            base_sequence: self.base_sequence(),
         }
     }
 }

@@ -88,6 +88,11 @@ pub struct LogConfig {
     /// Unflushed bytes a partition buffers before writing them out (not
     /// syncing) on its own; bounds each partition's write buffer.
     pub write_buffer_bytes: u32,
+    /// Forget an idempotent producer idle this long (`producer.id.expiration.ms`).
+    pub producer_id_expiration_ms: i64,
+    /// Appended bytes between two snapshots of the producer state; bounds
+    /// how much of the log recovery reads to rebuild it.
+    pub producer_snapshot_interval_bytes: u64,
 }
 
 impl Default for LogConfig {
@@ -102,6 +107,8 @@ impl Default for LogConfig {
             max_message_bytes: 1_048_588,
             flush: FlushPolicy::Always,
             write_buffer_bytes: 1024 * 1024,
+            producer_id_expiration_ms: 86_400_000,
+            producer_snapshot_interval_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -147,12 +154,50 @@ impl Default for ShardConfig {
     }
 }
 
+/// Kafka protocol settings (Kafka's broker config names, snake_cased).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Largest request frame accepted; larger ones close the connection
+    /// (`socket.request.max.bytes`).
+    pub socket_request_max_bytes: u32,
+    /// Bytes of requests a shard holds in memory at once; when reached, it
+    /// stops reading sockets until requests complete.
+    pub queued_max_request_bytes: u64,
+    /// Create unknown topics on Metadata and Produce (`auto.create.topics.enable`).
+    pub auto_create_topics_enable: bool,
+    /// Partitions of an auto-created topic (`num.partitions`).
+    pub num_partitions: i32,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            socket_request_max_bytes: 104_857_600,
+            queued_max_request_bytes: 256 * 1024 * 1024,
+            auto_create_topics_enable: true,
+            num_partitions: 1,
+        }
+    }
+}
+
 /// The whole node's configuration file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NodeConfig {
     /// Where partitions and metadata live.
     pub data_dir: PathBuf,
+    /// Address the Kafka listener binds (every shard, SO_REUSEPORT).
+    pub kafka_addr: String,
+    /// Address clients are told to connect to (default: `kafka_addr`).
+    pub advertised_kafka_addr: Option<String>,
+    /// Address of the admin HTTP endpoint (metrics, health).
+    pub admin_addr: String,
+    /// Shards (pinned executors) to run; 0 = one per available core.
+    pub cores: usize,
+    /// This broker's id in Metadata responses (`node.id`).
+    pub node_id: i32,
+    pub kafka: KafkaConfig,
     pub log: LogConfig,
     pub shard: ShardConfig,
 }
@@ -161,6 +206,12 @@ impl Default for NodeConfig {
     fn default() -> Self {
         NodeConfig {
             data_dir: PathBuf::from("./sluice-data"),
+            kafka_addr: "127.0.0.1:9092".into(),
+            advertised_kafka_addr: None,
+            admin_addr: "127.0.0.1:9644".into(),
+            cores: 0,
+            node_id: 0,
+            kafka: KafkaConfig::default(),
             log: LogConfig::default(),
             shard: ShardConfig::default(),
         }

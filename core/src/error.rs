@@ -40,11 +40,13 @@ pub enum ErrorCode {
     InvalidReplicationFactor = 38,
     InvalidReplicaAssignment = 39,
     InvalidConfig = 40,
+    NotController = 41,
     InvalidRequest = 42,
     PolicyViolation = 44,
     OutOfOrderSequenceNumber = 45,
     DuplicateSequenceNumber = 46,
     InvalidProducerEpoch = 47,
+    TransactionalIdAuthorizationFailed = 53,
     KafkaStorageError = 56,
     UnknownProducerId = 59,
     GroupIdNotFound = 69,
@@ -59,6 +61,8 @@ pub enum ErrorCode {
     InvalidRecord = 87,
     ProducerFenced = 90,
     UnknownTopicId = 100,
+    MismatchedEndpointType = 114,
+    UnsupportedEndpointType = 115,
 }
 
 impl ErrorCode {

@@ -9,6 +9,8 @@
 pub mod batch;
 pub mod config;
 pub mod error;
+pub mod metadata;
+pub mod producer_state;
 pub mod records;
 pub mod types;
 pub mod varint;

@@ -27,6 +27,10 @@ pub enum LogError {
     /// One append is larger than a whole segment.
     #[error("append of {size_bytes} bytes exceeds segment.bytes {max_bytes}")]
     RecordListTooLarge { size_bytes: usize, max_bytes: u64 },
+    /// An idempotent producer's batch breaks the sequence rules
+    /// (OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH, ...).
+    #[error("producer sequence check failed: {0}")]
+    Sequence(ErrorCode),
     /// The disk refused an operation.
     #[error("storage error while {context} {path:?}: {source}")]
     Io {
@@ -58,6 +62,7 @@ impl LogError {
             LogError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
             LogError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
             LogError::RecordListTooLarge { .. } => ErrorCode::RecordListTooLarge,
+            LogError::Sequence(code) => *code,
             LogError::Io { .. } | LogError::Corrupt { .. } | LogError::Offline => {
                 ErrorCode::KafkaStorageError
             }

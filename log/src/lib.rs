@@ -21,6 +21,7 @@ pub mod chunk;
 pub mod error;
 pub mod index;
 pub mod partition;
+pub mod producers;
 pub mod scan;
 pub mod segment;
 pub mod storage;

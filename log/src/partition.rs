@@ -43,8 +43,10 @@ use crate::cache::{BatchCache, CacheKey};
 use crate::checkpoint::{self, PartitionCheckpoint};
 use crate::chunk::ReadChunk;
 use crate::error::{LogError, LogResult};
+use crate::producers;
 use crate::segment::{parse_segment_name, ReadBufOf, RecoveryReport, Segment};
 use crate::storage::Storage;
+use sluice_core::producer_state::{ProducerStateTable, SequenceCheck};
 
 mod retention;
 mod timestamp;
@@ -62,6 +64,9 @@ pub struct AppendInfo {
     pub max_timestamp: i64,
     pub batches: usize,
     pub size_bytes: usize,
+    /// The batches were a retry of an idempotent producer's batches already
+    /// in the log: nothing was written and the offsets are the originals.
+    pub duplicate: bool,
 }
 
 /// What retention removed.
@@ -99,6 +104,9 @@ pub struct PartitionLog<S: Storage> {
     cache: Option<(Rc<RefCell<BatchCache>>, CacheKey)>,
     open_report: OpenReport,
     stats: RefCell<LogStats>,
+    /// Idempotent producers' sequences, checked on every append.
+    producers: RefCell<ProducerStateTable>,
+    bytes_since_producer_snapshot: Cell<u64>,
 }
 
 /// Counters of what a log did since it was opened (for metrics and tests).
@@ -246,11 +254,118 @@ impl<S: Storage> PartitionLog<S> {
             }),
             open_report: report,
             stats: RefCell::new(LogStats::default()),
+            producers: RefCell::new(ProducerStateTable::default()),
+            bytes_since_producer_snapshot: Cell::new(0),
         };
         if log.open_report.checkpoint_rebuilt {
             log.write_checkpoint().await?;
         }
+        log.rebuild_producer_state(now_ms).await?;
         Ok(log)
+    }
+
+    /// Loads the producer state snapshot and replays the batch headers after
+    /// it (at most `producer_snapshot_interval_bytes` of log, plus whatever
+    /// came after the last snapshot before a crash).
+    async fn rebuild_producer_state(&self, now_ms: i64) -> LogResult<()> {
+        let end = self.log_end_offset();
+        let snapshot = producers::read(&self.storage, &self.dir).await;
+        let (mut table, from) = match snapshot {
+            Some(s) => (
+                producers::table_of(&s),
+                s.offset.max(self.log_start_offset()),
+            ),
+            None => (ProducerStateTable::default(), self.log_start_offset()),
+        };
+        table.truncate_from(end);
+        let mut next = from.min(end);
+        while next < end {
+            let chunks = self.read_chunks(next, 1 << 20, end).await?;
+            if chunks.is_empty() {
+                break;
+            }
+            for chunk in &chunks {
+                let mut at = 0;
+                while at < chunk.len() {
+                    let header =
+                        sluice_core::batch::BatchHeader::peek(&chunk[at..]).map_err(|e| {
+                            LogError::Corrupt {
+                                path: self.dir.clone(),
+                                position: 0,
+                                reason: format!("replaying producer state: {e}"),
+                            }
+                        })?;
+                    producers::record_batch(&mut table, &header, now_ms);
+                    next = header.last_offset() + 1;
+                    at += header.size_bytes;
+                }
+            }
+        }
+        *self.producers.borrow_mut() = table;
+        Ok(())
+    }
+
+    /// Writes the producer state snapshot for the current log end. Caller
+    /// holds the I/O lock.
+    async fn snapshot_producers(&self) -> LogResult<()> {
+        let snapshot = producers::snapshot_of(&self.producers.borrow(), self.log_end_offset());
+        producers::write(&self.storage, &self.dir, &snapshot).await?;
+        self.bytes_since_producer_snapshot.set(0);
+        Ok(())
+    }
+
+    /// Applies Kafka's idempotent producer rules to the batches of one
+    /// append: `Some` for a retried single batch already in the log (answer
+    /// with its original offsets), an error for a batch to refuse.
+    fn check_sequences(&self, batches: &BytesMut) -> LogResult<Option<AppendInfo>> {
+        let table = self.producers.borrow();
+        let mut scratch: Option<ProducerStateTable> = None;
+        let mut at = 0usize;
+        let mut single = true;
+        while at < batches.len() {
+            let header = sluice_core::batch::BatchHeader::peek(&batches[at..])
+                .expect("checked by the caller");
+            let first_batch = at == 0;
+            at += header.size_bytes;
+            single &= first_batch && at == batches.len();
+            if header.producer_id < 0 {
+                continue;
+            }
+            let view = scratch.as_ref().unwrap_or(&table);
+            match view.check(
+                header.producer_id,
+                header.producer_epoch,
+                header.base_sequence,
+                header.last_sequence(),
+            ) {
+                SequenceCheck::Append => {}
+                SequenceCheck::Duplicate {
+                    first_offset,
+                    last_offset,
+                } if single => {
+                    return Ok(Some(AppendInfo {
+                        base_offset: first_offset,
+                        last_offset,
+                        max_timestamp: header.max_timestamp,
+                        batches: 1,
+                        size_bytes: header.size_bytes,
+                        duplicate: true,
+                    }));
+                }
+                SequenceCheck::Duplicate { .. } => {
+                    return Err(LogError::Sequence(
+                        sluice_core::ErrorCode::DuplicateSequenceNumber,
+                    ))
+                }
+                SequenceCheck::Reject(code) => return Err(LogError::Sequence(code)),
+            }
+            if at < batches.len() {
+                // Later batches of this append must follow this one.
+                let scratch = scratch.get_or_insert_with(|| table.clone());
+                producers::record_batch(scratch, &header, 0);
+            }
+        }
+        Ok(None)
     }
 
     /// What opening found and repaired.
@@ -412,7 +527,11 @@ impl<S: Storage> PartitionLog<S> {
             }
         }
 
-        // Assign offsets and append, with no await in between.
+        // Check producer sequences, assign offsets and append, with no await
+        // in between, so no other append can slip between check and record.
+        if let Some(outcome) = self.check_sequences(&batches)? {
+            return Ok(outcome);
+        }
         let active = self.active();
         let base_offset = self.log_end_offset();
         let mut next = base_offset;
@@ -440,16 +559,20 @@ impl<S: Storage> PartitionLog<S> {
                         bytes.clone(),
                     );
                 }
+                producers::record_batch(&mut self.producers.borrow_mut(), &header, now_ms);
                 seg.append(header, bytes, self.config.index_interval_bytes);
                 at += size;
             }
         }
+        self.bytes_since_producer_snapshot
+            .set(self.bytes_since_producer_snapshot.get() + total as u64);
         let info = AppendInfo {
             base_offset,
             last_offset: next - 1,
             max_timestamp,
             batches: count,
             size_bytes: total,
+            duplicate: false,
         };
 
         // Bound the write buffer: write out (without syncing) once it is full.
@@ -498,6 +621,12 @@ impl<S: Storage> PartitionLog<S> {
             return self.fail(e);
         }
         self.durable_offset.set(self.durable_offset.get().max(upto));
+        if self.bytes_since_producer_snapshot.get() >= self.config.producer_snapshot_interval_bytes
+        {
+            if let Err(e) = self.snapshot_producers().await {
+                return self.fail(e);
+            }
+        }
         Ok(self.durable_offset.get())
     }
 
@@ -509,6 +638,7 @@ impl<S: Storage> PartitionLog<S> {
         let next = active.borrow().next_offset;
         // Everything in the sealed segment is synced now.
         self.durable_offset.set(self.durable_offset.get().max(next));
+        self.snapshot_producers().await?;
         let seg = Segment::create(
             &self.storage,
             &self.dir,
@@ -638,6 +768,7 @@ impl<S: Storage> PartitionLog<S> {
             Segment::persist_indexes_of(&active, true).await?;
             self.durable_offset.set(self.log_end_offset());
             self.write_checkpoint().await?;
+            self.snapshot_producers().await?;
         }
         let all: Vec<_> = self.segments.borrow().clone();
         for seg in all {

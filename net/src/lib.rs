@@ -1,4 +1,26 @@
-//! sluice-net: the Kafka wire protocol server (issue #3).
+//! sluice-net: the Kafka wire protocol server.
 //!
-//! Will own: framing, ApiVersions negotiation, one handler module per API,
-//! and the admin HTTP endpoint. Empty until the Kafka API server lands.
+//! Owns: the per-shard Kafka listener ([`kafka::server`]), the registry of
+//! supported APIs from which both dispatch and ApiVersions are derived
+//! ([`kafka::registry`]), and one handler module per API
+//! ([`kafka::handlers`]). The kafka-protocol crate decodes and encodes the
+//! envelopes; record bytes stay one `Bytes` from socket to log and back.
+
+pub mod admin;
+pub mod kafka;
+
+use std::rc::Rc;
+
+use sluice_shard::{Notify, Shard};
+
+/// Everything a shard serves: the Kafka listener on every shard, and the
+/// admin endpoint on shard 0.
+pub async fn serve(shard: Rc<Shard>, stop: Rc<Notify>) {
+    if shard.id == 0 {
+        let admin = glommio::spawn_local(admin::serve(shard.clone(), stop.clone()));
+        kafka::server::serve(shard, stop).await;
+        admin.await;
+    } else {
+        kafka::server::serve(shard, stop).await;
+    }
+}

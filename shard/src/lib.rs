@@ -1,7 +1,20 @@
-//! sluice-shard: the per-core runtime (issue #3).
+//! sluice-shard: the per-core runtime.
 //!
-//! Will own: executor start-up and pinning, the partition ownership table,
-//! cross-core routing, per-shard memory budgets and the group coordinator's
-//! and producer state's home. Empty until the Kafka API server lands; the
-//! per-shard batch cache it will hand to each log already lives in
-//! `sluice_log::cache`.
+//! Owns: one pinned glommio executor per core ([`runtime`]), each a
+//! [`shard::Shard`] that owns a disjoint set of partitions and a read-only
+//! copy of the metadata; the message types shards exchange over the channel
+//! mesh ([`message`]); the metadata log on the controller shard
+//! ([`metadata_log`]); and the per-partition long-poll signal ([`notify`]).
+//! No locks or shared mutable state on the request path: work for another
+//! shard's partition is a message to that shard.
+
+pub mod message;
+pub mod metadata_log;
+pub mod notify;
+pub mod runtime;
+pub mod shard;
+
+pub use message::{FetchResult, ProduceResult, Proposal, ShardRequest, ShardResponse, ShardStats};
+pub use notify::Notify;
+pub use runtime::{run, ServeFn, ShutdownFlag};
+pub use shard::{now_ms, Shard, ShardCounters};

@@ -19,6 +19,13 @@ impl<S: Storage> PartitionLog<S> {
             .acquire_permit(1)
             .await
             .map_err(|_| LogError::Closed)?;
+        let expired = self
+            .producers
+            .borrow_mut()
+            .expire(now_ms, self.config.producer_id_expiration_ms);
+        if expired > 0 {
+            tracing::debug!(dir = ?self.dir, expired, "expired idle producers");
+        }
         let mut outcome = RetentionOutcome {
             log_start_offset: self.log_start_offset(),
             ..Default::default()

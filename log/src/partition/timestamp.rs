@@ -55,6 +55,31 @@ impl<S: Storage> PartitionLog<S> {
         }
         Ok(None)
     }
+
+    /// The first offset holding the log's largest timestamp, and that
+    /// timestamp (ListOffsets with MAX_TIMESTAMP); `None` when the log
+    /// holds no batch at or above the log start.
+    pub async fn max_timestamp_offset(&self) -> LogResult<Option<(Offset, i64)>> {
+        let segments: Vec<_> = self.segments.borrow().clone();
+        let mut max_ts = None::<i64>;
+        for seg in &segments {
+            Segment::ensure_indexes(seg, &self.storage, self.config.index_interval_bytes).await?;
+            let (ts, end) = {
+                let s = seg.borrow();
+                (s.max_timestamp, s.next_offset)
+            };
+            if end > self.log_start_offset() && ts >= 0 && max_ts.is_none_or(|m| ts > m) {
+                max_ts = Some(ts);
+            }
+        }
+        match max_ts {
+            Some(ts) => Ok(self
+                .offset_for_timestamp(ts)
+                .await?
+                .map(|(offset, _)| (offset, ts))),
+            None => Ok(None),
+        }
+    }
 }
 
 /// The first record of `batch` at or after `timestamp` (and not below

@@ -27,6 +27,7 @@ impl<S: Storage> PartitionLog<S> {
         let result = self.truncate_locked(offset, now_ms).await;
         match result {
             Ok(end) => {
+                self.producers.borrow_mut().truncate_from(end);
                 self.durable_offset.set(self.durable_offset.get().min(end));
                 Ok(end)
             }

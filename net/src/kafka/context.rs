@@ -1,0 +1,56 @@
+//! What every handler of one shard needs: the shard, who this broker says
+//! it is, and the listener's counters.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use kafka_protocol::protocol::StrBytes;
+use sluice_shard::Shard;
+
+use super::server::parse_addr;
+
+/// Per-shard handler context.
+pub struct Context {
+    pub shard: Rc<Shard>,
+    pub bind_addr: SocketAddr,
+    /// Host and port clients are told to connect to.
+    pub advertised_host: StrBytes,
+    pub advertised_port: i32,
+    pub node_id: i32,
+    pub cluster_id: StrBytes,
+}
+
+/// File in the data directory holding the cluster id, made at first start.
+pub const CLUSTER_ID_FILE: &str = "cluster_id";
+
+impl Context {
+    pub fn new(shard: Rc<Shard>) -> Result<Context, String> {
+        let config = &shard.config;
+        let bind_addr = parse_addr(&config.kafka_addr)?;
+        let advertised = config
+            .advertised_kafka_addr
+            .clone()
+            .unwrap_or_else(|| config.kafka_addr.clone());
+        let (host, port) = advertised
+            .rsplit_once(':')
+            .ok_or_else(|| format!("advertised address {advertised:?} is not HOST:PORT"))?;
+        let port: i32 = port
+            .parse()
+            .map_err(|_| format!("advertised port in {advertised:?}"))?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let cluster_id = std::fs::read_to_string(config.data_dir.join(CLUSTER_ID_FILE))
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|_| "sluice".to_owned());
+        Ok(Context {
+            node_id: config.node_id,
+            advertised_host: StrBytes::from_string(host),
+            advertised_port: port,
+            cluster_id: StrBytes::from_string(cluster_id),
+            bind_addr,
+            shard,
+        })
+    }
+}

@@ -1,0 +1,80 @@
+//! DescribeCluster (0–1): the cluster id, the controller and the brokers —
+//! on one node, this broker for all of them.
+//!
+//! This broker is a broker endpoint (KIP-919): a v1 request for controller
+//! endpoints gets MISMATCHED_ENDPOINT_TYPE and an unknown type
+//! UNSUPPORTED_ENDPOINT_TYPE, as Kafka's brokers answer.
+
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+use kafka_protocol::protocol::StrBytes;
+use sluice_core::ErrorCode;
+
+use crate::kafka::context::Context;
+
+/// Kafka's endpoint types.
+const ENDPOINT_BROKER: i8 = 1;
+const ENDPOINT_CONTROLLER: i8 = 2;
+
+/// Kafka's "not asked" value for authorized operations.
+const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+
+/// Operations allowed on the cluster without an authorizer: every one Kafka
+/// defines for the cluster resource (ACL operation ids CREATE 5, ALTER 7,
+/// DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11,
+/// IDEMPOTENT_WRITE 12), as a bit set.
+const CLUSTER_OPERATIONS: i32 =
+    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+
+fn refuse(error: ErrorCode, message: String) -> DescribeClusterResponse {
+    DescribeClusterResponse::default()
+        .with_error_code(error.code())
+        .with_error_message(Some(StrBytes::from_string(message)))
+}
+
+/// Answers a DescribeCluster request.
+pub fn handle(
+    ctx: &Context,
+    request: DescribeClusterRequest,
+    version: i16,
+) -> DescribeClusterResponse {
+    // v0 has no endpoint type field, so its error for one is INVALID_REQUEST.
+    match request.endpoint_type {
+        ENDPOINT_BROKER => {}
+        ENDPOINT_CONTROLLER => {
+            let error = if version == 0 {
+                ErrorCode::InvalidRequest
+            } else {
+                ErrorCode::MismatchedEndpointType
+            };
+            return refuse(
+                error,
+                "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER".into(),
+            );
+        }
+        other => {
+            let error = if version == 0 {
+                ErrorCode::InvalidRequest
+            } else {
+                ErrorCode::UnsupportedEndpointType
+            };
+            return refuse(error, format!("Unsupported endpoint type {other}"));
+        }
+    }
+    let authorized_operations = if request.include_cluster_authorized_operations {
+        CLUSTER_OPERATIONS
+    } else {
+        AUTHORIZED_OPERATIONS_OMITTED
+    };
+    DescribeClusterResponse::default()
+        .with_error_code(ErrorCode::None.code())
+        .with_endpoint_type(ENDPOINT_BROKER)
+        .with_cluster_id(ctx.cluster_id.clone())
+        .with_controller_id(BrokerId(ctx.node_id))
+        .with_brokers(vec![DescribeClusterBroker::default()
+            .with_broker_id(BrokerId(ctx.node_id))
+            .with_host(ctx.advertised_host.clone())
+            .with_port(ctx.advertised_port)
+            .with_rack(None)])
+        .with_cluster_authorized_operations(authorized_operations)
+}

@@ -1,0 +1,176 @@
+//! ListOffsets (1–8): per partition, the offset for a timestamp, asked of
+//! the partition's owner shard: -1 latest (the high watermark), -2 earliest
+//! (the log start offset), -3 the record with the largest timestamp (v7+),
+//! -4 earliest local (v8+; without tiered storage the log start offset),
+//! otherwise the first offset whose timestamp is at or after the one given.
+//!
+//! `read_committed` is answered like `read_uncommitted`: there are no
+//! transactions yet, so the last stable offset is the high watermark.
+
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use sluice_core::ErrorCode;
+use sluice_shard::{ShardRequest, ShardResponse};
+
+use crate::kafka::context::Context;
+
+/// Kafka's special timestamps.
+const EARLIEST_TIMESTAMP: i64 = -2;
+const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
+
+/// The leader epoch of every partition: one node, never re-elected.
+const LEADER_EPOCH: i32 = 0;
+
+fn partition_response(
+    index: i32,
+    error: ErrorCode,
+    offset: i64,
+    timestamp: i64,
+    version: i16,
+) -> ListOffsetsPartitionResponse {
+    // v4+ carry the leader epoch of the offset returned; -1 when there is
+    // none (and v1–3 cannot carry anything but -1).
+    let leader_epoch = if version >= 4 && error == ErrorCode::None && offset >= 0 {
+        LEADER_EPOCH
+    } else {
+        -1
+    };
+    ListOffsetsPartitionResponse::default()
+        .with_partition_index(index)
+        .with_error_code(error.code())
+        .with_timestamp(timestamp)
+        .with_offset(offset)
+        .with_leader_epoch(leader_epoch)
+}
+
+/// Kafka's check of the client's `current_leader_epoch` (v4+; -1 skips it).
+fn leader_epoch_error(current_leader_epoch: i32) -> Option<ErrorCode> {
+    match current_leader_epoch {
+        -1 | LEADER_EPOCH => None,
+        e if e > LEADER_EPOCH => Some(ErrorCode::UnknownLeaderEpoch),
+        _ => Some(ErrorCode::FencedLeaderEpoch),
+    }
+}
+
+/// Answers a ListOffsets request.
+pub async fn handle(
+    ctx: &Rc<Context>,
+    request: ListOffsetsRequest,
+    version: i16,
+) -> ListOffsetsResponse {
+    // Kafka answers INVALID_REQUEST for a partition named twice.
+    let mut asked: HashMap<(&str, i32), usize> = HashMap::new();
+    for topic in &request.topics {
+        for p in &topic.partitions {
+            *asked
+                .entry((topic.name.0.as_str(), p.partition_index))
+                .or_default() += 1;
+        }
+    }
+    let duplicates: HashSet<(String, i32)> = asked
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|((t, p), _)| (t.to_owned(), p))
+        .collect();
+
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let name = topic.name.0.as_str().to_owned();
+        let mut tasks = Vec::with_capacity(topic.partitions.len());
+        for p in &topic.partitions {
+            let index = p.partition_index;
+            let owner = ctx.shard.metadata().owner(&name, index);
+            let epoch_error = if version >= 4 {
+                leader_epoch_error(p.current_leader_epoch)
+            } else {
+                None
+            };
+            let timestamp = match p.timestamp {
+                EARLIEST_LOCAL_TIMESTAMP if version >= 8 => EARLIEST_TIMESTAMP,
+                t => t,
+            };
+            let task = if !duplicates.is_empty() && duplicates.contains(&(name.clone(), index)) {
+                Err(ErrorCode::InvalidRequest)
+            } else if let Some(error) = epoch_error {
+                Err(error)
+            } else if let Some(owner) = owner {
+                let shard = ctx.shard.clone();
+                let request = ShardRequest::ListOffsets {
+                    topic: name.clone(),
+                    partition: index,
+                    timestamp,
+                };
+                Ok(glommio::spawn_local(async move {
+                    shard.call(owner, request).await
+                }))
+            } else {
+                Err(ErrorCode::UnknownTopicOrPartition)
+            };
+            tasks.push((index, task));
+        }
+        let mut partitions = Vec::with_capacity(tasks.len());
+        for (index, task) in tasks {
+            let (error, offset, timestamp) = match task {
+                Err(error) => (error, -1, -1),
+                Ok(task) => match task.await {
+                    ShardResponse::ListOffsets {
+                        error,
+                        offset,
+                        timestamp,
+                    } => (error, offset, timestamp),
+                    _ => (ErrorCode::UnknownServerError, -1, -1),
+                },
+            };
+            let (offset, timestamp) = if error == ErrorCode::None {
+                (offset, timestamp)
+            } else {
+                (-1, -1)
+            };
+            partitions.push(partition_response(index, error, offset, timestamp, version));
+        }
+        topics.push(
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions),
+        );
+    }
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leader_epoch_is_checked_as_kafka_does() {
+        assert_eq!(leader_epoch_error(-1), None);
+        assert_eq!(leader_epoch_error(0), None);
+        assert_eq!(leader_epoch_error(1), Some(ErrorCode::UnknownLeaderEpoch));
+        assert_eq!(leader_epoch_error(-5), Some(ErrorCode::FencedLeaderEpoch));
+    }
+
+    #[test]
+    fn leader_epoch_is_only_set_where_the_version_carries_it() {
+        assert_eq!(
+            partition_response(0, ErrorCode::None, 5, -1, 3).leader_epoch,
+            -1
+        );
+        assert_eq!(
+            partition_response(0, ErrorCode::None, 5, -1, 4).leader_epoch,
+            0
+        );
+        assert_eq!(
+            partition_response(0, ErrorCode::None, -1, -1, 7).leader_epoch,
+            -1
+        );
+        assert_eq!(
+            partition_response(0, ErrorCode::UnknownTopicOrPartition, -1, -1, 7).leader_epoch,
+            -1
+        );
+    }
+}

@@ -1,0 +1,96 @@
+//! Metadata (0–12): brokers, topics and partitions; auto-creates unknown
+//! topics when `auto_create_topics_enable` and the client allows it.
+
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use sluice_core::metadata::TopicMeta;
+use sluice_core::ErrorCode;
+use uuid::Uuid;
+
+use super::topics::{auto_create, topic_by_id};
+use crate::kafka::context::Context;
+
+/// Answers a Metadata request.
+pub async fn handle(ctx: &Context, request: MetadataRequest) -> MetadataResponse {
+    let names: Vec<(Option<String>, Uuid)> = match &request.topics {
+        None => ctx
+            .shard
+            .metadata()
+            .topics
+            .keys()
+            .map(|n| (Some(n.clone()), Uuid::nil()))
+            .collect(),
+        Some(topics) => topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.0.as_str().to_owned()), t.topic_id))
+            .collect(),
+    };
+    let mut topics = Vec::with_capacity(names.len());
+    for (name, id) in names {
+        let name = match name {
+            Some(name) => name,
+            None => match topic_by_id(ctx, id) {
+                Some(name) => name,
+                None => {
+                    topics.push(
+                        MetadataResponseTopic::default()
+                            .with_error_code(ErrorCode::UnknownTopicId.code())
+                            .with_topic_id(id),
+                    );
+                    continue;
+                }
+            },
+        };
+        let mut error = ErrorCode::None;
+        let mut meta = ctx.shard.metadata().topics.get(&name).cloned();
+        if meta.is_none() && request.allow_auto_topic_creation {
+            match auto_create(ctx, &name).await {
+                Ok(()) => meta = ctx.shard.metadata().topics.get(&name).cloned(),
+                Err(e) => error = e,
+            }
+        }
+        let topic = match meta {
+            Some(meta) => topic_response(ctx, &name, &meta),
+            None => MetadataResponseTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_string(name))))
+                .with_error_code(
+                    if error == ErrorCode::None {
+                        ErrorCode::UnknownTopicOrPartition
+                    } else {
+                        error
+                    }
+                    .code(),
+                ),
+        };
+        topics.push(topic);
+    }
+    MetadataResponse::default()
+        .with_brokers(vec![MetadataResponseBroker::default()
+            .with_node_id(BrokerId(ctx.node_id))
+            .with_host(ctx.advertised_host.clone())
+            .with_port(ctx.advertised_port)])
+        .with_cluster_id(Some(ctx.cluster_id.clone()))
+        .with_controller_id(BrokerId(ctx.node_id))
+        .with_topics(topics)
+}
+
+fn topic_response(ctx: &Context, name: &str, meta: &TopicMeta) -> MetadataResponseTopic {
+    let node = BrokerId(ctx.node_id);
+    let partitions = (0..meta.partition_shards.len() as i32)
+        .map(|p| {
+            MetadataResponsePartition::default()
+                .with_partition_index(p)
+                .with_leader_id(node)
+                .with_leader_epoch(0)
+                .with_replica_nodes(vec![node])
+                .with_isr_nodes(vec![node])
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_string(name.to_owned()))))
+        .with_topic_id(Uuid::from_bytes(meta.id))
+        .with_partitions(partitions)
+}

@@ -1,0 +1,64 @@
+//! One module per Kafka API; [`dispatch`] routes a decoded request to it.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
+
+use super::context::Context;
+
+pub mod api_versions;
+pub mod configs;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod fetch;
+pub mod init_producer_id;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+pub mod topics;
+
+/// Runs the handler of `request`'s API. `None` means no response is sent
+/// (a Produce with acks=0). Only APIs in the registry reach this.
+pub async fn dispatch(
+    ctx: &Rc<Context>,
+    header: &RequestHeader,
+    request: RequestKind,
+) -> Option<ResponseKind> {
+    let version = header.request_api_version;
+    Some(match request {
+        RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(r)),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(ctx, r).await),
+        RequestKind::Produce(r) => ResponseKind::Produce(produce::handle(ctx, r).await?),
+        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(ctx, r, version).await),
+        RequestKind::ListOffsets(r) => {
+            ResponseKind::ListOffsets(list_offsets::handle(ctx, r, version).await)
+        }
+        RequestKind::CreateTopics(r) => {
+            ResponseKind::CreateTopics(create_topics::handle(ctx, r, version).await)
+        }
+        RequestKind::DeleteTopics(r) => {
+            ResponseKind::DeleteTopics(delete_topics::handle(ctx, r, version).await)
+        }
+        RequestKind::CreatePartitions(r) => {
+            ResponseKind::CreatePartitions(create_partitions::handle(ctx, r).await)
+        }
+        RequestKind::DescribeConfigs(r) => {
+            ResponseKind::DescribeConfigs(describe_configs::handle(ctx, r))
+        }
+        RequestKind::DescribeCluster(r) => {
+            ResponseKind::DescribeCluster(describe_cluster::handle(ctx, r, version))
+        }
+        RequestKind::InitProducerId(r) => {
+            ResponseKind::InitProducerId(init_producer_id::handle(ctx, r, version).await)
+        }
+        other => {
+            // Only reachable if the registry lists an API this match lacks:
+            // a bug, so the client gets no answer rather than a wrong one.
+            tracing::error!(request = ?std::mem::discriminant(&other), "no handler for a registered API");
+            return None;
+        }
+    })
+}

@@ -1,0 +1,245 @@
+//! The Kafka listener of one shard: framing, headers, dispatch.
+//!
+//! Owns: accepting connections (every shard binds the Kafka port with
+//! SO_REUSEPORT, so the kernel spreads connections over shards), reading
+//! size-prefixed frames within `socket_request_max_bytes`, decoding the
+//! request header, refusing what [`registry`](super::registry) does not list,
+//! dispatching to one handler per API, and writing the response with the
+//! matching header version.
+//!
+//! A connection's requests are handled one at a time, in order, as Kafka
+//! does; so responses keep the connection's order and each connection holds
+//! at most one request in memory. A shard-wide byte budget
+//! (`queued_max_request_bytes`) bounds all of them together: when it is
+//! spent, connections wait before reading their next frame.
+//!
+//! Bad input: a frame over the size limit, an unknown API key, a version
+//! outside the supported range (other than ApiVersions) or a body that does
+//! not decode closes that connection, as Kafka does; the event is logged
+//! and counted; nothing else is affected.
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::{TcpListener, TcpStream};
+use glommio::sync::Semaphore;
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsResponse, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
+};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use sluice_core::ErrorCode;
+use sluice_shard::{Notify, Shard, ShardCounters};
+
+use super::context::Context;
+use super::handlers;
+use super::registry;
+
+/// Serves the Kafka protocol on this shard until `stop` fires.
+pub async fn serve(shard: Rc<Shard>, stop: Rc<Notify>) {
+    let ctx = match Context::new(shard.clone()) {
+        Ok(ctx) => Rc::new(ctx),
+        Err(e) => {
+            tracing::error!(shard = shard.id, error = %e, "bad listener configuration");
+            return;
+        }
+    };
+    let listener = match TcpListener::bind(ctx.bind_addr) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(shard = shard.id, addr = %ctx.bind_addr, error = %e, "cannot bind the Kafka port");
+            return;
+        }
+    };
+    let budget = Rc::new(Semaphore::new(shard.config.kafka.queued_max_request_bytes));
+    let active = Rc::new(Cell::new(0usize));
+    let idle = Rc::new(Notify::default());
+    loop {
+        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+            stop.changed().await;
+            None
+        })
+        .await;
+        let Some(accepted) = accepted else { break };
+        match accepted {
+            Ok(stream) => {
+                ShardCounters::bump(&ctx.shard.counters.connections_accepted);
+                let (ctx, budget, stop) = (ctx.clone(), budget.clone(), stop.clone());
+                let (active, idle) = (active.clone(), idle.clone());
+                active.set(active.get() + 1);
+                glommio::spawn_local(async move {
+                    let peer = stream.peer_addr().ok();
+                    if let Err(e) = connection(ctx, budget, stream, stop).await {
+                        tracing::debug!(peer = ?peer, error = %e, "connection closed");
+                    }
+                    active.set(active.get() - 1);
+                    idle.notify_all();
+                })
+                .detach();
+            }
+            Err(e) => tracing::warn!(error = %e, "accept failed"),
+        }
+    }
+    // Stop accepting; let every connection finish the request it is on.
+    while active.get() > 0 {
+        idle.changed().await;
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ConnectionError {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("bad request: {0}")]
+    BadRequest(String),
+}
+
+async fn connection(
+    ctx: Rc<Context>,
+    budget: Rc<Semaphore>,
+    mut stream: TcpStream,
+    stop: Rc<Notify>,
+) -> Result<(), ConnectionError> {
+    stream.set_nodelay(true).map_err(std::io::Error::from)?;
+    let max = ctx.shard.config.kafka.socket_request_max_bytes;
+    loop {
+        let mut size = [0u8; 4];
+        // Between requests a stop ends the connection; mid-request it does not.
+        let got =
+            futures_lite::future::or(async { Some(stream.read_exact(&mut size).await) }, async {
+                stop.changed().await;
+                None
+            })
+            .await;
+        match got {
+            None => return Ok(()),
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Some(r) => r?,
+        }
+        let size = i32::from_be_bytes(size);
+        if size < 8 || size as u32 > max {
+            return bad(&ctx, format!("frame of {size} bytes (limit {max})"));
+        }
+        let units = (size as u64).min(budget_capacity(&ctx));
+        let _permit = budget
+            .acquire_permit(units)
+            .await
+            .map_err(|_| ConnectionError::BadRequest("request budget closed".into()))?;
+        let mut frame = BytesMut::zeroed(size as usize);
+        stream.read_exact(&mut frame).await?;
+        let response = handle_frame(&ctx, frame.freeze()).await?;
+        if let Some(response) = response {
+            stream.write_all(&response).await?;
+        }
+    }
+}
+
+fn budget_capacity(ctx: &Context) -> u64 {
+    ctx.shard.config.kafka.queued_max_request_bytes.max(1)
+}
+
+fn bad<T>(ctx: &Context, reason: String) -> Result<T, ConnectionError> {
+    ShardCounters::bump(&ctx.shard.counters.bad_requests);
+    tracing::warn!(
+        shard = ctx.shard.id,
+        reason,
+        "closing connection after a bad request"
+    );
+    Err(ConnectionError::BadRequest(reason))
+}
+
+/// Handles one request frame; returns the response frame (size prefix
+/// included), or `None` when the request gets no response (acks=0).
+async fn handle_frame(
+    ctx: &Rc<Context>,
+    mut frame: Bytes,
+) -> Result<Option<Bytes>, ConnectionError> {
+    ShardCounters::bump(&ctx.shard.counters.requests);
+    let api_key_raw = i16::from_be_bytes([frame[0], frame[1]]);
+    let api_version = i16::from_be_bytes([frame[2], frame[3]]);
+    let Ok(api_key) = ApiKey::try_from(api_key_raw) else {
+        return bad(ctx, format!("unknown API key {api_key_raw}"));
+    };
+    if !registry::is_supported(api_key, api_version) {
+        if api_key == ApiKey::ApiVersions {
+            // KIP-511: a newer client learns our ranges from a v0 answer.
+            let correlation_id = peek_correlation_id(&frame);
+            let body = handlers::api_versions::unsupported_version();
+            return Ok(Some(encode_response(
+                correlation_id,
+                0,
+                0,
+                &ResponseKind::ApiVersions(body),
+            )));
+        }
+        return bad(ctx, format!("{api_key:?} v{api_version} is not supported"));
+    }
+    let header_version = api_key.request_header_version(api_version);
+    let header = match RequestHeader::decode(&mut frame, header_version) {
+        Ok(h) => h,
+        Err(e) => return bad(ctx, format!("request header: {e}")),
+    };
+    let request = match RequestKind::decode(api_key, &mut frame, api_version) {
+        Ok(r) => r,
+        Err(e) => return bad(ctx, format!("{api_key:?} v{api_version} body: {e}")),
+    };
+    let response = match handlers::dispatch(ctx, &header, request).await {
+        Some(r) => r,
+        None => return Ok(None),
+    };
+    let response_header_version = api_key.response_header_version(api_version);
+    Ok(Some(encode_response(
+        header.correlation_id,
+        response_header_version,
+        api_version,
+        &response,
+    )))
+}
+
+fn peek_correlation_id(frame: &Bytes) -> i32 {
+    if frame.len() >= 8 {
+        (&frame[4..8]).get_i32()
+    } else {
+        0
+    }
+}
+
+fn encode_response(
+    correlation_id: i32,
+    header_version: i16,
+    version: i16,
+    body: &ResponseKind,
+) -> Bytes {
+    let mut out = BytesMut::with_capacity(256);
+    out.put_i32(0); // size, patched below
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    header
+        .encode(&mut out, header_version)
+        .expect("response headers always encode");
+    if let Err(e) = body.encode(&mut out, version) {
+        // A response we built that the codec refuses is a bug; answer with
+        // the error the client can act on rather than a truncated frame.
+        tracing::error!(error = %e, version, "response did not encode");
+        out.truncate(4);
+        header
+            .encode(&mut out, header_version)
+            .expect("response headers always encode");
+        let fallback =
+            ApiVersionsResponse::default().with_error_code(ErrorCode::UnknownServerError.code());
+        let _ = fallback.encode(&mut out, 0);
+    }
+    let size = (out.len() - 4) as i32;
+    out[..4].copy_from_slice(&size.to_be_bytes());
+    out.freeze()
+}
+
+/// The socket address a shard binds.
+pub fn parse_addr(addr: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    addr.to_socket_addrs()
+        .map_err(|e| format!("{addr}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{addr}: no address"))
+}

@@ -1,0 +1,142 @@
+//! Messages between shards over the channel mesh.
+//!
+//! Owns: the request and response types one shard sends another. They are
+//! `Send` values (owned strings, `Bytes`): the only things that cross cores.
+//! A request names its origin and a correlation id; the answer goes back to
+//! the origin with the same id.
+
+use bytes::Bytes;
+use sluice_core::metadata::{MetadataCommand, MetadataState};
+use sluice_core::{ErrorCode, Offset, PartitionId};
+
+/// What travels on the mesh.
+#[derive(Debug)]
+pub enum ShardMsg {
+    Request {
+        from: u32,
+        id: u64,
+        request: ShardRequest,
+    },
+    Response {
+        id: u64,
+        response: ShardResponse,
+    },
+}
+
+/// Work one shard asks of another.
+#[derive(Debug, Clone)]
+pub enum ShardRequest {
+    /// Append one partition's batches (the owner checks and assigns offsets).
+    Produce {
+        topic: String,
+        partition: PartitionId,
+        records: Bytes,
+        acks: i16,
+    },
+    /// Read whole batches from `offset`, up to `max_bytes`.
+    Fetch {
+        topic: String,
+        partition: PartitionId,
+        offset: Offset,
+        max_bytes: usize,
+    },
+    /// Answer once the partition's high watermark passes `offset` or after
+    /// `max_wait_ms`, whichever comes first (long polling).
+    Watch {
+        topic: String,
+        partition: PartitionId,
+        offset: Offset,
+        max_wait_ms: u64,
+    },
+    /// ListOffsets for one partition: -1 latest, -2 earliest, -3 max
+    /// timestamp, otherwise the first offset at or after the timestamp.
+    ListOffsets {
+        topic: String,
+        partition: PartitionId,
+        timestamp: i64,
+    },
+    /// To shard 0, the controller: plan and commit a metadata change.
+    Propose(Proposal),
+    /// From the controller to every shard: apply a committed command.
+    Apply(MetadataCommand),
+    /// From the controller at start-up: the whole replayed metadata.
+    Snapshot(Box<MetadataState>),
+    /// The shard's counters (for the admin endpoint's metrics).
+    Stats,
+}
+
+/// A metadata change as a client asks for it; the controller turns it into
+/// a [`MetadataCommand`] (placement, ids) against the authoritative state.
+#[derive(Debug, Clone)]
+pub enum Proposal {
+    CreateTopic {
+        name: String,
+        partitions: i32,
+        configs: Vec<(String, String)>,
+        validate_only: bool,
+    },
+    DeleteTopic {
+        name: String,
+    },
+    CreatePartitions {
+        name: String,
+        total: i32,
+        validate_only: bool,
+    },
+    AllocateProducerId,
+}
+
+/// Per-partition result of a produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProduceResult {
+    pub error: ErrorCode,
+    pub base_offset: Offset,
+    pub log_start_offset: Offset,
+}
+
+/// Per-partition result of a fetch.
+#[derive(Debug, Clone)]
+pub struct FetchResult {
+    pub error: ErrorCode,
+    pub high_watermark: Offset,
+    pub last_stable_offset: Offset,
+    pub log_start_offset: Offset,
+    pub records: Bytes,
+}
+
+/// Answers to [`ShardRequest`]s, in the same order of variants.
+#[derive(Debug, Clone)]
+pub enum ShardResponse {
+    Produce(ProduceResult),
+    Fetch(FetchResult),
+    Watched,
+    ListOffsets {
+        error: ErrorCode,
+        offset: Offset,
+        timestamp: i64,
+    },
+    /// The result of a proposal: the committed command's effect (for
+    /// AllocateProducerId, the first id in `value`).
+    Proposed {
+        result: Result<(), (ErrorCode, String)>,
+        value: i64,
+    },
+    Applied,
+    Stats(ShardStats),
+}
+
+/// A shard's counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShardStats {
+    pub shard: u32,
+    pub partitions: u64,
+    pub connections_accepted: u64,
+    pub requests: u64,
+    pub bad_requests: u64,
+    pub appends: u64,
+    pub flushes: u64,
+    pub flush_syncs: u64,
+    pub batch_cache_bytes: u64,
+    pub batch_cache_hits: u64,
+    pub batch_cache_misses: u64,
+}

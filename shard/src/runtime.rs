@@ -1,0 +1,163 @@
+//! Starting and stopping the shards: one pinned glommio executor per core.
+//!
+//! Owns: executor start-up and pinning, joining the channel mesh, the
+//! start-up handshake (shard 0 replays the metadata log and sends every
+//! shard the result before any of them serves), the mesh receive loops, the
+//! `interval:<ms>` flush tick, and shutdown (stop serving, flush, close).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
+use sluice_core::config::{FlushPolicy, NodeConfig};
+
+use crate::message::{ShardMsg, ShardRequest};
+use crate::notify::Notify;
+use crate::shard::Shard;
+
+/// Messages that may wait in one shard-to-shard channel before the sender
+/// is made to wait (backpressure across cores).
+pub const MESH_CHANNEL_CAPACITY: usize = 1024;
+
+/// What each shard runs once it is ready: the Kafka server, in the binary.
+pub type ServeFn =
+    Arc<dyn Fn(Rc<Shard>, Rc<Notify>) -> Pin<Box<dyn Future<Output = ()>>> + Send + Sync>;
+
+/// Set from a signal handler (or a test) to stop the node.
+#[derive(Clone, Default)]
+pub struct ShutdownFlag(Arc<AtomicBool>);
+
+impl ShutdownFlag {
+    pub fn request(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    pub fn is_requested(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Runs `shards` executors until `shutdown` is requested and every shard
+/// has flushed and closed its partitions.
+pub fn run(
+    config: NodeConfig,
+    shards: usize,
+    serve: ServeFn,
+    shutdown: ShutdownFlag,
+) -> Result<(), String> {
+    let config = Arc::new(config);
+    let mesh = MeshBuilder::<ShardMsg, _>::full(shards, MESH_CHANNEL_CAPACITY);
+    let handles = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(shards, None))
+        .name("sluice-shard")
+        .on_all_shards(move || {
+            let (config, mesh, serve, shutdown) = (
+                config.clone(),
+                mesh.clone(),
+                serve.clone(),
+                shutdown.clone(),
+            );
+            async move { shard_main(config, shards as u32, mesh, serve, shutdown).await }
+        })
+        .map_err(|e| format!("starting executors: {e}"))?;
+    let mut failed = Vec::new();
+    for result in handles.join_all() {
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failed.push(e),
+            Err(e) => failed.push(format!("executor: {e}")),
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed.join("; "))
+    }
+}
+
+async fn shard_main(
+    config: Arc<NodeConfig>,
+    shards: u32,
+    mesh: MeshBuilder<ShardMsg, glommio::channels::channel_mesh::Full>,
+    serve: ServeFn,
+    shutdown: ShutdownFlag,
+) -> Result<(), String> {
+    let (senders, mut receivers) = mesh
+        .join()
+        .await
+        .map_err(|_| "joining the shard mesh".to_string())?;
+    let id = senders.peer_id() as u32;
+    let config = Rc::new((*config).clone());
+    let shard = Rc::new(
+        Shard::new(id, shards, config.clone(), senders)
+            .await
+            .map_err(|e| e.to_string())?,
+    );
+
+    for (_, receiver) in receivers.streams() {
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            while let Some(msg) = receiver.recv().await {
+                match msg {
+                    ShardMsg::Request { from, id, request } => {
+                        let shard = shard.clone();
+                        glommio::spawn_local(async move {
+                            let response = shard.clone().handle(request).await;
+                            shard.reply(from, id, response).await;
+                        })
+                        .detach();
+                    }
+                    ShardMsg::Response { id, response } => shard.complete(id, response).await,
+                }
+            }
+        })
+        .detach();
+    }
+
+    // Start-up handshake: shard 0 sends the replayed metadata everywhere.
+    let ready = Rc::new(Notify::default());
+    if let Some(state) = shard.controller_snapshot() {
+        for to in 0..shards {
+            shard
+                .call(to, ShardRequest::Snapshot(Box::new(state.clone())))
+                .await;
+        }
+    } else {
+        // Wait until the snapshot arrived (the receive loop installs it).
+        while !shard.snapshot_installed() {
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    ready.notify_all();
+
+    if let FlushPolicy::IntervalMs(ms) = config.log.flush {
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(Duration::from_millis(ms)).await;
+                shard.flush_all().await;
+            }
+        })
+        .detach();
+    }
+
+    let stop = Rc::new(Notify::default());
+    {
+        let stop = stop.clone();
+        let shutdown = shutdown.clone();
+        glommio::spawn_local(async move {
+            while !shutdown.is_requested() {
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+            }
+            stop.notify_all();
+        })
+        .detach();
+    }
+    serve(shard.clone(), stop).await;
+    shard.close().await;
+    tracing::info!(shard = id, "shard stopped");
+    Ok(())
+}
