@@ -7,6 +7,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
+/// Survives requests that declare absurd collection sizes (see the module).
+#[global_allocator]
+static ALLOCATOR: sluice_core::alloc::GuardedAllocator = sluice_core::alloc::GuardedAllocator;
+
 #[derive(Parser)]
 #[command(
     name = "sluice",
@@ -93,6 +97,12 @@ fn serve(mut config: sluice_core::config::NodeConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     ensure_cluster_id(&config.data_dir)?;
+    // Every shard binds with SO_REUSEPORT, which would also let a second
+    // broker share the ports; a plain bind first fails if anyone holds them.
+    for (what, addr) in [("Kafka", &config.kafka_addr), ("admin", &config.admin_addr)] {
+        std::net::TcpListener::bind(addr.as_str())
+            .with_context(|| format!("the {what} address {addr} is not available"))?;
+    }
     let shutdown = sluice_shard::ShutdownFlag::default();
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));

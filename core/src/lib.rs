@@ -6,6 +6,7 @@
 //! does no I/O beyond reading a configuration file; it never knows about
 //! glommio or sockets.
 
+pub mod alloc;
 pub mod batch;
 pub mod config;
 pub mod error;

@@ -15,22 +15,14 @@ use crate::kafka::server::parse_addr;
 /// Largest request head read.
 const HEAD_MAX_BYTES: usize = 8192;
 
-/// Serves the admin endpoint until `stop` fires (call on shard 0 only).
-pub async fn serve(shard: Rc<Shard>, stop: Rc<Notify>) {
-    let addr = match parse_addr(&shard.config.admin_addr) {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::error!(error = %e, "bad admin address");
-            return;
-        }
-    };
-    let listener = match TcpListener::bind(addr) {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(addr = %addr, error = %e, "cannot bind the admin port");
-            return;
-        }
-    };
+/// Binds the admin endpoint's listener.
+pub fn bind(shard: &Shard) -> Result<TcpListener, String> {
+    let addr = parse_addr(&shard.config.admin_addr).map_err(|e| format!("admin address: {e}"))?;
+    TcpListener::bind(addr).map_err(|e| format!("cannot bind the admin port {addr}: {e}"))
+}
+
+/// Serves the admin endpoint until `stop` fires (on shard 0 only).
+pub async fn serve(shard: Rc<Shard>, listener: TcpListener, stop: Rc<Notify>) {
     loop {
         let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
             stop.changed().await;

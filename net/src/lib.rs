@@ -15,12 +15,16 @@ use sluice_shard::{Notify, Shard};
 
 /// Everything a shard serves: the Kafka listener on every shard, and the
 /// admin endpoint on shard 0.
-pub async fn serve(shard: Rc<Shard>, stop: Rc<Notify>) {
+pub async fn serve(shard: Rc<Shard>, stop: Rc<Notify>) -> Result<(), String> {
     if shard.id == 0 {
-        let admin = glommio::spawn_local(admin::serve(shard.clone(), stop.clone()));
-        kafka::server::serve(shard, stop).await;
+        let listener = admin::bind(&shard)?;
+        let admin = glommio::spawn_local(admin::serve(shard.clone(), listener, stop.clone()));
+        let result = kafka::server::serve(shard, stop.clone()).await;
+        // The Kafka listener may have failed without a stop; end admin too.
+        stop.notify_all();
         admin.await;
+        result
     } else {
-        kafka::server::serve(shard, stop).await;
+        kafka::server::serve(shard, stop).await
     }
 }

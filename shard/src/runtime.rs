@@ -25,8 +25,11 @@ use crate::shard::Shard;
 pub const MESH_CHANNEL_CAPACITY: usize = 1024;
 
 /// What each shard runs once it is ready: the Kafka server, in the binary.
-pub type ServeFn =
-    Arc<dyn Fn(Rc<Shard>, Rc<Notify>) -> Pin<Box<dyn Future<Output = ()>>> + Send + Sync>;
+pub type ServeFn = Arc<
+    dyn Fn(Rc<Shard>, Rc<Notify>) -> Pin<Box<dyn Future<Output = Result<(), String>>>>
+        + Send
+        + Sync,
+>;
 
 /// Set from a signal handler (or a test) to stop the node.
 #[derive(Clone, Default)]
@@ -156,8 +159,13 @@ async fn shard_main(
         })
         .detach();
     }
-    serve(shard.clone(), stop).await;
+    let served = serve(shard.clone(), stop).await;
+    if let Err(e) = &served {
+        // One shard that cannot serve stops the node.
+        tracing::error!(shard = id, error = %e, "shard cannot serve; stopping the node");
+        shutdown.request();
+    }
     shard.close().await;
     tracing::info!(shard = id, "shard stopped");
-    Ok(())
+    served
 }

@@ -28,6 +28,7 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::Fetch, 4, 16),
     api(ApiKey::ListOffsets, 1, 8),
     api(ApiKey::Metadata, 0, 12),
+    api(ApiKey::FindCoordinator, 0, 4),
     api(ApiKey::ApiVersions, 0, 4),
     api(ApiKey::CreateTopics, 2, 7),
     api(ApiKey::DeleteTopics, 1, 6),
@@ -65,5 +66,6 @@ mod tests {
         assert!(is_supported(ApiKey::ApiVersions, 3));
         assert!(!is_supported(ApiKey::Produce, 2));
         assert!(!is_supported(ApiKey::JoinGroup, 0));
+        assert!(is_supported(ApiKey::FindCoordinator, 4));
     }
 }

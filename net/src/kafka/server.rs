@@ -37,22 +37,13 @@ use super::context::Context;
 use super::handlers;
 use super::registry;
 
-/// Serves the Kafka protocol on this shard until `stop` fires.
-pub async fn serve(shard: Rc<Shard>, stop: Rc<Notify>) {
-    let ctx = match Context::new(shard.clone()) {
-        Ok(ctx) => Rc::new(ctx),
-        Err(e) => {
-            tracing::error!(shard = shard.id, error = %e, "bad listener configuration");
-            return;
-        }
-    };
-    let listener = match TcpListener::bind(ctx.bind_addr) {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(shard = shard.id, addr = %ctx.bind_addr, error = %e, "cannot bind the Kafka port");
-            return;
-        }
-    };
+/// Serves the Kafka protocol on this shard until `stop` fires. Fails when
+/// the listener cannot start.
+pub async fn serve(shard: Rc<Shard>, stop: Rc<Notify>) -> Result<(), String> {
+    let ctx =
+        Rc::new(Context::new(shard.clone()).map_err(|e| format!("listener configuration: {e}"))?);
+    let listener = TcpListener::bind(ctx.bind_addr)
+        .map_err(|e| format!("cannot bind the Kafka port {}: {e}", ctx.bind_addr))?;
     let budget = Rc::new(Semaphore::new(shard.config.kafka.queued_max_request_bytes));
     let active = Rc::new(Cell::new(0usize));
     let idle = Rc::new(Notify::default());
@@ -86,6 +77,7 @@ pub async fn serve(shard: Rc<Shard>, stop: Rc<Notify>) {
     while active.get() > 0 {
         idle.changed().await;
     }
+    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -150,22 +142,53 @@ fn bad<T>(ctx: &Context, reason: String) -> Result<T, ConnectionError> {
     Err(ConnectionError::BadRequest(reason))
 }
 
-/// Handles one request frame; returns the response frame (size prefix
-/// included), or `None` when the request gets no response (acks=0).
-async fn handle_frame(
-    ctx: &Rc<Context>,
-    mut frame: Bytes,
-) -> Result<Option<Bytes>, ConnectionError> {
-    ShardCounters::bump(&ctx.shard.counters.requests);
+/// A request frame, decoded.
+pub enum DecodedRequest {
+    /// A supported API and version: header and body.
+    Request(RequestHeader, Box<RequestKind>),
+    /// An ApiVersions request newer than the broker knows (KIP-511); carries
+    /// the correlation id to answer with.
+    NewerApiVersions(i32),
+}
+
+/// Decodes one request frame (without its size prefix). `Err` carries why
+/// the connection must be closed.
+pub fn decode_request(mut frame: Bytes) -> Result<DecodedRequest, String> {
+    if frame.len() < 8 {
+        return Err(format!(
+            "frame of {} bytes is shorter than a request header",
+            frame.len()
+        ));
+    }
     let api_key_raw = i16::from_be_bytes([frame[0], frame[1]]);
     let api_version = i16::from_be_bytes([frame[2], frame[3]]);
     let Ok(api_key) = ApiKey::try_from(api_key_raw) else {
-        return bad(ctx, format!("unknown API key {api_key_raw}"));
+        return Err(format!("unknown API key {api_key_raw}"));
     };
     if !registry::is_supported(api_key, api_version) {
         if api_key == ApiKey::ApiVersions {
+            return Ok(DecodedRequest::NewerApiVersions(peek_correlation_id(
+                &frame,
+            )));
+        }
+        return Err(format!("{api_key:?} v{api_version} is not supported"));
+    }
+    let header_version = api_key.request_header_version(api_version);
+    let header = RequestHeader::decode(&mut frame, header_version)
+        .map_err(|e| format!("request header: {e}"))?;
+    let request = RequestKind::decode(api_key, &mut frame, api_version)
+        .map_err(|e| format!("{api_key:?} v{api_version} body: {e}"))?;
+    Ok(DecodedRequest::Request(header, Box::new(request)))
+}
+
+/// Handles one request frame; returns the response frame (size prefix
+/// included), or `None` when the request gets no response (acks=0).
+async fn handle_frame(ctx: &Rc<Context>, frame: Bytes) -> Result<Option<Bytes>, ConnectionError> {
+    ShardCounters::bump(&ctx.shard.counters.requests);
+    let (header, request) = match decode_request(frame) {
+        Ok(DecodedRequest::Request(header, request)) => (header, *request),
+        Ok(DecodedRequest::NewerApiVersions(correlation_id)) => {
             // KIP-511: a newer client learns our ranges from a v0 answer.
-            let correlation_id = peek_correlation_id(&frame);
             let body = handlers::api_versions::unsupported_version();
             return Ok(Some(encode_response(
                 correlation_id,
@@ -174,17 +197,10 @@ async fn handle_frame(
                 &ResponseKind::ApiVersions(body),
             )));
         }
-        return bad(ctx, format!("{api_key:?} v{api_version} is not supported"));
-    }
-    let header_version = api_key.request_header_version(api_version);
-    let header = match RequestHeader::decode(&mut frame, header_version) {
-        Ok(h) => h,
-        Err(e) => return bad(ctx, format!("request header: {e}")),
+        Err(reason) => return bad(ctx, reason),
     };
-    let request = match RequestKind::decode(api_key, &mut frame, api_version) {
-        Ok(r) => r,
-        Err(e) => return bad(ctx, format!("{api_key:?} v{api_version} body: {e}")),
-    };
+    let api_key = ApiKey::try_from(header.request_api_key).expect("decode_request checked the key");
+    let api_version = header.request_api_version;
     let response = match handlers::dispatch(ctx, &header, request).await {
         Some(r) => r,
         None => return Ok(None),

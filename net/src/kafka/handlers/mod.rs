@@ -14,6 +14,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod fetch;
+pub mod find_coordinator;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
@@ -32,6 +33,9 @@ pub async fn dispatch(
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(r)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(ctx, r).await),
         RequestKind::Produce(r) => ResponseKind::Produce(produce::handle(ctx, r).await?),
+        RequestKind::FindCoordinator(r) => {
+            ResponseKind::FindCoordinator(find_coordinator::handle(r, version))
+        }
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(ctx, r, version).await),
         RequestKind::ListOffsets(r) => {
             ResponseKind::ListOffsets(list_offsets::handle(ctx, r, version).await)

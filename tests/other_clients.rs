@@ -1,0 +1,249 @@
+//! Three more Kafka clients against a real broker, each a small program
+//! under tests/clients/ with its dependencies pinned by its own registry's
+//! lock file:
+//!
+//! - Java: the reference client, org.apache.kafka:kafka-clients
+//!   (tests/clients/java, jars fetched by Maven into target/dependency);
+//! - Go: franz-go's kgo and kadm (tests/clients/go, go.mod/go.sum);
+//! - JavaScript: kafkajs (tests/clients/js, package-lock.json).
+//!
+//! Each test first brings its client up to date (mvn, go build, npm ci:
+//! the first run fetches the dependencies, later ones are fast and
+//! offline), then starts its own broker and runs the program against it
+//! with a deadline. A program prints one `ok ...` line per checked step and
+//! ends with `PASS ...` (exit 0) or `FAIL ...` with what it expected and
+//! what it got. A missing toolchain fails the test with a message naming
+//! it; nothing is skipped.
+//!
+//! `SLUICE_CLIENT_LOG=debug cargo test --test other_clients` turns on the
+//! clients' own debug logs (they go to stderr, shown on failure).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{kcat, message, run, topic, Broker, CmdOutput};
+
+/// Bound on one setup step: the first run downloads the dependencies.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(300);
+/// Bound on one client program. Each program also has a watchdog of its
+/// own (150 s) that makes it print FAIL and exit.
+const PROGRAM_TIMEOUT: Duration = Duration::from_secs(180);
+
+fn client_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(name)
+}
+
+/// Panics with a clear message unless `program --version`-like `args` runs
+/// and exits 0: the test needs this toolchain and does not skip without it.
+fn require_tool(program: &str, args: &[&str], needed_for: &str) {
+    let status = Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    match status {
+        Ok(status) if status.success() => {}
+        Ok(status) => panic!(
+            "`{program} {}` exited with {status}: {program} is needed for {needed_for} \
+             (scripts/test sets it up)",
+            args.join(" ")
+        ),
+        Err(e) => panic!(
+            "cannot run `{program}` ({e}): {program} is needed for {needed_for} \
+             (scripts/test sets it up)"
+        ),
+    }
+}
+
+/// Runs a setup command in `dir` and panics (showing its output) unless it
+/// succeeds within SETUP_TIMEOUT.
+fn setup(dir: &Path, program: &str, args: &[&str]) {
+    run(
+        Command::new(program).args(args).current_dir(dir),
+        b"",
+        SETUP_TIMEOUT,
+    )
+    .assert_success();
+}
+
+/// Asserts that a client program exited 0 and printed a PASS line (and no
+/// FAIL line); returns its stdout lines.
+fn assert_passed(out: &CmdOutput) -> Vec<String> {
+    let stdout = out.stdout_text();
+    let passed = stdout.lines().any(|l| l.starts_with("PASS "));
+    let failed = stdout.lines().any(|l| l.starts_with("FAIL"));
+    assert!(
+        out.status.success() && passed && !failed,
+        "{} exited with {} (PASS line: {passed}, FAIL line: {failed})\n--- stdout\n{stdout}\n--- stderr\n{}",
+        out.what,
+        out.status,
+        out.stderr_text()
+    );
+    // Shown with --nocapture: what was checked.
+    eprintln!("{}:\n{stdout}", out.what);
+    stdout.lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn java_kafka_clients_admin_idempotent_produce_and_assigned_consume() {
+    require_tool("java", &["-version"], "the Java client test");
+    require_tool("mvn", &["-v"], "fetching the Java client's jars");
+    let dir = client_dir("java");
+    // Copies kafka-clients and its runtime dependencies (slf4j, lz4, snappy,
+    // zstd) to target/dependency; offline and quick once they are fetched.
+    setup(
+        &dir,
+        "mvn",
+        &["-q", "-B", "-ntp", "dependency:copy-dependencies"],
+    );
+
+    let broker = Broker::start();
+    let t = topic("java");
+    let classpath = format!("{}/*", dir.join("target/dependency").display());
+    let out = run(
+        Command::new("java")
+            .arg("-cp")
+            .arg(classpath)
+            .arg(dir.join("SluiceClientCheck.java"))
+            .arg(broker.bootstrap())
+            .arg("roundtrip")
+            .arg(&t),
+        b"",
+        PROGRAM_TIMEOUT,
+    );
+    assert_passed(&out);
+}
+
+#[test]
+fn go_franz_go_admin_idempotent_produce_and_assigned_consume() {
+    require_tool("go", &["version"], "the franz-go client test");
+    let dir = client_dir("go");
+    // Module downloads (first run only) are checked against go.sum.
+    setup(
+        &dir,
+        "go",
+        &["build", "-mod=readonly", "-o", "target/clientcheck", "."],
+    );
+
+    let broker = Broker::start();
+    let t = topic("franz-go");
+    let out = run(
+        Command::new(dir.join("target/clientcheck"))
+            .arg(broker.bootstrap())
+            .arg("roundtrip")
+            .arg(&t),
+        b"",
+        PROGRAM_TIMEOUT,
+    );
+    assert_passed(&out);
+}
+
+/// kafkajs produces (default and idempotent producers) and checks acks
+/// and offsets; it cannot read back without a consumer group (its
+/// consumer requires a groupId and the broker has no group coordinator),
+/// so kcat reads every partition by assignment and the test compares each
+/// record with the partition layout kafkajs reported.
+#[test]
+fn kafkajs_admin_and_produce_read_back_with_kcat() {
+    require_tool("node", &["--version"], "the kafkajs client test");
+    require_tool("npm", &["--version"], "installing kafkajs");
+    require_tool("kcat", &["-V"], "reading back what kafkajs produced");
+    let dir = client_dir("js");
+    // Installs exactly what package-lock.json pins into node_modules.
+    setup(&dir, "npm", &["ci", "--no-audit", "--no-fund"]);
+
+    let broker = Broker::start();
+    let t = topic("kafkajs");
+    let node = |mode: &str| {
+        run(
+            Command::new("node")
+                .arg(dir.join("check.js"))
+                .arg(broker.bootstrap())
+                .arg(mode)
+                .arg(&t),
+            b"",
+            PROGRAM_TIMEOUT,
+        )
+    };
+    let lines = assert_passed(&node("produce"));
+
+    // "layout P: I0,I1,...": the record indices at offsets 0, 1, ... of P.
+    let mut layout: Vec<(i32, Vec<usize>)> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("layout "))
+        .map(|l| {
+            let (p, indices) = l.split_once(": ").expect("layout P: I,I,...");
+            let indices = indices
+                .split(',')
+                .map(|i| i.parse().expect("a record index"))
+                .collect();
+            (p.parse().expect("a partition number"), indices)
+        })
+        .collect();
+    layout.sort();
+    assert_eq!(
+        layout.iter().map(|(p, _)| *p).collect::<Vec<_>>(),
+        [0, 1, 2],
+        "kafkajs reported the layout of partitions {layout:?}"
+    );
+    let mut all: Vec<usize> = layout.iter().flat_map(|(_, i)| i.clone()).collect();
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (0..1000).collect::<Vec<_>>(),
+        "kafkajs's layout does not hold each record once"
+    );
+
+    // Every partition from the beginning to its end, by assignment.
+    for (partition, indices) in &layout {
+        let out = kcat(
+            &broker,
+            &[
+                "-C",
+                "-t",
+                &t,
+                "-p",
+                &partition.to_string(),
+                "-o",
+                "beginning",
+                "-e",
+                "-q",
+                "-f",
+                "%o %k %s [%h]\\n",
+            ],
+            b"",
+        );
+        out.assert_success();
+        let got: Vec<String> = out.stdout_text().lines().map(str::to_owned).collect();
+        let expected: Vec<String> = indices
+            .iter()
+            .enumerate()
+            .map(|(offset, &i)| {
+                let (key, value) = message(i);
+                format!(
+                    "{offset} {} {} []",
+                    String::from_utf8(key).expect("ASCII key"),
+                    String::from_utf8(value).expect("ASCII value")
+                )
+            })
+            .collect();
+        assert_eq!(
+            got.len(),
+            expected.len(),
+            "partition {partition}: kcat read {} records, kafkajs had {} acked",
+            got.len(),
+            expected.len()
+        );
+        for (g, e) in got.iter().zip(&expected) {
+            assert_eq!(g, e, "partition {partition}: kcat read vs kafkajs acked");
+        }
+    }
+
+    assert_passed(&node("delete"));
+}
