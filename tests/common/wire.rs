@@ -1,7 +1,7 @@
 //! A small, hand-written Kafka wire codec for tests: request framing, the
 //! few non-flexible API versions the tests send by hand (ApiVersions v0,
-//! Metadata v2, Produce v3, Fetch v4), and RecordBatch v2 encoding and
-//! decoding with CRC-32C. Independent of the broker's codec on purpose: a
+//! Metadata v2, Produce v3, Fetch v4, InitProducerId v0), and RecordBatch
+//! v2 encoding and decoding with CRC-32C. Independent of the broker's codec on purpose: a
 //! bug shared by both would otherwise hide.
 //!
 //! Everything is big-endian, as the protocol says. Decoding returns
@@ -16,10 +16,13 @@ pub const API_PRODUCE: i16 = 0;
 pub const API_FETCH: i16 = 1;
 pub const API_METADATA: i16 = 3;
 pub const API_VERSIONS: i16 = 18;
+pub const API_INIT_PRODUCER_ID: i16 = 22;
 
 pub const ERROR_NONE: i16 = 0;
 pub const ERROR_CORRUPT_MESSAGE: i16 = 2;
 pub const ERROR_UNSUPPORTED_VERSION: i16 = 35;
+pub const ERROR_OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+pub const ERROR_INVALID_PRODUCER_EPOCH: i16 = 47;
 
 /// Response frames larger than this are treated as a broken stream.
 const RESPONSE_MAX_BYTES: usize = 64 << 20;
@@ -290,6 +293,14 @@ pub struct FetchPartition {
     pub records: Vec<u8>,
 }
 
+/// InitProducerId answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InitProducerId {
+    pub error_code: i16,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+}
+
 /// A blocking connection that sends hand-encoded requests.
 pub struct Conn {
     pub stream: TcpStream,
@@ -450,6 +461,23 @@ impl Conn {
         })
     }
 
+    /// InitProducerId v0 for an idempotent (non-transactional) producer.
+    pub fn init_producer_id_v0(&mut self) -> Result<InitProducerId, String> {
+        let mut e = Encoder::default();
+        // Transactional id: null; transaction timeout (unused without one).
+        e.nullable_string(None).i32(60_000);
+        let body = self.round_trip(API_INIT_PRODUCER_ID, 0, &e.0)?;
+        let mut d = Decoder::new(&body);
+        let _throttle_time_ms = d.i32()?;
+        let answer = InitProducerId {
+            error_code: d.i16()?,
+            producer_id: d.i64()?,
+            producer_epoch: d.i16()?,
+        };
+        d.finish()?;
+        Ok(answer)
+    }
+
     /// Produce v3 of one record set to one partition; returns its answer.
     pub fn produce_v3(
         &mut self,
@@ -558,9 +586,36 @@ pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 /// A stored record's offset, key and value.
 pub type OffsetKeyValue = (i64, Option<Vec<u8>>, Option<Vec<u8>>);
 
+/// A RecordBatch v2's producer fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerFields {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+}
+
+impl ProducerFields {
+    /// No producer: what a non-idempotent producer sends.
+    pub const NONE: ProducerFields = ProducerFields {
+        producer_id: -1,
+        producer_epoch: -1,
+        base_sequence: -1,
+    };
+}
+
 /// An uncompressed RecordBatch v2 at base offset 0 holding `records`
 /// (key, value), all with timestamp `timestamp_ms`, with a correct CRC.
 pub fn record_batch(timestamp_ms: i64, records: &[KeyValue<'_>]) -> Vec<u8> {
+    producer_record_batch(ProducerFields::NONE, timestamp_ms, records)
+}
+
+/// [`record_batch`] with the producer id, epoch and base sequence of an
+/// idempotent producer.
+pub fn producer_record_batch(
+    producer: ProducerFields,
+    timestamp_ms: i64,
+    records: &[KeyValue<'_>],
+) -> Vec<u8> {
     assert!(!records.is_empty(), "a batch holds at least one record");
     let mut e = Encoder::default();
     e.i64(0); // base offset: the broker assigns it
@@ -571,7 +626,9 @@ pub fn record_batch(timestamp_ms: i64, records: &[KeyValue<'_>]) -> Vec<u8> {
     e.i16(0); // attributes: no compression, CreateTime, not transactional
     e.i32(records.len() as i32 - 1); // last offset delta
     e.i64(timestamp_ms).i64(timestamp_ms); // base and max timestamp
-    e.i64(-1).i16(-1).i32(-1); // producer id, epoch, base sequence: none
+    e.i64(producer.producer_id)
+        .i16(producer.producer_epoch)
+        .i32(producer.base_sequence);
     e.i32(records.len() as i32);
     for (delta, (key, value)) in records.iter().enumerate() {
         let mut r = Encoder::default();
@@ -614,6 +671,8 @@ pub struct Batch {
     pub base_offset: i64,
     pub last_offset_delta: i32,
     pub attributes: i16,
+    /// Producer id, epoch and base sequence as stored.
+    pub producer: ProducerFields,
     /// Whether the stored CRC matches the bytes.
     pub crc_ok: bool,
     /// The records; empty when the batch is compressed.
@@ -657,7 +716,11 @@ pub fn decode_batches(mut bytes: &[u8]) -> Result<Vec<Batch>, String> {
         let last_offset_delta = d.i32()?;
         let base_timestamp = d.i64()?;
         let _max_timestamp = d.i64()?;
-        let _producer = (d.i64()?, d.i16()?, d.i32()?);
+        let producer = ProducerFields {
+            producer_id: d.i64()?,
+            producer_epoch: d.i16()?,
+            base_sequence: d.i32()?,
+        };
         let count = d.i32()?;
         let mut records = Vec::new();
         if attributes & 0x7 == 0 {
@@ -687,6 +750,7 @@ pub fn decode_batches(mut bytes: &[u8]) -> Result<Vec<Batch>, String> {
             base_offset,
             last_offset_delta,
             attributes,
+            producer,
             crc_ok: crc32c(&batch[BATCH_ATTRIBUTES_OFFSET..]) == crc,
             records,
             bytes: batch.to_vec(),

@@ -1,0 +1,230 @@
+//! Work on the partitions a shard owns: produce, fetch, ListOffsets, and
+//! opening a partition's log with its topic's config.
+//!
+//! Runs only on the owner shard; other shards reach it by message.
+
+use super::*;
+
+impl Shard {
+    pub(super) async fn produce_local(
+        &self,
+        topic: &str,
+        partition: PartitionId,
+        records: Bytes,
+        acks: i16,
+    ) -> ProduceResult {
+        let Some(p) = self.partition(topic, partition) else {
+            return ProduceResult {
+                error: ErrorCode::UnknownTopicOrPartition,
+                base_offset: -1,
+                log_start_offset: -1,
+            };
+        };
+        // In-place offset assignment needs the bytes to ourselves; a record
+        // set that shares its buffer with others of the request is copied.
+        let batches = records
+            .try_into_mut()
+            .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+        let appended = p.log.append(batches, 0, now_ms()).await;
+        let info = match appended {
+            Ok(info) => info,
+            Err(e) => {
+                tracing::debug!(topic, partition, error = %e, "produce rejected");
+                return ProduceResult {
+                    error: e.error_code(),
+                    base_offset: -1,
+                    log_start_offset: p.log.log_start_offset(),
+                };
+            }
+        };
+        match p.flush {
+            FlushPolicy::Always if acks != 0 => {
+                if let Err(e) = p.log.flush().await {
+                    return ProduceResult {
+                        error: e.error_code(),
+                        base_offset: -1,
+                        log_start_offset: p.log.log_start_offset(),
+                    };
+                }
+                p.hw_changed.notify_all();
+            }
+            FlushPolicy::Always => {
+                // acks=0: nobody waits, but the bytes still become durable
+                // (and visible) promptly.
+                let p = p.clone();
+                glommio::spawn_local(async move {
+                    if p.log.flush().await.is_ok() {
+                        p.hw_changed.notify_all();
+                    }
+                })
+                .detach();
+            }
+            _ => p.hw_changed.notify_all(),
+        }
+        ProduceResult {
+            error: ErrorCode::None,
+            base_offset: info.base_offset,
+            log_start_offset: p.log.log_start_offset(),
+        }
+    }
+
+    pub(super) async fn fetch_local(
+        &self,
+        topic: &str,
+        partition: PartitionId,
+        offset: Offset,
+        max_bytes: usize,
+    ) -> FetchResult {
+        let Some(p) = self.partition(topic, partition) else {
+            return FetchResult {
+                error: ErrorCode::UnknownTopicOrPartition,
+                high_watermark: -1,
+                last_stable_offset: -1,
+                log_start_offset: -1,
+                records: Bytes::new(),
+            };
+        };
+        let hw = p.high_watermark();
+        let mut result = FetchResult {
+            error: ErrorCode::None,
+            high_watermark: hw,
+            last_stable_offset: hw,
+            log_start_offset: p.log.log_start_offset(),
+            records: Bytes::new(),
+        };
+        match p.log.read_chunks(offset, max_bytes, hw).await {
+            Ok(chunks) if chunks.len() == 1 => {
+                result.records = chunks.into_iter().next().expect("one chunk").into_bytes();
+            }
+            Ok(chunks) => {
+                // The response carries one record set: join the chunks.
+                let mut joined = BytesMut::with_capacity(chunks.iter().map(|c| c.len()).sum());
+                for chunk in &chunks {
+                    joined.extend_from_slice(chunk);
+                }
+                result.records = joined.freeze();
+            }
+            Err(e) => result.error = e.error_code(),
+        }
+        result
+    }
+
+    pub(super) async fn list_offsets_local(
+        &self,
+        topic: &str,
+        partition: PartitionId,
+        timestamp: i64,
+    ) -> ShardResponse {
+        let Some(p) = self.partition(topic, partition) else {
+            return ShardResponse::ListOffsets {
+                error: ErrorCode::UnknownTopicOrPartition,
+                offset: -1,
+                timestamp: -1,
+            };
+        };
+        let (offset, ts) = match timestamp {
+            -1 => (p.high_watermark(), -1),
+            -2 => (p.log.log_start_offset(), -1),
+            -3 => match p.log.max_timestamp_offset().await {
+                Ok(Some((off, ts))) => (off, ts),
+                Ok(None) => (-1, -1),
+                Err(e) => {
+                    return ShardResponse::ListOffsets {
+                        error: e.error_code(),
+                        offset: -1,
+                        timestamp: -1,
+                    }
+                }
+            },
+            t => match p.log.offset_for_timestamp(t).await {
+                Ok(Some((off, ts))) if off < p.high_watermark() => (off, ts),
+                Ok(_) => (-1, -1),
+                Err(e) => {
+                    return ShardResponse::ListOffsets {
+                        error: e.error_code(),
+                        offset: -1,
+                        timestamp: -1,
+                    }
+                }
+            },
+        };
+        ShardResponse::ListOffsets {
+            error: ErrorCode::None,
+            offset,
+            timestamp: ts,
+        }
+    }
+
+    pub(super) async fn open_partition(
+        &self,
+        topic: &str,
+        partition: PartitionId,
+        configs: &std::collections::BTreeMap<String, String>,
+    ) {
+        let config = log_config_for(&self.config.log, configs);
+        let flush = config.flush;
+        let dir = self.partition_dir(topic, partition);
+        match PartitionLog::open(
+            DmaStorage,
+            dir.clone(),
+            config,
+            Some(self.cache.clone()),
+            now_ms(),
+        )
+        .await
+        {
+            Ok(log) => {
+                let report = log.open_report();
+                if report.active.bytes_cut > 0 {
+                    tracing::warn!(
+                        topic,
+                        partition,
+                        bytes_cut = report.active.bytes_cut,
+                        "recovery cut a torn tail"
+                    );
+                }
+                let owned = Rc::new(OwnedPartition {
+                    log,
+                    hw_changed: Notify::default(),
+                    flush,
+                });
+                self.partitions
+                    .borrow_mut()
+                    .insert((topic.to_owned(), partition), owned);
+            }
+            Err(e) => {
+                tracing::error!(topic, partition, dir = ?dir, error = %e, "could not open a partition")
+            }
+        }
+    }
+}
+
+/// A partition's log config: the node's, overridden by the topic's configs
+/// (Kafka's topic-level names).
+pub fn log_config_for(
+    node: &LogConfig,
+    topic: &std::collections::BTreeMap<String, String>,
+) -> LogConfig {
+    let mut config = node.clone();
+    for (key, value) in topic {
+        let parsed_i64 = value.parse::<i64>().ok();
+        match key.as_str() {
+            "retention.ms" => config.retention_ms = parsed_i64.unwrap_or(config.retention_ms),
+            "retention.bytes" => {
+                config.retention_bytes = parsed_i64.unwrap_or(config.retention_bytes)
+            }
+            "segment.bytes" => {
+                config.segment_bytes = parsed_i64.map_or(config.segment_bytes, |v| v.max(14) as u64)
+            }
+            "segment.ms" => {
+                config.segment_ms = parsed_i64.map_or(config.segment_ms, |v| v.max(1) as u64)
+            }
+            "max.message.bytes" => {
+                config.max_message_bytes =
+                    parsed_i64.map_or(config.max_message_bytes, |v| v.max(0) as u32)
+            }
+            _ => {}
+        }
+    }
+    config
+}
