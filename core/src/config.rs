@@ -144,12 +144,16 @@ impl LogConfig {
 pub struct ShardConfig {
     /// Bytes of recently appended batches each shard keeps for tailing readers.
     pub batch_cache_bytes: u64,
+    /// An idle shard polls this long before it sleeps: a message from
+    /// another core then finds it awake instead of waiting for a wake-up.
+    pub spin_before_park_us: u64,
 }
 
 impl Default for ShardConfig {
     fn default() -> Self {
         ShardConfig {
             batch_cache_bytes: 64 * 1024 * 1024,
+            spin_before_park_us: 200,
         }
     }
 }

@@ -54,8 +54,10 @@ pub fn run(
 ) -> Result<(), String> {
     let config = Arc::new(config);
     let mesh = MeshBuilder::<ShardMsg, _>::full(shards, MESH_CHANNEL_CAPACITY);
+    let spin = Duration::from_micros(config.shard.spin_before_park_us);
     let handles = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(shards, None))
         .name("sluice-shard")
+        .spin_before_park(spin)
         .on_all_shards(move || {
             let (config, mesh, serve, shutdown) = (
                 config.clone(),
