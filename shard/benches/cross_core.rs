@@ -21,6 +21,9 @@ use sluice_core::batch::BatchBuilder;
 use sluice_core::config::{FlushPolicy, NodeConfig};
 use sluice_shard::{Proposal, ShardRequest, ShardResponse, ShutdownFlag};
 
+/// Latency histograms (ns) of local and cross-core produces.
+type LocalAndRemote = (Histogram<u64>, Histogram<u64>);
+
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
@@ -42,7 +45,7 @@ fn main() {
     };
     config.log.flush = FlushPolicy::Never;
     let shutdown = ShutdownFlag::default();
-    let results: Arc<Mutex<Option<(Histogram<u64>, Histogram<u64>)>>> = Arc::new(Mutex::new(None));
+    let results: Arc<Mutex<Option<LocalAndRemote>>> = Arc::new(Mutex::new(None));
     let serve: sluice_shard::ServeFn = {
         let (shutdown, results) = (shutdown.clone(), results.clone());
         Arc::new(move |shard, stop| {
