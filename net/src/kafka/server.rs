@@ -26,11 +26,8 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use glommio::sync::Semaphore;
-use kafka_protocol::messages::{
-    ApiKey, ApiVersionsResponse, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
-};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
-use sluice_core::ErrorCode;
 use sluice_shard::{Notify, Shard, ShardCounters};
 
 use super::context::Context;
@@ -86,6 +83,8 @@ enum ConnectionError {
     Io(#[from] std::io::Error),
     #[error("bad request: {0}")]
     BadRequest(String),
+    #[error("response did not encode: {0}")]
+    Encode(String),
 }
 
 async fn connection(
@@ -190,12 +189,8 @@ async fn handle_frame(ctx: &Rc<Context>, frame: Bytes) -> Result<Option<Bytes>, 
         Ok(DecodedRequest::NewerApiVersions(correlation_id)) => {
             // KIP-511: a newer client learns our ranges from a v0 answer.
             let body = handlers::api_versions::unsupported_version();
-            return Ok(Some(encode_response(
-                correlation_id,
-                0,
-                0,
-                &ResponseKind::ApiVersions(body),
-            )));
+            let response = encode_response(correlation_id, 0, 0, &ResponseKind::ApiVersions(body));
+            return response.map(Some).map_err(ConnectionError::Encode);
         }
         Err(reason) => return bad(ctx, reason),
     };
@@ -206,12 +201,16 @@ async fn handle_frame(ctx: &Rc<Context>, frame: Bytes) -> Result<Option<Bytes>, 
         None => return Ok(None),
     };
     let response_header_version = api_key.response_header_version(api_version);
-    Ok(Some(encode_response(
+    let encoded = encode_response(
         header.correlation_id,
         response_header_version,
         api_version,
         &response,
-    )))
+    );
+    encoded.map(Some).map_err(|e| {
+        tracing::error!(shard = ctx.shard.id, api = ?api_key, error = %e, "response did not encode");
+        ConnectionError::Encode(e)
+    })
 }
 
 fn peek_correlation_id(frame: &Bytes) -> i32 {
@@ -222,33 +221,26 @@ fn peek_correlation_id(frame: &Bytes) -> i32 {
     }
 }
 
+/// The response frame (size prefix included). A body the codec refuses
+/// is a bug of ours (a field out of range for the version); the caller then
+/// closes the connection rather than send a malformed frame.
 fn encode_response(
     correlation_id: i32,
     header_version: i16,
     version: i16,
     body: &ResponseKind,
-) -> Bytes {
+) -> Result<Bytes, String> {
     let mut out = BytesMut::with_capacity(256);
     out.put_i32(0); // size, patched below
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     header
         .encode(&mut out, header_version)
-        .expect("response headers always encode");
-    if let Err(e) = body.encode(&mut out, version) {
-        // A response we built that the codec refuses is a bug; answer with
-        // the error the client can act on rather than a truncated frame.
-        tracing::error!(error = %e, version, "response did not encode");
-        out.truncate(4);
-        header
-            .encode(&mut out, header_version)
-            .expect("response headers always encode");
-        let fallback =
-            ApiVersionsResponse::default().with_error_code(ErrorCode::UnknownServerError.code());
-        let _ = fallback.encode(&mut out, 0);
-    }
+        .map_err(|e| format!("response header: {e}"))?;
+    body.encode(&mut out, version)
+        .map_err(|e| format!("v{version} response: {e}"))?;
     let size = (out.len() - 4) as i32;
     out[..4].copy_from_slice(&size.to_be_bytes());
-    out.freeze()
+    Ok(out.freeze())
 }
 
 /// The socket address a shard binds.
