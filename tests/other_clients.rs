@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{kcat, message, run, topic, Broker, CmdOutput};
+use common::{fetch_all, kcat, message, run, topic, Broker, CmdOutput};
 
 /// Bound on one setup step: the first run downloads the dependencies.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(300);
@@ -148,7 +148,8 @@ fn go_franz_go_admin_idempotent_produce_and_assigned_consume() {
 /// and offsets; it cannot read back without a consumer group (its
 /// consumer requires a groupId and the broker has no group coordinator),
 /// so kcat reads every partition by assignment and the test compares each
-/// record with the partition layout kafkajs reported.
+/// record with the partition layout kafkajs reported, and the stored
+/// batches show the idempotent producer's id and sequences.
 #[test]
 fn kafkajs_admin_and_produce_read_back_with_kcat() {
     require_tool("node", &["--version"], "the kafkajs client test");
@@ -242,6 +243,49 @@ fn kafkajs_admin_and_produce_read_back_with_kcat() {
         );
         for (g, e) in got.iter().zip(&expected) {
             assert_eq!(g, e, "partition {partition}: kcat read vs kafkajs acked");
+        }
+    }
+
+    // The batches as stored: records 0..499 came from the default producer
+    // (no producer id), 500..999 from the idempotent one (its producer id,
+    // and per partition the sequence of its records, starting at 0).
+    let mut idempotent_pid = None;
+    for (partition, indices) in &layout {
+        let (high_watermark, batches) = fetch_all(&broker, &t, *partition);
+        assert_eq!(
+            high_watermark,
+            indices.len() as i64,
+            "partition {partition}"
+        );
+        let mut sequence = 0;
+        for batch in &batches {
+            let first = usize::try_from(batch.base_offset).expect("a non-negative offset");
+            let last = first + batch.last_offset_delta as usize;
+            let idempotent = indices[first] >= 500;
+            assert!(
+                indices[first..=last]
+                    .iter()
+                    .all(|&i| (i >= 500) == idempotent),
+                "partition {partition}: batch at {first}..={last} mixes the two producers' records"
+            );
+            if idempotent {
+                let pid = *idempotent_pid.get_or_insert(batch.producer.producer_id);
+                assert!(
+                    pid >= 0
+                        && batch.producer.producer_id == pid
+                        && batch.producer.base_sequence == sequence,
+                    "partition {partition}: idempotent batch at offset {first} stored with \
+                     {:?}, expected producer id {pid} (>= 0) and base sequence {sequence}",
+                    batch.producer
+                );
+                sequence += batch.last_offset_delta + 1;
+            } else {
+                assert_eq!(
+                    batch.producer.producer_id, -1,
+                    "partition {partition}: default producer's batch at offset {first}: {:?}",
+                    batch.producer
+                );
+            }
         }
     }
 

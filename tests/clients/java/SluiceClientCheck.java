@@ -28,8 +28,10 @@ import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
 import java.util.TreeMap;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.NewTopic;
@@ -158,18 +160,30 @@ public class SluiceClientCheck {
         return b == null ? "null" : "\"" + new String(b, StandardCharsets.UTF_8) + "\"";
     }
 
+    /** Waits for `future`; a timeout or an error is a Failure naming `what`. */
+    static <T> T await(String what, Future<T> future) throws Failure, InterruptedException {
+        try {
+            return future.get(CALL_TIMEOUT_S, TimeUnit.SECONDS);
+        } catch (TimeoutException e) {
+            throw new Failure(what + ": no answer within " + CALL_TIMEOUT_S + " s");
+        } catch (ExecutionException e) {
+            throw new Failure(what + ": " + e.getCause());
+        }
+    }
+
     static void roundtrip(String bootstrap, String topic) throws Exception {
         Properties common = new Properties();
         common.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         common.put(AdminClientConfig.CLIENT_ID_CONFIG, "sluice-java-check");
 
-        try (Admin admin = Admin.create(common)) {
-            admin.createTopics(List.of(new NewTopic(topic, PARTITIONS, (short) 1)))
-                    .all().get(CALL_TIMEOUT_S, TimeUnit.SECONDS);
+        common.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, String.valueOf(CALL_TIMEOUT_S * 1000));
+        Admin admin = Admin.create(common);
+        try {
+            await("createTopics", admin.createTopics(List.of(new NewTopic(topic, PARTITIONS, (short) 1))).all());
             ok("createTopics " + topic + " with " + PARTITIONS + " partitions");
 
-            TopicDescription description = admin.describeTopics(List.of(topic))
-                    .allTopicNames().get(CALL_TIMEOUT_S, TimeUnit.SECONDS).get(topic);
+            TopicDescription description =
+                    await("describeTopics", admin.describeTopics(List.of(topic)).allTopicNames()).get(topic);
             check(description != null, "describeTopics: no description of " + topic);
             check(description.name().equals(topic), "describeTopics: name " + description.name());
             check(!description.isInternal(), "describeTopics: " + topic + " is internal");
@@ -188,19 +202,19 @@ public class SluiceClientCheck {
             }
             ok("describeTopics: " + PARTITIONS + " partitions led by broker 0, topic id " + description.topicId());
 
-            Set<String> names = admin.listTopics().names().get(CALL_TIMEOUT_S, TimeUnit.SECONDS);
+            Set<String> names = await("listTopics", admin.listTopics().names());
             check(names.contains(topic), "listTopics: expected " + topic + " in " + names);
             ok("listTopics names " + topic);
 
             List<Sent> sent = produce(common, topic);
             consume(common, topic, sent);
 
-            admin.deleteTopics(List.of(topic)).all().get(CALL_TIMEOUT_S, TimeUnit.SECONDS);
+            await("deleteTopics", admin.deleteTopics(List.of(topic)).all());
             ok("deleteTopics " + topic);
             // Deleting is eventually visible in Kafka; allow a short while.
             long deleted = System.nanoTime();
             while (true) {
-                Set<String> after = admin.listTopics().names().get(CALL_TIMEOUT_S, TimeUnit.SECONDS);
+                Set<String> after = await("listTopics after deleteTopics", admin.listTopics().names());
                 if (!after.contains(topic)) {
                     break;
                 }
@@ -210,6 +224,8 @@ public class SluiceClientCheck {
             }
             ok("listTopics no longer names " + topic + " (after "
                     + (System.nanoTime() - deleted) / 1_000_000 + " ms)");
+        } finally {
+            admin.close(Duration.ofSeconds(5));
         }
     }
 
@@ -230,7 +246,7 @@ public class SluiceClientCheck {
             }
             producer.flush();
             for (int i = 0; i < RECORDS; i++) {
-                RecordMetadata m = acks.get(i).get(CALL_TIMEOUT_S, TimeUnit.SECONDS);
+                RecordMetadata m = await("send of record " + i, acks.get(i));
                 check(m.topic().equals(topic), "record " + i + " acked for topic " + m.topic());
                 check(m.hasOffset(), "record " + i + " acked without an offset");
                 sent.add(new Sent(i, m.partition(), m.offset()));

@@ -46,6 +46,9 @@ const WATCHDOG_MS = 150_000
 
 class Failure extends Error {}
 
+// What the program is doing, for an unexpected error's message.
+let step = 'starting'
+
 const check = (condition, message) => {
   if (!condition) throw new Failure(message)
 }
@@ -73,8 +76,10 @@ const client = bootstrap =>
 
 async function produceMode(kafka, topic) {
   const admin = kafka.admin()
+  step = 'admin connect'
   await admin.connect()
   try {
+    step = 'createTopics'
     const created = await admin.createTopics({
       // CreateTopics v3 (kafkajs's newest) needs an explicit replication
       // factor: -1 for the broker's default came with v4.
@@ -85,10 +90,12 @@ async function produceMode(kafka, topic) {
     check(created === true, `createTopics ${topic} answered ${created}, expected true`)
     ok(`createTopics ${topic} with ${PARTITIONS} partitions`)
 
+    step = 'listTopics'
     const names = await admin.listTopics()
     check(names.includes(topic), `listTopics: expected ${topic} in ${JSON.stringify(names)}`)
     ok(`listTopics names ${topic}`)
 
+    step = 'fetchTopicMetadata'
     const { topics } = await admin.fetchTopicMetadata({ topics: [topic] })
     check(topics.length === 1 && topics[0].name === topic, `fetchTopicMetadata: ${JSON.stringify(topics)}`)
     const partitions = [...topics[0].partitions].sort((a, b) => a.partitionId - b.partitionId)
@@ -126,6 +133,7 @@ async function produceMode(kafka, topic) {
       `${RECORDS} keys did not reach every partition: ${counts}`
     )
 
+    step = 'fetchTopicOffsets'
     const offsets = await admin.fetchTopicOffsets(topic)
     offsets.sort((a, b) => a.partition - b.partition)
     check(offsets.length === PARTITIONS, `fetchTopicOffsets: ${JSON.stringify(offsets)}`)
@@ -163,12 +171,14 @@ async function produceWith(kafka, topic, layout, what, options, first, last) {
       }
     },
   })
+  step = `${what}: connect`
   await producer.connect()
   try {
     for (let start = first; start < last; start += SEND_SIZE) {
       const end = Math.min(start + SEND_SIZE, last)
       const messages = []
       for (let i = start; i < end; i++) messages.push({ key: key(i), value: value(i) })
+      step = `${what}: send of records ${start}..${end - 1}`
       const acks = await producer.send({ topic, messages })
       // This send's records, per partition, in send order.
       const sent = new Map()
@@ -199,6 +209,7 @@ async function produceWith(kafka, topic, layout, what, options, first, last) {
       }
     }
   } finally {
+    step = `${what}: disconnect`
     await producer.disconnect()
   }
   ok(
@@ -208,12 +219,15 @@ async function produceWith(kafka, topic, layout, what, options, first, last) {
 
 async function deleteMode(kafka, topic) {
   const admin = kafka.admin()
+  step = 'admin connect'
   await admin.connect()
   try {
+    step = 'deleteTopics'
     await admin.deleteTopics({ topics: [topic], timeout: 30000 })
     ok(`deleteTopics ${topic}`)
     // Deleting is eventually visible in Kafka; allow a short while.
     const deleted = Date.now()
+    step = 'listTopics after deleteTopics'
     for (;;) {
       const names = await admin.listTopics()
       if (!names.includes(topic)) break
@@ -244,7 +258,7 @@ async function main() {
   try {
     await modes[mode](client(bootstrap), topic)
   } catch (e) {
-    const detail = e instanceof Failure ? e.message : `unexpected ${e.stack || e}`
+    const detail = e instanceof Failure ? e.message : `${step}: unexpected ${e.stack || e}`
     process.stdout.write(`FAIL kafkajs ${kafkajsVersion} ${mode}: ${detail}\n`)
     process.exit(1)
   }
