@@ -10,7 +10,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use sluice_shard::{Notify, Shard, ShardRequest, ShardResponse, ShardStats};
 
-use crate::kafka::server::parse_addr;
+use crate::kafka::server::{bind_listener, parse_addr};
 
 /// Largest request head read.
 const HEAD_MAX_BYTES: usize = 8192;
@@ -18,7 +18,7 @@ const HEAD_MAX_BYTES: usize = 8192;
 /// Binds the admin endpoint's listener.
 pub fn bind(shard: &Shard) -> Result<TcpListener, String> {
     let addr = parse_addr(&shard.config.admin_addr).map_err(|e| format!("admin address: {e}"))?;
-    TcpListener::bind(addr).map_err(|e| format!("cannot bind the admin port {addr}: {e}"))
+    bind_listener(addr).map_err(|e| format!("cannot bind the admin port {addr}: {e}"))
 }
 
 /// Serves the admin endpoint until `stop` fires (on shard 0 only).

@@ -28,6 +28,8 @@ pub const BROKER_START_TIMEOUT: Duration = Duration::from_secs(60);
 pub const BROKER_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one client command (kcat, a Python snippet) may run.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long a SIGKILLed broker's ports may stay taken after it is reaped.
+pub const PORT_RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Interval between two checks of a polled condition.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
@@ -141,6 +143,9 @@ pub struct Broker {
     process: Option<ProcessGuard>,
     port: u16,
     admin_port: u16,
+    /// The port Metadata names instead of `port` (`--advertised-kafka-addr
+    /// 127.0.0.1:PORT`), for a proxy in front of the broker.
+    advertised_port: Option<u16>,
     /// Holds the data directory and the broker's output; removed on drop.
     dir: tempfile::TempDir,
     /// Lengths of the stdout and stderr files when the current process was
@@ -152,6 +157,17 @@ impl Broker {
     /// Starts a broker with `--cores 2` on a fresh data directory and waits
     /// until it answers Metadata.
     pub fn start() -> Broker {
+        Broker::start_with(None)
+    }
+
+    /// [`start`](Self::start), but the broker tells clients to connect to
+    /// `127.0.0.1:advertised_port` (a proxy in front of it) instead of its
+    /// own port. Restarts keep advertising that port.
+    pub fn start_advertising(advertised_port: u16) -> Broker {
+        Broker::start_with(Some(advertised_port))
+    }
+
+    fn start_with(advertised_port: Option<u16>) -> Broker {
         let dir = tempfile::Builder::new()
             .prefix("broker-")
             // O_DIRECT needs a real filesystem; /tmp may be tmpfs.
@@ -161,6 +177,7 @@ impl Broker {
             process: None,
             port: 0,
             admin_port: 0,
+            advertised_port,
             dir,
             output_offsets: (0, 0),
         };
@@ -260,9 +277,36 @@ impl Broker {
             self.process.is_none(),
             "restart() while the broker is running; stop() or kill() first"
         );
+        if let Err(reason) = self.wait_for_ports_released() {
+            panic!("broker cannot restart: {reason}\n{}", self.log_tail(40));
+        }
         if let Err(reason) = self.spawn_and_wait() {
             panic!("broker did not restart: {reason}\n{}", self.log_tail(40));
         }
+    }
+
+    /// Waits until the Kafka and admin ports can be bound again. The
+    /// listening sockets of a SIGKILLed broker outlive its process for a
+    /// few milliseconds (seen as LISTEN sockets without an owner: io_uring
+    /// lets go of the files of in-flight operations, such as a pending
+    /// accept, after the process is reaped); a broker started meanwhile
+    /// exits with "address not available".
+    fn wait_for_ports_released(&self) -> Result<(), String> {
+        let deadline = Instant::now() + PORT_RELEASE_TIMEOUT;
+        for port in [self.port, self.admin_port] {
+            loop {
+                match TcpListener::bind(("127.0.0.1", port)) {
+                    Ok(_) => break,
+                    Err(e) if Instant::now() >= deadline => {
+                        return Err(format!(
+                            "port {port} still taken {PORT_RELEASE_TIMEOUT:?} after the broker exited: {e}"
+                        ))
+                    }
+                    Err(_) => std::thread::sleep(POLL_INTERVAL),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// What the broker printed (stdout, then stderr) over all its runs.
@@ -312,7 +356,8 @@ impl Broker {
                 .open(path)
                 .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()))
         };
-        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        command
             .arg("serve")
             .arg("--data-dir")
             .arg(self.data_dir())
@@ -320,7 +365,13 @@ impl Broker {
             .arg(self.bootstrap())
             .arg("--admin-addr")
             .arg(format!("127.0.0.1:{}", self.admin_port))
-            .args(["--cores", "2"])
+            .args(["--cores", "2"]);
+        if let Some(port) = self.advertised_port {
+            command
+                .arg("--advertised-kafka-addr")
+                .arg(format!("127.0.0.1:{port}"));
+        }
+        let child = command
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -382,7 +433,7 @@ impl Broker {
         let expected_broker = wire::MetadataBroker {
             node_id: 0,
             host: "127.0.0.1".into(),
-            port: self.port as i32,
+            port: i32::from(self.advertised_port.unwrap_or(self.port)),
         };
         if metadata.brokers != vec![expected_broker] {
             return Err(NotReady::PortShared(format!(

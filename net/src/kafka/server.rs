@@ -39,7 +39,7 @@ use super::registry;
 pub async fn serve(shard: Rc<Shard>, stop: Rc<Notify>) -> Result<(), String> {
     let ctx =
         Rc::new(Context::new(shard.clone()).map_err(|e| format!("listener configuration: {e}"))?);
-    let listener = TcpListener::bind(ctx.bind_addr)
+    let listener = bind_listener(ctx.bind_addr)
         .map_err(|e| format!("cannot bind the Kafka port {}: {e}", ctx.bind_addr))?;
     let budget = Rc::new(Semaphore::new(shard.config.kafka.queued_max_request_bytes));
     let active = Rc::new(Cell::new(0usize));
@@ -70,12 +70,28 @@ pub async fn serve(shard: Rc<Shard>, stop: Rc<Notify>) -> Result<(), String> {
             Err(e) => tracing::warn!(error = %e, "accept failed"),
         }
     }
-    // Stop accepting; let every connection finish the request it is on.
-    while active.get() > 0 {
-        idle.changed().await;
+    // Stop accepting; let every connection finish the request it is on,
+    // for at most the grace period (a client that stops reading, or sends
+    // half a request, must not hold the shutdown forever).
+    let drained = glommio::timer::timeout(SHUTDOWN_GRACE, async {
+        while active.get() > 0 {
+            idle.changed().await;
+        }
+        Ok(())
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            shard = shard.id,
+            connections = active.get(),
+            "closing connections still busy at shutdown"
+        );
     }
     Ok(())
 }
+
+/// How long a stopping shard waits for busy connections.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 enum ConnectionError {
@@ -241,6 +257,27 @@ fn encode_response(
     let size = (out.len() - 4) as i32;
     out[..4].copy_from_slice(&size.to_be_bytes());
     Ok(out.freeze())
+}
+
+/// Binds a listening socket for this shard: SO_REUSEPORT so every shard
+/// binds the same port and the kernel spreads connections over them, and
+/// SO_REUSEADDR so a restart can bind again while connections of the
+/// previous process linger in TIME_WAIT (as Kafka's listener does).
+pub fn bind_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let domain = if addr.is_ipv6() {
+        socket2::Domain::IPV6
+    } else {
+        socket2::Domain::IPV4
+    };
+    let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    // SAFETY: the descriptor is a bound, listening TCP socket we own and
+    // hand over whole.
+    Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
 }
 
 /// The socket address a shard binds.
