@@ -88,6 +88,8 @@ pub struct LogConfig {
     /// Unflushed bytes a partition buffers before writing them out (not
     /// syncing) on its own; bounds each partition's write buffer.
     pub write_buffer_bytes: u32,
+    /// How often the broker applies retention (`log.retention.check.interval.ms`).
+    pub retention_check_interval_ms: u64,
     /// Forget an idempotent producer idle this long (`producer.id.expiration.ms`).
     pub producer_id_expiration_ms: i64,
     /// Appended bytes between two snapshots of the producer state; bounds
@@ -107,6 +109,7 @@ impl Default for LogConfig {
             max_message_bytes: 1_048_588,
             flush: FlushPolicy::Always,
             write_buffer_bytes: 1024 * 1024,
+            retention_check_interval_ms: 300_000,
             producer_id_expiration_ms: 86_400_000,
             producer_snapshot_interval_bytes: 16 * 1024 * 1024,
         }

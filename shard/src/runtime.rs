@@ -149,6 +149,18 @@ async fn shard_main(
         .detach();
     }
 
+    {
+        let shard = shard.clone();
+        let every = Duration::from_millis(config.log.retention_check_interval_ms.max(1));
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(every).await;
+                shard.apply_retention_all().await;
+            }
+        })
+        .detach();
+    }
+
     let stop = Rc::new(Notify::default());
     {
         let stop = stop.clone();

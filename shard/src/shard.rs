@@ -303,6 +303,30 @@ impl Shard {
         }
     }
 
+    /// Applies retention to every owned partition (the broker's periodic
+    /// check); expired producers are forgotten in the same pass.
+    pub async fn apply_retention_all(&self) {
+        let owned: Vec<_> = self
+            .partitions
+            .borrow()
+            .iter()
+            .map(|(k, p)| (k.clone(), p.clone()))
+            .collect();
+        for ((topic, partition), p) in owned {
+            match p.log.apply_retention(now_ms()).await {
+                Ok(outcome) if outcome.segments_deleted > 0 => tracing::info!(
+                    topic,
+                    partition,
+                    segments = outcome.segments_deleted,
+                    log_start_offset = outcome.log_start_offset,
+                    "retention deleted segments"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(topic, partition, error = %e, "retention failed"),
+            }
+        }
+    }
+
     /// Closes every owned partition (flushing it) and the metadata log.
     pub async fn close(&self) {
         let owned: Vec<_> = self.partitions.borrow_mut().drain().collect();

@@ -146,6 +146,8 @@ pub struct Broker {
     /// The port Metadata names instead of `port` (`--advertised-kafka-addr
     /// 127.0.0.1:PORT`), for a proxy in front of the broker.
     advertised_port: Option<u16>,
+    /// Extra environment for the broker (`SLUICE_*` configuration).
+    env: Vec<(String, String)>,
     /// Holds the data directory and the broker's output; removed on drop.
     dir: tempfile::TempDir,
     /// Lengths of the stdout and stderr files when the current process was
@@ -157,17 +159,24 @@ impl Broker {
     /// Starts a broker with `--cores 2` on a fresh data directory and waits
     /// until it answers Metadata.
     pub fn start() -> Broker {
-        Broker::start_with(None)
+        Broker::start_with(None, &[])
+    }
+
+    /// [`start`](Self::start) with extra `SLUICE_*` environment variables
+    /// (configuration such as `SLUICE_LOG__RETENTION_BYTES`), kept across
+    /// restarts.
+    pub fn start_with_env(env: &[(&str, &str)]) -> Broker {
+        Broker::start_with(None, env)
     }
 
     /// [`start`](Self::start), but the broker tells clients to connect to
     /// `127.0.0.1:advertised_port` (a proxy in front of it) instead of its
     /// own port. Restarts keep advertising that port.
     pub fn start_advertising(advertised_port: u16) -> Broker {
-        Broker::start_with(Some(advertised_port))
+        Broker::start_with(Some(advertised_port), &[])
     }
 
-    fn start_with(advertised_port: Option<u16>) -> Broker {
+    fn start_with(advertised_port: Option<u16>, env: &[(&str, &str)]) -> Broker {
         let dir = tempfile::Builder::new()
             .prefix("broker-")
             // O_DIRECT needs a real filesystem; /tmp may be tmpfs.
@@ -178,6 +187,10 @@ impl Broker {
             port: 0,
             admin_port: 0,
             advertised_port,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             dir,
             output_offsets: (0, 0),
         };
@@ -371,6 +384,7 @@ impl Broker {
                 .arg("--advertised-kafka-addr")
                 .arg(format!("127.0.0.1:{port}"));
         }
+        command.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let child = command
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
