@@ -145,28 +145,10 @@ impl<S: Storage> Segment<S> {
             .create(&paths.time_index)
             .await
             .map_err(LogError::io("creating", &paths.time_index))?;
-        Ok(Segment {
-            base_offset,
-            paths,
-            file: Rc::new(file),
-            index_files: Some((Rc::new(index), Rc::new(time_index))),
-            offset_index: SparseIndex::new(index_max_bytes),
-            time_index: SparseIndex::new(index_max_bytes),
-            indexes_loaded: true,
-            index_max_bytes,
-            size_bytes: 0,
-            disk_bytes: 0,
-            issued_bytes: 0,
-            in_flight: None,
-            tail_page: Vec::new(),
-            unwritten: VecDeque::new(),
-            unwritten_bytes: 0,
-            next_offset: base_offset,
-            max_timestamp: -1,
-            bytes_since_index_entry: 0,
-            created_ms: now_ms,
-            sealed: false,
-        })
+        let mut seg =
+            Segment::with_file(base_offset, paths, Rc::new(file), index_max_bytes, now_ms);
+        seg.index_files = Some((Rc::new(index), Rc::new(time_index)));
+        Ok(seg)
     }
 
     /// Opens a sealed segment without reading it: its end is `next_offset`
@@ -188,28 +170,46 @@ impl<S: Storage> Segment<S> {
             .size()
             .await
             .map_err(LogError::io("reading size of", &paths.log))?;
-        Ok(Segment {
+        let mut seg =
+            Segment::with_file(base_offset, paths, Rc::new(file), index_max_bytes, now_ms);
+        seg.indexes_loaded = false;
+        (seg.size_bytes, seg.disk_bytes, seg.issued_bytes) = (size_bytes, size_bytes, size_bytes);
+        seg.next_offset = next_offset;
+        seg.sealed = true;
+        Ok(seg)
+    }
+
+    /// An empty, active segment over `file` with empty indexes loaded and no
+    /// index files open; the constructors adjust from here.
+    fn with_file(
+        base_offset: Offset,
+        paths: SegmentPaths,
+        file: Rc<S::File>,
+        index_max_bytes: u32,
+        now_ms: i64,
+    ) -> Self {
+        Segment {
             base_offset,
             paths,
-            file: Rc::new(file),
+            file,
             index_files: None,
             offset_index: SparseIndex::new(index_max_bytes),
             time_index: SparseIndex::new(index_max_bytes),
-            indexes_loaded: false,
+            indexes_loaded: true,
             index_max_bytes,
-            size_bytes,
-            disk_bytes: size_bytes,
-            issued_bytes: size_bytes,
+            size_bytes: 0,
+            disk_bytes: 0,
+            issued_bytes: 0,
             in_flight: None,
             tail_page: Vec::new(),
             unwritten: VecDeque::new(),
             unwritten_bytes: 0,
-            next_offset,
+            next_offset: base_offset,
             max_timestamp: -1,
             bytes_since_index_entry: 0,
             created_ms: now_ms,
-            sealed: true,
-        })
+            sealed: false,
+        }
     }
 
     /// The index files are about to be rewritten whole from memory.

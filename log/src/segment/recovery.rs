@@ -7,7 +7,6 @@
 //! bad byte; sealed segments are trusted (they were synced whole before the
 //! next one was created), and only their indexes are checked, lazily.
 
-use std::collections::VecDeque;
 use std::rc::Rc;
 
 use super::*;
@@ -38,28 +37,9 @@ impl<S: Storage> Segment<S> {
             .map_err(LogError::io("reading size of", &paths.log))?;
         let (offset_index, time_index) =
             load_indexes::<S>(storage, &paths, index_max_bytes).await?;
-        let mut seg: Segment<S> = Segment {
-            base_offset,
-            paths,
-            file: Rc::new(file),
-            index_files: None,
-            offset_index,
-            time_index,
-            indexes_loaded: true,
-            index_max_bytes,
-            size_bytes: 0,
-            disk_bytes: 0,
-            issued_bytes: 0,
-            in_flight: None,
-            tail_page: Vec::new(),
-            unwritten: VecDeque::new(),
-            unwritten_bytes: 0,
-            next_offset: base_offset,
-            max_timestamp: -1,
-            bytes_since_index_entry: 0,
-            created_ms: now_ms,
-            sealed: false,
-        };
+        let mut seg: Segment<S> =
+            Segment::with_file(base_offset, paths, Rc::new(file), index_max_bytes, now_ms);
+        (seg.offset_index, seg.time_index) = (offset_index, time_index);
         let mut report = RecoveryReport::default();
 
         // Start from the last index entry whose batch really is there; drop
@@ -254,22 +234,25 @@ impl<S: Storage> Segment<S> {
         this: &std::cell::RefCell<Self>,
         interval: u32,
     ) -> LogResult<()> {
-        let (file, base, size, path, max_bytes) = {
+        let (file, base, size, path, scratch) = {
             let seg = this.borrow();
+            // Indexes are built in a scratch segment and swapped in whole.
+            let scratch: Segment<S> = Segment::with_file(
+                seg.base_offset,
+                seg.paths.clone(),
+                seg.file.clone(),
+                seg.index_max_bytes,
+                seg.created_ms,
+            );
             (
                 seg.file.clone(),
                 seg.base_offset,
                 seg.size_bytes,
                 seg.paths.log.clone(),
-                seg.index_max_bytes,
+                scratch,
             )
         };
-        let mut scratch: Segment<S> = Segment {
-            offset_index: SparseIndex::new(max_bytes),
-            time_index: SparseIndex::new(max_bytes),
-            ..this.borrow().shallow_clone()
-        };
-        scratch.max_timestamp = -1;
+        let mut scratch = scratch;
         let mut pos = 0u64;
         let mut expected = base;
         let mut since = 0u64;
@@ -337,31 +320,6 @@ impl<S: Storage> Segment<S> {
         seg.max_timestamp = scratch.max_timestamp;
         seg.indexes_loaded = true;
         Ok(())
-    }
-
-    pub(super) fn shallow_clone(&self) -> Segment<S> {
-        Segment {
-            base_offset: self.base_offset,
-            paths: self.paths.clone(),
-            file: self.file.clone(),
-            index_files: None,
-            offset_index: SparseIndex::new(self.index_max_bytes),
-            time_index: SparseIndex::new(self.index_max_bytes),
-            indexes_loaded: false,
-            index_max_bytes: self.index_max_bytes,
-            size_bytes: self.size_bytes,
-            disk_bytes: self.disk_bytes,
-            issued_bytes: self.disk_bytes,
-            in_flight: None,
-            tail_page: Vec::new(),
-            unwritten: VecDeque::new(),
-            unwritten_bytes: 0,
-            next_offset: self.next_offset,
-            max_timestamp: self.max_timestamp,
-            bytes_since_index_entry: 0,
-            created_ms: self.created_ms,
-            sealed: self.sealed,
-        }
     }
 }
 
