@@ -56,7 +56,7 @@ pub async fn dispatch(
             ResponseKind::DescribeCluster(describe_cluster::handle(ctx, r, version))
         }
         RequestKind::InitProducerId(r) => {
-            ResponseKind::InitProducerId(init_producer_id::handle(ctx, r, version).await)
+            ResponseKind::InitProducerId(init_producer_id::handle(ctx, r).await)
         }
         other => {
             // Only reachable if the registry lists an API this match lacks:
