@@ -50,17 +50,24 @@ fn retention_bytes_deletes_old_segments_and_moves_the_log_start() {
             .and_then(|o| o.parse().ok())
             .unwrap_or_else(|| panic!("kcat -Q said {text:?}"))
     };
+    // Retention runs every 100 ms, also while the data was still arriving:
+    // wait until the log start has moved and then stays put for several
+    // passes (all data is in, so the last pass has nothing more to delete).
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = (earliest(), Instant::now());
     let start = loop {
-        let start = earliest();
-        if start > 0 {
-            break start;
-        }
         assert!(
             Instant::now() < deadline,
-            "retention never moved the log start offset"
+            "the log start offset never settled (last {})",
+            last.0
         );
         std::thread::sleep(Duration::from_millis(50));
+        let now = earliest();
+        if now != last.0 {
+            last = (now, Instant::now());
+        } else if now > 0 && last.1.elapsed() >= Duration::from_millis(600) {
+            break now;
+        }
     };
     // 400 messages of ~420 bytes in 16 KiB segments, 32 KiB kept: most of
     // the log is gone, whole segments only, and the newest data stays.
