@@ -34,7 +34,7 @@ use std::rc::Rc;
 use bytes::{Bytes, BytesMut};
 use glommio::sync::Semaphore;
 use sluice_core::batch::RecordBatch;
-use sluice_core::batch::{assign_in_place, check_batch, peek_batch_size, BatchError};
+use sluice_core::batch::{assign_in_place, check_batch, peek_batch_size, BatchError, BatchHeader};
 use sluice_core::config::LogConfig;
 use sluice_core::records::RecordIter;
 use sluice_core::{LeaderEpoch, Offset};
@@ -288,12 +288,10 @@ impl<S: Storage> PartitionLog<S> {
                 let mut at = 0;
                 while at < chunk.len() {
                     let header =
-                        sluice_core::batch::BatchHeader::peek(&chunk[at..]).map_err(|e| {
-                            LogError::Corrupt {
-                                path: self.dir.clone(),
-                                position: 0,
-                                reason: format!("replaying producer state: {e}"),
-                            }
+                        BatchHeader::peek(&chunk[at..]).map_err(|e| LogError::Corrupt {
+                            path: self.dir.clone(),
+                            position: 0,
+                            reason: format!("replaying producer state: {e}"),
                         })?;
                     producers::record_batch(&mut table, &header, now_ms);
                     next = header.last_offset() + 1;
@@ -323,8 +321,7 @@ impl<S: Storage> PartitionLog<S> {
         let mut at = 0usize;
         let mut single = true;
         while at < batches.len() {
-            let header = sluice_core::batch::BatchHeader::peek(&batches[at..])
-                .expect("checked by the caller");
+            let header = BatchHeader::peek(&batches[at..]).expect("checked by the caller");
             let first_batch = at == 0;
             at += header.size_bytes;
             single &= first_batch && at == batches.len();
@@ -534,23 +531,24 @@ impl<S: Storage> PartitionLog<S> {
         }
         let active = self.active();
         let base_offset = self.log_end_offset();
+        // Offsets and epoch lie outside the CRC: the batches checked above
+        // stay valid, so their headers are only re-read, never re-hashed.
+        let mut headers = Vec::with_capacity(count);
         let mut next = base_offset;
         let mut at = 0usize;
         while at < total {
             let size = peek_batch_size(&batches[at..]).expect("checked above");
             assign_in_place(&mut batches[at..at + size], next, leader_epoch);
-            let header = check_batch(&batches[at..at + size]).expect("offsets lie outside the CRC");
+            let header = BatchHeader::peek(&batches[at..]).expect("checked above");
             next = header.last_offset() + 1;
+            headers.push((at, header));
             at += size;
         }
         let frozen = batches.freeze();
-        let mut at = 0usize;
         {
             let mut seg = active.borrow_mut();
-            while at < total {
-                let size = peek_batch_size(&frozen[at..]).expect("checked above");
-                let bytes = frozen.slice(at..at + size);
-                let header = sluice_core::batch::BatchHeader::peek(&bytes).expect("checked above");
+            for (at, header) in headers {
+                let bytes = frozen.slice(at..at + header.size_bytes);
                 if let Some((cache, key)) = &self.cache {
                     cache.borrow_mut().insert(
                         *key,
@@ -561,7 +559,6 @@ impl<S: Storage> PartitionLog<S> {
                 }
                 producers::record_batch(&mut self.producers.borrow_mut(), &header, now_ms);
                 seg.append(header, bytes, self.config.index_interval_bytes);
-                at += size;
             }
         }
         self.bytes_since_producer_snapshot
