@@ -392,31 +392,6 @@ impl<S: Storage> Segment<S> {
         file.sync().await.map_err(LogError::io("syncing", &path))
     }
 
-    async fn persist_indexes(&mut self, sync: bool) -> LogResult<()> {
-        let Some((index_file, time_file)) = self.index_files.clone() else {
-            return Ok(());
-        };
-        if let Some((pos, bytes)) = self.offset_index.unpersisted_pages(ALIGN) {
-            write_bytes::<S>(&index_file, pos, &bytes, &self.paths.index).await?;
-            self.offset_index.mark_persisted();
-        }
-        if let Some((pos, bytes)) = self.time_index.unpersisted_pages(ALIGN) {
-            write_bytes::<S>(&time_file, pos, &bytes, &self.paths.time_index).await?;
-            self.time_index.mark_persisted();
-        }
-        if sync {
-            index_file
-                .sync()
-                .await
-                .map_err(LogError::io("syncing", &self.paths.index))?;
-            time_file
-                .sync()
-                .await
-                .map_err(LogError::io("syncing", &self.paths.time_index))?;
-        }
-        Ok(())
-    }
-
     /// Writes unpersisted index pages (and syncs them if asked), without
     /// holding a borrow across the writes.
     pub async fn persist_indexes_of(this: &std::cell::RefCell<Self>, sync: bool) -> LogResult<()> {

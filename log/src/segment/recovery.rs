@@ -176,8 +176,9 @@ impl<S: Storage> Segment<S> {
             .map_err(LogError::io("creating", &seg.paths.time_index))?;
         seg.index_files = Some((Rc::new(index), Rc::new(time_index)));
         seg.mark_indexes_unpersisted();
-        seg.persist_indexes(true).await?;
-        Ok((seg, report))
+        let seg = std::cell::RefCell::new(seg);
+        Segment::persist_indexes_of(&seg, true).await?;
+        Ok((seg.into_inner(), report))
     }
 
     /// Loads a sealed segment's indexes if not loaded yet; a damaged or
