@@ -188,6 +188,49 @@ impl Default for KafkaConfig {
     }
 }
 
+/// Consumer group coordinator settings (Kafka's broker config names,
+/// snake_cased, under `group`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GroupConfig {
+    /// Shortest session timeout a member may ask for
+    /// (`group.min.session.timeout.ms`).
+    pub min_session_timeout_ms: i32,
+    /// Longest session timeout a member may ask for
+    /// (`group.max.session.timeout.ms`).
+    pub max_session_timeout_ms: i32,
+    /// How long the first rebalance of an empty group waits for more
+    /// members, extended by each new member up to the rebalance timeout
+    /// (`group.initial.rebalance.delay.ms`).
+    pub initial_rebalance_delay_ms: i32,
+    /// Partitions of `__consumer_offsets`, fixed when it is first created
+    /// (`offsets.topic.num.partitions`).
+    pub offsets_topic_num_partitions: i32,
+    /// Segment size of `__consumer_offsets` partitions; a partition is
+    /// compacted once this much was written since its last compaction
+    /// (`offsets.topic.segment.bytes`).
+    pub offsets_topic_segment_bytes: u64,
+    /// Longest metadata string a committed offset may carry
+    /// (`offset.metadata.max.bytes`).
+    pub offset_metadata_max_bytes: usize,
+    /// Most members one group may have (`group.max.size`).
+    pub max_size: usize,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            min_session_timeout_ms: 6_000,
+            max_session_timeout_ms: 1_800_000,
+            initial_rebalance_delay_ms: 3_000,
+            offsets_topic_num_partitions: 50,
+            offsets_topic_segment_bytes: 100 * 1024 * 1024,
+            offset_metadata_max_bytes: 4096,
+            max_size: i32::MAX as usize,
+        }
+    }
+}
+
 /// The whole node's configuration file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -207,6 +250,7 @@ pub struct NodeConfig {
     pub kafka: KafkaConfig,
     pub log: LogConfig,
     pub shard: ShardConfig,
+    pub group: GroupConfig,
 }
 
 impl Default for NodeConfig {
@@ -221,6 +265,7 @@ impl Default for NodeConfig {
             kafka: KafkaConfig::default(),
             log: LogConfig::default(),
             shard: ShardConfig::default(),
+            group: GroupConfig::default(),
         }
     }
 }

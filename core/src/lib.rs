@@ -10,6 +10,7 @@ pub mod alloc;
 pub mod batch;
 pub mod config;
 pub mod error;
+pub mod group;
 pub mod metadata;
 pub mod producer_state;
 pub mod records;

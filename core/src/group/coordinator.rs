@@ -1,0 +1,336 @@
+//! The groups one shard coordinates, and the group APIs over them.
+//!
+//! Owns: the map from group id to [`Group`] for the `__consumer_offsets`
+//! partitions a shard owns; creating groups on first use; the checks that
+//! come before a group exists (invalid ids, unknown groups); which groups'
+//! metadata must be written; rebuilding everything from the partition's
+//! records at load; and the live records a compaction keeps.
+//!
+//! Invariants: as [`super::group`]: no I/O, no clock. A committed offset is
+//! applied here only after its record is durable (the caller persists first,
+//! then calls [`GroupCoordinator::apply`]).
+
+use std::collections::BTreeMap;
+
+use super::group::Group;
+use super::records::{CommittedOffset, OffsetsRecord};
+use super::{GroupState, JoinRequest, JoinResponse, Reply, SyncRequest, SyncResponse, Token};
+use crate::config::GroupConfig;
+use crate::ErrorCode;
+
+/// A group's metadata record to write, and the generation whose members
+/// wait for it (their SyncGroup answers), if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingWrite {
+    pub group_id: String,
+    pub record: OffsetsRecord,
+    pub waiting_generation: Option<i32>,
+}
+
+/// One line of ListGroups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupListing {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: GroupState,
+}
+
+/// The groups of one shard.
+#[derive(Debug)]
+pub struct GroupCoordinator {
+    config: GroupConfig,
+    groups: BTreeMap<String, Group>,
+}
+
+impl GroupCoordinator {
+    /// No groups yet.
+    pub fn new(config: GroupConfig) -> GroupCoordinator {
+        GroupCoordinator {
+            config,
+            groups: BTreeMap::new(),
+        }
+    }
+
+    /// The limits this coordinator applies.
+    pub fn config(&self) -> &GroupConfig {
+        &self.config
+    }
+
+    /// A group, if it exists.
+    pub fn group(&self, group_id: &str) -> Option<&Group> {
+        self.groups.get(group_id)
+    }
+
+    /// JoinGroup; a first join creates the group.
+    pub fn join(&mut self, req: JoinRequest, token: Token, now_ms: i64) -> Vec<Reply> {
+        let mut out = Vec::new();
+        if req.group_id.is_empty() {
+            let r = JoinResponse::error(ErrorCode::InvalidGroupId, &req.member_id);
+            out.push(Reply::Join(token, r));
+            return out;
+        }
+        if !req.member_id.is_empty() && !self.groups.contains_key(&req.group_id) {
+            let r = JoinResponse::error(ErrorCode::UnknownMemberId, &req.member_id);
+            out.push(Reply::Join(token, r));
+            return out;
+        }
+        let group = self
+            .groups
+            .entry(req.group_id.clone())
+            .or_insert_with(|| Group::new(&req.group_id, now_ms));
+        group.join(req, token, now_ms, &self.config, &mut out);
+        out
+    }
+
+    /// SyncGroup.
+    pub fn sync(&mut self, req: SyncRequest, token: Token, now_ms: i64) -> Vec<Reply> {
+        let mut out = Vec::new();
+        if req.group_id.is_empty() {
+            out.push(Reply::Sync(
+                token,
+                SyncResponse::error(ErrorCode::InvalidGroupId),
+            ));
+            return out;
+        }
+        match self.groups.get_mut(&req.group_id) {
+            Some(group) => group.sync(req, token, now_ms, &mut out),
+            None => out.push(Reply::Sync(
+                token,
+                SyncResponse::error(ErrorCode::UnknownMemberId),
+            )),
+        }
+        out
+    }
+
+    /// Heartbeat.
+    pub fn heartbeat(
+        &mut self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        now_ms: i64,
+    ) -> ErrorCode {
+        if group_id.is_empty() {
+            return ErrorCode::InvalidGroupId;
+        }
+        match self.groups.get_mut(group_id) {
+            Some(group) => group.heartbeat(member_id, instance_id, generation, now_ms),
+            None => ErrorCode::UnknownMemberId,
+        }
+    }
+
+    /// LeaveGroup for several members: one error per member, in order.
+    pub fn leave(
+        &mut self,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+        now_ms: i64,
+    ) -> (Result<Vec<ErrorCode>, ErrorCode>, Vec<Reply>) {
+        let mut out = Vec::new();
+        if group_id.is_empty() {
+            return (Err(ErrorCode::InvalidGroupId), out);
+        }
+        let Some(group) = self.groups.get_mut(group_id) else {
+            return (Err(ErrorCode::UnknownMemberId), out);
+        };
+        let errors = members
+            .iter()
+            .map(|(member, instance)| group.leave(member, instance.as_deref(), now_ms, &mut out))
+            .collect();
+        (Ok(errors), out)
+    }
+
+    /// Every group's timers: expired sessions, rebalances whose time is up,
+    /// and empty groups with nothing committed are forgotten.
+    pub fn tick(&mut self, now_ms: i64) -> Vec<Reply> {
+        let mut out = Vec::new();
+        for group in self.groups.values_mut() {
+            if group.needs_ticks() || group.state == GroupState::PreparingRebalance {
+                group.tick(now_ms, &mut out);
+            }
+        }
+        self.groups.retain(|_, g| {
+            !(g.state == GroupState::Empty && g.is_empty() && g.offsets.is_empty())
+        });
+        out
+    }
+
+    /// Groups whose metadata changed: the records to write now.
+    pub fn take_pending_writes(&mut self) -> Vec<PendingWrite> {
+        self.groups
+            .iter_mut()
+            .filter_map(|(id, g)| {
+                g.take_dirty().then(|| PendingWrite {
+                    group_id: id.clone(),
+                    record: OffsetsRecord::Group {
+                        group: id.clone(),
+                        value: Some(g.snapshot()),
+                    },
+                    waiting_generation: g.persisting(),
+                })
+            })
+            .collect()
+    }
+
+    /// A group's metadata record for `generation` was written (or not).
+    pub fn persisted(
+        &mut self,
+        group_id: &str,
+        generation: i32,
+        result: Result<(), ErrorCode>,
+        now_ms: i64,
+    ) -> Vec<Reply> {
+        let mut out = Vec::new();
+        if let Some(group) = self.groups.get_mut(group_id) {
+            group.persisted(generation, result, now_ms, &mut out);
+        }
+        out
+    }
+
+    /// OffsetCommit's membership checks, before anything is written.
+    pub fn check_commit(
+        &mut self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        now_ms: i64,
+    ) -> ErrorCode {
+        if group_id.is_empty() {
+            return ErrorCode::InvalidGroupId;
+        }
+        match self.groups.get_mut(group_id) {
+            Some(group) => group.check_commit(member_id, instance_id, generation, now_ms),
+            // A group that does not exist takes only "simple" commits
+            // (no membership); a generation means a member of a group we
+            // do not know: a stale one.
+            None if generation < 0 => ErrorCode::None,
+            None => ErrorCode::IllegalGeneration,
+        }
+    }
+
+    /// Applies a durable record: a commit or deletion of an offset, or a
+    /// group's metadata (at load). Offsets create their group when needed.
+    pub fn apply(&mut self, record: OffsetsRecord, now_ms: i64) {
+        match record {
+            OffsetsRecord::Offset {
+                group,
+                topic,
+                partition,
+                value,
+            } => match value {
+                Some(v) => {
+                    self.groups
+                        .entry(group.clone())
+                        .or_insert_with(|| Group::new(&group, now_ms))
+                        .offsets
+                        .insert((topic, partition), v);
+                }
+                None => {
+                    if let Some(g) = self.groups.get_mut(&group) {
+                        g.offsets.remove(&(topic, partition));
+                    }
+                }
+            },
+            OffsetsRecord::Group { group, value } => match value {
+                Some(snapshot) => self
+                    .groups
+                    .entry(group.clone())
+                    .or_insert_with(|| Group::new(&group, now_ms))
+                    .restore(snapshot, now_ms),
+                None => {
+                    self.groups.remove(&group);
+                }
+            },
+        }
+    }
+
+    /// A group's committed offsets (`None`: no such group).
+    pub fn offsets(&self, group_id: &str) -> Option<&BTreeMap<(String, i32), CommittedOffset>> {
+        self.groups.get(group_id).map(|g| &g.offsets)
+    }
+
+    /// Every group, for ListGroups.
+    pub fn list(&self) -> Vec<GroupListing> {
+        self.groups
+            .values()
+            .map(|g| GroupListing {
+                group_id: g.id.clone(),
+                protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                state: g.state,
+            })
+            .collect()
+    }
+
+    /// DeleteGroups' check: the tombstones that delete `group_id` (its
+    /// offsets, then its metadata). The group goes when they are applied.
+    pub fn deletion(&self, group_id: &str) -> Result<Vec<OffsetsRecord>, ErrorCode> {
+        if group_id.is_empty() {
+            return Err(ErrorCode::InvalidGroupId);
+        }
+        let group = self.groups.get(group_id).ok_or(ErrorCode::GroupIdNotFound)?;
+        if group.state != GroupState::Empty || !group.is_empty() {
+            return Err(ErrorCode::NonEmptyGroup);
+        }
+        let mut records: Vec<OffsetsRecord> = group
+            .offsets
+            .keys()
+            .map(|(topic, partition)| OffsetsRecord::Offset {
+                group: group_id.to_owned(),
+                topic: topic.clone(),
+                partition: *partition,
+                value: None,
+            })
+            .collect();
+        records.push(OffsetsRecord::Group {
+            group: group_id.to_owned(),
+            value: None,
+        });
+        Ok(records)
+    }
+
+    /// OffsetDelete's check for a group: `Err` for the whole request, else
+    /// the topics whose offsets may not be deleted (the members consume
+    /// them).
+    pub fn offset_delete_check(&self, group_id: &str) -> Result<Vec<String>, ErrorCode> {
+        if group_id.is_empty() {
+            return Err(ErrorCode::InvalidGroupId);
+        }
+        let group = self.groups.get(group_id).ok_or(ErrorCode::GroupIdNotFound)?;
+        if group.state != GroupState::Empty && group.protocol_type.as_deref() != Some("consumer")
+        {
+            return Err(ErrorCode::NonEmptyGroup);
+        }
+        Ok(group.subscribed_topics().unwrap_or_default())
+    }
+
+    /// Every live record: what a compacted partition must still hold.
+    pub fn live_records(&self) -> Vec<OffsetsRecord> {
+        let mut records = Vec::new();
+        for (id, g) in &self.groups {
+            records.push(OffsetsRecord::Group {
+                group: id.clone(),
+                value: Some(g.snapshot()),
+            });
+            for ((topic, partition), v) in &g.offsets {
+                records.push(OffsetsRecord::Offset {
+                    group: id.clone(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                    value: Some(v.clone()),
+                });
+            }
+        }
+        records
+    }
+
+    /// Groups whose id satisfies `keep` stay; the others are dropped (a
+    /// partition moved away or was deleted).
+    pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        self.groups.retain(|id, _| keep(id));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,370 @@
+//! The classic group protocol driven step by step, with explicit time.
+
+use bytes::Bytes;
+
+use super::*;
+use crate::group::records::CommittedOffset;
+
+const SESSION_MS: i32 = 10_000;
+const REBALANCE_MS: i32 = 30_000;
+
+fn coordinator(initial_delay_ms: i32) -> GroupCoordinator {
+    GroupCoordinator::new(GroupConfig {
+        initial_rebalance_delay_ms: initial_delay_ms,
+        ..GroupConfig::default()
+    })
+}
+
+fn join_req(member: &str, instance: Option<&str>, metadata: &'static [u8]) -> JoinRequest {
+    JoinRequest {
+        group_id: "g".into(),
+        member_id: member.into(),
+        instance_id: instance.map(str::to_owned),
+        client_id: "client".into(),
+        client_host: "/127.0.0.1".into(),
+        session_timeout_ms: SESSION_MS,
+        rebalance_timeout_ms: REBALANCE_MS,
+        protocol_type: "consumer".into(),
+        protocols: vec![("range".into(), Bytes::from_static(metadata))],
+        require_known_member_id: true,
+        supports_skip_assignment: true,
+        member_id_suffix: format!("uuid{member}{}", instance.unwrap_or("")),
+    }
+}
+
+fn only_join(replies: Vec<Reply>, token: Token) -> JoinResponse {
+    match &replies[..] {
+        [Reply::Join(t, r)] if *t == token => r.clone(),
+        other => panic!("expected one join reply for {token}, got {other:?}"),
+    }
+}
+
+fn join_reply(replies: &[Reply], token: Token) -> JoinResponse {
+    replies
+        .iter()
+        .find_map(|r| match r {
+            Reply::Join(t, r) if *t == token => Some(r.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no join reply for {token} in {replies:?}"))
+}
+
+fn sync_reply(replies: &[Reply], token: Token) -> SyncResponse {
+    replies
+        .iter()
+        .find_map(|r| match r {
+            Reply::Sync(t, r) if *t == token => Some(r.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no sync reply for {token} in {replies:?}"))
+}
+
+/// A member's full first join (MEMBER_ID_REQUIRED, then the real join);
+/// returns its member id and the second join's replies.
+fn first_join(
+    c: &mut GroupCoordinator,
+    suffix: &str,
+    token: Token,
+    now: i64,
+) -> (String, Vec<Reply>) {
+    let mut req = join_req("", None, b"m");
+    req.member_id_suffix = suffix.into();
+    let r = only_join(c.join(req, token, now), token);
+    assert_eq!(r.error, ErrorCode::MemberIdRequired);
+    assert_eq!(r.member_id, format!("client-{suffix}"));
+    let replies = c.join(join_req(&r.member_id, None, b"m"), token, now);
+    (r.member_id, replies)
+}
+
+fn sync_req(member: &str, generation: i32) -> SyncRequest {
+    SyncRequest {
+        group_id: "g".into(),
+        generation,
+        member_id: member.into(),
+        ..SyncRequest::default()
+    }
+}
+
+/// Drives a group of one member to Stable at generation 1.
+fn stable_single(c: &mut GroupCoordinator) -> String {
+    let (a, replies) = first_join(c, "a", 1, 0);
+    let r = join_reply(&replies, 1);
+    assert_eq!((r.error, r.generation, r.leader.as_str()), (ErrorCode::None, 1, a.as_str()));
+    let mut req = sync_req(&a, 1);
+    req.assignments = vec![(a.clone(), Bytes::from_static(b"all"))];
+    assert!(c.sync(req, 2, 0).is_empty(), "the leader waits for the write");
+    persist(c, 0);
+    a
+}
+
+/// Writes every pending group record successfully; returns the replies.
+fn persist(c: &mut GroupCoordinator, now: i64) -> Vec<Reply> {
+    let mut out = Vec::new();
+    for w in c.take_pending_writes() {
+        if let Some(gen) = w.waiting_generation {
+            out.extend(c.persisted(&w.group_id, gen, Ok(()), now));
+        }
+    }
+    out
+}
+
+#[test]
+fn first_join_asks_for_a_member_id_then_one_member_forms_a_generation() {
+    let mut c = coordinator(0);
+    let (a, replies) = first_join(&mut c, "a", 1, 0);
+    let r = join_reply(&replies, 1);
+    assert_eq!(r.error, ErrorCode::None);
+    assert_eq!(r.generation, 1);
+    assert_eq!(r.protocol_name.as_deref(), Some("range"));
+    assert_eq!(r.leader, a);
+    assert_eq!(r.members.len(), 1, "the leader sees every member");
+    assert_eq!(c.group("g").map(|g| g.state), Some(GroupState::CompletingRebalance));
+}
+
+#[test]
+fn leader_sync_is_answered_once_the_assignment_is_persisted() {
+    let mut c = coordinator(0);
+    let a = stable_single(&mut c);
+    let g = c.group("g").expect("group");
+    assert_eq!(g.state, GroupState::Stable);
+    // A repeated SyncGroup in Stable answers the stored assignment at once.
+    let replies = c.sync(sync_req(&a, 1), 3, 1);
+    assert_eq!(sync_reply(&replies, 3).assignment, Bytes::from_static(b"all"));
+}
+
+#[test]
+fn a_new_member_starts_a_rebalance_that_waits_for_the_old_one() {
+    let mut c = coordinator(0);
+    let a = stable_single(&mut c);
+    let (b, replies) = first_join(&mut c, "b", 10, 100);
+    assert!(replies.is_empty(), "b waits for a to rejoin: {replies:?}");
+    assert_eq!(
+        c.heartbeat("g", &a, None, 1, 200),
+        ErrorCode::RebalanceInProgress
+    );
+    let replies = c.join(join_req(&a, None, b"m"), 11, 300);
+    let ra = join_reply(&replies, 11);
+    let rb = join_reply(&replies, 10);
+    assert_eq!((ra.generation, rb.generation), (2, 2));
+    assert_eq!(ra.leader, a, "the leader stays the leader");
+    assert_eq!(ra.members.len(), 2);
+    assert!(rb.members.is_empty(), "followers get no member list");
+    // The follower's sync waits for the leader's.
+    assert!(c.sync(sync_req(&b, 2), 12, 400).is_empty());
+    let mut leader_sync = sync_req(&a, 2);
+    leader_sync.assignments = vec![
+        (a.clone(), Bytes::from_static(b"p0")),
+        (b.clone(), Bytes::from_static(b"p1")),
+    ];
+    assert!(c.sync(leader_sync, 13, 400).is_empty());
+    let replies = persist(&mut c, 500);
+    assert_eq!(sync_reply(&replies, 12).assignment, Bytes::from_static(b"p1"));
+    assert_eq!(sync_reply(&replies, 13).assignment, Bytes::from_static(b"p0"));
+    assert_eq!(c.heartbeat("g", &b, None, 2, 600), ErrorCode::None);
+    assert_eq!(c.heartbeat("g", &b, None, 1, 600), ErrorCode::IllegalGeneration);
+    assert_eq!(c.heartbeat("g", "nobody", None, 2, 600), ErrorCode::UnknownMemberId);
+}
+
+#[test]
+fn a_member_that_stops_heartbeating_is_removed_after_its_session() {
+    let mut c = coordinator(0);
+    let a = stable_single(&mut c);
+    c.apply(offset_record(5), 0);
+    assert!(c.tick(i64::from(SESSION_MS) - 1).is_empty());
+    assert_eq!(c.heartbeat("g", &a, None, 1, i64::from(SESSION_MS) - 1), ErrorCode::None);
+    // Kept alive by that heartbeat until 2 sessions minus 1 ms.
+    c.tick(2 * i64::from(SESSION_MS) - 1);
+    let g = c.group("g").expect("group");
+    assert_eq!(g.state, GroupState::Empty, "the only member expired");
+    assert_eq!(g.generation, 2);
+    assert_eq!(c.heartbeat("g", &a, None, 2, 0), ErrorCode::UnknownMemberId);
+    // With nothing committed, an empty group is forgotten.
+    c.apply(offset_tombstone(), 0);
+    c.tick(2 * i64::from(SESSION_MS));
+    assert!(c.group("g").is_none());
+}
+
+fn offset_record(offset: i64) -> OffsetsRecord {
+    OffsetsRecord::Offset {
+        group: "g".into(),
+        topic: "t".into(),
+        partition: 0,
+        value: Some(CommittedOffset {
+            offset,
+            leader_epoch: 0,
+            metadata: "m".into(),
+            commit_timestamp_ms: 1,
+        }),
+    }
+}
+
+fn offset_tombstone() -> OffsetsRecord {
+    OffsetsRecord::Offset {
+        group: "g".into(),
+        topic: "t".into(),
+        partition: 0,
+        value: None,
+    }
+}
+
+#[test]
+fn a_member_that_does_not_rejoin_in_time_is_dropped_from_the_generation() {
+    let mut c = coordinator(0);
+    let a = stable_single(&mut c);
+    let (_b, replies) = first_join(&mut c, "b", 10, 1_000);
+    assert!(replies.is_empty());
+    // a keeps heartbeating but never rejoins.
+    for t in (2_000..31_000).step_by(2_000) {
+        assert_eq!(c.heartbeat("g", &a, None, 1, t), ErrorCode::RebalanceInProgress);
+        assert!(c.tick(t).is_empty());
+    }
+    let replies = c.tick(1_000 + i64::from(REBALANCE_MS));
+    let rb = join_reply(&replies, 10);
+    assert_eq!(rb.generation, 2);
+    assert_eq!(rb.members.len(), 1, "b leads a generation of one");
+    assert_eq!(c.heartbeat("g", &a, None, 2, 32_000), ErrorCode::UnknownMemberId);
+}
+
+#[test]
+fn the_initial_rebalance_waits_for_more_members() {
+    let mut c = coordinator(3_000);
+    let (a, replies) = first_join(&mut c, "a", 1, 0);
+    assert!(replies.is_empty());
+    let (_b, replies) = first_join(&mut c, "b", 2, 2_000);
+    assert!(replies.is_empty());
+    assert!(c.tick(4_999).is_empty(), "b's join extended the delay");
+    let replies = c.tick(5_000);
+    assert_eq!(join_reply(&replies, 1).generation, 1);
+    assert_eq!(join_reply(&replies, 1).leader, a);
+    assert_eq!(join_reply(&replies, 2).generation, 1);
+}
+
+#[test]
+fn leaving_rebalances_and_unknown_members_are_refused() {
+    let mut c = coordinator(0);
+    let a = stable_single(&mut c);
+    let (errors, _) = c.leave("g", &[("nobody".into(), None), (a.clone(), None)], 10);
+    assert_eq!(errors, Ok(vec![ErrorCode::UnknownMemberId, ErrorCode::None]));
+    let g = c.group("g").expect("group");
+    assert_eq!((g.state, g.generation), (GroupState::Empty, 2));
+    let (errors, _) = c.leave("unknown-group", &[(a, None)], 10);
+    assert_eq!(errors, Err(ErrorCode::UnknownMemberId));
+}
+
+#[test]
+fn a_static_member_rejoining_with_the_same_subscription_keeps_its_assignment() {
+    let mut c = coordinator(0);
+    let r = only_join(c.join(join_req("", Some("i1"), b"m"), 1, 0), 1);
+    assert_eq!(r.error, ErrorCode::None, "static members need no member id round");
+    let old = r.member_id.clone();
+    let mut s = sync_req(&old, 1);
+    s.instance_id = Some("i1".into());
+    s.assignments = vec![(old.clone(), Bytes::from_static(b"mine"))];
+    assert!(c.sync(s, 2, 0).is_empty());
+    persist(&mut c, 0);
+    // A restart: a new incarnation with the same instance id.
+    let mut again = join_req("", Some("i1"), b"m");
+    again.member_id_suffix = "second".into();
+    let r = only_join(c.join(again, 3, 1_000), 3);
+    assert_eq!(r.error, ErrorCode::None);
+    assert_eq!(r.generation, 1, "no rebalance");
+    assert_eq!(r.member_id, "i1-second");
+    assert!(r.skip_assignment, "the leader keeps the assignment it made");
+    assert_eq!(c.group("g").map(|g| g.state), Some(GroupState::Stable));
+    let mut s = sync_req("i1-second", 1);
+    s.instance_id = Some("i1".into());
+    assert_eq!(
+        sync_reply(&c.sync(s, 4, 1_000), 4).assignment,
+        Bytes::from_static(b"mine")
+    );
+    // The old incarnation is fenced.
+    assert_eq!(
+        c.heartbeat("g", &old, Some("i1"), 1, 1_000),
+        ErrorCode::FencedInstanceId
+    );
+    assert_eq!(
+        c.check_commit("g", &old, Some("i1"), 1, 1_000),
+        ErrorCode::FencedInstanceId
+    );
+}
+
+#[test]
+fn commits_follow_kafkas_membership_checks() {
+    let mut c = coordinator(0);
+    // No group: only a simple (generation -1) commit.
+    assert_eq!(c.check_commit("g", "", None, -1, 0), ErrorCode::None);
+    assert_eq!(c.check_commit("g", "", None, 3, 0), ErrorCode::IllegalGeneration);
+    let (a, _) = first_join(&mut c, "a", 1, 0);
+    assert_eq!(
+        c.check_commit("g", &a, None, 1, 0),
+        ErrorCode::RebalanceInProgress,
+        "CompletingRebalance"
+    );
+    let mut s = sync_req(&a, 1);
+    s.assignments = vec![(a.clone(), Bytes::new())];
+    c.sync(s, 2, 0);
+    persist(&mut c, 0);
+    assert_eq!(c.check_commit("g", &a, None, 1, 0), ErrorCode::None);
+    assert_eq!(c.check_commit("g", &a, None, 0, 0), ErrorCode::IllegalGeneration);
+    assert_eq!(c.check_commit("g", "x", None, 1, 0), ErrorCode::UnknownMemberId);
+    assert_eq!(c.check_commit("g", "", None, -1, 0), ErrorCode::UnknownMemberId);
+}
+
+#[test]
+fn groups_and_offsets_come_back_from_their_records() {
+    let mut c = coordinator(0);
+    let a = stable_single(&mut c);
+    c.apply(offset_record(5), 0);
+    let mut restored = coordinator(0);
+    for record in c.live_records() {
+        let key = record.encode_key();
+        let value = record.encode_value();
+        let decoded = OffsetsRecord::decode(&key, value.as_deref()).expect("decodes");
+        restored.apply(decoded, 50);
+    }
+    let g = restored.group("g").expect("restored");
+    assert_eq!((g.state, g.generation), (GroupState::Stable, 1));
+    assert_eq!(g.leader.as_deref(), Some(a.as_str()));
+    assert_eq!(restored.offsets("g").map(|o| o.len()), Some(1));
+    assert_eq!(restored.heartbeat("g", &a, None, 1, 100), ErrorCode::None);
+}
+
+#[test]
+fn only_empty_groups_can_be_deleted() {
+    let mut c = coordinator(0);
+    assert_eq!(c.deletion("nope"), Err(ErrorCode::GroupIdNotFound));
+    let a = stable_single(&mut c);
+    assert_eq!(c.deletion("g"), Err(ErrorCode::NonEmptyGroup));
+    c.leave("g", &[(a, None)], 0);
+    let tombstones = c.deletion("g").expect("empty now");
+    assert_eq!(tombstones.len(), 1);
+    for t in tombstones {
+        c.apply(t, 0);
+    }
+    assert!(c.group("g").is_none());
+    assert!(c.list().is_empty());
+}
+
+#[test]
+fn inconsistent_protocols_and_bad_timeouts_are_refused() {
+    let mut c = coordinator(0);
+    stable_single(&mut c);
+    let mut other = join_req("", None, b"m");
+    other.protocols = vec![("roundrobin".into(), Bytes::new())];
+    assert_eq!(
+        only_join(c.join(other, 5, 0), 5).error,
+        ErrorCode::InconsistentGroupProtocol
+    );
+    let mut short = join_req("", None, b"m");
+    short.session_timeout_ms = 1_000;
+    assert_eq!(
+        only_join(c.join(short, 6, 0), 6).error,
+        ErrorCode::InvalidSessionTimeout
+    );
+    let mut empty_id = join_req("", None, b"m");
+    empty_id.group_id = String::new();
+    assert_eq!(
+        only_join(c.join(empty_id, 7, 0), 7).error,
+        ErrorCode::InvalidGroupId
+    );
+}

@@ -1,0 +1,430 @@
+//! The records of `__consumer_offsets`: committed offsets and group
+//! metadata, as keys and values in Kafka's own layout.
+//!
+//! Owns: encoding and decoding one record's key and value. The layouts are
+//! Kafka's classic ones (offset commit key v1 / value v3, group metadata key
+//! v2 / value v3; big-endian, strings as an i16 length then UTF-8, bytes as
+//! an i32 length), so tools that read Kafka's offsets topic read ours. A
+//! record with a null value is a tombstone: the key's state is deleted.
+//!
+//! Invariants: decoding never panics and never allocates more than the
+//! input's length implies (every length is checked against what is left);
+//! anything unexpected is a [`RecordError`], which the loader counts and
+//! skips.
+
+use bytes::Bytes;
+
+/// An offset a group committed for one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedOffset {
+    pub offset: i64,
+    /// The leader epoch of the record at `offset - 1`, or -1.
+    pub leader_epoch: i32,
+    pub metadata: String,
+    pub commit_timestamp_ms: i64,
+}
+
+/// A member as the group's metadata record stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberSnapshot {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout_ms: i32,
+    pub session_timeout_ms: i32,
+    /// The member's metadata for the group's selected protocol.
+    pub subscription: Bytes,
+    pub assignment: Bytes,
+}
+
+/// A group's membership after a rebalance (the group metadata record).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSnapshot {
+    pub protocol_type: String,
+    pub generation: i32,
+    pub protocol: Option<String>,
+    pub leader: Option<String>,
+    pub state_timestamp_ms: i64,
+    pub members: Vec<MemberSnapshot>,
+}
+
+/// One record of `__consumer_offsets`; `None` values are tombstones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OffsetsRecord {
+    Offset {
+        group: String,
+        topic: String,
+        partition: i32,
+        value: Option<CommittedOffset>,
+    },
+    Group {
+        group: String,
+        value: Option<GroupSnapshot>,
+    },
+}
+
+/// Why a record could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("record ends early")]
+    Truncated,
+    #[error("unknown record key version {0}")]
+    UnknownKeyVersion(i16),
+    #[error("unknown record value version {0}")]
+    UnknownValueVersion(i16),
+    #[error("a string is not UTF-8")]
+    NotUtf8,
+    #[error("a length is negative")]
+    NegativeLength,
+}
+
+const OFFSET_KEY_VERSION: i16 = 1;
+const GROUP_KEY_VERSION: i16 = 2;
+const OFFSET_VALUE_VERSION: i16 = 3;
+const GROUP_VALUE_VERSION: i16 = 3;
+
+impl OffsetsRecord {
+    /// The group this record belongs to.
+    pub fn group(&self) -> &str {
+        match self {
+            OffsetsRecord::Offset { group, .. } | OffsetsRecord::Group { group, .. } => group,
+        }
+    }
+
+    /// The record's key bytes.
+    pub fn encode_key(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        match self {
+            OffsetsRecord::Offset {
+                group,
+                topic,
+                partition,
+                ..
+            } => {
+                put_i16(&mut out, OFFSET_KEY_VERSION);
+                put_str(&mut out, group);
+                put_str(&mut out, topic);
+                put_i32(&mut out, *partition);
+            }
+            OffsetsRecord::Group { group, .. } => {
+                put_i16(&mut out, GROUP_KEY_VERSION);
+                put_str(&mut out, group);
+            }
+        }
+        out
+    }
+
+    /// The record's value bytes; `None` for a tombstone.
+    pub fn encode_value(&self) -> Option<Vec<u8>> {
+        match self {
+            OffsetsRecord::Offset { value, .. } => value.as_ref().map(|v| {
+                let mut out = Vec::with_capacity(32 + v.metadata.len());
+                put_i16(&mut out, OFFSET_VALUE_VERSION);
+                put_i64(&mut out, v.offset);
+                put_i32(&mut out, v.leader_epoch);
+                put_str(&mut out, &v.metadata);
+                put_i64(&mut out, v.commit_timestamp_ms);
+                out
+            }),
+            OffsetsRecord::Group { value, .. } => value.as_ref().map(|g| {
+                let mut out = Vec::with_capacity(128);
+                put_i16(&mut out, GROUP_VALUE_VERSION);
+                put_str(&mut out, &g.protocol_type);
+                put_i32(&mut out, g.generation);
+                put_nullable_str(&mut out, g.protocol.as_deref());
+                put_nullable_str(&mut out, g.leader.as_deref());
+                put_i64(&mut out, g.state_timestamp_ms);
+                put_i32(&mut out, g.members.len() as i32);
+                for m in &g.members {
+                    put_str(&mut out, &m.member_id);
+                    put_nullable_str(&mut out, m.instance_id.as_deref());
+                    put_str(&mut out, &m.client_id);
+                    put_str(&mut out, &m.client_host);
+                    put_i32(&mut out, m.rebalance_timeout_ms);
+                    put_i32(&mut out, m.session_timeout_ms);
+                    put_bytes(&mut out, &m.subscription);
+                    put_bytes(&mut out, &m.assignment);
+                }
+                out
+            }),
+        }
+    }
+
+    /// Decodes a record from its key and value (`None`: a tombstone).
+    pub fn decode(key: &[u8], value: Option<&[u8]>) -> Result<OffsetsRecord, RecordError> {
+        let mut k = Reader(key);
+        match k.i16()? {
+            0 | OFFSET_KEY_VERSION => {
+                let group = k.string()?;
+                let topic = k.string()?;
+                let partition = k.i32()?;
+                let value = value.map(decode_offset_value).transpose()?;
+                Ok(OffsetsRecord::Offset {
+                    group,
+                    topic,
+                    partition,
+                    value,
+                })
+            }
+            GROUP_KEY_VERSION => {
+                let group = k.string()?;
+                let value = value.map(decode_group_value).transpose()?;
+                Ok(OffsetsRecord::Group { group, value })
+            }
+            other => Err(RecordError::UnknownKeyVersion(other)),
+        }
+    }
+}
+
+fn decode_offset_value(value: &[u8]) -> Result<CommittedOffset, RecordError> {
+    let mut v = Reader(value);
+    let version = v.i16()?;
+    if !(0..=3).contains(&version) {
+        return Err(RecordError::UnknownValueVersion(version));
+    }
+    let offset = v.i64()?;
+    let leader_epoch = if version >= 3 { v.i32()? } else { -1 };
+    let metadata = v.string()?;
+    let commit_timestamp_ms = v.i64()?;
+    Ok(CommittedOffset {
+        offset,
+        leader_epoch,
+        metadata,
+        commit_timestamp_ms,
+    })
+}
+
+fn decode_group_value(value: &[u8]) -> Result<GroupSnapshot, RecordError> {
+    let mut v = Reader(value);
+    let version = v.i16()?;
+    if !(0..=3).contains(&version) {
+        return Err(RecordError::UnknownValueVersion(version));
+    }
+    let protocol_type = v.string()?;
+    let generation = v.i32()?;
+    let protocol = v.nullable_string()?;
+    let leader = v.nullable_string()?;
+    let state_timestamp_ms = if version >= 2 { v.i64()? } else { -1 };
+    let count = v.len32()?;
+    // Each member needs at least 24 bytes; never reserve more than that.
+    let mut members = Vec::with_capacity(count.min(v.0.len() / 24));
+    for _ in 0..count {
+        let member_id = v.string()?;
+        let instance_id = if version >= 3 {
+            v.nullable_string()?
+        } else {
+            None
+        };
+        let client_id = v.string()?;
+        let client_host = v.string()?;
+        let rebalance_timeout_ms = if version >= 1 { v.i32()? } else { -1 };
+        let session_timeout_ms = v.i32()?;
+        let subscription = Bytes::copy_from_slice(v.bytes()?);
+        let assignment = Bytes::copy_from_slice(v.bytes()?);
+        members.push(MemberSnapshot {
+            member_id,
+            instance_id,
+            client_id,
+            client_host,
+            rebalance_timeout_ms: if rebalance_timeout_ms < 0 {
+                session_timeout_ms
+            } else {
+                rebalance_timeout_ms
+            },
+            session_timeout_ms,
+            subscription,
+            assignment,
+        });
+    }
+    Ok(GroupSnapshot {
+        protocol_type,
+        generation,
+        protocol,
+        leader,
+        state_timestamp_ms,
+        members,
+    })
+}
+
+fn put_i16(out: &mut Vec<u8>, v: i16) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+fn put_i32(out: &mut Vec<u8>, v: i32) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+fn put_i64(out: &mut Vec<u8>, v: i64) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    // Group ids, topics and metadata are bounded far below i16::MAX by
+    // the protocol's own string encoding; clamp rather than wrap.
+    let len = s.len().min(i16::MAX as usize);
+    put_i16(out, len as i16);
+    out.extend_from_slice(&s.as_bytes()[..len]);
+}
+fn put_nullable_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => put_str(out, s),
+        None => put_i16(out, -1),
+    }
+}
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_i32(out, b.len() as i32);
+    out.extend_from_slice(b);
+}
+
+/// A bounds-checked big-endian reader over one record's bytes.
+pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], RecordError> {
+        if self.0.len() < n {
+            return Err(RecordError::Truncated);
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+    pub(crate) fn i16(&mut self) -> Result<i16, RecordError> {
+        let b = self.take(2)?;
+        Ok(i16::from_be_bytes([b[0], b[1]]))
+    }
+    pub(crate) fn i32(&mut self) -> Result<i32, RecordError> {
+        let b = self.take(4)?;
+        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn i64(&mut self) -> Result<i64, RecordError> {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(self.take(8)?);
+        Ok(i64::from_be_bytes(a))
+    }
+    /// An i32 count or length that must not be negative.
+    pub(crate) fn len32(&mut self) -> Result<usize, RecordError> {
+        usize::try_from(self.i32()?).map_err(|_| RecordError::NegativeLength)
+    }
+    pub(crate) fn nullable_string(&mut self) -> Result<Option<String>, RecordError> {
+        let len = self.i16()?;
+        if len < 0 {
+            return Ok(None);
+        }
+        let b = self.take(len as usize)?;
+        std::str::from_utf8(b)
+            .map(|s| Some(s.to_owned()))
+            .map_err(|_| RecordError::NotUtf8)
+    }
+    pub(crate) fn string(&mut self) -> Result<String, RecordError> {
+        self.nullable_string()?.ok_or(RecordError::NegativeLength)
+    }
+    fn bytes(&mut self) -> Result<&'a [u8], RecordError> {
+        let len = self.i32()?;
+        if len < 0 {
+            return Ok(&[]);
+        }
+        self.take(len as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group_record() -> OffsetsRecord {
+        OffsetsRecord::Group {
+            group: "g".into(),
+            value: Some(GroupSnapshot {
+                protocol_type: "consumer".into(),
+                generation: 7,
+                protocol: Some("range".into()),
+                leader: Some("m-1".into()),
+                state_timestamp_ms: 1_700_000_000_000,
+                members: vec![MemberSnapshot {
+                    member_id: "m-1".into(),
+                    instance_id: Some("i-1".into()),
+                    client_id: "c".into(),
+                    client_host: "/127.0.0.1".into(),
+                    rebalance_timeout_ms: 300_000,
+                    session_timeout_ms: 45_000,
+                    subscription: Bytes::from_static(b"sub"),
+                    assignment: Bytes::from_static(b"assign"),
+                }],
+            }),
+        }
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let offset = OffsetsRecord::Offset {
+            group: "g".into(),
+            topic: "t".into(),
+            partition: 3,
+            value: Some(CommittedOffset {
+                offset: 42,
+                leader_epoch: 5,
+                metadata: "meta".into(),
+                commit_timestamp_ms: 9,
+            }),
+        };
+        for record in [offset, group_record()] {
+            let key = record.encode_key();
+            let value = record.encode_value();
+            assert_eq!(
+                OffsetsRecord::decode(&key, value.as_deref()),
+                Ok(record.clone())
+            );
+        }
+    }
+
+    #[test]
+    fn offset_records_use_kafkas_layout() {
+        let record = OffsetsRecord::Offset {
+            group: "g".into(),
+            topic: "t".into(),
+            partition: 1,
+            value: Some(CommittedOffset {
+                offset: 2,
+                leader_epoch: -1,
+                metadata: String::new(),
+                commit_timestamp_ms: 3,
+            }),
+        };
+        assert_eq!(
+            record.encode_key(),
+            [0, 1, 0, 1, b'g', 0, 1, b't', 0, 0, 0, 1]
+        );
+        assert_eq!(
+            record.encode_value().expect("not a tombstone"),
+            [0, 3, 0, 0, 0, 0, 0, 0, 0, 2, 255, 255, 255, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3]
+        );
+    }
+
+    #[test]
+    fn tombstones_decode_as_none() {
+        let record = OffsetsRecord::Group {
+            group: "g".into(),
+            value: None,
+        };
+        assert_eq!(record.encode_value(), None);
+        assert_eq!(
+            OffsetsRecord::decode(&record.encode_key(), None),
+            Ok(record)
+        );
+    }
+
+    #[test]
+    fn damaged_records_are_errors_not_panics() {
+        let record = group_record();
+        let key = record.encode_key();
+        let value = record.encode_value().expect("not a tombstone");
+        for cut in 0..value.len() {
+            assert!(OffsetsRecord::decode(&key, Some(&value[..cut])).is_err());
+        }
+        for cut in 0..key.len() {
+            assert!(OffsetsRecord::decode(&key[..cut], Some(&value)).is_err());
+        }
+        assert_eq!(
+            OffsetsRecord::decode(&[0, 9], None),
+            Err(RecordError::UnknownKeyVersion(9))
+        );
+    }
+}
