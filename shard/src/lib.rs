@@ -8,13 +8,17 @@
 //! No locks or shared mutable state on the request path: work for another
 //! shard's partition is a message to that shard.
 
+pub mod group;
 pub mod message;
 pub mod metadata_log;
 pub mod notify;
 pub mod runtime;
 pub mod shard;
 
-pub use message::{FetchResult, ProduceResult, Proposal, ShardRequest, ShardResponse, ShardStats};
+pub use message::{
+    FetchResult, GroupRequest, GroupResponse, ProduceResult, Proposal, ShardRequest, ShardResponse,
+    ShardStats,
+};
 pub use notify::Notify;
 pub use runtime::{run, ServeFn, ShutdownFlag};
 pub use shard::{now_ms, Shard, ShardCounters};

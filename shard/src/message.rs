@@ -6,6 +6,9 @@
 //! the origin with the same id.
 
 use bytes::Bytes;
+use sluice_core::group::coordinator::{GroupDescription, GroupListing};
+use sluice_core::group::records::CommittedOffset;
+use sluice_core::group::{JoinRequest, JoinResponse, SyncRequest, SyncResponse};
 use sluice_core::metadata::{MetadataCommand, MetadataState};
 use sluice_core::{ErrorCode, Offset, PartitionId};
 
@@ -63,6 +66,75 @@ pub enum ShardRequest {
     Snapshot(Box<MetadataState>),
     /// The shard's counters (for the admin endpoint's metrics).
     Stats,
+    /// Work for the coordinator of the groups that `partition` of
+    /// `__consumer_offsets` holds (the shard that owns that partition).
+    Group {
+        partition: PartitionId,
+        request: GroupRequest,
+    },
+    /// ListGroups: every group this shard coordinates.
+    ListGroups,
+}
+
+/// A group API request, version differences resolved by the handler.
+#[derive(Debug, Clone)]
+pub enum GroupRequest {
+    Join(JoinRequest),
+    Sync(SyncRequest),
+    Heartbeat {
+        group_id: String,
+        member_id: String,
+        instance_id: Option<String>,
+        generation: i32,
+    },
+    /// (member id, instance id) per leaving member.
+    Leave {
+        group_id: String,
+        members: Vec<(String, Option<String>)>,
+    },
+    Commit {
+        group_id: String,
+        member_id: String,
+        instance_id: Option<String>,
+        generation: i32,
+        /// (topic, partition, offset); an error already decided by the
+        /// handler (unknown topic, metadata too large) rides along.
+        offsets: Vec<(String, PartitionId, CommittedOffset, ErrorCode)>,
+    },
+    /// `None`: every partition the group committed.
+    FetchOffsets {
+        group_id: String,
+        partitions: Option<Vec<(String, PartitionId)>>,
+    },
+    Describe {
+        group_id: String,
+    },
+    Delete {
+        group_id: String,
+    },
+    DeleteOffsets {
+        group_id: String,
+        partitions: Vec<(String, PartitionId)>,
+    },
+}
+
+/// Answers to [`GroupRequest`]s.
+#[derive(Debug, Clone)]
+pub enum GroupResponse {
+    Join(JoinResponse),
+    Sync(SyncResponse),
+    /// Heartbeat, Delete, or any request refused as a whole.
+    Error(ErrorCode),
+    /// One error per leaving member, or an error for the whole request.
+    Leave(Result<Vec<ErrorCode>, ErrorCode>),
+    /// One error per committed partition, in the request's order.
+    Commit(Vec<ErrorCode>),
+    /// (topic, partition, committed offset if any).
+    Offsets(Result<Vec<(String, PartitionId, Option<CommittedOffset>)>, ErrorCode>),
+    Described(GroupDescription),
+    /// One error per partition, or an error for the whole request.
+    DeleteOffsets(Result<Vec<ErrorCode>, ErrorCode>),
+    Listed(Result<Vec<GroupListing>, ErrorCode>),
 }
 
 /// A metadata change as a client asks for it; the controller turns it into
@@ -123,6 +195,7 @@ pub enum ShardResponse {
     },
     Applied,
     Stats(ShardStats),
+    Group(GroupResponse),
 }
 
 /// A shard's counters at one moment.

@@ -83,6 +83,9 @@ pub fn run(
     }
 }
 
+/// How often group sessions and rebalance deadlines are checked.
+const GROUP_TICK: Duration = Duration::from_millis(100);
+
 async fn shard_main(
     config: Arc<NodeConfig>,
     shards: u32,
@@ -156,6 +159,20 @@ async fn shard_main(
             loop {
                 glommio::timer::sleep(every).await;
                 shard.apply_retention_all().await;
+            }
+        })
+        .detach();
+    }
+
+    {
+        // The group coordinator's timers: sessions, rebalance deadlines.
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(GROUP_TICK).await;
+                if shard.groups.is_active() {
+                    shard.groups.tick();
+                }
             }
         })
         .detach();

@@ -24,6 +24,7 @@ use sluice_core::metadata::{MetadataCommand, MetadataState, ShardId};
 use sluice_core::{ErrorCode, Offset, PartitionId};
 use sluice_log::{BatchCache, DmaStorage, LogError, PartitionLog};
 
+use crate::group::{GroupHome, OFFSETS_TOPIC};
 use crate::message::{
     FetchResult, ProduceResult, Proposal, ShardMsg, ShardRequest, ShardResponse, ShardStats,
 };
@@ -94,6 +95,8 @@ pub struct Shard {
     /// Shard 0 only: the metadata log and the ids it hands out.
     controller: Option<Controller>,
     snapshot_installed: Cell<bool>,
+    /// The group coordinator for the `__consumer_offsets` partitions here.
+    pub groups: Rc<GroupHome>,
 }
 
 struct Controller {
@@ -130,7 +133,9 @@ impl Shard {
             .as_ref()
             .map(|c| c.log.state().clone())
             .unwrap_or_default();
+        let groups = Rc::new(GroupHome::new(config.group.clone()));
         Ok(Shard {
+            groups,
             id,
             shards,
             cache: Rc::new(RefCell::new(BatchCache::new(
@@ -266,6 +271,10 @@ impl Shard {
                 ShardResponse::Applied
             }
             ShardRequest::Stats => ShardResponse::Stats(self.stats()),
+            ShardRequest::Group { partition, request } => {
+                ShardResponse::Group(self.groups.handle(partition, request).await)
+            }
+            ShardRequest::ListGroups => ShardResponse::Group(self.groups.list()),
         }
     }
 
@@ -329,6 +338,7 @@ impl Shard {
 
     /// Closes every owned partition (flushing it) and the metadata log.
     pub async fn close(&self) {
+        self.groups.stop_all();
         let owned: Vec<_> = self.partitions.borrow_mut().drain().collect();
         for ((topic, partition), p) in owned {
             if let Err(e) = p.log.close().await {

@@ -6,13 +6,15 @@
 //! metadata must be written; rebuilding everything from the partition's
 //! records at load; and the live records a compaction keeps.
 //!
-//! Invariants: as [`super::group`]: no I/O, no clock. A committed offset is
+//! Invariants: as [`super::membership`]: no I/O, no clock. A committed offset is
 //! applied here only after its record is durable (the caller persists first,
 //! then calls [`GroupCoordinator::apply`]).
 
 use std::collections::BTreeMap;
 
-use super::group::Group;
+use bytes::Bytes;
+
+use super::membership::Group;
 use super::records::{CommittedOffset, OffsetsRecord};
 use super::{GroupState, JoinRequest, JoinResponse, Reply, SyncRequest, SyncResponse, Token};
 use crate::config::GroupConfig;
@@ -33,6 +35,29 @@ pub struct GroupListing {
     pub group_id: String,
     pub protocol_type: String,
     pub state: GroupState,
+}
+
+/// One member as DescribeGroups shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberDescription {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    /// Metadata and assignment are shown only while the group is Stable.
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+/// A group as DescribeGroups shows it (an unknown group is Dead and empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDescription {
+    pub group_id: String,
+    pub state: GroupState,
+    pub protocol_type: String,
+    /// The selected protocol, while Stable; otherwise empty.
+    pub protocol: String,
+    pub members: Vec<MemberDescription>,
 }
 
 /// The groups of one shard.
@@ -150,9 +175,8 @@ impl GroupCoordinator {
                 group.tick(now_ms, &mut out);
             }
         }
-        self.groups.retain(|_, g| {
-            !(g.state == GroupState::Empty && g.is_empty() && g.offsets.is_empty())
-        });
+        self.groups
+            .retain(|_, g| !(g.state == GroupState::Empty && g.is_empty() && g.offsets.is_empty()));
         out
     }
 
@@ -263,13 +287,60 @@ impl GroupCoordinator {
             .collect()
     }
 
+    /// DescribeGroups for one group.
+    pub fn describe(&self, group_id: &str) -> GroupDescription {
+        let Some(g) = self.groups.get(group_id) else {
+            return GroupDescription {
+                group_id: group_id.to_owned(),
+                state: GroupState::Dead,
+                protocol_type: String::new(),
+                protocol: String::new(),
+                members: Vec::new(),
+            };
+        };
+        let stable = g.state == GroupState::Stable;
+        let protocol = g.protocol_name.clone().unwrap_or_default();
+        GroupDescription {
+            group_id: group_id.to_owned(),
+            state: g.state,
+            protocol_type: g.protocol_type.clone().unwrap_or_default(),
+            protocol: if stable {
+                protocol.clone()
+            } else {
+                String::new()
+            },
+            members: g
+                .members()
+                .map(|m| MemberDescription {
+                    member_id: m.member_id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    metadata: if stable {
+                        m.metadata(&protocol)
+                    } else {
+                        Bytes::new()
+                    },
+                    assignment: if stable {
+                        m.assignment.clone()
+                    } else {
+                        Bytes::new()
+                    },
+                })
+                .collect(),
+        }
+    }
+
     /// DeleteGroups' check: the tombstones that delete `group_id` (its
     /// offsets, then its metadata). The group goes when they are applied.
     pub fn deletion(&self, group_id: &str) -> Result<Vec<OffsetsRecord>, ErrorCode> {
         if group_id.is_empty() {
             return Err(ErrorCode::InvalidGroupId);
         }
-        let group = self.groups.get(group_id).ok_or(ErrorCode::GroupIdNotFound)?;
+        let group = self
+            .groups
+            .get(group_id)
+            .ok_or(ErrorCode::GroupIdNotFound)?;
         if group.state != GroupState::Empty || !group.is_empty() {
             return Err(ErrorCode::NonEmptyGroup);
         }
@@ -297,18 +368,21 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return Err(ErrorCode::InvalidGroupId);
         }
-        let group = self.groups.get(group_id).ok_or(ErrorCode::GroupIdNotFound)?;
-        if group.state != GroupState::Empty && group.protocol_type.as_deref() != Some("consumer")
-        {
+        let group = self
+            .groups
+            .get(group_id)
+            .ok_or(ErrorCode::GroupIdNotFound)?;
+        if group.state != GroupState::Empty && group.protocol_type.as_deref() != Some("consumer") {
             return Err(ErrorCode::NonEmptyGroup);
         }
         Ok(group.subscribed_topics().unwrap_or_default())
     }
 
-    /// Every live record: what a compacted partition must still hold.
-    pub fn live_records(&self) -> Vec<OffsetsRecord> {
+    /// Every live record of the groups `keep` selects: what a compacted
+    /// partition must still hold.
+    pub fn live_records(&self, mut keep: impl FnMut(&str) -> bool) -> Vec<OffsetsRecord> {
         let mut records = Vec::new();
-        for (id, g) in &self.groups {
+        for (id, g) in self.groups.iter().filter(|(id, _)| keep(id)) {
             records.push(OffsetsRecord::Group {
                 group: id.clone(),
                 value: Some(g.snapshot()),

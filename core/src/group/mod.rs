@@ -4,7 +4,7 @@
 //! Owns: each group's state (Empty → PreparingRebalance →
 //! CompletingRebalance → Stable), members and their sessions, generations,
 //! static membership, protocol selection, the members' assignments, and
-//! committed offsets ([`group`], [`coordinator`]); the records that persist
+//! committed offsets ([`membership`], [`coordinator`]); the records that persist
 //! them in `__consumer_offsets` ([`records`]); which partition of that topic
 //! coordinates a group ([`coordinator_partition`]).
 //!
@@ -38,7 +38,7 @@
 //! ```
 
 pub mod coordinator;
-pub mod group;
+pub mod membership;
 pub mod records;
 pub mod subscription;
 

@@ -110,6 +110,7 @@ async fn connection(
     stop: Rc<Notify>,
 ) -> Result<(), ConnectionError> {
     stream.set_nodelay(true).map_err(std::io::Error::from)?;
+    let peer = stream.peer_addr().ok();
     let max = ctx.shard.config.kafka.socket_request_max_bytes;
     loop {
         let mut size = [0u8; 4];
@@ -136,7 +137,7 @@ async fn connection(
             .map_err(|_| ConnectionError::BadRequest("request budget closed".into()))?;
         let mut frame = BytesMut::zeroed(size as usize);
         stream.read_exact(&mut frame).await?;
-        let response = handle_frame(&ctx, frame.freeze()).await?;
+        let response = handle_frame(&ctx, frame.freeze(), peer).await?;
         if let Some(response) = response {
             stream.write_all(&response).await?;
         }
@@ -198,7 +199,11 @@ pub fn decode_request(mut frame: Bytes) -> Result<DecodedRequest, String> {
 
 /// Handles one request frame; returns the response frame (size prefix
 /// included), or `None` when the request gets no response (acks=0).
-async fn handle_frame(ctx: &Rc<Context>, frame: Bytes) -> Result<Option<Bytes>, ConnectionError> {
+async fn handle_frame(
+    ctx: &Rc<Context>,
+    frame: Bytes,
+    peer: Option<std::net::SocketAddr>,
+) -> Result<Option<Bytes>, ConnectionError> {
     ShardCounters::bump(&ctx.shard.counters.requests);
     let (header, request) = match decode_request(frame) {
         Ok(DecodedRequest::Request(header, request)) => (header, *request),
@@ -212,7 +217,7 @@ async fn handle_frame(ctx: &Rc<Context>, frame: Bytes) -> Result<Option<Bytes>, 
     };
     let api_key = ApiKey::try_from(header.request_api_key).expect("decode_request checked the key");
     let api_version = header.request_api_version;
-    let response = match handlers::dispatch(ctx, &header, request).await {
+    let response = match handlers::dispatch(ctx, &header, request, peer).await {
         Some(r) => r,
         None => return Ok(None),
     };

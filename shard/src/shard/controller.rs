@@ -178,6 +178,9 @@ impl Shard {
                     .cloned()
                     .collect();
                 for key in owned {
+                    if key.0 == OFFSETS_TOPIC {
+                        self.groups.unload(key.1);
+                    }
                     let removed = self.partitions.borrow_mut().remove(&key);
                     if let Some(p) = removed {
                         if let Err(e) = p.log.close().await {

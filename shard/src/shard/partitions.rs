@@ -190,7 +190,16 @@ impl Shard {
                 });
                 self.partitions
                     .borrow_mut()
-                    .insert((topic.to_owned(), partition), owned);
+                    .insert((topic.to_owned(), partition), owned.clone());
+                if topic == OFFSETS_TOPIC {
+                    let count = self
+                        .metadata
+                        .borrow()
+                        .topics
+                        .get(topic)
+                        .map_or(0, |t| t.partition_shards.len() as i32);
+                    self.groups.load(partition, count, owned).await;
+                }
             }
             Err(e) => {
                 tracing::error!(topic, partition, dir = ?dir, error = %e, "could not open a partition")

@@ -1,63 +1,77 @@
-//! FindCoordinator (0–4): no group or transaction coordinator runs yet.
+//! FindCoordinator (0–4): where a group's coordinator is (v4: for several
+//! keys at once).
 //!
-//! Every key is answered COORDINATOR_NOT_AVAILABLE (retriable), which is
-//! what a Kafka cluster says while its coordinator is not up. The API is
-//! listed in ApiVersions all the same because librdkafka reads its presence
-//! as "this broker is new enough for LZ4 framing": without it, librdkafka
-//! clients silently stop compressing with lz4. Consumer groups (issue #4)
-//! replace this with a real coordinator.
+//! A group key is answered with this broker once the group's partition of
+//! `__consumer_offsets` exists (the first lookup creates the topic, as
+//! Kafka does). Transactions are not supported, so a transaction key gets
+//! COORDINATOR_NOT_AVAILABLE; an unknown key type, INVALID_REQUEST.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
 use sluice_core::ErrorCode;
 
-const MESSAGE: &str = "this broker runs no group or transaction coordinator yet";
+use super::groups::coordinator_of;
+use crate::kafka::context::Context;
 
-/// Answers a FindCoordinator request.
-pub fn handle(request: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
-    let error = ErrorCode::CoordinatorNotAvailable.code();
-    let message = Some(StrBytes::from_static_str(MESSAGE));
-    if version >= 4 {
-        let coordinators = request
-            .coordinator_keys
-            .into_iter()
-            .map(|key| {
-                Coordinator::default()
-                    .with_key(key)
-                    .with_node_id(BrokerId(-1))
-                    .with_port(-1)
-                    .with_error_code(error)
-                    .with_error_message(message.clone())
-            })
-            .collect();
-        FindCoordinatorResponse::default().with_coordinators(coordinators)
+const GROUP_KEY: i8 = 0;
+const TRANSACTION_KEY: i8 = 1;
+
+/// The answer for one key: this broker, or an error.
+async fn find(ctx: &Context, key: &str, key_type: i8) -> Coordinator {
+    let error = match key_type {
+        GROUP_KEY => match coordinator_of(ctx, key).await {
+            Ok(_) => ErrorCode::None,
+            Err(e) => e,
+        },
+        TRANSACTION_KEY => ErrorCode::CoordinatorNotAvailable,
+        _ => ErrorCode::InvalidRequest,
+    };
+    let found = Coordinator::default().with_key(StrBytes::from_string(key.to_owned()));
+    if error == ErrorCode::None {
+        found
+            .with_node_id(BrokerId(ctx.node_id))
+            .with_host(ctx.advertised_host.clone())
+            .with_port(ctx.advertised_port)
     } else {
-        FindCoordinatorResponse::default()
-            .with_error_code(error)
-            .with_error_message(message)
+        let message = match error {
+            ErrorCode::CoordinatorNotAvailable if key_type == TRANSACTION_KEY => {
+                "this broker runs no transaction coordinator"
+            }
+            ErrorCode::InvalidRequest => "unknown coordinator key type",
+            _ => "the group coordinator is not available",
+        };
+        found
             .with_node_id(BrokerId(-1))
             .with_port(-1)
+            .with_error_code(error.code())
+            .with_error_message(Some(StrBytes::from_static_str(message)))
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_key_is_told_the_coordinator_is_not_available() {
-        let batched = FindCoordinatorRequest::default().with_coordinator_keys(vec![
-            StrBytes::from_static_str("a"),
-            StrBytes::from_static_str("b"),
-        ]);
-        let r = handle(batched, 4);
-        assert_eq!(r.coordinators.len(), 2);
-        assert!(r.coordinators.iter().all(|c| c.error_code == 15));
-        let single = handle(
-            FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g")),
-            3,
-        );
-        assert_eq!(single.error_code, 15);
+/// Answers a FindCoordinator request.
+pub async fn handle(
+    ctx: &Context,
+    request: FindCoordinatorRequest,
+    version: i16,
+) -> FindCoordinatorResponse {
+    let key_type = if version >= 1 {
+        request.key_type
+    } else {
+        GROUP_KEY
+    };
+    if version >= 4 {
+        let mut coordinators = Vec::with_capacity(request.coordinator_keys.len());
+        for key in &request.coordinator_keys {
+            coordinators.push(find(ctx, key.as_str(), key_type).await);
+        }
+        return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
+    let c = find(ctx, request.key.as_str(), key_type).await;
+    FindCoordinatorResponse::default()
+        .with_error_code(c.error_code)
+        .with_error_message(c.error_message)
+        .with_node_id(c.node_id)
+        .with_host(c.host)
+        .with_port(c.port)
 }

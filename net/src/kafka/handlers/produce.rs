@@ -40,6 +40,11 @@ pub async fn handle(ctx: &Rc<Context>, request: ProduceRequest) -> Option<Produc
             let owner = ctx.shard.metadata().owner(&name, index);
             let task = match (acks_valid(acks), known, owner, partition.records) {
                 (false, ..) => Err(partition_error(index, ErrorCode::InvalidRequiredAcks)),
+                // Only the group coordinator writes its topic (Kafka:
+                // "Cannot append to internal topic").
+                _ if name == sluice_shard::group::OFFSETS_TOPIC => {
+                    Err(partition_error(index, ErrorCode::InvalidTopicException))
+                }
                 (_, _, None, _) => Err(partition_error(index, ErrorCode::UnknownTopicOrPartition)),
                 (_, _, _, None) => Err(partition_error(index, ErrorCode::InvalidRecord)),
                 (_, _, Some(owner), Some(records)) => {

@@ -345,7 +345,10 @@ impl Group {
             join_error(out, t, ErrorCode::FencedInstanceId, old_id);
         }
         if let Some(t) = member.awaiting_sync.take() {
-            out.push(Reply::Sync(t, SyncResponse::error(ErrorCode::FencedInstanceId)));
+            out.push(Reply::Sync(
+                t,
+                SyncResponse::error(ErrorCode::FencedInstanceId),
+            ));
         }
         let protocol = self.protocol_name.clone().unwrap_or_default();
         let unchanged = req
@@ -432,9 +435,8 @@ impl Group {
             self.prepare_rebalance(now_ms, out);
             if was_empty {
                 self.initial_delay = true;
-                self.join_not_before_ms = (now_ms
-                    + i64::from(config.initial_rebalance_delay_ms))
-                .min(self.rebalance_deadline_ms);
+                self.join_not_before_ms = (now_ms + i64::from(config.initial_rebalance_delay_ms))
+                    .min(self.rebalance_deadline_ms);
             }
         }
         self.maybe_complete_join(now_ms, out);
@@ -789,7 +791,10 @@ impl Group {
             join_error(out, t, ErrorCode::UnknownMemberId, member_id);
         }
         if let Some(t) = member.awaiting_sync {
-            out.push(Reply::Sync(t, SyncResponse::error(ErrorCode::UnknownMemberId)));
+            out.push(Reply::Sync(
+                t,
+                SyncResponse::error(ErrorCode::UnknownMemberId),
+            ));
         }
         if let Some(instance) = &member.instance_id {
             if self.static_members.get(instance).map(String::as_str) == Some(member_id) {
@@ -804,7 +809,8 @@ impl Group {
     /// Expires sessions and pending member ids, and completes a rebalance
     /// whose time is up.
     pub fn tick(&mut self, now_ms: i64, out: &mut Vec<Reply>) {
-        self.pending_members.retain(|_, deadline| *deadline > now_ms);
+        self.pending_members
+            .retain(|_, deadline| *deadline > now_ms);
         let expired: Vec<String> = self
             .members
             .values()

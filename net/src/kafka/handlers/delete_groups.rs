@@ -1,0 +1,36 @@
+//! DeleteGroups (0–2): deletes empty groups and their committed offsets
+//! (NON_EMPTY_GROUP while members remain, GROUP_ID_NOT_FOUND for none).
+
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
+use sluice_core::ErrorCode;
+use sluice_shard::{GroupRequest, GroupResponse};
+
+use super::groups::call;
+use crate::kafka::context::Context;
+
+/// Answers a DeleteGroups request.
+pub async fn handle(ctx: &Context, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let mut results = Vec::with_capacity(request.groups_names.len());
+    for group_id in request.groups_names {
+        let id = group_id.0.as_str().to_owned();
+        let error = match call(
+            ctx,
+            &id,
+            GroupRequest::Delete {
+                group_id: id.clone(),
+            },
+        )
+        .await
+        {
+            GroupResponse::Error(e) => e,
+            _ => ErrorCode::UnknownServerError,
+        };
+        results.push(
+            DeletableGroupResult::default()
+                .with_group_id(group_id)
+                .with_error_code(error.code()),
+        );
+    }
+    DeleteGroupsResponse::default().with_results(results)
+}

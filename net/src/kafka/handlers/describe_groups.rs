@@ -1,0 +1,54 @@
+//! DescribeGroups (0–5): state, protocol and members of each group. A group
+//! that does not exist is described as Dead with no members (no error), as
+//! Kafka does up to v5.
+
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
+use kafka_protocol::protocol::StrBytes;
+use sluice_core::ErrorCode;
+use sluice_shard::{GroupRequest, GroupResponse};
+
+use super::groups::call;
+use crate::kafka::context::Context;
+
+/// Authorized operations, when the client did not ask for them.
+const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
+
+/// Answers a DescribeGroups request.
+pub async fn handle(ctx: &Context, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
+    let mut groups = Vec::with_capacity(request.groups.len());
+    for group_id in request.groups {
+        let id = group_id.0.as_str().to_owned();
+        let described = DescribedGroup::default()
+            .with_group_id(group_id)
+            .with_authorized_operations(OPERATIONS_NOT_REQUESTED);
+        let request = GroupRequest::Describe {
+            group_id: id.clone(),
+        };
+        groups.push(match call(ctx, &id, request).await {
+            GroupResponse::Described(d) => described
+                .with_group_state(StrBytes::from_static_str(d.state.name()))
+                .with_protocol_type(StrBytes::from_string(d.protocol_type))
+                .with_protocol_data(StrBytes::from_string(d.protocol))
+                .with_members(
+                    d.members
+                        .into_iter()
+                        .map(|m| {
+                            DescribedGroupMember::default()
+                                .with_member_id(StrBytes::from_string(m.member_id))
+                                .with_group_instance_id(m.instance_id.map(StrBytes::from_string))
+                                .with_client_id(StrBytes::from_string(m.client_id))
+                                .with_client_host(StrBytes::from_string(m.client_host))
+                                .with_member_metadata(m.metadata)
+                                .with_member_assignment(m.assignment)
+                        })
+                        .collect(),
+                ),
+            GroupResponse::Error(e) => described
+                .with_error_code(e.code())
+                .with_group_state(StrBytes::from_static_str("Dead")),
+            _ => described.with_error_code(ErrorCode::UnknownServerError.code()),
+        });
+    }
+    DescribeGroupsResponse::default().with_groups(groups)
+}

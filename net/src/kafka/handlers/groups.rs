@@ -1,0 +1,81 @@
+//! Helpers shared by the group APIs: finding a group's coordinator and
+//! sending it work.
+//!
+//! A group is coordinated by the shard that owns its partition of
+//! `__consumer_offsets` (Kafka's `abs(hash(group)) % partitions`). The topic
+//! is created the first time any group is looked up, as Kafka does, with
+//! `offsets.topic.num.partitions` partitions spread over the shards, and
+//! compacted rather than deleted by time.
+
+use sluice_core::group::coordinator_partition;
+use sluice_core::metadata::ShardId;
+use sluice_core::{ErrorCode, PartitionId};
+use sluice_shard::group::OFFSETS_TOPIC;
+use sluice_shard::{GroupRequest, GroupResponse, Proposal, ShardRequest, ShardResponse};
+
+use super::topics::propose;
+use crate::kafka::context::Context;
+
+/// The shard and `__consumer_offsets` partition that coordinate `group_id`,
+/// creating the topic when it does not exist yet.
+pub async fn coordinator_of(
+    ctx: &Context,
+    group_id: &str,
+) -> Result<(ShardId, PartitionId), ErrorCode> {
+    if let Some(found) = locate(ctx, group_id) {
+        return Ok(found);
+    }
+    let group = &ctx.shard.config.group;
+    let proposal = Proposal::CreateTopic {
+        name: OFFSETS_TOPIC.to_owned(),
+        partitions: group.offsets_topic_num_partitions.max(1),
+        configs: vec![
+            ("cleanup.policy".into(), "compact".into()),
+            ("retention.ms".into(), "-1".into()),
+            ("retention.bytes".into(), "-1".into()),
+            (
+                "segment.bytes".into(),
+                group.offsets_topic_segment_bytes.to_string(),
+            ),
+        ],
+        validate_only: false,
+    };
+    match propose(ctx, proposal).await {
+        Ok(_) | Err((ErrorCode::TopicAlreadyExists, _)) => {}
+        Err((code, message)) => {
+            tracing::warn!(%code, message, "creating the offsets topic failed");
+            return Err(ErrorCode::CoordinatorNotAvailable);
+        }
+    }
+    locate(ctx, group_id).ok_or(ErrorCode::CoordinatorNotAvailable)
+}
+
+fn locate(ctx: &Context, group_id: &str) -> Option<(ShardId, PartitionId)> {
+    let metadata = ctx.shard.metadata();
+    let topic = metadata.topics.get(OFFSETS_TOPIC)?;
+    let partition = coordinator_partition(group_id, topic.partition_shards.len() as i32);
+    let shard = *topic.partition_shards.get(partition as usize)?;
+    Some((shard, partition))
+}
+
+/// Runs `request` on `group_id`'s coordinator. Errors finding it come back
+/// as `GroupResponse::Error`.
+pub async fn call(ctx: &Context, group_id: &str, request: GroupRequest) -> GroupResponse {
+    let (shard, partition) = match coordinator_of(ctx, group_id).await {
+        Ok(found) => found,
+        Err(e) => return GroupResponse::Error(e),
+    };
+    match ctx
+        .shard
+        .call(shard, ShardRequest::Group { partition, request })
+        .await
+    {
+        ShardResponse::Group(response) => response,
+        _ => GroupResponse::Error(ErrorCode::CoordinatorNotAvailable),
+    }
+}
+
+/// Text of an optional protocol string.
+pub fn opt(s: &Option<kafka_protocol::protocol::StrBytes>) -> Option<String> {
+    s.as_ref().map(|s| s.as_str().to_owned())
+}

@@ -1,0 +1,48 @@
+//! ListGroups (0–5): every group of every coordinator shard, optionally
+//! filtered by state (v4+) and type (v5+; every group here is "classic").
+
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
+use kafka_protocol::protocol::StrBytes;
+use sluice_core::ErrorCode;
+use sluice_shard::{GroupResponse, ShardRequest, ShardResponse};
+
+use crate::kafka::context::Context;
+
+/// Answers a ListGroups request.
+pub async fn handle(ctx: &Context, request: ListGroupsRequest) -> ListGroupsResponse {
+    let states: Vec<String> = request
+        .states_filter
+        .iter()
+        .map(|s| s.as_str().to_ascii_lowercase())
+        .collect();
+    let classic_wanted = request.types_filter.is_empty()
+        || request
+            .types_filter
+            .iter()
+            .any(|t| t.as_str().eq_ignore_ascii_case("classic"));
+    let mut groups = Vec::new();
+    let mut error = ErrorCode::None;
+    for shard in 0..ctx.shard.shards {
+        match ctx.shard.call(shard, ShardRequest::ListGroups).await {
+            ShardResponse::Group(GroupResponse::Listed(Ok(listed))) => groups.extend(listed),
+            ShardResponse::Group(GroupResponse::Listed(Err(e))) => error = e,
+            _ => error = ErrorCode::CoordinatorNotAvailable,
+        }
+    }
+    let listed = groups
+        .into_iter()
+        .filter(|_| classic_wanted)
+        .filter(|g| states.is_empty() || states.contains(&g.state.name().to_ascii_lowercase()))
+        .map(|g| {
+            ListedGroup::default()
+                .with_group_id(GroupId(StrBytes::from_string(g.group_id)))
+                .with_protocol_type(StrBytes::from_string(g.protocol_type))
+                .with_group_state(StrBytes::from_static_str(g.state.name()))
+                .with_group_type(StrBytes::from_static_str("classic"))
+        })
+        .collect();
+    ListGroupsResponse::default()
+        .with_error_code(error.code())
+        .with_groups(listed)
+}

@@ -1,0 +1,94 @@
+//! OffsetCommit (2–9): a group (or a consumer with manual assignment)
+//! stores its position per partition.
+//!
+//! Each partition is checked here (the topic and partition must exist, the
+//! metadata must fit `offset.metadata.max.bytes`), then the group's
+//! coordinator checks the member and generation and answers once the
+//! commit's records are durable in `__consumer_offsets`.
+
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+use sluice_core::group::records::CommittedOffset;
+use sluice_core::ErrorCode;
+use sluice_shard::{now_ms, GroupRequest, GroupResponse};
+
+use super::groups::{call, opt};
+use crate::kafka::context::Context;
+
+/// Answers an OffsetCommit request.
+pub async fn handle(
+    ctx: &Context,
+    request: OffsetCommitRequest,
+    version: i16,
+) -> OffsetCommitResponse {
+    let group_id = request.group_id.0.as_str().to_owned();
+    let max_metadata = ctx.shard.config.group.offset_metadata_max_bytes;
+    let now = now_ms();
+    let mut offsets = Vec::new();
+    {
+        let metadata = ctx.shard.metadata();
+        for topic in &request.topics {
+            let name = topic.name.0.as_str();
+            let partitions = metadata
+                .topics
+                .get(name)
+                .map_or(0, |t| t.partition_shards.len());
+            for p in &topic.partitions {
+                let text = p.committed_metadata.as_ref().map_or("", |m| m.as_str());
+                let error = if p.partition_index < 0 || p.partition_index as usize >= partitions {
+                    ErrorCode::UnknownTopicOrPartition
+                } else if text.len() > max_metadata {
+                    ErrorCode::OffsetMetadataTooLarge
+                } else {
+                    ErrorCode::None
+                };
+                let value = CommittedOffset {
+                    offset: p.committed_offset,
+                    leader_epoch: if version >= 6 {
+                        p.committed_leader_epoch
+                    } else {
+                        -1
+                    },
+                    metadata: text.to_owned(),
+                    commit_timestamp_ms: now,
+                };
+                offsets.push((name.to_owned(), p.partition_index, value, error));
+            }
+        }
+    }
+    let count = offsets.len();
+    let commit = GroupRequest::Commit {
+        group_id: group_id.clone(),
+        member_id: request.member_id.as_str().to_owned(),
+        instance_id: opt(&request.group_instance_id),
+        generation: request.generation_id_or_member_epoch,
+        offsets,
+    };
+    let errors = match call(ctx, &group_id, commit).await {
+        GroupResponse::Commit(errors) if errors.len() == count => errors,
+        GroupResponse::Error(e) => vec![e; count],
+        _ => vec![ErrorCode::UnknownServerError; count],
+    };
+    let mut errors = errors.into_iter();
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(errors.next().unwrap_or(ErrorCode::None).code())
+                })
+                .collect();
+            OffsetCommitResponseTopic::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}

@@ -1,0 +1,367 @@
+//! The group coordinator of one shard: runs [`GroupCoordinator`] for the
+//! `__consumer_offsets` partitions the shard owns.
+//!
+//! Owns: the shard's [`GroupCoordinator`]; the requests parked in it (a
+//! JoinGroup waiting for the rebalance, a SyncGroup waiting for the
+//! leader), each a channel its answer is sent on; and one
+//! [`OffsetsLog`] per loaded partition, which writes every record before it
+//! takes effect.
+//!
+//! Invariants: a group is served only by the shard that owns its
+//! partition, and only once that partition is loaded (otherwise
+//! NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS, as Kafka). A commit is
+//! answered only after its record is durable, and a SyncGroup only after
+//! the assignment's record is: an acknowledged commit survives SIGKILL.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use glommio::channels::local_channel::{self, LocalSender};
+use sluice_core::config::GroupConfig;
+use sluice_core::group::coordinator::{GroupCoordinator, PendingWrite};
+use sluice_core::group::records::OffsetsRecord;
+use sluice_core::group::{
+    coordinator_partition, JoinRequest, JoinResponse, Reply, SyncRequest, SyncResponse, Token,
+};
+use sluice_core::{ErrorCode, PartitionId};
+
+use crate::message::{GroupRequest, GroupResponse};
+use crate::shard::{now_ms, OwnedPartition};
+
+mod offsets_log;
+pub use offsets_log::OffsetsLog;
+
+/// The internal topic that holds committed offsets and group metadata.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// A shard's group coordinator.
+pub struct GroupHome {
+    coordinator: RefCell<GroupCoordinator>,
+    parked: RefCell<HashMap<Token, LocalSender<Reply>>>,
+    next_token: Cell<Token>,
+    /// The loaded partitions of `__consumer_offsets` this shard owns.
+    logs: RefCell<HashMap<PartitionId, Rc<OffsetsLog>>>,
+    /// Partitions of `__consumer_offsets` (0 until the topic exists).
+    partition_count: Cell<i32>,
+}
+
+impl GroupHome {
+    pub fn new(config: GroupConfig) -> GroupHome {
+        GroupHome {
+            coordinator: RefCell::new(GroupCoordinator::new(config)),
+            parked: RefCell::new(HashMap::new()),
+            next_token: Cell::new(0),
+            logs: RefCell::new(HashMap::new()),
+            partition_count: Cell::new(0),
+        }
+    }
+
+    /// Loads one partition of `__consumer_offsets` (replaying its records)
+    /// and starts its writer; from then on its groups are served here.
+    pub async fn load(
+        self: &Rc<Self>,
+        partition: PartitionId,
+        partition_count: i32,
+        owned: Rc<OwnedPartition>,
+    ) {
+        self.partition_count.set(partition_count);
+        let compact_after = self
+            .coordinator
+            .borrow()
+            .config()
+            .offsets_topic_segment_bytes;
+        let log = Rc::new(OffsetsLog::new(partition, owned, compact_after));
+        match log.replay(&self.coordinator, now_ms()).await {
+            Ok(report) => tracing::info!(
+                partition,
+                records = report.records,
+                skipped = report.skipped,
+                "loaded a group coordinator partition"
+            ),
+            Err(e) => {
+                tracing::error!(partition, error = %e, "could not load a group coordinator partition");
+                return;
+            }
+        }
+        self.logs.borrow_mut().insert(partition, log.clone());
+        let home = self.clone();
+        glommio::spawn_local(async move { log.run(home).await }).detach();
+    }
+
+    /// Stops serving `partition` (its topic was deleted or it closed).
+    pub fn unload(&self, partition: PartitionId) {
+        if let Some(log) = self.logs.borrow_mut().remove(&partition) {
+            log.stop();
+        }
+        let count = self.partition_count.get();
+        self.coordinator
+            .borrow_mut()
+            .retain(|g| coordinator_partition(g, count) != partition);
+    }
+
+    /// Partitions of `__consumer_offsets`.
+    pub fn partition_count(&self) -> i32 {
+        self.partition_count.get()
+    }
+
+    /// Stops every writer (the shard is closing).
+    pub fn stop_all(&self) {
+        for log in self.logs.borrow_mut().drain() {
+            log.1.stop();
+        }
+    }
+
+    /// True when this shard coordinates groups (for the periodic tick).
+    pub fn is_active(&self) -> bool {
+        !self.logs.borrow().is_empty()
+    }
+
+    /// The coordinator (tests and the loader apply records to it).
+    pub(crate) fn coordinator(&self) -> &RefCell<GroupCoordinator> {
+        &self.coordinator
+    }
+
+    /// Runs one group request for a group of `partition`.
+    pub async fn handle(
+        self: &Rc<Self>,
+        partition: PartitionId,
+        request: GroupRequest,
+    ) -> GroupResponse {
+        let Some(log) = self.logs.borrow().get(&partition).cloned() else {
+            return GroupResponse::Error(ErrorCode::NotCoordinator);
+        };
+        let now = now_ms();
+        match request {
+            GroupRequest::Join(req) => GroupResponse::Join(self.join(req, now).await),
+            GroupRequest::Sync(req) => GroupResponse::Sync(self.sync(req, now).await),
+            GroupRequest::Heartbeat {
+                group_id,
+                member_id,
+                instance_id,
+                generation,
+            } => {
+                let error = self.coordinator.borrow_mut().heartbeat(
+                    &group_id,
+                    &member_id,
+                    instance_id.as_deref(),
+                    generation,
+                    now,
+                );
+                GroupResponse::Error(error)
+            }
+            GroupRequest::Leave { group_id, members } => {
+                let (result, replies) = self
+                    .coordinator
+                    .borrow_mut()
+                    .leave(&group_id, &members, now);
+                self.deliver(replies);
+                self.write_group_changes();
+                GroupResponse::Leave(result)
+            }
+            GroupRequest::Commit {
+                group_id,
+                member_id,
+                instance_id,
+                generation,
+                offsets,
+            } => {
+                let check = self.coordinator.borrow_mut().check_commit(
+                    &group_id,
+                    &member_id,
+                    instance_id.as_deref(),
+                    generation,
+                    now,
+                );
+                if check != ErrorCode::None {
+                    return GroupResponse::Commit(vec![check; offsets.len()]);
+                }
+                let records: Vec<OffsetsRecord> = offsets
+                    .iter()
+                    .filter(|(_, _, _, error)| *error == ErrorCode::None)
+                    .map(|(topic, partition, value, _)| OffsetsRecord::Offset {
+                        group: group_id.clone(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                        value: Some(value.clone()),
+                    })
+                    .collect();
+                let written = if records.is_empty() {
+                    Ok(())
+                } else {
+                    log.write(records.clone(), records).await
+                };
+                GroupResponse::Commit(
+                    offsets
+                        .iter()
+                        .map(|(_, _, _, error)| match (*error, written) {
+                            (ErrorCode::None, Ok(())) => ErrorCode::None,
+                            (ErrorCode::None, Err(e)) => e,
+                            (e, _) => e,
+                        })
+                        .collect(),
+                )
+            }
+            GroupRequest::FetchOffsets {
+                group_id,
+                partitions,
+            } => {
+                let c = self.coordinator.borrow();
+                let committed = c.offsets(&group_id);
+                let rows = match partitions {
+                    Some(wanted) => wanted
+                        .into_iter()
+                        .map(|(topic, p)| {
+                            let v = committed.and_then(|o| o.get(&(topic.clone(), p)).cloned());
+                            (topic, p, v)
+                        })
+                        .collect(),
+                    None => committed
+                        .into_iter()
+                        .flatten()
+                        .map(|((topic, p), v)| (topic.clone(), *p, Some(v.clone())))
+                        .collect(),
+                };
+                GroupResponse::Offsets(Ok(rows))
+            }
+            GroupRequest::Describe { group_id } => {
+                GroupResponse::Described(self.coordinator.borrow().describe(&group_id))
+            }
+            GroupRequest::Delete { group_id } => {
+                let tombstones = self.coordinator.borrow().deletion(&group_id);
+                match tombstones {
+                    Ok(records) => match log.write(records.clone(), records).await {
+                        Ok(()) => GroupResponse::Error(ErrorCode::None),
+                        Err(e) => GroupResponse::Error(e),
+                    },
+                    Err(e) => GroupResponse::Error(e),
+                }
+            }
+            GroupRequest::DeleteOffsets {
+                group_id,
+                partitions,
+            } => {
+                let subscribed = match self.coordinator.borrow().offset_delete_check(&group_id) {
+                    Ok(topics) => topics,
+                    Err(e) => return GroupResponse::DeleteOffsets(Err(e)),
+                };
+                let mut errors = Vec::with_capacity(partitions.len());
+                let mut records = Vec::new();
+                for (topic, p) in partitions {
+                    if subscribed.contains(&topic) {
+                        errors.push(ErrorCode::GroupSubscribedToTopic);
+                    } else {
+                        errors.push(ErrorCode::None);
+                        records.push(OffsetsRecord::Offset {
+                            group: group_id.clone(),
+                            topic,
+                            partition: p,
+                            value: None,
+                        });
+                    }
+                }
+                if !records.is_empty() {
+                    if let Err(e) = log.write(records.clone(), records).await {
+                        return GroupResponse::DeleteOffsets(Err(e));
+                    }
+                }
+                GroupResponse::DeleteOffsets(Ok(errors))
+            }
+        }
+    }
+
+    /// ListGroups over every group this shard coordinates.
+    pub fn list(&self) -> GroupResponse {
+        GroupResponse::Listed(Ok(self.coordinator.borrow().list()))
+    }
+
+    async fn join(self: &Rc<Self>, req: JoinRequest, now: i64) -> JoinResponse {
+        let member_id = req.member_id.clone();
+        let (token, parked) = self.park();
+        let replies = self.coordinator.borrow_mut().join(req, token, now);
+        self.deliver(replies);
+        self.write_group_changes();
+        match parked.recv().await {
+            Some(Reply::Join(_, response)) => response,
+            _ => JoinResponse::error(ErrorCode::CoordinatorNotAvailable, &member_id),
+        }
+    }
+
+    async fn sync(self: &Rc<Self>, req: SyncRequest, now: i64) -> SyncResponse {
+        let (token, parked) = self.park();
+        let replies = self.coordinator.borrow_mut().sync(req, token, now);
+        self.deliver(replies);
+        self.write_group_changes();
+        match parked.recv().await {
+            Some(Reply::Sync(_, response)) => response,
+            _ => SyncResponse::error(ErrorCode::CoordinatorNotAvailable),
+        }
+    }
+
+    /// A new token and the channel its answer will arrive on.
+    fn park(
+        &self,
+    ) -> (
+        Token,
+        glommio::channels::local_channel::LocalReceiver<Reply>,
+    ) {
+        let token = self.next_token.get();
+        self.next_token.set(token + 1);
+        let (tx, rx) = local_channel::new_bounded(1);
+        self.parked.borrow_mut().insert(token, tx);
+        (token, rx)
+    }
+
+    /// Sends each reply to the request it answers (if it still waits: a
+    /// client that disconnected dropped its end).
+    fn deliver(&self, replies: Vec<Reply>) {
+        for reply in replies {
+            let sender = self.parked.borrow_mut().remove(&reply.token());
+            if let Some(sender) = sender {
+                let _ = sender.try_send(reply);
+            }
+        }
+    }
+
+    /// Writes the metadata of every group that changed; members waiting on
+    /// an assignment are answered once it is durable.
+    fn write_group_changes(self: &Rc<Self>) {
+        let writes = self.coordinator.borrow_mut().take_pending_writes();
+        for PendingWrite {
+            group_id,
+            record,
+            waiting_generation,
+        } in writes
+        {
+            let partition = coordinator_partition(&group_id, self.partition_count.get());
+            let Some(log) = self.logs.borrow().get(&partition).cloned() else {
+                continue;
+            };
+            let home = self.clone();
+            glommio::spawn_local(async move {
+                let result = log.write(vec![record], Vec::new()).await;
+                if let Err(e) = result {
+                    tracing::warn!(group = group_id, error = %e, "writing group metadata failed");
+                }
+                if let Some(generation) = waiting_generation {
+                    let replies = home.coordinator.borrow_mut().persisted(
+                        &group_id,
+                        generation,
+                        result,
+                        now_ms(),
+                    );
+                    home.deliver(replies);
+                    home.write_group_changes();
+                }
+            })
+            .detach();
+        }
+    }
+
+    /// The periodic tick: expired sessions, rebalances whose time is up.
+    pub fn tick(self: &Rc<Self>) {
+        let replies = self.coordinator.borrow_mut().tick(now_ms());
+        self.deliver(replies);
+        self.write_group_changes();
+    }
+}

@@ -1,0 +1,285 @@
+//! One partition of `__consumer_offsets` as the group coordinator uses it:
+//! the writer that makes records durable before they take effect, replay
+//! at load, and compaction.
+//!
+//! Owns: the partition's queue of writes (bounded: a full queue makes
+//! writers wait), the single task that drains it (several queued writes go
+//! out as one append and one fdatasync, whatever the topic's flush policy,
+//! then their effects are applied in queue order), and compaction: once
+//! `compact_after` bytes were written since the last one, every live record
+//! of the partition's groups is written again and the log start moves past
+//! everything older, so retention deletes those segments. Kafka compacts by
+//! key in the background; rewriting the live state gives the same bounded
+//! log with no second reader of old segments.
+//!
+//! Invariants: records are applied to the coordinator in the order they
+//! were written, only after they are durable; a write's caller learns the
+//! outcome only then.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use bytes::BytesMut;
+use glommio::channels::local_channel::{self, LocalSender};
+use sluice_core::batch::{BatchBuilder, BatchIter};
+use sluice_core::group::coordinator::GroupCoordinator;
+use sluice_core::group::coordinator_partition;
+use sluice_core::group::records::OffsetsRecord;
+use sluice_core::records::RecordIter;
+use sluice_core::{ErrorCode, PartitionId};
+
+use super::GroupHome;
+use crate::notify::Notify;
+use crate::shard::{now_ms, OwnedPartition};
+
+/// Writes queued at most per partition before writers wait.
+const QUEUE_MAX: usize = 1024;
+/// Bytes of records per batch written.
+const BATCH_BYTES_MAX: usize = 256 * 1024;
+/// Bytes read per step of a replay.
+const REPLAY_READ_BYTES: usize = 1024 * 1024;
+
+struct WriteJob {
+    write: Vec<OffsetsRecord>,
+    apply: Vec<OffsetsRecord>,
+    done: LocalSender<Result<(), ErrorCode>>,
+}
+
+/// What a replay found.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ReplayReport {
+    pub records: u64,
+    /// Records that did not decode (counted and left out).
+    pub skipped: u64,
+}
+
+/// A loaded partition of `__consumer_offsets`.
+pub struct OffsetsLog {
+    partition: PartitionId,
+    owned: Rc<OwnedPartition>,
+    queue: RefCell<VecDeque<WriteJob>>,
+    work: Notify,
+    space: Notify,
+    stopped: Cell<bool>,
+    compact_after: u64,
+    bytes_since_compaction: Cell<u64>,
+    live_bytes: Cell<u64>,
+}
+
+impl OffsetsLog {
+    pub fn new(
+        partition: PartitionId,
+        owned: Rc<OwnedPartition>,
+        compact_after: u64,
+    ) -> OffsetsLog {
+        OffsetsLog {
+            partition,
+            owned,
+            queue: RefCell::new(VecDeque::new()),
+            work: Notify::default(),
+            space: Notify::default(),
+            stopped: Cell::new(false),
+            compact_after: compact_after.max(1),
+            bytes_since_compaction: Cell::new(0),
+            live_bytes: Cell::new(0),
+        }
+    }
+
+    /// Applies every record of the partition to `coordinator`, oldest
+    /// first.
+    pub async fn replay(
+        &self,
+        coordinator: &RefCell<GroupCoordinator>,
+        now_ms: i64,
+    ) -> Result<ReplayReport, String> {
+        let log = &self.owned.log;
+        let end = log.log_end_offset();
+        let mut offset = log.log_start_offset();
+        let mut report = ReplayReport::default();
+        while offset < end {
+            let chunks = log
+                .read(offset, REPLAY_READ_BYTES, end)
+                .await
+                .map_err(|e| e.to_string())?;
+            if chunks.is_empty() {
+                break;
+            }
+            for chunk in chunks {
+                for batch in BatchIter::new(chunk) {
+                    let batch = batch.map_err(|e| e.to_string())?;
+                    offset = batch.next_offset();
+                    report.records += batch.records_count().max(0) as u64;
+                    let Ok(records) = RecordIter::new(&batch) else {
+                        // We write only uncompressed batches; anything else
+                        // is not ours to interpret.
+                        report.skipped += batch.records_count().max(0) as u64;
+                        continue;
+                    };
+                    let mut c = coordinator.borrow_mut();
+                    for record in records {
+                        let decoded = record.map_err(|e| e.to_string()).and_then(|r| {
+                            let key = r.key.ok_or("a record without a key")?;
+                            OffsetsRecord::decode(&key, r.value.as_deref())
+                                .map_err(|e| e.to_string())
+                        });
+                        match decoded {
+                            Ok(record) => c.apply(record, now_ms),
+                            Err(e) => {
+                                report.skipped += 1;
+                                tracing::warn!(partition = self.partition, offset, error = %e, "skipped an undecodable group record");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.bytes_since_compaction.set(log.size_bytes());
+        Ok(report)
+    }
+
+    /// Writes `write` durably, then applies `apply` to the coordinator.
+    /// Waits while the queue is full.
+    pub async fn write(
+        &self,
+        write: Vec<OffsetsRecord>,
+        apply: Vec<OffsetsRecord>,
+    ) -> Result<(), ErrorCode> {
+        while self.queue.borrow().len() >= QUEUE_MAX && !self.stopped.get() {
+            self.space.changed().await;
+        }
+        if self.stopped.get() {
+            return Err(ErrorCode::NotCoordinator);
+        }
+        let (done, result) = local_channel::new_bounded(1);
+        self.queue
+            .borrow_mut()
+            .push_back(WriteJob { write, apply, done });
+        self.work.notify_all();
+        result
+            .recv()
+            .await
+            .unwrap_or(Err(ErrorCode::NotCoordinator))
+    }
+
+    /// Stops the writer; queued and later writes fail with NOT_COORDINATOR.
+    pub fn stop(&self) {
+        self.stopped.set(true);
+        self.work.notify_all();
+        self.space.notify_all();
+    }
+
+    /// The writer task: drains the queue until stopped.
+    pub async fn run(self: Rc<Self>, home: Rc<GroupHome>) {
+        loop {
+            if self.stopped.get() {
+                for job in self.queue.borrow_mut().drain(..) {
+                    let _ = job.done.try_send(Err(ErrorCode::NotCoordinator));
+                }
+                return;
+            }
+            if self.queue.borrow().is_empty() {
+                self.work.changed().await;
+                continue;
+            }
+            let jobs: Vec<WriteJob> = self.queue.borrow_mut().drain(..).collect();
+            self.space.notify_all();
+            let result = self.append(jobs.iter().flat_map(|j| j.write.iter())).await;
+            if result.is_ok() {
+                let now = now_ms();
+                let mut c = home.coordinator().borrow_mut();
+                for job in &jobs {
+                    for record in &job.apply {
+                        c.apply(record.clone(), now);
+                    }
+                }
+            }
+            for job in jobs {
+                let _ = job.done.try_send(result);
+            }
+            let due = self.compact_after.max(2 * self.live_bytes.get());
+            if result.is_ok() && self.bytes_since_compaction.get() >= due {
+                self.compact(&home).await;
+            }
+        }
+    }
+
+    /// Appends `records` as batches and fdatasyncs them.
+    async fn append<'a>(
+        &self,
+        records: impl Iterator<Item = &'a OffsetsRecord>,
+    ) -> Result<(), ErrorCode> {
+        let log = &self.owned.log;
+        let now = now_ms();
+        let mut written = 0u64;
+        let mut batch = BatchBuilder::new(now);
+        let mut batch_bytes = 0usize;
+        for record in records {
+            let key = record.encode_key();
+            let value = record.encode_value();
+            batch_bytes += key.len() + value.as_ref().map_or(0, Vec::len);
+            batch = batch.record(Some(&key), value.as_deref());
+            if batch_bytes >= BATCH_BYTES_MAX {
+                written += self
+                    .append_batch(std::mem::replace(&mut batch, BatchBuilder::new(now)))
+                    .await?;
+                batch_bytes = 0;
+            }
+        }
+        if !batch.is_empty() {
+            written += self.append_batch(batch).await?;
+        }
+        if written == 0 {
+            return Ok(());
+        }
+        log.flush().await.map_err(|e| e.error_code())?;
+        self.owned.hw_changed.notify_all();
+        self.bytes_since_compaction
+            .set(self.bytes_since_compaction.get() + written);
+        Ok(())
+    }
+
+    async fn append_batch(&self, batch: BatchBuilder) -> Result<u64, ErrorCode> {
+        let bytes = batch.build();
+        let len = bytes.len() as u64;
+        // A freshly built batch is its buffer's only owner: no copy here.
+        let bytes = bytes
+            .try_into_mut()
+            .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+        self.owned
+            .log
+            .append(bytes, 0, now_ms())
+            .await
+            .map_err(|e| e.error_code())?;
+        Ok(len)
+    }
+
+    /// Writes the live state again and moves the log start past the rest.
+    async fn compact(&self, home: &GroupHome) {
+        let count = home.partition_count();
+        let live = home
+            .coordinator()
+            .borrow()
+            .live_records(|g| coordinator_partition(g, count) == self.partition);
+        let start = self.owned.log.log_end_offset();
+        let before = self.bytes_since_compaction.get();
+        self.bytes_since_compaction.set(0);
+        if let Err(e) = self.append(live.iter()).await {
+            tracing::warn!(partition = self.partition, error = %e, "compaction could not write the live records");
+            self.bytes_since_compaction.set(before);
+            return;
+        }
+        self.live_bytes.set(self.bytes_since_compaction.get());
+        match self.owned.log.set_log_start_offset(start).await {
+            Ok(_) => tracing::info!(
+                partition = self.partition,
+                live_records = live.len(),
+                log_start_offset = start,
+                "compacted a group coordinator partition"
+            ),
+            Err(e) => {
+                tracing::warn!(partition = self.partition, error = %e, "compaction could not move the log start")
+            }
+        }
+    }
+}
