@@ -59,6 +59,58 @@ enum Command {
     /// Print the effective configuration (defaults < --config file <
     /// SLUICE_* environment < flags) as TOML.
     Config(NodeFlags),
+    /// Consumer groups of any Kafka-compatible broker: list, describe
+    /// (members, committed offsets, lag), delete, reset offsets.
+    Group(GroupArgs),
+}
+
+#[derive(clap::Args)]
+struct GroupArgs {
+    /// A broker to ask, HOST:PORT.
+    #[arg(long, default_value = "127.0.0.1:9092", global = true)]
+    bootstrap: String,
+    #[command(subcommand)]
+    command: GroupCommand,
+}
+
+#[derive(Subcommand)]
+enum GroupCommand {
+    /// Every group, with its state and protocol type.
+    List,
+    /// A group's state, members, and per partition its committed offset,
+    /// log end offset and lag.
+    Describe { group: String },
+    /// Delete an empty group and its committed offsets.
+    Delete { group: String },
+    /// Move an inactive group's committed offsets (prints the plan; commits
+    /// it with --execute).
+    ResetOffsets(ResetArgs),
+}
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("target").required(true)))]
+struct ResetArgs {
+    group: String,
+    /// Topics to reset (all their partitions); default: every topic the
+    /// group committed offsets for.
+    #[arg(long = "topic")]
+    topics: Vec<String>,
+    /// To each partition's log start offset.
+    #[arg(long, group = "target")]
+    to_earliest: bool,
+    /// To each partition's log end offset.
+    #[arg(long, group = "target")]
+    to_latest: bool,
+    /// To this offset (clamped to each partition's range).
+    #[arg(long, group = "target")]
+    to_offset: Option<i64>,
+    /// To the first offset at or after this time (RFC 3339, UTC unless a
+    /// zone is given, or milliseconds since the epoch).
+    #[arg(long, group = "target")]
+    to_datetime: Option<String>,
+    /// Commit the new offsets (without it, only the plan is printed).
+    #[arg(long)]
+    execute: bool,
 }
 
 fn load(flags: &NodeFlags) -> anyhow::Result<sluice_core::config::NodeConfig> {
@@ -82,8 +134,29 @@ fn main() -> anyhow::Result<()> {
             );
         }
         Command::Serve(flags) => serve(load(&flags)?)?,
+        Command::Group(args) => print!("{}", group(args)?),
     }
     Ok(())
+}
+
+fn group(args: GroupArgs) -> anyhow::Result<String> {
+    use sluice_net::tools::group::{self, ResetTarget};
+    let bootstrap = &args.bootstrap;
+    match args.command {
+        GroupCommand::List => group::list(bootstrap),
+        GroupCommand::Describe { group } => group::describe(bootstrap, &group),
+        GroupCommand::Delete { group } => group::delete(bootstrap, &group),
+        GroupCommand::ResetOffsets(r) => {
+            let target = match (r.to_earliest, r.to_latest, r.to_offset, &r.to_datetime) {
+                (true, ..) => ResetTarget::Earliest,
+                (_, true, ..) => ResetTarget::Latest,
+                (_, _, Some(offset), _) => ResetTarget::Offset(offset),
+                (.., Some(time)) => ResetTarget::datetime(time)?,
+                _ => anyhow::bail!("name a target: --to-earliest, --to-latest, --to-offset or --to-datetime"),
+            };
+            group::reset_offsets(bootstrap, &r.group, &r.topics, &target, r.execute)
+        }
+    }
 }
 
 fn serve(mut config: sluice_core::config::NodeConfig) -> anyhow::Result<()> {

@@ -10,6 +10,8 @@
 
 use std::path::PathBuf;
 
+use sluice_core::group::records::{CommittedOffset, GroupSnapshot, MemberSnapshot, OffsetsRecord};
+
 use bytes::BytesMut;
 use sluice_core::batch::{assign_in_place, BatchBuilder};
 
@@ -43,7 +45,7 @@ fn main() -> std::io::Result<()> {
             .nth(1)
             .unwrap_or_else(|| "fuzz-seeds".into()),
     );
-    for target in ["batch_parse", "recovery_scan", "recover_segment"] {
+    for target in ["batch_parse", "recovery_scan", "recover_segment", "group_records"] {
         std::fs::create_dir_all(out.join(target))?;
     }
     for n in [1usize, 3, 8] {
@@ -63,5 +65,49 @@ fn main() -> std::io::Result<()> {
             &seeded,
         )?;
     }
+    // group_records: a split byte, then a key and a value.
+    for (i, record) in group_records().into_iter().enumerate() {
+        let key = record.encode_key();
+        let mut seeded = vec![key.len().min(255) as u8];
+        seeded.extend_from_slice(&key);
+        seeded.extend_from_slice(&record.encode_value().unwrap_or_default());
+        std::fs::write(out.join("group_records").join(format!("record-{i}")), &seeded)?;
+    }
     Ok(())
+}
+
+fn group_records() -> Vec<OffsetsRecord> {
+    vec![
+        OffsetsRecord::Offset {
+            group: "group".into(),
+            topic: "topic".into(),
+            partition: 3,
+            value: Some(CommittedOffset {
+                offset: 42,
+                leader_epoch: 0,
+                metadata: "m".into(),
+                commit_timestamp_ms: 1_700_000_000_000,
+            }),
+        },
+        OffsetsRecord::Group {
+            group: "group".into(),
+            value: Some(GroupSnapshot {
+                protocol_type: "consumer".into(),
+                generation: 3,
+                protocol: Some("range".into()),
+                leader: Some("member-1".into()),
+                state_timestamp_ms: 1_700_000_000_000,
+                members: vec![MemberSnapshot {
+                    member_id: "member-1".into(),
+                    instance_id: Some("instance".into()),
+                    client_id: "client".into(),
+                    client_host: "/127.0.0.1".into(),
+                    rebalance_timeout_ms: 300_000,
+                    session_timeout_ms: 45_000,
+                    subscription: bytes::Bytes::from_static(&[0, 1, 0, 0, 0, 1, 0, 1, b't']),
+                    assignment: bytes::Bytes::from_static(&[0, 1, 0, 0, 0, 0]),
+                }],
+            }),
+        },
+    ]
 }
