@@ -152,7 +152,9 @@ fn group(args: GroupArgs) -> anyhow::Result<String> {
                 (_, true, ..) => ResetTarget::Latest,
                 (_, _, Some(offset), _) => ResetTarget::Offset(offset),
                 (.., Some(time)) => ResetTarget::datetime(time)?,
-                _ => anyhow::bail!("name a target: --to-earliest, --to-latest, --to-offset or --to-datetime"),
+                _ => anyhow::bail!(
+                    "name a target: --to-earliest, --to-latest, --to-offset or --to-datetime"
+                ),
             };
             group::reset_offsets(bootstrap, &r.group, &r.topics, &target, r.execute)
         }

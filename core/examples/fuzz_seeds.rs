@@ -45,7 +45,12 @@ fn main() -> std::io::Result<()> {
             .nth(1)
             .unwrap_or_else(|| "fuzz-seeds".into()),
     );
-    for target in ["batch_parse", "recovery_scan", "recover_segment", "group_records"] {
+    for target in [
+        "batch_parse",
+        "recovery_scan",
+        "recover_segment",
+        "group_records",
+    ] {
         std::fs::create_dir_all(out.join(target))?;
     }
     for n in [1usize, 3, 8] {
@@ -71,7 +76,10 @@ fn main() -> std::io::Result<()> {
         let mut seeded = vec![key.len().min(255) as u8];
         seeded.extend_from_slice(&key);
         seeded.extend_from_slice(&record.encode_value().unwrap_or_default());
-        std::fs::write(out.join("group_records").join(format!("record-{i}")), &seeded)?;
+        std::fs::write(
+            out.join("group_records").join(format!("record-{i}")),
+            &seeded,
+        )?;
     }
     Ok(())
 }

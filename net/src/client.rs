@@ -95,10 +95,7 @@ impl Client {
         let response = R::Response::decode(&mut buf, version)
             .map_err(|e| anyhow!("decoding api {} v{version}: {e}", R::KEY))?;
         if buf.has_remaining() {
-            tracing::debug!(
-                bytes = buf.remaining(),
-                "response had bytes after its body"
-            );
+            tracing::debug!(bytes = buf.remaining(), "response had bytes after its body");
         }
         Ok(response)
     }

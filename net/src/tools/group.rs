@@ -118,7 +118,10 @@ fn committed(client: &mut Client, group: &str) -> anyhow::Result<BTreeMap<(Strin
     for t in response.topics {
         for p in t.partitions {
             if p.error_code == 0 && p.committed_offset >= 0 {
-                out.insert((t.name.0.to_string(), p.partition_index), p.committed_offset);
+                out.insert(
+                    (t.name.0.to_string(), p.partition_index),
+                    p.committed_offset,
+                );
             }
         }
     }
@@ -158,7 +161,10 @@ fn list_offsets(
     let mut out = BTreeMap::new();
     for t in response.topics {
         for p in t.partitions {
-            check(p.error_code, &format!("listing offsets of {}-{}", t.name.0, p.partition_index))?;
+            check(
+                p.error_code,
+                &format!("listing offsets of {}-{}", t.name.0, p.partition_index),
+            )?;
             out.insert((t.name.0.to_string(), p.partition_index), p.offset);
         }
     }
@@ -342,7 +348,11 @@ pub fn reset_offsets(
                 .iter()
                 .map(|k| {
                     // No record at or after the time: the end of the log.
-                    let o = found.get(k).copied().filter(|o| *o >= 0).unwrap_or(latest[k]);
+                    let o = found
+                        .get(k)
+                        .copied()
+                        .filter(|o| *o >= 0)
+                        .unwrap_or(latest[k]);
                     (k.clone(), o)
                 })
                 .collect()
@@ -426,10 +436,7 @@ fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
     }
     let mut out = String::new();
     let line = |out: &mut String, cells: &mut dyn Iterator<Item = &str>| {
-        let text: Vec<String> = cells
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
+        let text: Vec<String> = cells.zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
         let _ = writeln!(out, "{}", text.join("  ").trim_end());
     };
     line(&mut out, &mut header.iter().copied());

@@ -1,0 +1,180 @@
+//! Consumer groups against the real broker: committed offsets that survive
+//! SIGKILL and compaction of `__consumer_offsets`, the `sluice group` tool,
+//! and (in `group_scenarios`) real clients sharing partitions, rebalancing,
+//! resuming and static membership.
+
+mod common;
+
+use std::process::Command;
+
+use common::{python, run, topic, Broker, CLIENT_TIMEOUT};
+
+fn run_python(broker: &Broker, snippet: &str, args: &[&str]) -> Vec<String> {
+    let out = python(broker, snippet, args, CLIENT_TIMEOUT);
+    out.assert_success();
+    out.stdout_text().lines().map(str::to_owned).collect()
+}
+
+/// Commits with librdkafka as a consumer outside any group generation
+/// (what a consumer with manual assignment does), ROUNDS times over 4
+/// partitions, then prints the committed offsets and the log start of the
+/// offsets topic's only partition.
+const COMMIT_ROUNDS: &str = r#"
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+topic, group, rounds = ARGS[0], ARGS[1], int(ARGS[2])
+admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])[topic].result(30)
+c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": group, "enable.auto.commit": False})
+for r in range(rounds):
+    c.commit(offsets=[TopicPartition(topic, p, r * 10 + p) for p in range(4)], asynchronous=False)
+got = c.committed([TopicPartition(topic, p) for p in range(4)], timeout=30)
+print("committed", [tp.offset for tp in got])
+low, high = c.get_watermark_offsets(TopicPartition("__consumer_offsets", 0), timeout=30)
+print("offsets log start moved", low > 0)
+c.close()
+"#;
+
+const READ_COMMITTED: &str = r#"
+from confluent_kafka import Consumer, TopicPartition
+topic, group = ARGS[0], ARGS[1]
+c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": group, "enable.auto.commit": False})
+got = c.committed([TopicPartition(topic, p) for p in range(4)], timeout=30)
+print("committed", [tp.offset for tp in got])
+c.close()
+"#;
+
+#[test]
+fn acknowledged_commits_survive_sigkill_and_compaction() {
+    // One small offsets partition: 500 commit rounds write ~150 KiB, so it
+    // is compacted several times and old segments are deleted.
+    let mut broker = Broker::start_with_env(&[
+        ("SLUICE_GROUP__OFFSETS_TOPIC_NUM_PARTITIONS", "1"),
+        ("SLUICE_GROUP__OFFSETS_TOPIC_SEGMENT_BYTES", "16384"),
+        ("SLUICE_LOG__RETENTION_CHECK_INTERVAL_MS", "100"),
+    ]);
+    let (t, g) = (topic("commits"), topic("group"));
+    let out = run_python(&broker, COMMIT_ROUNDS, &[&t, &g, "500"]);
+    assert_eq!(
+        out,
+        [
+            "committed [4990, 4991, 4992, 4993]",
+            "offsets log start moved True"
+        ]
+    );
+    assert!(
+        broker
+            .log()
+            .contains("compacted a group coordinator partition"),
+        "{}",
+        broker.log_tail(20)
+    );
+    broker.kill();
+    broker.restart();
+    let out = run_python(&broker, READ_COMMITTED, &[&t, &g]);
+    assert_eq!(out, ["committed [4990, 4991, 4992, 4993]"]);
+}
+
+fn sluice(args: &[&str]) -> common::CmdOutput {
+    run(
+        Command::new(env!("CARGO_BIN_EXE_sluice")).args(args),
+        b"",
+        CLIENT_TIMEOUT,
+    )
+}
+
+#[test]
+fn the_group_tool_lists_describes_resets_and_deletes() {
+    let broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    let (t, g) = (topic("tool"), topic("group"));
+    // 3 commit rounds: offsets 20..23; then 50 messages per partition.
+    run_python(&broker, COMMIT_ROUNDS, &[&t, &g, "3"]);
+    run_python(
+        &broker,
+        r#"
+topic = ARGS[0]
+for p in range(4):
+    confluent_produce(topic, 0, 50, partition=p)
+"#,
+        &[&t],
+    );
+    let list = sluice(&["group", "--bootstrap", &bootstrap, "list"]);
+    list.assert_success();
+    let listed = list.stdout_text();
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == [g.as_str(), "Empty"]),
+        "{listed}"
+    );
+
+    let describe = sluice(&["group", "--bootstrap", &bootstrap, "describe", &g]);
+    describe.assert_success();
+    let text = describe.stdout_text();
+    assert!(
+        text.starts_with(&format!("Group {g}: state Empty")),
+        "{text}"
+    );
+    for p in 0..4 {
+        let row = format!("{t} {p} {} 50 {} - - -", 20 + p, 30 - p);
+        assert!(
+            text.lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>().join(" ") == row),
+            "missing {row:?} in\n{text}"
+        );
+    }
+
+    // A plan changes nothing; --execute commits.
+    let plan = sluice(&[
+        "group",
+        "--bootstrap",
+        &bootstrap,
+        "reset-offsets",
+        &g,
+        "--to-earliest",
+    ]);
+    plan.assert_success();
+    assert!(plan.stdout_text().contains("A plan only"));
+    let out = run_python(&broker, READ_COMMITTED, &[&t, &g]);
+    assert_eq!(out, ["committed [20, 21, 22, 23]"]);
+    for (flag, value, expected) in [
+        ("--to-earliest", None, "committed [0, 0, 0, 0]"),
+        ("--to-latest", None, "committed [50, 50, 50, 50]"),
+        ("--to-offset", Some("7"), "committed [7, 7, 7, 7]"),
+        ("--to-offset", Some("999"), "committed [50, 50, 50, 50]"),
+        (
+            "--to-datetime",
+            Some("1970-01-01T00:00:00Z"),
+            "committed [0, 0, 0, 0]",
+        ),
+    ] {
+        let mut args = vec![
+            "group",
+            "--bootstrap",
+            &bootstrap,
+            "reset-offsets",
+            &g,
+            "--topic",
+            &t,
+            flag,
+        ];
+        args.extend(value);
+        args.push("--execute");
+        sluice(&args).assert_success();
+        let out = run_python(&broker, READ_COMMITTED, &[&t, &g]);
+        assert_eq!(out, [expected], "{flag} {value:?}");
+    }
+
+    let delete = sluice(&["group", "--bootstrap", &bootstrap, "delete", &g]);
+    delete.assert_success();
+    let again = sluice(&["group", "--bootstrap", &bootstrap, "delete", &g]);
+    assert!(!again.status.success());
+    assert!(
+        again.stderr_text().contains("GroupIdNotFound (69)"),
+        "{}",
+        again.stderr_text()
+    );
+    let out = run_python(&broker, READ_COMMITTED, &[&t, &g]);
+    assert_eq!(out, ["committed [-1001, -1001, -1001, -1001]"]);
+}
