@@ -215,6 +215,13 @@ pub struct GroupConfig {
     pub offset_metadata_max_bytes: usize,
     /// Most members one group may have (`group.max.size`).
     pub max_size: usize,
+    /// Committed offsets of a group are deleted once it has been empty
+    /// this long (and the offset is at least this old)
+    /// (`offsets.retention.minutes`).
+    pub offsets_retention_minutes: i64,
+    /// How often expired offsets are looked for
+    /// (`offsets.retention.check.interval.ms`).
+    pub offsets_retention_check_interval_ms: u64,
 }
 
 impl Default for GroupConfig {
@@ -227,6 +234,8 @@ impl Default for GroupConfig {
             offsets_topic_segment_bytes: 100 * 1024 * 1024,
             offset_metadata_max_bytes: 4096,
             max_size: i32::MAX as usize,
+            offsets_retention_minutes: 7 * 24 * 60,
+            offsets_retention_check_interval_ms: 600_000,
         }
     }
 }

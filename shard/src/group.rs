@@ -358,6 +358,34 @@ impl GroupHome {
         }
     }
 
+    /// Deletes the committed offsets that outlived `offsets.retention.minutes`
+    /// (the periodic retention check).
+    pub async fn expire_offsets(&self) {
+        let count = self.partition_count.get();
+        let logs: Vec<(PartitionId, Rc<OffsetsLog>)> = self
+            .logs
+            .borrow()
+            .iter()
+            .map(|(p, l)| (*p, l.clone()))
+            .collect();
+        for (partition, log) in logs {
+            let tombstones = self
+                .coordinator
+                .borrow()
+                .expired_offsets(now_ms(), |g| coordinator_partition(g, count) == partition);
+            if tombstones.is_empty() {
+                continue;
+            }
+            let expired = tombstones.len();
+            match log.write(tombstones.clone(), tombstones).await {
+                Ok(()) => tracing::info!(partition, records = expired, "expired committed offsets"),
+                Err(e) => {
+                    tracing::warn!(partition, error = %e, "expiring committed offsets failed")
+                }
+            }
+        }
+    }
+
     /// The periodic tick: expired sessions, rebalances whose time is up.
     pub fn tick(self: &Rc<Self>) {
         let replies = self.coordinator.borrow_mut().tick(now_ms());

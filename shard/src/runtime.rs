@@ -178,6 +178,18 @@ async fn shard_main(
         .detach();
     }
 
+    {
+        let shard = shard.clone();
+        let every = Duration::from_millis(config.group.offsets_retention_check_interval_ms.max(1));
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(every).await;
+                shard.groups.expire_offsets().await;
+            }
+        })
+        .detach();
+    }
+
     let stop = Rc::new(Notify::default());
     {
         let stop = stop.clone();

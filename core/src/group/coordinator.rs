@@ -378,6 +378,50 @@ impl GroupCoordinator {
         Ok(group.subscribed_topics().unwrap_or_default())
     }
 
+    /// Tombstones for the offsets that expired by `now_ms` in the groups
+    /// `keep` selects: an empty group's offset goes once both the group has
+    /// been empty and the offset was committed at least
+    /// `offsets.retention.minutes` ago; a group left with nothing gets a
+    /// tombstone of its own. Groups with members keep their offsets.
+    pub fn expired_offsets(
+        &self,
+        now_ms: i64,
+        mut keep: impl FnMut(&str) -> bool,
+    ) -> Vec<OffsetsRecord> {
+        let retention_ms = self.config.offsets_retention_minutes.saturating_mul(60_000);
+        let mut out = Vec::new();
+        for (id, g) in self.groups.iter().filter(|(id, _)| keep(id)) {
+            if g.state != GroupState::Empty || !g.is_empty() {
+                continue;
+            }
+            let expired = |v: &CommittedOffset| {
+                now_ms.saturating_sub(g.state_timestamp_ms.max(v.commit_timestamp_ms))
+                    >= retention_ms
+            };
+            let gone: Vec<_> = g.offsets.iter().filter(|(_, v)| expired(v)).collect();
+            if gone.is_empty() {
+                continue;
+            }
+            let all = gone.len() == g.offsets.len();
+            out.extend(
+                gone.into_iter()
+                    .map(|((topic, partition), _)| OffsetsRecord::Offset {
+                        group: id.clone(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                        value: None,
+                    }),
+            );
+            if all {
+                out.push(OffsetsRecord::Group {
+                    group: id.clone(),
+                    value: None,
+                });
+            }
+        }
+        out
+    }
+
     /// Every live record of the groups `keep` selects: what a compacted
     /// partition must still hold.
     pub fn live_records(&self, mut keep: impl FnMut(&str) -> bool) -> Vec<OffsetsRecord> {

@@ -1,6 +1,7 @@
 // Drives a sluice broker with kafkajs. After `npm ci` in this directory:
 //
 //   node check.js BOOTSTRAP produce TOPIC
+//   node check.js BOOTSTRAP consume TOPIC GROUP
 //   node check.js BOOTSTRAP delete TOPIC
 //
 // produce: admin createTopics (3 partitions), listTopics,
@@ -12,10 +13,36 @@
 // acked without error at the base offset that follows the partition's
 // previous records, and that admin fetchTopicOffsets reports low 0 and
 // high = records acked, per partition. The topic is left for the caller
-// to read back: kafkajs consumers need a consumer group (groupId is
-// mandatory and the broker has no group coordinator yet), and kafkajs has
-// no public group-less fetch, so tests/other_clients.rs reads the data
-// back with kcat and compares it with the "layout" lines printed here.
+// to read back (tests/other_clients.rs also reads it with kcat and
+// compares it with the "layout" lines printed here) and for `consume`.
+//
+// consume (after produce, on the topic it left): kafkajs consumers in
+// consumer groups, as an application runs them (subscribe, run).
+//  1. One consumer in GROUP (fromBeginning, autoCommit off) reads every
+//     record exactly once: the key names record i, the value is message(i)'s,
+//     the partition is the one kafkajs's partitioner picks for the key, and
+//     per partition the offsets run 0, 1, 2, ... with i increasing (the
+//     order produce sent them). It was assigned all 3 partitions; it
+//     commits the high watermarks with commitOffsets; describeGroups shows
+//     GROUP Stable with it as the only member (protocol type consumer, its
+//     assignment all 3 partitions); it disconnects (LeaveGroup), and
+//     describeGroups shows GROUP Empty, listGroups names it, and
+//     fetchOffsets answers offset = high watermark for each partition.
+//  2. A second consumer in GROUP (again fromBeginning, autoCommit on)
+//     joins, is assigned all 3 partitions, and gets no record in 3 s after
+//     its first fetch: it resumed from the committed offsets. After it
+//     disconnects the committed offsets are unchanged.
+//  3. Two consumers in the new group GROUP-2 (fromBeginning, autoCommit
+//     on) run side by side: each is assigned a non-empty share of the
+//     partitions, each partition goes to exactly one of them, and together
+//     they read every record exactly once (each partition's records all by
+//     the member assigned it). describeGroups shows GROUP-2 Stable with 2
+//     members; after both disconnect, fetchOffsets for GROUP-2 answers the
+//     high watermarks (the auto-commits). Both members' first join must
+//     land in one generation, which the broker's initial rebalance delay
+//     (group.initial.rebalance.delay.ms, Kafka's default 3 s) gives; with
+//     no delay the first member could start alone and hand partitions over
+//     in a rebalance, and step 3 would report that.
 //
 // delete: admin deleteTopics, then listTopics no longer names the topic.
 //

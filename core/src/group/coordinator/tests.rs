@@ -420,3 +420,40 @@ fn inconsistent_protocols_and_bad_timeouts_are_refused() {
         ErrorCode::InvalidGroupId
     );
 }
+
+#[test]
+fn offsets_of_an_empty_group_expire_after_the_retention() {
+    let mut c = GroupCoordinator::new(GroupConfig {
+        initial_rebalance_delay_ms: 0,
+        offsets_retention_minutes: 1,
+        ..GroupConfig::default()
+    });
+    let a = stable_single(&mut c);
+    c.apply(offset_record(5), 0);
+    // A group with members keeps its offsets, however old.
+    assert!(c.expired_offsets(10 * 60_000, |_| true).is_empty());
+    let _ = c.leave("g", &[(a, None)], 1_000);
+    assert!(
+        c.expired_offsets(60_999, |_| true).is_empty(),
+        "empty for under a minute"
+    );
+    assert!(
+        c.expired_offsets(61_000, |g| g != "g").is_empty(),
+        "not selected"
+    );
+    let tombstones = c.expired_offsets(61_000, |_| true);
+    assert_eq!(
+        tombstones,
+        vec![
+            offset_tombstone(),
+            OffsetsRecord::Group {
+                group: "g".into(),
+                value: None
+            }
+        ]
+    );
+    for t in tombstones {
+        c.apply(t, 61_000);
+    }
+    assert!(c.group("g").is_none());
+}
