@@ -140,7 +140,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn group(args: GroupArgs) -> anyhow::Result<String> {
-    use sluice_net::tools::group::{self, ResetTarget};
+    use sluice_client::groups::{self as group, ResetTarget};
     let bootstrap = &args.bootstrap;
     match args.command {
         GroupCommand::List => group::list(bootstrap),

@@ -7,9 +7,7 @@
 //! envelopes; record bytes stay one `Bytes` from socket to log and back.
 
 pub mod admin;
-pub mod client;
 pub mod kafka;
-pub mod tools;
 
 use std::rc::Rc;
 

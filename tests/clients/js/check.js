@@ -62,7 +62,7 @@ if (!process.env.KAFKAJS_LOG_LEVEL && process.env.SLUICE_CLIENT_LOG) {
   process.env.KAFKAJS_LOG_LEVEL = process.env.SLUICE_CLIENT_LOG.toUpperCase()
 }
 
-const { Kafka, Partitioners, logLevel } = require('kafkajs')
+const { AssignerProtocol, Kafka, Partitioners, logLevel } = require('kafkajs')
 const kafkajsVersion = require('kafkajs/package.json').version
 
 const PARTITIONS = 3
@@ -244,6 +244,344 @@ async function produceWith(kafka, topic, layout, what, options, first, last) {
   )
 }
 
+// Bound on reading everything, or on joining a group.
+const CONSUME_MS = 60_000
+// How long a resumed consumer must stay without records after its first
+// fetch.
+const QUIET_MS = 3000
+
+const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
+
+// Waits for `condition()` to hold, polling; a Failure with `what()` after
+// `ms`.
+async function waitUntil(condition, ms, what) {
+  const deadline = Date.now() + ms
+  while (!condition()) {
+    check(Date.now() < deadline, `${what()} (after ${ms} ms)`)
+    await sleep(20)
+  }
+}
+
+// One kafkajs consumer in a group, subscribed to `topic` from the
+// beginning and running; keeps what it received and what the group told
+// it. `crashes` collects kafkajs's consumer.crash events: any is a failure.
+class Member {
+  constructor(kafka, groupId, name, autoCommit) {
+    this.name = name
+    this.groupId = groupId
+    this.autoCommit = autoCommit
+    // Short long-polls: an idle fetch returns within 0.5 s.
+    this.consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 500 })
+    this.records = []
+    this.joins = []
+    this.fetches = 0
+    this.crashes = []
+    const { events } = this.consumer
+    this.consumer.on(events.GROUP_JOIN, e => this.joins.push(e.payload))
+    this.consumer.on(events.FETCH, () => this.fetches++)
+    this.consumer.on(events.CRASH, e => this.crashes.push(e.payload.error))
+  }
+
+  async start(topic) {
+    step = `${this.name}: connect`
+    await this.consumer.connect()
+    step = `${this.name}: subscribe`
+    await this.consumer.subscribe({ topics: [topic], fromBeginning: true })
+    step = `${this.name}: run`
+    await this.consumer.run({
+      autoCommit: this.autoCommit,
+      eachMessage: async ({ topic, partition, message }) => {
+        this.records.push({ member: this.name, topic, partition, message })
+      },
+    })
+  }
+
+  // The partitions of `topic` the last join assigned, sorted.
+  assigned(topic) {
+    const last = this.joins[this.joins.length - 1]
+    return last ? [...(last.memberAssignment[topic] || [])].sort((a, b) => a - b) : []
+  }
+
+  checkNoCrash() {
+    check(
+      this.crashes.length === 0,
+      `${this.name} (group ${this.groupId}) crashed: ${this.crashes.map(e => e.stack || e).join('; ')}`
+    )
+  }
+
+  async stop() {
+    step = `${this.name}: disconnect`
+    await this.consumer.disconnect()
+  }
+}
+
+// Checks that `records` (from any members) are every produced record
+// exactly once: key-i with message(i)'s value, on the partition kafkajs's
+// partitioner picks for the key, at offsets 0, 1, ... per partition with
+// i increasing, high[p] records in partition p. Returns the member that
+// read each partition.
+function checkAllOnce(topic, records, high, what) {
+  const partitioner = Partitioners.DefaultPartitioner()
+  const partitionMetadata = [...Array(PARTITIONS).keys()].map(p => ({ partitionId: p, leader: 0 }))
+  const byPartition = new Map()
+  for (let p = 0; p < PARTITIONS; p++) byPartition.set(p, [])
+  const seen = new Set()
+  for (const r of records) {
+    const { message, partition } = r
+    const at = `${what}: ${r.member} got partition ${partition} offset ${message.offset}`
+    check(r.topic === topic && byPartition.has(partition), `${at} of topic ${r.topic}`)
+    const keyText = message.key === null ? null : message.key.toString()
+    const m = keyText && /^key-(\d+)$/.exec(keyText)
+    check(m, `${at}: key ${JSON.stringify(keyText)}, expected key-I`)
+    const i = Number(m[1])
+    check(i < RECORDS, `${at}: key ${keyText} names no produced record`)
+    check(!seen.has(i), `${at}: record ${i} (${keyText}) a second time`)
+    seen.add(i)
+    check(
+      message.value !== null && message.value.equals(value(i)),
+      `${at}: value ${JSON.stringify(message.value && message.value.toString())}, expected ` +
+        JSON.stringify(value(i).toString())
+    )
+    check(
+      message.headers && Object.keys(message.headers).length === 0,
+      `${at}: unexpected headers ${JSON.stringify(message.headers)}`
+    )
+    const want = partitioner({ topic, partitionMetadata, message: { key: key(i) } })
+    check(partition === want, `${at}: record ${i} belongs in partition ${want}`)
+    byPartition.get(partition).push({ i, offset: Number(message.offset), member: r.member })
+  }
+  const readers = new Map()
+  for (const [p, got] of byPartition) {
+    check(
+      got.length === high.get(p),
+      `${what}: partition ${p}: got ${got.length} records, its high watermark is ${high.get(p)}`
+    )
+    got.forEach((g, n) => {
+      check(
+        g.offset === n && (n === 0 || got[n - 1].i < g.i),
+        `${what}: partition ${p}: record ${g.i} as the ${n}th received, at offset ${g.offset}` +
+          (n > 0 ? ` (previous: record ${got[n - 1].i})` : '')
+      )
+    })
+    const members = [...new Set(got.map(g => g.member))]
+    check(members.length <= 1, `${what}: partition ${p} read by several members: ${members}`)
+    readers.set(p, members[0])
+  }
+  check(seen.size === RECORDS, `${what}: ${seen.size} distinct records, expected ${RECORDS}`)
+  return readers
+}
+
+// describeGroups for one group, checked for no error and protocol type
+// consumer.
+async function describeGroup(admin, groupId) {
+  step = `describeGroups ${groupId}`
+  const { groups } = await admin.describeGroups([groupId])
+  check(
+    groups.length === 1 && groups[0].groupId === groupId && groups[0].errorCode === 0,
+    `describeGroups ${groupId}: ${JSON.stringify(groups)}`
+  )
+  const g = groups[0]
+  check(
+    g.protocolType === 'consumer',
+    `describeGroups ${groupId}: protocol type ${JSON.stringify(g.protocolType)}, expected consumer`
+  )
+  return g
+}
+
+// Checks that GROUP's committed offsets for `topic` are `high`.
+async function checkCommitted(admin, groupId, topic, high, what) {
+  step = `fetchOffsets ${groupId}`
+  const answer = await admin.fetchOffsets({ groupId, topics: [topic] })
+  check(
+    answer.length === 1 && answer[0].topic === topic,
+    `fetchOffsets ${groupId} ${what}: ${JSON.stringify(answer)}`
+  )
+  const committed = new Map(answer[0].partitions.map(p => [p.partition, p.offset]))
+  check(
+    committed.size === PARTITIONS &&
+      [...high].every(([p, h]) => committed.get(p) === String(h)),
+    `fetchOffsets ${groupId} ${what}: ${JSON.stringify(answer[0].partitions)}, expected the high ` +
+      `watermarks ${JSON.stringify(Object.fromEntries(high))}`
+  )
+  ok(`fetchOffsets ${groupId} ${what}: committed = high watermark ${[...high].map(([p, h]) => `${p}=${h}`).join(' ')}`)
+}
+
+async function consumeMode(kafka, topic, group) {
+  const group2 = `${group}-2`
+  const admin = kafka.admin()
+  step = 'admin connect'
+  await admin.connect()
+  const members = []
+  try {
+    step = 'fetchTopicOffsets'
+    const offsets = await admin.fetchTopicOffsets(topic)
+    check(
+      offsets.length === PARTITIONS && offsets.every(o => o.low === '0'),
+      `fetchTopicOffsets ${topic}: ${JSON.stringify(offsets)}, expected ${PARTITIONS} partitions from 0`
+    )
+    const high = new Map(
+      [...offsets].sort((a, b) => a.partition - b.partition).map(o => [o.partition, Number(o.high)])
+    )
+    const total = [...high.values()].reduce((a, b) => a + b, 0)
+    check(total === RECORDS, `fetchTopicOffsets ${topic}: ${total} records, expected ${RECORDS} (run produce first)`)
+    const all = [...high.keys()]
+
+    // 1. One member reads everything, commits, leaves.
+    const first = new Member(kafka, group, 'consumer 1', false)
+    members.push(first)
+    await first.start(topic)
+    step = `consumer 1 in ${group}: consuming`
+    await waitUntil(
+      () => (first.checkNoCrash(), first.records.length >= RECORDS),
+      CONSUME_MS,
+      () => `consumer 1 in ${group}: got ${first.records.length} of ${RECORDS} records (joins ${JSON.stringify(first.joins)})`
+    )
+    check(
+      first.joins.length === 1 && String(first.assigned(topic)) === String(all),
+      `consumer 1 in ${group}: joins ${JSON.stringify(first.joins)}, expected one, assigned partitions ${all}`
+    )
+    step = `consumer 1 in ${group}: commitOffsets`
+    await first.consumer.commitOffsets(all.map(p => ({ topic, partition: p, offset: String(high.get(p)) })))
+    let described = await describeGroup(admin, group)
+    const [only] = described.members
+    check(
+      described.state === 'Stable' &&
+        described.members.length === 1 &&
+        only.memberId === first.joins[0].memberId &&
+        only.clientId === 'sluice-kafkajs-check',
+      `describeGroups ${group} with consumer 1 in it: ${JSON.stringify(described)}`
+    )
+    const decoded = AssignerProtocol.MemberAssignment.decode(only.memberAssignment)
+    check(
+      decoded && String([...(decoded.assignment[topic] || [])].sort()) === String(all),
+      `describeGroups ${group}: consumer 1's assignment ${JSON.stringify(decoded)}, expected ${topic} ${all}`
+    )
+    ok(
+      `describeGroups ${group}: Stable, protocol ${described.protocol}, 1 member assigned partitions ${all}`
+    )
+    await first.stop()
+    first.checkNoCrash()
+    checkAllOnce(topic, first.records, high, `consumer 1 in ${group}`)
+    ok(
+      `consumer 1 in ${group} (fromBeginning): all ${RECORDS} records exactly once, content, partition ` +
+        `and order exact; committed with commitOffsets, disconnected`
+    )
+
+    described = await describeGroup(admin, group)
+    check(
+      described.state === 'Empty' && described.members.length === 0,
+      `describeGroups ${group} after consumer 1 left: ${JSON.stringify(described)}`
+    )
+    ok(`describeGroups ${group} after consumer 1 left: Empty, no members`)
+    step = 'listGroups'
+    const { groups } = await admin.listGroups()
+    check(
+      groups.some(g => g.groupId === group && g.protocolType === 'consumer'),
+      `listGroups: expected ${group} (protocol type consumer) in ${JSON.stringify(groups)}`
+    )
+    ok(`listGroups names ${group} (protocol type consumer)`)
+    await checkCommitted(admin, group, topic, high, 'after consumer 1')
+
+    // 2. A new member of the same group resumes at the commits.
+    const second = new Member(kafka, group, 'consumer 2', true)
+    members.push(second)
+    await second.start(topic)
+    step = `consumer 2 in ${group}: joining`
+    await waitUntil(
+      () => (second.checkNoCrash(), second.joins.length > 0),
+      CONSUME_MS,
+      () => `consumer 2 in ${group}: no GROUP_JOIN`
+    )
+    const fetchesAtJoin = second.fetches
+    await waitUntil(
+      () => (second.checkNoCrash(), second.fetches > fetchesAtJoin),
+      CONSUME_MS,
+      () => `consumer 2 in ${group}: no fetch after joining`
+    )
+    await sleep(QUIET_MS)
+    second.checkNoCrash()
+    check(
+      second.records.length === 0,
+      `consumer 2 in ${group} got ${second.records.length} records, expected none (the group had ` +
+        `committed the high watermarks); the first: ${JSON.stringify(
+          second.records.slice(0, 3).map(r => ({ partition: r.partition, offset: r.message.offset }))
+        )}`
+    )
+    check(
+      second.joins.length === 1 && String(second.assigned(topic)) === String(all),
+      `consumer 2 in ${group}: joins ${JSON.stringify(second.joins)}, expected one, assigned partitions ${all}`
+    )
+    await second.stop()
+    second.checkNoCrash()
+    ok(
+      `consumer 2 in ${group} (fromBeginning) resumed at the commits: assigned ${all}, no record in ` +
+        `${QUIET_MS} ms after its first fetch (${second.fetches} fetches)`
+    )
+    await checkCommitted(admin, group, topic, high, 'after consumer 2')
+
+    // 3. Two members of a new group share the partitions.
+    const pair = [new Member(kafka, group2, 'member A', true), new Member(kafka, group2, 'member B', true)]
+    members.push(...pair)
+    await Promise.all(pair.map(m => m.start(topic)))
+    step = `${group2}: consuming`
+    const received = () => pair.reduce((n, m) => n + m.records.length, 0)
+    await waitUntil(
+      () => (pair.forEach(m => m.checkNoCrash()), received() >= RECORDS),
+      CONSUME_MS,
+      () =>
+        `${group2}: got ${received()} of ${RECORDS} records ` +
+        pair.map(m => `(${m.name}: ${m.records.length}, joins ${JSON.stringify(m.joins)})`).join(' ')
+    )
+    const shares = pair.map(m => m.assigned(topic))
+    const joins = pair.map(m => `${m.name}: ${JSON.stringify(m.joins)}`).join('; ')
+    check(
+      pair.every(m => m.joins.length === 1),
+      `${group2}: expected each member to join once (one generation), got ${joins}`
+    )
+    check(
+      shares.every(s => s.length > 0) &&
+        String(shares.flat().sort((a, b) => a - b)) === String(all),
+      `${group2}: assignments ${JSON.stringify(shares)} do not split partitions ${all} between ` +
+        `the 2 members (${joins})`
+    )
+    described = await describeGroup(admin, group2)
+    check(
+      described.state === 'Stable' &&
+        described.members.length === 2 &&
+        String(described.members.map(m => m.memberId).sort()) ===
+          String(pair.map(m => m.joins[0].memberId).sort()),
+      `describeGroups ${group2} with both members in it: ${JSON.stringify(described)}`
+    )
+    ok(`describeGroups ${group2}: Stable, 2 members`)
+    // Anything read twice arrives before the members stop.
+    await sleep(1000)
+    await Promise.all(pair.map(m => m.stop()))
+    pair.forEach(m => m.checkNoCrash())
+    const readers = checkAllOnce(
+      topic,
+      pair.flatMap(m => m.records),
+      high,
+      group2
+    )
+    for (const [p, reader] of readers) {
+      const m = pair.find(m => m.name === reader)
+      check(
+        high.get(p) === 0 || (m && m.assigned(topic).includes(p)),
+        `${group2}: partition ${p} read by ${reader}, assigned ${JSON.stringify(shares)}`
+      )
+    }
+    ok(
+      `${group2}: ${pair.map((m, n) => `${m.name} assigned ${shares[n]} read ${m.records.length}`).join(', ')}; ` +
+        `all ${RECORDS} records exactly once, content, partition and order exact`
+    )
+    await checkCommitted(admin, group2, topic, high, 'after both members left (auto-commit)')
+  } finally {
+    // Stops whatever a failed step left running (disconnect is idempotent).
+    await Promise.all(members.map(m => m.consumer.disconnect().catch(() => {})))
+    await admin.disconnect()
+  }
+}
+
 async function deleteMode(kafka, topic) {
   const admin = kafka.admin()
   step = 'admin connect'
@@ -271,19 +609,27 @@ async function deleteMode(kafka, topic) {
 }
 
 async function main() {
-  const [bootstrap, mode, topic] = process.argv.slice(2)
-  const modes = { produce: produceMode, delete: deleteMode }
-  if (process.argv.length !== 5 || !modes[mode]) {
-    process.stderr.write('usage: node check.js BOOTSTRAP produce|delete TOPIC\n')
+  const [bootstrap, mode, topic, ...rest] = process.argv.slice(2)
+  // Each mode and the arguments it takes after TOPIC.
+  const modes = {
+    produce: [produceMode, 0],
+    consume: [consumeMode, 1],
+    delete: [deleteMode, 0],
+  }
+  if (!modes[mode] || process.argv.length !== 5 + modes[mode][1]) {
+    process.stderr.write(
+      'usage: node check.js BOOTSTRAP produce|delete TOPIC\n' +
+        '       node check.js BOOTSTRAP consume TOPIC GROUP\n'
+    )
     process.exit(2)
   }
   setTimeout(() => {
-    process.stdout.write(`FAIL kafkajs: watchdog: still running after ${WATCHDOG_MS} ms\n`)
+    process.stdout.write(`FAIL kafkajs: watchdog: still running after ${WATCHDOG_MS} ms (${step})\n`)
     process.exit(3)
   }, WATCHDOG_MS)
   const started = Date.now()
   try {
-    await modes[mode](client(bootstrap), topic)
+    await modes[mode][0](client(bootstrap), topic, ...rest)
   } catch (e) {
     const detail = e instanceof Failure ? e.message : `${step}: unexpected ${e.stack || e}`
     process.stdout.write(`FAIL kafkajs ${kafkajsVersion} ${mode}: ${detail}\n`)

@@ -26,7 +26,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
-use crate::client::Client;
+use crate::connection::Client;
 
 /// Deadline of every request the tools send.
 const TIMEOUT: Duration = Duration::from_secs(30);

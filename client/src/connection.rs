@@ -1,0 +1,155 @@
+//! One TCP connection to a broker: request framing (size, header, body),
+//! correlation ids, and decoding answers.
+//!
+//! Owns: [`Client`], one request at a time with a deadline (admin
+//! commands), and its two halves after [`Client::split`]: a
+//! [`RequestWriter`] and a [`ResponseReader`] used from two threads, so a
+//! load generator keeps several requests in flight on one connection (Kafka
+//! answers a connection's requests in order).
+//!
+//! Invariants: every read and write has the timeout given at connect; a
+//! response that does not decode, or is larger than the limit, is an error,
+//! never a panic. Buffers are reused from request to request.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context as _};
+use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+
+/// Largest response accepted (Kafka's default socket.request.max.bytes).
+const RESPONSE_MAX_BYTES: usize = 100 * 1024 * 1024;
+
+/// One connection to a broker, one request at a time.
+pub struct Client {
+    writer: RequestWriter,
+    reader: ResponseReader,
+}
+
+/// The sending half of a connection.
+pub struct RequestWriter {
+    stream: TcpStream,
+    correlation_id: i32,
+    client_id: StrBytes,
+    frame: BytesMut,
+}
+
+/// The receiving half of a connection.
+pub struct ResponseReader {
+    stream: TcpStream,
+}
+
+impl Client {
+    /// Connects to `addr` (HOST:PORT); reads and writes time out after
+    /// `timeout`.
+    pub fn connect(addr: &str, timeout: Duration) -> anyhow::Result<Client> {
+        let target = addr
+            .to_socket_addrs()
+            .with_context(|| format!("resolving {addr}"))?
+            .next()
+            .ok_or_else(|| anyhow!("{addr} resolves to no address"))?;
+        let stream = TcpStream::connect_timeout(&target, timeout)
+            .with_context(|| format!("connecting to {addr}"))?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        stream.set_nodelay(true)?;
+        let reader = ResponseReader {
+            stream: stream.try_clone()?,
+        };
+        Ok(Client {
+            writer: RequestWriter {
+                stream,
+                correlation_id: 0,
+                client_id: StrBytes::from_static_str("sluice"),
+                frame: BytesMut::with_capacity(64 * 1024),
+            },
+            reader,
+        })
+    }
+
+    /// Sends `request` at `version` and returns its response.
+    pub fn send<R: Request>(&mut self, request: &R, version: i16) -> anyhow::Result<R::Response> {
+        let id = self.writer.send(request, version)?;
+        let (got, response) = self.reader.read::<R::Response>(version)?;
+        if got != id {
+            bail!("response to request {got} while waiting for {id}");
+        }
+        Ok(response)
+    }
+
+    /// The two halves, for a writer thread and a reader thread.
+    pub fn split(self) -> (RequestWriter, ResponseReader) {
+        (self.writer, self.reader)
+    }
+}
+
+impl RequestWriter {
+    /// Sends `request` at `version`; returns its correlation id.
+    pub fn send<R: Request>(&mut self, request: &R, version: i16) -> anyhow::Result<i32> {
+        self.correlation_id = self.correlation_id.wrapping_add(1);
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation_id)
+            .with_client_id(Some(self.client_id.clone()));
+        self.frame.clear();
+        self.frame.extend_from_slice(&[0; 4]);
+        header
+            .encode(&mut self.frame, R::header_version(version))
+            .map_err(|e| anyhow!("encoding a request header: {e}"))?;
+        request
+            .encode(&mut self.frame, version)
+            .map_err(|e| anyhow!("encoding api {} v{version}: {e}", R::KEY))?;
+        let size = (self.frame.len() - 4) as i32;
+        self.frame[..4].copy_from_slice(&size.to_be_bytes());
+        self.stream
+            .write_all(&self.frame)
+            .context("sending a request")?;
+        Ok(self.correlation_id)
+    }
+}
+
+impl ResponseReader {
+    /// Reads the next response frame: its correlation id and body bytes.
+    pub fn read_frame<Resp: HeaderVersion>(
+        &mut self,
+        version: i16,
+    ) -> anyhow::Result<(i32, Bytes)> {
+        let mut size = [0u8; 4];
+        self.stream
+            .read_exact(&mut size)
+            .context("reading a response")?;
+        let size = i32::from_be_bytes(size);
+        if size < 4 || size as usize > RESPONSE_MAX_BYTES {
+            bail!("response of {size} bytes");
+        }
+        let mut buf = BytesMut::zeroed(size as usize);
+        self.stream
+            .read_exact(&mut buf)
+            .context("reading a response")?;
+        let mut buf = buf.freeze();
+        let header = ResponseHeader::decode(&mut buf, Resp::header_version(version))
+            .map_err(|e| anyhow!("decoding a response header: {e}"))?;
+        Ok((header.correlation_id, buf))
+    }
+
+    /// Reads and decodes the next response.
+    pub fn read<Resp: Decodable + HeaderVersion>(
+        &mut self,
+        version: i16,
+    ) -> anyhow::Result<(i32, Resp)> {
+        let (id, mut body) = self.read_frame::<Resp>(version)?;
+        let response =
+            Resp::decode(&mut body, version).map_err(|e| anyhow!("decoding a response: {e}"))?;
+        if body.has_remaining() {
+            tracing::debug!(
+                bytes = body.remaining(),
+                "response had bytes after its body"
+            );
+        }
+        Ok((id, response))
+    }
+}
