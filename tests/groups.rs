@@ -178,3 +178,41 @@ for p in range(4):
     let out = run_python(&broker, READ_COMMITTED, &[&t, &g]);
     assert_eq!(out, ["committed [-1001, -1001, -1001, -1001]"]);
 }
+
+#[test]
+fn deleting_a_topic_deletes_its_committed_offsets() {
+    let broker = Broker::start();
+    let (t, g) = (topic("deleted"), topic("group"));
+    run_python(&broker, COMMIT_ROUNDS, &[&t, &g, "3"]);
+    let out = run_python(
+        &broker,
+        r#"
+import time
+from confluent_kafka import ConsumerGroupTopicPartitions
+from confluent_kafka.admin import AdminClient, NewTopic
+topic, group = ARGS[0], ARGS[1]
+admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+def committed():
+    r = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result(30)
+    return sorted((tp.topic == topic, tp.partition, tp.offset) for tp in r.topic_partitions)
+print("before", committed())
+admin.delete_topics([topic], request_timeout=30)[topic].result(30)
+deadline = Deadline(30, "the offsets of a deleted topic to go")
+while committed():
+    deadline.check()
+    time.sleep(0.05)
+print("after delete", committed())
+admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])[topic].result(30)
+print("after re-create", committed())
+"#,
+        &[&t, &g],
+    );
+    assert_eq!(
+        out,
+        [
+            "before [(True, 0, 20), (True, 1, 21), (True, 2, 22), (True, 3, 23)]",
+            "after delete []",
+            "after re-create []",
+        ]
+    );
+}

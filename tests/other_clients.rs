@@ -7,13 +7,18 @@
 //! - Go: franz-go's kgo and kadm (tests/clients/go, go.mod/go.sum);
 //! - JavaScript: kafkajs (tests/clients/js, package-lock.json).
 //!
-//! Each test first brings its client up to date (mvn, go build, npm ci:
-//! the first run fetches the dependencies, later ones are fast and
-//! offline), then starts its own broker and runs the program against it
-//! with a deadline. A program prints one `ok ...` line per checked step and
-//! ends with `PASS ...` (exit 0) or `FAIL ...` with what it expected and
-//! what it got. A missing toolchain fails the test with a message naming
-//! it; nothing is skipped.
+//! Each client has two tests: one for admin, produce and consume by
+//! assignment, one for consumer groups (subscribe, commit, resume from the
+//! commits, members sharing the partitions, and the group admin calls).
+//! The first test of a client to run brings it up to date (mvn, go build,
+//! npm ci: the first run fetches the dependencies, later ones are fast and
+//! offline), once for both; each test then starts its own broker and runs
+//! the program against it with a deadline. The brokers keep Kafka's
+//! initial rebalance delay (3 s): the group tests start two members of a
+//! new group together and expect both in its first generation. A program
+//! prints one `ok ...` line per checked step and ends with `PASS ...`
+//! (exit 0) or `FAIL ...` with what it expected and what it got. A missing
+//! toolchain fails the test with a message naming it; nothing is skipped.
 //!
 //! `SLUICE_CLIENT_LOG=debug cargo test --test other_clients` turns on the
 //! clients' own debug logs (they go to stderr, shown on failure).
@@ -22,6 +27,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Once;
 use std::time::Duration;
 
 use common::{fetch_all, kcat, message, run, topic, Broker, CmdOutput};
@@ -90,88 +96,148 @@ fn assert_passed(out: &CmdOutput) -> Vec<String> {
     stdout.lines().map(str::to_owned).collect()
 }
 
-#[test]
-fn java_kafka_clients_admin_idempotent_produce_and_assigned_consume() {
+/// tests/clients/java with kafka-clients and its runtime dependencies
+/// (slf4j, lz4, snappy, zstd) copied to target/dependency: once per run of
+/// these tests, offline and quick once they are fetched.
+fn java_client() -> PathBuf {
     require_tool("java", &["-version"], "the Java client test");
     require_tool("mvn", &["-v"], "fetching the Java client's jars");
     let dir = client_dir("java");
-    // Copies kafka-clients and its runtime dependencies (slf4j, lz4, snappy,
-    // zstd) to target/dependency; offline and quick once they are fetched.
-    setup(
-        &dir,
-        "mvn",
-        &["-q", "-B", "-ntp", "dependency:copy-dependencies"],
-    );
+    static SETUP: Once = Once::new();
+    SETUP.call_once(|| {
+        setup(
+            &dir,
+            "mvn",
+            &["-q", "-B", "-ntp", "dependency:copy-dependencies"],
+        )
+    });
+    dir
+}
 
-    let broker = Broker::start();
-    let t = topic("java");
+/// Runs SluiceClientCheck.java against `broker` with `args` (mode, topic,
+/// ...).
+fn java_check(dir: &Path, broker: &Broker, args: &[&str]) -> CmdOutput {
     let classpath = format!("{}/*", dir.join("target/dependency").display());
-    let out = run(
+    run(
         Command::new("java")
             .arg("-cp")
             .arg(classpath)
             .arg(dir.join("SluiceClientCheck.java"))
             .arg(broker.bootstrap())
-            .arg("roundtrip")
-            .arg(&t),
+            .args(args),
         b"",
         PROGRAM_TIMEOUT,
-    );
-    assert_passed(&out);
+    )
+}
+
+/// tests/clients/go built to target/clientcheck, once per run of these
+/// tests; module downloads (first run only) are checked against go.sum.
+fn go_client() -> PathBuf {
+    require_tool("go", &["version"], "the franz-go client test");
+    let dir = client_dir("go");
+    static SETUP: Once = Once::new();
+    SETUP.call_once(|| {
+        setup(
+            &dir,
+            "go",
+            &["build", "-mod=readonly", "-o", "target/clientcheck", "."],
+        )
+    });
+    dir
+}
+
+/// Runs the franz-go program against `broker` with `args` (mode, topic,
+/// ...).
+fn go_check(dir: &Path, broker: &Broker, args: &[&str]) -> CmdOutput {
+    run(
+        Command::new(dir.join("target/clientcheck"))
+            .arg(broker.bootstrap())
+            .args(args),
+        b"",
+        PROGRAM_TIMEOUT,
+    )
+}
+
+/// tests/clients/js with exactly what package-lock.json pins installed
+/// into node_modules, once per run of these tests (`npm ci` empties
+/// node_modules first: a second install while a test runs kafkajs would
+/// pull it away).
+fn kafkajs_client() -> PathBuf {
+    require_tool("node", &["--version"], "the kafkajs client test");
+    require_tool("npm", &["--version"], "installing kafkajs");
+    let dir = client_dir("js");
+    static SETUP: Once = Once::new();
+    SETUP.call_once(|| setup(&dir, "npm", &["ci", "--no-audit", "--no-fund"]));
+    dir
+}
+
+/// Runs check.js against `broker` with `args` (mode, topic, ...).
+fn kafkajs_check(dir: &Path, broker: &Broker, args: &[&str]) -> CmdOutput {
+    run(
+        Command::new("node")
+            .arg(dir.join("check.js"))
+            .arg(broker.bootstrap())
+            .args(args),
+        b"",
+        PROGRAM_TIMEOUT,
+    )
+}
+
+#[test]
+fn java_kafka_clients_admin_idempotent_produce_and_assigned_consume() {
+    let dir = java_client();
+    let broker = Broker::start();
+    let t = topic("java");
+    assert_passed(&java_check(&dir, &broker, &["roundtrip", &t]));
+}
+
+/// KafkaConsumers in consumer groups (SluiceClientCheck.java `group`): one
+/// reads every record, commits and closes; a new member of the group
+/// resumes at the commits and polls nothing; two members of a new group
+/// split the partitions and read every record once between them; Admin
+/// describes and lists the groups and their committed offsets.
+#[test]
+fn java_kafka_clients_consumer_groups_commit_resume_and_share() {
+    let dir = java_client();
+    let broker = Broker::start();
+    let (t, g) = (topic("java-groups"), topic("java-group"));
+    assert_passed(&java_check(&dir, &broker, &["group", &t, &g]));
 }
 
 #[test]
 fn go_franz_go_admin_idempotent_produce_and_assigned_consume() {
-    require_tool("go", &["version"], "the franz-go client test");
-    let dir = client_dir("go");
-    // Module downloads (first run only) are checked against go.sum.
-    setup(
-        &dir,
-        "go",
-        &["build", "-mod=readonly", "-o", "target/clientcheck", "."],
-    );
-
+    let dir = go_client();
     let broker = Broker::start();
     let t = topic("franz-go");
-    let out = run(
-        Command::new(dir.join("target/clientcheck"))
-            .arg(broker.bootstrap())
-            .arg("roundtrip")
-            .arg(&t),
-        b"",
-        PROGRAM_TIMEOUT,
-    );
-    assert_passed(&out);
+    assert_passed(&go_check(&dir, &broker, &["roundtrip", &t]));
+}
+
+/// kgo clients in consumer groups (the program's `group` mode, franz-go's
+/// cooperative-sticky balancer): one reads every record, commits and
+/// closes; a new member of the group resumes at the commits and polls
+/// nothing; two members of a new group split the partitions and read every
+/// record once between them; kadm describes and lists the groups and
+/// fetches their committed offsets.
+#[test]
+fn go_franz_go_consumer_groups_commit_resume_and_share() {
+    let dir = go_client();
+    let broker = Broker::start();
+    let (t, g) = (topic("franz-go-groups"), topic("franz-go-group"));
+    assert_passed(&go_check(&dir, &broker, &["group", &t, &g]));
 }
 
 /// kafkajs produces (default and idempotent producers) and checks acks
-/// and offsets; it cannot read back without a consumer group (its
-/// consumer requires a groupId and the broker has no group coordinator),
-/// so kcat reads every partition by assignment and the test compares each
-/// record with the partition layout kafkajs reported, and the stored
-/// batches show the idempotent producer's id and sequences.
+/// and offsets; kcat reads every partition back by assignment (kafkajs
+/// has no group-less consumer) and the test compares each record with the
+/// partition layout kafkajs reported, and the stored batches show the
+/// idempotent producer's id and sequences.
 #[test]
 fn kafkajs_admin_and_produce_read_back_with_kcat() {
-    require_tool("node", &["--version"], "the kafkajs client test");
-    require_tool("npm", &["--version"], "installing kafkajs");
     require_tool("kcat", &["-V"], "reading back what kafkajs produced");
-    let dir = client_dir("js");
-    // Installs exactly what package-lock.json pins into node_modules.
-    setup(&dir, "npm", &["ci", "--no-audit", "--no-fund"]);
-
+    let dir = kafkajs_client();
     let broker = Broker::start();
     let t = topic("kafkajs");
-    let node = |mode: &str| {
-        run(
-            Command::new("node")
-                .arg(dir.join("check.js"))
-                .arg(broker.bootstrap())
-                .arg(mode)
-                .arg(&t),
-            b"",
-            PROGRAM_TIMEOUT,
-        )
-    };
+    let node = |mode: &str| kafkajs_check(&dir, &broker, &[mode, &t]);
     let lines = assert_passed(&node("produce"));
 
     // "layout P: I0,I1,...": the record indices at offsets 0, 1, ... of P.
@@ -290,4 +356,19 @@ fn kafkajs_admin_and_produce_read_back_with_kcat() {
     }
 
     assert_passed(&node("delete"));
+}
+
+/// kafkajs consumers in consumer groups (check.js `consume`, after
+/// `produce`): one reads every record, commits and disconnects; a new
+/// member of the group resumes at the commits and gets nothing; two
+/// members of a new group split the partitions and read every record once
+/// between them, auto-committing; admin describes and lists the groups and
+/// fetches their committed offsets.
+#[test]
+fn kafkajs_consumer_groups_commit_resume_and_share() {
+    let dir = kafkajs_client();
+    let broker = Broker::start();
+    let (t, g) = (topic("kafkajs-groups"), topic("kafkajs-group"));
+    assert_passed(&kafkajs_check(&dir, &broker, &["produce", &t]));
+    assert_passed(&kafkajs_check(&dir, &broker, &["consume", &t, &g]));
 }

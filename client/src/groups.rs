@@ -161,11 +161,11 @@ fn list_offsets(
     let mut out = BTreeMap::new();
     for t in response.topics {
         for p in t.partitions {
-            check(
-                p.error_code,
-                &format!("listing offsets of {}-{}", t.name.0, p.partition_index),
-            )?;
-            out.insert((t.name.0.to_string(), p.partition_index), p.offset);
+            // A partition that does not exist (any more) is left out; the
+            // caller shows "-" or refuses, as it needs.
+            if p.error_code == 0 {
+                out.insert((t.name.0.to_string(), p.partition_index), p.offset);
+            }
         }
     }
     Ok(out)
@@ -332,6 +332,12 @@ pub fn reset_offsets(
     let partitions = partitions_of(&mut broker, &topics)?;
     let earliest = list_offsets(&mut broker, &partitions, -2)?;
     let latest = list_offsets(&mut broker, &partitions, -1)?;
+    if let Some((t, p)) = partitions
+        .iter()
+        .find(|k| !earliest.contains_key(*k) || !latest.contains_key(*k))
+    {
+        bail!("the offsets of {t}-{p} are not available");
+    }
     let planned: BTreeMap<(String, i32), i64> = match target {
         ResetTarget::Earliest => earliest,
         ResetTarget::Latest => latest,

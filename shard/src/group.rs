@@ -164,6 +164,7 @@ impl GroupHome {
                 member_id,
                 instance_id,
                 generation,
+                unknown_group_error,
                 offsets,
             } => {
                 let check = self.coordinator.borrow_mut().check_commit(
@@ -172,6 +173,7 @@ impl GroupHome {
                     instance_id.as_deref(),
                     generation,
                     now,
+                    unknown_group_error,
                 );
                 if check != ErrorCode::None {
                     return GroupResponse::Commit(vec![check; offsets.len()]);
@@ -352,6 +354,34 @@ impl GroupHome {
                     );
                     home.deliver(replies);
                     home.write_group_changes();
+                }
+            })
+            .detach();
+        }
+    }
+
+    /// Deletes every committed offset of `topic` (it was deleted), in the
+    /// background.
+    pub fn topic_deleted(self: &Rc<Self>, topic: &str) {
+        let count = self.partition_count.get();
+        let logs: Vec<(PartitionId, Rc<OffsetsLog>)> = self
+            .logs
+            .borrow()
+            .iter()
+            .map(|(p, l)| (*p, l.clone()))
+            .collect();
+        for (partition, log) in logs {
+            let tombstones = self
+                .coordinator
+                .borrow()
+                .topic_offsets_tombstones(topic, |g| coordinator_partition(g, count) == partition);
+            if tombstones.is_empty() {
+                continue;
+            }
+            let topic = topic.to_owned();
+            glommio::spawn_local(async move {
+                if let Err(e) = log.write(tombstones.clone(), tombstones).await {
+                    tracing::warn!(topic, partition, error = %e, "deleting a deleted topic's offsets failed");
                 }
             })
             .detach();

@@ -97,6 +97,8 @@ pub enum GroupRequest {
         member_id: String,
         instance_id: Option<String>,
         generation: i32,
+        /// What a member's commit to an unknown group gets (by version).
+        unknown_group_error: ErrorCode,
         /// (topic, partition, offset); an error already decided by the
         /// handler (unknown topic, metadata too large) rides along.
         offsets: Vec<(String, PartitionId, CommittedOffset, ErrorCode)>,

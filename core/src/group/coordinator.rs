@@ -213,6 +213,9 @@ impl GroupCoordinator {
     }
 
     /// OffsetCommit's membership checks, before anything is written.
+    /// `unknown_group_error` is what a member's commit to a group that does
+    /// not exist gets (ILLEGAL_GENERATION up to v8, GROUP_ID_NOT_FOUND from
+    /// v9, as Kafka).
     pub fn check_commit(
         &mut self,
         group_id: &str,
@@ -220,6 +223,7 @@ impl GroupCoordinator {
         instance_id: Option<&str>,
         generation: i32,
         now_ms: i64,
+        unknown_group_error: ErrorCode,
     ) -> ErrorCode {
         if group_id.is_empty() {
             return ErrorCode::InvalidGroupId;
@@ -230,7 +234,7 @@ impl GroupCoordinator {
             // (no membership); a generation means a member of a group we
             // do not know: a stale one.
             None if generation < 0 => ErrorCode::None,
-            None => ErrorCode::IllegalGeneration,
+            None => unknown_group_error,
         }
     }
 
@@ -417,6 +421,29 @@ impl GroupCoordinator {
                     group: id.clone(),
                     value: None,
                 });
+            }
+        }
+        out
+    }
+
+    /// Tombstones for every offset committed for `topic`, in the groups
+    /// `keep` selects (the topic was deleted: as Kafka, its offsets go).
+    pub fn topic_offsets_tombstones(
+        &self,
+        topic: &str,
+        mut keep: impl FnMut(&str) -> bool,
+    ) -> Vec<OffsetsRecord> {
+        let mut out = Vec::new();
+        for (id, g) in self.groups.iter().filter(|(id, _)| keep(id)) {
+            for (t, partition) in g.offsets.keys() {
+                if t == topic {
+                    out.push(OffsetsRecord::Offset {
+                        group: id.clone(),
+                        topic: t.clone(),
+                        partition: *partition,
+                        value: None,
+                    });
+                }
             }
         }
         out

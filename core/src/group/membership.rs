@@ -375,9 +375,12 @@ impl Group {
                 let skip = was_leader && req.supports_skip_assignment;
                 let mut response = self.join_response(&new_id, skip);
                 if was_leader && !skip {
-                    // An old client cannot skip the assignment: it assigns
-                    // again, and SyncGroup in Stable answers the kept one.
-                    response.members = self.joined_members();
+                    // Before KIP-814 the new incarnation is not told it
+                    // leads (Kafka names the old member id): it would assign
+                    // again. It follows; SyncGroup answers the kept
+                    // assignment.
+                    response.leader = old_id.to_owned();
+                    response.members = Vec::new();
                 }
                 out.push(Reply::Join(token, response));
             }

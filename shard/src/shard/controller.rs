@@ -195,6 +195,7 @@ impl Shard {
                 }
                 let topic_dir = self.config.data_dir.join(name);
                 let _ = std::fs::remove_dir(&topic_dir);
+                self.groups.topic_deleted(name);
             }
             MetadataCommand::AllocateProducerIds { .. } => {}
         }

@@ -2,6 +2,7 @@
 // with the client's defaults (franz-go produces idempotently, acks=all).
 //
 //	go build -o target/clientcheck . && target/clientcheck BOOTSTRAP roundtrip [TOPIC]
+//	target/clientcheck BOOTSTRAP group [TOPIC [GROUP]]
 //
 // roundtrip: kadm creates a topic with 3 partitions and lists it; kgo
 // produces 1000 keyed records over the partitions and waits for every ack;
@@ -9,6 +10,32 @@
 // the start, no group) reads them all back, checking content, offsets,
 // per-partition order and the idempotent producer id; kadm deletes the
 // topic, and Metadata no longer names it.
+//
+// group: kadm creates a topic with 3 partitions and kgo produces the same
+// 1000 records; then kgo clients consume in consumer groups
+// (kgo.ConsumerGroup, ConsumeTopics, reset to the start, auto-commit off,
+// franz-go's default cooperative-sticky balancer):
+//  1. one client in GROUP polls every record exactly once (checked as in
+//     roundtrip), assigned all 3 partitions;
+//     CommitUncommittedOffsets; kadm FetchOffsets answers the end offsets;
+//     kadm DescribeGroups shows GROUP Stable with it as the only member
+//     (protocol type consumer, assigned all 3 partitions); it closes
+//     (LeaveGroup), and DescribeGroups shows GROUP Empty, ListGroups names
+//     it, FetchOffsets still answers the end offsets;
+//  2. a new client in GROUP is assigned all 3 partitions, its committed
+//     offsets (fetched when it joined) are the end offsets, and it polls no
+//     record for 3 s; after it closes the commits are unchanged;
+//  3. two clients in GROUP-2 each get a non-empty share of the partitions,
+//     each partition goes to exactly one of them, and together they poll
+//     every record exactly once (each partition's records from the member
+//     assigned it); DescribeGroups shows 2 members; each commits and
+//     closes, and FetchOffsets for GROUP-2 answers the end offsets.
+//
+// Both GROUP-2 members' first joins must land in one generation, which the
+// broker's initial rebalance delay (group.initial.rebalance.delay.ms,
+// Kafka's default 3 s) gives; with no delay the first could start alone
+// and hand partitions over in a rebalance, and step 3 would report that.
+// GROUP defaults to TOPIC-group.
 //
 // Prints one "ok ..." line per step, then "PASS ..." and exits 0, or
 // "FAIL ..." with what was expected and what came, and exits 1 (2 on bad
@@ -25,7 +52,9 @@ import (
 	"os"
 	"runtime/debug"
 	"slices"
+	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -38,8 +67,10 @@ const (
 	records    = 1000
 	// Bound on each step that talks to the broker.
 	stepTimeout = 30 * time.Second
-	// Bound on reading everything back.
+	// Bound on reading everything back, or on joining a group.
 	consumeTimeout = 60 * time.Second
+	// How long a resumed group member must poll without a record.
+	quiet = 3 * time.Second
 	// The whole run; past it the process exits with status 3.
 	watchdog = 150 * time.Second
 )
@@ -96,17 +127,28 @@ func clientVersion() string {
 }
 
 func main() {
-	if len(os.Args) < 3 || len(os.Args) > 4 {
-		fmt.Fprintln(os.Stderr, "usage: clientcheck BOOTSTRAP roundtrip [TOPIC]")
+	if len(os.Args) < 3 || len(os.Args) > 5 || (len(os.Args) == 5 && os.Args[2] != "group") {
+		fmt.Fprintln(os.Stderr, "usage: clientcheck BOOTSTRAP roundtrip [TOPIC]\n"+
+			"       clientcheck BOOTSTRAP group [TOPIC [GROUP]]")
 		os.Exit(2)
 	}
 	bootstrap, mode := os.Args[1], os.Args[2]
 	topic := fmt.Sprintf("go-check-%d", os.Getpid())
-	if len(os.Args) == 4 {
+	if len(os.Args) >= 4 {
 		topic = os.Args[3]
 	}
-	if mode != "roundtrip" {
-		fmt.Fprintf(os.Stderr, "unknown mode %s (expected roundtrip)\n", mode)
+	group := topic + "-group"
+	if len(os.Args) == 5 {
+		group = os.Args[4]
+	}
+	var run func() error
+	switch mode {
+	case "roundtrip":
+		run = func() error { return roundtrip(bootstrap, topic) }
+	case "group":
+		run = func() error { return groupMode(bootstrap, topic, group) }
+	default:
+		fmt.Fprintf(os.Stderr, "unknown mode %s (expected roundtrip or group)\n", mode)
 		os.Exit(2)
 	}
 	time.AfterFunc(watchdog, func() {
@@ -115,7 +157,7 @@ func main() {
 	})
 
 	start := time.Now()
-	if err := roundtrip(bootstrap, topic); err != nil {
+	if err := run(); err != nil {
 		var f failure
 		if errors.As(err, &f) {
 			fmt.Printf("FAIL go franz-go %s %s: %s\n", clientVersion(), mode, f.msg)
@@ -134,8 +176,9 @@ type sent struct {
 	offset    int64
 }
 
-func roundtrip(bootstrap, topic string) error {
-	cl, err := kgo.NewClient(
+// producerClient is the client that administers and produces.
+func producerClient(bootstrap string) (*kgo.Client, error) {
+	return kgo.NewClient(
 		kgo.SeedBrokers(bootstrap),
 		kgo.ClientID("sluice-go-check"),
 		kgo.WithLogger(logger()),
@@ -143,25 +186,37 @@ func roundtrip(bootstrap, topic string) error {
 		kgo.ProduceRequestTimeout(stepTimeout),
 		kgo.RecordDeliveryTimeout(60*time.Second),
 	)
+}
+
+// createTopic creates topic with the partitions and checks the answer.
+func createTopic(adm *kadm.Client, topic string) (kadm.TopicID, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
+	defer cancel()
+	created, err := adm.CreateTopic(ctx, partitions, 1, nil, topic)
+	if err != nil {
+		return created.ID, failf("CreateTopics %s: %v (%s)", topic, err, created.ErrMessage)
+	}
+	if created.NumPartitions != partitions || created.ReplicationFactor != 1 {
+		return created.ID, failf("CreateTopics %s answered %d partitions, replication factor %d; expected %d, 1",
+			topic, created.NumPartitions, created.ReplicationFactor, partitions)
+	}
+	ok("CreateTopics %s with %d partitions, topic id %s", topic, partitions, created.ID)
+	return created.ID, nil
+}
+
+func roundtrip(bootstrap, topic string) error {
+	cl, err := producerClient(bootstrap)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 
-	ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
-	defer cancel()
-	created, err := adm.CreateTopic(ctx, partitions, 1, nil, topic)
+	id, err := createTopic(adm, topic)
 	if err != nil {
-		return failf("CreateTopics %s: %v (%s)", topic, err, created.ErrMessage)
+		return err
 	}
-	if created.NumPartitions != partitions || created.ReplicationFactor != 1 {
-		return failf("CreateTopics %s answered %d partitions, replication factor %d; expected %d, 1",
-			topic, created.NumPartitions, created.ReplicationFactor, partitions)
-	}
-	ok("CreateTopics %s with %d partitions, topic id %s", topic, partitions, created.ID)
-
-	if err := checkListed(adm, topic, created.ID); err != nil {
+	if err := checkListed(adm, topic, id); err != nil {
 		return err
 	}
 
@@ -173,7 +228,7 @@ func roundtrip(bootstrap, topic string) error {
 		return err
 	}
 
-	ctx, cancel = context.WithTimeout(context.Background(), stepTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
 	defer cancel()
 	deleted, err := adm.DeleteTopic(ctx, topic)
 	if err != nil {
@@ -300,11 +355,46 @@ func produce(cl *kgo.Client, topic string) ([]sent, int64, error) {
 	return acked, producerID, nil
 }
 
-func consume(bootstrap string, adm *kadm.Client, topic string, acked []sent, producerID int64) error {
+// checkNext checks that r is the next record of its partition: got counts
+// the records already received per partition, expected holds each
+// partition's produced records in offset order. Counts r in got.
+func checkNext(r *kgo.Record, expected map[int32][]sent, got map[int32]int, producerID int64, who string) error {
+	p := r.Partition
+	n := got[p]
+	want := expected[p]
+	if n >= len(want) {
+		return failf("%spartition %d: record beyond the %d produced, at offset %d", who, p, len(want), r.Offset)
+	}
+	s := want[n]
+	got[p] = n + 1
+	switch {
+	case r.Offset != s.offset:
+		return failf("%spartition %d: record %d at offset %d, expected offset %d", who, p, n, r.Offset, s.offset)
+	case !bytes.Equal(r.Key, key(s.index)):
+		return failf("%spartition %d offset %d: key %s, expected %s", who, p, r.Offset, show(r.Key), show(key(s.index)))
+	case !bytes.Equal(r.Value, value(s.index)):
+		return failf("%spartition %d offset %d: value %s, expected %s", who, p, r.Offset, show(r.Value), show(value(s.index)))
+	case len(r.Headers) != 0:
+		return failf("%spartition %d offset %d: unexpected headers %v", who, p, r.Offset, r.Headers)
+	case r.ProducerID != producerID:
+		return failf("%spartition %d offset %d: producer id %d, the producer's was %d", who, p, r.Offset, r.ProducerID, producerID)
+	case r.Timestamp.IsZero() || r.Timestamp.UnixMilli() <= 0:
+		return failf("%spartition %d offset %d: timestamp %v", who, p, r.Offset, r.Timestamp)
+	}
+	return nil
+}
+
+// byPartition is each partition's produced records, in offset order.
+func byPartition(acked []sent) map[int32][]sent {
 	expected := map[int32][]sent{}
 	for _, s := range acked {
 		expected[s.partition] = append(expected[s.partition], s)
 	}
+	return expected
+}
+
+func consume(bootstrap string, adm *kadm.Client, topic string, acked []sent, producerID int64) error {
+	expected := byPartition(acked)
 
 	ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
 	defer cancel()
@@ -370,29 +460,7 @@ func consume(bootstrap string, adm *kadm.Client, topic string, acked []sent, pro
 			if recErr != nil {
 				return
 			}
-			p := r.Partition
-			n := got[p]
-			want := expected[p]
-			if n >= len(want) {
-				recErr = failf("partition %d: record beyond the %d produced, at offset %d", p, len(want), r.Offset)
-				return
-			}
-			s := want[n]
-			switch {
-			case r.Offset != s.offset:
-				recErr = failf("partition %d: record %d at offset %d, expected offset %d", p, n, r.Offset, s.offset)
-			case !bytes.Equal(r.Key, key(s.index)):
-				recErr = failf("partition %d offset %d: key %s, expected %s", p, r.Offset, show(r.Key), show(key(s.index)))
-			case !bytes.Equal(r.Value, value(s.index)):
-				recErr = failf("partition %d offset %d: value %s, expected %s", p, r.Offset, show(r.Value), show(value(s.index)))
-			case len(r.Headers) != 0:
-				recErr = failf("partition %d offset %d: unexpected headers %v", p, r.Offset, r.Headers)
-			case r.ProducerID != producerID:
-				recErr = failf("partition %d offset %d: producer id %d, the producer's was %d", p, r.Offset, r.ProducerID, producerID)
-			case r.Timestamp.IsZero() || r.Timestamp.UnixMilli() <= 0:
-				recErr = failf("partition %d offset %d: timestamp %v", p, r.Offset, r.Timestamp)
-			}
-			got[p] = n + 1
+			recErr = checkNext(r, expected, got, producerID, "")
 			total++
 		})
 		if recErr != nil {
@@ -408,5 +476,444 @@ func consume(bootstrap string, adm *kadm.Client, topic string, acked []sent, pro
 	}
 	ok("consumed %d records (ConsumePartitions from the start), content, producer id and per-partition order exact %v",
 		records, got)
+	return nil
+}
+
+// member is a kgo client in a consumer group, subscribed to one topic,
+// with what the group assigned it.
+type member struct {
+	name  string
+	topic string
+	cl    *kgo.Client
+
+	mu sync.Mutex
+	// The partitions of topic it holds now.
+	current map[int32]bool
+	// Each assignment and revocation, in order, for messages.
+	events []string
+	// How many times it was given partitions.
+	assignments int
+}
+
+func newMember(bootstrap, group, name, topic string) (*member, error) {
+	m := &member{name: name, topic: topic, current: map[int32]bool{}}
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(bootstrap),
+		kgo.ClientID("sluice-go-check-"+strings.ReplaceAll(name, " ", "-")),
+		kgo.WithLogger(logger()),
+		kgo.RequestTimeoutOverhead(10*time.Second),
+		kgo.ConsumerGroup(group),
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.DisableAutoCommit(),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+			m.update("assigned", assigned[topic], true)
+		}),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+			m.update("revoked", revoked[topic], false)
+		}),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+			m.update("lost", lost[topic], false)
+		}),
+	)
+	if err != nil {
+		return nil, err
+	}
+	m.cl = cl
+	return m, nil
+}
+
+func (m *member) update(what string, ps []int32, add bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(ps) == 0 {
+		return
+	}
+	for _, p := range ps {
+		if add {
+			m.current[p] = true
+		} else {
+			delete(m.current, p)
+		}
+	}
+	if add {
+		m.assignments++
+	}
+	sorted := slices.Clone(ps)
+	slices.Sort(sorted)
+	m.events = append(m.events, fmt.Sprintf("%s %v", what, sorted))
+}
+
+// assigned is the partitions m holds, sorted.
+func (m *member) assigned() []int32 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ps []int32
+	for p := range m.current {
+		ps = append(ps, p)
+	}
+	slices.Sort(ps)
+	return ps
+}
+
+// timesAssigned is how many times m was given partitions.
+func (m *member) timesAssigned() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.assignments
+}
+
+// String describes m's group state, for messages.
+func (m *member) String() string {
+	id, generation := m.cl.GroupMetadata()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return fmt.Sprintf("%s (member %s, generation %d, %v)", m.name, id, generation, m.events)
+}
+
+// poll is one PollFetches bounded by wait; a fetch error fails.
+func (m *member) poll(wait time.Duration) (kgo.Fetches, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	fetches := m.cl.PollFetches(ctx)
+	var fetchErr error
+	fetches.EachError(func(t string, p int32, err error) {
+		if fetchErr == nil && !errors.Is(err, context.DeadlineExceeded) {
+			fetchErr = failf("%s: fetch %s/%d: %v (%v)", m.name, t, p, err, m)
+		}
+	})
+	return fetches, fetchErr
+}
+
+// pollAll polls members in turn until they have received every record
+// between them, checking each as the next of its partition (checkNext) and
+// that no partition's records come from two members; then polls each once
+// more, which must bring nothing. Returns the member that read each
+// partition.
+func pollAll(members []*member, expected map[int32][]sent, producerID int64, what string) (map[int32]*member, error) {
+	got := map[int32]int{}
+	reader := map[int32]*member{}
+	total := 0
+	deadline := time.Now().Add(consumeTimeout)
+	for total < records {
+		if time.Now().After(deadline) {
+			return nil, failf("%s: polled %d of %d records within %v (per partition %v; %v)",
+				what, total, records, consumeTimeout, got, members)
+		}
+		for _, m := range members {
+			fetches, err := m.poll(200 * time.Millisecond)
+			if err != nil {
+				return nil, err
+			}
+			var recErr error
+			fetches.EachRecord(func(r *kgo.Record) {
+				if recErr != nil {
+					return
+				}
+				who := fmt.Sprintf("%s: %s: ", what, m.name)
+				if previous, seen := reader[r.Partition]; seen && previous != m {
+					recErr = failf("%spartition %d offset %d, a partition %s read before", who, r.Partition, r.Offset, previous.name)
+					return
+				}
+				reader[r.Partition] = m
+				recErr = checkNext(r, expected, got, producerID, who)
+				total++
+			})
+			if recErr != nil {
+				return nil, recErr
+			}
+		}
+	}
+	for _, m := range members {
+		extra, err := m.poll(500 * time.Millisecond)
+		if err != nil {
+			return nil, err
+		}
+		if n := extra.NumRecords(); n != 0 {
+			return nil, failf("%s: %s polled %d records after the %d produced", what, m.name, n, records)
+		}
+	}
+	return reader, nil
+}
+
+// checkOffsets checks that kadm's FetchOffsets for group answers end for
+// every partition of topic (and nothing else).
+func checkOffsets(adm *kadm.Client, group, topic string, end map[int32]int64, what string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
+	defer cancel()
+	fetched, err := adm.FetchOffsets(ctx, group)
+	if err == nil {
+		err = fetched.Error()
+	}
+	if err != nil {
+		return failf("%s: FetchOffsets %s: %v", what, group, err)
+	}
+	got := map[int32]int64{}
+	for t, ps := range fetched {
+		for p, o := range ps {
+			if t != topic {
+				return failf("%s: FetchOffsets %s: a commit for %s/%d", what, group, t, p)
+			}
+			got[p] = o.At
+		}
+	}
+	if !mapsEqual(got, end) {
+		return failf("%s: FetchOffsets %s: %v, expected the end offsets %v", what, group, got, end)
+	}
+	return nil
+}
+
+func mapsEqual(a, b map[int32]int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// committedOf is m's committed offsets for its topic, as its client knows
+// them (from OffsetFetch when it joined, then from its own commits).
+func committedOf(m *member) map[int32]int64 {
+	got := map[int32]int64{}
+	for p, o := range m.cl.CommittedOffsets()[m.topic] {
+		got[p] = o.Offset
+	}
+	return got
+}
+
+// describeGroup describes group with kadm and checks it has no error and
+// protocol type consumer.
+func describeGroup(adm *kadm.Client, group string) (kadm.DescribedGroup, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
+	defer cancel()
+	described, err := adm.DescribeGroups(ctx, group)
+	if err != nil {
+		return kadm.DescribedGroup{}, failf("DescribeGroups %s: %v", group, err)
+	}
+	d, exists := described[group]
+	if !exists || d.Err != nil || d.ProtocolType != "consumer" {
+		return d, failf("DescribeGroups %s: %+v", group, described)
+	}
+	return d, nil
+}
+
+// assignedTo is what DescribeGroups says member d was assigned of topic.
+func assignedTo(d kadm.DescribedGroupMember, topic string) []int32 {
+	var ps []int32
+	if c, isConsumer := d.Assigned.AsConsumer(); isConsumer {
+		for _, t := range c.Topics {
+			if t.Topic == topic {
+				ps = append(ps, t.Partitions...)
+			}
+		}
+	}
+	slices.Sort(ps)
+	return ps
+}
+
+func groupMode(bootstrap, topic, group string) error {
+	cl, err := producerClient(bootstrap)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	if _, err := createTopic(adm, topic); err != nil {
+		return err
+	}
+	acked, producerID, err := produce(cl, topic)
+	if err != nil {
+		return err
+	}
+	expected := byPartition(acked)
+	end := map[int32]int64{}
+	var all []int32
+	for p := int32(0); p < partitions; p++ {
+		end[p] = int64(len(expected[p]))
+		all = append(all, p)
+	}
+	// Every client made here is closed on the way out (Close is idempotent).
+	var members []*member
+	defer func() {
+		for _, m := range members {
+			m.cl.Close()
+		}
+	}()
+	join := func(group, name string) (*member, error) {
+		m, err := newMember(bootstrap, group, name, topic)
+		if err == nil {
+			members = append(members, m)
+		}
+		return m, err
+	}
+
+	// 1. One member reads everything, commits, leaves.
+	first, err := join(group, "consumer 1")
+	if err != nil {
+		return err
+	}
+	what := "consumer 1 in " + group
+	if _, err := pollAll([]*member{first}, expected, producerID, what); err != nil {
+		return err
+	}
+	if !slices.Equal(first.assigned(), all) || first.timesAssigned() != 1 {
+		return failf("%s: expected all partitions %v, assigned once: %v", what, all, first)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
+	err = first.cl.CommitUncommittedOffsets(ctx)
+	cancel()
+	if err != nil {
+		return failf("%s: CommitUncommittedOffsets: %v (%v)", what, err, first)
+	}
+	if got := committedOf(first); !mapsEqual(got, end) {
+		return failf("%s: committed offsets %v after CommitUncommittedOffsets, expected the end offsets %v", what, got, end)
+	}
+	if err := checkOffsets(adm, group, topic, end, what); err != nil {
+		return err
+	}
+	ok("%s (ConsumeTopics from the start): all %d records exactly once, content, producer id and per-partition "+
+		"order exact, assigned partitions %v; CommitUncommittedOffsets, FetchOffsets = end offsets %v",
+		what, records, all, end)
+
+	d, err := describeGroup(adm, group)
+	if err != nil {
+		return err
+	}
+	memberID, _ := first.cl.GroupMetadata()
+	if d.State != "Stable" || len(d.Members) != 1 || d.Members[0].MemberID != memberID ||
+		d.Members[0].ClientID != "sluice-go-check-consumer-1" || !slices.Equal(assignedTo(d.Members[0], topic), all) {
+		return failf("DescribeGroups %s with consumer 1 in it: %+v (consumer 1: %v)", group, d, first)
+	}
+	ok("DescribeGroups %s: Stable, protocol %s, 1 member assigned partitions %v", group, d.Protocol, all)
+	first.cl.Close()
+	d, err = describeGroup(adm, group)
+	if err != nil {
+		return err
+	}
+	if d.State != "Empty" || len(d.Members) != 0 {
+		return failf("DescribeGroups %s after consumer 1 closed: %+v", group, d)
+	}
+	ok("DescribeGroups %s after consumer 1 closed: Empty, no members", group)
+	ctx, cancel = context.WithTimeout(context.Background(), stepTimeout)
+	listed, err := adm.ListGroups(ctx)
+	cancel()
+	if err != nil {
+		return failf("ListGroups: %v", err)
+	}
+	if l, exists := listed[group]; !exists || l.ProtocolType != "consumer" {
+		return failf("ListGroups: expected %s (protocol type consumer) in %+v", group, listed)
+	}
+	ok("ListGroups names %s", group)
+	if err := checkOffsets(adm, group, topic, end, "after consumer 1 closed"); err != nil {
+		return err
+	}
+	ok("FetchOffsets %s after consumer 1 closed: the end offsets %v", group, end)
+
+	// 2. A new member of the same group resumes at the commits.
+	second, err := join(group, "consumer 2")
+	if err != nil {
+		return err
+	}
+	what = "consumer 2 in " + group
+	polled := 0
+	deadline := time.Now().Add(consumeTimeout)
+	for !slices.Equal(second.assigned(), all) {
+		if time.Now().After(deadline) {
+			return failf("%s: not assigned all partitions within %v: %v", what, consumeTimeout, second)
+		}
+		fetches, err := second.poll(200 * time.Millisecond)
+		if err != nil {
+			return err
+		}
+		polled += fetches.NumRecords()
+	}
+	for quietEnd := time.Now().Add(quiet); time.Now().Before(quietEnd); {
+		fetches, err := second.poll(200 * time.Millisecond)
+		if err != nil {
+			return err
+		}
+		polled += fetches.NumRecords()
+	}
+	if polled != 0 || second.timesAssigned() != 1 {
+		return failf("%s: polled %d records, expected none at the committed end offsets (%v)", what, polled, second)
+	}
+	if got := committedOf(second); !mapsEqual(got, end) {
+		return failf("%s: committed offsets %v when it joined, expected the end offsets %v", what, got, end)
+	}
+	second.cl.Close()
+	if err := checkOffsets(adm, group, topic, end, "after consumer 2 closed"); err != nil {
+		return err
+	}
+	ok("%s resumed at the commits: assigned partitions %v, committed offsets %v, no record in %v; "+
+		"commits unchanged after it closed", what, all, end, quiet)
+
+	// 3. Two members of a new group share the partitions.
+	group2 := group + "-2"
+	a, err := join(group2, "member A")
+	if err != nil {
+		return err
+	}
+	b, err := join(group2, "member B")
+	if err != nil {
+		return err
+	}
+	pair := []*member{a, b}
+	reader, err := pollAll(pair, expected, producerID, group2)
+	if err != nil {
+		return err
+	}
+	sa, sb := a.assigned(), b.assigned()
+	_, genA := a.cl.GroupMetadata()
+	_, genB := b.cl.GroupMetadata()
+	if a.timesAssigned() != 1 || b.timesAssigned() != 1 || genA != genB {
+		return failf("%s: expected each member assigned once, in one generation: %v, %v", group2, a, b)
+	}
+	union := append(slices.Clone(sa), sb...)
+	sort.Slice(union, func(i, j int) bool { return union[i] < union[j] })
+	if len(sa) == 0 || len(sb) == 0 || !slices.Equal(union, all) {
+		return failf("%s: assignments do not split the partitions between the 2 members: %v, %v", group2, a, b)
+	}
+	for p, m := range reader {
+		if !slices.Contains(m.assigned(), p) {
+			return failf("%s: partition %d read by %s: %v, %v", group2, p, m.name, a, b)
+		}
+	}
+	d, err = describeGroup(adm, group2)
+	if err != nil {
+		return err
+	}
+	idA, _ := a.cl.GroupMetadata()
+	idB, _ := b.cl.GroupMetadata()
+	var ids []string
+	for _, dm := range d.Members {
+		ids = append(ids, dm.MemberID)
+	}
+	slices.Sort(ids)
+	want := []string{idA, idB}
+	slices.Sort(want)
+	if d.State != "Stable" || !slices.Equal(ids, want) {
+		return failf("DescribeGroups %s with both members in it: %+v (%v, %v)", group2, d, a, b)
+	}
+	ok("DescribeGroups %s: Stable, protocol %s, 2 members", group2, d.Protocol)
+	for _, m := range pair {
+		ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
+		err := m.cl.CommitUncommittedOffsets(ctx)
+		cancel()
+		if err != nil {
+			return failf("%s: %s: CommitUncommittedOffsets: %v (%v)", group2, m.name, err, m)
+		}
+	}
+	a.cl.Close()
+	b.cl.Close()
+	if err := checkOffsets(adm, group2, topic, end, "after both members closed"); err != nil {
+		return err
+	}
+	ok("%s: member A assigned %v, member B assigned %v, all %d records exactly once between them, content and "+
+		"per-partition order exact; both CommitUncommittedOffsets and Close; FetchOffsets = end offsets",
+		group2, sa, sb, records)
 	return nil
 }

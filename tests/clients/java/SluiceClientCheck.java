@@ -5,12 +5,38 @@
 // in this directory:
 //
 //   java -cp 'target/dependency/*' SluiceClientCheck.java BOOTSTRAP roundtrip [TOPIC]
+//   java -cp 'target/dependency/*' SluiceClientCheck.java BOOTSTRAP group [TOPIC [GROUP]]
 //
 // roundtrip: Admin createTopics (3 partitions), describeTopics, listTopics;
 // KafkaProducer sends 1000 keyed records over the partitions and waits for
 // every ack; KafkaConsumer (no group: assign + seekToBeginning) reads them
 // all back, checking content, offsets and per-partition order;
 // Admin deleteTopics, then listTopics no longer names the topic.
+//
+// group: Admin createTopics (3 partitions) and the same 1000 records, then
+// KafkaConsumers in consumer groups (the classic group protocol, subscribe,
+// auto.offset.reset=earliest, enable.auto.commit=false):
+//  1. one consumer in GROUP polls until it has every record exactly once
+//     (content, offsets and per-partition order checked as in roundtrip),
+//     assigned all 3 partitions; commitSync(); committed() equals the end
+//     offsets; Admin describeConsumerGroups shows GROUP Stable with it as
+//     the only member, assigned all 3 partitions; it closes (LeaveGroup),
+//     and describeConsumerGroups shows GROUP Empty, listGroups names it,
+//     listConsumerGroupOffsets answers the end offsets;
+//  2. a new consumer in GROUP is assigned all 3 partitions, starts at the
+//     committed offsets (position() = end offsets) and polls no record
+//     for 3 s; it closes and the commits are unchanged;
+//  3. two consumers in GROUP-2, polled in turn from one thread, each get
+//     a non-empty share of the partitions, each partition goes to exactly
+//     one of them, and together they poll every record exactly once (each
+//     partition's records from the member assigned it); describeConsumerGroups
+//     shows 2 members; each commits (commitSync) and closes, and
+//     listConsumerGroupOffsets for GROUP-2 answers the end offsets.
+// Both GROUP-2 members' first joins must land in one generation, which the
+// broker's initial rebalance delay (group.initial.rebalance.delay.ms,
+// Kafka's default 3 s) gives; with no delay the first could start alone
+// and hand partitions over in a rebalance, and step 3 would report that.
+// GROUP defaults to TOPIC-group.
 //
 // Prints one "ok ..." line per step, then "PASS ..." and exits 0, or
 // "FAIL ..." with what was expected and what came, and exits 1 (2 on bad
@@ -23,6 +49,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collection;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
@@ -34,15 +61,20 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.ConsumerGroupDescription;
+import org.apache.kafka.clients.admin.GroupListing;
+import org.apache.kafka.clients.admin.MemberDescription;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
+import org.apache.kafka.common.GroupState;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.TopicPartitionInfo;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
@@ -53,8 +85,10 @@ public class SluiceClientCheck {
     static final int RECORDS = 1000;
     /** Bound on every single client call that returns a future. */
     static final long CALL_TIMEOUT_S = 30;
-    /** Bound on reading everything back. */
+    /** Bound on reading everything back, or on joining a group. */
     static final Duration CONSUME_DEADLINE = Duration.ofSeconds(60);
+    /** How long a resumed group member must poll without a record. */
+    static final Duration QUIET = Duration.ofSeconds(3);
     /** The whole run; past it the JVM halts with status 3. */
     static final long WATCHDOG_S = 150;
 
@@ -75,13 +109,15 @@ public class SluiceClientCheck {
         System.setProperty("org.slf4j.simpleLogger.showDateTime", "true");
         System.setProperty("org.slf4j.simpleLogger.dateTimeFormat", "HH:mm:ss.SSS");
 
-        if (args.length < 2 || args.length > 3) {
-            System.err.println("usage: SluiceClientCheck BOOTSTRAP roundtrip [TOPIC]");
+        if (args.length < 2 || args.length > 4 || (args.length == 4 && !args[1].equals("group"))) {
+            System.err.println("usage: SluiceClientCheck BOOTSTRAP roundtrip [TOPIC]\n"
+                    + "       SluiceClientCheck BOOTSTRAP group [TOPIC [GROUP]]");
             System.exit(2);
         }
         String bootstrap = args[0];
         String mode = args[1];
-        String topic = args.length == 3 ? args[2] : "java-check-" + ProcessHandle.current().pid();
+        String topic = args.length >= 3 ? args[2] : "java-check-" + ProcessHandle.current().pid();
+        String group = args.length == 4 ? args[3] : topic + "-group";
 
         Thread watchdog = new Thread(() -> {
             try {
@@ -101,8 +137,9 @@ public class SluiceClientCheck {
         try {
             switch (mode) {
                 case "roundtrip" -> roundtrip(bootstrap, topic);
+                case "group" -> group(bootstrap, topic, group);
                 default -> {
-                    System.err.println("unknown mode " + mode + " (expected roundtrip)");
+                    System.err.println("unknown mode " + mode + " (expected roundtrip or group)");
                     System.exit(2);
                 }
             }
@@ -171,12 +208,17 @@ public class SluiceClientCheck {
         }
     }
 
-    static void roundtrip(String bootstrap, String topic) throws Exception {
+    /** The settings every client here starts from. */
+    static Properties commonConfig(String bootstrap) {
         Properties common = new Properties();
         common.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         common.put(AdminClientConfig.CLIENT_ID_CONFIG, "sluice-java-check");
-
         common.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, String.valueOf(CALL_TIMEOUT_S * 1000));
+        return common;
+    }
+
+    static void roundtrip(String bootstrap, String topic) throws Exception {
+        Properties common = commonConfig(bootstrap);
         Admin admin = Admin.create(common);
         try {
             await("createTopics", admin.createTopics(List.of(new NewTopic(topic, PARTITIONS, (short) 1))).all());
@@ -267,6 +309,41 @@ public class SluiceClientCheck {
         return sent;
     }
 
+    /**
+     * Checks that `r` is the next record of its partition: `got` counts the
+     * records already received per partition, `expected` holds each
+     * partition's produced records in offset order. Counts `r` in `got`.
+     */
+    static void checkNext(ConsumerRecord<byte[], byte[]> r, Map<Integer, List<Sent>> expected,
+            Map<Integer, Integer> got, String who) throws Failure {
+        int p = r.partition();
+        int n = got.getOrDefault(p, 0);
+        List<Sent> want = expected.getOrDefault(p, List.of());
+        check(n < want.size(), who + "partition " + p + ": record beyond the " + want.size()
+                + " produced, at offset " + r.offset());
+        Sent s = want.get(n);
+        check(r.offset() == s.offset(), who + "partition " + p + ": record " + n + " at offset "
+                + r.offset() + ", expected offset " + s.offset());
+        check(Arrays.equals(r.key(), key(s.index())), who + "partition " + p + " offset " + r.offset()
+                + ": key " + show(r.key()) + ", expected " + show(key(s.index())));
+        check(Arrays.equals(r.value(), value(s.index())), who + "partition " + p + " offset " + r.offset()
+                + ": value " + show(r.value()) + ", expected " + show(value(s.index())));
+        check(r.headers().toArray().length == 0, who + "partition " + p + " offset " + r.offset()
+                + ": unexpected headers " + r.headers());
+        check(r.timestamp() > 0, who + "partition " + p + " offset " + r.offset()
+                + ": timestamp " + r.timestamp());
+        got.put(p, n + 1);
+    }
+
+    /** Each partition's produced records, in offset order. */
+    static Map<Integer, List<Sent>> byPartition(List<Sent> sent) {
+        Map<Integer, List<Sent>> expected = new TreeMap<>();
+        for (Sent s : sent) {
+            expected.computeIfAbsent(s.partition(), p -> new ArrayList<>()).add(s);
+        }
+        return expected;
+    }
+
     static void consume(Properties common, String topic, List<Sent> sent) throws Exception {
         Properties props = new Properties();
         props.putAll(common);
@@ -277,10 +354,7 @@ public class SluiceClientCheck {
         props.put(ConsumerConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, String.valueOf(CALL_TIMEOUT_S * 1000));
 
         // What each partition must hold, in order.
-        Map<Integer, List<Sent>> expected = new TreeMap<>();
-        for (Sent s : sent) {
-            expected.computeIfAbsent(s.partition(), p -> new ArrayList<>()).add(s);
-        }
+        Map<Integer, List<Sent>> expected = byPartition(sent);
         List<TopicPartition> tps = new ArrayList<>();
         for (int p = 0; p < PARTITIONS; p++) {
             tps.add(new TopicPartition(topic, p));
@@ -307,23 +381,7 @@ public class SluiceClientCheck {
                 check(System.nanoTime() < deadline, "consumed " + total + " of " + RECORDS + " records within "
                         + CONSUME_DEADLINE + " (per partition " + got + ")");
                 for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(500))) {
-                    int p = r.partition();
-                    int n = got.getOrDefault(p, 0);
-                    List<Sent> want = expected.getOrDefault(p, List.of());
-                    check(n < want.size(), "partition " + p + ": record beyond the " + want.size()
-                            + " produced, at offset " + r.offset());
-                    Sent s = want.get(n);
-                    check(r.offset() == s.offset(), "partition " + p + ": record " + n + " at offset "
-                            + r.offset() + ", expected offset " + s.offset());
-                    check(Arrays.equals(r.key(), key(s.index())), "partition " + p + " offset " + r.offset()
-                            + ": key " + show(r.key()) + ", expected " + show(key(s.index())));
-                    check(Arrays.equals(r.value(), value(s.index())), "partition " + p + " offset " + r.offset()
-                            + ": value " + show(r.value()) + ", expected " + show(value(s.index())));
-                    check(r.headers().toArray().length == 0, "partition " + p + " offset " + r.offset()
-                            + ": unexpected headers " + r.headers());
-                    check(r.timestamp() > 0, "partition " + p + " offset " + r.offset()
-                            + ": timestamp " + r.timestamp());
-                    got.put(p, n + 1);
+                    checkNext(r, expected, got, "");
                     total++;
                 }
             }
@@ -334,5 +392,256 @@ public class SluiceClientCheck {
         }
         ok("consumed " + RECORDS + " records (assign + seekToBeginning), content and per-partition order exact "
                 + new TreeMap<>(got));
+    }
+
+    /** The partitions of `topic`, for messages: "0,1,2". */
+    static String partitionsOf(Collection<TopicPartition> tps) {
+        return tps.stream().map(TopicPartition::partition).sorted().map(String::valueOf)
+                .collect(java.util.stream.Collectors.joining(","));
+    }
+
+    /** Offsets per partition, for messages: "{0=324, 1=336, 2=340}". */
+    static String offsetsOf(Map<TopicPartition, ?> offsets) {
+        Map<Integer, Object> sorted = new TreeMap<>();
+        offsets.forEach((tp, o) -> sorted.put(tp.partition(),
+                o instanceof OffsetAndMetadata m ? (Object) m.offset() : o));
+        return sorted.toString();
+    }
+
+    /** Checks that committed offsets (null for none) are exactly `end`. */
+    static void checkCommitted(String what, Map<TopicPartition, OffsetAndMetadata> committed,
+            Map<TopicPartition, Long> end) throws Failure {
+        boolean same = committed.size() == end.size();
+        for (Map.Entry<TopicPartition, Long> e : end.entrySet()) {
+            OffsetAndMetadata m = committed.get(e.getKey());
+            same &= m != null && m.offset() == e.getValue();
+        }
+        check(same, what + ": " + committed + ", expected the end offsets " + offsetsOf(end));
+    }
+
+    /** Each partition a group member was given, in order (a rebalance listener). */
+    static final class Assignments implements org.apache.kafka.clients.consumer.ConsumerRebalanceListener {
+        final List<String> assigned = new ArrayList<>();
+
+        @Override
+        public void onPartitionsRevoked(Collection<TopicPartition> partitions) {}
+
+        @Override
+        public void onPartitionsAssigned(Collection<TopicPartition> partitions) {
+            assigned.add("[" + partitionsOf(partitions) + "]");
+        }
+    }
+
+    /** A group member: its consumer, subscribed to the topic, and what it was assigned. */
+    record Member(String name, KafkaConsumer<byte[], byte[]> consumer, Assignments assignments) {
+        String describe() {
+            return name + " (generation " + consumer.groupMetadata().generationId() + ", assigned "
+                    + assignments.assigned + ")";
+        }
+    }
+
+    /** A new consumer in `group` (no auto-commit, earliest), subscribed to `topic`. */
+    static Member member(Properties common, String group, String name, String topic) {
+        Properties props = new Properties();
+        props.putAll(common);
+        props.put(ConsumerConfig.CLIENT_ID_CONFIG, "sluice-java-check-" + name.replace(' ', '-'));
+        props.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+        // The protocol sluice serves (JoinGroup, SyncGroup, Heartbeat), also
+        // the client's default.
+        props.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "classic");
+        props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+        props.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        props.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        props.put(ConsumerConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, String.valueOf(CALL_TIMEOUT_S * 1000));
+        KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(props);
+        Assignments assignments = new Assignments();
+        consumer.subscribe(List.of(topic), assignments);
+        return new Member(name, consumer, assignments);
+    }
+
+    /**
+     * Polls `members` in turn until they have received RECORDS records
+     * between them, checking each as the next of its partition (checkNext),
+     * and that no partition's records come from two members; then polls
+     * each once more, which must bring nothing. Returns the member that read
+     * each partition.
+     */
+    static Map<Integer, Member> pollAll(List<Member> members, Map<Integer, List<Sent>> expected, String what)
+            throws Failure {
+        Map<Integer, Integer> got = new HashMap<>();
+        Map<Integer, Member> reader = new TreeMap<>();
+        int total = 0;
+        long deadline = System.nanoTime() + CONSUME_DEADLINE.toNanos();
+        while (total < RECORDS) {
+            if (System.nanoTime() >= deadline) {
+                List<String> state = new ArrayList<>();
+                members.forEach(m -> state.add(m.describe()));
+                throw new Failure(what + ": polled " + total + " of " + RECORDS + " records within "
+                        + CONSUME_DEADLINE + " (per partition " + new TreeMap<>(got) + "; " + state + ")");
+            }
+            for (Member m : members) {
+                for (ConsumerRecord<byte[], byte[]> r : m.consumer().poll(Duration.ofMillis(200))) {
+                    String who = what + ": " + m.name() + ": ";
+                    Member previous = reader.putIfAbsent(r.partition(), m);
+                    check(previous == null || previous == m, who + "partition " + r.partition() + " offset "
+                            + r.offset() + ", a partition " + (previous == null ? "" : previous.name())
+                            + " read before");
+                    checkNext(r, expected, got, who);
+                    total++;
+                }
+            }
+        }
+        for (Member m : members) {
+            int extra = m.consumer().poll(Duration.ofMillis(500)).count();
+            check(extra == 0, what + ": " + m.name() + " polled " + extra + " records after the " + RECORDS
+                    + " produced");
+        }
+        return reader;
+    }
+
+    static ConsumerGroupDescription describeGroup(Admin admin, String group) throws Failure, InterruptedException {
+        ConsumerGroupDescription d =
+                await("describeConsumerGroups " + group, admin.describeConsumerGroups(List.of(group)).all()).get(group);
+        check(d != null && d.groupId().equals(group), "describeConsumerGroups " + group + ": " + d);
+        check(!d.isSimpleConsumerGroup(), "describeConsumerGroups " + group + ": a simple group: " + d);
+        return d;
+    }
+
+    static void group(String bootstrap, String topic, String group) throws Exception {
+        Properties common = commonConfig(bootstrap);
+        Admin admin = Admin.create(common);
+        List<Member> members = new ArrayList<>();
+        try {
+            await("createTopics", admin.createTopics(List.of(new NewTopic(topic, PARTITIONS, (short) 1))).all());
+            ok("createTopics " + topic + " with " + PARTITIONS + " partitions");
+            List<Sent> sent = produce(common, topic);
+            Map<Integer, List<Sent>> expected = byPartition(sent);
+            Set<TopicPartition> all = new HashSet<>();
+            Map<TopicPartition, Long> end = new HashMap<>();
+            for (int p = 0; p < PARTITIONS; p++) {
+                TopicPartition tp = new TopicPartition(topic, p);
+                all.add(tp);
+                end.put(tp, (long) expected.getOrDefault(p, List.of()).size());
+            }
+
+            // 1. One member reads everything, commits, leaves.
+            Member first = member(common, group, "consumer 1", topic);
+            members.add(first);
+            pollAll(List.of(first), expected, "consumer 1 in " + group);
+            check(first.consumer().assignment().equals(all) && first.assignments().assigned.size() == 1,
+                    "consumer 1 in " + group + ": assignment " + first.consumer().assignment()
+                            + ", expected all partitions, assigned once: " + first.describe());
+            first.consumer().commitSync(Duration.ofSeconds(CALL_TIMEOUT_S));
+            checkCommitted("consumer 1 in " + group + ": committed() after commitSync()",
+                    first.consumer().committed(all, Duration.ofSeconds(CALL_TIMEOUT_S)), end);
+            ok("consumer 1 in " + group + " (subscribe, earliest): all " + RECORDS
+                    + " records exactly once, content and per-partition order exact, assigned partitions "
+                    + partitionsOf(all) + "; commitSync(), committed() = end offsets " + offsetsOf(end));
+
+            ConsumerGroupDescription d = describeGroup(admin, group);
+            MemberDescription only = d.members().isEmpty() ? null : d.members().iterator().next();
+            check(d.groupState() == GroupState.STABLE && d.members().size() == 1
+                            && only.consumerId().equals(first.consumer().groupMetadata().memberId())
+                            && only.clientId().equals("sluice-java-check-consumer-1")
+                            && only.assignment().topicPartitions().equals(all),
+                    "describeConsumerGroups " + group + " with consumer 1 in it: " + d);
+            ok("describeConsumerGroups " + group + ": Stable, assignor " + d.partitionAssignor()
+                    + ", 1 member assigned partitions " + partitionsOf(all));
+            first.consumer().close();
+            members.remove(first);
+
+            d = describeGroup(admin, group);
+            check(d.groupState() == GroupState.EMPTY && d.members().isEmpty(),
+                    "describeConsumerGroups " + group + " after consumer 1 closed: " + d);
+            ok("describeConsumerGroups " + group + " after consumer 1 closed: Empty, no members");
+            Collection<GroupListing> listed = await("listGroups", admin.listGroups().all());
+            check(listed.stream().anyMatch(g -> g.groupId().equals(group) && g.protocol().equals("consumer")),
+                    "listGroups: expected " + group + " (protocol type consumer) in " + listed);
+            ok("listGroups names " + group);
+            checkCommitted("listConsumerGroupOffsets " + group,
+                    await("listConsumerGroupOffsets " + group,
+                            admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata()), end);
+            ok("listConsumerGroupOffsets " + group + ": the end offsets " + offsetsOf(end));
+
+            // 2. A new member of the same group resumes at the commits.
+            Member second = member(common, group, "consumer 2", topic);
+            members.add(second);
+            int polled = 0;
+            long deadline = System.nanoTime() + CONSUME_DEADLINE.toNanos();
+            while (!second.consumer().assignment().equals(all)) {
+                check(System.nanoTime() < deadline, "consumer 2 in " + group + ": assignment "
+                        + second.consumer().assignment() + " after " + CONSUME_DEADLINE + ": " + second.describe());
+                polled += second.consumer().poll(Duration.ofMillis(200)).count();
+            }
+            long quietEnd = System.nanoTime() + QUIET.toNanos();
+            while (System.nanoTime() < quietEnd) {
+                polled += second.consumer().poll(Duration.ofMillis(200)).count();
+            }
+            Map<TopicPartition, Long> positions = new HashMap<>();
+            for (TopicPartition tp : all) {
+                positions.put(tp, second.consumer().position(tp, Duration.ofSeconds(CALL_TIMEOUT_S)));
+            }
+            check(polled == 0 && positions.equals(end), "consumer 2 in " + group + ": polled " + polled
+                    + " records, positions " + offsetsOf(positions) + "; expected none, at the committed end offsets "
+                    + offsetsOf(end));
+            check(second.assignments().assigned.size() == 1,
+                    "consumer 2 in " + group + ": assigned more than once: " + second.describe());
+            second.consumer().close();
+            members.remove(second);
+            checkCommitted("listConsumerGroupOffsets " + group + " after consumer 2",
+                    await("listConsumerGroupOffsets " + group,
+                            admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata()), end);
+            ok("consumer 2 in " + group + " resumed at the commits: assigned partitions " + partitionsOf(all)
+                    + ", positions " + offsetsOf(positions) + ", no record in " + QUIET.toMillis()
+                    + " ms; commits unchanged after it closed");
+
+            // 3. Two members of a new group share the partitions.
+            String group2 = group + "-2";
+            Member a = member(common, group2, "member A", topic);
+            members.add(a);
+            Member b = member(common, group2, "member B", topic);
+            members.add(b);
+            Map<Integer, Member> reader = pollAll(List.of(a, b), expected, group2);
+            Set<TopicPartition> sa = a.consumer().assignment();
+            Set<TopicPartition> sb = b.consumer().assignment();
+            Set<TopicPartition> union = new HashSet<>(sa);
+            union.addAll(sb);
+            String state = a.describe() + ", " + b.describe();
+            check(a.assignments().assigned.size() == 1 && b.assignments().assigned.size() == 1
+                            && a.consumer().groupMetadata().generationId() == b.consumer().groupMetadata().generationId(),
+                    group2 + ": expected each member assigned once, in one generation: " + state);
+            check(!sa.isEmpty() && !sb.isEmpty() && sa.size() + sb.size() == PARTITIONS && union.equals(all),
+                    group2 + ": assignments do not split the partitions between the 2 members: " + state);
+            for (Map.Entry<Integer, Member> e : reader.entrySet()) {
+                check(e.getValue().consumer().assignment().contains(new TopicPartition(topic, e.getKey())),
+                        group2 + ": partition " + e.getKey() + " read by " + e.getValue().name() + ": " + state);
+            }
+            d = describeGroup(admin, group2);
+            Set<String> ids = new HashSet<>();
+            d.members().forEach(m -> ids.add(m.consumerId()));
+            check(d.groupState() == GroupState.STABLE && d.members().size() == 2
+                            && ids.equals(Set.of(a.consumer().groupMetadata().memberId(),
+                                    b.consumer().groupMetadata().memberId())),
+                    "describeConsumerGroups " + group2 + " with both members in it: " + d);
+            ok("describeConsumerGroups " + group2 + ": Stable, 2 members");
+            a.consumer().commitSync(Duration.ofSeconds(CALL_TIMEOUT_S));
+            b.consumer().commitSync(Duration.ofSeconds(CALL_TIMEOUT_S));
+            a.consumer().close();
+            members.remove(a);
+            b.consumer().close();
+            members.remove(b);
+            checkCommitted("listConsumerGroupOffsets " + group2,
+                    await("listConsumerGroupOffsets " + group2,
+                            admin.listConsumerGroupOffsets(group2).partitionsToOffsetAndMetadata()), end);
+            ok(group2 + ": member A assigned " + partitionsOf(sa) + ", member B assigned " + partitionsOf(sb)
+                    + ", all " + RECORDS + " records exactly once between them, content and per-partition order"
+                    + " exact; both commitSync() and close(); listConsumerGroupOffsets = end offsets");
+        } finally {
+            for (Member m : members) {
+                m.consumer().close();
+            }
+            admin.close(Duration.ofSeconds(5));
+        }
     }
 }

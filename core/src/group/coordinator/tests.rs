@@ -310,6 +310,7 @@ fn a_static_member_rejoining_with_the_same_subscription_keeps_its_assignment() {
     assert_eq!(r.generation, 1, "no rebalance");
     assert_eq!(r.member_id, "i1-second");
     assert!(r.skip_assignment, "the leader keeps the assignment it made");
+    assert_eq!(r.leader, "i1-second");
     assert_eq!(c.group("g").map(|g| g.state), Some(GroupState::Stable));
     let mut s = sync_req("i1-second", 1);
     s.instance_id = Some("i1".into());
@@ -323,7 +324,14 @@ fn a_static_member_rejoining_with_the_same_subscription_keeps_its_assignment() {
         ErrorCode::FencedInstanceId
     );
     assert_eq!(
-        c.check_commit("g", &old, Some("i1"), 1, 1_000),
+        c.check_commit(
+            "g",
+            &old,
+            Some("i1"),
+            1,
+            1_000,
+            ErrorCode::IllegalGeneration
+        ),
         ErrorCode::FencedInstanceId
     );
 }
@@ -332,14 +340,17 @@ fn a_static_member_rejoining_with_the_same_subscription_keeps_its_assignment() {
 fn commits_follow_kafkas_membership_checks() {
     let mut c = coordinator(0);
     // No group: only a simple (generation -1) commit.
-    assert_eq!(c.check_commit("g", "", None, -1, 0), ErrorCode::None);
     assert_eq!(
-        c.check_commit("g", "", None, 3, 0),
+        c.check_commit("g", "", None, -1, 0, ErrorCode::IllegalGeneration),
+        ErrorCode::None
+    );
+    assert_eq!(
+        c.check_commit("g", "", None, 3, 0, ErrorCode::IllegalGeneration),
         ErrorCode::IllegalGeneration
     );
     let (a, _) = first_join(&mut c, "a", 1, 0);
     assert_eq!(
-        c.check_commit("g", &a, None, 1, 0),
+        c.check_commit("g", &a, None, 1, 0, ErrorCode::IllegalGeneration),
         ErrorCode::RebalanceInProgress,
         "CompletingRebalance"
     );
@@ -347,17 +358,20 @@ fn commits_follow_kafkas_membership_checks() {
     s.assignments = vec![(a.clone(), Bytes::new())];
     c.sync(s, 2, 0);
     persist(&mut c, 0);
-    assert_eq!(c.check_commit("g", &a, None, 1, 0), ErrorCode::None);
     assert_eq!(
-        c.check_commit("g", &a, None, 0, 0),
+        c.check_commit("g", &a, None, 1, 0, ErrorCode::IllegalGeneration),
+        ErrorCode::None
+    );
+    assert_eq!(
+        c.check_commit("g", &a, None, 0, 0, ErrorCode::IllegalGeneration),
         ErrorCode::IllegalGeneration
     );
     assert_eq!(
-        c.check_commit("g", "x", None, 1, 0),
+        c.check_commit("g", "x", None, 1, 0, ErrorCode::IllegalGeneration),
         ErrorCode::UnknownMemberId
     );
     assert_eq!(
-        c.check_commit("g", "", None, -1, 0),
+        c.check_commit("g", "", None, -1, 0, ErrorCode::IllegalGeneration),
         ErrorCode::UnknownMemberId
     );
 }
@@ -456,4 +470,17 @@ fn offsets_of_an_empty_group_expire_after_the_retention() {
         c.apply(t, 61_000);
     }
     assert!(c.group("g").is_none());
+}
+
+#[test]
+fn a_deleted_topics_offsets_are_tombstoned() {
+    let mut c = coordinator(0);
+    c.apply(offset_record(5), 0);
+    assert!(c.topic_offsets_tombstones("other", |_| true).is_empty());
+    let tombstones = c.topic_offsets_tombstones("t", |_| true);
+    assert_eq!(tombstones, vec![offset_tombstone()]);
+    for t in tombstones {
+        c.apply(t, 0);
+    }
+    assert_eq!(c.offsets("g").map(|o| o.len()), Some(0));
 }

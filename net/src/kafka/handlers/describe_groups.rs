@@ -1,10 +1,11 @@
-//! DescribeGroups (0–5): state, protocol and members of each group. A group
-//! that does not exist is described as Dead with no members (no error), as
-//! Kafka does up to v5.
+//! DescribeGroups (0–6): state, protocol and members of each group. A group
+//! that does not exist is described as Dead with no members: with no error
+//! up to v5, with GROUP_ID_NOT_FOUND from v6, as Kafka.
 
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
+use sluice_core::group::GroupState;
 use sluice_core::ErrorCode;
 use sluice_shard::{GroupRequest, GroupResponse};
 
@@ -15,7 +16,11 @@ use crate::kafka::context::Context;
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
 /// Answers a DescribeGroups request.
-pub async fn handle(ctx: &Context, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
+pub async fn handle(
+    ctx: &Context,
+    request: DescribeGroupsRequest,
+    version: i16,
+) -> DescribeGroupsResponse {
     let mut groups = Vec::with_capacity(request.groups.len());
     for group_id in request.groups {
         let id = group_id.0.as_str().to_owned();
@@ -26,6 +31,10 @@ pub async fn handle(ctx: &Context, request: DescribeGroupsRequest) -> DescribeGr
             group_id: id.clone(),
         };
         groups.push(match call(ctx, &id, request).await {
+            GroupResponse::Described(d) if version >= 6 && d.state == GroupState::Dead => described
+                .with_error_code(ErrorCode::GroupIdNotFound.code())
+                .with_error_message(Some(StrBytes::from_string(format!("group {id} not found"))))
+                .with_group_state(StrBytes::from_static_str("Dead")),
             GroupResponse::Described(d) => described
                 .with_group_state(StrBytes::from_static_str(d.state.name()))
                 .with_protocol_type(StrBytes::from_string(d.protocol_type))

@@ -65,7 +65,7 @@ pub async fn dispatch(
         }
         RequestKind::ListGroups(r) => ResponseKind::ListGroups(list_groups::handle(ctx, r).await),
         RequestKind::DescribeGroups(r) => {
-            ResponseKind::DescribeGroups(describe_groups::handle(ctx, r).await)
+            ResponseKind::DescribeGroups(describe_groups::handle(ctx, r, version).await)
         }
         RequestKind::DeleteGroups(r) => {
             ResponseKind::DeleteGroups(delete_groups::handle(ctx, r).await)

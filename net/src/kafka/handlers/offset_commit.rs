@@ -64,6 +64,11 @@ pub async fn handle(
         member_id: request.member_id.as_str().to_owned(),
         instance_id: opt(&request.group_instance_id),
         generation: request.generation_id_or_member_epoch,
+        unknown_group_error: if version >= 9 {
+            ErrorCode::GroupIdNotFound
+        } else {
+            ErrorCode::IllegalGeneration
+        },
         offsets,
     };
     let errors = match call(ctx, &group_id, commit).await {
