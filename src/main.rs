@@ -59,6 +59,10 @@ enum Command {
     /// Print the effective configuration (defaults < --config file <
     /// SLUICE_* environment < flags) as TOML.
     Config(NodeFlags),
+    /// A Kafka load generator for any Kafka-compatible broker: produce,
+    /// consume, end to end; plots and comparisons of result files.
+    #[command(subcommand)]
+    Bench(Box<sluice_bench::cli::BenchCommand>),
     /// Consumer groups of any Kafka-compatible broker: list, describe
     /// (members, committed offsets, lag), delete, reset offsets.
     Group(GroupArgs),
@@ -135,6 +139,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Serve(flags) => serve(load(&flags)?)?,
         Command::Group(args) => print!("{}", group(args)?),
+        Command::Bench(command) => print!("{}", sluice_bench::cli::main(*command)?),
     }
     Ok(())
 }

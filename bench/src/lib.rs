@@ -1,5 +1,21 @@
-//! sluice-bench: the Kafka load generator (issue #5).
+//! sluice-bench: `sluice bench`, a Kafka load generator that measures any
+//! Kafka-compatible broker.
 //!
-//! Will own: the lean Kafka client the generator drives, latency histograms,
-//! result files and plots. Empty until `sluice bench` lands; the log's own
-//! benchmarks live in `log/benches`.
+//! Owns: the workloads and their presets ([`workload`]); record batches
+//! built without per-message allocation ([`batch`]); producers with
+//! pipelined requests and consumers, each on its own threads ([`produce`],
+//! [`consume`]); a run's orchestration ([`run`]); histograms and the
+//! result file ([`stats`]); tables and comparisons ([`report`]); plots
+//! ([`plot`]); the subcommands ([`cli`]). It speaks only the Kafka protocol
+//! (through `sluice-client`), so the same command measures sluice, Apache
+//! Kafka or any other broker.
+
+pub mod batch;
+pub mod cli;
+pub mod consume;
+pub mod plot;
+pub mod produce;
+pub mod report;
+pub mod run;
+pub mod stats;
+pub mod workload;

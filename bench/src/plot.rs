@@ -1,0 +1,178 @@
+//! `sluice bench plot`: latency percentile spectra and throughput over time
+//! of one or several result files, as SVG.
+//!
+//! Owns: drawing. The latency plot is HdrHistogram's percentile spectrum:
+//! x is the percentile on a log scale of 1/(1-p) (50%, 90%, 99%, ...), y
+//! the latency in milliseconds (log scale); one line per result and side.
+//! The throughput plot is MB/s per counted second.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::anyhow;
+use plotters::prelude::*;
+
+use crate::stats::BenchResult;
+
+const SIZE: (u32, u32) = (960, 600);
+
+fn palette(i: usize) -> RGBColor {
+    const COLORS: [RGBColor; 6] = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+    ];
+    COLORS[i % COLORS.len()]
+}
+
+fn percentile_label(x: f64) -> String {
+    // x = 1/(1-p)
+    let p = 100.0 * (1.0 - 1.0 / x);
+    let text = format!("{p:.4}");
+    format!("{}%", text.trim_end_matches('0').trim_end_matches('.'))
+}
+
+/// Writes `latency.svg` and `throughput.svg` into `out_dir`; returns their
+/// paths.
+pub fn plot(results: &[BenchResult], out_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(out_dir)?;
+    let err = |e: &dyn std::fmt::Display| anyhow!("drawing: {e}");
+    // Latency spectra.
+    let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for r in results {
+        for (side, s) in [("produce", &r.produce), ("e2e", &r.consume)] {
+            let Some(s) = s else { continue };
+            let points: Vec<(f64, f64)> = s
+                .spectrum
+                .iter()
+                .filter(|(q, _)| *q < 1.0)
+                .map(|(q, us)| (1.0 / (1.0 - q), (*us as f64 / 1000.0).max(0.001)))
+                .collect();
+            if !points.is_empty() {
+                series.push((format!("{} {side}", r.label), points));
+            }
+        }
+    }
+    let latency = out_dir.join("latency.svg");
+    {
+        let root = SVGBackend::new(&latency, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(&e))?;
+        let x_max = series
+            .iter()
+            .flat_map(|(_, p)| p.iter().map(|(x, _)| *x))
+            .fold(10.0f64, f64::max);
+        let (y_min, y_max) = series
+            .iter()
+            .flat_map(|(_, p)| p.iter().map(|(_, y)| *y))
+            .fold((f64::MAX, 0.0f64), |(lo, hi), y| (lo.min(y), hi.max(y)));
+        let (y_min, y_max) = if y_max > 0.0 {
+            (y_min / 1.5, y_max * 1.5)
+        } else {
+            (0.01, 10.0)
+        };
+        let mut chart = ChartBuilder::on(&root)
+            .caption("latency by percentile", ("sans-serif", 22))
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(70)
+            .build_cartesian_2d(
+                (1.0f64..x_max * 1.2).log_scale(),
+                (y_min..y_max).log_scale(),
+            )
+            .map_err(|e| err(&e))?;
+        chart
+            .configure_mesh()
+            .x_desc("percentile")
+            .y_desc("latency (ms)")
+            .x_label_formatter(&|x| percentile_label(*x))
+            .draw()
+            .map_err(|e| err(&e))?;
+        for (i, (name, points)) in series.iter().enumerate() {
+            let color = palette(i);
+            chart
+                .draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    color.stroke_width(2),
+                ))
+                .map_err(|e| err(&e))?
+                .label(name.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| err(&e))?;
+        root.present().map_err(|e| err(&e))?;
+    }
+    // Throughput over time.
+    let throughput = out_dir.join("throughput.svg");
+    {
+        let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+        for r in results {
+            for (side, s) in [("produce", &r.produce), ("consume", &r.consume)] {
+                let Some(s) = s else { continue };
+                let points = s
+                    .per_second
+                    .iter()
+                    .enumerate()
+                    .map(|(t, sec)| (t as f64, sec.mb))
+                    .collect();
+                series.push((format!("{} {side}", r.label), points));
+            }
+        }
+        let root = SVGBackend::new(&throughput, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(&e))?;
+        let x_max = series
+            .iter()
+            .map(|(_, p)| p.len())
+            .max()
+            .unwrap_or(1)
+            .max(1) as f64;
+        let y_max = series
+            .iter()
+            .flat_map(|(_, p)| p.iter().map(|(_, y)| *y))
+            .fold(1.0f64, f64::max);
+        let mut chart = ChartBuilder::on(&root)
+            .caption("throughput over time", ("sans-serif", 22))
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0.0..x_max, 0.0..y_max * 1.15)
+            .map_err(|e| err(&e))?;
+        chart
+            .configure_mesh()
+            .x_desc("second of the counted window")
+            .y_desc("MB/s")
+            .draw()
+            .map_err(|e| err(&e))?;
+        for (i, (name, points)) in series.iter().enumerate() {
+            let color = palette(i);
+            chart
+                .draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    color.stroke_width(2),
+                ))
+                .map_err(|e| err(&e))?
+                .label(name.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| err(&e))?;
+        root.present().map_err(|e| err(&e))?;
+    }
+    Ok(vec![latency, throughput])
+}
