@@ -41,6 +41,8 @@ pub struct ConsumerPlan {
     pub partitions: Vec<(i32, i64)>,
     /// Stop once every partition reached this offset (catch-up), if given.
     pub until: Option<Vec<i64>>,
+    /// The common start (the producers' too).
+    pub start: Instant,
     pub end: Instant,
     pub window: Window,
 }
@@ -51,6 +53,9 @@ pub fn run(w: &Workload, plan: ConsumerPlan, live: Arc<Live>) -> anyhow::Result<
     let mut rec = Recorder::new(plan.window);
     let topic = TopicName(StrBytes::from_string(w.topic.clone()));
     let mut offsets: Vec<i64> = plan.partitions.iter().map(|(_, o)| *o).collect();
+    if let Some(wait) = plan.start.checked_duration_since(Instant::now()) {
+        std::thread::sleep(wait);
+    }
     loop {
         if Instant::now() >= plan.end {
             break;

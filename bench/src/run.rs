@@ -225,6 +225,7 @@ fn consumer_plans(
     layout: &Layout,
     from: &[i64],
     until: Option<&[i64]>,
+    start: Instant,
     end: Instant,
     window: Window,
 ) -> Vec<ConsumerPlan> {
@@ -243,6 +244,7 @@ fn consumer_plans(
                     broker: broker.to_string(),
                     partitions: partitions.iter().map(|p| (*p as i32, from[*p])).collect(),
                     until: until.map(|u| partitions.iter().map(|p| u[*p]).collect()),
+                    start,
                     end,
                     window,
                 });
@@ -349,7 +351,7 @@ pub fn run(mode: Mode, args: &RunArgs) -> anyhow::Result<BenchResult> {
         // Consumers keep reading a little after the producers stop, so the
         // last counted messages arrive.
         let end = count_until + Duration::from_secs(2);
-        for plan in consumer_plans(&w, &layout, &from, until.as_deref(), end, window) {
+        for plan in consumer_plans(&w, &layout, &from, until.as_deref(), start, end, window) {
             let (wc, live, cores, n) = (w.clone(), live.clone(), w.cores.clone(), threads);
             threads += 1;
             consumers.push(std::thread::spawn(move || {
