@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
+use plotters::coord::CoordTranslate;
 use plotters::prelude::*;
 
 use crate::stats::BenchResult;
@@ -32,6 +33,39 @@ fn percentile_label(x: f64) -> String {
     let p = 100.0 * (1.0 - 1.0 / x);
     let text = format!("{p:.4}");
     format!("{}%", text.trim_end_matches('0').trim_end_matches('.'))
+}
+
+/// Draws each named series as a line, with a legend at `legend`.
+fn draw_lines<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    series: &[(String, Vec<(f64, f64)>)],
+    legend: SeriesLabelPosition,
+) -> anyhow::Result<()>
+where
+    DB: DrawingBackend + 'a,
+    CT: CoordTranslate<From = (f64, f64)>,
+{
+    for (i, (name, points)) in series.iter().enumerate() {
+        let color = palette(i);
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                color.stroke_width(2),
+            ))
+            .map_err(|e| anyhow!("drawing: {e}"))?
+            .label(name.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .position(legend)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| anyhow!("drawing: {e}"))?;
+    Ok(())
 }
 
 /// Writes `latency.svg` and `throughput.svg` into `out_dir`; returns their
@@ -89,26 +123,7 @@ pub fn plot(results: &[BenchResult], out_dir: &Path) -> anyhow::Result<Vec<PathB
             .x_label_formatter(&|x| percentile_label(*x))
             .draw()
             .map_err(|e| err(&e))?;
-        for (i, (name, points)) in series.iter().enumerate() {
-            let color = palette(i);
-            chart
-                .draw_series(LineSeries::new(
-                    points.iter().copied(),
-                    color.stroke_width(2),
-                ))
-                .map_err(|e| err(&e))?
-                .label(name.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| err(&e))?;
+        draw_lines(&mut chart, &series, SeriesLabelPosition::UpperLeft)?;
         root.present().map_err(|e| err(&e))?;
     }
     // Throughput over time.
@@ -152,26 +167,7 @@ pub fn plot(results: &[BenchResult], out_dir: &Path) -> anyhow::Result<Vec<PathB
             .y_desc("MB/s")
             .draw()
             .map_err(|e| err(&e))?;
-        for (i, (name, points)) in series.iter().enumerate() {
-            let color = palette(i);
-            chart
-                .draw_series(LineSeries::new(
-                    points.iter().copied(),
-                    color.stroke_width(2),
-                ))
-                .map_err(|e| err(&e))?
-                .label(name.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| err(&e))?;
+        draw_lines(&mut chart, &series, SeriesLabelPosition::LowerRight)?;
         root.present().map_err(|e| err(&e))?;
     }
     Ok(vec![latency, throughput])

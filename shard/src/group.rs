@@ -360,9 +360,12 @@ impl GroupHome {
         }
     }
 
-    /// Deletes every committed offset of `topic` (it was deleted), in the
-    /// background.
-    pub fn topic_deleted(self: &Rc<Self>, topic: &str) {
+    /// The records `make` gives for the groups of each loaded partition,
+    /// with the log they go to (partitions with none are left out).
+    fn tombstones_per_log(
+        &self,
+        make: impl Fn(&GroupCoordinator, &mut dyn FnMut(&str) -> bool) -> Vec<OffsetsRecord>,
+    ) -> Vec<(PartitionId, Rc<OffsetsLog>, Vec<OffsetsRecord>)> {
         let count = self.partition_count.get();
         let logs: Vec<(PartitionId, Rc<OffsetsLog>)> = self
             .logs
@@ -370,14 +373,21 @@ impl GroupHome {
             .iter()
             .map(|(p, l)| (*p, l.clone()))
             .collect();
-        for (partition, log) in logs {
-            let tombstones = self
-                .coordinator
-                .borrow()
-                .topic_offsets_tombstones(topic, |g| coordinator_partition(g, count) == partition);
-            if tombstones.is_empty() {
-                continue;
-            }
+        let coordinator = self.coordinator.borrow();
+        logs.into_iter()
+            .filter_map(|(partition, log)| {
+                let mut keep = |g: &str| coordinator_partition(g, count) == partition;
+                let records = make(&coordinator, &mut keep);
+                (!records.is_empty()).then_some((partition, log, records))
+            })
+            .collect()
+    }
+
+    /// Deletes every committed offset of `topic` (it was deleted), in the
+    /// background.
+    pub fn topic_deleted(self: &Rc<Self>, topic: &str) {
+        let per_log = self.tombstones_per_log(|c, keep| c.topic_offsets_tombstones(topic, keep));
+        for (partition, log, tombstones) in per_log {
             let topic = topic.to_owned();
             glommio::spawn_local(async move {
                 if let Err(e) = log.write(tombstones.clone(), tombstones).await {
@@ -391,21 +401,9 @@ impl GroupHome {
     /// Deletes the committed offsets that outlived `offsets.retention.minutes`
     /// (the periodic retention check).
     pub async fn expire_offsets(&self) {
-        let count = self.partition_count.get();
-        let logs: Vec<(PartitionId, Rc<OffsetsLog>)> = self
-            .logs
-            .borrow()
-            .iter()
-            .map(|(p, l)| (*p, l.clone()))
-            .collect();
-        for (partition, log) in logs {
-            let tombstones = self
-                .coordinator
-                .borrow()
-                .expired_offsets(now_ms(), |g| coordinator_partition(g, count) == partition);
-            if tombstones.is_empty() {
-                continue;
-            }
+        let now = now_ms();
+        let per_log = self.tombstones_per_log(|c, keep| c.expired_offsets(now, keep));
+        for (partition, log, tombstones) in per_log {
             let expired = tombstones.len();
             match log.write(tombstones.clone(), tombstones).await {
                 Ok(()) => tracing::info!(partition, records = expired, "expired committed offsets"),
