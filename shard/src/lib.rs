@@ -3,12 +3,13 @@
 //! Owns: one pinned glommio executor per core ([`runtime`]), each a
 //! [`shard::Shard`] that owns a disjoint set of partitions and a read-only
 //! copy of the metadata; the message types shards exchange over the channel
-//! mesh ([`message`]); the metadata log on the controller shard
+//! mesh ([`message`]) and the mesh itself ([`mesh`]); the metadata log on the controller shard
 //! ([`metadata_log`]); and the per-partition long-poll signal ([`notify`]).
 //! No locks or shared mutable state on the request path: work for another
 //! shard's partition is a message to that shard.
 
 pub mod group;
+pub mod mesh;
 pub mod message;
 pub mod metadata_log;
 pub mod notify;

@@ -12,10 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 use sluice_core::config::{FlushPolicy, NodeConfig};
 
+use crate::mesh::{self, MeshEnds};
 use crate::message::{ShardMsg, ShardRequest};
 use crate::notify::Notify;
 use crate::shard::Shard;
@@ -53,19 +53,23 @@ pub fn run(
     shutdown: ShutdownFlag,
 ) -> Result<(), String> {
     let config = Arc::new(config);
-    let mesh = MeshBuilder::<ShardMsg, _>::full(shards, MESH_CHANNEL_CAPACITY);
+    // Every channel is made here; each executor takes one shard's ends.
+    let mesh = Arc::new(std::sync::Mutex::new(mesh::build(
+        shards,
+        MESH_CHANNEL_CAPACITY,
+    )));
     let spin = Duration::from_micros(config.shard.spin_before_park_us);
     let handles = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(shards, None))
         .name("sluice-shard")
         .spin_before_park(spin)
         .on_all_shards(move || {
-            let (config, mesh, serve, shutdown) = (
-                config.clone(),
-                mesh.clone(),
-                serve.clone(),
-                shutdown.clone(),
-            );
-            async move { shard_main(config, shards as u32, mesh, serve, shutdown).await }
+            let (config, serve, shutdown) = (config.clone(), serve.clone(), shutdown.clone());
+            // Runs on the executor's own thread: it takes one shard's ends.
+            let ends = mesh.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            async move {
+                let ends = ends.ok_or("more executors than shards")?;
+                shard_main(config, shards as u32, ends, serve, shutdown).await
+            }
         })
         .map_err(|e| format!("starting executors: {e}"))?;
     let mut failed = Vec::new();
@@ -89,14 +93,11 @@ const GROUP_TICK: Duration = Duration::from_millis(100);
 async fn shard_main(
     config: Arc<NodeConfig>,
     shards: u32,
-    mesh: MeshBuilder<ShardMsg, glommio::channels::channel_mesh::Full>,
+    ends: MeshEnds,
     serve: ServeFn,
     shutdown: ShutdownFlag,
 ) -> Result<(), String> {
-    let (senders, mut receivers) = mesh
-        .join()
-        .await
-        .map_err(|_| "joining the shard mesh".to_string())?;
+    let (senders, receivers) = ends.connect().await;
     let id = senders.peer_id() as u32;
     let config = Rc::new((*config).clone());
     let shard = Rc::new(
@@ -105,7 +106,7 @@ async fn shard_main(
             .map_err(|e| e.to_string())?,
     );
 
-    for (_, receiver) in receivers.streams() {
+    for (_, receiver) in receivers {
         let shard = shard.clone();
         glommio::spawn_local(async move {
             while let Some(msg) = receiver.recv().await {

@@ -17,7 +17,6 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use glommio::channels::channel_mesh::Senders;
 use glommio::channels::local_channel::{self, LocalSender};
 use sluice_core::config::{FlushPolicy, LogConfig, NodeConfig};
 use sluice_core::metadata::{MetadataCommand, MetadataState, ShardId};
@@ -25,6 +24,7 @@ use sluice_core::{ErrorCode, Offset, PartitionId};
 use sluice_log::{BatchCache, DmaStorage, LogError, PartitionLog};
 
 use crate::group::{GroupHome, OFFSETS_TOPIC};
+use crate::mesh::Senders;
 use crate::message::{
     FetchResult, ProduceResult, Proposal, ShardMsg, ShardRequest, ShardResponse, ShardStats,
 };
@@ -89,7 +89,7 @@ pub struct Shard {
     metadata: RefCell<MetadataState>,
     partitions: RefCell<HashMap<PartitionKey, Rc<OwnedPartition>>>,
     cache: Rc<RefCell<BatchCache>>,
-    senders: Senders<ShardMsg>,
+    senders: Senders,
     pending: RefCell<HashMap<u64, LocalSender<ShardResponse>>>,
     next_request_id: Cell<u64>,
     /// Shard 0 only: the metadata log and the ids it hands out.
@@ -116,7 +116,7 @@ impl Shard {
         id: ShardId,
         shards: u32,
         config: Rc<NodeConfig>,
-        senders: Senders<ShardMsg>,
+        senders: Senders,
     ) -> Result<Shard, LogError> {
         let controller = if id == 0 {
             let log =
