@@ -21,7 +21,7 @@ pub async fn serve(shard: Rc<Shard>, stop: Rc<Notify>) -> Result<(), String> {
         let admin = glommio::spawn_local(admin::serve(shard.clone(), listener, stop.clone()));
         let result = kafka::server::serve(shard, stop.clone()).await;
         // The Kafka listener may have failed without a stop; end admin too.
-        stop.notify_all();
+        stop.close();
         admin.await;
         result
     } else {

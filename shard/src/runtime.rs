@@ -199,7 +199,7 @@ async fn shard_main(
             while !shutdown.is_requested() {
                 glommio::timer::sleep(Duration::from_millis(50)).await;
             }
-            stop.notify_all();
+            stop.close();
         })
         .detach();
     }
