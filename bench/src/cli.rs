@@ -19,12 +19,13 @@ pub enum BenchCommand {
     /// Producers and consumers together: produce latency and end-to-end
     /// (send -> consumed) latency.
     E2e(RunArgs),
-    /// Draws latency spectra and throughput over time of result files (SVG).
+    /// Draws latency spectra and throughput over time of result files (SVG
+    /// and PNG).
     Plot {
         /// Result files (--json of a run).
         #[arg(required = true)]
         results: Vec<PathBuf>,
-        /// Directory for latency.svg and throughput.svg.
+        /// Directory for latency.svg/.png and throughput.svg/.png.
         #[arg(long, default_value = "target/bench-results/plots")]
         out: PathBuf,
     },

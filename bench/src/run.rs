@@ -360,9 +360,13 @@ pub fn run(mode: Mode, args: &RunArgs) -> anyhow::Result<BenchResult> {
             }));
         }
     }
-    progress(&live, start, count_until + Duration::from_secs(2), || {
-        producers.iter().all(|h| h.is_finished()) && consumers.iter().all(|h| h.is_finished())
-    });
+    let rss_peak = progress(
+        &live,
+        start,
+        count_until + Duration::from_secs(2),
+        args.broker_pid,
+        || producers.iter().all(|h| h.is_finished()) && consumers.iter().all(|h| h.is_finished()),
+    );
 
     let mut produced = Recorder::new(window);
     for h in producers {
@@ -388,9 +392,13 @@ pub fn run(mode: Mode, args: &RunArgs) -> anyhow::Result<BenchResult> {
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         produce: (mode != Mode::Consume).then(|| produced.summary(w.acks != 0)),
         consume: (mode != Mode::Produce && w.consumers > 0).then(|| consumed.summary(true)),
+        broker_rss_peak_bytes: rss_peak,
         setup: w,
     };
     print!("{}", crate::report::table(&[&result]));
+    if let Some(rss) = result.broker_rss_peak_bytes {
+        println!("broker resident memory, peak: {:.1} MiB", rss as f64 / MB);
+    }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&result)?)
             .with_context(|| format!("writing {}", path.display()))?;
@@ -399,8 +407,16 @@ pub fn run(mode: Mode, args: &RunArgs) -> anyhow::Result<BenchResult> {
 }
 
 /// Prints progress once a second until `until` or `done()`: a live line
-/// on a terminal, plain lines otherwise.
-fn progress(live: &Live, start: Instant, until: Instant, done: impl Fn() -> bool) {
+/// on a terminal, plain lines otherwise. Samples the broker's resident
+/// memory each second when its pid is given; returns the peak.
+fn progress(
+    live: &Live,
+    start: Instant,
+    until: Instant,
+    broker_pid: Option<u32>,
+    done: impl Fn() -> bool,
+) -> Option<u64> {
+    let mut rss_peak: Option<u64> = None;
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.enable_steady_tick(Duration::from_millis(200));
@@ -437,8 +453,12 @@ fn progress(live: &Live, start: Instant, until: Instant, done: impl Fn() -> bool
         }
         last = now;
         tick += Duration::from_secs(1);
+        if let Some(rss) = broker_pid.and_then(crate::stats::rss_bytes) {
+            rss_peak = Some(rss_peak.map_or(rss, |p| p.max(rss)));
+        }
     }
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
+    rss_peak
 }

@@ -235,4 +235,14 @@ pub struct BenchResult {
     pub cpus: usize,
     pub produce: Option<Side>,
     pub consume: Option<Side>,
+    /// Peak resident memory of the broker during the run (`--broker-pid`).
+    pub broker_rss_peak_bytes: Option<u64>,
+}
+
+/// Resident memory (VmRSS) of process `pid`, if it can be read.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }

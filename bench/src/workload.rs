@@ -112,6 +112,10 @@ pub struct RunArgs {
     /// A name for this run in tables and plots (e.g. the broker's).
     #[arg(long)]
     pub label: Option<String>,
+    /// The broker's process id, when it runs on this machine: its resident
+    /// memory (VmRSS) is sampled every second and the peak recorded.
+    #[arg(long)]
+    pub broker_pid: Option<u32>,
 }
 
 /// A fully resolved run setup.

@@ -222,6 +222,12 @@ pub struct GroupConfig {
     /// How often expired offsets are looked for
     /// (`offsets.retention.check.interval.ms`).
     pub offsets_retention_check_interval_ms: u64,
+    /// KIP-848 groups: a member not heard from this long is removed
+    /// (`group.consumer.session.timeout.ms`).
+    pub consumer_session_timeout_ms: i32,
+    /// KIP-848 groups: how often members heartbeat
+    /// (`group.consumer.heartbeat.interval.ms`).
+    pub consumer_heartbeat_interval_ms: i32,
 }
 
 impl Default for GroupConfig {
@@ -236,6 +242,8 @@ impl Default for GroupConfig {
             max_size: i32::MAX as usize,
             offsets_retention_minutes: 7 * 24 * 60,
             offsets_retention_check_interval_ms: 600_000,
+            consumer_session_timeout_ms: 45_000,
+            consumer_heartbeat_interval_ms: 5_000,
         }
     }
 }

@@ -65,6 +65,10 @@ pub enum ErrorCode {
     InvalidRecord = 87,
     ProducerFenced = 90,
     UnknownTopicId = 100,
+    FencedMemberEpoch = 110,
+    UnreleasedInstanceId = 111,
+    UnsupportedAssignor = 112,
+    StaleMemberEpoch = 113,
     MismatchedEndpointType = 114,
     UnsupportedEndpointType = 115,
 }

@@ -19,6 +19,7 @@ use std::rc::Rc;
 
 use glommio::channels::local_channel::{self, LocalSender};
 use sluice_core::config::GroupConfig;
+use sluice_core::group::consumer::TopicInfo;
 use sluice_core::group::coordinator::{GroupCoordinator, PendingWrite};
 use sluice_core::group::records::OffsetsRecord;
 use sluice_core::group::{
@@ -95,9 +96,11 @@ impl GroupHome {
             log.stop();
         }
         let count = self.partition_count.get();
-        self.coordinator
+        let replies = self
+            .coordinator
             .borrow_mut()
             .retain(|g| coordinator_partition(g, count) != partition);
+        self.deliver(replies);
     }
 
     /// Partitions of `__consumer_offsets`.
@@ -122,17 +125,24 @@ impl GroupHome {
         &self.coordinator
     }
 
-    /// Runs one group request for a group of `partition`.
+    /// Runs one group request for a group of `partition`; `topics`
+    /// resolves topic names (KIP-848 assignments).
     pub async fn handle(
         self: &Rc<Self>,
         partition: PartitionId,
         request: GroupRequest,
+        topics: &dyn Fn(&str) -> Option<TopicInfo>,
     ) -> GroupResponse {
         let Some(log) = self.logs.borrow().get(&partition).cloned() else {
             return GroupResponse::Error(ErrorCode::NotCoordinator);
         };
         let now = now_ms();
         match request {
+            GroupRequest::ConsumerHeartbeat(req) => GroupResponse::ConsumerHeartbeat(
+                self.coordinator
+                    .borrow_mut()
+                    .consumer_heartbeat(req, topics, now),
+            ),
             GroupRequest::Join(req) => GroupResponse::Join(self.join(req, now).await),
             GroupRequest::Sync(req) => GroupResponse::Sync(self.sync(req, now).await),
             GroupRequest::Heartbeat {

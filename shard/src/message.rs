@@ -6,6 +6,7 @@
 //! the origin with the same id.
 
 use bytes::Bytes;
+use sluice_core::group::consumer;
 use sluice_core::group::coordinator::{GroupDescription, GroupListing};
 use sluice_core::group::records::CommittedOffset;
 use sluice_core::group::{JoinRequest, JoinResponse, SyncRequest, SyncResponse};
@@ -79,6 +80,8 @@ pub enum ShardRequest {
 /// A group API request, version differences resolved by the handler.
 #[derive(Debug, Clone)]
 pub enum GroupRequest {
+    /// KIP-848's ConsumerGroupHeartbeat.
+    ConsumerHeartbeat(consumer::HeartbeatRequest),
     Join(JoinRequest),
     Sync(SyncRequest),
     Heartbeat {
@@ -123,6 +126,7 @@ pub enum GroupRequest {
 /// Answers to [`GroupRequest`]s.
 #[derive(Debug, Clone)]
 pub enum GroupResponse {
+    ConsumerHeartbeat(consumer::HeartbeatResponse),
     Join(JoinResponse),
     Sync(SyncResponse),
     /// Heartbeat, Delete, or any request refused as a whole.

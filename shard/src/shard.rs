@@ -30,6 +30,7 @@ use crate::message::{
 };
 use crate::metadata_log::MetadataLog;
 use crate::notify::Notify;
+use sluice_core::group::consumer::TopicInfo;
 
 mod controller;
 mod partitions;
@@ -272,7 +273,13 @@ impl Shard {
             }
             ShardRequest::Stats => ShardResponse::Stats(self.stats()),
             ShardRequest::Group { partition, request } => {
-                ShardResponse::Group(self.groups.handle(partition, request).await)
+                let topics = |name: &str| {
+                    self.metadata().topics.get(name).map(|t| TopicInfo {
+                        id: t.id,
+                        partitions: t.partition_shards.len() as i32,
+                    })
+                };
+                ShardResponse::Group(self.groups.handle(partition, request, &topics).await)
             }
             ShardRequest::ListGroups => ShardResponse::Group(self.groups.list()),
         }

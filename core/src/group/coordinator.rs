@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
+use super::consumer::{self, ConsumerGroup, ConsumerGroupConfig, TopicInfo};
 use super::membership::Group;
 use super::records::{CommittedOffset, OffsetsRecord};
 use super::{GroupState, JoinRequest, JoinResponse, Reply, SyncRequest, SyncResponse, Token};
@@ -34,7 +35,10 @@ pub struct PendingWrite {
 pub struct GroupListing {
     pub group_id: String,
     pub protocol_type: String,
-    pub state: GroupState,
+    /// Kafka's name of the state (Empty, Stable, Reconciling, ...).
+    pub state: String,
+    /// "classic" or "consumer" (KIP-848).
+    pub group_type: &'static str,
 }
 
 /// One member as DescribeGroups shows it.
@@ -64,7 +68,11 @@ pub struct GroupDescription {
 #[derive(Debug)]
 pub struct GroupCoordinator {
     config: GroupConfig,
+    /// Classic groups, and the committed offsets of every group.
     groups: BTreeMap<String, Group>,
+    /// Groups of the KIP-848 protocol (membership only; their offsets are
+    /// in `groups`).
+    consumer_groups: BTreeMap<String, ConsumerGroup>,
 }
 
 impl GroupCoordinator {
@@ -73,6 +81,7 @@ impl GroupCoordinator {
         GroupCoordinator {
             config,
             groups: BTreeMap::new(),
+            consumer_groups: BTreeMap::new(),
         }
     }
 
@@ -166,9 +175,49 @@ impl GroupCoordinator {
         (Ok(errors), out)
     }
 
+    /// ConsumerGroupHeartbeat (KIP-848); `topics` resolves topic names.
+    pub fn consumer_heartbeat(
+        &mut self,
+        req: consumer::HeartbeatRequest,
+        topics: &dyn Fn(&str) -> Option<TopicInfo>,
+        now_ms: i64,
+    ) -> consumer::HeartbeatResponse {
+        let refuse = |error: ErrorCode, member_id: &str| consumer::HeartbeatResponse {
+            error,
+            member_id: member_id.to_owned(),
+            member_epoch: -1,
+            heartbeat_interval_ms: 0,
+            assignment: None,
+        };
+        if req.group_id.is_empty() {
+            return refuse(ErrorCode::InvalidGroupId, &req.member_id);
+        }
+        let classic_in_use = self
+            .groups
+            .get(&req.group_id)
+            .is_some_and(|g| g.state != GroupState::Empty || !g.is_empty());
+        if classic_in_use && !self.consumer_groups.contains_key(&req.group_id) {
+            // Kafka: the group is a classic group with members.
+            return refuse(ErrorCode::GroupIdNotFound, &req.member_id);
+        }
+        let config = ConsumerGroupConfig {
+            session_timeout_ms: self.config.consumer_session_timeout_ms,
+            heartbeat_interval_ms: self.config.consumer_heartbeat_interval_ms,
+        };
+        let group = self
+            .consumer_groups
+            .entry(req.group_id.clone())
+            .or_default();
+        group.heartbeat(req, topics, now_ms, config)
+    }
+
     /// Every group's timers: expired sessions, rebalances whose time is up,
     /// and empty groups with nothing committed are forgotten.
     pub fn tick(&mut self, now_ms: i64) -> Vec<Reply> {
+        for g in self.consumer_groups.values_mut() {
+            g.expire(now_ms);
+        }
+        self.consumer_groups.retain(|_, g| !g.is_empty());
         let mut out = Vec::new();
         for group in self.groups.values_mut() {
             if group.needs_ticks() || group.state == GroupState::PreparingRebalance {
@@ -228,6 +277,10 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return ErrorCode::InvalidGroupId;
         }
+        if let Some(g) = self.consumer_groups.get(group_id) {
+            // KIP-848: the generation field carries the member epoch.
+            return g.check_commit(member_id, generation);
+        }
         match self.groups.get_mut(group_id) {
             Some(group) => group.check_commit(member_id, instance_id, generation, now_ms),
             // A group that does not exist takes only "simple" commits
@@ -281,14 +334,23 @@ impl GroupCoordinator {
 
     /// Every group, for ListGroups.
     pub fn list(&self) -> Vec<GroupListing> {
-        self.groups
+        let classic = self
+            .groups
             .values()
+            .filter(|g| !self.consumer_groups.contains_key(&g.id))
             .map(|g| GroupListing {
                 group_id: g.id.clone(),
                 protocol_type: g.protocol_type.clone().unwrap_or_default(),
-                state: g.state,
-            })
-            .collect()
+                state: g.state.name().to_owned(),
+                group_type: "classic",
+            });
+        let consumer = self.consumer_groups.iter().map(|(id, g)| GroupListing {
+            group_id: id.clone(),
+            protocol_type: "consumer".into(),
+            state: g.state_name().to_owned(),
+            group_type: "consumer",
+        });
+        classic.chain(consumer).collect()
     }
 
     /// DescribeGroups for one group.
@@ -471,9 +533,18 @@ impl GroupCoordinator {
     }
 
     /// Groups whose id satisfies `keep` stay; the others are dropped (a
-    /// partition moved away or was deleted).
-    pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
-        self.groups.retain(|id, _| keep(id));
+    /// partition moved away or was deleted) and their parked requests are
+    /// answered NOT_COORDINATOR.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) -> Vec<Reply> {
+        let mut out = Vec::new();
+        self.groups.retain(|id, g| {
+            let kept = keep(id);
+            if !kept {
+                g.abandon(ErrorCode::NotCoordinator, &mut out);
+            }
+            kept
+        });
+        out
     }
 }
 

@@ -830,6 +830,19 @@ impl Group {
         self.maybe_complete_join(now_ms, out);
     }
 
+    /// Answers every parked request with `error` (the group stops being
+    /// served here).
+    pub fn abandon(&mut self, error: ErrorCode, out: &mut Vec<Reply>) {
+        for member in self.members.values_mut() {
+            if let Some(t) = member.awaiting_join.take() {
+                join_error(out, t, error, &member.member_id);
+            }
+            if let Some(t) = member.awaiting_sync.take() {
+                out.push(Reply::Sync(t, SyncResponse::error(error)));
+            }
+        }
+    }
+
     /// True when the group has timers that [`Group::tick`] must check.
     pub fn needs_ticks(&self) -> bool {
         !self.members.is_empty() || !self.pending_members.is_empty()

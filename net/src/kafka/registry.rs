@@ -46,6 +46,7 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::ListGroups, 0, 5),
     api(ApiKey::DeleteGroups, 0, 2),
     api(ApiKey::OffsetDelete, 0, 0),
+    api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
 ];
 
 /// The supported range of `key`, if the broker serves it.

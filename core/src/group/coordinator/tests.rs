@@ -484,3 +484,15 @@ fn a_deleted_topics_offsets_are_tombstoned() {
     }
     assert_eq!(c.offsets("g").map(|o| o.len()), Some(0));
 }
+
+#[test]
+fn dropping_a_group_answers_its_parked_requests() {
+    let mut c = coordinator(0);
+    let a = stable_single(&mut c);
+    let (_b, replies) = first_join(&mut c, "b", 10, 100);
+    assert!(replies.is_empty(), "b waits for a");
+    let replies = c.retain(|_| false);
+    assert_eq!(join_reply(&replies, 10).error, ErrorCode::NotCoordinator);
+    assert!(c.group("g").is_none());
+    assert_eq!(c.heartbeat("g", &a, None, 1, 0), ErrorCode::UnknownMemberId);
+}

@@ -1,5 +1,5 @@
 //! ListGroups (0–5): every group of every coordinator shard, optionally
-//! filtered by state (v4+) and type (v5+; every group here is "classic").
+//! filtered by state (v4+) and type (v5+: "classic" or "consumer").
 
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
@@ -16,11 +16,11 @@ pub async fn handle(ctx: &Context, request: ListGroupsRequest) -> ListGroupsResp
         .iter()
         .map(|s| s.as_str().to_ascii_lowercase())
         .collect();
-    let classic_wanted = request.types_filter.is_empty()
-        || request
-            .types_filter
-            .iter()
-            .any(|t| t.as_str().eq_ignore_ascii_case("classic"));
+    let types: Vec<String> = request
+        .types_filter
+        .iter()
+        .map(|t| t.as_str().to_ascii_lowercase())
+        .collect();
     let mut groups = Vec::new();
     let mut error = ErrorCode::None;
     for shard in 0..ctx.shard.shards {
@@ -32,14 +32,14 @@ pub async fn handle(ctx: &Context, request: ListGroupsRequest) -> ListGroupsResp
     }
     let listed = groups
         .into_iter()
-        .filter(|_| classic_wanted)
-        .filter(|g| states.is_empty() || states.contains(&g.state.name().to_ascii_lowercase()))
+        .filter(|g| types.is_empty() || types.iter().any(|t| t == g.group_type))
+        .filter(|g| states.is_empty() || states.contains(&g.state.to_ascii_lowercase()))
         .map(|g| {
             ListedGroup::default()
                 .with_group_id(GroupId(StrBytes::from_string(g.group_id)))
                 .with_protocol_type(StrBytes::from_string(g.protocol_type))
-                .with_group_state(StrBytes::from_static_str(g.state.name()))
-                .with_group_type(StrBytes::from_static_str("classic"))
+                .with_group_state(StrBytes::from_string(g.state))
+                .with_group_type(StrBytes::from_static_str(g.group_type))
         })
         .collect();
     ListGroupsResponse::default()

@@ -9,6 +9,7 @@ use super::context::Context;
 
 pub mod api_versions;
 pub mod configs;
+pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
@@ -48,6 +49,9 @@ pub async fn dispatch(
         RequestKind::Produce(r) => ResponseKind::Produce(produce::handle(ctx, r).await?),
         RequestKind::FindCoordinator(r) => {
             ResponseKind::FindCoordinator(find_coordinator::handle(ctx, r, version).await)
+        }
+        RequestKind::ConsumerGroupHeartbeat(r) => {
+            ResponseKind::ConsumerGroupHeartbeat(consumer_group_heartbeat::handle(ctx, r).await)
         }
         RequestKind::JoinGroup(r) => {
             ResponseKind::JoinGroup(join_group::handle(ctx, header, r, version, peer).await)

@@ -1,0 +1,460 @@
+//! Consumer groups of the next-generation protocol (KIP-848): members
+//! heartbeat, the broker assigns.
+//!
+//! Owns: one group's members, their epochs and subscriptions, the target
+//! assignment the broker computes (an even spread of every subscribed
+//! partition over the members subscribed to its topic, keeping partitions
+//! where they are while the spread stays even), and reconciliation: a
+//! member is told to drop partitions leaving it first, and a partition goes
+//! to its new owner only once the previous owner no longer reports it.
+//!
+//! Invariants: the group epoch grows whenever membership or subscriptions
+//! change; a member's epoch reaches the target assignment's epoch only when
+//! it owns nothing outside its target; no partition is ever given to two
+//! members at once. Like the classic group, no I/O and no clock: time is an
+//! argument. Membership is not persisted (members rejoin after a restart, as
+//! after a coordinator move); committed offsets are, by the caller.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::ErrorCode;
+
+/// A topic's id and partition count, as the metadata knows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicInfo {
+    pub id: [u8; 16],
+    pub partitions: i32,
+}
+
+/// One partition, by topic id.
+pub type TopicPartition = ([u8; 16], i32);
+
+/// A ConsumerGroupHeartbeat request.
+#[derive(Debug, Clone, Default)]
+pub struct HeartbeatRequest {
+    pub group_id: String,
+    /// Empty on a v0 first join: the broker picks one.
+    pub member_id: String,
+    /// 0 joins, -1 leaves, -2 leaves temporarily (static member).
+    pub member_epoch: i32,
+    pub instance_id: Option<String>,
+    pub rebalance_timeout_ms: i32,
+    /// `None`: unchanged since the last heartbeat.
+    pub subscribed_topics: Option<Vec<String>>,
+    /// What the member owns now; `None`: unchanged.
+    pub owned: Option<Vec<TopicPartition>>,
+    /// Unique text for a broker-chosen member id.
+    pub member_id_suffix: String,
+}
+
+/// A ConsumerGroupHeartbeat answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatResponse {
+    pub error: ErrorCode,
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub heartbeat_interval_ms: i32,
+    /// The member's whole assignment, when it changed since the last
+    /// answer (or on a join).
+    pub assignment: Option<Vec<TopicPartition>>,
+}
+
+#[derive(Debug, Clone)]
+struct Member {
+    epoch: i32,
+    subscribed: BTreeSet<String>,
+    /// What the member may consume now.
+    assigned: BTreeSet<TopicPartition>,
+    /// What the member was told to give up and has not yet reported as
+    /// given up: still its own, no one else's.
+    revoking: BTreeSet<TopicPartition>,
+    /// The assignment in the last answer (to send only changes).
+    last_sent: Option<BTreeSet<TopicPartition>>,
+    session_deadline_ms: i64,
+}
+
+/// One consumer group of the KIP-848 protocol.
+#[derive(Debug, Clone, Default)]
+pub struct ConsumerGroup {
+    pub group_epoch: i32,
+    assignment_epoch: i32,
+    members: BTreeMap<String, Member>,
+    target: BTreeMap<String, BTreeSet<TopicPartition>>,
+}
+
+/// Settings of consumer groups.
+#[derive(Debug, Clone, Copy)]
+pub struct ConsumerGroupConfig {
+    pub session_timeout_ms: i32,
+    pub heartbeat_interval_ms: i32,
+}
+
+impl ConsumerGroup {
+    /// True when no member is left.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Kafka's name of the group's state: Empty, Assigning (a new target
+    /// not yet computed), Reconciling (members moving to it), Stable.
+    pub fn state_name(&self) -> &'static str {
+        if self.members.is_empty() {
+            "Empty"
+        } else if self.assignment_epoch < self.group_epoch {
+            "Assigning"
+        } else if self
+            .members
+            .values()
+            .any(|m| m.epoch != self.assignment_epoch)
+        {
+            "Reconciling"
+        } else {
+            "Stable"
+        }
+    }
+
+    /// Member ids and their epochs.
+    pub fn member_epochs(&self) -> impl Iterator<Item = (&str, i32)> {
+        self.members.iter().map(|(id, m)| (id.as_str(), m.epoch))
+    }
+
+    /// A member's current epoch, if it is a member.
+    pub fn member_epoch(&self, member_id: &str) -> Option<i32> {
+        self.members.get(member_id).map(|m| m.epoch)
+    }
+
+    /// ConsumerGroupHeartbeat. `topics` resolves subscribed topic names.
+    pub fn heartbeat(
+        &mut self,
+        req: HeartbeatRequest,
+        topics: &dyn Fn(&str) -> Option<TopicInfo>,
+        now_ms: i64,
+        config: ConsumerGroupConfig,
+    ) -> HeartbeatResponse {
+        let error = |e: ErrorCode, id: &str| HeartbeatResponse {
+            error: e,
+            member_id: id.to_owned(),
+            member_epoch: -1,
+            heartbeat_interval_ms: 0,
+            assignment: None,
+        };
+        if req.member_epoch < 0 {
+            // Leaving (-1), or a static member going away for now (-2):
+            // either way its partitions are given to the others.
+            if self.members.remove(&req.member_id).is_some() {
+                self.target.remove(&req.member_id);
+                self.group_epoch += 1;
+            }
+            return HeartbeatResponse {
+                error: ErrorCode::None,
+                member_id: req.member_id,
+                member_epoch: req.member_epoch,
+                heartbeat_interval_ms: 0,
+                assignment: None,
+            };
+        }
+        let member_id = if req.member_id.is_empty() {
+            req.member_id_suffix.clone()
+        } else {
+            req.member_id.clone()
+        };
+        if req.member_epoch == 0 {
+            if req.subscribed_topics.is_none() {
+                return error(ErrorCode::InvalidRequest, &member_id);
+            }
+            if let Some(old) = self.members.remove(&member_id) {
+                // A rejoin with epoch 0 starts over.
+                let _ = old;
+                self.target.remove(&member_id);
+            }
+            self.members.insert(
+                member_id.clone(),
+                Member {
+                    epoch: 0,
+                    subscribed: BTreeSet::new(),
+                    assigned: BTreeSet::new(),
+                    revoking: BTreeSet::new(),
+                    last_sent: None,
+                    session_deadline_ms: 0,
+                },
+            );
+        }
+        // One new group epoch for a join and/or a new subscription.
+        let mut changed = req.member_epoch == 0;
+        let Some(member) = self.members.get_mut(&member_id) else {
+            return error(ErrorCode::UnknownMemberId, &member_id);
+        };
+        if req.member_epoch != 0 && req.member_epoch != member.epoch {
+            return error(ErrorCode::FencedMemberEpoch, &member_id);
+        }
+        member.session_deadline_ms = now_ms + i64::from(config.session_timeout_ms);
+        if let Some(subscribed) = req.subscribed_topics {
+            let subscribed: BTreeSet<String> = subscribed.into_iter().collect();
+            if subscribed != member.subscribed {
+                member.subscribed = subscribed;
+                changed = true;
+            }
+        }
+        if changed {
+            self.group_epoch += 1;
+        }
+        if let Some(owned) = &req.owned {
+            // What it no longer reports, it gave up.
+            let owned: BTreeSet<TopicPartition> = owned.iter().copied().collect();
+            member.revoking.retain(|tp| owned.contains(tp));
+        }
+        if self.group_epoch > self.assignment_epoch {
+            self.compute_target(topics);
+        }
+        self.reconcile(&member_id);
+        let member = self.members.get_mut(&member_id).expect("reconciled above");
+        let assignment = (member.last_sent.as_ref() != Some(&member.assigned)).then(|| {
+            member.last_sent = Some(member.assigned.clone());
+            member.assigned.iter().copied().collect()
+        });
+        HeartbeatResponse {
+            error: ErrorCode::None,
+            member_id,
+            member_epoch: member.epoch,
+            heartbeat_interval_ms: config.heartbeat_interval_ms,
+            assignment,
+        }
+    }
+
+    /// The target assignment of the current group epoch: each subscribed
+    /// topic's partitions spread evenly over the members subscribed to it,
+    /// members keeping what they hold where the spread allows.
+    fn compute_target(&mut self, topics: &dyn Fn(&str) -> Option<TopicInfo>) {
+        let mut target: BTreeMap<String, BTreeSet<TopicPartition>> = self
+            .members
+            .keys()
+            .map(|m| (m.clone(), BTreeSet::new()))
+            .collect();
+        let names: BTreeSet<&String> = self.members.values().flat_map(|m| &m.subscribed).collect();
+        for name in names {
+            let Some(info) = topics(name) else { continue };
+            let subscribers: Vec<&String> = self
+                .members
+                .iter()
+                .filter(|(_, m)| m.subscribed.contains(name))
+                .map(|(id, _)| id)
+                .collect();
+            if subscribers.is_empty() || info.partitions <= 0 {
+                continue;
+            }
+            let n = subscribers.len();
+            let total = info.partitions as usize;
+            // Quotas: the first `total % n` members take one more.
+            let quota = |i: usize| total / n + usize::from(i < total % n);
+            let mut counts = vec![0usize; n];
+            let mut unplaced = Vec::new();
+            for p in 0..info.partitions {
+                let tp = (info.id, p);
+                let holder = subscribers.iter().position(|id| {
+                    self.members
+                        .get(*id)
+                        .is_some_and(|m| m.assigned.contains(&tp))
+                });
+                match holder {
+                    Some(i) if counts[i] < quota(i) => {
+                        counts[i] += 1;
+                        target.entry(subscribers[i].clone()).or_default().insert(tp);
+                    }
+                    _ => unplaced.push(tp),
+                }
+            }
+            for tp in unplaced {
+                let i = (0..n)
+                    .find(|&i| counts[i] < quota(i))
+                    .expect("quotas add up to the partition count");
+                counts[i] += 1;
+                target.entry(subscribers[i].clone()).or_default().insert(tp);
+            }
+        }
+        self.target = target;
+        self.assignment_epoch = self.group_epoch;
+    }
+
+    /// Moves `member_id` toward its target: what leaves it is revoked
+    /// first (its epoch waits until it reports giving it up); then it moves
+    /// to the target's epoch and gets every target partition no other
+    /// member still holds (the rest comes in later heartbeats, as they are
+    /// released).
+    fn reconcile(&mut self, member_id: &str) {
+        let target = self.target.get(member_id).cloned().unwrap_or_default();
+        let held_by_others: BTreeSet<TopicPartition> = self
+            .members
+            .iter()
+            .filter(|(id, _)| id.as_str() != member_id)
+            .flat_map(|(_, m)| m.assigned.iter().chain(&m.revoking).copied())
+            .collect();
+        let assignment_epoch = self.assignment_epoch;
+        let Some(member) = self.members.get_mut(member_id) else {
+            return;
+        };
+        let leaving: Vec<TopicPartition> = member
+            .assigned
+            .iter()
+            .filter(|tp| !target.contains(tp))
+            .copied()
+            .collect();
+        for tp in leaving {
+            member.assigned.remove(&tp);
+            member.revoking.insert(tp);
+        }
+        if !member.revoking.is_empty() {
+            return;
+        }
+        for tp in &target {
+            if !held_by_others.contains(tp) {
+                member.assigned.insert(*tp);
+            }
+        }
+        member.epoch = assignment_epoch;
+    }
+
+    /// Removes members whose session expired; true when any was.
+    pub fn expire(&mut self, now_ms: i64) -> bool {
+        let before = self.members.len();
+        let expired: Vec<String> = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.session_deadline_ms <= now_ms)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &expired {
+            self.members.remove(id);
+            self.target.remove(id);
+        }
+        if self.members.len() != before {
+            self.group_epoch += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// OffsetCommit's check for a member of this group.
+    pub fn check_commit(&self, member_id: &str, member_epoch: i32) -> ErrorCode {
+        match self.members.get(member_id) {
+            None if member_id.is_empty() && member_epoch < 0 && self.members.is_empty() => {
+                ErrorCode::None
+            }
+            None => ErrorCode::UnknownMemberId,
+            Some(m) if m.epoch != member_epoch => ErrorCode::StaleMemberEpoch,
+            Some(_) => ErrorCode::None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: [u8; 16] = [7; 16];
+    const CONFIG: ConsumerGroupConfig = ConsumerGroupConfig {
+        session_timeout_ms: 45_000,
+        heartbeat_interval_ms: 5_000,
+    };
+
+    fn topics(name: &str) -> Option<TopicInfo> {
+        (name == "t").then_some(TopicInfo {
+            id: T,
+            partitions: 4,
+        })
+    }
+
+    fn join(g: &mut ConsumerGroup, id: &str, now: i64) -> HeartbeatResponse {
+        g.heartbeat(
+            HeartbeatRequest {
+                group_id: "g".into(),
+                member_id: id.into(),
+                member_epoch: 0,
+                subscribed_topics: Some(vec!["t".into()]),
+                owned: Some(vec![]),
+                ..HeartbeatRequest::default()
+            },
+            &topics,
+            now,
+            CONFIG,
+        )
+    }
+
+    fn beat(
+        g: &mut ConsumerGroup,
+        id: &str,
+        epoch: i32,
+        owned: Option<Vec<TopicPartition>>,
+    ) -> HeartbeatResponse {
+        g.heartbeat(
+            HeartbeatRequest {
+                group_id: "g".into(),
+                member_id: id.into(),
+                member_epoch: epoch,
+                owned,
+                ..HeartbeatRequest::default()
+            },
+            &topics,
+            1,
+            CONFIG,
+        )
+    }
+
+    fn parts(r: &HeartbeatResponse) -> Vec<i32> {
+        r.assignment
+            .as_ref()
+            .expect("an assignment")
+            .iter()
+            .map(|(_, p)| *p)
+            .collect()
+    }
+
+    #[test]
+    fn a_second_member_gets_partitions_only_after_the_first_gives_them_up() {
+        let mut g = ConsumerGroup::default();
+        let a = join(&mut g, "a", 0);
+        assert_eq!((a.error, a.member_epoch), (ErrorCode::None, 1));
+        assert_eq!(parts(&a), [0, 1, 2, 3]);
+        let b = join(&mut g, "b", 0);
+        assert_eq!(b.member_epoch, 2, "b has nothing to revoke");
+        assert_eq!(parts(&b), Vec::<i32>::new(), "a still holds b's share");
+        // a is told to give up two partitions; its epoch stays.
+        let a = beat(&mut g, "a", 1, None);
+        assert_eq!((a.member_epoch, parts(&a)), (1, vec![0, 1]));
+        let b = beat(&mut g, "b", 2, None);
+        assert_eq!(b.assignment, None, "not before a reports giving them up");
+        // a reports it did: it moves to the new epoch.
+        let a = beat(&mut g, "a", 1, Some(vec![(T, 0), (T, 1)]));
+        assert_eq!((a.member_epoch, a.assignment.clone()), (2, None));
+        let b = beat(&mut g, "b", 2, None);
+        assert_eq!((b.member_epoch, parts(&b)), (2, vec![2, 3]));
+        // A stale epoch is fenced.
+        assert_eq!(
+            beat(&mut g, "b", 1, None).error,
+            ErrorCode::FencedMemberEpoch
+        );
+        assert_eq!(g.check_commit("b", 2), ErrorCode::None);
+        assert_eq!(g.check_commit("b", 1), ErrorCode::StaleMemberEpoch);
+        assert_eq!(g.check_commit("c", 2), ErrorCode::UnknownMemberId);
+    }
+
+    #[test]
+    fn leaving_and_expiring_give_partitions_back() {
+        let mut g = ConsumerGroup::default();
+        join(&mut g, "a", 0);
+        join(&mut g, "b", 0);
+        beat(&mut g, "a", 1, None);
+        let a = beat(&mut g, "a", 1, Some(vec![(T, 0), (T, 1)]));
+        beat(&mut g, "b", 2, None);
+        let left = beat(&mut g, "b", -1, None);
+        assert_eq!(left.member_epoch, -1);
+        let a = beat(&mut g, "a", a.member_epoch, None);
+        assert_eq!(parts(&a), [0, 1, 2, 3]);
+        assert!(g.expire(45_001 + 1));
+        assert!(g.is_empty());
+        assert_eq!(
+            beat(&mut g, "a", a.member_epoch, None).error,
+            ErrorCode::UnknownMemberId
+        );
+    }
+}

@@ -1,0 +1,78 @@
+//! ConsumerGroupHeartbeat (0–1): the next-generation consumer group
+//! protocol (KIP-848, `group.protocol=consumer`). Members heartbeat with
+//! their subscription and what they own; the coordinator assigns partitions
+//! (an even spread, sticky) and answers each member with its assignment
+//! when it changes. v1 members choose their own member id; v0 members get
+//! one from the broker.
+
+use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
+use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
+use kafka_protocol::protocol::StrBytes;
+use sluice_core::group::consumer::HeartbeatRequest;
+use sluice_core::ErrorCode;
+use sluice_shard::{GroupRequest, GroupResponse};
+use uuid::Uuid;
+
+use super::groups::{call, opt};
+use crate::kafka::context::Context;
+
+/// Answers a ConsumerGroupHeartbeat request.
+pub async fn handle(
+    ctx: &Context,
+    request: ConsumerGroupHeartbeatRequest,
+) -> ConsumerGroupHeartbeatResponse {
+    let group_id = request.group_id.0.as_str().to_owned();
+    let heartbeat = HeartbeatRequest {
+        group_id: group_id.clone(),
+        member_id: request.member_id.as_str().to_owned(),
+        member_epoch: request.member_epoch,
+        instance_id: opt(&request.instance_id),
+        rebalance_timeout_ms: request.rebalance_timeout_ms,
+        subscribed_topics: request
+            .subscribed_topic_names
+            .map(|names| names.into_iter().map(|n| n.0.as_str().to_owned()).collect()),
+        owned: request.topic_partitions.map(|tps| {
+            tps.into_iter()
+                .flat_map(|tp| {
+                    let id = *tp.topic_id.as_bytes();
+                    tp.partitions.into_iter().map(move |p| (id, p))
+                })
+                .collect()
+        }),
+        member_id_suffix: Uuid::new_v4().to_string(),
+    };
+    let response = match call(ctx, &group_id, GroupRequest::ConsumerHeartbeat(heartbeat)).await {
+        GroupResponse::ConsumerHeartbeat(r) => r,
+        GroupResponse::Error(e) => {
+            return ConsumerGroupHeartbeatResponse::default()
+                .with_error_code(e.code())
+                .with_member_epoch(-1)
+        }
+        _ => {
+            return ConsumerGroupHeartbeatResponse::default()
+                .with_error_code(ErrorCode::UnknownServerError.code())
+                .with_member_epoch(-1)
+        }
+    };
+    let assignment = response.assignment.map(|tps| {
+        let mut by_topic: Vec<TopicPartitions> = Vec::new();
+        for (id, p) in tps {
+            let id = Uuid::from_bytes(id);
+            match by_topic.iter_mut().find(|t| t.topic_id == id) {
+                Some(t) => t.partitions.push(p),
+                None => by_topic.push(
+                    TopicPartitions::default()
+                        .with_topic_id(id)
+                        .with_partitions(vec![p]),
+                ),
+            }
+        }
+        Assignment::default().with_topic_partitions(by_topic)
+    });
+    ConsumerGroupHeartbeatResponse::default()
+        .with_error_code(response.error.code())
+        .with_member_id(Some(StrBytes::from_string(response.member_id)))
+        .with_member_epoch(response.member_epoch)
+        .with_heartbeat_interval_ms(response.heartbeat_interval_ms)
+        .with_assignment(assignment)
+}
