@@ -228,13 +228,22 @@ pub fn plot(results: &[BenchResult], out_dir: &Path) -> anyhow::Result<Vec<PathB
     draw_latency(SVGBackend::new(&path, SIZE).into_drawing_area(), &latency)?;
     written.push(path);
     let path = out_dir.join("throughput.svg");
-    draw_throughput(SVGBackend::new(&path, SIZE).into_drawing_area(), &throughput)?;
+    draw_throughput(
+        SVGBackend::new(&path, SIZE).into_drawing_area(),
+        &throughput,
+    )?;
     written.push(path);
     let path = out_dir.join("latency.png");
-    draw_latency(BitMapBackend::new(&path, SIZE).into_drawing_area(), &latency)?;
+    draw_latency(
+        BitMapBackend::new(&path, SIZE).into_drawing_area(),
+        &latency,
+    )?;
     written.push(path);
     let path = out_dir.join("throughput.png");
-    draw_throughput(BitMapBackend::new(&path, SIZE).into_drawing_area(), &throughput)?;
+    draw_throughput(
+        BitMapBackend::new(&path, SIZE).into_drawing_area(),
+        &throughput,
+    )?;
     written.push(path);
     Ok(written)
 }

@@ -270,6 +270,22 @@ pub fn run(w: &Workload, plan: ProducerPlan, live: Arc<Live>) -> anyhow::Result<
             }
         }
     }
+    // Open loop behind schedule: messages intended inside the counted window
+    // but never sent still count, with the time they have waited so far (a
+    // lower bound): an overloaded broker shows in the percentiles instead
+    // of vanishing from them.
+    if let Some(step) = interval_ns {
+        let now = now_us();
+        loop {
+            let intended_us = start_us + i * step / 1000;
+            if intended_us >= plan.window.count_until_us.min(now) {
+                break;
+            }
+            sent.latency(intended_us, now);
+            sent.unsent += 1;
+            i += 1;
+        }
+    }
     // What is still open goes out; then wait for the answers.
     for slot in 0..partitions {
         send(slot, &mut open, &mut sent)?;

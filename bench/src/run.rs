@@ -128,8 +128,42 @@ fn delete_topic(client: &mut Client, topic: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Offsets at `timestamp` (-1 latest, -2 earliest) of every partition.
+/// Kafka's retriable answers while a new topic's leaders come up:
+/// UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE, NOT_LEADER_OR_FOLLOWER.
+const NOT_READY_YET: [i16; 3] = [3, 5, 6];
+
+/// Offsets at `timestamp` (-1 latest, -2 earliest) of every partition,
+/// retried while the partitions are not ready (a topic just created: Kafka
+/// answers NOT_LEADER_OR_FOLLOWER for a moment), for at most [`TIMEOUT`].
 fn offsets(layout: &Layout, topic: &str, timestamp: i64) -> anyhow::Result<Vec<i64>> {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        match offsets_once(layout, topic, timestamp) {
+            Err(OffsetsError::NotReady(code)) if Instant::now() < deadline => {
+                tracing::debug!(code, "partitions not ready yet; asking again");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(OffsetsError::NotReady(code)) => {
+                bail!("offsets of {topic}: error {code} for {TIMEOUT:?}")
+            }
+            Err(OffsetsError::Other(e)) => return Err(e),
+            Ok(offsets) => return Ok(offsets),
+        }
+    }
+}
+
+enum OffsetsError {
+    NotReady(i16),
+    Other(anyhow::Error),
+}
+
+impl From<anyhow::Error> for OffsetsError {
+    fn from(e: anyhow::Error) -> Self {
+        OffsetsError::Other(e)
+    }
+}
+
+fn offsets_once(layout: &Layout, topic: &str, timestamp: i64) -> Result<Vec<i64>, OffsetsError> {
     let mut out = vec![0; layout.leaders.len()];
     let mut by_broker: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
     for (p, leader) in layout.leaders.iter().enumerate() {
@@ -153,12 +187,15 @@ fn offsets(layout: &Layout, topic: &str, timestamp: i64) -> anyhow::Result<Vec<i
                 )]);
         for t in client.send(&request, 7)?.topics {
             for p in t.partitions {
+                if NOT_READY_YET.contains(&p.error_code) {
+                    return Err(OffsetsError::NotReady(p.error_code));
+                }
                 if p.error_code != 0 {
-                    bail!(
+                    return Err(OffsetsError::Other(anyhow!(
                         "offsets of partition {}: error {}",
                         p.partition_index,
                         p.error_code
-                    );
+                    )));
                 }
                 if let Some(slot) = out.get_mut(p.partition_index as usize) {
                     *slot = p.offset;

@@ -54,6 +54,9 @@ pub struct Recorder {
     pub messages: u64,
     pub bytes: u64,
     pub errors: u64,
+    /// Open loop: messages intended inside the window that were never sent
+    /// (the broker fell behind the rate).
+    pub unsent: u64,
     per_second: Vec<(u64, u64)>,
     window: Window,
 }
@@ -71,6 +74,7 @@ impl Recorder {
             messages: 0,
             bytes: 0,
             errors: 0,
+            unsent: 0,
             per_second: vec![(0, 0); seconds],
             window,
         }
@@ -107,6 +111,7 @@ impl Recorder {
         self.messages += other.messages;
         self.bytes += other.bytes;
         self.errors += other.errors;
+        self.unsent += other.unsent;
         for (a, b) in self.per_second.iter_mut().zip(&other.per_second) {
             a.0 += b.0;
             a.1 += b.1;
@@ -142,6 +147,7 @@ impl Recorder {
             messages: self.messages,
             bytes: self.bytes,
             errors: self.errors,
+            unsent: self.unsent,
             duration_s: seconds,
             msgs_per_s: self.messages as f64 / seconds,
             mb_per_s: self.bytes as f64 / MB / seconds,
@@ -207,6 +213,11 @@ pub struct Side {
     pub messages: u64,
     pub bytes: u64,
     pub errors: u64,
+    /// Open loop: messages intended in the window but never sent because
+    /// the broker fell behind the rate (counted in latency with the time
+    /// they had waited at the end).
+    #[serde(default)]
+    pub unsent: u64,
     pub duration_s: f64,
     pub msgs_per_s: f64,
     pub mb_per_s: f64,

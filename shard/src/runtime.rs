@@ -59,7 +59,7 @@ pub fn run(
         MESH_CHANNEL_CAPACITY,
     )));
     let spin = Duration::from_micros(config.shard.spin_before_park_us);
-    let handles = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(shards, None))
+    let handles = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(shards, allowed_cpus()))
         .name("sluice-shard")
         .spin_before_park(spin)
         .on_all_shards(move || {
@@ -85,6 +85,26 @@ pub fn run(
     } else {
         Err(failed.join("; "))
     }
+}
+
+/// The online CPUs this process may run on (`taskset`, cgroup cpusets):
+/// glommio's placement would otherwise pick from every online CPU and pin a
+/// shard outside the set the operator gave. `None` (glommio decides) when
+/// the set cannot be read.
+fn allowed_cpus() -> Option<glommio::CpuSet> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set, which
+    // sched_getaffinity fills for this thread (inherited from the process).
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    if unsafe { libc::sched_getaffinity(0, size, &mut set) } != 0 {
+        return None;
+    }
+    let online = glommio::CpuSet::online().ok()?;
+    // SAFETY: CPU_ISSET reads within the set for any cpu index below
+    // CPU_SETSIZE, which every online CPU id is.
+    let allowed = online
+        .filter(|l| l.cpu < libc::CPU_SETSIZE as usize && unsafe { libc::CPU_ISSET(l.cpu, &set) });
+    (!allowed.is_empty()).then_some(allowed)
 }
 
 /// How often group sessions and rebalance deadlines are checked.
