@@ -8,8 +8,9 @@
 //! takes effect.
 //!
 //! Invariants: a group is served only by the shard that owns its
-//! partition, and only once that partition is loaded (otherwise
-//! NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS, as Kafka). A commit is
+//! partition, and only once that partition is loaded (a partition is
+//! replayed when its shard opens it, before the shard serves; a request for
+//! a partition not loaded here gets NOT_COORDINATOR, as Kafka). A commit is
 //! answered only after its record is durable, and a SyncGroup only after
 //! the assignment's record is: an acknowledged commit survives SIGKILL.
 
