@@ -14,6 +14,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context as _};
 use bytes::Buf;
+use kafka_protocol::messages::describe_groups_response::DescribedGroup;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::offset_commit_request::{
@@ -171,18 +172,24 @@ fn list_offsets(
     Ok(out)
 }
 
-/// `sluice group describe G`: state, members and their partitions, and per
-/// partition the committed offset, the log end and the lag.
-pub fn describe(bootstrap: &str, group: &str) -> anyhow::Result<String> {
-    let mut client = coordinator(bootstrap, group)?;
+/// DescribeGroups for `group`, asked of its coordinator.
+fn describe_group(client: &mut Client, group: &str) -> anyhow::Result<DescribedGroup> {
     let request = DescribeGroupsRequest::default().with_groups(vec![group_id(group)]);
-    let response = client.send(&request, 5)?;
-    let described = response
+    let described = client
+        .send(&request, 5)?
         .groups
         .into_iter()
         .next()
         .ok_or_else(|| anyhow!("no answer for group {group}"))?;
     check(described.error_code, "describing the group")?;
+    Ok(described)
+}
+
+/// `sluice group describe G`: state, members and their partitions, and per
+/// partition the committed offset, the log end and the lag.
+pub fn describe(bootstrap: &str, group: &str) -> anyhow::Result<String> {
+    let mut client = coordinator(bootstrap, group)?;
+    let described = describe_group(&mut client, group)?;
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -303,14 +310,7 @@ pub fn reset_offsets(
     execute: bool,
 ) -> anyhow::Result<String> {
     let mut client = coordinator(bootstrap, group)?;
-    let request = DescribeGroupsRequest::default().with_groups(vec![group_id(group)]);
-    let described = client
-        .send(&request, 5)?
-        .groups
-        .into_iter()
-        .next()
-        .ok_or_else(|| anyhow!("no answer for group {group}"))?;
-    check(described.error_code, "describing the group")?;
+    let described = describe_group(&mut client, group)?;
     let state = described.group_state.to_string();
     if state != "Empty" && state != "Dead" {
         bail!("offsets can be reset only while group {group} is inactive; it is {state}");

@@ -166,8 +166,7 @@ impl GroupHome {
                     .coordinator
                     .borrow_mut()
                     .leave(&group_id, &members, now);
-                self.deliver(replies);
-                self.write_group_changes();
+                self.settle(replies);
                 GroupResponse::Leave(result)
             }
             GroupRequest::Commit {
@@ -290,25 +289,35 @@ impl GroupHome {
 
     async fn join(self: &Rc<Self>, req: JoinRequest, now: i64) -> JoinResponse {
         let member_id = req.member_id.clone();
-        let (token, parked) = self.park();
-        let replies = self.coordinator.borrow_mut().join(req, token, now);
-        self.deliver(replies);
-        self.write_group_changes();
-        match parked.recv().await {
+        match self.parked(|c, token| c.join(req, token, now)).await {
             Some(Reply::Join(_, response)) => response,
             _ => JoinResponse::error(ErrorCode::CoordinatorNotAvailable, &member_id),
         }
     }
 
     async fn sync(self: &Rc<Self>, req: SyncRequest, now: i64) -> SyncResponse {
-        let (token, parked) = self.park();
-        let replies = self.coordinator.borrow_mut().sync(req, token, now);
-        self.deliver(replies);
-        self.write_group_changes();
-        match parked.recv().await {
+        match self.parked(|c, token| c.sync(req, token, now)).await {
             Some(Reply::Sync(_, response)) => response,
             _ => SyncResponse::error(ErrorCode::CoordinatorNotAvailable),
         }
+    }
+
+    /// Runs `op` for a request that may be parked, and waits for its answer
+    /// (now, or when the rebalance or a write gets to it).
+    async fn parked(
+        self: &Rc<Self>,
+        op: impl FnOnce(&mut GroupCoordinator, Token) -> Vec<Reply>,
+    ) -> Option<Reply> {
+        let (token, answer) = self.park();
+        let replies = op(&mut self.coordinator.borrow_mut(), token);
+        self.settle(replies);
+        answer.recv().await
+    }
+
+    /// Answers what `replies` answer and writes the groups that changed.
+    fn settle(self: &Rc<Self>, replies: Vec<Reply>) {
+        self.deliver(replies);
+        self.write_group_changes();
     }
 
     /// A new token and the channel its answer will arrive on.
@@ -363,8 +372,7 @@ impl GroupHome {
                         result,
                         now_ms(),
                     );
-                    home.deliver(replies);
-                    home.write_group_changes();
+                    home.settle(replies);
                 }
             })
             .detach();
@@ -428,7 +436,6 @@ impl GroupHome {
     /// The periodic tick: expired sessions, rebalances whose time is up.
     pub fn tick(self: &Rc<Self>) {
         let replies = self.coordinator.borrow_mut().tick(now_ms());
-        self.deliver(replies);
-        self.write_group_changes();
+        self.settle(replies);
     }
 }

@@ -10,7 +10,7 @@
 //! applied here only after its record is durable (the caller persists first,
 //! then calls [`GroupCoordinator::apply`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 
@@ -73,6 +73,10 @@ pub struct GroupCoordinator {
     /// Groups of the KIP-848 protocol (membership only; their offsets are
     /// in `groups`).
     consumer_groups: BTreeMap<String, ConsumerGroup>,
+    /// Groups whose metadata changed since the last
+    /// [`GroupCoordinator::take_pending_writes`] (so that call looks at
+    /// those alone, not at every group).
+    dirty: BTreeSet<String>,
 }
 
 impl GroupCoordinator {
@@ -82,6 +86,7 @@ impl GroupCoordinator {
             config,
             groups: BTreeMap::new(),
             consumer_groups: BTreeMap::new(),
+            dirty: BTreeSet::new(),
         }
     }
 
@@ -112,8 +117,18 @@ impl GroupCoordinator {
             .groups
             .entry(req.group_id.clone())
             .or_insert_with(|| Group::new(&req.group_id, now_ms));
+        let id = req.group_id.clone();
         group.join(req, token, now_ms, &self.config, &mut out);
+        self.note_changes(&id);
         out
+    }
+
+    /// Remembers `group_id` for the next pending writes if its metadata
+    /// changed.
+    fn note_changes(&mut self, group_id: &str) {
+        if self.groups.get(group_id).is_some_and(Group::is_dirty) {
+            self.dirty.insert(group_id.to_owned());
+        }
     }
 
     /// SyncGroup.
@@ -126,13 +141,15 @@ impl GroupCoordinator {
             ));
             return out;
         }
-        match self.groups.get_mut(&req.group_id) {
+        let id = req.group_id.clone();
+        match self.groups.get_mut(&id) {
             Some(group) => group.sync(req, token, now_ms, &mut out),
             None => out.push(Reply::Sync(
                 token,
                 SyncResponse::error(ErrorCode::UnknownMemberId),
             )),
         }
+        self.note_changes(&id);
         out
     }
 
@@ -172,6 +189,7 @@ impl GroupCoordinator {
             .iter()
             .map(|(member, instance)| group.leave(member, instance.as_deref(), now_ms, &mut out))
             .collect();
+        self.note_changes(group_id);
         (Ok(errors), out)
     }
 
@@ -219,9 +237,12 @@ impl GroupCoordinator {
         }
         self.consumer_groups.retain(|_, g| !g.is_empty());
         let mut out = Vec::new();
-        for group in self.groups.values_mut() {
+        for (id, group) in self.groups.iter_mut() {
             if group.needs_ticks() || group.state == GroupState::PreparingRebalance {
                 group.tick(now_ms, &mut out);
+                if group.is_dirty() {
+                    self.dirty.insert(id.clone());
+                }
             }
         }
         self.groups
@@ -231,16 +252,18 @@ impl GroupCoordinator {
 
     /// Groups whose metadata changed: the records to write now.
     pub fn take_pending_writes(&mut self) -> Vec<PendingWrite> {
-        self.groups
-            .iter_mut()
-            .filter_map(|(id, g)| {
+        let changed = std::mem::take(&mut self.dirty);
+        changed
+            .into_iter()
+            .filter_map(|id| {
+                let g = self.groups.get_mut(&id)?;
                 g.take_dirty().then(|| PendingWrite {
-                    group_id: id.clone(),
                     record: OffsetsRecord::Group {
                         group: id.clone(),
                         value: Some(g.snapshot()),
                     },
                     waiting_generation: g.persisting(),
+                    group_id: id,
                 })
             })
             .collect()
@@ -258,6 +281,7 @@ impl GroupCoordinator {
         if let Some(group) = self.groups.get_mut(group_id) {
             group.persisted(generation, result, now_ms, &mut out);
         }
+        self.note_changes(group_id);
         out
     }
 
@@ -397,16 +421,19 @@ impl GroupCoordinator {
         }
     }
 
-    /// DeleteGroups' check: the tombstones that delete `group_id` (its
-    /// offsets, then its metadata). The group goes when they are applied.
-    pub fn deletion(&self, group_id: &str) -> Result<Vec<OffsetsRecord>, ErrorCode> {
+    /// The group `group_id` names, for the APIs that act on an existing
+    /// group (INVALID_GROUP_ID for an empty id, GROUP_ID_NOT_FOUND for none).
+    fn existing(&self, group_id: &str) -> Result<&Group, ErrorCode> {
         if group_id.is_empty() {
             return Err(ErrorCode::InvalidGroupId);
         }
-        let group = self
-            .groups
-            .get(group_id)
-            .ok_or(ErrorCode::GroupIdNotFound)?;
+        self.groups.get(group_id).ok_or(ErrorCode::GroupIdNotFound)
+    }
+
+    /// DeleteGroups' check: the tombstones that delete `group_id` (its
+    /// offsets, then its metadata). The group goes when they are applied.
+    pub fn deletion(&self, group_id: &str) -> Result<Vec<OffsetsRecord>, ErrorCode> {
+        let group = self.existing(group_id)?;
         if group.state != GroupState::Empty || !group.is_empty() {
             return Err(ErrorCode::NonEmptyGroup);
         }
@@ -431,13 +458,7 @@ impl GroupCoordinator {
     /// the topics whose offsets may not be deleted (the members consume
     /// them).
     pub fn offset_delete_check(&self, group_id: &str) -> Result<Vec<String>, ErrorCode> {
-        if group_id.is_empty() {
-            return Err(ErrorCode::InvalidGroupId);
-        }
-        let group = self
-            .groups
-            .get(group_id)
-            .ok_or(ErrorCode::GroupIdNotFound)?;
+        let group = self.existing(group_id)?;
         if group.state != GroupState::Empty && group.protocol_type.as_deref() != Some("consumer") {
             return Err(ErrorCode::NonEmptyGroup);
         }

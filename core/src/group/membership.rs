@@ -200,6 +200,11 @@ impl Group {
         std::mem::take(&mut self.dirty)
     }
 
+    /// True when the group's metadata changed and is not yet written.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
     /// True when `member_id` does not own `instance_id` (an old incarnation
     /// of a static member).
     fn is_fenced(&self, member_id: &str, instance_id: Option<&str>) -> bool {
@@ -725,16 +730,10 @@ impl Group {
         if self.is_fenced(member_id, instance_id) {
             return ErrorCode::FencedInstanceId;
         }
-        let state = self.state;
-        let current = self.generation;
-        let Some(member) = self.members.get_mut(member_id) else {
-            return ErrorCode::UnknownMemberId;
-        };
-        if generation != current {
-            return ErrorCode::IllegalGeneration;
+        if let Err(e) = self.touch_member(member_id, generation, now_ms) {
+            return e;
         }
-        member.touch(now_ms);
-        match state {
+        match self.state {
             GroupState::PreparingRebalance => ErrorCode::RebalanceInProgress,
             GroupState::CompletingRebalance | GroupState::Stable => ErrorCode::None,
             GroupState::Empty | GroupState::Dead => ErrorCode::UnknownMemberId,
@@ -867,15 +866,30 @@ impl Group {
         if self.state == GroupState::CompletingRebalance {
             return ErrorCode::RebalanceInProgress;
         }
+        match self.touch_member(member_id, generation, now_ms) {
+            Ok(()) => ErrorCode::None,
+            Err(e) => e,
+        }
+    }
+
+    /// A request of `member_id` at `generation`: unknown members and other
+    /// generations are refused; otherwise the member's session is renewed.
+    fn touch_member(
+        &mut self,
+        member_id: &str,
+        generation: i32,
+        now_ms: i64,
+    ) -> Result<(), ErrorCode> {
         let current = self.generation;
-        let Some(member) = self.members.get_mut(member_id) else {
-            return ErrorCode::UnknownMemberId;
-        };
+        let member = self
+            .members
+            .get_mut(member_id)
+            .ok_or(ErrorCode::UnknownMemberId)?;
         if generation != current {
-            return ErrorCode::IllegalGeneration;
+            return Err(ErrorCode::IllegalGeneration);
         }
         member.touch(now_ms);
-        ErrorCode::None
+        Ok(())
     }
 
     /// The topics the members subscribe to (consumer protocol only).
