@@ -113,6 +113,12 @@ impl ConsumerGroup {
         }
     }
 
+    /// Every topic some member subscribes to.
+    pub fn subscribed_topics(&self) -> Vec<String> {
+        let topics: BTreeSet<&String> = self.members.values().flat_map(|m| &m.subscribed).collect();
+        topics.into_iter().cloned().collect()
+    }
+
     /// Member ids and their epochs.
     pub fn member_epochs(&self) -> impl Iterator<Item = (&str, i32)> {
         self.members.iter().map(|(id, m)| (id.as_str(), m.epoch))

@@ -433,6 +433,10 @@ impl GroupCoordinator {
     /// DeleteGroups' check: the tombstones that delete `group_id` (its
     /// offsets, then its metadata). The group goes when they are applied.
     pub fn deletion(&self, group_id: &str) -> Result<Vec<OffsetsRecord>, ErrorCode> {
+        if self.consumer_groups.contains_key(group_id) {
+            // A KIP-848 group is kept only while it has members.
+            return Err(ErrorCode::NonEmptyGroup);
+        }
         let group = self.existing(group_id)?;
         if group.state != GroupState::Empty || !group.is_empty() {
             return Err(ErrorCode::NonEmptyGroup);
@@ -458,6 +462,9 @@ impl GroupCoordinator {
     /// the topics whose offsets may not be deleted (the members consume
     /// them).
     pub fn offset_delete_check(&self, group_id: &str) -> Result<Vec<String>, ErrorCode> {
+        if let Some(g) = self.consumer_groups.get(group_id) {
+            return Ok(g.subscribed_topics());
+        }
         let group = self.existing(group_id)?;
         if group.state != GroupState::Empty && group.protocol_type.as_deref() != Some("consumer") {
             return Err(ErrorCode::NonEmptyGroup);

@@ -496,3 +496,30 @@ fn dropping_a_group_answers_its_parked_requests() {
     assert!(c.group("g").is_none());
     assert_eq!(c.heartbeat("g", &a, None, 1, 0), ErrorCode::UnknownMemberId);
 }
+
+#[test]
+fn a_kip848_group_with_members_is_not_deleted_nor_its_consumed_offsets() {
+    use crate::group::consumer::{HeartbeatRequest, TopicInfo};
+    let mut c = coordinator(0);
+    c.apply(offset_record(5), 0);
+    let topics = |name: &str| {
+        (name == "t").then_some(TopicInfo {
+            id: [1; 16],
+            partitions: 1,
+        })
+    };
+    let joined = c.consumer_heartbeat(
+        HeartbeatRequest {
+            group_id: "g".into(),
+            member_id: "m".into(),
+            member_epoch: 0,
+            subscribed_topics: Some(vec!["t".into()]),
+            ..HeartbeatRequest::default()
+        },
+        &topics,
+        0,
+    );
+    assert_eq!(joined.error, ErrorCode::None);
+    assert_eq!(c.deletion("g"), Err(ErrorCode::NonEmptyGroup));
+    assert_eq!(c.offset_delete_check("g"), Ok(vec!["t".to_owned()]));
+}
