@@ -179,6 +179,62 @@ for p in range(4):
     assert_eq!(out, ["committed [-1001, -1001, -1001, -1001]"]);
 }
 
+/// The first group requests a broker sees create `__consumer_offsets`;
+/// its partitions are opened and replayed shard by shard. Requests that
+/// race that creation from several connections (so several shards) must
+/// get the retriable COORDINATOR_LOAD_IN_PROGRESS, as Kafka answers while
+/// loading, and never NOT_COORDINATOR, which clients surface as an error
+/// (librdkafka's `committed()` failed with it).
+#[test]
+fn group_requests_racing_the_offsets_topic_creation_are_retriable() {
+    use common::wire::{Conn, ERROR_COORDINATOR_LOAD_IN_PROGRESS, ERROR_NONE};
+    use std::time::{Duration, Instant};
+    for round in 0..6 {
+        let broker = Broker::start();
+        let addr = broker.addr();
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                std::thread::spawn(move || -> Result<u32, String> {
+                    let group = format!("race-{round}-{i}");
+                    let mut conn =
+                        Conn::connect(addr, CLIENT_TIMEOUT).map_err(|e| e.to_string())?;
+                    let deadline = Instant::now() + Duration::from_secs(30);
+                    let mut retries = 0;
+                    loop {
+                        let (find, _) = conn.find_group_coordinator_v1(&group)?;
+                        let fetch = if find == ERROR_NONE {
+                            conn.offset_fetch_v3(&group, "t", 0)?
+                        } else {
+                            (find, -1)
+                        };
+                        match fetch {
+                            (ERROR_NONE, -1) => return Ok(retries),
+                            (ERROR_NONE, offset) => {
+                                return Err(format!(
+                                    "{group}: committed offset {offset} in a new group"
+                                ))
+                            }
+                            (ERROR_COORDINATOR_LOAD_IN_PROGRESS, _)
+                                if Instant::now() < deadline =>
+                            {
+                                retries += 1;
+                                std::thread::sleep(Duration::from_millis(5));
+                            }
+                            (code, _) => return Err(format!("{group}: error {code}")),
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            let result = t.join().expect("the request thread panicked");
+            if let Err(e) = result {
+                panic!("round {round}: {e}\n{}", broker.log_tail(40));
+            }
+        }
+    }
+}
+
 #[test]
 fn deleting_a_topic_deletes_its_committed_offsets() {
     let broker = Broker::start();

@@ -10,7 +10,8 @@
 //! Invariants: a group is served only by the shard that owns its
 //! partition, and only once that partition is loaded (a partition is
 //! replayed when its shard opens it, before the shard serves; a request for
-//! a partition not loaded here gets NOT_COORDINATOR, as Kafka). A commit is
+//! a partition still loading gets COORDINATOR_LOAD_IN_PROGRESS and one for
+//! a partition another shard owns NOT_COORDINATOR, as Kafka). A commit is
 //! answered only after its record is durable, and a SyncGroup only after
 //! the assignment's record is: an acknowledged commit survives SIGKILL.
 
@@ -114,6 +115,11 @@ impl GroupHome {
         for log in self.logs.borrow_mut().drain() {
             log.1.stop();
         }
+    }
+
+    /// True once `partition` is loaded here and its groups are served.
+    pub fn is_loaded(&self, partition: PartitionId) -> bool {
+        self.logs.borrow().contains_key(&partition)
     }
 
     /// True when this shard coordinates groups (for the periodic tick).

@@ -26,7 +26,8 @@ use sluice_log::{BatchCache, DmaStorage, LogError, PartitionLog};
 use crate::group::{GroupHome, OFFSETS_TOPIC};
 use crate::mesh::Senders;
 use crate::message::{
-    FetchResult, ProduceResult, Proposal, ShardMsg, ShardRequest, ShardResponse, ShardStats,
+    FetchResult, GroupResponse, ProduceResult, Proposal, ShardMsg, ShardRequest, ShardResponse,
+    ShardStats,
 };
 use crate::metadata_log::MetadataLog;
 use crate::notify::Notify;
@@ -279,9 +280,34 @@ impl Shard {
                         partitions: t.partition_shards.len() as i32,
                     })
                 };
+                if !self.groups.is_loaded(partition) {
+                    return ShardResponse::Group(GroupResponse::Error(
+                        self.coordinator_absence(partition),
+                    ));
+                }
                 ShardResponse::Group(self.groups.handle(partition, request, &topics).await)
             }
             ShardRequest::ListGroups => ShardResponse::Group(self.groups.list()),
+        }
+    }
+
+    /// The error for a request about a `__consumer_offsets` partition that
+    /// is not loaded here: NOT_COORDINATOR when this shard's metadata gives
+    /// the partition to another shard (or the topic is gone), and
+    /// COORDINATOR_LOAD_IN_PROGRESS while it is still being created or
+    /// replayed here (the caller saw newer metadata than this shard has
+    /// applied, or the replay is running), which clients retry, as Kafka
+    /// answers during a load.
+    fn coordinator_absence(&self, partition: PartitionId) -> ErrorCode {
+        let metadata = self.metadata();
+        match metadata.topics.get(OFFSETS_TOPIC) {
+            Some(topic) => match topic.partition_shards.get(partition as usize) {
+                Some(shard) if *shard == self.id => ErrorCode::CoordinatorLoadInProgress,
+                Some(_) => ErrorCode::NotCoordinator,
+                None => ErrorCode::CoordinatorLoadInProgress,
+            },
+            None if self.groups.partition_count() == 0 => ErrorCode::CoordinatorLoadInProgress,
+            None => ErrorCode::NotCoordinator,
         }
     }
 

@@ -15,11 +15,14 @@ use std::time::{Duration, Instant};
 pub const API_PRODUCE: i16 = 0;
 pub const API_FETCH: i16 = 1;
 pub const API_METADATA: i16 = 3;
+pub const API_OFFSET_FETCH: i16 = 9;
+pub const API_FIND_COORDINATOR: i16 = 10;
 pub const API_VERSIONS: i16 = 18;
 pub const API_INIT_PRODUCER_ID: i16 = 22;
 
 pub const ERROR_NONE: i16 = 0;
 pub const ERROR_CORRUPT_MESSAGE: i16 = 2;
+pub const ERROR_COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
 pub const ERROR_UNSUPPORTED_VERSION: i16 = 35;
 pub const ERROR_OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 pub const ERROR_INVALID_PRODUCER_EPOCH: i16 = 47;
@@ -459,6 +462,50 @@ impl Conn {
             controller_id,
             topics,
         })
+    }
+
+    /// FindCoordinator v1 for a group: the error code and the node id.
+    pub fn find_group_coordinator_v1(&mut self, group: &str) -> Result<(i16, i32), String> {
+        let mut e = Encoder::default();
+        e.string(group).i8(0);
+        let body = self.round_trip(API_FIND_COORDINATOR, 1, &e.0)?;
+        let mut d = Decoder::new(&body);
+        let _throttle_time_ms = d.i32()?;
+        let error_code = d.i16()?;
+        let _message = d.nullable_string()?;
+        let node_id = d.i32()?;
+        let _host = d.string()?;
+        let _port = d.i32()?;
+        d.finish()?;
+        Ok((error_code, node_id))
+    }
+
+    /// OffsetFetch v3 of one partition for `group`: the group's error code
+    /// and the committed offset (-1 when none).
+    pub fn offset_fetch_v3(
+        &mut self,
+        group: &str,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(i16, i64), String> {
+        let mut e = Encoder::default();
+        e.string(group).i32(1).string(topic).i32(1).i32(partition);
+        let body = self.round_trip(API_OFFSET_FETCH, 3, &e.0)?;
+        let mut d = Decoder::new(&body);
+        let _throttle_time_ms = d.i32()?;
+        let mut offset = -1;
+        for _ in 0..d.array_len()? {
+            let _name = d.string()?;
+            for _ in 0..d.array_len()? {
+                let _partition = d.i32()?;
+                offset = d.i64()?;
+                let _metadata = d.nullable_string()?;
+                let _error = d.i16()?;
+            }
+        }
+        let error_code = d.i16()?;
+        d.finish()?;
+        Ok((error_code, offset))
     }
 
     /// InitProducerId v0 for an idempotent (non-transactional) producer.
