@@ -19,6 +19,7 @@ use kafka_protocol::compression::Decompressor;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use sluice_client::connection::UndecodableResponse;
 use sluice_client::Client;
 use sluice_core::batch::{BatchIter, Compression, RecordBatch};
 use sluice_core::records::RecordIter;
@@ -27,9 +28,13 @@ use crate::batch::stamped_at_us;
 use crate::stats::{now_us, Live, Recorder, Window};
 use crate::workload::Workload;
 
-/// Fetch request version: by topic name, and not flexible (no tagged
-/// fields, which some brokers send where the spec has none, e.g. Tansu).
-pub const FETCH_VERSION: i16 = 11;
+/// Fetch request version: the newest by topic name (v13+ name topics by
+/// id), flexible.
+pub const FETCH_VERSION: i16 = 12;
+/// The version used when a broker's v12 answers do not decode: some send
+/// tagged fields v12 does not have (Tansu sends the v16 node endpoints).
+/// v11 is not flexible, so it carries no tagged fields at all.
+pub const FETCH_FALLBACK_VERSION: i16 = 11;
 const FETCH_MAX_WAIT_MS: i32 = 100;
 const FETCH_MAX_BYTES: i32 = 64 * 1024 * 1024;
 const PARTITION_MAX_BYTES: i32 = 4 * 1024 * 1024;
@@ -54,6 +59,7 @@ pub fn run(w: &Workload, plan: ConsumerPlan, live: Arc<Live>) -> anyhow::Result<
     let mut rec = Recorder::new(plan.window);
     let topic = TopicName(StrBytes::from_string(w.topic.clone()));
     let mut offsets: Vec<i64> = plan.partitions.iter().map(|(_, o)| *o).collect();
+    let mut version = FETCH_VERSION;
     if let Some(wait) = plan.start.checked_duration_since(Instant::now()) {
         std::thread::sleep(wait);
     }
@@ -89,7 +95,21 @@ pub fn run(w: &Workload, plan: ConsumerPlan, live: Arc<Live>) -> anyhow::Result<
                         })
                         .collect(),
                 )]);
-        let response: FetchResponse = client.send(&request, FETCH_VERSION)?;
+        let response: FetchResponse = match client.send(&request, version) {
+            Ok(response) => response,
+            Err(e)
+                if version != FETCH_FALLBACK_VERSION
+                    && e.downcast_ref::<UndecodableResponse>().is_some() =>
+            {
+                tracing::warn!(
+                    error = %e,
+                    "Fetch v{version} answers do not decode; using v{FETCH_FALLBACK_VERSION}"
+                );
+                version = FETCH_FALLBACK_VERSION;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         if response.error_code != 0 {
             bail!("fetch failed: error {}", response.error_code);
         }

@@ -30,9 +30,8 @@ use crate::batch::{stamp, BatchWriter};
 use crate::stats::{now_us, Live, Recorder, Window};
 use crate::workload::Workload;
 
-/// Produce request version: by topic name, and not flexible (no tagged
-/// fields, which some brokers send where the spec has none, e.g. Tansu).
-pub const PRODUCE_VERSION: i16 = 8;
+/// Produce request version: flexible, by topic name (Kafka 2.8+).
+pub const PRODUCE_VERSION: i16 = 9;
 /// How long the end of a run waits for outstanding answers.
 const DRAIN: Duration = Duration::from_secs(30);
 

@@ -23,6 +23,20 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, Str
 /// Largest response accepted (Kafka's default socket.request.max.bytes).
 const RESPONSE_MAX_BYTES: usize = 100 * 1024 * 1024;
 
+/// A whole response frame arrived but its body did not decode at the
+/// version asked for (the connection is still in step: the next response
+/// can be read). Callers may retry at another version.
+#[derive(Debug)]
+pub struct UndecodableResponse(pub String);
+
+impl std::fmt::Display for UndecodableResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "decoding a response: {}", self.0)
+    }
+}
+
+impl std::error::Error for UndecodableResponse {}
+
 /// One connection to a broker, one request at a time.
 pub struct Client {
     writer: RequestWriter,
@@ -142,8 +156,8 @@ impl ResponseReader {
         version: i16,
     ) -> anyhow::Result<(i32, Resp)> {
         let (id, mut body) = self.read_frame::<Resp>(version)?;
-        let response =
-            Resp::decode(&mut body, version).map_err(|e| anyhow!("decoding a response: {e}"))?;
+        let response = Resp::decode(&mut body, version)
+            .map_err(|e| anyhow::Error::new(UndecodableResponse(e.to_string())))?;
         if body.has_remaining() {
             tracing::debug!(
                 bytes = body.remaining(),
