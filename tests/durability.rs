@@ -150,6 +150,102 @@ fn acked_messages_survive_sigkill() {
     );
 }
 
+/// A client may send many produce requests before reading any answer; the
+/// broker overlaps one request's sync with the next requests' appends
+/// (group commit). The answers must still come in request order, each
+/// partition's offsets must follow the order the requests were sent, and
+/// every acknowledged batch must survive a SIGKILL.
+#[test]
+fn pipelined_produce_requests_are_answered_in_order_and_survive_sigkill() {
+    use common::wire::{record_batch, Conn, Decoder, Encoder, API_PRODUCE};
+    const REQUESTS: usize = 60;
+    const PARTITIONS: usize = 3;
+    const PER_BATCH: usize = 4;
+    let mut broker = Broker::start();
+    let t = topic("pipelined");
+    python(
+        &broker,
+        "from confluent_kafka.admin import AdminClient, NewTopic\n\
+         a = AdminClient({'bootstrap.servers': BOOTSTRAP})\n\
+         a.create_topics([NewTopic(ARGS[0], num_partitions=3, replication_factor=1)])[ARGS[0]].result(30)",
+        &[&t],
+        CLIENT_TIMEOUT,
+    )
+    .assert_success();
+    // Request i goes to partition (i / 2) % 3: pairs of requests to one
+    // partition, so both same-partition and cross-partition neighbours occur.
+    let partition_of = |i: usize| ((i / 2) % PARTITIONS) as i32;
+    let value = |i: usize, r: usize| format!("request-{i}-record-{r}").into_bytes();
+    let mut conn = Conn::connect(broker.addr(), CLIENT_TIMEOUT).expect("connect");
+    let mut sent = Vec::new();
+    for i in 0..REQUESTS {
+        let values: Vec<Vec<u8>> = (0..PER_BATCH).map(|r| value(i, r)).collect();
+        let records: Vec<_> = values.iter().map(|v| (None, Some(&v[..]))).collect();
+        let mut e = Encoder::default();
+        e.nullable_string(None).i16(-1).i32(30_000);
+        e.i32(1).string(&t).i32(1).i32(partition_of(i));
+        e.bytes(&record_batch(0, &records));
+        let correlation_id = conn.next_correlation_id();
+        conn.send(&common::wire::request_frame(
+            API_PRODUCE,
+            3,
+            correlation_id,
+            &e.0,
+        ))
+        .expect("send");
+        sent.push(correlation_id);
+    }
+    let mut next_offset = [0i64; PARTITIONS];
+    let mut acked = Vec::new();
+    for (i, expected_id) in sent.iter().enumerate() {
+        let frame = conn.read_frame().expect("an answer");
+        let mut d = Decoder::new(&frame);
+        assert_eq!(
+            d.i32().expect("correlation id"),
+            *expected_id,
+            "answer {i} out of order"
+        );
+        assert_eq!(d.array_len().expect("topics"), 1);
+        assert_eq!(d.string().expect("topic"), t);
+        assert_eq!(d.array_len().expect("partitions"), 1);
+        let partition = d.i32().expect("partition");
+        let error = d.i16().expect("error");
+        let base_offset = d.i64().expect("base offset");
+        assert_eq!((partition, error), (partition_of(i), 0), "answer {i}");
+        let p = partition as usize;
+        assert_eq!(
+            base_offset, next_offset[p],
+            "request {i}: offsets follow the sending order"
+        );
+        next_offset[p] += PER_BATCH as i64;
+        acked.push((partition, base_offset, i));
+    }
+    broker.kill();
+    broker.restart();
+    for p in 0..PARTITIONS as i32 {
+        let (high_watermark, batches) = fetch_all(&broker, &t, p);
+        assert_eq!(
+            high_watermark, next_offset[p as usize],
+            "partition {p} after SIGKILL"
+        );
+        let stored: BTreeMap<i64, &Record> = batches
+            .iter()
+            .flat_map(|b| &b.records)
+            .map(|r| (r.offset, r))
+            .collect();
+        for (partition, base_offset, i) in acked.iter().filter(|a| a.0 == p) {
+            for r in 0..PER_BATCH {
+                let offset = base_offset + r as i64;
+                assert_eq!(
+                    stored.get(&offset).and_then(|rec| rec.value.clone()),
+                    Some(value(*i, r)),
+                    "partition {partition} offset {offset}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn clean_restart_keeps_everything() {
     let mut broker = Broker::start();

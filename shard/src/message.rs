@@ -30,12 +30,23 @@ pub enum ShardMsg {
 /// Work one shard asks of another.
 #[derive(Debug, Clone)]
 pub enum ShardRequest {
-    /// Append one partition's batches (the owner checks and assigns offsets).
+    /// Append one partition's batches (the owner checks and assigns
+    /// offsets). Answers once they are appended: when the answer's
+    /// `durable_at` is set, the producer must not be acknowledged before an
+    /// [`ShardRequest::AwaitDurable`] for it succeeds (`log.flush=always`).
     Produce {
         topic: String,
         partition: PartitionId,
         records: Bytes,
         acks: i16,
+    },
+    /// Answer once every offset below `offset` is durable (fdatasync'd),
+    /// flushing the partition if it is not yet: group commit, so one sync
+    /// serves every append waiting for it.
+    AwaitDurable {
+        topic: String,
+        partition: PartitionId,
+        offset: Offset,
     },
     /// Read whole batches from `offset`, up to `max_bytes`.
     Fetch {
@@ -170,6 +181,9 @@ pub struct ProduceResult {
     pub error: ErrorCode,
     pub base_offset: Offset,
     pub log_start_offset: Offset,
+    /// The log end after this append, when the acknowledgement must wait
+    /// until it is durable (`log.flush=always` and acks != 0).
+    pub durable_at: Option<Offset>,
 }
 
 /// Per-partition result of a fetch.
@@ -186,6 +200,8 @@ pub struct FetchResult {
 #[derive(Debug, Clone)]
 pub enum ShardResponse {
     Produce(ProduceResult),
+    /// The answer to AwaitDurable: NONE, or why the sync failed.
+    Durable(ErrorCode),
     Fetch(FetchResult),
     Watched,
     ListOffsets {

@@ -234,6 +234,11 @@ impl Shard {
                 records,
                 acks,
             } => ShardResponse::Produce(self.produce_local(&topic, partition, records, acks).await),
+            ShardRequest::AwaitDurable {
+                topic,
+                partition,
+                offset,
+            } => ShardResponse::Durable(self.await_durable(&topic, partition, offset).await),
             ShardRequest::Fetch {
                 topic,
                 partition,

@@ -7,25 +7,35 @@
 //! dispatching to one handler per API, and writing the response with the
 //! matching header version.
 //!
-//! A connection's requests are handled one at a time, in order, as Kafka
-//! does; so responses keep the connection's order and each connection holds
-//! at most one request in memory. A shard-wide byte budget
-//! (`queued_max_request_bytes`) bounds all of them together: when it is
-//! spent, connections wait before reading their next frame.
+//! A connection's requests are handled in order and answered in order, as
+//! Kafka does. One overlap is allowed: once a Produce request's records are
+//! appended, the next request is read and handled while the Produce waits
+//! for its fdatasync (`log.flush=always`), so a client with several
+//! requests in flight gets its appends group-committed instead of one
+//! sync per request. Every other request is handled whole before the next
+//! is read. A connection's reader task reads and handles requests; its
+//! writer task writes the answers in order. At most
+//! [`MAX_IN_FLIGHT_PER_CONNECTION`] requests are read and not yet
+//! answered, and a shard-wide byte budget (`queued_max_request_bytes`)
+//! bounds the bytes of all of them together: when it is spent, connections
+//! wait before reading their next frame.
 //!
 //! Bad input: a frame over the size limit, an unknown API key, a version
 //! outside the supported range (other than ApiVersions) or a body that does
 //! not decode closes that connection, as Kafka does; the event is logged
 //! and counted; nothing else is affected.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context as TaskContext, Poll};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::{TcpListener, TcpStream};
-use glommio::sync::Semaphore;
+use glommio::sync::{Semaphore, StaticPermit};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use sluice_shard::{Notify, Shard, ShardCounters};
@@ -103,20 +113,59 @@ enum ConnectionError {
     Encode(String),
 }
 
+/// Requests of one connection read and not yet answered (only Produce
+/// requests waiting for their sync overlap with later ones).
+pub const MAX_IN_FLIGHT_PER_CONNECTION: usize = 8;
+
+/// The answer to one request, in the connection's order, and the share of
+/// the byte budget its request holds until the answer is written.
+struct Answer {
+    reply: Reply,
+    _budget: StaticPermit,
+}
+
+enum Reply {
+    /// The response frame, or none (acks=0).
+    Now(Option<Bytes>),
+    /// A Produce waiting for its sync: its frame comes on the channel.
+    Later(LocalReceiver<Result<Option<Bytes>, ConnectionError>>),
+}
+
 async fn connection(
     ctx: Rc<Context>,
     budget: Rc<Semaphore>,
-    mut stream: TcpStream,
+    stream: TcpStream,
     stop: Rc<Notify>,
 ) -> Result<(), ConnectionError> {
     stream.set_nodelay(true).map_err(std::io::Error::from)?;
     let peer = stream.peer_addr().ok();
+    let stream = Rc::new(RefCell::new(stream));
+    let (answers, to_write) = local_channel::new_bounded(MAX_IN_FLIGHT_PER_CONNECTION);
+    let writer = glommio::spawn_local(write_answers(SocketHalf(stream.clone()), to_write));
+    let read = read_requests(&ctx, &budget, SocketHalf(stream), &stop, peer, &answers).await;
+    // The writer answers what was read before the reader stopped (a bad
+    // request, a stop, the peer's close), then ends.
+    drop(answers);
+    let written = writer.await;
+    read.and(written)
+}
+
+/// Reads requests and handles them, in order, until the peer closes, a
+/// stop arrives between requests, or a request is bad.
+async fn read_requests(
+    ctx: &Rc<Context>,
+    budget: &Rc<Semaphore>,
+    mut input: SocketHalf,
+    stop: &Notify,
+    peer: Option<SocketAddr>,
+    answers: &LocalSender<Answer>,
+) -> Result<(), ConnectionError> {
     let max = ctx.shard.config.kafka.socket_request_max_bytes;
     loop {
         let mut size = [0u8; 4];
         // Between requests a stop ends the connection; mid-request it does not.
         let got =
-            futures_lite::future::or(async { Some(stream.read_exact(&mut size).await) }, async {
+            futures_lite::future::or(async { Some(input.read_exact(&mut size).await) }, async {
                 stop.changed().await;
                 None
             })
@@ -128,19 +177,78 @@ async fn connection(
         }
         let size = i32::from_be_bytes(size);
         if size < 8 || size as u32 > max {
-            return bad(&ctx, format!("frame of {size} bytes (limit {max})"));
+            return bad(ctx, format!("frame of {size} bytes (limit {max})"));
         }
-        let units = (size as u64).min(budget_capacity(&ctx));
-        let _permit = budget
-            .acquire_permit(units)
+        let units = (size as u64).min(budget_capacity(ctx));
+        let permit = budget
+            .acquire_static_permit(units)
             .await
             .map_err(|_| ConnectionError::BadRequest("request budget closed".into()))?;
         let mut frame = BytesMut::zeroed(size as usize);
-        stream.read_exact(&mut frame).await?;
-        let response = handle_frame(&ctx, frame.freeze(), peer).await?;
-        if let Some(response) = response {
-            stream.write_all(&response).await?;
+        input.read_exact(&mut frame).await?;
+        let reply = handle_frame(ctx, frame.freeze(), peer).await?;
+        let answer = Answer {
+            reply,
+            _budget: permit,
+        };
+        if answers.send(answer).await.is_err() {
+            // The writer stopped (the peer went away).
+            return Ok(());
         }
+    }
+}
+
+/// Writes the answers in the order their requests came.
+async fn write_answers(
+    mut output: SocketHalf,
+    answers: LocalReceiver<Answer>,
+) -> Result<(), ConnectionError> {
+    while let Some(answer) = answers.recv().await {
+        let frame = match answer.reply {
+            Reply::Now(frame) => frame,
+            Reply::Later(done) => match done.recv().await {
+                Some(frame) => frame?,
+                None => return Err(ConnectionError::Encode("a produce was abandoned".into())),
+            },
+        };
+        if let Some(frame) = frame {
+            output.write_all(&frame).await?;
+        }
+    }
+    Ok(())
+}
+
+/// One direction of a connection's socket; the reader and the writer task
+/// each hold one. The cell is borrowed only inside a poll, never across an
+/// await, and glommio keeps a read and a write source apart, so a read and
+/// a write can both be pending.
+struct SocketHalf(Rc<RefCell<TcpStream>>);
+
+impl AsyncRead for SocketHalf {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for SocketHalf {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_close(cx)
     }
 }
 
@@ -197,13 +305,15 @@ pub fn decode_request(mut frame: Bytes) -> Result<DecodedRequest, String> {
     Ok(DecodedRequest::Request(header, Box::new(request)))
 }
 
-/// Handles one request frame; returns the response frame (size prefix
-/// included), or `None` when the request gets no response (acks=0).
+/// Handles one request frame: the response frame (size prefix included),
+/// none when the request gets no response (acks=0), or, for a Produce
+/// whose records are appended and must still become durable, the channel
+/// its frame will come on.
 async fn handle_frame(
     ctx: &Rc<Context>,
     frame: Bytes,
     peer: Option<std::net::SocketAddr>,
-) -> Result<Option<Bytes>, ConnectionError> {
+) -> Result<Reply, ConnectionError> {
     ShardCounters::bump(&ctx.shard.counters.requests);
     let (header, request) = match decode_request(frame) {
         Ok(DecodedRequest::Request(header, request)) => (header, *request),
@@ -211,27 +321,64 @@ async fn handle_frame(
             // KIP-511: a newer client learns our ranges from a v0 answer.
             let body = handlers::api_versions::unsupported_version();
             let response = encode_response(correlation_id, 0, 0, &ResponseKind::ApiVersions(body));
-            return response.map(Some).map_err(ConnectionError::Encode);
+            return response
+                .map(|frame| Reply::Now(Some(frame)))
+                .map_err(ConnectionError::Encode);
         }
         Err(reason) => return bad(ctx, reason),
     };
     let api_key = ApiKey::try_from(header.request_api_key).expect("decode_request checked the key");
-    let api_version = header.request_api_version;
-    let response = match handlers::dispatch(ctx, &header, request, peer).await {
-        Some(r) => r,
-        None => return Ok(None),
+    let answer = AnswerTo {
+        correlation_id: header.correlation_id,
+        api_key,
+        api_version: header.request_api_version,
+        shard: ctx.shard.id,
     };
-    let response_header_version = api_key.response_header_version(api_version);
-    let encoded = encode_response(
-        header.correlation_id,
-        response_header_version,
-        api_version,
-        &response,
-    );
-    encoded.map(Some).map_err(|e| {
-        tracing::error!(shard = ctx.shard.id, api = ?api_key, error = %e, "response did not encode");
-        ConnectionError::Encode(e)
-    })
+    let response = match request {
+        RequestKind::Produce(request) => {
+            let appended = handlers::produce::append(ctx, request).await;
+            if appended.must_wait() {
+                let (done, frame) = local_channel::new_bounded(1);
+                let ctx = ctx.clone();
+                // Detached, so the sync and its answer complete even if
+                // the connection goes away meanwhile.
+                glommio::spawn_local(async move {
+                    let response = appended.finish(&ctx).await.map(ResponseKind::Produce);
+                    let _ = done.send(answer.encode(response)).await;
+                })
+                .detach();
+                return Ok(Reply::Later(frame));
+            }
+            appended.finish(ctx).await.map(ResponseKind::Produce)
+        }
+        request => handlers::dispatch(ctx, &header, request, peer).await,
+    };
+    answer.encode(response).map(Reply::Now)
+}
+
+/// What a response frame needs from its request's header.
+#[derive(Clone, Copy)]
+struct AnswerTo {
+    correlation_id: i32,
+    api_key: ApiKey,
+    api_version: i16,
+    shard: u32,
+}
+
+impl AnswerTo {
+    /// The response frame, or none when there is no response.
+    fn encode(self, response: Option<ResponseKind>) -> Result<Option<Bytes>, ConnectionError> {
+        let Some(response) = response else {
+            return Ok(None);
+        };
+        let header_version = self.api_key.response_header_version(self.api_version);
+        encode_response(self.correlation_id, header_version, self.api_version, &response)
+            .map(Some)
+            .map_err(|e| {
+                tracing::error!(shard = self.shard, api = ?self.api_key, error = %e, "response did not encode");
+                ConnectionError::Encode(e)
+            })
+    }
 }
 
 fn peek_correlation_id(frame: &Bytes) -> i32 {

@@ -1,5 +1,11 @@
-//! Work on the partitions a shard owns: produce, fetch, ListOffsets, and
-//! opening a partition's log with its topic's config.
+//! Work on the partitions a shard owns: produce (append, then wait until
+//! durable), fetch, ListOffsets, and opening a partition's log with its
+//! topic's config.
+//!
+//! A produce is two steps so a connection can pipeline: the append, which
+//! must happen in the order the requests arrived, and the wait for
+//! fdatasync, which the next request's append need not wait for (its own
+//! wait then shares the sync: group commit).
 //!
 //! Runs only on the owner shard; other shards reach it by message.
 
@@ -18,6 +24,7 @@ impl Shard {
                 error: ErrorCode::UnknownTopicOrPartition,
                 base_offset: -1,
                 log_start_offset: -1,
+                durable_at: None,
             };
         };
         // In-place offset assignment needs the bytes to ourselves; a record
@@ -34,20 +41,14 @@ impl Shard {
                     error: e.error_code(),
                     base_offset: -1,
                     log_start_offset: p.log.log_start_offset(),
+                    durable_at: None,
                 };
             }
         };
+        let mut durable_at = None;
         match p.flush {
-            FlushPolicy::Always if acks != 0 => {
-                if let Err(e) = p.log.flush().await {
-                    return ProduceResult {
-                        error: e.error_code(),
-                        base_offset: -1,
-                        log_start_offset: p.log.log_start_offset(),
-                    };
-                }
-                p.hw_changed.notify_all();
-            }
+            // The caller waits with AwaitDurable before it acknowledges.
+            FlushPolicy::Always if acks != 0 => durable_at = Some(p.log.log_end_offset()),
             FlushPolicy::Always => {
                 // acks=0: nobody waits, but the bytes still become durable
                 // (and visible) promptly.
@@ -65,6 +66,33 @@ impl Shard {
             error: ErrorCode::None,
             base_offset: info.base_offset,
             log_start_offset: p.log.log_start_offset(),
+            durable_at,
+        }
+    }
+
+    /// Waits until every offset below `offset` is durable, syncing the
+    /// partition when it is not (one fdatasync serves every waiter).
+    pub(super) async fn await_durable(
+        &self,
+        topic: &str,
+        partition: PartitionId,
+        offset: Offset,
+    ) -> ErrorCode {
+        let Some(p) = self.partition(topic, partition) else {
+            return ErrorCode::UnknownTopicOrPartition;
+        };
+        if p.log.durable_offset() >= offset {
+            return ErrorCode::None;
+        }
+        match p.log.flush().await {
+            Ok(_) => {
+                p.hw_changed.notify_all();
+                ErrorCode::None
+            }
+            Err(e) => {
+                tracing::warn!(topic, partition, error = %e, "flush for a produce failed");
+                e.error_code()
+            }
         }
     }
 

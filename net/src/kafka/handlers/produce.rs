@@ -1,11 +1,24 @@
 //! Produce (3–11): each partition's record set goes to its owner shard,
 //! untouched (compressed batches pass through); acks 0, 1 and -1.
+//!
+//! Two steps, so a connection can pipeline its produce requests:
+//! [`append`] appends every partition's records and returns once all are
+//! in their logs (offsets assigned, in the order the connection's requests
+//! came); [`Appended::finish`] then waits, where `log.flush=always` asks
+//! it, until they are durable and builds the answer. The connection starts
+//! the next request's append as soon as this one's is done, and answers in
+//! order.
+//!
+//! Invariant: no partition is acknowledged (acks != 0) before its records
+//! are durable under `log.flush=always`: a failed sync answers that
+//! partition with the sync's error, never with its offset.
 
 use std::rc::Rc;
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
-use sluice_core::ErrorCode;
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use sluice_core::metadata::ShardId;
+use sluice_core::{ErrorCode, Offset};
 use sluice_shard::{ShardRequest, ShardResponse};
 
 use super::topics::{auto_create, topic_by_id, topic_id};
@@ -20,8 +33,29 @@ fn partition_error(index: i32, error: ErrorCode) -> PartitionProduceResponse {
         .with_log_start_offset(-1)
 }
 
-/// Answers a Produce request; `None` for acks=0, which gets no response.
-pub async fn handle(ctx: &Rc<Context>, request: ProduceRequest) -> Option<ProduceResponse> {
+/// A produce request whose records are appended, waiting to be answered.
+pub struct Appended {
+    acks: i16,
+    topics: Vec<AppendedTopic>,
+}
+
+struct AppendedTopic {
+    name: String,
+    wire_name: TopicName,
+    id: uuid::Uuid,
+    partitions: Vec<AppendedPartition>,
+}
+
+struct AppendedPartition {
+    response: PartitionProduceResponse,
+    /// The owner shard and the offset to wait for, when the answer must
+    /// wait until the records are durable.
+    durable_at: Option<(ShardId, Offset)>,
+}
+
+/// Step one: appends every partition's records (the partitions of one
+/// request in parallel) and returns once all are appended or refused.
+pub async fn append(ctx: &Rc<Context>, request: ProduceRequest) -> Appended {
     let acks = request.acks;
     let mut topics = Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
@@ -56,38 +90,107 @@ pub async fn handle(ctx: &Rc<Context>, request: ProduceRequest) -> Option<Produc
                         acks,
                     };
                     Ok(glommio::spawn_local(async move {
-                        (index, shard.call(owner, request).await)
+                        (index, owner, shard.call(owner, request).await)
                     }))
                 }
             };
             tasks.push(task);
         }
-        let mut responses = Vec::with_capacity(tasks.len());
+        let mut partitions = Vec::with_capacity(tasks.len());
         for task in tasks {
-            responses.push(match task {
-                Err(response) => response,
+            partitions.push(match task {
+                Err(response) => AppendedPartition {
+                    response,
+                    durable_at: None,
+                },
                 Ok(task) => match task.await {
-                    (index, ShardResponse::Produce(r)) => PartitionProduceResponse::default()
-                        .with_index(index)
-                        .with_error_code(r.error.code())
-                        .with_base_offset(r.base_offset)
-                        .with_log_append_time_ms(-1)
-                        .with_log_start_offset(r.log_start_offset),
-                    (index, _) => partition_error(index, ErrorCode::UnknownServerError),
+                    (index, owner, ShardResponse::Produce(r)) => AppendedPartition {
+                        response: PartitionProduceResponse::default()
+                            .with_index(index)
+                            .with_error_code(r.error.code())
+                            .with_base_offset(r.base_offset)
+                            .with_log_append_time_ms(-1)
+                            .with_log_start_offset(r.log_start_offset),
+                        durable_at: r.durable_at.map(|offset| (owner, offset)),
+                    },
+                    (index, ..) => AppendedPartition {
+                        response: partition_error(index, ErrorCode::UnknownServerError),
+                        durable_at: None,
+                    },
                 },
             });
         }
-        topics.push(
-            TopicProduceResponse::default()
-                .with_topic_id(topic_id(ctx, &name))
-                .with_name(topic.name)
-                .with_partition_responses(responses),
-        );
+        topics.push(AppendedTopic {
+            id: topic_id(ctx, &name),
+            name,
+            wire_name: topic.name,
+            partitions,
+        });
     }
-    if acks == 0 {
-        return None;
+    Appended { acks, topics }
+}
+
+impl Appended {
+    /// True when some partition's answer waits until its records are
+    /// durable.
+    pub fn must_wait(&self) -> bool {
+        self.acks != 0
+            && self
+                .topics
+                .iter()
+                .any(|t| t.partitions.iter().any(|p| p.durable_at.is_some()))
     }
-    Some(ProduceResponse::default().with_responses(topics))
+
+    /// Step two: waits until every partition that must be durable is (the
+    /// syncs of all partitions in parallel); the answer, `None` for acks=0,
+    /// which gets none.
+    pub async fn finish(self, ctx: &Rc<Context>) -> Option<ProduceResponse> {
+        if self.acks == 0 {
+            return None;
+        }
+        let mut topics = Vec::with_capacity(self.topics.len());
+        for topic in self.topics {
+            let waits: Vec<_> = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    p.durable_at.map(|(owner, offset)| {
+                        let shard = ctx.shard.clone();
+                        let request = ShardRequest::AwaitDurable {
+                            topic: topic.name.clone(),
+                            partition: p.response.index,
+                            offset,
+                        };
+                        glommio::spawn_local(async move { shard.call(owner, request).await })
+                    })
+                })
+                .collect();
+            let mut responses = Vec::with_capacity(waits.len());
+            for (p, wait) in topic.partitions.into_iter().zip(waits) {
+                let Some(wait) = wait else {
+                    responses.push(p.response);
+                    continue;
+                };
+                responses.push(match wait.await {
+                    ShardResponse::Durable(ErrorCode::None) => p.response,
+                    ShardResponse::Durable(error) => partition_error(p.response.index, error),
+                    _ => partition_error(p.response.index, ErrorCode::UnknownServerError),
+                });
+            }
+            topics.push(
+                TopicProduceResponse::default()
+                    .with_topic_id(topic.id)
+                    .with_name(topic.wire_name)
+                    .with_partition_responses(responses),
+            );
+        }
+        Some(ProduceResponse::default().with_responses(topics))
+    }
+}
+
+/// Answers a Produce request in one go (both steps); `None` for acks=0.
+pub async fn handle(ctx: &Rc<Context>, request: ProduceRequest) -> Option<ProduceResponse> {
+    append(ctx, request).await.finish(ctx).await
 }
 
 fn acks_valid(acks: i16) -> bool {

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# bench/scripts/ab.sh: two sluice binaries, A and B, alternated on the same
+# workload in one run (BENCHMARKING.md: a change is judged against the
+# baseline measured beside it, never against an old figure).
+#
+#   bench/scripts/ab.sh A_BINARY B_BINARY [ROUNDS] [FLUSH] [WORKLOAD] [DURATION]
+#
+# Each round starts A then B, each alone on CPU 1 (`serve --cores 1`,
+# SLUICE_LOG__FLUSH=FLUSH, fresh data dir), and runs
+# `B_BINARY bench e2e --workload WORKLOAD --duration DURATION --warmup 3
+# --cores 0` against it (the same generator for both). Defaults: 5 rounds,
+# flush always, tput-1k, 10 s. Prints each run's MB/s and produce p50/p99,
+# then the medians and the ratio B/A. Result files stay in
+# target/bench-results/ab/<time>/.
+set -euo pipefail
+A=$(realpath "$1"); B=$(realpath "$2")
+ROUNDS=${3:-5}; FLUSH=${4:-always}; WORKLOAD=${5:-tput-1k}; DURATION=${6:-10}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+OUT="$ROOT/target/bench-results/ab/$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p "$OUT"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+PID=""
+cleanup() { if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi; }
+trap cleanup EXIT
+for round in $(seq 1 "$ROUNDS"); do
+  for side in A B; do
+    bin=$A; [ "$side" = B ] && bin=$B
+    data="$OUT/data-$side-$round"; port=$(free_port); aport=$(free_port)
+    SLUICE_LOG__FLUSH=$FLUSH taskset -c 1 "$bin" serve --data-dir "$data" \
+      --kafka-addr "127.0.0.1:$port" --admin-addr "127.0.0.1:$aport" --cores 1 \
+      > "$OUT/broker-$side-$round.log" 2>&1 &
+    PID=$!
+    for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+    "$B" bench e2e --bootstrap "127.0.0.1:$port" --workload "$WORKLOAD" --duration "$DURATION" \
+      --warmup 3 --cores 0 --json "$OUT/$side-$round.json" > "$OUT/bench-$side-$round.txt" 2>&1
+    kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
+    rm -rf "$data"
+  done
+done
+python3 - "$OUT" "$ROUNDS" <<'PY'
+import json, statistics, sys
+out, rounds = sys.argv[1], int(sys.argv[2])
+def load(side, r):
+    d = json.load(open(f"{out}/{side}-{r}.json"))
+    p = d["produce"]
+    return p["mb_per_s"], p["latency_us"]["p50"] / 1000, p["latency_us"]["p99"] / 1000
+rows = {s: [load(s, r) for r in range(1, rounds + 1)] for s in "AB"}
+for s in "AB":
+    for r, (mb, p50, p99) in enumerate(rows[s], 1):
+        print(f"{s} run {r}: {mb:8.1f} MB/s  produce p50 {p50:7.2f} ms  p99 {p99:7.2f} ms")
+med = {s: [statistics.median(x[i] for x in rows[s]) for i in range(3)] for s in "AB"}
+for s in "AB":
+    print(f"{s} median: {med[s][0]:8.1f} MB/s  produce p50 {med[s][1]:7.2f} ms  p99 {med[s][2]:7.2f} ms")
+print(f"B/A: throughput {med['B'][0] / med['A'][0]:.2f}x  p50 {med['B'][1] / med['A'][1]:.2f}x  p99 {med['B'][2] / med['A'][2]:.2f}x")
+print(f"results: {out}")
+PY
