@@ -9,7 +9,9 @@
 # SLUICE_LOG__FLUSH=FLUSH, fresh data dir), and runs
 # `B_BINARY bench e2e --workload WORKLOAD --duration DURATION --warmup 3
 # --cores 0` against it (the same generator for both). Defaults: 5 rounds,
-# flush always, tput-1k, 10 s. Prints each run's MB/s and produce p50/p99,
+# flush always, tput-1k, 10 s. Prints each run's MB/s, produce p50/p99 and
+# the broker's CPU per MB produced (its user+system time over the whole run,
+# warm-up included, divided by the MB the run's rate gives over that time),
 # then the medians and the ratio B/A. Result files stay in
 # target/bench-results/ab/<time>/.
 set -euo pipefail
@@ -33,24 +35,30 @@ for round in $(seq 1 "$ROUNDS"); do
     for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
     "$B" bench e2e --bootstrap "127.0.0.1:$port" --workload "$WORKLOAD" --duration "$DURATION" \
       --warmup 3 --cores 0 --json "$OUT/$side-$round.json" > "$OUT/bench-$side-$round.txt" 2>&1
+    # utime + stime (clock ticks) of the broker, all threads.
+    awk '{print $14 + $15}' "/proc/$PID/stat" > "$OUT/cpu-$side-$round.ticks"
     kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
     rm -rf "$data"
   done
 done
-python3 - "$OUT" "$ROUNDS" <<'PY'
+python3 - "$OUT" "$ROUNDS" "$(getconf CLK_TCK)" <<'PY'
 import json, statistics, sys
-out, rounds = sys.argv[1], int(sys.argv[2])
+out, rounds, tck = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 def load(side, r):
     d = json.load(open(f"{out}/{side}-{r}.json"))
     p = d["produce"]
-    return p["mb_per_s"], p["latency_us"]["p50"] / 1000, p["latency_us"]["p99"] / 1000
+    seconds = d["setup"]["duration_s"] + d["setup"]["warmup_s"]
+    cpu_s = int(open(f"{out}/cpu-{side}-{r}.ticks").read()) / tck
+    cpu_ms_per_mb = 1000 * cpu_s / (p["mb_per_s"] * seconds)
+    return p["mb_per_s"], p["latency_us"]["p50"] / 1000, p["latency_us"]["p99"] / 1000, cpu_ms_per_mb
 rows = {s: [load(s, r) for r in range(1, rounds + 1)] for s in "AB"}
 for s in "AB":
-    for r, (mb, p50, p99) in enumerate(rows[s], 1):
-        print(f"{s} run {r}: {mb:8.1f} MB/s  produce p50 {p50:7.2f} ms  p99 {p99:7.2f} ms")
-med = {s: [statistics.median(x[i] for x in rows[s]) for i in range(3)] for s in "AB"}
+    for r, (mb, p50, p99, cpu) in enumerate(rows[s], 1):
+        print(f"{s} run {r}: {mb:8.1f} MB/s  produce p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  broker {cpu:6.3f} CPU-ms/MB")
+med = {s: [statistics.median(x[i] for x in rows[s]) for i in range(4)] for s in "AB"}
 for s in "AB":
-    print(f"{s} median: {med[s][0]:8.1f} MB/s  produce p50 {med[s][1]:7.2f} ms  p99 {med[s][2]:7.2f} ms")
-print(f"B/A: throughput {med['B'][0] / med['A'][0]:.2f}x  p50 {med['B'][1] / med['A'][1]:.2f}x  p99 {med['B'][2] / med['A'][2]:.2f}x")
+    print(f"{s} median: {med[s][0]:8.1f} MB/s  produce p50 {med[s][1]:7.2f} ms  p99 {med[s][2]:7.2f} ms  broker {med[s][3]:6.3f} CPU-ms/MB")
+print(f"B/A: throughput {med['B'][0] / med['A'][0]:.2f}x  p50 {med['B'][1] / med['A'][1]:.2f}x  "
+      f"p99 {med['B'][2] / med['A'][2]:.2f}x  broker CPU per MB {med['B'][3] / med['A'][3]:.2f}x")
 print(f"results: {out}")
 PY

@@ -336,6 +336,10 @@ async fn handle_frame(
     };
     let response = match request {
         RequestKind::Produce(request) => {
+            // Its client id is a slice of the frame, like the records: the
+            // owner shard takes the records without a copy only when they
+            // are the frame's last users.
+            drop(header);
             let appended = handlers::produce::append(ctx, request).await;
             if appended.must_wait() {
                 let (done, frame) = local_channel::new_bounded(1);

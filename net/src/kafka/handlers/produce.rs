@@ -17,6 +17,7 @@ use std::rc::Rc;
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use sluice_core::metadata::ShardId;
 use sluice_core::{ErrorCode, Offset};
 use sluice_shard::{ShardRequest, ShardResponse};
@@ -55,6 +56,11 @@ struct AppendedPartition {
 
 /// Step one: appends every partition's records (the partitions of one
 /// request in parallel) and returns once all are appended or refused.
+///
+/// The records are slices of the request frame; the owner shard assigns
+/// offsets in place, without a copy, when nothing else holds the frame.
+/// So the topic name, also a slice of it, is replaced by an owned copy
+/// before the records go (the caller drops the request header likewise).
 pub async fn append(ctx: &Rc<Context>, request: ProduceRequest) -> Appended {
     let acks = request.acks;
     let mut topics = Vec::with_capacity(request.topic_data.len());
@@ -64,6 +70,12 @@ pub async fn append(ctx: &Rc<Context>, request: ProduceRequest) -> Appended {
         } else {
             topic.name.0.as_str().to_owned()
         };
+        let wire_name = if topic.name.0.is_empty() {
+            TopicName::default()
+        } else {
+            TopicName(StrBytes::from_string(name.clone()))
+        };
+        drop(topic.name);
         let mut known = ctx.shard.metadata().topics.contains_key(&name);
         if !known && !name.is_empty() && acks_valid(acks) {
             known = auto_create(ctx, &name).await.is_ok();
@@ -123,7 +135,7 @@ pub async fn append(ctx: &Rc<Context>, request: ProduceRequest) -> Appended {
         topics.push(AppendedTopic {
             id: topic_id(ctx, &name),
             name,
-            wire_name: topic.name,
+            wire_name,
             partitions,
         });
     }
