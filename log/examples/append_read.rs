@@ -21,10 +21,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .unwrap_or_else(|| "./sluice-data/example/0".into()),
     );
     let batches: u32 = args.next().map(|n| n.parse()).transpose()?.unwrap_or(1000);
-    // The log runs inside a glommio executor (one per core in the broker).
+    // The log runs inside a glommio executor (one per core in the broker),
+    // kept awake so a lost io_uring wake-up cannot stall it (see `wake`).
     let result = glommio::LocalExecutorBuilder::default()
         .make()?
-        .run(async move { demo(dir, batches).await });
+        .run(async move {
+            sluice_log::wake::keep_awake(sluice_log::wake::DEFAULT_WAKE_PERIOD);
+            demo(dir, batches).await
+        });
     Ok(result?)
 }
 

@@ -25,6 +25,7 @@ pub mod producers;
 pub mod scan;
 pub mod segment;
 pub mod storage;
+pub mod wake;
 
 pub use cache::BatchCache;
 pub use chunk::ReadChunk;

@@ -108,10 +108,8 @@ fn allowed_cpus() -> Option<glommio::CpuSet> {
 }
 
 /// How often group sessions and rebalance deadlines are checked. The same
-/// timer also bounds a glommio 0.9 stall: its reactor can go to sleep with
-/// a completion already posted (seen in a log test, idle in
-/// `io_uring_enter` until a signal woke it); any wake-up reaps it, so this
-/// tick runs on every shard, coordinator or not.
+/// timer also bounds a glommio 0.9 stall (`sluice_log::wake` explains it),
+/// so this tick runs on every shard, coordinator or not.
 const GROUP_TICK: Duration = Duration::from_millis(100);
 
 async fn shard_main(

@@ -7,30 +7,17 @@ use bytes::{Bytes, BytesMut};
 use sluice_core::batch::{BatchBuilder, BatchIter};
 use sluice_core::records::RecordIter;
 
-/// Runs `f` to completion on a fresh glommio executor on this thread.
-///
-/// A timer wakes the executor every [`KICK`]: glommio 0.9 can go to sleep
-/// with a completion already posted while it links its rings (seen here: a
-/// test idle in `io_uring_enter` for 15 minutes until a debugger's signal
-/// woke it, and then pass). Any wake-up reaps the lost completion; the
-/// broker's shards have their own 100 ms timers that do the same.
+/// Runs `f` to completion on a fresh glommio executor on this thread,
+/// kept awake as `sluice_log::wake` explains.
 pub fn run<T>(f: impl Future<Output = T>) -> T {
     glommio::LocalExecutorBuilder::default()
         .make()
         .expect("glommio executor starts (io_uring available)")
         .run(async move {
-            glommio::spawn_local(async {
-                loop {
-                    glommio::timer::sleep(KICK).await;
-                }
-            })
-            .detach();
+            sluice_log::wake::keep_awake(sluice_log::wake::DEFAULT_WAKE_PERIOD);
             f.await
         })
 }
-
-/// How often [`run`] wakes its executor.
-pub const KICK: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// One batch of `records` records whose values say which batch and record
 /// they are, `value_bytes` long, stamped `timestamp`.
