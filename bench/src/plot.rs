@@ -221,29 +221,47 @@ pub fn plot(results: &[BenchResult], out_dir: &Path) -> anyhow::Result<Vec<PathB
         );
     }
     std::fs::create_dir_all(out_dir)?;
-    let latency = latency_series(results);
-    let throughput = throughput_series(results);
+    let charts = [
+        (Chart::Latency, latency_series(results)),
+        (Chart::Throughput, throughput_series(results)),
+    ];
     let mut written = Vec::new();
-    let path = out_dir.join("latency.svg");
-    draw_latency(SVGBackend::new(&path, SIZE).into_drawing_area(), &latency)?;
-    written.push(path);
-    let path = out_dir.join("throughput.svg");
-    draw_throughput(
-        SVGBackend::new(&path, SIZE).into_drawing_area(),
-        &throughput,
-    )?;
-    written.push(path);
-    let path = out_dir.join("latency.png");
-    draw_latency(
-        BitMapBackend::new(&path, SIZE).into_drawing_area(),
-        &latency,
-    )?;
-    written.push(path);
-    let path = out_dir.join("throughput.png");
-    draw_throughput(
-        BitMapBackend::new(&path, SIZE).into_drawing_area(),
-        &throughput,
-    )?;
-    written.push(path);
+    for (chart, series) in &charts {
+        let svg = out_dir.join(format!("{}.svg", chart.name()));
+        chart.draw(SVGBackend::new(&svg, SIZE).into_drawing_area(), series)?;
+        let png = out_dir.join(format!("{}.png", chart.name()));
+        chart.draw(BitMapBackend::new(&png, SIZE).into_drawing_area(), series)?;
+        written.extend([svg, png]);
+    }
     Ok(written)
+}
+
+/// The two plots, each drawn on either backend.
+#[derive(Clone, Copy)]
+enum Chart {
+    Latency,
+    Throughput,
+}
+
+impl Chart {
+    fn name(self) -> &'static str {
+        match self {
+            Chart::Latency => "latency",
+            Chart::Throughput => "throughput",
+        }
+    }
+
+    fn draw<DB: DrawingBackend>(
+        self,
+        root: DrawingArea<DB, Shift>,
+        series: &Series,
+    ) -> anyhow::Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        match self {
+            Chart::Latency => draw_latency(root, series),
+            Chart::Throughput => draw_throughput(root, series),
+        }
+    }
 }

@@ -117,11 +117,6 @@ impl GroupHome {
         }
     }
 
-    /// True once `partition` is loaded here and its groups are served.
-    pub fn is_loaded(&self, partition: PartitionId) -> bool {
-        self.logs.borrow().contains_key(&partition)
-    }
-
     /// True when this shard coordinates groups (for the periodic tick).
     pub fn is_active(&self) -> bool {
         !self.logs.borrow().is_empty()
@@ -133,16 +128,25 @@ impl GroupHome {
     }
 
     /// Runs one group request for a group of `partition`; `topics`
-    /// resolves topic names (KIP-848 assignments).
+    /// resolves topic names (KIP-848 assignments). `None` when `partition`
+    /// is not loaded here (the caller tells which error that is).
     pub async fn handle(
         self: &Rc<Self>,
         partition: PartitionId,
         request: GroupRequest,
         topics: &dyn Fn(&str) -> Option<TopicInfo>,
+    ) -> Option<GroupResponse> {
+        let log = self.logs.borrow().get(&partition).cloned()?;
+        Some(self.serve(&log, request, topics).await)
+    }
+
+    /// [`GroupHome::handle`] once the partition's log is found.
+    async fn serve(
+        self: &Rc<Self>,
+        log: &OffsetsLog,
+        request: GroupRequest,
+        topics: &dyn Fn(&str) -> Option<TopicInfo>,
     ) -> GroupResponse {
-        let Some(log) = self.logs.borrow().get(&partition).cloned() else {
-            return GroupResponse::Error(ErrorCode::NotCoordinator);
-        };
         let now = now_ms();
         match request {
             GroupRequest::ConsumerHeartbeat(req) => GroupResponse::ConsumerHeartbeat(

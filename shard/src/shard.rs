@@ -70,6 +70,14 @@ pub struct OwnedPartition {
 }
 
 impl OwnedPartition {
+    /// Makes everything appended durable and wakes those waiting for the
+    /// high watermark (under `log.flush = always` it moves with the sync).
+    pub async fn flush(&self) -> sluice_log::LogResult<Offset> {
+        let durable = self.log.flush().await?;
+        self.hw_changed.notify_all();
+        Ok(durable)
+    }
+
     /// The offset consumers may read up to: under `log.flush = always` only
     /// durable batches, otherwise everything appended.
     pub fn high_watermark(&self) -> Offset {
@@ -285,12 +293,12 @@ impl Shard {
                         partitions: t.partition_shards.len() as i32,
                     })
                 };
-                if !self.groups.is_loaded(partition) {
-                    return ShardResponse::Group(GroupResponse::Error(
-                        self.coordinator_absence(partition),
-                    ));
-                }
-                ShardResponse::Group(self.groups.handle(partition, request, &topics).await)
+                let response = self.groups.handle(partition, request, &topics).await;
+                ShardResponse::Group(
+                    response.unwrap_or_else(|| {
+                        GroupResponse::Error(self.coordinator_absence(partition))
+                    }),
+                )
             }
             ShardRequest::ListGroups => ShardResponse::Group(self.groups.list()),
         }
@@ -343,9 +351,8 @@ impl Shard {
     pub async fn flush_all(&self) {
         let owned: Vec<_> = self.partitions.borrow().values().cloned().collect();
         for p in owned {
-            match p.log.flush().await {
-                Ok(_) => p.hw_changed.notify_all(),
-                Err(e) => tracing::error!(shard = self.id, error = %e, "flush failed"),
+            if let Err(e) = p.flush().await {
+                tracing::error!(shard = self.id, error = %e, "flush failed");
             }
         }
     }

@@ -59,6 +59,19 @@ pub struct HeartbeatResponse {
     pub assignment: Option<Vec<TopicPartition>>,
 }
 
+impl HeartbeatResponse {
+    /// A refusal with `error` (member epoch -1).
+    pub fn error(error: ErrorCode, member_id: &str) -> HeartbeatResponse {
+        HeartbeatResponse {
+            error,
+            member_id: member_id.to_owned(),
+            member_epoch: -1,
+            heartbeat_interval_ms: 0,
+            assignment: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Member {
     epoch: i32,
@@ -137,13 +150,7 @@ impl ConsumerGroup {
         now_ms: i64,
         config: ConsumerGroupConfig,
     ) -> HeartbeatResponse {
-        let error = |e: ErrorCode, id: &str| HeartbeatResponse {
-            error: e,
-            member_id: id.to_owned(),
-            member_epoch: -1,
-            heartbeat_interval_ms: 0,
-            assignment: None,
-        };
+        let error = HeartbeatResponse::error;
         if req.member_epoch < 0 {
             // Leaving (-1), or a static member going away for now (-2):
             // either way its partitions are given to the others.
@@ -168,11 +175,8 @@ impl ConsumerGroup {
             if req.subscribed_topics.is_none() {
                 return error(ErrorCode::InvalidRequest, &member_id);
             }
-            if let Some(old) = self.members.remove(&member_id) {
-                // A rejoin with epoch 0 starts over.
-                let _ = old;
-                self.target.remove(&member_id);
-            }
+            // A join, or a rejoin with epoch 0, which starts over.
+            self.target.remove(&member_id);
             self.members.insert(
                 member_id.clone(),
                 Member {
@@ -321,7 +325,6 @@ impl ConsumerGroup {
 
     /// Removes members whose session expired; true when any was.
     pub fn expire(&mut self, now_ms: i64) -> bool {
-        let before = self.members.len();
         let expired: Vec<String> = self
             .members
             .iter()
@@ -332,12 +335,10 @@ impl ConsumerGroup {
             self.members.remove(id);
             self.target.remove(id);
         }
-        if self.members.len() != before {
+        if !expired.is_empty() {
             self.group_epoch += 1;
-            true
-        } else {
-            false
         }
+        !expired.is_empty()
     }
 
     /// OffsetCommit's check for a member of this group.

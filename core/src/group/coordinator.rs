@@ -200,13 +200,7 @@ impl GroupCoordinator {
         topics: &dyn Fn(&str) -> Option<TopicInfo>,
         now_ms: i64,
     ) -> consumer::HeartbeatResponse {
-        let refuse = |error: ErrorCode, member_id: &str| consumer::HeartbeatResponse {
-            error,
-            member_id: member_id.to_owned(),
-            member_epoch: -1,
-            heartbeat_interval_ms: 0,
-            assignment: None,
-        };
+        let refuse = consumer::HeartbeatResponse::error;
         if req.group_id.is_empty() {
             return refuse(ErrorCode::InvalidGroupId, &req.member_id);
         }

@@ -45,23 +45,24 @@ impl Shard {
                 };
             }
         };
-        let mut durable_at = None;
-        match p.flush {
+        let durable_at = match p.flush {
             // The caller waits with AwaitDurable before it acknowledges.
-            FlushPolicy::Always if acks != 0 => durable_at = Some(p.log.log_end_offset()),
+            FlushPolicy::Always if acks != 0 => Some(p.log.log_end_offset()),
             FlushPolicy::Always => {
                 // acks=0: nobody waits, but the bytes still become durable
                 // (and visible) promptly.
                 let p = p.clone();
                 glommio::spawn_local(async move {
-                    if p.log.flush().await.is_ok() {
-                        p.hw_changed.notify_all();
-                    }
+                    let _ = p.flush().await;
                 })
                 .detach();
+                None
             }
-            _ => p.hw_changed.notify_all(),
-        }
+            _ => {
+                p.hw_changed.notify_all();
+                None
+            }
+        };
         ProduceResult {
             error: ErrorCode::None,
             base_offset: info.base_offset,
@@ -84,11 +85,8 @@ impl Shard {
         if p.log.durable_offset() >= offset {
             return ErrorCode::None;
         }
-        match p.log.flush().await {
-            Ok(_) => {
-                p.hw_changed.notify_all();
-                ErrorCode::None
-            }
+        match p.flush().await {
+            Ok(_) => ErrorCode::None,
             Err(e) => {
                 tracing::warn!(topic, partition, error = %e, "flush for a produce failed");
                 e.error_code()

@@ -146,11 +146,9 @@ impl Appended {
     /// True when some partition's answer waits until its records are
     /// durable.
     pub fn must_wait(&self) -> bool {
-        self.acks != 0
-            && self
-                .topics
-                .iter()
-                .any(|t| t.partitions.iter().any(|p| p.durable_at.is_some()))
+        self.topics
+            .iter()
+            .any(|t| t.partitions.iter().any(|p| p.durable_at.is_some()))
     }
 
     /// Step two: waits until every partition that must be durable is (the
