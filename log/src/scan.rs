@@ -43,6 +43,10 @@ pub enum ScanError {
 /// Scans `buf` from its start, expecting the first batch to begin at offset
 /// `expected_offset`. Calls `on_batch` for each valid batch, in order, and
 /// returns how the scan stopped. Batches up to the stop position are valid.
+///
+/// Invariant: the batches found do not depend on where `buf` was cut from a
+/// longer file. Zero padding is reported only for a whole header's worth
+/// of zeros; a shorter remainder is `NeedMore`, whatever its bytes.
 pub fn scan(
     buf: &[u8],
     mut expected_offset: Offset,
@@ -55,12 +59,11 @@ pub fn scan(
             return ScanStop::End;
         }
         if rest.len() < HEADER_BYTES {
-            if rest.iter().all(|b| *b == 0) {
-                return ScanStop::Invalid {
-                    position,
-                    reason: ScanError::ZeroPadding,
-                };
-            }
+            // Even when these bytes are all zero: a batch's first bytes are
+            // its base offset, whose high bytes are zero for any offset
+            // below 2^48, so a buffer that ends a few bytes into a real
+            // header looks like padding. Only the caller knows whether the
+            // file ends here (padding) or more bytes follow (a header).
             return ScanStop::NeedMore {
                 position,
                 needed: HEADER_BYTES,
@@ -104,5 +107,116 @@ pub fn scan(
         expected_offset = header.last_offset() + 1;
         on_batch(ScannedBatch { position, header });
         position += size;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_core::batch::{assign_in_place, BatchBuilder};
+
+    /// `count` batches with offsets assigned from 0, as a segment holds them.
+    fn segment(count: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut next = 0i64;
+        for i in 0..count {
+            let mut batch = BatchBuilder::new(1_700_000_000_000)
+                .record(None, Some(&vec![b'x'; 30 + i * 7]))
+                .record(Some(b"k"), Some(b"v"))
+                .build()
+                .to_vec();
+            assign_in_place(&mut batch, next, 0);
+            next += 2;
+            out.extend_from_slice(&batch);
+        }
+        out
+    }
+
+    /// Scans `bytes` the way recovery does, `chunk` bytes at a time,
+    /// restarting at the batch a chunk cut; returns the batch positions.
+    fn scan_in_chunks(bytes: &[u8], chunk: usize) -> (Vec<usize>, Option<ScanError>) {
+        let (mut pos, mut expected, mut found) = (0usize, 0i64, Vec::new());
+        loop {
+            let end = (pos + chunk).min(bytes.len());
+            let mut batches = Vec::new();
+            let stop = scan(&bytes[pos..end], expected, |b| batches.push(b));
+            for b in batches {
+                found.push(pos + b.position);
+                expected = b.header.last_offset() + 1;
+            }
+            match stop {
+                ScanStop::End if end == bytes.len() => return (found, None),
+                ScanStop::End => pos = end,
+                ScanStop::NeedMore { position, needed } => {
+                    if pos + position + needed > bytes.len() {
+                        return (found, None);
+                    }
+                    if position == 0 {
+                        // One batch larger than a chunk: scan it whole.
+                        let whole = &bytes[pos..pos + needed];
+                        let mut one = Vec::new();
+                        scan(whole, expected, |b| one.push(b));
+                        let b = one.first().expect("a whole batch");
+                        found.push(pos);
+                        expected = b.header.last_offset() + 1;
+                        pos += needed;
+                    } else {
+                        pos += position;
+                    }
+                }
+                ScanStop::Invalid { reason, .. } => return (found, Some(reason)),
+            }
+        }
+    }
+
+    #[test]
+    fn chunk_boundaries_inside_a_header_are_not_taken_for_padding() {
+        let bytes = segment(40);
+        let (whole, none) = scan_in_chunks(&bytes, bytes.len());
+        assert_eq!((whole.len(), none), (40, None));
+        for chunk in HEADER_BYTES..600 {
+            let (found, stop) = scan_in_chunks(&bytes, chunk);
+            assert_eq!(found, whole, "chunk size {chunk}");
+            assert_eq!(stop, None, "chunk size {chunk}");
+        }
+    }
+
+    #[test]
+    fn a_buffer_ending_in_the_zero_high_bytes_of_a_base_offset_needs_more() {
+        let bytes = segment(3);
+        let second = {
+            let mut at = Vec::new();
+            scan(&bytes, 0, |b| at.push(b.position));
+            at[1]
+        };
+        for cut in 1..=6 {
+            let mut found = 0;
+            let stop = scan(&bytes[..second + cut], 0, |_| found += 1);
+            assert_eq!(found, 1);
+            assert_eq!(
+                stop,
+                ScanStop::NeedMore {
+                    position: second,
+                    needed: HEADER_BYTES
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn a_whole_header_of_zeros_is_padding() {
+        let mut bytes = segment(2);
+        let end = bytes.len();
+        bytes.extend_from_slice(&[0u8; 4096]);
+        let mut found = 0;
+        let stop = scan(&bytes, 0, |_| found += 1);
+        assert_eq!(found, 2);
+        assert_eq!(
+            stop,
+            ScanStop::Invalid {
+                position: end,
+                reason: ScanError::ZeroPadding
+            }
+        );
     }
 }

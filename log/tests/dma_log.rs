@@ -379,3 +379,67 @@ fn group_commit_shares_fdatasyncs_among_concurrent_flushes() {
         log.close().await.expect("close");
     });
 }
+
+/// Recovery reads the active segment in 256 KiB chunks. A chunk that ended
+/// one to six bytes into a batch header (whose first bytes, the high bytes
+/// of a small base offset, are zero) was taken for the zero padding after
+/// the last batch, and everything after it was cut: acknowledged,
+/// fdatasync'd records lost at the next start (the soak test found it).
+#[test]
+fn recovery_keeps_batches_whose_header_straddles_a_read_chunk() {
+    const CHUNK: usize = 256 * 1024;
+    for into_header in 1..=6usize {
+        let dir = common::tempdir();
+        let path = dir.path().join("t-0");
+        // No index entries past the start: recovery scans from byte 0.
+        let config = LogConfig {
+            index_interval_bytes: u32::MAX,
+            ..LogConfig::default()
+        };
+        run(async {
+            let log = PartitionLog::open(DmaStorage, path.clone(), config.clone(), None, 0)
+                .await
+                .expect("opens");
+            let (mut position, mut tag) = (0usize, 0u64);
+            // Fill up to a little before the chunk boundary with 1000-byte
+            // records, then one batch sized so the next starts exactly
+            // `into_header` bytes before the boundary.
+            let target = CHUNK - into_header;
+            while target - position > 4000 {
+                let info = log
+                    .append(batch(tag, 1, 1000, 0), 0, 0)
+                    .await
+                    .expect("append");
+                position += info.size_bytes;
+                tag += 1;
+            }
+            let gap = target - position;
+            let filler = (0..4000)
+                .map(|v| batch(tag, 1, v, 0))
+                .find(|b| b.len() == gap)
+                .expect("a batch of exactly the gap's size");
+            position += log.append(filler, 0, 0).await.expect("append").size_bytes;
+            tag += 1;
+            assert_eq!(position, target);
+            for _ in 0..50 {
+                log.append(batch(tag, 1, 1000, 0), 0, 0)
+                    .await
+                    .expect("append");
+                tag += 1;
+            }
+            let end = log.flush().await.expect("flush");
+            assert_eq!(end, tag as i64);
+            // No clean close: the next open recovers, as after a SIGKILL.
+            drop(log);
+            let log = PartitionLog::open(DmaStorage, path.clone(), config.clone(), None, 0)
+                .await
+                .expect("reopens");
+            assert_eq!(
+                (log.open_report().active.bytes_cut, log.log_end_offset()),
+                (0, tag as i64),
+                "a header {into_header} bytes into a read chunk"
+            );
+            log.close().await.expect("close");
+        });
+    }
+}

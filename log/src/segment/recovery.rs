@@ -99,6 +99,13 @@ impl<S: Storage> Segment<S> {
                 ScanStop::NeedMore { position, needed } => {
                     let at = pos + position as u64;
                     if at + needed as u64 > file_len {
+                        // The file ends here: zeros are the padding of the
+                        // last page, anything else a torn batch.
+                        let chunk_end = pos + chunk.len() as u64;
+                        let rest_is_zero = chunk[position..].iter().all(|b| *b == 0);
+                        if rest_is_zero && chunk_end >= file_len {
+                            break None;
+                        }
                         break Some(format!("torn batch: needs {needed} bytes at {at}"));
                     }
                     if position == 0 {
