@@ -70,6 +70,25 @@ impl LogError {
         }
     }
 
+    /// A write (not a sync) that failed because the disk or the quota is
+    /// full: safe to retry once there is space.
+    pub fn is_storage_full_write(&self) -> bool {
+        match self {
+            LogError::Io {
+                context: "writing",
+                source,
+                ..
+            } => {
+                matches!(source.raw_os_error(), Some(ENOSPC) | Some(EDQUOT))
+                    || matches!(
+                        source.kind(),
+                        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+                    )
+            }
+            _ => false,
+        }
+    }
+
     pub(crate) fn io(
         context: &'static str,
         path: impl Into<PathBuf>,
@@ -82,6 +101,10 @@ impl LogError {
         }
     }
 }
+
+/// Linux's "no space left on device" and "disk quota exceeded".
+const ENOSPC: i32 = 28;
+const EDQUOT: i32 = 122;
 
 /// Result of log operations.
 pub type LogResult<T> = Result<T, LogError>;

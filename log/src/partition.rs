@@ -100,6 +100,9 @@ pub struct PartitionLog<S: Storage> {
     durable_offset: Cell<Offset>,
     io_lock: Semaphore,
     offline: Cell<bool>,
+    /// A write failed for want of space: appends are refused (after one
+    /// retry of what is pending) until a write succeeds again.
+    storage_full: Cell<bool>,
     closed: Cell<bool>,
     cache: Option<(Rc<RefCell<BatchCache>>, CacheKey)>,
     open_report: OpenReport,
@@ -247,6 +250,7 @@ impl<S: Storage> PartitionLog<S> {
             durable_offset: Cell::new(log_end),
             io_lock: Semaphore::new(1),
             offline: Cell::new(false),
+            storage_full: Cell::new(false),
             closed: Cell::new(false),
             cache: cache.map(|c| {
                 let key = c.borrow_mut().register();
@@ -429,13 +433,58 @@ impl<S: Storage> PartitionLog<S> {
         Ok(())
     }
 
-    /// Marks the log offline after a failed write or sync.
+    /// True once a storage error took the log offline: it accepts no
+    /// appends and serves no reads until it is opened again.
+    pub fn is_offline(&self) -> bool {
+        self.offline.get()
+    }
+
+    /// True while the disk is full: appends get a storage error; reads go on.
+    pub fn is_storage_full(&self) -> bool {
+        self.storage_full.get()
+    }
+
+    /// Marks the log offline after a failed write or sync. A write that
+    /// failed for want of space is the exception: nothing it covered counts
+    /// as written, so it is safe to retry, and the log stays online for
+    /// reads and retries at the next append (a failed fdatasync is never
+    /// retried: after it the page state is unknown).
     fn fail<T>(&self, e: LogError) -> LogResult<T> {
+        if e.is_storage_full_write() {
+            if !self.storage_full.replace(true) {
+                tracing::warn!(dir = ?self.dir, error = %e, "disk full; produce refused until a write succeeds");
+            }
+            return Err(e);
+        }
         if matches!(e, LogError::Io { .. }) {
             tracing::error!(dir = ?self.dir, error = %e, "storage error; partition log goes offline");
             self.offline.set(true);
         }
         Err(e)
+    }
+
+    /// While the disk is full: writes out what is pending; `Ok` once that
+    /// succeeds (space came back), the storage error while it does not.
+    async fn retry_after_storage_full(&self) -> LogResult<()> {
+        if !self.storage_full.get() {
+            return Ok(());
+        }
+        let _permit = self
+            .io_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| LogError::Closed)?;
+        self.check_writable()?;
+        if !self.storage_full.get() {
+            return Ok(());
+        }
+        let active = self.active();
+        if let Err(e) = Segment::write_out(&active, true).await {
+            return self.fail(e);
+        }
+        self.storage_full.set(false);
+        tracing::info!(dir = ?self.dir, "disk has space again; produce resumes");
+        Ok(())
     }
 
     /// Validates `batches` (one or more whole v2 batches, as a produce
@@ -449,6 +498,9 @@ impl<S: Storage> PartitionLog<S> {
         now_ms: i64,
     ) -> LogResult<AppendInfo> {
         self.check_writable()?;
+        // On a full disk nothing more is buffered: what is pending must be
+        // written first, so memory does not grow while the disk is full.
+        self.retry_after_storage_full().await?;
         // Check every batch before touching anything: a bad batch anywhere
         // rejects the whole append and nothing is written.
         let mut records = 0i64;
@@ -613,6 +665,7 @@ impl<S: Storage> PartitionLog<S> {
         if let Err(e) = Segment::write_out(&active, true).await {
             return self.fail(e);
         }
+        self.storage_full.set(false);
         self.stats.borrow_mut().flush_syncs += 1;
         if let Err(e) = Segment::sync(&active).await {
             return self.fail(e);

@@ -86,6 +86,9 @@ struct InFlightWrite {
     task: glommio::Task<std::io::Result<()>>,
     /// Logical end of the log once it completes.
     end: u64,
+    /// The tail page before this write was issued: restored if it fails,
+    /// so the same bytes can be written again (a full disk is retried).
+    prev_tail: Vec<u8>,
 }
 
 /// A segment's open `.index` and `.timeindex` files.
@@ -337,10 +340,14 @@ impl<S: Storage> Segment<S> {
                 let mut seg = this.borrow_mut();
                 debug_assert_eq!(align_down(seg.issued_bytes), start);
                 seg.issued_bytes = end;
-                seg.tail_page = new_tail;
+                let prev_tail = std::mem::replace(&mut seg.tail_page, new_tail);
                 let file = seg.file.clone();
                 let task = glommio::spawn_local(async move { file.write_at(buf, start).await });
-                seg.in_flight = Some(InFlightWrite { task, end });
+                seg.in_flight = Some(InFlightWrite {
+                    task,
+                    end,
+                    prev_tail,
+                });
             }
             if !wait {
                 // Let the write task run and the reactor submit it now, so the
@@ -370,7 +377,14 @@ impl<S: Storage> Segment<S> {
         };
         let result = write.task.await;
         let mut seg = this.borrow_mut();
-        result.map_err(LogError::io("writing", &seg.paths.log))?;
+        if let Err(e) = result {
+            // Nothing it covered counts as written: the bytes stay in
+            // `unwritten` and the next write-out issues them again from
+            // the last position that reached the disk.
+            seg.issued_bytes = seg.disk_bytes;
+            seg.tail_page = write.prev_tail;
+            return Err(LogError::io("writing", &seg.paths.log)(e));
+        }
         seg.disk_bytes = write.end;
         while seg
             .unwritten
