@@ -210,11 +210,54 @@ fn serve(mut config: sluice_core::config::NodeConfig) -> anyhow::Result<()> {
         config.admin_addr,
         config.log.flush,
     );
+    let limits = connection_limits(&config.kafka);
     let serve: sluice_shard::ServeFn =
-        Arc::new(|shard, stop| Box::pin(sluice_net::serve(shard, stop)));
+        Arc::new(move |shard, stop| Box::pin(sluice_net::serve(shard, stop, limits.clone())));
     sluice_shard::run(config, shards, serve, shutdown).map_err(|e| anyhow::anyhow!(e))?;
     println!("sluice stopped");
     Ok(())
+}
+
+/// The node's connection limits: the configured ones, but never above what
+/// the open-file limit allows (raised first from its soft to its hard
+/// value, as servers do, since every connection is a descriptor).
+fn connection_limits(
+    kafka: &sluice_core::config::KafkaConfig,
+) -> Arc<sluice_net::ConnectionLimits> {
+    let open_files = raise_open_files_limit();
+    let ceiling = sluice_net::ConnectionLimits::ceiling_for_open_files(open_files);
+    let max_total = kafka.max_connections.min(ceiling);
+    if max_total < kafka.max_connections && kafka.max_connections != i32::MAX as u64 {
+        tracing::warn!(
+            configured = kafka.max_connections,
+            open_files,
+            max_total,
+            "max.connections lowered to what the open-file limit allows"
+        );
+    }
+    sluice_net::ConnectionLimits::new(max_total, kafka.max_connections_per_ip)
+}
+
+/// Raises RLIMIT_NOFILE's soft limit to its hard limit; returns the soft
+/// limit in force afterwards.
+fn raise_open_files_limit() -> u64 {
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 1024;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+        limit.rlim_cur
+    }
 }
 
 /// Makes the cluster id (a 22-character base64 UUID, as Kafka's) on first

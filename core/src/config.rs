@@ -175,6 +175,24 @@ pub struct KafkaConfig {
     pub auto_create_topics_enable: bool,
     /// Partitions of an auto-created topic (`num.partitions`).
     pub num_partitions: i32,
+    /// Most record bytes one Fetch response carries, whatever the request
+    /// asks (`fetch.max.bytes`); with one response in flight per
+    /// connection, it bounds what a consumer that stops reading can hold.
+    pub fetch_max_bytes: u32,
+    /// Most client connections at once, over all shards
+    /// (`max.connections`); past it, new connections wait in the listen
+    /// backlog until one closes. Unlimited by default, as in Kafka, but
+    /// never above what the open-file limit allows (see the README).
+    pub max_connections: u64,
+    /// Most connections from one client address (`max.connections.per.ip`);
+    /// one more is accepted and closed at once, as Kafka does.
+    pub max_connections_per_ip: u64,
+    /// A connection with no request in progress for this long is closed
+    /// (`connections.max.idle.ms`).
+    pub connections_max_idle_ms: u64,
+    /// A request whose bytes stop arriving (or a response the client stops
+    /// reading) for this long closes the connection.
+    pub request_stall_timeout_ms: u64,
 }
 
 impl Default for KafkaConfig {
@@ -184,6 +202,11 @@ impl Default for KafkaConfig {
             queued_max_request_bytes: 256 * 1024 * 1024,
             auto_create_topics_enable: true,
             num_partitions: 1,
+            fetch_max_bytes: 57_671_680,
+            max_connections: i32::MAX as u64,
+            max_connections_per_ip: i32::MAX as u64,
+            connections_max_idle_ms: 600_000,
+            request_stall_timeout_ms: 30_000,
         }
     }
 }

@@ -8,6 +8,7 @@
 //! No locks or shared mutable state on the request path: work for another
 //! shard's partition is a message to that shard.
 
+pub mod fatal;
 pub mod group;
 pub mod mesh;
 pub mod message;
@@ -16,9 +17,10 @@ pub mod notify;
 pub mod runtime;
 pub mod shard;
 
+pub use fatal::{fatal, FATAL_EXIT_CODE};
 pub use message::{
-    FetchResult, GroupRequest, GroupResponse, ProduceResult, Proposal, ShardRequest, ShardResponse,
-    ShardStats,
+    FetchResult, GroupRequest, GroupResponse, PartitionRead, ProduceResult, Proposal, ShardRequest,
+    ShardResponse, ShardStats,
 };
 pub use notify::Notify;
 pub use runtime::{run, ServeFn, ShutdownFlag};

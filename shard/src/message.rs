@@ -48,21 +48,29 @@ pub enum ShardRequest {
         partition: PartitionId,
         offset: Offset,
     },
-    /// Read whole batches from `offset`, up to `max_bytes`.
+    /// Read the partitions of one Fetch that this shard owns, in the
+    /// request's order, within `max_bytes` for all of them together (and
+    /// each partition's own limit). When `have_data` is false (nothing was
+    /// read for this Fetch yet) the first partition with data may return
+    /// one batch larger than the limit, as Kafka does; otherwise a batch
+    /// that does not fit is left for the next Fetch. One message per owner
+    /// shard, whatever the number of partitions.
     Fetch {
-        topic: String,
-        partition: PartitionId,
-        offset: Offset,
+        reads: Vec<PartitionRead>,
         max_bytes: usize,
+        have_data: bool,
     },
-    /// Answer once the partition's high watermark passes `offset` or after
-    /// `max_wait_ms`, whichever comes first (long polling).
+    /// Long polling: answer once any of `partitions`' high watermark passes
+    /// its offset, after `max_wait_ms`, or when a [`ShardRequest::CancelWatch`]
+    /// with the same `watch` id arrives, whichever comes first. One per owner
+    /// shard per waiting Fetch; the owner forgets it when it answers.
     Watch {
-        topic: String,
-        partition: PartitionId,
-        offset: Offset,
+        watch: u64,
+        partitions: Vec<(String, PartitionId, Offset)>,
         max_wait_ms: u64,
     },
+    /// Ends the [`ShardRequest::Watch`] with this id now, if it still waits.
+    CancelWatch { watch: u64 },
     /// ListOffsets for one partition: -1 latest, -2 earliest, -3 max
     /// timestamp, otherwise the first offset at or after the timestamp.
     ListOffsets {
@@ -86,6 +94,17 @@ pub enum ShardRequest {
     },
     /// ListGroups: every group this shard coordinates.
     ListGroups,
+}
+
+impl ShardRequest {
+    /// A long poll's watch or its cancellation: bounded by connections, not
+    /// by the mesh's task limit.
+    pub fn is_long_poll(&self) -> bool {
+        matches!(
+            self,
+            ShardRequest::Watch { .. } | ShardRequest::CancelWatch { .. }
+        )
+    }
 }
 
 /// A group API request, version differences resolved by the handler.
@@ -186,6 +205,16 @@ pub struct ProduceResult {
     pub durable_at: Option<Offset>,
 }
 
+/// One partition of a [`ShardRequest::Fetch`].
+#[derive(Debug, Clone)]
+pub struct PartitionRead {
+    pub topic: String,
+    pub partition: PartitionId,
+    pub offset: Offset,
+    /// The partition's own limit (`partition_max_bytes`).
+    pub max_bytes: usize,
+}
+
 /// Per-partition result of a fetch.
 #[derive(Debug, Clone)]
 pub struct FetchResult {
@@ -202,7 +231,8 @@ pub enum ShardResponse {
     Produce(ProduceResult),
     /// The answer to AwaitDurable: NONE, or why the sync failed.
     Durable(ErrorCode),
-    Fetch(FetchResult),
+    /// One result per [`PartitionRead`], in the same order.
+    Fetched(Vec<FetchResult>),
     Watched,
     ListOffsets {
         error: ErrorCode,
@@ -225,7 +255,17 @@ pub enum ShardResponse {
 pub struct ShardStats {
     pub shard: u32,
     pub partitions: u64,
+    /// Partitions that failed to open or went offline after a storage error.
+    pub offline_partitions: u64,
+    /// Partitions refusing produce because their disk is full.
+    pub storage_full_partitions: u64,
+    /// Long polls of other shards' Fetches parked here.
+    pub parked_watches: u64,
+    /// Calls this shard made to others and is still waiting for.
+    pub calls_in_flight: u64,
     pub connections_accepted: u64,
+    pub connections_refused: u64,
+    pub connections_timed_out: u64,
     pub requests: u64,
     pub bad_requests: u64,
     pub appends: u64,

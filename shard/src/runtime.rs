@@ -24,6 +24,9 @@ use crate::shard::Shard;
 /// is made to wait (backpressure across cores).
 pub const MESH_CHANNEL_CAPACITY: usize = 1024;
 
+/// Requests from other shards one shard runs at once (long polls apart).
+pub const MESH_TASKS_MAX: u64 = 4096;
+
 /// What each shard runs once it is ready: the Kafka server, in the binary.
 pub type ServeFn = Arc<
     dyn Fn(Rc<Shard>, Rc<Notify>) -> Pin<Box<dyn Future<Output = Result<(), String>>>>
@@ -122,22 +125,44 @@ async fn shard_main(
     let (senders, receivers) = ends.connect().await;
     let id = senders.peer_id() as u32;
     let config = Rc::new((*config).clone());
-    let shard = Rc::new(
-        Shard::new(id, shards, config.clone(), senders)
-            .await
-            .map_err(|e| e.to_string())?,
-    );
+    let shard = match Shard::new(id, shards, config.clone(), senders).await {
+        Ok(shard) => Rc::new(shard),
+        // Only the controller shard opens anything here: the metadata log.
+        // Without it no shard can serve, and the others wait for its
+        // snapshot, so the node stops.
+        Err(e) => crate::fatal(&format!(
+            "the metadata log in {} cannot be opened or replayed: {e}; \
+             it must be repaired or restored before the node can start",
+            config.data_dir.join("__sluice_metadata").display()
+        )),
+    };
 
+    // Requests from other shards run as tasks, at most MESH_TASKS_MAX at
+    // once; past that the receive loops stop taking messages, the channels
+    // fill and senders wait (backpressure, not a growing task list). Long
+    // polls are exempt: they are bounded by connections (one Fetch at a
+    // time each, one watch per owner shard) and must not keep produce
+    // requests waiting while they are parked.
+    let mesh_tasks = Rc::new(glommio::sync::Semaphore::new(MESH_TASKS_MAX));
     for (_, receiver) in receivers {
-        let shard = shard.clone();
+        let (shard, mesh_tasks) = (shard.clone(), mesh_tasks.clone());
         glommio::spawn_local(async move {
             while let Some(msg) = receiver.recv().await {
                 match msg {
                     ShardMsg::Request { from, id, request } => {
+                        let permit = if request.is_long_poll() {
+                            None
+                        } else {
+                            match mesh_tasks.acquire_static_permit(1).await {
+                                Ok(permit) => Some(permit),
+                                Err(_) => return,
+                            }
+                        };
                         let shard = shard.clone();
                         glommio::spawn_local(async move {
                             let response = shard.clone().handle(request).await;
                             shard.reply(from, id, response).await;
+                            drop(permit);
                         })
                         .detach();
                     }

@@ -34,6 +34,7 @@ use crate::notify::Notify;
 use sluice_core::group::consumer::TopicInfo;
 
 mod controller;
+mod fetch;
 mod partitions;
 pub use partitions::log_config_for;
 
@@ -48,6 +49,11 @@ pub fn now_ms() -> i64 {
 #[derive(Debug, Default)]
 pub struct ShardCounters {
     pub connections_accepted: Cell<u64>,
+    /// Connections accepted and closed at once by a connection limit.
+    pub connections_refused: Cell<u64>,
+    /// Connections closed for idleness, a stalled request or response, or
+    /// a request budget that stayed spent.
+    pub connections_timed_out: Cell<u64>,
     pub requests: Cell<u64>,
     /// Connections closed for bad input (oversized or undecodable frames,
     /// unknown APIs or versions).
@@ -98,10 +104,17 @@ pub struct Shard {
     pub counters: ShardCounters,
     metadata: RefCell<MetadataState>,
     partitions: RefCell<HashMap<PartitionKey, Rc<OwnedPartition>>>,
+    /// Partitions this shard owns whose log could not be opened: clients
+    /// get KAFKA_STORAGE_ERROR for them; the next start tries again.
+    offline: RefCell<std::collections::HashSet<PartitionKey>>,
     cache: Rc<RefCell<BatchCache>>,
     senders: Senders,
     pending: RefCell<HashMap<u64, LocalSender<ShardResponse>>>,
     next_request_id: Cell<u64>,
+    /// Long polls parked here for other shards' Fetches, by watch id: the
+    /// signal that cancels each. An entry lives only while its watch waits.
+    watches: RefCell<HashMap<u64, Rc<Notify>>>,
+    next_watch_id: Cell<u64>,
     /// Shard 0 only: the metadata log and the ids it hands out.
     controller: Option<Controller>,
     snapshot_installed: Cell<bool>,
@@ -155,9 +168,12 @@ impl Shard {
             counters: ShardCounters::default(),
             metadata: RefCell::new(metadata),
             partitions: RefCell::new(HashMap::new()),
+            offline: RefCell::new(Default::default()),
             senders,
             pending: RefCell::new(HashMap::new()),
             next_request_id: Cell::new(0),
+            watches: RefCell::new(HashMap::new()),
+            next_watch_id: Cell::new(0),
             controller,
             snapshot_installed: Cell::new(false),
         })
@@ -185,12 +201,40 @@ impl Shard {
             .cloned()
     }
 
+    /// The error for a partition this shard has no open log for:
+    /// KAFKA_STORAGE_ERROR when it failed to open, else
+    /// UNKNOWN_TOPIC_OR_PARTITION.
+    fn absence_error(&self, topic: &str, partition: PartitionId) -> ErrorCode {
+        if self
+            .offline
+            .borrow()
+            .contains(&(topic.to_owned(), partition))
+        {
+            ErrorCode::KafkaStorageError
+        } else {
+            ErrorCode::UnknownTopicOrPartition
+        }
+    }
+
+    /// Partitions of this shard that are offline: failed to open, or their
+    /// log went offline after a storage error.
+    pub fn offline_partitions(&self) -> usize {
+        self.offline.borrow().len()
+            + self
+                .partitions
+                .borrow()
+                .values()
+                .filter(|p| p.log.is_offline())
+                .count()
+    }
+
     fn partition_dir(&self, topic: &str, partition: PartitionId) -> PathBuf {
         self.config.data_dir.join(topic).join(partition.to_string())
     }
 
     /// Sends `request` to the shard that must run it (or runs it here) and
-    /// returns the answer.
+    /// returns the answer. Cancel-safe: dropping the future forgets the
+    /// call (a late answer is then dropped on arrival).
     pub async fn call(self: &Rc<Self>, to: ShardId, request: ShardRequest) -> ShardResponse {
         if to == self.id {
             return Box::pin(self.clone().handle(request)).await;
@@ -199,19 +243,29 @@ impl Shard {
         self.next_request_id.set(id + 1);
         let (tx, rx) = local_channel::new_bounded(1);
         self.pending.borrow_mut().insert(id, tx);
+        let _forget = PendingCall { shard: self, id };
         let msg = ShardMsg::Request {
             from: self.id,
             id,
             request,
         };
         if self.senders.send_to(to as usize, msg).await.is_err() {
-            self.pending.borrow_mut().remove(&id);
             return ShardResponse::failed(ErrorCode::UnknownServerError);
         }
         match rx.recv().await {
             Some(response) => response,
             None => ShardResponse::failed(ErrorCode::UnknownServerError),
         }
+    }
+
+    /// Calls in flight from this shard to others (for tests and metrics).
+    pub fn calls_in_flight(&self) -> usize {
+        self.pending.borrow().len()
+    }
+
+    /// Long polls parked on this shard for other shards' Fetches.
+    pub fn parked_watches(&self) -> usize {
+        self.watches.borrow().len()
     }
 
     /// Delivers a response that came back over the mesh.
@@ -248,27 +302,21 @@ impl Shard {
                 offset,
             } => ShardResponse::Durable(self.await_durable(&topic, partition, offset).await),
             ShardRequest::Fetch {
-                topic,
-                partition,
-                offset,
+                reads,
                 max_bytes,
-            } => ShardResponse::Fetch(self.fetch_local(&topic, partition, offset, max_bytes).await),
+                have_data,
+            } => ShardResponse::Fetched(self.fetch_many(reads, max_bytes, have_data).await),
             ShardRequest::Watch {
-                topic,
-                partition,
-                offset,
+                watch,
+                partitions,
                 max_wait_ms,
             } => {
-                if let Some(p) = self.partition(&topic, partition) {
-                    if p.high_watermark() <= offset {
-                        let timeout = Duration::from_millis(max_wait_ms);
-                        let _ = glommio::timer::timeout(timeout, async {
-                            p.hw_changed.changed().await;
-                            Ok(())
-                        })
-                        .await;
-                    }
-                }
+                self.watch(watch, &partitions, Duration::from_millis(max_wait_ms))
+                    .await;
+                ShardResponse::Watched
+            }
+            ShardRequest::CancelWatch { watch } => {
+                self.cancel_watch(watch);
                 ShardResponse::Watched
             }
             ShardRequest::ListOffsets {
@@ -329,7 +377,18 @@ impl Shard {
         let mut stats = ShardStats {
             shard: self.id,
             partitions: self.partitions.borrow().len() as u64,
+            offline_partitions: self.offline_partitions() as u64,
+            storage_full_partitions: self
+                .partitions
+                .borrow()
+                .values()
+                .filter(|p| p.log.is_storage_full())
+                .count() as u64,
+            parked_watches: self.watches.borrow().len() as u64,
+            calls_in_flight: self.pending.borrow().len() as u64,
             connections_accepted: self.counters.connections_accepted.get(),
+            connections_refused: self.counters.connections_refused.get(),
+            connections_timed_out: self.counters.connections_timed_out.get(),
             requests: self.counters.requests.get(),
             bad_requests: self.counters.bad_requests.get(),
             ..ShardStats::default()
@@ -395,6 +454,19 @@ impl Shard {
                 tracing::error!(error = %e, "closing the metadata log");
             }
         }
+    }
+}
+
+/// Removes a call's entry from the pending table when the call ends,
+/// answered or dropped, so an abandoned call leaves nothing behind.
+struct PendingCall<'a> {
+    shard: &'a Shard,
+    id: u64,
+}
+
+impl Drop for PendingCall<'_> {
+    fn drop(&mut self) {
+        self.shard.pending.borrow_mut().remove(&self.id);
     }
 }
 

@@ -1,5 +1,6 @@
 //! The Kafka wire protocol: listener, API registry, handlers.
 
+pub mod connection_limits;
 pub mod context;
 pub mod handlers;
 pub mod registry;

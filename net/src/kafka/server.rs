@@ -20,16 +20,31 @@
 //! bounds the bytes of all of them together: when it is spent, connections
 //! wait before reading their next frame.
 //!
+//! Limits (every one from configuration, so memory is bounded by it):
+//! connections over all shards and per client address
+//! ([`ConnectionLimits`]); a connection with no request for
+//! `connections.max.idle.ms` is closed; a request whose bytes stop arriving,
+//! or a response the client stops reading, for `request_stall_timeout_ms`
+//! closes the connection; a frame's share of the byte budget is taken as
+//! its body arrives, in [`FRAME_CHUNK_BYTES`] steps, so a header that claims
+//! 100 MiB and is followed by nothing holds nothing; and a connection holds
+//! at most one unwritten answer to a request other than Produce (a consumer
+//! that stops reading its socket holds one Fetch response, at most
+//! `fetch.max.bytes`, and slows nobody else).
+//!
 //! Bad input: a frame over the size limit, an unknown API key, a version
 //! outside the supported range (other than ApiVersions) or a body that does
 //! not decode closes that connection, as Kafka does; the event is logged
 //! and counted; nothing else is affected.
 
 use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -40,13 +55,18 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeade
 use kafka_protocol::protocol::{Decodable, Encodable};
 use sluice_shard::{Notify, Shard, ShardCounters};
 
+use super::connection_limits::{ConnectionLimits, ConnectionSlot, Refused};
 use super::context::Context;
 use super::handlers;
 use super::registry;
 
 /// Serves the Kafka protocol on this shard until `stop` fires. Fails when
 /// the listener cannot start.
-pub async fn serve(shard: Rc<Shard>, stop: Rc<Notify>) -> Result<(), String> {
+pub async fn serve(
+    shard: Rc<Shard>,
+    stop: Rc<Notify>,
+    limits: Arc<ConnectionLimits>,
+) -> Result<(), String> {
     let ctx =
         Rc::new(Context::new(shard.clone()).map_err(|e| format!("listener configuration: {e}"))?);
     let listener = bind_listener(ctx.bind_addr)
@@ -55,6 +75,11 @@ pub async fn serve(shard: Rc<Shard>, stop: Rc<Notify>) -> Result<(), String> {
     let active = Rc::new(Cell::new(0usize));
     let idle = Rc::new(Notify::default());
     loop {
+        // At max.connections, stop accepting: new connections wait in the
+        // backlog until one closes (on any shard, hence the polling).
+        while !limits.has_room() && !stop.is_closed() {
+            let _ = with_deadline(ACCEPT_RETRY, stop.changed()).await;
+        }
         let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
             stop.changed().await;
             None
@@ -64,12 +89,32 @@ pub async fn serve(shard: Rc<Shard>, stop: Rc<Notify>) -> Result<(), String> {
         match accepted {
             Ok(stream) => {
                 ShardCounters::bump(&ctx.shard.counters.connections_accepted);
+                let peer = stream.peer_addr().ok();
+                let Some(ip) = peer.map(|p| p.ip()) else {
+                    continue;
+                };
+                let slot = loop {
+                    match limits.open(ip) {
+                        Ok(slot) => break Some(slot),
+                        Err(Refused::PerIp) => break None,
+                        // Another shard took the last slot since the check:
+                        // this connection waits for one, like the backlog.
+                        Err(Refused::Total) if !stop.is_closed() => {
+                            let _ = with_deadline(ACCEPT_RETRY, stop.changed()).await;
+                        }
+                        Err(Refused::Total) => break None,
+                    }
+                };
+                let Some(slot) = slot else {
+                    ShardCounters::bump(&ctx.shard.counters.connections_refused);
+                    tracing::debug!(peer = ?peer, "connection refused by a connection limit");
+                    continue;
+                };
                 let (ctx, budget, stop) = (ctx.clone(), budget.clone(), stop.clone());
                 let (active, idle) = (active.clone(), idle.clone());
                 active.set(active.get() + 1);
                 glommio::spawn_local(async move {
-                    let peer = stream.peer_addr().ok();
-                    if let Err(e) = connection(ctx, budget, stream, stop).await {
+                    if let Err(e) = connection(ctx, budget, stream, stop, slot).await {
                         tracing::debug!(peer = ?peer, error = %e, "connection closed");
                     }
                     active.set(active.get() - 1);
@@ -101,7 +146,23 @@ pub async fn serve(shard: Rc<Shard>, stop: Rc<Notify>) -> Result<(), String> {
 }
 
 /// How long a stopping shard waits for busy connections.
-pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// How often a listener at `max.connections` looks for a free slot.
+const ACCEPT_RETRY: Duration = Duration::from_millis(10);
+
+/// A frame body is read, and charged to the byte budget, this much at a
+/// time.
+pub const FRAME_CHUNK_BYTES: usize = 64 * 1024;
+
+/// `fut`'s output, or `None` when `limit` passes first.
+pub async fn with_deadline<T>(limit: Duration, fut: impl Future<Output = T>) -> Option<T> {
+    futures_lite::future::or(async { Some(fut.await) }, async {
+        glommio::timer::sleep(limit).await;
+        None
+    })
+    .await
+}
 
 #[derive(Debug, thiserror::Error)]
 enum ConnectionError {
@@ -111,6 +172,8 @@ enum ConnectionError {
     BadRequest(String),
     #[error("response did not encode: {0}")]
     Encode(String),
+    #[error("{0}")]
+    Timeout(&'static str),
 }
 
 /// Requests of one connection read and not yet answered (only Produce
@@ -121,7 +184,7 @@ pub const MAX_IN_FLIGHT_PER_CONNECTION: usize = 8;
 /// the byte budget its request holds until the answer is written.
 struct Answer {
     reply: Reply,
-    _budget: StaticPermit,
+    _budget: Vec<StaticPermit>,
 }
 
 enum Reply {
@@ -131,27 +194,56 @@ enum Reply {
     Later(LocalReceiver<Result<Option<Bytes>, ConnectionError>>),
 }
 
+/// How far a connection's writer has got: answers written, and a signal at
+/// each one (closed when the writer ends).
+#[derive(Default)]
+struct Written {
+    answers: Cell<u64>,
+    changed: Notify,
+}
+
 async fn connection(
     ctx: Rc<Context>,
     budget: Rc<Semaphore>,
     stream: TcpStream,
     stop: Rc<Notify>,
+    _slot: ConnectionSlot,
 ) -> Result<(), ConnectionError> {
     stream.set_nodelay(true).map_err(std::io::Error::from)?;
     let peer = stream.peer_addr().ok();
     let stream = Rc::new(RefCell::new(stream));
     let (answers, to_write) = local_channel::new_bounded(MAX_IN_FLIGHT_PER_CONNECTION);
-    let writer = glommio::spawn_local(write_answers(SocketHalf(stream.clone()), to_write));
-    let read = read_requests(&ctx, &budget, SocketHalf(stream), &stop, peer, &answers).await;
+    let written = Rc::new(Written::default());
+    let stall = Duration::from_millis(ctx.shard.config.kafka.request_stall_timeout_ms.max(1));
+    let writer = glommio::spawn_local(write_answers(
+        SocketHalf(stream.clone()),
+        to_write,
+        written.clone(),
+        stall,
+    ));
+    let read = read_requests(
+        &ctx,
+        &budget,
+        SocketHalf(stream),
+        &stop,
+        peer,
+        &answers,
+        &written,
+    )
+    .await;
     // The writer answers what was read before the reader stopped (a bad
     // request, a stop, the peer's close), then ends.
     drop(answers);
-    let written = writer.await;
-    read.and(written)
+    let wrote = writer.await;
+    if let Err(ConnectionError::Timeout(why)) = &read {
+        ShardCounters::bump(&ctx.shard.counters.connections_timed_out);
+        tracing::debug!(peer = ?peer, why, "connection timed out");
+    }
+    read.and(wrote)
 }
 
 /// Reads requests and handles them, in order, until the peer closes, a
-/// stop arrives between requests, or a request is bad.
+/// stop arrives between requests, a request is bad, or a deadline passes.
 async fn read_requests(
     ctx: &Rc<Context>,
     budget: &Rc<Semaphore>,
@@ -159,61 +251,145 @@ async fn read_requests(
     stop: &Notify,
     peer: Option<SocketAddr>,
     answers: &LocalSender<Answer>,
+    written: &Written,
 ) -> Result<(), ConnectionError> {
-    let max = ctx.shard.config.kafka.socket_request_max_bytes;
+    let config = &ctx.shard.config.kafka;
+    let max = config.socket_request_max_bytes;
+    let idle = Duration::from_millis(config.connections_max_idle_ms.max(1));
+    let stall = Duration::from_millis(config.request_stall_timeout_ms.max(1));
+    let mut sent = 0u64;
+    let mut wait_for_writer = false;
     loop {
+        if wait_for_writer {
+            // One unwritten answer to a request other than Produce at a
+            // time: the next request is read once it is written.
+            while written.answers.get() < sent && !written.changed.is_closed() {
+                written.changed.changed().await;
+            }
+            if written.answers.get() < sent {
+                return Ok(()); // the writer ended: the peer went away
+            }
+        }
         let mut size = [0u8; 4];
         // Between requests a stop ends the connection; mid-request it does not.
-        let got =
-            futures_lite::future::or(async { Some(input.read_exact(&mut size).await) }, async {
+        let got = futures_lite::future::or(
+            async { Some(with_deadline(idle, input.read_exact(&mut size)).await) },
+            async {
                 stop.changed().await;
                 None
-            })
-            .await;
+            },
+        )
+        .await;
         match got {
             None => return Ok(()),
-            Some(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-            Some(r) => r?,
+            Some(None) => {
+                return Err(ConnectionError::Timeout(
+                    "idle past connections.max.idle.ms",
+                ))
+            }
+            Some(Some(Err(e))) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Some(Some(r)) => r?,
         }
         let size = i32::from_be_bytes(size);
         if size < 8 || size as u32 > max {
             return bad(ctx, format!("frame of {size} bytes (limit {max})"));
         }
-        let units = (size as u64).min(budget_capacity(ctx));
-        let permit = budget
-            .acquire_static_permit(units)
-            .await
-            .map_err(|_| ConnectionError::BadRequest("request budget closed".into()))?;
-        let mut frame = BytesMut::zeroed(size as usize);
-        input.read_exact(&mut frame).await?;
-        let reply = handle_frame(ctx, frame.freeze(), peer).await?;
+        let (frame, permits) = read_frame(ctx, budget, &mut input, size as usize, stall).await?;
+        let (reply, pipelined) = handle_frame(ctx, frame, peer).await?;
+        wait_for_writer = !pipelined;
         let answer = Answer {
             reply,
-            _budget: permit,
+            _budget: permits,
         };
         if answers.send(answer).await.is_err() {
             // The writer stopped (the peer went away).
             return Ok(());
         }
+        sent += 1;
     }
+}
+
+/// Reads a frame body of `size` bytes, taking its share of the byte budget
+/// as it arrives. A stall of the peer, or a budget that stays spent, for
+/// `stall` ends the connection (so partial frames cannot hold the budget
+/// against each other for ever).
+async fn read_frame(
+    ctx: &Context,
+    budget: &Rc<Semaphore>,
+    input: &mut SocketHalf,
+    size: usize,
+    stall: Duration,
+) -> Result<(Bytes, Vec<StaticPermit>), ConnectionError> {
+    // Capacity only: pages become resident as the bytes arrive.
+    let mut frame = BytesMut::with_capacity(size);
+    let mut permits = Vec::with_capacity(size.div_ceil(FRAME_CHUNK_BYTES));
+    // A frame larger than the whole budget charges the whole budget.
+    let mut chargeable = budget_capacity(ctx);
+    while frame.len() < size {
+        let n = FRAME_CHUNK_BYTES.min(size - frame.len());
+        let units = (n as u64).min(chargeable);
+        if units > 0 {
+            let permit = with_deadline(stall, budget.acquire_static_permit(units))
+                .await
+                .ok_or(ConnectionError::Timeout("request byte budget spent"))?
+                .map_err(|_| ConnectionError::BadRequest("request budget closed".into()))?;
+            permits.push(permit);
+            chargeable -= units;
+        }
+        let at = frame.len();
+        frame.resize(at + n, 0);
+        with_deadline(stall, input.read_exact(&mut frame[at..]))
+            .await
+            .ok_or(ConnectionError::Timeout("request bytes stopped arriving"))??;
+    }
+    Ok((frame.freeze(), permits))
 }
 
 /// Writes the answers in the order their requests came.
 async fn write_answers(
     mut output: SocketHalf,
     answers: LocalReceiver<Answer>,
+    written: Rc<Written>,
+    stall: Duration,
 ) -> Result<(), ConnectionError> {
-    while let Some(answer) = answers.recv().await {
-        let frame = match answer.reply {
-            Reply::Now(frame) => frame,
-            Reply::Later(done) => match done.recv().await {
-                Some(frame) => frame?,
-                None => return Err(ConnectionError::Encode("a produce was abandoned".into())),
-            },
-        };
-        if let Some(frame) = frame {
-            output.write_all(&frame).await?;
+    let result = async {
+        while let Some(answer) = answers.recv().await {
+            let frame = match answer.reply {
+                Reply::Now(frame) => frame,
+                Reply::Later(done) => match done.recv().await {
+                    Some(frame) => frame?,
+                    None => return Err(ConnectionError::Encode("a produce was abandoned".into())),
+                },
+            };
+            if let Some(frame) = frame {
+                write_within(&mut output, &frame, stall).await?;
+            }
+            written.answers.set(written.answers.get() + 1);
+            written.changed.notify_all();
         }
+        Ok(())
+    }
+    .await;
+    written.changed.close();
+    result
+}
+
+/// Writes `frame` whole; a peer that takes none of it for `stall` ends the
+/// connection.
+async fn write_within(
+    output: &mut SocketHalf,
+    frame: &[u8],
+    stall: Duration,
+) -> Result<(), ConnectionError> {
+    let mut at = 0;
+    while at < frame.len() {
+        let n = with_deadline(stall, output.write(&frame[at..]))
+            .await
+            .ok_or(ConnectionError::Timeout("the peer stopped reading"))??;
+        if n == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
+        }
+        at += n;
     }
     Ok(())
 }
@@ -308,12 +484,13 @@ pub fn decode_request(mut frame: Bytes) -> Result<DecodedRequest, String> {
 /// Handles one request frame: the response frame (size prefix included),
 /// none when the request gets no response (acks=0), or, for a Produce
 /// whose records are appended and must still become durable, the channel
-/// its frame will come on.
+/// its frame will come on; and whether the next request may be read before
+/// this answer is written (Produce only).
 async fn handle_frame(
     ctx: &Rc<Context>,
     frame: Bytes,
     peer: Option<std::net::SocketAddr>,
-) -> Result<Reply, ConnectionError> {
+) -> Result<(Reply, bool), ConnectionError> {
     ShardCounters::bump(&ctx.shard.counters.requests);
     let (header, request) = match decode_request(frame) {
         Ok(DecodedRequest::Request(header, request)) => (header, *request),
@@ -322,7 +499,7 @@ async fn handle_frame(
             let body = handlers::api_versions::unsupported_version();
             let response = encode_response(correlation_id, 0, 0, &ResponseKind::ApiVersions(body));
             return response
-                .map(|frame| Reply::Now(Some(frame)))
+                .map(|frame| (Reply::Now(Some(frame)), false))
                 .map_err(ConnectionError::Encode);
         }
         Err(reason) => return bad(ctx, reason),
@@ -351,13 +528,18 @@ async fn handle_frame(
                     let _ = done.send(answer.encode(response)).await;
                 })
                 .detach();
-                return Ok(Reply::Later(frame));
+                return Ok((Reply::Later(frame), true));
             }
-            appended.finish(ctx).await.map(ResponseKind::Produce)
+            let response = appended.finish(ctx).await.map(ResponseKind::Produce);
+            return answer
+                .encode(response)
+                .map(|frame| (Reply::Now(frame), true));
         }
         request => handlers::dispatch(ctx, &header, request, peer).await,
     };
-    answer.encode(response).map(Reply::Now)
+    answer
+        .encode(response)
+        .map(|frame| (Reply::Now(frame), false))
 }
 
 /// What a response frame needs from its request's header.

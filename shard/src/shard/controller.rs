@@ -193,6 +193,21 @@ impl Shard {
                         }
                     }
                 }
+                // Offline partitions of the topic go with it; their files too.
+                let offline: Vec<_> = self
+                    .offline
+                    .borrow()
+                    .iter()
+                    .filter(|(t, _)| t == name)
+                    .cloned()
+                    .collect();
+                for key in offline {
+                    self.offline.borrow_mut().remove(&key);
+                    let dir = self.partition_dir(&key.0, key.1);
+                    if let Err(e) = std::fs::remove_dir_all(&dir) {
+                        tracing::warn!(dir = ?dir, error = %e, "removing an offline deleted partition's files");
+                    }
+                }
                 let topic_dir = self.config.data_dir.join(name);
                 let _ = std::fs::remove_dir(&topic_dir);
                 self.groups.topic_deleted(name);

@@ -1,5 +1,5 @@
 //! Work on the partitions a shard owns: produce (append, then wait until
-//! durable), fetch, ListOffsets, and opening a partition's log with its
+//! durable), ListOffsets, and opening a partition's log with its
 //! topic's config.
 //!
 //! A produce is two steps so a connection can pipeline: the append, which
@@ -21,7 +21,7 @@ impl Shard {
     ) -> ProduceResult {
         let Some(p) = self.partition(topic, partition) else {
             return ProduceResult {
-                error: ErrorCode::UnknownTopicOrPartition,
+                error: self.absence_error(topic, partition),
                 base_offset: -1,
                 log_start_offset: -1,
                 durable_at: None,
@@ -80,7 +80,7 @@ impl Shard {
         offset: Offset,
     ) -> ErrorCode {
         let Some(p) = self.partition(topic, partition) else {
-            return ErrorCode::UnknownTopicOrPartition;
+            return self.absence_error(topic, partition);
         };
         if p.log.durable_offset() >= offset {
             return ErrorCode::None;
@@ -94,47 +94,6 @@ impl Shard {
         }
     }
 
-    pub(super) async fn fetch_local(
-        &self,
-        topic: &str,
-        partition: PartitionId,
-        offset: Offset,
-        max_bytes: usize,
-    ) -> FetchResult {
-        let Some(p) = self.partition(topic, partition) else {
-            return FetchResult {
-                error: ErrorCode::UnknownTopicOrPartition,
-                high_watermark: -1,
-                last_stable_offset: -1,
-                log_start_offset: -1,
-                records: Bytes::new(),
-            };
-        };
-        let hw = p.high_watermark();
-        let mut result = FetchResult {
-            error: ErrorCode::None,
-            high_watermark: hw,
-            last_stable_offset: hw,
-            log_start_offset: p.log.log_start_offset(),
-            records: Bytes::new(),
-        };
-        match p.log.read_chunks(offset, max_bytes, hw).await {
-            Ok(chunks) if chunks.len() == 1 => {
-                result.records = chunks.into_iter().next().expect("one chunk").into_bytes();
-            }
-            Ok(chunks) => {
-                // The response carries one record set: join the chunks.
-                let mut joined = BytesMut::with_capacity(chunks.iter().map(|c| c.len()).sum());
-                for chunk in &chunks {
-                    joined.extend_from_slice(chunk);
-                }
-                result.records = joined.freeze();
-            }
-            Err(e) => result.error = e.error_code(),
-        }
-        result
-    }
-
     pub(super) async fn list_offsets_local(
         &self,
         topic: &str,
@@ -143,7 +102,7 @@ impl Shard {
     ) -> ShardResponse {
         let Some(p) = self.partition(topic, partition) else {
             return ShardResponse::ListOffsets {
-                error: ErrorCode::UnknownTopicOrPartition,
+                error: self.absence_error(topic, partition),
                 offset: -1,
                 timestamp: -1,
             };
@@ -214,6 +173,9 @@ impl Shard {
                     hw_changed: Notify::default(),
                     flush,
                 });
+                self.offline
+                    .borrow_mut()
+                    .remove(&(topic.to_owned(), partition));
                 self.partitions
                     .borrow_mut()
                     .insert((topic.to_owned(), partition), owned.clone());
@@ -228,7 +190,10 @@ impl Shard {
                 }
             }
             Err(e) => {
-                tracing::error!(topic, partition, dir = ?dir, error = %e, "could not open a partition")
+                tracing::error!(topic, partition, dir = ?dir, error = %e, "could not open a partition; it is offline until the next start");
+                self.offline
+                    .borrow_mut()
+                    .insert((topic.to_owned(), partition));
             }
         }
     }

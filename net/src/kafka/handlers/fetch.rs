@@ -1,20 +1,30 @@
 //! Fetch (4–16): reads from each partition's owner shard, long polling
-//! with `max_wait_ms` / `min_bytes`, within `max_bytes` and each
-//! partition's `partition_max_bytes`.
+//! with `max_wait_ms` / `min_bytes`, within `max_bytes` (capped by the
+//! broker's `fetch.max.bytes`) and each partition's `partition_max_bytes`.
+//!
+//! One message per owner shard and pass: the owners are asked in the order
+//! their first partition appears in the request, each with the budget the
+//! ones before it left, and each reads its partitions in request order, so
+//! the response never holds more than `max_bytes` (beyond the one batch
+//! Kafka lets the first partition with data return). A long poll is one
+//! watch per owner shard; the first to fire ends the wait and the others
+//! are cancelled, so nothing stays parked once the Fetch is answered.
 //!
 //! Fetch sessions (KIP-227) are refused the way Kafka clients expect: every
 //! answer carries session id 0, so clients keep sending full fetches.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use glommio::channels::local_channel;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use sluice_core::ErrorCode;
-use sluice_shard::{FetchResult, ShardRequest, ShardResponse};
+use sluice_shard::{FetchResult, PartitionRead, ShardRequest, ShardResponse};
 use uuid::Uuid;
 
 use super::topics::{topic_by_id, topic_id};
@@ -70,22 +80,24 @@ pub async fn handle(ctx: &Rc<Context>, request: FetchRequest, version: i16) -> F
             });
         }
     }
+    let broker_max = ctx.shard.config.kafka.fetch_max_bytes as usize;
     let max_bytes = if request.max_bytes <= 0 {
-        i32::MAX as usize
+        broker_max
     } else {
-        request.max_bytes as usize
+        (request.max_bytes as usize).min(broker_max)
     };
+    let owners = owner_groups(&wanted);
     let min_bytes = request.min_bytes.max(0) as usize;
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let results = loop {
-        let results = fetch_once(ctx, &wanted, max_bytes).await;
+        let results = fetch_once(ctx, &wanted, &owners, max_bytes).await;
         let bytes: usize = results.iter().map(|r| r.records.len()).sum();
         let errors = results.iter().any(|r| r.error != ErrorCode::None);
         let now = Instant::now();
-        if bytes >= min_bytes.max(1) || errors || now >= deadline || wanted.is_empty() {
+        if bytes >= min_bytes.max(1) || errors || now >= deadline || owners.is_empty() {
             break results;
         }
-        wait_for_data(ctx, &wanted, deadline - now).await;
+        wait_for_data(ctx, &wanted, &owners, deadline - now).await;
     };
     let read_committed = request.isolation_level == 1;
     let mut responses: Vec<FetchableTopicResponse> = topics_out
@@ -123,70 +135,132 @@ fn missing(error: ErrorCode) -> FetchResult {
     }
 }
 
-/// Reads every wanted partition once (concurrently across owners) and keeps
-/// the response within `max_bytes`: a partition whose data would overflow
-/// it returns none this time, unless it is the first with data.
-async fn fetch_once(ctx: &Rc<Context>, wanted: &[Wanted], max_bytes: usize) -> Vec<FetchResult> {
-    let tasks: Vec<_> = wanted
-        .iter()
-        .map(|w| match (w.error, w.owner) {
-            (None, Some(owner)) => {
-                let shard = ctx.shard.clone();
-                let request = ShardRequest::Fetch {
-                    topic: w.name.clone(),
-                    partition: w.partition,
-                    offset: w.offset,
-                    max_bytes: w.max_bytes.min(max_bytes),
-                };
-                Ok(glommio::spawn_local(async move {
-                    shard.call(owner, request).await
-                }))
-            }
-            (error, _) => Err(error.unwrap_or(ErrorCode::UnknownTopicOrPartition)),
-        })
-        .collect();
-    let mut out = Vec::with_capacity(tasks.len());
-    let mut total = 0usize;
-    for task in tasks {
-        let mut result = match task {
-            Err(error) => missing(error),
-            Ok(task) => match task.await {
-                ShardResponse::Fetch(r) => r,
-                _ => missing(ErrorCode::UnknownServerError),
-            },
+/// The owner shards of the wanted partitions that can be read, each with the
+/// indexes of its partitions, in the order owners first appear.
+fn owner_groups(wanted: &[Wanted]) -> Vec<(u32, Vec<usize>)> {
+    let mut groups: Vec<(u32, Vec<usize>)> = Vec::new();
+    for (i, w) in wanted.iter().enumerate() {
+        let (None, Some(owner)) = (w.error, w.owner) else {
+            continue;
         };
-        if total > 0 && total + result.records.len() > max_bytes {
-            result.records = Bytes::new();
+        match groups.iter_mut().find(|(o, _)| *o == owner) {
+            Some((_, indexes)) => indexes.push(i),
+            None => groups.push((owner, vec![i])),
         }
-        total += result.records.len();
-        out.push(result);
+    }
+    groups
+}
+
+/// Reads every wanted partition once, one message per owner, within
+/// `max_bytes` in total.
+async fn fetch_once(
+    ctx: &Rc<Context>,
+    wanted: &[Wanted],
+    owners: &[(u32, Vec<usize>)],
+    max_bytes: usize,
+) -> Vec<FetchResult> {
+    let mut out: Vec<FetchResult> = wanted
+        .iter()
+        .map(|w| missing(w.error.unwrap_or(ErrorCode::UnknownTopicOrPartition)))
+        .collect();
+    let mut remaining = max_bytes;
+    let mut have_data = false;
+    for (owner, indexes) in owners {
+        let reads = indexes
+            .iter()
+            .map(|&i| PartitionRead {
+                topic: wanted[i].name.clone(),
+                partition: wanted[i].partition,
+                offset: wanted[i].offset,
+                max_bytes: wanted[i].max_bytes,
+            })
+            .collect();
+        let request = ShardRequest::Fetch {
+            reads,
+            max_bytes: remaining,
+            have_data,
+        };
+        let results = match ctx.shard.call(*owner, request).await {
+            ShardResponse::Fetched(results) if results.len() == indexes.len() => results,
+            _ => {
+                for &i in indexes {
+                    out[i] = missing(ErrorCode::UnknownServerError);
+                }
+                continue;
+            }
+        };
+        for (&i, result) in indexes.iter().zip(results) {
+            let got = result.records.len();
+            remaining = remaining.saturating_sub(got);
+            have_data |= got > 0;
+            out[i] = result;
+        }
     }
     out
 }
 
 /// Waits until any wanted partition's high watermark moves past its fetch
-/// offset, or for `remaining`.
-async fn wait_for_data(ctx: &Rc<Context>, wanted: &[Wanted], remaining: Duration) {
-    let (tx, rx) = local_channel::new_bounded(wanted.len().max(1));
-    let tx = Rc::new(tx);
-    for w in wanted {
-        let Some(owner) = w.owner else { continue };
-        let (shard, tx) = (ctx.shard.clone(), tx.clone());
-        let request = ShardRequest::Watch {
-            topic: w.name.clone(),
-            partition: w.partition,
-            offset: w.offset,
-            max_wait_ms: remaining.as_millis() as u64,
-        };
-        glommio::spawn_local(async move {
-            shard.call(owner, request).await;
-            let _ = tx.try_send(());
+/// offset, or for `remaining`: one watch per owner shard; when the first
+/// answers, the others are cancelled.
+async fn wait_for_data(
+    ctx: &Rc<Context>,
+    wanted: &[Wanted],
+    owners: &[(u32, Vec<usize>)],
+    remaining: Duration,
+) {
+    let max_wait_ms = remaining.as_millis() as u64;
+    let watches: Vec<(u32, u64)> = owners
+        .iter()
+        .map(|(owner, _)| (*owner, ctx.shard.next_watch_id()))
+        .collect();
+    let waits: Vec<Pin<Box<dyn Future<Output = ShardResponse> + '_>>> = owners
+        .iter()
+        .zip(&watches)
+        .map(|((owner, indexes), (_, watch))| {
+            let partitions = indexes
+                .iter()
+                .map(|&i| {
+                    (
+                        wanted[i].name.clone(),
+                        wanted[i].partition,
+                        wanted[i].offset,
+                    )
+                })
+                .collect();
+            let request = ShardRequest::Watch {
+                watch: *watch,
+                partitions,
+                max_wait_ms,
+            };
+            Box::pin(ctx.shard.call(*owner, request)) as Pin<Box<dyn Future<Output = _>>>
         })
-        .detach();
+        .collect();
+    let done = glommio::timer::timeout(remaining, async { Ok(FirstOf(waits).await) })
+        .await
+        .ok();
+    // Watches on other shards that did not answer would wait out their
+    // deadline: end them now. A watch on this shard ended when its future
+    // was dropped.
+    for (i, (owner, watch)) in watches.into_iter().enumerate() {
+        if Some(i) != done && owner != ctx.shard.id {
+            ctx.shard
+                .call(owner, ShardRequest::CancelWatch { watch })
+                .await;
+        }
     }
-    let _ = glommio::timer::timeout(remaining, async {
-        rx.recv().await;
-        Ok(())
-    })
-    .await;
+}
+
+/// Completes with the index of the first of its futures to complete.
+struct FirstOf<'a>(Vec<Pin<Box<dyn Future<Output = ShardResponse> + 'a>>>);
+
+impl Future for FirstOf<'_> {
+    type Output = usize;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<usize> {
+        for (i, wait) in self.0.iter_mut().enumerate() {
+            if wait.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(i);
+            }
+        }
+        Poll::Pending
+    }
 }

@@ -1,0 +1,185 @@
+//! Fetch on the owner shard: reading a Fetch's partitions within its byte
+//! budget, and parking a long poll until one of them has new data.
+//!
+//! A Fetch sends one [`ShardRequest::Fetch`](crate::ShardRequest::Fetch) per
+//! owner shard, with the budget that is left; the owner reads its partitions
+//! in the request's order and never returns more than that budget (beyond
+//! the one oversized first batch Kafka allows when a Fetch has no data yet).
+//!
+//! A long poll is one [`ShardRequest::Watch`](crate::ShardRequest::Watch) per
+//! owner shard. Invariant: a watch is in [`Shard`]'s watch table exactly
+//! while it waits; it leaves at its deadline, at the first change of one of
+//! its partitions, or at a `CancelWatch`, so parked polls cost memory only
+//! while they are parked and never accumulate on quiet partitions.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use crate::message::PartitionRead;
+use crate::notify::Changed;
+
+use super::*;
+
+impl Shard {
+    /// Reads `reads` in order within `max_bytes` in total.
+    pub(super) async fn fetch_many(
+        &self,
+        reads: Vec<PartitionRead>,
+        max_bytes: usize,
+        mut have_data: bool,
+    ) -> Vec<FetchResult> {
+        let mut remaining = max_bytes;
+        let mut out = Vec::with_capacity(reads.len());
+        for read in reads {
+            let limit = read.max_bytes.min(remaining);
+            let mut result = self
+                .fetch_local(&read.topic, read.partition, read.offset, limit, !have_data)
+                .await;
+            let got = result.records.len();
+            if got > remaining && have_data {
+                // The log returns at least one batch; one that does not fit
+                // what is left waits for the next Fetch (Kafka's rule).
+                result.records = Bytes::new();
+            }
+            let got = result.records.len();
+            remaining = remaining.saturating_sub(got);
+            have_data |= got > 0;
+            out.push(result);
+        }
+        out
+    }
+
+    /// One partition's read: whole batches from `offset`, up to `max_bytes`
+    /// (a `max_bytes` of 0 reads nothing unless `at_least_one`).
+    async fn fetch_local(
+        &self,
+        topic: &str,
+        partition: PartitionId,
+        offset: Offset,
+        max_bytes: usize,
+        at_least_one: bool,
+    ) -> FetchResult {
+        let Some(p) = self.partition(topic, partition) else {
+            return FetchResult {
+                error: self.absence_error(topic, partition),
+                high_watermark: -1,
+                last_stable_offset: -1,
+                log_start_offset: -1,
+                records: Bytes::new(),
+            };
+        };
+        if p.log.is_offline() {
+            return FetchResult {
+                error: ErrorCode::KafkaStorageError,
+                high_watermark: -1,
+                last_stable_offset: -1,
+                log_start_offset: -1,
+                records: Bytes::new(),
+            };
+        }
+        let hw = p.high_watermark();
+        let mut result = FetchResult {
+            error: ErrorCode::None,
+            high_watermark: hw,
+            last_stable_offset: hw,
+            log_start_offset: p.log.log_start_offset(),
+            records: Bytes::new(),
+        };
+        if max_bytes == 0 && !at_least_one {
+            // The budget is spent: report the partition's offsets only,
+            // unless the offset itself is out of range.
+            if offset < p.log.log_start_offset() || offset > p.log.log_end_offset() {
+                result.error = ErrorCode::OffsetOutOfRange;
+            }
+            return result;
+        }
+        match p.log.read_chunks(offset, max_bytes.max(1), hw).await {
+            Ok(chunks) if chunks.len() == 1 => {
+                result.records = chunks.into_iter().next().expect("one chunk").into_bytes();
+            }
+            Ok(chunks) => {
+                // The response carries one record set: join the chunks.
+                let mut joined = BytesMut::with_capacity(chunks.iter().map(|c| c.len()).sum());
+                for chunk in &chunks {
+                    joined.extend_from_slice(chunk);
+                }
+                result.records = joined.freeze();
+            }
+            Err(e) => result.error = e.error_code(),
+        }
+        result
+    }
+
+    /// A new id for a [`ShardRequest::Watch`] sent from this shard: unique
+    /// across shards (the shard id is in the high bits).
+    pub fn next_watch_id(&self) -> u64 {
+        let n = self.next_watch_id.get();
+        self.next_watch_id.set(n + 1);
+        ((self.id as u64) << 48) | (n & ((1 << 48) - 1))
+    }
+
+    /// Parks until one of `partitions` has data past its offset, for at most
+    /// `max_wait`, or until cancelled.
+    pub(super) async fn watch(
+        &self,
+        watch: u64,
+        partitions: &[(String, PartitionId, Offset)],
+        max_wait: Duration,
+    ) {
+        let owned: Vec<Rc<OwnedPartition>> = partitions
+            .iter()
+            .filter_map(|(topic, partition, offset)| {
+                self.partition(topic, *partition)
+                    .filter(|p| p.high_watermark() <= *offset)
+            })
+            .collect();
+        if owned.len() < partitions.len() {
+            // A partition already has data (or is gone): answer now.
+            return;
+        }
+        let cancel = Rc::new(Notify::default());
+        self.watches.borrow_mut().insert(watch, cancel.clone());
+        let _leave = WatchEntry { shard: self, watch };
+        let changes = AnyChanged(owned.iter().map(|p| p.hw_changed.changed()).collect());
+        let _ = glommio::timer::timeout(max_wait, async {
+            futures_lite::future::or(changes, cancel.changed()).await;
+            Ok(())
+        })
+        .await;
+    }
+
+    /// Ends a parked watch now (its Fetch got what it waited for elsewhere).
+    pub(super) fn cancel_watch(&self, watch: u64) {
+        if let Some(cancel) = self.watches.borrow_mut().remove(&watch) {
+            cancel.close();
+        }
+    }
+}
+
+/// Removes a watch from the table when it ends, however it ends.
+struct WatchEntry<'a> {
+    shard: &'a Shard,
+    watch: u64,
+}
+
+impl Drop for WatchEntry<'_> {
+    fn drop(&mut self) {
+        self.shard.watches.borrow_mut().remove(&self.watch);
+    }
+}
+
+/// Completes when any of its waits completes.
+struct AnyChanged<'a>(Vec<Changed<'a>>);
+
+impl Future for AnyChanged<'_> {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        for wait in self.0.iter_mut() {
+            if Pin::new(wait).poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+        }
+        Poll::Pending
+    }
+}
