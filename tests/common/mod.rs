@@ -153,6 +153,9 @@ pub struct Broker {
     /// Lengths of the stdout and stderr files when the current process was
     /// started: its own output is what follows.
     output_offsets: (u64, u64),
+    /// A data directory of the test's choosing (a filesystem it mounted)
+    /// instead of one under `dir`.
+    data_dir: Option<PathBuf>,
 }
 
 impl Broker {
@@ -176,7 +179,21 @@ impl Broker {
         Broker::start_with(Some(advertised_port), &[])
     }
 
+    /// [`start_with_env`](Self::start_with_env) with its data in `data_dir`
+    /// (which the caller owns and removes).
+    pub fn start_on(data_dir: PathBuf, env: &[(&str, &str)]) -> Broker {
+        Broker::start_full(None, env, Some(data_dir))
+    }
+
     fn start_with(advertised_port: Option<u16>, env: &[(&str, &str)]) -> Broker {
+        Broker::start_full(advertised_port, env, None)
+    }
+
+    fn start_full(
+        advertised_port: Option<u16>,
+        env: &[(&str, &str)],
+        data_dir: Option<PathBuf>,
+    ) -> Broker {
         let dir = tempfile::Builder::new()
             .prefix("broker-")
             // O_DIRECT needs a real filesystem; /tmp may be tmpfs.
@@ -193,6 +210,7 @@ impl Broker {
                 .collect(),
             dir,
             output_offsets: (0, 0),
+            data_dir,
         };
         // A port taken between free_port() and the broker's bind makes the
         // start fail; pick again a few times before giving up.
@@ -230,7 +248,9 @@ impl Broker {
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| self.dir.path().join("data"))
     }
 
     pub fn pid(&self) -> u32 {
@@ -925,4 +945,75 @@ pub fn fetch_all(broker: &Broker, topic: &str, partition: i32) -> (i64, Vec<wire
         }
         assert!(offset > before, "fetch {topic}/{partition} at {offset} returned no batch below the high watermark {high_watermark}");
     }
+}
+
+/// The broker's `/metrics` text (Prometheus exposition), fetched with a
+/// plain HTTP/1.1 GET on its admin port.
+pub fn metrics(broker: &Broker) -> String {
+    let addr: SocketAddr = format!("127.0.0.1:{}", broker.admin_port())
+        .parse()
+        .expect("a loopback address");
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .expect("connecting to the admin port");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("setting a read timeout");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .expect("sending the metrics request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("reading the metrics response");
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .expect("an HTTP response has a head");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_owned()
+}
+
+/// The sum of a metric's samples over its series (every shard), or `None`
+/// when the text has no sample of it.
+pub fn metric_sum(text: &str, name: &str) -> Option<u64> {
+    let mut found = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (series, value) = line.rsplit_once(' ')?;
+        let series_name = series.split('{').next().unwrap_or(series);
+        if series_name == name {
+            let value: u64 = value.parse().ok()?;
+            found = Some(found.unwrap_or(0) + value);
+        }
+    }
+    found
+}
+
+/// Polls `metric` in `/metrics` until `want` holds or `timeout` passes;
+/// returns the last value.
+pub fn wait_for_metric(
+    broker: &Broker,
+    metric: &str,
+    timeout: Duration,
+    want: impl Fn(u64) -> bool,
+) -> u64 {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let value = metric_sum(&metrics(broker), metric)
+            .unwrap_or_else(|| panic!("no metric {metric} in /metrics"));
+        if want(value) || Instant::now() >= deadline {
+            return value;
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
+/// The resident set size (VmRSS) of process `pid`, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("reading /proc/{pid}/status: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS in /proc/PID/status")
 }

@@ -805,3 +805,60 @@ pub fn decode_batches(mut bytes: &[u8]) -> Result<Vec<Batch>, String> {
     }
     Ok(batches)
 }
+
+/// One partition of a multi-partition Fetch v4: (partition, fetch offset,
+/// partition max bytes).
+pub type FetchWant = (i32, i64, i32);
+
+impl Conn {
+    /// Fetch v4 of several partitions of `topic` in one request, with the
+    /// request-wide `max_bytes` and a long poll of `max_wait_ms` for
+    /// `min_bytes`; the answers in the response's order.
+    pub fn fetch_many_v4(
+        &mut self,
+        topic: &str,
+        partitions: &[FetchWant],
+        max_bytes: i32,
+        max_wait_ms: i32,
+        min_bytes: i32,
+    ) -> Result<Vec<(i32, FetchPartition)>, String> {
+        let mut e = Encoder::default();
+        e.i32(-1)
+            .i32(max_wait_ms)
+            .i32(min_bytes)
+            .i32(max_bytes)
+            .i8(0);
+        e.i32(1).string(topic).i32(partitions.len() as i32);
+        for &(partition, offset, partition_max_bytes) in partitions {
+            e.i32(partition).i64(offset).i32(partition_max_bytes);
+        }
+        let body = self.round_trip(API_FETCH, 4, &e.0)?;
+        let mut d = Decoder::new(&body);
+        let _throttle_time_ms = d.i32()?;
+        let mut answers = Vec::new();
+        for _ in 0..d.array_len()? {
+            let _name = d.string()?;
+            for _ in 0..d.array_len()? {
+                let index = d.i32()?;
+                let error_code = d.i16()?;
+                let high_watermark = d.i64()?;
+                let _last_stable_offset = d.i64()?;
+                for _ in 0..d.array_len()? {
+                    d.i64()?;
+                    d.i64()?;
+                }
+                let records = d.nullable_bytes()?.unwrap_or_default();
+                answers.push((
+                    index,
+                    FetchPartition {
+                        error_code,
+                        high_watermark,
+                        records,
+                    },
+                ));
+            }
+        }
+        d.finish()?;
+        Ok(answers)
+    }
+}
