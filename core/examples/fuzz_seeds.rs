@@ -6,7 +6,8 @@
 //! cargo run -p sluice-core --example fuzz_seeds -- OUT_DIR
 //! ```
 //! writes `OUT_DIR/batch_parse/*`, `OUT_DIR/recovery_scan/*` and
-//! `OUT_DIR/recover_segment/*`.
+//! `OUT_DIR/recover_segment/*`, `OUT_DIR/group_records/*` and
+//! `OUT_DIR/metadata_commands/*`.
 
 use std::path::PathBuf;
 
@@ -50,9 +51,25 @@ fn main() -> std::io::Result<()> {
         "recovery_scan",
         "recover_segment",
         "group_records",
+        "metadata_commands",
     ] {
         std::fs::create_dir_all(out.join(target))?;
     }
+    // metadata_commands: one JSON command per line, as the metadata log
+    // stores them (serde's externally tagged enum layout).
+    let id = format!("[{}]", ["7"; 16].join(","));
+    let commands = [
+        format!(
+            r#"{{"CreateTopic":{{"name":"t","id":{id},"partition_shards":[0,1,0],"configs":{{"retention.ms":"1000"}}}}}}"#
+        ),
+        r#"{"CreatePartitions":{"name":"t","new_partition_shards":[1,0]}}"#.to_owned(),
+        r#"{"AllocateProducerIds":{"first":0,"count":1000}}"#.to_owned(),
+        r#"{"DeleteTopic":{"name":"t"}}"#.to_owned(),
+    ];
+    std::fs::write(
+        out.join("metadata_commands").join("commands"),
+        commands.join("\n"),
+    )?;
     for n in [1usize, 3, 8] {
         let bytes = batches(n);
         std::fs::write(out.join("batch_parse").join(format!("batches-{n}")), &bytes)?;
