@@ -166,6 +166,10 @@ fn group(args: GroupArgs) -> anyhow::Result<String> {
     }
 }
 
+/// How long a start waits for its ports to be released by a process that
+/// held them (one just killed) before it gives up.
+const PORT_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn serve(mut config: sluice_core::config::NodeConfig) -> anyhow::Result<()> {
     let available = std::thread::available_parallelism().map_or(1, |n| n.get());
     let shards = if config.cores == 0 {
@@ -179,9 +183,26 @@ fn serve(mut config: sluice_core::config::NodeConfig) -> anyhow::Result<()> {
     ensure_cluster_id(&config.data_dir)?;
     // Every shard binds with SO_REUSEPORT, which would also let a second
     // broker share the ports; a plain bind first fails if anyone holds them.
+    // A process that was just killed may hold them a moment longer (the
+    // kernel closes an io_uring's sockets after the process is gone), so a
+    // supervisor's immediate restart retries for a few seconds.
     for (what, addr) in [("Kafka", &config.kafka_addr), ("admin", &config.admin_addr)] {
-        std::net::TcpListener::bind(addr.as_str())
-            .with_context(|| format!("the {what} address {addr} is not available"))?;
+        let deadline = std::time::Instant::now() + PORT_RELEASE_WAIT;
+        loop {
+            match std::net::TcpListener::bind(addr.as_str()) {
+                Ok(_) => break,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AddrInUse
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(e) => {
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("the {what} address {addr} is not available")))
+                }
+            }
+        }
     }
     let shutdown = sluice_shard::ShutdownFlag::default();
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
