@@ -147,7 +147,7 @@ pub async fn metrics(shard: &Rc<Shard>, limits: &ConnectionLimits) -> String {
         ),
         (
             "sluice_parked_fetch_watches",
-            "Long polls of other shards' Fetches parked on this shard",
+            "Long polls (Fetch watches) parked on the shard's partitions",
             |s| s.parked_watches,
         ),
         (

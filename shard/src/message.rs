@@ -259,7 +259,7 @@ pub struct ShardStats {
     pub offline_partitions: u64,
     /// Partitions refusing produce because their disk is full.
     pub storage_full_partitions: u64,
-    /// Long polls of other shards' Fetches parked here.
+    /// Long polls parked on this shard's partitions (for Fetches of any shard).
     pub parked_watches: u64,
     /// Calls this shard made to others and is still waiting for.
     pub calls_in_flight: u64,

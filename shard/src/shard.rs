@@ -111,7 +111,8 @@ pub struct Shard {
     senders: Senders,
     pending: RefCell<HashMap<u64, LocalSender<ShardResponse>>>,
     next_request_id: Cell<u64>,
-    /// Long polls parked here for other shards' Fetches, by watch id: the
+    /// Long polls parked on this shard's partitions (for Fetches read on any
+    /// shard, this one included), by watch id: the
     /// signal that cancels each. An entry lives only while its watch waits.
     watches: RefCell<HashMap<u64, Rc<Notify>>>,
     next_watch_id: Cell<u64>,
@@ -263,7 +264,7 @@ impl Shard {
         self.pending.borrow().len()
     }
 
-    /// Long polls parked on this shard for other shards' Fetches.
+    /// Long polls parked on this shard's partitions.
     pub fn parked_watches(&self) -> usize {
         self.watches.borrow().len()
     }
