@@ -11,6 +11,7 @@ use std::rc::Rc;
 
 use super::*;
 use crate::scan::{scan, ScanStop};
+use sluice_core::batch::check_batch;
 
 impl<S: Storage> Segment<S> {
     /// Opens the last segment of a log and recovers it: loads and checks its
@@ -42,8 +43,10 @@ impl<S: Storage> Segment<S> {
         (seg.offset_index, seg.time_index) = (offset_index, time_index);
         let mut report = RecoveryReport::default();
 
-        // Start from the last index entry whose batch really is there; drop
-        // entries that point at anything else.
+        // Start from the last index entry whose batch really is there (whole,
+        // with its CRC, at the offset the entry names); drop entries that
+        // point at anything else: an index written ahead of its data, or
+        // damaged, whose bytes there merely look like a header.
         let (mut start_pos, mut start_offset) = (0u64, base_offset);
         while let Some(entry) = seg.offset_index.last().copied() {
             let pos = entry.position as u64;
@@ -54,7 +57,15 @@ impl<S: Storage> Segment<S> {
             } else {
                 None
             };
-            if header.is_some_and(|h| h.base_offset == offset) {
+            let names_batch = match header {
+                Some(h) if h.base_offset == offset && pos + h.size_bytes as u64 <= file_len => seg
+                    .file
+                    .read_at(pos, h.size_bytes)
+                    .await
+                    .is_ok_and(|b| check_batch(&b).is_ok()),
+                _ => false,
+            };
+            if names_batch {
                 (start_pos, start_offset) = (pos, offset);
                 break;
             }
