@@ -46,6 +46,18 @@ fn served_within(broker: &Broker, timeout: Duration) -> Conn {
     }
 }
 
+/// Reads until the broker closes `s` (EOF or a reset), within 10 s.
+fn assert_closed_by_broker(s: &mut TcpStream, what: &str) {
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    let mut buf = [0u8; 16];
+    match s.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("{what}: {other:?}"),
+    }
+}
+
 #[test]
 fn a_connection_over_max_connections_per_ip_is_closed_at_once() {
     let broker = Broker::start_with_env(&[("SLUICE_KAFKA__MAX_CONNECTIONS_PER_IP", "3")]);
@@ -138,14 +150,7 @@ fn stalled_half_frames_are_closed_and_hold_no_request_budget() {
         conn.metadata_v2(&[]).expect("Metadata while frames stall");
     }
     for s in &mut stalled {
-        s.set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("read timeout");
-        let mut buf = [0u8; 16];
-        match s.read(&mut buf) {
-            Ok(0) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
-            other => panic!("a stalled frame's connection was not closed: {other:?}"),
-        }
+        assert_closed_by_broker(s, "a stalled frame's connection was not closed");
     }
     let timed_out = wait_for_metric(
         &broker,
@@ -171,14 +176,7 @@ fn the_admin_endpoint_closes_stalled_requests_and_bounds_its_connections() {
         .collect();
     let started = Instant::now();
     for s in &mut stalled {
-        s.set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("read timeout");
-        let mut buf = [0u8; 16];
-        match s.read(&mut buf) {
-            Ok(0) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
-            other => panic!("a stalled admin connection was not closed: {other:?}"),
-        }
+        assert_closed_by_broker(s, "a stalled admin connection was not closed");
     }
     assert!(started.elapsed() < Duration::from_secs(8));
     assert!(metrics(&broker).contains("sluice_kafka_connections 0"));

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{python_interpreter, rss_kib, run, wait_for_metric, Broker};
+use common::{python_interpreter, rss_kib, run, try_rss_kib, wait_for_metric, Broker};
 
 /// One test at a time: each measures its own broker's memory.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -39,15 +39,9 @@ impl PeakRss {
             let (peak_kib, stop) = (peak_kib.clone(), stop.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+                    let Some(rss) = try_rss_kib(pid) else {
                         return;
                     };
-                    let rss = status
-                        .lines()
-                        .find_map(|l| l.strip_prefix("VmRSS:"))
-                        .and_then(|v| v.split_whitespace().next())
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0);
                     peak_kib.fetch_max(rss, Ordering::Relaxed);
                     std::thread::sleep(Duration::from_millis(20));
                 }

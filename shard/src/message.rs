@@ -225,6 +225,19 @@ pub struct FetchResult {
     pub records: Bytes,
 }
 
+impl FetchResult {
+    /// A partition's answer carrying only `error`: no offsets, no records.
+    pub fn failed(error: ErrorCode) -> FetchResult {
+        FetchResult {
+            error,
+            high_watermark: -1,
+            last_stable_offset: -1,
+            log_start_offset: -1,
+            records: Bytes::new(),
+        }
+    }
+}
+
 /// Answers to [`ShardRequest`]s, in the same order of variants.
 #[derive(Debug, Clone)]
 pub enum ShardResponse {

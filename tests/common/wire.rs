@@ -567,41 +567,10 @@ impl Conn {
         offset: i64,
         max_bytes: i32,
     ) -> Result<FetchPartition, String> {
-        let mut e = Encoder::default();
-        e.i32(-1).i32(0).i32(0).i32(max_bytes).i8(0);
-        e.i32(1)
-            .string(topic)
-            .i32(1)
-            .i32(partition)
-            .i64(offset)
-            .i32(max_bytes);
-        let body = self.round_trip(API_FETCH, 4, &e.0)?;
-        let mut d = Decoder::new(&body);
-        let _throttle_time_ms = d.i32()?;
-        let mut answer = None;
-        for _ in 0..d.array_len()? {
-            let name = d.string()?;
-            for _ in 0..d.array_len()? {
-                let index = d.i32()?;
-                let error_code = d.i16()?;
-                let high_watermark = d.i64()?;
-                let _last_stable_offset = d.i64()?;
-                for _ in 0..d.array_len()? {
-                    d.i64()?; // aborted transaction: producer id
-                    d.i64()?; // aborted transaction: first offset
-                }
-                let records = d.nullable_bytes()?.unwrap_or_default();
-                if name == topic && index == partition {
-                    answer = Some(FetchPartition {
-                        error_code,
-                        high_watermark,
-                        records,
-                    });
-                }
-            }
-        }
-        d.finish()?;
-        answer.ok_or_else(|| format!("no answer for {topic}/{partition}"))
+        self.fetch_many_v4(topic, &[(partition, offset, max_bytes)], max_bytes, 0, 0)?
+            .into_iter()
+            .find_map(|(index, answer)| (index == partition).then_some(answer))
+            .ok_or_else(|| format!("no answer for {topic}/{partition}"))
     }
 }
 

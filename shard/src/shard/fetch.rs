@@ -61,22 +61,10 @@ impl Shard {
         at_least_one: bool,
     ) -> FetchResult {
         let Some(p) = self.partition(topic, partition) else {
-            return FetchResult {
-                error: self.absence_error(topic, partition),
-                high_watermark: -1,
-                last_stable_offset: -1,
-                log_start_offset: -1,
-                records: Bytes::new(),
-            };
+            return FetchResult::failed(self.absence_error(topic, partition));
         };
         if p.log.is_offline() {
-            return FetchResult {
-                error: ErrorCode::KafkaStorageError,
-                high_watermark: -1,
-                last_stable_offset: -1,
-                log_start_offset: -1,
-                records: Bytes::new(),
-            };
+            return FetchResult::failed(ErrorCode::KafkaStorageError);
         }
         let hw = p.high_watermark();
         let mut result = FetchResult {

@@ -19,7 +19,6 @@ use std::rc::Rc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -125,16 +124,6 @@ pub async fn handle(ctx: &Rc<Context>, request: FetchRequest, version: i16) -> F
         .with_responses(responses)
 }
 
-fn missing(error: ErrorCode) -> FetchResult {
-    FetchResult {
-        error,
-        high_watermark: -1,
-        last_stable_offset: -1,
-        log_start_offset: -1,
-        records: Bytes::new(),
-    }
-}
-
 /// The owner shards of the wanted partitions that can be read, each with the
 /// indexes of its partitions, in the order owners first appear.
 fn owner_groups(wanted: &[Wanted]) -> Vec<(u32, Vec<usize>)> {
@@ -161,7 +150,7 @@ async fn fetch_once(
 ) -> Vec<FetchResult> {
     let mut out: Vec<FetchResult> = wanted
         .iter()
-        .map(|w| missing(w.error.unwrap_or(ErrorCode::UnknownTopicOrPartition)))
+        .map(|w| FetchResult::failed(w.error.unwrap_or(ErrorCode::UnknownTopicOrPartition)))
         .collect();
     let mut remaining = max_bytes;
     let mut have_data = false;
@@ -184,7 +173,7 @@ async fn fetch_once(
             ShardResponse::Fetched(results) if results.len() == indexes.len() => results,
             _ => {
                 for &i in indexes {
-                    out[i] = missing(ErrorCode::UnknownServerError);
+                    out[i] = FetchResult::failed(ErrorCode::UnknownServerError);
                 }
                 continue;
             }
