@@ -323,6 +323,12 @@ impl ConsumerGroup {
         member.epoch = assignment_epoch;
     }
 
+    /// The earliest session deadline of a member (when [`ConsumerGroup::expire`]
+    /// has something to do), if the group has members.
+    pub fn next_deadline_ms(&self) -> Option<i64> {
+        self.members.values().map(|m| m.session_deadline_ms).min()
+    }
+
     /// Removes members whose session expired; true when any was.
     pub fn expire(&mut self, now_ms: i64) -> bool {
         let expired: Vec<String> = self

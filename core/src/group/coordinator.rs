@@ -223,6 +223,20 @@ impl GroupCoordinator {
         group.heartbeat(req, topics, now_ms, config)
     }
 
+    /// When [`GroupCoordinator::tick`] is next due: the earliest deadline of
+    /// any group (a session, a pending member id, a rebalance's delay or
+    /// timeout), or `None` when no group has a timer. The caller arms one
+    /// timer for it, so a session expires when it is due, not at the next
+    /// periodic check.
+    pub fn next_deadline_ms(&self) -> Option<i64> {
+        let classic = self.groups.values().filter_map(|g| g.next_deadline_ms());
+        let consumer = self
+            .consumer_groups
+            .values()
+            .filter_map(|g| g.next_deadline_ms());
+        classic.chain(consumer).min()
+    }
+
     /// Every group's timers: expired sessions, rebalances whose time is up,
     /// and empty groups with nothing committed are forgotten.
     pub fn tick(&mut self, now_ms: i64) -> Vec<Reply> {

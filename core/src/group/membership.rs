@@ -842,6 +842,30 @@ impl Group {
         }
     }
 
+    /// The earliest time [`Group::tick`] has something to do: a pending
+    /// member id or a session running out, or the join phase of a
+    /// rebalance that may complete (its initial delay or its timeout).
+    /// `None` when the group has no timer. A tick earlier than this does
+    /// nothing; a tick at it does what is due.
+    pub fn next_deadline_ms(&self) -> Option<i64> {
+        let pending = self.pending_members.values().copied();
+        let sessions = self
+            .members
+            .values()
+            .filter(|m| m.awaiting_join.is_none() && m.awaiting_sync.is_none())
+            .map(|m| m.session_deadline_ms);
+        let rebalance = (self.state == GroupState::PreparingRebalance).then(|| {
+            let all_joined = self.pending_members.is_empty()
+                && self.members.values().all(|m| m.awaiting_join.is_some());
+            if all_joined {
+                self.join_not_before_ms
+            } else {
+                self.join_not_before_ms.max(self.rebalance_deadline_ms)
+            }
+        });
+        pending.chain(sessions).chain(rebalance).min()
+    }
+
     /// True when the group has timers that [`Group::tick`] must check.
     pub fn needs_ticks(&self) -> bool {
         !self.members.is_empty() || !self.pending_members.is_empty()

@@ -523,3 +523,36 @@ fn a_kip848_group_with_members_is_not_deleted_nor_its_consumed_offsets() {
     assert_eq!(c.deletion("g"), Err(ErrorCode::NonEmptyGroup));
     assert_eq!(c.offset_delete_check("g"), Ok(vec!["t".to_owned()]));
 }
+
+#[test]
+fn the_next_deadline_is_exactly_when_a_tick_has_work() {
+    let mut c = coordinator(3000);
+    assert_eq!(c.next_deadline_ms(), None, "no group, no timer");
+    // The first join waits out the initial rebalance delay.
+    let (a, replies) = first_join(&mut c, "a", 1, 1000);
+    assert!(replies.is_empty());
+    assert_eq!(c.next_deadline_ms(), Some(4000));
+    assert!(
+        c.tick(3999).is_empty(),
+        "nothing is due before the deadline"
+    );
+    let r = join_reply(&c.tick(4000), 1);
+    assert_eq!((r.error, r.generation), (ErrorCode::None, 1));
+    // Completing: the member waits for its sync, no session runs yet.
+    let mut req = sync_req(&a, 1);
+    req.assignments = vec![(a.clone(), Bytes::from_static(b"all"))];
+    assert!(c.sync(req, 2, 4100).is_empty());
+    persist(&mut c, 4100);
+    // Stable: the session, from the last time the member was heard.
+    assert_eq!(c.heartbeat("g", &a, None, 1, 5000), ErrorCode::None);
+    let session_end = 5000 + i64::from(SESSION_MS);
+    assert_eq!(c.next_deadline_ms(), Some(session_end));
+    assert!(c.tick(session_end - 1).is_empty());
+    assert_eq!(c.group("g").map(|g| g.members().count()), Some(1));
+    c.tick(session_end);
+    assert_eq!(
+        c.group("g").map(|g| g.members().count()).unwrap_or(0),
+        0,
+        "the session expires at its deadline"
+    );
+}
