@@ -6,7 +6,7 @@
 //! passed). Any wake-up reaps such a completion, so an executor that may
 //! otherwise have no timer pending runs [`keep_awake`] once: a stall then
 //! lasts at most one period. The broker's shards have their own 100 ms
-//! tick, which does the same.
+//! wake-up (`runtime::STALL_GUARD`), which does the same.
 
 use std::time::Duration;
 

@@ -29,8 +29,10 @@ use sluice_core::group::{
 };
 use sluice_core::{ErrorCode, PartitionId};
 
+use crate::env::Env;
 use crate::message::{GroupRequest, GroupResponse};
-use crate::shard::{now_ms, OwnedPartition};
+use crate::notify::Notify;
+use crate::shard::OwnedPartition;
 
 mod offsets_log;
 pub use offsets_log::OffsetsLog;
@@ -47,16 +49,26 @@ pub struct GroupHome {
     logs: RefCell<HashMap<PartitionId, Rc<OffsetsLog>>>,
     /// Partitions of `__consumer_offsets` (0 until the topic exists).
     partition_count: Cell<i32>,
+    env: Rc<dyn Env>,
+    /// Signalled after anything that may move the coordinator's next
+    /// deadline, so the timer task re-arms.
+    timers_changed: Notify,
+    timer_started: Cell<bool>,
+    stopped: Cell<bool>,
 }
 
 impl GroupHome {
-    pub fn new(config: GroupConfig) -> GroupHome {
+    pub fn new(config: GroupConfig, env: Rc<dyn Env>) -> GroupHome {
         GroupHome {
             coordinator: RefCell::new(GroupCoordinator::new(config)),
             parked: RefCell::new(HashMap::new()),
             next_token: Cell::new(0),
             logs: RefCell::new(HashMap::new()),
             partition_count: Cell::new(0),
+            env,
+            timers_changed: Notify::default(),
+            timer_started: Cell::new(false),
+            stopped: Cell::new(false),
         }
     }
 
@@ -74,8 +86,13 @@ impl GroupHome {
             .borrow()
             .config()
             .offsets_topic_segment_bytes;
-        let log = Rc::new(OffsetsLog::new(partition, owned, compact_after));
-        match log.replay(&self.coordinator, now_ms()).await {
+        let log = Rc::new(OffsetsLog::new(
+            partition,
+            owned,
+            compact_after,
+            self.env.clone(),
+        ));
+        match log.replay(&self.coordinator, self.env.now_ms()).await {
             Ok(report) => tracing::info!(
                 partition,
                 records = report.records,
@@ -90,6 +107,43 @@ impl GroupHome {
         self.logs.borrow_mut().insert(partition, log.clone());
         let home = self.clone();
         glommio::spawn_local(async move { log.run(home).await }).detach();
+        if !self.timer_started.replace(true) {
+            let home = self.clone();
+            glommio::spawn_local(async move { home.run_timers().await }).detach();
+        }
+    }
+
+    /// The coordinator's timers: one wait until its next deadline (a
+    /// session, a pending member id, a rebalance's delay or timeout),
+    /// re-armed whenever a request may have moved it, and a tick when it
+    /// is due. So a session expires at its deadline, not at a periodic
+    /// check. Runs until the shard stops.
+    async fn run_timers(self: Rc<Self>) {
+        let mut ticked_late = false;
+        while !self.stopped.get() {
+            // Registered before the deadline is read: a change after the
+            // read still wakes this wait.
+            let changed = self.timers_changed.changed();
+            let now = self.env.now_ms();
+            // Not borrowed in the match: its arms wait.
+            let next = self.coordinator.borrow().next_deadline_ms();
+            match next {
+                Some(at) if at <= now && !ticked_late => {
+                    drop(changed);
+                    self.tick();
+                    // A deadline a tick did not clear (it should) must not
+                    // spin: the next one waits a millisecond first.
+                    ticked_late = true;
+                    continue;
+                }
+                Some(at) => {
+                    let wait = std::time::Duration::from_millis((at - now).max(1) as u64);
+                    futures_lite::future::or(changed, self.env.sleep(wait)).await;
+                }
+                None => changed.await,
+            }
+            ticked_late = false;
+        }
     }
 
     /// Stops serving `partition` (its topic was deleted or it closed).
@@ -110,16 +164,13 @@ impl GroupHome {
         self.partition_count.get()
     }
 
-    /// Stops every writer (the shard is closing).
+    /// Stops every writer and the timers (the shard is closing).
     pub fn stop_all(&self) {
+        self.stopped.set(true);
+        self.timers_changed.notify_all();
         for log in self.logs.borrow_mut().drain() {
             log.1.stop();
         }
-    }
-
-    /// True when this shard coordinates groups (for the periodic tick).
-    pub fn is_active(&self) -> bool {
-        !self.logs.borrow().is_empty()
     }
 
     /// The coordinator (tests and the loader apply records to it).
@@ -137,7 +188,9 @@ impl GroupHome {
         topics: &dyn Fn(&str) -> Option<TopicInfo>,
     ) -> Option<GroupResponse> {
         let log = self.logs.borrow().get(&partition).cloned()?;
-        Some(self.serve(&log, request, topics).await)
+        let response = self.serve(&log, request, topics).await;
+        self.timers_changed.notify_all();
+        Some(response)
     }
 
     /// [`GroupHome::handle`] once the partition's log is found.
@@ -147,7 +200,7 @@ impl GroupHome {
         request: GroupRequest,
         topics: &dyn Fn(&str) -> Option<TopicInfo>,
     ) -> GroupResponse {
-        let now = now_ms();
+        let now = self.env.now_ms();
         match request {
             GroupRequest::ConsumerHeartbeat(req) => GroupResponse::ConsumerHeartbeat(
                 self.coordinator
@@ -328,6 +381,7 @@ impl GroupHome {
     fn settle(self: &Rc<Self>, replies: Vec<Reply>) {
         self.deliver(replies);
         self.write_group_changes();
+        self.timers_changed.notify_all();
     }
 
     /// A new token and the channel its answer will arrive on.
@@ -380,7 +434,7 @@ impl GroupHome {
                         &group_id,
                         generation,
                         result,
-                        now_ms(),
+                        home.env.now_ms(),
                     );
                     home.settle(replies);
                 }
@@ -430,7 +484,7 @@ impl GroupHome {
     /// Deletes the committed offsets that outlived `offsets.retention.minutes`
     /// (the periodic retention check).
     pub async fn expire_offsets(&self) {
-        let now = now_ms();
+        let now = self.env.now_ms();
         let per_log = self.tombstones_per_log(|c, keep| c.expired_offsets(now, keep));
         for (partition, log, tombstones) in per_log {
             let expired = tombstones.len();
@@ -443,9 +497,10 @@ impl GroupHome {
         }
     }
 
-    /// The periodic tick: expired sessions, rebalances whose time is up.
+    /// Runs the coordinator's timers that are due: expired sessions,
+    /// rebalances whose time is up.
     pub fn tick(self: &Rc<Self>) {
-        let replies = self.coordinator.borrow_mut().tick(now_ms());
+        let replies = self.coordinator.borrow_mut().tick(self.env.now_ms());
         self.settle(replies);
     }
 }

@@ -8,6 +8,7 @@
 //! No locks or shared mutable state on the request path: work for another
 //! shard's partition is a message to that shard.
 
+pub mod env;
 pub mod fatal;
 pub mod group;
 pub mod mesh;
@@ -16,7 +17,11 @@ pub mod metadata_log;
 pub mod notify;
 pub mod runtime;
 pub mod shard;
+pub mod simulated;
+pub mod store;
+pub mod transport;
 
+pub use env::{Env, SystemEnv};
 pub use fatal::{fatal, FATAL_EXIT_CODE};
 pub use message::{
     FetchResult, GroupRequest, GroupResponse, PartitionRead, ProduceResult, Proposal, ShardRequest,
@@ -24,4 +29,6 @@ pub use message::{
 };
 pub use notify::Notify;
 pub use runtime::{run, ServeFn, ShutdownFlag};
-pub use shard::{now_ms, Shard, ShardCounters};
+pub use shard::{now_ms, PartitionOffsets, Shard, ShardCounters, ShardParts};
+pub use store::Disk;
+pub use transport::{Link, Transport};

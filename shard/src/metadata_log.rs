@@ -15,15 +15,17 @@ use sluice_core::batch::{BatchBuilder, BatchIter};
 use sluice_core::config::LogConfig;
 use sluice_core::metadata::{MetadataCommand, MetadataState};
 use sluice_core::records::RecordIter;
-use sluice_log::{DmaStorage, LogError, PartitionLog};
+use sluice_log::LogError;
+
+use crate::store::{Disk, PartitionStore};
 
 /// The committed metadata and the log it came from.
 pub struct MetadataLog {
-    log: PartitionLog<DmaStorage>,
+    log: PartitionStore,
     state: RefCell<MetadataState>,
 }
 
-fn corrupt(log: &PartitionLog<DmaStorage>, reason: String) -> LogError {
+fn corrupt(log: &PartitionStore, reason: String) -> LogError {
     LogError::Corrupt {
         path: log.dir().to_owned(),
         position: 0,
@@ -33,13 +35,13 @@ fn corrupt(log: &PartitionLog<DmaStorage>, reason: String) -> LogError {
 
 impl MetadataLog {
     /// Opens the log in `dir` and replays it.
-    pub async fn open(dir: PathBuf, now_ms: i64) -> Result<MetadataLog, LogError> {
+    pub async fn open(disk: &Disk, dir: PathBuf, now_ms: i64) -> Result<MetadataLog, LogError> {
         let config = LogConfig {
             segment_bytes: 64 * 1024 * 1024,
             retention_ms: -1,
             ..LogConfig::default()
         };
-        let log = PartitionLog::open(DmaStorage, dir.join("0"), config, None, now_ms).await?;
+        let log = disk.open_log(dir.join("0"), config, None, now_ms).await?;
         let mut state = MetadataState::default();
         let end = log.log_end_offset();
         let mut next = log.log_start_offset();
@@ -94,7 +96,7 @@ impl MetadataLog {
         let value = serde_json::to_vec(command).expect("metadata commands serialize");
         let batch = BatchBuilder::new(now_ms).record(None, Some(&value)).build();
         self.log
-            .append(BytesMut::from(&batch[..]), 0, now_ms)
+            .append(BytesMut::from(&batch[..]), now_ms)
             .await
             .map_err(CommitError::Log)?;
         self.log.flush().await.map_err(CommitError::Log)?;

@@ -15,10 +15,13 @@ use std::time::Duration;
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 use sluice_core::config::{FlushPolicy, NodeConfig};
 
+use crate::env::SystemEnv;
 use crate::mesh::{self, MeshEnds};
-use crate::message::{ShardMsg, ShardRequest};
+use crate::message::ShardRequest;
 use crate::notify::Notify;
-use crate::shard::Shard;
+use crate::shard::{Shard, ShardParts};
+use crate::store::Disk;
+use crate::transport::Transport;
 
 /// Messages that may wait in one shard-to-shard channel before the sender
 /// is made to wait (backpressure across cores).
@@ -110,10 +113,9 @@ fn allowed_cpus() -> Option<glommio::CpuSet> {
     (!allowed.is_empty()).then_some(allowed)
 }
 
-/// How often group sessions and rebalance deadlines are checked. The same
-/// timer also bounds a glommio 0.9 stall (`sluice_log::wake` explains it),
-/// so this tick runs on every shard, coordinator or not.
-const GROUP_TICK: Duration = Duration::from_millis(100);
+/// Period of the wake-up that bounds a glommio 0.9 stall
+/// (`sluice_log::wake` explains it), on every shard.
+const STALL_GUARD: Duration = Duration::from_millis(100);
 
 async fn shard_main(
     config: Arc<NodeConfig>,
@@ -125,7 +127,12 @@ async fn shard_main(
     let (senders, receivers) = ends.connect().await;
     let id = senders.peer_id() as u32;
     let config = Rc::new((*config).clone());
-    let shard = match Shard::new(id, shards, config.clone(), senders).await {
+    let parts = ShardParts {
+        env: Rc::new(SystemEnv),
+        disk: Disk::Dma,
+        transport: Transport::Mesh(senders),
+    };
+    let shard = match Shard::new(id, shards, config.clone(), parts).await {
         Ok(shard) => Rc::new(shard),
         // Only the controller shard opens anything here: the metadata log.
         // Without it no shard can serve, and the others wait for its
@@ -137,37 +144,14 @@ async fn shard_main(
         )),
     };
 
-    // Requests from other shards run as tasks, at most MESH_TASKS_MAX at
-    // once; past that the receive loops stop taking messages, the channels
-    // fill and senders wait (backpressure, not a growing task list). Long
-    // polls are exempt: they are bounded by connections (one Fetch at a
-    // time each, one watch per owner shard) and must not keep produce
-    // requests waiting while they are parked.
-    let mesh_tasks = Rc::new(glommio::sync::Semaphore::new(MESH_TASKS_MAX));
+    // Requests from other shards: `Shard::receive` bounds the tasks they
+    // run as (past the bound this loop waits, the channels fill and the
+    // senders wait).
     for (_, receiver) in receivers {
-        let (shard, mesh_tasks) = (shard.clone(), mesh_tasks.clone());
+        let shard = shard.clone();
         glommio::spawn_local(async move {
             while let Some(msg) = receiver.recv().await {
-                match msg {
-                    ShardMsg::Request { from, id, request } => {
-                        let permit = if request.is_long_poll() {
-                            None
-                        } else {
-                            match mesh_tasks.acquire_static_permit(1).await {
-                                Ok(permit) => Some(permit),
-                                Err(_) => return,
-                            }
-                        };
-                        let shard = shard.clone();
-                        glommio::spawn_local(async move {
-                            let response = shard.clone().handle(request).await;
-                            shard.reply(from, id, response).await;
-                            drop(permit);
-                        })
-                        .detach();
-                    }
-                    ShardMsg::Response { id, response } => shard.complete(id, response).await,
-                }
+                shard.receive(msg).await;
             }
         })
         .detach();
@@ -212,19 +196,9 @@ async fn shard_main(
         .detach();
     }
 
-    {
-        // The group coordinator's timers: sessions, rebalance deadlines.
-        let shard = shard.clone();
-        glommio::spawn_local(async move {
-            loop {
-                glommio::timer::sleep(GROUP_TICK).await;
-                if shard.groups.is_active() {
-                    shard.groups.tick();
-                }
-            }
-        })
-        .detach();
-    }
+    // The group coordinator arms its own timers (at each deadline); this
+    // only bounds a glommio 0.9 stall, on every shard.
+    sluice_log::wake::keep_awake(STALL_GUARD);
 
     {
         let shard = shard.clone();

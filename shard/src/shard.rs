@@ -18,19 +18,23 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use glommio::channels::local_channel::{self, LocalSender};
+use glommio::sync::Semaphore;
 use sluice_core::config::{FlushPolicy, LogConfig, NodeConfig};
 use sluice_core::metadata::{MetadataCommand, MetadataState, ShardId};
 use sluice_core::{ErrorCode, Offset, PartitionId};
-use sluice_log::{BatchCache, DmaStorage, LogError, PartitionLog};
+use sluice_log::{BatchCache, LogError};
 
+use crate::env::Env;
 use crate::group::{GroupHome, OFFSETS_TOPIC};
-use crate::mesh::Senders;
 use crate::message::{
     FetchResult, GroupResponse, ProduceResult, Proposal, ShardMsg, ShardRequest, ShardResponse,
     ShardStats,
 };
 use crate::metadata_log::MetadataLog;
 use crate::notify::Notify;
+use crate::runtime::MESH_TASKS_MAX;
+use crate::store::{Disk, PartitionStore};
+use crate::transport::Transport;
 use sluice_core::group::consumer::TopicInfo;
 
 mod controller;
@@ -69,7 +73,7 @@ impl ShardCounters {
 
 /// One partition this shard owns.
 pub struct OwnedPartition {
-    pub log: PartitionLog<DmaStorage>,
+    pub log: PartitionStore,
     /// Signalled whenever the high watermark moves.
     pub hw_changed: Notify,
     flush: FlushPolicy,
@@ -96,6 +100,21 @@ impl OwnedPartition {
 
 type PartitionKey = (String, PartitionId);
 
+/// One owned partition's offsets at a moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionOffsets {
+    pub topic: String,
+    pub partition: PartitionId,
+    pub log_start_offset: Offset,
+    pub high_watermark: Offset,
+    pub log_end_offset: Offset,
+    pub durable_offset: Offset,
+    /// The partition's topic is under `log.flush=always`.
+    pub flush_always: bool,
+    /// The log went offline after a storage error.
+    pub offline: bool,
+}
+
 /// A shard's state; shared by its tasks as `Rc<Shard>`.
 pub struct Shard {
     pub id: ShardId,
@@ -108,7 +127,13 @@ pub struct Shard {
     /// get KAFKA_STORAGE_ERROR for them; the next start tries again.
     offline: RefCell<std::collections::HashSet<PartitionKey>>,
     cache: Rc<RefCell<BatchCache>>,
-    senders: Senders,
+    env: Rc<dyn Env>,
+    disk: Disk,
+    transport: Transport,
+    /// Requests from other shards running here at once (long polls apart):
+    /// at most [`MESH_TASKS_MAX`]; past that receiving waits, the channels
+    /// fill and senders wait (backpressure, not a growing task list).
+    mesh_tasks: Rc<Semaphore>,
     pending: RefCell<HashMap<u64, LocalSender<ShardResponse>>>,
     next_request_id: Cell<u64>,
     /// Long polls parked on this shard's partitions (for Fetches read on any
@@ -127,7 +152,7 @@ struct Controller {
     log: MetadataLog,
     /// One proposal at a time: plan, commit and apply everywhere before the
     /// next one is planned, so every shard applies the same sequence.
-    propose_lock: glommio::sync::Semaphore,
+    propose_lock: Semaphore,
     /// Producer ids reserved in the metadata log but not yet handed out.
     producer_ids: Cell<(i64, i64)>,
 }
@@ -135,19 +160,38 @@ struct Controller {
 /// Producer ids reserved per metadata command.
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
+/// What a shard is given from outside: its clock and timers, its disk and
+/// its way to the other shards (production or simulated).
+pub struct ShardParts {
+    pub env: Rc<dyn Env>,
+    pub disk: Disk,
+    pub transport: Transport,
+}
+
 impl Shard {
-    pub(crate) async fn new(
+    /// Makes shard `id` of `shards`; shard 0 opens and replays the
+    /// metadata log. Partitions open when the metadata snapshot arrives.
+    pub async fn new(
         id: ShardId,
         shards: u32,
         config: Rc<NodeConfig>,
-        senders: Senders,
+        parts: ShardParts,
     ) -> Result<Shard, LogError> {
+        let ShardParts {
+            env,
+            disk,
+            transport,
+        } = parts;
         let controller = if id == 0 {
-            let log =
-                MetadataLog::open(config.data_dir.join("__sluice_metadata"), now_ms()).await?;
+            let log = MetadataLog::open(
+                &disk,
+                config.data_dir.join("__sluice_metadata"),
+                env.now_ms(),
+            )
+            .await?;
             Some(Controller {
                 log,
-                propose_lock: glommio::sync::Semaphore::new(1),
+                propose_lock: Semaphore::new(1),
                 producer_ids: Cell::new((0, 0)),
             })
         } else {
@@ -157,7 +201,7 @@ impl Shard {
             .as_ref()
             .map(|c| c.log.state().clone())
             .unwrap_or_default();
-        let groups = Rc::new(GroupHome::new(config.group.clone()));
+        let groups = Rc::new(GroupHome::new(config.group.clone(), env.clone()));
         Ok(Shard {
             groups,
             id,
@@ -170,7 +214,10 @@ impl Shard {
             metadata: RefCell::new(metadata),
             partitions: RefCell::new(HashMap::new()),
             offline: RefCell::new(Default::default()),
-            senders,
+            env,
+            disk,
+            transport,
+            mesh_tasks: Rc::new(Semaphore::new(MESH_TASKS_MAX)),
             pending: RefCell::new(HashMap::new()),
             next_request_id: Cell::new(0),
             watches: RefCell::new(HashMap::new()),
@@ -180,13 +227,18 @@ impl Shard {
         })
     }
 
+    /// The clock, timers and ids this shard uses.
+    pub fn env(&self) -> &Rc<dyn Env> {
+        &self.env
+    }
+
     /// This shard's copy of the metadata.
     pub fn metadata(&self) -> Ref<'_, MetadataState> {
         self.metadata.borrow()
     }
 
     /// The controller's replayed metadata (shard 0 at start-up).
-    pub(crate) fn controller_snapshot(&self) -> Option<MetadataState> {
+    pub fn controller_snapshot(&self) -> Option<MetadataState> {
         self.controller.as_ref().map(|c| c.log.state().clone())
     }
 
@@ -215,6 +267,28 @@ impl Shard {
         } else {
             ErrorCode::UnknownTopicOrPartition
         }
+    }
+
+    /// The offsets of every partition this shard owns, sorted (the
+    /// simulator checks them after every step; metrics may too).
+    pub fn partition_offsets(&self) -> Vec<PartitionOffsets> {
+        let mut all: Vec<PartitionOffsets> = self
+            .partitions
+            .borrow()
+            .iter()
+            .map(|((topic, partition), p)| PartitionOffsets {
+                topic: topic.clone(),
+                partition: *partition,
+                log_start_offset: p.log.log_start_offset(),
+                high_watermark: p.high_watermark(),
+                log_end_offset: p.log.log_end_offset(),
+                durable_offset: p.log.durable_offset(),
+                flush_always: p.flush == FlushPolicy::Always,
+                offline: p.log.is_offline(),
+            })
+            .collect();
+        all.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        all
     }
 
     /// Partitions of this shard that are offline: failed to open, or their
@@ -250,7 +324,7 @@ impl Shard {
             id,
             request,
         };
-        if self.senders.send_to(to as usize, msg).await.is_err() {
+        if self.transport.send_to(self.id, to, msg).await.is_err() {
             return ShardResponse::failed(ErrorCode::UnknownServerError);
         }
         match rx.recv().await {
@@ -269,6 +343,33 @@ impl Shard {
         self.watches.borrow().len()
     }
 
+    /// Takes one message from another shard: a request runs as a task of
+    /// its own (waiting here first while [`MESH_TASKS_MAX`] others run,
+    /// long polls apart), a response goes to the call that waits for it.
+    /// Both the runtime's receive loops and the simulator deliver here.
+    pub async fn receive(self: &Rc<Self>, msg: ShardMsg) {
+        match msg {
+            ShardMsg::Request { from, id, request } => {
+                let permit = if request.is_long_poll() {
+                    None
+                } else {
+                    match self.mesh_tasks.acquire_static_permit(1).await {
+                        Ok(permit) => Some(permit),
+                        Err(_) => return,
+                    }
+                };
+                let shard = self.clone();
+                glommio::spawn_local(async move {
+                    let response = shard.clone().handle(request).await;
+                    shard.reply(from, id, response).await;
+                    drop(permit);
+                })
+                .detach();
+            }
+            ShardMsg::Response { id, response } => self.complete(id, response).await,
+        }
+    }
+
     /// Delivers a response that came back over the mesh.
     pub(crate) async fn complete(&self, id: u64, response: ShardResponse) {
         let sender = self.pending.borrow_mut().remove(&id);
@@ -279,7 +380,7 @@ impl Shard {
 
     pub(crate) async fn reply(&self, to: u32, id: u64, response: ShardResponse) {
         let msg = ShardMsg::Response { id, response };
-        if self.senders.send_to(to as usize, msg).await.is_err() {
+        if self.transport.send_to(self.id, to, msg).await.is_err() {
             tracing::warn!(
                 shard = self.id,
                 to,
@@ -427,7 +528,7 @@ impl Shard {
             .map(|(k, p)| (k.clone(), p.clone()))
             .collect();
         for ((topic, partition), p) in owned {
-            match p.log.apply_retention(now_ms()).await {
+            match p.log.apply_retention(self.env.now_ms()).await {
                 Ok(outcome) if outcome.segments_deleted > 0 => tracing::info!(
                     topic,
                     partition,

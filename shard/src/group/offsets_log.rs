@@ -30,8 +30,9 @@ use sluice_core::records::RecordIter;
 use sluice_core::{ErrorCode, PartitionId};
 
 use super::GroupHome;
+use crate::env::Env;
 use crate::notify::Notify;
-use crate::shard::{now_ms, OwnedPartition};
+use crate::shard::OwnedPartition;
 
 /// Writes queued at most per partition before writers wait.
 const QUEUE_MAX: usize = 1024;
@@ -65,6 +66,7 @@ pub struct OffsetsLog {
     compact_after: u64,
     bytes_since_compaction: Cell<u64>,
     live_bytes: Cell<u64>,
+    env: Rc<dyn Env>,
 }
 
 impl OffsetsLog {
@@ -72,6 +74,7 @@ impl OffsetsLog {
         partition: PartitionId,
         owned: Rc<OwnedPartition>,
         compact_after: u64,
+        env: Rc<dyn Env>,
     ) -> OffsetsLog {
         OffsetsLog {
             partition,
@@ -83,6 +86,7 @@ impl OffsetsLog {
             compact_after: compact_after.max(1),
             bytes_since_compaction: Cell::new(0),
             live_bytes: Cell::new(0),
+            env,
         }
     }
 
@@ -186,7 +190,7 @@ impl OffsetsLog {
             self.space.notify_all();
             let result = self.append(jobs.iter().flat_map(|j| j.write.iter())).await;
             if result.is_ok() {
-                let now = now_ms();
+                let now = self.env.now_ms();
                 let mut c = home.coordinator().borrow_mut();
                 for job in &jobs {
                     for record in &job.apply {
@@ -210,7 +214,7 @@ impl OffsetsLog {
         records: impl Iterator<Item = &'a OffsetsRecord>,
     ) -> Result<(), ErrorCode> {
         let log = &self.owned.log;
-        let now = now_ms();
+        let now = self.env.now_ms();
         let mut written = 0u64;
         let mut batch = BatchBuilder::new(now);
         let mut batch_bytes = 0usize;
@@ -248,7 +252,7 @@ impl OffsetsLog {
             .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
         self.owned
             .log
-            .append(bytes, 0, now_ms())
+            .append(bytes, self.env.now_ms())
             .await
             .map_err(|e| e.error_code())?;
         Ok(len)

@@ -32,7 +32,7 @@ impl Shard {
                     );
                 }
                 let command = MetadataCommand::CreateTopic {
-                    id: new_topic_id(),
+                    id: self.env.new_id(),
                     partition_shards: state.place_partitions(partitions as usize, self.shards),
                     configs: configs.into_iter().collect(),
                     name,
@@ -91,7 +91,7 @@ impl Shard {
                 }
             }
         };
-        if let Err(e) = controller.log.commit(&command, now_ms()).await {
+        if let Err(e) = controller.log.commit(&command, self.env.now_ms()).await {
             return proposal_error(e.error_code(), &e.to_string());
         }
         let mut value = 0;
@@ -188,7 +188,7 @@ impl Shard {
                         }
                         p.hw_changed.notify_all();
                         let dir = self.partition_dir(&key.0, key.1);
-                        if let Err(e) = std::fs::remove_dir_all(&dir) {
+                        if let Err(e) = self.disk.remove_dir_all(&dir).await {
                             tracing::warn!(dir = ?dir, error = %e, "removing a deleted partition's files");
                         }
                     }
@@ -204,12 +204,11 @@ impl Shard {
                 for key in offline {
                     self.offline.borrow_mut().remove(&key);
                     let dir = self.partition_dir(&key.0, key.1);
-                    if let Err(e) = std::fs::remove_dir_all(&dir) {
+                    if let Err(e) = self.disk.remove_dir_all(&dir).await {
                         tracing::warn!(dir = ?dir, error = %e, "removing an offline deleted partition's files");
                     }
                 }
-                let topic_dir = self.config.data_dir.join(name);
-                let _ = std::fs::remove_dir(&topic_dir);
+                self.disk.remove_empty_dir(&self.config.data_dir.join(name));
                 self.groups.topic_deleted(name);
             }
             MetadataCommand::AllocateProducerIds { .. } => {}
@@ -222,9 +221,4 @@ fn proposal_error(error: ErrorCode, message: &str) -> ShardResponse {
         result: Err((error, message.to_owned())),
         value: 0,
     }
-}
-
-/// A new random topic id (a version-4 UUID, as Kafka makes them).
-fn new_topic_id() -> [u8; 16] {
-    uuid::Uuid::new_v4().into_bytes()
 }

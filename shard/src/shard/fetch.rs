@@ -82,18 +82,8 @@ impl Shard {
             }
             return result;
         }
-        match p.log.read_chunks(offset, max_bytes.max(1), hw).await {
-            Ok(chunks) if chunks.len() == 1 => {
-                result.records = chunks.into_iter().next().expect("one chunk").into_bytes();
-            }
-            Ok(chunks) => {
-                // The response carries one record set: join the chunks.
-                let mut joined = BytesMut::with_capacity(chunks.iter().map(|c| c.len()).sum());
-                for chunk in &chunks {
-                    joined.extend_from_slice(chunk);
-                }
-                result.records = joined.freeze();
-            }
+        match p.log.read_record_set(offset, max_bytes.max(1), hw).await {
+            Ok(records) => result.records = records,
             Err(e) => result.error = e.error_code(),
         }
         result
@@ -130,11 +120,8 @@ impl Shard {
         self.watches.borrow_mut().insert(watch, cancel.clone());
         let _leave = WatchEntry { shard: self, watch };
         let changes = AnyChanged(owned.iter().map(|p| p.hw_changed.changed()).collect());
-        let _ = glommio::timer::timeout(max_wait, async {
-            futures_lite::future::or(changes, cancel.changed()).await;
-            Ok(())
-        })
-        .await;
+        let woken = futures_lite::future::or(changes, cancel.changed());
+        futures_lite::future::or(woken, self.env.sleep(max_wait)).await;
     }
 
     /// Ends a parked watch now (its Fetch got what it waited for elsewhere).

@@ -32,7 +32,7 @@ impl Shard {
         let batches = records
             .try_into_mut()
             .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
-        let appended = p.log.append(batches, 0, now_ms()).await;
+        let appended = p.log.append(batches, self.env.now_ms()).await;
         let info = match appended {
             Ok(info) => info,
             Err(e) => {
@@ -45,7 +45,11 @@ impl Shard {
                 };
             }
         };
-        let durable_at = match p.flush {
+        let flush = match p.flush {
+            FlushPolicy::Always if self.env.acks_before_sync() => FlushPolicy::Never,
+            flush => flush,
+        };
+        let durable_at = match flush {
             // The caller waits with AwaitDurable before it acknowledges.
             FlushPolicy::Always if acks != 0 => Some(p.log.log_end_offset()),
             FlushPolicy::Always => {
@@ -149,14 +153,15 @@ impl Shard {
         let config = log_config_for(&self.config.log, configs);
         let flush = config.flush;
         let dir = self.partition_dir(topic, partition);
-        match PartitionLog::open(
-            DmaStorage,
-            dir.clone(),
-            config,
-            Some(self.cache.clone()),
-            now_ms(),
-        )
-        .await
+        match self
+            .disk
+            .open_log(
+                dir.clone(),
+                config,
+                Some(self.cache.clone()),
+                self.env.now_ms(),
+            )
+            .await
         {
             Ok(log) => {
                 let report = log.open_report();

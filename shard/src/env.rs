@@ -1,0 +1,53 @@
+//! What a shard gets from the world besides its disk and its peers: the
+//! time, timers and fresh ids.
+//!
+//! Owns: the [`Env`] trait and its production implementation
+//! [`SystemEnv`] (the wall clock, glommio timers, random UUIDs). The
+//! simulator gives a virtual clock and seeded ids instead, so a run is the
+//! same for the same seed.
+//!
+//! Invariant: shard code reads the time and arms timers only through its
+//! `Env`; nothing under `shard/` calls `SystemTime::now`, a glommio timer or
+//! a random source directly (the runtime, which drives production, apart).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+/// A timer's future: ready once its duration has passed on the env's clock.
+pub type Sleep = Pin<Box<dyn Future<Output = ()>>>;
+
+/// The time, timers and ids a shard uses.
+pub trait Env {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+    /// Completes after `duration` on this env's clock.
+    fn sleep(&self, duration: Duration) -> Sleep;
+    /// A fresh random 16-byte id (topic ids: version-4 UUIDs).
+    fn new_id(&self) -> [u8; 16];
+    /// A deliberately broken durability rule, for the simulator's proof
+    /// that it catches lost acknowledged writes: under `log.flush=always`
+    /// a produce is acknowledged before its fdatasync (and never synced on
+    /// its account). Production never turns it on.
+    fn acks_before_sync(&self) -> bool {
+        false
+    }
+}
+
+/// Production: the system clock, glommio's timers, random UUIDs.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemEnv;
+
+impl Env for SystemEnv {
+    fn now_ms(&self) -> i64 {
+        crate::shard::now_ms()
+    }
+
+    fn sleep(&self, duration: Duration) -> Sleep {
+        Box::pin(glommio::timer::sleep(duration))
+    }
+
+    fn new_id(&self) -> [u8; 16] {
+        uuid::Uuid::new_v4().into_bytes()
+    }
+}

@@ -1,0 +1,20 @@
+//! A simulated world to run shards in: virtual time, a simulated mesh and
+//! seeded choices, on one thread, with the log crate's in-memory disk.
+//!
+//! Owns: [`Clock`] and [`SimEnv`] (the time only moves when the driver
+//! moves it; timers fire then), [`SimMesh`] (per-pair first-in first-out
+//! queues with seeded delays; the driver picks which pair delivers next)
+//! and [`Rng`] (every choice from one seed). The simulator (`sim/`) and the
+//! shard's own tests of its core (`shard/tests/`) build nodes from these;
+//! production never does.
+//!
+//! Invariant: nothing here reads the wall clock or does I/O, so a driver
+//! that feeds the same choices gets the same run.
+
+mod clock;
+mod mesh;
+mod rng;
+
+pub use clock::{Clock, SimEnv};
+pub use mesh::{SimMesh, QUEUE_MAX};
+pub use rng::Rng;

@@ -1,0 +1,433 @@
+//! The shard core without I/O: produce, fetch with long polls, routing
+//! between shards and metadata application, driven step by step on the
+//! in-memory disk, a virtual clock and a simulated mesh (`simulated`).
+//! Nothing here touches a real disk, socket or clock: time moves only when
+//! a test moves it.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use bytes::Bytes;
+use sluice_core::batch::{BatchBuilder, BatchIter};
+use sluice_core::config::{FlushPolicy, NodeConfig};
+use sluice_core::ErrorCode;
+use sluice_log::storage::Storage;
+use sluice_log::MemoryStorage;
+use sluice_shard::message::PartitionRead;
+use sluice_shard::simulated::{Clock, Rng, SimEnv, SimMesh};
+use sluice_shard::{Disk, Proposal, Shard, ShardParts, ShardRequest, ShardResponse, Transport};
+
+const START_MS: i64 = 1_700_000_000_000;
+
+/// A node of `shards` shards on one thread, as the runtime starts it.
+struct Node {
+    shards: Vec<Rc<Shard>>,
+    mesh: Rc<SimMesh>,
+    clock: Rc<Clock>,
+    disk: MemoryStorage,
+    rng: RefCell<Rng>,
+}
+
+fn data_dir() -> PathBuf {
+    PathBuf::from("/data")
+}
+
+impl Node {
+    async fn start(shards: u32, flush: FlushPolicy) -> Node {
+        Node::start_on(MemoryStorage::new(), shards, flush, START_MS).await
+    }
+
+    /// A node over `disk` (empty, or as a crash left it), its clock at
+    /// `now_ms`.
+    async fn start_on(disk: MemoryStorage, shards: u32, flush: FlushPolicy, now_ms: i64) -> Node {
+        let clock = Clock::new(now_ms);
+        // No delay between shards: a test moves the clock only for timers.
+        let mesh = SimMesh::new(clock.clone(), now_ms as u64, 0);
+        let mut config = NodeConfig {
+            data_dir: data_dir(),
+            ..NodeConfig::default()
+        };
+        config.log.flush = flush;
+        let config = Rc::new(config);
+        let mut made = Vec::new();
+        for id in 0..shards {
+            let parts = ShardParts {
+                env: Rc::new(SimEnv::new(clock.clone(), now_ms as u64 + id as u64, false)),
+                disk: Disk::Memory(disk.clone()),
+                transport: Transport::Link(mesh.clone()),
+            };
+            let shard = Shard::new(id, shards, config.clone(), parts)
+                .await
+                .expect("a shard starts");
+            made.push(Rc::new(shard));
+        }
+        let node = Node {
+            shards: made,
+            mesh,
+            clock,
+            disk,
+            rng: RefCell::new(Rng::new(1)),
+        };
+        let controller = node.shards[0].clone();
+        let state = controller
+            .controller_snapshot()
+            .expect("shard 0 is the controller");
+        node.drive(async move {
+            for to in 0..shards {
+                controller
+                    .call(to, ShardRequest::Snapshot(Box::new(state.clone())))
+                    .await;
+            }
+        })
+        .await;
+        node
+    }
+
+    /// Runs `work` to completion, delivering messages and moving the clock
+    /// to the next thing due whenever nothing else can happen.
+    async fn drive<T: 'static>(&self, work: impl Future<Output = T> + 'static) -> T {
+        let out = Rc::new(RefCell::new(None));
+        let slot = out.clone();
+        glommio::spawn_local(async move {
+            *slot.borrow_mut() = Some(work.await);
+        })
+        .detach();
+        for _ in 0..100_000 {
+            self.settle().await;
+            if let Some(value) = out.borrow_mut().take() {
+                return value;
+            }
+            if !self.deliver_all().await {
+                let next = [self.mesh.next_due_ms(), self.clock.next_deadline_ms()]
+                    .into_iter()
+                    .flatten()
+                    .min();
+                if let Some(at) = next {
+                    self.clock.advance_to(at);
+                }
+            }
+        }
+        panic!("the work did not finish");
+    }
+
+    async fn settle(&self) {
+        for _ in 0..12 {
+            futures_lite::future::yield_now().await;
+        }
+    }
+
+    /// Delivers every message due now; true if there was one.
+    async fn deliver_all(&self) -> bool {
+        let mut any = false;
+        loop {
+            let next = self.mesh.take_due(&mut self.rng.borrow_mut());
+            let Some((to, msg)) = next else {
+                return any;
+            };
+            self.shards[to as usize].receive(msg).await;
+            any = true;
+        }
+    }
+
+    async fn propose(&self, entry: usize, proposal: Proposal) -> Result<i64, ErrorCode> {
+        let shard = self.shards[entry].clone();
+        match self
+            .drive(async move { shard.call(0, ShardRequest::Propose(proposal)).await })
+            .await
+        {
+            ShardResponse::Proposed {
+                result: Ok(()),
+                value,
+            } => Ok(value),
+            ShardResponse::Proposed {
+                result: Err((code, _)),
+                ..
+            } => Err(code),
+            other => panic!("a proposal got {other:?}"),
+        }
+    }
+
+    async fn create_topic(&self, name: &str, partitions: i32) {
+        let proposal = Proposal::CreateTopic {
+            name: name.into(),
+            partitions,
+            configs: Vec::new(),
+            validate_only: false,
+        };
+        self.propose(0, proposal)
+            .await
+            .expect("the topic is created");
+    }
+
+    /// Produces `values` through shard `entry` as the produce handler does
+    /// (append on the owner, then wait until durable when told to); the
+    /// base offset.
+    async fn produce(&self, entry: usize, topic: &str, partition: i32, values: &[&str]) -> i64 {
+        let shard = self.shards[entry].clone();
+        let owner = shard
+            .metadata()
+            .owner(topic, partition)
+            .expect("a known partition");
+        let mut batch = BatchBuilder::new(START_MS);
+        for value in values {
+            batch = batch.record(None, Some(value.as_bytes()));
+        }
+        let records = batch.build();
+        let topic = topic.to_owned();
+        self.drive(async move {
+            let request = ShardRequest::Produce {
+                topic: topic.clone(),
+                partition,
+                records,
+                acks: -1,
+            };
+            let ShardResponse::Produce(result) = shard.call(owner, request).await else {
+                panic!("a produce answer");
+            };
+            assert_eq!(result.error, ErrorCode::None);
+            if let Some(offset) = result.durable_at {
+                let wait = ShardRequest::AwaitDurable {
+                    topic,
+                    partition,
+                    offset,
+                };
+                let answer = shard.call(owner, wait).await;
+                assert!(matches!(answer, ShardResponse::Durable(ErrorCode::None)));
+            }
+            result.base_offset
+        })
+        .await
+    }
+}
+
+fn fetch_request(topic: &str, partition: i32, offset: i64) -> ShardRequest {
+    ShardRequest::Fetch {
+        reads: vec![PartitionRead {
+            topic: topic.into(),
+            partition,
+            offset,
+            max_bytes: 1 << 20,
+        }],
+        max_bytes: 1 << 20,
+        have_data: false,
+    }
+}
+
+fn values(records: &Bytes) -> Vec<String> {
+    let mut out = Vec::new();
+    for batch in BatchIter::new(records.clone()) {
+        let batch = batch.expect("a whole batch");
+        for record in sluice_core::records::RecordIter::new(&batch).expect("records") {
+            let value = record.expect("a record").value.unwrap_or_default();
+            out.push(String::from_utf8_lossy(&value).into_owned());
+        }
+    }
+    out
+}
+
+fn run<T>(test: impl Future<Output = T>) -> T {
+    glommio::LocalExecutorBuilder::default()
+        .make()
+        .expect("an executor")
+        .run(test)
+}
+
+#[test]
+fn a_produce_is_acknowledged_durable_and_read_back_at_its_offsets() {
+    run(async {
+        let node = Node::start(1, FlushPolicy::Always).await;
+        node.create_topic("t", 1).await;
+        assert_eq!(node.produce(0, "t", 0, &["a", "b"]).await, 0);
+        assert_eq!(node.produce(0, "t", 0, &["c"]).await, 2);
+        let offsets = &node.shards[0].partition_offsets()[0];
+        assert_eq!(
+            (
+                offsets.high_watermark,
+                offsets.durable_offset,
+                offsets.log_end_offset
+            ),
+            (3, 3, 3),
+            "under log.flush=always an acknowledged record is durable and visible"
+        );
+        // Survives a power loss: it was synced before the answer.
+        node.disk.crash(99);
+        let reopened =
+            Node::start_on(node.disk.clone(), 1, FlushPolicy::Always, START_MS + 1_000).await;
+        let shard = reopened.shards[0].clone();
+        let answer = reopened
+            .drive(async move { shard.call(0, fetch_request("t", 0, 0)).await })
+            .await;
+        let ShardResponse::Fetched(results) = answer else {
+            panic!("a fetch answer");
+        };
+        assert_eq!(values(&results[0].records), ["a", "b", "c"]);
+    });
+}
+
+#[test]
+fn a_request_for_another_shards_partition_travels_over_the_mesh() {
+    run(async {
+        let node = Node::start(3, FlushPolicy::Always).await;
+        node.create_topic("t", 3).await;
+        let owner = node.shards[0].metadata().owner("t", 2).expect("placed");
+        let entry = (owner as usize + 1) % 3;
+        let sent_before = node.mesh.sent();
+        assert_eq!(node.produce(entry, "t", 2, &["x"]).await, 0);
+        // Produce and AwaitDurable there, their answers back: four messages.
+        assert_eq!(node.mesh.sent() - sent_before, 4);
+        assert_eq!(
+            node.shards[entry].calls_in_flight(),
+            0,
+            "every call was answered"
+        );
+        // The owner has the record; the entry shard has no log for it.
+        assert_eq!(node.shards[owner as usize].owned_partitions(), 1);
+        let owned: Vec<_> = node.shards[entry]
+            .partition_offsets()
+            .into_iter()
+            .filter(|p| p.topic == "t" && p.partition == 2)
+            .collect();
+        assert!(owned.is_empty());
+    });
+}
+
+#[test]
+fn a_long_poll_ends_when_data_arrives_or_exactly_at_its_deadline() {
+    run(async {
+        let node = Node::start(2, FlushPolicy::Always).await;
+        node.create_topic("t", 2).await;
+        let owner = node.shards[0].metadata().owner("t", 0).expect("placed") as usize;
+        let entry = (owner + 1) % 2;
+
+        // A watch on an empty partition, parked on its owner.
+        let ended = Rc::new(RefCell::new(None));
+        let (shard, flag, clock) = (
+            node.shards[entry].clone(),
+            ended.clone(),
+            node.clock.clone(),
+        );
+        glommio::spawn_local(async move {
+            let watch = ShardRequest::Watch {
+                watch: shard.next_watch_id(),
+                partitions: vec![("t".into(), 0, 0)],
+                max_wait_ms: 500,
+            };
+            shard.call(owner as u32, watch).await;
+            *flag.borrow_mut() = Some(clock.now_ms());
+        })
+        .detach();
+        let parked_at = node.clock.now_ms();
+        node.settle().await;
+        node.deliver_all().await;
+        node.settle().await;
+        assert_eq!(node.shards[owner].parked_watches(), 1);
+        // Data arrives: the watch ends before its deadline.
+        node.produce(owner, "t", 0, &["wake"]).await;
+        for _ in 0..10 {
+            node.settle().await;
+            node.deliver_all().await;
+        }
+        let woke = ended.borrow().expect("the watch ended when data arrived");
+        assert!(
+            woke < parked_at + 500,
+            "woken by the produce, not the deadline"
+        );
+        assert_eq!(node.shards[owner].parked_watches(), 0);
+
+        // A watch on a quiet partition lasts exactly max_wait_ms.
+        *ended.borrow_mut() = None;
+        let (shard, flag, clock) = (
+            node.shards[entry].clone(),
+            ended.clone(),
+            node.clock.clone(),
+        );
+        let start = node.clock.now_ms();
+        glommio::spawn_local(async move {
+            let watch = ShardRequest::Watch {
+                watch: shard.next_watch_id(),
+                partitions: vec![("t".into(), 0, 1)],
+                max_wait_ms: 500,
+            };
+            shard.call(owner as u32, watch).await;
+            *flag.borrow_mut() = Some(clock.now_ms());
+        })
+        .detach();
+        node.settle().await;
+        node.deliver_all().await;
+        node.settle().await;
+        assert_eq!(node.shards[owner].parked_watches(), 1);
+        node.clock.advance_to(start + 499);
+        node.settle().await;
+        assert_eq!(
+            node.shards[owner].parked_watches(),
+            1,
+            "not before its deadline"
+        );
+        assert!(ended.borrow().is_none());
+        node.clock.advance_to(start + 500);
+        node.settle().await;
+        node.deliver_all().await;
+        node.settle().await;
+        assert_eq!(
+            *ended.borrow(),
+            Some(start + 500),
+            "it ends at its deadline"
+        );
+        assert_eq!(
+            node.shards[owner].parked_watches(),
+            0,
+            "and left nothing behind"
+        );
+        assert_eq!(node.clock.armed(), 0, "its timer is gone");
+    });
+}
+
+#[test]
+fn a_committed_metadata_change_is_applied_by_every_shard() {
+    run(async {
+        let node = Node::start(3, FlushPolicy::Always).await;
+        node.create_topic("t", 6).await;
+        let state = node.shards[0].metadata().clone();
+        for shard in &node.shards {
+            assert_eq!(
+                *shard.metadata(),
+                state,
+                "shard {} has the same metadata",
+                shard.id
+            );
+            let owned = state.topics["t"]
+                .partition_shards
+                .iter()
+                .filter(|s| **s == shard.id)
+                .count();
+            assert_eq!(
+                shard.owned_partitions(),
+                owned,
+                "each shard opens what it owns"
+            );
+        }
+        // Growing and deleting are applied everywhere too, files and all.
+        let grow = Proposal::CreatePartitions {
+            name: "t".into(),
+            total: 8,
+            validate_only: false,
+        };
+        node.propose(1, grow).await.expect("grown");
+        let total: usize = node.shards.iter().map(|s| s.owned_partitions()).sum();
+        assert_eq!(total, 8);
+        node.propose(2, Proposal::DeleteTopic { name: "t".into() })
+            .await
+            .expect("deleted");
+        for shard in &node.shards {
+            assert!(!shard.metadata().topics.contains_key("t"));
+            assert_eq!(shard.owned_partitions(), 0);
+        }
+        for partition in 0..8 {
+            let dir = data_dir().join("t").join(partition.to_string());
+            let left = node.disk.list(Path::new(&dir)).await.unwrap_or_default();
+            assert!(left.is_empty(), "{dir:?} still holds {left:?}");
+        }
+    });
+}
