@@ -4,19 +4,20 @@
 //! SO_REUSEPORT, so the kernel spreads connections over shards), reading
 //! size-prefixed frames within `socket_request_max_bytes`, decoding the
 //! request header, refusing what [`registry`](super::registry) does not list,
-//! dispatching to one handler per API, and writing the response with the
-//! matching header version.
+//! dispatching through the registry to one handler per API, acting on the
+//! handler's [`Outcome`], and writing the response with the matching header
+//! version. No API is a special case here.
 //!
 //! A connection's requests are handled in order and answered in order, as
-//! Kafka does. One overlap is allowed: once a Produce request's records are
-//! appended, the next request is read and handled while the Produce waits
-//! for its fdatasync (`log.flush=always`), so a client with several
-//! requests in flight gets its appends group-committed instead of one
-//! sync per request. Every other request is handled whole before the next
-//! is read. A connection's reader task reads and handles requests; its
-//! writer task writes the answers in order. At most
-//! [`MAX_IN_FLIGHT_PER_CONNECTION`] requests are read and not yet
-//! answered, and a shard-wide byte budget (`queued_max_request_bytes`)
+//! Kafka does. One overlap is allowed, asked for by the Produce handler's
+//! outcome: once a Produce request's records are appended, the next request
+//! is read and handled while the Produce waits for its fdatasync
+//! (`log.flush=always`), so a client with several requests in flight gets
+//! its appends group-committed instead of one sync per request. Every other
+//! request is handled whole before the next is read. A connection's reader
+//! task reads and handles requests; its writer task writes the answers in
+//! order. At most [`MAX_IN_FLIGHT_PER_CONNECTION`] requests are read and
+//! not yet answered, and a shard-wide byte budget (`queued_max_request_bytes`)
 //! bounds the bytes of all of them together: when it is spent, connections
 //! wait before reading their next frame.
 //!
@@ -57,7 +58,7 @@ use sluice_shard::{Notify, Shard, ShardCounters};
 
 use super::connection_limits::{ConnectionLimits, ConnectionSlot, Refused};
 use super::context::Context;
-use super::handlers;
+use super::handlers::{self, Outcome};
 use super::registry;
 
 /// Serves the Kafka protocol on this shard until `stop` fires. Fails when
@@ -481,11 +482,12 @@ pub fn decode_request(mut frame: Bytes) -> Result<DecodedRequest, String> {
     Ok(DecodedRequest::Request(header, Box::new(request)))
 }
 
-/// Handles one request frame: the response frame (size prefix included),
-/// none when the request gets no response (acks=0), or, for a Produce
-/// whose records are appended and must still become durable, the channel
-/// its frame will come on; and whether the next request may be read before
-/// this answer is written (Produce only).
+/// Handles one request frame through the registry's dispatch: the response
+/// frame (size prefix included), none when the request gets no response
+/// (acks=0), or, for a Produce whose records are appended and must still
+/// become durable, the channel its frame will come on; and whether the next
+/// request may be read before this answer is written, as the handler's
+/// [`Outcome`] says (only Produce's allow it).
 async fn handle_frame(
     ctx: &Rc<Context>,
     frame: Bytes,
@@ -511,35 +513,32 @@ async fn handle_frame(
         api_version: header.request_api_version,
         shard: ctx.shard.id,
     };
-    let response = match request {
-        RequestKind::Produce(request) => {
-            // Its client id is a slice of the frame, like the records: the
-            // owner shard takes the records without a copy only when they
-            // are the frame's last users.
-            drop(header);
-            let appended = handlers::produce::append(ctx, request).await;
-            if appended.must_wait() {
-                let (done, frame) = local_channel::new_bounded(1);
-                let ctx = ctx.clone();
-                // Detached, so the sync and its answer complete even if
-                // the connection goes away meanwhile.
-                glommio::spawn_local(async move {
-                    let response = appended.finish(&ctx).await.map(ResponseKind::Produce);
-                    let _ = done.send(answer.encode(response)).await;
-                })
-                .detach();
-                return Ok((Reply::Later(frame), true));
-            }
-            let response = appended.finish(ctx).await.map(ResponseKind::Produce);
-            return answer
-                .encode(response)
-                .map(|frame| (Reply::Now(frame), true));
-        }
-        request => handlers::dispatch(ctx, &header, request, peer).await,
+    // The header goes to the handler whole, so Produce can drop it (its
+    // client id is a slice of the frame) before its records go on.
+    let outcome = match registry::dispatch(ctx, header, request, peer).await {
+        Ok(outcome) => outcome,
+        // decode_request refused it already, against the same table.
+        Err(unlisted) => return bad(ctx, unlisted.to_string()),
     };
-    answer
-        .encode(response)
-        .map(|frame| (Reply::Now(frame), false))
+    match outcome {
+        Outcome::Answer(response) => answer
+            .encode(Some(response))
+            .map(|frame| (Reply::Now(frame), false)),
+        Outcome::Pipelined(response) => answer
+            .encode(response)
+            .map(|frame| (Reply::Now(frame), true)),
+        Outcome::Pending(response) => {
+            let (done, frame) = local_channel::new_bounded(1);
+            // Detached, so the sync and its answer complete even if the
+            // connection goes away meanwhile.
+            glommio::spawn_local(async move {
+                let response = response.await;
+                let _ = done.send(answer.encode(response)).await;
+            })
+            .detach();
+            Ok((Reply::Later(frame), true))
+        }
+    }
 }
 
 /// What a response frame needs from its request's header.

@@ -1,10 +1,33 @@
-//! ApiVersions (0–4): the supported ranges, straight from the registry.
+//! ApiVersions (0–4): the supported ranges, straight from the registry's
+//! table, which is generated from the same list as dispatch: every API
+//! advertised here is dispatched at every version advertised, and nothing
+//! else is.
+//!
+//! Also the KIP-511 answer the server gives, before dispatch, to an
+//! ApiVersions request newer than the broker knows.
 
 use kafka_protocol::messages::api_versions_response::ApiVersion;
-use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 use sluice_core::ErrorCode;
 
+use super::{Call, Handler, Outcome};
 use crate::kafka::registry::SUPPORTED_APIS;
+
+/// The ApiVersions handler: [`handle`], at versions 0–4.
+pub struct ApiVersionsHandler;
+
+impl Handler for ApiVersionsHandler {
+    const KEY: ApiKey = ApiKey::ApiVersions;
+    const NAME: &'static str = "ApiVersions";
+    const MIN_VERSION: i16 = 0;
+    const MAX_VERSION: i16 = 4;
+    type Request = ApiVersionsRequest;
+    type Response = ApiVersionsResponse;
+
+    async fn handle(_call: Call<'_>, request: Self::Request) -> Outcome<Self::Response> {
+        Outcome::Answer(handle(request))
+    }
+}
 
 fn api_keys() -> Vec<ApiVersion> {
     SUPPORTED_APIS
@@ -18,7 +41,8 @@ fn api_keys() -> Vec<ApiVersion> {
         .collect()
 }
 
-/// Answers a supported ApiVersions request.
+/// Answers a supported ApiVersions request: every listed API, in the
+/// registry's order.
 pub fn handle(_request: ApiVersionsRequest) -> ApiVersionsResponse {
     ApiVersionsResponse::default()
         .with_error_code(ErrorCode::None.code())

@@ -6,7 +6,9 @@
 //! one from the broker.
 
 use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
-use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
+use kafka_protocol::messages::{
+    ApiKey, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse,
+};
 use kafka_protocol::protocol::StrBytes;
 use sluice_core::group::consumer::HeartbeatRequest;
 use sluice_core::ErrorCode;
@@ -14,7 +16,24 @@ use sluice_shard::{GroupRequest, GroupResponse};
 use uuid::Uuid;
 
 use super::groups::{call, opt};
+use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
+
+/// The ConsumerGroupHeartbeat handler: [`handle`], at versions 0–1.
+pub struct ConsumerGroupHeartbeatHandler;
+
+impl Handler for ConsumerGroupHeartbeatHandler {
+    const KEY: ApiKey = ApiKey::ConsumerGroupHeartbeat;
+    const NAME: &'static str = "ConsumerGroupHeartbeat";
+    const MIN_VERSION: i16 = 0;
+    const MAX_VERSION: i16 = 1;
+    type Request = ConsumerGroupHeartbeatRequest;
+    type Response = ConsumerGroupHeartbeatResponse;
+
+    async fn handle(call: Call<'_>, request: Self::Request) -> Outcome<Self::Response> {
+        Outcome::Answer(handle(call.ctx, request).await)
+    }
+}
 
 /// Answers a ConsumerGroupHeartbeat request.
 pub async fn handle(

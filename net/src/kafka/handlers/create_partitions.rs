@@ -9,14 +9,31 @@ use std::rc::Rc;
 
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
-use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+use kafka_protocol::messages::{ApiKey, CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::protocol::StrBytes;
 use sluice_core::metadata::PARTITIONS_MAX;
 use sluice_core::ErrorCode;
 use sluice_shard::Proposal;
 
 use super::topics::{check_manual_assignment, propose};
+use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
+
+/// The CreatePartitions handler: [`handle`], at versions 0–3.
+pub struct CreatePartitionsHandler;
+
+impl Handler for CreatePartitionsHandler {
+    const KEY: ApiKey = ApiKey::CreatePartitions;
+    const NAME: &'static str = "CreatePartitions";
+    const MIN_VERSION: i16 = 0;
+    const MAX_VERSION: i16 = 3;
+    type Request = CreatePartitionsRequest;
+    type Response = CreatePartitionsResponse;
+
+    async fn handle(call: Call<'_>, request: Self::Request) -> Outcome<Self::Response> {
+        Outcome::Answer(handle(call.ctx, request).await)
+    }
+}
 
 type Refusal = (ErrorCode, String);
 

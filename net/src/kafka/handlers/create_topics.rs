@@ -13,7 +13,7 @@ use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
-use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 use sluice_core::metadata::PARTITIONS_MAX;
 use sluice_core::types::validate_topic_name;
@@ -22,7 +22,24 @@ use sluice_shard::Proposal;
 
 use super::configs::{check_topic_config, topic_configs};
 use super::topics::{check_manual_assignment, propose, topic_id};
+use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
+
+/// The CreateTopics handler: [`handle`], at versions 2–7.
+pub struct CreateTopicsHandler;
+
+impl Handler for CreateTopicsHandler {
+    const KEY: ApiKey = ApiKey::CreateTopics;
+    const NAME: &'static str = "CreateTopics";
+    const MIN_VERSION: i16 = 2;
+    const MAX_VERSION: i16 = 7;
+    type Request = CreateTopicsRequest;
+    type Response = CreateTopicsResponse;
+
+    async fn handle(call: Call<'_>, request: Self::Request) -> Outcome<Self::Response> {
+        Outcome::Answer(handle(call.ctx, request, call.version).await)
+    }
+}
 
 /// Replicas of every partition: this broker is the only one.
 const REPLICATION_FACTOR: i16 = 1;

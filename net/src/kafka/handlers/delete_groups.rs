@@ -2,12 +2,29 @@
 //! (NON_EMPTY_GROUP while members remain, GROUP_ID_NOT_FOUND for none).
 
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
-use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
+use kafka_protocol::messages::{ApiKey, DeleteGroupsRequest, DeleteGroupsResponse};
 use sluice_core::ErrorCode;
 use sluice_shard::{GroupRequest, GroupResponse};
 
 use super::groups::call;
+use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
+
+/// The DeleteGroups handler: [`handle`], at versions 0–2.
+pub struct DeleteGroupsHandler;
+
+impl Handler for DeleteGroupsHandler {
+    const KEY: ApiKey = ApiKey::DeleteGroups;
+    const NAME: &'static str = "DeleteGroups";
+    const MIN_VERSION: i16 = 0;
+    const MAX_VERSION: i16 = 2;
+    type Request = DeleteGroupsRequest;
+    type Response = DeleteGroupsResponse;
+
+    async fn handle(call: Call<'_>, request: Self::Request) -> Outcome<Self::Response> {
+        Outcome::Answer(handle(call.ctx, request).await)
+    }
+}
 
 /// Answers a DeleteGroups request.
 pub async fn handle(ctx: &Context, request: DeleteGroupsRequest) -> DeleteGroupsResponse {

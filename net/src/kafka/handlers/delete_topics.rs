@@ -10,14 +10,31 @@ use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
-use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+use kafka_protocol::messages::{ApiKey, DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use sluice_core::ErrorCode;
 use sluice_shard::Proposal;
 use uuid::Uuid;
 
 use super::topics::{propose, topic_by_id, topic_id};
+use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
+
+/// The DeleteTopics handler: [`handle`], at versions 1–6.
+pub struct DeleteTopicsHandler;
+
+impl Handler for DeleteTopicsHandler {
+    const KEY: ApiKey = ApiKey::DeleteTopics;
+    const NAME: &'static str = "DeleteTopics";
+    const MIN_VERSION: i16 = 1;
+    const MAX_VERSION: i16 = 6;
+    type Request = DeleteTopicsRequest;
+    type Response = DeleteTopicsResponse;
+
+    async fn handle(call: Call<'_>, request: Self::Request) -> Outcome<Self::Response> {
+        Outcome::Answer(handle(call.ctx, request, call.version).await)
+    }
+}
 
 /// One topic the request names.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

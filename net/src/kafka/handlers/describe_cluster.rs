@@ -6,11 +6,28 @@
 //! UNSUPPORTED_ENDPOINT_TYPE, as Kafka's brokers answer.
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
-use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+use kafka_protocol::messages::{ApiKey, BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::protocol::StrBytes;
 use sluice_core::ErrorCode;
 
+use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
+
+/// The DescribeCluster handler: [`handle`], at versions 0–1.
+pub struct DescribeClusterHandler;
+
+impl Handler for DescribeClusterHandler {
+    const KEY: ApiKey = ApiKey::DescribeCluster;
+    const NAME: &'static str = "DescribeCluster";
+    const MIN_VERSION: i16 = 0;
+    const MAX_VERSION: i16 = 1;
+    type Request = DescribeClusterRequest;
+    type Response = DescribeClusterResponse;
+
+    async fn handle(call: Call<'_>, request: Self::Request) -> Outcome<Self::Response> {
+        Outcome::Answer(handle(call.ctx, request, call.version))
+    }
+}
 
 /// Kafka's endpoint types.
 const ENDPOINT_BROKER: i8 = 1;

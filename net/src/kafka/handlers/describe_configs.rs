@@ -10,13 +10,30 @@ use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
-use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+use kafka_protocol::messages::{ApiKey, DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 use sluice_core::types::validate_topic_name;
 use sluice_core::ErrorCode;
 
 use super::configs::{broker_configs, topic_configs, ConfigEntry};
+use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
+
+/// The DescribeConfigs handler: [`handle`], at versions 1–4.
+pub struct DescribeConfigsHandler;
+
+impl Handler for DescribeConfigsHandler {
+    const KEY: ApiKey = ApiKey::DescribeConfigs;
+    const NAME: &'static str = "DescribeConfigs";
+    const MIN_VERSION: i16 = 1;
+    const MAX_VERSION: i16 = 4;
+    type Request = DescribeConfigsRequest;
+    type Response = DescribeConfigsResponse;
+
+    async fn handle(call: Call<'_>, request: Self::Request) -> Outcome<Self::Response> {
+        Outcome::Answer(handle(call.ctx, request))
+    }
+}
 
 /// Kafka's `ConfigResource.Type` ids.
 const RESOURCE_TOPIC: i8 = 2;

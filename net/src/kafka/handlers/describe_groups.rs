@@ -3,14 +3,31 @@
 //! up to v5, with GROUP_ID_NOT_FOUND from v6, as Kafka.
 
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
-use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
+use kafka_protocol::messages::{ApiKey, DescribeGroupsRequest, DescribeGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 use sluice_core::group::GroupState;
 use sluice_core::ErrorCode;
 use sluice_shard::{GroupRequest, GroupResponse};
 
 use super::groups::call;
+use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
+
+/// The DescribeGroups handler: [`handle`], at versions 0–6.
+pub struct DescribeGroupsHandler;
+
+impl Handler for DescribeGroupsHandler {
+    const KEY: ApiKey = ApiKey::DescribeGroups;
+    const NAME: &'static str = "DescribeGroups";
+    const MIN_VERSION: i16 = 0;
+    const MAX_VERSION: i16 = 6;
+    type Request = DescribeGroupsRequest;
+    type Response = DescribeGroupsResponse;
+
+    async fn handle(call: Call<'_>, request: Self::Request) -> Outcome<Self::Response> {
+        Outcome::Answer(handle(call.ctx, request, call.version).await)
+    }
+}
 
 /// Authorized operations, when the client did not ask for them.
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;

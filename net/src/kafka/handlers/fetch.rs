@@ -20,14 +20,31 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use sluice_core::ErrorCode;
 use sluice_shard::{FetchResult, PartitionRead, ShardRequest, ShardResponse};
 use uuid::Uuid;
 
 use super::topics::{topic_by_id, topic_id};
+use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
+
+/// The Fetch handler: [`handle`], at versions 4–16.
+pub struct FetchHandler;
+
+impl Handler for FetchHandler {
+    const KEY: ApiKey = ApiKey::Fetch;
+    const NAME: &'static str = "Fetch";
+    const MIN_VERSION: i16 = 4;
+    const MAX_VERSION: i16 = 16;
+    type Request = FetchRequest;
+    type Response = FetchResponse;
+
+    async fn handle(call: Call<'_>, request: Self::Request) -> Outcome<Self::Response> {
+        Outcome::Answer(handle(call.ctx, request, call.version).await)
+    }
+}
 
 /// One partition asked for, resolved to its owner.
 struct Wanted {

@@ -7,12 +7,29 @@
 //! COORDINATOR_NOT_AVAILABLE; an unknown key type, INVALID_REQUEST.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
-use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::messages::{ApiKey, BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
 use sluice_core::ErrorCode;
 
 use super::groups::coordinator_of;
+use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
+
+/// The FindCoordinator handler: [`handle`], at versions 0–4.
+pub struct FindCoordinatorHandler;
+
+impl Handler for FindCoordinatorHandler {
+    const KEY: ApiKey = ApiKey::FindCoordinator;
+    const NAME: &'static str = "FindCoordinator";
+    const MIN_VERSION: i16 = 0;
+    const MAX_VERSION: i16 = 4;
+    type Request = FindCoordinatorRequest;
+    type Response = FindCoordinatorResponse;
+
+    async fn handle(call: Call<'_>, request: Self::Request) -> Outcome<Self::Response> {
+        Outcome::Answer(handle(call.ctx, request, call.version).await)
+    }
+}
 
 const GROUP_KEY: i8 = 0;
 const TRANSACTION_KEY: i8 = 1;

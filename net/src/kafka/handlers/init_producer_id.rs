@@ -14,12 +14,29 @@
 //! is fatal in every client and fails `init_transactions` at once; it is
 //! also what Redpanda answers when its transactions are disabled.
 
-use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use sluice_core::ErrorCode;
 use sluice_shard::Proposal;
 
 use super::topics::propose;
+use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
+
+/// The InitProducerId handler: [`handle`], at versions 0–5.
+pub struct InitProducerIdHandler;
+
+impl Handler for InitProducerIdHandler {
+    const KEY: ApiKey = ApiKey::InitProducerId;
+    const NAME: &'static str = "InitProducerId";
+    const MIN_VERSION: i16 = 0;
+    const MAX_VERSION: i16 = 5;
+    type Request = InitProducerIdRequest;
+    type Response = InitProducerIdResponse;
+
+    async fn handle(call: Call<'_>, request: Self::Request) -> Outcome<Self::Response> {
+        Outcome::Answer(handle(call.ctx, request).await)
+    }
+}
 
 fn refuse(error: ErrorCode) -> InitProducerIdResponse {
     InitProducerIdResponse::default()

@@ -9,14 +9,32 @@
 use std::net::SocketAddr;
 
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
-use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse, RequestHeader};
+use kafka_protocol::messages::{ApiKey, JoinGroupRequest, JoinGroupResponse, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
 use sluice_core::group::JoinRequest;
 use sluice_core::ErrorCode;
 use sluice_shard::{GroupRequest, GroupResponse};
 
 use super::groups::{call, opt};
+use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
+
+/// The JoinGroup handler: [`handle`], at versions 0–9.
+pub struct JoinGroupHandler;
+
+impl Handler for JoinGroupHandler {
+    const KEY: ApiKey = ApiKey::JoinGroup;
+    const NAME: &'static str = "JoinGroup";
+    const MIN_VERSION: i16 = 0;
+    const MAX_VERSION: i16 = 9;
+    type Request = JoinGroupRequest;
+    type Response = JoinGroupResponse;
+
+    async fn handle(call: Call<'_>, request: Self::Request) -> Outcome<Self::Response> {
+        let response = handle(call.ctx, &call.header, request, call.version, call.peer).await;
+        Outcome::Answer(response)
+    }
+}
 
 /// Answers a JoinGroup request (after the rebalance).
 pub async fn handle(

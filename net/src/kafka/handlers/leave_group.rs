@@ -2,12 +2,29 @@
 //! member id or a static member's instance id).
 
 use kafka_protocol::messages::leave_group_response::MemberResponse;
-use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
+use kafka_protocol::messages::{ApiKey, LeaveGroupRequest, LeaveGroupResponse};
 use sluice_core::ErrorCode;
 use sluice_shard::{GroupRequest, GroupResponse};
 
 use super::groups::{call, opt};
+use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
+
+/// The LeaveGroup handler: [`handle`], at versions 0–5.
+pub struct LeaveGroupHandler;
+
+impl Handler for LeaveGroupHandler {
+    const KEY: ApiKey = ApiKey::LeaveGroup;
+    const NAME: &'static str = "LeaveGroup";
+    const MIN_VERSION: i16 = 0;
+    const MAX_VERSION: i16 = 5;
+    type Request = LeaveGroupRequest;
+    type Response = LeaveGroupResponse;
+
+    async fn handle(call: Call<'_>, request: Self::Request) -> Outcome<Self::Response> {
+        Outcome::Answer(handle(call.ctx, request, call.version).await)
+    }
+}
 
 /// Answers a LeaveGroup request.
 pub async fn handle(ctx: &Context, request: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {

@@ -2,12 +2,29 @@
 //! filtered by state (v4+) and type (v5+: "classic" or "consumer").
 
 use kafka_protocol::messages::list_groups_response::ListedGroup;
-use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
+use kafka_protocol::messages::{ApiKey, GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 use sluice_core::ErrorCode;
 use sluice_shard::{GroupResponse, ShardRequest, ShardResponse};
 
+use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
+
+/// The ListGroups handler: [`handle`], at versions 0–5.
+pub struct ListGroupsHandler;
+
+impl Handler for ListGroupsHandler {
+    const KEY: ApiKey = ApiKey::ListGroups;
+    const NAME: &'static str = "ListGroups";
+    const MIN_VERSION: i16 = 0;
+    const MAX_VERSION: i16 = 5;
+    type Request = ListGroupsRequest;
+    type Response = ListGroupsResponse;
+
+    async fn handle(call: Call<'_>, request: Self::Request) -> Outcome<Self::Response> {
+        Outcome::Answer(handle(call.ctx, request).await)
+    }
+}
 
 /// Answers a ListGroups request.
 pub async fn handle(ctx: &Context, request: ListGroupsRequest) -> ListGroupsResponse {

@@ -13,11 +13,28 @@ use std::rc::Rc;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
-use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
 use sluice_core::ErrorCode;
 use sluice_shard::{ShardRequest, ShardResponse};
 
+use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
+
+/// The ListOffsets handler: [`handle`], at versions 1–8.
+pub struct ListOffsetsHandler;
+
+impl Handler for ListOffsetsHandler {
+    const KEY: ApiKey = ApiKey::ListOffsets;
+    const NAME: &'static str = "ListOffsets";
+    const MIN_VERSION: i16 = 1;
+    const MAX_VERSION: i16 = 8;
+    type Request = ListOffsetsRequest;
+    type Response = ListOffsetsResponse;
+
+    async fn handle(call: Call<'_>, request: Self::Request) -> Outcome<Self::Response> {
+        Outcome::Answer(handle(call.ctx, request, call.version).await)
+    }
+}
 
 /// Kafka's special timestamps.
 const EARLIEST_TIMESTAMP: i64 = -2;

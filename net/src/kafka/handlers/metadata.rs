@@ -4,14 +4,31 @@
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
-use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use sluice_core::metadata::TopicMeta;
 use sluice_core::ErrorCode;
 use uuid::Uuid;
 
 use super::topics::{auto_create, topic_by_id};
+use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
+
+/// The Metadata handler: [`handle`], at versions 0–12.
+pub struct MetadataHandler;
+
+impl Handler for MetadataHandler {
+    const KEY: ApiKey = ApiKey::Metadata;
+    const NAME: &'static str = "Metadata";
+    const MIN_VERSION: i16 = 0;
+    const MAX_VERSION: i16 = 12;
+    type Request = MetadataRequest;
+    type Response = MetadataResponse;
+
+    async fn handle(call: Call<'_>, request: Self::Request) -> Outcome<Self::Response> {
+        Outcome::Answer(handle(call.ctx, request).await)
+    }
+}
 
 /// Answers a Metadata request.
 pub async fn handle(ctx: &Context, request: MetadataRequest) -> MetadataResponse {

@@ -1,9 +1,25 @@
-//! One module per Kafka API; [`dispatch`] routes a decoded request to it.
+//! One module per Kafka API, each with its handler type, and the one shape
+//! every handler has: a [`Handler`], called with a [`Call`] and its API's
+//! request, answering an [`Outcome`].
+//!
+//! A handler type carries its API's key, name and versions; the registry
+//! ([`super::registry`]) is the list of handler types, and dispatch and
+//! ApiVersions are generated from it, so nothing here routes requests. A
+//! handler is only called with a request the server accepted against that
+//! list: a listed API, at a version within its handler's range.
+//!
+//! The outcome tells the connection when it may read its next request:
+//! after writing an [`Outcome::Answer`], or at once for a request it may
+//! pipeline ([`Outcome::Pipelined`], [`Outcome::Pending`]: Produce, whose
+//! answer is small and whose sync is worth overlapping with the next
+//! request's append).
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::Rc;
 
-use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
+use kafka_protocol::messages::{ApiKey, RequestHeader};
 
 use super::context::Context;
 
@@ -34,76 +50,86 @@ pub mod produce;
 pub mod sync_group;
 pub mod topics;
 
-/// Runs the handler of `request`'s API. `None` means no response is sent
-/// (a Produce with acks=0). Only APIs in the registry reach this.
-pub async fn dispatch(
-    ctx: &Rc<Context>,
-    header: &RequestHeader,
-    request: RequestKind,
-    peer: Option<SocketAddr>,
-) -> Option<ResponseKind> {
-    let version = header.request_api_version;
-    Some(match request {
-        RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(r)),
-        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(ctx, r).await),
-        RequestKind::Produce(r) => ResponseKind::Produce(produce::handle(ctx, r).await?),
-        RequestKind::FindCoordinator(r) => {
-            ResponseKind::FindCoordinator(find_coordinator::handle(ctx, r, version).await)
+/// A Kafka API's handler: what it serves and how. One type per API, in the
+/// API's module (`FetchHandler` in `fetch.rs`); the registry lists them.
+///
+/// Its request and response types are checked against the API's
+/// `RequestKind` and `ResponseKind` variants where the registry dispatches
+/// to it; its key, against the registry's entry by the registry's tests.
+// One shard, one thread: handler futures need not be `Send`.
+#[allow(async_fn_in_trait)]
+pub trait Handler {
+    /// The API, as Kafka numbers it.
+    const KEY: ApiKey;
+    /// The API's name, as `ApiKey` spells it.
+    const NAME: &'static str;
+    /// The oldest version served.
+    const MIN_VERSION: i16;
+    /// The newest version served (inclusive).
+    const MAX_VERSION: i16;
+    /// The API's request, as `RequestKind` holds it.
+    type Request;
+    /// The API's response, as `ResponseKind` holds it.
+    type Response;
+
+    /// Handles `request`, whose version (`call.version`) is within
+    /// `MIN_VERSION..=MAX_VERSION`.
+    async fn handle(call: Call<'_>, request: Self::Request) -> Outcome<Self::Response>;
+}
+
+/// What every handler is called with, besides its request.
+pub struct Call<'a> {
+    /// The shard's handler context.
+    pub ctx: &'a Rc<Context>,
+    /// The request's header, owned: its client id is a slice of the
+    /// request frame, so a handler that hands slices of the frame on to be
+    /// taken without a copy (Produce's records) drops it first.
+    pub header: RequestHeader,
+    /// The request's API version (the header's), within its handler's
+    /// range (`Handler::MIN_VERSION..=Handler::MAX_VERSION`).
+    pub version: i16,
+    /// The client's address, when the socket knows it.
+    pub peer: Option<SocketAddr>,
+}
+
+/// An answer still to come: `None` when the request gets none (acks=0).
+/// It owns what it needs (`'static`), because the connection detaches it so
+/// that it completes even if the client goes away meanwhile.
+pub type PendingResponse<R> = Pin<Box<dyn Future<Output = Option<R>>>>;
+
+/// A handler's answer, and when its connection may read the next request.
+pub enum Outcome<R> {
+    /// The response. The connection writes it before it reads its next
+    /// request, so a connection holds at most one such unwritten answer
+    /// (one Fetch response of at most `fetch.max.bytes` for a consumer that
+    /// stops reading its socket).
+    Answer(R),
+    /// The response, or `None` when the request gets none (acks=0), to a
+    /// request whose answer may queue: the connection reads its next
+    /// request without waiting for this one to be written.
+    Pipelined(Option<R>),
+    /// Like [`Outcome::Pipelined`], but the response is still to come (a
+    /// Produce waiting for its records to be durable); the connection
+    /// reads and handles its next requests meanwhile and answers in order.
+    Pending(PendingResponse<R>),
+}
+
+impl<R: 'static> Outcome<R> {
+    /// The same outcome with its response mapped by `f` (the registry wraps
+    /// each API's response in its `ResponseKind`).
+    pub fn map<T, F>(self, f: F) -> Outcome<T>
+    where
+        T: 'static,
+        F: FnOnce(R) -> T + 'static,
+    {
+        match self {
+            Outcome::Answer(response) => Outcome::Answer(f(response)),
+            Outcome::Pipelined(response) => Outcome::Pipelined(response.map(f)),
+            // One more small allocation, for a request that waits for an
+            // fdatasync anyway.
+            Outcome::Pending(response) => {
+                Outcome::Pending(Box::pin(async move { response.await.map(f) }))
+            }
         }
-        RequestKind::ConsumerGroupHeartbeat(r) => {
-            ResponseKind::ConsumerGroupHeartbeat(consumer_group_heartbeat::handle(ctx, r).await)
-        }
-        RequestKind::JoinGroup(r) => {
-            ResponseKind::JoinGroup(join_group::handle(ctx, header, r, version, peer).await)
-        }
-        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(sync_group::handle(ctx, r).await),
-        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat::handle(ctx, r).await),
-        RequestKind::LeaveGroup(r) => {
-            ResponseKind::LeaveGroup(leave_group::handle(ctx, r, version).await)
-        }
-        RequestKind::OffsetCommit(r) => {
-            ResponseKind::OffsetCommit(offset_commit::handle(ctx, r, version).await)
-        }
-        RequestKind::OffsetFetch(r) => {
-            ResponseKind::OffsetFetch(offset_fetch::handle(ctx, r, version).await)
-        }
-        RequestKind::ListGroups(r) => ResponseKind::ListGroups(list_groups::handle(ctx, r).await),
-        RequestKind::DescribeGroups(r) => {
-            ResponseKind::DescribeGroups(describe_groups::handle(ctx, r, version).await)
-        }
-        RequestKind::DeleteGroups(r) => {
-            ResponseKind::DeleteGroups(delete_groups::handle(ctx, r).await)
-        }
-        RequestKind::OffsetDelete(r) => {
-            ResponseKind::OffsetDelete(offset_delete::handle(ctx, r).await)
-        }
-        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(ctx, r, version).await),
-        RequestKind::ListOffsets(r) => {
-            ResponseKind::ListOffsets(list_offsets::handle(ctx, r, version).await)
-        }
-        RequestKind::CreateTopics(r) => {
-            ResponseKind::CreateTopics(create_topics::handle(ctx, r, version).await)
-        }
-        RequestKind::DeleteTopics(r) => {
-            ResponseKind::DeleteTopics(delete_topics::handle(ctx, r, version).await)
-        }
-        RequestKind::CreatePartitions(r) => {
-            ResponseKind::CreatePartitions(create_partitions::handle(ctx, r).await)
-        }
-        RequestKind::DescribeConfigs(r) => {
-            ResponseKind::DescribeConfigs(describe_configs::handle(ctx, r))
-        }
-        RequestKind::DescribeCluster(r) => {
-            ResponseKind::DescribeCluster(describe_cluster::handle(ctx, r, version))
-        }
-        RequestKind::InitProducerId(r) => {
-            ResponseKind::InitProducerId(init_producer_id::handle(ctx, r).await)
-        }
-        other => {
-            // Only reachable if the registry lists an API this match lacks:
-            // a bug, so the client gets no answer rather than a wrong one.
-            tracing::error!(request = ?std::mem::discriminant(&other), "no handler for a registered API");
-            return None;
-        }
-    })
+    }
 }

@@ -9,13 +9,30 @@
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
-use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+use kafka_protocol::messages::{ApiKey, OffsetCommitRequest, OffsetCommitResponse};
 use sluice_core::group::records::CommittedOffset;
 use sluice_core::ErrorCode;
 use sluice_shard::{now_ms, GroupRequest, GroupResponse};
 
 use super::groups::{call, opt};
+use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
+
+/// The OffsetCommit handler: [`handle`], at versions 2–9.
+pub struct OffsetCommitHandler;
+
+impl Handler for OffsetCommitHandler {
+    const KEY: ApiKey = ApiKey::OffsetCommit;
+    const NAME: &'static str = "OffsetCommit";
+    const MIN_VERSION: i16 = 2;
+    const MAX_VERSION: i16 = 9;
+    type Request = OffsetCommitRequest;
+    type Response = OffsetCommitResponse;
+
+    async fn handle(call: Call<'_>, request: Self::Request) -> Outcome<Self::Response> {
+        Outcome::Answer(handle(call.ctx, request, call.version).await)
+    }
+}
 
 /// Answers an OffsetCommit request.
 pub async fn handle(

@@ -5,12 +5,29 @@
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
-use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
+use kafka_protocol::messages::{ApiKey, OffsetDeleteRequest, OffsetDeleteResponse};
 use sluice_core::ErrorCode;
 use sluice_shard::{GroupRequest, GroupResponse};
 
 use super::groups::call;
+use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
+
+/// The OffsetDelete handler: [`handle`], at version 0.
+pub struct OffsetDeleteHandler;
+
+impl Handler for OffsetDeleteHandler {
+    const KEY: ApiKey = ApiKey::OffsetDelete;
+    const NAME: &'static str = "OffsetDelete";
+    const MIN_VERSION: i16 = 0;
+    const MAX_VERSION: i16 = 0;
+    type Request = OffsetDeleteRequest;
+    type Response = OffsetDeleteResponse;
+
+    async fn handle(call: Call<'_>, request: Self::Request) -> Outcome<Self::Response> {
+        Outcome::Answer(handle(call.ctx, request).await)
+    }
+}
 
 /// Answers an OffsetDelete request.
 pub async fn handle(ctx: &Context, request: OffsetDeleteRequest) -> OffsetDeleteResponse {

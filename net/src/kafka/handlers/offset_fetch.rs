@@ -6,14 +6,31 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
-use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
+use kafka_protocol::messages::{ApiKey, OffsetFetchRequest, OffsetFetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use sluice_core::group::records::CommittedOffset;
 use sluice_core::{ErrorCode, PartitionId};
 use sluice_shard::{GroupRequest, GroupResponse};
 
 use super::groups::call;
+use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
+
+/// The OffsetFetch handler: [`handle`], at versions 1–9.
+pub struct OffsetFetchHandler;
+
+impl Handler for OffsetFetchHandler {
+    const KEY: ApiKey = ApiKey::OffsetFetch;
+    const NAME: &'static str = "OffsetFetch";
+    const MIN_VERSION: i16 = 1;
+    const MAX_VERSION: i16 = 9;
+    type Request = OffsetFetchRequest;
+    type Response = OffsetFetchResponse;
+
+    async fn handle(call: Call<'_>, request: Self::Request) -> Outcome<Self::Response> {
+        Outcome::Answer(handle(call.ctx, request, call.version).await)
+    }
+}
 
 type Rows = Vec<(String, PartitionId, Option<CommittedOffset>)>;
 /// One topic's partitions and their committed offsets.

@@ -1,13 +1,16 @@
 //! Produce (3–11): each partition's record set goes to its owner shard,
 //! untouched (compressed batches pass through); acks 0, 1 and -1.
 //!
-//! Two steps, so a connection can pipeline its produce requests:
-//! [`append`] appends every partition's records and returns once all are
-//! in their logs (offsets assigned, in the order the connection's requests
-//! came); [`Appended::finish`] then waits, where `log.flush=always` asks
-//! it, until they are durable and builds the answer. The connection starts
-//! the next request's append as soon as this one's is done, and answers in
-//! order.
+//! [`handle`] is the one way in (through [`ProduceHandler`], the registry's
+//! Produce entry). It works in two steps, so a connection can pipeline its
+//! produce requests: `append` appends every partition's records and returns
+//! once all are in their logs (offsets assigned, in the order the
+//! connection's requests came); `Appended::finish` then waits, where
+//! `log.flush=always` asks it, until they are durable and builds the
+//! answer. When nothing waits for a sync the answer is built at once
+//! ([`Outcome::Pipelined`]); otherwise it is [`Outcome::Pending`], and the
+//! connection starts the next request's append while this one's sync runs,
+//! and answers in order.
 //!
 //! Invariant: no partition is acknowledged (acks != 0) before its records
 //! are durable under `log.flush=always`: a failed sync answers that
@@ -16,14 +19,31 @@
 use std::rc::Rc;
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use sluice_core::metadata::ShardId;
 use sluice_core::{ErrorCode, Offset};
 use sluice_shard::{ShardRequest, ShardResponse};
 
 use super::topics::{auto_create, topic_by_id, topic_id};
+use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
+
+/// The Produce handler: [`handle`], at versions 3–11.
+pub struct ProduceHandler;
+
+impl Handler for ProduceHandler {
+    const KEY: ApiKey = ApiKey::Produce;
+    const NAME: &'static str = "Produce";
+    const MIN_VERSION: i16 = 3;
+    const MAX_VERSION: i16 = 11;
+    type Request = ProduceRequest;
+    type Response = ProduceResponse;
+
+    async fn handle(call: Call<'_>, request: Self::Request) -> Outcome<Self::Response> {
+        handle(call, request).await
+    }
+}
 
 fn partition_error(index: i32, error: ErrorCode) -> PartitionProduceResponse {
     PartitionProduceResponse::default()
@@ -34,8 +54,25 @@ fn partition_error(index: i32, error: ErrorCode) -> PartitionProduceResponse {
         .with_log_start_offset(-1)
 }
 
+/// Answers a Produce request: appends its records, then answers at once,
+/// or, when some partition's answer waits until its records are durable,
+/// with the answer still to come.
+pub async fn handle(call: Call<'_>, request: ProduceRequest) -> Outcome<ProduceResponse> {
+    // The header's client id is a slice of the frame, like the records: the
+    // owner shard takes the records without a copy only when they are the
+    // frame's last users.
+    let Call { ctx, header, .. } = call;
+    drop(header);
+    let appended = append(ctx, request).await;
+    if appended.must_wait() {
+        let ctx = ctx.clone();
+        return Outcome::Pending(Box::pin(async move { appended.finish(&ctx).await }));
+    }
+    Outcome::Pipelined(appended.finish(ctx).await)
+}
+
 /// A produce request whose records are appended, waiting to be answered.
-pub struct Appended {
+struct Appended {
     acks: i16,
     topics: Vec<AppendedTopic>,
 }
@@ -60,8 +97,8 @@ struct AppendedPartition {
 /// The records are slices of the request frame; the owner shard assigns
 /// offsets in place, without a copy, when nothing else holds the frame.
 /// So the topic name, also a slice of it, is replaced by an owned copy
-/// before the records go (the caller drops the request header likewise).
-pub async fn append(ctx: &Rc<Context>, request: ProduceRequest) -> Appended {
+/// before the records go ([`handle`] drops the request header likewise).
+async fn append(ctx: &Rc<Context>, request: ProduceRequest) -> Appended {
     let acks = request.acks;
     let mut topics = Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
@@ -145,7 +182,7 @@ pub async fn append(ctx: &Rc<Context>, request: ProduceRequest) -> Appended {
 impl Appended {
     /// True when some partition's answer waits until its records are
     /// durable.
-    pub fn must_wait(&self) -> bool {
+    fn must_wait(&self) -> bool {
         self.topics
             .iter()
             .any(|t| t.partitions.iter().any(|p| p.durable_at.is_some()))
@@ -154,7 +191,7 @@ impl Appended {
     /// Step two: waits until every partition that must be durable is (the
     /// syncs of all partitions in parallel); the answer, `None` for acks=0,
     /// which gets none.
-    pub async fn finish(self, ctx: &Rc<Context>) -> Option<ProduceResponse> {
+    async fn finish(self, ctx: &Rc<Context>) -> Option<ProduceResponse> {
         if self.acks == 0 {
             return None;
         }
@@ -196,11 +233,6 @@ impl Appended {
         }
         Some(ProduceResponse::default().with_responses(topics))
     }
-}
-
-/// Answers a Produce request in one go (both steps); `None` for acks=0.
-pub async fn handle(ctx: &Rc<Context>, request: ProduceRequest) -> Option<ProduceResponse> {
-    append(ctx, request).await.finish(ctx).await
 }
 
 fn acks_valid(acks: i16) -> bool {

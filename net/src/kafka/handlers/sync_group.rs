@@ -1,14 +1,31 @@
 //! SyncGroup (0–5): the leader hands out the assignment; every member
 //! receives its share once the assignment is durable.
 
-use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
+use kafka_protocol::messages::{ApiKey, SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 use sluice_core::group::{SyncRequest, SyncResponse};
 use sluice_core::ErrorCode;
 use sluice_shard::{GroupRequest, GroupResponse};
 
 use super::groups::{call, opt};
+use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
+
+/// The SyncGroup handler: [`handle`], at versions 0–5.
+pub struct SyncGroupHandler;
+
+impl Handler for SyncGroupHandler {
+    const KEY: ApiKey = ApiKey::SyncGroup;
+    const NAME: &'static str = "SyncGroup";
+    const MIN_VERSION: i16 = 0;
+    const MAX_VERSION: i16 = 5;
+    type Request = SyncGroupRequest;
+    type Response = SyncGroupResponse;
+
+    async fn handle(call: Call<'_>, request: Self::Request) -> Outcome<Self::Response> {
+        Outcome::Answer(handle(call.ctx, request).await)
+    }
+}
 
 /// Answers a SyncGroup request (a follower's after the leader's).
 pub async fn handle(ctx: &Context, request: SyncGroupRequest) -> SyncGroupResponse {
