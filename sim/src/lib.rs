@@ -1,0 +1,30 @@
+//! sluice-sim: a deterministic simulator of one sluice node.
+//!
+//! Owns: seeded runs ([`run::run`]) of the node's real shard code
+//! (`sluice_shard::Shard`: produce, group commit, fetch and long polls,
+//! ListOffsets, the controller and metadata application, calls between
+//! shards) over the log crate's in-memory disk, a virtual clock
+//! (`sluice_shard::simulated`) and a simulated mesh, driven by
+//! simulated clients ([`client`], [`groups`]) and faults (power loss with torn writes,
+//! SIGKILL, failing writes and syncs), with the invariants of
+//! [`model`] checked after every step and after every restart.
+//!
+//! One seed is one run: every choice comes from the seed, time moves only
+//! when the run moves it, and the shards of a process run on one glommio
+//! executor whose scheduling is first-in first-out. Two runs of one seed
+//! give one trace ([`trace::Trace`]), which a test checks.
+//!
+//! What it does not simulate (yet): the Kafka listener and the handlers in
+//! `net/` (the clients make the shard calls the handlers make), KIP-848
+//! consumer groups, static members, retention, slow disks, and several
+//! processes (a cluster). Scheduling within a process is glommio's own first-in
+//! first-out order, not a seeded one.
+
+pub mod client;
+pub mod groups;
+pub mod model;
+pub mod node;
+pub mod run;
+pub mod trace;
+
+pub use run::{run, Failure, Report, SimConfig};

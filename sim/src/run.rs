@@ -1,0 +1,700 @@
+//! One seeded run: processes started, stepped, crashed and restarted over
+//! one simulated disk, with the invariants checked after every step.
+//!
+//! Owns: [`SimConfig`] (what a seed decides), the step loop (each step one
+//! action: a client operation, message deliveries, the clock moving, a disk
+//! fault or a crash), the checks after every step and after every restart,
+//! and the [`Report`] or [`Failure`] a run ends with.
+//!
+//! A process lifetime runs on a glommio executor of its own; a crash ends
+//! that executor, which drops every task the process had (its parked long
+//! polls, its in-flight calls, its clients' requests), then the disk
+//! forgets what the crash loses and a new executor starts the node again.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use sluice_core::config::{FlushPolicy, NodeConfig};
+use sluice_log::storage::memory::FaultOp;
+use sluice_log::MemoryStorage;
+
+use crate::client::{self, Clients, Op};
+use crate::groups::GroupModel;
+use crate::model::{Checks, Model, Tp};
+use crate::node::{data_dir, Node};
+use crate::trace::Trace;
+use sluice_shard::simulated::Clock;
+use sluice_shard::simulated::Rng;
+use sluice_shard::simulated::SimMesh;
+
+/// Client operations in flight at most.
+const IN_FLIGHT_MAX: usize = 24;
+/// Topics the run keeps at most.
+const TOPICS_MAX: usize = 6;
+/// Steps the final drain may take before the run calls the node stuck.
+const DRAIN_STEPS_MAX: usize = 20_000;
+
+/// What one seed decides about a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub steps: u64,
+    /// Shards of the node (1–4).
+    pub shards: u32,
+    /// `log.flush=always` (otherwise `never`).
+    pub flush_always: bool,
+    /// Crashes, restarts and disk faults.
+    pub faults: bool,
+    /// The deliberately broken durability rule ([`sluice_shard::Env::acks_before_sync`]).
+    pub acks_before_sync: bool,
+    /// Longest delay of a message between shards.
+    pub max_mesh_delay_ms: u64,
+    /// Prints every client event (not part of the run: same trace).
+    pub verbose: bool,
+}
+
+impl SimConfig {
+    /// The run `seed` names, `steps` long.
+    pub fn for_seed(seed: u64, steps: u64) -> SimConfig {
+        let mut rng = Rng::new(seed ^ 0x05EE_D0FC_0F16_u64);
+        SimConfig {
+            seed,
+            steps,
+            shards: 1 + rng.below(4) as u32,
+            flush_always: rng.chance(70),
+            faults: true,
+            acks_before_sync: false,
+            max_mesh_delay_ms: rng.below(20),
+            verbose: false,
+        }
+    }
+
+    /// The command that replays this run: the seed, and whatever differs
+    /// from what the seed decides.
+    pub fn replay_command(&self) -> String {
+        let seeded = SimConfig::for_seed(self.seed, self.steps);
+        let mut command = format!("scripts/sim --seed {} --steps {}", self.seed, self.steps);
+        if self.shards != seeded.shards {
+            command += &format!(" --shards {}", self.shards);
+        }
+        if self.flush_always != seeded.flush_always {
+            command += if self.flush_always {
+                " --flush always"
+            } else {
+                " --flush never"
+            };
+        }
+        if self.acks_before_sync {
+            command += " --bug acks-before-sync";
+        }
+        command
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub steps: u64,
+    pub restarts: u64,
+    pub power_losses: u64,
+    pub kills: u64,
+    pub disk_faults: u64,
+    pub produces: u64,
+    pub produces_acked: u64,
+    pub fetches: u64,
+    pub joins: u64,
+    pub commits_acked: u64,
+    pub messages: u64,
+    pub checks: Checks,
+    pub trace_events: u64,
+    pub trace_hash: u64,
+}
+
+/// A broken invariant, with what it takes to see it again.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub config: SimConfig,
+    pub step: u64,
+    pub message: String,
+    /// The last client events before the failure.
+    pub recent: Vec<String>,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "seed {} failed at step {}: {}",
+            self.config.seed, self.step, self.message
+        )?;
+        writeln!(f, "  config: {:?}", self.config)?;
+        writeln!(f, "  last events:")?;
+        for line in &self.recent {
+            writeln!(f, "    {line}")?;
+        }
+        write!(f, "  replay: {}", self.config.replay_command())
+    }
+}
+
+/// How a process lifetime ended.
+enum Ended {
+    Crashed,
+    Finished,
+}
+
+/// Everything that outlives a process: the disk, the promises, the trace.
+struct World {
+    config: SimConfig,
+    node_config: Rc<NodeConfig>,
+    rng: Rng,
+    disk: MemoryStorage,
+    model: Rc<RefCell<Model>>,
+    groups: Rc<RefCell<GroupModel>>,
+    trace: Rc<RefCell<Trace>>,
+    report: Report,
+    now_ms: i64,
+    step: u64,
+    next_topic: u64,
+    next_value: u64,
+    lifetimes: u64,
+    final_restart_done: bool,
+}
+
+/// Runs `config` to the end, or to its first broken invariant.
+pub fn run(config: &SimConfig) -> Result<Report, Failure> {
+    let mut node_config = NodeConfig {
+        data_dir: data_dir(),
+        ..NodeConfig::default()
+    };
+    node_config.log.flush = if config.flush_always {
+        FlushPolicy::Always
+    } else {
+        FlushPolicy::Never
+    };
+    // Small buffers and caches: more write-outs, evictions and disk reads.
+    node_config.log.write_buffer_bytes = 64 * 1024;
+    node_config.shard.batch_cache_bytes = 256 * 1024;
+    // Rebalances a run's clock gets through.
+    node_config.group.initial_rebalance_delay_ms = 500;
+    let mut world = World {
+        config: config.clone(),
+        node_config: Rc::new(node_config),
+        rng: Rng::new(config.seed),
+        disk: MemoryStorage::new(),
+        model: Rc::new(RefCell::new(Model {
+            flush_always: config.flush_always,
+            ..Model::default()
+        })),
+        groups: Rc::new(RefCell::new(GroupModel::default())),
+        trace: Rc::new(RefCell::new(Trace::new(config.verbose))),
+        report: Report::default(),
+        now_ms: 1_700_000_000_000,
+        step: 0,
+        next_topic: 0,
+        next_value: 0,
+        lifetimes: 0,
+        final_restart_done: false,
+    };
+    loop {
+        let executor = glommio::LocalExecutorBuilder::default()
+            .make()
+            .map_err(|e| failure(&world, format!("no executor: {e}")))?;
+        let ended = executor.run(lifetime(&mut world));
+        drop(executor);
+        match ended {
+            Ok(Ended::Finished) => break,
+            Ok(Ended::Crashed) => world.report.restarts += 1,
+            Err(message) => return Err(failure(&world, message)),
+        }
+    }
+    let model = world.model.borrow();
+    world.report.checks = model.checks;
+    let groups = world.groups.borrow();
+    world.report.checks.offset_fetches = groups.offset_fetches_checked;
+    world.report.joins = groups.joins;
+    world.report.commits_acked = groups.commits_acked;
+    world.report.steps = world.step;
+    let trace = world.trace.borrow();
+    world.report.trace_events = trace.events();
+    world.report.trace_hash = trace.hash();
+    Ok(world.report.clone())
+}
+
+fn failure(world: &World, message: String) -> Failure {
+    Failure {
+        config: world.config.clone(),
+        step: world.step,
+        message,
+        recent: world.trace.borrow().recent().cloned().collect(),
+    }
+}
+
+/// One process: start, verify what survived, step until a crash or the end.
+async fn lifetime(world: &mut World) -> Result<Ended, String> {
+    world.lifetimes += 1;
+    let clock = Clock::new(world.now_ms);
+    let mesh = SimMesh::new(
+        clock.clone(),
+        world.rng.next_u64(),
+        world.config.max_mesh_delay_ms,
+    );
+    let id_seed = world.rng.next_u64();
+    let node = Node::start(
+        world.node_config.clone(),
+        world.config.shards,
+        &world.disk,
+        clock.clone(),
+        mesh.clone(),
+        id_seed,
+        world.config.acks_before_sync,
+        &mut world.rng,
+    )
+    .await?;
+    world
+        .trace
+        .borrow_mut()
+        .event(&format!("started, lifetime {}", world.lifetimes));
+    verify_everything(world, &node).await?;
+    let clients = Clients::new(
+        node.shards.clone(),
+        world.model.clone(),
+        world.groups.clone(),
+        world.trace.clone(),
+    );
+    let mut last_log_end: BTreeMap<Tp, i64> = BTreeMap::new();
+    let ended = loop {
+        if world.step >= world.config.steps {
+            if world.final_restart_done {
+                break Ended::Finished;
+            }
+            // The end: let everything finish, then one last SIGKILL and
+            // restart, whose verification reads every partition (disk
+            // faults are cleared by then, so none is offline).
+            drain(world, &node, &clients).await?;
+            world.final_restart_done = true;
+            world.rng = Rng::new(world.rng.next_u64());
+            world.disk.crash_keep_all();
+            world.disk.clear_faults();
+            world.model.borrow_mut().crashed();
+            world.groups.borrow_mut().crashed();
+            world.trace.borrow_mut().event("final SIGKILL");
+            break Ended::Crashed;
+        }
+        world.step += 1;
+        world.trace.borrow_mut().at_step(world.step);
+        if let Some(ended) = step(world, &node, &clients).await? {
+            break ended;
+        }
+        node.settle().await;
+        if let Some(message) = clients.failure.borrow().clone() {
+            return Err(message);
+        }
+        check_offsets(world, &node, &mut last_log_end)?;
+    };
+    world.now_ms = clock.now_ms();
+    world.report.produces += clients.produced.get();
+    world.report.produces_acked += clients.acked.get();
+    world.report.fetches += clients.fetches.get();
+    world.report.messages += mesh.sent();
+    if mesh.overflowed() {
+        return Err("a mesh queue overflowed".into());
+    }
+    Ok(ended)
+}
+
+/// One action.
+async fn step(
+    world: &mut World,
+    node: &Node,
+    clients: &Rc<Clients>,
+) -> Result<Option<Ended>, String> {
+    let roll = world.rng.below(100);
+    let busy = clients.in_flight.get() >= IN_FLIGHT_MAX;
+    match roll {
+        0..=39 if !busy => {
+            if let Some(op) = client_op(world, node) {
+                client::spawn(clients, op);
+            }
+        }
+        0..=69 => {
+            let max = 1 + world.rng.below(4) as usize;
+            node.deliver(&mut world.rng, max).await;
+        }
+        70..=95 => {
+            // Mostly small moves (messages, long polls); sometimes seconds
+            // (rebalance delays, heartbeats, sessions).
+            let roll = world.rng.below(10);
+            if roll < 5 {
+                node.advance_to_next_due();
+            } else {
+                let max_ms = if roll < 9 { 100 } else { 4000 };
+                let to = node.clock.now_ms() + world.rng.below(max_ms + 1) as i64;
+                node.clock.advance_to(to);
+            }
+        }
+        96 if world.config.faults => disk_fault(world),
+        97 if world.config.faults => return Ok(Some(crash(world, node))),
+        _ => {}
+    }
+    Ok(None)
+}
+
+/// A client operation on what the model knows, or `None` when there is
+/// nothing to do it on.
+fn client_op(world: &mut World, node: &Node) -> Option<Op> {
+    let rng = &mut world.rng;
+    let entry = rng.below(node.shards.len() as u64) as u32;
+    let model = world.model.borrow();
+    let topics: Vec<(String, i32)> = model
+        .topics
+        .iter()
+        .filter(|(t, _)| !model.deleting.contains(*t))
+        .map(|(t, p)| (t.clone(), *p))
+        .collect();
+    let roll = rng.below(100);
+    if topics.is_empty() || (roll < 4 && topics.len() < TOPICS_MAX) {
+        let name = format!("t{}", world.next_topic);
+        world.next_topic += 1;
+        let partitions = 1 + rng.below(4) as i32;
+        // Small segments on some topics: rolls, sealed segments, reads
+        // from disk.
+        let configs = if rng.chance(50) {
+            vec![("segment.bytes".to_owned(), "16384".to_owned())]
+        } else {
+            Vec::new()
+        };
+        return Some(Op::CreateTopic {
+            entry,
+            name,
+            partitions,
+            configs,
+        });
+    }
+    let has_offsets_topic = node.shards[entry as usize]
+        .metadata()
+        .topics
+        .contains_key(sluice_shard::group::OFFSETS_TOPIC);
+    if roll >= 90 {
+        // Groups: simple commits to real partitions, offset fetches, members.
+        if !has_offsets_topic {
+            return Some(Op::EnsureOffsetsTopic { entry });
+        }
+        let (topic, partitions) = rng.pick(&topics)?.clone();
+        let tp = (topic, rng.below(partitions as u64) as i32);
+        return Some(match roll {
+            90..=93 => {
+                let group = format!("c{}", rng.below(3));
+                let sent = world
+                    .groups
+                    .borrow()
+                    .sent
+                    .get(&(group.clone(), tp.clone()))
+                    .copied()
+                    .unwrap_or(0);
+                Op::SimpleCommit {
+                    entry,
+                    group,
+                    tp,
+                    offset: sent + 1 + rng.below(5) as i64,
+                }
+            }
+            94..=96 => {
+                let group = if rng.chance(50) {
+                    format!("c{}", rng.below(3))
+                } else {
+                    format!("m{}", rng.below(2))
+                };
+                Op::FetchOffsets { entry, group }
+            }
+            _ => {
+                world.next_value += 1;
+                Op::Member {
+                    entry,
+                    group: format!("m{}", rng.below(2)),
+                    suffix: format!("s{}", world.next_value),
+                    rounds: 1 + rng.below(3) as u32,
+                    leave: rng.chance(50),
+                }
+            }
+        });
+    }
+    let (topic, partitions) = rng.pick(&topics)?.clone();
+    if roll < 6 && topics.len() > 2 {
+        return Some(Op::DeleteTopic { entry, name: topic });
+    }
+    if roll < 8 {
+        let total = partitions + 1 + rng.below(2) as i32;
+        return Some(Op::CreatePartitions {
+            entry,
+            name: topic,
+            total,
+        });
+    }
+    let tp = (topic, rng.below(partitions as u64) as i32);
+    match roll {
+        8..=64 => {
+            let count = 1 + rng.below(5);
+            let len = rng.below(3000) as usize;
+            let values = (0..count)
+                .map(|_| {
+                    world.next_value += 1;
+                    client::value(world.config.seed, world.next_value, len)
+                })
+                .collect();
+            let idempotent = rng.chance(35);
+            Some(Op::Produce {
+                entry,
+                tp,
+                values,
+                acks: if rng.chance(50) { 1 } else { -1 },
+                idempotent,
+                retry: idempotent && rng.chance(40),
+            })
+        }
+        65..=84 => {
+            let end = model.acked_end(&tp);
+            let offset = rng.below(end as u64 + 3) as i64;
+            let max_wait_ms = if rng.chance(50) { rng.below(500) } else { 0 };
+            Some(Op::Fetch {
+                entry,
+                tp,
+                offset,
+                max_wait_ms,
+            })
+        }
+        _ => Some(Op::ListOffsets { entry, tp }),
+    }
+}
+
+/// Makes writes or syncs of one partition fail until the next restart.
+fn disk_fault(world: &mut World) {
+    let model = world.model.borrow();
+    let topics: Vec<(&String, &i32)> = model.topics.iter().collect();
+    let Some((topic, partitions)) = world.rng.pick(&topics).map(|(t, p)| ((*t).clone(), **p))
+    else {
+        return;
+    };
+    let partition = world.rng.below(partitions as u64);
+    let op = if world.rng.chance(50) {
+        FaultOp::Sync
+    } else {
+        FaultOp::Write
+    };
+    world
+        .disk
+        .fail_path_ops(&format!("/{topic}/{partition}/"), op);
+    world.report.disk_faults += 1;
+    world
+        .trace
+        .borrow_mut()
+        .event(&format!("disk fault: {op:?} on {topic}/{partition}"));
+}
+
+/// Ends the process: a power loss (unsynced data may go, the last write may
+/// tear) or a SIGKILL (everything written survives).
+fn crash(world: &mut World, node: &Node) -> Ended {
+    let power_loss = world.rng.chance(50);
+    if power_loss {
+        world.disk.crash(world.rng.next_u64());
+        world.report.power_losses += 1;
+    } else {
+        world.disk.crash_keep_all();
+        world.report.kills += 1;
+    }
+    world.disk.clear_faults();
+    node.mesh.clear();
+    node.clock.clear();
+    world.model.borrow_mut().crashed();
+    world.groups.borrow_mut().crashed();
+    world.trace.borrow_mut().event(&format!(
+        "crash: {}",
+        if power_loss { "power loss" } else { "SIGKILL" }
+    ));
+    Ended::Crashed
+}
+
+/// Per-step checks of every owned partition's offsets.
+fn check_offsets(
+    world: &mut World,
+    node: &Node,
+    last_log_end: &mut BTreeMap<Tp, i64>,
+) -> Result<(), String> {
+    let mut model = world.model.borrow_mut();
+    for shard in &node.shards {
+        for p in shard.partition_offsets() {
+            model.checks.offsets += 1;
+            let tp = (p.topic.clone(), p.partition);
+            if p.high_watermark > p.log_end_offset {
+                return Err(format!(
+                    "{tp:?}: high watermark {} past the log end {}",
+                    p.high_watermark, p.log_end_offset
+                ));
+            }
+            if p.log_start_offset > p.high_watermark {
+                return Err(format!(
+                    "{tp:?}: log start {} past the high watermark {}",
+                    p.log_start_offset, p.high_watermark
+                ));
+            }
+            if p.flush_always && p.high_watermark != p.durable_offset {
+                return Err(format!(
+                    "{tp:?}: under log.flush=always the high watermark {} is not the durable offset {}",
+                    p.high_watermark, p.durable_offset
+                ));
+            }
+            let before = last_log_end.insert(tp.clone(), p.log_end_offset);
+            if before.is_some_and(|b| b > p.log_end_offset) {
+                return Err(format!(
+                    "{tp:?}: the log end went back from {before:?} to {}",
+                    p.log_end_offset
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Lets every operation finish: delivers everything, fires every timer.
+async fn drain(world: &mut World, node: &Node, clients: &Rc<Clients>) -> Result<(), String> {
+    for _ in 0..DRAIN_STEPS_MAX {
+        if clients.in_flight.get() == 0 && node.mesh.waiting() == 0 {
+            return Ok(());
+        }
+        if node.deliver(&mut world.rng, 64).await == 0 && !node.advance_to_next_due() {
+            node.settle().await;
+            if clients.in_flight.get() > 0 && node.mesh.waiting() == 0 && node.clock.armed() == 0 {
+                return Err(format!(
+                    "stuck: {} client operations wait with no message or timer left to wake them",
+                    clients.in_flight.get()
+                ));
+            }
+        }
+        node.settle().await;
+        if let Some(message) = clients.failure.borrow().clone() {
+            return Err(message);
+        }
+    }
+    Err("the drain did not finish".into())
+}
+
+/// After a start and at the end: the metadata agrees with what was
+/// acknowledged, every shard has the same metadata, and every partition
+/// reads back dense, once-each and with every promised record.
+async fn verify_everything(world: &mut World, node: &Node) -> Result<(), String> {
+    let metadata = node.shards[0].metadata().clone();
+    {
+        let mut model = world.model.borrow_mut();
+        model.checks.metadata += 1;
+        for shard in &node.shards[1..] {
+            if *shard.metadata() != metadata {
+                return Err(format!(
+                    "shard {} has other metadata than shard 0",
+                    shard.id
+                ));
+            }
+        }
+        for (topic, partitions) in &model.topics {
+            match metadata.topics.get(topic) {
+                Some(meta) if meta.partition_shards.len() as i32 >= *partitions => {}
+                Some(meta) => {
+                    return Err(format!(
+                        "topic {topic} has {} partitions; {partitions} were acknowledged",
+                        meta.partition_shards.len()
+                    ))
+                }
+                None if model.deleting.contains(topic) => {}
+                None => return Err(format!("the acknowledged topic {topic} is gone")),
+            }
+        }
+        for topic in &model.deleted {
+            if metadata.topics.contains_key(topic) {
+                return Err(format!("the deleted topic {topic} is back"));
+            }
+        }
+        // What the metadata says now is what clients know: creations that
+        // were not acknowledged but happened, deletions likewise.
+        let deleting: Vec<String> = model.deleting.iter().cloned().collect();
+        for topic in deleting {
+            if !metadata.topics.contains_key(&topic) {
+                model.topics.remove(&topic);
+                model.deleted.insert(topic.clone());
+                model.forget_topic(&topic);
+            }
+        }
+        model.deleting.clear();
+        for (topic, meta) in &metadata.topics {
+            if !topic.starts_with("__") {
+                model
+                    .topics
+                    .insert(topic.clone(), meta.partition_shards.len() as i32);
+            }
+        }
+    }
+    let topics: Vec<(String, i32)> = world
+        .model
+        .borrow()
+        .topics
+        .iter()
+        .map(|(t, p)| (t.clone(), *p))
+        .collect();
+    verify_group_offsets(world, node).await?;
+    let may_have_lost = !world.config.flush_always;
+    for (topic, partitions) in topics {
+        for partition in 0..partitions {
+            let Some(owner) = metadata.owner(&topic, partition) else {
+                continue;
+            };
+            let offsets = node.shards[owner as usize]
+                .partition_offsets()
+                .into_iter()
+                .find(|p| p.topic == topic && p.partition == partition)
+                .ok_or_else(|| format!("{topic}/{partition} is not open on its owner {owner}"))?;
+            let records = node
+                .read_all(
+                    owner,
+                    &topic,
+                    partition,
+                    offsets.log_start_offset,
+                    offsets.high_watermark,
+                )
+                .await?;
+            world.model.borrow_mut().check_partition(
+                &(topic.clone(), partition),
+                offsets.log_start_offset,
+                offsets.high_watermark,
+                &records,
+                may_have_lost,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// After a start: every group's acknowledged commits are still there (or
+/// a later commit that was sent), read on the coordinator.
+async fn verify_group_offsets(world: &mut World, node: &Node) -> Result<(), String> {
+    let groups: std::collections::BTreeSet<String> = world
+        .groups
+        .borrow()
+        .committed
+        .keys()
+        .map(|(g, _)| g.clone())
+        .collect();
+    for group in groups {
+        let acked: BTreeMap<Tp, i64> = {
+            let model = world.model.borrow();
+            let acked = world.groups.borrow().acked_of(&group);
+            acked
+                .into_iter()
+                .filter(|(tp, _)| !model.deleted.contains(&tp.0))
+                .collect()
+        };
+        let fetched = crate::groups::committed_offsets(&node.shards, &group).await?;
+        world
+            .groups
+            .borrow_mut()
+            .check_fetched(&group, &acked, &fetched)?;
+    }
+    Ok(())
+}
