@@ -150,6 +150,12 @@ pub struct ShardConfig {
     /// An idle shard polls this long before it sleeps: a message from
     /// another core then finds it awake instead of waiting for a wake-up.
     pub spin_before_park_us: u64,
+    /// Metadata commands committed between snapshots of the metadata log
+    /// (at least; a snapshot also waits until the commands since the last
+    /// one outweigh it). A snapshot moves the log start past everything
+    /// older, so start-up replays one snapshot and fewer commands than
+    /// this, however many changes were ever made. 0 turns snapshots off.
+    pub metadata_snapshot_commands: u64,
 }
 
 impl Default for ShardConfig {
@@ -157,6 +163,7 @@ impl Default for ShardConfig {
         ShardConfig {
             batch_cache_bytes: 64 * 1024 * 1024,
             spin_before_park_us: 200,
+            metadata_snapshot_commands: 1024,
         }
     }
 }

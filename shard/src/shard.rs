@@ -186,6 +186,7 @@ impl Shard {
             let log = MetadataLog::open(
                 &disk,
                 config.data_dir.join("__sluice_metadata"),
+                config.shard.metadata_snapshot_commands,
                 env.now_ms(),
             )
             .await?;

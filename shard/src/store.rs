@@ -120,6 +120,10 @@ impl PartitionStore {
     pub async fn append(&self, batches: BytesMut, now_ms: i64) -> LogResult<AppendInfo> {
         with_log!(self, l => l.append(batches, 0, now_ms).await)
     }
+    /// Seals the active segment and starts a new one (if it has data).
+    pub async fn roll_now(&self, now_ms: i64) -> LogResult<()> {
+        with_log!(self, l => l.roll_now(now_ms).await)
+    }
     pub async fn flush(&self) -> LogResult<Offset> {
         with_log!(self, l => l.flush().await)
     }

@@ -175,6 +175,8 @@ pub fn run(config: &SimConfig) -> Result<Report, Failure> {
     // Small buffers and caches: more write-outs, evictions and disk reads.
     node_config.log.write_buffer_bytes = 64 * 1024;
     node_config.shard.batch_cache_bytes = 256 * 1024;
+    // Snapshots of the metadata log, and its trimming, with every crash.
+    node_config.shard.metadata_snapshot_commands = 4;
     // Rebalances a run's clock gets through.
     node_config.group.initial_rebalance_delay_ms = 500;
     let mut world = World {
