@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
-use sluice_shard::{Notify, Shard, ShardRequest, ShardResponse, ShardStats};
+use sluice_shard::message::Stats;
+use sluice_shard::{Notify, Shard, ShardStats};
 
 use crate::kafka::connection_limits::ConnectionLimits;
 use crate::kafka::server::{bind_listener, parse_addr, with_deadline};
@@ -132,7 +133,7 @@ type Series = (&'static str, &'static str, fn(&ShardStats) -> u64);
 pub async fn metrics(shard: &Rc<Shard>, limits: &ConnectionLimits) -> String {
     let mut all = Vec::with_capacity(shard.shards as usize);
     for to in 0..shard.shards {
-        if let ShardResponse::Stats(stats) = shard.call(to, ShardRequest::Stats).await {
+        if let Ok(stats) = shard.call(to, Stats).await {
             all.push(stats);
         }
     }

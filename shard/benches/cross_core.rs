@@ -19,7 +19,8 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 use sluice_core::batch::BatchBuilder;
 use sluice_core::config::{FlushPolicy, NodeConfig};
-use sluice_shard::{Proposal, ShardRequest, ShardResponse, ShutdownFlag};
+use sluice_shard::message::{PartitionAppend, Produce, Propose};
+use sluice_shard::{Proposal, ShutdownFlag};
 
 /// Latency histograms (ns) of local and cross-core produces.
 type LocalAndRemote = (Histogram<u64>, Histogram<u64>);
@@ -95,7 +96,7 @@ async fn measure(
     let created = shard
         .call(
             0,
-            ShardRequest::Propose(Proposal::CreateTopic {
+            Propose(Proposal::CreateTopic {
                 name: "cross-core".into(),
                 partitions: 2,
                 configs: Vec::new(),
@@ -103,10 +104,7 @@ async fn measure(
             }),
         )
         .await;
-    assert!(
-        matches!(created, ShardResponse::Proposed { result: Ok(()), .. }),
-        "{created:?}"
-    );
+    assert!(matches!(created, Ok(Ok(_))), "{created:?}");
     let owners: Vec<u32> = (0..2)
         .map(|p| shard.metadata().owner("cross-core", p).expect("placed"))
         .collect();
@@ -124,17 +122,20 @@ async fn measure(
         for i in 0..ops {
             // Alternate so both see the same conditions; round 0 warms up.
             let partition = (i % 2) as i32;
-            let request = ShardRequest::Produce {
-                topic: "cross-core".into(),
-                partition,
-                records: batch.clone(),
+            let request = Produce {
                 acks: 1,
+                appends: vec![PartitionAppend {
+                    topic: "cross-core".into(),
+                    partition,
+                    records: batch.clone(),
+                }],
             };
             let start = Instant::now();
             let response = shard.call(owners[partition as usize], request).await;
             let nanos = start.elapsed().as_nanos() as u64;
             assert!(
-                matches!(response, ShardResponse::Produce(r) if r.error == sluice_core::ErrorCode::None)
+                matches!(&response, Ok(r) if r[0].error == sluice_core::ErrorCode::None),
+                "{response:?}"
             );
             if round > 0 {
                 let h = if partition == 0 {

@@ -24,11 +24,11 @@ pub mod transport;
 pub use env::{Env, SystemEnv};
 pub use fatal::{fatal, FATAL_EXIT_CODE};
 pub use message::{
-    FetchResult, GroupRequest, GroupResponse, PartitionRead, ProduceResult, Proposal, ShardRequest,
-    ShardResponse, ShardStats,
+    FetchResult, GroupRequest, GroupResponse, PartitionRead, ProduceResult, Proposal, Proposed,
+    ShardOp, ShardRequest, ShardResponse, ShardStats,
 };
 pub use notify::Notify;
 pub use runtime::{run, ServeFn, ShutdownFlag};
-pub use shard::{now_ms, PartitionOffsets, Shard, ShardCounters, ShardParts};
+pub use shard::{now_ms, PartitionOffsets, Shard, ShardCounters, ShardParts, Unreachable};
 pub use store::Disk;
 pub use transport::{Link, Transport};

@@ -1,9 +1,19 @@
-//! Messages between shards over the channel mesh.
+//! Messages between shards over the channel mesh, and the operations they
+//! carry.
 //!
-//! Owns: the request and response types one shard sends another. They are
-//! `Send` values (owned strings, `Bytes`): the only things that cross cores.
-//! A request names its origin and a correlation id; the answer goes back to
-//! the origin with the same id.
+//! Owns: the envelope ([`ShardMsg`]), the operations one shard asks of
+//! another, each a type that names its answer's type ([`ShardOp`]), and the
+//! two enums that carry them across cores ([`ShardRequest`],
+//! [`ShardResponse`]). Everything here is `Send` (owned strings, `Bytes`):
+//! the only things that cross cores. A request names its origin and a
+//! correlation id; the answer goes back to the origin with the same id.
+//!
+//! Invariant: the enums, [`ShardOp`] for every operation and the shard's
+//! dispatch are generated from one list ([`shard_ops!`]), so an operation's
+//! answer always comes back in its own variant: a caller gets
+//! `Op::Response`, never a "wrong variant" to invent an error for. A
+//! request that touches several partitions of one owner is one message
+//! (Produce, AwaitDurable, Fetch, ListOffsets, Watch carry lists).
 
 use bytes::Bytes;
 use sluice_core::group::consumer;
@@ -27,85 +37,209 @@ pub enum ShardMsg {
     },
 }
 
-/// Work one shard asks of another.
-#[derive(Debug, Clone)]
-pub enum ShardRequest {
-    /// Append one partition's batches (the owner checks and assigns
-    /// offsets). Answers once they are appended: when the answer's
-    /// `durable_at` is set, the producer must not be acknowledged before an
-    /// [`ShardRequest::AwaitDurable`] for it succeeds (`log.flush=always`).
-    Produce {
-        topic: String,
-        partition: PartitionId,
-        records: Bytes,
-        acks: i16,
-    },
-    /// Answer once every offset below `offset` is durable (fdatasync'd),
-    /// flushing the partition if it is not yet: group commit, so one sync
-    /// serves every append waiting for it.
-    AwaitDurable {
-        topic: String,
-        partition: PartitionId,
-        offset: Offset,
-    },
-    /// Read the partitions of one Fetch that this shard owns, in the
-    /// request's order, within `max_bytes` for all of them together (and
-    /// each partition's own limit). When `have_data` is false (nothing was
-    /// read for this Fetch yet) the first partition with data may return
-    /// one batch larger than the limit, as Kafka does; otherwise a batch
-    /// that does not fit is left for the next Fetch. One message per owner
-    /// shard, whatever the number of partitions.
-    Fetch {
-        reads: Vec<PartitionRead>,
-        max_bytes: usize,
-        have_data: bool,
-    },
-    /// Long polling: answer once any of `partitions`' high watermark passes
-    /// its offset, after `max_wait_ms`, or when a [`ShardRequest::CancelWatch`]
-    /// with the same `watch` id arrives, whichever comes first. One per owner
-    /// shard per waiting Fetch; the owner forgets it when it answers.
-    Watch {
-        watch: u64,
-        partitions: Vec<(String, PartitionId, Offset)>,
-        max_wait_ms: u64,
-    },
-    /// Ends the [`ShardRequest::Watch`] with this id now, if it still waits.
-    CancelWatch { watch: u64 },
-    /// ListOffsets for one partition: -1 latest, -2 earliest, -3 max
-    /// timestamp, otherwise the first offset at or after the timestamp.
-    ListOffsets {
-        topic: String,
-        partition: PartitionId,
-        timestamp: i64,
-    },
+/// An operation one shard asks of another, and the type of its answer.
+pub trait ShardOp: Into<ShardRequest> {
+    type Response;
+    /// The answer, out of the envelope it crossed the mesh in.
+    fn answer(response: ShardResponse) -> Self::Response;
+}
+
+/// Generates [`ShardRequest`], [`ShardResponse`], [`ShardOp`] for each
+/// operation, and `Shard::run`, which runs a request with the shard method
+/// the list names and wraps its answer in the same variant.
+macro_rules! shard_ops {
+    ($($(#[$doc:meta])* $name:ident => $method:ident -> $response:ty,)+) => {
+        /// Work one shard asks of another: one variant per operation.
+        #[derive(Debug, Clone)]
+        pub enum ShardRequest {
+            $($(#[$doc])* $name($name),)+
+        }
+
+        /// Answers to [`ShardRequest`]s, in the variant of their request.
+        #[derive(Debug, Clone)]
+        pub enum ShardResponse {
+            $($name($response),)+
+        }
+
+        $(
+            impl From<$name> for ShardRequest {
+                fn from(op: $name) -> ShardRequest {
+                    ShardRequest::$name(op)
+                }
+            }
+
+            impl ShardOp for $name {
+                type Response = $response;
+                fn answer(response: ShardResponse) -> $response {
+                    match response {
+                        ShardResponse::$name(answer) => answer,
+                        // `Shard::run` answers every request in its own
+                        // variant; anything else is a broken invariant.
+                        #[allow(unreachable_patterns)]
+                        other => unreachable!(
+                            "a {} answered with {other:?}",
+                            stringify!($name)
+                        ),
+                    }
+                }
+            }
+        )+
+
+        impl crate::shard::Shard {
+            /// Runs `request` on this shard (its owner): the one dispatch,
+            /// generated with the enums.
+            pub(crate) async fn run(
+                self: std::rc::Rc<Self>,
+                request: ShardRequest,
+            ) -> ShardResponse {
+                match request {
+                    $(ShardRequest::$name(op) => ShardResponse::$name(self.$method(op).await),)+
+                }
+            }
+        }
+    };
+}
+
+shard_ops! {
+    /// Append partitions' batches (the owner checks and assigns offsets).
+    Produce => produce_many -> Vec<ProduceResult>,
+    /// Wait until partitions are durable (group commit).
+    AwaitDurable => await_durable_many -> Vec<ErrorCode>,
+    /// Read a Fetch's partitions this shard owns, within a byte budget.
+    Fetch => fetch_many -> Vec<FetchResult>,
+    /// Park a long poll on this shard's partitions.
+    Watch => watch -> (),
+    /// End a parked long poll.
+    CancelWatch => cancel_watch -> (),
+    /// ListOffsets for this shard's partitions.
+    ListOffsets => list_offsets_many -> Vec<ListedOffset>,
     /// To shard 0, the controller: plan and commit a metadata change.
-    Propose(Proposal),
+    Propose => propose -> Proposed,
     /// From the controller to every shard: apply a committed command.
-    Apply(MetadataCommand),
+    Apply => apply -> (),
     /// From the controller at start-up: the whole replayed metadata.
-    Snapshot(Box<MetadataState>),
+    InstallSnapshot => install_snapshot -> (),
     /// The shard's counters (for the admin endpoint's metrics).
-    Stats,
-    /// Work for the coordinator of the groups that `partition` of
-    /// `__consumer_offsets` holds (the shard that owns that partition).
-    Group {
-        partition: PartitionId,
-        request: GroupRequest,
-    },
+    Stats => stats_op -> ShardStats,
+    /// Work for a group coordinator of this shard.
+    Group => group -> GroupResponse,
     /// ListGroups: every group this shard coordinates.
-    ListGroups,
+    ListGroups => list_groups -> GroupResponse,
 }
 
 impl ShardRequest {
     /// A long poll's watch or its cancellation: bounded by connections, not
     /// by the mesh's task limit.
     pub fn is_long_poll(&self) -> bool {
-        matches!(
-            self,
-            ShardRequest::Watch { .. } | ShardRequest::CancelWatch { .. }
-        )
+        matches!(self, ShardRequest::Watch(_) | ShardRequest::CancelWatch(_))
     }
 }
+
+/// One partition's batches of a [`Produce`].
+#[derive(Debug, Clone)]
+pub struct PartitionAppend {
+    pub topic: String,
+    pub partition: PartitionId,
+    pub records: Bytes,
+}
+
+/// Appends the batches of several partitions this shard owns, in order.
+/// Answers once they are appended, one [`ProduceResult`] per partition:
+/// when a result's `durable_at` is set, the producer must not be
+/// acknowledged before an [`AwaitDurable`] for it succeeds
+/// (`log.flush=always`).
+#[derive(Debug, Clone)]
+pub struct Produce {
+    pub acks: i16,
+    pub appends: Vec<PartitionAppend>,
+}
+
+/// Answers once every offset below each partition's offset is durable
+/// (fdatasync'd), flushing the partitions that are not yet, all at once:
+/// group commit, so one sync serves every append waiting for it. One
+/// error per partition (NONE, or why its sync failed).
+#[derive(Debug, Clone)]
+pub struct AwaitDurable {
+    pub partitions: Vec<(String, PartitionId, Offset)>,
+}
+
+/// Reads the partitions of one Fetch that this shard owns, in the request's
+/// order, within `max_bytes` for all of them together (and each
+/// partition's own limit). When `have_data` is false (nothing was read for
+/// this Fetch yet) the first partition with data may return one batch
+/// larger than the limit, as Kafka does; otherwise a batch that does not
+/// fit is left for the next Fetch. One result per read.
+#[derive(Debug, Clone)]
+pub struct Fetch {
+    pub reads: Vec<PartitionRead>,
+    pub max_bytes: usize,
+    pub have_data: bool,
+}
+
+/// Long polling: answers once any of `partitions`' high watermark passes
+/// its offset, after `max_wait_ms`, or when a [`CancelWatch`] with the same
+/// `watch` id arrives, whichever comes first. One per owner shard per
+/// waiting Fetch; the owner forgets it when it answers.
+#[derive(Debug, Clone)]
+pub struct Watch {
+    pub watch: u64,
+    pub partitions: Vec<(String, PartitionId, Offset)>,
+    pub max_wait_ms: u64,
+}
+
+/// Ends the [`Watch`] with this id now, if it still waits.
+#[derive(Debug, Clone, Copy)]
+pub struct CancelWatch {
+    pub watch: u64,
+}
+
+/// ListOffsets for partitions this shard owns: per (topic, partition,
+/// timestamp), -1 latest, -2 earliest, -3 max timestamp, otherwise the
+/// first offset at or after the timestamp.
+#[derive(Debug, Clone)]
+pub struct ListOffsets {
+    pub partitions: Vec<(String, PartitionId, i64)>,
+}
+
+/// One partition's answer to a [`ListOffsets`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListedOffset {
+    pub error: ErrorCode,
+    pub offset: Offset,
+    pub timestamp: i64,
+}
+
+/// A metadata change for the controller to plan and commit.
+#[derive(Debug, Clone)]
+pub struct Propose(pub Proposal);
+
+/// The result of a proposal: for AllocateProducerId the first id, else 0;
+/// or the error and its message.
+pub type Proposed = Result<i64, (ErrorCode, String)>;
+
+/// A committed metadata command for every shard to apply.
+#[derive(Debug, Clone)]
+pub struct Apply(pub MetadataCommand);
+
+/// The controller's replayed metadata, installed at start-up.
+#[derive(Debug, Clone)]
+pub struct InstallSnapshot(pub Box<MetadataState>);
+
+/// Asks for the shard's counters.
+#[derive(Debug, Clone, Copy)]
+pub struct Stats;
+
+/// Work for the coordinator of the groups that `partition` of
+/// `__consumer_offsets` holds (the shard that owns that partition).
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub partition: PartitionId,
+    pub request: GroupRequest,
+}
+
+/// Every group this shard coordinates.
+#[derive(Debug, Clone, Copy)]
+pub struct ListGroups;
 
 /// A group API request, version differences resolved by the handler.
 #[derive(Debug, Clone)]
@@ -236,31 +370,6 @@ impl FetchResult {
             records: Bytes::new(),
         }
     }
-}
-
-/// Answers to [`ShardRequest`]s, in the same order of variants.
-#[derive(Debug, Clone)]
-pub enum ShardResponse {
-    Produce(ProduceResult),
-    /// The answer to AwaitDurable: NONE, or why the sync failed.
-    Durable(ErrorCode),
-    /// One result per [`PartitionRead`], in the same order.
-    Fetched(Vec<FetchResult>),
-    Watched,
-    ListOffsets {
-        error: ErrorCode,
-        offset: Offset,
-        timestamp: i64,
-    },
-    /// The result of a proposal: the committed command's effect (for
-    /// AllocateProducerId, the first id in `value`).
-    Proposed {
-        result: Result<(), (ErrorCode, String)>,
-        value: i64,
-    },
-    Applied,
-    Stats(ShardStats),
-    Group(GroupResponse),
 }
 
 /// A shard's counters at one moment.

@@ -17,7 +17,7 @@ use sluice_core::config::{FlushPolicy, NodeConfig};
 
 use crate::env::SystemEnv;
 use crate::mesh::{self, MeshEnds};
-use crate::message::ShardRequest;
+use crate::message::InstallSnapshot;
 use crate::notify::Notify;
 use crate::shard::{Shard, ShardParts};
 use crate::store::Disk;
@@ -161,9 +161,12 @@ async fn shard_main(
     let ready = Rc::new(Notify::default());
     if let Some(state) = shard.controller_snapshot() {
         for to in 0..shards {
-            shard
-                .call(to, ShardRequest::Snapshot(Box::new(state.clone())))
+            let installed = shard
+                .call(to, InstallSnapshot(Box::new(state.clone())))
                 .await;
+            if installed.is_err() {
+                return Err(format!("shard {to} stopped before it took the metadata"));
+            }
         }
     } else {
         // Wait until the snapshot arrived (the receive loop installs it).

@@ -27,8 +27,8 @@ use sluice_log::{BatchCache, LogError};
 use crate::env::Env;
 use crate::group::{GroupHome, OFFSETS_TOPIC};
 use crate::message::{
-    FetchResult, GroupResponse, ProduceResult, Proposal, ShardMsg, ShardRequest, ShardResponse,
-    ShardStats,
+    self, FetchResult, GroupResponse, ProduceResult, ShardMsg, ShardOp, ShardRequest,
+    ShardResponse, ShardStats,
 };
 use crate::metadata_log::MetadataLog;
 use crate::notify::Notify;
@@ -134,6 +134,8 @@ pub struct Shard {
     /// at most [`MESH_TASKS_MAX`]; past that receiving waits, the channels
     /// fill and senders wait (backpressure, not a growing task list).
     mesh_tasks: Rc<Semaphore>,
+    /// Places for calls to other shards ([`CALLS_MAX`]).
+    call_places: Semaphore,
     pending: RefCell<HashMap<u64, LocalSender<ShardResponse>>>,
     next_request_id: Cell<u64>,
     /// Long polls parked on this shard's partitions (for Fetches read on any
@@ -219,6 +221,7 @@ impl Shard {
             disk,
             transport,
             mesh_tasks: Rc::new(Semaphore::new(MESH_TASKS_MAX)),
+            call_places: Semaphore::new(CALLS_MAX),
             pending: RefCell::new(HashMap::new()),
             next_request_id: Cell::new(0),
             watches: RefCell::new(HashMap::new()),
@@ -308,13 +311,33 @@ impl Shard {
         self.config.data_dir.join(topic).join(partition.to_string())
     }
 
-    /// Sends `request` to the shard that must run it (or runs it here) and
-    /// returns the answer. Cancel-safe: dropping the future forgets the
+    /// Runs `op` on shard `to` (here, or over the mesh) and returns its
+    /// answer. `Err` only when `to` cannot be reached (its channel closed:
+    /// the node is stopping). Cancel-safe: dropping the future forgets the
     /// call (a late answer is then dropped on arrival).
-    pub async fn call(self: &Rc<Self>, to: ShardId, request: ShardRequest) -> ShardResponse {
+    ///
+    /// At most [`CALLS_MAX`] calls to other shards wait at once (long polls
+    /// apart, which connections bound); past that a caller waits for a
+    /// place: backpressure, not a growing table.
+    pub async fn call<O: ShardOp>(
+        self: &Rc<Self>,
+        to: ShardId,
+        op: O,
+    ) -> Result<O::Response, Unreachable> {
+        let request: ShardRequest = op.into();
         if to == self.id {
-            return Box::pin(self.clone().handle(request)).await;
+            return Ok(O::answer(Box::pin(self.clone().run(request)).await));
         }
+        let _place = if request.is_long_poll() {
+            None
+        } else {
+            Some(
+                self.call_places
+                    .acquire_permit(1)
+                    .await
+                    .map_err(|_| Unreachable)?,
+            )
+        };
         let id = self.next_request_id.get();
         self.next_request_id.set(id + 1);
         let (tx, rx) = local_channel::new_bounded(1);
@@ -326,11 +349,11 @@ impl Shard {
             request,
         };
         if self.transport.send_to(self.id, to, msg).await.is_err() {
-            return ShardResponse::failed(ErrorCode::UnknownServerError);
+            return Err(Unreachable);
         }
         match rx.recv().await {
-            Some(response) => response,
-            None => ShardResponse::failed(ErrorCode::UnknownServerError),
+            Some(response) => Ok(O::answer(response)),
+            None => Err(Unreachable),
         }
     }
 
@@ -361,7 +384,7 @@ impl Shard {
                 };
                 let shard = self.clone();
                 glommio::spawn_local(async move {
-                    let response = shard.clone().handle(request).await;
+                    let response = shard.clone().run(request).await;
                     shard.reply(from, id, response).await;
                     drop(permit);
                 })
@@ -390,69 +413,27 @@ impl Shard {
         }
     }
 
-    /// Runs a request on this shard.
-    pub async fn handle(self: Rc<Self>, request: ShardRequest) -> ShardResponse {
-        match request {
-            ShardRequest::Produce {
-                topic,
-                partition,
-                records,
-                acks,
-            } => ShardResponse::Produce(self.produce_local(&topic, partition, records, acks).await),
-            ShardRequest::AwaitDurable {
-                topic,
-                partition,
-                offset,
-            } => ShardResponse::Durable(self.await_durable(&topic, partition, offset).await),
-            ShardRequest::Fetch {
-                reads,
-                max_bytes,
-                have_data,
-            } => ShardResponse::Fetched(self.fetch_many(reads, max_bytes, have_data).await),
-            ShardRequest::Watch {
-                watch,
-                partitions,
-                max_wait_ms,
-            } => {
-                self.watch(watch, &partitions, Duration::from_millis(max_wait_ms))
-                    .await;
-                ShardResponse::Watched
-            }
-            ShardRequest::CancelWatch { watch } => {
-                self.cancel_watch(watch);
-                ShardResponse::Watched
-            }
-            ShardRequest::ListOffsets {
-                topic,
-                partition,
-                timestamp,
-            } => self.list_offsets_local(&topic, partition, timestamp).await,
-            ShardRequest::Propose(proposal) => self.propose_local(proposal).await,
-            ShardRequest::Apply(command) => {
-                self.apply_command(&command).await;
-                ShardResponse::Applied
-            }
-            ShardRequest::Snapshot(state) => {
-                self.install_snapshot(*state).await;
-                ShardResponse::Applied
-            }
-            ShardRequest::Stats => ShardResponse::Stats(self.stats()),
-            ShardRequest::Group { partition, request } => {
-                let topics = |name: &str| {
-                    self.metadata().topics.get(name).map(|t| TopicInfo {
-                        id: t.id,
-                        partitions: t.partition_shards.len() as i32,
-                    })
-                };
-                let response = self.groups.handle(partition, request, &topics).await;
-                ShardResponse::Group(
-                    response.unwrap_or_else(|| {
-                        GroupResponse::Error(self.coordinator_absence(partition))
-                    }),
-                )
-            }
-            ShardRequest::ListGroups => ShardResponse::Group(self.groups.list()),
-        }
+    /// [`message::Stats`]: this shard's counters.
+    pub(crate) async fn stats_op(&self, _: message::Stats) -> ShardStats {
+        self.stats()
+    }
+
+    /// [`message::Group`]: work for the coordinator of `partition`'s groups.
+    pub(crate) async fn group(self: &Rc<Self>, op: message::Group) -> GroupResponse {
+        let message::Group { partition, request } = op;
+        let topics = |name: &str| {
+            self.metadata().topics.get(name).map(|t| TopicInfo {
+                id: t.id,
+                partitions: t.partition_shards.len() as i32,
+            })
+        };
+        let response = self.groups.handle(partition, request, &topics).await;
+        response.unwrap_or_else(|| GroupResponse::Error(self.coordinator_absence(partition)))
+    }
+
+    /// [`message::ListGroups`]: every group this shard coordinates.
+    pub(crate) async fn list_groups(&self, _: message::ListGroups) -> GroupResponse {
+        self.groups.list()
     }
 
     /// The error for a request about a `__consumer_offsets` partition that
@@ -560,6 +541,15 @@ impl Shard {
     }
 }
 
+/// A call's destination could not be reached (its channel closed: the
+/// node is stopping).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the shard cannot be reached")]
+pub struct Unreachable;
+
+/// Calls from one shard to others that may wait at once (long polls apart).
+pub const CALLS_MAX: u64 = 8192;
+
 /// Removes a call's entry from the pending table when the call ends,
 /// answered or dropped, so an abandoned call leaves nothing behind.
 struct PendingCall<'a> {
@@ -570,15 +560,5 @@ struct PendingCall<'a> {
 impl Drop for PendingCall<'_> {
     fn drop(&mut self) {
         self.shard.pending.borrow_mut().remove(&self.id);
-    }
-}
-
-impl ShardResponse {
-    /// A response of the right shape carrying only an error.
-    pub fn failed(error: ErrorCode) -> ShardResponse {
-        ShardResponse::Proposed {
-            result: Err((error, error.to_string())),
-            value: 0,
-        }
     }
 }

@@ -15,9 +15,11 @@ use sluice_core::config::{FlushPolicy, NodeConfig};
 use sluice_core::ErrorCode;
 use sluice_log::storage::Storage;
 use sluice_log::MemoryStorage;
-use sluice_shard::message::PartitionRead;
+use sluice_shard::message::{
+    AwaitDurable, Fetch, InstallSnapshot, PartitionAppend, PartitionRead, Produce, Propose, Watch,
+};
 use sluice_shard::simulated::{Clock, Rng, SimEnv, SimMesh};
-use sluice_shard::{Disk, Proposal, Shard, ShardParts, ShardRequest, ShardResponse, Transport};
+use sluice_shard::{Disk, Proposal, Shard, ShardParts, Transport};
 
 const START_MS: i64 = 1_700_000_000_000;
 
@@ -77,8 +79,9 @@ impl Node {
         node.drive(async move {
             for to in 0..shards {
                 controller
-                    .call(to, ShardRequest::Snapshot(Box::new(state.clone())))
-                    .await;
+                    .call(to, InstallSnapshot(Box::new(state.clone())))
+                    .await
+                    .expect("the mesh reaches every shard");
             }
         })
         .await;
@@ -133,20 +136,10 @@ impl Node {
 
     async fn propose(&self, entry: usize, proposal: Proposal) -> Result<i64, ErrorCode> {
         let shard = self.shards[entry].clone();
-        match self
-            .drive(async move { shard.call(0, ShardRequest::Propose(proposal)).await })
+        self.drive(async move { shard.call(0, Propose(proposal)).await })
             .await
-        {
-            ShardResponse::Proposed {
-                result: Ok(()),
-                value,
-            } => Ok(value),
-            ShardResponse::Proposed {
-                result: Err((code, _)),
-                ..
-            } => Err(code),
-            other => panic!("a proposal got {other:?}"),
-        }
+            .expect("the controller is reachable")
+            .map_err(|(code, _)| code)
     }
 
     async fn create_topic(&self, name: &str, partitions: i32) {
@@ -177,24 +170,25 @@ impl Node {
         let records = batch.build();
         let topic = topic.to_owned();
         self.drive(async move {
-            let request = ShardRequest::Produce {
-                topic: topic.clone(),
-                partition,
-                records,
+            let request = Produce {
                 acks: -1,
+                appends: vec![PartitionAppend {
+                    topic: topic.clone(),
+                    partition,
+                    records,
+                }],
             };
-            let ShardResponse::Produce(result) = shard.call(owner, request).await else {
-                panic!("a produce answer");
+            let results = shard.call(owner, request).await.expect("reachable");
+            let [result] = results[..] else {
+                panic!("one answer per partition: {results:?}");
             };
             assert_eq!(result.error, ErrorCode::None);
             if let Some(offset) = result.durable_at {
-                let wait = ShardRequest::AwaitDurable {
-                    topic,
-                    partition,
-                    offset,
+                let wait = AwaitDurable {
+                    partitions: vec![(topic, partition, offset)],
                 };
-                let answer = shard.call(owner, wait).await;
-                assert!(matches!(answer, ShardResponse::Durable(ErrorCode::None)));
+                let errors = shard.call(owner, wait).await.expect("reachable");
+                assert_eq!(errors, [ErrorCode::None]);
             }
             result.base_offset
         })
@@ -202,8 +196,8 @@ impl Node {
     }
 }
 
-fn fetch_request(topic: &str, partition: i32, offset: i64) -> ShardRequest {
-    ShardRequest::Fetch {
+fn fetch_request(topic: &str, partition: i32, offset: i64) -> Fetch {
+    Fetch {
         reads: vec![PartitionRead {
             topic: topic.into(),
             partition,
@@ -259,9 +253,7 @@ fn a_produce_is_acknowledged_durable_and_read_back_at_its_offsets() {
         let answer = reopened
             .drive(async move { shard.call(0, fetch_request("t", 0, 0)).await })
             .await;
-        let ShardResponse::Fetched(results) = answer else {
-            panic!("a fetch answer");
-        };
+        let results = answer.expect("reachable");
         assert_eq!(values(&results[0].records), ["a", "b", "c"]);
     });
 }
@@ -309,12 +301,12 @@ fn a_long_poll_ends_when_data_arrives_or_exactly_at_its_deadline() {
             node.clock.clone(),
         );
         glommio::spawn_local(async move {
-            let watch = ShardRequest::Watch {
+            let watch = Watch {
                 watch: shard.next_watch_id(),
                 partitions: vec![("t".into(), 0, 0)],
                 max_wait_ms: 500,
             };
-            shard.call(owner as u32, watch).await;
+            shard.call(owner as u32, watch).await.expect("reachable");
             *flag.borrow_mut() = Some(clock.now_ms());
         })
         .detach();
@@ -345,12 +337,12 @@ fn a_long_poll_ends_when_data_arrives_or_exactly_at_its_deadline() {
         );
         let start = node.clock.now_ms();
         glommio::spawn_local(async move {
-            let watch = ShardRequest::Watch {
+            let watch = Watch {
                 watch: shard.next_watch_id(),
                 partitions: vec![("t".into(), 0, 1)],
                 max_wait_ms: 500,
             };
-            shard.call(owner as u32, watch).await;
+            shard.call(owner as u32, watch).await.expect("reachable");
             *flag.borrow_mut() = Some(clock.now_ms());
         })
         .detach();

@@ -18,8 +18,11 @@ use std::rc::Rc;
 use bytes::{Bytes, BytesMut};
 use sluice_core::batch::BatchBuilder;
 use sluice_core::{ErrorCode, Offset};
-use sluice_shard::message::PartitionRead;
-use sluice_shard::{Proposal, Shard, ShardRequest, ShardResponse};
+use sluice_shard::message::{
+    AwaitDurable, Fetch, ListOffsets, ListedOffset, PartitionAppend, PartitionRead, Produce,
+    Propose, Watch,
+};
+use sluice_shard::{Proposal, Shard, Unreachable};
 
 use crate::groups::{self, GroupModel};
 use crate::model::{Model, Tp};
@@ -236,24 +239,10 @@ async fn run(c: &Rc<Clients>, op: Op) {
 /// A proposal to the controller (shard 0), as the admin handlers send it.
 async fn propose(c: &Clients, entry: u32, proposal: Proposal) -> Result<i64, ErrorCode> {
     let shard = &c.shards[entry as usize];
-    match shard.call(0, ShardRequest::Propose(proposal)).await {
-        ShardResponse::Proposed {
-            result: Ok(()),
-            value,
-        } => Ok(value),
-        ShardResponse::Proposed {
-            result: Err((code, _)),
-            ..
-        } => Err(code),
-        other => Err(unexpected(&other)),
+    match shard.call(0, Propose(proposal)).await {
+        Ok(proposed) => proposed.map_err(|(code, _)| code),
+        Err(Unreachable) => Err(ErrorCode::UnknownServerError),
     }
-}
-
-/// An answer of the wrong kind (the shard answers every request with its
-/// own kind; this cannot happen short of a bug, which the run then sees as
-/// a failed operation).
-fn unexpected(_response: &ShardResponse) -> ErrorCode {
-    ErrorCode::UnknownServerError
 }
 
 /// The owner of `tp` as the entry shard's metadata says, if it knows it.
@@ -379,29 +368,31 @@ async fn send_produce(
     batch: Bytes,
     acks: i16,
 ) -> Result<Offset, ErrorCode> {
-    let request = ShardRequest::Produce {
-        topic: tp.0.clone(),
-        partition: tp.1,
-        records: batch,
+    let request = Produce {
         acks,
+        appends: vec![PartitionAppend {
+            topic: tp.0.clone(),
+            partition: tp.1,
+            records: batch,
+        }],
     };
-    let result = match shard.call(to, request).await {
-        ShardResponse::Produce(result) => result,
-        other => return Err(unexpected(&other)),
+    let unreachable = |_| ErrorCode::UnknownServerError;
+    let results = shard.call(to, request).await.map_err(unreachable)?;
+    let [result] = results[..] else {
+        return Err(ErrorCode::UnknownServerError);
     };
     if result.error != ErrorCode::None {
         return Err(result.error);
     }
     if let Some(offset) = result.durable_at {
-        let wait = ShardRequest::AwaitDurable {
-            topic: tp.0.clone(),
-            partition: tp.1,
-            offset,
+        let wait = AwaitDurable {
+            partitions: vec![(tp.0.clone(), tp.1, offset)],
         };
-        match shard.call(to, wait).await {
-            ShardResponse::Durable(ErrorCode::None) => {}
-            ShardResponse::Durable(error) => return Err(error),
-            other => return Err(unexpected(&other)),
+        let errors = shard.call(to, wait).await.map_err(unreachable)?;
+        match errors[..] {
+            [ErrorCode::None] => {}
+            [error] => return Err(error),
+            _ => return Err(ErrorCode::UnknownServerError),
         }
     }
     Ok(result.base_offset)
@@ -418,7 +409,7 @@ async fn fetch(c: &Rc<Clients>, entry: u32, tp: Tp, offset: Offset, max_wait_ms:
     c.fetches.set(c.fetches.get() + 1);
     let mut parked = false;
     loop {
-        let request = ShardRequest::Fetch {
+        let request = Fetch {
             reads: vec![PartitionRead {
                 topic: tp.0.clone(),
                 partition: tp.1,
@@ -429,7 +420,7 @@ async fn fetch(c: &Rc<Clients>, entry: u32, tp: Tp, offset: Offset, max_wait_ms:
             have_data: false,
         };
         let result = match shard.call(to, request).await {
-            ShardResponse::Fetched(mut results) if results.len() == 1 => results.remove(0),
+            Ok(mut results) if results.len() == 1 => results.remove(0),
             other => {
                 c.fail(format!("{tp:?}: a fetch got {other:?}"));
                 return;
@@ -462,7 +453,7 @@ async fn fetch(c: &Rc<Clients>, entry: u32, tp: Tp, offset: Offset, max_wait_ms:
             }
             return;
         }
-        let watch = ShardRequest::Watch {
+        let watch = Watch {
             watch: shard.next_watch_id(),
             partitions: vec![(tp.0.clone(), tp.1, offset)],
             max_wait_ms,
@@ -478,17 +469,19 @@ async fn list_offsets(c: &Rc<Clients>, entry: u32, tp: Tp) {
     };
     let acked_end = c.model.borrow().acked_end(&tp);
     let shard = c.shards[entry as usize].clone();
-    let request = ShardRequest::ListOffsets {
-        topic: tp.0.clone(),
-        partition: tp.1,
-        timestamp: -1,
+    let request = ListOffsets {
+        partitions: vec![(tp.0.clone(), tp.1, -1)],
     };
-    match shard.call(to, request).await {
-        ShardResponse::ListOffsets {
+    let listed = shard
+        .call(to, request)
+        .await
+        .map(|mut l| (l.len() == 1).then(|| l.remove(0)));
+    match listed {
+        Ok(Some(ListedOffset {
             error: ErrorCode::None,
             offset,
             ..
-        } => {
+        })) => {
             c.event(format!("latest {tp:?}: {offset}"));
             let mut model = c.model.borrow_mut();
             model.checks.list_offsets += 1;
@@ -501,7 +494,7 @@ async fn list_offsets(c: &Rc<Clients>, entry: u32, tp: Tp) {
                 ));
             }
         }
-        ShardResponse::ListOffsets { error, .. } => c.event(format!("latest {tp:?}: {error:?}")),
+        Ok(Some(ListedOffset { error, .. })) => c.event(format!("latest {tp:?}: {error:?}")),
         other => c.fail(format!("{tp:?}: ListOffsets got {other:?}")),
     }
 }

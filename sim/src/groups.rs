@@ -22,7 +22,8 @@ use sluice_core::group::records::CommittedOffset;
 use sluice_core::group::{JoinRequest, SyncRequest};
 use sluice_core::{ErrorCode, Offset, PartitionId};
 use sluice_shard::group::OFFSETS_TOPIC;
-use sluice_shard::{GroupRequest, GroupResponse, Proposal, Shard, ShardRequest, ShardResponse};
+use sluice_shard::message::{Group, Propose};
+use sluice_shard::{GroupRequest, GroupResponse, Proposal, Shard};
 
 use crate::client::Clients;
 use crate::model::Tp;
@@ -53,10 +54,16 @@ pub struct GroupModel {
 
 impl GroupModel {
     /// After a crash: joins from now on must be past every generation whose
-    /// assignment was acknowledged.
+    /// assignment was acknowledged, in every group that cannot have been
+    /// removed meanwhile. A group that became empty with nothing committed
+    /// is removed, and a new one starts at generation 1, as in Kafka; one
+    /// with an acknowledged commit stays (its offsets keep it).
     pub fn crashed(&mut self) {
         for (group, generation) in &self.synced_generation {
-            self.generation_floor.insert(group.clone(), *generation + 1);
+            let committed = self.committed.keys().any(|(g, _)| g == group);
+            if committed {
+                self.generation_floor.insert(group.clone(), *generation + 1);
+            }
         }
         self.committing.clear();
     }
@@ -116,13 +123,10 @@ async fn group_call(shard: &Rc<Shard>, group: &str, request: GroupRequest) -> Gr
     let Some((owner, partition)) = locate(shard, group) else {
         return GroupResponse::Error(ErrorCode::CoordinatorNotAvailable);
     };
-    match shard
-        .call(owner, ShardRequest::Group { partition, request })
+    shard
+        .call(owner, Group { partition, request })
         .await
-    {
-        ShardResponse::Group(response) => response,
-        _ => GroupResponse::Error(ErrorCode::CoordinatorNotAvailable),
-    }
+        .unwrap_or(GroupResponse::Error(ErrorCode::CoordinatorNotAvailable))
 }
 
 /// Creates `__consumer_offsets` as FindCoordinator does the first time.
@@ -141,8 +145,7 @@ pub async fn ensure_offsets_topic(c: &Rc<Clients>, entry: u32) {
         ],
         validate_only: false,
     };
-    let answer = shard.call(0, ShardRequest::Propose(proposal)).await;
-    let ok = matches!(answer, ShardResponse::Proposed { result: Ok(()), .. });
+    let ok = matches!(shard.call(0, Propose(proposal)).await, Ok(Ok(_)));
     c.trace.borrow_mut().event(&format!(
         "create {OFFSETS_TOPIC}: {}",
         if ok { "ok" } else { "failed" }

@@ -14,8 +14,8 @@ use sluice_core::batch::BatchIter;
 use sluice_core::config::NodeConfig;
 use sluice_core::Offset;
 use sluice_log::MemoryStorage;
-use sluice_shard::message::PartitionRead;
-use sluice_shard::{Disk, Shard, ShardParts, ShardRequest, ShardResponse, Transport};
+use sluice_shard::message::{Fetch, InstallSnapshot, PartitionRead};
+use sluice_shard::{Disk, Shard, ShardParts, Transport};
 
 use sluice_shard::simulated::Rng;
 use sluice_shard::simulated::SimMesh;
@@ -79,8 +79,9 @@ impl Node {
         glommio::spawn_local(async move {
             for to in 0..shards {
                 controller
-                    .call(to, ShardRequest::Snapshot(Box::new(state.clone())))
-                    .await;
+                    .call(to, InstallSnapshot(Box::new(state.clone())))
+                    .await
+                    .expect("the simulated mesh reaches every shard");
             }
         })
         .detach();
@@ -146,7 +147,7 @@ impl Node {
         let mut all = BytesMut::new();
         let mut next = from;
         while next < upto {
-            let request = ShardRequest::Fetch {
+            let request = Fetch {
                 reads: vec![PartitionRead {
                     topic: topic.to_owned(),
                     partition,
@@ -157,7 +158,7 @@ impl Node {
                 have_data: false,
             };
             let result = match shard.call(owner, request).await {
-                ShardResponse::Fetched(mut results) if results.len() == 1 => results.remove(0),
+                Ok(mut results) if results.len() == 1 => results.remove(0),
                 other => return Err(format!("{topic}/{partition}: reading got {other:?}")),
             };
             if result.error != sluice_core::ErrorCode::None {

@@ -6,16 +6,19 @@
 //! snapshot) opens and closes the partitions a shard owns.
 
 use super::*;
+use crate::message::{Apply, InstallSnapshot, Proposal, Propose, Proposed};
 
 impl Shard {
-    /// Shard 0: turns a proposal into a command, commits it to the metadata
-    /// log, then has every shard apply it.
-    pub(super) async fn propose_local(self: &Rc<Self>, proposal: Proposal) -> ShardResponse {
+    /// [`Propose`], on shard 0: turns a proposal into a command, commits it
+    /// to the metadata log, then has every shard apply it.
+    pub(crate) async fn propose(self: &Rc<Self>, op: Propose) -> Proposed {
+        let proposal = op.0;
+        let not_controller = || Err((ErrorCode::NotController, "not the controller".to_owned()));
         let Some(controller) = &self.controller else {
-            return ShardResponse::failed(ErrorCode::NotController);
+            return not_controller();
         };
         let Ok(_turn) = controller.propose_lock.acquire_permit(1).await else {
-            return ShardResponse::failed(ErrorCode::NotController);
+            return not_controller();
         };
         let state = controller.log.state().clone();
         let command = match proposal {
@@ -39,10 +42,7 @@ impl Shard {
                 };
                 if validate_only {
                     return match state.clone().apply(&command) {
-                        Ok(()) => ShardResponse::Proposed {
-                            result: Ok(()),
-                            value: 0,
-                        },
+                        Ok(()) => Ok(0),
                         Err(e) => proposal_error(e.error_code(), &e.to_string()),
                     };
                 }
@@ -66,10 +66,7 @@ impl Shard {
                 }
                 let new = state.place_partitions((total - current) as usize, self.shards);
                 if validate_only {
-                    return ShardResponse::Proposed {
-                        result: Ok(()),
-                        value: 0,
-                    };
+                    return Ok(0);
                 }
                 MetadataCommand::CreatePartitions {
                     name,
@@ -80,10 +77,7 @@ impl Shard {
                 let (next, end) = controller.producer_ids.get();
                 if next < end {
                     controller.producer_ids.set((next + 1, end));
-                    return ShardResponse::Proposed {
-                        result: Ok(()),
-                        value: next,
-                    };
+                    return Ok(next);
                 }
                 MetadataCommand::AllocateProducerIds {
                     first: state.next_producer_id,
@@ -100,15 +94,18 @@ impl Shard {
             value = *first;
         }
         // Every shard applies the committed command (this one included).
-        let applies =
-            (0..self.shards).map(|shard| self.call(shard, ShardRequest::Apply(command.clone())));
+        let applies = (0..self.shards).map(|shard| self.call(shard, Apply(command.clone())));
         for apply in applies.collect::<Vec<_>>() {
-            apply.await;
+            if apply.await.is_err() {
+                // Only when the node is stopping: the command is committed
+                // and every shard gets it at the next start.
+                tracing::warn!(
+                    shard = self.id,
+                    "a shard could not be told to apply a command"
+                );
+            }
         }
-        ShardResponse::Proposed {
-            result: Ok(()),
-            value,
-        }
+        Ok(value)
     }
 
     /// True once the controller's start-up snapshot was installed here.
@@ -116,7 +113,10 @@ impl Shard {
         self.snapshot_installed.get()
     }
 
-    pub(super) async fn install_snapshot(&self, state: MetadataState) {
+    /// [`InstallSnapshot`]: the controller's metadata at start-up; opens
+    /// every partition this shard owns.
+    pub(crate) async fn install_snapshot(&self, op: InstallSnapshot) {
+        let state = *op.0;
         *self.metadata.borrow_mut() = state.clone();
         for (name, topic) in &state.topics {
             for (partition, shard) in topic.partition_shards.iter().enumerate() {
@@ -129,7 +129,10 @@ impl Shard {
         self.snapshot_installed.set(true);
     }
 
-    pub(super) async fn apply_command(&self, command: &MetadataCommand) {
+    /// [`Apply`]: a committed command; opens and closes the partitions
+    /// this shard owns as it says.
+    pub(crate) async fn apply(&self, op: Apply) {
+        let command = &op.0;
         let before = self.metadata.borrow().clone();
         if let Err(e) = self.metadata.borrow_mut().apply(command) {
             tracing::error!(shard = self.id, error = %e, "a committed metadata command did not apply");
@@ -216,9 +219,6 @@ impl Shard {
     }
 }
 
-fn proposal_error(error: ErrorCode, message: &str) -> ShardResponse {
-    ShardResponse::Proposed {
-        result: Err((error, message.to_owned())),
-        value: 0,
-    }
+fn proposal_error(error: ErrorCode, message: &str) -> Proposed {
+    Err((error, message.to_owned()))
 }

@@ -1,12 +1,12 @@
 //! Fetch on the owner shard: reading a Fetch's partitions within its byte
 //! budget, and parking a long poll until one of them has new data.
 //!
-//! A Fetch sends one [`ShardRequest::Fetch`](crate::ShardRequest::Fetch) per
+//! A Fetch sends one [`Fetch`](crate::message::Fetch) per
 //! owner shard, with the budget that is left; the owner reads its partitions
 //! in the request's order and never returns more than that budget (beyond
 //! the one oversized first batch Kafka allows when a Fetch has no data yet).
 //!
-//! A long poll is one [`ShardRequest::Watch`](crate::ShardRequest::Watch) per
+//! A long poll is one [`Watch`](crate::message::Watch) per
 //! owner shard. Invariant: a watch is in [`Shard`]'s watch table exactly
 //! while it waits; it leaves at its deadline, at the first change of one of
 //! its partitions, or at a `CancelWatch`, so parked polls cost memory only
@@ -16,19 +16,19 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::message::PartitionRead;
+use crate::message::{CancelWatch, Fetch, Watch};
 use crate::notify::Changed;
 
 use super::*;
 
 impl Shard {
-    /// Reads `reads` in order within `max_bytes` in total.
-    pub(super) async fn fetch_many(
-        &self,
-        reads: Vec<PartitionRead>,
-        max_bytes: usize,
-        mut have_data: bool,
-    ) -> Vec<FetchResult> {
+    /// [`Fetch`]: reads `reads` in order within `max_bytes` in total.
+    pub(crate) async fn fetch_many(&self, op: Fetch) -> Vec<FetchResult> {
+        let Fetch {
+            reads,
+            max_bytes,
+            mut have_data,
+        } = op;
         let mut remaining = max_bytes;
         let mut out = Vec::with_capacity(reads.len());
         for read in reads {
@@ -89,7 +89,7 @@ impl Shard {
         result
     }
 
-    /// A new id for a [`ShardRequest::Watch`] sent from this shard: unique
+    /// A new id for a [`Watch`] sent from this shard: unique
     /// across shards (the shard id is in the high bits).
     pub fn next_watch_id(&self) -> u64 {
         let n = self.next_watch_id.get();
@@ -97,14 +97,15 @@ impl Shard {
         ((self.id as u64) << 48) | (n & ((1 << 48) - 1))
     }
 
-    /// Parks until one of `partitions` has data past its offset, for at most
-    /// `max_wait`, or until cancelled.
-    pub(super) async fn watch(
-        &self,
-        watch: u64,
-        partitions: &[(String, PartitionId, Offset)],
-        max_wait: Duration,
-    ) {
+    /// [`Watch`]: parks until one of its partitions has data past its
+    /// offset, for at most its `max_wait_ms`, or until cancelled.
+    pub(crate) async fn watch(&self, op: Watch) {
+        let Watch {
+            watch,
+            partitions,
+            max_wait_ms,
+        } = op;
+        let max_wait = Duration::from_millis(max_wait_ms);
         let owned: Vec<Rc<OwnedPartition>> = partitions
             .iter()
             .filter_map(|(topic, partition, offset)| {
@@ -124,9 +125,10 @@ impl Shard {
         futures_lite::future::or(woken, self.env.sleep(max_wait)).await;
     }
 
-    /// Ends a parked watch now (its Fetch got what it waited for elsewhere).
-    pub(super) fn cancel_watch(&self, watch: u64) {
-        if let Some(cancel) = self.watches.borrow_mut().remove(&watch) {
+    /// [`CancelWatch`]: ends a parked watch now (its Fetch got what it
+    /// waited for elsewhere).
+    pub(crate) async fn cancel_watch(&self, op: CancelWatch) {
+        if let Some(cancel) = self.watches.borrow_mut().remove(&op.watch) {
             cancel.close();
         }
     }

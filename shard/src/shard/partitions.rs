@@ -9,9 +9,46 @@
 //!
 //! Runs only on the owner shard; other shards reach it by message.
 
+use futures_util::future::join_all;
+
 use super::*;
+use crate::message::{AwaitDurable, ListOffsets, ListedOffset, Produce};
 
 impl Shard {
+    /// [`Produce`]: appends each partition's batches in the order given,
+    /// one after the other (appends to one partition keep the order of the
+    /// requests that carry them).
+    pub(crate) async fn produce_many(&self, op: Produce) -> Vec<ProduceResult> {
+        let mut results = Vec::with_capacity(op.appends.len());
+        for append in op.appends {
+            results.push(
+                self.produce_local(&append.topic, append.partition, append.records, op.acks)
+                    .await,
+            );
+        }
+        results
+    }
+
+    /// [`AwaitDurable`]: waits for every partition at once, so their syncs
+    /// run side by side.
+    pub(crate) async fn await_durable_many(&self, op: AwaitDurable) -> Vec<ErrorCode> {
+        join_all(
+            op.partitions
+                .iter()
+                .map(|(topic, partition, offset)| self.await_durable(topic, *partition, *offset)),
+        )
+        .await
+    }
+
+    /// [`ListOffsets`]: each partition in turn.
+    pub(crate) async fn list_offsets_many(&self, op: ListOffsets) -> Vec<ListedOffset> {
+        let mut results = Vec::with_capacity(op.partitions.len());
+        for (topic, partition, timestamp) in &op.partitions {
+            results.push(self.list_offsets_local(topic, *partition, *timestamp).await);
+        }
+        results
+    }
+
     pub(super) async fn produce_local(
         &self,
         topic: &str,
@@ -103,13 +140,14 @@ impl Shard {
         topic: &str,
         partition: PartitionId,
         timestamp: i64,
-    ) -> ShardResponse {
+    ) -> ListedOffset {
+        let failed = |error| ListedOffset {
+            error,
+            offset: -1,
+            timestamp: -1,
+        };
         let Some(p) = self.partition(topic, partition) else {
-            return ShardResponse::ListOffsets {
-                error: self.absence_error(topic, partition),
-                offset: -1,
-                timestamp: -1,
-            };
+            return failed(self.absence_error(topic, partition));
         };
         let (offset, ts) = match timestamp {
             -1 => (p.high_watermark(), -1),
@@ -117,27 +155,15 @@ impl Shard {
             -3 => match p.log.max_timestamp_offset().await {
                 Ok(Some((off, ts))) => (off, ts),
                 Ok(None) => (-1, -1),
-                Err(e) => {
-                    return ShardResponse::ListOffsets {
-                        error: e.error_code(),
-                        offset: -1,
-                        timestamp: -1,
-                    }
-                }
+                Err(e) => return failed(e.error_code()),
             },
             t => match p.log.offset_for_timestamp(t).await {
                 Ok(Some((off, ts))) if off < p.high_watermark() => (off, ts),
                 Ok(_) => (-1, -1),
-                Err(e) => {
-                    return ShardResponse::ListOffsets {
-                        error: e.error_code(),
-                        offset: -1,
-                        timestamp: -1,
-                    }
-                }
+                Err(e) => return failed(e.error_code()),
             },
         };
-        ShardResponse::ListOffsets {
+        ListedOffset {
             error: ErrorCode::None,
             offset,
             timestamp: ts,

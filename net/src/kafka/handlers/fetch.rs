@@ -23,7 +23,8 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use sluice_core::ErrorCode;
-use sluice_shard::{FetchResult, PartitionRead, ShardRequest, ShardResponse};
+use sluice_shard::message::{CancelWatch, Fetch, Watch};
+use sluice_shard::{FetchResult, PartitionRead, Unreachable};
 use uuid::Uuid;
 
 use super::topics::{topic_by_id, topic_id};
@@ -181,14 +182,15 @@ async fn fetch_once(
                 max_bytes: wanted[i].max_bytes,
             })
             .collect();
-        let request = ShardRequest::Fetch {
+        let request = Fetch {
             reads,
             max_bytes: remaining,
             have_data,
         };
         let results = match ctx.shard.call(*owner, request).await {
-            ShardResponse::Fetched(results) if results.len() == indexes.len() => results,
-            _ => {
+            // The owner answers one result per read it was given.
+            Ok(results) => results,
+            Err(_) => {
                 for &i in indexes {
                     out[i] = FetchResult::failed(ErrorCode::UnknownServerError);
                 }
@@ -219,7 +221,7 @@ async fn wait_for_data(
         .iter()
         .map(|(owner, _)| (*owner, ctx.shard.next_watch_id()))
         .collect();
-    let waits: Vec<Pin<Box<dyn Future<Output = ShardResponse> + '_>>> = owners
+    let waits: Vec<WatchCall<'_>> = owners
         .iter()
         .zip(&watches)
         .map(|((owner, indexes), (_, watch))| {
@@ -233,7 +235,7 @@ async fn wait_for_data(
                     )
                 })
                 .collect();
-            let request = ShardRequest::Watch {
+            let request = Watch {
                 watch: *watch,
                 partitions,
                 max_wait_ms,
@@ -241,23 +243,28 @@ async fn wait_for_data(
             Box::pin(ctx.shard.call(*owner, request)) as Pin<Box<dyn Future<Output = _>>>
         })
         .collect();
-    let done = glommio::timer::timeout(remaining, async { Ok(FirstOf(waits).await) })
-        .await
-        .ok();
+    let first = async { Some(FirstOf(waits).await) };
+    let deadline = async {
+        ctx.shard.env().sleep(remaining).await;
+        None
+    };
+    let done = futures_lite::future::or(first, deadline).await;
     // Watches on other shards that did not answer would wait out their
     // deadline: end them now. A watch on this shard ended when its future
     // was dropped.
     for (i, (owner, watch)) in watches.into_iter().enumerate() {
         if Some(i) != done && owner != ctx.shard.id {
-            ctx.shard
-                .call(owner, ShardRequest::CancelWatch { watch })
-                .await;
+            // Unreachable only when the node stops: nothing left to cancel.
+            let _ = ctx.shard.call(owner, CancelWatch { watch }).await;
         }
     }
 }
 
+/// A watch sent to one owner shard, waiting for its answer.
+type WatchCall<'a> = Pin<Box<dyn Future<Output = Result<(), Unreachable>> + 'a>>;
+
 /// Completes with the index of the first of its futures to complete.
-struct FirstOf<'a>(Vec<Pin<Box<dyn Future<Output = ShardResponse> + 'a>>>);
+struct FirstOf<'a>(Vec<WatchCall<'a>>);
 
 impl Future for FirstOf<'_> {
     type Output = usize;

@@ -11,7 +11,8 @@ use sluice_core::group::coordinator_partition;
 use sluice_core::metadata::ShardId;
 use sluice_core::{ErrorCode, PartitionId};
 use sluice_shard::group::OFFSETS_TOPIC;
-use sluice_shard::{GroupRequest, GroupResponse, Proposal, ShardRequest, ShardResponse};
+use sluice_shard::message::Group;
+use sluice_shard::{GroupRequest, GroupResponse, Proposal};
 
 use super::topics::propose;
 use crate::kafka::context::Context;
@@ -65,14 +66,10 @@ pub async fn call(ctx: &Context, group_id: &str, request: GroupRequest) -> Group
         Ok(found) => found,
         Err(e) => return GroupResponse::Error(e),
     };
-    match ctx
-        .shard
-        .call(shard, ShardRequest::Group { partition, request })
+    ctx.shard
+        .call(shard, Group { partition, request })
         .await
-    {
-        ShardResponse::Group(response) => response,
-        _ => GroupResponse::Error(ErrorCode::CoordinatorNotAvailable),
-    }
+        .unwrap_or(GroupResponse::Error(ErrorCode::CoordinatorNotAvailable))
 }
 
 /// Text of an optional protocol string.

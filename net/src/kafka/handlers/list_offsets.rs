@@ -1,5 +1,6 @@
 //! ListOffsets (1–8): per partition, the offset for a timestamp, asked of
-//! the partition's owner shard: -1 latest (the high watermark), -2 earliest
+//! the partition's owner shard (one message per owner for all its
+//! partitions): -1 latest (the high watermark), -2 earliest
 //! (the log start offset), -3 the record with the largest timestamp (v7+),
 //! -4 earliest local (v8+; without tiered storage the log start offset),
 //! otherwise the first offset whose timestamp is at or after the one given.
@@ -15,8 +16,9 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
 use sluice_core::ErrorCode;
-use sluice_shard::{ShardRequest, ShardResponse};
+use sluice_shard::message::ListOffsets;
 
+use super::owners::ByOwner;
 use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
 
@@ -95,10 +97,13 @@ pub async fn handle(
         .map(|((t, p), _)| (t.to_owned(), p))
         .collect();
 
-    let mut topics = Vec::with_capacity(request.topics.len());
-    for topic in request.topics {
+    // Per partition: its error when refused here, or its place among what
+    // the owners are asked (one message per owner shard).
+    let mut by_owner = ByOwner::default();
+    let mut planned = Vec::with_capacity(request.topics.len());
+    for topic in &request.topics {
         let name = topic.name.0.as_str().to_owned();
-        let mut tasks = Vec::with_capacity(topic.partitions.len());
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
             let index = p.partition_index;
             let owner = ctx.shard.metadata().owner(&name, index);
@@ -111,45 +116,45 @@ pub async fn handle(
                 EARLIEST_LOCAL_TIMESTAMP if version >= 8 => EARLIEST_TIMESTAMP,
                 t => t,
             };
-            let task = if !duplicates.is_empty() && duplicates.contains(&(name.clone(), index)) {
+            let plan = if !duplicates.is_empty() && duplicates.contains(&(name.clone(), index)) {
                 Err(ErrorCode::InvalidRequest)
             } else if let Some(error) = epoch_error {
                 Err(error)
             } else if let Some(owner) = owner {
-                let shard = ctx.shard.clone();
-                let request = ShardRequest::ListOffsets {
-                    topic: name.clone(),
-                    partition: index,
-                    timestamp,
-                };
-                Ok(glommio::spawn_local(async move {
-                    shard.call(owner, request).await
-                }))
+                Ok(by_owner.push(owner, (name.clone(), index, timestamp)))
             } else {
                 Err(ErrorCode::UnknownTopicOrPartition)
             };
-            tasks.push((index, task));
+            partitions.push((index, plan));
         }
-        let mut partitions = Vec::with_capacity(tasks.len());
-        for (index, task) in tasks {
-            let (error, offset, timestamp) = match task {
-                Err(error) => (error, -1, -1),
-                Ok(task) => match task.await {
-                    ShardResponse::ListOffsets {
-                        error,
-                        offset,
-                        timestamp,
-                    } => (error, offset, timestamp),
-                    _ => (ErrorCode::UnknownServerError, -1, -1),
-                },
-            };
-            let (offset, timestamp) = if error == ErrorCode::None {
-                (offset, timestamp)
-            } else {
-                (-1, -1)
-            };
-            partitions.push(partition_response(index, error, offset, timestamp, version));
-        }
+        planned.push(partitions);
+    }
+    let answers = by_owner
+        .call(
+            &ctx.shard,
+            |partitions| ListOffsets { partitions },
+            |listed| listed,
+        )
+        .await;
+
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for (topic, partitions) in request.topics.into_iter().zip(planned) {
+        let partitions = partitions
+            .into_iter()
+            .map(|(index, plan)| {
+                let listed = match plan {
+                    Err(error) => Err(error),
+                    Ok(place) => answers[place].1.map_err(|_| ErrorCode::UnknownServerError),
+                };
+                match listed {
+                    Ok(l) if l.error == ErrorCode::None => {
+                        partition_response(index, l.error, l.offset, l.timestamp, version)
+                    }
+                    Ok(l) => partition_response(index, l.error, -1, -1, version),
+                    Err(error) => partition_response(index, error, -1, -1, version),
+                }
+            })
+            .collect();
         topics.push(
             ListOffsetsTopicResponse::default()
                 .with_name(topic.name)

@@ -3,9 +3,9 @@
 //!
 //! [`handle`] is the one way in (through [`ProduceHandler`], the registry's
 //! Produce entry). It works in two steps, so a connection can pipeline its
-//! produce requests: `append` appends every partition's records and returns
-//! once all are in their logs (offsets assigned, in the order the
-//! connection's requests came); `Appended::finish` then waits, where
+//! produce requests: `append` sends each owner shard one message with all
+//! its partitions' records and returns once all are in their logs (offsets
+//! assigned, in the order the connection's requests came); `Appended::finish` then waits, where
 //! `log.flush=always` asks it, until they are durable and builds the
 //! answer. When nothing waits for a sync the answer is built at once
 //! ([`Outcome::Pipelined`]); otherwise it is [`Outcome::Pending`], and the
@@ -23,8 +23,9 @@ use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicNam
 use kafka_protocol::protocol::StrBytes;
 use sluice_core::metadata::ShardId;
 use sluice_core::{ErrorCode, Offset};
-use sluice_shard::{ShardRequest, ShardResponse};
+use sluice_shard::message::{AwaitDurable, PartitionAppend, Produce};
 
+use super::owners::ByOwner;
 use super::topics::{auto_create, topic_by_id, topic_id};
 use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
@@ -91,8 +92,9 @@ struct AppendedPartition {
     durable_at: Option<(ShardId, Offset)>,
 }
 
-/// Step one: appends every partition's records (the partitions of one
-/// request in parallel) and returns once all are appended or refused.
+/// Step one: appends every partition's records (one message to each owner
+/// shard, all owners at once) and returns once all are appended or
+/// refused.
 ///
 /// The records are slices of the request frame; the owner shard assigns
 /// offsets in place, without a copy, when nothing else holds the frame.
@@ -101,6 +103,9 @@ struct AppendedPartition {
 async fn append(ctx: &Rc<Context>, request: ProduceRequest) -> Appended {
     let acks = request.acks;
     let mut topics = Vec::with_capacity(request.topic_data.len());
+    let mut by_owner = ByOwner::default();
+    // Place in `by_owner` → (topic, partition) in `topics`.
+    let mut sent = Vec::new();
     for topic in request.topic_data {
         let name = if topic.name.0.is_empty() {
             topic_by_id(ctx, topic.topic_id).unwrap_or_default()
@@ -117,56 +122,36 @@ async fn append(ctx: &Rc<Context>, request: ProduceRequest) -> Appended {
         if !known && !name.is_empty() && acks_valid(acks) {
             known = auto_create(ctx, &name).await.is_ok();
         }
-        let mut tasks = Vec::with_capacity(topic.partition_data.len());
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for partition in topic.partition_data {
             let index = partition.index;
             let owner = ctx.shard.metadata().owner(&name, index);
-            let task = match (acks_valid(acks), known, owner, partition.records) {
-                (false, ..) => Err(partition_error(index, ErrorCode::InvalidRequiredAcks)),
+            let refused = match (acks_valid(acks), known, owner, partition.records) {
+                (false, ..) => partition_error(index, ErrorCode::InvalidRequiredAcks),
                 // Only the group coordinator writes its topic (Kafka:
                 // "Cannot append to internal topic").
                 _ if name == sluice_shard::group::OFFSETS_TOPIC => {
-                    Err(partition_error(index, ErrorCode::InvalidTopicException))
+                    partition_error(index, ErrorCode::InvalidTopicException)
                 }
-                (_, _, None, _) => Err(partition_error(index, ErrorCode::UnknownTopicOrPartition)),
-                (_, _, _, None) => Err(partition_error(index, ErrorCode::InvalidRecord)),
+                (_, _, None, _) => partition_error(index, ErrorCode::UnknownTopicOrPartition),
+                (_, _, _, None) => partition_error(index, ErrorCode::InvalidRecord),
                 (_, _, Some(owner), Some(records)) => {
-                    let shard = ctx.shard.clone();
-                    let request = ShardRequest::Produce {
-                        topic: name.clone(),
-                        partition: index,
-                        records,
-                        acks,
-                    };
-                    Ok(glommio::spawn_local(async move {
-                        (index, owner, shard.call(owner, request).await)
-                    }))
+                    by_owner.push(
+                        owner,
+                        PartitionAppend {
+                            topic: name.clone(),
+                            partition: index,
+                            records,
+                        },
+                    );
+                    sent.push((topics.len(), partitions.len()));
+                    // Replaced by the owner's answer below.
+                    partition_error(index, ErrorCode::UnknownServerError)
                 }
             };
-            tasks.push(task);
-        }
-        let mut partitions = Vec::with_capacity(tasks.len());
-        for task in tasks {
-            partitions.push(match task {
-                Err(response) => AppendedPartition {
-                    response,
-                    durable_at: None,
-                },
-                Ok(task) => match task.await {
-                    (index, owner, ShardResponse::Produce(r)) => AppendedPartition {
-                        response: PartitionProduceResponse::default()
-                            .with_index(index)
-                            .with_error_code(r.error.code())
-                            .with_base_offset(r.base_offset)
-                            .with_log_append_time_ms(-1)
-                            .with_log_start_offset(r.log_start_offset),
-                        durable_at: r.durable_at.map(|offset| (owner, offset)),
-                    },
-                    (index, ..) => AppendedPartition {
-                        response: partition_error(index, ErrorCode::UnknownServerError),
-                        durable_at: None,
-                    },
-                },
+            partitions.push(AppendedPartition {
+                response: refused,
+                durable_at: None,
             });
         }
         topics.push(AppendedTopic {
@@ -175,6 +160,26 @@ async fn append(ctx: &Rc<Context>, request: ProduceRequest) -> Appended {
             wire_name,
             partitions,
         });
+    }
+    let answers = by_owner
+        .call(
+            &ctx.shard,
+            |appends| Produce { acks, appends },
+            |results| results,
+        )
+        .await;
+    for ((t, p), (owner, answer)) in sent.into_iter().zip(answers) {
+        let appended = &mut topics[t].partitions[p];
+        // An unreachable owner keeps the UNKNOWN_SERVER_ERROR set above.
+        if let Ok(r) = answer {
+            appended.response = PartitionProduceResponse::default()
+                .with_index(appended.response.index)
+                .with_error_code(r.error.code())
+                .with_base_offset(r.base_offset)
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(r.log_start_offset);
+            appended.durable_at = r.durable_at.map(|offset| (owner, offset));
+        }
     }
     Appended { acks, topics }
 }
@@ -188,49 +193,52 @@ impl Appended {
             .any(|t| t.partitions.iter().any(|p| p.durable_at.is_some()))
     }
 
-    /// Step two: waits until every partition that must be durable is (the
-    /// syncs of all partitions in parallel); the answer, `None` for acks=0,
-    /// which gets none.
+    /// Step two: waits until every partition that must be durable is (one
+    /// message to each owner, all at once; the owner syncs its partitions
+    /// side by side); the answer, `None` for acks=0, which gets none.
     async fn finish(self, ctx: &Rc<Context>) -> Option<ProduceResponse> {
         if self.acks == 0 {
             return None;
         }
-        let mut topics = Vec::with_capacity(self.topics.len());
-        for topic in self.topics {
-            let waits: Vec<_> = topic
-                .partitions
-                .iter()
-                .map(|p| {
-                    p.durable_at.map(|(owner, offset)| {
-                        let shard = ctx.shard.clone();
-                        let request = ShardRequest::AwaitDurable {
-                            topic: topic.name.clone(),
-                            partition: p.response.index,
-                            offset,
-                        };
-                        glommio::spawn_local(async move { shard.call(owner, request).await })
-                    })
-                })
-                .collect();
-            let mut responses = Vec::with_capacity(waits.len());
-            for (p, wait) in topic.partitions.into_iter().zip(waits) {
-                let Some(wait) = wait else {
-                    responses.push(p.response);
-                    continue;
-                };
-                responses.push(match wait.await {
-                    ShardResponse::Durable(ErrorCode::None) => p.response,
-                    ShardResponse::Durable(error) => partition_error(p.response.index, error),
-                    _ => partition_error(p.response.index, ErrorCode::UnknownServerError),
-                });
+        let mut by_owner = ByOwner::default();
+        let mut waiting = Vec::new();
+        for (t, topic) in self.topics.iter().enumerate() {
+            for (p, partition) in topic.partitions.iter().enumerate() {
+                if let Some((owner, offset)) = partition.durable_at {
+                    by_owner.push(
+                        owner,
+                        (topic.name.clone(), partition.response.index, offset),
+                    );
+                    waiting.push((t, p));
+                }
             }
-            topics.push(
+        }
+        let synced = by_owner
+            .call(
+                &ctx.shard,
+                |partitions| AwaitDurable { partitions },
+                |errors| errors,
+            )
+            .await;
+        let mut topics = self.topics;
+        for ((t, p), (_, result)) in waiting.into_iter().zip(synced) {
+            let partition = &mut topics[t].partitions[p];
+            let error = result.unwrap_or(ErrorCode::UnknownServerError);
+            if error != ErrorCode::None {
+                partition.response = partition_error(partition.response.index, error);
+            }
+        }
+        let topics = topics
+            .into_iter()
+            .map(|topic| {
                 TopicProduceResponse::default()
                     .with_topic_id(topic.id)
                     .with_name(topic.wire_name)
-                    .with_partition_responses(responses),
-            );
-        }
+                    .with_partition_responses(
+                        topic.partitions.into_iter().map(|p| p.response).collect(),
+                    )
+            })
+            .collect();
         Some(ProduceResponse::default().with_responses(topics))
     }
 }

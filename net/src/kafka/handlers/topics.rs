@@ -2,7 +2,8 @@
 
 use kafka_protocol::messages::BrokerId;
 use sluice_core::ErrorCode;
-use sluice_shard::{Proposal, ShardRequest, ShardResponse};
+use sluice_shard::message::Propose;
+use sluice_shard::Proposal;
 use uuid::Uuid;
 
 use crate::kafka::context::Context;
@@ -29,16 +30,9 @@ pub fn topic_id(ctx: &Context, name: &str) -> Uuid {
 /// Asks the controller to commit a metadata change; on success every shard
 /// (this one included) has applied it when this returns.
 pub async fn propose(ctx: &Context, proposal: Proposal) -> Result<i64, (ErrorCode, String)> {
-    match ctx.shard.call(0, ShardRequest::Propose(proposal)).await {
-        ShardResponse::Proposed {
-            result: Ok(()),
-            value,
-        } => Ok(value),
-        ShardResponse::Proposed { result: Err(e), .. } => Err(e),
-        other => Err((
-            ErrorCode::UnknownServerError,
-            format!("unexpected answer {other:?}"),
-        )),
+    match ctx.shard.call(0, Propose(proposal)).await {
+        Ok(proposed) => proposed,
+        Err(e) => Err((ErrorCode::UnknownServerError, e.to_string())),
     }
 }
 
