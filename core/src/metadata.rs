@@ -111,7 +111,7 @@ impl MetadataState {
                 if self.topics.contains_key(name) {
                     return Err(MetadataError::TopicExists(name.clone()));
                 }
-                check_partition_count(partition_shards.len())?;
+                check_placed(partition_shards.len())?;
                 self.topics.insert(
                     name.clone(),
                     TopicMeta {
@@ -137,7 +137,7 @@ impl MetadataState {
                 if new_partition_shards.is_empty() {
                     return Err(MetadataError::InvalidPartitions("no new partitions".into()));
                 }
-                check_partition_count(topic.partition_shards.len() + new_partition_shards.len())?;
+                check_placed(topic.partition_shards.len() + new_partition_shards.len())?;
                 topic
                     .partition_shards
                     .extend_from_slice(new_partition_shards);
@@ -194,13 +194,27 @@ impl MetadataState {
     }
 }
 
-fn check_partition_count(count: usize) -> Result<(), MetadataError> {
-    if count == 0 || count > PARTITIONS_MAX as usize {
-        return Err(MetadataError::InvalidPartitions(format!(
-            "{count} partitions; must be in 1..={PARTITIONS_MAX}"
-        )));
+/// The one check of a topic's partition count (CreateTopics,
+/// CreatePartitions and every command that places partitions): at least 1
+/// and at most [`PARTITIONS_MAX`]; the error is Kafka's message for
+/// INVALID_PARTITIONS.
+pub fn check_partition_count(count: i64) -> Result<(), String> {
+    if count < 1 {
+        return Err(format!(
+            "Number of partitions must be larger than 0, not {count}."
+        ));
+    }
+    if count > i64::from(PARTITIONS_MAX) {
+        return Err(format!(
+            "Number of partitions {count} is larger than the maximum {PARTITIONS_MAX}."
+        ));
     }
     Ok(())
+}
+
+fn check_placed(count: usize) -> Result<(), MetadataError> {
+    check_partition_count(i64::try_from(count).unwrap_or(i64::MAX))
+        .map_err(MetadataError::InvalidPartitions)
 }
 
 #[cfg(test)]

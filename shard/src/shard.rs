@@ -19,7 +19,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use glommio::channels::local_channel::{self, LocalSender};
 use glommio::sync::Semaphore;
-use sluice_core::config::{FlushPolicy, LogConfig, NodeConfig};
+use sluice_core::config::{FlushPolicy, NodeConfig};
 use sluice_core::metadata::{MetadataCommand, MetadataState, ShardId};
 use sluice_core::{ErrorCode, Offset, PartitionId};
 use sluice_log::{BatchCache, LogError};
@@ -40,7 +40,6 @@ use sluice_core::group::consumer::TopicInfo;
 mod controller;
 mod fetch;
 mod partitions;
-pub use partitions::log_config_for;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {

@@ -5,6 +5,8 @@
 //! shard apply it in the same order; applying a command (or the start-up
 //! snapshot) opens and closes the partitions a shard owns.
 
+use sluice_core::metadata::check_partition_count;
+
 use super::*;
 use crate::message::{Apply, InstallSnapshot, Proposal, Propose, Proposed};
 
@@ -28,11 +30,8 @@ impl Shard {
                 configs,
                 validate_only,
             } => {
-                if partitions < 1 {
-                    return proposal_error(
-                        ErrorCode::InvalidPartitions,
-                        "partitions must be at least 1",
-                    );
+                if let Err(message) = check_partition_count(i64::from(partitions)) {
+                    return proposal_error(ErrorCode::InvalidPartitions, &message);
                 }
                 let command = MetadataCommand::CreateTopic {
                     id: self.env.new_id(),

@@ -176,7 +176,7 @@ impl Shard {
         partition: PartitionId,
         configs: &std::collections::BTreeMap<String, String>,
     ) {
-        let config = log_config_for(&self.config.log, configs);
+        let config = sluice_core::topic_config::log_config(&self.config.log, configs);
         let flush = config.flush;
         let dir = self.partition_dir(topic, partition);
         match self
@@ -228,34 +228,4 @@ impl Shard {
             }
         }
     }
-}
-
-/// A partition's log config: the node's, overridden by the topic's configs
-/// (Kafka's topic-level names).
-pub fn log_config_for(
-    node: &LogConfig,
-    topic: &std::collections::BTreeMap<String, String>,
-) -> LogConfig {
-    let mut config = node.clone();
-    for (key, value) in topic {
-        let parsed_i64 = value.parse::<i64>().ok();
-        match key.as_str() {
-            "retention.ms" => config.retention_ms = parsed_i64.unwrap_or(config.retention_ms),
-            "retention.bytes" => {
-                config.retention_bytes = parsed_i64.unwrap_or(config.retention_bytes)
-            }
-            "segment.bytes" => {
-                config.segment_bytes = parsed_i64.map_or(config.segment_bytes, |v| v.max(14) as u64)
-            }
-            "segment.ms" => {
-                config.segment_ms = parsed_i64.map_or(config.segment_ms, |v| v.max(1) as u64)
-            }
-            "max.message.bytes" => {
-                config.max_message_bytes =
-                    parsed_i64.map_or(config.max_message_bytes, |v| v.max(0) as u32)
-            }
-            _ => {}
-        }
-    }
-    config
 }

@@ -11,7 +11,7 @@ use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{ApiKey, CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::protocol::StrBytes;
-use sluice_core::metadata::PARTITIONS_MAX;
+use sluice_core::metadata::check_partition_count;
 use sluice_core::ErrorCode;
 use sluice_shard::Proposal;
 
@@ -52,12 +52,7 @@ fn check(node_id: i32, current: i32, topic: &CreatePartitionsTopic) -> Result<()
             format!("Topic already has {current} partition(s)."),
         ));
     }
-    if count > PARTITIONS_MAX {
-        return Err((
-            ErrorCode::InvalidPartitions,
-            format!("Number of partitions {count} is larger than the maximum {PARTITIONS_MAX}."),
-        ));
-    }
+    check_partition_count(i64::from(count)).map_err(|m| (ErrorCode::InvalidPartitions, m))?;
     if let Some(assignments) = &topic.assignments {
         let added = count - current;
         if usize::try_from(added).ok() != Some(assignments.len()) {
@@ -160,6 +155,7 @@ mod tests {
     use kafka_protocol::messages::{BrokerId, TopicName};
 
     use super::*;
+    use sluice_core::metadata::PARTITIONS_MAX;
 
     fn grow(count: i32, assignments: Option<Vec<&[i32]>>) -> CreatePartitionsTopic {
         CreatePartitionsTopic::default()

@@ -15,7 +15,7 @@ use kafka_protocol::messages::create_topics_response::{
 };
 use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
-use sluice_core::metadata::PARTITIONS_MAX;
+use sluice_core::metadata::check_partition_count;
 use sluice_core::types::validate_topic_name;
 use sluice_core::ErrorCode;
 use sluice_shard::Proposal;
@@ -132,14 +132,8 @@ fn plan(node_id: i32, default_partitions: i32, topic: &CreatableTopic) -> Result
         }
         i32::try_from(count).unwrap_or(i32::MAX)
     };
-    if partitions > PARTITIONS_MAX {
-        return refuse(
-            ErrorCode::InvalidPartitions,
-            format!(
-                "Number of partitions {partitions} is larger than the maximum {PARTITIONS_MAX}."
-            ),
-        );
-    }
+    check_partition_count(i64::from(partitions))
+        .or_else(|m| refuse(ErrorCode::InvalidPartitions, m))?;
     let mut configs = BTreeMap::new();
     for config in &topic.configs {
         let name = config.name.as_str();
@@ -292,6 +286,7 @@ mod tests {
     use kafka_protocol::messages::BrokerId;
 
     use super::*;
+    use sluice_core::metadata::PARTITIONS_MAX;
 
     fn topic(num_partitions: i32, replication_factor: i16) -> CreatableTopic {
         CreatableTopic::default()

@@ -1,0 +1,530 @@
+//! Topic configs under Kafka's names: the one table of every topic config
+//! this broker knows, and everything done with them.
+//!
+//! Owns: the table ([`TOPIC_CONFIGS`]: name, type, the broker config that
+//! sets its default, the check a value must pass, the node's value, how it
+//! changes a partition's [`LogConfig`]) and the four things done with it:
+//! checking an override as CreateTopics receives it
+//! ([`check_topic_config`]), applying a topic's overrides to the node's log
+//! settings ([`log_config`], what a partition is opened with), describing a
+//! topic's effective configs with their sources ([`topic_configs`],
+//! DescribeConfigs), and the configs accepted and stored but not acted on.
+//! Pure: no I/O.
+//!
+//! Invariant: a value is applied exactly when it passes its check, so what
+//! DescribeConfigs reports as a topic's value is what its partitions use.
+//!
+//! A value is `DEFAULT_CONFIG` when it equals Kafka's default (our
+//! [`LogConfig::default`]), `STATIC_BROKER_CONFIG` when the node's
+//! configuration changed it, and `DYNAMIC_TOPIC_CONFIG` when the topic
+//! overrides it, as Kafka reports them.
+
+use std::collections::BTreeMap;
+
+use crate::config::LogConfig;
+
+/// Where a value comes from (Kafka's `ConfigSource` ids).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    DynamicTopic = 1,
+    StaticBroker = 4,
+    Default = 5,
+}
+
+impl ConfigSource {
+    /// The wire value.
+    pub fn id(self) -> i8 {
+        self as i8
+    }
+}
+
+/// A config's data type (Kafka's `ConfigType` ids, DescribeConfigs v3+).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    Boolean = 1,
+    String = 2,
+    Int = 3,
+    Long = 5,
+    List = 7,
+}
+
+impl ConfigType {
+    /// The wire value.
+    pub fn id(self) -> i8 {
+        self as i8
+    }
+}
+
+/// A lower-precedence definition of the same config (Kafka's synonyms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Synonym {
+    pub name: String,
+    pub value: String,
+    pub source: ConfigSource,
+}
+
+/// One config as DescribeConfigs reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEntry {
+    pub name: String,
+    pub value: String,
+    pub source: ConfigSource,
+    pub config_type: ConfigType,
+    /// True when it cannot be changed while the broker runs.
+    pub read_only: bool,
+    pub documentation: &'static str,
+    /// Every definition that applies, the winning one first (Kafka's order).
+    pub synonyms: Vec<Synonym>,
+}
+
+/// What values a topic config accepts.
+#[derive(Debug, Clone, Copy)]
+enum Check {
+    /// An i32 at least this.
+    Int(i64),
+    /// An i64 at least this.
+    Long(i64),
+    /// One of these words; `refused` lists valid Kafka values this broker
+    /// does not implement, with the reason.
+    OneOf {
+        accepted: &'static [&'static str],
+        refused: &'static [&'static str],
+        reason: &'static str,
+    },
+}
+
+/// A topic config this broker applies or reports.
+pub struct TopicConfig {
+    pub name: &'static str,
+    /// The broker config that sets its default (`log.retention.ms`, …).
+    pub broker_name: &'static str,
+    pub config_type: ConfigType,
+    check: Check,
+    /// The node's value, from its log settings.
+    node_value: fn(&LogConfig) -> String,
+    /// How a (checked) numeric override changes a partition's log
+    /// settings; `None` for configs with the one value this broker has.
+    apply: Option<fn(&mut LogConfig, i64)>,
+    pub documentation: &'static str,
+}
+
+/// Topic configs, by name. Those with `apply` change a partition's
+/// [`LogConfig`]; the rest have the one value this broker implements (no
+/// compaction, no broker-side recompression, no LogAppendTime, one
+/// replica).
+pub const TOPIC_CONFIGS: &[TopicConfig] = &[
+    TopicConfig {
+        name: "cleanup.policy",
+        broker_name: "log.cleanup.policy",
+        config_type: ConfigType::List,
+        check: Check::OneOf {
+            accepted: &["delete"],
+            refused: &["compact", "compact,delete", "delete,compact"],
+            reason: "log compaction is not supported by this broker",
+        },
+        node_value: |_| "delete".into(),
+        apply: None,
+        documentation: "What happens to old segments: delete them by retention.",
+    },
+    TopicConfig {
+        name: "compression.type",
+        broker_name: "compression.type",
+        config_type: ConfigType::String,
+        check: Check::OneOf {
+            accepted: &["producer"],
+            refused: &["uncompressed", "gzip", "snappy", "lz4", "zstd"],
+            reason: "this broker stores batches as the producer compressed them",
+        },
+        node_value: |_| "producer".into(),
+        apply: None,
+        documentation: "Batches keep the producer's compression.",
+    },
+    TopicConfig {
+        name: "max.message.bytes",
+        broker_name: "message.max.bytes",
+        config_type: ConfigType::Int,
+        check: Check::Int(0),
+        node_value: |c| c.max_message_bytes.to_string(),
+        apply: Some(|c, v| c.max_message_bytes = v as u32),
+        documentation: "Largest record batch accepted.",
+    },
+    TopicConfig {
+        name: "message.timestamp.type",
+        broker_name: "log.message.timestamp.type",
+        config_type: ConfigType::String,
+        check: Check::OneOf {
+            accepted: &["CreateTime"],
+            refused: &["LogAppendTime"],
+            reason: "this broker keeps the producer's timestamps",
+        },
+        node_value: |_| "CreateTime".into(),
+        apply: None,
+        documentation: "Record timestamps are the producer's create time.",
+    },
+    TopicConfig {
+        name: "min.insync.replicas",
+        broker_name: "min.insync.replicas",
+        config_type: ConfigType::Int,
+        check: Check::Int(1),
+        node_value: |_| "1".into(),
+        apply: None,
+        documentation: "Replicas that must acknowledge an acks=all produce.",
+    },
+    TopicConfig {
+        name: "retention.bytes",
+        broker_name: "log.retention.bytes",
+        config_type: ConfigType::Long,
+        check: Check::Long(i64::MIN),
+        node_value: |c| c.retention_bytes.to_string(),
+        apply: Some(|c, v| c.retention_bytes = v),
+        documentation: "Delete old segments while a partition is larger (-1: no limit).",
+    },
+    TopicConfig {
+        name: "retention.ms",
+        broker_name: "log.retention.ms",
+        config_type: ConfigType::Long,
+        check: Check::Long(-1),
+        node_value: |c| c.retention_ms.to_string(),
+        apply: Some(|c, v| c.retention_ms = v),
+        documentation: "Delete segments whose newest record is older (-1: keep).",
+    },
+    TopicConfig {
+        name: "segment.bytes",
+        broker_name: "log.segment.bytes",
+        config_type: ConfigType::Int,
+        check: Check::Int(14),
+        node_value: |c| c.segment_bytes.to_string(),
+        apply: Some(|c, v| c.segment_bytes = v as u64),
+        documentation: "Roll a new segment when the active one would exceed this.",
+    },
+    TopicConfig {
+        name: "segment.ms",
+        broker_name: "log.roll.ms",
+        config_type: ConfigType::Long,
+        check: Check::Long(1),
+        node_value: |c| c.segment_ms.to_string(),
+        apply: Some(|c, v| c.segment_ms = v as u64),
+        documentation: "Roll a segment this old.",
+    },
+];
+
+/// Kafka topic configs this broker accepts and reports as overrides but
+/// does not act on (replication, tiered storage, compaction tuning, flush
+/// and index tuning). Kafka accepts them, so refusing would break clients
+/// that set them out of habit (Kafka Streams, Connect).
+pub const STORED_ONLY_TOPIC_CONFIGS: &[&str] = &[
+    "compression.gzip.level",
+    "compression.lz4.level",
+    "compression.zstd.level",
+    "delete.retention.ms",
+    "file.delete.delay.ms",
+    "flush.messages",
+    "flush.ms",
+    "follower.replication.throttled.replicas",
+    "index.interval.bytes",
+    "leader.replication.throttled.replicas",
+    "local.retention.bytes",
+    "local.retention.ms",
+    "max.compaction.lag.ms",
+    "message.downconversion.enable",
+    "message.format.version",
+    "message.timestamp.after.max.ms",
+    "message.timestamp.before.max.ms",
+    "message.timestamp.difference.max.ms",
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
+    "preallocate",
+    "remote.log.copy.disable",
+    "remote.log.delete.on.disable",
+    "remote.storage.enable",
+    "segment.index.bytes",
+    "segment.jitter.ms",
+    "unclean.leader.election.enable",
+];
+
+/// Checks one topic config override as CreateTopics receives it; the error
+/// is the message for INVALID_CONFIG.
+pub fn check_topic_config(name: &str, value: Option<&str>) -> Result<(), String> {
+    let Some(value) = value else {
+        return Err(format!(
+            "Null value not supported for topic configs: {name}"
+        ));
+    };
+    let Some(config) = TOPIC_CONFIGS.iter().find(|c| c.name == name) else {
+        if STORED_ONLY_TOPIC_CONFIGS.contains(&name) {
+            return Ok(());
+        }
+        return Err(format!("Unknown topic config name: {name}"));
+    };
+    let invalid = |why: &str| {
+        Err(format!(
+            "Invalid value {value} for configuration {name}: {why}"
+        ))
+    };
+    match config.check {
+        Check::Int(min) => match value.trim().parse::<i32>() {
+            Ok(v) if i64::from(v) >= min => Ok(()),
+            Ok(_) => invalid(&format!("Value must be at least {min}")),
+            Err(_) => invalid("Not a number of type INT"),
+        },
+        Check::Long(min) => match value.trim().parse::<i64>() {
+            Ok(v) if v >= min => Ok(()),
+            Ok(_) => invalid(&format!("Value must be at least {min}")),
+            Err(_) => invalid("Not a number of type LONG"),
+        },
+        Check::OneOf {
+            accepted,
+            refused,
+            reason,
+        } => {
+            let normalized: String = value
+                .split(',')
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(",");
+            if accepted.contains(&normalized.as_str()) {
+                Ok(())
+            } else if refused.contains(&normalized.as_str()) {
+                invalid(reason)
+            } else {
+                invalid(&format!("String must be one of: {}", accepted.join(", ")))
+            }
+        }
+    }
+}
+
+/// A partition's log settings: the node's, changed by each of its topic's
+/// overrides that passes its check (an override that does not is left
+/// out, as DescribeConfigs leaves it out).
+pub fn log_config(node: &LogConfig, overrides: &BTreeMap<String, String>) -> LogConfig {
+    let mut config = node.clone();
+    for topic_config in TOPIC_CONFIGS {
+        let Some(apply) = topic_config.apply else {
+            continue;
+        };
+        let Some(value) = overrides.get(topic_config.name) else {
+            continue;
+        };
+        if check_topic_config(topic_config.name, Some(value)).is_err() {
+            continue;
+        }
+        if let Ok(v) = value.trim().parse::<i64>() {
+            apply(&mut config, v);
+        }
+    }
+    config
+}
+
+impl ConfigSource {
+    /// Where a node-level `value` comes from: Kafka's default, or the
+    /// node's configuration.
+    pub fn of_node_value(value: &str, kafka_default: &str) -> ConfigSource {
+        if value == kafka_default {
+            ConfigSource::Default
+        } else {
+            ConfigSource::StaticBroker
+        }
+    }
+}
+
+/// A topic's effective configs: every known topic config with the node's
+/// value or the topic's override, plus any other stored override. Sorted by
+/// name.
+pub fn topic_configs(node: &LogConfig, overrides: &BTreeMap<String, String>) -> Vec<ConfigEntry> {
+    let kafka_defaults = LogConfig::default();
+    let mut entries: Vec<ConfigEntry> = TOPIC_CONFIGS
+        .iter()
+        .map(|config| {
+            let node_value = (config.node_value)(node);
+            let kafka_default = (config.node_value)(&kafka_defaults);
+            let node_source = ConfigSource::of_node_value(&node_value, &kafka_default);
+            let mut synonyms = Vec::with_capacity(3);
+            // An override that fails its check is not applied
+            // ([`log_config`]), so it is not the effective value either.
+            let topic_value = overrides
+                .get(config.name)
+                .filter(|v| check_topic_config(config.name, Some(v.as_str())).is_ok());
+            if let Some(v) = topic_value {
+                synonyms.push(Synonym {
+                    name: config.name.into(),
+                    value: v.clone(),
+                    source: ConfigSource::DynamicTopic,
+                });
+            }
+            if node_source == ConfigSource::StaticBroker {
+                synonyms.push(Synonym {
+                    name: config.broker_name.into(),
+                    value: node_value.clone(),
+                    source: ConfigSource::StaticBroker,
+                });
+            }
+            synonyms.push(Synonym {
+                name: config.broker_name.into(),
+                value: kafka_default,
+                source: ConfigSource::Default,
+            });
+            let (value, source) = match topic_value {
+                Some(v) => (v.clone(), ConfigSource::DynamicTopic),
+                None => (node_value, node_source),
+            };
+            ConfigEntry {
+                name: config.name.into(),
+                value,
+                source,
+                config_type: config.config_type,
+                read_only: false,
+                documentation: config.documentation,
+                synonyms,
+            }
+        })
+        .collect();
+    for (name, value) in overrides {
+        if TOPIC_CONFIGS.iter().any(|c| c.name == name) {
+            continue;
+        }
+        entries.push(ConfigEntry {
+            name: name.clone(),
+            value: value.clone(),
+            source: ConfigSource::DynamicTopic,
+            config_type: ConfigType::String,
+            read_only: false,
+            documentation: "Stored; this broker does not act on it.",
+            synonyms: vec![Synonym {
+                name: name.clone(),
+                value: value.clone(),
+                source: ConfigSource::DynamicTopic,
+            }],
+        });
+    }
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    entries
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn find<'a>(entries: &'a [ConfigEntry], name: &str) -> &'a ConfigEntry {
+        entries
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap_or_else(|| panic!("{name} listed"))
+    }
+
+    #[test]
+    fn topic_configs_show_node_values_and_overrides_with_their_sources() {
+        let node = LogConfig {
+            segment_bytes: 4096,
+            ..LogConfig::default()
+        };
+        let overrides: BTreeMap<String, String> = [("retention.ms", "1000"), ("flush.ms", "5")]
+            .map(|(k, v)| (k.into(), v.into()))
+            .into();
+        let entries = topic_configs(&node, &overrides);
+        let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(names, sorted);
+
+        let retention = find(&entries, "retention.ms");
+        assert_eq!(
+            (retention.value.as_str(), retention.source),
+            ("1000", ConfigSource::DynamicTopic)
+        );
+        assert_eq!(retention.synonyms.len(), 2);
+        assert_eq!(retention.synonyms[1].name, "log.retention.ms");
+        assert_eq!(retention.synonyms[1].value, "604800000");
+
+        let segment = find(&entries, "segment.bytes");
+        assert_eq!(
+            (segment.value.as_str(), segment.source),
+            ("4096", ConfigSource::StaticBroker)
+        );
+        assert_eq!(segment.config_type, ConfigType::Int);
+
+        let cleanup = find(&entries, "cleanup.policy");
+        assert_eq!(
+            (cleanup.value.as_str(), cleanup.source),
+            ("delete", ConfigSource::Default)
+        );
+        assert_eq!(find(&entries, "min.insync.replicas").value, "1");
+        assert_eq!(find(&entries, "compression.type").value, "producer");
+        assert_eq!(find(&entries, "message.timestamp.type").value, "CreateTime");
+        assert_eq!(find(&entries, "max.message.bytes").value, "1048588");
+
+        let flush = find(&entries, "flush.ms");
+        assert_eq!(
+            (flush.value.as_str(), flush.source),
+            ("5", ConfigSource::DynamicTopic)
+        );
+    }
+
+    #[test]
+    fn an_unparsable_stored_override_is_not_the_effective_value() {
+        let overrides: BTreeMap<String, String> =
+            [("segment.ms".to_owned(), "soon".to_owned())].into();
+        let entries = topic_configs(&LogConfig::default(), &overrides);
+        let segment_ms = find(&entries, "segment.ms");
+        assert_eq!(
+            (segment_ms.value.as_str(), segment_ms.source),
+            ("604800000", ConfigSource::Default)
+        );
+    }
+
+    #[test]
+    fn create_topics_config_checks_follow_kafka_and_refuse_what_is_not_implemented() {
+        assert!(check_topic_config("retention.ms", Some("-1")).is_ok());
+        assert!(check_topic_config("retention.ms", Some("-2")).is_err());
+        assert!(check_topic_config("segment.bytes", Some("13")).is_err());
+        assert!(check_topic_config("segment.bytes", Some("3000000000")).is_err());
+        assert!(check_topic_config("segment.bytes", Some("1048576")).is_ok());
+        assert!(check_topic_config("cleanup.policy", Some("delete")).is_ok());
+        let compact = check_topic_config("cleanup.policy", Some("compact")).unwrap_err();
+        assert!(compact.contains("compaction is not supported"), "{compact}");
+        assert!(check_topic_config("cleanup.policy", Some("delete, compact")).is_err());
+        assert!(check_topic_config("cleanup.policy", Some("shred")).is_err());
+        assert!(check_topic_config("compression.type", Some("gzip")).is_err());
+        assert!(check_topic_config("message.timestamp.type", Some("LogAppendTime")).is_err());
+        assert!(check_topic_config("flush.ms", Some("100")).is_ok());
+        assert_eq!(
+            check_topic_config("retention.msx", Some("1")).unwrap_err(),
+            "Unknown topic config name: retention.msx"
+        );
+        assert_eq!(
+            check_topic_config("retention.ms", None).unwrap_err(),
+            "Null value not supported for topic configs: retention.ms"
+        );
+    }
+
+    #[test]
+    fn overrides_that_pass_their_check_change_the_log_settings_and_no_others() {
+        let node = LogConfig::default();
+        let overrides: BTreeMap<String, String> = [
+            ("retention.ms", "1000"),
+            ("retention.bytes", "-1"),
+            ("segment.bytes", "16384"),
+            ("segment.ms", "60000"),
+            ("max.message.bytes", "2048"),
+            ("flush.ms", "5"),
+        ]
+        .map(|(k, v)| (k.into(), v.into()))
+        .into();
+        let config = log_config(&node, &overrides);
+        assert_eq!(config.retention_ms, 1000);
+        assert_eq!(config.retention_bytes, -1);
+        assert_eq!(config.segment_bytes, 16384);
+        assert_eq!(config.segment_ms, 60000);
+        assert_eq!(config.max_message_bytes, 2048);
+        assert_eq!(config.flush, node.flush);
+        // Failing values are left out, as DescribeConfigs leaves them out.
+        let bad: BTreeMap<String, String> = [("segment.bytes", "13"), ("retention.ms", "soon")]
+            .map(|(k, v)| (k.into(), v.into()))
+            .into();
+        assert_eq!(log_config(&node, &bad), node);
+        for config in TOPIC_CONFIGS {
+            let described = topic_configs(&node, &overrides);
+            let entry = described.iter().find(|e| e.name == config.name);
+            assert!(entry.is_some(), "{} is described", config.name);
+        }
+    }
+}
