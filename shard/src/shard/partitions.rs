@@ -15,18 +15,18 @@ use super::*;
 use crate::message::{AwaitDurable, ListOffsets, ListedOffset, Produce};
 
 impl Shard {
-    /// [`Produce`]: appends each partition's batches in the order given,
-    /// one after the other (appends to one partition keep the order of the
-    /// requests that carry them).
+    /// [`Produce`]: appends each partition's batches. The appends start in
+    /// the order given (each assigns its offsets before its first wait, so
+    /// appends to one partition keep the order of the requests that carry
+    /// them) and run side by side: one partition writing out its buffer
+    /// does not hold up the others.
     pub(crate) async fn produce_many(&self, op: Produce) -> Vec<ProduceResult> {
-        let mut results = Vec::with_capacity(op.appends.len());
-        for append in op.appends {
-            results.push(
-                self.produce_local(&append.topic, append.partition, append.records, op.acks)
-                    .await,
-            );
-        }
-        results
+        let acks = op.acks;
+        join_all(op.appends.into_iter().map(|append| async move {
+            self.produce_local(&append.topic, append.partition, append.records, acks)
+                .await
+        }))
+        .await
     }
 
     /// [`AwaitDurable`]: waits for every partition at once, so their syncs
