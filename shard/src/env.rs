@@ -19,8 +19,10 @@ pub type Sleep = Pin<Box<dyn Future<Output = ()>>>;
 
 /// The time, timers and ids a shard uses.
 pub trait Env {
-    /// Milliseconds since the Unix epoch.
+    /// Milliseconds since the Unix epoch (timestamps).
     fn now_ms(&self) -> i64;
+    /// Milliseconds on a clock that never goes back (deadlines).
+    fn monotonic_ms(&self) -> u64;
     /// Completes after `duration` on this env's clock.
     fn sleep(&self, duration: Duration) -> Sleep;
     /// A fresh random 16-byte id (topic ids: version-4 UUIDs).
@@ -41,6 +43,14 @@ pub struct SystemEnv;
 impl Env for SystemEnv {
     fn now_ms(&self) -> i64 {
         crate::shard::now_ms()
+    }
+
+    fn monotonic_ms(&self) -> u64 {
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        START
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_millis() as u64
     }
 
     fn sleep(&self, duration: Duration) -> Sleep {

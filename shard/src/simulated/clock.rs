@@ -149,6 +149,10 @@ impl Env for SimEnv {
         self.clock.now_ms()
     }
 
+    fn monotonic_ms(&self) -> u64 {
+        self.clock.now_ms().max(0) as u64
+    }
+
     fn sleep(&self, duration: Duration) -> Sleep {
         Box::pin(self.clock.sleep(duration))
     }

@@ -4,15 +4,17 @@
 //! Owns: [`Clock`] and [`SimEnv`] (the time only moves when the driver
 //! moves it; timers fire then), [`SimMesh`] (per-pair first-in first-out
 //! queues with seeded delays; the driver picks which pair delivers next)
-//! and [`Rng`] (every choice from one seed). The simulator (`sim/`) and the
-//! shard's own tests of its core (`shard/tests/`) build nodes from these;
-//! production never does.
+//! and [`Rng`] (every choice from one seed), and [`node::Node`], a whole
+//! node built from them for tests. The simulator (`sim/`), the shard's own
+//! tests of its core (`shard/tests/`) and the handlers' tests
+//! (`net/tests/`) build nodes from these; production never does.
 //!
 //! Invariant: nothing here reads the wall clock or does I/O, so a driver
 //! that feeds the same choices gets the same run.
 
 mod clock;
 mod mesh;
+pub mod node;
 mod rng;
 
 pub use clock::{Clock, SimEnv};

@@ -17,7 +17,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context as TaskContext, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
@@ -105,16 +105,24 @@ pub async fn handle(ctx: &Rc<Context>, request: FetchRequest, version: i16) -> F
     };
     let owners = owner_groups(&wanted);
     let min_bytes = request.min_bytes.max(0) as usize;
-    let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    // Deadlines on the shard's clock (virtual under the simulator).
+    let env = ctx.shard.env().clone();
+    let deadline_ms = env.monotonic_ms() + request.max_wait_ms.max(0) as u64;
     let results = loop {
         let results = fetch_once(ctx, &wanted, &owners, max_bytes).await;
         let bytes: usize = results.iter().map(|r| r.records.len()).sum();
         let errors = results.iter().any(|r| r.error != ErrorCode::None);
-        let now = Instant::now();
-        if bytes >= min_bytes.max(1) || errors || now >= deadline || owners.is_empty() {
+        let now_ms = env.monotonic_ms();
+        if bytes >= min_bytes.max(1) || errors || now_ms >= deadline_ms || owners.is_empty() {
             break results;
         }
-        wait_for_data(ctx, &wanted, &owners, deadline - now).await;
+        wait_for_data(
+            ctx,
+            &wanted,
+            &owners,
+            Duration::from_millis(deadline_ms - now_ms),
+        )
+        .await;
     };
     let read_committed = request.isolation_level == 1;
     let mut responses: Vec<FetchableTopicResponse> = topics_out
