@@ -6,194 +6,57 @@
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
 
 use bytes::Bytes;
 use sluice_core::batch::{BatchBuilder, BatchIter};
-use sluice_core::config::{FlushPolicy, NodeConfig};
+use sluice_core::config::FlushPolicy;
 use sluice_core::ErrorCode;
 use sluice_log::storage::Storage;
-use sluice_log::MemoryStorage;
-use sluice_shard::message::{
-    AwaitDurable, Fetch, InstallSnapshot, PartitionAppend, PartitionRead, Produce, Propose, Watch,
-};
-use sluice_shard::simulated::{Clock, Rng, SimEnv, SimMesh};
-use sluice_shard::{Disk, Proposal, Shard, ShardParts, Transport};
+use sluice_shard::message::{AwaitDurable, Fetch, PartitionAppend, PartitionRead, Produce, Watch};
+use sluice_shard::simulated::node::{data_dir, Node, START_MS};
+use sluice_shard::Proposal;
 
-const START_MS: i64 = 1_700_000_000_000;
-
-/// A node of `shards` shards on one thread, as the runtime starts it.
-struct Node {
-    shards: Vec<Rc<Shard>>,
-    mesh: Rc<SimMesh>,
-    clock: Rc<Clock>,
-    disk: MemoryStorage,
-    rng: RefCell<Rng>,
-}
-
-fn data_dir() -> PathBuf {
-    PathBuf::from("/data")
-}
-
-impl Node {
-    async fn start(shards: u32, flush: FlushPolicy) -> Node {
-        Node::start_on(MemoryStorage::new(), shards, flush, START_MS).await
+/// Produces `values` through shard `entry` as the produce handler does
+/// (append on the owner, then wait until durable when told to); the
+/// base offset.
+async fn produce(node: &Node, entry: usize, topic: &str, partition: i32, values: &[&str]) -> i64 {
+    let shard = node.shards[entry].clone();
+    let owner = shard
+        .metadata()
+        .owner(topic, partition)
+        .expect("a known partition");
+    let mut batch = BatchBuilder::new(START_MS);
+    for value in values {
+        batch = batch.record(None, Some(value.as_bytes()));
     }
-
-    /// A node over `disk` (empty, or as a crash left it), its clock at
-    /// `now_ms`.
-    async fn start_on(disk: MemoryStorage, shards: u32, flush: FlushPolicy, now_ms: i64) -> Node {
-        let clock = Clock::new(now_ms);
-        // No delay between shards: a test moves the clock only for timers.
-        let mesh = SimMesh::new(clock.clone(), now_ms as u64, 0);
-        let mut config = NodeConfig {
-            data_dir: data_dir(),
-            ..NodeConfig::default()
+    let records = batch.build();
+    let topic = topic.to_owned();
+    node.drive(async move {
+        let request = Produce {
+            acks: -1,
+            appends: vec![PartitionAppend {
+                topic: topic.clone(),
+                partition,
+                records,
+            }],
         };
-        config.log.flush = flush;
-        let config = Rc::new(config);
-        let mut made = Vec::new();
-        for id in 0..shards {
-            let parts = ShardParts {
-                env: Rc::new(SimEnv::new(clock.clone(), now_ms as u64 + id as u64, false)),
-                disk: Disk::Memory(disk.clone()),
-                transport: Transport::Link(mesh.clone()),
-            };
-            let shard = Shard::new(id, shards, config.clone(), parts)
-                .await
-                .expect("a shard starts");
-            made.push(Rc::new(shard));
-        }
-        let node = Node {
-            shards: made,
-            mesh,
-            clock,
-            disk,
-            rng: RefCell::new(Rng::new(1)),
+        let results = shard.call(owner, request).await.expect("reachable");
+        let [result] = results[..] else {
+            panic!("one answer per partition: {results:?}");
         };
-        let controller = node.shards[0].clone();
-        let state = controller
-            .controller_snapshot()
-            .expect("shard 0 is the controller");
-        node.drive(async move {
-            for to in 0..shards {
-                controller
-                    .call(to, InstallSnapshot(Box::new(state.clone())))
-                    .await
-                    .expect("the mesh reaches every shard");
-            }
-        })
-        .await;
-        node
-    }
-
-    /// Runs `work` to completion, delivering messages and moving the clock
-    /// to the next thing due whenever nothing else can happen.
-    async fn drive<T: 'static>(&self, work: impl Future<Output = T> + 'static) -> T {
-        let out = Rc::new(RefCell::new(None));
-        let slot = out.clone();
-        glommio::spawn_local(async move {
-            *slot.borrow_mut() = Some(work.await);
-        })
-        .detach();
-        for _ in 0..100_000 {
-            self.settle().await;
-            if let Some(value) = out.borrow_mut().take() {
-                return value;
-            }
-            if !self.deliver_all().await {
-                let next = [self.mesh.next_due_ms(), self.clock.next_deadline_ms()]
-                    .into_iter()
-                    .flatten()
-                    .min();
-                if let Some(at) = next {
-                    self.clock.advance_to(at);
-                }
-            }
-        }
-        panic!("the work did not finish");
-    }
-
-    async fn settle(&self) {
-        for _ in 0..12 {
-            futures_lite::future::yield_now().await;
-        }
-    }
-
-    /// Delivers every message due now; true if there was one.
-    async fn deliver_all(&self) -> bool {
-        let mut any = false;
-        loop {
-            let next = self.mesh.take_due(&mut self.rng.borrow_mut());
-            let Some((to, msg)) = next else {
-                return any;
+        assert_eq!(result.error, ErrorCode::None);
+        if let Some(offset) = result.durable_at {
+            let wait = AwaitDurable {
+                partitions: vec![(topic, partition, offset)],
             };
-            self.shards[to as usize].receive(msg).await;
-            any = true;
+            let errors = shard.call(owner, wait).await.expect("reachable");
+            assert_eq!(errors, [ErrorCode::None]);
         }
-    }
-
-    async fn propose(&self, entry: usize, proposal: Proposal) -> Result<i64, ErrorCode> {
-        let shard = self.shards[entry].clone();
-        self.drive(async move { shard.call(0, Propose(proposal)).await })
-            .await
-            .expect("the controller is reachable")
-            .map_err(|(code, _)| code)
-    }
-
-    async fn create_topic(&self, name: &str, partitions: i32) {
-        let proposal = Proposal::CreateTopic {
-            name: name.into(),
-            partitions,
-            configs: Vec::new(),
-            validate_only: false,
-        };
-        self.propose(0, proposal)
-            .await
-            .expect("the topic is created");
-    }
-
-    /// Produces `values` through shard `entry` as the produce handler does
-    /// (append on the owner, then wait until durable when told to); the
-    /// base offset.
-    async fn produce(&self, entry: usize, topic: &str, partition: i32, values: &[&str]) -> i64 {
-        let shard = self.shards[entry].clone();
-        let owner = shard
-            .metadata()
-            .owner(topic, partition)
-            .expect("a known partition");
-        let mut batch = BatchBuilder::new(START_MS);
-        for value in values {
-            batch = batch.record(None, Some(value.as_bytes()));
-        }
-        let records = batch.build();
-        let topic = topic.to_owned();
-        self.drive(async move {
-            let request = Produce {
-                acks: -1,
-                appends: vec![PartitionAppend {
-                    topic: topic.clone(),
-                    partition,
-                    records,
-                }],
-            };
-            let results = shard.call(owner, request).await.expect("reachable");
-            let [result] = results[..] else {
-                panic!("one answer per partition: {results:?}");
-            };
-            assert_eq!(result.error, ErrorCode::None);
-            if let Some(offset) = result.durable_at {
-                let wait = AwaitDurable {
-                    partitions: vec![(topic, partition, offset)],
-                };
-                let errors = shard.call(owner, wait).await.expect("reachable");
-                assert_eq!(errors, [ErrorCode::None]);
-            }
-            result.base_offset
-        })
-        .await
-    }
+        result.base_offset
+    })
+    .await
 }
 
 fn fetch_request(topic: &str, partition: i32, offset: i64) -> Fetch {
@@ -233,8 +96,8 @@ fn a_produce_is_acknowledged_durable_and_read_back_at_its_offsets() {
     run(async {
         let node = Node::start(1, FlushPolicy::Always).await;
         node.create_topic("t", 1).await;
-        assert_eq!(node.produce(0, "t", 0, &["a", "b"]).await, 0);
-        assert_eq!(node.produce(0, "t", 0, &["c"]).await, 2);
+        assert_eq!(produce(&node, 0, "t", 0, &["a", "b"]).await, 0);
+        assert_eq!(produce(&node, 0, "t", 0, &["c"]).await, 2);
         let offsets = &node.shards[0].partition_offsets()[0];
         assert_eq!(
             (
@@ -266,7 +129,7 @@ fn a_request_for_another_shards_partition_travels_over_the_mesh() {
         let owner = node.shards[0].metadata().owner("t", 2).expect("placed");
         let entry = (owner as usize + 1) % 3;
         let sent_before = node.mesh.sent();
-        assert_eq!(node.produce(entry, "t", 2, &["x"]).await, 0);
+        assert_eq!(produce(&node, entry, "t", 2, &["x"]).await, 0);
         // Produce and AwaitDurable there, their answers back: four messages.
         assert_eq!(node.mesh.sent() - sent_before, 4);
         assert_eq!(
@@ -316,7 +179,7 @@ fn a_long_poll_ends_when_data_arrives_or_exactly_at_its_deadline() {
         node.settle().await;
         assert_eq!(node.shards[owner].parked_watches(), 1);
         // Data arrives: the watch ends before its deadline.
-        node.produce(owner, "t", 0, &["wake"]).await;
+        produce(&node, owner, "t", 0, &["wake"]).await;
         for _ in 0..10 {
             node.settle().await;
             node.deliver_all().await;
