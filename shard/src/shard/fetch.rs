@@ -67,6 +67,12 @@ impl Shard {
             return FetchResult::failed(ErrorCode::KafkaStorageError);
         }
         let hw = p.high_watermark();
+        // Consumers never see past what was appended.
+        assert!(
+            hw <= p.log.log_end_offset(),
+            "{topic}/{partition}: high watermark {hw} past the log end {}",
+            p.log.log_end_offset()
+        );
         let mut result = FetchResult {
             error: ErrorCode::None,
             high_watermark: hw,

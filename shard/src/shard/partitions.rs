@@ -71,7 +71,19 @@ impl Shard {
             .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
         let appended = p.log.append(batches, self.env.now_ms()).await;
         let info = match appended {
-            Ok(info) => info,
+            Ok(info) => {
+                // Assigned offsets lie below the log end (a duplicate's
+                // original ones too).
+                assert!(
+                    info.base_offset <= info.last_offset
+                        && info.last_offset < p.log.log_end_offset(),
+                    "{topic}/{partition}: appended {}..={} with the log end at {}",
+                    info.base_offset,
+                    info.last_offset,
+                    p.log.log_end_offset()
+                );
+                info
+            }
             Err(e) => {
                 tracing::debug!(topic, partition, error = %e, "produce rejected");
                 return ProduceResult {
@@ -127,7 +139,17 @@ impl Shard {
             return ErrorCode::None;
         }
         match p.flush().await {
-            Ok(_) => ErrorCode::None,
+            Ok(_) => {
+                // The acknowledgement this answer allows must be durable: a
+                // sync that returned without covering it is a broken
+                // promise, and stopping is better than acknowledging.
+                assert!(
+                    p.log.durable_offset() >= offset,
+                    "{topic}/{partition}: a sync returned at {} below {offset}",
+                    p.log.durable_offset()
+                );
+                ErrorCode::None
+            }
             Err(e) => {
                 tracing::warn!(topic, partition, error = %e, "flush for a produce failed");
                 e.error_code()
