@@ -2,12 +2,13 @@
 //!
 //! Owns: seeded runs ([`run::run`]) of the node's real shard code
 //! (`sluice_shard::Shard`: produce, group commit, fetch and long polls,
-//! ListOffsets, the controller and metadata application, calls between
-//! shards) over the log crate's in-memory disk, a virtual clock
-//! (`sluice_shard::simulated`) and a simulated mesh, driven by
-//! simulated clients ([`client`], [`groups`]) and faults (power loss with torn writes,
-//! SIGKILL, failing writes and syncs), with the invariants of
-//! [`model`] checked after every step and after every restart.
+//! ListOffsets, the controller and metadata application with its
+//! snapshots, calls between shards, the group coordinator) over the log
+//! crate's in-memory disk, a virtual clock and a simulated mesh
+//! (`sluice_shard::simulated`), driven by simulated clients ([`client`],
+//! [`groups`]) and faults (power loss with torn writes, SIGKILL, failing
+//! writes and syncs), with the invariants of [`model`] and
+//! [`groups::GroupModel`] checked after every step and after every restart.
 //!
 //! One seed is one run: every choice comes from the seed, time moves only
 //! when the run moves it, and the shards of a process run on one glommio

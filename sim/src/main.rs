@@ -1,8 +1,12 @@
 //! `sluice-sim`: runs seeded simulations of one node (see the crate docs).
 //!
 //! `sluice-sim --seeds N --steps M` runs seeds 1..=N (or from `--first-seed`),
-//! `sluice-sim --seed S --steps M` replays one; a failure prints its seed,
-//! the last events and the one command that replays it, and exits 1.
+//! each in a process of its own (a process that crashed and restarted its
+//! node dozens of times leaves glommio executors behind, file descriptors
+//! and all; a fresh process per seed keeps a long sweep within the
+//! open-file limit). `sluice-sim --seed S --steps M` runs or replays one;
+//! a failure prints its seed, the last events and the one command that
+//! replays it, and exits 1.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -66,10 +70,10 @@ fn main() -> ExitCode {
         eprintln!("--shards must be 1 to 64");
         return ExitCode::from(2);
     }
-    let seeds: Vec<u64> = match args.seed {
-        Some(seed) => vec![seed],
-        None => (args.first_seed..args.first_seed + args.seeds).collect(),
+    let Some(seed) = args.seed else {
+        return run_seeds_in_children(&args);
     };
+    let seeds = [seed];
     let started = Instant::now();
     let (mut steps, mut checks, mut restarts) = (0u64, 0u64, 0u64);
     for seed in &seeds {
@@ -119,4 +123,77 @@ fn main() -> ExitCode {
         started.elapsed().as_secs_f64()
     );
     ExitCode::SUCCESS
+}
+
+/// Runs every seed of `--seeds` as `sluice-sim --seed S` in a child
+/// process, one after the other, printing each one's line and the totals.
+fn run_seeds_in_children(args: &Args) -> ExitCode {
+    let started = Instant::now();
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("cannot find this program to run the seeds: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (mut steps, mut restarts, mut checks) = (0u64, 0u64, 0u64);
+    let seeds = args.first_seed..args.first_seed + args.seeds;
+    for seed in seeds.clone() {
+        let mut child = std::process::Command::new(&exe);
+        child.args([
+            "--seed",
+            &seed.to_string(),
+            "--steps",
+            &args.steps.to_string(),
+        ]);
+        if let Some(shards) = args.shards {
+            child.args(["--shards", &shards.to_string()]);
+        }
+        if let Some(flush) = &args.flush {
+            child.args(["--flush", flush]);
+        }
+        if let Some(bug) = &args.bug {
+            child.args(["--bug", bug]);
+        }
+        if args.verbose {
+            child.arg("--verbose");
+        }
+        let output = match child.stderr(std::process::Stdio::inherit()).output() {
+            Ok(output) => output,
+            Err(e) => {
+                eprintln!("seed {seed}: could not run: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        for line in stdout.lines() {
+            match totals(line) {
+                Some((s, r, c)) => {
+                    steps += s;
+                    restarts += r;
+                    checks += c;
+                }
+                None => println!("{line}"),
+            }
+        }
+        if !output.status.success() {
+            return ExitCode::FAILURE;
+        }
+    }
+    println!(
+        "{} seeds passed: {steps} steps, {restarts} restarts, {checks} invariant checks in {:.1} s",
+        seeds.count(),
+        started.elapsed().as_secs_f64()
+    );
+    ExitCode::SUCCESS
+}
+
+/// (steps, restarts, checks) from a run's closing line ("1 seeds passed:
+/// S steps, R restarts, C invariant checks in T s").
+fn totals(line: &str) -> Option<(u64, u64, u64)> {
+    let rest = line.split_once(" seeds passed: ")?.1;
+    let mut numbers = rest
+        .split(", ")
+        .filter_map(|part| part.split(' ').next()?.parse::<u64>().ok());
+    Some((numbers.next()?, numbers.next()?, numbers.next()?))
 }
