@@ -59,12 +59,16 @@ impl GroupModel {
     /// is removed, and a new one starts at generation 1, as in Kafka; one
     /// with an acknowledged commit stays (its offsets keep it).
     pub fn crashed(&mut self) {
-        for (group, generation) in &self.synced_generation {
-            let committed = self.committed.keys().any(|(g, _)| g == group);
-            if committed {
-                self.generation_floor.insert(group.clone(), *generation + 1);
+        let committed = &self.committed;
+        let floor = &mut self.generation_floor;
+        self.synced_generation.retain(|group, generation| {
+            let kept_alive = committed.keys().any(|(g, _)| g == group);
+            if kept_alive {
+                floor.insert(group.clone(), *generation + 1);
             }
-        }
+            // A group nothing keeps may be gone, its generations with it.
+            kept_alive
+        });
         self.committing.clear();
     }
 
