@@ -86,17 +86,24 @@ impl Clients {
     }
 }
 
+/// A produce of `values` to `tp` through shard `entry`.
+#[derive(Debug, Clone)]
+pub struct ProduceOp {
+    pub entry: u32,
+    pub tp: Tp,
+    pub values: Vec<Bytes>,
+    pub acks: i16,
+    /// With an idempotent producer's id and sequence.
+    pub idempotent: bool,
+    /// Sends the same batch a second time, as a client that did not hear
+    /// the answer (idempotent only).
+    pub retry: bool,
+}
+
 /// One client operation, its parameters chosen by the run.
 #[derive(Debug, Clone)]
 pub enum Op {
-    Produce {
-        entry: u32,
-        tp: Tp,
-        values: Vec<Bytes>,
-        acks: i16,
-        idempotent: bool,
-        retry: bool,
-    },
+    Produce(ProduceOp),
     Fetch {
         entry: u32,
         tp: Tp,
@@ -158,14 +165,7 @@ pub fn spawn(clients: &Rc<Clients>, op: Op) {
 
 async fn run(c: &Rc<Clients>, op: Op) {
     match op {
-        Op::Produce {
-            entry,
-            tp,
-            values,
-            acks,
-            idempotent,
-            retry,
-        } => produce(c, entry, tp, values, acks, idempotent, retry).await,
+        Op::Produce(op) => produce(c, op).await,
         Op::Fetch {
             entry,
             tp,
@@ -250,16 +250,15 @@ fn owner(c: &Clients, entry: u32, tp: &Tp) -> Option<u32> {
     c.shards[entry as usize].metadata().owner(&tp.0, tp.1)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn produce(
-    c: &Rc<Clients>,
-    entry: u32,
-    tp: Tp,
-    values: Vec<Bytes>,
-    acks: i16,
-    idempotent: bool,
-    retry: bool,
-) {
+async fn produce(c: &Rc<Clients>, op: ProduceOp) {
+    let ProduceOp {
+        entry,
+        tp,
+        values,
+        acks,
+        idempotent,
+        retry,
+    } = op;
     let Some(to) = owner(c, entry, &tp) else {
         c.event(format!("produce {tp:?}: unknown here"));
         return;

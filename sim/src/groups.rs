@@ -300,8 +300,20 @@ pub async fn member(
             supports_skip_assignment: false,
             member_id_suffix: suffix.clone(),
         };
-        let mut response = match group_call(&shard, &group, GroupRequest::Join(join.clone())).await
-        {
+        // A first join is told its member id (MEMBER_ID_REQUIRED) and
+        // joins again with it.
+        let mut answer = group_call(&shard, &group, GroupRequest::Join(join.clone())).await;
+        if let GroupResponse::Join(r) = &answer {
+            if r.error == ErrorCode::MemberIdRequired {
+                member_id = r.member_id.clone();
+                let join = JoinRequest {
+                    member_id: member_id.clone(),
+                    ..join
+                };
+                answer = group_call(&shard, &group, GroupRequest::Join(join)).await;
+            }
+        }
+        let response = match answer {
             GroupResponse::Join(r) => r,
             other => {
                 c.trace
@@ -310,22 +322,6 @@ pub async fn member(
                 return;
             }
         };
-        if response.error == ErrorCode::MemberIdRequired {
-            member_id = response.member_id.clone();
-            let join = JoinRequest {
-                member_id: member_id.clone(),
-                ..join
-            };
-            response = match group_call(&shard, &group, GroupRequest::Join(join)).await {
-                GroupResponse::Join(r) => r,
-                other => {
-                    c.trace
-                        .borrow_mut()
-                        .event(&format!("join {group}: {other:?}"));
-                    return;
-                }
-            };
-        }
         c.trace.borrow_mut().event(&format!(
             "join {group} {member_id}: {:?} generation {}",
             response.error, response.generation

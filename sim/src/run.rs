@@ -19,7 +19,7 @@ use sluice_core::config::{FlushPolicy, NodeConfig};
 use sluice_log::storage::memory::FaultOp;
 use sluice_log::MemoryStorage;
 
-use crate::client::{self, Clients, Op};
+use crate::client::{self, Clients, Op, ProduceOp};
 use crate::groups::GroupModel;
 use crate::model::{Checks, Model, Tp};
 use crate::node::{data_dir, Node};
@@ -445,14 +445,14 @@ fn client_op(world: &mut World, node: &Node) -> Option<Op> {
                 })
                 .collect();
             let idempotent = rng.chance(35);
-            Some(Op::Produce {
+            Some(Op::Produce(ProduceOp {
                 entry,
                 tp,
                 values,
                 acks: if rng.chance(50) { 1 } else { -1 },
                 idempotent,
                 retry: idempotent && rng.chance(40),
-            })
+            }))
         }
         65..=84 => {
             let end = model.acked_end(&tp);
