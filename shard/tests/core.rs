@@ -148,6 +148,29 @@ fn a_request_for_another_shards_partition_travels_over_the_mesh() {
     });
 }
 
+/// Sends a 500 ms watch on "t"/0 past `offset` from shard `entry` to its
+/// `owner`, as a Fetch's long poll does; the returned cell gets the time
+/// the watch ended.
+fn watch_from(node: &Node, entry: usize, owner: usize, offset: i64) -> Rc<RefCell<Option<i64>>> {
+    let ended = Rc::new(RefCell::new(None));
+    let (shard, flag, clock) = (
+        node.shards[entry].clone(),
+        ended.clone(),
+        node.clock.clone(),
+    );
+    glommio::spawn_local(async move {
+        let watch = Watch {
+            watch: shard.next_watch_id(),
+            partitions: vec![("t".into(), 0, offset)],
+            max_wait_ms: 500,
+        };
+        shard.call(owner as u32, watch).await.expect("reachable");
+        *flag.borrow_mut() = Some(clock.now_ms());
+    })
+    .detach();
+    ended
+}
+
 #[test]
 fn a_long_poll_ends_when_data_arrives_or_exactly_at_its_deadline() {
     run(async {
@@ -157,22 +180,7 @@ fn a_long_poll_ends_when_data_arrives_or_exactly_at_its_deadline() {
         let entry = (owner + 1) % 2;
 
         // A watch on an empty partition, parked on its owner.
-        let ended = Rc::new(RefCell::new(None));
-        let (shard, flag, clock) = (
-            node.shards[entry].clone(),
-            ended.clone(),
-            node.clock.clone(),
-        );
-        glommio::spawn_local(async move {
-            let watch = Watch {
-                watch: shard.next_watch_id(),
-                partitions: vec![("t".into(), 0, 0)],
-                max_wait_ms: 500,
-            };
-            shard.call(owner as u32, watch).await.expect("reachable");
-            *flag.borrow_mut() = Some(clock.now_ms());
-        })
-        .detach();
+        let ended = watch_from(&node, entry, owner, 0);
         let parked_at = node.clock.now_ms();
         node.settle().await;
         node.deliver_all().await;
@@ -192,23 +200,8 @@ fn a_long_poll_ends_when_data_arrives_or_exactly_at_its_deadline() {
         assert_eq!(node.shards[owner].parked_watches(), 0);
 
         // A watch on a quiet partition lasts exactly max_wait_ms.
-        *ended.borrow_mut() = None;
-        let (shard, flag, clock) = (
-            node.shards[entry].clone(),
-            ended.clone(),
-            node.clock.clone(),
-        );
         let start = node.clock.now_ms();
-        glommio::spawn_local(async move {
-            let watch = Watch {
-                watch: shard.next_watch_id(),
-                partitions: vec![("t".into(), 0, 1)],
-                max_wait_ms: 500,
-            };
-            shard.call(owner as u32, watch).await.expect("reachable");
-            *flag.borrow_mut() = Some(clock.now_ms());
-        })
-        .detach();
+        let ended = watch_from(&node, entry, owner, 1);
         node.settle().await;
         node.deliver_all().await;
         node.settle().await;

@@ -22,7 +22,9 @@ use sluice_log::MemoryStorage;
 use crate::client::{self, Clients, Op, ProduceOp};
 use crate::groups::GroupModel;
 use crate::model::{Checks, Model, Tp};
-use crate::node::{data_dir, Node};
+use sluice_shard::simulated::node::{Node, NodeParts};
+
+use crate::node::{data_dir, read_all};
 use crate::trace::Trace;
 use sluice_shard::simulated::Clock;
 use sluice_shard::simulated::Rng;
@@ -242,17 +244,16 @@ async fn lifetime(world: &mut World) -> Result<Ended, String> {
         world.config.max_mesh_delay_ms,
     );
     let id_seed = world.rng.next_u64();
-    let node = Node::start(
-        world.node_config.clone(),
-        world.config.shards,
-        &world.disk,
-        clock.clone(),
-        mesh.clone(),
+    let parts = NodeParts {
+        config: world.node_config.clone(),
+        shards: world.config.shards,
+        disk: world.disk.clone(),
+        clock: clock.clone(),
+        mesh: mesh.clone(),
         id_seed,
-        world.config.acks_before_sync,
-        &mut world.rng,
-    )
-    .await?;
+        acks_before_sync: world.config.acks_before_sync,
+    };
+    let node = Node::boot(parts, &mut world.rng).await?;
     world
         .trace
         .borrow_mut()
@@ -652,15 +653,15 @@ async fn verify_everything(world: &mut World, node: &Node) -> Result<(), String>
                 .into_iter()
                 .find(|p| p.topic == topic && p.partition == partition)
                 .ok_or_else(|| format!("{topic}/{partition} is not open on its owner {owner}"))?;
-            let records = node
-                .read_all(
-                    owner,
-                    &topic,
-                    partition,
-                    offsets.log_start_offset,
-                    offsets.high_watermark,
-                )
-                .await?;
+            let records = read_all(
+                node,
+                owner,
+                &topic,
+                partition,
+                offsets.log_start_offset,
+                offsets.high_watermark,
+            )
+            .await?;
             world.model.borrow_mut().check_partition(
                 &(topic.clone(), partition),
                 offsets.log_start_offset,

@@ -90,6 +90,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use bytes::Bytes;
+use sluice_core::rng::SplitMix64;
 
 use super::{AlignedBuf, Storage, StorageFile, ALIGN};
 
@@ -923,35 +924,6 @@ impl DirOp {
             DirOp::Link { inode, .. } | DirOp::Rename { inode, .. } => Some(*inode),
             DirOp::Unlink { .. } => None,
         }
-    }
-}
-
-/// SplitMix64 (Steele, Lea, Flood 2014): tiny, fast, and good enough to pick
-/// crash outcomes reproducibly from a seed.
-struct SplitMix64 {
-    state: u64,
-}
-
-impl SplitMix64 {
-    fn new(seed: u64) -> Self {
-        Self { state: seed }
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..=max` (modulo bias is irrelevant for tests).
-    fn up_to(&mut self, max: usize) -> usize {
-        (self.next_u64() % (max as u64 + 1)) as usize
-    }
-
-    fn coin_flip(&mut self) -> bool {
-        self.next_u64() & 1 == 1
     }
 }
 

@@ -4,7 +4,7 @@
 //! Owns: [`Clock`] and [`SimEnv`] (the time only moves when the driver
 //! moves it; timers fire then), [`SimMesh`] (per-pair first-in first-out
 //! queues with seeded delays; the driver picks which pair delivers next)
-//! and [`Rng`] (every choice from one seed), and [`node::Node`], a whole
+//! and [`Rng`] (every choice from one seed: core's SplitMix64), and [`node::Node`], a whole
 //! node built from them for tests. The simulator (`sim/`), the shard's own
 //! tests of its core (`shard/tests/`) and the handlers' tests
 //! (`net/tests/`) build nodes from these; production never does.
@@ -15,8 +15,9 @@
 mod clock;
 mod mesh;
 pub mod node;
-mod rng;
 
 pub use clock::{Clock, SimEnv};
 pub use mesh::{SimMesh, QUEUE_MAX};
-pub use rng::Rng;
+/// Every choice of a simulated run comes from the project's one seeded
+/// generator.
+pub use sluice_core::rng::SplitMix64 as Rng;

@@ -44,6 +44,19 @@ pub fn data_dir() -> PathBuf {
     PathBuf::from("/data")
 }
 
+/// What a simulated process is made of.
+pub struct NodeParts {
+    pub config: Rc<NodeConfig>,
+    pub shards: u32,
+    pub disk: MemoryStorage,
+    pub clock: Rc<Clock>,
+    pub mesh: Rc<SimMesh>,
+    /// Seeds each shard's ids (shard `i`'s: this with `i` in its top byte).
+    pub id_seed: u64,
+    /// The deliberately broken durability rule ([`crate::Env::acks_before_sync`]).
+    pub acks_before_sync: bool,
+}
+
 impl Node {
     /// A node of `shards` shards over an empty disk.
     pub async fn start(shards: u32, flush: FlushPolicy) -> Node {
@@ -51,32 +64,62 @@ impl Node {
     }
 
     /// A node over `disk` (empty, or as a crash left it), its clock at
-    /// `now_ms`.
+    /// `now_ms`, with no delay between shards (a test moves the clock only
+    /// for timers).
     pub async fn start_on(
         disk: MemoryStorage,
         shards: u32,
         flush: FlushPolicy,
         now_ms: i64,
     ) -> Node {
-        let clock = Clock::new(now_ms);
-        // No delay between shards: a test moves the clock only for timers.
-        let mesh = SimMesh::new(clock.clone(), now_ms as u64, 0);
         let mut config = NodeConfig {
             data_dir: data_dir(),
             ..NodeConfig::default()
         };
         config.log.flush = flush;
-        let config = Rc::new(config);
-        let mut made = Vec::new();
+        let clock = Clock::new(now_ms);
+        let parts = NodeParts {
+            config: Rc::new(config),
+            shards,
+            disk,
+            mesh: SimMesh::new(clock.clone(), now_ms as u64, 0),
+            clock,
+            id_seed: now_ms as u64,
+            acks_before_sync: false,
+        };
+        Node::boot(parts, &mut Rng::new(1))
+            .await
+            .expect("a node starts on the in-memory disk")
+    }
+
+    /// Starts a process as `runtime::run` does: every shard (shard 0
+    /// replays the metadata log), then shard 0 sends each its metadata;
+    /// messages are delivered in an order `rng` picks, the clock moved to
+    /// the next one due when none is.
+    pub async fn boot(parts: NodeParts, rng: &mut Rng) -> Result<Node, String> {
+        let NodeParts {
+            config,
+            shards,
+            disk,
+            clock,
+            mesh,
+            id_seed,
+            acks_before_sync,
+        } = parts;
+        let mut made = Vec::with_capacity(shards as usize);
         for id in 0..shards {
             let parts = ShardParts {
-                env: Rc::new(SimEnv::new(clock.clone(), now_ms as u64 + id as u64, false)),
+                env: Rc::new(SimEnv::new(
+                    clock.clone(),
+                    id_seed ^ ((id as u64) << 56),
+                    acks_before_sync,
+                )),
                 disk: Disk::Memory(disk.clone()),
                 transport: Transport::Link(mesh.clone()),
             };
             let shard = Shard::new(id, shards, config.clone(), parts)
                 .await
-                .expect("a shard starts on the in-memory disk");
+                .map_err(|e| format!("shard {id} did not start: {e}"))?;
             made.push(Rc::new(shard));
         }
         let node = Node {
@@ -89,17 +132,27 @@ impl Node {
         let controller = node.shards[0].clone();
         let state = controller
             .controller_snapshot()
-            .expect("shard 0 is the controller");
-        node.drive(async move {
+            .ok_or("shard 0 has no metadata log")?;
+        glommio::spawn_local(async move {
             for to in 0..shards {
                 controller
                     .call(to, InstallSnapshot(Box::new(state.clone())))
                     .await
-                    .expect("the mesh reaches every shard");
+                    .expect("the simulated mesh reaches every shard");
             }
         })
-        .await;
-        node
+        .detach();
+        for _ in 0..100_000 {
+            if node.shards.iter().all(|s| s.snapshot_installed()) {
+                node.settle().await;
+                return Ok(node);
+            }
+            if node.deliver(rng, 64).await == 0 {
+                node.advance_to_next_due();
+            }
+            node.settle().await;
+        }
+        Err("the start-up handshake did not finish".into())
     }
 
     /// Runs `work` to completion, delivering messages and moving the clock
@@ -117,15 +170,8 @@ impl Node {
             if let Some(value) = out.borrow_mut().take() {
                 return value;
             }
-            if !self.deliver_all().await {
-                let next = [self.mesh.next_due_ms(), self.clock.next_deadline_ms()]
-                    .into_iter()
-                    .flatten()
-                    .min();
-                match next {
-                    Some(at) => self.clock.advance_to(at),
-                    None => panic!("the work waits with no message or timer to wake it"),
-                }
+            if !self.deliver_all().await && !self.advance_to_next_due() {
+                panic!("the work waits with no message or timer to wake it");
             }
         }
         panic!("the work did not finish");
@@ -138,16 +184,40 @@ impl Node {
         }
     }
 
-    /// Delivers every message due now; true if there was one.
+    /// Delivers every message due now, in an order the node's own seed
+    /// picks; true if there was one.
     pub async fn deliver_all(&self) -> bool {
-        let mut any = false;
-        loop {
-            let next = self.mesh.take_due(&mut self.rng.borrow_mut());
-            let Some((to, msg)) = next else {
-                return any;
+        let mut rng = self.rng.borrow().clone();
+        let delivered = self.deliver(&mut rng, usize::MAX).await;
+        *self.rng.borrow_mut() = rng;
+        delivered > 0
+    }
+
+    /// Delivers up to `max` due messages, in an order `rng` picks; how many.
+    pub async fn deliver(&self, rng: &mut Rng, max: usize) -> usize {
+        let mut delivered = 0;
+        while delivered < max {
+            let Some((to, msg)) = self.mesh.take_due(rng) else {
+                break;
             };
             self.shards[to as usize].receive(msg).await;
-            any = true;
+            delivered += 1;
+        }
+        delivered
+    }
+
+    /// Moves the clock to the next message or timer due; false when none is.
+    pub fn advance_to_next_due(&self) -> bool {
+        let next = [self.mesh.next_due_ms(), self.clock.next_deadline_ms()]
+            .into_iter()
+            .flatten()
+            .min();
+        match next {
+            Some(at) => {
+                self.clock.advance_to(at);
+                true
+            }
+            None => false,
         }
     }
 

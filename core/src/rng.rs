@@ -1,17 +1,19 @@
-//! The simulator's one source of choices: a SplitMix64 generator.
+//! The project's one seeded generator of choices: SplitMix64.
 //!
-//! Owns: turning a seed into a reproducible stream of numbers. Every choice
-//! a run makes (which action, which partition, how long a delay, which
-//! crash) comes from one of these, so one seed is one run.
+//! Owns: turning a seed into a reproducible stream of numbers, for
+//! everything that must replay exactly from a seed: the in-memory disk's
+//! crash outcomes (which unsynced writes survive, where a write tears) and
+//! every choice of the simulator (which action, which partition, how long
+//! a delay). Not for cryptography.
 
-/// SplitMix64 (Steele, Lea and Flood): tiny, fast, and good enough to pick
-/// among actions; not for cryptography.
+/// SplitMix64 (Steele, Lea and Flood, 2014): tiny, fast, and good enough to
+/// pick among outcomes; modulo bias is irrelevant for these uses.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub struct SplitMix64(u64);
 
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
+impl SplitMix64 {
+    pub fn new(seed: u64) -> SplitMix64 {
+        SplitMix64(seed)
     }
 
     pub fn next_u64(&mut self) -> u64 {
@@ -29,6 +31,16 @@ impl Rng {
         } else {
             self.next_u64() % n
         }
+    }
+
+    /// A number in `0..=max`.
+    pub fn up_to(&mut self, max: usize) -> usize {
+        (self.next_u64() % (max as u64 + 1)) as usize
+    }
+
+    /// True or false, evenly.
+    pub fn coin_flip(&mut self) -> bool {
+        self.next_u64() & 1 == 1
     }
 
     /// True with probability `percent`/100.
