@@ -25,6 +25,7 @@ pub mod producers;
 pub mod scan;
 pub mod segment;
 pub mod storage;
+pub mod store;
 pub mod wake;
 
 pub use cache::BatchCache;
@@ -33,3 +34,4 @@ pub use error::{LogError, LogResult};
 pub use partition::{AppendInfo, LogStats, OpenReport, PartitionLog, RetentionOutcome};
 pub use storage::dma::DmaStorage;
 pub use storage::memory::MemoryStorage;
+pub use store::{Disk, PartitionStore};

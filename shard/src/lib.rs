@@ -18,7 +18,7 @@ pub mod notify;
 pub mod runtime;
 pub mod shard;
 pub mod simulated;
-pub mod store;
+pub use sluice_log::store;
 pub mod transport;
 
 pub use env::{Env, SystemEnv};

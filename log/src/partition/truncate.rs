@@ -35,6 +35,33 @@ impl<S: Storage> PartitionLog<S> {
         }
     }
 
+    /// Empties the log and restarts it at `offset`, wherever that is (a
+    /// Raft follower that installs a snapshot past its log end; Kafka's
+    /// `truncateFullyAndStartAt`).
+    pub async fn truncate_fully_and_start_at(
+        &self,
+        offset: Offset,
+        now_ms: i64,
+    ) -> LogResult<Offset> {
+        self.check_writable()?;
+        let _permit = self
+            .io_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| LogError::Closed)?;
+        if let Some((cache, key)) = &self.cache {
+            cache.borrow_mut().truncate_from(*key, 0);
+        }
+        match self.start_over_at(offset, now_ms).await {
+            Ok(end) => {
+                self.producers.borrow_mut().truncate_from(0);
+                self.durable_offset.set(end);
+                Ok(end)
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
     pub(super) async fn truncate_locked(&self, offset: Offset, now_ms: i64) -> LogResult<Offset> {
         if offset <= self.log_start_offset() {
             return self.start_over_at(offset, now_ms).await;

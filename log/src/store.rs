@@ -2,7 +2,8 @@
 //!
 //! Owns: [`Disk`] (glommio DMA files in production, the log crate's
 //! in-memory disk under the simulator) and [`PartitionStore`], a partition
-//! log on either, with the operations the shard uses. Dispatch is one
+//! log on either, with the operations the shard and the controller quorum
+//! use. Dispatch is one
 //! `match` per call (no generic parameter spreads through the shard, the
 //! groups and the Kafka handlers).
 //!
@@ -15,10 +16,17 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
+use rkyv::api::high::{HighDeserializer, HighSerializer, HighValidator};
+use rkyv::bytecheck::CheckBytes;
+use rkyv::rancor;
+use rkyv::ser::allocator::ArenaHandle;
+use rkyv::util::AlignedVec;
 use sluice_core::config::LogConfig;
 use sluice_core::Offset;
-use sluice_log::storage::Storage;
-use sluice_log::{
+
+use crate::checkpoint::{self, Checkpoint};
+use crate::storage::Storage;
+use crate::{
     AppendInfo, BatchCache, DmaStorage, LogResult, LogStats, MemoryStorage, OpenReport,
     PartitionLog, RetentionOutcome,
 };
@@ -56,11 +64,53 @@ impl Disk {
         match self {
             Disk::Dma => std::fs::remove_dir_all(dir),
             Disk::Memory(disk) => {
-                for name in disk.list(dir).await? {
-                    disk.remove(&dir.join(name)).await?;
+                for file in memory_files(disk, dir).await? {
+                    disk.remove(&file).await?;
+                    if let Some(parent) = file.parent() {
+                        disk.sync_dir(parent).await?;
+                    }
                 }
-                disk.sync_dir(dir).await
+                Ok(())
             }
+        }
+    }
+
+    /// Writes a checkpoint file atomically (see [`crate::checkpoint::write`]).
+    pub async fn write_checkpoint<T>(&self, path: &Path, value: &T) -> LogResult<()>
+    where
+        T: Checkpoint
+            + for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>,
+        <T as rkyv::Archive>::Archived: for<'a> CheckBytes<HighValidator<'a, rancor::Error>>
+            + rkyv::Deserialize<T, HighDeserializer<rancor::Error>>,
+    {
+        match self {
+            Disk::Dma => checkpoint::write(&DmaStorage, path, value).await,
+            Disk::Memory(disk) => checkpoint::write(disk, path, value).await,
+        }
+    }
+
+    /// Reads a checkpoint file: `None` when there is none.
+    pub async fn read_checkpoint<T>(&self, path: &Path) -> LogResult<Option<T>>
+    where
+        T: Checkpoint
+            + for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>,
+        <T as rkyv::Archive>::Archived: for<'a> CheckBytes<HighValidator<'a, rancor::Error>>
+            + rkyv::Deserialize<T, HighDeserializer<rancor::Error>>,
+    {
+        match self {
+            Disk::Dma => checkpoint::read(&DmaStorage, path).await,
+            Disk::Memory(disk) => checkpoint::read(disk, path).await,
+        }
+    }
+
+    /// True when `dir` exists (on the in-memory disk, which keeps
+    /// directories once made: when it holds a file at any depth).
+    pub async fn dir_exists(&self, dir: &Path) -> bool {
+        match self {
+            Disk::Dma => dir.is_dir(),
+            Disk::Memory(disk) => memory_files(disk, dir)
+                .await
+                .is_ok_and(|files| !files.is_empty()),
         }
     }
 
@@ -71,6 +121,23 @@ impl Disk {
             let _ = std::fs::remove_dir(dir);
         }
     }
+}
+
+/// Every file under `dir` on the in-memory disk, at any depth.
+async fn memory_files(disk: &MemoryStorage, dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for name in disk.list(&dir).await? {
+            let path = dir.join(name);
+            if disk.list(&path).await.is_ok() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    Ok(files)
 }
 
 /// One partition's log, on whichever [`Disk`] the shard has.
@@ -119,6 +186,27 @@ impl PartitionStore {
     }
     pub async fn append(&self, batches: BytesMut, now_ms: i64) -> LogResult<AppendInfo> {
         with_log!(self, l => l.append(batches, 0, now_ms).await)
+    }
+    /// [`PartitionStore::append`] stamping the batches with `leader_epoch`.
+    pub async fn append_in_epoch(
+        &self,
+        batches: BytesMut,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> LogResult<AppendInfo> {
+        with_log!(self, l => l.append(batches, leader_epoch, now_ms).await)
+    }
+    /// Removes every batch at or above `offset` (see [`PartitionLog::truncate_to`]).
+    pub async fn truncate_to(&self, offset: Offset, now_ms: i64) -> LogResult<Offset> {
+        with_log!(self, l => l.truncate_to(offset, now_ms).await)
+    }
+    /// Empties the log and restarts it at `offset`.
+    pub async fn truncate_fully_and_start_at(
+        &self,
+        offset: Offset,
+        now_ms: i64,
+    ) -> LogResult<Offset> {
+        with_log!(self, l => l.truncate_fully_and_start_at(offset, now_ms).await)
     }
     /// Seals the active segment and starts a new one (if it has data).
     pub async fn roll_now(&self, now_ms: i64) -> LogResult<()> {
