@@ -58,15 +58,44 @@ pub enum MetadataCommand {
     },
 }
 
+impl std::fmt::Display for MetadataCommand {
+    /// One line for logs: the kind of change and what it names.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MetadataCommand::CreateTopic {
+                name,
+                partition_shards,
+                ..
+            } => write!(
+                f,
+                "create topic {name:?} ({} partitions)",
+                partition_shards.len()
+            ),
+            MetadataCommand::DeleteTopic { name } => write!(f, "delete topic {name:?}"),
+            MetadataCommand::CreatePartitions {
+                name,
+                new_partition_shards,
+            } => write!(
+                f,
+                "add {} partitions to {name:?}",
+                new_partition_shards.len()
+            ),
+            MetadataCommand::AllocateProducerIds { first, count } => {
+                write!(f, "allocate producer ids {first}..{}", first + count)
+            }
+        }
+    }
+}
+
 /// Why a command cannot be applied.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum MetadataError {
     #[error("topic {0:?} already exists")]
     TopicExists(String),
     #[error("topic {0:?} does not exist")]
     UnknownTopic(String),
     #[error("invalid topic name {0:?}: {1}")]
-    InvalidTopic(String, &'static str),
+    InvalidTopic(String, String),
     #[error("invalid partition count: {0}")]
     InvalidPartitions(String),
     #[error("producer ids must be allocated in order")]
@@ -107,7 +136,7 @@ impl MetadataState {
                 configs,
             } => {
                 validate_topic_name(name)
-                    .map_err(|e| MetadataError::InvalidTopic(name.clone(), e))?;
+                    .map_err(|e| MetadataError::InvalidTopic(name.clone(), e.to_owned()))?;
                 if self.topics.contains_key(name) {
                     return Err(MetadataError::TopicExists(name.clone()));
                 }
