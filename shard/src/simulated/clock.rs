@@ -170,3 +170,21 @@ impl Env for SimEnv {
         self.acks_before_sync
     }
 }
+
+/// The clock as the controller quorum's time (its origin: the epoch).
+pub struct ClockTime(pub Rc<Clock>);
+
+impl sluice_quorum::runtime::Timebase for ClockTime {
+    fn now(&self) -> Duration {
+        Duration::from_millis(self.0.now_ms().max(0) as u64)
+    }
+
+    fn sleep_until(&self, deadline: Duration) -> Pin<Box<dyn Future<Output = ()>>> {
+        let deadline_ms = deadline.as_micros().div_ceil(1000).min(i64::MAX as u128) as i64;
+        Box::pin(SleepUntil {
+            clock: self.0.clone(),
+            deadline_ms,
+            key: None,
+        })
+    }
+}

@@ -15,8 +15,9 @@
 mod clock;
 mod mesh;
 pub mod node;
+pub mod quorum;
 
-pub use clock::{Clock, SimEnv};
+pub use clock::{Clock, ClockTime, SimEnv};
 pub use mesh::{SimMesh, QUEUE_MAX};
 /// Every choice of a simulated run comes from the project's one seeded
 /// generator.
