@@ -275,7 +275,7 @@ fn segment_end(bytes: &[u8]) -> (usize, i64) {
 }
 
 #[test]
-fn a_metadata_log_that_does_not_replay_stops_the_node_with_a_clear_message() {
+fn a_controller_log_that_does_not_replay_stops_the_node_with_a_clear_message() {
     let mut broker = Broker::start();
     let t = topic("meta");
     connect(&broker)
@@ -286,12 +286,15 @@ fn a_metadata_log_that_does_not_replay_stops_the_node_with_a_clear_message() {
     // A record whose CRC is right but whose command is not one.
     let segment = broker
         .data_dir()
-        .join("__sluice_metadata")
-        .join("0")
+        .join("__cluster_metadata")
+        .join("log")
         .join("00000000000000000000.log");
     let mut bytes = std::fs::read(&segment).expect("the metadata segment");
     let (end, next) = segment_end(&bytes);
-    assert!(next > 0, "the metadata log holds the topic's creation");
+    assert!(
+        next > 0,
+        "the controller's Raft log holds the topic's creation"
+    );
     let mut garbage = batch_of(b"{ this is not a metadata command");
     garbage[..8].copy_from_slice(&next.to_be_bytes());
     bytes.truncate(end);
@@ -320,7 +323,8 @@ fn a_metadata_log_that_does_not_replay_stops_the_node_with_a_clear_message() {
     );
     let stderr = out.stderr_text();
     assert!(
-        stderr.contains("sluice: fatal: the metadata log") && stderr.contains("corrupt"),
+        stderr.contains("sluice: fatal: the controller quorum's metadata")
+            && stderr.contains("corrupt"),
         "{stderr}"
     );
 }

@@ -1,22 +1,44 @@
-//! Start-up time of the metadata log after many metadata changes.
+//! Start-up time of the controller quorum after many metadata changes.
 //!
 //! `cargo run --release -p sluice-shard --example metadata_startup -- DIR N`
-//! commits N topic creations and N deletions to a metadata log twice, once
-//! with snapshots (the default `shard.metadata_snapshot_commands`) and once
-//! without, then times opening each from real files in DIR (O_DIRECT, as
-//! the broker opens it at start-up) and prints what each replay read. The
-//! logs are built on the in-memory disk and written out as files, so the
-//! run does not wait for 2N fdatasyncs; the opening is the broker's own.
+//! commits N topic creations and N deletions through a quorum of one
+//! twice, once with snapshots (the default `shard.metadata_snapshot_commands`)
+//! and once without, then times starting each from real files in DIR
+//! (O_DIRECT, as the broker starts its controller: open the log, vote and
+//! snapshot, elect, apply what was committed) and prints what the start
+//! found. The quorums are built on the in-memory disk and written out as
+//! files, so the run does not wait for 2N fdatasyncs; the start is the
+//! broker's own.
 
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::Instant;
 
 use sluice_core::config::ShardConfig;
-use sluice_core::metadata::MetadataCommand;
+use sluice_core::metadata::{MetadataCommand, MetadataState};
 use sluice_log::storage::Storage;
-use sluice_log::MemoryStorage;
-use sluice_shard::metadata_log::MetadataLog;
-use sluice_shard::Disk;
+use sluice_log::{Disk, MemoryStorage};
+use sluice_quorum::alone::{start_alone, Alone};
+use sluice_quorum::state_machine::{Applier, LocalFuture};
+
+/// Counts what the start applied.
+#[derive(Default)]
+struct Count(std::cell::Cell<u64>);
+
+impl Applier for Count {
+    fn applied(
+        &self,
+        _index: u64,
+        _command: &MetadataCommand,
+        _state: &MetadataState,
+    ) -> LocalFuture {
+        self.0.set(self.0.get() + 1);
+        Box::pin(async {})
+    }
+    fn installed(&self, _state: &MetadataState) -> LocalFuture {
+        Box::pin(async {})
+    }
+}
 
 fn main() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
@@ -34,55 +56,65 @@ fn main() -> Result<(), String> {
             for (name, snapshot_commands) in [("snapshots", every), ("no-snapshots", 0)] {
                 let target = dir.join(name);
                 build(&target, n, snapshot_commands).await?;
-                // The median of three openings (the first also warms up).
+                // The median of three starts (the first also warms up).
                 let mut times = Vec::new();
-                let mut opened = None;
+                let mut replayed = 0;
                 for _ in 0..3 {
+                    let count = Rc::new(Count::default());
                     let started = Instant::now();
-                    let log = MetadataLog::open(&Disk::Dma, target.clone(), snapshot_commands, 0)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let alone = start(Disk::Dma, target.clone(), snapshot_commands, count.clone()).await?;
                     times.push(started.elapsed().as_secs_f64() * 1000.0);
-                    if let Some(previous) = opened.replace(log) {
-                        let previous: MetadataLog = previous;
-                        previous.close().await.map_err(|e| e.to_string())?;
-                    }
+                    replayed = count.0.get();
+                    alone.raft.shutdown().await.map_err(|e| e.to_string())?;
                 }
                 times.sort_by(f64::total_cmp);
-                let log = opened.ok_or("opened three times")?;
-                let replayed = log.replayed();
-                let (start, end) = log.offsets();
-                let files: u64 = std::fs::read_dir(target.join("0"))
-                    .map_err(|e| e.to_string())?
-                    .filter_map(|e| e.ok()?.metadata().ok())
-                    .map(|m| m.len())
-                    .sum();
+                let files = bytes_under(&target);
                 println!(
-                    "{name}: {n} creates + {n} deletes; log {start}..{end}, {files} bytes of files; opened in {:.1} ms median of 3 (snapshot: {}, commands replayed: {}, bytes read: {})",
+                    "{name}: {n} creates + {n} deletes; {files} bytes of files; started in {:.1} ms median of 3 (commands applied at start: {replayed})",
                     times[1],
-                    replayed.snapshot,
-                    replayed.commands,
-                    replayed.bytes
                 );
-                log.close().await.map_err(|e| e.to_string())?;
             }
             Ok(())
         })
 }
 
+async fn start(
+    disk: Disk,
+    dir: PathBuf,
+    snapshot_commands: u64,
+    applier: Rc<dyn Applier>,
+) -> Result<Alone, String> {
+    start_alone(disk, dir, 1, snapshot_commands, applier, Rc::new(|| 0))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn bytes_under(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => bytes_under(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 /// Commits `n` creations and deletions on the in-memory disk, then writes
-/// the log's files under `target`.
+/// the quorum's files under `target`.
 async fn build(target: &Path, n: u64, snapshot_commands: u64) -> Result<(), String> {
     let disk = MemoryStorage::new();
     let root = PathBuf::from("/m");
-    let log = MetadataLog::open(
-        &Disk::Memory(disk.clone()),
+    let alone = start(
+        Disk::Memory(disk.clone()),
         root.clone(),
         snapshot_commands,
-        0,
+        Rc::new(Count::default()),
     )
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     for i in 0..n {
         let name = format!("topic-{i}");
         let create = MetadataCommand::CreateTopic {
@@ -91,23 +123,28 @@ async fn build(target: &Path, n: u64, snapshot_commands: u64) -> Result<(), Stri
             partition_shards: vec![0; 3],
             configs: Default::default(),
         };
-        log.commit(&create, i as i64)
-            .await
-            .map_err(|e| e.to_string())?;
-        log.commit(&MetadataCommand::DeleteTopic { name }, i as i64)
-            .await
-            .map_err(|e| e.to_string())?;
+        for command in [create, MetadataCommand::DeleteTopic { name }] {
+            alone
+                .raft
+                .client_write(command)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
     }
-    log.close().await.map_err(|e| e.to_string())?;
-    let from = root.join("0");
-    let to = target.join("0");
+    alone.raft.shutdown().await.map_err(|e| e.to_string())?;
     let _ = std::fs::remove_dir_all(target);
-    std::fs::create_dir_all(&to).map_err(|e| e.to_string())?;
-    for file in disk.list(&from).await.map_err(|e| e.to_string())? {
-        let bytes = disk
-            .file_bytes(&from.join(&file))
-            .ok_or_else(|| format!("{file} vanished"))?;
-        std::fs::write(to.join(&file), bytes).map_err(|e| e.to_string())?;
+    copy_out(&disk, &root, target).await
+}
+
+/// Writes every file under `from` on the in-memory disk to `to`.
+async fn copy_out(disk: &MemoryStorage, from: &Path, to: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(to).map_err(|e| e.to_string())?;
+    for name in disk.list(from).await.map_err(|e| e.to_string())? {
+        let path = from.join(&name);
+        match disk.file_bytes(&path) {
+            Some(bytes) => std::fs::write(to.join(&name), bytes).map_err(|e| e.to_string())?,
+            None => Box::pin(copy_out(disk, &path, &to.join(&name))).await?,
+        }
     }
     Ok(())
 }

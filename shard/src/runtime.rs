@@ -1,7 +1,7 @@
 //! Starting and stopping the shards: one pinned glommio executor per core.
 //!
 //! Owns: executor start-up and pinning, joining the channel mesh, the
-//! start-up handshake (shard 0 replays the metadata log and sends every
+//! start-up handshake (shard 0 starts its controller quorum member and sends every
 //! shard the result before any of them serves), the mesh receive loops, the
 //! `interval:<ms>` flush tick, and shutdown (stop serving, flush, close).
 
@@ -134,13 +134,13 @@ async fn shard_main(
     };
     let shard = match Shard::new(id, shards, config.clone(), parts).await {
         Ok(shard) => Rc::new(shard),
-        // Only the controller shard opens anything here: the metadata log.
-        // Without it no shard can serve, and the others wait for its
-        // snapshot, so the node stops.
+        // Only the controller shard opens anything here: its controller
+        // quorum member. Without it no shard can serve, and the others
+        // wait for its snapshot, so the node stops.
         Err(e) => crate::fatal(&format!(
-            "the metadata log in {} cannot be opened or replayed: {e}; \
+            "the controller quorum's metadata in {} cannot be opened or replayed: {e}; \
              it must be repaired or restored before the node can start",
-            config.data_dir.join("__sluice_metadata").display()
+            config.data_dir.join(crate::shard::CONTROLLER_DIR).display()
         )),
     };
 

@@ -3,12 +3,13 @@
 //! Owns: the partitions this shard owns (their logs and long-poll signals),
 //! its read-only copy of the metadata, routing of partition work to owner
 //! shards over the channel mesh, and, on shard 0 (the controller), the
-//! metadata log that every change is committed to before it is applied.
+//! node's member of the controller quorum, whose Raft log every change is
+//! committed to before it is applied.
 //!
 //! Invariants: a partition's log is opened only on its owner shard and only
 //! touched from that shard's thread; other shards reach it by message. A
-//! metadata command is applied everywhere only after it is durable in the
-//! metadata log.
+//! metadata command is applied everywhere only after the quorum committed
+//! it (on one node: after it is durable in the node's Raft log).
 
 use std::cell::{Cell, Ref, RefCell};
 use std::collections::HashMap;
@@ -30,7 +31,6 @@ use crate::message::{
     self, FetchResult, GroupResponse, ProduceResult, ShardMsg, ShardOp, ShardRequest,
     ShardResponse, ShardStats,
 };
-use crate::metadata_log::MetadataLog;
 use crate::notify::Notify;
 use crate::runtime::MESH_TASKS_MAX;
 use crate::store::{Disk, PartitionStore};
@@ -38,6 +38,7 @@ use crate::transport::Transport;
 use sluice_core::group::consumer::TopicInfo;
 
 mod controller;
+pub use controller::{CONTROLLER_DIR, LEGACY_METADATA_DIR};
 mod fetch;
 mod partitions;
 
@@ -142,7 +143,7 @@ pub struct Shard {
     /// signal that cancels each. An entry lives only while its watch waits.
     watches: RefCell<HashMap<u64, Rc<Notify>>>,
     next_watch_id: Cell<u64>,
-    /// Shard 0 only: the metadata log and the ids it hands out.
+    /// Shard 0 only: the controller quorum member and the ids it hands out.
     controller: Option<Controller>,
     snapshot_installed: Cell<bool>,
     /// The group coordinator for the `__consumer_offsets` partitions here.
@@ -150,7 +151,12 @@ pub struct Shard {
 }
 
 struct Controller {
-    log: MetadataLog,
+    /// This node's member of the controller quorum.
+    raft: Rc<sluice_quorum::Raft>,
+    /// The metadata it applied.
+    machine: sluice_quorum::MetadataMachine,
+    /// Forwards applied commands to every shard once the node is up.
+    applier: Rc<controller::ShardApplier>,
     /// One proposal at a time: plan, commit and apply everywhere before the
     /// next one is planned, so every shard applies the same sequence.
     propose_lock: Semaphore,
@@ -170,8 +176,9 @@ pub struct ShardParts {
 }
 
 impl Shard {
-    /// Makes shard `id` of `shards`; shard 0 opens and replays the
-    /// metadata log. Partitions open when the metadata snapshot arrives.
+    /// Makes shard `id` of `shards`; shard 0 starts the node's controller
+    /// quorum member and waits until it applied every committed command.
+    /// Partitions open when the metadata snapshot arrives.
     pub async fn new(
         id: ShardId,
         shards: u32,
@@ -184,24 +191,13 @@ impl Shard {
             transport,
         } = parts;
         let controller = if id == 0 {
-            let log = MetadataLog::open(
-                &disk,
-                config.data_dir.join("__sluice_metadata"),
-                config.shard.metadata_snapshot_commands,
-                env.now_ms(),
-            )
-            .await?;
-            Some(Controller {
-                log,
-                propose_lock: Semaphore::new(1),
-                producer_ids: Cell::new((0, 0)),
-            })
+            Some(Controller::open(&config, &disk, &env).await?)
         } else {
             None
         };
         let metadata = controller
             .as_ref()
-            .map(|c| c.log.state().clone())
+            .map(|c| c.machine.state().clone())
             .unwrap_or_default();
         let groups = Rc::new(GroupHome::new(config.group.clone(), env.clone()));
         Ok(Shard {
@@ -240,9 +236,14 @@ impl Shard {
         self.metadata.borrow()
     }
 
-    /// The controller's replayed metadata (shard 0 at start-up).
-    pub fn controller_snapshot(&self) -> Option<MetadataState> {
-        self.controller.as_ref().map(|c| c.log.state().clone())
+    /// The controller's metadata at start-up (shard 0), for every shard to
+    /// install; from here on each command the quorum applies is forwarded
+    /// to every shard.
+    pub fn controller_snapshot(self: &Rc<Self>) -> Option<MetadataState> {
+        let controller = self.controller.as_ref()?;
+        let state = controller.machine.state().clone();
+        controller.applier.forward_to(self);
+        Some(state)
     }
 
     /// Number of partitions this shard owns.
@@ -523,7 +524,7 @@ impl Shard {
         }
     }
 
-    /// Closes every owned partition (flushing it) and the metadata log.
+    /// Closes every owned partition (flushing it) and stops the controller.
     pub async fn close(&self) {
         self.groups.stop_all();
         let owned: Vec<_> = self.partitions.borrow_mut().drain().collect();
@@ -533,8 +534,8 @@ impl Shard {
             }
         }
         if let Some(controller) = &self.controller {
-            if let Err(e) = controller.log.close().await {
-                tracing::error!(error = %e, "closing the metadata log");
+            if let Err(e) = controller.raft.shutdown().await {
+                tracing::error!(error = %e, "stopping the controller quorum member");
             }
         }
     }

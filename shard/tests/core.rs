@@ -279,3 +279,100 @@ fn a_committed_metadata_change_is_applied_by_every_shard() {
         }
     });
 }
+
+#[test]
+fn the_controller_quorum_keeps_metadata_across_power_losses_and_refuses_its_own_name() {
+    run(async {
+        let node = Node::start(2, FlushPolicy::Always).await;
+        node.create_topic("a", 3).await;
+        node.create_topic("b", 1).await;
+        let refused = node
+            .propose(
+                1,
+                Proposal::CreateTopic {
+                    name: sluice_shard::shard::CONTROLLER_DIR.into(),
+                    partitions: 1,
+                    configs: Vec::new(),
+                    validate_only: false,
+                },
+            )
+            .await;
+        assert_eq!(refused, Err(ErrorCode::InvalidRequest), "Kafka's answer");
+        let before = node.shards[0].metadata().clone();
+        for round in 1..=3 {
+            node.disk.crash(round);
+            let reopened = Node::start_on(
+                node.disk.clone(),
+                2,
+                FlushPolicy::Always,
+                START_MS + round as i64 * 1_000,
+            )
+            .await;
+            for shard in &reopened.shards {
+                assert_eq!(
+                    shard.metadata().topics,
+                    before.topics,
+                    "round {round}, shard {}",
+                    shard.id
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn metadata_in_the_earlier_log_format_moves_into_the_quorum_once() {
+    run(async {
+        let disk = sluice_log::MemoryStorage::new();
+        let legacy_dir = data_dir().join(sluice_shard::shard::LEGACY_METADATA_DIR);
+        {
+            let legacy = sluice_shard::metadata_log::MetadataLog::open(
+                &sluice_shard::Disk::Memory(disk.clone()),
+                legacy_dir.clone(),
+                0,
+                START_MS,
+            )
+            .await
+            .expect("the earlier format opens");
+            let commands = [
+                sluice_core::metadata::MetadataCommand::CreateTopic {
+                    name: "old".into(),
+                    id: [7; 16],
+                    partition_shards: vec![0, 0],
+                    configs: [("retention.ms".to_owned(), "1000".to_owned())].into(),
+                },
+                sluice_core::metadata::MetadataCommand::AllocateProducerIds {
+                    first: 0,
+                    count: 1000,
+                },
+            ];
+            for command in &commands {
+                legacy.commit(command, START_MS).await.expect("committed");
+            }
+            legacy.close().await.expect("closed");
+        }
+        let node = Node::start_on(disk.clone(), 1, FlushPolicy::Always, START_MS).await;
+        let state = node.shards[0].metadata().clone();
+        let old = state.topics.get("old").expect("the topic moved over");
+        assert_eq!(old.id, [7; 16], "with its id");
+        assert_eq!(old.partition_shards, vec![0, 0], "and its placement");
+        assert_eq!(
+            old.configs.get("retention.ms").map(String::as_str),
+            Some("1000")
+        );
+        assert_eq!(
+            state.next_producer_id, 1000,
+            "no producer id is handed out twice"
+        );
+        assert!(
+            !sluice_shard::Disk::Memory(disk.clone())
+                .dir_exists(&legacy_dir)
+                .await,
+            "the old files are gone"
+        );
+        // The next start reads the quorum alone.
+        disk.crash(5);
+        let reopened = Node::start_on(disk.clone(), 1, FlushPolicy::Always, START_MS + 1_000).await;
+        assert_eq!(reopened.shards[0].metadata().topics, state.topics);
+    });
+}

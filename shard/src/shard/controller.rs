@@ -1,14 +1,193 @@
 //! The controller role (shard 0) and metadata application (every shard).
 //!
-//! Owns: turning a client's proposal into a command against the
-//! authoritative state, committing it to the metadata log, and having every
-//! shard apply it in the same order; applying a command (or the start-up
-//! snapshot) opens and closes the partitions a shard owns.
+//! Owns: the node's member of the controller quorum (started, and brought
+//! up to date, before the node serves), turning a client's proposal into a
+//! command against the authoritative state and committing it through the
+//! quorum, and having every shard apply each committed command in the same
+//! order ([`ShardApplier`]); applying a command (or the start-up snapshot)
+//! opens and closes the partitions a shard owns. A node whose metadata is
+//! still in the log format before the quorum has it moved into the quorum
+//! at its first start.
+
+use std::rc::Weak;
 
 use sluice_core::metadata::check_partition_count;
+use sluice_quorum::alone::{start_alone, Alone};
+use sluice_quorum::log_store::WallClock;
+use sluice_quorum::state_machine::{Applier, LocalFuture};
+use sluice_quorum::NodeId;
 
 use super::*;
 use crate::message::{Apply, InstallSnapshot, Proposal, Propose, Proposed};
+use crate::metadata_log::MetadataLog;
+
+/// The controller quorum's files, under the data directory (Kafka's
+/// KRaft keeps its metadata log in `__cluster_metadata-0`).
+pub const CONTROLLER_DIR: &str = "__cluster_metadata";
+/// Where metadata lived before the quorum (read once, to move it over).
+pub const LEGACY_METADATA_DIR: &str = "__sluice_metadata";
+
+/// Forwards every command the quorum applies, and every snapshot it
+/// installs, to all shards of the node (once the node is up: before, the
+/// shards get the whole state in the start-up handshake).
+#[derive(Default)]
+pub(crate) struct ShardApplier {
+    shard: RefCell<Weak<Shard>>,
+}
+
+impl ShardApplier {
+    /// From now on, forward through `shard` (shard 0).
+    pub(crate) fn forward_to(&self, shard: &Rc<Shard>) {
+        *self.shard.borrow_mut() = Rc::downgrade(shard);
+    }
+}
+
+impl Applier for ShardApplier {
+    fn applied(
+        &self,
+        _index: u64,
+        command: &MetadataCommand,
+        _state: &MetadataState,
+    ) -> LocalFuture {
+        let Some(shard) = self.shard.borrow().upgrade() else {
+            return Box::pin(async {});
+        };
+        let command = command.clone();
+        Box::pin(async move {
+            let applies = (0..shard.shards).map(|to| shard.call(to, Apply(command.clone())));
+            for apply in applies.collect::<Vec<_>>() {
+                if apply.await.is_err() {
+                    // Only when the node is stopping: the command is
+                    // committed and every shard gets it at the next start.
+                    tracing::warn!("a shard could not be told to apply a command");
+                }
+            }
+        })
+    }
+
+    fn installed(&self, state: &MetadataState) -> LocalFuture {
+        let Some(shard) = self.shard.borrow().upgrade() else {
+            return Box::pin(async {});
+        };
+        let state = state.clone();
+        Box::pin(async move {
+            for to in 0..shard.shards {
+                if shard
+                    .call(to, InstallSnapshot(Box::new(state.clone())))
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(to, "a shard could not be given the metadata snapshot");
+                }
+            }
+        })
+    }
+}
+
+fn quorum_error(dir: &std::path::Path, e: impl std::fmt::Display) -> LogError {
+    LogError::Io {
+        context: "starting the controller quorum member in",
+        path: dir.to_owned(),
+        source: std::io::Error::other(e.to_string()),
+    }
+}
+
+impl Controller {
+    /// Starts this node's quorum member (a quorum of one, this node) and
+    /// waits until it leads and has applied every committed command.
+    pub(super) async fn open(
+        config: &NodeConfig,
+        disk: &Disk,
+        env: &Rc<dyn Env>,
+    ) -> Result<Controller, LogError> {
+        let dir = config.data_dir.join(CONTROLLER_DIR);
+        let me = NodeId::try_from(config.node_id)
+            .map_err(|_| quorum_error(&dir, format!("node.id {} is negative", config.node_id)))?;
+        let clock = env.clone();
+        let wall: WallClock = Rc::new(move || clock.now_ms());
+        let applier = Rc::new(ShardApplier::default());
+        let Alone {
+            raft,
+            machine,
+            fresh,
+        } = start_alone(
+            disk.clone(),
+            dir.clone(),
+            me,
+            config.shard.metadata_snapshot_commands,
+            applier.clone(),
+            wall,
+        )
+        .await
+        .map_err(|e| quorum_error(&dir, e))?;
+        let controller = Controller {
+            raft: Rc::new(raft),
+            machine,
+            applier,
+            propose_lock: Semaphore::new(1),
+            producer_ids: Cell::new((0, 0)),
+        };
+        if fresh {
+            controller.migrate_legacy(config, disk, env).await?;
+        }
+        Ok(controller)
+    }
+
+    /// Moves the metadata of the log format before the quorum (if this data
+    /// directory has one) into the quorum, with the same topic ids and
+    /// placement, then removes the old files.
+    async fn migrate_legacy(
+        &self,
+        config: &NodeConfig,
+        disk: &Disk,
+        env: &Rc<dyn Env>,
+    ) -> Result<(), LogError> {
+        let legacy_dir = config.data_dir.join(LEGACY_METADATA_DIR);
+        if !disk.dir_exists(&legacy_dir).await {
+            return Ok(());
+        }
+        let legacy = MetadataLog::open(disk, legacy_dir.clone(), 0, env.now_ms()).await?;
+        let old = legacy.state().clone();
+        legacy.close().await?;
+        let mut commands: Vec<MetadataCommand> = old
+            .topics
+            .iter()
+            .map(|(name, topic)| MetadataCommand::CreateTopic {
+                name: name.clone(),
+                id: topic.id,
+                partition_shards: topic.partition_shards.clone(),
+                configs: topic.configs.clone(),
+            })
+            .collect();
+        if old.next_producer_id > 0 {
+            commands.push(MetadataCommand::AllocateProducerIds {
+                first: 0,
+                count: old.next_producer_id,
+            });
+        }
+        let moved = commands.len();
+        for command in commands {
+            let written = self.raft.client_write(command).await;
+            match written {
+                Ok(response) => {
+                    if let Err(e) = response.data.0 {
+                        return Err(quorum_error(&legacy_dir, format!("moving metadata: {e}")));
+                    }
+                }
+                Err(e) => return Err(quorum_error(&legacy_dir, e)),
+            }
+        }
+        disk.remove_dir_all(&legacy_dir)
+            .await
+            .map_err(|e| quorum_error(&legacy_dir, e))?;
+        tracing::info!(
+            commands = moved,
+            topics = old.topics.len(),
+            "moved the metadata of the earlier log format into the controller quorum"
+        );
+        Ok(())
+    }
+}
 
 impl Shard {
     /// [`Propose`], on shard 0: turns a proposal into a command, commits it
@@ -22,7 +201,7 @@ impl Shard {
         let Ok(_turn) = controller.propose_lock.acquire_permit(1).await else {
             return not_controller();
         };
-        let state = controller.log.state().clone();
+        let state = controller.machine.state().clone();
         let command = match proposal {
             Proposal::CreateTopic {
                 name,
@@ -30,6 +209,13 @@ impl Shard {
                 configs,
                 validate_only,
             } => {
+                if name == CONTROLLER_DIR {
+                    // Kafka's answer for its own metadata topic's name.
+                    return proposal_error(
+                        ErrorCode::InvalidRequest,
+                        &format!("Creation of internal topic {CONTROLLER_DIR} is prohibited."),
+                    );
+                }
                 if let Err(message) = check_partition_count(i64::from(partitions)) {
                     return proposal_error(ErrorCode::InvalidPartitions, &message);
                 }
@@ -84,25 +270,23 @@ impl Shard {
                 }
             }
         };
-        if let Err(e) = controller.log.commit(&command, self.env.now_ms()).await {
-            return proposal_error(e.error_code(), &e.to_string());
+        // Committed, then applied on every shard (the applier forwards it)
+        // before the quorum answers.
+        match controller.raft.client_write(command.clone()).await {
+            Ok(response) => {
+                if let Err(e) = response.data.0 {
+                    return proposal_error(e.error_code(), &e.to_string());
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the controller quorum did not commit a command");
+                return not_controller();
+            }
         }
         let mut value = 0;
         if let MetadataCommand::AllocateProducerIds { first, count } = &command {
             controller.producer_ids.set((first + 1, first + count));
             value = *first;
-        }
-        // Every shard applies the committed command (this one included).
-        let applies = (0..self.shards).map(|shard| self.call(shard, Apply(command.clone())));
-        for apply in applies.collect::<Vec<_>>() {
-            if apply.await.is_err() {
-                // Only when the node is stopping: the command is committed
-                // and every shard gets it at the next start.
-                tracing::warn!(
-                    shard = self.id,
-                    "a shard could not be told to apply a command"
-                );
-            }
         }
         Ok(value)
     }

@@ -18,7 +18,7 @@ use sluice_core::config::{FlushPolicy, NodeConfig};
 use sluice_core::ErrorCode;
 use sluice_log::MemoryStorage;
 
-use super::{Clock, Rng, SimEnv, SimMesh};
+use super::{Clock, ClockTime, Rng, SimEnv, SimMesh};
 use crate::message::{InstallSnapshot, Proposal, Propose};
 use crate::shard::{Shard, ShardParts};
 use crate::store::Disk;
@@ -106,6 +106,10 @@ impl Node {
             id_seed,
             acks_before_sync,
         } = parts;
+        // The controller quorum's timers and election draws run on the
+        // same virtual clock and seed.
+        sluice_quorum::runtime::set_timebase(Rc::new(ClockTime(clock.clone())));
+        sluice_quorum::runtime::seed_rng(id_seed);
         let mut made = Vec::with_capacity(shards as usize);
         for id in 0..shards {
             let parts = ShardParts {
@@ -117,9 +121,27 @@ impl Node {
                 disk: Disk::Memory(disk.clone()),
                 transport: Transport::Link(mesh.clone()),
             };
-            let shard = Shard::new(id, shards, config.clone(), parts)
-                .await
-                .map_err(|e| format!("shard {id} did not start: {e}"))?;
+            // Shard 0 starts the controller quorum member, whose election
+            // and start-up wait run on the virtual clock: move it along.
+            let started = Rc::new(RefCell::new(None));
+            let slot = started.clone();
+            let config = config.clone();
+            glommio::spawn_local(async move {
+                *slot.borrow_mut() = Some(Shard::new(id, shards, config, parts).await);
+            })
+            .detach();
+            let shard = loop {
+                for _ in 0..SETTLE_YIELDS {
+                    futures_lite::future::yield_now().await;
+                }
+                if let Some(result) = started.borrow_mut().take() {
+                    break result.map_err(|e| format!("shard {id} did not start: {e}"))?;
+                }
+                match clock.next_deadline_ms() {
+                    Some(at) => clock.advance_to(at),
+                    None => return Err(format!("shard {id} waits for nothing while starting")),
+                }
+            };
             made.push(Rc::new(shard));
         }
         let node = Node {
