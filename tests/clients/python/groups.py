@@ -494,6 +494,7 @@ def a_b_ids(members):
 def scenario_kafka_python(bootstrap, topic, group):
     from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
     from kafka.admin import NewTopic
+    from kafka import errors as kafka_errors
 
     parts, n = 4, 400
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
@@ -535,7 +536,12 @@ def scenario_kafka_python(bootstrap, topic, group):
                 for records in c.poll(timeout_ms=200).values():
                     state[k]["ids"].extend(int(r.value) for r in records)
                 state[k]["assignment"] = sorted(tp.partition for tp in c.assignment())
-                c.commit()
+                try:
+                    c.commit()
+                except (kafka_errors.RebalanceInProgressError, kafka_errors.CommitFailedError):
+                    # Kafka's answer to a commit while the group rebalances
+                    # (the second member joining): poll again, then commit.
+                    continue
         except Exception as e:  # reported by the main thread
             state[k]["error"] = e
             raise
