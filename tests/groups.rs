@@ -20,14 +20,29 @@ fn run_python(broker: &Broker, snippet: &str, args: &[&str]) -> Vec<String> {
 /// partitions, then prints the committed offsets and the log start of the
 /// offsets topic's only partition.
 const COMMIT_ROUNDS: &str = r#"
-from confluent_kafka import Consumer, TopicPartition
+import time
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 topic, group, rounds = ARGS[0], ARGS[1], int(ARGS[2])
 admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
 admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])[topic].result(30)
 c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": group, "enable.auto.commit": False})
 for r in range(rounds):
-    c.commit(offsets=[TopicPartition(topic, p, r * 10 + p) for p in range(4)], asynchronous=False)
+    offsets = [TopicPartition(topic, p, r * 10 + p) for p in range(4)]
+    deadline = Deadline(30, "a commit past the coordinator's load")
+    while True:
+        try:
+            c.commit(offsets=offsets, asynchronous=False)
+            break
+        except KafkaException as e:
+            # While __consumer_offsets, just created, opens on every shard
+            # a commit may meet COORDINATOR_LOAD_IN_PROGRESS, as during a
+            # Kafka coordinator's load; librdkafka gives up after two
+            # retries, so the script retries.
+            if e.args[0].code() != KafkaError.COORDINATOR_LOAD_IN_PROGRESS:
+                raise
+            deadline.check()
+            time.sleep(0.05)
 got = c.committed([TopicPartition(topic, p) for p in range(4)], timeout=30)
 print("committed", [tp.offset for tp in got])
 low, high = c.get_watermark_offsets(TopicPartition("__consumer_offsets", 0), timeout=30)
