@@ -1,7 +1,9 @@
 //! The controller quorum: cluster metadata agreed by an openraft group.
 //!
-//! Owns: the Raft type configuration ([`Controller`]), a quorum of one as a
-//! single node runs it ([`alone`]), openraft's runtime
+//! Owns: the Raft type configuration ([`Controller`]), this node's member
+//! of the quorum and a quorum of one as a single node runs it
+//! ([`member`]), the voter list ([`voters`]), the internal listener's frames
+//! and TCP links ([`wire`], [`tcp`]), openraft's runtime
 //! on a glommio executor ([`runtime`]), the durable Raft log and vote over
 //! the log crate's storage ([`log_store`]), the metadata state machine and
 //! its durable snapshots ([`state_machine`]), the messages between voters
@@ -14,12 +16,15 @@
 //! order, so [`sluice_core::metadata::MetadataState`] is the same
 //! everywhere at the same applied index.
 
-pub mod alone;
 pub mod log_store;
+pub mod member;
 pub mod network;
 pub mod runtime;
 pub mod simulated;
 pub mod state_machine;
+pub mod tcp;
+pub mod voters;
+pub mod wire;
 
 pub use openraft;
 use serde::{Deserialize, Serialize};

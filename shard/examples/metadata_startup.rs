@@ -18,7 +18,7 @@ use sluice_core::config::ShardConfig;
 use sluice_core::metadata::{MetadataCommand, MetadataState};
 use sluice_log::storage::Storage;
 use sluice_log::{Disk, MemoryStorage};
-use sluice_quorum::alone::{start_alone, Alone};
+use sluice_quorum::member::{start_alone, Member};
 use sluice_quorum::state_machine::{Applier, LocalFuture};
 
 /// Counts what the start applied.
@@ -83,7 +83,7 @@ async fn start(
     dir: PathBuf,
     snapshot_commands: u64,
     applier: Rc<dyn Applier>,
-) -> Result<Alone, String> {
+) -> Result<Member, String> {
     start_alone(disk, dir, 1, snapshot_commands, applier, Rc::new(|| 0))
         .await
         .map_err(|e| e.to_string())
