@@ -50,6 +50,20 @@ struct NodeFlags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     cores: Option<usize>,
+    /// This broker's id (Kafka's node.id) [default: 0].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node_id: Option<i32>,
+    /// HOST:PORT of the internal listener [default: this node's entry in
+    /// --controller-voters].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rpc_addr: Option<String>,
+    /// The controller quorum: ID@HOST:PORT,ID@HOST:PORT,... [default: this
+    /// node alone].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    controller_voters: Option<String>,
 }
 
 #[derive(Subcommand)]

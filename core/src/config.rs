@@ -294,6 +294,13 @@ pub struct NodeConfig {
     pub cores: usize,
     /// This broker's id in Metadata responses (`node.id`).
     pub node_id: i32,
+    /// `HOST:PORT` the internal listener binds (controller quorum calls,
+    /// forwarded proposals); default: this node's address in
+    /// `controller_voters`. Unused by a single node.
+    pub rpc_addr: Option<String>,
+    /// The controller quorum's voters, `ID@HOST:PORT,...` (Kafka's
+    /// `controller.quorum.voters`); unset: this node alone.
+    pub controller_voters: Option<String>,
     pub kafka: KafkaConfig,
     pub log: LogConfig,
     pub shard: ShardConfig,
@@ -309,6 +316,8 @@ impl Default for NodeConfig {
             admin_addr: "127.0.0.1:9644".into(),
             cores: 0,
             node_id: 0,
+            rpc_addr: None,
+            controller_voters: None,
             kafka: KafkaConfig::default(),
             log: LogConfig::default(),
             shard: ShardConfig::default(),

@@ -6,7 +6,7 @@
 //! client sees for a given fault is decided once.
 
 /// A Kafka protocol error code. The discriminant is the wire value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[repr(i16)]
 pub enum ErrorCode {
     UnknownServerError = -1,

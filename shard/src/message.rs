@@ -309,7 +309,9 @@ pub enum GroupResponse {
 
 /// A metadata change as a client asks for it; the controller turns it into
 /// a [`MetadataCommand`] (placement, ids) against the authoritative state.
-#[derive(Debug, Clone)]
+/// A broker that is not the controller forwards it to the controller over
+/// the internal listener (as JSON).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum Proposal {
     CreateTopic {
         name: String,

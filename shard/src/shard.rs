@@ -38,7 +38,7 @@ use crate::transport::Transport;
 use sluice_core::group::consumer::TopicInfo;
 
 mod controller;
-pub use controller::{CONTROLLER_DIR, LEGACY_METADATA_DIR};
+pub use controller::{controller_id, CONTROLLER_DIR, LEGACY_METADATA_DIR};
 mod fetch;
 mod partitions;
 
@@ -153,6 +153,10 @@ pub struct Shard {
 struct Controller {
     /// This node's member of the controller quorum.
     raft: Rc<sluice_quorum::Raft>,
+    /// The member: its id, whether it is alone, the leader it knows.
+    member: sluice_quorum::member::Member,
+    /// Calls to other nodes' internal listeners (forwarded proposals).
+    link: sluice_quorum::tcp::TcpLink,
     /// The metadata it applied.
     machine: sluice_quorum::MetadataMachine,
     /// Forwards applied commands to every shard once the node is up.

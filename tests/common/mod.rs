@@ -156,6 +156,10 @@ pub struct Broker {
     /// A data directory of the test's choosing (a filesystem it mounted)
     /// instead of one under `dir`.
     data_dir: Option<PathBuf>,
+    /// Its node id (`SLUICE_NODE_ID`), which Metadata names.
+    node_id: i32,
+    /// `--cores`.
+    cores: usize,
 }
 
 impl Broker {
@@ -211,6 +215,8 @@ impl Broker {
             dir,
             output_offsets: (0, 0),
             data_dir,
+            node_id: 0,
+            cores: 2,
         };
         // A port taken between free_port() and the broker's bind makes the
         // start fail; pick again a few times before giving up.
@@ -228,6 +234,76 @@ impl Broker {
             }
         }
         unreachable!("the last attempt panics or returns")
+    }
+
+    /// `count` brokers (node ids 1..=count, one core each) whose controller
+    /// quorum is all of them, each with its own ports and data directory,
+    /// started together (none is ready before a majority is up).
+    pub fn start_cluster(count: usize) -> Vec<Broker> {
+        let mut brokers: Vec<Broker> = (1..=count)
+            .map(|id| {
+                let dir = tempfile::Builder::new()
+                    .prefix("broker-")
+                    .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+                    .expect("creating a temporary directory under the target directory");
+                Broker {
+                    process: None,
+                    port: free_port(),
+                    admin_port: free_port(),
+                    advertised_port: None,
+                    env: Vec::new(),
+                    dir,
+                    output_offsets: (0, 0),
+                    data_dir: None,
+                    node_id: id as i32,
+                    cores: 1,
+                }
+            })
+            .collect();
+        let voters: Vec<String> = brokers
+            .iter()
+            .map(|b| format!("{}@127.0.0.1:{}", b.node_id, free_port()))
+            .collect();
+        let voters = voters.join(",");
+        for broker in &mut brokers {
+            broker.env = vec![
+                ("SLUICE_NODE_ID".into(), broker.node_id.to_string()),
+                ("SLUICE_CONTROLLER_VOTERS".into(), voters.clone()),
+            ];
+        }
+        Broker::start_together(&mut brokers);
+        brokers
+    }
+
+    /// Starts every broker in `brokers` (all stopped), then waits until each
+    /// is ready.
+    pub fn start_together(brokers: &mut [Broker]) {
+        for broker in brokers.iter_mut() {
+            assert!(
+                broker.process.is_none(),
+                "a broker of the cluster is running"
+            );
+            if let Err(reason) = broker.wait_for_ports_released() {
+                panic!("broker cannot start: {reason}\n{}", broker.log_tail(40));
+            }
+            if let Err(reason) = broker.spawn() {
+                panic!("broker did not start: {reason}\n{}", broker.log_tail(40));
+            }
+        }
+        for broker in brokers.iter_mut() {
+            if let Err(reason) = broker.wait_ready() {
+                panic!(
+                    "broker {} did not start: {reason}\n{}",
+                    broker.node_id,
+                    broker.log_tail(40)
+                );
+            }
+        }
+    }
+
+    /// Its node id.
+    pub fn node_id(&self) -> i32 {
+        self.node_id
     }
 
     /// `127.0.0.1:PORT`, for clients' bootstrap.servers.
@@ -380,6 +456,12 @@ impl Broker {
     }
 
     fn spawn_and_wait(&mut self) -> Result<(), String> {
+        self.spawn()?;
+        self.wait_ready()
+    }
+
+    /// Starts the process without waiting for it.
+    fn spawn(&mut self) -> Result<(), String> {
         let length = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len());
         self.output_offsets = (length(&self.stdout_path()), length(&self.stderr_path()));
         let open = |path: &Path| -> File {
@@ -398,7 +480,8 @@ impl Broker {
             .arg(self.bootstrap())
             .arg("--admin-addr")
             .arg(format!("127.0.0.1:{}", self.admin_port))
-            .args(["--cores", "2"]);
+            .arg("--cores")
+            .arg(self.cores.to_string());
         if let Some(port) = self.advertised_port {
             command
                 .arg("--advertised-kafka-addr")
@@ -417,6 +500,11 @@ impl Broker {
             child,
             format!("sluice on port {}", self.port),
         ));
+        Ok(())
+    }
+
+    /// Waits until the process started by [`Broker::spawn`] is ready.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + BROKER_START_TIMEOUT;
         loop {
             if let Some(status) = self.process.as_mut().and_then(|p| p.try_wait()) {
@@ -465,7 +553,7 @@ impl Broker {
             .metadata_v2(&[])
             .map_err(|e| NotReady::Yet(format!("metadata: {e}")))?;
         let expected_broker = wire::MetadataBroker {
-            node_id: 0,
+            node_id: self.node_id,
             host: "127.0.0.1".into(),
             port: i32::from(self.advertised_port.unwrap_or(self.port)),
         };

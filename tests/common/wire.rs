@@ -410,10 +410,26 @@ impl Conn {
 
     /// Metadata v2 for `topics` (empty: no topics, just brokers).
     pub fn metadata_v2(&mut self, topics: &[&str]) -> Result<Metadata, String> {
+        self.metadata_v2_of(Some(topics))
+    }
+
+    /// Metadata v2 for every topic (a null topic array).
+    pub fn metadata_v2_all(&mut self) -> Result<Metadata, String> {
+        self.metadata_v2_of(None)
+    }
+
+    fn metadata_v2_of(&mut self, topics: Option<&[&str]>) -> Result<Metadata, String> {
         let mut e = Encoder::default();
-        e.i32(topics.len() as i32);
-        for t in topics {
-            e.string(t);
+        match topics {
+            Some(topics) => {
+                e.i32(topics.len() as i32);
+                for t in topics {
+                    e.string(t);
+                }
+            }
+            None => {
+                e.i32(-1);
+            }
         }
         let body = self.round_trip(API_METADATA, 2, &e.0)?;
         let mut d = Decoder::new(&body);

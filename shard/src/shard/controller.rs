@@ -8,14 +8,24 @@
 //! opens and closes the partitions a shard owns. A node whose metadata is
 //! still in the log format before the quorum has it moved into the quorum
 //! at its first start.
+//!
+//! With several voters (`controller_voters`), shard 0 also serves the
+//! internal listener (`rpc_addr`): Raft calls from the other voters, and
+//! proposals forwarded by nodes that are not the leader; a proposal made
+//! here while another voter leads is forwarded to it.
 
+use std::collections::BTreeMap;
 use std::rc::Weak;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use sluice_core::metadata::check_partition_count;
-use sluice_quorum::alone::{start_alone, Alone};
 use sluice_quorum::log_store::WallClock;
+use sluice_quorum::member::{open_member, MemberParts, NoPeers};
+use sluice_quorum::network::{LocalResult, PeerLink};
 use sluice_quorum::state_machine::{Applier, LocalFuture};
-use sluice_quorum::NodeId;
+use sluice_quorum::tcp::{RpcCounters, RpcHandler, TcpLink};
+use sluice_quorum::wire::Message;
+use sluice_quorum::{NodeId, Peer, Raft};
 
 use super::*;
 use crate::message::{Apply, InstallSnapshot, Proposal, Propose, Proposed};
@@ -26,6 +36,62 @@ use crate::metadata_log::MetadataLog;
 pub const CONTROLLER_DIR: &str = "__cluster_metadata";
 /// Where metadata lived before the quorum (read once, to move it over).
 pub const LEGACY_METADATA_DIR: &str = "__sluice_metadata";
+
+/// The controller leader this process's member knows of (-1: none yet);
+/// Metadata and DescribeCluster name it.
+static CONTROLLER_ID: AtomicI32 = AtomicI32::new(-1);
+
+/// The node id of the controller leader, when one is known.
+pub fn controller_id() -> Option<i32> {
+    let id = CONTROLLER_ID.load(Ordering::Relaxed);
+    (id >= 0).then_some(id)
+}
+
+/// How long a proposal forwarded to the leader may take.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Answers the internal listener: Raft calls go to this node's member,
+/// forwarded proposals to the controller role.
+struct ControllerRpc {
+    raft: Rc<Raft>,
+    applier: Rc<ShardApplier>,
+}
+
+impl RpcHandler for ControllerRpc {
+    fn handle(&self, message: Message) -> LocalResult<Message> {
+        match message {
+            Message::Raft(request) => {
+                let raft = self.raft.clone();
+                Box::pin(async move {
+                    Message::RaftAnswer(sluice_quorum::network::serve(&raft, request).await)
+                })
+            }
+            Message::App(body) => {
+                let shard = self.applier.shard.borrow().upgrade();
+                Box::pin(async move {
+                    let Some(shard) = shard else {
+                        return Message::Refused("the node is starting".into());
+                    };
+                    let proposal: Proposal = match serde_json::from_slice(&body) {
+                        Ok(proposal) => proposal,
+                        Err(e) => return Message::Refused(format!("not a proposal: {e}")),
+                    };
+                    let answer = shard.propose(Propose(proposal)).await;
+                    match serde_json::to_vec(&answer) {
+                        Ok(bytes) => Message::AppAnswer(bytes),
+                        Err(e) => Message::Refused(e.to_string()),
+                    }
+                })
+            }
+            other => {
+                let kind = format!("{other:?}");
+                Box::pin(async move {
+                    Message::Refused(format!("not a call: {}", &kind[..kind.len().min(40)]))
+                })
+            }
+        }
+    }
+}
 
 /// Forwards every command the quorum applies, and every snapshot it
 /// installs, to all shards of the node (once the node is up: before, the
@@ -84,6 +150,24 @@ impl Applier for ShardApplier {
     }
 }
 
+/// Keeps [`CONTROLLER_ID`] on the leader this member knows of.
+fn watch_controller(raft: &Rc<Raft>) {
+    use sluice_quorum::openraft::async_runtime::WatchReceiver;
+    let mut metrics = raft.metrics();
+    glommio::spawn_local(async move {
+        loop {
+            let leader = metrics.borrow_watched().current_leader;
+            let id = leader.and_then(|id| i32::try_from(id).ok()).unwrap_or(-1);
+            CONTROLLER_ID.store(id, Ordering::Relaxed);
+            if metrics.changed().await.is_err() {
+                CONTROLLER_ID.store(-1, Ordering::Relaxed);
+                return;
+            }
+        }
+    })
+    .detach();
+}
+
 fn quorum_error(dir: &std::path::Path, e: impl std::fmt::Display) -> LogError {
     LogError::Io {
         context: "starting the controller quorum member in",
@@ -103,34 +187,105 @@ impl Controller {
         let dir = config.data_dir.join(CONTROLLER_DIR);
         let me = NodeId::try_from(config.node_id)
             .map_err(|_| quorum_error(&dir, format!("node.id {} is negative", config.node_id)))?;
+        let voters = match &config.controller_voters {
+            Some(list) => sluice_quorum::voters::parse(list).map_err(|e| quorum_error(&dir, e))?,
+            None => BTreeMap::from([(me, Peer::default())]),
+        };
+        let alone = voters.len() == 1;
+        let rpc_addr = config
+            .rpc_addr
+            .clone()
+            .or_else(|| voters.get(&me).map(|peer| peer.rpc_addr.clone()))
+            .unwrap_or_default();
         let clock = env.clone();
         let wall: WallClock = Rc::new(move || clock.now_ms());
         let applier = Rc::new(ShardApplier::default());
-        let Alone {
-            raft,
-            machine,
-            fresh,
-        } = start_alone(
-            disk.clone(),
-            dir.clone(),
+        let link = TcpLink::new();
+        let peers: Rc<dyn PeerLink> = if alone {
+            Rc::new(NoPeers)
+        } else {
+            Rc::new(link.clone())
+        };
+        let member = open_member(MemberParts {
+            disk: disk.clone(),
+            dir: dir.clone(),
             me,
-            config.shard.metadata_snapshot_commands,
-            applier.clone(),
+            voters,
+            snapshot_commands: config.shard.metadata_snapshot_commands,
+            applier: applier.clone(),
             wall,
-        )
+            link: peers,
+        })
         .await
         .map_err(|e| quorum_error(&dir, e))?;
+        if !alone {
+            let addr: std::net::SocketAddr = rpc_addr
+                .parse()
+                .map_err(|e| quorum_error(&dir, format!("rpc_addr {rpc_addr:?}: {e}")))?;
+            let listener = glommio::net::TcpListener::bind(addr).map_err(|e| {
+                quorum_error(
+                    &dir,
+                    format!("cannot bind the internal listener {addr}: {e}"),
+                )
+            })?;
+            let handler = Rc::new(ControllerRpc {
+                raft: member.raft.clone(),
+                applier: applier.clone(),
+            });
+            glommio::spawn_local(sluice_quorum::tcp::serve(
+                listener,
+                handler,
+                Rc::new(RpcCounters::default()),
+            ))
+            .detach();
+            tracing::info!(%addr, "the internal listener is up");
+        }
+        watch_controller(&member.raft);
+        member.ready().await.map_err(|e| quorum_error(&dir, e))?;
+        let raft = member.raft.clone();
+        let machine = member.machine.clone();
+        let fresh = member.fresh;
         let controller = Controller {
-            raft: Rc::new(raft),
+            raft,
+            member,
+            link,
             machine,
             applier,
             propose_lock: Semaphore::new(1),
             producer_ids: Cell::new((0, 0)),
         };
-        if fresh {
+        if fresh && alone {
             controller.migrate_legacy(config, disk, env).await?;
         }
         Ok(controller)
+    }
+
+    /// Sends `proposal` to the leader's internal listener and returns its
+    /// answer (NOT_CONTROLLER when it cannot be reached: clients retry).
+    async fn forward(&self, leader: &Peer, proposal: Proposal) -> Proposed {
+        let unreachable = |why: String| {
+            tracing::warn!(leader = %leader.rpc_addr, why, "a proposal could not be forwarded to the controller");
+            Err((
+                ErrorCode::NotController,
+                "the controller is not reachable".to_owned(),
+            ))
+        };
+        let body = match serde_json::to_vec(&proposal) {
+            Ok(body) => body,
+            Err(e) => return unreachable(e.to_string()),
+        };
+        let call = self.link.call_addr(&leader.rpc_addr, Message::App(body));
+        let answer = match glommio::timer::timeout(FORWARD_TIMEOUT, async { Ok(call.await) }).await
+        {
+            Ok(answer) => answer,
+            Err(e) => return unreachable(e.to_string()),
+        };
+        match answer {
+            Ok(Message::AppAnswer(bytes)) => serde_json::from_slice(&bytes)
+                .unwrap_or_else(|e| unreachable(format!("a malformed answer: {e}"))),
+            Ok(other) => unreachable(format!("answered {other:?}")),
+            Err(e) => unreachable(e),
+        }
     }
 
     /// Moves the metadata of the log format before the quorum (if this data
@@ -198,6 +353,13 @@ impl Shard {
         let Some(controller) = &self.controller else {
             return not_controller();
         };
+        if !controller.member.alone {
+            match controller.member.leader() {
+                Some((leader, _)) if leader == controller.member.me => {}
+                Some((_, peer)) => return controller.forward(&peer, proposal).await,
+                None => return not_controller(),
+            }
+        }
         let Ok(_turn) = controller.propose_lock.acquire_permit(1).await else {
             return not_controller();
         };

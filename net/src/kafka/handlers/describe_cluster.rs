@@ -87,7 +87,9 @@ pub fn handle(
         .with_error_code(ErrorCode::None.code())
         .with_endpoint_type(ENDPOINT_BROKER)
         .with_cluster_id(ctx.cluster_id.clone())
-        .with_controller_id(BrokerId(ctx.node_id))
+        .with_controller_id(BrokerId(
+            sluice_shard::shard::controller_id().unwrap_or(ctx.node_id),
+        ))
         .with_brokers(vec![DescribeClusterBroker::default()
             .with_broker_id(BrokerId(ctx.node_id))
             .with_host(ctx.advertised_host.clone())

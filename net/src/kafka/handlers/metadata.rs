@@ -90,7 +90,9 @@ pub async fn handle(ctx: &Context, request: MetadataRequest) -> MetadataResponse
             .with_host(ctx.advertised_host.clone())
             .with_port(ctx.advertised_port)])
         .with_cluster_id(Some(ctx.cluster_id.clone()))
-        .with_controller_id(BrokerId(ctx.node_id))
+        .with_controller_id(BrokerId(
+            sluice_shard::shard::controller_id().unwrap_or(ctx.node_id),
+        ))
         .with_topics(topics)
 }
 
