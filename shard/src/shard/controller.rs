@@ -84,10 +84,14 @@ impl RpcHandler for ControllerRpc {
                 })
             }
             other => {
-                let kind = format!("{other:?}");
-                Box::pin(async move {
-                    Message::Refused(format!("not a call: {}", &kind[..kind.len().min(40)]))
-                })
+                // An answer sent as a call: name its kind only (its text
+                // came from the peer).
+                let kind = match other {
+                    Message::RaftAnswer(_) => "a Raft answer",
+                    Message::AppAnswer(_) => "an application answer",
+                    _ => "a refusal",
+                };
+                Box::pin(async move { Message::Refused(format!("{kind} is not a call")) })
             }
         }
     }
