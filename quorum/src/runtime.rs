@@ -92,11 +92,6 @@ impl Instant {
     pub fn at(since_origin: Duration) -> Instant {
         Instant(since_origin)
     }
-
-    /// Time since the timebase's origin.
-    pub fn since_origin(self) -> Duration {
-        self.0
-    }
 }
 
 impl std::ops::Add<Duration> for Instant {

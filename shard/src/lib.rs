@@ -3,7 +3,9 @@
 //! Owns: one pinned glommio executor per core ([`runtime`]), each a
 //! [`shard::Shard`] that owns a disjoint set of partitions and a read-only
 //! copy of the metadata; the message types shards exchange over the channel
-//! mesh ([`message`]) and the mesh itself ([`mesh`]); the metadata log on the controller shard
+//! mesh ([`message`]) and the mesh itself ([`mesh`]); the controller role
+//! on shard 0 (its member of the controller quorum, `sluice-quorum`); the
+//! metadata log format from before the quorum, read once to move it over
 //! ([`metadata_log`]); and the per-partition long-poll signal ([`notify`]).
 //! No locks or shared mutable state on the request path: work for another
 //! shard's partition is a message to that shard.

@@ -1,5 +1,8 @@
-//! The metadata log: committed metadata commands and snapshots of the
-//! state, replayed at start.
+//! The metadata log format from before the controller quorum: committed
+//! metadata commands and snapshots of the state. Production only opens it
+//! to move an older data directory's metadata into the quorum
+//! (`Controller::migrate_legacy`); writing it stays for the tests that make
+//! such directories.
 //!
 //! Owns: persistence of [`MetadataCommand`]s on the controller shard. Each
 //! command is one record (JSON, so the log is readable with any Kafka tool's
@@ -11,8 +14,7 @@
 //! synced, and the log start moved to it, so retention deletes every
 //! segment before it: the log holds one snapshot and the commands since. Opening replays
 //! from the log start: a snapshot record replaces the state, a command
-//! applies to it. In a cluster the same commands become Raft entries and
-//! the snapshot Raft's.
+//! applies to it.
 //!
 //! Invariants: the state after replay is the state after every committed
 //! command, whether or not a snapshot was taken, and however a crash cut a

@@ -151,14 +151,11 @@ pub struct Shard {
 }
 
 struct Controller {
-    /// This node's member of the controller quorum.
-    raft: Rc<sluice_quorum::Raft>,
-    /// The member: its id, whether it is alone, the leader it knows.
+    /// This node's member of the controller quorum: its Raft, the metadata
+    /// it applied, its id, whether it is alone, the leader it knows.
     member: sluice_quorum::member::Member,
     /// Calls to other nodes' internal listeners (forwarded proposals).
     link: sluice_quorum::tcp::TcpLink,
-    /// The metadata it applied.
-    machine: sluice_quorum::MetadataMachine,
     /// Forwards applied commands to every shard once the node is up.
     applier: Rc<controller::ShardApplier>,
     /// One proposal at a time: plan, commit and apply everywhere before the
@@ -201,7 +198,7 @@ impl Shard {
         };
         let metadata = controller
             .as_ref()
-            .map(|c| c.machine.state().clone())
+            .map(|c| c.member.machine.state().clone())
             .unwrap_or_default();
         let groups = Rc::new(GroupHome::new(config.group.clone(), env.clone()));
         Ok(Shard {
@@ -245,7 +242,7 @@ impl Shard {
     /// to every shard.
     pub fn controller_snapshot(self: &Rc<Self>) -> Option<MetadataState> {
         let controller = self.controller.as_ref()?;
-        let state = controller.machine.state().clone();
+        let state = controller.member.machine.state().clone();
         controller.applier.forward_to(self);
         Some(state)
     }
@@ -538,7 +535,7 @@ impl Shard {
             }
         }
         if let Some(controller) = &self.controller {
-            if let Err(e) = controller.raft.shutdown().await {
+            if let Err(e) = controller.member.raft.shutdown().await {
                 tracing::error!(error = %e, "stopping the controller quorum member");
             }
         }

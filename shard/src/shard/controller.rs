@@ -22,6 +22,8 @@ use sluice_core::metadata::check_partition_count;
 use sluice_quorum::log_store::WallClock;
 use sluice_quorum::member::{open_member, MemberParts, NoPeers};
 use sluice_quorum::network::{LocalResult, PeerLink};
+use sluice_quorum::openraft::AsyncRuntime;
+use sluice_quorum::runtime::LocalRuntime;
 use sluice_quorum::state_machine::{Applier, LocalFuture};
 use sluice_quorum::tcp::{RpcCounters, RpcHandler, TcpLink};
 use sluice_quorum::wire::Message;
@@ -181,8 +183,10 @@ fn quorum_error(dir: &std::path::Path, e: impl std::fmt::Display) -> LogError {
 }
 
 impl Controller {
-    /// Starts this node's quorum member (a quorum of one, this node) and
-    /// waits until it leads and has applied every committed command.
+    /// Starts this node's quorum member (a quorum of one, or one voter of
+    /// `controller_voters`, then serving the internal listener) and waits
+    /// until a leader is known and every committed command it knows of is
+    /// applied.
     pub(super) async fn open(
         config: &NodeConfig,
         disk: &Disk,
@@ -246,14 +250,10 @@ impl Controller {
         }
         watch_controller(&member.raft);
         member.ready().await.map_err(|e| quorum_error(&dir, e))?;
-        let raft = member.raft.clone();
-        let machine = member.machine.clone();
         let fresh = member.fresh;
         let controller = Controller {
-            raft,
             member,
             link,
-            machine,
             applier,
             propose_lock: Semaphore::new(1),
             producer_ids: Cell::new((0, 0)),
@@ -279,8 +279,7 @@ impl Controller {
             Err(e) => return unreachable(e.to_string()),
         };
         let call = self.link.call_addr(&leader.rpc_addr, Message::App(body));
-        let answer = match glommio::timer::timeout(FORWARD_TIMEOUT, async { Ok(call.await) }).await
-        {
+        let answer = match LocalRuntime::timeout(FORWARD_TIMEOUT, call).await {
             Ok(answer) => answer,
             Err(e) => return unreachable(e.to_string()),
         };
@@ -326,7 +325,7 @@ impl Controller {
         }
         let moved = commands.len();
         for command in commands {
-            let written = self.raft.client_write(command).await;
+            let written = self.member.raft.client_write(command).await;
             match written {
                 Ok(response) => {
                     if let Err(e) = response.data.0 {
@@ -367,7 +366,7 @@ impl Shard {
         let Ok(_turn) = controller.propose_lock.acquire_permit(1).await else {
             return not_controller();
         };
-        let state = controller.machine.state().clone();
+        let state = controller.member.machine.state().clone();
         let command = match proposal {
             Proposal::CreateTopic {
                 name,
@@ -438,7 +437,7 @@ impl Shard {
         };
         // Committed, then applied on every shard (the applier forwards it)
         // before the quorum answers.
-        match controller.raft.client_write(command.clone()).await {
+        match controller.member.raft.client_write(command.clone()).await {
             Ok(response) => {
                 if let Err(e) = response.data.0 {
                     return proposal_error(e.error_code(), &e.to_string());
