@@ -59,10 +59,13 @@ fn main() -> std::io::Result<()> {
     // stores them (serde's externally tagged enum layout).
     let id = format!("[{}]", ["7"; 16].join(","));
     let commands = [
+        r#"{"RegisterBroker":{"id":0,"incarnation":[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1],"rack":null,"host":"127.0.0.1","port":9092,"rpc_addr":"127.0.0.1:9093","shards":2}}"#.to_owned(),
         format!(
-            r#"{{"CreateTopic":{{"name":"t","id":{id},"partition_shards":[0,1,0],"configs":{{"retention.ms":"1000"}}}}}}"#
+            r#"{{"CreateTopic":{{"name":"t","id":{id},"partitions":[[{{"broker":0,"shard":0}}],[{{"broker":0,"shard":1}}]],"configs":{{"retention.ms":"1000"}}}}}}"#
         ),
-        r#"{"CreatePartitions":{"name":"t","new_partition_shards":[1,0]}}"#.to_owned(),
+        r#"{"CreatePartitions":{"name":"t","new_partitions":[[{"broker":0,"shard":1}]]}}"#.to_owned(),
+        r#"{"FenceBroker":{"id":0}}"#.to_owned(),
+        r#"{"UnfenceBroker":{"id":0}}"#.to_owned(),
         r#"{"AllocateProducerIds":{"first":0,"count":1000}}"#.to_owned(),
         r#"{"DeleteTopic":{"name":"t"}}"#.to_owned(),
     ];

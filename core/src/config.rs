@@ -182,6 +182,17 @@ pub struct KafkaConfig {
     pub auto_create_topics_enable: bool,
     /// Partitions of an auto-created topic (`num.partitions`).
     pub num_partitions: i32,
+    /// Replicas of an auto-created topic, and of one created with
+    /// replication factor -1 (`default.replication.factor`).
+    pub default_replication_factor: i16,
+    /// This broker's rack, for rack-aware placement (`broker.rack`).
+    pub broker_rack: Option<String>,
+    /// How often a broker heartbeats to the controller
+    /// (`broker.heartbeat.interval.ms`).
+    pub broker_heartbeat_interval_ms: u64,
+    /// A broker not heard from for this long is fenced: clients stop being
+    /// told about it and it leads nothing (`broker.session.timeout.ms`).
+    pub broker_session_timeout_ms: u64,
     /// Most record bytes one Fetch response carries, whatever the request
     /// asks (`fetch.max.bytes`); with one response in flight per
     /// connection, it bounds what a consumer that stops reading can hold.
@@ -209,6 +220,10 @@ impl Default for KafkaConfig {
             queued_max_request_bytes: 256 * 1024 * 1024,
             auto_create_topics_enable: true,
             num_partitions: 1,
+            default_replication_factor: 1,
+            broker_rack: None,
+            broker_heartbeat_interval_ms: 2000,
+            broker_session_timeout_ms: 9000,
             fetch_max_bytes: 57_671_680,
             max_connections: i32::MAX as u64,
             max_connections_per_ip: i32::MAX as u64,
@@ -323,6 +338,26 @@ impl Default for NodeConfig {
             shard: ShardConfig::default(),
             group: GroupConfig::default(),
         }
+    }
+}
+
+impl NodeConfig {
+    /// The host and port clients are told to connect to
+    /// (`advertised_kafka_addr`, else `kafka_addr`), brackets of an IPv6
+    /// host removed.
+    pub fn advertised_kafka(&self) -> Result<(String, i32), String> {
+        let advertised = self
+            .advertised_kafka_addr
+            .as_deref()
+            .unwrap_or(&self.kafka_addr);
+        let (host, port) = advertised
+            .rsplit_once(':')
+            .ok_or_else(|| format!("advertised address {advertised:?} is not HOST:PORT"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("advertised port in {advertised:?}"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        Ok((host.to_owned(), i32::from(port)))
     }
 }
 

@@ -55,6 +55,7 @@ pub enum ErrorCode {
     FetchSessionIdNotFound = 70,
     InvalidFetchSessionEpoch = 71,
     FencedLeaderEpoch = 74,
+    StaleBrokerEpoch = 77,
     UnknownLeaderEpoch = 75,
     UnsupportedCompressionType = 76,
     OffsetNotAvailable = 78,

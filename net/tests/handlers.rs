@@ -147,7 +147,10 @@ fn a_long_poll_fetch_is_answered_by_a_produce_before_its_deadline() {
     run(async {
         let node = Node::start(2, FlushPolicy::Always).await;
         node.create_topic("t", 2).await;
-        let owner = node.shards[0].metadata().owner("t", 1).expect("placed") as usize;
+        let owner = node.shards[0]
+            .metadata()
+            .leader_shard(0, "t", 1)
+            .expect("placed") as usize;
         let entry = 1 - owner;
         let fetch = FetchRequest::default()
             .with_max_wait_ms(500)

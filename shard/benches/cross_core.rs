@@ -99,6 +99,8 @@ async fn measure(
             Propose(Proposal::CreateTopic {
                 name: "cross-core".into(),
                 partitions: 2,
+                replication_factor: -1,
+                assignments: Vec::new(),
                 configs: Vec::new(),
                 validate_only: false,
             }),
@@ -106,7 +108,12 @@ async fn measure(
         .await;
     assert!(matches!(created, Ok(Ok(_))), "{created:?}");
     let owners: Vec<u32> = (0..2)
-        .map(|p| shard.metadata().owner("cross-core", p).expect("placed"))
+        .map(|p| {
+            shard
+                .metadata()
+                .leader_shard(0, "cross-core", p)
+                .expect("placed")
+        })
         .collect();
     assert_eq!(
         owners,

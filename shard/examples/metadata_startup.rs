@@ -15,7 +15,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use sluice_core::config::ShardConfig;
-use sluice_core::metadata::{MetadataCommand, MetadataState};
+use sluice_core::metadata::{BrokerRegistration, MetadataCommand, MetadataState, Replica};
 use sluice_log::storage::Storage;
 use sluice_log::{Disk, MemoryStorage};
 use sluice_quorum::member::{start_alone, Member};
@@ -115,12 +115,30 @@ async fn build(target: &Path, n: u64, snapshot_commands: u64) -> Result<(), Stri
         Rc::new(Count::default()),
     )
     .await?;
+    let broker = MetadataCommand::RegisterBroker(BrokerRegistration {
+        id: 0,
+        incarnation: [0; 16],
+        rack: None,
+        host: "127.0.0.1".into(),
+        port: 9092,
+        rpc_addr: String::new(),
+        shards: 1,
+    });
+    alone
+        .raft
+        .client_write(broker)
+        .await
+        .map_err(|e| e.to_string())?;
+    let here = Replica {
+        broker: 0,
+        shard: 0,
+    };
     for i in 0..n {
         let name = format!("topic-{i}");
         let create = MetadataCommand::CreateTopic {
             name: name.clone(),
             id: (i as u128 + 1).to_be_bytes(),
-            partition_shards: vec![0; 3],
+            partitions: vec![vec![here]; 3],
             configs: Default::default(),
         };
         for command in [create, MetadataCommand::DeleteTopic { name }] {

@@ -20,7 +20,7 @@ use sluice_core::group::consumer;
 use sluice_core::group::coordinator::{GroupDescription, GroupListing};
 use sluice_core::group::records::CommittedOffset;
 use sluice_core::group::{JoinRequest, JoinResponse, SyncRequest, SyncResponse};
-use sluice_core::metadata::{MetadataCommand, MetadataState};
+use sluice_core::metadata::{BrokerId, BrokerRegistration, MetadataCommand, MetadataState};
 use sluice_core::{ErrorCode, Offset, PartitionId};
 
 /// What travels on the mesh.
@@ -316,18 +316,40 @@ pub enum Proposal {
     CreateTopic {
         name: String,
         partitions: i32,
+        /// -1: `default.replication.factor`.
+        replication_factor: i16,
+        /// Manual replica assignment (brokers of each partition), or empty
+        /// for the controller's placement.
+        assignments: Vec<Vec<BrokerId>>,
         configs: Vec<(String, String)>,
         validate_only: bool,
     },
     DeleteTopic {
         name: String,
     },
+    /// New partitions get as many replicas as the topic's first one, or
+    /// the manual assignment when one is given.
     CreatePartitions {
         name: String,
         total: i32,
+        assignments: Vec<Vec<BrokerId>>,
         validate_only: bool,
     },
     AllocateProducerId,
+    /// A broker starting: recorded (again) and unfenced.
+    RegisterBroker(BrokerRegistration),
+    /// A registered broker is alive; answered STALE_BROKER_EPOCH when the
+    /// controller knows no such incarnation (the broker registers again).
+    BrokerHeartbeat {
+        id: BrokerId,
+        incarnation: [u8; 16],
+    },
+    /// A broker is stopping (controlled shutdown): it is fenced now rather
+    /// than after its session times out.
+    ShutdownBroker {
+        id: BrokerId,
+        incarnation: [u8; 16],
+    },
 }
 
 /// Per-partition result of a produce.

@@ -4,12 +4,12 @@
 //! (`Controller::migrate_legacy`); writing it stays for the tests that make
 //! such directories.
 //!
-//! Owns: persistence of [`MetadataCommand`]s on the controller shard. Each
+//! Owns: persistence of [`LegacyCommand`]s on the controller shard. Each
 //! command is one record (JSON, so the log is readable with any Kafka tool's
 //! dump) in a partition log of its own, appended and fdatasync'd before the
 //! command is applied anywhere. Every so often (`shard.
 //! metadata_snapshot_commands` commands, and at least as many bytes of
-//! commands as the last snapshot took) the whole [`MetadataState`] is
+//! commands as the last snapshot took) the whole [`LegacyState`] is
 //! written as one record keyed `snapshot` at the start of a new segment,
 //! synced, and the log start moved to it, so retention deletes every
 //! segment before it: the log holds one snapshot and the commands since. Opening replays
@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use bytes::BytesMut;
 use sluice_core::batch::{BatchBuilder, BatchIter};
 use sluice_core::config::LogConfig;
-use sluice_core::metadata::{MetadataCommand, MetadataState};
+use sluice_core::metadata::legacy::{LegacyCommand, LegacyState};
 use sluice_core::records::RecordIter;
 use sluice_log::LogError;
 
@@ -52,7 +52,7 @@ pub struct Replayed {
 /// The committed metadata and the log it came from.
 pub struct MetadataLog {
     log: PartitionStore,
-    state: RefCell<MetadataState>,
+    state: RefCell<LegacyState>,
     /// Commands between snapshots (0: never).
     snapshot_commands: u64,
     commands_since_snapshot: Cell<u64>,
@@ -87,7 +87,7 @@ impl MetadataLog {
             ..LogConfig::default()
         };
         let log = disk.open_log(dir.join("0"), config, None, now_ms).await?;
-        let mut state = MetadataState::default();
+        let mut state = LegacyState::default();
         let mut replayed = Replayed::default();
         let end = log.log_end_offset();
         let mut next = log.log_start_offset();
@@ -113,7 +113,7 @@ impl MetadataLog {
                             replayed.commands = 0;
                             continue;
                         }
-                        let command: MetadataCommand =
+                        let command: LegacyCommand =
                             serde_json::from_slice(&value).map_err(|e| {
                                 corrupt(&log, format!("metadata record {}: {e}", record.offset))
                             })?;
@@ -155,7 +155,7 @@ impl MetadataLog {
     }
 
     /// The state after every committed command.
-    pub fn state(&self) -> std::cell::Ref<'_, MetadataState> {
+    pub fn state(&self) -> std::cell::Ref<'_, LegacyState> {
         self.state.borrow()
     }
 
@@ -173,7 +173,7 @@ impl MetadataLog {
     /// Refuses (with nothing written) a command that does not apply. Takes
     /// a snapshot afterwards when one is due (a failed snapshot is logged:
     /// the command is committed regardless).
-    pub async fn commit(&self, command: &MetadataCommand, now_ms: i64) -> Result<(), CommitError> {
+    pub async fn commit(&self, command: &LegacyCommand, now_ms: i64) -> Result<(), CommitError> {
         let mut next = self.state.borrow().clone();
         next.apply(command).map_err(CommitError::Rejected)?;
         let value = serde_json::to_vec(command).expect("metadata commands serialize");

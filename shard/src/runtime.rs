@@ -157,7 +157,13 @@ async fn shard_main(
         .detach();
     }
 
-    // Start-up handshake: shard 0 sends the replayed metadata everywhere.
+    // Shard 0 registers the broker first (and from then on heartbeats), so
+    // the metadata every shard starts from already has it registered and
+    // leading its partitions.
+    if id == 0 {
+        shard.join_cluster().await?;
+    }
+    // Start-up handshake: shard 0 sends the metadata everywhere.
     let ready = Rc::new(Notify::default());
     if let Some(state) = shard.controller_snapshot() {
         for to in 0..shards {
@@ -233,6 +239,8 @@ async fn shard_main(
         tracing::error!(shard = id, error = %e, "shard cannot serve; stopping the node");
         shutdown.request();
     }
+    // Controlled shutdown: the controller fences this broker now.
+    shard.leave_cluster().await;
     shard.close().await;
     tracing::info!(shard = id, "shard stopped");
     served

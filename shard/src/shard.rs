@@ -37,6 +37,7 @@ use crate::store::{Disk, PartitionStore};
 use crate::transport::Transport;
 use sluice_core::group::consumer::TopicInfo;
 
+mod brokers;
 mod controller;
 pub use controller::{controller_id, CONTROLLER_DIR, LEGACY_METADATA_DIR};
 mod fetch;
@@ -163,6 +164,14 @@ struct Controller {
     propose_lock: Semaphore,
     /// Producer ids reserved in the metadata log but not yet handed out.
     producer_ids: Cell<(i64, i64)>,
+    /// This process's broker incarnation (new at every start).
+    incarnation: [u8; 16],
+    /// The internal listener's address, as registered.
+    rpc_addr: String,
+    /// On the leader: which brokers still heartbeat.
+    liveness: RefCell<sluice_core::metadata::liveness::Liveness>,
+    /// The quorum's files were created at this start.
+    fresh: bool,
 }
 
 /// Producer ids reserved per metadata command.
@@ -425,7 +434,7 @@ impl Shard {
         let topics = |name: &str| {
             self.metadata().topics.get(name).map(|t| TopicInfo {
                 id: t.id,
-                partitions: t.partition_shards.len() as i32,
+                partitions: t.partitions.len() as i32,
             })
         };
         let response = self.groups.handle(partition, request, &topics).await;
@@ -447,8 +456,12 @@ impl Shard {
     fn coordinator_absence(&self, partition: PartitionId) -> ErrorCode {
         let metadata = self.metadata();
         match metadata.topics.get(OFFSETS_TOPIC) {
-            Some(topic) => match topic.partition_shards.get(partition as usize) {
-                Some(shard) if *shard == self.id => ErrorCode::CoordinatorLoadInProgress,
+            Some(topic) => match topic
+                .partitions
+                .get(partition as usize)
+                .map(|p| p.shard_on(self.config.node_id))
+            {
+                Some(Some(shard)) if shard == self.id => ErrorCode::CoordinatorLoadInProgress,
                 Some(_) => ErrorCode::NotCoordinator,
                 None => ErrorCode::CoordinatorLoadInProgress,
             },

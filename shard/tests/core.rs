@@ -25,7 +25,7 @@ async fn produce(node: &Node, entry: usize, topic: &str, partition: i32, values:
     let shard = node.shards[entry].clone();
     let owner = shard
         .metadata()
-        .owner(topic, partition)
+        .leader_shard(0, topic, partition)
         .expect("a known partition");
     let mut batch = BatchBuilder::new(START_MS);
     for value in values {
@@ -126,7 +126,10 @@ fn a_request_for_another_shards_partition_travels_over_the_mesh() {
     run(async {
         let node = Node::start(3, FlushPolicy::Always).await;
         node.create_topic("t", 3).await;
-        let owner = node.shards[0].metadata().owner("t", 2).expect("placed");
+        let owner = node.shards[0]
+            .metadata()
+            .leader_shard(0, "t", 2)
+            .expect("placed");
         let entry = (owner as usize + 1) % 3;
         let sent_before = node.mesh.sent();
         assert_eq!(produce(&node, entry, "t", 2, &["x"]).await, 0);
@@ -176,7 +179,10 @@ fn a_long_poll_ends_when_data_arrives_or_exactly_at_its_deadline() {
     run(async {
         let node = Node::start(2, FlushPolicy::Always).await;
         node.create_topic("t", 2).await;
-        let owner = node.shards[0].metadata().owner("t", 0).expect("placed") as usize;
+        let owner = node.shards[0]
+            .metadata()
+            .leader_shard(0, "t", 0)
+            .expect("placed") as usize;
         let entry = (owner + 1) % 2;
 
         // A watch on an empty partition, parked on its owner.
@@ -246,9 +252,9 @@ fn a_committed_metadata_change_is_applied_by_every_shard() {
                 shard.id
             );
             let owned = state.topics["t"]
-                .partition_shards
+                .partitions
                 .iter()
-                .filter(|s| **s == shard.id)
+                .filter(|p| p.shard_on(0) == Some(shard.id))
                 .count();
             assert_eq!(
                 shard.owned_partitions(),
@@ -260,6 +266,7 @@ fn a_committed_metadata_change_is_applied_by_every_shard() {
         let grow = Proposal::CreatePartitions {
             name: "t".into(),
             total: 8,
+            assignments: Vec::new(),
             validate_only: false,
         };
         node.propose(1, grow).await.expect("grown");
@@ -292,6 +299,8 @@ fn the_controller_quorum_keeps_metadata_across_power_losses_and_refuses_its_own_
                 Proposal::CreateTopic {
                     name: sluice_shard::shard::CONTROLLER_DIR.into(),
                     partitions: 1,
+                    replication_factor: -1,
+                    assignments: Vec::new(),
                     configs: Vec::new(),
                     validate_only: false,
                 },
@@ -335,13 +344,13 @@ fn metadata_in_the_earlier_log_format_moves_into_the_quorum_once() {
             .await
             .expect("the earlier format opens");
             let commands = [
-                sluice_core::metadata::MetadataCommand::CreateTopic {
+                sluice_core::metadata::legacy::LegacyCommand::CreateTopic {
                     name: "old".into(),
                     id: [7; 16],
                     partition_shards: vec![0, 0],
                     configs: [("retention.ms".to_owned(), "1000".to_owned())].into(),
                 },
-                sluice_core::metadata::MetadataCommand::AllocateProducerIds {
+                sluice_core::metadata::legacy::LegacyCommand::AllocateProducerIds {
                     first: 0,
                     count: 1000,
                 },
@@ -355,7 +364,16 @@ fn metadata_in_the_earlier_log_format_moves_into_the_quorum_once() {
         let state = node.shards[0].metadata().clone();
         let old = state.topics.get("old").expect("the topic moved over");
         assert_eq!(old.id, [7; 16], "with its id");
-        assert_eq!(old.partition_shards, vec![0, 0], "and its placement");
+        let placement: Vec<_> = old.partitions.iter().map(|p| p.replicas.clone()).collect();
+        let here = sluice_core::metadata::Replica {
+            broker: 0,
+            shard: 0,
+        };
+        assert_eq!(
+            placement,
+            vec![vec![here], vec![here]],
+            "and its placement, on this broker"
+        );
         assert_eq!(
             old.configs.get("retention.ms").map(String::as_str),
             Some("1000")

@@ -4,13 +4,13 @@
 
 use std::path::PathBuf;
 
-use sluice_core::metadata::{MetadataCommand, MetadataState};
+use sluice_core::metadata::legacy::{LegacyCommand, LegacyState};
 use sluice_log::MemoryStorage;
 use sluice_shard::metadata_log::MetadataLog;
 use sluice_shard::Disk;
 
-fn create(i: u64) -> MetadataCommand {
-    MetadataCommand::CreateTopic {
+fn create(i: u64) -> LegacyCommand {
+    LegacyCommand::CreateTopic {
         name: format!("t{i}"),
         id: (i as u128 + 1).to_be_bytes(),
         partition_shards: vec![0, 1],
@@ -18,14 +18,14 @@ fn create(i: u64) -> MetadataCommand {
     }
 }
 
-fn delete(i: u64) -> MetadataCommand {
-    MetadataCommand::DeleteTopic {
+fn delete(i: u64) -> LegacyCommand {
+    LegacyCommand::DeleteTopic {
         name: format!("t{i}"),
     }
 }
 
 /// The commands of the tests: every topic created, every other deleted.
-fn commands(n: u64) -> Vec<MetadataCommand> {
+fn commands(n: u64) -> Vec<LegacyCommand> {
     (0..n)
         .flat_map(|i| {
             let mut v = vec![create(i)];
@@ -53,7 +53,7 @@ fn start_up_replays_the_last_snapshot_and_the_commands_after_it() {
     run(async {
         let disk = Disk::Memory(MemoryStorage::new());
         let log = MetadataLog::open(&disk, dir(), 8, 0).await.expect("opens");
-        let mut expected = MetadataState::default();
+        let mut expected = LegacyState::default();
         for (i, command) in commands(100).iter().enumerate() {
             log.commit(command, i as i64).await.expect("commits");
             expected.apply(command).expect("applies");
@@ -99,7 +99,7 @@ fn a_power_loss_at_any_commit_keeps_every_committed_command() {
                 let memory = MemoryStorage::new();
                 let disk = Disk::Memory(memory.clone());
                 let log = MetadataLog::open(&disk, dir(), 8, 0).await.expect("opens");
-                let mut expected = MetadataState::default();
+                let mut expected = LegacyState::default();
                 for (i, command) in commands(40).iter().take(crash_after).enumerate() {
                     log.commit(command, i as i64).await.expect("commits");
                     expected.apply(command).expect("applies");

@@ -182,6 +182,8 @@ async fn run(c: &Rc<Clients>, op: Op) {
             let proposal = Proposal::CreateTopic {
                 name: name.clone(),
                 partitions,
+                replication_factor: -1,
+                assignments: Vec::new(),
                 configs,
                 validate_only: false,
             };
@@ -222,6 +224,7 @@ async fn run(c: &Rc<Clients>, op: Op) {
             let proposal = Proposal::CreatePartitions {
                 name: name.clone(),
                 total,
+                assignments: Vec::new(),
                 validate_only: false,
             };
             let result = propose(c, entry, proposal).await;
@@ -247,7 +250,9 @@ async fn propose(c: &Clients, entry: u32, proposal: Proposal) -> Result<i64, Err
 
 /// The owner of `tp` as the entry shard's metadata says, if it knows it.
 fn owner(c: &Clients, entry: u32, tp: &Tp) -> Option<u32> {
-    c.shards[entry as usize].metadata().owner(&tp.0, tp.1)
+    let shard = &c.shards[entry as usize];
+    let broker = shard.config.node_id;
+    shard.metadata().leader_shard(broker, &tp.0, tp.1).ok()
 }
 
 async fn produce(c: &Rc<Clients>, op: ProduceOp) {

@@ -119,8 +119,12 @@ impl GroupModel {
 fn locate(shard: &Shard, group: &str) -> Option<(u32, PartitionId)> {
     let metadata = shard.metadata();
     let topic = metadata.topics.get(OFFSETS_TOPIC)?;
-    let partition = coordinator_partition(group, topic.partition_shards.len() as i32);
-    Some((*topic.partition_shards.get(partition as usize)?, partition))
+    let partition = coordinator_partition(group, topic.partitions.len() as i32);
+    let owner = topic
+        .partitions
+        .get(partition as usize)?
+        .shard_on(shard.config.node_id)?;
+    Some((owner, partition))
 }
 
 async fn group_call(shard: &Rc<Shard>, group: &str, request: GroupRequest) -> GroupResponse {
@@ -142,6 +146,8 @@ pub async fn ensure_offsets_topic(c: &Rc<Clients>, entry: u32) {
     let proposal = Proposal::CreateTopic {
         name: OFFSETS_TOPIC.to_owned(),
         partitions: OFFSETS_PARTITIONS,
+        replication_factor: 1,
+        assignments: Vec::new(),
         configs: vec![
             ("cleanup.policy".into(), "compact".into()),
             ("retention.ms".into(), "-1".into()),

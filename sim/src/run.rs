@@ -599,11 +599,11 @@ async fn verify_everything(world: &mut World, node: &Node) -> Result<(), String>
         }
         for (topic, partitions) in &model.topics {
             match metadata.topics.get(topic) {
-                Some(meta) if meta.partition_shards.len() as i32 >= *partitions => {}
+                Some(meta) if meta.partitions.len() as i32 >= *partitions => {}
                 Some(meta) => {
                     return Err(format!(
                         "topic {topic} has {} partitions; {partitions} were acknowledged",
-                        meta.partition_shards.len()
+                        meta.partitions.len()
                     ))
                 }
                 None if model.deleting.contains(topic) => {}
@@ -630,7 +630,7 @@ async fn verify_everything(world: &mut World, node: &Node) -> Result<(), String>
             if !topic.starts_with("__") {
                 model
                     .topics
-                    .insert(topic.clone(), meta.partition_shards.len() as i32);
+                    .insert(topic.clone(), meta.partitions.len() as i32);
             }
         }
     }
@@ -645,7 +645,8 @@ async fn verify_everything(world: &mut World, node: &Node) -> Result<(), String>
     let may_have_lost = !world.config.flush_always;
     for (topic, partitions) in topics {
         for partition in 0..partitions {
-            let Some(owner) = metadata.owner(&topic, partition) else {
+            let broker = node.shards[0].config.node_id;
+            let Ok(owner) = metadata.leader_shard(broker, &topic, partition) else {
                 continue;
             };
             let offsets = node.shards[owner as usize]

@@ -535,7 +535,7 @@ impl Broker {
     }
 
     /// Ready means: the start-up line is printed, and a Metadata round trip
-    /// on a new connection names this broker, with this data directory's
+    /// on a new connection lists this broker, with this data directory's
     /// cluster id (which tells us no other process answers on the port).
     fn check_ready(&self) -> Result<(), NotReady> {
         let stdout = self.output_since_spawn(&self.stdout_path(), self.output_offsets.0);
@@ -557,7 +557,8 @@ impl Broker {
             host: "127.0.0.1".into(),
             port: i32::from(self.advertised_port.unwrap_or(self.port)),
         };
-        if metadata.brokers != vec![expected_broker] {
+        // A cluster lists its other live brokers too.
+        if !metadata.brokers.contains(&expected_broker) {
             return Err(NotReady::PortShared(format!(
                 "port {} answers for brokers {:?}",
                 self.port, metadata.brokers

@@ -27,20 +27,7 @@ impl Context {
     pub fn new(shard: Rc<Shard>) -> Result<Context, String> {
         let config = &shard.config;
         let bind_addr = parse_addr(&config.kafka_addr)?;
-        let advertised = config
-            .advertised_kafka_addr
-            .clone()
-            .unwrap_or_else(|| config.kafka_addr.clone());
-        let (host, port) = advertised
-            .rsplit_once(':')
-            .ok_or_else(|| format!("advertised address {advertised:?} is not HOST:PORT"))?;
-        let port: i32 = port
-            .parse()
-            .map_err(|_| format!("advertised port in {advertised:?}"))?;
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
+        let (host, port) = config.advertised_kafka()?;
         let cluster_id = std::fs::read_to_string(config.data_dir.join(CLUSTER_ID_FILE))
             .map(|s| s.trim().to_owned())
             .unwrap_or_else(|_| "sluice".to_owned());

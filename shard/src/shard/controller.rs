@@ -18,7 +18,8 @@ use std::collections::BTreeMap;
 use std::rc::Weak;
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use sluice_core::metadata::check_partition_count;
+use sluice_core::metadata::liveness::Liveness;
+use sluice_core::metadata::{check_partition_count, placement, Replica};
 use sluice_quorum::log_store::WallClock;
 use sluice_quorum::member::{open_member, MemberParts, NoPeers};
 use sluice_quorum::network::{LocalResult, PeerLink};
@@ -251,17 +252,17 @@ impl Controller {
         watch_controller(&member.raft);
         member.ready().await.map_err(|e| quorum_error(&dir, e))?;
         let fresh = member.fresh;
-        let controller = Controller {
+        Ok(Controller {
             member,
             link,
             applier,
             propose_lock: Semaphore::new(1),
             producer_ids: Cell::new((0, 0)),
-        };
-        if fresh && alone {
-            controller.migrate_legacy(config, disk, env).await?;
-        }
-        Ok(controller)
+            incarnation: env.new_id(),
+            rpc_addr,
+            liveness: RefCell::new(Liveness::new(config.kafka.broker_session_timeout_ms)),
+            fresh,
+        })
     }
 
     /// Sends `proposal` to the leader's internal listener and returns its
@@ -290,30 +291,46 @@ impl Controller {
             Err(e) => unreachable(e),
         }
     }
+}
 
-    /// Moves the metadata of the log format before the quorum (if this data
-    /// directory has one) into the quorum, with the same topic ids and
-    /// placement, then removes the old files.
-    async fn migrate_legacy(
-        &self,
-        config: &NodeConfig,
-        disk: &Disk,
-        env: &Rc<dyn Env>,
-    ) -> Result<(), LogError> {
-        let legacy_dir = config.data_dir.join(LEGACY_METADATA_DIR);
-        if !disk.dir_exists(&legacy_dir).await {
+impl Shard {
+    /// Moves the metadata of the log format before the quorum (if this
+    /// data directory has one, at the first start of a lone node) into the
+    /// quorum, with the same topic ids and shards, on this broker; then
+    /// removes the old files.
+    pub(super) async fn migrate_legacy(self: &Rc<Self>) -> Result<(), LogError> {
+        let Some(controller) = &self.controller else {
+            return Ok(());
+        };
+        if !(controller.fresh && controller.member.alone) {
             return Ok(());
         }
-        let legacy = MetadataLog::open(disk, legacy_dir.clone(), 0, env.now_ms()).await?;
+        let legacy_dir = self.config.data_dir.join(LEGACY_METADATA_DIR);
+        if !self.disk.dir_exists(&legacy_dir).await {
+            return Ok(());
+        }
+        let legacy =
+            MetadataLog::open(&self.disk, legacy_dir.clone(), 0, self.env.now_ms()).await?;
         let old = legacy.state().clone();
         legacy.close().await?;
+        let broker = self.config.node_id;
+        let shards = self.shards;
         let mut commands: Vec<MetadataCommand> = old
             .topics
             .iter()
             .map(|(name, topic)| MetadataCommand::CreateTopic {
                 name: name.clone(),
                 id: topic.id,
-                partition_shards: topic.partition_shards.clone(),
+                partitions: topic
+                    .partition_shards
+                    .iter()
+                    .map(|shard| {
+                        vec![Replica {
+                            broker,
+                            shard: shard % shards,
+                        }]
+                    })
+                    .collect(),
                 configs: topic.configs.clone(),
             })
             .collect();
@@ -325,17 +342,12 @@ impl Controller {
         }
         let moved = commands.len();
         for command in commands {
-            let written = self.member.raft.client_write(command).await;
-            match written {
-                Ok(response) => {
-                    if let Err(e) = response.data.0 {
-                        return Err(quorum_error(&legacy_dir, format!("moving metadata: {e}")));
-                    }
-                }
-                Err(e) => return Err(quorum_error(&legacy_dir, e)),
+            if let Err((_, e)) = self.commit_command(command).await {
+                return Err(quorum_error(&legacy_dir, format!("moving metadata: {e}")));
             }
         }
-        disk.remove_dir_all(&legacy_dir)
+        self.disk
+            .remove_dir_all(&legacy_dir)
             .await
             .map_err(|e| quorum_error(&legacy_dir, e))?;
         tracing::info!(
@@ -349,10 +361,10 @@ impl Controller {
 
 impl Shard {
     /// [`Propose`], on shard 0: turns a proposal into a command, commits it
-    /// to the metadata log, then has every shard apply it.
+    /// through the quorum, then has every shard apply it. A node that is not
+    /// the controller leader forwards the proposal to it.
     pub(crate) async fn propose(self: &Rc<Self>, op: Propose) -> Proposed {
         let proposal = op.0;
-        let not_controller = || Err((ErrorCode::NotController, "not the controller".to_owned()));
         let Some(controller) = &self.controller else {
             return not_controller();
         };
@@ -366,74 +378,30 @@ impl Shard {
         let Ok(_turn) = controller.propose_lock.acquire_permit(1).await else {
             return not_controller();
         };
-        let state = controller.member.machine.state().clone();
-        let command = match proposal {
-            Proposal::CreateTopic {
-                name,
-                partitions,
-                configs,
-                validate_only,
-            } => {
-                if name == CONTROLLER_DIR {
-                    // Kafka's answer for its own metadata topic's name.
-                    return proposal_error(
-                        ErrorCode::InvalidRequest,
-                        &format!("Creation of internal topic {CONTROLLER_DIR} is prohibited."),
-                    );
-                }
-                if let Err(message) = check_partition_count(i64::from(partitions)) {
-                    return proposal_error(ErrorCode::InvalidPartitions, &message);
-                }
-                let command = MetadataCommand::CreateTopic {
-                    id: self.env.new_id(),
-                    partition_shards: state.place_partitions(partitions as usize, self.shards),
-                    configs: configs.into_iter().collect(),
-                    name,
-                };
-                if validate_only {
-                    return match state.clone().apply(&command) {
-                        Ok(()) => Ok(0),
-                        Err(e) => proposal_error(e.error_code(), &e.to_string()),
-                    };
-                }
-                command
-            }
-            Proposal::DeleteTopic { name } => MetadataCommand::DeleteTopic { name },
-            Proposal::CreatePartitions {
-                name,
-                total,
-                validate_only,
-            } => {
-                let Some(topic) = state.topics.get(&name) else {
-                    return proposal_error(ErrorCode::UnknownTopicOrPartition, "unknown topic");
-                };
-                let current = topic.partition_shards.len() as i32;
-                if total <= current {
-                    return proposal_error(
-                        ErrorCode::InvalidPartitions,
-                        &format!("topic has {current} partitions; the new count must be larger"),
-                    );
-                }
-                let new = state.place_partitions((total - current) as usize, self.shards);
-                if validate_only {
-                    return Ok(0);
-                }
-                MetadataCommand::CreatePartitions {
-                    name,
-                    new_partition_shards: new,
-                }
-            }
-            Proposal::AllocateProducerId => {
-                let (next, end) = controller.producer_ids.get();
-                if next < end {
-                    controller.producer_ids.set((next + 1, end));
-                    return Ok(next);
-                }
-                MetadataCommand::AllocateProducerIds {
-                    first: state.next_producer_id,
-                    count: PRODUCER_ID_BLOCK,
-                }
-            }
+        let command = match self.plan(proposal) {
+            Ok(Planned::Commit(command)) => command,
+            Ok(Planned::Answer(value)) => return Ok(value),
+            Err(refused) => return Err(refused),
+        };
+        self.commit_planned(command).await
+    }
+
+    /// Commits `command` (planned by this node, the leader) through the
+    /// quorum and has every shard apply it.
+    pub(super) async fn commit_command(self: &Rc<Self>, command: MetadataCommand) -> Proposed {
+        let Some(controller) = &self.controller else {
+            return not_controller();
+        };
+        let Ok(_turn) = controller.propose_lock.acquire_permit(1).await else {
+            return not_controller();
+        };
+        self.commit_planned(command).await
+    }
+
+    /// Commits a planned command; the caller holds the proposal turn.
+    async fn commit_planned(&self, command: MetadataCommand) -> Proposed {
+        let Some(controller) = &self.controller else {
+            return not_controller();
         };
         // Committed, then applied on every shard (the applier forwards it)
         // before the quorum answers.
@@ -456,70 +424,174 @@ impl Shard {
         Ok(value)
     }
 
+    /// The command a proposal becomes against the leader's state (placement
+    /// and ids decided here), or its answer when nothing is to be committed.
+    fn plan(&self, proposal: Proposal) -> Result<Planned, (ErrorCode, String)> {
+        let controller = self
+            .controller
+            .as_ref()
+            .ok_or_else(|| (ErrorCode::NotController, "not the controller".to_owned()))?;
+        let state = controller.member.machine.state().clone();
+        let refuse = |code: ErrorCode, message: &str| Err((code, message.to_owned()));
+        let command = match proposal {
+            Proposal::CreateTopic {
+                name,
+                partitions,
+                replication_factor,
+                assignments,
+                configs,
+                validate_only,
+            } => {
+                if name == CONTROLLER_DIR {
+                    // Kafka's answer for its own metadata topic's name.
+                    return refuse(
+                        ErrorCode::InvalidRequest,
+                        &format!("Creation of internal topic {CONTROLLER_DIR} is prohibited."),
+                    );
+                }
+                if let Err(message) = check_partition_count(i64::from(partitions)) {
+                    return refuse(ErrorCode::InvalidPartitions, &message);
+                }
+                let placed = if assignments.is_empty() {
+                    let factor = match replication_factor {
+                        -1 => self.config.kafka.default_replication_factor,
+                        f => f,
+                    };
+                    let factor = usize::try_from(factor).unwrap_or(0);
+                    placement::place(&state, partitions as usize, factor)
+                        .map_err(|message| (ErrorCode::InvalidReplicationFactor, message))?
+                } else {
+                    placement::place_manual(&state, &assignments)
+                        .map_err(|message| (ErrorCode::InvalidReplicaAssignment, message))?
+                };
+                let command = MetadataCommand::CreateTopic {
+                    id: self.env.new_id(),
+                    partitions: placed,
+                    configs: configs.into_iter().collect(),
+                    name,
+                };
+                if validate_only {
+                    return match state.clone().apply(&command) {
+                        Ok(()) => Ok(Planned::Answer(0)),
+                        Err(e) => refuse(e.error_code(), &e.to_string()),
+                    };
+                }
+                command
+            }
+            Proposal::DeleteTopic { name } => MetadataCommand::DeleteTopic { name },
+            Proposal::CreatePartitions {
+                name,
+                total,
+                assignments,
+                validate_only,
+            } => {
+                let Some(topic) = state.topics.get(&name) else {
+                    return refuse(ErrorCode::UnknownTopicOrPartition, "unknown topic");
+                };
+                let current = topic.partitions.len() as i32;
+                if total <= current {
+                    return refuse(
+                        ErrorCode::InvalidPartitions,
+                        &format!("topic has {current} partitions; the new count must be larger"),
+                    );
+                }
+                let new = if assignments.is_empty() {
+                    let factor = topic.partitions.first().map_or(1, |p| p.replicas.len());
+                    placement::place(&state, (total - current) as usize, factor)
+                        .map_err(|message| (ErrorCode::InvalidReplicationFactor, message))?
+                } else {
+                    placement::place_manual(&state, &assignments)
+                        .map_err(|message| (ErrorCode::InvalidReplicaAssignment, message))?
+                };
+                if validate_only {
+                    return Ok(Planned::Answer(0));
+                }
+                MetadataCommand::CreatePartitions {
+                    name,
+                    new_partitions: new,
+                }
+            }
+            Proposal::AllocateProducerId => {
+                let (next, end) = controller.producer_ids.get();
+                if next < end {
+                    controller.producer_ids.set((next + 1, end));
+                    return Ok(Planned::Answer(next));
+                }
+                MetadataCommand::AllocateProducerIds {
+                    first: state.next_producer_id,
+                    count: PRODUCER_ID_BLOCK,
+                }
+            }
+            Proposal::RegisterBroker(registration) => MetadataCommand::RegisterBroker(registration),
+            Proposal::BrokerHeartbeat { id, incarnation } => {
+                match self.heard_from(id, incarnation)? {
+                    Some(command) => command,
+                    None => return Ok(Planned::Answer(0)),
+                }
+            }
+            Proposal::ShutdownBroker { id, incarnation } => match state.brokers.get(&id) {
+                Some(b) if b.registration.incarnation == incarnation && !b.fenced => {
+                    MetadataCommand::FenceBroker { id }
+                }
+                _ => return Ok(Planned::Answer(0)),
+            },
+        };
+        Ok(Planned::Commit(command))
+    }
+
     /// True once the controller's start-up snapshot was installed here.
     pub fn snapshot_installed(&self) -> bool {
         self.snapshot_installed.get()
     }
 
     /// [`InstallSnapshot`]: the controller's metadata at start-up; opens
-    /// every partition this shard owns.
+    /// every partition this shard holds a replica of.
     pub(crate) async fn install_snapshot(&self, op: InstallSnapshot) {
         let state = *op.0;
-        *self.metadata.borrow_mut() = state.clone();
-        for (name, topic) in &state.topics {
-            for (partition, shard) in topic.partition_shards.iter().enumerate() {
-                if *shard == self.id {
-                    self.open_partition(name, partition as PartitionId, &topic.configs)
-                        .await;
-                }
-            }
-        }
+        *self.metadata.borrow_mut() = state;
+        self.open_assigned().await;
         self.snapshot_installed.set(true);
     }
 
+    /// Opens every partition the metadata gives a replica of to this shard
+    /// of this broker and that is not open (or offline) here yet.
+    async fn open_assigned(&self) {
+        let broker = self.config.node_id;
+        let missing: Vec<(String, PartitionId, BTreeMap<String, String>)> = {
+            let metadata = self.metadata.borrow();
+            let open = self.partitions.borrow();
+            let offline = self.offline.borrow();
+            let mut missing = Vec::new();
+            for (name, topic) in &metadata.topics {
+                for (i, p) in topic.partitions.iter().enumerate() {
+                    let key = (name.clone(), i as PartitionId);
+                    if p.shard_on(broker) == Some(self.id)
+                        && !open.contains_key(&key)
+                        && !offline.contains(&key)
+                    {
+                        missing.push((key.0, key.1, topic.configs.clone()));
+                    }
+                }
+            }
+            missing
+        };
+        for (name, partition, configs) in missing {
+            self.open_partition(&name, partition, &configs).await;
+        }
+    }
+
     /// [`Apply`]: a committed command; opens and closes the partitions
-    /// this shard owns as it says.
+    /// this shard holds as it says.
     pub(crate) async fn apply(&self, op: Apply) {
         let command = &op.0;
-        let before = self.metadata.borrow().clone();
         if let Err(e) = self.metadata.borrow_mut().apply(command) {
             tracing::error!(shard = self.id, error = %e, "a committed metadata command did not apply");
             return;
         }
         match command {
-            MetadataCommand::CreateTopic {
-                name,
-                partition_shards,
-                configs,
-                ..
-            } => {
-                for (partition, shard) in partition_shards.iter().enumerate() {
-                    if *shard == self.id {
-                        self.open_partition(name, partition as PartitionId, configs)
-                            .await;
-                    }
-                }
-            }
-            MetadataCommand::CreatePartitions {
-                name,
-                new_partition_shards,
-            } => {
-                let first = before
-                    .topics
-                    .get(name)
-                    .map_or(0, |t| t.partition_shards.len());
-                let configs = before
-                    .topics
-                    .get(name)
-                    .map(|t| t.configs.clone())
-                    .unwrap_or_default();
-                for (i, shard) in new_partition_shards.iter().enumerate() {
-                    if *shard == self.id {
-                        self.open_partition(name, (first + i) as PartitionId, &configs)
-                            .await;
-                    }
-                }
-            }
+            MetadataCommand::CreateTopic { .. }
+            | MetadataCommand::CreatePartitions { .. }
+            | MetadataCommand::RegisterBroker(_) => self.open_assigned().await,
             MetadataCommand::DeleteTopic { name } => {
                 let owned: Vec<_> = self
                     .partitions
@@ -562,11 +634,25 @@ impl Shard {
                 self.disk.remove_empty_dir(&self.config.data_dir.join(name));
                 self.groups.topic_deleted(name);
             }
-            MetadataCommand::AllocateProducerIds { .. } => {}
+            MetadataCommand::AllocateProducerIds { .. }
+            | MetadataCommand::FenceBroker { .. }
+            | MetadataCommand::UnfenceBroker { .. } => {}
         }
     }
 }
 
 fn proposal_error(error: ErrorCode, message: &str) -> Proposed {
     Err((error, message.to_owned()))
+}
+
+fn not_controller() -> Proposed {
+    proposal_error(ErrorCode::NotController, "not the controller")
+}
+
+/// What a proposal comes to on the leader.
+enum Planned {
+    /// A change to commit.
+    Commit(MetadataCommand),
+    /// The answer, with nothing to commit.
+    Answer(i64),
 }

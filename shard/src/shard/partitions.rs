@@ -238,7 +238,7 @@ impl Shard {
                         .borrow()
                         .topics
                         .get(topic)
-                        .map_or(0, |t| t.partition_shards.len() as i32);
+                        .map_or(0, |t| t.partitions.len() as i32);
                     self.groups.load(partition, count, owned).await;
                 }
             }

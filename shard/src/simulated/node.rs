@@ -151,6 +151,10 @@ impl Node {
             disk,
             rng: RefCell::new(Rng::new(1)),
         };
+        // The broker registers before the handshake, as in production.
+        let controller = node.shards[0].clone();
+        node.drive(async move { controller.join_cluster().await })
+            .await?;
         let controller = node.shards[0].clone();
         let state = controller
             .controller_snapshot()
@@ -258,6 +262,8 @@ impl Node {
         let proposal = Proposal::CreateTopic {
             name: name.into(),
             partitions,
+            replication_factor: -1,
+            assignments: Vec::new(),
             configs: Vec::new(),
             validate_only: false,
         };

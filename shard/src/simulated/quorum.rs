@@ -21,7 +21,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_core::metadata::{MetadataCommand, MetadataState};
+use sluice_core::metadata::{
+    BrokerId, BrokerRegistration, MetadataCommand, MetadataState, Replica,
+};
 use sluice_log::{Disk, MemoryStorage};
 use sluice_quorum::openraft::{AsyncRuntime, ServerState};
 use sluice_quorum::runtime::{self, LocalRuntime, Process};
@@ -33,6 +35,19 @@ use super::{Clock, ClockTime, Rng};
 
 /// Polls of the other tasks per settle.
 const SETTLE_YIELDS: usize = 48;
+
+/// Voter `id` as a broker.
+fn sim_broker(id: NodeId) -> BrokerRegistration {
+    BrokerRegistration {
+        id: id as BrokerId,
+        incarnation: [id as u8; 16],
+        rack: None,
+        host: "127.0.0.1".into(),
+        port: 9092,
+        rpc_addr: format!("127.0.0.1:{}", 9090 + id),
+        shards: 1,
+    }
+}
 
 /// Where a voter keeps its quorum files on its disk.
 fn quorum_dir() -> PathBuf {
@@ -183,6 +198,32 @@ impl Voters {
             .await
             .expect("initializing finishes")
             .expect("a new quorum initializes");
+        // Every voter is also a broker, registered once.
+        let leader = voters
+            .await_leader(10_000)
+            .await
+            .expect("a leader is elected");
+        let first = voters.raft(leader).expect("the leader is up");
+        let registrations: Vec<MetadataCommand> = members
+            .iter()
+            .map(|id| MetadataCommand::RegisterBroker(sim_broker(*id)))
+            .collect();
+        voters
+            .drive(
+                async move {
+                    for command in registrations {
+                        first
+                            .client_write(command)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                    }
+                    Ok::<_, String>(())
+                },
+                10_000,
+            )
+            .await
+            .expect("registering finishes")
+            .expect("every broker registers");
         voters
     }
 
@@ -421,7 +462,10 @@ impl Voters {
         let command = MetadataCommand::CreateTopic {
             name: name.to_owned(),
             id: [0; 16],
-            partition_shards: vec![0],
+            partitions: vec![vec![Replica {
+                broker: via as BrokerId,
+                shard: 0,
+            }]],
             configs: BTreeMap::new(),
         };
         let write = async move {

@@ -38,7 +38,11 @@ impl Handler for CreatePartitionsHandler {
 type Refusal = (ErrorCode, String);
 
 /// Checks growing a topic of `current` partitions as `topic` asks.
-fn check(node_id: i32, current: i32, topic: &CreatePartitionsTopic) -> Result<(), Refusal> {
+fn check(
+    known: &dyn Fn(i32) -> bool,
+    current: i32,
+    topic: &CreatePartitionsTopic,
+) -> Result<(), Refusal> {
     let count = topic.count;
     if count < current {
         return Err((
@@ -65,7 +69,7 @@ fn check(node_id: i32, current: i32, topic: &CreatePartitionsTopic) -> Result<()
             ));
         }
         for assignment in assignments {
-            check_manual_assignment(node_id, &assignment.broker_ids)
+            check_manual_assignment(known, &assignment.broker_ids)
                 .map_err(|m| (ErrorCode::InvalidReplicaAssignment, m))?;
         }
     }
@@ -83,21 +87,25 @@ async fn create(
         .metadata()
         .topics
         .get(name)
-        .map(|t| t.partition_shards.len());
+        .map(|t| t.partitions.len());
     let Some(current) = current else {
         return Err((
             ErrorCode::UnknownTopicOrPartition,
             "This server does not host this topic-partition.".into(),
         ));
     };
-    check(
-        ctx.node_id,
-        i32::try_from(current).unwrap_or(i32::MAX),
-        topic,
-    )?;
+    let known = |id: i32| ctx.shard.metadata().brokers.contains_key(&id);
+    check(&known, i32::try_from(current).unwrap_or(i32::MAX), topic)?;
+    let assignments = topic
+        .assignments
+        .iter()
+        .flatten()
+        .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+        .collect();
     let proposal = Proposal::CreatePartitions {
         name: name.to_owned(),
         total: topic.count,
+        assignments,
         validate_only,
     };
     propose(ctx, proposal).await.map(|_| ())
@@ -177,34 +185,37 @@ mod tests {
 
     #[test]
     fn the_count_must_grow() {
-        assert_eq!(check(0, 2, &grow(3, None)), Ok(()));
+        assert_eq!(check(&|b| b == 0, 2, &grow(3, None)), Ok(()));
         assert_eq!(
-            error(check(0, 2, &grow(2, None))),
+            error(check(&|b| b == 0, 2, &grow(2, None))),
             ErrorCode::InvalidPartitions
         );
         assert_eq!(
-            error(check(0, 2, &grow(1, None))),
+            error(check(&|b| b == 0, 2, &grow(1, None))),
             ErrorCode::InvalidPartitions
         );
         assert_eq!(
-            error(check(0, 2, &grow(PARTITIONS_MAX + 1, None))),
+            error(check(&|b| b == 0, 2, &grow(PARTITIONS_MAX + 1, None))),
             ErrorCode::InvalidPartitions
         );
     }
 
     #[test]
     fn assignments_name_only_this_broker_one_per_new_partition() {
-        assert_eq!(check(5, 1, &grow(3, Some(vec![&[5], &[5]]))), Ok(()));
         assert_eq!(
-            error(check(5, 1, &grow(3, Some(vec![&[5]])))),
+            check(&|b| b == 5, 1, &grow(3, Some(vec![&[5], &[5]]))),
+            Ok(())
+        );
+        assert_eq!(
+            error(check(&|b| b == 5, 1, &grow(3, Some(vec![&[5]])))),
             ErrorCode::InvalidReplicaAssignment
         );
         assert_eq!(
-            error(check(5, 1, &grow(2, Some(vec![&[6]])))),
+            error(check(&|b| b == 5, 1, &grow(2, Some(vec![&[6]])))),
             ErrorCode::InvalidReplicaAssignment
         );
         assert_eq!(
-            error(check(5, 1, &grow(2, Some(vec![&[5, 6]])))),
+            error(check(&|b| b == 5, 1, &grow(2, Some(vec![&[5, 6]])))),
             ErrorCode::InvalidReplicaAssignment
         );
     }

@@ -1,10 +1,11 @@
 //! CreateTopics (2–7): checks each topic as Kafka's controller does (name,
-//! existence, partitions, replication on a cluster of one broker, manual
-//! assignments, config overrides), then has the controller commit it.
+//! existence, partitions, replication factor, manual assignments, config
+//! overrides), then has the controller place and commit it (a replication
+//! factor beyond the live brokers is refused there, with Kafka's message).
 //!
 //! Topics are proposed one after another, so two topics of one request never
 //! race each other in the controller. v5+ answers carry the partition count,
-//! replication factor 1 and the topic's effective configs; v7 its id.
+//! replication factor and the topic's effective configs; v7 its id.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
@@ -41,14 +42,26 @@ impl Handler for CreateTopicsHandler {
     }
 }
 
-/// Replicas of every partition: this broker is the only one.
-const REPLICATION_FACTOR: i16 = 1;
-
 /// A topic checked and ready to propose.
 #[derive(Debug, PartialEq, Eq)]
 struct Planned {
     partitions: i32,
+    /// As asked (-1: the default).
+    replication_factor: i16,
+    /// The manual assignment, in partition order (empty: none).
+    assignments: Vec<Vec<i32>>,
     configs: BTreeMap<String, String>,
+}
+
+impl Planned {
+    /// The replication factor the topic gets.
+    fn effective_replication_factor(&self, default: i16) -> i16 {
+        match (self.assignments.first(), self.replication_factor) {
+            (Some(first), _) => i16::try_from(first.len()).unwrap_or(i16::MAX),
+            (None, -1) => default,
+            (None, factor) => factor,
+        }
+    }
 }
 
 type Refusal = (ErrorCode, String);
@@ -68,23 +81,20 @@ fn collision<'a>(name: &str, existing: impl Iterator<Item = &'a String>) -> Opti
 }
 
 /// Checks a topic that is neither a duplicate in the request nor, as far as
-/// this shard knows, existing; `default_partitions` stands in for -1.
-fn plan(node_id: i32, default_partitions: i32, topic: &CreatableTopic) -> Result<Planned, Refusal> {
+/// this shard knows, existing; `default_partitions` stands in for -1;
+/// `known` says which brokers are registered.
+fn plan(
+    known: &dyn Fn(i32) -> bool,
+    default_partitions: i32,
+    topic: &CreatableTopic,
+) -> Result<Planned, Refusal> {
+    let mut assignments = Vec::new();
     let partitions = if topic.assignments.is_empty() {
-        match topic.replication_factor {
-            -1 | REPLICATION_FACTOR => {}
-            rf if rf <= 0 => {
-                return refuse(
-                    ErrorCode::InvalidReplicationFactor,
-                    "Replication factor must be larger than 0, or -1 to use the default value.",
-                )
-            }
-            rf => {
-                return refuse(
-                    ErrorCode::InvalidReplicationFactor,
-                    format!("Replication factor: {rf} larger than available brokers: 1."),
-                )
-            }
+        if topic.replication_factor != -1 && topic.replication_factor <= 0 {
+            return refuse(
+                ErrorCode::InvalidReplicationFactor,
+                "Replication factor must be larger than 0, or -1 to use the default value.",
+            );
         }
         match topic.num_partitions {
             -1 => default_partitions.max(1),
@@ -120,7 +130,7 @@ fn plan(node_id: i32, default_partitions: i32, topic: &CreatableTopic) -> Result
                     ),
                 );
             }
-            check_manual_assignment(node_id, &assignment.broker_ids)
+            check_manual_assignment(known, &assignment.broker_ids)
                 .or_else(|m| refuse(ErrorCode::InvalidReplicaAssignment, m))?;
         }
         let count = topic.assignments.len();
@@ -130,6 +140,12 @@ fn plan(node_id: i32, default_partitions: i32, topic: &CreatableTopic) -> Result
                 "partitions should be a consecutive 0-based integer sequence",
             );
         }
+        let mut ordered: Vec<_> = topic.assignments.iter().collect();
+        ordered.sort_by_key(|a| a.partition_index);
+        assignments = ordered
+            .iter()
+            .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+            .collect();
         i32::try_from(count).unwrap_or(i32::MAX)
     };
     check_partition_count(i64::from(partitions))
@@ -145,6 +161,8 @@ fn plan(node_id: i32, default_partitions: i32, topic: &CreatableTopic) -> Result
     }
     Ok(Planned {
         partitions,
+        replication_factor: topic.replication_factor,
+        assignments,
         configs,
     })
 }
@@ -181,10 +199,13 @@ async fn create(
             );
         }
     }
-    let planned = plan(ctx.node_id, ctx.shard.config.kafka.num_partitions, topic)?;
+    let known = |id: i32| ctx.shard.metadata().brokers.contains_key(&id);
+    let planned = plan(&known, ctx.shard.config.kafka.num_partitions, topic)?;
     let proposal = Proposal::CreateTopic {
         name: name.to_owned(),
         partitions: planned.partitions,
+        replication_factor: planned.replication_factor,
+        assignments: planned.assignments.clone(),
         configs: planned
             .configs
             .iter()
@@ -259,7 +280,9 @@ pub async fn handle(
                 if version >= 5 {
                     result = result
                         .with_num_partitions(planned.partitions)
-                        .with_replication_factor(REPLICATION_FACTOR)
+                        .with_replication_factor(planned.effective_replication_factor(
+                            ctx.shard.config.kafka.default_replication_factor,
+                        ))
                         .with_configs(Some(result_configs(ctx, &planned.configs)));
                 }
                 if !request.validate_only {
@@ -306,49 +329,64 @@ mod tests {
 
     #[test]
     fn partitions_and_replication_factor_are_checked_as_kafka_does() {
-        assert_eq!(plan(0, 3, &topic(-1, -1)).map(|p| p.partitions), Ok(3));
-        assert_eq!(plan(0, 3, &topic(4, 1)).map(|p| p.partitions), Ok(4));
         assert_eq!(
-            error(plan(0, 3, &topic(0, 1))),
+            plan(&|b| b == 0, 3, &topic(-1, -1)).map(|p| p.partitions),
+            Ok(3)
+        );
+        assert_eq!(
+            plan(&|b| b == 0, 3, &topic(4, 1)).map(|p| p.partitions),
+            Ok(4)
+        );
+        assert_eq!(
+            error(plan(&|b| b == 0, 3, &topic(0, 1))),
             ErrorCode::InvalidPartitions
         );
         assert_eq!(
-            error(plan(0, 3, &topic(PARTITIONS_MAX + 1, 1))),
+            error(plan(&|b| b == 0, 3, &topic(PARTITIONS_MAX + 1, 1))),
             ErrorCode::InvalidPartitions
         );
         assert_eq!(
-            error(plan(0, 3, &topic(1, 0))),
+            error(plan(&|b| b == 0, 3, &topic(1, 0))),
             ErrorCode::InvalidReplicationFactor
         );
-        let (code, message) = plan(0, 3, &topic(1, 3)).expect_err("refused");
-        assert_eq!(code, ErrorCode::InvalidReplicationFactor);
         assert_eq!(
-            message,
-            "Replication factor: 3 larger than available brokers: 1."
+            error(plan(&|b| b == 0, 3, &topic(1, -2))),
+            ErrorCode::InvalidReplicationFactor
+        );
+        // Beyond the live brokers is the controller's to refuse.
+        assert_eq!(
+            plan(&|b| b == 0, 3, &topic(1, 3)).map(|p| p.replication_factor),
+            Ok(3)
         );
     }
 
     #[test]
     fn manual_assignments_must_name_only_this_broker_for_consecutive_partitions() {
         let ok = topic(-1, -1).with_assignments(vec![assignment(1, &[7]), assignment(0, &[7])]);
-        assert_eq!(plan(7, 1, &ok).map(|p| p.partitions), Ok(2));
+        assert_eq!(plan(&|b| b == 7, 1, &ok).map(|p| p.partitions), Ok(2));
         let other = topic(-1, -1).with_assignments(vec![assignment(0, &[8])]);
         assert_eq!(
-            error(plan(7, 1, &other)),
+            error(plan(&|b| b == 7, 1, &other)),
             ErrorCode::InvalidReplicaAssignment
         );
         let gap = topic(-1, -1).with_assignments(vec![assignment(0, &[7]), assignment(2, &[7])]);
-        assert_eq!(error(plan(7, 1, &gap)), ErrorCode::InvalidReplicaAssignment);
+        assert_eq!(
+            error(plan(&|b| b == 7, 1, &gap)),
+            ErrorCode::InvalidReplicaAssignment
+        );
         let twice = topic(-1, -1).with_assignments(vec![assignment(0, &[7]), assignment(0, &[7])]);
         assert_eq!(
-            error(plan(7, 1, &twice)),
+            error(plan(&|b| b == 7, 1, &twice)),
             ErrorCode::InvalidReplicaAssignment
         );
         let with_count = topic(2, -1).with_assignments(vec![assignment(0, &[7])]);
-        assert_eq!(error(plan(7, 1, &with_count)), ErrorCode::InvalidPartitions);
+        assert_eq!(
+            error(plan(&|b| b == 7, 1, &with_count)),
+            ErrorCode::InvalidPartitions
+        );
         let with_rf = topic(-1, 1).with_assignments(vec![assignment(0, &[7])]);
         assert_eq!(
-            error(plan(7, 1, &with_rf)),
+            error(plan(&|b| b == 7, 1, &with_rf)),
             ErrorCode::InvalidReplicationFactor
         );
     }
@@ -361,15 +399,18 @@ mod tests {
                 .with_value(value.map(StrBytes::from_static_str))
         };
         let good = topic(1, 1).with_configs(vec![config("retention.ms", Some("1000"))]);
-        let planned = plan(0, 1, &good).expect("accepted");
+        let planned = plan(&|b| b == 0, 1, &good).expect("accepted");
         assert_eq!(
             planned.configs.get("retention.ms").map(String::as_str),
             Some("1000")
         );
         let unknown = topic(1, 1).with_configs(vec![config("retention.msx", Some("1"))]);
-        assert_eq!(error(plan(0, 1, &unknown)), ErrorCode::InvalidConfig);
+        assert_eq!(
+            error(plan(&|b| b == 0, 1, &unknown)),
+            ErrorCode::InvalidConfig
+        );
         let null = topic(1, 1).with_configs(vec![config("retention.ms", None)]);
-        assert_eq!(error(plan(0, 1, &null)), ErrorCode::InvalidConfig);
+        assert_eq!(error(plan(&|b| b == 0, 1, &null)), ErrorCode::InvalidConfig);
     }
 
     #[test]

@@ -90,10 +90,35 @@ pub fn handle(
         .with_controller_id(BrokerId(
             sluice_shard::shard::controller_id().unwrap_or(ctx.node_id),
         ))
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(ctx.node_id))
-            .with_host(ctx.advertised_host.clone())
-            .with_port(ctx.advertised_port)
-            .with_rack(None)])
+        .with_brokers(brokers(ctx, request.include_fenced_brokers))
         .with_cluster_authorized_operations(authorized_operations)
+}
+
+/// The registered brokers (fenced ones only when asked, v2), or this one
+/// alone while its registration has not reached this copy of the metadata.
+fn brokers(ctx: &Context, include_fenced: bool) -> Vec<DescribeClusterBroker> {
+    let metadata = ctx.shard.metadata();
+    let mut brokers: Vec<DescribeClusterBroker> = metadata
+        .brokers
+        .values()
+        .filter(|b| include_fenced || !b.fenced)
+        .map(|b| {
+            let r = &b.registration;
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(r.id))
+                .with_host(StrBytes::from_string(r.host.clone()))
+                .with_port(r.port)
+                .with_rack(r.rack.clone().map(StrBytes::from_string))
+                .with_is_fenced(b.fenced)
+        })
+        .collect();
+    if brokers.is_empty() {
+        brokers.push(
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(ctx.node_id))
+                .with_host(ctx.advertised_host.clone())
+                .with_port(ctx.advertised_port),
+        );
+    }
+    brokers
 }

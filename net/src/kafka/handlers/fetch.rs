@@ -83,17 +83,18 @@ pub async fn handle(ctx: &Rc<Context>, request: FetchRequest, version: i16) -> F
         };
         topics_out.push((TopicName(StrBytes::from_string(name.clone())), id));
         for p in &topic.partitions {
-            let owner = ctx.shard.metadata().owner(&name, p.partition);
+            let owner = ctx
+                .shard
+                .metadata()
+                .leader_shard(ctx.node_id, &name, p.partition);
             wanted.push(Wanted {
                 topic_index: topics_out.len() - 1,
                 name: name.clone(),
                 partition: p.partition,
                 offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes.max(0) as usize,
-                owner,
-                error: unknown.or(owner
-                    .is_none()
-                    .then_some(ErrorCode::UnknownTopicOrPartition)),
+                owner: owner.ok(),
+                error: unknown.or(owner.err()),
             });
         }
     }

@@ -1,9 +1,9 @@
 //! FindCoordinator (0–4): where a group's coordinator is (v4: for several
 //! keys at once).
 //!
-//! A group key is answered with this broker once the group's partition of
-//! `__consumer_offsets` exists (the first lookup creates the topic, as
-//! Kafka does). Transactions are not supported, so a transaction key gets
+//! A group key is answered with the broker leading the group's partition
+//! of `__consumer_offsets` (the first lookup creates the topic, as Kafka
+//! does); COORDINATOR_NOT_AVAILABLE while it has no leader. Transactions are not supported, so a transaction key gets
 //! COORDINATOR_NOT_AVAILABLE; an unknown key type, INVALID_REQUEST.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -36,20 +36,27 @@ const TRANSACTION_KEY: i8 = 1;
 
 /// The answer for one key: this broker, or an error.
 async fn find(ctx: &Context, key: &str, key_type: i8) -> Coordinator {
+    let mut leader = None;
     let error = match key_type {
         GROUP_KEY => match coordinator_of(ctx, key).await {
-            Ok(_) => ErrorCode::None,
+            Ok(found) => match endpoint(ctx, found.broker) {
+                Some(at) => {
+                    leader = Some(at);
+                    ErrorCode::None
+                }
+                None => ErrorCode::CoordinatorNotAvailable,
+            },
             Err(e) => e,
         },
         TRANSACTION_KEY => ErrorCode::CoordinatorNotAvailable,
         _ => ErrorCode::InvalidRequest,
     };
     let found = Coordinator::default().with_key(StrBytes::from_string(key.to_owned()));
-    if error == ErrorCode::None {
+    if let (ErrorCode::None, Some((id, host, port))) = (error, leader) {
         found
-            .with_node_id(BrokerId(ctx.node_id))
-            .with_host(ctx.advertised_host.clone())
-            .with_port(ctx.advertised_port)
+            .with_node_id(BrokerId(id))
+            .with_host(host)
+            .with_port(port)
     } else {
         let message = match error {
             ErrorCode::CoordinatorNotAvailable if key_type == TRANSACTION_KEY => {
@@ -64,6 +71,17 @@ async fn find(ctx: &Context, key: &str, key_type: i8) -> Coordinator {
             .with_error_code(error.code())
             .with_error_message(Some(StrBytes::from_static_str(message)))
     }
+}
+
+/// The Kafka listener of live broker `id`.
+fn endpoint(ctx: &Context, id: i32) -> Option<(i32, StrBytes, i32)> {
+    if id == ctx.node_id {
+        return Some((id, ctx.advertised_host.clone(), ctx.advertised_port));
+    }
+    let metadata = ctx.shard.metadata();
+    let broker = metadata.brokers.get(&id).filter(|b| !b.fenced)?;
+    let r = &broker.registration;
+    Some((id, StrBytes::from_string(r.host.clone()), r.port))
 }
 
 /// Answers a FindCoordinator request.

@@ -8,7 +8,7 @@
 //! compacted rather than deleted by time.
 
 use sluice_core::group::coordinator_partition;
-use sluice_core::metadata::ShardId;
+use sluice_core::metadata::{BrokerId, ShardId, NO_LEADER};
 use sluice_core::{ErrorCode, PartitionId};
 use sluice_shard::group::OFFSETS_TOPIC;
 use sluice_shard::message::Group;
@@ -17,12 +17,20 @@ use sluice_shard::{GroupRequest, GroupResponse, Proposal};
 use super::topics::propose;
 use crate::kafka::context::Context;
 
-/// The shard and `__consumer_offsets` partition that coordinate `group_id`,
-/// creating the topic when it does not exist yet.
-pub async fn coordinator_of(
-    ctx: &Context,
-    group_id: &str,
-) -> Result<(ShardId, PartitionId), ErrorCode> {
+/// Where `group_id` is coordinated: the `__consumer_offsets` partition
+/// and its leader (a broker, and the shard there when it is this broker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Coordinator {
+    pub partition: PartitionId,
+    /// The leading broker, or [`NO_LEADER`] while it has none.
+    pub broker: BrokerId,
+    /// The shard here, when this broker leads it.
+    pub shard: Option<ShardId>,
+}
+
+/// The coordinator of `group_id`, creating the offsets topic when it does
+/// not exist yet.
+pub async fn coordinator_of(ctx: &Context, group_id: &str) -> Result<Coordinator, ErrorCode> {
     if let Some(found) = locate(ctx, group_id) {
         return Ok(found);
     }
@@ -30,6 +38,10 @@ pub async fn coordinator_of(
     let proposal = Proposal::CreateTopic {
         name: OFFSETS_TOPIC.to_owned(),
         partitions: group.offsets_topic_num_partitions.max(1),
+        // One replica each until partitions replicate (#10): the
+        // coordinators spread over the brokers.
+        replication_factor: 1,
+        assignments: Vec::new(),
         configs: vec![
             ("cleanup.policy".into(), "compact".into()),
             ("retention.ms".into(), "-1".into()),
@@ -51,19 +63,35 @@ pub async fn coordinator_of(
     locate(ctx, group_id).ok_or(ErrorCode::CoordinatorNotAvailable)
 }
 
-fn locate(ctx: &Context, group_id: &str) -> Option<(ShardId, PartitionId)> {
+fn locate(ctx: &Context, group_id: &str) -> Option<Coordinator> {
     let metadata = ctx.shard.metadata();
     let topic = metadata.topics.get(OFFSETS_TOPIC)?;
-    let partition = coordinator_partition(group_id, topic.partition_shards.len() as i32);
-    let shard = *topic.partition_shards.get(partition as usize)?;
-    Some((shard, partition))
+    let partition = coordinator_partition(group_id, topic.partitions.len() as i32);
+    let meta = topic.partitions.get(partition as usize)?;
+    let shard = (meta.leader == ctx.node_id)
+        .then(|| meta.shard_on(ctx.node_id))
+        .flatten();
+    Some(Coordinator {
+        partition,
+        broker: meta.leader,
+        shard,
+    })
 }
 
 /// Runs `request` on `group_id`'s coordinator. Errors finding it come back
-/// as `GroupResponse::Error`.
+/// as `GroupResponse::Error`: NOT_COORDINATOR when another broker
+/// coordinates it, COORDINATOR_NOT_AVAILABLE while nobody does.
 pub async fn call(ctx: &Context, group_id: &str, request: GroupRequest) -> GroupResponse {
     let (shard, partition) = match coordinator_of(ctx, group_id).await {
-        Ok(found) => found,
+        Ok(Coordinator {
+            shard: Some(shard),
+            partition,
+            ..
+        }) => (shard, partition),
+        Ok(Coordinator { broker, .. }) if broker == NO_LEADER => {
+            return GroupResponse::Error(ErrorCode::CoordinatorNotAvailable)
+        }
+        Ok(_) => return GroupResponse::Error(ErrorCode::NotCoordinator),
         Err(e) => return GroupResponse::Error(e),
     };
     ctx.shard

@@ -106,7 +106,7 @@ pub async fn handle(
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
             let index = p.partition_index;
-            let owner = ctx.shard.metadata().owner(&name, index);
+            let owner = ctx.shard.metadata().leader_shard(ctx.node_id, &name, index);
             let epoch_error = if version >= 4 {
                 leader_epoch_error(p.current_leader_epoch)
             } else {
@@ -120,10 +120,8 @@ pub async fn handle(
                 Err(ErrorCode::InvalidRequest)
             } else if let Some(error) = epoch_error {
                 Err(error)
-            } else if let Some(owner) = owner {
-                Ok(by_owner.push(owner, (name.clone(), index, timestamp)))
             } else {
-                Err(ErrorCode::UnknownTopicOrPartition)
+                owner.map(|owner| by_owner.push(owner, (name.clone(), index, timestamp)))
             };
             partitions.push((index, plan));
         }

@@ -6,7 +6,7 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use sluice_core::metadata::TopicMeta;
+use sluice_core::metadata::{TopicMeta, NO_LEADER};
 use sluice_core::ErrorCode;
 use uuid::Uuid;
 
@@ -85,10 +85,7 @@ pub async fn handle(ctx: &Context, request: MetadataRequest) -> MetadataResponse
         topics.push(topic);
     }
     MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(ctx.node_id))
-            .with_host(ctx.advertised_host.clone())
-            .with_port(ctx.advertised_port)])
+        .with_brokers(brokers(ctx))
         .with_cluster_id(Some(ctx.cluster_id.clone()))
         .with_controller_id(BrokerId(
             sluice_shard::shard::controller_id().unwrap_or(ctx.node_id),
@@ -96,16 +93,57 @@ pub async fn handle(ctx: &Context, request: MetadataRequest) -> MetadataResponse
         .with_topics(topics)
 }
 
+/// Every live (registered, unfenced) broker; this one alone while its
+/// registration has not reached this copy of the metadata.
+fn brokers(ctx: &Context) -> Vec<MetadataResponseBroker> {
+    let metadata = ctx.shard.metadata();
+    let mut brokers: Vec<MetadataResponseBroker> = metadata
+        .live_brokers()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(StrBytes::from_string(b.host.clone()))
+                .with_port(b.port)
+                .with_rack(b.rack.clone().map(StrBytes::from_string))
+        })
+        .collect();
+    if brokers.is_empty() {
+        brokers.push(
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(ctx.node_id))
+                .with_host(ctx.advertised_host.clone())
+                .with_port(ctx.advertised_port),
+        );
+    }
+    brokers
+}
+
 fn topic_response(ctx: &Context, name: &str, meta: &TopicMeta) -> MetadataResponseTopic {
-    let node = BrokerId(ctx.node_id);
-    let partitions = (0..meta.partition_shards.len() as i32)
-        .map(|p| {
+    let metadata = ctx.shard.metadata();
+    let fenced = |b: &i32| metadata.brokers.get(b).is_none_or(|m| m.fenced);
+    let partitions = meta
+        .partitions
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let ids = |list: &mut dyn Iterator<Item = i32>| list.map(BrokerId).collect::<Vec<_>>();
+            let error = if p.leader == NO_LEADER {
+                ErrorCode::LeaderNotAvailable
+            } else {
+                ErrorCode::None
+            };
             MetadataResponsePartition::default()
-                .with_partition_index(p)
-                .with_leader_id(node)
-                .with_leader_epoch(0)
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
+                .with_error_code(error.code())
+                .with_partition_index(i as i32)
+                .with_leader_id(BrokerId(p.leader))
+                .with_leader_epoch(p.leader_epoch)
+                .with_replica_nodes(ids(&mut p.replicas.iter().map(|r| r.broker)))
+                .with_isr_nodes(ids(&mut p.isr.iter().copied()))
+                .with_offline_replicas(ids(&mut p
+                    .replicas
+                    .iter()
+                    .map(|r| r.broker)
+                    .filter(|b| fenced(b))))
         })
         .collect();
     MetadataResponseTopic::default()

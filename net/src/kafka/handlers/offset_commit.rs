@@ -48,10 +48,7 @@ pub async fn handle(
         let metadata = ctx.shard.metadata();
         for topic in &request.topics {
             let name = topic.name.0.as_str();
-            let partitions = metadata
-                .topics
-                .get(name)
-                .map_or(0, |t| t.partition_shards.len());
+            let partitions = metadata.topics.get(name).map_or(0, |t| t.partitions.len());
             for p in &topic.partitions {
                 let text = p.committed_metadata.as_ref().map_or("", |m| m.as_str());
                 let error = if p.partition_index < 0 || p.partition_index as usize >= partitions {

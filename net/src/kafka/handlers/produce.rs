@@ -125,7 +125,7 @@ async fn append(ctx: &Rc<Context>, request: ProduceRequest) -> Appended {
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for partition in topic.partition_data {
             let index = partition.index;
-            let owner = ctx.shard.metadata().owner(&name, index);
+            let owner = ctx.shard.metadata().leader_shard(ctx.node_id, &name, index);
             let refused = match (acks_valid(acks), known, owner, partition.records) {
                 (false, ..) => partition_error(index, ErrorCode::InvalidRequiredAcks),
                 // Only the group coordinator writes its topic (Kafka:
@@ -133,9 +133,9 @@ async fn append(ctx: &Rc<Context>, request: ProduceRequest) -> Appended {
                 _ if name == sluice_shard::group::OFFSETS_TOPIC => {
                     partition_error(index, ErrorCode::InvalidTopicException)
                 }
-                (_, _, None, _) => partition_error(index, ErrorCode::UnknownTopicOrPartition),
+                (_, _, Err(code), _) => partition_error(index, code),
                 (_, _, _, None) => partition_error(index, ErrorCode::InvalidRecord),
-                (_, _, Some(owner), Some(records)) => {
+                (_, _, Ok(owner), Some(records)) => {
                     by_owner.push(
                         owner,
                         PartitionAppend {

@@ -50,6 +50,8 @@ pub async fn auto_create(ctx: &Context, name: &str) -> Result<(), ErrorCode> {
     let proposal = Proposal::CreateTopic {
         name: name.to_owned(),
         partitions: kafka.num_partitions.max(1),
+        replication_factor: -1,
+        assignments: Vec::new(),
         configs: Vec::new(),
         validate_only: false,
     };
@@ -65,9 +67,12 @@ pub async fn auto_create(ctx: &Context, name: &str) -> Result<(), ErrorCode> {
 }
 
 /// Checks one partition's manual replica assignment the way Kafka's
-/// controller does, on a cluster of this one broker; the error is the
-/// message for INVALID_REPLICA_ASSIGNMENT.
-pub fn check_manual_assignment(node_id: i32, broker_ids: &[BrokerId]) -> Result<(), String> {
+/// controller does, against the brokers this broker knows are registered
+/// (`known`); the error is the message for INVALID_REPLICA_ASSIGNMENT.
+pub fn check_manual_assignment(
+    known: &dyn Fn(i32) -> bool,
+    broker_ids: &[BrokerId],
+) -> Result<(), String> {
     if broker_ids.is_empty() {
         return Err("The manual partition assignment includes an empty replica list.".into());
     }
@@ -78,7 +83,7 @@ pub fn check_manual_assignment(node_id: i32, broker_ids: &[BrokerId]) -> Result<
                 broker.0
             ));
         }
-        if broker.0 != node_id {
+        if !known(broker.0) {
             return Err(format!(
                 "The manual partition assignment includes broker {}, but no broker with that id was found.",
                 broker.0
@@ -94,15 +99,17 @@ mod tests {
 
     #[test]
     fn manual_assignments_may_only_name_this_broker_once() {
-        assert!(check_manual_assignment(1, &[BrokerId(1)]).is_ok());
-        assert!(check_manual_assignment(1, &[])
+        assert!(check_manual_assignment(&|b| b == 1, &[BrokerId(1)]).is_ok());
+        assert!(check_manual_assignment(&|b| b == 1, &[])
             .unwrap_err()
             .contains("empty replica list"));
-        assert!(check_manual_assignment(1, &[BrokerId(2)])
+        assert!(check_manual_assignment(&|b| b == 1, &[BrokerId(2)])
             .unwrap_err()
             .contains("broker 2, but no broker"));
-        assert!(check_manual_assignment(1, &[BrokerId(1), BrokerId(1)])
-            .unwrap_err()
-            .contains("more than once"));
+        assert!(
+            check_manual_assignment(&|b| b == 1, &[BrokerId(1), BrokerId(1)])
+                .unwrap_err()
+                .contains("more than once")
+        );
     }
 }

@@ -1,0 +1,112 @@
+//! Brokers in the metadata: registration, fencing, and what fencing does
+//! to partition leadership.
+//!
+//! Owns: [`BrokerRegistration`] (what a broker tells the controller when it
+//! starts), [`BrokerMeta`] (what the metadata keeps of it) and the
+//! leadership rules applied when a broker is fenced or comes back.
+//!
+//! Invariants (checked by [`super::MetadataState::violations`]): a
+//! partition's leader is one of its in-sync replicas and is not fenced (or
+//! there is no leader); the in-sync set is never empty and lies within the
+//! replicas; every leadership change raises the partition's leader epoch.
+//! Without replication (#10) a follower holds no data, so leadership only
+//! moves to another in-sync replica: a partition whose one in-sync replica
+//! is fenced has no leader until that broker returns (Kafka's behaviour
+//! with unclean leader election off).
+
+use serde::{Deserialize, Serialize};
+
+use super::{PartitionMeta, ShardId};
+
+/// A broker's id (`node.id`).
+pub type BrokerId = i32;
+
+/// The leader of a partition that has none.
+pub const NO_LEADER: BrokerId = -1;
+
+/// What a starting broker registers with the controller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerRegistration {
+    pub id: BrokerId,
+    /// New at every start of the process: tells a restart from a duplicate.
+    pub incarnation: [u8; 16],
+    /// `broker.rack`, for rack-aware placement.
+    pub rack: Option<String>,
+    /// The Kafka listener clients are told about.
+    pub host: String,
+    pub port: i32,
+    /// The internal listener (`--rpc-addr`).
+    pub rpc_addr: String,
+    /// Shards (cores) the broker runs, for placement within it.
+    pub shards: u32,
+}
+
+impl BrokerRegistration {
+    /// Why this registration cannot be accepted, if it cannot.
+    pub fn invalid(&self) -> Option<String> {
+        if self.id < 0 {
+            return Some(format!("broker id {} is negative", self.id));
+        }
+        if self.shards == 0 {
+            return Some("a broker runs at least one shard".into());
+        }
+        if !(0..=i32::from(u16::MAX)).contains(&self.port) {
+            return Some(format!("port {} is out of range", self.port));
+        }
+        None
+    }
+}
+
+/// A registered broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerMeta {
+    pub registration: BrokerRegistration,
+    /// The metadata offset of its latest registration (Kafka's broker
+    /// epoch): grows with every restart.
+    pub epoch: u64,
+    /// Fenced: its heartbeats stopped or it shut down; it leads nothing and
+    /// clients are not told about it.
+    pub fenced: bool,
+}
+
+/// Leadership of `partition` after `broker` was fenced: it leaves the
+/// in-sync set unless it is the last member, and leadership moves to the
+/// first in-sync replica that is not fenced, or to nobody.
+pub(super) fn on_fenced(
+    partition: &mut PartitionMeta,
+    broker: BrokerId,
+    is_fenced: impl Fn(BrokerId) -> bool,
+) {
+    if partition.isr.len() > 1 {
+        partition.isr.retain(|b| *b != broker);
+    }
+    if partition.leader == broker {
+        let next = partition
+            .replicas
+            .iter()
+            .map(|r| r.broker)
+            .find(|b| *b != broker && partition.isr.contains(b) && !is_fenced(*b));
+        partition.leader = next.unwrap_or(NO_LEADER);
+        partition.leader_epoch += 1;
+    }
+}
+
+/// Leadership of `partition` after `broker` came back: a partition without
+/// a leader whose in-sync set holds the broker is led by it again.
+pub(super) fn on_unfenced(partition: &mut PartitionMeta, broker: BrokerId) {
+    if partition.leader == NO_LEADER && partition.isr.contains(&broker) {
+        partition.leader = broker;
+        partition.leader_epoch += 1;
+    }
+}
+
+/// The shard `broker` keeps `partition`'s replica on after it registered
+/// with `shards` shards: a replica placed on a shard the broker no longer
+/// runs moves to one it does, the same one on every node.
+pub(super) fn on_shards_changed(partition: &mut PartitionMeta, broker: BrokerId, shards: u32) {
+    for replica in &mut partition.replicas {
+        if replica.broker == broker && replica.shard >= shards {
+            replica.shard %= shards as ShardId;
+        }
+    }
+}

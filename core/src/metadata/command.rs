@@ -1,0 +1,112 @@
+//! The changes to the metadata ([`MetadataCommand`]) and why one may not
+//! apply ([`MetadataError`]).
+//!
+//! Owns: the command layout, which is the Raft log's entry format (JSON,
+//! serde's externally tagged enums): a field may be added only with a
+//! default, never renamed.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{BrokerId, BrokerRegistration, Replica};
+use crate::error::ErrorCode;
+
+/// A change to the metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetadataCommand {
+    /// A broker started (or restarted): it is recorded, unfenced, and leads
+    /// again the partitions that waited for it.
+    RegisterBroker(BrokerRegistration),
+    /// A broker's heartbeats stopped or it is shutting down.
+    FenceBroker {
+        id: BrokerId,
+    },
+    /// A fenced broker's heartbeats resumed.
+    UnfenceBroker {
+        id: BrokerId,
+    },
+    CreateTopic {
+        name: String,
+        id: [u8; 16],
+        /// The replicas of each partition, preferred leader first.
+        partitions: Vec<Vec<Replica>>,
+        configs: BTreeMap<String, String>,
+    },
+    DeleteTopic {
+        name: String,
+    },
+    CreatePartitions {
+        name: String,
+        new_partitions: Vec<Vec<Replica>>,
+    },
+    /// Reserves producer ids `[first, first + count)` for InitProducerId.
+    AllocateProducerIds {
+        first: i64,
+        count: i64,
+    },
+}
+
+impl std::fmt::Display for MetadataCommand {
+    /// One line for logs: the kind of change and what it names.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MetadataCommand::RegisterBroker(r) => write!(
+                f,
+                "register broker {} at {}:{} ({} shards)",
+                r.id, r.host, r.port, r.shards
+            ),
+            MetadataCommand::FenceBroker { id } => write!(f, "fence broker {id}"),
+            MetadataCommand::UnfenceBroker { id } => write!(f, "unfence broker {id}"),
+            MetadataCommand::CreateTopic {
+                name, partitions, ..
+            } => write!(f, "create topic {name:?} ({} partitions)", partitions.len()),
+            MetadataCommand::DeleteTopic { name } => write!(f, "delete topic {name:?}"),
+            MetadataCommand::CreatePartitions {
+                name,
+                new_partitions,
+            } => write!(f, "add {} partitions to {name:?}", new_partitions.len()),
+            MetadataCommand::AllocateProducerIds { first, count } => {
+                write!(f, "allocate producer ids {first}..{}", first + count)
+            }
+        }
+    }
+}
+
+/// Why a command cannot be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum MetadataError {
+    #[error("topic {0:?} already exists")]
+    TopicExists(String),
+    #[error("topic {0:?} does not exist")]
+    UnknownTopic(String),
+    #[error("invalid topic name {0:?}: {1}")]
+    InvalidTopic(String, String),
+    #[error("invalid partition count: {0}")]
+    InvalidPartitions(String),
+    #[error("invalid replica assignment: {0}")]
+    InvalidReplicas(String),
+    #[error("broker {0} is not registered")]
+    UnknownBroker(BrokerId),
+    #[error("invalid broker registration: {0}")]
+    InvalidRegistration(String),
+    #[error("producer ids must be allocated in order")]
+    ProducerIdsOutOfOrder,
+}
+
+impl MetadataError {
+    /// The Kafka error code for this failure.
+    pub fn error_code(&self) -> ErrorCode {
+        match self {
+            MetadataError::TopicExists(_) => ErrorCode::TopicAlreadyExists,
+            MetadataError::UnknownTopic(_) => ErrorCode::UnknownTopicOrPartition,
+            MetadataError::InvalidTopic(..) => ErrorCode::InvalidTopicException,
+            MetadataError::InvalidPartitions(_) => ErrorCode::InvalidPartitions,
+            MetadataError::InvalidReplicas(_) => ErrorCode::InvalidReplicaAssignment,
+            MetadataError::UnknownBroker(_) | MetadataError::InvalidRegistration(_) => {
+                ErrorCode::InvalidRequest
+            }
+            MetadataError::ProducerIdsOutOfOrder => ErrorCode::UnknownServerError,
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! The metadata state machine: brokers, topics and where partitions live.
+//!
+//! Owns: the cluster's metadata as a pure, deterministic state machine.
+//! Every change is a [`MetadataCommand`]; [`MetadataState::apply`] is the
+//! only way state changes, does no I/O and reads no clock, so replaying the
+//! same commands always gives the same state. The commands are the entries
+//! of the controller quorum's Raft log (a single node is a quorum of one);
+//! every shard of every broker holds a read-only copy.
+//!
+//! Placement (which brokers and shards hold a new partition) is decided by
+//! the controller before it proposes a command ([`placement`]), and the
+//! choice is part of the command, so it never changes on replay.
+//!
+//! Invariants, checked after every step by the simulators
+//! ([`MetadataState::violations`]): a partition's replicas are on distinct
+//! registered brokers, on shards those brokers run; its in-sync set is a
+//! non-empty subset of them; its leader is in that set and not fenced, or
+//! there is none.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ErrorCode;
+use crate::types::{validate_topic_name, PartitionId};
+
+mod brokers;
+mod command;
+pub mod legacy;
+pub mod liveness;
+pub mod placement;
+
+pub use brokers::{BrokerId, BrokerMeta, BrokerRegistration, NO_LEADER};
+pub use command::{MetadataCommand, MetadataError};
+
+/// Index of a shard (one pinned executor, one core) within a broker.
+pub type ShardId = u32;
+
+/// Most partitions one topic may have.
+pub const PARTITIONS_MAX: i32 = 100_000;
+
+/// One replica of a partition: the broker holding it and the shard there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replica {
+    pub broker: BrokerId,
+    pub shard: ShardId,
+}
+
+/// One partition: its replicas and who leads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionMeta {
+    /// The preferred leader first.
+    pub replicas: Vec<Replica>,
+    /// In-sync replicas (brokers).
+    pub isr: Vec<BrokerId>,
+    /// The leading broker, or [`NO_LEADER`].
+    pub leader: BrokerId,
+    /// Raised at every change of leader.
+    pub leader_epoch: i32,
+}
+
+impl PartitionMeta {
+    /// A new partition on `replicas`: led by the first, which alone is in
+    /// sync (followers join the in-sync set once they replicate, #10; until
+    /// then leadership never moves to a replica without the data).
+    fn new(replicas: &[Replica]) -> PartitionMeta {
+        PartitionMeta {
+            replicas: replicas.to_vec(),
+            isr: replicas.iter().take(1).map(|r| r.broker).collect(),
+            leader: replicas.first().map_or(NO_LEADER, |r| r.broker),
+            leader_epoch: 0,
+        }
+    }
+
+    /// The shard holding `broker`'s replica, if it holds one.
+    pub fn shard_on(&self, broker: BrokerId) -> Option<ShardId> {
+        self.replicas
+            .iter()
+            .find(|r| r.broker == broker)
+            .map(|r| r.shard)
+    }
+
+    /// The replicas' brokers, preferred leader first.
+    pub fn replica_brokers(&self) -> Vec<BrokerId> {
+        self.replicas.iter().map(|r| r.broker).collect()
+    }
+}
+
+/// One topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicMeta {
+    /// Kafka's topic id (a UUID), fixed at creation.
+    pub id: [u8; 16],
+    /// Indexed by partition id.
+    pub partitions: Vec<PartitionMeta>,
+    /// Topic-level config overrides (Kafka names, e.g. `retention.ms`).
+    pub configs: BTreeMap<String, String>,
+}
+
+/// The whole metadata of the cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataState {
+    pub brokers: BTreeMap<BrokerId, BrokerMeta>,
+    pub topics: BTreeMap<String, TopicMeta>,
+    /// First producer id not yet handed out.
+    pub next_producer_id: i64,
+    /// Commands applied so far.
+    pub applied: u64,
+}
+
+impl MetadataState {
+    /// Applies `command`, or leaves the state untouched and says why not.
+    pub fn apply(&mut self, command: &MetadataCommand) -> Result<(), MetadataError> {
+        match command {
+            MetadataCommand::RegisterBroker(registration) => {
+                if let Some(why) = registration.invalid() {
+                    return Err(MetadataError::InvalidRegistration(why));
+                }
+                let id = registration.id;
+                let epoch = self.applied;
+                self.brokers.insert(
+                    id,
+                    BrokerMeta {
+                        registration: registration.clone(),
+                        epoch,
+                        fenced: false,
+                    },
+                );
+                self.each_partition(|p| {
+                    brokers::on_shards_changed(p, id, registration.shards);
+                    brokers::on_unfenced(p, id);
+                });
+            }
+            MetadataCommand::FenceBroker { id } => {
+                let broker = self
+                    .brokers
+                    .get_mut(id)
+                    .ok_or(MetadataError::UnknownBroker(*id))?;
+                broker.fenced = true;
+                let fenced: Vec<BrokerId> = self
+                    .brokers
+                    .values()
+                    .filter(|b| b.fenced)
+                    .map(|b| b.registration.id)
+                    .collect();
+                self.each_partition(|p| brokers::on_fenced(p, *id, |b| fenced.contains(&b)));
+            }
+            MetadataCommand::UnfenceBroker { id } => {
+                let broker = self
+                    .brokers
+                    .get_mut(id)
+                    .ok_or(MetadataError::UnknownBroker(*id))?;
+                broker.fenced = false;
+                self.each_partition(|p| brokers::on_unfenced(p, *id));
+            }
+            MetadataCommand::CreateTopic {
+                name,
+                id,
+                partitions,
+                configs,
+            } => {
+                validate_topic_name(name)
+                    .map_err(|e| MetadataError::InvalidTopic(name.clone(), e.to_owned()))?;
+                if self.topics.contains_key(name) {
+                    return Err(MetadataError::TopicExists(name.clone()));
+                }
+                check_placed(partitions.len())?;
+                self.check_replicas(partitions)?;
+                self.topics.insert(
+                    name.clone(),
+                    TopicMeta {
+                        id: *id,
+                        partitions: partitions.iter().map(|r| PartitionMeta::new(r)).collect(),
+                        configs: configs.clone(),
+                    },
+                );
+            }
+            MetadataCommand::DeleteTopic { name } => {
+                if self.topics.remove(name).is_none() {
+                    return Err(MetadataError::UnknownTopic(name.clone()));
+                }
+            }
+            MetadataCommand::CreatePartitions {
+                name,
+                new_partitions,
+            } => {
+                let current = self
+                    .topics
+                    .get(name)
+                    .ok_or_else(|| MetadataError::UnknownTopic(name.clone()))?
+                    .partitions
+                    .len();
+                if new_partitions.is_empty() {
+                    return Err(MetadataError::InvalidPartitions("no new partitions".into()));
+                }
+                check_placed(current + new_partitions.len())?;
+                self.check_replicas(new_partitions)?;
+                if let Some(topic) = self.topics.get_mut(name) {
+                    topic
+                        .partitions
+                        .extend(new_partitions.iter().map(|r| PartitionMeta::new(r)));
+                }
+            }
+            MetadataCommand::AllocateProducerIds { first, count } => {
+                if *first != self.next_producer_id || *count <= 0 {
+                    return Err(MetadataError::ProducerIdsOutOfOrder);
+                }
+                self.next_producer_id = first + count;
+            }
+        }
+        self.applied += 1;
+        Ok(())
+    }
+
+    fn each_partition(&mut self, mut f: impl FnMut(&mut PartitionMeta)) {
+        for topic in self.topics.values_mut() {
+            topic.partitions.iter_mut().for_each(&mut f);
+        }
+    }
+
+    /// Every replica list names distinct registered brokers and shards they
+    /// run, at least one each.
+    fn check_replicas(&self, lists: &[Vec<Replica>]) -> Result<(), MetadataError> {
+        for replicas in lists {
+            if replicas.is_empty() {
+                return Err(MetadataError::InvalidReplicas("no replicas".into()));
+            }
+            for (i, r) in replicas.iter().enumerate() {
+                let Some(broker) = self.brokers.get(&r.broker) else {
+                    return Err(MetadataError::InvalidReplicas(format!(
+                        "broker {} is not registered",
+                        r.broker
+                    )));
+                };
+                if r.shard >= broker.registration.shards {
+                    return Err(MetadataError::InvalidReplicas(format!(
+                        "broker {} has no shard {}",
+                        r.broker, r.shard
+                    )));
+                }
+                if replicas[..i].iter().any(|o| o.broker == r.broker) {
+                    return Err(MetadataError::InvalidReplicas(format!(
+                        "broker {} is named twice",
+                        r.broker
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One partition, if its topic and it exist.
+    pub fn partition(&self, topic: &str, partition: PartitionId) -> Option<&PartitionMeta> {
+        let topic = self.topics.get(topic)?;
+        usize::try_from(partition)
+            .ok()
+            .and_then(|p| topic.partitions.get(p))
+    }
+
+    /// The shard of `broker` that serves `partition` as its leader, or the
+    /// error Kafka gives a client that sent it there:
+    /// UNKNOWN_TOPIC_OR_PARTITION when it does not exist,
+    /// NOT_LEADER_OR_FOLLOWER when `broker` does not lead it.
+    pub fn leader_shard(
+        &self,
+        broker: BrokerId,
+        topic: &str,
+        partition: PartitionId,
+    ) -> Result<ShardId, ErrorCode> {
+        let p = self
+            .partition(topic, partition)
+            .ok_or(ErrorCode::UnknownTopicOrPartition)?;
+        if p.leader != broker {
+            return Err(ErrorCode::NotLeaderOrFollower);
+        }
+        p.shard_on(broker).ok_or(ErrorCode::NotLeaderOrFollower)
+    }
+
+    /// The shard of `broker` holding a replica of `partition`, if any.
+    pub fn replica_shard(
+        &self,
+        broker: BrokerId,
+        topic: &str,
+        partition: PartitionId,
+    ) -> Option<ShardId> {
+        self.partition(topic, partition)?.shard_on(broker)
+    }
+
+    /// Brokers clients are told about: registered and not fenced.
+    pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
+        self.brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .map(|b| &b.registration)
+    }
+
+    /// What breaks the invariants in the module doc, one line each.
+    pub fn violations(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        for (name, topic) in &self.topics {
+            for (i, p) in topic.partitions.iter().enumerate() {
+                let at = format!("{name}-{i}");
+                if let Err(e) = self.check_replicas(std::slice::from_ref(&p.replicas)) {
+                    found.push(format!("{at}: {e}"));
+                }
+                if p.isr.is_empty() {
+                    found.push(format!("{at}: empty in-sync set"));
+                }
+                if p.isr.iter().any(|b| p.shard_on(*b).is_none()) {
+                    found.push(format!("{at}: in-sync {:?} outside replicas", p.isr));
+                }
+                if p.leader != NO_LEADER {
+                    if !p.isr.contains(&p.leader) {
+                        found.push(format!("{at}: leader {} not in sync", p.leader));
+                    }
+                    if self.brokers.get(&p.leader).is_none_or(|b| b.fenced) {
+                        found.push(format!("{at}: leader {} is fenced", p.leader));
+                    }
+                }
+            }
+        }
+        found
+    }
+}
+
+/// The one check of a topic's partition count (CreateTopics,
+/// CreatePartitions and every command that places partitions): at least 1
+/// and at most [`PARTITIONS_MAX`]; the error is Kafka's message for
+/// INVALID_PARTITIONS.
+pub fn check_partition_count(count: i64) -> Result<(), String> {
+    if count < 1 {
+        return Err(format!(
+            "Number of partitions must be larger than 0, not {count}."
+        ));
+    }
+    if count > i64::from(PARTITIONS_MAX) {
+        return Err(format!(
+            "Number of partitions {count} is larger than the maximum {PARTITIONS_MAX}."
+        ));
+    }
+    Ok(())
+}
+
+fn check_placed(count: usize) -> Result<(), MetadataError> {
+    check_partition_count(i64::try_from(count).unwrap_or(i64::MAX))
+        .map_err(MetadataError::InvalidPartitions)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,268 @@
+use super::placement::place;
+use super::*;
+
+fn broker(id: BrokerId, rack: Option<&str>, shards: u32) -> MetadataCommand {
+    MetadataCommand::RegisterBroker(BrokerRegistration {
+        id,
+        incarnation: [id as u8; 16],
+        rack: rack.map(str::to_owned),
+        host: "127.0.0.1".into(),
+        port: 9092 + id,
+        rpc_addr: format!("127.0.0.1:{}", 19092 + id),
+        shards,
+    })
+}
+
+fn create(name: &str, partitions: Vec<Vec<Replica>>) -> MetadataCommand {
+    MetadataCommand::CreateTopic {
+        name: name.into(),
+        id: [1; 16],
+        partitions,
+        configs: BTreeMap::new(),
+    }
+}
+
+fn on(broker: BrokerId, shard: ShardId) -> Replica {
+    Replica { broker, shard }
+}
+
+fn cluster(brokers: &[(BrokerId, Option<&str>)], shards: u32) -> MetadataState {
+    let mut state = MetadataState::default();
+    for (id, rack) in brokers {
+        state.apply(&broker(*id, *rack, shards)).expect("registers");
+    }
+    state
+}
+
+#[test]
+fn one_broker_balances_partitions_across_its_shards() {
+    let mut state = cluster(&[(0, None)], 2);
+    let placed = place(&state, 5, 1).expect("places");
+    let shards: Vec<ShardId> = placed.iter().map(|r| r[0].shard).collect();
+    assert_eq!(shards, vec![0, 1, 0, 1, 0]);
+    state.apply(&create("a", placed)).expect("applies");
+    let next: Vec<ShardId> = place(&state, 3, 1)
+        .expect("places")
+        .iter()
+        .map(|r| r[0].shard)
+        .collect();
+    assert_eq!(next, vec![1, 0, 1]);
+    assert_eq!(state.leader_shard(0, "a", 1), Ok(1));
+    assert_eq!(
+        state.leader_shard(0, "a", 5),
+        Err(ErrorCode::UnknownTopicOrPartition)
+    );
+    assert_eq!(
+        state.leader_shard(3, "a", 1),
+        Err(ErrorCode::NotLeaderOrFollower)
+    );
+}
+
+#[test]
+fn leaders_and_replicas_spread_evenly_over_brokers() {
+    let mut state = cluster(&[(1, None), (2, None), (3, None)], 2);
+    let placed = place(&state, 6, 3).expect("places");
+    state.apply(&create("t", placed)).expect("applies");
+    let mut leaders = BTreeMap::<BrokerId, u32>::new();
+    let mut per_shard = BTreeMap::<(BrokerId, ShardId), u32>::new();
+    for p in &state.topics["t"].partitions {
+        *leaders.entry(p.leader).or_default() += 1;
+        let mut brokers = p.replica_brokers();
+        brokers.sort_unstable();
+        assert_eq!(brokers, vec![1, 2, 3], "three distinct brokers");
+        for r in &p.replicas {
+            *per_shard.entry((r.broker, r.shard)).or_default() += 1;
+        }
+    }
+    assert_eq!(leaders.values().copied().collect::<Vec<_>>(), vec![2, 2, 2]);
+    assert!(per_shard.values().all(|n| *n == 3), "{per_shard:?}");
+    assert!(state.violations().is_empty());
+}
+
+#[test]
+fn replication_factor_beyond_live_brokers_is_refused_as_kafka_does() {
+    let mut state = cluster(&[(1, None), (2, None)], 1);
+    assert_eq!(
+        place(&state, 1, 3).unwrap_err(),
+        "Replication factor: 3 larger than available brokers: 2."
+    );
+    state
+        .apply(&MetadataCommand::FenceBroker { id: 2 })
+        .expect("fences");
+    assert_eq!(
+        place(&state, 1, 2).unwrap_err(),
+        "Replication factor: 2 larger than available brokers: 1."
+    );
+    assert!(place(&state, 4, 1)
+        .expect("places")
+        .iter()
+        .all(|r| r[0].broker == 1));
+}
+
+#[test]
+fn replicas_prefer_racks_the_partition_does_not_use() {
+    let state = cluster(
+        &[
+            (1, Some("a")),
+            (2, Some("a")),
+            (3, Some("b")),
+            (4, Some("b")),
+        ],
+        1,
+    );
+    for replicas in place(&state, 8, 2).expect("places") {
+        let racks: Vec<_> = replicas
+            .iter()
+            .map(|r| state.brokers[&r.broker].registration.rack.clone())
+            .collect();
+        assert_ne!(racks[0], racks[1], "{replicas:?}");
+    }
+}
+
+#[test]
+fn fencing_moves_leadership_within_the_in_sync_set_and_back() {
+    let mut state = cluster(&[(1, None), (2, None)], 1);
+    state
+        .apply(&create("solo", vec![vec![on(1, 0)]]))
+        .expect("applies");
+    state
+        .apply(&create("pair", vec![vec![on(1, 0), on(2, 0)]]))
+        .expect("applies");
+    assert_eq!(
+        state.partition("pair", 0).expect("exists").isr,
+        vec![1],
+        "a follower is not in sync before it replicates"
+    );
+    // As replication (#10) will record it once broker 2 caught up.
+    state.topics.get_mut("pair").expect("exists").partitions[0].isr = vec![1, 2];
+    state
+        .apply(&MetadataCommand::FenceBroker { id: 1 })
+        .expect("fences");
+    let solo = state.partition("solo", 0).expect("exists").clone();
+    assert_eq!(
+        (solo.leader, solo.leader_epoch, solo.isr.clone()),
+        (NO_LEADER, 1, vec![1])
+    );
+    let pair = state.partition("pair", 0).expect("exists").clone();
+    assert_eq!(
+        (pair.leader, pair.leader_epoch, pair.isr.clone()),
+        (2, 1, vec![2])
+    );
+    assert_eq!(
+        state.live_brokers().map(|b| b.id).collect::<Vec<_>>(),
+        vec![2]
+    );
+    assert!(state.violations().is_empty(), "{:?}", state.violations());
+
+    state
+        .apply(&MetadataCommand::UnfenceBroker { id: 1 })
+        .expect("unfences");
+    let solo = state.partition("solo", 0).expect("exists");
+    assert_eq!(
+        (solo.leader, solo.leader_epoch),
+        (1, 2),
+        "its only in-sync replica is back"
+    );
+    let pair = state.partition("pair", 0).expect("exists");
+    assert_eq!(
+        (pair.leader, pair.leader_epoch),
+        (2, 1),
+        "a led partition stays put"
+    );
+    assert!(state.violations().is_empty(), "{:?}", state.violations());
+}
+
+#[test]
+fn a_broker_back_with_fewer_shards_keeps_its_replicas_on_shards_it_runs() {
+    let mut state = cluster(&[(1, None)], 4);
+    let placed = place(&state, 4, 1).expect("places");
+    state.apply(&create("t", placed)).expect("applies");
+    state.apply(&broker(1, None, 2)).expect("registers again");
+    let shards: Vec<ShardId> = state.topics["t"]
+        .partitions
+        .iter()
+        .map(|p| p.replicas[0].shard)
+        .collect();
+    assert_eq!(shards, vec![0, 1, 0, 1]);
+    assert!(state.violations().is_empty());
+}
+
+#[test]
+fn commands_apply_deterministically_and_reject_conflicts() {
+    let commands = vec![
+        broker(0, None, 2),
+        create("a", vec![vec![on(0, 0)], vec![on(0, 1)]]),
+        MetadataCommand::CreatePartitions {
+            name: "a".into(),
+            new_partitions: vec![vec![on(0, 1)]],
+        },
+        create("b", vec![vec![on(0, 0)]]),
+        MetadataCommand::DeleteTopic { name: "b".into() },
+        MetadataCommand::AllocateProducerIds {
+            first: 0,
+            count: 1000,
+        },
+    ];
+    let mut one = MetadataState::default();
+    let mut two = MetadataState::default();
+    for c in &commands {
+        one.apply(c).expect("applies");
+        two.apply(c).expect("applies");
+    }
+    assert_eq!(one, two);
+    assert_eq!(one.leader_shard(0, "a", 2), Ok(1));
+    assert_eq!(one.replica_shard(0, "a", 3), None);
+    assert_eq!(one.replica_shard(0, "b", 0), None);
+    assert_eq!(one.next_producer_id, 1000);
+    assert_eq!(one.applied, 6);
+    let before = one.clone();
+    let refused = [
+        (
+            create("a", vec![vec![on(0, 0)]]),
+            ErrorCode::TopicAlreadyExists,
+        ),
+        (
+            MetadataCommand::DeleteTopic { name: "zz".into() },
+            ErrorCode::UnknownTopicOrPartition,
+        ),
+        (
+            create("bad/name", vec![vec![on(0, 0)]]),
+            ErrorCode::InvalidTopicException,
+        ),
+        (create("empty", vec![]), ErrorCode::InvalidPartitions),
+        (
+            create("nobody", vec![vec![]]),
+            ErrorCode::InvalidReplicaAssignment,
+        ),
+        (
+            create("stranger", vec![vec![on(7, 0)]]),
+            ErrorCode::InvalidReplicaAssignment,
+        ),
+        (
+            create("no-shard", vec![vec![on(0, 2)]]),
+            ErrorCode::InvalidReplicaAssignment,
+        ),
+        (
+            create("twice", vec![vec![on(0, 0), on(0, 1)]]),
+            ErrorCode::InvalidReplicaAssignment,
+        ),
+        (
+            MetadataCommand::FenceBroker { id: 9 },
+            ErrorCode::InvalidRequest,
+        ),
+        (broker(-1, None, 1), ErrorCode::InvalidRequest),
+        (broker(1, None, 0), ErrorCode::InvalidRequest),
+        (
+            MetadataCommand::AllocateProducerIds { first: 5, count: 1 },
+            ErrorCode::UnknownServerError,
+        ),
+    ];
+    for (command, code) in refused {
+        assert_eq!(
+            one.apply(&command).map_err(|e| e.error_code()),
+            Err(code),
+            "{command}"
+        );
+    }
+    assert_eq!(one, before, "failed commands change nothing");
+}
