@@ -4,66 +4,14 @@
 //! the quorum keeps committing after its leader is SIGKILLed, and a restart
 //! of all three gives identical metadata.
 //!
-//! Each broker still serves its own copy of every partition: placement
-//! across brokers is not built yet, so this checks metadata only.
+//! Placement, fencing and clients across the brokers: `cluster_brokers.rs`.
 
 mod common;
 
-use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use common::{topic, wire, Broker};
-
-const AGREE_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn metadata(broker: &Broker, topics: &[&str]) -> Result<wire::Metadata, String> {
-    let mut conn =
-        wire::Conn::connect(broker.addr(), Duration::from_secs(5)).map_err(|e| e.to_string())?;
-    conn.metadata_v2(topics)
-}
-
-/// Topics broker lists (all of them).
-fn topics_of(broker: &Broker) -> BTreeSet<String> {
-    wire::Conn::connect(broker.addr(), Duration::from_secs(5))
-        .map_err(|e| e.to_string())
-        .and_then(|mut conn| conn.metadata_v2_all())
-        .map(|m| {
-            m.topics
-                .into_iter()
-                .filter(|t| t.error_code == 0)
-                .map(|t| t.name)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Polls `check` until it holds, or panics with `what` at the deadline.
-fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + AGREE_TIMEOUT;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The controller every running broker names, once they agree.
-fn agreed_controller(brokers: &[&Broker]) -> i32 {
-    let mut agreed = -1;
-    wait_until("the brokers to agree on a controller", || {
-        let named: BTreeSet<i32> = brokers
-            .iter()
-            .map(|b| metadata(b, &[]).map_or(-1, |m| m.controller_id))
-            .collect();
-        match named.into_iter().collect::<Vec<_>>()[..] {
-            [id] if id > 0 => {
-                agreed = id;
-                true
-            }
-            _ => false,
-        }
-    });
-    agreed
-}
+use common::cluster::{agreed_controller, metadata, topics_of, wait_until};
+use common::{topic, Broker};
 
 /// Creates `name` through `broker` (Metadata v2 auto-creates it; a
 /// follower forwards the proposal to the controller); Ok once it exists.

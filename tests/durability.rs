@@ -279,6 +279,7 @@ print("gzip", confluent_produce(gzip, 0, 400, **{"compression.type": "gzip"}) ==
         error_code: 0,
         name: name.to_owned(),
         partitions: vec![(0, 0, 0)],
+        replicas: vec![vec![0]],
     };
     assert_eq!(metadata.topics, [topic(&plain), topic(&gzip)]);
     assert_eq!(fetch_all(&broker, &plain, 0).0, 600);

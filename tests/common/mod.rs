@@ -11,6 +11,8 @@
 //! Each test file compiles this module on its own and uses part of it.
 #![allow(dead_code)]
 
+pub mod cluster;
+pub mod proxy;
 pub mod wire;
 
 use std::fs::{File, OpenOptions};
@@ -240,6 +242,17 @@ impl Broker {
     /// quorum is all of them, each with its own ports and data directory,
     /// started together (none is ready before a majority is up).
     pub fn start_cluster(count: usize) -> Vec<Broker> {
+        let mut brokers = Broker::cluster(count, &[]);
+        Broker::start_together(&mut brokers);
+        brokers
+    }
+
+    /// `count` brokers as [`start_cluster`](Self::start_cluster) makes
+    /// them, with `env` besides, not started yet. Each broker's
+    /// `SLUICE_CONTROLLER_VOTERS` names every voter's internal listener
+    /// ([`Broker::rpc_port`]); a test may point some entries elsewhere (a
+    /// proxy) with [`Broker::set_voters`].
+    pub fn cluster(count: usize, env: &[(&str, &str)]) -> Vec<Broker> {
         let mut brokers: Vec<Broker> = (1..=count)
             .map(|id| {
                 let dir = tempfile::Builder::new()
@@ -260,19 +273,45 @@ impl Broker {
                 }
             })
             .collect();
-        let voters: Vec<String> = brokers
-            .iter()
-            .map(|b| format!("{}@127.0.0.1:{}", b.node_id, free_port()))
-            .collect();
-        let voters = voters.join(",");
+        let rpc_ports: Vec<u16> = brokers.iter().map(|_| free_port()).collect();
         for broker in &mut brokers {
             broker.env = vec![
                 ("SLUICE_NODE_ID".into(), broker.node_id.to_string()),
-                ("SLUICE_CONTROLLER_VOTERS".into(), voters.clone()),
+                (
+                    "SLUICE_RPC_ADDR".into(),
+                    format!("127.0.0.1:{}", rpc_ports[broker.node_id as usize - 1]),
+                ),
             ];
+            broker
+                .env
+                .extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+            let ports: Vec<(i32, u16)> = (1..=count as i32)
+                .map(|id| (id, rpc_ports[id as usize - 1]))
+                .collect();
+            broker.set_voters(&ports);
         }
-        Broker::start_together(&mut brokers);
         brokers
+    }
+
+    /// This broker's `--rpc-addr` port (a cluster member's).
+    pub fn rpc_port(&self) -> Option<u16> {
+        self.env
+            .iter()
+            .find(|(k, _)| k == "SLUICE_RPC_ADDR")
+            .and_then(|(_, v)| v.rsplit_once(':'))
+            .and_then(|(_, port)| port.parse().ok())
+    }
+
+    /// Where this broker reaches each voter: (node id, port on loopback).
+    /// Takes effect at the next start.
+    pub fn set_voters(&mut self, voters: &[(i32, u16)]) {
+        let list: Vec<String> = voters
+            .iter()
+            .map(|(id, port)| format!("{id}@127.0.0.1:{port}"))
+            .collect();
+        self.env.retain(|(k, _)| k != "SLUICE_CONTROLLER_VOTERS");
+        self.env
+            .push(("SLUICE_CONTROLLER_VOTERS".into(), list.join(",")));
     }
 
     /// Starts every broker in `brokers` (all stopped), then waits until each
@@ -368,6 +407,17 @@ impl Broker {
             self.log_tail(40)
         );
         status
+    }
+
+    /// Sends `signal` to the running broker (SIGSTOP, SIGCONT) and leaves
+    /// it running.
+    pub fn signal(&mut self, signal: i32) {
+        let sent = self
+            .process
+            .as_mut()
+            .expect("signalling a broker that is not running")
+            .signal(signal);
+        assert!(sent, "the broker exited before signal {signal}");
     }
 
     /// SIGKILL: the broker gets no chance to flush or close anything.

@@ -270,6 +270,8 @@ pub struct MetadataTopic {
     pub name: String,
     /// (partition, error code, leader)
     pub partitions: Vec<(i32, i16, i32)>,
+    /// Each partition's replicas, in the order of `partitions`.
+    pub replicas: Vec<Vec<i32>>,
 }
 
 /// Metadata v2 answer.
@@ -453,13 +455,16 @@ impl Conn {
             let name = d.string()?;
             let _is_internal = d.i8()?;
             let mut partitions = Vec::new();
+            let mut replicas = Vec::new();
             for _ in 0..d.array_len()? {
                 let error_code = d.i16()?;
                 let index = d.i32()?;
                 let leader = d.i32()?;
+                let mut these = Vec::new();
                 for _ in 0..d.array_len()? {
-                    d.i32()?; // replica
+                    these.push(d.i32()?);
                 }
+                replicas.push(these);
                 for _ in 0..d.array_len()? {
                     d.i32()?; // in-sync replica
                 }
@@ -469,6 +474,7 @@ impl Conn {
                 error_code,
                 name,
                 partitions,
+                replicas,
             });
         }
         d.finish()?;
