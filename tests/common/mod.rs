@@ -12,7 +12,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
-pub mod proxy;
+pub mod netns;
 pub mod wire;
 
 use std::fs::{File, OpenOptions};
@@ -162,6 +162,11 @@ pub struct Broker {
     node_id: i32,
     /// `--cores`.
     cores: usize,
+    /// The IPv4 address its listeners bind (loopback unless it runs in a
+    /// network namespace).
+    host: String,
+    /// The network namespace it runs in (`ip netns exec`), if any.
+    netns: Option<String>,
 }
 
 impl Broker {
@@ -217,6 +222,8 @@ impl Broker {
             dir,
             output_offsets: (0, 0),
             data_dir,
+            host: "127.0.0.1".into(),
+            netns: None,
             node_id: 0,
             cores: 2,
         };
@@ -253,6 +260,14 @@ impl Broker {
     /// ([`Broker::rpc_port`]); a test may point some entries elsewhere (a
     /// proxy) with [`Broker::set_voters`].
     pub fn cluster(count: usize, env: &[(&str, &str)]) -> Vec<Broker> {
+        let hosts = vec![("127.0.0.1".to_owned(), None); count];
+        Broker::cluster_on(&hosts, env)
+    }
+
+    /// [`cluster`](Self::cluster) with broker `i` (node id `i + 1`) on
+    /// `hosts[i]`: its address, and the network namespace it runs in.
+    pub fn cluster_on(hosts: &[(String, Option<String>)], env: &[(&str, &str)]) -> Vec<Broker> {
+        let count = hosts.len();
         let mut brokers: Vec<Broker> = (1..=count)
             .map(|id| {
                 let dir = tempfile::Builder::new()
@@ -270,44 +285,37 @@ impl Broker {
                     data_dir: None,
                     node_id: id as i32,
                     cores: 1,
+                    host: hosts[id - 1].0.clone(),
+                    netns: hosts[id - 1].1.clone(),
                 }
             })
             .collect();
-        let rpc_ports: Vec<u16> = brokers.iter().map(|_| free_port()).collect();
+        let rpc: Vec<(i32, String)> = brokers
+            .iter()
+            .map(|b| (b.node_id, format!("{}:{}", b.host, free_port())))
+            .collect();
         for broker in &mut brokers {
             broker.env = vec![
                 ("SLUICE_NODE_ID".into(), broker.node_id.to_string()),
                 (
                     "SLUICE_RPC_ADDR".into(),
-                    format!("127.0.0.1:{}", rpc_ports[broker.node_id as usize - 1]),
+                    rpc[broker.node_id as usize - 1].1.clone(),
                 ),
             ];
             broker
                 .env
                 .extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-            let ports: Vec<(i32, u16)> = (1..=count as i32)
-                .map(|id| (id, rpc_ports[id as usize - 1]))
-                .collect();
-            broker.set_voters(&ports);
+            broker.set_voters(&rpc);
         }
         brokers
     }
 
-    /// This broker's `--rpc-addr` port (a cluster member's).
-    pub fn rpc_port(&self) -> Option<u16> {
-        self.env
-            .iter()
-            .find(|(k, _)| k == "SLUICE_RPC_ADDR")
-            .and_then(|(_, v)| v.rsplit_once(':'))
-            .and_then(|(_, port)| port.parse().ok())
-    }
-
-    /// Where this broker reaches each voter: (node id, port on loopback).
+    /// Where this broker reaches each voter: (node id, `HOST:PORT`).
     /// Takes effect at the next start.
-    pub fn set_voters(&mut self, voters: &[(i32, u16)]) {
+    pub fn set_voters(&mut self, voters: &[(i32, String)]) {
         let list: Vec<String> = voters
             .iter()
-            .map(|(id, port)| format!("{id}@127.0.0.1:{port}"))
+            .map(|(id, addr)| format!("{id}@{addr}"))
             .collect();
         self.env.retain(|(k, _)| k != "SLUICE_CONTROLLER_VOTERS");
         self.env
@@ -345,13 +353,16 @@ impl Broker {
         self.node_id
     }
 
-    /// `127.0.0.1:PORT`, for clients' bootstrap.servers.
+    /// `HOST:PORT` (loopback unless in a namespace), for clients'
+    /// bootstrap.servers.
     pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.host, self.port)
     }
 
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
+        self.bootstrap()
+            .parse()
+            .expect("a broker's host is an IPv4 address")
     }
 
     pub fn port(&self) -> u16 {
@@ -451,6 +462,10 @@ impl Broker {
     /// accept, after the process is reaped); a broker started meanwhile
     /// exits with "address not available".
     fn wait_for_ports_released(&self) -> Result<(), String> {
+        if self.netns.is_some() {
+            // Its ports are in its own namespace, which nothing else uses.
+            return Ok(());
+        }
         let deadline = Instant::now() + PORT_RELEASE_TIMEOUT;
         for port in [self.port, self.admin_port] {
             loop {
@@ -521,7 +536,14 @@ impl Broker {
                 .open(path)
                 .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()))
         };
-        let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        let mut command = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_sluice")]);
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_sluice")),
+        };
         command
             .arg("serve")
             .arg("--data-dir")
@@ -529,7 +551,7 @@ impl Broker {
             .arg("--kafka-addr")
             .arg(self.bootstrap())
             .arg("--admin-addr")
-            .arg(format!("127.0.0.1:{}", self.admin_port))
+            .arg(format!("{}:{}", self.host, self.admin_port))
             .arg("--cores")
             .arg(self.cores.to_string());
         if let Some(port) = self.advertised_port {
@@ -604,7 +626,7 @@ impl Broker {
             .map_err(|e| NotReady::Yet(format!("metadata: {e}")))?;
         let expected_broker = wire::MetadataBroker {
             node_id: self.node_id,
-            host: "127.0.0.1".into(),
+            host: self.host.clone(),
             port: i32::from(self.advertised_port.unwrap_or(self.port)),
         };
         // A cluster lists its other live brokers too.
@@ -1089,9 +1111,9 @@ pub fn fetch_all(broker: &Broker, topic: &str, partition: i32) -> (i64, Vec<wire
 /// The broker's `/metrics` text (Prometheus exposition), fetched with a
 /// plain HTTP/1.1 GET on its admin port.
 pub fn metrics(broker: &Broker) -> String {
-    let addr: SocketAddr = format!("127.0.0.1:{}", broker.admin_port())
+    let addr: SocketAddr = format!("{}:{}", broker.host, broker.admin_port())
         .parse()
-        .expect("a loopback address");
+        .expect("an IPv4 address");
     let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .expect("connecting to the admin port");
     stream
