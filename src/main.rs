@@ -7,6 +7,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
+mod dev_cluster;
+
 /// Survives requests that declare absurd collection sizes (see the module).
 #[global_allocator]
 static ALLOCATOR: sluice_core::alloc::GuardedAllocator = sluice_core::alloc::GuardedAllocator;
@@ -80,6 +82,50 @@ enum Command {
     /// Consumer groups of any Kafka-compatible broker: list, describe
     /// (members, committed offsets, lag), delete, reset offsets.
     Group(GroupArgs),
+    /// A Kafka-compatible cluster: `info` (brokers, controller quorum and
+    /// its lag, partitions per broker).
+    Cluster(ClusterArgs),
+    /// Local development helpers.
+    #[command(subcommand)]
+    Dev(DevCommand),
+}
+
+#[derive(clap::Args)]
+struct ClusterArgs {
+    /// A broker to ask, HOST:PORT.
+    #[arg(long, default_value = "127.0.0.1:9092", global = true)]
+    bootstrap: String,
+    #[command(subcommand)]
+    command: ClusterCommand,
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Brokers (address, rack, live or not, partitions led and held), the
+    /// controller quorum (leader, epoch, each voter's lag) and partition
+    /// counts.
+    Info,
+}
+
+#[derive(Subcommand)]
+enum DevCommand {
+    /// Starts a local cluster on loopback (node ids 1..=N, all controller
+    /// voters, Kafka ports from --base-port) and stops it cleanly on Ctrl-C.
+    Cluster {
+        /// How many brokers.
+        #[arg(long, default_value_t = 3)]
+        brokers: u16,
+        /// Where each broker keeps its data (`DIR/node-ID`) and log.
+        #[arg(long, default_value = "./sluice-dev-cluster")]
+        data_dir: PathBuf,
+        /// The first broker's Kafka port; internal listeners are 100 above,
+        /// admin endpoints 200 above.
+        #[arg(long, default_value_t = 9092)]
+        base_port: u16,
+        /// Shards (cores) each broker runs.
+        #[arg(long, default_value_t = 1)]
+        cores_per_broker: usize,
+    },
 }
 
 #[derive(clap::Args)]
@@ -154,6 +200,21 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(flags) => serve(load(&flags)?)?,
         Command::Group(args) => print!("{}", group(args)?),
         Command::Bench(command) => print!("{}", sluice_bench::cli::main(*command)?),
+        Command::Cluster(args) => match args.command {
+            ClusterCommand::Info => print!("{}", sluice_client::cluster::info(&args.bootstrap)?),
+        },
+        Command::Dev(DevCommand::Cluster {
+            brokers,
+            data_dir,
+            base_port,
+            cores_per_broker,
+        }) => dev_cluster::DevCluster {
+            brokers,
+            data_dir,
+            base_port,
+            cores_per_broker,
+        }
+        .run()?,
     }
     Ok(())
 }
@@ -194,7 +255,7 @@ fn serve(mut config: sluice_core::config::NodeConfig) -> anyhow::Result<()> {
     config.cores = shards;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-    ensure_cluster_id(&config.data_dir)?;
+    ensure_cluster_id(&config.data_dir, config.controller_voters.as_deref())?;
     // Every shard binds with SO_REUSEPORT, which would also let a second
     // broker share the ports; a plain bind first fails if anyone holds them.
     // A process that was just killed may hold them a moment longer (the
@@ -296,14 +357,29 @@ fn raise_open_files_limit() -> u64 {
 }
 
 /// Makes the cluster id (a 22-character base64 UUID, as Kafka's) on first
-/// start; later starts keep it.
-fn ensure_cluster_id(data_dir: &std::path::Path) -> anyhow::Result<()> {
+/// start; later starts keep it. Brokers of one controller quorum derive it
+/// from the voter list, so every broker reports the same id without a
+/// format step; a lone node draws a random one.
+fn ensure_cluster_id(data_dir: &std::path::Path, voters: Option<&str>) -> anyhow::Result<()> {
     let path = data_dir.join(sluice_net::kafka::context::CLUSTER_ID_FILE);
     if path.exists() {
         return Ok(());
     }
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut bits = uuid::Uuid::new_v4().as_u128();
+    let mut bits = match voters {
+        Some(list) => {
+            let mut entries: Vec<&str> = list.split(',').map(str::trim).collect();
+            entries.sort_unstable();
+            // Two FNV-1a passes with different offsets: 128 stable bits.
+            let fnv = |offset: u64| {
+                entries.join(",").bytes().fold(offset, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+                })
+            };
+            (u128::from(fnv(0xcbf2_9ce4_8422_2325)) << 64) | u128::from(fnv(0x6c62_272e_07bb_0142))
+        }
+        None => uuid::Uuid::new_v4().as_u128(),
+    };
     let mut id = String::with_capacity(22);
     for _ in 0..22 {
         id.push(ALPHABET[(bits & 63) as usize] as char);

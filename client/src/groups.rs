@@ -60,14 +60,14 @@ impl ResetTarget {
     }
 }
 
-fn error_name(code: i16) -> String {
+pub(crate) fn error_name(code: i16) -> String {
     let name = kafka_protocol::ResponseError::try_from_code(code)
         .map(|e| format!("{e:?}"))
         .unwrap_or_else(|| format!("error {code}"));
     format!("{name} ({code})")
 }
 
-fn check(code: i16, what: &str) -> anyhow::Result<()> {
+pub(crate) fn check(code: i16, what: &str) -> anyhow::Result<()> {
     if code != 0 {
         bail!("{what}: {}", error_name(code));
     }
@@ -433,7 +433,7 @@ fn partitions_of(client: &mut Client, topics: &[String]) -> anyhow::Result<Vec<(
 }
 
 /// Left-aligned columns separated by two spaces.
-fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
+pub(crate) fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
     let mut widths = header.map(str::len);
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

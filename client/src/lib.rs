@@ -7,6 +7,7 @@
 //! administration behind `sluice group` ([`groups`]). It never knows about
 //! the broker's internals: only the wire protocol (kafka-protocol's codec).
 
+pub mod cluster;
 pub mod connection;
 pub mod groups;
 

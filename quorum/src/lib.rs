@@ -22,6 +22,7 @@ pub mod network;
 pub mod runtime;
 pub mod simulated;
 pub mod state_machine;
+pub mod status;
 pub mod tcp;
 pub mod voters;
 pub mod wire;

@@ -22,6 +22,7 @@ use sluice_core::group::records::CommittedOffset;
 use sluice_core::group::{JoinRequest, JoinResponse, SyncRequest, SyncResponse};
 use sluice_core::metadata::{BrokerId, BrokerRegistration, MetadataCommand, MetadataState};
 use sluice_core::{ErrorCode, Offset, PartitionId};
+pub use sluice_quorum::status::QuorumStatus;
 
 /// What travels on the mesh.
 #[derive(Debug)]
@@ -125,6 +126,8 @@ shard_ops! {
     Group => group -> GroupResponse,
     /// ListGroups: every group this shard coordinates.
     ListGroups => list_groups -> GroupResponse,
+    /// To shard 0: the controller quorum's status (None elsewhere).
+    DescribeQuorum => describe_quorum -> Option<QuorumStatus>,
 }
 
 impl ShardRequest {
@@ -224,6 +227,10 @@ pub struct Apply(pub MetadataCommand);
 /// The controller's replayed metadata, installed at start-up.
 #[derive(Debug, Clone)]
 pub struct InstallSnapshot(pub Box<MetadataState>);
+
+/// Asks shard 0 how the controller quorum stands.
+#[derive(Debug, Clone, Copy)]
+pub struct DescribeQuorum;
 
 /// Asks for the shard's counters.
 #[derive(Debug, Clone, Copy)]

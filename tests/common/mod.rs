@@ -779,11 +779,13 @@ pub fn run(command: &mut Command, stdin: &[u8], timeout: Duration) -> CmdOutput 
 
 /// Runs kcat against `broker` with `args` (after `-b BOOTSTRAP`).
 pub fn kcat(broker: &Broker, args: &[&str], stdin: &[u8]) -> CmdOutput {
+    kcat_at(&broker.bootstrap(), args, stdin)
+}
+
+/// Runs `kcat -b BOOTSTRAP ARGS...` with a timeout.
+pub fn kcat_at(bootstrap: &str, args: &[&str], stdin: &[u8]) -> CmdOutput {
     run(
-        Command::new("kcat")
-            .arg("-b")
-            .arg(broker.bootstrap())
-            .args(args),
+        Command::new("kcat").arg("-b").arg(bootstrap).args(args),
         stdin,
         CLIENT_TIMEOUT,
     )

@@ -37,9 +37,10 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind}
 use super::context::Context;
 use super::handlers::{
     api_versions, consumer_group_heartbeat, create_partitions, create_topics, delete_groups,
-    delete_topics, describe_cluster, describe_configs, describe_groups, fetch, find_coordinator,
-    heartbeat, init_producer_id, join_group, leave_group, list_groups, list_offsets, metadata,
-    offset_commit, offset_delete, offset_fetch, produce, sync_group, Call, Handler, Outcome,
+    delete_topics, describe_cluster, describe_configs, describe_groups, describe_quorum, fetch,
+    find_coordinator, heartbeat, init_producer_id, join_group, leave_group, list_groups,
+    list_offsets, metadata, offset_commit, offset_delete, offset_fetch, produce, sync_group, Call,
+    Handler, Outcome,
 };
 
 /// A served API: its key, its name (Kafka's, as `ApiKey` spells it) and its
@@ -148,6 +149,7 @@ registry! {
     DescribeConfigs => describe_configs::DescribeConfigsHandler,
     CreatePartitions => create_partitions::CreatePartitionsHandler,
     DescribeCluster => describe_cluster::DescribeClusterHandler,
+    DescribeQuorum => describe_quorum::DescribeQuorumHandler,
     OffsetCommit => offset_commit::OffsetCommitHandler,
     OffsetFetch => offset_fetch::OffsetFetchHandler,
     JoinGroup => join_group::JoinGroupHandler,

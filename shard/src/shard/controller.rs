@@ -26,12 +26,13 @@ use sluice_quorum::network::{LocalResult, PeerLink};
 use sluice_quorum::openraft::AsyncRuntime;
 use sluice_quorum::runtime::LocalRuntime;
 use sluice_quorum::state_machine::{Applier, LocalFuture};
+use sluice_quorum::status::{status_of, QuorumStatus};
 use sluice_quorum::tcp::{RpcCounters, RpcHandler, TcpLink};
 use sluice_quorum::wire::Message;
 use sluice_quorum::{NodeId, Peer, Raft};
 
 use super::*;
-use crate::message::{Apply, InstallSnapshot, Proposal, Propose, Proposed};
+use crate::message::{Apply, DescribeQuorum, InstallSnapshot, Proposal, Propose, Proposed};
 use crate::metadata_log::MetadataLog;
 
 /// The controller quorum's files, under the data directory (Kafka's
@@ -53,6 +54,16 @@ pub fn controller_id() -> Option<i32> {
 /// How long a proposal forwarded to the leader may take.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// What one broker asks the controller leader over the internal listener
+/// (JSON in a [`Message::App`]).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+enum AppCall {
+    /// A proposal made at a broker that does not lead.
+    Propose(Proposal),
+    /// The leader's view of the quorum (DescribeQuorum).
+    DescribeQuorum,
+}
+
 /// Answers the internal listener: Raft calls go to this node's member,
 /// forwarded proposals to the controller role.
 struct ControllerRpc {
@@ -71,16 +82,22 @@ impl RpcHandler for ControllerRpc {
             }
             Message::App(body) => {
                 let shard = self.applier.shard.borrow().upgrade();
+                let raft = self.raft.clone();
                 Box::pin(async move {
-                    let Some(shard) = shard else {
-                        return Message::Refused("the node is starting".into());
+                    let call: AppCall = match serde_json::from_slice(&body) {
+                        Ok(call) => call,
+                        Err(e) => return Message::Refused(format!("not a call: {e}")),
                     };
-                    let proposal: Proposal = match serde_json::from_slice(&body) {
-                        Ok(proposal) => proposal,
-                        Err(e) => return Message::Refused(format!("not a proposal: {e}")),
+                    let answer = match call {
+                        AppCall::DescribeQuorum => serde_json::to_vec(&status_of(&raft)),
+                        AppCall::Propose(proposal) => {
+                            let Some(shard) = shard else {
+                                return Message::Refused("the node is starting".into());
+                            };
+                            serde_json::to_vec(&shard.propose(Propose(proposal)).await)
+                        }
                     };
-                    let answer = shard.propose(Propose(proposal)).await;
-                    match serde_json::to_vec(&answer) {
+                    match answer {
                         Ok(bytes) => Message::AppAnswer(bytes),
                         Err(e) => Message::Refused(e.to_string()),
                     }
@@ -268,27 +285,56 @@ impl Controller {
     /// Sends `proposal` to the leader's internal listener and returns its
     /// answer (NOT_CONTROLLER when it cannot be reached: clients retry).
     async fn forward(&self, leader: &Peer, proposal: Proposal) -> Proposed {
-        let unreachable = |why: String| {
-            tracing::warn!(leader = %leader.rpc_addr, why, "a proposal could not be forwarded to the controller");
-            Err((
-                ErrorCode::NotController,
-                "the controller is not reachable".to_owned(),
-            ))
-        };
-        let body = match serde_json::to_vec(&proposal) {
-            Ok(body) => body,
-            Err(e) => return unreachable(e.to_string()),
-        };
-        let call = self.link.call_addr(&leader.rpc_addr, Message::App(body));
-        let answer = match LocalRuntime::timeout(FORWARD_TIMEOUT, call).await {
+        match self.call_leader(leader, &AppCall::Propose(proposal)).await {
             Ok(answer) => answer,
-            Err(e) => return unreachable(e.to_string()),
-        };
+            Err(why) => {
+                tracing::warn!(leader = %leader.rpc_addr, why, "a proposal could not be forwarded to the controller");
+                Err((
+                    ErrorCode::NotController,
+                    "the controller is not reachable".to_owned(),
+                ))
+            }
+        }
+    }
+
+    /// Makes `call` at the leader's internal listener; its decoded answer,
+    /// or why there is none.
+    async fn call_leader<T: serde::de::DeserializeOwned>(
+        &self,
+        leader: &Peer,
+        call: &AppCall,
+    ) -> Result<T, String> {
+        let body = serde_json::to_vec(call).map_err(|e| e.to_string())?;
+        let call = self.link.call_addr(&leader.rpc_addr, Message::App(body));
+        let answer = LocalRuntime::timeout(FORWARD_TIMEOUT, call)
+            .await
+            .map_err(|e| e.to_string())?;
         match answer {
-            Ok(Message::AppAnswer(bytes)) => serde_json::from_slice(&bytes)
-                .unwrap_or_else(|e| unreachable(format!("a malformed answer: {e}"))),
-            Ok(other) => unreachable(format!("answered {other:?}")),
-            Err(e) => unreachable(e),
+            Ok(Message::AppAnswer(bytes)) => {
+                serde_json::from_slice(&bytes).map_err(|e| format!("a malformed answer: {e}"))
+            }
+            Ok(other) => Err(format!("answered {other:?}")),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The quorum as its leader sees it (asked over the internal listener
+    /// when another voter leads); without a reachable leader, this
+    /// member's own partial view.
+    pub(super) async fn describe_quorum(&self) -> QuorumStatus {
+        let local = status_of(&self.member.raft);
+        if self.member.alone || local.from_leader() {
+            return local;
+        }
+        let Some((_, leader)) = self.member.leader() else {
+            return local;
+        };
+        match self.call_leader(&leader, &AppCall::DescribeQuorum).await {
+            Ok(status) => status,
+            Err(why) => {
+                tracing::debug!(why, "the controller leader did not describe the quorum");
+                local
+            }
         }
     }
 }
@@ -537,6 +583,11 @@ impl Shard {
             },
         };
         Ok(Planned::Commit(command))
+    }
+
+    /// [`DescribeQuorum`], on shard 0: the quorum as its leader sees it.
+    pub(crate) async fn describe_quorum(&self, _: DescribeQuorum) -> Option<QuorumStatus> {
+        Some(self.controller.as_ref()?.describe_quorum().await)
     }
 
     /// True once the controller's start-up snapshot was installed here.
