@@ -22,6 +22,8 @@ use crate::message::{Proposal, Propose};
 
 /// Pause between attempts to register while no controller answers.
 const REGISTER_RETRY: Duration = Duration::from_millis(200);
+/// Pause between looks at whether this node applied its registration.
+const APPLY_POLL: Duration = Duration::from_millis(5);
 /// Longest a controlled shutdown waits for the controller.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
@@ -69,6 +71,21 @@ impl Shard {
                     self.env.sleep(REGISTER_RETRY).await;
                 }
             }
+        }
+        // Committed on the leader; serve once this node applied it too, so
+        // every shard starts from metadata that lists this broker.
+        let applied = |shard: &Shard| {
+            shard.controller.as_ref().is_some_and(|c| {
+                c.member
+                    .machine
+                    .state()
+                    .brokers
+                    .get(&registration.id)
+                    .is_some_and(|b| b.registration.incarnation == registration.incarnation)
+            })
+        };
+        while !applied(self) {
+            self.env.sleep(APPLY_POLL).await;
         }
         tracing::info!(broker = registration.id, "registered with the controller");
         self.migrate_legacy().await.map_err(|e| e.to_string())?;
