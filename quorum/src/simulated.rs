@@ -111,7 +111,8 @@ impl SimNet {
         (state.delivered, state.lost)
     }
 
-    fn connected(&self, a: NodeId, b: NodeId) -> bool {
+    /// True unless the link between `a` and `b` is cut.
+    pub fn connected(&self, a: NodeId, b: NodeId) -> bool {
         !self.state.borrow().cut.contains(&pair(a, b))
     }
 

@@ -15,7 +15,7 @@ use std::future::Future;
 
 use sluice_quorum::simulated::Faults;
 use sluice_quorum::QuorumConfig;
-use sluice_shard::simulated::quorum::Voters;
+use sluice_shard::simulated::quorum::{Voters, SESSION_TIMEOUT_MS};
 
 fn run<T>(test: impl Future<Output = T>) -> T {
     glommio::LocalExecutorBuilder::default()
@@ -150,6 +150,44 @@ fn an_isolated_leader_cannot_commit_and_the_majority_moves_on() {
 }
 
 #[test]
+fn an_isolated_broker_is_fenced_by_the_majority_and_unfenced_when_healed() {
+    run(async {
+        let voters = Voters::start(3, 9, config(), Faults::NONE).await;
+        let leader = voters.await_leader(5_000).await.expect("a leader");
+        let all = voters.members().to_vec();
+        let cut = *all.iter().find(|id| **id != leader).expect("a follower");
+        voters.heartbeat_for(1_000).await;
+        assert!(voters.fenced(leader).is_empty(), "nobody silent yet");
+        voters.net.partition(&[cut], &all);
+        // Not before a whole session has passed; fenced after it.
+        voters.heartbeat_for(SESSION_TIMEOUT_MS as i64 - 300).await;
+        assert!(
+            voters.fenced(leader).is_empty(),
+            "fenced before its session ran out"
+        );
+        voters.heartbeat_for(1_000).await;
+        let leader = voters.await_leader(5_000).await.expect("a leader");
+        assert_eq!(
+            voters.fenced(leader),
+            vec![cut as i32],
+            "the silent broker is fenced"
+        );
+        assert_no_violations(&voters, false);
+        // Healed: heard again, unfenced, and every voter agrees.
+        voters.net.heal();
+        voters.heartbeat_for(1_000).await;
+        voters.converge(10_000).await;
+        for id in all {
+            assert!(
+                voters.fenced(id).is_empty(),
+                "voter {id} still fences someone"
+            );
+        }
+        assert_no_violations(&voters, true);
+    });
+}
+
+#[test]
 fn restarting_every_voter_gives_identical_metadata() {
     run(async {
         let voters = Voters::start(3, 5, config(), Faults::NONE).await;
@@ -213,7 +251,9 @@ fn a_voter_that_missed_purged_entries_catches_up_from_a_snapshot() {
 }
 
 /// One seeded run of random faults; Err(the violations) if a rule broke.
-async fn random_run(seed: u64, steps: usize, acks_before_sync: bool) -> Result<(), String> {
+/// A seeded run of `steps` random faults and writes; Ok with how many
+/// broker fences it committed, or the first broken rule.
+async fn random_run(seed: u64, steps: usize, acks_before_sync: bool) -> Result<usize, String> {
     let faults = Faults {
         max_delay_ms: 20,
         drop_percent: 5,
@@ -267,11 +307,15 @@ async fn random_run(seed: u64, steps: usize, acks_before_sync: bool) -> Result<(
                 voters.run_for(ms).await;
             }
         }
+        voters.heartbeats().await;
         let violations = voters.violations(false);
         if !violations.is_empty() {
             return Err(format!("seed {seed} step {step}: {violations:#?}"));
         }
     }
+    voters.converge(30_000).await;
+    // Every broker up and connected: heard again, so none stays fenced.
+    voters.heartbeat_for(2 * SESSION_TIMEOUT_MS as i64).await;
     voters.converge(30_000).await;
     let violations = voters.violations(true);
     if !violations.is_empty() {
@@ -282,7 +326,7 @@ async fn random_run(seed: u64, steps: usize, acks_before_sync: bool) -> Result<(
             "seed {seed}: no write of {written} was ever acknowledged"
         ));
     }
-    Ok(())
+    Ok(voters.applied_like("fence broker"))
 }
 
 #[test]
@@ -291,13 +335,23 @@ fn random_faults_never_lose_an_acknowledged_write_or_split_the_log() {
         Ok(seed) if !seed.is_empty() => vec![seed.parse().expect("QUORUM_SEED is a number")],
         _ => (1..=12).collect(),
     };
-    for seed in seeds {
+    let mut fences = 0;
+    for seed in &seeds {
         // One executor per seed: a run's leftover tasks end with it.
-        let result = run(random_run(seed, 200, false));
-        if let Err(e) = result {
-            panic!("{e}\nreplay: QUORUM_SEED={seed} cargo test -p sluice-shard --test quorum -- random_faults --nocapture");
+        match run(random_run(*seed, 200, false)) {
+            Ok(fenced) => fences += fenced,
+            Err(e) => panic!("{e}\nreplay: QUORUM_SEED={seed} cargo test -p sluice-shard --test quorum -- random_faults --nocapture"),
         }
     }
+    // The broker checks ran on real fencing, not only on quiet runs.
+    assert!(
+        seeds.len() < 12 || fences > 0,
+        "no seed ever fenced a broker"
+    );
+    eprintln!(
+        "{fences} broker fences committed over {} seeds",
+        seeds.len()
+    );
 }
 
 #[test]

@@ -8,10 +8,17 @@
 //! of every acknowledged write, and of the leader each voter saw in each
 //! term.
 //!
+//! Every voter is also a broker: [`Voters::heartbeats`] has each voter the
+//! network connects to the leader heartbeat, and the leader fence brokers
+//! silent for a session and unfence those heard again (the same
+//! [`Liveness`] rules as production), through the quorum like any change.
+//!
 //! Invariants it checks ([`Voters::violations`]): no two voters apply
 //! different commands at the same index (in any of their lives); no term
-//! has two leaders; after the network heals and every voter is up, every
-//! voter's state holds every acknowledged write.
+//! has two leaders; every voter's metadata keeps its own invariants
+//! (replicas on registered brokers, leaders in sync and not fenced); after
+//! the network heals and every voter is up, every voter's state holds every
+//! acknowledged write and no broker stays fenced.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,6 +28,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sluice_core::metadata::liveness::Liveness;
 use sluice_core::metadata::{
     BrokerId, BrokerRegistration, MetadataCommand, MetadataState, Replica,
 };
@@ -133,7 +141,12 @@ pub struct Voters {
     /// The deliberately broken durability rule (see
     /// [`RaftLogStore::set_acks_before_sync`]).
     acks_before_sync: bool,
+    /// The leader whose heartbeat record `liveness` is, and the record.
+    liveness: RefCell<(Option<NodeId>, Liveness)>,
 }
+
+/// Brokers silent this long are fenced (virtual milliseconds).
+pub const SESSION_TIMEOUT_MS: u64 = 1_500;
 
 impl Voters {
     /// `count` voters (ids 1..=count), booted and initialized as one
@@ -166,6 +179,7 @@ impl Voters {
             rng: RefCell::new(Rng::new(seed)),
             members: members.clone(),
             acks_before_sync,
+            liveness: RefCell::new((None, Liveness::new(SESSION_TIMEOUT_MS))),
         };
         for id in &members {
             voters.slots.borrow_mut().insert(
@@ -486,6 +500,98 @@ impl Voters {
         result
     }
 
+    /// One round of broker heartbeats: every voter up and connected to the
+    /// leader is heard; then the leader commits an unfence for each fenced
+    /// broker it heard and a fence for each silent one.
+    pub async fn heartbeats(&self) {
+        let Some(leader) = self.leader() else {
+            return;
+        };
+        let now = self.clock.now_ms() as u64;
+        let (heard, expired) = {
+            let mut liveness = self.liveness.borrow_mut();
+            if liveness.0 != Some(leader) {
+                *liveness = (Some(leader), Liveness::new(SESSION_TIMEOUT_MS));
+            }
+            liveness.1.leading(now);
+            let heard: Vec<NodeId> = self
+                .up()
+                .into_iter()
+                .filter(|id| *id == leader || self.net.connected(*id, leader))
+                .collect();
+            for id in &heard {
+                liveness.1.heard(*id as BrokerId, now);
+            }
+            let state = self.state(leader).unwrap_or_default();
+            (heard, liveness.1.expired(&state, now))
+        };
+        let state = self.state(leader).unwrap_or_default();
+        let mut changes: Vec<MetadataCommand> = heard
+            .iter()
+            .filter(|id| {
+                state
+                    .brokers
+                    .get(&(**id as BrokerId))
+                    .is_some_and(|b| b.fenced)
+            })
+            .map(|id| MetadataCommand::UnfenceBroker {
+                id: *id as BrokerId,
+            })
+            .collect();
+        changes.extend(
+            expired
+                .into_iter()
+                .map(|id| MetadataCommand::FenceBroker { id }),
+        );
+        let Some(raft) = self.raft(leader) else {
+            return;
+        };
+        for command in changes {
+            let raft = raft.clone();
+            let write = async move {
+                let timeout = Duration::from_millis(500);
+                let _ = LocalRuntime::timeout(timeout, raft.client_write(command)).await;
+            };
+            self.drive(write, 501).await;
+        }
+    }
+
+    /// Distinct Raft indexes at which some voter applied a command whose
+    /// log line starts with `prefix` (e.g. "fence broker").
+    pub fn applied_like(&self, prefix: &str) -> usize {
+        let record = self.record.borrow();
+        let indexes: BTreeSet<u64> = record
+            .applied
+            .values()
+            .flat_map(|applied| applied.iter())
+            .filter(|(_, line)| line.starts_with(prefix))
+            .map(|(index, _)| *index)
+            .collect();
+        indexes.len()
+    }
+
+    /// Brokers fenced in voter `id`'s metadata.
+    pub fn fenced(&self, id: NodeId) -> Vec<BrokerId> {
+        self.state(id)
+            .map(|s| {
+                s.brokers
+                    .values()
+                    .filter(|b| b.fenced)
+                    .map(|b| b.registration.id)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Heartbeats every 100 virtual ms for `ms`.
+    pub async fn heartbeat_for(&self, ms: i64) {
+        let end = self.clock.now_ms() + ms;
+        while self.clock.now_ms() < end {
+            self.heartbeats().await;
+            self.run_for(100).await;
+        }
+    }
+
     /// Topics whose creation was acknowledged.
     pub fn acknowledged(&self) -> BTreeSet<String> {
         self.acknowledged.borrow().clone()
@@ -505,6 +611,21 @@ impl Voters {
     /// acknowledged write when `converged` (all up, healed, settled).
     pub fn violations(&self, converged: bool) -> Vec<String> {
         let mut violations = self.record.borrow().violations.clone();
+        for id in self.up() {
+            let state = self.state(id).expect("up");
+            violations.extend(
+                state
+                    .violations()
+                    .into_iter()
+                    .map(|v| format!("voter {id}'s metadata: {v}")),
+            );
+            if converged && !self.fenced(id).is_empty() {
+                violations.push(format!(
+                    "voter {id} still has brokers {:?} fenced with every broker up and heard",
+                    self.fenced(id)
+                ));
+            }
+        }
         if converged {
             let acknowledged = self.acknowledged.borrow();
             let mut states = Vec::new();
