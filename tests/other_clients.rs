@@ -191,6 +191,19 @@ fn java_kafka_clients_admin_idempotent_produce_and_assigned_consume() {
     assert_passed(&java_check(&dir, &broker, &["roundtrip", &t]));
 }
 
+/// The Java client against a cluster of three (SluiceClientCheck.java
+/// `cluster`), bootstrapped from the third broker only: three brokers
+/// described, a replication-factor-3 topic led by all three, and 1000
+/// records produced (idempotent, acks=all) and read back, each partition
+/// at its own leader.
+#[test]
+fn java_kafka_clients_bootstrap_from_any_broker_of_a_cluster() {
+    let dir = java_client();
+    let cluster = Broker::start_cluster(3);
+    let t = topic("java-cluster");
+    assert_passed(&java_check(&dir, &cluster[2], &["cluster", &t]));
+}
+
 /// KafkaConsumers in consumer groups (SluiceClientCheck.java `group`): one
 /// reads every record, commits and closes; a new member of the group
 /// resumes at the commits and polls nothing; two members of a new group

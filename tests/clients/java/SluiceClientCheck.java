@@ -6,6 +6,7 @@
 //
 //   java -cp 'target/dependency/*' SluiceClientCheck.java BOOTSTRAP roundtrip [TOPIC]
 //   java -cp 'target/dependency/*' SluiceClientCheck.java BOOTSTRAP group [TOPIC [GROUP]]
+//   java -cp 'target/dependency/*' SluiceClientCheck.java BOOTSTRAP cluster [TOPIC]
 //
 // roundtrip: Admin createTopics (3 partitions), describeTopics, listTopics;
 // KafkaProducer sends 1000 keyed records over the partitions and waits for
@@ -37,6 +38,13 @@
 // Kafka's default 3 s) gives; with no delay the first could start alone
 // and hand partitions over in a rebalance, and step 3 would report that.
 // GROUP defaults to TOPIC-group.
+//
+// cluster (BOOTSTRAP is one broker of a cluster of three): Admin
+// describeCluster names three brokers; createTopics with replication
+// factor 3; describeTopics shows three distinct replicas per partition and
+// the partitions led by three different brokers; then the same 1000
+// records are produced and read back as in roundtrip, the client finding
+// each partition's leader from the one bootstrap broker.
 //
 // Prints one "ok ..." line per step, then "PASS ..." and exits 0, or
 // "FAIL ..." with what was expected and what came, and exits 1 (2 on bad
@@ -111,7 +119,8 @@ public class SluiceClientCheck {
 
         if (args.length < 2 || args.length > 4 || (args.length == 4 && !args[1].equals("group"))) {
             System.err.println("usage: SluiceClientCheck BOOTSTRAP roundtrip [TOPIC]\n"
-                    + "       SluiceClientCheck BOOTSTRAP group [TOPIC [GROUP]]");
+                    + "       SluiceClientCheck BOOTSTRAP group [TOPIC [GROUP]]\n"
+                    + "       SluiceClientCheck BOOTSTRAP cluster [TOPIC]");
             System.exit(2);
         }
         String bootstrap = args[0];
@@ -138,8 +147,9 @@ public class SluiceClientCheck {
             switch (mode) {
                 case "roundtrip" -> roundtrip(bootstrap, topic);
                 case "group" -> group(bootstrap, topic, group);
+                case "cluster" -> cluster(bootstrap, topic);
                 default -> {
-                    System.err.println("unknown mode " + mode + " (expected roundtrip or group)");
+                    System.err.println("unknown mode " + mode + " (expected roundtrip, group or cluster)");
                     System.exit(2);
                 }
             }
@@ -266,6 +276,35 @@ public class SluiceClientCheck {
             }
             ok("listTopics no longer names " + topic + " (after "
                     + (System.nanoTime() - deleted) / 1_000_000 + " ms)");
+        } finally {
+            admin.close(Duration.ofSeconds(5));
+        }
+    }
+
+    static void cluster(String bootstrap, String topic) throws Exception {
+        Properties common = commonConfig(bootstrap);
+        Admin admin = Admin.create(common);
+        try {
+            Collection<org.apache.kafka.common.Node> nodes =
+                    await("describeCluster", admin.describeCluster().nodes());
+            check(nodes.size() == 3, "describeCluster: expected 3 brokers, got " + nodes);
+            ok("describeCluster: " + nodes.size() + " brokers");
+            await("createTopics", admin.createTopics(List.of(new NewTopic(topic, PARTITIONS, (short) 3))).all());
+            TopicDescription description =
+                    await("describeTopics", admin.describeTopics(List.of(topic)).allTopicNames()).get(topic);
+            Set<Integer> leaders = new HashSet<>();
+            for (TopicPartitionInfo info : description.partitions()) {
+                Set<Integer> replicas = new HashSet<>();
+                info.replicas().forEach(n -> replicas.add(n.id()));
+                check(replicas.size() == 3, "describeTopics: partition " + info.partition() + " replicas " + info.replicas());
+                check(info.leader() != null && replicas.contains(info.leader().id()),
+                        "describeTopics: partition " + info.partition() + " leader " + info.leader());
+                leaders.add(info.leader().id());
+            }
+            check(leaders.size() == 3, "describeTopics: partitions led by " + leaders + ", expected 3 brokers");
+            ok("createTopics " + topic + ": " + PARTITIONS + " partitions, 3 replicas each, led by brokers " + leaders);
+            List<Sent> sent = produce(common, topic);
+            consume(common, topic, sent);
         } finally {
             admin.close(Duration.ofSeconds(5));
         }
