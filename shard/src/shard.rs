@@ -6,8 +6,9 @@
 //! node's member of the controller quorum, whose Raft log every change is
 //! committed to before it is applied.
 //!
-//! Invariants: a partition's log is opened only on its owner shard and only
-//! touched from that shard's thread; other shards reach it by message. A
+//! Invariants: a partition's log is opened only on the shard the metadata
+//! gives this broker's replica and only touched from that shard's thread;
+//! other shards reach it by message. A
 //! metadata command is applied everywhere only after the quorum committed
 //! it (on one node: after it is durable in the node's Raft log).
 
@@ -172,6 +173,8 @@ struct Controller {
     liveness: RefCell<sluice_core::metadata::liveness::Liveness>,
     /// The quorum's files were created at this start.
     fresh: bool,
+    /// The broker is shutting down: no more heartbeats.
+    leaving: Cell<bool>,
 }
 
 /// Producer ids reserved per metadata command.

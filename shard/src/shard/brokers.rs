@@ -10,7 +10,9 @@
 //! changes: a registration, a fence, an unfence.
 //!
 //! Invariants: a broker serves clients only after its registration
-//! committed (so placement knows it and Metadata lists it); a heartbeat
+//! committed and its own quorum member applied it (so placement knows it
+//! and Metadata lists it); once it asked to leave, it heartbeats no more; a
+//! heartbeat
 //! from an incarnation the controller does not know gets
 //! STALE_BROKER_EPOCH and the broker registers again; only the leader
 //! fences, and not before it has led for a whole session timeout.
@@ -55,9 +57,12 @@ impl Shard {
     /// then (with other voters) heartbeats in the background for as long as
     /// the node runs.
     pub async fn join_cluster(self: &Rc<Self>) -> Result<(), String> {
-        let Some(registration) = self.registration() else {
+        if self.controller.is_none() {
             return Ok(());
-        };
+        }
+        let registration = self
+            .registration()
+            .ok_or("this broker's Kafka address cannot be registered")?;
         let mut attempts = 0u64;
         loop {
             let proposal = Proposal::RegisterBroker(registration.clone());
@@ -106,20 +111,17 @@ impl Shard {
         };
         loop {
             self.env.sleep(every).await;
+            if self.controller.as_ref().is_none_or(|c| c.leaving.get()) {
+                // A heartbeat now would unfence what the controlled
+                // shutdown fenced.
+                return;
+            }
             let beat = Proposal::BrokerHeartbeat {
                 id: registration.id,
                 incarnation: registration.incarnation,
             };
             let session = Duration::from_millis(self.config.kafka.broker_session_timeout_ms);
-            let answered = futures_lite::future::or(
-                async { Some(self.propose(Propose(beat)).await) },
-                async {
-                    self.env.sleep(session).await;
-                    None
-                },
-            )
-            .await;
-            let Some(answer) = answered else {
+            let Some(answer) = self.propose_within(beat, session).await else {
                 tracing::debug!("a heartbeat was not answered within the session timeout");
                 continue;
             };
@@ -138,6 +140,23 @@ impl Shard {
             }
             self.fence_expired().await;
         }
+    }
+
+    /// [`Shard::propose`], given up after `limit` on this shard's clock
+    /// (None then; dropping the proposal forgets it).
+    async fn propose_within(
+        self: &Rc<Self>,
+        proposal: Proposal,
+        limit: Duration,
+    ) -> Option<crate::message::Proposed> {
+        futures_lite::future::or(
+            async { Some(self.propose(Propose(proposal)).await) },
+            async {
+                self.env.sleep(limit).await;
+                None
+            },
+        )
+        .await
     }
 
     /// On the controller leader: fences every broker not heard from for a
@@ -207,23 +226,18 @@ impl Shard {
     /// fence this broker now (Kafka's controlled shutdown), waiting a
     /// bounded while. A lone node has nobody to hand its partitions to.
     pub async fn leave_cluster(self: &Rc<Self>) {
-        let alone = self.controller.as_ref().is_none_or(|c| c.member.alone);
-        let Some(registration) = self.registration().filter(|_| !alone) else {
+        let Some(controller) = &self.controller else {
+            return;
+        };
+        controller.leaving.set(true);
+        let Some(registration) = self.registration().filter(|_| !controller.member.alone) else {
             return;
         };
         let proposal = Proposal::ShutdownBroker {
             id: registration.id,
             incarnation: registration.incarnation,
         };
-        let asked = futures_lite::future::or(
-            async { Some(self.propose(Propose(proposal)).await) },
-            async {
-                self.env.sleep(SHUTDOWN_WAIT).await;
-                None
-            },
-        )
-        .await;
-        match asked {
+        match self.propose_within(proposal, SHUTDOWN_WAIT).await {
             Some(Ok(_)) => tracing::info!("the controller fenced this broker for its shutdown"),
             Some(Err((code, message))) => {
                 tracing::warn!(%code, message, "controlled shutdown was refused")

@@ -5,14 +5,16 @@
 //! command against the authoritative state and committing it through the
 //! quorum, and having every shard apply each committed command in the same
 //! order ([`ShardApplier`]); applying a command (or the start-up snapshot)
-//! opens and closes the partitions a shard owns. A node whose metadata is
-//! still in the log format before the quorum has it moved into the quorum
-//! at its first start.
+//! opens the replicas this shard of this broker holds and closes deleted
+//! ones. Placement is decided here, on the leader, before a command is
+//! committed. A node whose metadata is still in the log format before the
+//! quorum has it moved into the quorum at its first start.
 //!
 //! With several voters (`controller_voters`), shard 0 also serves the
 //! internal listener (`rpc_addr`): Raft calls from the other voters, and
-//! proposals forwarded by nodes that are not the leader; a proposal made
-//! here while another voter leads is forwarded to it.
+//! calls forwarded by brokers whose member is not the leader (proposals,
+//! heartbeats and registrations, DescribeQuorum); a proposal made here
+//! while another voter leads is forwarded to it.
 
 use std::collections::BTreeMap;
 use std::rc::Weak;
@@ -279,6 +281,7 @@ impl Controller {
             rpc_addr,
             liveness: RefCell::new(Liveness::new(config.kafka.broker_session_timeout_ms)),
             fresh,
+            leaving: Cell::new(false),
         })
     }
 
