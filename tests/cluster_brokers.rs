@@ -1,7 +1,8 @@
 //! Three `sluice serve` processes as one cluster, seen by clients:
 //! partitions placed across the brokers, leaders spread, a request at a
 //! broker that does not lead the partition refused with
-//! NOT_LEADER_OR_FOLLOWER, Kafka clients bootstrapping from any broker,
+//! NOT_LEADER_OR_FOLLOWER, Kafka clients (confluent-kafka, kcat)
+//! bootstrapping from any broker,
 //! and brokers fenced when they go silent (SIGKILL, SIGSTOP) or shut down,
 //! and leading again when they return.
 
@@ -151,6 +152,22 @@ for p in range(6):
         counts,
         ["0 51 50", "1 50 49", "2 50 49", "3 50 49", "4 50 49", "5 50 49"]
     );
+
+    // kcat produces through broker 3 and consumes through broker 1, each
+    // finding partition 2's leader on its own.
+    let produced = kcat(
+        &cluster[2],
+        &["-P", "-t", &wide, "-p", "2"],
+        b"k1\nk2\nk3\n",
+    );
+    produced.assert_success();
+    let consumed = kcat(
+        &cluster[0],
+        &["-C", "-t", &wide, "-p", "2", "-o", "50", "-e", "-q"],
+        b"",
+    );
+    consumed.assert_success();
+    assert_eq!(consumed.stdout_text(), "k1\nk2\nk3\n");
 
     // kcat from broker 3 sees the whole cluster.
     let listed = kcat(&cluster[2], &["-L", "-t", &wide], b"");
