@@ -177,6 +177,9 @@ struct Controller {
     leaving: Cell<bool>,
 }
 
+/// Partitions a stopping shard closes at once.
+const CLOSES_AT_ONCE: usize = 32;
+
 /// Producer ids reserved per metadata command.
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
@@ -545,9 +548,25 @@ impl Shard {
     pub async fn close(&self) {
         self.groups.stop_all();
         let owned: Vec<_> = self.partitions.borrow_mut().drain().collect();
-        for ((topic, partition), p) in owned {
-            if let Err(e) = p.log.close().await {
-                tracing::error!(topic, partition, error = %e, "closing a partition");
+        // Several at once: each close waits on its own flush and syncs.
+        let mut owned = owned.into_iter();
+        loop {
+            let closes: Vec<_> = owned
+                .by_ref()
+                .take(CLOSES_AT_ONCE)
+                .map(|((topic, partition), p)| {
+                    glommio::spawn_local(async move {
+                        if let Err(e) = p.log.close().await {
+                            tracing::error!(topic, partition, error = %e, "closing a partition");
+                        }
+                    })
+                })
+                .collect();
+            if closes.is_empty() {
+                break;
+            }
+            for close in closes {
+                close.await;
             }
         }
         if let Some(controller) = &self.controller {

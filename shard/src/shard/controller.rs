@@ -53,6 +53,9 @@ pub fn controller_id() -> Option<i32> {
     (id >= 0).then_some(id)
 }
 
+/// Partitions a shard opens at once when metadata gives it new replicas.
+const OPENS_AT_ONCE: usize = 32;
+
 /// How long a proposal forwarded to the leader may take.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -600,7 +603,7 @@ impl Shard {
 
     /// [`InstallSnapshot`]: the controller's metadata at start-up; opens
     /// every partition this shard holds a replica of.
-    pub(crate) async fn install_snapshot(&self, op: InstallSnapshot) {
+    pub(crate) async fn install_snapshot(self: &Rc<Self>, op: InstallSnapshot) {
         let state = *op.0;
         *self.metadata.borrow_mut() = state;
         self.open_assigned().await;
@@ -608,8 +611,11 @@ impl Shard {
     }
 
     /// Opens every partition the metadata gives a replica of to this shard
-    /// of this broker and that is not open (or offline) here yet.
-    async fn open_assigned(&self) {
+    /// of this broker and that is not open (or offline) here yet,
+    /// [`OPENS_AT_ONCE`] at a time (each open waits on its files' creation
+    /// and syncs; a topic of a thousand partitions opened one by one waits
+    /// for each in turn).
+    async fn open_assigned(self: &Rc<Self>) {
         let broker = self.config.node_id;
         let missing: Vec<(String, PartitionId, BTreeMap<String, String>)> = {
             let metadata = self.metadata.borrow();
@@ -629,14 +635,26 @@ impl Shard {
             }
             missing
         };
-        for (name, partition, configs) in missing {
-            self.open_partition(&name, partition, &configs).await;
+        for batch in missing.chunks(OPENS_AT_ONCE) {
+            let opens: Vec<_> = batch
+                .iter()
+                .cloned()
+                .map(|(name, partition, configs)| {
+                    let shard = self.clone();
+                    glommio::spawn_local(async move {
+                        shard.open_partition(&name, partition, &configs).await;
+                    })
+                })
+                .collect();
+            for open in opens {
+                open.await;
+            }
         }
     }
 
     /// [`Apply`]: a committed command; opens and closes the partitions
     /// this shard holds as it says.
-    pub(crate) async fn apply(&self, op: Apply) {
+    pub(crate) async fn apply(self: &Rc<Self>, op: Apply) {
         let command = &op.0;
         if let Err(e) = self.metadata.borrow_mut().apply(command) {
             tracing::error!(shard = self.id, error = %e, "a committed metadata command did not apply");
