@@ -171,8 +171,6 @@ struct Controller {
     rpc_addr: String,
     /// On the leader: which brokers still heartbeat.
     liveness: RefCell<sluice_core::metadata::liveness::Liveness>,
-    /// The quorum's files were created at this start.
-    fresh: bool,
     /// The broker is shutting down: no more heartbeats.
     leaving: Cell<bool>,
 }

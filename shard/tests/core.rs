@@ -329,37 +329,44 @@ fn the_controller_quorum_keeps_metadata_across_power_losses_and_refuses_its_own_
     });
 }
 
+/// Writes `commands` as a metadata log of the format before the quorum.
+async fn write_legacy(
+    disk: &sluice_log::MemoryStorage,
+    commands: &[sluice_core::metadata::legacy::LegacyCommand],
+) {
+    let legacy_dir = data_dir().join(sluice_shard::shard::LEGACY_METADATA_DIR);
+    let legacy = sluice_shard::metadata_log::MetadataLog::open(
+        &sluice_shard::Disk::Memory(disk.clone()),
+        legacy_dir,
+        0,
+        START_MS,
+    )
+    .await
+    .expect("the earlier format opens");
+    for command in commands {
+        legacy.commit(command, START_MS).await.expect("committed");
+    }
+    legacy.close().await.expect("closed");
+}
+
+fn legacy_topic(name: &str, id: u8) -> sluice_core::metadata::legacy::LegacyCommand {
+    sluice_core::metadata::legacy::LegacyCommand::CreateTopic {
+        name: name.into(),
+        id: [id; 16],
+        partition_shards: vec![0, 0],
+        configs: [("retention.ms".to_owned(), "1000".to_owned())].into(),
+    }
+}
+
 #[test]
 fn metadata_in_the_earlier_log_format_moves_into_the_quorum_once() {
     run(async {
         let disk = sluice_log::MemoryStorage::new();
         let legacy_dir = data_dir().join(sluice_shard::shard::LEGACY_METADATA_DIR);
-        {
-            let legacy = sluice_shard::metadata_log::MetadataLog::open(
-                &sluice_shard::Disk::Memory(disk.clone()),
-                legacy_dir.clone(),
-                0,
-                START_MS,
-            )
-            .await
-            .expect("the earlier format opens");
-            let commands = [
-                sluice_core::metadata::legacy::LegacyCommand::CreateTopic {
-                    name: "old".into(),
-                    id: [7; 16],
-                    partition_shards: vec![0, 0],
-                    configs: [("retention.ms".to_owned(), "1000".to_owned())].into(),
-                },
-                sluice_core::metadata::legacy::LegacyCommand::AllocateProducerIds {
-                    first: 0,
-                    count: 1000,
-                },
-            ];
-            for command in &commands {
-                legacy.commit(command, START_MS).await.expect("committed");
-            }
-            legacy.close().await.expect("closed");
-        }
+        let ids = |first, count| {
+            sluice_core::metadata::legacy::LegacyCommand::AllocateProducerIds { first, count }
+        };
+        write_legacy(&disk, &[legacy_topic("old", 7), ids(0, 1000)]).await;
         let node = Node::start_on(disk.clone(), 1, FlushPolicy::Always, START_MS).await;
         let state = node.shards[0].metadata().clone();
         let old = state.topics.get("old").expect("the topic moved over");
@@ -392,5 +399,30 @@ fn metadata_in_the_earlier_log_format_moves_into_the_quorum_once() {
         disk.crash(5);
         let reopened = Node::start_on(disk.clone(), 1, FlushPolicy::Always, START_MS + 1_000).await;
         assert_eq!(reopened.shards[0].metadata().topics, state.topics);
+        drop(reopened);
+
+        // A move a crash cut short (old files still there, part of them
+        // committed) resumes: what is in the quorum stays, the rest moves.
+        disk.crash(6);
+        write_legacy(
+            &disk,
+            &[
+                legacy_topic("old", 7),
+                legacy_topic("older", 8),
+                ids(0, 2000),
+            ],
+        )
+        .await;
+        let resumed = Node::start_on(disk.clone(), 1, FlushPolicy::Always, START_MS + 2_000).await;
+        let after = resumed.shards[0].metadata().clone();
+        assert_eq!(after.topics.get("old"), state.topics.get("old"));
+        assert_eq!(after.topics.get("older").map(|t| t.id), Some([8; 16]));
+        assert_eq!(after.next_producer_id, 2000);
+        assert!(
+            !sluice_shard::Disk::Memory(disk.clone())
+                .dir_exists(&legacy_dir)
+                .await,
+            "the old files are gone"
+        );
     });
 }

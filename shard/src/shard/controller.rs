@@ -273,7 +273,6 @@ impl Controller {
         }
         watch_controller(&member.raft);
         member.ready().await.map_err(|e| quorum_error(&dir, e))?;
-        let fresh = member.fresh;
         Ok(Controller {
             member,
             link,
@@ -283,7 +282,6 @@ impl Controller {
             incarnation: env.new_id(),
             rpc_addr,
             liveness: RefCell::new(Liveness::new(config.kafka.broker_session_timeout_ms)),
-            fresh,
             leaving: Cell::new(false),
         })
     }
@@ -347,14 +345,14 @@ impl Controller {
 
 impl Shard {
     /// Moves the metadata of the log format before the quorum (if this
-    /// data directory has one, at the first start of a lone node) into the
-    /// quorum, with the same topic ids and shards, on this broker; then
-    /// removes the old files.
+    /// data directory of a lone node still has one) into the quorum, with
+    /// the same topic ids and shards, on this broker; then removes the old
+    /// files. A move a crash cut short resumes at the next start.
     pub(super) async fn migrate_legacy(self: &Rc<Self>) -> Result<(), LogError> {
         let Some(controller) = &self.controller else {
             return Ok(());
         };
-        if !(controller.fresh && controller.member.alone) {
+        if !controller.member.alone {
             return Ok(());
         }
         let legacy_dir = self.config.data_dir.join(LEGACY_METADATA_DIR);
@@ -367,9 +365,13 @@ impl Shard {
         legacy.close().await?;
         let broker = self.config.node_id;
         let shards = self.shards;
+        // What a move cut short by a crash already committed is not moved
+        // again: the old files go only once everything is in the quorum.
+        let now = controller.member.machine.state().clone();
         let mut commands: Vec<MetadataCommand> = old
             .topics
             .iter()
+            .filter(|(name, _)| !now.topics.contains_key(*name))
             .map(|(name, topic)| MetadataCommand::CreateTopic {
                 name: name.clone(),
                 id: topic.id,
@@ -386,10 +388,10 @@ impl Shard {
                 configs: topic.configs.clone(),
             })
             .collect();
-        if old.next_producer_id > 0 {
+        if old.next_producer_id > now.next_producer_id {
             commands.push(MetadataCommand::AllocateProducerIds {
-                first: 0,
-                count: old.next_producer_id,
+                first: now.next_producer_id,
+                count: old.next_producer_id - now.next_producer_id,
             });
         }
         let moved = commands.len();
@@ -574,7 +576,16 @@ impl Shard {
                     count: PRODUCER_ID_BLOCK,
                 }
             }
-            Proposal::RegisterBroker(registration) => MetadataCommand::RegisterBroker(registration),
+            Proposal::RegisterBroker(registration) => {
+                // A registration is a sign of life: without this, a broker
+                // back after being fenced would be fenced again at the next
+                // tick, on its last heartbeat before it died.
+                let now = self.env.monotonic_ms();
+                let mut liveness = controller.liveness.borrow_mut();
+                liveness.leading(now);
+                liveness.heard(registration.id, now);
+                MetadataCommand::RegisterBroker(registration)
+            }
             Proposal::BrokerHeartbeat { id, incarnation } => {
                 match self.heard_from(id, incarnation)? {
                     Some(command) => command,
