@@ -42,20 +42,19 @@ impl Handler for ListOffsetsHandler {
 const EARLIEST_TIMESTAMP: i64 = -2;
 const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
 
-/// The leader epoch of every partition: one node, never re-elected.
-const LEADER_EPOCH: i32 = 0;
-
 fn partition_response(
     index: i32,
     error: ErrorCode,
     offset: i64,
     timestamp: i64,
     version: i16,
+    epoch: i32,
 ) -> ListOffsetsPartitionResponse {
-    // v4+ carry the leader epoch of the offset returned; -1 when there is
-    // none (and v1–3 cannot carry anything but -1).
+    // v4+ carry a leader epoch with the offset returned (the partition's
+    // current one: epochs of single records are not kept); -1 when there
+    // is no offset (and v1–3 cannot carry anything but -1).
     let leader_epoch = if version >= 4 && error == ErrorCode::None && offset >= 0 {
-        LEADER_EPOCH
+        epoch
     } else {
         -1
     };
@@ -67,11 +66,14 @@ fn partition_response(
         .with_leader_epoch(leader_epoch)
 }
 
-/// Kafka's check of the client's `current_leader_epoch` (v4+; -1 skips it).
-fn leader_epoch_error(current_leader_epoch: i32) -> Option<ErrorCode> {
+/// Kafka's check of the client's `current_leader_epoch` against the
+/// partition's `epoch` (v4+; -1 skips it): newer than this broker knows is
+/// UNKNOWN_LEADER_EPOCH (the client retries), older is FENCED_LEADER_EPOCH.
+fn leader_epoch_error(current_leader_epoch: i32, epoch: i32) -> Option<ErrorCode> {
     match current_leader_epoch {
-        -1 | LEADER_EPOCH => None,
-        e if e > LEADER_EPOCH => Some(ErrorCode::UnknownLeaderEpoch),
+        -1 => None,
+        e if e == epoch => None,
+        e if e > epoch => Some(ErrorCode::UnknownLeaderEpoch),
         _ => Some(ErrorCode::FencedLeaderEpoch),
     }
 }
@@ -107,8 +109,13 @@ pub async fn handle(
         for p in &topic.partitions {
             let index = p.partition_index;
             let owner = ctx.shard.metadata().leader_shard(ctx.node_id, &name, index);
-            let epoch_error = if version >= 4 {
-                leader_epoch_error(p.current_leader_epoch)
+            let epoch = ctx
+                .shard
+                .metadata()
+                .partition(&name, index)
+                .map_or(0, |meta| meta.leader_epoch);
+            let epoch_error = if version >= 4 && owner.is_ok() {
+                leader_epoch_error(p.current_leader_epoch, epoch)
             } else {
                 None
             };
@@ -123,7 +130,7 @@ pub async fn handle(
             } else {
                 owner.map(|owner| by_owner.push(owner, (name.clone(), index, timestamp)))
             };
-            partitions.push((index, plan));
+            partitions.push((index, plan, epoch));
         }
         planned.push(partitions);
     }
@@ -139,17 +146,17 @@ pub async fn handle(
     for (topic, partitions) in request.topics.into_iter().zip(planned) {
         let partitions = partitions
             .into_iter()
-            .map(|(index, plan)| {
+            .map(|(index, plan, epoch)| {
                 let listed = match plan {
                     Err(error) => Err(error),
                     Ok(place) => answers[place].1.map_err(|_| ErrorCode::UnknownServerError),
                 };
                 match listed {
                     Ok(l) if l.error == ErrorCode::None => {
-                        partition_response(index, l.error, l.offset, l.timestamp, version)
+                        partition_response(index, l.error, l.offset, l.timestamp, version, epoch)
                     }
-                    Ok(l) => partition_response(index, l.error, -1, -1, version),
-                    Err(error) => partition_response(index, error, -1, -1, version),
+                    Ok(l) => partition_response(index, l.error, -1, -1, version, epoch),
+                    Err(error) => partition_response(index, error, -1, -1, version, epoch),
                 }
             })
             .collect();
@@ -168,28 +175,37 @@ mod tests {
 
     #[test]
     fn leader_epoch_is_checked_as_kafka_does() {
-        assert_eq!(leader_epoch_error(-1), None);
-        assert_eq!(leader_epoch_error(0), None);
-        assert_eq!(leader_epoch_error(1), Some(ErrorCode::UnknownLeaderEpoch));
-        assert_eq!(leader_epoch_error(-5), Some(ErrorCode::FencedLeaderEpoch));
+        assert_eq!(leader_epoch_error(-1, 0), None);
+        assert_eq!(leader_epoch_error(0, 0), None);
+        assert_eq!(
+            leader_epoch_error(1, 0),
+            Some(ErrorCode::UnknownLeaderEpoch)
+        );
+        assert_eq!(
+            leader_epoch_error(-5, 0),
+            Some(ErrorCode::FencedLeaderEpoch)
+        );
+        // After a leader change the partition's epoch is what matches.
+        assert_eq!(leader_epoch_error(2, 2), None);
+        assert_eq!(leader_epoch_error(1, 2), Some(ErrorCode::FencedLeaderEpoch));
     }
 
     #[test]
     fn leader_epoch_is_only_set_where_the_version_carries_it() {
         assert_eq!(
-            partition_response(0, ErrorCode::None, 5, -1, 3).leader_epoch,
+            partition_response(0, ErrorCode::None, 5, -1, 3, 0).leader_epoch,
             -1
         );
         assert_eq!(
-            partition_response(0, ErrorCode::None, 5, -1, 4).leader_epoch,
-            0
+            partition_response(0, ErrorCode::None, 5, -1, 4, 2).leader_epoch,
+            2
         );
         assert_eq!(
-            partition_response(0, ErrorCode::None, -1, -1, 7).leader_epoch,
+            partition_response(0, ErrorCode::None, -1, -1, 7, 0).leader_epoch,
             -1
         );
         assert_eq!(
-            partition_response(0, ErrorCode::UnknownTopicOrPartition, -1, -1, 7).leader_epoch,
+            partition_response(0, ErrorCode::UnknownTopicOrPartition, -1, -1, 7, 0).leader_epoch,
             -1
         );
     }
