@@ -12,7 +12,11 @@
 
 use std::collections::BTreeMap;
 
-use super::{BrokerId, MetadataState};
+use super::{BrokerId, MetadataCommand, MetadataState};
+
+/// A heartbeat from an incarnation of a broker the metadata does not hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownIncarnation;
 
 /// The controller leader's view of broker heartbeats.
 #[derive(Debug, Clone)]
@@ -45,9 +49,33 @@ impl Liveness {
         self.heard.clear();
     }
 
-    /// A heartbeat from `broker` arrived at `now`.
+    /// A heartbeat from `broker` arrived at `now` (a registration counts:
+    /// a broker back after being fenced must not be fenced again on its
+    /// last heartbeat before it died).
     pub fn heard(&mut self, broker: BrokerId, now_ms: u64) {
+        self.leading(now_ms);
         self.heard.insert(broker, now_ms);
+    }
+
+    /// The leader's answer to a heartbeat from `broker`'s `incarnation` at
+    /// `now`: the change it calls for (an unfence, when the broker is
+    /// fenced), or [`UnknownIncarnation`] when the metadata holds no such
+    /// registration (Kafka's STALE_BROKER_EPOCH: the broker registers again).
+    pub fn heartbeat(
+        &mut self,
+        state: &MetadataState,
+        broker: BrokerId,
+        incarnation: [u8; 16],
+        now_ms: u64,
+    ) -> Result<Option<MetadataCommand>, UnknownIncarnation> {
+        match state.brokers.get(&broker) {
+            Some(b) if b.registration.incarnation == incarnation => {
+                self.heard(broker, now_ms);
+                Ok(b.fenced
+                    .then_some(MetadataCommand::UnfenceBroker { id: broker }))
+            }
+            _ => Err(UnknownIncarnation),
+        }
     }
 
     /// Unfenced brokers not heard from for a session timeout, while this
@@ -71,7 +99,7 @@ impl Liveness {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{BrokerRegistration, MetadataCommand};
+    use super::super::BrokerRegistration;
     use super::*;
 
     #[test]
@@ -109,6 +137,16 @@ mod tests {
             liveness.expired(&state, 7000).is_empty(),
             "2 is fenced already"
         );
+        assert_eq!(
+            liveness.heartbeat(&state, 2, [9; 16], 7100),
+            Err(UnknownIncarnation)
+        );
+        assert_eq!(
+            liveness.heartbeat(&state, 2, [0; 16], 7100),
+            Ok(Some(MetadataCommand::UnfenceBroker { id: 2 }))
+        );
+        assert_eq!(liveness.heartbeat(&state, 1, [0; 16], 7100), Ok(None));
+        assert_eq!(liveness.expired(&state, 8200), vec![1]);
         liveness.not_leading();
         assert!(liveness.expired(&state, 99_000).is_empty());
     }

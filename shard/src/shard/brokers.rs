@@ -206,20 +206,18 @@ impl Shard {
             .controller
             .as_ref()
             .ok_or_else(|| (ErrorCode::NotController, "not the controller".to_owned()))?;
+        let now = self.env.monotonic_ms();
         let state = controller.member.machine.state();
-        match state.brokers.get(&id) {
-            Some(b) if b.registration.incarnation == incarnation => {
-                let now = self.env.monotonic_ms();
-                let mut liveness = controller.liveness.borrow_mut();
-                liveness.leading(now);
-                liveness.heard(id, now);
-                Ok(b.fenced.then_some(MetadataCommand::UnfenceBroker { id }))
-            }
-            _ => Err((
+        let answer = controller
+            .liveness
+            .borrow_mut()
+            .heartbeat(&state, id, incarnation, now);
+        answer.map_err(|_| {
+            (
                 ErrorCode::StaleBrokerEpoch,
                 format!("broker {id} is not registered with this incarnation"),
-            )),
-        }
+            )
+        })
     }
 
     /// Shard 0 of a cluster, when the node stops: asks the controller to

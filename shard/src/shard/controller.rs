@@ -485,7 +485,9 @@ impl Shard {
             .controller
             .as_ref()
             .ok_or_else(|| (ErrorCode::NotController, "not the controller".to_owned()))?;
-        let state = controller.member.machine.state().clone();
+        // Borrowed, not copied: heartbeats come through here every few
+        // seconds per broker, and the state holds every partition.
+        let state = controller.member.machine.state();
         let refuse = |code: ErrorCode, message: &str| Err((code, message.to_owned()));
         let command = match proposal {
             Proposal::CreateTopic {
@@ -581,9 +583,7 @@ impl Shard {
                 // back after being fenced would be fenced again at the next
                 // tick, on its last heartbeat before it died.
                 let now = self.env.monotonic_ms();
-                let mut liveness = controller.liveness.borrow_mut();
-                liveness.leading(now);
-                liveness.heard(registration.id, now);
+                controller.liveness.borrow_mut().heard(registration.id, now);
                 MetadataCommand::RegisterBroker(registration)
             }
             Proposal::BrokerHeartbeat { id, incarnation } => {

@@ -508,41 +508,29 @@ impl Voters {
             return;
         };
         let now = self.clock.now_ms() as u64;
-        let (heard, expired) = {
+        let state = self.state(leader).unwrap_or_default();
+        // The production decisions: a heartbeat may call for an unfence,
+        // a silent broker for a fence.
+        let changes: Vec<MetadataCommand> = {
             let mut liveness = self.liveness.borrow_mut();
             if liveness.0 != Some(leader) {
                 *liveness = (Some(leader), Liveness::new(SESSION_TIMEOUT_MS));
             }
             liveness.1.leading(now);
-            let heard: Vec<NodeId> = self
-                .up()
-                .into_iter()
-                .filter(|id| *id == leader || self.net.connected(*id, leader))
-                .collect();
-            for id in &heard {
-                liveness.1.heard(*id as BrokerId, now);
+            let mut changes = Vec::new();
+            for id in self.up() {
+                if id == leader || self.net.connected(id, leader) {
+                    let broker = sim_broker(id);
+                    let answer = liveness
+                        .1
+                        .heartbeat(&state, broker.id, broker.incarnation, now);
+                    changes.extend(answer.ok().flatten());
+                }
             }
-            let state = self.state(leader).unwrap_or_default();
-            (heard, liveness.1.expired(&state, now))
+            let fences = liveness.1.expired(&state, now).into_iter();
+            changes.extend(fences.map(|id| MetadataCommand::FenceBroker { id }));
+            changes
         };
-        let state = self.state(leader).unwrap_or_default();
-        let mut changes: Vec<MetadataCommand> = heard
-            .iter()
-            .filter(|id| {
-                state
-                    .brokers
-                    .get(&(**id as BrokerId))
-                    .is_some_and(|b| b.fenced)
-            })
-            .map(|id| MetadataCommand::UnfenceBroker {
-                id: *id as BrokerId,
-            })
-            .collect();
-        changes.extend(
-            expired
-                .into_iter()
-                .map(|id| MetadataCommand::FenceBroker { id }),
-        );
         let Some(raft) = self.raft(leader) else {
             return;
         };
