@@ -4,10 +4,7 @@
 //! 3-node Kafka 4.x cluster (scripts/kafka-oracle) on this machine give the
 //! same shape of answer: the same fields in the same order, three voters
 //! and three brokers, a replication-factor-3 topic's replicas on three
-//! distinct brokers with leaders spread evenly.
-//!
-//! What differs by design is checked as such: until partitions replicate
-//! (#10) a sluice partition's in-sync set is its leader alone.
+//! distinct brokers with leaders spread evenly, all of them in sync.
 
 mod common;
 
@@ -312,8 +309,8 @@ fn kafka_tools_see_the_same_shape_of_cluster_in_sluice_and_in_kafka() {
     );
 
     // --describe: the same header and partition fields; six partitions of
-    // three distinct replicas each, leaders two per broker; the in-sync set
-    // holds the leader.
+    // three distinct replicas each, leaders two per broker, every replica
+    // in sync.
     let (our_header, our_values, our_partitions) = topics_shape(&ours.topics);
     let (their_header, their_values, their_partitions) = topics_shape(&theirs.topics);
     assert_eq!(
@@ -338,8 +335,14 @@ fn kafka_tools_see_the_same_shape_of_cluster_in_sluice_and_in_kafka() {
         }
         assert_eq!(leaders.into_values().collect::<Vec<_>>(), vec![2, 2, 2]);
     }
-    // Not replicated yet (#10): the leader alone is in sync.
-    assert!(our_partitions.iter().all(|p| p.isr == vec![p.leader]));
+    // Replicated: on both, every replica of a new topic is in sync.
+    for partitions in [&our_partitions, &their_partitions] {
+        for p in partitions.iter() {
+            let mut isr = p.isr.clone();
+            isr.sort_unstable();
+            assert_eq!(isr, vec![1, 2, 3], "{:?}", p.isr);
+        }
+    }
 
     // api-versions: all three brokers, every line in Kafka's shape, and
     // every API sluice serves is one Kafka serves.

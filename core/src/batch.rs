@@ -162,6 +162,8 @@ pub struct BatchHeader {
     pub producer_id: i64,
     pub producer_epoch: i16,
     pub base_sequence: i32,
+    /// The epoch of the leader that appended the batch.
+    pub partition_leader_epoch: i32,
 }
 
 impl BatchHeader {
@@ -178,6 +180,7 @@ impl BatchHeader {
             producer_id: be_i64(buf, PRODUCER_ID_AT),
             producer_epoch: be_i16(buf, PRODUCER_EPOCH_AT),
             base_sequence: be_i32(buf, BASE_SEQUENCE_AT),
+            partition_leader_epoch: be_i32(buf, LEADER_EPOCH_AT),
         })
     }
 
@@ -343,6 +346,7 @@ impl RecordBatch {
             producer_id: self.producer_id(),
             producer_epoch: self.producer_epoch(),
             base_sequence: self.base_sequence(),
+            partition_leader_epoch: self.partition_leader_epoch(),
         }
     }
 }

@@ -95,6 +95,9 @@ pub struct LogConfig {
     /// Appended bytes between two snapshots of the producer state; bounds
     /// how much of the log recovery reads to rebuild it.
     pub producer_snapshot_interval_bytes: u64,
+    /// In-sync replicas an acks=all produce needs (`min.insync.replicas`):
+    /// fewer, and it is refused with NOT_ENOUGH_REPLICAS.
+    pub min_insync_replicas: i32,
 }
 
 impl Default for LogConfig {
@@ -112,6 +115,7 @@ impl Default for LogConfig {
             retention_check_interval_ms: 300_000,
             producer_id_expiration_ms: 86_400_000,
             producer_snapshot_interval_bytes: 16 * 1024 * 1024,
+            min_insync_replicas: 1,
         }
     }
 }
@@ -211,6 +215,17 @@ pub struct KafkaConfig {
     /// A request whose bytes stop arriving (or a response the client stops
     /// reading) for this long closes the connection.
     pub request_stall_timeout_ms: u64,
+    /// A follower that has not caught up with its leader for this long
+    /// leaves the in-sync set (`replica.lag.time.max.ms`).
+    pub replica_lag_time_max_ms: u64,
+    /// Longest a follower's fetch waits at the leader for new data
+    /// (`replica.fetch.wait.max.ms`).
+    pub replica_fetch_wait_max_ms: u64,
+    /// Record bytes a follower asks for per partition and fetch
+    /// (`replica.fetch.max.bytes`).
+    pub replica_fetch_max_bytes: u32,
+    /// Pause after a failed fetch from a leader (`replica.fetch.backoff.ms`).
+    pub replica_fetch_backoff_ms: u64,
 }
 
 impl Default for KafkaConfig {
@@ -229,6 +244,10 @@ impl Default for KafkaConfig {
             max_connections_per_ip: i32::MAX as u64,
             connections_max_idle_ms: 600_000,
             request_stall_timeout_ms: 30_000,
+            replica_lag_time_max_ms: 30_000,
+            replica_fetch_wait_max_ms: 500,
+            replica_fetch_max_bytes: 1_048_576,
+            replica_fetch_backoff_ms: 1000,
         }
     }
 }

@@ -27,6 +27,7 @@ pub enum ErrorCode {
     InvalidTopicException = 17,
     RecordListTooLarge = 18,
     NotEnoughReplicas = 19,
+    NotEnoughReplicasAfterAppend = 20,
     InvalidRequiredAcks = 21,
     IllegalGeneration = 22,
     InconsistentGroupProtocol = 23,
@@ -65,7 +66,9 @@ pub enum ErrorCode {
     GroupSubscribedToTopic = 86,
     InvalidRecord = 87,
     ProducerFenced = 90,
+    InvalidUpdateVersion = 95,
     UnknownTopicId = 100,
+    IneligibleReplica = 107,
     FencedMemberEpoch = 110,
     UnreleasedInstanceId = 111,
     UnsupportedAssignor = 112,
@@ -94,6 +97,7 @@ impl ErrorCode {
                 | ErrorCode::CoordinatorNotAvailable
                 | ErrorCode::NotCoordinator
                 | ErrorCode::NotEnoughReplicas
+                | ErrorCode::NotEnoughReplicasAfterAppend
                 | ErrorCode::KafkaStorageError
                 | ErrorCode::FetchSessionIdNotFound
                 | ErrorCode::InvalidFetchSessionEpoch

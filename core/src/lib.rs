@@ -14,6 +14,7 @@ pub mod group;
 pub mod metadata;
 pub mod producer_state;
 pub mod records;
+pub mod replication;
 pub mod rng;
 pub mod topic_config;
 pub mod types;

@@ -166,8 +166,8 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
         broker_name: "min.insync.replicas",
         config_type: ConfigType::Int,
         check: Check::Int(1),
-        node_value: |_| "1".into(),
-        apply: None,
+        node_value: |c| c.min_insync_replicas.to_string(),
+        apply: Some(|c, v| c.min_insync_replicas = v as i32),
         documentation: "Replicas that must acknowledge an acks=all produce.",
     },
     TopicConfig {

@@ -47,10 +47,15 @@ use crate::producers;
 use crate::segment::{parse_segment_name, ReadBufOf, RecoveryReport, Segment};
 use crate::storage::Storage;
 use sluice_core::producer_state::{ProducerStateTable, SequenceCheck};
+use sluice_core::replication::EpochCache;
 
+mod epochs;
+mod follower;
 mod retention;
 mod timestamp;
 mod truncate;
+
+pub use epochs::EPOCH_CHECKPOINT_FILE;
 
 /// Name of the partition checkpoint file inside the partition directory.
 pub const CHECKPOINT_FILE: &str = "partition.checkpoint";
@@ -110,6 +115,9 @@ pub struct PartitionLog<S: Storage> {
     /// Idempotent producers' sequences, checked on every append.
     producers: RefCell<ProducerStateTable>,
     bytes_since_producer_snapshot: Cell<u64>,
+    /// Where each leader epoch starts (see [`EpochCache`]); stored with
+    /// the producer snapshot, the rest replayed from batch headers at open.
+    epochs: RefCell<EpochCache>,
 }
 
 /// Counters of what a log did since it was opened (for metrics and tests).
@@ -260,6 +268,7 @@ impl<S: Storage> PartitionLog<S> {
             stats: RefCell::new(LogStats::default()),
             producers: RefCell::new(ProducerStateTable::default()),
             bytes_since_producer_snapshot: Cell::new(0),
+            epochs: RefCell::new(EpochCache::default()),
         };
         if log.open_report.checkpoint_rebuilt {
             log.write_checkpoint().await?;
@@ -282,7 +291,10 @@ impl<S: Storage> PartitionLog<S> {
             None => (ProducerStateTable::default(), self.log_start_offset()),
         };
         table.truncate_from(end);
-        let mut next = from.min(end);
+        let (mut epochs, epochs_from) = self.read_epochs().await;
+        epochs.truncate_from(end);
+        // Both replays read the same headers: from the older of the two.
+        let mut next = from.min(epochs_from).max(self.log_start_offset()).min(end);
         while next < end {
             let chunks = self.read_chunks(next, 1 << 20, end).await?;
             if chunks.is_empty() {
@@ -297,13 +309,17 @@ impl<S: Storage> PartitionLog<S> {
                             position: 0,
                             reason: format!("replaying producer state: {e}"),
                         })?;
-                    producers::record_batch(&mut table, &header, now_ms);
+                    if header.base_offset >= from {
+                        producers::record_batch(&mut table, &header, now_ms);
+                    }
+                    epochs.assign(header.partition_leader_epoch, header.base_offset);
                     next = header.last_offset() + 1;
                     at += header.size_bytes;
                 }
             }
         }
         *self.producers.borrow_mut() = table;
+        *self.epochs.borrow_mut() = epochs;
         Ok(())
     }
 
@@ -313,7 +329,7 @@ impl<S: Storage> PartitionLog<S> {
         let snapshot = producers::snapshot_of(&self.producers.borrow(), self.log_end_offset());
         producers::write(&self.storage, &self.dir, &snapshot).await?;
         self.bytes_since_producer_snapshot.set(0);
-        Ok(())
+        self.write_epochs().await
     }
 
     /// Applies Kafka's idempotent producer rules to the batches of one
@@ -487,6 +503,48 @@ impl<S: Storage> PartitionLog<S> {
         Ok(())
     }
 
+    /// Rolls the active segment first when `total` bytes holding `records`
+    /// offsets from the log end would not fit it (or it is too old);
+    /// re-checks after every wait, since other appends may run meanwhile.
+    async fn roll_for(&self, total: usize, records: i64, now_ms: i64) -> LogResult<()> {
+        loop {
+            let next = self.log_end_offset();
+            let must_roll = {
+                let active = self.active();
+                let seg = active.borrow();
+                seg.is_full_for(total as u64, next + records - 1, self.config.segment_bytes)
+                    || (seg.size_bytes > 0
+                        && now_ms - seg.created_ms >= self.config.segment_ms as i64)
+            };
+            if !must_roll {
+                break;
+            }
+            let _permit = self
+                .io_lock
+                .acquire_permit(1)
+                .await
+                .map_err(|_| LogError::Closed)?;
+            self.check_writable()?;
+            let still = {
+                let active = self.active();
+                let seg = active.borrow();
+                seg.is_full_for(
+                    total as u64,
+                    self.log_end_offset() + records - 1,
+                    self.config.segment_bytes,
+                ) || (seg.size_bytes > 0
+                    && now_ms - seg.created_ms >= self.config.segment_ms as i64)
+            };
+            if still {
+                if let Err(e) = self.roll(now_ms).await {
+                    return self.fail(e);
+                }
+            }
+        }
+
+        Ok(())
+    }
+
     /// Validates `batches` (one or more whole v2 batches, as a produce
     /// request carries them), assigns their offsets and leader epoch in place
     /// and appends them. The bytes are in memory (and in the batch cache)
@@ -539,42 +597,7 @@ impl<S: Storage> PartitionLog<S> {
             });
         }
 
-        // Roll first if needed; re-check after every wait, since other
-        // appends may have run meanwhile.
-        loop {
-            let next = self.log_end_offset();
-            let must_roll = {
-                let active = self.active();
-                let seg = active.borrow();
-                seg.is_full_for(total as u64, next + records - 1, self.config.segment_bytes)
-                    || (seg.size_bytes > 0
-                        && now_ms - seg.created_ms >= self.config.segment_ms as i64)
-            };
-            if !must_roll {
-                break;
-            }
-            let _permit = self
-                .io_lock
-                .acquire_permit(1)
-                .await
-                .map_err(|_| LogError::Closed)?;
-            self.check_writable()?;
-            let still = {
-                let active = self.active();
-                let seg = active.borrow();
-                seg.is_full_for(
-                    total as u64,
-                    self.log_end_offset() + records - 1,
-                    self.config.segment_bytes,
-                ) || (seg.size_bytes > 0
-                    && now_ms - seg.created_ms >= self.config.segment_ms as i64)
-            };
-            if still {
-                if let Err(e) = self.roll(now_ms).await {
-                    return self.fail(e);
-                }
-            }
-        }
+        self.roll_for(total, records, now_ms).await?;
 
         // Check producer sequences, assign offsets and append, with no await
         // in between, so no other append can slip between check and record.
@@ -597,24 +620,7 @@ impl<S: Storage> PartitionLog<S> {
             at += size;
         }
         let frozen = batches.freeze();
-        {
-            let mut seg = active.borrow_mut();
-            for (at, header) in headers {
-                let bytes = frozen.slice(at..at + header.size_bytes);
-                if let Some((cache, key)) = &self.cache {
-                    cache.borrow_mut().insert(
-                        *key,
-                        header.base_offset,
-                        header.last_offset(),
-                        bytes.clone(),
-                    );
-                }
-                producers::record_batch(&mut self.producers.borrow_mut(), &header, now_ms);
-                seg.append(header, bytes, self.config.index_interval_bytes);
-            }
-        }
-        self.bytes_since_producer_snapshot
-            .set(self.bytes_since_producer_snapshot.get() + total as u64);
+        self.store(&active, &frozen, headers, now_ms);
         let info = AppendInfo {
             base_offset,
             last_offset: next - 1,
@@ -624,7 +630,47 @@ impl<S: Storage> PartitionLog<S> {
             duplicate: false,
         };
 
-        // Bound the write buffer: write out (without syncing) once it is full.
+        self.bound_write_buffer().await?;
+        self.stats.borrow_mut().appends += 1;
+        Ok(info)
+    }
+
+    /// Puts checked batches (slices of `frozen`, offsets assigned) in the
+    /// batch cache, the producer table, the epoch cache and the active
+    /// segment. No await: callers keep it together with their checks.
+    fn store(
+        &self,
+        active: &SegmentCell<S>,
+        frozen: &Bytes,
+        headers: Vec<(usize, BatchHeader)>,
+        now_ms: i64,
+    ) {
+        let mut seg = active.borrow_mut();
+        let mut stored = 0u64;
+        for (at, header) in headers {
+            let bytes = frozen.slice(at..at + header.size_bytes);
+            if let Some((cache, key)) = &self.cache {
+                cache.borrow_mut().insert(
+                    *key,
+                    header.base_offset,
+                    header.last_offset(),
+                    bytes.clone(),
+                );
+            }
+            producers::record_batch(&mut self.producers.borrow_mut(), &header, now_ms);
+            self.epochs
+                .borrow_mut()
+                .assign(header.partition_leader_epoch, header.base_offset);
+            stored += header.size_bytes as u64;
+            seg.append(header, bytes, self.config.index_interval_bytes);
+        }
+        self.bytes_since_producer_snapshot
+            .set(self.bytes_since_producer_snapshot.get() + stored);
+    }
+
+    /// Bounds the write buffer: writes out (without syncing) once it is full.
+    async fn bound_write_buffer(&self) -> LogResult<()> {
+        let active = self.active();
         if active.borrow().unwritten_bytes() >= self.config.write_buffer_bytes as u64 {
             let _permit = self
                 .io_lock
@@ -638,8 +684,7 @@ impl<S: Storage> PartitionLog<S> {
                 }
             }
         }
-        self.stats.borrow_mut().appends += 1;
-        Ok(info)
+        Ok(())
     }
 
     /// Makes everything appended before this call durable. Callers that

@@ -196,6 +196,26 @@ impl PartitionStore {
     ) -> LogResult<AppendInfo> {
         with_log!(self, l => l.append(batches, leader_epoch, now_ms).await)
     }
+    /// [`PartitionLog::append_as_follower`].
+    pub async fn append_as_follower(&self, batches: Bytes, now_ms: i64) -> LogResult<AppendInfo> {
+        with_log!(self, l => l.append_as_follower(batches, now_ms).await)
+    }
+    /// [`PartitionLog::start_epoch`].
+    pub async fn start_epoch(&self, epoch: i32) -> LogResult<()> {
+        with_log!(self, l => l.start_epoch(epoch).await)
+    }
+    /// [`PartitionLog::leader_epochs`].
+    pub fn leader_epochs(&self) -> sluice_core::replication::EpochCache {
+        with_log!(self, l => l.leader_epochs())
+    }
+    /// [`PartitionLog::latest_epoch`].
+    pub fn latest_epoch(&self) -> Option<i32> {
+        with_log!(self, l => l.latest_epoch())
+    }
+    /// [`PartitionLog::end_offset_for_epoch`].
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, Offset) {
+        with_log!(self, l => l.end_offset_for_epoch(epoch))
+    }
     /// Removes every batch at or above `offset` (see [`PartitionLog::truncate_to`]).
     pub async fn truncate_to(&self, offset: Offset, now_ms: i64) -> LogResult<Offset> {
         with_log!(self, l => l.truncate_to(offset, now_ms).await)

@@ -13,6 +13,7 @@
 pub mod env;
 pub mod fatal;
 pub mod group;
+pub mod kafka_link;
 pub mod mesh;
 pub mod message;
 pub mod metadata_log;

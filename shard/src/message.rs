@@ -128,6 +128,8 @@ shard_ops! {
     ListGroups => list_groups -> GroupResponse,
     /// To shard 0: the controller quorum's status (None elsewhere).
     DescribeQuorum => describe_quorum -> Option<QuorumStatus>,
+    /// OffsetForLeaderEpoch for partitions led here.
+    EpochEndOffsets => epoch_end_offsets -> Vec<(ErrorCode, i32, Offset)>,
 }
 
 impl ShardRequest {
@@ -161,9 +163,26 @@ pub struct Produce {
 /// (fdatasync'd), flushing the partitions that are not yet, all at once:
 /// group commit, so one sync serves every append waiting for it. One
 /// error per partition (NONE, or why its sync failed).
+///
+/// With acks=all on a replicated partition the wait is for the high
+/// watermark instead: every in-sync replica holds the records (each made
+/// them durable under `log.flush=always`); the answer is then
+/// NOT_LEADER_OR_FOLLOWER when leadership moved, NOT_ENOUGH_REPLICAS_AFTER_APPEND
+/// when the in-sync set fell below `min.insync.replicas`, or
+/// REQUEST_TIMED_OUT after `timeout_ms`.
 #[derive(Debug, Clone)]
 pub struct AwaitDurable {
-    pub partitions: Vec<(String, PartitionId, Offset)>,
+    /// (topic, partition, offset, leader epoch of the append).
+    pub partitions: Vec<(String, PartitionId, Offset, i32)>,
+    pub acks: i16,
+    pub timeout_ms: u64,
+}
+
+/// OffsetForLeaderEpoch: per (topic, partition, current leader epoch,
+/// epoch asked about), the error, the epoch and its end offset.
+#[derive(Debug, Clone)]
+pub struct EpochEndOffsets {
+    pub partitions: Vec<(String, PartitionId, i32, i32)>,
 }
 
 /// Reads the partitions of one Fetch that this shard owns, in the request's
@@ -188,6 +207,8 @@ pub struct Watch {
     pub watch: u64,
     pub partitions: Vec<(String, PartitionId, Offset)>,
     pub max_wait_ms: u64,
+    /// A follower's fetch: waits for the log end, not the high watermark.
+    pub replica: bool,
 }
 
 /// Ends the [`Watch`] with this id now, if it still waits.
@@ -357,6 +378,16 @@ pub enum Proposal {
         id: BrokerId,
         incarnation: [u8; 16],
     },
+    /// A partition's leader asks to change its in-sync set (Kafka's
+    /// AlterPartition).
+    AlterPartition {
+        topic: String,
+        partition: PartitionId,
+        leader: BrokerId,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        isr: Vec<BrokerId>,
+    },
 }
 
 /// Per-partition result of a produce.
@@ -366,8 +397,11 @@ pub struct ProduceResult {
     pub base_offset: Offset,
     pub log_start_offset: Offset,
     /// The log end after this append, when the acknowledgement must wait
-    /// until it is durable (`log.flush=always` and acks != 0).
+    /// until it is durable (`log.flush=always` and acks != 0) or
+    /// replicated (acks=all with followers in sync).
     pub durable_at: Option<Offset>,
+    /// The leader epoch the records were appended in.
+    pub leader_epoch: i32,
 }
 
 /// One partition of a [`ShardRequest::Fetch`].
@@ -378,6 +412,10 @@ pub struct PartitionRead {
     pub offset: Offset,
     /// The partition's own limit (`partition_max_bytes`).
     pub max_bytes: usize,
+    /// The fetching follower's broker id, or -1 for a consumer.
+    pub replica_id: i32,
+    /// The leader epoch the fetcher knows, or -1.
+    pub current_leader_epoch: i32,
 }
 
 /// Per-partition result of a fetch.

@@ -205,6 +205,8 @@ async fn shard_main(
         .detach();
     }
 
+    glommio::spawn_local(shard.clone().maintain_isr()).detach();
+
     // The group coordinator arms its own timers (at each deadline); this
     // only bounds a glommio 0.9 stall, on every shard.
     sluice_log::wake::keep_awake(STALL_GUARD);

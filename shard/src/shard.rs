@@ -43,6 +43,8 @@ mod controller;
 pub use controller::{controller_id, CONTROLLER_DIR, LEGACY_METADATA_DIR};
 mod fetch;
 mod partitions;
+mod replica_fetcher;
+pub mod replication;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
@@ -73,12 +75,21 @@ impl ShardCounters {
     }
 }
 
-/// One partition this shard owns.
+/// One partition this shard holds a replica of.
 pub struct OwnedPartition {
     pub log: PartitionStore,
-    /// Signalled whenever the high watermark moves.
+    /// Signalled whenever the high watermark moves, and when the replica's
+    /// role changes (waiters re-check who leads).
     pub hw_changed: Notify,
+    /// Signalled at every append (followers' long polls wait on it).
+    pub appended: Notify,
     flush: FlushPolicy,
+    /// In-sync replicas an acks=all produce needs (`min.insync.replicas`).
+    min_insync_replicas: usize,
+    /// Leader or follower, and what each knows (see [`replication`]).
+    role: RefCell<replication::Role>,
+    /// An in-sync set change is on its way to the controller.
+    alter_pending: Cell<bool>,
 }
 
 impl OwnedPartition {
@@ -90,13 +101,24 @@ impl OwnedPartition {
         Ok(durable)
     }
 
-    /// The offset consumers may read up to: under `log.flush = always` only
-    /// durable batches, otherwise everything appended.
-    pub fn high_watermark(&self) -> Offset {
+    /// What this replica holds that counts towards the high watermark: under
+    /// `log.flush = always` only durable batches, otherwise everything
+    /// appended.
+    pub fn local_end(&self) -> Offset {
         match self.flush {
             FlushPolicy::Always => self.log.durable_offset(),
             _ => self.log.log_end_offset(),
         }
+    }
+
+    /// The offset consumers may read up to: on a leader, the least end of
+    /// its in-sync replicas (its own counted as [`Self::local_end`]); on a
+    /// follower, the leader's as last fetched, within its own log.
+    pub fn high_watermark(&self) -> Offset {
+        let local_end = self.local_end();
+        self.role
+            .borrow_mut()
+            .high_watermark(local_end, self.log.log_end_offset())
     }
 }
 
@@ -150,6 +172,8 @@ pub struct Shard {
     snapshot_installed: Cell<bool>,
     /// The group coordinator for the `__consumer_offsets` partitions here.
     pub groups: Rc<GroupHome>,
+    /// Brokers a replica fetcher of this shard fetches from.
+    fetchers: RefCell<std::collections::HashSet<sluice_core::metadata::BrokerId>>,
 }
 
 struct Controller {
@@ -237,6 +261,7 @@ impl Shard {
             next_watch_id: Cell::new(0),
             controller,
             snapshot_installed: Cell::new(false),
+            fetchers: RefCell::new(Default::default()),
         })
     }
 

@@ -49,7 +49,9 @@ async fn produce(node: &Node, entry: usize, topic: &str, partition: i32, values:
         assert_eq!(result.error, ErrorCode::None);
         if let Some(offset) = result.durable_at {
             let wait = AwaitDurable {
-                partitions: vec![(topic, partition, offset)],
+                partitions: vec![(topic, partition, offset, result.leader_epoch)],
+                acks: -1,
+                timeout_ms: 30_000,
             };
             let errors = shard.call(owner, wait).await.expect("reachable");
             assert_eq!(errors, [ErrorCode::None]);
@@ -66,6 +68,8 @@ fn fetch_request(topic: &str, partition: i32, offset: i64) -> Fetch {
             partition,
             offset,
             max_bytes: 1 << 20,
+            replica_id: -1,
+            current_leader_epoch: -1,
         }],
         max_bytes: 1 << 20,
         have_data: false,
@@ -166,6 +170,7 @@ fn watch_from(node: &Node, entry: usize, owner: usize, offset: i64) -> Rc<RefCel
             watch: shard.next_watch_id(),
             partitions: vec![("t".into(), 0, offset)],
             max_wait_ms: 500,
+            replica: false,
         };
         shard.call(owner as u32, watch).await.expect("reachable");
         *flag.borrow_mut() = Some(clock.now_ms());

@@ -390,7 +390,9 @@ async fn send_produce(
     }
     if let Some(offset) = result.durable_at {
         let wait = AwaitDurable {
-            partitions: vec![(tp.0.clone(), tp.1, offset)],
+            partitions: vec![(tp.0.clone(), tp.1, offset, result.leader_epoch)],
+            acks,
+            timeout_ms: 30_000,
         };
         let errors = shard.call(to, wait).await.map_err(unreachable)?;
         match errors[..] {
@@ -419,6 +421,8 @@ async fn fetch(c: &Rc<Clients>, entry: u32, tp: Tp, offset: Offset, max_wait_ms:
                 partition: tp.1,
                 offset,
                 max_bytes: 16 * 1024,
+                replica_id: -1,
+                current_leader_epoch: -1,
             }],
             max_bytes: 64 * 1024,
             have_data: false,
@@ -461,6 +465,7 @@ async fn fetch(c: &Rc<Clients>, entry: u32, tp: Tp, offset: Offset, max_wait_ms:
             watch: shard.next_watch_id(),
             partitions: vec![(tp.0.clone(), tp.1, offset)],
             max_wait_ms,
+            replica: false,
         };
         let _ = shard.call(to, watch).await;
         parked = true;

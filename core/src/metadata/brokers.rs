@@ -77,8 +77,9 @@ pub(super) fn on_fenced(
     broker: BrokerId,
     is_fenced: impl Fn(BrokerId) -> bool,
 ) {
-    if partition.isr.len() > 1 {
+    if partition.isr.len() > 1 && partition.isr.contains(&broker) {
         partition.isr.retain(|b| *b != broker);
+        partition.partition_epoch += 1;
     }
     if partition.leader == broker {
         let next = partition
@@ -88,6 +89,7 @@ pub(super) fn on_fenced(
             .find(|b| *b != broker && partition.isr.contains(b) && !is_fenced(*b));
         partition.leader = next.unwrap_or(NO_LEADER);
         partition.leader_epoch += 1;
+        partition.partition_epoch += 1;
     }
 }
 
@@ -97,6 +99,7 @@ pub(super) fn on_unfenced(partition: &mut PartitionMeta, broker: BrokerId) {
     if partition.leader == NO_LEADER && partition.isr.contains(&broker) {
         partition.leader = broker;
         partition.leader_epoch += 1;
+        partition.partition_epoch += 1;
     }
 }
 

@@ -40,6 +40,17 @@ pub enum MetadataCommand {
         name: String,
         new_partitions: Vec<Vec<Replica>>,
     },
+    /// A partition's leader changes its in-sync set (Kafka's
+    /// AlterPartition): refused unless `leader` still leads at
+    /// `leader_epoch` and the partition is at `partition_epoch`.
+    AlterPartition {
+        topic: String,
+        partition: i32,
+        leader: BrokerId,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        isr: Vec<BrokerId>,
+    },
     /// Reserves producer ids `[first, first + count)` for InitProducerId.
     AllocateProducerIds {
         first: i64,
@@ -66,6 +77,17 @@ impl std::fmt::Display for MetadataCommand {
                 name,
                 new_partitions,
             } => write!(f, "add {} partitions to {name:?}", new_partitions.len()),
+            MetadataCommand::AlterPartition {
+                topic,
+                partition,
+                isr,
+                partition_epoch,
+                ..
+            } => write!(
+                f,
+                "in-sync set of {topic}/{partition} becomes {isr:?} (partition epoch {})",
+                partition_epoch + 1
+            ),
             MetadataCommand::AllocateProducerIds { first, count } => {
                 write!(f, "allocate producer ids {first}..{}", first + count)
             }
@@ -92,6 +114,12 @@ pub enum MetadataError {
     InvalidRegistration(String),
     #[error("producer ids must be allocated in order")]
     ProducerIdsOutOfOrder,
+    #[error("the leader or its epoch is not the partition's")]
+    FencedLeaderEpoch,
+    #[error("the partition epoch has moved on")]
+    InvalidUpdateVersion,
+    #[error("broker {0} is fenced and cannot join the in-sync set")]
+    IneligibleReplica(BrokerId),
 }
 
 impl MetadataError {
@@ -107,6 +135,9 @@ impl MetadataError {
                 ErrorCode::InvalidRequest
             }
             MetadataError::ProducerIdsOutOfOrder => ErrorCode::UnknownServerError,
+            MetadataError::FencedLeaderEpoch => ErrorCode::FencedLeaderEpoch,
+            MetadataError::InvalidUpdateVersion => ErrorCode::InvalidUpdateVersion,
+            MetadataError::IneligibleReplica(_) => ErrorCode::IneligibleReplica,
         }
     }
 }

@@ -51,24 +51,39 @@ pub struct Replica {
 pub struct PartitionMeta {
     /// The preferred leader first.
     pub replicas: Vec<Replica>,
-    /// In-sync replicas (brokers).
+    /// In-sync replicas (brokers): those holding every acknowledged record.
     pub isr: Vec<BrokerId>,
     /// The leading broker, or [`NO_LEADER`].
     pub leader: BrokerId,
     /// Raised at every change of leader.
     pub leader_epoch: i32,
+    /// Raised at every change of leader or in-sync set (Kafka's partition
+    /// epoch): an in-sync set change proposed against an older one is
+    /// refused.
+    #[serde(default)]
+    pub partition_epoch: i32,
 }
 
 impl PartitionMeta {
-    /// A new partition on `replicas`: led by the first, which alone is in
-    /// sync (followers join the in-sync set once they replicate, #10; until
-    /// then leadership never moves to a replica without the data).
-    fn new(replicas: &[Replica]) -> PartitionMeta {
+    /// A new partition on `replicas`: led by the first; every replica on a
+    /// broker that is not fenced is in sync (all are empty).
+    fn new(replicas: &[Replica], is_fenced: impl Fn(BrokerId) -> bool) -> PartitionMeta {
+        let isr: Vec<BrokerId> = replicas
+            .iter()
+            .map(|r| r.broker)
+            .filter(|&b| !is_fenced(b))
+            .collect();
+        let leader = isr.first().copied().unwrap_or(NO_LEADER);
         PartitionMeta {
             replicas: replicas.to_vec(),
-            isr: replicas.iter().take(1).map(|r| r.broker).collect(),
-            leader: replicas.first().map_or(NO_LEADER, |r| r.broker),
+            isr: if isr.is_empty() {
+                replicas.iter().take(1).map(|r| r.broker).collect()
+            } else {
+                isr
+            },
+            leader,
             leader_epoch: 0,
+            partition_epoch: 0,
         }
     }
 
@@ -170,7 +185,10 @@ impl MetadataState {
                     name.clone(),
                     TopicMeta {
                         id: *id,
-                        partitions: partitions.iter().map(|r| PartitionMeta::new(r)).collect(),
+                        partitions: partitions
+                            .iter()
+                            .map(|r| PartitionMeta::new(r, |b| self.is_fenced(b)))
+                            .collect(),
                         configs: configs.clone(),
                     },
                 );
@@ -195,11 +213,52 @@ impl MetadataState {
                 }
                 check_placed(current + new_partitions.len())?;
                 self.check_replicas(new_partitions)?;
+                let added: Vec<PartitionMeta> = new_partitions
+                    .iter()
+                    .map(|r| PartitionMeta::new(r, |b| self.is_fenced(b)))
+                    .collect();
                 if let Some(topic) = self.topics.get_mut(name) {
-                    topic
-                        .partitions
-                        .extend(new_partitions.iter().map(|r| PartitionMeta::new(r)));
+                    topic.partitions.extend(added);
                 }
+            }
+            MetadataCommand::AlterPartition {
+                topic,
+                partition,
+                leader,
+                leader_epoch,
+                partition_epoch,
+                isr,
+            } => {
+                let fenced: Vec<BrokerId> =
+                    isr.iter().copied().filter(|&b| self.is_fenced(b)).collect();
+                let p = self
+                    .topics
+                    .get_mut(topic)
+                    .and_then(|t| t.partitions.get_mut(*partition as usize))
+                    .ok_or_else(|| MetadataError::UnknownTopic(topic.clone()))?;
+                if p.leader != *leader || p.leader_epoch != *leader_epoch {
+                    return Err(MetadataError::FencedLeaderEpoch);
+                }
+                if p.partition_epoch != *partition_epoch {
+                    return Err(MetadataError::InvalidUpdateVersion);
+                }
+                let replicas = p.replica_brokers();
+                let mut sorted = isr.clone();
+                sorted.sort_unstable();
+                sorted.dedup();
+                if !isr.contains(leader)
+                    || sorted.len() != isr.len()
+                    || isr.iter().any(|b| !replicas.contains(b))
+                {
+                    return Err(MetadataError::InvalidReplicas(format!(
+                        "in-sync set {isr:?} is not a set of replicas {replicas:?} holding the leader"
+                    )));
+                }
+                if let Some(b) = fenced.iter().find(|b| !p.isr.contains(b)) {
+                    return Err(MetadataError::IneligibleReplica(*b));
+                }
+                p.isr = isr.clone();
+                p.partition_epoch += 1;
             }
             MetadataCommand::AllocateProducerIds { first, count } => {
                 if *first != self.next_producer_id || *count <= 0 {
@@ -210,6 +269,10 @@ impl MetadataState {
         }
         self.applied += 1;
         Ok(())
+    }
+
+    fn is_fenced(&self, broker: BrokerId) -> bool {
+        self.brokers.get(&broker).is_some_and(|b| b.fenced)
     }
 
     fn each_partition(&mut self, mut f: impl FnMut(&mut PartitionMeta)) {

@@ -130,11 +130,9 @@ fn fencing_moves_leadership_within_the_in_sync_set_and_back() {
         .expect("applies");
     assert_eq!(
         state.partition("pair", 0).expect("exists").isr,
-        vec![1],
-        "a follower is not in sync before it replicates"
+        vec![1, 2],
+        "every replica of a new (empty) partition is in sync"
     );
-    // As replication (#10) will record it once broker 2 caught up.
-    state.topics.get_mut("pair").expect("exists").partitions[0].isr = vec![1, 2];
     state
         .apply(&MetadataCommand::FenceBroker { id: 1 })
         .expect("fences");
@@ -265,4 +263,55 @@ fn commands_apply_deterministically_and_reject_conflicts() {
         );
     }
     assert_eq!(one, before, "failed commands change nothing");
+}
+
+fn alter(isr: Vec<BrokerId>, leader_epoch: i32, partition_epoch: i32) -> MetadataCommand {
+    MetadataCommand::AlterPartition {
+        topic: "t".into(),
+        partition: 0,
+        leader: 1,
+        leader_epoch,
+        partition_epoch,
+        isr,
+    }
+}
+
+#[test]
+fn the_leader_changes_the_in_sync_set_only_at_its_current_epochs() {
+    let mut state = cluster(&[(1, None), (2, None), (3, None)], 1);
+    state
+        .apply(&create("t", vec![vec![on(1, 0), on(2, 0), on(3, 0)]]))
+        .expect("applies");
+    state.apply(&alter(vec![1, 2], 0, 0)).expect("shrinks");
+    let p = state.partition("t", 0).expect("exists").clone();
+    assert_eq!((p.isr.clone(), p.partition_epoch), (vec![1, 2], 1));
+    assert_eq!(
+        state.apply(&alter(vec![1, 2, 3], 0, 0)),
+        Err(MetadataError::InvalidUpdateVersion),
+        "a stale partition epoch"
+    );
+    assert_eq!(
+        state.apply(&alter(vec![1, 2, 3], 1, 1)),
+        Err(MetadataError::FencedLeaderEpoch),
+        "a leader epoch that is not the partition's"
+    );
+    assert!(matches!(
+        state.apply(&alter(vec![2, 3], 0, 1)),
+        Err(MetadataError::InvalidReplicas(_))
+    ));
+    state
+        .apply(&MetadataCommand::FenceBroker { id: 3 })
+        .expect("fences");
+    assert_eq!(
+        state.apply(&alter(vec![1, 2, 3], 0, 1)),
+        Err(MetadataError::IneligibleReplica(3)),
+        "a fenced broker cannot join"
+    );
+    state
+        .apply(&MetadataCommand::FenceBroker { id: 1 })
+        .expect("fences");
+    let p = state.partition("t", 0).expect("exists").clone();
+    assert_eq!((p.leader, p.leader_epoch, p.isr.clone()), (2, 1, vec![2]));
+    assert!(p.partition_epoch > 1);
+    assert!(state.violations().is_empty(), "{:?}", state.violations());
 }

@@ -29,6 +29,10 @@ impl<S: Storage> PartitionLog<S> {
             Ok(end) => {
                 self.producers.borrow_mut().truncate_from(end);
                 self.durable_offset.set(self.durable_offset.get().min(end));
+                self.epochs.borrow_mut().truncate_from(end);
+                if let Err(e) = self.write_epochs().await {
+                    return self.fail(e);
+                }
                 Ok(end)
             }
             Err(e) => self.fail(e),
@@ -56,6 +60,10 @@ impl<S: Storage> PartitionLog<S> {
             Ok(end) => {
                 self.producers.borrow_mut().truncate_from(0);
                 self.durable_offset.set(end);
+                self.epochs.borrow_mut().clear();
+                if let Err(e) = self.write_epochs().await {
+                    return self.fail(e);
+                }
                 Ok(end)
             }
             Err(e) => self.fail(e),

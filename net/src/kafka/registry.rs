@@ -39,8 +39,8 @@ use super::handlers::{
     api_versions, consumer_group_heartbeat, create_partitions, create_topics, delete_groups,
     delete_topics, describe_cluster, describe_configs, describe_groups, describe_quorum, fetch,
     find_coordinator, heartbeat, init_producer_id, join_group, leave_group, list_groups,
-    list_offsets, metadata, offset_commit, offset_delete, offset_fetch, produce, sync_group, Call,
-    Handler, Outcome,
+    list_offsets, metadata, offset_commit, offset_delete, offset_fetch, offset_for_leader_epoch,
+    produce, sync_group, Call, Handler, Outcome,
 };
 
 /// A served API: its key, its name (Kafka's, as `ApiKey` spells it) and its
@@ -140,6 +140,7 @@ registry! {
     Produce => produce::ProduceHandler,
     Fetch => fetch::FetchHandler,
     ListOffsets => list_offsets::ListOffsetsHandler,
+    OffsetForLeaderEpoch => offset_for_leader_epoch::OffsetForLeaderEpochHandler,
     Metadata => metadata::MetadataHandler,
     FindCoordinator => find_coordinator::FindCoordinatorHandler,
     ApiVersions => api_versions::ApiVersionsHandler,

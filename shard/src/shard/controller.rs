@@ -598,6 +598,21 @@ impl Shard {
                 }
                 _ => return Ok(Planned::Answer(0)),
             },
+            Proposal::AlterPartition {
+                topic,
+                partition,
+                leader,
+                leader_epoch,
+                partition_epoch,
+                isr,
+            } => MetadataCommand::AlterPartition {
+                topic,
+                partition,
+                leader,
+                leader_epoch,
+                partition_epoch,
+                isr,
+            },
         };
         Ok(Planned::Commit(command))
     }
@@ -618,6 +633,7 @@ impl Shard {
         let state = *op.0;
         *self.metadata.borrow_mut() = state;
         self.open_assigned().await;
+        self.reconcile_roles();
         self.snapshot_installed.set(true);
     }
 
@@ -719,8 +735,10 @@ impl Shard {
             }
             MetadataCommand::AllocateProducerIds { .. }
             | MetadataCommand::FenceBroker { .. }
-            | MetadataCommand::UnfenceBroker { .. } => {}
+            | MetadataCommand::UnfenceBroker { .. }
+            | MetadataCommand::AlterPartition { .. } => {}
         }
+        self.reconcile_roles();
     }
 }
 

@@ -16,14 +16,16 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::message::{CancelWatch, Fetch, Watch};
+use crate::message::{CancelWatch, Fetch, PartitionRead, Watch};
+
+use super::replication;
 use crate::notify::Changed;
 
 use super::*;
 
 impl Shard {
     /// [`Fetch`]: reads `reads` in order within `max_bytes` in total.
-    pub(crate) async fn fetch_many(&self, op: Fetch) -> Vec<FetchResult> {
+    pub(crate) async fn fetch_many(self: &Rc<Self>, op: Fetch) -> Vec<FetchResult> {
         let Fetch {
             reads,
             max_bytes,
@@ -33,9 +35,7 @@ impl Shard {
         let mut out = Vec::with_capacity(reads.len());
         for read in reads {
             let limit = read.max_bytes.min(remaining);
-            let mut result = self
-                .fetch_local(&read.topic, read.partition, read.offset, limit, !have_data)
-                .await;
+            let mut result = self.fetch_local(&read, limit, !have_data).await;
             let got = result.records.len();
             if got > remaining && have_data {
                 // The log returns at least one batch; one that does not fit
@@ -50,21 +50,37 @@ impl Shard {
         out
     }
 
-    /// One partition's read: whole batches from `offset`, up to `max_bytes`
-    /// (a `max_bytes` of 0 reads nothing unless `at_least_one`).
+    /// One partition's read: whole batches from its offset, up to
+    /// `max_bytes` (a `max_bytes` of 0 reads nothing unless
+    /// `at_least_one`). A consumer reads up to the high watermark; a
+    /// follower (`replica_id` set) up to the log end, and its fetch offset
+    /// tells the leader how far it got.
     async fn fetch_local(
-        &self,
-        topic: &str,
-        partition: PartitionId,
-        offset: Offset,
+        self: &Rc<Self>,
+        read: &PartitionRead,
         max_bytes: usize,
         at_least_one: bool,
     ) -> FetchResult {
+        let (topic, partition, offset) = (read.topic.as_str(), read.partition, read.offset);
         let Some(p) = self.partition(topic, partition) else {
             return FetchResult::failed(self.absence_error(topic, partition));
         };
         if p.log.is_offline() {
             return FetchResult::failed(ErrorCode::KafkaStorageError);
+        }
+        let epoch_check = replication::check_leader_epoch(
+            read.current_leader_epoch,
+            p.role.borrow().leader_epoch(),
+        );
+        if epoch_check != ErrorCode::None {
+            return FetchResult::failed(epoch_check);
+        }
+        let replica = read.replica_id >= 0;
+        if replica && offset <= p.log.log_end_offset() {
+            let error = self.on_replica_fetch((topic, partition), &p, read.replica_id, offset);
+            if error != ErrorCode::None {
+                return FetchResult::failed(error);
+            }
         }
         let hw = p.high_watermark();
         // Consumers never see past what was appended.
@@ -73,6 +89,7 @@ impl Shard {
             "{topic}/{partition}: high watermark {hw} past the log end {}",
             p.log.log_end_offset()
         );
+        let upto = if replica { p.log.log_end_offset() } else { hw };
         let mut result = FetchResult {
             error: ErrorCode::None,
             high_watermark: hw,
@@ -88,7 +105,7 @@ impl Shard {
             }
             return result;
         }
-        match p.log.read_record_set(offset, max_bytes.max(1), hw).await {
+        match p.log.read_record_set(offset, max_bytes.max(1), upto).await {
             Ok(records) => result.records = records,
             Err(e) => result.error = e.error_code(),
         }
@@ -110,13 +127,20 @@ impl Shard {
             watch,
             partitions,
             max_wait_ms,
+            replica,
         } = op;
         let max_wait = Duration::from_millis(max_wait_ms);
         let owned: Vec<Rc<OwnedPartition>> = partitions
             .iter()
             .filter_map(|(topic, partition, offset)| {
-                self.partition(topic, *partition)
-                    .filter(|p| p.high_watermark() <= *offset)
+                self.partition(topic, *partition).filter(|p| {
+                    let end = if replica {
+                        p.log.log_end_offset()
+                    } else {
+                        p.high_watermark()
+                    };
+                    end <= *offset
+                })
             })
             .collect();
         if owned.len() < partitions.len() {
@@ -126,7 +150,18 @@ impl Shard {
         let cancel = Rc::new(Notify::default());
         self.watches.borrow_mut().insert(watch, cancel.clone());
         let _leave = WatchEntry { shard: self, watch };
-        let changes = AnyChanged(owned.iter().map(|p| p.hw_changed.changed()).collect());
+        let changes = AnyChanged(
+            owned
+                .iter()
+                .map(|p| {
+                    if replica {
+                        p.appended.changed()
+                    } else {
+                        p.hw_changed.changed()
+                    }
+                })
+                .collect(),
+        );
         let woken = futures_lite::future::or(changes, cancel.changed());
         futures_lite::future::or(woken, self.env.sleep(max_wait)).await;
     }

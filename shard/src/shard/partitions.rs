@@ -32,10 +32,22 @@ impl Shard {
     /// [`AwaitDurable`]: waits for every partition at once, so their syncs
     /// run side by side.
     pub(crate) async fn await_durable_many(&self, op: AwaitDurable) -> Vec<ErrorCode> {
+        let AwaitDurable {
+            partitions,
+            acks,
+            timeout_ms,
+        } = op;
         join_all(
-            op.partitions
+            partitions
                 .iter()
-                .map(|(topic, partition, offset)| self.await_durable(topic, *partition, *offset)),
+                .map(|(topic, partition, offset, leader_epoch)| async move {
+                    if acks == -1 {
+                        self.await_replicated(topic, *partition, *offset, *leader_epoch, timeout_ms)
+                            .await
+                    } else {
+                        self.await_durable(topic, *partition, *offset).await
+                    }
+                }),
         )
         .await
     }
@@ -56,20 +68,36 @@ impl Shard {
         records: Bytes,
         acks: i16,
     ) -> ProduceResult {
-        let Some(p) = self.partition(topic, partition) else {
-            return ProduceResult {
-                error: self.absence_error(topic, partition),
-                base_offset: -1,
-                log_start_offset: -1,
-                durable_at: None,
-            };
+        let refused = |error, log_start_offset| ProduceResult {
+            error,
+            base_offset: -1,
+            log_start_offset,
+            durable_at: None,
+            leader_epoch: -1,
         };
+        let Some(p) = self.partition(topic, partition) else {
+            return refused(self.absence_error(topic, partition), -1);
+        };
+        let (leader_epoch, isr_len) = {
+            let role = p.role.borrow();
+            if !role.is_leader() {
+                return refused(ErrorCode::NotLeaderOrFollower, -1);
+            }
+            (role.leader_epoch(), role.isr_len())
+        };
+        if acks == -1 && isr_len < p.min_insync_replicas {
+            // Kafka refuses before appending: nothing is written.
+            return refused(ErrorCode::NotEnoughReplicas, p.log.log_start_offset());
+        }
         // In-place offset assignment needs the bytes to ourselves; a record
         // set that shares its buffer with others of the request is copied.
         let batches = records
             .try_into_mut()
             .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
-        let appended = p.log.append(batches, self.env.now_ms()).await;
+        let appended = p
+            .log
+            .append_in_epoch(batches, leader_epoch, self.env.now_ms())
+            .await;
         let info = match appended {
             Ok(info) => {
                 // Assigned offsets lie below the log end (a duplicate's
@@ -86,21 +114,20 @@ impl Shard {
             }
             Err(e) => {
                 tracing::debug!(topic, partition, error = %e, "produce rejected");
-                return ProduceResult {
-                    error: e.error_code(),
-                    base_offset: -1,
-                    log_start_offset: p.log.log_start_offset(),
-                    durable_at: None,
-                };
+                return refused(e.error_code(), p.log.log_start_offset());
             }
         };
+        p.appended.notify_all();
         let flush = match p.flush {
             FlushPolicy::Always if self.env.acks_before_sync() => FlushPolicy::Never,
             flush => flush,
         };
+        // A retry answered from the log waits like the original did: its
+        // records may not be replicated yet.
+        let wait_until = info.last_offset + 1;
         let durable_at = match flush {
             // The caller waits with AwaitDurable before it acknowledges.
-            FlushPolicy::Always if acks != 0 => Some(p.log.log_end_offset()),
+            FlushPolicy::Always if acks != 0 => Some(wait_until),
             FlushPolicy::Always => {
                 // acks=0: nobody waits, but the bytes still become durable
                 // (and visible) promptly.
@@ -113,7 +140,7 @@ impl Shard {
             }
             _ => {
                 p.hw_changed.notify_all();
-                None
+                (acks == -1 && isr_len > 1).then_some(wait_until)
             }
         };
         ProduceResult {
@@ -121,6 +148,7 @@ impl Shard {
             base_offset: info.base_offset,
             log_start_offset: p.log.log_start_offset(),
             durable_at,
+            leader_epoch,
         }
     }
 
@@ -200,6 +228,7 @@ impl Shard {
     ) {
         let config = sluice_core::topic_config::log_config(&self.config.log, configs);
         let flush = config.flush;
+        let min_insync = config.min_insync_replicas;
         let dir = self.partition_dir(topic, partition);
         match self
             .disk
@@ -221,10 +250,15 @@ impl Shard {
                         "recovery cut a torn tail"
                     );
                 }
+                let log_start = log.log_start_offset();
                 let owned = Rc::new(OwnedPartition {
                     log,
                     hw_changed: Notify::default(),
+                    appended: Notify::default(),
                     flush,
+                    min_insync_replicas: min_insync.max(1) as usize,
+                    role: RefCell::new(super::replication::Role::unassigned(log_start)),
+                    alter_pending: Cell::new(false),
                 });
                 self.offline
                     .borrow_mut()

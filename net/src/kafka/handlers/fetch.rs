@@ -54,6 +54,7 @@ struct Wanted {
     partition: i32,
     offset: i64,
     max_bytes: usize,
+    current_leader_epoch: i32,
     owner: Option<u32>,
     /// Set when the topic id or name is unknown.
     error: Option<ErrorCode>,
@@ -64,6 +65,14 @@ pub async fn handle(ctx: &Rc<Context>, request: FetchRequest, version: i16) -> F
     if request.session_id > 0 {
         return FetchResponse::default().with_error_code(ErrorCode::FetchSessionIdNotFound.code());
     }
+    // A follower names itself (KIP-392 moved the id into `replica_state`).
+    let replica_id = if version >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    };
+    // A consumer that names its rack may read from a follower (KIP-392).
+    let from_follower = replica_id < 0 && version >= 11 && !request.rack_id.is_empty();
     let mut topics_out: Vec<(TopicName, Uuid)> = Vec::new();
     let mut wanted = Vec::new();
     for topic in &request.topics {
@@ -83,16 +92,24 @@ pub async fn handle(ctx: &Rc<Context>, request: FetchRequest, version: i16) -> F
         };
         topics_out.push((TopicName(StrBytes::from_string(name.clone())), id));
         for p in &topic.partitions {
-            let owner = ctx
-                .shard
-                .metadata()
-                .leader_shard(ctx.node_id, &name, p.partition);
+            let owner = {
+                let metadata = ctx.shard.metadata();
+                match metadata.leader_shard(ctx.node_id, &name, p.partition) {
+                    Err(_) if from_follower => {
+                        metadata
+                            .replica_shard(ctx.node_id, &name, p.partition)
+                            .ok_or(ErrorCode::NotLeaderOrFollower)
+                    }
+                    owner => owner,
+                }
+            };
             wanted.push(Wanted {
                 topic_index: topics_out.len() - 1,
                 name: name.clone(),
                 partition: p.partition,
                 offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes.max(0) as usize,
+                current_leader_epoch: p.current_leader_epoch,
                 owner: owner.ok(),
                 error: unknown.or(owner.err()),
             });
@@ -110,7 +127,7 @@ pub async fn handle(ctx: &Rc<Context>, request: FetchRequest, version: i16) -> F
     let env = ctx.shard.env().clone();
     let deadline_ms = env.monotonic_ms() + request.max_wait_ms.max(0) as u64;
     let results = loop {
-        let results = fetch_once(ctx, &wanted, &owners, max_bytes).await;
+        let results = fetch_once(ctx, &wanted, &owners, max_bytes, replica_id).await;
         let bytes: usize = results.iter().map(|r| r.records.len()).sum();
         let errors = results.iter().any(|r| r.error != ErrorCode::None);
         let now_ms = env.monotonic_ms();
@@ -122,6 +139,7 @@ pub async fn handle(ctx: &Rc<Context>, request: FetchRequest, version: i16) -> F
             &wanted,
             &owners,
             Duration::from_millis(deadline_ms - now_ms),
+            replica_id >= 0,
         )
         .await;
     };
@@ -174,6 +192,7 @@ async fn fetch_once(
     wanted: &[Wanted],
     owners: &[(u32, Vec<usize>)],
     max_bytes: usize,
+    replica_id: i32,
 ) -> Vec<FetchResult> {
     let mut out: Vec<FetchResult> = wanted
         .iter()
@@ -189,6 +208,8 @@ async fn fetch_once(
                 partition: wanted[i].partition,
                 offset: wanted[i].offset,
                 max_bytes: wanted[i].max_bytes,
+                replica_id,
+                current_leader_epoch: wanted[i].current_leader_epoch,
             })
             .collect();
         let request = Fetch {
@@ -224,6 +245,7 @@ async fn wait_for_data(
     wanted: &[Wanted],
     owners: &[(u32, Vec<usize>)],
     remaining: Duration,
+    replica: bool,
 ) {
     let max_wait_ms = remaining.as_millis() as u64;
     let watches: Vec<(u32, u64)> = owners
@@ -248,6 +270,7 @@ async fn wait_for_data(
                 watch: *watch,
                 partitions,
                 max_wait_ms,
+                replica,
             };
             Box::pin(ctx.shard.call(*owner, request)) as Pin<Box<dyn Future<Output = _>>>
         })

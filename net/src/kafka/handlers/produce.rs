@@ -75,6 +75,7 @@ pub async fn handle(call: Call<'_>, request: ProduceRequest) -> Outcome<ProduceR
 /// A produce request whose records are appended, waiting to be answered.
 struct Appended {
     acks: i16,
+    timeout_ms: u64,
     topics: Vec<AppendedTopic>,
 }
 
@@ -87,9 +88,10 @@ struct AppendedTopic {
 
 struct AppendedPartition {
     response: PartitionProduceResponse,
-    /// The owner shard and the offset to wait for, when the answer must
-    /// wait until the records are durable.
-    durable_at: Option<(ShardId, Offset)>,
+    /// The owner shard, the offset to wait for and the leader epoch of
+    /// the append, when the answer must wait until the records are durable
+    /// (or replicated, with acks=all).
+    durable_at: Option<(ShardId, Offset, i32)>,
 }
 
 /// Step one: appends every partition's records (one message to each owner
@@ -102,6 +104,7 @@ struct AppendedPartition {
 /// before the records go ([`handle`] drops the request header likewise).
 async fn append(ctx: &Rc<Context>, request: ProduceRequest) -> Appended {
     let acks = request.acks;
+    let timeout_ms = request.timeout_ms.max(0) as u64;
     let mut topics = Vec::with_capacity(request.topic_data.len());
     let mut by_owner = ByOwner::default();
     // Place in `by_owner` → (topic, partition) in `topics`.
@@ -178,10 +181,14 @@ async fn append(ctx: &Rc<Context>, request: ProduceRequest) -> Appended {
                 .with_base_offset(r.base_offset)
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(r.log_start_offset);
-            appended.durable_at = r.durable_at.map(|offset| (owner, offset));
+            appended.durable_at = r.durable_at.map(|offset| (owner, offset, r.leader_epoch));
         }
     }
-    Appended { acks, topics }
+    Appended {
+        acks,
+        timeout_ms,
+        topics,
+    }
 }
 
 impl Appended {
@@ -204,10 +211,10 @@ impl Appended {
         let mut waiting = Vec::new();
         for (t, topic) in self.topics.iter().enumerate() {
             for (p, partition) in topic.partitions.iter().enumerate() {
-                if let Some((owner, offset)) = partition.durable_at {
+                if let Some((owner, offset, epoch)) = partition.durable_at {
                     by_owner.push(
                         owner,
-                        (topic.name.clone(), partition.response.index, offset),
+                        (topic.name.clone(), partition.response.index, offset, epoch),
                     );
                     waiting.push((t, p));
                 }
@@ -216,7 +223,11 @@ impl Appended {
         let synced = by_owner
             .call(
                 &ctx.shard,
-                |partitions| AwaitDurable { partitions },
+                |partitions| AwaitDurable {
+                    partitions,
+                    acks: self.acks,
+                    timeout_ms: self.timeout_ms,
+                },
                 |errors| errors,
             )
             .await;

@@ -1,0 +1,357 @@
+//! The follower's side of replication: one fetcher task per (shard,
+//! leading broker) pair fetches every partition this shard follows from
+//! that broker, with Kafka's own requests on its Kafka listener.
+//!
+//! A follower of a new leader epoch first asks the leader, with
+//! OffsetForLeaderEpoch, where its latest epoch ends there, and cuts its
+//! log at the point core's [`truncation`] gives (KIP-101, KIP-279). Then it
+//! fetches from its log end with `replica_id` set: the leader counts that
+//! offset as the follower's log end. Batches go into the log as fetched
+//! (CRC checked, not re-encoded); under `log.flush=always` they are synced
+//! before the next fetch, so a fetch offset the leader sees is durable
+//! here.
+//!
+//! Invariants: a fetcher runs only while this shard follows something from
+//! its broker and exits once nothing is left; a partition whose role moved
+//! on while an answer was in flight ignores that answer.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
+use kafka_protocol::messages::{
+    BrokerId as WireBrokerId, FetchRequest, OffsetForLeaderEpochRequest, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use sluice_core::metadata::BrokerId;
+use sluice_core::replication::truncation;
+
+use super::replication::Role;
+use super::*;
+use crate::kafka_link::KafkaLink;
+
+/// Fetch version followers send (topic names, `replica_id`, leader epochs).
+const FETCH_VERSION: i16 = 12;
+/// OffsetForLeaderEpoch version followers send (`replica_id`, flexible).
+const EPOCH_VERSION: i16 = 4;
+/// Connect timeout to a leader.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// What an answer may take beyond the fetch's own wait.
+const ANSWER_SLACK: Duration = Duration::from_secs(10);
+/// Pause after a round in which some partition got an error.
+const ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// One followed partition as a round sees it.
+struct Followed {
+    topic: String,
+    partition: PartitionId,
+    p: Rc<OwnedPartition>,
+    leader_epoch: i32,
+    truncated: bool,
+}
+
+impl Shard {
+    /// Starts the fetcher for `leader` unless it runs.
+    pub(super) fn ensure_fetcher(self: &Rc<Self>, leader: BrokerId) {
+        if !self.fetchers.borrow_mut().insert(leader) {
+            return;
+        }
+        let shard = self.clone();
+        glommio::spawn_local(async move {
+            shard.clone().fetch_from(leader).await;
+            shard.fetchers.borrow_mut().remove(&leader);
+        })
+        .detach();
+    }
+
+    /// The partitions this shard follows from `leader` now.
+    fn followed_from(&self, leader: BrokerId) -> Vec<Followed> {
+        self.partitions
+            .borrow()
+            .iter()
+            .filter_map(|((topic, partition), p)| match &*p.role.borrow() {
+                Role::Follower(f) if f.leader == leader => Some(Followed {
+                    topic: topic.clone(),
+                    partition: *partition,
+                    p: p.clone(),
+                    leader_epoch: f.leader_epoch,
+                    truncated: f.truncated,
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The fetcher's loop: truncate what needs it, then fetch, until
+    /// nothing here follows `leader`.
+    async fn fetch_from(self: Rc<Self>, leader: BrokerId) {
+        let backoff = Duration::from_millis(self.config.kafka.replica_fetch_backoff_ms.max(10));
+        let mut link: Option<KafkaLink> = None;
+        tracing::debug!(shard = self.id, leader, "replica fetcher starts");
+        loop {
+            let followed = self.followed_from(leader);
+            if followed.is_empty() {
+                tracing::debug!(shard = self.id, leader, "replica fetcher stops");
+                return;
+            }
+            if link.is_none() {
+                let addr = self
+                    .metadata()
+                    .brokers
+                    .get(&leader)
+                    .map(|b| (b.registration.host.clone(), b.registration.port));
+                let Some((host, port)) = addr.and_then(|(h, p)| Some((h, u16::try_from(p).ok()?)))
+                else {
+                    self.env.sleep(backoff).await;
+                    continue;
+                };
+                let client_id = format!("sluice-replica-{}-{}", self.config.node_id, self.id);
+                match KafkaLink::connect(&host, port, client_id, self.env.clone(), CONNECT_TIMEOUT)
+                    .await
+                {
+                    Ok(l) => link = Some(l),
+                    Err(e) => {
+                        tracing::debug!(shard = self.id, leader, error = %e, "cannot reach the leader");
+                        self.env.sleep(backoff).await;
+                        continue;
+                    }
+                }
+            }
+            let Some(l) = link.as_mut() else {
+                continue;
+            };
+            let untruncated: Vec<&Followed> = followed.iter().filter(|f| !f.truncated).collect();
+            let round = if untruncated.is_empty() {
+                self.fetch_round(l, &followed).await
+            } else {
+                self.truncation_round(l, &untruncated).await
+            };
+            match round {
+                Ok(true) => {}
+                Ok(false) => self.env.sleep(ERROR_PAUSE.min(backoff)).await,
+                Err(e) => {
+                    tracing::debug!(shard = self.id, leader, error = %e, "fetching from the leader failed");
+                    link = None;
+                    self.env.sleep(backoff).await;
+                }
+            }
+        }
+    }
+
+    /// Marks `f` truncated if its role is still the one the round saw.
+    fn mark_truncated(f: &Followed) {
+        if let Role::Follower(role) = &mut *f.p.role.borrow_mut() {
+            if role.leader_epoch == f.leader_epoch {
+                role.truncated = true;
+            }
+        }
+    }
+
+    /// One OffsetForLeaderEpoch round for the followers that have not cut
+    /// their logs yet. `Ok(false)` when some partition got an error.
+    async fn truncation_round(
+        &self,
+        link: &mut KafkaLink,
+        followed: &[&Followed],
+    ) -> Result<bool, String> {
+        let mut topics: BTreeMap<&str, Vec<OffsetForLeaderPartition>> = BTreeMap::new();
+        let mut asking = Vec::new();
+        for f in followed {
+            match f.p.log.latest_epoch() {
+                // An empty log has nothing to cut.
+                None => Self::mark_truncated(f),
+                Some(epoch) => {
+                    topics.entry(&f.topic).or_default().push(
+                        OffsetForLeaderPartition::default()
+                            .with_partition(f.partition)
+                            .with_current_leader_epoch(f.leader_epoch)
+                            .with_leader_epoch(epoch),
+                    );
+                    asking.push(*f);
+                }
+            }
+        }
+        if asking.is_empty() {
+            return Ok(true);
+        }
+        let request = OffsetForLeaderEpochRequest::default()
+            .with_replica_id(WireBrokerId(self.config.node_id))
+            .with_topics(
+                topics
+                    .into_iter()
+                    .map(|(name, partitions)| {
+                        OffsetForLeaderTopic::default()
+                            .with_topic(TopicName(StrBytes::from_string(name.to_owned())))
+                            .with_partitions(partitions)
+                    })
+                    .collect(),
+            );
+        let answer = link.call(&request, EPOCH_VERSION, ANSWER_SLACK).await?;
+        let mut clean = true;
+        for topic in answer.topics {
+            for part in topic.partitions {
+                let Some(f) = asking
+                    .iter()
+                    .find(|f| f.topic == topic.topic.0.as_str() && f.partition == part.partition)
+                else {
+                    continue;
+                };
+                if part.error_code != 0 {
+                    clean = false;
+                    continue;
+                }
+                let still = matches!(&*f.p.role.borrow(), Role::Follower(r) if r.leader_epoch == f.leader_epoch);
+                if !still {
+                    continue;
+                }
+                let log_end = f.p.log.log_end_offset();
+                let cut = truncation(
+                    &f.p.log.leader_epochs(),
+                    log_end,
+                    f.p.high_watermark(),
+                    (part.leader_epoch, part.end_offset),
+                );
+                if cut.to < log_end {
+                    tracing::info!(
+                        shard = self.id,
+                        topic = f.topic,
+                        partition = f.partition,
+                        from = log_end,
+                        to = cut.to,
+                        leader_epoch = part.leader_epoch,
+                        "truncating a follower's divergent tail"
+                    );
+                    if let Err(e) = f.p.log.truncate_to(cut.to, self.env.now_ms()).await {
+                        tracing::warn!(topic = f.topic, partition = f.partition, error = %e, "truncation failed");
+                        clean = false;
+                        continue;
+                    }
+                    f.p.hw_changed.notify_all();
+                }
+                if !cut.ask_again {
+                    Self::mark_truncated(f);
+                }
+            }
+        }
+        Ok(clean)
+    }
+
+    /// One Fetch round from every followed partition's log end; appends
+    /// what comes back. `Ok(false)` when some partition got an error.
+    async fn fetch_round(
+        &self,
+        link: &mut KafkaLink,
+        followed: &[Followed],
+    ) -> Result<bool, String> {
+        let kafka = &self.config.kafka;
+        let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
+        for f in followed {
+            topics.entry(&f.topic).or_default().push(
+                FetchPartition::default()
+                    .with_partition(f.partition)
+                    .with_current_leader_epoch(f.leader_epoch)
+                    .with_fetch_offset(f.p.log.log_end_offset())
+                    .with_last_fetched_epoch(f.p.log.latest_epoch().unwrap_or(-1))
+                    .with_log_start_offset(f.p.log.log_start_offset())
+                    .with_partition_max_bytes(kafka.replica_fetch_max_bytes as i32),
+            );
+        }
+        let wait = Duration::from_millis(kafka.replica_fetch_wait_max_ms);
+        let request = FetchRequest::default()
+            .with_replica_id(WireBrokerId(self.config.node_id))
+            .with_max_wait_ms(wait.as_millis() as i32)
+            .with_min_bytes(1)
+            .with_max_bytes(kafka.fetch_max_bytes as i32)
+            .with_session_epoch(-1)
+            .with_topics(
+                topics
+                    .into_iter()
+                    .map(|(name, partitions)| {
+                        FetchTopic::default()
+                            .with_topic(TopicName(StrBytes::from_string(name.to_owned())))
+                            .with_partitions(partitions)
+                    })
+                    .collect(),
+            );
+        let answer = link
+            .call(&request, FETCH_VERSION, wait + ANSWER_SLACK)
+            .await?;
+        if answer.error_code != 0 {
+            return Ok(false);
+        }
+        let mut clean = true;
+        for topic in answer.responses {
+            for part in topic.partitions {
+                let Some(f) = followed.iter().find(|f| {
+                    f.topic == topic.topic.0.as_str() && f.partition == part.partition_index
+                }) else {
+                    continue;
+                };
+                let still = matches!(&*f.p.role.borrow(), Role::Follower(r) if r.leader_epoch == f.leader_epoch && r.truncated);
+                if !still {
+                    continue;
+                }
+                match part.error_code {
+                    0 => {}
+                    code if code == ErrorCode::OffsetOutOfRange.code() => {
+                        clean = false;
+                        self.out_of_range(f, part.log_start_offset).await;
+                        continue;
+                    }
+                    _ => {
+                        clean = false;
+                        continue;
+                    }
+                }
+                if let Some(records) = part.records.filter(|r| !r.is_empty()) {
+                    let now = self.env.now_ms();
+                    if let Err(e) = f.p.log.append_as_follower(records, now).await {
+                        tracing::warn!(topic = f.topic, partition = f.partition, error = %e, "a replicated append failed");
+                        clean = false;
+                        continue;
+                    }
+                    f.p.appended.notify_all();
+                    if f.p.flush == FlushPolicy::Always {
+                        if let Err(e) = f.p.log.flush().await {
+                            tracing::warn!(topic = f.topic, partition = f.partition, error = %e, "syncing replicated batches failed");
+                            clean = false;
+                        }
+                    }
+                }
+                if let Role::Follower(role) = &mut *f.p.role.borrow_mut() {
+                    role.high_watermark = role.high_watermark.max(part.high_watermark);
+                }
+                f.p.hw_changed.notify_all();
+            }
+        }
+        Ok(clean)
+    }
+
+    /// The leader says the follower's log end is out of its range: behind
+    /// its log start (retention moved on), start over there; otherwise the
+    /// histories differ and the follower truncates again.
+    async fn out_of_range(&self, f: &Followed, leader_log_start: Offset) {
+        let log_end = f.p.log.log_end_offset();
+        if leader_log_start >= 0 && log_end < leader_log_start {
+            tracing::info!(
+                topic = f.topic,
+                partition = f.partition,
+                leader_log_start,
+                "follower behind the leader's log start; starting over there"
+            );
+            if let Err(e) =
+                f.p.log
+                    .truncate_fully_and_start_at(leader_log_start, self.env.now_ms())
+                    .await
+            {
+                tracing::warn!(topic = f.topic, partition = f.partition, error = %e, "starting over failed");
+            }
+        } else if let Role::Follower(role) = &mut *f.p.role.borrow_mut() {
+            if role.leader_epoch == f.leader_epoch {
+                role.truncated = false;
+            }
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! Replication on the shard that holds a partition's replica: its role
+//! (leader or follower) kept in step with the metadata, the leader's side
+//! of follower fetches (their log ends, the high watermark, the in-sync set
+//! changes it asks the controller for), acks=all waits, and
+//! OffsetForLeaderEpoch answers. The follower's side, fetching, is in
+//! `replica_fetcher`.
+//!
+//! The decisions (high watermark, who is in sync, where to truncate) are
+//! core's [`sluice_core::replication`], pure and driven by the simulator
+//! too; this module feeds them offsets and the time and acts on what they
+//! return.
+//!
+//! Invariants: a replica's role changes only when this shard applies
+//! metadata that says so; every role change wakes the partition's waiters,
+//! so an acks=all produce never waits on a leadership it lost; a partition
+//! has at most one in-sync set change in flight.
+
+use sluice_core::metadata::{BrokerId, NO_LEADER};
+use sluice_core::replication::LeaderView;
+
+use super::*;
+use crate::message::{EpochEndOffsets, Proposal, Propose};
+
+/// A replica's role at one leader epoch.
+#[derive(Debug)]
+pub enum Role {
+    /// This broker leads.
+    Leader(LeaderView),
+    /// Another broker leads (or nobody, [`NO_LEADER`]).
+    Follower(FollowerRole),
+}
+
+/// A follower's state.
+#[derive(Debug, Clone)]
+pub struct FollowerRole {
+    pub leader: BrokerId,
+    pub leader_epoch: i32,
+    /// False until it cut its log where the leader's history parts from
+    /// its own (it fetches only after).
+    pub truncated: bool,
+    /// The leader's high watermark at the last fetch.
+    pub high_watermark: Offset,
+}
+
+impl Role {
+    /// A replica no metadata was applied to yet.
+    pub fn unassigned(high_watermark: Offset) -> Role {
+        Role::Follower(FollowerRole {
+            leader: NO_LEADER,
+            leader_epoch: -1,
+            truncated: false,
+            high_watermark,
+        })
+    }
+
+    pub fn leader_epoch(&self) -> i32 {
+        match self {
+            Role::Leader(v) => v.leader_epoch,
+            Role::Follower(f) => f.leader_epoch,
+        }
+    }
+
+    pub fn is_leader(&self) -> bool {
+        matches!(self, Role::Leader(_))
+    }
+
+    pub(super) fn high_watermark(&mut self, local_end: Offset, log_end: Offset) -> Offset {
+        match self {
+            Role::Leader(v) => v.high_watermark(local_end),
+            Role::Follower(f) => f.high_watermark.min(log_end),
+        }
+    }
+
+    /// The in-sync set size a leader works with (0 on a follower).
+    pub fn isr_len(&self) -> usize {
+        match self {
+            Role::Leader(v) => v.isr.len(),
+            Role::Follower(_) => 0,
+        }
+    }
+}
+
+/// Kafka's answer to a request's `current_leader_epoch` against the
+/// replica's: older is fenced, newer is not known here yet.
+pub fn check_leader_epoch(requested: i32, current: i32) -> ErrorCode {
+    if requested < 0 || requested == current {
+        ErrorCode::None
+    } else if requested < current {
+        ErrorCode::FencedLeaderEpoch
+    } else {
+        ErrorCode::UnknownLeaderEpoch
+    }
+}
+
+impl Shard {
+    /// Brings every replica's role in step with this shard's metadata:
+    /// new leaders start their epoch, new followers start by truncating,
+    /// and a fetcher runs for every broker something here follows.
+    pub(super) fn reconcile_roles(self: &Rc<Self>) {
+        let me = self.config.node_id;
+        let now = self.env.monotonic_ms() as i64;
+        let mut leaders: Vec<BrokerId> = Vec::new();
+        let owned: Vec<(PartitionKey, Rc<OwnedPartition>)> = self
+            .partitions
+            .borrow()
+            .iter()
+            .map(|(k, p)| (k.clone(), p.clone()))
+            .collect();
+        for ((topic, partition), p) in owned {
+            let Some(meta) = self.metadata.borrow().partition(&topic, partition).cloned() else {
+                continue;
+            };
+            let hw = p.high_watermark();
+            let log_end = p.log.log_end_offset();
+            let mut started_epoch = None;
+            let changed = {
+                let mut role = p.role.borrow_mut();
+                match &mut *role {
+                    Role::Leader(v) if meta.leader == me && v.leader_epoch == meta.leader_epoch => {
+                        if v.partition_epoch != meta.partition_epoch {
+                            v.update(
+                                &meta.replica_brokers(),
+                                &meta.isr,
+                                meta.partition_epoch,
+                                now,
+                            );
+                            true
+                        } else {
+                            false
+                        }
+                    }
+                    Role::Follower(f)
+                        if meta.leader != me
+                            && f.leader == meta.leader
+                            && f.leader_epoch == meta.leader_epoch =>
+                    {
+                        false
+                    }
+                    _ if meta.leader == me => {
+                        *role = Role::Leader(LeaderView::new(
+                            me,
+                            &meta.replica_brokers(),
+                            &meta.isr,
+                            (meta.leader_epoch, meta.partition_epoch),
+                            (log_end, hw),
+                            now,
+                        ));
+                        started_epoch = Some(meta.leader_epoch);
+                        true
+                    }
+                    _ => {
+                        *role = Role::Follower(FollowerRole {
+                            leader: meta.leader,
+                            leader_epoch: meta.leader_epoch,
+                            truncated: false,
+                            high_watermark: hw,
+                        });
+                        true
+                    }
+                }
+            };
+            if changed {
+                tracing::debug!(shard = self.id, topic, partition, leader = meta.leader, epoch = meta.leader_epoch, isr = ?meta.isr, "replica role");
+                p.hw_changed.notify_all();
+                p.appended.notify_all();
+            }
+            if let Some(epoch) = started_epoch {
+                let p = p.clone();
+                glommio::spawn_local(async move {
+                    if let Err(e) = p.log.start_epoch(epoch).await {
+                        tracing::warn!(topic, partition, epoch, error = %e, "recording a new leader epoch");
+                    }
+                })
+                .detach();
+            }
+            if meta.leader != me && meta.leader != NO_LEADER && !leaders.contains(&meta.leader) {
+                leaders.push(meta.leader);
+            }
+        }
+        for leader in leaders {
+            self.ensure_fetcher(leader);
+        }
+    }
+
+    /// On the leader: a follower fetched `partition` at `offset`. Moves the
+    /// high watermark (waking waiters) and asks for an in-sync set change
+    /// when one is due. The error a replica fetch gets, if any.
+    pub(super) fn on_replica_fetch(
+        self: &Rc<Self>,
+        key: (&str, PartitionId),
+        p: &Rc<OwnedPartition>,
+        replica: BrokerId,
+        offset: Offset,
+    ) -> ErrorCode {
+        let now = self.env.monotonic_ms() as i64;
+        let before = p.high_watermark();
+        {
+            let mut role = p.role.borrow_mut();
+            let Role::Leader(view) = &mut *role else {
+                return ErrorCode::NotLeaderOrFollower;
+            };
+            if !view.on_fetch(replica, offset, p.log.log_end_offset(), now) {
+                return ErrorCode::NotLeaderOrFollower;
+            }
+        }
+        if p.high_watermark() > before {
+            p.hw_changed.notify_all();
+        }
+        self.maybe_alter_isr(key.0, key.1, p, now);
+        ErrorCode::None
+    }
+
+    /// Asks the controller for the in-sync set the leader's view wants, if
+    /// it differs from the current one and no change is in flight.
+    fn maybe_alter_isr(
+        self: &Rc<Self>,
+        topic: &str,
+        partition: PartitionId,
+        p: &Rc<OwnedPartition>,
+        now: i64,
+    ) {
+        let lag_max = self.config.kafka.replica_lag_time_max_ms as i64;
+        let proposal = {
+            let role = p.role.borrow();
+            let Role::Leader(view) = &*role else {
+                return;
+            };
+            let Some(isr) = view.wanted_isr(now, lag_max) else {
+                return;
+            };
+            if p.alter_pending.get() {
+                return;
+            }
+            Proposal::AlterPartition {
+                topic: topic.to_owned(),
+                partition,
+                leader: view.me,
+                leader_epoch: view.leader_epoch,
+                partition_epoch: view.partition_epoch,
+                isr,
+            }
+        };
+        p.alter_pending.set(true);
+        let shard = self.clone();
+        let p = p.clone();
+        glommio::spawn_local(async move {
+            tracing::info!(shard = shard.id, proposal = ?proposal, "asking the controller to change an in-sync set");
+            match shard.call(0, Propose(proposal)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err((code, message))) => {
+                    tracing::info!(code = %code, message, "the controller refused an in-sync set change")
+                }
+                Err(_) => {}
+            }
+            p.alter_pending.set(false);
+        })
+        .detach();
+    }
+
+    /// The periodic check of every partition led here: followers that fell
+    /// behind for `replica.lag.time.max.ms` leave the in-sync set.
+    pub async fn maintain_isr(self: Rc<Self>) {
+        let period = (self.config.kafka.replica_lag_time_max_ms / 2).clamp(50, 5000);
+        loop {
+            self.env.sleep(Duration::from_millis(period)).await;
+            let now = self.env.monotonic_ms() as i64;
+            let led: Vec<(PartitionKey, Rc<OwnedPartition>)> = self
+                .partitions
+                .borrow()
+                .iter()
+                .filter(|(_, p)| p.role.borrow().is_leader())
+                .map(|(k, p)| (k.clone(), p.clone()))
+                .collect();
+            for ((topic, partition), p) in led {
+                self.maybe_alter_isr(&topic, partition, &p, now);
+            }
+        }
+    }
+
+    /// Waits until the high watermark reaches `offset` (acks=all): every
+    /// in-sync replica holds the records, made durable under
+    /// `log.flush=always`. NOT_LEADER_OR_FOLLOWER when leadership moves
+    /// meanwhile, NOT_ENOUGH_REPLICAS_AFTER_APPEND when the in-sync set
+    /// falls below `min.insync.replicas`, REQUEST_TIMED_OUT after
+    /// `timeout_ms`.
+    pub(super) async fn await_replicated(
+        &self,
+        topic: &str,
+        partition: PartitionId,
+        offset: Offset,
+        leader_epoch: i32,
+        timeout_ms: u64,
+    ) -> ErrorCode {
+        let Some(p) = self.partition(topic, partition) else {
+            return self.absence_error(topic, partition);
+        };
+        let deadline = self.env.monotonic_ms() + timeout_ms;
+        loop {
+            {
+                let role = p.role.borrow();
+                if !role.is_leader() || role.leader_epoch() != leader_epoch {
+                    return ErrorCode::NotLeaderOrFollower;
+                }
+            }
+            if p.flush == FlushPolicy::Always && p.log.durable_offset() < offset {
+                if let Err(e) = p.flush().await {
+                    return e.error_code();
+                }
+                continue;
+            }
+            if p.high_watermark() >= offset {
+                return ErrorCode::None;
+            }
+            if p.role.borrow().isr_len() < p.min_insync_replicas {
+                return ErrorCode::NotEnoughReplicasAfterAppend;
+            }
+            let now = self.env.monotonic_ms();
+            if now >= deadline {
+                return ErrorCode::RequestTimedOut;
+            }
+            let changed = p.hw_changed.changed();
+            futures_lite::future::or(
+                changed,
+                self.env.sleep(Duration::from_millis(deadline - now)),
+            )
+            .await;
+        }
+    }
+
+    /// [`EpochEndOffsets`]: OffsetForLeaderEpoch for partitions led here.
+    pub(crate) async fn epoch_end_offsets(
+        &self,
+        op: EpochEndOffsets,
+    ) -> Vec<(ErrorCode, i32, Offset)> {
+        op.partitions
+            .iter()
+            .map(|(topic, partition, current_leader_epoch, epoch)| {
+                let Some(p) = self.partition(topic, *partition) else {
+                    return (self.absence_error(topic, *partition), -1, -1);
+                };
+                let role = p.role.borrow();
+                if !role.is_leader() {
+                    return (ErrorCode::NotLeaderOrFollower, -1, -1);
+                }
+                let check = check_leader_epoch(*current_leader_epoch, role.leader_epoch());
+                if check != ErrorCode::None {
+                    return (check, -1, -1);
+                }
+                if *epoch == role.leader_epoch() {
+                    // The epoch this leader leads in ends at its log end,
+                    // recorded or not yet.
+                    return (ErrorCode::None, *epoch, p.log.log_end_offset());
+                }
+                let (e, end) = p.log.end_offset_for_epoch(*epoch);
+                (ErrorCode::None, e, end)
+            })
+            .collect()
+    }
+}
