@@ -132,6 +132,24 @@ impl MetadataState {
                     return Err(MetadataError::InvalidRegistration(why));
                 }
                 let id = registration.id;
+                // A new incarnation is a restart: what the broker led may
+                // have lost an unsynced tail its followers hold, so it
+                // leaves the in-sync set (unless it is the last member)
+                // and its leadership moves on, in a new epoch either way,
+                // as a fencing would; followers then truncate against it.
+                let restarted = self
+                    .brokers
+                    .get(&id)
+                    .is_some_and(|b| b.registration.incarnation != registration.incarnation);
+                if restarted {
+                    let fenced: Vec<BrokerId> = self
+                        .brokers
+                        .values()
+                        .filter(|b| b.fenced || b.registration.id == id)
+                        .map(|b| b.registration.id)
+                        .collect();
+                    self.each_partition(|p| brokers::on_fenced(p, id, |b| fenced.contains(&b)));
+                }
                 let epoch = self.applied;
                 self.brokers.insert(
                     id,

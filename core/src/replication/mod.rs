@@ -15,3 +15,18 @@ pub mod leader;
 pub use epochs::{EpochCache, UNDEFINED_EPOCH, UNDEFINED_OFFSET};
 pub use follower::{truncation, Truncation};
 pub use leader::LeaderView;
+
+use crate::ErrorCode;
+
+/// Kafka's answer to a request's `current_leader_epoch` against the
+/// replica's own: older is FENCED_LEADER_EPOCH, newer than it knows is
+/// UNKNOWN_LEADER_EPOCH (the client retries), -1 skips the check.
+pub fn check_leader_epoch(requested: i32, current: i32) -> ErrorCode {
+    if requested < 0 || requested == current {
+        ErrorCode::None
+    } else if requested < current {
+        ErrorCode::FencedLeaderEpoch
+    } else {
+        ErrorCode::UnknownLeaderEpoch
+    }
+}

@@ -80,17 +80,7 @@ impl Role {
     }
 }
 
-/// Kafka's answer to a request's `current_leader_epoch` against the
-/// replica's: older is fenced, newer is not known here yet.
-pub fn check_leader_epoch(requested: i32, current: i32) -> ErrorCode {
-    if requested < 0 || requested == current {
-        ErrorCode::None
-    } else if requested < current {
-        ErrorCode::FencedLeaderEpoch
-    } else {
-        ErrorCode::UnknownLeaderEpoch
-    }
-}
+pub use sluice_core::replication::check_leader_epoch;
 
 impl Shard {
     /// Brings every replica's role in step with this shard's metadata:

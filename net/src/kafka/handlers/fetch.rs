@@ -95,11 +95,9 @@ pub async fn handle(ctx: &Rc<Context>, request: FetchRequest, version: i16) -> F
             let owner = {
                 let metadata = ctx.shard.metadata();
                 match metadata.leader_shard(ctx.node_id, &name, p.partition) {
-                    Err(_) if from_follower => {
-                        metadata
-                            .replica_shard(ctx.node_id, &name, p.partition)
-                            .ok_or(ErrorCode::NotLeaderOrFollower)
-                    }
+                    Err(_) if from_follower => metadata
+                        .replica_shard(ctx.node_id, &name, p.partition)
+                        .ok_or(ErrorCode::NotLeaderOrFollower),
                     owner => owner,
                 }
             };

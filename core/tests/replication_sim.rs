@@ -1,0 +1,932 @@
+//! A seeded simulation of one partition replicated on three brokers, with
+//! the production rules deciding everything that matters: the controller's
+//! metadata state machine (fencing, elections within the in-sync set,
+//! in-sync set changes), broker liveness, the leader's view of its
+//! followers (high watermark, who is in sync), the leader epoch cache and
+//! the follower's truncation (`sluice_core::replication`).
+//!
+//! What is modelled here, not taken from production: the logs (a list of
+//! entries per broker, with a durable prefix), the network between brokers
+//! (fetches and OffsetForLeaderEpoch as messages that are delayed,
+//! reordered, duplicated, lost or cut off), the controller as a reliable
+//! node (its own quorum is simulated in `shard/tests/quorum.rs`), and the
+//! glue that feeds those rules (the shard's role reconciliation and fetch
+//! handling, mirrored step for step).
+//!
+//! Faults: crashes (power loss: the unsynced tail is gone), restarts,
+//! brokers cut off from everyone, message loss, duplication and
+//! reordering, time jumps. Producers write with acks=all and
+//! `min.insync.replicas=2` under `log.flush=always`.
+//!
+//! Checked after every step: the metadata's invariants; every acknowledged
+//! record is in the current leader's log at its offset; no two live
+//! replicas disagree below the lower of their high watermarks; a record a
+//! consumer read never changes or disappears from the leader; an offset is
+//! acknowledged for one record only.
+//!
+//! Replay a seed: `REPLICATION_SEED=<seed> cargo test -p sluice-core --test
+//! replication_sim -- --nocapture` (prints the trace); a longer run:
+//! `REPLICATION_SEEDS=500 REPLICATION_STEPS=20000 cargo test --release -p
+//! sluice-core --test replication_sim`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sluice_core::metadata::liveness::Liveness;
+use sluice_core::metadata::{
+    BrokerId, BrokerRegistration, MetadataCommand, MetadataState, Replica, NO_LEADER,
+};
+use sluice_core::replication::{check_leader_epoch, truncation, EpochCache, LeaderView};
+use sluice_core::rng::SplitMix64;
+use sluice_core::ErrorCode;
+
+const BROKERS: [BrokerId; 3] = [1, 2, 3];
+const MIN_INSYNC: usize = 2;
+const SESSION_MS: u64 = 300;
+const LAG_MS: i64 = 200;
+const TOPIC: &str = "t";
+/// Entries a fetch answer carries at most.
+const FETCH_MAX: usize = 3;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    epoch: i32,
+    value: u64,
+}
+
+#[derive(Debug)]
+enum Role {
+    Leader(LeaderView),
+    Follower {
+        leader: BrokerId,
+        epoch: i32,
+        truncated: bool,
+        hw: i64,
+    },
+}
+
+struct Broker {
+    id: BrokerId,
+    up: bool,
+    log: Vec<Entry>,
+    /// Entries below this survive a crash.
+    durable: usize,
+    epochs: EpochCache,
+    /// The metadata as this broker last heard it.
+    meta: MetadataState,
+    role: Role,
+    incarnation: u8,
+    /// Its registration after a (re)start was committed: until then it
+    /// serves nothing (production's `join_cluster` runs before any shard
+    /// serves).
+    registered: bool,
+    /// Produces appended here and waiting for the high watermark:
+    /// (offset, value, leader epoch).
+    pending: Vec<(i64, u64, i32)>,
+}
+
+impl Broker {
+    fn high_watermark(&mut self) -> i64 {
+        let (durable, len) = (self.durable as i64, self.log.len() as i64);
+        match &mut self.role {
+            Role::Leader(v) => v.high_watermark(durable),
+            Role::Follower { hw, .. } => (*hw).min(len),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Msg {
+    Fetch {
+        epoch: i32,
+        offset: i64,
+    },
+    FetchAnswer {
+        epoch: i32,
+        start: i64,
+        entries: Vec<Entry>,
+        hw: i64,
+        error: ErrorCode,
+    },
+    EpochAsk {
+        epoch: i32,
+        asked: i32,
+    },
+    EpochAnswer {
+        epoch: i32,
+        answer: (i32, i64),
+        error: ErrorCode,
+    },
+}
+
+struct Sim {
+    seed: u64,
+    rng: SplitMix64,
+    now: u64,
+    controller: MetadataState,
+    liveness: Liveness,
+    brokers: BTreeMap<BrokerId, Broker>,
+    cut: BTreeSet<BrokerId>,
+    net: Vec<(BrokerId, BrokerId, Msg)>,
+    acked: BTreeMap<i64, u64>,
+    seen: BTreeMap<i64, u64>,
+    next_value: u64,
+    trace: Vec<String>,
+    /// Planted bug: the leader acknowledges once its own log holds a record.
+    ack_on_leader_alone: bool,
+    /// Planted bug: a new follower fetches without truncating first.
+    skip_truncation: bool,
+}
+
+fn registration(id: BrokerId, incarnation: u8) -> BrokerRegistration {
+    BrokerRegistration {
+        id,
+        incarnation: [incarnation; 16],
+        rack: None,
+        host: "127.0.0.1".into(),
+        port: 9092,
+        rpc_addr: format!("127.0.0.1:{}", 9090 + id),
+        shards: 1,
+    }
+}
+
+impl Sim {
+    fn new(seed: u64) -> Sim {
+        let mut controller = MetadataState::default();
+        for id in BROKERS {
+            controller
+                .apply(&MetadataCommand::RegisterBroker(registration(id, 0)))
+                .expect("registers");
+        }
+        controller
+            .apply(&MetadataCommand::CreateTopic {
+                name: TOPIC.into(),
+                id: [7; 16],
+                partitions: vec![BROKERS
+                    .iter()
+                    .map(|&b| Replica {
+                        broker: b,
+                        shard: 0,
+                    })
+                    .collect()],
+                configs: Default::default(),
+            })
+            .expect("creates");
+        let mut liveness = Liveness::new(SESSION_MS);
+        liveness.leading(0);
+        let brokers = BROKERS
+            .iter()
+            .map(|&id| {
+                (
+                    id,
+                    Broker {
+                        id,
+                        up: true,
+                        log: Vec::new(),
+                        durable: 0,
+                        epochs: EpochCache::default(),
+                        meta: controller.clone(),
+                        role: Role::Follower {
+                            leader: NO_LEADER,
+                            epoch: -1,
+                            truncated: false,
+                            hw: 0,
+                        },
+                        incarnation: 0,
+                        registered: true,
+                        pending: Vec::new(),
+                    },
+                )
+            })
+            .collect();
+        let mut sim = Sim {
+            seed,
+            rng: SplitMix64::new(seed),
+            now: 0,
+            controller,
+            liveness,
+            brokers,
+            cut: BTreeSet::new(),
+            net: Vec::new(),
+            acked: BTreeMap::new(),
+            seen: BTreeMap::new(),
+            next_value: 0,
+            trace: Vec::new(),
+            ack_on_leader_alone: false,
+            skip_truncation: false,
+        };
+        for id in BROKERS {
+            sim.reconcile(id);
+        }
+        sim
+    }
+
+    fn reachable(&self, id: BrokerId) -> bool {
+        self.brokers[&id].up && !self.cut.contains(&id)
+    }
+
+    /// The shard's `reconcile_roles`, for this broker's one partition.
+    fn reconcile(&mut self, id: BrokerId) {
+        let now = self.now as i64;
+        let b = self.brokers.get_mut(&id).expect("a broker");
+        if !b.registered {
+            return;
+        }
+        let Some(meta) = b.meta.partition(TOPIC, 0).cloned() else {
+            return;
+        };
+        let hw = b.high_watermark();
+        let len = b.log.len() as i64;
+        let same = match &mut b.role {
+            Role::Leader(v) if meta.leader == id && v.leader_epoch == meta.leader_epoch => {
+                if v.partition_epoch != meta.partition_epoch {
+                    v.update(
+                        &meta.replica_brokers(),
+                        &meta.isr,
+                        meta.partition_epoch,
+                        now,
+                    );
+                }
+                true
+            }
+            Role::Follower { leader, epoch, .. }
+                if meta.leader != id && *leader == meta.leader && *epoch == meta.leader_epoch =>
+            {
+                true
+            }
+            _ => false,
+        };
+        if same {
+            return;
+        }
+        if meta.leader == id {
+            b.role = Role::Leader(LeaderView::new(
+                id,
+                &meta.replica_brokers(),
+                &meta.isr,
+                (meta.leader_epoch, meta.partition_epoch),
+                (len, hw),
+                now,
+            ));
+            // `start_epoch`: stored before anything is answered.
+            b.epochs.assign(meta.leader_epoch, len);
+        } else {
+            b.role = Role::Follower {
+                leader: meta.leader,
+                epoch: meta.leader_epoch,
+                truncated: self.skip_truncation,
+                hw,
+            };
+        }
+        self.trace.push(format!(
+            "broker {id} role {:?} at epoch {}",
+            if meta.leader == id {
+                "leader"
+            } else {
+                "follower"
+            },
+            meta.leader_epoch
+        ));
+    }
+
+    /// Applies a command on the controller and tells every reachable broker.
+    fn commit(&mut self, command: MetadataCommand) {
+        let line = command.to_string();
+        match self.controller.apply(&command) {
+            Ok(()) => self.trace.push(format!("controller: {line}")),
+            Err(e) => {
+                self.trace.push(format!("controller refused {line}: {e}"));
+                return;
+            }
+        }
+        self.propagate_all();
+    }
+
+    fn propagate_all(&mut self) {
+        for id in BROKERS {
+            if self.reachable(id) {
+                self.brokers.get_mut(&id).expect("a broker").meta = self.controller.clone();
+                self.reconcile(id);
+            }
+        }
+    }
+
+    fn produce(&mut self) {
+        let leader = self
+            .controller
+            .partition(TOPIC, 0)
+            .map_or(NO_LEADER, |p| p.leader);
+        if leader == NO_LEADER || !self.reachable(leader) {
+            return;
+        }
+        let value = self.next_value;
+        self.next_value += 1;
+        let b = self.brokers.get_mut(&leader).expect("a broker");
+        let Role::Leader(v) = &b.role else {
+            return;
+        };
+        if v.isr.len() < MIN_INSYNC {
+            return;
+        }
+        let epoch = v.leader_epoch;
+        let offset = b.log.len() as i64;
+        b.log.push(Entry { epoch, value });
+        b.epochs.assign(epoch, offset);
+        b.pending.push((offset, value, epoch));
+        self.trace.push(format!(
+            "broker {leader} appends {value} at {offset} (epoch {epoch})"
+        ));
+    }
+
+    /// Acknowledges what each leader's high watermark covers.
+    fn acknowledge(&mut self) {
+        for id in BROKERS {
+            let b = self.brokers.get_mut(&id).expect("a broker");
+            if !b.up {
+                continue;
+            }
+            let (is_leader, epoch) = match &b.role {
+                Role::Leader(v) => (true, v.leader_epoch),
+                Role::Follower { .. } => (false, -1),
+            };
+            let hw = if self.ack_on_leader_alone {
+                b.durable as i64
+            } else {
+                b.high_watermark()
+            };
+            let mut done = Vec::new();
+            b.pending.retain(|&(offset, value, e)| {
+                if !is_leader || e != epoch {
+                    return false; // NOT_LEADER_OR_FOLLOWER to the producer
+                }
+                if hw > offset {
+                    done.push((offset, value));
+                    return false;
+                }
+                true
+            });
+            for (offset, value) in done {
+                self.trace
+                    .push(format!("broker {id} acknowledges {value} at {offset}"));
+                if let Some(other) = self.acked.insert(offset, value) {
+                    if other != value {
+                        self.fail(format!(
+                            "offset {offset} acknowledged for {other} and for {value}"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    fn follower_tick(&mut self, id: BrokerId) {
+        let b = &self.brokers[&id];
+        if !b.up {
+            return;
+        }
+        let Role::Follower {
+            leader,
+            epoch,
+            truncated,
+            ..
+        } = b.role
+        else {
+            return;
+        };
+        if leader == NO_LEADER {
+            return;
+        }
+        let msg = if truncated {
+            Msg::Fetch {
+                epoch,
+                offset: b.log.len() as i64,
+            }
+        } else {
+            match b.epochs.latest() {
+                None => {
+                    if let Role::Follower { truncated, .. } =
+                        &mut self.brokers.get_mut(&id).expect("a broker").role
+                    {
+                        *truncated = true;
+                    }
+                    return;
+                }
+                Some((asked, _)) => Msg::EpochAsk { epoch, asked },
+            }
+        };
+        self.net.push((id, leader, msg));
+    }
+
+    fn deliver(&mut self, index: usize, duplicate: bool) {
+        let (from, to, msg) = if duplicate {
+            self.net[index].clone()
+        } else {
+            self.net.swap_remove(index)
+        };
+        if !self.reachable(from) || !self.reachable(to) {
+            return;
+        }
+        let now = self.now as i64;
+        match msg {
+            Msg::Fetch { epoch, offset } => {
+                let b = self.brokers.get_mut(&to).expect("a broker");
+                let len = b.log.len() as i64;
+                let durable = b.durable as i64;
+                let Role::Leader(v) = &mut b.role else {
+                    let answer = Msg::FetchAnswer {
+                        epoch,
+                        start: offset,
+                        entries: Vec::new(),
+                        hw: -1,
+                        error: ErrorCode::NotLeaderOrFollower,
+                    };
+                    self.net.push((to, from, answer));
+                    return;
+                };
+                let mut error = check_leader_epoch(epoch, v.leader_epoch);
+                if error == ErrorCode::None && offset > len {
+                    error = ErrorCode::OffsetOutOfRange;
+                }
+                if error == ErrorCode::None {
+                    v.on_fetch(from, offset, len, now);
+                }
+                let hw = v.high_watermark(durable);
+                let entries = if error == ErrorCode::None {
+                    b.log[offset as usize..]
+                        .iter()
+                        .take(FETCH_MAX)
+                        .copied()
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                self.net.push((
+                    to,
+                    from,
+                    Msg::FetchAnswer {
+                        epoch,
+                        start: offset,
+                        entries,
+                        hw,
+                        error,
+                    },
+                ));
+            }
+            Msg::FetchAnswer {
+                epoch,
+                start,
+                entries,
+                hw,
+                error,
+            } => {
+                let b = self.brokers.get_mut(&to).expect("a broker");
+                let len = b.log.len() as i64;
+                let Role::Follower {
+                    epoch: e,
+                    truncated: true,
+                    hw: known,
+                    ..
+                } = &mut b.role
+                else {
+                    return;
+                };
+                if *e != epoch || start != len || error != ErrorCode::None {
+                    return;
+                }
+                *known = (*known).max(hw);
+                for (i, entry) in entries.iter().enumerate() {
+                    b.epochs.assign(entry.epoch, start + i as i64);
+                    b.log.push(*entry);
+                }
+                // Synced before the next fetch (log.flush=always).
+                b.durable = b.log.len();
+            }
+            Msg::EpochAsk { epoch, asked } => {
+                let b = &self.brokers[&to];
+                let answer = match &b.role {
+                    Role::Leader(v) => {
+                        let error = check_leader_epoch(epoch, v.leader_epoch);
+                        let answer = if asked == v.leader_epoch {
+                            (asked, b.log.len() as i64)
+                        } else {
+                            b.epochs.end_offset_for(asked, b.log.len() as i64)
+                        };
+                        Msg::EpochAnswer {
+                            epoch,
+                            answer,
+                            error,
+                        }
+                    }
+                    Role::Follower { .. } => Msg::EpochAnswer {
+                        epoch,
+                        answer: (-1, -1),
+                        error: ErrorCode::NotLeaderOrFollower,
+                    },
+                };
+                self.net.push((to, from, answer));
+            }
+            Msg::EpochAnswer {
+                epoch,
+                answer,
+                error,
+            } => {
+                let b = self.brokers.get_mut(&to).expect("a broker");
+                let hw = b.high_watermark();
+                let Role::Follower {
+                    epoch: e,
+                    truncated: false,
+                    ..
+                } = &b.role
+                else {
+                    return;
+                };
+                if *e != epoch || error != ErrorCode::None {
+                    return;
+                }
+                let len = b.log.len() as i64;
+                let cut = truncation(&b.epochs, len, hw, answer);
+                if cut.to < len {
+                    b.log.truncate(cut.to as usize);
+                    b.durable = b.durable.min(b.log.len());
+                    b.epochs.truncate_from(cut.to);
+                    self.trace
+                        .push(format!("broker {to} truncates {len} -> {}", cut.to));
+                }
+                if let Role::Follower { truncated, hw, .. } = &mut b.role {
+                    *hw = (*hw).min(cut.to.max(0));
+                    if !cut.ask_again {
+                        *truncated = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The leader's periodic in-sync set check, and its proposal.
+    fn maintain(&mut self, id: BrokerId) {
+        if !self.reachable(id) {
+            return;
+        }
+        let b = &self.brokers[&id];
+        let Role::Leader(v) = &b.role else {
+            return;
+        };
+        if let Some(isr) = v.wanted_isr(self.now as i64, LAG_MS) {
+            let command = MetadataCommand::AlterPartition {
+                topic: TOPIC.into(),
+                partition: 0,
+                leader: id,
+                leader_epoch: v.leader_epoch,
+                partition_epoch: v.partition_epoch,
+                isr,
+            };
+            self.commit(command);
+        }
+    }
+
+    /// Time passes; the controller hears reachable brokers and fences
+    /// silent ones.
+    fn tick(&mut self) {
+        self.now += 5 + self.rng.below(60);
+        for id in BROKERS {
+            if !self.reachable(id) {
+                continue;
+            }
+            if !self.brokers[&id].registered {
+                self.register(id);
+                continue;
+            }
+            let incarnation = [self.brokers[&id].incarnation; 16];
+            match self
+                .liveness
+                .heartbeat(&self.controller, id, incarnation, self.now)
+            {
+                Ok(Some(command)) => self.commit(command),
+                Ok(None) => {}
+                Err(_) => {
+                    let r = registration(id, self.brokers[&id].incarnation);
+                    self.liveness.heard(id, self.now);
+                    self.commit(MetadataCommand::RegisterBroker(r));
+                }
+            }
+        }
+        for id in self.liveness.expired(&self.controller, self.now) {
+            self.commit(MetadataCommand::FenceBroker { id });
+        }
+    }
+
+    /// A restarted broker that can reach the controller registers, takes
+    /// the metadata and its role.
+    fn register(&mut self, id: BrokerId) {
+        if self.brokers[&id].registered || !self.reachable(id) {
+            return;
+        }
+        let r = registration(id, self.brokers[&id].incarnation);
+        self.liveness.heard(id, self.now);
+        self.commit(MetadataCommand::RegisterBroker(r));
+        let b = self.brokers.get_mut(&id).expect("a broker");
+        b.registered = true;
+        b.meta = self.controller.clone();
+        self.reconcile(id);
+    }
+
+    fn crash(&mut self, id: BrokerId) {
+        let b = self.brokers.get_mut(&id).expect("a broker");
+        if !b.up {
+            return;
+        }
+        b.up = false;
+        b.log.truncate(b.durable);
+        b.epochs.truncate_from(b.durable as i64);
+        b.pending.clear();
+        b.role = Role::Follower {
+            leader: NO_LEADER,
+            epoch: -1,
+            truncated: false,
+            hw: 0,
+        };
+        self.trace
+            .push(format!("broker {id} crashes (log {})", b.log.len()));
+    }
+
+    fn restart(&mut self, id: BrokerId) {
+        let b = self.brokers.get_mut(&id).expect("a broker");
+        if b.up {
+            return;
+        }
+        b.up = true;
+        b.incarnation = b.incarnation.wrapping_add(1);
+        b.registered = false;
+        self.trace.push(format!("broker {id} restarts"));
+        self.register(id);
+    }
+
+    fn fail(&mut self, why: String) {
+        self.trace.push(format!("VIOLATION: {why}"));
+        if std::env::var("REPLICATION_SEED").is_ok() {
+            println!("{}", self.trace.join("\n"));
+        }
+        panic!(
+            "seed {}: {why}\n--- trace (last 60) ---\n{}",
+            self.seed,
+            self.trace_tail(60)
+        );
+    }
+
+    fn trace_tail(&self, n: usize) -> String {
+        let from = self.trace.len().saturating_sub(n);
+        self.trace[from..].join("\n")
+    }
+
+    fn check(&mut self) {
+        let violations = self.controller.violations();
+        if !violations.is_empty() {
+            self.fail(format!("metadata: {violations:?}"));
+        }
+        let leader = self
+            .controller
+            .partition(TOPIC, 0)
+            .map_or(NO_LEADER, |p| p.leader);
+        if leader != NO_LEADER && self.brokers[&leader].up {
+            let log = self.brokers[&leader].log.clone();
+            for (&offset, &value) in &self.acked.clone() {
+                if log.get(offset as usize).map(|e| e.value) != Some(value) {
+                    self.fail(format!(
+                        "acknowledged {value} at {offset} is not in leader {leader}'s log (length {})",
+                        log.len()
+                    ));
+                }
+            }
+            // A consumer reads the leader up to its high watermark.
+            let hw = self
+                .brokers
+                .get_mut(&leader)
+                .expect("a broker")
+                .high_watermark();
+            if matches!(self.brokers[&leader].role, Role::Leader(_)) {
+                for offset in 0..hw.max(0) as usize {
+                    let value = log[offset].value;
+                    if let Some(&before) = self.seen.get(&(offset as i64)) {
+                        if before != value {
+                            self.fail(format!(
+                                "a consumer read {before} at {offset}; now it is {value}"
+                            ));
+                        }
+                    }
+                    self.seen.insert(offset as i64, value);
+                }
+            }
+            for (&offset, &value) in &self.seen.clone() {
+                if log.get(offset as usize).map(|e| e.value) != Some(value) {
+                    self.fail(format!(
+                        "{value} at {offset}, read by a consumer, left leader {leader}'s log"
+                    ));
+                }
+            }
+        }
+        let up: Vec<BrokerId> = BROKERS
+            .iter()
+            .copied()
+            .filter(|id| self.brokers[id].up)
+            .collect();
+        for (i, &a) in up.iter().enumerate() {
+            for &b in &up[i + 1..] {
+                let ha = self.brokers.get_mut(&a).expect("a broker").high_watermark();
+                let hb = self.brokers.get_mut(&b).expect("a broker").high_watermark();
+                let h = ha.min(hb).max(0) as usize;
+                let (la, lb) = (&self.brokers[&a].log, &self.brokers[&b].log);
+                if la.len() < h || lb.len() < h || la[..h] != lb[..h] {
+                    self.fail(format!(
+                        "brokers {a} and {b} disagree below their high watermarks ({ha}, {hb})"
+                    ));
+                }
+            }
+        }
+    }
+
+    fn step(&mut self) {
+        let pick = self.rng.below(100);
+        let id = BROKERS[self.rng.below(3) as usize];
+        match pick {
+            0..=24 => self.produce(),
+            25..=49 => {
+                if !self.net.is_empty() {
+                    let i = self.rng.below(self.net.len() as u64) as usize;
+                    let duplicate = self.rng.chance(3);
+                    self.deliver(i, duplicate);
+                }
+            }
+            50..=51 => {
+                if !self.net.is_empty() {
+                    let i = self.rng.below(self.net.len() as u64) as usize;
+                    self.net.swap_remove(i);
+                }
+            }
+            52..=66 => self.follower_tick(id),
+            67..=71 => {
+                let b = self.brokers.get_mut(&id).expect("a broker");
+                if b.up {
+                    b.durable = b.log.len();
+                }
+            }
+            72..=75 => self.maintain(id),
+            76..=89 => self.tick(),
+            90 => self.crash(id),
+            91..=93 => self.restart(id),
+            94 => {
+                if self.cut.insert(id) {
+                    self.trace.push(format!("broker {id} cut off"));
+                }
+            }
+            95..=96 => {
+                if self.cut.remove(&id) {
+                    self.trace.push(format!("broker {id} back on the network"));
+                    self.register(id);
+                    if self.reachable(id) {
+                        self.brokers.get_mut(&id).expect("a broker").meta = self.controller.clone();
+                        self.reconcile(id);
+                    }
+                }
+            }
+            _ => {
+                if self.reachable(id) {
+                    self.brokers.get_mut(&id).expect("a broker").meta = self.controller.clone();
+                    self.reconcile(id);
+                }
+            }
+        }
+        // Bound what the network holds.
+        if self.net.len() > 64 {
+            self.net.remove(0);
+        }
+        self.acknowledge();
+        self.check();
+    }
+
+    /// Heals everything and runs without faults until every broker is in
+    /// sync; true when it got there.
+    fn heal(&mut self) -> bool {
+        self.cut.clear();
+        for id in BROKERS {
+            self.restart(id);
+            self.register(id);
+        }
+        for _ in 0..5000 {
+            let id = BROKERS[self.rng.below(3) as usize];
+            match self.rng.below(5) {
+                0 => self.tick(),
+                1 => self.follower_tick(id),
+                2 => self.maintain(id),
+                _ => {
+                    if !self.net.is_empty() {
+                        let i = self.rng.below(self.net.len() as u64) as usize;
+                        self.deliver(i, false);
+                    }
+                }
+            }
+            for b in self.brokers.values_mut() {
+                b.durable = b.log.len();
+            }
+            self.propagate_all();
+            self.acknowledge();
+            self.check();
+            let p = self
+                .controller
+                .partition(TOPIC, 0)
+                .expect("the partition")
+                .clone();
+            let lens: BTreeSet<usize> = self.brokers.values().map(|b| b.log.len()).collect();
+            if p.isr.len() == 3 && lens.len() == 1 {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Runs `seed` for `steps` steps and heals; the number of acknowledged
+/// records and leader elections seen.
+fn run(seed: u64, steps: u64) -> (usize, i32) {
+    let mut sim = Sim::new(seed);
+    for _ in 0..steps {
+        sim.step();
+    }
+    assert!(
+        sim.heal(),
+        "seed {seed}: never back in sync\n{}",
+        sim.trace_tail(40)
+    );
+    let epoch = sim
+        .controller
+        .partition(TOPIC, 0)
+        .map_or(0, |p| p.leader_epoch);
+    (sim.acked.len(), epoch)
+}
+
+#[test]
+fn no_acknowledged_record_is_lost_under_random_faults() {
+    if let Ok(seed) = std::env::var("REPLICATION_SEED") {
+        let seed: u64 = seed.parse().expect("REPLICATION_SEED is a number");
+        let mut sim = Sim::new(seed);
+        for _ in 0..env_u64("REPLICATION_STEPS", 3000) {
+            sim.step();
+        }
+        let healed = sim.heal();
+        println!("{}", sim.trace.join("\n"));
+        assert!(healed, "never back in sync");
+        return;
+    }
+    let seeds = env_u64("REPLICATION_SEEDS", 40);
+    let steps = env_u64("REPLICATION_STEPS", 3000);
+    let (mut acked, mut elections) = (0, 0);
+    for seed in 0..seeds {
+        let (a, e) = run(seed, steps);
+        acked += a;
+        elections += e;
+    }
+    eprintln!(
+        "{seeds} seeds x {steps} steps: {acked} records acknowledged, {elections} leader epochs"
+    );
+    assert!(acked > 10 * seeds as usize, "the workload made progress");
+    assert!(elections > seeds as i32, "leadership moved");
+}
+
+#[test]
+fn the_checks_catch_a_leader_that_acknowledges_alone() {
+    let caught = (0..40).any(|seed| {
+        std::panic::catch_unwind(|| {
+            let mut sim = Sim::new(seed);
+            sim.ack_on_leader_alone = true;
+            for _ in 0..3000 {
+                sim.step();
+            }
+        })
+        .is_err()
+    });
+    assert!(
+        caught,
+        "acknowledging before the in-sync replicas hold a record must be caught"
+    );
+}
+
+#[test]
+fn the_checks_catch_a_follower_that_never_truncates() {
+    let caught = (0..40).any(|seed| {
+        std::panic::catch_unwind(|| {
+            let mut sim = Sim::new(seed);
+            sim.skip_truncation = true;
+            for _ in 0..3000 {
+                sim.step();
+            }
+            sim.heal();
+        })
+        .is_err()
+    });
+    assert!(caught, "a follower keeping a divergent tail must be caught");
+}

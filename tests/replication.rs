@@ -1,0 +1,297 @@
+//! Replication with real processes: three brokers, partitions of
+//! replication factor 3 with `min.insync.replicas=2`, real clients, and
+//! faults injected while they run (Jepsen's shape, bounded in time).
+//!
+//! What must hold: no acknowledged record is lost, none is duplicated
+//! (idempotent producers), no record a consumer read later disappears,
+//! offsets a consumer sees only grow, and once the faults heal every
+//! replica holds the same bytes. `scripts/soak-replication` runs the long
+//! form.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::cluster::{brokers_listed_by, wait_until};
+use common::{python, python_interpreter, topic, wire, Broker, Spawned, Stream, CLIENT_TIMEOUT};
+
+const NOT_ENOUGH_REPLICAS: i16 = 19;
+
+/// Short sessions and lag, so faults show within a test.
+const FAST: &[(&str, &str)] = &[
+    ("SLUICE_KAFKA__BROKER_HEARTBEAT_INTERVAL_MS", "200"),
+    ("SLUICE_KAFKA__BROKER_SESSION_TIMEOUT_MS", "2000"),
+    ("SLUICE_KAFKA__REPLICA_LAG_TIME_MAX_MS", "3000"),
+    ("SLUICE_KAFKA__AUTO_CREATE_TOPICS_ENABLE", "false"),
+];
+
+fn bootstrap(cluster: &[Broker]) -> String {
+    cluster
+        .iter()
+        .map(|b| b.bootstrap())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Creates `name` with `partitions` partitions of replication factor 3
+/// and `min.insync.replicas` at `min_insync` through `via`.
+fn create_replicated(via: &Broker, name: &str, partitions: i32, min_insync: i32) {
+    let out = python(
+        via,
+        r#"
+from confluent_kafka.admin import AdminClient, NewTopic
+admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+wanted = [NewTopic(ARGS[0], int(ARGS[1]), 3, config={"min.insync.replicas": ARGS[2]})]
+for name, future in admin.create_topics(wanted, operation_timeout=30).items():
+    future.result()
+    print("created")
+"#,
+        &[name, &partitions.to_string(), &min_insync.to_string()],
+        CLIENT_TIMEOUT,
+    );
+    out.assert_success();
+}
+
+/// Each partition's (leader, in-sync set) as `broker` reports it, from the
+/// confluent-kafka admin client's metadata.
+fn isr_of(broker: &Broker, name: &str) -> Option<Vec<(i32, Vec<i32>)>> {
+    let out = python(
+        broker,
+        r#"
+from confluent_kafka.admin import AdminClient
+admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+t = admin.list_topics(ARGS[0], timeout=10).topics[ARGS[0]]
+for pid, p in sorted(t.partitions.items()):
+    print(pid, p.leader, ",".join(str(b) for b in sorted(p.isrs)))
+"#,
+        &[name],
+        CLIENT_TIMEOUT,
+    );
+    if !out.status.success() {
+        return None;
+    }
+    out.stdout_text()
+        .lines()
+        .map(|line| {
+            let mut parts = line.split_whitespace();
+            let _pid = parts.next()?;
+            let leader = parts.next()?.parse().ok()?;
+            let isr = parts
+                .next()
+                .unwrap_or("")
+                .split(',')
+                .filter_map(|b| b.parse().ok())
+                .collect();
+            Some((leader, isr))
+        })
+        .collect()
+}
+
+/// Waits until every partition of `name` has all three brokers in sync.
+fn wait_fully_in_sync(witness: &Broker, name: &str) {
+    wait_until("every partition to have all three replicas in sync", || {
+        isr_of(witness, name).is_some_and(|ps| ps.iter().all(|(_, isr)| isr == &vec![1, 2, 3]))
+    });
+}
+
+/// The record batches of one partition replica as its segment files hold
+/// them, in offset order (the files' zero-filled tails are not batches).
+fn batches_on_disk(dir: &Path) -> Vec<Vec<u8>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "log"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    let mut batches = Vec::new();
+    for file in files {
+        let bytes = std::fs::read(&file).expect("reading a segment");
+        let mut at = 0usize;
+        while at + 12 <= bytes.len() {
+            let length = i32::from_be_bytes(bytes[at + 8..at + 12].try_into().expect("4 bytes"));
+            if length <= 0 || at + 12 + length as usize > bytes.len() {
+                break;
+            }
+            let end = at + 12 + length as usize;
+            batches.push(bytes[at..end].to_vec());
+            at = end;
+        }
+    }
+    batches
+}
+
+/// The leader of `partition` as `witness` sees it.
+fn leader_of(witness: &Broker, name: &str, partition: usize) -> i32 {
+    let mut leader = -1;
+    wait_until("the partition to have a leader", || {
+        leader = isr_of(witness, name)
+            .and_then(|ps| ps.get(partition).map(|p| p.0))
+            .unwrap_or(-1);
+        leader > 0
+    });
+    leader
+}
+
+#[test]
+fn acknowledged_records_survive_leader_kills_pauses_and_restarts() {
+    let mut cluster = Broker::cluster(3, FAST);
+    Broker::start_together(&mut cluster);
+    for broker in &cluster {
+        wait_until("every broker to list all three", || {
+            brokers_listed_by(broker).len() == 3
+        });
+    }
+    let t = topic("jepsen");
+    create_replicated(&cluster[0], &t, 3, 2);
+    wait_fully_in_sync(&cluster[0], &t);
+
+    let status = cluster[0].data_dir().with_file_name("workload.status");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/python/replication_workload.py");
+    let seconds = 30;
+    let mut workload = Spawned::start(
+        Command::new(python_interpreter())
+            .arg(&script)
+            .args([
+                "--bootstrap",
+                &bootstrap(&cluster),
+                "--topic",
+                &t,
+                "--partitions",
+                "3",
+            ])
+            .args(["--seconds", &seconds.to_string(), "--status-file"])
+            .arg(&status),
+    );
+    wait_until("the workload to start producing", || {
+        std::fs::read_to_string(&status).is_ok_and(|s| s.contains("producing"))
+    });
+    let started = Instant::now();
+    let by_id = |id: i32| (id - 1) as usize;
+
+    // 1. SIGKILL of partition 0's leader; back after it was fenced.
+    std::thread::sleep(Duration::from_secs(2));
+    let victim = by_id(leader_of(&cluster[0], &t, 0));
+    let witness = (victim + 1) % 3;
+    eprintln!("{:?}: SIGKILL broker {}", started.elapsed(), victim + 1);
+    cluster[victim].kill();
+    std::thread::sleep(Duration::from_secs(4));
+    cluster[victim].restart();
+    wait_fully_in_sync(&cluster[witness], &t);
+
+    // 2. SIGSTOP of partition 1's leader for longer than its session.
+    let victim = by_id(leader_of(&cluster[witness], &t, 1));
+    let witness = (victim + 1) % 3;
+    eprintln!("{:?}: SIGSTOP broker {}", started.elapsed(), victim + 1);
+    cluster[victim].signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_secs(4));
+    cluster[victim].signal(libc::SIGCONT);
+    wait_fully_in_sync(&cluster[witness], &t);
+
+    // 3. SIGKILL of partition 2's leader and an immediate restart (back
+    // before its session ran out).
+    let victim = by_id(leader_of(&cluster[witness], &t, 2));
+    let witness = (victim + 1) % 3;
+    eprintln!(
+        "{:?}: SIGKILL and restart broker {}",
+        started.elapsed(),
+        victim + 1
+    );
+    cluster[victim].kill();
+    cluster[victim].restart();
+    wait_fully_in_sync(&cluster[witness], &t);
+    eprintln!("{:?}: faults over", started.elapsed());
+
+    workload.wait_exit(Duration::from_secs(seconds + 240));
+    let result_line = workload
+        .lines(Stream::Stdout)
+        .into_iter()
+        .find_map(|l| l.strip_prefix("RESULT ").map(str::to_owned))
+        .unwrap_or_else(|| panic!("no RESULT line:\n{}", workload.output()));
+    eprintln!("checker: {result_line}");
+    let result: serde_json::Value = serde_json::from_str(&result_line).expect("RESULT is JSON");
+    let count = |key: &str| {
+        result[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{key} in {result}"))
+    };
+    assert!(count("acknowledged") > 1000, "{result}");
+    for key in ["lost", "duplicated", "vanished", "offsets_non_monotonic"] {
+        assert_eq!(count(key), 0, "{key}: {result}");
+    }
+
+    // Every replica holds the same batches once all are in sync.
+    wait_fully_in_sync(&cluster[0], &t);
+    for broker in cluster.iter_mut() {
+        broker.stop();
+    }
+    let mut divergent = 0;
+    for partition in 0..3 {
+        let replicas: Vec<Vec<Vec<u8>>> = cluster
+            .iter()
+            .map(|b| batches_on_disk(&b.data_dir().join(&t).join(partition.to_string())))
+            .collect();
+        let sizes: Vec<usize> = replicas.iter().map(Vec::len).collect();
+        eprintln!("partition {partition}: batches per replica {sizes:?}");
+        if replicas.iter().any(|r| r != &replicas[0]) {
+            divergent += 1;
+        }
+    }
+    eprintln!("divergent replicas: {divergent}");
+    assert_eq!(divergent, 0);
+}
+
+#[test]
+fn acks_all_needs_min_insync_replicas_and_acks_one_does_not() {
+    let mut cluster = Broker::cluster(3, FAST);
+    Broker::start_together(&mut cluster);
+    for broker in &cluster {
+        wait_until("every broker to list all three", || {
+            brokers_listed_by(broker).len() == 3
+        });
+    }
+    let t = topic("minisr");
+    // Three must be in sync; one broker down leaves two.
+    create_replicated(&cluster[0], &t, 1, 3);
+    wait_fully_in_sync(&cluster[0], &t);
+    let leader = leader_of(&cluster[0], &t, 0) as usize - 1;
+    let record = wire::record_batch(1_700_000_000_000, &[(None, Some(b"v".as_slice()))]);
+    let mut conn =
+        wire::Conn::connect(cluster[leader].addr(), Duration::from_secs(5)).expect("connect");
+    let written = conn.produce_v3(&t, 0, -1, &record).expect("produce");
+    assert_eq!(
+        (written.error_code, written.base_offset),
+        (0, 0),
+        "acks=all with three in sync"
+    );
+
+    // A follower gone: fenced, out of the in-sync set (a majority of the
+    // controller quorum is still up).
+    let follower = (leader + 1) % 3;
+    cluster[follower].kill();
+    wait_until("the in-sync set to shrink to two", || {
+        isr_of(&cluster[leader], &t).is_some_and(|ps| ps[0].1.len() == 2)
+    });
+    let refused = conn.produce_v3(&t, 0, -1, &record).expect("produce");
+    assert_eq!(
+        refused.error_code, NOT_ENOUGH_REPLICAS,
+        "Kafka's answer below min.insync.replicas"
+    );
+    let one = conn.produce_v3(&t, 0, 1, &record).expect("produce");
+    assert_eq!(
+        (one.error_code, one.base_offset),
+        (0, 1),
+        "acks=1 is not held to it"
+    );
+
+    // Back: it catches up, rejoins, and acks=all works again.
+    cluster[follower].restart();
+    wait_fully_in_sync(&cluster[leader], &t);
+    let again = conn.produce_v3(&t, 0, -1, &record).expect("produce");
+    assert_eq!((again.error_code, again.base_offset), (0, 2));
+}
