@@ -65,7 +65,6 @@ enum Role {
 }
 
 struct Broker {
-    id: BrokerId,
     up: bool,
     log: Vec<Entry>,
     /// Entries below this survive a crash.
@@ -179,7 +178,6 @@ impl Sim {
                 (
                     id,
                     Broker {
-                        id,
                         up: true,
                         log: Vec::new(),
                         durable: 0,
@@ -703,8 +701,8 @@ impl Sim {
                 .expect("a broker")
                 .high_watermark();
             if matches!(self.brokers[&leader].role, Role::Leader(_)) {
-                for offset in 0..hw.max(0) as usize {
-                    let value = log[offset].value;
+                for (offset, entry) in log.iter().enumerate().take(hw.max(0) as usize) {
+                    let value = entry.value;
                     if let Some(&before) = self.seen.get(&(offset as i64)) {
                         if before != value {
                             self.fail(format!(

@@ -36,6 +36,8 @@ pub async fn read_all(
                 partition,
                 offset: next,
                 max_bytes: 1 << 20,
+                replica_id: -1,
+                current_leader_epoch: -1,
             }],
             max_bytes: 1 << 20,
             have_data: false,
