@@ -315,3 +315,207 @@ fn acks_all_needs_min_insync_replicas_and_acks_one_does_not() {
     let again = conn.produce_v3(&t, 0, -1, &record).expect("produce");
     assert_eq!((again.error_code, again.base_offset), (0, 2));
 }
+
+/// Each partition's leader as `witness` reports it.
+fn leaders_of(witness: &Broker, name: &str) -> Vec<i32> {
+    isr_of(witness, name)
+        .map(|ps| ps.into_iter().map(|(leader, _)| leader).collect())
+        .unwrap_or_default()
+}
+
+/// Kills broker `victim`, waits until the others lead what it led, brings
+/// it back and waits until every replica is in sync again: its partitions
+/// are then led by another replica than their preferred one.
+fn bounce(cluster: &mut [Broker], victim: usize, name: &str) {
+    let witness = (victim + 1) % cluster.len();
+    let id = cluster[victim].node_id();
+    cluster[victim].kill();
+    wait_until("the others to lead what the killed broker led", || {
+        let leaders = leaders_of(&cluster[witness], name);
+        !leaders.is_empty() && leaders.iter().all(|l| *l > 0 && *l != id)
+    });
+    cluster[victim].restart();
+    wait_fully_in_sync(&cluster[witness], name);
+}
+
+#[test]
+fn kafka_leader_election_tool_moves_leadership_back_to_preferred_replicas() {
+    let mut env = FAST.to_vec();
+    env.push(("SLUICE_KAFKA__AUTO_LEADER_REBALANCE_ENABLE", "false"));
+    let mut cluster = Broker::cluster(3, &env);
+    Broker::start_together(&mut cluster);
+    for broker in &cluster {
+        wait_until("every broker to list all three", || {
+            brokers_listed_by(broker).len() == 3
+        });
+    }
+    let t = topic("elect");
+    create_replicated(&cluster[0], &t, 3, 1);
+    wait_fully_in_sync(&cluster[0], &t);
+    // At creation every partition is led by its preferred replica.
+    let preferred = leaders_of(&cluster[0], &t);
+    assert!(preferred.contains(&1), "{preferred:?}");
+    bounce(&mut cluster, 0, &t);
+    let moved = leaders_of(&cluster[1], &t);
+    assert!(
+        !moved.contains(&1),
+        "nothing moves back on its own: {moved:?}"
+    );
+
+    let out = common::run(
+        Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka-oracle"))
+            .args(["tool", "org.apache.kafka.tools.LeaderElectionCommand"])
+            .args(["--bootstrap-server", &cluster[1].bootstrap()])
+            .args(["--election-type", "preferred", "--all-topic-partitions"]),
+        b"",
+        Duration::from_secs(180),
+    );
+    out.assert_success();
+    let text = out.stdout_text();
+    eprintln!("{text}");
+    let partition = preferred
+        .iter()
+        .position(|l| *l == 1)
+        .expect("one led by 1");
+    assert!(
+        text.contains("Successfully completed leader election (PREFERRED) for partitions")
+            && text.contains(&format!("{t}-{partition}")),
+        "{text}"
+    );
+    wait_until("every partition to be led by its preferred replica", || {
+        leaders_of(&cluster[2], &t) == preferred
+    });
+}
+
+#[test]
+fn the_controller_moves_leadership_back_on_its_own() {
+    let mut env = FAST.to_vec();
+    env.push(("SLUICE_KAFKA__LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS", "1"));
+    let mut cluster = Broker::cluster(3, &env);
+    Broker::start_together(&mut cluster);
+    for broker in &cluster {
+        wait_until("every broker to list all three", || {
+            brokers_listed_by(broker).len() == 3
+        });
+    }
+    let t = topic("balance");
+    create_replicated(&cluster[0], &t, 3, 1);
+    wait_fully_in_sync(&cluster[0], &t);
+    let preferred = leaders_of(&cluster[0], &t);
+    bounce(&mut cluster, 1, &t);
+    wait_until(
+        "the controller to elect the preferred leaders again",
+        || leaders_of(&cluster[0], &t) == preferred,
+    );
+}
+
+#[test]
+fn kafka_verifiable_producer_and_consumer_count_every_acked_message_through_a_leader_kill() {
+    let mut cluster = Broker::cluster(3, FAST);
+    Broker::start_together(&mut cluster);
+    for broker in &cluster {
+        wait_until("every broker to list all three", || {
+            brokers_listed_by(broker).len() == 3
+        });
+    }
+    let t = topic("verifiable");
+    create_replicated(&cluster[0], &t, 3, 2);
+    wait_fully_in_sync(&cluster[0], &t);
+    let oracle = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka-oracle");
+    let bootstrap = bootstrap(&cluster);
+
+    // Kafka's system-test producer (the Java client, idempotent, acks=all)
+    // reports every acknowledged message with its partition and offset.
+    let mut producer = Spawned::start(
+        Command::new(&oracle)
+            .args(["tool", "org.apache.kafka.tools.VerifiableProducer"])
+            .args(["--bootstrap-server", &bootstrap, "--topic", &t])
+            .args([
+                "--max-messages",
+                "30000",
+                "--throughput",
+                "2000",
+                "--acks",
+                "-1",
+            ]),
+    );
+    producer.wait_for_line(Stream::Stdout, Duration::from_secs(120), |l| {
+        l.contains("producer_send_success")
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let victim = leader_of(&cluster[0], &t, 0) as usize - 1;
+    eprintln!("SIGKILL broker {}", victim + 1);
+    cluster[victim].kill();
+    std::thread::sleep(Duration::from_secs(4));
+    cluster[victim].restart();
+    producer.wait_exit(Duration::from_secs(180));
+    let mut acked: Vec<(i64, i64)> = Vec::new();
+    for line in producer.lines(Stream::Stdout) {
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if event["name"] == "producer_send_success" {
+            let partition = event["partition"].as_i64().expect("a partition");
+            let offset = event["offset"].as_i64().expect("an offset");
+            acked.push((partition, offset));
+        }
+    }
+    eprintln!("acknowledged: {}", acked.len());
+    assert!(acked.len() > 10_000, "{}", producer.output());
+
+    // Kafka's system-test consumer reads them back (it runs until stopped);
+    // the offsets it consumed must come to cover every acknowledged one.
+    wait_fully_in_sync(&cluster[0], &t);
+    let mut consumer = Spawned::start(
+        Command::new(&oracle)
+            .args(["tool", "org.apache.kafka.tools.VerifiableConsumer"])
+            .args(["--bootstrap-server", &bootstrap, "--topic", &t])
+            .args([
+                "--group-id",
+                &format!("{t}-check"),
+                "--reset-policy",
+                "earliest",
+            ]),
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (lost, count) = loop {
+        consumer.collect_available();
+        let mut consumed: Vec<(i64, i64, i64)> = Vec::new();
+        let mut count = 0;
+        for line in consumer.lines(Stream::Stdout) {
+            let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if event["name"] == "records_consumed" {
+                count += event["count"].as_i64().unwrap_or(0);
+                for p in event["partitions"].as_array().into_iter().flatten() {
+                    consumed.push((
+                        p["partition"].as_i64().unwrap_or(-1),
+                        p["minOffset"].as_i64().unwrap_or(-1),
+                        p["maxOffset"].as_i64().unwrap_or(-2),
+                    ));
+                }
+            }
+        }
+        let lost: Vec<(i64, i64)> = acked
+            .iter()
+            .filter(|(p, o)| {
+                !consumed
+                    .iter()
+                    .any(|(cp, min, max)| cp == p && min <= o && o <= max)
+            })
+            .copied()
+            .collect();
+        if lost.is_empty() || Instant::now() > deadline {
+            break (lost, count);
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    consumer.kill();
+    eprintln!(
+        "verifiable: acknowledged {}, consumed {count}, lost {}",
+        acked.len(),
+        lost.len()
+    );
+    assert!(lost.is_empty(), "lost {:?}...", &lost[..lost.len().min(5)]);
+}

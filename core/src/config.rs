@@ -226,6 +226,18 @@ pub struct KafkaConfig {
     pub replica_fetch_max_bytes: u32,
     /// Pause after a failed fetch from a leader (`replica.fetch.backoff.ms`).
     pub replica_fetch_backoff_ms: u64,
+    /// Record bytes a follower asks for per fetch, over all partitions
+    /// (`replica.fetch.response.max.bytes`).
+    pub replica_fetch_response_max_bytes: u32,
+    /// The controller moves leadership back to preferred replicas on its
+    /// own (`auto.leader.rebalance.enable`).
+    pub auto_leader_rebalance_enable: bool,
+    /// How often it checks (`leader.imbalance.check.interval.seconds`).
+    pub leader_imbalance_check_interval_seconds: u64,
+    /// A broker not leading more than this share of the partitions it is
+    /// the preferred leader of triggers an election
+    /// (`leader.imbalance.per.broker.percentage`).
+    pub leader_imbalance_per_broker_percentage: u32,
 }
 
 impl Default for KafkaConfig {
@@ -248,6 +260,10 @@ impl Default for KafkaConfig {
             replica_fetch_wait_max_ms: 500,
             replica_fetch_max_bytes: 1_048_576,
             replica_fetch_backoff_ms: 1000,
+            replica_fetch_response_max_bytes: 10 * 1024 * 1024,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_seconds: 300,
+            leader_imbalance_per_broker_percentage: 10,
         }
     }
 }

@@ -378,6 +378,11 @@ pub enum Proposal {
         id: BrokerId,
         incarnation: [u8; 16],
     },
+    /// Preferred-leader election (Kafka's ElectLeaders): of `partitions`,
+    /// or of every partition when `None`; answered with how many moved.
+    ElectLeaders {
+        partitions: Option<Vec<(String, PartitionId)>>,
+    },
     /// A partition's leader asks to change its in-sync set (Kafka's
     /// AlterPartition).
     AlterPartition {

@@ -8,7 +8,8 @@
 //!
 //! Invariants: a partition's log is opened only on the shard the metadata
 //! gives this broker's replica and only touched from that shard's thread;
-//! other shards reach it by message. A
+//! other shards reach it by message. That shard also runs the replica's
+//! side of replication (`replication`, `replica_fetcher`). A
 //! metadata command is applied everywhere only after the quorum committed
 //! it (on one node: after it is durable in the node's Raft log).
 

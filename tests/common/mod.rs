@@ -999,6 +999,13 @@ impl Spawned {
         status
     }
 
+    /// Takes in every line printed so far, without waiting.
+    pub fn collect_available(&mut self) {
+        while let Ok(entry) = self.lines.try_recv() {
+            self.seen.push(entry);
+        }
+    }
+
     /// Lines of `stream` seen so far.
     pub fn lines(&self, stream: Stream) -> Vec<String> {
         self.seen

@@ -51,6 +51,12 @@ pub enum MetadataCommand {
         partition_epoch: i32,
         isr: Vec<BrokerId>,
     },
+    /// Leadership moves to the named brokers (preferred-leader election);
+    /// an election that no longer holds when applied (the broker out of
+    /// sync, fenced, or leading already) is skipped.
+    ElectLeaders {
+        elections: Vec<(String, i32, BrokerId)>,
+    },
     /// Reserves producer ids `[first, first + count)` for InitProducerId.
     AllocateProducerIds {
         first: i64,
@@ -88,6 +94,13 @@ impl std::fmt::Display for MetadataCommand {
                 "in-sync set of {topic}/{partition} becomes {isr:?} (partition epoch {})",
                 partition_epoch + 1
             ),
+            MetadataCommand::ElectLeaders { elections } => {
+                write!(
+                    f,
+                    "elect preferred leaders of {} partitions",
+                    elections.len()
+                )
+            }
             MetadataCommand::AllocateProducerIds { first, count } => {
                 write!(f, "allocate producer ids {first}..{}", first + count)
             }

@@ -26,6 +26,7 @@ use crate::types::{validate_topic_name, PartitionId};
 
 mod brokers;
 mod command;
+pub mod election;
 pub mod legacy;
 pub mod liveness;
 pub mod placement;
@@ -278,6 +279,9 @@ impl MetadataState {
                 p.isr = isr.clone();
                 p.partition_epoch += 1;
             }
+            MetadataCommand::ElectLeaders { elections } => {
+                election::apply(self, elections);
+            }
             MetadataCommand::AllocateProducerIds { first, count } => {
                 if *first != self.next_producer_id || *count <= 0 {
                     return Err(MetadataError::ProducerIdsOutOfOrder);
@@ -289,7 +293,7 @@ impl MetadataState {
         Ok(())
     }
 
-    fn is_fenced(&self, broker: BrokerId) -> bool {
+    pub fn is_fenced(&self, broker: BrokerId) -> bool {
         self.brokers.get(&broker).is_some_and(|b| b.fenced)
     }
 

@@ -315,3 +315,66 @@ fn the_leader_changes_the_in_sync_set_only_at_its_current_epochs() {
     assert!(p.partition_epoch > 1);
     assert!(state.violations().is_empty(), "{:?}", state.violations());
 }
+
+#[test]
+fn preferred_leaders_come_back_only_when_in_sync_and_live() {
+    use super::election::{imbalanced, preferred_elections, preferred_leader};
+    let mut state = cluster(&[(1, None), (2, None), (3, None)], 1);
+    state
+        .apply(&create("t", vec![vec![on(1, 0), on(2, 0), on(3, 0)]]))
+        .expect("applies");
+    let p = state.partition("t", 0).expect("exists").clone();
+    assert_eq!(
+        preferred_leader(&state, &p),
+        Err(ErrorCode::ElectionNotNeeded)
+    );
+    assert!(!imbalanced(&state, 10));
+    state
+        .apply(&MetadataCommand::FenceBroker { id: 1 })
+        .expect("fences");
+    let p = state.partition("t", 0).expect("exists").clone();
+    assert_eq!(p.leader, 2);
+    assert_eq!(
+        preferred_leader(&state, &p),
+        Err(ErrorCode::PreferredLeaderNotAvailable),
+        "fenced and out of sync"
+    );
+    state
+        .apply(&MetadataCommand::UnfenceBroker { id: 1 })
+        .expect("unfences");
+    assert!(
+        preferred_elections(&state).is_empty(),
+        "1 is not in sync yet"
+    );
+    let p = state.partition("t", 0).expect("exists").clone();
+    state
+        .apply(&MetadataCommand::AlterPartition {
+            topic: "t".into(),
+            partition: 0,
+            leader: 2,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            isr: vec![2, 3, 1],
+        })
+        .expect("rejoins");
+    assert!(imbalanced(&state, 10));
+    let elections = preferred_elections(&state);
+    assert_eq!(elections, vec![("t".to_owned(), 0, 1)]);
+    let before = state.partition("t", 0).expect("exists").leader_epoch;
+    state
+        .apply(&MetadataCommand::ElectLeaders {
+            elections: elections.clone(),
+        })
+        .expect("elects");
+    let p = state.partition("t", 0).expect("exists").clone();
+    assert_eq!((p.leader, p.leader_epoch), (1, before + 1));
+    // Applied again, it no longer holds: skipped, nothing changes.
+    state
+        .apply(&MetadataCommand::ElectLeaders { elections })
+        .expect("applies");
+    assert_eq!(
+        state.partition("t", 0).expect("exists").leader_epoch,
+        before + 1
+    );
+    assert!(state.violations().is_empty(), "{:?}", state.violations());
+}

@@ -37,10 +37,10 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind}
 use super::context::Context;
 use super::handlers::{
     api_versions, consumer_group_heartbeat, create_partitions, create_topics, delete_groups,
-    delete_topics, describe_cluster, describe_configs, describe_groups, describe_quorum, fetch,
-    find_coordinator, heartbeat, init_producer_id, join_group, leave_group, list_groups,
-    list_offsets, metadata, offset_commit, offset_delete, offset_fetch, offset_for_leader_epoch,
-    produce, sync_group, Call, Handler, Outcome,
+    delete_topics, describe_cluster, describe_configs, describe_groups, describe_quorum,
+    elect_leaders, fetch, find_coordinator, heartbeat, init_producer_id, join_group, leave_group,
+    list_groups, list_offsets, metadata, offset_commit, offset_delete, offset_fetch,
+    offset_for_leader_epoch, produce, sync_group, Call, Handler, Outcome,
 };
 
 /// A served API: its key, its name (Kafka's, as `ApiKey` spells it) and its
@@ -151,6 +151,7 @@ registry! {
     CreatePartitions => create_partitions::CreatePartitionsHandler,
     DescribeCluster => describe_cluster::DescribeClusterHandler,
     DescribeQuorum => describe_quorum::DescribeQuorumHandler,
+    ElectLeaders => elect_leaders::ElectLeadersHandler,
     OffsetCommit => offset_commit::OffsetCommitHandler,
     OffsetFetch => offset_fetch::OffsetFetchHandler,
     JoinGroup => join_group::JoinGroupHandler,

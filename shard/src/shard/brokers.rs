@@ -109,8 +109,19 @@ impl Shard {
         let Some(registration) = self.registration() else {
             return;
         };
+        let balance_every = self
+            .config
+            .kafka
+            .leader_imbalance_check_interval_seconds
+            .max(1)
+            * 1000;
+        let mut balance_at = self.env.monotonic_ms() + balance_every;
         loop {
             self.env.sleep(every).await;
+            if self.env.monotonic_ms() >= balance_at {
+                balance_at = self.env.monotonic_ms() + balance_every;
+                self.balance_leaders().await;
+            }
             if self.controller.as_ref().is_none_or(|c| c.leaving.get()) {
                 // A heartbeat now would unfence what the controlled
                 // shutdown fenced.
@@ -157,6 +168,40 @@ impl Shard {
             },
         )
         .await
+    }
+
+    /// On the controller leader, with `auto.leader.rebalance.enable`: when
+    /// some broker leads too few of the partitions it is the preferred
+    /// leader of, elects the preferred leaders that are in sync and live.
+    async fn balance_leaders(self: &Rc<Self>) {
+        let Some(controller) = &self.controller else {
+            return;
+        };
+        let kafka = &self.config.kafka;
+        let leading = controller
+            .member
+            .leader()
+            .is_some_and(|(leader, _)| leader == controller.member.me);
+        if !kafka.auto_leader_rebalance_enable || !leading {
+            return;
+        }
+        let imbalanced = sluice_core::metadata::election::imbalanced(
+            &controller.member.machine.state(),
+            kafka.leader_imbalance_per_broker_percentage,
+        );
+        if !imbalanced {
+            return;
+        }
+        match self
+            .propose(Propose(Proposal::ElectLeaders { partitions: None }))
+            .await
+        {
+            Ok(moved) => tracing::info!(
+                partitions = moved,
+                "leadership moved back to preferred replicas"
+            ),
+            Err((code, message)) => tracing::warn!(%code, message, "balancing leaders"),
+        }
     }
 
     /// On the controller leader: fences every broker not heard from for a

@@ -21,7 +21,7 @@ use std::rc::Weak;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use sluice_core::metadata::liveness::Liveness;
-use sluice_core::metadata::{check_partition_count, placement, Replica};
+use sluice_core::metadata::{check_partition_count, election, placement, BrokerId, Replica};
 use sluice_quorum::log_store::WallClock;
 use sluice_quorum::member::{open_member, MemberParts, NoPeers};
 use sluice_quorum::network::{LocalResult, PeerLink};
@@ -471,6 +471,9 @@ impl Shard {
             }
         }
         let mut value = 0;
+        if let MetadataCommand::ElectLeaders { elections } = &command {
+            value = elections.len() as i64;
+        }
         if let MetadataCommand::AllocateProducerIds { first, count } = &command {
             controller.producer_ids.set((first + 1, first + count));
             value = *first;
@@ -598,6 +601,23 @@ impl Shard {
                 }
                 _ => return Ok(Planned::Answer(0)),
             },
+            Proposal::ElectLeaders { partitions } => {
+                let elections: Vec<(String, i32, BrokerId)> = match partitions {
+                    None => election::preferred_elections(&state),
+                    Some(partitions) => partitions
+                        .into_iter()
+                        .filter_map(|(topic, p)| {
+                            let meta = state.partition(&topic, p)?;
+                            let leader = election::preferred_leader(&state, meta).ok()?;
+                            Some((topic, p, leader))
+                        })
+                        .collect(),
+                };
+                if elections.is_empty() {
+                    return Ok(Planned::Answer(0));
+                }
+                MetadataCommand::ElectLeaders { elections }
+            }
             Proposal::AlterPartition {
                 topic,
                 partition,
@@ -736,7 +756,8 @@ impl Shard {
             MetadataCommand::AllocateProducerIds { .. }
             | MetadataCommand::FenceBroker { .. }
             | MetadataCommand::UnfenceBroker { .. }
-            | MetadataCommand::AlterPartition { .. } => {}
+            | MetadataCommand::AlterPartition { .. }
+            | MetadataCommand::ElectLeaders { .. } => {}
         }
         self.reconcile_roles();
     }

@@ -255,7 +255,9 @@ impl Shard {
                     .with_fetch_offset(f.p.log.log_end_offset())
                     .with_last_fetched_epoch(f.p.log.latest_epoch().unwrap_or(-1))
                     .with_log_start_offset(f.p.log.log_start_offset())
-                    .with_partition_max_bytes(kafka.replica_fetch_max_bytes as i32),
+                    .with_partition_max_bytes(
+                        kafka.replica_fetch_max_bytes.min(i32::MAX as u32) as i32
+                    ),
             );
         }
         let wait = Duration::from_millis(kafka.replica_fetch_wait_max_ms);
@@ -263,7 +265,7 @@ impl Shard {
             .with_replica_id(WireBrokerId(self.config.node_id))
             .with_max_wait_ms(wait.as_millis() as i32)
             .with_min_bytes(1)
-            .with_max_bytes(kafka.fetch_max_bytes as i32)
+            .with_max_bytes(kafka.replica_fetch_response_max_bytes.min(i32::MAX as u32) as i32)
             .with_session_epoch(-1)
             .with_topics(
                 topics

@@ -234,11 +234,16 @@ impl Shard {
         let shard = self.clone();
         let p = p.clone();
         glommio::spawn_local(async move {
-            tracing::info!(shard = shard.id, proposal = ?proposal, "asking the controller to change an in-sync set");
+            let asked = format!("{proposal:?}");
             match shard.call(0, Propose(proposal)).await {
-                Ok(Ok(_)) => {}
+                Ok(Ok(_)) => {
+                    tracing::info!(shard = shard.id, proposal = asked, "the controller changed an in-sync set")
+                }
+                // Refusals repeat until the metadata catches up (a stale
+                // partition epoch, a broker still fenced): not worth more
+                // than a debug line each.
                 Ok(Err((code, message))) => {
-                    tracing::info!(code = %code, message, "the controller refused an in-sync set change")
+                    tracing::debug!(code = %code, message, proposal = asked, "the controller refused an in-sync set change")
                 }
                 Err(_) => {}
             }

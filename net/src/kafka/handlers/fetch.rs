@@ -12,6 +12,14 @@
 //!
 //! Fetch sessions (KIP-227) are refused the way Kafka clients expect: every
 //! answer carries session id 0, so clients keep sending full fetches.
+//!
+//! A follower's fetch (`replica_id` set: the request's field before v15,
+//! `replica_state` from v15) goes to the leader's owner shard like a
+//! consumer's; the owner counts its offset as the follower's log end and
+//! reads up to the log end instead of the high watermark, and its long
+//! poll waits for appends. A consumer that names a rack (v11+) may read at
+//! a broker that follows the partition (KIP-392), up to that follower's
+//! high watermark.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -14,7 +14,10 @@
 //!
 //! Invariant: no partition is acknowledged (acks != 0) before its records
 //! are durable under `log.flush=always`: a failed sync answers that
-//! partition with the sync's error, never with its offset.
+//! partition with the sync's error, never with its offset. With acks=all
+//! on a replicated partition the wait is for the high watermark: every
+//! in-sync replica holds the records (`min.insync.replicas` is checked by
+//! the owner shard before the append and again while it waits).
 
 use std::rc::Rc;
 
