@@ -198,10 +198,13 @@ fn a_silent_broker_is_fenced_and_leads_again_when_it_returns() {
         .iter()
         .position(|l| *l == victim_id)
         .expect("each broker leads one partition") as i32;
-    let written = connect(&cluster[victim])
-        .produce_v3(&t, partition, -1, &batch_of(b"before"))
-        .expect("produce");
-    assert_eq!(written.error_code, 0);
+    // Until its log is open the leader answers NOT_LEADER_OR_FOLLOWER, as
+    // Kafka does for a replica not created yet; clients retry.
+    wait_until("the leader to take a produce", || {
+        connect(&cluster[victim])
+            .produce_v3(&t, partition, -1, &batch_of(b"before"))
+            .is_ok_and(|written| written.error_code == 0)
+    });
     let witness = (victim + 1) % 3;
 
     // SIGKILL: fenced after its session times out, its partition leaderless

@@ -62,10 +62,12 @@ fn a_broker_cut_off_by_the_network_is_fenced_and_rejoins_when_healed() {
         .position(|l| *l == controller)
         .expect("each broker leads one partition") as i32;
     let record = wire::record_batch(1_700_000_000_000, &[(None, Some(b"before".as_slice()))]);
-    let written = connect(&cluster[victim])
-        .produce_v3(&t, partition, -1, &record)
-        .expect("produce");
-    assert_eq!(written.error_code, 0);
+    // Until its log is open the leader answers NOT_LEADER_OR_FOLLOWER.
+    wait_until("the leader to take a produce", || {
+        connect(&cluster[victim])
+            .produce_v3(&t, partition, -1, &record)
+            .is_ok_and(|written| written.error_code == 0)
+    });
     let cut_at = Instant::now();
     lab.cut(victim + 1);
     let survivors: Vec<&Broker> = cluster

@@ -283,12 +283,11 @@ fn acks_all_needs_min_insync_replicas_and_acks_one_does_not() {
     let record = wire::record_batch(1_700_000_000_000, &[(None, Some(b"v".as_slice()))]);
     let mut conn =
         wire::Conn::connect(cluster[leader].addr(), Duration::from_secs(5)).expect("connect");
-    let written = conn.produce_v3(&t, 0, -1, &record).expect("produce");
-    assert_eq!(
-        (written.error_code, written.base_offset),
-        (0, 0),
-        "acks=all with three in sync"
-    );
+    // Until its log is open the leader answers NOT_LEADER_OR_FOLLOWER.
+    wait_until("acks=all to be taken with three in sync", || {
+        conn.produce_v3(&t, 0, -1, &record)
+            .is_ok_and(|w| (w.error_code, w.base_offset) == (0, 0))
+    });
 
     // A follower gone: fenced, out of the in-sync set (a majority of the
     // controller quorum is still up).

@@ -299,8 +299,10 @@ impl Shard {
     }
 
     /// The error for a partition this shard has no open log for:
-    /// KAFKA_STORAGE_ERROR when it failed to open, else
-    /// UNKNOWN_TOPIC_OR_PARTITION.
+    /// KAFKA_STORAGE_ERROR when it failed to open; NOT_LEADER_OR_FOLLOWER
+    /// while the metadata already names it but its log is still opening
+    /// (Kafka's answer for a replica not created yet: clients retry);
+    /// otherwise UNKNOWN_TOPIC_OR_PARTITION.
     fn absence_error(&self, topic: &str, partition: PartitionId) -> ErrorCode {
         if self
             .offline
@@ -308,6 +310,8 @@ impl Shard {
             .contains(&(topic.to_owned(), partition))
         {
             ErrorCode::KafkaStorageError
+        } else if self.metadata().partition(topic, partition).is_some() {
+            ErrorCode::NotLeaderOrFollower
         } else {
             ErrorCode::UnknownTopicOrPartition
         }
