@@ -10,8 +10,9 @@
 //! (fetches and OffsetForLeaderEpoch as messages that are delayed,
 //! reordered, duplicated, lost or cut off), the controller as a reliable
 //! node (its own quorum is simulated in `shard/tests/quorum.rs`), and the
-//! glue that feeds those rules (the shard's role reconciliation and fetch
-//! handling, mirrored step for step).
+//! glue that feeds those rules (the shard's fetch handling and acks,
+//! mirrored step for step; a replica's role follows the metadata through
+//! core's `Role::follow`, as in the shard).
 //!
 //! Faults: crashes (power loss: the unsynced tail is gone), restarts,
 //! brokers cut off from everyone, message loss, duplication and
@@ -35,7 +36,9 @@ use sluice_core::metadata::liveness::Liveness;
 use sluice_core::metadata::{
     BrokerId, BrokerRegistration, MetadataCommand, MetadataState, Replica, NO_LEADER,
 };
-use sluice_core::replication::{check_leader_epoch, truncation, EpochCache, LeaderView};
+use sluice_core::replication::{
+    check_leader_epoch, truncation, EpochCache, FollowerRole, Role, RoleChange,
+};
 use sluice_core::rng::SplitMix64;
 use sluice_core::ErrorCode;
 
@@ -51,17 +54,6 @@ const FETCH_MAX: usize = 3;
 struct Entry {
     epoch: i32,
     value: u64,
-}
-
-#[derive(Debug)]
-enum Role {
-    Leader(LeaderView),
-    Follower {
-        leader: BrokerId,
-        epoch: i32,
-        truncated: bool,
-        hw: i64,
-    },
 }
 
 struct Broker {
@@ -86,10 +78,7 @@ struct Broker {
 impl Broker {
     fn high_watermark(&mut self) -> i64 {
         let (durable, len) = (self.durable as i64, self.log.len() as i64);
-        match &mut self.role {
-            Role::Leader(v) => v.high_watermark(durable),
-            Role::Follower { hw, .. } => (*hw).min(len),
-        }
+        self.role.high_watermark(durable, len)
     }
 }
 
@@ -183,12 +172,7 @@ impl Sim {
                         durable: 0,
                         epochs: EpochCache::default(),
                         meta: controller.clone(),
-                        role: Role::Follower {
-                            leader: NO_LEADER,
-                            epoch: -1,
-                            truncated: false,
-                            hw: 0,
-                        },
+                        role: Role::unassigned(0),
                         incarnation: 0,
                         registered: true,
                         pending: Vec::new(),
@@ -222,7 +206,8 @@ impl Sim {
         self.brokers[&id].up && !self.cut.contains(&id)
     }
 
-    /// The shard's `reconcile_roles`, for this broker's one partition.
+    /// The shard's `reconcile_roles`, for this broker's one partition:
+    /// `Role::follow`, then recording a new leader's epoch.
     fn reconcile(&mut self, id: BrokerId) {
         let now = self.now as i64;
         let b = self.brokers.get_mut(&id).expect("a broker");
@@ -232,48 +217,18 @@ impl Sim {
         let Some(meta) = b.meta.partition(TOPIC, 0).cloned() else {
             return;
         };
-        let hw = b.high_watermark();
         let len = b.log.len() as i64;
-        let same = match &mut b.role {
-            Role::Leader(v) if meta.leader == id && v.leader_epoch == meta.leader_epoch => {
-                if v.partition_epoch != meta.partition_epoch {
-                    v.update(
-                        &meta.replica_brokers(),
-                        &meta.isr,
-                        meta.partition_epoch,
-                        now,
-                    );
-                }
-                true
-            }
-            Role::Follower { leader, epoch, .. }
-                if meta.leader != id && *leader == meta.leader && *epoch == meta.leader_epoch =>
-            {
-                true
-            }
-            _ => false,
-        };
-        if same {
-            return;
-        }
-        if meta.leader == id {
-            b.role = Role::Leader(LeaderView::new(
-                id,
-                &meta.replica_brokers(),
-                &meta.isr,
-                (meta.leader_epoch, meta.partition_epoch),
-                (len, hw),
-                now,
-            ));
+        match b.role.follow(id, &meta, (len, b.durable as i64), now) {
+            RoleChange::None | RoleChange::InSyncSet => return,
             // `start_epoch`: stored before anything is answered.
-            b.epochs.assign(meta.leader_epoch, len);
-        } else {
-            b.role = Role::Follower {
-                leader: meta.leader,
-                epoch: meta.leader_epoch,
-                truncated: self.skip_truncation,
-                hw,
-            };
+            RoleChange::Leader { epoch } => {
+                b.epochs.assign(epoch, len);
+            }
+            RoleChange::Follower => {
+                if let Role::Follower(f) = &mut b.role {
+                    f.truncated = self.skip_truncation;
+                }
+            }
         }
         self.trace.push(format!(
             "broker {id} role {:?} at epoch {}",
@@ -344,7 +299,7 @@ impl Sim {
             }
             let (is_leader, epoch) = match &b.role {
                 Role::Leader(v) => (true, v.leader_epoch),
-                Role::Follower { .. } => (false, -1),
+                Role::Follower(_) => (false, -1),
             };
             let hw = if self.ack_on_leader_alone {
                 b.durable as i64
@@ -381,12 +336,12 @@ impl Sim {
         if !b.up {
             return;
         }
-        let Role::Follower {
+        let Role::Follower(FollowerRole {
             leader,
-            epoch,
+            leader_epoch: epoch,
             truncated,
             ..
-        } = b.role
+        }) = b.role
         else {
             return;
         };
@@ -401,10 +356,10 @@ impl Sim {
         } else {
             match b.epochs.latest() {
                 None => {
-                    if let Role::Follower { truncated, .. } =
+                    if let Role::Follower(f) =
                         &mut self.brokers.get_mut(&id).expect("a broker").role
                     {
-                        *truncated = true;
+                        f.truncated = true;
                     }
                     return;
                 }
@@ -478,12 +433,12 @@ impl Sim {
             } => {
                 let b = self.brokers.get_mut(&to).expect("a broker");
                 let len = b.log.len() as i64;
-                let Role::Follower {
-                    epoch: e,
+                let Role::Follower(FollowerRole {
+                    leader_epoch: e,
                     truncated: true,
-                    hw: known,
+                    high_watermark: known,
                     ..
-                } = &mut b.role
+                }) = &mut b.role
                 else {
                     return;
                 };
@@ -514,7 +469,7 @@ impl Sim {
                             error,
                         }
                     }
-                    Role::Follower { .. } => Msg::EpochAnswer {
+                    Role::Follower(_) => Msg::EpochAnswer {
                         epoch,
                         answer: (-1, -1),
                         error: ErrorCode::NotLeaderOrFollower,
@@ -529,11 +484,11 @@ impl Sim {
             } => {
                 let b = self.brokers.get_mut(&to).expect("a broker");
                 let hw = b.high_watermark();
-                let Role::Follower {
-                    epoch: e,
+                let Role::Follower(FollowerRole {
+                    leader_epoch: e,
                     truncated: false,
                     ..
-                } = &b.role
+                }) = &b.role
                 else {
                     return;
                 };
@@ -549,10 +504,10 @@ impl Sim {
                     self.trace
                         .push(format!("broker {to} truncates {len} -> {}", cut.to));
                 }
-                if let Role::Follower { truncated, hw, .. } = &mut b.role {
-                    *hw = (*hw).min(cut.to.max(0));
+                if let Role::Follower(f) = &mut b.role {
+                    f.high_watermark = f.high_watermark.min(cut.to.max(0));
                     if !cut.ask_again {
-                        *truncated = true;
+                        f.truncated = true;
                     }
                 }
             }
@@ -636,12 +591,7 @@ impl Sim {
         b.log.truncate(b.durable);
         b.epochs.truncate_from(b.durable as i64);
         b.pending.clear();
-        b.role = Role::Follower {
-            leader: NO_LEADER,
-            epoch: -1,
-            truncated: false,
-            hw: 0,
-        };
+        b.role = Role::unassigned(0);
         self.trace
             .push(format!("broker {id} crashes (log {})", b.log.len()));
     }

@@ -507,42 +507,32 @@ impl<S: Storage> PartitionLog<S> {
     /// offsets from the log end would not fit it (or it is too old);
     /// re-checks after every wait, since other appends may run meanwhile.
     async fn roll_for(&self, total: usize, records: i64, now_ms: i64) -> LogResult<()> {
-        loop {
-            let next = self.log_end_offset();
-            let must_roll = {
-                let active = self.active();
-                let seg = active.borrow();
-                seg.is_full_for(total as u64, next + records - 1, self.config.segment_bytes)
-                    || (seg.size_bytes > 0
-                        && now_ms - seg.created_ms >= self.config.segment_ms as i64)
-            };
-            if !must_roll {
-                break;
-            }
+        while self.roll_due(total, records, now_ms) {
             let _permit = self
                 .io_lock
                 .acquire_permit(1)
                 .await
                 .map_err(|_| LogError::Closed)?;
             self.check_writable()?;
-            let still = {
-                let active = self.active();
-                let seg = active.borrow();
-                seg.is_full_for(
-                    total as u64,
-                    self.log_end_offset() + records - 1,
-                    self.config.segment_bytes,
-                ) || (seg.size_bytes > 0
-                    && now_ms - seg.created_ms >= self.config.segment_ms as i64)
-            };
-            if still {
+            if self.roll_due(total, records, now_ms) {
                 if let Err(e) = self.roll(now_ms).await {
                     return self.fail(e);
                 }
             }
         }
-
         Ok(())
+    }
+
+    /// True when `total` bytes holding `records` offsets from the log end
+    /// do not fit the active segment, or it is older than `segment.ms`.
+    fn roll_due(&self, total: usize, records: i64, now_ms: i64) -> bool {
+        let active = self.active();
+        let seg = active.borrow();
+        seg.is_full_for(
+            total as u64,
+            self.log_end_offset() + records - 1,
+            self.config.segment_bytes,
+        ) || (seg.size_bytes > 0 && now_ms - seg.created_ms >= self.config.segment_ms as i64)
     }
 
     /// Validates `batches` (one or more whole v2 batches, as a produce

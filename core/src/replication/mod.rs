@@ -2,7 +2,8 @@
 //! followers and the high watermark and in-sync set that follow from it
 //! ([`leader`]), where a follower cuts its log when it follows a new
 //! leader ([`follower`]), and the map of leader epochs to the offsets they
-//! start at that both rely on ([`epochs`]).
+//! start at that both rely on ([`epochs`]), and how a replica's role
+//! follows the metadata ([`role`]).
 //!
 //! Everything here takes offsets and the time as arguments and returns
 //! decisions; the shard runtime does the fetching, appending and proposing,
@@ -11,10 +12,12 @@
 pub mod epochs;
 pub mod follower;
 pub mod leader;
+pub mod role;
 
 pub use epochs::{EpochCache, UNDEFINED_EPOCH, UNDEFINED_OFFSET};
 pub use follower::{truncation, Truncation};
 pub use leader::LeaderView;
+pub use role::{FollowerRole, Role, RoleChange};
 
 use crate::ErrorCode;
 

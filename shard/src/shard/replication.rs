@@ -16,71 +16,12 @@
 //! has at most one in-sync set change in flight.
 
 use sluice_core::metadata::{BrokerId, NO_LEADER};
-use sluice_core::replication::LeaderView;
 
 use super::*;
 use crate::message::{EpochEndOffsets, Proposal, Propose};
 
-/// A replica's role at one leader epoch.
-#[derive(Debug)]
-pub enum Role {
-    /// This broker leads.
-    Leader(LeaderView),
-    /// Another broker leads (or nobody, [`NO_LEADER`]).
-    Follower(FollowerRole),
-}
-
-/// A follower's state.
-#[derive(Debug, Clone)]
-pub struct FollowerRole {
-    pub leader: BrokerId,
-    pub leader_epoch: i32,
-    /// False until it cut its log where the leader's history parts from
-    /// its own (it fetches only after).
-    pub truncated: bool,
-    /// The leader's high watermark at the last fetch.
-    pub high_watermark: Offset,
-}
-
-impl Role {
-    /// A replica no metadata was applied to yet.
-    pub fn unassigned(high_watermark: Offset) -> Role {
-        Role::Follower(FollowerRole {
-            leader: NO_LEADER,
-            leader_epoch: -1,
-            truncated: false,
-            high_watermark,
-        })
-    }
-
-    pub fn leader_epoch(&self) -> i32 {
-        match self {
-            Role::Leader(v) => v.leader_epoch,
-            Role::Follower(f) => f.leader_epoch,
-        }
-    }
-
-    pub fn is_leader(&self) -> bool {
-        matches!(self, Role::Leader(_))
-    }
-
-    pub(super) fn high_watermark(&mut self, local_end: Offset, log_end: Offset) -> Offset {
-        match self {
-            Role::Leader(v) => v.high_watermark(local_end),
-            Role::Follower(f) => f.high_watermark.min(log_end),
-        }
-    }
-
-    /// The in-sync set size a leader works with (0 on a follower).
-    pub fn isr_len(&self) -> usize {
-        match self {
-            Role::Leader(v) => v.isr.len(),
-            Role::Follower(_) => 0,
-        }
-    }
-}
-
 pub use sluice_core::replication::check_leader_epoch;
+pub use sluice_core::replication::{FollowerRole, Role, RoleChange};
 
 impl Shard {
     /// Brings every replica's role in step with this shard's metadata:
@@ -100,61 +41,15 @@ impl Shard {
             let Some(meta) = self.metadata.borrow().partition(&topic, partition).cloned() else {
                 continue;
             };
-            let hw = p.high_watermark();
-            let log_end = p.log.log_end_offset();
-            let mut started_epoch = None;
-            let changed = {
-                let mut role = p.role.borrow_mut();
-                match &mut *role {
-                    Role::Leader(v) if meta.leader == me && v.leader_epoch == meta.leader_epoch => {
-                        if v.partition_epoch != meta.partition_epoch {
-                            v.update(
-                                &meta.replica_brokers(),
-                                &meta.isr,
-                                meta.partition_epoch,
-                                now,
-                            );
-                            true
-                        } else {
-                            false
-                        }
-                    }
-                    Role::Follower(f)
-                        if meta.leader != me
-                            && f.leader == meta.leader
-                            && f.leader_epoch == meta.leader_epoch =>
-                    {
-                        false
-                    }
-                    _ if meta.leader == me => {
-                        *role = Role::Leader(LeaderView::new(
-                            me,
-                            &meta.replica_brokers(),
-                            &meta.isr,
-                            (meta.leader_epoch, meta.partition_epoch),
-                            (log_end, hw),
-                            now,
-                        ));
-                        started_epoch = Some(meta.leader_epoch);
-                        true
-                    }
-                    _ => {
-                        *role = Role::Follower(FollowerRole {
-                            leader: meta.leader,
-                            leader_epoch: meta.leader_epoch,
-                            truncated: false,
-                            high_watermark: hw,
-                        });
-                        true
-                    }
-                }
-            };
+            let ends = (p.log.log_end_offset(), p.local_end());
+            let change = p.role.borrow_mut().follow(me, &meta, ends, now);
+            let changed = change != RoleChange::None;
             if changed {
                 tracing::debug!(shard = self.id, topic, partition, leader = meta.leader, epoch = meta.leader_epoch, isr = ?meta.isr, "replica role");
                 p.hw_changed.notify_all();
                 p.appended.notify_all();
             }
-            if let Some(epoch) = started_epoch {
+            if let RoleChange::Leader { epoch } = change {
                 let p = p.clone();
                 glommio::spawn_local(async move {
                     if let Err(e) = p.log.start_epoch(epoch).await {

@@ -1,0 +1,199 @@
+//! A replica's role at one leader epoch, and how it follows the metadata:
+//! the one decision both the shard runtime and the simulator make when a
+//! metadata change arrives.
+//!
+//! Invariant: the role changes only as the metadata says; a new leader
+//! starts a [`LeaderView`] at its log end and current high watermark, a
+//! new follower starts untruncated (it fetches only after it cut its log
+//! against the new leader).
+
+use super::LeaderView;
+use crate::metadata::{BrokerId, PartitionMeta, NO_LEADER};
+use crate::Offset;
+
+/// A replica's role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// This broker leads.
+    Leader(LeaderView),
+    /// Another broker leads (or nobody, [`NO_LEADER`]).
+    Follower(FollowerRole),
+}
+
+/// A follower's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowerRole {
+    pub leader: BrokerId,
+    pub leader_epoch: i32,
+    /// False until it cut its log where the leader's history parts from
+    /// its own (it fetches only after).
+    pub truncated: bool,
+    /// The leader's high watermark at the last fetch.
+    pub high_watermark: Offset,
+}
+
+/// What [`Role::follow`] changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleChange {
+    /// Nothing.
+    None,
+    /// The same leader at the same epoch took a new in-sync set.
+    InSyncSet,
+    /// This broker became the leader at `epoch` (record the epoch's start).
+    Leader { epoch: i32 },
+    /// This broker follows a new leader or epoch (truncate, then fetch).
+    Follower,
+}
+
+impl Role {
+    /// A replica no metadata was applied to yet.
+    pub fn unassigned(high_watermark: Offset) -> Role {
+        Role::Follower(FollowerRole {
+            leader: NO_LEADER,
+            leader_epoch: -1,
+            truncated: false,
+            high_watermark,
+        })
+    }
+
+    pub fn leader_epoch(&self) -> i32 {
+        match self {
+            Role::Leader(v) => v.leader_epoch,
+            Role::Follower(f) => f.leader_epoch,
+        }
+    }
+
+    pub fn is_leader(&self) -> bool {
+        matches!(self, Role::Leader(_))
+    }
+
+    /// The in-sync set size a leader works with (0 on a follower).
+    pub fn isr_len(&self) -> usize {
+        match self {
+            Role::Leader(v) => v.isr.len(),
+            Role::Follower(_) => 0,
+        }
+    }
+
+    /// The high watermark with this replica's log ending at `log_end`, of
+    /// which `local_end` counts for a leader (its durable end under
+    /// `log.flush=always`).
+    pub fn high_watermark(&mut self, local_end: Offset, log_end: Offset) -> Offset {
+        match self {
+            Role::Leader(v) => v.high_watermark(local_end),
+            Role::Follower(f) => f.high_watermark.min(log_end),
+        }
+    }
+
+    /// Brings the role of broker `me`'s replica in step with `meta`, its
+    /// log ending at `log_end` (`local_end` of it counting for a leader),
+    /// at `now_ms`.
+    pub fn follow(
+        &mut self,
+        me: BrokerId,
+        meta: &PartitionMeta,
+        (log_end, local_end): (Offset, Offset),
+        now_ms: i64,
+    ) -> RoleChange {
+        let hw = self.high_watermark(local_end, log_end);
+        match self {
+            Role::Leader(v) if meta.leader == me && v.leader_epoch == meta.leader_epoch => {
+                if v.partition_epoch == meta.partition_epoch {
+                    return RoleChange::None;
+                }
+                v.update(
+                    &meta.replica_brokers(),
+                    &meta.isr,
+                    meta.partition_epoch,
+                    now_ms,
+                );
+                RoleChange::InSyncSet
+            }
+            Role::Follower(f)
+                if meta.leader != me
+                    && f.leader == meta.leader
+                    && f.leader_epoch == meta.leader_epoch =>
+            {
+                RoleChange::None
+            }
+            _ if meta.leader == me => {
+                *self = Role::Leader(LeaderView::new(
+                    me,
+                    &meta.replica_brokers(),
+                    &meta.isr,
+                    (meta.leader_epoch, meta.partition_epoch),
+                    (log_end, hw),
+                    now_ms,
+                ));
+                RoleChange::Leader {
+                    epoch: meta.leader_epoch,
+                }
+            }
+            _ => {
+                *self = Role::Follower(FollowerRole {
+                    leader: meta.leader,
+                    leader_epoch: meta.leader_epoch,
+                    truncated: false,
+                    high_watermark: hw,
+                });
+                RoleChange::Follower
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::Replica;
+
+    fn meta(
+        leader: BrokerId,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        isr: &[BrokerId],
+    ) -> PartitionMeta {
+        PartitionMeta {
+            replicas: [1, 2, 3]
+                .iter()
+                .map(|&broker| Replica { broker, shard: 0 })
+                .collect(),
+            isr: isr.to_vec(),
+            leader,
+            leader_epoch,
+            partition_epoch,
+        }
+    }
+
+    #[test]
+    fn a_replica_leads_follows_and_takes_new_in_sync_sets_as_the_metadata_says() {
+        let mut role = Role::unassigned(0);
+        assert_eq!(
+            role.follow(2, &meta(1, 0, 0, &[1, 2, 3]), (10, 10), 0),
+            RoleChange::Follower
+        );
+        assert_eq!(
+            role.follow(2, &meta(1, 0, 1, &[1, 2]), (10, 10), 0),
+            RoleChange::None
+        );
+        assert_eq!(
+            role.follow(2, &meta(2, 1, 2, &[2]), (10, 10), 0),
+            RoleChange::Leader { epoch: 1 }
+        );
+        assert!(role.is_leader() && role.isr_len() == 1);
+        assert_eq!(
+            role.follow(2, &meta(2, 1, 3, &[2, 3]), (10, 10), 0),
+            RoleChange::InSyncSet
+        );
+        assert_eq!(role.isr_len(), 2);
+        assert_eq!(
+            role.follow(2, &meta(3, 2, 4, &[3]), (10, 10), 0),
+            RoleChange::Follower
+        );
+        assert_eq!(role.leader_epoch(), 2);
+        let Role::Follower(f) = &role else {
+            panic!("a follower");
+        };
+        assert!(!f.truncated, "a new follower truncates first");
+    }
+}
