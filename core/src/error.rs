@@ -60,6 +60,7 @@ pub enum ErrorCode {
     PreferredLeaderNotAvailable = 80,
     EligibleLeadersNotAvailable = 83,
     ElectionNotNeeded = 84,
+    NoReassignmentInProgress = 85,
     UnknownLeaderEpoch = 75,
     UnsupportedCompressionType = 76,
     OffsetNotAvailable = 78,

@@ -130,6 +130,24 @@ shard_ops! {
     DescribeQuorum => describe_quorum -> Option<QuorumStatus>,
     /// OffsetForLeaderEpoch for partitions led here.
     EpochEndOffsets => epoch_end_offsets -> Vec<(ErrorCode, i32, Offset)>,
+    /// DescribeLogDirs: the replicas this shard holds, with their sizes.
+    LogDirs => log_dirs -> Vec<ReplicaLogDir>,
+}
+
+/// Lists the replicas a shard holds (DescribeLogDirs).
+#[derive(Debug, Clone)]
+pub struct LogDirs;
+
+/// One replica a shard holds, as DescribeLogDirs reports it.
+#[derive(Debug, Clone)]
+pub struct ReplicaLogDir {
+    pub topic: String,
+    pub partition: PartitionId,
+    /// Bytes of its segments.
+    pub size: u64,
+    /// How far its log end is behind its high watermark (Kafka's offset
+    /// lag; 0 once caught up).
+    pub offset_lag: i64,
 }
 
 impl ShardRequest {
@@ -382,6 +400,19 @@ pub enum Proposal {
     /// or of every partition when `None`; answered with how many moved.
     ElectLeaders {
         partitions: Option<Vec<(String, PartitionId)>>,
+    },
+    /// Partitions move to the named brokers, or (`None`) a move in progress
+    /// is cancelled (Kafka's AlterPartitionReassignments); answered with
+    /// how many started.
+    ReassignPartitions {
+        partitions: Vec<(String, PartitionId, Option<Vec<BrokerId>>)>,
+    },
+    /// A topic's or a broker's configs change (Kafka's
+    /// IncrementalAlterConfigs); the operations are checked by the caller
+    /// and resolved against the controller's state.
+    AlterConfigs {
+        resource: sluice_core::metadata::dynamic_config::ConfigResource,
+        changes: Vec<sluice_core::metadata::dynamic_config::ConfigChange>,
     },
     /// A partition's leader asks to change its in-sync set (Kafka's
     /// AlterPartition).

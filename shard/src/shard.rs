@@ -86,7 +86,7 @@ pub struct OwnedPartition {
     pub appended: Notify,
     flush: FlushPolicy,
     /// In-sync replicas an acks=all produce needs (`min.insync.replicas`).
-    min_insync_replicas: usize,
+    min_insync_replicas: Cell<usize>,
     /// Leader or follower, and what each knows (see [`replication`]).
     role: RefCell<replication::Role>,
     /// An in-sync set change is on its way to the controller.
@@ -175,6 +175,9 @@ pub struct Shard {
     pub groups: Rc<GroupHome>,
     /// Brokers a replica fetcher of this shard fetches from.
     fetchers: RefCell<std::collections::HashSet<sluice_core::metadata::BrokerId>>,
+    /// This shard's share of the broker's follower replication throttle,
+    /// spent by every fetcher here on throttled replicas.
+    follower_throttle: RefCell<sluice_core::replication::throttle::Throttle>,
 }
 
 struct Controller {
@@ -263,6 +266,10 @@ impl Shard {
             controller,
             snapshot_installed: Cell::new(false),
             fetchers: RefCell::new(Default::default()),
+            follower_throttle: RefCell::new(sluice_core::replication::throttle::Throttle::new(
+                u64::MAX,
+                0,
+            )),
         })
     }
 

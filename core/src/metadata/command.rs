@@ -57,6 +57,19 @@ pub enum MetadataCommand {
     ElectLeaders {
         elections: Vec<(String, i32, BrokerId)>,
     },
+    /// Partitions move to new replicas, or a move in progress is cancelled
+    /// (Kafka's AlterPartitionReassignments; [`super::reassignment`]); one
+    /// that no longer holds when applied is skipped.
+    ReassignPartitions {
+        reassignments: Vec<super::reassignment::Reassignment>,
+    },
+    /// A topic's overrides, or a broker's dynamic configs, become
+    /// `configs` (Kafka's IncrementalAlterConfigs, its operations resolved
+    /// by the controller against the state it planned on).
+    AlterConfigs {
+        resource: super::dynamic_config::ConfigResource,
+        configs: BTreeMap<String, String>,
+    },
     /// Reserves producer ids `[first, first + count)` for InitProducerId.
     AllocateProducerIds {
         first: i64,
@@ -100,6 +113,12 @@ impl std::fmt::Display for MetadataCommand {
                     "elect preferred leaders of {} partitions",
                     elections.len()
                 )
+            }
+            MetadataCommand::ReassignPartitions { reassignments } => {
+                write!(f, "reassign {} partitions", reassignments.len())
+            }
+            MetadataCommand::AlterConfigs { resource, configs } => {
+                write!(f, "configs of {resource:?} become {configs:?}")
             }
             MetadataCommand::AllocateProducerIds { first, count } => {
                 write!(f, "allocate producer ids {first}..{}", first + count)

@@ -26,10 +26,12 @@ use crate::types::{validate_topic_name, PartitionId};
 
 mod brokers;
 mod command;
+pub mod dynamic_config;
 pub mod election;
 pub mod legacy;
 pub mod liveness;
 pub mod placement;
+pub mod reassignment;
 
 pub use brokers::{BrokerId, BrokerMeta, BrokerRegistration, NO_LEADER};
 pub use command::{MetadataCommand, MetadataError};
@@ -63,6 +65,12 @@ pub struct PartitionMeta {
     /// refused.
     #[serde(default)]
     pub partition_epoch: i32,
+    /// Brokers a reassignment in progress adds ([`reassignment`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding: Vec<BrokerId>,
+    /// Brokers a reassignment in progress removes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing: Vec<BrokerId>,
 }
 
 impl PartitionMeta {
@@ -85,6 +93,8 @@ impl PartitionMeta {
             leader,
             leader_epoch: 0,
             partition_epoch: 0,
+            adding: Vec::new(),
+            removing: Vec::new(),
         }
     }
 
@@ -118,6 +128,10 @@ pub struct TopicMeta {
 pub struct MetadataState {
     pub brokers: BTreeMap<BrokerId, BrokerMeta>,
     pub topics: BTreeMap<String, TopicMeta>,
+    /// Dynamic broker configs ([`dynamic_config`]): by broker id, or the
+    /// empty string for the cluster default.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
     /// First producer id not yet handed out.
     pub next_producer_id: i64,
     /// Commands applied so far.
@@ -278,7 +292,40 @@ impl MetadataState {
                 }
                 p.isr = isr.clone();
                 p.partition_epoch += 1;
+                let fenced: Vec<BrokerId> = self
+                    .brokers
+                    .values()
+                    .filter(|b| b.fenced)
+                    .map(|b| b.registration.id)
+                    .collect();
+                if let Some(p) = self
+                    .topics
+                    .get_mut(topic)
+                    .and_then(|t| t.partitions.get_mut(*partition as usize))
+                {
+                    reassignment::complete_if_caught_up(p, |b| fenced.contains(&b));
+                }
             }
+            MetadataCommand::ReassignPartitions { reassignments } => {
+                reassignment::apply(self, reassignments);
+            }
+            MetadataCommand::AlterConfigs { resource, configs } => match resource {
+                dynamic_config::ConfigResource::Topic(name) => {
+                    let topic = self
+                        .topics
+                        .get_mut(name)
+                        .ok_or_else(|| MetadataError::UnknownTopic(name.clone()))?;
+                    topic.configs = configs.clone();
+                }
+                dynamic_config::ConfigResource::Broker(broker) => {
+                    let key = dynamic_config::broker_key(*broker);
+                    if configs.is_empty() {
+                        self.broker_configs.remove(&key);
+                    } else {
+                        self.broker_configs.insert(key, configs.clone());
+                    }
+                }
+            },
             MetadataCommand::ElectLeaders { elections } => {
                 election::apply(self, elections);
             }
@@ -393,6 +440,20 @@ impl MetadataState {
                 }
                 if p.isr.iter().any(|b| p.shard_on(*b).is_none()) {
                     found.push(format!("{at}: in-sync {:?} outside replicas", p.isr));
+                }
+                if p.adding
+                    .iter()
+                    .chain(&p.removing)
+                    .any(|b| p.shard_on(*b).is_none())
+                    || p.adding.iter().any(|b| p.removing.contains(b))
+                    || p.target_replicas().is_empty()
+                {
+                    found.push(format!(
+                        "{at}: reassignment adding {:?} removing {:?} does not fit replicas {:?}",
+                        p.adding,
+                        p.removing,
+                        p.replica_brokers()
+                    ));
                 }
                 if p.leader != NO_LEADER {
                     if !p.isr.contains(&p.leader) {

@@ -378,3 +378,108 @@ fn preferred_leaders_come_back_only_when_in_sync_and_live() {
     );
     assert!(state.violations().is_empty(), "{:?}", state.violations());
 }
+
+fn reassign(target: Option<Vec<Replica>>) -> MetadataCommand {
+    MetadataCommand::ReassignPartitions {
+        reassignments: vec![("t".into(), 0, target)],
+    }
+}
+
+fn join(state: &mut MetadataState, isr: Vec<BrokerId>) {
+    let p = state.partition("t", 0).expect("exists").clone();
+    state
+        .apply(&MetadataCommand::AlterPartition {
+            topic: "t".into(),
+            partition: 0,
+            leader: p.leader,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            isr,
+        })
+        .expect("the in-sync set changes");
+}
+
+#[test]
+fn a_reassignment_adds_then_removes_and_moves_leadership_off_a_removed_leader() {
+    use super::reassignment::check;
+    let mut state = cluster(&[(1, None), (2, None), (3, None), (4, None)], 2);
+    state
+        .apply(&create("t", vec![vec![on(1, 0), on(2, 0), on(3, 1)]]))
+        .expect("applies");
+    assert_eq!(
+        check(&state, "t", 0, None, true).map_err(|e| e.0),
+        Err(ErrorCode::NoReassignmentInProgress)
+    );
+    assert_eq!(
+        check(&state, "t", 0, Some(&[4, 2]), false).map_err(|e| e.0),
+        Err(ErrorCode::InvalidReplicationFactor)
+    );
+    assert_eq!(
+        check(&state, "t", 0, Some(&[4, 9, 2]), true).map_err(|e| e.0),
+        Err(ErrorCode::InvalidReplicaAssignment)
+    );
+    assert_eq!(
+        check(&state, "t", 1, Some(&[4]), true).map_err(|e| e.0),
+        Err(ErrorCode::UnknownTopicOrPartition)
+    );
+    assert!(check(&state, "t", 0, Some(&[4, 2, 3]), false).is_ok());
+
+    state
+        .apply(&reassign(Some(vec![on(4, 1), on(2, 0), on(3, 1)])))
+        .expect("starts");
+    let p = state.partition("t", 0).expect("exists").clone();
+    assert_eq!(p.replica_brokers(), vec![4, 2, 3, 1]);
+    assert_eq!((p.adding.clone(), p.removing.clone()), (vec![4], vec![1]));
+    assert_eq!((p.leader, p.isr.clone()), (1, vec![1, 2, 3]), "unchanged");
+    assert!(state.violations().is_empty(), "{:?}", state.violations());
+
+    // The new replica catches up: the reassignment completes at once, and
+    // leadership leaves the removed broker in a new epoch.
+    join(&mut state, vec![1, 2, 3, 4]);
+    let p = state.partition("t", 0).expect("exists").clone();
+    assert!(!p.reassigning());
+    assert_eq!(p.replica_brokers(), vec![4, 2, 3]);
+    assert_eq!(p.isr, vec![2, 3, 4]);
+    assert_eq!((p.leader, p.leader_epoch), (4, 1));
+    assert!(state.violations().is_empty(), "{:?}", state.violations());
+}
+
+#[test]
+fn a_cancelled_reassignment_goes_back_to_the_original_replicas() {
+    let mut state = cluster(&[(1, None), (2, None), (3, None), (4, None)], 1);
+    state
+        .apply(&create("t", vec![vec![on(1, 0), on(2, 0)]]))
+        .expect("applies");
+    state
+        .apply(&reassign(Some(vec![on(3, 0), on(4, 0)])))
+        .expect("starts");
+    let p = state.partition("t", 0).expect("exists").clone();
+    assert_eq!(
+        (p.adding.clone(), p.removing.clone()),
+        (vec![3, 4], vec![1, 2])
+    );
+    join(&mut state, vec![1, 2, 3]);
+    assert!(
+        state.partition("t", 0).expect("exists").reassigning(),
+        "4 is not in sync yet"
+    );
+    state.apply(&reassign(None)).expect("cancels");
+    let p = state.partition("t", 0).expect("exists").clone();
+    assert!(!p.reassigning());
+    assert_eq!(p.replica_brokers(), vec![1, 2]);
+    assert_eq!((p.leader, p.isr.clone()), (1, vec![1, 2]));
+    assert!(state.violations().is_empty(), "{:?}", state.violations());
+
+    // A reassignment that only shrinks the replicas completes when the
+    // target is in sync, which it is.
+    state
+        .apply(&reassign(Some(vec![on(2, 0)])))
+        .expect("shrinks");
+    let p = state.partition("t", 0).expect("exists").clone();
+    assert!(!p.reassigning());
+    assert_eq!(
+        (p.replica_brokers(), p.isr.clone(), p.leader),
+        (vec![2], vec![2], 2)
+    );
+    assert!(state.violations().is_empty(), "{:?}", state.violations());
+}

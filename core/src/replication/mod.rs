@@ -3,7 +3,8 @@
 //! ([`leader`]), where a follower cuts its log when it follows a new
 //! leader ([`follower`]), and the map of leader epochs to the offsets they
 //! start at that both rely on ([`epochs`]), and how a replica's role
-//! follows the metadata ([`role`]).
+//! follows the metadata ([`role`]), and the replication throttle's budget
+//! ([`throttle`]).
 //!
 //! Everything here takes offsets and the time as arguments and returns
 //! decisions; the shard runtime does the fetching, appending and proposing,
@@ -13,6 +14,7 @@ pub mod epochs;
 pub mod follower;
 pub mod leader;
 pub mod role;
+pub mod throttle;
 
 pub use epochs::{EpochCache, UNDEFINED_EPOCH, UNDEFINED_OFFSET};
 pub use follower::{truncation, Truncation};

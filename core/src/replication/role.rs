@@ -162,6 +162,8 @@ mod tests {
             leader,
             leader_epoch,
             partition_epoch,
+            adding: Vec::new(),
+            removing: Vec::new(),
         }
     }
 

@@ -36,11 +36,12 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind}
 
 use super::context::Context;
 use super::handlers::{
-    api_versions, consumer_group_heartbeat, create_partitions, create_topics, delete_groups,
-    delete_topics, describe_cluster, describe_configs, describe_groups, describe_quorum,
-    elect_leaders, fetch, find_coordinator, heartbeat, init_producer_id, join_group, leave_group,
-    list_groups, list_offsets, metadata, offset_commit, offset_delete, offset_fetch,
-    offset_for_leader_epoch, produce, sync_group, Call, Handler, Outcome,
+    alter_partition_reassignments, api_versions, consumer_group_heartbeat, create_partitions,
+    create_topics, delete_groups, delete_topics, describe_cluster, describe_configs,
+    describe_groups, describe_log_dirs, describe_quorum, elect_leaders, fetch, find_coordinator,
+    heartbeat, incremental_alter_configs, init_producer_id, join_group, leave_group, list_groups,
+    list_offsets, list_partition_reassignments, metadata, offset_commit, offset_delete,
+    offset_fetch, offset_for_leader_epoch, produce, sync_group, Call, Handler, Outcome,
 };
 
 /// A served API: its key, its name (Kafka's, as `ApiKey` spells it) and its
@@ -148,10 +149,14 @@ registry! {
     DeleteTopics => delete_topics::DeleteTopicsHandler,
     InitProducerId => init_producer_id::InitProducerIdHandler,
     DescribeConfigs => describe_configs::DescribeConfigsHandler,
+    DescribeLogDirs => describe_log_dirs::DescribeLogDirsHandler,
+    IncrementalAlterConfigs => incremental_alter_configs::IncrementalAlterConfigsHandler,
     CreatePartitions => create_partitions::CreatePartitionsHandler,
     DescribeCluster => describe_cluster::DescribeClusterHandler,
     DescribeQuorum => describe_quorum::DescribeQuorumHandler,
     ElectLeaders => elect_leaders::ElectLeadersHandler,
+    AlterPartitionReassignments => alter_partition_reassignments::AlterPartitionReassignmentsHandler,
+    ListPartitionReassignments => list_partition_reassignments::ListPartitionReassignmentsHandler,
     OffsetCommit => offset_commit::OffsetCommitHandler,
     OffsetFetch => offset_fetch::OffsetFetchHandler,
     JoinGroup => join_group::JoinGroupHandler,

@@ -20,8 +20,11 @@ use std::collections::BTreeMap;
 use std::rc::Weak;
 use std::sync::atomic::{AtomicI32, Ordering};
 
+use sluice_core::metadata::dynamic_config::ConfigResource;
 use sluice_core::metadata::liveness::Liveness;
-use sluice_core::metadata::{check_partition_count, election, placement, BrokerId, Replica};
+use sluice_core::metadata::{
+    check_partition_count, dynamic_config, election, placement, reassignment, BrokerId, Replica,
+};
 use sluice_quorum::log_store::WallClock;
 use sluice_quorum::member::{open_member, MemberParts, NoPeers};
 use sluice_quorum::network::{LocalResult, PeerLink};
@@ -474,6 +477,9 @@ impl Shard {
         if let MetadataCommand::ElectLeaders { elections } = &command {
             value = elections.len() as i64;
         }
+        if let MetadataCommand::ReassignPartitions { reassignments } = &command {
+            value = reassignments.len() as i64;
+        }
         if let MetadataCommand::AllocateProducerIds { first, count } = &command {
             controller.producer_ids.set((first + 1, first + count));
             value = *first;
@@ -618,6 +624,44 @@ impl Shard {
                 }
                 MetadataCommand::ElectLeaders { elections }
             }
+            Proposal::ReassignPartitions { partitions } => {
+                let mut reassignments = Vec::with_capacity(partitions.len());
+                for (topic, partition, target) in partitions {
+                    if let Err((code, message)) =
+                        reassignment::check(&state, &topic, partition, target.as_deref(), true)
+                    {
+                        tracing::info!(topic, partition, %code, message, "reassignment refused");
+                        continue;
+                    }
+                    let Some(current) = state.partition(&topic, partition) else {
+                        continue;
+                    };
+                    let placed = match target {
+                        None => None,
+                        Some(brokers) => Some(
+                            reassignment::place_target(&state, current, &brokers)
+                                .map_err(|m| (ErrorCode::InvalidReplicaAssignment, m))?,
+                        ),
+                    };
+                    reassignments.push((topic, partition, placed));
+                }
+                if reassignments.is_empty() {
+                    return Ok(Planned::Answer(0));
+                }
+                MetadataCommand::ReassignPartitions { reassignments }
+            }
+            Proposal::AlterConfigs { resource, changes } => {
+                if let ConfigResource::Topic(name) = &resource {
+                    if !state.topics.contains_key(name) {
+                        return refuse(
+                            ErrorCode::UnknownTopicOrPartition,
+                            &format!("The topic '{name}' does not exist."),
+                        );
+                    }
+                }
+                let configs = dynamic_config::altered(&state.config_overrides(&resource), &changes);
+                MetadataCommand::AlterConfigs { resource, configs }
+            }
             Proposal::AlterPartition {
                 topic,
                 partition,
@@ -711,6 +755,24 @@ impl Shard {
             MetadataCommand::CreateTopic { .. }
             | MetadataCommand::CreatePartitions { .. }
             | MetadataCommand::RegisterBroker(_) => self.open_assigned().await,
+            MetadataCommand::ReassignPartitions { .. } => {
+                self.open_assigned().await;
+                self.remove_unassigned().await;
+            }
+            MetadataCommand::AlterConfigs {
+                resource: ConfigResource::Topic(name),
+                configs,
+            } => {
+                let config = sluice_core::topic_config::log_config(&self.config.log, configs);
+                for ((topic, _), p) in self.partitions.borrow().iter() {
+                    if topic == name {
+                        p.min_insync_replicas
+                            .set(config.min_insync_replicas.max(1) as usize);
+                    }
+                }
+            }
+            // An in-sync set change may complete a reassignment.
+            MetadataCommand::AlterPartition { .. } => self.remove_unassigned().await,
             MetadataCommand::DeleteTopic { name } => {
                 let owned: Vec<_> = self
                     .partitions
@@ -720,20 +782,7 @@ impl Shard {
                     .cloned()
                     .collect();
                 for key in owned {
-                    if key.0 == OFFSETS_TOPIC {
-                        self.groups.unload(key.1);
-                    }
-                    let removed = self.partitions.borrow_mut().remove(&key);
-                    if let Some(p) = removed {
-                        if let Err(e) = p.log.close().await {
-                            tracing::warn!(topic = %key.0, partition = key.1, error = %e, "closing a deleted partition");
-                        }
-                        p.hw_changed.notify_all();
-                        let dir = self.partition_dir(&key.0, key.1);
-                        if let Err(e) = self.disk.remove_dir_all(&dir).await {
-                            tracing::warn!(dir = ?dir, error = %e, "removing a deleted partition's files");
-                        }
-                    }
+                    self.remove_partition(&key, "a deleted").await;
                 }
                 // Offline partitions of the topic go with it; their files too.
                 let offline: Vec<_> = self
@@ -756,10 +805,53 @@ impl Shard {
             MetadataCommand::AllocateProducerIds { .. }
             | MetadataCommand::FenceBroker { .. }
             | MetadataCommand::UnfenceBroker { .. }
-            | MetadataCommand::AlterPartition { .. }
+            | MetadataCommand::AlterConfigs { .. }
             | MetadataCommand::ElectLeaders { .. } => {}
         }
         self.reconcile_roles();
+    }
+
+    /// Closes and deletes every partition open here whose replica the
+    /// metadata no longer gives this shard (a reassignment moved it away).
+    async fn remove_unassigned(self: &Rc<Self>) {
+        let broker = self.config.node_id;
+        let gone: Vec<PartitionKey> = {
+            let metadata = self.metadata.borrow();
+            self.partitions
+                .borrow()
+                .keys()
+                .filter(|(t, p)| {
+                    metadata
+                        .partition(t, *p)
+                        .is_some_and(|m| m.shard_on(broker) != Some(self.id))
+                })
+                .cloned()
+                .collect()
+        };
+        for key in gone {
+            tracing::info!(shard = self.id, topic = %key.0, partition = key.1, "a reassignment moved this replica away; removing it");
+            self.remove_partition(&key, "a moved").await;
+        }
+    }
+
+    /// Closes `key`'s log here, wakes its waiters (they find it gone) and
+    /// deletes its files; `what` names the partition in log lines.
+    async fn remove_partition(&self, key: &PartitionKey, what: &str) {
+        if key.0 == OFFSETS_TOPIC {
+            self.groups.unload(key.1);
+        }
+        let removed = self.partitions.borrow_mut().remove(key);
+        if let Some(p) = removed {
+            if let Err(e) = p.log.close().await {
+                tracing::warn!(topic = %key.0, partition = key.1, error = %e, "closing {what} partition");
+            }
+            p.hw_changed.notify_all();
+            p.appended.notify_all();
+            let dir = self.partition_dir(&key.0, key.1);
+            if let Err(e) = self.disk.remove_dir_all(&dir).await {
+                tracing::warn!(dir = ?dir, error = %e, "removing {what} partition's files");
+            }
+        }
     }
 }
 

@@ -85,7 +85,7 @@ impl Shard {
             }
             (role.leader_epoch(), role.isr_len())
         };
-        if acks == -1 && isr_len < p.min_insync_replicas {
+        if acks == -1 && isr_len < p.min_insync_replicas.get() {
             // Kafka refuses before appending: nothing is written.
             return refused(ErrorCode::NotEnoughReplicas, p.log.log_start_offset());
         }
@@ -256,7 +256,7 @@ impl Shard {
                     hw_changed: Notify::default(),
                     appended: Notify::default(),
                     flush,
-                    min_insync_replicas: min_insync.max(1) as usize,
+                    min_insync_replicas: Cell::new(min_insync.max(1) as usize),
                     role: RefCell::new(super::replication::Role::unassigned(log_start)),
                     alter_pending: Cell::new(false),
                 });

@@ -11,6 +11,13 @@
 //! before the next fetch, so a fetch offset the leader sees is durable
 //! here.
 //!
+//! Throttled replicas (those the topic's
+//! `follower.replication.throttled.replicas` names on this broker, while
+//! the broker has a `follower.replication.throttled.rate`) spend a byte
+//! budget this shard keeps at its share of the rate (the rate divided by
+//! the broker's shards); while the budget is spent they are left out of
+//! the fetches, as Kafka's follower quota does.
+//!
 //! Invariants: a fetcher runs only while this shard follows something from
 //! its broker and exits once nothing is left; a partition whose role moved
 //! on while an answer was in flight ignores that answer.
@@ -25,6 +32,9 @@ use kafka_protocol::messages::{
     BrokerId as WireBrokerId, FetchRequest, OffsetForLeaderEpochRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use sluice_core::metadata::dynamic_config::{
+    names_replica, FOLLOWER_THROTTLED_RATE, FOLLOWER_THROTTLED_REPLICAS,
+};
 use sluice_core::metadata::BrokerId;
 use sluice_core::replication::truncation;
 
@@ -246,8 +256,21 @@ impl Shard {
         followed: &[Followed],
     ) -> Result<bool, String> {
         let kafka = &self.config.kafka;
+        let now = self.env.monotonic_ms() as i64;
+        let throttled = self.throttled(followed, now);
+        let held_back =
+            throttled.iter().any(|t| *t) && !self.follower_throttle.borrow_mut().allows(now);
+        if held_back && throttled.iter().all(|t| *t) {
+            let wait = self.follower_throttle.borrow_mut().wait_ms(now).min(1000);
+            self.env.sleep(Duration::from_millis(wait.max(1))).await;
+            return Ok(true);
+        }
         let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
-        for f in followed {
+        for (f, _) in followed
+            .iter()
+            .zip(&throttled)
+            .filter(|(_, t)| !(held_back && **t))
+        {
             topics.entry(&f.topic).or_default().push(
                 FetchPartition::default()
                     .with_partition(f.partition)
@@ -286,11 +309,18 @@ impl Shard {
         let mut clean = true;
         for topic in answer.responses {
             for part in topic.partitions {
-                let Some(f) = followed.iter().find(|f| {
+                let Some(i) = followed.iter().position(|f| {
                     f.topic == topic.topic.0.as_str() && f.partition == part.partition_index
                 }) else {
                     continue;
                 };
+                let f = &followed[i];
+                if throttled[i] {
+                    let bytes = part.records.as_ref().map_or(0, |r| r.len() as u64);
+                    self.follower_throttle
+                        .borrow_mut()
+                        .spend(bytes, self.env.monotonic_ms() as i64);
+                }
                 let still = matches!(&*f.p.role.borrow(), Role::Follower(r) if r.leader_epoch == f.leader_epoch && r.truncated);
                 if !still {
                     continue;
@@ -329,6 +359,39 @@ impl Shard {
             }
         }
         Ok(clean)
+    }
+
+    /// Which of `followed` the follower throttle applies to (all false
+    /// without a rate); brings the shard's budget to its share of the
+    /// broker's current rate.
+    fn throttled(&self, followed: &[Followed], now: i64) -> Vec<bool> {
+        let me = self.config.node_id;
+        let metadata = self.metadata.borrow();
+        let rate = metadata
+            .dynamic_broker_config(me, FOLLOWER_THROTTLED_RATE)
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(u64::MAX, |r| r / u64::from(self.shards.max(1)));
+        {
+            let mut throttle = self.follower_throttle.borrow_mut();
+            if throttle.rate() != rate {
+                throttle.set_rate(rate, now);
+            }
+        }
+        followed
+            .iter()
+            .map(|f| {
+                rate != u64::MAX
+                    && names_replica(
+                        metadata
+                            .topics
+                            .get(&f.topic)
+                            .and_then(|t| t.configs.get(FOLLOWER_THROTTLED_REPLICAS))
+                            .map(String::as_str),
+                        f.partition,
+                        me,
+                    )
+            })
+            .collect()
     }
 
     /// The leader says the follower's log end is out of its range: behind

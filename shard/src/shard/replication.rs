@@ -18,7 +18,7 @@
 use sluice_core::metadata::{BrokerId, NO_LEADER};
 
 use super::*;
-use crate::message::{EpochEndOffsets, Proposal, Propose};
+use crate::message::{EpochEndOffsets, LogDirs, Proposal, Propose, ReplicaLogDir};
 
 pub use sluice_core::replication::check_leader_epoch;
 pub use sluice_core::replication::{FollowerRole, Role, RoleChange};
@@ -201,7 +201,7 @@ impl Shard {
             if p.high_watermark() >= offset {
                 return ErrorCode::None;
             }
-            if p.role.borrow().isr_len() < p.min_insync_replicas {
+            if p.role.borrow().isr_len() < p.min_insync_replicas.get() {
                 return ErrorCode::NotEnoughReplicasAfterAppend;
             }
             let now = self.env.monotonic_ms();
@@ -215,6 +215,20 @@ impl Shard {
             )
             .await;
         }
+    }
+
+    /// [`LogDirs`]: every replica this shard holds.
+    pub(crate) async fn log_dirs(&self, _: LogDirs) -> Vec<ReplicaLogDir> {
+        self.partitions
+            .borrow()
+            .iter()
+            .map(|((topic, partition), p)| ReplicaLogDir {
+                topic: topic.clone(),
+                partition: *partition,
+                size: p.log.size_bytes(),
+                offset_lag: (p.high_watermark() - p.log.log_end_offset()).max(0),
+            })
+            .collect()
     }
 
     /// [`EpochEndOffsets`]: OffsetForLeaderEpoch for partitions led here.

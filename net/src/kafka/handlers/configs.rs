@@ -7,6 +7,8 @@
 //! tests drive it directly.
 
 use sluice_core::config::NodeConfig;
+use sluice_core::metadata::dynamic_config::{broker_key, DYNAMIC_BROKER_CONFIGS};
+use sluice_core::metadata::{BrokerId, MetadataState};
 pub use sluice_core::topic_config::{
     check_topic_config, topic_configs, ConfigEntry, ConfigSource, ConfigType, Synonym,
 };
@@ -163,6 +165,63 @@ pub fn broker_configs(config: &NodeConfig) -> Vec<ConfigEntry> {
             }
         })
         .collect()
+}
+
+/// The dynamic broker configs ([`DYNAMIC_BROKER_CONFIGS`]) of `broker`,
+/// or (`None`) the cluster defaults set: the broker's own value, else the
+/// cluster default, else Kafka's default (no limit); the defaults resource
+/// lists only what was set, as Kafka does.
+pub fn dynamic_broker_configs(
+    metadata: &MetadataState,
+    broker: Option<BrokerId>,
+) -> Vec<ConfigEntry> {
+    let own = |key: Option<BrokerId>, name: &str| {
+        metadata
+            .broker_configs
+            .get(&broker_key(key))
+            .and_then(|c| c.get(name))
+            .cloned()
+    };
+    let mut entries = Vec::new();
+    for (name, documentation) in DYNAMIC_BROKER_CONFIGS {
+        let mut synonyms = Vec::new();
+        if let Some(b) = broker {
+            if let Some(v) = own(Some(b), name) {
+                synonyms.push(Synonym {
+                    name: (*name).into(),
+                    value: v,
+                    source: ConfigSource::DynamicBroker,
+                });
+            }
+        }
+        if let Some(v) = own(None, name) {
+            synonyms.push(Synonym {
+                name: (*name).into(),
+                value: v,
+                source: ConfigSource::DynamicDefaultBroker,
+            });
+        }
+        if broker.is_some() {
+            synonyms.push(Synonym {
+                name: (*name).into(),
+                value: i64::MAX.to_string(),
+                source: ConfigSource::Default,
+            });
+        }
+        let Some(first) = synonyms.first().cloned() else {
+            continue;
+        };
+        entries.push(ConfigEntry {
+            name: (*name).into(),
+            value: first.value,
+            source: first.source,
+            config_type: ConfigType::Long,
+            read_only: false,
+            documentation,
+            synonyms,
+        });
+    }
+    entries
 }
 
 #[cfg(test)]

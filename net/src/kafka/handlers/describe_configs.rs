@@ -15,7 +15,7 @@ use kafka_protocol::protocol::StrBytes;
 use sluice_core::types::validate_topic_name;
 use sluice_core::ErrorCode;
 
-use super::configs::{broker_configs, topic_configs, ConfigEntry};
+use super::configs::{broker_configs, dynamic_broker_configs, topic_configs, ConfigEntry};
 use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
 
@@ -71,13 +71,16 @@ fn configs_of(
             Ok(topic_configs(&ctx.shard.config.log, &topic.configs))
         }
         RESOURCE_BROKER => {
-            // The empty name asks for cluster-wide dynamic defaults, of
-            // which there are none: configs change only in the file.
+            // The empty name asks for the cluster-wide dynamic defaults.
             if name.is_empty() {
-                return Ok(Vec::new());
+                return Ok(dynamic_broker_configs(&ctx.shard.metadata(), None));
             }
             match name.parse::<i32>() {
-                Ok(id) if id == ctx.node_id => Ok(broker_configs(&ctx.shard.config)),
+                Ok(id) if id == ctx.node_id => {
+                    let mut entries = broker_configs(&ctx.shard.config);
+                    entries.extend(dynamic_broker_configs(&ctx.shard.metadata(), Some(id)));
+                    Ok(entries)
+                }
                 Ok(id) => Err((
                     ErrorCode::InvalidRequest,
                     format!(

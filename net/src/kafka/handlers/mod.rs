@@ -23,6 +23,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader};
 
 use super::context::Context;
 
+pub mod alter_partition_reassignments;
 pub mod api_versions;
 pub mod configs;
 pub mod consumer_group_heartbeat;
@@ -33,17 +34,20 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_log_dirs;
 pub mod describe_quorum;
 pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod groups;
 pub mod heartbeat;
+pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_partition_reassignments;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
