@@ -1,7 +1,8 @@
-//! A seeded simulation of one partition replicated on three brokers, with
+//! A seeded simulation of one partition replicated on three of four
+//! brokers, moved between them by reassignments, with
 //! the production rules deciding everything that matters: the controller's
 //! metadata state machine (fencing, elections within the in-sync set,
-//! in-sync set changes), broker liveness, the leader's view of its
+//! in-sync set changes, reassignments), broker liveness, the leader's view of its
 //! followers (high watermark, who is in sync), the leader epoch cache and
 //! the follower's truncation (`sluice_core::replication`).
 //!
@@ -16,7 +17,11 @@
 //!
 //! Faults: crashes (power loss: the unsynced tail is gone), restarts,
 //! brokers cut off from everyone, message loss, duplication and
-//! reordering, time jumps. Producers write with acks=all and
+//! reordering, time jumps. Reassignments move the partition to 2–4 of the
+//! brokers or are cancelled, at any time; a broker that applies metadata
+//! without its replica deletes it (the shard's `remove_unassigned`), and
+//! one that was down or cut off then keeps its files and reopens them if
+//! the replica comes back to it, as production does. Producers write with acks=all and
 //! `min.insync.replicas=2` under `log.flush=always`.
 //!
 //! Checked after every step: the metadata's invariants; every acknowledged
@@ -42,7 +47,9 @@ use sluice_core::replication::{
 use sluice_core::rng::SplitMix64;
 use sluice_core::ErrorCode;
 
-const BROKERS: [BrokerId; 3] = [1, 2, 3];
+const BROKERS: [BrokerId; 4] = [1, 2, 3, 4];
+/// The brokers the partition starts on.
+const FIRST_REPLICAS: [BrokerId; 3] = [1, 2, 3];
 const MIN_INSYNC: usize = 2;
 const SESSION_MS: u64 = 300;
 const LAG_MS: i64 = 200;
@@ -58,6 +65,9 @@ struct Entry {
 
 struct Broker {
     up: bool,
+    /// Its replica is open (the metadata gave it one when it last looked,
+    /// since its last start).
+    open: bool,
     log: Vec<Entry>,
     /// Entries below this survive a crash.
     durable: usize,
@@ -119,6 +129,8 @@ struct Sim {
     seen: BTreeMap<i64, u64>,
     next_value: u64,
     trace: Vec<String>,
+    /// Reassignments that completed (the target in sync).
+    moves_completed: usize,
     /// Planted bug: the leader acknowledges once its own log holds a record.
     ack_on_leader_alone: bool,
     /// Planted bug: a new follower fetches without truncating first.
@@ -149,7 +161,7 @@ impl Sim {
             .apply(&MetadataCommand::CreateTopic {
                 name: TOPIC.into(),
                 id: [7; 16],
-                partitions: vec![BROKERS
+                partitions: vec![FIRST_REPLICAS
                     .iter()
                     .map(|&b| Replica {
                         broker: b,
@@ -168,6 +180,7 @@ impl Sim {
                     id,
                     Broker {
                         up: true,
+                        open: FIRST_REPLICAS.contains(&id),
                         log: Vec::new(),
                         durable: 0,
                         epochs: EpochCache::default(),
@@ -195,6 +208,7 @@ impl Sim {
             trace: Vec::new(),
             ack_on_leader_alone: false,
             skip_truncation: false,
+            moves_completed: 0,
         };
         for id in BROKERS {
             sim.reconcile(id);
@@ -217,6 +231,26 @@ impl Sim {
         let Some(meta) = b.meta.partition(TOPIC, 0).cloned() else {
             return;
         };
+        if meta.shard_on(id).is_none() {
+            // `remove_unassigned`: an open replica moved away is deleted;
+            // files not opened since a restart stay on disk.
+            if b.open {
+                b.open = false;
+                b.log.clear();
+                b.durable = 0;
+                b.epochs = EpochCache::default();
+                b.pending.clear();
+                b.role = Role::unassigned(0);
+                self.trace
+                    .push(format!("broker {id} deletes its moved replica"));
+            }
+            return;
+        }
+        if !b.open {
+            // `open_assigned`: what its files hold, as a new replica.
+            b.open = true;
+            b.role = Role::unassigned(0);
+        }
         let len = b.log.len() as i64;
         match b.role.follow(id, &meta, (len, b.durable as i64), now) {
             RoleChange::None | RoleChange::InSyncSet => return,
@@ -244,8 +278,21 @@ impl Sim {
     /// Applies a command on the controller and tells every reachable broker.
     fn commit(&mut self, command: MetadataCommand) {
         let line = command.to_string();
+        let moving = self
+            .controller
+            .partition(TOPIC, 0)
+            .is_some_and(|p| p.reassigning());
+        let cancel = matches!(&command, MetadataCommand::ReassignPartitions { reassignments } if reassignments.iter().any(|r| r.2.is_none()));
         match self.controller.apply(&command) {
-            Ok(()) => self.trace.push(format!("controller: {line}")),
+            Ok(()) => {
+                self.trace.push(format!("controller: {line}"));
+                let p = self.controller.partition(TOPIC, 0).expect("the partition");
+                if moving && !p.reassigning() && !cancel {
+                    self.moves_completed += 1;
+                    self.trace
+                        .push(format!("reassignment complete: {:?}", p.replica_brokers()));
+                }
+            }
             Err(e) => {
                 self.trace.push(format!("controller refused {line}: {e}"));
                 return;
@@ -333,7 +380,7 @@ impl Sim {
 
     fn follower_tick(&mut self, id: BrokerId) {
         let b = &self.brokers[&id];
-        if !b.up {
+        if !b.up || !b.open {
             return;
         }
         let Role::Follower(FollowerRole {
@@ -399,8 +446,9 @@ impl Sim {
                 if error == ErrorCode::None && offset > len {
                     error = ErrorCode::OffsetOutOfRange;
                 }
-                if error == ErrorCode::None {
-                    v.on_fetch(from, offset, len, now);
+                if error == ErrorCode::None && !v.on_fetch(from, offset, len, now) {
+                    // Not a replica (any more): the shard's answer.
+                    error = ErrorCode::NotLeaderOrFollower;
                 }
                 let hw = v.high_watermark(durable);
                 let entries = if error == ErrorCode::None {
@@ -588,6 +636,7 @@ impl Sim {
             return;
         }
         b.up = false;
+        b.open = false;
         b.log.truncate(b.durable);
         b.epochs.truncate_from(b.durable as i64);
         b.pending.clear();
@@ -674,7 +723,7 @@ impl Sim {
         let up: Vec<BrokerId> = BROKERS
             .iter()
             .copied()
-            .filter(|id| self.brokers[id].up)
+            .filter(|id| self.brokers[id].up && self.brokers[id].open)
             .collect();
         for (i, &a) in up.iter().enumerate() {
             for &b in &up[i + 1..] {
@@ -691,9 +740,35 @@ impl Sim {
         }
     }
 
+    /// Starts a reassignment to 2–4 random brokers, or cancels the one in
+    /// progress, as the controller would plan it.
+    fn reassign(&mut self) {
+        let Some(p) = self.controller.partition(TOPIC, 0).cloned() else {
+            return;
+        };
+        let target = if p.reassigning() && self.rng.chance(3) {
+            None
+        } else {
+            let mut pool = BROKERS.to_vec();
+            let count = 2 + self.rng.below(3) as usize;
+            let mut chosen = Vec::with_capacity(count);
+            while chosen.len() < count {
+                let i = self.rng.below(pool.len() as u64) as usize;
+                chosen.push(Replica {
+                    broker: pool.swap_remove(i),
+                    shard: 0,
+                });
+            }
+            Some(chosen)
+        };
+        self.commit(MetadataCommand::ReassignPartitions {
+            reassignments: vec![(TOPIC.into(), 0, target)],
+        });
+    }
+
     fn step(&mut self) {
         let pick = self.rng.below(100);
-        let id = BROKERS[self.rng.below(3) as usize];
+        let id = BROKERS[self.rng.below(BROKERS.len() as u64) as usize];
         match pick {
             0..=24 => self.produce(),
             25..=49 => {
@@ -725,7 +800,8 @@ impl Sim {
                     self.trace.push(format!("broker {id} cut off"));
                 }
             }
-            95..=96 => {
+            95 => self.reassign(),
+            96 => {
                 if self.cut.remove(&id) {
                     self.trace.push(format!("broker {id} back on the network"));
                     self.register(id);
@@ -759,7 +835,7 @@ impl Sim {
             self.register(id);
         }
         for _ in 0..5000 {
-            let id = BROKERS[self.rng.below(3) as usize];
+            let id = BROKERS[self.rng.below(BROKERS.len() as u64) as usize];
             match self.rng.below(5) {
                 0 => self.tick(),
                 1 => self.follower_tick(id),
@@ -782,8 +858,13 @@ impl Sim {
                 .partition(TOPIC, 0)
                 .expect("the partition")
                 .clone();
-            let lens: BTreeSet<usize> = self.brokers.values().map(|b| b.log.len()).collect();
-            if p.isr.len() == 3 && lens.len() == 1 {
+            let lens: BTreeSet<usize> = self
+                .brokers
+                .iter()
+                .filter(|(id, _)| p.shard_on(**id).is_some())
+                .map(|(_, b)| b.log.len())
+                .collect();
+            if !p.reassigning() && p.isr.len() == p.replicas.len() && lens.len() == 1 {
                 return true;
             }
         }
@@ -799,8 +880,8 @@ fn env_u64(name: &str, default: u64) -> u64 {
 }
 
 /// Runs `seed` for `steps` steps and heals; the number of acknowledged
-/// records and leader elections seen.
-fn run(seed: u64, steps: u64) -> (usize, i32) {
+/// records, leader elections and completed reassignments seen.
+fn run(seed: u64, steps: u64) -> (usize, i32, usize) {
     let mut sim = Sim::new(seed);
     for _ in 0..steps {
         sim.step();
@@ -814,7 +895,7 @@ fn run(seed: u64, steps: u64) -> (usize, i32) {
         .controller
         .partition(TOPIC, 0)
         .map_or(0, |p| p.leader_epoch);
-    (sim.acked.len(), epoch)
+    (sim.acked.len(), epoch, sim.moves_completed)
 }
 
 #[test]
@@ -832,17 +913,19 @@ fn no_acknowledged_record_is_lost_under_random_faults() {
     }
     let seeds = env_u64("REPLICATION_SEEDS", 40);
     let steps = env_u64("REPLICATION_STEPS", 3000);
-    let (mut acked, mut elections) = (0, 0);
+    let (mut acked, mut elections, mut moves) = (0, 0, 0);
     for seed in 0..seeds {
-        let (a, e) = run(seed, steps);
+        let (a, e, m) = run(seed, steps);
         acked += a;
         elections += e;
+        moves += m;
     }
     eprintln!(
-        "{seeds} seeds x {steps} steps: {acked} records acknowledged, {elections} leader epochs"
+        "{seeds} seeds x {steps} steps: {acked} records acknowledged, {elections} leader epochs, {moves} reassignments completed"
     );
     assert!(acked > 10 * seeds as usize, "the workload made progress");
     assert!(elections > seeds as i32, "leadership moved");
+    assert!(moves > seeds as usize, "replicas moved");
 }
 
 #[test]
