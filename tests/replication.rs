@@ -518,3 +518,188 @@ fn kafka_verifiable_producer_and_consumer_count_every_acked_message_through_a_le
     );
     assert!(lost.is_empty(), "lost {:?}...", &lost[..lost.len().min(5)]);
 }
+
+/// The group's coordinator broker (the leader of its `__consumer_offsets`
+/// partition) and its committed offset of `name`-0, asked through
+/// `via` with the confluent-kafka admin client; `None` until both answer.
+fn committed_through(via: &[&Broker], group: &str, name: &str) -> Option<(i32, i64)> {
+    let bootstrap: Vec<String> = via.iter().map(|b| b.bootstrap()).collect();
+    let out = python(
+        via[0],
+        r#"
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient
+admin = AdminClient({"bootstrap.servers": ARGS[2]})
+g = admin.describe_consumer_groups([ARGS[0]], request_timeout=10)[ARGS[0]].result()
+req = [ConsumerGroupTopicPartitions(ARGS[0], [TopicPartition(ARGS[1], 0)])]
+res = admin.list_consumer_group_offsets(req, request_timeout=10)[ARGS[0]].result()
+print(g.coordinator.id, res.topic_partitions[0].offset)
+"#,
+        &[group, name, &bootstrap.join(",")],
+        CLIENT_TIMEOUT,
+    );
+    if !out.status.success() {
+        return None;
+    }
+    let text = out.stdout_text();
+    let mut words = text.split_whitespace();
+    Some((words.next()?.parse().ok()?, words.next()?.parse().ok()?))
+}
+
+#[test]
+fn a_group_coordinator_moves_with_its_offsets_partition_and_keeps_what_was_committed() {
+    let mut cluster = Broker::cluster(3, FAST);
+    Broker::start_together(&mut cluster);
+    for broker in &cluster {
+        wait_until("every broker to list all three", || {
+            brokers_listed_by(broker).len() == 3
+        });
+    }
+    let t = topic("coordinated");
+    create_replicated(&cluster[0], &t, 1, 1);
+    wait_fully_in_sync(&cluster[0], &t);
+    let group = format!("{t}-group");
+    // 100 records, of which the group consumes and commits 40.
+    python(
+        &cluster[0],
+        r#"
+from confluent_kafka import Consumer, Producer, TopicPartition
+p = Producer({"bootstrap.servers": BOOTSTRAP, "acks": "all"})
+for i in range(100):
+    p.produce(ARGS[0], value=b"%d" % i)
+assert p.flush(30) == 0
+c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": ARGS[1],
+              "auto.offset.reset": "earliest", "enable.auto.commit": False})
+c.assign([TopicPartition(ARGS[0], 0, 0)])
+got = 0
+while got < 40:
+    for m in c.consume(40 - got, 10):
+        assert m.error() is None, m.error()
+        got += 1
+c.commit(offsets=[TopicPartition(ARGS[0], 0, 40)], asynchronous=False)
+c.close()
+"#,
+        &[&t, &group],
+        CLIENT_TIMEOUT,
+    )
+    .assert_success();
+    let everyone: Vec<&Broker> = cluster.iter().collect();
+    let mut before = None;
+    wait_until("the group's coordinator and offset", || {
+        before = committed_through(&everyone, &group, &t);
+        before.is_some()
+    });
+    let (coordinator, offset) = before.expect("found");
+    assert_eq!(offset, 40);
+    let offsets_replicas = isr_of(&cluster[0], "__consumer_offsets")
+        .expect("the offsets topic")
+        .iter()
+        .all(|(_, isr)| isr.len() == 3);
+    assert!(
+        offsets_replicas,
+        "every offsets partition has three in-sync replicas"
+    );
+
+    eprintln!("SIGKILL the coordinator, broker {coordinator}");
+    let victim = coordinator as usize - 1;
+    cluster[victim].kill();
+    let survivors: Vec<&Broker> = cluster
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != victim)
+        .map(|(_, b)| b)
+        .collect();
+    let mut after = None;
+    wait_until("a new coordinator with the committed offset", || {
+        after = committed_through(&survivors, &group, &t);
+        after.is_some_and(|(c, _)| c != coordinator)
+    });
+    let (moved_to, offset) = after.expect("found");
+    eprintln!("coordinator moved to broker {moved_to}");
+    assert_eq!(offset, 40, "the commit survived its coordinator");
+
+    // The group resumes where it committed, through the new coordinator.
+    let bootstrap: Vec<String> = survivors.iter().map(|b| b.bootstrap()).collect();
+    let out = python(
+        survivors[0],
+        r#"
+from confluent_kafka import Consumer
+c = Consumer({"bootstrap.servers": ARGS[2], "group.id": ARGS[1],
+              "auto.offset.reset": "earliest", "enable.auto.commit": False})
+c.subscribe([ARGS[0]])
+while True:
+    ms = c.consume(1, 30)
+    if ms and ms[0].error() is None:
+        print(ms[0].offset())
+        break
+c.close()
+"#,
+        &[&t, &group, &bootstrap.join(",")],
+        Duration::from_secs(120),
+    );
+    out.assert_success();
+    assert_eq!(out.stdout_text().trim(), "40");
+    cluster[victim].restart();
+}
+
+#[test]
+fn a_leader_points_a_consumer_naming_its_rack_at_the_in_sync_replica_there() {
+    let mut env = FAST.to_vec();
+    env.push((
+        "SLUICE_KAFKA__REPLICA_SELECTOR_CLASS",
+        "org.apache.kafka.common.replica.RackAwareReplicaSelector",
+    ));
+    let mut cluster = Broker::cluster(3, &env);
+    for (i, broker) in cluster.iter_mut().enumerate() {
+        broker.set_env("SLUICE_KAFKA__BROKER_RACK", &format!("rack-{}", i + 1));
+    }
+    Broker::start_together(&mut cluster);
+    for broker in &cluster {
+        wait_until("every broker to list all three", || {
+            brokers_listed_by(broker).len() == 3
+        });
+    }
+    let t = topic("racks");
+    create_replicated(&cluster[0], &t, 1, 1);
+    wait_fully_in_sync(&cluster[0], &t);
+    let leader = leader_of(&cluster[0], &t, 0);
+    let follower = (1..=3).find(|b| *b != leader).expect("a follower");
+    let out = python(
+        &cluster[0],
+        r#"
+import sys
+from confluent_kafka import Consumer, Producer, TopicPartition
+p = Producer({"bootstrap.servers": ARGS[2], "acks": "all"})
+for i in range(50):
+    p.produce(ARGS[0], value=b"%d" % i)
+assert p.flush(30) == 0
+c = Consumer({"bootstrap.servers": ARGS[2], "group.id": ARGS[0] + "-g",
+              "client.rack": ARGS[1], "enable.auto.commit": False, "debug": "fetch"})
+c.assign([TopicPartition(ARGS[0], 0, 0)])
+got = 0
+while got < 50:
+    for m in c.consume(50 - got, 10):
+        assert m.error() is None, m.error()
+        got += 1
+c.close()
+print(got)
+"#,
+        &[&t, &format!("rack-{follower}"), &bootstrap(&cluster)],
+        CLIENT_TIMEOUT,
+    );
+    out.assert_success();
+    assert_eq!(out.stdout_text().trim(), "50");
+    let log = String::from_utf8_lossy(&out.stderr);
+    let delegated: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("preferred") && l.contains(&t))
+        .collect();
+    eprintln!("{}", delegated.join("\n"));
+    // librdkafka: "migrating from broker L to F (leader is L): preferred
+    // replica updated".
+    let moved = format!("to {follower} (leader is {leader}): preferred replica updated");
+    assert!(
+        delegated.iter().any(|l| l.contains(&moved)),
+        "the consumer was pointed at broker {follower}:\n{log}"
+    );
+}

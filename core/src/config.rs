@@ -232,6 +232,11 @@ pub struct KafkaConfig {
     /// The controller moves leadership back to preferred replicas on its
     /// own (`auto.leader.rebalance.enable`).
     pub auto_leader_rebalance_enable: bool,
+    /// How a leader picks the replica a consumer should read from
+    /// (`replica.selector.class`, KIP-392): unset, consumers read the
+    /// leader; Kafka's `org.apache.kafka.common.replica.RackAwareReplicaSelector`
+    /// points a consumer that names its rack at an in-sync replica there.
+    pub replica_selector_class: Option<String>,
     /// How often it checks (`leader.imbalance.check.interval.seconds`).
     pub leader_imbalance_check_interval_seconds: u64,
     /// A broker not leading more than this share of the partitions it is
@@ -262,6 +267,7 @@ impl Default for KafkaConfig {
             replica_fetch_backoff_ms: 1000,
             replica_fetch_response_max_bytes: 10 * 1024 * 1024,
             auto_leader_rebalance_enable: true,
+            replica_selector_class: None,
             leader_imbalance_check_interval_seconds: 300,
             leader_imbalance_per_broker_percentage: 10,
         }
@@ -286,6 +292,9 @@ pub struct GroupConfig {
     /// Partitions of `__consumer_offsets`, fixed when it is first created
     /// (`offsets.topic.num.partitions`).
     pub offsets_topic_num_partitions: i32,
+    /// Replicas of each `__consumer_offsets` partition, at most the live
+    /// brokers when it is created (`offsets.topic.replication.factor`).
+    pub offsets_topic_replication_factor: i16,
     /// Segment size of `__consumer_offsets` partitions; a partition is
     /// compacted once this much was written since its last compaction
     /// (`offsets.topic.segment.bytes`).
@@ -317,6 +326,7 @@ impl Default for GroupConfig {
             max_session_timeout_ms: 1_800_000,
             initial_rebalance_delay_ms: 3_000,
             offsets_topic_num_partitions: 50,
+            offsets_topic_replication_factor: 3,
             offsets_topic_segment_bytes: 100 * 1024 * 1024,
             offset_metadata_max_bytes: 4096,
             max_size: i32::MAX as usize,

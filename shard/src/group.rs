@@ -73,13 +73,15 @@ impl GroupHome {
     }
 
     /// Loads one partition of `__consumer_offsets` (replaying its records)
-    /// and starts its writer; from then on its groups are served here.
+    /// and starts its writer; from then on its groups are served here (a
+    /// log loaded before for the partition stops). The loaded log, for
+    /// [`Self::unload_log`].
     pub async fn load(
         self: &Rc<Self>,
         partition: PartitionId,
         partition_count: i32,
         owned: Rc<OwnedPartition>,
-    ) {
+    ) -> Option<Rc<OffsetsLog>> {
         self.partition_count.set(partition_count);
         let compact_after = self
             .coordinator
@@ -101,16 +103,34 @@ impl GroupHome {
             ),
             Err(e) => {
                 tracing::error!(partition, error = %e, "could not load a group coordinator partition");
-                return;
+                return None;
             }
         }
-        self.logs.borrow_mut().insert(partition, log.clone());
+        if let Some(old) = self.logs.borrow_mut().insert(partition, log.clone()) {
+            old.stop();
+        }
         let home = self.clone();
-        glommio::spawn_local(async move { log.run(home).await }).detach();
+        let running = log.clone();
+        glommio::spawn_local(async move { running.run(home).await }).detach();
         if !self.timer_started.replace(true) {
             let home = self.clone();
             glommio::spawn_local(async move { home.run_timers().await }).detach();
         }
+        Some(log)
+    }
+
+    /// [`Self::unload`], when `log` is still the one serving `partition`
+    /// (a later load replaced it otherwise).
+    pub fn unload_log(&self, partition: PartitionId, log: &Rc<OffsetsLog>) {
+        let current = self.logs.borrow().get(&partition).cloned();
+        if current.is_some_and(|c| Rc::ptr_eq(&c, log)) {
+            self.unload(partition);
+        }
+    }
+
+    /// True while `partition`'s groups are served here.
+    pub fn is_loaded(&self, partition: PartitionId) -> bool {
+        self.logs.borrow().contains_key(&partition)
     }
 
     /// The coordinator's timers: one wait until its next deadline (a
@@ -146,7 +166,8 @@ impl GroupHome {
         }
     }
 
-    /// Stops serving `partition` (its topic was deleted or it closed).
+    /// Stops serving `partition` (its topic was deleted, its replica moved
+    /// away, or another broker leads it now).
     pub fn unload(&self, partition: PartitionId) {
         if let Some(log) = self.logs.borrow_mut().remove(&partition) {
             log.stop();

@@ -112,6 +112,43 @@ impl OwnedPartition {
         }
     }
 
+    /// The leader epoch this replica leads at, if it leads.
+    pub(crate) fn leads_at(&self) -> Option<i32> {
+        let role = self.role.borrow();
+        role.is_leader().then(|| role.leader_epoch())
+    }
+
+    /// Waits (at most `timeout_ms`) until the high watermark reaches
+    /// `offset` while this replica leads at `leader_epoch`: every in-sync
+    /// replica holds what is below it. NOT_LEADER_OR_FOLLOWER when
+    /// leadership moves meanwhile, REQUEST_TIMED_OUT at the timeout.
+    /// Cancel-safe: a dropped wait leaves nothing behind.
+    pub(crate) async fn await_high_watermark(
+        &self,
+        offset: Offset,
+        leader_epoch: i32,
+        timeout_ms: u64,
+        env: &dyn Env,
+    ) -> ErrorCode {
+        let deadline = env.monotonic_ms() + timeout_ms;
+        loop {
+            // Registered before the check: a move after it still wakes.
+            let changed = self.hw_changed.changed();
+            if self.leads_at() != Some(leader_epoch) {
+                return ErrorCode::NotLeaderOrFollower;
+            }
+            if self.high_watermark() >= offset {
+                return ErrorCode::None;
+            }
+            let now = env.monotonic_ms();
+            if now >= deadline {
+                return ErrorCode::RequestTimedOut;
+            }
+            futures_lite::future::or(changed, env.sleep(Duration::from_millis(deadline - now)))
+                .await;
+        }
+    }
+
     /// The offset consumers may read up to: on a leader, the least end of
     /// its in-sync replicas (its own counted as [`Self::local_end`]); on a
     /// follower, the leader's as last fetched, within its own log.
@@ -500,9 +537,9 @@ impl Shard {
             Some(topic) => match topic
                 .partitions
                 .get(partition as usize)
-                .map(|p| p.shard_on(self.config.node_id))
+                .map(|p| (p.leader == self.config.node_id).then(|| p.shard_on(self.config.node_id)))
             {
-                Some(Some(shard)) if shard == self.id => ErrorCode::CoordinatorLoadInProgress,
+                Some(Some(Some(shard))) if shard == self.id => ErrorCode::CoordinatorLoadInProgress,
                 Some(_) => ErrorCode::NotCoordinator,
                 None => ErrorCode::CoordinatorLoadInProgress,
             },

@@ -3,8 +3,8 @@
 //! ([`leader`]), where a follower cuts its log when it follows a new
 //! leader ([`follower`]), and the map of leader epochs to the offsets they
 //! start at that both rely on ([`epochs`]), and how a replica's role
-//! follows the metadata ([`role`]), and the replication throttle's budget
-//! ([`throttle`]).
+//! follows the metadata ([`role`]), the replication throttle's budget
+//! ([`throttle`]), and which replica a consumer reads ([`read_replica`]).
 //!
 //! Everything here takes offsets and the time as arguments and returns
 //! decisions; the shard runtime does the fetching, appending and proposing,
@@ -13,6 +13,7 @@
 pub mod epochs;
 pub mod follower;
 pub mod leader;
+pub mod read_replica;
 pub mod role;
 pub mod throttle;
 

@@ -1,10 +1,12 @@
 //! What every handler of one shard needs: the shard, who this broker says
 //! it is, and the listener's counters.
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
 use kafka_protocol::protocol::StrBytes;
+use sluice_core::replication::throttle::Throttle;
 use sluice_shard::Shard;
 
 use super::server::parse_addr;
@@ -18,6 +20,10 @@ pub struct Context {
     pub advertised_port: i32,
     pub node_id: i32,
     pub cluster_id: StrBytes,
+    /// This shard's share of the broker's leader replication throttle
+    /// (`leader.replication.throttled.rate`), spent by followers' fetches
+    /// of throttled replicas served here.
+    pub leader_throttle: RefCell<Throttle>,
 }
 
 /// File in the data directory holding the cluster id, made at first start.
@@ -38,6 +44,7 @@ impl Context {
             cluster_id: StrBytes::from_string(cluster_id),
             bind_addr,
             shard,
+            leader_throttle: RefCell::new(Throttle::new(u64::MAX, 0)),
         })
     }
 }

@@ -38,6 +38,9 @@ use crate::shard::OwnedPartition;
 const QUEUE_MAX: usize = 1024;
 /// Bytes of records per batch written.
 const BATCH_BYTES_MAX: usize = 256 * 1024;
+/// How long a write waits for the in-sync replicas
+/// (`offsets.commit.timeout.ms`).
+const COMMIT_TIMEOUT_MS: u64 = 5_000;
 /// Bytes read per step of a replay.
 const REPLAY_READ_BYTES: usize = 1024 * 1024;
 
@@ -237,10 +240,26 @@ impl OffsetsLog {
             return Ok(());
         }
         log.flush().await.map_err(|e| e.error_code())?;
+        self.owned.appended.notify_all();
         self.owned.hw_changed.notify_all();
         self.bytes_since_compaction
             .set(self.bytes_since_compaction.get() + written);
-        Ok(())
+        // As Kafka writes offsets and group metadata with acks=all: every
+        // in-sync replica holds them before they take effect, so they
+        // survive the coordinator moving to another replica.
+        let end = log.log_end_offset();
+        let Some(epoch) = self.owned.leads_at() else {
+            return Err(ErrorCode::NotCoordinator);
+        };
+        match self
+            .owned
+            .await_high_watermark(end, epoch, COMMIT_TIMEOUT_MS, &*self.env)
+            .await
+        {
+            ErrorCode::None => Ok(()),
+            ErrorCode::NotLeaderOrFollower => Err(ErrorCode::NotCoordinator),
+            other => Err(other),
+        }
     }
 
     async fn append_batch(&self, batch: BatchBuilder) -> Result<u64, ErrorCode> {

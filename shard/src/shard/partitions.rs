@@ -263,18 +263,11 @@ impl Shard {
                 self.offline
                     .borrow_mut()
                     .remove(&(topic.to_owned(), partition));
+                // `__consumer_offsets` partitions load their groups when
+                // they become leaders (`reconcile_roles`).
                 self.partitions
                     .borrow_mut()
-                    .insert((topic.to_owned(), partition), owned.clone());
-                if topic == OFFSETS_TOPIC {
-                    let count = self
-                        .metadata
-                        .borrow()
-                        .topics
-                        .get(topic)
-                        .map_or(0, |t| t.partitions.len() as i32);
-                    self.groups.load(partition, count, owned).await;
-                }
+                    .insert((topic.to_owned(), partition), owned);
             }
             Err(e) => {
                 tracing::error!(topic, partition, dir = ?dir, error = %e, "could not open a partition; it is offline until the next start");

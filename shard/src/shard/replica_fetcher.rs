@@ -13,7 +13,8 @@
 //!
 //! Throttled replicas (those the topic's
 //! `follower.replication.throttled.replicas` names on this broker, while
-//! the broker has a `follower.replication.throttled.rate`) spend a byte
+//! the broker has a `follower.replication.throttled.rate` and the replica
+//! is not in the in-sync set, as in Kafka) spend a byte
 //! budget this shard keeps at its share of the rate (the rate divided by
 //! the broker's shards); while the budget is spent they are left out of
 //! the fetches, as Kafka's follower quota does.
@@ -356,6 +357,16 @@ impl Shard {
                     role.high_watermark = role.high_watermark.max(part.high_watermark);
                 }
                 f.p.hw_changed.notify_all();
+                // The leader's log start moved on (its retention, its
+                // compaction of `__consumer_offsets`, DeleteRecords): the
+                // follower's follows, within its high watermark, as Kafka's
+                // followers do.
+                let start = part.log_start_offset.min(f.p.high_watermark());
+                if start > f.p.log.log_start_offset() {
+                    if let Err(e) = f.p.log.set_log_start_offset(start).await {
+                        tracing::warn!(topic = f.topic, partition = f.partition, error = %e, "following the leader's log start failed");
+                    }
+                }
             }
         }
         Ok(clean)
@@ -377,10 +388,15 @@ impl Shard {
                 throttle.set_rate(rate, now);
             }
         }
+        // As Kafka's follower quota: a replica in the in-sync set is never
+        // throttled (it must keep up).
         followed
             .iter()
             .map(|f| {
                 rate != u64::MAX
+                    && metadata
+                        .partition(&f.topic, f.partition)
+                        .is_some_and(|m| !m.isr.contains(&me))
                     && names_replica(
                         metadata
                             .topics

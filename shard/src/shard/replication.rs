@@ -49,6 +49,21 @@ impl Shard {
                 p.hw_changed.notify_all();
                 p.appended.notify_all();
             }
+            if topic == OFFSETS_TOPIC {
+                match change {
+                    RoleChange::Leader { epoch } => self.load_groups(partition, &p, epoch),
+                    RoleChange::Follower if self.groups.is_loaded(partition) => {
+                        tracing::info!(
+                            shard = self.id,
+                            partition,
+                            leader = meta.leader,
+                            "group coordinator partition moves to its new leader"
+                        );
+                        self.groups.unload(partition);
+                    }
+                    _ => {}
+                }
+            }
             if let RoleChange::Leader { epoch } = change {
                 let p = p.clone();
                 glommio::spawn_local(async move {
@@ -65,6 +80,38 @@ impl Shard {
         for leader in leaders {
             self.ensure_fetcher(leader);
         }
+    }
+
+    /// A `__consumer_offsets` partition this shard now leads at `epoch`:
+    /// its groups are replayed and served here, unless leadership moved on
+    /// while they loaded (then they are unloaded again).
+    fn load_groups(self: &Rc<Self>, partition: PartitionId, p: &Rc<OwnedPartition>, epoch: i32) {
+        let shard = self.clone();
+        let p = p.clone();
+        glommio::spawn_local(async move {
+            let count = shard
+                .metadata
+                .borrow()
+                .topics
+                .get(OFFSETS_TOPIC)
+                .map_or(0, |t| t.partitions.len() as i32);
+            let Some(log) = shard.groups.load(partition, count, p.clone()).await else {
+                return;
+            };
+            let still = {
+                let role = p.role.borrow();
+                role.is_leader() && role.leader_epoch() == epoch
+            };
+            let open = shard
+                .partitions
+                .borrow()
+                .get(&(OFFSETS_TOPIC.to_owned(), partition))
+                .is_some_and(|now| Rc::ptr_eq(now, &p));
+            if !still || !open {
+                shard.groups.unload_log(partition, &log);
+            }
+        })
+        .detach();
     }
 
     /// On the leader: a follower fetched `partition` at `offset`. Moves the

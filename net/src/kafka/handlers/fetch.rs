@@ -19,7 +19,17 @@
 //! reads up to the log end instead of the high watermark, and its long
 //! poll waits for appends. A consumer that names a rack (v11+) may read at
 //! a broker that follows the partition (KIP-392), up to that follower's
-//! high watermark.
+//! high watermark. With `kafka.replica_selector_class` set to Kafka's
+//! rack-aware selector, the leader answers such a consumer with the
+//! in-sync replica in its rack as `preferred_read_replica` and no records
+//! (core's [`rack_replica`]); the consumer then fetches there.
+//!
+//! A follower's fetch of replicas the topic's
+//! `leader.replication.throttled.replicas` names on this broker, from a
+//! follower not in the in-sync set, spends the
+//! leader throttle (`leader.replication.throttled.rate`, this shard's
+//! share); while it is spent those partitions are answered with no records,
+//! as Kafka's leader quota does.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -30,6 +40,10 @@ use std::time::Duration;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use sluice_core::metadata::dynamic_config::{
+    names_replica, LEADER_THROTTLED_RATE, LEADER_THROTTLED_REPLICAS,
+};
+use sluice_core::replication::read_replica::{is_rack_aware, rack_replica};
 use sluice_core::ErrorCode;
 use sluice_shard::message::{CancelWatch, Fetch, Watch};
 use sluice_shard::{FetchResult, PartitionRead, Unreachable};
@@ -66,6 +80,9 @@ struct Wanted {
     owner: Option<u32>,
     /// Set when the topic id or name is unknown.
     error: Option<ErrorCode>,
+    /// The replica the consumer should read from instead (KIP-392): the
+    /// partition is answered at once with it and no records.
+    preferred: Option<i32>,
 }
 
 /// Answers a Fetch request.
@@ -81,6 +98,18 @@ pub async fn handle(ctx: &Rc<Context>, request: FetchRequest, version: i16) -> F
     };
     // A consumer that names its rack may read from a follower (KIP-392).
     let from_follower = replica_id < 0 && version >= 11 && !request.rack_id.is_empty();
+    let select_by_rack =
+        from_follower && is_rack_aware(ctx.shard.config.kafka.replica_selector_class.as_deref());
+    let leader_rate = if replica_id >= 0 {
+        leader_throttle_rate(ctx)
+    } else {
+        None
+    };
+    let held_back = leader_rate.is_some() && {
+        let now = ctx.shard.env().monotonic_ms() as i64;
+        !ctx.leader_throttle.borrow_mut().allows(now)
+    };
+    let mut throttled: Vec<bool> = Vec::new();
     let mut topics_out: Vec<(TopicName, Uuid)> = Vec::new();
     let mut wanted = Vec::new();
     for topic in &request.topics {
@@ -100,14 +129,52 @@ pub async fn handle(ctx: &Rc<Context>, request: FetchRequest, version: i16) -> F
         };
         topics_out.push((TopicName(StrBytes::from_string(name.clone())), id));
         for p in &topic.partitions {
-            let owner = {
+            let (owner, preferred) = {
                 let metadata = ctx.shard.metadata();
                 match metadata.leader_shard(ctx.node_id, &name, p.partition) {
-                    Err(_) if from_follower => metadata
-                        .replica_shard(ctx.node_id, &name, p.partition)
-                        .ok_or(ErrorCode::NotLeaderOrFollower),
-                    owner => owner,
+                    Err(_) if from_follower => (
+                        metadata
+                            .replica_shard(ctx.node_id, &name, p.partition)
+                            .ok_or(ErrorCode::NotLeaderOrFollower),
+                        None,
+                    ),
+                    Ok(shard) if select_by_rack => {
+                        let preferred = metadata.partition(&name, p.partition).and_then(|meta| {
+                            rack_replica(&metadata, meta, request.rack_id.as_str())
+                        });
+                        match preferred {
+                            // Not read here: answered with the replica.
+                            Some(b) => (Err(ErrorCode::None), Some(b)),
+                            None => (Ok(shard), None),
+                        }
+                    }
+                    owner => (owner, None),
                 }
+            };
+            // As Kafka's leader quota: only a follower out of the in-sync
+            // set is throttled (one in sync must keep up).
+            let is_throttled = leader_rate.is_some() && {
+                let metadata = ctx.shard.metadata();
+                let out_of_sync = metadata
+                    .partition(&name, p.partition)
+                    .is_some_and(|m| !m.isr.contains(&replica_id));
+                out_of_sync
+                    && names_replica(
+                        metadata
+                            .topics
+                            .get(&name)
+                            .and_then(|t| t.configs.get(LEADER_THROTTLED_REPLICAS))
+                            .map(String::as_str),
+                        p.partition,
+                        ctx.node_id,
+                    )
+            };
+            throttled.push(is_throttled);
+            // Held back: answered with no records and no error.
+            let (owner, error) = if is_throttled && held_back && owner.is_ok() {
+                (None, Some(ErrorCode::None))
+            } else {
+                (owner.ok(), unknown.or(owner.err()))
             };
             wanted.push(Wanted {
                 topic_index: topics_out.len() - 1,
@@ -116,8 +183,9 @@ pub async fn handle(ctx: &Rc<Context>, request: FetchRequest, version: i16) -> F
                 offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes.max(0) as usize,
                 current_leader_epoch: p.current_leader_epoch,
-                owner: owner.ok(),
-                error: unknown.or(owner.err()),
+                owner,
+                error,
+                preferred,
             });
         }
     }
@@ -137,7 +205,25 @@ pub async fn handle(ctx: &Rc<Context>, request: FetchRequest, version: i16) -> F
         let bytes: usize = results.iter().map(|r| r.records.len()).sum();
         let errors = results.iter().any(|r| r.error != ErrorCode::None);
         let now_ms = env.monotonic_ms();
-        if bytes >= min_bytes.max(1) || errors || now_ms >= deadline_ms || owners.is_empty() {
+        let redirected = wanted.iter().any(|w| w.preferred.is_some());
+        if owners.is_empty() && held_back && now_ms < deadline_ms {
+            // Everything asked is throttled: the follower's next fetch
+            // comes after the budget refills (or the fetch's wait), not at
+            // once.
+            let wait = ctx
+                .leader_throttle
+                .borrow_mut()
+                .wait_ms(now_ms as i64)
+                .clamp(1, deadline_ms - now_ms);
+            env.sleep(Duration::from_millis(wait)).await;
+            break results;
+        }
+        if bytes >= min_bytes.max(1)
+            || errors
+            || redirected
+            || now_ms >= deadline_ms
+            || owners.is_empty()
+        {
             break results;
         }
         wait_for_data(
@@ -149,6 +235,18 @@ pub async fn handle(ctx: &Rc<Context>, request: FetchRequest, version: i16) -> F
         )
         .await;
     };
+    if leader_rate.is_some() {
+        let spent: usize = results
+            .iter()
+            .zip(&throttled)
+            .filter(|(_, t)| **t)
+            .map(|(r, _)| r.records.len())
+            .sum();
+        if spent > 0 {
+            let now = ctx.shard.env().monotonic_ms() as i64;
+            ctx.leader_throttle.borrow_mut().spend(spent as u64, now);
+        }
+    }
     let read_committed = request.isolation_level == 1;
     let mut responses: Vec<FetchableTopicResponse> = topics_out
         .into_iter()
@@ -165,7 +263,7 @@ pub async fn handle(ctx: &Rc<Context>, request: FetchRequest, version: i16) -> F
             .with_high_watermark(r.high_watermark)
             .with_last_stable_offset(r.last_stable_offset)
             .with_log_start_offset(r.log_start_offset)
-            .with_preferred_read_replica(BrokerId(-1))
+            .with_preferred_read_replica(BrokerId(w.preferred.unwrap_or(-1)))
             .with_aborted_transactions(read_committed.then(Vec::new))
             .with_records(Some(r.records));
         responses[w.topic_index].partitions.push(data);
@@ -173,6 +271,23 @@ pub async fn handle(ctx: &Rc<Context>, request: FetchRequest, version: i16) -> F
     FetchResponse::default()
         .with_session_id(0)
         .with_responses(responses)
+}
+
+/// This shard's share of the broker's `leader.replication.throttled.rate`,
+/// if one is set; brings the shard's budget to it.
+fn leader_throttle_rate(ctx: &Context) -> Option<u64> {
+    let rate = ctx
+        .shard
+        .metadata()
+        .dynamic_broker_config(ctx.node_id, LEADER_THROTTLED_RATE)
+        .and_then(|v| v.trim().parse::<u64>().ok())?
+        / u64::from(ctx.shard.shards.max(1));
+    let mut throttle = ctx.leader_throttle.borrow_mut();
+    if throttle.rate() != rate {
+        let now = ctx.shard.env().monotonic_ms() as i64;
+        throttle.set_rate(rate, now);
+    }
+    Some(rate)
 }
 
 /// The owner shards of the wanted partitions that can be read, each with the

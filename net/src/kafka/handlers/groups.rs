@@ -35,12 +35,18 @@ pub async fn coordinator_of(ctx: &Context, group_id: &str) -> Result<Coordinator
         return Ok(found);
     }
     let group = &ctx.shard.config.group;
+    // Kafka refuses to create it with fewer live brokers than
+    // `offsets.topic.replication.factor`; a cluster smaller than that
+    // (one node, by default) gets one replica per live broker instead.
+    let live = ctx.shard.metadata().live_brokers().count().max(1);
+    let replication_factor = group
+        .offsets_topic_replication_factor
+        .max(1)
+        .min(i16::try_from(live).unwrap_or(i16::MAX));
     let proposal = Proposal::CreateTopic {
         name: OFFSETS_TOPIC.to_owned(),
         partitions: group.offsets_topic_num_partitions.max(1),
-        // One replica each until partitions replicate (#10): the
-        // coordinators spread over the brokers.
-        replication_factor: 1,
+        replication_factor,
         assignments: Vec::new(),
         configs: vec![
             ("cleanup.policy".into(), "compact".into()),
