@@ -703,3 +703,101 @@ print(got)
         "the consumer was pointed at broker {follower}:\n{log}"
     );
 }
+
+#[test]
+fn an_eligible_replica_leads_when_the_last_in_sync_one_is_gone_and_loses_nothing() {
+    // Five brokers, every one a controller voter: three may go down with
+    // the quorum still up, and two brokers outside the partition watch.
+    let mut cluster = Broker::cluster(5, FAST);
+    Broker::start_together(&mut cluster);
+    for broker in &cluster {
+        wait_until("every broker to list all five", || {
+            brokers_listed_by(broker).len() == 5
+        });
+    }
+    let t = topic("eligible");
+    create_replicated(&cluster[0], &t, 1, 2);
+    let mut replicas = Vec::new();
+    wait_until("the three replicas in sync", || {
+        replicas = isr_of(&cluster[0], &t)
+            .and_then(|ps| ps.first().map(|p| p.1.clone()))
+            .unwrap_or_default();
+        replicas.len() == 3
+    });
+    let w = (1..=5)
+        .find(|b| !replicas.contains(b))
+        .expect("a broker outside the partition") as usize
+        - 1;
+    let produce = |via: &Broker, first: u32, count: u32| {
+        python(
+            via,
+            r#"
+from confluent_kafka import Producer
+p = Producer({"bootstrap.servers": BOOTSTRAP, "acks": "all", "enable.idempotence": True})
+for i in range(int(ARGS[1]), int(ARGS[1]) + int(ARGS[2])):
+    p.produce(ARGS[0], value=b"%d" % i)
+assert p.flush(60) == 0
+"#,
+            &[&t, &first.to_string(), &count.to_string()],
+            CLIENT_TIMEOUT,
+        )
+        .assert_success();
+    };
+    produce(&cluster[w], 0, 100);
+    let leader = leader_of(&cluster[w], &t, 0);
+    let others: Vec<i32> = replicas.iter().copied().filter(|b| *b != leader).collect();
+    let (first_out, eligible) = (others[0], others[1]);
+    let at = |b: i32| b as usize - 1;
+    // 3 -> 2 in sync: still at min.insync.replicas, nobody eligible.
+    cluster[at(first_out)].kill();
+    wait_until("the first follower out of sync", || {
+        isr_of(&cluster[w], &t).is_some_and(|ps| ps[0].1.len() == 2)
+    });
+    // 2 -> 1: the follower that leaves is eligible (KIP-966).
+    cluster[at(eligible)].kill();
+    wait_until("the second follower out of sync", || {
+        isr_of(&cluster[w], &t).is_some_and(|ps| ps[0].1 == vec![leader])
+    });
+    // The last in-sync replica goes too (the quorum, three of five voters
+    // down, waits); the eligible replica comes back and leads, without an
+    // unclean election, with everything.
+    cluster[at(leader)].kill();
+    cluster[at(eligible)].restart();
+    wait_until("the eligible replica to lead", || {
+        isr_of(&cluster[w], &t).is_some_and(|ps| ps[0].0 == eligible)
+    });
+    // Writable again once a second replica is in sync.
+    cluster[at(first_out)].restart();
+    wait_until("two replicas in sync", || {
+        isr_of(&cluster[w], &t).is_some_and(|ps| ps[0].1.len() >= 2)
+    });
+    produce(&cluster[w], 100, 10);
+    let out = python(
+        &cluster[w],
+        r#"
+from confluent_kafka import Consumer, TopicPartition
+c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": ARGS[0] + "-check",
+              "enable.auto.commit": False})
+c.assign([TopicPartition(ARGS[0], 0, 0)])
+seen = set()
+while len(seen) < 110:
+    ms = c.consume(200, 10)
+    if not ms:
+        break
+    for m in ms:
+        if m.error() is None:
+            seen.add(int(m.value()))
+c.close()
+print(len(seen), min(seen), max(seen))
+"#,
+        &[&t],
+        CLIENT_TIMEOUT,
+    );
+    out.assert_success();
+    assert_eq!(
+        out.stdout_text().trim(),
+        "110 0 109",
+        "every acknowledged record"
+    );
+    cluster[at(leader)].restart();
+}

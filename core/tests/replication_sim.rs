@@ -24,6 +24,11 @@
 //! the replica comes back to it, as production does. Producers write with acks=all and
 //! `min.insync.replicas=2` under `log.flush=always`.
 //!
+//! Leadership follows KIP-966: with the in-sync set below
+//! `min.insync.replicas` the high watermark stands still, replicas that
+//! left then are eligible leaders, and one of them leads when no in-sync
+//! replica can (unclean election stays off).
+//!
 //! Checked after every step: the metadata's invariants; every acknowledged
 //! record is in the current leader's log at its offset; no two live
 //! replicas disagree below the lower of their high watermarks; a record a
@@ -131,10 +136,16 @@ struct Sim {
     trace: Vec<String>,
     /// Reassignments that completed (the target in sync).
     moves_completed: usize,
+    /// Leaders elected from the eligible set (KIP-966): out of sync.
+    eligible_elections: usize,
     /// Planted bug: the leader acknowledges once its own log holds a record.
     ack_on_leader_alone: bool,
     /// Planted bug: a new follower fetches without truncating first.
     skip_truncation: bool,
+    /// Planted bug: the leader moves the high watermark with fewer in-sync
+    /// replicas than `min.insync.replicas` (an eligible leader then lacks
+    /// records below it).
+    hw_ignores_min_isr: bool,
 }
 
 fn registration(id: BrokerId, incarnation: u8) -> BrokerRegistration {
@@ -146,6 +157,7 @@ fn registration(id: BrokerId, incarnation: u8) -> BrokerRegistration {
         port: 9092,
         rpc_addr: format!("127.0.0.1:{}", 9090 + id),
         shards: 1,
+        durable_logs: false,
     }
 }
 
@@ -168,7 +180,9 @@ impl Sim {
                         shard: 0,
                     })
                     .collect()],
-                configs: Default::default(),
+                configs: [("min.insync.replicas".to_owned(), MIN_INSYNC.to_string())]
+                    .into_iter()
+                    .collect(),
             })
             .expect("creates");
         let mut liveness = Liveness::new(SESSION_MS);
@@ -208,7 +222,9 @@ impl Sim {
             trace: Vec::new(),
             ack_on_leader_alone: false,
             skip_truncation: false,
+            hw_ignores_min_isr: false,
             moves_completed: 0,
+            eligible_elections: 0,
         };
         for id in BROKERS {
             sim.reconcile(id);
@@ -252,7 +268,15 @@ impl Sim {
             b.role = Role::unassigned(0);
         }
         let len = b.log.len() as i64;
-        match b.role.follow(id, &meta, (len, b.durable as i64), now) {
+        let change = b.role.follow(id, &meta, (len, b.durable as i64), now);
+        if let Role::Leader(v) = &mut b.role {
+            v.min_isr = if self.hw_ignores_min_isr {
+                1
+            } else {
+                MIN_INSYNC
+            };
+        }
+        match change {
             RoleChange::None | RoleChange::InSyncSet => return,
             // `start_epoch`: stored before anything is answered.
             RoleChange::Leader { epoch } => {
@@ -282,11 +306,19 @@ impl Sim {
             .controller
             .partition(TOPIC, 0)
             .is_some_and(|p| p.reassigning());
+        let before = self.controller.partition(TOPIC, 0).cloned();
         let cancel = matches!(&command, MetadataCommand::ReassignPartitions { reassignments } if reassignments.iter().any(|r| r.2.is_none()));
         match self.controller.apply(&command) {
             Ok(()) => {
                 self.trace.push(format!("controller: {line}"));
                 let p = self.controller.partition(TOPIC, 0).expect("the partition");
+                if let Some(b) = &before {
+                    if p.leader != NO_LEADER && p.leader != b.leader && b.elr.contains(&p.leader) {
+                        self.eligible_elections += 1;
+                        self.trace
+                            .push(format!("eligible replica {} leads", p.leader));
+                    }
+                }
                 if moving && !p.reassigning() && !cancel {
                     self.moves_completed += 1;
                     self.trace
@@ -880,8 +912,9 @@ fn env_u64(name: &str, default: u64) -> u64 {
 }
 
 /// Runs `seed` for `steps` steps and heals; the number of acknowledged
-/// records, leader elections and completed reassignments seen.
-fn run(seed: u64, steps: u64) -> (usize, i32, usize) {
+/// records, leader elections, completed reassignments and eligible
+/// leaders elected.
+fn run(seed: u64, steps: u64) -> (usize, i32, usize, usize) {
     let mut sim = Sim::new(seed);
     for _ in 0..steps {
         sim.step();
@@ -895,7 +928,12 @@ fn run(seed: u64, steps: u64) -> (usize, i32, usize) {
         .controller
         .partition(TOPIC, 0)
         .map_or(0, |p| p.leader_epoch);
-    (sim.acked.len(), epoch, sim.moves_completed)
+    (
+        sim.acked.len(),
+        epoch,
+        sim.moves_completed,
+        sim.eligible_elections,
+    )
 }
 
 #[test]
@@ -913,17 +951,19 @@ fn no_acknowledged_record_is_lost_under_random_faults() {
     }
     let seeds = env_u64("REPLICATION_SEEDS", 40);
     let steps = env_u64("REPLICATION_STEPS", 3000);
-    let (mut acked, mut elections, mut moves) = (0, 0, 0);
+    let (mut acked, mut elections, mut moves, mut eligible) = (0, 0, 0, 0);
     for seed in 0..seeds {
-        let (a, e, m) = run(seed, steps);
+        let (a, e, m, l) = run(seed, steps);
         acked += a;
         elections += e;
         moves += m;
+        eligible += l;
     }
     eprintln!(
-        "{seeds} seeds x {steps} steps: {acked} records acknowledged, {elections} leader epochs, {moves} reassignments completed"
+        "{seeds} seeds x {steps} steps: {acked} records acknowledged, {elections} leader epochs, {moves} reassignments completed, {eligible} eligible leaders elected"
     );
-    assert!(acked > 10 * seeds as usize, "the workload made progress");
+    assert!(eligible > 0, "eligible replicas led");
+    assert!(acked > 5 * seeds as usize, "the workload made progress");
     assert!(elections > seeds as i32, "leadership moved");
     assert!(moves > seeds as usize, "replicas moved");
 }
@@ -943,6 +983,24 @@ fn the_checks_catch_a_leader_that_acknowledges_alone() {
     assert!(
         caught,
         "acknowledging before the in-sync replicas hold a record must be caught"
+    );
+}
+
+#[test]
+fn the_checks_catch_a_high_watermark_that_moves_below_min_insync() {
+    let caught = (0..80).any(|seed| {
+        std::panic::catch_unwind(|| {
+            let mut sim = Sim::new(seed);
+            sim.hw_ignores_min_isr = true;
+            for _ in 0..3000 {
+                sim.step();
+            }
+        })
+        .is_err()
+    });
+    assert!(
+        caught,
+        "an eligible leader missing committed records must be caught"
     );
 }
 

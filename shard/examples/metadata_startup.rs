@@ -123,6 +123,7 @@ async fn build(target: &Path, n: u64, snapshot_commands: u64) -> Result<(), Stri
         port: 9092,
         rpc_addr: String::new(),
         shards: 1,
+        durable_logs: false,
     });
     alone
         .raft

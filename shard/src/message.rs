@@ -414,6 +414,11 @@ pub enum Proposal {
         resource: sluice_core::metadata::dynamic_config::ConfigResource,
         changes: Vec<sluice_core::metadata::dynamic_config::ConfigChange>,
     },
+    /// Unclean election of the named leaderless partitions (ElectLeaders'
+    /// unclean type); answered with how many were named.
+    UncleanElect {
+        partitions: Vec<(String, PartitionId)>,
+    },
     /// A partition's leader asks to change its in-sync set (Kafka's
     /// AlterPartition).
     AlterPartition {

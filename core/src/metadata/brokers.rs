@@ -16,6 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::eligible::{self, LeadershipConfig};
 use super::{PartitionMeta, ShardId};
 
 /// A broker's id (`node.id`).
@@ -39,6 +40,10 @@ pub struct BrokerRegistration {
     pub rpc_addr: String,
     /// Shards (cores) the broker runs, for placement within it.
     pub shards: u32,
+    /// Its logs lose nothing they acknowledged to a crash (`log.flush =
+    /// always`): after a restart it stays an eligible leader (KIP-966).
+    #[serde(default)]
+    pub durable_logs: bool,
 }
 
 impl BrokerRegistration {
@@ -70,36 +75,37 @@ pub struct BrokerMeta {
 }
 
 /// Leadership of `partition` after `broker` was fenced: it leaves the
-/// in-sync set unless it is the last member, and leadership moves to the
-/// first in-sync replica that is not fenced, or to nobody.
+/// in-sync set unless it is the last member (becoming an eligible leader
+/// when the set falls below `min.insync.replicas`), and leadership moves as
+/// [`eligible::elect`] says: another in-sync replica, an eligible one, or
+/// (unclean elections on) any live replica, or nobody.
 pub(super) fn on_fenced(
     partition: &mut PartitionMeta,
     broker: BrokerId,
     is_fenced: impl Fn(BrokerId) -> bool,
+    config: LeadershipConfig,
 ) {
+    let before = partition.isr.clone();
     if partition.isr.len() > 1 && partition.isr.contains(&broker) {
         partition.isr.retain(|b| *b != broker);
         partition.partition_epoch += 1;
     }
+    eligible::after_isr_change(partition, &before, config.min_insync_replicas);
     if partition.leader == broker {
-        let next = partition
-            .replicas
-            .iter()
-            .map(|r| r.broker)
-            .find(|b| *b != broker && partition.isr.contains(b) && !is_fenced(*b));
-        partition.leader = next.unwrap_or(NO_LEADER);
-        partition.leader_epoch += 1;
-        partition.partition_epoch += 1;
+        eligible::elect(partition, is_fenced, config);
     }
 }
 
 /// Leadership of `partition` after `broker` came back: a partition without
-/// a leader whose in-sync set holds the broker is led by it again.
-pub(super) fn on_unfenced(partition: &mut PartitionMeta, broker: BrokerId) {
-    if partition.leader == NO_LEADER && partition.isr.contains(&broker) {
-        partition.leader = broker;
-        partition.leader_epoch += 1;
-        partition.partition_epoch += 1;
+/// a leader gets one if it now can (the broker in sync or eligible, or
+/// unclean elections on).
+pub(super) fn on_unfenced(
+    partition: &mut PartitionMeta,
+    is_fenced: impl Fn(BrokerId) -> bool,
+    config: LeadershipConfig,
+) {
+    if partition.leader == NO_LEADER {
+        eligible::elect(partition, is_fenced, config);
     }
 }
 

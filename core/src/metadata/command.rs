@@ -70,6 +70,13 @@ pub enum MetadataCommand {
         resource: super::dynamic_config::ConfigResource,
         configs: BTreeMap<String, String>,
     },
+    /// Unclean election (ElectLeaders' unclean type): each named partition
+    /// without a leader is led by an in-sync, eligible or else any live
+    /// replica, which may lose acknowledged records; one with a leader, or
+    /// with no live replica, is skipped.
+    UncleanElect {
+        partitions: Vec<(String, i32)>,
+    },
     /// Reserves producer ids `[first, first + count)` for InitProducerId.
     AllocateProducerIds {
         first: i64,
@@ -119,6 +126,9 @@ impl std::fmt::Display for MetadataCommand {
             }
             MetadataCommand::AlterConfigs { resource, configs } => {
                 write!(f, "configs of {resource:?} become {configs:?}")
+            }
+            MetadataCommand::UncleanElect { partitions } => {
+                write!(f, "unclean election in {} partitions", partitions.len())
             }
             MetadataCommand::AllocateProducerIds { first, count } => {
                 write!(f, "allocate producer ids {first}..{}", first + count)

@@ -53,6 +53,14 @@ pub const DYNAMIC_BROKER_CONFIGS: &[(&str, &str)] = &[
         "replica.alter.log.dirs.io.max.bytes.per.second",
         "Bytes per second of moves between log directories (this broker has one directory per node; accepted for the tools).",
     ),
+    (
+        super::eligible::UNCLEAN_LEADER_ELECTION,
+        "Elect a replica that is neither in sync nor eligible when no other can lead (may lose acknowledged records).",
+    ),
+    (
+        super::eligible::MIN_INSYNC_REPLICAS,
+        "In-sync replicas an acks=all produce needs, for topics that do not set it; also when eligible leaders are kept (KIP-966).",
+    ),
 ];
 
 /// Kafka's `AlterConfigOp.OpType`.
@@ -92,6 +100,25 @@ pub fn check_broker_config(name: &str, value: Option<&str>) -> Result<(), (Error
     let Some(value) = value else {
         return Ok(());
     };
+    let invalid = |why: &str| {
+        Err((
+            ErrorCode::InvalidConfig,
+            format!("Invalid value {value} for configuration {name}: {why}"),
+        ))
+    };
+    if name == super::eligible::UNCLEAN_LEADER_ELECTION {
+        return match value.trim() {
+            "true" | "false" => Ok(()),
+            _ => invalid("Expected value to be either true or false"),
+        };
+    }
+    if name == super::eligible::MIN_INSYNC_REPLICAS {
+        return match value.trim().parse::<i32>() {
+            Ok(v) if v >= 1 => Ok(()),
+            Ok(_) => invalid("Value must be at least 1"),
+            Err(_) => invalid("Not a number of type INT"),
+        };
+    }
     match value.trim().parse::<i64>() {
         Ok(v) if v >= 0 => Ok(()),
         Ok(_) => Err((

@@ -114,6 +114,7 @@ mod tests {
                 port: 1,
                 rpc_addr: "h:2".into(),
                 shards: 1,
+                durable_logs: false,
             };
             state
                 .apply(&MetadataCommand::RegisterBroker(registration))

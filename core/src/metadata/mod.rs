@@ -28,6 +28,7 @@ mod brokers;
 mod command;
 pub mod dynamic_config;
 pub mod election;
+pub mod eligible;
 pub mod legacy;
 pub mod liveness;
 pub mod placement;
@@ -71,6 +72,10 @@ pub struct PartitionMeta {
     /// Brokers a reassignment in progress removes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub removing: Vec<BrokerId>,
+    /// Eligible leader replicas (KIP-966, [`eligible`]): out of sync, but
+    /// holding every record below the high watermark.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub elr: Vec<BrokerId>,
 }
 
 impl PartitionMeta {
@@ -95,6 +100,7 @@ impl PartitionMeta {
             partition_epoch: 0,
             adding: Vec::new(),
             removing: Vec::new(),
+            elr: Vec::new(),
         }
     }
 
@@ -163,7 +169,11 @@ impl MetadataState {
                         .filter(|b| b.fenced || b.registration.id == id)
                         .map(|b| b.registration.id)
                         .collect();
-                    self.each_partition(|p| brokers::on_fenced(p, id, |b| fenced.contains(&b)));
+                    let durable = registration.durable_logs;
+                    self.each_partition_with(|p, config| {
+                        brokers::on_fenced(p, id, |b| fenced.contains(&b), config);
+                        eligible::on_restart(p, id, durable);
+                    });
                 }
                 let epoch = self.applied;
                 self.brokers.insert(
@@ -174,9 +184,10 @@ impl MetadataState {
                         fenced: false,
                     },
                 );
-                self.each_partition(|p| {
+                let fenced = self.fenced_brokers();
+                self.each_partition_with(|p, config| {
                     brokers::on_shards_changed(p, id, registration.shards);
-                    brokers::on_unfenced(p, id);
+                    brokers::on_unfenced(p, |b| fenced.contains(&b), config);
                 });
             }
             MetadataCommand::FenceBroker { id } => {
@@ -185,13 +196,10 @@ impl MetadataState {
                     .get_mut(id)
                     .ok_or(MetadataError::UnknownBroker(*id))?;
                 broker.fenced = true;
-                let fenced: Vec<BrokerId> = self
-                    .brokers
-                    .values()
-                    .filter(|b| b.fenced)
-                    .map(|b| b.registration.id)
-                    .collect();
-                self.each_partition(|p| brokers::on_fenced(p, *id, |b| fenced.contains(&b)));
+                let fenced = self.fenced_brokers();
+                self.each_partition_with(|p, config| {
+                    brokers::on_fenced(p, *id, |b| fenced.contains(&b), config)
+                });
             }
             MetadataCommand::UnfenceBroker { id } => {
                 let broker = self
@@ -199,7 +207,10 @@ impl MetadataState {
                     .get_mut(id)
                     .ok_or(MetadataError::UnknownBroker(*id))?;
                 broker.fenced = false;
-                self.each_partition(|p| brokers::on_unfenced(p, *id));
+                let fenced = self.fenced_brokers();
+                self.each_partition_with(|p, config| {
+                    brokers::on_unfenced(p, |b| fenced.contains(&b), config)
+                });
             }
             MetadataCommand::CreateTopic {
                 name,
@@ -264,6 +275,10 @@ impl MetadataState {
             } => {
                 let fenced: Vec<BrokerId> =
                     isr.iter().copied().filter(|&b| self.is_fenced(b)).collect();
+                let config = self
+                    .topics
+                    .get(topic)
+                    .map(|t| eligible::LeadershipConfig::of(self, &t.configs));
                 let p = self
                     .topics
                     .get_mut(topic)
@@ -290,8 +305,11 @@ impl MetadataState {
                 if let Some(b) = fenced.iter().find(|b| !p.isr.contains(b)) {
                     return Err(MetadataError::IneligibleReplica(*b));
                 }
-                p.isr = isr.clone();
+                let before = std::mem::replace(&mut p.isr, isr.clone());
                 p.partition_epoch += 1;
+                if let Some(config) = config {
+                    eligible::after_isr_change(p, &before, config.min_insync_replicas);
+                }
                 let fenced: Vec<BrokerId> = self
                     .brokers
                     .values()
@@ -308,6 +326,26 @@ impl MetadataState {
             }
             MetadataCommand::ReassignPartitions { reassignments } => {
                 reassignment::apply(self, reassignments);
+            }
+            MetadataCommand::UncleanElect { partitions } => {
+                let fenced = self.fenced_brokers();
+                for (topic, partition) in partitions {
+                    let Some(t) = self.topics.get(topic) else {
+                        continue;
+                    };
+                    let config = eligible::LeadershipConfig {
+                        unclean_leader_election: true,
+                        ..eligible::LeadershipConfig::of(self, &t.configs)
+                    };
+                    let p = self.topics.get_mut(topic).and_then(|t| {
+                        usize::try_from(*partition)
+                            .ok()
+                            .and_then(|i| t.partitions.get_mut(i))
+                    });
+                    if let Some(p) = p.filter(|p| p.leader == NO_LEADER) {
+                        eligible::elect(p, |b| fenced.contains(&b), config);
+                    }
+                }
             }
             MetadataCommand::AlterConfigs { resource, configs } => match resource {
                 dynamic_config::ConfigResource::Topic(name) => {
@@ -344,10 +382,36 @@ impl MetadataState {
         self.brokers.get(&broker).is_some_and(|b| b.fenced)
     }
 
-    fn each_partition(&mut self, mut f: impl FnMut(&mut PartitionMeta)) {
-        for topic in self.topics.values_mut() {
-            topic.partitions.iter_mut().for_each(&mut f);
+    /// Every partition, with its topic's leadership configs.
+    fn each_partition_with(
+        &mut self,
+        mut f: impl FnMut(&mut PartitionMeta, eligible::LeadershipConfig),
+    ) {
+        let configs: Vec<(String, eligible::LeadershipConfig)> = self
+            .topics
+            .iter()
+            .map(|(name, t)| {
+                (
+                    name.clone(),
+                    eligible::LeadershipConfig::of(self, &t.configs),
+                )
+            })
+            .collect();
+        for (name, config) in configs {
+            if let Some(topic) = self.topics.get_mut(&name) {
+                for p in &mut topic.partitions {
+                    f(p, config);
+                }
+            }
         }
+    }
+
+    fn fenced_brokers(&self) -> Vec<BrokerId> {
+        self.brokers
+            .values()
+            .filter(|b| b.fenced)
+            .map(|b| b.registration.id)
+            .collect()
     }
 
     /// Every replica list names distinct registered brokers and shards they
@@ -453,6 +517,15 @@ impl MetadataState {
                         p.adding,
                         p.removing,
                         p.replica_brokers()
+                    ));
+                }
+                if p.elr
+                    .iter()
+                    .any(|b| p.isr.contains(b) || p.shard_on(*b).is_none())
+                {
+                    found.push(format!(
+                        "{at}: eligible {:?} not out-of-sync replicas (in sync {:?})",
+                        p.elr, p.isr
                     ));
                 }
                 if p.leader != NO_LEADER {

@@ -210,6 +210,8 @@ fn moved(
         partition_epoch: p.partition_epoch + 1,
         ..p.clone()
     };
+    next.elr
+        .retain(|b| next.replicas.iter().any(|r| r.broker == *b));
     if p.leader != NO_LEADER && !next.isr.contains(&p.leader) {
         next.leader = next
             .replicas
@@ -241,6 +243,7 @@ pub(super) fn complete_if_caught_up(
     p.adding.clear();
     p.replicas = target;
     p.isr.retain(|b| !removing.contains(b));
+    p.elr.retain(|b| !removing.contains(b));
     p.partition_epoch += 1;
     if p.leader == NO_LEADER || removing.contains(&p.leader) {
         p.leader = p

@@ -10,6 +10,7 @@ fn broker(id: BrokerId, rack: Option<&str>, shards: u32) -> MetadataCommand {
         port: 9092 + id,
         rpc_addr: format!("127.0.0.1:{}", 19092 + id),
         shards,
+        durable_logs: false,
     })
 }
 
@@ -481,5 +482,123 @@ fn a_cancelled_reassignment_goes_back_to_the_original_replicas() {
         (p.replica_brokers(), p.isr.clone(), p.leader),
         (vec![2], vec![2], 2)
     );
+    assert!(state.violations().is_empty(), "{:?}", state.violations());
+}
+
+fn create_with(name: &str, replicas: Vec<Replica>, configs: &[(&str, &str)]) -> MetadataCommand {
+    MetadataCommand::CreateTopic {
+        name: name.into(),
+        id: [2; 16],
+        partitions: vec![replicas],
+        configs: configs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    }
+}
+
+fn fence(state: &mut MetadataState, id: BrokerId) {
+    state
+        .apply(&MetadataCommand::FenceBroker { id })
+        .expect("fences");
+    assert!(state.violations().is_empty(), "{:?}", state.violations());
+}
+
+fn unfence(state: &mut MetadataState, id: BrokerId) {
+    state
+        .apply(&MetadataCommand::UnfenceBroker { id })
+        .expect("unfences");
+    assert!(state.violations().is_empty(), "{:?}", state.violations());
+}
+
+#[test]
+fn a_replica_that_left_below_min_insync_is_eligible_to_lead_and_others_are_not() {
+    let mut state = cluster(&[(1, None), (2, None), (3, None)], 1);
+    state
+        .apply(&create_with(
+            "t",
+            vec![on(1, 0), on(2, 0), on(3, 0)],
+            &[("min.insync.replicas", "2")],
+        ))
+        .expect("applies");
+    fence(&mut state, 3);
+    let p = state.partition("t", 0).expect("exists").clone();
+    assert_eq!((p.isr.clone(), p.elr.clone()), (vec![1, 2], vec![]));
+    fence(&mut state, 2);
+    let p = state.partition("t", 0).expect("exists").clone();
+    assert_eq!(
+        (p.isr.clone(), p.elr.clone()),
+        (vec![1], vec![2]),
+        "2 left below 2"
+    );
+    fence(&mut state, 1);
+    assert_eq!(state.partition("t", 0).expect("exists").leader, NO_LEADER);
+    unfence(&mut state, 3);
+    assert_eq!(
+        state.partition("t", 0).expect("exists").leader,
+        NO_LEADER,
+        "3 is neither in sync nor eligible"
+    );
+    let epoch = state.partition("t", 0).expect("exists").leader_epoch;
+    unfence(&mut state, 2);
+    let p = state.partition("t", 0).expect("exists").clone();
+    assert_eq!(
+        (p.leader, p.leader_epoch),
+        (2, epoch + 1),
+        "the eligible one leads"
+    );
+    assert_eq!((p.isr.clone(), p.elr.clone()), (vec![2], vec![1]));
+    // 1 restarts with logs a crash may have cut: no longer eligible.
+    let mut restarted = match broker(1, None, 1) {
+        MetadataCommand::RegisterBroker(r) => r,
+        _ => unreachable!(),
+    };
+    restarted.incarnation = [9; 16];
+    state
+        .apply(&MetadataCommand::RegisterBroker(restarted))
+        .expect("registers");
+    let p = state.partition("t", 0).expect("exists").clone();
+    assert!(p.elr.is_empty(), "{:?}", p.elr);
+    assert!(state.violations().is_empty(), "{:?}", state.violations());
+}
+
+#[test]
+fn unclean_election_leads_with_any_live_replica_only_when_allowed() {
+    let mut state = cluster(&[(1, None), (2, None)], 1);
+    state
+        .apply(&create_with("t", vec![on(1, 0), on(2, 0)], &[]))
+        .expect("applies");
+    state
+        .apply(&create_with(
+            "u",
+            vec![on(1, 0), on(2, 0)],
+            &[("unclean.leader.election.enable", "true")],
+        ))
+        .expect("applies");
+    // 2 falls out of sync; then 1, the last in-sync replica, is fenced.
+    for name in ["t", "u"] {
+        let p = state.partition(name, 0).expect("exists").clone();
+        state
+            .apply(&MetadataCommand::AlterPartition {
+                topic: name.into(),
+                partition: 0,
+                leader: 1,
+                leader_epoch: p.leader_epoch,
+                partition_epoch: p.partition_epoch,
+                isr: vec![1],
+            })
+            .expect("shrinks");
+    }
+    fence(&mut state, 1);
+    assert_eq!(state.partition("t", 0).expect("exists").leader, NO_LEADER);
+    let u = state.partition("u", 0).expect("exists").clone();
+    assert_eq!((u.leader, u.isr.clone()), (2, vec![2]), "unclean election");
+    state
+        .apply(&MetadataCommand::UncleanElect {
+            partitions: vec![("t".into(), 0)],
+        })
+        .expect("elects");
+    let t = state.partition("t", 0).expect("exists").clone();
+    assert_eq!((t.leader, t.isr.clone()), (2, vec![2]), "asked for");
     assert!(state.violations().is_empty(), "{:?}", state.violations());
 }

@@ -37,6 +37,10 @@ pub struct LeaderView {
     /// The leader's log end when it took the lead: followers join the
     /// in-sync set only past it.
     pub epoch_start_offset: Offset,
+    /// The topic's `min.insync.replicas`: while the in-sync set is
+    /// smaller, the high watermark does not move (KIP-966), so a replica
+    /// that left the set then holds everything below it.
+    pub min_isr: usize,
     high_watermark: Offset,
 }
 
@@ -69,6 +73,7 @@ impl LeaderView {
                 })
                 .collect(),
             epoch_start_offset: log_end,
+            min_isr: 1,
             high_watermark: high_watermark.min(log_end),
         }
     }
@@ -123,8 +128,12 @@ impl LeaderView {
 
     /// The high watermark with the leader's own log at `local_end` (its
     /// durable end under `log.flush=always`): the least log end over the
-    /// in-sync set, never lower than before.
+    /// in-sync set, never lower than before, and still while the in-sync
+    /// set is smaller than `min_isr`.
     pub fn high_watermark(&mut self, local_end: Offset) -> Offset {
+        if self.isr.len() < self.min_isr {
+            return self.high_watermark;
+        }
         let mut candidate = local_end;
         for b in &self.isr {
             if *b == self.me {

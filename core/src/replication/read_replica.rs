@@ -59,6 +59,7 @@ mod tests {
                     port: 9092,
                     rpc_addr: "127.0.0.1:9093".into(),
                     shards: 1,
+                    durable_logs: false,
                 }))
                 .expect("registers");
         }

@@ -164,6 +164,7 @@ mod tests {
             partition_epoch,
             adding: Vec::new(),
             removing: Vec::new(),
+            elr: Vec::new(),
         }
     }
 

@@ -48,6 +48,7 @@ impl Shard {
             port,
             rpc_addr: controller.rpc_addr.clone(),
             shards: self.shards,
+            durable_logs: self.config.log.flush == sluice_core::config::FlushPolicy::Always,
         })
     }
 

@@ -24,6 +24,7 @@ use sluice_core::metadata::dynamic_config::ConfigResource;
 use sluice_core::metadata::liveness::Liveness;
 use sluice_core::metadata::{
     check_partition_count, dynamic_config, election, placement, reassignment, BrokerId, Replica,
+    NO_LEADER,
 };
 use sluice_quorum::log_store::WallClock;
 use sluice_quorum::member::{open_member, MemberParts, NoPeers};
@@ -650,6 +651,22 @@ impl Shard {
                 }
                 MetadataCommand::ReassignPartitions { reassignments }
             }
+            Proposal::UncleanElect { partitions } => {
+                let leaderless: Vec<(String, i32)> = partitions
+                    .into_iter()
+                    .filter(|(t, p)| {
+                        state
+                            .partition(t, *p)
+                            .is_some_and(|m| m.leader == NO_LEADER)
+                    })
+                    .collect();
+                if leaderless.is_empty() {
+                    return Ok(Planned::Answer(0));
+                }
+                MetadataCommand::UncleanElect {
+                    partitions: leaderless,
+                }
+            }
             Proposal::AlterConfigs { resource, changes } => {
                 if let ConfigResource::Topic(name) = &resource {
                     if !state.topics.contains_key(name) {
@@ -806,6 +823,7 @@ impl Shard {
             | MetadataCommand::FenceBroker { .. }
             | MetadataCommand::UnfenceBroker { .. }
             | MetadataCommand::AlterConfigs { .. }
+            | MetadataCommand::UncleanElect { .. }
             | MetadataCommand::ElectLeaders { .. } => {}
         }
         self.reconcile_roles();
@@ -842,6 +860,13 @@ impl Shard {
         }
         let removed = self.partitions.borrow_mut().remove(key);
         if let Some(p) = removed {
+            // Waiters (acks=all produces, long polls) hold the partition:
+            // with no role left they answer NOT_LEADER_OR_FOLLOWER at once
+            // and their clients go to the new leader, instead of waiting
+            // out their timeouts on a replica that is gone.
+            *p.role.borrow_mut() = super::replication::Role::unassigned(p.log.log_start_offset());
+            p.hw_changed.notify_all();
+            p.appended.notify_all();
             if let Err(e) = p.log.close().await {
                 tracing::warn!(topic = %key.0, partition = key.1, error = %e, "closing {what} partition");
             }

@@ -15,6 +15,7 @@
 //! so an acks=all produce never waits on a leadership it lost; a partition
 //! has at most one in-sync set change in flight.
 
+use sluice_core::metadata::eligible::LeadershipConfig;
 use sluice_core::metadata::{BrokerId, NO_LEADER};
 
 use super::*;
@@ -38,11 +39,27 @@ impl Shard {
             .map(|(k, p)| (k.clone(), p.clone()))
             .collect();
         for ((topic, partition), p) in owned {
-            let Some(meta) = self.metadata.borrow().partition(&topic, partition).cloned() else {
-                continue;
+            let (meta, leadership) = {
+                let metadata = self.metadata.borrow();
+                let Some(meta) = metadata.partition(&topic, partition).cloned() else {
+                    continue;
+                };
+                let leadership = metadata
+                    .topics
+                    .get(&topic)
+                    .map(|t| LeadershipConfig::of(&metadata, &t.configs));
+                (meta, leadership)
             };
             let ends = (p.log.log_end_offset(), p.local_end());
             let change = p.role.borrow_mut().follow(me, &meta, ends, now);
+            if let Role::Leader(view) = &mut *p.role.borrow_mut() {
+                // The stricter of the two: the metadata counts eligible
+                // leaders by its value, acks=all by the partition's.
+                view.min_isr = p
+                    .min_insync_replicas
+                    .get()
+                    .max(leadership.map_or(1, |l| l.min_insync_replicas));
+            }
             let changed = change != RoleChange::None;
             if changed {
                 tracing::debug!(shard = self.id, topic, partition, leader = meta.leader, epoch = meta.leader_epoch, isr = ?meta.isr, "replica role");

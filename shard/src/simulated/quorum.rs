@@ -54,6 +54,7 @@ fn sim_broker(id: NodeId) -> BrokerRegistration {
         port: 9092,
         rpc_addr: format!("127.0.0.1:{}", 9090 + id),
         shards: 1,
+        durable_logs: false,
     }
 }
 

@@ -8,6 +8,7 @@
 
 use sluice_core::config::NodeConfig;
 use sluice_core::metadata::dynamic_config::{broker_key, DYNAMIC_BROKER_CONFIGS};
+use sluice_core::metadata::eligible::{MIN_INSYNC_REPLICAS, UNCLEAN_LEADER_ELECTION};
 use sluice_core::metadata::{BrokerId, MetadataState};
 pub use sluice_core::topic_config::{
     check_topic_config, topic_configs, ConfigEntry, ConfigSource, ConfigType, Synonym,
@@ -201,10 +202,15 @@ pub fn dynamic_broker_configs(
                 source: ConfigSource::DynamicDefaultBroker,
             });
         }
+        let (default, config_type) = match *name {
+            UNCLEAN_LEADER_ELECTION => ("false".to_owned(), ConfigType::Boolean),
+            MIN_INSYNC_REPLICAS => ("1".to_owned(), ConfigType::Int),
+            _ => (i64::MAX.to_string(), ConfigType::Long),
+        };
         if broker.is_some() {
             synonyms.push(Synonym {
                 name: (*name).into(),
-                value: i64::MAX.to_string(),
+                value: default,
                 source: ConfigSource::Default,
             });
         }
@@ -215,7 +221,7 @@ pub fn dynamic_broker_configs(
             name: (*name).into(),
             value: first.value,
             source: first.source,
-            config_type: ConfigType::Long,
+            config_type,
             read_only: false,
             documentation,
             synonyms,

@@ -15,7 +15,9 @@ use kafka_protocol::protocol::StrBytes;
 use sluice_core::types::validate_topic_name;
 use sluice_core::ErrorCode;
 
-use super::configs::{broker_configs, dynamic_broker_configs, topic_configs, ConfigEntry};
+use super::configs::{
+    broker_configs, dynamic_broker_configs, topic_configs, ConfigEntry, ConfigSource,
+};
 use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
 
@@ -78,7 +80,14 @@ fn configs_of(
             match name.parse::<i32>() {
                 Ok(id) if id == ctx.node_id => {
                     let mut entries = broker_configs(&ctx.shard.config);
-                    entries.extend(dynamic_broker_configs(&ctx.shard.metadata(), Some(id)));
+                    // A dynamic value set wins over the static one.
+                    for d in dynamic_broker_configs(&ctx.shard.metadata(), Some(id)) {
+                        match entries.iter().position(|e| e.name == d.name) {
+                            Some(i) if d.source != ConfigSource::Default => entries[i] = d,
+                            Some(_) => {}
+                            None => entries.push(d),
+                        }
+                    }
                     Ok(entries)
                 }
                 Ok(id) => Err((

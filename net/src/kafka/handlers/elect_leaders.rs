@@ -8,9 +8,12 @@
 //! rest go to the controller in one proposal; the answer waits (within the
 //! request's timeout) until this broker's metadata shows each of them led
 //! by its preferred replica. With no partitions named, every partition is
-//! elected that can be, and only those appear in the answer. Unclean
-//! elections (type 1) are not done: a partition with a leader gets
-//! ELECTION_NOT_NEEDED, one without ELIGIBLE_LEADERS_NOT_AVAILABLE.
+//! elected that can be, and only those appear in the answer. An unclean
+//! election (type 1) leads a leaderless partition with an in-sync,
+//! eligible (KIP-966) or else any live replica, which may lose
+//! acknowledged records: a partition with a leader gets
+//! ELECTION_NOT_NEEDED, one with no live replica
+//! ELIGIBLE_LEADERS_NOT_AVAILABLE.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -79,11 +82,19 @@ pub async fn handle(ctx: &Rc<Context>, request: ElectLeadersRequest) -> ElectLea
         for (topic, p) in wanted {
             let verdict = match metadata.partition(&topic, p) {
                 None => Some(ErrorCode::UnknownTopicOrPartition),
-                Some(meta) if unclean => Some(if meta.leader == NO_LEADER {
-                    ErrorCode::EligibleLeadersNotAvailable
-                } else {
-                    ErrorCode::ElectionNotNeeded
-                }),
+                Some(meta) if unclean => {
+                    let live = meta
+                        .replicas
+                        .iter()
+                        .any(|r| metadata.brokers.get(&r.broker).is_some_and(|b| !b.fenced));
+                    if meta.leader != NO_LEADER {
+                        Some(ErrorCode::ElectionNotNeeded)
+                    } else if !live {
+                        Some(ErrorCode::EligibleLeadersNotAvailable)
+                    } else {
+                        None
+                    }
+                }
                 Some(meta) => preferred_leader(&metadata, meta).err(),
             };
             results.push(((topic, p), verdict));
@@ -95,8 +106,21 @@ pub async fn handle(ctx: &Rc<Context>, request: ElectLeadersRequest) -> ElectLea
         .map(|(tp, _)| tp.clone())
         .collect();
     if !electing.is_empty() {
-        let proposal = Proposal::ElectLeaders {
-            partitions: Some(electing.clone()),
+        let proposal = if unclean {
+            Proposal::UncleanElect {
+                partitions: electing.clone(),
+            }
+        } else {
+            Proposal::ElectLeaders {
+                partitions: Some(electing.clone()),
+            }
+        };
+        let done = |t: &str, p: i32| {
+            if unclean {
+                has_leader(ctx, t, p)
+            } else {
+                led_by_preferred(ctx, t, p)
+            }
         };
         let outcome = propose(ctx, proposal).await;
         if let Err((code, message)) = &outcome {
@@ -106,7 +130,7 @@ pub async fn handle(ctx: &Rc<Context>, request: ElectLeadersRequest) -> ElectLea
         let timeout_ms = (request.timeout_ms.max(0) as u64).min(WAIT_MAX_MS);
         let deadline = ctx.shard.env().monotonic_ms() + timeout_ms;
         loop {
-            let pending = electing.iter().any(|(t, p)| !led_by_preferred(ctx, t, *p));
+            let pending = electing.iter().any(|(t, p)| !done(t, *p));
             if refused.is_some() || !pending || ctx.shard.env().monotonic_ms() >= deadline {
                 break;
             }
@@ -116,7 +140,8 @@ pub async fn handle(ctx: &Rc<Context>, request: ElectLeadersRequest) -> ElectLea
             if verdict.is_none() {
                 *verdict = Some(match refused {
                     Some(code) => code,
-                    None if led_by_preferred(ctx, topic, *p) => ErrorCode::None,
+                    None if done(topic, *p) => ErrorCode::None,
+                    None if unclean => ErrorCode::EligibleLeadersNotAvailable,
                     None => ErrorCode::PreferredLeaderNotAvailable,
                 });
             }
@@ -152,6 +177,13 @@ pub async fn handle(ctx: &Rc<Context>, request: ElectLeadersRequest) -> ElectLea
             })
             .collect(),
     )
+}
+
+fn has_leader(ctx: &Context, topic: &str, partition: i32) -> bool {
+    let metadata = ctx.shard.metadata();
+    metadata
+        .partition(topic, partition)
+        .is_some_and(|p| p.leader != NO_LEADER)
 }
 
 fn led_by_preferred(ctx: &Context, topic: &str, partition: i32) -> bool {
