@@ -1,6 +1,8 @@
 //! Replication with real processes: three brokers, partitions of
 //! replication factor 3 with `min.insync.replicas=2`, real clients, and
-//! faults injected while they run (Jepsen's shape, bounded in time).
+//! faults injected while they run (Jepsen's shape, bounded in time):
+//! SIGKILL, SIGSTOP, network partitions (each broker in a network
+//! namespace whose link the test takes down) and restarts.
 //!
 //! What must hold: no acknowledged record is lost, none is duplicated
 //! (idempotent producers), no record a consumer read later disappears,
@@ -15,6 +17,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::cluster::{brokers_listed_by, wait_until};
+use common::netns::Lab;
 use common::{python, python_interpreter, topic, wire, Broker, Spawned, Stream, CLIENT_TIMEOUT};
 
 const NOT_ENOUGH_REPLICAS: i16 = 19;
@@ -138,8 +141,12 @@ fn leader_of(witness: &Broker, name: &str, partition: usize) -> i32 {
 }
 
 #[test]
-fn acknowledged_records_survive_leader_kills_pauses_and_restarts() {
-    let mut cluster = Broker::cluster(3, FAST);
+fn acknowledged_records_survive_leader_kills_pauses_partitions_and_restarts() {
+    // Each broker in its own network namespace, so a leader can be cut off
+    // from the others and from the clients (the test's namespace).
+    let lab = Lab::create(3)
+        .unwrap_or_else(|e| panic!("this test needs network namespaces (root and `ip`): {e}"));
+    let mut cluster = Broker::cluster_on(&lab.hosts(), FAST);
     Broker::start_together(&mut cluster);
     for broker in &cluster {
         wait_until("every broker to list all three", || {
@@ -151,13 +158,14 @@ fn acknowledged_records_survive_leader_kills_pauses_and_restarts() {
     wait_fully_in_sync(&cluster[0], &t);
 
     let status = cluster[0].data_dir().with_file_name("workload.status");
+    let foreign = cluster[0].data_dir().with_file_name("workload.foreign");
     let script =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/python/replication_workload.py");
     // The short form; `scripts/soak-replication` sets a long one.
     let seconds: u64 = std::env::var("SLUICE_REPLICATION_SECONDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(45);
+        .unwrap_or(55);
     let mut workload = Spawned::start(
         Command::new(python_interpreter())
             .arg(&script)
@@ -170,11 +178,25 @@ fn acknowledged_records_survive_leader_kills_pauses_and_restarts() {
                 "3",
             ])
             .args(["--seconds", &seconds.to_string(), "--status-file"])
-            .arg(&status),
+            .arg(&status)
+            .arg("--foreign-out")
+            .arg(&foreign),
     );
     wait_until("the workload to start producing", || {
         std::fs::read_to_string(&status).is_ok_and(|s| s.contains("producing"))
     });
+    // The Java client too: Kafka's VerifiableProducer (idempotent by
+    // default, acks=all) writes "7.N" values into the same topic through
+    // the same faults, and stops well before the Python producers, so the
+    // workload's final drain holds everything it had acknowledged.
+    let java_seconds = seconds.saturating_sub(25).max(10);
+    let mut java = Spawned::start(
+        Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka-oracle"))
+            .args(["tool", "org.apache.kafka.tools.VerifiableProducer"])
+            .args(["--bootstrap-server", &bootstrap(&cluster), "--topic", &t])
+            .args(["--throughput", "300", "--acks", "-1", "--value-prefix", "7"])
+            .args(["--max-messages", &(300 * java_seconds).to_string()]),
+    );
     let started = Instant::now();
     let by_id = |id: i32| (id - 1) as usize;
     let mut witness = 0;
@@ -185,7 +207,7 @@ fn acknowledged_records_survive_leader_kills_pauses_and_restarts() {
         let partition = round % 3;
         let victim = by_id(leader_of(&cluster[witness], &t, partition));
         witness = (victim + 1) % 3;
-        match round % 3 {
+        match round % 4 {
             // SIGKILL; back after it was fenced.
             0 => {
                 eprintln!("{:?}: SIGKILL broker {}", started.elapsed(), victim + 1);
@@ -199,6 +221,19 @@ fn acknowledged_records_survive_leader_kills_pauses_and_restarts() {
                 cluster[victim].signal(libc::SIGSTOP);
                 std::thread::sleep(Duration::from_secs(4));
                 cluster[victim].signal(libc::SIGCONT);
+            }
+            // A network partition: its link down for longer than its
+            // session (the majority fences it and elects another leader;
+            // producers that still reach only it get no acknowledgement).
+            2 => {
+                eprintln!(
+                    "{:?}: network partition isolates broker {}",
+                    started.elapsed(),
+                    victim + 1
+                );
+                lab.cut(victim + 1);
+                std::thread::sleep(Duration::from_secs(4));
+                lab.heal(victim + 1);
             }
             // SIGKILL and an immediate restart, back within its session.
             _ => {
@@ -216,7 +251,8 @@ fn acknowledged_records_survive_leader_kills_pauses_and_restarts() {
         round += 1;
     }
     eprintln!("{:?}: {round} rounds of faults over", started.elapsed());
-    assert!(round >= 3, "every kind of fault ran");
+    assert!(round >= 4, "every kind of fault ran");
+    java.wait_exit(Duration::from_secs(120));
 
     workload.wait_exit(Duration::from_secs(seconds + 240));
     let result_line = workload
@@ -244,6 +280,69 @@ fn acknowledged_records_survive_leader_kills_pauses_and_restarts() {
     assert_eq!(result["drain_complete"], true, "{result}");
     assert_eq!(result["timed_out"], false, "{result}");
     assert_eq!(result["internal_errors"], serde_json::json!([]), "{result}");
+
+    // The Java producer's acknowledgements against the same drain.
+    let mut drained: std::collections::HashMap<(i64, i64), String> = Default::default();
+    let mut java_values: std::collections::HashMap<String, u32> = Default::default();
+    for line in std::fs::read_to_string(&foreign)
+        .expect("the drained foreign records")
+        .lines()
+    {
+        let Ok(serde_json::Value::Array(r)) = serde_json::from_str::<serde_json::Value>(line)
+        else {
+            continue;
+        };
+        let (Some(p), Some(o), Some(v)) = (r[0].as_i64(), r[1].as_i64(), r[2].as_str()) else {
+            continue;
+        };
+        if v.starts_with("7.") {
+            *java_values.entry(v.to_owned()).or_default() += 1;
+        }
+        drained.insert((p, o), v.to_owned());
+    }
+    // The drain read up to the high watermarks after the Python producers
+    // stopped ("done" is the status file's last write): every Java
+    // acknowledgement must come before that to be checked against it.
+    let done_ms = std::fs::metadata(&status)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as i64);
+    let mut java_acked = 0;
+    let mut java_lost = Vec::new();
+    for line in java.lines(Stream::Stdout) {
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if event["name"] != "producer_send_success" {
+            continue;
+        }
+        java_acked += 1;
+        assert!(
+            event["timestamp"].as_i64().unwrap_or(i64::MAX) < done_ms,
+            "a Java acknowledgement after the Python producers stopped: {line}"
+        );
+        let at = (
+            event["partition"].as_i64().unwrap_or(-1),
+            event["offset"].as_i64().unwrap_or(-1),
+        );
+        let value = event["value"].as_str().unwrap_or("");
+        if drained.get(&at).map(String::as_str) != Some(value) {
+            java_lost.push(format!("{value} at {at:?}"));
+        }
+    }
+    let java_duplicated = java_values.values().filter(|n| **n > 1).count();
+    eprintln!(
+        "java: acknowledged {java_acked}, lost {}, duplicated {java_duplicated}",
+        java_lost.len()
+    );
+    assert!(java_acked > 1000, "{}", java.output());
+    assert!(
+        java_lost.is_empty(),
+        "lost {:?}",
+        &java_lost[..java_lost.len().min(5)]
+    );
+    assert_eq!(java_duplicated, 0);
 
     // Every replica holds the same batches once all are in sync.
     wait_fully_in_sync(&cluster[0], &t);

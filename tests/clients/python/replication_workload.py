@@ -45,6 +45,11 @@ injects faults into the brokers (SIGKILL, SIGSTOP, restarts) while it runs.
    every high watermark in time), high_watermarks, internal_errors
    (exceptions in this script's threads; should be empty) and timed_out.
 
+With --foreign-out PATH, every drained record no producer of this run
+sent is written to PATH as a JSON line [partition, offset, value] (value
+as text), so another client's producer writing to the same topic (the
+test's Java producer) can be checked against the same drain.
+
 With --status-file, the line "producing" is written to PATH (truncating it)
 when producing starts and "done" is appended when it stops, so the test can
 time its faults. Progress goes to stderr.
@@ -606,6 +611,8 @@ def finish(state, timed_out, code):
     destructor may block the exit). Only the first caller prints."""
     with PRINT_LOCK:
         try:
+            if state.args.foreign_out:
+                write_foreign(state)
             result = check(state, timed_out)
         except Exception:
             state.internal_error("check")
@@ -613,6 +620,17 @@ def finish(state, timed_out, code):
         print("RESULT " + json.dumps(result, separators=(",", ":")), flush=True)
         sys.stderr.flush()
         os._exit(code)
+
+
+def write_foreign(state):
+    """Writes the drained records no producer of this run sent (see
+    --foreign-out)."""
+    with open(state.args.foreign_out, "w") as f:
+        for p in range(state.args.partitions):
+            for o, vid in state.drain.records(p):
+                if vid < 0:
+                    value = state.foreign_values[-vid - 1].decode("utf-8", "replace")
+                    f.write(json.dumps([p, o, value]) + "\n")
 
 
 def watchdog(state, at):
@@ -679,6 +697,7 @@ def parse_args(argv):
     parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--producers", type=int, default=2)
     parser.add_argument("--status-file")
+    parser.add_argument("--foreign-out")
     args = parser.parse_args(argv)
     if args.partitions < 1 or args.producers < 1 or args.seconds < 0:
         parser.error("--partitions and --producers must be at least 1, --seconds not negative")
