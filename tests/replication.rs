@@ -14,6 +14,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use common::cluster::{brokers_listed_by, wait_until};
@@ -21,6 +22,19 @@ use common::netns::Lab;
 use common::{python, python_interpreter, topic, wire, Broker, Spawned, Stream, CLIENT_TIMEOUT};
 
 const NOT_ENOUGH_REPLICAS: i16 = 19;
+
+/// The Jepsen-style test keeps both cores busy for a minute; the other
+/// tests of this file run beside each other but not beside it, so no
+/// broker's start-up is starved past its timeout.
+static HEAVY: RwLock<()> = RwLock::new(());
+
+fn shared() -> RwLockReadGuard<'static, ()> {
+    HEAVY.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn exclusive() -> RwLockWriteGuard<'static, ()> {
+    HEAVY.write().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Short sessions and lag, so faults show within a test.
 const FAST: &[(&str, &str)] = &[
@@ -142,6 +156,7 @@ fn leader_of(witness: &Broker, name: &str, partition: usize) -> i32 {
 
 #[test]
 fn acknowledged_records_survive_leader_kills_pauses_partitions_and_restarts() {
+    let _turn = exclusive();
     // Each broker in its own network namespace, so a leader can be cut off
     // from the others and from the clients (the test's namespace).
     let lab = Lab::create(3)
@@ -367,6 +382,7 @@ fn acknowledged_records_survive_leader_kills_pauses_partitions_and_restarts() {
 
 #[test]
 fn acks_all_needs_min_insync_replicas_and_acks_one_does_not() {
+    let _turn = shared();
     let mut cluster = Broker::cluster(3, FAST);
     Broker::start_together(&mut cluster);
     for broker in &cluster {
@@ -438,6 +454,7 @@ fn bounce(cluster: &mut [Broker], victim: usize, name: &str) {
 
 #[test]
 fn kafka_leader_election_tool_moves_leadership_back_to_preferred_replicas() {
+    let _turn = shared();
     let mut env = FAST.to_vec();
     env.push(("SLUICE_KAFKA__AUTO_LEADER_REBALANCE_ENABLE", "false"));
     let mut cluster = Broker::cluster(3, &env);
@@ -487,6 +504,7 @@ fn kafka_leader_election_tool_moves_leadership_back_to_preferred_replicas() {
 
 #[test]
 fn the_controller_moves_leadership_back_on_its_own() {
+    let _turn = shared();
     let mut env = FAST.to_vec();
     env.push(("SLUICE_KAFKA__LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS", "1"));
     let mut cluster = Broker::cluster(3, &env);
@@ -509,6 +527,7 @@ fn the_controller_moves_leadership_back_on_its_own() {
 
 #[test]
 fn kafka_verifiable_producer_and_consumer_count_every_acked_message_through_a_leader_kill() {
+    let _turn = shared();
     let mut cluster = Broker::cluster(3, FAST);
     Broker::start_together(&mut cluster);
     for broker in &cluster {
@@ -647,6 +666,7 @@ print(g.coordinator.id, res.topic_partitions[0].offset)
 
 #[test]
 fn a_group_coordinator_moves_with_its_offsets_partition_and_keeps_what_was_committed() {
+    let _turn = shared();
     let mut cluster = Broker::cluster(3, FAST);
     Broker::start_together(&mut cluster);
     for broker in &cluster {
@@ -743,6 +763,7 @@ c.close()
 
 #[test]
 fn a_leader_points_a_consumer_naming_its_rack_at_the_in_sync_replica_there() {
+    let _turn = shared();
     let mut env = FAST.to_vec();
     env.push((
         "SLUICE_KAFKA__REPLICA_SELECTOR_CLASS",
@@ -805,6 +826,7 @@ print(got)
 
 #[test]
 fn an_eligible_replica_leads_when_the_last_in_sync_one_is_gone_and_loses_nothing() {
+    let _turn = shared();
     // Five brokers, every one a controller voter: three may go down with
     // the quorum still up, and two brokers outside the partition watch.
     let mut cluster = Broker::cluster(5, FAST);

@@ -67,7 +67,8 @@ pub(super) fn after_isr_change(p: &mut PartitionMeta, before: &[BrokerId], min_i
     let isr = p.isr.clone();
     let replicas = p.replica_brokers();
     p.elr.retain(|b| !isr.contains(b) && replicas.contains(b));
-    if isr.len() >= min_isr {
+    // Kafka's effective minimum: never more than the replicas.
+    if isr.len() >= min_isr.min(replicas.len()) {
         p.elr.clear();
         return;
     }

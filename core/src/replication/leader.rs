@@ -131,7 +131,8 @@ impl LeaderView {
     /// in-sync set, never lower than before, and still while the in-sync
     /// set is smaller than `min_isr`.
     pub fn high_watermark(&mut self, local_end: Offset) -> Offset {
-        if self.isr.len() < self.min_isr {
+        // Kafka's effective minimum: never more than the replicas.
+        if self.isr.len() < self.min_isr.min(self.followers.len() + 1) {
             return self.high_watermark;
         }
         let mut candidate = local_end;
@@ -192,6 +193,21 @@ mod tests {
 
     fn view() -> LeaderView {
         LeaderView::new(1, &[1, 2, 3], &[1, 2, 3], (4, 7), (100, 90), 0)
+    }
+
+    #[test]
+    fn the_high_watermark_stands_still_below_min_insync_capped_at_the_replicas() {
+        let mut v = view();
+        v.min_isr = 2;
+        v.on_fetch(2, 100, 100, 10);
+        v.on_fetch(3, 100, 100, 10);
+        assert_eq!(v.high_watermark(100), 100);
+        v.update(&[1, 2, 3], &[1], 8, 20);
+        assert_eq!(v.high_watermark(120), 100, "one in sync of at least two");
+        // One replica with min.insync.replicas 2: the minimum is 1.
+        let mut alone = LeaderView::new(1, &[1], &[1], (0, 0), (0, 0), 0);
+        alone.min_isr = 2;
+        assert_eq!(alone.high_watermark(5), 5);
     }
 
     #[test]

@@ -75,6 +75,17 @@ impl Role {
         }
     }
 
+    /// True when a leader's in-sync set is smaller than `min_isr` capped at
+    /// its replica count (Kafka's effective `min.insync.replicas`: a
+    /// setting above the replication factor asks for every replica); always
+    /// true on a follower.
+    pub fn under_min_isr(&self, min_isr: usize) -> bool {
+        match self {
+            Role::Leader(v) => v.isr.len() < min_isr.min(v.followers.len() + 1),
+            Role::Follower(_) => true,
+        }
+    }
+
     /// The high watermark with this replica's log ending at `log_end`, of
     /// which `local_end` counts for a leader (its durable end under
     /// `log.flush=always`).

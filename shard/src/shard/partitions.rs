@@ -78,14 +78,18 @@ impl Shard {
         let Some(p) = self.partition(topic, partition) else {
             return refused(self.absence_error(topic, partition), -1);
         };
-        let (leader_epoch, isr_len) = {
+        let (leader_epoch, isr_len, under_min_isr) = {
             let role = p.role.borrow();
             if !role.is_leader() {
                 return refused(ErrorCode::NotLeaderOrFollower, -1);
             }
-            (role.leader_epoch(), role.isr_len())
+            (
+                role.leader_epoch(),
+                role.isr_len(),
+                role.under_min_isr(p.min_insync_replicas.get()),
+            )
         };
-        if acks == -1 && isr_len < p.min_insync_replicas.get() {
+        if acks == -1 && under_min_isr {
             // Kafka refuses before appending: nothing is written.
             return refused(ErrorCode::NotEnoughReplicas, p.log.log_start_offset());
         }

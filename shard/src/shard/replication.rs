@@ -265,7 +265,7 @@ impl Shard {
             if p.high_watermark() >= offset {
                 return ErrorCode::None;
             }
-            if p.role.borrow().isr_len() < p.min_insync_replicas.get() {
+            if p.role.borrow().under_min_isr(p.min_insync_replicas.get()) {
                 return ErrorCode::NotEnoughReplicasAfterAppend;
             }
             let now = self.env.monotonic_ms();
