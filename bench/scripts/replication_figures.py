@@ -4,7 +4,8 @@
 
     python3 bench/scripts/replication_figures.py [--runs 3] [--duration 15]
         [--warmup 10] [--trials 10] [--sluice target/release/sluice]
-        [--skip-kafka] [--kafka-failover] [--kafka-flush-always]
+        [--skip-kafka] [--skip-always] [--skip-failover] [--kafka-failover]
+        [--kafka-flush-always]
         [--lat-rate N] [--out figures.json]
 
 Run from the repository root. Every broker is its own process started by
@@ -415,6 +416,8 @@ def main():
     ap.add_argument("--skip-kafka", action="store_true")
     ap.add_argument("--skip-lat-kafka", action="store_true", help="no lat-1k on flush=never / Kafka")
     ap.add_argument("--skip-failover", action="store_true")
+    ap.add_argument("--skip-always", action="store_true",
+                    help="no section 1 (RF 3 vs RF 1 at flush=always); give --lat-rate")
     ap.add_argument("--kafka-failover", action="store_true")
     ap.add_argument("--kafka-trials", type=int, default=5, help="Kafka failover trials")
     ap.add_argument("--kafka-flush-always", action="store_true",
@@ -508,7 +511,8 @@ def main():
             fail["kafka (defaults: session 9000 ms)"] = failover(k, args.kafka_trials, "kafka")
 
     try:
-        section("sluice flush=always", sluice_always)
+        if not args.skip_always:
+            section("sluice flush=always", sluice_always)
         section("sluice flush=never", sluice_never)
         if not args.skip_kafka:
             section("Kafka", kafka_perf)

@@ -347,23 +347,34 @@ impl MetadataState {
                     }
                 }
             }
-            MetadataCommand::AlterConfigs { resource, configs } => match resource {
-                dynamic_config::ConfigResource::Topic(name) => {
-                    let topic = self
-                        .topics
-                        .get_mut(name)
-                        .ok_or_else(|| MetadataError::UnknownTopic(name.clone()))?;
-                    topic.configs = configs.clone();
-                }
-                dynamic_config::ConfigResource::Broker(broker) => {
-                    let key = dynamic_config::broker_key(*broker);
-                    if configs.is_empty() {
-                        self.broker_configs.remove(&key);
-                    } else {
-                        self.broker_configs.insert(key, configs.clone());
+            MetadataCommand::AlterConfigs { resource, configs } => {
+                match resource {
+                    dynamic_config::ConfigResource::Topic(name) => {
+                        let topic = self
+                            .topics
+                            .get_mut(name)
+                            .ok_or_else(|| MetadataError::UnknownTopic(name.clone()))?;
+                        topic.configs = configs.clone();
+                    }
+                    dynamic_config::ConfigResource::Broker(broker) => {
+                        let key = dynamic_config::broker_key(*broker);
+                        if configs.is_empty() {
+                            self.broker_configs.remove(&key);
+                        } else {
+                            self.broker_configs.insert(key, configs.clone());
+                        }
                     }
                 }
-            },
+                // Unclean election may just have been allowed: a partition
+                // without a leader gets one now if it can (as Kafka's
+                // controller does when the config changes).
+                let fenced = self.fenced_brokers();
+                self.each_partition_with(|p, config| {
+                    if p.leader == NO_LEADER {
+                        eligible::elect(p, |b| fenced.contains(&b), config);
+                    }
+                });
+            }
             MetadataCommand::ElectLeaders { elections } => {
                 election::apply(self, elections);
             }

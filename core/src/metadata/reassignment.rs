@@ -140,8 +140,8 @@ pub(super) fn apply(state: &mut MetadataState, reassignments: &[Reassignment]) -
             continue;
         }
         let next = match target {
-            Some(target) => started(p, target),
-            None if p.reassigning() => cancelled(p),
+            Some(target) => started(p, target, is_fenced),
+            None if p.reassigning() => cancelled(p, is_fenced),
             None => continue,
         };
         let Some(mut next) = next else {
@@ -156,7 +156,11 @@ pub(super) fn apply(state: &mut MetadataState, reassignments: &[Reassignment]) -
 
 /// `p` with a reassignment to `target` started, or `None` when it would
 /// leave no replica in sync.
-fn started(p: &PartitionMeta, target: &[Replica]) -> Option<PartitionMeta> {
+fn started(
+    p: &PartitionMeta,
+    target: &[Replica],
+    is_fenced: impl Fn(BrokerId) -> bool,
+) -> Option<PartitionMeta> {
     let original = p.original_replicas();
     let mut replicas: Vec<Replica> = target.to_vec();
     replicas.extend(
@@ -174,24 +178,27 @@ fn started(p: &PartitionMeta, target: &[Replica]) -> Option<PartitionMeta> {
         .map(|r| r.broker)
         .filter(|b| !target.iter().any(|t| t.broker == *b))
         .collect();
-    moved(p, replicas, adding, removing)
+    moved(p, (replicas, adding, removing), is_fenced)
 }
 
 /// `p` back on its original replicas, or `None` when only replicas being
 /// added are in sync.
-fn cancelled(p: &PartitionMeta) -> Option<PartitionMeta> {
-    moved(p, p.original_replicas(), Vec::new(), Vec::new())
+fn cancelled(p: &PartitionMeta, is_fenced: impl Fn(BrokerId) -> bool) -> Option<PartitionMeta> {
+    moved(
+        p,
+        (p.original_replicas(), Vec::new(), Vec::new()),
+        is_fenced,
+    )
 }
 
 /// `p` on `replicas` with the given adding and removing sets: the in-sync
 /// set keeps only replicas, and a leader that is no longer one hands
-/// leadership to the first in-sync replica (it was in sync and not
-/// fenced). `None` when no in-sync replica would be left.
+/// leadership to the first in-sync replica that is not fenced (or to
+/// nobody). `None` when no in-sync replica would be left.
 fn moved(
     p: &PartitionMeta,
-    replicas: Vec<Replica>,
-    adding: Vec<BrokerId>,
-    removing: Vec<BrokerId>,
+    (replicas, adding, removing): (Vec<Replica>, Vec<BrokerId>, Vec<BrokerId>),
+    is_fenced: impl Fn(BrokerId) -> bool,
 ) -> Option<PartitionMeta> {
     let isr: Vec<BrokerId> = p
         .isr
@@ -217,7 +224,7 @@ fn moved(
             .replicas
             .iter()
             .map(|r| r.broker)
-            .find(|b| next.isr.contains(b))
+            .find(|b| next.isr.contains(b) && !is_fenced(*b))
             .unwrap_or(NO_LEADER);
         next.leader_epoch += 1;
     }

@@ -602,3 +602,38 @@ fn unclean_election_leads_with_any_live_replica_only_when_allowed() {
     assert_eq!((t.leader, t.isr.clone()), (2, vec![2]), "asked for");
     assert!(state.violations().is_empty(), "{:?}", state.violations());
 }
+
+#[test]
+fn allowing_unclean_election_elects_a_leaderless_partition_at_once() {
+    let mut state = cluster(&[(1, None), (2, None)], 1);
+    state
+        .apply(&create_with("t", vec![on(1, 0), on(2, 0)], &[]))
+        .expect("applies");
+    let p = state.partition("t", 0).expect("exists").clone();
+    state
+        .apply(&MetadataCommand::AlterPartition {
+            topic: "t".into(),
+            partition: 0,
+            leader: 1,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            isr: vec![1],
+        })
+        .expect("shrinks");
+    fence(&mut state, 1);
+    assert_eq!(state.partition("t", 0).expect("exists").leader, NO_LEADER);
+    state
+        .apply(&MetadataCommand::AlterConfigs {
+            resource: dynamic_config::ConfigResource::Topic("t".into()),
+            configs: [(
+                "unclean.leader.election.enable".to_owned(),
+                "true".to_owned(),
+            )]
+            .into_iter()
+            .collect(),
+        })
+        .expect("alters");
+    let p = state.partition("t", 0).expect("exists").clone();
+    assert_eq!((p.leader, p.isr.clone()), (2, vec![2]));
+    assert!(state.violations().is_empty(), "{:?}", state.violations());
+}
