@@ -148,10 +148,11 @@ fn settle(broker: &Broker) {
 }
 
 /// RSS once the broker has let go of a finished run: the least of samples
-/// over five seconds. Under the full suite one sample 500 ms after the
-/// connections were counted closed once read 52 MiB over the base where
-/// runs alone read at most 3: memory is returned a little later on a loaded
-/// machine. Memory held for good shows in every sample.
+/// over five seconds, long enough for the trim the broker runs at most a
+/// second after connections close (`trim_freed_memory`). Without that trim
+/// the allocator kept the non-reading consumers' freed answers: 52-62 MiB
+/// over the base after the full suite had run. Memory held for good shows
+/// in every sample.
 fn settled_rss_kib(pid: u32) -> u64 {
     let mut least = rss_kib(pid);
     for _ in 0..20 {

@@ -48,6 +48,35 @@ unsafe fn map(size: usize) -> *mut u8 {
     }
 }
 
+/// When [`trim_freed_memory`] last ran, milliseconds on the caller's
+/// monotonic clock (0: never).
+static LAST_TRIM_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Hands heap memory that was freed back to the system (glibc's
+/// `malloc_trim`), at most once a second per process. Called when a
+/// connection ends: the answers a burst of connections held (up to
+/// `fetch.max.bytes` each) are freed when they close, but the allocator
+/// keeps such pages for reuse, and without this the process's RSS stays
+/// at the burst's peak. `now_ms` is a monotonic clock in milliseconds.
+/// False when it did not run (it ran less than a second ago).
+pub fn trim_freed_memory(now_ms: u64) -> bool {
+    use std::sync::atomic::Ordering;
+    let last = LAST_TRIM_MS.load(Ordering::Relaxed);
+    if (last != 0 && now_ms < last.saturating_add(1000))
+        || LAST_TRIM_MS
+            .compare_exchange(last, now_ms.max(1), Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        return false;
+    }
+    // SAFETY: malloc_trim only releases free memory of the allocator's own
+    // arenas; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    true
+}
+
 // SAFETY: every pointer handed out is either the system allocator's (and
 // given back to it with the same layout) or a fresh mapping of at least the
 // requested size and page alignment (unmapped with the same size).

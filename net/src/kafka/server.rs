@@ -54,7 +54,7 @@ use glommio::net::{TcpListener, TcpStream};
 use glommio::sync::{Semaphore, StaticPermit};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
-use sluice_shard::{Notify, Shard, ShardCounters};
+use sluice_shard::{Env, Notify, Shard, ShardCounters};
 
 use super::connection_limits::{ConnectionLimits, ConnectionSlot, Refused};
 use super::context::Context;
@@ -74,6 +74,7 @@ pub async fn serve(
         .map_err(|e| format!("cannot bind the Kafka port {}: {e}", ctx.bind_addr))?;
     let budget = Rc::new(Semaphore::new(shard.config.kafka.queued_max_request_bytes));
     let active = Rc::new(Cell::new(0usize));
+    let trim_pending = Rc::new(Cell::new(false));
     let idle = Rc::new(Notify::default());
     loop {
         // At max.connections, stop accepting: new connections wait in the
@@ -112,6 +113,8 @@ pub async fn serve(
                     continue;
                 };
                 let (ctx, budget, stop) = (ctx.clone(), budget.clone(), stop.clone());
+                let ctx_clock = ctx.shard.env().clone();
+                let trim_pending = trim_pending.clone();
                 let (active, idle) = (active.clone(), idle.clone());
                 active.set(active.get() + 1);
                 glommio::spawn_local(async move {
@@ -120,6 +123,7 @@ pub async fn serve(
                     }
                     active.set(active.get() - 1);
                     idle.notify_all();
+                    after_close(ctx_clock, trim_pending);
                 })
                 .detach();
             }
@@ -193,6 +197,22 @@ enum Reply {
     Now(Option<Bytes>),
     /// A Produce waiting for its sync: its frame comes on the channel.
     Later(LocalReceiver<Result<Option<Bytes>, ConnectionError>>),
+}
+
+/// After a connection ends: hands the memory its answers held back to the
+/// system ([`sluice_core::alloc::trim_freed_memory`]) at once, or, when
+/// that ran less than a second ago, once a second later (one such wait per
+/// shard), so the last close of a burst is always followed by a trim.
+fn after_close(env: Rc<dyn Env>, pending: Rc<Cell<bool>>) {
+    if sluice_core::alloc::trim_freed_memory(env.monotonic_ms()) || pending.replace(true) {
+        return;
+    }
+    glommio::spawn_local(async move {
+        env.sleep(Duration::from_millis(1000)).await;
+        pending.set(false);
+        sluice_core::alloc::trim_freed_memory(env.monotonic_ms());
+    })
+    .detach();
 }
 
 /// How far a connection's writer has got: answers written, and a signal at
