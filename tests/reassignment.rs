@@ -391,3 +391,107 @@ fn a_reassignment_that_cannot_finish_is_listed_and_cancelled_back_to_its_replica
     let (_, distinct) = consume(&cluster, &t, 2_000);
     assert_eq!(distinct, 2_000);
 }
+
+/// The group's coordinator and its committed offset of `name`-0, through
+/// the confluent-kafka admin client; `None` until both answer.
+fn coordinator_and_offset(cluster: &[Broker], group: &str, name: &str) -> Option<(i32, i64)> {
+    let out = python(
+        &cluster[0],
+        r#"
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient
+admin = AdminClient({"bootstrap.servers": ARGS[2]})
+g = admin.describe_consumer_groups([ARGS[0]], request_timeout=10)[ARGS[0]].result()
+req = [ConsumerGroupTopicPartitions(ARGS[0], [TopicPartition(ARGS[1], 0)])]
+res = admin.list_consumer_group_offsets(req, request_timeout=10)[ARGS[0]].result()
+print(g.coordinator.id, res.topic_partitions[0].offset)
+"#,
+        &[group, name, &bootstrap(cluster)],
+        CLIENT_TIMEOUT,
+    );
+    if !out.status.success() {
+        return None;
+    }
+    let text = out.stdout_text();
+    let mut words = text.split_whitespace();
+    Some((words.next()?.parse().ok()?, words.next()?.parse().ok()?))
+}
+
+#[test]
+fn reassigning_the_offsets_topic_off_a_broker_moves_its_group_coordinators_with_their_commits() {
+    let cluster = started(3);
+    let t = topic("offsets-move");
+    create_assigned(&cluster[0], &t, "1:2");
+    let group = format!("{t}-group");
+    python(
+        &cluster[0],
+        r#"
+from confluent_kafka import Consumer, Producer, TopicPartition
+p = Producer({"bootstrap.servers": BOOTSTRAP, "acks": "all"})
+for i in range(100):
+    p.produce(ARGS[0], value=b"%d" % i)
+assert p.flush(30) == 0
+c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": ARGS[1],
+              "auto.offset.reset": "earliest", "enable.auto.commit": False})
+c.assign([TopicPartition(ARGS[0], 0, 0)])
+got = 0
+while got < 40:
+    for m in c.consume(40 - got, 10):
+        assert m.error() is None, m.error()
+        got += 1
+c.commit(offsets=[TopicPartition(ARGS[0], 0, 40)], asynchronous=False)
+c.close()
+"#,
+        &[&t, &group],
+        CLIENT_TIMEOUT,
+    )
+    .assert_success();
+    let mut before = None;
+    wait_until("the group's coordinator and offset", || {
+        before = coordinator_and_offset(&cluster, &group, &t);
+        before.is_some()
+    });
+    let (coordinator, offset) = before.expect("found");
+    assert_eq!(offset, 40);
+
+    // Every offsets partition onto the two other brokers.
+    let others: Vec<i32> = (1..=3).filter(|b| *b != coordinator).collect();
+    let partitions: Vec<serde_json::Value> = (0..50)
+        .map(|p| {
+            let replicas = if p % 2 == 0 {
+                vec![others[0], others[1]]
+            } else {
+                vec![others[1], others[0]]
+            };
+            serde_json::json!({"topic": "__consumer_offsets", "partition": p, "replicas": replicas})
+        })
+        .collect();
+    let plan = serde_json::json!({"version": 1, "partitions": partitions});
+    let file = tempfile::NamedTempFile::new().expect("a temporary file");
+    std::fs::write(file.path(), plan.to_string()).expect("writing the plan");
+    let plan_path = file.path().to_str().expect("a UTF-8 path");
+    reassign_tool(
+        &cluster[0],
+        &["--reassignment-json-file", plan_path, "--execute"],
+    )
+    .assert_success();
+    wait_until("--verify to see every move complete", || {
+        let out = reassign_tool(
+            &cluster[1],
+            &["--reassignment-json-file", plan_path, "--verify"],
+        );
+        out.status.success() && out.stdout_text().matches("is completed").count() == 50
+    });
+    let mut after = None;
+    wait_until("another coordinator with the committed offset", || {
+        after = coordinator_and_offset(&cluster, &group, &t);
+        after.is_some_and(|(c, _)| c != coordinator)
+    });
+    assert_eq!(after.map(|a| a.1), Some(40), "the commit moved with it");
+    let dir = cluster[coordinator as usize - 1]
+        .data_dir()
+        .join("__consumer_offsets");
+    wait_until("the old coordinator's offsets replicas to go", || {
+        std::fs::read_dir(&dir).map_or(true, |d| d.count() == 0)
+    });
+}

@@ -79,15 +79,10 @@ pub async fn handle(
         wanted
             .into_iter()
             .map(|(topic, p, target)| {
-                let verdict = if topic == sluice_shard::group::OFFSETS_TOPIC {
-                    // Its group coordinators do not move with leadership yet.
-                    Some((
-                        ErrorCode::InvalidRequest,
-                        format!("Reassigning {topic} is not supported."),
-                    ))
-                } else {
-                    reassignment::check(&metadata, &topic, p, target.as_deref(), allow_change).err()
-                };
+                // `__consumer_offsets` too: its groups follow its leaders.
+                let verdict =
+                    reassignment::check(&metadata, &topic, p, target.as_deref(), allow_change)
+                        .err();
                 ((topic, p, target), verdict)
             })
             .collect()
