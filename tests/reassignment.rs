@@ -439,7 +439,15 @@ while got < 40:
     for m in c.consume(40 - got, 10):
         assert m.error() is None, m.error()
         got += 1
-c.commit(offsets=[TopicPartition(ARGS[0], 0, 40)], asynchronous=False)
+import time
+for attempt in range(60):
+    try:
+        c.commit(offsets=[TopicPartition(ARGS[0], 0, 40)], asynchronous=False)
+        break
+    except Exception as e:  # COORDINATOR_LOAD_IN_PROGRESS while the offsets topic opens: retriable
+        if attempt == 59 or "LOAD_IN_PROGRESS" not in str(e) and "NOT_COORDINATOR" not in str(e):
+            raise
+        time.sleep(0.5)
 c.close()
 "#,
         &[&t, &group],
