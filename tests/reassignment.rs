@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::cluster::{brokers_listed_by, wait_until};
+use common::cluster::{coordinator_and_offset, start_agreed, wait_until};
 use common::{python, topic, Broker, CmdOutput, CLIENT_TIMEOUT};
 
 /// Short sessions and lag, so the cluster settles within a test.
@@ -26,12 +26,7 @@ const FAST: &[(&str, &str)] = &[
 
 fn started(count: usize) -> Vec<Broker> {
     let mut cluster = Broker::cluster(count, FAST);
-    Broker::start_together(&mut cluster);
-    for broker in &cluster {
-        wait_until("every broker to list all the others", || {
-            brokers_listed_by(broker).len() == count
-        });
-    }
+    start_agreed(&mut cluster);
     cluster
 }
 
@@ -392,31 +387,6 @@ fn a_reassignment_that_cannot_finish_is_listed_and_cancelled_back_to_its_replica
     assert_eq!(distinct, 2_000);
 }
 
-/// The group's coordinator and its committed offset of `name`-0, through
-/// the confluent-kafka admin client; `None` until both answer.
-fn coordinator_and_offset(cluster: &[Broker], group: &str, name: &str) -> Option<(i32, i64)> {
-    let out = python(
-        &cluster[0],
-        r#"
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-from confluent_kafka.admin import AdminClient
-admin = AdminClient({"bootstrap.servers": ARGS[2]})
-g = admin.describe_consumer_groups([ARGS[0]], request_timeout=10)[ARGS[0]].result()
-req = [ConsumerGroupTopicPartitions(ARGS[0], [TopicPartition(ARGS[1], 0)])]
-res = admin.list_consumer_group_offsets(req, request_timeout=10)[ARGS[0]].result()
-print(g.coordinator.id, res.topic_partitions[0].offset)
-"#,
-        &[group, name, &bootstrap(cluster)],
-        CLIENT_TIMEOUT,
-    );
-    if !out.status.success() {
-        return None;
-    }
-    let text = out.stdout_text();
-    let mut words = text.split_whitespace();
-    Some((words.next()?.parse().ok()?, words.next()?.parse().ok()?))
-}
-
 #[test]
 fn reassigning_the_offsets_topic_off_a_broker_moves_its_group_coordinators_with_their_commits() {
     let cluster = started(3);
@@ -456,7 +426,7 @@ c.close()
     .assert_success();
     let mut before = None;
     wait_until("the group's coordinator and offset", || {
-        before = coordinator_and_offset(&cluster, &group, &t);
+        before = coordinator_and_offset(&cluster.iter().collect::<Vec<_>>(), &group, &t);
         before.is_some()
     });
     let (coordinator, offset) = before.expect("found");
@@ -492,7 +462,7 @@ c.close()
     });
     let mut after = None;
     wait_until("another coordinator with the committed offset", || {
-        after = coordinator_and_offset(&cluster, &group, &t);
+        after = coordinator_and_offset(&cluster.iter().collect::<Vec<_>>(), &group, &t);
         after.is_some_and(|(c, _)| c != coordinator)
     });
     assert_eq!(after.map(|a| a.1), Some(40), "the commit moved with it");

@@ -17,7 +17,7 @@ use std::process::Command;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-use common::cluster::{brokers_listed_by, wait_until};
+use common::cluster::{coordinator_and_offset, start_agreed, wait_until};
 use common::netns::Lab;
 use common::{python, python_interpreter, topic, wire, Broker, Spawned, Stream, CLIENT_TIMEOUT};
 
@@ -162,12 +162,7 @@ fn acknowledged_records_survive_leader_kills_pauses_partitions_and_restarts() {
     let lab = Lab::create(3)
         .unwrap_or_else(|e| panic!("this test needs network namespaces (root and `ip`): {e}"));
     let mut cluster = Broker::cluster_on(&lab.hosts(), FAST);
-    Broker::start_together(&mut cluster);
-    for broker in &cluster {
-        wait_until("every broker to list all three", || {
-            brokers_listed_by(broker).len() == 3
-        });
-    }
+    start_agreed(&mut cluster);
     let t = topic("jepsen");
     create_replicated(&cluster[0], &t, 3, 2);
     wait_fully_in_sync(&cluster[0], &t);
@@ -384,12 +379,7 @@ fn acknowledged_records_survive_leader_kills_pauses_partitions_and_restarts() {
 fn acks_all_needs_min_insync_replicas_and_acks_one_does_not() {
     let _turn = shared();
     let mut cluster = Broker::cluster(3, FAST);
-    Broker::start_together(&mut cluster);
-    for broker in &cluster {
-        wait_until("every broker to list all three", || {
-            brokers_listed_by(broker).len() == 3
-        });
-    }
+    start_agreed(&mut cluster);
     let t = topic("minisr");
     // Three must be in sync; one broker down leaves two.
     create_replicated(&cluster[0], &t, 1, 3);
@@ -458,12 +448,7 @@ fn kafka_leader_election_tool_moves_leadership_back_to_preferred_replicas() {
     let mut env = FAST.to_vec();
     env.push(("SLUICE_KAFKA__AUTO_LEADER_REBALANCE_ENABLE", "false"));
     let mut cluster = Broker::cluster(3, &env);
-    Broker::start_together(&mut cluster);
-    for broker in &cluster {
-        wait_until("every broker to list all three", || {
-            brokers_listed_by(broker).len() == 3
-        });
-    }
+    start_agreed(&mut cluster);
     let t = topic("elect");
     create_replicated(&cluster[0], &t, 3, 1);
     wait_fully_in_sync(&cluster[0], &t);
@@ -508,12 +493,7 @@ fn the_controller_moves_leadership_back_on_its_own() {
     let mut env = FAST.to_vec();
     env.push(("SLUICE_KAFKA__LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS", "1"));
     let mut cluster = Broker::cluster(3, &env);
-    Broker::start_together(&mut cluster);
-    for broker in &cluster {
-        wait_until("every broker to list all three", || {
-            brokers_listed_by(broker).len() == 3
-        });
-    }
+    start_agreed(&mut cluster);
     let t = topic("balance");
     create_replicated(&cluster[0], &t, 3, 1);
     wait_fully_in_sync(&cluster[0], &t);
@@ -529,12 +509,7 @@ fn the_controller_moves_leadership_back_on_its_own() {
 fn kafka_verifiable_producer_and_consumer_count_every_acked_message_through_a_leader_kill() {
     let _turn = shared();
     let mut cluster = Broker::cluster(3, FAST);
-    Broker::start_together(&mut cluster);
-    for broker in &cluster {
-        wait_until("every broker to list all three", || {
-            brokers_listed_by(broker).len() == 3
-        });
-    }
+    start_agreed(&mut cluster);
     let t = topic("verifiable");
     create_replicated(&cluster[0], &t, 3, 2);
     wait_fully_in_sync(&cluster[0], &t);
@@ -637,43 +612,11 @@ fn kafka_verifiable_producer_and_consumer_count_every_acked_message_through_a_le
     assert!(lost.is_empty(), "lost {:?}...", &lost[..lost.len().min(5)]);
 }
 
-/// The group's coordinator broker (the leader of its `__consumer_offsets`
-/// partition) and its committed offset of `name`-0, asked through
-/// `via` with the confluent-kafka admin client; `None` until both answer.
-fn committed_through(via: &[&Broker], group: &str, name: &str) -> Option<(i32, i64)> {
-    let bootstrap: Vec<String> = via.iter().map(|b| b.bootstrap()).collect();
-    let out = python(
-        via[0],
-        r#"
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-from confluent_kafka.admin import AdminClient
-admin = AdminClient({"bootstrap.servers": ARGS[2]})
-g = admin.describe_consumer_groups([ARGS[0]], request_timeout=10)[ARGS[0]].result()
-req = [ConsumerGroupTopicPartitions(ARGS[0], [TopicPartition(ARGS[1], 0)])]
-res = admin.list_consumer_group_offsets(req, request_timeout=10)[ARGS[0]].result()
-print(g.coordinator.id, res.topic_partitions[0].offset)
-"#,
-        &[group, name, &bootstrap.join(",")],
-        CLIENT_TIMEOUT,
-    );
-    if !out.status.success() {
-        return None;
-    }
-    let text = out.stdout_text();
-    let mut words = text.split_whitespace();
-    Some((words.next()?.parse().ok()?, words.next()?.parse().ok()?))
-}
-
 #[test]
 fn a_group_coordinator_moves_with_its_offsets_partition_and_keeps_what_was_committed() {
     let _turn = shared();
     let mut cluster = Broker::cluster(3, FAST);
-    Broker::start_together(&mut cluster);
-    for broker in &cluster {
-        wait_until("every broker to list all three", || {
-            brokers_listed_by(broker).len() == 3
-        });
-    }
+    start_agreed(&mut cluster);
     let t = topic("coordinated");
     create_replicated(&cluster[0], &t, 1, 1);
     wait_fully_in_sync(&cluster[0], &t);
@@ -713,7 +656,7 @@ c.close()
     let everyone: Vec<&Broker> = cluster.iter().collect();
     let mut before = None;
     wait_until("the group's coordinator and offset", || {
-        before = committed_through(&everyone, &group, &t);
+        before = coordinator_and_offset(&everyone, &group, &t);
         before.is_some()
     });
     let (coordinator, offset) = before.expect("found");
@@ -738,7 +681,7 @@ c.close()
         .collect();
     let mut after = None;
     wait_until("a new coordinator with the committed offset", || {
-        after = committed_through(&survivors, &group, &t);
+        after = coordinator_and_offset(&survivors, &group, &t);
         after.is_some_and(|(c, _)| c != coordinator)
     });
     let (moved_to, offset) = after.expect("found");
@@ -781,12 +724,7 @@ fn a_leader_points_a_consumer_naming_its_rack_at_the_in_sync_replica_there() {
     for (i, broker) in cluster.iter_mut().enumerate() {
         broker.set_env("SLUICE_KAFKA__BROKER_RACK", &format!("rack-{}", i + 1));
     }
-    Broker::start_together(&mut cluster);
-    for broker in &cluster {
-        wait_until("every broker to list all three", || {
-            brokers_listed_by(broker).len() == 3
-        });
-    }
+    start_agreed(&mut cluster);
     let t = topic("racks");
     create_replicated(&cluster[0], &t, 1, 1);
     wait_fully_in_sync(&cluster[0], &t);
@@ -838,12 +776,7 @@ fn an_eligible_replica_leads_when_the_last_in_sync_one_is_gone_and_loses_nothing
     // Five brokers, every one a controller voter: three may go down with
     // the quorum still up, and two brokers outside the partition watch.
     let mut cluster = Broker::cluster(5, FAST);
-    Broker::start_together(&mut cluster);
-    for broker in &cluster {
-        wait_until("every broker to list all five", || {
-            brokers_listed_by(broker).len() == 5
-        });
-    }
+    start_agreed(&mut cluster);
     let t = topic("eligible");
     create_replicated(&cluster[0], &t, 1, 2);
     let mut replicas = Vec::new();

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use super::{wire, Broker};
+use super::{python, wire, Broker, CLIENT_TIMEOUT};
 
 /// How long brokers get to agree on anything.
 pub const AGREE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -80,4 +80,43 @@ pub fn leaders(broker: &Broker, topic: &str) -> Option<Vec<(i16, i32)>> {
     let mut partitions = t.partitions;
     partitions.sort_unstable();
     Some(partitions.into_iter().map(|(_, e, l)| (e, l)).collect())
+}
+
+/// Starts every broker of `cluster` together and waits until each lists
+/// all of them.
+pub fn start_agreed(cluster: &mut [Broker]) {
+    Broker::start_together(cluster);
+    let count = cluster.len();
+    for broker in cluster.iter() {
+        wait_until("every broker to list all the others", || {
+            brokers_listed_by(broker).len() == count
+        });
+    }
+}
+
+/// The coordinator of `group` and its committed offset of `topic`-0, asked
+/// through `via` with the confluent-kafka admin client; `None` until both
+/// answer.
+pub fn coordinator_and_offset(via: &[&Broker], group: &str, topic: &str) -> Option<(i32, i64)> {
+    let bootstrap: Vec<String> = via.iter().map(|b| b.bootstrap()).collect();
+    let out = python(
+        via[0],
+        r#"
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient
+admin = AdminClient({"bootstrap.servers": ARGS[2]})
+g = admin.describe_consumer_groups([ARGS[0]], request_timeout=10)[ARGS[0]].result()
+req = [ConsumerGroupTopicPartitions(ARGS[0], [TopicPartition(ARGS[1], 0)])]
+res = admin.list_consumer_group_offsets(req, request_timeout=10)[ARGS[0]].result()
+print(g.coordinator.id, res.topic_partitions[0].offset)
+"#,
+        &[group, topic, &bootstrap.join(",")],
+        CLIENT_TIMEOUT,
+    );
+    if !out.status.success() {
+        return None;
+    }
+    let text = out.stdout_text();
+    let mut words = text.split_whitespace();
+    Some((words.next()?.parse().ok()?, words.next()?.parse().ok()?))
 }

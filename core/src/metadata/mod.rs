@@ -273,8 +273,12 @@ impl MetadataState {
                 partition_epoch,
                 isr,
             } => {
-                let fenced: Vec<BrokerId> =
-                    isr.iter().copied().filter(|&b| self.is_fenced(b)).collect();
+                let all_fenced = self.fenced_brokers();
+                let fenced: Vec<BrokerId> = isr
+                    .iter()
+                    .copied()
+                    .filter(|b| all_fenced.contains(b))
+                    .collect();
                 let config = self
                     .topics
                     .get(topic)
@@ -310,19 +314,7 @@ impl MetadataState {
                 if let Some(config) = config {
                     eligible::after_isr_change(p, &before, config.min_insync_replicas);
                 }
-                let fenced: Vec<BrokerId> = self
-                    .brokers
-                    .values()
-                    .filter(|b| b.fenced)
-                    .map(|b| b.registration.id)
-                    .collect();
-                if let Some(p) = self
-                    .topics
-                    .get_mut(topic)
-                    .and_then(|t| t.partitions.get_mut(*partition as usize))
-                {
-                    reassignment::complete_if_caught_up(p, |b| fenced.contains(&b));
-                }
+                reassignment::complete_if_caught_up(p, |b| all_fenced.contains(&b));
             }
             MetadataCommand::ReassignPartitions { reassignments } => {
                 reassignment::apply(self, reassignments);
@@ -417,7 +409,7 @@ impl MetadataState {
         }
     }
 
-    fn fenced_brokers(&self) -> Vec<BrokerId> {
+    pub(super) fn fenced_brokers(&self) -> Vec<BrokerId> {
         self.brokers
             .values()
             .filter(|b| b.fenced)

@@ -117,12 +117,7 @@ pub fn check(
 /// Applies the reassignments that still hold against `state` (the others
 /// are skipped, as in a preferred-leader election). How many applied.
 pub(super) fn apply(state: &mut MetadataState, reassignments: &[Reassignment]) -> usize {
-    let fenced: Vec<BrokerId> = state
-        .brokers
-        .values()
-        .filter(|b| b.fenced)
-        .map(|b| b.registration.id)
-        .collect();
+    let fenced = state.fenced_brokers();
     let is_fenced = |b: BrokerId| fenced.contains(&b);
     let mut applied = 0;
     for (topic, partition, target) in reassignments {
