@@ -56,6 +56,13 @@ const PRODUCER_EPOCH_AT: usize = 51;
 const BASE_SEQUENCE_AT: usize = 53;
 const RECORDS_COUNT_AT: usize = 57;
 
+/// Attribute bits (Kafka's `DefaultRecordBatch`).
+pub const COMPRESSION_MASK: i16 = 0x07;
+pub const LOG_APPEND_TIME_FLAG: i16 = 0x08;
+pub const TRANSACTIONAL_FLAG: i16 = 0x10;
+pub const CONTROL_FLAG: i16 = 0x20;
+pub const DELETE_HORIZON_FLAG: i16 = 0x40;
+
 /// Why bytes are not a valid v2 record batch.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BatchError {
@@ -225,6 +232,41 @@ pub fn check_batch_header(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     Ok(header)
 }
 
+/// Checks that `buf` is exactly one batch as a log may hold it, CRC
+/// included: like [`check_batch`], except that a compacted batch may hold
+/// fewer records than its offset span (the cleaner removed some, keeping
+/// the batch's offsets) or none at all (it keeps an emptied batch for its
+/// producer's sequence). Produce requests are held to [`check_batch`].
+pub fn check_log_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+    let header = check_log_batch_header(buf)?;
+    verify_crc(buf)?;
+    Ok(header)
+}
+
+/// [`check_log_batch`] without the CRC.
+pub fn check_log_batch_header(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+    let header = BatchHeader::peek(buf)?;
+    if header.size_bytes != buf.len() {
+        return Err(if header.size_bytes > buf.len() {
+            BatchError::Truncated {
+                needed: header.size_bytes,
+                available: buf.len(),
+            }
+        } else {
+            BatchError::InvalidRecord("trailing bytes after batch")
+        });
+    }
+    if header.records_count < 0
+        || header.last_offset_delta < 0
+        || header.records_count - 1 > header.last_offset_delta
+    {
+        return Err(BatchError::InvalidRecord(
+            "record count does not fit the batch's offsets",
+        ));
+    }
+    Ok(header)
+}
+
 /// Checks that `buf` is exactly one valid batch, CRC included; no copy.
 pub fn check_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     let header = check_batch_header(buf)?;
@@ -251,8 +293,10 @@ impl RecordBatch {
 
     /// Like [`RecordBatch::parse`] but skips the CRC; for bytes whose CRC was
     /// checked before (the log's own files after recovery, the batch cache).
+    /// Accepts compacted batches, as the log holds them (see
+    /// [`check_log_batch`]).
     pub fn parse_unchecked(bytes: Bytes) -> Result<RecordBatch, BatchError> {
-        check_batch_header(&bytes)?;
+        check_log_batch_header(&bytes)?;
         Ok(RecordBatch { bytes })
     }
 
@@ -312,6 +356,11 @@ impl RecordBatch {
     }
     pub fn is_control(&self) -> bool {
         self.attributes() & 0x20 != 0
+    }
+    /// When the log cleaner may remove this batch's tombstones (KIP-534):
+    /// set by the cleaner, carried in the base timestamp.
+    pub fn delete_horizon_ms(&self) -> Option<i64> {
+        (self.attributes() & DELETE_HORIZON_FLAG != 0).then(|| self.base_timestamp())
     }
     pub fn base_timestamp(&self) -> i64 {
         be_i64(&self.bytes, BASE_TIMESTAMP_AT)

@@ -65,8 +65,72 @@ impl<'de> Deserialize<'de> for FlushPolicy {
     }
 }
 
+/// What happens to a partition's old data (`cleanup.policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CleanupPolicy {
+    /// Retention deletes whole old segments (Kafka's default).
+    #[default]
+    Delete,
+    /// The cleaner keeps the last record of each key; nothing is deleted
+    /// by age or size.
+    Compact,
+    /// Both: compacted, and old segments deleted by retention.
+    CompactDelete,
+}
+
+impl CleanupPolicy {
+    /// The cleaner compacts this log.
+    pub fn compacts(self) -> bool {
+        self != CleanupPolicy::Delete
+    }
+    /// Retention by time and size deletes from this log.
+    pub fn deletes(self) -> bool {
+        self != CleanupPolicy::Compact
+    }
+}
+
+impl FromStr for CleanupPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut words: Vec<&str> = s.split(',').map(str::trim).collect();
+        words.sort_unstable();
+        words.dedup();
+        match words.as_slice() {
+            ["delete"] => Ok(CleanupPolicy::Delete),
+            ["compact"] => Ok(CleanupPolicy::Compact),
+            ["compact", "delete"] => Ok(CleanupPolicy::CompactDelete),
+            _ => Err(format!(
+                "cleanup.policy must be delete, compact or compact,delete, not {s:?}"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for CleanupPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CleanupPolicy::Delete => "delete",
+            CleanupPolicy::Compact => "compact",
+            CleanupPolicy::CompactDelete => "compact,delete",
+        })
+    }
+}
+
+impl Serialize for CleanupPolicy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for CleanupPolicy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// One partition log's settings (Kafka's `log.*` broker configs).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// Roll a new segment when the active one would exceed this (`log.segment.bytes`).
@@ -98,6 +162,33 @@ pub struct LogConfig {
     /// In-sync replicas an acks=all produce needs (`min.insync.replicas`):
     /// fewer, and it is refused with NOT_ENOUGH_REPLICAS.
     pub min_insync_replicas: i32,
+    /// Delete old segments, compact, or both (`log.cleanup.policy`).
+    pub cleanup_policy: CleanupPolicy,
+    /// How long a compacted log keeps a tombstone after the cleaner first
+    /// sees it (`log.cleaner.delete.retention.ms`, 1 day).
+    pub delete_retention_ms: i64,
+    /// Compact a log once this share of it is dirty (written since its last
+    /// compaction) (`log.cleaner.min.cleanable.ratio`, 0.5).
+    pub min_cleanable_dirty_ratio: f64,
+    /// Records younger than this stay uncompacted
+    /// (`log.cleaner.min.compaction.lag.ms`, 0).
+    pub min_compaction_lag_ms: i64,
+    /// Records older than this are compacted whatever the dirty ratio
+    /// (`log.cleaner.max.compaction.lag.ms`, unbounded).
+    pub max_compaction_lag_ms: i64,
+    /// The cleaner runs on this broker (`log.cleaner.enable`).
+    pub cleaner_enable: bool,
+    /// How long a shard's cleaner sleeps when no log needs cleaning
+    /// (`log.cleaner.backoff.ms`).
+    pub cleaner_backoff_ms: u64,
+    /// Memory for the key-to-offset map of the broker's cleaners, shared
+    /// among the shards (`log.cleaner.dedupe.buffer.size`, 128 MiB): a
+    /// cleaning pass covers as much dirty log as its share holds.
+    pub cleaner_dedupe_buffer_size: u64,
+    /// Bytes per second a shard's cleaner reads and writes at most
+    /// (`log.cleaner.io.max.bytes.per.second`; Kafka's default is
+    /// unbounded, ours keeps the cleaner to a share of a disk).
+    pub cleaner_io_max_bytes_per_second: f64,
 }
 
 impl Default for LogConfig {
@@ -116,6 +207,15 @@ impl Default for LogConfig {
             producer_id_expiration_ms: 86_400_000,
             producer_snapshot_interval_bytes: 16 * 1024 * 1024,
             min_insync_replicas: 1,
+            cleanup_policy: CleanupPolicy::Delete,
+            delete_retention_ms: 86_400_000,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            cleaner_enable: true,
+            cleaner_backoff_ms: 15_000,
+            cleaner_dedupe_buffer_size: 128 * 1024 * 1024,
+            cleaner_io_max_bytes_per_second: 100.0 * 1024.0 * 1024.0,
         }
     }
 }
@@ -140,6 +240,14 @@ impl LogConfig {
         }
         if self.write_buffer_bytes < 4096 {
             return Err("write_buffer_bytes must be at least 4096".into());
+        }
+        if !(0.0..=1.0).contains(&self.min_cleanable_dirty_ratio) {
+            return Err("min_cleanable_dirty_ratio must be in 0..=1".into());
+        }
+        if self.cleaner_io_max_bytes_per_second.is_nan()
+            || self.cleaner_io_max_bytes_per_second <= 0.0
+        {
+            return Err("cleaner_io_max_bytes_per_second must be positive".into());
         }
         Ok(())
     }
@@ -339,7 +447,7 @@ impl Default for GroupConfig {
 }
 
 /// The whole node's configuration file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NodeConfig {
     /// Where partitions and metadata live.

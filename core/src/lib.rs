@@ -8,6 +8,8 @@
 
 pub mod alloc;
 pub mod batch;
+pub mod compaction;
+pub mod compression;
 pub mod config;
 pub mod error;
 pub mod group;

@@ -47,6 +47,7 @@ pub enum ConfigType {
     String = 2,
     Int = 3,
     Long = 5,
+    Double = 6,
     List = 7,
 }
 
@@ -86,6 +87,8 @@ enum Check {
     Int(i64),
     /// An i64 at least this.
     Long(i64),
+    /// A number in this closed range.
+    Double(f64, f64),
     /// One of these words; `refused` lists valid Kafka values this broker
     /// does not implement, with the reason.
     OneOf {
@@ -93,6 +96,14 @@ enum Check {
         refused: &'static [&'static str],
         reason: &'static str,
     },
+}
+
+/// How a checked override value changes a [`LogConfig`].
+#[derive(Clone, Copy)]
+enum Apply {
+    Number(fn(&mut LogConfig, i64)),
+    Ratio(fn(&mut LogConfig, f64)),
+    Word(fn(&mut LogConfig, &str)),
 }
 
 /// A topic config this broker applies or reports.
@@ -104,9 +115,9 @@ pub struct TopicConfig {
     check: Check,
     /// The node's value, from its log settings.
     node_value: fn(&LogConfig) -> String,
-    /// How a (checked) numeric override changes a partition's log
-    /// settings; `None` for configs with the one value this broker has.
-    apply: Option<fn(&mut LogConfig, i64)>,
+    /// How a (checked) override changes a partition's log settings;
+    /// `None` for configs with the one value this broker has.
+    apply: Option<Apply>,
     pub documentation: &'static str,
 }
 
@@ -120,13 +131,53 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
         broker_name: "log.cleanup.policy",
         config_type: ConfigType::List,
         check: Check::OneOf {
-            accepted: &["delete"],
-            refused: &["compact", "compact,delete", "delete,compact"],
-            reason: "log compaction is not supported by this broker",
+            accepted: &["delete", "compact", "compact,delete", "delete,compact"],
+            refused: &[],
+            reason: "",
         },
-        node_value: |_| "delete".into(),
-        apply: None,
-        documentation: "What happens to old segments: delete them by retention.",
+        node_value: |c| c.cleanup_policy.to_string(),
+        apply: Some(Apply::Word(|c, v| {
+            if let Ok(policy) = v.parse() {
+                c.cleanup_policy = policy;
+            }
+        })),
+        documentation: "What happens to old segments: delete them by retention, compact them to the last record of each key, or both.",
+    },
+    TopicConfig {
+        name: "delete.retention.ms",
+        broker_name: "log.cleaner.delete.retention.ms",
+        config_type: ConfigType::Long,
+        check: Check::Long(0),
+        node_value: |c| c.delete_retention_ms.to_string(),
+        apply: Some(Apply::Number(|c, v| c.delete_retention_ms = v)),
+        documentation: "How long a compacted topic keeps a tombstone once the cleaner has seen it.",
+    },
+    TopicConfig {
+        name: "max.compaction.lag.ms",
+        broker_name: "log.cleaner.max.compaction.lag.ms",
+        config_type: ConfigType::Long,
+        check: Check::Long(1),
+        node_value: |c| c.max_compaction_lag_ms.to_string(),
+        apply: Some(Apply::Number(|c, v| c.max_compaction_lag_ms = v)),
+        documentation: "Records older than this are compacted whatever the dirty ratio.",
+    },
+    TopicConfig {
+        name: "min.cleanable.dirty.ratio",
+        broker_name: "log.cleaner.min.cleanable.ratio",
+        config_type: ConfigType::Double,
+        check: Check::Double(0.0, 1.0),
+        node_value: |c| format_ratio(c.min_cleanable_dirty_ratio),
+        apply: Some(Apply::Ratio(|c, v| c.min_cleanable_dirty_ratio = v)),
+        documentation: "Compact once this share of the log was written since its last compaction.",
+    },
+    TopicConfig {
+        name: "min.compaction.lag.ms",
+        broker_name: "log.cleaner.min.compaction.lag.ms",
+        config_type: ConfigType::Long,
+        check: Check::Long(0),
+        node_value: |c| c.min_compaction_lag_ms.to_string(),
+        apply: Some(Apply::Number(|c, v| c.min_compaction_lag_ms = v)),
+        documentation: "Records younger than this stay uncompacted.",
     },
     TopicConfig {
         name: "compression.type",
@@ -147,7 +198,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
         config_type: ConfigType::Int,
         check: Check::Int(0),
         node_value: |c| c.max_message_bytes.to_string(),
-        apply: Some(|c, v| c.max_message_bytes = v as u32),
+        apply: Some(Apply::Number(|c, v| c.max_message_bytes = v as u32)),
         documentation: "Largest record batch accepted.",
     },
     TopicConfig {
@@ -169,7 +220,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
         config_type: ConfigType::Int,
         check: Check::Int(1),
         node_value: |c| c.min_insync_replicas.to_string(),
-        apply: Some(|c, v| c.min_insync_replicas = v as i32),
+        apply: Some(Apply::Number(|c, v| c.min_insync_replicas = v as i32)),
         documentation: "Replicas that must acknowledge an acks=all produce.",
     },
     TopicConfig {
@@ -178,7 +229,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
         config_type: ConfigType::Long,
         check: Check::Long(i64::MIN),
         node_value: |c| c.retention_bytes.to_string(),
-        apply: Some(|c, v| c.retention_bytes = v),
+        apply: Some(Apply::Number(|c, v| c.retention_bytes = v)),
         documentation: "Delete old segments while a partition is larger (-1: no limit).",
     },
     TopicConfig {
@@ -187,7 +238,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
         config_type: ConfigType::Long,
         check: Check::Long(-1),
         node_value: |c| c.retention_ms.to_string(),
-        apply: Some(|c, v| c.retention_ms = v),
+        apply: Some(Apply::Number(|c, v| c.retention_ms = v)),
         documentation: "Delete segments whose newest record is older (-1: keep).",
     },
     TopicConfig {
@@ -196,7 +247,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
         config_type: ConfigType::Int,
         check: Check::Int(14),
         node_value: |c| c.segment_bytes.to_string(),
-        apply: Some(|c, v| c.segment_bytes = v as u64),
+        apply: Some(Apply::Number(|c, v| c.segment_bytes = v as u64)),
         documentation: "Roll a new segment when the active one would exceed this.",
     },
     TopicConfig {
@@ -205,7 +256,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
         config_type: ConfigType::Long,
         check: Check::Long(1),
         node_value: |c| c.segment_ms.to_string(),
-        apply: Some(|c, v| c.segment_ms = v as u64),
+        apply: Some(Apply::Number(|c, v| c.segment_ms = v as u64)),
         documentation: "Roll a segment this old.",
     },
 ];
@@ -218,7 +269,6 @@ pub const STORED_ONLY_TOPIC_CONFIGS: &[&str] = &[
     "compression.gzip.level",
     "compression.lz4.level",
     "compression.zstd.level",
-    "delete.retention.ms",
     "file.delete.delay.ms",
     "flush.messages",
     "flush.ms",
@@ -227,14 +277,11 @@ pub const STORED_ONLY_TOPIC_CONFIGS: &[&str] = &[
     "leader.replication.throttled.replicas",
     "local.retention.bytes",
     "local.retention.ms",
-    "max.compaction.lag.ms",
     "message.downconversion.enable",
     "message.format.version",
     "message.timestamp.after.max.ms",
     "message.timestamp.before.max.ms",
     "message.timestamp.difference.max.ms",
-    "min.cleanable.dirty.ratio",
-    "min.compaction.lag.ms",
     "preallocate",
     "remote.log.copy.disable",
     "remote.log.delete.on.disable",
@@ -274,6 +321,12 @@ pub fn check_topic_config(name: &str, value: Option<&str>) -> Result<(), String>
             Ok(_) => invalid(&format!("Value must be at least {min}")),
             Err(_) => invalid("Not a number of type LONG"),
         },
+        Check::Double(min, max) => match value.trim().parse::<f64>() {
+            Ok(v) if (min..=max).contains(&v) => Ok(()),
+            Ok(v) if v < min => invalid(&format!("Value must be at least {}", format_ratio(min))),
+            Ok(_) => invalid(&format!("Value must be no more than {}", format_ratio(max))),
+            Err(_) => invalid("Not a number of type DOUBLE"),
+        },
         Check::OneOf {
             accepted,
             refused,
@@ -310,11 +363,31 @@ pub fn log_config(node: &LogConfig, overrides: &BTreeMap<String, String>) -> Log
         if check_topic_config(topic_config.name, Some(value)).is_err() {
             continue;
         }
-        if let Ok(v) = value.trim().parse::<i64>() {
-            apply(&mut config, v);
+        let value = value.trim();
+        match apply {
+            Apply::Number(apply) => {
+                if let Ok(v) = value.parse::<i64>() {
+                    apply(&mut config, v);
+                }
+            }
+            Apply::Ratio(apply) => {
+                if let Ok(v) = value.parse::<f64>() {
+                    apply(&mut config, v);
+                }
+            }
+            Apply::Word(apply) => apply(&mut config, value),
         }
     }
     config
+}
+
+/// A ratio as Kafka prints a double config (`0.5`, `1.0`).
+fn format_ratio(v: f64) -> String {
+    if v.fract() == 0.0 {
+        format!("{v:.1}")
+    } else {
+        v.to_string()
+    }
 }
 
 impl ConfigSource {
@@ -481,9 +554,32 @@ mod tests {
         assert!(check_topic_config("segment.bytes", Some("3000000000")).is_err());
         assert!(check_topic_config("segment.bytes", Some("1048576")).is_ok());
         assert!(check_topic_config("cleanup.policy", Some("delete")).is_ok());
-        let compact = check_topic_config("cleanup.policy", Some("compact")).unwrap_err();
-        assert!(compact.contains("compaction is not supported"), "{compact}");
-        assert!(check_topic_config("cleanup.policy", Some("delete, compact")).is_err());
+        assert!(check_topic_config("cleanup.policy", Some("compact")).is_ok());
+        assert!(check_topic_config("cleanup.policy", Some("delete, compact")).is_ok());
+        assert!(check_topic_config("min.cleanable.dirty.ratio", Some("0.1")).is_ok());
+        assert!(check_topic_config("min.cleanable.dirty.ratio", Some("1.5")).is_err());
+        let node = LogConfig::default();
+        let overrides: BTreeMap<String, String> = [
+            ("cleanup.policy", "compact,delete"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+            ("delete.retention.ms", "100"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let applied = log_config(&node, &overrides);
+        assert_eq!(
+            applied.cleanup_policy,
+            crate::config::CleanupPolicy::CompactDelete
+        );
+        assert_eq!(applied.min_cleanable_dirty_ratio, 0.01);
+        assert_eq!(applied.delete_retention_ms, 100);
+        let described = topic_configs(&node, &BTreeMap::new());
+        assert_eq!(find(&described, "min.cleanable.dirty.ratio").value, "0.5");
+        assert_eq!(
+            find(&described, "max.compaction.lag.ms").value,
+            i64::MAX.to_string()
+        );
         assert!(check_topic_config("cleanup.policy", Some("shred")).is_err());
         assert!(check_topic_config("compression.type", Some("gzip")).is_err());
         assert!(check_topic_config("message.timestamp.type", Some("LogAppendTime")).is_err());

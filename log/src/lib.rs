@@ -3,7 +3,7 @@
 //! Owns: segments of Kafka RecordBatch v2 bytes exactly as clients send and
 //! fetch them ([`segment`]), sparse offset and time indexes ([`index`]),
 //! append with in-place offset assignment and group-committed fdatasync,
-//! roll, retention, truncation and a movable log start offset
+//! roll, retention, compaction, truncation and a movable log start offset
 //! ([`partition`]), recovery that scans only the active segment's tail
 //! ([`scan`]), atomic rkyv checkpoints ([`checkpoint`]), and the per-shard
 //! cache of recent batches ([`cache`]).
@@ -20,6 +20,7 @@ pub mod checkpoint;
 pub mod chunk;
 pub mod error;
 pub mod index;
+pub mod offset_map;
 pub mod partition;
 pub mod producers;
 pub mod scan;
@@ -31,7 +32,10 @@ pub mod wake;
 pub use cache::BatchCache;
 pub use chunk::ReadChunk;
 pub use error::{LogError, LogResult};
-pub use partition::{AppendInfo, LogStats, OpenReport, PartitionLog, RetentionOutcome};
+pub use partition::{
+    AppendInfo, CleanOutcome, CleanPacer, CleanPlan, LogStats, NoPacing, OpenReport, PartitionLog,
+    RetentionOutcome,
+};
 pub use storage::dma::DmaStorage;
 pub use storage::memory::MemoryStorage;
 pub use store::{Disk, PartitionStore};

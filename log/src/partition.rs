@@ -34,7 +34,9 @@ use std::rc::Rc;
 use bytes::{Bytes, BytesMut};
 use glommio::sync::Semaphore;
 use sluice_core::batch::RecordBatch;
-use sluice_core::batch::{assign_in_place, check_batch, peek_batch_size, BatchError, BatchHeader};
+use sluice_core::batch::{
+    assign_in_place, check_batch, check_log_batch, peek_batch_size, BatchError, BatchHeader,
+};
 use sluice_core::config::LogConfig;
 use sluice_core::records::RecordIter;
 use sluice_core::{LeaderEpoch, Offset};
@@ -49,12 +51,14 @@ use crate::storage::Storage;
 use sluice_core::producer_state::{ProducerStateTable, SequenceCheck};
 use sluice_core::replication::EpochCache;
 
+mod clean;
 mod epochs;
 mod follower;
 mod retention;
 mod timestamp;
 mod truncate;
 
+pub use clean::{CleanOutcome, CleanPacer, CleanPlan, NoPacing, CLEANER_CHECKPOINT_FILE};
 pub use epochs::EPOCH_CHECKPOINT_FILE;
 
 /// Name of the partition checkpoint file inside the partition directory.
@@ -153,11 +157,19 @@ impl<S: Storage> PartitionLog<S> {
             .create_dir_all(&dir)
             .await
             .map_err(LogError::io("creating", &dir))?;
-        let names = storage
+        let mut names = storage
             .list(&dir)
             .await
             .map_err(LogError::io("listing", &dir))?;
         let mut report = OpenReport::default();
+        let finished = clean::finish_interrupted_passes(&storage, &dir, &names).await?;
+        if finished > 0 {
+            report.stray_files_removed += finished;
+            names = storage
+                .list(&dir)
+                .await
+                .map_err(LogError::io("listing", &dir))?;
+        }
         let mut bases: Vec<Offset> = names
             .iter()
             .filter_map(|n| parse_segment_name(n, "log"))
@@ -222,6 +234,7 @@ impl<S: Storage> PartitionLog<S> {
                 last,
                 config.index_interval_bytes,
                 config.segment_index_bytes,
+                config.cleanup_policy.compacts(),
                 now_ms,
             )
             .await?;
@@ -533,6 +546,9 @@ impl<S: Storage> PartitionLog<S> {
             self.log_end_offset() + records - 1,
             self.config.segment_bytes,
         ) || (seg.size_bytes > 0 && now_ms - seg.created_ms >= self.config.segment_ms as i64)
+            || (seg.size_bytes > 0
+                && self.config.cleanup_policy.compacts()
+                && now_ms.saturating_sub(seg.created_ms) >= self.config.max_compaction_lag_ms)
     }
 
     /// Validates `batches` (one or more whole v2 batches, as a produce
@@ -574,6 +590,9 @@ impl<S: Storage> PartitionLog<S> {
                 });
             }
             let header = check_batch(&batches[at..at + size])?;
+            if self.config.cleanup_policy.compacts() {
+                clean::check_keys(&batches[at..at + size])?;
+            }
             records += header.records_count as i64;
             max_timestamp = max_timestamp.max(header.max_timestamp);
             count += 1;

@@ -2,11 +2,12 @@
 //!
 //! Owns: deciding, for a buffer of segment bytes, how long its valid prefix
 //! is. A batch is valid when its length and magic are sane, it lies whole in
-//! the buffer, its CRC-32C matches, and its base offset is the one the
-//! previous batch leads to. Pure: no I/O, so it is fuzzed directly
+//! the buffer, its CRC-32C matches, and its base offset is at or after the
+//! one the previous batch leads to (after, in a compacted log: the cleaner
+//! leaves holes, and a follower copies its leader's holes). Pure: no I/O, so it is fuzzed directly
 //! (`log/fuzz`), and the segment drives it over chunks it reads.
 
-use sluice_core::batch::{check_batch, peek_batch_size, BatchError, BatchHeader, HEADER_BYTES};
+use sluice_core::batch::{check_log_batch, peek_batch_size, BatchError, BatchHeader, HEADER_BYTES};
 use sluice_core::Offset;
 
 /// A valid batch found by the scanner.
@@ -47,9 +48,18 @@ pub enum ScanError {
 /// Invariant: the batches found do not depend on where `buf` was cut from a
 /// longer file. Zero padding is reported only for a whole header's worth
 /// of zeros; a shorter remainder is `NeedMore`, whatever its bytes.
-pub fn scan(
+pub fn scan(buf: &[u8], expected_offset: Offset, on_batch: impl FnMut(ScannedBatch)) -> ScanStop {
+    scan_with(buf, expected_offset, false, on_batch)
+}
+
+/// [`scan`], with `holes_allowed` for a compacted log's segments: a batch
+/// may then start past the offset the previous one leads to (never
+/// before). Base offsets lie outside the CRC, so a log that cannot have
+/// holes refuses them: a damaged base offset is then caught.
+pub fn scan_with(
     buf: &[u8],
     mut expected_offset: Offset,
+    holes_allowed: bool,
     mut on_batch: impl FnMut(ScannedBatch),
 ) -> ScanStop {
     let mut position = 0usize;
@@ -86,7 +96,7 @@ pub fn scan(
                 needed: size,
             };
         }
-        let header = match check_batch(&rest[..size]) {
+        let header = match check_log_batch(&rest[..size]) {
             Ok(h) => h,
             Err(e) => {
                 return ScanStop::Invalid {
@@ -95,7 +105,8 @@ pub fn scan(
                 }
             }
         };
-        if header.base_offset != expected_offset {
+        let hole = holes_allowed && header.base_offset > expected_offset;
+        if header.base_offset != expected_offset && !hole {
             return ScanStop::Invalid {
                 position,
                 reason: ScanError::OffsetGap {

@@ -13,7 +13,8 @@
 //!              ^ tail_page holds [align_down(disk_bytes), disk_bytes)
 //! ```
 //!
-//! Invariants: batches are whole and contiguous in offsets; `disk_bytes <=
+//! Invariants: batches are whole and their offsets increase (contiguous
+//! except in a compacted log, where the cleaner leaves holes); `disk_bytes <=
 //! size_bytes`; every byte below `disk_bytes` was written by a completed
 //! write; `unwritten` holds exactly the batches in `[disk_bytes, size_bytes)`.
 //! A sealed segment has no unwritten batches, its files are synced, and its
@@ -136,6 +137,18 @@ impl<S: Storage> Segment<S> {
         now_ms: i64,
     ) -> LogResult<Self> {
         let paths = SegmentPaths::new(dir, base_offset);
+        Self::create_at(storage, paths, base_offset, index_max_bytes, now_ms).await
+    }
+
+    /// Creates an empty active segment's three files at `paths` (the
+    /// cleaner writes a segment under other names before it swaps it in).
+    pub async fn create_at(
+        storage: &S,
+        paths: SegmentPaths,
+        base_offset: Offset,
+        index_max_bytes: u32,
+        now_ms: i64,
+    ) -> LogResult<Self> {
         let file = storage
             .create(&paths.log)
             .await
@@ -274,9 +287,9 @@ impl<S: Storage> Segment<S> {
     /// [`Segment::write_out`] puts it on disk.
     pub fn append(&mut self, header: BatchHeader, bytes: Bytes, index_interval_bytes: u32) {
         assert!(!self.sealed, "append to a sealed segment");
-        assert_eq!(
-            header.base_offset, self.next_offset,
-            "offsets must be contiguous"
+        assert!(
+            header.base_offset >= self.next_offset,
+            "offsets must increase"
         );
         let position = self.size_bytes;
         let mut since = self.bytes_since_index_entry;

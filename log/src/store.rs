@@ -27,8 +27,8 @@ use sluice_core::Offset;
 use crate::checkpoint::{self, Checkpoint};
 use crate::storage::Storage;
 use crate::{
-    AppendInfo, BatchCache, DmaStorage, LogResult, LogStats, MemoryStorage, OpenReport,
-    PartitionLog, RetentionOutcome,
+    AppendInfo, BatchCache, CleanOutcome, CleanPacer, CleanPlan, DmaStorage, LogResult, LogStats,
+    MemoryStorage, OpenReport, PartitionLog, RetentionOutcome,
 };
 
 /// Where a shard's files are.
@@ -266,6 +266,24 @@ impl PartitionStore {
     }
     pub async fn apply_retention(&self, now_ms: i64) -> LogResult<RetentionOutcome> {
         with_log!(self, l => l.apply_retention(now_ms).await)
+    }
+    /// What a compaction pass would cover (see [`PartitionLog::clean_plan`]).
+    pub async fn clean_plan(&self, upto: Offset, now_ms: i64) -> LogResult<Option<CleanPlan>> {
+        with_log!(self, l => l.clean_plan(upto, now_ms).await)
+    }
+    /// Runs one compaction pass (see [`PartitionLog::clean`]).
+    pub async fn clean<P: CleanPacer>(
+        &self,
+        plan: &CleanPlan,
+        map_budget_bytes: usize,
+        now_ms: i64,
+        pacer: &P,
+    ) -> LogResult<CleanOutcome> {
+        with_log!(self, l => l.clean(plan, map_budget_bytes, now_ms, pacer).await)
+    }
+    /// The log's settings.
+    pub fn config(&self) -> &LogConfig {
+        with_log!(self, l => l.config())
     }
     pub async fn set_log_start_offset(&self, offset: Offset) -> LogResult<Offset> {
         with_log!(self, l => l.set_log_start_offset(offset).await)

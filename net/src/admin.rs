@@ -182,6 +182,16 @@ pub async fn metrics(shard: &Rc<Shard>, limits: &ConnectionLimits) -> String {
             |s| s.bad_requests,
         ),
         (
+            "sluice_log_cleaner_passes_total",
+            "Compaction passes the log cleaner completed",
+            |s| s.cleaner_passes,
+        ),
+        (
+            "sluice_log_cleaner_bytes_removed_total",
+            "Bytes compaction removed from logs",
+            |s| s.cleaner_bytes_removed,
+        ),
+        (
             "sluice_log_storage_full_partitions",
             "Partitions refusing produce because the disk is full",
             |s| s.storage_full_partitions,

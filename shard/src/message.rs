@@ -500,6 +500,8 @@ pub struct ShardStats {
     pub connections_timed_out: u64,
     pub requests: u64,
     pub bad_requests: u64,
+    pub cleaner_passes: u64,
+    pub cleaner_bytes_removed: u64,
     pub appends: u64,
     pub flushes: u64,
     pub flush_syncs: u64,

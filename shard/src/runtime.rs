@@ -206,6 +206,7 @@ async fn shard_main(
     }
 
     glommio::spawn_local(shard.clone().maintain_isr()).detach();
+    shard.start_cleaner();
 
     // The group coordinator arms its own timers (at each deadline); this
     // only bounds a glommio 0.9 stall, on every shard.

@@ -40,6 +40,7 @@ use crate::transport::Transport;
 use sluice_core::group::consumer::TopicInfo;
 
 mod brokers;
+mod cleaner;
 mod controller;
 pub use controller::{controller_id, CONTROLLER_DIR, LEGACY_METADATA_DIR};
 mod fetch;
@@ -67,6 +68,10 @@ pub struct ShardCounters {
     /// Connections closed for bad input (oversized or undecodable frames,
     /// unknown APIs or versions).
     pub bad_requests: Cell<u64>,
+    /// Compaction passes the log cleaner completed.
+    pub cleaner_passes: Cell<u64>,
+    /// Bytes compaction passes removed from logs.
+    pub cleaner_bytes_removed: Cell<u64>,
 }
 
 impl ShardCounters {
@@ -567,6 +572,8 @@ impl Shard {
             connections_timed_out: self.counters.connections_timed_out.get(),
             requests: self.counters.requests.get(),
             bad_requests: self.counters.bad_requests.get(),
+            cleaner_passes: self.counters.cleaner_passes.get(),
+            cleaner_bytes_removed: self.counters.cleaner_bytes_removed.get(),
             ..ShardStats::default()
         };
         for p in self.partitions.borrow().values() {

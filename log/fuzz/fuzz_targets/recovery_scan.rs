@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sluice_core::batch::check_batch;
+use sluice_core::batch::check_log_batch;
 use sluice_log::checkpoint::{decode, PartitionCheckpoint};
 use sluice_log::index::{OffsetEntry, SparseIndex, TimeEntry};
 use sluice_log::scan::{scan, ScanStop};
@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(b.position, end, "batches are contiguous");
         assert_eq!(b.header.base_offset, next, "offsets are dense");
         let batch = &data[b.position..b.position + b.header.size_bytes];
-        assert!(check_batch(batch).is_ok());
+        assert!(check_log_batch(batch).is_ok());
         end = b.position + b.header.size_bytes;
         next = b.header.last_offset() + 1;
     });

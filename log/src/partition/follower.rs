@@ -1,6 +1,7 @@
 //! Appends on a follower: batches fetched from the leader go into the log
 //! as they are (offsets, epochs and CRCs the leader gave them), after
-//! every batch's CRC is checked, with no re-encoding.
+//! every batch's CRC is checked, with no re-encoding. A compacted log
+//! takes its leader's holes (offsets the cleaner removed) as they are.
 
 use super::*;
 
@@ -32,8 +33,10 @@ impl<S: Storage> PartitionLog<S> {
                 }
                 Err(e) => return Err(e.into()),
             };
-            let header = check_batch(&batches[at..at + size])?;
-            if header.base_offset != next {
+            let header = check_log_batch(&batches[at..at + size])?;
+            // A compacted leader's log has holes; any other log's must not.
+            let hole_allowed = self.config.cleanup_policy.compacts() && header.base_offset > next;
+            if header.base_offset != next && !hole_allowed {
                 return Err(LogError::Corrupt {
                     path: self.dir.clone(),
                     position: at as u64,

@@ -1,8 +1,8 @@
 //! Retention and the log start offset.
 //!
 //! Owns: deciding which whole sealed segments may go (below the log start,
-//! older than `retention_ms` by their newest record, or beyond
-//! `retention_bytes`), deleting them after the new log start is
+//! and, unless the log is only compacted, older than `retention_ms` by
+//! their newest record or beyond `retention_bytes`), deleting them after the new log start is
 //! checkpointed, and moving the log start for DeleteRecords.
 
 use super::*;
@@ -42,9 +42,11 @@ impl<S: Storage> PartitionLog<S> {
                 (s.size_bytes, s.next_offset)
             };
             let below_start = next <= self.log_start_offset();
-            let too_big = self.config.retention_bytes >= 0
+            let deletes = self.config.cleanup_policy.deletes();
+            let too_big = deletes
+                && self.config.retention_bytes >= 0
                 && total - size >= self.config.retention_bytes as u64;
-            let too_old = if self.config.retention_ms >= 0 {
+            let too_old = if deletes && self.config.retention_ms >= 0 {
                 Segment::ensure_indexes(&seg, &self.storage, self.config.index_interval_bytes)
                     .await?;
                 let max_ts = seg.borrow().max_timestamp;

@@ -10,8 +10,8 @@
 use std::rc::Rc;
 
 use super::*;
-use crate::scan::{scan, ScanStop};
-use sluice_core::batch::check_batch;
+use crate::scan::{scan_with, ScanStop};
+use sluice_core::batch::check_log_batch;
 
 impl<S: Storage> Segment<S> {
     /// Opens the last segment of a log and recovers it: loads and checks its
@@ -25,6 +25,7 @@ impl<S: Storage> Segment<S> {
         base_offset: Offset,
         index_interval_bytes: u32,
         index_max_bytes: u32,
+        holes_allowed: bool,
         now_ms: i64,
     ) -> LogResult<(Self, RecoveryReport)> {
         let paths = SegmentPaths::new(dir, base_offset);
@@ -62,7 +63,7 @@ impl<S: Storage> Segment<S> {
                     .file
                     .read_at(pos, h.size_bytes)
                     .await
-                    .is_ok_and(|b| check_batch(&b).is_ok()),
+                    .is_ok_and(|b| check_log_batch(&b).is_ok()),
                 _ => false,
             };
             if names_batch {
@@ -97,7 +98,7 @@ impl<S: Storage> Segment<S> {
                 .read_at(pos, want)
                 .await
                 .map_err(LogError::io("reading", &seg.paths.log))?;
-            let stop = scan(&chunk, expected, |b| scanned.push(b));
+            let stop = scan_with(&chunk, expected, holes_allowed, |b| scanned.push(b));
             report.batches_scanned += scanned.len();
             for b in scanned.drain(..) {
                 let at = pos + b.position as u64;
@@ -126,7 +127,7 @@ impl<S: Storage> Segment<S> {
                             .read_at(at, needed)
                             .await
                             .map_err(LogError::io("reading", &seg.paths.log))?;
-                        match scan(&whole, expected, |b| scanned.push(b)) {
+                        match scan_with(&whole, expected, holes_allowed, |b| scanned.push(b)) {
                             ScanStop::End => {
                                 report.batches_scanned += scanned.len();
                                 for b in scanned.drain(..) {
@@ -282,7 +283,7 @@ impl<S: Storage> Segment<S> {
                 .read_at(pos, want)
                 .await
                 .map_err(LogError::io("reading", &path))?;
-            let stop = scan(&chunk, expected, |b| found.push(b));
+            let stop = scan_with(&chunk, expected, true, |b| found.push(b));
             let mut advanced = 0u64;
             for b in found.drain(..) {
                 scratch.index_batch(pos + b.position as u64, &b.header, interval, &mut since);
@@ -299,7 +300,7 @@ impl<S: Storage> Segment<S> {
                         .read_at(pos, needed)
                         .await
                         .map_err(LogError::io("reading", &path))?;
-                    let stop = scan(&whole, expected, |b| found.push(b));
+                    let stop = scan_with(&whole, expected, true, |b| found.push(b));
                     for b in found.drain(..) {
                         scratch.index_batch(pos, &b.header, interval, &mut since);
                         expected = b.header.last_offset() + 1;

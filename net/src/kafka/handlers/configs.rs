@@ -64,8 +64,8 @@ pub fn broker_configs(config: &NodeConfig) -> Vec<ConfigEntry> {
         (
             "log.cleanup.policy",
             ConfigType::List,
-            |_| "delete".into(),
-            "Old segments are deleted by retention.",
+            |c| c.log.cleanup_policy.to_string(),
+            "What happens to old segments: deleted by retention, compacted, or both.",
         ),
         (
             "log.dirs",
