@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use sluice_core::batch::{check_batch, validate_batches, BatchIter, RecordBatch};
+use sluice_core::batch::{check_log_batch, validate_batches, BatchIter, RecordBatch};
 use sluice_core::records::RecordIter;
 
 fuzz_target!(|data: &[u8]| {
@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     for batch in BatchIter::new(bytes.clone()) {
         let Ok(batch) = batch else { break };
         consumed += batch.size_bytes();
-        assert!(check_batch(batch.bytes()).is_ok());
+        assert!(check_log_batch(batch.bytes()).is_ok());
         assert_eq!(batch.last_offset(), batch.base_offset() + batch.last_offset_delta() as i64);
         if let Ok(records) = RecordIter::new(&batch) {
             let mut n = 0;
