@@ -49,6 +49,7 @@ pub enum ErrorCode {
     DuplicateSequenceNumber = 46,
     InvalidProducerEpoch = 47,
     TransactionalIdAuthorizationFailed = 53,
+    SecurityDisabled = 54,
     KafkaStorageError = 56,
     UnknownProducerId = 59,
     NonEmptyGroup = 68,

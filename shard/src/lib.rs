@@ -27,7 +27,8 @@ pub mod transport;
 pub use env::{Env, SystemEnv};
 pub use fatal::{fatal, FATAL_EXIT_CODE};
 pub use message::{
-    FetchResult, GroupRequest, GroupResponse, LogDirs, PartitionRead, ProduceResult, Proposal,
+    DeleteRecords, FetchResult, GroupRequest, GroupResponse, LogDirs, PartitionRead, ProduceResult,
+    Proposal,
     Proposed, ReplicaLogDir, ShardOp, ShardRequest, ShardResponse, ShardStats,
 };
 pub use notify::Notify;

@@ -132,6 +132,16 @@ shard_ops! {
     EpochEndOffsets => epoch_end_offsets -> Vec<(ErrorCode, i32, Offset)>,
     /// DescribeLogDirs: the replicas this shard holds, with their sizes.
     LogDirs => log_dirs -> Vec<ReplicaLogDir>,
+    /// DeleteRecords for partitions led here: each one's error and low
+    /// watermark (its new log start offset).
+    DeleteRecords => delete_records_many -> Vec<(ErrorCode, Offset)>,
+}
+
+/// DeleteRecords for partitions this shard leads: per (topic, partition,
+/// offset), the log start moves up to the offset (-1: the high watermark).
+#[derive(Debug, Clone)]
+pub struct DeleteRecords {
+    pub partitions: Vec<(String, PartitionId, Offset)>,
 }
 
 /// Lists the replicas a shard holds (DescribeLogDirs).

@@ -237,8 +237,9 @@ impl GroupCoordinator {
         classic.chain(consumer).min()
     }
 
-    /// Every group's timers: expired sessions, rebalances whose time is up,
-    /// and empty groups with nothing committed are forgotten.
+    /// Every group's timers: expired sessions and rebalances whose time is
+    /// up. Empty groups with nothing committed stay (listed as Empty) until
+    /// the periodic offsets check ([`Self::expired_offsets`]) deletes them.
     pub fn tick(&mut self, now_ms: i64) -> Vec<Reply> {
         for g in self.consumer_groups.values_mut() {
             g.expire(now_ms);
@@ -253,8 +254,6 @@ impl GroupCoordinator {
                 }
             }
         }
-        self.groups
-            .retain(|_, g| !(g.state == GroupState::Empty && g.is_empty() && g.offsets.is_empty()));
         out
     }
 
@@ -385,6 +384,25 @@ impl GroupCoordinator {
         classic.chain(consumer).collect()
     }
 
+    /// ConsumerGroupDescribe for one group: GROUP_ID_NOT_FOUND, with
+    /// Kafka's message, when there is no such group or it is a classic one.
+    pub fn describe_consumer_group(
+        &self,
+        group_id: &str,
+    ) -> Result<super::consumer::ConsumerGroupDescription, (ErrorCode, String)> {
+        match self.consumer_groups.get(group_id) {
+            Some(g) => Ok(g.describe()),
+            None if self.groups.contains_key(group_id) => Err((
+                ErrorCode::GroupIdNotFound,
+                format!("Group {group_id} is not a consumer group."),
+            )),
+            None => Err((
+                ErrorCode::GroupIdNotFound,
+                format!("Group {group_id} not found."),
+            )),
+        }
+    }
+
     /// DescribeGroups for one group.
     pub fn describe(&self, group_id: &str) -> GroupDescription {
         let Some(g) = self.groups.get(group_id) else {
@@ -501,7 +519,10 @@ impl GroupCoordinator {
                     >= retention_ms
             };
             let gone: Vec<_> = g.offsets.iter().filter(|(_, v)| expired(v)).collect();
-            if gone.is_empty() {
+            // An empty group with nothing committed (its offsets deleted or
+            // never committed) goes at this check too, as Kafka's does:
+            // until then it lists as Empty.
+            if gone.is_empty() && !g.offsets.is_empty() {
                 continue;
             }
             let all = gone.len() == g.offsets.len();

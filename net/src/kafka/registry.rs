@@ -36,9 +36,9 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind}
 
 use super::context::Context;
 use super::handlers::{
-    alter_partition_reassignments, api_versions, consumer_group_heartbeat, create_partitions,
-    create_topics, delete_groups, delete_topics, describe_cluster, describe_configs,
-    describe_groups, describe_log_dirs, describe_quorum, elect_leaders, fetch, find_coordinator,
+    acls, alter_configs, alter_partition_reassignments, api_versions, consumer_group_heartbeat, create_partitions,
+    create_topics, delete_groups, delete_records, delete_topics, describe_cluster, describe_configs,
+    describe_groups, describe_log_dirs, describe_quorum, describe_topic_partitions, elect_leaders, fetch, find_coordinator,
     heartbeat, incremental_alter_configs, init_producer_id, join_group, leave_group, list_groups,
     list_offsets, list_partition_reassignments, metadata, offset_commit, offset_delete,
     offset_fetch, offset_for_leader_epoch, produce, sync_group, Call, Handler, Outcome,
@@ -168,6 +168,12 @@ registry! {
     DeleteGroups => delete_groups::DeleteGroupsHandler,
     OffsetDelete => offset_delete::OffsetDeleteHandler,
     ConsumerGroupHeartbeat => consumer_group_heartbeat::ConsumerGroupHeartbeatHandler,
+    DeleteRecords => delete_records::DeleteRecordsHandler,
+    AlterConfigs => alter_configs::AlterConfigsHandler,
+    DescribeTopicPartitions => describe_topic_partitions::DescribeTopicPartitionsHandler,
+    DescribeAcls => acls::DescribeAclsHandler,
+    CreateAcls => acls::CreateAclsHandler,
+    DeleteAcls => acls::DeleteAclsHandler,
 }
 
 /// The supported range of `key`, if the broker serves it.

@@ -19,7 +19,7 @@ use sluice_core::metadata::eligible::LeadershipConfig;
 use sluice_core::metadata::{BrokerId, NO_LEADER};
 
 use super::*;
-use crate::message::{EpochEndOffsets, LogDirs, Proposal, Propose, ReplicaLogDir};
+use crate::message::{DeleteRecords, EpochEndOffsets, LogDirs, Proposal, Propose, ReplicaLogDir};
 
 pub use sluice_core::replication::check_leader_epoch;
 pub use sluice_core::replication::{FollowerRole, Role, RoleChange};
@@ -293,6 +293,41 @@ impl Shard {
                 offset_lag: (p.high_watermark() - p.log.log_end_offset()).max(0),
             })
             .collect()
+    }
+
+    /// [`DeleteRecords`]: moves each partition's log start offset up to the
+    /// offset asked (-1: the high watermark), as Kafka's DeleteRecords does;
+    /// an offset past the high watermark is OFFSET_OUT_OF_RANGE. Followers
+    /// follow the leader's log start at their next fetch.
+    pub(crate) async fn delete_records_many(
+        &self,
+        op: DeleteRecords,
+    ) -> Vec<(ErrorCode, Offset)> {
+        let mut out = Vec::with_capacity(op.partitions.len());
+        for (topic, partition, offset) in &op.partitions {
+            let Some(p) = self.partition(topic, *partition) else {
+                out.push((self.absence_error(topic, *partition), -1));
+                continue;
+            };
+            if !p.role.borrow().is_leader() {
+                out.push((ErrorCode::NotLeaderOrFollower, -1));
+                continue;
+            }
+            let hw = p.high_watermark();
+            let target = if *offset == -1 { hw } else { *offset };
+            if target < 0 || target > hw {
+                out.push((ErrorCode::OffsetOutOfRange, -1));
+                continue;
+            }
+            match p.log.set_log_start_offset(target).await {
+                Ok(start) => {
+                    tracing::info!(topic, partition, log_start_offset = start, "records deleted");
+                    out.push((ErrorCode::None, start));
+                }
+                Err(e) => out.push((e.error_code(), -1)),
+            }
+        }
+        out
     }
 
     /// [`EpochEndOffsets`]: OffsetForLeaderEpoch for partitions led here.

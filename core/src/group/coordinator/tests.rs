@@ -205,9 +205,21 @@ fn a_member_that_stops_heartbeating_is_removed_after_its_session() {
     assert_eq!(g.state, GroupState::Empty, "the only member expired");
     assert_eq!(g.generation, 2);
     assert_eq!(c.heartbeat("g", &a, None, 2, 0), ErrorCode::UnknownMemberId);
-    // With nothing committed, an empty group is forgotten.
+    // With nothing committed, an empty group stays, listed as Empty, until
+    // the periodic offsets check deletes it (as Kafka's does).
     c.apply(offset_tombstone(), 0);
     c.tick(2 * i64::from(SESSION_MS));
+    assert_eq!(c.group("g").map(|g| g.state), Some(GroupState::Empty));
+    let records = c.expired_offsets(2 * i64::from(SESSION_MS), |_| true);
+    assert!(
+        records
+            .iter()
+            .any(|r| matches!(r, OffsetsRecord::Group { group, value: None } if group == "g")),
+        "{records:?}"
+    );
+    for r in records {
+        c.apply(r, 0);
+    }
     assert!(c.group("g").is_none());
 }
 

@@ -10,6 +10,7 @@ use kafka_protocol::messages::{ApiKey, BrokerId, DescribeClusterRequest, Describ
 use kafka_protocol::protocol::StrBytes;
 use sluice_core::ErrorCode;
 
+use super::metadata::{AUTHORIZED_OPERATIONS_OMITTED, CLUSTER_AUTHORIZED_OPERATIONS};
 use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
 
@@ -32,16 +33,6 @@ impl Handler for DescribeClusterHandler {
 /// Kafka's endpoint types.
 const ENDPOINT_BROKER: i8 = 1;
 const ENDPOINT_CONTROLLER: i8 = 2;
-
-/// Kafka's "not asked" value for authorized operations.
-const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
-
-/// Operations allowed on the cluster without an authorizer: every one Kafka
-/// defines for the cluster resource (ACL operation ids CREATE 5, ALTER 7,
-/// DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11,
-/// IDEMPOTENT_WRITE 12), as a bit set.
-const CLUSTER_OPERATIONS: i32 =
-    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 
 fn refuse(error: ErrorCode, message: String) -> DescribeClusterResponse {
     DescribeClusterResponse::default()
@@ -79,7 +70,7 @@ pub fn handle(
         }
     }
     let authorized_operations = if request.include_cluster_authorized_operations {
-        CLUSTER_OPERATIONS
+        CLUSTER_AUTHORIZED_OPERATIONS
     } else {
         AUTHORIZED_OPERATIONS_OMITTED
     };

@@ -61,7 +61,7 @@ const RESOURCE_BROKER: i8 = 4;
 const SETTLE_MS: u64 = 5_000;
 const POLL: Duration = Duration::from_millis(20);
 
-type Refusal = (ErrorCode, String);
+pub(super) type Refusal = (ErrorCode, String);
 
 /// Answers an IncrementalAlterConfigs request.
 pub async fn handle(
@@ -114,6 +114,18 @@ async fn alter(
         })?;
         changes.push((name, op, c.value.as_ref().map(|v| v.as_str().to_owned())));
     }
+    commit_changes(ctx, target, changes, validate_only).await
+}
+
+/// Checks `changes` to `target` against this broker's metadata and, unless
+/// only validating, has the controller commit them, then waits (up to
+/// [`SETTLE_MS`]) until this broker's copy shows them.
+pub(super) async fn commit_changes(
+    ctx: &Rc<Context>,
+    target: ConfigResource,
+    changes: Vec<ConfigChange>,
+    validate_only: bool,
+) -> Result<(), Refusal> {
     let expected = {
         let metadata = ctx.shard.metadata();
         if let ConfigResource::Topic(name) = &target {
@@ -152,8 +164,12 @@ async fn alter(
 }
 
 fn resource_of(resource: &AlterConfigsResource) -> Result<ConfigResource, Refusal> {
-    let name = resource.resource_name.as_str();
-    match resource.resource_type {
+    config_resource(resource.resource_type, resource.resource_name.as_str())
+}
+
+/// The resource a request names by Kafka's type id and name.
+pub(super) fn config_resource(resource_type: i8, name: &str) -> Result<ConfigResource, Refusal> {
+    match resource_type {
         RESOURCE_TOPIC => {
             if let Err(reason) = validate_topic_name(name) {
                 return Err((

@@ -1,5 +1,7 @@
 //! Metadata (0–12): brokers, topics and partitions; auto-creates unknown
-//! topics when `auto_create_topics_enable` and the client allows it.
+//! topics when `auto_create_topics_enable` and the client allows it. The
+//! topic's and the cluster's authorized operations, when asked (v8+), are
+//! every operation each supports: there is no authorizer.
 
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -13,6 +15,29 @@ use uuid::Uuid;
 use super::topics::{auto_create, topic_by_id};
 use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
+
+/// The operations a client may do on a topic, as a bit field (bit n for
+/// Kafka's `AclOperation` code n): with no authorizer, every operation a
+/// topic supports (READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE,
+/// DESCRIBE_CONFIGS, ALTER_CONFIGS), as Kafka answers without one.
+pub const TOPIC_AUTHORIZED_OPERATIONS: i32 = bits(&[3, 4, 5, 6, 7, 8, 10, 11]);
+
+/// The same for the cluster: CREATE, ALTER, DESCRIBE, CLUSTER_ACTION,
+/// DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE.
+pub const CLUSTER_AUTHORIZED_OPERATIONS: i32 = bits(&[5, 7, 8, 9, 10, 11, 12]);
+
+/// What an authorized-operations field holds when it was not asked for.
+pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+
+const fn bits(codes: &[u8]) -> i32 {
+    let mut out = 0i32;
+    let mut i = 0;
+    while i < codes.len() {
+        out |= 1 << codes[i];
+        i += 1;
+    }
+    out
+}
 
 /// The Metadata handler: [`handle`], at versions 0–12.
 pub struct MetadataHandler;
@@ -70,7 +95,13 @@ pub async fn handle(ctx: &Context, request: MetadataRequest) -> MetadataResponse
             }
         }
         let topic = match meta {
-            Some(meta) => topic_response(ctx, &name, &meta),
+            Some(meta) => topic_response(ctx, &name, &meta).with_topic_authorized_operations(
+                if request.include_topic_authorized_operations {
+                    TOPIC_AUTHORIZED_OPERATIONS
+                } else {
+                    AUTHORIZED_OPERATIONS_OMITTED
+                },
+            ),
             None => MetadataResponseTopic::default()
                 .with_name(Some(TopicName(StrBytes::from_string(name))))
                 .with_error_code(
@@ -91,6 +122,11 @@ pub async fn handle(ctx: &Context, request: MetadataRequest) -> MetadataResponse
             sluice_shard::shard::controller_id().unwrap_or(ctx.node_id),
         ))
         .with_topics(topics)
+        .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
+            CLUSTER_AUTHORIZED_OPERATIONS
+        } else {
+            AUTHORIZED_OPERATIONS_OMITTED
+        })
 }
 
 /// Every live (registered, unfenced) broker; this one alone while its

@@ -23,6 +23,8 @@ use kafka_protocol::messages::{ApiKey, RequestHeader};
 
 use super::context::Context;
 
+pub mod acls;
+pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod api_versions;
 pub mod configs;
@@ -30,12 +32,14 @@ pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
+pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_quorum;
+pub mod describe_topic_partitions;
 pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
