@@ -103,7 +103,9 @@ type SegmentCell<S> = Rc<RefCell<Segment<S>>>;
 pub struct PartitionLog<S: Storage> {
     storage: S,
     dir: PathBuf,
-    config: LogConfig,
+    /// Changed at run time by [`PartitionLog::set_config`] (a topic's
+    /// configs altered); never borrowed across an await.
+    config: RefCell<LogConfig>,
     segments: RefCell<Vec<SegmentCell<S>>>,
     log_start_offset: Cell<Offset>,
     durable_offset: Cell<Offset>,
@@ -265,7 +267,7 @@ impl<S: Storage> PartitionLog<S> {
         let log = PartitionLog {
             storage,
             dir,
-            config,
+            config: RefCell::new(config),
             segments: RefCell::new(segments),
             log_start_offset: Cell::new(log_start),
             durable_offset: Cell::new(log_end),
@@ -405,8 +407,36 @@ impl<S: Storage> PartitionLog<S> {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
-    pub fn config(&self) -> &LogConfig {
-        &self.config
+    pub fn config(&self) -> std::cell::Ref<'_, LogConfig> {
+        self.config.borrow()
+    }
+
+    /// Bytes between sparse index entries (fixed at open).
+    fn index_interval_bytes(&self) -> u32 {
+        self.config.borrow().index_interval_bytes
+    }
+
+    /// Largest index file (fixed at open).
+    fn segment_index_bytes(&self) -> u32 {
+        self.config.borrow().segment_index_bytes
+    }
+
+    /// Applies changed settings (a topic's configs altered at run time):
+    /// from the next append, roll, retention pass and cleaning pass on.
+    /// The settings fixed at open (the flush policy, the index sizes, the
+    /// write buffer) keep their values.
+    pub fn set_config(&self, config: LogConfig) {
+        let mut current = self.config.borrow_mut();
+        let kept = LogConfig {
+            flush: current.flush,
+            index_interval_bytes: current.index_interval_bytes,
+            segment_index_bytes: current.segment_index_bytes,
+            write_buffer_bytes: current.write_buffer_bytes,
+            ..config
+        };
+        if kept.validate().is_ok() {
+            *current = kept;
+        }
     }
     /// First offset readers may see.
     pub fn log_start_offset(&self) -> Offset {
@@ -544,11 +574,13 @@ impl<S: Storage> PartitionLog<S> {
         seg.is_full_for(
             total as u64,
             self.log_end_offset() + records - 1,
-            self.config.segment_bytes,
-        ) || (seg.size_bytes > 0 && now_ms - seg.created_ms >= self.config.segment_ms as i64)
+            self.config.borrow().segment_bytes,
+        ) || (seg.size_bytes > 0
+            && now_ms - seg.created_ms >= self.config.borrow().segment_ms as i64)
             || (seg.size_bytes > 0
-                && self.config.cleanup_policy.compacts()
-                && now_ms.saturating_sub(seg.created_ms) >= self.config.max_compaction_lag_ms)
+                && self.config.borrow().cleanup_policy.compacts()
+                && now_ms.saturating_sub(seg.created_ms)
+                    >= self.config.borrow().max_compaction_lag_ms)
     }
 
     /// Validates `batches` (one or more whole v2 batches, as a produce
@@ -583,14 +615,14 @@ impl<S: Storage> PartitionLog<S> {
                 }
                 .into());
             }
-            if size > self.config.max_message_bytes as usize {
+            if size > self.config.borrow().max_message_bytes as usize {
                 return Err(LogError::MessageTooLarge {
                     size_bytes: size,
-                    max_bytes: self.config.max_message_bytes,
+                    max_bytes: self.config.borrow().max_message_bytes,
                 });
             }
             let header = check_batch(&batches[at..at + size])?;
-            if self.config.cleanup_policy.compacts() {
+            if self.config.borrow().cleanup_policy.compacts() {
                 clean::check_keys(&batches[at..at + size])?;
             }
             records += header.records_count as i64;
@@ -599,10 +631,10 @@ impl<S: Storage> PartitionLog<S> {
             at += size;
         }
         let total = batches.len();
-        if total as u64 > self.config.segment_bytes {
+        if total as u64 > self.config.borrow().segment_bytes {
             return Err(LogError::RecordListTooLarge {
                 size_bytes: total,
-                max_bytes: self.config.segment_bytes,
+                max_bytes: self.config.borrow().segment_bytes,
             });
         }
 
@@ -671,7 +703,7 @@ impl<S: Storage> PartitionLog<S> {
                 .borrow_mut()
                 .assign(header.partition_leader_epoch, header.base_offset);
             stored += header.size_bytes as u64;
-            seg.append(header, bytes, self.config.index_interval_bytes);
+            seg.append(header, bytes, self.index_interval_bytes());
         }
         self.bytes_since_producer_snapshot
             .set(self.bytes_since_producer_snapshot.get() + stored);
@@ -680,7 +712,7 @@ impl<S: Storage> PartitionLog<S> {
     /// Bounds the write buffer: writes out (without syncing) once it is full.
     async fn bound_write_buffer(&self) -> LogResult<()> {
         let active = self.active();
-        if active.borrow().unwritten_bytes() >= self.config.write_buffer_bytes as u64 {
+        if active.borrow().unwritten_bytes() >= self.config.borrow().write_buffer_bytes as u64 {
             let _permit = self
                 .io_lock
                 .acquire_permit(1)
@@ -725,7 +757,8 @@ impl<S: Storage> PartitionLog<S> {
             return self.fail(e);
         }
         self.durable_offset.set(self.durable_offset.get().max(upto));
-        if self.bytes_since_producer_snapshot.get() >= self.config.producer_snapshot_interval_bytes
+        if self.bytes_since_producer_snapshot.get()
+            >= self.config.borrow().producer_snapshot_interval_bytes
         {
             if let Err(e) = self.snapshot_producers().await {
                 return self.fail(e);
@@ -747,7 +780,7 @@ impl<S: Storage> PartitionLog<S> {
             &self.storage,
             &self.dir,
             next,
-            self.config.segment_index_bytes,
+            self.segment_index_bytes(),
             now_ms,
         )
         .await?;
@@ -814,7 +847,7 @@ impl<S: Storage> PartitionLog<S> {
             let Some(seg) = self.segment_for(from) else {
                 return Ok(Vec::new());
             };
-            Segment::ensure_indexes(&seg, &self.storage, self.config.index_interval_bytes).await?;
+            Segment::ensure_indexes(&seg, &self.storage, self.index_interval_bytes()).await?;
             let out = Segment::read(&seg, from, max_bytes, upto).await?;
             let seg_end = seg.borrow().next_offset;
             // An empty segment (or one emptied by a race with truncation):

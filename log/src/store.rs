@@ -282,8 +282,12 @@ impl PartitionStore {
         with_log!(self, l => l.clean(plan, map_budget_bytes, now_ms, pacer).await)
     }
     /// The log's settings.
-    pub fn config(&self) -> &LogConfig {
-        with_log!(self, l => l.config())
+    pub fn config(&self) -> LogConfig {
+        with_log!(self, l => l.config().clone())
+    }
+    /// Applies changed settings (see [`PartitionLog::set_config`]).
+    pub fn set_config(&self, config: LogConfig) {
+        with_log!(self, l => l.set_config(config))
     }
     pub async fn set_log_start_offset(&self, offset: Offset) -> LogResult<Offset> {
         with_log!(self, l => l.set_log_start_offset(offset).await)

@@ -331,7 +331,10 @@ impl<S: Storage> PartitionLog<S> {
     /// high watermark) cleaned; `None` when the log is not compacted or has
     /// no sealed segment to clean.
     pub async fn clean_plan(&self, upto: Offset, now_ms: i64) -> LogResult<Option<CleanPlan>> {
-        if !self.config.cleanup_policy.compacts() || self.closed.get() || self.offline.get() {
+        if !self.config.borrow().cleanup_policy.compacts()
+            || self.closed.get()
+            || self.offline.get()
+        {
             return Ok(None);
         }
         let sealed: Vec<_> = {
@@ -348,10 +351,10 @@ impl<S: Storage> PartitionLog<S> {
             overdue: false,
             tombstones_due: now_ms >= stored.earliest_delete_horizon_ms,
         };
-        let lag_limit = now_ms.saturating_sub(self.config.min_compaction_lag_ms);
-        let overdue_before = now_ms.saturating_sub(self.config.max_compaction_lag_ms);
+        let lag_limit = now_ms.saturating_sub(self.config.borrow().min_compaction_lag_ms);
+        let overdue_before = now_ms.saturating_sub(self.config.borrow().max_compaction_lag_ms);
         for seg in sealed {
-            Segment::ensure_indexes(&seg, &self.storage, self.config.index_interval_bytes).await?;
+            Segment::ensure_indexes(&seg, &self.storage, self.index_interval_bytes()).await?;
             let (next, size, max_ts) = {
                 let s = seg.borrow();
                 (s.next_offset, s.size_bytes, s.max_timestamp)
@@ -518,7 +521,8 @@ impl<S: Storage> PartitionLog<S> {
             };
             let fits = groups.last().is_some_and(|g| {
                 let base = g[0].borrow().base_offset;
-                size + seg_size <= self.config.segment_bytes && seg_next - base <= i32::MAX as i64
+                size + seg_size <= self.config.borrow().segment_bytes
+                    && seg_next - base <= i32::MAX as i64
             });
             if fits {
                 size += seg_size;
@@ -552,7 +556,7 @@ impl<S: Storage> PartitionLog<S> {
                 &self.storage,
                 staged.clone(),
                 base,
-                self.config.segment_index_bytes,
+                self.segment_index_bytes(),
                 now_ms,
             )
             .await?,
@@ -599,7 +603,7 @@ impl<S: Storage> PartitionLog<S> {
         pacer: &P,
         changed: &mut bool,
     ) -> LogResult<()> {
-        let interval = self.config.index_interval_bytes;
+        let interval = self.index_interval_bytes();
         for seg in group {
             Segment::ensure_indexes(seg, &self.storage, interval).await?;
             let (mut from, seg_end) = {
@@ -635,7 +639,7 @@ impl<S: Storage> PartitionLog<S> {
                         pacer.pace(kept.len() as u64).await;
                         cleaned.borrow_mut().append(header, kept, interval);
                         if cleaned.borrow().unwritten_bytes()
-                            >= self.config.write_buffer_bytes as u64
+                            >= self.config.borrow().write_buffer_bytes as u64
                         {
                             Segment::write_out(cleaned, false).await?;
                         }
@@ -678,7 +682,8 @@ impl<S: Storage> PartitionLog<S> {
         let keeps_tombstones = kept.iter().any(|r| r.is_tombstone);
         let needs_horizon = horizon.is_none() && keeps_tombstones;
         if keeps_tombstones {
-            let h = horizon.unwrap_or(now_ms.saturating_add(self.config.delete_retention_ms));
+            let h =
+                horizon.unwrap_or(now_ms.saturating_add(self.config.borrow().delete_retention_ms));
             pass.earliest_delete_horizon_ms = pass.earliest_delete_horizon_ms.min(h);
         }
         if kept.len() == records.len() && !needs_horizon {
@@ -696,7 +701,7 @@ impl<S: Storage> PartitionLog<S> {
             return Rewritten::Removed;
         }
         let new_horizon =
-            needs_horizon.then(|| now_ms.saturating_add(self.config.delete_retention_ms));
+            needs_horizon.then(|| now_ms.saturating_add(self.config.borrow().delete_retention_ms));
         match rebuild_batch(batch, &kept, new_horizon) {
             Ok(bytes) => Rewritten::Replaced(bytes),
             Err(e) => {
@@ -779,7 +784,7 @@ impl<S: Storage> PartitionLog<S> {
             &self.dir,
             base,
             end,
-            self.config.segment_index_bytes,
+            self.segment_index_bytes(),
             created_ms,
         )
         .await?;

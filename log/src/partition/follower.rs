@@ -35,7 +35,8 @@ impl<S: Storage> PartitionLog<S> {
             };
             let header = check_log_batch(&batches[at..at + size])?;
             // A compacted leader's log has holes; any other log's must not.
-            let hole_allowed = self.config.cleanup_policy.compacts() && header.base_offset > next;
+            let hole_allowed =
+                self.config.borrow().cleanup_policy.compacts() && header.base_offset > next;
             if header.base_offset != next && !hole_allowed {
                 return Err(LogError::Corrupt {
                     path: self.dir.clone(),

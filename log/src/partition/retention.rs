@@ -22,7 +22,7 @@ impl<S: Storage> PartitionLog<S> {
         let expired = self
             .producers
             .borrow_mut()
-            .expire(now_ms, self.config.producer_id_expiration_ms);
+            .expire(now_ms, self.config.borrow().producer_id_expiration_ms);
         if expired > 0 {
             tracing::debug!(dir = ?self.dir, expired, "expired idle producers");
         }
@@ -42,15 +42,14 @@ impl<S: Storage> PartitionLog<S> {
                 (s.size_bytes, s.next_offset)
             };
             let below_start = next <= self.log_start_offset();
-            let deletes = self.config.cleanup_policy.deletes();
+            let deletes = self.config.borrow().cleanup_policy.deletes();
             let too_big = deletes
-                && self.config.retention_bytes >= 0
-                && total - size >= self.config.retention_bytes as u64;
-            let too_old = if deletes && self.config.retention_ms >= 0 {
-                Segment::ensure_indexes(&seg, &self.storage, self.config.index_interval_bytes)
-                    .await?;
+                && self.config.borrow().retention_bytes >= 0
+                && total - size >= self.config.borrow().retention_bytes as u64;
+            let too_old = if deletes && self.config.borrow().retention_ms >= 0 {
+                Segment::ensure_indexes(&seg, &self.storage, self.index_interval_bytes()).await?;
                 let max_ts = seg.borrow().max_timestamp;
-                now_ms - max_ts > self.config.retention_ms
+                now_ms - max_ts > self.config.borrow().retention_ms
             } else {
                 false
             };

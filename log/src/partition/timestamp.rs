@@ -14,7 +14,7 @@ impl<S: Storage> PartitionLog<S> {
     pub async fn offset_for_timestamp(&self, timestamp: i64) -> LogResult<Option<(Offset, i64)>> {
         let segments: Vec<_> = self.segments.borrow().clone();
         for seg in segments {
-            Segment::ensure_indexes(&seg, &self.storage, self.config.index_interval_bytes).await?;
+            Segment::ensure_indexes(&seg, &self.storage, self.index_interval_bytes()).await?;
             let (max_ts, start_offset, seg_end) = {
                 let s = seg.borrow();
                 let rel = s.time_index().lookup(timestamp);
@@ -63,7 +63,7 @@ impl<S: Storage> PartitionLog<S> {
         let segments: Vec<_> = self.segments.borrow().clone();
         let mut max_ts = None::<i64>;
         for seg in &segments {
-            Segment::ensure_indexes(seg, &self.storage, self.config.index_interval_bytes).await?;
+            Segment::ensure_indexes(seg, &self.storage, self.index_interval_bytes()).await?;
             let (ts, end) = {
                 let s = seg.borrow();
                 (s.max_timestamp, s.next_offset)

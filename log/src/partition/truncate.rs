@@ -83,8 +83,7 @@ impl<S: Storage> PartitionLog<S> {
         self.remove_segments(later).await?;
         let active = self.active();
         if active.borrow().sealed {
-            Segment::ensure_indexes(&active, &self.storage, self.config.index_interval_bytes)
-                .await?;
+            Segment::ensure_indexes(&active, &self.storage, self.index_interval_bytes()).await?;
             Segment::unseal(&active, &self.storage).await?;
         }
         match Segment::position_of(&active, offset).await? {
@@ -108,7 +107,7 @@ impl<S: Storage> PartitionLog<S> {
             &self.storage,
             &self.dir,
             offset,
-            self.config.segment_index_bytes,
+            self.segment_index_bytes(),
             now_ms,
         )
         .await?;

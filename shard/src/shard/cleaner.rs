@@ -91,7 +91,7 @@ impl Shard {
         let mut best = None;
         for (key, p) in owned {
             let plan = match p.log.clean_plan(p.high_watermark(), now).await {
-                Ok(Some(plan)) if plan.is_due(p.log.config()) => plan,
+                Ok(Some(plan)) if plan.is_due(&p.log.config()) => plan,
                 Ok(_) => continue,
                 Err(e) => {
                     tracing::warn!(topic = key.0, partition = key.1, error = %e, "cleaner could not plan");

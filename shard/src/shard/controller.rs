@@ -785,6 +785,7 @@ impl Shard {
                     if topic == name {
                         p.min_insync_replicas
                             .set(config.min_insync_replicas.max(1) as usize);
+                        p.log.set_config(config.clone());
                     }
                 }
             }
