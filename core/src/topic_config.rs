@@ -31,6 +31,7 @@ pub enum ConfigSource {
     DynamicDefaultBroker = 3,
     StaticBroker = 4,
     Default = 5,
+    DynamicBrokerLogger = 6,
 }
 
 impl ConfigSource {
@@ -261,35 +262,196 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     },
 ];
 
-/// Kafka topic configs this broker accepts and reports as overrides but
-/// does not act on (replication, tiered storage, compaction tuning, flush
-/// and index tuning). Kafka accepts them, so refusing would break clients
-/// that set them out of habit (Kafka Streams, Connect).
-pub const STORED_ONLY_TOPIC_CONFIGS: &[&str] = &[
-    "compression.gzip.level",
-    "compression.lz4.level",
-    "compression.zstd.level",
-    "file.delete.delay.ms",
-    "flush.messages",
-    "flush.ms",
-    "follower.replication.throttled.replicas",
-    "index.interval.bytes",
-    "leader.replication.throttled.replicas",
-    "local.retention.bytes",
-    "local.retention.ms",
+/// A Kafka topic config this broker accepts, stores and reports (with
+/// Kafka's default when not overridden) but does not act on, or acts on
+/// elsewhere (the replication throttles, unclean election): tiered
+/// storage, flush and index tuning, preallocation, recompression levels.
+/// Kafka accepts them, so refusing would break clients that set them out
+/// of habit (Kafka Streams, Connect).
+pub struct ReportedTopicConfig {
+    pub name: &'static str,
+    /// The broker config that sets its default, if Kafka has one.
+    pub broker_name: Option<&'static str>,
+    pub config_type: ConfigType,
+    /// Kafka's default value.
+    pub kafka_default: &'static str,
+}
+
+const fn reported(
+    name: &'static str,
+    broker_name: Option<&'static str>,
+    config_type: ConfigType,
+    kafka_default: &'static str,
+) -> ReportedTopicConfig {
+    ReportedTopicConfig {
+        name,
+        broker_name,
+        config_type,
+        kafka_default,
+    }
+}
+
+/// Kafka 4.x's other topic configs, with its defaults.
+pub const REPORTED_TOPIC_CONFIGS: &[ReportedTopicConfig] = &[
+    reported(
+        "compression.gzip.level",
+        Some("compression.gzip.level"),
+        ConfigType::Int,
+        "-1",
+    ),
+    reported(
+        "compression.lz4.level",
+        Some("compression.lz4.level"),
+        ConfigType::Int,
+        "9",
+    ),
+    reported(
+        "compression.zstd.level",
+        Some("compression.zstd.level"),
+        ConfigType::Int,
+        "3",
+    ),
+    reported(
+        "errors.deadletterqueue.group.enable",
+        None,
+        ConfigType::Boolean,
+        "false",
+    ),
+    reported(
+        "file.delete.delay.ms",
+        Some("log.segment.delete.delay.ms"),
+        ConfigType::Long,
+        "60000",
+    ),
+    reported(
+        "flush.messages",
+        Some("log.flush.interval.messages"),
+        ConfigType::Long,
+        "9223372036854775807",
+    ),
+    reported("flush.ms", None, ConfigType::Long, "9223372036854775807"),
+    reported(
+        "follower.replication.throttled.replicas",
+        None,
+        ConfigType::List,
+        "",
+    ),
+    reported(
+        "index.interval.bytes",
+        Some("log.index.interval.bytes"),
+        ConfigType::Int,
+        "4096",
+    ),
+    reported(
+        "leader.replication.throttled.replicas",
+        None,
+        ConfigType::List,
+        "",
+    ),
+    reported(
+        "local.retention.bytes",
+        Some("log.local.retention.bytes"),
+        ConfigType::Long,
+        "-2",
+    ),
+    reported(
+        "local.retention.ms",
+        Some("log.local.retention.ms"),
+        ConfigType::Long,
+        "-2",
+    ),
+    reported(
+        "max.decompressed.message.bytes",
+        Some("max.decompressed.message.bytes"),
+        ConfigType::Int,
+        "2147483639",
+    ),
+    reported(
+        "message.timestamp.after.max.ms",
+        Some("log.message.timestamp.after.max.ms"),
+        ConfigType::Long,
+        "3600000",
+    ),
+    reported(
+        "message.timestamp.before.max.ms",
+        Some("log.message.timestamp.before.max.ms"),
+        ConfigType::Long,
+        "9223372036854775807",
+    ),
+    reported(
+        "preallocate",
+        Some("log.preallocate"),
+        ConfigType::Boolean,
+        "false",
+    ),
+    reported(
+        "remote.copy.lag.bytes",
+        Some("log.remote.copy.lag.bytes"),
+        ConfigType::Long,
+        "-1",
+    ),
+    reported(
+        "remote.copy.lag.ms",
+        Some("log.remote.copy.lag.ms"),
+        ConfigType::Long,
+        "0",
+    ),
+    reported(
+        "remote.log.copy.disable",
+        None,
+        ConfigType::Boolean,
+        "false",
+    ),
+    reported(
+        "remote.log.delete.on.disable",
+        None,
+        ConfigType::Boolean,
+        "false",
+    ),
+    reported("remote.storage.enable", None, ConfigType::Boolean, "false"),
+    reported(
+        "segment.index.bytes",
+        Some("log.index.size.max.bytes"),
+        ConfigType::Int,
+        "10485760",
+    ),
+    reported("segment.jitter.ms", None, ConfigType::Long, "0"),
+    reported(
+        "unclean.leader.election.enable",
+        Some("unclean.leader.election.enable"),
+        ConfigType::Boolean,
+        "false",
+    ),
+];
+
+/// Topic configs of older Kafka versions (removed in 4.0) still accepted
+/// and stored, so clients written for them keep working; not listed.
+pub const LEGACY_TOPIC_CONFIGS: &[&str] = &[
     "message.downconversion.enable",
     "message.format.version",
-    "message.timestamp.after.max.ms",
-    "message.timestamp.before.max.ms",
     "message.timestamp.difference.max.ms",
-    "preallocate",
-    "remote.log.copy.disable",
-    "remote.log.delete.on.disable",
-    "remote.storage.enable",
-    "segment.index.bytes",
-    "segment.jitter.ms",
-    "unclean.leader.election.enable",
 ];
+
+/// Checks a value of a reported config against its type.
+fn check_reported(config: &ReportedTopicConfig, value: &str) -> Result<(), String> {
+    let invalid = |why: &str| {
+        Err(format!(
+            "Invalid value {value} for configuration {}: {why}",
+            config.name
+        ))
+    };
+    let v = value.trim();
+    match config.config_type {
+        ConfigType::Boolean
+            if !v.eq_ignore_ascii_case("true") && !v.eq_ignore_ascii_case("false") =>
+        {
+            invalid("Expected value to be either true or false")
+        }
+        ConfigType::Int if v.parse::<i32>().is_err() => invalid("Not a number of type INT"),
+        ConfigType::Long if v.parse::<i64>().is_err() => invalid("Not a number of type LONG"),
+        _ => Ok(()),
+    }
+}
 
 /// Checks one topic config override as CreateTopics receives it; the error
 /// is the message for INVALID_CONFIG.
@@ -300,7 +462,10 @@ pub fn check_topic_config(name: &str, value: Option<&str>) -> Result<(), String>
         ));
     };
     let Some(config) = TOPIC_CONFIGS.iter().find(|c| c.name == name) else {
-        if STORED_ONLY_TOPIC_CONFIGS.contains(&name) {
+        if let Some(reported) = REPORTED_TOPIC_CONFIGS.iter().find(|c| c.name == name) {
+            return check_reported(reported, value);
+        }
+        if LEGACY_TOPIC_CONFIGS.contains(&name) {
             return Ok(());
         }
         return Err(format!("Unknown topic config name: {name}"));
@@ -453,8 +618,43 @@ pub fn topic_configs(node: &LogConfig, overrides: &BTreeMap<String, String>) -> 
             }
         })
         .collect();
+    for config in REPORTED_TOPIC_CONFIGS {
+        let topic_value = overrides.get(config.name);
+        let mut synonyms = Vec::with_capacity(2);
+        if let Some(v) = topic_value {
+            synonyms.push(Synonym {
+                name: config.name.into(),
+                value: v.clone(),
+                source: ConfigSource::DynamicTopic,
+            });
+        }
+        if let Some(broker_name) = config.broker_name {
+            synonyms.push(Synonym {
+                name: broker_name.into(),
+                value: config.kafka_default.into(),
+                source: ConfigSource::Default,
+            });
+        }
+        entries.push(ConfigEntry {
+            name: config.name.into(),
+            value: topic_value
+                .cloned()
+                .unwrap_or_else(|| config.kafka_default.into()),
+            source: if topic_value.is_some() {
+                ConfigSource::DynamicTopic
+            } else {
+                ConfigSource::Default
+            },
+            config_type: config.config_type,
+            read_only: false,
+            documentation: "Kafka's topic config; stored and reported.",
+            synonyms,
+        });
+    }
     for (name, value) in overrides {
-        if TOPIC_CONFIGS.iter().any(|c| c.name == name) {
+        if TOPIC_CONFIGS.iter().any(|c| c.name == name)
+            || REPORTED_TOPIC_CONFIGS.iter().any(|c| c.name == name)
+        {
             continue;
         }
         entries.push(ConfigEntry {

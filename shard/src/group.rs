@@ -323,6 +323,11 @@ impl GroupHome {
             GroupRequest::Describe { group_id } => {
                 GroupResponse::Described(self.coordinator.borrow().describe(&group_id))
             }
+            GroupRequest::DescribeConsumerGroup { group_id } => {
+                GroupResponse::ConsumerGroupDescribed(
+                    self.coordinator.borrow().describe_consumer_group(&group_id),
+                )
+            }
             GroupRequest::Delete { group_id } => {
                 let tombstones = self.coordinator.borrow().deletion(&group_id);
                 match tombstones {

@@ -28,8 +28,7 @@ pub use env::{Env, SystemEnv};
 pub use fatal::{fatal, FATAL_EXIT_CODE};
 pub use message::{
     DeleteRecords, FetchResult, GroupRequest, GroupResponse, LogDirs, PartitionRead, ProduceResult,
-    Proposal,
-    Proposed, ReplicaLogDir, ShardOp, ShardRequest, ShardResponse, ShardStats,
+    Proposal, Proposed, ReplicaLogDir, ShardOp, ShardRequest, ShardResponse, ShardStats,
 };
 pub use notify::Notify;
 pub use runtime::{run, ServeFn, ShutdownFlag};

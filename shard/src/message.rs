@@ -334,6 +334,10 @@ pub enum GroupRequest {
     Describe {
         group_id: String,
     },
+    /// KIP-848's ConsumerGroupDescribe.
+    DescribeConsumerGroup {
+        group_id: String,
+    },
     Delete {
         group_id: String,
     },
@@ -358,6 +362,7 @@ pub enum GroupResponse {
     /// (topic, partition, committed offset if any).
     Offsets(Result<Vec<(String, PartitionId, Option<CommittedOffset>)>, ErrorCode>),
     Described(GroupDescription),
+    ConsumerGroupDescribed(Result<consumer::ConsumerGroupDescription, (ErrorCode, String)>),
     /// One error per partition, or an error for the whole request.
     DeleteOffsets(Result<Vec<ErrorCode>, ErrorCode>),
     Listed(Result<Vec<GroupListing>, ErrorCode>),

@@ -45,6 +45,40 @@ pub struct HeartbeatRequest {
     pub owned: Option<Vec<TopicPartition>>,
     /// Unique text for a broker-chosen member id.
     pub member_id_suffix: String,
+    /// Who the member is, for ConsumerGroupDescribe.
+    pub client: ClientInfo,
+}
+
+/// What a member said about itself when it joined (ConsumerGroupDescribe
+/// shows it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    pub client_id: String,
+    pub client_host: String,
+    pub rack_id: Option<String>,
+}
+
+/// One member as ConsumerGroupDescribe shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberDescription {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub member_epoch: i32,
+    pub client: ClientInfo,
+    pub subscribed_topics: Vec<String>,
+    /// What it owns now (its assignment and what it is still giving up).
+    pub assignment: Vec<TopicPartition>,
+    /// What the target assignment gives it.
+    pub target_assignment: Vec<TopicPartition>,
+}
+
+/// A group as ConsumerGroupDescribe shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerGroupDescription {
+    pub state: &'static str,
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub members: Vec<MemberDescription>,
 }
 
 /// A ConsumerGroupHeartbeat answer.
@@ -84,6 +118,8 @@ struct Member {
     /// The assignment in the last answer (to send only changes).
     last_sent: Option<BTreeSet<TopicPartition>>,
     session_deadline_ms: i64,
+    instance_id: Option<String>,
+    client: ClientInfo,
 }
 
 /// One consumer group of the KIP-848 protocol.
@@ -123,6 +159,33 @@ impl ConsumerGroup {
             "Reconciling"
         } else {
             "Stable"
+        }
+    }
+
+    /// The group as ConsumerGroupDescribe shows it.
+    pub fn describe(&self) -> ConsumerGroupDescription {
+        let members = self
+            .members
+            .iter()
+            .map(|(id, m)| MemberDescription {
+                member_id: id.clone(),
+                instance_id: m.instance_id.clone(),
+                member_epoch: m.epoch,
+                client: m.client.clone(),
+                subscribed_topics: m.subscribed.iter().cloned().collect(),
+                assignment: m.assigned.union(&m.revoking).copied().collect(),
+                target_assignment: self
+                    .target
+                    .get(id)
+                    .map(|t| t.iter().copied().collect())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        ConsumerGroupDescription {
+            state: self.state_name(),
+            group_epoch: self.group_epoch,
+            assignment_epoch: self.assignment_epoch,
+            members,
         }
     }
 
@@ -186,6 +249,8 @@ impl ConsumerGroup {
                     revoking: BTreeSet::new(),
                     last_sent: None,
                     session_deadline_ms: 0,
+                    instance_id: req.instance_id.clone(),
+                    client: req.client.clone(),
                 },
             );
         }

@@ -2,6 +2,7 @@
 
 pub mod connection_limits;
 pub mod context;
+pub mod features;
 pub mod handlers;
 pub mod registry;
 pub mod server;

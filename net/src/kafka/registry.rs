@@ -36,12 +36,14 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind}
 
 use super::context::Context;
 use super::handlers::{
-    acls, alter_configs, alter_partition_reassignments, api_versions, consumer_group_heartbeat, create_partitions,
-    create_topics, delete_groups, delete_records, delete_topics, describe_cluster, describe_configs,
-    describe_groups, describe_log_dirs, describe_quorum, describe_topic_partitions, elect_leaders, fetch, find_coordinator,
-    heartbeat, incremental_alter_configs, init_producer_id, join_group, leave_group, list_groups,
+    acls, alter_configs, alter_partition_reassignments, api_versions, consumer_group_describe,
+    consumer_group_heartbeat, create_partitions, create_topics, delete_groups, delete_records,
+    delete_topics, describe_cluster, describe_configs, describe_groups, describe_log_dirs,
+    describe_quorum, describe_topic_partitions, elect_leaders, fetch, find_coordinator, heartbeat,
+    incremental_alter_configs, init_producer_id, join_group, leave_group, list_groups,
     list_offsets, list_partition_reassignments, metadata, offset_commit, offset_delete,
-    offset_fetch, offset_for_leader_epoch, produce, sync_group, Call, Handler, Outcome,
+    offset_fetch, offset_for_leader_epoch, produce, sync_group, update_features, Call, Handler,
+    Outcome,
 };
 
 /// A served API: its key, its name (Kafka's, as `ApiKey` spells it) and its
@@ -168,9 +170,11 @@ registry! {
     DeleteGroups => delete_groups::DeleteGroupsHandler,
     OffsetDelete => offset_delete::OffsetDeleteHandler,
     ConsumerGroupHeartbeat => consumer_group_heartbeat::ConsumerGroupHeartbeatHandler,
+    ConsumerGroupDescribe => consumer_group_describe::ConsumerGroupDescribeHandler,
     DeleteRecords => delete_records::DeleteRecordsHandler,
     AlterConfigs => alter_configs::AlterConfigsHandler,
     DescribeTopicPartitions => describe_topic_partitions::DescribeTopicPartitionsHandler,
+    UpdateFeatures => update_features::UpdateFeaturesHandler,
     DescribeAcls => acls::DescribeAclsHandler,
     CreateAcls => acls::CreateAclsHandler,
     DeleteAcls => acls::DeleteAclsHandler,

@@ -299,10 +299,7 @@ impl Shard {
     /// offset asked (-1: the high watermark), as Kafka's DeleteRecords does;
     /// an offset past the high watermark is OFFSET_OUT_OF_RANGE. Followers
     /// follow the leader's log start at their next fetch.
-    pub(crate) async fn delete_records_many(
-        &self,
-        op: DeleteRecords,
-    ) -> Vec<(ErrorCode, Offset)> {
+    pub(crate) async fn delete_records_many(&self, op: DeleteRecords) -> Vec<(ErrorCode, Offset)> {
         let mut out = Vec::with_capacity(op.partitions.len());
         for (topic, partition, offset) in &op.partitions {
             let Some(p) = self.partition(topic, *partition) else {
@@ -321,7 +318,12 @@ impl Shard {
             }
             match p.log.set_log_start_offset(target).await {
                 Ok(start) => {
-                    tracing::info!(topic, partition, log_start_offset = start, "records deleted");
+                    tracing::info!(
+                        topic,
+                        partition,
+                        log_start_offset = start,
+                        "records deleted"
+                    );
                     out.push((ErrorCode::None, start));
                 }
                 Err(e) => out.push((e.error_code(), -1)),

@@ -16,7 +16,9 @@ use sluice_core::ErrorCode;
 
 use super::{Call, Handler, Outcome};
 
-/// Kafka's message for every ACL request while no authorizer is configured.
+/// Kafka's messages while no authorizer is configured: DescribeAcls's,
+/// and the controller's for each creation or deletion filter.
+const NO_AUTHORIZER_ON_BROKER: &str = "No Authorizer is configured on the broker";
 const NO_AUTHORIZER: &str = "No Authorizer is configured.";
 
 fn no_authorizer() -> Option<StrBytes> {
@@ -38,7 +40,7 @@ impl Handler for DescribeAclsHandler {
         Outcome::Answer(
             DescribeAclsResponse::default()
                 .with_error_code(ErrorCode::SecurityDisabled.code())
-                .with_error_message(no_authorizer()),
+                .with_error_message(Some(StrBytes::from_static_str(NO_AUTHORIZER_ON_BROKER))),
         )
     }
 }

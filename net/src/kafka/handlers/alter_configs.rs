@@ -6,9 +6,9 @@
 
 use std::rc::Rc;
 
-use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
-use kafka_protocol::messages::{ApiKey, AlterConfigsRequest, AlterConfigsResponse};
 use kafka_protocol::messages::alter_configs_request::AlterConfigsResource;
+use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, ApiKey};
 use kafka_protocol::protocol::StrBytes;
 use sluice_core::metadata::dynamic_config::{ConfigChange, ConfigOp};
 use sluice_core::ErrorCode;

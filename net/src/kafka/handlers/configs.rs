@@ -1,9 +1,9 @@
-//! Broker configs under Kafka's names, for DescribeConfigs; topic configs
-//! are core's one table ([`sluice_core::topic_config`]), re-exported here
-//! for the handlers.
+//! Broker, group and broker-logger configs under Kafka's names, for
+//! DescribeConfigs; topic configs are core's one table
+//! ([`sluice_core::topic_config`]), re-exported here for the handlers.
 //!
-//! Owns: the broker configs this broker reports and where each value comes
-//! from. Pure: no I/O and no shard access; handlers pass the state in, so
+//! Owns: the broker, group and logger configs this broker reports and
+//! where each value comes from. Pure: no I/O and no shard access; handlers pass the state in, so
 //! tests drive it directly.
 
 use sluice_core::config::NodeConfig;
@@ -228,6 +228,202 @@ pub fn dynamic_broker_configs(
         });
     }
     entries
+}
+
+/// A group's configs (resource type 32), as Kafka 4.x lists them: the
+/// consumer protocol's session and heartbeat from this node's settings,
+/// the others at Kafka's defaults (share and streams groups are not served
+/// here, so their settings have nothing to act on). Every group has them;
+/// per-group overrides are not kept.
+pub fn group_configs(config: &NodeConfig) -> Vec<ConfigEntry> {
+    let g = &config.group;
+    let defaults = NodeConfig::default().group;
+    let entry = |name: &str, broker: Option<&str>, config_type, value: String, default: String| {
+        let source = if value == default {
+            ConfigSource::Default
+        } else {
+            ConfigSource::StaticBroker
+        };
+        let synonyms = broker
+            .map(|b| Synonym {
+                name: b.into(),
+                value: value.clone(),
+                source,
+            })
+            .into_iter()
+            .collect();
+        ConfigEntry {
+            name: name.into(),
+            value,
+            source,
+            config_type,
+            read_only: false,
+            documentation: "Kafka's group config.",
+            synonyms,
+        }
+    };
+    let fixed = |name: &str, broker: Option<&str>, config_type, value: &str| {
+        entry(name, broker, config_type, value.into(), value.into())
+    };
+    vec![
+        fixed(
+            "consumer.assignment.interval.ms",
+            Some("group.consumer.assignment.interval.ms"),
+            ConfigType::Int,
+            "1000",
+        ),
+        entry(
+            "consumer.heartbeat.interval.ms",
+            Some("group.consumer.heartbeat.interval.ms"),
+            ConfigType::Int,
+            g.consumer_heartbeat_interval_ms.to_string(),
+            defaults.consumer_heartbeat_interval_ms.to_string(),
+        ),
+        entry(
+            "consumer.session.timeout.ms",
+            Some("group.consumer.session.timeout.ms"),
+            ConfigType::Int,
+            g.consumer_session_timeout_ms.to_string(),
+            defaults.consumer_session_timeout_ms.to_string(),
+        ),
+        fixed(
+            "errors.deadletterqueue.copy.record.enable",
+            Some("errors.deadletterqueue.copy.record.enable"),
+            ConfigType::Boolean,
+            "false",
+        ),
+        fixed(
+            "errors.deadletterqueue.topic.name",
+            Some("errors.deadletterqueue.topic.name"),
+            ConfigType::String,
+            "",
+        ),
+        fixed(
+            "share.assignment.interval.ms",
+            Some("group.share.assignment.interval.ms"),
+            ConfigType::Int,
+            "1000",
+        ),
+        fixed(
+            "share.auto.offset.reset",
+            Some("share.auto.offset.reset"),
+            ConfigType::String,
+            "latest",
+        ),
+        fixed(
+            "share.delivery.count.limit",
+            Some("group.share.delivery.count.limit"),
+            ConfigType::Int,
+            "5",
+        ),
+        fixed(
+            "share.heartbeat.interval.ms",
+            Some("group.share.heartbeat.interval.ms"),
+            ConfigType::Int,
+            "5000",
+        ),
+        fixed(
+            "share.isolation.level",
+            Some("share.isolation.level"),
+            ConfigType::String,
+            "read_uncommitted",
+        ),
+        fixed(
+            "share.partition.max.record.locks",
+            Some("group.share.partition.max.record.locks"),
+            ConfigType::Int,
+            "2000",
+        ),
+        fixed(
+            "share.record.lock.duration.ms",
+            Some("group.share.record.lock.duration.ms"),
+            ConfigType::Int,
+            "30000",
+        ),
+        fixed(
+            "share.renew.acknowledge.enable",
+            Some("share.renew.acknowledge.enable"),
+            ConfigType::Boolean,
+            "true",
+        ),
+        fixed(
+            "share.session.timeout.ms",
+            Some("group.share.session.timeout.ms"),
+            ConfigType::Int,
+            "45000",
+        ),
+        fixed(
+            "streams.assignment.interval.ms",
+            Some("group.streams.assignment.interval.ms"),
+            ConfigType::Int,
+            "1000",
+        ),
+        fixed(
+            "streams.assignor.name",
+            Some("group.streams.assignors"),
+            ConfigType::String,
+            "sticky",
+        ),
+        fixed(
+            "streams.heartbeat.interval.ms",
+            Some("group.streams.heartbeat.interval.ms"),
+            ConfigType::Int,
+            "5000",
+        ),
+        fixed(
+            "streams.initial.rebalance.delay.ms",
+            Some("group.streams.initial.rebalance.delay.ms"),
+            ConfigType::Int,
+            "3000",
+        ),
+        fixed(
+            "streams.num.standby.replicas",
+            Some("group.streams.num.standby.replicas"),
+            ConfigType::Int,
+            "0",
+        ),
+        fixed(
+            "streams.rack.aware.assignment.tags",
+            Some("group.streams.rack.aware.assignment.tags"),
+            ConfigType::List,
+            "",
+        ),
+        fixed(
+            "streams.session.timeout.ms",
+            Some("group.streams.session.timeout.ms"),
+            ConfigType::Int,
+            "45000",
+        ),
+    ]
+}
+
+/// The broker's loggers (resource type 8), as Kafka lists its log4j
+/// loggers: `root` and each of sluice's crates, at the level in effect
+/// (set at start by `RUST_LOG`; not changeable at run time here).
+pub fn logger_configs() -> Vec<ConfigEntry> {
+    let level = tracing::level_filters::LevelFilter::current()
+        .to_string()
+        .to_ascii_uppercase();
+    [
+        "root",
+        "sluice",
+        "sluice_core",
+        "sluice_log",
+        "sluice_net",
+        "sluice_quorum",
+        "sluice_shard",
+    ]
+    .into_iter()
+    .map(|name| ConfigEntry {
+        name: name.into(),
+        value: level.clone(),
+        source: ConfigSource::DynamicBrokerLogger,
+        config_type: ConfigType::String,
+        read_only: false,
+        documentation: "A logger and its level.",
+        synonyms: Vec::new(),
+    })
+    .collect()
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use kafka_protocol::messages::{
     ApiKey, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse,
 };
 use kafka_protocol::protocol::StrBytes;
-use sluice_core::group::consumer::HeartbeatRequest;
+use sluice_core::group::consumer::{ClientInfo, HeartbeatRequest};
 use sluice_core::ErrorCode;
 use sluice_shard::{GroupRequest, GroupResponse};
 use uuid::Uuid;
@@ -31,7 +31,20 @@ impl Handler for ConsumerGroupHeartbeatHandler {
     type Response = ConsumerGroupHeartbeatResponse;
 
     async fn handle(call: Call<'_>, request: Self::Request) -> Outcome<Self::Response> {
-        Outcome::Answer(handle(call.ctx, request).await)
+        let client = ClientInfo {
+            client_id: call
+                .header
+                .client_id
+                .as_ref()
+                .map(|c| c.as_str().to_owned())
+                .unwrap_or_default(),
+            client_host: call
+                .peer
+                .map(|p| format!("/{}", p.ip()))
+                .unwrap_or_default(),
+            rack_id: opt(&request.rack_id),
+        };
+        Outcome::Answer(handle(call.ctx, request, client).await)
     }
 }
 
@@ -39,6 +52,7 @@ impl Handler for ConsumerGroupHeartbeatHandler {
 pub async fn handle(
     ctx: &Context,
     request: ConsumerGroupHeartbeatRequest,
+    client: ClientInfo,
 ) -> ConsumerGroupHeartbeatResponse {
     let group_id = request.group_id.0.as_str().to_owned();
     let heartbeat = HeartbeatRequest {
@@ -59,6 +73,7 @@ pub async fn handle(
                 .collect()
         }),
         member_id_suffix: Uuid::new_v4().to_string(),
+        client,
     };
     let response = match call(ctx, &group_id, GroupRequest::ConsumerHeartbeat(heartbeat)).await {
         GroupResponse::ConsumerHeartbeat(r) => r,

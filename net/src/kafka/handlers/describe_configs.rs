@@ -1,5 +1,6 @@
-//! DescribeConfigs (1–4): a topic's effective configs (resource type 2) or
-//! this broker's (type 4), under Kafka's names, filtered by the requested
+//! DescribeConfigs (1–4): a topic's effective configs (resource type 2),
+//! this broker's (type 4), its loggers (type 8) or a group's (type 32),
+//! under Kafka's names, filtered by the requested
 //! keys; the values and their sources come from [`super::configs`].
 //!
 //! Errors are per resource, as Kafka answers them: an unknown topic is
@@ -16,7 +17,8 @@ use sluice_core::types::validate_topic_name;
 use sluice_core::ErrorCode;
 
 use super::configs::{
-    broker_configs, dynamic_broker_configs, topic_configs, ConfigEntry, ConfigSource,
+    broker_configs, dynamic_broker_configs, group_configs, logger_configs, topic_configs,
+    ConfigEntry, ConfigSource,
 };
 use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
@@ -40,6 +42,8 @@ impl Handler for DescribeConfigsHandler {
 /// Kafka's `ConfigResource.Type` ids.
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
+const RESOURCE_BROKER_LOGGER: i8 = 8;
+const RESOURCE_GROUP: i8 = 32;
 
 type Refusal = (ErrorCode, String);
 
@@ -103,6 +107,21 @@ fn configs_of(
                 )),
             }
         }
+        RESOURCE_GROUP if name.is_empty() => Err((
+            ErrorCode::InvalidRequest,
+            "Group name must not be empty".into(),
+        )),
+        RESOURCE_GROUP => Ok(group_configs(&ctx.shard.config)),
+        RESOURCE_BROKER_LOGGER => match name.parse::<i32>() {
+            Ok(id) if id == ctx.node_id => Ok(logger_configs()),
+            _ => Err((
+                ErrorCode::InvalidRequest,
+                format!(
+                    "Unexpected broker id, expected {}, but received {name}",
+                    ctx.node_id
+                ),
+            )),
+        },
         other => Err((
             ErrorCode::InvalidRequest,
             format!("Unsupported resource type: {other}"),

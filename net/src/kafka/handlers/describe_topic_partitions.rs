@@ -58,7 +58,10 @@ pub fn handle(
             .collect()
     };
     let (start_topic, start_partition) = match &request.cursor {
-        Some(c) => (Some(c.topic_name.0.as_str().to_owned()), c.partition_index.max(0)),
+        Some(c) => (
+            Some(c.topic_name.0.as_str().to_owned()),
+            c.partition_index.max(0),
+        ),
         None => (None, 0),
     };
     let mut budget = request.response_partition_limit.max(1) as usize;
@@ -110,10 +113,13 @@ pub fn handle(
         }
         if budget == 0 {
             // The next topic starts the next page, if there is one.
-            if let Some(next) = names.range::<String, _>((
-                std::ops::Bound::Excluded(name.clone()),
-                std::ops::Bound::Unbounded,
-            )).next() {
+            if let Some(next) = names
+                .range::<String, _>((
+                    std::ops::Bound::Excluded(name.clone()),
+                    std::ops::Bound::Unbounded,
+                ))
+                .next()
+            {
                 next_cursor = Some(
                     Cursor::default()
                         .with_topic_name(TopicName(StrBytes::from_string(next.clone())))

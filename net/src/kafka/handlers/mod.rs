@@ -28,6 +28,7 @@ pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod api_versions;
 pub mod configs;
+pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
@@ -61,6 +62,7 @@ pub mod owners;
 pub mod produce;
 pub mod sync_group;
 pub mod topics;
+pub mod update_features;
 
 /// A Kafka API's handler: what it serves and how. One type per API, in the
 /// API's module (`FetchHandler` in `fetch.rs`); the registry lists them.
