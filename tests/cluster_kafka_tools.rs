@@ -9,29 +9,10 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
+use std::path::PathBuf;
 
-use common::{free_port, run, Broker, CmdOutput};
-
-const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
-
-fn oracle() -> Command {
-    Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka-oracle"))
-}
-
-fn tool(class: &str, bootstrap: &str, args: &[&str]) -> CmdOutput {
-    let out = run(
-        oracle()
-            .args(["tool", class, "--bootstrap-server", bootstrap])
-            .args(args),
-        b"",
-        TOOL_TIMEOUT,
-    );
-    out.assert_success();
-    out
-}
+use common::kafka::{oracle, tool, TOOL_TIMEOUT};
+use common::{free_port, run, Broker};
 
 /// A 3-node Kafka cluster (static quorum), stopped on drop.
 struct KafkaCluster {

@@ -1,0 +1,79 @@
+//! Apache Kafka as the reference (scripts/kafka-oracle): its command-line
+//! tools run against any bootstrap address, and a one-node Kafka started
+//! for a test and stopped (by the script, by pid) when dropped.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use super::{free_port, run, CmdOutput};
+
+/// How long one Kafka tool (a JVM start) may take.
+pub const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The oracle script.
+pub fn oracle() -> Command {
+    Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka-oracle"))
+}
+
+/// Runs one of Kafka's tools (its main class) against `bootstrap`, with
+/// `args` after `--bootstrap-server`; not checked for success.
+pub fn tool_output(class: &str, bootstrap: &str, args: &[&str]) -> CmdOutput {
+    run(
+        oracle()
+            .args(["tool", class, "--bootstrap-server", bootstrap])
+            .args(args),
+        b"",
+        TOOL_TIMEOUT,
+    )
+}
+
+/// [`tool_output`], which must succeed.
+pub fn tool(class: &str, bootstrap: &str, args: &[&str]) -> CmdOutput {
+    let out = tool_output(class, bootstrap, args);
+    out.assert_success();
+    out
+}
+
+/// A one-node Kafka (KRaft, combined mode) on loopback.
+pub struct KafkaNode {
+    port: u16,
+    root: tempfile::TempDir,
+}
+
+impl KafkaNode {
+    /// Starts a fresh node and waits until it answers.
+    pub fn start() -> KafkaNode {
+        let root = tempfile::Builder::new()
+            .prefix("kafka1-")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .expect("a temporary directory");
+        let port = free_port();
+        let node = KafkaNode { port, root };
+        let out = run(
+            oracle()
+                .env("KAFKA_ORACLE_HEAP", "-Xmx512m -Xms128m")
+                .args(["start", "--port", &port.to_string(), "--data"])
+                .arg(node.data()),
+            b"",
+            TOOL_TIMEOUT,
+        );
+        out.assert_success();
+        node
+    }
+
+    fn data(&self) -> std::path::PathBuf {
+        self.root.path().join("data")
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for KafkaNode {
+    fn drop(&mut self) {
+        let _ = oracle().args(["stop", "--data"]).arg(self.data()).status();
+    }
+}
