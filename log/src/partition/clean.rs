@@ -42,6 +42,10 @@ use crate::storage::StorageFile;
 /// Name of the file that keeps a compacted log's first dirty offset.
 pub const CLEANER_CHECKPOINT_FILE: &str = "cleaner.checkpoint";
 
+/// Bytes a pass reads at a time: small reads keep the disk's queue short
+/// for the appends' syncs that share it.
+const CLEANER_READ_BYTES: usize = crate::segment::READ_CHUNK_BYTES;
+
 /// Most bytes one batch's records may take once decompressed.
 const MAX_UNCOMPRESSED_BATCH_BYTES: usize = 128 * 1024 * 1024;
 
@@ -464,7 +468,7 @@ impl<S: Storage> PartitionLog<S> {
         let mut next = plan.first_dirty_offset.max(self.log_start_offset());
         let end = plan.first_uncleanable_offset;
         'read: while next < end {
-            let chunks = self.read(next, 1 << 20, end).await?;
+            let chunks = self.read(next, CLEANER_READ_BYTES, end).await?;
             if chunks.is_empty() {
                 break;
             }
@@ -611,7 +615,7 @@ impl<S: Storage> PartitionLog<S> {
                 (s.base_offset, s.next_offset)
             };
             while from < seg_end {
-                let chunks = Segment::read(seg, from, 1 << 20, seg_end).await?;
+                let chunks = Segment::read(seg, from, CLEANER_READ_BYTES, seg_end).await?;
                 if chunks.is_empty() {
                     break;
                 }
