@@ -1,4 +1,5 @@
-//! Fetch (4–16): reads from each partition's owner shard, long polling
+//! Fetch (4–18; v17 adds the follower's directory id and v18 its high
+//! watermark, neither used here): reads from each partition's owner shard, long polling
 //! with `max_wait_ms` / `min_bytes`, within `max_bytes` (capped by the
 //! broker's `fetch.max.bytes`) and each partition's `partition_max_bytes`.
 //!
@@ -53,14 +54,14 @@ use super::topics::{topic_by_id, topic_id};
 use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
 
-/// The Fetch handler: [`handle`], at versions 4–16.
+/// The Fetch handler: [`handle`], at versions 4–18.
 pub struct FetchHandler;
 
 impl Handler for FetchHandler {
     const KEY: ApiKey = ApiKey::Fetch;
     const NAME: &'static str = "Fetch";
     const MIN_VERSION: i16 = 4;
-    const MAX_VERSION: i16 = 16;
+    const MAX_VERSION: i16 = 18;
     type Request = FetchRequest;
     type Response = FetchResponse;
 

@@ -1,5 +1,6 @@
-//! FindCoordinator (0–4): where a group's coordinator is (v4: for several
-//! keys at once).
+//! FindCoordinator (0–6): where a group's coordinator is (v4: for several
+//! keys at once; v5 adds no answer used here; v6's share-group key type is
+//! not served: INVALID_REQUEST, as for any unknown key type).
 //!
 //! A group key is answered with the broker leading the group's partition
 //! of `__consumer_offsets` (the first lookup creates the topic, as Kafka
@@ -15,14 +16,14 @@ use super::groups::coordinator_of;
 use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
 
-/// The FindCoordinator handler: [`handle`], at versions 0–4.
+/// The FindCoordinator handler: [`handle`], at versions 0–6.
 pub struct FindCoordinatorHandler;
 
 impl Handler for FindCoordinatorHandler {
     const KEY: ApiKey = ApiKey::FindCoordinator;
     const NAME: &'static str = "FindCoordinator";
     const MIN_VERSION: i16 = 0;
-    const MAX_VERSION: i16 = 4;
+    const MAX_VERSION: i16 = 6;
     type Request = FindCoordinatorRequest;
     type Response = FindCoordinatorResponse;
 

@@ -1,8 +1,11 @@
-//! ListOffsets (1–8): per partition, the offset for a timestamp, asked of
+//! ListOffsets (1–10; Kafka 4.4's v11 only adds a timestamp for tiered
+//! storage, and the wire crate stops at v10): per partition, the offset for a timestamp, asked of
 //! the partition's owner shard (one message per owner for all its
 //! partitions): -1 latest (the high watermark), -2 earliest
 //! (the log start offset), -3 the record with the largest timestamp (v7+),
 //! -4 earliest local (v8+; without tiered storage the log start offset),
+//! -5 latest tiered (v9+), which without tiered storage has no offset (-1,
+//! as Kafka answers it; v10's timeout is not needed here),
 //! otherwise the first offset whose timestamp is at or after the one given.
 //!
 //! `read_committed` is answered like `read_uncommitted`: there are no
@@ -22,14 +25,14 @@ use super::owners::ByOwner;
 use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
 
-/// The ListOffsets handler: [`handle`], at versions 1–8.
+/// The ListOffsets handler: [`handle`], at versions 1–10.
 pub struct ListOffsetsHandler;
 
 impl Handler for ListOffsetsHandler {
     const KEY: ApiKey = ApiKey::ListOffsets;
     const NAME: &'static str = "ListOffsets";
     const MIN_VERSION: i16 = 1;
-    const MAX_VERSION: i16 = 8;
+    const MAX_VERSION: i16 = 10;
     type Request = ListOffsetsRequest;
     type Response = ListOffsetsResponse;
 
@@ -41,6 +44,7 @@ impl Handler for ListOffsetsHandler {
 /// Kafka's special timestamps.
 const EARLIEST_TIMESTAMP: i64 = -2;
 const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
+const LATEST_TIERED_TIMESTAMP: i64 = -5;
 
 fn partition_response(
     index: i32,
@@ -123,12 +127,16 @@ pub async fn handle(
                 EARLIEST_LOCAL_TIMESTAMP if version >= 8 => EARLIEST_TIMESTAMP,
                 t => t,
             };
+            let tiered = timestamp == LATEST_TIERED_TIMESTAMP && version >= 9;
             let plan = if !duplicates.is_empty() && duplicates.contains(&(name.clone(), index)) {
                 Err(ErrorCode::InvalidRequest)
             } else if let Some(error) = epoch_error {
                 Err(error)
+            } else if tiered && owner.is_ok() {
+                // Nothing is tiered: no such offset, and no error.
+                Ok(None)
             } else {
-                owner.map(|owner| by_owner.push(owner, (name.clone(), index, timestamp)))
+                owner.map(|owner| Some(by_owner.push(owner, (name.clone(), index, timestamp))))
             };
             partitions.push((index, plan, epoch));
         }
@@ -149,7 +157,12 @@ pub async fn handle(
             .map(|(index, plan, epoch)| {
                 let listed = match plan {
                     Err(error) => Err(error),
-                    Ok(place) => answers[place].1.map_err(|_| ErrorCode::UnknownServerError),
+                    Ok(None) => Ok(sluice_shard::message::ListedOffset {
+                        error: ErrorCode::None,
+                        offset: -1,
+                        timestamp: -1,
+                    }),
+                    Ok(Some(place)) => answers[place].1.map_err(|_| ErrorCode::UnknownServerError),
                 };
                 match listed {
                     Ok(l) if l.error == ErrorCode::None => {

@@ -1,4 +1,5 @@
-//! Produce (3–11): each partition's record set goes to its owner shard,
+//! Produce (3–13; v12 changes only transactions, v13 names topics by id):
+//! each partition's record set goes to its owner shard,
 //! untouched (compressed batches pass through); acks 0, 1 and -1.
 //!
 //! [`handle`] is the one way in (through [`ProduceHandler`], the registry's
@@ -33,14 +34,14 @@ use super::topics::{auto_create, topic_by_id, topic_id};
 use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
 
-/// The Produce handler: [`handle`], at versions 3–11.
+/// The Produce handler: [`handle`], at versions 3–13.
 pub struct ProduceHandler;
 
 impl Handler for ProduceHandler {
     const KEY: ApiKey = ApiKey::Produce;
     const NAME: &'static str = "Produce";
     const MIN_VERSION: i16 = 3;
-    const MAX_VERSION: i16 = 11;
+    const MAX_VERSION: i16 = 13;
     type Request = ProduceRequest;
     type Response = ProduceResponse;
 
@@ -113,6 +114,7 @@ async fn append(ctx: &Rc<Context>, request: ProduceRequest) -> Appended {
     // Place in `by_owner` → (topic, partition) in `topics`.
     let mut sent = Vec::new();
     for topic in request.topic_data {
+        let requested_id = topic.topic_id;
         let name = if topic.name.0.is_empty() {
             topic_by_id(ctx, topic.topic_id).unwrap_or_default()
         } else {
@@ -139,6 +141,10 @@ async fn append(ctx: &Rc<Context>, request: ProduceRequest) -> Appended {
                 _ if name == sluice_shard::group::OFFSETS_TOPIC => {
                     partition_error(index, ErrorCode::InvalidTopicException)
                 }
+                // v13 names topics by id: an id not known is UNKNOWN_TOPIC_ID.
+                (_, false, Err(_), _) if name.is_empty() => {
+                    partition_error(index, ErrorCode::UnknownTopicId)
+                }
                 (_, _, Err(code), _) => partition_error(index, code),
                 (_, _, _, None) => partition_error(index, ErrorCode::InvalidRecord),
                 (_, _, Ok(owner), Some(records)) => {
@@ -161,7 +167,12 @@ async fn append(ctx: &Rc<Context>, request: ProduceRequest) -> Appended {
             });
         }
         topics.push(AppendedTopic {
-            id: topic_id(ctx, &name),
+            // v13 answers with the id asked for, known or not.
+            id: if requested_id.is_nil() {
+                topic_id(ctx, &name)
+            } else {
+                requested_id
+            },
             name,
             wire_name,
             partitions,
