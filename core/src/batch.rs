@@ -163,6 +163,8 @@ pub struct BatchHeader {
     pub base_offset: Offset,
     pub last_offset_delta: i32,
     pub size_bytes: usize,
+    /// The first record's timestamp (or KIP-534's delete horizon).
+    pub base_timestamp: i64,
     pub max_timestamp: i64,
     pub records_count: i32,
     /// -1 when the batch is not from an idempotent producer.
@@ -182,6 +184,7 @@ impl BatchHeader {
             base_offset: be_i64(buf, BASE_OFFSET_AT),
             last_offset_delta: be_i32(buf, LAST_OFFSET_DELTA_AT),
             size_bytes,
+            base_timestamp: be_i64(buf, BASE_TIMESTAMP_AT),
             max_timestamp: be_i64(buf, MAX_TIMESTAMP_AT),
             records_count: be_i32(buf, RECORDS_COUNT_AT),
             producer_id: be_i64(buf, PRODUCER_ID_AT),
@@ -390,6 +393,7 @@ impl RecordBatch {
             base_offset: self.base_offset(),
             last_offset_delta: self.last_offset_delta(),
             size_bytes: self.size_bytes(),
+            base_timestamp: self.base_timestamp(),
             max_timestamp: self.max_timestamp(),
             records_count: self.records_count(),
             producer_id: self.producer_id(),
@@ -398,6 +402,18 @@ impl RecordBatch {
             partition_leader_epoch: self.partition_leader_epoch(),
         }
     }
+}
+
+/// Stamps the batch that starts `buf` with the broker's time, in place, as
+/// Kafka does for a `LogAppendTime` topic: the timestamp-type attribute bit
+/// set, the max timestamp `now_ms`, the CRC computed again (both lie in
+/// its range). Readers take every record's time from the max timestamp.
+pub fn stamp_log_append_time(buf: &mut [u8], now_ms: i64) {
+    let attributes = be_i16(buf, ATTRIBUTES_AT) | LOG_APPEND_TIME_FLAG;
+    buf[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    buf[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
+    let crc = crc32c::crc32c(&buf[ATTRIBUTES_AT..]);
+    buf[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
 /// Writes base offset and partition leader epoch into the batch that starts

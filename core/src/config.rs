@@ -129,6 +129,26 @@ impl<'de> Deserialize<'de> for CleanupPolicy {
     }
 }
 
+/// Whose time a record's timestamp is (`message.timestamp.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum TimestampType {
+    /// The producer's (Kafka's default).
+    #[default]
+    CreateTime,
+    /// The broker's, when it appends the batch.
+    LogAppendTime,
+}
+
+impl TimestampType {
+    /// Kafka's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            TimestampType::CreateTime => "CreateTime",
+            TimestampType::LogAppendTime => "LogAppendTime",
+        }
+    }
+}
+
 /// One partition log's settings (Kafka's `log.*` broker configs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -185,6 +205,17 @@ pub struct LogConfig {
     /// among the shards (`log.cleaner.dedupe.buffer.size`, 128 MiB): a
     /// cleaning pass covers as much dirty log as its share holds.
     pub cleaner_dedupe_buffer_size: u64,
+    /// Whose time a record carries (`log.message.timestamp.type`):
+    /// `CreateTime` (the producer's) or `LogAppendTime` (the broker's,
+    /// stamped on each batch as it is appended).
+    pub message_timestamp_type: TimestampType,
+    /// A CreateTime batch stamped earlier than this before the broker's
+    /// time is refused, INVALID_TIMESTAMP (`log.message.timestamp.before.max.ms`).
+    pub message_timestamp_before_max_ms: i64,
+    /// A CreateTime batch stamped later than this after the broker's time
+    /// is refused, INVALID_TIMESTAMP (`log.message.timestamp.after.max.ms`,
+    /// one hour).
+    pub message_timestamp_after_max_ms: i64,
     /// Bytes per second a shard's cleaner reads and writes at most
     /// (`log.cleaner.io.max.bytes.per.second`; Kafka's default is
     /// unbounded, ours keeps the cleaner to a share of a disk).
@@ -216,6 +247,9 @@ impl Default for LogConfig {
             cleaner_backoff_ms: 15_000,
             cleaner_dedupe_buffer_size: 128 * 1024 * 1024,
             cleaner_io_max_bytes_per_second: 100.0 * 1024.0 * 1024.0,
+            message_timestamp_type: TimestampType::CreateTime,
+            message_timestamp_before_max_ms: i64::MAX,
+            message_timestamp_after_max_ms: 3_600_000,
         }
     }
 }

@@ -207,13 +207,37 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
         broker_name: "log.message.timestamp.type",
         config_type: ConfigType::String,
         check: Check::OneOf {
-            accepted: &["CreateTime"],
-            refused: &["LogAppendTime"],
-            reason: "this broker keeps the producer's timestamps",
+            accepted: &["CreateTime", "LogAppendTime"],
+            refused: &[],
+            reason: "",
         },
-        node_value: |_| "CreateTime".into(),
-        apply: None,
-        documentation: "Record timestamps are the producer's create time.",
+        node_value: |c| c.message_timestamp_type.name().into(),
+        apply: Some(Apply::Word(|c, v| {
+            c.message_timestamp_type = if v == "LogAppendTime" {
+                crate::config::TimestampType::LogAppendTime
+            } else {
+                crate::config::TimestampType::CreateTime
+            }
+        })),
+        documentation: "Whose time records carry: the producer's (CreateTime) or the broker's at append (LogAppendTime).",
+    },
+    TopicConfig {
+        name: "message.timestamp.after.max.ms",
+        broker_name: "log.message.timestamp.after.max.ms",
+        config_type: ConfigType::Long,
+        check: Check::Long(0),
+        node_value: |c| c.message_timestamp_after_max_ms.to_string(),
+        apply: Some(Apply::Number(|c, v| c.message_timestamp_after_max_ms = v)),
+        documentation: "A CreateTime batch stamped further ahead of the broker's time is refused.",
+    },
+    TopicConfig {
+        name: "message.timestamp.before.max.ms",
+        broker_name: "log.message.timestamp.before.max.ms",
+        config_type: ConfigType::Long,
+        check: Check::Long(0),
+        node_value: |c| c.message_timestamp_before_max_ms.to_string(),
+        apply: Some(Apply::Number(|c, v| c.message_timestamp_before_max_ms = v)),
+        documentation: "A CreateTime batch stamped further behind the broker's time is refused.",
     },
     TopicConfig {
         name: "min.insync.replicas",
@@ -365,18 +389,6 @@ pub const REPORTED_TOPIC_CONFIGS: &[ReportedTopicConfig] = &[
         Some("max.decompressed.message.bytes"),
         ConfigType::Int,
         "2147483639",
-    ),
-    reported(
-        "message.timestamp.after.max.ms",
-        Some("log.message.timestamp.after.max.ms"),
-        ConfigType::Long,
-        "3600000",
-    ),
-    reported(
-        "message.timestamp.before.max.ms",
-        Some("log.message.timestamp.before.max.ms"),
-        ConfigType::Long,
-        "9223372036854775807",
     ),
     reported(
         "preallocate",
@@ -782,7 +794,8 @@ mod tests {
         );
         assert!(check_topic_config("cleanup.policy", Some("shred")).is_err());
         assert!(check_topic_config("compression.type", Some("gzip")).is_err());
-        assert!(check_topic_config("message.timestamp.type", Some("LogAppendTime")).is_err());
+        assert!(check_topic_config("message.timestamp.type", Some("LogAppendTime")).is_ok());
+        assert!(check_topic_config("message.timestamp.type", Some("BrokerTime")).is_err());
         assert!(check_topic_config("flush.ms", Some("100")).is_ok());
         assert_eq!(
             check_topic_config("retention.msx", Some("1")).unwrap_err(),

@@ -27,6 +27,10 @@ pub enum LogError {
     /// One append is larger than a whole segment.
     #[error("append of {size_bytes} bytes exceeds segment.bytes {max_bytes}")]
     RecordListTooLarge { size_bytes: usize, max_bytes: u64 },
+    /// A CreateTime batch's timestamp lies outside the topic's
+    /// `message.timestamp.before.max.ms` / `after.max.ms` of the broker's time.
+    #[error("{0}")]
+    InvalidTimestamp(String),
     /// An idempotent producer's batch breaks the sequence rules
     /// (OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH, ...).
     #[error("producer sequence check failed: {0}")]
@@ -63,6 +67,7 @@ impl LogError {
             LogError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
             LogError::RecordListTooLarge { .. } => ErrorCode::RecordListTooLarge,
             LogError::Sequence(code) => *code,
+            LogError::InvalidTimestamp(_) => ErrorCode::InvalidTimestamp,
             LogError::Io { .. } | LogError::Corrupt { .. } | LogError::Offline => {
                 ErrorCode::KafkaStorageError
             }

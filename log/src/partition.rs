@@ -17,7 +17,7 @@
 //!
 //! ```no_run
 //! # use sluice_log::{PartitionLog, DmaStorage};
-//! # use sluice_core::config::LogConfig;
+//! # use sluice_core::config::{LogConfig, TimestampType};
 //! # async fn demo() -> Result<(), sluice_log::LogError> {
 //! let log = PartitionLog::open(DmaStorage, "data/t/0".into(), LogConfig::default(), None, 0).await?;
 //! let batch = sluice_core::batch::BatchBuilder::new(0).record(None, Some(b"v")).build();
@@ -35,9 +35,10 @@ use bytes::{Bytes, BytesMut};
 use glommio::sync::Semaphore;
 use sluice_core::batch::RecordBatch;
 use sluice_core::batch::{
-    assign_in_place, check_batch, check_log_batch, peek_batch_size, BatchError, BatchHeader,
+    assign_in_place, check_batch, check_log_batch, peek_batch_size, stamp_log_append_time,
+    BatchError, BatchHeader,
 };
-use sluice_core::config::LogConfig;
+use sluice_core::config::{LogConfig, TimestampType};
 use sluice_core::records::RecordIter;
 use sluice_core::{LeaderEpoch, Offset};
 
@@ -76,6 +77,9 @@ pub struct AppendInfo {
     /// The batches were a retry of an idempotent producer's batches already
     /// in the log: nothing was written and the offsets are the originals.
     pub duplicate: bool,
+    /// The broker's time stamped on the batches (a `LogAppendTime` log),
+    /// else -1: what Produce answers as `log_append_time_ms`.
+    pub log_append_time_ms: i64,
 }
 
 /// What retention removed.
@@ -382,6 +386,7 @@ impl<S: Storage> PartitionLog<S> {
                         batches: 1,
                         size_bytes: header.size_bytes,
                         duplicate: true,
+                        log_append_time_ms: -1,
                     }));
                 }
                 SequenceCheck::Duplicate { .. } => {
@@ -625,6 +630,7 @@ impl<S: Storage> PartitionLog<S> {
             if self.config.borrow().cleanup_policy.compacts() {
                 clean::check_keys(&batches[at..at + size])?;
             }
+            self.check_timestamps(&header, now_ms)?;
             records += header.records_count as i64;
             max_timestamp = max_timestamp.max(header.max_timestamp);
             count += 1;
@@ -652,9 +658,15 @@ impl<S: Storage> PartitionLog<S> {
         let mut headers = Vec::with_capacity(count);
         let mut next = base_offset;
         let mut at = 0usize;
+        let log_append_time =
+            self.config.borrow().message_timestamp_type == TimestampType::LogAppendTime;
         while at < total {
             let size = peek_batch_size(&batches[at..]).expect("checked above");
             assign_in_place(&mut batches[at..at + size], next, leader_epoch);
+            if log_append_time {
+                // The one case where the broker re-hashes a batch, as Kafka.
+                stamp_log_append_time(&mut batches[at..at + size], now_ms);
+            }
             let header = BatchHeader::peek(&batches[at..]).expect("checked above");
             next = header.last_offset() + 1;
             headers.push((at, header));
@@ -665,15 +677,45 @@ impl<S: Storage> PartitionLog<S> {
         let info = AppendInfo {
             base_offset,
             last_offset: next - 1,
-            max_timestamp,
+            max_timestamp: if log_append_time {
+                now_ms
+            } else {
+                max_timestamp
+            },
             batches: count,
             size_bytes: total,
             duplicate: false,
+            log_append_time_ms: if log_append_time { now_ms } else { -1 },
         };
 
         self.bound_write_buffer().await?;
         self.stats.borrow_mut().appends += 1;
         Ok(info)
+    }
+
+    /// Kafka's timestamp bounds for a CreateTime batch: its first record no
+    /// earlier than `message.timestamp.before.max.ms` before the broker's
+    /// time, its latest no later than `after.max.ms` after it.
+    fn check_timestamps(&self, header: &BatchHeader, now_ms: i64) -> LogResult<()> {
+        let config = self.config.borrow();
+        if config.message_timestamp_type == TimestampType::LogAppendTime {
+            return Ok(());
+        }
+        let earliest = now_ms.saturating_sub(config.message_timestamp_before_max_ms);
+        let latest = now_ms.saturating_add(config.message_timestamp_after_max_ms);
+        if header.base_timestamp < earliest {
+            return Err(LogError::InvalidTimestamp(format!(
+                "Timestamp {} of a batch is out of range. The timestamp should be within [{earliest}, {latest}]",
+                header.base_timestamp
+            )));
+        }
+        if header.max_timestamp > latest {
+            return Err(LogError::InvalidTimestamp(format!(
+                "Timestamp {} of a batch is out of range. The timestamp should be within [{earliest}, {latest}]",
+                header.max_timestamp
+            )));
+        }
+        Ok(())
     }
 
     /// Puts checked batches (slices of `frozen`, offsets assigned) in the

@@ -458,6 +458,8 @@ pub struct ProduceResult {
     pub durable_at: Option<Offset>,
     /// The leader epoch the records were appended in.
     pub leader_epoch: i32,
+    /// The broker's time stamped on the records (LogAppendTime), else -1.
+    pub log_append_time_ms: i64,
 }
 
 /// One partition of a [`ShardRequest::Fetch`].

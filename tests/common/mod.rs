@@ -810,12 +810,17 @@ pub const PY_HELPERS: &str = include_str!("clients.py");
 
 /// Runs `python3 -c PY_HELPERS+snippet BOOTSTRAP args...` with a timeout.
 pub fn python(broker: &Broker, snippet: &str, args: &[&str], timeout: Duration) -> CmdOutput {
+    python_at(&broker.bootstrap(), snippet, args, timeout)
+}
+
+/// [`python`] against any bootstrap address (a Kafka node as well).
+pub fn python_at(bootstrap: &str, snippet: &str, args: &[&str], timeout: Duration) -> CmdOutput {
     let script = format!("{PY_HELPERS}\n# --- test snippet\n{snippet}");
     run(
         Command::new(python_interpreter())
             .arg("-c")
             .arg(script)
-            .arg(broker.bootstrap())
+            .arg(bootstrap)
             .args(args)
             .env("PYTHONUNBUFFERED", "1"),
         b"",

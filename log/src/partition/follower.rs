@@ -77,6 +77,7 @@ impl<S: Storage> PartitionLog<S> {
             batches: count,
             size_bytes: total,
             duplicate: false,
+            log_append_time_ms: -1,
         })
     }
 }

@@ -74,6 +74,7 @@ impl Shard {
             log_start_offset,
             durable_at: None,
             leader_epoch: -1,
+            log_append_time_ms: -1,
         };
         let Some(p) = self.partition(topic, partition) else {
             return refused(self.absence_error(topic, partition), -1);
@@ -153,6 +154,7 @@ impl Shard {
             log_start_offset: p.log.log_start_offset(),
             durable_at,
             leader_epoch,
+            log_append_time_ms: info.log_append_time_ms,
         }
     }
 

@@ -193,7 +193,7 @@ async fn append(ctx: &Rc<Context>, request: ProduceRequest) -> Appended {
                 .with_index(appended.response.index)
                 .with_error_code(r.error.code())
                 .with_base_offset(r.base_offset)
-                .with_log_append_time_ms(-1)
+                .with_log_append_time_ms(r.log_append_time_ms)
                 .with_log_start_offset(r.log_start_offset);
             appended.durable_at = r.durable_at.map(|offset| (owner, offset, r.leader_epoch));
         }
