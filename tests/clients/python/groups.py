@@ -514,6 +514,10 @@ def scenario_kafka_python(bootstrap, topic, group):
             session_timeout_ms=SESSION_MS,
             heartbeat_interval_ms=HEARTBEAT_MS,
             request_timeout_ms=30000,
+            # The rebalance timeout: a member slow to rejoin (its thread
+            # between polls when the second member joins) is dropped and
+            # rejoins after 15 s, not after kafka-python's 5 minutes.
+            max_poll_interval_ms=15000,
         )
 
     def produce_kp(ids):
@@ -558,7 +562,29 @@ def scenario_kafka_python(bootstrap, topic, group):
             a, b = state[0]["assignment"], state[1]["assignment"]
             return len(a) == 2 and len(b) == 2 and sorted(a + b) == list(range(parts))
 
-        wait_until(split, "2 kafka-python members with 2 partitions each")
+        # kafka-python's own log, kept in memory and printed if the split
+        # never comes (a rare stall under investigation: see
+        # tests/group_scenarios.rs).
+        import collections
+        import logging
+
+        recent = collections.deque(maxlen=400)
+
+        class Keep(logging.Handler):
+            def emit(self, record):
+                recent.append(self.format(record))
+
+        keep = Keep()
+        keep.setFormatter(logging.Formatter("%(asctime)s %(threadName)s %(name)s %(levelname)s %(message)s"))
+        logging.getLogger("kafka").addHandler(keep)
+        logging.getLogger("kafka").setLevel(logging.DEBUG)
+        try:
+            wait_until(split, "2 kafka-python members with 2 partitions each")
+        except TimeoutError:
+            print("\n".join(recent), file=sys.stderr, flush=True)
+            raise
+        finally:
+            logging.getLogger("kafka").removeHandler(keep)
         out("assignment sizes 2 2")
         produce_kp(range(n))
         wait_until(lambda: len(set(state[0]["ids"] + state[1]["ids"])) == n, f"all {n} messages consumed")
