@@ -9,6 +9,10 @@
 //!   stamped two hours ahead is refused with INVALID_TIMESTAMP;
 //!   `message.timestamp.before.max.ms=60000`: one stamped an hour behind is
 //!   refused too; one stamped now is taken.
+//!
+//! And, against sluice alone (no client can see a batch's codec): a
+//! topic's `compression.type` makes the broker store every batch in that
+//! codec whatever the producer sent, records unchanged.
 
 mod common;
 
@@ -77,4 +81,75 @@ fn timestamp_configs_answer_as_kafka_does() {
             "now ok",
         ]
     );
+}
+
+/// Creates `topic` with `compression.type` and produces 200 messages with
+/// the producer's `codec`; prints nothing, fails on any error.
+const PRODUCE_COMPRESSED: &str = r#"
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+topic, stored, codec = ARGS[0], ARGS[1], ARGS[2]
+admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+admin.create_topics([NewTopic(topic, 1, 1, config={"compression.type": stored})], request_timeout=30)[topic].result(30)
+confluent_produce(topic, 0, 200, partition=0, **{"compression.codec": codec})
+"#;
+
+#[test]
+fn compression_type_makes_the_broker_store_batches_in_its_codec() {
+    let broker = Broker::start();
+    // (topic's compression.type, producer's codec, codec id stored)
+    for (stored, sent, id) in [
+        ("zstd", "none", 4i16),
+        ("uncompressed", "lz4", 0),
+        ("gzip", "snappy", 1),
+    ] {
+        let t = common::topic(&format!("recompress-{stored}"));
+        let out = common::python(
+            &broker,
+            PRODUCE_COMPRESSED,
+            &[&t, stored, sent],
+            CLIENT_TIMEOUT,
+        );
+        out.assert_success();
+        let (high_watermark, batches) = common::fetch_all(&broker, &t, 0);
+        assert_eq!(high_watermark, 200);
+        let mut offsets = 0;
+        for batch in &batches {
+            assert_eq!(
+                batch.compression(),
+                id,
+                "{stored}: batch at {}",
+                batch.base_offset
+            );
+            assert!(
+                batch.crc_ok,
+                "{stored}: batch at {} has a valid CRC",
+                batch.base_offset
+            );
+            offsets += i64::from(batch.last_offset_delta) + 1;
+        }
+        assert_eq!(offsets, 200, "{stored}: every record stored once");
+        // Read back with confluent-kafka (Debian's kcat has no zstd).
+        let read = common::python(
+            &broker,
+            "for o, k, v in confluent_consume(ARGS[0], 0, 0, 200):\n    print(k.decode() + '=' + v.decode())",
+            &[&t],
+            CLIENT_TIMEOUT,
+        );
+        read.assert_success();
+        let expected: String = (0..200)
+            .map(|i| {
+                let (k, v) = common::message(i);
+                format!(
+                    "{}={}\n",
+                    String::from_utf8_lossy(&k),
+                    String::from_utf8_lossy(&v)
+                )
+            })
+            .collect();
+        assert!(
+            read.stdout_text() == expected,
+            "{stored}: records read back differ"
+        );
+    }
 }

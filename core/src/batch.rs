@@ -107,6 +107,43 @@ pub enum Compression {
     Zstd,
 }
 
+impl Compression {
+    /// The codec's attribute bits.
+    pub fn bits(self) -> i16 {
+        match self {
+            Compression::None => 0,
+            Compression::Gzip => 1,
+            Compression::Snappy => 2,
+            Compression::Lz4 => 3,
+            Compression::Zstd => 4,
+        }
+    }
+
+    /// Kafka's name (`compression.type`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "uncompressed",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    /// The codec Kafka names `name`.
+    pub fn from_name(name: &str) -> Option<Compression> {
+        [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ]
+        .into_iter()
+        .find(|c| c.name() == name)
+    }
+}
+
 /// One whole, checked RecordBatch v2; cheap to clone (shares the bytes).
 #[derive(Clone, PartialEq, Eq)]
 pub struct RecordBatch {

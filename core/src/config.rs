@@ -129,6 +129,53 @@ impl<'de> Deserialize<'de> for CleanupPolicy {
     }
 }
 
+/// How a topic's batches are stored (`compression.type`): as the producer
+/// compressed them, or recompressed by the broker with one codec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CompressionType {
+    /// As the producer sent them (Kafka's default).
+    #[default]
+    Producer,
+    /// Every batch in this codec (`uncompressed` for none).
+    Codec(crate::batch::Compression),
+}
+
+impl FromStr for CompressionType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "producer" {
+            return Ok(CompressionType::Producer);
+        }
+        crate::batch::Compression::from_name(s)
+            .map(CompressionType::Codec)
+            .ok_or_else(|| {
+                format!("compression.type must be producer, uncompressed, gzip, snappy, lz4 or zstd, not {s:?}")
+            })
+    }
+}
+
+impl std::fmt::Display for CompressionType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CompressionType::Producer => f.write_str("producer"),
+            CompressionType::Codec(c) => f.write_str(c.name()),
+        }
+    }
+}
+
+impl Serialize for CompressionType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for CompressionType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// Whose time a record's timestamp is (`message.timestamp.type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum TimestampType {
@@ -205,6 +252,10 @@ pub struct LogConfig {
     /// among the shards (`log.cleaner.dedupe.buffer.size`, 128 MiB): a
     /// cleaning pass covers as much dirty log as its share holds.
     pub cleaner_dedupe_buffer_size: u64,
+    /// The codec batches are stored in (`compression.type`): `producer`
+    /// keeps each batch as sent; a codec makes the broker recompress
+    /// batches in another one as they are appended.
+    pub compression_type: CompressionType,
     /// Whose time a record carries (`log.message.timestamp.type`):
     /// `CreateTime` (the producer's) or `LogAppendTime` (the broker's,
     /// stamped on each batch as it is appended).
@@ -247,6 +298,7 @@ impl Default for LogConfig {
             cleaner_backoff_ms: 15_000,
             cleaner_dedupe_buffer_size: 128 * 1024 * 1024,
             cleaner_io_max_bytes_per_second: 100.0 * 1024.0 * 1024.0,
+            compression_type: CompressionType::Producer,
             message_timestamp_type: TimestampType::CreateTime,
             message_timestamp_before_max_ms: i64::MAX,
             message_timestamp_after_max_ms: 3_600_000,

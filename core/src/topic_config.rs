@@ -185,13 +185,17 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
         broker_name: "compression.type",
         config_type: ConfigType::String,
         check: Check::OneOf {
-            accepted: &["producer"],
-            refused: &["uncompressed", "gzip", "snappy", "lz4", "zstd"],
-            reason: "this broker stores batches as the producer compressed them",
+            accepted: &["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"],
+            refused: &[],
+            reason: "",
         },
-        node_value: |_| "producer".into(),
-        apply: None,
-        documentation: "Batches keep the producer's compression.",
+        node_value: |c| c.compression_type.to_string(),
+        apply: Some(Apply::Word(|c, v| {
+            if let Ok(t) = v.parse() {
+                c.compression_type = t;
+            }
+        })),
+        documentation: "The codec batches are stored in: producer keeps each batch as sent; a codec makes the broker recompress every batch in another one.",
     },
     TopicConfig {
         name: "max.message.bytes",
@@ -793,7 +797,8 @@ mod tests {
             i64::MAX.to_string()
         );
         assert!(check_topic_config("cleanup.policy", Some("shred")).is_err());
-        assert!(check_topic_config("compression.type", Some("gzip")).is_err());
+        assert!(check_topic_config("compression.type", Some("gzip")).is_ok());
+        assert!(check_topic_config("compression.type", Some("brotli")).is_err());
         assert!(check_topic_config("message.timestamp.type", Some("LogAppendTime")).is_ok());
         assert!(check_topic_config("message.timestamp.type", Some("BrokerTime")).is_err());
         assert!(check_topic_config("flush.ms", Some("100")).is_ok());

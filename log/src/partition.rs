@@ -17,7 +17,7 @@
 //!
 //! ```no_run
 //! # use sluice_log::{PartitionLog, DmaStorage};
-//! # use sluice_core::config::{LogConfig, TimestampType};
+//! # use sluice_core::config::LogConfig;
 //! # async fn demo() -> Result<(), sluice_log::LogError> {
 //! let log = PartitionLog::open(DmaStorage, "data/t/0".into(), LogConfig::default(), None, 0).await?;
 //! let batch = sluice_core::batch::BatchBuilder::new(0).record(None, Some(b"v")).build();
@@ -33,12 +33,13 @@ use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 use glommio::sync::Semaphore;
-use sluice_core::batch::RecordBatch;
+use sluice_core::batch::{Compression, RecordBatch};
+use sluice_core::recompress::recompress_batch;
 use sluice_core::batch::{
     assign_in_place, check_batch, check_log_batch, peek_batch_size, stamp_log_append_time,
     BatchError, BatchHeader,
 };
-use sluice_core::config::{LogConfig, TimestampType};
+use sluice_core::config::{CompressionType, LogConfig, TimestampType};
 use sluice_core::records::RecordIter;
 use sluice_core::{LeaderEpoch, Offset};
 
@@ -80,6 +81,44 @@ pub struct AppendInfo {
     /// The broker's time stamped on the batches (a `LogAppendTime` log),
     /// else -1: what Produce answers as `log_append_time_ms`.
     pub log_append_time_ms: i64,
+}
+
+/// Most bytes a batch's records may take once decompressed for
+/// recompression.
+const MAX_UNCOMPRESSED_BATCH_BYTES: usize = 128 * 1024 * 1024;
+
+/// `batches` with every batch in `codec` (a topic's `compression.type`),
+/// as Kafka recompresses on append; the same buffer when all already are.
+/// A batch that is not valid is refused as the append would refuse it.
+fn recompressed(batches: BytesMut, codec: Compression) -> LogResult<BytesMut> {
+    let mut parts: Vec<Bytes> = Vec::new();
+    let mut changed = false;
+    let mut at = 0usize;
+    while at < batches.len() {
+        let size = peek_batch_size(&batches[at..])?;
+        let end = at.saturating_add(size).min(batches.len());
+        check_batch(&batches[at..end])?;
+        let batch = RecordBatch::parse_unchecked(Bytes::copy_from_slice(&batches[at..end]))?;
+        let part = if batch.is_control() {
+            None
+        } else {
+            recompress_batch(&batch, codec, MAX_UNCOMPRESSED_BATCH_BYTES).map_err(|e| {
+                tracing::debug!(error = %e, "produce with records that cannot be recompressed");
+                BatchError::InvalidRecord("records of the batch cannot be decompressed")
+            })?
+        };
+        changed |= part.is_some();
+        parts.push(part.unwrap_or_else(|| batch.into_bytes()));
+        at = end;
+    }
+    if !changed {
+        return Ok(batches);
+    }
+    let mut out = BytesMut::with_capacity(parts.iter().map(Bytes::len).sum());
+    for part in parts {
+        out.extend_from_slice(&part);
+    }
+    Ok(out)
 }
 
 /// What retention removed.
@@ -610,6 +649,10 @@ impl<S: Storage> PartitionLog<S> {
         let mut at = 0usize;
         if batches.is_empty() {
             return Err(BatchError::InvalidRecord("no record batches").into());
+        }
+        let compression_type = self.config.borrow().compression_type;
+        if let CompressionType::Codec(codec) = compression_type {
+            batches = recompressed(batches, codec)?;
         }
         while at < batches.len() {
             let size = peek_batch_size(&batches[at..])?;

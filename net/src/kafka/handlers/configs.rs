@@ -46,8 +46,8 @@ pub fn broker_configs(config: &NodeConfig) -> Vec<ConfigEntry> {
         (
             "compression.type",
             ConfigType::String,
-            |_| "producer".into(),
-            "Batches keep the producer's compression.",
+            |c| c.log.compression_type.to_string(),
+            "The codec batches are stored in (producer: as sent).",
         ),
         (
             "default.replication.factor",
@@ -88,8 +88,8 @@ pub fn broker_configs(config: &NodeConfig) -> Vec<ConfigEntry> {
         (
             "log.message.timestamp.type",
             ConfigType::String,
-            |_| "CreateTime".into(),
-            "Record timestamps are the producer's create time.",
+            |c| c.log.message_timestamp_type.name().into(),
+            "Whose time records carry: CreateTime or LogAppendTime.",
         ),
         (
             "log.retention.bytes",
