@@ -120,7 +120,9 @@ fn kafka_python_groups_share_and_resume() {
         let broker = broker();
         let (t, g) = (topic("kp"), topic("kp-group"));
         let out = run_script(&broker, "groups.py", &["kafka-python", &t, &g]);
-        let stalled = out.stderr_text().contains("2 kafka-python members with 2 partitions each");
+        let stalled = out
+            .stderr_text()
+            .contains("2 kafka-python members with 2 partitions each");
         if attempt == 1 && stalled {
             println!(
                 "kafka-python stalled before an even split; trying once more. Its log:\n{}\nbroker:\n{}",

@@ -81,7 +81,10 @@ mod tests {
                 .expect("a different codec");
             let next = RecordBatch::parse(next).expect("valid CRC");
             assert_eq!(next.compression(), codec);
-            assert_eq!(next.header().last_sequence(), plain.header().last_sequence());
+            assert_eq!(
+                next.header().last_sequence(),
+                plain.header().last_sequence()
+            );
             let keys: Vec<_> = read_records(&next, 1 << 20)
                 .expect("records")
                 .into_iter()
@@ -91,7 +94,11 @@ mod tests {
             assert!(keys[1].2, "the tombstone stays one");
             current = next;
         }
-        assert_eq!(current.bytes(), plain.bytes(), "back to the same bytes uncompressed");
+        assert_eq!(
+            current.bytes(),
+            plain.bytes(),
+            "back to the same bytes uncompressed"
+        );
         assert!(recompress_batch(&plain, Compression::None, 1 << 20)
             .expect("no-op")
             .is_none());

@@ -33,13 +33,13 @@ use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 use glommio::sync::Semaphore;
-use sluice_core::batch::{Compression, RecordBatch};
-use sluice_core::recompress::recompress_batch;
 use sluice_core::batch::{
     assign_in_place, check_batch, check_log_batch, peek_batch_size, stamp_log_append_time,
     BatchError, BatchHeader,
 };
+use sluice_core::batch::{Compression, RecordBatch};
 use sluice_core::config::{CompressionType, LogConfig, TimestampType};
+use sluice_core::recompress::recompress_batch;
 use sluice_core::records::RecordIter;
 use sluice_core::{LeaderEpoch, Offset};
 
