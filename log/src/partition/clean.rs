@@ -432,15 +432,19 @@ impl<S: Storage> PartitionLog<S> {
             }
         }
         outcome.records_removed = pass.records_removed;
-        checkpoint::write(
-            &self.storage,
-            &self.dir.join(CLEANER_CHECKPOINT_FILE),
-            &CleanerCheckpoint {
-                first_dirty_offset: map_end,
-                earliest_delete_horizon_ms: pass.earliest_delete_horizon_ms,
-            },
-        )
-        .await?;
+        // A group the log changed under was not rewritten: the next pass
+        // covers the same dirty part again, so the checkpoint stays.
+        if outcome.groups_abandoned == 0 {
+            checkpoint::write(
+                &self.storage,
+                &self.dir.join(CLEANER_CHECKPOINT_FILE),
+                &CleanerCheckpoint {
+                    first_dirty_offset: map_end,
+                    earliest_delete_horizon_ms: pass.earliest_delete_horizon_ms,
+                },
+            )
+            .await?;
+        }
         outcome.segments_after = self.segment_count();
         outcome.bytes_after = self.size_bytes();
         tracing::info!(
