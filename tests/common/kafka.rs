@@ -74,6 +74,6 @@ impl KafkaNode {
 
 impl Drop for KafkaNode {
     fn drop(&mut self) {
-        let _ = oracle().args(["stop", "--data"]).arg(self.data()).status();
+        let _ = oracle().args(["stop", "--data"]).arg(self.data()).output();
     }
 }
