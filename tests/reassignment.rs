@@ -299,12 +299,19 @@ for r, f in admin.describe_configs(res).items():
     );
     configs.assert_success();
     let configs = configs.stdout_text();
+    // The replica lists are back to Kafka's default (empty, source 5 =
+    // DEFAULT_CONFIG); the rates to unbounded.
     assert!(
         configs
             .lines()
-            .all(|l| !l.contains("throttled.replicas") && l.contains("9223372036854775807")),
+            .all(|l| if l.contains("throttled.replicas") {
+                l.split(' ').nth(1) == Some("") && l.ends_with(" 5")
+            } else {
+                l.contains("9223372036854775807")
+            }),
         "{configs}"
     );
+    assert_eq!(configs.lines().count(), 4, "{configs}");
 }
 
 #[test]
