@@ -90,8 +90,8 @@ pub fn read_records(
         let key = optional_bytes(&after_timestamp, &mut cur)?;
         let (value_len, _) = get_varint(&after_timestamp[cur..]).map_err(RecordError::from)?;
         out.push(CleanRecord {
-            offset: base_offset + offset_delta as i64,
-            timestamp: log_append_time.unwrap_or(base_timestamp + timestamp_delta),
+            offset: base_offset.wrapping_add(offset_delta as i64),
+            timestamp: log_append_time.unwrap_or(base_timestamp.wrapping_add(timestamp_delta)),
             key,
             is_tombstone: value_len < 0,
             after_timestamp,
@@ -152,7 +152,7 @@ pub fn rebuild_batch(
         for r in kept {
             record.clear();
             record.push(r.attributes);
-            put_varlong(&mut record, r.timestamp - base_timestamp);
+            put_varlong(&mut record, r.timestamp.wrapping_sub(base_timestamp));
             record.extend_from_slice(&r.after_timestamp);
             put_varint(&mut plain, record.len() as i32);
             plain.extend_from_slice(&record);

@@ -121,10 +121,10 @@ impl RecordIter {
         }
         self.rest = self.rest.slice(n + length..);
         Ok(Record {
-            offset: self.base_offset + offset_delta as i64,
+            offset: self.base_offset.wrapping_add(offset_delta as i64),
             timestamp: self
                 .log_append_time
-                .unwrap_or(self.base_timestamp + timestamp_delta),
+                .unwrap_or(self.base_timestamp.wrapping_add(timestamp_delta)),
             key,
             value,
             headers,
