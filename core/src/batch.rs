@@ -247,9 +247,8 @@ impl BatchHeader {
     }
 }
 
-/// Checks that `buf` is exactly one batch with a sane header (length, magic,
-/// record count), without the CRC.
-pub fn check_batch_header(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+/// The header of the batch `buf` holds exactly, no more and no less.
+fn whole_batch_header(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     let header = BatchHeader::peek(buf)?;
     if header.size_bytes != buf.len() {
         return Err(if header.size_bytes > buf.len() {
@@ -261,6 +260,13 @@ pub fn check_batch_header(buf: &[u8]) -> Result<BatchHeader, BatchError> {
             BatchError::InvalidRecord("trailing bytes after batch")
         });
     }
+    Ok(header)
+}
+
+/// Checks that `buf` is exactly one batch with a sane header (length, magic,
+/// record count), without the CRC.
+pub fn check_batch_header(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+    let header = whole_batch_header(buf)?;
     if header.records_count <= 0 {
         return Err(BatchError::InvalidRecord("batch has no records"));
     }
@@ -285,17 +291,7 @@ pub fn check_log_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
 
 /// [`check_log_batch`] without the CRC.
 pub fn check_log_batch_header(buf: &[u8]) -> Result<BatchHeader, BatchError> {
-    let header = BatchHeader::peek(buf)?;
-    if header.size_bytes != buf.len() {
-        return Err(if header.size_bytes > buf.len() {
-            BatchError::Truncated {
-                needed: header.size_bytes,
-                available: buf.len(),
-            }
-        } else {
-            BatchError::InvalidRecord("trailing bytes after batch")
-        });
-    }
+    let header = whole_batch_header(buf)?;
     if header.records_count < 0
         || header.last_offset_delta < 0
         || header.records_count - 1 > header.last_offset_delta

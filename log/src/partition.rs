@@ -167,6 +167,8 @@ pub struct PartitionLog<S: Storage> {
     /// Where each leader epoch starts (see [`EpochCache`]); stored with
     /// the producer snapshot, the rest replayed from batch headers at open.
     epochs: RefCell<EpochCache>,
+    /// The cleaner checkpoint as last read or written (compacted logs).
+    cleaner_state: Cell<Option<clean::CleanerCheckpoint>>,
 }
 
 /// Counters of what a log did since it was opened (for metrics and tests).
@@ -327,6 +329,7 @@ impl<S: Storage> PartitionLog<S> {
             producers: RefCell::new(ProducerStateTable::default()),
             bytes_since_producer_snapshot: Cell::new(0),
             epochs: RefCell::new(EpochCache::default()),
+            cleaner_state: Cell::new(None),
         };
         if log.open_report.checkpoint_rebuilt {
             log.write_checkpoint().await?;

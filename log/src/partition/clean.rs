@@ -319,12 +319,20 @@ impl<S: Storage> PartitionLog<S> {
             first_dirty_offset: 0,
             earliest_delete_horizon_ms: i64::MAX,
         };
-        let mut stored = match checkpoint::read::<S, CleanerCheckpoint>(&self.storage, &path).await
-        {
-            Ok(c) => c.unwrap_or(none),
-            Err(e) => {
-                tracing::warn!(dir = ?self.dir, error = %e, "cleaner checkpoint damaged; the next pass covers the whole log");
-                none
+        // Read once; passes keep it current (plans run every backoff).
+        let mut stored = match self.cleaner_state.get() {
+            Some(c) => c,
+            None => {
+                let read = checkpoint::read::<S, CleanerCheckpoint>(&self.storage, &path).await;
+                let c = match read {
+                    Ok(c) => c.unwrap_or(none),
+                    Err(e) => {
+                        tracing::warn!(dir = ?self.dir, error = %e, "cleaner checkpoint damaged; the next pass covers the whole log");
+                        none
+                    }
+                };
+                self.cleaner_state.set(Some(c));
+                c
             }
         };
         stored.first_dirty_offset = stored.first_dirty_offset.max(self.log_start_offset());
@@ -435,15 +443,17 @@ impl<S: Storage> PartitionLog<S> {
         // A group the log changed under was not rewritten: the next pass
         // covers the same dirty part again, so the checkpoint stays.
         if outcome.groups_abandoned == 0 {
+            let done = CleanerCheckpoint {
+                first_dirty_offset: map_end,
+                earliest_delete_horizon_ms: pass.earliest_delete_horizon_ms,
+            };
             checkpoint::write(
                 &self.storage,
                 &self.dir.join(CLEANER_CHECKPOINT_FILE),
-                &CleanerCheckpoint {
-                    first_dirty_offset: map_end,
-                    earliest_delete_horizon_ms: pass.earliest_delete_horizon_ms,
-                },
+                &done,
             )
             .await?;
+            self.cleaner_state.set(Some(done));
         }
         outcome.segments_after = self.segment_count();
         outcome.bytes_after = self.size_bytes();
@@ -719,6 +729,26 @@ impl<S: Storage> PartitionLog<S> {
         }
     }
 
+    /// Renames a segment's three files, the `.log` last (a `.log.swap`
+    /// present means its indexes were renamed before it), and makes the
+    /// renames durable.
+    async fn rename_segment_files(&self, from: &SegmentPaths, to: &SegmentPaths) -> LogResult<()> {
+        for (from, to) in [
+            (&from.index, &to.index),
+            (&from.time_index, &to.time_index),
+            (&from.log, &to.log),
+        ] {
+            self.storage
+                .rename(from, to)
+                .await
+                .map_err(LogError::io("renaming", from))?;
+        }
+        self.storage
+            .sync_dir(&self.dir)
+            .await
+            .map_err(LogError::io("syncing directory", &self.dir))
+    }
+
     /// Swaps the written `.cleaned` segment in for `group`, under the I/O
     /// lock; `false` when the group is no longer the log's.
     async fn swap_in(
@@ -750,20 +780,7 @@ impl<S: Storage> PartitionLog<S> {
             at
         };
         let swap = staged_paths(&self.dir, base, ".swap");
-        for (from, to) in [
-            (&staged.index, &swap.index),
-            (&staged.time_index, &swap.time_index),
-            (&staged.log, &swap.log),
-        ] {
-            self.storage
-                .rename(from, to)
-                .await
-                .map_err(LogError::io("renaming", from))?;
-        }
-        self.storage
-            .sync_dir(&self.dir)
-            .await
-            .map_err(LogError::io("syncing directory", &self.dir))?;
+        self.rename_segment_files(staged, &swap).await?;
         // Committed: from here a crash finishes the swap at the next open.
         for old in &group[1..] {
             let paths = old.borrow().paths.clone();
@@ -771,21 +788,8 @@ impl<S: Storage> PartitionLog<S> {
                 remove_if_present(&self.storage, path).await?;
             }
         }
-        let target = SegmentPaths::new(&self.dir, base);
-        for (from, to) in [
-            (&swap.index, &target.index),
-            (&swap.time_index, &target.time_index),
-            (&swap.log, &target.log),
-        ] {
-            self.storage
-                .rename(from, to)
-                .await
-                .map_err(LogError::io("renaming", from))?;
-        }
-        self.storage
-            .sync_dir(&self.dir)
-            .await
-            .map_err(LogError::io("syncing directory", &self.dir))?;
+        self.rename_segment_files(&swap, &SegmentPaths::new(&self.dir, base))
+            .await?;
         let created_ms = group[0].borrow().created_ms;
         let fresh = Segment::open_sealed(
             &self.storage,

@@ -9,11 +9,11 @@ use std::rc::Rc;
 use kafka_protocol::messages::alter_configs_request::AlterConfigsResource;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, ApiKey};
-use kafka_protocol::protocol::StrBytes;
 use sluice_core::metadata::dynamic_config::{ConfigChange, ConfigOp};
-use sluice_core::ErrorCode;
 
-use super::incremental_alter_configs::{commit_changes, config_resource, Refusal};
+use super::incremental_alter_configs::{
+    answer, check_not_repeated, commit_changes, config_resource, Refusal,
+};
 use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
 
@@ -38,13 +38,7 @@ pub async fn handle(ctx: &Rc<Context>, request: AlterConfigsRequest) -> AlterCon
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in &request.resources {
         let outcome = replace(ctx, resource, request.validate_only).await;
-        let (code, message) = match outcome {
-            Ok(()) => (ErrorCode::None, None),
-            Err((code, message)) => {
-                tracing::info!(resource = %resource.resource_name.as_str(), %code, message, "config change refused");
-                (code, Some(StrBytes::from_string(message)))
-            }
-        };
+        let (code, message) = answer(resource.resource_name.as_str(), outcome);
         responses.push(
             AlterConfigsResourceResponse::default()
                 .with_error_code(code.code())
@@ -66,12 +60,7 @@ async fn replace(
     let mut changes: Vec<ConfigChange> = Vec::with_capacity(resource.configs.len());
     for c in &resource.configs {
         let name = c.name.as_str().to_owned();
-        if changes.iter().any(|(n, ..)| *n == name) {
-            return Err((
-                ErrorCode::InvalidRequest,
-                format!("Error due to duplicate config keys: {name}"),
-            ));
-        }
+        check_not_repeated(&changes, &name)?;
         let value = c.value.as_ref().map(|v| v.as_str().to_owned());
         let op = if value.is_some() {
             ConfigOp::Set

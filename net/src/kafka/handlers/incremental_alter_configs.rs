@@ -71,13 +71,7 @@ pub async fn handle(
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in &request.resources {
         let outcome = alter(ctx, resource, request.validate_only).await;
-        if let Err((code, message)) = &outcome {
-            tracing::info!(resource = %resource.resource_name.as_str(), %code, message, "config change refused");
-        }
-        let (code, message) = match outcome {
-            Ok(()) => (ErrorCode::None, None),
-            Err((code, message)) => (code, Some(StrBytes::from_string(message))),
-        };
+        let (code, message) = answer(resource.resource_name.as_str(), outcome);
         responses.push(
             AlterConfigsResourceResponse::default()
                 .with_error_code(code.code())
@@ -87,6 +81,31 @@ pub async fn handle(
         );
     }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+/// A resource's error code and message, the refusal logged.
+pub(super) fn answer(
+    resource: &str,
+    outcome: Result<(), Refusal>,
+) -> (ErrorCode, Option<StrBytes>) {
+    match outcome {
+        Ok(()) => (ErrorCode::None, None),
+        Err((code, message)) => {
+            tracing::info!(resource, %code, message, "config change refused");
+            (code, Some(StrBytes::from_string(message)))
+        }
+    }
+}
+
+/// A key named twice in one resource is INVALID_REQUEST, as Kafka has it.
+pub(super) fn check_not_repeated(changes: &[ConfigChange], name: &str) -> Result<(), Refusal> {
+    if changes.iter().any(|(n, ..)| n == name) {
+        return Err((
+            ErrorCode::InvalidRequest,
+            format!("Error due to duplicate config keys: {name}"),
+        ));
+    }
+    Ok(())
 }
 
 /// Checks one resource's changes and, unless only validating, has the
@@ -100,12 +119,7 @@ async fn alter(
     let mut changes: Vec<ConfigChange> = Vec::with_capacity(resource.configs.len());
     for c in &resource.configs {
         let name = c.name.as_str().to_owned();
-        if changes.iter().any(|(n, ..)| *n == name) {
-            return Err((
-                ErrorCode::InvalidRequest,
-                format!("Error due to duplicate config keys: {name}"),
-            ));
-        }
+        check_not_repeated(&changes, &name)?;
         let op = ConfigOp::from_id(c.config_operation).ok_or_else(|| {
             (
                 ErrorCode::InvalidRequest,
