@@ -55,7 +55,8 @@ pub struct ConsumerPlan {
 
 /// Runs one consumer; returns its measurements.
 pub fn run(w: &Workload, plan: ConsumerPlan, live: Arc<Live>) -> anyhow::Result<Recorder> {
-    let mut client = Client::connect(&plan.broker, Duration::from_secs(30))?;
+    let mut client =
+        Client::connect(&plan.broker, Duration::from_secs(30))?.with_client_id(&w.client_id);
     let mut rec = Recorder::new(plan.window);
     let topic = TopicName(StrBytes::from_string(w.topic.clone()));
     let mut offsets: Vec<i64> = plan.partitions.iter().map(|(_, o)| *o).collect();

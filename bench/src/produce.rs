@@ -97,7 +97,8 @@ struct OpenBatch {
 /// Runs one producer until `plan.end` (or its byte limit); returns its
 /// measurements.
 pub fn run(w: &Workload, plan: ProducerPlan, live: Arc<Live>) -> anyhow::Result<Recorder> {
-    let client = Client::connect(&plan.broker, Duration::from_secs(30))?;
+    let client =
+        Client::connect(&plan.broker, Duration::from_secs(30))?.with_client_id(&w.client_id);
     let (mut writer, reader) = client.split();
     let window = Arc::new(InFlightLimit {
         count: Mutex::new(0),

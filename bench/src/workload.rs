@@ -116,6 +116,10 @@ pub struct RunArgs {
     /// memory (VmRSS) is sampled every second and the peak recorded.
     #[arg(long)]
     pub broker_pid: Option<u32>,
+    /// The client id the producers and consumers send (the one client
+    /// quotas are set for).
+    #[arg(long, default_value = "sluice")]
+    pub client_id: String,
 }
 
 /// A fully resolved run setup.
@@ -143,6 +147,13 @@ pub struct Workload {
     pub max_in_flight: usize,
     pub backlog_mib: u64,
     pub cores: Vec<usize>,
+    /// The producers' and consumers' client id.
+    #[serde(default = "default_client_id")]
+    pub client_id: String,
+}
+
+fn default_client_id() -> String {
+    "sluice".to_owned()
 }
 
 impl Workload {
@@ -171,6 +182,7 @@ impl Workload {
             max_in_flight: 5,
             backlog_mib: 0,
             cores: args.cores.clone(),
+            client_id: args.client_id.clone(),
         };
         match preset {
             Preset::Tput1k => {}

@@ -84,6 +84,12 @@ impl Client {
         })
     }
 
+    /// The same connection, sending `client_id` in its requests' headers.
+    pub fn with_client_id(mut self, client_id: &str) -> Client {
+        self.writer.client_id = StrBytes::from_string(client_id.to_owned());
+        self
+    }
+
     /// Sends `request` at `version` and returns its response.
     pub fn send<R: Request>(&mut self, request: &R, version: i16) -> anyhow::Result<R::Response> {
         let id = self.writer.send(request, version)?;

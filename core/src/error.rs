@@ -71,6 +71,8 @@ pub enum ErrorCode {
     GroupSubscribedToTopic = 86,
     InvalidRecord = 87,
     ProducerFenced = 90,
+    ResourceNotFound = 91,
+    DuplicateResource = 92,
     InvalidUpdateVersion = 95,
     UnknownTopicId = 100,
     IneligibleReplica = 107,

@@ -15,6 +15,7 @@ pub mod error;
 pub mod group;
 pub mod metadata;
 pub mod producer_state;
+pub mod quota;
 pub mod recompress;
 pub mod records;
 pub mod replication;

@@ -493,11 +493,11 @@ impl<S: Storage> PartitionLog<S> {
     pub fn log_end_offset(&self) -> Offset {
         self.active().borrow().next_offset
     }
-    /// Every offset below this has been fdatasync'd.
     /// What this log did since it was opened.
     pub fn stats(&self) -> LogStats {
         *self.stats.borrow()
     }
+    /// Every offset below this has been fdatasync'd.
     pub fn durable_offset(&self) -> Offset {
         self.durable_offset.get()
     }

@@ -16,10 +16,12 @@ use std::time::Duration;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
-use sluice_shard::message::Stats;
-use sluice_shard::{Notify, Shard, ShardStats};
+use sluice_shard::message::{Metrics as MetricsOp, ShardStats, Stats};
+use sluice_shard::metrics::{LatencyHistogram, RequestLatency, ShardMetrics, TopicBytes};
+use sluice_shard::{Notify, Shard};
 
 use crate::kafka::connection_limits::ConnectionLimits;
+use crate::kafka::registry;
 use crate::kafka::server::{bind_listener, parse_addr, with_deadline};
 
 /// Largest request head read.
@@ -142,6 +144,16 @@ pub async fn metrics(shard: &Rc<Shard>, limits: &ConnectionLimits) -> String {
             s.partitions
         }),
         (
+            "sluice_leader_partitions",
+            "Partitions the shard leads",
+            |s| s.leader_partitions,
+        ),
+        (
+            "sluice_under_replicated_partitions",
+            "Partitions the shard leads whose in-sync set lacks a replica",
+            |s| s.under_replicated_partitions,
+        ),
+        (
             "sluice_offline_partitions",
             "Partitions that failed to open or went offline after a storage error",
             |s| s.offline_partitions,
@@ -180,6 +192,16 @@ pub async fn metrics(shard: &Rc<Shard>, limits: &ConnectionLimits) -> String {
             "sluice_kafka_bad_requests_total",
             "Connections closed for bad input",
             |s| s.bad_requests,
+        ),
+        (
+            "sluice_kafka_throttled_requests_total",
+            "Requests whose client was over a quota and was throttled",
+            |s| s.throttled_requests,
+        ),
+        (
+            "sluice_kafka_throttle_time_ms_total",
+            "Milliseconds of throttle given to clients over a quota",
+            |s| s.throttle_time_ms,
         ),
         (
             "sluice_log_cleaner_passes_total",
@@ -239,5 +261,160 @@ pub async fn metrics(shard: &Rc<Shard>, limits: &ConnectionLimits) -> String {
             out.push_str(&format!("{name}{{shard=\"{}\"}} {}\n", s.shard, get(s)));
         }
     }
+    budgets(&mut out, &all);
+    let mut node = ShardMetrics::default();
+    for to in 0..shard.shards {
+        if let Ok(m) = shard.call(to, MetricsOp).await {
+            node.merge(&m);
+        }
+    }
+    render_metrics(&mut out, &node);
     out
+}
+
+/// A budget's bytes in use and its limit, read from a shard's stats.
+type UsedOfBudget = fn(&ShardStats) -> (u64, u64);
+
+/// One stage's histogram of a request's latencies.
+type Stage = fn(&RequestLatency) -> &LatencyHistogram;
+
+/// Memory each budget holds against its limit, per shard.
+fn budgets(out: &mut String, all: &[ShardStats]) {
+    let budgets: [(&str, UsedOfBudget); 2] = [
+        ("batch_cache", |s| {
+            (s.batch_cache_bytes, s.batch_cache_budget_bytes)
+        }),
+        ("kafka_requests", |s| {
+            (s.request_bytes_queued, s.request_budget_bytes)
+        }),
+    ];
+    out.push_str("# HELP sluice_memory_used_bytes Bytes a bounded buffer holds\n# TYPE sluice_memory_used_bytes gauge\n");
+    for s in all {
+        for (budget, get) in &budgets {
+            let used = get(s).0;
+            out.push_str(&format!(
+                "sluice_memory_used_bytes{{shard=\"{}\",budget=\"{budget}\"}} {used}\n",
+                s.shard
+            ));
+        }
+    }
+    out.push_str("# HELP sluice_memory_budget_bytes The limit a bounded buffer is held to\n# TYPE sluice_memory_budget_bytes gauge\n");
+    for s in all {
+        for (budget, get) in &budgets {
+            let limit = get(s).1;
+            out.push_str(&format!(
+                "sluice_memory_budget_bytes{{shard=\"{}\",budget=\"{budget}\"}} {limit}\n",
+                s.shard
+            ));
+        }
+    }
+}
+
+/// The node's histograms (every shard's added up), bytes per topic and
+/// consumer group lag.
+fn render_metrics(out: &mut String, node: &ShardMetrics) {
+    let stages: [(&str, &str, Stage); 3] = [
+        (
+            "sluice_kafka_request_queue_seconds",
+            "Time from a request's first body byte to its handler: the request byte budget and the bytes arriving",
+            |r| &r.queue,
+        ),
+        (
+            "sluice_kafka_request_local_seconds",
+            "Time in the request's handler (a Produce until its append)",
+            |r| &r.local,
+        ),
+        (
+            "sluice_kafka_request_total_seconds",
+            "Time from a request's first body byte to its answer being ready (a Produce's sync and replication included)",
+            |r| &r.total,
+        ),
+    ];
+    for (name, help, get) in stages {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} histogram\n"));
+        for (key, latency) in &node.requests {
+            let api = registry::SUPPORTED_APIS
+                .iter()
+                .find(|a| a.key as i16 == *key)
+                .map_or("unknown", |a| a.name);
+            histogram(out, name, &format!("api=\"{api}\""), get(latency));
+        }
+    }
+    let name = "sluice_log_fsync_seconds";
+    out.push_str(&format!(
+        "# HELP {name} Log flushes that issued an fdatasync, from start to durable\n# TYPE {name} histogram\n"
+    ));
+    histogram(out, name, "", &node.fsync);
+    let mut topics: Vec<_> = node.topics.iter().collect();
+    topics.sort_unstable_by_key(|(t, _)| t.as_str());
+    for (name, help, get) in [
+        (
+            "sluice_topic_bytes_in_total",
+            "Bytes of records appended to the topic's partitions led here",
+            (|b: &TopicBytes| b.bytes_in) as fn(&TopicBytes) -> u64,
+        ),
+        (
+            "sluice_topic_bytes_out_total",
+            "Bytes of records read from the topic for consumers and followers",
+            |b: &TopicBytes| b.bytes_out,
+        ),
+    ] {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
+        for (topic, bytes) in &topics {
+            out.push_str(&format!(
+                "{name}{{topic=\"{}\"}} {}\n",
+                escape_label(topic),
+                get(bytes)
+            ));
+        }
+    }
+    let lag = node.group_lag();
+    for (name, help, pick) in [
+        (
+            "sluice_consumer_group_lag_sum",
+            "Records behind the high watermark, over the group's partitions led on this node",
+            (|l: &(u64, u64)| l.0) as fn(&(u64, u64)) -> u64,
+        ),
+        (
+            "sluice_consumer_group_lag_max",
+            "Records the group's furthest-behind partition led on this node is behind",
+            |l: &(u64, u64)| l.1,
+        ),
+    ] {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+        for (group, l) in &lag {
+            out.push_str(&format!(
+                "{name}{{group=\"{}\"}} {}\n",
+                escape_label(group),
+                pick(l)
+            ));
+        }
+    }
+}
+
+/// One histogram's buckets, sum and count, with `labels` (may be empty).
+fn histogram(out: &mut String, name: &str, labels: &str, h: &LatencyHistogram) {
+    let sep = if labels.is_empty() { "" } else { "," };
+    for (bound, count) in h.cumulative() {
+        let le = bound.map_or("+Inf".to_owned(), |b| b.to_string());
+        out.push_str(&format!(
+            "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {count}\n"
+        ));
+    }
+    let braces = if labels.is_empty() {
+        String::new()
+    } else {
+        format!("{{{labels}}}")
+    };
+    out.push_str(&format!("{name}_sum{braces} {}\n", h.sum_s));
+    out.push_str(&format!("{name}_count{braces} {}\n", h.count));
+}
+
+/// A label value as the exposition format wants it: backslash, quote and
+/// newline escaped (topic and group names come from clients).
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

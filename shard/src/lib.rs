@@ -17,6 +17,7 @@ pub mod kafka_link;
 pub mod mesh;
 pub mod message;
 pub mod metadata_log;
+pub mod metrics;
 pub mod notify;
 pub mod runtime;
 pub mod shard;

@@ -122,6 +122,8 @@ shard_ops! {
     InstallSnapshot => install_snapshot -> (),
     /// The shard's counters (for the admin endpoint's metrics).
     Stats => stats_op -> ShardStats,
+    /// The shard's histograms and bytes per topic (for the same).
+    Metrics => metrics_op -> crate::metrics::ShardMetrics,
     /// Work for a group coordinator of this shard.
     Group => group -> GroupResponse,
     /// ListGroups: every group this shard coordinates.
@@ -285,6 +287,10 @@ pub struct DescribeQuorum;
 #[derive(Debug, Clone, Copy)]
 pub struct Stats;
 
+/// Asks for the shard's histograms and bytes per topic.
+#[derive(Debug, Clone, Copy)]
+pub struct Metrics;
+
 /// Work for the coordinator of the groups that `partition` of
 /// `__consumer_offsets` holds (the shard that owns that partition).
 #[derive(Debug, Clone)]
@@ -429,6 +435,15 @@ pub enum Proposal {
         resource: sluice_core::metadata::dynamic_config::ConfigResource,
         changes: Vec<sluice_core::metadata::dynamic_config::ConfigChange>,
     },
+    /// Client quotas change (Kafka's AlterClientQuotas): each entity's
+    /// changes, checked by the caller, resolved against the controller's
+    /// state.
+    AlterClientQuotas {
+        changes: Vec<(
+            sluice_core::quota::QuotaEntity,
+            Vec<sluice_core::quota::QuotaChange>,
+        )>,
+    },
     /// Unclean election of the named leaderless partitions (ElectLeaders'
     /// unclean type); answered with how many were named.
     UncleanElect {
@@ -519,6 +534,19 @@ pub struct ShardStats {
     pub bad_requests: u64,
     pub cleaner_passes: u64,
     pub cleaner_bytes_removed: u64,
+    pub throttled_requests: u64,
+    pub throttle_time_ms: u64,
+    /// Partitions this shard leads.
+    pub leader_partitions: u64,
+    /// Of those, the ones whose in-sync set lacks a replica.
+    pub under_replicated_partitions: u64,
+    /// Bytes the batch cache may hold (`shard.batch_cache_bytes`).
+    pub batch_cache_budget_bytes: u64,
+    /// Bytes of requests read and not yet answered, and the budget they
+    /// are held to (`kafka.queued_max_request_bytes`; 0 before the
+    /// listener runs).
+    pub request_bytes_queued: u64,
+    pub request_budget_bytes: u64,
     pub appends: u64,
     pub flushes: u64,
     pub flush_syncs: u64,

@@ -33,6 +33,7 @@ use crate::message::{
     self, FetchResult, GroupResponse, ProduceResult, ShardMsg, ShardOp, ShardRequest,
     ShardResponse, ShardStats,
 };
+use crate::metrics::ShardMetrics;
 use crate::notify::Notify;
 use crate::runtime::MESH_TASKS_MAX;
 use crate::store::{Disk, PartitionStore};
@@ -72,6 +73,10 @@ pub struct ShardCounters {
     pub cleaner_passes: Cell<u64>,
     /// Bytes compaction passes removed from logs.
     pub cleaner_bytes_removed: Cell<u64>,
+    /// Requests whose client went over a quota and was throttled.
+    pub throttled_requests: Cell<u64>,
+    /// Milliseconds of throttle those requests were given.
+    pub throttle_time_ms: Cell<u64>,
 }
 
 impl ShardCounters {
@@ -96,13 +101,19 @@ pub struct OwnedPartition {
     role: RefCell<replication::Role>,
     /// An in-sync set change is on its way to the controller.
     alter_pending: Cell<bool>,
+    /// The shard's metrics (the sync latency histogram).
+    metrics: Rc<RefCell<ShardMetrics>>,
 }
 
 impl OwnedPartition {
     /// Makes everything appended durable and wakes those waiting for the
     /// high watermark (under `log.flush = always` it moves with the sync).
     pub async fn flush(&self) -> sluice_log::LogResult<Offset> {
+        let (started, syncs) = (std::time::Instant::now(), self.log.stats().flush_syncs);
         let durable = self.log.flush().await?;
+        if self.log.stats().flush_syncs > syncs {
+            self.metrics.borrow_mut().fsync.observe(started.elapsed());
+        }
         self.hw_changed.notify_all();
         Ok(durable)
     }
@@ -188,6 +199,12 @@ pub struct Shard {
     pub shards: u32,
     pub config: Rc<NodeConfig>,
     pub counters: ShardCounters,
+    /// Latency histograms and bytes per topic ([`crate::metrics`]).
+    pub metrics: Rc<RefCell<ShardMetrics>>,
+    /// The Kafka listener's request byte budget
+    /// (`kafka.queued_max_request_bytes`), once the listener runs: its
+    /// use is reported in the stats.
+    pub request_budget: RefCell<Option<Rc<glommio::sync::Semaphore>>>,
     metadata: RefCell<MetadataState>,
     partitions: RefCell<HashMap<PartitionKey, Rc<OwnedPartition>>>,
     /// Partitions this shard owns whose log could not be opened: clients
@@ -293,6 +310,8 @@ impl Shard {
             ))),
             config,
             counters: ShardCounters::default(),
+            metrics: Rc::default(),
+            request_budget: RefCell::new(None),
             metadata: RefCell::new(metadata),
             partitions: RefCell::new(HashMap::new()),
             offline: RefCell::new(Default::default()),
@@ -506,6 +525,36 @@ impl Shard {
         }
     }
 
+    /// [`message::Metrics`]: this shard's histograms and bytes per topic.
+    /// With them, for consumer group lag: the committed offsets of the
+    /// groups this shard coordinates and the high watermarks of the
+    /// partitions it leads (the admin endpoint joins them).
+    pub(crate) async fn metrics_op(&self, _: message::Metrics) -> ShardMetrics {
+        let mut metrics = self.metrics.borrow().clone();
+        for (key, p) in self.partitions.borrow().iter() {
+            if p.leads_at().is_some() && key.0 != OFFSETS_TOPIC {
+                metrics
+                    .high_watermarks
+                    .push((key.0.clone(), key.1, p.high_watermark()));
+            }
+        }
+        let coordinator = self.groups.coordinator().borrow();
+        for group in coordinator.list() {
+            let Some(offsets) = coordinator.offsets(&group.group_id) else {
+                continue;
+            };
+            for ((topic, partition), committed) in offsets {
+                metrics.committed_offsets.push((
+                    group.group_id.clone(),
+                    topic.clone(),
+                    *partition,
+                    committed.offset,
+                ));
+            }
+        }
+        metrics
+    }
+
     /// [`message::Stats`]: this shard's counters.
     pub(crate) async fn stats_op(&self, _: message::Stats) -> ShardStats {
         self.stats()
@@ -574,9 +623,26 @@ impl Shard {
             bad_requests: self.counters.bad_requests.get(),
             cleaner_passes: self.counters.cleaner_passes.get(),
             cleaner_bytes_removed: self.counters.cleaner_bytes_removed.get(),
+            throttled_requests: self.counters.throttled_requests.get(),
+            throttle_time_ms: self.counters.throttle_time_ms.get(),
             ..ShardStats::default()
         };
-        for p in self.partitions.borrow().values() {
+        let metadata = self.metadata.borrow();
+        for ((topic, partition), p) in self.partitions.borrow().iter() {
+            let isr = p
+                .role
+                .borrow()
+                .is_leader()
+                .then(|| p.role.borrow().isr_len());
+            if let Some(isr) = isr {
+                stats.leader_partitions += 1;
+                let replicas = metadata
+                    .partition(topic, *partition)
+                    .map_or(0, |m| m.replicas.len());
+                if isr < replicas {
+                    stats.under_replicated_partitions += 1;
+                }
+            }
             let log = p.log.stats();
             stats.appends += log.appends;
             stats.flushes += log.flushes;
@@ -584,6 +650,12 @@ impl Shard {
         }
         let cache = self.cache.borrow();
         stats.batch_cache_bytes = cache.used_bytes();
+        stats.batch_cache_budget_bytes = self.config.shard.batch_cache_bytes;
+        if let Some(budget) = self.request_budget.borrow().as_ref() {
+            let capacity = self.config.kafka.queued_max_request_bytes;
+            stats.request_budget_bytes = capacity;
+            stats.request_bytes_queued = capacity.saturating_sub(budget.available());
+        }
         (stats.batch_cache_hits, stats.batch_cache_misses) = cache.hit_counts();
         stats
     }

@@ -77,6 +77,12 @@ pub enum MetadataCommand {
     UncleanElect {
         partitions: Vec<(String, i32)>,
     },
+    /// Each entity's client quotas become its `values` (none: the entity
+    /// has no quota left), Kafka's AlterClientQuotas with its operations
+    /// resolved by the controller.
+    AlterClientQuotas {
+        quotas: Vec<crate::quota::ClientQuota>,
+    },
     /// Reserves producer ids `[first, first + count)` for InitProducerId.
     AllocateProducerIds {
         first: i64,
@@ -129,6 +135,9 @@ impl std::fmt::Display for MetadataCommand {
             }
             MetadataCommand::UncleanElect { partitions } => {
                 write!(f, "unclean election in {} partitions", partitions.len())
+            }
+            MetadataCommand::AlterClientQuotas { quotas } => {
+                write!(f, "client quotas of {} entities change", quotas.len())
             }
             MetadataCommand::AllocateProducerIds { first, count } => {
                 write!(f, "allocate producer ids {first}..{}", first + count)

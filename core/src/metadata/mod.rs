@@ -138,6 +138,10 @@ pub struct MetadataState {
     /// empty string for the cluster default.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Client quotas ([`crate::quota`]), one entry per entity that has
+    /// any, ordered by entity.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client_quotas: Vec<crate::quota::ClientQuota>,
     /// First producer id not yet handed out.
     pub next_producer_id: i64,
     /// Commands applied so far.
@@ -369,6 +373,11 @@ impl MetadataState {
             }
             MetadataCommand::ElectLeaders { elections } => {
                 election::apply(self, elections);
+            }
+            MetadataCommand::AlterClientQuotas { quotas } => {
+                for quota in quotas {
+                    self.set_client_quota(quota);
+                }
             }
             MetadataCommand::AllocateProducerIds { first, count } => {
                 if *first != self.next_producer_id || *count <= 0 {

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use kafka_protocol::protocol::StrBytes;
+use sluice_core::quota::QuotaTracker;
 use sluice_core::replication::throttle::Throttle;
 use sluice_shard::Shard;
 
@@ -24,6 +25,8 @@ pub struct Context {
     /// (`leader.replication.throttled.rate`), spent by followers' fetches
     /// of throttled replicas served here.
     pub leader_throttle: RefCell<Throttle>,
+    /// This shard's client quota windows ([`super::quotas`]).
+    pub quota_tracker: RefCell<QuotaTracker>,
 }
 
 /// File in the data directory holding the cluster id, made at first start.
@@ -45,6 +48,7 @@ impl Context {
             bind_addr,
             shard,
             leader_throttle: RefCell::new(Throttle::new(u64::MAX, 0)),
+            quota_tracker: RefCell::new(QuotaTracker::new(super::quotas::MAX_TRACKED_CLIENTS)),
         })
     }
 }

@@ -4,5 +4,6 @@ pub mod connection_limits;
 pub mod context;
 pub mod features;
 pub mod handlers;
+pub mod quotas;
 pub mod registry;
 pub mod server;

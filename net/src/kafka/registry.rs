@@ -36,14 +36,15 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind}
 
 use super::context::Context;
 use super::handlers::{
-    acls, alter_configs, alter_partition_reassignments, api_versions, consumer_group_describe,
-    consumer_group_heartbeat, create_partitions, create_topics, delete_groups, delete_records,
-    delete_topics, describe_cluster, describe_configs, describe_groups, describe_log_dirs,
-    describe_quorum, describe_topic_partitions, elect_leaders, fetch, find_coordinator, heartbeat,
-    incremental_alter_configs, init_producer_id, join_group, leave_group, list_groups,
-    list_offsets, list_partition_reassignments, metadata, offset_commit, offset_delete,
-    offset_fetch, offset_for_leader_epoch, produce, sync_group, update_features, Call, Handler,
-    Outcome,
+    acls, alter_client_quotas, alter_configs, alter_partition_reassignments, api_versions,
+    consumer_group_describe, consumer_group_heartbeat, create_partitions, create_topics,
+    delete_groups, delete_records, delete_topics, describe_client_quotas, describe_cluster,
+    describe_configs, describe_groups, describe_log_dirs, describe_quorum,
+    describe_topic_partitions, describe_user_scram_credentials, elect_leaders, fetch,
+    find_coordinator, heartbeat, incremental_alter_configs, init_producer_id, join_group,
+    leave_group, list_groups, list_offsets, list_partition_reassignments, metadata, offset_commit,
+    offset_delete, offset_fetch, offset_for_leader_epoch, produce, sync_group, update_features,
+    Call, Handler, Outcome,
 };
 
 /// A served API: its key, its name (Kafka's, as `ApiKey` spells it) and its
@@ -178,6 +179,9 @@ registry! {
     DescribeAcls => acls::DescribeAclsHandler,
     CreateAcls => acls::CreateAclsHandler,
     DeleteAcls => acls::DeleteAclsHandler,
+    DescribeClientQuotas => describe_client_quotas::DescribeClientQuotasHandler,
+    AlterClientQuotas => alter_client_quotas::AlterClientQuotasHandler,
+    DescribeUserScramCredentials => describe_user_scram_credentials::DescribeUserScramCredentialsHandler,
 }
 
 /// The supported range of `key`, if the broker serves it.

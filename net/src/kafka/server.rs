@@ -45,7 +45,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -54,12 +54,13 @@ use glommio::net::{TcpListener, TcpStream};
 use glommio::sync::{Semaphore, StaticPermit};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
+use sluice_shard::metrics::ShardMetrics;
 use sluice_shard::{Env, Notify, Shard, ShardCounters};
 
 use super::connection_limits::{ConnectionLimits, ConnectionSlot, Refused};
 use super::context::Context;
 use super::handlers::{self, Outcome};
-use super::registry;
+use super::{quotas, registry};
 
 /// Serves the Kafka protocol on this shard until `stop` fires. Fails when
 /// the listener cannot start.
@@ -73,6 +74,7 @@ pub async fn serve(
     let listener = bind_listener(ctx.bind_addr)
         .map_err(|e| format!("cannot bind the Kafka port {}: {e}", ctx.bind_addr))?;
     let budget = Rc::new(Semaphore::new(shard.config.kafka.queued_max_request_bytes));
+    *shard.request_budget.borrow_mut() = Some(budget.clone());
     let active = Rc::new(Cell::new(0usize));
     let trim_pending = Rc::new(Cell::new(false));
     let idle = Rc::new(Notify::default());
@@ -315,8 +317,9 @@ async fn read_requests(
         if size < 8 || size as u32 > max {
             return bad(ctx, format!("frame of {size} bytes (limit {max})"));
         }
+        let frame_started = Instant::now();
         let (frame, permits) = read_frame(ctx, budget, &mut input, size as usize, stall).await?;
-        let (reply, pipelined) = handle_frame(ctx, frame, peer).await?;
+        let (reply, pipelined, throttle_ms) = handle_frame(ctx, frame, peer, frame_started).await?;
         wait_for_writer = !pipelined;
         let answer = Answer {
             reply,
@@ -327,6 +330,15 @@ async fn read_requests(
             return Ok(());
         }
         sent += 1;
+        if throttle_ms > 0 {
+            // Over a quota: nothing more is read from this client until
+            // its throttle has passed (KIP-219's muted channel). A stop
+            // ends the wait.
+            let throttle = Duration::from_millis(throttle_ms);
+            if with_deadline(throttle, stop.changed()).await.is_some() {
+                return Ok(());
+            }
+        }
     }
 }
 
@@ -512,8 +524,10 @@ async fn handle_frame(
     ctx: &Rc<Context>,
     frame: Bytes,
     peer: Option<std::net::SocketAddr>,
-) -> Result<(Reply, bool), ConnectionError> {
+    frame_started: Instant,
+) -> Result<(Reply, bool, u64), ConnectionError> {
     ShardCounters::bump(&ctx.shard.counters.requests);
+    let frame_bytes = frame.len();
     let (header, request) = match decode_request(frame) {
         Ok(DecodedRequest::Request(header, request)) => (header, *request),
         Ok(DecodedRequest::NewerApiVersions(correlation_id)) => {
@@ -521,7 +535,7 @@ async fn handle_frame(
             let body = handlers::api_versions::unsupported_version();
             let response = encode_response(correlation_id, 0, 0, &ResponseKind::ApiVersions(body));
             return response
-                .map(|frame| (Reply::Now(Some(frame)), false))
+                .map(|frame| (Reply::Now(Some(frame)), false, 0))
                 .map_err(ConnectionError::Encode);
         }
         Err(reason) => return bad(ctx, reason),
@@ -533,30 +547,71 @@ async fn handle_frame(
         api_version: header.request_api_version,
         shard: ctx.shard.id,
     };
+    // Replicas' fetches are not a client's: no quota applies to them.
+    let from_replica = matches!(&request, RequestKind::Fetch(f)
+        if f.replica_id.0 >= 0 || f.replica_state.replica_id.0 >= 0);
+    let metered = if from_replica {
+        None
+    } else {
+        quotas::meter(ctx, api_key, header.client_id.as_deref(), frame_bytes)
+    };
+    let key = header.request_api_key;
+    let dispatch_started = Instant::now();
     // The header goes to the handler whole, so Produce can drop it (its
     // client id is a slice of the frame) before its records go on.
-    let outcome = match registry::dispatch(ctx, header, request, peer).await {
+    let dispatched = Box::pin(registry::dispatch(ctx, header, request, peer));
+    let (outcome, handler_time) = if metered.is_some() {
+        quotas::TimedPolls::new(dispatched).await
+    } else {
+        (dispatched.await, Duration::ZERO)
+    };
+    let outcome = match outcome {
         Ok(outcome) => outcome,
         // decode_request refused it already, against the same table.
         Err(unlisted) => return bad(ctx, unlisted.to_string()),
     };
+    let metrics = ctx.shard.metrics.clone();
+    metrics.borrow_mut().observe_request(
+        key,
+        dispatch_started - frame_started,
+        dispatch_started.elapsed(),
+    );
+    let total = move |metrics: &RefCell<ShardMetrics>| {
+        metrics
+            .borrow_mut()
+            .observe_request_total(key, frame_started.elapsed());
+    };
     match outcome {
-        Outcome::Answer(response) => answer
-            .encode(Some(response))
-            .map(|frame| (Reply::Now(frame), false)),
-        Outcome::Pipelined(response) => answer
-            .encode(response)
-            .map(|frame| (Reply::Now(frame), true)),
+        Outcome::Answer(mut response) => {
+            let throttle = metered.map_or(0, |m| m.finish(ctx, handler_time, Some(&mut response)));
+            let encoded = answer.encode(Some(response));
+            total(&metrics);
+            encoded.map(|frame| (Reply::Now(frame), false, throttle))
+        }
+        Outcome::Pipelined(mut response) => {
+            let throttle = metered.map_or(0, |m| m.finish(ctx, handler_time, response.as_mut()));
+            let encoded = answer.encode(response);
+            total(&metrics);
+            encoded.map(|frame| (Reply::Now(frame), true, throttle))
+        }
         Outcome::Pending(response) => {
+            // A Produce's cost is known once its records are appended; the
+            // throttle goes into the answer that comes after its sync.
+            let throttle = metered.map_or(0, |m| m.finish(ctx, handler_time, None));
             let (done, frame) = local_channel::new_bounded(1);
             // Detached, so the sync and its answer complete even if the
             // connection goes away meanwhile.
             glommio::spawn_local(async move {
-                let response = response.await;
-                let _ = done.send(answer.encode(response)).await;
+                let mut response = response.await;
+                if let (Some(ResponseKind::Produce(r)), true) = (&mut response, throttle > 0) {
+                    r.throttle_time_ms = i32::try_from(throttle).unwrap_or(i32::MAX);
+                }
+                let encoded = answer.encode(response);
+                total(&metrics);
+                let _ = done.send(encoded).await;
             })
             .detach();
-            Ok((Reply::Later(frame), true))
+            Ok((Reply::Later(frame), true, throttle))
         }
     }
 }

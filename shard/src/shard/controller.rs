@@ -679,6 +679,16 @@ impl Shard {
                 let configs = dynamic_config::altered(&state.config_overrides(&resource), &changes);
                 MetadataCommand::AlterConfigs { resource, configs }
             }
+            Proposal::AlterClientQuotas { changes } => MetadataCommand::AlterClientQuotas {
+                quotas: changes
+                    .into_iter()
+                    .map(|(entity, changes)| {
+                        let current = state.client_quota(&entity).cloned().unwrap_or_default();
+                        let values = sluice_core::quota::altered(&current, &changes);
+                        sluice_core::quota::ClientQuota { entity, values }
+                    })
+                    .collect(),
+            },
             Proposal::AlterPartition {
                 topic,
                 partition,
@@ -819,11 +829,13 @@ impl Shard {
                 }
                 self.disk.remove_empty_dir(&self.config.data_dir.join(name));
                 self.groups.topic_deleted(name);
+                self.metrics.borrow_mut().topic_deleted(name);
             }
             MetadataCommand::AllocateProducerIds { .. }
             | MetadataCommand::FenceBroker { .. }
             | MetadataCommand::UnfenceBroker { .. }
             | MetadataCommand::AlterConfigs { .. }
+            | MetadataCommand::AlterClientQuotas { .. }
             | MetadataCommand::UncleanElect { .. }
             | MetadataCommand::ElectLeaders { .. } => {}
         }

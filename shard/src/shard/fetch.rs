@@ -43,6 +43,7 @@ impl Shard {
                 result.records = Bytes::new();
             }
             let got = result.records.len();
+            self.metrics.borrow_mut().bytes_out(&read.topic, got);
             remaining = remaining.saturating_sub(got);
             have_data |= got > 0;
             out.push(result);

@@ -99,6 +99,7 @@ impl Shard {
         let batches = records
             .try_into_mut()
             .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+        let bytes = batches.len();
         let appended = p
             .log
             .append_in_epoch(batches, leader_epoch, self.env.now_ms())
@@ -123,6 +124,7 @@ impl Shard {
             }
         };
         p.appended.notify_all();
+        self.metrics.borrow_mut().bytes_in(topic, bytes);
         let flush = match p.flush {
             FlushPolicy::Always if self.env.acks_before_sync() => FlushPolicy::Never,
             flush => flush,
@@ -265,6 +267,7 @@ impl Shard {
                     min_insync_replicas: Cell::new(min_insync.max(1) as usize),
                     role: RefCell::new(super::replication::Role::unassigned(log_start)),
                     alter_pending: Cell::new(false),
+                    metrics: self.metrics.clone(),
                 });
                 self.offline
                     .borrow_mut()

@@ -53,6 +53,7 @@ use uuid::Uuid;
 use super::topics::{topic_by_id, topic_id};
 use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
+use crate::kafka::quotas;
 
 /// The Fetch handler: [`handle`], at versions 4–18.
 pub struct FetchHandler;
@@ -65,7 +66,22 @@ impl Handler for FetchHandler {
     type Request = FetchRequest;
     type Response = FetchResponse;
 
-    async fn handle(call: Call<'_>, request: Self::Request) -> Outcome<Self::Response> {
+    async fn handle(call: Call<'_>, mut request: Self::Request) -> Outcome<Self::Response> {
+        let from_replica = request.replica_id.0 >= 0 || request.replica_state.replica_id.0 >= 0;
+        if !from_replica {
+            // A consumer with a byte-rate quota fetches at most its
+            // quota's worth for the window at once, as Kafka limits it.
+            let client_id = call.header.client_id.as_deref();
+            if let Some(limit) = quotas::fetch_max_bytes(call.ctx, client_id) {
+                let asked = if request.max_bytes <= 0 {
+                    i32::MAX
+                } else {
+                    request.max_bytes
+                };
+                request.max_bytes = asked.min(limit).max(1);
+                request.min_bytes = request.min_bytes.min(request.max_bytes);
+            }
+        }
         Outcome::Answer(handle(call.ctx, request, call.version).await)
     }
 }

@@ -1,0 +1,634 @@
+//! Client quotas (Kafka's KIP-13, KIP-55 and KIP-124): what a quota is,
+//! which one applies to a request, and how much a client that went over
+//! it is throttled.
+//!
+//! Owns: the quota entities (a user, a client id, or both; each named or
+//! the default) and their keys and checks ([`check_quota`]), how a
+//! request's user and client id find their quota in Kafka's order of
+//! precedence ([`resolve`]), a rate over a sliding window of samples
+//! ([`RateWindow`], Kafka's `Rate` over `quota.window.num` samples of
+//! `quota.window.size.seconds`), and the per-shard set of those windows
+//! ([`QuotaTracker`]), bounded in count. Pure: the time is an argument.
+//!
+//! Invariants: a value stored for a key passed [`check_quota`]; a tracker
+//! holds at most its `max_sensors` windows (the least recently used one
+//! goes first) and forgets a window idle for [`SENSOR_IDLE_MS`]; a
+//! request-quota throttle is never above [`MAX_REQUEST_THROTTLE_MS`].
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+/// Bytes per second a client may produce (a whole number).
+pub const PRODUCER_BYTE_RATE: &str = "producer_byte_rate";
+/// Bytes per second a client may fetch (a whole number).
+pub const CONSUMER_BYTE_RATE: &str = "consumer_byte_rate";
+/// Percent of one request handler's time per second the client may use.
+pub const REQUEST_PERCENTAGE: &str = "request_percentage";
+/// Partitions per second the client may create or delete (stored for the
+/// tools; sluice does not throttle topic changes).
+pub const CONTROLLER_MUTATION_RATE: &str = "controller_mutation_rate";
+
+/// Kafka's entity type names.
+pub const ENTITY_USER: &str = "user";
+pub const ENTITY_CLIENT_ID: &str = "client-id";
+pub const ENTITY_IP: &str = "ip";
+
+/// The principal of a connection without authentication, as Kafka names
+/// it (the user entity `ANONYMOUS` applies to every client here).
+pub const ANONYMOUS_USER: &str = "ANONYMOUS";
+
+/// The quota keys of user and client-id entities, and whether each is a
+/// whole number (Kafka's LONG) or not (DOUBLE).
+pub const QUOTA_KEYS: &[(&str, bool)] = &[
+    (PRODUCER_BYTE_RATE, true),
+    (CONSUMER_BYTE_RATE, true),
+    (REQUEST_PERCENTAGE, false),
+    (CONTROLLER_MUTATION_RATE, false),
+];
+
+/// Samples in a quota's window (Kafka's `quota.window.num` default).
+pub const WINDOW_SAMPLES: usize = 11;
+/// Length of one sample (Kafka's `quota.window.size.seconds` default).
+pub const SAMPLE_MS: u64 = 1_000;
+/// The longest throttle a request quota gives (one sample, as Kafka caps
+/// it); byte-rate throttles are not capped, as in Kafka.
+pub const MAX_REQUEST_THROTTLE_MS: u64 = SAMPLE_MS;
+/// A window without a record this long is forgotten (Kafka expires quota
+/// sensors after an hour of inactivity).
+pub const SENSOR_IDLE_MS: u64 = 3_600_000;
+
+/// An entity's name: a named user or client id, or the default that
+/// applies to every one without a quota of its own.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum EntityName {
+    Default,
+    Named(String),
+}
+
+impl EntityName {
+    /// The wire form: the name, or null for the default.
+    pub fn as_wire(&self) -> Option<&str> {
+        match self {
+            EntityName::Default => None,
+            EntityName::Named(n) => Some(n),
+        }
+    }
+
+    fn matches(&self, actual: &str) -> bool {
+        match self {
+            EntityName::Default => true,
+            EntityName::Named(n) => n == actual,
+        }
+    }
+}
+
+/// What a quota applies to: a user, a client id, or a user's client id.
+/// At least one part is set.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct QuotaEntity {
+    pub user: Option<EntityName>,
+    pub client_id: Option<EntityName>,
+}
+
+impl QuotaEntity {
+    /// The entity of wire parts (type, name or null for the default).
+    /// `Err` is Kafka's INVALID_REQUEST message.
+    pub fn from_parts<'a>(
+        parts: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+    ) -> Result<QuotaEntity, String> {
+        let mut entity = QuotaEntity {
+            user: None,
+            client_id: None,
+        };
+        let mut empty = true;
+        for (kind, name) in parts {
+            empty = false;
+            if name == Some("") && (kind == ENTITY_USER || kind == ENTITY_CLIENT_ID) {
+                let what = if kind == ENTITY_USER {
+                    "user"
+                } else {
+                    "client-id"
+                };
+                return Err(format!("Empty {what} not supported"));
+            }
+            let name = name.map_or(EntityName::Default, |n| EntityName::Named(n.to_owned()));
+            let slot = match kind {
+                ENTITY_USER => &mut entity.user,
+                ENTITY_CLIENT_ID => &mut entity.client_id,
+                ENTITY_IP => {
+                    return Err("IP quotas (connection_creation_rate) are not supported".into())
+                }
+                other => return Err(format!("Unhandled client quota entity type: {other}")),
+            };
+            if slot.replace(name).is_some() {
+                return Err(format!("Duplicate {kind} entity in the quota entity"));
+            }
+        }
+        if empty {
+            return Err("Invalid empty client quota entity".into());
+        }
+        Ok(entity)
+    }
+
+    /// The wire parts, user first.
+    pub fn parts(&self) -> impl Iterator<Item = (&'static str, Option<&str>)> {
+        let user = self.user.as_ref().map(|n| (ENTITY_USER, n.as_wire()));
+        let client = self
+            .client_id
+            .as_ref()
+            .map(|n| (ENTITY_CLIENT_ID, n.as_wire()));
+        user.into_iter().chain(client)
+    }
+
+    /// The part of the given type, if the entity has one.
+    pub fn part(&self, kind: &str) -> Option<&EntityName> {
+        match kind {
+            ENTITY_USER => self.user.as_ref(),
+            ENTITY_CLIENT_ID => self.client_id.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for QuotaEntity {
+    /// Kafka's `ClientQuotaEntity(entries={user=u, client-id=c})`, a
+    /// default's name `null`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self
+            .parts()
+            .map(|(kind, name)| format!("{kind}={}", name.unwrap_or("null")))
+            .collect();
+        write!(f, "ClientQuotaEntity(entries={{{}}})", parts.join(", "))
+    }
+}
+
+/// A quota value. Compared by its bits, so a metadata command holding one
+/// is `Eq` (values are checked finite when set).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct QuotaValue(pub f64);
+
+impl PartialEq for QuotaValue {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for QuotaValue {}
+
+/// An entity's quotas, by key.
+pub type QuotaValues = BTreeMap<String, QuotaValue>;
+
+/// One entity and its quotas, as the metadata keeps them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientQuota {
+    pub entity: QuotaEntity,
+    pub values: QuotaValues,
+}
+
+/// A change to one key: the new value, or `None` to remove it.
+pub type QuotaChange = (String, Option<f64>);
+
+/// Checks a change to `key` as Kafka does, in Kafka's order (a known key,
+/// a finite value, above zero, within a long, whole to a millionth);
+/// `Err` is the INVALID_REQUEST message.
+pub fn check_quota(key: &str, value: Option<f64>) -> Result<(), String> {
+    let Some(&(_, whole)) = QUOTA_KEYS.iter().find(|(k, _)| *k == key) else {
+        return Err(format!("Invalid configuration key {key}"));
+    };
+    let Some(value) = value else { return Ok(()) };
+    if !value.is_finite() {
+        return Err(format!("Quota {key} must be a finite number"));
+    }
+    if value <= 0.0 {
+        return Err(format!("Quota {key} must be greater than 0"));
+    }
+    if whole && value > i64::MAX as f64 {
+        return Err(format!("Proposed value for {key} is too large for a LONG."));
+    }
+    if whole && (value - value.round()).abs() > 1e-6 {
+        return Err(format!("{key} cannot be a fractional value."));
+    }
+    Ok(())
+}
+
+/// `current` with `changes` applied.
+pub fn altered(current: &QuotaValues, changes: &[QuotaChange]) -> QuotaValues {
+    let mut next = current.clone();
+    for (key, value) in changes {
+        match value {
+            Some(v) => next.insert(key.clone(), QuotaValue(*v)),
+            None => next.remove(key),
+        };
+    }
+    next
+}
+
+impl crate::metadata::MetadataState {
+    /// `entity`'s quotas, if it has any.
+    pub fn client_quota(&self, entity: &QuotaEntity) -> Option<&QuotaValues> {
+        self.client_quotas
+            .binary_search_by(|q| q.entity.cmp(entity))
+            .ok()
+            .map(|i| &self.client_quotas[i].values)
+    }
+
+    /// Sets an entity's quotas (none removes the entity), keeping the list
+    /// ordered by entity.
+    pub fn set_client_quota(&mut self, quota: &ClientQuota) {
+        let at = self
+            .client_quotas
+            .binary_search_by(|q| q.entity.cmp(&quota.entity));
+        match (at, quota.values.is_empty()) {
+            (Ok(i), true) => {
+                self.client_quotas.remove(i);
+            }
+            (Ok(i), false) => self.client_quotas[i].values = quota.values.clone(),
+            (Err(_), true) => {}
+            (Err(i), false) => self.client_quotas.insert(i, quota.clone()),
+        }
+    }
+}
+
+/// Which of Kafka's quotas a request is measured against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QuotaType {
+    /// Produce request bytes, against `producer_byte_rate`.
+    Produce,
+    /// Fetch response bytes, against `consumer_byte_rate`.
+    Fetch,
+    /// Handler time, against `request_percentage`.
+    Request,
+}
+
+impl QuotaType {
+    /// The quota key this type is measured against.
+    pub fn key(self) -> &'static str {
+        match self {
+            QuotaType::Produce => PRODUCER_BYTE_RATE,
+            QuotaType::Fetch => CONSUMER_BYTE_RATE,
+            QuotaType::Request => REQUEST_PERCENTAGE,
+        }
+    }
+}
+
+/// Whose usage a window counts: the user and client id the quota's entity
+/// names (empty where the entity has no such part), so every client of a
+/// user-level quota shares one window, and a default quota gives each user
+/// or client id a window of its own, as Kafka's metric tags do.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SensorKey {
+    pub user: String,
+    pub client_id: String,
+}
+
+/// The quota on `key` for a request of `user` and `client_id`, in Kafka's
+/// order of precedence (a user's client id, the user's default client,
+/// the user, the default user's client id, the default user's default
+/// client, the default user, the client id, the default client), and whose
+/// usage it counts.
+pub fn resolve(
+    quotas: &[ClientQuota],
+    user: &str,
+    client_id: &str,
+    key: &str,
+) -> Option<(SensorKey, f64)> {
+    use EntityName::{Default, Named};
+    let named_user = Some(Named(user.to_owned()));
+    let named_client = Some(Named(client_id.to_owned()));
+    let order = [
+        (named_user.clone(), named_client.clone()),
+        (named_user.clone(), Some(Default)),
+        (named_user, None),
+        (Some(Default), named_client.clone()),
+        (Some(Default), Some(Default)),
+        (Some(Default), None),
+        (None, named_client),
+        (None, Some(Default)),
+    ];
+    order.into_iter().find_map(|(u, c)| {
+        let quota = quotas
+            .iter()
+            .find(|q| q.entity.user == u && q.entity.client_id == c)?;
+        let value = quota.values.get(key)?.0;
+        debug_assert!(u.as_ref().is_none_or(|n| n.matches(user)));
+        let sensor = SensorKey {
+            user: u.map(|_| user.to_owned()).unwrap_or_default(),
+            client_id: c.map(|_| client_id.to_owned()).unwrap_or_default(),
+        };
+        Some((sensor, value))
+    })
+}
+
+/// A rate over the last [`WINDOW_SAMPLES`] samples of [`SAMPLE_MS`] each,
+/// measured as Kafka's `Rate` measures it: the sum of the live samples over
+/// the time they span, that span never counted as less than all samples
+/// but one (so a new client is not throttled on its first request).
+#[derive(Debug, Clone)]
+pub struct RateWindow {
+    /// Each sample's start and total; a sample starts when the one before
+    /// it is full.
+    samples: [(u64, f64); WINDOW_SAMPLES],
+    /// Index of the sample being filled.
+    current: usize,
+    /// When the window last recorded (for idle expiry).
+    last_record_ms: u64,
+}
+
+impl RateWindow {
+    /// A window whose first sample starts at `now_ms`.
+    pub fn new(now_ms: u64) -> RateWindow {
+        RateWindow {
+            samples: [(now_ms, 0.0); WINDOW_SAMPLES],
+            current: 0,
+            last_record_ms: now_ms,
+        }
+    }
+
+    /// Adds `value` at `now_ms`.
+    pub fn record(&mut self, value: f64, now_ms: u64) {
+        let (start, _) = self.samples[self.current];
+        if now_ms >= start + SAMPLE_MS {
+            self.current = (self.current + 1) % WINDOW_SAMPLES;
+            self.samples[self.current] = (now_ms, 0.0);
+        }
+        self.samples[self.current].1 += value;
+        self.last_record_ms = self.last_record_ms.max(now_ms);
+    }
+
+    /// The rate per second at `now_ms`, and the span (ms) it was measured
+    /// over.
+    pub fn rate(&self, now_ms: u64) -> (f64, u64) {
+        let horizon = now_ms.saturating_sub(WINDOW_SAMPLES as u64 * SAMPLE_MS);
+        let live = self.samples.iter().filter(|(start, _)| *start >= horizon);
+        let (oldest, total) = live.fold((now_ms, 0.0), |(oldest, total), (start, v)| {
+            (oldest.min(*start), total + v)
+        });
+        let mut span_ms = now_ms.saturating_sub(oldest);
+        let full = span_ms / SAMPLE_MS;
+        let min_full = WINDOW_SAMPLES as u64 - 1;
+        if full < min_full {
+            span_ms += (min_full - full) * SAMPLE_MS;
+        }
+        (total * 1000.0 / span_ms as f64, span_ms)
+    }
+
+    /// How long a client whose usage this window counts must wait, after
+    /// recording, to be back at `quota` per second: Kafka's
+    /// `(rate - quota) / quota * span`.
+    pub fn throttle_ms(&self, quota: f64, now_ms: u64) -> u64 {
+        let (rate, span_ms) = self.rate(now_ms);
+        if rate <= quota || quota <= 0.0 {
+            return 0;
+        }
+        // A float past u64 saturates.
+        ((rate - quota) / quota * span_ms as f64).round() as u64
+    }
+}
+
+/// One shard's quota windows, by quota type and whose usage they count.
+#[derive(Debug)]
+pub struct QuotaTracker {
+    windows: HashMap<(QuotaType, SensorKey), RateWindow>,
+    max_sensors: usize,
+    last_sweep_ms: u64,
+}
+
+impl QuotaTracker {
+    /// A tracker of at most `max_sensors` windows (at least one).
+    pub fn new(max_sensors: usize) -> QuotaTracker {
+        QuotaTracker {
+            windows: HashMap::new(),
+            max_sensors: max_sensors.max(1),
+            last_sweep_ms: 0,
+        }
+    }
+
+    /// Windows held.
+    pub fn len(&self) -> usize {
+        self.windows.len()
+    }
+
+    /// Whether no window is held.
+    pub fn is_empty(&self) -> bool {
+        self.windows.is_empty()
+    }
+
+    /// Records `value` against the `kind` quota of `user`'s `client_id`,
+    /// if one applies, and answers the throttle time it leads to (0 within
+    /// the quota or without one).
+    pub fn record(
+        &mut self,
+        quotas: &[ClientQuota],
+        kind: QuotaType,
+        user: &str,
+        client_id: &str,
+        value: f64,
+        now_ms: u64,
+    ) -> u64 {
+        let Some((sensor, quota)) = resolve(quotas, user, client_id, kind.key()) else {
+            return 0;
+        };
+        self.sweep(now_ms);
+        let key = (kind, sensor);
+        if !self.windows.contains_key(&key) && self.windows.len() >= self.max_sensors {
+            self.evict_least_recent();
+        }
+        let window = self
+            .windows
+            .entry(key)
+            .or_insert_with(|| RateWindow::new(now_ms));
+        window.record(value, now_ms);
+        let throttle_ms = window.throttle_ms(quota, now_ms);
+        match kind {
+            QuotaType::Request => throttle_ms.min(MAX_REQUEST_THROTTLE_MS),
+            QuotaType::Produce | QuotaType::Fetch => throttle_ms,
+        }
+    }
+
+    /// Forgets windows idle for [`SENSOR_IDLE_MS`], at most once a minute.
+    fn sweep(&mut self, now_ms: u64) {
+        if now_ms < self.last_sweep_ms + 60_000 {
+            return;
+        }
+        self.last_sweep_ms = now_ms;
+        self.windows
+            .retain(|_, w| now_ms.saturating_sub(w.last_record_ms) < SENSOR_IDLE_MS);
+    }
+
+    fn evict_least_recent(&mut self) {
+        let oldest = self
+            .windows
+            .iter()
+            .min_by_key(|(_, w)| w.last_record_ms)
+            .map(|(k, _)| k.clone());
+        if let Some(key) = oldest {
+            self.windows.remove(&key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quota(
+        user: Option<EntityName>,
+        client: Option<EntityName>,
+        key: &str,
+        v: f64,
+    ) -> ClientQuota {
+        ClientQuota {
+            entity: QuotaEntity {
+                user,
+                client_id: client,
+            },
+            values: [(key.to_owned(), QuotaValue(v))].into(),
+        }
+    }
+
+    fn named(n: &str) -> Option<EntityName> {
+        Some(EntityName::Named(n.into()))
+    }
+
+    #[test]
+    fn the_most_specific_quota_wins_in_kafkas_order() {
+        let d = Some(EntityName::Default);
+        let all = vec![
+            quota(None, d.clone(), PRODUCER_BYTE_RATE, 8.0),
+            quota(None, named("c"), PRODUCER_BYTE_RATE, 7.0),
+            quota(d.clone(), None, PRODUCER_BYTE_RATE, 6.0),
+            quota(d.clone(), d.clone(), PRODUCER_BYTE_RATE, 5.0),
+            quota(d.clone(), named("c"), PRODUCER_BYTE_RATE, 4.0),
+            quota(named("u"), None, PRODUCER_BYTE_RATE, 3.0),
+            quota(named("u"), d.clone(), PRODUCER_BYTE_RATE, 2.0),
+            quota(named("u"), named("c"), PRODUCER_BYTE_RATE, 1.0),
+        ];
+        // Removing the winner each time reveals the next in order.
+        for n in 0..all.len() {
+            let (sensor, v) = resolve(&all[..all.len() - n], "u", "c", PRODUCER_BYTE_RATE)
+                .expect("a quota applies");
+            assert_eq!(v, (n + 1) as f64);
+            let by_user = matches!(n + 1, 1..=6);
+            let by_client = matches!(n + 1, 1 | 2 | 4 | 5 | 7 | 8);
+            assert_eq!(sensor.user.is_empty(), !by_user, "quota {v}");
+            assert_eq!(sensor.client_id.is_empty(), !by_client, "quota {v}");
+        }
+        assert_eq!(resolve(&all, "u", "c", CONSUMER_BYTE_RATE), None);
+        assert_eq!(
+            resolve(&all[6..], "other", "x", PRODUCER_BYTE_RATE),
+            None,
+            "a named user's quota is not another user's"
+        );
+    }
+
+    #[test]
+    fn values_are_checked_as_kafka_checks_them() {
+        assert!(check_quota(PRODUCER_BYTE_RATE, Some(1024.0)).is_ok());
+        assert!(check_quota(PRODUCER_BYTE_RATE, Some(1.5)).is_err());
+        assert!(check_quota(PRODUCER_BYTE_RATE, Some(1.000_000_1)).is_ok());
+        assert!(check_quota(PRODUCER_BYTE_RATE, Some(1e19)).is_err());
+        assert!(check_quota(PRODUCER_BYTE_RATE, Some(0.0)).is_err());
+        assert!(check_quota(REQUEST_PERCENTAGE, Some(0.5)).is_ok());
+        assert!(check_quota("foo", Some(1.0)).is_err());
+        assert!(check_quota(CONSUMER_BYTE_RATE, None).is_ok());
+        assert!(check_quota(CONSUMER_BYTE_RATE, Some(f64::NAN)).is_err());
+    }
+
+    #[test]
+    fn entities_are_built_from_wire_parts() {
+        let e = QuotaEntity::from_parts([(ENTITY_USER, Some("u")), (ENTITY_CLIENT_ID, None)])
+            .expect("valid");
+        assert_eq!(e.user, named("u"));
+        assert_eq!(e.client_id, Some(EntityName::Default));
+        assert_eq!(
+            e.parts().collect::<Vec<_>>(),
+            vec![(ENTITY_USER, Some("u")), (ENTITY_CLIENT_ID, None)]
+        );
+        assert!(QuotaEntity::from_parts([]).is_err());
+        assert!(QuotaEntity::from_parts([(ENTITY_USER, None), (ENTITY_USER, None)]).is_err());
+        assert!(QuotaEntity::from_parts([("bogus", None)]).is_err());
+    }
+
+    /// A client that waits out every throttle it is given stays within
+    /// its quota over any whole window, whatever it sends.
+    #[test]
+    fn a_client_that_honours_throttles_keeps_to_its_quota() {
+        let quota = 10_000.0;
+        let quotas = vec![quota_for_client("c", quota)];
+        let mut rng = crate::rng::SplitMix64::new(7);
+        let mut tracker = QuotaTracker::new(4);
+        let mut now = 1_000_000u64;
+        let mut sent: Vec<(u64, f64)> = Vec::new();
+        while now < 1_000_000 + 120_000 {
+            let bytes = (rng.below(20_000) + 1) as f64;
+            let throttle =
+                tracker.record(&quotas, QuotaType::Produce, "ANONYMOUS", "c", bytes, now);
+            sent.push((now, bytes));
+            now += throttle + rng.below(50);
+        }
+        // Over every window of the quota's length after the first, the
+        // client sent at most the quota's worth, give or take one request.
+        let span = WINDOW_SAMPLES as u64 * SAMPLE_MS;
+        for &(start, _) in sent.iter().filter(|(t, _)| *t >= 1_000_000 + span) {
+            let in_window: f64 = sent
+                .iter()
+                .filter(|(t, _)| *t >= start && *t < start + span)
+                .map(|(_, b)| b)
+                .sum();
+            assert!(
+                in_window <= quota * span as f64 / 1000.0 * 1.25 + 20_000.0,
+                "{in_window} bytes in the window from {start}"
+            );
+        }
+        let total: f64 = sent.iter().map(|(_, b)| b).sum();
+        let rate = total * 1000.0 / (now - 1_000_000) as f64;
+        assert!(rate > quota * 0.5, "the quota is not a wall: {rate}/s");
+    }
+
+    fn quota_for_client(client: &str, v: f64) -> ClientQuota {
+        quota(None, named(client), PRODUCER_BYTE_RATE, v)
+    }
+
+    #[test]
+    fn the_tracker_is_bounded_and_forgets_idle_windows() {
+        let quotas = vec![quota(
+            None,
+            Some(EntityName::Default),
+            PRODUCER_BYTE_RATE,
+            1.0,
+        )];
+        let mut tracker = QuotaTracker::new(3);
+        for (i, c) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+            tracker.record(&quotas, QuotaType::Produce, "u", c, 1.0, 100_000 + i as u64);
+            assert!(tracker.len() <= 3);
+        }
+        assert_eq!(tracker.len(), 3);
+        tracker.record(
+            &quotas,
+            QuotaType::Produce,
+            "u",
+            "e",
+            1.0,
+            100_000 + SENSOR_IDLE_MS + 10,
+        );
+        assert_eq!(tracker.len(), 1, "idle windows are forgotten");
+        assert_eq!(
+            tracker.record(&[], QuotaType::Produce, "u", "z", 1e9, 0),
+            0,
+            "no quota, no throttle"
+        );
+    }
+
+    #[test]
+    fn throttle_follows_kafkas_formula() {
+        let mut w = RateWindow::new(0);
+        // 30 000 bytes at once against 1 000/s: the rate is counted over
+        // ten samples (3 000/s), so the throttle is (3000-1000)/1000 * 10 s.
+        w.record(30_000.0, 0);
+        assert_eq!(w.throttle_ms(1_000.0, 0), 20_000);
+        assert_eq!(w.throttle_ms(3_000.0, 0), 0);
+        // Eleven seconds later every sample has expired.
+        assert_eq!(w.rate(11_001).0, 0.0);
+    }
+}

@@ -1,0 +1,328 @@
+//! Client quotas, end to end:
+//!
+//! - differential: `kafka-configs.sh` sets, describes and deletes user and
+//!   client-id quotas on sluice and on a Kafka 4.x node, and refuses bad
+//!   values with the same messages;
+//! - enforcement: a producer whose client id has a `producer_byte_rate`
+//!   and one without, side by side, with Kafka's perf tool: the first is
+//!   throttled (the client sees `throttle_time_ms`, the broker counts it)
+//!   and sends no faster than its quota allows, the second is never
+//!   throttled; a consumer's `consumer_byte_rate` and a
+//!   `request_percentage` are enforced likewise.
+//!
+//! The rate checks are bounds a slower machine only makes easier: a quota
+//! of q bytes/s over a window of 11 one-second samples lets a client send
+//! at most about q × (elapsed + 11 s).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::kafka::{tool, tool_output, KafkaNode};
+use common::{metric_sum, metrics, Broker};
+
+const CONFIGS: &str = "org.apache.kafka.tools.ConfigCommand";
+const TOPICS: &str = "org.apache.kafka.tools.TopicCommand";
+const PRODUCER_PERF: &str = "org.apache.kafka.tools.ProducerPerformance";
+const CONSUMER_PERF: &str = "org.apache.kafka.tools.ConsumerPerformance";
+
+/// The tool's answer with its lines in a comparable form: quota lines with
+/// their keys sorted (the tool prints them in hash order), errors reduced
+/// to their cause, lines sorted.
+fn normalized(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            if let Some((entity, values)) = line.split_once(" are ") {
+                let mut values: Vec<&str> = values.split(", ").collect();
+                values.sort_unstable();
+                return Some(format!("{entity} are {}", values.join(", ")));
+            }
+            if line.starts_with("Caused by:") || line.starts_with("Completed") {
+                return Some(line.to_owned());
+            }
+            None
+        })
+        .collect()
+}
+
+fn configs(bootstrap: &str, args: &[&str]) -> BTreeSet<String> {
+    let out = tool_output(CONFIGS, bootstrap, args);
+    normalized(&format!("{}{}", out.stdout_text(), out.stderr_text()))
+}
+
+#[test]
+fn kafka_configs_manages_client_quotas_on_sluice_as_on_kafka() {
+    let broker = Broker::start();
+    let kafka = KafkaNode::start();
+    let (s, k) = (broker.bootstrap(), kafka.bootstrap());
+    let alters: &[&[&str]] = &[
+        &[
+            "--alter",
+            "--add-config",
+            "producer_byte_rate=1048576,consumer_byte_rate=2097152,request_percentage=50",
+            "--entity-type",
+            "clients",
+            "--entity-name",
+            "c1",
+        ],
+        &[
+            "--alter",
+            "--add-config",
+            "producer_byte_rate=1000",
+            "--entity-type",
+            "users",
+            "--entity-default",
+        ],
+        &[
+            "--alter",
+            "--add-config",
+            "producer_byte_rate=2000,controller_mutation_rate=0.5",
+            "--entity-type",
+            "users",
+            "--entity-name",
+            "u1",
+            "--entity-type",
+            "clients",
+            "--entity-name",
+            "c1",
+        ],
+        &[
+            "--alter",
+            "--add-config",
+            "consumer_byte_rate=3000",
+            "--entity-type",
+            "clients",
+            "--entity-default",
+        ],
+        // Refused by the broker, with Kafka's messages.
+        &[
+            "--alter",
+            "--add-config",
+            "producer_byte_rate=1.5",
+            "--entity-type",
+            "clients",
+            "--entity-name",
+            "c2",
+        ],
+        &[
+            "--alter",
+            "--add-config",
+            "producer_byte_rate=0",
+            "--entity-type",
+            "clients",
+            "--entity-name",
+            "c2",
+        ],
+    ];
+    for args in alters {
+        let (on_sluice, on_kafka) = (configs(&s, args), configs(&k, args));
+        assert!(!on_sluice.is_empty(), "{args:?}");
+        assert_eq!(on_sluice, on_kafka, "{args:?}");
+    }
+    let describes: &[&[&str]] = &[
+        &["--describe", "--entity-type", "clients"],
+        &["--describe", "--entity-type", "users"],
+        &[
+            "--describe",
+            "--entity-type",
+            "users",
+            "--entity-type",
+            "clients",
+        ],
+        &[
+            "--describe",
+            "--entity-type",
+            "clients",
+            "--entity-name",
+            "c1",
+        ],
+        &["--describe", "--entity-type", "users", "--entity-default"],
+    ];
+    for args in describes {
+        let on_sluice = configs(&s, args);
+        assert!(!on_sluice.is_empty(), "{args:?}");
+        assert_eq!(on_sluice, kafka_answer(&k, args, &on_sluice), "{args:?}");
+    }
+    // Deleting an entity's last key removes the entity.
+    let delete = [
+        "--alter",
+        "--delete-config",
+        "producer_byte_rate,consumer_byte_rate,request_percentage",
+        "--entity-type",
+        "clients",
+        "--entity-name",
+        "c1",
+    ];
+    assert_eq!(configs(&s, &delete), configs(&k, &delete));
+    let c1 = [
+        "--describe",
+        "--entity-type",
+        "clients",
+        "--entity-name",
+        "c1",
+    ];
+    let on_sluice = configs(&s, &c1);
+    assert!(on_sluice.is_empty(), "{on_sluice:?}");
+    assert_eq!(on_sluice, kafka_answer(&k, &c1, &on_sluice));
+}
+
+/// Kafka's answer to a describe; Kafka applies an alteration through its
+/// metadata log after answering it, so a describe may lag: it is asked
+/// again (a few times) while it differs from `expected`.
+fn kafka_answer(kafka: &str, args: &[&str], expected: &BTreeSet<String>) -> BTreeSet<String> {
+    let mut answer = configs(kafka, args);
+    for _ in 0..3 {
+        if answer == *expected {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        answer = configs(kafka, args);
+    }
+    answer
+}
+
+/// A perf tool's metric (`--print-metrics`), e.g.
+/// `producer-metrics:produce-throttle-time-max:{client-id=slow} : 1063.000`;
+/// NaN (never recorded) reads as 0.
+fn perf_metric(text: &str, name: &str) -> f64 {
+    let line = text
+        .lines()
+        .find(|l| l.contains(&format!(":{name}:")))
+        .unwrap_or_else(|| panic!("no {name} in {text}"));
+    let value = line.rsplit(':').next().unwrap_or("").trim();
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .unwrap_or(0.0)
+}
+
+/// Records per second in ProducerPerformance's final line
+/// (`5000 records sent, 408.06 records/sec (0.39 MB/sec), ...`).
+fn records_per_sec(text: &str, records: u64) -> f64 {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{records} records sent,")))
+        .unwrap_or_else(|| panic!("no final line in {text}"));
+    line.split(", ")
+        .nth(1)
+        .and_then(|f| f.split(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no rate in {line}"))
+}
+
+fn produce_perf(bootstrap: &str, topic: &str, client_id: &str, records: u64) -> String {
+    let client = format!("client.id={client_id}");
+    let records = records.to_string();
+    let out = tool(
+        PRODUCER_PERF,
+        bootstrap,
+        &[
+            "--topic",
+            topic,
+            "--num-records",
+            &records,
+            "--record-size",
+            "1000",
+            "--throughput",
+            "-1",
+            "--command-property",
+            &client,
+            "--print-metrics",
+        ],
+    );
+    out.stdout_text()
+}
+
+fn set_quota(bootstrap: &str, client_id: &str, config: &str) {
+    tool(
+        CONFIGS,
+        bootstrap,
+        &[
+            "--alter",
+            "--add-config",
+            config,
+            "--entity-type",
+            "clients",
+            "--entity-name",
+            client_id,
+        ],
+    );
+}
+
+#[test]
+fn a_client_over_its_quota_is_throttled_and_others_are_not() {
+    let broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    for topic in ["slow-topic", "fast-topic"] {
+        tool(
+            TOPICS,
+            &bootstrap,
+            &["--create", "--topic", topic, "--partitions", "1"],
+        );
+    }
+    let quota = 256_000.0;
+    set_quota(&bootstrap, "slow", "producer_byte_rate=256000");
+    set_quota(&bootstrap, "slowc", "consumer_byte_rate=256000");
+    set_quota(&bootstrap, "busy", "request_percentage=0.01");
+    let records = 5_000u64;
+    let (slow, fast) = std::thread::scope(|scope| {
+        let slow = scope.spawn(|| produce_perf(&bootstrap, "slow-topic", "slow", records));
+        let fast = scope.spawn(|| produce_perf(&bootstrap, "fast-topic", "fast", records));
+        (
+            slow.join().expect("the slow producer"),
+            fast.join().expect("the fast producer"),
+        )
+    });
+    // The throttled producer was told, and kept to its quota.
+    let throttle_max = perf_metric(&slow, "produce-throttle-time-max");
+    assert!(throttle_max > 0.0, "{slow}");
+    let bytes = records as f64 * 1000.0;
+    let elapsed_s = records as f64 / records_per_sec(&slow, records);
+    let allowed = quota * (elapsed_s + 11.0) * 1.2;
+    assert!(
+        bytes <= allowed,
+        "{bytes} bytes in {elapsed_s:.1} s is over the quota of {quota}/s: {slow}"
+    );
+    // The other producer, beside it, never was.
+    assert_eq!(
+        perf_metric(&fast, "produce-throttle-time-max"),
+        0.0,
+        "{fast}"
+    );
+    let text = metrics(&broker);
+    assert!(
+        metric_sum(&text, "sluice_kafka_throttled_requests_total").unwrap_or(0) > 0,
+        "{text}"
+    );
+
+    // A consumer over its consumer_byte_rate is throttled too.
+    let consumed = tool(
+        CONSUMER_PERF,
+        &bootstrap,
+        &[
+            "--topic",
+            "slow-topic",
+            "--num-records",
+            "3000",
+            "--timeout",
+            "60000",
+            "--command-property",
+            "client.id=slowc",
+            "--print-metrics",
+        ],
+    )
+    .stdout_text();
+    assert!(
+        perf_metric(&consumed, "fetch-throttle-time-max") > 0.0,
+        "{consumed}"
+    );
+
+    // A client over its request_percentage is throttled, at most one
+    // sample's length at a time.
+    let busy = produce_perf(&bootstrap, "fast-topic", "busy", 200);
+    let busy_max = perf_metric(&busy, "produce-throttle-time-max");
+    assert!(busy_max > 0.0 && busy_max <= 1000.0, "{busy}");
+}
