@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
+mod client_cli;
 mod dev_cluster;
 
 /// Survives requests that declare absurd collection sizes (see the module).
@@ -85,6 +86,15 @@ enum Command {
     /// A Kafka-compatible cluster: `info` (brokers, controller quorum and
     /// its lag, partitions per broker).
     Cluster(ClusterArgs),
+    /// Topics of any Kafka-compatible broker: create, list, describe,
+    /// delete, alter-config, add-partitions.
+    Topic(client_cli::TopicArgs),
+    /// Lines of standard input to a topic of any Kafka-compatible broker.
+    Produce(client_cli::ProduceArgs),
+    /// A topic's records to standard output, from any Kafka-compatible
+    /// broker: from the beginning, the end, an offset or a time; as a
+    /// group member; as templates or JSON lines.
+    Consume(client_cli::ConsumeArgs),
     /// Local development helpers.
     #[command(subcommand)]
     Dev(DevCommand),
@@ -200,6 +210,9 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(flags) => serve(load(&flags)?)?,
         Command::Group(args) => print!("{}", group(args)?),
         Command::Bench(command) => print!("{}", sluice_bench::cli::main(*command)?),
+        Command::Topic(args) => print!("{}", client_cli::topic(args)?),
+        Command::Produce(args) => print!("{}", client_cli::produce(args)?),
+        Command::Consume(args) => client_cli::consume(args)?,
         Command::Cluster(args) => match args.command {
             ClusterCommand::Info => print!("{}", sluice_client::cluster::info(&args.bootstrap)?),
         },

@@ -100,6 +100,16 @@ impl Client {
         Ok(response)
     }
 
+    /// Sends `request` at `version` without waiting for an answer (a
+    /// Produce with acks=0 gets none).
+    pub fn send_no_response<R: Request>(
+        &mut self,
+        request: &R,
+        version: i16,
+    ) -> anyhow::Result<()> {
+        self.writer.send(request, version).map(|_| ())
+    }
+
     /// The two halves, for a writer thread and a reader thread.
     pub fn split(self) -> (RequestWriter, ResponseReader) {
         (self.writer, self.reader)

@@ -99,17 +99,28 @@ pub fn list(bootstrap: &str) -> anyhow::Result<String> {
 }
 
 /// A connection to `group`'s coordinator.
-fn coordinator(bootstrap: &str, group: &str) -> anyhow::Result<Client> {
+/// COORDINATOR_NOT_AVAILABLE and COORDINATOR_LOAD_IN_PROGRESS (the
+/// offsets topic is being created or loaded) are asked again, for at most
+/// [`TIMEOUT`].
+pub(crate) fn coordinator(bootstrap: &str, group: &str) -> anyhow::Result<Client> {
     let mut client = Client::connect(bootstrap, TIMEOUT)?;
     let request = FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.into()));
-    let found = client.send(&request, 3)?;
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    let mut found = client.send(&request, 3)?;
+    while matches!(found.error_code, 14 | 15) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        found = client.send(&request, 3)?;
+    }
     check(found.error_code, "finding the group's coordinator")?;
     let addr = format!("{}:{}", found.host.as_str(), found.port);
     Client::connect(&addr, TIMEOUT)
 }
 
 /// Committed offset per partition of `group` (all it committed).
-fn committed(client: &mut Client, group: &str) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
+pub(crate) fn committed(
+    client: &mut Client,
+    group: &str,
+) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
     let request = OffsetFetchRequest::default()
         .with_group_id(group_id(group))
         .with_topics(None);
@@ -130,7 +141,7 @@ fn committed(client: &mut Client, group: &str) -> anyhow::Result<BTreeMap<(Strin
 }
 
 /// ListOffsets at `timestamp` (-1 latest, -2 earliest) for partitions.
-fn list_offsets(
+pub(crate) fn list_offsets(
     client: &mut Client,
     partitions: &[(String, i32)],
     timestamp: i64,

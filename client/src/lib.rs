@@ -4,11 +4,19 @@
 //! Owns: connections and request framing ([`connection`]): one request at a
 //! time for admin commands, or split into a writer and a reader so a load
 //! generator keeps several requests in flight; and the consumer group
-//! administration behind `sluice group` ([`groups`]). It never knows about
+//! administration behind `sluice group` ([`groups`]); the topic commands
+//! behind `sluice topic` ([`topics`]); `sluice produce` and `sluice
+//! consume` ([`produce`], [`consume`]), with the leaders they talk to
+//! ([`leaders`]); and the errors they print ([`hint`]). It never knows about
 //! the broker's internals: only the wire protocol (kafka-protocol's codec).
 
 pub mod cluster;
 pub mod connection;
+pub mod consume;
 pub mod groups;
+pub mod hint;
+pub mod leaders;
+pub mod produce;
+pub mod topics;
 
 pub use connection::Client;
