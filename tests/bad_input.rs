@@ -250,3 +250,32 @@ fn produce_with_a_flipped_crc_byte_is_rejected_corrupt_message_and_writes_nothin
     );
     assert_serves(&mut broker);
 }
+
+#[test]
+fn produce_with_two_batches_for_one_partition_is_refused_invalid_record_as_kafka_does() {
+    let mut broker = Broker::start();
+    let t = topic("two-batches");
+    let one = wire::record_batch(1_700_000_000_000, &[(None, Some(b"value-0"))]);
+    let two = [one.clone(), one.clone()].concat();
+    let mut conn = connect(&broker);
+    let answer = conn
+        .produce_v3(&t, 0, -1, &two)
+        .expect("Produce v3 with two batches");
+    assert_eq!(
+        answer,
+        wire::ProducePartition {
+            error_code: wire::ERROR_INVALID_RECORD,
+            base_offset: -1
+        }
+    );
+    // One batch alone is taken, at offset 0: the refused pair wrote nothing.
+    let answer = conn.produce_v3(&t, 0, -1, &one).expect("Produce v3");
+    assert_eq!(
+        answer,
+        wire::ProducePartition {
+            error_code: wire::ERROR_NONE,
+            base_offset: 0
+        }
+    );
+    assert_serves(&mut broker);
+}

@@ -54,6 +54,21 @@ pub async fn handle(
     request: ConsumerGroupHeartbeatRequest,
     client: ClientInfo,
 ) -> ConsumerGroupHeartbeatResponse {
+    // A member (re-)joining owns nothing yet (Kafka checks it too).
+    let joining = request.member_epoch == 0;
+    if joining
+        && request
+            .topic_partitions
+            .as_ref()
+            .is_some_and(|t| !t.is_empty())
+    {
+        return ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(ErrorCode::InvalidRequest.code())
+            .with_error_message(Some(StrBytes::from_static_str(
+                "TopicPartitions must be empty when (re-)joining.",
+            )))
+            .with_member_epoch(-1);
+    }
     let group_id = request.group_id.0.as_str().to_owned();
     let heartbeat = HeartbeatRequest {
         group_id: group_id.clone(),

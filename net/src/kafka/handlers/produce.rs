@@ -59,6 +59,12 @@ fn partition_error(index: i32, error: ErrorCode) -> PartitionProduceResponse {
         .with_log_start_offset(-1)
 }
 
+/// False when `records` holds more than one batch (a first batch shorter
+/// than the records); a malformed one is judged where it is appended.
+fn is_one_batch(records: &[u8]) -> bool {
+    sluice_core::batch::peek_batch_size(records).map_or(true, |size| size >= records.len())
+}
+
 /// Answers a Produce request: appends its records, then answers at once,
 /// or, when some partition's answer waits until its records are durable,
 /// with the answer still to come.
@@ -147,6 +153,14 @@ async fn append(ctx: &Rc<Context>, request: ProduceRequest) -> Appended {
                 }
                 (_, _, Err(code), _) => partition_error(index, code),
                 (_, _, _, None) => partition_error(index, ErrorCode::InvalidRecord),
+                // Kafka takes exactly one batch per partition (v3 and up).
+                (_, _, _, Some(records)) if !is_one_batch(&records) => {
+                    partition_error(index, ErrorCode::InvalidRecord).with_error_message(Some(
+                        StrBytes::from_static_str(
+                            "Produce requests are only allowed to contain exactly one record batch per partition.",
+                        ),
+                    ))
+                }
                 (_, _, Ok(owner), Some(records)) => {
                     by_owner.push(
                         owner,
