@@ -6,8 +6,9 @@
 mod common;
 
 use std::process::Command;
+use std::time::Duration;
 
-use common::{python, run, topic, Broker, CLIENT_TIMEOUT};
+use common::{python, run, topic, wait_for_metric, Broker, CLIENT_TIMEOUT};
 
 fn run_python(broker: &Broker, snippet: &str, args: &[&str]) -> Vec<String> {
     let out = python(broker, snippet, args, CLIENT_TIMEOUT);
@@ -17,8 +18,7 @@ fn run_python(broker: &Broker, snippet: &str, args: &[&str]) -> Vec<String> {
 
 /// Commits with librdkafka as a consumer outside any group generation
 /// (what a consumer with manual assignment does), ROUNDS times over 4
-/// partitions, then prints the committed offsets and the log start of the
-/// offsets topic's only partition.
+/// partitions, then prints the committed offsets.
 const COMMIT_ROUNDS: &str = r#"
 import time
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -45,8 +45,6 @@ for r in range(rounds):
             time.sleep(0.05)
 got = c.committed([TopicPartition(topic, p) for p in range(4)], timeout=30)
 print("committed", [tp.offset for tp in got])
-low, high = c.get_watermark_offsets(TopicPartition("__consumer_offsets", 0), timeout=30)
-print("offsets log start moved", low > 0)
 c.close()
 "#;
 
@@ -61,29 +59,24 @@ c.close()
 
 #[test]
 fn acknowledged_commits_survive_sigkill_and_compaction() {
-    // One small offsets partition: 500 commit rounds write ~150 KiB, so it
-    // is compacted several times and old segments are deleted.
+    // One small offsets partition: 500 commit rounds write ~150 KiB in
+    // segments of 16 KiB, which the log cleaner compacts to the last
+    // record of each key while commits go on.
     let mut broker = Broker::start_with_env(&[
         ("SLUICE_GROUP__OFFSETS_TOPIC_NUM_PARTITIONS", "1"),
         ("SLUICE_GROUP__OFFSETS_TOPIC_SEGMENT_BYTES", "16384"),
-        ("SLUICE_LOG__RETENTION_CHECK_INTERVAL_MS", "100"),
+        ("SLUICE_LOG__CLEANER_BACKOFF_MS", "100"),
     ]);
     let (t, g) = (topic("commits"), topic("group"));
     let out = run_python(&broker, COMMIT_ROUNDS, &[&t, &g, "500"]);
-    assert_eq!(
-        out,
-        [
-            "committed [4990, 4991, 4992, 4993]",
-            "offsets log start moved True"
-        ]
+    assert_eq!(out, ["committed [4990, 4991, 4992, 4993]"]);
+    let removed = wait_for_metric(
+        &broker,
+        "sluice_log_cleaner_bytes_removed_total",
+        Duration::from_secs(30),
+        |bytes| bytes >= 64 * 1024,
     );
-    assert!(
-        broker
-            .log()
-            .contains("compacted a group coordinator partition"),
-        "{}",
-        broker.log_tail(20)
-    );
+    assert!(removed >= 64 * 1024, "the cleaner removed {removed} bytes");
     broker.kill();
     broker.restart();
     let out = run_python(&broker, READ_COMMITTED, &[&t, &g]);

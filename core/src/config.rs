@@ -489,9 +489,9 @@ pub struct GroupConfig {
     /// Replicas of each `__consumer_offsets` partition, at most the live
     /// brokers when it is created (`offsets.topic.replication.factor`).
     pub offsets_topic_replication_factor: i16,
-    /// Segment size of `__consumer_offsets` partitions; a partition is
-    /// compacted once this much was written since its last compaction
-    /// (`offsets.topic.segment.bytes`).
+    /// Segment size of `__consumer_offsets` partitions
+    /// (`offsets.topic.segment.bytes`): the log cleaner compacts sealed
+    /// segments, so this is how much is written before it can.
     pub offsets_topic_segment_bytes: u64,
     /// Longest metadata string a committed offset may carry
     /// (`offset.metadata.max.bytes`).

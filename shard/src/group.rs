@@ -83,17 +83,7 @@ impl GroupHome {
         owned: Rc<OwnedPartition>,
     ) -> Option<Rc<OffsetsLog>> {
         self.partition_count.set(partition_count);
-        let compact_after = self
-            .coordinator
-            .borrow()
-            .config()
-            .offsets_topic_segment_bytes;
-        let log = Rc::new(OffsetsLog::new(
-            partition,
-            owned,
-            compact_after,
-            self.env.clone(),
-        ));
+        let log = Rc::new(OffsetsLog::new(partition, owned, self.env.clone()));
         match log.replay(&self.coordinator, self.env.now_ms()).await {
             Ok(report) => tracing::info!(
                 partition,

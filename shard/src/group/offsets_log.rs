@@ -1,16 +1,15 @@
 //! One partition of `__consumer_offsets` as the group coordinator uses it:
-//! the writer that makes records durable before they take effect, replay
-//! at load, and compaction.
+//! the writer that makes records durable before they take effect, and
+//! replay at load.
 //!
 //! Owns: the partition's queue of writes (bounded: a full queue makes
 //! writers wait), the single task that drains it (several queued writes go
 //! out as one append and one fdatasync, whatever the topic's flush policy,
-//! then their effects are applied in queue order), and compaction: once
-//! `compact_after` bytes were written since the last one, every live record
-//! of the partition's groups is written again and the log start moves past
-//! everything older, so retention deletes those segments. Kafka compacts by
-//! key in the background; rewriting the live state gives the same bounded
-//! log with no second reader of old segments.
+//! then their effects are applied in queue order), and the replay of the
+//! partition's records (a compacted log, with holes) into the coordinator.
+//! The topic is `cleanup.policy=compact`: the shard's log cleaner keeps the
+//! last record of each key (an offset's, a group's) and drops tombstones
+//! after `delete.retention.ms`, as Kafka's cleaner does to it.
 //!
 //! Invariants: records are applied to the coordinator in the order they
 //! were written, only after they are durable; a write's caller learns the
@@ -24,7 +23,6 @@ use bytes::BytesMut;
 use glommio::channels::local_channel::{self, LocalSender};
 use sluice_core::batch::{BatchBuilder, BatchIter};
 use sluice_core::group::coordinator::GroupCoordinator;
-use sluice_core::group::coordinator_partition;
 use sluice_core::group::records::OffsetsRecord;
 use sluice_core::records::RecordIter;
 use sluice_core::{ErrorCode, PartitionId};
@@ -66,19 +64,11 @@ pub struct OffsetsLog {
     work: Notify,
     space: Notify,
     stopped: Cell<bool>,
-    compact_after: u64,
-    bytes_since_compaction: Cell<u64>,
-    live_bytes: Cell<u64>,
     env: Rc<dyn Env>,
 }
 
 impl OffsetsLog {
-    pub fn new(
-        partition: PartitionId,
-        owned: Rc<OwnedPartition>,
-        compact_after: u64,
-        env: Rc<dyn Env>,
-    ) -> OffsetsLog {
+    pub fn new(partition: PartitionId, owned: Rc<OwnedPartition>, env: Rc<dyn Env>) -> OffsetsLog {
         OffsetsLog {
             partition,
             owned,
@@ -86,9 +76,6 @@ impl OffsetsLog {
             work: Notify::default(),
             space: Notify::default(),
             stopped: Cell::new(false),
-            compact_after: compact_after.max(1),
-            bytes_since_compaction: Cell::new(0),
-            live_bytes: Cell::new(0),
             env,
         }
     }
@@ -141,7 +128,6 @@ impl OffsetsLog {
                 }
             }
         }
-        self.bytes_since_compaction.set(log.size_bytes());
         Ok(report)
     }
 
@@ -204,10 +190,6 @@ impl OffsetsLog {
             for job in jobs {
                 let _ = job.done.try_send(result);
             }
-            let due = self.compact_after.max(2 * self.live_bytes.get());
-            if result.is_ok() && self.bytes_since_compaction.get() >= due {
-                self.compact(&home).await;
-            }
         }
     }
 
@@ -242,8 +224,6 @@ impl OffsetsLog {
         log.flush().await.map_err(|e| e.error_code())?;
         self.owned.appended.notify_all();
         self.owned.hw_changed.notify_all();
-        self.bytes_since_compaction
-            .set(self.bytes_since_compaction.get() + written);
         // As Kafka writes offsets and group metadata with acks=all: every
         // in-sync replica holds them before they take effect, so they
         // survive the coordinator moving to another replica.
@@ -275,34 +255,5 @@ impl OffsetsLog {
             .await
             .map_err(|e| e.error_code())?;
         Ok(len)
-    }
-
-    /// Writes the live state again and moves the log start past the rest.
-    async fn compact(&self, home: &GroupHome) {
-        let count = home.partition_count();
-        let live = home
-            .coordinator()
-            .borrow()
-            .live_records(|g| coordinator_partition(g, count) == self.partition);
-        let start = self.owned.log.log_end_offset();
-        let before = self.bytes_since_compaction.get();
-        self.bytes_since_compaction.set(0);
-        if let Err(e) = self.append(live.iter()).await {
-            tracing::warn!(partition = self.partition, error = %e, "compaction could not write the live records");
-            self.bytes_since_compaction.set(before);
-            return;
-        }
-        self.live_bytes.set(self.bytes_since_compaction.get());
-        match self.owned.log.set_log_start_offset(start).await {
-            Ok(_) => tracing::info!(
-                partition = self.partition,
-                live_records = live.len(),
-                log_start_offset = start,
-                "compacted a group coordinator partition"
-            ),
-            Err(e) => {
-                tracing::warn!(partition = self.partition, error = %e, "compaction could not move the log start")
-            }
-        }
     }
 }
