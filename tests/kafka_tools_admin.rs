@@ -311,6 +311,82 @@ fn kafka_admin_tools_answer_sluice_as_they_answer_kafka() {
     assert!(changed(&restored.sluice).is_empty(), "{}", restored.sluice);
     assert!(changed(&restored.kafka).is_empty(), "{}", restored.kafka);
 
+    // A broker default of a topic config (the cluster-wide dynamic
+    // default) reaches running partitions of topics without an override.
+    create_topic(&s, "admin-d", &[]);
+    produce(&s, "admin-d", 10);
+    let defaults = [
+        "--alter",
+        "--entity-type",
+        "brokers",
+        "--entity-default",
+        "--add-config",
+        "log.retention.ms=1000,log.roll.ms=100",
+    ];
+    let set = both(CONFIGS, &s, &k, &defaults);
+    assert_eq!(set.sluice, set.kafka);
+    let described = both(
+        CONFIGS,
+        &s,
+        &k,
+        &["--describe", "--entity-type", "brokers", "--entity-default"],
+    );
+    let default_lines = |text: &str| -> BTreeSet<String> {
+        text.lines()
+            .map(|l| {
+                l.split(" sensitive=")
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned()
+            })
+            .filter(|l| l.starts_with("log."))
+            .collect()
+    };
+    assert_eq!(
+        default_lines(&described.sluice),
+        default_lines(&described.kafka)
+    );
+    assert_eq!(
+        default_lines(&described.sluice).len(),
+        2,
+        "{}",
+        described.sluice
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    produce(&s, "admin-d", 1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = tool(
+            GET_OFFSETS,
+            &s,
+            &["--topic", "admin-d", "--partitions", "0", "--time", "-2"],
+        );
+        if out.stdout_text().trim() == "admin-d:0:10" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "log.retention.ms lowered at run time deleted nothing: {}",
+            out.stdout_text()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    for b in [&s, &k] {
+        tool(
+            CONFIGS,
+            b,
+            &[
+                "--alter",
+                "--entity-type",
+                "brokers",
+                "--entity-default",
+                "--delete-config",
+                "log.retention.ms,log.roll.ms",
+            ],
+        );
+    }
+
     // OffsetDelete on an empty group keeps the group.
     for b in [&s, &k] {
         kcat_at(

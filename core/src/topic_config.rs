@@ -535,28 +535,56 @@ pub fn check_topic_config(name: &str, value: Option<&str>) -> Result<(), String>
 pub fn log_config(node: &LogConfig, overrides: &BTreeMap<String, String>) -> LogConfig {
     let mut config = node.clone();
     for topic_config in TOPIC_CONFIGS {
-        let Some(apply) = topic_config.apply else {
-            continue;
-        };
-        let Some(value) = overrides.get(topic_config.name) else {
-            continue;
-        };
-        if check_topic_config(topic_config.name, Some(value)).is_err() {
-            continue;
+        if let Some(value) = overrides.get(topic_config.name) {
+            apply_value(&mut config, topic_config, value);
         }
-        let value = value.trim();
-        match apply {
-            Apply::Number(apply) => {
-                if let Ok(v) = value.parse::<i64>() {
-                    apply(&mut config, v);
-                }
+    }
+    config
+}
+
+/// Applies one value of `topic_config` (set on a topic, or as its broker
+/// default) to `config`, if it passes the config's check.
+fn apply_value(config: &mut LogConfig, topic_config: &TopicConfig, value: &str) {
+    let Some(apply) = topic_config.apply else {
+        return;
+    };
+    if check_topic_config(topic_config.name, Some(value)).is_err() {
+        return;
+    }
+    let value = value.trim();
+    match apply {
+        Apply::Number(apply) => {
+            if let Ok(v) = value.parse::<i64>() {
+                apply(config, v);
             }
-            Apply::Ratio(apply) => {
-                if let Ok(v) = value.parse::<f64>() {
-                    apply(&mut config, v);
-                }
+        }
+        Apply::Ratio(apply) => {
+            if let Ok(v) = value.parse::<f64>() {
+                apply(config, v);
             }
-            Apply::Word(apply) => apply(&mut config, value),
+        }
+        Apply::Word(apply) => apply(config, value),
+    }
+}
+
+/// The topic config whose default the broker config `broker_name` sets,
+/// when that default changes at run time (Kafka's dynamic log configs:
+/// `log.retention.ms`, `log.cleanup.policy`, `compression.type`, ...).
+pub fn dynamic_log_config(broker_name: &str) -> Option<&'static TopicConfig> {
+    TOPIC_CONFIGS
+        .iter()
+        .find(|c| c.broker_name == broker_name && c.apply.is_some())
+}
+
+/// The broker-level log settings: the node's, with each dynamic broker
+/// config `dynamic` gives (by broker name: this broker's own value, else
+/// the cluster default) that passes its check applied. Topics' overrides
+/// go on top of these ([`log_config`]).
+pub fn broker_log_config(node: &LogConfig, dynamic: impl Fn(&str) -> Option<String>) -> LogConfig {
+    let mut config = node.clone();
+    for topic_config in TOPIC_CONFIGS {
+        if let Some(value) = dynamic(topic_config.broker_name) {
+            apply_value(&mut config, topic_config, &value);
         }
     }
     config

@@ -525,6 +525,18 @@ impl Shard {
         }
     }
 
+    /// The broker-level log settings: the node's configuration with the
+    /// dynamic broker configs of this broker (else the cluster default)
+    /// that set topic defaults applied; a topic's overrides go on top.
+    pub fn broker_log_config(&self) -> sluice_core::config::LogConfig {
+        let metadata = self.metadata.borrow();
+        sluice_core::topic_config::broker_log_config(&self.config.log, |name| {
+            metadata
+                .dynamic_broker_config(self.config.node_id, name)
+                .map(str::to_owned)
+        })
+    }
+
     /// [`message::Metrics`]: this shard's histograms and bytes per topic.
     /// With them, for consumer group lag: the committed offsets of the
     /// groups this shard coordinates and the high watermarks of the

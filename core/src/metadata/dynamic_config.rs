@@ -39,7 +39,9 @@ pub const LEADER_THROTTLED_REPLICAS: &str = "leader.replication.throttled.replic
 
 /// Broker configs that change at run time: (name, documentation). The
 /// throttle rates are bytes per second; unset, a rate has no limit
-/// (Kafka's default, `Long.MAX_VALUE`).
+/// (Kafka's default, `Long.MAX_VALUE`). Besides these, the broker
+/// defaults of topic configs change at run time
+/// ([`crate::topic_config::dynamic_log_config`]).
 pub const DYNAMIC_BROKER_CONFIGS: &[(&str, &str)] = &[
     (
         FOLLOWER_THROTTLED_RATE,
@@ -91,7 +93,14 @@ pub type ConfigChange = (String, ConfigOp, Option<String>);
 /// Checks a dynamic broker config's name and value; the error is Kafka's
 /// code and message.
 pub fn check_broker_config(name: &str, value: Option<&str>) -> Result<(), (ErrorCode, String)> {
-    if !DYNAMIC_BROKER_CONFIGS.iter().any(|(n, _)| *n == name) {
+    let is_dynamic = DYNAMIC_BROKER_CONFIGS.iter().any(|(n, _)| *n == name);
+    if let (false, Some(log)) = (is_dynamic, crate::topic_config::dynamic_log_config(name)) {
+        // A topic default: checked as the topic config it sets.
+        let Some(value) = value else { return Ok(()) };
+        return crate::topic_config::check_topic_config(log.name, Some(value))
+            .map_err(|m| (ErrorCode::InvalidConfig, m.replace(log.name, name)));
+    }
+    if !is_dynamic {
         return Err((
             ErrorCode::InvalidRequest,
             format!("Cannot update these configs dynamically: Set({name})"),
@@ -293,8 +302,14 @@ mod tests {
             Err(ErrorCode::InvalidConfig)
         );
         assert_eq!(
-            check_broker_config("log.retention.ms", Some("1")).map_err(|e| e.0),
-            Err(ErrorCode::InvalidRequest)
+            check_broker_config("log.dirs", Some("/x")).map_err(|e| e.0),
+            Err(ErrorCode::InvalidRequest),
+            "a static broker config"
+        );
+        assert!(check_broker_config("log.retention.ms", Some("1")).is_ok());
+        assert_eq!(
+            check_broker_config("log.cleanup.policy", Some("shred")).map_err(|e| e.0),
+            Err(ErrorCode::InvalidConfig)
         );
     }
 }

@@ -790,13 +790,32 @@ impl Shard {
                 resource: ConfigResource::Topic(name),
                 configs,
             } => {
-                let config = sluice_core::topic_config::log_config(&self.config.log, configs);
+                let config =
+                    sluice_core::topic_config::log_config(&self.broker_log_config(), configs);
                 for ((topic, _), p) in self.partitions.borrow().iter() {
                     if topic == name {
                         p.min_insync_replicas
                             .set(config.min_insync_replicas.max(1) as usize);
                         p.log.set_config(config.clone());
                     }
+                }
+            }
+            // A broker default of a topic config changed: every partition's
+            // settings are derived again (its topic's overrides still win).
+            MetadataCommand::AlterConfigs {
+                resource: ConfigResource::Broker(_),
+                ..
+            } => {
+                let broker = self.broker_log_config();
+                let metadata = self.metadata();
+                for ((topic, _), p) in self.partitions.borrow().iter() {
+                    let Some(meta) = metadata.topics.get(topic) else {
+                        continue;
+                    };
+                    let config = sluice_core::topic_config::log_config(&broker, &meta.configs);
+                    p.min_insync_replicas
+                        .set(config.min_insync_replicas.max(1) as usize);
+                    p.log.set_config(config);
                 }
             }
             // An in-sync set change may complete a reassignment.
@@ -834,7 +853,6 @@ impl Shard {
             MetadataCommand::AllocateProducerIds { .. }
             | MetadataCommand::FenceBroker { .. }
             | MetadataCommand::UnfenceBroker { .. }
-            | MetadataCommand::AlterConfigs { .. }
             | MetadataCommand::AlterClientQuotas { .. }
             | MetadataCommand::UncleanElect { .. }
             | MetadataCommand::ElectLeaders { .. } => {}

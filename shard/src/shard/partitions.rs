@@ -234,7 +234,7 @@ impl Shard {
         partition: PartitionId,
         configs: &std::collections::BTreeMap<String, String>,
     ) {
-        let config = sluice_core::topic_config::log_config(&self.config.log, configs);
+        let config = sluice_core::topic_config::log_config(&self.broker_log_config(), configs);
         let flush = config.flush;
         let min_insync = config.min_insync_replicas;
         let dir = self.partition_dir(topic, partition);

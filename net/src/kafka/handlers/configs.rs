@@ -13,6 +13,7 @@ use sluice_core::metadata::{BrokerId, MetadataState};
 pub use sluice_core::topic_config::{
     check_topic_config, topic_configs, ConfigEntry, ConfigSource, ConfigType, Synonym,
 };
+use sluice_core::topic_config::{dynamic_log_config, TOPIC_CONFIGS};
 
 /// The broker's configs under Kafka's names. All are read-only: they come
 /// from the node's configuration file and change only on restart.
@@ -224,6 +225,43 @@ pub fn dynamic_broker_configs(
             config_type,
             read_only: false,
             documentation,
+            synonyms,
+        });
+    }
+    // The broker defaults of topic configs, where set (a broker lists its
+    // static value otherwise).
+    for topic_config in TOPIC_CONFIGS {
+        let name = topic_config.broker_name;
+        if DYNAMIC_BROKER_CONFIGS.iter().any(|(n, _)| *n == name)
+            || dynamic_log_config(name).is_none()
+        {
+            continue;
+        }
+        let mut synonyms = Vec::new();
+        if let Some(v) = broker.and_then(|b| own(Some(b), name)) {
+            synonyms.push(Synonym {
+                name: name.into(),
+                value: v,
+                source: ConfigSource::DynamicBroker,
+            });
+        }
+        if let Some(v) = own(None, name) {
+            synonyms.push(Synonym {
+                name: name.into(),
+                value: v,
+                source: ConfigSource::DynamicDefaultBroker,
+            });
+        }
+        let Some(first) = synonyms.first().cloned() else {
+            continue;
+        };
+        entries.push(ConfigEntry {
+            name: name.into(),
+            value: first.value,
+            source: first.source,
+            config_type: topic_config.config_type,
+            read_only: false,
+            documentation: topic_config.documentation,
             synonyms,
         });
     }

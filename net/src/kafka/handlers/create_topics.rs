@@ -225,7 +225,7 @@ fn result_configs(
     ctx: &Context,
     overrides: &BTreeMap<String, String>,
 ) -> Vec<CreatableTopicConfigs> {
-    topic_configs(&ctx.shard.config.log, overrides)
+    topic_configs(&ctx.shard.broker_log_config(), overrides)
         .into_iter()
         .map(|entry| {
             CreatableTopicConfigs::default()

@@ -74,7 +74,10 @@ fn configs_of(
                     format!("The topic '{name}' does not exist."),
                 ));
             };
-            Ok(topic_configs(&ctx.shard.config.log, &topic.configs))
+            Ok(topic_configs(
+                &ctx.shard.broker_log_config(),
+                &topic.configs,
+            ))
         }
         RESOURCE_BROKER => {
             // The empty name asks for the cluster-wide dynamic defaults.

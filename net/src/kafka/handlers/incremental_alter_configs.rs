@@ -310,9 +310,34 @@ mod tests {
             Ok(())
         );
         assert_eq!(
-            check_change(&broker, "log.retention.ms", ConfigOp::Set, Some("1"), None)
-                .map_err(|e| e.0),
-            Err(ErrorCode::InvalidRequest)
+            check_change(&broker, "log.dirs", ConfigOp::Set, Some("/x"), None).map_err(|e| e.0),
+            Err(ErrorCode::InvalidRequest),
+            "a static broker config"
+        );
+        let day = "86400000".to_owned();
+        assert_eq!(
+            check_change(
+                &broker,
+                "log.retention.ms",
+                ConfigOp::Set,
+                Some(&day),
+                Some(&day)
+            )
+            .map_err(|e| e.0),
+            Ok(()),
+            "a topic default changes at run time"
+        );
+        let bad = "x".to_owned();
+        assert_eq!(
+            check_change(
+                &broker,
+                "log.retention.ms",
+                ConfigOp::Set,
+                Some(&bad),
+                Some(&bad)
+            )
+            .map_err(|e| e.0),
+            Err(ErrorCode::InvalidConfig)
         );
     }
 }
