@@ -113,6 +113,15 @@ impl GroupCoordinator {
             out.push(Reply::Join(token, r));
             return out;
         }
+        // An empty KIP-848 group becomes a classic one when a classic
+        // member joins it (as Kafka converts it).
+        if self
+            .consumer_groups
+            .get(&req.group_id)
+            .is_some_and(ConsumerGroup::is_empty)
+        {
+            self.consumer_groups.remove(&req.group_id);
+        }
         let group = self
             .groups
             .entry(req.group_id.clone())
@@ -239,12 +248,16 @@ impl GroupCoordinator {
 
     /// Every group's timers: expired sessions and rebalances whose time is
     /// up. Empty groups with nothing committed stay (listed as Empty) until
-    /// the periodic offsets check ([`Self::expired_offsets`]) deletes them.
+    /// the periodic offsets check ([`Self::expired_offsets`]) deletes them;
+    /// an empty KIP-848 group stays a consumer group as long as it has
+    /// committed offsets (its classic entry holds them).
     pub fn tick(&mut self, now_ms: i64) -> Vec<Reply> {
         for g in self.consumer_groups.values_mut() {
             g.expire(now_ms);
         }
-        self.consumer_groups.retain(|_, g| !g.is_empty());
+        let committed = &self.groups;
+        self.consumer_groups
+            .retain(|id, g| !g.is_empty() || committed.contains_key(id));
         let mut out = Vec::new();
         for (id, group) in self.groups.iter_mut() {
             if group.needs_ticks() || group.state == GroupState::PreparingRebalance {
@@ -353,6 +366,13 @@ impl GroupCoordinator {
                     .restore(snapshot, now_ms),
                 None => {
                     self.groups.remove(&group);
+                    if self
+                        .consumer_groups
+                        .get(&group)
+                        .is_some_and(ConsumerGroup::is_empty)
+                    {
+                        self.consumer_groups.remove(&group);
+                    }
                 }
             },
         }
@@ -459,8 +479,11 @@ impl GroupCoordinator {
     /// DeleteGroups' check: the tombstones that delete `group_id` (its
     /// offsets, then its metadata). The group goes when they are applied.
     pub fn deletion(&self, group_id: &str) -> Result<Vec<OffsetsRecord>, ErrorCode> {
-        if self.consumer_groups.contains_key(group_id) {
-            // A KIP-848 group is kept only while it has members.
+        if self
+            .consumer_groups
+            .get(group_id)
+            .is_some_and(|g| !g.is_empty())
+        {
             return Err(ErrorCode::NonEmptyGroup);
         }
         let group = self.existing(group_id)?;
@@ -601,6 +624,7 @@ impl GroupCoordinator {
             }
             kept
         });
+        self.consumer_groups.retain(|id, _| keep(id));
         out
     }
 }

@@ -537,6 +537,43 @@ fn a_kip848_group_with_members_is_not_deleted_nor_its_consumed_offsets() {
 }
 
 #[test]
+fn an_empty_kip848_group_with_offsets_stays_a_consumer_group_until_deleted() {
+    use crate::group::consumer::{HeartbeatRequest, TopicInfo};
+    let mut c = coordinator(0);
+    c.apply(offset_record(5), 0);
+    let topics = |name: &str| {
+        (name == "t").then_some(TopicInfo {
+            id: [1; 16],
+            partitions: 1,
+        })
+    };
+    let request = |epoch: i32| HeartbeatRequest {
+        group_id: "g".into(),
+        member_id: "m".into(),
+        member_epoch: epoch,
+        subscribed_topics: (epoch == 0).then(|| vec!["t".into()]),
+        ..HeartbeatRequest::default()
+    };
+    assert_eq!(
+        c.consumer_heartbeat(request(0), &topics, 0).error,
+        ErrorCode::None
+    );
+    // The member leaves: the group is empty, and still a consumer group.
+    c.consumer_heartbeat(request(-1), &topics, 10);
+    c.tick(20);
+    let listed = c.list();
+    let g = listed.iter().find(|g| g.group_id == "g").expect("listed");
+    assert_eq!((g.group_type, g.state.as_str()), ("consumer", "Empty"));
+    // Empty, it may be deleted; once its records are applied it is gone.
+    let tombstones = c.deletion("g").expect("an empty group can be deleted");
+    for t in tombstones {
+        c.apply(t, 30);
+    }
+    c.tick(40);
+    assert!(c.list().iter().all(|g| g.group_id != "g"), "{:?}", c.list());
+}
+
+#[test]
 fn the_next_deadline_is_exactly_when_a_tick_has_work() {
     let mut c = coordinator(3000);
     assert_eq!(c.next_deadline_ms(), None, "no group, no timer");
