@@ -139,8 +139,8 @@ pub struct ProduceArgs {
     format: OutputFormat,
 }
 
-/// Runs `sluice produce` on standard input; answers what to print.
-pub fn produce(args: ProduceArgs) -> anyhow::Result<String> {
+/// Runs `sluice produce` on standard input, printing as it goes.
+pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
     if ![-1, 0, 1].contains(&args.acks) {
         bail!("--acks is 0, 1 or -1");
     }
@@ -153,7 +153,13 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<String> {
         acks: args.acks,
         format: args.format.into(),
     };
-    sluice_client::produce::run(&args.bootstrap, &options, std::io::stdin().lock())
+    let stdout = std::io::stdout();
+    sluice_client::produce::run(
+        &args.bootstrap,
+        &options,
+        std::io::stdin().lock(),
+        &mut stdout.lock(),
+    )
 }
 
 #[derive(clap::Args)]

@@ -211,7 +211,7 @@ fn main() -> anyhow::Result<()> {
         Command::Group(args) => print!("{}", group(args)?),
         Command::Bench(command) => print!("{}", sluice_bench::cli::main(*command)?),
         Command::Topic(args) => print!("{}", client_cli::topic(args)?),
-        Command::Produce(args) => print!("{}", client_cli::produce(args)?),
+        Command::Produce(args) => client_cli::produce(args)?,
         Command::Consume(args) => client_cli::consume(args)?,
         Command::Cluster(args) => match args.command {
             ClusterCommand::Info => print!("{}", sluice_client::cluster::info(&args.bootstrap)?),

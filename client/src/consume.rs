@@ -218,9 +218,12 @@ pub fn run(bootstrap: &str, options: &ConsumeOptions, out: &mut dyn Write) -> an
         let partitions: Vec<i32> = positions.keys().copied().collect();
         for p in partitions {
             let at = positions[&p];
-            let (records, high_watermark) = fetch(&mut leaders, &options.topic, p, at)?;
-            ends.entry(p).or_insert(high_watermark);
-            for r in records {
+            let (batches, high_watermark) = fetch(&mut leaders, &options.topic, p, at)?;
+            if let Some(end) = high_watermark {
+                ends.entry(p).or_insert(end);
+            }
+            'batches: for batch in batches {
+              for r in batch.records {
                 if r.offset < at {
                     continue; // a batch starts before the position asked
                 }
@@ -253,8 +256,13 @@ pub fn run(bootstrap: &str, options: &ConsumeOptions, out: &mut dyn Write) -> an
                 out.write_all(&line).context("writing to standard output")?;
                 printed += 1;
                 if options.count.is_some_and(|c| printed >= c) {
-                    break;
+                    break 'batches;
                 }
+              }
+                // A compacted batch keeps its offsets but not every record
+                // (or none): the position moves past the whole batch.
+                let next = positions.get(&p).copied().unwrap_or(at).max(batch.next_offset);
+                positions.insert(p, next);
             }
             if let Some(m) = member.as_mut() {
                 m.commit(&options.topic, &positions)?;
@@ -298,14 +306,14 @@ fn start_offset(
     }
 }
 
-/// One Fetch of `partition` from `offset`: its records and its high
-/// watermark. A leader that moved is looked up again.
+/// One Fetch of `partition` from `offset`: its batches and its high
+/// watermark (none when the leader moved: it is looked up again).
 fn fetch(
     leaders: &mut Leaders,
     topic: &str,
     partition: i32,
     offset: i64,
-) -> anyhow::Result<(Vec<Record>, i64)> {
+) -> anyhow::Result<(Vec<Batch>, Option<i64>)> {
     let request = FetchRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_max_wait_ms(FETCH_WAIT_MS)
@@ -329,7 +337,7 @@ fn fetch(
         // Leadership moved: ask again next time.
         6 | 74 | 75 => {
             leaders.refresh()?;
-            return Ok((Vec::new(), i64::MAX));
+            return Ok((Vec::new(), None));
         }
         code => {
             return Err(kafka_error(
@@ -340,19 +348,38 @@ fn fetch(
         }
     }
     let records = data.records.clone().unwrap_or_default();
-    Ok((decode(records)?, data.high_watermark))
+    Ok((decode(records)?, Some(data.high_watermark)))
 }
 
-/// Every record of the whole batches in `records` (a fetch may end with
-/// part of one, which the next fetch gets whole).
-pub fn decode(mut records: Bytes) -> anyhow::Result<Vec<Record>> {
+/// One batch of a fetch: its records and the offset after it (its base
+/// offset plus its last offset delta plus one, which a compacted batch
+/// keeps whatever records it lost).
+pub struct Batch {
+    pub records: Vec<Record>,
+    pub next_offset: i64,
+}
+
+/// Bytes of a batch header before the records count: the base offset (8),
+/// length (4), leader epoch (4), magic (1), CRC (4), attributes (2) and last
+/// offset delta (4) end at 27.
+const LAST_OFFSET_DELTA_END: usize = 27;
+
+/// Every whole batch in `records` (a fetch may end with part of one, which
+/// the next fetch gets whole).
+pub fn decode(mut records: Bytes) -> anyhow::Result<Vec<Batch>> {
     let mut out = Vec::new();
-    while records.len() >= 12 {
+    while records.len() >= LAST_OFFSET_DELTA_END {
         let length = i32::from_be_bytes([records[8], records[9], records[10], records[11]]);
         let size = usize::try_from(length).map_err(|_| anyhow!("batch length {length}"))? + 12;
+        if size < LAST_OFFSET_DELTA_END {
+            bail!("batch length {length} is shorter than a batch header");
+        }
         if records.len() < size {
             break;
         }
+        let base_offset = i64::from_be_bytes(records[0..8].try_into().unwrap_or_default());
+        let last_delta = i32::from_be_bytes(records[23..27].try_into().unwrap_or_default());
+        let next_offset = base_offset + i64::from(last_delta) + 1;
         let mut batch = records.split_to(size);
         let set = RecordBatchDecoder::decode_with_custom_compression(
             &mut batch,
@@ -372,7 +399,10 @@ pub fn decode(mut records: Bytes) -> anyhow::Result<Vec<Record>> {
             ),
         )
         .map_err(|e| anyhow!("a record batch does not decode: {e}"))?;
-        out.extend(set.records);
+        out.push(Batch {
+            records: set.records,
+            next_offset,
+        });
     }
     Ok(out)
 }
@@ -551,6 +581,32 @@ impl Member {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A compacted batch keeps its offsets but loses records (or all of
+    /// them): the position after it is its last offset plus one, not the
+    /// last record read plus one.
+    #[test]
+    fn a_compacted_batch_is_passed_whole() {
+        use sluice_core::batch::{BatchBuilder, RecordBatch};
+        use sluice_core::compaction::{read_records, rebuild_batch};
+        let built = (0..4).fold(BatchBuilder::new(1), |b, i| {
+            let key = format!("k{i}");
+            b.record(Some(key.as_bytes()), Some(b"v"))
+        });
+        let batch = RecordBatch::parse(built.build()).expect("a batch");
+        let records = read_records(&batch, 1 << 20).expect("its records");
+        let middle: Vec<_> = records[1..3].iter().collect();
+        let mut fetched = bytes::BytesMut::new();
+        fetched.extend_from_slice(&rebuild_batch(&batch, &middle, None).expect("rebuilt"));
+        fetched.extend_from_slice(&rebuild_batch(&batch, &[], None).expect("emptied"));
+        let batches = decode(fetched.freeze()).expect("decodes");
+        assert_eq!(batches.len(), 2);
+        let offsets: Vec<i64> = batches[0].records.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, vec![1, 2]);
+        assert_eq!(batches[0].next_offset, 4);
+        assert!(batches[1].records.is_empty());
+        assert_eq!(batches[1].next_offset, 4);
+    }
 
     #[test]
     fn templates_print_kcat_letters() {

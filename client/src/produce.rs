@@ -5,12 +5,13 @@
 //! `--key-separator`), choosing its partition (the one given, else the
 //! Java client's: murmur2 of the key, or round robin for records without
 //! one), batching records per partition (at most [`BATCH_BYTES`] a batch,
-//! so memory stays bounded whatever the input's size) and sending each
-//! batch to its partition's leader, acks as asked. A refused batch stops
+//! so memory stays bounded whatever the input's size: a batch per
+//! partition and a summary line per partition) and sending each batch to
+//! its partition's leader, acks as asked. A refused batch stops
 //! the run with the Kafka error and what to do.
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
+use std::io::{BufRead, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, Context as _};
@@ -28,8 +29,9 @@ use crate::hint::kafka_error;
 use crate::leaders::Leaders;
 use crate::topics::Format;
 
-/// Bytes of records per partition sent in one batch at most.
-pub const BATCH_BYTES: usize = 1024 * 1024;
+/// Bytes of records per partition sent in one batch at most: below the
+/// broker's default `max.message.bytes` (1 MiB and a batch header).
+pub const BATCH_BYTES: usize = 1_000_000;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -133,21 +135,52 @@ struct Pending {
     bytes: usize,
 }
 
-/// Where each record of a run went.
-struct Sent {
-    /// (partition, offset) of every record, in input order per partition.
-    offsets: Vec<(i32, i64)>,
+/// What a run acknowledged, per partition: first and last offset and how
+/// many records (offsets -1 with acks=0). Bounded by the partition count.
+type Summary = BTreeMap<i32, (i64, i64, u64)>;
+
+/// Where each acknowledged batch is reported.
+struct Report<'a> {
+    topic: &'a str,
+    format: Format,
+    out: &'a mut dyn Write,
+    summary: Summary,
 }
 
-/// `sluice produce`: reads `input` to its end; prints a summary (or, with
-/// JSON, one line per record with its partition and offset).
+impl Report<'_> {
+    /// Notes a batch of `count` records at `base` (-1: no offsets); JSON
+    /// prints one line per record at once, so nothing accumulates.
+    fn batch(&mut self, partition: i32, base: i64, count: i64) -> anyhow::Result<()> {
+        if self.format == Format::Json {
+            for i in 0..count {
+                let offset = if base < 0 { -1 } else { base + i };
+                let line = json!({"topic": self.topic, "partition": partition, "offset": offset});
+                writeln!(self.out, "{line}").context("writing to standard output")?;
+            }
+        }
+        let last = if base < 0 { -1 } else { base + count - 1 };
+        let e = self.summary.entry(partition).or_insert((base, last, 0));
+        e.0 = e.0.min(base);
+        e.1 = e.1.max(last);
+        e.2 += count as u64;
+        Ok(())
+    }
+}
+
+/// `sluice produce`: reads `input` to its end, sending as it goes; prints
+/// to `out` a summary (or, with JSON, one line per record with its
+/// partition and offset, as each batch is acknowledged).
 pub fn run(
     bootstrap: &str,
     options: &ProduceOptions,
     input: impl BufRead,
-) -> anyhow::Result<String> {
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let mut leaders = Leaders::discover(bootstrap, &options.topic)?;
     let partitions = leaders.partition_count();
+    if partitions == 0 {
+        return Err(anyhow!("topic {} has no partitions", options.topic));
+    }
     if let Some(p) = options.partition {
         if !(0..partitions).contains(&p) {
             return Err(anyhow!(
@@ -158,8 +191,11 @@ pub fn run(
         }
     }
     let mut pending: BTreeMap<i32, Pending> = BTreeMap::new();
-    let mut sent = Sent {
-        offsets: Vec::new(),
+    let mut report = Report {
+        topic: &options.topic,
+        format: options.format,
+        out,
+        summary: Summary::new(),
     };
     let mut round_robin = 0i32;
     for line in input.lines() {
@@ -174,57 +210,45 @@ pub fn run(
             }
         };
         let record = to_record(line);
+        // A record's share of the batch: its key, value and headers, and
+        // the varint framing around them.
         let size = record.value.as_ref().map_or(0, |v| v.len())
             + record.key.as_ref().map_or(0, |k| k.len())
+            + record
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.as_ref().map_or(0, |v| v.len()) + 10)
+                .sum::<usize>()
             + 32;
+        let p = pending.entry(partition).or_default();
+        // Sent before it would pass the limit, so a batch stays within the
+        // broker's default max.message.bytes whatever the lines' sizes.
+        if !p.records.is_empty() && p.bytes + size > BATCH_BYTES {
+            let batch = std::mem::take(p);
+            send(&mut leaders, options, partition, batch, &mut report)?;
+        }
         let p = pending.entry(partition).or_default();
         p.records.push(record);
         p.bytes += size;
-        if p.bytes >= BATCH_BYTES {
-            let batch = std::mem::take(p);
-            send(&mut leaders, options, partition, batch, &mut sent)?;
-        }
     }
     for (partition, batch) in std::mem::take(&mut pending) {
         if !batch.records.is_empty() {
-            send(&mut leaders, options, partition, batch, &mut sent)?;
+            send(&mut leaders, options, partition, batch, &mut report)?;
         }
     }
-    Ok(match options.format {
-        Format::Json => sent
-            .offsets
-            .iter()
-            .map(|(p, o)| {
-                json!({"topic": options.topic, "partition": p, "offset": o}).to_string() + "\n"
-            })
-            .collect(),
-        Format::Table => {
-            let mut per: BTreeMap<i32, (i64, i64, usize)> = BTreeMap::new();
-            for (p, o) in &sent.offsets {
-                let e = per.entry(*p).or_insert((*o, *o, 0));
-                e.0 = e.0.min(*o);
-                e.1 = e.1.max(*o);
-                e.2 += 1;
+    if options.format == Format::Table {
+        let total: u64 = report.summary.values().map(|s| s.2).sum();
+        writeln!(report.out, "produced {total} records to {}", options.topic)?;
+        for (p, (first, last, n)) in &report.summary {
+            if *first < 0 {
+                writeln!(report.out, "  partition {p}: {n} records (acks=0: no offsets)")?;
+            } else {
+                writeln!(report.out, "  partition {p}: {n} records at offsets {first}..={last}")?;
             }
-            let mut out = format!(
-                "produced {} records to {}\n",
-                sent.offsets.len(),
-                options.topic
-            );
-            for (p, (first, last, n)) in per {
-                if first < 0 {
-                    out.push_str(&format!(
-                        "  partition {p}: {n} records (acks=0: no offsets)\n"
-                    ));
-                } else {
-                    out.push_str(&format!(
-                        "  partition {p}: {n} records at offsets {first}..={last}\n"
-                    ));
-                }
-            }
-            out
         }
-    })
+    }
+    report.out.flush().context("writing to standard output")?;
+    Ok(())
 }
 
 fn to_record(line: Line) -> Record {
@@ -258,7 +282,7 @@ fn send(
     options: &ProduceOptions,
     partition: i32,
     mut batch: Pending,
-    sent: &mut Sent,
+    report: &mut Report<'_>,
 ) -> anyhow::Result<()> {
     // One batch: kafka-protocol's encoder starts a new batch wherever
     // offset minus sequence changes, and a Produce carries one batch per
@@ -290,8 +314,7 @@ fn send(
     let count = batch.records.len() as i64;
     if options.acks == 0 {
         client.send_no_response(&request, 9)?;
-        sent.offsets.extend((0..count).map(|_| (partition, -1)));
-        return Ok(());
+        return report.batch(partition, -1, count);
     }
     let response = client.send(&request, 9)?;
     let p = response
@@ -306,9 +329,7 @@ fn send(
             p.error_message.as_deref(),
         ));
     }
-    sent.offsets
-        .extend((0..count).map(|i| (partition, p.base_offset + i)));
-    Ok(())
+    report.batch(partition, p.base_offset, count)
 }
 
 #[cfg(test)]

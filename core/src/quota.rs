@@ -286,38 +286,59 @@ pub struct SensorKey {
 /// order of precedence (a user's client id, the user's default client,
 /// the user, the default user's client id, the default user's default
 /// client, the default user, the client id, the default client), and whose
-/// usage it counts.
+/// usage it counts. `quotas` is sorted by entity, as the metadata keeps it:
+/// each candidate is a binary search, with no allocation until one wins.
 pub fn resolve(
     quotas: &[ClientQuota],
     user: &str,
     client_id: &str,
     key: &str,
 ) -> Option<(SensorKey, f64)> {
-    use EntityName::{Default, Named};
-    let named_user = Some(Named(user.to_owned()));
-    let named_client = Some(Named(client_id.to_owned()));
+    let (u, c) = (Some(Some(user)), Some(Some(client_id)));
     let order = [
-        (named_user.clone(), named_client.clone()),
-        (named_user.clone(), Some(Default)),
-        (named_user, None),
-        (Some(Default), named_client.clone()),
-        (Some(Default), Some(Default)),
-        (Some(Default), None),
-        (None, named_client),
-        (None, Some(Default)),
+        (u, c),
+        (u, Some(None)),
+        (u, None),
+        (Some(None), c),
+        (Some(None), Some(None)),
+        (Some(None), None),
+        (None, c),
+        (None, Some(None)),
     ];
     order.into_iter().find_map(|(u, c)| {
-        let quota = quotas
-            .iter()
-            .find(|q| q.entity.user == u && q.entity.client_id == c)?;
-        let value = quota.values.get(key)?.0;
-        debug_assert!(u.as_ref().is_none_or(|n| n.matches(user)));
+        let at = quotas
+            .binary_search_by(|q| cmp_entity(&q.entity, u, c))
+            .ok()?;
+        let value = quotas[at].values.get(key)?.0;
         let sensor = SensorKey {
             user: u.map(|_| user.to_owned()).unwrap_or_default(),
             client_id: c.map(|_| client_id.to_owned()).unwrap_or_default(),
         };
         Some((sensor, value))
     })
+}
+
+/// Orders `entity` against one given by borrowed parts (`None`: no such
+/// part; `Some(None)`: the default; `Some(Some(name))`), as the derived
+/// `Ord` of [`QuotaEntity`] orders entities.
+fn cmp_entity(
+    entity: &QuotaEntity,
+    user: Option<Option<&str>>,
+    client_id: Option<Option<&str>>,
+) -> std::cmp::Ordering {
+    use std::cmp::Ordering::{Equal, Greater, Less};
+    fn part(a: &Option<EntityName>, b: Option<Option<&str>>) -> std::cmp::Ordering {
+        match (a, b) {
+            (None, None) => Equal,
+            (None, Some(_)) => Less,
+            (Some(_), None) => Greater,
+            (Some(EntityName::Default), Some(None)) => Equal,
+            (Some(EntityName::Default), Some(Some(_))) => Less,
+            (Some(EntityName::Named(_)), Some(None)) => Greater,
+            (Some(EntityName::Named(n)), Some(Some(m))) => n.as_str().cmp(m),
+        }
+    }
+    part(&entity.user, user).then_with(|| part(&entity.client_id, client_id))
 }
 
 /// A rate over the last [`WINDOW_SAMPLES`] samples of [`SAMPLE_MS`] each,
@@ -494,7 +515,7 @@ mod tests {
     #[test]
     fn the_most_specific_quota_wins_in_kafkas_order() {
         let d = Some(EntityName::Default);
-        let all = vec![
+        let by_precedence = vec![
             quota(None, d.clone(), PRODUCER_BYTE_RATE, 8.0),
             quota(None, named("c"), PRODUCER_BYTE_RATE, 7.0),
             quota(d.clone(), None, PRODUCER_BYTE_RATE, 6.0),
@@ -504,10 +525,16 @@ mod tests {
             quota(named("u"), d.clone(), PRODUCER_BYTE_RATE, 2.0),
             quota(named("u"), named("c"), PRODUCER_BYTE_RATE, 1.0),
         ];
+        let sorted = |mut q: Vec<ClientQuota>| {
+            q.sort_by(|a, b| a.entity.cmp(&b.entity));
+            q
+        };
+        let all = sorted(by_precedence.clone());
         // Removing the winner each time reveals the next in order.
-        for n in 0..all.len() {
-            let (sensor, v) = resolve(&all[..all.len() - n], "u", "c", PRODUCER_BYTE_RATE)
-                .expect("a quota applies");
+        for n in 0..by_precedence.len() {
+            let some = sorted(by_precedence[..by_precedence.len() - n].to_vec());
+            let (sensor, v) =
+                resolve(&some, "u", "c", PRODUCER_BYTE_RATE).expect("a quota applies");
             assert_eq!(v, (n + 1) as f64);
             let by_user = matches!(n + 1, 1..=6);
             let by_client = matches!(n + 1, 1 | 2 | 4 | 5 | 7 | 8);
@@ -516,7 +543,7 @@ mod tests {
         }
         assert_eq!(resolve(&all, "u", "c", CONSUMER_BYTE_RATE), None);
         assert_eq!(
-            resolve(&all[6..], "other", "x", PRODUCER_BYTE_RATE),
+            resolve(&sorted(by_precedence[6..].to_vec()), "other", "x", PRODUCER_BYTE_RATE),
             None,
             "a named user's quota is not another user's"
         );

@@ -355,7 +355,7 @@ fn render_metrics(out: &mut String, node: &ShardMetrics) {
         ),
         (
             "sluice_topic_bytes_out_total",
-            "Bytes of records read from the topic for consumers and followers",
+            "Bytes of records read from the topic for consumers and followers (a fetch a quota then answers empty included)",
             |b: &TopicBytes| b.bytes_out,
         ),
     ] {

@@ -648,9 +648,11 @@ impl Shard {
                 .then(|| p.role.borrow().isr_len());
             if let Some(isr) = isr {
                 stats.leader_partitions += 1;
+                // Replicas a reassignment is still adding do not count, as
+                // in Kafka.
                 let replicas = metadata
                     .partition(topic, *partition)
-                    .map_or(0, |m| m.replicas.len());
+                    .map_or(0, |m| m.replicas.len().saturating_sub(m.adding.len()));
                 if isr < replicas {
                     stats.under_replicated_partitions += 1;
                 }

@@ -96,13 +96,16 @@ impl Metered {
             }
             _ => 0,
         };
-        let throttle_ms = request_throttle.max(bandwidth_throttle);
+        // At most what the response field carries (24 days).
+        let throttle_ms = request_throttle
+            .max(bandwidth_throttle)
+            .min(i32::MAX as u64);
         if throttle_ms > 0 {
             let counters = &ctx.shard.counters;
             ShardCounters::bump(&counters.throttled_requests);
             counters
                 .throttle_time_ms
-                .set(counters.throttle_time_ms.get() + throttle_ms);
+                .set(counters.throttle_time_ms.get().saturating_add(throttle_ms));
             if let Some(response) = response {
                 set_throttle_time(response, throttle_ms);
             }

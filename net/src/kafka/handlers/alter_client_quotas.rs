@@ -9,6 +9,7 @@
 //! metadata shows them, so a describe that follows sees the change.
 //! `validate_only` checks without changing anything.
 
+use std::collections::HashSet;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -40,6 +41,10 @@ impl Handler for AlterClientQuotasHandler {
     }
 }
 
+/// Entities with client quotas the metadata holds at most (every broker
+/// keeps them all in memory).
+pub const MAX_CLIENT_QUOTA_ENTITIES: usize = 10_000;
+
 /// How long the answer waits for this broker's metadata to show a change.
 const SETTLE_MS: u64 = 5_000;
 const POLL: Duration = Duration::from_millis(20);
@@ -51,7 +56,10 @@ pub async fn handle(
     ctx: &Rc<Context>,
     request: AlterClientQuotasRequest,
 ) -> AlterClientQuotasResponse {
-    let mut seen: Vec<QuotaEntity> = Vec::with_capacity(request.entries.len());
+    let mut seen: HashSet<QuotaEntity> = HashSet::with_capacity(request.entries.len());
+    // Entities the metadata would hold after this request, so far: new
+    // ones past MAX_CLIENT_QUOTA_ENTITIES are refused.
+    let mut held = ctx.shard.metadata().client_quotas.len();
     let checked: Vec<Result<(QuotaEntity, Vec<QuotaChange>), Refusal>> = request
         .entries
         .iter()
@@ -64,7 +72,18 @@ pub async fn handle(
                     format!("Ignoring duplicate entity {entity}"),
                 ));
             }
-            seen.push(entity.clone());
+            let adds = changes.iter().any(|(_, v)| v.is_some())
+                && ctx.shard.metadata().client_quota(&entity).is_none();
+            if adds && held >= MAX_CLIENT_QUOTA_ENTITIES {
+                return Err((
+                    ErrorCode::InvalidRequest,
+                    format!(
+                        "This broker keeps at most {MAX_CLIENT_QUOTA_ENTITIES} client quota entities; remove some first"
+                    ),
+                ));
+            }
+            held += usize::from(adds);
+            seen.insert(entity.clone());
             Ok((entity, changes))
         })
         .collect();

@@ -54,13 +54,14 @@ pub async fn handle(
     request: ConsumerGroupHeartbeatRequest,
     client: ClientInfo,
 ) -> ConsumerGroupHeartbeatResponse {
-    // A member (re-)joining owns nothing yet (Kafka checks it too).
+    // A member (re-)joining says it owns nothing yet, with an empty list
+    // (null is refused too), as Kafka checks it.
     let joining = request.member_epoch == 0;
     if joining
         && request
             .topic_partitions
             .as_ref()
-            .is_some_and(|t| !t.is_empty())
+            .is_none_or(|t| !t.is_empty())
     {
         return ConsumerGroupHeartbeatResponse::default()
             .with_error_code(ErrorCode::InvalidRequest.code())
