@@ -223,45 +223,49 @@ pub fn run(bootstrap: &str, options: &ConsumeOptions, out: &mut dyn Write) -> an
                 ends.entry(p).or_insert(end);
             }
             'batches: for batch in batches {
-              for r in batch.records {
-                if r.offset < at {
-                    continue; // a batch starts before the position asked
-                }
-                positions.insert(p, r.offset + 1);
-                if r.control {
-                    continue;
-                }
-                line.clear();
-                match &options.format {
-                    RecordFormat::Template(t) => t.render(&options.topic, p, &r, &mut line),
-                    RecordFormat::Json => {
-                        let text = |b: &Option<Bytes>| {
-                            b.as_deref()
-                                .map(|b| String::from_utf8_lossy(b).into_owned())
-                        };
-                        let headers: serde_json::Map<String, serde_json::Value> = r
-                            .headers
-                            .iter()
-                            .map(|(k, v)| (k.to_string(), json!(text(v))))
-                            .collect();
-                        let value = json!({
-                            "topic": options.topic, "partition": p, "offset": r.offset,
-                            "timestamp": r.timestamp, "key": text(&r.key),
-                            "value": text(&r.value), "headers": headers,
-                        });
-                        line.extend_from_slice(value.to_string().as_bytes());
-                        line.push(b'\n');
+                for r in batch.records {
+                    if r.offset < at {
+                        continue; // a batch starts before the position asked
+                    }
+                    positions.insert(p, r.offset + 1);
+                    if r.control {
+                        continue;
+                    }
+                    line.clear();
+                    match &options.format {
+                        RecordFormat::Template(t) => t.render(&options.topic, p, &r, &mut line),
+                        RecordFormat::Json => {
+                            let text = |b: &Option<Bytes>| {
+                                b.as_deref()
+                                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                            };
+                            let headers: serde_json::Map<String, serde_json::Value> = r
+                                .headers
+                                .iter()
+                                .map(|(k, v)| (k.to_string(), json!(text(v))))
+                                .collect();
+                            let value = json!({
+                                "topic": options.topic, "partition": p, "offset": r.offset,
+                                "timestamp": r.timestamp, "key": text(&r.key),
+                                "value": text(&r.value), "headers": headers,
+                            });
+                            line.extend_from_slice(value.to_string().as_bytes());
+                            line.push(b'\n');
+                        }
+                    }
+                    out.write_all(&line).context("writing to standard output")?;
+                    printed += 1;
+                    if options.count.is_some_and(|c| printed >= c) {
+                        break 'batches;
                     }
                 }
-                out.write_all(&line).context("writing to standard output")?;
-                printed += 1;
-                if options.count.is_some_and(|c| printed >= c) {
-                    break 'batches;
-                }
-              }
                 // A compacted batch keeps its offsets but not every record
                 // (or none): the position moves past the whole batch.
-                let next = positions.get(&p).copied().unwrap_or(at).max(batch.next_offset);
+                let next = positions
+                    .get(&p)
+                    .copied()
+                    .unwrap_or(at)
+                    .max(batch.next_offset);
                 positions.insert(p, next);
             }
             if let Some(m) = member.as_mut() {

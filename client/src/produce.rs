@@ -241,9 +241,15 @@ pub fn run(
         writeln!(report.out, "produced {total} records to {}", options.topic)?;
         for (p, (first, last, n)) in &report.summary {
             if *first < 0 {
-                writeln!(report.out, "  partition {p}: {n} records (acks=0: no offsets)")?;
+                writeln!(
+                    report.out,
+                    "  partition {p}: {n} records (acks=0: no offsets)"
+                )?;
             } else {
-                writeln!(report.out, "  partition {p}: {n} records at offsets {first}..={last}")?;
+                writeln!(
+                    report.out,
+                    "  partition {p}: {n} records at offsets {first}..={last}"
+                )?;
             }
         }
     }

@@ -74,13 +74,6 @@ impl EntityName {
             EntityName::Named(n) => Some(n),
         }
     }
-
-    fn matches(&self, actual: &str) -> bool {
-        match self {
-            EntityName::Default => true,
-            EntityName::Named(n) => n == actual,
-        }
-    }
 }
 
 /// What a quota applies to: a user, a client id, or a user's client id.
@@ -543,7 +536,12 @@ mod tests {
         }
         assert_eq!(resolve(&all, "u", "c", CONSUMER_BYTE_RATE), None);
         assert_eq!(
-            resolve(&sorted(by_precedence[6..].to_vec()), "other", "x", PRODUCER_BYTE_RATE),
+            resolve(
+                &sorted(by_precedence[6..].to_vec()),
+                "other",
+                "x",
+                PRODUCER_BYTE_RATE
+            ),
             None,
             "a named user's quota is not another user's"
         );
