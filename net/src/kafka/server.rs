@@ -559,11 +559,12 @@ async fn handle_frame(
     let dispatch_started = Instant::now();
     // The header goes to the handler whole, so Produce can drop it (its
     // client id is a slice of the frame) before its records go on.
-    let dispatched = Box::pin(registry::dispatch(ctx, header, request, peer));
+    // Pinned on the stack: no allocation per request.
+    let mut dispatched = std::pin::pin!(registry::dispatch(ctx, header, request, peer));
     let (outcome, handler_time) = if metered.is_some() {
-        quotas::TimedPolls::new(dispatched).await
+        quotas::TimedPolls::new(dispatched.as_mut()).await
     } else {
-        (dispatched.await, Duration::ZERO)
+        (dispatched.as_mut().await, Duration::ZERO)
     };
     let outcome = match outcome {
         Ok(outcome) => outcome,
