@@ -104,6 +104,30 @@ fn produce(bootstrap: &str, topic: &str, count: usize) {
     .assert_success();
 }
 
+/// Waits (at most 30 s) until partition 0 of `topic` starts at `start`:
+/// retention, lowered through `config` at run time, deleted what was
+/// before it.
+fn wait_for_log_start(bootstrap: &str, topic: &str, start: i64, config: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let want = format!("{topic}:0:{start}");
+    loop {
+        let out = tool(
+            GET_OFFSETS,
+            bootstrap,
+            &["--topic", topic, "--partitions", "0", "--time", "-2"],
+        );
+        if out.stdout_text().trim() == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{config} lowered at run time deleted nothing: {}",
+            out.stdout_text()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 #[test]
 fn kafka_admin_tools_answer_sluice_as_they_answer_kafka() {
     let broker = Broker::start_with_env(&[("SLUICE_LOG__RETENTION_CHECK_INTERVAL_MS", "200")]);
@@ -264,23 +288,7 @@ fn kafka_admin_tools_answer_sluice_as_they_answer_kafka() {
     // rolls the segment (segment.ms), and retention deletes the old one.
     std::thread::sleep(Duration::from_millis(300));
     produce(&s, "admin-t", 1);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let out = tool(
-            GET_OFFSETS,
-            &s,
-            &["--topic", "admin-t", "--partitions", "0", "--time", "-2"],
-        );
-        if out.stdout_text().trim() == "admin-t:0:10" {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "retention.ms lowered at run time deleted nothing: {}",
-            out.stdout_text()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_for_log_start(&s, "admin-t", 10, "retention.ms");
     for b in [&s, &k] {
         tool(
             CONFIGS,
@@ -355,23 +363,7 @@ fn kafka_admin_tools_answer_sluice_as_they_answer_kafka() {
     );
     std::thread::sleep(Duration::from_millis(300));
     produce(&s, "admin-d", 1);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let out = tool(
-            GET_OFFSETS,
-            &s,
-            &["--topic", "admin-d", "--partitions", "0", "--time", "-2"],
-        );
-        if out.stdout_text().trim() == "admin-d:0:10" {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "log.retention.ms lowered at run time deleted nothing: {}",
-            out.stdout_text()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_for_log_start(&s, "admin-d", 10, "log.retention.ms");
     for b in [&s, &k] {
         tool(
             CONFIGS,

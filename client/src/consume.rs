@@ -35,7 +35,7 @@ use serde_json::json;
 
 use crate::connection::Client;
 use crate::groups::{committed, coordinator, list_offsets};
-use crate::hint::kafka_error;
+use crate::hint::{check_kafka, kafka_error};
 use crate::leaders::Leaders;
 
 /// Bytes one fetch asks for at most (and one partition at most).
@@ -493,13 +493,11 @@ impl Member {
             self.last_heartbeat = None;
             return Ok(None);
         }
-        if response.error_code != 0 {
-            return Err(kafka_error(
-                &format!("heartbeating in group {}", self.group),
-                response.error_code,
-                response.error_message.as_deref(),
-            ));
-        }
+        check_kafka(
+            &format!("heartbeating in group {}", self.group),
+            response.error_code,
+            response.error_message.as_deref(),
+        )?;
         self.epoch = response.member_epoch;
         if response.heartbeat_interval_ms > 0 {
             self.heartbeat_every = Duration::from_millis(response.heartbeat_interval_ms as u64);

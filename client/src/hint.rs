@@ -56,6 +56,14 @@ pub fn kafka_error(what: &str, code: i16, message: Option<&str>) -> anyhow::Erro
     anyhow!(text)
 }
 
+/// `Ok` for no error (code 0), else [`kafka_error`].
+pub fn check_kafka(what: &str, code: i16, message: Option<&str>) -> anyhow::Result<()> {
+    match code {
+        0 => Ok(()),
+        code => Err(kafka_error(what, code, message)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

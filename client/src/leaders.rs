@@ -15,7 +15,7 @@ use kafka_protocol::messages::{MetadataRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::connection::Client;
-use crate::hint::kafka_error;
+use crate::hint::check_kafka;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -59,13 +59,7 @@ impl Leaders {
             .topics
             .first()
             .ok_or_else(|| anyhow!("the broker answered no topic {}", self.topic))?;
-        if t.error_code != 0 {
-            return Err(kafka_error(
-                &format!("topic {}", self.topic),
-                t.error_code,
-                None,
-            ));
-        }
+        check_kafka(&format!("topic {}", self.topic), t.error_code, None)?;
         let mut leaders = vec![-1; t.partitions.len()];
         for p in &t.partitions {
             if let Some(slot) = usize::try_from(p.partition_index)
@@ -114,14 +108,5 @@ impl Leaders {
         self.connections
             .get_mut(&leader)
             .ok_or_else(|| anyhow!("no connection to broker {leader}"))
-    }
-
-    /// The leader of each partition, by broker id.
-    pub fn leader_of(&self, partition: i32) -> i32 {
-        usize::try_from(partition)
-            .ok()
-            .and_then(|i| self.leaders.get(i))
-            .copied()
-            .unwrap_or(-1)
     }
 }

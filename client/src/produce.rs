@@ -25,7 +25,7 @@ use kafka_protocol::records::{
 };
 use serde_json::json;
 
-use crate::hint::kafka_error;
+use crate::hint::check_kafka;
 use crate::leaders::Leaders;
 use crate::topics::Format;
 
@@ -328,13 +328,11 @@ fn send(
         .first()
         .and_then(|t| t.partition_responses.first())
         .ok_or_else(|| anyhow!("the broker answered no partition"))?;
-    if p.error_code != 0 {
-        return Err(kafka_error(
-            &format!("producing to {}/{partition}", options.topic),
-            p.error_code,
-            p.error_message.as_deref(),
-        ));
-    }
+    check_kafka(
+        &format!("producing to {}/{partition}", options.topic),
+        p.error_code,
+        p.error_message.as_deref(),
+    )?;
     report.batch(partition, p.base_offset, count)
 }
 

@@ -28,7 +28,7 @@ use serde_json::json;
 
 use crate::connection::Client;
 use crate::groups::table;
-use crate::hint::kafka_error;
+use crate::hint::check_kafka;
 
 /// Deadline of every request, and the timeout the broker is given.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -81,13 +81,11 @@ pub fn create(
         .topics
         .first()
         .ok_or_else(|| anyhow::anyhow!("creating {topic}: the broker answered no topic"))?;
-    if result.error_code != 0 {
-        return Err(kafka_error(
-            &format!("creating topic {topic}"),
-            result.error_code,
-            result.error_message.as_deref(),
-        ));
-    }
+    check_kafka(
+        &format!("creating topic {topic}"),
+        result.error_code,
+        result.error_message.as_deref(),
+    )?;
     Ok(match format {
         Format::Table => format!(
             "created topic {topic} ({} partitions, replication factor {})\n",
@@ -160,13 +158,7 @@ pub fn describe(bootstrap: &str, topic: &str, format: Format) -> anyhow::Result<
         .topics
         .first()
         .ok_or_else(|| anyhow::anyhow!("describing {topic}: the broker answered no topic"))?;
-    if t.error_code != 0 {
-        return Err(kafka_error(
-            &format!("describing topic {topic}"),
-            t.error_code,
-            None,
-        ));
-    }
+    check_kafka(&format!("describing topic {topic}"), t.error_code, None)?;
     let configs = client.send(
         &DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
             .with_resource_type(2)
@@ -176,13 +168,11 @@ pub fn describe(bootstrap: &str, topic: &str, format: Format) -> anyhow::Result<
     )?;
     let mut overrides: Vec<(String, String)> = Vec::new();
     if let Some(r) = configs.results.first() {
-        if r.error_code != 0 {
-            return Err(kafka_error(
-                &format!("describing the configs of {topic}"),
-                r.error_code,
-                r.error_message.as_deref(),
-            ));
-        }
+        check_kafka(
+            &format!("describing the configs of {topic}"),
+            r.error_code,
+            r.error_message.as_deref(),
+        )?;
         // Source 1: set on the topic (DYNAMIC_TOPIC_CONFIG).
         for c in r.configs.iter().filter(|c| c.config_source == 1) {
             let value = if c.is_sensitive {
@@ -284,13 +274,11 @@ pub fn delete(bootstrap: &str, topic: &str) -> anyhow::Result<String> {
         .with_topic_names(vec![TopicName(name(topic))]);
     let response = connect(bootstrap)?.send(&request, 6)?;
     if let Some(r) = response.responses.first() {
-        if r.error_code != 0 {
-            return Err(kafka_error(
-                &format!("deleting topic {topic}"),
-                r.error_code,
-                r.error_message.as_deref(),
-            ));
-        }
+        check_kafka(
+            &format!("deleting topic {topic}"),
+            r.error_code,
+            r.error_message.as_deref(),
+        )?;
     }
     Ok(format!("deleted topic {topic}\n"))
 }
@@ -325,13 +313,11 @@ pub fn alter_config(
     ]);
     let response = connect(bootstrap)?.send(&request, 1)?;
     if let Some(r) = response.responses.first() {
-        if r.error_code != 0 {
-            return Err(kafka_error(
-                &format!("altering the configs of {topic}"),
-                r.error_code,
-                r.error_message.as_deref(),
-            ));
-        }
+        check_kafka(
+            &format!("altering the configs of {topic}"),
+            r.error_code,
+            r.error_message.as_deref(),
+        )?;
     }
     Ok(format!(
         "altered topic {topic}: {} set, {} deleted\n",
@@ -350,13 +336,11 @@ pub fn add_partitions(bootstrap: &str, topic: &str, total: i32) -> anyhow::Resul
             .with_assignments(None)]);
     let response = connect(bootstrap)?.send(&request, 3)?;
     if let Some(r) = response.results.first() {
-        if r.error_code != 0 {
-            return Err(kafka_error(
-                &format!("adding partitions to {topic}"),
-                r.error_code,
-                r.error_message.as_deref(),
-            ));
-        }
+        check_kafka(
+            &format!("adding partitions to {topic}"),
+            r.error_code,
+            r.error_message.as_deref(),
+        )?;
     }
     Ok(format!("topic {topic} now has {total} partitions\n"))
 }

@@ -641,12 +641,9 @@ impl Shard {
         };
         let metadata = self.metadata.borrow();
         for ((topic, partition), p) in self.partitions.borrow().iter() {
-            let isr = p
-                .role
-                .borrow()
-                .is_leader()
-                .then(|| p.role.borrow().isr_len());
-            if let Some(isr) = isr {
+            let role = p.role.borrow();
+            if role.is_leader() {
+                let isr = role.isr_len();
                 stats.leader_partitions += 1;
                 // Replicas a reassignment is still adding do not count, as
                 // in Kafka.

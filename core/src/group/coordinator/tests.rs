@@ -509,17 +509,19 @@ fn dropping_a_group_answers_its_parked_requests() {
     assert_eq!(c.heartbeat("g", &a, None, 1, 0), ErrorCode::UnknownMemberId);
 }
 
+/// The one topic the KIP-848 tests subscribe to: `t`, one partition.
+fn topic_t(name: &str) -> Option<crate::group::consumer::TopicInfo> {
+    (name == "t").then_some(crate::group::consumer::TopicInfo {
+        id: [1; 16],
+        partitions: 1,
+    })
+}
+
 #[test]
 fn a_kip848_group_with_members_is_not_deleted_nor_its_consumed_offsets() {
-    use crate::group::consumer::{HeartbeatRequest, TopicInfo};
+    use crate::group::consumer::HeartbeatRequest;
     let mut c = coordinator(0);
     c.apply(offset_record(5), 0);
-    let topics = |name: &str| {
-        (name == "t").then_some(TopicInfo {
-            id: [1; 16],
-            partitions: 1,
-        })
-    };
     let joined = c.consumer_heartbeat(
         HeartbeatRequest {
             group_id: "g".into(),
@@ -528,7 +530,7 @@ fn a_kip848_group_with_members_is_not_deleted_nor_its_consumed_offsets() {
             subscribed_topics: Some(vec!["t".into()]),
             ..HeartbeatRequest::default()
         },
-        &topics,
+        &topic_t,
         0,
     );
     assert_eq!(joined.error, ErrorCode::None);
@@ -538,15 +540,9 @@ fn a_kip848_group_with_members_is_not_deleted_nor_its_consumed_offsets() {
 
 #[test]
 fn an_empty_kip848_group_with_offsets_stays_a_consumer_group_until_deleted() {
-    use crate::group::consumer::{HeartbeatRequest, TopicInfo};
+    use crate::group::consumer::HeartbeatRequest;
     let mut c = coordinator(0);
     c.apply(offset_record(5), 0);
-    let topics = |name: &str| {
-        (name == "t").then_some(TopicInfo {
-            id: [1; 16],
-            partitions: 1,
-        })
-    };
     let request = |epoch: i32| HeartbeatRequest {
         group_id: "g".into(),
         member_id: "m".into(),
@@ -555,11 +551,11 @@ fn an_empty_kip848_group_with_offsets_stays_a_consumer_group_until_deleted() {
         ..HeartbeatRequest::default()
     };
     assert_eq!(
-        c.consumer_heartbeat(request(0), &topics, 0).error,
+        c.consumer_heartbeat(request(0), &topic_t, 0).error,
         ErrorCode::None
     );
     // The member leaves: the group is empty, and still a consumer group.
-    c.consumer_heartbeat(request(-1), &topics, 10);
+    c.consumer_heartbeat(request(-1), &topic_t, 10);
     c.tick(20);
     let listed = c.list();
     let g = listed.iter().find(|g| g.group_id == "g").expect("listed");
