@@ -25,6 +25,7 @@ use sluice_core::config::LogConfig;
 use sluice_core::Offset;
 
 use crate::checkpoint::{self, Checkpoint};
+use crate::storage::dma::off_thread;
 use crate::storage::Storage;
 use crate::{
     AppendInfo, BatchCache, CleanOutcome, CleanPacer, CleanPlan, DmaStorage, LogResult, LogStats,
@@ -62,7 +63,10 @@ impl Disk {
     /// Removes a closed partition's directory and everything in it.
     pub async fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
         match self {
-            Disk::Dma => std::fs::remove_dir_all(dir),
+            Disk::Dma => {
+                let dir = dir.to_path_buf();
+                off_thread(move || std::fs::remove_dir_all(dir)).await
+            }
             Disk::Memory(disk) => {
                 for file in memory_files(disk, dir).await? {
                     disk.remove(&file).await?;
@@ -107,7 +111,10 @@ impl Disk {
     /// directories once made: when it holds a file at any depth).
     pub async fn dir_exists(&self, dir: &Path) -> bool {
         match self {
-            Disk::Dma => dir.is_dir(),
+            Disk::Dma => {
+                let dir = dir.to_path_buf();
+                off_thread(move || dir.is_dir()).await
+            }
             Disk::Memory(disk) => memory_files(disk, dir)
                 .await
                 .is_ok_and(|files| !files.is_empty()),
@@ -116,9 +123,10 @@ impl Disk {
 
     /// Removes an empty directory (a deleted topic's); errors are ignored
     /// by callers (it may hold another partition still).
-    pub fn remove_empty_dir(&self, dir: &Path) {
+    pub async fn remove_empty_dir(&self, dir: &Path) {
         if let Disk::Dma = self {
-            let _ = std::fs::remove_dir(dir);
+            let dir = dir.to_path_buf();
+            let _ = off_thread(move || std::fs::remove_dir(dir)).await;
         }
     }
 }

@@ -2,9 +2,13 @@
 //!
 //! Owns: mapping the [`Storage`] interface onto glommio. Every data write is
 //! an aligned O_DIRECT write of a [`DmaBuffer`] allocated by the file, so no
-//! byte passes through the page cache. Directory listing and creation use
-//! `std::fs`; they happen only when a partition is opened or created, never on
-//! the produce or fetch path.
+//! byte passes through the page cache.
+//!
+//! Invariant: no blocking call runs on the shard's thread. Reads, writes,
+//! opens, renames and removals of files go through io_uring; what io_uring
+//! cannot do (stat, mkdir, readdir, recursive removal) runs on the
+//! executor's blocking-thread pool ([`off_thread`]), so a segment roll or a
+//! topic's creation in the middle of appends never stalls the shard.
 //!
 //! Must run inside a glommio executor.
 //!
@@ -54,14 +58,25 @@ thread_local! {
     static PROBED_DEVICES: RefCell<HashSet<u64>> = RefCell::new(HashSet::new());
 }
 
+/// Runs a blocking filesystem call on the executor's blocking-thread pool
+/// (one thread per shard), so the shard keeps serving while it runs.
+/// Dropping the future leaves the call to finish on its own.
+pub async fn off_thread<R: Send + 'static>(call: impl FnOnce() -> R + Send + 'static) -> R {
+    glommio::executor().spawn_blocking(call).await
+}
+
 /// Makes glommio's IOPOLL probe for `path`'s device read a real block (see
 /// the module docs), once per thread and device.
 async fn probe_device_once(path: &Path) -> io::Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let dev = std::fs::metadata(dir)?.dev();
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let dev = {
+        let dir = dir.clone();
+        off_thread(move || std::fs::metadata(dir).map(|m| m.dev())).await?
+    };
     if PROBED_DEVICES.with(|p| p.borrow().contains(&dev)) {
         return Ok(());
     }
@@ -69,13 +84,16 @@ async fn probe_device_once(path: &Path) -> io::Result<()> {
         ".sluice-iopoll-probe-{:?}",
         std::thread::current().id()
     ));
-    std::fs::write(&probe, [0u8; super::ALIGN])?;
+    {
+        let probe = probe.clone();
+        off_thread(move || std::fs::write(probe, [0u8; super::ALIGN])).await?;
+    }
     let opened = DmaFile::open(&probe).await.map_err(to_io);
     let closed = match opened {
         Ok(file) => file.close().await.map_err(to_io),
         Err(e) => Err(e),
     };
-    std::fs::remove_file(&probe)?;
+    glommio::io::remove(&probe).await.map_err(to_io)?;
     closed?;
     PROBED_DEVICES.with(|p| p.borrow_mut().insert(dev));
     Ok(())
@@ -109,17 +127,22 @@ impl Storage for DmaStorage {
     }
 
     async fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        std::fs::create_dir_all(path)
+        let path = path.to_path_buf();
+        off_thread(move || std::fs::create_dir_all(path)).await
     }
 
     async fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        let mut names = Vec::new();
-        for entry in std::fs::read_dir(dir)? {
-            if let Some(name) = entry?.file_name().to_str() {
-                names.push(name.to_owned());
+        let dir = dir.to_path_buf();
+        off_thread(move || {
+            let mut names = Vec::new();
+            for entry in std::fs::read_dir(dir)? {
+                if let Some(name) = entry?.file_name().to_str() {
+                    names.push(name.to_owned());
+                }
             }
-        }
-        Ok(names)
+            Ok(names)
+        })
+        .await
     }
 
     async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

@@ -846,7 +846,9 @@ impl Shard {
                         tracing::warn!(dir = ?dir, error = %e, "removing an offline deleted partition's files");
                     }
                 }
-                self.disk.remove_empty_dir(&self.config.data_dir.join(name));
+                self.disk
+                    .remove_empty_dir(&self.config.data_dir.join(name))
+                    .await;
                 self.groups.topic_deleted(name);
                 self.metrics.borrow_mut().topic_deleted(name);
             }
