@@ -41,6 +41,12 @@ impl<R: Deref<Target = [u8]>> ReadChunk<R> {
         self.as_slice().is_empty()
     }
 
+    /// True for a slice of a disk read's buffer ([`ReadChunk::into_bytes`]
+    /// copies it).
+    pub fn is_local(&self) -> bool {
+        matches!(self, ReadChunk::Local(_))
+    }
+
     /// The batches as `Bytes` that may cross threads; copies a `Local` chunk.
     pub fn into_bytes(self) -> Bytes {
         match self {

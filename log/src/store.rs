@@ -244,24 +244,28 @@ impl PartitionStore {
         with_log!(self, l => l.flush().await)
     }
     /// Whole batches from `from_offset` below `upto`, up to `max_bytes`
-    /// (at least one batch), as one record set: the cached or read bytes
-    /// themselves when they are one chunk, else one copy joining them.
-    pub async fn read_record_set(
+    /// (at least one batch), in the pieces the log holds them in (batch
+    /// cache entries, disk reads), and the bytes copied to make them
+    /// shareable (disk reads: their buffer stays on this thread).
+    pub async fn read_record_pieces(
         &self,
         from_offset: Offset,
         max_bytes: usize,
         upto: Offset,
-    ) -> LogResult<Bytes> {
+    ) -> LogResult<(Vec<Bytes>, usize)> {
         with_log!(self, l => {
-            let mut chunks = l.read_chunks(from_offset, max_bytes, upto).await?;
-            if chunks.len() == 1 {
-                return Ok(chunks.pop().map(|c| c.into_bytes()).unwrap_or_default());
-            }
-            let mut joined = BytesMut::with_capacity(chunks.iter().map(|c| c.len()).sum());
-            for chunk in &chunks {
-                joined.extend_from_slice(chunk);
-            }
-            Ok(joined.freeze())
+            let chunks = l.read_chunks(from_offset, max_bytes, upto).await?;
+            let mut copied = 0;
+            let pieces = chunks
+                .into_iter()
+                .map(|chunk| {
+                    if chunk.is_local() {
+                        copied += chunk.len();
+                    }
+                    chunk.into_bytes()
+                })
+                .collect();
+            Ok((pieces, copied))
         })
     }
     pub async fn read(

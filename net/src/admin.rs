@@ -204,6 +204,16 @@ pub async fn metrics(shard: &Rc<Shard>, limits: &ConnectionLimits) -> String {
             |s| s.throttle_time_ms,
         ),
         (
+            "sluice_produce_record_bytes_copied_total",
+            "Record bytes a Produce copied before the log's write buffer",
+            |s| s.produce_record_bytes_copied,
+        ),
+        (
+            "sluice_fetch_record_bytes_copied_total",
+            "Record bytes a Fetch copied in user space",
+            |s| s.fetch_record_bytes_copied,
+        ),
+        (
             "sluice_log_cleaner_passes_total",
             "Compaction passes the log cleaner completed",
             |s| s.cleaner_passes,

@@ -46,7 +46,7 @@ async fn ask(
     let ctx = Rc::new(Context::new(node.shards[entry].clone()).expect("a context"));
     let outcome = node
         .drive(async move {
-            let outcome = dispatch(&ctx, header(key, version), request, None)
+            let outcome = dispatch(&ctx, header(key, version), request, Bytes::new(), None)
                 .await
                 .expect("a listed API");
             match outcome {
@@ -166,9 +166,15 @@ fn a_long_poll_fetch_is_answered_by_a_produce_before_its_deadline() {
         let answered = Rc::new(std::cell::RefCell::new(None));
         let (slot, clock) = (answered.clone(), node.clock.clone());
         glommio::spawn_local(async move {
-            let outcome = dispatch(&ctx, header(ApiKey::Fetch, 12), fetch.into(), None)
-                .await
-                .expect("a listed API");
+            let outcome = dispatch(
+                &ctx,
+                header(ApiKey::Fetch, 12),
+                fetch.into(),
+                Bytes::new(),
+                None,
+            )
+            .await
+            .expect("a listed API");
             let Outcome::Answer(ResponseKind::Fetch(answer)) = outcome else {
                 panic!("a fetch answer");
             };

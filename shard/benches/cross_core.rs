@@ -134,7 +134,7 @@ async fn measure(
                 appends: vec![PartitionAppend {
                     topic: "cross-core".into(),
                     partition,
-                    records: batch.clone(),
+                    records: bytes::BytesMut::from(&batch[..]),
                 }],
             };
             let start = Instant::now();

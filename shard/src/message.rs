@@ -15,7 +15,7 @@
 //! request that touches several partitions of one owner is one message
 //! (Produce, AwaitDurable, Fetch, ListOffsets, Watch carry lists).
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use sluice_core::group::consumer;
 use sluice_core::group::coordinator::{GroupDescription, GroupListing};
 use sluice_core::group::records::CommittedOffset;
@@ -175,7 +175,8 @@ impl ShardRequest {
 pub struct PartitionAppend {
     pub topic: String,
     pub partition: PartitionId,
-    pub records: Bytes,
+    /// Writable: the log assigns offsets in the batch headers in place.
+    pub records: BytesMut,
 }
 
 /// Appends the batches of several partitions this shard owns, in order.
@@ -498,7 +499,53 @@ pub struct FetchResult {
     pub high_watermark: Offset,
     pub last_stable_offset: Offset,
     pub log_start_offset: Offset,
-    pub records: Bytes,
+    pub records: RecordSet,
+}
+
+/// A partition's fetched batches as the log holds them: whole batches in
+/// pieces (batch-cache entries, disk reads), never joined, so a response
+/// can send them without copying.
+#[derive(Debug, Clone, Default)]
+pub struct RecordSet {
+    pieces: Vec<Bytes>,
+    len: usize,
+}
+
+impl RecordSet {
+    pub fn new(pieces: Vec<Bytes>) -> RecordSet {
+        let len = pieces.iter().map(Bytes::len).sum();
+        RecordSet { pieces, len }
+    }
+
+    /// Total bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn pieces(&self) -> &[Bytes] {
+        &self.pieces
+    }
+
+    pub fn into_pieces(self) -> Vec<Bytes> {
+        self.pieces
+    }
+
+    /// The batches in one buffer: a copy unless in one piece (for the
+    /// simulator and tests, which parse them).
+    pub fn to_bytes(&self) -> Bytes {
+        if let [one] = &self.pieces[..] {
+            return one.clone();
+        }
+        let mut out = BytesMut::with_capacity(self.len);
+        for piece in &self.pieces {
+            out.extend_from_slice(piece);
+        }
+        out.freeze()
+    }
 }
 
 impl FetchResult {
@@ -509,7 +556,7 @@ impl FetchResult {
             high_watermark: -1,
             last_stable_offset: -1,
             log_start_offset: -1,
-            records: Bytes::new(),
+            records: RecordSet::default(),
         }
     }
 }
@@ -536,6 +583,10 @@ pub struct ShardStats {
     pub cleaner_bytes_removed: u64,
     pub throttled_requests: u64,
     pub throttle_time_ms: u64,
+    /// Record bytes copied on the produce path before the log's write buffer.
+    pub produce_record_bytes_copied: u64,
+    /// Record bytes copied in user space on the fetch path.
+    pub fetch_record_bytes_copied: u64,
     /// Partitions this shard leads.
     pub leader_partitions: u64,
     /// Of those, the ones whose in-sync set lacks a replica.

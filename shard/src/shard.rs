@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use glommio::channels::local_channel::{self, LocalSender};
 use glommio::sync::Semaphore;
 use sluice_core::config::{FlushPolicy, NodeConfig};
@@ -77,6 +77,12 @@ pub struct ShardCounters {
     pub throttled_requests: Cell<u64>,
     /// Milliseconds of throttle those requests were given.
     pub throttle_time_ms: Cell<u64>,
+    /// Record bytes a Produce copied before the log's write buffer: a
+    /// partition's records that could not be cut out of the request frame.
+    pub produce_record_bytes_copied: Cell<u64>,
+    /// Record bytes a Fetch copied in user space: disk reads answered as
+    /// shared bytes, record sets joined, responses encoded contiguously.
+    pub fetch_record_bytes_copied: Cell<u64>,
 }
 
 impl ShardCounters {
@@ -637,6 +643,8 @@ impl Shard {
             cleaner_bytes_removed: self.counters.cleaner_bytes_removed.get(),
             throttled_requests: self.counters.throttled_requests.get(),
             throttle_time_ms: self.counters.throttle_time_ms.get(),
+            produce_record_bytes_copied: self.counters.produce_record_bytes_copied.get(),
+            fetch_record_bytes_copied: self.counters.fetch_record_bytes_copied.get(),
             ..ShardStats::default()
         };
         let metadata = self.metadata.borrow();

@@ -39,7 +39,7 @@ async fn produce(node: &Node, entry: usize, topic: &str, partition: i32, values:
             appends: vec![PartitionAppend {
                 topic: topic.clone(),
                 partition,
-                records,
+                records: bytes::BytesMut::from(&records[..]),
             }],
         };
         let results = shard.call(owner, request).await.expect("reachable");
@@ -136,7 +136,7 @@ fn a_produce_is_acknowledged_durable_and_read_back_at_its_offsets() {
             .drive(async move { shard.call(0, fetch_request("t", 0, 0)).await })
             .await;
         let results = answer.expect("reachable");
-        assert_eq!(values(&results[0].records), ["a", "b", "c"]);
+        assert_eq!(values(&results[0].records.to_bytes()), ["a", "b", "c"]);
     });
 }
 

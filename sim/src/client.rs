@@ -377,7 +377,7 @@ async fn send_produce(
         appends: vec![PartitionAppend {
             topic: tp.0.clone(),
             partition: tp.1,
-            records: batch,
+            records: bytes::BytesMut::from(&batch[..]),
         }],
     };
     let unreachable = |_| ErrorCode::UnknownServerError;
@@ -454,7 +454,7 @@ async fn fetch(c: &Rc<Clients>, entry: u32, tp: Tp, offset: Offset, max_wait_ms:
                 &tp,
                 offset,
                 result.high_watermark,
-                &result.records,
+                &result.records.to_bytes(),
             );
             if let Err(e) = checked {
                 c.fail(e);

@@ -53,7 +53,8 @@ pub async fn read_all(
             ));
         }
         let mut advanced = false;
-        for batch in BatchIter::new(result.records.clone()) {
+        let records = result.records.to_bytes();
+        for batch in BatchIter::new(records.clone()) {
             let batch = batch.map_err(|e| format!("{topic}/{partition}: {e}"))?;
             next = batch.next_offset();
             advanced = true;
@@ -63,7 +64,7 @@ pub async fn read_all(
                 "{topic}/{partition}: nothing readable at {next}, below the high watermark {upto}"
             ));
         }
-        all.extend_from_slice(&result.records);
+        all.extend_from_slice(&records);
     }
     Ok(all.freeze())
 }

@@ -6,4 +6,6 @@ pub mod features;
 pub mod handlers;
 pub mod quotas;
 pub mod registry;
+pub mod response_frame;
 pub mod server;
+pub mod socket;

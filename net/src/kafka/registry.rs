@@ -32,6 +32,7 @@
 use std::net::SocketAddr;
 use std::rc::Rc;
 
+use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
 
 use super::context::Context;
@@ -93,6 +94,7 @@ macro_rules! registry {
             ctx: &Rc<Context>,
             header: RequestHeader,
             request: RequestKind,
+            frame: Bytes,
             peer: Option<SocketAddr>,
         ) -> Result<Outcome<ResponseKind>, Unlisted> {
             let api_key = header.request_api_key;
@@ -100,6 +102,7 @@ macro_rules! registry {
                 ctx,
                 version: header.request_api_version,
                 header,
+                frame,
                 peer,
             };
             match request {

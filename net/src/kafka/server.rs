@@ -41,25 +41,25 @@
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use bytes::{Buf, Bytes, BytesMut};
+use futures_lite::AsyncReadExt;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::{TcpListener, TcpStream};
 use glommio::sync::{Semaphore, StaticPermit};
-use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
-use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
+use kafka_protocol::protocol::Decodable;
 use sluice_shard::metrics::ShardMetrics;
 use sluice_shard::{Env, Notify, Shard, ShardCounters};
 
 use super::connection_limits::{ConnectionLimits, ConnectionSlot, Refused};
 use super::context::Context;
 use super::handlers::{self, Outcome};
+use super::response_frame::{self, ResponseFrame};
+use super::socket::{SocketHalf, TransferError};
 use super::{quotas, registry};
 
 /// Serves the Kafka protocol on this shard until `stop` fires. Fails when
@@ -183,6 +183,15 @@ enum ConnectionError {
     Timeout(&'static str),
 }
 
+impl From<TransferError> for ConnectionError {
+    fn from(e: TransferError) -> ConnectionError {
+        match e {
+            TransferError::Io(e) => ConnectionError::Io(e),
+            TransferError::Stalled(why) => ConnectionError::Timeout(why),
+        }
+    }
+}
+
 /// Requests of one connection read and not yet answered (only Produce
 /// requests waiting for their sync overlap with later ones).
 pub const MAX_IN_FLIGHT_PER_CONNECTION: usize = 8;
@@ -196,9 +205,9 @@ struct Answer {
 
 enum Reply {
     /// The response frame, or none (acks=0).
-    Now(Option<Bytes>),
+    Now(Option<ResponseFrame>),
     /// A Produce waiting for its sync: its frame comes on the channel.
-    Later(LocalReceiver<Result<Option<Bytes>, ConnectionError>>),
+    Later(LocalReceiver<Result<Option<ResponseFrame>, ConnectionError>>),
 }
 
 /// After a connection ends: hands the memory its answers held back to the
@@ -369,11 +378,8 @@ async fn read_frame(
             permits.push(permit);
             chargeable -= units;
         }
-        let at = frame.len();
-        frame.resize(at + n, 0);
-        with_deadline(stall, input.read_exact(&mut frame[at..]))
-            .await
-            .ok_or(ConnectionError::Timeout("request bytes stopped arriving"))??;
+        // Straight into the frame's capacity: nothing is zeroed first.
+        input.read_into(&mut frame, n, stall).await?;
     }
     Ok((frame.freeze(), permits))
 }
@@ -395,7 +401,7 @@ async fn write_answers(
                 },
             };
             if let Some(frame) = frame {
-                write_within(&mut output, &frame, stall).await?;
+                output.write_frame(&frame, stall).await?;
             }
             written.answers.set(written.answers.get() + 1);
             written.changed.notify_all();
@@ -405,60 +411,6 @@ async fn write_answers(
     .await;
     written.changed.close();
     result
-}
-
-/// Writes `frame` whole; a peer that takes none of it for `stall` ends the
-/// connection.
-async fn write_within(
-    output: &mut SocketHalf,
-    frame: &[u8],
-    stall: Duration,
-) -> Result<(), ConnectionError> {
-    let mut at = 0;
-    while at < frame.len() {
-        let n = with_deadline(stall, output.write(&frame[at..]))
-            .await
-            .ok_or(ConnectionError::Timeout("the peer stopped reading"))??;
-        if n == 0 {
-            return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
-        }
-        at += n;
-    }
-    Ok(())
-}
-
-/// One direction of a connection's socket; the reader and the writer task
-/// each hold one. The cell is borrowed only inside a poll, never across an
-/// await, and glommio keeps a read and a write source apart, so a read and
-/// a write can both be pending.
-struct SocketHalf(Rc<RefCell<TcpStream>>);
-
-impl AsyncRead for SocketHalf {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-        buf: &mut [u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut *self.0.borrow_mut()).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for SocketHalf {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut *self.0.borrow_mut()).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut *self.0.borrow_mut()).poll_flush(cx)
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut *self.0.borrow_mut()).poll_close(cx)
-    }
 }
 
 fn budget_capacity(ctx: &Context) -> u64 {
@@ -528,12 +480,15 @@ async fn handle_frame(
 ) -> Result<(Reply, bool, u64), ConnectionError> {
     ShardCounters::bump(&ctx.shard.counters.requests);
     let frame_bytes = frame.len();
+    // The handler gets the frame too: Produce cuts its records out of it.
+    let whole = frame.clone();
     let (header, request) = match decode_request(frame) {
         Ok(DecodedRequest::Request(header, request)) => (header, *request),
         Ok(DecodedRequest::NewerApiVersions(correlation_id)) => {
             // KIP-511: a newer client learns our ranges from a v0 answer.
             let body = handlers::api_versions::unsupported_version();
-            let response = encode_response(correlation_id, 0, 0, &ResponseKind::ApiVersions(body));
+            let response =
+                response_frame::encode(correlation_id, 0, 0, &ResponseKind::ApiVersions(body));
             return response
                 .map(|frame| (Reply::Now(Some(frame)), false, 0))
                 .map_err(ConnectionError::Encode);
@@ -560,7 +515,7 @@ async fn handle_frame(
     // The header goes to the handler whole, so Produce can drop it (its
     // client id is a slice of the frame) before its records go on.
     // Pinned on the stack: no allocation per request.
-    let mut dispatched = std::pin::pin!(registry::dispatch(ctx, header, request, peer));
+    let mut dispatched = std::pin::pin!(registry::dispatch(ctx, header, request, whole, peer));
     let (outcome, handler_time) = if metered.is_some() {
         quotas::TimedPolls::new(dispatched.as_mut()).await
     } else {
@@ -628,12 +583,15 @@ struct AnswerTo {
 
 impl AnswerTo {
     /// The response frame, or none when there is no response.
-    fn encode(self, response: Option<ResponseKind>) -> Result<Option<Bytes>, ConnectionError> {
+    fn encode(
+        self,
+        response: Option<ResponseKind>,
+    ) -> Result<Option<ResponseFrame>, ConnectionError> {
         let Some(response) = response else {
             return Ok(None);
         };
         let header_version = self.api_key.response_header_version(self.api_version);
-        encode_response(self.correlation_id, header_version, self.api_version, &response)
+        response_frame::encode(self.correlation_id, header_version, self.api_version, &response)
             .map(Some)
             .map_err(|e| {
                 tracing::error!(shard = self.shard, api = ?self.api_key, error = %e, "response did not encode");
@@ -648,28 +606,6 @@ fn peek_correlation_id(frame: &Bytes) -> i32 {
     } else {
         0
     }
-}
-
-/// The response frame (size prefix included). A body the codec refuses
-/// is a bug of ours (a field out of range for the version); the caller then
-/// closes the connection rather than send a malformed frame.
-fn encode_response(
-    correlation_id: i32,
-    header_version: i16,
-    version: i16,
-    body: &ResponseKind,
-) -> Result<Bytes, String> {
-    let mut out = BytesMut::with_capacity(256);
-    out.put_i32(0); // size, patched below
-    let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    header
-        .encode(&mut out, header_version)
-        .map_err(|e| format!("response header: {e}"))?;
-    body.encode(&mut out, version)
-        .map_err(|e| format!("v{version} response: {e}"))?;
-    let size = (out.len() - 4) as i32;
-    out[..4].copy_from_slice(&size.to_be_bytes());
-    Ok(out.freeze())
 }
 
 /// Binds a listening socket for this shard: SO_REUSEPORT so every shard

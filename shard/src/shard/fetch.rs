@@ -16,7 +16,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::message::{CancelWatch, Fetch, PartitionRead, Watch};
+use crate::message::{CancelWatch, Fetch, PartitionRead, RecordSet, Watch};
 
 use super::replication;
 use crate::notify::Changed;
@@ -40,7 +40,7 @@ impl Shard {
             if got > remaining && have_data {
                 // The log returns at least one batch; one that does not fit
                 // what is left waits for the next Fetch (Kafka's rule).
-                result.records = Bytes::new();
+                result.records = RecordSet::default();
             }
             let got = result.records.len();
             self.metrics.borrow_mut().bytes_out(&read.topic, got);
@@ -96,7 +96,7 @@ impl Shard {
             high_watermark: hw,
             last_stable_offset: hw,
             log_start_offset: p.log.log_start_offset(),
-            records: Bytes::new(),
+            records: RecordSet::default(),
         };
         if max_bytes == 0 && !at_least_one {
             // The budget is spent: report the partition's offsets only,
@@ -106,8 +106,16 @@ impl Shard {
             }
             return result;
         }
-        match p.log.read_record_set(offset, max_bytes.max(1), upto).await {
-            Ok(records) => result.records = records,
+        match p
+            .log
+            .read_record_pieces(offset, max_bytes.max(1), upto)
+            .await
+        {
+            Ok((pieces, copied)) => {
+                result.records = RecordSet::new(pieces);
+                let counter = &self.counters.fetch_record_bytes_copied;
+                counter.set(counter.get() + copied as u64);
+            }
             Err(e) => result.error = e.error_code(),
         }
         result

@@ -65,7 +65,7 @@ impl Shard {
         &self,
         topic: &str,
         partition: PartitionId,
-        records: Bytes,
+        records: BytesMut,
         acks: i16,
     ) -> ProduceResult {
         let refused = |error, log_start_offset| ProduceResult {
@@ -94,11 +94,7 @@ impl Shard {
             // Kafka refuses before appending: nothing is written.
             return refused(ErrorCode::NotEnoughReplicas, p.log.log_start_offset());
         }
-        // In-place offset assignment needs the bytes to ourselves; a record
-        // set that shares its buffer with others of the request is copied.
-        let batches = records
-            .try_into_mut()
-            .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+        let batches = records;
         let bytes = batches.len();
         let appended = p
             .log

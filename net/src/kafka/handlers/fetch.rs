@@ -53,7 +53,7 @@ use uuid::Uuid;
 use super::topics::{topic_by_id, topic_id};
 use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
-use crate::kafka::quotas;
+use crate::kafka::{quotas, response_frame};
 
 /// The Fetch handler: [`handle`], at versions 4–18.
 pub struct FetchHandler;
@@ -273,7 +273,12 @@ pub async fn handle(ctx: &Rc<Context>, request: FetchRequest, version: i16) -> F
                 .with_topic_id(id)
         })
         .collect();
+    // From here to the encoding no await: the record fields registered
+    // below are the next encoding's (response_frame's invariant).
+    let mut copied = 0;
     for (w, r) in wanted.iter().zip(results) {
+        let (records, copies) = response_frame::records_field(r.records.into_pieces());
+        copied += copies;
         let data = PartitionData::default()
             .with_partition_index(w.partition)
             .with_error_code(r.error.code())
@@ -282,8 +287,12 @@ pub async fn handle(ctx: &Rc<Context>, request: FetchRequest, version: i16) -> F
             .with_log_start_offset(r.log_start_offset)
             .with_preferred_read_replica(BrokerId(w.preferred.unwrap_or(-1)))
             .with_aborted_transactions(read_committed.then(Vec::new))
-            .with_records(Some(r.records));
+            .with_records(Some(records));
         responses[w.topic_index].partitions.push(data);
+    }
+    if copied > 0 {
+        let counter = &ctx.shard.counters.fetch_record_bytes_copied;
+        counter.set(counter.get() + copied as u64);
     }
     FetchResponse::default()
         .with_session_id(0)

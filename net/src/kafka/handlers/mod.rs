@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
 
+use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 
 use super::context::Context;
@@ -47,6 +48,7 @@ pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
+pub mod frame_records;
 pub mod groups;
 pub mod heartbeat;
 pub mod incremental_alter_configs;
@@ -102,6 +104,10 @@ pub struct Call<'a> {
     /// request frame, so a handler that hands slices of the frame on to be
     /// taken without a copy (Produce's records) drops it first.
     pub header: RequestHeader,
+    /// The whole request frame the header and request were decoded from
+    /// (they hold slices of it). Produce cuts its records out of it
+    /// ([`frame_records`]); other handlers let it go.
+    pub frame: Bytes,
     /// The request's API version (the header's), within its handler's
     /// range (`Handler::MIN_VERSION..=Handler::MAX_VERSION`).
     pub version: i16,

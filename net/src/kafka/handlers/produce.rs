@@ -22,6 +22,8 @@
 
 use std::rc::Rc;
 
+use bytes::BytesMut;
+
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -29,6 +31,7 @@ use sluice_core::metadata::ShardId;
 use sluice_core::{ErrorCode, Offset};
 use sluice_shard::message::{AwaitDurable, PartitionAppend, Produce};
 
+use super::frame_records;
 use super::owners::ByOwner;
 use super::topics::{auto_create, topic_by_id, topic_id};
 use super::{Call, Handler, Outcome};
@@ -68,13 +71,19 @@ fn is_one_batch(records: &[u8]) -> bool {
 /// Answers a Produce request: appends its records, then answers at once,
 /// or, when some partition's answer waits until its records are durable,
 /// with the answer still to come.
-pub async fn handle(call: Call<'_>, request: ProduceRequest) -> Outcome<ProduceResponse> {
-    // The header's client id is a slice of the frame, like the records: the
-    // owner shard takes the records without a copy only when they are the
-    // frame's last users.
-    let Call { ctx, header, .. } = call;
+pub async fn handle(call: Call<'_>, mut request: ProduceRequest) -> Outcome<ProduceResponse> {
+    // The header's client id is a slice of the frame, like the records: it
+    // goes first, so the records can be cut out of the frame uncopied.
+    let Call {
+        ctx, header, frame, ..
+    } = call;
     drop(header);
-    let appended = append(ctx, request).await;
+    let taken = frame_records::take_records(frame, &mut request);
+    if taken.copied_bytes > 0 {
+        let copied = &ctx.shard.counters.produce_record_bytes_copied;
+        copied.set(copied.get() + taken.copied_bytes as u64);
+    }
+    let appended = append(ctx, request, taken.records).await;
     if appended.must_wait() {
         let ctx = ctx.clone();
         return Outcome::Pending(Box::pin(async move { appended.finish(&ctx).await }));
@@ -108,18 +117,21 @@ struct AppendedPartition {
 /// shard, all owners at once) and returns once all are appended or
 /// refused.
 ///
-/// The records are slices of the request frame; the owner shard assigns
-/// offsets in place, without a copy, when nothing else holds the frame.
-/// So the topic name, also a slice of it, is replaced by an owned copy
-/// before the records go ([`handle`] drops the request header likewise).
-async fn append(ctx: &Rc<Context>, request: ProduceRequest) -> Appended {
+/// `records` are the request's records, taken out of it by topic and
+/// partition ([`frame_records::take_records`]): pieces of the frame in
+/// which the owner shard assigns offsets in place.
+async fn append(
+    ctx: &Rc<Context>,
+    request: ProduceRequest,
+    records: Vec<Vec<Option<BytesMut>>>,
+) -> Appended {
     let acks = request.acks;
     let timeout_ms = request.timeout_ms.max(0) as u64;
     let mut topics = Vec::with_capacity(request.topic_data.len());
     let mut by_owner = ByOwner::default();
     // Place in `by_owner` → (topic, partition) in `topics`.
     let mut sent = Vec::new();
-    for topic in request.topic_data {
+    for (topic, records) in request.topic_data.into_iter().zip(records) {
         let requested_id = topic.topic_id;
         let name = if topic.name.0.is_empty() {
             topic_by_id(ctx, topic.topic_id).unwrap_or_default()
@@ -137,10 +149,10 @@ async fn append(ctx: &Rc<Context>, request: ProduceRequest) -> Appended {
             known = auto_create(ctx, &name).await.is_ok();
         }
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
-        for partition in topic.partition_data {
+        for (partition, records) in topic.partition_data.into_iter().zip(records) {
             let index = partition.index;
             let owner = ctx.shard.metadata().leader_shard(ctx.node_id, &name, index);
-            let refused = match (acks_valid(acks), known, owner, partition.records) {
+            let refused = match (acks_valid(acks), known, owner, records) {
                 (false, ..) => partition_error(index, ErrorCode::InvalidRequiredAcks),
                 // Only the group coordinator writes its topic (Kafka:
                 // "Cannot append to internal topic").
