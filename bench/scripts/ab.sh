@@ -12,8 +12,9 @@
 # flush always, tput-1k, 10 s. Prints each run's MB/s, produce p50/p99 and
 # the broker's CPU per MB produced (its user+system time over the whole run,
 # warm-up included, divided by the MB the run's rate gives over that time),
-# then the medians and the ratio B/A. Result files stay in
-# target/bench-results/ab/<time>/.
+# then the medians and the ratio B/A, and the consumers' MB/s. BENCH_ARGS
+# (environment) adds flags to the generator, e.g. BENCH_ARGS="--rate 300000
+# --acks 1" with lat-1k. Result files stay in target/bench-results/ab/<time>/.
 set -euo pipefail
 A=$(realpath "$1"); B=$(realpath "$2")
 ROUNDS=${3:-5}; FLUSH=${4:-always}; WORKLOAD=${5:-tput-1k}; DURATION=${6:-10}
@@ -34,7 +35,7 @@ for round in $(seq 1 "$ROUNDS"); do
     PID=$!
     for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
     "$B" bench e2e --bootstrap "127.0.0.1:$port" --workload "$WORKLOAD" --duration "$DURATION" \
-      --warmup 3 --cores 0 --json "$OUT/$side-$round.json" > "$OUT/bench-$side-$round.txt" 2>&1
+      --warmup 3 --cores 0 ${BENCH_ARGS:-} --json "$OUT/$side-$round.json" > "$OUT/bench-$side-$round.txt" 2>&1
     # utime + stime (clock ticks) of the broker, all threads.
     awk '{print $14 + $15}' "/proc/$PID/stat" > "$OUT/cpu-$side-$round.ticks"
     kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
@@ -50,15 +51,23 @@ def load(side, r):
     seconds = d["setup"]["duration_s"] + d["setup"]["warmup_s"]
     cpu_s = int(open(f"{out}/cpu-{side}-{r}.ticks").read()) / tck
     cpu_ms_per_mb = 1000 * cpu_s / (p["mb_per_s"] * seconds)
-    return p["mb_per_s"], p["latency_us"]["p50"] / 1000, p["latency_us"]["p99"] / 1000, cpu_ms_per_mb
+    lat = p["latency_us"]
+    consumed = (d.get("consume") or {}).get("mb_per_s", 0.0)
+    return (p["mb_per_s"], lat["p50"] / 1000, lat["p99"] / 1000, cpu_ms_per_mb,
+            lat["p99_9"] / 1000, lat["max"] / 1000, consumed)
 rows = {s: [load(s, r) for r in range(1, rounds + 1)] for s in "AB"}
+def show(label, mb, p50, p99, cpu, p999, mx, consumed):
+    print(f"{label}: {mb:8.1f} MB/s  produce p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  p99.9 {p999:7.2f} ms  "
+          f"max {mx:7.2f} ms  broker {cpu:6.3f} CPU-ms/MB  consumed {consumed:8.1f} MB/s")
 for s in "AB":
-    for r, (mb, p50, p99, cpu) in enumerate(rows[s], 1):
-        print(f"{s} run {r}: {mb:8.1f} MB/s  produce p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  broker {cpu:6.3f} CPU-ms/MB")
-med = {s: [statistics.median(x[i] for x in rows[s]) for i in range(4)] for s in "AB"}
+    for r, row in enumerate(rows[s], 1):
+        show(f"{s} run {r}", *row)
+med = {s: [statistics.median(x[i] for x in rows[s]) for i in range(7)] for s in "AB"}
 for s in "AB":
-    print(f"{s} median: {med[s][0]:8.1f} MB/s  produce p50 {med[s][1]:7.2f} ms  p99 {med[s][2]:7.2f} ms  broker {med[s][3]:6.3f} CPU-ms/MB")
-print(f"B/A: throughput {med['B'][0] / med['A'][0]:.2f}x  p50 {med['B'][1] / med['A'][1]:.2f}x  "
-      f"p99 {med['B'][2] / med['A'][2]:.2f}x  broker CPU per MB {med['B'][3] / med['A'][3]:.2f}x")
+    show(f"{s} median", *med[s])
+def ratio(i):
+    return med["B"][i] / med["A"][i] if med["A"][i] else float("nan")
+print(f"B/A: throughput {ratio(0):.2f}x  p50 {ratio(1):.2f}x  p99 {ratio(2):.2f}x  "
+      f"p99.9 {ratio(4):.2f}x  broker CPU per MB {ratio(3):.2f}x  consumed {ratio(6):.2f}x")
 print(f"results: {out}")
 PY
