@@ -42,7 +42,12 @@ pub fn table(results: &[&BenchResult]) -> String {
             row(&mut out, &r.label, "produce", s);
         }
         if let Some(s) = &r.consume {
-            row(&mut out, &r.label, "e2e", s);
+            let side = if r.mode == "consume" {
+                "consume"
+            } else {
+                "e2e"
+            };
+            row(&mut out, &r.label, side, s);
         }
     }
     out

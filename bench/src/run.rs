@@ -331,18 +331,21 @@ pub fn run(mode: Mode, args: &RunArgs) -> anyhow::Result<BenchResult> {
             count_from_us: 0,
             count_until_us: 0,
         };
+        // `bench consume` runs no producers of its own: the backlog's are
+        // the workload's (at least one), unthrottled.
+        let backlog_w = Workload {
+            rate: None,
+            producers: Workload::resolve(args).producers.max(1),
+            ..w.clone()
+        };
         let plans = producer_plans(
-            &w,
+            &backlog_w,
             &layout,
             start,
             start + BACKLOG_DEADLINE,
             never,
             Some(w.backlog_mib * 1024 * 1024),
         );
-        let backlog_w = Workload {
-            rate: None,
-            ..w.clone()
-        };
         let handles: Vec<_> = plans
             .into_iter()
             .map(|plan| {
@@ -362,14 +365,18 @@ pub fn run(mode: Mode, args: &RunArgs) -> anyhow::Result<BenchResult> {
     };
 
     let start = Instant::now() + START_DELAY;
-    let count_from = start + Duration::from_secs_f64(w.warmup_s);
+    // A consumer catching up on a backlog counts from its first fetch (a
+    // warm-up could outlast the whole read).
+    let catch_up = mode == Mode::Consume && until.is_some();
+    let warmup_s = if catch_up { 0.0 } else { w.warmup_s };
+    let count_from = start + Duration::from_secs_f64(warmup_s);
     let count_until = count_from + Duration::from_secs_f64(w.duration_s);
     let start_us = now_us() + START_DELAY.as_micros() as u64;
     let window = Window {
         count_from,
         count_until,
-        count_from_us: start_us + (w.warmup_s * 1e6) as u64,
-        count_until_us: start_us + ((w.warmup_s + w.duration_s) * 1e6) as u64,
+        count_from_us: start_us + (warmup_s * 1e6) as u64,
+        count_until_us: start_us + ((warmup_s + w.duration_s) * 1e6) as u64,
     };
     let mut threads = 0usize;
     let mut producers = Vec::new();
@@ -428,7 +435,14 @@ pub fn run(mode: Mode, args: &RunArgs) -> anyhow::Result<BenchResult> {
         started_at_ms: start_us / 1000,
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         produce: (mode != Mode::Consume).then(|| produced.summary(w.acks != 0)),
-        consume: (mode != Mode::Produce && w.consumers > 0).then(|| consumed.summary(true)),
+        consume: (mode != Mode::Produce && w.consumers > 0).then(|| {
+            if catch_up {
+                // The rate over the time the read took, not the window.
+                consumed.summary_until_last(true)
+            } else {
+                consumed.summary(true)
+            }
+        }),
         broker_rss_peak_bytes: rss_peak,
         setup: w,
     };

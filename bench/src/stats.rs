@@ -59,6 +59,8 @@ pub struct Recorder {
     pub unsent: u64,
     per_second: Vec<(u64, u64)>,
     window: Window,
+    /// When the last counted message arrived.
+    last_at: Option<Instant>,
 }
 
 impl Recorder {
@@ -77,6 +79,7 @@ impl Recorder {
             unsent: 0,
             per_second: vec![(0, 0); seconds],
             window,
+            last_at: None,
         }
     }
 
@@ -88,6 +91,7 @@ impl Recorder {
         }
         self.messages += messages;
         self.bytes += bytes;
+        self.last_at = self.last_at.max(Some(at));
         if let Some(slot) = self.per_second.get_mut(self.window.second(at)) {
             slot.0 += messages;
             slot.1 += bytes;
@@ -112,6 +116,7 @@ impl Recorder {
         self.bytes += other.bytes;
         self.errors += other.errors;
         self.unsent += other.unsent;
+        self.last_at = self.last_at.max(other.last_at);
         for (a, b) in self.per_second.iter_mut().zip(&other.per_second) {
             a.0 += b.0;
             a.1 += b.1;
@@ -125,6 +130,23 @@ impl Recorder {
             .count_until
             .duration_since(self.window.count_from)
             .as_secs_f64();
+        self.summary_over(with_latency, seconds)
+    }
+
+    /// As [`Recorder::summary`], with rates over the time from the window's
+    /// start to the last counted message (a read that ends early: a
+    /// backlog caught up).
+    pub fn summary_until_last(&self, with_latency: bool) -> Side {
+        match self.last_at {
+            Some(last) => {
+                let seconds = last.duration_since(self.window.count_from).as_secs_f64();
+                self.summary_over(with_latency, seconds.max(1e-6))
+            }
+            None => self.summary(with_latency),
+        }
+    }
+
+    fn summary_over(&self, with_latency: bool, seconds: f64) -> Side {
         let h = &self.latency_us;
         let latency = (with_latency && !h.is_empty()).then(|| Percentiles {
             count: h.len(),
