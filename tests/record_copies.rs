@@ -17,7 +17,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{metrics, python, Broker};
+use common::{metric_sum, metrics, python, Broker};
 
 const MESSAGES: usize = 4000;
 const PARTITIONS: usize = 8;
@@ -58,26 +58,15 @@ print("consumed", seen, flush=True)
 
 /// The sum over shards of the counter `name` in the exposition.
 fn counter(text: &str, name: &str) -> u64 {
-    text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
+    metric_sum(text, name).unwrap_or_else(|| panic!("no {name} in /metrics"))
 }
 
 #[test]
 fn produce_and_fetch_from_the_cache_copy_no_record_bytes() {
     let mut broker = Broker::start();
-    let args = |phase: &'static str| {
-        [
-            "copies".to_owned(),
-            MESSAGES.to_string(),
-            PARTITIONS.to_string(),
-            phase.to_owned(),
-        ]
-    };
-    let run = |broker: &Broker, phase: &'static str| {
-        let args = args(phase);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (messages, partitions) = (MESSAGES.to_string(), PARTITIONS.to_string());
+    let run = |broker: &Broker, phase: &str| {
+        let args = ["copies", &messages, &partitions, phase];
         let out = python(broker, PRODUCE_AND_CONSUME, &args, Duration::from_secs(150));
         out.assert_success();
         out.stdout_text()

@@ -534,17 +534,12 @@ impl RecordSet {
         self.pieces
     }
 
-    /// The batches in one buffer: a copy unless in one piece (for the
-    /// simulator and tests, which parse them).
+    /// The batches in one buffer: a copy unless in one piece.
     pub fn to_bytes(&self) -> Bytes {
-        if let [one] = &self.pieces[..] {
-            return one.clone();
+        match &self.pieces[..] {
+            [one] => one.clone(),
+            pieces => Bytes::from(pieces.concat()),
         }
-        let mut out = BytesMut::with_capacity(self.len);
-        for piece in &self.pieces {
-            out.extend_from_slice(piece);
-        }
-        out.freeze()
     }
 }
 

@@ -36,6 +36,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::buf::ByteBufMut;
 use kafka_protocol::protocol::Encodable;
+use sluice_shard::message::RecordSet;
 
 /// Record sets shorter than this are copied into the encoded part: a
 /// separate slice costs more than the copy.
@@ -92,9 +93,12 @@ impl ResponseFrame {
         self.len == 0
     }
 
-    /// The parts, in order.
-    pub fn parts(&self) -> &[Bytes] {
-        &self.parts
+    /// Appends `part` (a no-op for an empty one).
+    fn push(&mut self, part: Bytes) {
+        if !part.is_empty() {
+            self.len += part.len();
+            self.parts.push(part);
+        }
     }
 
     /// The parts from byte `at` on, as I/O slices (at most `max`).
@@ -113,22 +117,10 @@ impl ResponseFrame {
         }
         out
     }
-
-    /// The frame joined in one buffer (a copy: for tests and tools).
-    pub fn to_bytes(&self) -> Bytes {
-        if let [one] = &self.parts[..] {
-            return one.clone();
-        }
-        let mut out = BytesMut::with_capacity(self.len);
-        for part in &self.parts {
-            out.extend_from_slice(part);
-        }
-        out.freeze()
-    }
 }
 
-/// A partition's `records` field for the record set `pieces` (whole batches
-/// in order), registered so [`encode`] sends the pieces themselves. The
+/// A partition's `records` field for `records` (whole batches in pieces),
+/// registered so [`encode`] sends the pieces themselves. The
 /// second value is the record bytes that will be copied all the same: a
 /// set shorter than [`ZERO_COPY_MIN_BYTES`] (encoded in place), or one in
 /// several pieces longer than [`STAND_IN_MAX_BYTES`] or while every
@@ -136,40 +128,27 @@ impl ResponseFrame {
 ///
 /// The field may only be encoded by [`encode`], next, with no await in
 /// between: a stand-in read any other way is zeros.
-pub(crate) fn records_field(pieces: Vec<Bytes>) -> (Bytes, usize) {
-    let len: usize = pieces.iter().map(Bytes::len).sum();
+pub(crate) fn records_field(records: RecordSet) -> (Bytes, usize) {
+    let len = records.len();
     if len < ZERO_COPY_MIN_BYTES {
         // Copied into the encoded part, joined or not.
-        if let [one] = &pieces[..] {
-            return (one.clone(), len);
+        return (records.to_bytes(), len);
+    }
+    let full = || REGISTERED.with(|r| r.borrow().len() >= STAND_IN_SLOTS);
+    let field = match records.pieces() {
+        [one] => one.clone(),
+        _ if len > STAND_IN_MAX_BYTES || full() => return (records.to_bytes(), len),
+        _ => {
+            let slot = NEXT_SLOT.with(|n| {
+                let slot = n.get();
+                n.set((slot + 1) % STAND_IN_SLOTS);
+                slot
+            });
+            STAND_IN.slice(slot..slot + len)
         }
-        return (join(&pieces, len), len);
-    }
-    if let [one] = &pieces[..] {
-        let field = one.clone();
-        register(&field, pieces);
-        return (field, 0);
-    }
-    let full = REGISTERED.with(|r| r.borrow().len() >= STAND_IN_SLOTS);
-    if len > STAND_IN_MAX_BYTES || full {
-        return (join(&pieces, len), len);
-    }
-    let slot = NEXT_SLOT.with(|n| {
-        let slot = n.get();
-        n.set((slot + 1) % STAND_IN_SLOTS);
-        slot
-    });
-    let field = STAND_IN.slice(slot..slot + len);
-    register(&field, pieces);
+    };
+    register(&field, records.into_pieces());
     (field, 0)
-}
-
-fn join(pieces: &[Bytes], len: usize) -> Bytes {
-    let mut out = BytesMut::with_capacity(len);
-    for piece in pieces {
-        out.extend_from_slice(piece);
-    }
-    out.freeze()
 }
 
 fn register(field: &Bytes, pieces: Vec<Bytes>) {
@@ -230,8 +209,7 @@ fn encode_in_parts<T: Encodable>(
     let record_bytes: usize = registered.values().flatten().map(Bytes::len).sum();
     let mut out = FrameWriter {
         head: BytesMut::with_capacity(4 + size.saturating_sub(record_bytes)),
-        parts: Vec::new(),
-        sent: 0,
+        done: ResponseFrame::default(),
         registered,
         error: None,
         scratch: Vec::new(),
@@ -257,28 +235,27 @@ fn encode_in_parts<T: Encodable>(
 /// closes `head` as a part and goes in as its own parts.
 struct FrameWriter {
     head: BytesMut,
-    parts: Vec<Bytes>,
-    /// Bytes in `parts`.
-    sent: usize,
+    /// The parts before `head`.
+    done: ResponseFrame,
     registered: HashMap<(usize, usize), Vec<Bytes>>,
     error: Option<String>,
-    /// What `range` hands out for a range already in `parts` (an error).
+    /// What `range` hands out for a range already in `done` (an error).
     scratch: Vec<u8>,
 }
 
 impl FrameWriter {
     fn finish(mut self) -> Result<ResponseFrame, String> {
-        if let Some(e) = self.error {
+        if let Some(e) = self.error.take() {
             return Err(e);
         }
-        if !self.head.is_empty() {
-            self.sent += self.head.len();
-            self.parts.push(self.head.split().freeze());
-        }
-        Ok(ResponseFrame {
-            parts: self.parts,
-            len: self.sent,
-        })
+        self.close_head();
+        Ok(self.done)
+    }
+
+    /// Ends the open part: what is encoded so far becomes a part.
+    fn close_head(&mut self) {
+        let head = self.head.split().freeze();
+        self.done.push(head);
     }
 
     fn fail(&mut self, why: String) {
@@ -304,25 +281,22 @@ unsafe impl BufMut for FrameWriter {
     }
 
     fn put_slice(&mut self, src: &[u8]) {
+        // Record sets (and so stand-ins) are never shorter.
         if src.len() >= ZERO_COPY_MIN_BYTES {
             if let Some(pieces) = self.registered.remove(&(src.as_ptr() as usize, src.len())) {
-                if !self.head.is_empty() {
-                    self.sent += self.head.len();
-                    self.parts.push(self.head.split().freeze());
-                }
+                self.close_head();
                 for piece in pieces {
-                    self.sent += piece.len();
-                    self.parts.push(piece);
+                    self.done.push(piece);
                 }
                 return;
             }
-        }
-        if is_stand_in(src) && !src.is_empty() {
-            self.fail(format!(
-                "a stand-in of {} record bytes was not registered",
-                src.len()
-            ));
-            return;
+            if is_stand_in(src) {
+                self.fail(format!(
+                    "a stand-in of {} record bytes was not registered",
+                    src.len()
+                ));
+                return;
+            }
         }
         self.head.extend_from_slice(src);
     }
@@ -330,18 +304,19 @@ unsafe impl BufMut for FrameWriter {
 
 impl ByteBufMut for FrameWriter {
     fn offset(&self) -> usize {
-        self.sent + self.head.len()
+        self.done.len() + self.head.len()
     }
 
     fn seek(&mut self, offset: usize) {
-        match offset.checked_sub(self.sent) {
+        match offset.checked_sub(self.done.len()) {
             Some(at) => self.head.resize(at, 0),
             None => self.fail(format!("seek to {offset}, before the open part")),
         }
     }
 
     fn range(&mut self, r: Range<usize>) -> &mut [u8] {
-        match (r.start.checked_sub(self.sent), r.end.checked_sub(self.sent)) {
+        let done = self.done.len();
+        match (r.start.checked_sub(done), r.end.checked_sub(done)) {
             (Some(start), Some(end)) if end <= self.head.len() => &mut self.head[start..end],
             _ => {
                 self.fail(format!("range {r:?} outside the open part"));
@@ -401,15 +376,11 @@ mod tests {
                     .with_partitions(partitions),
             ]))
         };
-        let plain = build(
-            sets.iter()
-                .map(|s| join(s, s.iter().map(Bytes::len).sum()))
-                .collect(),
-        );
+        let plain = build(sets.iter().map(|s| Bytes::from(s.concat())).collect());
         let fields = sets
             .iter()
             .map(|s| {
-                let (field, copied) = records_field(s.clone());
+                let (field, copied) = records_field(RecordSet::new(s.clone()));
                 assert_eq!(copied, 0);
                 field
             })
@@ -426,7 +397,7 @@ mod tests {
             let (registered, plain) = fetch(&[one.clone(), pieces.clone(), vec![]]);
             let frame = encode(7, header_version, version, &registered).expect("encodes");
             assert_eq!(
-                frame.to_bytes(),
+                Bytes::from(frame.parts.concat()),
                 contiguous(7, header_version, version, &plain),
                 "v{version}"
             );
@@ -434,7 +405,7 @@ mod tests {
             for piece in one.iter().chain(&pieces) {
                 assert!(
                     frame
-                        .parts()
+                        .parts
                         .iter()
                         .any(|p| p.as_ptr() == piece.as_ptr() && p.len() == piece.len()),
                     "v{version}: a piece was copied"
@@ -445,7 +416,7 @@ mod tests {
 
     #[test]
     fn a_small_record_set_is_encoded_in_place_and_counted() {
-        let (field, copied) = records_field(vec![batch(5, 100), batch(6, 50)]);
+        let (field, copied) = records_field(RecordSet::new(vec![batch(5, 100), batch(6, 50)]));
         assert_eq!((field.len(), copied), (150, 150));
         assert!(!is_stand_in(&field));
     }
@@ -460,7 +431,7 @@ mod tests {
 
     #[test]
     fn each_encoding_clears_the_table() {
-        let _ = records_field(vec![batch(1, 600), batch(2, 600)]);
+        let _ = records_field(RecordSet::new(vec![batch(1, 600), batch(2, 600)]));
         let other = ResponseKind::Fetch(FetchResponse::default());
         encode(1, 1, 16, &other).expect("encodes");
         assert!(REGISTERED.with(|r| r.borrow().is_empty()));

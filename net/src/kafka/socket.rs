@@ -54,26 +54,20 @@ impl SocketHalf {
         let fd = self.0.borrow().as_raw_fd();
         let spare = frame.spare_capacity_mut();
         let len = max.min(spare.len());
-        let got = loop {
-            // SAFETY: `recv` writes at most `len` bytes at the start of the
-            // spare capacity, which holds at least `len`.
-            let got = unsafe { libc::recv(fd, spare.as_mut_ptr().cast(), len, libc::MSG_DONTWAIT) };
-            if got >= 0 {
-                break got;
-            }
-            let e = io::Error::last_os_error();
-            match e.kind() {
-                io::ErrorKind::Interrupted => continue,
-                io::ErrorKind::WouldBlock => return Ok(None),
-                _ => return Err(e),
-            }
+        // SAFETY: `recv` writes at most `len` bytes at the start of the
+        // spare capacity, which holds at least `len`.
+        let Some(got) = nonblocking(|| unsafe {
+            libc::recv(fd, spare.as_mut_ptr().cast(), len, libc::MSG_DONTWAIT)
+        })?
+        else {
+            return Ok(None);
         };
         if got == 0 && len > 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
         // SAFETY: the kernel initialised the `got` bytes after the length.
-        unsafe { frame.set_len(frame.len() + got as usize) };
-        Ok(Some(got as usize))
+        unsafe { frame.set_len(frame.len() + got) };
+        Ok(Some(got))
     }
 
     /// Reads `n` more bytes into `frame` (whose spare capacity holds
@@ -115,20 +109,10 @@ impl SocketHalf {
         // IoSlice is ABI-compatible with iovec; sendmsg only reads them.
         message.msg_iov = parts.as_ptr() as *mut libc::iovec;
         message.msg_iovlen = parts.len() as _;
-        loop {
-            // SAFETY: `message` points at `parts`, live for the call.
-            let sent =
-                unsafe { libc::sendmsg(fd, &message, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
-            if sent >= 0 {
-                return Ok(Some(sent as usize));
-            }
-            let e = io::Error::last_os_error();
-            match e.kind() {
-                io::ErrorKind::Interrupted => continue,
-                io::ErrorKind::WouldBlock => return Ok(None),
-                _ => return Err(e),
-            }
-        }
+        // SAFETY: `message` points at `parts`, live for the call.
+        nonblocking(|| unsafe {
+            libc::sendmsg(fd, &message, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+        })
     }
 
     /// Writes `frame` whole; a peer that takes none of it for `stall` ends
@@ -158,6 +142,23 @@ impl SocketHalf {
             at += n;
         }
         Ok(())
+    }
+}
+
+/// The result of a non-blocking socket call: the bytes it moved, `None`
+/// when it would block; retried when a signal interrupts it.
+fn nonblocking(mut call: impl FnMut() -> isize) -> io::Result<Option<usize>> {
+    loop {
+        let moved = call();
+        if moved >= 0 {
+            return Ok(Some(moved as usize));
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::Interrupted => continue,
+            io::ErrorKind::WouldBlock => return Ok(None),
+            _ => return Err(e),
+        }
     }
 }
 

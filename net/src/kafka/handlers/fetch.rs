@@ -277,7 +277,7 @@ pub async fn handle(ctx: &Rc<Context>, request: FetchRequest, version: i16) -> F
     // below are the next encoding's (response_frame's invariant).
     let mut copied = 0;
     for (w, r) in wanted.iter().zip(results) {
-        let (records, copies) = response_frame::records_field(r.records.into_pieces());
+        let (records, copies) = response_frame::records_field(r.records);
         copied += copies;
         let data = PartitionData::default()
             .with_partition_index(w.partition)

@@ -23,7 +23,6 @@
 use std::rc::Rc;
 
 use bytes::BytesMut;
-
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -138,12 +137,8 @@ async fn append(
         } else {
             topic.name.0.as_str().to_owned()
         };
-        let wire_name = if topic.name.0.is_empty() {
-            TopicName::default()
-        } else {
-            TopicName(StrBytes::from_string(name.clone()))
-        };
-        drop(topic.name);
+        // Owned (take_records copied it out of the frame): answered as asked.
+        let wire_name = topic.name;
         let mut known = ctx.shard.metadata().topics.contains_key(&name);
         if !known && !name.is_empty() && acks_valid(acks) {
             known = auto_create(ctx, &name).await.is_ok();
