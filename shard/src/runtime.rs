@@ -124,6 +124,10 @@ async fn shard_main(
     serve: ServeFn,
     shutdown: ShutdownFlag,
 ) -> Result<(), String> {
+    // Bounds a glommio 0.9 stall on every shard from its first await on:
+    // start-up waits on io_uring and on the blocking-thread pool too (the
+    // group coordinator arms its own timers, at each deadline).
+    sluice_log::wake::keep_awake(STALL_GUARD);
     let (senders, receivers) = ends.connect().await;
     let id = senders.peer_id() as u32;
     let config = Rc::new((*config).clone());
@@ -207,10 +211,6 @@ async fn shard_main(
 
     glommio::spawn_local(shard.clone().maintain_isr()).detach();
     shard.start_cleaner();
-
-    // The group coordinator arms its own timers (at each deadline); this
-    // only bounds a glommio 0.9 stall, on every shard.
-    sluice_log::wake::keep_awake(STALL_GUARD);
 
     {
         let shard = shard.clone();
