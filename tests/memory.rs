@@ -319,3 +319,77 @@ fn topics_created_and_deleted_a_thousand_times_leave_nothing_behind() {
     assert_bounded(&m, 16, 8);
     eprintln!("topic churn took {:?}", started.elapsed());
 }
+
+/// Produce's records are cut out of the request frame without a copy, so a
+/// batch the broker keeps (in its batch cache, in a write buffer) keeps the
+/// whole frame allocated. Each request here carries a 100-byte batch for a
+/// partition that exists and a 1 MB one for a partition that does not
+/// (refused and dropped at once): the cache must charge each frame the small
+/// batch keeps alive, not the batch, or 1,500 such frames (1.5 GB) stay
+/// resident under a 16 MiB cache.
+#[test]
+fn small_batches_cut_from_large_frames_are_charged_for_their_frames() {
+    use common::wire::{record_batch, Conn, Decoder, Encoder, API_PRODUCE};
+    let _one = serial();
+    let broker = Broker::start_with_env(&[("SLUICE_SHARD__BATCH_CACHE_BYTES", "16777216")]);
+    let mut conn = Conn::connect(broker.addr(), Duration::from_secs(10)).expect("connects");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after the epoch")
+        .as_millis() as i64;
+    let small_value = [b'v'; 100];
+    let large_value = vec![b'x'; 1_000_000];
+    let small = record_batch(now_ms, &[(None, Some(&small_value[..]))]);
+    let large = record_batch(now_ms, &[(None, Some(&large_value[..]))]);
+    // (partition 0's error, partition 1's error) of one such request.
+    let produce = |conn: &mut Conn| -> (i16, i16) {
+        let mut e = Encoder::default();
+        e.nullable_string(None).i16(1).i32(30_000);
+        e.i32(1).string("pinned-frames").i32(2);
+        e.i32(0).bytes(&small).i32(1).bytes(&large);
+        let body = conn.round_trip(API_PRODUCE, 3, &e.0).expect("answered");
+        let mut d = Decoder::new(&body);
+        let mut errors = (-100, -100);
+        for _ in 0..d.array_len().expect("topics") {
+            let _name = d.string().expect("name");
+            for _ in 0..d.array_len().expect("partitions") {
+                let index = d.i32().expect("index");
+                let error = d.i16().expect("error");
+                let _base_offset = d.i64().expect("base offset");
+                let _log_append_time = d.i64().expect("log append time");
+                if index == 0 {
+                    errors.0 = error;
+                } else {
+                    errors.1 = error;
+                }
+            }
+        }
+        errors
+    };
+    // The first Produce creates the topic (one partition); then partition
+    // 0 takes the small batch and partition 1 is refused.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while produce(&mut conn) != (0, 3) {
+        assert!(Instant::now() < deadline, "partition 0 never took a batch");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for _ in 0..50 {
+        assert_eq!(produce(&mut conn), (0, 3));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let base = rss_kib(broker.pid());
+    let watch = PeakRss::watch(broker.pid());
+    for _ in 0..1_500 {
+        assert_eq!(produce(&mut conn), (0, 3));
+    }
+    let peak = watch.finish();
+    drop(conn);
+    let (base_mib, peak_mib) = (base / MIB, peak / MIB);
+    eprintln!("pinned frames: RSS {base_mib} MiB before, peak {peak_mib} MiB");
+    // 2 shards x 16 MiB of cache, plus the frames in flight and slack.
+    assert!(
+        peak_mib <= base_mib + 2 * 16 + 48,
+        "peak RSS {peak_mib} MiB is more than {} MiB over {base_mib} MiB: cached batches keep their frames",
+        2 * 16 + 48
+    );
+}

@@ -29,7 +29,7 @@ pub mod storage;
 pub mod store;
 pub mod wake;
 
-pub use cache::BatchCache;
+pub use cache::{BatchCache, SourceBuffer};
 pub use chunk::ReadChunk;
 pub use error::{LogError, LogResult};
 pub use partition::{

@@ -43,7 +43,7 @@ use sluice_core::recompress::recompress_batch;
 use sluice_core::records::RecordIter;
 use sluice_core::{LeaderEpoch, Offset};
 
-use crate::cache::{BatchCache, CacheKey};
+use crate::cache::{BatchCache, CacheKey, SourceBuffer};
 use crate::checkpoint::{self, PartitionCheckpoint};
 use crate::chunk::ReadChunk;
 use crate::error::{LogError, LogResult};
@@ -636,7 +636,20 @@ impl<S: Storage> PartitionLog<S> {
     /// when this returns, not yet durable: call [`PartitionLog::flush`].
     pub async fn append(
         &self,
+        batches: BytesMut,
+        leader_epoch: LeaderEpoch,
+        now_ms: i64,
+    ) -> LogResult<AppendInfo> {
+        self.append_from(batches, None, leader_epoch, now_ms).await
+    }
+
+    /// [`PartitionLog::append`] of batches cut from `source`, a larger
+    /// buffer they keep alive (a produce request's frame): the batch cache
+    /// and the write buffer count that buffer, not only the batches.
+    pub async fn append_from(
+        &self,
         mut batches: BytesMut,
+        source: Option<SourceBuffer>,
         leader_epoch: LeaderEpoch,
         now_ms: i64,
     ) -> LogResult<AppendInfo> {
@@ -719,7 +732,7 @@ impl<S: Storage> PartitionLog<S> {
             at += size;
         }
         let frozen = batches.freeze();
-        self.store(&active, &frozen, headers, now_ms);
+        self.store(&active, &frozen, headers, now_ms, source);
         let info = AppendInfo {
             base_offset,
             last_offset: next - 1,
@@ -767,13 +780,23 @@ impl<S: Storage> PartitionLog<S> {
     /// Puts checked batches (slices of `frozen`, offsets assigned) in the
     /// batch cache, the producer table, the epoch cache and the active
     /// segment. No await: callers keep it together with their checks.
+    /// `source` is the buffer `frozen` was cut from, if it still lies in it
+    /// (recompression makes new batches).
     fn store(
         &self,
         active: &SegmentCell<S>,
         frozen: &Bytes,
         headers: Vec<(usize, BatchHeader)>,
         now_ms: i64,
+        source: Option<SourceBuffer>,
     ) {
+        let source = source.filter(|s| {
+            let at = frozen.as_ptr() as usize;
+            at >= s.id && at - s.id + frozen.len() <= s.len
+        });
+        // What the source holds beyond these batches, charged once to the
+        // write buffer with the first of them.
+        let mut beyond = source.map_or(0, |s| (s.len - frozen.len()) as u64);
         let mut seg = active.borrow_mut();
         let mut stored = 0u64;
         for (at, header) in headers {
@@ -784,6 +807,7 @@ impl<S: Storage> PartitionLog<S> {
                     header.base_offset,
                     header.last_offset(),
                     bytes.clone(),
+                    source,
                 );
             }
             producers::record_batch(&mut self.producers.borrow_mut(), &header, now_ms);
@@ -791,7 +815,8 @@ impl<S: Storage> PartitionLog<S> {
                 .borrow_mut()
                 .assign(header.partition_leader_epoch, header.base_offset);
             stored += header.size_bytes as u64;
-            seg.append(header, bytes, self.index_interval_bytes());
+            let charged = header.size_bytes as u64 + std::mem::take(&mut beyond);
+            seg.append_charged(header, bytes, self.index_interval_bytes(), charged);
         }
         self.bytes_since_producer_snapshot
             .set(self.bytes_since_producer_snapshot.get() + stored);

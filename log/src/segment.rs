@@ -80,6 +80,9 @@ pub struct UnwrittenBatch {
     pub position: u64,
     pub header: BatchHeader,
     pub bytes: Bytes,
+    /// What it counts in `unwritten_bytes`: its length, or more when it
+    /// keeps a larger buffer alive (see [`Segment::append_charged`]).
+    pub charged: u64,
 }
 
 /// A write to the `.log` file issued but not yet awaited.
@@ -286,6 +289,22 @@ impl<S: Storage> Segment<S> {
     /// Appends one batch whose offsets are already assigned. Memory only:
     /// [`Segment::write_out`] puts it on disk.
     pub fn append(&mut self, header: BatchHeader, bytes: Bytes, index_interval_bytes: u32) {
+        let charged = bytes.len() as u64;
+        self.append_charged(header, bytes, index_interval_bytes, charged);
+    }
+
+    /// [`Segment::append`] counting the batch as `charged` bytes of the
+    /// write buffer: at least its length, the whole buffer it was cut from
+    /// when that is larger (a produce frame), so a small batch that keeps a
+    /// large frame alive fills the write buffer and is written out soon.
+    pub fn append_charged(
+        &mut self,
+        header: BatchHeader,
+        bytes: Bytes,
+        index_interval_bytes: u32,
+        charged: u64,
+    ) {
+        let charged = charged.max(bytes.len() as u64);
         assert!(!self.sealed, "append to a sealed segment");
         assert!(
             header.base_offset >= self.next_offset,
@@ -296,12 +315,13 @@ impl<S: Storage> Segment<S> {
         self.index_batch(position, &header, index_interval_bytes, &mut since);
         self.bytes_since_index_entry = since;
         self.size_bytes += bytes.len() as u64;
-        self.unwritten_bytes += bytes.len() as u64;
+        self.unwritten_bytes += charged;
         self.next_offset = header.last_offset() + 1;
         self.unwritten.push_back(UnwrittenBatch {
             position,
             header,
             bytes,
+            charged,
         });
     }
 
@@ -405,7 +425,7 @@ impl<S: Storage> Segment<S> {
             .is_some_and(|b| b.position < write.end)
         {
             let b = seg.unwritten.pop_front().expect("front exists");
-            seg.unwritten_bytes -= b.bytes.len() as u64;
+            seg.unwritten_bytes -= b.charged;
         }
         Ok(())
     }

@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
+
+use crate::cache::SourceBuffer;
 use rkyv::api::high::{HighDeserializer, HighSerializer, HighValidator};
 use rkyv::bytecheck::CheckBytes;
 use rkyv::rancor;
@@ -195,18 +197,25 @@ impl PartitionStore {
     pub async fn append(&self, batches: BytesMut, now_ms: i64) -> LogResult<AppendInfo> {
         with_log!(self, l => l.append(batches, 0, now_ms).await)
     }
-    /// [`PartitionStore::append`] stamping the batches with `leader_epoch`.
+    /// [`PartitionStore::append`] stamping the batches with `leader_epoch`;
+    /// `source` as in [`PartitionLog::append_from`].
     pub async fn append_in_epoch(
         &self,
         batches: BytesMut,
+        source: Option<SourceBuffer>,
         leader_epoch: i32,
         now_ms: i64,
     ) -> LogResult<AppendInfo> {
-        with_log!(self, l => l.append(batches, leader_epoch, now_ms).await)
+        with_log!(self, l => l.append_from(batches, source, leader_epoch, now_ms).await)
     }
-    /// [`PartitionLog::append_as_follower`].
-    pub async fn append_as_follower(&self, batches: Bytes, now_ms: i64) -> LogResult<AppendInfo> {
-        with_log!(self, l => l.append_as_follower(batches, now_ms).await)
+    /// [`PartitionLog::append_as_follower_from`].
+    pub async fn append_as_follower(
+        &self,
+        batches: Bytes,
+        source: Option<SourceBuffer>,
+        now_ms: i64,
+    ) -> LogResult<AppendInfo> {
+        with_log!(self, l => l.append_as_follower_from(batches, source, now_ms).await)
     }
     /// [`PartitionLog::start_epoch`].
     pub async fn start_epoch(&self, epoch: i32) -> LogResult<()> {

@@ -288,7 +288,7 @@ impl RaftLogStorage<Controller> for RaftLogStore {
         let result = async {
             self.inner
                 .log
-                .append_in_epoch(batches, term.min(i32::MAX as u64) as i32, now)
+                .append_in_epoch(batches, None, term.min(i32::MAX as u64) as i32, now)
                 .await?;
             if self.inner.acks_before_sync.get() {
                 return Ok(self.inner.log.durable_offset());

@@ -135,6 +135,7 @@ async fn measure(
                     topic: "cross-core".into(),
                     partition,
                     records: bytes::BytesMut::from(&batch[..]),
+                    source: None,
                 }],
             };
             let start = Instant::now();

@@ -19,6 +19,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use sluice_log::SourceBuffer;
 
 use crate::env::Env;
 
@@ -31,6 +32,7 @@ pub struct KafkaLink {
     correlation_id: i32,
     client_id: StrBytes,
     env: Rc<dyn Env>,
+    last_answer: Option<SourceBuffer>,
 }
 
 impl KafkaLink {
@@ -56,7 +58,14 @@ impl KafkaLink {
             correlation_id: 0,
             client_id: StrBytes::from_string(client_id),
             env,
+            last_answer: None,
         })
+    }
+
+    /// The buffer the last answer was decoded from: its byte fields (a
+    /// Fetch answer's records) are slices of it, which keep it allocated.
+    pub fn last_answer_buffer(&self) -> Option<SourceBuffer> {
+        self.last_answer
     }
 
     /// Sends `request` at `version` and waits for its answer, at most
@@ -116,6 +125,10 @@ impl KafkaLink {
             .read_exact(&mut body)
             .await
             .map_err(|e| format!("reading an answer: {e}"))?;
+        self.last_answer = Some(SourceBuffer {
+            id: body.as_ptr() as usize,
+            len: body.len(),
+        });
         let mut body = Bytes::from(body);
         let response_header =
             ResponseHeader::decode(&mut body, R::Response::header_version(version))

@@ -22,6 +22,7 @@ use sluice_core::group::records::CommittedOffset;
 use sluice_core::group::{JoinRequest, JoinResponse, SyncRequest, SyncResponse};
 use sluice_core::metadata::{BrokerId, BrokerRegistration, MetadataCommand, MetadataState};
 use sluice_core::{ErrorCode, Offset, PartitionId};
+use sluice_log::SourceBuffer;
 pub use sluice_quorum::status::QuorumStatus;
 
 /// What travels on the mesh.
@@ -177,6 +178,9 @@ pub struct PartitionAppend {
     pub partition: PartitionId,
     /// Writable: the log assigns offsets in the batch headers in place.
     pub records: BytesMut,
+    /// The request frame `records` were cut from (which they keep alive),
+    /// when they were: the log's cache and write buffer count it.
+    pub source: Option<SourceBuffer>,
 }
 
 /// Appends the batches of several partitions this shard owns, in order.

@@ -40,6 +40,7 @@ async fn produce(node: &Node, entry: usize, topic: &str, partition: i32, values:
                 topic: topic.clone(),
                 partition,
                 records: bytes::BytesMut::from(&records[..]),
+                source: None,
             }],
         };
         let results = shard.call(owner, request).await.expect("reachable");

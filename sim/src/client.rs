@@ -18,6 +18,7 @@ use std::rc::Rc;
 use bytes::{Bytes, BytesMut};
 use sluice_core::batch::BatchBuilder;
 use sluice_core::{ErrorCode, Offset};
+use sluice_log::SourceBuffer;
 use sluice_shard::message::{
     AwaitDurable, Fetch, ListOffsets, ListedOffset, PartitionAppend, PartitionRead, Produce,
     Propose, Watch,
@@ -372,12 +373,23 @@ async fn send_produce(
     batch: Bytes,
     acks: i16,
 ) -> Result<Offset, ErrorCode> {
+    // Cut from a larger "frame", as the Kafka handler's records are: the
+    // owner's cache and write buffer charge the frame (the cache's budget
+    // assertion checks the charge).
+    const FRAME_HEAD: usize = 64;
+    let mut frame = bytes::BytesMut::zeroed(FRAME_HEAD + batch.len());
+    frame[FRAME_HEAD..].copy_from_slice(&batch);
+    let source = SourceBuffer {
+        id: frame.as_ptr() as usize,
+        len: frame.len(),
+    };
     let request = Produce {
         acks,
         appends: vec![PartitionAppend {
             topic: tp.0.clone(),
             partition: tp.1,
-            records: bytes::BytesMut::from(&batch[..]),
+            records: frame.split_off(FRAME_HEAD),
+            source: Some(source),
         }],
     };
     let unreachable = |_| ErrorCode::UnknownServerError;

@@ -12,6 +12,18 @@ impl<S: Storage> PartitionLog<S> {
     /// writes nothing. A trailing partial batch (a Fetch may cut the last
     /// one) is left out; the answer says how far the log got.
     pub async fn append_as_follower(&self, batches: Bytes, now_ms: i64) -> LogResult<AppendInfo> {
+        self.append_as_follower_from(batches, None, now_ms).await
+    }
+
+    /// [`PartitionLog::append_as_follower`] of batches cut from `source`, a
+    /// larger buffer they keep alive (the Fetch answer they came in): the
+    /// batch cache and the write buffer count that buffer.
+    pub async fn append_as_follower_from(
+        &self,
+        batches: Bytes,
+        source: Option<SourceBuffer>,
+        now_ms: i64,
+    ) -> LogResult<AppendInfo> {
         self.check_writable()?;
         self.retry_after_storage_full().await?;
         let start = self.log_end_offset();
@@ -67,7 +79,7 @@ impl<S: Storage> PartitionLog<S> {
         }
         let count = headers.len();
         let active = self.active();
-        self.store(&active, &batches.slice(..total), headers, now_ms);
+        self.store(&active, &batches.slice(..total), headers, now_ms, source);
         self.bound_write_buffer().await?;
         self.stats.borrow_mut().appends += 1;
         Ok(AppendInfo {

@@ -13,6 +13,7 @@ use futures_util::future::join_all;
 
 use super::*;
 use crate::message::{AwaitDurable, ListOffsets, ListedOffset, Produce};
+use sluice_log::SourceBuffer;
 
 impl Shard {
     /// [`Produce`]: appends each partition's batches. The appends start in
@@ -23,8 +24,14 @@ impl Shard {
     pub(crate) async fn produce_many(&self, op: Produce) -> Vec<ProduceResult> {
         let acks = op.acks;
         join_all(op.appends.into_iter().map(|append| async move {
-            self.produce_local(&append.topic, append.partition, append.records, acks)
-                .await
+            self.produce_local(
+                &append.topic,
+                append.partition,
+                append.records,
+                append.source,
+                acks,
+            )
+            .await
         }))
         .await
     }
@@ -66,6 +73,7 @@ impl Shard {
         topic: &str,
         partition: PartitionId,
         records: BytesMut,
+        source: Option<SourceBuffer>,
         acks: i16,
     ) -> ProduceResult {
         let refused = |error, log_start_offset| ProduceResult {
@@ -98,7 +106,7 @@ impl Shard {
         let bytes = batches.len();
         let appended = p
             .log
-            .append_in_epoch(batches, leader_epoch, self.env.now_ms())
+            .append_in_epoch(batches, source, leader_epoch, self.env.now_ms())
             .await;
         let info = match appended {
             Ok(info) => {

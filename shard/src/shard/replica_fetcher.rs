@@ -304,6 +304,8 @@ impl Shard {
         let answer = link
             .call(&request, FETCH_VERSION, wait + ANSWER_SLACK)
             .await?;
+        // Every partition's records are slices of the answer's one buffer.
+        let source = link.last_answer_buffer();
         if answer.error_code != 0 {
             return Ok(false);
         }
@@ -340,7 +342,7 @@ impl Shard {
                 }
                 if let Some(records) = part.records.filter(|r| !r.is_empty()) {
                     let now = self.env.now_ms();
-                    if let Err(e) = f.p.log.append_as_follower(records, now).await {
+                    if let Err(e) = f.p.log.append_as_follower(records, source, now).await {
                         tracing::warn!(topic = f.topic, partition = f.partition, error = %e, "a replicated append failed");
                         clean = false;
                         continue;

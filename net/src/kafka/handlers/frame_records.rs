@@ -22,14 +22,18 @@ use std::collections::BTreeMap;
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::{ProduceRequest, TopicName, TransactionalId};
 use kafka_protocol::protocol::StrBytes;
+use sluice_log::SourceBuffer;
 
 /// Every partition's records, by topic then partition in the request's
-/// order (`None` where the request carried none), and the record bytes
-/// that had to be copied.
+/// order (`None` where the request carried none), the record bytes that had
+/// to be copied, and the frame the others were cut from: each piece keeps
+/// the whole frame allocated, so the log charges the frame, not the piece,
+/// wherever it holds one (its batch cache, its write buffer).
 #[derive(Debug, Default)]
 pub struct TakenRecords {
     pub records: Vec<Vec<Option<BytesMut>>>,
     pub copied_bytes: usize,
+    pub source: Option<SourceBuffer>,
 }
 
 /// Where one partition's records lie in the frame.
@@ -95,6 +99,13 @@ pub fn take_records(frame: Bytes, request: &mut ProduceRequest) -> TakenRecords 
         .all(|w| w[0].start + w[0].len <= w[1].start);
     match frame.try_into_mut() {
         Ok(mut whole) if in_order => {
+            // The frame was read into an allocation of its own size
+            // (`server::read_frame`): its address and length are the
+            // allocation's.
+            taken.source = Some(SourceBuffer {
+                id: whole.as_ptr() as usize,
+                len: whole.len(),
+            });
             let mut at = 0;
             for piece in pieces {
                 whole.advance(piece.start - at);

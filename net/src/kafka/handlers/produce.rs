@@ -28,6 +28,7 @@ use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicNam
 use kafka_protocol::protocol::StrBytes;
 use sluice_core::metadata::ShardId;
 use sluice_core::{ErrorCode, Offset};
+use sluice_log::SourceBuffer;
 use sluice_shard::message::{AwaitDurable, PartitionAppend, Produce};
 
 use super::frame_records;
@@ -82,7 +83,7 @@ pub async fn handle(call: Call<'_>, mut request: ProduceRequest) -> Outcome<Prod
         let copied = &ctx.shard.counters.produce_record_bytes_copied;
         copied.set(copied.get() + taken.copied_bytes as u64);
     }
-    let appended = append(ctx, request, taken.records).await;
+    let appended = append(ctx, request, taken.records, taken.source).await;
     if appended.must_wait() {
         let ctx = ctx.clone();
         return Outcome::Pending(Box::pin(async move { appended.finish(&ctx).await }));
@@ -123,6 +124,7 @@ async fn append(
     ctx: &Rc<Context>,
     request: ProduceRequest,
     records: Vec<Vec<Option<BytesMut>>>,
+    source: Option<SourceBuffer>,
 ) -> Appended {
     let acks = request.acks;
     let timeout_ms = request.timeout_ms.max(0) as u64;
@@ -175,6 +177,7 @@ async fn append(
                             topic: name.clone(),
                             partition: index,
                             records,
+                            source,
                         },
                     );
                     sent.push((topics.len(), partitions.len()));
