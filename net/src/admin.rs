@@ -174,6 +174,11 @@ pub async fn metrics(shard: &Rc<Shard>, limits: &ConnectionLimits) -> String {
             |s| s.connections_refused,
         ),
         (
+            "sluice_kafka_accept_failures_total",
+            "Accepts that failed (out of file descriptors, say), each followed by a 100 ms pause",
+            |s| s.accept_failures,
+        ),
+        (
             "sluice_kafka_connections_timed_out_total",
             "Connections closed for idleness or a stalled request or response",
             |s| s.connections_timed_out,

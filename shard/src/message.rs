@@ -575,6 +575,7 @@ pub struct ShardStats {
     pub calls_in_flight: u64,
     pub connections_accepted: u64,
     pub connections_refused: u64,
+    pub accept_failures: u64,
     pub connections_timed_out: u64,
     pub requests: u64,
     pub bad_requests: u64,

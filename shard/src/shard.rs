@@ -62,6 +62,9 @@ pub struct ShardCounters {
     pub connections_accepted: Cell<u64>,
     /// Connections accepted and closed at once by a connection limit.
     pub connections_refused: Cell<u64>,
+    /// Accepts that failed (out of descriptors, say); each is followed by
+    /// a pause.
+    pub accept_failures: Cell<u64>,
     /// Connections closed for idleness, a stalled request or response, or
     /// a request budget that stayed spent.
     pub connections_timed_out: Cell<u64>,
@@ -636,6 +639,7 @@ impl Shard {
             calls_in_flight: self.pending.borrow().len() as u64,
             connections_accepted: self.counters.connections_accepted.get(),
             connections_refused: self.counters.connections_refused.get(),
+            accept_failures: self.counters.accept_failures.get(),
             connections_timed_out: self.counters.connections_timed_out.get(),
             requests: self.counters.requests.get(),
             bad_requests: self.counters.bad_requests.get(),

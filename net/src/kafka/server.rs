@@ -78,6 +78,7 @@ pub async fn serve(
     let active = Rc::new(Cell::new(0usize));
     let trim_pending = Rc::new(Cell::new(false));
     let idle = Rc::new(Notify::default());
+    let accept_failure_logged: Cell<Option<Instant>> = Cell::new(None);
     loop {
         // At max.connections, stop accepting: new connections wait in the
         // backlog until one closes (on any shard, hence the polling).
@@ -129,7 +130,21 @@ pub async fn serve(
                 })
                 .detach();
             }
-            Err(e) => tracing::warn!(error = %e, "accept failed"),
+            Err(e) => {
+                // Out of descriptors (EMFILE, ENFILE) or memory, the pending
+                // connection stays in the backlog and the next accept fails
+                // the same way at once: without a pause this loop spun a
+                // core and wrote a log line per turn.
+                ShardCounters::bump(&ctx.shard.counters.accept_failures);
+                if accept_failure_logged
+                    .get()
+                    .is_none_or(|at| at.elapsed() >= ACCEPT_FAILURE_LOG_EVERY)
+                {
+                    accept_failure_logged.set(Some(Instant::now()));
+                    tracing::warn!(error = %e, "accept failed; retrying in {ACCEPT_FAILURE_PAUSE:?}");
+                }
+                let _ = with_deadline(ACCEPT_FAILURE_PAUSE, stop.changed()).await;
+            }
         }
     }
     // Stop accepting; let every connection finish the request it is on,
@@ -157,6 +172,11 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// How often a listener at `max.connections` looks for a free slot.
 const ACCEPT_RETRY: Duration = Duration::from_millis(10);
+
+/// The pause after a failed accept (out of descriptors, say) before the
+/// next one, and how often such failures are logged at most.
+const ACCEPT_FAILURE_PAUSE: Duration = Duration::from_millis(100);
+const ACCEPT_FAILURE_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// A frame body is read, and charged to the byte budget, this much at a
 /// time.
