@@ -287,3 +287,83 @@ fn a_long_poll_answered_by_one_shard_leaves_nothing_parked_on_the_others() {
     let text = metrics(&broker);
     assert_eq!(metric_sum(&text, "sluice_mesh_calls_in_flight"), Some(0));
 }
+
+/// Open descriptors of process `pid`.
+fn open_files(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or_else(|e| panic!("listing /proc/{pid}/fd: {e}"))
+}
+
+/// A partition holds one open file (its active segment's `.log`; the
+/// indexes are opened only to write a page), and files held open for a
+/// moment (checkpoints, index pages) are bounded per shard. So a topic of
+/// 1,200 partitions opens under a limit of 2,000 descriptors: before, each
+/// partition held three files (3,600), and all of them wrote their first
+/// checkpoint through a temporary file at once, and partitions went
+/// offline with "Too many open files".
+#[test]
+fn a_topic_of_many_partitions_opens_within_a_tight_descriptor_limit() {
+    const PARTITIONS: usize = 1_200;
+    const LIMIT: usize = 2_000;
+    let broker = Broker::start();
+    let before = open_files(broker.pid());
+    let limited = std::process::Command::new("prlimit")
+        .args(["--pid", &broker.pid().to_string()])
+        .arg(format!("--nofile={LIMIT}:{LIMIT}"))
+        .status()
+        .expect("running prlimit (util-linux)");
+    assert!(limited.success(), "prlimit failed");
+    let name = topic("many");
+    let created = common::run(
+        std::process::Command::new(env!("CARGO_BIN_EXE_sluice")).args([
+            "topic",
+            "create",
+            &name,
+            "-p",
+            &PARTITIONS.to_string(),
+            "--bootstrap",
+            &broker.bootstrap(),
+        ]),
+        b"",
+        Duration::from_secs(120),
+    );
+    created.assert_success();
+    // Every partition opened and leads, none offline.
+    let mut conn = served(&broker);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let metadata = conn.metadata_v2(&[&name]).expect("metadata");
+        let leading = metadata
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .filter(|(_, error, leader)| *error == wire::ERROR_NONE && *leader >= 0)
+            .count();
+        if leading == PARTITIONS {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{leading} of {PARTITIONS} partitions lead\n{}",
+            broker.log_tail(20)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for partition in [0, 599, 1_199] {
+        produce(&mut conn, &name, partition, 3, 100);
+    }
+    let text = metrics(&broker);
+    assert_eq!(metric_sum(&text, "sluice_offline_partitions"), Some(0));
+    let log = broker.log();
+    assert!(
+        !log.contains("Too many open files"),
+        "{}",
+        broker.log_tail(20)
+    );
+    let opened = open_files(broker.pid()) - before;
+    assert!(
+        opened <= PARTITIONS + 100,
+        "{opened} descriptors opened for {PARTITIONS} partitions"
+    );
+}

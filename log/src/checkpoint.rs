@@ -19,6 +19,7 @@ use rkyv::ser::allocator::ArenaHandle;
 use rkyv::util::AlignedVec;
 
 use crate::error::{LogError, LogResult};
+use crate::storage::transient::transient_file_turn;
 use crate::storage::{align_up, AlignedBuf, Storage, StorageFile};
 
 const MAGIC: &[u8; 4] = b"SLCK";
@@ -130,6 +131,7 @@ where
 {
     let frame = encode(value);
     let tmp = temp_path(path);
+    let _turn = transient_file_turn().await;
     let file = storage
         .create(&tmp)
         .await

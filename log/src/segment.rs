@@ -39,6 +39,7 @@ use crate::error::{LogError, LogResult};
 use crate::index::{relative, IndexEntry, OffsetEntry, SparseIndex, TimeEntry};
 pub use recovery::RecoveryReport;
 
+use crate::storage::transient::transient_file_turn;
 use crate::storage::{align_down, align_up, AlignedBuf, Storage, StorageFile, ALIGN};
 
 /// The buffer type reads of storage `S` return.
@@ -95,16 +96,17 @@ struct InFlightWrite {
     prev_tail: Vec<u8>,
 }
 
-/// A segment's open `.index` and `.timeindex` files.
-type IndexFiles<F> = (Rc<F>, Rc<F>);
-
 /// One segment of a partition log.
 pub struct Segment<S: Storage> {
     pub base_offset: Offset,
     pub paths: SegmentPaths,
     file: Rc<S::File>,
-    /// Index files; open while the segment is active, `None` once sealed.
-    index_files: Option<IndexFiles<S::File>>,
+    /// Where the index files are written while the segment is active,
+    /// `None` once sealed. They are opened for each write of index pages
+    /// (one every few MiB of appends) and closed after it, so an active
+    /// segment holds one open file, its `.log`: 10,000 partitions need
+    /// 10,000 descriptors, not 30,000.
+    index_storage: Option<S>,
     offset_index: SparseIndex<OffsetEntry>,
     time_index: SparseIndex<TimeEntry>,
     /// False for a sealed segment whose indexes were not read yet.
@@ -156,17 +158,12 @@ impl<S: Storage> Segment<S> {
             .create(&paths.log)
             .await
             .map_err(LogError::io("creating", &paths.log))?;
-        let index = storage
-            .create(&paths.index)
-            .await
-            .map_err(LogError::io("creating", &paths.index))?;
-        let time_index = storage
-            .create(&paths.time_index)
-            .await
-            .map_err(LogError::io("creating", &paths.time_index))?;
+        for path in [&paths.index, &paths.time_index] {
+            create_empty(storage, path).await?;
+        }
         let mut seg =
             Segment::with_file(base_offset, paths, Rc::new(file), index_max_bytes, now_ms);
-        seg.index_files = Some((Rc::new(index), Rc::new(time_index)));
+        seg.index_storage = Some(storage.clone());
         Ok(seg)
     }
 
@@ -199,7 +196,7 @@ impl<S: Storage> Segment<S> {
     }
 
     /// An empty, active segment over `file` with empty indexes loaded and no
-    /// index files open; the constructors adjust from here.
+    /// index files to write; the constructors adjust from here.
     fn with_file(
         base_offset: Offset,
         paths: SegmentPaths,
@@ -211,7 +208,7 @@ impl<S: Storage> Segment<S> {
             base_offset,
             paths,
             file,
-            index_files: None,
+            index_storage: None,
             offset_index: SparseIndex::new(index_max_bytes),
             time_index: SparseIndex::new(index_max_bytes),
             indexes_loaded: true,
@@ -442,13 +439,13 @@ impl<S: Storage> Segment<S> {
     /// Writes unpersisted index pages (and syncs them if asked), without
     /// holding a borrow across the writes.
     pub async fn persist_indexes_of(this: &std::cell::RefCell<Self>, sync: bool) -> LogResult<()> {
-        let (files, offset_pages, time_pages, paths) = {
+        let (storage, offset_pages, time_pages, paths) = {
             let seg = this.borrow();
-            let Some(files) = seg.index_files.clone() else {
+            let Some(storage) = seg.index_storage.clone() else {
                 return Ok(());
             };
             (
-                files,
+                storage,
                 seg.offset_index.unpersisted_pages(ALIGN),
                 seg.time_index.unpersisted_pages(ALIGN),
                 seg.paths.clone(),
@@ -458,23 +455,25 @@ impl<S: Storage> Segment<S> {
             let seg = this.borrow();
             (seg.offset_index.len(), seg.time_index.len())
         };
-        if let Some((pos, bytes)) = offset_pages {
-            write_bytes::<S>(&files.0, pos, &bytes, &paths.index).await?;
-        }
-        if let Some((pos, bytes)) = time_pages {
-            write_bytes::<S>(&files.1, pos, &bytes, &paths.time_index).await?;
-        }
-        if sync {
-            files
-                .0
-                .sync()
+        for (pages, path) in [
+            (offset_pages, &paths.index),
+            (time_pages, &paths.time_index),
+        ] {
+            if pages.is_none() && !sync {
+                continue;
+            }
+            let _turn = transient_file_turn().await;
+            let file = storage
+                .open(path)
                 .await
-                .map_err(LogError::io("syncing", &paths.index))?;
-            files
-                .1
-                .sync()
-                .await
-                .map_err(LogError::io("syncing", &paths.time_index))?;
+                .map_err(LogError::io("opening", path))?;
+            if let Some((pos, bytes)) = pages {
+                write_bytes::<S>(&file, pos, &bytes, path).await?;
+            }
+            if sync {
+                file.sync().await.map_err(LogError::io("syncing", path))?;
+            }
+            file.close().await.map_err(LogError::io("closing", path))?;
         }
         let mut seg = this.borrow_mut();
         // Entries appended while the writes were in flight stay unpersisted.
@@ -489,7 +488,7 @@ impl<S: Storage> Segment<S> {
 
     /// Seals the segment: writes and syncs data and indexes (with a final
     /// time index entry for the segment's max timestamp), cuts the zero
-    /// padding off the `.log` and closes the index files.
+    /// padding off the `.log`; its index files are not written again.
     pub async fn seal(this: &std::cell::RefCell<Self>) -> LogResult<()> {
         Self::write_out(this, true).await?;
         {
@@ -516,7 +515,7 @@ impl<S: Storage> Segment<S> {
         let mut seg = this.borrow_mut();
         seg.sealed = true;
         seg.tail_page = Vec::new();
-        seg.index_files = None;
+        seg.index_storage = None;
         Ok(())
     }
 
@@ -562,17 +561,12 @@ impl<S: Storage> Segment<S> {
     /// active again (truncation removed every segment after it).
     pub async fn unseal(this: &std::cell::RefCell<Self>, storage: &S) -> LogResult<()> {
         let paths = this.borrow().paths.clone();
-        let index = storage
-            .create(&paths.index)
-            .await
-            .map_err(LogError::io("creating", &paths.index))?;
-        let time_index = storage
-            .create(&paths.time_index)
-            .await
-            .map_err(LogError::io("creating", &paths.time_index))?;
+        for path in [&paths.index, &paths.time_index] {
+            create_empty(storage, path).await?;
+        }
         let (file, size) = {
             let mut seg = this.borrow_mut();
-            seg.index_files = Some((Rc::new(index), Rc::new(time_index)));
+            seg.index_storage = Some(storage.clone());
             seg.sealed = false;
             seg.mark_indexes_unpersisted();
             (seg.file.clone(), seg.size_bytes)
@@ -589,18 +583,6 @@ impl<S: Storage> Segment<S> {
                 .await
                 .map_err(LogError::io("closing", &self.paths.log))?;
         }
-        if let Some((index, time)) = self.index_files {
-            if let Ok(f) = Rc::try_unwrap(index) {
-                f.close()
-                    .await
-                    .map_err(LogError::io("closing", &self.paths.index))?;
-            }
-            if let Ok(f) = Rc::try_unwrap(time) {
-                f.close()
-                    .await
-                    .map_err(LogError::io("closing", &self.paths.time_index))?;
-            }
-        }
         Ok(())
     }
 
@@ -613,6 +595,16 @@ impl<S: Storage> Segment<S> {
     pub fn indexes_loaded(&self) -> bool {
         self.indexes_loaded
     }
+}
+
+/// Creates `path` empty (truncating any file there) and closes it.
+pub(super) async fn create_empty<S: Storage>(storage: &S, path: &Path) -> LogResult<()> {
+    let _turn = transient_file_turn().await;
+    let file = storage
+        .create(path)
+        .await
+        .map_err(LogError::io("creating", path))?;
+    file.close().await.map_err(LogError::io("closing", path))
 }
 
 async fn write_bytes<S: Storage>(

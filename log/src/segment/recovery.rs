@@ -185,15 +185,10 @@ impl<S: Storage> Segment<S> {
         seg.tail_page = read_tail_page::<S>(&seg.file, valid_end, &seg.paths.log).await?;
         // Rewrite the index files from memory: they may hold entries recovery
         // dropped, and this segment keeps appending to them.
-        let index = storage
-            .create(&seg.paths.index)
-            .await
-            .map_err(LogError::io("creating", &seg.paths.index))?;
-        let time_index = storage
-            .create(&seg.paths.time_index)
-            .await
-            .map_err(LogError::io("creating", &seg.paths.time_index))?;
-        seg.index_files = Some((Rc::new(index), Rc::new(time_index)));
+        for path in [&seg.paths.index, &seg.paths.time_index] {
+            create_empty(storage, path).await?;
+        }
+        seg.index_storage = Some(storage.clone());
         seg.mark_indexes_unpersisted();
         let seg = std::cell::RefCell::new(seg);
         Segment::persist_indexes_of(&seg, true).await?;

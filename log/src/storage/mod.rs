@@ -19,6 +19,7 @@
 
 pub mod dma;
 pub mod memory;
+pub mod transient;
 
 use std::io;
 use std::path::Path;
