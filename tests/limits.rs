@@ -236,6 +236,37 @@ fn fetch_stays_within_max_bytes_across_partitions_and_shards() {
     assert_eq!(sizes, [batch_bytes, 0, 0, 0]);
 }
 
+/// A Fetch returns one batch larger than its partition's budget, for the
+/// first partition with data, so a consumer whose budget is smaller than a
+/// batch still makes progress, and no more than one (Kafka's
+/// `minOneMessage`). The owner reads its partitions at once, and must still
+/// skip an empty first partition and give no second partition an oversized
+/// batch. (Kafka takes the partitions in the request's order; sluice in
+/// the order it asks their owner shards.)
+#[test]
+fn one_partition_returns_a_batch_larger_than_its_budget() {
+    let broker = Broker::start_with_env(&[("SLUICE_KAFKA__NUM_PARTITIONS", "3")]);
+    let t = topic("at-least-one");
+    let mut conn = served(&broker);
+    conn.metadata_v2(&[t.as_str()]).expect("auto-create");
+    produce(&mut conn, &t, 2, 1, 2_000);
+    let batch_bytes = wire::record_batch(0, &[(None, Some(&[0u8; 2_000]))]).len();
+    let all: Vec<_> = (0..3).map(|p| (p, 0i64, 100)).collect();
+    let sizes = |conn: &mut Conn| -> Vec<usize> {
+        let answers = conn
+            .fetch_many_v4(&t, &all, 1 << 20, 0, 1)
+            .expect("fetch answered");
+        answers.iter().map(|(_, a)| a.records.len()).collect()
+    };
+    assert_eq!(sizes(&mut conn), [0, 0, batch_bytes]);
+    produce(&mut conn, &t, 1, 1, 2_000);
+    let both = sizes(&mut conn);
+    assert!(
+        both == [0, batch_bytes, 0] || both == [0, 0, batch_bytes],
+        "one oversized batch, from a partition with data: {both:?}"
+    );
+}
+
 #[test]
 fn a_long_poll_answered_by_one_shard_leaves_nothing_parked_on_the_others() {
     let broker = Broker::start_with_env(&[("SLUICE_KAFKA__NUM_PARTITIONS", "4")]);

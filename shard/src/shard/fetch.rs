@@ -16,6 +16,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use futures_util::future::join_all;
+
 use crate::message::{CancelWatch, Fetch, PartitionRead, RecordSet, Watch};
 
 use super::replication;
@@ -24,18 +26,67 @@ use crate::notify::Changed;
 use super::*;
 
 impl Shard {
-    /// [`Fetch`]: reads `reads` in order within `max_bytes` in total.
+    /// [`Fetch`]: reads `reads` within `max_bytes` in total, answered in
+    /// order as if read one after another.
+    ///
+    /// The reads run at once, so their disk reads overlap (a consumer
+    /// catching up on 16 partitions waited for 16 reads in turn): each read
+    /// is planned the budget it would get if every read before it filled
+    /// its own, and the reads that get none run afterwards, in order, with
+    /// what the others left. Only the first planned read may return a batch
+    /// larger than its budget (Kafka's "at least one batch", for a Fetch
+    /// with no data yet); a later one that returned nothing for want of it
+    /// is read again, in order, if no read before it returned data. The
+    /// answers are then taken in order under the budget exactly as before:
+    /// a read past what is left once an earlier one returned data waits
+    /// for the next Fetch.
     pub(crate) async fn fetch_many(self: &Rc<Self>, op: Fetch) -> Vec<FetchResult> {
         let Fetch {
             reads,
             max_bytes,
             mut have_data,
         } = op;
+        let mut unplanned = max_bytes;
+        let planned: Vec<usize> = reads
+            .iter()
+            .map(|read| {
+                let limit = read.max_bytes.min(unplanned);
+                unplanned -= limit;
+                limit
+            })
+            .collect();
+        let first_planned = planned.iter().position(|&limit| limit > 0);
+        let had_data = have_data;
+        let early_at_least_one = move |i: usize| !had_data && Some(i) == first_planned;
+        let mut early = join_all(
+            reads
+                .iter()
+                .zip(&planned)
+                .enumerate()
+                .filter(|(_, (_, &limit))| limit > 0)
+                .map(|(i, (read, &limit))| self.fetch_local(read, limit, early_at_least_one(i))),
+        )
+        .await
+        .into_iter();
         let mut remaining = max_bytes;
         let mut out = Vec::with_capacity(reads.len());
-        for read in reads {
-            let limit = read.max_bytes.min(remaining);
-            let mut result = self.fetch_local(&read, limit, !have_data).await;
+        for (i, (read, limit)) in reads.iter().zip(planned).enumerate() {
+            let mut result = if limit > 0 {
+                early.next().expect("one early read per planned read")
+            } else {
+                self.fetch_local(read, read.max_bytes.min(remaining), !have_data)
+                    .await
+            };
+            if limit > 0
+                && !have_data
+                && !early_at_least_one(i)
+                && result.records.is_empty()
+                && result.error == ErrorCode::None
+            {
+                result = self
+                    .fetch_local(read, read.max_bytes.min(remaining), true)
+                    .await;
+            }
             let got = result.records.len();
             if got > remaining && have_data {
                 // The log returns at least one batch; one that does not fit
@@ -52,8 +103,8 @@ impl Shard {
     }
 
     /// One partition's read: whole batches from its offset, up to
-    /// `max_bytes` (a `max_bytes` of 0 reads nothing unless
-    /// `at_least_one`). A consumer reads up to the high watermark; a
+    /// `max_bytes`; a first batch larger than that only when
+    /// `at_least_one` (else nothing). A consumer reads up to the high watermark; a
     /// follower (`replica_id` set) up to the log end, and its fetch offset
     /// tells the leader how far it got.
     async fn fetch_local(
@@ -113,6 +164,12 @@ impl Shard {
         {
             Ok((pieces, copied)) => {
                 result.records = RecordSet::new(pieces);
+                if !at_least_one && result.records.len() > max_bytes {
+                    // The log returns at least one batch; past the budget,
+                    // only the first partition with data may have it (Kafka's
+                    // `minOneMessage`).
+                    result.records = RecordSet::default();
+                }
                 let counter = &self.counters.fetch_record_bytes_copied;
                 counter.set(counter.get() + copied as u64);
             }
