@@ -37,9 +37,9 @@ impl Shard {
     /// larger than its budget (Kafka's "at least one batch", for a Fetch
     /// with no data yet); a later one that returned nothing for want of it
     /// is read again, in order, if no read before it returned data. The
-    /// answers are then taken in order under the budget exactly as before:
-    /// a read past what is left once an earlier one returned data waits
-    /// for the next Fetch.
+    /// answers are then taken in order under the budget: a read past what
+    /// is left once an earlier one returned data waits for the next Fetch
+    /// (where reading one after another could have returned part of it).
     pub(crate) async fn fetch_many(self: &Rc<Self>, op: Fetch) -> Vec<FetchResult> {
         let Fetch {
             reads,
@@ -104,7 +104,7 @@ impl Shard {
 
     /// One partition's read: whole batches from its offset, up to
     /// `max_bytes`; a first batch larger than that only when
-    /// `at_least_one` (else nothing). A consumer reads up to the high watermark; a
+    /// `at_least_one` or for a follower (else nothing). A consumer reads up to the high watermark; a
     /// follower (`replica_id` set) up to the log end, and its fetch offset
     /// tells the leader how far it got.
     async fn fetch_local(
@@ -164,10 +164,15 @@ impl Shard {
         {
             Ok((pieces, copied)) => {
                 result.records = RecordSet::new(pieces);
-                if !at_least_one && result.records.len() > max_bytes {
+                if !at_least_one && !replica && result.records.len() > max_bytes {
                     // The log returns at least one batch; past the budget,
-                    // only the first partition with data may have it (Kafka's
-                    // `minOneMessage`).
+                    // only a consumer's first partition with data may have
+                    // it (Kafka's `minOneMessage`). A follower keeps it (what
+                    // fits the Fetch's budget, `fetch_many` checks): this
+                    // broker's replica fetcher asks for its partitions in
+                    // the same order every time, so a batch over the
+                    // partition budget behind a busy partition would never
+                    // replicate.
                     result.records = RecordSet::default();
                 }
                 let counter = &self.counters.fetch_record_bytes_copied;
