@@ -553,7 +553,7 @@ impl<S: Storage> Segment<S> {
             seg.tail_page = tail;
             seg.mark_indexes_unpersisted();
         }
-        // The index files (open while active) are rewritten whole from memory.
+        // The index files are rewritten whole from memory.
         Self::persist_indexes_of(this, true).await
     }
 

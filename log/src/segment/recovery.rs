@@ -371,6 +371,7 @@ pub(super) async fn read_whole<S: Storage>(
     path: &Path,
     max_bytes: usize,
 ) -> LogResult<Bytes> {
+    let _turn = transient_file_turn().await;
     let file = match storage.open(path).await {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Bytes::new()),
