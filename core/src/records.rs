@@ -25,6 +25,8 @@ pub enum RecordError {
     NegativeLength(i32),
     #[error("record length does not match its fields")]
     LengthMismatch,
+    #[error("negative offset delta {0} for a record")]
+    NegativeOffsetDelta(i32),
     #[error("batch is compressed with {0:?}; decompress before iterating")]
     Compressed(Compression),
     #[error("batch states {stated} records but holds {found}")]
@@ -97,6 +99,10 @@ impl RecordIter {
         let _attributes = cur.byte()?;
         let timestamp_delta = cur.varlong()?;
         let offset_delta = cur.varint()?;
+        if offset_delta < 0 {
+            // A record before its batch's base offset: corrupt.
+            return Err(RecordError::NegativeOffsetDelta(offset_delta));
+        }
         let key = cur.optional_bytes()?;
         let value = cur.optional_bytes()?;
         let header_count = cur.varint()?;
