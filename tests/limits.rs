@@ -194,12 +194,20 @@ fn produce(conn: &mut Conn, topic: &str, partition: i32, count: usize, value_byt
     }
 }
 
-#[test]
-fn fetch_stays_within_max_bytes_across_partitions_and_shards() {
-    let broker = Broker::start_with_env(&[("SLUICE_KAFKA__NUM_PARTITIONS", "4")]);
-    let t = topic("fetch-budget");
+/// A broker whose topics get `partitions` partitions, a topic named after
+/// `test` auto-created on it, and a connection it serves.
+fn with_topic(partitions: usize, test: &str) -> (Broker, String, Conn) {
+    let partitions = partitions.to_string();
+    let broker = Broker::start_with_env(&[("SLUICE_KAFKA__NUM_PARTITIONS", &partitions)]);
+    let t = topic(test);
     let mut conn = served(&broker);
     conn.metadata_v2(&[t.as_str()]).expect("auto-create");
+    (broker, t, conn)
+}
+
+#[test]
+fn fetch_stays_within_max_bytes_across_partitions_and_shards() {
+    let (_broker, t, mut conn) = with_topic(4, "fetch-budget");
     // The partitions spread over both shards; each gets 10 batches of ~10 KiB.
     for p in 0..4 {
         produce(&mut conn, &t, p, 10, 10_000);
@@ -245,10 +253,7 @@ fn fetch_stays_within_max_bytes_across_partitions_and_shards() {
 /// the order it asks their owner shards.)
 #[test]
 fn one_partition_returns_a_batch_larger_than_its_budget() {
-    let broker = Broker::start_with_env(&[("SLUICE_KAFKA__NUM_PARTITIONS", "3")]);
-    let t = topic("at-least-one");
-    let mut conn = served(&broker);
-    conn.metadata_v2(&[t.as_str()]).expect("auto-create");
+    let (_broker, t, mut conn) = with_topic(3, "at-least-one");
     produce(&mut conn, &t, 2, 1, 2_000);
     let batch_bytes = wire::record_batch(0, &[(None, Some(&[0u8; 2_000]))]).len();
     let all: Vec<_> = (0..3).map(|p| (p, 0i64, 100)).collect();

@@ -55,25 +55,26 @@ struct Charges {
 }
 
 impl Charges {
+    /// The source a batch of `len` bytes is charged under: one that holds
+    /// more than the batch.
+    fn larger(len: usize, source: Option<SourceBuffer>) -> Option<SourceBuffer> {
+        source.filter(|s| s.len > len)
+    }
+
     /// The bytes `insert` would add for a batch of `len` bytes.
     fn cost(&self, len: usize, source: Option<SourceBuffer>) -> u64 {
-        match source {
-            Some(s) if s.len > len => {
-                if self.sources.contains_key(&s.id) {
-                    0
-                } else {
-                    s.len as u64
-                }
-            }
-            _ => len as u64,
+        match Self::larger(len, source) {
+            Some(s) if self.sources.contains_key(&s.id) => 0,
+            Some(s) => s.len as u64,
+            None => len as u64,
         }
     }
 
     /// Charges a batch of `len` bytes; returns the source id it is charged
     /// under, if any.
     fn add(&mut self, len: usize, source: Option<SourceBuffer>) -> Option<usize> {
-        match source {
-            Some(s) if s.len > len => {
+        match Self::larger(len, source) {
+            Some(s) => {
                 let entry = self.sources.entry(s.id).or_insert((s.len as u64, 0));
                 if entry.1 == 0 {
                     self.used_bytes += entry.0;
@@ -81,7 +82,7 @@ impl Charges {
                 entry.1 += 1;
                 Some(s.id)
             }
-            _ => {
+            None => {
                 self.used_bytes += len as u64;
                 None
             }

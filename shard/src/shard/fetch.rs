@@ -77,7 +77,10 @@ impl Shard {
                 self.fetch_local(read, read.max_bytes.min(remaining), !have_data)
                     .await
             };
+            // Only a consumer's read withholds an oversized batch (a
+            // follower's keeps it: `fetch_local`), so only it is read again.
             if limit > 0
+                && read.replica_id < 0
                 && !have_data
                 && !early_at_least_one(i)
                 && result.records.is_empty()
