@@ -210,6 +210,8 @@ pub struct BatchHeader {
     pub base_sequence: i32,
     /// The epoch of the leader that appended the batch.
     pub partition_leader_epoch: i32,
+    /// Compression, timestamp type, transactional and control bits.
+    pub attributes: i16,
 }
 
 impl BatchHeader {
@@ -228,7 +230,18 @@ impl BatchHeader {
             producer_epoch: be_i16(buf, PRODUCER_EPOCH_AT),
             base_sequence: be_i32(buf, BASE_SEQUENCE_AT),
             partition_leader_epoch: be_i32(buf, LEADER_EPOCH_AT),
+            attributes: be_i16(buf, ATTRIBUTES_AT),
         })
+    }
+
+    /// Written by a transactional producer (data or marker).
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & TRANSACTIONAL_FLAG != 0
+    }
+
+    /// A control batch: a transaction's commit or abort marker.
+    pub fn is_control(&self) -> bool {
+        self.attributes & CONTROL_FLAG != 0
     }
 
     /// Sequence of the batch's last record (wrapping after i32::MAX).
@@ -433,6 +446,7 @@ impl RecordBatch {
             producer_epoch: self.producer_epoch(),
             base_sequence: self.base_sequence(),
             partition_leader_epoch: self.partition_leader_epoch(),
+            attributes: self.attributes(),
         }
     }
 }
@@ -571,6 +585,18 @@ impl BatchBuilder {
         self.producer_id = producer_id;
         self.producer_epoch = producer_epoch;
         self.base_sequence = base_sequence;
+        self
+    }
+
+    /// Marks the batch as a transactional producer's.
+    pub fn transactional(mut self) -> Self {
+        self.attributes |= TRANSACTIONAL_FLAG;
+        self
+    }
+
+    /// Marks the batch as a control batch (a transaction marker).
+    pub fn control(mut self) -> Self {
+        self.attributes |= CONTROL_FLAG;
         self
     }
 

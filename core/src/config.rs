@@ -532,6 +532,36 @@ impl Default for GroupConfig {
     }
 }
 
+/// Transaction coordinator settings (Kafka's broker config names, without
+/// their `transaction.` prefix and snake_cased, under `transaction`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransactionConfig {
+    /// Longest transaction timeout a producer may ask for
+    /// (`transaction.max.timeout.ms`).
+    pub max_timeout_ms: i32,
+    /// Partitions of `__transaction_state`, fixed when it is first created
+    /// (`transaction.state.log.num.partitions`).
+    pub state_log_num_partitions: i32,
+    /// Replicas of each `__transaction_state` partition, at most the live
+    /// brokers when it is created (`transaction.state.log.replication.factor`).
+    pub state_log_replication_factor: i16,
+    /// Segment size of `__transaction_state` partitions
+    /// (`transaction.state.log.segment.bytes`).
+    pub state_log_segment_bytes: u64,
+}
+
+impl Default for TransactionConfig {
+    fn default() -> Self {
+        TransactionConfig {
+            max_timeout_ms: 900_000,
+            state_log_num_partitions: 50,
+            state_log_replication_factor: 3,
+            state_log_segment_bytes: 100 * 1024 * 1024,
+        }
+    }
+}
+
 /// The whole node's configuration file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -559,6 +589,7 @@ pub struct NodeConfig {
     pub log: LogConfig,
     pub shard: ShardConfig,
     pub group: GroupConfig,
+    pub transaction: TransactionConfig,
 }
 
 impl Default for NodeConfig {
@@ -576,6 +607,7 @@ impl Default for NodeConfig {
             log: LogConfig::default(),
             shard: ShardConfig::default(),
             group: GroupConfig::default(),
+            transaction: TransactionConfig::default(),
         }
     }
 }

@@ -48,8 +48,14 @@ pub enum ErrorCode {
     OutOfOrderSequenceNumber = 45,
     DuplicateSequenceNumber = 46,
     InvalidProducerEpoch = 47,
+    InvalidTxnState = 48,
+    InvalidProducerIdMapping = 49,
+    InvalidTransactionTimeout = 50,
+    ConcurrentTransactions = 51,
+    TransactionCoordinatorFenced = 52,
     TransactionalIdAuthorizationFailed = 53,
     SecurityDisabled = 54,
+    OperationNotAttempted = 55,
     KafkaStorageError = 56,
     UnknownProducerId = 59,
     NonEmptyGroup = 68,
@@ -70,11 +76,13 @@ pub enum ErrorCode {
     FencedInstanceId = 82,
     GroupSubscribedToTopic = 86,
     InvalidRecord = 87,
+    UnstableOffsetCommit = 88,
     ProducerFenced = 90,
     ResourceNotFound = 91,
     DuplicateResource = 92,
     InvalidUpdateVersion = 95,
     UnknownTopicId = 100,
+    TransactionalIdNotFound = 105,
     IneligibleReplica = 107,
     FencedMemberEpoch = 110,
     UnreleasedInstanceId = 111,
@@ -84,7 +92,101 @@ pub enum ErrorCode {
     UnsupportedEndpointType = 115,
 }
 
+/// Every code above, for [`ErrorCode::from_code`].
+const ALL: &[ErrorCode] = &[
+    ErrorCode::UnknownServerError,
+    ErrorCode::None,
+    ErrorCode::OffsetOutOfRange,
+    ErrorCode::CorruptMessage,
+    ErrorCode::UnknownTopicOrPartition,
+    ErrorCode::InvalidFetchSize,
+    ErrorCode::LeaderNotAvailable,
+    ErrorCode::NotLeaderOrFollower,
+    ErrorCode::RequestTimedOut,
+    ErrorCode::MessageTooLarge,
+    ErrorCode::OffsetMetadataTooLarge,
+    ErrorCode::NetworkException,
+    ErrorCode::CoordinatorLoadInProgress,
+    ErrorCode::CoordinatorNotAvailable,
+    ErrorCode::NotCoordinator,
+    ErrorCode::InvalidTopicException,
+    ErrorCode::RecordListTooLarge,
+    ErrorCode::NotEnoughReplicas,
+    ErrorCode::NotEnoughReplicasAfterAppend,
+    ErrorCode::InvalidRequiredAcks,
+    ErrorCode::IllegalGeneration,
+    ErrorCode::InconsistentGroupProtocol,
+    ErrorCode::InvalidGroupId,
+    ErrorCode::UnknownMemberId,
+    ErrorCode::InvalidSessionTimeout,
+    ErrorCode::RebalanceInProgress,
+    ErrorCode::InvalidTimestamp,
+    ErrorCode::UnsupportedVersion,
+    ErrorCode::TopicAlreadyExists,
+    ErrorCode::InvalidPartitions,
+    ErrorCode::InvalidReplicationFactor,
+    ErrorCode::InvalidReplicaAssignment,
+    ErrorCode::InvalidConfig,
+    ErrorCode::NotController,
+    ErrorCode::InvalidRequest,
+    ErrorCode::PolicyViolation,
+    ErrorCode::OutOfOrderSequenceNumber,
+    ErrorCode::DuplicateSequenceNumber,
+    ErrorCode::InvalidProducerEpoch,
+    ErrorCode::InvalidTxnState,
+    ErrorCode::InvalidProducerIdMapping,
+    ErrorCode::InvalidTransactionTimeout,
+    ErrorCode::ConcurrentTransactions,
+    ErrorCode::TransactionCoordinatorFenced,
+    ErrorCode::TransactionalIdAuthorizationFailed,
+    ErrorCode::SecurityDisabled,
+    ErrorCode::OperationNotAttempted,
+    ErrorCode::KafkaStorageError,
+    ErrorCode::UnknownProducerId,
+    ErrorCode::NonEmptyGroup,
+    ErrorCode::GroupIdNotFound,
+    ErrorCode::FetchSessionIdNotFound,
+    ErrorCode::InvalidFetchSessionEpoch,
+    ErrorCode::FencedLeaderEpoch,
+    ErrorCode::StaleBrokerEpoch,
+    ErrorCode::PreferredLeaderNotAvailable,
+    ErrorCode::EligibleLeadersNotAvailable,
+    ErrorCode::ElectionNotNeeded,
+    ErrorCode::NoReassignmentInProgress,
+    ErrorCode::UnknownLeaderEpoch,
+    ErrorCode::UnsupportedCompressionType,
+    ErrorCode::OffsetNotAvailable,
+    ErrorCode::MemberIdRequired,
+    ErrorCode::GroupMaxSizeReached,
+    ErrorCode::FencedInstanceId,
+    ErrorCode::GroupSubscribedToTopic,
+    ErrorCode::InvalidRecord,
+    ErrorCode::UnstableOffsetCommit,
+    ErrorCode::ProducerFenced,
+    ErrorCode::ResourceNotFound,
+    ErrorCode::DuplicateResource,
+    ErrorCode::InvalidUpdateVersion,
+    ErrorCode::UnknownTopicId,
+    ErrorCode::TransactionalIdNotFound,
+    ErrorCode::IneligibleReplica,
+    ErrorCode::FencedMemberEpoch,
+    ErrorCode::UnreleasedInstanceId,
+    ErrorCode::UnsupportedAssignor,
+    ErrorCode::StaleMemberEpoch,
+    ErrorCode::MismatchedEndpointType,
+    ErrorCode::UnsupportedEndpointType,
+];
+
 impl ErrorCode {
+    /// The code with wire value `code`; UNKNOWN_SERVER_ERROR for a value
+    /// this table does not name.
+    pub fn from_code(code: i16) -> ErrorCode {
+        ALL.iter()
+            .copied()
+            .find(|e| e.code() == code)
+            .unwrap_or(ErrorCode::UnknownServerError)
+    }
+
     /// The wire value.
     pub fn code(self) -> i16 {
         self as i16
@@ -111,6 +213,8 @@ impl ErrorCode {
                 | ErrorCode::FencedLeaderEpoch
                 | ErrorCode::UnknownLeaderEpoch
                 | ErrorCode::OffsetNotAvailable
+                | ErrorCode::ConcurrentTransactions
+                | ErrorCode::UnstableOffsetCommit
         )
     }
 }
@@ -133,6 +237,11 @@ mod tests {
         assert_eq!(ErrorCode::UnsupportedVersion.code(), 35);
         assert_eq!(ErrorCode::InvalidRecord.code(), 87);
         assert_eq!(ErrorCode::ProducerFenced.code(), 90);
+        assert_eq!(ErrorCode::InvalidTxnState.code(), 48);
+        assert_eq!(ErrorCode::ConcurrentTransactions.code(), 51);
+        assert_eq!(ErrorCode::UnstableOffsetCommit.code(), 88);
         assert_eq!(ErrorCode::UnknownServerError.code(), -1);
+        assert_eq!(ErrorCode::from_code(51), ErrorCode::ConcurrentTransactions);
+        assert_eq!(ErrorCode::from_code(9999), ErrorCode::UnknownServerError);
     }
 }

@@ -21,6 +21,7 @@ pub mod records;
 pub mod replication;
 pub mod rng;
 pub mod topic_config;
+pub mod txn;
 pub mod types;
 pub mod varint;
 

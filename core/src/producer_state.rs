@@ -22,6 +22,8 @@ use std::collections::{HashMap, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorCode;
+use crate::txn::marker::ControlType;
+use crate::txn::partition::{AbortedTxn, PartitionTxns};
 use crate::types::Offset;
 
 /// Batches remembered per producer (Kafka's max.in.flight for idempotence).
@@ -64,6 +66,8 @@ pub enum SequenceCheck {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProducerStateTable {
     producers: HashMap<i64, ProducerEntry>,
+    /// Transactions of the partition's transactional producers.
+    txns: PartitionTxns,
 }
 
 /// The sequence that follows `sequence` (Kafka wraps to 0 after i32::MAX).
@@ -92,6 +96,59 @@ impl ProducerStateTable {
     /// Every producer and its state (any order), for snapshots.
     pub fn entries(&self) -> impl Iterator<Item = (i64, &ProducerEntry)> {
         self.producers.iter().map(|(id, e)| (*id, e))
+    }
+
+    /// The partition's transactions.
+    pub fn txns(&self) -> &PartitionTxns {
+        &self.txns
+    }
+
+    /// The partition's transactions, to update.
+    pub fn txns_mut(&mut self) -> &mut PartitionTxns {
+        &mut self.txns
+    }
+
+    /// Puts back the transactions read from a snapshot.
+    pub fn restore_txns(&mut self, txns: PartitionTxns) {
+        self.txns = txns;
+    }
+
+    /// Checks a transaction marker of `producer_id` at `epoch`: a marker
+    /// from an older epoch than the producer's is fenced, as Kafka's
+    /// partition leader fences it (INVALID_PRODUCER_EPOCH).
+    pub fn check_marker(&self, producer_id: i64, epoch: i16) -> Result<(), ErrorCode> {
+        match self.producers.get(&producer_id) {
+            Some(entry) if epoch < entry.epoch => Err(ErrorCode::InvalidProducerEpoch),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records an appended marker at `offset`: the producer's transaction
+    /// here ends, and a newer epoch (the coordinator fenced the producer)
+    /// becomes the producer's, whose next batch then starts at sequence 0.
+    /// The aborted transaction, when the marker aborted one.
+    pub fn record_marker(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        control: ControlType,
+        offset: Offset,
+        append_ms: i64,
+    ) -> Option<AbortedTxn> {
+        let entry = self
+            .producers
+            .entry(producer_id)
+            .or_insert_with(|| ProducerEntry {
+                epoch,
+                batches: VecDeque::new(),
+                last_append_ms: append_ms,
+            });
+        if epoch > entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+        entry.last_append_ms = entry.last_append_ms.max(append_ms);
+        self.txns.record_marker(producer_id, control, offset)
     }
 
     /// Puts back a producer's state read from a snapshot.
@@ -176,16 +233,20 @@ impl ProducerStateTable {
 
     /// Forgets producers idle for longer than `expiration_ms`
     /// (`transactional.id.expiration.ms` / `producer.id.expiration.ms`).
+    /// A producer with an open transaction stays.
     pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.producers.len();
+        let txns = &self.txns;
         self.producers
-            .retain(|_, e| now_ms - e.last_append_ms <= expiration_ms);
+            .retain(|id, e| now_ms - e.last_append_ms <= expiration_ms || txns.is_open(*id));
         before - self.producers.len()
     }
 
     /// Forgets batches at or above `offset` (the log was truncated there);
-    /// producers left with no batch are removed.
+    /// producers left with no batch are removed. Transactions are truncated
+    /// likewise ([`PartitionTxns::truncate_from`]).
     pub fn truncate_from(&mut self, offset: Offset) {
+        self.txns.truncate_from(offset);
         for entry in self.producers.values_mut() {
             entry.batches.retain(|b| b.last_offset < offset);
         }

@@ -52,6 +52,8 @@ use crate::segment::{parse_segment_name, ReadBufOf, RecoveryReport, Segment};
 use crate::storage::Storage;
 use sluice_core::producer_state::{ProducerStateTable, SequenceCheck};
 use sluice_core::replication::EpochCache;
+use sluice_core::txn::marker::Marker;
+use sluice_core::txn::partition::AbortedTxn;
 
 mod clean;
 mod epochs;
@@ -119,6 +121,14 @@ fn recompressed(batches: BytesMut, codec: Compression) -> LogResult<BytesMut> {
         out.extend_from_slice(&part);
     }
     Ok(out)
+}
+
+/// Who appends: a producer (control batches refused) or the transaction
+/// coordinator (its markers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Client,
+    Coordinator,
 }
 
 /// What retention removed.
@@ -371,7 +381,7 @@ impl<S: Storage> PartitionLog<S> {
                             reason: format!("replaying producer state: {e}"),
                         })?;
                     if header.base_offset >= from {
-                        producers::record_batch(&mut table, &header, now_ms);
+                        producers::record_batch(&mut table, &header, &chunk[at..], now_ms);
                     }
                     epochs.assign(header.partition_leader_epoch, header.base_offset);
                     next = header.last_offset() + 1;
@@ -396,13 +406,14 @@ impl<S: Storage> PartitionLog<S> {
     /// Applies Kafka's idempotent producer rules to the batches of one
     /// append: `Some` for a retried single batch already in the log (answer
     /// with its original offsets), an error for a batch to refuse.
-    fn check_sequences(&self, batches: &BytesMut) -> LogResult<Option<AppendInfo>> {
+    fn check_sequences(&self, batches: &BytesMut, origin: Origin) -> LogResult<Option<AppendInfo>> {
         let table = self.producers.borrow();
         let mut scratch: Option<ProducerStateTable> = None;
         let mut at = 0usize;
         let mut single = true;
         while at < batches.len() {
             let header = BatchHeader::peek(&batches[at..]).expect("checked by the caller");
+            let batch_at = at;
             let first_batch = at == 0;
             at += header.size_bytes;
             single &= first_batch && at == batches.len();
@@ -410,6 +421,13 @@ impl<S: Storage> PartitionLog<S> {
                 continue;
             }
             let view = scratch.as_ref().unwrap_or(&table);
+            if header.is_control() || origin == Origin::Coordinator {
+                // A marker, or a coordinator's batch in a producer's name,
+                // carries no sequence: only its epoch is checked.
+                view.check_marker(header.producer_id, header.producer_epoch)
+                    .map_err(LogError::Sequence)?;
+                continue;
+            }
             match view.check(
                 header.producer_id,
                 header.producer_epoch,
@@ -441,7 +459,7 @@ impl<S: Storage> PartitionLog<S> {
             if at < batches.len() {
                 // Later batches of this append must follow this one.
                 let scratch = scratch.get_or_insert_with(|| table.clone());
-                producers::record_batch(scratch, &header, 0);
+                producers::record_batch(scratch, &header, &batches[batch_at..], 0);
             }
         }
         Ok(None)
@@ -490,6 +508,21 @@ impl<S: Storage> PartitionLog<S> {
         self.log_start_offset.get()
     }
     /// Offset the next appended record will get.
+    /// The last stable offset under high watermark `hw`: where a
+    /// read_committed consumer stops ([`sluice_core::txn::partition`]).
+    pub fn last_stable_offset(&self, hw: Offset) -> Offset {
+        self.producers
+            .borrow_mut()
+            .txns_mut()
+            .last_stable_offset(hw)
+    }
+
+    /// The aborted transactions a read of `[from, to)` overlaps, for a
+    /// read_committed Fetch's answer.
+    pub fn aborted_between(&self, from: Offset, to: Offset) -> Vec<AbortedTxn> {
+        self.producers.borrow().txns().aborted_between(from, to)
+    }
+
     pub fn log_end_offset(&self) -> Offset {
         self.active().borrow().next_offset
     }
@@ -648,10 +681,51 @@ impl<S: Storage> PartitionLog<S> {
     /// and the write buffer count that buffer, not only the batches.
     pub async fn append_from(
         &self,
+        batches: BytesMut,
+        source: Option<SourceBuffer>,
+        leader_epoch: LeaderEpoch,
+        now_ms: i64,
+    ) -> LogResult<AppendInfo> {
+        self.append_as(batches, source, leader_epoch, now_ms, Origin::Client)
+            .await
+    }
+
+    /// Appends a transaction marker (a WriteTxnMarkers from the transaction
+    /// coordinator) as a leader in `leader_epoch`. A marker older than its
+    /// producer's epoch is refused (INVALID_PRODUCER_EPOCH) and nothing is
+    /// written.
+    pub async fn append_marker(
+        &self,
+        marker: &Marker,
+        leader_epoch: LeaderEpoch,
+        now_ms: i64,
+    ) -> LogResult<AppendInfo> {
+        let batch = BytesMut::from(&marker.to_batch(now_ms)[..]);
+        self.append_coordinator(batch, leader_epoch, now_ms).await
+    }
+
+    /// Appends batches a coordinator wrote (its records, a transaction's
+    /// offsets in the producer's name, markers): control batches are
+    /// allowed and producer sequences are not checked (a coordinator's
+    /// batches carry none), only producer epochs, as Kafka treats its
+    /// coordinator's appends.
+    pub async fn append_coordinator(
+        &self,
+        batches: BytesMut,
+        leader_epoch: LeaderEpoch,
+        now_ms: i64,
+    ) -> LogResult<AppendInfo> {
+        self.append_as(batches, None, leader_epoch, now_ms, Origin::Coordinator)
+            .await
+    }
+
+    async fn append_as(
+        &self,
         mut batches: BytesMut,
         source: Option<SourceBuffer>,
         leader_epoch: LeaderEpoch,
         now_ms: i64,
+        origin: Origin,
     ) -> LogResult<AppendInfo> {
         self.check_writable()?;
         // On a full disk nothing more is buffered: what is pending must be
@@ -686,6 +760,20 @@ impl<S: Storage> PartitionLog<S> {
                 });
             }
             let header = check_batch(&batches[at..at + size])?;
+            if header.is_control() && origin == Origin::Client {
+                // Kafka's rule: only the transaction coordinator ends a
+                // transaction.
+                return Err(BatchError::InvalidRecord(
+                    "clients are not allowed to write control records",
+                )
+                .into());
+            }
+            if header.is_transactional() && header.producer_id < 0 {
+                return Err(BatchError::InvalidRecord(
+                    "a transactional batch without a producer id",
+                )
+                .into());
+            }
             if self.config.borrow().cleanup_policy.compacts() {
                 clean::check_keys(&batches[at..at + size])?;
             }
@@ -707,7 +795,7 @@ impl<S: Storage> PartitionLog<S> {
 
         // Check producer sequences, assign offsets and append, with no await
         // in between, so no other append can slip between check and record.
-        if let Some(outcome) = self.check_sequences(&batches)? {
+        if let Some(outcome) = self.check_sequences(&batches, origin)? {
             return Ok(outcome);
         }
         let active = self.active();
@@ -810,7 +898,7 @@ impl<S: Storage> PartitionLog<S> {
                     source,
                 );
             }
-            producers::record_batch(&mut self.producers.borrow_mut(), &header, now_ms);
+            producers::record_batch(&mut self.producers.borrow_mut(), &header, &bytes, now_ms);
             self.epochs
                 .borrow_mut()
                 .assign(header.partition_leader_epoch, header.base_offset);

@@ -12,6 +12,8 @@ use std::path::Path;
 
 use sluice_core::batch::BatchHeader;
 use sluice_core::producer_state::{ProducerBatch, ProducerEntry, ProducerStateTable};
+use sluice_core::txn::marker::control_type;
+use sluice_core::txn::partition::{AbortedTxn, PartitionTxns};
 use sluice_core::Offset;
 
 use crate::checkpoint::{self, Checkpoint};
@@ -36,10 +38,17 @@ pub struct SnapshotProducer {
 pub struct ProducerSnapshot {
     pub offset: i64,
     pub producers: Vec<SnapshotProducer>,
+    /// Open transactions: (producer id, first offset).
+    pub open_txns: Vec<(i64, i64)>,
+    /// Aborted transactions, oldest marker first: (producer id, first
+    /// offset, marker offset).
+    pub aborted_txns: Vec<(i64, i64, i64)>,
 }
 
+/// Kind 2 was the snapshot without transactions: it no longer reads, and
+/// the table is rebuilt from the log once.
 impl Checkpoint for ProducerSnapshot {
-    const KIND: u16 = 2;
+    const KIND: u16 = 3;
 }
 
 /// The snapshot of `table` taken when the log ends at `offset`.
@@ -64,7 +73,16 @@ pub fn snapshot_of(table: &ProducerStateTable, offset: Offset) -> ProducerSnapsh
                 .collect(),
         })
         .collect();
-    ProducerSnapshot { offset, producers }
+    let txns = table.txns();
+    ProducerSnapshot {
+        offset,
+        producers,
+        open_txns: txns.open().collect(),
+        aborted_txns: txns
+            .aborted()
+            .map(|t| (t.producer_id, t.first_offset, t.last_offset))
+            .collect(),
+    }
 }
 
 /// The table a snapshot holds.
@@ -92,13 +110,48 @@ pub fn table_of(snapshot: &ProducerSnapshot) -> ProducerStateTable {
             },
         );
     }
+    table.restore_txns(PartitionTxns::restore(
+        snapshot.open_txns.iter().copied(),
+        snapshot
+            .aborted_txns
+            .iter()
+            .map(|&(producer_id, first_offset, last_offset)| AbortedTxn {
+                producer_id,
+                first_offset,
+                last_offset,
+            }),
+    ));
     table
 }
 
-/// Records one appended (or replayed) batch in `table`.
-pub fn record_batch(table: &mut ProducerStateTable, header: &BatchHeader, append_ms: i64) {
+/// Records one appended (or replayed) batch in `table`: `batch` holds it
+/// (at least its first record, for a marker's control type). A marker ends
+/// its producer's transaction; a transactional data batch opens one.
+pub fn record_batch(
+    table: &mut ProducerStateTable,
+    header: &BatchHeader,
+    batch: &[u8],
+    append_ms: i64,
+) {
     if header.producer_id < 0 {
         return;
+    }
+    if header.is_control() {
+        if let Some(control) = control_type(header, batch) {
+            table.record_marker(
+                header.producer_id,
+                header.producer_epoch,
+                control,
+                header.base_offset,
+                append_ms,
+            );
+        }
+        return;
+    }
+    if header.is_transactional() {
+        table
+            .txns_mut()
+            .record_data(header.producer_id, header.base_offset);
     }
     let batch = ProducerBatch {
         first_sequence: header.base_sequence,

@@ -208,6 +208,36 @@ impl PartitionStore {
     ) -> LogResult<AppendInfo> {
         with_log!(self, l => l.append_from(batches, source, leader_epoch, now_ms).await)
     }
+    /// [`PartitionLog::append_marker`].
+    pub async fn append_marker(
+        &self,
+        marker: &sluice_core::txn::marker::Marker,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> LogResult<AppendInfo> {
+        with_log!(self, l => l.append_marker(marker, leader_epoch, now_ms).await)
+    }
+    /// [`PartitionLog::append_coordinator`].
+    pub async fn append_coordinator(
+        &self,
+        batches: BytesMut,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> LogResult<AppendInfo> {
+        with_log!(self, l => l.append_coordinator(batches, leader_epoch, now_ms).await)
+    }
+    /// [`PartitionLog::last_stable_offset`].
+    pub fn last_stable_offset(&self, hw: Offset) -> Offset {
+        with_log!(self, l => l.last_stable_offset(hw))
+    }
+    /// [`PartitionLog::aborted_between`].
+    pub fn aborted_between(
+        &self,
+        from: Offset,
+        to: Offset,
+    ) -> Vec<sluice_core::txn::partition::AbortedTxn> {
+        with_log!(self, l => l.aborted_between(from, to))
+    }
     /// [`PartitionLog::append_as_follower_from`].
     pub async fn append_as_follower(
         &self,

@@ -23,7 +23,7 @@ use glommio::channels::local_channel::{self, LocalSender};
 use sluice_core::config::GroupConfig;
 use sluice_core::group::consumer::TopicInfo;
 use sluice_core::group::coordinator::{GroupCoordinator, PendingWrite};
-use sluice_core::group::records::OffsetsRecord;
+use sluice_core::group::records::{CommittedOffset, OffsetsRecord};
 use sluice_core::group::{
     coordinator_partition, JoinRequest, JoinResponse, Reply, SyncRequest, SyncResponse, Token,
 };
@@ -170,6 +170,24 @@ impl GroupHome {
         self.deliver(replies);
     }
 
+    /// Writes a transaction's marker to `partition` of `__consumer_offsets`
+    /// (from the transaction coordinator): the offsets its producer
+    /// committed in it take effect or are dropped. NOT_COORDINATOR when the
+    /// partition is not loaded here.
+    pub async fn write_marker(
+        &self,
+        partition: PartitionId,
+        marker: sluice_core::txn::marker::Marker,
+    ) -> ErrorCode {
+        let Some(log) = self.logs.borrow().get(&partition).cloned() else {
+            return ErrorCode::NotCoordinator;
+        };
+        match log.write_marker(marker).await {
+            Ok(()) => ErrorCode::None,
+            Err(e) => e,
+        }
+    }
+
     /// Partitions of `__consumer_offsets`.
     pub fn partition_count(&self) -> i32 {
         self.partition_count.get()
@@ -291,24 +309,81 @@ impl GroupHome {
             GroupRequest::FetchOffsets {
                 group_id,
                 partitions,
+                require_stable,
             } => {
                 let c = self.coordinator.borrow();
                 let committed = c.offsets(&group_id);
+                let row = |topic: String, p: PartitionId, v: Option<CommittedOffset>| {
+                    if require_stable && c.has_txn_offset(&group_id, &topic, p) {
+                        (topic, p, Err(ErrorCode::UnstableOffsetCommit))
+                    } else {
+                        (topic, p, Ok(v))
+                    }
+                };
                 let rows = match partitions {
                     Some(wanted) => wanted
                         .into_iter()
                         .map(|(topic, p)| {
                             let v = committed.and_then(|o| o.get(&(topic.clone(), p)).cloned());
-                            (topic, p, v)
+                            row(topic, p, v)
                         })
                         .collect(),
                     None => committed
                         .into_iter()
                         .flatten()
-                        .map(|((topic, p), v)| (topic.clone(), *p, Some(v.clone())))
+                        .map(|((topic, p), v)| row(topic.clone(), *p, Some(v.clone())))
                         .collect(),
                 };
                 GroupResponse::Offsets(Ok(rows))
+            }
+            GroupRequest::TxnCommit {
+                group_id,
+                producer_id,
+                epoch,
+                member_id,
+                instance_id,
+                generation,
+                offsets,
+            } => {
+                // A transaction may commit for a group this coordinator does
+                // not know yet (Kafka creates it); a member's generation is
+                // checked when the group exists.
+                let check = self.coordinator.borrow_mut().check_commit(
+                    &group_id,
+                    &member_id,
+                    instance_id.as_deref(),
+                    generation,
+                    now,
+                    ErrorCode::None,
+                );
+                if check != ErrorCode::None {
+                    return GroupResponse::Commit(vec![check; offsets.len()]);
+                }
+                let records: Vec<OffsetsRecord> = offsets
+                    .iter()
+                    .filter(|(_, _, _, error)| *error == ErrorCode::None)
+                    .map(|(topic, partition, value, _)| OffsetsRecord::Offset {
+                        group: group_id.clone(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                        value: Some(value.clone()),
+                    })
+                    .collect();
+                let written = if records.is_empty() {
+                    Ok(())
+                } else {
+                    log.write_txn_offsets(producer_id, epoch, records).await
+                };
+                GroupResponse::Commit(
+                    offsets
+                        .iter()
+                        .map(|(_, _, _, error)| match (*error, written) {
+                            (ErrorCode::None, Ok(())) => ErrorCode::None,
+                            (ErrorCode::None, Err(e)) => e,
+                            (e, _) => e,
+                        })
+                        .collect(),
+                )
             }
             GroupRequest::Describe { group_id } => {
                 GroupResponse::Described(self.coordinator.borrow().describe(&group_id))

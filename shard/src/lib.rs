@@ -24,6 +24,7 @@ pub mod shard;
 pub mod simulated;
 pub use sluice_log::store;
 pub mod transport;
+pub mod txn;
 
 pub use env::{Env, SystemEnv};
 pub use fatal::{fatal, FATAL_EXIT_CODE};

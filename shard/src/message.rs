@@ -21,6 +21,9 @@ use sluice_core::group::coordinator::{GroupDescription, GroupListing};
 use sluice_core::group::records::CommittedOffset;
 use sluice_core::group::{JoinRequest, JoinResponse, SyncRequest, SyncResponse};
 use sluice_core::metadata::{BrokerId, BrokerRegistration, MetadataCommand, MetadataState};
+use sluice_core::txn::coordinator::TxnMetadata;
+use sluice_core::txn::marker::Marker;
+use sluice_core::txn::partition::AbortedTxn;
 use sluice_core::{ErrorCode, Offset, PartitionId};
 use sluice_log::SourceBuffer;
 pub use sluice_quorum::status::QuorumStatus;
@@ -138,6 +141,74 @@ shard_ops! {
     /// DeleteRecords for partitions led here: each one's error and low
     /// watermark (its new log start offset).
     DeleteRecords => delete_records_many -> Vec<(ErrorCode, Offset)>,
+    /// Transaction markers for partitions led here: one error each.
+    WriteTxnMarkers => write_txn_markers -> Vec<ErrorCode>,
+    /// Work for the transaction coordinator of this shard.
+    Txn => txn -> TxnResponse,
+}
+
+/// Transaction markers to append: (topic, partition, marker), from the
+/// transaction coordinator (Kafka's WriteTxnMarkers).
+#[derive(Debug, Clone)]
+pub struct WriteTxnMarkers {
+    pub markers: Vec<(String, PartitionId, Marker)>,
+}
+
+/// Work for the coordinator of the transactional ids `partition` of
+/// `__transaction_state` holds.
+#[derive(Debug, Clone)]
+pub struct Txn {
+    pub partition: PartitionId,
+    pub request: TxnRequest,
+}
+
+/// A transaction API request, version differences resolved by the handler.
+#[derive(Debug, Clone)]
+pub enum TxnRequest {
+    /// `fresh`: a producer id allocated because the last answer was
+    /// [`TxnResponse::NeedProducerId`].
+    InitProducerId {
+        transactional_id: String,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+        fresh: Option<i64>,
+    },
+    /// AddPartitionsToTxn and AddOffsetsToTxn; `verify_only` asks whether
+    /// they are in the transaction already (KIP-890) and adds nothing.
+    AddPartitions {
+        transactional_id: String,
+        producer_id: i64,
+        epoch: i16,
+        partitions: Vec<(String, PartitionId)>,
+        verify_only: bool,
+    },
+    EndTxn {
+        transactional_id: String,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+    },
+    /// DescribeTransactions for these ids.
+    Describe { transactional_ids: Vec<String> },
+    /// ListTransactions: every id this shard coordinates.
+    List,
+}
+
+/// Answers to [`TxnRequest`]s.
+#[derive(Debug, Clone)]
+pub enum TxnResponse {
+    /// The request as a whole failed (or, for EndTxn, its outcome).
+    Error(ErrorCode),
+    /// InitProducerId needs a fresh producer id: allocate and ask again.
+    NeedProducerId,
+    ProducerId {
+        producer_id: i64,
+        epoch: i16,
+    },
+    /// One error per partition of an AddPartitions, in order.
+    Partitions(Vec<ErrorCode>),
+    /// Describe and List: (id, its state), ids not known left out.
+    States(Vec<(String, TxnMetadata)>),
 }
 
 /// DeleteRecords for partitions this shard leads: per (topic, partition,
@@ -244,6 +315,8 @@ pub struct Watch {
     pub max_wait_ms: u64,
     /// A follower's fetch: waits for the log end, not the high watermark.
     pub replica: bool,
+    /// A read_committed consumer's: waits for the last stable offset.
+    pub read_committed: bool,
 }
 
 /// Ends the [`Watch`] with this id now, if it still waits.
@@ -258,6 +331,9 @@ pub struct CancelWatch {
 #[derive(Debug, Clone)]
 pub struct ListOffsets {
     pub partitions: Vec<(String, PartitionId, i64)>,
+    /// read_committed: latest is the last stable offset, and a timestamp
+    /// finds only offsets below it.
+    pub read_committed: bool,
 }
 
 /// One partition's answer to a [`ListOffsets`].
@@ -337,10 +413,24 @@ pub enum GroupRequest {
         /// handler (unknown topic, metadata too large) rides along.
         offsets: Vec<(String, PartitionId, CommittedOffset, ErrorCode)>,
     },
-    /// `None`: every partition the group committed.
+    /// `None`: every partition the group committed. `require_stable`
+    /// (OffsetFetch v7+): a partition with an offset committed in an open
+    /// transaction answers UNSTABLE_OFFSET_COMMIT.
     FetchOffsets {
         group_id: String,
         partitions: Option<Vec<(String, PartitionId)>>,
+        require_stable: bool,
+    },
+    /// TxnOffsetCommit: offsets committed in `producer_id`'s transaction;
+    /// answered like [`GroupRequest::Commit`].
+    TxnCommit {
+        group_id: String,
+        producer_id: i64,
+        epoch: i16,
+        member_id: String,
+        instance_id: Option<String>,
+        generation: i32,
+        offsets: Vec<(String, PartitionId, CommittedOffset, ErrorCode)>,
     },
     Describe {
         group_id: String,
@@ -370,14 +460,23 @@ pub enum GroupResponse {
     Leave(Result<Vec<ErrorCode>, ErrorCode>),
     /// One error per committed partition, in the request's order.
     Commit(Vec<ErrorCode>),
-    /// (topic, partition, committed offset if any).
-    Offsets(Result<Vec<(String, PartitionId, Option<CommittedOffset>)>, ErrorCode>),
+    /// (topic, partition, committed offset if any, or the partition's
+    /// error).
+    Offsets(Result<Vec<OffsetRow>, ErrorCode>),
     Described(GroupDescription),
     ConsumerGroupDescribed(Result<consumer::ConsumerGroupDescription, (ErrorCode, String)>),
     /// One error per partition, or an error for the whole request.
     DeleteOffsets(Result<Vec<ErrorCode>, ErrorCode>),
     Listed(Result<Vec<GroupListing>, ErrorCode>),
 }
+
+/// One partition of an OffsetFetch answer: (topic, partition, its
+/// committed offset if any, or its error).
+pub type OffsetRow = (
+    String,
+    PartitionId,
+    Result<Option<CommittedOffset>, ErrorCode>,
+);
 
 /// A metadata change as a client asks for it; the controller turns it into
 /// a [`MetadataCommand`] (placement, ids) against the authoritative state.
@@ -494,6 +593,9 @@ pub struct PartitionRead {
     pub replica_id: i32,
     /// The leader epoch the fetcher knows, or -1.
     pub current_leader_epoch: i32,
+    /// A read_committed consumer's read: up to the last stable offset, and
+    /// told of the aborted transactions it overlaps.
+    pub read_committed: bool,
 }
 
 /// Per-partition result of a fetch.
@@ -504,6 +606,8 @@ pub struct FetchResult {
     pub last_stable_offset: Offset,
     pub log_start_offset: Offset,
     pub records: RecordSet,
+    /// For a read_committed read: the aborted transactions it overlaps.
+    pub aborted: Vec<AbortedTxn>,
 }
 
 /// A partition's fetched batches as the log holds them: whole batches in
@@ -556,6 +660,7 @@ impl FetchResult {
             last_stable_offset: -1,
             log_start_offset: -1,
             records: RecordSet::default(),
+            aborted: Vec::new(),
         }
     }
 }

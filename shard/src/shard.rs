@@ -38,6 +38,7 @@ use crate::notify::Notify;
 use crate::runtime::MESH_TASKS_MAX;
 use crate::store::{Disk, PartitionStore};
 use crate::transport::Transport;
+use crate::txn::{TxnHome, TRANSACTION_STATE_TOPIC};
 use sluice_core::group::consumer::TopicInfo;
 
 mod brokers;
@@ -48,6 +49,8 @@ mod fetch;
 mod partitions;
 mod replica_fetcher;
 pub mod replication;
+mod txn_markers;
+pub(crate) use txn_markers::settle_coordinator_write;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
@@ -241,6 +244,9 @@ pub struct Shard {
     snapshot_installed: Cell<bool>,
     /// The group coordinator for the `__consumer_offsets` partitions here.
     pub groups: Rc<GroupHome>,
+    /// The transaction coordinator for the `__transaction_state`
+    /// partitions here.
+    pub txns: Rc<TxnHome>,
     /// Brokers a replica fetcher of this shard fetches from.
     fetchers: RefCell<std::collections::HashSet<sluice_core::metadata::BrokerId>>,
     /// This shard's share of the broker's follower replication throttle,
@@ -310,8 +316,10 @@ impl Shard {
             .map(|c| c.member.machine.state().clone())
             .unwrap_or_default();
         let groups = Rc::new(GroupHome::new(config.group.clone(), env.clone()));
+        let txns = Rc::new(TxnHome::new(config.transaction.max_timeout_ms, env.clone()));
         Ok(Shard {
             groups,
+            txns,
             id,
             shards,
             cache: Rc::new(RefCell::new(BatchCache::new(
@@ -594,6 +602,20 @@ impl Shard {
         response.unwrap_or_else(|| GroupResponse::Error(self.coordinator_absence(partition)))
     }
 
+    /// [`message::Txn`]: work for the coordinator of `partition`'s
+    /// transactional ids.
+    pub(crate) async fn txn(self: &Rc<Self>, op: message::Txn) -> message::TxnResponse {
+        let message::Txn { partition, request } = op;
+        let response = self.txns.clone().handle(self, partition, request).await;
+        response.unwrap_or_else(|| {
+            message::TxnResponse::Error(self.internal_absence(
+                TRANSACTION_STATE_TOPIC,
+                partition,
+                self.txns.partition_count(),
+            ))
+        })
+    }
+
     /// [`message::ListGroups`]: every group this shard coordinates.
     pub(crate) async fn list_groups(&self, _: message::ListGroups) -> GroupResponse {
         self.groups.list()
@@ -607,8 +629,19 @@ impl Shard {
     /// applied, or the replay is running), which clients retry, as Kafka
     /// answers during a load.
     fn coordinator_absence(&self, partition: PartitionId) -> ErrorCode {
+        self.internal_absence(OFFSETS_TOPIC, partition, self.groups.partition_count())
+    }
+
+    /// [`Self::coordinator_absence`] for a partition of internal topic
+    /// `topic`, whose coordinator here knows `loaded_count` partitions.
+    fn internal_absence(
+        &self,
+        topic: &str,
+        partition: PartitionId,
+        loaded_count: i32,
+    ) -> ErrorCode {
         let metadata = self.metadata();
-        match metadata.topics.get(OFFSETS_TOPIC) {
+        match metadata.topics.get(topic) {
             Some(topic) => match topic
                 .partitions
                 .get(partition as usize)
@@ -618,7 +651,7 @@ impl Shard {
                 Some(_) => ErrorCode::NotCoordinator,
                 None => ErrorCode::CoordinatorLoadInProgress,
             },
-            None if self.groups.partition_count() == 0 => ErrorCode::CoordinatorLoadInProgress,
+            None if loaded_count == 0 => ErrorCode::CoordinatorLoadInProgress,
             None => ErrorCode::NotCoordinator,
         }
     }
@@ -721,6 +754,7 @@ impl Shard {
     /// Closes every owned partition (flushing it) and stops the controller.
     pub async fn close(&self) {
         self.groups.stop_all();
+        self.txns.stop_all();
         let owned: Vec<_> = self.partitions.borrow_mut().drain().collect();
         // Several at once: each close waits on its own flush and syncs.
         let mut owned = owned.into_iter();

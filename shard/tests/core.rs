@@ -86,6 +86,7 @@ fn fetch_request(topic: &str, partition: i32, offset: i64) -> Fetch {
             max_bytes: 1 << 20,
             replica_id: -1,
             current_leader_epoch: -1,
+            read_committed: false,
         }],
         max_bytes: 1 << 20,
         have_data: false,
@@ -187,6 +188,7 @@ fn watch_from(node: &Node, entry: usize, owner: usize, offset: i64) -> Rc<RefCel
             partitions: vec![("t".into(), 0, offset)],
             max_wait_ms: 500,
             replica: false,
+            read_committed: false,
         };
         shard.call(owner as u32, watch).await.expect("reachable");
         *flag.borrow_mut() = Some(clock.now_ms());

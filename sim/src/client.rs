@@ -435,6 +435,7 @@ async fn fetch(c: &Rc<Clients>, entry: u32, tp: Tp, offset: Offset, max_wait_ms:
                 max_bytes: 16 * 1024,
                 replica_id: -1,
                 current_leader_epoch: -1,
+                read_committed: false,
             }],
             max_bytes: 64 * 1024,
             have_data: false,
@@ -478,6 +479,7 @@ async fn fetch(c: &Rc<Clients>, entry: u32, tp: Tp, offset: Offset, max_wait_ms:
             partitions: vec![(tp.0.clone(), tp.1, offset)],
             max_wait_ms,
             replica: false,
+            read_committed: false,
         };
         let _ = shard.call(to, watch).await;
         parked = true;
@@ -492,6 +494,7 @@ async fn list_offsets(c: &Rc<Clients>, entry: u32, tp: Tp) {
     let shard = c.shards[entry as usize].clone();
     let request = ListOffsets {
         partitions: vec![(tp.0.clone(), tp.1, -1)],
+        read_committed: false,
     };
     let listed = shard
         .call(to, request)

@@ -242,11 +242,12 @@ pub async fn fetch_offsets(c: &Rc<Clients>, entry: u32, group: String) {
     let request = GroupRequest::FetchOffsets {
         group_id: group.clone(),
         partitions: None,
+        require_stable: false,
     };
     let fetched = match group_call(&shard, &group, request).await {
         GroupResponse::Offsets(Ok(rows)) => rows
             .into_iter()
-            .filter_map(|(t, p, o)| o.map(|o| ((t, p), o.offset)))
+            .filter_map(|(t, p, o)| o.ok().flatten().map(|o| ((t, p), o.offset)))
             .collect::<BTreeMap<Tp, Offset>>(),
         other => {
             c.trace
@@ -460,11 +461,12 @@ pub async fn committed_offsets(
     let request = GroupRequest::FetchOffsets {
         group_id: group.to_owned(),
         partitions: None,
+        require_stable: false,
     };
     match group_call(&shards[owner as usize], group, request).await {
         GroupResponse::Offsets(Ok(rows)) => Ok(rows
             .into_iter()
-            .filter_map(|(t, p, o)| o.map(|o| ((t, p), o.offset)))
+            .filter_map(|(t, p, o)| o.ok().flatten().map(|o| ((t, p), o.offset)))
             .collect()),
         other => Err(format!(
             "group {group}: reading its offsets after a start got {other:?}"

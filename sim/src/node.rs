@@ -38,6 +38,7 @@ pub async fn read_all(
                 max_bytes: 1 << 20,
                 replica_id: -1,
                 current_leader_epoch: -1,
+                read_committed: false,
             }],
             max_bytes: 1 << 20,
             have_data: false,

@@ -10,7 +10,7 @@
 //! applied here only after its record is durable (the caller persists first,
 //! then calls [`GroupCoordinator::apply`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bytes::Bytes;
 
@@ -77,6 +77,10 @@ pub struct GroupCoordinator {
     /// [`GroupCoordinator::take_pending_writes`] (so that call looks at
     /// those alone, not at every group).
     dirty: BTreeSet<String>,
+    /// Offsets committed inside transactions not yet ended, by producer id
+    /// (TxnOffsetCommit): durable, but applied only when the transaction's
+    /// commit marker is written, and dropped at its abort marker.
+    txn_offsets: HashMap<i64, Vec<OffsetsRecord>>,
 }
 
 impl GroupCoordinator {
@@ -87,7 +91,40 @@ impl GroupCoordinator {
             groups: BTreeMap::new(),
             consumer_groups: BTreeMap::new(),
             dirty: BTreeSet::new(),
+            txn_offsets: HashMap::new(),
         }
+    }
+
+    /// Offset records `producer_id` wrote in its open transaction (durable):
+    /// they wait for its marker.
+    pub fn add_txn_offsets(&mut self, producer_id: i64, records: Vec<OffsetsRecord>) {
+        self.txn_offsets
+            .entry(producer_id)
+            .or_default()
+            .extend(records);
+    }
+
+    /// `producer_id`'s transaction ended (its marker is durable): its
+    /// offsets take effect on commit and are forgotten on abort.
+    pub fn end_txn_offsets(&mut self, producer_id: i64, commit: bool, now_ms: i64) {
+        let Some(records) = self.txn_offsets.remove(&producer_id) else {
+            return;
+        };
+        if commit {
+            for record in records {
+                self.apply(record, now_ms);
+            }
+        }
+    }
+
+    /// True while an open transaction has committed an offset for the
+    /// group's partition (OffsetFetch's require_stable then answers
+    /// UNSTABLE_OFFSET_COMMIT, as Kafka).
+    pub fn has_txn_offset(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        self.txn_offsets.values().flatten().any(|r| {
+            matches!(r, OffsetsRecord::Offset { group, topic: t, partition: p, .. }
+                if group == group_id && t == topic && *p == partition)
+        })
     }
 
     /// The limits this coordinator applies.
@@ -625,6 +662,10 @@ impl GroupCoordinator {
             kept
         });
         self.consumer_groups.retain(|id, _| keep(id));
+        for records in self.txn_offsets.values_mut() {
+            records.retain(|r| keep(r.group()));
+        }
+        self.txn_offsets.retain(|_, records| !records.is_empty());
         out
     }
 }

@@ -71,6 +71,7 @@ impl<S: Storage> PartitionLog<S> {
         // segments below the start, which the next pass deletes.
         if new_start > self.log_start_offset() {
             self.log_start_offset.set(new_start);
+            self.forget_aborted_before(new_start);
         }
         self.write_checkpoint().await?;
         self.segments.borrow_mut().drain(..doomed.len());
@@ -107,6 +108,15 @@ impl<S: Storage> PartitionLog<S> {
         Ok(outcome)
     }
 
+    /// Aborted transactions wholly below the log start are no reader's
+    /// concern any more.
+    fn forget_aborted_before(&self, log_start: Offset) {
+        self.producers
+            .borrow_mut()
+            .txns_mut()
+            .forget_before(log_start);
+    }
+
     /// Moves the log start offset up to `offset` (DeleteRecords); readers
     /// below it get `OffsetOutOfRange`, and retention deletes the segments
     /// wholly below it.
@@ -127,6 +137,7 @@ impl<S: Storage> PartitionLog<S> {
             .map_err(|_| LogError::Closed)?;
         if offset > self.log_start_offset() {
             self.log_start_offset.set(offset);
+            self.forget_aborted_before(offset);
             self.write_checkpoint().await?;
             if let Some((cache, key)) = &self.cache {
                 cache.borrow_mut().evict_below(*key, offset);

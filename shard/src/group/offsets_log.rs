@@ -7,6 +7,10 @@
 //! out as one append and one fdatasync, whatever the topic's flush policy,
 //! then their effects are applied in queue order), and the replay of the
 //! partition's records (a compacted log, with holes) into the coordinator.
+//! Offsets committed inside a transaction (TxnOffsetCommit) are written in
+//! a transactional batch in the producer's name and held by the
+//! coordinator until the transaction's marker is written here: a commit
+//! marker applies them, an abort drops them; replay does the same.
 //! The topic is `cleanup.policy=compact`: the shard's log cleaner keeps the
 //! last record of each key (an offset's, a group's) and drops tombstones
 //! after `delete.retention.ms`, as Kafka's cleaner does to it.
@@ -19,18 +23,19 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use glommio::channels::local_channel::{self, LocalSender};
 use sluice_core::batch::{BatchBuilder, BatchIter};
 use sluice_core::group::coordinator::GroupCoordinator;
 use sluice_core::group::records::OffsetsRecord;
 use sluice_core::records::RecordIter;
+use sluice_core::txn::marker::{control_type, ControlType, Marker};
 use sluice_core::{ErrorCode, PartitionId};
 
 use super::GroupHome;
 use crate::env::Env;
 use crate::notify::Notify;
-use crate::shard::OwnedPartition;
+use crate::shard::{settle_coordinator_write, OwnedPartition};
 
 /// Writes queued at most per partition before writers wait.
 const QUEUE_MAX: usize = 1024;
@@ -42,9 +47,28 @@ const COMMIT_TIMEOUT_MS: u64 = 5_000;
 /// Bytes read per step of a replay.
 const REPLAY_READ_BYTES: usize = 1024 * 1024;
 
+/// What one queued write holds.
+enum Entry {
+    /// Records written, then `apply` applied.
+    Records {
+        write: Vec<OffsetsRecord>,
+        apply: Vec<OffsetsRecord>,
+    },
+    /// Offsets committed in a transaction (TxnOffsetCommit): written in a
+    /// transactional batch in the producer's name, then held by the
+    /// coordinator until the transaction's marker.
+    TxnOffsets {
+        producer_id: i64,
+        epoch: i16,
+        records: Vec<OffsetsRecord>,
+    },
+    /// A transaction's marker: written, then the producer's held offsets
+    /// take effect (commit) or are dropped (abort).
+    Marker(Marker),
+}
+
 struct WriteJob {
-    write: Vec<OffsetsRecord>,
-    apply: Vec<OffsetsRecord>,
+    entry: Entry,
     done: LocalSender<Result<(), ErrorCode>>,
 }
 
@@ -104,6 +128,18 @@ impl OffsetsLog {
                     let batch = batch.map_err(|e| e.to_string())?;
                     offset = batch.next_offset();
                     report.records += batch.records_count().max(0) as u64;
+                    let header = batch.header();
+                    if header.is_control() {
+                        if let Some(control) = control_type(&header, batch.bytes()) {
+                            coordinator.borrow_mut().end_txn_offsets(
+                                header.producer_id,
+                                control == ControlType::Commit,
+                                now_ms,
+                            );
+                        }
+                        continue;
+                    }
+                    let held = header.is_transactional().then_some(header.producer_id);
                     let Ok(records) = RecordIter::new(&batch) else {
                         // We write only uncompressed batches; anything else
                         // is not ours to interpret.
@@ -118,7 +154,10 @@ impl OffsetsLog {
                                 .map_err(|e| e.to_string())
                         });
                         match decoded {
-                            Ok(record) => c.apply(record, now_ms),
+                            Ok(record) => match held {
+                                Some(producer_id) => c.add_txn_offsets(producer_id, vec![record]),
+                                None => c.apply(record, now_ms),
+                            },
                             Err(e) => {
                                 report.skipped += 1;
                                 tracing::warn!(partition = self.partition, offset, error = %e, "skipped an undecodable group record");
@@ -138,6 +177,32 @@ impl OffsetsLog {
         write: Vec<OffsetsRecord>,
         apply: Vec<OffsetsRecord>,
     ) -> Result<(), ErrorCode> {
+        self.enqueue(Entry::Records { write, apply }).await
+    }
+
+    /// Writes offsets committed in `producer_id`'s transaction durably;
+    /// they take effect at its commit marker.
+    pub async fn write_txn_offsets(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        records: Vec<OffsetsRecord>,
+    ) -> Result<(), ErrorCode> {
+        self.enqueue(Entry::TxnOffsets {
+            producer_id,
+            epoch,
+            records,
+        })
+        .await
+    }
+
+    /// Writes a transaction's marker durably, then applies or drops the
+    /// offsets its producer committed in it.
+    pub async fn write_marker(&self, marker: Marker) -> Result<(), ErrorCode> {
+        self.enqueue(Entry::Marker(marker)).await
+    }
+
+    async fn enqueue(&self, entry: Entry) -> Result<(), ErrorCode> {
         while self.queue.borrow().len() >= QUEUE_MAX && !self.stopped.get() {
             self.space.changed().await;
         }
@@ -145,9 +210,7 @@ impl OffsetsLog {
             return Err(ErrorCode::NotCoordinator);
         }
         let (done, result) = local_channel::new_bounded(1);
-        self.queue
-            .borrow_mut()
-            .push_back(WriteJob { write, apply, done });
+        self.queue.borrow_mut().push_back(WriteJob { entry, done });
         self.work.notify_all();
         result
             .recv()
@@ -177,13 +240,27 @@ impl OffsetsLog {
             }
             let jobs: Vec<WriteJob> = self.queue.borrow_mut().drain(..).collect();
             self.space.notify_all();
-            let result = self.append(jobs.iter().flat_map(|j| j.write.iter())).await;
+            let result = self.append(&jobs).await;
             if result.is_ok() {
                 let now = self.env.now_ms();
                 let mut c = home.coordinator().borrow_mut();
                 for job in &jobs {
-                    for record in &job.apply {
-                        c.apply(record.clone(), now);
+                    match &job.entry {
+                        Entry::Records { apply, .. } => {
+                            for record in apply {
+                                c.apply(record.clone(), now);
+                            }
+                        }
+                        Entry::TxnOffsets {
+                            producer_id,
+                            records,
+                            ..
+                        } => c.add_txn_offsets(*producer_id, records.clone()),
+                        Entry::Marker(marker) => c.end_txn_offsets(
+                            marker.producer_id,
+                            marker.control == ControlType::Commit,
+                            now,
+                        ),
                     }
                 }
             }
@@ -193,26 +270,56 @@ impl OffsetsLog {
         }
     }
 
-    /// Appends `records` as batches and fdatasyncs them.
-    async fn append<'a>(
-        &self,
-        records: impl Iterator<Item = &'a OffsetsRecord>,
-    ) -> Result<(), ErrorCode> {
-        let log = &self.owned.log;
+    /// Appends the jobs' records as batches, in queue order (plain records
+    /// of neighbouring jobs share batches; a transaction's offsets and a
+    /// marker are batches of their own), and fdatasyncs them.
+    async fn append(&self, jobs: &[WriteJob]) -> Result<(), ErrorCode> {
         let now = self.env.now_ms();
         let mut written = 0u64;
         let mut batch = BatchBuilder::new(now);
         let mut batch_bytes = 0usize;
-        for record in records {
-            let key = record.encode_key();
-            let value = record.encode_value();
-            batch_bytes += key.len() + value.as_ref().map_or(0, Vec::len);
-            batch = batch.record(Some(&key), value.as_deref());
-            if batch_bytes >= BATCH_BYTES_MAX {
-                written += self
-                    .append_batch(std::mem::replace(&mut batch, BatchBuilder::new(now)))
-                    .await?;
-                batch_bytes = 0;
+        for job in jobs {
+            let records = match &job.entry {
+                Entry::Records { write, .. } => write,
+                special => {
+                    if !batch.is_empty() {
+                        written += self
+                            .append_batch(std::mem::replace(&mut batch, BatchBuilder::new(now)))
+                            .await?;
+                        batch_bytes = 0;
+                    }
+                    let bytes = match special {
+                        Entry::TxnOffsets {
+                            producer_id,
+                            epoch,
+                            records,
+                        } => records
+                            .iter()
+                            .fold(
+                                BatchBuilder::new(now)
+                                    .producer(*producer_id, *epoch, -1)
+                                    .transactional(),
+                                |b, r| b.record(Some(&r.encode_key()), r.encode_value().as_deref()),
+                            )
+                            .build(),
+                        Entry::Marker(marker) => marker.to_batch(now),
+                        Entry::Records { .. } => unreachable!("matched above"),
+                    };
+                    written += self.append_batch_bytes(bytes).await?;
+                    continue;
+                }
+            };
+            for record in records {
+                let key = record.encode_key();
+                let value = record.encode_value();
+                batch_bytes += key.len() + value.as_ref().map_or(0, Vec::len);
+                batch = batch.record(Some(&key), value.as_deref());
+                if batch_bytes >= BATCH_BYTES_MAX {
+                    written += self
+                        .append_batch(std::mem::replace(&mut batch, BatchBuilder::new(now)))
+                        .await?;
+                    batch_bytes = 0;
+                }
             }
         }
         if !batch.is_empty() {
@@ -221,37 +328,31 @@ impl OffsetsLog {
         if written == 0 {
             return Ok(());
         }
-        log.flush().await.map_err(|e| e.error_code())?;
-        self.owned.appended.notify_all();
-        self.owned.hw_changed.notify_all();
         // As Kafka writes offsets and group metadata with acks=all: every
         // in-sync replica holds them before they take effect, so they
         // survive the coordinator moving to another replica.
-        let end = log.log_end_offset();
-        let Some(epoch) = self.owned.leads_at() else {
-            return Err(ErrorCode::NotCoordinator);
-        };
-        match self
-            .owned
-            .await_high_watermark(end, epoch, COMMIT_TIMEOUT_MS, &*self.env)
+        settle_coordinator_write(&self.owned, &*self.env, COMMIT_TIMEOUT_MS)
             .await
-        {
-            ErrorCode::None => Ok(()),
-            ErrorCode::NotLeaderOrFollower => Err(ErrorCode::NotCoordinator),
-            other => Err(other),
-        }
+            .map_err(|e| match e {
+                ErrorCode::NotLeaderOrFollower => ErrorCode::NotCoordinator,
+                other => other,
+            })
     }
 
     async fn append_batch(&self, batch: BatchBuilder) -> Result<u64, ErrorCode> {
-        let bytes = batch.build();
+        self.append_batch_bytes(batch.build()).await
+    }
+
+    async fn append_batch_bytes(&self, bytes: Bytes) -> Result<u64, ErrorCode> {
         let len = bytes.len() as u64;
         // A freshly built batch is its buffer's only owner: no copy here.
         let bytes = bytes
             .try_into_mut()
             .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+        let epoch = self.owned.leads_at().ok_or(ErrorCode::NotCoordinator)?;
         self.owned
             .log
-            .append(bytes, self.env.now_ms())
+            .append_coordinator(bytes, epoch, self.env.now_ms())
             .await
             .map_err(|e| e.error_code())?;
         Ok(len)

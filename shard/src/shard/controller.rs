@@ -891,6 +891,9 @@ impl Shard {
         if key.0 == OFFSETS_TOPIC {
             self.groups.unload(key.1);
         }
+        if key.0 == crate::txn::TRANSACTION_STATE_TOPIC {
+            self.txns.unload(key.1);
+        }
         let removed = self.partitions.borrow_mut().remove(key);
         if let Some(p) = removed {
             // Waiters (acks=all produces, long polls) hold the partition:

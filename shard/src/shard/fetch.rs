@@ -144,13 +144,21 @@ impl Shard {
             "{topic}/{partition}: high watermark {hw} past the log end {}",
             p.log.log_end_offset()
         );
-        let upto = if replica { p.log.log_end_offset() } else { hw };
+        let lso = p.log.last_stable_offset(hw);
+        let upto = if replica {
+            p.log.log_end_offset()
+        } else if read.read_committed {
+            lso
+        } else {
+            hw
+        };
         let mut result = FetchResult {
             error: ErrorCode::None,
             high_watermark: hw,
-            last_stable_offset: hw,
+            last_stable_offset: lso,
             log_start_offset: p.log.log_start_offset(),
             records: RecordSet::default(),
+            aborted: Vec::new(),
         };
         if max_bytes == 0 && !at_least_one {
             // The budget is spent: report the partition's offsets only,
@@ -180,6 +188,9 @@ impl Shard {
                 }
                 let counter = &self.counters.fetch_record_bytes_copied;
                 counter.set(counter.get() + copied as u64);
+                if read.read_committed && !result.records.is_empty() {
+                    result.aborted = p.log.aborted_between(offset, upto);
+                }
             }
             Err(e) => result.error = e.error_code(),
         }
@@ -202,6 +213,7 @@ impl Shard {
             partitions,
             max_wait_ms,
             replica,
+            read_committed,
         } = op;
         let max_wait = Duration::from_millis(max_wait_ms);
         let owned: Vec<Rc<OwnedPartition>> = partitions
@@ -210,6 +222,8 @@ impl Shard {
                 self.partition(topic, *partition).filter(|p| {
                     let end = if replica {
                         p.log.log_end_offset()
+                    } else if read_committed {
+                        p.log.last_stable_offset(p.high_watermark())
                     } else {
                         p.high_watermark()
                     };

@@ -63,7 +63,10 @@ impl Shard {
     pub(crate) async fn list_offsets_many(&self, op: ListOffsets) -> Vec<ListedOffset> {
         let mut results = Vec::with_capacity(op.partitions.len());
         for (topic, partition, timestamp) in &op.partitions {
-            results.push(self.list_offsets_local(topic, *partition, *timestamp).await);
+            results.push(
+                self.list_offsets_local(topic, *partition, *timestamp, op.read_committed)
+                    .await,
+            );
         }
         results
     }
@@ -202,6 +205,7 @@ impl Shard {
         topic: &str,
         partition: PartitionId,
         timestamp: i64,
+        read_committed: bool,
     ) -> ListedOffset {
         let failed = |error| ListedOffset {
             error,
@@ -211,8 +215,15 @@ impl Shard {
         let Some(p) = self.partition(topic, partition) else {
             return failed(self.absence_error(topic, partition));
         };
+        let hw = p.high_watermark();
+        // A read_committed consumer sees up to the last stable offset.
+        let visible = if read_committed {
+            p.log.last_stable_offset(hw)
+        } else {
+            hw
+        };
         let (offset, ts) = match timestamp {
-            -1 => (p.high_watermark(), -1),
+            -1 => (visible, -1),
             -2 => (p.log.log_start_offset(), -1),
             -3 => match p.log.max_timestamp_offset().await {
                 Ok(Some((off, ts))) => (off, ts),
@@ -220,7 +231,7 @@ impl Shard {
                 Err(e) => return failed(e.error_code()),
             },
             t => match p.log.offset_for_timestamp(t).await {
-                Ok(Some((off, ts))) if off < p.high_watermark() => (off, ts),
+                Ok(Some((off, ts))) if off < visible => (off, ts),
                 Ok(_) => (-1, -1),
                 Err(e) => return failed(e.error_code()),
             },

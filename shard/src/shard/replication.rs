@@ -81,6 +81,21 @@ impl Shard {
                     _ => {}
                 }
             }
+            if topic == TRANSACTION_STATE_TOPIC {
+                match change {
+                    RoleChange::Leader { epoch } => self.load_txns(partition, &p, epoch),
+                    RoleChange::Follower if self.txns.is_loaded(partition) => {
+                        tracing::info!(
+                            shard = self.id,
+                            partition,
+                            leader = meta.leader,
+                            "transaction coordinator partition moves to its new leader"
+                        );
+                        self.txns.unload(partition);
+                    }
+                    _ => {}
+                }
+            }
             if let RoleChange::Leader { epoch } = change {
                 let p = p.clone();
                 glommio::spawn_local(async move {
@@ -126,6 +141,39 @@ impl Shard {
                 .is_some_and(|now| Rc::ptr_eq(now, &p));
             if !still || !open {
                 shard.groups.unload_log(partition, &log);
+            }
+        })
+        .detach();
+    }
+
+    /// A `__transaction_state` partition this shard now leads at `epoch`:
+    /// its transactional ids are replayed and served here, unless
+    /// leadership moved on while they loaded.
+    fn load_txns(self: &Rc<Self>, partition: PartitionId, p: &Rc<OwnedPartition>, epoch: i32) {
+        let shard = self.clone();
+        let p = p.clone();
+        glommio::spawn_local(async move {
+            let count = shard
+                .metadata
+                .borrow()
+                .topics
+                .get(TRANSACTION_STATE_TOPIC)
+                .map_or(0, |t| t.partitions.len() as i32);
+            let home = shard.txns.clone();
+            let Some(log) = home.load(&shard, partition, count, p.clone()).await else {
+                return;
+            };
+            let still = {
+                let role = p.role.borrow();
+                role.is_leader() && role.leader_epoch() == epoch
+            };
+            let open = shard
+                .partitions
+                .borrow()
+                .get(&(TRANSACTION_STATE_TOPIC.to_owned(), partition))
+                .is_some_and(|now| Rc::ptr_eq(now, &p));
+            if !still || !open {
+                home.unload_log(partition, &log);
             }
         })
         .detach();

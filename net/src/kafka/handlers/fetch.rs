@@ -38,13 +38,18 @@ use std::rc::Rc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 use sluice_core::metadata::dynamic_config::{
     names_replica, LEADER_THROTTLED_RATE, LEADER_THROTTLED_REPLICAS,
 };
 use sluice_core::replication::read_replica::{is_rack_aware, rack_replica};
+use sluice_core::txn::partition::AbortedTxn;
 use sluice_core::ErrorCode;
 use sluice_shard::message::{CancelWatch, Fetch, Watch};
 use sluice_shard::{FetchResult, PartitionRead, Unreachable};
@@ -217,8 +222,10 @@ pub async fn handle(ctx: &Rc<Context>, request: FetchRequest, version: i16) -> F
     // Deadlines on the shard's clock (virtual under the simulator).
     let env = ctx.shard.env().clone();
     let deadline_ms = env.monotonic_ms() + request.max_wait_ms.max(0) as u64;
+    let read_committed = request.isolation_level == 1 && replica_id < 0;
     let results = loop {
-        let results = fetch_once(ctx, &wanted, &owners, max_bytes, replica_id).await;
+        let results =
+            fetch_once(ctx, &wanted, &owners, max_bytes, replica_id, read_committed).await;
         let bytes: usize = results.iter().map(|r| r.records.len()).sum();
         let errors = results.iter().any(|r| r.error != ErrorCode::None);
         let now_ms = env.monotonic_ms();
@@ -249,6 +256,7 @@ pub async fn handle(ctx: &Rc<Context>, request: FetchRequest, version: i16) -> F
             &owners,
             Duration::from_millis(deadline_ms - now_ms),
             replica_id >= 0,
+            read_committed,
         )
         .await;
     };
@@ -264,7 +272,6 @@ pub async fn handle(ctx: &Rc<Context>, request: FetchRequest, version: i16) -> F
             ctx.leader_throttle.borrow_mut().spend(spent as u64, now);
         }
     }
-    let read_committed = request.isolation_level == 1;
     let mut responses: Vec<FetchableTopicResponse> = topics_out
         .into_iter()
         .map(|(name, id)| {
@@ -286,7 +293,7 @@ pub async fn handle(ctx: &Rc<Context>, request: FetchRequest, version: i16) -> F
             .with_last_stable_offset(r.last_stable_offset)
             .with_log_start_offset(r.log_start_offset)
             .with_preferred_read_replica(BrokerId(w.preferred.unwrap_or(-1)))
-            .with_aborted_transactions(read_committed.then(Vec::new))
+            .with_aborted_transactions(read_committed.then(|| aborted_field(&r.aborted)))
             .with_records(Some(records));
         responses[w.topic_index].partitions.push(data);
     }
@@ -297,6 +304,18 @@ pub async fn handle(ctx: &Rc<Context>, request: FetchRequest, version: i16) -> F
     FetchResponse::default()
         .with_session_id(0)
         .with_responses(responses)
+}
+
+/// A read_committed answer's aborted transactions, in Fetch's form.
+fn aborted_field(aborted: &[AbortedTxn]) -> Vec<AbortedTransaction> {
+    aborted
+        .iter()
+        .map(|t| {
+            AbortedTransaction::default()
+                .with_producer_id(ProducerId(t.producer_id))
+                .with_first_offset(t.first_offset)
+        })
+        .collect()
 }
 
 /// This shard's share of the broker's `leader.replication.throttled.rate`,
@@ -340,6 +359,7 @@ async fn fetch_once(
     owners: &[(u32, Vec<usize>)],
     max_bytes: usize,
     replica_id: i32,
+    read_committed: bool,
 ) -> Vec<FetchResult> {
     let mut out: Vec<FetchResult> = wanted
         .iter()
@@ -357,6 +377,7 @@ async fn fetch_once(
                 max_bytes: wanted[i].max_bytes,
                 replica_id,
                 current_leader_epoch: wanted[i].current_leader_epoch,
+                read_committed,
             })
             .collect();
         let request = Fetch {
@@ -393,6 +414,7 @@ async fn wait_for_data(
     owners: &[(u32, Vec<usize>)],
     remaining: Duration,
     replica: bool,
+    read_committed: bool,
 ) {
     let max_wait_ms = remaining.as_millis() as u64;
     let watches: Vec<(u32, u64)> = owners
@@ -418,6 +440,7 @@ async fn wait_for_data(
                 partitions,
                 max_wait_ms,
                 replica,
+                read_committed,
             };
             Box::pin(ctx.shard.call(*owner, request)) as Pin<Box<dyn Future<Output = _>>>
         })

@@ -3,9 +3,10 @@
 //! not served: INVALID_REQUEST, as for any unknown key type).
 //!
 //! A group key is answered with the broker leading the group's partition
-//! of `__consumer_offsets` (the first lookup creates the topic, as Kafka
-//! does); COORDINATOR_NOT_AVAILABLE while it has no leader. Transactions are not supported, so a transaction key gets
-//! COORDINATOR_NOT_AVAILABLE; an unknown key type, INVALID_REQUEST.
+//! of `__consumer_offsets`, a transaction key with the one leading the
+//! id's partition of `__transaction_state` (the first lookup creates the
+//! topic, as Kafka does); COORDINATOR_NOT_AVAILABLE while it has no leader;
+//! an unknown key type, INVALID_REQUEST.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{ApiKey, BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -39,17 +40,25 @@ const TRANSACTION_KEY: i8 = 1;
 async fn find(ctx: &Context, key: &str, key_type: i8) -> Coordinator {
     let mut leader = None;
     let error = match key_type {
-        GROUP_KEY => match coordinator_of(ctx, key).await {
-            Ok(found) => match endpoint(ctx, found.broker) {
-                Some(at) => {
-                    leader = Some(at);
-                    ErrorCode::None
-                }
-                None => ErrorCode::CoordinatorNotAvailable,
-            },
-            Err(e) => e,
-        },
-        TRANSACTION_KEY => ErrorCode::CoordinatorNotAvailable,
+        GROUP_KEY | TRANSACTION_KEY => {
+            let found = if key_type == GROUP_KEY {
+                coordinator_of(ctx, key).await
+            } else if key.is_empty() {
+                Err(ErrorCode::InvalidRequest)
+            } else {
+                super::txns::coordinator_of(ctx, key).await
+            };
+            match found {
+                Ok(found) => match endpoint(ctx, found.broker) {
+                    Some(at) => {
+                        leader = Some(at);
+                        ErrorCode::None
+                    }
+                    None => ErrorCode::CoordinatorNotAvailable,
+                },
+                Err(e) => e,
+            }
+        }
         _ => ErrorCode::InvalidRequest,
     };
     let found = Coordinator::default().with_key(StrBytes::from_string(key.to_owned()));
@@ -60,10 +69,9 @@ async fn find(ctx: &Context, key: &str, key_type: i8) -> Coordinator {
             .with_port(port)
     } else {
         let message = match error {
-            ErrorCode::CoordinatorNotAvailable if key_type == TRANSACTION_KEY => {
-                "this broker runs no transaction coordinator"
-            }
+            ErrorCode::InvalidRequest if key_type == TRANSACTION_KEY => "an empty transactional id",
             ErrorCode::InvalidRequest => "unknown coordinator key type",
+            _ if key_type == TRANSACTION_KEY => "the transaction coordinator is not available",
             _ => "the group coordinator is not available",
         };
         found

@@ -31,48 +31,71 @@ pub struct Coordinator {
 /// The coordinator of `group_id`, creating the offsets topic when it does
 /// not exist yet.
 pub async fn coordinator_of(ctx: &Context, group_id: &str) -> Result<Coordinator, ErrorCode> {
-    if let Some(found) = locate(ctx, group_id) {
+    let group = &ctx.shard.config.group;
+    let spec = InternalTopic {
+        name: OFFSETS_TOPIC,
+        partitions: group.offsets_topic_num_partitions,
+        replication_factor: group.offsets_topic_replication_factor,
+        segment_bytes: group.offsets_topic_segment_bytes,
+    };
+    internal_coordinator(ctx, &spec, group_id).await
+}
+
+/// A compacted internal topic a coordinator keeps its state in, as its
+/// first lookup creates it.
+pub struct InternalTopic {
+    pub name: &'static str,
+    pub partitions: i32,
+    pub replication_factor: i16,
+    pub segment_bytes: u64,
+}
+
+/// Where `key` is coordinated in internal topic `spec` (Kafka's
+/// `abs(hash(key)) % partitions`), creating the topic when it does not
+/// exist yet.
+pub async fn internal_coordinator(
+    ctx: &Context,
+    spec: &InternalTopic,
+    key: &str,
+) -> Result<Coordinator, ErrorCode> {
+    if let Some(found) = locate(ctx, spec.name, key) {
         return Ok(found);
     }
-    let group = &ctx.shard.config.group;
-    // Kafka refuses to create it with fewer live brokers than
-    // `offsets.topic.replication.factor`; a cluster smaller than that
-    // (one node, by default) gets one replica per live broker instead.
+    // Kafka refuses to create it with fewer live brokers than its
+    // replication factor; a cluster smaller than that (one node, by
+    // default) gets one replica per live broker instead.
     let live = ctx.shard.metadata().live_brokers().count().max(1);
-    let replication_factor = group
-        .offsets_topic_replication_factor
+    let replication_factor = spec
+        .replication_factor
         .max(1)
         .min(i16::try_from(live).unwrap_or(i16::MAX));
     let proposal = Proposal::CreateTopic {
-        name: OFFSETS_TOPIC.to_owned(),
-        partitions: group.offsets_topic_num_partitions.max(1),
+        name: spec.name.to_owned(),
+        partitions: spec.partitions.max(1),
         replication_factor,
         assignments: Vec::new(),
         configs: vec![
             ("cleanup.policy".into(), "compact".into()),
             ("retention.ms".into(), "-1".into()),
             ("retention.bytes".into(), "-1".into()),
-            (
-                "segment.bytes".into(),
-                group.offsets_topic_segment_bytes.to_string(),
-            ),
+            ("segment.bytes".into(), spec.segment_bytes.to_string()),
         ],
         validate_only: false,
     };
     match propose(ctx, proposal).await {
         Ok(_) | Err((ErrorCode::TopicAlreadyExists, _)) => {}
         Err((code, message)) => {
-            tracing::warn!(%code, message, "creating the offsets topic failed");
+            tracing::warn!(topic = spec.name, %code, message, "creating an internal topic failed");
             return Err(ErrorCode::CoordinatorNotAvailable);
         }
     }
-    locate(ctx, group_id).ok_or(ErrorCode::CoordinatorNotAvailable)
+    locate(ctx, spec.name, key).ok_or(ErrorCode::CoordinatorNotAvailable)
 }
 
-fn locate(ctx: &Context, group_id: &str) -> Option<Coordinator> {
+fn locate(ctx: &Context, topic: &str, key: &str) -> Option<Coordinator> {
     let metadata = ctx.shard.metadata();
-    let topic = metadata.topics.get(OFFSETS_TOPIC)?;
-    let partition = coordinator_partition(group_id, topic.partitions.len() as i32);
+    let topic = metadata.topics.get(topic)?;
+    let partition = coordinator_partition(key, topic.partitions.len() as i32);
     let meta = topic.partitions.get(partition as usize)?;
     let shard = (meta.leader == ctx.node_id)
         .then(|| meta.shard_on(ctx.node_id))

@@ -1,4 +1,5 @@
-//! InitProducerId (0–5): producer ids for idempotent producers.
+//! InitProducerId (0–5): producer ids for idempotent and transactional
+//! producers.
 //!
 //! Every non-transactional request gets a fresh id from the controller
 //! (which reserves ids in blocks in the metadata log, so none is handed out
@@ -6,19 +7,19 @@
 //! and epoch it had (KIP-360, v3+), as Kafka's coordinator does: bumping the
 //! epoch of an id named by any client would let it fence another producer.
 //!
-//! Transactions are not supported yet. Kafka has no broker without them, so
-//! there is no error to copy exactly: its coordinator's "not here" answers
-//! (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE) make the Java client and
-//! librdkafka look the coordinator up again and retry until their timeout,
-//! so a transactional producer would hang. TRANSACTIONAL_ID_AUTHORIZATION_FAILED
-//! is fatal in every client and fails `init_transactions` at once; it is
-//! also what Redpanda answers when its transactions are disabled.
+//! A transactional request goes to its id's transaction coordinator, which
+//! keeps one producer id per transactional id and bumps its epoch at every
+//! InitProducerId, fencing earlier instances (and aborting a transaction
+//! one of them left open: the new instance gets CONCURRENT_TRANSACTIONS
+//! and retries until that abort completes).
 
 use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use sluice_core::ErrorCode;
+use sluice_shard::message::{TxnRequest, TxnResponse};
 use sluice_shard::Proposal;
 
 use super::topics::propose;
+use super::txns::{call, for_version};
 use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
 
@@ -34,7 +35,7 @@ impl Handler for InitProducerIdHandler {
     type Response = InitProducerIdResponse;
 
     async fn handle(call: Call<'_>, request: Self::Request) -> Outcome<Self::Response> {
-        Outcome::Answer(handle(call.ctx, request).await)
+        Outcome::Answer(handle(call.ctx, request, call.version).await)
     }
 }
 
@@ -46,17 +47,17 @@ fn refuse(error: ErrorCode) -> InitProducerIdResponse {
 }
 
 /// Answers an InitProducerId request.
-pub async fn handle(ctx: &Context, request: InitProducerIdRequest) -> InitProducerIdResponse {
+pub async fn handle(
+    ctx: &Context,
+    request: InitProducerIdRequest,
+    version: i16,
+) -> InitProducerIdResponse {
     match request.transactional_id.as_ref().map(|t| t.0.as_str()) {
         None => {}
         // Kafka's coordinator refuses an empty transactional id this way.
         Some("") => return refuse(ErrorCode::InvalidRequest),
         Some(transactional_id) => {
-            tracing::debug!(
-                transactional_id,
-                "refusing a transactional producer: transactions are not supported"
-            );
-            return refuse(ErrorCode::TransactionalIdAuthorizationFailed);
+            return transactional(ctx, transactional_id, &request, version).await
         }
     }
     match propose(ctx, Proposal::AllocateProducerId).await {
@@ -67,6 +68,52 @@ pub async fn handle(ctx: &Context, request: InitProducerIdRequest) -> InitProduc
         Err((error, message)) => {
             tracing::warn!(%error, message, "allocating a producer id failed");
             refuse(error)
+        }
+    }
+}
+
+/// InitProducerId for a transactional producer, from its id's coordinator:
+/// a producer id the first time, then the same id with its epoch bumped
+/// (fencing earlier instances). The coordinator asks for a fresh producer
+/// id when it needs one; it is allocated here and the request sent again.
+async fn transactional(
+    ctx: &Context,
+    transactional_id: &str,
+    request: &InitProducerIdRequest,
+    version: i16,
+) -> InitProducerIdResponse {
+    // KIP-360 (v3+): a producer that has an id and epoch says so.
+    let expected = (version >= 3 && request.producer_id.0 >= 0)
+        .then_some((request.producer_id.0, request.producer_epoch));
+    let mut fresh = None;
+    loop {
+        let ask = TxnRequest::InitProducerId {
+            transactional_id: transactional_id.to_owned(),
+            timeout_ms: request.transaction_timeout_ms,
+            expected,
+            fresh,
+        };
+        match call(ctx, transactional_id, ask).await {
+            TxnResponse::ProducerId { producer_id, epoch } => {
+                return InitProducerIdResponse::default()
+                    .with_error_code(ErrorCode::None.code())
+                    .with_producer_id(ProducerId(producer_id))
+                    .with_producer_epoch(epoch)
+            }
+            TxnResponse::NeedProducerId if fresh.is_none() => {
+                match propose(ctx, Proposal::AllocateProducerId).await {
+                    Ok(producer_id) => fresh = Some(producer_id),
+                    Err((error, message)) => {
+                        tracing::warn!(%error, message, "allocating a producer id failed");
+                        return refuse(error);
+                    }
+                }
+            }
+            TxnResponse::Error(error) => {
+                // KIP-588: PRODUCER_FENCED from version 4.
+                return refuse(for_version(error, version, 4));
+            }
+            _ => return refuse(ErrorCode::UnknownServerError),
         }
     }
 }

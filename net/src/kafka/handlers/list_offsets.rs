@@ -8,8 +8,8 @@
 //! as Kafka answers it; v10's timeout is not needed here),
 //! otherwise the first offset whose timestamp is at or after the one given.
 //!
-//! `read_committed` is answered like `read_uncommitted`: there are no
-//! transactions yet, so the last stable offset is the high watermark.
+//! Under `read_committed` (v2+), latest is the last stable offset and a
+//! timestamp finds only offsets below it, as Kafka answers.
 
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
@@ -88,6 +88,7 @@ pub async fn handle(
     request: ListOffsetsRequest,
     version: i16,
 ) -> ListOffsetsResponse {
+    let read_committed = version >= 2 && request.isolation_level == 1;
     // Kafka answers INVALID_REQUEST for a partition named twice.
     let mut asked: HashMap<(&str, i32), usize> = HashMap::new();
     for topic in &request.topics {
@@ -145,7 +146,10 @@ pub async fn handle(
     let answers = by_owner
         .call(
             &ctx.shard,
-            |partitions| ListOffsets { partitions },
+            |partitions| ListOffsets {
+                partitions,
+                read_committed,
+            },
             |listed| listed,
         )
         .await;

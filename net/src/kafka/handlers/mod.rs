@@ -25,6 +25,8 @@ use kafka_protocol::messages::{ApiKey, RequestHeader};
 use super::context::Context;
 
 pub mod acls;
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod alter_client_quotas;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
@@ -46,6 +48,7 @@ pub mod describe_quorum;
 pub mod describe_topic_partitions;
 pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
+pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod frame_records;
@@ -67,7 +70,10 @@ pub mod owners;
 pub mod produce;
 pub mod sync_group;
 pub mod topics;
+pub mod txn_offset_commit;
+pub mod txns;
 pub mod update_features;
+pub mod write_txn_markers;
 
 /// A Kafka API's handler: what it serves and how. One type per API, in the
 /// API's module (`FetchHandler` in `fetch.rs`); the registry lists them.

@@ -10,6 +10,7 @@ use kafka_protocol::messages::{ApiKey, OffsetFetchRequest, OffsetFetchResponse, 
 use kafka_protocol::protocol::StrBytes;
 use sluice_core::group::records::CommittedOffset;
 use sluice_core::{ErrorCode, PartitionId};
+use sluice_shard::message::OffsetRow;
 use sluice_shard::{GroupRequest, GroupResponse};
 
 use super::groups::call;
@@ -32,18 +33,22 @@ impl Handler for OffsetFetchHandler {
     }
 }
 
-type Rows = Vec<(String, PartitionId, Option<CommittedOffset>)>;
+type Rows = Vec<OffsetRow>;
+/// One partition's committed offset, or its error.
+type Committed = Result<Option<CommittedOffset>, ErrorCode>;
 /// One topic's partitions and their committed offsets.
-type TopicRows = (String, Vec<(PartitionId, Option<CommittedOffset>)>);
+type TopicRows = (String, Vec<(PartitionId, Committed)>);
 
 async fn fetch(
     ctx: &Context,
     group_id: &str,
     partitions: Option<Vec<(String, PartitionId)>>,
+    require_stable: bool,
 ) -> Result<Rows, ErrorCode> {
     let request = GroupRequest::FetchOffsets {
         group_id: group_id.to_owned(),
         partitions,
+        require_stable,
     };
     match call(ctx, group_id, request).await {
         GroupResponse::Offsets(rows) => rows,
@@ -64,14 +69,17 @@ fn by_topic(rows: Rows) -> Vec<TopicRows> {
     topics
 }
 
-fn fields(v: &Option<CommittedOffset>) -> (i64, i32, StrBytes) {
+/// A partition's offset, epoch, metadata and error.
+fn fields(v: &Committed) -> (i64, i32, StrBytes, ErrorCode) {
     match v {
-        Some(v) => (
+        Ok(Some(v)) => (
             v.offset,
             v.leader_epoch,
             StrBytes::from_string(v.metadata.clone()),
+            ErrorCode::None,
         ),
-        None => (-1, -1, StrBytes::default()),
+        Ok(None) => (-1, -1, StrBytes::default(), ErrorCode::None),
+        Err(e) => (-1, -1, StrBytes::default(), *e),
     }
 }
 
@@ -95,30 +103,34 @@ pub async fn handle(
                     .collect()
             });
             let group = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-            groups.push(match fetch(ctx, g.group_id.0.as_str(), wanted).await {
-                Err(e) => group.with_error_code(e.code()),
-                Ok(rows) => group.with_topics(
-                    by_topic(rows)
-                        .into_iter()
-                        .map(|(topic, ps)| {
-                            OffsetFetchResponseTopics::default()
-                                .with_name(TopicName(StrBytes::from_string(topic)))
-                                .with_partitions(
-                                    ps.into_iter()
-                                        .map(|(p, v)| {
-                                            let (offset, epoch, metadata) = fields(&v);
-                                            OffsetFetchResponsePartitions::default()
-                                                .with_partition_index(p)
-                                                .with_committed_offset(offset)
-                                                .with_committed_leader_epoch(epoch)
-                                                .with_metadata(Some(metadata))
-                                        })
-                                        .collect(),
-                                )
-                        })
-                        .collect(),
-                ),
-            });
+            let stable = request.require_stable;
+            groups.push(
+                match fetch(ctx, g.group_id.0.as_str(), wanted, stable).await {
+                    Err(e) => group.with_error_code(e.code()),
+                    Ok(rows) => group.with_topics(
+                        by_topic(rows)
+                            .into_iter()
+                            .map(|(topic, ps)| {
+                                OffsetFetchResponseTopics::default()
+                                    .with_name(TopicName(StrBytes::from_string(topic)))
+                                    .with_partitions(
+                                        ps.into_iter()
+                                            .map(|(p, v)| {
+                                                let (offset, epoch, metadata, error) = fields(&v);
+                                                OffsetFetchResponsePartitions::default()
+                                                    .with_partition_index(p)
+                                                    .with_committed_offset(offset)
+                                                    .with_committed_leader_epoch(epoch)
+                                                    .with_metadata(Some(metadata))
+                                                    .with_error_code(error.code())
+                                            })
+                                            .collect(),
+                                    )
+                            })
+                            .collect(),
+                    ),
+                },
+            );
         }
         return OffsetFetchResponse::default().with_groups(groups);
     }
@@ -132,14 +144,16 @@ pub async fn handle(
             })
             .collect::<Vec<_>>()
     });
-    let (rows, error) = match fetch(ctx, request.group_id.0.as_str(), wanted.clone()).await {
+    let require_stable = version >= 7 && request.require_stable;
+    let group_id = request.group_id.0.as_str();
+    let (rows, error) = match fetch(ctx, group_id, wanted.clone(), require_stable).await {
         Ok(rows) => (rows, ErrorCode::None),
         // v1 has no top-level error: each partition carries it.
         Err(e) => (
             wanted
                 .unwrap_or_default()
                 .into_iter()
-                .map(|(t, p)| (t, p, None))
+                .map(|(t, p)| (t, p, Ok(None)))
                 .collect(),
             e,
         ),
@@ -153,13 +167,18 @@ pub async fn handle(
                 .with_partitions(
                     ps.into_iter()
                         .map(|(p, v)| {
-                            let (offset, epoch, metadata) = fields(&v);
+                            let (offset, epoch, metadata, error) = fields(&v);
+                            let error = if error == ErrorCode::None {
+                                partition_error
+                            } else {
+                                error
+                            };
                             OffsetFetchResponsePartition::default()
                                 .with_partition_index(p)
                                 .with_committed_offset(offset)
                                 .with_committed_leader_epoch(epoch)
                                 .with_metadata(Some(metadata))
-                                .with_error_code(partition_error.code())
+                                .with_error_code(error.code())
                         })
                         .collect(),
                 )

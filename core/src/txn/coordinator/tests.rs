@@ -1,0 +1,216 @@
+use super::*;
+
+const ID: &str = "tx";
+
+/// Runs `plan` to its answer, writing any record at once.
+fn settle(c: &mut TxnCoordinator, plan: Plan) -> Result<Written, ErrorCode> {
+    match plan {
+        Plan::Answer(ErrorCode::None) => Ok(Written::Done),
+        Plan::Answer(e) => Err(e),
+        Plan::Write(record) => Ok(c.written(&record)),
+        Plan::NeedProducerId => panic!("asked for a producer id"),
+    }
+}
+
+fn init(c: &mut TxnCoordinator, expected: Option<(i64, i16)>) -> Result<(i64, i16), ErrorCode> {
+    let plan = match c.init_producer_id(ID, 60_000, expected, None, 0) {
+        Plan::NeedProducerId => c.init_producer_id(ID, 60_000, expected, Some(1000), 0),
+        plan => plan,
+    };
+    match settle(c, plan)? {
+        Written::ProducerId { producer_id, epoch } => Ok((producer_id, epoch)),
+        other => panic!("InitProducerId wrote {other:?}"),
+    }
+}
+
+fn add(
+    c: &mut TxnCoordinator,
+    pid: i64,
+    epoch: i16,
+    partitions: &[(&str, i32)],
+    now: i64,
+) -> Result<Written, ErrorCode> {
+    let partitions: Vec<(String, i32)> = partitions
+        .iter()
+        .map(|(t, p)| (t.to_string(), *p))
+        .collect();
+    let plan = c.add_partitions(ID, pid, epoch, &partitions, now);
+    settle(c, plan)
+}
+
+fn complete(c: &mut TxnCoordinator, job: &MarkerJob) {
+    let record = c.markers_written(job, 5).expect("a completing record");
+    assert_eq!(c.written(&record), Written::Done);
+}
+
+#[test]
+fn a_transaction_runs_from_init_to_commit() {
+    let mut c = TxnCoordinator::new(DEFAULT_MAX_TIMEOUT_MS);
+    assert_eq!(init(&mut c, None), Ok((1000, 0)));
+    add(&mut c, 1000, 0, &[("a", 0)], 1).expect("added");
+    // Adding what is already in is answered without a write.
+    assert_eq!(
+        c.add_partitions(ID, 1000, 0, &[("a".into(), 0)], 2),
+        Plan::Answer(ErrorCode::None)
+    );
+    add(&mut c, 1000, 0, &[("b", 1)], 2).expect("added");
+    let plan = c.end_txn(ID, 1000, 0, true, 3);
+    let Ok(Written::Prepared(job)) = settle(&mut c, plan) else {
+        panic!("EndTxn did not prepare a commit");
+    };
+    assert_eq!(job.control, ControlType::Commit);
+    assert_eq!(job.partitions.len(), 2);
+    // Until the markers are written, the producer waits.
+    assert_eq!(
+        c.add_partitions(ID, 1000, 0, &[("a".into(), 0)], 4),
+        Plan::Answer(ErrorCode::ConcurrentTransactions)
+    );
+    assert_eq!(
+        c.end_txn(ID, 1000, 0, true, 4),
+        Plan::Answer(ErrorCode::ConcurrentTransactions)
+    );
+    assert_eq!(
+        c.end_txn(ID, 1000, 0, false, 4),
+        Plan::Answer(ErrorCode::InvalidTxnState)
+    );
+    complete(&mut c, &job);
+    assert_eq!(c.get(ID).map(|m| m.status), Some(TxnStatus::CompleteCommit));
+    // A retried commit succeeds; an abort now is a wrong state.
+    assert_eq!(
+        c.end_txn(ID, 1000, 0, true, 6),
+        Plan::Answer(ErrorCode::None)
+    );
+    assert_eq!(
+        c.end_txn(ID, 1000, 0, false, 6),
+        Plan::Answer(ErrorCode::InvalidTxnState)
+    );
+    // The next transaction starts afresh.
+    add(&mut c, 1000, 0, &[("c", 0)], 7).expect("added");
+    let m = c.get(ID).expect("known");
+    assert_eq!(
+        (m.status, m.partitions.len(), m.start_ms),
+        (TxnStatus::Ongoing, 1, 7)
+    );
+}
+
+#[test]
+fn requests_from_the_wrong_producer_are_refused_as_kafka_does() {
+    let mut c = TxnCoordinator::new(DEFAULT_MAX_TIMEOUT_MS);
+    assert_eq!(
+        add(&mut c, 1, 0, &[("a", 0)], 0),
+        Err(ErrorCode::InvalidProducerIdMapping)
+    );
+    init(&mut c, None).expect("initialised");
+    assert_eq!(
+        add(&mut c, 1, 0, &[("a", 0)], 0),
+        Err(ErrorCode::InvalidProducerIdMapping)
+    );
+    assert_eq!(
+        add(&mut c, 1000, 1, &[("a", 0)], 0),
+        Err(ErrorCode::ProducerFenced)
+    );
+    assert_eq!(
+        c.end_txn(ID, 1000, 0, true, 0),
+        Plan::Answer(ErrorCode::InvalidTxnState)
+    );
+    assert_eq!(
+        c.init_producer_id(ID, DEFAULT_MAX_TIMEOUT_MS + 1, None, None, 0),
+        Plan::Answer(ErrorCode::InvalidTransactionTimeout)
+    );
+}
+
+#[test]
+fn a_new_instance_fences_the_old_one_and_aborts_its_transaction() {
+    let mut c = TxnCoordinator::new(DEFAULT_MAX_TIMEOUT_MS);
+    init(&mut c, None).expect("initialised");
+    add(&mut c, 1000, 0, &[("a", 0)], 1).expect("added");
+    let plan = c.init_producer_id(ID, 60_000, None, None, 2);
+    let Ok(Written::Prepared(job)) = settle(&mut c, plan) else {
+        panic!("the open transaction was not aborted");
+    };
+    assert_eq!((job.control, job.producer_epoch), (ControlType::Abort, 1));
+    // The new instance retries until the abort completes.
+    assert_eq!(
+        c.init_producer_id(ID, 60_000, None, None, 3),
+        Plan::Answer(ErrorCode::ConcurrentTransactions)
+    );
+    complete(&mut c, &job);
+    assert_eq!(init(&mut c, None), Ok((1000, 2)));
+    // The old instance is fenced.
+    assert_eq!(
+        add(&mut c, 1000, 0, &[("a", 0)], 4),
+        Err(ErrorCode::ProducerFenced)
+    );
+    assert_eq!(
+        c.end_txn(ID, 1000, 0, false, 4),
+        Plan::Answer(ErrorCode::ProducerFenced)
+    );
+    // KIP-360: a producer that knows its id and epoch bumps it; a wrong one is fenced.
+    assert_eq!(init(&mut c, Some((1000, 2))), Ok((1000, 3)));
+    assert_eq!(
+        init(&mut c, Some((1000, 0))),
+        Err(ErrorCode::ProducerFenced)
+    );
+    assert_eq!(init(&mut c, Some((7, 3))), Err(ErrorCode::ProducerFenced));
+}
+
+#[test]
+fn a_transaction_past_its_timeout_is_aborted_under_a_new_epoch() {
+    let mut c = TxnCoordinator::new(DEFAULT_MAX_TIMEOUT_MS);
+    init(&mut c, None).expect("initialised");
+    add(&mut c, 1000, 0, &[("a", 0)], 100).expect("added");
+    assert_eq!(c.next_deadline_ms(), Some(60_100));
+    assert!(c.expire(60_099).is_empty());
+    let records = c.expire(60_100);
+    assert_eq!(records.len(), 1);
+    let Written::Prepared(job) = c.written(&records[0]) else {
+        panic!("the timeout did not prepare an abort");
+    };
+    assert_eq!((job.control, job.producer_epoch), (ControlType::Abort, 1));
+    complete(&mut c, &job);
+    assert_eq!(
+        c.end_txn(ID, 1000, 0, true, 60_200),
+        Plan::Answer(ErrorCode::ProducerFenced)
+    );
+    assert_eq!(c.next_deadline_ms(), None);
+}
+
+#[test]
+fn a_failed_write_leaves_the_state_as_it_was() {
+    let mut c = TxnCoordinator::new(DEFAULT_MAX_TIMEOUT_MS);
+    let Plan::Write(record) = c.init_producer_id(ID, 60_000, None, Some(5), 0) else {
+        panic!("no write");
+    };
+    c.write_failed(&record);
+    assert!(c.get(ID).is_none());
+    init(&mut c, None).expect("initialised");
+    let Plan::Write(record) = c.add_partitions(ID, 1000, 0, &[("a".into(), 0)], 1) else {
+        panic!("no write");
+    };
+    assert_eq!(
+        c.end_txn(ID, 1000, 0, true, 1),
+        Plan::Answer(ErrorCode::ConcurrentTransactions)
+    );
+    c.write_failed(&record);
+    assert_eq!(
+        c.get(ID).map(|m| (m.status, m.pending)),
+        Some((TxnStatus::Empty, false))
+    );
+}
+
+#[test]
+fn prepared_transactions_are_in_doubt_after_a_load() {
+    let mut c = TxnCoordinator::new(DEFAULT_MAX_TIMEOUT_MS);
+    init(&mut c, None).expect("initialised");
+    add(&mut c, 1000, 0, &[("a", 0)], 1).expect("added");
+    let Plan::Write(prepare) = c.end_txn(ID, 1000, 0, false, 2) else {
+        panic!("no write");
+    };
+    let mut loaded = TxnCoordinator::new(DEFAULT_MAX_TIMEOUT_MS);
+    loaded.apply(prepare);
+    let jobs = loaded.in_doubt();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].control, ControlType::Abort);
+    complete(&mut loaded, &jobs[0]);
+    assert!(loaded.in_doubt().is_empty());
+}

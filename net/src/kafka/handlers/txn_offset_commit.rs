@@ -1,0 +1,109 @@
+//! TxnOffsetCommit (0–4): a transactional producer commits a group's
+//! offsets inside its transaction (Kafka Streams' and every
+//! read-process-write loop's exactly-once step).
+//!
+//! Each partition is checked here as OffsetCommit checks it; the group's
+//! coordinator writes the offsets durably in the producer's name, and they
+//! take effect only when the transaction's commit marker reaches the
+//! group's partition (dropped at an abort). Version 5 belongs to
+//! transaction version 2 and is not served.
+
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{ApiKey, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+use sluice_core::group::records::CommittedOffset;
+use sluice_core::ErrorCode;
+use sluice_shard::{now_ms, GroupRequest, GroupResponse};
+
+use super::groups::{call, opt};
+use super::{Call, Handler, Outcome};
+
+/// The TxnOffsetCommit handler, at versions 0–4.
+pub struct TxnOffsetCommitHandler;
+
+impl Handler for TxnOffsetCommitHandler {
+    const KEY: ApiKey = ApiKey::TxnOffsetCommit;
+    const NAME: &'static str = "TxnOffsetCommit";
+    const MIN_VERSION: i16 = 0;
+    const MAX_VERSION: i16 = 4;
+    type Request = TxnOffsetCommitRequest;
+    type Response = TxnOffsetCommitResponse;
+
+    async fn handle(call_: Call<'_>, request: Self::Request) -> Outcome<Self::Response> {
+        let ctx = call_.ctx;
+        let version = call_.version;
+        let group_id = request.group_id.0.as_str().to_owned();
+        let max_metadata = ctx.shard.config.group.offset_metadata_max_bytes;
+        let now = now_ms();
+        let mut offsets = Vec::new();
+        {
+            let metadata = ctx.shard.metadata();
+            for topic in &request.topics {
+                let name = topic.name.0.as_str();
+                let partitions = metadata.topics.get(name).map_or(0, |t| t.partitions.len());
+                for p in &topic.partitions {
+                    let text = p.committed_metadata.as_ref().map_or("", |m| m.as_str());
+                    let error = if p.partition_index < 0 || p.partition_index as usize >= partitions
+                    {
+                        ErrorCode::UnknownTopicOrPartition
+                    } else if text.len() > max_metadata {
+                        ErrorCode::OffsetMetadataTooLarge
+                    } else {
+                        ErrorCode::None
+                    };
+                    let value = CommittedOffset {
+                        offset: p.committed_offset,
+                        leader_epoch: if version >= 2 {
+                            p.committed_leader_epoch
+                        } else {
+                            -1
+                        },
+                        metadata: text.to_owned(),
+                        commit_timestamp_ms: now,
+                    };
+                    offsets.push((name.to_owned(), p.partition_index, value, error));
+                }
+            }
+        }
+        let count = offsets.len();
+        let commit = GroupRequest::TxnCommit {
+            group_id: group_id.clone(),
+            producer_id: request.producer_id.0,
+            epoch: request.producer_epoch,
+            member_id: request.member_id.as_str().to_owned(),
+            instance_id: opt(&request.group_instance_id),
+            generation: if version >= 3 {
+                request.generation_id
+            } else {
+                -1
+            },
+            offsets,
+        };
+        let errors = match call(ctx, &group_id, commit).await {
+            GroupResponse::Commit(errors) if errors.len() == count => errors,
+            GroupResponse::Error(e) => vec![e; count],
+            _ => vec![ErrorCode::UnknownServerError; count],
+        };
+        let mut errors = errors.into_iter();
+        let topics = request
+            .topics
+            .into_iter()
+            .map(|topic| {
+                let partitions = topic
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        TxnOffsetCommitResponsePartition::default()
+                            .with_partition_index(p.partition_index)
+                            .with_error_code(errors.next().unwrap_or(ErrorCode::None).code())
+                    })
+                    .collect();
+                TxnOffsetCommitResponseTopic::default()
+                    .with_name(topic.name)
+                    .with_partitions(partitions)
+            })
+            .collect();
+        Outcome::Answer(TxnOffsetCommitResponse::default().with_topics(topics))
+    }
+}

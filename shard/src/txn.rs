@@ -1,0 +1,456 @@
+//! The transaction coordinator of one shard: runs [`TxnCoordinator`] for
+//! the `__transaction_state` partitions the shard leads, writes its
+//! records, and delivers each ended transaction's markers.
+//!
+//! Owns: the shard's [`TxnCoordinator`]; one [`TxnLog`] per loaded
+//! partition; the timer that aborts transactions past their timeout; and
+//! the marker deliveries in flight (one task per ended transaction, which
+//! retries until every partition holds its marker, then writes the
+//! transaction's completion).
+//!
+//! Invariants: a transactional id is served only by the shard leading its
+//! partition (`abs(hash(id)) % partitions`, as Kafka), only once that
+//! partition is replayed; a request is answered only after the record it
+//! caused is durable on every in-sync replica; a transaction completes
+//! (CompleteCommit / CompleteAbort) only after every partition in it holds
+//! its marker. A partition loaded with a transaction still prepared (the
+//! coordinator stopped between EndTxn and its completion) delivers that
+//! transaction's markers again, so a transaction ends committed or
+//! aborted, never half.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use sluice_core::group::coordinator_partition;
+use sluice_core::txn::coordinator::{MarkerJob, Plan, TxnCoordinator, Written};
+use sluice_core::txn::marker::Marker;
+use sluice_core::txn::records::TxnRecord;
+use sluice_core::{ErrorCode, PartitionId};
+
+use crate::env::Env;
+use crate::message::{TxnRequest, TxnResponse};
+use crate::notify::Notify;
+use crate::shard::{OwnedPartition, Shard};
+
+mod state_log;
+pub use state_log::TxnLog;
+
+/// The internal topic that holds the transaction coordinator's state.
+pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
+
+/// First wait before a marker delivery is tried again, and the longest.
+const MARKER_RETRY_MIN: Duration = Duration::from_millis(20);
+const MARKER_RETRY_MAX: Duration = Duration::from_secs(1);
+
+/// A shard's transaction coordinator.
+pub struct TxnHome {
+    coordinator: RefCell<TxnCoordinator>,
+    /// The loaded partitions of `__transaction_state` this shard leads.
+    logs: RefCell<HashMap<PartitionId, Rc<TxnLog>>>,
+    /// Partitions of `__transaction_state` (0 until the topic exists).
+    partition_count: Cell<i32>,
+    env: Rc<dyn Env>,
+    /// Signalled after anything that may move the next timeout, so the
+    /// timer task re-arms.
+    timers_changed: Notify,
+    timer_started: Cell<bool>,
+    stopped: Cell<bool>,
+}
+
+impl TxnHome {
+    /// A coordinator refusing transaction timeouts over `max_timeout_ms`
+    /// (`transaction.max.timeout.ms`).
+    pub fn new(max_timeout_ms: i32, env: Rc<dyn Env>) -> TxnHome {
+        TxnHome {
+            coordinator: RefCell::new(TxnCoordinator::new(max_timeout_ms)),
+            logs: RefCell::new(HashMap::new()),
+            partition_count: Cell::new(0),
+            env,
+            timers_changed: Notify::default(),
+            timer_started: Cell::new(false),
+            stopped: Cell::new(false),
+        }
+    }
+
+    /// The coordinator (metrics and tests read it).
+    pub fn coordinator(&self) -> &RefCell<TxnCoordinator> {
+        &self.coordinator
+    }
+
+    /// Partitions of `__transaction_state`.
+    pub fn partition_count(&self) -> i32 {
+        self.partition_count.get()
+    }
+
+    /// True while `partition`'s transactional ids are served here.
+    pub fn is_loaded(&self, partition: PartitionId) -> bool {
+        self.logs.borrow().contains_key(&partition)
+    }
+
+    /// Loads one partition of `__transaction_state` (replaying it) and
+    /// serves its ids from then on; transactions it left prepared get
+    /// their markers delivered again. The loaded log, for
+    /// [`Self::unload_log`].
+    pub async fn load(
+        self: &Rc<Self>,
+        shard: &Rc<Shard>,
+        partition: PartitionId,
+        partition_count: i32,
+        owned: Rc<OwnedPartition>,
+    ) -> Option<Rc<TxnLog>> {
+        self.partition_count.set(partition_count);
+        let log = Rc::new(TxnLog::new(partition, owned, self.env.clone()));
+        match log.replay(&self.coordinator).await {
+            Ok((records, skipped)) => tracing::info!(
+                partition,
+                records,
+                skipped,
+                "loaded a transaction coordinator partition"
+            ),
+            Err(e) => {
+                tracing::error!(partition, error = %e, "could not load a transaction coordinator partition");
+                return None;
+            }
+        }
+        if let Some(old) = self.logs.borrow_mut().insert(partition, log.clone()) {
+            old.stop();
+        }
+        let in_doubt: Vec<MarkerJob> = self
+            .coordinator
+            .borrow()
+            .in_doubt()
+            .into_iter()
+            .filter(|job| {
+                coordinator_partition(&job.transactional_id, partition_count) == partition
+            })
+            .collect();
+        for job in in_doubt {
+            tracing::info!(
+                partition,
+                transactional_id = job.transactional_id,
+                control = ?job.control,
+                "completing a transaction left prepared"
+            );
+            self.deliver(shard, partition, job);
+        }
+        if !self.timer_started.replace(true) {
+            let home = self.clone();
+            let shard = shard.clone();
+            glommio::spawn_local(async move { home.run_timers(shard).await }).detach();
+        }
+        self.timers_changed.notify_all();
+        Some(log)
+    }
+
+    /// [`Self::unload`], when `log` is still the one serving `partition`.
+    pub fn unload_log(&self, partition: PartitionId, log: &Rc<TxnLog>) {
+        let current = self.logs.borrow().get(&partition).cloned();
+        if current.is_some_and(|c| Rc::ptr_eq(&c, log)) {
+            self.unload(partition);
+        }
+    }
+
+    /// Stops serving `partition` (deleted, moved, or led elsewhere now).
+    pub fn unload(&self, partition: PartitionId) {
+        if let Some(log) = self.logs.borrow_mut().remove(&partition) {
+            log.stop();
+        }
+        let count = self.partition_count.get();
+        self.coordinator
+            .borrow_mut()
+            .retain(|id| coordinator_partition(id, count) != partition);
+    }
+
+    /// Stops every writer and the timer (the shard is closing).
+    pub fn stop_all(&self) {
+        self.stopped.set(true);
+        self.timers_changed.notify_all();
+        for (_, log) in self.logs.borrow_mut().drain() {
+            log.stop();
+        }
+    }
+
+    /// Runs one request for an id of `partition`. `None` when `partition`
+    /// is not loaded here (the caller tells which error that is).
+    pub async fn handle(
+        self: &Rc<Self>,
+        shard: &Rc<Shard>,
+        partition: PartitionId,
+        request: TxnRequest,
+    ) -> Option<TxnResponse> {
+        let log = self.logs.borrow().get(&partition).cloned()?;
+        let now = self.env.now_ms();
+        let response = match request {
+            TxnRequest::InitProducerId {
+                transactional_id,
+                timeout_ms,
+                expected,
+                fresh,
+            } => {
+                let plan = self.coordinator.borrow_mut().init_producer_id(
+                    &transactional_id,
+                    timeout_ms,
+                    expected,
+                    fresh,
+                    now,
+                );
+                match self.carry_out(shard, partition, &log, plan).await {
+                    Ok(Some(Written::ProducerId { producer_id, epoch })) => {
+                        TxnResponse::ProducerId { producer_id, epoch }
+                    }
+                    // An open transaction is being aborted to fence its
+                    // producer: the new one retries until that completes.
+                    Ok(Some(Written::Prepared(_))) => {
+                        TxnResponse::Error(ErrorCode::ConcurrentTransactions)
+                    }
+                    Ok(_) => TxnResponse::Error(ErrorCode::UnknownServerError),
+                    Err(Asked::ProducerId) => TxnResponse::NeedProducerId,
+                    Err(Asked::Error(e)) => TxnResponse::Error(e),
+                }
+            }
+            TxnRequest::AddPartitions {
+                transactional_id,
+                producer_id,
+                epoch,
+                partitions,
+                verify_only: true,
+            } => TxnResponse::Partitions(self.coordinator.borrow().verify_partitions(
+                &transactional_id,
+                producer_id,
+                epoch,
+                &partitions,
+            )),
+            TxnRequest::AddPartitions {
+                transactional_id,
+                producer_id,
+                epoch,
+                partitions,
+                verify_only: false,
+            } => {
+                let plan = self.coordinator.borrow_mut().add_partitions(
+                    &transactional_id,
+                    producer_id,
+                    epoch,
+                    &partitions,
+                    now,
+                );
+                let error = match self.carry_out(shard, partition, &log, plan).await {
+                    Ok(_) => ErrorCode::None,
+                    Err(Asked::Error(e)) => e,
+                    Err(Asked::ProducerId) => ErrorCode::UnknownServerError,
+                };
+                TxnResponse::Partitions(vec![error; partitions.len()])
+            }
+            TxnRequest::EndTxn {
+                transactional_id,
+                producer_id,
+                epoch,
+                commit,
+            } => {
+                let plan = self.coordinator.borrow_mut().end_txn(
+                    &transactional_id,
+                    producer_id,
+                    epoch,
+                    commit,
+                    now,
+                );
+                match self.carry_out(shard, partition, &log, plan).await {
+                    Ok(_) => TxnResponse::Error(ErrorCode::None),
+                    Err(Asked::Error(e)) => TxnResponse::Error(e),
+                    Err(Asked::ProducerId) => TxnResponse::Error(ErrorCode::UnknownServerError),
+                }
+            }
+            TxnRequest::Describe { transactional_ids } => {
+                let c = self.coordinator.borrow();
+                TxnResponse::States(
+                    transactional_ids
+                        .into_iter()
+                        .filter_map(|id| c.get(&id).cloned().map(|m| (id, m)))
+                        .collect(),
+                )
+            }
+            TxnRequest::List => TxnResponse::States(
+                self.coordinator
+                    .borrow()
+                    .entries()
+                    .map(|(id, m)| (id.clone(), m.clone()))
+                    .collect(),
+            ),
+        };
+        self.timers_changed.notify_all();
+        Some(response)
+    }
+
+    /// Carries out `plan`: writes its record and applies it (delivering the
+    /// markers of a transaction it prepared), or says what stops it.
+    async fn carry_out(
+        self: &Rc<Self>,
+        shard: &Rc<Shard>,
+        partition: PartitionId,
+        log: &TxnLog,
+        plan: Plan,
+    ) -> Result<Option<Written>, Asked> {
+        let record = match plan {
+            Plan::Answer(ErrorCode::None) => return Ok(None),
+            Plan::Answer(e) => return Err(Asked::Error(e)),
+            Plan::NeedProducerId => return Err(Asked::ProducerId),
+            Plan::Write(record) => record,
+        };
+        let written = self.write(log, &record).await.map_err(Asked::Error)?;
+        if let Written::Prepared(job) = &written {
+            self.deliver(shard, partition, job.clone());
+        }
+        Ok(Some(written))
+    }
+
+    /// Writes `record` and applies it, or undoes its planning on failure.
+    async fn write(&self, log: &TxnLog, record: &TxnRecord) -> Result<Written, ErrorCode> {
+        match log.write(record).await {
+            Ok(()) => Ok(self.coordinator.borrow_mut().written(record)),
+            Err(e) => {
+                self.coordinator.borrow_mut().write_failed(record);
+                tracing::warn!(transactional_id = record.transactional_id, error = %e, "writing a transaction record failed");
+                // Kafka's mapping of a failed append to what the client retries.
+                Err(match e {
+                    ErrorCode::NotCoordinator | ErrorCode::KafkaStorageError => {
+                        ErrorCode::NotCoordinator
+                    }
+                    ErrorCode::MessageTooLarge | ErrorCode::RecordListTooLarge => {
+                        ErrorCode::UnknownServerError
+                    }
+                    _ => ErrorCode::CoordinatorNotAvailable,
+                })
+            }
+        }
+    }
+
+    /// Delivers `job`'s markers in the background, then completes its
+    /// transaction.
+    fn deliver(self: &Rc<Self>, shard: &Rc<Shard>, partition: PartitionId, job: MarkerJob) {
+        let home = self.clone();
+        let shard = shard.clone();
+        glommio::spawn_local(async move { home.deliver_markers(shard, partition, job).await })
+            .detach();
+    }
+
+    /// Writes `job`'s marker to every partition of its transaction, retrying
+    /// those that fail, then writes its completion. Gives up (leaving the
+    /// transaction prepared, for the next leader's load to finish) when
+    /// the partition stops being served here.
+    async fn deliver_markers(
+        self: Rc<Self>,
+        shard: Rc<Shard>,
+        partition: PartitionId,
+        job: MarkerJob,
+    ) {
+        let mut left: Vec<(String, PartitionId)> = job.partitions.iter().cloned().collect();
+        let mut wait = MARKER_RETRY_MIN;
+        loop {
+            let Some(log) = self.serving(partition) else {
+                return;
+            };
+            if left.is_empty() {
+                let record = self
+                    .coordinator
+                    .borrow_mut()
+                    .markers_written(&job, self.env.now_ms());
+                let Some(record) = record else {
+                    return;
+                };
+                if self.write(&log, &record).await.is_ok() {
+                    self.timers_changed.notify_all();
+                    return;
+                }
+            } else {
+                let Some(coordinator_epoch) = log.coordinator_epoch() else {
+                    return;
+                };
+                let marker = Marker {
+                    producer_id: job.producer_id,
+                    producer_epoch: job.producer_epoch,
+                    control: job.control,
+                    coordinator_epoch,
+                };
+                left = shard.write_markers_anywhere(left, marker).await;
+                if left.is_empty() {
+                    continue;
+                }
+            }
+            self.env.sleep(wait).await;
+            wait = (wait * 2).min(MARKER_RETRY_MAX);
+        }
+    }
+
+    /// The log serving `partition`, while it is served here.
+    fn serving(&self, partition: PartitionId) -> Option<Rc<TxnLog>> {
+        if self.stopped.get() {
+            return None;
+        }
+        self.logs
+            .borrow()
+            .get(&partition)
+            .filter(|log| !log.is_stopped())
+            .cloned()
+    }
+
+    /// Aborts transactions at their timeout: one wait until the next one,
+    /// re-armed whenever a request may have moved it. Runs until the shard
+    /// stops.
+    async fn run_timers(self: Rc<Self>, shard: Rc<Shard>) {
+        let mut expired_late = false;
+        while !self.stopped.get() {
+            let changed = self.timers_changed.changed();
+            let now = self.env.now_ms();
+            let next = self.coordinator.borrow().next_deadline_ms();
+            match next {
+                // A timeout whose abort could not be written is tried again
+                // after a pause, not in a spin.
+                Some(at) if at <= now && expired_late => {
+                    drop(changed);
+                    self.env.sleep(MARKER_RETRY_MAX).await;
+                    expired_late = false;
+                    continue;
+                }
+                Some(at) if at <= now => {
+                    expired_late = true;
+                    drop(changed);
+                    let expired = self.coordinator.borrow_mut().expire(now);
+                    let count = self.partition_count.get();
+                    for record in expired {
+                        let partition = coordinator_partition(&record.transactional_id, count);
+                        let Some(log) = self.serving(partition) else {
+                            self.coordinator.borrow_mut().write_failed(&record);
+                            continue;
+                        };
+                        tracing::info!(
+                            transactional_id = record.transactional_id,
+                            "aborting a transaction past its timeout"
+                        );
+                        if let Ok(Written::Prepared(job)) = self.write(&log, &record).await {
+                            self.deliver(&shard, partition, job);
+                        }
+                    }
+                }
+                Some(at) => {
+                    expired_late = false;
+                    let wait = Duration::from_millis((at - now).max(1) as u64);
+                    futures_lite::future::or(changed, self.env.sleep(wait)).await;
+                }
+                None => {
+                    expired_late = false;
+                    changed.await;
+                }
+            }
+        }
+    }
+}
+
+/// Why a plan was not carried out.
+enum Asked {
+    /// Answer with this error.
+    Error(ErrorCode),
+    /// Allocate a producer id and ask again.
+    ProducerId,
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Runs every transaction scenario (transactions.py) against the real Apache
+# Kafka (scripts/kafka-oracle) and compares each one's stdout with
+# expected/txn-SCENARIO.txt, or with --record rewrites those files.
+#
+# Usage: tests/clients/python/transactions_oracle.sh [--record]
+#
+# Kafka runs on a free loopback port with a temporary data directory and is
+# stopped at the end. It looks for timed-out transactions every second
+# (transaction.abort.timed.out.transaction.cleanup.interval.ms, 10 s by
+# default), so the timeout scenario does not wait long; the lines it prints
+# are the same either way. Names are unique per run. Prints one line per
+# scenario with its verdict; exits non-zero if any failed or differed.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../../.." && pwd)"
+oracle="$root/scripts/kafka-oracle"
+expected="$here/expected"
+python="${SLUICE_TEST_PYTHON:-python3}"
+
+record=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --record) record=1; shift ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
+  esac
+done
+
+work="$(mktemp -d)"
+data="$work/kafka"
+port="$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+bootstrap="127.0.0.1:$port"
+cleanup() {
+  "$oracle" stop --data "$data" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+"$oracle" start --port "$port" --data "$data" \
+  --config transaction.abort.timed.out.transaction.cleanup.interval.ms=1000 >/dev/null
+
+run_id="$(date +%s)-$$"
+failed=0
+for scenario in commit-abort fence timeout lso rpw; do
+  name="txn-$scenario"
+  rc=0
+  timeout 300 "$python" "$here/transactions.py" "$scenario" "$bootstrap" "$name-$run_id" \
+    >"$work/$name.out" 2>"$work/$name.err" || rc=$?
+  verdict=ok
+  if [ "$rc" -ne 0 ]; then
+    verdict="exit $rc"
+    tail -n 20 "$work/$name.err" >&2
+  elif [ "$record" = 1 ]; then
+    cp "$work/$name.out" "$expected/$name.txt"
+    verdict=recorded
+  elif ! diff -u "$expected/$name.txt" "$work/$name.out" >&2; then
+    verdict=differs
+  fi
+  echo "$name: $verdict"
+  [ "$verdict" = ok ] || [ "$verdict" = recorded ] || failed=1
+done
+exit "$failed"
