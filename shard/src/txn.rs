@@ -19,7 +19,7 @@
 //! aborted, never half.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -48,7 +48,7 @@ const MARKER_RETRY_MAX: Duration = Duration::from_secs(1);
 pub struct TxnHome {
     coordinator: RefCell<TxnCoordinator>,
     /// The loaded partitions of `__transaction_state` this shard leads.
-    logs: RefCell<HashMap<PartitionId, Rc<TxnLog>>>,
+    logs: RefCell<BTreeMap<PartitionId, Rc<TxnLog>>>,
     /// Partitions of `__transaction_state` (0 until the topic exists).
     partition_count: Cell<i32>,
     env: Rc<dyn Env>,
@@ -65,7 +65,7 @@ impl TxnHome {
     pub fn new(max_timeout_ms: i32, env: Rc<dyn Env>) -> TxnHome {
         TxnHome {
             coordinator: RefCell::new(TxnCoordinator::new(max_timeout_ms)),
-            logs: RefCell::new(HashMap::new()),
+            logs: RefCell::new(BTreeMap::new()),
             partition_count: Cell::new(0),
             env,
             timers_changed: Notify::default(),
@@ -167,7 +167,7 @@ impl TxnHome {
     pub fn stop_all(&self) {
         self.stopped.set(true);
         self.timers_changed.notify_all();
-        for (_, log) in self.logs.borrow_mut().drain() {
+        for (_, log) in std::mem::take(&mut *self.logs.borrow_mut()) {
             log.stop();
         }
     }

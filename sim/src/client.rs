@@ -28,6 +28,7 @@ use sluice_shard::{Proposal, Shard, Unreachable};
 use crate::groups::{self, GroupModel};
 use crate::model::{Model, Tp};
 use crate::trace::Trace;
+use crate::txns::{self, TxnModel};
 
 /// What every client task of one process lifetime shares.
 pub struct Clients {
@@ -50,6 +51,8 @@ pub struct Clients {
     /// The promises about groups (shared with the run, which outlives
     /// this process).
     pub groups: Rc<RefCell<GroupModel>>,
+    /// The promises about transactions (likewise).
+    pub txns: Rc<RefCell<TxnModel>>,
 }
 
 impl Clients {
@@ -57,6 +60,7 @@ impl Clients {
         shards: Vec<Rc<Shard>>,
         model: Rc<RefCell<Model>>,
         groups: Rc<RefCell<GroupModel>>,
+        txns: Rc<RefCell<TxnModel>>,
         trace: Rc<RefCell<Trace>>,
     ) -> Rc<Clients> {
         Rc::new(Clients {
@@ -71,6 +75,7 @@ impl Clients {
             acked: Cell::new(0),
             fetches: Cell::new(0),
             groups,
+            txns,
         })
     }
 
@@ -151,6 +156,19 @@ pub enum Op {
         rounds: u32,
         leave: bool,
     },
+    /// One transaction of `transactional_id`: `writes` produced, then
+    /// committed or aborted.
+    Transaction {
+        entry: u32,
+        transactional_id: String,
+        writes: Vec<(Tp, Vec<Bytes>)>,
+        commit: bool,
+    },
+    /// A read_committed read of a whole partition, checked.
+    ReadCommitted {
+        entry: u32,
+        tp: Tp,
+    },
 }
 
 /// Runs `op` as a task of the current executor.
@@ -221,6 +239,13 @@ async fn run(c: &Rc<Clients>, op: Op) {
             rounds,
             leave,
         } => groups::member(c, entry, group, suffix, rounds, leave).await,
+        Op::Transaction {
+            entry,
+            transactional_id,
+            writes,
+            commit,
+        } => txns::transaction(c, entry, transactional_id, writes, commit).await,
+        Op::ReadCommitted { entry, tp } => txns::read_committed(c, entry, tp).await,
         Op::CreatePartitions { entry, name, total } => {
             let proposal = Proposal::CreatePartitions {
                 name: name.clone(),
@@ -362,6 +387,42 @@ fn record_ack(c: &Clients, tp: &Tp, base_offset: Offset, values: &[Bytes]) {
         drop(model);
         c.fail(e);
     }
+}
+
+/// A transactional producer's batch (acks=all) to `tp` through `shard`,
+/// recorded in the model when acknowledged; its base offset.
+pub(crate) async fn send_transactional(
+    c: &Rc<Clients>,
+    shard: &Rc<Shard>,
+    tp: &Tp,
+    batch: Bytes,
+) -> Result<Offset, ErrorCode> {
+    let broker = shard.config.node_id;
+    let to = shard
+        .metadata()
+        .leader_shard(broker, &tp.0, tp.1)
+        .map_err(|_| ErrorCode::UnknownTopicOrPartition)?;
+    c.produced.set(c.produced.get() + 1);
+    let values: Vec<Bytes> = sluice_core::batch::BatchIter::new(batch.clone())
+        .filter_map(Result::ok)
+        .flat_map(|b| {
+            sluice_core::records::RecordIter::new(&b)
+                .into_iter()
+                .flatten()
+                .filter_map(Result::ok)
+                .map(|r| r.value.unwrap_or_default())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let result = send_produce(shard, to, tp, batch, -1).await;
+    c.event(format!(
+        "transactional produce {tp:?} x{}: {result:?}",
+        values.len()
+    ));
+    if let Ok(base) = result {
+        record_ack(c, tp, base, &values);
+    }
+    result
 }
 
 /// Produce as the Kafka handler does it: append on the owner, then, when

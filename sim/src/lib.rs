@@ -3,12 +3,14 @@
 //! Owns: seeded runs ([`run::run`]) of the node's real shard code
 //! (`sluice_shard::Shard`: produce, group commit, fetch and long polls,
 //! ListOffsets, the controller and metadata application with its
-//! snapshots, calls between shards, the group coordinator) over the log
+//! snapshots, calls between shards, the group coordinator, the
+//! transaction coordinator and its markers) over the log
 //! crate's in-memory disk, a virtual clock and a simulated mesh
 //! (`sluice_shard::simulated`), driven by simulated clients ([`client`],
-//! [`groups`]) and faults (power loss with torn writes, SIGKILL, failing
+//! [`groups`], [`txns`]) and faults (power loss with torn writes, SIGKILL, failing
 //! writes and syncs), with the invariants of [`model`] and
-//! [`groups::GroupModel`] checked after every step and after every restart.
+//! [`groups::GroupModel`] and [`txns::TxnModel`] checked after every step
+//! and after every restart.
 //!
 //! One seed is one run: every choice comes from the seed, time moves only
 //! when the run moves it, and the shards of a process run on one glommio
@@ -27,5 +29,6 @@ pub mod model;
 pub mod node;
 pub mod run;
 pub mod trace;
+pub mod txns;
 
 pub use run::{run, Failure, Report, SimConfig};

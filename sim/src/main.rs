@@ -89,7 +89,7 @@ fn main() -> ExitCode {
         match run(&config) {
             Ok(report) => {
                 println!(
-                    "seed {seed}: ok, {} steps, {} shards, flush {}, {} restarts ({} power losses, {} kills), {} disk faults, {} produces ({} acked), {} fetches, {} joins, {} commits acked, {} messages, {} invariant checks, trace {:016x} ({} events)",
+                    "seed {seed}: ok, {} steps, {} shards, flush {}, {} restarts ({} power losses, {} kills), {} disk faults, {} produces ({} acked), {} fetches, {} joins, {} commits acked, {} transactions committed and {} aborted, {} messages, {} invariant checks, trace {:016x} ({} events)",
                     report.steps,
                     config.shards,
                     if config.flush_always { "always" } else { "never" },
@@ -102,6 +102,8 @@ fn main() -> ExitCode {
                     report.fetches,
                     report.joins,
                     report.commits_acked,
+                    report.transactions_committed,
+                    report.transactions_aborted,
                     report.messages,
                     report.checks.total(),
                     report.trace_hash,

@@ -46,6 +46,8 @@ pub struct Checks {
     pub metadata: u64,
     /// Group offset fetches compared with acknowledged commits.
     pub offset_fetches: u64,
+    /// Whole-partition read_committed reads checked against transactions.
+    pub read_committed: u64,
 }
 
 impl Checks {
@@ -57,6 +59,7 @@ impl Checks {
             + self.list_offsets
             + self.metadata
             + self.offset_fetches
+            + self.read_committed
     }
 }
 
@@ -170,17 +173,22 @@ impl Model {
         may_have_lost_unsynced: bool,
     ) -> Result<(), String> {
         self.checks.full_reads += 1;
-        let read = decode(records)?;
-        // Dense and increasing from the log start.
+        // Dense and increasing from the log start (transaction markers
+        // included: each takes an offset).
         let mut expected = log_start_offset;
-        for (offset, _) in &read {
-            if *offset != expected {
+        let mut markers = BTreeSet::new();
+        for (offset, _, control) in decode_all(records)? {
+            if control {
+                markers.insert(offset);
+            }
+            if offset != expected {
                 return Err(format!(
                     "{tp:?}: offsets not dense: expected {expected}, read {offset}"
                 ));
             }
             expected += 1;
         }
+        let read = decode(records)?;
         if expected != high_watermark {
             return Err(format!(
                 "{tp:?}: read up to {expected}, but the high watermark is {high_watermark}"
@@ -201,9 +209,12 @@ impl Model {
         let by_offset: BTreeMap<Offset, Bytes> = read.into_iter().collect();
         if may_have_lost_unsynced {
             // A power loss without `always`: records at or past the
-            // recovered end were allowed to go.
+            // recovered end were allowed to go. The transaction
+            // coordinator may have written markers there since the start
+            // (completing transactions it found prepared): their offsets
+            // are past the recovered end too.
             if let Some(acked) = self.acked.get_mut(tp) {
-                acked.retain(|offset, _| *offset < high_watermark);
+                acked.retain(|offset, _| *offset < high_watermark && !markers.contains(offset));
             }
         }
         for (what, known) in [("acknowledged", &self.acked), ("fetched", &self.observed)] {
@@ -244,17 +255,29 @@ pub fn short(value: &Bytes) -> String {
     text.trim_end_matches('.').to_owned()
 }
 
-/// Every record of `bytes` (whole batches) as (offset, value).
+/// Every data record of `bytes` (whole batches) as (offset, value):
+/// transaction markers left out.
 pub fn decode(bytes: &Bytes) -> Result<Vec<(Offset, Bytes)>, String> {
+    Ok(decode_all(bytes)?
+        .into_iter()
+        .filter(|(_, _, control)| !control)
+        .map(|(offset, value, _)| (offset, value))
+        .collect())
+}
+
+/// Every record of `bytes` (whole batches) as (offset, value, whether it
+/// is a transaction marker).
+pub fn decode_all(bytes: &Bytes) -> Result<Vec<(Offset, Bytes, bool)>, String> {
     let mut out = Vec::new();
     for batch in BatchIter::new(bytes.clone()) {
         let batch = batch.map_err(|e| format!("a batch does not decode: {e}"))?;
         batch
             .verify_crc()
             .map_err(|e| format!("a batch at {} fails its CRC: {e}", batch.base_offset()))?;
+        let control = batch.is_control();
         for record in RecordIter::new(&batch).map_err(|e| format!("records: {e}"))? {
             let record = record.map_err(|e| format!("a record does not decode: {e}"))?;
-            out.push((record.offset, record.value.unwrap_or_default()));
+            out.push((record.offset, record.value.unwrap_or_default(), control));
         }
     }
     Ok(out)

@@ -22,6 +22,7 @@ use sluice_log::MemoryStorage;
 use crate::client::{self, Clients, Op, ProduceOp};
 use crate::groups::GroupModel;
 use crate::model::{Checks, Model, Tp};
+use crate::txns::{read_visible, TxnModel};
 use sluice_shard::simulated::node::{Node, NodeParts};
 
 use crate::node::{data_dir, read_all};
@@ -107,6 +108,8 @@ pub struct Report {
     pub fetches: u64,
     pub joins: u64,
     pub commits_acked: u64,
+    pub transactions_committed: u64,
+    pub transactions_aborted: u64,
     pub messages: u64,
     pub checks: Checks,
     pub trace_events: u64,
@@ -153,6 +156,7 @@ struct World {
     disk: MemoryStorage,
     model: Rc<RefCell<Model>>,
     groups: Rc<RefCell<GroupModel>>,
+    txns: Rc<RefCell<TxnModel>>,
     trace: Rc<RefCell<Trace>>,
     report: Report,
     now_ms: i64,
@@ -191,6 +195,7 @@ pub fn run(config: &SimConfig) -> Result<Report, Failure> {
             ..Model::default()
         })),
         groups: Rc::new(RefCell::new(GroupModel::default())),
+        txns: Rc::new(RefCell::new(TxnModel::default())),
         trace: Rc::new(RefCell::new(Trace::new(config.verbose))),
         report: Report::default(),
         now_ms: 1_700_000_000_000,
@@ -218,6 +223,10 @@ pub fn run(config: &SimConfig) -> Result<Report, Failure> {
     world.report.checks.offset_fetches = groups.offset_fetches_checked;
     world.report.joins = groups.joins;
     world.report.commits_acked = groups.commits_acked;
+    let txns = world.txns.borrow();
+    world.report.transactions_committed = txns.commits_acked;
+    world.report.transactions_aborted = txns.aborts_acked;
+    world.report.checks.read_committed = txns.reads_checked;
     world.report.steps = world.step;
     let trace = world.trace.borrow();
     world.report.trace_events = trace.events();
@@ -263,6 +272,7 @@ async fn lifetime(world: &mut World) -> Result<Ended, String> {
         node.shards.clone(),
         world.model.clone(),
         world.groups.clone(),
+        world.txns.clone(),
         world.trace.clone(),
     );
     let mut last_log_end: BTreeMap<Tp, i64> = BTreeMap::new();
@@ -281,6 +291,7 @@ async fn lifetime(world: &mut World) -> Result<Ended, String> {
             world.disk.clear_faults();
             world.model.borrow_mut().crashed();
             world.groups.borrow_mut().crashed();
+            world.txns.borrow_mut().crashed();
             world.trace.borrow_mut().event("final SIGKILL");
             break Ended::Crashed;
         }
@@ -436,7 +447,32 @@ fn client_op(world: &mut World, node: &Node) -> Option<Op> {
     }
     let tp = (topic, rng.below(partitions as u64) as i32);
     match roll {
-        8..=64 => {
+        60..=62 => {
+            // A transaction over one or two partitions (of any topics).
+            let mut writes = Vec::new();
+            for _ in 0..1 + rng.below(2) {
+                let (topic, partitions) = rng.pick(&topics)?.clone();
+                let tp = (topic, rng.below(partitions as u64) as i32);
+                if writes.iter().any(|(t, _)| *t == tp) {
+                    continue;
+                }
+                let values = (0..1 + rng.below(3))
+                    .map(|_| {
+                        world.next_value += 1;
+                        client::value(world.config.seed, world.next_value, 40)
+                    })
+                    .collect();
+                writes.push((tp, values));
+            }
+            Some(Op::Transaction {
+                entry,
+                transactional_id: format!("x{}", rng.below(3)),
+                writes,
+                commit: rng.chance(60),
+            })
+        }
+        63..=64 => Some(Op::ReadCommitted { entry, tp }),
+        8..=59 => {
             let count = 1 + rng.below(5);
             let len = rng.below(3000) as usize;
             let values = (0..count)
@@ -510,6 +546,7 @@ fn crash(world: &mut World, node: &Node) -> Ended {
     node.clock.clear();
     world.model.borrow_mut().crashed();
     world.groups.borrow_mut().crashed();
+    world.txns.borrow_mut().crashed();
     world.trace.borrow_mut().event(&format!(
         "crash: {}",
         if power_loss { "power loss" } else { "SIGKILL" }
@@ -663,13 +700,27 @@ async fn verify_everything(world: &mut World, node: &Node) -> Result<(), String>
                 offsets.high_watermark,
             )
             .await?;
+            let tp = (topic.clone(), partition);
             world.model.borrow_mut().check_partition(
-                &(topic.clone(), partition),
+                &tp,
                 offsets.log_start_offset,
                 offsets.high_watermark,
                 &records,
                 may_have_lost,
             )?;
+            // What a crash was allowed to lose, no transaction promises.
+            world
+                .txns
+                .borrow_mut()
+                .forget_lost(&world.model.borrow(), &tp);
+            let shard = &node.shards[owner as usize];
+            if let Some((visible, lso)) = read_visible(shard, owner, &tp).await? {
+                let now = shard.env().now_ms();
+                world
+                    .txns
+                    .borrow_mut()
+                    .check_read(&tp, &visible, lso, now)?;
+            }
         }
     }
     Ok(())

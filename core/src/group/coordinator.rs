@@ -10,7 +10,7 @@
 //! applied here only after its record is durable (the caller persists first,
 //! then calls [`GroupCoordinator::apply`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 
@@ -80,7 +80,7 @@ pub struct GroupCoordinator {
     /// Offsets committed inside transactions not yet ended, by producer id
     /// (TxnOffsetCommit): durable, but applied only when the transaction's
     /// commit marker is written, and dropped at its abort marker.
-    txn_offsets: HashMap<i64, Vec<OffsetsRecord>>,
+    txn_offsets: BTreeMap<i64, Vec<OffsetsRecord>>,
 }
 
 impl GroupCoordinator {
@@ -91,7 +91,7 @@ impl GroupCoordinator {
             groups: BTreeMap::new(),
             consumer_groups: BTreeMap::new(),
             dirty: BTreeSet::new(),
-            txn_offsets: HashMap::new(),
+            txn_offsets: BTreeMap::new(),
         }
     }
 

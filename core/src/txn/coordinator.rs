@@ -20,7 +20,7 @@
 //! transaction that is aborted by its timeout or by a new instance gets a
 //! bumped epoch in its markers, so the old instance can write nothing more.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::ErrorCode;
 use crate::txn::marker::ControlType;
@@ -115,7 +115,7 @@ pub enum Written {
 /// The coordinator of one shard's transactional ids.
 #[derive(Debug, Clone)]
 pub struct TxnCoordinator {
-    txns: HashMap<String, TxnMetadata>,
+    txns: BTreeMap<String, TxnMetadata>,
     max_timeout_ms: i32,
 }
 
@@ -124,7 +124,7 @@ impl TxnCoordinator {
     /// (`transaction.max.timeout.ms`).
     pub fn new(max_timeout_ms: i32) -> TxnCoordinator {
         TxnCoordinator {
-            txns: HashMap::new(),
+            txns: BTreeMap::new(),
             max_timeout_ms,
         }
     }

@@ -15,7 +15,7 @@
 //! are kept in the order of their markers, each with its first offset and
 //! its marker's offset, for Fetch's `aborted_transactions`.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -43,7 +43,7 @@ pub struct UnstableTxn {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionTxns {
     /// Producer → first offset of its open transaction.
-    open: HashMap<i64, Offset>,
+    open: BTreeMap<i64, Offset>,
     /// First offset → the transaction, for every one not yet stable.
     unstable: BTreeMap<Offset, UnstableTxn>,
     /// Aborted transactions, oldest marker first.

@@ -9,6 +9,8 @@
 //! `__consumer_offsets` goes through that partition's group coordinator,
 //! so the offsets the transaction committed take effect in order with it.
 
+use std::collections::BTreeMap;
+
 use sluice_core::txn::marker::{ControlType, Marker};
 
 use crate::group::OFFSETS_TOPIC;
@@ -38,8 +40,8 @@ impl Shard {
         marker: Marker,
     ) -> Vec<(String, PartitionId)> {
         let me = self.config.node_id;
-        let mut local: HashMap<ShardId, Vec<(String, PartitionId)>> = HashMap::new();
-        let mut remote: HashMap<i32, Vec<(String, PartitionId)>> = HashMap::new();
+        let mut local: BTreeMap<ShardId, Vec<(String, PartitionId)>> = BTreeMap::new();
+        let mut remote: BTreeMap<i32, Vec<(String, PartitionId)>> = BTreeMap::new();
         let mut left = Vec::new();
         {
             let metadata = self.metadata();

@@ -1,0 +1,494 @@
+//! Simulated transactional producers and read_committed consumers, over
+//! the shards' transaction coordinators and partitions.
+//!
+//! Owns: the transaction operations of the run and their promises in
+//! [`TxnModel`]. A transaction is one task: InitProducerId (a fresh epoch),
+//! AddPartitionsToTxn, transactional produces, then EndTxn commit or abort,
+//! each the shard call its handler in `net/` makes. A read is a
+//! read_committed Fetch of a whole partition from its log start, with the
+//! aborted transactions filtered out as a client filters them.
+//!
+//! Invariants (checked at every read, and at every start over every
+//! partition):
+//! - no record of a transaction that was not committed (aborted, or whose
+//!   producer never sent a commit) is ever returned to read_committed;
+//! - a transaction is all or nothing: read_committed returns either every
+//!   acknowledged record of it in a partition or none, once the last
+//!   stable offset is past them;
+//! - the last stable offset never passes the first record of a transaction
+//!   its producer still has open (and that its timeout did not end);
+//! - a transaction whose commit was acknowledged is never aborted: its
+//!   records, once the last stable offset passes them, are all returned.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use sluice_core::batch::{BatchBuilder, BatchIter};
+use sluice_core::group::coordinator_partition;
+use sluice_core::records::RecordIter;
+use sluice_core::txn::marker::{control_type, ControlType};
+use sluice_core::{ErrorCode, Offset};
+use sluice_shard::message::{Fetch, PartitionRead, Propose, Txn, TxnRequest, TxnResponse};
+use sluice_shard::txn::TRANSACTION_STATE_TOPIC;
+use sluice_shard::{Proposal, Shard};
+
+use crate::client::{send_transactional, Clients};
+use crate::model::{Model, Tp};
+
+/// Partitions of `__transaction_state` in the simulation.
+pub const TXN_STATE_PARTITIONS: i32 = 2;
+/// The producers' transaction timeout: long, so that a run's clock rarely
+/// reaches it (a transaction it ends is aborted, which the checks allow).
+pub const TXN_TIMEOUT_MS: i32 = 600_000;
+/// Tries of a request answered CONCURRENT_TRANSACTIONS (or while the
+/// coordinator loads) before the transaction gives up.
+const TRIES: u32 = 20;
+
+/// What became of a transaction, as its producer knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Its producer has not sent EndTxn (yet, or ever: a crash or an error
+    /// ended the producer); only an abort can end it.
+    Open,
+    /// EndTxn was sent; no answer (yet).
+    Ending {
+        commit: bool,
+    },
+    Committed,
+    Aborted,
+}
+
+/// One transaction of the run.
+#[derive(Debug, Clone)]
+pub struct TxnRun {
+    pub transactional_id: String,
+    pub outcome: Outcome,
+    /// Its producer's task still runs in this process.
+    pub live: bool,
+    /// When its first partition was added (the timeout runs from there).
+    pub started_ms: i64,
+    /// Acknowledged records: partition → (offset, value).
+    pub records: BTreeMap<Tp, Vec<(Offset, Bytes)>>,
+}
+
+impl TxnRun {
+    /// True when it may still be committed.
+    fn may_commit(&self) -> bool {
+        matches!(
+            self.outcome,
+            Outcome::Committed | Outcome::Ending { commit: true }
+        )
+    }
+}
+
+/// The promises about transactions.
+#[derive(Debug, Default)]
+pub struct TxnModel {
+    pub txns: Vec<TxnRun>,
+    /// Transactional ids with a transaction running (one at a time).
+    pub busy: BTreeSet<String>,
+    /// Value → the transaction that wrote it.
+    pub by_value: BTreeMap<Bytes, usize>,
+    pub commits_acked: u64,
+    pub aborts_acked: u64,
+    pub reads_checked: u64,
+}
+
+impl TxnModel {
+    /// A crash ended every producer task.
+    pub fn crashed(&mut self) {
+        for t in &mut self.txns {
+            t.live = false;
+        }
+        self.busy.clear();
+    }
+
+    /// Forgets the records of `tp` the model no longer holds acknowledged
+    /// (a crash was allowed to lose them, or the topic is gone).
+    pub fn forget_lost(&mut self, model: &Model, tp: &Tp) {
+        let acked = model.acked.get(tp);
+        for t in &mut self.txns {
+            if let Some(records) = t.records.get_mut(tp) {
+                records.retain(|(offset, value)| {
+                    acked
+                        .and_then(|a| a.get(offset))
+                        .is_some_and(|v| v == value)
+                });
+            }
+        }
+    }
+
+    /// Checks one read_committed read of `tp` from its log start:
+    /// `visible` the values it returned after filtering, `lso` its last
+    /// stable offset, `now_ms` the clock.
+    pub fn check_read(
+        &mut self,
+        tp: &Tp,
+        visible: &[(Offset, Bytes)],
+        lso: Offset,
+        now_ms: i64,
+    ) -> Result<(), String> {
+        self.reads_checked += 1;
+        let shown: BTreeSet<&Bytes> = visible.iter().map(|(_, v)| v).collect();
+        for (offset, value) in visible {
+            let Some(&i) = self.by_value.get(value) else {
+                continue; // not a transactional record
+            };
+            let t = &self.txns[i];
+            if !t.may_commit() {
+                return Err(format!(
+                    "{tp:?} offset {offset}: read_committed returned a record of transaction {i} ({}), which was {:?}",
+                    t.transactional_id, t.outcome
+                ));
+            }
+        }
+        for (i, t) in self.txns.iter().enumerate() {
+            let Some(records) = t.records.get(tp) else {
+                continue;
+            };
+            let Some(first) = records.iter().map(|(o, _)| *o).min() else {
+                continue;
+            };
+            if t.live
+                && t.outcome == Outcome::Open
+                && now_ms < t.started_ms + i64::from(TXN_TIMEOUT_MS)
+                && lso > first
+            {
+                return Err(format!(
+                    "{tp:?}: the last stable offset {lso} passed the first record ({first}) of transaction {i} ({}), which is open",
+                    t.transactional_id
+                ));
+            }
+            let last = records.iter().map(|(o, _)| *o).max().unwrap_or(first);
+            if last >= lso {
+                continue; // not stable yet: nothing of it may show
+            }
+            let seen = records.iter().filter(|(_, v)| shown.contains(v)).count();
+            if seen != 0 && seen != records.len() {
+                return Err(format!(
+                    "{tp:?}: read_committed returned {seen} of the {} records of transaction {i} ({})",
+                    records.len(),
+                    t.transactional_id
+                ));
+            }
+            if t.outcome == Outcome::Committed && seen == 0 {
+                return Err(format!(
+                    "{tp:?}: transaction {i} ({}) was committed, but read_committed returns none of its records below the last stable offset {lso}",
+                    t.transactional_id
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Creates `__transaction_state` if it does not exist (the first
+/// FindCoordinator for a transactional id does it).
+async fn ensure_state_topic(shard: &Rc<Shard>) {
+    if shard
+        .metadata()
+        .topics
+        .contains_key(TRANSACTION_STATE_TOPIC)
+    {
+        return;
+    }
+    let proposal = Proposal::CreateTopic {
+        name: TRANSACTION_STATE_TOPIC.to_owned(),
+        partitions: TXN_STATE_PARTITIONS,
+        replication_factor: 1,
+        assignments: Vec::new(),
+        configs: vec![
+            ("cleanup.policy".into(), "compact".into()),
+            ("retention.ms".into(), "-1".into()),
+            ("segment.bytes".into(), "16384".into()),
+        ],
+        validate_only: false,
+    };
+    let _ = shard.call(0, Propose(proposal)).await;
+}
+
+/// Sends `request` to `transactional_id`'s coordinator, retrying while it
+/// loads or the transaction is busy.
+async fn txn_call(shard: &Rc<Shard>, transactional_id: &str, request: TxnRequest) -> TxnResponse {
+    let mut answer = TxnResponse::Error(ErrorCode::CoordinatorNotAvailable);
+    for _ in 0..TRIES {
+        let metadata = shard.metadata().clone();
+        let Some(topic) = metadata.topics.get(TRANSACTION_STATE_TOPIC) else {
+            return answer;
+        };
+        let partition = coordinator_partition(transactional_id, topic.partitions.len() as i32);
+        let broker = shard.config.node_id;
+        let Ok(owner) = metadata.leader_shard(broker, TRANSACTION_STATE_TOPIC, partition) else {
+            return answer;
+        };
+        let op = Txn {
+            partition,
+            request: request.clone(),
+        };
+        answer = match shard.call(owner, op).await {
+            Ok(answer) => answer,
+            Err(_) => return TxnResponse::Error(ErrorCode::UnknownServerError),
+        };
+        match answer {
+            TxnResponse::Error(
+                ErrorCode::ConcurrentTransactions | ErrorCode::CoordinatorLoadInProgress,
+            ) => shard.env().sleep(Duration::from_millis(50)).await,
+            _ => return answer,
+        }
+    }
+    answer
+}
+
+/// One transaction of `transactional_id`: `writes` produced to their
+/// partitions, then committed (`commit`) or aborted.
+pub async fn transaction(
+    c: &Rc<Clients>,
+    entry: u32,
+    transactional_id: String,
+    writes: Vec<(Tp, Vec<Bytes>)>,
+    commit: bool,
+) {
+    if !c.txns.borrow_mut().busy.insert(transactional_id.clone()) {
+        return;
+    }
+    let shard = c.shards[entry as usize].clone();
+    let outcome = run_transaction(c, &shard, &transactional_id, writes, commit).await;
+    c.trace
+        .borrow_mut()
+        .event(&format!("transaction {transactional_id}: {outcome}"));
+    c.txns.borrow_mut().busy.remove(&transactional_id);
+}
+
+async fn run_transaction(
+    c: &Rc<Clients>,
+    shard: &Rc<Shard>,
+    id: &str,
+    writes: Vec<(Tp, Vec<Bytes>)>,
+    commit: bool,
+) -> String {
+    ensure_state_topic(shard).await;
+    let init = |fresh| TxnRequest::InitProducerId {
+        transactional_id: id.to_owned(),
+        timeout_ms: TXN_TIMEOUT_MS,
+        expected: None,
+        fresh,
+    };
+    let mut answer = txn_call(shard, id, init(None)).await;
+    if let TxnResponse::NeedProducerId = answer {
+        let Ok(Ok(fresh)) = shard.call(0, Propose(Proposal::AllocateProducerId)).await else {
+            return "no producer id".into();
+        };
+        answer = txn_call(shard, id, init(Some(fresh))).await;
+    }
+    let TxnResponse::ProducerId { producer_id, epoch } = answer else {
+        return format!("InitProducerId: {answer:?}");
+    };
+    let partitions: Vec<Tp> = writes.iter().map(|(tp, _)| tp.clone()).collect();
+    let index = {
+        let mut model = c.txns.borrow_mut();
+        model.txns.push(TxnRun {
+            transactional_id: id.to_owned(),
+            outcome: Outcome::Open,
+            live: true,
+            started_ms: shard.env().now_ms(),
+            records: BTreeMap::new(),
+        });
+        let index = model.txns.len() - 1;
+        for (_, values) in &writes {
+            for v in values {
+                model.by_value.insert(v.clone(), index);
+            }
+        }
+        index
+    };
+    let add = TxnRequest::AddPartitions {
+        transactional_id: id.to_owned(),
+        producer_id,
+        epoch,
+        partitions: partitions.clone(),
+        verify_only: false,
+    };
+    match txn_call(shard, id, add).await {
+        TxnResponse::Partitions(errors) if errors.iter().all(|e| *e == ErrorCode::None) => {}
+        other => return format!("AddPartitionsToTxn: {other:?} (left open)"),
+    }
+    for (tp, values) in writes {
+        let mut batch = BatchBuilder::new(shard.env().now_ms())
+            .producer(producer_id, epoch, 0)
+            .transactional();
+        for v in &values {
+            batch = batch.record(None, Some(v));
+        }
+        match send_transactional(c, shard, &tp, batch.build()).await {
+            Ok(base) => {
+                let mut model = c.txns.borrow_mut();
+                let records = model.txns[index].records.entry(tp.clone()).or_default();
+                for (i, v) in values.into_iter().enumerate() {
+                    records.push((base + i as Offset, v));
+                }
+            }
+            // Not known whether it was written: a client aborts.
+            Err(e) => {
+                let _ = end(c, shard, id, index, producer_id, epoch, false).await;
+                return format!("produce to {tp:?}: {e:?}, aborted");
+            }
+        }
+    }
+    end(c, shard, id, index, producer_id, epoch, commit).await
+}
+
+async fn end(
+    c: &Rc<Clients>,
+    shard: &Rc<Shard>,
+    id: &str,
+    index: usize,
+    producer_id: i64,
+    epoch: i16,
+    commit: bool,
+) -> String {
+    c.txns.borrow_mut().txns[index].outcome = Outcome::Ending { commit };
+    let request = TxnRequest::EndTxn {
+        transactional_id: id.to_owned(),
+        producer_id,
+        epoch,
+        commit,
+    };
+    let answer = txn_call(shard, id, request).await;
+    let mut model = c.txns.borrow_mut();
+    match answer {
+        TxnResponse::Error(ErrorCode::None) => {
+            let t = &mut model.txns[index];
+            t.outcome = if commit {
+                Outcome::Committed
+            } else {
+                Outcome::Aborted
+            };
+            if commit {
+                model.commits_acked += 1;
+            } else {
+                model.aborts_acked += 1;
+            }
+            format!("{} acknowledged", if commit { "commit" } else { "abort" })
+        }
+        other => format!("EndTxn: {other:?} (in doubt)"),
+    }
+}
+
+/// A read_committed read of all of `tp` through shard `entry`, checked.
+pub async fn read_committed(c: &Rc<Clients>, entry: u32, tp: Tp) {
+    let shard = c.shards[entry as usize].clone();
+    let broker = shard.config.node_id;
+    let Ok(owner) = shard.metadata().leader_shard(broker, &tp.0, tp.1) else {
+        return;
+    };
+    match read_visible(&shard, owner, &tp).await {
+        Ok(Some((visible, lso))) => {
+            let now = shard.env().now_ms();
+            let checked = c.txns.borrow_mut().check_read(&tp, &visible, lso, now);
+            if let Err(e) = checked {
+                c.fail(e);
+            }
+        }
+        Ok(None) => {}
+        Err(e) => c.fail(e),
+    }
+}
+
+/// Reads `tp` on `owner` from its log start to its last stable offset as a
+/// read_committed consumer does, dropping the records of aborted
+/// transactions as a client does (from each aborted transaction's first
+/// offset, a transactional batch of its producer is skipped until that
+/// producer's abort marker). `None` when the partition is not readable
+/// now (an error a client retries).
+pub async fn read_visible(
+    shard: &Rc<Shard>,
+    owner: u32,
+    tp: &Tp,
+) -> Result<Option<(Vec<(Offset, Bytes)>, Offset)>, String> {
+    let mut next = 0;
+    let mut lso: Offset;
+    let mut visible = Vec::new();
+    let mut aborting: BTreeSet<i64> = BTreeSet::new();
+    // Aborted transactions learnt so far: (first offset, producer).
+    let mut pending: BTreeSet<(Offset, i64)> = BTreeSet::new();
+    let mut first = true;
+    loop {
+        let request = Fetch {
+            reads: vec![PartitionRead {
+                topic: tp.0.clone(),
+                partition: tp.1,
+                offset: next,
+                max_bytes: 1 << 20,
+                replica_id: -1,
+                current_leader_epoch: -1,
+                read_committed: true,
+            }],
+            max_bytes: 1 << 20,
+            have_data: false,
+        };
+        let result = match shard.call(owner, request).await {
+            Ok(mut results) if results.len() == 1 => results.remove(0),
+            _ => return Ok(None),
+        };
+        if result.error == ErrorCode::OffsetOutOfRange && first {
+            next = result.log_start_offset.max(0);
+            first = false;
+            continue;
+        }
+        if result.error != ErrorCode::None {
+            return Ok(None);
+        }
+        first = false;
+        lso = result.last_stable_offset;
+        if result.last_stable_offset > result.high_watermark {
+            return Err(format!(
+                "{tp:?}: last stable offset {} past the high watermark {}",
+                result.last_stable_offset, result.high_watermark
+            ));
+        }
+        for a in &result.aborted {
+            pending.insert((a.first_offset, a.producer_id));
+        }
+        let records = result.records.to_bytes();
+        if records.is_empty() {
+            break;
+        }
+        for batch in BatchIter::new(records) {
+            let batch = batch.map_err(|e| format!("{tp:?}: {e}"))?;
+            let header = batch.header();
+            if header.last_offset() >= lso {
+                return Err(format!(
+                    "{tp:?}: read_committed returned offset {} at or past the last stable offset {lso}",
+                    header.last_offset()
+                ));
+            }
+            next = batch.next_offset();
+            while let Some(&(at, producer)) = pending.first() {
+                if at > header.last_offset() {
+                    break;
+                }
+                pending.pop_first();
+                aborting.insert(producer);
+            }
+            if header.is_control() {
+                if control_type(&header, batch.bytes()) == Some(ControlType::Abort) {
+                    aborting.remove(&header.producer_id);
+                }
+                continue;
+            }
+            if header.is_transactional() && aborting.contains(&header.producer_id) {
+                continue;
+            }
+            for record in RecordIter::new(&batch).map_err(|e| format!("{tp:?}: {e}"))? {
+                let record = record.map_err(|e| format!("{tp:?}: {e}"))?;
+                visible.push((record.offset, record.value.unwrap_or_default()));
+            }
+        }
+        if next >= lso {
+            break;
+        }
+    }
+    Ok(Some((visible, lso)))
+}
