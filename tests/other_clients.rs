@@ -7,9 +7,12 @@
 //! - Go: franz-go's kgo and kadm (tests/clients/go, go.mod/go.sum);
 //! - JavaScript: kafkajs (tests/clients/js, package-lock.json).
 //!
-//! Each client has two tests: one for admin, produce and consume by
+//! Each client has three tests: one for admin, produce and consume by
 //! assignment, one for consumer groups (subscribe, commit, resume from the
-//! commits, members sharing the partitions, and the group admin calls).
+//! commits, members sharing the partitions, and the group admin calls),
+//! and one for transactions with the client's own transactional API
+//! (commits and aborts read back under both isolation levels, a fenced
+//! zombie producer; for Java also read-process-write).
 //! The first test of a client to run brings it up to date (mvn, go build,
 //! npm ci: the first run fetches the dependencies, later ones are fast and
 //! offline), once for both; each test then starts its own broker and runs
@@ -384,4 +387,43 @@ fn kafkajs_consumer_groups_commit_resume_and_share() {
     let (t, g) = (topic("kafkajs-groups"), topic("kafkajs-group"));
     assert_passed(&kafkajs_check(&dir, &broker, &["produce", &t]));
     assert_passed(&kafkajs_check(&dir, &broker, &["consume", &t, &g]));
+}
+
+/// Transactions with the Java client (SluiceClientCheck.java `txn`): four
+/// transactions committed and aborted in turn, read back read_committed
+/// (exactly the committed records) and read_uncommitted (all of them); a
+/// second producer with the same transactional.id fences the first, whose
+/// commit then fails with ProducerFencedException (Kafka's answer under
+/// transaction version 1, the one this broker finalizes); and a
+/// read-process-write round with sendOffsetsToTransaction, whose output
+/// and committed offsets appear together.
+#[test]
+fn java_kafka_clients_transactions_commit_abort_fence_and_read_process_write() {
+    let dir = java_client();
+    let broker = Broker::start();
+    let t = topic("java-txn");
+    assert_passed(&java_check(&dir, &broker, &["txn", &t]));
+}
+
+/// Transactions with franz-go (the program's `txn` mode): committed and
+/// aborted transactions read back under both isolation levels, and a
+/// fenced zombie producer gets PRODUCER_FENCED.
+#[test]
+fn go_franz_go_transactions_commit_abort_and_fence() {
+    let dir = go_client();
+    let broker = Broker::start();
+    let t = topic("franz-go-txn");
+    assert_passed(&go_check(&dir, &broker, &["txn", &t]));
+}
+
+/// Transactions with kafkajs (check.js `txn`): committed and aborted
+/// transactions read back under both isolation levels, and a fenced
+/// zombie producer gets INVALID_PRODUCER_EPOCH (kafkajs speaks versions
+/// that predate PRODUCER_FENCED, and the broker answers it as Kafka does).
+#[test]
+fn kafkajs_transactions_commit_abort_and_fence() {
+    let dir = kafkajs_client();
+    let broker = Broker::start();
+    let t = topic("kafkajs-txn");
+    assert_passed(&kafkajs_check(&dir, &broker, &["txn", &t]));
 }

@@ -3,6 +3,7 @@
 //
 //	go build -o target/clientcheck . && target/clientcheck BOOTSTRAP roundtrip [TOPIC]
 //	target/clientcheck BOOTSTRAP group [TOPIC [GROUP]]
+//	target/clientcheck BOOTSTRAP txn [TOPIC]
 //
 // roundtrip: kadm creates a topic with 3 partitions and lists it; kgo
 // produces 1000 keyed records over the partitions and waits for every ack;
@@ -37,6 +38,27 @@
 // and hand partitions over in a rebalance, and step 3 would report that.
 // GROUP defaults to TOPIC-group.
 //
+// txn: transactions (kgo.TransactionalID, BeginTransaction, EndTransaction,
+// kgo.FetchIsolationLevel):
+//  1. kadm creates TOPIC with 1 partition, and Metadata shows its leader;
+//  2. a transactional client (transactional ID TOPIC-tx) runs 4
+//     transactions of 3 records ("t0-r0" ... "t3-r2"): 0 and 2 commit, 1
+//     and 3 abort, each after ProduceSync has every ack (the aborted records
+//     are in the log);
+//  3. once the partition's read_committed and read_uncommitted end offsets
+//     (kadm ListCommittedOffsets, ListEndOffsets) agree, at 16 (each marker
+//     takes an offset), a read_committed consumer (ConsumePartitions from
+//     offset 0 to that end) reads exactly t0-r0..t0-r2, t2-r0..t2-r2 at
+//     their acked offsets, a read_uncommitted one all 12;
+//  4. a second client with the same transactional ID initialises its
+//     producer ID (fencing the first); the first one's BeginTransaction +
+//     produce + EndTransaction (commit) fails with kerr.InvalidProducerEpoch
+//     when the cluster's finalized transaction.version (ApiVersions) is 2,
+//     Kafka 4.4's default (the produce is rejected), else with
+//     kerr.ProducerFenced (AddPartitionsToTxn is); the second one commits
+//     a transaction ("f-r0"), and read_committed then reads the 6 records
+//     and f-r0, not the fenced client's record.
+//
 // Prints one "ok ..." line per step, then "PASS ..." and exits 0, or
 // "FAIL ..." with what was expected and what came, and exits 1 (2 on bad
 // arguments, 3 when the watchdog fires). SLUICE_CLIENT_LOG=debug (or info,
@@ -58,6 +80,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -129,7 +152,8 @@ func clientVersion() string {
 func main() {
 	if len(os.Args) < 3 || len(os.Args) > 5 || (len(os.Args) == 5 && os.Args[2] != "group") {
 		fmt.Fprintln(os.Stderr, "usage: clientcheck BOOTSTRAP roundtrip [TOPIC]\n"+
-			"       clientcheck BOOTSTRAP group [TOPIC [GROUP]]")
+			"       clientcheck BOOTSTRAP group [TOPIC [GROUP]]\n"+
+			"       clientcheck BOOTSTRAP txn [TOPIC]")
 		os.Exit(2)
 	}
 	bootstrap, mode := os.Args[1], os.Args[2]
@@ -147,8 +171,10 @@ func main() {
 		run = func() error { return roundtrip(bootstrap, topic) }
 	case "group":
 		run = func() error { return groupMode(bootstrap, topic, group) }
+	case "txn":
+		run = func() error { return txnMode(bootstrap, topic) }
 	default:
-		fmt.Fprintf(os.Stderr, "unknown mode %s (expected roundtrip or group)\n", mode)
+		fmt.Fprintf(os.Stderr, "unknown mode %s (expected roundtrip, group or txn)\n", mode)
 		os.Exit(2)
 	}
 	time.AfterFunc(watchdog, func() {
@@ -915,5 +941,345 @@ func groupMode(bootstrap, topic, group string) error {
 	ok("%s: member A assigned %v, member B assigned %v, all %d records exactly once between them, content and "+
 		"per-partition order exact; both CommitUncommittedOffsets and Close; FetchOffsets = end offsets",
 		group2, sa, sb, records)
+	return nil
+}
+
+// txnWait bounds each wait of the txn mode (a topic usable, a read to the
+// end, a transaction's produce or end).
+const txnWait = 30 * time.Second
+
+// readRec is a record read back: its offset and value.
+type readRec struct {
+	offset int64
+	value  string
+}
+
+func (r readRec) String() string { return fmt.Sprintf("%d:%s", r.offset, r.value) }
+
+func recsEqual(a, b []readRec) bool { return slices.Equal(a, b) }
+
+// createSinglePartition creates topic with 1 partition and waits until a
+// Metadata request (not kgo's cache) shows it led by a broker.
+func createSinglePartition(cl *kgo.Client, adm *kadm.Client, topic string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), txnWait)
+	defer cancel()
+	created, err := adm.CreateTopic(ctx, 1, 1, nil, topic)
+	if err != nil {
+		return failf("CreateTopics %s: %v (%s)", topic, err, created.ErrMessage)
+	}
+	last := "no answer"
+	for {
+		req := kmsg.NewPtrMetadataRequest()
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(topic)
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			last = err.Error()
+		} else if len(resp.Topics) == 1 {
+			t := resp.Topics[0]
+			if t.ErrorCode == 0 && len(t.Partitions) == 1 && t.Partitions[0].ErrorCode == 0 && t.Partitions[0].Leader >= 0 {
+				break
+			}
+			last = fmt.Sprintf("error %d, partitions %+v", t.ErrorCode, t.Partitions)
+		}
+		if ctx.Err() != nil {
+			return failf("Metadata %s: not led by a broker within %v of CreateTopics (last answer: %s)", topic, txnWait, last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	ok("CreateTopics %s with 1 partition, led by a broker", topic)
+	return nil
+}
+
+// transactionVersion is the cluster's finalized transaction.version feature
+// level as ApiVersions answers it (0 when not advertised).
+func transactionVersion(cl *kgo.Client) (int16, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
+	defer cancel()
+	req := kmsg.NewPtrApiVersionsRequest()
+	req.ClientSoftwareName = "sluice-go-check"
+	req.ClientSoftwareVersion = "1.0.0"
+	resp, err := req.RequestWith(ctx, cl)
+	if err == nil {
+		err = kerr.ErrorForCode(resp.ErrorCode)
+	}
+	if err != nil {
+		return 0, failf("ApiVersions: %v", err)
+	}
+	for _, f := range resp.FinalizedFeatures {
+		if f.Name == "transaction.version" {
+			return f.MaxVersionLevel, nil
+		}
+	}
+	return 0, nil
+}
+
+// txnClient is a transactional kgo client with transactional ID txID, its
+// producer ID initialised (InitProducerID: this fences an older producer
+// with the same ID).
+func txnClient(bootstrap, txID, name string) (*kgo.Client, error) {
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(bootstrap),
+		kgo.ClientID("sluice-go-check-"+name),
+		kgo.WithLogger(logger()),
+		kgo.RequestTimeoutOverhead(10*time.Second),
+		kgo.ProduceRequestTimeout(stepTimeout),
+		kgo.RecordDeliveryTimeout(60*time.Second),
+		kgo.TransactionalID(txID),
+	)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), txnWait)
+	defer cancel()
+	if _, _, err := cl.ProducerID(ctx); err != nil {
+		cl.Close()
+		return nil, failf("%s: InitProducerID (transactional ID %s): %v", name, txID, err)
+	}
+	return cl, nil
+}
+
+// produceTxn produces values to partition 0 of topic in cl's open
+// transaction and waits for every ack; returns where they went.
+func produceTxn(cl *kgo.Client, topic string, values []string) ([]readRec, error) {
+	recs := make([]*kgo.Record, len(values))
+	for i, v := range values {
+		recs[i] = &kgo.Record{Topic: topic, Partition: 0, Value: []byte(v)}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), txnWait)
+	defer cancel()
+	results := cl.ProduceSync(ctx, recs...)
+	if err := results.FirstErr(); err != nil {
+		return nil, err
+	}
+	acked := make([]readRec, len(values))
+	for i, r := range recs {
+		acked[i] = readRec{r.Offset, values[i]}
+	}
+	return acked, nil
+}
+
+// endTxn ends cl's transaction (commit or abort) within txnWait.
+func endTxn(cl *kgo.Client, commit kgo.TransactionEndTry) error {
+	ctx, cancel := context.WithTimeout(context.Background(), txnWait)
+	defer cancel()
+	return cl.EndTransaction(ctx, commit)
+}
+
+// stableEnd waits (up to txnWait) until partition 0 of topic has no open
+// transaction: the read_committed end offset (kadm ListCommittedOffsets,
+// the last stable offset) equals the read_uncommitted one (ListEndOffsets,
+// the high watermark). A transaction's markers are written after its
+// EndTxn is answered, so right after a commit or abort the last stable
+// offset may still be at the transaction's first record. Returns that end.
+func stableEnd(adm *kadm.Client, topic string) (int64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), txnWait)
+	defer cancel()
+	last := "no answer"
+	for {
+		committed, err1 := adm.ListCommittedOffsets(ctx, topic)
+		ends, err2 := adm.ListEndOffsets(ctx, topic)
+		if err := errors.Join(err1, err2); err != nil {
+			last = err.Error()
+		} else {
+			c, cok := committed.Lookup(topic, 0)
+			e, eok := ends.Lookup(topic, 0)
+			if cok && eok && c.Err == nil && e.Err == nil && c.Offset == e.Offset {
+				return e.Offset, nil
+			}
+			last = fmt.Sprintf("read_committed %+v, read_uncommitted %+v", c, e)
+		}
+		if ctx.Err() != nil {
+			return 0, failf("ListOffsets %s/0: read_committed and read_uncommitted end offsets still differ %v "+
+				"after the transactions ended (last answer: %s)", topic, txnWait, last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// readPartition reads partition 0 of topic from offset 0 up to end with a
+// consumer of the isolation level (read_committed or not), keeping control
+// records to see its position reach end; returns the data records.
+func readPartition(bootstrap, topic string, end int64, committed bool) ([]readRec, error) {
+	isolation, level := "read_uncommitted", kgo.ReadUncommitted()
+	if committed {
+		isolation, level = "read_committed", kgo.ReadCommitted()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), txnWait)
+	defer cancel()
+	consumer, err := kgo.NewClient(
+		kgo.SeedBrokers(bootstrap),
+		kgo.ClientID("sluice-go-check-"+strings.ReplaceAll(isolation, "_", "-")),
+		kgo.WithLogger(logger()),
+		kgo.RequestTimeoutOverhead(10*time.Second),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(0)}}),
+		kgo.FetchIsolationLevel(level),
+		kgo.KeepControlRecords(),
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer consumer.Close()
+	var got []readRec
+	position := int64(0)
+	for position < end {
+		fetches := consumer.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil, failf("%s read of %s/0: at position %d of end offset %d after %v, read %v",
+				isolation, topic, position, end, txnWait, got)
+		}
+		var fetchErr error
+		fetches.EachError(func(t string, p int32, err error) {
+			if fetchErr == nil {
+				fetchErr = failf("%s fetch %s/%d: %v", isolation, t, p, err)
+			}
+		})
+		if fetchErr != nil {
+			return nil, fetchErr
+		}
+		fetches.EachRecord(func(r *kgo.Record) {
+			position = r.Offset + 1
+			if !r.Attrs.IsControl() {
+				got = append(got, readRec{r.Offset, string(r.Value)})
+			}
+		})
+	}
+	return got, nil
+}
+
+func txnMode(bootstrap, topic string) error {
+	cl, err := producerClient(bootstrap)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+
+	// 1. The topic.
+	if err := createSinglePartition(cl, adm, topic); err != nil {
+		return err
+	}
+
+	// 2. Four transactions: 0 and 2 commit, 1 and 3 abort.
+	txID := topic + "-tx"
+	first, err := txnClient(bootstrap, txID, "txn-1")
+	if err != nil {
+		return err
+	}
+	defer first.Close()
+	ok("transactional client (transactional ID %s): InitProducerID", txID)
+	var all, committed []readRec
+	for t := 0; t < 4; t++ {
+		if err := first.BeginTransaction(); err != nil {
+			return failf("transaction %d: BeginTransaction: %v", t, err)
+		}
+		values := []string{fmt.Sprintf("t%d-r0", t), fmt.Sprintf("t%d-r1", t), fmt.Sprintf("t%d-r2", t)}
+		acked, err := produceTxn(first, topic, values)
+		if err != nil {
+			return failf("transaction %d: produce: %v", t, err)
+		}
+		all = append(all, acked...)
+		commit := t%2 == 0
+		end, outcome := kgo.TryAbort, "aborted"
+		if commit {
+			end, outcome = kgo.TryCommit, "committed"
+			committed = append(committed, acked...)
+		}
+		if err := endTxn(first, end); err != nil {
+			return failf("transaction %d: EndTransaction (%s): %v", t, outcome, err)
+		}
+		ok("transaction %d: 3 records acked at %v, %s", t, acked, outcome)
+	}
+	for i := 1; i < len(all); i++ {
+		if all[i].offset <= all[i-1].offset {
+			return failf("acked offsets not increasing: %v", all)
+		}
+	}
+
+	// 3. What each isolation level reads, once the last abort's marker is
+	// written.
+	end, err := stableEnd(adm, topic)
+	if err != nil {
+		return err
+	}
+	if end != 16 {
+		return failf("%s/0: end offset %d after the 4 transactions, expected 16 (12 records, 4 markers)", topic, end)
+	}
+	rc, err := readPartition(bootstrap, topic, end, true)
+	if err != nil {
+		return err
+	}
+	if !recsEqual(rc, committed) {
+		return failf("read_committed read %v, expected %v", rc, committed)
+	}
+	ok("read_committed from offset 0 to the end offset %d: exactly the committed records %v", end, rc)
+	ru, err := readPartition(bootstrap, topic, end, false)
+	if err != nil {
+		return err
+	}
+	if !recsEqual(ru, all) {
+		return failf("read_uncommitted read %v, expected %v", ru, all)
+	}
+	ok("read_uncommitted from offset 0 to the end offset %d: all 12 records", end)
+
+	// 4. A second client with the same transactional ID fences the first.
+	second, err := txnClient(bootstrap, txID, "txn-2")
+	if err != nil {
+		return err
+	}
+	defer second.Close()
+	ok("a second client with transactional ID %s: InitProducerID", txID)
+	tv, err := transactionVersion(cl)
+	if err != nil {
+		return err
+	}
+	var fenced error
+	failedAt := "BeginTransaction"
+	if fenced = first.BeginTransaction(); fenced == nil {
+		failedAt = "produce"
+		if _, fenced = produceTxn(first, topic, []string{"z-r0"}); fenced == nil {
+			failedAt = "EndTransaction (commit)"
+			fenced = endTxn(first, kgo.TryCommit)
+		}
+	}
+	if fenced == nil {
+		return failf("the fenced client's BeginTransaction + produce + EndTransaction (commit) succeeded")
+	}
+	// Transaction version 2 (Kafka 4.4's default; franz-go then adds the
+	// partition with its Produce) answers the zombie's produce
+	// INVALID_PRODUCER_EPOCH; before it, AddPartitionsToTxn answers
+	// PRODUCER_FENCED (Kafka 4.4 downgraded to transaction.version 1 does).
+	want := kerr.ProducerFenced
+	if tv >= 2 {
+		want = kerr.InvalidProducerEpoch
+	}
+	if !errors.Is(fenced, want) {
+		return failf("the fenced client's %s failed with %v (%T), expected %v (transaction.version %d)",
+			failedAt, fenced, fenced, want, tv)
+	}
+	ok("the first client is fenced: its %s failed with %v (transaction.version %d)", failedAt, fenced, tv)
+	if err := second.BeginTransaction(); err != nil {
+		return failf("the fencing client's BeginTransaction: %v", err)
+	}
+	f, err := produceTxn(second, topic, []string{"f-r0"})
+	if err != nil {
+		return failf("the fencing client's produce of f-r0: %v", err)
+	}
+	if err := endTxn(second, kgo.TryCommit); err != nil {
+		return failf("the fencing client's EndTransaction (commit): %v", err)
+	}
+	afterFence := append(slices.Clone(committed), f...)
+	if end, err = stableEnd(adm, topic); err != nil {
+		return err
+	}
+	rc, err = readPartition(bootstrap, topic, end, true)
+	if err != nil {
+		return err
+	}
+	if !recsEqual(rc, afterFence) {
+		return failf("read_committed after the fencing client's commit read %v, expected %v", rc, afterFence)
+	}
+	ok("the fencing client committed f-r0; read_committed to the end offset %d reads %v", end, rc)
 	return nil
 }

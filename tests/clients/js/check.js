@@ -3,6 +3,7 @@
 //   node check.js BOOTSTRAP produce TOPIC
 //   node check.js BOOTSTRAP consume TOPIC GROUP
 //   node check.js BOOTSTRAP delete TOPIC
+//   node check.js BOOTSTRAP txn TOPIC
 //
 // produce: admin createTopics (3 partitions), listTopics,
 // fetchTopicMetadata; 1000 keyed records (message(i) of tests/common),
@@ -45,6 +46,26 @@
 //     in a rebalance, and step 3 would report that.
 //
 // delete: admin deleteTopics, then listTopics no longer names the topic.
+//
+// txn: transactions (producer.transaction(), send, commit/abort;
+// consumers with readUncommitted false/true):
+//  1. admin createTopics TOPIC (1 partition), fetchTopicMetadata until it
+//     has a leader;
+//  2. a transactional producer (transactionalId TOPIC-tx) runs 4
+//     transactions of 3 records ("t0-r0" ... "t3-r2"): 0 and 2 commit, 1
+//     and 3 abort, each after its send is acked (the aborted records are in
+//     the log);
+//  3. once admin fetchTopicOffsets (read_committed) answers high 16 (12
+//     records, 4 markers: the last marker is written), a read_committed
+//     consumer (group TOPIC-rc, from the beginning) reads exactly
+//     t0-r0..t0-r2, t2-r0..t2-r2 at their acked offsets, and a
+//     read_uncommitted one (group TOPIC-ru) all 12, nothing more in 1 s;
+//  4. a second producer with the same transactionalId begins a transaction
+//     (InitProducerId, fencing the first); the first one's transaction() +
+//     send + commit fails with INVALID_PRODUCER_EPOCH (what Kafka 4.4
+//     answers kafkajs's AddPartitionsToTxn v1); the second one commits
+//     "f-r0", and read_committed (group TOPIC-rc2) then reads the 6 records
+//     and f-r0, not the fenced producer's record.
 //
 // Prints one "ok ..." line per step, and for produce one line per
 // partition
@@ -608,6 +629,202 @@ async function deleteMode(kafka, topic) {
   }
 }
 
+// Bound on each wait of the txn mode (a topic usable, a read, a group join).
+const TXN_WAIT_MS = 30_000
+
+// Waits for `await condition()` to hold, polling; a Failure with
+// `await what()` after `ms`.
+async function waitUntilAsync(condition, ms, what) {
+  const deadline = Date.now() + ms
+  while (!(await condition())) {
+    check(Date.now() < deadline, `${await what()} (after ${ms} ms)`)
+    await sleep(100)
+  }
+}
+
+// A transactional producer (idempotent, one request in flight, as kafkajs
+// requires), connected.
+async function transactionalProducer(kafka, transactionalId, what) {
+  const producer = kafka.producer({ transactionalId, idempotent: true, maxInFlightRequests: 1 })
+  step = `${what}: connect`
+  await producer.connect()
+  return producer
+}
+
+// Sends `values` to partition 0 of `topic` in `txn` and checks the ack;
+// returns where they went: [{ offset, value }].
+async function sendTxn(txn, topic, values, what) {
+  step = `${what}: send of ${values}`
+  const acks = await txn.send({ topic, messages: values.map(v => ({ partition: 0, value: Buffer.from(v) })) })
+  check(
+    acks.length === 1 && acks[0].topicName === topic && acks[0].partition === 0 && acks[0].errorCode === 0,
+    `${what}: send of ${values}: acks ${JSON.stringify(acks)}`
+  )
+  const base = Number(acks[0].baseOffset)
+  return values.map((value, n) => ({ offset: base + n, value }))
+}
+
+const showRecords = records => `[${records.map(r => `${r.offset}:${r.value}`).join(', ')}]`
+
+// Reads `topic` (1 partition) from the beginning with a consumer of
+// isolation `isolation` in the new group `groupId` (kafkajs has no
+// group-less consumer) until it has `count` records, then 1 s more (any
+// extra record arrives then); returns what it read: [{ offset, value }].
+async function readTopic(kafka, topic, groupId, isolation, count) {
+  const consumer = kafka.consumer({
+    groupId,
+    readUncommitted: isolation === 'read_uncommitted',
+    maxWaitTimeInMs: 500,
+  })
+  const records = []
+  const crashes = []
+  consumer.on(consumer.events.CRASH, e => crashes.push(e.payload.error))
+  step = `${isolation} consumer in ${groupId}: connect`
+  await consumer.connect()
+  try {
+    await consumer.subscribe({ topics: [topic], fromBeginning: true })
+    await consumer.run({
+      autoCommit: false,
+      eachMessage: async ({ partition, message }) => {
+        records.push({ partition, offset: Number(message.offset), value: message.value.toString() })
+      },
+    })
+    step = `${isolation} consumer in ${groupId}: consuming`
+    await waitUntil(
+      () => {
+        check(crashes.length === 0, `${isolation} consumer in ${groupId} crashed: ${crashes.map(e => e.stack || e)}`)
+        return records.length >= count
+      },
+      TXN_WAIT_MS,
+      () => `${isolation} consumer in ${groupId}: read ${showRecords(records)}, expected ${count} records`
+    )
+    await sleep(1000)
+    check(crashes.length === 0, `${isolation} consumer in ${groupId} crashed: ${crashes.map(e => e.stack || e)}`)
+  } finally {
+    step = `${isolation} consumer in ${groupId}: disconnect`
+    await consumer.disconnect()
+  }
+  check(records.every(r => r.partition === 0), `${isolation} consumer in ${groupId}: ${JSON.stringify(records)}`)
+  return records.map(({ offset, value }) => ({ offset, value }))
+}
+
+async function txnMode(kafka, topic) {
+  const admin = kafka.admin()
+  step = 'admin connect'
+  await admin.connect()
+  const producers = []
+  try {
+    // 1. The topic.
+    step = 'createTopics'
+    const created = await admin.createTopics({
+      topics: [{ topic, numPartitions: 1, replicationFactor: 1 }],
+      waitForLeaders: true,
+      timeout: 30000,
+    })
+    check(created === true, `createTopics ${topic} answered ${created}, expected true`)
+    step = 'fetchTopicMetadata'
+    let metadata
+    await waitUntilAsync(
+      async () => {
+        metadata = await admin.fetchTopicMetadata({ topics: [topic] }).catch(e => e)
+        const p = metadata.topics && metadata.topics[0].partitions
+        return p && p.length === 1 && p[0].partitionErrorCode === 0 && p[0].leader >= 0
+      },
+      TXN_WAIT_MS,
+      () => `fetchTopicMetadata ${topic}: no leader: ${metadata && (metadata.stack || JSON.stringify(metadata))}`
+    )
+    ok(`createTopics ${topic} with 1 partition, led by a broker`)
+
+    // 2. Four transactions: 0 and 2 commit, 1 and 3 abort.
+    const transactionalId = `${topic}-tx`
+    const first = await transactionalProducer(kafka, transactionalId, 'producer 1')
+    producers.push(first)
+    const all = []
+    const committed = []
+    for (let t = 0; t < 4; t++) {
+      step = `transaction ${t}: begin`
+      const txn = await first.transaction()
+      if (t === 0) ok(`producer 1 (transactionalId ${transactionalId}): transaction() initialised it`)
+      const sent = await sendTxn(txn, topic, [0, 1, 2].map(r => `t${t}-r${r}`), `transaction ${t}`)
+      all.push(...sent)
+      const commit = t % 2 === 0
+      step = `transaction ${t}: ${commit ? 'commit' : 'abort'}`
+      if (commit) {
+        await txn.commit()
+        committed.push(...sent)
+      } else {
+        await txn.abort()
+      }
+      ok(`transaction ${t}: 3 records acked at ${showRecords(sent)}, ${commit ? 'committed' : 'aborted'}`)
+    }
+    check(all.every((r, n) => n === 0 || r.offset > all[n - 1].offset), `acked offsets not increasing: ${showRecords(all)}`)
+
+    // 3. What each isolation level reads, once the last abort's marker is
+    // written (admin fetchTopicOffsets answers the last stable offset).
+    let offsets
+    step = 'fetchTopicOffsets'
+    await waitUntilAsync(
+      async () => {
+        offsets = await admin.fetchTopicOffsets(topic)
+        return offsets.length === 1 && offsets[0].high === '16'
+      },
+      TXN_WAIT_MS,
+      () => `fetchTopicOffsets ${topic}: ${JSON.stringify(offsets)}, expected high 16 (12 records, 4 markers)`
+    )
+    const show = showRecords
+    const rc = await readTopic(kafka, topic, `${topic}-rc`, 'read_committed', committed.length)
+    check(show(rc) === show(committed), `read_committed read ${show(rc)}, expected ${show(committed)}`)
+    ok(`read_committed (end offset 16): exactly the committed records ${show(rc)}`)
+    const ru = await readTopic(kafka, topic, `${topic}-ru`, 'read_uncommitted', all.length)
+    check(show(ru) === show(all), `read_uncommitted read ${show(ru)}, expected ${show(all)}`)
+    ok(`read_uncommitted: all 12 records`)
+
+    // 4. A second producer with the same transactionalId fences the first.
+    const second = await transactionalProducer(kafka, transactionalId, 'producer 2')
+    producers.push(second)
+    step = 'producer 2: transaction()'
+    const txn2 = await second.transaction()
+    ok(`producer 2 (transactionalId ${transactionalId}): transaction() initialised it`)
+    let fenced = null
+    let failedAt = 'transaction()'
+    try {
+      step = 'producer 1 (fenced): transaction()'
+      const zombie = await first.transaction()
+      failedAt = 'send'
+      await sendTxn(zombie, topic, ['z-r0'], 'producer 1 (fenced)')
+      failedAt = 'commit'
+      step = 'producer 1 (fenced): commit'
+      await zombie.commit()
+    } catch (e) {
+      fenced = e
+    }
+    const describe = e => `${e.name} type ${e.type} code ${e.code} retriable ${e.retriable}: ${e.message}` +
+      (e.originalError ? ` (original ${describe(e.originalError)})` : '')
+    check(fenced !== null, 'the fenced producer\'s transaction() + send + commit succeeded')
+    // Kafka answers a client of AddPartitionsToTxn v0-1 (kafkajs's)
+    // INVALID_PRODUCER_EPOCH for a fenced producer (PRODUCER_FENCED, 90,
+    // is for v2 and later; kafkajs does not know that code).
+    check(
+      !(fenced instanceof Failure) && fenced.type === 'INVALID_PRODUCER_EPOCH',
+      `the fenced producer's ${failedAt} failed with ${describe(fenced)}, expected INVALID_PRODUCER_EPOCH`
+    )
+    ok(`producer 1 is fenced: its ${failedAt} failed with ${describe(fenced)}`)
+    const f = await sendTxn(txn2, topic, ['f-r0'], 'producer 2')
+    step = 'producer 2: commit'
+    await txn2.commit()
+    const afterFence = [...committed, ...f]
+    const rc2 = await readTopic(kafka, topic, `${topic}-rc2`, 'read_committed', afterFence.length)
+    check(
+      show(rc2) === show(afterFence),
+      `read_committed after the fencing producer's commit read ${show(rc2)}, expected ${show(afterFence)}`
+    )
+    ok(`producer 2 committed f-r0; read_committed reads ${show(rc2)}`)
+  } finally {
+    await Promise.all(producers.map(p => p.disconnect().catch(() => {})))
+    await admin.disconnect()
+  }
+}
+
 async function main() {
   const [bootstrap, mode, topic, ...rest] = process.argv.slice(2)
   // Each mode and the arguments it takes after TOPIC.
@@ -615,10 +832,11 @@ async function main() {
     produce: [produceMode, 0],
     consume: [consumeMode, 1],
     delete: [deleteMode, 0],
+    txn: [txnMode, 0],
   }
   if (!modes[mode] || process.argv.length !== 5 + modes[mode][1]) {
     process.stderr.write(
-      'usage: node check.js BOOTSTRAP produce|delete TOPIC\n' +
+      'usage: node check.js BOOTSTRAP produce|delete|txn TOPIC\n' +
         '       node check.js BOOTSTRAP consume TOPIC GROUP\n'
     )
     process.exit(2)
