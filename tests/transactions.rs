@@ -17,7 +17,9 @@
 //! And across a broker SIGKILL: a transaction committed right before the
 //! kill is complete after the restart (its markers are written from the
 //! coordinator's durable state), and one left open is aborted by its
-//! producer's next instance.
+//! producer's next instance. Kafka's own `kafka-transactions.sh` lists,
+//! describes and finds the producers of an open transaction, printing what
+//! it prints against Kafka but for ids and times.
 
 mod common;
 
@@ -25,7 +27,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{python_interpreter, run, topic, Broker, CmdOutput};
+use common::kafka::tool;
+use common::{python_interpreter, run, topic, Broker, CmdOutput, Spawned, Stream};
 
 fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/python/transactions.py")
@@ -110,4 +113,139 @@ fn transactions_survive_a_broker_sigkill() {
         got.contains("read_uncommitted p0: 0:committed-1 2:left-open 3:committed-2 | ends at 6"),
         "after the restart:\n{got}"
     );
+}
+
+/// `kafka-transactions.sh` (Kafka's TransactionsCommand) while one
+/// transaction is open over two partitions and another id has committed:
+/// the columns and values Kafka 4.4 prints for the same scenario (checked
+/// against it by hand: only producer ids, times and the coordinator's
+/// broker id differ).
+#[test]
+fn kafka_transactions_tool_lists_describes_and_shows_producers() {
+    let broker = Broker::start();
+    let prefix = topic("tool");
+    let mut open = Spawned::start(
+        Command::new(python_interpreter())
+            .arg(script())
+            .args(["hold-open", &broker.bootstrap(), &prefix])
+            .stdin(std::process::Stdio::piped()),
+    );
+    open.wait_for_line(Stream::Stdout, Duration::from_secs(60), |l| l == "open");
+    let tool = |args: &[&str]| {
+        tool(
+            "org.apache.kafka.tools.TransactionsCommand",
+            &broker.bootstrap(),
+            args,
+        )
+        .stdout_text()
+    };
+    // Rows as whitespace-separated cells.
+    let rows = |text: &str| -> Vec<Vec<String>> {
+        text.lines()
+            .map(|l| l.split_whitespace().map(str::to_owned).collect())
+            .filter(|r: &Vec<String>| !r.is_empty())
+            .collect()
+    };
+
+    let list = rows(&tool(&["list"]));
+    assert_eq!(
+        list[0],
+        [
+            "TransactionalId",
+            "Coordinator",
+            "ProducerId",
+            "TransactionState"
+        ],
+        "list:\n{list:?}"
+    );
+    let states: Vec<(&str, &str)> = list[1..]
+        .iter()
+        .filter(|r| r[0].starts_with(&prefix))
+        .map(|r| (r[0].as_str(), r[3].as_str()))
+        .collect();
+    let (done, still_open) = (format!("{prefix}-done"), format!("{prefix}-open"));
+    assert!(
+        states.contains(&(done.as_str(), "CompleteCommit")),
+        "list:\n{list:?}"
+    );
+    assert!(
+        states.contains(&(still_open.as_str(), "Ongoing")),
+        "list:\n{list:?}"
+    );
+
+    let describe = rows(&tool(&["describe", "--transactional-id", &still_open]));
+    assert_eq!(
+        describe[0],
+        [
+            "CoordinatorId",
+            "TransactionalId",
+            "ProducerId",
+            "ProducerEpoch",
+            "TransactionState",
+            "TransactionTimeoutMs",
+            "CurrentTransactionStartTimeMs",
+            "TransactionDurationMs",
+            "TopicPartitions"
+        ],
+        "describe:\n{describe:?}"
+    );
+    let row = &describe[1];
+    assert_eq!(
+        (
+            row[1].as_str(),
+            row[3].as_str(),
+            row[4].as_str(),
+            row[5].as_str()
+        ),
+        (still_open.as_str(), "0", "Ongoing", "60000"),
+        "describe:\n{describe:?}"
+    );
+    // In no particular order (Kafka prints its set's order).
+    let mut partitions: Vec<&str> = row[8].split(',').collect();
+    partitions.sort_unstable();
+    assert_eq!(
+        partitions,
+        [format!("{prefix}-t-0"), format!("{prefix}-t-1")],
+        "describe:\n{describe:?}"
+    );
+
+    let t = format!("{prefix}-t");
+    let producers = rows(&tool(&[
+        "describe-producers",
+        "--topic",
+        &t,
+        "--partition",
+        "0",
+    ]));
+    assert_eq!(
+        producers[0],
+        [
+            "ProducerId",
+            "ProducerEpoch",
+            "LatestCoordinatorEpoch",
+            "LastSequence",
+            "LastTimestamp",
+            "CurrentTransactionStartOffset"
+        ],
+        "describe-producers:\n{producers:?}"
+    );
+    // The committed producer (its marker's coordinator epoch, nothing
+    // open) and the open one (from offset 2: record 0, marker 1).
+    let shapes: Vec<(String, String, String)> = producers[1..]
+        .iter()
+        .map(|r| (r[1].clone(), r[3].clone(), r[5].clone()))
+        .collect();
+    assert_eq!(
+        shapes,
+        [
+            ("0".to_owned(), "0".to_owned(), "None".to_owned()),
+            ("0".to_owned(), "0".to_owned(), "2".to_owned())
+        ],
+        "describe-producers:\n{producers:?}"
+    );
+    assert_eq!(
+        producers[1][2], "0",
+        "the committed one's marker epoch: {producers:?}"
+    );
+    open.close_stdin();
 }

@@ -46,6 +46,8 @@ pub struct ProducerEntry {
     pub batches: VecDeque<ProducerBatch>,
     /// When this producer last appended (ms), for expiry.
     pub last_append_ms: i64,
+    /// The coordinator epoch of its last transaction marker, or -1.
+    pub coordinator_epoch: i32,
 }
 
 /// What to do with an incoming batch.
@@ -123,7 +125,8 @@ impl ProducerStateTable {
         }
     }
 
-    /// Records an appended marker at `offset`: the producer's transaction
+    /// Records an appended marker at `offset` (its type and its
+    /// coordinator's epoch): the producer's transaction
     /// here ends, and a newer epoch (the coordinator fenced the producer)
     /// becomes the producer's, whose next batch then starts at sequence 0.
     /// The aborted transaction, when the marker aborted one.
@@ -131,7 +134,7 @@ impl ProducerStateTable {
         &mut self,
         producer_id: i64,
         epoch: i16,
-        control: ControlType,
+        (control, coordinator_epoch): (ControlType, i32),
         offset: Offset,
         append_ms: i64,
     ) -> Option<AbortedTxn> {
@@ -142,7 +145,9 @@ impl ProducerStateTable {
                 epoch,
                 batches: VecDeque::new(),
                 last_append_ms: append_ms,
+                coordinator_epoch: -1,
             });
+        entry.coordinator_epoch = coordinator_epoch;
         if epoch > entry.epoch {
             entry.epoch = epoch;
             entry.batches.clear();
@@ -219,6 +224,7 @@ impl ProducerStateTable {
                 epoch,
                 batches: VecDeque::with_capacity(BATCHES_PER_PRODUCER),
                 last_append_ms: append_ms,
+                coordinator_epoch: -1,
             });
         if epoch != entry.epoch {
             entry.epoch = epoch;

@@ -123,6 +123,20 @@ fn recompressed(batches: BytesMut, codec: Compression) -> LogResult<BytesMut> {
     Ok(out)
 }
 
+/// A producer a partition remembers, as DescribeProducers reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveProducer {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// The last sequence it wrote (-1 when none: a marker only).
+    pub last_sequence: i32,
+    pub last_timestamp_ms: i64,
+    /// The coordinator epoch of its last marker here, or -1.
+    pub coordinator_epoch: i32,
+    /// The first offset of its open transaction here, or -1.
+    pub txn_start_offset: Offset,
+}
+
 /// Who appends: a producer (control batches refused) or the transaction
 /// coordinator (its markers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -515,6 +529,26 @@ impl<S: Storage> PartitionLog<S> {
             .borrow_mut()
             .txns_mut()
             .last_stable_offset(hw)
+    }
+
+    /// Every producer the partition remembers, with its open transaction's
+    /// first offset (DescribeProducers).
+    pub fn active_producers(&self) -> Vec<ActiveProducer> {
+        let table = self.producers.borrow();
+        let open: std::collections::BTreeMap<i64, Offset> = table.txns().open().collect();
+        let mut out: Vec<ActiveProducer> = table
+            .entries()
+            .map(|(producer_id, e)| ActiveProducer {
+                producer_id,
+                epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_sequence),
+                last_timestamp_ms: e.last_append_ms,
+                coordinator_epoch: e.coordinator_epoch,
+                txn_start_offset: open.get(&producer_id).copied().unwrap_or(-1),
+            })
+            .collect();
+        out.sort_by_key(|p| p.producer_id);
+        out
     }
 
     /// The aborted transactions a read of `[from, to)` overlaps, for a

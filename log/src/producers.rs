@@ -12,7 +12,7 @@ use std::path::Path;
 
 use sluice_core::batch::BatchHeader;
 use sluice_core::producer_state::{ProducerBatch, ProducerEntry, ProducerStateTable};
-use sluice_core::txn::marker::control_type;
+use sluice_core::txn::marker::control_marker;
 use sluice_core::txn::partition::{AbortedTxn, PartitionTxns};
 use sluice_core::Offset;
 
@@ -31,6 +31,7 @@ pub struct SnapshotProducer {
     pub epoch: i16,
     pub last_append_ms: i64,
     pub batches: Vec<(i32, i32, i64, i64)>,
+    pub coordinator_epoch: i32,
 }
 
 /// The snapshot: the table as it was when the log ended at `offset`.
@@ -59,6 +60,7 @@ pub fn snapshot_of(table: &ProducerStateTable, offset: Offset) -> ProducerSnapsh
             producer_id,
             epoch: e.epoch,
             last_append_ms: e.last_append_ms,
+            coordinator_epoch: e.coordinator_epoch,
             batches: e
                 .batches
                 .iter()
@@ -107,6 +109,7 @@ pub fn table_of(snapshot: &ProducerSnapshot) -> ProducerStateTable {
                 epoch: p.epoch,
                 batches,
                 last_append_ms: p.last_append_ms,
+                coordinator_epoch: p.coordinator_epoch,
             },
         );
     }
@@ -137,11 +140,11 @@ pub fn record_batch(
         return;
     }
     if header.is_control() {
-        if let Some(control) = control_type(header, batch) {
+        if let Some(marker) = control_marker(header, batch) {
             table.record_marker(
                 header.producer_id,
                 header.producer_epoch,
-                control,
+                marker,
                 header.base_offset,
                 append_ms,
             );

@@ -226,6 +226,10 @@ impl PartitionStore {
     ) -> LogResult<AppendInfo> {
         with_log!(self, l => l.append_coordinator(batches, leader_epoch, now_ms).await)
     }
+    /// [`PartitionLog::active_producers`].
+    pub fn active_producers(&self) -> Vec<crate::partition::ActiveProducer> {
+        with_log!(self, l => l.active_producers())
+    }
     /// [`PartitionLog::last_stable_offset`].
     pub fn last_stable_offset(&self, hw: Offset) -> Offset {
         with_log!(self, l => l.last_stable_offset(hw))

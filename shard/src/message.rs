@@ -25,6 +25,7 @@ use sluice_core::txn::coordinator::TxnMetadata;
 use sluice_core::txn::marker::Marker;
 use sluice_core::txn::partition::AbortedTxn;
 use sluice_core::{ErrorCode, Offset, PartitionId};
+use sluice_log::partition::ActiveProducer;
 use sluice_log::SourceBuffer;
 pub use sluice_quorum::status::QuorumStatus;
 
@@ -145,6 +146,21 @@ shard_ops! {
     WriteTxnMarkers => write_txn_markers -> Vec<ErrorCode>,
     /// Work for the transaction coordinator of this shard.
     Txn => txn -> TxnResponse,
+    /// ListTransactions: every transactional id this shard coordinates.
+    ListTransactions => list_transactions -> Vec<(String, TxnMetadata)>,
+    /// DescribeProducers for partitions led here: each one's producers, or
+    /// its error.
+    DescribeProducers => describe_producers -> Vec<Result<Vec<ActiveProducer>, ErrorCode>>,
+}
+
+/// Every transactional id a shard coordinates.
+#[derive(Debug, Clone, Copy)]
+pub struct ListTransactions;
+
+/// DescribeProducers: (topic, partition) for partitions led here.
+#[derive(Debug, Clone)]
+pub struct DescribeProducers {
+    pub partitions: Vec<(String, PartitionId)>,
 }
 
 /// Transaction markers to append: (topic, partition, marker), from the
@@ -190,8 +206,6 @@ pub enum TxnRequest {
     },
     /// DescribeTransactions for these ids.
     Describe { transactional_ids: Vec<String> },
-    /// ListTransactions: every id this shard coordinates.
-    List,
 }
 
 /// Answers to [`TxnRequest`]s.
@@ -207,7 +221,7 @@ pub enum TxnResponse {
     },
     /// One error per partition of an AddPartitions, in order.
     Partitions(Vec<ErrorCode>),
-    /// Describe and List: (id, its state), ids not known left out.
+    /// Describe: (id, its state), ids not known left out.
     States(Vec<(String, TxnMetadata)>),
 }
 

@@ -24,7 +24,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use sluice_core::group::coordinator_partition;
-use sluice_core::txn::coordinator::{MarkerJob, Plan, TxnCoordinator, Written};
+use sluice_core::txn::coordinator::{MarkerJob, Plan, TxnCoordinator, TxnMetadata, Written};
 use sluice_core::txn::marker::Marker;
 use sluice_core::txn::records::TxnRecord;
 use sluice_core::{ErrorCode, PartitionId};
@@ -163,6 +163,15 @@ impl TxnHome {
             .retain(|id| coordinator_partition(id, count) != partition);
     }
 
+    /// Every transactional id served here, with its state.
+    pub fn list(&self) -> Vec<(String, TxnMetadata)> {
+        self.coordinator
+            .borrow()
+            .entries()
+            .map(|(id, m)| (id.clone(), m.clone()))
+            .collect()
+    }
+
     /// Stops every writer and the timer (the shard is closing).
     pub fn stop_all(&self) {
         self.stopped.set(true);
@@ -271,13 +280,6 @@ impl TxnHome {
                         .collect(),
                 )
             }
-            TxnRequest::List => TxnResponse::States(
-                self.coordinator
-                    .borrow()
-                    .entries()
-                    .map(|(id, m)| (id.clone(), m.clone()))
-                    .collect(),
-            ),
         };
         self.timers_changed.notify_all();
         Some(response)

@@ -78,6 +78,12 @@ pub fn control_key(control: ControlType) -> [u8; 4] {
 /// stored), or `None` when it is not a control batch or its record does
 /// not name a known type. Copies the batch (a few dozen bytes).
 pub fn control_type(header: &BatchHeader, batch: &[u8]) -> Option<ControlType> {
+    control_marker(header, batch).map(|(control, _)| control)
+}
+
+/// [`control_type`], with the coordinator epoch the marker carries (-1
+/// when its value does not hold one).
+pub fn control_marker(header: &BatchHeader, batch: &[u8]) -> Option<(ControlType, i32)> {
     if !header.is_control() {
         return None;
     }
@@ -88,7 +94,12 @@ pub fn control_type(header: &BatchHeader, batch: &[u8]) -> Option<ControlType> {
     if key.len() < 4 {
         return None;
     }
-    ControlType::from_code(i16::from_be_bytes([key[2], key[3]]))
+    let control = ControlType::from_code(i16::from_be_bytes([key[2], key[3]]))?;
+    let coordinator_epoch = record
+        .value
+        .filter(|v| v.len() >= 6)
+        .map_or(-1, |v| i32::from_be_bytes([v[2], v[3], v[4], v[5]]));
+    Some((control, coordinator_epoch))
 }
 
 #[cfg(test)]
@@ -110,6 +121,7 @@ mod tests {
             assert_eq!((header.producer_id, header.producer_epoch), (42, 3));
             assert_eq!(header.base_sequence, -1);
             assert_eq!(control_type(&header, &batch), Some(control));
+            assert_eq!(control_marker(&header, &batch), Some((control, 7)));
         }
     }
 

@@ -41,11 +41,12 @@ use super::handlers::{
     alter_partition_reassignments, api_versions, consumer_group_describe, consumer_group_heartbeat,
     create_partitions, create_topics, delete_groups, delete_records, delete_topics,
     describe_client_quotas, describe_cluster, describe_configs, describe_groups, describe_log_dirs,
-    describe_quorum, describe_topic_partitions, describe_user_scram_credentials, elect_leaders,
-    end_txn, fetch, find_coordinator, heartbeat, incremental_alter_configs, init_producer_id,
-    join_group, leave_group, list_groups, list_offsets, list_partition_reassignments, metadata,
-    offset_commit, offset_delete, offset_fetch, offset_for_leader_epoch, produce, sync_group,
-    txn_offset_commit, update_features, write_txn_markers, Call, Handler, Outcome,
+    describe_producers, describe_quorum, describe_topic_partitions, describe_transactions,
+    describe_user_scram_credentials, elect_leaders, end_txn, fetch, find_coordinator, heartbeat,
+    incremental_alter_configs, init_producer_id, join_group, leave_group, list_groups,
+    list_offsets, list_partition_reassignments, list_transactions, metadata, offset_commit,
+    offset_delete, offset_fetch, offset_for_leader_epoch, produce, sync_group, txn_offset_commit,
+    update_features, write_txn_markers, Call, Handler, Outcome,
 };
 
 /// A served API: its key, its name (Kafka's, as `ApiKey` spells it) and its
@@ -159,6 +160,9 @@ registry! {
     EndTxn => end_txn::EndTxnHandler,
     WriteTxnMarkers => write_txn_markers::WriteTxnMarkersHandler,
     TxnOffsetCommit => txn_offset_commit::TxnOffsetCommitHandler,
+    DescribeTransactions => describe_transactions::DescribeTransactionsHandler,
+    ListTransactions => list_transactions::ListTransactionsHandler,
+    DescribeProducers => describe_producers::DescribeProducersHandler,
     DescribeConfigs => describe_configs::DescribeConfigsHandler,
     DescribeLogDirs => describe_log_dirs::DescribeLogDirsHandler,
     IncrementalAlterConfigs => incremental_alter_configs::IncrementalAlterConfigsHandler,

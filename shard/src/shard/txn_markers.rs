@@ -192,6 +192,34 @@ impl Shard {
             .collect())
     }
 
+    /// [`crate::message::ListTransactions`]: every id coordinated here.
+    pub(crate) async fn list_transactions(
+        &self,
+        _: crate::message::ListTransactions,
+    ) -> Vec<(String, sluice_core::txn::coordinator::TxnMetadata)> {
+        self.txns.list()
+    }
+
+    /// [`crate::message::DescribeProducers`]: each partition's producers,
+    /// on its leader.
+    pub(crate) async fn describe_producers(
+        &self,
+        op: crate::message::DescribeProducers,
+    ) -> Vec<Result<Vec<sluice_log::partition::ActiveProducer>, ErrorCode>> {
+        op.partitions
+            .iter()
+            .map(|(topic, partition)| {
+                let p = self
+                    .partition(topic, *partition)
+                    .ok_or_else(|| self.absence_error(topic, *partition))?;
+                if p.leads_at().is_none() {
+                    return Err(ErrorCode::NotLeaderOrFollower);
+                }
+                Ok(p.log.active_producers())
+            })
+            .collect()
+    }
+
     /// [`WriteTxnMarkers`]: one error per marker, in order.
     pub(crate) async fn write_txn_markers(self: &Rc<Self>, op: WriteTxnMarkers) -> Vec<ErrorCode> {
         let mut out = Vec::with_capacity(op.markers.len());

@@ -24,6 +24,8 @@ Usage: python3 transactions.py SCENARIO BOOTSTRAP PREFIX
   kill-after     the last commit before the kill is complete after the
                  restart; the open one is aborted by its producer's next
                  instance; read_committed reads both committed records only
+  hold-open      (for kafka-transactions.sh) one transaction committed and
+                 one left open over two partitions until stdin closes
   rpw            read-process-write: input records are copied to an output
                  topic in transactions that commit the group's offsets too
                  (send_offsets_to_transaction); an aborted round commits
@@ -317,7 +319,27 @@ def kill_after(bootstrap, prefix):
     show_reads(bootstrap, topic, 1)
 
 
+def hold_open(bootstrap, prefix):
+    """For the transaction tools: PREFIX-done commits a transaction on
+    PREFIX-t (2 partitions), then PREFIX-open opens one over both
+    partitions and keeps it open until stdin closes."""
+    topic = prefix + "-t"
+    create(bootstrap, topic, 2)
+    done = producer(bootstrap, prefix + "-done")
+    done.begin_transaction()
+    done.produce(topic, value=b"x", partition=0)
+    done.commit_transaction(WAIT)
+    p = producer(bootstrap, prefix + "-open")
+    p.begin_transaction()
+    p.produce(topic, value=b"a", partition=0)
+    p.produce(topic, value=b"b", partition=1)
+    p.flush(WAIT)
+    out("open")
+    sys.stdin.read()
+
+
 SCENARIOS = {
+    "hold-open": hold_open,
     "kill-before": kill_before,
     "kill-after": kill_after,
     "commit-abort": commit_abort,
