@@ -249,3 +249,35 @@ fn kafka_transactions_tool_lists_describes_and_shows_producers() {
     );
     open.close_stdin();
 }
+
+/// Transactions on a cluster of three: the transaction state is
+/// replicated, and the partitions of a transaction (replication factor 1,
+/// spread over the brokers) mostly lie on brokers other than the
+/// coordinator's, whose markers go there with WriteTxnMarkers. The
+/// commit-abort scenario prints what it prints against Kafka.
+#[test]
+fn a_cluster_writes_markers_to_partitions_other_brokers_lead() {
+    let cluster = Broker::start_cluster(3);
+    let prefix = topic("cluster-txn");
+    let out = run_scenario(&cluster[0], "commit-abort", &prefix);
+    let want = std::fs::read_to_string(
+        script()
+            .with_file_name("expected")
+            .join("txn-commit-abort.txt"),
+    )
+    .expect("the expected lines");
+    assert_eq!(out.stdout_text(), want, "stderr:\n{}", out.stderr_text());
+    // The markers crossed brokers: some broker served WriteTxnMarkers
+    // (only another broker's coordinator sends it; the placement of 2 + 50
+    // partitions over 3 brokers never puts them all on one).
+    let served = |b: &Broker| {
+        common::metrics(b).lines().any(|l| {
+            l.starts_with("sluice_kafka_request_total_seconds_count{api=\"WriteTxnMarkers\"")
+                && !l.ends_with(" 0")
+        })
+    };
+    assert!(
+        cluster.iter().any(served),
+        "no broker was asked for markers by another one"
+    );
+}

@@ -340,3 +340,112 @@ fn compaction_keeps_the_latest_record_of_every_key_through_crashes() {
         "compaction removed too little to have been exercised"
     );
 }
+
+/// Transactions in a compacted log, as Kafka's cleaner treats them: an
+/// aborted transaction's records are removed and do not make the committed
+/// value of their key go; a record of a transaction still open is past the
+/// last stable offset, where the cleaner does not reach, so it stays and
+/// the older value of its key stays too (the transaction may yet abort).
+#[test]
+fn the_cleaner_removes_aborted_records_and_keeps_what_open_transactions_may_need() {
+    use sluice_core::txn::marker::{ControlType, Marker};
+    run(async {
+        let storage = MemoryStorage::new();
+        let log = PartitionLog::open(
+            storage,
+            PathBuf::from("/data/txn-compacted-0"),
+            config(),
+            None,
+            START_MS,
+        )
+        .await
+        .expect("open");
+        let append = |batch: Bytes| {
+            let log = &log;
+            async move {
+                log.append(BytesMut::from(&batch[..]), 0, START_MS)
+                    .await
+                    .expect("append")
+                    .base_offset
+            }
+        };
+        let plain = |key: &str, value: &str| {
+            BatchBuilder::new(START_MS)
+                .record(Some(key.as_bytes()), Some(value.as_bytes()))
+                .build()
+        };
+        let txn = |producer: i64, key: &str, value: &str| {
+            BatchBuilder::new(START_MS)
+                .producer(producer, 0, 0)
+                .transactional()
+                .record(Some(key.as_bytes()), Some(value.as_bytes()))
+                .build()
+        };
+        let committed = append(plain("a", "committed")).await;
+        let open_before = append(plain("b", "before-open")).await;
+        let aborted = append(txn(5, "a", "aborted")).await;
+        let marker = Marker {
+            producer_id: 5,
+            producer_epoch: 0,
+            control: ControlType::Abort,
+            coordinator_epoch: 0,
+        };
+        log.append_marker(&marker, 0, START_MS)
+            .await
+            .expect("marker");
+        // Enough later records to seal the segments holding all of that
+        // below the open transaction, and the one holding it too.
+        for i in 0..150 {
+            append(plain(&format!("filler{i}"), "x")).await;
+        }
+        let open = append(txn(6, "b", "open")).await;
+        for i in 150..300 {
+            append(plain(&format!("filler{i}"), "x")).await;
+        }
+        let hw = log.log_end_offset();
+        let lso = log.last_stable_offset(hw);
+        assert_eq!(
+            lso, open,
+            "the open transaction holds the last stable offset"
+        );
+        let plan = log
+            .clean_plan(lso, START_MS)
+            .await
+            .expect("a plan")
+            .expect("the log is due");
+        log.clean(&plan, 1 << 20, START_MS, &NoPacing)
+            .await
+            .expect("clean");
+        let mut values: BTreeMap<i64, Bytes> = BTreeMap::new();
+        let mut next = log.log_start_offset();
+        while next < hw {
+            let chunks = log.read(next, 1 << 20, hw).await.expect("read");
+            if chunks.is_empty() {
+                break;
+            }
+            for chunk in chunks {
+                for batch in BatchIter::new(chunk) {
+                    let batch = batch.expect("a batch");
+                    next = batch.next_offset();
+                    if batch.is_control() {
+                        continue;
+                    }
+                    for r in sluice_core::records::RecordIter::new(&batch).expect("records") {
+                        let r = r.expect("a record");
+                        values.insert(r.offset, r.value.unwrap_or_default());
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            values.get(&committed).map(|v| &v[..]),
+            Some(&b"committed"[..])
+        );
+        assert_eq!(values.get(&aborted), None, "the aborted record was removed");
+        assert_eq!(
+            values.get(&open_before).map(|v| &v[..]),
+            Some(&b"before-open"[..])
+        );
+        assert_eq!(values.get(&open).map(|v| &v[..]), Some(&b"open"[..]));
+    });
+}

@@ -9,7 +9,8 @@
 //! kept in `cleaner.checkpoint`.
 //!
 //! What a pass keeps, as Kafka's cleaner does: the latest record of each
-//! key (by offset, over everything up to the map's end); records at or
+//! key (by offset, over everything up to the map's end, the records of
+//! aborted transactions left out: they are removed); records at or
 //! past the map's end as they are; control batches; a tombstone until the
 //! delete horizon (`delete.retention.ms` after the pass that first kept it,
 //! KIP-534) has passed; and, for an idempotent producer, its last batch,
@@ -493,7 +494,9 @@ impl<S: Storage> PartitionLog<S> {
                     if batch.last_offset() < next {
                         continue;
                     }
-                    if batch.attributes() & CONTROL_FLAG == 0 {
+                    // An aborted transaction's records are garbage: they
+                    // must not make a committed value of their key go.
+                    if batch.attributes() & CONTROL_FLAG == 0 && !self.is_aborted(&batch) {
                         let records = match read_records(&batch, MAX_UNCOMPRESSED_BATCH_BYTES) {
                             Ok(r) => r,
                             Err(e) => {
@@ -517,6 +520,21 @@ impl<S: Storage> PartitionLog<S> {
             }
         }
         Ok((map, next.min(end)))
+    }
+
+    /// True for a data batch of a transaction that was aborted (its
+    /// producer's aborted transaction spans it, before its marker).
+    fn is_aborted(&self, batch: &RecordBatch) -> bool {
+        if !batch.is_transactional() || batch.is_control() {
+            return false;
+        }
+        let (producer, base) = (batch.producer_id(), batch.base_offset());
+        self.producers
+            .borrow()
+            .txns()
+            .aborted_between(base, base + 1)
+            .iter()
+            .any(|t| t.producer_id == producer && t.first_offset <= base)
     }
 
     fn corrupt_batch(&self, offset: Offset, reason: String) -> LogError {
@@ -686,10 +704,14 @@ impl<S: Storage> PartitionLog<S> {
             }
         };
         let horizon = batch.delete_horizon_ms();
+        let aborted = self.is_aborted(batch);
         let keep = |r: &CleanRecord| {
             let Some(key) = &r.key else {
                 return false;
             };
+            if aborted {
+                return false;
+            }
             if map.latest(key).is_some_and(|latest| latest > r.offset) {
                 return false;
             }

@@ -105,7 +105,11 @@ impl Shard {
         let now = self.env.now_ms();
         let mut best = None;
         for (key, p) in owned {
-            let plan = match p.log.clean_plan(p.high_watermark(), now).await {
+            // Up to the last stable offset, as Kafka's cleaner: a record
+            // of an open transaction may yet be aborted, so it must not
+            // make an older value of its key removable.
+            let upto = p.log.last_stable_offset(p.high_watermark());
+            let plan = match p.log.clean_plan(upto, now).await {
                 Ok(Some(plan)) if plan.is_due(&p.log.config()) => plan,
                 Ok(_) => continue,
                 Err(e) => {
