@@ -6,7 +6,9 @@
 //! partition; the timer that aborts transactions past their timeout; and
 //! the marker deliveries in flight (one task per ended transaction, which
 //! retries until every partition holds its marker, then writes the
-//! transaction's completion).
+//! transaction's completion); and the requests that found their id's last
+//! transaction still ending, each waiting (at most a second, cancel-safe)
+//! for it to complete instead of being sent back to retry.
 //!
 //! Invariants: a transactional id is served only by the shard leading its
 //! partition (`abs(hash(id)) % partitions`, as Kafka), only once that
@@ -26,7 +28,7 @@ use std::time::Duration;
 use sluice_core::group::coordinator_partition;
 use sluice_core::txn::coordinator::{MarkerJob, Plan, TxnCoordinator, TxnMetadata, Written};
 use sluice_core::txn::marker::Marker;
-use sluice_core::txn::records::TxnRecord;
+use sluice_core::txn::records::{TxnRecord, TxnStatus};
 use sluice_core::{ErrorCode, PartitionId};
 
 use crate::env::Env;
@@ -39,6 +41,10 @@ pub use state_log::TxnLog;
 
 /// The internal topic that holds the transaction coordinator's state.
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
+
+/// Longest a request waits for its transactional id's last transaction to
+/// finish ending before it is answered CONCURRENT_TRANSACTIONS.
+const ENDING_WAIT: Duration = Duration::from_secs(1);
 
 /// First wait before a marker delivery is tried again, and the longest.
 const MARKER_RETRY_MIN: Duration = Duration::from_millis(20);
@@ -55,6 +61,9 @@ pub struct TxnHome {
     /// Signalled after anything that may move the next timeout, so the
     /// timer task re-arms.
     timers_changed: Notify,
+    /// Signalled when a transaction completes (its markers are written):
+    /// requests that found it still ending wait for this.
+    ended: Notify,
     timer_started: Cell<bool>,
     stopped: Cell<bool>,
 }
@@ -69,6 +78,7 @@ impl TxnHome {
             partition_count: Cell::new(0),
             env,
             timers_changed: Notify::default(),
+            ended: Notify::default(),
             timer_started: Cell::new(false),
             stopped: Cell::new(false),
         }
@@ -176,6 +186,7 @@ impl TxnHome {
     pub fn stop_all(&self) {
         self.stopped.set(true);
         self.timers_changed.notify_all();
+        self.ended.notify_all();
         for (_, log) in std::mem::take(&mut *self.logs.borrow_mut()) {
             log.stop();
         }
@@ -184,6 +195,60 @@ impl TxnHome {
     /// Runs one request for an id of `partition`. `None` when `partition`
     /// is not loaded here (the caller tells which error that is).
     pub async fn handle(
+        self: &Rc<Self>,
+        shard: &Rc<Shard>,
+        partition: PartitionId,
+        request: TxnRequest,
+    ) -> Option<TxnResponse> {
+        // A producer's next request usually arrives while its last
+        // transaction's markers are still being written. Kafka answers it
+        // CONCURRENT_TRANSACTIONS and the client tries again after a
+        // backoff (tens of milliseconds); here it waits for the markers
+        // (a few milliseconds), at most ENDING_WAIT, then is answered.
+        let deadline = self.env.monotonic_ms() + ENDING_WAIT.as_millis() as u64;
+        loop {
+            let ended = self.ended.changed();
+            let response = self.handle_once(shard, partition, request.clone()).await?;
+            let concurrent = match &response {
+                TxnResponse::Error(e) => *e == ErrorCode::ConcurrentTransactions,
+                TxnResponse::Partitions(errors) => {
+                    errors.contains(&ErrorCode::ConcurrentTransactions)
+                }
+                _ => false,
+            };
+            let ending = concurrent && self.is_ending(&request);
+            let now = self.env.monotonic_ms();
+            if !ending || now >= deadline {
+                return Some(response);
+            }
+            let wait = Duration::from_millis(deadline - now);
+            futures_lite::future::or(ended, self.env.sleep(wait)).await;
+        }
+    }
+
+    /// True while the transaction of `request`'s id is ending (its markers
+    /// are being written), so that it will be free again by itself.
+    fn is_ending(&self, request: &TxnRequest) -> bool {
+        let id = match request {
+            TxnRequest::InitProducerId {
+                transactional_id, ..
+            }
+            | TxnRequest::AddPartitions {
+                transactional_id, ..
+            }
+            | TxnRequest::EndTxn {
+                transactional_id, ..
+            } => transactional_id,
+            TxnRequest::Describe { .. } => return false,
+        };
+        self.coordinator
+            .borrow()
+            .get(id)
+            .is_some_and(|m| matches!(m.status, TxnStatus::PrepareCommit | TxnStatus::PrepareAbort))
+    }
+
+    /// [`Self::handle`] once.
+    async fn handle_once(
         self: &Rc<Self>,
         shard: &Rc<Shard>,
         partition: PartitionId,
@@ -363,6 +428,7 @@ impl TxnHome {
                 };
                 if self.write(&log, &record).await.is_ok() {
                     self.timers_changed.notify_all();
+                    self.ended.notify_all();
                     return;
                 }
             } else {
