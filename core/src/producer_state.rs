@@ -115,12 +115,26 @@ impl ProducerStateTable {
         self.txns = txns;
     }
 
-    /// Checks a transaction marker of `producer_id` at `epoch`: a marker
-    /// from an older epoch than the producer's is fenced, as Kafka's
-    /// partition leader fences it (INVALID_PRODUCER_EPOCH).
-    pub fn check_marker(&self, producer_id: i64, epoch: i16) -> Result<(), ErrorCode> {
+    /// Checks a transaction marker of `producer_id` at `epoch`, from a
+    /// coordinator at `coordinator_epoch` (-1: a batch that carries none),
+    /// as Kafka's partition leader does: a marker from an older producer
+    /// epoch is fenced (INVALID_PRODUCER_EPOCH), and one from a coordinator
+    /// older than the last that wrote a marker for the producer
+    /// (TRANSACTION_COORDINATOR_FENCED: a deposed coordinator's late
+    /// marker must not end the producer's current transaction).
+    pub fn check_marker(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        coordinator_epoch: i32,
+    ) -> Result<(), ErrorCode> {
         match self.producers.get(&producer_id) {
             Some(entry) if epoch < entry.epoch => Err(ErrorCode::InvalidProducerEpoch),
+            Some(entry)
+                if coordinator_epoch >= 0 && coordinator_epoch < entry.coordinator_epoch =>
+            {
+                Err(ErrorCode::TransactionCoordinatorFenced)
+            }
             _ => Ok(()),
         }
     }
@@ -147,7 +161,7 @@ impl ProducerStateTable {
                 last_append_ms: append_ms,
                 coordinator_epoch: -1,
             });
-        entry.coordinator_epoch = coordinator_epoch;
+        entry.coordinator_epoch = entry.coordinator_epoch.max(coordinator_epoch);
         if epoch > entry.epoch {
             entry.epoch = epoch;
             entry.batches.clear();

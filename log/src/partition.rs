@@ -52,7 +52,7 @@ use crate::segment::{parse_segment_name, ReadBufOf, RecoveryReport, Segment};
 use crate::storage::Storage;
 use sluice_core::producer_state::{ProducerStateTable, SequenceCheck};
 use sluice_core::replication::EpochCache;
-use sluice_core::txn::marker::Marker;
+use sluice_core::txn::marker::{control_marker, Marker};
 use sluice_core::txn::partition::AbortedTxn;
 
 mod clean;
@@ -368,6 +368,15 @@ impl<S: Storage> PartitionLog<S> {
     async fn rebuild_producer_state(&self, now_ms: i64) -> LogResult<()> {
         let end = self.log_end_offset();
         let snapshot = producers::read(&self.storage, &self.dir).await;
+        // A snapshot past the recovered end describes batches that are not
+        // there: the table is rebuilt from the log instead.
+        let snapshot = snapshot.filter(|s| {
+            let usable = s.offset <= end;
+            if !usable {
+                tracing::warn!(dir = ?self.dir, snapshot = s.offset, log_end = end, "producer state snapshot past the log end; rebuilding from the log");
+            }
+            usable
+        });
         let (mut table, from) = match snapshot {
             Some(s) => (
                 producers::table_of(&s),
@@ -411,8 +420,26 @@ impl<S: Storage> PartitionLog<S> {
     /// Writes the producer state snapshot for the current log end. Caller
     /// holds the I/O lock.
     async fn snapshot_producers(&self) -> LogResult<()> {
-        let snapshot = producers::snapshot_of(&self.producers.borrow(), self.log_end_offset());
-        producers::write(&self.storage, &self.dir, &snapshot).await?;
+        let snapshot = self.producer_snapshot_now();
+        self.write_producer_snapshot(&snapshot).await
+    }
+
+    /// The producer table as it is now, at the log end: taken before a
+    /// sync that covers the log end and written after it, so a snapshot on
+    /// disk never remembers a batch (a marker that closed a transaction,
+    /// say) that a crash could still lose.
+    fn producer_snapshot_now(&self) -> producers::ProducerSnapshot {
+        producers::snapshot_of(&self.producers.borrow(), self.log_end_offset())
+    }
+
+    /// Writes `snapshot` (every batch below its offset durable). Caller
+    /// holds the I/O lock.
+    async fn write_producer_snapshot(
+        &self,
+        snapshot: &producers::ProducerSnapshot,
+    ) -> LogResult<()> {
+        debug_assert!(snapshot.offset <= self.durable_offset.get());
+        producers::write(&self.storage, &self.dir, snapshot).await?;
         self.bytes_since_producer_snapshot.set(0);
         self.write_epochs().await
     }
@@ -437,8 +464,11 @@ impl<S: Storage> PartitionLog<S> {
             let view = scratch.as_ref().unwrap_or(&table);
             if header.is_control() || origin == Origin::Coordinator {
                 // A marker, or a coordinator's batch in a producer's name,
-                // carries no sequence: only its epoch is checked.
-                view.check_marker(header.producer_id, header.producer_epoch)
+                // carries no sequence: only its epoch is checked, and a
+                // marker's coordinator epoch.
+                let coordinator_epoch =
+                    control_marker(&header, &batches[batch_at..]).map_or(-1, |(_, epoch)| epoch);
+                view.check_marker(header.producer_id, header.producer_epoch, coordinator_epoch)
                     .map_err(LogError::Sequence)?;
                 continue;
             }
@@ -982,6 +1012,9 @@ impl<S: Storage> PartitionLog<S> {
         }
         self.check_writable()?;
         let upto = self.log_end_offset();
+        let snapshot = (self.bytes_since_producer_snapshot.get()
+            >= self.config.borrow().producer_snapshot_interval_bytes)
+            .then(|| self.producer_snapshot_now());
         let active = self.active();
         if let Err(e) = Segment::write_out(&active, true).await {
             return self.fail(e);
@@ -992,10 +1025,8 @@ impl<S: Storage> PartitionLog<S> {
             return self.fail(e);
         }
         self.durable_offset.set(self.durable_offset.get().max(upto));
-        if self.bytes_since_producer_snapshot.get()
-            >= self.config.borrow().producer_snapshot_interval_bytes
-        {
-            if let Err(e) = self.snapshot_producers().await {
+        if let Some(snapshot) = snapshot {
+            if let Err(e) = self.write_producer_snapshot(&snapshot).await {
                 return self.fail(e);
             }
         }
@@ -1006,11 +1037,12 @@ impl<S: Storage> PartitionLog<S> {
     /// Caller holds the I/O lock.
     async fn roll(&self, now_ms: i64) -> LogResult<()> {
         let active = self.active();
+        let snapshot = self.producer_snapshot_now();
         Segment::seal(&active).await?;
         let next = active.borrow().next_offset;
         // Everything in the sealed segment is synced now.
         self.durable_offset.set(self.durable_offset.get().max(next));
-        self.snapshot_producers().await?;
+        self.write_producer_snapshot(&snapshot).await?;
         let seg = Segment::create(
             &self.storage,
             &self.dir,

@@ -347,15 +347,23 @@ impl GroupHome {
             } => {
                 // A transaction may commit for a group this coordinator does
                 // not know yet (Kafka creates it); a member's generation is
-                // checked when the group exists.
-                let check = self.coordinator.borrow_mut().check_commit(
-                    &group_id,
-                    &member_id,
-                    instance_id.as_deref(),
-                    generation,
-                    now,
-                    ErrorCode::None,
-                );
+                // checked when the group exists. A commit that names no
+                // member (TxnOffsetCommit before v3, or a producer given
+                // only the group id) is not a member's: Kafka lets it
+                // through whatever the group's state.
+                let anonymous = member_id.is_empty() && generation < 0 && instance_id.is_none();
+                let check = if anonymous {
+                    ErrorCode::None
+                } else {
+                    self.coordinator.borrow_mut().check_commit(
+                        &group_id,
+                        &member_id,
+                        instance_id.as_deref(),
+                        generation,
+                        now,
+                        ErrorCode::None,
+                    )
+                };
                 if check != ErrorCode::None {
                     return GroupResponse::Commit(vec![check; offsets.len()]);
                 }

@@ -737,6 +737,9 @@ impl Shard {
             .map(|(k, p)| (k.clone(), p.clone()))
             .collect();
         for ((topic, partition), p) in owned {
+            // Transactions stable for good are forgotten here too, also on
+            // a partition no read_committed consumer asks about.
+            p.log.last_stable_offset(p.high_watermark());
             match p.log.apply_retention(self.env.now_ms()).await {
                 Ok(outcome) if outcome.segments_deleted > 0 => tracing::info!(
                     topic,

@@ -21,13 +21,13 @@
 //! aborted, never half.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::time::Duration;
 
 use sluice_core::group::coordinator_partition;
 use sluice_core::txn::coordinator::{MarkerJob, Plan, TxnCoordinator, TxnMetadata, Written};
-use sluice_core::txn::marker::Marker;
+use sluice_core::txn::marker::{ControlType, Marker};
 use sluice_core::txn::records::{TxnRecord, TxnStatus};
 use sluice_core::{ErrorCode, PartitionId};
 
@@ -64,6 +64,9 @@ pub struct TxnHome {
     /// Signalled when a transaction completes (its markers are written):
     /// requests that found it still ending wait for this.
     ended: Notify,
+    /// Transactional ids whose markers a task is delivering: one task per
+    /// id, however often its partition is loaded again meanwhile.
+    delivering: RefCell<BTreeSet<String>>,
     timer_started: Cell<bool>,
     stopped: Cell<bool>,
 }
@@ -79,6 +82,7 @@ impl TxnHome {
             env,
             timers_changed: Notify::default(),
             ended: Notify::default(),
+            delivering: RefCell::new(BTreeSet::new()),
             timer_started: Cell::new(false),
             stopped: Cell::new(false),
         }
@@ -111,6 +115,10 @@ impl TxnHome {
         owned: Rc<OwnedPartition>,
     ) -> Option<Rc<TxnLog>> {
         self.partition_count.set(partition_count);
+        // A partition loaded again (a new leader epoch here): the old log
+        // stops and its ids go before the replay, which must not apply old
+        // records over newer state.
+        self.unload(partition);
         let log = Rc::new(TxnLog::new(partition, owned, self.env.clone()));
         match log.replay(&self.coordinator).await {
             Ok((records, skipped)) => tracing::info!(
@@ -395,11 +403,39 @@ impl TxnHome {
 
     /// Delivers `job`'s markers in the background, then completes its
     /// transaction.
+    /// A delivery already running for the id goes on (it checks the
+    /// id's state before every attempt); none starts beside it.
     fn deliver(self: &Rc<Self>, shard: &Rc<Shard>, partition: PartitionId, job: MarkerJob) {
+        let id = job.transactional_id.clone();
+        if !self.delivering.borrow_mut().insert(id.clone()) {
+            return;
+        }
         let home = self.clone();
         let shard = shard.clone();
-        glommio::spawn_local(async move { home.deliver_markers(shard, partition, job).await })
-            .detach();
+        glommio::spawn_local(async move {
+            home.clone().deliver_markers(shard, partition, job).await;
+            home.delivering.borrow_mut().remove(&id);
+        })
+        .detach();
+    }
+
+    /// True while the id is still in the prepared state of `job` (the
+    /// same producer id and epoch): its markers are still due. A delivery
+    /// for a transaction that completed must not write again: with the
+    /// same epoch, its marker would end the producer's next transaction.
+    fn still_due(&self, job: &MarkerJob) -> bool {
+        let prepared = match job.control {
+            ControlType::Commit => TxnStatus::PrepareCommit,
+            ControlType::Abort => TxnStatus::PrepareAbort,
+        };
+        self.coordinator
+            .borrow()
+            .get(&job.transactional_id)
+            .is_some_and(|m| {
+                m.status == prepared
+                    && m.producer_id == job.producer_id
+                    && m.producer_epoch == job.producer_epoch
+            })
     }
 
     /// Writes `job`'s marker to every partition of its transaction, retrying
@@ -418,6 +454,9 @@ impl TxnHome {
             let Some(log) = self.serving(partition) else {
                 return;
             };
+            if !self.still_due(&job) {
+                return;
+            }
             if left.is_empty() {
                 let record = self
                     .coordinator

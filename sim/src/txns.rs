@@ -2,8 +2,10 @@
 //! the shards' transaction coordinators and partitions.
 //!
 //! Owns: the transaction operations of the run and their promises in
-//! [`TxnModel`]. A transaction is one task: InitProducerId (a fresh epoch),
-//! AddPartitionsToTxn, transactional produces, then EndTxn commit or abort,
+//! [`TxnModel`]. A transaction is one task: InitProducerId (once per
+//! producer and process lifetime, as a client: later transactions of the
+//! same transactional id run under the same epoch), AddPartitionsToTxn,
+//! transactional produces, then EndTxn commit or abort,
 //! each the shard call its handler in `net/` makes. A read is a
 //! read_committed Fetch of a whole partition from its log start, with the
 //! aborted transactions filtered out as a client filters them.
@@ -91,6 +93,11 @@ pub struct TxnModel {
     pub busy: BTreeSet<String>,
     /// Value → the transaction that wrote it.
     pub by_value: BTreeMap<Bytes, usize>,
+    /// Transactional id → its producer in this process (id, epoch, next
+    /// sequence per partition): as a real client, one InitProducerId and
+    /// then transaction after transaction under the same epoch, until an
+    /// error makes it start over.
+    pub producers: BTreeMap<String, (i64, i16, BTreeMap<Tp, i32>)>,
     pub commits_acked: u64,
     pub aborts_acked: u64,
     pub reads_checked: u64,
@@ -103,6 +110,7 @@ impl TxnModel {
             t.live = false;
         }
         self.busy.clear();
+        self.producers.clear();
     }
 
     /// Forgets the records of `tp` the model no longer holds acknowledged
@@ -269,21 +277,15 @@ async fn run_transaction(
     commit: bool,
 ) -> String {
     ensure_state_topic(shard).await;
-    let init = |fresh| TxnRequest::InitProducerId {
-        transactional_id: id.to_owned(),
-        timeout_ms: TXN_TIMEOUT_MS,
-        expected: None,
-        fresh,
-    };
-    let mut answer = txn_call(shard, id, init(None)).await;
-    if let TxnResponse::NeedProducerId = answer {
-        let Ok(Ok(fresh)) = shard.call(0, Propose(Proposal::AllocateProducerId)).await else {
-            return "no producer id".into();
-        };
-        answer = txn_call(shard, id, init(Some(fresh))).await;
-    }
-    let TxnResponse::ProducerId { producer_id, epoch } = answer else {
-        return format!("InitProducerId: {answer:?}");
+    // Taken out now, put back when the transaction ends well: any error on
+    // the way makes the next transaction start with InitProducerId.
+    let known = c.txns.borrow_mut().producers.remove(id);
+    let (producer_id, epoch, mut sequences) = match known {
+        Some(known) => known,
+        None => match init_producer(shard, id).await {
+            Ok((producer_id, epoch)) => (producer_id, epoch, BTreeMap::new()),
+            Err(e) => return e,
+        },
     };
     let partitions: Vec<Tp> = writes.iter().map(|(tp, _)| tp.clone()).collect();
     let index = {
@@ -315,14 +317,16 @@ async fn run_transaction(
         other => return format!("AddPartitionsToTxn: {other:?} (left open)"),
     }
     for (tp, values) in writes {
+        let sequence = sequences.get(&tp).copied().unwrap_or(0);
         let mut batch = BatchBuilder::new(shard.env().now_ms())
-            .producer(producer_id, epoch, 0)
+            .producer(producer_id, epoch, sequence)
             .transactional();
         for v in &values {
             batch = batch.record(None, Some(v));
         }
         match send_transactional(c, shard, &tp, batch.build()).await {
             Ok(base) => {
+                sequences.insert(tp.clone(), sequence + values.len() as i32);
                 let mut model = c.txns.borrow_mut();
                 let records = model.txns[index].records.entry(tp.clone()).or_default();
                 for (i, v) in values.into_iter().enumerate() {
@@ -336,7 +340,35 @@ async fn run_transaction(
             }
         }
     }
-    end(c, shard, id, index, producer_id, epoch, commit).await
+    let outcome = end(c, shard, id, index, producer_id, epoch, commit).await;
+    if outcome.ends_with("acknowledged") {
+        c.txns
+            .borrow_mut()
+            .producers
+            .insert(id.to_owned(), (producer_id, epoch, sequences));
+    }
+    outcome
+}
+
+/// InitProducerId for `id`: its producer id and a new epoch.
+async fn init_producer(shard: &Rc<Shard>, id: &str) -> Result<(i64, i16), String> {
+    let init = |fresh| TxnRequest::InitProducerId {
+        transactional_id: id.to_owned(),
+        timeout_ms: TXN_TIMEOUT_MS,
+        expected: None,
+        fresh,
+    };
+    let mut answer = txn_call(shard, id, init(None)).await;
+    if let TxnResponse::NeedProducerId = answer {
+        let Ok(Ok(fresh)) = shard.call(0, Propose(Proposal::AllocateProducerId)).await else {
+            return Err("no producer id".into());
+        };
+        answer = txn_call(shard, id, init(Some(fresh))).await;
+    }
+    match answer {
+        TxnResponse::ProducerId { producer_id, epoch } => Ok((producer_id, epoch)),
+        other => Err(format!("InitProducerId: {other:?}")),
+    }
 }
 
 async fn end(

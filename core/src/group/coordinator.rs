@@ -80,7 +80,9 @@ pub struct GroupCoordinator {
     /// Offsets committed inside transactions not yet ended, by producer id
     /// (TxnOffsetCommit): durable, but applied only when the transaction's
     /// commit marker is written, and dropped at its abort marker.
-    txn_offsets: BTreeMap<i64, Vec<OffsetsRecord>>,
+    /// One record per (group, topic, partition): a later commit in the
+    /// same transaction replaces an earlier one.
+    txn_offsets: BTreeMap<i64, BTreeMap<(String, String, i32), OffsetsRecord>>,
 }
 
 impl GroupCoordinator {
@@ -98,10 +100,18 @@ impl GroupCoordinator {
     /// Offset records `producer_id` wrote in its open transaction (durable):
     /// they wait for its marker.
     pub fn add_txn_offsets(&mut self, producer_id: i64, records: Vec<OffsetsRecord>) {
-        self.txn_offsets
-            .entry(producer_id)
-            .or_default()
-            .extend(records);
+        let pending = self.txn_offsets.entry(producer_id).or_default();
+        for record in records {
+            if let OffsetsRecord::Offset {
+                group,
+                topic,
+                partition,
+                ..
+            } = &record
+            {
+                pending.insert((group.clone(), topic.clone(), *partition), record);
+            }
+        }
     }
 
     /// `producer_id`'s transaction ended (its marker is durable): its
@@ -111,7 +121,7 @@ impl GroupCoordinator {
             return;
         };
         if commit {
-            for record in records {
+            for record in records.into_values() {
                 self.apply(record, now_ms);
             }
         }
@@ -121,10 +131,10 @@ impl GroupCoordinator {
     /// group's partition (OffsetFetch's require_stable then answers
     /// UNSTABLE_OFFSET_COMMIT, as Kafka).
     pub fn has_txn_offset(&self, group_id: &str, topic: &str, partition: i32) -> bool {
-        self.txn_offsets.values().flatten().any(|r| {
-            matches!(r, OffsetsRecord::Offset { group, topic: t, partition: p, .. }
-                if group == group_id && t == topic && *p == partition)
-        })
+        let key = (group_id.to_owned(), topic.to_owned(), partition);
+        self.txn_offsets
+            .values()
+            .any(|pending| pending.contains_key(&key))
     }
 
     /// The limits this coordinator applies.
@@ -663,7 +673,7 @@ impl GroupCoordinator {
         });
         self.consumer_groups.retain(|id, _| keep(id));
         for records in self.txn_offsets.values_mut() {
-            records.retain(|r| keep(r.group()));
+            records.retain(|(group, _, _), _| keep(group));
         }
         self.txn_offsets.retain(|_, records| !records.is_empty());
         out

@@ -67,11 +67,14 @@ impl Shard {
                 }
             }
         }
+        // A newer coordinator, or a producer past this epoch, has taken
+        // over the partition's transaction state: nothing to write there.
         let done = |error: ErrorCode| {
             matches!(
                 error,
                 ErrorCode::None
                     | ErrorCode::InvalidProducerEpoch
+                    | ErrorCode::TransactionCoordinatorFenced
                     | ErrorCode::UnknownTopicOrPartition
             )
         };
