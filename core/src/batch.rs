@@ -313,6 +313,17 @@ pub fn check_log_batch_header(buf: &[u8]) -> Result<BatchHeader, BatchError> {
             "record count does not fit the batch's offsets",
         ));
     }
+    // A stored batch's offsets, and the one after its last, are offsets.
+    if header.base_offset < 0
+        || header
+            .base_offset
+            .checked_add(i64::from(header.last_offset_delta) + 1)
+            .is_none()
+    {
+        return Err(BatchError::InvalidRecord(
+            "the batch's offsets are out of range",
+        ));
+    }
     Ok(header)
 }
 
@@ -750,6 +761,20 @@ mod tests {
             RecordBatch::parse(buf.freeze()).unwrap_err(),
             BatchError::InvalidLength(10)
         );
+    }
+
+    #[test]
+    fn a_stored_batch_whose_offsets_overflow_is_invalid() {
+        let mut buf = BytesMut::from(&sample(3)[..]);
+        assign_in_place(&mut buf, i64::MAX - 2, 0);
+        assert!(matches!(
+            check_log_batch(&buf),
+            Err(BatchError::InvalidRecord(_))
+        ));
+        assign_in_place(&mut buf, -5, 0);
+        assert!(check_log_batch(&buf).is_err());
+        assign_in_place(&mut buf, i64::MAX - 4, 0);
+        assert!(check_log_batch(&buf).is_ok());
     }
 
     #[test]
