@@ -119,7 +119,24 @@ def read_all(bootstrap, topic, partitions, isolation):
     return got, {tp.partition: tp.offset for tp in positions}
 
 
+def settle(bootstrap, topic, partitions):
+    """Waits until no transaction is open on the topic: the read_committed
+    end (the last stable offset) meets the high watermark on every
+    partition. EndTxn answers once the commit is decided; the markers that
+    move the LSO are written after the answer, on Kafka as on sluice."""
+    deadline = time.time() + WAIT
+    while True:
+        committed = end_offsets(bootstrap, topic, partitions, "read_committed")
+        uncommitted = end_offsets(bootstrap, topic, partitions, "read_uncommitted")
+        if committed == uncommitted:
+            return
+        if time.time() > deadline:
+            raise RuntimeError(f"{topic}: LSO {committed} never met the end {uncommitted}")
+        time.sleep(0.1)
+
+
 def show_reads(bootstrap, topic, partitions):
+    settle(bootstrap, topic, partitions)
     for isolation in ("read_committed", "read_uncommitted"):
         got, positions = read_all(bootstrap, topic, partitions, isolation)
         for p in range(partitions):
@@ -225,6 +242,7 @@ def lso(bootstrap, prefix):
     got, positions = read_all(bootstrap, topic, 1, "read_committed")
     out("open: read_committed reads", [v for _, v in got[0]], "ends at", positions[0])
     p.commit_transaction(WAIT)
+    settle(bootstrap, topic, 1)
     out("committed: read_committed end", end_offsets(bootstrap, topic, 1, "read_committed"))
     out("committed: read_uncommitted end", end_offsets(bootstrap, topic, 1, "read_uncommitted"))
     show_reads(bootstrap, topic, 1)
