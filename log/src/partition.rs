@@ -54,6 +54,7 @@ use sluice_core::producer_state::{ProducerStateTable, SequenceCheck};
 use sluice_core::replication::EpochCache;
 use sluice_core::txn::marker::{control_marker, Marker};
 use sluice_core::txn::partition::AbortedTxn;
+use sluice_core::txn::verification::{TxnVerifications, VerificationGuard};
 
 mod clean;
 mod epochs;
@@ -187,6 +188,9 @@ pub struct PartitionLog<S: Storage> {
     stats: RefCell<LogStats>,
     /// Idempotent producers' sequences, checked on every append.
     producers: RefCell<ProducerStateTable>,
+    /// Transactional first writes being verified with their coordinator
+    /// (KIP-890): a marker for the producer ends its guard.
+    verifications: RefCell<TxnVerifications>,
     bytes_since_producer_snapshot: Cell<u64>,
     /// Where each leader epoch starts (see [`EpochCache`]); stored with
     /// the producer snapshot, the rest replayed from batch headers at open.
@@ -351,6 +355,7 @@ impl<S: Storage> PartitionLog<S> {
             open_report: report,
             stats: RefCell::new(LogStats::default()),
             producers: RefCell::new(ProducerStateTable::default()),
+            verifications: RefCell::new(TxnVerifications::default()),
             bytes_since_producer_snapshot: Cell::new(0),
             epochs: RefCell::new(EpochCache::default()),
             cleaner_state: Cell::new(None),
@@ -750,8 +755,60 @@ impl<S: Storage> PartitionLog<S> {
         leader_epoch: LeaderEpoch,
         now_ms: i64,
     ) -> LogResult<AppendInfo> {
-        self.append_as(batches, source, leader_epoch, now_ms, Origin::Client)
+        self.append_as(batches, source, leader_epoch, now_ms, Origin::Client, None)
             .await
+    }
+
+    /// True when `batches` hold a transactional data batch whose producer
+    /// has no transaction open here: its first write in the partition,
+    /// which the leader verifies with the transaction coordinator first
+    /// ([`PartitionLog::begin_txn_verification`]). The producer id.
+    pub fn txn_to_verify(&self, batches: &[u8]) -> Option<i64> {
+        let header = BatchHeader::peek(batches).ok()?;
+        (header.is_transactional()
+            && !header.is_control()
+            && header.producer_id >= 0
+            && !self.producers.borrow().txns().is_open(header.producer_id))
+        .then_some(header.producer_id)
+    }
+
+    /// Starts verifying a transactional first write of `producer_id`: the
+    /// guard to append it with ([`PartitionLog::append_verified`]), which
+    /// holds until a marker for the producer is written.
+    pub fn begin_txn_verification(&self, producer_id: i64) -> VerificationGuard {
+        self.verifications.borrow_mut().begin(producer_id)
+    }
+
+    /// Ends a verification whose write will not be appended (refused by
+    /// the coordinator, or its caller gone).
+    pub fn end_txn_verification(&self, guard: VerificationGuard) {
+        self.verifications.borrow_mut().end(guard);
+    }
+
+    /// [`PartitionLog::append_from`] of a verified transactional first
+    /// write: refused with INVALID_TXN_STATE, nothing written, when a
+    /// marker for its producer came since the verification began (its
+    /// transaction ended: appending would open one nobody will end).
+    pub async fn append_verified(
+        &self,
+        batches: BytesMut,
+        source: Option<SourceBuffer>,
+        leader_epoch: LeaderEpoch,
+        now_ms: i64,
+        guard: VerificationGuard,
+    ) -> LogResult<AppendInfo> {
+        let appended = self
+            .append_as(
+                batches,
+                source,
+                leader_epoch,
+                now_ms,
+                Origin::Client,
+                Some(guard),
+            )
+            .await;
+        self.end_txn_verification(guard);
+        appended
     }
 
     /// Appends a transaction marker (a WriteTxnMarkers from the transaction
@@ -779,8 +836,15 @@ impl<S: Storage> PartitionLog<S> {
         leader_epoch: LeaderEpoch,
         now_ms: i64,
     ) -> LogResult<AppendInfo> {
-        self.append_as(batches, None, leader_epoch, now_ms, Origin::Coordinator)
-            .await
+        self.append_as(
+            batches,
+            None,
+            leader_epoch,
+            now_ms,
+            Origin::Coordinator,
+            None,
+        )
+        .await
     }
 
     async fn append_as(
@@ -790,6 +854,7 @@ impl<S: Storage> PartitionLog<S> {
         leader_epoch: LeaderEpoch,
         now_ms: i64,
         origin: Origin,
+        verified: Option<VerificationGuard>,
     ) -> LogResult<AppendInfo> {
         self.check_writable()?;
         // On a full disk nothing more is buffered: what is pending must be
@@ -858,7 +923,13 @@ impl<S: Storage> PartitionLog<S> {
         self.roll_for(total, records, now_ms).await?;
 
         // Check producer sequences, assign offsets and append, with no await
-        // in between, so no other append can slip between check and record.
+        // in between, so no other append can slip between check and record
+        // (nor a marker between a verification's last check and the write).
+        if let (Some(guard), Some(producer_id)) = (verified, self.txn_to_verify(&batches)) {
+            if producer_id != guard.producer_id || !self.verifications.borrow().holds(guard) {
+                return Err(LogError::Sequence(sluice_core::ErrorCode::InvalidTxnState));
+            }
+        }
         if let Some(outcome) = self.check_sequences(&batches, origin)? {
             return Ok(outcome);
         }
@@ -963,6 +1034,9 @@ impl<S: Storage> PartitionLog<S> {
                 );
             }
             producers::record_batch(&mut self.producers.borrow_mut(), &header, &bytes, now_ms);
+            if header.is_control() {
+                self.verifications.borrow_mut().clear(header.producer_id);
+            }
             self.epochs
                 .borrow_mut()
                 .assign(header.partition_leader_epoch, header.base_offset);

@@ -24,6 +24,7 @@ use rkyv::rancor;
 use rkyv::ser::allocator::ArenaHandle;
 use rkyv::util::AlignedVec;
 use sluice_core::config::LogConfig;
+use sluice_core::txn::verification::VerificationGuard;
 use sluice_core::Offset;
 
 use crate::checkpoint::{self, Checkpoint};
@@ -207,6 +208,29 @@ impl PartitionStore {
         now_ms: i64,
     ) -> LogResult<AppendInfo> {
         with_log!(self, l => l.append_from(batches, source, leader_epoch, now_ms).await)
+    }
+    /// [`PartitionLog::txn_to_verify`].
+    pub fn txn_to_verify(&self, batches: &[u8]) -> Option<i64> {
+        with_log!(self, l => l.txn_to_verify(batches))
+    }
+    /// [`PartitionLog::begin_txn_verification`].
+    pub fn begin_txn_verification(&self, producer_id: i64) -> VerificationGuard {
+        with_log!(self, l => l.begin_txn_verification(producer_id))
+    }
+    /// [`PartitionLog::end_txn_verification`].
+    pub fn end_txn_verification(&self, guard: VerificationGuard) {
+        with_log!(self, l => l.end_txn_verification(guard))
+    }
+    /// [`PartitionLog::append_verified`].
+    pub async fn append_verified(
+        &self,
+        batches: BytesMut,
+        source: Option<SourceBuffer>,
+        leader_epoch: i32,
+        now_ms: i64,
+        guard: VerificationGuard,
+    ) -> LogResult<AppendInfo> {
+        with_log!(self, l => l.append_verified(batches, source, leader_epoch, now_ms, guard).await)
     }
     /// [`PartitionLog::append_marker`].
     pub async fn append_marker(
