@@ -14,6 +14,13 @@
 //! - lso: read_committed stops at the last stable offset, ListOffsets too.
 //! - rpw: read-process-write with offsets committed in the transaction.
 //!
+//! And with raw requests (tests/clients/python/txn_raw.py, kafka-python's
+//! protocol classes), KIP-890's check on the partition leader: a
+//! transactional write to a partition not added to the transaction, or
+//! sent after the transaction ended, is refused (INVALID_TXN_STATE, or
+//! TRANSACTION_ABORTABLE from Produce v11) and opens no transaction; one
+//! without a transactional id gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
+//!
 //! And across a broker SIGKILL: a transaction committed right before the
 //! kill is complete after the restart (its markers are written from the
 //! coordinator's durable state), and one left open is aborted by its
@@ -34,9 +41,19 @@ fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/python/transactions.py")
 }
 
+/// The raw-protocol scenarios (kafka-python's request classes: requests a
+/// transactional client would not send).
+fn raw_script() -> PathBuf {
+    script().with_file_name("txn_raw.py")
+}
+
 fn run_scenario(broker: &Broker, scenario: &str, prefix: &str) -> CmdOutput {
+    run_script(&script(), broker, scenario, prefix)
+}
+
+fn run_script(script: &PathBuf, broker: &Broker, scenario: &str, prefix: &str) -> CmdOutput {
     let out = run(
-        Command::new(python_interpreter()).arg(script()).args([
+        Command::new(python_interpreter()).arg(script).args([
             scenario,
             &broker.bootstrap(),
             prefix,
@@ -54,10 +71,15 @@ fn run_scenario(broker: &Broker, scenario: &str, prefix: &str) -> CmdOutput {
     out
 }
 
-/// Runs SCENARIO and compares its lines with Kafka's.
+/// Runs SCENARIO of transactions.py and compares its lines with Kafka's.
 fn matches_kafka(scenario: &str) {
+    script_matches_kafka(&script(), scenario);
+}
+
+/// Runs SCENARIO of `script` and compares its lines with Kafka's.
+fn script_matches_kafka(script_path: &PathBuf, scenario: &str) {
     let broker = Broker::start();
-    let out = run_scenario(&broker, scenario, &topic(scenario));
+    let out = run_script(script_path, &broker, scenario, &topic(scenario));
     let path = script()
         .with_file_name("expected")
         .join(format!("txn-{scenario}.txt"));
@@ -94,6 +116,21 @@ fn read_committed_stops_at_the_last_stable_offset() {
 #[test]
 fn read_process_write_outputs_every_input_once_with_its_offsets() {
     matches_kafka("rpw");
+}
+
+#[test]
+fn a_transactional_write_to_a_partition_not_added_is_refused() {
+    script_matches_kafka(&raw_script(), "unadded");
+}
+
+#[test]
+fn a_late_write_after_the_commit_opens_no_transaction() {
+    script_matches_kafka(&raw_script(), "late");
+}
+
+#[test]
+fn a_transactional_write_without_a_transactional_id_is_refused() {
+    script_matches_kafka(&raw_script(), "no-id");
 }
 
 #[test]

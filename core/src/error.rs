@@ -90,6 +90,7 @@ pub enum ErrorCode {
     StaleMemberEpoch = 113,
     MismatchedEndpointType = 114,
     UnsupportedEndpointType = 115,
+    TransactionAbortable = 120,
 }
 
 /// Every code above, for [`ErrorCode::from_code`].
@@ -175,6 +176,7 @@ const ALL: &[ErrorCode] = &[
     ErrorCode::StaleMemberEpoch,
     ErrorCode::MismatchedEndpointType,
     ErrorCode::UnsupportedEndpointType,
+    ErrorCode::TransactionAbortable,
 ];
 
 impl ErrorCode {

@@ -219,6 +219,16 @@ pub async fn metrics(shard: &Rc<Shard>, limits: &ConnectionLimits) -> String {
             |s| s.fetch_record_bytes_copied,
         ),
         (
+            "sluice_txn_verifications_total",
+            "Transactional first writes verified with their coordinator (KIP-890)",
+            |s| s.txn_verifications,
+        ),
+        (
+            "sluice_txn_verification_failures_total",
+            "Transactional writes refused: their partition was not in the producer's transaction",
+            |s| s.txn_verification_failures,
+        ),
+        (
             "sluice_log_cleaner_passes_total",
             "Compaction passes the log cleaner completed",
             |s| s.cleaner_passes,

@@ -131,6 +131,7 @@ async fn measure(
             let partition = (i % 2) as i32;
             let request = Produce {
                 acks: 1,
+                transactional_id: None,
                 appends: vec![PartitionAppend {
                     topic: "cross-core".into(),
                     partition,

@@ -27,12 +27,45 @@ pub trait Env {
     fn sleep(&self, duration: Duration) -> Sleep;
     /// A fresh random 16-byte id (topic ids: version-4 UUIDs).
     fn new_id(&self) -> [u8; 16];
-    /// A deliberately broken durability rule, for the simulator's proof
-    /// that it catches lost acknowledged writes: under `log.flush=always`
-    /// a produce is acknowledged before its fdatasync (and never synced on
-    /// its account). Production never turns it on.
+    /// A rule deliberately broken, for the simulator's proof that its
+    /// checks catch what the rule prevents. Production never breaks one.
+    fn broken_rule(&self) -> Option<BrokenRule> {
+        None
+    }
+    /// [`BrokenRule::AcksBeforeSync`] is on.
     fn acks_before_sync(&self) -> bool {
-        false
+        self.broken_rule() == Some(BrokenRule::AcksBeforeSync)
+    }
+}
+
+/// A rule the simulator can break on purpose (`scripts/sim --bug NAME`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokenRule {
+    /// `acks-before-sync`: under `log.flush=always` a produce is
+    /// acknowledged before its fdatasync (and never synced on its
+    /// account), so a crash loses acknowledged writes.
+    AcksBeforeSync,
+    /// `no-txn-verification`: a transactional producer's first write in a
+    /// partition is appended without asking its coordinator (KIP-890), so
+    /// a write after its transaction ended opens one nobody ends.
+    NoTxnVerification,
+}
+
+impl BrokenRule {
+    /// Every rule, for `--bug`'s list.
+    pub const ALL: [BrokenRule; 2] = [BrokenRule::AcksBeforeSync, BrokenRule::NoTxnVerification];
+
+    /// Its `--bug` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            BrokenRule::AcksBeforeSync => "acks-before-sync",
+            BrokenRule::NoTxnVerification => "no-txn-verification",
+        }
+    }
+
+    /// The rule `name` names.
+    pub fn from_name(name: &str) -> Option<BrokenRule> {
+        BrokenRule::ALL.into_iter().find(|r| r.name() == name)
     }
 }
 

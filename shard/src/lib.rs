@@ -26,7 +26,7 @@ pub use sluice_log::store;
 pub mod transport;
 pub mod txn;
 
-pub use env::{Env, SystemEnv};
+pub use env::{BrokenRule, Env, SystemEnv};
 pub use fatal::{fatal, FATAL_EXIT_CODE};
 pub use message::{
     DeleteRecords, FetchResult, GroupRequest, GroupResponse, LogDirs, PartitionRead, ProduceResult,

@@ -276,6 +276,10 @@ pub struct PartitionAppend {
 #[derive(Debug, Clone)]
 pub struct Produce {
     pub acks: i16,
+    /// The request's transactional id: a transactional batch is refused
+    /// without one, and its producer's first one in a partition is
+    /// verified with this id's coordinator first (KIP-890).
+    pub transactional_id: Option<String>,
     pub appends: Vec<PartitionAppend>,
 }
 
@@ -706,6 +710,10 @@ pub struct ShardStats {
     pub produce_record_bytes_copied: u64,
     /// Record bytes copied in user space on the fetch path.
     pub fetch_record_bytes_copied: u64,
+    /// Transactional first writes verified with their coordinator, and
+    /// the ones refused.
+    pub txn_verifications: u64,
+    pub txn_verification_failures: u64,
     /// Partitions this shard leads.
     pub leader_partitions: u64,
     /// Of those, the ones whose in-sync set lacks a replica.

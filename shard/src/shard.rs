@@ -50,6 +50,7 @@ mod partitions;
 mod replica_fetcher;
 pub mod replication;
 mod txn_markers;
+mod txn_verify;
 pub(crate) use txn_markers::settle_coordinator_write;
 
 /// Milliseconds since the Unix epoch.
@@ -89,6 +90,10 @@ pub struct ShardCounters {
     /// Record bytes a Fetch copied in user space: disk reads answered as
     /// shared bytes, record sets joined, responses encoded contiguously.
     pub fetch_record_bytes_copied: Cell<u64>,
+    /// Transactional first writes verified with their coordinator
+    /// (KIP-890), and of those the ones refused.
+    pub txn_verifications: Cell<u64>,
+    pub txn_verification_failures: Cell<u64>,
 }
 
 impl ShardCounters {
@@ -681,6 +686,8 @@ impl Shard {
             throttled_requests: self.counters.throttled_requests.get(),
             throttle_time_ms: self.counters.throttle_time_ms.get(),
             produce_record_bytes_copied: self.counters.produce_record_bytes_copied.get(),
+            txn_verifications: self.counters.txn_verifications.get(),
+            txn_verification_failures: self.counters.txn_verification_failures.get(),
             fetch_record_bytes_copied: self.counters.fetch_record_bytes_copied.get(),
             ..ShardStats::default()
         };

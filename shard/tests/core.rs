@@ -36,6 +36,7 @@ async fn produce(node: &Node, entry: usize, topic: &str, partition: i32, values:
     node.drive(async move {
         let request = Produce {
             acks: -1,
+            transactional_id: None,
             appends: vec![PartitionAppend {
                 topic: topic.clone(),
                 partition,

@@ -157,12 +157,15 @@ pub enum Op {
         leave: bool,
     },
     /// One transaction of `transactional_id`: `writes` produced, then
-    /// committed or aborted.
+    /// committed or aborted; then, with `late`, one more write of the same
+    /// producer to its first partition, not added again (which must be
+    /// refused).
     Transaction {
         entry: u32,
         transactional_id: String,
         writes: Vec<(Tp, Vec<Bytes>)>,
         commit: bool,
+        late: Option<Bytes>,
     },
     /// A read_committed read of a whole partition, checked.
     ReadCommitted {
@@ -244,7 +247,8 @@ async fn run(c: &Rc<Clients>, op: Op) {
             transactional_id,
             writes,
             commit,
-        } => txns::transaction(c, entry, transactional_id, writes, commit).await,
+            late,
+        } => txns::transaction(c, entry, transactional_id, writes, commit, late).await,
         Op::ReadCommitted { entry, tp } => txns::read_committed(c, entry, tp).await,
         Op::CreatePartitions { entry, name, total } => {
             let proposal = Proposal::CreatePartitions {
@@ -318,7 +322,7 @@ async fn produce(c: &Rc<Clients>, op: ProduceOp) {
     }
     let batch = builder.build();
     c.produced.set(c.produced.get() + 1);
-    let first = send_produce(&shard, to, &tp, batch.clone(), acks).await;
+    let first = send_produce(&shard, to, &tp, batch.clone(), acks, None).await;
     c.event(format!("produce {tp:?} x{}: {first:?}", values.len()));
     let mut acked_at = None;
     if let Ok(base_offset) = first {
@@ -328,7 +332,7 @@ async fn produce(c: &Rc<Clients>, op: ProduceOp) {
     if idempotent && retry {
         // The same batch again, as a client does when it did not hear the
         // answer: it must not be written twice.
-        let second = send_produce(&shard, to, &tp, batch, acks).await;
+        let second = send_produce(&shard, to, &tp, batch, acks, None).await;
         c.event(format!("retry {tp:?}: {second:?}"));
         match (first, second) {
             (Ok(a), Ok(b)) if a != b => c.fail(format!(
@@ -389,13 +393,14 @@ fn record_ack(c: &Clients, tp: &Tp, base_offset: Offset, values: &[Bytes]) {
     }
 }
 
-/// A transactional producer's batch (acks=all) to `tp` through `shard`,
-/// recorded in the model when acknowledged; its base offset.
+/// A batch of `transactional_id`'s producer (acks=all) to `tp` through
+/// `shard`, recorded in the model when acknowledged; its base offset.
 pub(crate) async fn send_transactional(
     c: &Rc<Clients>,
     shard: &Rc<Shard>,
     tp: &Tp,
     batch: Bytes,
+    transactional_id: &str,
 ) -> Result<Offset, ErrorCode> {
     let broker = shard.config.node_id;
     let to = shard
@@ -414,7 +419,7 @@ pub(crate) async fn send_transactional(
                 .collect::<Vec<_>>()
         })
         .collect();
-    let result = send_produce(shard, to, tp, batch, -1).await;
+    let result = send_produce(shard, to, tp, batch, -1, Some(transactional_id.to_owned())).await;
     c.event(format!(
         "transactional produce {tp:?} x{}: {result:?}",
         values.len()
@@ -433,6 +438,7 @@ async fn send_produce(
     tp: &Tp,
     batch: Bytes,
     acks: i16,
+    transactional_id: Option<String>,
 ) -> Result<Offset, ErrorCode> {
     // Cut from a larger "frame", as the Kafka handler's records are: the
     // owner's cache and write buffer charge the frame (the cache's budget
@@ -446,6 +452,7 @@ async fn send_produce(
     };
     let request = Produce {
         acks,
+        transactional_id,
         appends: vec![PartitionAppend {
             topic: tp.0.clone(),
             partition: tp.1,

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
+use sluice_shard::BrokenRule;
 use sluice_sim::{run, SimConfig};
 
 #[derive(Parser, Debug)]
@@ -33,7 +34,7 @@ struct Args {
     #[arg(long, default_value_t = 2000)]
     steps: u64,
     /// Turns on a deliberately broken rule, to see the simulator catch it:
-    /// `acks-before-sync`.
+    /// `acks-before-sync`, `no-txn-verification`.
     #[arg(long)]
     bug: Option<String>,
     /// Overrides the seed's number of shards (1-4).
@@ -49,11 +50,16 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let acks_before_sync = match args.bug.as_deref() {
-        None => false,
-        Some("acks-before-sync") => true,
-        Some(other) => {
-            eprintln!("unknown --bug {other}; known: acks-before-sync");
+    let bug = match args
+        .bug
+        .as_deref()
+        .map(|name| (name, BrokenRule::from_name(name)))
+    {
+        None => None,
+        Some((_, Some(rule))) => Some(rule),
+        Some((other, None)) => {
+            let known: Vec<&str> = BrokenRule::ALL.iter().map(|r| r.name()).collect();
+            eprintln!("unknown --bug {other}; known: {}", known.join(", "));
             return ExitCode::from(2);
         }
     };
@@ -78,7 +84,7 @@ fn main() -> ExitCode {
     let (mut steps, mut checks, mut restarts) = (0u64, 0u64, 0u64);
     for seed in &seeds {
         let mut config = SimConfig::for_seed(*seed, args.steps);
-        config.acks_before_sync = acks_before_sync;
+        config.bug = bug;
         if let Some(shards) = args.shards {
             config.shards = shards;
         }

@@ -24,6 +24,7 @@ use crate::groups::GroupModel;
 use crate::model::{Checks, Model, Tp};
 use crate::txns::{read_visible, TxnModel};
 use sluice_shard::simulated::node::{Node, NodeParts};
+use sluice_shard::BrokenRule;
 
 use crate::node::{data_dir, read_all};
 use crate::trace::Trace;
@@ -49,8 +50,8 @@ pub struct SimConfig {
     pub flush_always: bool,
     /// Crashes, restarts and disk faults.
     pub faults: bool,
-    /// The deliberately broken durability rule ([`sluice_shard::Env::acks_before_sync`]).
-    pub acks_before_sync: bool,
+    /// The rule deliberately broken, if any ([`sluice_shard::Env::broken_rule`]).
+    pub bug: Option<BrokenRule>,
     /// Longest delay of a message between shards.
     pub max_mesh_delay_ms: u64,
     /// Prints every client event (not part of the run: same trace).
@@ -67,7 +68,7 @@ impl SimConfig {
             shards: 1 + rng.below(4) as u32,
             flush_always: rng.chance(70),
             faults: true,
-            acks_before_sync: false,
+            bug: None,
             max_mesh_delay_ms: rng.below(20),
             verbose: false,
         }
@@ -88,8 +89,8 @@ impl SimConfig {
                 " --flush never"
             };
         }
-        if self.acks_before_sync {
-            command += " --bug acks-before-sync";
+        if let Some(bug) = self.bug {
+            command += &format!(" --bug {}", bug.name());
         }
         command
     }
@@ -260,7 +261,7 @@ async fn lifetime(world: &mut World) -> Result<Ended, String> {
         clock: clock.clone(),
         mesh: mesh.clone(),
         id_seed,
-        acks_before_sync: world.config.acks_before_sync,
+        broken_rule: world.config.bug,
     };
     let node = Node::boot(parts, &mut world.rng).await?;
     world
@@ -469,6 +470,10 @@ fn client_op(world: &mut World, node: &Node) -> Option<Op> {
                 transactional_id: format!("x{}", rng.below(3)),
                 writes,
                 commit: rng.chance(60),
+                late: rng.chance(30).then(|| {
+                    world.next_value += 1;
+                    client::value(world.config.seed, world.next_value, 40)
+                }),
             })
         }
         63..=64 => Some(Op::ReadCommitted { entry, tp }),

@@ -20,7 +20,10 @@
 //! - the last stable offset never passes the first record of a transaction
 //!   its producer still has open (and that its timeout did not end);
 //! - a transaction whose commit was acknowledged is never aborted: its
-//!   records, once the last stable offset passes them, are all returned.
+//!   records, once the last stable offset passes them, are all returned;
+//! - (checked at the write) a producer's write to a partition after its
+//!   transaction ended there, not added to a transaction again, is refused
+//!   (KIP-890): nothing opens a transaction no coordinator will end.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
@@ -32,7 +35,9 @@ use sluice_core::group::coordinator_partition;
 use sluice_core::records::RecordIter;
 use sluice_core::txn::marker::{control_type, ControlType};
 use sluice_core::{ErrorCode, Offset};
-use sluice_shard::message::{Fetch, PartitionRead, Propose, Txn, TxnRequest, TxnResponse};
+use sluice_shard::message::{
+    DescribeProducers, Fetch, PartitionRead, Propose, Txn, TxnRequest, TxnResponse,
+};
 use sluice_shard::txn::TRANSACTION_STATE_TOPIC;
 use sluice_shard::{Proposal, Shard};
 
@@ -257,12 +262,13 @@ pub async fn transaction(
     transactional_id: String,
     writes: Vec<(Tp, Vec<Bytes>)>,
     commit: bool,
+    late: Option<Bytes>,
 ) {
     if !c.txns.borrow_mut().busy.insert(transactional_id.clone()) {
         return;
     }
     let shard = c.shards[entry as usize].clone();
-    let outcome = run_transaction(c, &shard, &transactional_id, writes, commit).await;
+    let outcome = run_transaction(c, &shard, &transactional_id, writes, commit, late).await;
     c.trace
         .borrow_mut()
         .event(&format!("transaction {transactional_id}: {outcome}"));
@@ -275,6 +281,7 @@ async fn run_transaction(
     id: &str,
     writes: Vec<(Tp, Vec<Bytes>)>,
     commit: bool,
+    late: Option<Bytes>,
 ) -> String {
     ensure_state_topic(shard).await;
     // Taken out now, put back when the transaction ends well: any error on
@@ -324,7 +331,7 @@ async fn run_transaction(
         for v in &values {
             batch = batch.record(None, Some(v));
         }
-        match send_transactional(c, shard, &tp, batch.build()).await {
+        match send_transactional(c, shard, &tp, batch.build(), id).await {
             Ok(base) => {
                 sequences.insert(tp.clone(), sequence + values.len() as i32);
                 let mut model = c.txns.borrow_mut();
@@ -340,8 +347,19 @@ async fn run_transaction(
             }
         }
     }
-    let outcome = end(c, shard, id, index, producer_id, epoch, commit).await;
-    if outcome.ends_with("acknowledged") {
+    let mut outcome = end(c, shard, id, index, producer_id, epoch, commit).await;
+    let ended = outcome.ends_with("acknowledged");
+    if let (true, Some(value), Some(tp)) = (ended, late, partitions.first()) {
+        let sequence = sequences.get(tp).copied().unwrap_or(0);
+        let write = LateWrite {
+            transactional_id: id,
+            producer_id,
+            epoch,
+            sequence,
+        };
+        outcome += &late_write(c, shard, tp, write, value).await;
+    }
+    if ended {
         c.txns
             .borrow_mut()
             .producers
@@ -368,6 +386,72 @@ async fn init_producer(shard: &Rc<Shard>, id: &str) -> Result<(i64, i16), String
     match answer {
         TxnResponse::ProducerId { producer_id, epoch } => Ok((producer_id, epoch)),
         other => Err(format!("InitProducerId: {other:?}")),
+    }
+}
+
+/// A transactional producer's write sent after its transaction ended.
+#[derive(Debug, Clone, Copy)]
+struct LateWrite<'a> {
+    transactional_id: &'a str,
+    producer_id: i64,
+    epoch: i16,
+    /// The sequence that follows its last write to the partition.
+    sequence: i32,
+}
+
+/// Sends `write` (one record, `value`) to `tp` once the ended
+/// transaction's marker is there, without adding `tp` to a transaction
+/// again: a retry delayed past the end, or a client that skipped
+/// AddPartitionsToTxn. Invariant (KIP-890): it is refused. Accepted, it
+/// would open a transaction in `tp` that no coordinator knows, and no
+/// marker would ever end it (a hanging transaction: the last stable
+/// offset stuck there for good). What became of it, for the trace.
+async fn late_write(
+    c: &Rc<Clients>,
+    shard: &Rc<Shard>,
+    tp: &Tp,
+    write: LateWrite<'_>,
+    value: Bytes,
+) -> String {
+    let broker = shard.config.node_id;
+    let mut marked = false;
+    for _ in 0..TRIES {
+        let Ok(owner) = shard.metadata().leader_shard(broker, &tp.0, tp.1) else {
+            break;
+        };
+        let op = DescribeProducers {
+            partitions: vec![tp.clone()],
+        };
+        if let Ok(answer) = shard.call(owner, op).await {
+            if let Some(Ok(producers)) = answer.first() {
+                marked = producers
+                    .iter()
+                    .all(|p| p.producer_id != write.producer_id || p.txn_start_offset < 0);
+                if marked {
+                    break;
+                }
+            }
+        }
+        shard.env().sleep(Duration::from_millis(100)).await;
+    }
+    if !marked {
+        return ", a late write not sent (no marker yet)".into();
+    }
+    let batch = BatchBuilder::new(shard.env().now_ms())
+        .producer(write.producer_id, write.epoch, write.sequence)
+        .transactional()
+        .record(None, Some(&value))
+        .build();
+    match send_transactional(c, shard, tp, batch, write.transactional_id).await {
+        Ok(offset) => {
+            c.fail(format!(
+                "{tp:?}: a write of {} after its transaction ended was appended at {offset}, \
+                 though {tp:?} was not added to a transaction again: a hanging transaction",
+                write.transactional_id
+            ));
+            ", a late write appended".into()
+        }
+        Err(e) => format!(", a late write {e:?}: refused"),
     }
 }
 

@@ -1,7 +1,9 @@
 //! The simulator in the test suite: a fixed set of seeds keeps every
-//! invariant, one seed is one trace, and a deliberately broken durability
-//! rule is caught and reported with the command that replays it.
+//! invariant, one seed is one trace, and each deliberately broken rule
+//! (durability, transaction verification) is caught and reported with the
+//! command that replays it.
 
+use sluice_shard::BrokenRule;
 use sluice_sim::{run, SimConfig};
 
 /// Seeds every test run checks (CI runs more through `scripts/sim`).
@@ -46,7 +48,7 @@ fn acknowledging_before_the_sync_is_caught_with_its_seed() {
     for seed in SEEDS.take(4) {
         let mut config = SimConfig::for_seed(seed, STEPS);
         config.flush_always = true;
-        config.acks_before_sync = true;
+        config.bug = Some(BrokenRule::AcksBeforeSync);
         let failure = match run(&config) {
             Ok(report) => panic!("seed {seed}: a lost acknowledged write went unseen: {report:?}"),
             Err(failure) => failure,
@@ -73,9 +75,31 @@ fn acknowledging_before_the_sync_is_caught_with_its_seed() {
             !SimConfig::for_seed(seed, STEPS).flush_always
         );
         // The same seed with the rule intact keeps every invariant.
-        config.acks_before_sync = false;
+        config.bug = None;
         if let Err(failure) = run(&config) {
             panic!("{failure}");
         }
+    }
+}
+
+#[test]
+fn a_write_after_its_transaction_ended_is_caught_without_verification() {
+    // Seeds with single-shard nodes run many transactions.
+    for seed in [1, 2, 9] {
+        let mut config = SimConfig::for_seed(seed, STEPS);
+        config.bug = Some(BrokenRule::NoTxnVerification);
+        let failure = match run(&config) {
+            Ok(report) => panic!("seed {seed}: a hanging transaction went unseen: {report:?}"),
+            Err(failure) => failure,
+        };
+        assert!(
+            failure.message.contains("hanging transaction"),
+            "seed {seed} failed for another reason: {}",
+            failure.message
+        );
+        assert!(failure
+            .config
+            .replay_command()
+            .ends_with("--bug no-txn-verification"));
     }
 }

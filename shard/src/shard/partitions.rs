@@ -11,9 +11,13 @@
 
 use futures_util::future::join_all;
 
+use super::txn_verify::TxnWrite;
 use super::*;
+use crate::env::BrokenRule;
 use crate::message::{AwaitDurable, ListOffsets, ListedOffset, Produce};
-use sluice_log::SourceBuffer;
+use sluice_core::batch::BatchHeader;
+use sluice_core::txn::verification::VerificationGuard;
+use sluice_log::{PartitionStore, SourceBuffer};
 
 impl Shard {
     /// [`Produce`]: appends each partition's batches. The appends start in
@@ -21,8 +25,9 @@ impl Shard {
     /// appends to one partition keep the order of the requests that carry
     /// them) and run side by side: one partition writing out its buffer
     /// does not hold up the others.
-    pub(crate) async fn produce_many(&self, op: Produce) -> Vec<ProduceResult> {
+    pub(crate) async fn produce_many(self: &Rc<Self>, op: Produce) -> Vec<ProduceResult> {
         let acks = op.acks;
+        let transactional_id = op.transactional_id.as_deref();
         join_all(op.appends.into_iter().map(|append| async move {
             self.produce_local(
                 &append.topic,
@@ -30,6 +35,7 @@ impl Shard {
                 append.records,
                 append.source,
                 acks,
+                transactional_id,
             )
             .await
         }))
@@ -72,12 +78,13 @@ impl Shard {
     }
 
     pub(super) async fn produce_local(
-        &self,
+        self: &Rc<Self>,
         topic: &str,
         partition: PartitionId,
         records: BytesMut,
         source: Option<SourceBuffer>,
         acks: i16,
+        transactional_id: Option<&str>,
     ) -> ProduceResult {
         let refused = |error, log_start_offset| ProduceResult {
             error,
@@ -107,10 +114,41 @@ impl Shard {
         }
         let batches = records;
         let bytes = batches.len();
-        let appended = p
-            .log
-            .append_in_epoch(batches, source, leader_epoch, self.env.now_ms())
-            .await;
+        let appended = match self.txn_write_check(&p, topic, partition, &batches, transactional_id)
+        {
+            Ok(None) => {
+                p.log
+                    .append_in_epoch(batches, source, leader_epoch, self.env.now_ms())
+                    .await
+            }
+            Ok(Some(write)) => {
+                // KIP-890: the producer's first write here in this
+                // transaction waits for its coordinator's word.
+                let verifying = VerifyingWrite::begin(&p.log, write.producer_id);
+                let verified = self.verify_txn_write(write).await;
+                if verified != ErrorCode::None {
+                    return refused(verified, p.log.log_start_offset());
+                }
+                // Leadership may have moved while the coordinator was asked.
+                let still_leads = {
+                    let role = p.role.borrow();
+                    role.is_leader() && role.leader_epoch() == leader_epoch
+                };
+                if !still_leads {
+                    return refused(ErrorCode::NotLeaderOrFollower, -1);
+                }
+                p.log
+                    .append_verified(
+                        batches,
+                        source,
+                        leader_epoch,
+                        self.env.now_ms(),
+                        verifying.guard,
+                    )
+                    .await
+            }
+            Err(code) => return refused(code, p.log.log_start_offset()),
+        };
         let info = match appended {
             Ok(info) => {
                 // Assigned offsets lie below the log end (a duplicate's
@@ -165,6 +203,40 @@ impl Shard {
             leader_epoch,
             log_append_time_ms: info.log_append_time_ms,
         }
+    }
+
+    /// Whether a produce's `batches` for `topic`/`partition` need their
+    /// coordinator's word first: `Some` for a transactional producer's
+    /// first write in the partition in this transaction (KIP-890); an
+    /// error for a transactional batch sent without a transactional id
+    /// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as Kafka answers it).
+    fn txn_write_check<'a>(
+        &self,
+        p: &OwnedPartition,
+        topic: &'a str,
+        partition: PartitionId,
+        batches: &[u8],
+        transactional_id: Option<&'a str>,
+    ) -> Result<Option<TxnWrite<'a>>, ErrorCode> {
+        let Ok(header) = BatchHeader::peek(batches) else {
+            return Ok(None); // judged by the append
+        };
+        if !header.is_transactional() || header.is_control() {
+            return Ok(None);
+        }
+        let Some(transactional_id) = transactional_id else {
+            return Err(ErrorCode::TransactionalIdAuthorizationFailed);
+        };
+        if self.env.broken_rule() == Some(BrokenRule::NoTxnVerification) {
+            return Ok(None);
+        }
+        Ok(p.log.txn_to_verify(batches).map(|producer_id| TxnWrite {
+            transactional_id,
+            producer_id,
+            epoch: header.producer_epoch,
+            topic,
+            partition,
+        }))
     }
 
     /// Waits until every offset below `offset` is durable, syncing the
@@ -300,5 +372,26 @@ impl Shard {
                     .insert((topic.to_owned(), partition));
             }
         }
+    }
+}
+
+/// A transactional write being verified: its guard ends when this is
+/// dropped (the write appended, refused, or its produce given up), so a
+/// dropped produce leaves no guard behind.
+struct VerifyingWrite<'a> {
+    log: &'a PartitionStore,
+    guard: VerificationGuard,
+}
+
+impl<'a> VerifyingWrite<'a> {
+    fn begin(log: &'a PartitionStore, producer_id: i64) -> Self {
+        let guard = log.begin_txn_verification(producer_id);
+        Self { log, guard }
+    }
+}
+
+impl Drop for VerifyingWrite<'_> {
+    fn drop(&mut self) {
+        self.log.end_txn_verification(self.guard);
     }
 }

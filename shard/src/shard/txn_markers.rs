@@ -132,17 +132,7 @@ impl Shard {
         use kafka_protocol::messages::{ProducerId, TopicName, WriteTxnMarkersRequest};
         use kafka_protocol::protocol::StrBytes;
 
-        let (host, port) = self
-            .metadata()
-            .brokers
-            .get(&leader)
-            .and_then(|b| {
-                Some((
-                    b.registration.host.clone(),
-                    u16::try_from(b.registration.port).ok()?,
-                ))
-            })
-            .ok_or_else(|| format!("broker {leader} has no listener"))?;
+        let (host, port) = self.broker_listener(leader)?;
         let client_id = format!("sluice-txn-{}-{}", self.config.node_id, self.id);
         let mut link = crate::kafka_link::KafkaLink::connect(
             &host,
@@ -193,6 +183,20 @@ impl Shard {
                     })
             })
             .collect())
+    }
+
+    /// Where broker `id` takes Kafka requests, as it registered.
+    pub(crate) fn broker_listener(&self, id: i32) -> Result<(String, u16), String> {
+        self.metadata()
+            .brokers
+            .get(&id)
+            .and_then(|b| {
+                Some((
+                    b.registration.host.clone(),
+                    u16::try_from(b.registration.port).ok()?,
+                ))
+            })
+            .ok_or_else(|| format!("broker {id} has no listener"))
     }
 
     /// [`crate::message::ListTransactions`]: every id coordinated here.

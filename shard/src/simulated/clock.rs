@@ -18,7 +18,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use super::Rng;
-use crate::env::{Env, Sleep};
+use crate::env::{BrokenRule, Env, Sleep};
 
 /// Virtual time and its timers.
 #[derive(Debug)]
@@ -131,15 +131,15 @@ impl Drop for SleepUntil {
 pub struct SimEnv {
     clock: Rc<Clock>,
     ids: RefCell<Rng>,
-    acks_before_sync: bool,
+    broken_rule: Option<BrokenRule>,
 }
 
 impl SimEnv {
-    pub fn new(clock: Rc<Clock>, id_seed: u64, acks_before_sync: bool) -> SimEnv {
+    pub fn new(clock: Rc<Clock>, id_seed: u64, broken_rule: Option<BrokenRule>) -> SimEnv {
         SimEnv {
             clock,
             ids: RefCell::new(Rng::new(id_seed)),
-            acks_before_sync,
+            broken_rule,
         }
     }
 }
@@ -166,8 +166,8 @@ impl Env for SimEnv {
         id
     }
 
-    fn acks_before_sync(&self) -> bool {
-        self.acks_before_sync
+    fn broken_rule(&self) -> Option<BrokenRule> {
+        self.broken_rule
     }
 }
 

@@ -19,6 +19,7 @@ use sluice_core::ErrorCode;
 use sluice_log::MemoryStorage;
 
 use super::{Clock, ClockTime, Rng, SimEnv, SimMesh};
+use crate::env::BrokenRule;
 use crate::message::{InstallSnapshot, Proposal, Propose};
 use crate::shard::{Shard, ShardParts};
 use crate::store::Disk;
@@ -53,8 +54,8 @@ pub struct NodeParts {
     pub mesh: Rc<SimMesh>,
     /// Seeds each shard's ids (shard `i`'s: this with `i` in its top byte).
     pub id_seed: u64,
-    /// The deliberately broken durability rule ([`crate::Env::acks_before_sync`]).
-    pub acks_before_sync: bool,
+    /// The rule deliberately broken, if any ([`crate::Env::broken_rule`]).
+    pub broken_rule: Option<BrokenRule>,
 }
 
 impl Node {
@@ -85,7 +86,7 @@ impl Node {
             mesh: SimMesh::new(clock.clone(), now_ms as u64, 0),
             clock,
             id_seed: now_ms as u64,
-            acks_before_sync: false,
+            broken_rule: None,
         };
         Node::boot(parts, &mut Rng::new(1))
             .await
@@ -104,7 +105,7 @@ impl Node {
             clock,
             mesh,
             id_seed,
-            acks_before_sync,
+            broken_rule,
         } = parts;
         // The controller quorum's timers and election draws run on the
         // same virtual clock and seed.
@@ -116,7 +117,7 @@ impl Node {
                 env: Rc::new(SimEnv::new(
                     clock.clone(),
                     id_seed ^ ((id as u64) << 56),
-                    acks_before_sync,
+                    broken_rule,
                 )),
                 disk: Disk::Memory(disk.clone()),
                 transport: Transport::Link(mesh.clone()),

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs every transaction scenario (transactions.py) against the real Apache
-# Kafka (scripts/kafka-oracle) and compares each one's stdout with
-# expected/txn-SCENARIO.txt, or with --record rewrites those files.
+# Runs every transaction scenario (transactions.py, and txn_raw.py's raw
+# requests: the leader's check that a partition is in the transaction,
+# KIP-890 part 1) against the real Apache Kafka (scripts/kafka-oracle) and
+# compares each one's stdout with expected/txn-SCENARIO.txt, or with
+# --record rewrites those files.
 #
 # Usage: tests/clients/python/transactions_oracle.sh [--record]
 #
@@ -40,10 +42,14 @@ trap cleanup EXIT
 
 run_id="$(date +%s)-$$"
 failed=0
-for scenario in commit-abort fence timeout lso rpw; do
+for scenario in commit-abort fence timeout lso rpw unadded late no-id; do
   name="txn-$scenario"
+  case "$scenario" in
+    unadded|late|no-id) script=txn_raw.py ;;
+    *) script=transactions.py ;;
+  esac
   rc=0
-  timeout 300 "$python" "$here/transactions.py" "$scenario" "$bootstrap" "$name-$run_id" \
+  timeout 300 "$python" "$here/$script" "$scenario" "$bootstrap" "$name-$run_id" \
     >"$work/$name.out" 2>"$work/$name.err" || rc=$?
   verdict=ok
   if [ "$rc" -ne 0 ]; then

@@ -75,7 +75,11 @@ pub async fn handle(call: Call<'_>, mut request: ProduceRequest) -> Outcome<Prod
     // The header's client id is a slice of the frame, like the records: it
     // goes first, so the records can be cut out of the frame uncopied.
     let Call {
-        ctx, header, frame, ..
+        ctx,
+        header,
+        frame,
+        version,
+        ..
     } = call;
     drop(header);
     let taken = frame_records::take_records(frame, &mut request);
@@ -83,7 +87,7 @@ pub async fn handle(call: Call<'_>, mut request: ProduceRequest) -> Outcome<Prod
         let copied = &ctx.shard.counters.produce_record_bytes_copied;
         copied.set(copied.get() + taken.copied_bytes as u64);
     }
-    let appended = append(ctx, request, taken.records, taken.source).await;
+    let appended = append(ctx, request, version, taken.records, taken.source).await;
     if appended.must_wait() {
         let ctx = ctx.clone();
         return Outcome::Pending(Box::pin(async move { appended.finish(&ctx).await }));
@@ -123,10 +127,15 @@ struct AppendedPartition {
 async fn append(
     ctx: &Rc<Context>,
     request: ProduceRequest,
+    version: i16,
     records: Vec<Vec<Option<BytesMut>>>,
     source: Option<SourceBuffer>,
 ) -> Appended {
     let acks = request.acks;
+    let transactional_id = request
+        .transactional_id
+        .as_ref()
+        .map(|id| id.0.as_str().to_owned());
     let timeout_ms = request.timeout_ms.max(0) as u64;
     let mut topics = Vec::with_capacity(request.topic_data.len());
     let mut by_owner = ByOwner::default();
@@ -205,7 +214,11 @@ async fn append(
     let answers = by_owner
         .call(
             &ctx.shard,
-            |appends| Produce { acks, appends },
+            |appends| Produce {
+                acks,
+                transactional_id: transactional_id.clone(),
+                appends,
+            },
             |results| results,
         )
         .await;
@@ -213,9 +226,13 @@ async fn append(
         let appended = &mut topics[t].partitions[p];
         // An unreachable owner keeps the UNKNOWN_SERVER_ERROR set above.
         if let Ok(r) = answer {
+            let error = for_version(r.error, version);
             appended.response = PartitionProduceResponse::default()
                 .with_index(appended.response.index)
-                .with_error_code(r.error.code())
+                .with_error_code(error.code())
+                .with_error_message((r.error == ErrorCode::InvalidTxnState).then(|| {
+                    StrBytes::from_static_str("Partition was not added to the transaction")
+                }))
                 .with_base_offset(r.base_offset)
                 .with_log_append_time_ms(r.log_append_time_ms)
                 .with_log_start_offset(r.log_start_offset);
@@ -289,6 +306,17 @@ impl Appended {
             })
             .collect();
         Some(ProduceResponse::default().with_responses(topics))
+    }
+}
+
+/// What a client at `version` is told for `error`: a transactional write
+/// the leader could not verify (KIP-890) is INVALID_TXN_STATE before
+/// version 11 and TRANSACTION_ABORTABLE from it (KIP-1050: the client
+/// aborts and goes on), as Kafka answers.
+fn for_version(error: ErrorCode, version: i16) -> ErrorCode {
+    match error {
+        ErrorCode::InvalidTxnState if version >= 11 => ErrorCode::TransactionAbortable,
+        error => error,
     }
 }
 

@@ -1,0 +1,507 @@
+#!/usr/bin/env python3
+"""Transactional writes the partition leader must refuse (KIP-890 part 1),
+sent as raw requests.
+
+Usage: python3 txn_raw.py SCENARIO BOOTSTRAP PREFIX
+
+Before it appends a transactional batch, the partition leader checks with
+the transaction coordinator that the partition was added to the producer's
+ongoing transaction (AddPartitionsToTxn); when it was not, the write is
+refused and nothing is appended, so a late or stray transactional write
+can never open a transaction on a partition that no one will end (a
+"hanging transaction", which would hold the last stable offset back
+forever).
+
+  unadded  a transactional batch produced without AddPartitionsToTxn is
+           refused (at Produce v11, then again at v10) and leaves the log
+           empty (both end offsets stay 0); then
+           the normal path: the partition is added, the same batch
+           (sequence 0) is accepted at offset 0 and committed, and the
+           read_committed end meets the read_uncommitted one
+  late     one transaction committed; then a batch with the next sequence
+           and the same epoch, produced after the commit without adding the
+           partition again (a late retry), is refused (at v11, then at
+           v10): both end offsets stay equal, no transaction is left open
+  no-id    the partition is added to the transaction, but the Produce
+           request carrying the transactional batch has no transactional id
+           (null): the error Kafka answers; the transaction is then aborted,
+           and once the coordinator has completed the abort (a new
+           InitProducerId succeeds) its marker is the only record in the
+           log
+
+Requests and versions (kafka-python's protocol classes over one plain TCP
+connection per broker, batches built with DefaultRecordBatchBuilder):
+FindCoordinator v3 (key type 1, transaction), InitProducerId v4 (timeout
+60 s), AddPartitionsToTxn v3 (one transaction), EndTxn v4, Produce v11
+(acks -1), ListOffsets v7 (timestamp -1, isolation level 0 and 1),
+CreateTopics v5 (1 partition, replication 1), Metadata v9.
+
+Produce v11 is the newest version with which a transactional client adds
+its partitions itself: from v12 on a broker with transaction.version 2
+(Kafka 4.x) adds the partition to the transaction implicitly when it
+verifies the batch, so the refusal tested here would not happen. v11 is
+also the first version to which the leader may answer
+TRANSACTION_ABORTABLE (KIP-890): Kafka refuses the batch with
+TRANSACTION_ABORTABLE at v11 and with INVALID_TXN_STATE below it, so the
+refusals are sent at v10 too. EndTxn stays below v5 for the same reason
+(v5 is transaction.version 2's EndTxn).
+
+Each scenario prints deterministic lines on stdout (no names given as
+arguments, no ids, no timings), compared with what Apache Kafka printed
+(expected/txn-SCENARIO.txt); diagnostics go to stderr. A failed
+expectation raises. Every wait has a deadline (60 s at most); requests
+answered CONCURRENT_TRANSACTIONS, COORDINATOR_LOAD_IN_PROGRESS,
+NOT_COORDINATOR or COORDINATOR_NOT_AVAILABLE are retried after a short
+sleep until then, and so is a Produce answered NOT_ENOUGH_REPLICAS (what
+Kafka's leader answers when its check with the coordinator meets one of
+those: e.g. a late batch sent while the coordinator completes the
+commit).
+"""
+import socket
+import struct
+import sys
+import time
+
+import kafka.errors
+from kafka.protocol.admin.topics import CreateTopicsRequest, CreateTopicsResponse
+from kafka.protocol.consumer.offsets import ListOffsetsRequest, ListOffsetsResponse
+from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest, FindCoordinatorResponse
+from kafka.protocol.metadata.metadata import MetadataRequest, MetadataResponse
+from kafka.protocol.producer import (
+    AddPartitionsToTxnRequest,
+    AddPartitionsToTxnResponse,
+    EndTxnRequest,
+    EndTxnResponse,
+    InitProducerIdRequest,
+    InitProducerIdResponse,
+    ProduceRequest,
+    ProduceResponse,
+)
+from kafka.record.default_records import DefaultRecordBatchBuilder
+
+WAIT = 60  # seconds, the longest any single wait may take
+RESPONSE_TIMEOUT = 30  # seconds, the longest one response may take
+TXN_TIMEOUT_MS = 60000
+
+FIND_COORDINATOR_VERSION = 3
+INIT_PRODUCER_ID_VERSION = 4
+ADD_PARTITIONS_VERSION = 3
+END_TXN_VERSION = 4
+PRODUCE_VERSION = 11  # <= 11: the leader only verifies (see above)
+OLD_PRODUCE_VERSION = 10  # before TRANSACTION_ABORTABLE
+LIST_OFFSETS_VERSION = 7
+CREATE_TOPICS_VERSION = 5
+METADATA_VERSION = 9
+
+NONE = 0
+COORDINATOR_LOAD_IN_PROGRESS = 14
+COORDINATOR_NOT_AVAILABLE = 15
+NOT_COORDINATOR = 16
+NOT_ENOUGH_REPLICAS = 19
+TOPIC_ALREADY_EXISTS = 36
+CONCURRENT_TRANSACTIONS = 51
+RETRIABLE = {CONCURRENT_TRANSACTIONS, COORDINATOR_LOAD_IN_PROGRESS, NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE}
+
+READ_UNCOMMITTED = 0
+READ_COMMITTED = 1
+
+
+def log(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+def out(*args):
+    print(*args, flush=True)
+
+
+def error_name(code):
+    err = kafka.errors.for_code(code)
+    if err is kafka.errors.UnknownError and code != -1:
+        return f"UNKNOWN_ERROR_CODE_{code}"
+    return err.message
+
+
+class Expectation(AssertionError):
+    pass
+
+
+def expect(cond, what):
+    if not cond:
+        raise Expectation(what)
+
+
+# --- connections
+
+
+class Conn:
+    """One plain TCP connection; requests are answered in order."""
+
+    def __init__(self, host, port):
+        self.addr = (host, int(port))
+        self.sock = socket.create_connection(self.addr, timeout=10)
+        self.sock.settimeout(RESPONSE_TIMEOUT)
+        self.cid = 0
+
+    def _recv(self, n):
+        buf = b""
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError(f"{self.addr} closed the connection")
+            buf += chunk
+        return buf
+
+    def call(self, req_cls, resp_cls, version, **fields):
+        self.cid += 1
+        req = req_cls[version](**fields)
+        req.with_header(correlation_id=self.cid, client_id="txn-raw")
+        self.sock.sendall(req.encode(header=True, framed=True))
+        (size,) = struct.unpack(">i", self._recv(4))
+        resp = resp_cls.decode(self._recv(size), version=version, header=True)
+        if resp.header.correlation_id != self.cid:
+            raise RuntimeError(f"correlation id {resp.header.correlation_id}, expected {self.cid}")
+        return resp
+
+    def close(self):
+        self.sock.close()
+
+
+class Cluster:
+    def __init__(self, bootstrap):
+        host, port = bootstrap.rsplit(":", 1)
+        self.bootstrap = Conn(host, port)
+        self.conns = {}
+
+    def conn(self, host, port):
+        key = (host, int(port))
+        if key not in self.conns:
+            self.conns[key] = Conn(host, port)
+        return self.conns[key]
+
+    def metadata(self, topic):
+        T = MetadataRequest.MetadataRequestTopic
+        return self.bootstrap.call(
+            MetadataRequest,
+            MetadataResponse,
+            METADATA_VERSION,
+            topics=[T(name=topic)],
+            allow_auto_topic_creation=False,
+            include_topic_authorized_operations=False,
+        )
+
+    def create_topic(self, topic):
+        T = CreateTopicsRequest.CreatableTopic
+        r = self.bootstrap.call(
+            CreateTopicsRequest,
+            CreateTopicsResponse,
+            CREATE_TOPICS_VERSION,
+            topics=[T(name=topic, num_partitions=1, replication_factor=1, assignments=[], configs=[])],
+            timeout_ms=30000,
+            validate_only=False,
+        )
+        (t,) = r.topics
+        if t.error_code not in (NONE, TOPIC_ALREADY_EXISTS):
+            raise RuntimeError(f"CreateTopics {error_name(t.error_code)} {t.error_message}")
+
+    def leader(self, topic):
+        """Waits until partition 0 of topic has a leader that answers
+        ListOffsets for it, and returns a connection to that leader."""
+        deadline = time.time() + WAIT
+        while True:
+            r = self.metadata(topic)
+            brokers = {b.node_id: b for b in r.brokers}
+            ts = [t for t in r.topics if t.name == topic]
+            if ts and ts[0].error_code == NONE:
+                ps = [p for p in ts[0].partitions if p.partition_index == 0]
+                if ps and ps[0].error_code == NONE and ps[0].leader_id in brokers:
+                    b = brokers[ps[0].leader_id]
+                    leader = self.conn(b.host, b.port)
+                    code, _ = list_offset(leader, topic, READ_UNCOMMITTED)
+                    if code == NONE:
+                        return leader
+                    log("leader not ready:", error_name(code))
+            if time.time() > deadline:
+                raise RuntimeError(f"topic {topic} has no leader after {WAIT} s")
+            time.sleep(0.1)
+
+
+def list_offset(conn, topic, isolation):
+    T = ListOffsetsRequest.ListOffsetsTopic
+    P = T.ListOffsetsPartition
+    r = conn.call(
+        ListOffsetsRequest,
+        ListOffsetsResponse,
+        LIST_OFFSETS_VERSION,
+        replica_id=-1,
+        isolation_level=isolation,
+        topics=[T(name=topic, partitions=[P(partition_index=0, current_leader_epoch=-1, timestamp=-1)])],
+    )
+    (t,) = r.topics
+    (p,) = t.partitions
+    return p.error_code, p.offset
+
+
+def ends(conn, topic):
+    """(read_uncommitted end, read_committed end) of partition 0: the high
+    watermark and the last stable offset."""
+    result = []
+    for isolation in (READ_UNCOMMITTED, READ_COMMITTED):
+        code, offset = list_offset(conn, topic, isolation)
+        expect(code == NONE, f"ListOffsets isolation {isolation}: {error_name(code)}")
+        result.append(offset)
+    return tuple(result)
+
+
+def ends_line(what, e):
+    return f"{what}: read_uncommitted end {e[0]}, read_committed end {e[1]}"
+
+
+def wait_stable(conn, topic):
+    """Waits until the last stable offset reaches the high watermark."""
+    deadline = time.time() + WAIT
+    while True:
+        e = ends(conn, topic)
+        if e[0] == e[1]:
+            return e
+        if time.time() > deadline:
+            raise Expectation(f"last stable offset {e[1]} still below high watermark {e[0]} after {WAIT} s")
+        time.sleep(0.1)
+
+
+# --- one transactional producer, by hand
+
+
+class Txn:
+    def __init__(self, cluster, txn_id):
+        self.cluster = cluster
+        self.txn_id = txn_id
+        self.coordinator = None
+        self.pid = -1
+        self.epoch = -1
+        self.sequences = {}
+
+    def find_coordinator(self):
+        deadline = time.time() + WAIT
+        while True:
+            r = self.cluster.bootstrap.call(
+                FindCoordinatorRequest,
+                FindCoordinatorResponse,
+                FIND_COORDINATOR_VERSION,
+                key=self.txn_id,
+                key_type=1,
+            )
+            if r.error_code == NONE:
+                self.coordinator = self.cluster.conn(r.host, r.port)
+                return
+            if r.error_code not in RETRIABLE or time.time() > deadline:
+                raise RuntimeError(f"FindCoordinator: {error_name(r.error_code)} {r.error_message}")
+            log("FindCoordinator:", error_name(r.error_code))
+            time.sleep(0.1)
+
+    def _retrying(self, what, send, also=()):
+        """send() returns (error codes, result); retried while any code is
+        retriable (in RETRIABLE or also), at most WAIT seconds."""
+        deadline = time.time() + WAIT
+        while True:
+            if self.coordinator is None:
+                self.find_coordinator()
+            codes, result = send()
+            retriable = [c for c in codes if c in RETRIABLE or c in also]
+            if not retriable:
+                return result
+            if time.time() > deadline:
+                raise RuntimeError(f"{what}: still {error_name(retriable[0])} after {WAIT} s")
+            log(f"{what}: {error_name(retriable[0])}, retrying")
+            if NOT_COORDINATOR in retriable or COORDINATOR_NOT_AVAILABLE in retriable:
+                self.coordinator = None
+            time.sleep(0.1)
+
+    def init(self):
+        def send():
+            r = self.coordinator.call(
+                InitProducerIdRequest,
+                InitProducerIdResponse,
+                INIT_PRODUCER_ID_VERSION,
+                transactional_id=self.txn_id,
+                transaction_timeout_ms=TXN_TIMEOUT_MS,
+                producer_id=-1,
+                producer_epoch=-1,
+            )
+            return [r.error_code], r
+
+        r = self._retrying("InitProducerId", send)
+        expect(r.error_code == NONE, f"InitProducerId: {error_name(r.error_code)}")
+        self.pid, self.epoch = r.producer_id, r.producer_epoch
+        log(f"producer id {self.pid} epoch {self.epoch}")
+
+    def add_partition(self, topic, partition):
+        """AddPartitionsToTxn for one partition; returns its error code."""
+        T = AddPartitionsToTxnRequest.AddPartitionsToTxnTopic
+
+        def send():
+            r = self.coordinator.call(
+                AddPartitionsToTxnRequest,
+                AddPartitionsToTxnResponse,
+                ADD_PARTITIONS_VERSION,
+                v3_and_below_transactional_id=self.txn_id,
+                v3_and_below_producer_id=self.pid,
+                v3_and_below_producer_epoch=self.epoch,
+                v3_and_below_topics=[T(name=topic, partitions=[partition])],
+            )
+            codes = [p.partition_error_code for t in r.results_by_topic_v3_and_below for p in t.results_by_partition]
+            expect(len(codes) == 1, f"AddPartitionsToTxn answered {len(codes)} partitions")
+            return codes, codes[0]
+
+        return self._retrying("AddPartitionsToTxn", send)
+
+    def end(self, commit):
+        def send():
+            r = self.coordinator.call(
+                EndTxnRequest,
+                EndTxnResponse,
+                END_TXN_VERSION,
+                transactional_id=self.txn_id,
+                producer_id=self.pid,
+                producer_epoch=self.epoch,
+                committed=commit,
+            )
+            return [r.error_code], r.error_code
+
+        return self._retrying("EndTxn", send)
+
+    def produce(self, leader, topic, sequence, transactional_id=..., version=PRODUCE_VERSION):
+        """Produces one transactional batch of one record with the given
+        base sequence to partition 0 at the given Produce version; returns
+        (error code, base offset). transactional_id is the request's field
+        (this producer's by default)."""
+        if transactional_id is ...:
+            transactional_id = self.txn_id
+        builder = DefaultRecordBatchBuilder(
+            magic=2,
+            compression_type=0,
+            is_transactional=True,
+            producer_id=self.pid,
+            producer_epoch=self.epoch,
+            base_sequence=sequence,
+            batch_size=1 << 20,
+        )
+        builder.append(0, timestamp=None, key=b"k", value=f"v{sequence}".encode(), headers=[])
+        records = bytes(builder.build())
+        T = ProduceRequest.TopicProduceData
+        P = T.PartitionProduceData
+
+        def send():
+            r = leader.call(
+                ProduceRequest,
+                ProduceResponse,
+                version,
+                transactional_id=transactional_id,
+                acks=-1,
+                timeout_ms=30000,
+                topic_data=[T(name=topic, partition_data=[P(index=0, records=records)])],
+            )
+            ps = [p for t in r.responses for p in t.partition_responses]
+            expect(len(ps) == 1, f"Produce answered {len(ps)} partitions")
+            p = ps[0]
+            if p.error_code != NONE:
+                log(f"Produce v{version} seq {sequence}: {error_name(p.error_code)} ({p.error_message})")
+            return [p.error_code], (p.error_code, p.base_offset)
+
+        return self._retrying("Produce", send, also=(NOT_ENOUGH_REPLICAS,))
+
+
+# --- scenarios
+
+
+def setup(bootstrap, prefix):
+    cluster = Cluster(bootstrap)
+    topic = f"{prefix}-t"
+    cluster.create_topic(topic)
+    leader = cluster.leader(topic)
+    txn = Txn(cluster, f"{prefix}-tx")
+    txn.find_coordinator()
+    txn.init()
+    return cluster, topic, leader, txn
+
+
+def unadded(bootstrap, prefix):
+    _, topic, leader, txn = setup(bootstrap, prefix)
+    for version in (PRODUCE_VERSION, OLD_PRODUCE_VERSION):
+        code, _ = txn.produce(leader, topic, 0, version=version)
+        out(f"produce v{version} without AddPartitionsToTxn: {error_name(code)}")
+        expect(code != NONE, "a transactional batch of a partition not in the transaction was accepted")
+    e = ends(leader, topic)
+    out(ends_line("end offsets after the refused produce", e))
+    expect(e == (0, 0), f"the refused produce left the end offsets at {e}")
+
+    code = txn.add_partition(topic, 0)
+    out(f"AddPartitionsToTxn: {error_name(code)}")
+    expect(code == NONE, "AddPartitionsToTxn failed")
+    code, offset = txn.produce(leader, topic, 0)
+    out(f"produce after AddPartitionsToTxn: {error_name(code)}, base offset {offset}")
+    expect(code == NONE, "the produce after AddPartitionsToTxn failed")
+    code = txn.end(commit=True)
+    out(f"EndTxn commit: {error_name(code)}")
+    expect(code == NONE, "EndTxn commit failed")
+    out(ends_line("end offsets after the commit", wait_stable(leader, topic)))
+
+
+def late(bootstrap, prefix):
+    _, topic, leader, txn = setup(bootstrap, prefix)
+    code = txn.add_partition(topic, 0)
+    out(f"AddPartitionsToTxn: {error_name(code)}")
+    expect(code == NONE, "AddPartitionsToTxn failed")
+    code, offset = txn.produce(leader, topic, 0)
+    out(f"produce seq 0: {error_name(code)}, base offset {offset}")
+    expect(code == NONE, "the produce failed")
+    code = txn.end(commit=True)
+    out(f"EndTxn commit: {error_name(code)}")
+    expect(code == NONE, "EndTxn commit failed")
+    out(ends_line("end offsets after the commit", wait_stable(leader, topic)))
+
+    for version in (PRODUCE_VERSION, OLD_PRODUCE_VERSION):
+        code, _ = txn.produce(leader, topic, 1, version=version)
+        out(f"late produce v{version} seq 1 after the commit: {error_name(code)}")
+        expect(code != NONE, "a transactional batch produced after the commit was accepted")
+    first = ends(leader, topic)
+    log("end offsets right after the late produce:", first)
+    time.sleep(2)
+    last = ends(leader, topic)
+    out(ends_line("end offsets after the late produce", last))
+    expect(first[0] == first[1] and last[0] == last[1], f"a transaction was left open: {first}, then {last}")
+
+
+def no_id(bootstrap, prefix):
+    _, topic, leader, txn = setup(bootstrap, prefix)
+    code = txn.add_partition(topic, 0)
+    out(f"AddPartitionsToTxn: {error_name(code)}")
+    expect(code == NONE, "AddPartitionsToTxn failed")
+    code, _ = txn.produce(leader, topic, 0, transactional_id=None)
+    out(f"produce without a transactional id: {error_name(code)}")
+    expect(code != NONE, "a transactional batch without a transactional id was accepted")
+    code = txn.end(commit=False)
+    out(f"EndTxn abort: {error_name(code)}")
+    expect(code == NONE, "EndTxn abort failed")
+    # The partition has no open transaction at its leader (nothing was
+    # appended), so its end offsets are equal before the abort marker is
+    # written too; InitProducerId is answered CONCURRENT_TRANSACTIONS
+    # (retried) until the coordinator has written the markers.
+    txn.init()
+    out("InitProducerId after the abort: NO_ERROR")
+    out(ends_line("end offsets after the abort", wait_stable(leader, topic)))
+
+
+SCENARIOS = {"unadded": unadded, "late": late, "no-id": no_id}
+
+
+def main(argv):
+    if len(argv) != 4 or argv[1] not in SCENARIOS:
+        print(__doc__, file=sys.stderr)
+        print(f"scenarios: {' '.join(SCENARIOS)}", file=sys.stderr)
+        return 2
+    SCENARIOS[argv[1]](argv[2], argv[3])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
