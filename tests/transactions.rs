@@ -19,7 +19,10 @@
 //! transactional write to a partition not added to the transaction, or
 //! sent after the transaction ended, is refused (INVALID_TXN_STATE, or
 //! TRANSACTION_ABORTABLE from Produce v11) and opens no transaction; one
-//! without a transactional id gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
+//! without a transactional id gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+//! and the group coordinator's: a TxnOffsetCommit without AddOffsetsToTxn,
+//! or after the commit, is refused (INVALID_TXN_STATE, or
+//! TRANSACTION_ABORTABLE from v4) and leaves no offset pending.
 //!
 //! And across a broker SIGKILL: a transaction committed right before the
 //! kill is complete after the restart (its markers are written from the
@@ -131,6 +134,16 @@ fn a_late_write_after_the_commit_opens_no_transaction() {
 #[test]
 fn a_transactional_write_without_a_transactional_id_is_refused() {
     script_matches_kafka(&raw_script(), "no-id");
+}
+
+#[test]
+fn transactional_offsets_without_add_offsets_are_refused() {
+    script_matches_kafka(&raw_script(), "offsets-unadded");
+}
+
+#[test]
+fn transactional_offsets_after_the_commit_are_refused_and_leave_nothing_pending() {
+    script_matches_kafka(&raw_script(), "offsets-late");
 }
 
 #[test]

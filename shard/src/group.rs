@@ -27,6 +27,7 @@ use sluice_core::group::records::{CommittedOffset, OffsetsRecord};
 use sluice_core::group::{
     coordinator_partition, JoinRequest, JoinResponse, Reply, SyncRequest, SyncResponse, Token,
 };
+use sluice_core::txn::verification::VerificationGuard;
 use sluice_core::{ErrorCode, PartitionId};
 
 use crate::env::Env;
@@ -35,7 +36,7 @@ use crate::notify::Notify;
 use crate::shard::OwnedPartition;
 
 mod offsets_log;
-pub use offsets_log::OffsetsLog;
+pub use offsets_log::{OffsetsLog, OffsetsVerification};
 
 /// The internal topic that holds committed offsets and group metadata.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -202,22 +203,30 @@ impl GroupHome {
         }
     }
 
+    /// The loaded log of `partition`, if it is loaded here.
+    pub fn log(&self, partition: PartitionId) -> Option<Rc<OffsetsLog>> {
+        self.logs.borrow().get(&partition).cloned()
+    }
+
     /// The coordinator (tests and the loader apply records to it).
     pub(crate) fn coordinator(&self) -> &RefCell<GroupCoordinator> {
         &self.coordinator
     }
 
     /// Runs one group request for a group of `partition`; `topics`
-    /// resolves topic names (KIP-848 assignments). `None` when `partition`
-    /// is not loaded here (the caller tells which error that is).
+    /// resolves topic names (KIP-848 assignments); `verified`, a
+    /// TxnOffsetCommit's verification guard (begun on the partition's
+    /// [`OffsetsLog`]). `None` when `partition` is not loaded here (the
+    /// caller tells which error that is).
     pub async fn handle(
         self: &Rc<Self>,
         partition: PartitionId,
         request: GroupRequest,
         topics: &dyn Fn(&str) -> Option<TopicInfo>,
+        verified: Option<VerificationGuard>,
     ) -> Option<GroupResponse> {
         let log = self.logs.borrow().get(&partition).cloned()?;
-        let response = self.serve(&log, request, topics).await;
+        let response = self.serve(&log, request, topics, verified).await;
         self.timers_changed.notify_all();
         Some(response)
     }
@@ -228,6 +237,7 @@ impl GroupHome {
         log: &OffsetsLog,
         request: GroupRequest,
         topics: &dyn Fn(&str) -> Option<TopicInfo>,
+        verified: Option<VerificationGuard>,
     ) -> GroupResponse {
         let now = self.env.now_ms();
         match request {
@@ -338,6 +348,7 @@ impl GroupHome {
             }
             GroupRequest::TxnCommit {
                 group_id,
+                transactional_id: _,
                 producer_id,
                 epoch,
                 member_id,
@@ -380,7 +391,8 @@ impl GroupHome {
                 let written = if records.is_empty() {
                     Ok(())
                 } else {
-                    log.write_txn_offsets(producer_id, epoch, records).await
+                    log.write_txn_offsets(producer_id, epoch, records, verified)
+                        .await
                 };
                 GroupResponse::Commit(
                     offsets

@@ -443,6 +443,9 @@ pub enum GroupRequest {
     /// answered like [`GroupRequest::Commit`].
     TxnCommit {
         group_id: String,
+        /// Verified with its coordinator before the offsets are written
+        /// (KIP-890): the group's partition must be in the transaction.
+        transactional_id: String,
         producer_id: i64,
         epoch: i16,
         member_id: String,

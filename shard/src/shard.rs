@@ -603,7 +603,15 @@ impl Shard {
                 partitions: t.partitions.len() as i32,
             })
         };
-        let response = self.groups.handle(partition, request, &topics).await;
+        let verifying = match self.verify_txn_offsets(partition, &request).await {
+            Ok(verifying) => verifying,
+            Err(refused) => return refused,
+        };
+        let verified = verifying.as_ref().map(|v| v.guard);
+        let response = self
+            .groups
+            .handle(partition, request, &topics, verified)
+            .await;
         response.unwrap_or_else(|| GroupResponse::Error(self.coordinator_absence(partition)))
     }
 

@@ -15,6 +15,13 @@
 //! last record of each key (an offset's, a group's) and drops tombstones
 //! after `delete.retention.ms`, as Kafka's cleaner does to it.
 //!
+//! A TxnOffsetCommit's offsets are queued only while the verification
+//! its caller began (KIP-890: the transaction coordinator confirmed this
+//! partition is in the producer's transaction) still holds: a marker for
+//! the producer queued since ends it, so offsets sent after their
+//! transaction ended are refused rather than held for a marker that will
+//! never come.
+//!
 //! Invariants: records are applied to the coordinator in the order they
 //! were written, only after they are durable; a write's caller learns the
 //! outcome only then.
@@ -30,6 +37,7 @@ use sluice_core::group::coordinator::GroupCoordinator;
 use sluice_core::group::records::OffsetsRecord;
 use sluice_core::records::RecordIter;
 use sluice_core::txn::marker::{control_type, ControlType, Marker};
+use sluice_core::txn::verification::{TxnVerifications, VerificationGuard};
 use sluice_core::{ErrorCode, PartitionId};
 
 use super::GroupHome;
@@ -89,6 +97,8 @@ pub struct OffsetsLog {
     space: Notify,
     stopped: Cell<bool>,
     env: Rc<dyn Env>,
+    /// TxnOffsetCommits being verified with their transaction coordinator.
+    verifications: RefCell<TxnVerifications>,
 }
 
 impl OffsetsLog {
@@ -101,7 +111,21 @@ impl OffsetsLog {
             space: Notify::default(),
             stopped: Cell::new(false),
             env,
+            verifications: RefCell::new(TxnVerifications::default()),
         }
+    }
+
+    /// Starts verifying a TxnOffsetCommit of `producer_id`: the guard to
+    /// write its offsets with ([`OffsetsLog::write_txn_offsets`]), which
+    /// holds until a marker for the producer is queued here.
+    pub fn begin_txn_verification(&self, producer_id: i64) -> VerificationGuard {
+        self.verifications.borrow_mut().begin(producer_id)
+    }
+
+    /// Ends a verification (its offsets written or refused, or its caller
+    /// gone).
+    pub fn end_txn_verification(&self, guard: VerificationGuard) {
+        self.verifications.borrow_mut().end(guard);
     }
 
     /// Applies every record of the partition to `coordinator`, oldest
@@ -181,19 +205,26 @@ impl OffsetsLog {
     }
 
     /// Writes offsets committed in `producer_id`'s transaction durably;
-    /// they take effect at its commit marker.
+    /// they take effect at its commit marker. With `verified`, refused
+    /// (INVALID_TXN_STATE, nothing written) once a marker for the producer
+    /// was queued since the verification began.
     pub async fn write_txn_offsets(
         &self,
         producer_id: i64,
         epoch: i16,
         records: Vec<OffsetsRecord>,
+        verified: Option<VerificationGuard>,
     ) -> Result<(), ErrorCode> {
-        self.enqueue(Entry::TxnOffsets {
+        let entry = Entry::TxnOffsets {
             producer_id,
             epoch,
             records,
-        })
-        .await
+        };
+        let written = self.enqueue_checked(entry, verified).await;
+        if let Some(guard) = verified {
+            self.end_txn_verification(guard);
+        }
+        written
     }
 
     /// Writes a transaction's marker durably, then applies or drops the
@@ -203,11 +234,29 @@ impl OffsetsLog {
     }
 
     async fn enqueue(&self, entry: Entry) -> Result<(), ErrorCode> {
+        self.enqueue_checked(entry, None).await
+    }
+
+    /// Queues `entry` once there is room; with `verified`, only if that
+    /// guard still holds then (no wait between the check and the queueing,
+    /// so no marker can come in between). A marker ends its producer's
+    /// verifications as it is queued.
+    async fn enqueue_checked(
+        &self,
+        entry: Entry,
+        verified: Option<VerificationGuard>,
+    ) -> Result<(), ErrorCode> {
         while self.queue.borrow().len() >= QUEUE_MAX && !self.stopped.get() {
             self.space.changed().await;
         }
         if self.stopped.get() {
             return Err(ErrorCode::NotCoordinator);
+        }
+        if verified.is_some_and(|guard| !self.verifications.borrow().holds(guard)) {
+            return Err(ErrorCode::InvalidTxnState);
+        }
+        if let Entry::Marker(marker) = &entry {
+            self.verifications.borrow_mut().clear(marker.producer_id);
         }
         let (done, result) = local_channel::new_bounded(1);
         self.queue.borrow_mut().push_back(WriteJob { entry, done });
@@ -356,5 +405,27 @@ impl OffsetsLog {
             .await
             .map_err(|e| e.error_code())?;
         Ok(len)
+    }
+}
+
+/// A TxnOffsetCommit being verified with its transaction coordinator: the
+/// guard to write its offsets with, ended when this is dropped (written,
+/// refused, or its request given up), so a dropped request leaves no guard.
+pub struct OffsetsVerification {
+    log: Rc<OffsetsLog>,
+    pub guard: VerificationGuard,
+}
+
+impl OffsetsVerification {
+    /// Starts verifying a TxnOffsetCommit of `producer_id` on `log`.
+    pub fn begin(log: Rc<OffsetsLog>, producer_id: i64) -> Self {
+        let guard = log.begin_txn_verification(producer_id);
+        Self { log, guard }
+    }
+}
+
+impl Drop for OffsetsVerification {
+    fn drop(&mut self) {
+        self.log.end_txn_verification(self.guard);
     }
 }

@@ -9,6 +9,10 @@
 //! no marker would ever end it: the last stable offset would stop there
 //! and every read_committed consumer with it (the "hanging transaction").
 //!
+//! The group coordinator asks the same before it writes a TxnOffsetCommit's
+//! offsets (the group's `__consumer_offsets` partition must be in the
+//! transaction), with the guard kept by that partition's [`OffsetsLog`].
+//!
 //! The coordinator is asked through its owner shard when this broker leads
 //! its `__transaction_state` partition, else with an AddPartitionsToTxn v4
 //! request to the broker that does. Its answer reaches the client as
@@ -19,10 +23,13 @@
 //! is not in the transaction) as they are. The guard that keeps a marker
 //! from slipping in between the answer and the append is the log's
 //! ([`sluice_log::PartitionStore::append_verified`]).
+//!
+//! [`OffsetsLog`]: crate::group::OffsetsLog
 
 use sluice_core::group::coordinator_partition;
 
-use crate::message::{Txn, TxnRequest, TxnResponse};
+use crate::group::{OffsetsVerification, OFFSETS_TOPIC};
+use crate::message::{GroupRequest, GroupResponse, Txn, TxnRequest, TxnResponse};
 use crate::txn::TRANSACTION_STATE_TOPIC;
 
 use super::*;
@@ -65,6 +72,49 @@ impl Shard {
             ShardCounters::bump(&self.counters.txn_verification_failures);
         }
         for_producer(answer)
+    }
+
+    /// KIP-890 for offsets: a TxnOffsetCommit (`request`) for a group of
+    /// `partition` of `__consumer_offsets` goes ahead only when that
+    /// partition is in the producer's transaction (AddOffsetsToTxn came
+    /// first). The verification to write its offsets with (`None` for any
+    /// other request), or the answer refusing it.
+    pub(crate) async fn verify_txn_offsets(
+        self: &Rc<Self>,
+        partition: PartitionId,
+        request: &GroupRequest,
+    ) -> Result<Option<OffsetsVerification>, GroupResponse> {
+        let GroupRequest::TxnCommit {
+            transactional_id,
+            producer_id,
+            epoch,
+            offsets,
+            ..
+        } = request
+        else {
+            return Ok(None);
+        };
+        let Some(log) = self.groups.log(partition) else {
+            return Ok(None); // answered as any request for a partition not here
+        };
+        let verifying = OffsetsVerification::begin(log, *producer_id);
+        let write = TxnWrite {
+            transactional_id,
+            producer_id: *producer_id,
+            epoch: *epoch,
+            topic: OFFSETS_TOPIC,
+            partition,
+        };
+        match self.verify_txn_write(write).await {
+            ErrorCode::None => Ok(Some(verifying)),
+            // A commit the coordinator cannot check yet is answered so that
+            // the client retries, as Kafka's group coordinator answers.
+            ErrorCode::NotEnoughReplicas => Err(GroupResponse::Commit(vec![
+                ErrorCode::CoordinatorNotAvailable;
+                offsets.len()
+            ])),
+            refused => Err(GroupResponse::Commit(vec![refused; offsets.len()])),
+        }
     }
 
     /// The partition of `__transaction_state` coordinating

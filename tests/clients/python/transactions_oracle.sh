@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every transaction scenario (transactions.py, and txn_raw.py's raw
-# requests: the leader's check that a partition is in the transaction,
-# KIP-890 part 1) against the real Apache Kafka (scripts/kafka-oracle) and
+# requests: the leader's check that a partition is in the transaction and
+# the group coordinator's that a group's offsets are, KIP-890 part 1)
+# against the real Apache Kafka (scripts/kafka-oracle) and
 # compares each one's stdout with expected/txn-SCENARIO.txt, or with
 # --record rewrites those files.
 #
@@ -42,10 +43,10 @@ trap cleanup EXIT
 
 run_id="$(date +%s)-$$"
 failed=0
-for scenario in commit-abort fence timeout lso rpw unadded late no-id; do
+for scenario in commit-abort fence timeout lso rpw unadded late no-id offsets-unadded offsets-late; do
   name="txn-$scenario"
   case "$scenario" in
-    unadded|late|no-id) script=txn_raw.py ;;
+    unadded|late|no-id|offsets-unadded|offsets-late) script=txn_raw.py ;;
     *) script=transactions.py ;;
   esac
   rc=0

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Transactional writes the partition leader must refuse (KIP-890 part 1),
-sent as raw requests.
+"""Transactional writes the partition leader or the group coordinator must
+refuse (KIP-890 part 1), sent as raw requests.
 
 Usage: python3 txn_raw.py SCENARIO BOOTSTRAP PREFIX
 
@@ -10,7 +10,12 @@ ongoing transaction (AddPartitionsToTxn); when it was not, the write is
 refused and nothing is appended, so a late or stray transactional write
 can never open a transaction on a partition that no one will end (a
 "hanging transaction", which would hold the last stable offset back
-forever).
+forever). The group coordinator does the same before it takes a
+TxnOffsetCommit: the group's __consumer_offsets partition must have been
+added to the transaction (AddOffsetsToTxn), or the commit is refused and
+leaves no pending offset (which would hold the group's offsets unstable
+forever: OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT
+while one is pending).
 
   unadded  a transactional batch produced without AddPartitionsToTxn is
            refused (at Produce v11, then again at v10) and leaves the log
@@ -28,13 +33,33 @@ forever).
            and once the coordinator has completed the abort (a new
            InitProducerId succeeds) its marker is the only record in the
            log
+  offsets-unadded
+           a transaction writes one batch to PREFIX-in; a TxnOffsetCommit
+           of offset 1 for group PREFIX-g, sent without AddOffsetsToTxn, is
+           refused (at TxnOffsetCommit v3, then again at v4); then the
+           normal path: AddOffsetsToTxn, the same TxnOffsetCommit (v3) is
+           accepted, the transaction is committed, and once OffsetFetch with
+           require_stable answers it (UNSTABLE_OFFSET_COMMIT is retried
+           until the commit's marker is in) the committed offset is 1
+  offsets-late
+           the same transaction with AddOffsetsToTxn and TxnOffsetCommit of
+           offset 1, committed (and waited for as above); then a
+           TxnOffsetCommit of offset 5 with the same producer id and epoch,
+           sent after the commit without a new transaction (a late retry),
+           is refused (at v4, then at v3); 2 s later the committed offset is
+           still 1 (OffsetFetch without require_stable) and OffsetFetch
+           with require_stable answers no error (no pending offset is left:
+           asked once, not retried)
 
 Requests and versions (kafka-python's protocol classes over one plain TCP
 connection per broker, batches built with DefaultRecordBatchBuilder):
-FindCoordinator v3 (key type 1, transaction), InitProducerId v4 (timeout
-60 s), AddPartitionsToTxn v3 (one transaction), EndTxn v4, Produce v11
-(acks -1), ListOffsets v7 (timestamp -1, isolation level 0 and 1),
-CreateTopics v5 (1 partition, replication 1), Metadata v9.
+FindCoordinator v3 (key type 1, transaction; key type 0, group),
+InitProducerId v4 (timeout 60 s), AddPartitionsToTxn v3 (one
+transaction), EndTxn v4, Produce v11 (acks -1), ListOffsets v7 (timestamp
+-1, isolation level 0 and 1), CreateTopics v5 (1 partition, replication
+1), Metadata v9, AddOffsetsToTxn v4, TxnOffsetCommit v3 and v4 (no
+member: member id "", generation -1, no group instance id; leader epoch
+-1, metadata ""), OffsetFetch v7 (the first version with require_stable).
 
 Produce v11 is the newest version with which a transactional client adds
 its partitions itself: from v12 on a broker with transaction.version 2
@@ -44,7 +69,14 @@ also the first version to which the leader may answer
 TRANSACTION_ABORTABLE (KIP-890): Kafka refuses the batch with
 TRANSACTION_ABORTABLE at v11 and with INVALID_TXN_STATE below it, so the
 refusals are sent at v10 too. EndTxn stays below v5 for the same reason
-(v5 is transaction.version 2's EndTxn).
+(v5 is transaction.version 2's EndTxn). TxnOffsetCommit likewise: from v5
+on the group coordinator adds the group's partition to the transaction
+implicitly (transaction.version 2, no AddOffsetsToTxn), so v5 is never
+sent; v4 is the first version that may be answered TRANSACTION_ABORTABLE,
+and Kafka refuses an offset commit of a group not in the transaction with
+TRANSACTION_ABORTABLE at v4 and INVALID_TXN_STATE at v3, so the refusals
+are sent at both. (kafka-python has TxnOffsetCommit v0 to v5; sluice
+advertises it up to v4, Kafka 4.x up to v5.)
 
 Each scenario prints deterministic lines on stdout (no names given as
 arguments, no ids, no timings), compared with what Apache Kafka printed
@@ -55,7 +87,10 @@ NOT_COORDINATOR or COORDINATOR_NOT_AVAILABLE are retried after a short
 sleep until then, and so is a Produce answered NOT_ENOUGH_REPLICAS (what
 Kafka's leader answers when its check with the coordinator meets one of
 those: e.g. a late batch sent while the coordinator completes the
-commit).
+commit). Kafka's group coordinator answers such a check with
+COORDINATOR_NOT_AVAILABLE instead, retried like the others (a
+NOT_COORDINATOR or COORDINATOR_NOT_AVAILABLE from either coordinator
+makes the next try find it again).
 """
 import socket
 import struct
@@ -64,10 +99,13 @@ import time
 
 import kafka.errors
 from kafka.protocol.admin.topics import CreateTopicsRequest, CreateTopicsResponse
+from kafka.protocol.consumer.group import OffsetFetchRequest, OffsetFetchResponse
 from kafka.protocol.consumer.offsets import ListOffsetsRequest, ListOffsetsResponse
 from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest, FindCoordinatorResponse
 from kafka.protocol.metadata.metadata import MetadataRequest, MetadataResponse
 from kafka.protocol.producer import (
+    AddOffsetsToTxnRequest,
+    AddOffsetsToTxnResponse,
     AddPartitionsToTxnRequest,
     AddPartitionsToTxnResponse,
     EndTxnRequest,
@@ -76,6 +114,8 @@ from kafka.protocol.producer import (
     InitProducerIdResponse,
     ProduceRequest,
     ProduceResponse,
+    TxnOffsetCommitRequest,
+    TxnOffsetCommitResponse,
 )
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
@@ -92,6 +132,10 @@ OLD_PRODUCE_VERSION = 10  # before TRANSACTION_ABORTABLE
 LIST_OFFSETS_VERSION = 7
 CREATE_TOPICS_VERSION = 5
 METADATA_VERSION = 9
+ADD_OFFSETS_VERSION = 4  # may answer TRANSACTION_ABORTABLE; not a transaction.version 2 request
+TXN_OFFSET_COMMIT_VERSION = 3  # before TRANSACTION_ABORTABLE
+NEW_TXN_OFFSET_COMMIT_VERSION = 4  # < 5: the group coordinator only verifies (see above)
+OFFSET_FETCH_VERSION = 7  # the first with require_stable
 
 NONE = 0
 COORDINATOR_LOAD_IN_PROGRESS = 14
@@ -100,6 +144,7 @@ NOT_COORDINATOR = 16
 NOT_ENOUGH_REPLICAS = 19
 TOPIC_ALREADY_EXISTS = 36
 CONCURRENT_TRANSACTIONS = 51
+UNSTABLE_OFFSET_COMMIT = 88
 RETRIABLE = {CONCURRENT_TRANSACTIONS, COORDINATOR_LOAD_IN_PROGRESS, NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE}
 
 READ_UNCOMMITTED = 0
@@ -271,14 +316,17 @@ def wait_stable(conn, topic):
 # --- one transactional producer, by hand
 
 
-class Txn:
-    def __init__(self, cluster, txn_id):
+class Coordinated:
+    """Requests to the coordinator of one key (FindCoordinator key type
+    KEY_TYPE), found again when it answers NOT_COORDINATOR or
+    COORDINATOR_NOT_AVAILABLE."""
+
+    KEY_TYPE = None
+
+    def __init__(self, cluster, key):
         self.cluster = cluster
-        self.txn_id = txn_id
+        self.key = key
         self.coordinator = None
-        self.pid = -1
-        self.epoch = -1
-        self.sequences = {}
 
     def find_coordinator(self):
         deadline = time.time() + WAIT
@@ -287,8 +335,8 @@ class Txn:
                 FindCoordinatorRequest,
                 FindCoordinatorResponse,
                 FIND_COORDINATOR_VERSION,
-                key=self.txn_id,
-                key_type=1,
+                key=self.key,
+                key_type=self.KEY_TYPE,
             )
             if r.error_code == NONE:
                 self.coordinator = self.cluster.conn(r.host, r.port)
@@ -315,6 +363,20 @@ class Txn:
             if NOT_COORDINATOR in retriable or COORDINATOR_NOT_AVAILABLE in retriable:
                 self.coordinator = None
             time.sleep(0.1)
+
+
+class Txn(Coordinated):
+    """A transactional producer; its coordinator is the transaction
+    coordinator of its transactional id."""
+
+    KEY_TYPE = 1
+
+    def __init__(self, cluster, txn_id):
+        super().__init__(cluster, txn_id)
+        self.txn_id = txn_id
+        self.pid = -1
+        self.epoch = -1
+        self.sequences = {}
 
     def init(self):
         def send():
@@ -353,6 +415,24 @@ class Txn:
             return codes, codes[0]
 
         return self._retrying("AddPartitionsToTxn", send)
+
+    def add_offsets(self, group_id):
+        """AddOffsetsToTxn for group_id (its __consumer_offsets partition);
+        returns the error code."""
+
+        def send():
+            r = self.coordinator.call(
+                AddOffsetsToTxnRequest,
+                AddOffsetsToTxnResponse,
+                ADD_OFFSETS_VERSION,
+                transactional_id=self.txn_id,
+                producer_id=self.pid,
+                producer_epoch=self.epoch,
+                group_id=group_id,
+            )
+            return [r.error_code], r.error_code
+
+        return self._retrying("AddOffsetsToTxn", send)
 
     def end(self, commit):
         def send():
@@ -410,12 +490,97 @@ class Txn:
         return self._retrying("Produce", send, also=(NOT_ENOUGH_REPLICAS,))
 
 
+# --- one consumer group's offsets, by hand
+
+
+class Group(Coordinated):
+    """The offsets of one consumer group that has no members (a producer
+    commits them in its transaction, outside any generation); its
+    coordinator is the group coordinator."""
+
+    KEY_TYPE = 0
+
+    def __init__(self, cluster, group_id):
+        super().__init__(cluster, group_id)
+        self.group_id = group_id
+
+    def txn_commit(self, txn, topic, offset, version=TXN_OFFSET_COMMIT_VERSION):
+        """TxnOffsetCommit of offset for partition 0 of topic in txn's
+        transaction (no member: member id "", generation -1, no group
+        instance id) at the given version; returns its partition's error
+        code."""
+        T = TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic
+        P = T.TxnOffsetCommitRequestPartition
+        partition = P(partition_index=0, committed_offset=offset, committed_leader_epoch=-1, committed_metadata="")
+
+        def send():
+            r = self.coordinator.call(
+                TxnOffsetCommitRequest,
+                TxnOffsetCommitResponse,
+                version,
+                transactional_id=txn.txn_id,
+                group_id=self.group_id,
+                producer_id=txn.pid,
+                producer_epoch=txn.epoch,
+                generation_id=-1,
+                member_id="",
+                group_instance_id=None,
+                topics=[T(name=topic, partitions=[partition])],
+            )
+            codes = [p.error_code for t in r.topics for p in t.partitions]
+            expect(len(codes) == 1, f"TxnOffsetCommit answered {len(codes)} partitions")
+            if codes[0] != NONE:
+                log(f"TxnOffsetCommit v{version} offset {offset}: {error_name(codes[0])}")
+            return codes, codes[0]
+
+        return self._retrying("TxnOffsetCommit", send)
+
+    def fetch(self, topic, require_stable):
+        """OffsetFetch of partition 0 of topic; returns (error code, committed
+        offset). Retries the coordinator's errors, not
+        UNSTABLE_OFFSET_COMMIT."""
+        T = OffsetFetchRequest.OffsetFetchRequestTopic
+
+        def send():
+            r = self.coordinator.call(
+                OffsetFetchRequest,
+                OffsetFetchResponse,
+                OFFSET_FETCH_VERSION,
+                group_id=self.group_id,
+                topics=[T(name=topic, partition_indexes=[0])],
+                require_stable=require_stable,
+            )
+            if r.error_code != NONE:
+                return [r.error_code], (r.error_code, -1)
+            ps = [p for t in r.topics for p in t.partitions]
+            expect(len(ps) == 1, f"OffsetFetch answered {len(ps)} partitions")
+            return [ps[0].error_code], (ps[0].error_code, ps[0].committed_offset)
+
+        return self._retrying("OffsetFetch", send)
+
+    def wait_committed(self, topic):
+        """Waits until OffsetFetch with require_stable answers a committed
+        offset (no error, not -1) for partition 0 of topic, retrying
+        UNSTABLE_OFFSET_COMMIT (a transactional commit whose markers are not
+        written yet); returns it."""
+        deadline = time.time() + WAIT
+        while True:
+            code, offset = self.fetch(topic, require_stable=True)
+            if code == NONE and offset >= 0:
+                return offset
+            expect(code in (NONE, UNSTABLE_OFFSET_COMMIT), f"OffsetFetch: {error_name(code)}")
+            if time.time() > deadline:
+                raise Expectation(f"OffsetFetch still {error_name(code)}, offset {offset} after {WAIT} s")
+            log(f"OffsetFetch: {error_name(code)}, offset {offset}, waiting")
+            time.sleep(0.1)
+
+
 # --- scenarios
 
 
-def setup(bootstrap, prefix):
+def setup(bootstrap, prefix, topic_suffix="t"):
     cluster = Cluster(bootstrap)
-    topic = f"{prefix}-t"
+    topic = f"{prefix}-{topic_suffix}"
     cluster.create_topic(topic)
     leader = cluster.leader(topic)
     txn = Txn(cluster, f"{prefix}-tx")
@@ -491,7 +656,71 @@ def no_id(bootstrap, prefix):
     out(ends_line("end offsets after the abort", wait_stable(leader, topic)))
 
 
-SCENARIOS = {"unadded": unadded, "late": late, "no-id": no_id}
+def offsets_setup(bootstrap, prefix):
+    """A transaction with one batch written to PREFIX-in; returns it, its
+    topic and group PREFIX-g, its coordinator found."""
+    cluster, topic, leader, txn = setup(bootstrap, prefix, "in")
+    code = txn.add_partition(topic, 0)
+    out(f"AddPartitionsToTxn: {error_name(code)}")
+    expect(code == NONE, "AddPartitionsToTxn failed")
+    code, offset = txn.produce(leader, topic, 0)
+    out(f"produce seq 0: {error_name(code)}, base offset {offset}")
+    expect(code == NONE, "the produce failed")
+    group = Group(cluster, f"{prefix}-g")
+    group.find_coordinator()
+    return txn, topic, group
+
+
+def offsets_commit(txn, topic, group):
+    """The normal path: AddOffsetsToTxn, TxnOffsetCommit of offset 1, the
+    commit, and the committed offset once it is stable."""
+    code = txn.add_offsets(group.group_id)
+    out(f"AddOffsetsToTxn: {error_name(code)}")
+    expect(code == NONE, "AddOffsetsToTxn failed")
+    code = group.txn_commit(txn, topic, 1)
+    out(f"TxnOffsetCommit v{TXN_OFFSET_COMMIT_VERSION} offset 1 after AddOffsetsToTxn: {error_name(code)}")
+    expect(code == NONE, "the TxnOffsetCommit after AddOffsetsToTxn failed")
+    code = txn.end(commit=True)
+    out(f"EndTxn commit: {error_name(code)}")
+    expect(code == NONE, "EndTxn commit failed")
+    offset = group.wait_committed(topic)
+    out(f"committed offset: {offset}")
+    expect(offset == 1, f"committed offset {offset}, expected 1")
+
+
+def offsets_unadded(bootstrap, prefix):
+    txn, topic, group = offsets_setup(bootstrap, prefix)
+    for version in (TXN_OFFSET_COMMIT_VERSION, NEW_TXN_OFFSET_COMMIT_VERSION):
+        code = group.txn_commit(txn, topic, 1, version=version)
+        out(f"TxnOffsetCommit v{version} offset 1 without AddOffsetsToTxn: {error_name(code)}")
+        expect(code != NONE, "a transactional offset commit of a group not in the transaction was accepted")
+    offsets_commit(txn, topic, group)
+
+
+def offsets_late(bootstrap, prefix):
+    txn, topic, group = offsets_setup(bootstrap, prefix)
+    offsets_commit(txn, topic, group)
+
+    for version in (NEW_TXN_OFFSET_COMMIT_VERSION, TXN_OFFSET_COMMIT_VERSION):
+        code = group.txn_commit(txn, topic, 5, version=version)
+        out(f"late TxnOffsetCommit v{version} offset 5 after the commit: {error_name(code)}")
+        expect(code != NONE, "a transactional offset commit sent after the commit was accepted")
+    time.sleep(2)
+    code, offset = group.fetch(topic, require_stable=False)
+    expect(code == NONE, f"OffsetFetch: {error_name(code)}")
+    out(f"committed offset after the late commit: {offset}")
+    code, _ = group.fetch(topic, require_stable=True)
+    out(f"OffsetFetch require_stable after the late commit: {error_name(code)}")
+    expect(offset == 1 and code == NONE, "the late commit left a pending offset or changed the committed one")
+
+
+SCENARIOS = {
+    "unadded": unadded,
+    "late": late,
+    "no-id": no_id,
+    "offsets-unadded": offsets_unadded,
+    "offsets-late": offsets_late,
+}
 
 
 def main(argv):

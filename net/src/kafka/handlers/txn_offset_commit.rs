@@ -5,8 +5,13 @@
 //! Each partition is checked here as OffsetCommit checks it; the group's
 //! coordinator writes the offsets durably in the producer's name, and they
 //! take effect only when the transaction's commit marker reaches the
-//! group's partition (dropped at an abort). Version 5 belongs to
-//! transaction version 2 and is not served.
+//! group's partition (dropped at an abort). Before that, the group's
+//! coordinator checks with the transaction coordinator that the group's
+//! partition is in the transaction (KIP-890: AddOffsetsToTxn came first);
+//! offsets sent without it, or after the transaction ended, are refused
+//! with INVALID_TXN_STATE (TRANSACTION_ABORTABLE from version 4), as
+//! Kafka answers. Version 5 belongs to transaction version 2 and is not
+//! served.
 
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
@@ -69,6 +74,7 @@ impl Handler for TxnOffsetCommitHandler {
         let count = offsets.len();
         let commit = GroupRequest::TxnCommit {
             group_id: group_id.clone(),
+            transactional_id: request.transactional_id.0.as_str().to_owned(),
             producer_id: request.producer_id.0,
             epoch: request.producer_epoch,
             member_id: request.member_id.as_str().to_owned(),
@@ -96,7 +102,10 @@ impl Handler for TxnOffsetCommitHandler {
                     .map(|p| {
                         TxnOffsetCommitResponsePartition::default()
                             .with_partition_index(p.partition_index)
-                            .with_error_code(errors.next().unwrap_or(ErrorCode::None).code())
+                            .with_error_code(
+                                for_version(errors.next().unwrap_or(ErrorCode::None), version)
+                                    .code(),
+                            )
                     })
                     .collect();
                 TxnOffsetCommitResponseTopic::default()
@@ -105,5 +114,16 @@ impl Handler for TxnOffsetCommitHandler {
             })
             .collect();
         Outcome::Answer(TxnOffsetCommitResponse::default().with_topics(topics))
+    }
+}
+
+/// What a client at `version` is told for `error`: offsets the group
+/// coordinator could not verify as part of the transaction are
+/// INVALID_TXN_STATE before version 4 and TRANSACTION_ABORTABLE from it,
+/// as Kafka answers.
+fn for_version(error: ErrorCode, version: i16) -> ErrorCode {
+    match error {
+        ErrorCode::InvalidTxnState if version >= 4 => ErrorCode::TransactionAbortable,
+        error => error,
     }
 }
