@@ -169,7 +169,7 @@ fn transactions_survive_a_broker_sigkill() {
 /// transaction is open over two partitions and another id has committed:
 /// the columns and values Kafka 4.4 prints for the same scenario (checked
 /// against it by hand: only producer ids, times and the coordinator's
-/// broker id differ).
+/// broker id differ); then `abort` of the open one in one partition.
 #[test]
 fn kafka_transactions_tool_lists_describes_and_shows_producers() {
     let broker = Broker::start();
@@ -296,6 +296,28 @@ fn kafka_transactions_tool_lists_describes_and_shows_producers() {
     assert_eq!(
         producers[1][2], "0",
         "the committed one's marker epoch: {producers:?}"
+    );
+
+    // `abort` ends the open transaction in partition 0 by hand (the
+    // operator's way out of a hanging transaction): it finds the producer
+    // whose transaction starts at offset 2 and writes its abort marker
+    // there with WriteTxnMarkers. Partition 0's last stable offset moves
+    // to its end; partition 1, where the transaction is still open, stays.
+    let aborted = tool(&[
+        "abort",
+        "--topic",
+        &t,
+        "--partition",
+        "0",
+        "--start-offset",
+        "2",
+    ]);
+    let ends = run_scenario(&broker, "ends", &prefix).stdout_text();
+    assert_eq!(
+        ends,
+        "p0: read_committed end 4, read_uncommitted end 4\n\
+         p1: read_committed end 0, read_uncommitted end 1\n",
+        "after abort (it printed {aborted:?})"
     );
     open.close_stdin();
 }

@@ -26,6 +26,8 @@ Usage: python3 transactions.py SCENARIO BOOTSTRAP PREFIX
                  instance; read_committed reads both committed records only
   hold-open      (for kafka-transactions.sh) one transaction committed and
                  one left open over two partitions until stdin closes
+  ends           (for kafka-transactions.sh) the end offsets of hold-open's
+                 partitions under both isolation levels
   rpw            read-process-write: input records are copied to an output
                  topic in transactions that commit the group's offsets too
                  (send_offsets_to_transaction); an aborted round commits
@@ -356,7 +358,18 @@ def hold_open(bootstrap, prefix):
     sys.stdin.read()
 
 
+def ends(bootstrap, prefix):
+    """For the transaction tools: each partition of PREFIX-t's end offset
+    under read_committed (its last stable offset) and read_uncommitted."""
+    topic = prefix + "-t"
+    committed = end_offsets(bootstrap, topic, 2, "read_committed")
+    uncommitted = end_offsets(bootstrap, topic, 2, "read_uncommitted")
+    for p in range(2):
+        out(f"p{p}: read_committed end {committed[p]}, read_uncommitted end {uncommitted[p]}")
+
+
 SCENARIOS = {
+    "ends": ends,
     "hold-open": hold_open,
     "kill-before": kill_before,
     "kill-after": kill_after,
