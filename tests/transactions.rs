@@ -165,6 +165,60 @@ fn transactions_survive_a_broker_sigkill() {
     );
 }
 
+/// `transactional.id.expiration.ms`: an id with no transaction in progress
+/// is forgotten once idle that long (a tombstone in `__transaction_state`,
+/// so it stays forgotten after a restart, here one with the 7-day default
+/// that would otherwise have kept it): `kafka-transactions.sh list` no
+/// longer shows it and `describe` fails as Kafka's does for an id it does
+/// not know.
+#[test]
+fn an_idle_transactional_id_expires_for_good() {
+    const EXPIRY: &str = "SLUICE_TRANSACTION__TRANSACTIONAL_ID_EXPIRATION_MS";
+    let mut broker = Broker::start_with_env(&[(EXPIRY, "2000")]);
+    let prefix = topic("expiry");
+    let id = format!("{prefix}-tx");
+    let out = run_scenario(&broker, "commit-once", &prefix).stdout_text();
+    assert_eq!(out, "committed\n");
+    let listed = |broker: &Broker| {
+        tool(
+            "org.apache.kafka.tools.TransactionsCommand",
+            &broker.bootstrap(),
+            &["list"],
+        )
+        .stdout_text()
+        .lines()
+        .any(|l| l.split_whitespace().next() == Some(id.as_str()))
+    };
+    assert!(listed(&broker), "the id is listed right after its commit");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while listed(&broker) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the idle id was not forgotten\n{}",
+            broker.log_tail(20)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let describe = common::kafka::tool_output(
+        "org.apache.kafka.tools.TransactionsCommand",
+        &broker.bootstrap(),
+        &["describe", "--transactional-id", &id],
+    );
+    assert!(
+        !describe.status.success()
+            && describe
+                .stderr_text()
+                .contains("the ID could not be found"),
+        "describe of a forgotten id:\n{}\n{}",
+        describe.stdout_text(),
+        describe.stderr_text()
+    );
+    broker.kill();
+    broker.set_env(EXPIRY, "604800000");
+    broker.restart();
+    assert!(!listed(&broker), "the id came back after a restart");
+}
+
 /// `kafka-transactions.sh` (Kafka's TransactionsCommand) while one
 /// transaction is open over two partitions and another id has committed:
 /// the columns and values Kafka 4.4 prints for the same scenario (checked

@@ -549,6 +549,9 @@ pub struct TransactionConfig {
     /// Segment size of `__transaction_state` partitions
     /// (`transaction.state.log.segment.bytes`).
     pub state_log_segment_bytes: u64,
+    /// How long a transactional id with no transaction in progress is
+    /// kept after its last use (`transactional.id.expiration.ms`).
+    pub transactional_id_expiration_ms: i64,
 }
 
 impl Default for TransactionConfig {
@@ -558,6 +561,7 @@ impl Default for TransactionConfig {
             state_log_num_partitions: 50,
             state_log_replication_factor: 3,
             state_log_segment_bytes: 100 * 1024 * 1024,
+            transactional_id_expiration_ms: 7 * 24 * 60 * 60 * 1000,
         }
     }
 }

@@ -321,7 +321,7 @@ impl Shard {
             .map(|c| c.member.machine.state().clone())
             .unwrap_or_default();
         let groups = Rc::new(GroupHome::new(config.group.clone(), env.clone()));
-        let txns = Rc::new(TxnHome::new(config.transaction.max_timeout_ms, env.clone()));
+        let txns = Rc::new(TxnHome::new(&config.transaction, env.clone()));
         Ok(Shard {
             groups,
             txns,

@@ -25,6 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::time::Duration;
 
+use sluice_core::config::TransactionConfig;
 use sluice_core::group::coordinator_partition;
 use sluice_core::txn::coordinator::{MarkerJob, Plan, TxnCoordinator, TxnMetadata, Written};
 use sluice_core::txn::marker::{ControlType, Marker};
@@ -72,11 +73,15 @@ pub struct TxnHome {
 }
 
 impl TxnHome {
-    /// A coordinator refusing transaction timeouts over `max_timeout_ms`
-    /// (`transaction.max.timeout.ms`).
-    pub fn new(max_timeout_ms: i32, env: Rc<dyn Env>) -> TxnHome {
+    /// A coordinator refusing transaction timeouts over
+    /// `transaction.max.timeout.ms`, forgetting idle ids after
+    /// `transactional.id.expiration.ms`.
+    pub fn new(config: &TransactionConfig, env: Rc<dyn Env>) -> TxnHome {
         TxnHome {
-            coordinator: RefCell::new(TxnCoordinator::new(max_timeout_ms)),
+            coordinator: RefCell::new(
+                TxnCoordinator::new(config.max_timeout_ms)
+                    .with_id_expiration_ms(config.transactional_id_expiration_ms),
+            ),
             logs: RefCell::new(BTreeMap::new()),
             partition_count: Cell::new(0),
             env,
@@ -502,7 +507,8 @@ impl TxnHome {
             .cloned()
     }
 
-    /// Aborts transactions at their timeout: one wait until the next one,
+    /// Aborts transactions at their timeout and forgets idle ids at their
+    /// expiry: one wait until the next deadline,
     /// re-armed whenever a request may have moved it. Runs until the shard
     /// stops.
     async fn run_timers(self: Rc<Self>, shard: Rc<Shard>) {
@@ -531,10 +537,17 @@ impl TxnHome {
                             self.coordinator.borrow_mut().write_failed(&record);
                             continue;
                         };
-                        tracing::info!(
-                            transactional_id = record.transactional_id,
-                            "aborting a transaction past its timeout"
-                        );
+                        if record.value.is_some() {
+                            tracing::info!(
+                                transactional_id = record.transactional_id,
+                                "aborting a transaction past its timeout"
+                            );
+                        } else {
+                            tracing::info!(
+                                transactional_id = record.transactional_id,
+                                "forgetting a transactional id past transactional.id.expiration.ms"
+                            );
+                        }
                         if let Ok(Written::Prepared(job)) = self.write(&log, &record).await {
                             self.deliver(&shard, partition, job);
                         }

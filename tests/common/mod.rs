@@ -255,11 +255,6 @@ impl Broker {
         brokers
     }
 
-    /// `count` brokers as [`start_cluster`](Self::start_cluster) makes
-    /// them, with `env` besides, not started yet. Each broker's
-    /// `SLUICE_CONTROLLER_VOTERS` names every voter's internal listener
-    /// ([`Broker::rpc_port`]); a test may point some entries elsewhere (a
-    /// proxy) with [`Broker::set_voters`].
     /// Sets one environment variable of this broker's process (at its next
     /// start), e.g. its own `SLUICE_KAFKA__BROKER_RACK`.
     pub fn set_env(&mut self, key: &str, value: &str) {
@@ -267,6 +262,11 @@ impl Broker {
         self.env.push((key.to_owned(), value.to_owned()));
     }
 
+    /// `count` brokers as [`start_cluster`](Self::start_cluster) makes
+    /// them, with `env` besides, not started yet. Each broker's
+    /// `SLUICE_CONTROLLER_VOTERS` names every voter's internal listener
+    /// ([`Broker::rpc_port`]); a test may point some entries elsewhere (a
+    /// proxy) with [`Broker::set_voters`].
     pub fn cluster(count: usize, env: &[(&str, &str)]) -> Vec<Broker> {
         let hosts = vec![("127.0.0.1".to_owned(), None); count];
         Broker::cluster_on(&hosts, env)

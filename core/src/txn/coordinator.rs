@@ -18,7 +18,10 @@
 //! state); a record takes effect only once written; a producer whose epoch
 //! is older than its id's current one is fenced (PRODUCER_FENCED); a
 //! transaction that is aborted by its timeout or by a new instance gets a
-//! bumped epoch in its markers, so the old instance can write nothing more.
+//! bumped epoch in its markers, so the old instance can write nothing more;
+//! an id with no transaction in progress (Empty, CompleteCommit,
+//! CompleteAbort) that nothing touched for `transactional.id.expiration.ms`
+//! is forgotten through a tombstone, so the table holds only ids in use.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -28,6 +31,8 @@ use crate::txn::records::{TxnRecord, TxnStatus, TxnValue};
 
 /// `transaction.max.timeout.ms`'s default.
 pub const DEFAULT_MAX_TIMEOUT_MS: i32 = 900_000;
+/// `transactional.id.expiration.ms`'s default: 7 days.
+pub const DEFAULT_ID_EXPIRATION_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 
 /// One transactional id's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +122,7 @@ pub enum Written {
 pub struct TxnCoordinator {
     txns: BTreeMap<String, TxnMetadata>,
     max_timeout_ms: i32,
+    id_expiration_ms: i64,
 }
 
 impl TxnCoordinator {
@@ -126,7 +132,15 @@ impl TxnCoordinator {
         TxnCoordinator {
             txns: BTreeMap::new(),
             max_timeout_ms,
+            id_expiration_ms: DEFAULT_ID_EXPIRATION_MS,
         }
+    }
+
+    /// Forgets idle ids after `id_expiration_ms`
+    /// (`transactional.id.expiration.ms`) instead of the default 7 days.
+    pub fn with_id_expiration_ms(mut self, id_expiration_ms: i64) -> TxnCoordinator {
+        self.id_expiration_ms = id_expiration_ms.max(1);
+        self
     }
 
     /// One id's state.
@@ -372,11 +386,20 @@ impl TxnCoordinator {
     }
 
     /// Ongoing transactions past their timeout at `now_ms`: the records that
-    /// abort them under a bumped epoch (Kafka's fencing abort), each to be
-    /// written and then given to [`Self::written`].
+    /// abort them under a bumped epoch (Kafka's fencing abort); and idle
+    /// ids past `transactional.id.expiration.ms`: their tombstones. Each
+    /// to be written and then given to [`Self::written`].
     pub fn expire(&mut self, now_ms: i64) -> Vec<TxnRecord> {
         let mut out = Vec::new();
         for (id, m) in self.txns.iter_mut() {
+            if !m.pending && self.id_expiration_ms <= now_ms - m.last_update_ms && is_idle(m) {
+                m.pending = true;
+                out.push(TxnRecord {
+                    transactional_id: id.clone(),
+                    value: None,
+                });
+                continue;
+            }
             if m.pending
                 || m.status != TxnStatus::Ongoing
                 || m.start_ms + i64::from(m.timeout_ms) > now_ms
@@ -393,12 +416,17 @@ impl TxnCoordinator {
         out
     }
 
-    /// When the next ongoing transaction times out, if any.
+    /// When the next ongoing transaction times out, or the next idle id
+    /// expires, if any.
     pub fn next_deadline_ms(&self) -> Option<i64> {
         self.txns
             .values()
-            .filter(|m| m.status == TxnStatus::Ongoing && !m.pending)
-            .map(|m| m.start_ms + i64::from(m.timeout_ms))
+            .filter(|m| !m.pending)
+            .filter_map(|m| match m.status {
+                TxnStatus::Ongoing => Some(m.start_ms + i64::from(m.timeout_ms)),
+                _ if is_idle(m) => Some(m.last_update_ms.saturating_add(self.id_expiration_ms)),
+                _ => None,
+            })
             .min()
     }
 
@@ -475,6 +503,14 @@ impl TxnCoordinator {
 }
 
 /// The record that stores `m` for `transactional_id`.
+/// True when `m` has no transaction in progress: its id may expire.
+fn is_idle(m: &TxnMetadata) -> bool {
+    matches!(
+        m.status,
+        TxnStatus::Empty | TxnStatus::CompleteCommit | TxnStatus::CompleteAbort
+    )
+}
+
 fn record_of(transactional_id: &str, m: &TxnMetadata) -> TxnRecord {
     TxnRecord {
         transactional_id: transactional_id.to_owned(),

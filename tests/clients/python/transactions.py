@@ -26,6 +26,7 @@ Usage: python3 transactions.py SCENARIO BOOTSTRAP PREFIX
                  instance; read_committed reads both committed records only
   hold-open      (for kafka-transactions.sh) one transaction committed and
                  one left open over two partitions until stdin closes
+  commit-once    (for the id's expiry) one transaction committed, then idle
   ends           (for kafka-transactions.sh) the end offsets of hold-open's
                  partitions under both isolation levels
   rpw            read-process-write: input records are copied to an output
@@ -358,6 +359,18 @@ def hold_open(bootstrap, prefix):
     sys.stdin.read()
 
 
+def commit_once(bootstrap, prefix):
+    """For transactional.id.expiration.ms: PREFIX-tx commits one
+    transaction on PREFIX-t and stays idle."""
+    topic = prefix + "-t"
+    create(bootstrap, topic, 1)
+    p = producer(bootstrap, prefix + "-tx")
+    p.begin_transaction()
+    p.produce(topic, value=b"once", partition=0)
+    p.commit_transaction(WAIT)
+    out("committed")
+
+
 def ends(bootstrap, prefix):
     """For the transaction tools: each partition of PREFIX-t's end offset
     under read_committed (its last stable offset) and read_uncommitted."""
@@ -369,6 +382,7 @@ def ends(bootstrap, prefix):
 
 
 SCENARIOS = {
+    "commit-once": commit_once,
     "ends": ends,
     "hold-open": hold_open,
     "kill-before": kill_before,

@@ -172,7 +172,8 @@ fn a_transaction_past_its_timeout_is_aborted_under_a_new_epoch() {
         c.end_txn(ID, 1000, 0, true, 60_200),
         Plan::Answer(ErrorCode::ProducerFenced)
     );
-    assert_eq!(c.next_deadline_ms(), None);
+    // No timeout left: the next deadline is the idle id's expiry.
+    assert_eq!(c.next_deadline_ms(), Some(5 + DEFAULT_ID_EXPIRATION_MS));
 }
 
 #[test]
@@ -213,4 +214,52 @@ fn prepared_transactions_are_in_doubt_after_a_load() {
     assert_eq!(jobs[0].control, ControlType::Abort);
     complete(&mut loaded, &jobs[0]);
     assert!(loaded.in_doubt().is_empty());
+}
+
+#[test]
+fn an_idle_id_expires_through_a_tombstone_and_an_ongoing_one_does_not() {
+    let mut c = TxnCoordinator::new(DEFAULT_MAX_TIMEOUT_MS).with_id_expiration_ms(1_000);
+    assert_eq!(init(&mut c, None), Ok((1000, 0)));
+    // Empty since 0: it expires at 1000, not before.
+    assert_eq!(c.next_deadline_ms(), Some(1_000));
+    assert!(c.expire(999).is_empty());
+    let expired = c.expire(1_000);
+    assert_eq!(
+        expired,
+        vec![TxnRecord {
+            transactional_id: ID.into(),
+            value: None
+        }]
+    );
+    // While the tombstone is written the id is busy.
+    assert_eq!(
+        c.init_producer_id(ID, 60_000, None, None, 1_000),
+        Plan::Answer(ErrorCode::ConcurrentTransactions)
+    );
+    assert!(c.expire(5_000).is_empty(), "one tombstone at a time");
+    assert_eq!(c.written(&expired[0]), Written::Done);
+    assert!(c.get(ID).is_none(), "forgotten");
+    assert_eq!(c.next_deadline_ms(), None);
+
+    // An id with a transaction in progress never expires: only its
+    // timeout ends that transaction (and then it is idle again).
+    assert_eq!(init(&mut c, None), Ok((1000, 0)));
+    add(&mut c, 1000, 0, &[("a", 0)], 2_000).expect("added");
+    let expired = c.expire(2_000 + 1_000 + 1);
+    assert!(
+        expired.iter().all(|r| r.value.is_some()),
+        "an ongoing transaction is not forgotten: {expired:?}"
+    );
+}
+
+#[test]
+fn a_failed_tombstone_leaves_the_id_as_it_was() {
+    let mut c = TxnCoordinator::new(DEFAULT_MAX_TIMEOUT_MS).with_id_expiration_ms(1_000);
+    assert_eq!(init(&mut c, None), Ok((1000, 0)));
+    let expired = c.expire(1_000);
+    assert_eq!(expired.len(), 1);
+    c.write_failed(&expired[0]);
+    let m = c.get(ID).expect("kept");
+    assert!(!m.pending);
+    assert_eq!(c.next_deadline_ms(), Some(1_000), "tried again");
 }
