@@ -205,10 +205,7 @@ fn an_idle_transactional_id_expires_for_good() {
         &["describe", "--transactional-id", &id],
     );
     assert!(
-        !describe.status.success()
-            && describe
-                .stderr_text()
-                .contains("the ID could not be found"),
+        !describe.status.success() && describe.stderr_text().contains("the ID could not be found"),
         "describe of a forgotten id:\n{}\n{}",
         describe.stdout_text(),
         describe.stderr_text()

@@ -132,16 +132,7 @@ impl Shard {
         use kafka_protocol::messages::{ProducerId, TopicName, WriteTxnMarkersRequest};
         use kafka_protocol::protocol::StrBytes;
 
-        let (host, port) = self.broker_listener(leader)?;
-        let client_id = format!("sluice-txn-{}-{}", self.config.node_id, self.id);
-        let mut link = crate::kafka_link::KafkaLink::connect(
-            &host,
-            port,
-            client_id,
-            self.env.clone(),
-            CONNECT_TIMEOUT,
-        )
-        .await?;
+        let mut link = self.link_to(leader, "txn", CONNECT_TIMEOUT).await?;
         let mut topics: Vec<WritableTxnMarkerTopic> = Vec::new();
         for (topic, partition) in partitions {
             match topics.iter_mut().find(|t| t.name.0.as_str() == topic) {
@@ -185,9 +176,16 @@ impl Shard {
             .collect())
     }
 
-    /// Where broker `id` takes Kafka requests, as it registered.
-    pub(crate) fn broker_listener(&self, id: i32) -> Result<(String, u16), String> {
-        self.metadata()
+    /// A Kafka connection to broker `id`'s listener, as it registered,
+    /// with client id `sluice-PURPOSE-NODE-SHARD`.
+    pub(crate) async fn link_to(
+        &self,
+        id: i32,
+        purpose: &str,
+        connect_timeout: Duration,
+    ) -> Result<crate::kafka_link::KafkaLink, String> {
+        let (host, port) = self
+            .metadata()
             .brokers
             .get(&id)
             .and_then(|b| {
@@ -196,7 +194,16 @@ impl Shard {
                     u16::try_from(b.registration.port).ok()?,
                 ))
             })
-            .ok_or_else(|| format!("broker {id} has no listener"))
+            .ok_or_else(|| format!("broker {id} has no listener"))?;
+        let client_id = format!("sluice-{purpose}-{}-{}", self.config.node_id, self.id);
+        crate::kafka_link::KafkaLink::connect(
+            &host,
+            port,
+            client_id,
+            self.env.clone(),
+            connect_timeout,
+        )
+        .await
     }
 
     /// [`crate::message::ListTransactions`]: every id coordinated here.

@@ -191,16 +191,7 @@ impl Shard {
         };
         use kafka_protocol::protocol::StrBytes;
 
-        let (host, port) = self.broker_listener(broker)?;
-        let client_id = format!("sluice-txn-verify-{}-{}", self.config.node_id, self.id);
-        let mut link = crate::kafka_link::KafkaLink::connect(
-            &host,
-            port,
-            client_id,
-            self.env.clone(),
-            CONNECT_TIMEOUT,
-        )
-        .await?;
+        let mut link = self.link_to(broker, "txn-verify", CONNECT_TIMEOUT).await?;
         let request = AddPartitionsToTxnRequest::default().with_transactions(vec![
             AddPartitionsToTxnTransaction::default()
                 .with_transactional_id(TransactionalId(StrBytes::from_string(

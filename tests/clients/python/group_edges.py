@@ -24,7 +24,6 @@ Everything is bounded: each response is awaited at most 40 s (a JoinGroup
 may wait for group.initial.rebalance.delay.ms, 3 s by default in Kafka),
 and a failure raises, so the process exits non-zero with a traceback.
 """
-import socket
 import struct
 import sys
 import time
@@ -54,6 +53,7 @@ from kafka.protocol.consumer.group import (
     SyncGroupResponse,
 )
 from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest, FindCoordinatorResponse
+from raw_conn import Conn
 
 RESPONSE_TIMEOUT = 40.0
 SESSION_MS = 10000
@@ -91,35 +91,6 @@ def assignment(parts):
     for topic, ps in parts.items():
         body += _str(topic) + struct.pack(">i", len(ps)) + b"".join(struct.pack(">i", p) for p in ps)
     return body + struct.pack(">i", -1)
-
-
-# --- one connection
-
-
-class Conn:
-    def __init__(self, bootstrap):
-        host, port = bootstrap.rsplit(":", 1)
-        self.sock = socket.create_connection((host, int(port)), timeout=10)
-        self.sock.settimeout(RESPONSE_TIMEOUT)
-        self.cid = 0
-
-    def _recv(self, n):
-        buf = b""
-        while len(buf) < n:
-            chunk = self.sock.recv(n - len(buf))
-            if not chunk:
-                raise ConnectionError("the broker closed the connection")
-            buf += chunk
-        return buf
-
-    def call(self, req_cls, resp_cls, version, **fields):
-        self.cid += 1
-        req = req_cls[version](**fields)
-        req.with_header(correlation_id=self.cid, client_id="group-edges")
-        self.sock.sendall(req.encode(header=True, framed=True))
-        (size,) = struct.unpack(">i", self._recv(4))
-        resp = resp_cls.decode(self._recv(size), version=version, header=True)
-        return resp
 
 
 class Pass:
@@ -505,7 +476,7 @@ def main():
     ensure_topic(bootstrap, topic)
     started = time.monotonic()
     for name in ("low", "high"):
-        conn = Conn(bootstrap)
+        conn = Conn.to(bootstrap, "group-edges", RESPONSE_TIMEOUT)
         try:
             Pass(conn, name, group, topic).run()
         finally:

@@ -92,8 +92,6 @@ COORDINATOR_NOT_AVAILABLE instead, retried like the others (a
 NOT_COORDINATOR or COORDINATOR_NOT_AVAILABLE from either coordinator
 makes the next try find it again).
 """
-import socket
-import struct
 import sys
 import time
 
@@ -118,9 +116,11 @@ from kafka.protocol.producer import (
     TxnOffsetCommitResponse,
 )
 from kafka.record.default_records import DefaultRecordBatchBuilder
+from raw_conn import Conn
 
 WAIT = 60  # seconds, the longest any single wait may take
 RESPONSE_TIMEOUT = 30  # seconds, the longest one response may take
+CLIENT_ID = "txn-raw"
 TXN_TIMEOUT_MS = 60000
 
 FIND_COORDINATOR_VERSION = 3
@@ -178,49 +178,16 @@ def expect(cond, what):
 # --- connections
 
 
-class Conn:
-    """One plain TCP connection; requests are answered in order."""
-
-    def __init__(self, host, port):
-        self.addr = (host, int(port))
-        self.sock = socket.create_connection(self.addr, timeout=10)
-        self.sock.settimeout(RESPONSE_TIMEOUT)
-        self.cid = 0
-
-    def _recv(self, n):
-        buf = b""
-        while len(buf) < n:
-            chunk = self.sock.recv(n - len(buf))
-            if not chunk:
-                raise ConnectionError(f"{self.addr} closed the connection")
-            buf += chunk
-        return buf
-
-    def call(self, req_cls, resp_cls, version, **fields):
-        self.cid += 1
-        req = req_cls[version](**fields)
-        req.with_header(correlation_id=self.cid, client_id="txn-raw")
-        self.sock.sendall(req.encode(header=True, framed=True))
-        (size,) = struct.unpack(">i", self._recv(4))
-        resp = resp_cls.decode(self._recv(size), version=version, header=True)
-        if resp.header.correlation_id != self.cid:
-            raise RuntimeError(f"correlation id {resp.header.correlation_id}, expected {self.cid}")
-        return resp
-
-    def close(self):
-        self.sock.close()
-
-
 class Cluster:
     def __init__(self, bootstrap):
         host, port = bootstrap.rsplit(":", 1)
-        self.bootstrap = Conn(host, port)
+        self.bootstrap = Conn(host, port, CLIENT_ID, RESPONSE_TIMEOUT)
         self.conns = {}
 
     def conn(self, host, port):
         key = (host, int(port))
         if key not in self.conns:
-            self.conns[key] = Conn(host, port)
+            self.conns[key] = Conn(host, port, CLIENT_ID, RESPONSE_TIMEOUT)
         return self.conns[key]
 
     def metadata(self, topic):
