@@ -290,31 +290,13 @@ impl GroupHome {
                 if check != ErrorCode::None {
                     return GroupResponse::Commit(vec![check; offsets.len()]);
                 }
-                let records: Vec<OffsetsRecord> = offsets
-                    .iter()
-                    .filter(|(_, _, _, error)| *error == ErrorCode::None)
-                    .map(|(topic, partition, value, _)| OffsetsRecord::Offset {
-                        group: group_id.clone(),
-                        topic: topic.clone(),
-                        partition: *partition,
-                        value: Some(value.clone()),
-                    })
-                    .collect();
+                let records = offset_records(&group_id, &offsets);
                 let written = if records.is_empty() {
                     Ok(())
                 } else {
                     log.write(records.clone(), records).await
                 };
-                GroupResponse::Commit(
-                    offsets
-                        .iter()
-                        .map(|(_, _, _, error)| match (*error, written) {
-                            (ErrorCode::None, Ok(())) => ErrorCode::None,
-                            (ErrorCode::None, Err(e)) => e,
-                            (e, _) => e,
-                        })
-                        .collect(),
-                )
+                commit_answer(&offsets, written)
             }
             GroupRequest::FetchOffsets {
                 group_id,
@@ -378,32 +360,14 @@ impl GroupHome {
                 if check != ErrorCode::None {
                     return GroupResponse::Commit(vec![check; offsets.len()]);
                 }
-                let records: Vec<OffsetsRecord> = offsets
-                    .iter()
-                    .filter(|(_, _, _, error)| *error == ErrorCode::None)
-                    .map(|(topic, partition, value, _)| OffsetsRecord::Offset {
-                        group: group_id.clone(),
-                        topic: topic.clone(),
-                        partition: *partition,
-                        value: Some(value.clone()),
-                    })
-                    .collect();
+                let records = offset_records(&group_id, &offsets);
                 let written = if records.is_empty() {
                     Ok(())
                 } else {
                     log.write_txn_offsets(producer_id, epoch, records, verified)
                         .await
                 };
-                GroupResponse::Commit(
-                    offsets
-                        .iter()
-                        .map(|(_, _, _, error)| match (*error, written) {
-                            (ErrorCode::None, Ok(())) => ErrorCode::None,
-                            (ErrorCode::None, Err(e)) => e,
-                            (e, _) => e,
-                        })
-                        .collect(),
-                )
+                commit_answer(&offsets, written)
             }
             GroupRequest::Describe { group_id } => {
                 GroupResponse::Described(self.coordinator.borrow().describe(&group_id))
@@ -614,4 +578,38 @@ impl GroupHome {
         let replies = self.coordinator.borrow_mut().tick(self.env.now_ms());
         self.settle(replies);
     }
+}
+
+/// An offset commit's partitions, (topic, partition, offset, error from
+/// the request's checks).
+type CommitOffsets = [(String, PartitionId, CommittedOffset, ErrorCode)];
+
+/// The records that commit `offsets` for `group_id` (those that passed
+/// the request's checks).
+fn offset_records(group_id: &str, offsets: &CommitOffsets) -> Vec<OffsetsRecord> {
+    offsets
+        .iter()
+        .filter(|(_, _, _, error)| *error == ErrorCode::None)
+        .map(|(topic, partition, value, _)| OffsetsRecord::Offset {
+            group: group_id.to_owned(),
+            topic: topic.clone(),
+            partition: *partition,
+            value: Some(value.clone()),
+        })
+        .collect()
+}
+
+/// A commit's answer, one error per partition: its own check's, else the
+/// write's.
+fn commit_answer(offsets: &CommitOffsets, written: Result<(), ErrorCode>) -> GroupResponse {
+    GroupResponse::Commit(
+        offsets
+            .iter()
+            .map(|(_, _, _, error)| match (*error, written) {
+                (ErrorCode::None, Ok(())) => ErrorCode::None,
+                (ErrorCode::None, Err(e)) => e,
+                (e, _) => e,
+            })
+            .collect(),
+    )
 }

@@ -1,5 +1,5 @@
-//! Helpers shared by the group APIs: finding a group's coordinator and
-//! sending it work.
+//! Helpers shared by the group APIs: finding a group's coordinator,
+//! sending it work, and checking the partitions of an offset commit.
 //!
 //! A group is coordinated by the shard that owns its partition of
 //! `__consumer_offsets` (Kafka's `abs(hash(group)) % partitions`). The topic
@@ -8,11 +8,12 @@
 //! compacted rather than deleted by time.
 
 use sluice_core::group::coordinator_partition;
+use sluice_core::group::records::CommittedOffset;
 use sluice_core::metadata::{BrokerId, ShardId, NO_LEADER};
 use sluice_core::{ErrorCode, PartitionId};
 use sluice_shard::group::OFFSETS_TOPIC;
 use sluice_shard::message::Group;
-use sluice_shard::{GroupRequest, GroupResponse, Proposal};
+use sluice_shard::{now_ms, GroupRequest, GroupResponse, Proposal};
 
 use super::topics::propose;
 use crate::kafka::context::Context;
@@ -132,4 +133,43 @@ pub async fn call(ctx: &Context, group_id: &str, request: GroupRequest) -> Group
 /// Text of an optional protocol string.
 pub fn opt(s: &Option<kafka_protocol::protocol::StrBytes>) -> Option<String> {
     s.as_ref().map(|s| s.as_str().to_owned())
+}
+
+/// One partition of an offset commit as OffsetCommit and TxnOffsetCommit
+/// carry it: its index, the offset, its leader epoch (-1 when the request
+/// version has none) and its metadata.
+pub type PartitionCommit<'a> = (PartitionId, i64, i32, &'a str);
+
+/// The offsets of a commit, by topic, each checked as Kafka checks it
+/// before the coordinator sees it: UNKNOWN_TOPIC_OR_PARTITION for a
+/// partition that does not exist, OFFSET_METADATA_TOO_LARGE for metadata
+/// over `offset.metadata.max.bytes`. (topic, partition, offset, error).
+pub fn checked_commits<'a>(
+    ctx: &Context,
+    topics: impl IntoIterator<Item = (&'a str, Vec<PartitionCommit<'a>>)>,
+) -> Vec<(String, PartitionId, CommittedOffset, ErrorCode)> {
+    let max_metadata = ctx.shard.config.group.offset_metadata_max_bytes;
+    let now = now_ms();
+    let metadata = ctx.shard.metadata();
+    let mut offsets = Vec::new();
+    for (name, partitions) in topics {
+        let count = metadata.topics.get(name).map_or(0, |t| t.partitions.len());
+        for (index, offset, leader_epoch, text) in partitions {
+            let error = if index < 0 || index as usize >= count {
+                ErrorCode::UnknownTopicOrPartition
+            } else if text.len() > max_metadata {
+                ErrorCode::OffsetMetadataTooLarge
+            } else {
+                ErrorCode::None
+            };
+            let value = CommittedOffset {
+                offset,
+                leader_epoch,
+                metadata: text.to_owned(),
+                commit_timestamp_ms: now,
+            };
+            offsets.push((name.to_owned(), index, value, error));
+        }
+    }
+    offsets
 }

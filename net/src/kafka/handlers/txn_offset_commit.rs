@@ -17,11 +17,10 @@ use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::{ApiKey, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
-use sluice_core::group::records::CommittedOffset;
 use sluice_core::ErrorCode;
-use sluice_shard::{now_ms, GroupRequest, GroupResponse};
+use sluice_shard::{GroupRequest, GroupResponse};
 
-use super::groups::{call, opt};
+use super::groups::{call, checked_commits, opt};
 use super::{Call, Handler, Outcome};
 
 /// The TxnOffsetCommit handler, at versions 0–4.
@@ -39,38 +38,28 @@ impl Handler for TxnOffsetCommitHandler {
         let ctx = call_.ctx;
         let version = call_.version;
         let group_id = request.group_id.0.as_str().to_owned();
-        let max_metadata = ctx.shard.config.group.offset_metadata_max_bytes;
-        let now = now_ms();
-        let mut offsets = Vec::new();
-        {
-            let metadata = ctx.shard.metadata();
-            for topic in &request.topics {
-                let name = topic.name.0.as_str();
-                let partitions = metadata.topics.get(name).map_or(0, |t| t.partitions.len());
-                for p in &topic.partitions {
-                    let text = p.committed_metadata.as_ref().map_or("", |m| m.as_str());
-                    let error = if p.partition_index < 0 || p.partition_index as usize >= partitions
-                    {
-                        ErrorCode::UnknownTopicOrPartition
-                    } else if text.len() > max_metadata {
-                        ErrorCode::OffsetMetadataTooLarge
-                    } else {
-                        ErrorCode::None
-                    };
-                    let value = CommittedOffset {
-                        offset: p.committed_offset,
-                        leader_epoch: if version >= 2 {
-                            p.committed_leader_epoch
-                        } else {
-                            -1
-                        },
-                        metadata: text.to_owned(),
-                        commit_timestamp_ms: now,
-                    };
-                    offsets.push((name.to_owned(), p.partition_index, value, error));
-                }
-            }
-        }
+        let offsets = checked_commits(
+            ctx,
+            request.topics.iter().map(|topic| {
+                let partitions = topic
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        (
+                            p.partition_index,
+                            p.committed_offset,
+                            if version >= 2 {
+                                p.committed_leader_epoch
+                            } else {
+                                -1
+                            },
+                            p.committed_metadata.as_ref().map_or("", |m| m.as_str()),
+                        )
+                    })
+                    .collect();
+                (topic.name.0.as_str(), partitions)
+            }),
+        );
         let count = offsets.len();
         let commit = GroupRequest::TxnCommit {
             group_id: group_id.clone(),
