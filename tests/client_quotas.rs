@@ -266,7 +266,9 @@ fn a_client_over_its_quota_is_throttled_and_others_are_not() {
     let quota = 256_000.0;
     set_quota(&bootstrap, "slow", "producer_byte_rate=256000");
     set_quota(&bootstrap, "slowc", "consumer_byte_rate=256000");
-    set_quota(&bootstrap, "busy", "request_percentage=0.01");
+    // 0.001% of a thread: 10 µs of handler time a second, less than any
+    // one produce request takes, so the first requests put it over.
+    set_quota(&bootstrap, "busy", "request_percentage=0.001");
     let records = 5_000u64;
     let (slow, fast) = std::thread::scope(|scope| {
         let slow = scope.spawn(|| produce_perf(&bootstrap, "slow-topic", "slow", records));
@@ -321,10 +323,11 @@ fn a_client_over_its_quota_is_throttled_and_others_are_not() {
     );
 
     // A client over its request_percentage is throttled, at most one
-    // sample's length at a time. Enough requests that their handler time
-    // is over the quota however fast this machine runs them (200 records
-    // were sometimes not).
-    let busy = produce_perf(&bootstrap, "fast-topic", "busy", 2000);
+    // sample's length at a time. Its quota is far below what one request
+    // costs, so a few requests put it over however fast this machine runs
+    // them; few records, since once throttled it sends one request a second
+    // (2,000 records under a quota of 0.01% once took two minutes).
+    let busy = produce_perf(&bootstrap, "fast-topic", "busy", 300);
     let busy_max = perf_metric(&busy, "produce-throttle-time-max");
     assert!(busy_max > 0.0 && busy_max <= 1000.0, "{busy}");
 }
