@@ -83,6 +83,10 @@ enum Command {
     /// Consumer groups of any Kafka-compatible broker: list, describe
     /// (members, committed offsets, lag), delete, reset offsets.
     Group(GroupArgs),
+    /// Transactions of any Kafka-compatible broker: list, describe a
+    /// transactional id, describe a partition's producers (as Kafka's
+    /// kafka-transactions.sh).
+    Txn(TxnArgs),
     /// A Kafka-compatible cluster: `info` (brokers, controller quorum and
     /// its lag, partitions per broker).
     Cluster(ClusterArgs),
@@ -162,6 +166,32 @@ enum GroupCommand {
 }
 
 #[derive(clap::Args)]
+struct TxnArgs {
+    /// A broker to ask, HOST:PORT.
+    #[arg(long, default_value = "127.0.0.1:9092", global = true)]
+    bootstrap: String,
+    #[command(subcommand)]
+    command: TxnCommand,
+}
+
+#[derive(Subcommand)]
+enum TxnCommand {
+    /// Every transactional id, with its coordinator, producer id and state.
+    List,
+    /// A transactional id's state, producer, timeout, start time and the
+    /// partitions of its transaction.
+    Describe { transactional_id: String },
+    /// The producers of one partition, with the first offset of each one's
+    /// open transaction.
+    DescribeProducers {
+        #[arg(long)]
+        topic: String,
+        #[arg(long)]
+        partition: i32,
+    },
+}
+
+#[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("target").required(true)))]
 struct ResetArgs {
     group: String,
@@ -209,6 +239,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Serve(flags) => serve(load(&flags)?)?,
         Command::Group(args) => print!("{}", group(args)?),
+        Command::Txn(args) => print!("{}", txn(args)?),
         Command::Bench(command) => print!("{}", sluice_bench::cli::main(*command)?),
         Command::Topic(args) => print!("{}", client_cli::topic(args)?),
         Command::Produce(args) => client_cli::produce(args)?,
@@ -230,6 +261,18 @@ fn main() -> anyhow::Result<()> {
         .run()?,
     }
     Ok(())
+}
+
+fn txn(args: TxnArgs) -> anyhow::Result<String> {
+    use sluice_client::txns;
+    let bootstrap = &args.bootstrap;
+    match args.command {
+        TxnCommand::List => txns::list(bootstrap),
+        TxnCommand::Describe { transactional_id } => txns::describe(bootstrap, &transactional_id),
+        TxnCommand::DescribeProducers { topic, partition } => {
+            txns::describe_producers(bootstrap, &topic, partition)
+        }
+    }
 }
 
 fn group(args: GroupArgs) -> anyhow::Result<String> {

@@ -165,6 +165,102 @@ fn transactions_survive_a_broker_sigkill() {
     );
 }
 
+/// `sluice txn list | describe | describe-producers` against sluice and
+/// against Kafka 4.4, while one transaction is open over two partitions
+/// and another id has committed: the same states, epochs, timeouts,
+/// partitions and producers (ids, times and coordinator ids aside).
+#[test]
+fn sluice_txn_shows_what_it_shows_against_kafka() {
+    let broker = Broker::start();
+    let kafka = common::kafka::KafkaNode::start();
+    let shown = |bootstrap: &str| -> Vec<String> {
+        let prefix = topic("cli");
+        let mut open = Spawned::start(
+            Command::new(python_interpreter())
+                .arg(script())
+                .args(["hold-open", bootstrap, &prefix])
+                .stdin(std::process::Stdio::piped()),
+        );
+        open.wait_for_line(Stream::Stdout, Duration::from_secs(60), |l| l == "open");
+        let sluice = |args: &[&str]| {
+            let out = run(
+                Command::new(env!("CARGO_BIN_EXE_sluice"))
+                    .args(args)
+                    .args(["--bootstrap", bootstrap])
+                    .env("RUST_BACKTRACE", "0"),
+                b"",
+                Duration::from_secs(60),
+            );
+            out.assert_success();
+            out.stdout_text()
+        };
+        let cells =
+            |line: &str| -> Vec<String> { line.split_whitespace().map(str::to_owned).collect() };
+        let mut lines = Vec::new();
+        // list: each of this test's ids and its state.
+        for row in sluice(&["txn", "list"]).lines().skip(1).map(cells) {
+            if let Some(id) = row[0].strip_prefix(&prefix) {
+                lines.push(format!("list {id} {}", row[3]));
+            }
+        }
+        lines.sort();
+        // describe: the state, epoch and timeout, and the partitions.
+        let described = sluice(&["txn", "describe", &format!("{prefix}-open")]);
+        let first = described.lines().next().unwrap_or_default();
+        let words = cells(first);
+        let after = |w: &str| {
+            words
+                .iter()
+                .position(|x| x == w)
+                .and_then(|i| words.get(i + 1))
+                .map(|next| next.trim_end_matches(',').to_owned())
+                .unwrap_or_default()
+        };
+        lines.push(format!(
+            "describe state {} epoch {} timeout {}",
+            after("state"),
+            after("epoch"),
+            after("timeout")
+        ));
+        for row in described.lines().skip(3).map(cells) {
+            lines.push(format!(
+                "describe partition {} {}",
+                row[0].trim_start_matches(&prefix),
+                row[1]
+            ));
+        }
+        // describe-producers: epoch, last sequence, coordinator epoch and
+        // the open transaction's first offset of each producer.
+        let t = format!("{prefix}-t");
+        for row in sluice(&[
+            "txn",
+            "describe-producers",
+            "--topic",
+            &t,
+            "--partition",
+            "0",
+        ])
+        .lines()
+        .skip(1)
+        .map(cells)
+        {
+            lines.push(format!(
+                "producer epoch {} last-sequence {} coordinator-epoch {} txn-start {}",
+                row[1], row[2], row[4], row[5]
+            ));
+        }
+        open.close_stdin();
+        lines
+    };
+    let here = shown(&broker.bootstrap());
+    let there = shown(&kafka.bootstrap());
+    assert_eq!(here, there, "sluice (left) and Kafka (right)");
+    assert!(
+        here.contains(&"describe state Ongoing epoch 0 timeout 60000".to_owned()),
+        "{here:#?}"
+    );
+}
+
 /// `transactional.id.expiration.ms`: an id with no transaction in progress
 /// is forgotten once idle that long (a tombstone in `__transaction_state`,
 /// so it stays forgotten after a restart, here one with the 7-day default

@@ -7,7 +7,8 @@
 //! administration behind `sluice group` ([`groups`]); the topic commands
 //! behind `sluice topic` ([`topics`]); `sluice produce` and `sluice
 //! consume` ([`produce`], [`consume`]), with the leaders they talk to
-//! ([`leaders`]); and the errors they print ([`hint`]). It never knows about
+//! ([`leaders`]); `sluice txn` ([`txns`]); and the errors they print
+//! ([`hint`]). It never knows about
 //! the broker's internals: only the wire protocol (kafka-protocol's codec).
 
 pub mod cluster;
@@ -18,5 +19,6 @@ pub mod hint;
 pub mod leaders;
 pub mod produce;
 pub mod topics;
+pub mod txns;
 
 pub use connection::Client;
