@@ -91,6 +91,7 @@ pub enum ErrorCode {
     MismatchedEndpointType = 114,
     UnsupportedEndpointType = 115,
     TransactionAbortable = 120,
+    InvalidRecordState = 121,
 }
 
 /// Every code above, for [`ErrorCode::from_code`].
@@ -177,6 +178,7 @@ const ALL: &[ErrorCode] = &[
     ErrorCode::MismatchedEndpointType,
     ErrorCode::UnsupportedEndpointType,
     ErrorCode::TransactionAbortable,
+    ErrorCode::InvalidRecordState,
 ];
 
 impl ErrorCode {

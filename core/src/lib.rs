@@ -20,6 +20,7 @@ pub mod recompress;
 pub mod records;
 pub mod replication;
 pub mod rng;
+pub mod share;
 pub mod topic_config;
 pub mod txn;
 pub mod types;

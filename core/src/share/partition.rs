@@ -1,0 +1,384 @@
+//! One share partition (KIP-932): which records of a partition a share
+//! group has in flight, who holds each, and how often each was delivered.
+//!
+//! Owns: the share-partition start offset (SPSO, below which every record
+//! is done with), its end (SPEO, the first offset never handed out), and
+//! the state of every offset between them: Available (to be handed out,
+//! again), Acquired (by one member, until its lock's deadline),
+//! Acknowledged (accepted: done), Archived (rejected, or delivered
+//! `group.share.delivery.count.limit` times: done). Pure: no I/O; times
+//! are arguments.
+//!
+//! Rules (Kafka's): a member acquires Available records first, then new
+//! ones from the SPEO up to the log end, never more than
+//! `group.share.partition.max.record.locks` in flight; each acquisition
+//! counts one delivery and locks the record for
+//! `group.share.record.lock.duration.ms`; only the member holding a record
+//! acknowledges it (ACCEPT, RELEASE, REJECT, RENEW; GAP for an offset with
+//! no record), anything else is INVALID_RECORD_STATE; a released record or
+//! one whose lock expired is Available again, or Archived once its
+//! deliveries reached the limit; the SPSO moves past every record at its
+//! front that is done.
+//!
+//! Invariants (checked by [`SharePartition::check`], which the tests and
+//! the simulator call after every step): `start <= end`, every offset in
+//! `[start, end)` has a state and none outside it does, the record at
+//! `start` (if any) is not done, an Acquired record has an owner and a
+//! deadline and no other record does, no record was delivered more than
+//! the limit, and a done record never becomes Available or Acquired again.
+
+use std::collections::BTreeMap;
+
+use crate::error::ErrorCode;
+use crate::types::Offset;
+
+/// A share group's settings for its partitions (Kafka's group configs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShareConfig {
+    /// `group.share.record.lock.duration.ms` (30 s).
+    pub lock_duration_ms: i64,
+    /// `group.share.delivery.count.limit` (5).
+    pub delivery_count_limit: u16,
+    /// `group.share.partition.max.record.locks` (2000).
+    pub max_record_locks: usize,
+}
+
+impl Default for ShareConfig {
+    fn default() -> Self {
+        ShareConfig {
+            lock_duration_ms: 30_000,
+            delivery_count_limit: 5,
+            max_record_locks: 2_000,
+        }
+    }
+}
+
+/// Where a record in flight stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordState {
+    Available,
+    Acquired,
+    Acknowledged,
+    Archived,
+}
+
+impl RecordState {
+    /// Done with: accepted or archived, never handed out again.
+    pub fn is_done(self) -> bool {
+        matches!(self, RecordState::Acknowledged | RecordState::Archived)
+    }
+}
+
+/// How a member acknowledges records it holds (ShareAcknowledge's types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckType {
+    /// An offset with no record (a compacted hole, a control batch): done.
+    Gap,
+    /// Processed: done.
+    Accept,
+    /// Give it back: Available again (or Archived at the delivery limit).
+    Release,
+    /// Unprocessable: Archived.
+    Reject,
+    /// Still working on it: its lock starts over.
+    Renew,
+}
+
+impl AckType {
+    /// The wire value (0 gap, 1 accept, 2 release, 3 reject, 4 renew), or
+    /// `None` for any other.
+    pub fn from_code(code: i8) -> Option<AckType> {
+        Some(match code {
+            0 => AckType::Gap,
+            1 => AckType::Accept,
+            2 => AckType::Release,
+            3 => AckType::Reject,
+            4 => AckType::Renew,
+            _ => return None,
+        })
+    }
+}
+
+/// One record in flight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct InFlight {
+    state: RecordState,
+    delivery_count: u16,
+    /// The member holding it, while Acquired.
+    owner: Option<String>,
+    /// When its lock expires, while Acquired.
+    deadline_ms: Option<i64>,
+}
+
+/// Records handed to a member: `[first, last]`, delivered `delivery_count`
+/// times counting this one (ShareFetch's AcquiredRecords).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Acquired {
+    pub first: Offset,
+    pub last: Offset,
+    pub delivery_count: u16,
+}
+
+/// One partition's in-flight records for one share group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharePartition {
+    start: Offset,
+    end: Offset,
+    records: BTreeMap<Offset, InFlight>,
+    config: ShareConfig,
+}
+
+impl SharePartition {
+    /// A share partition whose records before `start` are done with (its
+    /// `share.auto.offset.reset` position, or its durable state's SPSO).
+    pub fn new(start: Offset, config: ShareConfig) -> SharePartition {
+        SharePartition {
+            start,
+            end: start,
+            records: BTreeMap::new(),
+            config,
+        }
+    }
+
+    /// The share-partition start offset (SPSO).
+    pub fn start_offset(&self) -> Offset {
+        self.start
+    }
+
+    /// The share-partition end offset (SPEO): the first offset never
+    /// handed out.
+    pub fn end_offset(&self) -> Offset {
+        self.end
+    }
+
+    /// Records in flight (between the SPSO and the SPEO) in `state`.
+    pub fn count(&self, state: RecordState) -> usize {
+        self.records.values().filter(|r| r.state == state).count()
+    }
+
+    /// The state and delivery count of `offset`: `None` outside
+    /// `[start, end)` (done below, never handed out above).
+    pub fn state_of(&self, offset: Offset) -> Option<(RecordState, u16)> {
+        self.records
+            .get(&offset)
+            .map(|r| (r.state, r.delivery_count))
+    }
+
+    /// Acquires at most `max_records` records for `member` at `now_ms`:
+    /// Available ones first, oldest first, then new ones from the SPEO up
+    /// to `log_end`, as long as no more than `max_record_locks` are in
+    /// flight. Contiguous offsets with the same delivery count come back
+    /// as one range.
+    pub fn acquire(
+        &mut self,
+        member: &str,
+        log_end: Offset,
+        max_records: usize,
+        now_ms: i64,
+    ) -> Vec<Acquired> {
+        let deadline = now_ms.saturating_add(self.config.lock_duration_ms);
+        let mut taken: Vec<(Offset, u16)> = Vec::new();
+        for (offset, r) in self.records.iter_mut() {
+            if taken.len() >= max_records {
+                break;
+            }
+            if r.state == RecordState::Available {
+                r.state = RecordState::Acquired;
+                r.delivery_count += 1;
+                r.owner = Some(member.to_owned());
+                r.deadline_ms = Some(deadline);
+                taken.push((*offset, r.delivery_count));
+            }
+        }
+        while taken.len() < max_records
+            && self.end < log_end
+            && self.records.len() < self.config.max_record_locks
+        {
+            self.records.insert(
+                self.end,
+                InFlight {
+                    state: RecordState::Acquired,
+                    delivery_count: 1,
+                    owner: Some(member.to_owned()),
+                    deadline_ms: Some(deadline),
+                },
+            );
+            taken.push((self.end, 1));
+            self.end += 1;
+        }
+        ranges(&taken)
+    }
+
+    /// `member` acknowledges `[first, last]` with `ack` at `now_ms`. Every
+    /// offset of the range must be Acquired by `member` (else
+    /// INVALID_RECORD_STATE and nothing changes).
+    pub fn acknowledge(
+        &mut self,
+        member: &str,
+        first: Offset,
+        last: Offset,
+        ack: AckType,
+        now_ms: i64,
+    ) -> Result<(), ErrorCode> {
+        if first > last || first < self.start || last >= self.end {
+            return Err(ErrorCode::InvalidRecordState);
+        }
+        let held = self
+            .records
+            .range(first..=last)
+            .all(|(_, r)| r.state == RecordState::Acquired && r.owner.as_deref() == Some(member));
+        if !held || self.records.range(first..=last).count() as i64 != last - first + 1 {
+            return Err(ErrorCode::InvalidRecordState);
+        }
+        let limit = self.config.delivery_count_limit;
+        let deadline = now_ms.saturating_add(self.config.lock_duration_ms);
+        for (_, r) in self.records.range_mut(first..=last) {
+            match ack {
+                AckType::Accept => finish(r, RecordState::Acknowledged),
+                AckType::Gap | AckType::Reject => finish(r, RecordState::Archived),
+                AckType::Release => give_back(r, limit),
+                AckType::Renew => r.deadline_ms = Some(deadline),
+            }
+        }
+        self.advance_start();
+        Ok(())
+    }
+
+    /// Locks past their deadline at `now_ms` end: those records are
+    /// Available again (or Archived at the delivery limit). How many.
+    pub fn expire_locks(&mut self, now_ms: i64) -> usize {
+        let limit = self.config.delivery_count_limit;
+        let mut expired = 0;
+        for r in self.records.values_mut() {
+            if r.state == RecordState::Acquired && r.deadline_ms.is_some_and(|d| d <= now_ms) {
+                give_back(r, limit);
+                expired += 1;
+            }
+        }
+        self.advance_start();
+        expired
+    }
+
+    /// `member` left the group: what it holds goes back (Available, or
+    /// Archived at the delivery limit), as when its locks expire.
+    pub fn release_member(&mut self, member: &str) -> usize {
+        let limit = self.config.delivery_count_limit;
+        let mut released = 0;
+        for r in self.records.values_mut() {
+            if r.state == RecordState::Acquired && r.owner.as_deref() == Some(member) {
+                give_back(r, limit);
+                released += 1;
+            }
+        }
+        self.advance_start();
+        released
+    }
+
+    /// When the next lock expires, if any is held.
+    pub fn next_deadline_ms(&self) -> Option<i64> {
+        self.records.values().filter_map(|r| r.deadline_ms).min()
+    }
+
+    /// The log's start moved to `log_start` (retention, DeleteRecords):
+    /// records below it are gone, so done with.
+    pub fn log_start_moved(&mut self, log_start: Offset) {
+        if log_start <= self.start {
+            return;
+        }
+        self.records = self.records.split_off(&log_start);
+        self.start = log_start;
+        self.end = self.end.max(log_start);
+        self.advance_start();
+    }
+
+    /// Moves the SPSO past the done records at its front.
+    fn advance_start(&mut self) {
+        while let Some(entry) = self.records.first_entry() {
+            if !entry.get().state.is_done() {
+                break;
+            }
+            let (offset, _) = entry.remove_entry();
+            self.start = offset + 1;
+        }
+        if self.records.is_empty() {
+            self.start = self.end;
+        }
+    }
+
+    /// The invariants of the module doc; the first one broken, if any.
+    pub fn check(&self) -> Result<(), String> {
+        if self.start > self.end {
+            return Err(format!("SPSO {} past SPEO {}", self.start, self.end));
+        }
+        if self.records.len() as i64 != self.end - self.start {
+            return Err(format!(
+                "{} records in flight between {} and {}",
+                self.records.len(),
+                self.start,
+                self.end
+            ));
+        }
+        if let Some((first, r)) = self.records.first_key_value() {
+            if *first != self.start || r.state.is_done() {
+                return Err(format!("the front record {first} is {:?}", r.state));
+            }
+        }
+        for (offset, r) in &self.records {
+            let acquired = r.state == RecordState::Acquired;
+            if acquired != (r.owner.is_some() && r.deadline_ms.is_some())
+                || (!acquired && (r.owner.is_some() || r.deadline_ms.is_some()))
+            {
+                return Err(format!("{offset}: {:?} with owner {:?}", r.state, r.owner));
+            }
+            if r.delivery_count > self.config.delivery_count_limit {
+                return Err(format!("{offset} delivered {} times", r.delivery_count));
+            }
+            if r.state == RecordState::Available
+                && r.delivery_count >= self.config.delivery_count_limit
+            {
+                return Err(format!("{offset} available after the delivery limit"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A record comes back: Available, or Archived once delivered as often as
+/// the limit allows.
+fn give_back(r: &mut InFlight, limit: u16) {
+    let state = if r.delivery_count >= limit {
+        RecordState::Archived
+    } else {
+        RecordState::Available
+    };
+    finish(r, state);
+}
+
+/// A record leaves its holder for `state`.
+fn finish(r: &mut InFlight, state: RecordState) {
+    r.state = state;
+    r.owner = None;
+    r.deadline_ms = None;
+}
+
+/// Offsets (ascending) with their delivery counts as ranges of contiguous
+/// offsets with the same count.
+fn ranges(taken: &[(Offset, u16)]) -> Vec<Acquired> {
+    let mut out: Vec<Acquired> = Vec::new();
+    for &(offset, delivery_count) in taken {
+        match out.last_mut() {
+            Some(a) if a.last + 1 == offset && a.delivery_count == delivery_count => {
+                a.last = offset
+            }
+            _ => out.push(Acquired {
+                first: offset,
+                last: offset,
+                delivery_count,
+            }),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,239 @@
+use std::collections::BTreeSet;
+
+use proptest::prelude::*;
+
+use super::*;
+
+fn config() -> ShareConfig {
+    ShareConfig {
+        lock_duration_ms: 1_000,
+        delivery_count_limit: 3,
+        max_record_locks: 8,
+    }
+}
+
+fn offsets(acquired: &[Acquired]) -> Vec<Offset> {
+    acquired.iter().flat_map(|a| a.first..=a.last).collect()
+}
+
+#[test]
+fn members_share_one_partition_without_holding_a_record_twice() {
+    let mut p = SharePartition::new(0, config());
+    let a = p.acquire("a", 100, 3, 0);
+    let b = p.acquire("b", 100, 3, 0);
+    assert_eq!(
+        a,
+        vec![Acquired {
+            first: 0,
+            last: 2,
+            delivery_count: 1
+        }]
+    );
+    assert_eq!(offsets(&b), vec![3, 4, 5]);
+    // Eight locks at most: c gets the two left.
+    assert_eq!(offsets(&p.acquire("c", 100, 3, 0)), vec![6, 7]);
+    assert!(p.acquire("d", 100, 3, 0).is_empty(), "no lock left");
+    assert_eq!(p.count(RecordState::Acquired), 8);
+    p.check().expect("invariants");
+}
+
+#[test]
+fn accepted_records_move_the_start_and_are_never_delivered_again() {
+    let mut p = SharePartition::new(10, config());
+    p.acquire("a", 20, 4, 0);
+    assert_eq!(p.acknowledge("a", 10, 11, AckType::Accept, 1), Ok(()));
+    assert_eq!((p.start_offset(), p.end_offset()), (12, 14));
+    // A record in the middle accepted: the start waits for the front.
+    assert_eq!(p.acknowledge("a", 13, 13, AckType::Accept, 1), Ok(()));
+    assert_eq!(p.start_offset(), 12);
+    assert_eq!(p.acknowledge("a", 12, 12, AckType::Accept, 1), Ok(()));
+    assert_eq!(p.start_offset(), 14);
+    assert_eq!(offsets(&p.acquire("b", 20, 2, 2)), vec![14, 15]);
+    p.check().expect("invariants");
+}
+
+#[test]
+fn a_release_redelivers_with_the_count_up_and_a_reject_archives() {
+    let mut p = SharePartition::new(0, config());
+    p.acquire("a", 2, 2, 0);
+    p.acknowledge("a", 0, 0, AckType::Release, 1)
+        .expect("release");
+    p.acknowledge("a", 1, 1, AckType::Reject, 1)
+        .expect("reject");
+    assert_eq!(p.state_of(1), Some((RecordState::Archived, 1)));
+    assert_eq!(
+        p.acquire("b", 2, 5, 2),
+        vec![Acquired {
+            first: 0,
+            last: 0,
+            delivery_count: 2
+        }]
+    );
+    p.acknowledge("b", 0, 0, AckType::Accept, 3)
+        .expect("accept");
+    assert_eq!((p.start_offset(), p.end_offset()), (2, 2), "both done");
+    p.check().expect("invariants");
+}
+
+#[test]
+fn a_poison_record_is_archived_at_the_delivery_limit() {
+    let mut p = SharePartition::new(0, config());
+    let mut now = 0;
+    for delivery in 1..=3 {
+        let got = p.acquire("a", 1, 1, now);
+        assert_eq!(got[0].delivery_count, delivery);
+        // The member dies with it: the lock runs out.
+        now += 1_000;
+        assert_eq!(p.expire_locks(now), 1);
+        p.check().expect("invariants");
+    }
+    assert_eq!(p.state_of(0), None, "archived and passed");
+    assert_eq!(p.start_offset(), 1);
+    assert!(p.acquire("a", 1, 1, now).is_empty());
+}
+
+#[test]
+fn only_the_holder_acknowledges_and_a_bad_range_changes_nothing() {
+    let mut p = SharePartition::new(0, config());
+    p.acquire("a", 4, 2, 0);
+    p.acquire("b", 4, 2, 0);
+    let before = p.clone();
+    for (member, first, last) in [
+        ("b", 0, 0),
+        ("a", 1, 2),
+        ("a", 3, 3),
+        ("a", 5, 5),
+        ("a", 1, 0),
+    ] {
+        assert_eq!(
+            p.acknowledge(member, first, last, AckType::Accept, 1),
+            Err(ErrorCode::InvalidRecordState),
+            "{member} {first}..={last}"
+        );
+    }
+    assert_eq!(p, before);
+    // Once its lock ran out, the old holder's acknowledgement is refused.
+    p.expire_locks(1_000);
+    assert_eq!(
+        p.acknowledge("a", 0, 1, AckType::Accept, 1_001),
+        Err(ErrorCode::InvalidRecordState)
+    );
+}
+
+#[test]
+fn renew_keeps_the_lock_and_a_leaving_member_gives_its_records_back() {
+    let mut p = SharePartition::new(0, config());
+    p.acquire("a", 2, 2, 0);
+    p.acknowledge("a", 0, 1, AckType::Renew, 900)
+        .expect("renew");
+    assert_eq!(p.expire_locks(1_000), 0, "renewed until 1900");
+    assert_eq!(p.next_deadline_ms(), Some(1_900));
+    assert_eq!(p.release_member("a"), 2);
+    assert_eq!(p.count(RecordState::Available), 2);
+    assert_eq!(p.next_deadline_ms(), None);
+    p.check().expect("invariants");
+}
+
+#[test]
+fn records_gone_from_the_log_are_done_with() {
+    let mut p = SharePartition::new(0, config());
+    p.acquire("a", 10, 4, 0);
+    p.log_start_moved(2);
+    assert_eq!((p.start_offset(), p.end_offset()), (2, 4));
+    p.log_start_moved(6);
+    assert_eq!((p.start_offset(), p.end_offset()), (6, 6));
+    assert_eq!(offsets(&p.acquire("a", 10, 1, 0)), vec![6]);
+    p.check().expect("invariants");
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Acquire {
+        member: u8,
+        max: u8,
+    },
+    Ack {
+        member: u8,
+        first: u8,
+        len: u8,
+        ack: u8,
+    },
+    Tick {
+        ms: u16,
+    },
+    Leave {
+        member: u8,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0..3u8, 1..5u8).prop_map(|(member, max)| Op::Acquire { member, max }),
+        (0..3u8, 0..24u8, 1..4u8, 1..5u8).prop_map(|(member, first, len, ack)| Op::Ack {
+            member,
+            first,
+            len,
+            ack
+        }),
+        (0..1500u16).prop_map(|ms| Op::Tick { ms }),
+        (0..3u8).prop_map(|member| Op::Leave { member }),
+    ]
+}
+
+proptest! {
+    /// Under any mix of fetches, acknowledgements, lock timeouts and
+    /// members leaving: the invariants hold after every step, a record is
+    /// held by one member at a time, an accepted or archived record is
+    /// never handed out again, and once everyone accepts what it holds
+    /// every record ends up done.
+    #[test]
+    fn share_partition_invariants(ops in proptest::collection::vec(op(), 1..120)) {
+        const LOG_END: Offset = 24;
+        let mut p = SharePartition::new(0, config());
+        let mut now = 0i64;
+        let mut done: BTreeSet<Offset> = BTreeSet::new();
+        let member = |m: u8| format!("m{m}");
+        for op in ops {
+            match op {
+                Op::Acquire { member: m, max } => {
+                    let got = offsets(&p.acquire(&member(m), LOG_END, max as usize, now));
+                    for o in got {
+                        prop_assert!(!done.contains(&o), "{o} handed out after it was done");
+                    }
+                }
+                Op::Ack { member: m, first, len, ack } => {
+                    let (first, last) = (first as Offset, (first + len - 1) as Offset);
+                    let ack = AckType::from_code(ack as i8).expect("1..=4");
+                    if p.acknowledge(&member(m), first, last, ack, now).is_ok() {
+                        for o in first..=last {
+                            if p.state_of(o).is_none_or(|(s, _)| s.is_done()) {
+                                done.insert(o);
+                            }
+                        }
+                    }
+                }
+                Op::Tick { ms } => {
+                    now += ms as i64;
+                    p.expire_locks(now);
+                }
+                Op::Leave { member: m } => {
+                    p.release_member(&member(m));
+                }
+            }
+            prop_assert_eq!(p.check(), Ok(()));
+            // Every offset below the start is done; a done record stays done.
+            for o in &done {
+                prop_assert!(p.state_of(*o).is_none_or(|(s, _)| s.is_done()), "{} came back", o);
+            }
+        }
+        // Everyone accepts whatever it gets from now on: all ends done.
+        for _ in 0..(LOG_END as usize * config().delivery_count_limit as usize + 8) {
+            now += 2_000;
+            p.expire_locks(now);
+            for a in p.acquire("closer", LOG_END, 8, now) {
+                prop_assert_eq!(p.acknowledge("closer", a.first, a.last, AckType::Accept, now), Ok(()));
+            }
+        }
+        prop_assert_eq!((p.start_offset(), p.end_offset()), (LOG_END, LOG_END));
+    }
+}
