@@ -99,21 +99,35 @@ pub fn list(bootstrap: &str) -> anyhow::Result<String> {
 }
 
 /// A connection to `group`'s coordinator.
-/// COORDINATOR_NOT_AVAILABLE and COORDINATOR_LOAD_IN_PROGRESS (the
-/// offsets topic is being created or loaded) are asked again, for at most
-/// [`TIMEOUT`].
 pub(crate) fn coordinator(bootstrap: &str, group: &str) -> anyhow::Result<Client> {
+    find_coordinator(bootstrap, group, 0, "the group").map(|(_, client)| client)
+}
+
+/// The broker coordinating `key` (FindCoordinator key type `key_type`: 0
+/// a group, 1 a transactional id; `what` names it in errors) and a
+/// connection to it.
+/// COORDINATOR_NOT_AVAILABLE and COORDINATOR_LOAD_IN_PROGRESS (the
+/// internal topic is being created or loaded) are asked again, for at most
+/// [`TIMEOUT`].
+pub(crate) fn find_coordinator(
+    bootstrap: &str,
+    key: &str,
+    key_type: i8,
+    what: &str,
+) -> anyhow::Result<(i32, Client)> {
     let mut client = Client::connect(bootstrap, TIMEOUT)?;
-    let request = FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.into()));
+    let request = FindCoordinatorRequest::default()
+        .with_key(StrBytes::from_string(key.into()))
+        .with_key_type(key_type);
     let deadline = std::time::Instant::now() + TIMEOUT;
     let mut found = client.send(&request, 3)?;
     while matches!(found.error_code, 14 | 15) && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
         found = client.send(&request, 3)?;
     }
-    check(found.error_code, "finding the group's coordinator")?;
+    check(found.error_code, &format!("finding {what}'s coordinator"))?;
     let addr = format!("{}:{}", found.host.as_str(), found.port);
-    Client::connect(&addr, TIMEOUT)
+    Ok((found.node_id.0, Client::connect(&addr, TIMEOUT)?))
 }
 
 /// Committed offset per partition of `group` (all it committed).

@@ -14,13 +14,13 @@ use std::time::{Duration, UNIX_EPOCH};
 use anyhow::{anyhow, Context as _};
 use kafka_protocol::messages::describe_producers_request::TopicRequest;
 use kafka_protocol::messages::{
-    DescribeProducersRequest, DescribeTransactionsRequest, FindCoordinatorRequest,
-    ListTransactionsRequest, MetadataRequest, TopicName, TransactionalId,
+    DescribeProducersRequest, DescribeTransactionsRequest, ListTransactionsRequest,
+    MetadataRequest, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
 
 use crate::connection::Client;
-use crate::groups::{check, table};
+use crate::groups::{check, find_coordinator, table};
 use crate::leaders::Leaders;
 
 /// Deadline of every request the commands send.
@@ -66,7 +66,12 @@ pub fn list(bootstrap: &str) -> anyhow::Result<String> {
 /// `sluice txn describe ID`: the transaction of `transactional_id` as its
 /// coordinator holds it, and the partitions it spans.
 pub fn describe(bootstrap: &str, transactional_id: &str) -> anyhow::Result<String> {
-    let (coordinator_id, mut coordinator) = coordinator(bootstrap, transactional_id)?;
+    let (coordinator_id, mut coordinator) = find_coordinator(
+        bootstrap,
+        transactional_id,
+        TRANSACTION_KEY,
+        "the transaction",
+    )?;
     let request =
         DescribeTransactionsRequest::default().with_transactional_ids(vec![TransactionalId(
             StrBytes::from_string(transactional_id.to_owned()),
@@ -103,9 +108,8 @@ pub fn describe(bootstrap: &str, transactional_id: &str) -> anyhow::Result<Strin
 }
 
 /// `sluice txn describe-producers --topic T --partition P`: the producers
-/// of one partition,
-/// as its leader holds them, with the first offset of each one's open
-/// transaction.
+/// of one partition as its leader holds them, with the first offset of
+/// each one's open transaction.
 pub fn describe_producers(bootstrap: &str, topic: &str, partition: i32) -> anyhow::Result<String> {
     let mut leaders = Leaders::discover(bootstrap, topic)?;
     let leader = leaders.client_for(partition)?;
@@ -153,26 +157,6 @@ pub fn describe_producers(bootstrap: &str, topic: &str, partition: i32) -> anyho
         ],
         &rows,
     ))
-}
-
-/// The broker coordinating `transactional_id` and a connection to it.
-/// COORDINATOR_NOT_AVAILABLE and COORDINATOR_LOAD_IN_PROGRESS (the
-/// transaction state topic is being created or loaded) are asked again,
-/// for at most [`TIMEOUT`].
-fn coordinator(bootstrap: &str, transactional_id: &str) -> anyhow::Result<(i32, Client)> {
-    let mut client = Client::connect(bootstrap, TIMEOUT)?;
-    let request = FindCoordinatorRequest::default()
-        .with_key(StrBytes::from_string(transactional_id.to_owned()))
-        .with_key_type(TRANSACTION_KEY);
-    let deadline = std::time::Instant::now() + TIMEOUT;
-    let mut found = client.send(&request, 3)?;
-    while matches!(found.error_code, 14 | 15) && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-        found = client.send(&request, 3)?;
-    }
-    check(found.error_code, "finding the transaction's coordinator")?;
-    let addr = format!("{}:{}", found.host.as_str(), found.port);
-    Ok((found.node_id.0, Client::connect(&addr, TIMEOUT)?))
 }
 
 /// Milliseconds since the epoch as an RFC 3339 time in UTC (to the

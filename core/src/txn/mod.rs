@@ -2,9 +2,10 @@
 //!
 //! Owns: the markers that end a transaction in a partition ([`marker`]),
 //! a partition's open, unstable and aborted transactions with its last
-//! stable offset ([`partition`]), and the leader's check that a
-//! transactional write belongs to an ongoing transaction ([`verification`]). Pure: no I/O, offsets and times are
-//! arguments.
+//! stable offset ([`partition`]), the coordinator's state machine
+//! ([`coordinator`]), and the leader's check that a transactional write
+//! belongs to an ongoing transaction ([`verification`]). Pure: no I/O,
+//! offsets and times are arguments.
 
 pub mod coordinator;
 pub mod marker;

@@ -34,6 +34,7 @@ use sluice_shard::message::{AwaitDurable, PartitionAppend, Produce};
 use super::frame_records;
 use super::owners::ByOwner;
 use super::topics::{auto_create, topic_by_id, topic_id};
+use super::txns::txn_state_for_version;
 use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
 
@@ -226,7 +227,7 @@ async fn append(
         let appended = &mut topics[t].partitions[p];
         // An unreachable owner keeps the UNKNOWN_SERVER_ERROR set above.
         if let Ok(r) = answer {
-            let error = for_version(r.error, version);
+            let error = txn_state_for_version(r.error, version, 11);
             appended.response = PartitionProduceResponse::default()
                 .with_index(appended.response.index)
                 .with_error_code(error.code())
@@ -306,17 +307,6 @@ impl Appended {
             })
             .collect();
         Some(ProduceResponse::default().with_responses(topics))
-    }
-}
-
-/// What a client at `version` is told for `error`: a transactional write
-/// the leader could not verify (KIP-890) is INVALID_TXN_STATE before
-/// version 11 and TRANSACTION_ABORTABLE from it (KIP-1050: the client
-/// aborts and goes on), as Kafka answers.
-fn for_version(error: ErrorCode, version: i16) -> ErrorCode {
-    match error {
-        ErrorCode::InvalidTxnState if version >= 11 => ErrorCode::TransactionAbortable,
-        error => error,
     }
 }
 

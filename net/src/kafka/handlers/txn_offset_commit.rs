@@ -21,6 +21,7 @@ use sluice_core::ErrorCode;
 use sluice_shard::{GroupRequest, GroupResponse};
 
 use super::groups::{call, checked_commits, opt};
+use super::txns::txn_state_for_version;
 use super::{Call, Handler, Outcome};
 
 /// The TxnOffsetCommit handler, at versions 0–4.
@@ -92,8 +93,12 @@ impl Handler for TxnOffsetCommitHandler {
                         TxnOffsetCommitResponsePartition::default()
                             .with_partition_index(p.partition_index)
                             .with_error_code(
-                                for_version(errors.next().unwrap_or(ErrorCode::None), version)
-                                    .code(),
+                                txn_state_for_version(
+                                    errors.next().unwrap_or(ErrorCode::None),
+                                    version,
+                                    4,
+                                )
+                                .code(),
                             )
                     })
                     .collect();
@@ -103,16 +108,5 @@ impl Handler for TxnOffsetCommitHandler {
             })
             .collect();
         Outcome::Answer(TxnOffsetCommitResponse::default().with_topics(topics))
-    }
-}
-
-/// What a client at `version` is told for `error`: offsets the group
-/// coordinator could not verify as part of the transaction are
-/// INVALID_TXN_STATE before version 4 and TRANSACTION_ABORTABLE from it,
-/// as Kafka answers.
-fn for_version(error: ErrorCode, version: i16) -> ErrorCode {
-    match error {
-        ErrorCode::InvalidTxnState if version >= 4 => ErrorCode::TransactionAbortable,
-        error => error,
     }
 }

@@ -55,6 +55,18 @@ pub async fn call(ctx: &Context, transactional_id: &str, request: TxnRequest) ->
         .unwrap_or(TxnResponse::Error(ErrorCode::CoordinatorNotAvailable))
 }
 
+/// What a client at `version` is told for `error` when a transactional
+/// write or offset commit could not be verified as part of its
+/// transaction (KIP-890): INVALID_TXN_STATE before `abortable_from`,
+/// TRANSACTION_ABORTABLE from it (KIP-1050: the client aborts and goes
+/// on), as Kafka answers (Produce from 11, TxnOffsetCommit from 4).
+pub fn txn_state_for_version(error: ErrorCode, version: i16, abortable_from: i16) -> ErrorCode {
+    match error {
+        ErrorCode::InvalidTxnState if version >= abortable_from => ErrorCode::TransactionAbortable,
+        error => error,
+    }
+}
+
 /// What a client at `version` is told for `error`: clients older than
 /// `fenced_from` know no PRODUCER_FENCED and get INVALID_PRODUCER_EPOCH,
 /// as Kafka answers them.
