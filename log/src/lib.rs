@@ -2,6 +2,7 @@
 //!
 //! Owns: segments of Kafka RecordBatch v2 bytes exactly as clients send and
 //! fetch them ([`segment`]), sparse offset and time indexes ([`index`]),
+//! the aborted transactions of sealed segments ([`txn_index`]),
 //! append with in-place offset assignment and group-committed fdatasync,
 //! roll, retention, compaction, truncation and a movable log start offset
 //! ([`partition`]), recovery that scans only the active segment's tail
@@ -27,6 +28,7 @@ pub mod scan;
 pub mod segment;
 pub mod storage;
 pub mod store;
+pub mod txn_index;
 pub mod wake;
 
 pub use cache::{BatchCache, SourceBuffer};

@@ -50,6 +50,7 @@ use crate::error::{LogError, LogResult};
 use crate::producers;
 use crate::segment::{parse_segment_name, ReadBufOf, RecoveryReport, Segment};
 use crate::storage::Storage;
+use crate::txn_index;
 use sluice_core::producer_state::{ProducerStateTable, SequenceCheck};
 use sluice_core::replication::EpochCache;
 use sluice_core::txn::marker::{control_marker, Marker};
@@ -251,7 +252,7 @@ impl<S: Storage> PartitionLog<S> {
             .collect();
         bases.sort_unstable();
         for name in &names {
-            let index_orphan = ["index", "timeindex"].iter().any(|ext| {
+            let index_orphan = crate::segment::INDEX_EXTENSIONS.iter().any(|ext| {
                 parse_segment_name(name, ext).is_some_and(|b| bases.binary_search(&b).is_err())
             });
             if name.ends_with(".tmp") || name.ends_with(".deleted") || index_orphan {
@@ -364,7 +365,65 @@ impl<S: Storage> PartitionLog<S> {
             log.write_checkpoint().await?;
         }
         log.rebuild_producer_state(now_ms).await?;
+        log.settle_txn_indexes(&names).await?;
         Ok(log)
+    }
+
+    /// After the producer state is rebuilt at open: every sealed segment
+    /// gets its transaction index if it has none (written from the
+    /// rebuilt table: an upgrade from before these files, or a table
+    /// replayed from the log start), the active segment's file (left by a
+    /// crash mid-roll or by truncation) goes, and only the active
+    /// segment's aborted transactions stay in memory.
+    async fn settle_txn_indexes(&self, names: &[String]) -> LogResult<()> {
+        let segments: Vec<SegmentCell<S>> = self.segments.borrow().clone();
+        let Some((active, sealed)) = segments.split_last() else {
+            return Ok(());
+        };
+        let has_file = |base: Offset| {
+            names
+                .iter()
+                .any(|n| parse_segment_name(n, "txnindex") == Some(base))
+        };
+        let mut wrote = false;
+        for seg in sealed {
+            let (base, next, path) = {
+                let s = seg.borrow();
+                (s.base_offset, s.next_offset, s.paths.txn_index.clone())
+            };
+            if has_file(base) {
+                continue;
+            }
+            let entries = self
+                .producers
+                .borrow()
+                .txns()
+                .aborted_with_markers_in(base, next);
+            txn_index::write(&self.storage, &path, &entries).await?;
+            wrote = true;
+        }
+        let (active_base, active_path) = {
+            let a = active.borrow();
+            (a.base_offset, a.paths.txn_index.clone())
+        };
+        if has_file(active_base) {
+            self.storage
+                .remove(&active_path)
+                .await
+                .map_err(LogError::io("removing", &active_path))?;
+            wrote = true;
+        }
+        if wrote {
+            self.storage
+                .sync_dir(&self.dir)
+                .await
+                .map_err(LogError::io("syncing directory", &self.dir))?;
+        }
+        self.producers
+            .borrow_mut()
+            .txns_mut()
+            .forget_before(active_base);
+        Ok(())
     }
 
     /// Loads the producer state snapshot and replays the batch headers after
@@ -586,10 +645,55 @@ impl<S: Storage> PartitionLog<S> {
         out
     }
 
+    /// How many aborted transactions are held in memory (those whose
+    /// markers are in the active segment).
+    pub fn aborted_in_memory(&self) -> usize {
+        self.producers.borrow().txns().aborted_len()
+    }
+
     /// The aborted transactions a read of `[from, to)` overlaps, for a
     /// read_committed Fetch's answer.
-    pub fn aborted_between(&self, from: Offset, to: Offset) -> Vec<AbortedTxn> {
-        self.producers.borrow().txns().aborted_between(from, to)
+    ///
+    /// Sealed segments' are read from their transaction indexes, from the
+    /// segment that holds `from` on, until an entry shows that no later
+    /// marker can concern offsets below `to` (Kafka's early stop); the
+    /// active segment's are in memory.
+    pub async fn aborted_between(&self, from: Offset, to: Offset) -> LogResult<Vec<AbortedTxn>> {
+        let sealed: Vec<SegmentCell<S>> = {
+            let segments = self.segments.borrow();
+            let first = segments
+                .partition_point(|s| s.borrow().base_offset <= from)
+                .saturating_sub(1);
+            let last = segments.len().saturating_sub(1);
+            segments[first.min(last)..last].to_vec()
+        };
+        let mut out = Vec::new();
+        for seg in sealed {
+            let path = seg.borrow().paths.txn_index.clone();
+            // A segment retention removed meanwhile has none: its records
+            // are gone too.
+            let entries = txn_index::read(&self.storage, &path)
+                .await?
+                .unwrap_or_default();
+            let mut complete = false;
+            for t in entries {
+                if t.overlaps(from, to) {
+                    out.push(t);
+                }
+                complete |= t.completes_reads_below(to);
+            }
+            if complete {
+                return Ok(out);
+            }
+        }
+        let active_base = self.active().borrow().base_offset;
+        out.extend(
+            self.producers
+                .borrow()
+                .txns()
+                .aborted_between(from.max(active_base), to),
+        );
+        Ok(out)
     }
 
     pub fn log_end_offset(&self) -> Offset {
@@ -1111,12 +1215,24 @@ impl<S: Storage> PartitionLog<S> {
     /// Caller holds the I/O lock.
     async fn roll(&self, now_ms: i64) -> LogResult<()> {
         let active = self.active();
-        let snapshot = self.producer_snapshot_now();
         Segment::seal(&active).await?;
-        let next = active.borrow().next_offset;
-        // Everything in the sealed segment is synced now.
+        let (base, next, txn_index_path) = {
+            let a = active.borrow();
+            (a.base_offset, a.next_offset, a.paths.txn_index.clone())
+        };
+        // Everything in the sealed segment is synced now; its aborted
+        // transactions go to its index before the next segment exists.
         self.durable_offset.set(self.durable_offset.get().max(next));
-        self.write_producer_snapshot(&snapshot).await?;
+        let aborted = self
+            .producers
+            .borrow()
+            .txns()
+            .aborted_with_markers_in(base, next);
+        txn_index::write(&self.storage, &txn_index_path, &aborted).await?;
+        self.storage
+            .sync_dir(&self.dir)
+            .await
+            .map_err(LogError::io("syncing directory", &self.dir))?;
         let seg = Segment::create(
             &self.storage,
             &self.dir,
@@ -1129,7 +1245,12 @@ impl<S: Storage> PartitionLog<S> {
             .sync_dir(&self.dir)
             .await
             .map_err(LogError::io("syncing directory", &self.dir))?;
+        // One step, no await: a reader sees the sealed segment's entries
+        // either in memory or in its file.
         self.segments.borrow_mut().push(Rc::new(RefCell::new(seg)));
+        self.producers.borrow_mut().txns_mut().forget_before(next);
+        let snapshot = self.producer_snapshot_now();
+        self.write_producer_snapshot(&snapshot).await?;
         tracing::debug!(dir = ?self.dir, base_offset = next, "rolled a new segment");
         Ok(())
     }

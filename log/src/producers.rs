@@ -13,7 +13,7 @@ use std::path::Path;
 use sluice_core::batch::BatchHeader;
 use sluice_core::producer_state::{ProducerBatch, ProducerEntry, ProducerStateTable};
 use sluice_core::txn::marker::control_marker;
-use sluice_core::txn::partition::{AbortedTxn, PartitionTxns};
+use sluice_core::txn::partition::{AbortedTxn, PartitionTxns, UnstableTxn};
 use sluice_core::Offset;
 
 use crate::checkpoint::{self, Checkpoint};
@@ -39,17 +39,22 @@ pub struct SnapshotProducer {
 pub struct ProducerSnapshot {
     pub offset: i64,
     pub producers: Vec<SnapshotProducer>,
-    /// Open transactions: (producer id, first offset).
-    pub open_txns: Vec<(i64, i64)>,
-    /// Aborted transactions, oldest marker first: (producer id, first
-    /// offset, marker offset).
-    pub aborted_txns: Vec<(i64, i64, i64)>,
+    /// Transactions not yet stable: (producer id, first offset, marker
+    /// offset or -1 while open).
+    pub unstable_txns: Vec<(i64, i64, i64)>,
+    /// Aborted transactions whose markers are in the active segment,
+    /// oldest marker first: (producer id, first offset, marker offset,
+    /// last stable offset after the marker).
+    pub aborted_txns: Vec<(i64, i64, i64, i64)>,
 }
 
-/// Kind 2 was the snapshot without transactions: it no longer reads, and
-/// the table is rebuilt from the log once.
+/// Kind 2 was the snapshot without transactions, kind 3 the one that kept
+/// every aborted transaction (before per-segment transaction indexes):
+/// neither reads any more (nor kind 3's open transactions without those
+/// ended above the high watermark), and the table is rebuilt from the log once,
+/// which also writes the sealed segments' transaction indexes.
 impl Checkpoint for ProducerSnapshot {
-    const KIND: u16 = 3;
+    const KIND: u16 = 4;
 }
 
 /// The snapshot of `table` taken when the log ends at `offset`.
@@ -79,10 +84,20 @@ pub fn snapshot_of(table: &ProducerStateTable, offset: Offset) -> ProducerSnapsh
     ProducerSnapshot {
         offset,
         producers,
-        open_txns: txns.open().collect(),
+        unstable_txns: txns
+            .unstable()
+            .map(|(first, t)| (t.producer_id, first, t.marker_offset.unwrap_or(-1)))
+            .collect(),
         aborted_txns: txns
             .aborted()
-            .map(|t| (t.producer_id, t.first_offset, t.last_offset))
+            .map(|t| {
+                (
+                    t.producer_id,
+                    t.first_offset,
+                    t.last_offset,
+                    t.last_stable_offset,
+                )
+            })
             .collect(),
     }
 }
@@ -114,15 +129,26 @@ pub fn table_of(snapshot: &ProducerSnapshot) -> ProducerStateTable {
         );
     }
     table.restore_txns(PartitionTxns::restore(
-        snapshot.open_txns.iter().copied(),
         snapshot
-            .aborted_txns
+            .unstable_txns
             .iter()
-            .map(|&(producer_id, first_offset, last_offset)| AbortedTxn {
+            .map(|&(producer_id, first, marker)| {
+                (
+                    first,
+                    UnstableTxn {
+                        producer_id,
+                        marker_offset: (marker >= 0).then_some(marker),
+                    },
+                )
+            }),
+        snapshot.aborted_txns.iter().map(
+            |&(producer_id, first_offset, last_offset, last_stable_offset)| AbortedTxn {
                 producer_id,
                 first_offset,
                 last_offset,
-            }),
+                last_stable_offset,
+            },
+        ),
     ));
     table
 }

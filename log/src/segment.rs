@@ -54,7 +54,12 @@ pub struct SegmentPaths {
     pub log: PathBuf,
     pub index: PathBuf,
     pub time_index: PathBuf,
+    /// Written when the segment seals (see [`crate::txn_index`]).
+    pub txn_index: PathBuf,
 }
+
+/// Extensions of the files that belong to a segment besides its `.log`.
+pub const INDEX_EXTENSIONS: [&str; 3] = ["index", "timeindex", "txnindex"];
 
 impl SegmentPaths {
     pub fn new(dir: &Path, base_offset: Offset) -> SegmentPaths {
@@ -62,8 +67,27 @@ impl SegmentPaths {
             log: dir.join(format!("{base_offset:020}.log")),
             index: dir.join(format!("{base_offset:020}.index")),
             time_index: dir.join(format!("{base_offset:020}.timeindex")),
+            txn_index: dir.join(format!("{base_offset:020}.txnindex")),
         }
     }
+
+    /// Every file of the segment, its indexes first and its `.log` last
+    /// (removed in this order, a `.log` present means a whole segment).
+    pub fn files(&self) -> [&PathBuf; 4] {
+        [&self.index, &self.time_index, &self.txn_index, &self.log]
+    }
+}
+
+/// Removes every file of a segment that exists.
+pub async fn remove_files<S: Storage>(storage: &S, paths: &SegmentPaths) -> LogResult<()> {
+    for path in paths.files() {
+        match storage.remove(path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(LogError::io("removing", path)(e)),
+        }
+    }
+    Ok(())
 }
 
 /// Parses a segment file name (`<base:020>.<ext>`) into its base offset.

@@ -259,12 +259,16 @@ impl PartitionStore {
         with_log!(self, l => l.last_stable_offset(hw))
     }
     /// [`PartitionLog::aborted_between`].
-    pub fn aborted_between(
+    pub async fn aborted_between(
         &self,
         from: Offset,
         to: Offset,
-    ) -> Vec<sluice_core::txn::partition::AbortedTxn> {
-        with_log!(self, l => l.aborted_between(from, to))
+    ) -> LogResult<Vec<sluice_core::txn::partition::AbortedTxn>> {
+        with_log!(self, l => l.aborted_between(from, to).await)
+    }
+    /// [`PartitionLog::aborted_in_memory`].
+    pub fn aborted_in_memory(&self) -> usize {
+        with_log!(self, l => l.aborted_in_memory())
     }
     /// [`PartitionLog::append_as_follower_from`].
     pub async fn append_as_follower(

@@ -239,6 +239,11 @@ pub async fn metrics(shard: &Rc<Shard>, limits: &ConnectionLimits) -> String {
             |s| s.cleaner_bytes_removed,
         ),
         (
+            "sluice_txn_aborted_in_memory",
+            "Aborted transactions held in memory (those whose markers are in an active segment)",
+            |s| s.txn_aborted_in_memory,
+        ),
+        (
             "sluice_log_storage_full_partitions",
             "Partitions refusing produce because the disk is full",
             |s| s.storage_full_partitions,

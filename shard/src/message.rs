@@ -695,6 +695,9 @@ pub struct ShardStats {
     pub offline_partitions: u64,
     /// Partitions refusing produce because their disk is full.
     pub storage_full_partitions: u64,
+    /// Aborted transactions held in memory: those whose markers are in
+    /// their partition's active segment (sealed segments' are on disk).
+    pub txn_aborted_in_memory: u64,
     /// Long polls parked on this shard's partitions (for Fetches of any shard).
     pub parked_watches: u64,
     /// Calls this shard made to others and is still waiting for.

@@ -716,6 +716,7 @@ impl Shard {
             }
             let log = p.log.stats();
             stats.appends += log.appends;
+            stats.txn_aborted_in_memory += p.log.aborted_in_memory() as u64;
             stats.flushes += log.flushes;
             stats.flush_syncs += log.flush_syncs;
         }

@@ -12,8 +12,12 @@
 //! high watermark, or the high watermark when there is none, so a
 //! read_committed consumer never reads a record whose fate is unknown, nor
 //! past a marker that could still be truncated away. Aborted transactions
-//! are kept in the order of their markers, each with its first offset and
-//! its marker's offset, for Fetch's `aborted_transactions`.
+//! are kept in the order of their markers, each with its first offset, its
+//! marker's offset and the last stable offset its marker left (Kafka's
+//! `.txnindex` entry), for Fetch's `aborted_transactions`. The log keeps
+//! here only those whose markers are in its active segment
+//! ([`PartitionTxns::forget_before`] at each roll); a sealed segment's are
+//! in its transaction index file.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -23,12 +27,30 @@ use crate::txn::marker::ControlType;
 use crate::types::Offset;
 
 /// An aborted transaction: its producer, its first offset in the
-/// partition and its abort marker's offset.
+/// partition, its abort marker's offset, and the last stable offset once
+/// the marker was written (the first offset of the oldest transaction
+/// still open then, or the marker's offset + 1): a reader of offsets below
+/// it need look at no later marker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AbortedTxn {
     pub producer_id: i64,
     pub first_offset: Offset,
     pub last_offset: Offset,
+    pub last_stable_offset: Offset,
+}
+
+impl AbortedTxn {
+    /// True when a read of `[from, to)` must be told of this transaction.
+    pub fn overlaps(&self, from: Offset, to: Offset) -> bool {
+        self.last_offset >= from && self.first_offset < to
+    }
+
+    /// True when no transaction whose marker follows this one's can hold
+    /// an offset below `to`: every transaction open when this marker was
+    /// written began at or after this entry's last stable offset.
+    pub fn completes_reads_below(&self, to: Offset) -> bool {
+        self.last_stable_offset >= to
+    }
 }
 
 /// A transaction not yet stable: open (no marker) or ended by a marker at
@@ -83,10 +105,12 @@ impl PartitionTxns {
         if control != ControlType::Abort {
             return None;
         }
+        let oldest_open = self.open.values().min().copied();
         let aborted = AbortedTxn {
             producer_id,
             first_offset,
             last_offset: marker_offset,
+            last_stable_offset: oldest_open.map_or(marker_offset + 1, |o| o.min(marker_offset + 1)),
         };
         self.aborted.push_back(aborted);
         Some(aborted)
@@ -123,9 +147,35 @@ impl PartitionTxns {
         self.aborted
             .iter()
             .skip(start)
-            .filter(|t| t.first_offset < to)
+            .filter(|t| t.overlaps(from, to))
             .copied()
             .collect()
+    }
+
+    /// How many aborted transactions are held here.
+    pub fn aborted_len(&self) -> usize {
+        self.aborted.len()
+    }
+
+    /// The aborted transactions whose markers lie in `[from, to)`, oldest
+    /// first (a segment's, to write its transaction index).
+    pub fn aborted_with_markers_in(&self, from: Offset, to: Offset) -> Vec<AbortedTxn> {
+        self.aborted
+            .iter()
+            .filter(|t| t.last_offset >= from && t.last_offset < to)
+            .copied()
+            .collect()
+    }
+
+    /// Puts back aborted transactions whose markers precede every one held
+    /// here (a sealed segment's, when truncation makes it active again).
+    pub fn restore_aborted_before(&mut self, earlier: Vec<AbortedTxn>) {
+        let first_held = self.aborted.front().map(|t| t.last_offset);
+        for t in earlier.into_iter().rev() {
+            if first_held.is_none_or(|f| t.last_offset < f) {
+                self.aborted.push_front(t);
+            }
+        }
     }
 
     /// Every aborted transaction remembered, oldest marker first.
@@ -133,14 +183,11 @@ impl PartitionTxns {
         self.aborted.iter()
     }
 
-    /// Forgets aborted transactions whose markers lie below `log_start`
-    /// (retention or DeleteRecords removed them).
-    pub fn forget_before(&mut self, log_start: Offset) {
-        while self
-            .aborted
-            .front()
-            .is_some_and(|t| t.last_offset < log_start)
-        {
+    /// Forgets aborted transactions whose markers lie below `offset`
+    /// (retention or DeleteRecords removed them, or they are in a sealed
+    /// segment's transaction index now).
+    pub fn forget_before(&mut self, offset: Offset) {
+        while self.aborted.front().is_some_and(|t| t.last_offset < offset) {
             self.aborted.pop_front();
         }
     }
@@ -160,15 +207,26 @@ impl PartitionTxns {
         }
     }
 
-    /// Puts back state read from a snapshot: the open transactions
-    /// (producer, first offset) and the aborted ones, oldest marker first.
+    /// Transactions not yet stable: (first offset, the transaction), open
+    /// ones and those whose markers the high watermark has not passed
+    /// (a snapshot keeps both: truncation may reopen the latter).
+    pub fn unstable(&self) -> impl Iterator<Item = (Offset, UnstableTxn)> + '_ {
+        self.unstable.iter().map(|(first, t)| (*first, *t))
+    }
+
+    /// Puts back state read from a snapshot: the transactions not yet
+    /// stable (first offset, transaction) and the aborted ones, oldest
+    /// marker first.
     pub fn restore(
-        open: impl IntoIterator<Item = (i64, Offset)>,
+        unstable: impl IntoIterator<Item = (Offset, UnstableTxn)>,
         aborted: impl IntoIterator<Item = AbortedTxn>,
     ) -> PartitionTxns {
         let mut txns = PartitionTxns::default();
-        for (producer_id, first_offset) in open {
-            txns.record_data(producer_id, first_offset);
+        for (first_offset, txn) in unstable {
+            if txn.marker_offset.is_none() {
+                txns.open.insert(txn.producer_id, first_offset);
+            }
+            txns.unstable.insert(first_offset, txn);
         }
         txns.aborted = aborted.into_iter().collect();
         txns
@@ -197,7 +255,8 @@ mod tests {
             Some(AbortedTxn {
                 producer_id: 2,
                 first_offset: 11,
-                last_offset: 16
+                last_offset: 16,
+                last_stable_offset: 17,
             })
         );
         assert_eq!(t.last_stable_offset(17), 17);
@@ -224,6 +283,31 @@ mod tests {
     }
 
     #[test]
+    fn an_aborted_entry_keeps_the_last_stable_offset_its_marker_left() {
+        let mut t = PartitionTxns::default();
+        t.record_data(1, 0);
+        t.record_data(2, 3);
+        let first = t.record_marker(2, ControlType::Abort, 5).expect("aborted");
+        // Producer 1's transaction, open since 0, holds the LSO back.
+        assert_eq!(first.last_stable_offset, 0);
+        assert!(!first.completes_reads_below(1));
+        t.record_marker(1, ControlType::Commit, 6);
+        t.record_data(3, 7);
+        let second = t.record_marker(3, ControlType::Abort, 8).expect("aborted");
+        assert_eq!(second.last_stable_offset, 9);
+        assert!(second.completes_reads_below(9));
+        assert!(!second.completes_reads_below(10));
+        assert_eq!(t.aborted_with_markers_in(6, 9), vec![second]);
+        t.forget_before(6);
+        assert_eq!(t.aborted_len(), 1);
+        t.restore_aborted_before(vec![first, second]);
+        assert_eq!(
+            t.aborted().copied().collect::<Vec<_>>(),
+            vec![first, second]
+        );
+    }
+
+    #[test]
     fn truncation_reopens_a_transaction_whose_marker_it_removed() {
         let mut t = PartitionTxns::default();
         t.record_data(1, 0);
@@ -234,7 +318,8 @@ mod tests {
         assert!(!t.is_open(2));
         assert_eq!(t.aborted().count(), 0);
         assert_eq!(t.last_stable_offset(4), 0);
-        let restored = PartitionTxns::restore(t.open().collect::<Vec<_>>(), Vec::new());
+        let restored = PartitionTxns::restore(t.unstable().collect::<Vec<_>>(), Vec::new());
         assert!(restored.is_open(1));
+        assert_eq!(restored, t);
     }
 }

@@ -37,7 +37,7 @@ use sluice_core::compaction::{read_records, rebuild_batch, CleanRecord};
 use super::*;
 use crate::checkpoint::Checkpoint;
 use crate::offset_map::KeyOffsetMap;
-use crate::segment::SegmentPaths;
+use crate::segment::{remove_files, SegmentPaths, INDEX_EXTENSIONS};
 use crate::storage::StorageFile;
 
 /// Name of the file that keeps a compacted log's first dirty offset.
@@ -146,6 +146,7 @@ fn staged_paths(dir: &Path, base_offset: Offset, suffix: &str) -> SegmentPaths {
         log: with(&final_paths.log),
         index: with(&final_paths.index),
         time_index: with(&final_paths.time_index),
+        txn_index: with(&final_paths.txn_index),
     }
 }
 
@@ -177,7 +178,7 @@ pub(super) async fn finish_interrupted_passes<S: Storage>(
         .filter_map(|n| parse_staged_name(n, "log", "swap"))
         .collect();
     for name in names {
-        let stale_index = ["index", "timeindex"]
+        let stale_index = INDEX_EXTENSIONS
             .iter()
             .any(|ext| parse_staged_name(name, ext, "swap").is_some_and(|b| !swaps.contains(&b)));
         if name.ends_with(".cleaned") || stale_index {
@@ -195,10 +196,7 @@ pub(super) async fn finish_interrupted_passes<S: Storage>(
                 continue;
             };
             if old > base && last.is_some_and(|l| old <= l) {
-                let paths = SegmentPaths::new(dir, old);
-                for path in [&paths.index, &paths.time_index, &paths.log] {
-                    remove_if_present(storage, path).await?;
-                }
+                remove_files(storage, &SegmentPaths::new(dir, old)).await?;
                 touched += 1;
             }
         }
@@ -206,6 +204,7 @@ pub(super) async fn finish_interrupted_passes<S: Storage>(
         for (from, to) in [
             (&swap.index, &target.index),
             (&swap.time_index, &target.time_index),
+            (&swap.txn_index, &target.txn_index),
         ] {
             match storage.rename(from, to).await {
                 Ok(()) => {}
@@ -487,6 +486,13 @@ impl<S: Storage> PartitionLog<S> {
             if chunks.is_empty() {
                 break;
             }
+            // The aborted transactions these chunks overlap.
+            let chunks_end = chunks
+                .iter()
+                .filter_map(|c| last_offset_in(c))
+                .max()
+                .map_or(end, |last| last + 1);
+            let aborted = self.aborted_between(next, chunks_end).await?;
             for chunk in chunks {
                 pacer.pace(chunk.len() as u64).await;
                 for batch in sluice_core::batch::BatchIter::new_unchecked(chunk) {
@@ -496,7 +502,7 @@ impl<S: Storage> PartitionLog<S> {
                     }
                     // An aborted transaction's records are garbage: they
                     // must not make a committed value of their key go.
-                    if batch.attributes() & CONTROL_FLAG == 0 && !self.is_aborted(&batch) {
+                    if batch.attributes() & CONTROL_FLAG == 0 && !is_aborted(&batch, &aborted) {
                         let records = match read_records(&batch, MAX_UNCOMPRESSED_BATCH_BYTES) {
                             Ok(r) => r,
                             Err(e) => {
@@ -522,19 +528,23 @@ impl<S: Storage> PartitionLog<S> {
         Ok((map, next.min(end)))
     }
 
-    /// True for a data batch of a transaction that was aborted (its
-    /// producer's aborted transaction spans it, before its marker).
-    fn is_aborted(&self, batch: &RecordBatch) -> bool {
-        if !batch.is_transactional() || batch.is_control() {
-            return false;
+    /// The transaction index of the cleaned segment that replaces
+    /// `group`: the group's entries, in marker order (markers stay).
+    async fn write_group_txn_index(
+        &self,
+        group: &[SegmentCell<S>],
+        staged: &SegmentPaths,
+    ) -> LogResult<()> {
+        let mut entries = Vec::new();
+        for seg in group {
+            let path = seg.borrow().paths.txn_index.clone();
+            entries.extend(
+                txn_index::read(&self.storage, &path)
+                    .await?
+                    .unwrap_or_default(),
+            );
         }
-        let (producer, base) = (batch.producer_id(), batch.base_offset());
-        self.producers
-            .borrow()
-            .txns()
-            .aborted_between(base, base + 1)
-            .iter()
-            .any(|t| t.producer_id == producer && t.first_offset <= base)
+        txn_index::write(&self.storage, &staged.txn_index, &entries).await
     }
 
     fn corrupt_batch(&self, offset: Offset, reason: String) -> LogError {
@@ -602,7 +612,10 @@ impl<S: Storage> PartitionLog<S> {
             .rewrite_into(&cleaned, group, pass, pacer, &mut changed)
             .await;
         let sealed = match write {
-            Ok(()) => Segment::seal(&cleaned).await,
+            Ok(()) => match Segment::seal(&cleaned).await {
+                Ok(()) => self.write_group_txn_index(group, &staged).await,
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         if let Ok(s) = Rc::try_unwrap(cleaned).map(RefCell::into_inner) {
@@ -611,18 +624,14 @@ impl<S: Storage> PartitionLog<S> {
         if sealed.is_err() || (!changed && group.len() == 1) {
             // Nothing to swap in: a failed write, or a segment the pass
             // would leave exactly as it is.
-            for path in [&staged.log, &staged.index, &staged.time_index] {
-                let _ = remove_if_present(&self.storage, path).await;
-            }
+            let _ = remove_files(&self.storage, &staged).await;
             return sealed.map(|()| true);
         }
         let swapped = self.swap_in(group, base, end, &staged).await;
         match swapped {
             Ok(true) => Ok(true),
             Ok(false) => {
-                for path in [&staged.log, &staged.index, &staged.time_index] {
-                    remove_if_present(&self.storage, path).await?;
-                }
+                remove_files(&self.storage, &staged).await?;
                 Ok(false)
             }
             Err(e) => self.fail(e),
@@ -646,6 +655,7 @@ impl<S: Storage> PartitionLog<S> {
                 let s = seg.borrow();
                 (s.base_offset, s.next_offset)
             };
+            let aborted = self.aborted_between(from, seg_end).await?;
             while from < seg_end {
                 let chunks = Segment::read(seg, from, CLEANER_READ_BYTES, seg_end).await?;
                 if chunks.is_empty() {
@@ -660,7 +670,7 @@ impl<S: Storage> PartitionLog<S> {
                             continue;
                         }
                         from = batch.last_offset() + 1;
-                        let kept = match self.rewrite_batch(&batch, pass) {
+                        let kept = match self.rewrite_batch(&batch, &aborted, pass) {
                             Rewritten::Unchanged => batch.bytes().clone(),
                             Rewritten::Replaced(bytes) => {
                                 *changed = true;
@@ -691,7 +701,12 @@ impl<S: Storage> PartitionLog<S> {
     }
 
     /// Kafka's cleaner rules for one batch (see the module docs).
-    fn rewrite_batch(&self, batch: &RecordBatch, pass: &mut PassState<'_>) -> Rewritten {
+    fn rewrite_batch(
+        &self,
+        batch: &RecordBatch,
+        aborted: &[AbortedTxn],
+        pass: &mut PassState<'_>,
+    ) -> Rewritten {
         let (map, now_ms) = (pass.map, pass.now_ms);
         if batch.last_offset() >= pass.map_end || batch.is_control() {
             return Rewritten::Unchanged;
@@ -704,7 +719,7 @@ impl<S: Storage> PartitionLog<S> {
             }
         };
         let horizon = batch.delete_horizon_ms();
-        let aborted = self.is_aborted(batch);
+        let aborted = is_aborted(batch, aborted);
         let keep = |r: &CleanRecord| {
             let Some(key) = &r.key else {
                 return false;
@@ -751,15 +766,11 @@ impl<S: Storage> PartitionLog<S> {
         }
     }
 
-    /// Renames a segment's three files, the `.log` last (a `.log.swap`
-    /// present means its indexes were renamed before it), and makes the
-    /// renames durable.
+    /// Renames a segment's files, the `.log` last (a `.log.swap` present
+    /// means its indexes were renamed before it), and makes the renames
+    /// durable.
     async fn rename_segment_files(&self, from: &SegmentPaths, to: &SegmentPaths) -> LogResult<()> {
-        for (from, to) in [
-            (&from.index, &to.index),
-            (&from.time_index, &to.time_index),
-            (&from.log, &to.log),
-        ] {
+        for (from, to) in from.files().into_iter().zip(to.files()) {
             self.storage
                 .rename(from, to)
                 .await
@@ -806,9 +817,7 @@ impl<S: Storage> PartitionLog<S> {
         // Committed: from here a crash finishes the swap at the next open.
         for old in &group[1..] {
             let paths = old.borrow().paths.clone();
-            for path in [&paths.index, &paths.time_index, &paths.log] {
-                remove_if_present(&self.storage, path).await?;
-            }
+            remove_files(&self.storage, &paths).await?;
         }
         self.rename_segment_files(&swap, &SegmentPaths::new(&self.dir, base))
             .await?;
@@ -839,4 +848,31 @@ impl<S: Storage> PartitionLog<S> {
         }
         Ok(true)
     }
+}
+
+/// True for a data batch of a transaction that was aborted: its
+/// producer's aborted transaction (among `aborted`, those the batch's
+/// read overlaps) spans it, before its marker.
+fn is_aborted(batch: &RecordBatch, aborted: &[AbortedTxn]) -> bool {
+    if !batch.is_transactional() || batch.is_control() {
+        return false;
+    }
+    let (producer, base) = (batch.producer_id(), batch.base_offset());
+    aborted
+        .iter()
+        .any(|t| t.producer_id == producer && t.first_offset <= base && base < t.last_offset)
+}
+
+/// The last offset of the last whole batch in `chunk`.
+fn last_offset_in(chunk: &[u8]) -> Option<Offset> {
+    let mut at = 0;
+    let mut last = None;
+    while let Ok(header) = BatchHeader::peek(&chunk[at..]) {
+        last = Some(header.last_offset());
+        at += header.size_bytes;
+        if at >= chunk.len() {
+            break;
+        }
+    }
+    last
 }

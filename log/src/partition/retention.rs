@@ -84,13 +84,7 @@ impl<S: Storage> PartitionLog<S> {
             if let Ok(s) = seg {
                 s.close().await?;
             }
-            for path in [&paths.log, &paths.index, &paths.time_index] {
-                match self.storage.remove(path).await {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(LogError::io("removing", path)(e)),
-                }
-            }
+            crate::segment::remove_files(&self.storage, &paths).await?;
             outcome.segments_deleted += 1;
             outcome.bytes_deleted += size;
         }

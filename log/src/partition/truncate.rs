@@ -4,6 +4,7 @@
 //! batch boundaries, and restarting an emptied log at a given offset.
 
 use super::*;
+use crate::storage::StorageFile;
 
 impl<S: Storage> PartitionLog<S> {
     /// Removes every batch holding an offset at or above `offset`, so the
@@ -30,6 +31,9 @@ impl<S: Storage> PartitionLog<S> {
                 self.producers.borrow_mut().truncate_from(end);
                 self.durable_offset.set(self.durable_offset.get().min(end));
                 self.epochs.borrow_mut().truncate_from(end);
+                if let Err(e) = self.settle_unsealed_txn_index().await {
+                    return self.fail(e);
+                }
                 if let Err(e) = self.write_epochs().await {
                     return self.fail(e);
                 }
@@ -37,6 +41,29 @@ impl<S: Storage> PartitionLog<S> {
             }
             Err(e) => self.fail(e),
         }
+    }
+
+    /// After truncation: when the active segment was sealed before, its
+    /// aborted transactions (put back in memory by the unseal) are written
+    /// to a producer snapshot before its transaction index goes, so a
+    /// crash in between finds them in one or the other.
+    async fn settle_unsealed_txn_index(&self) -> LogResult<()> {
+        let path = self.active().borrow().paths.txn_index.clone();
+        match self.storage.open(&path).await {
+            Ok(file) => file.close().await.map_err(LogError::io("closing", &path))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(LogError::io("opening", &path)(e)),
+        }
+        let snapshot = self.producer_snapshot_now();
+        self.write_producer_snapshot(&snapshot).await?;
+        self.storage
+            .remove(&path)
+            .await
+            .map_err(LogError::io("removing", &path))?;
+        self.storage
+            .sync_dir(&self.dir)
+            .await
+            .map_err(LogError::io("syncing directory", &self.dir))
     }
 
     /// Empties the log and restarts it at `offset`, wherever that is (a
@@ -85,6 +112,16 @@ impl<S: Storage> PartitionLog<S> {
         if active.borrow().sealed {
             Segment::ensure_indexes(&active, &self.storage, self.index_interval_bytes()).await?;
             Segment::unseal(&active, &self.storage).await?;
+            // Its aborted transactions are the active segment's now: in
+            // memory, until it seals again.
+            let path = active.borrow().paths.txn_index.clone();
+            let entries = txn_index::read(&self.storage, &path)
+                .await?
+                .unwrap_or_default();
+            let mut producers = self.producers.borrow_mut();
+            let txns = producers.txns_mut();
+            txns.restore_aborted_before(entries);
+            txns.forget_before(self.log_start_offset());
         }
         match Segment::position_of(&active, offset).await? {
             // Cutting at the batch base would put the log end below the log
@@ -127,13 +164,7 @@ impl<S: Storage> PartitionLog<S> {
             if let Ok(s) = Rc::try_unwrap(seg).map(RefCell::into_inner) {
                 s.close().await?;
             }
-            for path in [&paths.log, &paths.index, &paths.time_index] {
-                match self.storage.remove(path).await {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(LogError::io("removing", path)(e)),
-                }
-            }
+            crate::segment::remove_files(&self.storage, &paths).await?;
         }
         self.storage
             .sync_dir(&self.dir)

@@ -189,7 +189,16 @@ impl Shard {
                 let counter = &self.counters.fetch_record_bytes_copied;
                 counter.set(counter.get() + copied as u64);
                 if read.read_committed && !result.records.is_empty() {
-                    result.aborted = p.log.aborted_between(offset, upto);
+                    match p.log.aborted_between(offset, upto).await {
+                        Ok(aborted) => result.aborted = aborted,
+                        Err(e) => {
+                            // Records without their aborted transactions
+                            // would show aborted data as committed.
+                            tracing::warn!(topic, partition, error = %e, "reading aborted transactions failed");
+                            result.records = RecordSet::default();
+                            result.error = e.error_code();
+                        }
+                    }
                 }
             }
             Err(e) => result.error = e.error_code(),

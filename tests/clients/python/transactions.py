@@ -34,6 +34,11 @@ Usage: python3 transactions.py SCENARIO BOOTSTRAP PREFIX
                  (send_offsets_to_transaction); an aborted round commits
                  neither; every input is in the output exactly once and the
                  group's committed offset is the input's end
+  segments       (sluice only: Kafka 4 refuses segments this small) 40
+                 transactions over a topic of 8 KiB segments, every third
+                 aborted: read_committed reads exactly the committed
+                 records across the sealed segments' transaction indexes
+  segments-read  segments' reads again, writing nothing (after a restart)
 
 Each scenario prints deterministic lines on stdout (no names given as
 arguments, no timings), compared with what Apache Kafka printed
@@ -381,7 +386,51 @@ def ends(bootstrap, prefix):
         out(f"p{p}: read_committed end {committed[p]}, read_uncommitted end {uncommitted[p]}")
 
 
+SEGMENT_TXNS = 40
+
+
+def segment_values(i):
+    return [f"t{i}-r{j}-" + "x" * 300 for j in range(5)]
+
+
+def segments(bootstrap, prefix, read_only=False):
+    """Many transactions over many small segments, every third aborted;
+    read_committed must read exactly the committed records, in order,
+    whether they come from the active segment or from sealed ones."""
+    topic = prefix + "-seg"
+    if not read_only:
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        new = NewTopic(topic, 1, 1, config={"segment.bytes": "8192"})
+        for f in admin.create_topics([new]).values():
+            f.result(WAIT)
+        p = producer(bootstrap, prefix + "-seg-tx")
+        for i in range(SEGMENT_TXNS):
+            p.begin_transaction()
+            for v in segment_values(i):
+                p.produce(topic, value=v.encode(), partition=0)
+            if i % 3 == 1:
+                p.flush(WAIT)
+                p.abort_transaction(WAIT)
+            else:
+                p.commit_transaction(WAIT)
+        out(f"{SEGMENT_TXNS} transactions written")
+    settle(bootstrap, topic, 1)
+    committed = [v for i in range(SEGMENT_TXNS) if i % 3 != 1 for v in segment_values(i)]
+    for isolation in ("read_committed", "read_uncommitted"):
+        got, _ = read_all(bootstrap, topic, 1, isolation)
+        values = [v for _, v in got[0]]
+        want = committed if isolation == "read_committed" else None
+        exact = values == want if want is not None else len(values) == 5 * SEGMENT_TXNS
+        out(f"{isolation}: {len(values)} records, as expected: {exact}")
+
+
+def segments_read(bootstrap, prefix):
+    segments(bootstrap, prefix, read_only=True)
+
+
 SCENARIOS = {
+    "segments": segments,
+    "segments-read": segments_read,
     "commit-once": commit_once,
     "ends": ends,
     "hold-open": hold_open,
