@@ -393,16 +393,24 @@ fn kafkajs_consumer_groups_commit_resume_and_share() {
 /// transactions committed and aborted in turn, read back read_committed
 /// (exactly the committed records) and read_uncommitted (all of them); a
 /// second producer with the same transactional.id fences the first, whose
-/// commit then fails with ProducerFencedException (Kafka's answer under
-/// transaction version 1, the one this broker finalizes); and a
-/// read-process-write round with sendOffsetsToTransaction, whose output
-/// and committed offsets appear together.
+/// commit then fails with InvalidProducerEpochException (Kafka 4.4's
+/// answer under transaction version 2, which this broker finalizes too:
+/// the client adds no partition itself, every EndTxn bumps its epoch, and
+/// the zombie's produce is refused); and a read-process-write round with
+/// sendOffsetsToTransaction (TxnOffsetCommit v5, no AddOffsetsToTxn),
+/// whose output and committed offsets appear together.
 #[test]
 fn java_kafka_clients_transactions_commit_abort_fence_and_read_process_write() {
     let dir = java_client();
     let broker = Broker::start();
     let t = topic("java-txn");
-    assert_passed(&java_check(&dir, &broker, &["txn", &t]));
+    let out = java_check(&dir, &broker, &["txn", &t]);
+    assert_passed(&out);
+    assert!(
+        out.stdout_text().contains("(transaction.version 2)"),
+        "the client ran transaction version 2:\n{}",
+        out.stdout_text()
+    );
 }
 
 /// Transactions with franz-go (the program's `txn` mode): committed and

@@ -22,7 +22,10 @@
 //! without a transactional id gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
 //! and the group coordinator's: a TxnOffsetCommit without AddOffsetsToTxn,
 //! or after the commit, is refused (INVALID_TXN_STATE, or
-//! TRANSACTION_ABORTABLE from v4) and leaves no offset pending.
+//! TRANSACTION_ABORTABLE from v4) and leaves no offset pending. And
+//! transaction version 2 (KIP-890 part 2): partitions and offsets join
+//! with the write, every EndTxn bumps the epoch, and the zombie's write of
+//! the old epoch is refused.
 //!
 //! Over many small segments (sluice only: Kafka 4 refuses segments that
 //! small), read_committed reads exactly the committed records with the
@@ -140,6 +143,24 @@ fn a_late_write_after_the_commit_opens_no_transaction() {
 #[test]
 fn a_transactional_write_without_a_transactional_id_is_refused() {
     script_matches_kafka(&raw_script(), "no-id");
+}
+
+/// Transaction version 2 on the wire (Produce v12, EndTxn v5): a write
+/// joins its transaction without AddPartitionsToTxn; every EndTxn bumps
+/// the epoch and says so; a retried EndTxn is answered as the first; the
+/// zombie's write under the old epoch is refused and writes nothing; an
+/// abort with nothing ongoing bumps the epoch too; a commit with nothing
+/// ongoing is INVALID_TXN_STATE. As Kafka 4.4 answers.
+#[test]
+fn transaction_version_2_bumps_the_epoch_per_transaction_and_fences_the_zombie() {
+    script_matches_kafka(&raw_script(), "version2");
+}
+
+/// TxnOffsetCommit v5 puts the group's partition in the transaction
+/// without AddOffsetsToTxn; the offsets appear at the commit.
+#[test]
+fn transaction_version_2_offsets_join_without_add_offsets() {
+    script_matches_kafka(&raw_script(), "offsets-version2");
 }
 
 #[test]

@@ -132,6 +132,7 @@ async fn measure(
             let request = Produce {
                 acks: 1,
                 transactional_id: None,
+                adds_partitions: false,
                 appends: vec![PartitionAppend {
                     topic: "cross-core".into(),
                     partition,

@@ -49,17 +49,27 @@ pub enum BrokenRule {
     /// partition is appended without asking its coordinator (KIP-890), so
     /// a write after its transaction ended opens one nobody ends.
     NoTxnVerification,
+    /// `no-epoch-bump`: EndTxn v5 (transaction version 2) ends the
+    /// transaction without bumping the producer's epoch (as version 1),
+    /// yet answers as if it had, so a zombie's write of that epoch sent
+    /// after the end joins, and opens, the producer's next transaction.
+    NoEpochBump,
 }
 
 impl BrokenRule {
     /// Every rule, for `--bug`'s list.
-    pub const ALL: [BrokenRule; 2] = [BrokenRule::AcksBeforeSync, BrokenRule::NoTxnVerification];
+    pub const ALL: [BrokenRule; 3] = [
+        BrokenRule::AcksBeforeSync,
+        BrokenRule::NoTxnVerification,
+        BrokenRule::NoEpochBump,
+    ];
 
     /// Its `--bug` name.
     pub fn name(self) -> &'static str {
         match self {
             BrokenRule::AcksBeforeSync => "acks-before-sync",
             BrokenRule::NoTxnVerification => "no-txn-verification",
+            BrokenRule::NoEpochBump => "no-epoch-bump",
         }
     }
 

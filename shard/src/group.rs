@@ -331,6 +331,7 @@ impl GroupHome {
             GroupRequest::TxnCommit {
                 group_id,
                 transactional_id: _,
+                adds_partition: _,
                 producer_id,
                 epoch,
                 member_id,

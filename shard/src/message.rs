@@ -198,11 +198,17 @@ pub enum TxnRequest {
         partitions: Vec<(String, PartitionId)>,
         verify_only: bool,
     },
+    /// With `version2` (EndTxn v5) the epoch is bumped and the answer is
+    /// [`TxnResponse::ProducerId`] (the id and epoch to go on with);
+    /// `fresh`: a producer id allocated because the last answer was
+    /// [`TxnResponse::NeedProducerId`] (the epoch is exhausted).
     EndTxn {
         transactional_id: String,
         producer_id: i64,
         epoch: i16,
         commit: bool,
+        version2: bool,
+        fresh: Option<i64>,
     },
     /// DescribeTransactions for these ids.
     Describe { transactional_ids: Vec<String> },
@@ -280,6 +286,10 @@ pub struct Produce {
     /// without one, and its producer's first one in a partition is
     /// verified with this id's coordinator first (KIP-890).
     pub transactional_id: Option<String>,
+    /// Transaction version 2 (Produce v12+, KIP-890 part 2): that first
+    /// write adds its partition to the transaction instead of being
+    /// verified only.
+    pub adds_partitions: bool,
     pub appends: Vec<PartitionAppend>,
 }
 
@@ -448,6 +458,9 @@ pub enum GroupRequest {
         transactional_id: String,
         producer_id: i64,
         epoch: i16,
+        /// Transaction version 2 (v5+): the group's partition joins the
+        /// transaction here (no AddOffsetsToTxn came first).
+        adds_partition: bool,
         member_id: String,
         instance_id: Option<String>,
         generation: i32,

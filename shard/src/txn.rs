@@ -44,7 +44,8 @@ pub use state_log::TxnLog;
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
 
 /// Longest a request waits for its transactional id's last transaction to
-/// finish ending before it is answered CONCURRENT_TRANSACTIONS.
+/// finish ending, or for the id's record being written, before it is
+/// answered CONCURRENT_TRANSACTIONS.
 const ENDING_WAIT: Duration = Duration::from_secs(1);
 
 /// First wait before a marker delivery is tried again, and the longest.
@@ -62,8 +63,9 @@ pub struct TxnHome {
     /// Signalled after anything that may move the next timeout, so the
     /// timer task re-arms.
     timers_changed: Notify,
-    /// Signalled when a transaction completes (its markers are written):
-    /// requests that found it still ending wait for this.
+    /// Signalled when a transaction completes (its markers are written)
+    /// and after every record written: requests that found their id
+    /// ending or busy wait for this.
     ended: Notify,
     /// Transactional ids whose markers a task is delivering: one task per
     /// id, however often its partition is loaded again meanwhile.
@@ -218,6 +220,10 @@ impl TxnHome {
         // CONCURRENT_TRANSACTIONS and the client tries again after a
         // backoff (tens of milliseconds); here it waits for the markers
         // (a few milliseconds), at most ENDING_WAIT, then is answered.
+        // So does a request that finds the id's record being written:
+        // under transaction version 2 a producer's first writes to
+        // several partitions each add theirs at once, and a refused one
+        // would come back out of order behind the writes after it.
         let deadline = self.env.monotonic_ms() + ENDING_WAIT.as_millis() as u64;
         loop {
             let ended = self.ended.changed();
@@ -240,7 +246,8 @@ impl TxnHome {
     }
 
     /// True while the transaction of `request`'s id is ending (its markers
-    /// are being written), so that it will be free again by itself.
+    /// are being written) or a record of the id is being written, so that
+    /// it will be free again by itself.
     fn is_ending(&self, request: &TxnRequest) -> bool {
         let id = match request {
             TxnRequest::InitProducerId {
@@ -254,10 +261,9 @@ impl TxnHome {
             } => transactional_id,
             TxnRequest::Describe { .. } => return false,
         };
-        self.coordinator
-            .borrow()
-            .get(id)
-            .is_some_and(|m| matches!(m.status, TxnStatus::PrepareCommit | TxnStatus::PrepareAbort))
+        self.coordinator.borrow().get(id).is_some_and(|m| {
+            m.pending || matches!(m.status, TxnStatus::PrepareCommit | TxnStatus::PrepareAbort)
+        })
     }
 
     /// [`Self::handle`] once.
@@ -335,17 +341,42 @@ impl TxnHome {
                 producer_id,
                 epoch,
                 commit,
+                version2,
+                fresh,
             } => {
-                let plan = self.coordinator.borrow_mut().end_txn(
-                    &transactional_id,
-                    producer_id,
-                    epoch,
-                    commit,
-                    now,
-                );
+                let bumps = self.env.broken_rule() != Some(crate::env::BrokenRule::NoEpochBump);
+                let plan = if version2 && bumps {
+                    self.coordinator.borrow_mut().end_txn_v2(
+                        &transactional_id,
+                        producer_id,
+                        epoch,
+                        commit,
+                        fresh,
+                        now,
+                    )
+                } else {
+                    self.coordinator.borrow_mut().end_txn(
+                        &transactional_id,
+                        producer_id,
+                        epoch,
+                        commit,
+                        now,
+                    )
+                };
                 match self.carry_out(shard, partition, &log, plan).await {
+                    Ok(_) if version2 => {
+                        // The id and epoch the producer goes on with.
+                        match self.coordinator.borrow().get(&transactional_id) {
+                            Some(m) => {
+                                let (producer_id, epoch) = m.after_completion();
+                                TxnResponse::ProducerId { producer_id, epoch }
+                            }
+                            None => TxnResponse::Error(ErrorCode::InvalidProducerIdMapping),
+                        }
+                    }
                     Ok(_) => TxnResponse::Error(ErrorCode::None),
                     Err(Asked::Error(e)) => TxnResponse::Error(e),
+                    Err(Asked::ProducerId) if version2 => TxnResponse::NeedProducerId,
                     Err(Asked::ProducerId) => TxnResponse::Error(ErrorCode::UnknownServerError),
                 }
             }
@@ -387,7 +418,10 @@ impl TxnHome {
 
     /// Writes `record` and applies it, or undoes its planning on failure.
     async fn write(&self, log: &TxnLog, record: &TxnRecord) -> Result<Written, ErrorCode> {
-        match log.write(record).await {
+        let result = log.write(record).await;
+        // Whatever came of it, the id is free again for whoever waits.
+        self.ended.notify_all();
+        match result {
             Ok(()) => Ok(self.coordinator.borrow_mut().written(record)),
             Err(e) => {
                 self.coordinator.borrow_mut().write_failed(record);

@@ -37,6 +37,7 @@ async fn produce(node: &Node, entry: usize, topic: &str, partition: i32, values:
         let request = Produce {
             acks: -1,
             transactional_id: None,
+            adds_partitions: false,
             appends: vec![PartitionAppend {
                 topic: topic.clone(),
                 partition,

@@ -322,7 +322,7 @@ async fn produce(c: &Rc<Clients>, op: ProduceOp) {
     }
     let batch = builder.build();
     c.produced.set(c.produced.get() + 1);
-    let first = send_produce(&shard, to, &tp, batch.clone(), acks, None).await;
+    let first = send_produce(&shard, to, &tp, batch.clone(), acks, None, false).await;
     c.event(format!("produce {tp:?} x{}: {first:?}", values.len()));
     let mut acked_at = None;
     if let Ok(base_offset) = first {
@@ -332,7 +332,7 @@ async fn produce(c: &Rc<Clients>, op: ProduceOp) {
     if idempotent && retry {
         // The same batch again, as a client does when it did not hear the
         // answer: it must not be written twice.
-        let second = send_produce(&shard, to, &tp, batch, acks, None).await;
+        let second = send_produce(&shard, to, &tp, batch, acks, None, false).await;
         c.event(format!("retry {tp:?}: {second:?}"));
         match (first, second) {
             (Ok(a), Ok(b)) if a != b => c.fail(format!(
@@ -401,6 +401,7 @@ pub(crate) async fn send_transactional(
     tp: &Tp,
     batch: Bytes,
     transactional_id: &str,
+    adds_partitions: bool,
 ) -> Result<Offset, ErrorCode> {
     let broker = shard.config.node_id;
     let to = shard
@@ -419,7 +420,8 @@ pub(crate) async fn send_transactional(
                 .collect::<Vec<_>>()
         })
         .collect();
-    let result = send_produce(shard, to, tp, batch, -1, Some(transactional_id.to_owned())).await;
+    let id = Some(transactional_id.to_owned());
+    let result = send_produce(shard, to, tp, batch, -1, id, adds_partitions).await;
     c.event(format!(
         "transactional produce {tp:?} x{}: {result:?}",
         values.len()
@@ -439,6 +441,7 @@ async fn send_produce(
     batch: Bytes,
     acks: i16,
     transactional_id: Option<String>,
+    adds_partitions: bool,
 ) -> Result<Offset, ErrorCode> {
     // Cut from a larger "frame", as the Kafka handler's records are: the
     // owner's cache and write buffer charge the frame (the cache's budget
@@ -453,6 +456,7 @@ async fn send_produce(
     let request = Produce {
         acks,
         transactional_id,
+        adds_partitions,
         appends: vec![PartitionAppend {
             topic: tp.0.clone(),
             partition: tp.1,

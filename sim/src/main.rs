@@ -34,7 +34,7 @@ struct Args {
     #[arg(long, default_value_t = 2000)]
     steps: u64,
     /// Turns on a deliberately broken rule, to see the simulator catch it:
-    /// `acks-before-sync`, `no-txn-verification`.
+    /// `acks-before-sync`, `no-txn-verification`, `no-epoch-bump`.
     #[arg(long)]
     bug: Option<String>,
     /// Overrides the seed's number of shards (1-4).

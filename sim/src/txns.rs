@@ -6,7 +6,11 @@
 //! producer and process lifetime, as a client: later transactions of the
 //! same transactional id run under the same epoch), AddPartitionsToTxn,
 //! transactional produces, then EndTxn commit or abort,
-//! each the shard call its handler in `net/` makes. A read is a
+//! each the shard call its handler in `net/` makes. One transactional id
+//! ([`VERSION2_ID`]) is a transaction version 2 client (KIP-890 part 2):
+//! no AddPartitionsToTxn (its produces add their partitions), and every
+//! EndTxn bumps its epoch, the next transaction running under the epoch
+//! the answer gives. A read is a
 //! read_committed Fetch of a whole partition from its log start, with the
 //! aborted transactions filtered out as a client filters them.
 //!
@@ -23,7 +27,9 @@
 //!   records, once the last stable offset passes them, are all returned;
 //! - (checked at the write) a producer's write to a partition after its
 //!   transaction ended there, not added to a transaction again, is refused
-//!   (KIP-890): nothing opens a transaction no coordinator will end.
+//!   (KIP-890): nothing opens a transaction no coordinator will end; under
+//!   transaction version 2 such a write (of the epoch before the bump,
+//!   adding its partition) is refused too: a zombie joins no transaction.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
@@ -43,6 +49,9 @@ use sluice_shard::{Proposal, Shard};
 
 use crate::client::{send_transactional, Clients};
 use crate::model::{Model, Tp};
+
+/// The transactional id whose client speaks transaction version 2.
+pub const VERSION2_ID: &str = "x2";
 
 /// Partitions of `__transaction_state` in the simulation.
 pub const TXN_STATE_PARTITIONS: i32 = 2;
@@ -312,16 +321,19 @@ async fn run_transaction(
         }
         index
     };
-    let add = TxnRequest::AddPartitions {
-        transactional_id: id.to_owned(),
-        producer_id,
-        epoch,
-        partitions: partitions.clone(),
-        verify_only: false,
-    };
-    match txn_call(shard, id, add).await {
-        TxnResponse::Partitions(errors) if errors.iter().all(|e| *e == ErrorCode::None) => {}
-        other => return format!("AddPartitionsToTxn: {other:?} (left open)"),
+    let version2 = id == VERSION2_ID;
+    if !version2 {
+        let add = TxnRequest::AddPartitions {
+            transactional_id: id.to_owned(),
+            producer_id,
+            epoch,
+            partitions: partitions.clone(),
+            verify_only: false,
+        };
+        match txn_call(shard, id, add).await {
+            TxnResponse::Partitions(errors) if errors.iter().all(|e| *e == ErrorCode::None) => {}
+            other => return format!("AddPartitionsToTxn: {other:?} (left open)"),
+        }
     }
     for (tp, values) in writes {
         let sequence = sequences.get(&tp).copied().unwrap_or(0);
@@ -331,7 +343,7 @@ async fn run_transaction(
         for v in &values {
             batch = batch.record(None, Some(v));
         }
-        match send_transactional(c, shard, &tp, batch.build(), id).await {
+        match send_transactional(c, shard, &tp, batch.build(), id, version2).await {
             Ok(base) => {
                 sequences.insert(tp.clone(), sequence + values.len() as i32);
                 let mut model = c.txns.borrow_mut();
@@ -342,12 +354,12 @@ async fn run_transaction(
             }
             // Not known whether it was written: a client aborts.
             Err(e) => {
-                let _ = end(c, shard, id, index, producer_id, epoch, false).await;
+                let _ = end(c, shard, id, index, (producer_id, epoch), false).await;
                 return format!("produce to {tp:?}: {e:?}, aborted");
             }
         }
     }
-    let mut outcome = end(c, shard, id, index, producer_id, epoch, commit).await;
+    let (mut outcome, next) = end(c, shard, id, index, (producer_id, epoch), commit).await;
     let ended = outcome.ends_with("acknowledged");
     if let (true, Some(value), Some(tp)) = (ended, late, partitions.first()) {
         let sequence = sequences.get(tp).copied().unwrap_or(0);
@@ -356,14 +368,20 @@ async fn run_transaction(
             producer_id,
             epoch,
             sequence,
+            version2,
         };
         outcome += &late_write(c, shard, tp, write, value).await;
     }
     if ended {
+        // Version 2 goes on under the bumped epoch, its sequences from 0.
+        let producer = match next {
+            Some((producer_id, epoch)) => (producer_id, epoch, BTreeMap::new()),
+            None => (producer_id, epoch, sequences),
+        };
         c.txns
             .borrow_mut()
             .producers
-            .insert(id.to_owned(), (producer_id, epoch, sequences));
+            .insert(id.to_owned(), producer);
     }
     outcome
 }
@@ -397,6 +415,8 @@ struct LateWrite<'a> {
     epoch: i16,
     /// The sequence that follows its last write to the partition.
     sequence: i32,
+    /// A transaction version 2 client: the write adds its partition.
+    version2: bool,
 }
 
 /// Sends `write` (one record, `value`) to `tp` once the ended
@@ -442,7 +462,15 @@ async fn late_write(
         .transactional()
         .record(None, Some(&value))
         .build();
-    match send_transactional(c, shard, tp, batch, write.transactional_id).await {
+    match send_transactional(c, shard, tp, batch, write.transactional_id, write.version2).await {
+        Ok(offset) if write.version2 => {
+            c.fail(format!(
+                "{tp:?}: a write of {} under the epoch its transaction ended with was appended \
+                 at {offset}: a zombie write joined the producer's next transaction",
+                write.transactional_id
+            ));
+            ", a late write appended".into()
+        }
         Ok(offset) => {
             c.fail(format!(
                 "{tp:?}: a write of {} after its transaction ended was appended at {offset}, \
@@ -455,26 +483,40 @@ async fn late_write(
     }
 }
 
+/// EndTxn (v5 for [`VERSION2_ID`]): what became of it, and for version 2
+/// the producer id and epoch to go on with.
 async fn end(
     c: &Rc<Clients>,
     shard: &Rc<Shard>,
     id: &str,
     index: usize,
-    producer_id: i64,
-    epoch: i16,
+    (producer_id, epoch): (i64, i16),
     commit: bool,
-) -> String {
+) -> (String, Option<(i64, i16)>) {
     c.txns.borrow_mut().txns[index].outcome = Outcome::Ending { commit };
-    let request = TxnRequest::EndTxn {
+    let version2 = id == VERSION2_ID;
+    let request = |fresh| TxnRequest::EndTxn {
         transactional_id: id.to_owned(),
         producer_id,
         epoch,
         commit,
+        version2,
+        fresh,
     };
-    let answer = txn_call(shard, id, request).await;
+    let mut answer = txn_call(shard, id, request(None)).await;
+    if let TxnResponse::NeedProducerId = answer {
+        let Ok(Ok(fresh)) = shard.call(0, Propose(Proposal::AllocateProducerId)).await else {
+            return ("EndTxn: no producer id (in doubt)".into(), None);
+        };
+        answer = txn_call(shard, id, request(Some(fresh))).await;
+    }
+    let next = match answer {
+        TxnResponse::ProducerId { producer_id, epoch } => Some((producer_id, epoch)),
+        _ => None,
+    };
     let mut model = c.txns.borrow_mut();
     match answer {
-        TxnResponse::Error(ErrorCode::None) => {
+        TxnResponse::Error(ErrorCode::None) | TxnResponse::ProducerId { .. } => {
             let t = &mut model.txns[index];
             t.outcome = if commit {
                 Outcome::Committed
@@ -486,9 +528,10 @@ async fn end(
             } else {
                 model.aborts_acked += 1;
             }
-            format!("{} acknowledged", if commit { "commit" } else { "abort" })
+            let what = if commit { "commit" } else { "abort" };
+            (format!("{what} acknowledged"), next)
         }
-        other => format!("EndTxn: {other:?} (in doubt)"),
+        other => (format!("EndTxn: {other:?} (in doubt)"), None),
     }
 }
 

@@ -103,3 +103,26 @@ fn a_write_after_its_transaction_ended_is_caught_without_verification() {
             .ends_with("--bug no-txn-verification"));
     }
 }
+
+#[test]
+fn a_zombie_write_is_caught_without_the_epoch_bump() {
+    // Transaction version 2 (transactional id x2) without its epoch bump:
+    // a write of the ended transaction's epoch joins the next one.
+    for seed in [1, 2, 9] {
+        let mut config = SimConfig::for_seed(seed, STEPS);
+        config.bug = Some(BrokenRule::NoEpochBump);
+        let failure = match run(&config) {
+            Ok(report) => panic!("seed {seed}: a zombie write went unseen: {report:?}"),
+            Err(failure) => failure,
+        };
+        assert!(
+            failure.message.contains("zombie write"),
+            "seed {seed} failed for another reason: {}",
+            failure.message
+        );
+        assert!(failure
+            .config
+            .replay_command()
+            .ends_with("--bug no-epoch-bump"));
+    }
+}

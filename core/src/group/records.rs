@@ -263,6 +263,14 @@ pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
     put_i16(out, len as i16);
     out.extend_from_slice(&s.as_bytes()[..len]);
 }
+/// An unsigned varint (the flexible versions' lengths and tags).
+pub(crate) fn put_uvarint(out: &mut Vec<u8>, mut v: u32) {
+    while v >= 0x80 {
+        out.push((v as u8 & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
 fn put_nullable_str(out: &mut Vec<u8>, s: Option<&str>) {
     match s {
         Some(s) => put_str(out, s),
@@ -278,7 +286,7 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
 pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], RecordError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], RecordError> {
         if self.0.len() < n {
             return Err(RecordError::Truncated);
         }
@@ -318,6 +326,18 @@ impl<'a> Reader<'a> {
     }
     pub(crate) fn string(&mut self) -> Result<String, RecordError> {
         self.nullable_string()?.ok_or(RecordError::NegativeLength)
+    }
+    /// An unsigned varint (the flexible versions' lengths and tags).
+    pub(crate) fn uvarint(&mut self) -> Result<u32, RecordError> {
+        let mut value = 0u32;
+        for i in 0..5 {
+            let b = self.take(1)?[0];
+            value |= u32::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(RecordError::Truncated)
     }
     fn bytes(&mut self) -> Result<&'a [u8], RecordError> {
         let len = self.i32()?;

@@ -8,10 +8,20 @@
 //! times are arguments; the caller writes each planned record durably,
 //! then tells [`TxnCoordinator::written`] (or [`TxnCoordinator::write_failed`]).
 //!
-//! States (Kafka's, transaction version 1): Empty → Ongoing (a partition
-//! added) → PrepareCommit / PrepareAbort (EndTxn, or a timeout or a new
-//! producer instance aborting it) → markers written to every partition →
-//! CompleteCommit / CompleteAbort → Ongoing again with the next partition.
+//! States (Kafka's): Empty → Ongoing (a partition added) → PrepareCommit /
+//! PrepareAbort (EndTxn, or a timeout or a new producer instance aborting
+//! it) → markers written to every partition → CompleteCommit /
+//! CompleteAbort → Ongoing again with the next partition.
+//!
+//! Transaction version 2 (KIP-890 part 2, EndTxn v5): every EndTxn bumps
+//! the producer's epoch when it prepares, so the markers carry the new
+//! epoch and any write of the old one that arrives later is fenced by the
+//! partition (a zombie's retry cannot join the next transaction); the
+//! client goes on with the epoch the answer gives. An exhausted epoch
+//! (32766) moves the id to a new producer id at completion. A retry of an
+//! EndTxn is recognised by its epoch (one below the current one), and an
+//! abort with nothing ongoing is allowed (the client cannot know whether
+//! its produce added a partition) and bumps the epoch too.
 //!
 //! Invariants: at most one write per transactional id is in flight (a
 //! request meanwhile gets CONCURRENT_TRANSACTIONS, as Kafka's pending
@@ -49,6 +59,13 @@ pub struct TxnMetadata {
     pub last_update_ms: i64,
     /// A record for this id is being written.
     pub pending: bool,
+    /// The producer id before the last move to a new one, or -1.
+    pub prev_producer_id: i64,
+    /// The producer id a prepared transaction completes with (its epoch
+    /// was exhausted), or -1.
+    pub next_producer_id: i64,
+    /// 2 once the client ended a transaction with transaction version 2.
+    pub client_version: i16,
 }
 
 impl TxnMetadata {
@@ -63,6 +80,20 @@ impl TxnMetadata {
             start_ms: v.start_ms,
             last_update_ms: v.last_update_ms,
             pending: false,
+            prev_producer_id: v.prev_producer_id,
+            next_producer_id: v.next_producer_id,
+            client_version: v.client_version,
+        }
+    }
+
+    /// The producer id and epoch the client goes on with once the
+    /// transaction in progress completes (EndTxn v5's answer).
+    pub fn after_completion(&self) -> (i64, i16) {
+        match self.status {
+            TxnStatus::PrepareCommit | TxnStatus::PrepareAbort if self.next_producer_id >= 0 => {
+                (self.next_producer_id, 0)
+            }
+            _ => (self.producer_id, self.producer_epoch),
         }
     }
 
@@ -75,6 +106,9 @@ impl TxnMetadata {
             partitions: self.partitions.clone(),
             last_update_ms: self.last_update_ms,
             start_ms: self.start_ms,
+            prev_producer_id: self.prev_producer_id,
+            next_producer_id: self.next_producer_id,
+            client_version: self.client_version,
         }
     }
 }
@@ -208,6 +242,9 @@ impl TxnCoordinator {
                 start_ms: -1,
                 last_update_ms: now_ms,
                 pending: true,
+                prev_producer_id: -1,
+                next_producer_id: -1,
+                client_version: 0,
             };
             let record = record_of(transactional_id, &m);
             self.txns.insert(transactional_id.to_owned(), m);
@@ -327,6 +364,83 @@ impl TxnCoordinator {
             .collect()
     }
 
+    /// EndTxn with transaction version 2 (v5): as [`Self::end_txn`], but
+    /// preparing bumps the epoch (with `fresh`, a new producer id, when
+    /// [`Plan::NeedProducerId`] asked for one: the epoch is exhausted); a
+    /// retry (the epoch one below) is answered as the first one was; an
+    /// abort with nothing ongoing bumps the epoch too. Kafka 4.4's answers
+    /// state by state.
+    pub fn end_txn_v2(
+        &mut self,
+        transactional_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        fresh: Option<i64>,
+        now_ms: i64,
+    ) -> Plan {
+        let Some(m) = self.txns.get_mut(transactional_id) else {
+            return Plan::Answer(ErrorCode::InvalidProducerIdMapping);
+        };
+        // A record being written, or markers (Kafka's pending transition
+        // to Complete): the client retries, whatever its epoch.
+        if m.pending || matches!(m.status, TxnStatus::PrepareCommit | TxnStatus::PrepareAbort) {
+            return Plan::Answer(ErrorCode::ConcurrentTransactions);
+        }
+        let retry_on_bump =
+            producer_id == m.producer_id && i32::from(m.producer_epoch) == i32::from(epoch) + 1;
+        let retry_on_overflow = producer_id != m.producer_id
+            && producer_id == m.prev_producer_id
+            && epoch == i16::MAX - 1
+            && m.producer_epoch == 0;
+        if producer_id != m.producer_id && !retry_on_overflow {
+            return Plan::Answer(ErrorCode::InvalidProducerIdMapping);
+        }
+        let retry = retry_on_bump || retry_on_overflow;
+        let current = producer_id == m.producer_id && epoch == m.producer_epoch;
+        let valid = match m.status {
+            TxnStatus::Ongoing | TxnStatus::Empty => current,
+            TxnStatus::CompleteCommit | TxnStatus::CompleteAbort => retry || current,
+            TxnStatus::PrepareCommit
+            | TxnStatus::PrepareAbort
+            | TxnStatus::PrepareEpochFence
+            | TxnStatus::Dead => return Plan::Answer(ErrorCode::ConcurrentTransactions),
+        };
+        if !valid {
+            return Plan::Answer(ErrorCode::ProducerFenced);
+        }
+        let prepare = match (m.status, commit, retry) {
+            (TxnStatus::Ongoing, true, _) => TxnStatus::PrepareCommit,
+            (TxnStatus::Ongoing, false, _) => TxnStatus::PrepareAbort,
+            (TxnStatus::CompleteCommit, true, true) | (TxnStatus::CompleteAbort, false, true) => {
+                return Plan::Answer(ErrorCode::None)
+            }
+            // Nothing ongoing: abort an empty transaction.
+            (
+                TxnStatus::Empty | TxnStatus::CompleteCommit | TxnStatus::CompleteAbort,
+                false,
+                false,
+            ) => TxnStatus::PrepareAbort,
+            _ => return Plan::Answer(ErrorCode::InvalidTxnState),
+        };
+        let mut next = m.clone();
+        if epoch_exhausted(m.producer_epoch) {
+            let Some(fresh) = fresh else {
+                return Plan::NeedProducerId;
+            };
+            next.next_producer_id = fresh;
+        }
+        next.producer_epoch = m.producer_epoch.saturating_add(1);
+        if prepare == TxnStatus::PrepareAbort && m.status != TxnStatus::Ongoing {
+            next.partitions.clear();
+        }
+        next.status = prepare;
+        next.client_version = 2;
+        next.last_update_ms = now_ms;
+        m.pending = true;
+        Plan::Write(record_of(transactional_id, &next))
+    }
+
     /// EndTxn: commit or abort the producer's transaction.
     pub fn end_txn(
         &mut self,
@@ -381,6 +495,14 @@ impl TxnCoordinator {
         };
         next.partitions.clear();
         next.last_update_ms = now_ms;
+        if next.next_producer_id >= 0 {
+            // The exhausted epoch's transaction is done: the id goes on
+            // with its new producer id.
+            next.prev_producer_id = next.producer_id;
+            next.producer_id = next.next_producer_id;
+            next.next_producer_id = -1;
+            next.producer_epoch = 0;
+        }
         m.pending = true;
         Some(record_of(&job.transactional_id, &next))
     }

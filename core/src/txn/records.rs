@@ -5,8 +5,12 @@
 //! (0), transactional id (i16 length, UTF-8). Value (version 0): producer
 //! id i64, producer epoch i16, transaction timeout ms i32, status i8, the
 //! partitions in the transaction (nullable i32 count of topic string and
-//! i32 count of partition ids), last update ms i64, start ms i64. A null
-//! value is a tombstone (the id expired). Kafka reads version 0 values, so
+//! i32 count of partition ids), last update ms i64, start ms i64. Version
+//! 1 (flexible, transaction version 2) has the same fields with compact
+//! lengths, and tagged fields: 0 the previous producer id, 1 the next one
+//! (an exhausted epoch's successor), 2 the client's transaction version;
+//! it is written when any of them is set, version 0 otherwise. A null
+//! value is a tombstone (the id expired). Kafka reads both versions, so
 //! its tools read ours.
 //!
 //! Invariants: decoding never panics and never allocates more than the
@@ -14,7 +18,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::group::records::{put_i16, put_i32, put_i64, put_str, Reader, RecordError};
+use crate::group::records::{put_i16, put_i32, put_i64, put_str, put_uvarint, Reader, RecordError};
 
 /// A transaction's status as the record stores it (Kafka's codes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -84,6 +88,28 @@ pub struct TxnValue {
     pub last_update_ms: i64,
     /// When the transaction began, or -1 when none is open.
     pub start_ms: i64,
+    /// The producer id before an exhausted epoch moved the id to a new
+    /// one, or -1 (tagged field 0).
+    pub prev_producer_id: i64,
+    /// The producer id the transaction completes with when its epoch is
+    /// exhausted, or -1 (tagged field 1).
+    pub next_producer_id: i64,
+    /// The transaction version of the client's last EndTxn: 2 when it
+    /// bumps the epoch per transaction, else 0 (tagged field 2).
+    pub client_version: i16,
+}
+
+impl TxnValue {
+    /// True when version 0 can hold the value (no tagged field set).
+    fn fits_version_0(&self) -> bool {
+        self.prev_producer_id == -1
+            && self.next_producer_id == -1
+            && self.client_version == 0
+            && self
+                .partitions
+                .iter()
+                .all(|(topic, _)| topic.len() <= i16::MAX as usize)
+    }
 }
 
 /// One record of `__transaction_state`; a `None` value is a tombstone.
@@ -103,8 +129,9 @@ impl TxnRecord {
 
     pub fn encode_value(&self) -> Option<Vec<u8>> {
         let v = self.value.as_ref()?;
+        let flexible = !v.fits_version_0();
         let mut out = Vec::with_capacity(64);
-        put_i16(&mut out, 0);
+        put_i16(&mut out, i16::from(flexible));
         put_i64(&mut out, v.producer_id);
         put_i16(&mut out, v.producer_epoch);
         put_i32(&mut out, v.timeout_ms);
@@ -116,16 +143,47 @@ impl TxnRecord {
                 _ => topics.push((topic, vec![*partition])),
             }
         }
-        put_i32(&mut out, topics.len() as i32);
-        for (topic, ids) in topics {
-            put_str(&mut out, topic);
-            put_i32(&mut out, ids.len() as i32);
-            for id in ids {
-                put_i32(&mut out, id);
+        if flexible {
+            put_uvarint(&mut out, topics.len() as u32 + 1);
+            for (topic, ids) in topics {
+                put_uvarint(&mut out, topic.len() as u32 + 1);
+                out.extend_from_slice(topic.as_bytes());
+                put_uvarint(&mut out, ids.len() as u32 + 1);
+                for id in ids {
+                    put_i32(&mut out, id);
+                }
+                put_uvarint(&mut out, 0); // the topic's tagged fields
+            }
+        } else {
+            put_i32(&mut out, topics.len() as i32);
+            for (topic, ids) in topics {
+                put_str(&mut out, topic);
+                put_i32(&mut out, ids.len() as i32);
+                for id in ids {
+                    put_i32(&mut out, id);
+                }
             }
         }
         put_i64(&mut out, v.last_update_ms);
         put_i64(&mut out, v.start_ms);
+        if flexible {
+            let mut tags: Vec<(u32, Vec<u8>)> = Vec::new();
+            if v.prev_producer_id != -1 {
+                tags.push((0, v.prev_producer_id.to_be_bytes().to_vec()));
+            }
+            if v.next_producer_id != -1 {
+                tags.push((1, v.next_producer_id.to_be_bytes().to_vec()));
+            }
+            if v.client_version != 0 {
+                tags.push((2, v.client_version.to_be_bytes().to_vec()));
+            }
+            put_uvarint(&mut out, tags.len() as u32);
+            for (tag, data) in tags {
+                put_uvarint(&mut out, tag);
+                put_uvarint(&mut out, data.len() as u32);
+                out.extend_from_slice(&data);
+            }
+        }
         Some(out)
     }
 
@@ -150,23 +208,46 @@ impl TxnRecord {
 fn decode_value(value: &[u8]) -> Result<TxnValue, RecordError> {
     let mut r = Reader(value);
     let version = r.i16()?;
-    if version != 0 {
+    if !(0..=1).contains(&version) {
         return Err(RecordError::UnknownValueVersion(version));
     }
+    let flexible = version >= 1;
     let producer_id = r.i64()?;
     let producer_epoch = r.i16()?;
     let timeout_ms = r.i32()?;
     let status = TxnStatus::from_code(r.i8()?).ok_or(RecordError::UnknownValueVersion(version))?;
     let mut partitions = BTreeSet::new();
-    let topics = r.i32()?;
-    for _ in 0..topics.max(0) {
-        let topic = r.string()?;
-        let count = r.len32()?;
-        for _ in 0..count {
-            partitions.insert((topic.clone(), r.i32()?));
+    if flexible {
+        // A compact nullable array: 0 is null.
+        let topics = r.uvarint()?.saturating_sub(1);
+        for _ in 0..topics {
+            let len = r
+                .uvarint()?
+                .checked_sub(1)
+                .ok_or(RecordError::NegativeLength)?;
+            let topic = std::str::from_utf8(r.take(len as usize)?)
+                .map_err(|_| RecordError::NotUtf8)?
+                .to_owned();
+            let count = r
+                .uvarint()?
+                .checked_sub(1)
+                .ok_or(RecordError::NegativeLength)?;
+            for _ in 0..count {
+                partitions.insert((topic.clone(), r.i32()?));
+            }
+            skip_tagged_fields(&mut r)?;
+        }
+    } else {
+        let topics = r.i32()?;
+        for _ in 0..topics.max(0) {
+            let topic = r.string()?;
+            let count = r.len32()?;
+            for _ in 0..count {
+                partitions.insert((topic.clone(), r.i32()?));
+            }
         }
     }
-    Ok(TxnValue {
+    let mut v = TxnValue {
         producer_id,
         producer_epoch,
         timeout_ms,
@@ -174,7 +255,37 @@ fn decode_value(value: &[u8]) -> Result<TxnValue, RecordError> {
         partitions,
         last_update_ms: r.i64()?,
         start_ms: r.i64()?,
-    })
+        prev_producer_id: -1,
+        next_producer_id: -1,
+        client_version: 0,
+    };
+    if flexible {
+        let count = r.uvarint()?;
+        for _ in 0..count {
+            let tag = r.uvarint()?;
+            let size = r.uvarint()? as usize;
+            let data = r.take(size)?;
+            let mut field = Reader(data);
+            match tag {
+                0 => v.prev_producer_id = field.i64()?,
+                1 => v.next_producer_id = field.i64()?,
+                2 => v.client_version = field.i16()?,
+                _ => {} // a later version's field
+            }
+        }
+    }
+    Ok(v)
+}
+
+/// Skips a flexible struct's tagged fields.
+fn skip_tagged_fields(r: &mut Reader<'_>) -> Result<(), RecordError> {
+    let count = r.uvarint()?;
+    for _ in 0..count {
+        r.uvarint()?;
+        let size = r.uvarint()? as usize;
+        r.take(size)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -198,7 +309,28 @@ mod tests {
                 .collect(),
                 last_update_ms: 1_700_000_000_123,
                 start_ms: 1_700_000_000_000,
+                prev_producer_id: -1,
+                next_producer_id: -1,
+                client_version: 0,
             }),
+        }
+    }
+
+    #[test]
+    fn values_with_tagged_fields_use_version_1_and_round_trip() {
+        let mut r = record();
+        if let Some(v) = r.value.as_mut() {
+            v.next_producer_id = 5000;
+            v.client_version = 2;
+        }
+        let value = r.encode_value().expect("a value");
+        assert_eq!(&value[..2], &[0, 1]);
+        // Compact array of two topics (3), "a" (2, 'a'), ids [0, 2] (3).
+        assert_eq!(&value[17..21], &[3, 2, b'a', 3]);
+        let back = TxnRecord::decode(&r.encode_key(), Some(&value)).expect("decodes");
+        assert_eq!(back, r);
+        for cut in 0..value.len() {
+            assert!(TxnRecord::decode(&r.encode_key(), Some(&value[..cut])).is_err());
         }
     }
 

@@ -9,11 +9,13 @@
 //!
 //! What each level claims: `metadata.version` 27 (Kafka 4.1-IV1, the
 //! request versions served here); `group.version` 1 (KIP-848 consumer
-//! groups); `eligible.leader.replicas.version` 1 (KIP-966). Features
-//! whose only level here is 0 (`kraft.version`: the controller quorum's
-//! voters are static; `transaction.version`, `share.version`,
-//! `streams.version`: not served) are not listed, as Kafka leaves out a
-//! feature it supports only at 0.
+//! groups); `eligible.leader.replicas.version` 1 (KIP-966);
+//! `transaction.version` 2 (KIP-890 part 2: Produce v12, EndTxn v5 and
+//! TxnOffsetCommit v5, an epoch bump per transaction; Kafka 4's default, so
+//! its clients speak it here as there). Features whose only level here is
+//! 0 (`kraft.version`: the controller quorum's voters are static;
+//! `share.version`, `streams.version`: not served) are not listed, as
+//! Kafka leaves out a feature it supports only at 0.
 
 /// One feature: its name, the levels supported, the level finalized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +45,12 @@ pub const FEATURES: &[Feature] = &[
         min_version: 0,
         max_version: 1,
         finalized: 1,
+    },
+    Feature {
+        name: "transaction.version",
+        min_version: 0,
+        max_version: 2,
+        finalized: 2,
     },
 ];
 

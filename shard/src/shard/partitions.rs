@@ -11,7 +11,7 @@
 
 use futures_util::future::join_all;
 
-use super::txn_verify::TxnWrite;
+use super::txn_verify::{TxnProducer, TxnWrite};
 use super::*;
 use crate::env::BrokenRule;
 use crate::message::{AwaitDurable, ListOffsets, ListedOffset, Produce};
@@ -27,7 +27,10 @@ impl Shard {
     /// does not hold up the others.
     pub(crate) async fn produce_many(self: &Rc<Self>, op: Produce) -> Vec<ProduceResult> {
         let acks = op.acks;
-        let transactional_id = op.transactional_id.as_deref();
+        let txn = TxnProducer {
+            transactional_id: op.transactional_id.as_deref(),
+            adds_partitions: op.adds_partitions,
+        };
         join_all(op.appends.into_iter().map(|append| async move {
             self.produce_local(
                 &append.topic,
@@ -35,7 +38,7 @@ impl Shard {
                 append.records,
                 append.source,
                 acks,
-                transactional_id,
+                txn,
             )
             .await
         }))
@@ -84,7 +87,7 @@ impl Shard {
         records: BytesMut,
         source: Option<SourceBuffer>,
         acks: i16,
-        transactional_id: Option<&str>,
+        txn: TxnProducer<'_>,
     ) -> ProduceResult {
         let refused = |error, log_start_offset| ProduceResult {
             error,
@@ -114,8 +117,7 @@ impl Shard {
         }
         let batches = records;
         let bytes = batches.len();
-        let appended = match self.txn_write_check(&p, topic, partition, &batches, transactional_id)
-        {
+        let appended = match self.txn_write_check(&p, topic, partition, &batches, txn) {
             Ok(None) => {
                 p.log
                     .append_in_epoch(batches, source, leader_epoch, self.env.now_ms())
@@ -216,7 +218,7 @@ impl Shard {
         topic: &'a str,
         partition: PartitionId,
         batches: &[u8],
-        transactional_id: Option<&'a str>,
+        txn: TxnProducer<'a>,
     ) -> Result<Option<TxnWrite<'a>>, ErrorCode> {
         let Ok(header) = BatchHeader::peek(batches) else {
             return Ok(None); // judged by the append
@@ -224,7 +226,7 @@ impl Shard {
         if !header.is_transactional() || header.is_control() {
             return Ok(None);
         }
-        let Some(transactional_id) = transactional_id else {
+        let Some(transactional_id) = txn.transactional_id else {
             return Err(ErrorCode::TransactionalIdAuthorizationFailed);
         };
         if self.env.broken_rule() == Some(BrokenRule::NoTxnVerification) {
@@ -236,6 +238,7 @@ impl Shard {
             epoch: header.producer_epoch,
             topic,
             partition,
+            adds: txn.adds_partitions,
         }))
     }
 

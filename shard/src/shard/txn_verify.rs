@@ -1,7 +1,13 @@
 //! KIP-890 part 1 on the partition leader: before a transactional
 //! producer's first batch in a partition is appended, the leader asks the
 //! producer's transaction coordinator whether the partition is in the
-//! producer's ongoing transaction (AddPartitionsToTxn, verify only).
+//! producer's ongoing transaction (AddPartitionsToTxn, verify only). For a
+//! transaction version 2 producer (Produce v12+, TxnOffsetCommit v5+, part
+//! 2) it asks the coordinator to add the partition instead (beginning the
+//! transaction): such a client sends no AddPartitionsToTxn of its own. A
+//! zombie's write (an epoch before the last EndTxn's bump) is fenced by
+//! the coordinator's epoch check, and by the partition's once the marker
+//! with the bumped epoch is there.
 //!
 //! Without it a write that arrives after its transaction ended (a retry
 //! delayed past the commit, or a client that never added the partition)
@@ -47,6 +53,18 @@ pub(crate) struct TxnWrite<'a> {
     pub epoch: i16,
     pub topic: &'a str,
     pub partition: PartitionId,
+    /// Transaction version 2: the coordinator adds the partition to the
+    /// transaction (beginning one if none is ongoing) instead of only
+    /// checking that it is in it.
+    pub adds: bool,
+}
+
+/// A produce's transactional producer, as the partition leader checks it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TxnProducer<'a> {
+    pub transactional_id: Option<&'a str>,
+    /// Transaction version 2 (Produce v12+).
+    pub adds_partitions: bool,
 }
 
 impl Shard {
@@ -60,6 +78,7 @@ impl Shard {
             Ok((_, Err(broker))) => self.verify_remote(broker, write).await,
         };
         ShardCounters::bump(&self.counters.txn_verifications);
+        let adds = write.adds;
         if answer != ErrorCode::None {
             tracing::debug!(
                 transactional_id = write.transactional_id,
@@ -71,7 +90,7 @@ impl Shard {
             );
             ShardCounters::bump(&self.counters.txn_verification_failures);
         }
-        for_producer(answer)
+        for_producer(answer, adds)
     }
 
     /// KIP-890 for offsets: a TxnOffsetCommit (`request`) for a group of
@@ -88,6 +107,7 @@ impl Shard {
             transactional_id,
             producer_id,
             epoch,
+            adds_partition,
             offsets,
             ..
         } = request
@@ -104,6 +124,7 @@ impl Shard {
             epoch: *epoch,
             topic: OFFSETS_TOPIC,
             partition,
+            adds: *adds_partition,
         };
         match self.verify_txn_write(write).await {
             ErrorCode::None => Ok(Some(verifying)),
@@ -157,7 +178,7 @@ impl Shard {
             producer_id: write.producer_id,
             epoch: write.epoch,
             partitions: vec![(write.topic.to_owned(), write.partition)],
-            verify_only: true,
+            verify_only: !write.adds,
         };
         match self.call(shard, Txn { partition, request }).await {
             Ok(TxnResponse::Partitions(errors)) => errors
@@ -199,12 +220,13 @@ impl Shard {
                 )))
                 .with_producer_id(ProducerId(write.producer_id))
                 .with_producer_epoch(write.epoch)
-                .with_verify_only(true)
+                .with_verify_only(!write.adds)
                 .with_topics(vec![AddPartitionsToTxnTopic::default()
                     .with_name(TopicName(StrBytes::from_string(write.topic.to_owned())))
                     .with_partitions(vec![write.partition])]),
         ]);
-        let answer = link.call(&request, 4, REMOTE_VERIFY_TIMEOUT).await?;
+        let version = if write.adds { 5 } else { 4 };
+        let answer = link.call(&request, version, REMOTE_VERIFY_TIMEOUT).await?;
         if answer.error_code != 0 {
             return Ok(ErrorCode::from_code(answer.error_code));
         }
@@ -222,10 +244,13 @@ impl Shard {
 }
 
 /// What a producer is told for the coordinator's answer `error` (Kafka's
-/// leader, for producers before transaction version 2).
-fn for_producer(error: ErrorCode) -> ErrorCode {
+/// leader): PRODUCER_FENCED as INVALID_PRODUCER_EPOCH; the retriable
+/// errors as NOT_ENOUGH_REPLICAS, but CONCURRENT_TRANSACTIONS as it is
+/// for a transaction version 2 producer (`adds`), which retries it.
+fn for_producer(error: ErrorCode, adds: bool) -> ErrorCode {
     match error {
         ErrorCode::ProducerFenced => ErrorCode::InvalidProducerEpoch,
+        ErrorCode::ConcurrentTransactions if adds => ErrorCode::ConcurrentTransactions,
         ErrorCode::ConcurrentTransactions
         | ErrorCode::NetworkException
         | ErrorCode::CoordinatorLoadInProgress
@@ -248,16 +273,21 @@ mod tests {
             ErrorCode::NotCoordinator,
             ErrorCode::NetworkException,
         ] {
-            assert_eq!(for_producer(e), ErrorCode::NotEnoughReplicas, "{e}");
+            assert_eq!(for_producer(e, false), ErrorCode::NotEnoughReplicas, "{e}");
         }
         assert_eq!(
-            for_producer(ErrorCode::ProducerFenced),
+            for_producer(ErrorCode::ProducerFenced, false),
             ErrorCode::InvalidProducerEpoch
         );
         assert_eq!(
-            for_producer(ErrorCode::InvalidTxnState),
+            for_producer(ErrorCode::InvalidTxnState, false),
             ErrorCode::InvalidTxnState
         );
-        assert_eq!(for_producer(ErrorCode::None), ErrorCode::None);
+        assert_eq!(for_producer(ErrorCode::None, false), ErrorCode::None);
+        assert_eq!(
+            for_producer(ErrorCode::ConcurrentTransactions, true),
+            ErrorCode::ConcurrentTransactions,
+            "transaction version 2 clients retry it"
+        );
     }
 }

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Runs every transaction scenario (transactions.py, and txn_raw.py's raw
 # requests: the leader's check that a partition is in the transaction and
-# the group coordinator's that a group's offsets are, KIP-890 part 1)
+# the group coordinator's that a group's offsets are, KIP-890 part 1, and
+# transaction.version 2's implicit joins and epoch bumps, part 2)
 # against the real Apache Kafka (scripts/kafka-oracle) and
 # compares each one's stdout with expected/txn-SCENARIO.txt, or with
 # --record rewrites those files.
 #
-# Usage: tests/clients/python/transactions_oracle.sh [--record]
+# Usage: tests/clients/python/transactions_oracle.sh [--record] [SCENARIO...]
+#
+# With SCENARIO names (e.g. version2 offsets-version2) only those run (and
+# are recorded); without, all of them.
 #
 # Kafka runs on a free loopback port with a temporary data directory and is
 # stopped at the end. It looks for timed-out transactions every second
@@ -21,13 +25,22 @@ oracle="$root/scripts/kafka-oracle"
 expected="$here/expected"
 python="${SLUICE_TEST_PYTHON:-python3}"
 
+all_scenarios="commit-abort fence timeout lso rpw unadded late no-id offsets-unadded offsets-late version2 offsets-version2"
 record=0
+scenarios=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --record) record=1; shift ;;
-    *) echo "unknown argument: $1" >&2; exit 2 ;;
+    -*) echo "unknown argument: $1" >&2; exit 2 ;;
+    *)
+      case " $all_scenarios " in
+        *" $1 "*) scenarios+=("$1"); shift ;;
+        *) echo "unknown scenario: $1 (scenarios: $all_scenarios)" >&2; exit 2 ;;
+      esac
+      ;;
   esac
 done
+[ ${#scenarios[@]} -gt 0 ] || read -r -a scenarios <<<"$all_scenarios"
 
 work="$(mktemp -d)"
 data="$work/kafka"
@@ -43,10 +56,10 @@ trap cleanup EXIT
 
 run_id="$(date +%s)-$$"
 failed=0
-for scenario in commit-abort fence timeout lso rpw unadded late no-id offsets-unadded offsets-late; do
+for scenario in "${scenarios[@]}"; do
   name="txn-$scenario"
   case "$scenario" in
-    unadded|late|no-id|offsets-unadded|offsets-late) script=txn_raw.py ;;
+    unadded|late|no-id|offsets-unadded|offsets-late|version2|offsets-version2) script=txn_raw.py ;;
     *) script=transactions.py ;;
   esac
   rc=0

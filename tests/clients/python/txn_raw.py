@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Transactional writes the partition leader or the group coordinator must
-refuse (KIP-890 part 1), sent as raw requests.
+refuse (KIP-890 part 1), and transaction.version 2's implicit joins and
+epoch bumps (KIP-890 part 2), sent as raw requests.
 
 Usage: python3 txn_raw.py SCENARIO BOOTSTRAP PREFIX
 
@@ -50,6 +51,29 @@ while one is pending).
            still 1 (OffsetFetch without require_stable) and OffsetFetch
            with require_stable answers no error (no pending offset is left:
            asked once, not retried)
+  version2 transaction.version 2 on the wire (Produce v12, EndTxn v5): a
+           transactional batch (sequence 0) produced without
+           AddPartitionsToTxn is accepted (the leader adds the partition to
+           the transaction); EndTxn commit answers the same producer id
+           and the epoch bumped by one; the same EndTxn again (the old
+           epoch: a retry) is answered as the commit it repeats; a batch
+           with the old epoch and the next sequence (a zombie) is refused
+           and appends nothing (both end offsets unchanged); the next
+           transaction, under the new epoch, writes a batch (sequence 0)
+           and is aborted (epoch +2); an abort with nothing produced (an
+           empty abort) still bumps the epoch (+3); a commit with nothing
+           ongoing is refused (its producer id and epoch are printed); and
+           the end offsets once the read_committed end meets the
+           read_uncommitted one. Epochs are printed relative to
+           InitProducerId's
+  offsets-version2
+           a transaction writes one batch to PREFIX-in (Produce v12, no
+           AddPartitionsToTxn); a TxnOffsetCommit v5 of offset 1 for group
+           PREFIX-g, sent without AddOffsetsToTxn, is accepted (the group
+           coordinator adds the group's partition to the transaction); the
+           transaction is committed with EndTxn v5, and once OffsetFetch
+           with require_stable answers it (UNSTABLE_OFFSET_COMMIT retried)
+           the committed offset is 1
 
 Requests and versions (kafka-python's protocol classes over one plain TCP
 connection per broker, batches built with DefaultRecordBatchBuilder):
@@ -71,12 +95,15 @@ TRANSACTION_ABORTABLE at v11 and with INVALID_TXN_STATE below it, so the
 refusals are sent at v10 too. EndTxn stays below v5 for the same reason
 (v5 is transaction.version 2's EndTxn). TxnOffsetCommit likewise: from v5
 on the group coordinator adds the group's partition to the transaction
-implicitly (transaction.version 2, no AddOffsetsToTxn), so v5 is never
-sent; v4 is the first version that may be answered TRANSACTION_ABORTABLE,
+implicitly (transaction.version 2, no AddOffsetsToTxn), so the scenarios
+above send v5 only in offsets-version2; v4 is the first version that may be answered TRANSACTION_ABORTABLE,
 and Kafka refuses an offset commit of a group not in the transaction with
 TRANSACTION_ABORTABLE at v4 and INVALID_TXN_STATE at v3, so the refusals
-are sent at both. (kafka-python has TxnOffsetCommit v0 to v5; sluice
-advertises it up to v4, Kafka 4.x up to v5.)
+are sent at both. (kafka-python has TxnOffsetCommit v0 to v5; Kafka 4.x
+advertises it up to v5.) The version2 scenarios send Produce v12, EndTxn
+v5 and TxnOffsetCommit v5 (the versions a transaction.version 2 client
+sends); EndTxn v5 answers the producer id and epoch the producer goes on
+with (the coordinator bumps the epoch when it ends a transaction).
 
 Each scenario prints deterministic lines on stdout (no names given as
 arguments, no ids, no timings), compared with what Apache Kafka printed
@@ -136,6 +163,11 @@ ADD_OFFSETS_VERSION = 4  # may answer TRANSACTION_ABORTABLE; not a transaction.v
 TXN_OFFSET_COMMIT_VERSION = 3  # before TRANSACTION_ABORTABLE
 NEW_TXN_OFFSET_COMMIT_VERSION = 4  # < 5: the group coordinator only verifies (see above)
 OFFSET_FETCH_VERSION = 7  # the first with require_stable
+# transaction.version 2 (KIP-890 part 2): the partition or the group joins
+# the transaction implicitly, EndTxn bumps the epoch
+V2_PRODUCE_VERSION = 12
+V2_END_TXN_VERSION = 5
+V2_TXN_OFFSET_COMMIT_VERSION = 5
 
 NONE = 0
 COORDINATOR_LOAD_IN_PROGRESS = 14
@@ -416,6 +448,27 @@ class Txn(Coordinated):
 
         return self._retrying("EndTxn", send)
 
+    def end_v2(self, commit, epoch):
+        """EndTxn v5 (transaction.version 2) with the given epoch; returns
+        (error code, producer id, producer epoch) of the answer. Does not
+        change this producer's epoch."""
+
+        def send():
+            r = self.coordinator.call(
+                EndTxnRequest,
+                EndTxnResponse,
+                V2_END_TXN_VERSION,
+                transactional_id=self.txn_id,
+                producer_id=self.pid,
+                producer_epoch=epoch,
+                committed=commit,
+            )
+            log(f"EndTxn v{V2_END_TXN_VERSION} commit={commit} epoch {epoch}: {error_name(r.error_code)},"
+                f" producer id {r.producer_id} epoch {r.producer_epoch}")
+            return [r.error_code], (r.error_code, r.producer_id, r.producer_epoch)
+
+        return self._retrying("EndTxn", send)
+
     def produce(self, leader, topic, sequence, transactional_id=..., version=PRODUCE_VERSION):
         """Produces one transactional batch of one record with the given
         base sequence to partition 0 at the given Produce version; returns
@@ -681,12 +734,82 @@ def offsets_late(bootstrap, prefix):
     expect(offset == 1 and code == NONE, "the late commit left a pending offset or changed the committed one")
 
 
+def id_epoch(txn, base_epoch, pid, epoch):
+    """An EndTxn v5 answer's producer id and epoch, without ids: whether
+    the id is txn's, the epoch relative to base_epoch (-1 as it is)."""
+    if pid == txn.pid:
+        who = "the same producer id"
+    elif pid == -1:
+        who = "producer id -1"
+    else:
+        who = "another producer id"
+    return f"{who}, epoch {'-1' if epoch == -1 else f'{epoch - base_epoch:+d}'}"
+
+
+def version2(bootstrap, prefix):
+    _, topic, leader, txn = setup(bootstrap, prefix, "v2")
+    e = txn.epoch
+    code, offset = txn.produce(leader, topic, 0, version=V2_PRODUCE_VERSION)
+    out(f"produce v{V2_PRODUCE_VERSION} epoch +0 seq 0 without AddPartitionsToTxn: {error_name(code)}, base offset {offset}")
+    expect(code == NONE, "the transaction.version 2 produce without AddPartitionsToTxn failed")
+    code, pid, epoch = txn.end_v2(True, e)
+    out(f"EndTxn v{V2_END_TXN_VERSION} commit epoch +0: {error_name(code)}, {id_epoch(txn, e, pid, epoch)}")
+    expect(code == NONE, "EndTxn commit failed")
+    code, pid, epoch = txn.end_v2(True, e)
+    out(f"EndTxn v{V2_END_TXN_VERSION} commit epoch +0 again (a retry): {error_name(code)}, {id_epoch(txn, e, pid, epoch)}")
+    before = wait_stable(leader, topic)
+    out(ends_line("end offsets after the commit", before))
+
+    code, _ = txn.produce(leader, topic, 1, version=V2_PRODUCE_VERSION)
+    out(f"zombie produce v{V2_PRODUCE_VERSION} epoch +0 seq 1 after the commit: {error_name(code)}")
+    expect(code != NONE, "a batch with the epoch before the commit's bump was accepted")
+    after = ends(leader, topic)
+    out(ends_line("end offsets after the zombie produce", after))
+    expect(after == before, f"the zombie produce moved the end offsets from {before} to {after}")
+
+    txn.epoch = e + 1
+    code, offset = txn.produce(leader, topic, 0, version=V2_PRODUCE_VERSION)
+    out(f"produce v{V2_PRODUCE_VERSION} epoch +1 seq 0: {error_name(code)}, base offset {offset}")
+    expect(code == NONE, "the produce of the next transaction failed")
+    code, pid, epoch = txn.end_v2(False, e + 1)
+    out(f"EndTxn v{V2_END_TXN_VERSION} abort epoch +1: {error_name(code)}, {id_epoch(txn, e, pid, epoch)}")
+    expect(code == NONE, "EndTxn abort failed")
+    code, pid, epoch = txn.end_v2(False, e + 2)
+    out(f"EndTxn v{V2_END_TXN_VERSION} abort epoch +2 with nothing produced: {error_name(code)}, {id_epoch(txn, e, pid, epoch)}")
+    expect(code == NONE, "the empty abort failed")
+    code, pid, epoch = txn.end_v2(True, e + 3)
+    out(f"EndTxn v{V2_END_TXN_VERSION} commit epoch +3 with nothing ongoing: {error_name(code)}, {id_epoch(txn, e, pid, epoch)}")
+    expect(code != NONE, "a commit with no transaction ongoing was accepted")
+    out(ends_line("end offsets at the end", wait_stable(leader, topic)))
+
+
+def offsets_version2(bootstrap, prefix):
+    cluster, topic, leader, txn = setup(bootstrap, prefix, "in")
+    e = txn.epoch
+    code, offset = txn.produce(leader, topic, 0, version=V2_PRODUCE_VERSION)
+    out(f"produce v{V2_PRODUCE_VERSION} seq 0 without AddPartitionsToTxn: {error_name(code)}, base offset {offset}")
+    expect(code == NONE, "the transaction.version 2 produce without AddPartitionsToTxn failed")
+    group = Group(cluster, f"{prefix}-g")
+    group.find_coordinator()
+    code = group.txn_commit(txn, topic, 1, version=V2_TXN_OFFSET_COMMIT_VERSION)
+    out(f"TxnOffsetCommit v{V2_TXN_OFFSET_COMMIT_VERSION} offset 1 without AddOffsetsToTxn: {error_name(code)}")
+    expect(code == NONE, "the transaction.version 2 TxnOffsetCommit without AddOffsetsToTxn failed")
+    code, pid, epoch = txn.end_v2(True, e)
+    out(f"EndTxn v{V2_END_TXN_VERSION} commit: {error_name(code)}, {id_epoch(txn, e, pid, epoch)}")
+    expect(code == NONE, "EndTxn commit failed")
+    offset = group.wait_committed(topic)
+    out(f"committed offset: {offset}")
+    expect(offset == 1, f"committed offset {offset}, expected 1")
+
+
 SCENARIOS = {
     "unadded": unadded,
     "late": late,
     "no-id": no_id,
     "offsets-unadded": offsets_unadded,
     "offsets-late": offsets_late,
+    "version2": version2,
+    "offsets-version2": offsets_version2,
 }
 
 

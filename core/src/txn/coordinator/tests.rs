@@ -263,3 +263,175 @@ fn a_failed_tombstone_leaves_the_id_as_it_was() {
     assert!(!m.pending);
     assert_eq!(c.next_deadline_ms(), Some(1_000), "tried again");
 }
+
+/// EndTxn v5 as a transaction version 2 client sends it: the answer once
+/// settled, and the id and epoch to go on with.
+fn end_v2(
+    c: &mut TxnCoordinator,
+    pid: i64,
+    epoch: i16,
+    commit: bool,
+) -> Result<(Written, (i64, i16)), ErrorCode> {
+    let plan = match c.end_txn_v2(ID, pid, epoch, commit, None, 9) {
+        Plan::NeedProducerId => c.end_txn_v2(ID, pid, epoch, commit, Some(2000), 9),
+        plan => plan,
+    };
+    let written = settle(c, plan)?;
+    Ok((written, c.get(ID).expect("known").after_completion()))
+}
+
+#[test]
+fn version_2_bumps_the_epoch_at_every_end_and_its_markers_carry_it() {
+    let mut c = TxnCoordinator::new(DEFAULT_MAX_TIMEOUT_MS);
+    let (pid, epoch) = init(&mut c, None).expect("init");
+    add(&mut c, pid, epoch, &[("a", 0)], 1).expect("implicitly added");
+    let (written, next) = end_v2(&mut c, pid, epoch, true).expect("commit");
+    let Written::Prepared(job) = written else {
+        panic!("a commit prepares: {written:?}");
+    };
+    assert_eq!(
+        (job.producer_id, job.producer_epoch),
+        (pid, epoch + 1),
+        "the markers' epoch"
+    );
+    assert_eq!(next, (pid, epoch + 1), "what the producer goes on with");
+    // A retry of the EndTxn while the markers are written waits; once
+    // complete it is answered as the first one was, writing nothing.
+    assert_eq!(
+        end_v2(&mut c, pid, epoch, true),
+        Err(ErrorCode::ConcurrentTransactions)
+    );
+    complete(&mut c, &job);
+    assert_eq!(
+        end_v2(&mut c, pid, epoch, true),
+        Ok((Written::Done, (pid, epoch + 1)))
+    );
+    // The old epoch can add nothing now: a zombie is fenced.
+    assert_eq!(
+        add(&mut c, pid, epoch, &[("a", 0)], 10),
+        Err(ErrorCode::ProducerFenced)
+    );
+    // The next transaction runs under the new epoch.
+    add(&mut c, pid, epoch + 1, &[("a", 0)], 11).expect("added under the new epoch");
+    assert_eq!(
+        end_v2(&mut c, pid, epoch, false),
+        Err(ErrorCode::ProducerFenced)
+    );
+}
+
+#[test]
+fn version_2_answers_as_kafka_state_by_state() {
+    let mut c = TxnCoordinator::new(DEFAULT_MAX_TIMEOUT_MS);
+    let (pid, epoch) = init(&mut c, None).expect("init");
+    // Empty: commit is refused, an abort of nothing bumps the epoch.
+    assert_eq!(
+        end_v2(&mut c, pid, epoch, true),
+        Err(ErrorCode::InvalidTxnState)
+    );
+    let (written, next) = end_v2(&mut c, pid, epoch, false).expect("an empty abort");
+    let Written::Prepared(job) = written else {
+        panic!("an abort prepares: {written:?}");
+    };
+    assert!(job.partitions.is_empty(), "no marker to write");
+    assert_eq!(next, (pid, epoch + 1));
+    complete(&mut c, &job);
+    let epoch = epoch + 1;
+    // CompleteAbort: a retried abort is answered NONE, a commit of the
+    // old epoch INVALID_TXN_STATE, a current commit INVALID_TXN_STATE too.
+    assert_eq!(
+        end_v2(&mut c, pid, epoch - 1, false),
+        Ok((Written::Done, (pid, epoch)))
+    );
+    assert_eq!(
+        end_v2(&mut c, pid, epoch - 1, true),
+        Err(ErrorCode::InvalidTxnState)
+    );
+    assert_eq!(
+        end_v2(&mut c, pid, epoch, true),
+        Err(ErrorCode::InvalidTxnState)
+    );
+    // Older epochs and other producer ids.
+    assert_eq!(
+        end_v2(&mut c, pid, epoch - 2, false),
+        Err(ErrorCode::ProducerFenced)
+    );
+    assert_eq!(
+        end_v2(&mut c, pid + 1, epoch, false),
+        Err(ErrorCode::InvalidProducerIdMapping)
+    );
+    // While the markers are written, whatever comes waits (Kafka's
+    // pending transition): a retry, and the next EndTxn under the new
+    // epoch, which Kafka answers once they are in.
+    add(&mut c, pid, epoch, &[("a", 0)], 20).expect("added");
+    let (written, _) = end_v2(&mut c, pid, epoch, true).expect("commit");
+    let Written::Prepared(job) = written else {
+        panic!("a commit prepares: {written:?}");
+    };
+    for (e, commit) in [(epoch, true), (epoch, false), (epoch + 1, false)] {
+        assert_eq!(
+            end_v2(&mut c, pid, e, commit),
+            Err(ErrorCode::ConcurrentTransactions)
+        );
+    }
+    complete(&mut c, &job);
+    // CompleteCommit: a retried commit is answered NONE, its abort
+    // INVALID_TXN_STATE, and an abort under the new epoch is an empty one.
+    assert_eq!(
+        end_v2(&mut c, pid, epoch, true),
+        Ok((Written::Done, (pid, epoch + 1)))
+    );
+    assert_eq!(
+        end_v2(&mut c, pid, epoch, false),
+        Err(ErrorCode::InvalidTxnState)
+    );
+    let (written, next) = end_v2(&mut c, pid, epoch + 1, false).expect("an empty abort");
+    assert!(matches!(written, Written::Prepared(_)));
+    assert_eq!(next, (pid, epoch + 2));
+}
+
+#[test]
+fn an_exhausted_epoch_moves_the_id_to_a_new_producer_id_at_completion() {
+    let mut c = TxnCoordinator::new(DEFAULT_MAX_TIMEOUT_MS);
+    let (pid, _) = init(&mut c, None).expect("init");
+    // As if 32766 transactions had ended.
+    let record = {
+        let mut v = c.get(ID).expect("known").clone();
+        v.producer_epoch = i16::MAX - 1;
+        record_of(ID, &v)
+    };
+    c.apply(record);
+    let epoch = i16::MAX - 1;
+    add(&mut c, pid, epoch, &[("a", 0)], 1).expect("added");
+    let (written, next) = end_v2(&mut c, pid, epoch, true).expect("commit");
+    let Written::Prepared(job) = written else {
+        panic!("a commit prepares: {written:?}");
+    };
+    assert_eq!(
+        (job.producer_id, job.producer_epoch),
+        (pid, i16::MAX),
+        "markers under the old id"
+    );
+    assert_eq!(next, (2000, 0), "the producer goes on with a new id");
+    // The prepared state is durable with the next id: a reload finishes
+    // the same way.
+    let stored = record_of(ID, c.get(ID).expect("known"));
+    let mut reloaded = TxnCoordinator::new(DEFAULT_MAX_TIMEOUT_MS);
+    reloaded.apply(
+        TxnRecord::decode(&stored.encode_key(), stored.encode_value().as_deref()).expect("decodes"),
+    );
+    assert_eq!(
+        reloaded.get(ID).expect("loaded").after_completion(),
+        (2000, 0)
+    );
+    complete(&mut c, &job);
+    let m = c.get(ID).expect("known");
+    assert_eq!(
+        (m.producer_id, m.producer_epoch, m.prev_producer_id),
+        (2000, 0, pid)
+    );
+    // The retry of that EndTxn, from the old id, is still recognised.
+    assert_eq!(
+        end_v2(&mut c, pid, i16::MAX - 1, true),
+        Ok((Written::Done, (2000, 0)))
+    );
+}

@@ -60,16 +60,23 @@ pub async fn handle(
             return transactional(ctx, transactional_id, &request, version).await
         }
     }
-    match propose(ctx, Proposal::AllocateProducerId).await {
+    match allocate_producer_id(ctx).await {
         Ok(producer_id) => InitProducerIdResponse::default()
             .with_error_code(ErrorCode::None.code())
             .with_producer_id(ProducerId(producer_id))
             .with_producer_epoch(0),
-        Err((error, message)) => {
-            tracing::warn!(%error, message, "allocating a producer id failed");
-            refuse(error)
-        }
+        Err(error) => refuse(error),
     }
+}
+
+/// A new producer id from the cluster's durable blocks.
+pub(super) async fn allocate_producer_id(ctx: &Context) -> Result<i64, ErrorCode> {
+    propose(ctx, Proposal::AllocateProducerId)
+        .await
+        .map_err(|(error, message)| {
+            tracing::warn!(%error, message, "allocating a producer id failed");
+            error
+        })
 }
 
 /// InitProducerId for a transactional producer, from its id's coordinator:
@@ -100,15 +107,11 @@ async fn transactional(
                     .with_producer_id(ProducerId(producer_id))
                     .with_producer_epoch(epoch)
             }
-            TxnResponse::NeedProducerId if fresh.is_none() => {
-                match propose(ctx, Proposal::AllocateProducerId).await {
-                    Ok(producer_id) => fresh = Some(producer_id),
-                    Err((error, message)) => {
-                        tracing::warn!(%error, message, "allocating a producer id failed");
-                        return refuse(error);
-                    }
-                }
-            }
+            TxnResponse::NeedProducerId if fresh.is_none() => match allocate_producer_id(ctx).await
+            {
+                Ok(producer_id) => fresh = Some(producer_id),
+                Err(error) => return refuse(error),
+            },
             TxnResponse::Error(error) => {
                 // KIP-588: PRODUCER_FENCED from version 4.
                 return refuse(for_version(error, version, 4));

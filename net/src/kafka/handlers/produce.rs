@@ -218,6 +218,7 @@ async fn append(
             |appends| Produce {
                 acks,
                 transactional_id: transactional_id.clone(),
+                adds_partitions: version >= 12,
                 appends,
             },
             |results| results,

@@ -24,14 +24,15 @@ use super::groups::{call, checked_commits, opt};
 use super::txns::txn_state_for_version;
 use super::{Call, Handler, Outcome};
 
-/// The TxnOffsetCommit handler, at versions 0–4.
+/// The TxnOffsetCommit handler, at versions 0–5 (5: transaction version
+/// 2, the group's partition joins the transaction with the commit).
 pub struct TxnOffsetCommitHandler;
 
 impl Handler for TxnOffsetCommitHandler {
     const KEY: ApiKey = ApiKey::TxnOffsetCommit;
     const NAME: &'static str = "TxnOffsetCommit";
     const MIN_VERSION: i16 = 0;
-    const MAX_VERSION: i16 = 4;
+    const MAX_VERSION: i16 = 5;
     type Request = TxnOffsetCommitRequest;
     type Response = TxnOffsetCommitResponse;
 
@@ -67,6 +68,7 @@ impl Handler for TxnOffsetCommitHandler {
             transactional_id: request.transactional_id.0.as_str().to_owned(),
             producer_id: request.producer_id.0,
             epoch: request.producer_epoch,
+            adds_partition: version >= 5,
             member_id: request.member_id.as_str().to_owned(),
             instance_id: opt(&request.group_instance_id),
             generation: if version >= 3 {
