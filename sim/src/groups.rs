@@ -116,7 +116,7 @@ impl GroupModel {
 
 /// The coordinator of `group`: (owner shard, partition), once the offsets
 /// topic exists in the entry shard's metadata.
-fn locate(shard: &Shard, group: &str) -> Option<(u32, PartitionId)> {
+pub(crate) fn locate(shard: &Shard, group: &str) -> Option<(u32, PartitionId)> {
     let metadata = shard.metadata();
     let topic = metadata.topics.get(OFFSETS_TOPIC)?;
     let partition = coordinator_partition(group, topic.partitions.len() as i32);
@@ -127,7 +127,11 @@ fn locate(shard: &Shard, group: &str) -> Option<(u32, PartitionId)> {
     Some((owner, partition))
 }
 
-async fn group_call(shard: &Rc<Shard>, group: &str, request: GroupRequest) -> GroupResponse {
+pub(crate) async fn group_call(
+    shard: &Rc<Shard>,
+    group: &str,
+    request: GroupRequest,
+) -> GroupResponse {
     let Some((owner, partition)) = locate(shard, group) else {
         return GroupResponse::Error(ErrorCode::CoordinatorNotAvailable);
     };

@@ -48,6 +48,8 @@ pub struct Checks {
     pub offset_fetches: u64,
     /// Whole-partition read_committed reads checked against transactions.
     pub read_committed: u64,
+    /// Group offsets read back after a transaction that committed them.
+    pub txn_offsets: u64,
 }
 
 impl Checks {
@@ -60,6 +62,7 @@ impl Checks {
             + self.metadata
             + self.offset_fetches
             + self.read_committed
+            + self.txn_offsets
     }
 }
 

@@ -228,6 +228,7 @@ pub fn run(config: &SimConfig) -> Result<Report, Failure> {
     world.report.transactions_committed = txns.commits_acked;
     world.report.transactions_aborted = txns.aborts_acked;
     world.report.checks.read_committed = txns.reads_checked;
+    world.report.checks.txn_offsets = txns.offsets_checked;
     world.report.steps = world.step;
     let trace = world.trace.borrow();
     world.report.trace_events = trace.events();

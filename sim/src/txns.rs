@@ -25,6 +25,12 @@
 //!   its producer still has open (and that its timeout did not end);
 //! - a transaction whose commit was acknowledged is never aborted: its
 //!   records, once the last stable offset passes them, are all returned;
+//! - offsets committed in a transaction (TxnOffsetCommit, each transaction
+//!   of an id commits its own offset for the id's group) appear only if it
+//!   commits: OffsetFetch never answers an offset of a transaction that
+//!   was aborted or is still open, and once a commit is acknowledged and
+//!   its markers are in (OffsetFetch with require_stable answers), the
+//!   group's offset is that transaction's or a later one's;
 //! - (checked at the write) a producer's write to a partition after its
 //!   transaction ended there, not added to a transaction again, is refused
 //!   (KIP-890): nothing opens a transaction no coordinator will end; under
@@ -38,13 +44,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use sluice_core::batch::{BatchBuilder, BatchIter};
 use sluice_core::group::coordinator_partition;
+use sluice_core::group::records::CommittedOffset;
 use sluice_core::records::RecordIter;
 use sluice_core::txn::marker::{control_type, ControlType};
 use sluice_core::{ErrorCode, Offset};
+use sluice_shard::group::OFFSETS_TOPIC;
 use sluice_shard::message::{
     DescribeProducers, Fetch, PartitionRead, Propose, Txn, TxnRequest, TxnResponse,
 };
 use sluice_shard::txn::TRANSACTION_STATE_TOPIC;
+use sluice_shard::{GroupRequest, GroupResponse};
 use sluice_shard::{Proposal, Shard};
 
 use crate::client::{send_transactional, Clients};
@@ -87,6 +96,9 @@ pub struct TxnRun {
     pub started_ms: i64,
     /// Acknowledged records: partition → (offset, value).
     pub records: BTreeMap<Tp, Vec<(Offset, Bytes)>>,
+    /// The offset it committed for its id's group (accepted by the group
+    /// coordinator), if any.
+    pub group_offset: Option<(Tp, Offset)>,
 }
 
 impl TxnRun {
@@ -115,6 +127,8 @@ pub struct TxnModel {
     pub commits_acked: u64,
     pub aborts_acked: u64,
     pub reads_checked: u64,
+    /// Group offsets read back after a transaction and checked.
+    pub offsets_checked: u64,
 }
 
 impl TxnModel {
@@ -312,6 +326,7 @@ async fn run_transaction(
             live: true,
             started_ms: shard.env().now_ms(),
             records: BTreeMap::new(),
+            group_offset: None,
         });
         let index = model.txns.len() - 1;
         for (_, values) in &writes {
@@ -359,8 +374,20 @@ async fn run_transaction(
             }
         }
     }
+    if let Some(tp) = partitions.first() {
+        let sent = commit_offset(c, shard, id, index, (producer_id, epoch), tp).await;
+        if let Err(e) = sent {
+            let _ = end(c, shard, id, index, (producer_id, epoch), false).await;
+            return format!("TxnOffsetCommit: {e}, aborted");
+        }
+    }
     let (mut outcome, next) = end(c, shard, id, index, (producer_id, epoch), commit).await;
     let ended = outcome.ends_with("acknowledged");
+    if ended {
+        if let Err(e) = check_group_offsets(c, shard, id, index).await {
+            c.fail(e);
+        }
+    }
     if let (true, Some(value), Some(tp)) = (ended, late, partitions.first()) {
         let sequence = sequences.get(tp).copied().unwrap_or(0);
         let write = LateWrite {
@@ -384,6 +411,154 @@ async fn run_transaction(
             .insert(id.to_owned(), producer);
     }
     outcome
+}
+
+/// The group whose offsets the transactions of `id` commit.
+fn group_of(id: &str) -> String {
+    format!("txg-{id}")
+}
+
+/// The transaction's offset commit for its id's group: `tp` at an offset
+/// that names the transaction (its index + 1), added to the transaction
+/// with AddOffsetsToTxn, or by the commit itself under version 2.
+async fn commit_offset(
+    c: &Rc<Clients>,
+    shard: &Rc<Shard>,
+    id: &str,
+    index: usize,
+    (producer_id, epoch): (i64, i16),
+    tp: &Tp,
+) -> Result<(), String> {
+    let group = group_of(id);
+    let version2 = id == VERSION2_ID;
+    crate::groups::ensure_offsets_topic(c, shard.id).await;
+    let Some((_, partition)) = crate::groups::locate(shard, &group) else {
+        return Err(format!("no coordinator for {group}"));
+    };
+    if !version2 {
+        let add = TxnRequest::AddPartitions {
+            transactional_id: id.to_owned(),
+            producer_id,
+            epoch,
+            partitions: vec![(OFFSETS_TOPIC.to_owned(), partition)],
+            verify_only: false,
+        };
+        match txn_call(shard, id, add).await {
+            TxnResponse::Partitions(errors) if errors.iter().all(|e| *e == ErrorCode::None) => {}
+            other => return Err(format!("AddOffsetsToTxn: {other:?}")),
+        }
+    }
+    let offset = index as Offset + 1;
+    let request = GroupRequest::TxnCommit {
+        group_id: group.clone(),
+        transactional_id: id.to_owned(),
+        producer_id,
+        epoch,
+        adds_partition: version2,
+        member_id: String::new(),
+        instance_id: None,
+        generation: -1,
+        offsets: vec![(
+            tp.0.clone(),
+            tp.1,
+            CommittedOffset {
+                offset,
+                leader_epoch: -1,
+                metadata: String::new(),
+                commit_timestamp_ms: shard.env().now_ms(),
+            },
+            ErrorCode::None,
+        )],
+    };
+    let mut answer = GroupResponse::Error(ErrorCode::CoordinatorNotAvailable);
+    for _ in 0..TRIES {
+        answer = crate::groups::group_call(shard, &group, request.clone()).await;
+        match &answer {
+            GroupResponse::Commit(errors) if errors.iter().all(|e| *e == ErrorCode::None) => {
+                c.txns.borrow_mut().txns[index].group_offset = Some((tp.clone(), offset));
+                return Ok(());
+            }
+            GroupResponse::Commit(errors)
+                if errors.iter().all(|e| {
+                    matches!(
+                        e,
+                        ErrorCode::CoordinatorNotAvailable
+                            | ErrorCode::CoordinatorLoadInProgress
+                            | ErrorCode::ConcurrentTransactions
+                    )
+                }) =>
+            {
+                shard.env().sleep(Duration::from_millis(50)).await
+            }
+            _ => break,
+        }
+    }
+    Err(format!("{answer:?}"))
+}
+
+/// After transaction `index` of `id` ended (acknowledged): its group's
+/// offsets, once stable, show no transaction that may not commit, and
+/// show this one's (or a later one's) when it committed.
+async fn check_group_offsets(
+    c: &Rc<Clients>,
+    shard: &Rc<Shard>,
+    id: &str,
+    index: usize,
+) -> Result<(), String> {
+    let Some((tp, mine)) = c.txns.borrow().txns[index].group_offset.clone() else {
+        return Ok(());
+    };
+    let group = group_of(id);
+    for _ in 0..TRIES {
+        let request = GroupRequest::FetchOffsets {
+            group_id: group.clone(),
+            partitions: Some(vec![tp.clone()]),
+            require_stable: true,
+        };
+        let rows = match crate::groups::group_call(shard, &group, request).await {
+            GroupResponse::Offsets(Ok(rows)) => rows,
+            // A restart or a moved coordinator: nothing to judge now.
+            _ => return Ok(()),
+        };
+        let row = rows.into_iter().find(|(t, p, _)| (t, *p) == (&tp.0, tp.1));
+        let found = match row.map(|(_, _, o)| o) {
+            Some(Err(ErrorCode::UnstableOffsetCommit)) => {
+                shard.env().sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            Some(Err(_)) => return Ok(()),
+            Some(Ok(found)) => found.map(|o| o.offset),
+            None => None,
+        };
+        let mut model = c.txns.borrow_mut();
+        model.offsets_checked += 1;
+        let t = &model.txns[index];
+        let committed = t.outcome == Outcome::Committed;
+        if let Some(found) = found {
+            // Offsets name their transaction: index + 1.
+            let writer = usize::try_from(found - 1)
+                .ok()
+                .and_then(|i| model.txns.get(i));
+            if let Some(w) = writer.filter(|w| w.transactional_id == id && !w.may_commit()) {
+                return Err(format!(
+                    "group {group} {tp:?}: OffsetFetch answers offset {found}, committed by a transaction of {id} that was {:?}",
+                    w.outcome
+                ));
+            }
+        }
+        // A topic deleted since (or being deleted): its offsets go with it.
+        let gone = {
+            let m = c.model.borrow();
+            m.deleted.contains(&tp.0) || m.deleting.contains(&tp.0)
+        };
+        if committed && !gone && found.is_none_or(|f| f < mine) {
+            return Err(format!(
+                "group {group} {tp:?}: transaction {index} of {id} committed offset {mine}, but OffsetFetch answers {found:?}"
+            ));
+        }
+        return Ok(());
+    }
+    Ok(())
 }
 
 /// InitProducerId for `id`: its producer id and a new epoch.
