@@ -166,6 +166,22 @@ where
     <T as rkyv::Archive>::Archived: for<'a> CheckBytes<HighValidator<'a, rancor::Error>>
         + rkyv::Deserialize<T, HighDeserializer<rancor::Error>>,
 {
+    let Some((bytes, _)) = read_prefix(storage, path, FRAME_BYTES + CHECKPOINT_MAX_BYTES).await?
+    else {
+        return Ok(None);
+    };
+    decode(&bytes)
+        .map(Some)
+        .map_err(|reason| corrupt(path, reason))
+}
+
+/// The first `max_bytes` of the small file at `path` and its whole size,
+/// read at once; `None` when there is no file.
+pub(crate) async fn read_prefix<S: Storage>(
+    storage: &S,
+    path: &Path,
+    max_bytes: usize,
+) -> LogResult<Option<(bytes::Bytes, u64)>> {
     let file = match storage.open(path).await {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -175,15 +191,16 @@ where
         .size()
         .await
         .map_err(LogError::io("reading size of", path))?;
-    let len = (size as usize).min(FRAME_BYTES + CHECKPOINT_MAX_BYTES);
-    let bytes = file
-        .read_at(0, len)
-        .await
-        .map_err(LogError::io("reading", path))?;
+    let len = (size as usize).min(max_bytes);
+    let bytes = if len == 0 {
+        bytes::Bytes::new()
+    } else {
+        file.read_at(0, len)
+            .await
+            .map_err(LogError::io("reading", path))?
+    };
     file.close().await.map_err(LogError::io("closing", path))?;
-    decode(&bytes)
-        .map(Some)
-        .map_err(|reason| corrupt(path, reason))
+    Ok(Some((bytes, size)))
 }
 
 #[cfg(test)]

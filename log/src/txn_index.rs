@@ -104,29 +104,14 @@ pub async fn write<S: Storage>(storage: &S, path: &Path, entries: &[AbortedTxn])
 /// The entries of the file at `path`; `None` when there is no file.
 pub async fn read<S: Storage>(storage: &S, path: &Path) -> LogResult<Option<Vec<AbortedTxn>>> {
     let _turn = transient_file_turn().await;
-    let file = match storage.open(path).await {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(LogError::io("opening", path)(e)),
+    let Some((bytes, size)) = crate::checkpoint::read_prefix(storage, path, MAX_READ_BYTES).await?
+    else {
+        return Ok(None);
     };
-    let size = file
-        .size()
-        .await
-        .map_err(LogError::io("reading size of", path))?;
-    let len = (size as usize).min(MAX_READ_BYTES);
-    let entries = if len == 0 {
-        Vec::new()
-    } else {
-        let bytes = file
-            .read_at(0, len)
-            .await
-            .map_err(LogError::io("reading", path))?;
-        decode(&bytes)
-    };
+    let entries = decode(&bytes);
     if entries.len() * ENTRY_BYTES != size as usize {
         tracing::warn!(path = ?path, bytes = size, entries = entries.len(), "transaction index has bytes past its valid entries");
     }
-    file.close().await.map_err(LogError::io("closing", path))?;
     Ok(Some(entries))
 }
 

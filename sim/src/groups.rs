@@ -204,17 +204,7 @@ async fn commit(
         instance_id: None,
         generation,
         unknown_group_error: ErrorCode::IllegalGeneration,
-        offsets: vec![(
-            tp.0.clone(),
-            tp.1,
-            CommittedOffset {
-                offset,
-                leader_epoch: -1,
-                metadata: String::new(),
-                commit_timestamp_ms: shard.env().now_ms(),
-            },
-            ErrorCode::None,
-        )],
+        offsets: one_offset(tp, offset, shard.env().now_ms()),
     };
     let error = match group_call(shard, group, request).await {
         GroupResponse::Commit(errors) => errors
@@ -236,6 +226,25 @@ async fn commit(
         *acked = (*acked).max(offset);
     }
     error
+}
+
+/// A commit's offsets: `offset` for `tp` alone, committed at `now_ms`.
+pub(crate) fn one_offset(
+    tp: &Tp,
+    offset: Offset,
+    now_ms: i64,
+) -> Vec<(String, PartitionId, CommittedOffset, ErrorCode)> {
+    vec![(
+        tp.0.clone(),
+        tp.1,
+        CommittedOffset {
+            offset,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp_ms: now_ms,
+        },
+        ErrorCode::None,
+    )]
 }
 
 /// Reads `group`'s committed offsets and checks them against the commits

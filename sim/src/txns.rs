@@ -44,7 +44,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use sluice_core::batch::{BatchBuilder, BatchIter};
 use sluice_core::group::coordinator_partition;
-use sluice_core::group::records::CommittedOffset;
 use sluice_core::records::RecordIter;
 use sluice_core::txn::marker::{control_type, ControlType};
 use sluice_core::{ErrorCode, Offset};
@@ -458,17 +457,7 @@ async fn commit_offset(
         member_id: String::new(),
         instance_id: None,
         generation: -1,
-        offsets: vec![(
-            tp.0.clone(),
-            tp.1,
-            CommittedOffset {
-                offset,
-                leader_epoch: -1,
-                metadata: String::new(),
-                commit_timestamp_ms: shard.env().now_ms(),
-            },
-            ErrorCode::None,
-        )],
+        offsets: crate::groups::one_offset(tp, offset, shard.env().now_ms()),
     };
     let mut answer = GroupResponse::Error(ErrorCode::CoordinatorNotAvailable);
     for _ in 0..TRIES {
