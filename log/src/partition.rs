@@ -657,43 +657,50 @@ impl<S: Storage> PartitionLog<S> {
     /// Sealed segments' are read from their transaction indexes, from the
     /// segment that holds `from` on, until an entry shows that no later
     /// marker can concern offsets below `to` (Kafka's early stop); the
-    /// active segment's are in memory.
+    /// active segment's are in memory. A roll (or a truncation) while the
+    /// files are read moves entries between memory and files: the read
+    /// starts again then, so none is missed.
     pub async fn aborted_between(&self, from: Offset, to: Offset) -> LogResult<Vec<AbortedTxn>> {
-        let sealed: Vec<SegmentCell<S>> = {
-            let segments = self.segments.borrow();
-            let first = segments
-                .partition_point(|s| s.borrow().base_offset <= from)
-                .saturating_sub(1);
-            let last = segments.len().saturating_sub(1);
-            segments[first.min(last)..last].to_vec()
-        };
-        let mut out = Vec::new();
-        for seg in sealed {
-            let path = seg.borrow().paths.txn_index.clone();
-            // A segment retention removed meanwhile has none: its records
-            // are gone too.
-            let entries = txn_index::read(&self.storage, &path)
-                .await?
-                .unwrap_or_default();
-            let mut complete = false;
-            for t in entries {
-                if t.overlaps(from, to) {
-                    out.push(t);
+        'again: loop {
+            let (sealed, active_base) = {
+                let segments = self.segments.borrow();
+                let first = segments
+                    .partition_point(|s| s.borrow().base_offset <= from)
+                    .saturating_sub(1);
+                let last = segments.len().saturating_sub(1);
+                let active_base = segments.last().map_or(0, |s| s.borrow().base_offset);
+                (segments[first.min(last)..last].to_vec(), active_base)
+            };
+            let mut out = Vec::new();
+            for seg in sealed {
+                let path = seg.borrow().paths.txn_index.clone();
+                // A segment retention removed meanwhile has none: its
+                // records are gone too.
+                let entries = txn_index::read(&self.storage, &path)
+                    .await?
+                    .unwrap_or_default();
+                let mut complete = false;
+                for t in entries {
+                    if t.overlaps(from, to) {
+                        out.push(t);
+                    }
+                    complete |= t.completes_reads_below(to);
                 }
-                complete |= t.completes_reads_below(to);
+                if complete {
+                    return Ok(out);
+                }
             }
-            if complete {
-                return Ok(out);
+            if self.active().borrow().base_offset != active_base {
+                continue 'again;
             }
+            out.extend(
+                self.producers
+                    .borrow()
+                    .txns()
+                    .aborted_between(from.max(active_base), to),
+            );
+            return Ok(out);
         }
-        let active_base = self.active().borrow().base_offset;
-        out.extend(
-            self.producers
-                .borrow()
-                .txns()
-                .aborted_between(from.max(active_base), to),
-        );
-        Ok(out)
     }
 
     pub fn log_end_offset(&self) -> Offset {
