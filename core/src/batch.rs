@@ -173,6 +173,21 @@ fn be_i64(b: &[u8], at: usize) -> i64 {
     i64::from_be_bytes(b[at..at + 8].try_into().expect("8-byte slice"))
 }
 
+/// The last offset of the whole batches at the start of `buf` (headers
+/// only, nothing checked), or `None` when it starts with none.
+pub fn last_offset_in(buf: &[u8]) -> Option<Offset> {
+    let mut at = 0;
+    let mut last = None;
+    while let Ok(header) = BatchHeader::peek(&buf[at..]) {
+        if at + header.size_bytes > buf.len() {
+            break;
+        }
+        last = Some(header.last_offset());
+        at += header.size_bytes;
+    }
+    last
+}
+
 /// Reads the header of the batch that starts `buf` and returns its whole size
 /// in bytes, without checking the CRC. Needs only [`HEADER_BYTES`] of `buf`
 /// (the rest of the batch may not have been read yet).
@@ -692,6 +707,18 @@ impl BatchBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_offset_of_whole_batches_is_read_from_their_headers() {
+        let mut buf = sample(3).to_vec(); // offsets 0..=2
+        let mut second = sample(2).to_vec();
+        second[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&10i64.to_be_bytes());
+        buf.extend_from_slice(&second);
+        assert_eq!(last_offset_in(&buf), Some(11));
+        // A torn last batch does not count; nothing whole is None.
+        assert_eq!(last_offset_in(&buf[..buf.len() - 1]), Some(2));
+        assert_eq!(last_offset_in(&buf[..10]), None);
+    }
 
     fn sample(n: usize) -> Bytes {
         let mut b = BatchBuilder::new(1_700_000_000_000);

@@ -380,11 +380,11 @@ impl<S: Storage> PartitionLog<S> {
         let Some((active, sealed)) = segments.split_last() else {
             return Ok(());
         };
-        let has_file = |base: Offset| {
-            names
-                .iter()
-                .any(|n| parse_segment_name(n, "txnindex") == Some(base))
-        };
+        let indexed: std::collections::BTreeSet<Offset> = names
+            .iter()
+            .filter_map(|n| parse_segment_name(n, "txnindex"))
+            .collect();
+        let has_file = |base: Offset| indexed.contains(&base);
         let mut wrote = false;
         for seg in sealed {
             let (base, next, path) = {

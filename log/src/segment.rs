@@ -81,13 +81,18 @@ impl SegmentPaths {
 /// Removes every file of a segment that exists.
 pub async fn remove_files<S: Storage>(storage: &S, paths: &SegmentPaths) -> LogResult<()> {
     for path in paths.files() {
-        match storage.remove(path).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(LogError::io("removing", path)(e)),
-        }
+        remove_if_present(storage, path).await?;
     }
     Ok(())
+}
+
+/// Removes `path` unless it is not there.
+pub(crate) async fn remove_if_present<S: Storage>(storage: &S, path: &Path) -> LogResult<()> {
+    match storage.remove(path).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(LogError::io("removing", path)(e)),
+    }
 }
 
 /// Parses a segment file name (`<base:020>.<ext>`) into its base offset.

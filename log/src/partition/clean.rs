@@ -37,7 +37,7 @@ use sluice_core::compaction::{read_records, rebuild_batch, CleanRecord};
 use super::*;
 use crate::checkpoint::Checkpoint;
 use crate::offset_map::KeyOffsetMap;
-use crate::segment::{remove_files, SegmentPaths, INDEX_EXTENSIONS};
+use crate::segment::{remove_files, remove_if_present, SegmentPaths, INDEX_EXTENSIONS};
 use crate::storage::StorageFile;
 
 /// Name of the file that keeps a compacted log's first dirty offset.
@@ -153,14 +153,6 @@ fn staged_paths(dir: &Path, base_offset: Offset, suffix: &str) -> SegmentPaths {
 /// The base offset of a staged file name (`<base:020>.<ext>.<suffix>`).
 fn parse_staged_name(name: &str, ext: &str, suffix: &str) -> Option<Offset> {
     parse_segment_name(name.strip_suffix(suffix)?.strip_suffix('.')?, ext)
-}
-
-async fn remove_if_present<S: Storage>(storage: &S, path: &Path) -> LogResult<()> {
-    match storage.remove(path).await {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(LogError::io("removing", path)(e)),
-    }
 }
 
 /// Finishes what a crash interrupted, before a log is opened: deletes the
@@ -481,24 +473,29 @@ impl<S: Storage> PartitionLog<S> {
         let mut map = KeyOffsetMap::new(budget_bytes);
         let mut next = plan.first_dirty_offset.max(self.log_start_offset());
         let end = plan.first_uncleanable_offset;
+        // The aborted transactions of the segment being read: its index
+        // (and the memory's, for the active one) read once per segment.
+        let mut aborted: Vec<AbortedTxn> = Vec::new();
+        let mut aborted_until = next;
         'read: while next < end {
             let chunks = self.read(next, CLEANER_READ_BYTES, end).await?;
             if chunks.is_empty() {
                 break;
             }
-            // The aborted transactions these chunks overlap.
-            let chunks_end = chunks
-                .iter()
-                .filter_map(|c| last_offset_in(c))
-                .max()
-                .map_or(end, |last| last + 1);
-            let aborted = self.aborted_between(next, chunks_end).await?;
             for chunk in chunks {
                 pacer.pace(chunk.len() as u64).await;
                 for batch in sluice_core::batch::BatchIter::new_unchecked(chunk) {
                     let batch = batch.map_err(|e| self.corrupt_batch(next, e.to_string()))?;
                     if batch.last_offset() < next {
                         continue;
+                    }
+                    if batch.base_offset() >= aborted_until {
+                        let base = batch.base_offset();
+                        aborted_until = self
+                            .segment_for(base)
+                            .map_or(end, |s| s.borrow().next_offset)
+                            .clamp(base + 1, end.max(base + 1));
+                        aborted = self.aborted_between(base, aborted_until).await?;
                     }
                     // An aborted transaction's records are garbage: they
                     // must not make a committed value of their key go.
@@ -861,18 +858,4 @@ fn is_aborted(batch: &RecordBatch, aborted: &[AbortedTxn]) -> bool {
     aborted
         .iter()
         .any(|t| t.producer_id == producer && t.first_offset <= base && base < t.last_offset)
-}
-
-/// The last offset of the last whole batch in `chunk`.
-fn last_offset_in(chunk: &[u8]) -> Option<Offset> {
-    let mut at = 0;
-    let mut last = None;
-    while let Ok(header) = BatchHeader::peek(&chunk[at..]) {
-        last = Some(header.last_offset());
-        at += header.size_bytes;
-        if at >= chunk.len() {
-            break;
-        }
-    }
-    last
 }

@@ -4,7 +4,6 @@
 //! batch boundaries, and restarting an emptied log at a given offset.
 
 use super::*;
-use crate::storage::StorageFile;
 
 impl<S: Storage> PartitionLog<S> {
     /// Removes every batch holding an offset at or above `offset`, so the
@@ -27,12 +26,14 @@ impl<S: Storage> PartitionLog<S> {
         }
         let result = self.truncate_locked(offset, now_ms).await;
         match result {
-            Ok(end) => {
+            Ok((end, unsealed_txn_index)) => {
                 self.producers.borrow_mut().truncate_from(end);
                 self.durable_offset.set(self.durable_offset.get().min(end));
                 self.epochs.borrow_mut().truncate_from(end);
-                if let Err(e) = self.settle_unsealed_txn_index().await {
-                    return self.fail(e);
+                if let Some(path) = unsealed_txn_index {
+                    if let Err(e) = self.settle_unsealed_txn_index(&path).await {
+                        return self.fail(e);
+                    }
                 }
                 if let Err(e) = self.write_epochs().await {
                     return self.fail(e);
@@ -43,23 +44,14 @@ impl<S: Storage> PartitionLog<S> {
         }
     }
 
-    /// After truncation: when the active segment was sealed before, its
+    /// After a truncation that made a sealed segment active again: its
     /// aborted transactions (put back in memory by the unseal) are written
-    /// to a producer snapshot before its transaction index goes, so a
-    /// crash in between finds them in one or the other.
-    async fn settle_unsealed_txn_index(&self) -> LogResult<()> {
-        let path = self.active().borrow().paths.txn_index.clone();
-        match self.storage.open(&path).await {
-            Ok(file) => file.close().await.map_err(LogError::io("closing", &path))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(LogError::io("opening", &path)(e)),
-        }
+    /// to a producer snapshot before its transaction index at `path` goes,
+    /// so a crash in between finds them in one or the other.
+    async fn settle_unsealed_txn_index(&self, path: &Path) -> LogResult<()> {
         let snapshot = self.producer_snapshot_now();
         self.write_producer_snapshot(&snapshot).await?;
-        self.storage
-            .remove(&path)
-            .await
-            .map_err(LogError::io("removing", &path))?;
+        crate::segment::remove_if_present(&self.storage, path).await?;
         self.storage
             .sync_dir(&self.dir)
             .await
@@ -97,9 +89,16 @@ impl<S: Storage> PartitionLog<S> {
         }
     }
 
-    pub(super) async fn truncate_locked(&self, offset: Offset, now_ms: i64) -> LogResult<Offset> {
+    /// [`Self::truncate_to`] under the I/O lock: the new log end, and the
+    /// transaction index of the sealed segment it made active again, if it
+    /// did (see [`Self::settle_unsealed_txn_index`]).
+    pub(super) async fn truncate_locked(
+        &self,
+        offset: Offset,
+        now_ms: i64,
+    ) -> LogResult<(Offset, Option<PathBuf>)> {
         if offset <= self.log_start_offset() {
-            return self.start_over_at(offset, now_ms).await;
+            return Ok((self.start_over_at(offset, now_ms).await?, None));
         }
         // Drop whole segments that start at or above the offset.
         let later: Vec<_> = {
@@ -109,6 +108,7 @@ impl<S: Storage> PartitionLog<S> {
         };
         self.remove_segments(later).await?;
         let active = self.active();
+        let mut unsealed_txn_index = None;
         if active.borrow().sealed {
             Segment::ensure_indexes(&active, &self.storage, self.index_interval_bytes()).await?;
             Segment::unseal(&active, &self.storage).await?;
@@ -122,17 +122,18 @@ impl<S: Storage> PartitionLog<S> {
             let txns = producers.txns_mut();
             txns.restore_aborted_before(entries);
             txns.forget_before(self.log_start_offset());
+            unsealed_txn_index = Some(path);
         }
         match Segment::position_of(&active, offset).await? {
             // Cutting at the batch base would put the log end below the log
             // start: nothing visible survives, so start over instead.
             Some((_, base)) if base < self.log_start_offset() => {
-                return self.start_over_at(offset, now_ms).await;
+                return Ok((self.start_over_at(offset, now_ms).await?, None));
             }
             Some((position, base)) => Segment::truncate_at(&active, position, base).await?,
             None => Segment::write_out(&active, true).await?,
         }
-        Ok(self.log_end_offset())
+        Ok((self.log_end_offset(), unsealed_txn_index))
     }
 
     /// Empties the log and restarts it at `offset`, which becomes the log

@@ -19,6 +19,7 @@ use std::task::{Context, Poll};
 use futures_util::future::join_all;
 
 use crate::message::{CancelWatch, Fetch, PartitionRead, RecordSet, Watch};
+use sluice_core::batch::last_offset_in;
 
 use super::replication;
 use crate::notify::Changed;
@@ -189,7 +190,16 @@ impl Shard {
                 let counter = &self.counters.fetch_record_bytes_copied;
                 counter.set(counter.get() + copied as u64);
                 if read.read_committed && !result.records.is_empty() {
-                    match p.log.aborted_between(offset, upto).await {
+                    // Those the returned batches overlap: up to their end,
+                    // not the LSO (older segments' indexes are read up to
+                    // there, not beyond).
+                    let to = result
+                        .records
+                        .pieces()
+                        .last()
+                        .and_then(|piece| last_offset_in(piece))
+                        .map_or(upto, |last| (last + 1).min(upto));
+                    match p.log.aborted_between(offset, to).await {
                         Ok(aborted) => result.aborted = aborted,
                         Err(e) => {
                             // Records without their aborted transactions

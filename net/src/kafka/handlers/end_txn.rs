@@ -14,8 +14,7 @@ use kafka_protocol::messages::{ApiKey, EndTxnRequest, EndTxnResponse, ProducerId
 use sluice_core::ErrorCode;
 use sluice_shard::message::{TxnRequest, TxnResponse};
 
-use super::init_producer_id::allocate_producer_id;
-use super::txns::for_version;
+use super::txns::{call_allocating, for_version};
 use super::{Call, Handler, Outcome};
 
 /// The EndTxn handler, at versions 0–5.
@@ -32,34 +31,20 @@ impl Handler for EndTxnHandler {
     async fn handle(call: Call<'_>, request: Self::Request) -> Outcome<Self::Response> {
         let id = request.transactional_id.0.as_str();
         let version2 = call.version >= 5;
-        let mut fresh = None;
-        let (error, producer) = loop {
-            let answer = super::txns::call(
-                call.ctx,
-                id,
-                TxnRequest::EndTxn {
-                    transactional_id: id.to_owned(),
-                    producer_id: request.producer_id.0,
-                    epoch: request.producer_epoch,
-                    commit: request.committed,
-                    version2,
-                    fresh,
-                },
-            )
-            .await;
-            match answer {
-                TxnResponse::Error(e) => break (e, None),
-                TxnResponse::ProducerId { producer_id, epoch } => {
-                    break (ErrorCode::None, Some((producer_id, epoch)))
-                }
-                TxnResponse::NeedProducerId if fresh.is_none() => {
-                    match allocate_producer_id(call.ctx).await {
-                        Ok(id) => fresh = Some(id),
-                        Err(e) => break (e, None),
-                    }
-                }
-                _ => break (ErrorCode::UnknownServerError, None),
+        let ask = |fresh| TxnRequest::EndTxn {
+            transactional_id: id.to_owned(),
+            producer_id: request.producer_id.0,
+            epoch: request.producer_epoch,
+            commit: request.committed,
+            version2,
+            fresh,
+        };
+        let (error, producer) = match call_allocating(call.ctx, id, ask).await {
+            TxnResponse::Error(e) => (e, None),
+            TxnResponse::ProducerId { producer_id, epoch } => {
+                (ErrorCode::None, Some((producer_id, epoch)))
             }
+            _ => (ErrorCode::UnknownServerError, None),
         };
         // KIP-588: PRODUCER_FENCED from version 2.
         let error = for_version(error, call.version, 2);

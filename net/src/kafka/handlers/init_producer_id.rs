@@ -16,10 +16,8 @@
 use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use sluice_core::ErrorCode;
 use sluice_shard::message::{TxnRequest, TxnResponse};
-use sluice_shard::Proposal;
 
-use super::topics::propose;
-use super::txns::{call, for_version};
+use super::txns::{allocate_producer_id, call_allocating, for_version};
 use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
 
@@ -69,16 +67,6 @@ pub async fn handle(
     }
 }
 
-/// A new producer id from the cluster's durable blocks.
-pub(super) async fn allocate_producer_id(ctx: &Context) -> Result<i64, ErrorCode> {
-    propose(ctx, Proposal::AllocateProducerId)
-        .await
-        .map_err(|(error, message)| {
-            tracing::warn!(%error, message, "allocating a producer id failed");
-            error
-        })
-}
-
 /// InitProducerId for a transactional producer, from its id's coordinator:
 /// a producer id the first time, then the same id with its epoch bumped
 /// (fencing earlier instances). The coordinator asks for a fresh producer
@@ -92,31 +80,19 @@ async fn transactional(
     // KIP-360 (v3+): a producer that has an id and epoch says so.
     let expected = (version >= 3 && request.producer_id.0 >= 0)
         .then_some((request.producer_id.0, request.producer_epoch));
-    let mut fresh = None;
-    loop {
-        let ask = TxnRequest::InitProducerId {
-            transactional_id: transactional_id.to_owned(),
-            timeout_ms: request.transaction_timeout_ms,
-            expected,
-            fresh,
-        };
-        match call(ctx, transactional_id, ask).await {
-            TxnResponse::ProducerId { producer_id, epoch } => {
-                return InitProducerIdResponse::default()
-                    .with_error_code(ErrorCode::None.code())
-                    .with_producer_id(ProducerId(producer_id))
-                    .with_producer_epoch(epoch)
-            }
-            TxnResponse::NeedProducerId if fresh.is_none() => match allocate_producer_id(ctx).await
-            {
-                Ok(producer_id) => fresh = Some(producer_id),
-                Err(error) => return refuse(error),
-            },
-            TxnResponse::Error(error) => {
-                // KIP-588: PRODUCER_FENCED from version 4.
-                return refuse(for_version(error, version, 4));
-            }
-            _ => return refuse(ErrorCode::UnknownServerError),
-        }
+    let ask = |fresh| TxnRequest::InitProducerId {
+        transactional_id: transactional_id.to_owned(),
+        timeout_ms: request.transaction_timeout_ms,
+        expected,
+        fresh,
+    };
+    match call_allocating(ctx, transactional_id, ask).await {
+        TxnResponse::ProducerId { producer_id, epoch } => InitProducerIdResponse::default()
+            .with_error_code(ErrorCode::None.code())
+            .with_producer_id(ProducerId(producer_id))
+            .with_producer_epoch(epoch),
+        // KIP-588: PRODUCER_FENCED from version 4.
+        TxnResponse::Error(error) => refuse(for_version(error, version, 4)),
+        _ => refuse(ErrorCode::UnknownServerError),
     }
 }

@@ -12,7 +12,9 @@ use sluice_shard::message::{Txn, TxnRequest, TxnResponse};
 use sluice_shard::txn::TRANSACTION_STATE_TOPIC;
 
 use super::groups::{internal_coordinator, Coordinator, InternalTopic};
+use super::topics::propose;
 use crate::kafka::context::Context;
+use sluice_shard::Proposal;
 
 /// The coordinator of `transactional_id`, creating `__transaction_state`
 /// when it does not exist yet.
@@ -53,6 +55,34 @@ pub async fn call(ctx: &Context, transactional_id: &str, request: TxnRequest) ->
         .call(shard, Txn { partition, request })
         .await
         .unwrap_or(TxnResponse::Error(ErrorCode::CoordinatorNotAvailable))
+}
+
+/// Runs `ask(None)` on `transactional_id`'s coordinator; when it answers
+/// that it needs a fresh producer id (a new id, or an exhausted epoch),
+/// allocates one and runs `ask(Some(id))`. An allocation that fails is its
+/// error.
+pub async fn call_allocating(
+    ctx: &Context,
+    transactional_id: &str,
+    ask: impl Fn(Option<i64>) -> TxnRequest,
+) -> TxnResponse {
+    match call(ctx, transactional_id, ask(None)).await {
+        TxnResponse::NeedProducerId => match allocate_producer_id(ctx).await {
+            Ok(fresh) => call(ctx, transactional_id, ask(Some(fresh))).await,
+            Err(error) => TxnResponse::Error(error),
+        },
+        answer => answer,
+    }
+}
+
+/// A new producer id from the cluster's durable blocks.
+pub async fn allocate_producer_id(ctx: &Context) -> Result<i64, ErrorCode> {
+    propose(ctx, Proposal::AllocateProducerId)
+        .await
+        .map_err(|(error, message)| {
+            tracing::warn!(%error, message, "allocating a producer id failed");
+            error
+        })
 }
 
 /// What a client at `version` is told for `error` when a transactional
