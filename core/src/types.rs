@@ -40,6 +40,15 @@ impl fmt::Display for TopicPartition {
     }
 }
 
+/// Kafka's internal topics (`Topic.isInternal`): Metadata marks them so,
+/// and clients skip them in pattern subscriptions.
+pub fn is_internal_topic(name: &str) -> bool {
+    matches!(
+        name,
+        "__consumer_offsets" | "__transaction_state" | "__share_group_state"
+    )
+}
+
 /// Why a topic name is not legal, with Kafka's rules: 1..=249 characters of
 /// `[a-zA-Z0-9._-]`, and neither "." nor "..".
 pub fn validate_topic_name(name: &str) -> Result<(), &'static str> {

@@ -104,7 +104,7 @@ pub fn handle(
             DescribeTopicPartitionsResponseTopic::default()
                 .with_name(Some(topic_name))
                 .with_topic_id(Uuid::from_bytes(meta.id))
-                .with_is_internal(name == sluice_shard::group::OFFSETS_TOPIC)
+                .with_is_internal(sluice_core::types::is_internal_topic(name))
                 .with_partitions(partitions)
                 .with_topic_authorized_operations(TOPIC_AUTHORIZED_OPERATIONS),
         );

@@ -185,6 +185,6 @@ fn topic_response(ctx: &Context, name: &str, meta: &TopicMeta) -> MetadataRespon
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(name.to_owned()))))
         .with_topic_id(Uuid::from_bytes(meta.id))
-        .with_is_internal(name == sluice_shard::group::OFFSETS_TOPIC)
+        .with_is_internal(sluice_core::types::is_internal_topic(name))
         .with_partitions(partitions)
 }
