@@ -33,53 +33,12 @@ use std::process::Command;
 use std::sync::Once;
 use std::time::Duration;
 
+use common::programs::{client_dir, java_client, require_tool, setup};
 use common::{fetch_all, kcat, message, run, topic, Broker, CmdOutput};
 
-/// Bound on one setup step: the first run downloads the dependencies.
-const SETUP_TIMEOUT: Duration = Duration::from_secs(300);
 /// Bound on one client program. Each program also has a watchdog of its
 /// own (150 s) that makes it print FAIL and exit.
 const PROGRAM_TIMEOUT: Duration = Duration::from_secs(180);
-
-fn client_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/clients")
-        .join(name)
-}
-
-/// Panics with a clear message unless `program --version`-like `args` runs
-/// and exits 0: the test needs this toolchain and does not skip without it.
-fn require_tool(program: &str, args: &[&str], needed_for: &str) {
-    let status = Command::new(program)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
-    match status {
-        Ok(status) if status.success() => {}
-        Ok(status) => panic!(
-            "`{program} {}` exited with {status}: {program} is needed for {needed_for} \
-             (scripts/test sets it up)",
-            args.join(" ")
-        ),
-        Err(e) => panic!(
-            "cannot run `{program}` ({e}): {program} is needed for {needed_for} \
-             (scripts/test sets it up)"
-        ),
-    }
-}
-
-/// Runs a setup command in `dir` and panics (showing its output) unless it
-/// succeeds within SETUP_TIMEOUT.
-fn setup(dir: &Path, program: &str, args: &[&str]) {
-    run(
-        Command::new(program).args(args).current_dir(dir),
-        b"",
-        SETUP_TIMEOUT,
-    )
-    .assert_success();
-}
 
 /// Asserts that a client program exited 0 and printed a PASS line (and no
 /// FAIL line); returns its stdout lines.
@@ -97,24 +56,6 @@ fn assert_passed(out: &CmdOutput) -> Vec<String> {
     // Shown with --nocapture: what was checked.
     eprintln!("{}:\n{stdout}", out.what);
     stdout.lines().map(str::to_owned).collect()
-}
-
-/// tests/clients/java with kafka-clients and its runtime dependencies
-/// (slf4j, lz4, snappy, zstd) copied to target/dependency: once per run of
-/// these tests, offline and quick once they are fetched.
-fn java_client() -> PathBuf {
-    require_tool("java", &["-version"], "the Java client test");
-    require_tool("mvn", &["-v"], "fetching the Java client's jars");
-    let dir = client_dir("java");
-    static SETUP: Once = Once::new();
-    SETUP.call_once(|| {
-        setup(
-            &dir,
-            "mvn",
-            &["-q", "-B", "-ntp", "dependency:copy-dependencies"],
-        )
-    });
-    dir
 }
 
 /// Runs SluiceClientCheck.java against `broker` with `args` (mode, topic,

@@ -14,6 +14,7 @@
 pub mod cluster;
 pub mod kafka;
 pub mod netns;
+pub mod programs;
 pub mod wire;
 
 use std::fs::{File, OpenOptions};
