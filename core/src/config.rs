@@ -511,6 +511,44 @@ pub struct GroupConfig {
     /// KIP-848 groups: how often members heartbeat
     /// (`group.consumer.heartbeat.interval.ms`).
     pub consumer_heartbeat_interval_ms: i32,
+    /// Share groups: a member not heard from this long is removed
+    /// (`group.share.session.timeout.ms`).
+    pub share_session_timeout_ms: i32,
+    /// Share groups: how often members heartbeat
+    /// (`group.share.heartbeat.interval.ms`).
+    pub share_heartbeat_interval_ms: i32,
+    /// Share groups: how long a member holds records it acquired
+    /// (`group.share.record.lock.duration.ms`); a group's
+    /// `share.record.lock.duration.ms` overrides it within the bounds below.
+    pub share_record_lock_duration_ms: i32,
+    /// The least a group may set (`group.share.min.record.lock.duration.ms`).
+    pub share_min_record_lock_duration_ms: i32,
+    /// The most a group may set (`group.share.max.record.lock.duration.ms`).
+    pub share_max_record_lock_duration_ms: i32,
+    /// Share groups: deliveries of a record before it is archived
+    /// (`group.share.delivery.count.limit`); a group's
+    /// `share.delivery.count.limit` overrides it within the bounds below.
+    pub share_delivery_count_limit: i32,
+    /// The least a group may set (`group.share.min.delivery.count.limit`).
+    pub share_min_delivery_count_limit: i32,
+    /// The most a group may set (`group.share.max.delivery.count.limit`).
+    pub share_max_delivery_count_limit: i32,
+    /// Share groups: records of one partition in flight at once
+    /// (`group.share.partition.max.record.locks`).
+    pub share_partition_max_record_locks: i32,
+    /// Share sessions a broker keeps at once (`group.share.max.share.sessions`):
+    /// a new one past that is refused with SHARE_SESSION_LIMIT_REACHED.
+    pub share_max_share_sessions: i32,
+    /// Partitions of `__share_group_state`, fixed when it is first created
+    /// (`share.coordinator.state.topic.num.partitions`).
+    pub share_state_topic_num_partitions: i32,
+    /// Replicas of each `__share_group_state` partition, at most the live
+    /// brokers when it is created
+    /// (`share.coordinator.state.topic.replication.factor`).
+    pub share_state_topic_replication_factor: i16,
+    /// Segment size of `__share_group_state` partitions
+    /// (`share.coordinator.state.topic.segment.bytes`).
+    pub share_state_topic_segment_bytes: u64,
 }
 
 impl Default for GroupConfig {
@@ -528,6 +566,19 @@ impl Default for GroupConfig {
             offsets_retention_check_interval_ms: 600_000,
             consumer_session_timeout_ms: 45_000,
             consumer_heartbeat_interval_ms: 5_000,
+            share_session_timeout_ms: 45_000,
+            share_heartbeat_interval_ms: 5_000,
+            share_record_lock_duration_ms: 30_000,
+            share_min_record_lock_duration_ms: 15_000,
+            share_max_record_lock_duration_ms: 60_000,
+            share_delivery_count_limit: 5,
+            share_min_delivery_count_limit: 2,
+            share_max_delivery_count_limit: 10,
+            share_partition_max_record_locks: 2_000,
+            share_max_share_sessions: 2_000,
+            share_state_topic_num_partitions: 50,
+            share_state_topic_replication_factor: 3,
+            share_state_topic_segment_bytes: 100 * 1024 * 1024,
         }
     }
 }

@@ -32,6 +32,8 @@ pub enum ConfigSource {
     StaticBroker = 4,
     Default = 5,
     DynamicBrokerLogger = 6,
+    /// A group's own config (`kafka-configs.sh --entity-type groups`).
+    DynamicGroup = 8,
 }
 
 impl ConfigSource {

@@ -26,6 +26,9 @@ pub enum ConfigResource {
     Topic(String),
     /// One broker, or (`None`) the cluster-wide default of every broker.
     Broker(Option<BrokerId>),
+    /// A group's configs (KIP-848, KIP-932): kept whether or not the group
+    /// exists, as Kafka keeps them.
+    Group(String),
 }
 
 /// Kafka's config name of the replication throttle a leader applies.
@@ -247,6 +250,9 @@ impl MetadataState {
                 .get(&broker_key(*b))
                 .cloned()
                 .unwrap_or_default(),
+            ConfigResource::Group(name) => {
+                self.group_configs.get(name).cloned().unwrap_or_default()
+            }
         }
     }
 

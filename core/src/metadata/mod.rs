@@ -142,6 +142,10 @@ pub struct MetadataState {
     /// any, ordered by entity.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub client_quotas: Vec<crate::quota::ClientQuota>,
+    /// Group config overrides (`kafka-configs.sh --entity-type groups`),
+    /// by group id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
     /// First producer id not yet handed out.
     pub next_producer_id: i64,
     /// Commands applied so far.
@@ -358,6 +362,13 @@ impl MetadataState {
                             self.broker_configs.remove(&key);
                         } else {
                             self.broker_configs.insert(key, configs.clone());
+                        }
+                    }
+                    dynamic_config::ConfigResource::Group(group) => {
+                        if configs.is_empty() {
+                            self.group_configs.remove(group);
+                        } else {
+                            self.group_configs.insert(group.clone(), configs.clone());
                         }
                     }
                 }

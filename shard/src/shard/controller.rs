@@ -818,6 +818,11 @@ impl Shard {
                     p.log.set_config(config);
                 }
             }
+            // Group configs are read at each request that needs them.
+            MetadataCommand::AlterConfigs {
+                resource: ConfigResource::Group(_),
+                ..
+            } => {}
             // An in-sync set change may complete a reassignment.
             MetadataCommand::AlterPartition { .. } => self.remove_unassigned().await,
             MetadataCommand::DeleteTopic { name } => {

@@ -6,6 +6,8 @@
 //! where each value comes from. Pure: no I/O and no shard access; handlers pass the state in, so
 //! tests drive it directly.
 
+use std::collections::BTreeMap;
+
 use sluice_core::config::NodeConfig;
 use sluice_core::metadata::dynamic_config::{broker_key, DYNAMIC_BROKER_CONFIGS};
 use sluice_core::metadata::eligible::{MIN_INSYNC_REPLICAS, UNCLEAN_LEADER_ELECTION};
@@ -273,7 +275,30 @@ pub fn dynamic_broker_configs(
 /// the others at Kafka's defaults (share and streams groups are not served
 /// here, so their settings have nothing to act on). Every group has them;
 /// per-group overrides are not kept.
-pub fn group_configs(config: &NodeConfig) -> Vec<ConfigEntry> {
+pub fn group_configs(
+    config: &NodeConfig,
+    overrides: &BTreeMap<String, String>,
+) -> Vec<ConfigEntry> {
+    let mut entries = broker_group_configs(config);
+    for e in entries.iter_mut() {
+        if let Some(value) = overrides.get(&e.name) {
+            e.value = value.clone();
+            e.source = ConfigSource::DynamicGroup;
+            e.synonyms.insert(
+                0,
+                Synonym {
+                    name: e.name.clone(),
+                    value: value.clone(),
+                    source: ConfigSource::DynamicGroup,
+                },
+            );
+        }
+    }
+    entries
+}
+
+/// Every group's configs as the broker's settings make them.
+fn broker_group_configs(config: &NodeConfig) -> Vec<ConfigEntry> {
     let g = &config.group;
     let defaults = NodeConfig::default().group;
     let entry = |name: &str, broker: Option<&str>, config_type, value: String, default: String| {
@@ -348,17 +373,19 @@ pub fn group_configs(config: &NodeConfig) -> Vec<ConfigEntry> {
             ConfigType::String,
             "latest",
         ),
-        fixed(
+        entry(
             "share.delivery.count.limit",
             Some("group.share.delivery.count.limit"),
             ConfigType::Int,
-            "5",
+            g.share_delivery_count_limit.to_string(),
+            defaults.share_delivery_count_limit.to_string(),
         ),
-        fixed(
+        entry(
             "share.heartbeat.interval.ms",
             Some("group.share.heartbeat.interval.ms"),
             ConfigType::Int,
-            "5000",
+            g.share_heartbeat_interval_ms.to_string(),
+            defaults.share_heartbeat_interval_ms.to_string(),
         ),
         fixed(
             "share.isolation.level",
@@ -366,17 +393,19 @@ pub fn group_configs(config: &NodeConfig) -> Vec<ConfigEntry> {
             ConfigType::String,
             "read_uncommitted",
         ),
-        fixed(
+        entry(
             "share.partition.max.record.locks",
             Some("group.share.partition.max.record.locks"),
             ConfigType::Int,
-            "2000",
+            g.share_partition_max_record_locks.to_string(),
+            defaults.share_partition_max_record_locks.to_string(),
         ),
-        fixed(
+        entry(
             "share.record.lock.duration.ms",
             Some("group.share.record.lock.duration.ms"),
             ConfigType::Int,
-            "30000",
+            g.share_record_lock_duration_ms.to_string(),
+            defaults.share_record_lock_duration_ms.to_string(),
         ),
         fixed(
             "share.renew.acknowledge.enable",
@@ -384,11 +413,12 @@ pub fn group_configs(config: &NodeConfig) -> Vec<ConfigEntry> {
             ConfigType::Boolean,
             "true",
         ),
-        fixed(
+        entry(
             "share.session.timeout.ms",
             Some("group.share.session.timeout.ms"),
             ConfigType::Int,
-            "45000",
+            g.share_session_timeout_ms.to_string(),
+            defaults.share_session_timeout_ms.to_string(),
         ),
         fixed(
             "streams.assignment.interval.ms",

@@ -13,6 +13,7 @@ use kafka_protocol::messages::describe_configs_response::{
 };
 use kafka_protocol::messages::{ApiKey, DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
+use sluice_core::metadata::dynamic_config::ConfigResource;
 use sluice_core::types::validate_topic_name;
 use sluice_core::ErrorCode;
 
@@ -114,7 +115,12 @@ fn configs_of(
             ErrorCode::InvalidRequest,
             "Group name must not be empty".into(),
         )),
-        RESOURCE_GROUP => Ok(group_configs(&ctx.shard.config)),
+        RESOURCE_GROUP => Ok(group_configs(
+            &ctx.shard.config,
+            &ctx.shard
+                .metadata()
+                .config_overrides(&ConfigResource::Group(name.to_owned())),
+        )),
         RESOURCE_BROKER_LOGGER => match name.parse::<i32>() {
             Ok(id) if id == ctx.node_id => Ok(logger_configs()),
             _ => Err((

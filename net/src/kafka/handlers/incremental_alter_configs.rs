@@ -25,6 +25,8 @@ use kafka_protocol::messages::{
     ApiKey, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
 use kafka_protocol::protocol::StrBytes;
+use sluice_core::config::GroupConfig;
+use sluice_core::group::configs::{self as group_configs, GROUP_CONFIG_KEYS};
 use sluice_core::metadata::dynamic_config::{
     altered, check_broker_config, check_throttled_replicas, ConfigChange, ConfigOp, ConfigResource,
     FOLLOWER_THROTTLED_REPLICAS, LEADER_THROTTLED_REPLICAS,
@@ -57,6 +59,7 @@ impl Handler for IncrementalAlterConfigsHandler {
 /// Kafka's `ConfigResource.Type` ids.
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
+const RESOURCE_GROUP: i8 = 32;
 /// How long the answer waits for this broker's metadata to show a change.
 const SETTLE_MS: u64 = 5_000;
 const POLL: Duration = Duration::from_millis(20);
@@ -153,7 +156,14 @@ pub(super) async fn commit_changes(
         let current = metadata.config_overrides(&target);
         let next = altered(&current, &changes);
         for (name, op, value) in &changes {
-            check_change(&target, name, *op, value.as_deref(), next.get(name))?;
+            check_change(
+                &target,
+                name,
+                *op,
+                value.as_deref(),
+                next.get(name),
+                &ctx.shard.config.group,
+            )?;
         }
         next
     };
@@ -201,6 +211,11 @@ pub(super) fn config_resource(resource_type: i8, name: &str) -> Result<ConfigRes
                 format!("Broker id must be an integer, but it is: {name}"),
             )),
         },
+        RESOURCE_GROUP if name.is_empty() => Err((
+            ErrorCode::InvalidRequest,
+            "Group name must not be empty".into(),
+        )),
+        RESOURCE_GROUP => Ok(ConfigResource::Group(name.to_owned())),
         other => Err((
             ErrorCode::InvalidRequest,
             format!("Unsupported resource type: {other}"),
@@ -216,6 +231,7 @@ fn check_change(
     op: ConfigOp,
     value: Option<&str>,
     result: Option<&String>,
+    group: &GroupConfig,
 ) -> Result<(), Refusal> {
     let list = matches!(
         name,
@@ -234,6 +250,18 @@ fn check_change(
         ));
     }
     match target {
+        ConfigResource::Group(_) => {
+            let checked = if op == ConfigOp::Delete {
+                // A deleted key is checked for its name only.
+                GROUP_CONFIG_KEYS
+                    .contains(&name)
+                    .then_some(())
+                    .ok_or_else(|| format!("Unknown group config name: {name}"))
+            } else {
+                group_configs::check(name, result.map_or("", String::as_str), group)
+            };
+            checked.map_err(|m| (ErrorCode::InvalidConfig, m))
+        }
         ConfigResource::Broker(_) => {
             check_broker_config(name, result.map(String::as_str)).map_err(|e| (e.0, e.1))
         }
@@ -267,6 +295,17 @@ mod tests {
 
     use super::*;
 
+    /// [`check_change`] under the default broker settings: the error code.
+    fn check(
+        target: &ConfigResource,
+        name: &str,
+        op: ConfigOp,
+        value: Option<&str>,
+        result: Option<&String>,
+    ) -> Result<(), ErrorCode> {
+        check_change(target, name, op, value, result, &GroupConfig::default()).map_err(|e| e.0)
+    }
+
     /// The overrides a change list leads to from none.
     fn result_of(changes: &[ConfigChange]) -> BTreeMap<String, String> {
         altered(&BTreeMap::new(), changes)
@@ -277,7 +316,7 @@ mod tests {
         let topic = ConfigResource::Topic("t".into());
         let set = |n: &str, v: &str| {
             let r = result_of(&[(n.into(), ConfigOp::Set, Some(v.into()))]);
-            check_change(&topic, n, ConfigOp::Set, Some(v), r.get(n)).map_err(|e| e.0)
+            check(&topic, n, ConfigOp::Set, Some(v), r.get(n))
         };
         assert_eq!(set("retention.ms", "1000"), Ok(()));
         assert_eq!(set("retention.ms", "x"), Err(ErrorCode::InvalidConfig));
@@ -288,55 +327,79 @@ mod tests {
             Err(ErrorCode::InvalidConfig)
         );
         assert_eq!(
-            check_change(&topic, "retention.ms", ConfigOp::Append, Some("1"), None)
-                .map_err(|e| e.0),
+            check(&topic, "retention.ms", ConfigOp::Append, Some("1"), None),
             Err(ErrorCode::InvalidConfig)
         );
         assert_eq!(
-            check_change(&topic, "retention.ms", ConfigOp::Delete, None, None).map_err(|e| e.0),
+            check(&topic, "retention.ms", ConfigOp::Delete, None, None),
             Ok(())
         );
         let broker = ConfigResource::Broker(Some(1));
         let rate = "1048576".to_owned();
         assert_eq!(
-            check_change(
+            check(
                 &broker,
                 "follower.replication.throttled.rate",
                 ConfigOp::Set,
                 Some(&rate),
                 Some(&rate)
-            )
-            .map_err(|e| e.0),
+            ),
             Ok(())
         );
         assert_eq!(
-            check_change(&broker, "log.dirs", ConfigOp::Set, Some("/x"), None).map_err(|e| e.0),
+            check(&broker, "log.dirs", ConfigOp::Set, Some("/x"), None),
             Err(ErrorCode::InvalidRequest),
             "a static broker config"
         );
         let day = "86400000".to_owned();
         assert_eq!(
-            check_change(
+            check(
                 &broker,
                 "log.retention.ms",
                 ConfigOp::Set,
                 Some(&day),
                 Some(&day)
-            )
-            .map_err(|e| e.0),
+            ),
             Ok(()),
             "a topic default changes at run time"
         );
         let bad = "x".to_owned();
         assert_eq!(
-            check_change(
+            check(
                 &broker,
                 "log.retention.ms",
                 ConfigOp::Set,
                 Some(&bad),
                 Some(&bad)
-            )
-            .map_err(|e| e.0),
+            ),
+            Err(ErrorCode::InvalidConfig)
+        );
+        let group = ConfigResource::Group("g".into());
+        let earliest = "earliest".to_owned();
+        let short = "1000".to_owned();
+        assert_eq!(
+            check(
+                &group,
+                "share.auto.offset.reset",
+                ConfigOp::Set,
+                Some(&earliest),
+                Some(&earliest)
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check(
+                &group,
+                "share.record.lock.duration.ms",
+                ConfigOp::Set,
+                Some(&short),
+                Some(&short)
+            ),
+            Err(ErrorCode::InvalidConfig),
+            "below group.share.min.record.lock.duration.ms"
+        );
+        assert_eq!(
+            check(&group, "no.such.key", ConfigOp::Delete, None, None),
             Err(ErrorCode::InvalidConfig)
         );
     }
