@@ -92,6 +92,9 @@ pub enum ErrorCode {
     UnsupportedEndpointType = 115,
     TransactionAbortable = 120,
     InvalidRecordState = 121,
+    ShareSessionNotFound = 122,
+    InvalidShareSessionEpoch = 123,
+    ShareSessionLimitReached = 133,
 }
 
 /// Every code above, for [`ErrorCode::from_code`].
@@ -179,6 +182,9 @@ const ALL: &[ErrorCode] = &[
     ErrorCode::UnsupportedEndpointType,
     ErrorCode::TransactionAbortable,
     ErrorCode::InvalidRecordState,
+    ErrorCode::ShareSessionNotFound,
+    ErrorCode::InvalidShareSessionEpoch,
+    ErrorCode::ShareSessionLimitReached,
 ];
 
 impl ErrorCode {
@@ -219,6 +225,9 @@ impl ErrorCode {
                 | ErrorCode::OffsetNotAvailable
                 | ErrorCode::ConcurrentTransactions
                 | ErrorCode::UnstableOffsetCommit
+                | ErrorCode::ShareSessionNotFound
+                | ErrorCode::InvalidShareSessionEpoch
+                | ErrorCode::ShareSessionLimitReached
         )
     }
 }

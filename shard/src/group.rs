@@ -246,6 +246,14 @@ impl GroupHome {
                     .borrow_mut()
                     .consumer_heartbeat(req, topics, now),
             ),
+            GroupRequest::ShareHeartbeat(req) => GroupResponse::ShareHeartbeat(
+                self.coordinator
+                    .borrow_mut()
+                    .share_heartbeat(req, topics, now),
+            ),
+            GroupRequest::DescribeShareGroup { group_id } => GroupResponse::ShareGroupDescribed(
+                self.coordinator.borrow().describe_share_group(&group_id),
+            ),
             GroupRequest::Join(req) => GroupResponse::Join(self.join(req, now).await),
             GroupRequest::Sync(req) => GroupResponse::Sync(self.sync(req, now).await),
             GroupRequest::Heartbeat {
@@ -380,6 +388,10 @@ impl GroupHome {
             }
             GroupRequest::Delete { group_id } => {
                 let tombstones = self.coordinator.borrow().deletion(&group_id);
+                if tombstones.is_ok() && self.coordinator.borrow_mut().delete_share_group(&group_id)
+                {
+                    return GroupResponse::Error(ErrorCode::None);
+                }
                 match tombstones {
                     Ok(records) => match log.write(records.clone(), records).await {
                         Ok(()) => GroupResponse::Error(ErrorCode::None),

@@ -16,9 +16,9 @@
 //! (Produce, AwaitDurable, Fetch, ListOffsets, Watch carry lists).
 
 use bytes::{Bytes, BytesMut};
-use sluice_core::group::consumer;
 use sluice_core::group::coordinator::{GroupDescription, GroupListing};
 use sluice_core::group::records::CommittedOffset;
+use sluice_core::group::{consumer, share};
 use sluice_core::group::{JoinRequest, JoinResponse, SyncRequest, SyncResponse};
 use sluice_core::metadata::{BrokerId, BrokerRegistration, MetadataCommand, MetadataState};
 use sluice_core::txn::coordinator::TxnMetadata;
@@ -151,6 +151,147 @@ shard_ops! {
     /// DescribeProducers for partitions led here: each one's producers, or
     /// its error.
     DescribeProducers => describe_producers -> Vec<Result<Vec<ActiveProducer>, ErrorCode>>,
+    /// ShareFetch and ShareAcknowledge for partitions led here: one result
+    /// each.
+    ShareRead => share_read -> Vec<ShareReadResult>,
+    /// The share partitions of a group held here (DescribeShareGroupOffsets,
+    /// `sluice group describe`).
+    DescribeSharePartitions => describe_share_partitions -> Vec<SharePartitionState>,
+    /// A group was deleted: its share partitions here go.
+    ForgetShareGroup => forget_share_group -> (),
+    /// To the leader of a `__share_group_state` partition: write a share
+    /// partition's state durably (Kafka's WriteShareGroupState).
+    WriteShareState => write_share_state -> Result<(), ErrorCode>,
+    /// To the leader of a `__share_group_state` partition: a share
+    /// partition's latest state (Kafka's ReadShareGroupState).
+    ReadShareState => read_share_state -> Result<Option<Bytes>, ErrorCode>,
+}
+
+/// Writes one `__share_group_state` record (a ShareSnapshot, or a
+/// tombstone with no value) to `partition`, durable on every in-sync
+/// replica before the answer.
+#[derive(Debug, Clone)]
+pub struct WriteShareState {
+    pub partition: PartitionId,
+    pub key: Bytes,
+    pub value: Option<Bytes>,
+}
+
+/// Reads the value of the last record with `key` in `partition` of
+/// `__share_group_state` (`None`: none, or a tombstone).
+#[derive(Debug, Clone)]
+pub struct ReadShareState {
+    pub partition: PartitionId,
+    pub key: Bytes,
+}
+
+/// Forget the share partitions of `group_id` (DeleteGroups).
+#[derive(Debug, Clone)]
+pub struct ForgetShareGroup {
+    pub group_id: String,
+}
+
+/// The share partitions of `group_id` this shard holds.
+#[derive(Debug, Clone)]
+pub struct DescribeSharePartitions {
+    pub group_id: String,
+}
+
+/// Where one share partition stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharePartitionState {
+    pub topic_id: [u8; 16],
+    pub partition: PartitionId,
+    /// The share-partition start offset (SPSO).
+    pub start_offset: Offset,
+    /// The share-partition end offset (SPEO).
+    pub end_offset: Offset,
+    /// Records between them not yet done (available or acquired).
+    pub in_flight: usize,
+    /// Of those, acquired by a member now.
+    pub acquired: usize,
+    /// Records still to be done with: the high watermark less the start
+    /// and the records done between the start and the end.
+    pub lag: i64,
+}
+
+/// A share group member's acknowledgements and fetch for partitions led
+/// here (KIP-932): acknowledgements are applied first, then (`acquire`)
+/// records are acquired for the member and read.
+#[derive(Debug, Clone)]
+pub struct ShareRead {
+    pub group_id: String,
+    pub member_id: String,
+    pub partitions: Vec<SharePartitionRead>,
+    /// ShareFetch: acquire and return records; ShareAcknowledge: only
+    /// acknowledge.
+    pub acquire: bool,
+    /// Records to acquire at most, over all the partitions.
+    pub max_records: usize,
+    /// Bytes to return at most, over all the partitions (beyond one batch
+    /// when nothing else is returned).
+    pub max_bytes: usize,
+    /// The member's share session ended: what it still holds goes back
+    /// for delivery, after its acknowledgements.
+    pub release: bool,
+    pub settings: ShareSettings,
+}
+
+/// One partition of a [`ShareRead`].
+#[derive(Debug, Clone)]
+pub struct SharePartitionRead {
+    pub topic: String,
+    /// The share partition's key with the group: a topic deleted and made
+    /// again starts over.
+    pub topic_id: [u8; 16],
+    pub partition: PartitionId,
+    pub max_bytes: usize,
+    /// (first offset, last offset, acknowledge types): one type for the
+    /// whole range, or one per offset.
+    pub acks: Vec<(Offset, Offset, Vec<i8>)>,
+}
+
+/// A share group's settings, as its configs and the broker's resolve them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShareSettings {
+    pub partition: sluice_core::share::partition::ShareConfig,
+    /// `share.auto.offset.reset=earliest` (else latest): where a share
+    /// partition starts when the group first reads it.
+    pub reset_earliest: bool,
+}
+
+/// One partition's answer to a [`ShareRead`].
+#[derive(Debug, Clone)]
+pub struct ShareReadResult {
+    pub error: ErrorCode,
+    /// The acknowledgements' outcome (INVALID_RECORD_STATE when one named
+    /// records the member does not hold).
+    pub ack_error: ErrorCode,
+    pub records: RecordSet,
+    /// The offsets acquired for the member, in the batches of `records`.
+    pub acquired: Vec<sluice_core::share::partition::Acquired>,
+    /// The share-partition end offset: new records are those at or past it.
+    pub end_offset: Offset,
+    /// As many records are in flight as `max_record_locks` allows: new
+    /// ones wait for some to be done.
+    pub at_lock_limit: bool,
+    /// When the partition's next acquisition lock expires, if one is held.
+    pub next_deadline_ms: Option<i64>,
+}
+
+impl ShareReadResult {
+    /// An answer carrying only `error`.
+    pub fn failed(error: ErrorCode) -> ShareReadResult {
+        ShareReadResult {
+            error,
+            ack_error: ErrorCode::None,
+            records: RecordSet::default(),
+            acquired: Vec::new(),
+            end_offset: 0,
+            at_lock_limit: false,
+            next_deadline_ms: None,
+        }
+    }
 }
 
 /// Every transactional id a shard coordinates.
@@ -417,6 +558,8 @@ pub struct ListGroups;
 pub enum GroupRequest {
     /// KIP-848's ConsumerGroupHeartbeat.
     ConsumerHeartbeat(consumer::HeartbeatRequest),
+    /// KIP-932's ShareGroupHeartbeat.
+    ShareHeartbeat(share::ShareHeartbeatRequest),
     Join(JoinRequest),
     Sync(SyncRequest),
     Heartbeat {
@@ -473,6 +616,10 @@ pub enum GroupRequest {
     DescribeConsumerGroup {
         group_id: String,
     },
+    /// KIP-932's ShareGroupDescribe.
+    DescribeShareGroup {
+        group_id: String,
+    },
     Delete {
         group_id: String,
     },
@@ -486,6 +633,7 @@ pub enum GroupRequest {
 #[derive(Debug, Clone)]
 pub enum GroupResponse {
     ConsumerHeartbeat(consumer::HeartbeatResponse),
+    ShareHeartbeat(share::ShareHeartbeatResponse),
     Join(JoinResponse),
     Sync(SyncResponse),
     /// Heartbeat, Delete, or any request refused as a whole.
@@ -499,6 +647,7 @@ pub enum GroupResponse {
     Offsets(Result<Vec<OffsetRow>, ErrorCode>),
     Described(GroupDescription),
     ConsumerGroupDescribed(Result<consumer::ConsumerGroupDescription, (ErrorCode, String)>),
+    ShareGroupDescribed(Result<share::ShareGroupDescription, (ErrorCode, String)>),
     /// One error per partition, or an error for the whole request.
     DeleteOffsets(Result<Vec<ErrorCode>, ErrorCode>),
     Listed(Result<Vec<GroupListing>, ErrorCode>),

@@ -49,6 +49,7 @@ mod fetch;
 mod partitions;
 mod replica_fetcher;
 pub mod replication;
+mod share;
 mod txn_markers;
 mod txn_verify;
 pub(crate) use txn_markers::settle_coordinator_write;
@@ -257,6 +258,9 @@ pub struct Shard {
     /// This shard's share of the broker's follower replication throttle,
     /// spent by every fetcher here on throttled replicas.
     follower_throttle: RefCell<sluice_core::replication::throttle::Throttle>,
+    /// Share partitions of the partitions led here, by group
+    /// ([`share`]).
+    share_partitions: RefCell<HashMap<sluice_core::share::state::ShareKey, share::ShareEntry>>,
 }
 
 struct Controller {
@@ -353,6 +357,7 @@ impl Shard {
                 u64::MAX,
                 0,
             )),
+            share_partitions: RefCell::new(HashMap::new()),
         })
     }
 

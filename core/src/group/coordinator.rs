@@ -17,6 +17,10 @@ use bytes::Bytes;
 use super::consumer::{self, ConsumerGroup, ConsumerGroupConfig, TopicInfo};
 use super::membership::Group;
 use super::records::{CommittedOffset, OffsetsRecord};
+use super::share::{
+    ShareGroup, ShareGroupConfig, ShareGroupDescription, ShareHeartbeatRequest,
+    ShareHeartbeatResponse,
+};
 use super::{GroupState, JoinRequest, JoinResponse, Reply, SyncRequest, SyncResponse, Token};
 use crate::config::GroupConfig;
 use crate::ErrorCode;
@@ -73,6 +77,8 @@ pub struct GroupCoordinator {
     /// Groups of the KIP-848 protocol (membership only; their offsets are
     /// in `groups`).
     consumer_groups: BTreeMap<String, ConsumerGroup>,
+    /// Share groups (KIP-932): membership only, kept until deleted.
+    share_groups: BTreeMap<String, ShareGroup>,
     /// Groups whose metadata changed since the last
     /// [`GroupCoordinator::take_pending_writes`] (so that call looks at
     /// those alone, not at every group).
@@ -92,6 +98,7 @@ impl GroupCoordinator {
             config,
             groups: BTreeMap::new(),
             consumer_groups: BTreeMap::new(),
+            share_groups: BTreeMap::new(),
             dirty: BTreeSet::new(),
             txn_offsets: BTreeMap::new(),
         }
@@ -152,6 +159,12 @@ impl GroupCoordinator {
         let mut out = Vec::new();
         if req.group_id.is_empty() {
             let r = JoinResponse::error(ErrorCode::InvalidGroupId, &req.member_id);
+            out.push(Reply::Join(token, r));
+            return out;
+        }
+        if self.share_groups.contains_key(&req.group_id) {
+            // Kafka: a classic member cannot join a share group.
+            let r = JoinResponse::error(ErrorCode::InconsistentGroupProtocol, &req.member_id);
             out.push(Reply::Join(token, r));
             return out;
         }
@@ -268,6 +281,9 @@ impl GroupCoordinator {
             // Kafka: the group is a classic group with members.
             return refuse(ErrorCode::GroupIdNotFound, &req.member_id);
         }
+        if self.share_groups.contains_key(&req.group_id) {
+            return refuse(ErrorCode::GroupIdNotFound, &req.member_id);
+        }
         let config = ConsumerGroupConfig {
             session_timeout_ms: self.config.consumer_session_timeout_ms,
             heartbeat_interval_ms: self.config.consumer_heartbeat_interval_ms,
@@ -277,6 +293,83 @@ impl GroupCoordinator {
             .entry(req.group_id.clone())
             .or_default();
         group.heartbeat(req, topics, now_ms, config)
+    }
+
+    /// ShareGroupHeartbeat (KIP-932); `topics` resolves topic names. A
+    /// group id a classic or consumer group holds is GROUP_ID_NOT_FOUND,
+    /// as Kafka answers it.
+    pub fn share_heartbeat(
+        &mut self,
+        req: ShareHeartbeatRequest,
+        topics: &dyn Fn(&str) -> Option<TopicInfo>,
+        now_ms: i64,
+    ) -> ShareHeartbeatResponse {
+        if req.group_id.is_empty() {
+            return ShareHeartbeatResponse::error(
+                ErrorCode::InvalidRequest,
+                Some("GroupId can't be empty.".into()),
+                &req.member_id,
+            );
+        }
+        if !self.share_groups.contains_key(&req.group_id)
+            && (self.groups.contains_key(&req.group_id)
+                || self.consumer_groups.contains_key(&req.group_id))
+        {
+            return ShareHeartbeatResponse::error(
+                ErrorCode::GroupIdNotFound,
+                Some(format!("Group {} is not a share group.", req.group_id)),
+                &req.member_id,
+            );
+        }
+        if req.member_epoch != 0 && !self.share_groups.contains_key(&req.group_id) {
+            return ShareHeartbeatResponse::error(
+                ErrorCode::GroupIdNotFound,
+                Some(format!("Group {} not found.", req.group_id)),
+                &req.member_id,
+            );
+        }
+        let config = ShareGroupConfig {
+            session_timeout_ms: self.config.share_session_timeout_ms,
+            heartbeat_interval_ms: self.config.share_heartbeat_interval_ms,
+        };
+        let group = self.share_groups.entry(req.group_id.clone()).or_default();
+        group.heartbeat(req, topics, now_ms, config)
+    }
+
+    /// ShareGroupDescribe for one group: GROUP_ID_NOT_FOUND, with Kafka's
+    /// message, when there is no such group or it is of another type.
+    pub fn describe_share_group(
+        &self,
+        group_id: &str,
+    ) -> Result<ShareGroupDescription, (ErrorCode, String)> {
+        match self.share_groups.get(group_id) {
+            Some(g) => Ok(g.describe()),
+            None if self.groups.contains_key(group_id)
+                || self.consumer_groups.contains_key(group_id) =>
+            {
+                Err((
+                    ErrorCode::GroupIdNotFound,
+                    format!("Group {group_id} is not a share group."),
+                ))
+            }
+            None => Err((
+                ErrorCode::GroupIdNotFound,
+                format!("Group {group_id} not found."),
+            )),
+        }
+    }
+
+    /// Deletes share group `group_id` (DeleteGroups, once [`Self::deletion`]
+    /// allowed it); true when it was one.
+    pub fn delete_share_group(&mut self, group_id: &str) -> bool {
+        self.share_groups.remove(group_id).is_some()
+    }
+
+    /// Whether `member_id` is a member of share group `group_id` now.
+    pub fn is_share_member(&self, group_id: &str, member_id: &str) -> bool {
+        self.share_groups
+            .get(group_id)
+            .is_some_and(|g| g.has_member(member_id))
     }
 
     /// When [`GroupCoordinator::tick`] is next due: the earliest deadline of
@@ -290,7 +383,11 @@ impl GroupCoordinator {
             .consumer_groups
             .values()
             .filter_map(|g| g.next_deadline_ms());
-        classic.chain(consumer).min()
+        let share = self
+            .share_groups
+            .values()
+            .filter_map(|g| g.next_deadline_ms());
+        classic.chain(consumer).chain(share).min()
     }
 
     /// Every group's timers: expired sessions and rebalances whose time is
@@ -300,6 +397,9 @@ impl GroupCoordinator {
     /// committed offsets (its classic entry holds them).
     pub fn tick(&mut self, now_ms: i64) -> Vec<Reply> {
         for g in self.consumer_groups.values_mut() {
+            g.expire(now_ms);
+        }
+        for g in self.share_groups.values_mut() {
             g.expire(now_ms);
         }
         let committed = &self.groups;
@@ -371,6 +471,10 @@ impl GroupCoordinator {
         if let Some(g) = self.consumer_groups.get(group_id) {
             // KIP-848: the generation field carries the member epoch.
             return g.check_commit(member_id, generation);
+        }
+        if self.share_groups.contains_key(group_id) {
+            // A share group commits no offsets (Kafka's answer).
+            return ErrorCode::GroupIdNotFound;
         }
         match self.groups.get_mut(group_id) {
             Some(group) => group.check_commit(member_id, instance_id, generation, now_ms),
@@ -448,7 +552,13 @@ impl GroupCoordinator {
             state: g.state_name().to_owned(),
             group_type: "consumer",
         });
-        classic.chain(consumer).collect()
+        let share = self.share_groups.iter().map(|(id, g)| GroupListing {
+            group_id: id.clone(),
+            protocol_type: "share".into(),
+            state: g.state_name().to_owned(),
+            group_type: "share",
+        });
+        classic.chain(consumer).chain(share).collect()
     }
 
     /// ConsumerGroupDescribe for one group: GROUP_ID_NOT_FOUND, with
@@ -526,6 +636,15 @@ impl GroupCoordinator {
     /// DeleteGroups' check: the tombstones that delete `group_id` (its
     /// offsets, then its metadata). The group goes when they are applied.
     pub fn deletion(&self, group_id: &str) -> Result<Vec<OffsetsRecord>, ErrorCode> {
+        if let Some(g) = self.share_groups.get(group_id) {
+            // Nothing of a share group is in the log: the caller deletes
+            // it with [`Self::delete_share_group`].
+            return if g.is_empty() {
+                Ok(Vec::new())
+            } else {
+                Err(ErrorCode::NonEmptyGroup)
+            };
+        }
         if self
             .consumer_groups
             .get(group_id)
@@ -672,6 +791,7 @@ impl GroupCoordinator {
             kept
         });
         self.consumer_groups.retain(|id, _| keep(id));
+        self.share_groups.retain(|id, _| keep(id));
         for records in self.txn_offsets.values_mut() {
             records.retain(|(group, _, _), _| keep(group));
         }

@@ -42,6 +42,7 @@ pub mod consumer;
 pub mod coordinator;
 pub mod membership;
 pub mod records;
+pub mod share;
 pub mod subscription;
 
 use bytes::Bytes;

@@ -4,8 +4,10 @@
 //!
 //! Owns: the state machine of one share partition ([`partition`]): the
 //! records in flight, their acquisition locks, delivery counts and
-//! acknowledgements. Pure: no I/O, times are arguments. The group
-//! membership, its assignment and the durable share-group state come on
-//! top of it.
+//! acknowledgements; and its durable form, the records of
+//! `__share_group_state` in Kafka's layout ([`state`]). Pure: no I/O,
+//! times are arguments. The group membership and its assignment are
+//! [`crate::group::share`].
 
 pub mod partition;
+pub mod state;

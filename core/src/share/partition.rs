@@ -29,6 +29,7 @@
 
 use std::collections::BTreeMap;
 
+use super::state::{StateBatch, STATE_ACKNOWLEDGED, STATE_ARCHIVED, STATE_AVAILABLE};
 use crate::error::ErrorCode;
 use crate::types::Offset;
 
@@ -110,6 +111,18 @@ struct InFlight {
     deadline_ms: Option<i64>,
 }
 
+impl InFlight {
+    /// An available record delivered `delivery_count` times.
+    fn available(delivery_count: u16) -> InFlight {
+        InFlight {
+            state: RecordState::Available,
+            delivery_count,
+            owner: None,
+            deadline_ms: None,
+        }
+    }
+}
+
 /// Records handed to a member: `[first, last]`, delivered `delivery_count`
 /// times counting this one (ShareFetch's AcquiredRecords).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +139,9 @@ pub struct SharePartition {
     end: Offset,
     records: BTreeMap<Offset, InFlight>,
     config: ShareConfig,
+    /// The highest delivery limit this partition had: a record acquired
+    /// under it may be held past a lower limit set since.
+    limit_ceiling: u16,
 }
 
 impl SharePartition {
@@ -137,7 +153,101 @@ impl SharePartition {
             end: start,
             records: BTreeMap::new(),
             config,
+            limit_ceiling: config.delivery_count_limit,
         }
+    }
+
+    /// The share partition a durable state gives back: records done
+    /// below `start`, then `batches` (ranges with one state and delivery
+    /// count; offsets between them never delivered). Records that were
+    /// acquired when the state was written come back available, so they
+    /// are delivered again.
+    pub fn restore(start: Offset, batches: &[StateBatch], config: ShareConfig) -> SharePartition {
+        let mut p = SharePartition::new(start, config);
+        for b in batches {
+            let state = match b.delivery_state {
+                STATE_ACKNOWLEDGED => RecordState::Acknowledged,
+                STATE_ARCHIVED => RecordState::Archived,
+                _ => RecordState::Available,
+            };
+            let count = u16::try_from(b.delivery_count.max(0)).unwrap_or(0);
+            let first = b.first_offset.max(start).max(p.end);
+            for offset in first..=b.last_offset {
+                while p.end < offset {
+                    p.records.insert(p.end, InFlight::available(0));
+                    p.end += 1;
+                }
+                let mut r = InFlight::available(count);
+                r.state = state;
+                p.records.insert(offset, r);
+                p.end = offset + 1;
+            }
+        }
+        // A limit lowered since: what reached it is archived.
+        p.limit_ceiling = p
+            .records
+            .values()
+            .map(|r| r.delivery_count)
+            .max()
+            .unwrap_or(0)
+            .max(config.delivery_count_limit);
+        for r in p.records.values_mut() {
+            if r.state == RecordState::Available && r.delivery_count >= config.delivery_count_limit
+            {
+                r.state = RecordState::Archived;
+            }
+        }
+        p.advance_start();
+        p
+    }
+
+    /// The durable form of this share partition: its start offset and its
+    /// records in flight as ranges of one state and delivery count
+    /// (acquired ones as available, as Kafka stores them).
+    pub fn state_batches(&self) -> (Offset, Vec<StateBatch>) {
+        let mut out: Vec<StateBatch> = Vec::new();
+        for (offset, r) in &self.records {
+            let state = match r.state {
+                RecordState::Acknowledged => STATE_ACKNOWLEDGED,
+                RecordState::Archived => STATE_ARCHIVED,
+                RecordState::Available | RecordState::Acquired => STATE_AVAILABLE,
+            };
+            let count = r.delivery_count as i16;
+            match out.last_mut() {
+                Some(b)
+                    if b.last_offset + 1 == *offset
+                        && b.delivery_state == state
+                        && b.delivery_count == count =>
+                {
+                    b.last_offset = *offset
+                }
+                _ => out.push(StateBatch {
+                    first_offset: *offset,
+                    last_offset: *offset,
+                    delivery_state: state,
+                    delivery_count: count,
+                }),
+            }
+        }
+        (self.start, out)
+    }
+
+    /// The group's settings changed: locks taken from now on last the new
+    /// duration, and records already delivered as often as a lower limit
+    /// allows are archived.
+    pub fn set_config(&mut self, config: ShareConfig) {
+        if config == self.config {
+            return;
+        }
+        self.config = config;
+        self.limit_ceiling = self.limit_ceiling.max(config.delivery_count_limit);
+        for r in self.records.values_mut() {
+            if r.state == RecordState::Available && r.delivery_count >= config.delivery_count_limit
+            {
+                finish(r, RecordState::Archived);
+            }
+        }
+        self.advance_start();
     }
 
     /// The share-partition start offset (SPSO).
@@ -149,6 +259,11 @@ impl SharePartition {
     /// handed out.
     pub fn end_offset(&self) -> Offset {
         self.end
+    }
+
+    /// Records in flight: between the SPSO and the SPEO.
+    pub fn in_flight(&self) -> usize {
+        self.records.len()
     }
 
     /// Records in flight (between the SPSO and the SPEO) in `state`.
@@ -244,6 +359,28 @@ impl SharePartition {
         Ok(())
     }
 
+    /// Takes back records of `[first, last]` that `member` acquired but
+    /// was never sent (the read stopped short of them): their delivery is
+    /// not counted, and those at the SPEO are forgotten, as if never
+    /// handed out. Offsets `member` does not hold are left alone.
+    pub fn unacquire(&mut self, member: &str, first: Offset, last: Offset) {
+        for (_, r) in self.records.range_mut(first..=last) {
+            if r.state == RecordState::Acquired && r.owner.as_deref() == Some(member) {
+                finish(r, RecordState::Available);
+                r.delivery_count = r.delivery_count.saturating_sub(1);
+            }
+        }
+        while let Some(entry) = self.records.last_entry() {
+            let r = entry.get();
+            if r.state != RecordState::Available || r.delivery_count != 0 {
+                break;
+            }
+            let (offset, _) = entry.remove_entry();
+            self.end = offset;
+        }
+        self.advance_start();
+    }
+
     /// Locks past their deadline at `now_ms` end: those records are
     /// Available again (or Archived at the delivery limit). How many.
     pub fn expire_locks(&mut self, now_ms: i64) -> usize {
@@ -330,7 +467,7 @@ impl SharePartition {
             {
                 return Err(format!("{offset}: {:?} with owner {:?}", r.state, r.owner));
             }
-            if r.delivery_count > self.config.delivery_count_limit {
+            if r.delivery_count > self.limit_ceiling {
                 return Err(format!("{offset} delivered {} times", r.delivery_count));
             }
             if r.state == RecordState::Available

@@ -11,6 +11,7 @@ use sluice_core::replication::throttle::Throttle;
 use sluice_shard::Shard;
 
 use super::server::parse_addr;
+use super::share_sessions::ShareSessions;
 
 /// Per-shard handler context.
 pub struct Context {
@@ -27,6 +28,10 @@ pub struct Context {
     pub leader_throttle: RefCell<Throttle>,
     /// This shard's client quota windows ([`super::quotas`]).
     pub quota_tracker: RefCell<QuotaTracker>,
+    /// The share sessions of this shard's connections
+    /// ([`super::share_sessions`]), at most this shard's part of
+    /// `group.share.max.share.sessions`.
+    pub share_sessions: RefCell<ShareSessions>,
 }
 
 /// File in the data directory holding the cluster id, made at first start.
@@ -35,6 +40,8 @@ pub const CLUSTER_ID_FILE: &str = "cluster_id";
 impl Context {
     pub fn new(shard: Rc<Shard>) -> Result<Context, String> {
         let config = &shard.config;
+        let max_share_sessions = (config.group.share_max_share_sessions.max(1) as usize)
+            .div_ceil(shard.shards.max(1) as usize);
         let bind_addr = parse_addr(&config.kafka_addr)?;
         let (host, port) = config.advertised_kafka()?;
         let cluster_id = std::fs::read_to_string(config.data_dir.join(CLUSTER_ID_FILE))
@@ -49,6 +56,10 @@ impl Context {
             shard,
             leader_throttle: RefCell::new(Throttle::new(u64::MAX, 0)),
             quota_tracker: RefCell::new(QuotaTracker::new(super::quotas::MAX_TRACKED_CLIENTS)),
+            share_sessions: RefCell::new(ShareSessions::new(
+                max_share_sessions,
+                super::handlers::shares::SESSION_IDLE_MS,
+            )),
         })
     }
 }

@@ -12,10 +12,12 @@
 //! groups); `eligible.leader.replicas.version` 1 (KIP-966);
 //! `transaction.version` 2 (KIP-890 part 2: Produce v12, EndTxn v5 and
 //! TxnOffsetCommit v5, an epoch bump per transaction; Kafka 4's default, so
-//! its clients speak it here as there). Features whose only level here is
-//! 0 (`kraft.version`: the controller quorum's voters are static;
-//! `share.version`, `streams.version`: not served) are not listed, as
-//! Kafka leaves out a feature it supports only at 0.
+//! its clients speak it here as there); `share.version` 1 (KIP-932 share
+//! groups, on by default as in Kafka 4.2 and later; level 2, the
+//! dead-letter queue of KIP-1191, is not served yet). Features whose only
+//! level here is 0 (`kraft.version`: the controller quorum's voters are
+//! static; `streams.version`: not served) are not listed, as Kafka leaves
+//! out a feature it supports only at 0.
 
 /// One feature: its name, the levels supported, the level finalized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +53,12 @@ pub const FEATURES: &[Feature] = &[
         min_version: 0,
         max_version: 2,
         finalized: 2,
+    },
+    Feature {
+        name: "share.version",
+        min_version: 0,
+        max_version: 1,
+        finalized: 1,
     },
 ];
 
@@ -97,7 +105,8 @@ mod tests {
             up.ends_with("Local controller 3 only supports versions 7-27"),
             "{up}"
         );
-        let unknown = update_error("share.version", 1, 0).unwrap_or_default();
+        assert_eq!(update_error("share.version", 1, 0), None);
+        let unknown = update_error("streams.version", 1, 0).unwrap_or_default();
         assert!(
             unknown.ends_with("does not support this feature."),
             "{unknown}"

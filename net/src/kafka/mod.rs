@@ -8,4 +8,5 @@ pub mod quotas;
 pub mod registry;
 pub mod response_frame;
 pub mod server;
+pub mod share_sessions;
 pub mod socket;

@@ -41,12 +41,13 @@ use super::handlers::{
     alter_partition_reassignments, api_versions, consumer_group_describe, consumer_group_heartbeat,
     create_partitions, create_topics, delete_groups, delete_records, delete_topics,
     describe_client_quotas, describe_cluster, describe_configs, describe_groups, describe_log_dirs,
-    describe_producers, describe_quorum, describe_topic_partitions, describe_transactions,
-    describe_user_scram_credentials, elect_leaders, end_txn, fetch, find_coordinator, heartbeat,
-    incremental_alter_configs, init_producer_id, join_group, leave_group, list_groups,
-    list_offsets, list_partition_reassignments, list_transactions, metadata, offset_commit,
-    offset_delete, offset_fetch, offset_for_leader_epoch, produce, sync_group, txn_offset_commit,
-    update_features, write_txn_markers, Call, Handler, Outcome,
+    describe_producers, describe_quorum, describe_share_group_offsets, describe_topic_partitions,
+    describe_transactions, describe_user_scram_credentials, elect_leaders, end_txn, fetch,
+    find_coordinator, heartbeat, incremental_alter_configs, init_producer_id, join_group,
+    leave_group, list_groups, list_offsets, list_partition_reassignments, list_transactions,
+    metadata, offset_commit, offset_delete, offset_fetch, offset_for_leader_epoch, produce,
+    share_acknowledge, share_fetch, share_group_describe, share_group_heartbeat, sync_group,
+    txn_offset_commit, update_features, write_txn_markers, Call, Handler, Outcome,
 };
 
 /// A served API: its key, its name (Kafka's, as `ApiKey` spells it) and its
@@ -194,6 +195,11 @@ registry! {
     DescribeClientQuotas => describe_client_quotas::DescribeClientQuotasHandler,
     AlterClientQuotas => alter_client_quotas::AlterClientQuotasHandler,
     DescribeUserScramCredentials => describe_user_scram_credentials::DescribeUserScramCredentialsHandler,
+    ShareGroupHeartbeat => share_group_heartbeat::ShareGroupHeartbeatHandler,
+    ShareGroupDescribe => share_group_describe::ShareGroupDescribeHandler,
+    ShareFetch => share_fetch::ShareFetchHandler,
+    ShareAcknowledge => share_acknowledge::ShareAcknowledgeHandler,
+    DescribeShareGroupOffsets => describe_share_group_offsets::DescribeShareGroupOffsetsHandler,
 }
 
 /// The supported range of `key`, if the broker serves it.

@@ -2,8 +2,8 @@
 //! written to the socket from where the log keeps them, never copied.
 //!
 //! Owns: [`ResponseFrame`] (what the connection's writer sends, with one
-//! `sendmsg` for all its parts), [`records_field`] (what the Fetch handler
-//! puts in a partition's `records`) and [`encode`] (the size-prefixed
+//! `sendmsg` for all its parts), [`records_field`] (what the Fetch and
+//! ShareFetch handlers put in a partition's `records`) and [`encode`] (the size-prefixed
 //! frame, its size computed before encoding, so its buffer is allocated
 //! once).
 //!
@@ -163,8 +163,8 @@ fn is_stand_in(bytes: &[u8]) -> bool {
     region.contains(&(bytes.as_ptr() as usize))
 }
 
-/// The response frame for `body` (size prefix, header, body). A Fetch
-/// response is encoded in parts, with the record sets registered since the
+/// The response frame for `body` (size prefix, header, body). A Fetch or
+/// ShareFetch response is encoded in parts, with the record sets registered since the
 /// last encoding sent as they are, into a buffer sized before encoding; any
 /// other response (small) in one piece.
 pub fn encode(
@@ -175,8 +175,14 @@ pub fn encode(
 ) -> Result<ResponseFrame, String> {
     let registered = REGISTERED.with(|r| std::mem::take(&mut *r.borrow_mut()));
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    if let ResponseKind::Fetch(fetch) = body {
-        return encode_in_parts(&header, header_version, fetch, version, registered);
+    match body {
+        ResponseKind::Fetch(fetch) => {
+            return encode_in_parts(&header, header_version, fetch, version, registered)
+        }
+        ResponseKind::ShareFetch(fetch) => {
+            return encode_in_parts(&header, header_version, fetch, version, registered)
+        }
+        _ => {}
     }
     let mut out = BytesMut::with_capacity(256);
     out.put_i32(0); // size, patched below

@@ -287,6 +287,9 @@ async fn connection(
     // request, a stop, the peer's close), then ends.
     drop(answers);
     let wrote = writer.await;
+    if let Some(peer) = peer {
+        super::handlers::shares::release_connection(&ctx, peer).await;
+    }
     if let Err(ConnectionError::Timeout(why)) = &read {
         ShardCounters::bump(&ctx.shard.counters.connections_timed_out);
         tracing::debug!(peer = ?peer, why, "connection timed out");

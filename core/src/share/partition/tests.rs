@@ -135,6 +135,34 @@ fn renew_keeps_the_lock_and_a_leaving_member_gives_its_records_back() {
 }
 
 #[test]
+fn records_never_sent_are_taken_back_uncounted() {
+    let mut p = SharePartition::new(0, config());
+    assert_eq!(offsets(&p.acquire("a", 10, 6, 0)), vec![0, 1, 2, 3, 4, 5]);
+    // The read returned 0..=2: the rest goes back, the tail forgotten.
+    p.unacquire("a", 3, 5);
+    assert_eq!(p.end_offset(), 3);
+    p.acknowledge("a", 1, 1, AckType::Release, 0).expect("held");
+    p.unacquire("a", 1, 1);
+    assert_eq!(
+        p.state_of(1),
+        Some((RecordState::Available, 1)),
+        "not a's any more"
+    );
+    let again = p.acquire("b", 10, 2, 0);
+    assert_eq!(
+        again[0],
+        Acquired {
+            first: 1,
+            last: 1,
+            delivery_count: 2
+        }
+    );
+    p.unacquire("b", 1, 1);
+    assert_eq!(p.state_of(1), Some((RecordState::Available, 1)));
+    p.check().expect("invariants");
+}
+
+#[test]
 fn records_gone_from_the_log_are_done_with() {
     let mut p = SharePartition::new(0, config());
     p.acquire("a", 10, 4, 0);
@@ -164,6 +192,12 @@ enum Op {
     Leave {
         member: u8,
     },
+    /// A read stopped short of acquired records: they are taken back.
+    Unacquire {
+        member: u8,
+        first: u8,
+        len: u8,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -177,6 +211,11 @@ fn op() -> impl Strategy<Value = Op> {
         }),
         (0..1500u16).prop_map(|ms| Op::Tick { ms }),
         (0..3u8).prop_map(|member| Op::Leave { member }),
+        (0..3u8, 0..24u8, 1..6u8).prop_map(|(member, first, len)| Op::Unacquire {
+            member,
+            first,
+            len
+        }),
     ]
 }
 
@@ -219,8 +258,31 @@ proptest! {
                 Op::Leave { member: m } => {
                     p.release_member(&member(m));
                 }
+                Op::Unacquire { member: m, first, len } => {
+                    p.unacquire(&member(m), first as Offset, (first + len - 1) as Offset);
+                }
             }
             prop_assert_eq!(p.check(), Ok(()));
+            // The durable form gives back the same partition, acquired
+            // records as if their locks had expired: available again, or
+            // archived at the delivery limit (the front then moves on).
+            let (start, batches) = p.state_batches();
+            let back = SharePartition::restore(start, &batches, config());
+            prop_assert_eq!(back.check(), Ok(()));
+            for o in p.start_offset()..p.end_offset() {
+                let (state, count) = p.state_of(o).expect("in flight");
+                let want = match state {
+                    RecordState::Acquired if count >= config().delivery_count_limit => {
+                        RecordState::Archived
+                    }
+                    RecordState::Acquired => RecordState::Available,
+                    other => other,
+                };
+                match back.state_of(o) {
+                    Some(got) => prop_assert_eq!(got, (want, count), "offset {}", o),
+                    None => prop_assert!(o < back.start_offset() && want.is_done(), "offset {} lost", o),
+                }
+            }
             // Every offset below the start is done; a done record stays done.
             for o in &done {
                 prop_assert!(p.state_of(*o).is_none_or(|(s, _)| s.is_done()), "{} came back", o);

@@ -48,7 +48,8 @@ const ASSIGNOR: &str = "uniform";
 
 /// Every operation a group supports (READ 3, DELETE 6, DESCRIBE 8,
 /// DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11): there is no authorizer.
-const GROUP_AUTHORIZED_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11);
+pub(super) const GROUP_AUTHORIZED_OPERATIONS: i32 =
+    (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11);
 
 /// Kafka's member type of a consumer-protocol member (v1).
 const MEMBER_TYPE_CONSUMER: i8 = 1;

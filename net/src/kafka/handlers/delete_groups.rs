@@ -1,9 +1,11 @@
 //! DeleteGroups (0–2): deletes empty groups and their committed offsets
-//! (NON_EMPTY_GROUP while members remain, GROUP_ID_NOT_FOUND for none).
+//! (NON_EMPTY_GROUP while members remain, GROUP_ID_NOT_FOUND for none),
+//! and a share group's share partitions on every shard.
 
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{ApiKey, DeleteGroupsRequest, DeleteGroupsResponse};
 use sluice_core::ErrorCode;
+use sluice_shard::message::ForgetShareGroup;
 use sluice_shard::{GroupRequest, GroupResponse};
 
 use super::groups::call;
@@ -43,6 +45,16 @@ pub async fn handle(ctx: &Context, request: DeleteGroupsRequest) -> DeleteGroups
             GroupResponse::Error(e) => e,
             _ => ErrorCode::UnknownServerError,
         };
+        if error == ErrorCode::None {
+            // A share group's partitions live on their leaders' shards.
+            for shard in 0..ctx.shard.shards {
+                let forget = ForgetShareGroup {
+                    group_id: id.clone(),
+                };
+                // Unreachable only while the node stops.
+                let _ = ctx.shard.call(shard, forget).await;
+            }
+        }
         results.push(
             DeletableGroupResult::default()
                 .with_group_id(group_id)

@@ -406,8 +406,7 @@ async fn fetch_once(
 }
 
 /// Waits until any wanted partition's high watermark moves past its fetch
-/// offset, or for `remaining`: one watch per owner shard; when the first
-/// answers, the others are cancelled.
+/// offset, or for `remaining` ([`wait_for_any`] over the owners).
 async fn wait_for_data(
     ctx: &Rc<Context>,
     wanted: &[Wanted],
@@ -416,15 +415,9 @@ async fn wait_for_data(
     replica: bool,
     read_committed: bool,
 ) {
-    let max_wait_ms = remaining.as_millis() as u64;
-    let watches: Vec<(u32, u64)> = owners
+    let watched = owners
         .iter()
-        .map(|(owner, _)| (*owner, ctx.shard.next_watch_id()))
-        .collect();
-    let waits: Vec<WatchCall<'_>> = owners
-        .iter()
-        .zip(&watches)
-        .map(|((owner, indexes), (_, watch))| {
+        .map(|(owner, indexes)| {
             let partitions = indexes
                 .iter()
                 .map(|&i| {
@@ -435,6 +428,37 @@ async fn wait_for_data(
                     )
                 })
                 .collect();
+            (*owner, partitions)
+        })
+        .collect();
+    wait_for_any(ctx, watched, remaining, replica, read_committed).await;
+}
+
+/// Partitions to watch on one owner shard: (owner, [(topic, partition,
+/// offset)]).
+pub(super) type Watched = (u32, Vec<(String, i32, i64)>);
+
+/// Waits until any of `watched`'s partitions (by owner shard: topic,
+/// partition, offset) has data past its offset (its log end for a
+/// `replica`, its last stable offset when `read_committed`, else its high
+/// watermark), or for `remaining`: one watch per owner shard; when the
+/// first answers, the others are cancelled, so nothing stays parked.
+pub(super) async fn wait_for_any(
+    ctx: &Context,
+    watched: Vec<Watched>,
+    remaining: Duration,
+    replica: bool,
+    read_committed: bool,
+) {
+    let max_wait_ms = remaining.as_millis() as u64;
+    let watches: Vec<(u32, u64)> = watched
+        .iter()
+        .map(|(owner, _)| (*owner, ctx.shard.next_watch_id()))
+        .collect();
+    let waits: Vec<WatchCall<'_>> = watched
+        .into_iter()
+        .zip(&watches)
+        .map(|((owner, partitions), (_, watch))| {
             let request = Watch {
                 watch: *watch,
                 partitions,
@@ -442,7 +466,7 @@ async fn wait_for_data(
                 replica,
                 read_committed,
             };
-            Box::pin(ctx.shard.call(*owner, request)) as Pin<Box<dyn Future<Output = _>>>
+            Box::pin(ctx.shard.call(owner, request)) as Pin<Box<dyn Future<Output = _>>>
         })
         .collect();
     let first = async { Some(FirstOf(waits).await) };

@@ -1,0 +1,118 @@
+//! ShareAcknowledge (1): a share group member acknowledges records it
+//! acquired (KIP-932) without fetching more: ACCEPT, RELEASE, REJECT or
+//! GAP per range or per offset. It continues the member's share session
+//! (epoch 0 cannot open one: INVALID_SHARE_SESSION_EPOCH), and epoch -1
+//! closes it, releasing whatever the member still holds.
+
+use kafka_protocol::messages::share_acknowledge_response::{
+    LeaderIdAndEpoch, PartitionData, ShareAcknowledgeTopicResponse,
+};
+use kafka_protocol::messages::{ApiKey, ShareAcknowledgeRequest, ShareAcknowledgeResponse};
+use sluice_core::ErrorCode;
+
+use super::shares::{check_acks, ensure_state_topic, read, settings, ReadPlan, SharePart};
+use super::{Call, Handler, Outcome};
+use crate::kafka::context::Context;
+use crate::kafka::share_sessions::SessionStep;
+
+/// The ShareAcknowledge handler: [`handle`], at version 1.
+pub struct ShareAcknowledgeHandler;
+
+impl Handler for ShareAcknowledgeHandler {
+    const KEY: ApiKey = ApiKey::ShareAcknowledge;
+    const NAME: &'static str = "ShareAcknowledge";
+    const MIN_VERSION: i16 = 1;
+    const MAX_VERSION: i16 = 1;
+    type Request = ShareAcknowledgeRequest;
+    type Response = ShareAcknowledgeResponse;
+
+    async fn handle(call: Call<'_>, request: Self::Request) -> Outcome<Self::Response> {
+        Outcome::Answer(handle(call.ctx, request).await)
+    }
+}
+
+/// A top-level refusal.
+fn refused(error: ErrorCode) -> ShareAcknowledgeResponse {
+    ShareAcknowledgeResponse::default().with_error_code(error.code())
+}
+
+/// Answers a ShareAcknowledge request.
+pub async fn handle(ctx: &Context, request: ShareAcknowledgeRequest) -> ShareAcknowledgeResponse {
+    let group_id = match &request.group_id {
+        Some(g) if !g.0.is_empty() => g.0.as_str().to_owned(),
+        _ => return refused(ErrorCode::InvalidRequest),
+    };
+    let member_id = match &request.member_id {
+        Some(m) if !m.is_empty() && m.len() <= 36 => m.as_str().to_owned(),
+        _ => return refused(ErrorCode::InvalidRequest),
+    };
+    let now = ctx.shard.env().now_ms();
+    let step = ctx.share_sessions.borrow_mut().acknowledge(
+        &group_id,
+        &member_id,
+        request.share_session_epoch,
+        now,
+    );
+    let closing = match step {
+        Ok(SessionStep::Fetch(_)) => false,
+        Ok(SessionStep::Closed) => true,
+        Err(e) => return refused(e),
+    };
+    ensure_state_topic(ctx, &group_id).await;
+    let mut parts: Vec<SharePart> = Vec::new();
+    let mut checks: Vec<Option<ErrorCode>> = Vec::new();
+    for topic in &request.topics {
+        for p in &topic.partitions {
+            let acks: Vec<_> = p
+                .acknowledgement_batches
+                .iter()
+                .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.clone()))
+                .collect();
+            let check = check_acks(&acks).err();
+            let mut part = SharePart::resolve(ctx, topic.topic_id, p.partition_index, acks);
+            if check.is_some() {
+                part.acks.clear();
+            }
+            parts.push(part);
+            checks.push(check);
+        }
+    }
+    let plan = ReadPlan {
+        group_id: &group_id,
+        member_id: &member_id,
+        acquire: false,
+        release: closing,
+        max_records: 0,
+        max_bytes: 0,
+        settings: settings(ctx, &group_id),
+    };
+    let results = read(ctx, &parts, &plan, true).await;
+    let mut topics: Vec<ShareAcknowledgeTopicResponse> = Vec::new();
+    for ((p, r), check) in parts.iter().zip(results).zip(checks) {
+        let error = check.unwrap_or(if r.error != ErrorCode::None {
+            r.error
+        } else {
+            r.ack_error
+        });
+        let leader = if error == ErrorCode::NotLeaderOrFollower {
+            LeaderIdAndEpoch::default()
+                .with_leader_id(p.leader.0)
+                .with_leader_epoch(p.leader.1)
+        } else {
+            LeaderIdAndEpoch::default()
+        };
+        let data = PartitionData::default()
+            .with_partition_index(p.partition)
+            .with_error_code(error.code())
+            .with_current_leader(leader);
+        match topics.iter_mut().find(|t| t.topic_id == p.topic_id) {
+            Some(t) => t.partitions.push(data),
+            None => topics.push(
+                ShareAcknowledgeTopicResponse::default()
+                    .with_topic_id(p.topic_id)
+                    .with_partitions(vec![data]),
+            ),
+        }
+    }
+    ShareAcknowledgeResponse::default().with_responses(topics)
+}

@@ -1,0 +1,587 @@
+//! Share partitions on the owner shard of the partition's leader (KIP-932's
+//! share-partition leader): a share group member's acknowledgements, its
+//! acquisitions and the reads of what it acquired; and their durable state
+//! on `__share_group_state` (this shard's part of Kafka's share
+//! coordinator: the leader of a state partition writes and reads its
+//! records).
+//!
+//! Owns: one [`ShareEntry`] per (group, topic id, partition) read here. At
+//! its first use after a start its state is read back from its
+//! `__share_group_state` partition (the latest ShareSnapshot of its key);
+//! a share partition with none starts at the log's start
+//! (`share.auto.offset.reset=earliest`) or its high watermark (latest), and
+//! that start is written at once. Acknowledgements apply before
+//! acquisitions, expired locks are let go before either, and records the
+//! log's start passed are done with.
+//!
+//! Invariants:
+//! - A change to the durable form (an acknowledgement, a release, a lock
+//!   that expired into the archive, the start moving) is written as a
+//!   whole snapshot before the request that made it is answered; writes of
+//!   one share partition go one at a time, each of the state at its start,
+//!   so the last one written is never older than one before it (a write
+//!   that finds a later state already written is skipped). Acquisitions
+//!   are not written: after a restart, records acquired then are
+//!   available again (or archived at the delivery limit), as Kafka's are.
+//! - A record is acquired by one member at a time (the state machine's);
+//!   every offset acquired for a member is in the batches returned to it,
+//!   or taken back before the answer (uncounted, as if never handed out).
+//! - No borrow of the table is held across an await. The table holds at
+//!   most one entry per group and partition read here, each bounded by
+//!   `max_record_locks`.
+
+use bytes::Bytes;
+use glommio::sync::Semaphore;
+use sluice_core::batch::{BatchBuilder, BatchHeader, BatchIter};
+use sluice_core::records::RecordIter;
+use sluice_core::share::partition::{AckType, Acquired, RecordState, SharePartition};
+use sluice_core::share::state::{ShareKey, ShareSnapshot, StateRecord, SHARE_STATE_TOPIC};
+
+use crate::message::{
+    DescribeSharePartitions, ForgetShareGroup, ReadShareState, RecordSet, SharePartitionState,
+    ShareRead, ShareReadResult, ShareSettings, WriteShareState,
+};
+
+use super::*;
+
+/// How long a state write waits for the in-sync replicas.
+const STATE_WRITE_TIMEOUT_MS: u64 = 5_000;
+/// Bytes read per step when a share partition's state is read back.
+const STATE_READ_BYTES: usize = 1024 * 1024;
+
+/// One share partition and the bookkeeping of its durable state.
+pub(crate) struct ShareEntry {
+    partition: SharePartition,
+    /// Changes made to the durable form so far, and how many of them are
+    /// written.
+    changes: u64,
+    written: u64,
+    /// One state write at a time.
+    turn: Rc<Semaphore>,
+    created_ms: i64,
+}
+
+impl Shard {
+    /// [`ShareRead`]: each partition's acknowledgements, then (for a
+    /// ShareFetch) acquisitions within the request's record and byte
+    /// budgets, read from the log.
+    pub(crate) async fn share_read(self: &Rc<Self>, op: ShareRead) -> Vec<ShareReadResult> {
+        let mut records_left = op.max_records;
+        let mut bytes_left = op.max_bytes;
+        let mut out = Vec::with_capacity(op.partitions.len());
+        for read in &op.partitions {
+            let Some(p) = self.partition(&read.topic, read.partition) else {
+                out.push(ShareReadResult::failed(
+                    self.absence_error(&read.topic, read.partition),
+                ));
+                continue;
+            };
+            if p.log.is_offline() {
+                out.push(ShareReadResult::failed(ErrorCode::KafkaStorageError));
+                continue;
+            }
+            let key = ShareKey {
+                group_id: op.group_id.clone(),
+                topic_id: read.topic_id,
+                partition: read.partition,
+            };
+            if let Err(e) = self.load_share_partition(&key, &p, &op.settings).await {
+                out.push(ShareReadResult::failed(e));
+                continue;
+            }
+            let now = self.env.now_ms();
+            let hw = p.high_watermark();
+            let log_start = p.log.log_start_offset();
+            let (mut ack_error, acquired, change) = {
+                let mut table = self.share_partitions.borrow_mut();
+                let Some(entry) = table.get_mut(&key) else {
+                    out.push(ShareReadResult::failed(ErrorCode::UnknownServerError));
+                    continue;
+                };
+                let sp = &mut entry.partition;
+                let before = sp.state_batches();
+                sp.set_config(op.settings.partition);
+                sp.log_start_moved(log_start);
+                sp.expire_locks(now);
+                let ack_error = acknowledge(sp, &op.member_id, &read.acks, now);
+                if op.release {
+                    sp.release_member(&op.member_id);
+                }
+                if sp.state_batches() != before {
+                    entry.changes += 1;
+                }
+                let change = entry.changes;
+                let sp = &mut entry.partition;
+                let acquired = if op.acquire && records_left > 0 && !op.release {
+                    sp.acquire(&op.member_id, hw, records_left, now)
+                } else {
+                    Vec::new()
+                };
+                (ack_error, acquired, change)
+            };
+            // The acknowledgements are answered once they are durable.
+            if let Err(e) = self.write_share_partition(&key, &p, change).await {
+                tracing::warn!(group = key.group_id, topic = read.topic, partition = read.partition, error = %e, "writing a share partition's state failed");
+                if ack_error == ErrorCode::None && !read.acks.is_empty() {
+                    ack_error = e;
+                }
+            }
+            let budget = read.max_bytes.min(bytes_left);
+            let at_least_one = out.iter().all(|r: &ShareReadResult| r.records.is_empty());
+            let (records, delivered, error) =
+                read_acquired(&p, &acquired, hw, budget, at_least_one).await;
+            let mut table = self.share_partitions.borrow_mut();
+            let Some(entry) = table.get_mut(&key) else {
+                out.push(ShareReadResult::failed(ErrorCode::UnknownServerError));
+                continue;
+            };
+            let sp = &mut entry.partition;
+            // What the read did not reach goes back, uncounted.
+            for a in &acquired {
+                let sent_up_to = delivered
+                    .iter()
+                    .filter(|d| d.first >= a.first && d.last <= a.last)
+                    .map(|d| d.last)
+                    .max();
+                let first_unsent = sent_up_to.map_or(a.first, |last| last + 1);
+                if first_unsent <= a.last {
+                    sp.unacquire(&op.member_id, first_unsent, a.last);
+                }
+            }
+            if cfg!(debug_assertions) {
+                if let Err(broken) = sp.check() {
+                    panic!("share partition {key:?}: {broken}");
+                }
+            }
+            let sent: usize = delivered
+                .iter()
+                .map(|d| (d.last - d.first + 1) as usize)
+                .sum();
+            records_left = records_left.saturating_sub(sent);
+            bytes_left = bytes_left.saturating_sub(records.len());
+            self.metrics
+                .borrow_mut()
+                .bytes_out(&read.topic, records.len());
+            out.push(ShareReadResult {
+                error,
+                ack_error,
+                records,
+                acquired: delivered,
+                end_offset: sp.end_offset(),
+                at_lock_limit: sp.in_flight() >= op.settings.partition.max_record_locks,
+                next_deadline_ms: sp.next_deadline_ms(),
+            });
+        }
+        out
+    }
+
+    /// Makes sure `key`'s share partition is in the table: read back from
+    /// its state partition, or made at the group's reset position and
+    /// written at once.
+    async fn load_share_partition(
+        self: &Rc<Self>,
+        key: &ShareKey,
+        p: &OwnedPartition,
+        settings: &ShareSettings,
+    ) -> Result<(), ErrorCode> {
+        if self.share_partitions.borrow().contains_key(key) {
+            return Ok(());
+        }
+        let (state_shard, state_partition) = self.share_state_home(key)?;
+        let value = self
+            .call(
+                state_shard,
+                ReadShareState {
+                    partition: state_partition,
+                    key: Bytes::from(key.encode()),
+                },
+            )
+            .await
+            .map_err(|_| ErrorCode::CoordinatorNotAvailable)??;
+        let snapshot = match value {
+            Some(v) => match StateRecord::decode(&key.encode(), Some(&v)) {
+                Ok(StateRecord::Snapshot(_, snapshot)) => snapshot,
+                Ok(StateRecord::Update(_)) => None,
+                Err(e) => {
+                    tracing::error!(group = key.group_id, partition = key.partition, error = ?e, "a share partition's state does not decode");
+                    return Err(ErrorCode::CoordinatorNotAvailable);
+                }
+            },
+            None => None,
+        };
+        let now = self.env.now_ms();
+        let (partition, changes) = match &snapshot {
+            Some(s) => (
+                SharePartition::restore(s.start_offset, &s.batches, settings.partition),
+                0,
+            ),
+            None => {
+                let start = if settings.reset_earliest {
+                    p.log.log_start_offset()
+                } else {
+                    p.high_watermark()
+                };
+                // A new share partition's start is written at once: a
+                // restart must not move it to a later high watermark.
+                (SharePartition::new(start, settings.partition), 1)
+            }
+        };
+        let created_ms = snapshot.as_ref().map_or(now, |s| s.create_timestamp_ms);
+        // Another request may have loaded it meanwhile: that one stays.
+        let inserted = {
+            let mut table = self.share_partitions.borrow_mut();
+            let absent = !table.contains_key(key);
+            if absent {
+                table.insert(
+                    key.clone(),
+                    ShareEntry {
+                        partition,
+                        changes,
+                        written: 0,
+                        turn: Rc::new(Semaphore::new(1)),
+                        created_ms,
+                    },
+                );
+            }
+            absent
+        };
+        if inserted && changes > 0 {
+            self.write_share_partition(key, p, changes).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes `key`'s state if change `change` is not written yet: one
+    /// write at a time per share partition, each of the state as it is
+    /// when its turn comes.
+    async fn write_share_partition(
+        self: &Rc<Self>,
+        key: &ShareKey,
+        p: &OwnedPartition,
+        change: u64,
+    ) -> Result<(), ErrorCode> {
+        let turn = match self.share_partitions.borrow().get(key) {
+            Some(entry) if entry.written < change => entry.turn.clone(),
+            _ => return Ok(()),
+        };
+        let _turn = turn
+            .acquire_permit(1)
+            .await
+            .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
+        let (snapshot, upto) = {
+            let table = self.share_partitions.borrow();
+            let Some(entry) = table.get(key) else {
+                return Ok(());
+            };
+            if entry.written >= change {
+                // A later write carried this change.
+                return Ok(());
+            }
+            let (start_offset, batches) = entry.partition.state_batches();
+            let snapshot = ShareSnapshot {
+                snapshot_epoch: entry.changes.min(i32::MAX as u64) as i32,
+                state_epoch: 0,
+                leader_epoch: p.leads_at().unwrap_or(-1),
+                start_offset,
+                create_timestamp_ms: entry.created_ms,
+                write_timestamp_ms: self.env.now_ms(),
+                batches,
+            };
+            (snapshot, entry.changes)
+        };
+        let (state_shard, state_partition) = self.share_state_home(key)?;
+        let write = WriteShareState {
+            partition: state_partition,
+            key: Bytes::from(key.encode()),
+            value: Some(Bytes::from(snapshot.encode())),
+        };
+        self.call(state_shard, write)
+            .await
+            .map_err(|_| ErrorCode::CoordinatorNotAvailable)??;
+        if let Some(entry) = self.share_partitions.borrow_mut().get_mut(key) {
+            entry.written = entry.written.max(upto);
+        }
+        Ok(())
+    }
+
+    /// The shard here leading the `__share_group_state` partition of
+    /// `key`, and that partition. COORDINATOR_NOT_AVAILABLE while the topic
+    /// does not exist or its leader is another broker (state is written
+    /// only through a leader on this broker for now).
+    fn share_state_home(&self, key: &ShareKey) -> Result<(u32, PartitionId), ErrorCode> {
+        let metadata = self.metadata();
+        let count = metadata
+            .topics
+            .get(SHARE_STATE_TOPIC)
+            .map(|t| t.partitions.len() as i32)
+            .filter(|&n| n > 0)
+            .ok_or(ErrorCode::CoordinatorNotAvailable)?;
+        let partition = key.state_partition(count);
+        let shard = metadata
+            .leader_shard(self.config.node_id, SHARE_STATE_TOPIC, partition)
+            .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
+        Ok((shard, partition))
+    }
+
+    /// [`WriteShareState`], on the state partition's leader: appends the
+    /// record and waits until every in-sync replica holds it.
+    pub(crate) async fn write_share_state(
+        self: &Rc<Self>,
+        op: WriteShareState,
+    ) -> Result<(), ErrorCode> {
+        let p = self
+            .partition(SHARE_STATE_TOPIC, op.partition)
+            .ok_or(ErrorCode::NotCoordinator)?;
+        let epoch = p.leads_at().ok_or(ErrorCode::NotCoordinator)?;
+        let now = self.env.now_ms();
+        let batch = BatchBuilder::new(now)
+            .record(Some(&op.key), op.value.as_deref())
+            .build();
+        // A freshly built batch is its buffer's only owner: no copy here.
+        let batch = batch
+            .try_into_mut()
+            .unwrap_or_else(|shared| bytes::BytesMut::from(&shared[..]));
+        p.log
+            .append_coordinator(batch, epoch, now)
+            .await
+            .map_err(|e| e.error_code())?;
+        settle_coordinator_write(&p, &*self.env, STATE_WRITE_TIMEOUT_MS)
+            .await
+            .map_err(|e| match e {
+                ErrorCode::NotLeaderOrFollower => ErrorCode::NotCoordinator,
+                other => other,
+            })
+    }
+
+    /// [`ReadShareState`], on the state partition's leader: the value of
+    /// the last record with the key, read from the log's start to its
+    /// high watermark (the topic is compacted: a key keeps one record).
+    pub(crate) async fn read_share_state(
+        self: &Rc<Self>,
+        op: ReadShareState,
+    ) -> Result<Option<Bytes>, ErrorCode> {
+        let p = self
+            .partition(SHARE_STATE_TOPIC, op.partition)
+            .ok_or(ErrorCode::NotCoordinator)?;
+        p.leads_at().ok_or(ErrorCode::NotCoordinator)?;
+        let end = p.high_watermark();
+        let mut offset = p.log.log_start_offset();
+        let mut found: Option<Bytes> = None;
+        while offset < end {
+            let chunks = p
+                .log
+                .read(offset, STATE_READ_BYTES, end)
+                .await
+                .map_err(|e| e.error_code())?;
+            if chunks.is_empty() {
+                break;
+            }
+            for chunk in chunks {
+                for batch in BatchIter::new(chunk) {
+                    let batch = batch.map_err(|_| ErrorCode::CorruptMessage)?;
+                    offset = batch.next_offset();
+                    let Ok(records) = RecordIter::new(&batch) else {
+                        continue;
+                    };
+                    for record in records.flatten() {
+                        if record.key.as_deref() == Some(&op.key[..]) {
+                            found = record.value;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// [`DescribeSharePartitions`]: where each share partition of the
+    /// group held here stands, ordered by topic id and partition.
+    pub(crate) async fn describe_share_partitions(
+        &self,
+        op: DescribeSharePartitions,
+    ) -> Vec<SharePartitionState> {
+        let metadata = self.metadata();
+        let table = self.share_partitions.borrow();
+        let mut out: Vec<SharePartitionState> = table
+            .iter()
+            .filter(|(key, _)| key.group_id == op.group_id)
+            .map(|(key, entry)| {
+                let sp = &entry.partition;
+                let hw = metadata
+                    .topics
+                    .iter()
+                    .find(|(_, t)| t.id == key.topic_id)
+                    .and_then(|(name, _)| self.partition(name, key.partition))
+                    .map_or(sp.end_offset(), |p| p.high_watermark());
+                let waiting = sp.count(RecordState::Available) + sp.count(RecordState::Acquired);
+                let done = sp.in_flight() - waiting;
+                SharePartitionState {
+                    topic_id: key.topic_id,
+                    partition: key.partition,
+                    start_offset: sp.start_offset(),
+                    end_offset: sp.end_offset(),
+                    in_flight: waiting,
+                    acquired: sp.count(RecordState::Acquired),
+                    lag: (hw - sp.start_offset() - done as i64).max(0),
+                }
+            })
+            .collect();
+        out.sort_by_key(|s| (s.topic_id, s.partition));
+        out
+    }
+
+    /// [`ForgetShareGroup`]: the group was deleted, its share partitions
+    /// here go with it, and their state is deleted (a tombstone each), so
+    /// a group of the same name starts over.
+    pub(crate) async fn forget_share_group(self: &Rc<Self>, op: ForgetShareGroup) {
+        let keys: Vec<ShareKey> = self
+            .share_partitions
+            .borrow()
+            .keys()
+            .filter(|k| k.group_id == op.group_id)
+            .cloned()
+            .collect();
+        for key in keys {
+            self.share_partitions.borrow_mut().remove(&key);
+            let Ok((state_shard, state_partition)) = self.share_state_home(&key) else {
+                continue;
+            };
+            let tombstone = WriteShareState {
+                partition: state_partition,
+                key: Bytes::from(key.encode()),
+                value: None,
+            };
+            match self.call(state_shard, tombstone).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(group = key.group_id, error = %e, "deleting a share partition's state failed")
+                }
+                Err(_) => {}
+            }
+        }
+    }
+}
+
+/// Applies `member`'s acknowledgements in order; the first refusal is the
+/// partition's acknowledge error (the others still apply, as Kafka applies
+/// each batch on its own).
+fn acknowledge(
+    sp: &mut SharePartition,
+    member: &str,
+    acks: &[(Offset, Offset, Vec<i8>)],
+    now: i64,
+) -> ErrorCode {
+    let mut error = ErrorCode::None;
+    for (first, last, types) in acks {
+        let (first, last) = (*first, *last);
+        let outcome = match types.as_slice() {
+            [one] => AckType::from_code(*one)
+                .ok_or(ErrorCode::InvalidRequest)
+                .and_then(|ack| sp.acknowledge(member, first, last, ack, now)),
+            each if last >= first && each.len() as i64 == last - first + 1 => {
+                let mut outcome = Ok(());
+                for (offset, code) in (first..=last).zip(each) {
+                    let one = AckType::from_code(*code)
+                        .ok_or(ErrorCode::InvalidRequest)
+                        .and_then(|ack| sp.acknowledge(member, offset, offset, ack, now));
+                    outcome = outcome.and(one);
+                }
+                outcome
+            }
+            _ => Err(ErrorCode::InvalidRequest),
+        };
+        if let Err(e) = outcome {
+            if error == ErrorCode::None {
+                error = e;
+            }
+        }
+    }
+    error
+}
+
+/// Reads the batches that hold `acquired` (ranges in offset order) below
+/// `hw`, within `budget` bytes (one batch past it when `at_least_one`):
+/// the batches, the parts of `acquired` they cover, and the read's error.
+async fn read_acquired(
+    p: &OwnedPartition,
+    acquired: &[Acquired],
+    hw: Offset,
+    budget: usize,
+    at_least_one: bool,
+) -> (RecordSet, Vec<Acquired>, ErrorCode) {
+    let mut batches: Vec<Bytes> = Vec::new();
+    let mut delivered: Vec<Acquired> = Vec::new();
+    let mut left = budget;
+    // The last offset of the last batch taken.
+    let mut covered: Offset = -1;
+    for a in acquired {
+        // The budget ran out (the rest waits for the next fetch).
+        let mut spent = false;
+        while covered < a.last && !spent {
+            let from = a.first.max(covered + 1);
+            let room = if batches.is_empty() && at_least_one {
+                left.max(1)
+            } else {
+                left
+            };
+            if room == 0 {
+                break;
+            }
+            let pieces = match p.log.read_record_pieces(from, room, hw).await {
+                Ok((pieces, _copied)) => pieces,
+                Err(e) => return (RecordSet::new(batches), delivered, e.error_code()),
+            };
+            let before = covered;
+            for batch in pieces.iter().flat_map(split_batches) {
+                let Ok(header) = BatchHeader::peek(&batch) else {
+                    break;
+                };
+                let last = header.last_offset();
+                if last < from {
+                    continue;
+                }
+                if header.base_offset > a.last {
+                    break;
+                }
+                let first_batch = batches.is_empty() && at_least_one;
+                if batch.len() > left && !first_batch {
+                    spent = true;
+                    break;
+                }
+                left = left.saturating_sub(batch.len());
+                covered = last;
+                batches.push(batch);
+            }
+            if covered == before {
+                // Nothing more below the high watermark (or no room).
+                break;
+            }
+        }
+        let last = covered.min(a.last);
+        if last >= a.first {
+            delivered.push(Acquired {
+                first: a.first,
+                last,
+                delivery_count: a.delivery_count,
+            });
+        }
+        if covered < a.last {
+            break;
+        }
+    }
+    (RecordSet::new(batches), delivered, ErrorCode::None)
+}
+
+/// The whole batches of a piece, each its own slice (no copy).
+fn split_batches(piece: &Bytes) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Ok(header) = BatchHeader::peek(&piece[at..]) {
+        if header.size_bytes == 0 || at + header.size_bytes > piece.len() {
+            break;
+        }
+        out.push(piece.slice(at..at + header.size_bytes));
+        at += header.size_bytes;
+    }
+    out
+}

@@ -1,0 +1,626 @@
+#!/usr/bin/env python3
+"""Share-group scenarios (KIP-932, queues for Kafka) with confluent-kafka's
+ShareConsumer (librdkafka's share consumer: ShareGroupHeartbeat, ShareFetch,
+ShareAcknowledge).
+
+Usage: python3 share_groups.py SCENARIO BOOTSTRAP TOPIC GROUP
+
+Each scenario creates TOPIC (1 partition), sets the share-group configs of
+GROUP it needs with IncrementalAlterConfigs on the GROUP config resource
+(always share.auto.offset.reset=earliest, so records produced before the
+group's first member joins are delivered), produces records with known
+values and prints what it saw:
+
+  share-four     4 members (a thread each, implicit acknowledgement, at
+                 most 5 records a poll): first each gets a warm-up record
+                 (produced one at a time; a member that has one stops
+                 polling until all 4 have one, so all 4 are in the group
+                 and fetching), then 200 records are produced, each in a
+                 batch of its own, and all 4 poll them (50 ms of
+                 "processing" after every non-empty poll): every record is
+                 consumed, each is delivered exactly once (delivery count
+                 1), no record is held by two members at once (a member
+                 holds a record from the poll that returned it until its
+                 next poll or commit starts), and every member gets some
+                 of the 200; then a new member gets only the record
+                 produced after them (all were accepted, the last polls'
+                 records by commit_sync)
+  share-release  explicit acknowledgement: 10 records; the even offsets
+                 are accepted, the odd ones RELEASEd, and only the odd ones
+                 come back, with delivery count 2; RELEASEd again they come
+                 back with delivery count 3, are accepted, and then only
+                 the next record produced is delivered
+  share-reject   explicit acknowledgement: 10 records; offsets 2, 5 and 8
+                 are REJECTed, the rest accepted; after that member closes,
+                 a second member gets only the record produced after them
+                 (rejected records are archived, never redelivered); then
+                 kafka-share-groups.sh --describe --state and --offsets
+                 (scripts/kafka-oracle tool, masked): the group is Empty
+                 with 0 members, its partition's lag 0
+  share-kill     a member process (share-kill-victim) acquires 10 records
+                 and is SIGKILLed before acknowledging them; a second member
+                 gets them again, with delivery count 2, and the 10 produced
+                 after the kill with delivery count 1. (Kafka releases the
+                 records when the killed member's connection closes, before
+                 their locks expire; a broker that waits for the locks'
+                 expiry prints the same.)
+  share-stall    the same with the victim SIGSTOPped instead (SIGKILLed at
+                 the end): its connections stay open, so only the expiry of
+                 the locks (the group's share.record.lock.duration.ms=3000)
+                 frees the records; the second member gets them with
+                 delivery count 2, not sooner than 2 s after the victim had
+                 them
+  share-poison   share.delivery.count.limit=3: one record ("poison") is
+                 RELEASEd every time it is delivered (the acknowledgements
+                 ride on the next ShareFetch, no commit_sync), the others
+                 are accepted; it is delivered 3 times (counts 1, 2, 3) and
+                 then never again, and the records produced after it are
+                 still delivered
+
+  share-durable-before, share-durable-after
+                 the halves around a broker SIGKILL and restart (run by
+                 tests/share_groups.rs against sluice): acknowledged
+                 records stay acknowledged, acquired ones come back
+
+  share-kill-victim   (internal) the member share-kill kills (and
+                 share-stall stops): polls until it has records, prints
+                 them, then waits without acknowledging
+
+The broker must accept share.record.lock.duration.ms=3000 as a group
+config: Kafka's floor group.share.min.record.lock.duration.ms (15 s by
+default) has to be lowered to at most 3000 (share_oracle.sh starts Kafka
+with 1000). share.delivery.count.limit=3 is above Kafka's default floor
+(group.share.min.delivery.count.limit=2). Joining is faster with a short
+group.share.heartbeat.interval.ms (share_oracle.sh: 1000); no line depends
+on it.
+
+Each scenario prints deterministic lines on stdout (no names given as
+arguments, no member ids, no timings), compared with what Apache Kafka
+printed (expected/share-*.txt); diagnostics go to stderr, and with
+SHARE_DEBUG=CONTEXTS (e.g. protocol) librdkafka's debug log too. A failed check
+raises, so the process exits non-zero with a traceback. Every wait has a
+deadline, and the victim process is killed before share-kill and
+share-stall return.
+"""
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from confluent_kafka import AcknowledgeType, KafkaException, Producer, ShareConsumer
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
+
+WAIT = 60  # seconds, the longest any single wait may take
+QUIET = 1.0  # seconds a member keeps polling after the last record it expects
+LOCK_MS = 3000  # share-kill's and share-stall's share.record.lock.duration.ms
+DELIVERY_LIMIT = 3  # share-poison's share.delivery.count.limit
+VICTIM_LIFETIME = 120  # seconds: the victim process never outlives this
+DEBUG = os.environ.get("SHARE_DEBUG")  # e.g. "protocol": librdkafka's debug contexts
+ORACLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "scripts", "kafka-oracle")
+
+
+def log(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+def out(*args):
+    print(*args, flush=True)
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def client_conf(bootstrap, **extra):
+    conf = {"bootstrap.servers": bootstrap}
+    if DEBUG:
+        conf["debug"] = DEBUG
+    conf.update(extra)
+    return conf
+
+
+def create(bootstrap, topic):
+    admin = AdminClient(client_conf(bootstrap))
+    for f in admin.create_topics([NewTopic(topic, 1, 1)]).values():
+        f.result(WAIT)
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        t = admin.list_topics(topic, timeout=10).topics.get(topic)
+        if t is not None and t.error is None and len(t.partitions) == 1 and t.partitions[0].leader >= 0:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"topic {topic} did not appear")
+
+
+def set_group(bootstrap, group, configs):
+    """Sets GROUP's configs (IncrementalAlterConfigs, SET) and prints them."""
+    admin = AdminClient(client_conf(bootstrap))
+    entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in configs.items()]
+    resource = ConfigResource(ResourceType.GROUP, group, incremental_configs=entries)
+    for f in admin.incremental_alter_configs([resource]).values():
+        f.result(WAIT)
+    out("group configs set: " + " ".join(f"{k}={v}" for k, v in configs.items()))
+
+
+def produce(bootstrap, topic, values, batch_each=False):
+    """Produces `values` to partition 0 in order and waits for every
+    delivery report; returns their offsets. batch_each: one record a batch
+    (so a ShareFetch can hand out fewer records than were produced)."""
+    conf = client_conf(bootstrap, **{"linger.ms": 5, "enable.idempotence": True})
+    if batch_each:
+        conf["batch.num.messages"] = 1
+    p = Producer(conf)
+    offsets = {}
+    errors = []
+
+    def report(err, msg):
+        if err is not None:
+            errors.append(str(err))
+        else:
+            offsets[msg.value().decode()] = msg.offset()
+
+    for v in values:
+        p.produce(topic, value=v.encode(), partition=0, on_delivery=report)
+    check(p.flush(WAIT) == 0, "produce: records left unsent")
+    check(not errors, f"produce: {errors}")
+    return [offsets[v] for v in values]
+
+
+def share_consumer(bootstrap, group, topic, explicit, **extra):
+    conf = client_conf(
+        bootstrap,
+        **{
+            "group.id": group,
+            "share.acknowledgement.mode": "explicit" if explicit else "implicit",
+        },
+    )
+    conf.update(extra)
+    c = ShareConsumer(conf)
+    c.subscribe([topic])
+    return c
+
+
+def records(c, timeout):
+    """One poll of at most `timeout` seconds: its messages; an error raises."""
+    got = []
+    for m in c.poll(timeout):
+        if m.error():
+            raise KafkaException(m.error())
+        got.append(m)
+    return got
+
+
+def commit(c):
+    """commit_sync; every partition's result must be a success."""
+    result = c.commit_sync(WAIT)
+    for tp, err in result.items():
+        check(err is None, f"commit_sync {tp.topic} [{tp.partition}]: {err}")
+
+
+def consume(c, until, decide=None, quiet=QUIET, commit_each=True):
+    """Polls `c` until until(got) holds, then for `quiet` seconds more;
+    returns every record seen, as (offset, value, delivery count), in
+    delivery order. In explicit mode decide(offset, value, count) gives
+    each record's AcknowledgeType; commit_each: commit_sync after every
+    poll that returned records (else the acknowledgements ride on the next
+    poll's ShareFetch)."""
+    got = []
+    deadline = time.monotonic() + WAIT
+    done_at = None
+    while True:
+        now = time.monotonic()
+        if done_at is None and until(got):
+            done_at = now
+        if done_at is not None and now - done_at >= quiet:
+            return got
+        if now > deadline:
+            raise TimeoutError(f"no end within {WAIT} s; got {show(got)}")
+        batch = records(c, 0.2)
+        for m in batch:
+            rec = (m.offset(), m.value().decode(), m.delivery_count())
+            got.append(rec)
+            if decide is not None:
+                c.acknowledge(m, decide(*rec))
+        if batch and decide is not None and commit_each:
+            commit(c)
+
+
+def ranges(offsets):
+    """Sorted offsets as "0-9 12 14-15"."""
+    offsets = sorted(offsets)
+    parts = []
+    i = 0
+    while i < len(offsets):
+        j = i
+        while j + 1 < len(offsets) and offsets[j + 1] == offsets[j] + 1:
+            j += 1
+        parts.append(str(offsets[i]) if i == j else f"{offsets[i]}-{offsets[j]}")
+        i = j + 1
+    return " ".join(parts) if parts else "none"
+
+
+def show(got):
+    """Records grouped by delivery count: "offsets 0-9 (delivery count 1)"."""
+    by_count = {}
+    for o, _, n in got:
+        by_count.setdefault(n, []).append(o)
+    return ", ".join(f"offsets {ranges(by_count[n])} (delivery count {n})" for n in sorted(by_count, key=str)) or "nothing"
+
+
+def next_only(bootstrap, topic, group, label, after):
+    """Produces one more record (`after`); a new member of GROUP must get
+    it, and nothing else within QUIET seconds after it."""
+    [offset] = produce(bootstrap, topic, [after])
+    c = share_consumer(bootstrap, group, topic, explicit=True)
+    try:
+        got = consume(c, lambda got: any(v == after for _, v, _ in got), lambda *r: AcknowledgeType.ACCEPT)
+        out(f"{label}: " + " ".join(f"{v} (delivery count {n})" for _, v, n in got))
+        check(got == [(offset, after, 1)], f"{label}: expected only {after} at {offset}, got {got}")
+    finally:
+        c.close()
+
+
+# --- scenarios
+
+
+def four(bootstrap, topic, group):
+    create(bootstrap, topic)
+    set_group(bootstrap, group, {"share.auto.offset.reset": "earliest"})
+
+    lock = threading.Lock()
+    ready = [threading.Event() for _ in range(4)]
+    gate = threading.Event()
+    done = threading.Event()
+    main = set()  # the 200 records' offsets, filled before the gate opens
+    seen = {}  # offset -> value, every record any member got
+    holds = []  # (offset, member, delivery count, from, until)
+    counts = [0] * 4  # the 200 records' deliveries, by member
+    failures = []
+
+    def member(k):
+        try:
+            c = share_consumer(bootstrap, group, topic, explicit=False, **{"max.poll.records": 5})
+            try:
+                held = []  # (offset, delivery count, since) from the last poll
+                deadline = time.monotonic() + 2 * WAIT
+
+                def poll_once():
+                    nonlocal held
+                    check(time.monotonic() < deadline, f"member {k}: no end within {2 * WAIT} s")
+                    start = time.monotonic()  # the last poll's records are accepted from here
+                    batch = records(c, 0.2)
+                    now = time.monotonic()
+                    with lock:
+                        holds.extend((o, k, n, since, start) for o, n, since in held)
+                        held = [(m.offset(), m.delivery_count(), now) for m in batch]
+                        for m in batch:
+                            seen[m.offset()] = m.value().decode()
+                            counts[k] += m.offset() in main
+                        if main and main <= seen.keys():
+                            done.set()
+                    return batch
+
+                # A warm-up record: this member is in the group and has the
+                # partition. It stops polling (holding the record) until
+                # every member is there, so the next warm-up goes to another.
+                while not poll_once():
+                    check(not done.is_set(), "given up")
+                ready[k].set()
+                check(gate.wait(WAIT), f"member {k}: the gate never opened")
+                while not done.is_set():
+                    if poll_once():
+                        time.sleep(0.05)  # processing: lets the other members fetch too
+                start = time.monotonic()
+                commit(c)  # accepts the last poll's records
+                with lock:
+                    holds.extend((o, k, n, since, start) for o, n, since in held)
+            finally:
+                c.close()
+        except Exception as e:  # reported by the main thread
+            failures.append(f"member {k}: {e!r}")
+            done.set()
+
+    threads = [threading.Thread(target=member, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    ok = False
+    try:
+        # One warm-up record at a time, until each member has one. (Another
+        # one too after 2 s without a taker: not needed with Kafka.)
+        warmups, last = 0, 0.0
+        deadline = time.monotonic() + WAIT
+        while not all(r.is_set() for r in ready):
+            check(not failures, "; ".join(failures))
+            check(time.monotonic() < deadline, f"members ready within {WAIT} s: {[r.is_set() for r in ready]}")
+            with lock:
+                taken = sum(1 for v in seen.values() if v.startswith("w-"))
+            if taken == warmups or time.monotonic() - last > 2:
+                produce(bootstrap, topic, [f"w-{warmups}"])
+                warmups, last = warmups + 1, time.monotonic()
+            time.sleep(0.02)
+        log(f"{warmups} warm-up records")
+        out("4 members, each holding a warm-up record")
+        values = [f"r-{i:03d}" for i in range(200)]
+        offsets = produce(bootstrap, topic, values, batch_each=True)
+        out(f"produced {len(values)} records, one a batch")
+        main.update(offsets)
+        ok = True
+    finally:
+        if not ok:
+            done.set()
+        gate.set()
+    for t in threads:
+        t.join(WAIT + 30)
+    check(not any(t.is_alive() for t in threads), "a member thread did not end")
+    check(not failures, "; ".join(failures))
+    log(f"records per member: {counts}")
+
+    out(f"consumed {sum(1 for o in seen if o in main)} distinct records, every produced one exactly: "
+        f"{ {o: v for o, v in seen.items() if o in main} == dict(zip(offsets, values))}")
+    out(f"deliveries {sum(1 for h in holds if h[0] in main)}, each record delivered once (warm-ups too): "
+        f"{sorted(o for o, *_ in holds) == sorted(seen)}")
+    main_holds = [h for h in holds if h[0] in main]
+    out("their delivery counts: " + " ".join(f"{n}x{sum(1 for h in main_holds if h[2] == n)}"
+                                             for n in sorted({h[2] for h in main_holds})))
+    overlap = []
+    by_offset = {}
+    for h in holds:
+        by_offset.setdefault(h[0], []).append(h)
+    for o, hs in by_offset.items():
+        hs.sort(key=lambda h: h[3])
+        for a, b in zip(hs, hs[1:]):
+            if a[1] != b[1] and b[3] < a[4]:
+                overlap.append(o)
+    out(f"no record held by two members at once: {not overlap}")
+    out(f"all members got some of the 200: {all(n > 0 for n in counts)}")
+    next_only(bootstrap, topic, group, "a new member then gets", "r-200")
+
+
+def release(bootstrap, topic, group):
+    create(bootstrap, topic)
+    set_group(bootstrap, group, {"share.auto.offset.reset": "earliest"})
+    values = [f"r-{i:03d}" for i in range(10)]
+    offsets = produce(bootstrap, topic, values)
+    out(f"produced {len(values)} records")
+    odd = offsets[1::2]
+    c = share_consumer(bootstrap, group, topic, explicit=True)
+    try:
+        # quiet=0: polling on would deliver the released records again.
+        got = consume(c, lambda got: len(got) >= 10,
+                      lambda o, v, n: AcknowledgeType.RELEASE if o in odd else AcknowledgeType.ACCEPT, quiet=0)
+        out(f"delivery 1: {show(got)}")
+        out(f"accepted the even offsets, released {ranges(odd)}")
+        check(sorted(o for o, _, _ in got) == offsets, f"first delivery {got}")
+        got = consume(c, lambda got: len(got) >= len(odd), lambda *r: AcknowledgeType.RELEASE, quiet=0)
+        out(f"delivery 2: {show(got)}")
+        out(f"released {ranges(o for o, _, _ in got)} again")
+        got = consume(c, lambda got: len(got) >= len(odd), lambda *r: AcknowledgeType.ACCEPT)
+        out(f"delivery 3: {show(got)}")
+        out(f"accepted {ranges(o for o, _, _ in got)}")
+    finally:
+        c.close()
+    next_only(bootstrap, topic, group, "then a new member gets", "r-010")
+
+
+def reject(bootstrap, topic, group):
+    create(bootstrap, topic)
+    set_group(bootstrap, group, {"share.auto.offset.reset": "earliest"})
+    values = [f"r-{i:03d}" for i in range(10)]
+    offsets = produce(bootstrap, topic, values)
+    out(f"produced {len(values)} records")
+    bad = [offsets[2], offsets[5], offsets[8]]
+    c = share_consumer(bootstrap, group, topic, explicit=True)
+    try:
+        got = consume(c, lambda got: len(got) >= 10,
+                      lambda o, v, n: AcknowledgeType.REJECT if o in bad else AcknowledgeType.ACCEPT)
+        out(f"first member: {show(got)}")
+        out(f"rejected {ranges(bad)}, accepted {ranges(o for o in offsets if o not in bad)}")
+    finally:
+        c.close()
+    out("first member closed")
+    next_only(bootstrap, topic, group, "a second member gets", "r-010")
+    describe(bootstrap, group)
+
+
+def share_groups_tool(bootstrap, *args):
+    """Runs kafka-share-groups.sh (ShareGroupCommand, through
+    scripts/kafka-oracle) against BOOTSTRAP; its stdout's non-blank lines."""
+    cmd = [ORACLE, "tool", "org.apache.kafka.tools.consumer.group.ShareGroupCommand",
+           "--bootstrap-server", bootstrap, *args]
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=WAIT)
+    log(r.stdout + r.stderr)
+    check(r.returncode == 0, f"kafka-share-groups {' '.join(args)}: exit {r.returncode}")
+    return [line.split() for line in r.stdout.splitlines() if line.strip()]
+
+
+def describe(bootstrap, group):
+    """kafka-share-groups.sh --describe --state and --offsets for GROUP,
+    masked: no group or topic name, no coordinator; and no START-OFFSET,
+    which Kafka persists lazily (it stays at the first offset of the last
+    batch acquired, here 10 with every record acknowledged: a detail of its
+    share-state persistence, not of the protocol)."""
+    rows = share_groups_tool(bootstrap, "--describe", "--state", "--group", group)
+    check(rows[0][0] == "GROUP" and rows[0][-2:] == ["STATE", "#MEMBERS"] and len(rows) == 2, f"--state: {rows}")
+    out(f"kafka-share-groups --describe --state: STATE {rows[1][-2]} #MEMBERS {rows[1][-1]}")
+    rows = share_groups_tool(bootstrap, "--describe", "--offsets", "--group", group)
+    check(rows[0] == ["GROUP", "TOPIC", "PARTITION", "START-OFFSET", "LAG"], f"--offsets: {rows}")
+    for row in rows[1:]:
+        check(len(row) == 5, f"--offsets: {row}")
+        out(f"kafka-share-groups --describe --offsets: PARTITION {row[2]} LAG {row[4]}")
+
+
+def kill(bootstrap, topic, group, stall=False):
+    create(bootstrap, topic)
+    set_group(bootstrap, group, {"share.auto.offset.reset": "earliest",
+                                 "share.record.lock.duration.ms": str(LOCK_MS)})
+    first = [f"r-{i:03d}" for i in range(10)]
+    produce(bootstrap, topic, first)
+    out(f"produced {len(first)} records")
+    victim = subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__), "share-kill-victim", bootstrap, topic, group],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        ready, _, _ = select.select([victim.stdout], [], [], WAIT)
+        check(ready, f"the victim acquired nothing within {WAIT} s")
+        line = victim.stdout.readline().strip()
+        acquired_at = time.monotonic()
+        check(line, "the victim exited before acquiring records")
+        out(f"victim acquired {line}")
+        if stall:
+            # Its connections stay open: only the locks' expiry frees the records.
+            victim.send_signal(signal.SIGSTOP)
+            out("victim SIGSTOPped before acknowledging")
+        else:
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(30)
+            out("victim SIGKILLed before acknowledging")
+        second = [f"r-{i:03d}" for i in range(10, 20)]
+        offsets = produce(bootstrap, topic, second)
+        out(f"produced {len(second)} more records")
+        c = share_consumer(bootstrap, group, topic, explicit=True)
+        try:
+            redelivered_at = []
+
+            def decide(o, v, n):
+                if n > 1 and not redelivered_at:
+                    redelivered_at.append(time.monotonic())
+                return AcknowledgeType.ACCEPT
+
+            got = consume(c, lambda got: len({o for o, _, _ in got}) >= 20, decide)
+        finally:
+            c.close()
+    finally:
+        if victim.poll() is None:
+            victim.kill()  # SIGKILL ends a stopped process too
+            victim.wait(30)
+    out(f"second member: {show(got)}")
+    check(sorted(o for o, _, _ in got) == list(range(offsets[-1] + 1)), f"second member got {got}")
+    waited = redelivered_at[0] - acquired_at if redelivered_at else None
+    log(f"redelivered {waited} s after the victim acquired them")
+    if stall:
+        # Not for share-kill: Kafka releases a killed member's records as
+        # soon as its connection closes, before their locks expire.
+        out(f"redelivered only after the lock expired: {waited is not None and waited >= LOCK_MS / 1000 - 1}")
+
+
+def stall(bootstrap, topic, group):
+    kill(bootstrap, topic, group, stall=True)
+
+
+def kill_victim(bootstrap, topic, group):
+    """share-kill's member: prints what its first non-empty poll acquired
+    ("offsets 0-9 (delivery count 1)") and then waits, without
+    acknowledging, to be killed."""
+    c = share_consumer(bootstrap, group, topic, explicit=True)
+    deadline = time.monotonic() + WAIT
+    while True:
+        check(time.monotonic() < deadline, f"victim: no records within {WAIT} s")
+        batch = records(c, 0.2)
+        if batch:
+            break
+    out(show([(m.offset(), m.value().decode(), m.delivery_count()) for m in batch]))
+    time.sleep(VICTIM_LIFETIME)
+    os._exit(1)
+
+
+def poison(bootstrap, topic, group):
+    create(bootstrap, topic)
+    set_group(bootstrap, group, {"share.auto.offset.reset": "earliest",
+                                 "share.delivery.count.limit": str(DELIVERY_LIMIT)})
+    values = ["ok-0", "poison", "ok-2", "ok-3", "ok-4"]
+    produce(bootstrap, topic, values)
+    out(f"produced {' '.join(values)}")
+    c = share_consumer(bootstrap, group, topic, explicit=True)
+    try:
+        def decide(o, v, n):
+            return AcknowledgeType.RELEASE if v == "poison" else AcknowledgeType.ACCEPT
+
+        def poisoned(got):
+            return sum(1 for _, v, _ in got if v == "poison") >= DELIVERY_LIMIT
+
+        got = consume(c, poisoned, decide, quiet=0, commit_each=False)
+        later = ["ok-5", "ok-6", "ok-7"]
+        produce(bootstrap, topic, later)
+        got += consume(c, lambda got: len(got) >= len(later), decide, commit_each=False)
+        commit(c)
+    finally:
+        c.close()
+    counts = [n for _, v, n in got if v == "poison"]
+    out(f"poison delivered {len(counts)} times, delivery counts {' '.join(map(str, counts))}")
+    rest = sorted((o, v, n) for o, v, n in got if v != "poison")
+    out("the others delivered: " + " ".join(f"{v}(count {n})" for _, v, n in rest))
+
+
+def durable_before(bootstrap, topic, group):
+    """The first half of a broker restart (the caller SIGKILLs the broker
+    after it): 30 records in one batch; one member's single poll gets all
+    30, accepts offsets 0-9, rejects 10-14 and holds 15-29 unacknowledged;
+    its acknowledgements are committed (commit_sync: durable when
+    answered), then the process exits without closing."""
+    create(bootstrap, topic)
+    set_group(bootstrap, group, {"share.auto.offset.reset": "earliest"})
+    values = [f"d-{i:03d}" for i in range(30)]
+    p = Producer(client_conf(bootstrap, **{"linger.ms": 1000}))
+    for v in values:
+        p.produce(topic, value=v.encode(), partition=0)
+    check(p.flush(WAIT) == 0, "produce: records left unsent")
+    out(f"produced {len(values)} records in one batch")
+    c = share_consumer(bootstrap, group, topic, explicit=True)
+    deadline = time.monotonic() + WAIT
+    batch = []
+    while not batch:
+        check(time.monotonic() < deadline, f"no records within {WAIT} s")
+        batch = records(c, 0.2)
+    got = [(m.offset(), m.value().decode(), m.delivery_count()) for m in batch]
+    out(f"one poll: {show(got)}")
+    for m in batch:
+        if m.offset() < 10:
+            c.acknowledge(m, AcknowledgeType.ACCEPT)
+        elif m.offset() < 15:
+            c.acknowledge(m, AcknowledgeType.REJECT)
+    commit(c)
+    out("accepted 0-9, rejected 10-14, holding 15-29")
+    os._exit(0)
+
+
+def durable_after(bootstrap, topic, group):
+    """The second half, after the broker's restart: a new member gets only
+    the records nobody acknowledged (15-29, delivered once before, so with
+    delivery count 2): no accepted or rejected record comes back."""
+    c = share_consumer(bootstrap, group, topic, explicit=True)
+    try:
+        got = consume(c, lambda got: len(got) >= 15, lambda *r: AcknowledgeType.ACCEPT, quiet=2 * QUIET)
+    finally:
+        c.close()
+    out(f"after the restart: {show(got)}")
+
+
+SCENARIOS = {
+    "share-four": four,
+    "share-release": release,
+    "share-reject": reject,
+    "share-kill": kill,
+    "share-stall": stall,
+    "share-kill-victim": kill_victim,
+    "share-poison": poison,
+    "share-durable-before": durable_before,
+    "share-durable-after": durable_after,
+}
+
+if __name__ == "__main__":
+    if len(sys.argv) != 5 or sys.argv[1] not in SCENARIOS:
+        sys.exit(__doc__)
+    SCENARIOS[sys.argv[1]](*sys.argv[2:])

@@ -1,0 +1,177 @@
+//! Share groups (KIP-932, queues) with real share consumers, judged against
+//! Apache Kafka: each scenario of tests/clients/python/share_groups.py
+//! (confluent-kafka's ShareConsumer) and tests/clients/java/ShareCheck.java
+//! (kafka-clients' KafkaShareConsumer) runs against the real broker and
+//! must print what it printed against Kafka 4.4
+//! (tests/clients/python/expected/share-*.txt, recorded by
+//! tests/clients/python/share_oracle.sh --record).
+//!
+//! - four: 4 members share a 1-partition topic, each record delivered once,
+//!   never to two members at once, every member getting some.
+//! - release: RELEASE redelivers with the delivery count up.
+//! - reject: REJECT archives; kafka-share-groups.sh describes the group.
+//! - kill: a member SIGKILLed holding records: they come back (count 2)
+//!   as soon as its connection closes.
+//! - stall: a member stopped holding records: they come back when their
+//!   locks expire.
+//! - poison: a record released every time is archived at the delivery
+//!   limit, and the records after it still flow.
+//! - java: two KafkaShareConsumers share 100 records; a released one comes
+//!   back with deliveryCount 2.
+//! - durable (both brokers print the same; Kafka's lines were recorded by
+//!   hand with scripts/kafka-oracle kill between the halves): records
+//!   accepted or rejected before a broker SIGKILL are never delivered
+//!   again, records held unacknowledged are, with their delivery counted.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use common::programs::java_client;
+use common::{python_interpreter, run, topic, Broker, CmdOutput};
+
+/// The broker settings the scenarios need: Kafka's floor for a group's
+/// `share.record.lock.duration.ms` (15 s) lowered so kill and stall set
+/// 3 s, and members heartbeating every second (only for speed), as
+/// share_oracle.sh starts Kafka.
+const ENV: &[(&str, &str)] = &[
+    ("SLUICE_GROUP__SHARE_MIN_RECORD_LOCK_DURATION_MS", "1000"),
+    ("SLUICE_GROUP__SHARE_HEARTBEAT_INTERVAL_MS", "1000"),
+];
+
+fn clients() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
+}
+
+fn expected(scenario: &str) -> String {
+    let path = clients()
+        .join("python/expected")
+        .join(format!("{scenario}.txt"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+fn run_python(broker: &Broker, scenario: &str, topic: &str) -> CmdOutput {
+    let out = run(
+        Command::new(python_interpreter())
+            .arg(clients().join("python/share_groups.py"))
+            .args([scenario, &broker.bootstrap(), topic, topic]),
+        b"",
+        Duration::from_secs(240),
+    );
+    assert!(
+        out.status.success(),
+        "{scenario} failed:\n{}\n--- stderr\n{}\n--- broker\n{}",
+        out.stdout_text(),
+        out.stderr_text(),
+        broker.log_tail(40)
+    );
+    out
+}
+
+/// Runs `scenario` and compares its lines with Kafka's, but for
+/// `differences`: (Kafka's line, sluice's line), each listed in README
+/// "Where Kafka's tools see a difference" with its reason.
+fn matches_kafka_but(scenario: &str, differences: &[(&str, &str)]) {
+    let broker = Broker::start_with_env(ENV);
+    let out = run_python(&broker, scenario, &topic(scenario));
+    let mut want = expected(scenario);
+    for (kafka, sluice) in differences {
+        assert!(
+            want.contains(kafka),
+            "{scenario}: Kafka's lines lack {kafka:?}"
+        );
+        want = want.replace(kafka, sluice);
+    }
+    let got = out.stdout_text();
+    assert!(
+        got == want,
+        "{scenario}: sluice printed\n{got}\nKafka printed\n{want}\n--- stderr\n{}",
+        out.stderr_text()
+    );
+}
+
+fn matches_kafka(scenario: &str) {
+    matches_kafka_but(scenario, &[]);
+}
+
+#[test]
+fn four_members_share_one_partition_each_record_delivered_once() {
+    matches_kafka("share-four");
+}
+
+#[test]
+fn a_released_record_comes_back_with_its_delivery_count_up() {
+    matches_kafka("share-release");
+}
+
+#[test]
+fn a_rejected_record_is_archived_and_the_tool_describes_the_group() {
+    // DescribeShareGroupOffsets is served at version 0 (the newest the
+    // protocol crate knows), which carries no lag: Kafka's tool prints "-".
+    matches_kafka_but(
+        "share-reject",
+        &[(
+            "--describe --offsets: PARTITION 0 LAG 0",
+            "--describe --offsets: PARTITION 0 LAG -",
+        )],
+    );
+}
+
+#[test]
+fn a_killed_members_records_come_back_at_once() {
+    matches_kafka("share-kill");
+}
+
+#[test]
+fn a_stalled_members_records_come_back_when_their_locks_expire() {
+    matches_kafka("share-stall");
+}
+
+#[test]
+fn a_poison_record_is_archived_at_the_delivery_limit() {
+    matches_kafka("share-poison");
+}
+
+#[test]
+fn the_java_share_consumer_shares_and_redelivers() {
+    let dir = java_client();
+    let broker = Broker::start_with_env(ENV);
+    let name = topic("share-java");
+    let out = run(
+        Command::new("java")
+            .current_dir(&dir)
+            .arg("-cp")
+            .arg("target/dependency/*")
+            .arg("ShareCheck.java")
+            .args([&broker.bootstrap(), "java-share", &name, &name]),
+        b"",
+        Duration::from_secs(300),
+    );
+    let got = out.stdout_text();
+    let want = expected("share-java");
+    assert!(
+        out.status.success() && got == want,
+        "java-share: sluice printed\n{got}\nKafka printed\n{want}\n--- stderr\n{}\n--- broker\n{}",
+        out.stderr_text(),
+        broker.log_tail(40)
+    );
+}
+
+#[test]
+fn acknowledged_records_stay_acknowledged_across_a_broker_sigkill() {
+    let mut broker = Broker::start_with_env(ENV);
+    let name = topic("share-durable");
+    let before = run_python(&broker, "share-durable-before", &name);
+    assert_eq!(before.stdout_text(), expected("share-durable-before"));
+    broker.kill();
+    broker.restart();
+    let after = run_python(&broker, "share-durable-after", &name);
+    assert_eq!(
+        after.stdout_text(),
+        expected("share-durable-after"),
+        "after the restart\n--- stderr\n{}",
+        after.stderr_text()
+    );
+}
