@@ -113,7 +113,7 @@ for p in range(4):
     assert!(
         listed
             .lines()
-            .any(|l| l.split_whitespace().collect::<Vec<_>>() == [g.as_str(), "Empty"]),
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == [g.as_str(), "Empty", "classic"]),
         "{listed}"
     );
 

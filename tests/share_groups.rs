@@ -18,6 +18,8 @@
 //!   limit, and the records after it still flow.
 //! - java: two KafkaShareConsumers share 100 records; a released one comes
 //!   back with deliveryCount 2.
+//! - `sluice group describe` of a share group: members, and per share
+//!   partition its start offset, records in flight, acquired, and lag.
 //! - durable (both brokers print the same; Kafka's lines were recorded by
 //!   hand with scripts/kafka-oracle kill between the halves): records
 //!   accepted or rejected before a broker SIGKILL are never delivered
@@ -165,6 +167,31 @@ fn acknowledged_records_stay_acknowledged_across_a_broker_sigkill() {
     let name = topic("share-durable");
     let before = run_python(&broker, "share-durable-before", &name);
     assert_eq!(before.stdout_text(), expected("share-durable-before"));
+    // `sluice group describe` shows where the share partition stands: 0-14
+    // done, 15-29 in flight (available again: their holder is gone).
+    let describe = run(
+        Command::new(env!("CARGO_BIN_EXE_sluice")).args([
+            "group",
+            "--bootstrap",
+            &broker.bootstrap(),
+            "describe",
+            &name,
+        ]),
+        b"",
+        Duration::from_secs(60),
+    );
+    describe.assert_success();
+    let text = describe.stdout_text();
+    assert!(
+        text.starts_with(&format!("Group {name}: share group, state ")),
+        "{text}"
+    );
+    let row: Vec<&str> = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{name} ")))
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default();
+    assert_eq!(row, [name.as_str(), "0", "15", "15", "0", "15"], "{text}");
     broker.kill();
     broker.restart();
     let after = run_python(&broker, "share-durable-after", &name);

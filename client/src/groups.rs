@@ -1,6 +1,7 @@
 //! `sluice group list | describe | delete | reset-offsets`: consumer group
 //! administration over the Kafka protocol, like Kafka's
-//! `kafka-consumer-groups.sh`.
+//! `kafka-consumer-groups.sh` (share groups are described by
+//! [`crate::share_groups`]).
 //!
 //! Owns: the requests each command sends (ListGroups, FindCoordinator,
 //! DescribeGroups, OffsetFetch, ListOffsets, Metadata, DeleteGroups,
@@ -78,12 +79,13 @@ fn group_id(g: &str) -> GroupId {
     GroupId(StrBytes::from_string(g.to_owned()))
 }
 
-/// `sluice group list`: every group, with its state and protocol type.
+/// `sluice group list`: every group, with its state, protocol type and
+/// type (classic, consumer or share).
 pub fn list(bootstrap: &str) -> anyhow::Result<String> {
     let mut client = Client::connect(bootstrap, TIMEOUT)?;
-    let response = client.send(&ListGroupsRequest::default(), 4)?;
+    let response = client.send(&ListGroupsRequest::default(), 5)?;
     check(response.error_code, "listing groups")?;
-    let mut rows: Vec<[String; 3]> = response
+    let mut rows: Vec<[String; 4]> = response
         .groups
         .into_iter()
         .map(|g| {
@@ -91,11 +93,12 @@ pub fn list(bootstrap: &str) -> anyhow::Result<String> {
                 g.group_id.0.to_string(),
                 g.group_state.to_string(),
                 g.protocol_type.to_string(),
+                g.group_type.to_string(),
             ]
         })
         .collect();
     rows.sort();
-    Ok(table(&["GROUP", "STATE", "PROTOCOL-TYPE"], &rows))
+    Ok(table(&["GROUP", "STATE", "PROTOCOL-TYPE", "TYPE"], &rows))
 }
 
 /// A connection to `group`'s coordinator.
@@ -215,6 +218,12 @@ fn describe_group(client: &mut Client, group: &str) -> anyhow::Result<DescribedG
 pub fn describe(bootstrap: &str, group: &str) -> anyhow::Result<String> {
     let mut client = coordinator(bootstrap, group)?;
     let described = describe_group(&mut client, group)?;
+    // DescribeGroups knows no share group: it answers Dead and empty.
+    if described.group_state.as_str() == "Dead" && described.members.is_empty() {
+        if let Some(share) = crate::share_groups::describe(&mut client, group)? {
+            return Ok(share);
+        }
+    }
     let mut out = String::new();
     let _ = writeln!(
         out,

@@ -18,6 +18,7 @@ pub mod groups;
 pub mod hint;
 pub mod leaders;
 pub mod produce;
+pub mod share_groups;
 pub mod topics;
 pub mod txns;
 

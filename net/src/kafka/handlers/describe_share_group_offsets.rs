@@ -4,8 +4,12 @@
 //! leaders' owner shards, so every shard is asked. With no topics named,
 //! every share partition the group has is listed; a named partition the
 //! group never read has start offset -1, as Kafka answers an uninitialized
-//! one.
+//! one. Each partition also carries sluice's counts in tagged fields
+//! ([`TAG_IN_FLIGHT`], [`TAG_ACQUIRED`], [`TAG_LAG`]).
 
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
 use kafka_protocol::messages::describe_share_group_offsets_response::{
     DescribeShareGroupOffsetsResponseGroup, DescribeShareGroupOffsetsResponsePartition,
     DescribeShareGroupOffsetsResponseTopic,
@@ -36,6 +40,24 @@ impl Handler for DescribeShareGroupOffsetsHandler {
     async fn handle(call: Call<'_>, request: Self::Request) -> Outcome<Self::Response> {
         Outcome::Answer(handle(call.ctx, request).await)
     }
+}
+
+/// Tagged fields sluice adds to a partition's answer (other clients skip
+/// tags they do not know): the records in flight (available or acquired),
+/// those acquired now, and the lag (records still to be done with), which
+/// the version served here has no field for. `sluice group describe`
+/// shows them.
+pub const TAG_IN_FLIGHT: i32 = 10_000;
+pub const TAG_ACQUIRED: i32 = 10_001;
+pub const TAG_LAG: i32 = 10_002;
+
+fn sluice_tags(s: &SharePartitionState) -> BTreeMap<i32, Bytes> {
+    let count = |n: usize| Bytes::copy_from_slice(&(n.min(i32::MAX as usize) as i32).to_be_bytes());
+    BTreeMap::from([
+        (TAG_IN_FLIGHT, count(s.in_flight)),
+        (TAG_ACQUIRED, count(s.acquired)),
+        (TAG_LAG, Bytes::copy_from_slice(&s.lag.to_be_bytes())),
+    ])
 }
 
 /// Every share partition of `group_id`, from every shard.
@@ -77,10 +99,14 @@ pub async fn handle(
             }
         };
         let partition = |p: i32, state: Option<&SharePartitionState>| {
-            DescribeShareGroupOffsetsResponsePartition::default()
+            let answer = DescribeShareGroupOffsetsResponsePartition::default()
                 .with_partition_index(p)
                 .with_start_offset(state.map_or(-1, |s| s.start_offset))
-                .with_leader_epoch(-1)
+                .with_leader_epoch(-1);
+            match state {
+                Some(s) => answer.with_unknown_tagged_fields(sluice_tags(s)),
+                None => answer,
+            }
         };
         let topics = match &group.topics {
             Some(named) => named
