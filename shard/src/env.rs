@@ -54,14 +54,19 @@ pub enum BrokenRule {
     /// yet answers as if it had, so a zombie's write of that epoch sent
     /// after the end joins, and opens, the producer's next transaction.
     NoEpochBump,
+    /// `share-ack-unwritten`: a share partition answers acknowledgements
+    /// without writing its state, so after a crash accepted records are
+    /// delivered again.
+    ShareAckUnwritten,
 }
 
 impl BrokenRule {
     /// Every rule, for `--bug`'s list.
-    pub const ALL: [BrokenRule; 3] = [
+    pub const ALL: [BrokenRule; 4] = [
         BrokenRule::AcksBeforeSync,
         BrokenRule::NoTxnVerification,
         BrokenRule::NoEpochBump,
+        BrokenRule::ShareAckUnwritten,
     ];
 
     /// Its `--bug` name.
@@ -70,6 +75,7 @@ impl BrokenRule {
             BrokenRule::AcksBeforeSync => "acks-before-sync",
             BrokenRule::NoTxnVerification => "no-txn-verification",
             BrokenRule::NoEpochBump => "no-epoch-bump",
+            BrokenRule::ShareAckUnwritten => "share-ack-unwritten",
         }
     }
 

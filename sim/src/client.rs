@@ -27,6 +27,7 @@ use sluice_shard::{Proposal, Shard, Unreachable};
 
 use crate::groups::{self, GroupModel};
 use crate::model::{Model, Tp};
+use crate::shares::{self, ShareModel};
 use crate::trace::Trace;
 use crate::txns::{self, TxnModel};
 
@@ -53,6 +54,8 @@ pub struct Clients {
     pub groups: Rc<RefCell<GroupModel>>,
     /// The promises about transactions (likewise).
     pub txns: Rc<RefCell<TxnModel>>,
+    /// The promises about share groups (likewise).
+    pub shares: Rc<RefCell<ShareModel>>,
 }
 
 impl Clients {
@@ -61,6 +64,7 @@ impl Clients {
         model: Rc<RefCell<Model>>,
         groups: Rc<RefCell<GroupModel>>,
         txns: Rc<RefCell<TxnModel>>,
+        shares: Rc<RefCell<ShareModel>>,
         trace: Rc<RefCell<Trace>>,
     ) -> Rc<Clients> {
         Rc::new(Clients {
@@ -76,6 +80,7 @@ impl Clients {
             fetches: Cell::new(0),
             groups,
             txns,
+            shares,
         })
     }
 
@@ -172,6 +177,25 @@ pub enum Op {
         entry: u32,
         tp: Tp,
     },
+    /// Create `__share_group_state` if it does not exist.
+    EnsureShareStateTopic {
+        entry: u32,
+    },
+    /// A share consumer: `rounds` ShareFetches of `tp` as `member` of
+    /// `group`, acknowledging as `seed` decides; with `close`, a last
+    /// request closes its session.
+    ShareConsume {
+        entry: u32,
+        group: String,
+        member: String,
+        tp: Tp,
+        rounds: u32,
+        close: bool,
+        seed: u64,
+    },
+    /// At the end: every share partition used is consumed to its end and
+    /// checked done with.
+    ShareClose,
 }
 
 /// Runs `op` as a task of the current executor.
@@ -225,6 +249,7 @@ async fn run(c: &Rc<Clients>, op: Op) {
                 model.topics.remove(&name);
                 model.deleted.insert(name.clone());
                 model.forget_topic(&name);
+                c.shares.borrow_mut().forget_topic(&name);
             }
         }
         Op::EnsureOffsetsTopic { entry } => groups::ensure_offsets_topic(c, entry).await,
@@ -250,6 +275,28 @@ async fn run(c: &Rc<Clients>, op: Op) {
             late,
         } => txns::transaction(c, entry, transactional_id, writes, commit, late).await,
         Op::ReadCommitted { entry, tp } => txns::read_committed(c, entry, tp).await,
+        Op::EnsureShareStateTopic { entry } => shares::ensure_state_topic(c, entry).await,
+        Op::ShareConsume {
+            entry,
+            group,
+            member,
+            tp,
+            rounds,
+            close,
+            seed,
+        } => {
+            let consumer = shares::ShareConsumer {
+                entry,
+                group,
+                member,
+                tp,
+                rounds,
+                close,
+                seed,
+            };
+            shares::consume(c, consumer).await
+        }
+        Op::ShareClose => shares::close_all(c).await,
         Op::CreatePartitions { entry, name, total } => {
             let proposal = Proposal::CreatePartitions {
                 name: name.clone(),

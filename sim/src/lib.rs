@@ -4,12 +4,13 @@
 //! (`sluice_shard::Shard`: produce, group commit, fetch and long polls,
 //! ListOffsets, the controller and metadata application with its
 //! snapshots, calls between shards, the group coordinator, the
-//! transaction coordinator and its markers) over the log
-//! crate's in-memory disk, a virtual clock and a simulated mesh
-//! (`sluice_shard::simulated`), driven by simulated clients ([`client`],
-//! [`groups`], [`txns`]) and faults (power loss with torn writes, SIGKILL, failing
-//! writes and syncs), with the invariants of [`model`] and
-//! [`groups::GroupModel`] and [`txns::TxnModel`] checked after every step
+//! transaction coordinator and its markers, share partitions and their
+//! state) over the log crate's in-memory disk, a virtual clock and a
+//! simulated mesh (`sluice_shard::simulated`), driven by simulated
+//! clients ([`client`], [`groups`], [`txns`], [`shares`]) and faults
+//! (power loss with torn writes, SIGKILL, failing writes and syncs), with
+//! the invariants of [`model`], [`groups::GroupModel`],
+//! [`txns::TxnModel`] and [`shares::ShareModel`] checked after every step
 //! and after every restart.
 //!
 //! One seed is one run: every choice comes from the seed, time moves only
@@ -19,7 +20,8 @@
 //!
 //! What it does not simulate (yet): the Kafka listener and the handlers in
 //! `net/` (the clients make the shard calls the handlers make), KIP-848
-//! consumer groups, static members, retention, slow disks, and several
+//! consumer groups, share group membership (share consumers read their
+//! partitions directly), static members, retention, slow disks, and several
 //! processes (a cluster). Scheduling within a process is glommio's own first-in
 //! first-out order, not a seeded one.
 
@@ -28,6 +30,7 @@ pub mod groups;
 pub mod model;
 pub mod node;
 pub mod run;
+pub mod shares;
 pub mod trace;
 pub mod txns;
 

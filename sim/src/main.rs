@@ -34,7 +34,8 @@ struct Args {
     #[arg(long, default_value_t = 2000)]
     steps: u64,
     /// Turns on a deliberately broken rule, to see the simulator catch it:
-    /// `acks-before-sync`, `no-txn-verification`, `no-epoch-bump`.
+    /// `acks-before-sync`, `no-txn-verification`, `no-epoch-bump`,
+    /// `share-ack-unwritten`.
     #[arg(long)]
     bug: Option<String>,
     /// Overrides the seed's number of shards (1-4).
@@ -95,7 +96,7 @@ fn main() -> ExitCode {
         match run(&config) {
             Ok(report) => {
                 println!(
-                    "seed {seed}: ok, {} steps, {} shards, flush {}, {} restarts ({} power losses, {} kills), {} disk faults, {} produces ({} acked), {} fetches, {} joins, {} commits acked, {} transactions committed and {} aborted, {} messages, {} invariant checks, trace {:016x} ({} events)",
+                    "seed {seed}: ok, {} steps, {} shards, flush {}, {} restarts ({} power losses, {} kills), {} disk faults, {} produces ({} acked), {} fetches, {} joins, {} commits acked, {} transactions committed and {} aborted, {} share records acquired ({} acknowledged), {} messages, {} invariant checks, trace {:016x} ({} events)",
                     report.steps,
                     config.shards,
                     if config.flush_always { "always" } else { "never" },
@@ -110,6 +111,8 @@ fn main() -> ExitCode {
                     report.commits_acked,
                     report.transactions_committed,
                     report.transactions_aborted,
+                    report.share_acquired,
+                    report.share_acknowledged,
                     report.messages,
                     report.checks.total(),
                     report.trace_hash,

@@ -50,6 +50,9 @@ pub struct Checks {
     pub read_committed: u64,
     /// Group offsets read back after a transaction that committed them.
     pub txn_offsets: u64,
+    /// Records share consumers acquired, checked, and share partitions
+    /// checked done with at the end.
+    pub shares: u64,
 }
 
 impl Checks {
@@ -63,6 +66,7 @@ impl Checks {
             + self.offset_fetches
             + self.read_committed
             + self.txn_offsets
+            + self.shares
     }
 }
 

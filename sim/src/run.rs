@@ -22,7 +22,9 @@ use sluice_log::MemoryStorage;
 use crate::client::{self, Clients, Op, ProduceOp};
 use crate::groups::GroupModel;
 use crate::model::{Checks, Model, Tp};
+use crate::shares::ShareModel;
 use crate::txns::{read_visible, TxnModel};
+use sluice_core::share::state::SHARE_STATE_TOPIC;
 use sluice_shard::simulated::node::{Node, NodeParts};
 use sluice_shard::BrokenRule;
 
@@ -111,6 +113,10 @@ pub struct Report {
     pub commits_acked: u64,
     pub transactions_committed: u64,
     pub transactions_aborted: u64,
+    /// Records share consumers acquired, and acknowledged (accepted or
+    /// rejected) without error.
+    pub share_acquired: u64,
+    pub share_acknowledged: u64,
     pub messages: u64,
     pub checks: Checks,
     pub trace_events: u64,
@@ -158,6 +164,7 @@ struct World {
     model: Rc<RefCell<Model>>,
     groups: Rc<RefCell<GroupModel>>,
     txns: Rc<RefCell<TxnModel>>,
+    shares: Rc<RefCell<ShareModel>>,
     trace: Rc<RefCell<Trace>>,
     report: Report,
     now_ms: i64,
@@ -197,6 +204,7 @@ pub fn run(config: &SimConfig) -> Result<Report, Failure> {
         })),
         groups: Rc::new(RefCell::new(GroupModel::default())),
         txns: Rc::new(RefCell::new(TxnModel::default())),
+        shares: Rc::new(RefCell::new(ShareModel::default())),
         trace: Rc::new(RefCell::new(Trace::new(config.verbose))),
         report: Report::default(),
         now_ms: 1_700_000_000_000,
@@ -229,6 +237,10 @@ pub fn run(config: &SimConfig) -> Result<Report, Failure> {
     world.report.transactions_aborted = txns.aborts_acked;
     world.report.checks.read_committed = txns.reads_checked;
     world.report.checks.txn_offsets = txns.offsets_checked;
+    let shares = world.shares.borrow();
+    world.report.checks.shares = shares.checks;
+    world.report.share_acquired = shares.acquired;
+    world.report.share_acknowledged = shares.acknowledged;
     world.report.steps = world.step;
     let trace = world.trace.borrow();
     world.report.trace_events = trace.events();
@@ -275,6 +287,7 @@ async fn lifetime(world: &mut World) -> Result<Ended, String> {
         world.model.clone(),
         world.groups.clone(),
         world.txns.clone(),
+        world.shares.clone(),
         world.trace.clone(),
     );
     let mut last_log_end: BTreeMap<Tp, i64> = BTreeMap::new();
@@ -287,6 +300,11 @@ async fn lifetime(world: &mut World) -> Result<Ended, String> {
             // restart, whose verification reads every partition (disk
             // faults are cleared by then, so none is offline).
             drain(world, &node, &clients).await?;
+            // Every share partition consumed to its end, and checked.
+            if !world.shares.borrow().used.is_empty() {
+                client::spawn(&clients, Op::ShareClose);
+                drain(world, &node, &clients).await?;
+            }
             world.final_restart_done = true;
             world.rng = Rng::new(world.rng.next_u64());
             world.disk.crash_keep_all();
@@ -294,6 +312,7 @@ async fn lifetime(world: &mut World) -> Result<Ended, String> {
             world.model.borrow_mut().crashed();
             world.groups.borrow_mut().crashed();
             world.txns.borrow_mut().crashed();
+            world.shares.borrow_mut().crashed();
             world.trace.borrow_mut().event("final SIGKILL");
             break Ended::Crashed;
         }
@@ -478,6 +497,25 @@ fn client_op(world: &mut World, node: &Node) -> Option<Op> {
             })
         }
         63..=64 => Some(Op::ReadCommitted { entry, tp }),
+        85..=87 => {
+            let has_state_topic = node.shards[entry as usize]
+                .metadata()
+                .topics
+                .contains_key(SHARE_STATE_TOPIC);
+            if !has_state_topic {
+                return Some(Op::EnsureShareStateTopic { entry });
+            }
+            world.next_value += 1;
+            Some(Op::ShareConsume {
+                entry,
+                group: format!("q{}", rng.below(2)),
+                member: format!("sm{}", world.next_value),
+                tp,
+                rounds: 1 + rng.below(4) as u32,
+                close: rng.chance(40),
+                seed: rng.next_u64(),
+            })
+        }
         8..=59 => {
             let count = 1 + rng.below(5);
             let len = rng.below(3000) as usize;
@@ -553,6 +591,7 @@ fn crash(world: &mut World, node: &Node) -> Ended {
     world.model.borrow_mut().crashed();
     world.groups.borrow_mut().crashed();
     world.txns.borrow_mut().crashed();
+    world.shares.borrow_mut().crashed();
     world.trace.borrow_mut().event(&format!(
         "crash: {}",
         if power_loss { "power loss" } else { "SIGKILL" }

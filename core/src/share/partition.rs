@@ -428,6 +428,19 @@ impl SharePartition {
         self.advance_start();
     }
 
+    /// The log now ends at `log_end` (a power loss took unsynced records,
+    /// or a replica was truncated): offsets past it are forgotten, so the
+    /// records written there next are delivered as new ones.
+    pub fn log_truncated(&mut self, log_end: Offset) {
+        if self.end <= log_end {
+            return;
+        }
+        self.records.split_off(&log_end);
+        self.end = log_end;
+        self.start = self.start.min(log_end);
+        self.advance_start();
+    }
+
     /// Moves the SPSO past the done records at its front.
     fn advance_start(&mut self) {
         while let Some(entry) = self.records.first_entry() {

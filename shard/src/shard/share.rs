@@ -11,8 +11,10 @@
 //! a share partition with none starts at the log's start
 //! (`share.auto.offset.reset=earliest`) or its high watermark (latest), and
 //! that start is written at once. Acknowledgements apply before
-//! acquisitions, expired locks are let go before either, and records the
-//! log's start passed are done with.
+//! acquisitions, expired locks are let go before either, records the
+//! log's start passed are done with, and offsets past the log's end (a
+//! power loss took unsynced records) are forgotten, so what is written
+//! there next is delivered.
 //!
 //! Invariants:
 //! - A change to the durable form (an acknowledgement, a release, a lock
@@ -101,6 +103,7 @@ impl Shard {
                 let sp = &mut entry.partition;
                 let before = sp.state_batches();
                 sp.set_config(op.settings.partition);
+                sp.log_truncated(p.log.log_end_offset());
                 sp.log_start_moved(log_start);
                 sp.expire_locks(now);
                 let ack_error = acknowledge(sp, &op.member_id, &read.acks, now);
@@ -260,6 +263,9 @@ impl Shard {
         p: &OwnedPartition,
         change: u64,
     ) -> Result<(), ErrorCode> {
+        if self.env.broken_rule() == Some(crate::env::BrokenRule::ShareAckUnwritten) {
+            return Ok(());
+        }
         let turn = match self.share_partitions.borrow().get(key) {
             Some(entry) if entry.written < change => entry.turn.clone(),
             _ => return Ok(()),

@@ -192,6 +192,10 @@ enum Op {
     Leave {
         member: u8,
     },
+    /// The log was cut back to `end`.
+    Truncate {
+        end: u8,
+    },
     /// A read stopped short of acquired records: they are taken back.
     Unacquire {
         member: u8,
@@ -211,6 +215,7 @@ fn op() -> impl Strategy<Value = Op> {
         }),
         (0..1500u16).prop_map(|ms| Op::Tick { ms }),
         (0..3u8).prop_map(|member| Op::Leave { member }),
+        (0..24u8).prop_map(|end| Op::Truncate { end }),
         (0..3u8, 0..24u8, 1..6u8).prop_map(|(member, first, len)| Op::Unacquire {
             member,
             first,
@@ -257,6 +262,11 @@ proptest! {
                 }
                 Op::Leave { member: m } => {
                     p.release_member(&member(m));
+                }
+                Op::Truncate { end } => {
+                    p.log_truncated(end as Offset);
+                    // Records written there next are new ones.
+                    done.retain(|o| *o < end as Offset);
                 }
                 Op::Unacquire { member: m, first, len } => {
                     p.unacquire(&member(m), first as Offset, (first + len - 1) as Offset);

@@ -1,0 +1,467 @@
+//! Simulated share consumers (KIP-932), over the share partitions on the
+//! partitions' owner shards and their state on `__share_group_state`.
+//!
+//! Owns: the share operations of the run and their promises in
+//! [`ShareModel`]. A share consumer is one task: a member of a share group
+//! fetching one partition for a few rounds, each round a ShareFetch (the
+//! shard call its handler makes) carrying the acknowledgements of the
+//! records the round before acquired: some accepted, some released, some
+//! rejected, some left to their lock's expiry; offsets without a record
+//! (transaction markers) are acknowledged as gaps. Some members close
+//! their session at the end, which releases what they hold.
+//!
+//! Invariants (checked at every answer, records known by their values,
+//! which are unique in a run, so a record written again at an offset a
+//! power loss freed is a new record):
+//! - a record is acquired by at most one member at a time: no request
+//!   sent after another member's answer handed the record out gets it
+//!   while that member's lock surely holds (less than a lock duration
+//!   after that member's request) and it has not acknowledged it;
+//! - a record whose acceptance or rejection was answered without error is
+//!   never acquired again by a request sent after that answer, across
+//!   crashes (the state is written before the answer);
+//! - no record is delivered more often than the delivery limit (within a
+//!   process lifetime: acquisitions are not written, as in Kafka);
+//! - at the end (checked by [`close_all`]), every record of every share
+//!   partition is done with: accepted, rejected or archived, the start
+//!   offset at the high watermark with nothing in flight.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+
+use bytes::Bytes;
+use sluice_core::batch::BatchIter;
+use sluice_core::records::RecordIter;
+use sluice_core::share::partition::{Acquired, ShareConfig};
+use sluice_core::share::state::SHARE_STATE_TOPIC;
+use sluice_core::{ErrorCode, Offset};
+use sluice_shard::message::{
+    DescribeSharePartitions, Propose, SharePartitionRead, ShareRead, ShareReadResult, ShareSettings,
+};
+use sluice_shard::simulated::Rng;
+use sluice_shard::{Proposal, Shard};
+
+use crate::client::Clients;
+use crate::model::Tp;
+
+/// Partitions of `__share_group_state` in the simulation.
+pub const SHARE_STATE_PARTITIONS: i32 = 2;
+/// The share groups' lock duration: short, so a run's clock passes it.
+pub const LOCK_MS: i64 = 2_000;
+/// The share groups' delivery limit.
+pub const DELIVERY_LIMIT: u16 = 3;
+
+/// The settings every simulated share group has.
+pub fn settings() -> ShareSettings {
+    ShareSettings {
+        partition: ShareConfig {
+            lock_duration_ms: LOCK_MS,
+            delivery_count_limit: DELIVERY_LIMIT,
+            max_record_locks: 64,
+        },
+        reset_earliest: true,
+    }
+}
+
+/// A record of a share group: (group, value).
+type Held = (String, Bytes);
+
+/// The promises about share groups.
+#[derive(Debug, Default)]
+pub struct ShareModel {
+    /// Records held now: → (member, when the answer that handed it out
+    /// came, the earliest its lock can expire).
+    held: BTreeMap<Held, (String, i64, i64)>,
+    /// Records whose acceptance or rejection was answered, with when:
+    /// never acquired again by a request sent after that.
+    done: BTreeMap<Held, i64>,
+    /// (group, partition) pairs a share consumer read.
+    pub used: BTreeSet<(String, Tp)>,
+    pub acquired: u64,
+    pub acknowledged: u64,
+    pub checks: u64,
+}
+
+impl ShareModel {
+    /// After a crash: nothing is held (acquisitions are not durable).
+    pub fn crashed(&mut self) {
+        self.held.clear();
+    }
+
+    /// A topic's deletion was acknowledged: its share partitions go.
+    pub fn forget_topic(&mut self, topic: &str) {
+        self.used.retain(|(_, (t, _))| t != topic);
+    }
+
+    /// Checks the records `member` acquired at `now` (its request was
+    /// sent at `sent`), each (value, delivery count), and holds them.
+    fn acquired(
+        &mut self,
+        group: &str,
+        member: &str,
+        records: &[(Bytes, u16)],
+        sent: i64,
+        now: i64,
+    ) -> Result<(), String> {
+        for (value, count) in records {
+            self.checks += 1;
+            self.acquired += 1;
+            let key = (group.to_owned(), value.clone());
+            // The acquisition happened between `sent` and `now`: it is
+            // wrong only if it surely came after what it contradicts.
+            if let Some(done_at) = self.done.get(&key) {
+                if *done_at <= sent {
+                    return Err(format!(
+                        "share group {group}: {} delivered to {member} after it was accepted or rejected",
+                        short(value)
+                    ));
+                }
+            }
+            if *count > DELIVERY_LIMIT || *count == 0 {
+                return Err(format!(
+                    "share group {group}: {} delivered with count {count} (limit {DELIVERY_LIMIT})",
+                    short(value)
+                ));
+            }
+            if let Some((holder, held_from, expires)) = self.held.get(&key) {
+                if holder != member && sent >= *held_from && now < *expires {
+                    return Err(format!(
+                        "share group {group}: {} acquired by {member} between {sent} and {now} while {holder} held it from {held_from} until at least {expires}",
+                        short(value)
+                    ));
+                }
+            }
+            self.held
+                .insert(key, (member.to_owned(), now, sent + LOCK_MS));
+        }
+        Ok(())
+    }
+}
+
+fn short(value: &Bytes) -> String {
+    String::from_utf8_lossy(&value[..value.len().min(24)]).into_owned()
+}
+
+/// Creates `__share_group_state` as the share handlers do the first time.
+pub async fn ensure_state_topic(c: &Rc<Clients>, entry: u32) {
+    let shard = c.shards[entry as usize].clone();
+    if shard.metadata().topics.contains_key(SHARE_STATE_TOPIC) {
+        return;
+    }
+    let proposal = Proposal::CreateTopic {
+        name: SHARE_STATE_TOPIC.to_owned(),
+        partitions: SHARE_STATE_PARTITIONS,
+        replication_factor: 1,
+        assignments: Vec::new(),
+        configs: vec![
+            ("cleanup.policy".into(), "compact".into()),
+            ("retention.ms".into(), "-1".into()),
+            ("segment.bytes".into(), "16384".into()),
+        ],
+        validate_only: false,
+    };
+    let ok = matches!(shard.call(0, Propose(proposal)).await, Ok(Ok(_)));
+    c.trace.borrow_mut().event(&format!(
+        "create {SHARE_STATE_TOPIC}: {}",
+        if ok { "ok" } else { "failed" }
+    ));
+}
+
+/// One ShareFetch (or, without `acquire`, a ShareAcknowledge; with
+/// `release`, the session's close) of `tp` for `member`, through shard
+/// `entry` to the partition's owner, as the handlers make it.
+#[allow(clippy::too_many_arguments)]
+async fn share_read(
+    shard: &Rc<Shard>,
+    group: &str,
+    member: &str,
+    tp: &Tp,
+    acks: Vec<(Offset, Offset, Vec<i8>)>,
+    acquire: bool,
+    release: bool,
+    max_records: usize,
+) -> Result<ShareReadResult, ErrorCode> {
+    let (owner, topic_id) = {
+        let metadata = shard.metadata();
+        let owner = metadata.leader_shard(shard.config.node_id, &tp.0, tp.1)?;
+        let id = metadata
+            .topics
+            .get(&tp.0)
+            .ok_or(ErrorCode::UnknownTopicOrPartition)?
+            .id;
+        (owner, id)
+    };
+    let request = ShareRead {
+        group_id: group.to_owned(),
+        member_id: member.to_owned(),
+        partitions: vec![SharePartitionRead {
+            topic: tp.0.clone(),
+            topic_id,
+            partition: tp.1,
+            max_bytes: 64 * 1024,
+            acks,
+        }],
+        acquire,
+        max_records,
+        max_bytes: 64 * 1024,
+        release,
+        settings: settings(),
+    };
+    let mut results = shard
+        .call(owner, request)
+        .await
+        .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
+    results.pop().ok_or(ErrorCode::UnknownServerError)
+}
+
+/// The (offset, value) of every data record in `result`'s batches.
+fn values(result: &ShareReadResult) -> BTreeMap<Offset, Bytes> {
+    let mut out = BTreeMap::new();
+    for piece in result.records.pieces() {
+        for batch in BatchIter::new(piece.clone()).flatten() {
+            if batch.is_control() {
+                continue;
+            }
+            let Ok(records) = RecordIter::new(&batch) else {
+                continue;
+            };
+            for r in records.flatten() {
+                if let Some(v) = r.value {
+                    out.insert(r.offset, v);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The acquired offsets of `acquired` with their delivery counts.
+fn offsets(acquired: &[Acquired]) -> Vec<(Offset, u16)> {
+    acquired
+        .iter()
+        .flat_map(|a| (a.first..=a.last).map(move |o| (o, a.delivery_count)))
+        .collect()
+}
+
+/// A share consumer: `rounds` ShareFetches of `tp` as `member` of `group`,
+/// its acknowledgements chosen by `seed`; with `close`, a last request
+/// that closes its session.
+pub struct ShareConsumer {
+    pub entry: u32,
+    pub group: String,
+    pub member: String,
+    pub tp: Tp,
+    pub rounds: u32,
+    pub close: bool,
+    pub seed: u64,
+}
+
+/// Runs one [`ShareConsumer`].
+pub async fn consume(c: &Rc<Clients>, consumer: ShareConsumer) {
+    let ShareConsumer {
+        entry,
+        group,
+        member,
+        tp,
+        rounds,
+        close,
+        seed,
+    } = consumer;
+    let shard = c.shards[entry as usize].clone();
+    let mut rng = Rng::new(seed);
+    c.shares
+        .borrow_mut()
+        .used
+        .insert((group.clone(), tp.clone()));
+    // Acknowledgements for the next request: (offset, type, value).
+    let mut pending: Vec<(Offset, i8, Option<Bytes>)> = Vec::new();
+    for round in 0..=rounds {
+        let last = round == rounds;
+        if last && !close && pending.is_empty() {
+            break;
+        }
+        let acks: Vec<(Offset, Offset, Vec<i8>)> =
+            pending.iter().map(|(o, t, _)| (*o, *o, vec![*t])).collect();
+        let sent = shard.env().now_ms();
+        // Records being acknowledged are no longer held once it applies;
+        // closing the session gives back whatever the member holds.
+        {
+            let mut shares = c.shares.borrow_mut();
+            for (_, _, value) in &pending {
+                if let Some(v) = value {
+                    shares.held.remove(&(group.clone(), v.clone()));
+                }
+            }
+            if last && close {
+                shares.held.retain(|_, (holder, _, _)| *holder != member);
+            }
+        }
+        let max_records = 1 + rng.below(6) as usize;
+        let answer = share_read(
+            &shard,
+            &group,
+            &member,
+            &tp,
+            acks,
+            !last,
+            last && close,
+            max_records,
+        )
+        .await;
+        let now = shard.env().now_ms();
+        let result = match answer {
+            Ok(r) => r,
+            Err(e) => {
+                c.trace
+                    .borrow_mut()
+                    .event(&format!("share {group} {member} {tp:?}: {e}"));
+                return;
+            }
+        };
+        c.trace.borrow_mut().event(&format!(
+            "share {group} {member} {tp:?}: {} acks {:?}, error {}, acquired {:?}",
+            pending.len(),
+            result.ack_error,
+            result.error,
+            result.acquired
+        ));
+        let mut shares = c.shares.borrow_mut();
+        if result.ack_error == ErrorCode::None && result.error == ErrorCode::None {
+            for (_, kind, value) in &pending {
+                // Accept (1) and reject (3): done for good.
+                if let (1 | 3, Some(v)) = (kind, value) {
+                    shares.acknowledged += 1;
+                    shares.done.insert((group.clone(), v.clone()), now);
+                }
+            }
+        }
+        pending.clear();
+        if result.error != ErrorCode::None {
+            return;
+        }
+        let values = values(&result);
+        let acquired = offsets(&result.acquired);
+        let records: Vec<(Bytes, u16)> = acquired
+            .iter()
+            .filter_map(|(o, n)| values.get(o).map(|v| (v.clone(), *n)))
+            .collect();
+        if let Err(message) = shares.acquired(&group, &member, &records, sent, now) {
+            drop(shares);
+            c.fail(message);
+            return;
+        }
+        for (offset, _) in acquired {
+            let value = values.get(&offset).cloned();
+            let kind = match (&value, rng.below(100)) {
+                // No record at this offset (a marker): a gap.
+                (None, _) => 0,
+                (Some(_), 0..=54) => 1,
+                (Some(_), 55..=69) => 2,
+                (Some(_), 70..=79) => 3,
+                // Left to its lock's expiry.
+                (Some(_), _) => continue,
+            };
+            pending.push((offset, kind, value));
+        }
+    }
+}
+
+/// At the end of a run (a task, which the run's drain lets finish): a
+/// closer accepts whatever each used share partition still holds, waiting
+/// out the locks, until nothing is left; then every share partition must
+/// be done with up to its high watermark. A partition that cannot be read
+/// (a disk fault took it offline) is not checked.
+pub async fn close_all(c: &Rc<Clients>) {
+    let used: Vec<(String, Tp)> = c.shares.borrow().used.iter().cloned().collect();
+    let shard = c.shards[0].clone();
+    for (group, tp) in used {
+        if !c.model.borrow().topics.contains_key(&tp.0) {
+            continue;
+        }
+        match close_one(c, &shard, &group, &tp).await {
+            Ok(()) => {}
+            Err(Ok(e)) => {
+                c.trace
+                    .borrow_mut()
+                    .event(&format!("share close {group} {tp:?}: not checked, {e}"));
+            }
+            Err(Err(message)) => {
+                c.fail(message);
+                return;
+            }
+        }
+    }
+}
+
+/// [`close_all`] for one share partition: `Err(Ok(code))` when it could
+/// not be read, `Err(Err(message))` for a broken invariant.
+async fn close_one(
+    c: &Rc<Clients>,
+    shard: &Rc<Shard>,
+    group: &str,
+    tp: &Tp,
+) -> Result<(), Result<ErrorCode, String>> {
+    let mut acks: Vec<(Offset, Offset, Vec<i8>)> = Vec::new();
+    for _ in 0..200 {
+        // Every lock taken before is past.
+        shard
+            .env()
+            .sleep(std::time::Duration::from_millis(LOCK_MS as u64 + 1))
+            .await;
+        let result = share_read(
+            shard,
+            group,
+            "closer",
+            tp,
+            std::mem::take(&mut acks),
+            true,
+            false,
+            50,
+        )
+        .await
+        .map_err(Ok)?;
+        if result.error != ErrorCode::None {
+            return Err(Ok(result.error));
+        }
+        if result.ack_error != ErrorCode::None {
+            return Err(Ok(result.ack_error));
+        }
+        let values = values(&result);
+        acks = offsets(&result.acquired)
+            .into_iter()
+            .map(|(o, _)| (o, o, vec![if values.contains_key(&o) { 1 } else { 0 }]))
+            .collect();
+        if acks.is_empty() && result.next_deadline_ms.is_none() {
+            break;
+        }
+    }
+    let (owner, topic_id) = {
+        let metadata = shard.metadata();
+        let owner = metadata
+            .leader_shard(shard.config.node_id, &tp.0, tp.1)
+            .map_err(Ok)?;
+        (owner, metadata.topics.get(&tp.0).map(|t| t.id))
+    };
+    let states = shard
+        .call(
+            owner,
+            DescribeSharePartitions {
+                group_id: group.to_owned(),
+            },
+        )
+        .await
+        .map_err(|_| Ok(ErrorCode::CoordinatorNotAvailable))?;
+    let Some(state) = states
+        .iter()
+        .find(|s| Some(s.topic_id) == topic_id && s.partition == tp.1)
+    else {
+        return Ok(());
+    };
+    c.shares.borrow_mut().checks += 1;
+    if state.in_flight != 0 || state.lag != 0 {
+        return Err(Err(format!(
+            "share group {group} {tp:?} not done with at the end: {state:?}"
+        )));
+    }
+    Ok(())
+}
