@@ -16,6 +16,9 @@
 //!   locks expire.
 //! - poison: a record released every time is archived at the delivery
 //!   limit, and the records after it still flow.
+//! - reset: kafka-share-groups.sh --reset-offsets (refused while the group
+//!   has a member) and --delete-offsets (AlterShareGroupOffsets,
+//!   DeleteShareGroupOffsets).
 //! - java: two KafkaShareConsumers share 100 records; a released one comes
 //!   back with deliveryCount 2.
 //! - `sluice group describe` of a share group: members, and per share
@@ -134,6 +137,11 @@ fn a_stalled_members_records_come_back_when_their_locks_expire() {
 #[test]
 fn a_poison_record_is_archived_at_the_delivery_limit() {
     matches_kafka("share-poison");
+}
+
+#[test]
+fn the_tool_resets_and_deletes_an_empty_groups_offsets() {
+    matches_kafka("share-reset");
 }
 
 #[test]

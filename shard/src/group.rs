@@ -254,6 +254,16 @@ impl GroupHome {
             GroupRequest::DescribeShareGroup { group_id } => GroupResponse::ShareGroupDescribed(
                 self.coordinator.borrow().describe_share_group(&group_id),
             ),
+            GroupRequest::ShareOffsetsCheck { group_id, create } => GroupResponse::Error(
+                match self
+                    .coordinator
+                    .borrow_mut()
+                    .share_offsets_check(&group_id, create)
+                {
+                    Ok(()) => ErrorCode::None,
+                    Err(e) => e,
+                },
+            ),
             GroupRequest::Join(req) => GroupResponse::Join(self.join(req, now).await),
             GroupRequest::Sync(req) => GroupResponse::Sync(self.sync(req, now).await),
             GroupRequest::Heartbeat {

@@ -165,6 +165,21 @@ shard_ops! {
     /// To the leader of a `__share_group_state` partition: a share
     /// partition's latest state (Kafka's ReadShareGroupState).
     ReadShareState => read_share_state -> Result<Option<Bytes>, ErrorCode>,
+    /// AlterShareGroupOffsets and DeleteShareGroupOffsets for a partition
+    /// led here: whether the group had state for it, or the error.
+    ResetSharePartition => reset_share_partition -> Result<bool, ErrorCode>,
+}
+
+/// Moves a share partition's start (`Some`: everything in flight is
+/// forgotten, the records from there on are new) or deletes its state
+/// (`None`), durably. Only for a group without members.
+#[derive(Debug, Clone)]
+pub struct ResetSharePartition {
+    pub group_id: String,
+    pub topic: String,
+    pub topic_id: [u8; 16],
+    pub partition: PartitionId,
+    pub start: Option<Offset>,
 }
 
 /// Writes one `__share_group_state` record (a ShareSnapshot, or a
@@ -255,9 +270,9 @@ pub struct SharePartitionRead {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShareSettings {
     pub partition: sluice_core::share::partition::ShareConfig,
-    /// `share.auto.offset.reset=earliest` (else latest): where a share
-    /// partition starts when the group first reads it.
-    pub reset_earliest: bool,
+    /// `share.auto.offset.reset`: where a share partition starts when the
+    /// group first reads it.
+    pub reset: sluice_core::group::configs::ShareReset,
 }
 
 /// One partition's answer to a [`ShareRead`].
@@ -619,6 +634,12 @@ pub enum GroupRequest {
     /// KIP-932's ShareGroupDescribe.
     DescribeShareGroup {
         group_id: String,
+    },
+    /// AlterShareGroupOffsets' and DeleteShareGroupOffsets' check that the
+    /// share group is empty (`create`: made empty if it does not exist).
+    ShareOffsetsCheck {
+        group_id: String,
+        create: bool,
     },
     Delete {
         group_id: String,

@@ -59,7 +59,7 @@ pub fn settings() -> ShareSettings {
             delivery_count_limit: DELIVERY_LIMIT,
             max_record_locks: 64,
         },
-        reset_earliest: true,
+        reset: sluice_core::group::configs::ShareReset::Earliest,
     }
 }
 

@@ -95,11 +95,10 @@ pub fn check(name: &str, value: &str, broker: &GroupConfig) -> Result<(), String
             10_000,
             "group.share.max.partition.max.record.locks",
         ),
-        SHARE_AUTO_OFFSET_RESET => match value {
-            "earliest" | "latest" => Ok(()),
-            v if v.starts_with("by_duration:") => Ok(()),
-            v => Err(format!(
-                "Invalid value {v} for configuration {name}: String must be one of: earliest, latest, by_duration:PnDTnHnMn.nS"
+        SHARE_AUTO_OFFSET_RESET => match ShareReset::parse(value) {
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "Invalid value {value} for configuration {name}: String must be one of: earliest, latest, by_duration:PnDTnHnMn.nS"
             )),
         },
         "share.isolation.level" => match value {
@@ -123,12 +122,75 @@ pub fn check(name: &str, value: &str, broker: &GroupConfig) -> Result<(), String
     }
 }
 
-/// A share group's settings: its overrides where set, else the broker's.
-/// The second value is `share.auto.offset.reset=earliest`.
+/// Where a share partition starts when its group first reads it
+/// (`share.auto.offset.reset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShareReset {
+    /// The log's start.
+    Earliest,
+    /// The high watermark (Kafka's default).
+    Latest,
+    /// The first record no older than this many milliseconds
+    /// (`by_duration:PnDTnHnMn.nS`), or the high watermark if none is.
+    ByDuration(i64),
+}
+
+impl ShareReset {
+    /// Parses a `share.auto.offset.reset` value.
+    pub fn parse(value: &str) -> Option<ShareReset> {
+        match value {
+            "earliest" => Some(ShareReset::Earliest),
+            "latest" => Some(ShareReset::Latest),
+            v => v
+                .strip_prefix("by_duration:")
+                .and_then(parse_iso_duration_ms)
+                .map(ShareReset::ByDuration),
+        }
+    }
+}
+
+/// An ISO-8601 duration as Java's `Duration.parse` reads it
+/// (`PnDTnHnMn.nS`, days at most, each part optional but one), in
+/// milliseconds; `None` if it is not one or is negative.
+pub fn parse_iso_duration_ms(text: &str) -> Option<i64> {
+    let rest = text.strip_prefix('P').or_else(|| text.strip_prefix('p'))?;
+    let (days, time) = match rest.split_once(['T', 't']) {
+        Some((d, t)) => (d, Some(t)),
+        None => (rest, None),
+    };
+    let mut ms: f64 = 0.0;
+    let mut parts = 0;
+    let mut take = |part: &str, units: &[(char, f64)]| -> Option<()> {
+        let mut number = String::new();
+        for c in part.chars() {
+            if c.is_ascii_digit() || c == '.' {
+                number.push(c);
+                continue;
+            }
+            let unit = units.iter().find(|(u, _)| c.eq_ignore_ascii_case(u))?;
+            let n: f64 = number.parse().ok()?;
+            ms += n * unit.1;
+            parts += 1;
+            number.clear();
+        }
+        number.is_empty().then_some(())
+    };
+    take(days, &[('D', 86_400_000.0)])?;
+    if let Some(time) = time {
+        if time.is_empty() {
+            return None;
+        }
+        take(time, &[('H', 3_600_000.0), ('M', 60_000.0), ('S', 1_000.0)])?;
+    }
+    (parts > 0 && ms.is_finite() && ms >= 0.0 && ms < i64::MAX as f64).then_some(ms as i64)
+}
+
+/// A share group's settings: its overrides where set, else the broker's,
+/// and where its share partitions start.
 pub fn share_settings(
     overrides: Option<&BTreeMap<String, String>>,
     broker: &GroupConfig,
-) -> (ShareConfig, bool) {
+) -> (ShareConfig, ShareReset) {
     let get = |name: &str| overrides.and_then(|o| o.get(name)).map(String::as_str);
     let int = |name: &str, default: i32, min: i32, max: i32| -> i64 {
         get(name)
@@ -156,7 +218,10 @@ pub fn share_settings(
             i32::MAX,
         ) as usize,
     };
-    (config, get(SHARE_AUTO_OFFSET_RESET) == Some("earliest"))
+    let reset = get(SHARE_AUTO_OFFSET_RESET)
+        .and_then(ShareReset::parse)
+        .unwrap_or(ShareReset::Latest);
+    (config, reset)
 }
 
 #[cfg(test)]
@@ -173,7 +238,7 @@ mod tests {
                 config.delivery_count_limit,
                 earliest
             ),
-            (30_000, 5, false)
+            (30_000, 5, ShareReset::Latest)
         );
         let overrides: BTreeMap<String, String> = [
             (SHARE_RECORD_LOCK_DURATION_MS, "20000"),
@@ -190,7 +255,7 @@ mod tests {
                 config.delivery_count_limit,
                 earliest
             ),
-            (20_000, 3, true)
+            (20_000, 3, ShareReset::Earliest)
         );
         assert!(check(SHARE_RECORD_LOCK_DURATION_MS, "1000", &broker)
             .is_err_and(|m| m.contains("group.share.min.record.lock.duration.ms")));
@@ -198,5 +263,21 @@ mod tests {
         assert!(check(SHARE_AUTO_OFFSET_RESET, "sometime", &broker).is_err());
         assert!(check("no.such.key", "1", &broker).is_err());
         assert_eq!(check(SHARE_AUTO_OFFSET_RESET, "earliest", &broker), Ok(()));
+        assert_eq!(
+            check(SHARE_AUTO_OFFSET_RESET, "by_duration:PT1H30M", &broker),
+            Ok(())
+        );
+        assert!(check(SHARE_AUTO_OFFSET_RESET, "by_duration:1h", &broker).is_err());
+    }
+
+    #[test]
+    fn iso_durations_read_as_java_reads_them() {
+        assert_eq!(parse_iso_duration_ms("PT1H"), Some(3_600_000));
+        assert_eq!(parse_iso_duration_ms("P1DT2H30M"), Some(95_400_000));
+        assert_eq!(parse_iso_duration_ms("PT0.5S"), Some(500));
+        assert_eq!(parse_iso_duration_ms("P2D"), Some(172_800_000));
+        for bad in ["", "P", "PT", "1H", "PT1X", "PT-1H", "P1H"] {
+            assert_eq!(parse_iso_duration_ms(bad), None, "{bad}");
+        }
     }
 }

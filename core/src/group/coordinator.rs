@@ -359,6 +359,32 @@ impl GroupCoordinator {
         }
     }
 
+    /// AlterShareGroupOffsets' and DeleteShareGroupOffsets' check: the
+    /// share group must have no members (NON_EMPTY_GROUP); a group id
+    /// another type holds is GROUP_ID_NOT_FOUND; one that does not exist
+    /// is made (empty) when `create`, else GROUP_ID_NOT_FOUND.
+    pub fn share_offsets_check(&mut self, group_id: &str, create: bool) -> Result<(), ErrorCode> {
+        if group_id.is_empty() {
+            return Err(ErrorCode::InvalidGroupId);
+        }
+        if let Some(g) = self.share_groups.get(group_id) {
+            return if g.is_empty() {
+                Ok(())
+            } else {
+                Err(ErrorCode::NonEmptyGroup)
+            };
+        }
+        if !create
+            || self.groups.contains_key(group_id)
+            || self.consumer_groups.contains_key(group_id)
+        {
+            return Err(ErrorCode::GroupIdNotFound);
+        }
+        self.share_groups
+            .insert(group_id.to_owned(), ShareGroup::default());
+        Ok(())
+    }
+
     /// Deletes share group `group_id` (DeleteGroups, once [`Self::deletion`]
     /// allowed it); true when it was one.
     pub fn delete_share_group(&mut self, group_id: &str) -> bool {

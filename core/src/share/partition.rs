@@ -250,6 +250,11 @@ impl SharePartition {
         self.advance_start();
     }
 
+    /// The settings in force.
+    pub fn config(&self) -> ShareConfig {
+        self.config
+    }
+
     /// The share-partition start offset (SPSO).
     pub fn start_offset(&self) -> Offset {
         self.start
@@ -322,6 +327,32 @@ impl SharePartition {
             self.end += 1;
         }
         ranges(&taken)
+    }
+
+    /// Acquires for `member` the new records from the SPEO through `last`
+    /// (at most `max_record_locks` in flight): a fetch that returns a log
+    /// batch hands out the whole batch, as Kafka's does, beyond the
+    /// records asked for. The range acquired, if any.
+    pub fn acquire_through(&mut self, member: &str, last: Offset, now_ms: i64) -> Option<Acquired> {
+        let first = self.end;
+        let deadline = now_ms.saturating_add(self.config.lock_duration_ms);
+        while self.end <= last && self.records.len() < self.config.max_record_locks {
+            self.records.insert(
+                self.end,
+                InFlight {
+                    state: RecordState::Acquired,
+                    delivery_count: 1,
+                    owner: Some(member.to_owned()),
+                    deadline_ms: Some(deadline),
+                },
+            );
+            self.end += 1;
+        }
+        (self.end > first).then(|| Acquired {
+            first,
+            last: self.end - 1,
+            delivery_count: 1,
+        })
     }
 
     /// `member` acknowledges `[first, last]` with `ack` at `now_ms`. Every

@@ -46,8 +46,9 @@ use super::handlers::{
     find_coordinator, heartbeat, incremental_alter_configs, init_producer_id, join_group,
     leave_group, list_groups, list_offsets, list_partition_reassignments, list_transactions,
     metadata, offset_commit, offset_delete, offset_fetch, offset_for_leader_epoch, produce,
-    share_acknowledge, share_fetch, share_group_describe, share_group_heartbeat, sync_group,
-    txn_offset_commit, update_features, write_txn_markers, Call, Handler, Outcome,
+    share_acknowledge, share_fetch, share_group_describe, share_group_heartbeat,
+    share_group_offsets, sync_group, txn_offset_commit, update_features, write_txn_markers, Call,
+    Handler, Outcome,
 };
 
 /// A served API: its key, its name (Kafka's, as `ApiKey` spells it) and its
@@ -200,6 +201,8 @@ registry! {
     ShareFetch => share_fetch::ShareFetchHandler,
     ShareAcknowledge => share_acknowledge::ShareAcknowledgeHandler,
     DescribeShareGroupOffsets => describe_share_group_offsets::DescribeShareGroupOffsetsHandler,
+    AlterShareGroupOffsets => share_group_offsets::AlterShareGroupOffsetsHandler,
+    DeleteShareGroupOffsets => share_group_offsets::DeleteShareGroupOffsetsHandler,
 }
 
 /// The supported range of `key`, if the broker serves it.

@@ -9,8 +9,9 @@
 //! its first use after a start its state is read back from its
 //! `__share_group_state` partition (the latest ShareSnapshot of its key);
 //! a share partition with none starts at the log's start
-//! (`share.auto.offset.reset=earliest`) or its high watermark (latest), and
-//! that start is written at once. Acknowledgements apply before
+//! (`share.auto.offset.reset=earliest`), its high watermark (latest), or
+//! its first record no older than a duration (`by_duration:`), and that
+//! start is written at once. Acknowledgements apply before
 //! acquisitions, expired locks are let go before either, records the
 //! log's start passed are done with, and offsets past the log's end (a
 //! power loss took unsynced records) are forgotten, so what is written
@@ -27,21 +28,24 @@
 //!   available again (or archived at the delivery limit), as Kafka's are.
 //! - A record is acquired by one member at a time (the state machine's);
 //!   every offset acquired for a member is in the batches returned to it,
-//!   or taken back before the answer (uncounted, as if never handed out).
+//!   or taken back before the answer (uncounted, as if never handed out);
+//!   new records are handed out in whole log batches, as Kafka's
+//!   `batch_optimized` acquisition does, even past `max_records`.
 //! - No borrow of the table is held across an await. The table holds at
 //!   most one entry per group and partition read here, each bounded by
 //!   `max_record_locks`.
 
 use bytes::Bytes;
 use glommio::sync::Semaphore;
-use sluice_core::batch::{BatchBuilder, BatchHeader, BatchIter};
+use sluice_core::batch::{last_offset_in, BatchBuilder, BatchHeader, BatchIter};
+use sluice_core::group::configs::ShareReset;
 use sluice_core::records::RecordIter;
 use sluice_core::share::partition::{AckType, Acquired, RecordState, SharePartition};
 use sluice_core::share::state::{ShareKey, ShareSnapshot, StateRecord, SHARE_STATE_TOPIC};
 
 use crate::message::{
-    DescribeSharePartitions, ForgetShareGroup, ReadShareState, RecordSet, SharePartitionState,
-    ShareRead, ShareReadResult, ShareSettings, WriteShareState,
+    DescribeSharePartitions, ForgetShareGroup, ReadShareState, RecordSet, ResetSharePartition,
+    SharePartitionState, ShareRead, ShareReadResult, ShareSettings, WriteShareState,
 };
 
 use super::*;
@@ -50,6 +54,8 @@ use super::*;
 const STATE_WRITE_TIMEOUT_MS: u64 = 5_000;
 /// Bytes read per step when a share partition's state is read back.
 const STATE_READ_BYTES: usize = 1024 * 1024;
+/// Bytes of records read per step for what a member acquired.
+const READ_STEP_BYTES: usize = 256 * 1024;
 
 /// One share partition and the bookkeeping of its durable state.
 pub(crate) struct ShareEntry {
@@ -131,7 +137,7 @@ impl Shard {
             }
             let budget = read.max_bytes.min(bytes_left);
             let at_least_one = out.iter().all(|r: &ShareReadResult| r.records.is_empty());
-            let (records, delivered, error) =
+            let (records, mut delivered, error) =
                 read_acquired(&p, &acquired, hw, budget, at_least_one).await;
             let mut table = self.share_partitions.borrow_mut();
             let Some(entry) = table.get_mut(&key) else {
@@ -139,12 +145,26 @@ impl Shard {
                 continue;
             };
             let sp = &mut entry.partition;
+            // A new range ending inside the last batch returned takes the
+            // rest of that batch too (Kafka hands out whole batches).
+            let batch_end = records.pieces().last().and_then(|b| last_offset_in(b));
+            if let (Some(d), Some(batch_end)) = (delivered.last_mut(), batch_end) {
+                if d.last + 1 == sp.end_offset() && batch_end > d.last && batch_end < hw {
+                    if let Some(more) = sp.acquire_through(&op.member_id, batch_end, now) {
+                        if d.delivery_count == 1 {
+                            d.last = more.last;
+                        } else {
+                            delivered.push(more);
+                        }
+                    }
+                }
+            }
             // What the read did not reach goes back, uncounted.
             for a in &acquired {
                 let sent_up_to = delivered
                     .iter()
-                    .filter(|d| d.first >= a.first && d.last <= a.last)
-                    .map(|d| d.last)
+                    .filter(|d| d.first >= a.first && d.first <= a.last)
+                    .map(|d| d.last.min(a.last))
                     .max();
                 let first_unsent = sent_up_to.map_or(a.first, |last| last + 1);
                 if first_unsent <= a.last {
@@ -219,10 +239,17 @@ impl Shard {
                 0,
             ),
             None => {
-                let start = if settings.reset_earliest {
-                    p.log.log_start_offset()
-                } else {
-                    p.high_watermark()
+                let start = match settings.reset {
+                    ShareReset::Earliest => p.log.log_start_offset(),
+                    ShareReset::Latest => p.high_watermark(),
+                    ShareReset::ByDuration(ms) => {
+                        let since = now.saturating_sub(ms);
+                        match p.log.offset_for_timestamp(since).await {
+                            Ok(Some((offset, _))) => offset.min(p.high_watermark()),
+                            Ok(None) => p.high_watermark(),
+                            Err(e) => return Err(e.error_code()),
+                        }
+                    }
                 };
                 // A new share partition's start is written at once: a
                 // restart must not move it to a later high watermark.
@@ -400,6 +427,76 @@ impl Shard {
         Ok(found)
     }
 
+    /// [`ResetSharePartition`]: a new start for a share partition (its
+    /// records from there on are new, nothing in flight), or its state
+    /// deleted; written before the answer. Whether the group had state
+    /// for the partition (in memory, or written before a restart).
+    pub(crate) async fn reset_share_partition(
+        self: &Rc<Self>,
+        op: ResetSharePartition,
+    ) -> Result<bool, ErrorCode> {
+        let p = self
+            .partition(&op.topic, op.partition)
+            .ok_or_else(|| self.absence_error(&op.topic, op.partition))?;
+        let key = ShareKey {
+            group_id: op.group_id.clone(),
+            topic_id: op.topic_id,
+            partition: op.partition,
+        };
+        let (state_shard, state_partition) = self.share_state_home(&key)?;
+        let existed = self.share_partitions.borrow().contains_key(&key) || {
+            let read = ReadShareState {
+                partition: state_partition,
+                key: Bytes::from(key.encode()),
+            };
+            self.call(state_shard, read)
+                .await
+                .map_err(|_| ErrorCode::CoordinatorNotAvailable)??
+                .is_some()
+        };
+        match op.start {
+            Some(start) => {
+                let start = start.clamp(p.log.log_start_offset(), p.log.log_end_offset());
+                let settings = self
+                    .share_partitions
+                    .borrow()
+                    .get(&key)
+                    .map(|e| e.partition.config());
+                let config = settings.unwrap_or_default();
+                let change = {
+                    let mut table = self.share_partitions.borrow_mut();
+                    let changes = table.get(&key).map_or(0, |e| e.changes) + 1;
+                    table.insert(
+                        key.clone(),
+                        ShareEntry {
+                            partition: SharePartition::new(start, config),
+                            changes,
+                            written: 0,
+                            turn: Rc::new(Semaphore::new(1)),
+                            created_ms: self.env.now_ms(),
+                        },
+                    );
+                    changes
+                };
+                self.write_share_partition(&key, &p, change).await?;
+            }
+            None => {
+                self.share_partitions.borrow_mut().remove(&key);
+                if existed {
+                    let tombstone = WriteShareState {
+                        partition: state_partition,
+                        key: Bytes::from(key.encode()),
+                        value: None,
+                    };
+                    self.call(state_shard, tombstone)
+                        .await
+                        .map_err(|_| ErrorCode::CoordinatorNotAvailable)??;
+                }
+            }
+        }
+        Ok(existed)
+    }
+
     /// [`DescribeSharePartitions`]: where each share partition of the
     /// group held here stands, ordered by topic id and partition.
     pub(crate) async fn describe_share_partitions(
@@ -533,7 +630,10 @@ async fn read_acquired(
             if room == 0 {
                 break;
             }
-            let pieces = match p.log.read_record_pieces(from, room, hw).await {
+            // Read in steps: the acquired range is usually far smaller
+            // than the fetch's byte budget.
+            let step = room.min(READ_STEP_BYTES);
+            let pieces = match p.log.read_record_pieces(from, step, hw).await {
                 Ok((pieces, _copied)) => pieces,
                 Err(e) => return (RecordSet::new(batches), delivered, e.error_code()),
             };

@@ -57,6 +57,11 @@ values and prints what it saw:
                  then never again, and the records produced after it are
                  still delivered
 
+  share-reset    kafka-share-groups.sh --reset-offsets --to-earliest
+                 (refused while the group has a member) and
+                 --delete-offsets: the records accepted before come back
+                 as new, then again after the state is deleted
+
   share-durable-before, share-durable-after
                  the halves around a broker SIGKILL and restart (run by
                  tests/share_groups.rs against sluice): acknowledged
@@ -564,6 +569,66 @@ def poison(bootstrap, topic, group):
     out("the others delivered: " + " ".join(f"{v}(count {n})" for _, v, n in rest))
 
 
+def reset(bootstrap, topic, group):
+    """kafka-share-groups.sh --reset-offsets and --delete-offsets on an
+    empty group: after the first member accepted 10 records and closed,
+    --reset-offsets --to-earliest makes all of them (and 5 more) new
+    again; refused while a member is in the group; --delete-offsets drops
+    the state, so the group starts over from share.auto.offset.reset."""
+    create(bootstrap, topic)
+    set_group(bootstrap, group, {"share.auto.offset.reset": "earliest"})
+    produce(bootstrap, topic, [f"r-{i:03d}" for i in range(10)])
+    c = share_consumer(bootstrap, group, topic, explicit=True)
+    try:
+        got = consume(c, lambda got: len(got) >= 10, lambda *r: AcknowledgeType.ACCEPT)
+        out(f"first member: {show(got)}")
+        member = share_consumer(bootstrap, group, topic, explicit=True)
+    finally:
+        c.close()
+    try:
+        # Once this member is in the group, the tool refuses.
+        deadline = time.monotonic() + WAIT
+        while True:
+            check(time.monotonic() < deadline, f"the member did not join within {WAIT} s")
+            records(member, 0.2)
+            rows = share_groups_tool(bootstrap, "--describe", "--state", "--group", group)
+            if len(rows) == 2 and rows[1][-1] == "1":
+                break
+        out(f"--reset-offsets with a member in the group refused: {tool_refuses(bootstrap, group, topic)}")
+    finally:
+        member.close()
+    produce(bootstrap, topic, [f"r-{i:03d}" for i in range(10, 15)])
+    rows = share_groups_tool(bootstrap, "--reset-offsets", "--group", group, "--topic", topic,
+                             "--to-earliest", "--execute")
+    out("--reset-offsets --to-earliest --execute: " + " ".join(" ".join(r[2:]) for r in rows))
+    c = share_consumer(bootstrap, group, topic, explicit=True)
+    try:
+        got = consume(c, lambda got: len(got) >= 15, lambda *r: AcknowledgeType.ACCEPT)
+        out(f"after the reset: {show(got)}")
+    finally:
+        c.close()
+    rows = share_groups_tool(bootstrap, "--delete-offsets", "--group", group, "--topic", topic)
+    out("--delete-offsets: " + " | ".join(" ".join(r[1:]) for r in rows))
+    c = share_consumer(bootstrap, group, topic, explicit=True)
+    try:
+        got = consume(c, lambda got: len(got) >= 15, lambda *r: AcknowledgeType.ACCEPT)
+        out(f"after the delete: {show(got)}")
+    finally:
+        c.close()
+
+
+def tool_refuses(bootstrap, group, topic):
+    """Whether kafka-share-groups.sh --reset-offsets --execute fails now
+    (the group has a member)."""
+    cmd = [ORACLE, "tool", "org.apache.kafka.tools.consumer.group.ShareGroupCommand",
+           "--bootstrap-server", bootstrap, "--reset-offsets", "--group", group, "--topic", topic,
+           "--to-earliest", "--execute"]
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=WAIT)
+    log(r.stdout + r.stderr)
+    text = (r.stdout + r.stderr).lower()
+    return r.returncode != 0 or "not empty" in text or "inactive" in text
+
+
 def durable_before(bootstrap, topic, group):
     """The first half of a broker restart (the caller SIGKILLs the broker
     after it): 30 records in one batch; one member's single poll gets all
@@ -616,6 +681,7 @@ SCENARIOS = {
     "share-stall": stall,
     "share-kill-victim": kill_victim,
     "share-poison": poison,
+    "share-reset": reset,
     "share-durable-before": durable_before,
     "share-durable-after": durable_after,
 }

@@ -8,7 +8,7 @@
 # Usage: tests/clients/python/share_oracle.sh [--record] [SCENARIO...]
 #        tests/clients/python/share_oracle.sh --bootstrap HOST:PORT [SCENARIO...]
 #
-# Scenarios: four release reject kill stall poison (share_groups.py
+# Scenarios: four release reject kill stall poison reset (share_groups.py
 # share-SCENARIO) and java (ShareCheck.java java-share). With SCENARIO names
 # only those run (and are recorded); without, all of them.
 #
@@ -39,7 +39,7 @@ java_dir="$root/tests/clients/java"
 python="${SLUICE_TEST_PYTHON:-python3}"
 java="${SLUICE_TEST_JAVA:-java}"
 
-all_scenarios="four release reject kill stall poison java"
+all_scenarios="four release reject kill stall poison reset java"
 record=0
 bootstrap=""
 scenarios=()

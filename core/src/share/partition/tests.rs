@@ -163,6 +163,28 @@ fn records_never_sent_are_taken_back_uncounted() {
 }
 
 #[test]
+fn a_fetch_completes_the_log_batch_it_returns() {
+    let mut p = SharePartition::new(0, config());
+    assert_eq!(offsets(&p.acquire("a", 10, 2, 0)), vec![0, 1]);
+    let rest = p.acquire_through("a", 4, 0).expect("the rest of the batch");
+    assert_eq!(
+        rest,
+        Acquired {
+            first: 2,
+            last: 4,
+            delivery_count: 1
+        }
+    );
+    assert_eq!(p.end_offset(), 5);
+    assert_eq!(
+        p.acquire_through("a", 3, 0),
+        None,
+        "nothing new below the end"
+    );
+    p.check().expect("invariants");
+}
+
+#[test]
 fn records_gone_from_the_log_are_done_with() {
     let mut p = SharePartition::new(0, config());
     p.acquire("a", 10, 4, 0);
@@ -196,6 +218,11 @@ enum Op {
     Truncate {
         end: u8,
     },
+    /// A returned batch completed through `last`.
+    Through {
+        member: u8,
+        last: u8,
+    },
     /// A read stopped short of acquired records: they are taken back.
     Unacquire {
         member: u8,
@@ -216,6 +243,7 @@ fn op() -> impl Strategy<Value = Op> {
         (0..1500u16).prop_map(|ms| Op::Tick { ms }),
         (0..3u8).prop_map(|member| Op::Leave { member }),
         (0..24u8).prop_map(|end| Op::Truncate { end }),
+        (0..3u8, 0..24u8).prop_map(|(member, last)| Op::Through { member, last }),
         (0..3u8, 0..24u8, 1..6u8).prop_map(|(member, first, len)| Op::Unacquire {
             member,
             first,
@@ -262,6 +290,13 @@ proptest! {
                 }
                 Op::Leave { member: m } => {
                     p.release_member(&member(m));
+                }
+                Op::Through { member: m, last } => {
+                    if let Some(a) = p.acquire_through(&member(m), last as Offset, now) {
+                        for o in a.first..=a.last {
+                            prop_assert!(!done.contains(&o), "{o} handed out after it was done");
+                        }
+                    }
                 }
                 Op::Truncate { end } => {
                     p.log_truncated(end as Offset);

@@ -76,6 +76,7 @@ pub mod share_acknowledge;
 pub mod share_fetch;
 pub mod share_group_describe;
 pub mod share_group_heartbeat;
+pub mod share_group_offsets;
 pub mod shares;
 pub mod sync_group;
 pub mod topics;

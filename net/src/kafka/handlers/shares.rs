@@ -118,14 +118,11 @@ pub async fn ensure_state_topic(ctx: &Context, group_id: &str) {
 /// Group `group_id`'s share settings: its configs over the broker's.
 pub fn settings(ctx: &Context, group_id: &str) -> ShareSettings {
     let metadata = ctx.shard.metadata();
-    let (partition, reset_earliest) = share_settings(
+    let (partition, reset) = share_settings(
         metadata.group_configs.get(group_id),
         &ctx.shard.config.group,
     );
-    ShareSettings {
-        partition,
-        reset_earliest,
-    }
+    ShareSettings { partition, reset }
 }
 
 /// What one [`read`] asks of each owner shard.
