@@ -191,7 +191,7 @@ pub fn describe(bootstrap: &str, topic: &str, format: Format) -> anyhow::Result<
             .collect::<Vec<_>>()
             .join(",")
     };
-    let topic_id = format_uuid(t.topic_id.as_bytes());
+    let topic_id = sluice_core::types::kafka_uuid(*t.topic_id.as_bytes());
     Ok(match format {
         Format::Table => {
             let mut out = format!(
@@ -243,25 +243,6 @@ pub fn describe(bootstrap: &str, topic: &str, format: Format) -> anyhow::Result<
                 + "\n"
         }
     })
-}
-
-/// A topic id as Kafka prints it (URL-safe base64 without padding).
-fn format_uuid(bytes: &[u8; 16]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::with_capacity(22);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        let chars = chunk.len() + 1;
-        for i in 0..chars {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
 }
 
 /// `sluice topic delete`.
@@ -354,16 +335,4 @@ pub fn key_values(args: &[String]) -> anyhow::Result<Vec<(String, String)>> {
                 .ok_or_else(|| anyhow::anyhow!("{a:?} is not key=value"))
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn topic_ids_print_as_kafka_prints_them() {
-        // Kafka's Uuid.toString of the all-zero id.
-        assert_eq!(format_uuid(&[0; 16]), "AAAAAAAAAAAAAAAAAAAAAA");
-        assert_eq!(format_uuid(&[0xff; 16]).len(), 22);
-    }
 }

@@ -70,6 +70,25 @@ pub fn validate_topic_name(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// A UUID as Kafka prints it (`Uuid.toString()`): URL-safe base64 of its
+/// 16 bytes, without padding.
+pub fn kafka_uuid(id: [u8; 16]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(22);
+    for chunk in id.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..chunk.len() + 1 {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +101,16 @@ mod tests {
         assert!(validate_topic_name("a/b").is_err());
         assert!(validate_topic_name(&"x".repeat(249)).is_ok());
         assert!(validate_topic_name(&"x".repeat(250)).is_err());
+    }
+
+    #[test]
+    fn topic_ids_print_as_kafka_prints_them() {
+        // Kafka's Uuid.toString of the all-zero id, of 0...01 and of all ones.
+        assert_eq!(kafka_uuid([0; 16]), "AAAAAAAAAAAAAAAAAAAAAA");
+        let mut one = [0u8; 16];
+        one[15] = 1;
+        assert_eq!(kafka_uuid(one), "AAAAAAAAAAAAAAAAAAAAAQ");
+        assert_eq!(kafka_uuid([0xff; 16]), "_____________________w");
     }
 
     #[test]

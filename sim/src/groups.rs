@@ -141,15 +141,16 @@ pub(crate) async fn group_call(
         .unwrap_or(GroupResponse::Error(ErrorCode::CoordinatorNotAvailable))
 }
 
-/// Creates `__consumer_offsets` as FindCoordinator does the first time.
-pub async fn ensure_offsets_topic(c: &Rc<Clients>, entry: u32) {
-    let shard = c.shards[entry as usize].clone();
-    if shard.metadata().topics.contains_key(OFFSETS_TOPIC) {
-        return;
+/// Creates the compacted internal topic `name` with `partitions` (one
+/// replica, small segments) if it does not exist, as the handlers do at
+/// its first use; whether it exists now (or was being made by another).
+pub(crate) async fn ensure_internal_topic(shard: &Rc<Shard>, name: &str, partitions: i32) -> bool {
+    if shard.metadata().topics.contains_key(name) {
+        return true;
     }
     let proposal = Proposal::CreateTopic {
-        name: OFFSETS_TOPIC.to_owned(),
-        partitions: OFFSETS_PARTITIONS,
+        name: name.to_owned(),
+        partitions,
         replication_factor: 1,
         assignments: Vec::new(),
         configs: vec![
@@ -159,7 +160,16 @@ pub async fn ensure_offsets_topic(c: &Rc<Clients>, entry: u32) {
         ],
         validate_only: false,
     };
-    let ok = matches!(shard.call(0, Propose(proposal)).await, Ok(Ok(_)));
+    matches!(shard.call(0, Propose(proposal)).await, Ok(Ok(_)))
+}
+
+/// Creates `__consumer_offsets` as FindCoordinator does the first time.
+pub async fn ensure_offsets_topic(c: &Rc<Clients>, entry: u32) {
+    let shard = c.shards[entry as usize].clone();
+    if shard.metadata().topics.contains_key(OFFSETS_TOPIC) {
+        return;
+    }
+    let ok = ensure_internal_topic(&shard, OFFSETS_TOPIC, OFFSETS_PARTITIONS).await;
     c.trace.borrow_mut().event(&format!(
         "create {OFFSETS_TOPIC}: {}",
         if ok { "ok" } else { "failed" }

@@ -36,12 +36,13 @@ use sluice_core::share::partition::{Acquired, ShareConfig};
 use sluice_core::share::state::SHARE_STATE_TOPIC;
 use sluice_core::{ErrorCode, Offset};
 use sluice_shard::message::{
-    DescribeSharePartitions, Propose, SharePartitionRead, ShareRead, ShareReadResult, ShareSettings,
+    DescribeSharePartitions, SharePartitionRead, ShareRead, ShareReadResult, ShareSettings,
 };
 use sluice_shard::simulated::Rng;
-use sluice_shard::{Proposal, Shard};
+use sluice_shard::Shard;
 
 use crate::client::Clients;
+use crate::groups::ensure_internal_topic;
 use crate::model::Tp;
 
 /// Partitions of `__share_group_state` in the simulation.
@@ -148,19 +149,7 @@ pub async fn ensure_state_topic(c: &Rc<Clients>, entry: u32) {
     if shard.metadata().topics.contains_key(SHARE_STATE_TOPIC) {
         return;
     }
-    let proposal = Proposal::CreateTopic {
-        name: SHARE_STATE_TOPIC.to_owned(),
-        partitions: SHARE_STATE_PARTITIONS,
-        replication_factor: 1,
-        assignments: Vec::new(),
-        configs: vec![
-            ("cleanup.policy".into(), "compact".into()),
-            ("retention.ms".into(), "-1".into()),
-            ("segment.bytes".into(), "16384".into()),
-        ],
-        validate_only: false,
-    };
-    let ok = matches!(shard.call(0, Propose(proposal)).await, Ok(Ok(_)));
+    let ok = ensure_internal_topic(&shard, SHARE_STATE_TOPIC, SHARE_STATE_PARTITIONS).await;
     c.trace.borrow_mut().event(&format!(
         "create {SHARE_STATE_TOPIC}: {}",
         if ok { "ok" } else { "failed" }

@@ -222,26 +222,8 @@ impl TxnModel {
 /// Creates `__transaction_state` if it does not exist (the first
 /// FindCoordinator for a transactional id does it).
 async fn ensure_state_topic(shard: &Rc<Shard>) {
-    if shard
-        .metadata()
-        .topics
-        .contains_key(TRANSACTION_STATE_TOPIC)
-    {
-        return;
-    }
-    let proposal = Proposal::CreateTopic {
-        name: TRANSACTION_STATE_TOPIC.to_owned(),
-        partitions: TXN_STATE_PARTITIONS,
-        replication_factor: 1,
-        assignments: Vec::new(),
-        configs: vec![
-            ("cleanup.policy".into(), "compact".into()),
-            ("retention.ms".into(), "-1".into()),
-            ("segment.bytes".into(), "16384".into()),
-        ],
-        validate_only: false,
-    };
-    let _ = shard.call(0, Propose(proposal)).await;
+    crate::groups::ensure_internal_topic(shard, TRANSACTION_STATE_TOPIC, TXN_STATE_PARTITIONS)
+        .await;
 }
 
 /// Sends `request` to `transactional_id`'s coordinator, retrying while it

@@ -339,6 +339,16 @@ impl<'a> Reader<'a> {
         }
         Err(RecordError::Truncated)
     }
+    /// Skips a flexible struct's tagged fields.
+    pub(crate) fn skip_tagged_fields(&mut self) -> Result<(), RecordError> {
+        let count = self.uvarint()?;
+        for _ in 0..count {
+            self.uvarint()?;
+            let size = self.uvarint()? as usize;
+            self.take(size)?;
+        }
+        Ok(())
+    }
     fn bytes(&mut self) -> Result<&'a [u8], RecordError> {
         let len = self.i32()?;
         if len < 0 {

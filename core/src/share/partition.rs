@@ -415,31 +415,28 @@ impl SharePartition {
     /// Locks past their deadline at `now_ms` end: those records are
     /// Available again (or Archived at the delivery limit). How many.
     pub fn expire_locks(&mut self, now_ms: i64) -> usize {
-        let limit = self.config.delivery_count_limit;
-        let mut expired = 0;
-        for r in self.records.values_mut() {
-            if r.state == RecordState::Acquired && r.deadline_ms.is_some_and(|d| d <= now_ms) {
-                give_back(r, limit);
-                expired += 1;
-            }
-        }
-        self.advance_start();
-        expired
+        self.give_back_where(|r| r.deadline_ms.is_some_and(|d| d <= now_ms))
     }
 
     /// `member` left the group: what it holds goes back (Available, or
     /// Archived at the delivery limit), as when its locks expire.
     pub fn release_member(&mut self, member: &str) -> usize {
+        self.give_back_where(|r| r.owner.as_deref() == Some(member))
+    }
+
+    /// Gives back every acquired record `which` selects (Available, or
+    /// Archived at the delivery limit); how many.
+    fn give_back_where(&mut self, which: impl Fn(&InFlight) -> bool) -> usize {
         let limit = self.config.delivery_count_limit;
-        let mut released = 0;
+        let mut given = 0;
         for r in self.records.values_mut() {
-            if r.state == RecordState::Acquired && r.owner.as_deref() == Some(member) {
+            if r.state == RecordState::Acquired && which(r) {
                 give_back(r, limit);
-                released += 1;
+                given += 1;
             }
         }
         self.advance_start();
-        released
+        given
     }
 
     /// When the next lock expires, if any is held.

@@ -20,6 +20,7 @@
 
 use crate::group::coordinator_partition;
 use crate::group::records::{put_i16, put_i32, put_i64, put_str, put_uvarint, Reader, RecordError};
+use crate::types::kafka_uuid;
 use crate::types::Offset;
 
 /// The internal topic holding share partitions' state.
@@ -70,26 +71,6 @@ impl ShareKey {
         put_i32(&mut out, self.partition);
         out
     }
-}
-
-/// A UUID as Kafka prints it (`Uuid.toString()`): URL-safe base64 of its
-/// 16 bytes, without padding.
-pub fn kafka_uuid(id: [u8; 16]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::with_capacity(22);
-    for chunk in id.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        let chars = chunk.len() + 1;
-        for i in 0..chars {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
 }
 
 /// One range of offsets with one delivery state and count.
@@ -200,10 +181,10 @@ fn decode_snapshot(value: &[u8]) -> Result<ShareSnapshot, RecordError> {
             delivery_state: r.i8()?,
             delivery_count: r.i16()?,
         };
-        skip_tagged_fields(&mut r)?;
+        r.skip_tagged_fields()?;
         batches.push(batch);
     }
-    skip_tagged_fields(&mut r)?;
+    r.skip_tagged_fields()?;
     Ok(ShareSnapshot {
         snapshot_epoch,
         state_epoch,
@@ -213,17 +194,6 @@ fn decode_snapshot(value: &[u8]) -> Result<ShareSnapshot, RecordError> {
         write_timestamp_ms,
         batches,
     })
-}
-
-/// Skips a flexible struct's tagged fields.
-fn skip_tagged_fields(r: &mut Reader<'_>) -> Result<(), RecordError> {
-    let count = r.uvarint()?;
-    for _ in 0..count {
-        r.uvarint()?;
-        let size = r.uvarint()? as usize;
-        r.take(size)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -286,8 +256,6 @@ mod tests {
         // Uuid.fromString("AAAAAAAAAAAAAAAAAAAAAQ") is 0...01.
         let mut id = [0u8; 16];
         id[15] = 1;
-        assert_eq!(kafka_uuid(id), "AAAAAAAAAAAAAAAAAAAAAQ");
-        assert_eq!(kafka_uuid([0xff; 16]), "_____________________w");
         let k = ShareKey {
             group_id: "g".into(),
             topic_id: id,

@@ -235,7 +235,7 @@ fn decode_value(value: &[u8]) -> Result<TxnValue, RecordError> {
             for _ in 0..count {
                 partitions.insert((topic.clone(), r.i32()?));
             }
-            skip_tagged_fields(&mut r)?;
+            r.skip_tagged_fields()?;
         }
     } else {
         let topics = r.i32()?;
@@ -275,17 +275,6 @@ fn decode_value(value: &[u8]) -> Result<TxnValue, RecordError> {
         }
     }
     Ok(v)
-}
-
-/// Skips a flexible struct's tagged fields.
-fn skip_tagged_fields(r: &mut Reader<'_>) -> Result<(), RecordError> {
-    let count = r.uvarint()?;
-    for _ in 0..count {
-        r.uvarint()?;
-        let size = r.uvarint()? as usize;
-        r.take(size)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -6,8 +6,6 @@
 //! A classic group or an unknown one is GROUP_ID_NOT_FOUND with Kafka's
 //! message (the admin client then asks DescribeGroups).
 
-use std::collections::BTreeMap;
-
 use kafka_protocol::messages::consumer_group_describe_response::{
     Assignment, DescribedGroup, Member, TopicPartitions,
 };
@@ -18,9 +16,8 @@ use kafka_protocol::protocol::StrBytes;
 use sluice_core::group::consumer::TopicPartition;
 use sluice_core::ErrorCode;
 use sluice_shard::{GroupRequest, GroupResponse};
-use uuid::Uuid;
 
-use super::groups::call;
+use super::groups::{by_topic, call};
 use super::metadata::AUTHORIZED_OPERATIONS_OMITTED;
 use super::topics::topic_by_id;
 use super::{Call, Handler, Outcome};
@@ -116,15 +113,10 @@ pub async fn handle(
 
 /// Partitions by topic, with each topic's id and name.
 fn assignment(ctx: &Context, partitions: &[TopicPartition]) -> Assignment {
-    let mut by_topic: BTreeMap<[u8; 16], Vec<i32>> = BTreeMap::new();
-    for (id, p) in partitions {
-        by_topic.entry(*id).or_default().push(*p);
-    }
     Assignment::default().with_topic_partitions(
-        by_topic
+        by_topic(partitions.iter().copied())
             .into_iter()
             .map(|(id, partitions)| {
-                let id = Uuid::from_bytes(id);
                 let name = topic_by_id(ctx, id).unwrap_or_default();
                 TopicPartitions::default()
                     .with_topic_id(id)

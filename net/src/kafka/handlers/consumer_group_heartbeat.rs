@@ -13,9 +13,8 @@ use kafka_protocol::protocol::StrBytes;
 use sluice_core::group::consumer::{ClientInfo, HeartbeatRequest};
 use sluice_core::ErrorCode;
 use sluice_shard::{GroupRequest, GroupResponse};
-use uuid::Uuid;
 
-use super::groups::{call, opt};
+use super::groups::{by_topic, call, opt};
 use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
 
@@ -88,7 +87,7 @@ pub async fn handle(
                 })
                 .collect()
         }),
-        member_id_suffix: Uuid::new_v4().to_string(),
+        member_id_suffix: uuid::Uuid::new_v4().to_string(),
         client,
     };
     let response = match call(ctx, &group_id, GroupRequest::ConsumerHeartbeat(heartbeat)).await {
@@ -105,19 +104,16 @@ pub async fn handle(
         }
     };
     let assignment = response.assignment.map(|tps| {
-        let mut by_topic: Vec<TopicPartitions> = Vec::new();
-        for (id, p) in tps {
-            let id = Uuid::from_bytes(id);
-            match by_topic.iter_mut().find(|t| t.topic_id == id) {
-                Some(t) => t.partitions.push(p),
-                None => by_topic.push(
+        Assignment::default().with_topic_partitions(
+            by_topic(tps)
+                .into_iter()
+                .map(|(id, ps)| {
                     TopicPartitions::default()
                         .with_topic_id(id)
-                        .with_partitions(vec![p]),
-                ),
-            }
-        }
-        Assignment::default().with_topic_partitions(by_topic)
+                        .with_partitions(ps)
+                })
+                .collect(),
+        )
     });
     ConsumerGroupHeartbeatResponse::default()
         .with_error_code(response.error.code())

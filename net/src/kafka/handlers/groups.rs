@@ -130,6 +130,22 @@ pub async fn call(ctx: &Context, group_id: &str, request: GroupRequest) -> Group
         .unwrap_or(GroupResponse::Error(ErrorCode::CoordinatorNotAvailable))
 }
 
+/// Partitions (topic id, partition) grouped by topic, topics in the order
+/// they first appear: the shape of every KIP-848 and KIP-932 assignment.
+pub fn by_topic(
+    partitions: impl IntoIterator<Item = ([u8; 16], i32)>,
+) -> Vec<(uuid::Uuid, Vec<i32>)> {
+    let mut out: Vec<(uuid::Uuid, Vec<i32>)> = Vec::new();
+    for (id, p) in partitions {
+        let id = uuid::Uuid::from_bytes(id);
+        match out.iter_mut().find(|(t, _)| *t == id) {
+            Some((_, ps)) => ps.push(p),
+            None => out.push((id, vec![p])),
+        }
+    }
+    out
+}
+
 /// Text of an optional protocol string.
 pub fn opt(s: &Option<kafka_protocol::protocol::StrBytes>) -> Option<String> {
     s.as_ref().map(|s| s.as_str().to_owned())

@@ -10,7 +10,9 @@ use kafka_protocol::messages::share_acknowledge_response::{
 use kafka_protocol::messages::{ApiKey, ShareAcknowledgeRequest, ShareAcknowledgeResponse};
 use sluice_core::ErrorCode;
 
-use super::shares::{check_acks, ensure_state_topic, read, settings, ReadPlan, SharePart};
+use super::shares::{
+    check_acks, ensure_state_topic, group_and_member, read, settings, ReadPlan, SharePart,
+};
 use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
 use crate::kafka::share_sessions::SessionStep;
@@ -38,13 +40,9 @@ fn refused(error: ErrorCode) -> ShareAcknowledgeResponse {
 
 /// Answers a ShareAcknowledge request.
 pub async fn handle(ctx: &Context, request: ShareAcknowledgeRequest) -> ShareAcknowledgeResponse {
-    let group_id = match &request.group_id {
-        Some(g) if !g.0.is_empty() => g.0.as_str().to_owned(),
-        _ => return refused(ErrorCode::InvalidRequest),
-    };
-    let member_id = match &request.member_id {
-        Some(m) if !m.is_empty() && m.len() <= 36 => m.as_str().to_owned(),
-        _ => return refused(ErrorCode::InvalidRequest),
+    let (group_id, member_id) = match group_and_member(&request.group_id, &request.member_id) {
+        Ok(ids) => ids,
+        Err(e) => return refused(e),
     };
     let now = ctx.shard.env().now_ms();
     let step = ctx.share_sessions.borrow_mut().acknowledge(

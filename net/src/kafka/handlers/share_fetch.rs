@@ -25,7 +25,9 @@ use sluice_shard::message::ShareReadResult;
 use uuid::Uuid;
 
 use super::fetch::{wait_for_any, Watched};
-use super::shares::{check_acks, ensure_state_topic, read, settings, ReadPlan, SharePart};
+use super::shares::{
+    check_acks, ensure_state_topic, group_and_member, read, settings, ReadPlan, SharePart,
+};
 use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
 use crate::kafka::response_frame;
@@ -62,13 +64,9 @@ pub async fn handle(
     request: ShareFetchRequest,
     peer: Option<SocketAddr>,
 ) -> ShareFetchResponse {
-    let group_id = match &request.group_id {
-        Some(g) if !g.0.is_empty() => g.0.as_str().to_owned(),
-        _ => return refused(ErrorCode::InvalidRequest),
-    };
-    let member_id = match &request.member_id {
-        Some(m) if !m.is_empty() && m.len() <= 36 => m.as_str().to_owned(),
-        _ => return refused(ErrorCode::InvalidRequest),
+    let (group_id, member_id) = match group_and_member(&request.group_id, &request.member_id) {
+        Ok(ids) => ids,
+        Err(e) => return refused(e),
     };
     let epoch = request.share_session_epoch;
     let mut named: Vec<SharePart> = Vec::new();

@@ -5,8 +5,6 @@
 //! assignment. A group of another type, or an unknown one, is
 //! GROUP_ID_NOT_FOUND with Kafka's message.
 
-use std::collections::BTreeMap;
-
 use kafka_protocol::messages::share_group_describe_response::{
     Assignment, DescribedGroup, Member, TopicPartitions,
 };
@@ -17,10 +15,9 @@ use kafka_protocol::protocol::StrBytes;
 use sluice_core::group::consumer::TopicPartition;
 use sluice_core::ErrorCode;
 use sluice_shard::{GroupRequest, GroupResponse};
-use uuid::Uuid;
 
 use super::consumer_group_describe::GROUP_AUTHORIZED_OPERATIONS;
-use super::groups::call;
+use super::groups::{by_topic, call};
 use super::metadata::AUTHORIZED_OPERATIONS_OMITTED;
 use super::topics::topic_by_id;
 use super::{Call, Handler, Outcome};
@@ -104,15 +101,10 @@ pub async fn handle(
 
 /// Partitions by topic, with each topic's id and name.
 fn assignment(ctx: &Context, partitions: &[TopicPartition]) -> Assignment {
-    let mut by_topic: BTreeMap<[u8; 16], Vec<i32>> = BTreeMap::new();
-    for (id, p) in partitions {
-        by_topic.entry(*id).or_default().push(*p);
-    }
     Assignment::default().with_topic_partitions(
-        by_topic
+        by_topic(partitions.iter().copied())
             .into_iter()
             .map(|(id, partitions)| {
-                let id = Uuid::from_bytes(id);
                 let name = topic_by_id(ctx, id).unwrap_or_default();
                 TopicPartitions::default()
                     .with_topic_id(id)

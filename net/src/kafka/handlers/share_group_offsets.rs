@@ -107,6 +107,17 @@ async fn reset(
         .map_err(|_| ErrorCode::CoordinatorNotAvailable)?
 }
 
+/// Topic `name`'s id and partition count (nil and 0 when unknown).
+fn topic_and_count(ctx: &Context, name: &str) -> (Uuid, i32) {
+    ctx.shard
+        .metadata()
+        .topics
+        .get(name)
+        .map_or((Uuid::nil(), 0), |t| {
+            (Uuid::from_bytes(t.id), t.partitions.len() as i32)
+        })
+}
+
 fn message(error: ErrorCode) -> Option<StrBytes> {
     (error != ErrorCode::None).then(|| {
         StrBytes::from_string(match error {
@@ -131,12 +142,7 @@ pub async fn alter(
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in &request.topics {
         let name = topic.topic_name.0.as_str();
-        let (id, count) = {
-            let metadata = ctx.shard.metadata();
-            metadata.topics.get(name).map_or((Uuid::nil(), 0), |t| {
-                (Uuid::from_bytes(t.id), t.partitions.len() as i32)
-            })
-        };
+        let (id, count) = topic_and_count(ctx, name);
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
             let error = if p.partition_index < 0 || p.partition_index >= count {
@@ -187,12 +193,7 @@ pub async fn delete(
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in &request.topics {
         let name = topic.topic_name.0.as_str();
-        let (id, count) = {
-            let metadata = ctx.shard.metadata();
-            metadata.topics.get(name).map_or((Uuid::nil(), 0), |t| {
-                (Uuid::from_bytes(t.id), t.partitions.len() as i32)
-            })
-        };
+        let (id, count) = topic_and_count(ctx, name);
         let (error, text) = if count == 0 {
             (
                 ErrorCode::UnknownTopicOrPartition,

@@ -10,6 +10,8 @@
 
 use std::net::SocketAddr;
 
+use kafka_protocol::messages::GroupId;
+use kafka_protocol::protocol::StrBytes;
 use sluice_core::group::configs::share_settings;
 use sluice_core::metadata::NO_LEADER;
 use sluice_core::share::state::SHARE_STATE_TOPIC;
@@ -73,6 +75,23 @@ impl SharePart {
             owner,
             leader,
         }
+    }
+}
+
+/// A ShareFetch's or ShareAcknowledge's group and member ids, checked as
+/// Kafka checks them: both set, the member id at most 36 characters;
+/// INVALID_REQUEST otherwise.
+pub fn group_and_member(
+    group_id: &Option<GroupId>,
+    member_id: &Option<StrBytes>,
+) -> Result<(String, String), ErrorCode> {
+    let group = match group_id {
+        Some(g) if !g.0.is_empty() => g.0.as_str().to_owned(),
+        _ => return Err(ErrorCode::InvalidRequest),
+    };
+    match member_id {
+        Some(m) if !m.is_empty() && m.len() <= 36 => Ok((group, m.as_str().to_owned())),
+        _ => Err(ErrorCode::InvalidRequest),
     }
 }
 
