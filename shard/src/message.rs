@@ -264,6 +264,9 @@ pub struct SharePartitionRead {
     /// (first offset, last offset, acknowledge types): one type for the
     /// whole range, or one per offset.
     pub acks: Vec<(Offset, Offset, Vec<i8>)>,
+    /// Records are acquired here (a ShareFetch's partition in its session,
+    /// not one named only to acknowledge and forgotten).
+    pub fetch: bool,
 }
 
 /// A share group's settings, as its configs and the broker's resolve them.

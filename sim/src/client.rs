@@ -181,18 +181,8 @@ pub enum Op {
     EnsureShareStateTopic {
         entry: u32,
     },
-    /// A share consumer: `rounds` ShareFetches of `tp` as `member` of
-    /// `group`, acknowledging as `seed` decides; with `close`, a last
-    /// request closes its session.
-    ShareConsume {
-        entry: u32,
-        group: String,
-        member: String,
-        tp: Tp,
-        rounds: u32,
-        close: bool,
-        seed: u64,
-    },
+    /// A share consumer ([`shares::ShareConsumer`]).
+    ShareConsume(shares::ShareConsumer),
     /// At the end: every share partition used is consumed to its end and
     /// checked done with.
     ShareClose,
@@ -276,26 +266,7 @@ async fn run(c: &Rc<Clients>, op: Op) {
         } => txns::transaction(c, entry, transactional_id, writes, commit, late).await,
         Op::ReadCommitted { entry, tp } => txns::read_committed(c, entry, tp).await,
         Op::EnsureShareStateTopic { entry } => shares::ensure_state_topic(c, entry).await,
-        Op::ShareConsume {
-            entry,
-            group,
-            member,
-            tp,
-            rounds,
-            close,
-            seed,
-        } => {
-            let consumer = shares::ShareConsumer {
-                entry,
-                group,
-                member,
-                tp,
-                rounds,
-                close,
-                seed,
-            };
-            shares::consume(c, consumer).await
-        }
+        Op::ShareConsume(consumer) => shares::consume(c, consumer).await,
         Op::ShareClose => shares::close_all(c).await,
         Op::CreatePartitions { entry, name, total } => {
             let proposal = Proposal::CreatePartitions {

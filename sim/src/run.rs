@@ -22,7 +22,7 @@ use sluice_log::MemoryStorage;
 use crate::client::{self, Clients, Op, ProduceOp};
 use crate::groups::GroupModel;
 use crate::model::{Checks, Model, Tp};
-use crate::shares::ShareModel;
+use crate::shares::{ShareConsumer, ShareModel};
 use crate::txns::{read_visible, TxnModel};
 use sluice_core::share::state::SHARE_STATE_TOPIC;
 use sluice_shard::simulated::node::{Node, NodeParts};
@@ -506,7 +506,7 @@ fn client_op(world: &mut World, node: &Node) -> Option<Op> {
                 return Some(Op::EnsureShareStateTopic { entry });
             }
             world.next_value += 1;
-            Some(Op::ShareConsume {
+            Some(Op::ShareConsume(ShareConsumer {
                 entry,
                 group: format!("q{}", rng.below(2)),
                 member: format!("sm{}", world.next_value),
@@ -514,7 +514,7 @@ fn client_op(world: &mut World, node: &Node) -> Option<Op> {
                 rounds: 1 + rng.below(4) as u32,
                 close: rng.chance(40),
                 seed: rng.next_u64(),
-            })
+            }))
         }
         8..=59 => {
             let count = 1 + rng.below(5);

@@ -189,6 +189,7 @@ async fn share_read(
             partition: tp.1,
             max_bytes: 64 * 1024,
             acks,
+            fetch: acquire,
         }],
         acquire,
         max_records,
@@ -235,6 +236,7 @@ fn offsets(acquired: &[Acquired]) -> Vec<(Offset, u16)> {
 /// A share consumer: `rounds` ShareFetches of `tp` as `member` of `group`,
 /// its acknowledgements chosen by `seed`; with `close`, a last request
 /// that closes its session.
+#[derive(Debug, Clone)]
 pub struct ShareConsumer {
     pub entry: u32,
     pub group: String,

@@ -116,8 +116,10 @@ impl ShareSessions {
                 }
                 session.next_epoch = next(e);
                 session.last_used_ms = now_ms;
-                session.partitions.retain(|p| !forgotten.contains(p));
+                // Forgotten wins over named, as in Kafka: a client names a
+                // partition it only acknowledges and forgets it at once.
                 add(&mut session.partitions, named);
+                session.partitions.retain(|p| !forgotten.contains(p));
                 Ok(SessionStep::Fetch(session.partitions.clone()))
             }
             _ => Err(ErrorCode::InvalidShareSessionEpoch),
@@ -222,6 +224,13 @@ mod tests {
         assert_eq!(
             s.fetch("g", "m", 1, &[], &[], 0, None),
             Err(ErrorCode::InvalidShareSessionEpoch)
+        );
+        // Named to acknowledge and forgotten in the same request: gone.
+        let mut t = ShareSessions::new(1, 1_000);
+        t.fetch("g", "m", 0, &[(T, 0)], &[], 0, None).expect("room");
+        assert_eq!(
+            t.fetch("g", "m", 1, &[(T, 1)], &[(T, 1)], 0, None),
+            Ok(SessionStep::Fetch(vec![(T, 0)]))
         );
         assert_eq!(
             s.acknowledge("g", "m", 2, 0),

@@ -107,21 +107,30 @@ impl Shard {
                     continue;
                 };
                 let sp = &mut entry.partition;
-                let before = sp.state_batches();
+                let log_end = p.log.log_end_offset();
+                // The durable form is compared only when something below
+                // can change it (most fetches carry none of these).
+                let may_change = !read.acks.is_empty()
+                    || op.release
+                    || sp.config() != op.settings.partition
+                    || sp.next_deadline_ms().is_some_and(|d| d <= now)
+                    || log_start > sp.start_offset()
+                    || log_end < sp.end_offset();
+                let before = may_change.then(|| sp.state_batches());
                 sp.set_config(op.settings.partition);
-                sp.log_truncated(p.log.log_end_offset());
+                sp.log_truncated(log_end);
                 sp.log_start_moved(log_start);
                 sp.expire_locks(now);
                 let ack_error = acknowledge(sp, &op.member_id, &read.acks, now);
                 if op.release {
                     sp.release_member(&op.member_id);
                 }
-                if sp.state_batches() != before {
+                if before.is_some_and(|b| sp.state_batches() != b) {
                     entry.changes += 1;
                 }
                 let change = entry.changes;
                 let sp = &mut entry.partition;
-                let acquired = if op.acquire && records_left > 0 && !op.release {
+                let acquired = if op.acquire && read.fetch && records_left > 0 && !op.release {
                     sp.acquire(&op.member_id, hw, records_left, now)
                 } else {
                     Vec::new()

@@ -8,6 +8,8 @@
 //! (acknowledgements are INVALID_REQUEST then), later epochs add and
 //! forget, -1 closes it (acknowledgements only; what the member still
 //! holds goes back). Session errors are top-level, as Kafka answers them.
+//! Records are acquired only in the session's partitions: one the request
+//! names only to acknowledge, and forgets, gets none.
 //!
 //! A fetch that acquires nothing waits up to `max_wait_ms`: for new records
 //! past a share partition's end, or for the next lock to expire. Each
@@ -143,16 +145,13 @@ pub async fn handle(
         }
     }
     let fetching = session_partitions.is_some() && request.max_records > 0;
-    let fetched: Vec<bool> = parts
-        .iter()
-        .map(|p| {
-            fetching
-                && session_partitions.as_ref().is_some_and(|s| {
-                    s.contains(&(*p.topic_id.as_bytes(), p.partition))
-                        && !forgotten.contains(&(*p.topic_id.as_bytes(), p.partition))
-                })
-        })
-        .collect();
+    for p in parts.iter_mut() {
+        let key = (*p.topic_id.as_bytes(), p.partition);
+        p.fetch = fetching
+            && session_partitions
+                .as_ref()
+                .is_some_and(|s| s.contains(&key));
+    }
     let broker_max = ctx.shard.config.kafka.fetch_max_bytes as usize;
     let max_bytes = if request.max_bytes <= 0 {
         broker_max
@@ -182,9 +181,9 @@ pub async fn handle(
         let wall = env.now_ms();
         let mut wait = Duration::from_millis(deadline_ms - now_ms);
         let mut watched: Vec<Watched> = Vec::new();
-        for ((p, r), fetched) in parts.iter().zip(&results).zip(&fetched) {
+        for (p, r) in parts.iter().zip(&results) {
             let Ok(owner) = p.owner else { continue };
-            if !fetched || r.error != ErrorCode::None {
+            if !p.fetch || r.error != ErrorCode::None {
                 continue;
             }
             if let Some(at) = r.next_deadline_ms {

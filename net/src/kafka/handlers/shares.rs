@@ -41,6 +41,9 @@ pub struct SharePart {
     pub owner: Result<u32, ErrorCode>,
     /// (leader id, leader epoch), for a NOT_LEADER_OR_FOLLOWER answer.
     pub leader: (i32, i32),
+    /// Records are acquired here: a partition of the member's share
+    /// session (not one named only to acknowledge and forgotten).
+    pub fetch: bool,
 }
 
 impl SharePart {
@@ -59,6 +62,7 @@ impl SharePart {
                 acks,
                 owner: Err(ErrorCode::UnknownTopicId),
                 leader: (NO_LEADER, -1),
+                fetch: false,
             };
         };
         let metadata = ctx.shard.metadata();
@@ -74,6 +78,7 @@ impl SharePart {
             acks,
             owner,
             leader,
+            fetch: false,
         }
     }
 }
@@ -122,6 +127,10 @@ pub fn check_acks(batches: &[AckBatch]) -> Result<(), ErrorCode> {
 /// there. An error is left to the share partitions' reads, which answer
 /// it per partition.
 pub async fn ensure_state_topic(ctx: &Context, group_id: &str) {
+    // Every share request comes here: the common case is one lookup.
+    if ctx.shard.metadata().topics.contains_key(SHARE_STATE_TOPIC) {
+        return;
+    }
     let group = &ctx.shard.config.group;
     let spec = InternalTopic {
         name: SHARE_STATE_TOPIC,
@@ -197,6 +206,7 @@ pub async fn read(
                     } else {
                         Vec::new()
                     },
+                    fetch: parts[i].fetch,
                 })
                 .collect(),
             acquire: plan.acquire,
