@@ -549,6 +549,9 @@ pub struct GroupConfig {
     /// Segment size of `__share_group_state` partitions
     /// (`share.coordinator.state.topic.segment.bytes`).
     pub share_state_topic_segment_bytes: u64,
+    /// The start every share group's dead-letter topic name must have
+    /// (`errors.deadletterqueue.topic.name.prefix`, KIP-1191; empty: any).
+    pub errors_deadletterqueue_topic_name_prefix: String,
 }
 
 impl Default for GroupConfig {
@@ -579,6 +582,7 @@ impl Default for GroupConfig {
             share_state_topic_num_partitions: 50,
             share_state_topic_replication_factor: 3,
             share_state_topic_segment_bytes: 100 * 1024 * 1024,
+            errors_deadletterqueue_topic_name_prefix: "dlq.".to_owned(),
         }
     }
 }

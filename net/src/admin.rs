@@ -229,6 +229,16 @@ pub async fn metrics(shard: &Rc<Shard>, limits: &ConnectionLimits) -> String {
             |s| s.txn_verification_failures,
         ),
         (
+            "sluice_share_dead_letters_total",
+            "Records share groups wrote to their dead-letter topics (KIP-1191)",
+            |s| s.share_dead_letters,
+        ),
+        (
+            "sluice_share_dead_letter_failures_total",
+            "Records share groups archived without a dead-letter record: the topic failed its checks or the write failed",
+            |s| s.share_dead_letter_failures,
+        ),
+        (
             "sluice_log_cleaner_passes_total",
             "Compaction passes the log cleaner completed",
             |s| s.cleaner_passes,

@@ -58,15 +58,21 @@ pub enum BrokenRule {
     /// without writing its state, so after a crash accepted records are
     /// delivered again.
     ShareAckUnwritten,
+    /// `dead-letter-resent`: a share partition read back with records on
+    /// their way to the dead-letter topic writes them there again without
+    /// looking for what was written before the crash, so a record lands
+    /// there twice.
+    DeadLetterResent,
 }
 
 impl BrokenRule {
     /// Every rule, for `--bug`'s list.
-    pub const ALL: [BrokenRule; 4] = [
+    pub const ALL: [BrokenRule; 5] = [
         BrokenRule::AcksBeforeSync,
         BrokenRule::NoTxnVerification,
         BrokenRule::NoEpochBump,
         BrokenRule::ShareAckUnwritten,
+        BrokenRule::DeadLetterResent,
     ];
 
     /// Its `--bug` name.
@@ -76,6 +82,7 @@ impl BrokenRule {
             BrokenRule::NoTxnVerification => "no-txn-verification",
             BrokenRule::NoEpochBump => "no-epoch-bump",
             BrokenRule::ShareAckUnwritten => "share-ack-unwritten",
+            BrokenRule::DeadLetterResent => "dead-letter-resent",
         }
     }
 

@@ -168,6 +168,14 @@ shard_ops! {
     /// AlterShareGroupOffsets and DeleteShareGroupOffsets for a partition
     /// led here: whether the group had state for it, or the error.
     ResetSharePartition => reset_share_partition -> Result<bool, ErrorCode>,
+    /// To the leader of a share group's dead-letter partition: the source
+    /// offsets of the group's dead-letter records written there since a
+    /// time (a restart's check before writing them again).
+    FindDeadLetters => find_dead_letters -> Result<Vec<Offset>, ErrorCode>,
+    /// To the leader of a share group's dead-letter partition: append
+    /// dead-letter records, durable on every in-sync replica before the
+    /// answer.
+    AppendDeadLetters => append_dead_letters_here -> Result<(), ErrorCode>,
 }
 
 /// Moves a share partition's start (`Some`: everything in flight is
@@ -198,6 +206,28 @@ pub struct WriteShareState {
 pub struct ReadShareState {
     pub partition: PartitionId,
     pub key: Bytes,
+}
+
+/// Finds which records of `source_topic` [`source_partition`] group
+/// `group_id` wrote to dead-letter partition `topic` [`partition`] at or
+/// after `since_ms` (KIP-1191): their source offsets.
+#[derive(Debug, Clone)]
+pub struct FindDeadLetters {
+    pub topic: String,
+    pub partition: PartitionId,
+    pub since_ms: i64,
+    pub group_id: String,
+    pub source_topic: String,
+    pub source_partition: PartitionId,
+}
+
+/// Appends a batch of dead-letter records to `topic` [`partition`]
+/// (KIP-1191) and makes it durable.
+#[derive(Debug, Clone)]
+pub struct AppendDeadLetters {
+    pub topic: String,
+    pub partition: PartitionId,
+    pub records: BytesMut,
 }
 
 /// Forget the share partitions of `group_id` (DeleteGroups).
@@ -270,12 +300,14 @@ pub struct SharePartitionRead {
 }
 
 /// A share group's settings, as its configs and the broker's resolve them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShareSettings {
     pub partition: sluice_core::share::partition::ShareConfig,
     /// `share.auto.offset.reset`: where a share partition starts when the
     /// group first reads it.
     pub reset: sluice_core::group::configs::ShareReset,
+    /// The group's dead-letter topic (KIP-1191), if it has one.
+    pub dead_letter: Option<sluice_core::share::dead_letter::DeadLetter>,
 }
 
 /// One partition's answer to a [`ShareRead`].
@@ -906,6 +938,10 @@ pub struct ShardStats {
     /// the ones refused.
     pub txn_verifications: u64,
     pub txn_verification_failures: u64,
+    /// Share groups' dead-letter records written, and records archived
+    /// without theirs.
+    pub share_dead_letters: u64,
+    pub share_dead_letter_failures: u64,
     /// Partitions this shard leads.
     pub leader_partitions: u64,
     /// Of those, the ones whose in-sync set lacks a replica.

@@ -44,6 +44,7 @@ use sluice_core::group::consumer::TopicInfo;
 mod brokers;
 mod cleaner;
 mod controller;
+mod dead_letter;
 pub use controller::{controller_id, CONTROLLER_DIR, LEGACY_METADATA_DIR};
 mod fetch;
 mod partitions;
@@ -95,12 +96,22 @@ pub struct ShardCounters {
     /// (KIP-890), and of those the ones refused.
     pub txn_verifications: Cell<u64>,
     pub txn_verification_failures: Cell<u64>,
+    /// Share groups' dead-letter records written (KIP-1191), and records
+    /// archived without theirs (the topic failed its checks or the write
+    /// failed).
+    pub share_dead_letters: Cell<u64>,
+    pub share_dead_letter_failures: Cell<u64>,
 }
 
 impl ShardCounters {
     /// Adds one to `counter`.
     pub fn bump(counter: &Cell<u64>) {
         counter.set(counter.get() + 1);
+    }
+
+    /// Adds `n` to `counter`.
+    pub fn add(counter: &Cell<u64>, n: u64) {
+        counter.set(counter.get() + n);
     }
 }
 
@@ -701,6 +712,8 @@ impl Shard {
             produce_record_bytes_copied: self.counters.produce_record_bytes_copied.get(),
             txn_verifications: self.counters.txn_verifications.get(),
             txn_verification_failures: self.counters.txn_verification_failures.get(),
+            share_dead_letters: self.counters.share_dead_letters.get(),
+            share_dead_letter_failures: self.counters.share_dead_letter_failures.get(),
             fetch_record_bytes_copied: self.counters.fetch_record_bytes_copied.get(),
             ..ShardStats::default()
         };

@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::GroupConfig;
+use crate::share::dead_letter::{check_topic_name, DeadLetter, DLQ_TOPIC_NAME};
 use crate::share::partition::ShareConfig;
 
 /// `share.auto.offset.reset`: where a share partition starts when its
@@ -115,9 +116,8 @@ pub fn check(name: &str, value: &str, broker: &GroupConfig) -> Result<(), String
                 )),
             }
         }
-        "errors.deadletterqueue.topic.name"
-        | "streams.assignor.name"
-        | "streams.rack.aware.assignment.tags" => Ok(()),
+        DLQ_TOPIC_NAME => check_topic_name(value),
+        "streams.assignor.name" | "streams.rack.aware.assignment.tags" => Ok(()),
         _ => int(value).map(|_| ()),
     }
 }
@@ -186,11 +186,11 @@ pub fn parse_iso_duration_ms(text: &str) -> Option<i64> {
 }
 
 /// A share group's settings: its overrides where set, else the broker's,
-/// and where its share partitions start.
+/// where its share partitions start, and its dead-letter topic.
 pub fn share_settings(
     overrides: Option<&BTreeMap<String, String>>,
     broker: &GroupConfig,
-) -> (ShareConfig, ShareReset) {
+) -> (ShareConfig, ShareReset, Option<DeadLetter>) {
     let get = |name: &str| overrides.and_then(|o| o.get(name)).map(String::as_str);
     let int = |name: &str, default: i32, min: i32, max: i32| -> i64 {
         get(name)
@@ -217,11 +217,17 @@ pub fn share_settings(
             1,
             i32::MAX,
         ) as usize,
+        dead_letter: false,
     };
     let reset = get(SHARE_AUTO_OFFSET_RESET)
         .and_then(ShareReset::parse)
         .unwrap_or(ShareReset::Latest);
-    (config, reset)
+    let dead_letter = DeadLetter::from_configs(|name| get(name).map(str::to_owned));
+    let config = ShareConfig {
+        dead_letter: dead_letter.is_some(),
+        ..config
+    };
+    (config, reset, dead_letter)
 }
 
 #[cfg(test)]
@@ -231,7 +237,8 @@ mod tests {
     #[test]
     fn overrides_win_within_the_brokers_bounds() {
         let broker = GroupConfig::default();
-        let (config, earliest) = share_settings(None, &broker);
+        let (config, earliest, dead_letter) = share_settings(None, &broker);
+        assert_eq!((dead_letter, config.dead_letter), (None, false));
         assert_eq!(
             (
                 config.lock_duration_ms,
@@ -244,11 +251,19 @@ mod tests {
             (SHARE_RECORD_LOCK_DURATION_MS, "20000"),
             (SHARE_DELIVERY_COUNT_LIMIT, "3"),
             (SHARE_AUTO_OFFSET_RESET, "earliest"),
+            (DLQ_TOPIC_NAME, "dlq.orders"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-        let (config, earliest) = share_settings(Some(&overrides), &broker);
+        let (config, earliest, dead_letter) = share_settings(Some(&overrides), &broker);
+        assert!(config.dead_letter);
+        assert_eq!(
+            dead_letter.map(|d| (d.topic, d.copy_record)),
+            Some(("dlq.orders".to_owned(), false))
+        );
+        assert!(check(DLQ_TOPIC_NAME, "__orders", &broker).is_err());
+        assert_eq!(check(DLQ_TOPIC_NAME, "orders-dead", &broker), Ok(()));
         assert_eq!(
             (
                 config.lock_duration_ms,

@@ -5,8 +5,10 @@
 //! is done with), its end (SPEO, the first offset never handed out), and
 //! the state of every offset between them: Available (to be handed out,
 //! again), Acquired (by one member, until its lock's deadline),
-//! Acknowledged (accepted: done), Archived (rejected, or delivered
-//! `group.share.delivery.count.limit` times: done). Pure: no I/O; times
+//! Acknowledged (accepted: done), Archiving (rejected, or delivered
+//! `group.share.delivery.count.limit` times, while the group has a
+//! dead-letter topic: to be written there, then Archived), Archived
+//! (rejected, or delivered the limit's times: done). Pure: no I/O; times
 //! are arguments.
 //!
 //! Rules (Kafka's): a member acquires Available records first, then new
@@ -17,19 +19,23 @@
 //! acknowledges it (ACCEPT, RELEASE, REJECT, RENEW; GAP for an offset with
 //! no record), anything else is INVALID_RECORD_STATE; a released record or
 //! one whose lock expired is Available again, or Archived once its
-//! deliveries reached the limit; the SPSO moves past every record at its
-//! front that is done.
+//! deliveries reached the limit (Archiving first with a dead-letter topic,
+//! KIP-1191); the SPSO moves past every record at its front that is done.
 //!
 //! Invariants (checked by [`SharePartition::check`], which the tests and
 //! the simulator call after every step): `start <= end`, every offset in
 //! `[start, end)` has a state and none outside it does, the record at
 //! `start` (if any) is not done, an Acquired record has an owner and a
 //! deadline and no other record does, no record was delivered more than
-//! the limit, and a done record never becomes Available or Acquired again.
+//! the limit, a done or Archiving record never becomes Available or
+//! Acquired again, and an Archiving record becomes only Archived.
 
 use std::collections::BTreeMap;
 
-use super::state::{StateBatch, STATE_ACKNOWLEDGED, STATE_ARCHIVED, STATE_AVAILABLE};
+use super::dead_letter::Cause;
+use super::state::{
+    StateBatch, STATE_ACKNOWLEDGED, STATE_ARCHIVED, STATE_ARCHIVING, STATE_AVAILABLE,
+};
 use crate::error::ErrorCode;
 use crate::types::Offset;
 
@@ -42,6 +48,10 @@ pub struct ShareConfig {
     pub delivery_count_limit: u16,
     /// `group.share.partition.max.record.locks` (2000).
     pub max_record_locks: usize,
+    /// The group has a dead-letter topic (`errors.deadletterqueue.topic.name`,
+    /// KIP-1191): rejected records and those past the delivery limit are
+    /// Archiving until written there.
+    pub dead_letter: bool,
 }
 
 impl Default for ShareConfig {
@@ -50,6 +60,7 @@ impl Default for ShareConfig {
             lock_duration_ms: 30_000,
             delivery_count_limit: 5,
             max_record_locks: 2_000,
+            dead_letter: false,
         }
     }
 }
@@ -60,6 +71,9 @@ pub enum RecordState {
     Available,
     Acquired,
     Acknowledged,
+    /// Rejected or past the delivery limit, to be written to the group's
+    /// dead-letter topic: never handed out again, not done until written.
+    Archiving,
     Archived,
 }
 
@@ -109,6 +123,10 @@ struct InFlight {
     owner: Option<String>,
     /// When its lock expires, while Acquired.
     deadline_ms: Option<i64>,
+    /// Archiving because a member rejected it (else the delivery limit
+    /// put it there, or it came back so from the durable state, which
+    /// does not say).
+    rejected: bool,
 }
 
 impl InFlight {
@@ -119,6 +137,7 @@ impl InFlight {
             delivery_count,
             owner: None,
             deadline_ms: None,
+            rejected: false,
         }
     }
 }
@@ -168,6 +187,7 @@ impl SharePartition {
             let state = match b.delivery_state {
                 STATE_ACKNOWLEDGED => RecordState::Acknowledged,
                 STATE_ARCHIVED => RecordState::Archived,
+                STATE_ARCHIVING => RecordState::Archiving,
                 _ => RecordState::Available,
             };
             let count = u16::try_from(b.delivery_count.max(0)).unwrap_or(0);
@@ -191,10 +211,11 @@ impl SharePartition {
             .max()
             .unwrap_or(0)
             .max(config.delivery_count_limit);
+        let over = over_limit(config);
         for r in p.records.values_mut() {
             if r.state == RecordState::Available && r.delivery_count >= config.delivery_count_limit
             {
-                r.state = RecordState::Archived;
+                r.state = over;
             }
         }
         p.advance_start();
@@ -210,6 +231,7 @@ impl SharePartition {
             let state = match r.state {
                 RecordState::Acknowledged => STATE_ACKNOWLEDGED,
                 RecordState::Archived => STATE_ARCHIVED,
+                RecordState::Archiving => STATE_ARCHIVING,
                 RecordState::Available | RecordState::Acquired => STATE_AVAILABLE,
             };
             let count = r.delivery_count as i16;
@@ -241,10 +263,11 @@ impl SharePartition {
         }
         self.config = config;
         self.limit_ceiling = self.limit_ceiling.max(config.delivery_count_limit);
+        let over = over_limit(config);
         for r in self.records.values_mut() {
             if r.state == RecordState::Available && r.delivery_count >= config.delivery_count_limit
             {
-                finish(r, RecordState::Archived);
+                finish(r, over);
             }
         }
         self.advance_start();
@@ -321,6 +344,7 @@ impl SharePartition {
                     delivery_count: 1,
                     owner: Some(member.to_owned()),
                     deadline_ms: Some(deadline),
+                    rejected: false,
                 },
             );
             taken.push((self.end, 1));
@@ -344,6 +368,7 @@ impl SharePartition {
                     delivery_count: 1,
                     owner: Some(member.to_owned()),
                     deadline_ms: Some(deadline),
+                    rejected: false,
                 },
             );
             self.end += 1;
@@ -376,13 +401,22 @@ impl SharePartition {
         if !held || self.records.range(first..=last).count() as i64 != last - first + 1 {
             return Err(ErrorCode::InvalidRecordState);
         }
-        let limit = self.config.delivery_count_limit;
+        let config = self.config;
         let deadline = now_ms.saturating_add(self.config.lock_duration_ms);
+        let rejected = if config.dead_letter {
+            RecordState::Archiving
+        } else {
+            RecordState::Archived
+        };
         for (_, r) in self.records.range_mut(first..=last) {
             match ack {
                 AckType::Accept => finish(r, RecordState::Acknowledged),
-                AckType::Gap | AckType::Reject => finish(r, RecordState::Archived),
-                AckType::Release => give_back(r, limit),
+                AckType::Gap => finish(r, RecordState::Archived),
+                AckType::Reject => {
+                    finish(r, rejected);
+                    r.rejected = true;
+                }
+                AckType::Release => give_back(r, config),
                 AckType::Renew => r.deadline_ms = Some(deadline),
             }
         }
@@ -427,16 +461,51 @@ impl SharePartition {
     /// Gives back every acquired record `which` selects (Available, or
     /// Archived at the delivery limit); how many.
     fn give_back_where(&mut self, which: impl Fn(&InFlight) -> bool) -> usize {
-        let limit = self.config.delivery_count_limit;
+        let config = self.config;
         let mut given = 0;
         for r in self.records.values_mut() {
             if r.state == RecordState::Acquired && which(r) {
-                give_back(r, limit);
+                give_back(r, config);
                 given += 1;
             }
         }
         self.advance_start();
         given
+    }
+
+    /// The records to be written to the dead-letter topic: (offset,
+    /// delivery count, why), in offset order.
+    pub fn archiving(&self) -> Vec<(Offset, u16, Cause)> {
+        let limit = self.config.delivery_count_limit;
+        self.records
+            .iter()
+            .filter(|(_, r)| r.state == RecordState::Archiving)
+            .map(|(o, r)| {
+                let cause = if r.rejected {
+                    Cause::Rejected
+                } else {
+                    Cause::inferred(r.delivery_count, limit)
+                };
+                (*o, r.delivery_count, cause)
+            })
+            .collect()
+    }
+
+    /// `offsets` were written to the dead-letter topic (or could not be,
+    /// which Kafka logs and moves on from): those still Archiving are
+    /// Archived. How many.
+    pub fn archived(&mut self, offsets: &[Offset]) -> usize {
+        let mut moved = 0;
+        for offset in offsets {
+            if let Some(r) = self.records.get_mut(offset) {
+                if r.state == RecordState::Archiving {
+                    r.state = RecordState::Archived;
+                    moved += 1;
+                }
+            }
+        }
+        self.advance_start();
+        moved
     }
 
     /// When the next lock expires, if any is held.
@@ -521,15 +590,24 @@ impl SharePartition {
     }
 }
 
-/// A record comes back: Available, or Archived once delivered as often as
-/// the limit allows.
-fn give_back(r: &mut InFlight, limit: u16) {
-    let state = if r.delivery_count >= limit {
-        RecordState::Archived
+/// A record comes back: Available, or archived (Archiving with a
+/// dead-letter topic) once delivered as often as the limit allows.
+fn give_back(r: &mut InFlight, config: ShareConfig) {
+    let state = if r.delivery_count >= config.delivery_count_limit {
+        over_limit(config)
     } else {
         RecordState::Available
     };
     finish(r, state);
+}
+
+/// Where a record delivered as often as the limit allows goes.
+fn over_limit(config: ShareConfig) -> RecordState {
+    if config.dead_letter {
+        RecordState::Archiving
+    } else {
+        RecordState::Archived
+    }
 }
 
 /// A record leaves its holder for `state`.

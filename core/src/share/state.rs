@@ -34,6 +34,9 @@ const UPDATE_KEY: i16 = 1;
 /// `RecordState` ids: acquired records are stored as available).
 pub const STATE_AVAILABLE: i8 = 0;
 pub const STATE_ACKNOWLEDGED: i8 = 2;
+/// On its way to the dead-letter topic (KIP-1191): archived once written
+/// there.
+pub const STATE_ARCHIVING: i8 = 3;
 pub const STATE_ARCHIVED: i8 = 4;
 
 /// A share partition: (group, topic id, partition).

@@ -12,9 +12,9 @@
 //! groups); `eligible.leader.replicas.version` 1 (KIP-966);
 //! `transaction.version` 2 (KIP-890 part 2: Produce v12, EndTxn v5 and
 //! TxnOffsetCommit v5, an epoch bump per transaction; Kafka 4's default, so
-//! its clients speak it here as there); `share.version` 1 (KIP-932 share
-//! groups, on by default as in Kafka 4.2 and later; level 2, the
-//! dead-letter queue of KIP-1191, is not served yet). Features whose only
+//! its clients speak it here as there); `share.version` 2 (KIP-932 share
+//! groups, on by default as in Kafka 4.2 and later, with KIP-1191's
+//! dead-letter topics, as Kafka 4.4 formats a new cluster). Features whose only
 //! level here is 0 (`kraft.version`: the controller quorum's voters are
 //! static; `streams.version`: not served) are not listed, as Kafka leaves
 //! out a feature it supports only at 0.
@@ -57,8 +57,8 @@ pub const FEATURES: &[Feature] = &[
     Feature {
         name: "share.version",
         min_version: 0,
-        max_version: 1,
-        finalized: 1,
+        max_version: 2,
+        finalized: 2,
     },
 ];
 
@@ -105,7 +105,7 @@ mod tests {
             up.ends_with("Local controller 3 only supports versions 7-27"),
             "{up}"
         );
-        assert_eq!(update_error("share.version", 1, 0), None);
+        assert_eq!(update_error("share.version", 2, 0), None);
         let unknown = update_error("streams.version", 1, 0).unwrap_or_default();
         assert!(
             unknown.ends_with("does not support this feature."),

@@ -59,14 +59,33 @@ const READ_STEP_BYTES: usize = 256 * 1024;
 
 /// One share partition and the bookkeeping of its durable state.
 pub(crate) struct ShareEntry {
-    partition: SharePartition,
+    pub(super) partition: SharePartition,
     /// Changes made to the durable form so far, and how many of them are
     /// written.
-    changes: u64,
-    written: u64,
+    pub(super) changes: u64,
+    pub(super) written: u64,
     /// One state write at a time.
-    turn: Rc<Semaphore>,
+    pub(super) turn: Rc<Semaphore>,
     created_ms: i64,
+    /// Records may be Archiving: their dead-letter records are due.
+    pub(super) dead_letters_due: bool,
+    /// Read back with Archiving records: when the state read was written
+    /// (their dead-letter records, if written, are no older).
+    pub(super) dead_letters_since_ms: Option<i64>,
+}
+
+impl ShareEntry {
+    fn new(partition: SharePartition, changes: u64, created_ms: i64) -> ShareEntry {
+        ShareEntry {
+            partition,
+            changes,
+            written: 0,
+            turn: Rc::new(Semaphore::new(1)),
+            created_ms,
+            dead_letters_due: false,
+            dead_letters_since_ms: None,
+        }
+    }
 }
 
 impl Shard {
@@ -100,7 +119,7 @@ impl Shard {
             let now = self.env.now_ms();
             let hw = p.high_watermark();
             let log_start = p.log.log_start_offset();
-            let (mut ack_error, acquired, change) = {
+            let (mut ack_error, acquired, change, archiving) = {
                 let mut table = self.share_partitions.borrow_mut();
                 let Some(entry) = table.get_mut(&key) else {
                     out.push(ShareReadResult::failed(ErrorCode::UnknownServerError));
@@ -125,8 +144,11 @@ impl Shard {
                 if op.release {
                     sp.release_member(&op.member_id);
                 }
+                let mut archiving = false;
                 if before.is_some_and(|b| sp.state_batches() != b) {
                     entry.changes += 1;
+                    archiving = sp.count(RecordState::Archiving) > 0;
+                    entry.dead_letters_due |= archiving;
                 }
                 let change = entry.changes;
                 let sp = &mut entry.partition;
@@ -135,7 +157,7 @@ impl Shard {
                 } else {
                     Vec::new()
                 };
-                (ack_error, acquired, change)
+                (ack_error, acquired, change, archiving)
             };
             // The acknowledgements are answered once they are durable.
             if let Err(e) = self.write_share_partition(&key, &p, change).await {
@@ -144,6 +166,10 @@ impl Shard {
                     ack_error = e;
                 }
             }
+            // Records rejected or past the delivery limit are written to
+            // the dead-letter topic before the answer.
+            self.dead_letter(&key, &read.topic, &p, &op.settings, archiving)
+                .await;
             let budget = read.max_bytes.min(bytes_left);
             let at_least_one = out.iter().all(|r: &ShareReadResult| r.records.is_empty());
             let (records, mut delivered, error) =
@@ -271,16 +297,12 @@ impl Shard {
             let mut table = self.share_partitions.borrow_mut();
             let absent = !table.contains_key(key);
             if absent {
-                table.insert(
-                    key.clone(),
-                    ShareEntry {
-                        partition,
-                        changes,
-                        written: 0,
-                        turn: Rc::new(Semaphore::new(1)),
-                        created_ms,
-                    },
-                );
+                let mut entry = ShareEntry::new(partition, changes, created_ms);
+                if entry.partition.count(RecordState::Archiving) > 0 {
+                    entry.dead_letters_due = true;
+                    entry.dead_letters_since_ms = snapshot.as_ref().map(|s| s.write_timestamp_ms);
+                }
+                table.insert(key.clone(), entry);
             }
             absent
         };
@@ -299,9 +321,6 @@ impl Shard {
         p: &OwnedPartition,
         change: u64,
     ) -> Result<(), ErrorCode> {
-        if self.env.broken_rule() == Some(crate::env::BrokenRule::ShareAckUnwritten) {
-            return Ok(());
-        }
         let turn = match self.share_partitions.borrow().get(key) {
             Some(entry) if entry.written < change => entry.turn.clone(),
             _ => return Ok(()),
@@ -310,6 +329,20 @@ impl Shard {
             .acquire_permit(1)
             .await
             .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
+        self.write_share_partition_in_turn(key, p, change).await
+    }
+
+    /// [`Self::write_share_partition`] with the share partition's write
+    /// turn already held.
+    pub(super) async fn write_share_partition_in_turn(
+        self: &Rc<Self>,
+        key: &ShareKey,
+        p: &OwnedPartition,
+        change: u64,
+    ) -> Result<(), ErrorCode> {
+        if self.env.broken_rule() == Some(crate::env::BrokenRule::ShareAckUnwritten) {
+            return Ok(());
+        }
         let (snapshot, upto) = {
             let table = self.share_partitions.borrow();
             let Some(entry) = table.get(key) else {
@@ -477,13 +510,11 @@ impl Shard {
                     let changes = table.get(&key).map_or(0, |e| e.changes) + 1;
                     table.insert(
                         key.clone(),
-                        ShareEntry {
-                            partition: SharePartition::new(start, config),
+                        ShareEntry::new(
+                            SharePartition::new(start, config),
                             changes,
-                            written: 0,
-                            turn: Rc::new(Semaphore::new(1)),
-                            created_ms: self.env.now_ms(),
-                        },
+                            self.env.now_ms(),
+                        ),
                     );
                     changes
                 };

@@ -9,6 +9,7 @@ fn config() -> ShareConfig {
         lock_duration_ms: 1_000,
         delivery_count_limit: 3,
         max_record_locks: 8,
+        dead_letter: false,
     }
 }
 
@@ -229,6 +230,11 @@ enum Op {
         first: u8,
         len: u8,
     },
+    /// The first `n` Archiving records were written to the dead-letter
+    /// topic.
+    DeadLettered {
+        n: u8,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -249,6 +255,7 @@ fn op() -> impl Strategy<Value = Op> {
             first,
             len
         }),
+        (0..4u8).prop_map(|n| Op::DeadLettered { n }),
     ]
 }
 
@@ -257,10 +264,17 @@ proptest! {
     /// members leaving: the invariants hold after every step, a record is
     /// held by one member at a time, an accepted or archived record is
     /// never handed out again, and once everyone accepts what it holds
-    /// every record ends up done.
+    /// every record ends up done. With a dead-letter topic, rejected and
+    /// over-limit records are Archiving (never handed out again) until
+    /// written there.
     #[test]
-    fn share_partition_invariants(ops in proptest::collection::vec(op(), 1..120)) {
+    fn share_partition_invariants(
+        ops in proptest::collection::vec(op(), 1..120),
+        dead_letter in any::<bool>(),
+    ) {
         const LOG_END: Offset = 24;
+        let config = || ShareConfig { dead_letter, ..config() };
+        let finished = |s: RecordState| s.is_done() || s == RecordState::Archiving;
         let mut p = SharePartition::new(0, config());
         let mut now = 0i64;
         let mut done: BTreeSet<Offset> = BTreeSet::new();
@@ -278,8 +292,16 @@ proptest! {
                     let ack = AckType::from_code(ack as i8).expect("1..=4");
                     if p.acknowledge(&member(m), first, last, ack, now).is_ok() {
                         for o in first..=last {
-                            if p.state_of(o).is_none_or(|(s, _)| s.is_done()) {
+                            if p.state_of(o).is_none_or(|(s, _)| finished(s)) {
                                 done.insert(o);
+                            }
+                        }
+                        if ack == AckType::Reject {
+                            let want = if dead_letter { RecordState::Archiving } else { RecordState::Archived };
+                            for o in first..=last {
+                                if let Some((s, _)) = p.state_of(o) {
+                                    prop_assert_eq!(s, want, "rejected {}", o);
+                                }
                             }
                         }
                     }
@@ -306,7 +328,13 @@ proptest! {
                 Op::Unacquire { member: m, first, len } => {
                     p.unacquire(&member(m), first as Offset, (first + len - 1) as Offset);
                 }
+                Op::DeadLettered { n } => {
+                    let written: Vec<Offset> =
+                        p.archiving().iter().take(n as usize).map(|(o, _, _)| *o).collect();
+                    prop_assert_eq!(p.archived(&written), written.len());
+                }
             }
+            prop_assert!(dead_letter || p.archiving().is_empty(), "archiving without a dead-letter topic");
             prop_assert_eq!(p.check(), Ok(()));
             // The durable form gives back the same partition, acquired
             // records as if their locks had expired: available again, or
@@ -318,7 +346,7 @@ proptest! {
                 let (state, count) = p.state_of(o).expect("in flight");
                 let want = match state {
                     RecordState::Acquired if count >= config().delivery_count_limit => {
-                        RecordState::Archived
+                        if dead_letter { RecordState::Archiving } else { RecordState::Archived }
                     }
                     RecordState::Acquired => RecordState::Available,
                     other => other,
@@ -330,7 +358,7 @@ proptest! {
             }
             // Every offset below the start is done; a done record stays done.
             for o in &done {
-                prop_assert!(p.state_of(*o).is_none_or(|(s, _)| s.is_done()), "{} came back", o);
+                prop_assert!(p.state_of(*o).is_none_or(|(s, _)| finished(s)), "{} came back", o);
             }
         }
         // Everyone accepts whatever it gets from now on: all ends done.
@@ -340,6 +368,8 @@ proptest! {
             for a in p.acquire("closer", LOG_END, 8, now) {
                 prop_assert_eq!(p.acknowledge("closer", a.first, a.last, AckType::Accept, now), Ok(()));
             }
+            let written: Vec<Offset> = p.archiving().iter().map(|(o, _, _)| *o).collect();
+            p.archived(&written);
         }
         prop_assert_eq!((p.start_offset(), p.end_offset()), (LOG_END, LOG_END));
     }

@@ -206,7 +206,7 @@ pub async fn handle(
         }
         results = read(ctx, &parts, &plan, false).await;
     }
-    let lock_ms = settings.partition.lock_duration_ms;
+    let lock_ms = plan.settings.partition.lock_duration_ms;
     let mut topics: Vec<ShareFetchableTopicResponse> = Vec::new();
     let mut copied = 0;
     // From here to the encoding no await: the record fields registered

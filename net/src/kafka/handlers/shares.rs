@@ -146,11 +146,15 @@ pub async fn ensure_state_topic(ctx: &Context, group_id: &str) {
 /// Group `group_id`'s share settings: its configs over the broker's.
 pub fn settings(ctx: &Context, group_id: &str) -> ShareSettings {
     let metadata = ctx.shard.metadata();
-    let (partition, reset) = share_settings(
+    let (partition, reset, dead_letter) = share_settings(
         metadata.group_configs.get(group_id),
         &ctx.shard.config.group,
     );
-    ShareSettings { partition, reset }
+    ShareSettings {
+        partition,
+        reset,
+        dead_letter,
+    }
 }
 
 /// What one [`read`] asks of each owner shard.
@@ -213,7 +217,7 @@ pub async fn read(
             max_records: records_left,
             max_bytes: bytes_left,
             release: plan.release,
-            settings: plan.settings,
+            settings: plan.settings.clone(),
         };
         let results = match ctx.shard.call(owner, request).await {
             Ok(results) => results,
