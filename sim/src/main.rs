@@ -35,7 +35,7 @@ struct Args {
     steps: u64,
     /// Turns on a deliberately broken rule, to see the simulator catch it:
     /// `acks-before-sync`, `no-txn-verification`, `no-epoch-bump`,
-    /// `share-ack-unwritten`.
+    /// `share-ack-unwritten`, `dead-letter-resent`.
     #[arg(long)]
     bug: Option<String>,
     /// Overrides the seed's number of shards (1-4).
@@ -96,7 +96,7 @@ fn main() -> ExitCode {
         match run(&config) {
             Ok(report) => {
                 println!(
-                    "seed {seed}: ok, {} steps, {} shards, flush {}, {} restarts ({} power losses, {} kills), {} disk faults, {} produces ({} acked), {} fetches, {} joins, {} commits acked, {} transactions committed and {} aborted, {} share records acquired ({} acknowledged), {} messages, {} invariant checks, trace {:016x} ({} events)",
+                    "seed {seed}: ok, {} steps, {} shards, flush {}, {} restarts ({} power losses, {} kills), {} disk faults, {} produces ({} acked), {} fetches, {} joins, {} commits acked, {} transactions committed and {} aborted, {} share records acquired ({} acknowledged, {} dead letters), {} messages, {} invariant checks, trace {:016x} ({} events)",
                     report.steps,
                     config.shards,
                     if config.flush_always { "always" } else { "never" },
@@ -113,6 +113,7 @@ fn main() -> ExitCode {
                     report.transactions_aborted,
                     report.share_acquired,
                     report.share_acknowledged,
+                    report.share_dead_letters,
                     report.messages,
                     report.checks.total(),
                     report.trace_hash,

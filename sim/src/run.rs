@@ -117,6 +117,8 @@ pub struct Report {
     /// rejected) without error.
     pub share_acquired: u64,
     pub share_acknowledged: u64,
+    /// Dead-letter records of share groups checked at the end.
+    pub share_dead_letters: u64,
     pub messages: u64,
     pub checks: Checks,
     pub trace_events: u64,
@@ -241,6 +243,7 @@ pub fn run(config: &SimConfig) -> Result<Report, Failure> {
     world.report.checks.shares = shares.checks;
     world.report.share_acquired = shares.acquired;
     world.report.share_acknowledged = shares.acknowledged;
+    world.report.share_dead_letters = shares.dead_letters;
     world.report.steps = world.step;
     let trace = world.trace.borrow();
     world.report.trace_events = trace.events();
@@ -709,7 +712,9 @@ async fn verify_everything(world: &mut World, node: &Node) -> Result<(), String>
         }
         model.deleting.clear();
         for (topic, meta) in &metadata.topics {
-            if !topic.starts_with("__") {
+            // The dead-letter topic is the share groups' (checked by
+            // shares::close_all), not the clients'.
+            if !topic.starts_with("__") && topic != crate::shares::DLQ_TOPIC {
                 model
                     .topics
                     .insert(topic.clone(), meta.partitions.len() as i32);

@@ -24,7 +24,12 @@
 //!   process lifetime: acquisitions are not written, as in Kafka);
 //! - at the end (checked by [`close_all`]), every record of every share
 //!   partition is done with: accepted, rejected or archived, the start
-//!   offset at the high watermark with nothing in flight.
+//!   offset at the high watermark with nothing in flight;
+//! - group `q0` has a dead-letter topic (KIP-1191, copying records): at
+//!   the end it holds each record of `q0` at most once, every one it holds
+//!   was delivered to `q0`, and every record whose rejection was answered
+//!   without error is there (written before the answer, synced, and never
+//!   written twice across crashes).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
@@ -32,14 +37,16 @@ use std::rc::Rc;
 use bytes::Bytes;
 use sluice_core::batch::BatchIter;
 use sluice_core::records::RecordIter;
+use sluice_core::share::dead_letter::{context_of, DeadLetter, DLQ_GROUP_ENABLE};
 use sluice_core::share::partition::{Acquired, ShareConfig};
 use sluice_core::share::state::SHARE_STATE_TOPIC;
 use sluice_core::{ErrorCode, Offset};
 use sluice_shard::message::{
-    DescribeSharePartitions, SharePartitionRead, ShareRead, ShareReadResult, ShareSettings,
+    DescribeSharePartitions, Fetch, PartitionRead, Propose, SharePartitionRead, ShareRead,
+    ShareReadResult, ShareSettings,
 };
 use sluice_shard::simulated::Rng;
-use sluice_shard::Shard;
+use sluice_shard::{Proposal, Shard};
 
 use crate::client::Clients;
 use crate::groups::ensure_internal_topic;
@@ -52,15 +59,27 @@ pub const LOCK_MS: i64 = 2_000;
 /// The share groups' delivery limit.
 pub const DELIVERY_LIMIT: u16 = 3;
 
-/// The settings every simulated share group has.
-pub fn settings() -> ShareSettings {
+/// The share group with a dead-letter topic, and that topic (made with
+/// `__share_group_state`).
+pub const DLQ_GROUP: &str = "q0";
+pub const DLQ_TOPIC: &str = "dlq.q0";
+const DLQ_PARTITIONS: i32 = 2;
+
+/// The settings of simulated share group `group`.
+pub fn settings(group: &str) -> ShareSettings {
+    let dead_letter = (group == DLQ_GROUP).then(|| DeadLetter {
+        topic: DLQ_TOPIC.to_owned(),
+        copy_record: true,
+    });
     ShareSettings {
         partition: ShareConfig {
             lock_duration_ms: LOCK_MS,
             delivery_count_limit: DELIVERY_LIMIT,
             max_record_locks: 64,
+            dead_letter: dead_letter.is_some(),
         },
         reset: sluice_core::group::configs::ShareReset::Earliest,
+        dead_letter,
     }
 }
 
@@ -78,6 +97,12 @@ pub struct ShareModel {
     done: BTreeMap<Held, i64>,
     /// (group, partition) pairs a share consumer read.
     pub used: BTreeSet<(String, Tp)>,
+    /// Values of [`DLQ_GROUP`] delivered to it, and those whose rejection
+    /// was answered without error (with their topic).
+    dlq_delivered: BTreeSet<Bytes>,
+    dlq_rejected: BTreeMap<Bytes, String>,
+    /// Dead-letter records checked at the end.
+    pub dead_letters: u64,
     pub acquired: u64,
     pub acknowledged: u64,
     pub checks: u64,
@@ -92,6 +117,7 @@ impl ShareModel {
     /// A topic's deletion was acknowledged: its share partitions go.
     pub fn forget_topic(&mut self, topic: &str) {
         self.used.retain(|(_, (t, _))| t != topic);
+        self.dlq_rejected.retain(|_, t| t != topic);
     }
 
     /// Checks the records `member` acquired at `now` (its request was
@@ -132,6 +158,9 @@ impl ShareModel {
                     ));
                 }
             }
+            if group == DLQ_GROUP {
+                self.dlq_delivered.insert(value.clone());
+            }
             self.held
                 .insert(key, (member.to_owned(), now, sent + LOCK_MS));
         }
@@ -143,11 +172,30 @@ fn short(value: &Bytes) -> String {
     String::from_utf8_lossy(&value[..value.len().min(24)]).into_owned()
 }
 
-/// Creates `__share_group_state` as the share handlers do the first time.
+/// Creates `__share_group_state` as the share handlers do the first time,
+/// and [`DLQ_TOPIC`] before it (an operator's topic for dead letters).
 pub async fn ensure_state_topic(c: &Rc<Clients>, entry: u32) {
     let shard = c.shards[entry as usize].clone();
     if shard.metadata().topics.contains_key(SHARE_STATE_TOPIC) {
         return;
+    }
+    if !shard.metadata().topics.contains_key(DLQ_TOPIC) {
+        let proposal = Proposal::CreateTopic {
+            name: DLQ_TOPIC.to_owned(),
+            partitions: DLQ_PARTITIONS,
+            replication_factor: 1,
+            assignments: Vec::new(),
+            configs: vec![(DLQ_GROUP_ENABLE.into(), "true".into())],
+            validate_only: false,
+        };
+        let ok = matches!(shard.call(0, Propose(proposal)).await, Ok(Ok(_)));
+        c.trace.borrow_mut().event(&format!(
+            "create {DLQ_TOPIC}: {}",
+            if ok { "ok" } else { "failed" }
+        ));
+        if !ok {
+            return;
+        }
     }
     let ok = ensure_internal_topic(&shard, SHARE_STATE_TOPIC, SHARE_STATE_PARTITIONS).await;
     c.trace.borrow_mut().event(&format!(
@@ -195,7 +243,7 @@ async fn share_read(
         max_records,
         max_bytes: 64 * 1024,
         release,
-        settings: settings(),
+        settings: settings(group),
     };
     let mut results = shard
         .call(owner, request)
@@ -324,6 +372,9 @@ pub async fn consume(c: &Rc<Clients>, consumer: ShareConsumer) {
                     shares.acknowledged += 1;
                     shares.done.insert((group.clone(), v.clone()), now);
                 }
+                if let (3, Some(v), true) = (kind, value, group == DLQ_GROUP) {
+                    shares.dlq_rejected.insert(v.clone(), tp.0.clone());
+                }
             }
         }
         pending.clear();
@@ -382,6 +433,98 @@ pub async fn close_all(c: &Rc<Clients>) {
             }
         }
     }
+    if let Err(message) = check_dead_letters(c, &shard).await {
+        c.fail(message);
+    }
+}
+
+/// The dead-letter invariants of the module doc, over all of
+/// [`DLQ_TOPIC`] (read from each partition's leader).
+async fn check_dead_letters(c: &Rc<Clients>, shard: &Rc<Shard>) -> Result<(), String> {
+    if !shard.metadata().topics.contains_key(DLQ_TOPIC) {
+        return Ok(());
+    }
+    let mut seen: BTreeMap<Bytes, (String, Offset)> = BTreeMap::new();
+    for partition in 0..DLQ_PARTITIONS {
+        let Ok(owner) = shard
+            .metadata()
+            .leader_shard(shard.config.node_id, DLQ_TOPIC, partition)
+        else {
+            return Ok(());
+        };
+        let mut offset = 0;
+        for _ in 0..10_000 {
+            let request = Fetch {
+                reads: vec![PartitionRead {
+                    topic: DLQ_TOPIC.to_owned(),
+                    partition,
+                    offset,
+                    max_bytes: 256 * 1024,
+                    replica_id: -1,
+                    current_leader_epoch: -1,
+                    read_committed: false,
+                }],
+                max_bytes: 256 * 1024,
+                have_data: false,
+            };
+            let result = match shard.call(owner, request).await {
+                Ok(mut results) if results.len() == 1 => results.remove(0),
+                other => return Err(format!("reading {DLQ_TOPIC} [{partition}]: {other:?}")),
+            };
+            if result.error != ErrorCode::None {
+                return Err(format!(
+                    "reading {DLQ_TOPIC} [{partition}]: {}",
+                    result.error
+                ));
+            }
+            let before = offset;
+            for piece in result.records.pieces() {
+                for batch in BatchIter::new(piece.clone()).flatten() {
+                    offset = offset.max(batch.next_offset());
+                    let Ok(records) = RecordIter::new(&batch) else {
+                        continue;
+                    };
+                    for r in records.flatten() {
+                        let Some((group, topic, _, source)) = context_of(&r) else {
+                            return Err(format!(
+                                "{DLQ_TOPIC} [{partition}] {}: no dead-letter context",
+                                r.offset
+                            ));
+                        };
+                        let Some(value) = r.value else {
+                            // Its record was gone from the log (a power
+                            // loss, a deleted topic): headers only.
+                            continue;
+                        };
+                        c.shares.borrow_mut().dead_letters += 1;
+                        if group != DLQ_GROUP {
+                            return Err(format!("{DLQ_TOPIC}: a record of group {group}"));
+                        }
+                        if !c.shares.borrow().dlq_delivered.contains(&value) {
+                            return Err(format!("{DLQ_TOPIC}: {} ({topic} offset {source}) was never delivered to {group}", short(&value)));
+                        }
+                        if let Some((t, o)) = seen.insert(value.clone(), (topic.clone(), source)) {
+                            return Err(format!("{DLQ_TOPIC}: {} written twice ({t} offset {o}, then {topic} offset {source})", short(&value)));
+                        }
+                    }
+                }
+            }
+            if offset == before || offset >= result.high_watermark {
+                break;
+            }
+        }
+    }
+    let shares = c.shares.borrow();
+    let existing = shard.metadata();
+    for (value, topic) in &shares.dlq_rejected {
+        if existing.topics.contains_key(topic) && !seen.contains_key(value) {
+            return Err(format!(
+                "{DLQ_TOPIC}: {} ({topic}) was rejected, the rejection answered, and it is not there",
+                short(value)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// [`close_all`] for one share partition: `Err(Ok(code))` when it could
@@ -394,11 +537,15 @@ async fn close_one(
 ) -> Result<(), Result<ErrorCode, String>> {
     let mut acks: Vec<(Offset, Offset, Vec<i8>)> = Vec::new();
     for _ in 0..200 {
-        // Every lock taken before is past.
-        shard
-            .env()
-            .sleep(std::time::Duration::from_millis(LOCK_MS as u64 + 1))
-            .await;
+        // With nothing to acknowledge, wait until every lock taken before
+        // is past (with acknowledgements to send, the closer's own locks
+        // must still hold).
+        if acks.is_empty() {
+            shard
+                .env()
+                .sleep(std::time::Duration::from_millis(LOCK_MS as u64 + 1))
+                .await;
+        }
         let result = share_read(
             shard,
             group,
@@ -418,6 +565,14 @@ async fn close_one(
             return Err(Ok(result.ack_error));
         }
         let values = values(&result);
+        if group == DLQ_GROUP {
+            let mut shares = c.shares.borrow_mut();
+            for (o, _) in offsets(&result.acquired) {
+                if let Some(v) = values.get(&o) {
+                    shares.dlq_delivered.insert(v.clone());
+                }
+            }
+        }
         acks = offsets(&result.acquired)
             .into_iter()
             .map(|(o, _)| (o, o, vec![if values.contains_key(&o) { 1 } else { 0 }]))

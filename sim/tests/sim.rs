@@ -1,7 +1,7 @@
 //! The simulator in the test suite: a fixed set of seeds keeps every
 //! invariant, one seed is one trace, and each deliberately broken rule
-//! (durability, transaction verification) is caught and reported with the
-//! command that replays it.
+//! (durability, transaction verification, share acknowledgements and
+//! dead letters) is caught and reported with the command that replays it.
 
 use sluice_shard::BrokenRule;
 use sluice_sim::{run, SimConfig};
@@ -82,72 +82,67 @@ fn acknowledging_before_the_sync_is_caught_with_its_seed() {
     }
 }
 
-#[test]
-fn a_write_after_its_transaction_ended_is_caught_without_verification() {
-    // Seeds with single-shard nodes run many transactions.
-    for seed in [1, 2, 9] {
-        let mut config = SimConfig::for_seed(seed, STEPS);
-        config.bug = Some(BrokenRule::NoTxnVerification);
+/// Runs `seeds` (of `steps` each) with `bug`: each must fail with a
+/// message containing `caught`, and report the command that replays it.
+fn caught(bug: BrokenRule, seeds: &[u64], steps: u64, caught: &str) {
+    for &seed in seeds {
+        let mut config = SimConfig::for_seed(seed, steps);
+        config.bug = Some(bug);
         let failure = match run(&config) {
-            Ok(report) => panic!("seed {seed}: a hanging transaction went unseen: {report:?}"),
+            Ok(report) => panic!("seed {seed}: {} went unseen: {report:?}", bug.name()),
             Err(failure) => failure,
         };
         assert!(
-            failure.message.contains("hanging transaction"),
+            failure.message.contains(caught),
             "seed {seed} failed for another reason: {}",
             failure.message
         );
         assert!(failure
             .config
             .replay_command()
-            .ends_with("--bug no-txn-verification"));
+            .ends_with(&format!("--bug {}", bug.name())));
     }
+}
+
+#[test]
+fn a_write_after_its_transaction_ended_is_caught_without_verification() {
+    // Seeds with single-shard nodes run many transactions.
+    caught(
+        BrokenRule::NoTxnVerification,
+        &[1, 2, 9],
+        STEPS,
+        "hanging transaction",
+    );
 }
 
 #[test]
 fn a_zombie_write_is_caught_without_the_epoch_bump() {
     // Transaction version 2 (transactional id x2) without its epoch bump:
     // a write of the ended transaction's epoch joins the next one.
-    for seed in [1, 2, 27] {
-        let mut config = SimConfig::for_seed(seed, STEPS);
-        config.bug = Some(BrokenRule::NoEpochBump);
-        let failure = match run(&config) {
-            Ok(report) => panic!("seed {seed}: a zombie write went unseen: {report:?}"),
-            Err(failure) => failure,
-        };
-        assert!(
-            failure.message.contains("zombie write"),
-            "seed {seed} failed for another reason: {}",
-            failure.message
-        );
-        assert!(failure
-            .config
-            .replay_command()
-            .ends_with("--bug no-epoch-bump"));
-    }
+    caught(BrokenRule::NoEpochBump, &[1, 2, 27], STEPS, "zombie write");
 }
 
 #[test]
 fn an_acknowledgement_answered_before_it_is_written_is_caught() {
     // A share partition that answers acknowledgements without writing its
     // state: after a crash an accepted record is delivered again.
-    for seed in [2, 9, 13] {
-        let mut config = SimConfig::for_seed(seed, STEPS);
-        config.bug = Some(BrokenRule::ShareAckUnwritten);
-        let failure = match run(&config) {
-            Ok(report) => panic!("seed {seed}: a lost acknowledgement went unseen: {report:?}"),
-            Err(failure) => failure,
-        };
-        assert!(
-            failure
-                .message
-                .contains("after it was accepted or rejected"),
-            "seed {seed} failed for another reason: {}",
-            failure.message
-        );
-        assert!(failure
-            .config
-            .replay_command()
-            .ends_with("--bug share-ack-unwritten"));
-    }
+    caught(
+        BrokenRule::ShareAckUnwritten,
+        &[2, 9, 13],
+        STEPS,
+        "after it was accepted or rejected",
+    );
+}
+
+#[test]
+fn a_dead_letter_written_again_after_a_crash_is_caught() {
+    // A share partition read back with records on their way to the
+    // dead-letter topic writes them again without looking for those
+    // written before the crash: a record lands there twice.
+    caught(
+        BrokenRule::DeadLetterResent,
+        &[5, 14],
+        3000,
+        "written twice",
+    );
 }
