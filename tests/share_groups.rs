@@ -35,7 +35,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::programs::java_client;
-use common::{python_interpreter, run, topic, Broker, CmdOutput};
+use common::{metrics, python_interpreter, run, topic, Broker, CmdOutput};
 
 /// The broker settings the scenarios need: Kafka's floor for a group's
 /// `share.record.lock.duration.ms` (15 s) lowered so kill and stall set
@@ -145,6 +145,21 @@ fn the_tool_resets_and_deletes_an_empty_groups_offsets() {
 }
 
 #[test]
+fn rejected_and_over_limit_records_go_to_the_dead_letter_topic() {
+    matches_kafka("share-dlq");
+}
+
+#[test]
+fn a_dead_letter_copy_carries_the_key_and_value_but_not_the_headers() {
+    matches_kafka("share-dlq-copy");
+}
+
+#[test]
+fn dead_letter_topics_are_checked_as_kafka_checks_them() {
+    matches_kafka("share-dlq-configs");
+}
+
+#[test]
 fn the_java_share_consumer_shares_and_redelivers() {
     let dir = java_client();
     let broker = Broker::start_with_env(ENV);
@@ -209,4 +224,30 @@ fn acknowledged_records_stay_acknowledged_across_a_broker_sigkill() {
         "after the restart\n--- stderr\n{}",
         after.stderr_text()
     );
+}
+
+#[test]
+fn dead_letters_are_written_once_across_a_broker_sigkill() {
+    let mut broker = Broker::start_with_env(ENV);
+    let name = topic("share-dlq-durable");
+    let before = run_python(&broker, "share-dlq-durable-before", &name);
+    assert_eq!(before.stdout_text(), expected("share-dlq-durable-before"));
+    broker.kill();
+    broker.restart();
+    let after = run_python(&broker, "share-dlq-durable-after", &name);
+    assert_eq!(
+        after.stdout_text(),
+        expected("share-dlq-durable-after"),
+        "after the restart\n--- stderr\n{}",
+        after.stderr_text()
+    );
+    // Since the restart only 10-14: 0-4 were written, and archived,
+    // before the kill.
+    let text = metrics(&broker);
+    let written: u64 = text
+        .lines()
+        .filter(|l| l.starts_with("sluice_share_dead_letters_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(written, 5, "{text}");
 }

@@ -8,9 +8,11 @@
 # Usage: tests/clients/python/share_oracle.sh [--record] [SCENARIO...]
 #        tests/clients/python/share_oracle.sh --bootstrap HOST:PORT [SCENARIO...]
 #
-# Scenarios: four release reject kill stall poison reset (share_groups.py
-# share-SCENARIO) and java (ShareCheck.java java-share). With SCENARIO names
-# only those run (and are recorded); without, all of them.
+# Scenarios: four release reject kill stall poison reset dlq dlq-copy
+# dlq-configs (share_groups.py share-SCENARIO; the dlq ones need KIP-1191
+# dead-letter queues: Kafka 4.4 finalizes share.version=2 by default) and
+# java (ShareCheck.java java-share). With SCENARIO names only those run (and
+# are recorded); without, all of them.
 #
 # Without --bootstrap, Kafka runs on a free loopback port with a temporary
 # data directory and is stopped at the end, started with
@@ -39,7 +41,7 @@ java_dir="$root/tests/clients/java"
 python="${SLUICE_TEST_PYTHON:-python3}"
 java="${SLUICE_TEST_JAVA:-java}"
 
-all_scenarios="four release reject kill stall poison reset java"
+all_scenarios="four release reject kill stall poison reset dlq dlq-copy dlq-configs java"
 record=0
 bootstrap=""
 scenarios=()
@@ -114,6 +116,6 @@ for scenario in "${scenarios[@]}"; do
     verdict=differs
   fi
   [ "$verdict" = ok ] || [ "$verdict" = recorded ] || failed=1
-  printf '%-14s %-9s %ss\n' "$name" "$verdict" "$((SECONDS - t0))"
+  printf '%-17s %-9s %ss\n' "$name" "$verdict" "$((SECONDS - t0))"
 done
 exit "$failed"
