@@ -190,29 +190,43 @@ fn kafkas_console_tools_share_reject_into_the_dead_letter_topic_and_describe() {
     );
 }
 
-#[test]
-fn the_java_share_consumer_shares_and_redelivers() {
+/// Runs ShareCheck.java's `scenario` against a fresh broker and compares
+/// its lines with Kafka's (expected/`recorded`.txt).
+fn java_matches_kafka(scenario: &str, recorded: &str) {
     let dir = java_client();
     let broker = Broker::start_with_env(ENV);
-    let name = topic("share-java");
+    let name = topic(scenario);
     let out = run(
         Command::new("java")
             .current_dir(&dir)
             .arg("-cp")
             .arg("target/dependency/*")
             .arg("ShareCheck.java")
-            .args([&broker.bootstrap(), "java-share", &name, &name]),
+            .args([&broker.bootstrap(), scenario, &name, &name]),
         b"",
         Duration::from_secs(300),
     );
     let got = out.stdout_text();
-    let want = expected("share-java");
+    let want = expected(recorded);
     assert!(
         out.status.success() && got == want,
-        "java-share: sluice printed\n{got}\nKafka printed\n{want}\n--- stderr\n{}\n--- broker\n{}",
+        "{scenario}: sluice printed\n{got}\nKafka printed\n{want}\n--- stderr\n{}\n--- broker\n{}",
         out.stderr_text(),
         broker.log_tail(40)
     );
+}
+
+#[test]
+fn the_java_share_consumer_shares_and_redelivers() {
+    java_matches_kafka("java-share", "share-java");
+}
+
+#[test]
+fn the_java_share_consumer_renews_its_locks_and_acquires_by_record_limit() {
+    // ShareFetch and ShareAcknowledge v2 (KIP-1222): RENEW keeps three
+    // records from another member past their lock; share.acquire.mode=
+    // record_limit hands out 3 of a 10-record batch.
+    java_matches_kafka("java-renew", "share-java-renew");
 }
 
 #[test]

@@ -280,6 +280,9 @@ pub struct ShareRead {
     /// for delivery, after its acknowledgements.
     pub release: bool,
     pub settings: ShareSettings,
+    /// Acquire at most `max_records` (ShareFetch v2's record_limit mode),
+    /// not whole log batches past it (batch_optimized).
+    pub record_limit: bool,
 }
 
 /// One partition of a [`ShareRead`].

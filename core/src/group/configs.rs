@@ -24,6 +24,8 @@ pub const SHARE_AUTO_OFFSET_RESET: &str = "share.auto.offset.reset";
 pub const SHARE_RECORD_LOCK_DURATION_MS: &str = "share.record.lock.duration.ms";
 /// `share.delivery.count.limit`.
 pub const SHARE_DELIVERY_COUNT_LIMIT: &str = "share.delivery.count.limit";
+/// `share.renew.acknowledge.enable`.
+pub const SHARE_RENEW_ACKNOWLEDGE_ENABLE: &str = "share.renew.acknowledge.enable";
 /// `share.partition.max.record.locks`.
 pub const SHARE_PARTITION_MAX_RECORD_LOCKS: &str = "share.partition.max.record.locks";
 
@@ -41,7 +43,7 @@ pub const GROUP_CONFIG_KEYS: &[&str] = &[
     "share.isolation.level",
     SHARE_PARTITION_MAX_RECORD_LOCKS,
     SHARE_RECORD_LOCK_DURATION_MS,
-    "share.renew.acknowledge.enable",
+    SHARE_RENEW_ACKNOWLEDGE_ENABLE,
     "share.session.timeout.ms",
     "streams.assignment.interval.ms",
     "streams.assignor.name",
@@ -108,7 +110,7 @@ pub fn check(name: &str, value: &str, broker: &GroupConfig) -> Result<(), String
                 "Invalid value {v} for configuration {name}: String must be one of: read_committed, read_uncommitted"
             )),
         },
-        "errors.deadletterqueue.copy.record.enable" | "share.renew.acknowledge.enable" => {
+        "errors.deadletterqueue.copy.record.enable" | SHARE_RENEW_ACKNOWLEDGE_ENABLE => {
             match value.trim().to_ascii_lowercase().as_str() {
                 "true" | "false" => Ok(()),
                 _ => Err(format!(
@@ -218,6 +220,8 @@ pub fn share_settings(
             i32::MAX,
         ) as usize,
         dead_letter: false,
+        renew_acknowledge: get(SHARE_RENEW_ACKNOWLEDGE_ENABLE)
+            .is_none_or(|v| !v.trim().eq_ignore_ascii_case("false")),
     };
     let reset = get(SHARE_AUTO_OFFSET_RESET)
         .and_then(ShareReset::parse)

@@ -52,6 +52,9 @@ pub struct ShareConfig {
     /// KIP-1191): rejected records and those past the delivery limit are
     /// Archiving until written there.
     pub dead_letter: bool,
+    /// `share.renew.acknowledge.enable` (true): RENEW is accepted; when
+    /// false it is INVALID_RECORD_STATE.
+    pub renew_acknowledge: bool,
 }
 
 impl Default for ShareConfig {
@@ -61,6 +64,7 @@ impl Default for ShareConfig {
             delivery_count_limit: 5,
             max_record_locks: 2_000,
             dead_letter: false,
+            renew_acknowledge: true,
         }
     }
 }
@@ -392,6 +396,9 @@ impl SharePartition {
         now_ms: i64,
     ) -> Result<(), ErrorCode> {
         if first > last || first < self.start || last >= self.end {
+            return Err(ErrorCode::InvalidRecordState);
+        }
+        if ack == AckType::Renew && !self.config.renew_acknowledge {
             return Err(ErrorCode::InvalidRecordState);
         }
         let held = self

@@ -1,6 +1,7 @@
 //! Fuzzes the request decoder with arbitrary frame bodies, as a socket could
 //! deliver them: API key and version, header, then the body for every API
-//! the broker serves. Nothing may panic.
+//! the broker serves (ShareFetch and ShareAcknowledge v2 through their
+//! translation to v1). Nothing may panic.
 #![no_main]
 
 use bytes::Bytes;
@@ -12,4 +13,7 @@ static ALLOCATOR: sluice_core::alloc::GuardedAllocator = sluice_core::alloc::Gua
 
 fuzz_target!(|data: &[u8]| {
     let _ = sluice_net::kafka::server::decode_request(Bytes::copy_from_slice(data));
+    // ShareFetch and ShareAcknowledge v2's own fields, as their handlers
+    // read them from the frame.
+    let _ = sluice_net::kafka::share_v2::fields_of_frame(data);
 });

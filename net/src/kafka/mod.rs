@@ -9,4 +9,5 @@ pub mod registry;
 pub mod response_frame;
 pub mod server;
 pub mod share_sessions;
+pub mod share_v2;
 pub mod socket;

@@ -31,9 +31,10 @@ use std::io::IoSlice;
 use std::ops::Range;
 use std::sync::LazyLock;
 
+use crate::kafka::share_v2;
 use bytes::buf::UninitSlice;
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ResponseHeader, ResponseKind};
+use kafka_protocol::messages::{ResponseHeader, ResponseKind, ShareAcknowledgeResponse};
 use kafka_protocol::protocol::buf::ByteBufMut;
 use kafka_protocol::protocol::Encodable;
 use sluice_shard::message::RecordSet;
@@ -180,7 +181,12 @@ pub fn encode(
             return encode_in_parts(&header, header_version, fetch, version, registered)
         }
         ResponseKind::ShareFetch(fetch) => {
-            return encode_in_parts(&header, header_version, fetch, version, registered)
+            // Version 2's response is version 1's (crate::kafka::share_v2).
+            let version = if version == 2 { 1 } else { version };
+            return encode_in_parts(&header, header_version, fetch, version, registered);
+        }
+        ResponseKind::ShareAcknowledge(ack) if version == 2 => {
+            return encode_share_acknowledge_v2(&header, header_version, ack)
         }
         _ => {}
     }
@@ -191,6 +197,31 @@ pub fn encode(
         .map_err(|e| format!("response header: {e}"))?;
     body.encode(&mut out, version)
         .map_err(|e| format!("v{version} response: {e}"))?;
+    let size =
+        i32::try_from(out.len() - 4).map_err(|_| format!("response of {} bytes", out.len()))?;
+    out[..4].copy_from_slice(&size.to_be_bytes());
+    Ok(ResponseFrame::contiguous(out.freeze()))
+}
+
+/// A ShareAcknowledge v2 response: version 1's body with the lock
+/// timeout the handler left in it put in place (crate::kafka::share_v2).
+fn encode_share_acknowledge_v2(
+    header: &ResponseHeader,
+    header_version: i16,
+    ack: &ShareAcknowledgeResponse,
+) -> Result<ResponseFrame, String> {
+    let mut ack = ack.clone();
+    let lock_timeout_ms = share_v2::take_lock_timeout(&mut ack);
+    let mut body = BytesMut::with_capacity(128);
+    ack.encode(&mut body, 1)
+        .map_err(|e| format!("v2 response: {e}"))?;
+    let body = share_v2::ack_response_v2(&body, lock_timeout_ms)?;
+    let mut out = BytesMut::with_capacity(64 + body.len());
+    out.put_i32(0); // size, patched below
+    header
+        .encode(&mut out, header_version)
+        .map_err(|e| format!("response header: {e}"))?;
+    out.put_slice(&body);
     let size =
         i32::try_from(out.len() - 4).map_err(|_| format!("response of {} bytes", out.len()))?;
     out[..4].copy_from_slice(&size.to_be_bytes());

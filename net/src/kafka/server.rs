@@ -60,7 +60,7 @@ use super::context::Context;
 use super::handlers::{self, Outcome};
 use super::response_frame::{self, ResponseFrame};
 use super::socket::{SocketHalf, TransferError};
-use super::{quotas, registry};
+use super::{quotas, registry, share_v2};
 
 /// Serves the Kafka protocol on this shard until `stop` fires. Fails when
 /// the listener cannot start.
@@ -484,7 +484,16 @@ pub fn decode_request(mut frame: Bytes) -> Result<DecodedRequest, String> {
     let header_version = api_key.request_header_version(api_version);
     let header = RequestHeader::decode(&mut frame, header_version)
         .map_err(|e| format!("request header: {e}"))?;
-    let request = RequestKind::decode(api_key, &mut frame, api_version)
+    // ShareFetch and ShareAcknowledge v2: read as v1 (the handlers read
+    // the fields v2 adds from the frame).
+    let (mut frame, body_version) = if share_v2::translated(api_key, api_version) {
+        let (v1, _) = share_v2::v1_body(api_key, &frame)
+            .map_err(|e| format!("{api_key:?} v{api_version} body: {e}"))?;
+        (v1, 1)
+    } else {
+        (frame, api_version)
+    };
+    let request = RequestKind::decode(api_key, &mut frame, body_version)
         .map_err(|e| format!("{api_key:?} v{api_version} body: {e}"))?;
     Ok(DecodedRequest::Request(header, Box::new(request)))
 }

@@ -183,6 +183,7 @@ impl Shard {
             // A new range ending inside the last batch returned takes the
             // rest of that batch too (Kafka hands out whole batches).
             let batch_end = records.pieces().last().and_then(|b| last_offset_in(b));
+            let batch_end = batch_end.filter(|_| !op.record_limit);
             if let (Some(d), Some(batch_end)) = (delivered.last_mut(), batch_end) {
                 if d.last + 1 == sp.end_offset() && batch_end > d.last && batch_end < hw {
                     if let Some(more) = sp.acquire_through(&op.member_id, batch_end, now) {

@@ -5,7 +5,9 @@
 // Run as a single-file source program, after `mvn dependency:copy-dependencies`
 // in this directory:
 //
-//   java -cp 'target/dependency/*' ShareCheck.java BOOTSTRAP java-share TOPIC GROUP
+//   java -cp 'target/dependency/*' ShareCheck.java BOOTSTRAP SCENARIO TOPIC GROUP
+//
+// SCENARIO is java-share or java-renew.
 //
 // java-share:
 //  1. Admin createTopics TOPIC (1 partition), waiting until describeTopics
@@ -27,12 +29,37 @@
 //     (commitSync), gets it again with deliveryCount 2, ACCEPTs it
 //     (commitSync), and polls nothing more for 1 s.
 //
-// Prints one "ok ..." line per step, then "PASS java-share", and exits 0,
-// or "FAIL java-share: ..." with what was expected and what came, and
+// java-renew (KIP-1222: acquisition lock renewal and record_limit acquire
+// mode, ShareFetch and ShareAcknowledge version 2; needs a broker with
+// group.share.min.record.lock.duration.ms at most 3000):
+//  1. as java-share's step 1, with share.record.lock.duration.ms=3000;
+//  2. KafkaProducer sends 10 records "r-000" ... "r-009" to partition 0 in
+//     one batch (linger.ms 1000, then flush): offsets 0 ... 9;
+//  3. consumer A, a KafkaShareConsumer in GROUP with
+//     share.acquire.mode=record_limit and max.poll.records=3, polls until
+//     it gets records: exactly r-000, r-001, r-002 (offsets 0, 1, 2, not
+//     the whole batch), each with deliveryCount 1; its
+//     acquisitionLockTimeoutMs() is 3000;
+//  4. consumer B, a KafkaShareConsumer in GROUP with the default acquire
+//     mode (batch_optimized) and max.poll.records, is created; then, every
+//     1 s, A acknowledges its 3 records with RENEW and commitSync (every
+//     partition's result a success), B polls (ACCEPTing whatever it gets,
+//     commitSync) until the next renewal, and A's next poll returns its 3
+//     records again (the client hands renewed records back), the same
+//     offsets and nothing else; this goes on for at least 5 s (longer than
+//     the 3 s lock) and until B has had r-003 ... r-009. B never gets
+//     r-000 ... r-002: it gets exactly r-003 ... r-009, once each, with
+//     deliveryCount 1;
+//  5. A ACCEPTs its 3 records (commitSync, every result a success); then
+//     neither A nor B gets anything more for 1 s; both close.
+//
+// Prints one "ok ..." line per step, then "PASS SCENARIO", and exits 0,
+// or "FAIL SCENARIO: ..." with what was expected and what came, and
 // exits 1 (2 on bad arguments, 3 when the watchdog fires). Nothing printed
 // depends on names, ids or timings (share_oracle.sh compares it with
-// expected/share-java.txt). SLUICE_CLIENT_LOG=debug (or trace, info)
-// turns on the client's own log on stderr; the default is warn.
+// expected/share-java.txt and expected/share-java-renew.txt).
+// SLUICE_CLIENT_LOG=debug (or trace, info) turns on the client's own log
+// on stderr; the default is warn.
 
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -79,6 +106,16 @@ public class ShareCheck {
     static final Duration CONSUME_DEADLINE = Duration.ofSeconds(60);
     /** How long the last consumer must poll without another record. */
     static final Duration QUIET = Duration.ofSeconds(1);
+    /** java-renew: the records of the one produced batch. */
+    static final int RENEW_RECORDS = 10;
+    /** java-renew: the group's share.record.lock.duration.ms. */
+    static final int RENEW_LOCK_MS = 3000;
+    /** java-renew: consumer A's max.poll.records (record_limit). */
+    static final int A_RECORDS = 3;
+    /** java-renew: A renews this often ... */
+    static final Duration RENEW_EVERY = Duration.ofSeconds(1);
+    /** ... for at least this long (longer than the lock). */
+    static final Duration RENEW_FOR = Duration.ofSeconds(5);
     /** The whole run; past it the JVM halts with status 3. */
     static final long WATCHDOG_S = 150;
 
@@ -99,11 +136,12 @@ public class ShareCheck {
         System.setProperty("org.slf4j.simpleLogger.showDateTime", "true");
         System.setProperty("org.slf4j.simpleLogger.dateTimeFormat", "HH:mm:ss.SSS");
 
-        if (args.length != 4 || !args[1].equals("java-share")) {
-            System.err.println("usage: ShareCheck BOOTSTRAP java-share TOPIC GROUP");
+        if (args.length != 4 || !(args[1].equals("java-share") || args[1].equals("java-renew"))) {
+            System.err.println("usage: ShareCheck BOOTSTRAP java-share|java-renew TOPIC GROUP");
             System.exit(2);
         }
         String bootstrap = args[0];
+        String scenario = args[1];
         String topic = args[2];
         String group = args[3];
 
@@ -113,7 +151,7 @@ public class ShareCheck {
             } catch (InterruptedException e) {
                 return;
             }
-            System.out.println("FAIL java-share: watchdog: still running after " + WATCHDOG_S + " s");
+            System.out.println("FAIL " + scenario + ": watchdog: still running after " + WATCHDOG_S + " s");
             System.out.flush();
             Runtime.getRuntime().halt(3);
         }, "watchdog");
@@ -123,18 +161,22 @@ public class ShareCheck {
         long start = System.nanoTime();
         int status;
         try {
-            javaShare(bootstrap, topic, group);
-            System.out.println("PASS java-share");
+            if (scenario.equals("java-share")) {
+                javaShare(bootstrap, topic, group);
+            } else {
+                javaRenew(bootstrap, topic, group);
+            }
+            System.out.println("PASS " + scenario);
             status = 0;
         } catch (Failure f) {
-            System.out.println("FAIL java-share: " + f.getMessage());
+            System.out.println("FAIL " + scenario + ": " + f.getMessage());
             status = 1;
         } catch (Throwable t) {
-            System.out.println("FAIL java-share: unexpected " + t);
+            System.out.println("FAIL " + scenario + ": unexpected " + t);
             t.printStackTrace(System.out);
             status = 1;
         }
-        System.err.printf("java-share took %d ms%n", (System.nanoTime() - start) / 1_000_000);
+        System.err.printf("%s took %d ms%n", scenario, (System.nanoTime() - start) / 1_000_000);
         System.out.flush();
         // halt, not exit: a client thread stuck in a shutdown hook must not
         // keep the process alive.
@@ -172,11 +214,19 @@ public class ShareCheck {
     }
 
     static KafkaShareConsumer<String, String> shareConsumer(Properties common, String topic, String group) {
+        return shareConsumer(common, topic, group, new Properties());
+    }
+
+    /** A subscribed explicit-acknowledgement share consumer; `extra` is
+     *  added to its config. */
+    static KafkaShareConsumer<String, String> shareConsumer(Properties common, String topic, String group,
+            Properties extra) {
         Properties props = new Properties();
         props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, common.get(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG));
         props.put(ConsumerConfig.CLIENT_ID_CONFIG, "sluice-share-check");
         props.put(ConsumerConfig.GROUP_ID_CONFIG, group);
         props.put(ConsumerConfig.SHARE_ACKNOWLEDGEMENT_MODE_CONFIG, "explicit");
+        props.putAll(extra);
         KafkaShareConsumer<String, String> c =
                 new KafkaShareConsumer<>(props, new StringDeserializer(), new StringDeserializer());
         c.subscribe(List.of(topic));
@@ -195,8 +245,11 @@ public class ShareCheck {
         return String.format("j-%03d", i);
     }
 
-    static void javaShare(String bootstrap, String topic, String group) throws Exception {
-        Properties common = commonConfig(bootstrap);
+    /** Step 1 of both scenarios: TOPIC with 1 partition (its leader known),
+     *  and GROUP's share.auto.offset.reset=earliest and
+     *  share.record.lock.duration.ms=lockMs, as describeConfigs answers. */
+    static void createTopicAndGroupConfig(Properties common, String topic, String group, int lockMs)
+            throws Exception {
         try (Admin admin = Admin.create(common)) {
             await("createTopics", admin.createTopics(List.of(new NewTopic(topic, 1, (short) 1))).all());
             long deadline = System.nanoTime() + CONSUME_DEADLINE.toNanos();
@@ -218,7 +271,7 @@ public class ShareCheck {
             ConfigResource resource = new ConfigResource(ConfigResource.Type.GROUP, group);
             Map<String, String> wanted = new TreeMap<>(Map.of(
                     "share.auto.offset.reset", "earliest",
-                    "share.record.lock.duration.ms", String.valueOf(LOCK_MS)));
+                    "share.record.lock.duration.ms", String.valueOf(lockMs)));
             List<AlterConfigOp> ops = new ArrayList<>();
             wanted.forEach((k, v) -> ops.add(new AlterConfigOp(new ConfigEntry(k, v), AlterConfigOp.OpType.SET)));
             await("incrementalAlterConfigs", admin.incrementalAlterConfigs(Map.of(resource, ops)).all());
@@ -234,7 +287,13 @@ public class ShareCheck {
             ok("incrementalAlterConfigs on the GROUP resource, describeConfigs answers" + shown);
         }
 
-        Map<Long, String> produced = produce(common, topic, 0, RECORDS);
+    }
+
+    static void javaShare(String bootstrap, String topic, String group) throws Exception {
+        Properties common = commonConfig(bootstrap);
+        createTopicAndGroupConfig(common, topic, group, LOCK_MS);
+
+        Map<Long, String> produced = produce(common, topic, values("j", 0, RECORDS), 5);
         ok("produced " + RECORDS + " records");
 
         // Two consumers, a thread each (a KafkaShareConsumer is single-threaded).
@@ -304,7 +363,7 @@ public class ShareCheck {
         ok("acquisitionLockTimeoutMs " + lock.get());
         System.err.println("acquisitionLockTimeoutMs by consumer: " + lockTimeouts);
 
-        Map<Long, String> last = produce(common, topic, RECORDS, 1);
+        Map<Long, String> last = produce(common, topic, values("j", RECORDS, 1), 5);
         long lastOffset = last.keySet().iterator().next();
         try (KafkaShareConsumer<String, String> c = shareConsumer(common, topic, group)) {
             Got first = pollOne(c, "first delivery", AcknowledgeType.RELEASE);
@@ -323,6 +382,153 @@ public class ShareCheck {
                 }
             }
             ok("then nothing more for " + QUIET.toSeconds() + " s");
+        }
+    }
+
+    static void javaRenew(String bootstrap, String topic, String group) throws Exception {
+        Properties common = commonConfig(bootstrap);
+        createTopicAndGroupConfig(common, topic, group, RENEW_LOCK_MS);
+
+        List<String> values = values("r", 0, RENEW_RECORDS);
+        Map<Long, String> produced = new TreeMap<>(produce(common, topic, values, 1000));
+        Map<Long, String> wantedOffsets = new TreeMap<>();
+        for (int i = 0; i < RENEW_RECORDS; i++) {
+            wantedOffsets.put((long) i, values.get(i));
+        }
+        check(produced.equals(wantedOffsets), "produced " + produced + ", expected " + wantedOffsets);
+        ok("produced " + RENEW_RECORDS + " records " + values.get(0) + ".." + values.get(RENEW_RECORDS - 1)
+                + " in one batch (linger.ms 1000, flush) at offsets 0.." + (RENEW_RECORDS - 1));
+
+        Properties aConfig = new Properties();
+        aConfig.put(ConsumerConfig.SHARE_ACQUIRE_MODE_CONFIG, "record_limit");
+        aConfig.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, String.valueOf(A_RECORDS));
+        try (KafkaShareConsumer<String, String> a = shareConsumer(common, topic, group, aConfig)) {
+            // 3. A's first records: exactly the first max.poll.records of the batch.
+            List<ConsumerRecord<String, String>> held = pollSome(a, "consumer A's first poll", CONSUME_DEADLINE);
+            List<String> firstValues = new ArrayList<>();
+            List<Long> firstOffsets = new ArrayList<>();
+            List<Integer> firstCounts = new ArrayList<>();
+            for (ConsumerRecord<String, String> r : held) {
+                firstValues.add(r.value());
+                firstOffsets.add(r.offset());
+                firstCounts.add(r.deliveryCount().map(Short::intValue).orElse(-1));
+            }
+            List<Long> aOffsets = List.of(0L, 1L, 2L);
+            check(firstOffsets.equals(aOffsets) && firstValues.equals(values.subList(0, A_RECORDS)),
+                    "consumer A (record_limit, max.poll.records " + A_RECORDS + ") got " + held.size()
+                    + " records " + firstValues + " at offsets " + firstOffsets + ", expected "
+                    + values.subList(0, A_RECORDS) + " at " + aOffsets);
+            check(firstCounts.equals(List.of(1, 1, 1)), "consumer A: delivery counts " + firstCounts);
+            ok("consumer A (share.acquire.mode=record_limit, max.poll.records=" + A_RECORDS + ") gets "
+                    + held.size() + " records: " + String.join(" ", firstValues) + ", deliveryCount 1");
+            Optional<Integer> lock = a.acquisitionLockTimeoutMs();
+            check(lock.isPresent() && lock.get() == RENEW_LOCK_MS,
+                    "consumer A: acquisitionLockTimeoutMs " + lock + ", expected " + RENEW_LOCK_MS);
+            ok("acquisitionLockTimeoutMs " + lock.get());
+
+            // 4. A renews every second while B takes what it can.
+            try (KafkaShareConsumer<String, String> b = shareConsumer(common, topic, group)) {
+                Map<Long, Got> bGot = new TreeMap<>();
+                List<Got> bDeliveries = new ArrayList<>();
+                long phaseStart = System.nanoTime();
+                long phaseDeadline = phaseStart + CONSUME_DEADLINE.toNanos();
+                int renewals = 0;
+                while (true) {
+                    for (ConsumerRecord<String, String> r : held) {
+                        a.acknowledge(r, AcknowledgeType.RENEW);
+                    }
+                    commit(a, "consumer A: RENEW " + (renewals + 1));
+                    renewals++;
+                    long nextRenewal = System.nanoTime() + RENEW_EVERY.toNanos();
+                    while (System.nanoTime() < nextRenewal) {
+                        int n = 0;
+                        for (ConsumerRecord<String, String> r : b.poll(Duration.ofMillis(100))) {
+                            Got g = new Got(1, r.offset(), r.value(), r.deliveryCount().map(Short::intValue).orElse(-1));
+                            check(!aOffsets.contains(r.offset()), "consumer B got " + g + " while consumer A holds it"
+                                    + " and has renewed it " + renewals + " times, "
+                                    + (System.nanoTime() - phaseStart) / 1_000_000 + " ms after the first RENEW");
+                            bDeliveries.add(g);
+                            bGot.put(r.offset(), g);
+                            b.acknowledge(r, AcknowledgeType.ACCEPT);
+                            n++;
+                        }
+                        if (n > 0) {
+                            commit(b, "consumer B");
+                        }
+                    }
+                    // The client hands successfully renewed records back on the next poll.
+                    List<ConsumerRecord<String, String>> back =
+                            pollSome(a, "consumer A after RENEW " + renewals, Duration.ofMillis(RENEW_LOCK_MS / 2));
+                    List<Long> backOffsets = new ArrayList<>();
+                    for (ConsumerRecord<String, String> r : back) {
+                        backOffsets.add(r.offset());
+                    }
+                    check(backOffsets.equals(aOffsets), "consumer A after RENEW " + renewals + ": poll returned offsets "
+                            + backOffsets + ", expected its renewed " + aOffsets);
+                    held = back;
+                    long elapsed = System.nanoTime() - phaseStart;
+                    if (elapsed >= RENEW_FOR.toNanos() && bGot.size() == RENEW_RECORDS - A_RECORDS) {
+                        break;
+                    }
+                    check(System.nanoTime() < phaseDeadline, "after " + renewals + " renewals consumer B has only "
+                            + bGot.values() + ", expected " + values.subList(A_RECORDS, RENEW_RECORDS));
+                }
+                System.err.printf("renewal phase: %d renewals in %d ms; consumer B: %d deliveries%n", renewals,
+                        (System.nanoTime() - phaseStart) / 1_000_000, bDeliveries.size());
+                ok("consumer A RENEWs its " + A_RECORDS + " records (commitSync) every " + RENEW_EVERY.toSeconds()
+                        + " s for at least " + RENEW_FOR.toSeconds() + " s, longer than the " + RENEW_LOCK_MS
+                        + " ms lock: every commitSync succeeds and A's next poll returns the same "
+                        + A_RECORDS + " records");
+                Map<Long, String> bValues = new TreeMap<>();
+                Map<Integer, Integer> bCounts = new TreeMap<>();
+                for (Got g : bDeliveries) {
+                    bValues.put(g.offset(), g.value());
+                    bCounts.merge(g.deliveryCount(), 1, Integer::sum);
+                }
+                Map<Long, String> bWanted = new TreeMap<>(wantedOffsets);
+                aOffsets.forEach(bWanted::remove);
+                check(bValues.equals(bWanted), "consumer B got " + bValues + ", expected " + bWanted);
+                check(bDeliveries.size() == bWanted.size(), "consumer B: " + bDeliveries.size() + " deliveries of "
+                        + bWanted.size() + " records: " + bDeliveries);
+                check(bCounts.equals(Map.of(1, bWanted.size())), "consumer B: delivery counts " + bCounts);
+                ok("meanwhile consumer B (default acquire mode) got " + values.get(A_RECORDS) + ".."
+                        + values.get(RENEW_RECORDS - 1) + ", each once with deliveryCount 1, and ACCEPTed them;"
+                        + " none of A's renewed records");
+
+                // 5. A accepts; nothing is left for anyone.
+                for (ConsumerRecord<String, String> r : held) {
+                    a.acknowledge(r, AcknowledgeType.ACCEPT);
+                }
+                commit(a, "consumer A: ACCEPT");
+                ok("consumer A ACCEPTs " + String.join(" ", firstValues) + " (commitSync succeeds)");
+                long quietEnd = System.nanoTime() + QUIET.toNanos();
+                while (System.nanoTime() < quietEnd) {
+                    for (KafkaShareConsumer<String, String> c : List.of(a, b)) {
+                        for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(100))) {
+                            throw new Failure("after A's ACCEPT consumer " + (c == a ? "A" : "B") + " got " + r.value()
+                                    + " at " + r.offset() + " with deliveryCount " + r.deliveryCount());
+                        }
+                    }
+                }
+                ok("then neither consumer gets anything more for " + QUIET.toSeconds() + " s");
+            }
+        }
+    }
+
+    /** Polls (without acknowledging) until records arrive; nothing within
+     *  `within` is a Failure. */
+    static List<ConsumerRecord<String, String>> pollSome(KafkaShareConsumer<String, String> c, String what,
+            Duration within) throws Failure {
+        long deadline = System.nanoTime() + within.toNanos();
+        while (true) {
+            check(System.nanoTime() < deadline, what + ": nothing within " + within.toMillis() + " ms");
+            List<ConsumerRecord<String, String>> batch = new ArrayList<>();
+            for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(100))) {
+                batch.add(r);
+            }
+            if (!batch.isEmpty()) {
+                return batch;
+            }
         }
     }
 
@@ -346,20 +552,32 @@ public class ShareCheck {
         }
     }
 
-    /** Sends values from..from+count-1 to partition 0; their offsets. */
-    static Map<Long, String> produce(Properties common, String topic, int from, int count) throws Exception {
+    /** "PREFIX-000" style values from..from+count-1. */
+    static List<String> values(String prefix, int from, int count) {
+        List<String> values = new ArrayList<>();
+        for (int i = from; i < from + count; i++) {
+            values.add(String.format("%s-%03d", prefix, i));
+        }
+        return values;
+    }
+
+    /** Sends `values` to partition 0 with linger.ms `lingerMs`, flushes,
+     *  and waits for every ack; their offsets. */
+    static Map<Long, String> produce(Properties common, String topic, List<String> values, int lingerMs)
+            throws Exception {
         Properties props = new Properties();
         props.putAll(common);
-        props.put(ProducerConfig.LINGER_MS_CONFIG, "5");
+        props.put(ProducerConfig.LINGER_MS_CONFIG, String.valueOf(lingerMs));
         Map<Long, String> offsets = new HashMap<>();
         try (KafkaProducer<String, String> p = new KafkaProducer<>(props, new StringSerializer(), new StringSerializer())) {
             List<Future<RecordMetadata>> acks = new ArrayList<>();
-            for (int i = from; i < from + count; i++) {
-                acks.add(p.send(new ProducerRecord<>(topic, 0, null, value(i))));
+            for (String v : values) {
+                acks.add(p.send(new ProducerRecord<>(topic, 0, null, v)));
             }
-            for (int i = 0; i < count; i++) {
-                RecordMetadata md = await("send " + value(from + i), acks.get(i));
-                offsets.put(md.offset(), value(from + i));
+            p.flush();
+            for (int i = 0; i < values.size(); i++) {
+                RecordMetadata md = await("send " + values.get(i), acks.get(i));
+                offsets.put(md.offset(), values.get(i));
             }
         }
         return offsets;

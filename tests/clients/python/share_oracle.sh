@@ -10,15 +10,17 @@
 #
 # Scenarios: four release reject kill stall poison reset dlq dlq-copy
 # dlq-configs (share_groups.py share-SCENARIO; the dlq ones need KIP-1191
-# dead-letter queues: Kafka 4.4 finalizes share.version=2 by default) and
-# java (ShareCheck.java java-share). With SCENARIO names only those run (and
-# are recorded); without, all of them.
+# dead-letter queues: Kafka 4.4 finalizes share.version=2 by default), java
+# (ShareCheck.java java-share) and java-renew (ShareCheck.java java-renew:
+# KIP-1222 lock renewal and the record_limit acquire mode; needs the 1000
+# ms lock floor below). With SCENARIO names only those run (and are
+# recorded); without, all of them.
 #
 # Without --bootstrap, Kafka runs on a free loopback port with a temporary
 # data directory and is stopped at the end, started with
 #   group.share.min.record.lock.duration.ms=1000   (Kafka's floor for a
-#       group's share.record.lock.duration.ms is 15000; kill and stall set
-#       it to 3000; needed)
+#       group's share.record.lock.duration.ms is 15000; kill, stall and
+#       java-renew set it to 3000; needed)
 #   group.share.heartbeat.interval.ms=1000 and
 #   group.share.min.heartbeat.interval.ms=1000     (members get their
 #       assignment after 1 s instead of 5 s; only for speed, no line
@@ -28,8 +30,9 @@
 # combined with --record. reject runs kafka-share-groups.sh through
 # scripts/kafka-oracle tool against the same broker.
 #
-# java needs kafka-clients in tests/clients/java/target/dependency; it is
-# fetched with Maven (mvn -q -B dependency:copy-dependencies) when missing.
+# java and java-renew need kafka-clients in tests/clients/java/target/dependency;
+# it is fetched with Maven (mvn -q -B dependency:copy-dependencies) when
+# missing.
 # Topic and group names are unique per run. Prints one line per scenario
 # with its verdict and time; exits non-zero if any failed or differed.
 set -euo pipefail
@@ -41,7 +44,7 @@ java_dir="$root/tests/clients/java"
 python="${SLUICE_TEST_PYTHON:-python3}"
 java="${SLUICE_TEST_JAVA:-java}"
 
-all_scenarios="four release reject kill stall poison reset dlq dlq-copy dlq-configs java"
+all_scenarios="four release reject kill stall poison reset dlq dlq-copy dlq-configs java java-renew"
 record=0
 bootstrap=""
 scenarios=()
@@ -66,7 +69,7 @@ if [ -n "$bootstrap" ] && [ "$record" = 1 ]; then
 fi
 
 case " ${scenarios[*]} " in
-  *" java "*)
+  *" java "* | *" java-renew "*)
     if ! ls "$java_dir"/target/dependency/kafka-clients-*.jar >/dev/null 2>&1; then
       (cd "$java_dir" && mvn -q -B dependency:copy-dependencies) >&2
     fi
@@ -97,9 +100,11 @@ for scenario in "${scenarios[@]}"; do
   name="share-$scenario"
   t0=$SECONDS
   rc=0
-  if [ "$scenario" = java ]; then
+  if [ "$scenario" = java ] || [ "$scenario" = java-renew ]; then
+    java_scenario=java-share
+    [ "$scenario" = java ] || java_scenario="$scenario"
     (cd "$java_dir" && timeout 300 "$java" -cp 'target/dependency/*' ShareCheck.java \
-      "$bootstrap" java-share "$name-$run_id" "$name-$run_id") \
+      "$bootstrap" "$java_scenario" "$name-$run_id" "$name-$run_id") \
       >"$work/$name.out" 2>"$work/$name.err" || rc=$?
   else
     timeout 300 "$python" "$here/share_groups.py" "$name" "$bootstrap" "$name-$run_id" "$name-$run_id" \

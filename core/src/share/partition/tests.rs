@@ -10,6 +10,7 @@ fn config() -> ShareConfig {
         delivery_count_limit: 3,
         max_record_locks: 8,
         dead_letter: false,
+        renew_acknowledge: true,
     }
 }
 
@@ -133,6 +134,21 @@ fn renew_keeps_the_lock_and_a_leaving_member_gives_its_records_back() {
     assert_eq!(p.count(RecordState::Available), 2);
     assert_eq!(p.next_deadline_ms(), None);
     p.check().expect("invariants");
+    // share.renew.acknowledge.enable=false: RENEW is refused, the lock
+    // runs out as it would.
+    let mut p = SharePartition::new(
+        0,
+        ShareConfig {
+            renew_acknowledge: false,
+            ..config()
+        },
+    );
+    p.acquire("a", 1, 1, 0);
+    assert_eq!(
+        p.acknowledge("a", 0, 0, AckType::Renew, 900),
+        Err(ErrorCode::InvalidRecordState)
+    );
+    assert_eq!(p.expire_locks(1_000), 1);
 }
 
 #[test]

@@ -1,7 +1,11 @@
-//! ShareFetch (1): a share group member's fetch (KIP-932). It carries the
+//! ShareFetch (1-2): a share group member's fetch (KIP-932). It carries the
 //! acknowledgements of records the member got before, and acquires new
 //! ones: records handed to this member alone until it acknowledges them
-//! or their lock (`share.record.lock.duration.ms`) expires.
+//! or their lock (`share.record.lock.duration.ms`) expires. Version 2
+//! (KIP-1222, through [`share_v2`]) adds `ShareAcquireMode` record_limit
+//! (at most `max_records` acquired, not whole batches) and `IsRenewAck`
+//! (RENEW acknowledgements allowed, nothing fetched; the budgets and the
+//! wait must then be 0, else INVALID_REQUEST, as Kafka answers).
 //!
 //! The share session ([`crate::kafka::share_sessions`]) says which
 //! partitions are fetched: epoch 0 opens it with the request's partitions
@@ -34,20 +38,22 @@ use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
 use crate::kafka::response_frame;
 use crate::kafka::share_sessions::SessionStep;
+use crate::kafka::share_v2::{self, V2Fields};
 
-/// The ShareFetch handler: [`handle`], at version 1.
+/// The ShareFetch handler: [`handle`], at versions 1 and 2.
 pub struct ShareFetchHandler;
 
 impl Handler for ShareFetchHandler {
     const KEY: ApiKey = ApiKey::ShareFetch;
     const NAME: &'static str = "ShareFetch";
     const MIN_VERSION: i16 = 1;
-    const MAX_VERSION: i16 = 1;
+    const MAX_VERSION: i16 = 2;
     type Request = ShareFetchRequest;
     type Response = ShareFetchResponse;
 
     async fn handle(call: Call<'_>, request: Self::Request) -> Outcome<Self::Response> {
-        Outcome::Answer(handle(call.ctx, request, call.peer).await)
+        let v2 = share_v2::fields_of_frame(&call.frame);
+        Outcome::Answer(handle(call.ctx, request, call.peer, v2).await)
     }
 }
 
@@ -60,16 +66,24 @@ fn refused(error: ErrorCode) -> ShareFetchResponse {
     ShareFetchResponse::default().with_error_code(error.code())
 }
 
-/// Answers a ShareFetch request that came on the connection from `peer`.
+/// Answers a ShareFetch request that came on the connection from `peer`
+/// (`v2`: the fields version 2 adds, their defaults before).
 pub async fn handle(
     ctx: &Context,
     request: ShareFetchRequest,
     peer: Option<SocketAddr>,
+    v2: V2Fields,
 ) -> ShareFetchResponse {
     let (group_id, member_id) = match group_and_member(&request.group_id, &request.member_id) {
         Ok(ids) => ids,
         Err(e) => return refused(e),
     };
+    if v2.is_renew_ack {
+        if let Some(message) = renew_budgets_not_zero(&request) {
+            tracing::debug!(group = group_id, message, "ShareFetch refused");
+            return refused(ErrorCode::InvalidRequest).with_error_message(Some(message.into()));
+        }
+    }
     let epoch = request.share_session_epoch;
     let mut named: Vec<SharePart> = Vec::new();
     for topic in &request.topics {
@@ -117,7 +131,7 @@ pub async fn handle(
     let mut parts: Vec<SharePart> = Vec::new();
     let mut ack_errors: Vec<Option<ErrorCode>> = Vec::new();
     for p in named {
-        let ack_check = check_acks(&p.acks);
+        let ack_check = check_acks(&p.acks, v2.is_renew_ack);
         if !parts
             .iter()
             .any(|q| q.topic_id == p.topic_id && q.partition == p.partition)
@@ -144,7 +158,9 @@ pub async fn handle(
             p.acks.clear();
         }
     }
-    let fetching = session_partitions.is_some() && request.max_records > 0;
+    // A renewing fetch fetches nothing: the time a fetch takes could
+    // outlast the renewed locks (KIP-1222).
+    let fetching = session_partitions.is_some() && request.max_records > 0 && !v2.is_renew_ack;
     for p in parts.iter_mut() {
         let key = (*p.topic_id.as_bytes(), p.partition);
         p.fetch = fetching
@@ -166,6 +182,7 @@ pub async fn handle(
         max_records: request.max_records.max(0) as usize,
         max_bytes,
         settings,
+        record_limit: v2.record_limit(),
     };
     let env = ctx.shard.env().clone();
     let deadline_ms = env.monotonic_ms() + request.max_wait_ms.max(0) as u64;
@@ -246,6 +263,23 @@ pub async fn handle(
         .with_responses(topics)
 }
 
+/// Kafka's message when a ShareFetch marked `IsRenewAck` asks for records
+/// or waits; `None` when all four are 0.
+fn renew_budgets_not_zero(request: &ShareFetchRequest) -> Option<String> {
+    let mut message = String::new();
+    for (name, value) in [
+        ("maxBytes", request.max_bytes),
+        ("minBytes", request.min_bytes),
+        ("maxRecords", request.max_records),
+        ("maxWaitMs", request.max_wait_ms),
+    ] {
+        if value != 0 {
+            message += &format!("{name} must be set to 0, ");
+        }
+    }
+    (!message.is_empty()).then(|| message + "if isRenewAck is true.")
+}
+
 /// One partition's answer, and the record bytes copied to make it.
 fn partition_data(
     p: &SharePart,
@@ -278,4 +312,24 @@ fn partition_data(
                 .collect(),
         );
     (data, copies)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_renewing_fetch_must_ask_for_nothing_as_kafka_words_it() {
+        let idle = ShareFetchRequest::default()
+            .with_max_bytes(0)
+            .with_min_bytes(0)
+            .with_max_records(0)
+            .with_max_wait_ms(0);
+        assert_eq!(renew_budgets_not_zero(&idle), None);
+        let asking = idle.with_max_records(10).with_max_wait_ms(500);
+        assert_eq!(
+            renew_budgets_not_zero(&asking).as_deref(),
+            Some("maxRecords must be set to 0, maxWaitMs must be set to 0, if isRenewAck is true.")
+        );
+    }
 }

@@ -102,9 +102,11 @@ pub fn group_and_member(
 
 /// Kafka's checks of a partition's acknowledgement batches: each range in
 /// order and apart from the others, one type for the range or one per
-/// offset, each type Gap, Accept, Release or Reject. INVALID_REQUEST
+/// offset, each type Gap, Accept, Release or Reject, or Renew in a
+/// version 2 request marked `IsRenewAck` (`renew`). INVALID_REQUEST
 /// otherwise.
-pub fn check_acks(batches: &[AckBatch]) -> Result<(), ErrorCode> {
+pub fn check_acks(batches: &[AckBatch], renew: bool) -> Result<(), ErrorCode> {
+    let last_type = if renew { 4 } else { 3 };
     let mut previous_last: Option<i64> = None;
     for (first, last, types) in batches {
         let size = last - first + 1;
@@ -113,7 +115,7 @@ pub fn check_acks(batches: &[AckBatch]) -> Result<(), ErrorCode> {
             || previous_last.is_some_and(|p| *first <= p)
             || types.is_empty()
             || !sized
-            || types.iter().any(|t| !(0..=3).contains(t))
+            || types.iter().any(|t| !(0..=last_type).contains(t))
         {
             return Err(ErrorCode::InvalidRequest);
         }
@@ -166,6 +168,9 @@ pub struct ReadPlan<'a> {
     pub max_records: usize,
     pub max_bytes: usize,
     pub settings: ShareSettings,
+    /// ShareFetch v2's record_limit acquisition: at most `max_records`,
+    /// not whole batches.
+    pub record_limit: bool,
 }
 
 /// Runs `plan` over `parts` (those with an owner): one [`ShareRead`] per
@@ -218,6 +223,7 @@ pub async fn read(
             max_bytes: bytes_left,
             release: plan.release,
             settings: plan.settings.clone(),
+            record_limit: plan.record_limit,
         };
         let results = match ctx.shard.call(owner, request).await {
             Ok(results) => results,
@@ -256,7 +262,31 @@ pub async fn release_connection(ctx: &Context, peer: SocketAddr) {
             max_records: 0,
             max_bytes: 0,
             settings: settings(ctx, &group_id),
+            record_limit: false,
         };
         read(ctx, &parts, &plan, false).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renew_is_an_acknowledge_type_only_when_the_request_says_so() {
+        let renew = [(0, 4, vec![4])];
+        assert_eq!(check_acks(&renew, false), Err(ErrorCode::InvalidRequest));
+        assert_eq!(check_acks(&renew, true), Ok(()));
+        let mixed = [(0, 2, vec![1, 4, 3])];
+        assert_eq!(check_acks(&mixed, true), Ok(()));
+        assert_eq!(
+            check_acks(&[(0, 0, vec![5])], true),
+            Err(ErrorCode::InvalidRequest)
+        );
+        assert_eq!(
+            check_acks(&[(3, 4, vec![1]), (4, 5, vec![1])], false),
+            Err(ErrorCode::InvalidRequest),
+            "overlapping ranges"
+        );
     }
 }
