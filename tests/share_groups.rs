@@ -140,6 +140,28 @@ fn a_poison_record_is_archived_at_the_delivery_limit() {
 }
 
 #[test]
+fn share_partitions_beyond_the_shards_bound_are_read_back_from_their_state() {
+    // At most 2 share partitions in memory per shard: four groups on one
+    // partition (one shard) push the idle ones out, and each group's
+    // accepted records stay accepted when it comes back.
+    let env: Vec<(&str, &str)> = ENV
+        .iter()
+        .copied()
+        .chain([("SLUICE_SHARD__SHARE_PARTITIONS_MAX", "2")])
+        .collect();
+    let broker = Broker::start_with_env(&env);
+    let out = run_python(&broker, "share-many", &topic("share-many"));
+    assert_eq!(out.stdout_text(), expected("share-many"));
+    let text = metrics(&broker);
+    let held: Vec<u64> = text
+        .lines()
+        .filter(|l| l.starts_with("sluice_share_partitions{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert!(!held.is_empty() && held.iter().all(|n| *n <= 2), "{text}");
+}
+
+#[test]
 fn the_tool_resets_and_deletes_an_empty_groups_offsets() {
     matches_kafka("share-reset");
 }

@@ -354,6 +354,12 @@ pub struct ShardConfig {
     /// older, so start-up replays one snapshot and fewer commands than
     /// this, however many changes were ever made. 0 turns snapshots off.
     pub metadata_snapshot_commands: u64,
+    /// Share partitions (a share group's state of one partition) a shard
+    /// keeps in memory. Past it, idle ones (nothing acquired, everything
+    /// written) are dropped, least recently used first (read back from
+    /// `__share_group_state` at their next use); with none idle, a share
+    /// partition new to the shard is refused for now (retriable).
+    pub share_partitions_max: usize,
 }
 
 impl Default for ShardConfig {
@@ -362,6 +368,7 @@ impl Default for ShardConfig {
             batch_cache_bytes: 64 * 1024 * 1024,
             spin_before_park_us: 200,
             metadata_snapshot_commands: 1024,
+            share_partitions_max: 10_000,
         }
     }
 }
@@ -517,6 +524,8 @@ pub struct GroupConfig {
     /// Share groups: how often members heartbeat
     /// (`group.share.heartbeat.interval.ms`).
     pub share_heartbeat_interval_ms: i32,
+    /// Share groups: members one group holds (`group.share.max.size`).
+    pub share_max_size: i32,
     /// Share groups: how long a member holds records it acquired
     /// (`group.share.record.lock.duration.ms`); a group's
     /// `share.record.lock.duration.ms` overrides it within the bounds below.
@@ -571,6 +580,7 @@ impl Default for GroupConfig {
             consumer_heartbeat_interval_ms: 5_000,
             share_session_timeout_ms: 45_000,
             share_heartbeat_interval_ms: 5_000,
+            share_max_size: 200,
             share_record_lock_duration_ms: 30_000,
             share_min_record_lock_duration_ms: 15_000,
             share_max_record_lock_duration_ms: 60_000,

@@ -159,6 +159,11 @@ pub async fn metrics(shard: &Rc<Shard>, limits: &ConnectionLimits) -> String {
             |s| s.offline_partitions,
         ),
         (
+            "sluice_share_partitions",
+            "Share partitions (a share group's state of a partition) the shard holds in memory",
+            |s| s.share_partitions,
+        ),
+        (
             "sluice_parked_fetch_watches",
             "Long polls (Fetch watches) parked on the shard's partitions",
             |s| s.parked_watches,

@@ -945,6 +945,9 @@ pub struct ShardStats {
     /// without theirs.
     pub share_dead_letters: u64,
     pub share_dead_letter_failures: u64,
+    /// Share partitions held in memory (at most `shard.share_partitions_max`
+    /// when a new one comes).
+    pub share_partitions: u64,
     /// Partitions this shard leads.
     pub leader_partitions: u64,
     /// Of those, the ones whose in-sync set lacks a replica.

@@ -714,6 +714,7 @@ impl Shard {
             txn_verification_failures: self.counters.txn_verification_failures.get(),
             share_dead_letters: self.counters.share_dead_letters.get(),
             share_dead_letter_failures: self.counters.share_dead_letter_failures.get(),
+            share_partitions: self.share_partitions.borrow().len() as u64,
             fetch_record_bytes_copied: self.counters.fetch_record_bytes_copied.get(),
             ..ShardStats::default()
         };

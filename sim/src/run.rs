@@ -183,6 +183,9 @@ pub fn run(config: &SimConfig) -> Result<Report, Failure> {
         data_dir: data_dir(),
         ..NodeConfig::default()
     };
+    // Few share partitions in memory: idle ones are dropped and read back
+    // from their state through crashes and faults.
+    node_config.shard.share_partitions_max = 3;
     node_config.log.flush = if config.flush_always {
         FlushPolicy::Always
     } else {

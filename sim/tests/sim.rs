@@ -128,7 +128,7 @@ fn an_acknowledgement_answered_before_it_is_written_is_caught() {
     // state: after a crash an accepted record is delivered again.
     caught(
         BrokenRule::ShareAckUnwritten,
-        &[2, 9, 13],
+        &[2, 4, 13],
         STEPS,
         "after it was accepted or rejected",
     );

@@ -331,6 +331,7 @@ impl GroupCoordinator {
         let config = ShareGroupConfig {
             session_timeout_ms: self.config.share_session_timeout_ms,
             heartbeat_interval_ms: self.config.share_heartbeat_interval_ms,
+            max_size: self.config.share_max_size.max(1) as usize,
         };
         let group = self.share_groups.entry(req.group_id.clone()).or_default();
         group.heartbeat(req, topics, now_ms, config)

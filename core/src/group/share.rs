@@ -90,6 +90,9 @@ pub struct ShareGroupConfig {
     pub session_timeout_ms: i32,
     /// `group.share.heartbeat.interval.ms` (5 s).
     pub heartbeat_interval_ms: i32,
+    /// `group.share.max.size` (200): members a group holds; one more is
+    /// refused with GROUP_MAX_SIZE_REACHED.
+    pub max_size: usize,
 }
 
 impl Default for ShareGroupConfig {
@@ -97,6 +100,7 @@ impl Default for ShareGroupConfig {
         ShareGroupConfig {
             session_timeout_ms: 45_000,
             heartbeat_interval_ms: 5_000,
+            max_size: 200,
         }
     }
 }
@@ -203,6 +207,16 @@ impl ShareGroup {
                 return ShareHeartbeatResponse::error(
                     ErrorCode::InvalidRequest,
                     Some("SubscribedTopicNames must be set in first request.".into()),
+                    &member_id,
+                );
+            }
+            if !self.members.contains_key(&member_id) && self.members.len() >= config.max_size {
+                return ShareHeartbeatResponse::error(
+                    ErrorCode::GroupMaxSizeReached,
+                    Some(format!(
+                        "The share group has reached its maximum capacity of {} members.",
+                        config.max_size
+                    )),
                     &member_id,
                 );
             }
@@ -432,6 +446,39 @@ mod tests {
         // Nothing changed for "a": its next answer carries no assignment.
         let r = beat(&mut g, "a", 1, false, 1);
         assert_eq!((r.member_epoch, r.assignment), (4, None));
+    }
+
+    #[test]
+    fn a_member_past_group_share_max_size_is_refused() {
+        let mut g = ShareGroup::default();
+        let config = ShareGroupConfig {
+            max_size: 2,
+            ..ShareGroupConfig::default()
+        };
+        let join = |g: &mut ShareGroup, id: &str| {
+            g.heartbeat(
+                ShareHeartbeatRequest {
+                    group_id: "g".into(),
+                    member_id: id.into(),
+                    member_epoch: 0,
+                    subscribed_topics: Some(vec!["t".into()]),
+                    client: ClientInfo::default(),
+                },
+                &topics(1),
+                0,
+                config,
+            )
+        };
+        assert_eq!(join(&mut g, "a").error, ErrorCode::None);
+        assert_eq!(join(&mut g, "b").error, ErrorCode::None);
+        let refused = join(&mut g, "c");
+        assert_eq!(refused.error, ErrorCode::GroupMaxSizeReached);
+        assert_eq!(
+            refused.error_message.as_deref(),
+            Some("The share group has reached its maximum capacity of 2 members.")
+        );
+        // A member already in rejoins.
+        assert_eq!(join(&mut g, "a").error, ErrorCode::None);
     }
 
     #[test]

@@ -33,7 +33,13 @@
 //!   `batch_optimized` acquisition does, even past `max_records`.
 //! - No borrow of the table is held across an await. The table holds at
 //!   most one entry per group and partition read here, each bounded by
-//!   `max_record_locks`.
+//!   `max_record_locks`, and at most `shard.share_partitions_max` entries
+//!   when a new one comes: idle ones (nothing acquired, everything
+//!   written) are dropped, least recently used first, and read back at
+//!   their next use; with none idle the new one is refused
+//!   (COORDINATOR_LOAD_IN_PROGRESS, retriable).
+
+use std::collections::HashMap;
 
 use bytes::Bytes;
 use glommio::sync::Semaphore;
@@ -72,6 +78,9 @@ pub(crate) struct ShareEntry {
     /// Read back with Archiving records: when the state read was written
     /// (their dead-letter records, if written, are no older).
     pub(super) dead_letters_since_ms: Option<i64>,
+    /// When a request last used it (the least recently used idle entry
+    /// goes first when the table is full).
+    last_used_ms: i64,
 }
 
 impl ShareEntry {
@@ -84,8 +93,41 @@ impl ShareEntry {
             created_ms,
             dead_letters_due: false,
             dead_letters_since_ms: None,
+            last_used_ms: created_ms,
         }
     }
+
+    /// Nothing in it lives only in memory: nothing acquired, nothing on
+    /// its way to the dead-letter topic, every change written, no write
+    /// under way. Dropping it loses nothing (it is read back).
+    fn is_idle(&self) -> bool {
+        self.partition.count(RecordState::Acquired) == 0
+            && self.partition.count(RecordState::Archiving) == 0
+            && !self.dead_letters_due
+            && self.written >= self.changes
+            && self.turn.available() == 1
+    }
+}
+
+/// Makes room for one more entry in `table` (at most `max` entries): drops
+/// the least recently used idle ones while it is full. False when it is
+/// full of entries that are not idle.
+fn make_room(table: &mut HashMap<ShareKey, ShareEntry>, max: usize) -> bool {
+    while table.len() >= max.max(1) {
+        let oldest = table
+            .iter()
+            .filter(|(_, e)| e.is_idle())
+            // Ties go by key: the table's order is a hash's.
+            .min_by_key(|(k, e)| (e.last_used_ms, (*k).clone()))
+            .map(|(k, _)| k.clone());
+        match oldest {
+            Some(key) => {
+                table.remove(&key);
+            }
+            None => return false,
+        }
+    }
+    true
 }
 
 impl Shard {
@@ -125,6 +167,7 @@ impl Shard {
                     out.push(ShareReadResult::failed(ErrorCode::UnknownServerError));
                     continue;
                 };
+                entry.last_used_ms = now;
                 let sp = &mut entry.partition;
                 let log_end = p.log.log_end_offset();
                 // The durable form is compared only when something below
@@ -297,6 +340,15 @@ impl Shard {
         let inserted = {
             let mut table = self.share_partitions.borrow_mut();
             let absent = !table.contains_key(key);
+            if absent && !make_room(&mut table, self.config.shard.share_partitions_max) {
+                tracing::warn!(
+                    group = key.group_id,
+                    partition = key.partition,
+                    max = self.config.shard.share_partitions_max,
+                    "share partitions table full of busy entries"
+                );
+                return Err(ErrorCode::CoordinatorLoadInProgress);
+            }
             if absent {
                 let mut entry = ShareEntry::new(partition, changes, created_ms);
                 if entry.partition.count(RecordState::Archiving) > 0 {
@@ -508,6 +560,10 @@ impl Shard {
                 let config = settings.unwrap_or_default();
                 let change = {
                     let mut table = self.share_partitions.borrow_mut();
+                    let max = self.config.shard.share_partitions_max;
+                    if !table.contains_key(&key) && !make_room(&mut table, max) {
+                        return Err(ErrorCode::CoordinatorLoadInProgress);
+                    }
                     let changes = table.get(&key).map_or(0, |e| e.changes) + 1;
                     table.insert(
                         key.clone(),
@@ -578,13 +634,15 @@ impl Shard {
     /// here go with it, and their state is deleted (a tombstone each), so
     /// a group of the same name starts over.
     pub(crate) async fn forget_share_group(self: &Rc<Self>, op: ForgetShareGroup) {
-        let keys: Vec<ShareKey> = self
+        let mut keys: Vec<ShareKey> = self
             .share_partitions
             .borrow()
             .keys()
             .filter(|k| k.group_id == op.group_id)
             .cloned()
             .collect();
+        // In key order, not the table's (a hash's): the same every run.
+        keys.sort();
         for key in keys {
             self.share_partitions.borrow_mut().remove(&key);
             let Ok((state_shard, state_partition)) = self.share_state_home(&key) else {

@@ -102,6 +102,10 @@ values and prints what it saw:
                  topic, and checks the prefix only when it writes); a next
                  member gets only the records produced after them
 
+  share-many     four share groups on one topic, one after the other,
+                 each accepting the 5 records; then each gets only the
+                 one record produced after that
+
   share-durable-before, share-durable-after
                  the halves around a broker SIGKILL and restart (run by
                  tests/share_groups.rs against sluice): acknowledged
@@ -977,6 +981,36 @@ def dlq_configs(bootstrap, topic, group):
     next_only(bootstrap, topic, group, "a last member then gets", "r-010")
 
 
+def many(bootstrap, topic, group):
+    """Four share groups (GROUP-0 .. GROUP-3) on one topic, one after the
+    other: each member accepts the 5 records and closes; then each group
+    in turn gets only the one record produced after that. (tests/share_groups.rs
+    runs it against a broker that keeps at most 2 share partitions in
+    memory per shard: the groups' state is read back.)"""
+    create(bootstrap, topic)
+    groups = [f"{group}-{i}" for i in range(4)]
+    for g in groups:
+        set_group(bootstrap, g, {"share.auto.offset.reset": "earliest"})
+    produce(bootstrap, topic, [f"g-{i}" for i in range(5)])
+    for i, g in enumerate(groups):
+        c = share_consumer(bootstrap, g, topic, explicit=True)
+        try:
+            got = consume(c, lambda got: len(got) >= 5, lambda *r: AcknowledgeType.ACCEPT)
+        finally:
+            c.close()
+        out(f"group {i}: {show(got)}")
+    [offset] = produce(bootstrap, topic, ["after"])
+    for i, g in enumerate(groups):
+        c = share_consumer(bootstrap, g, topic, explicit=True)
+        try:
+            got = consume(c, lambda got: any(v == "after" for _, v, _ in got),
+                          lambda *r: AcknowledgeType.ACCEPT)
+        finally:
+            c.close()
+        out(f"group {i} then gets: " + " ".join(f"{v} (delivery count {n})" for _, v, n in got))
+        check(got == [(offset, "after", 1)], f"group {i}: expected only after at {offset}, got {got}")
+
+
 def one_poll(bootstrap, topic, group, values):
     """Produces `values` to partition 0 in one batch; a new member's
     (explicit acknowledgement) first poll that returns records gets them
@@ -1100,6 +1134,7 @@ SCENARIOS = {
     "share-dlq": dlq,
     "share-dlq-copy": dlq_copy,
     "share-dlq-configs": dlq_configs,
+    "share-many": many,
     "share-durable-before": durable_before,
     "share-durable-after": durable_after,
     "share-dlq-durable-before": dlq_durable_before,
