@@ -587,7 +587,6 @@ fn crash(world: &mut World, node: &Node) -> Ended {
     if power_loss {
         world.disk.crash(world.rng.next_u64());
         world.report.power_losses += 1;
-        world.shares.borrow_mut().power_lost = true;
     } else {
         world.disk.crash_keep_all();
         world.report.kills += 1;

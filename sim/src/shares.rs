@@ -31,11 +31,9 @@
 //!   the end it holds each record of `q0` at most once, every one it holds
 //!   was delivered to `q0`, and every record whose rejection was answered
 //!   without error is there (written before the answer, synced, and never
-//!   written twice across crashes). After a power loss the second does not
-//!   hold: offsets it freed can be written again before their share
-//!   partition is read back, and its state then applies to the new records
-//!   (a record there on its way to the dead-letter topic is copied as the
-//!   new one), so it is checked only in runs without one.
+//!   written twice across crashes; a state is written only once the
+//!   records it names are durable, so no power loss makes it name new
+//!   records at freed offsets).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
@@ -110,8 +108,6 @@ pub struct ShareModel {
     dlq_rejected: BTreeMap<Bytes, String>,
     /// Dead-letter records checked at the end.
     pub dead_letters: u64,
-    /// A power loss happened in the run.
-    pub power_lost: bool,
     pub acquired: u64,
     pub acknowledged: u64,
     pub checks: u64,
@@ -540,8 +536,7 @@ async fn check_dead_letters(c: &Rc<Clients>, shard: &Rc<Shard>) -> Result<(), St
                         if group != DLQ_GROUP {
                             return Err(format!("{DLQ_TOPIC}: a record of group {group}"));
                         }
-                        let shares = c.shares.borrow();
-                        if !shares.power_lost && !shares.dlq_delivered.contains(&value) {
+                        if !c.shares.borrow().dlq_delivered.contains(&value) {
                             return Err(format!("{DLQ_TOPIC}: {} ({topic} offset {source}) was never delivered to {group}", short(&value)));
                         }
                         if let Some((t, o)) = seen.insert(value.clone(), (topic.clone(), source)) {

@@ -18,6 +18,9 @@
 //! there next is delivered.
 //!
 //! Invariants:
+//! - A state is written only once the log holds every record up to its
+//!   end durably (the log is synced first if it must be): after a power
+//!   loss no state names an offset the loss freed.
 //! - A change to the durable form (an acknowledgement, a release, a lock
 //!   that expired into the archive, the start moving) is written as a
 //!   whole snapshot before the request that made it is answered; writes of
@@ -395,6 +398,25 @@ impl Shard {
     ) -> Result<(), ErrorCode> {
         if self.env.broken_rule() == Some(crate::env::BrokenRule::ShareAckUnwritten) {
             return Ok(());
+        }
+        // The state names records up to its end: they are made durable
+        // first, so a power loss cannot take them and let new records take
+        // their offsets (the state would apply to those). Acquisitions may
+        // move the end while the log syncs: a few rounds at most.
+        let mut rounds = 0;
+        loop {
+            let end = match self.share_partitions.borrow().get(key) {
+                Some(entry) if entry.written < change => entry.partition.end_offset(),
+                _ => return Ok(()),
+            };
+            if p.log.durable_offset() >= end {
+                break;
+            }
+            rounds += 1;
+            if rounds > 8 {
+                return Err(ErrorCode::RequestTimedOut);
+            }
+            p.log.flush().await.map_err(|e| e.error_code())?;
         }
         let (snapshot, upto) = {
             let table = self.share_partitions.borrow();
