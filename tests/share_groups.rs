@@ -167,6 +167,13 @@ fn the_tool_resets_and_deletes_an_empty_groups_offsets() {
 }
 
 #[test]
+fn a_read_committed_group_gets_committed_records_only() {
+    // share.isolation.level=read_committed: nothing of an aborted or open
+    // transaction; a read_uncommitted group of the same topic gets all.
+    matches_kafka("share-read-committed");
+}
+
+#[test]
 fn rejected_and_over_limit_records_go_to_the_dead_letter_topic() {
     matches_kafka("share-dlq");
 }

@@ -311,6 +311,8 @@ pub struct ShareSettings {
     pub reset: sluice_core::group::configs::ShareReset,
     /// The group's dead-letter topic (KIP-1191), if it has one.
     pub dead_letter: Option<sluice_core::share::dead_letter::DeadLetter>,
+    /// `share.isolation.level=read_committed`.
+    pub read_committed: bool,
 }
 
 /// One partition's answer to a [`ShareRead`].

@@ -24,6 +24,9 @@
 //!   crashes (the state is written before the answer);
 //! - no record is delivered more often than the delivery limit (within a
 //!   process lifetime: acquisitions are not written, as in Kafka);
+//! - group `q1` reads committed records only (`share.isolation.level=
+//!   read_committed`): it never gets a record of a transaction that was
+//!   aborted or not committed yet;
 //! - at the end (checked by [`close_all`]), every record of every share
 //!   partition is done with: accepted, rejected or archived, the start
 //!   offset at the high watermark with nothing in flight;
@@ -46,8 +49,8 @@ use sluice_core::share::partition::{Acquired, ShareConfig};
 use sluice_core::share::state::SHARE_STATE_TOPIC;
 use sluice_core::{ErrorCode, Offset};
 use sluice_shard::message::{
-    DescribeSharePartitions, Fetch, PartitionRead, Propose, SharePartitionRead, ShareRead,
-    ShareReadResult, ShareSettings,
+    DescribeSharePartitions, Fetch, ListOffsets, PartitionRead, Propose, SharePartitionRead,
+    ShareRead, ShareReadResult, ShareSettings,
 };
 use sluice_shard::simulated::Rng;
 use sluice_shard::{Proposal, Shard};
@@ -69,6 +72,9 @@ pub const DLQ_GROUP: &str = "q0";
 pub const DLQ_TOPIC: &str = "dlq.q0";
 const DLQ_PARTITIONS: i32 = 2;
 
+/// The share group that reads committed records only.
+pub const READ_COMMITTED_GROUP: &str = "q1";
+
 /// The settings of simulated share group `group`.
 pub fn settings(group: &str) -> ShareSettings {
     let dead_letter = (group == DLQ_GROUP).then(|| DeadLetter {
@@ -85,6 +91,7 @@ pub fn settings(group: &str) -> ShareSettings {
         },
         reset: sluice_core::group::configs::ShareReset::Earliest,
         dead_letter,
+        read_committed: group == READ_COMMITTED_GROUP,
     }
 }
 
@@ -426,6 +433,26 @@ pub async fn consume(c: &Rc<Clients>, consumer: ShareConsumer) {
             c.fail(message);
             return;
         }
+        if group == READ_COMMITTED_GROUP {
+            let txns = c.txns.borrow();
+            for (value, _) in &records {
+                let uncommitted = txns
+                    .by_value
+                    .get(value)
+                    .and_then(|i| txns.txns.get(*i))
+                    .is_some_and(|run| !run.may_commit());
+                if uncommitted {
+                    let message = format!(
+                        "share group {group} (read_committed) got {} of a transaction not committed",
+                        short(value)
+                    );
+                    drop(txns);
+                    drop(shares);
+                    c.fail(message);
+                    return;
+                }
+            }
+        }
         for (offset, _) in acquired {
             let value = values.get(&offset).cloned();
             let kind = match (&value, rng.below(100)) {
@@ -640,7 +667,30 @@ async fn close_one(
         return Ok(());
     };
     c.shares.borrow_mut().checks += 1;
-    if state.in_flight != 0 || state.lag != 0 {
+    // A read_committed group is done up to the last stable offset (a
+    // transaction still open holds the rest back).
+    let done_with = if group == READ_COMMITTED_GROUP {
+        let listed = shard
+            .call(
+                owner,
+                ListOffsets {
+                    partitions: vec![(tp.0.clone(), tp.1, -1)],
+                    read_committed: true,
+                },
+            )
+            .await
+            .map_err(|_| Ok(ErrorCode::CoordinatorNotAvailable))?;
+        match listed.first() {
+            Some(l) if l.error == ErrorCode::None => {
+                state.in_flight == 0 && state.start_offset >= l.offset
+            }
+            Some(l) => return Err(Ok(l.error)),
+            None => return Err(Ok(ErrorCode::UnknownServerError)),
+        }
+    } else {
+        state.in_flight == 0 && state.lag == 0
+    };
+    if !done_with {
         return Err(Err(format!(
             "share group {group} {tp:?} not done with at the end: {state:?}"
         )));

@@ -102,7 +102,7 @@ pub struct TxnRun {
 
 impl TxnRun {
     /// True when it may still be committed.
-    fn may_commit(&self) -> bool {
+    pub(crate) fn may_commit(&self) -> bool {
         matches!(
             self.outcome,
             Outcome::Committed | Outcome::Ending { commit: true }

@@ -40,7 +40,7 @@ pub const GROUP_CONFIG_KEYS: &[&str] = &[
     SHARE_AUTO_OFFSET_RESET,
     SHARE_DELIVERY_COUNT_LIMIT,
     "share.heartbeat.interval.ms",
-    "share.isolation.level",
+    SHARE_ISOLATION_LEVEL,
     SHARE_PARTITION_MAX_RECORD_LOCKS,
     SHARE_RECORD_LOCK_DURATION_MS,
     SHARE_RENEW_ACKNOWLEDGE_ENABLE,
@@ -104,7 +104,7 @@ pub fn check(name: &str, value: &str, broker: &GroupConfig) -> Result<(), String
                 "Invalid value {value} for configuration {name}: String must be one of: earliest, latest, by_duration:PnDTnHnMn.nS"
             )),
         },
-        "share.isolation.level" => match value {
+        SHARE_ISOLATION_LEVEL => match value {
             "read_committed" | "read_uncommitted" => Ok(()),
             v => Err(format!(
                 "Invalid value {v} for configuration {name}: String must be one of: read_committed, read_uncommitted"
@@ -187,12 +187,31 @@ pub fn parse_iso_duration_ms(text: &str) -> Option<i64> {
     (parts > 0 && ms.is_finite() && ms >= 0.0 && ms < i64::MAX as f64).then_some(ms as i64)
 }
 
+/// `share.isolation.level`.
+pub const SHARE_ISOLATION_LEVEL: &str = "share.isolation.level";
+
+/// A share group's settings as its configs and the broker's resolve them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareGroupSettings {
+    /// What its share partitions follow.
+    pub config: ShareConfig,
+    /// `share.auto.offset.reset`: where a share partition starts.
+    pub reset: ShareReset,
+    /// Its dead-letter topic (KIP-1191), if it has one.
+    pub dead_letter: Option<DeadLetter>,
+    /// `share.isolation.level=read_committed`: records are acquired only
+    /// below the last stable offset, and those of aborted transactions
+    /// are never delivered.
+    pub read_committed: bool,
+}
+
 /// A share group's settings: its overrides where set, else the broker's,
-/// where its share partitions start, and its dead-letter topic.
+/// where its share partitions start, its dead-letter topic and its
+/// isolation level.
 pub fn share_settings(
     overrides: Option<&BTreeMap<String, String>>,
     broker: &GroupConfig,
-) -> (ShareConfig, ShareReset, Option<DeadLetter>) {
+) -> ShareGroupSettings {
     let get = |name: &str| overrides.and_then(|o| o.get(name)).map(String::as_str);
     let int = |name: &str, default: i32, min: i32, max: i32| -> i64 {
         get(name)
@@ -231,7 +250,12 @@ pub fn share_settings(
         dead_letter: dead_letter.is_some(),
         ..config
     };
-    (config, reset, dead_letter)
+    ShareGroupSettings {
+        config,
+        reset,
+        dead_letter,
+        read_committed: get(SHARE_ISOLATION_LEVEL) == Some("read_committed"),
+    }
 }
 
 #[cfg(test)]
@@ -241,8 +265,16 @@ mod tests {
     #[test]
     fn overrides_win_within_the_brokers_bounds() {
         let broker = GroupConfig::default();
-        let (config, earliest, dead_letter) = share_settings(None, &broker);
-        assert_eq!((dead_letter, config.dead_letter), (None, false));
+        let ShareGroupSettings {
+            config,
+            reset: earliest,
+            dead_letter,
+            read_committed,
+        } = share_settings(None, &broker);
+        assert_eq!(
+            (dead_letter, config.dead_letter, read_committed),
+            (None, false, false)
+        );
         assert_eq!(
             (
                 config.lock_duration_ms,
@@ -256,12 +288,18 @@ mod tests {
             (SHARE_DELIVERY_COUNT_LIMIT, "3"),
             (SHARE_AUTO_OFFSET_RESET, "earliest"),
             (DLQ_TOPIC_NAME, "dlq.orders"),
+            (SHARE_ISOLATION_LEVEL, "read_committed"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-        let (config, earliest, dead_letter) = share_settings(Some(&overrides), &broker);
-        assert!(config.dead_letter);
+        let ShareGroupSettings {
+            config,
+            reset: earliest,
+            dead_letter,
+            read_committed,
+        } = share_settings(Some(&overrides), &broker);
+        assert!(config.dead_letter && read_committed);
         assert_eq!(
             dead_letter.map(|d| (d.topic, d.copy_record)),
             Some(("dlq.orders".to_owned(), false))

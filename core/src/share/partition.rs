@@ -453,6 +453,19 @@ impl SharePartition {
         self.advance_start();
     }
 
+    /// Records of `[first, last]` that `member` acquired belong to an
+    /// aborted transaction (a read_committed group): they are never
+    /// delivered, so Archived, their acquisition uncounted.
+    pub fn archive_aborted(&mut self, member: &str, first: Offset, last: Offset) {
+        for (_, r) in self.records.range_mut(first..=last) {
+            if r.state == RecordState::Acquired && r.owner.as_deref() == Some(member) {
+                finish(r, RecordState::Archived);
+                r.delivery_count = r.delivery_count.saturating_sub(1);
+            }
+        }
+        self.advance_start();
+    }
+
     /// Locks past their deadline at `now_ms` end: those records are
     /// Available again (or Archived at the delivery limit). How many.
     pub fn expire_locks(&mut self, now_ms: i64) -> usize {

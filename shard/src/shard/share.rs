@@ -162,7 +162,14 @@ impl Shard {
                 continue;
             }
             let now = self.env.now_ms();
+            // What may be acquired: up to the high watermark, or for a
+            // read_committed group the last stable offset.
             let hw = p.high_watermark();
+            let hw = if op.settings.read_committed {
+                p.log.last_stable_offset(hw)
+            } else {
+                hw
+            };
             let log_start = p.log.log_start_offset();
             let (mut ack_error, acquired, change, archiving) = {
                 let mut table = self.share_partitions.borrow_mut();
@@ -218,8 +225,24 @@ impl Shard {
                 .await;
             let budget = read.max_bytes.min(bytes_left);
             let at_least_one = out.iter().all(|r: &ShareReadResult| r.records.is_empty());
-            let (records, mut delivered, error) =
+            let (records, mut delivered, mut error) =
                 read_acquired(&p, &acquired, hw, budget, at_least_one).await;
+            // A read_committed group never gets an aborted transaction's
+            // records: the batches go out, their offsets are not acquired.
+            let aborted = if op.settings.read_committed && !records.is_empty() {
+                match aborted_batches(&p, &records).await {
+                    Ok(ranges) => ranges,
+                    Err(e) => {
+                        // Delivered without them, aborted data would pass
+                        // as committed: nothing is delivered.
+                        error = e;
+                        delivered.clear();
+                        Vec::new()
+                    }
+                }
+            } else {
+                Vec::new()
+            };
             let mut table = self.share_partitions.borrow_mut();
             let Some(entry) = table.get_mut(&key) else {
                 out.push(ShareReadResult::failed(ErrorCode::UnknownServerError));
@@ -252,6 +275,13 @@ impl Shard {
                 if first_unsent <= a.last {
                     sp.unacquire(&op.member_id, first_unsent, a.last);
                 }
+            }
+            for &(first, last) in &aborted {
+                sp.archive_aborted(&op.member_id, first, last);
+            }
+            if !aborted.is_empty() {
+                delivered = without(delivered, &aborted);
+                entry.changes += 1;
             }
             if cfg!(debug_assertions) {
                 if let Err(broken) = sp.check() {
@@ -797,6 +827,82 @@ async fn read_acquired(
         }
     }
     (RecordSet::new(batches), delivered, ErrorCode::None)
+}
+
+/// The offsets ([first, last] of each batch) of the data batches of an
+/// aborted transaction among `records`.
+async fn aborted_batches(
+    p: &OwnedPartition,
+    records: &RecordSet,
+) -> Result<Vec<(Offset, Offset)>, ErrorCode> {
+    let headers: Vec<BatchHeader> = records
+        .pieces()
+        .iter()
+        .flat_map(split_batches)
+        .filter_map(|b| BatchHeader::peek(&b).ok())
+        .collect();
+    let transactional = |h: &&BatchHeader| h.is_transactional() && !h.is_control();
+    let Some(from) = headers
+        .iter()
+        .filter(transactional)
+        .map(|h| h.base_offset)
+        .min()
+    else {
+        return Ok(Vec::new());
+    };
+    let to = headers
+        .iter()
+        .map(|h| h.last_offset())
+        .max()
+        .unwrap_or(from)
+        + 1;
+    let txns = p
+        .log
+        .aborted_between(from, to)
+        .await
+        .map_err(|e| e.error_code())?;
+    Ok(headers
+        .iter()
+        .filter(transactional)
+        .filter(|h| {
+            txns.iter().any(|t| {
+                t.producer_id == h.producer_id
+                    && h.base_offset >= t.first_offset
+                    && h.base_offset <= t.last_offset
+            })
+        })
+        .map(|h| (h.base_offset, h.last_offset()))
+        .collect())
+}
+
+/// `ranges` without the offsets of `cut` (each [first, last]).
+fn without(ranges: Vec<Acquired>, cut: &[(Offset, Offset)]) -> Vec<Acquired> {
+    let mut out = ranges;
+    for &(first, last) in cut {
+        out = out
+            .into_iter()
+            .flat_map(|a| {
+                let mut parts = Vec::new();
+                if a.first < first {
+                    parts.push(Acquired {
+                        last: a.last.min(first - 1),
+                        ..a
+                    });
+                }
+                if a.last > last {
+                    parts.push(Acquired {
+                        first: a.first.max(last + 1),
+                        ..a
+                    });
+                }
+                if a.last < first || a.first > last {
+                    parts = vec![a];
+                }
+                parts
+            })
+            .collect();
+    }
+    out
 }
 
 /// The whole batches of a piece, each its own slice (no copy).

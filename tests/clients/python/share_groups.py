@@ -106,6 +106,23 @@ values and prints what it saw:
                  each accepting the 5 records; then each gets only the
                  one record produced after that
 
+  share-read-committed
+                 share.isolation.level: GROUP-rc has read_committed,
+                 GROUP-ru the default read_uncommitted. A transactional
+                 producer commits c-0..c-2, aborts a-0..a-2 and commits
+                 c-3..c-5; a plain producer writes p-0; then a fourth
+                 transaction writes o-0 and o-1 and stays open. A GROUP-rc
+                 member (explicit ACCEPT, commit_sync after every poll)
+                 gets c-0..c-5 and p-0 (their offsets: the control markers
+                 take one each and are never delivered), neither the
+                 aborted records nor the open transaction's; once that is
+                 committed, the same member gets o-0 and o-1 and nothing
+                 else; then a GROUP-ru member gets every record, the
+                 aborted ones too. (Kafka's ShareFetch for GROUP-rc
+                 carries the aborted batch but does not acquire its
+                 records: it archives them; it acquires the markers'
+                 offsets, which librdkafka acknowledges as GAP.)
+
   share-durable-before, share-durable-after
                  the halves around a broker SIGKILL and restart (run by
                  tests/share_groups.rs against sluice): acknowledged
@@ -1011,6 +1028,84 @@ def many(bootstrap, topic, group):
         check(got == [(offset, "after", 1)], f"group {i}: expected only after at {offset}, got {got}")
 
 
+def values_line(got):
+    """Records in offset order as "c-0(count 1) ...", then their offsets."""
+    got = sorted(got)
+    return " ".join(f"{v}(count {n})" for _, v, n in got) + f" at offsets {ranges(o for o, _, _ in got)}"
+
+
+def read_committed(bootstrap, topic, group):
+    """share.isolation.level (GROUP-rc read_committed, GROUP-ru
+    read_uncommitted) over committed, aborted, non-transactional and open
+    transactional records on one partition."""
+    create(bootstrap, topic)
+    rc, ru = f"{group}-rc", f"{group}-ru"
+    set_group(bootstrap, rc, {"share.auto.offset.reset": "earliest", "share.isolation.level": "read_committed"})
+    set_group(bootstrap, ru, {"share.auto.offset.reset": "earliest"})
+
+    offsets = {}
+    errors = []
+
+    def report(err, msg):
+        if err is not None:
+            errors.append(str(err))
+        else:
+            offsets[msg.value().decode()] = msg.offset()
+
+    tx = Producer(client_conf(bootstrap, **{"transactional.id": f"{topic}-tx", "linger.ms": 5}))
+    tx.init_transactions(WAIT)
+
+    def transaction(values, end):
+        tx.begin_transaction()
+        for v in values:
+            tx.produce(topic, value=v.encode(), partition=0, on_delivery=report)
+        check(tx.flush(WAIT) == 0, "produce: records left unsent")
+        check(not errors, f"produce: {errors}")
+        check(all(v in offsets for v in values), f"produce: no offsets for {values}: {offsets}")
+        if end == "commit":
+            tx.commit_transaction(WAIT)
+        elif end == "abort":
+            tx.abort_transaction(WAIT)
+
+    committed = [f"c-{i}" for i in range(6)]
+    aborted = [f"a-{i}" for i in range(3)]
+    pending = ["o-0", "o-1"]
+    transaction(committed[:3], "commit")
+    transaction(aborted, "abort")
+    transaction(committed[3:], "commit")
+    offsets["p-0"] = produce(bootstrap, topic, ["p-0"])[0]
+    transaction(pending, "open")
+    out("produced in transactions c-0 c-1 c-2 (committed), a-0 a-1 a-2 (aborted), c-3 c-4 c-5 (committed); "
+        "then p-0 without a transaction; then o-0 o-1 in a transaction left open")
+    log(f"offsets: {offsets}")
+
+    c = share_consumer(bootstrap, rc, topic, explicit=True)
+    try:
+        want = set(committed) | {"p-0"}
+        got = consume(c, lambda got: want <= {v for _, v, _ in got}, lambda *r: AcknowledgeType.ACCEPT)
+        out(f"read_committed member, transaction open: {values_line(got)}")
+        check(sorted(got) == sorted((offsets[v], v, 1) for v in want),
+              f"read_committed, transaction open: expected {sorted(want)} once each, got {got}")
+        tx.commit_transaction(WAIT)
+        out("committed the open transaction")
+        got = consume(c, lambda got: set(pending) <= {v for _, v, _ in got}, lambda *r: AcknowledgeType.ACCEPT)
+        out(f"read_committed member, after the commit: {values_line(got)}")
+        check(sorted(got) == [(offsets[v], v, 1) for v in pending],
+              f"read_committed, after the commit: expected only {pending}, got {got}")
+    finally:
+        c.close()
+
+    c = share_consumer(bootstrap, ru, topic, explicit=True)
+    try:
+        want = set(committed) | set(aborted) | {"p-0"} | set(pending)
+        got = consume(c, lambda got: want <= {v for _, v, _ in got}, lambda *r: AcknowledgeType.ACCEPT)
+        out(f"read_uncommitted member: {values_line(got)}")
+        check(sorted(got) == sorted((offsets[v], v, 1) for v in want),
+              f"read_uncommitted: expected {sorted(want)} once each, got {got}")
+    finally:
+        c.close()
+
+
 def one_poll(bootstrap, topic, group, values):
     """Produces `values` to partition 0 in one batch; a new member's
     (explicit acknowledgement) first poll that returns records gets them
@@ -1135,6 +1230,7 @@ SCENARIOS = {
     "share-dlq-copy": dlq_copy,
     "share-dlq-configs": dlq_configs,
     "share-many": many,
+    "share-read-committed": read_committed,
     "share-durable-before": durable_before,
     "share-durable-after": durable_after,
     "share-dlq-durable-before": dlq_durable_before,

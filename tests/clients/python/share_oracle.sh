@@ -8,13 +8,14 @@
 # Usage: tests/clients/python/share_oracle.sh [--record] [SCENARIO...]
 #        tests/clients/python/share_oracle.sh --bootstrap HOST:PORT [SCENARIO...]
 #
-# Scenarios: four release reject kill stall poison reset many dlq dlq-copy
-# dlq-configs (share_groups.py share-SCENARIO; the dlq ones need KIP-1191
-# dead-letter queues: Kafka 4.4 finalizes share.version=2 by default), java
-# (ShareCheck.java java-share) and java-renew (ShareCheck.java java-renew:
-# KIP-1222 lock renewal and the record_limit acquire mode; needs the 1000
-# ms lock floor below). With SCENARIO names only those run (and are
-# recorded); without, all of them.
+# Scenarios: four release reject kill stall poison reset many read-committed
+# dlq dlq-copy dlq-configs (share_groups.py share-SCENARIO; read-committed
+# sets share.isolation.level and uses transactions; the dlq ones need
+# KIP-1191 dead-letter queues: Kafka 4.4 finalizes share.version=2 by
+# default), java (ShareCheck.java java-share) and java-renew
+# (ShareCheck.java java-renew: KIP-1222 lock renewal and the record_limit
+# acquire mode; needs the 1000 ms lock floor below). With SCENARIO names
+# only those run (and are recorded); without, all of them.
 #
 # Without --bootstrap, Kafka runs on a free loopback port with a temporary
 # data directory and is stopped at the end, started with
@@ -44,7 +45,7 @@ java_dir="$root/tests/clients/java"
 python="${SLUICE_TEST_PYTHON:-python3}"
 java="${SLUICE_TEST_JAVA:-java}"
 
-all_scenarios="four release reject kill stall poison reset many dlq dlq-copy dlq-configs java java-renew"
+all_scenarios="four release reject kill stall poison reset many read-committed dlq dlq-copy dlq-configs java java-renew"
 record=0
 bootstrap=""
 scenarios=()

@@ -251,6 +251,13 @@ enum Op {
     DeadLettered {
         n: u8,
     },
+    /// Records a member acquired were of an aborted transaction
+    /// (read_committed): archived.
+    Aborted {
+        member: u8,
+        first: u8,
+        len: u8,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -272,6 +279,11 @@ fn op() -> impl Strategy<Value = Op> {
             len
         }),
         (0..4u8).prop_map(|n| Op::DeadLettered { n }),
+        (0..3u8, 0..24u8, 1..4u8).prop_map(|(member, first, len)| Op::Aborted {
+            member,
+            first,
+            len
+        }),
     ]
 }
 
@@ -343,6 +355,18 @@ proptest! {
                 }
                 Op::Unacquire { member: m, first, len } => {
                     p.unacquire(&member(m), first as Offset, (first + len - 1) as Offset);
+                }
+                Op::Aborted { member: m, first, len } => {
+                    let (first, last) = (first as Offset, (first + len - 1) as Offset);
+                    let held: Vec<Offset> = (first..=last)
+                        .filter(|o| p.state_of(*o).is_some_and(|(s, _)| s == RecordState::Acquired))
+                        .collect();
+                    p.archive_aborted(&member(m), first, last);
+                    for o in held {
+                        if p.state_of(o).is_none_or(|(s, _)| s == RecordState::Archived) {
+                            done.insert(o);
+                        }
+                    }
                 }
                 Op::DeadLettered { n } => {
                     let written: Vec<Offset> =

@@ -148,14 +148,15 @@ pub async fn ensure_state_topic(ctx: &Context, group_id: &str) {
 /// Group `group_id`'s share settings: its configs over the broker's.
 pub fn settings(ctx: &Context, group_id: &str) -> ShareSettings {
     let metadata = ctx.shard.metadata();
-    let (partition, reset, dead_letter) = share_settings(
+    let resolved = share_settings(
         metadata.group_configs.get(group_id),
         &ctx.shard.config.group,
     );
     ShareSettings {
-        partition,
-        reset,
-        dead_letter,
+        partition: resolved.config,
+        reset: resolved.reset,
+        dead_letter: resolved.dead_letter,
+        read_committed: resolved.read_committed,
     }
 }
 
