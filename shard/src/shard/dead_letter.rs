@@ -22,7 +22,8 @@
 //! write until the record is Archived in memory), so a share partition
 //! read back with Archiving records looks for their dead-letter records
 //! only from the time its state was written on (the partition's time
-//! index), and writes only those it does not find.
+//! index), and writes only those it does not find; until that check is
+//! done, every state written carries that same time.
 
 use std::collections::BTreeSet;
 

@@ -280,8 +280,9 @@ impl Shard {
                 sp.archive_aborted(&op.member_id, first, last);
             }
             if !aborted.is_empty() {
+                // Not a change to write: read back, they are acquired and
+                // archived again.
                 delivered = without(delivered, &aborted);
-                entry.changes += 1;
             }
             if cfg!(debug_assertions) {
                 if let Err(broken) = sp.check() {
@@ -464,7 +465,13 @@ impl Shard {
                 leader_epoch: p.leads_at().unwrap_or(-1),
                 start_offset,
                 create_timestamp_ms: entry.created_ms,
-                write_timestamp_ms: self.env.now_ms(),
+                // While records read back Archiving wait for their
+                // dead-letter check, a state keeps the time of the one they
+                // were read from: a crash before the check then still looks
+                // from there.
+                write_timestamp_ms: entry
+                    .dead_letters_since_ms
+                    .map_or(self.env.now_ms(), |since| since.min(self.env.now_ms())),
                 batches,
             };
             (snapshot, entry.changes)
