@@ -14,8 +14,6 @@
 //! record (group, topic, partition, offset); [`context_of`] gives back
 //! what [`headers`] wrote.
 
-use bytes::Bytes;
-
 use crate::records::Record;
 use crate::types::{Offset, PartitionId};
 
@@ -189,20 +187,21 @@ pub fn context_of(record: &Record) -> Option<(String, String, PartitionId, Offse
     Some((group, topic, partition, offset))
 }
 
-/// A dead-letter record to write: its headers, and the original key and
-/// value when copied.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeadLetterRecord {
-    pub context: Context,
-    pub key: Option<Bytes>,
-    pub value: Option<Bytes>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::batch::{BatchBuilder, RecordBatch};
     use crate::records::RecordIter;
+
+    /// The one record of `batch`, decoded.
+    fn only_record(batch: bytes::Bytes) -> Record {
+        let batch = RecordBatch::parse(batch).expect("a batch");
+        RecordIter::new(&batch)
+            .expect("uncompressed")
+            .next()
+            .expect("one record")
+            .expect("decodes")
+    }
 
     #[test]
     fn the_context_written_is_the_context_read_back() {
@@ -231,28 +230,20 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.as_bytes(), Some(v.as_bytes())))
             .collect();
-        let batch = BatchBuilder::new(1_000)
-            .record_at(1_000, None, None, &refs)
-            .build();
-        let batch = RecordBatch::parse(batch).expect("a batch");
-        let record = RecordIter::new(&batch)
-            .expect("uncompressed")
-            .next()
-            .expect("one record")
-            .expect("decodes");
+        let record = only_record(
+            BatchBuilder::new(1_000)
+                .record_at(1_000, None, None, &refs)
+                .build(),
+        );
         assert_eq!(
             context_of(&record),
             Some(("billing".into(), "orders".into(), 7, 12345))
         );
-        let plain = BatchBuilder::new(1_000)
-            .record(Some(b"k"), Some(b"v"))
-            .build();
-        let plain = RecordBatch::parse(plain).expect("a batch");
-        let record = RecordIter::new(&plain)
-            .expect("uncompressed")
-            .next()
-            .expect("one record")
-            .expect("decodes");
+        let record = only_record(
+            BatchBuilder::new(1_000)
+                .record(Some(b"k"), Some(b"v"))
+                .build(),
+        );
         assert_eq!(context_of(&record), None);
     }
 

@@ -303,6 +303,15 @@ impl SharePartition {
         self.records.values().filter(|r| r.state == state).count()
     }
 
+    /// No record is acquired or on its way to the dead-letter topic (one
+    /// pass, stopping at the first that is).
+    pub fn is_settled(&self) -> bool {
+        !self
+            .records
+            .values()
+            .any(|r| matches!(r.state, RecordState::Acquired | RecordState::Archiving))
+    }
+
     /// The state and delivery count of `offset`: `None` outside
     /// `[start, end)` (done below, never handed out above).
     pub fn state_of(&self, offset: Offset) -> Option<(RecordState, u16)> {

@@ -28,7 +28,7 @@
 use std::collections::BTreeSet;
 
 use bytes::{Bytes, BytesMut};
-use sluice_core::batch::{BatchBuilder, BatchIter, RecordBatch};
+use sluice_core::batch::{BatchBuilder, BatchIter};
 use sluice_core::compression::decompress;
 use sluice_core::records::{Record, RecordIter};
 use sluice_core::share::dead_letter::{
@@ -209,7 +209,8 @@ impl Shard {
             Vec::new()
         };
         let now = self.env.now_ms();
-        let mut batches: Vec<Bytes> = Vec::new();
+        // Each batch with its record count.
+        let mut batches: Vec<(Bytes, usize)> = Vec::new();
         let mut builder = BatchBuilder::new(now);
         let mut size = 0;
         for (offset, delivery_count, cause) in due {
@@ -234,7 +235,8 @@ impl Shard {
             let v = original.and_then(|r| r.value.as_deref());
             let bytes = k.map_or(0, <[u8]>::len) + v.map_or(0, <[u8]>::len) + 256;
             if size + bytes > BATCH_BYTES && !builder.is_empty() {
-                batches.push(builder.build());
+                let count = builder.len() as usize;
+                batches.push((builder.build(), count));
                 builder = BatchBuilder::new(now);
                 size = 0;
             }
@@ -242,13 +244,11 @@ impl Shard {
             size += bytes;
         }
         if !builder.is_empty() {
-            batches.push(builder.build());
+            let count = builder.len() as usize;
+            batches.push((builder.build(), count));
         }
         let mut written = 0;
-        for batch in batches {
-            let count = RecordBatch::parse(batch.clone())
-                .map(|b| b.last_offset_delta() as usize + 1)
-                .unwrap_or(0);
+        for (batch, count) in batches {
             self.append_dead_letters(dlq, dlq_partition, dlq_shard, batch)
                 .await
                 .map_err(|e| {
@@ -329,9 +329,7 @@ impl Shard {
                 .read(offset, READ_BYTES, end)
                 .await
                 .map_err(|e| e.error_code())?;
-            let before = offset;
-            for_each_record(&chunks, |record| {
-                offset = offset.max(record.offset + 1);
+            let next = for_each_record(&chunks, |record| {
                 if let Some((group, topic, partition, source)) = context_of(record) {
                     if group == op.group_id
                         && topic == op.source_topic
@@ -341,14 +339,10 @@ impl Shard {
                     }
                 }
             })?;
-            for chunk in &chunks {
-                for batch in BatchIter::new(chunk.clone()).flatten() {
-                    offset = offset.max(batch.next_offset());
-                }
-            }
-            if offset == before {
+            if next <= offset {
                 break;
             }
+            offset = next;
         }
         Ok(found)
     }
@@ -366,19 +360,12 @@ async fn read_originals(p: &OwnedPartition, wanted: &[Offset]) -> Result<Vec<Rec
             .read(from, READ_BYTES, end)
             .await
             .map_err(|e| format!("reading the records to copy: {e}"))?;
-        let mut reached = from;
-        for_each_record(&chunks, |record| {
-            reached = reached.max(record.offset + 1);
+        let reached = for_each_record(&chunks, |record| {
             if wanted[next..].binary_search(&record.offset).is_ok() {
                 out.push(record.clone());
             }
         })
         .map_err(|e| format!("reading the records to copy: {e}"))?;
-        for chunk in &chunks {
-            for batch in BatchIter::new(chunk.clone()).flatten() {
-                reached = reached.max(batch.next_offset());
-            }
-        }
         // Offsets the read passed without a record have none.
         let before = next;
         while wanted.get(next).is_some_and(|&o| o < reached) {
@@ -394,11 +381,14 @@ async fn read_originals(p: &OwnedPartition, wanted: &[Offset]) -> Result<Vec<Rec
 }
 
 /// Calls `each` with every record of the data batches in `chunks`
-/// (decompressed where needed; control batches skipped).
-fn for_each_record(chunks: &[Bytes], mut each: impl FnMut(&Record)) -> Result<(), ErrorCode> {
+/// (decompressed where needed; control batches skipped). The offset after
+/// the last batch (control batches included); 0 when there is none.
+fn for_each_record(chunks: &[Bytes], mut each: impl FnMut(&Record)) -> Result<Offset, ErrorCode> {
+    let mut next = 0;
     for chunk in chunks {
         for batch in BatchIter::new(chunk.clone()) {
             let batch = batch.map_err(|_| ErrorCode::CorruptMessage)?;
+            next = next.max(batch.next_offset());
             if batch.is_control() {
                 continue;
             }
@@ -419,5 +409,5 @@ fn for_each_record(chunks: &[Bytes], mut each: impl FnMut(&Record)) -> Result<()
             }
         }
     }
-    Ok(())
+    Ok(next)
 }

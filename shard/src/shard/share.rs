@@ -104,8 +104,7 @@ impl ShareEntry {
     /// its way to the dead-letter topic, every change written, no write
     /// under way. Dropping it loses nothing (it is read back).
     fn is_idle(&self) -> bool {
-        self.partition.count(RecordState::Acquired) == 0
-            && self.partition.count(RecordState::Archiving) == 0
+        self.partition.is_settled()
             && !self.dead_letters_due
             && self.written >= self.changes
             && self.turn.available() == 1

@@ -1126,6 +1126,19 @@ def one_poll(bootstrap, topic, group, values):
     return c, batch
 
 
+def acknowledge_and_vanish(c, batch, kinds, line):
+    """Acknowledges each record of `batch` by `kinds` ((below this offset,
+    this type), in order; records past the last are held), commits, prints
+    `line` and exits without closing (the broker is SIGKILLed next)."""
+    for m in batch:
+        kind = next((k for below, k in kinds if m.offset() < below), None)
+        if kind is not None:
+            c.acknowledge(m, kind)
+    commit(c)
+    out(line)
+    os._exit(0)
+
+
 def durable_before(bootstrap, topic, group):
     """The first half of a broker restart (the caller SIGKILLs the broker
     after it): 30 records in one batch; one member's single poll gets all
@@ -1135,14 +1148,8 @@ def durable_before(bootstrap, topic, group):
     create(bootstrap, topic)
     set_group(bootstrap, group, {"share.auto.offset.reset": "earliest"})
     c, batch = one_poll(bootstrap, topic, group, [f"d-{i:03d}" for i in range(30)])
-    for m in batch:
-        if m.offset() < 10:
-            c.acknowledge(m, AcknowledgeType.ACCEPT)
-        elif m.offset() < 15:
-            c.acknowledge(m, AcknowledgeType.REJECT)
-    commit(c)
-    out("accepted 0-9, rejected 10-14, holding 15-29")
-    os._exit(0)
+    acknowledge_and_vanish(c, batch, [(10, AcknowledgeType.ACCEPT), (15, AcknowledgeType.REJECT)],
+                           "accepted 0-9, rejected 10-14, holding 15-29")
 
 
 def durable_after(bootstrap, topic, group):
@@ -1173,14 +1180,8 @@ def dlq_durable_before(bootstrap, topic, group):
                                  "errors.deadletterqueue.copy.record.enable": "true"},
               mask=lambda v: v.replace(topic, "TOPIC"))
     c, batch = one_poll(bootstrap, topic, group, [f"x-{i:03d}" for i in range(20)])
-    for m in batch:
-        if m.offset() < 5:
-            c.acknowledge(m, AcknowledgeType.REJECT)
-        elif m.offset() < 10:
-            c.acknowledge(m, AcknowledgeType.ACCEPT)
-    commit(c)
-    out("rejected 0-4, accepted 5-9, holding 10-19")
-    os._exit(0)
+    acknowledge_and_vanish(c, batch, [(5, AcknowledgeType.REJECT), (10, AcknowledgeType.ACCEPT)],
+                           "rejected 0-4, accepted 5-9, holding 10-19")
 
 
 def dlq_durable_after(bootstrap, topic, group):

@@ -376,6 +376,10 @@ proptest! {
             }
             prop_assert!(dead_letter || p.archiving().is_empty(), "archiving without a dead-letter topic");
             prop_assert_eq!(p.check(), Ok(()));
+            prop_assert_eq!(
+                p.is_settled(),
+                p.count(RecordState::Acquired) + p.count(RecordState::Archiving) == 0
+            );
             // The durable form gives back the same partition, acquired
             // records as if their locks had expired: available again, or
             // archived at the delivery limit (the front then moves on).
