@@ -222,6 +222,7 @@ fn load(flags: &NodeFlags) -> anyhow::Result<sluice_core::config::NodeConfig> {
 }
 
 fn main() -> anyhow::Result<()> {
+    sluice_core::alloc::reuse_freed_blocks();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -48,6 +48,33 @@ unsafe fn map(size: usize) -> *mut u8 {
     }
 }
 
+/// Blocks up to this size come from the allocator's heaps, not from a
+/// mapping of their own (glibc's most for `M_MMAP_THRESHOLD` on 64-bit).
+pub const HEAP_BLOCK_MAX_BYTES: usize = 32 << 20;
+
+/// Free memory at the top of a heap up to this size is kept for reuse, not
+/// handed back at once (`M_TRIM_THRESHOLD`); [`trim_freed_memory`] still
+/// hands it all back when connections close.
+pub const KEPT_FREE_BYTES: usize = 128 << 20;
+
+/// Makes the system allocator reuse the memory of large blocks. A fetch
+/// that reads from disk allocates megabyte-sized buffers (glommio's read
+/// buffers, the copy that crosses shards) and frees them a moment later;
+/// with glibc's defaults such blocks are mapped and unmapped, or trimmed
+/// from the heap's top, every time, so every page of every read is faulted
+/// in and zeroed by the kernel again: at catch-up that was more than half
+/// of the broker's CPU. Call once, first thing in `main`, before threads
+/// start. What stays kept is bounded by [`KEPT_FREE_BYTES`] per heap.
+pub fn reuse_freed_blocks() {
+    // SAFETY: mallopt only changes the allocator's tunables; these two take
+    // any positive value. A refusal (0) leaves glibc's defaults, which are
+    // only slower.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, HEAP_BLOCK_MAX_BYTES as libc::c_int);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, KEPT_FREE_BYTES as libc::c_int);
+    }
+}
+
 /// When [`trim_freed_memory`] last ran, milliseconds on the caller's
 /// monotonic clock (0: never).
 static LAST_TRIM_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
