@@ -345,6 +345,10 @@ impl LogConfig {
 pub struct ShardConfig {
     /// Bytes of recently appended batches each shard keeps for tailing readers.
     pub batch_cache_bytes: u64,
+    /// Bytes each shard may hold or have in flight in disk reads started
+    /// ahead of consumers that are behind (a backlog read from disk); the
+    /// oldest are dropped past it. 0 turns read-ahead off.
+    pub read_ahead_bytes: u64,
     /// An idle shard polls this long before it sleeps: a message from
     /// another core then finds it awake instead of waiting for a wake-up.
     pub spin_before_park_us: u64,
@@ -366,6 +370,7 @@ impl Default for ShardConfig {
     fn default() -> Self {
         ShardConfig {
             batch_cache_bytes: 64 * 1024 * 1024,
+            read_ahead_bytes: 64 * 1024 * 1024,
             spin_before_park_us: 200,
             metadata_snapshot_commands: 1024,
             share_partitions_max: 10_000,

@@ -21,8 +21,12 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use std::rc::Rc;
+
 use bytes::Bytes;
 use sluice_core::Offset;
+
+use crate::read_ahead::ReadAheadBudget;
 
 /// Identifies one partition log within a shard's cache.
 pub type CacheKey = u64;
@@ -121,12 +125,18 @@ pub struct BatchCache {
     cached_batches: usize,
     hits: u64,
     misses: u64,
+    /// The shard's budget for reads started ahead of consumers, shared by
+    /// the same partition logs (see [`crate::read_ahead`]).
+    read_ahead: Rc<ReadAheadBudget>,
 }
 
 impl BatchCache {
-    /// A cache holding at most `budget_bytes` of batches (0 disables it).
+    /// A cache holding at most `budget_bytes` of batches (0 disables it),
+    /// with as much again for read-ahead until
+    /// [`BatchCache::read_ahead_budget`] is given its own limit.
     pub fn new(budget_bytes: u64) -> BatchCache {
         BatchCache {
+            read_ahead: ReadAheadBudget::new(budget_bytes),
             budget_bytes,
             charges: Charges::default(),
             next_key: 0,
@@ -153,6 +163,11 @@ impl BatchCache {
                 self.charges.remove(b);
             }
         }
+    }
+
+    /// The shard's read-ahead budget.
+    pub fn read_ahead_budget(&self) -> Rc<ReadAheadBudget> {
+        self.read_ahead.clone()
     }
 
     /// The bytes the cache keeps alive: its batches, or the buffers they

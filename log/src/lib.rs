@@ -24,6 +24,7 @@ pub mod index;
 pub mod offset_map;
 pub mod partition;
 pub mod producers;
+pub mod read_ahead;
 pub mod scan;
 pub mod segment;
 pub mod storage;

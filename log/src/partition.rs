@@ -48,7 +48,8 @@ use crate::checkpoint::{self, PartitionCheckpoint};
 use crate::chunk::ReadChunk;
 use crate::error::{LogError, LogResult};
 use crate::producers;
-use crate::segment::{parse_segment_name, ReadBufOf, RecoveryReport, Segment};
+use crate::read_ahead::{ReadAheadBudget, ReadAheadSlot, READ_AHEAD_MAX_BYTES};
+use crate::segment::{parse_segment_name, ReadBufOf, RecoveryReport, Resume, Segment};
 use crate::storage::Storage;
 use crate::txn_index;
 use sluice_core::producer_state::{ProducerStateTable, SequenceCheck};
@@ -198,6 +199,8 @@ pub struct PartitionLog<S: Storage> {
     epochs: RefCell<EpochCache>,
     /// The cleaner checkpoint as last read or written (compacted logs).
     cleaner_state: Cell<Option<clean::CleanerCheckpoint>>,
+    /// The disk read started ahead of a consumer that is behind.
+    read_ahead: ReadAheadSlot<S>,
 }
 
 /// Counters of what a log did since it was opened (for metrics and tests).
@@ -338,6 +341,10 @@ impl<S: Storage> PartitionLog<S> {
             None => first_base,
         };
         report.checkpoint_rebuilt = checkpoint.is_none_or(|c| c.log_start_offset != log_start);
+        let read_ahead_budget = match &cache {
+            Some(c) => c.borrow().read_ahead_budget(),
+            None => ReadAheadBudget::new(0),
+        };
         let log = PartitionLog {
             storage,
             dir,
@@ -360,6 +367,7 @@ impl<S: Storage> PartitionLog<S> {
             bytes_since_producer_snapshot: Cell::new(0),
             epochs: RefCell::new(EpochCache::default()),
             cleaner_state: Cell::new(None),
+            read_ahead: ReadAheadSlot::new(read_ahead_budget),
         };
         if log.open_report.checkpoint_rebuilt {
             log.write_checkpoint().await?;
@@ -1291,6 +1299,21 @@ impl<S: Storage> PartitionLog<S> {
         max_bytes: usize,
         upto: Offset,
     ) -> LogResult<Vec<ReadChunk<ReadBufOf<S>>>> {
+        self.read_chunks_ahead(from_offset, max_bytes, upto, max_bytes)
+            .await
+    }
+
+    /// [`PartitionLog::read_chunks`] for a reader whose next read will want
+    /// about `next_bytes` (a consumer's partition budget, where this read
+    /// may have had less of the Fetch's budget left): what a read-ahead
+    /// reads, when one starts (see [`crate::read_ahead`]).
+    pub async fn read_chunks_ahead(
+        &self,
+        from_offset: Offset,
+        max_bytes: usize,
+        upto: Offset,
+        next_bytes: usize,
+    ) -> LogResult<Vec<ReadChunk<ReadBufOf<S>>>> {
         if self.closed.get() {
             return Err(LogError::Closed);
         }
@@ -1317,7 +1340,23 @@ impl<S: Storage> PartitionLog<S> {
                 return Ok(Vec::new());
             };
             Segment::ensure_indexes(&seg, &self.storage, self.index_interval_bytes()).await?;
-            let out = Segment::read(&seg, from, max_bytes, upto).await?;
+            let generation = self.read_ahead.generation();
+            let resume = self
+                .read_ahead
+                .take(&seg, from)
+                .await
+                .map(|(position, chunk)| Resume { position, chunk });
+            let (out, end) = Segment::read_from(&seg, from, max_bytes, upto, resume).await?;
+            if let Some(end) = end {
+                // More of the segment waits on disk: read it now, while this
+                // answer goes out and the next Fetch comes.
+                let len = next_bytes
+                    .max(end.next_read_bytes)
+                    .min(READ_AHEAD_MAX_BYTES)
+                    .min(usize::try_from(end.written_bytes).unwrap_or(usize::MAX));
+                self.read_ahead
+                    .start(&seg, generation, end.next_offset, end.position, len);
+            }
             let seg_end = seg.borrow().next_offset;
             // An empty segment (or one emptied by a race with truncation):
             // move on to the next one.
@@ -1367,6 +1406,7 @@ impl<S: Storage> PartitionLog<S> {
             .await
             .map_err(|_| LogError::Closed)?;
         self.closed.set(true);
+        self.read_ahead.clear();
         if !self.offline.get() {
             let active = self.active();
             Segment::write_out(&active, true).await?;

@@ -34,6 +34,7 @@ use sluice_core::Offset;
 use crate::chunk::ReadChunk;
 
 mod read;
+pub use read::{ReadEnd, Resume};
 mod recovery;
 use crate::error::{LogError, LogResult};
 use crate::index::{relative, IndexEntry, OffsetEntry, SparseIndex, TimeEntry};
@@ -162,6 +163,11 @@ pub struct Segment<S: Storage> {
 }
 
 impl<S: Storage> Segment<S> {
+    /// The segment's `.log` file.
+    pub(crate) fn file(&self) -> Rc<S::File> {
+        self.file.clone()
+    }
+
     /// Creates an empty active segment's three files.
     pub async fn create(
         storage: &S,

@@ -323,9 +323,10 @@ impl PartitionStore {
         from_offset: Offset,
         max_bytes: usize,
         upto: Offset,
+        next_bytes: usize,
     ) -> LogResult<(Vec<Bytes>, usize)> {
         with_log!(self, l => {
-            let chunks = l.read_chunks(from_offset, max_bytes, upto).await?;
+            let chunks = l.read_chunks_ahead(from_offset, max_bytes, upto, next_bytes).await?;
             let mut copied = 0;
             let pieces = chunks
                 .into_iter()

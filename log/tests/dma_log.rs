@@ -167,6 +167,89 @@ fn batch_cache_serves_tailing_reads() {
 }
 
 #[test]
+fn read_ahead_serves_a_reader_behind_and_forgets_truncated_bytes() {
+    let dir = common::tempdir();
+    run(async {
+        // No batch cache: every read goes to disk (or to the read-ahead).
+        let cache = Rc::new(RefCell::new(BatchCache::new(0)));
+        let budget = cache.borrow().read_ahead_budget();
+        budget.set_limit(1 << 20);
+        let log = PartitionLog::open(
+            DmaStorage,
+            dir.path().join("p"),
+            LogConfig::default(),
+            Some(cache.clone()),
+            0,
+        )
+        .await
+        .expect("opens");
+        let mut expected = Vec::new();
+        for tag in 0..300u64 {
+            let info = log
+                .append(batch(tag, 3, 100, 0), 0, 0)
+                .await
+                .expect("append");
+            for i in 0..3 {
+                expected.push((info.base_offset + i, format!("{tag}:{i}:")));
+            }
+        }
+        log.flush().await.expect("flush");
+        // A consumer behind, 4 KiB a read: each read finds the one before
+        // it started reading its bytes.
+        let mut got = Vec::new();
+        let mut from = 0;
+        while from < 600 {
+            let chunk = log.read(from, 4096, 900).await.expect("read");
+            let recs = records(&chunk);
+            from = recs.last().expect("a read behind returns data").0 + 1;
+            got.extend(recs);
+        }
+        assert_eq!(got.len(), 600);
+        for ((o, v), (eo, ev)) in got.iter().zip(&expected) {
+            assert_eq!(o, eo);
+            assert!(v.starts_with(ev.as_bytes()), "{v:?} at {o}");
+        }
+        let (started, used) = budget.counts();
+        assert!(started > 10, "read-aheads started: {started}");
+        assert_eq!(
+            used,
+            started - 1,
+            "all but the last used: {started} started"
+        );
+        assert!(budget.used_bytes() > 0, "the last one is held");
+
+        // A read from the middle leaves a read-ahead for where it stopped;
+        // the log is cut there and written again: the next read returns
+        // the new batch, not the bytes read ahead of the cut.
+        let first = records(&log.read(300, 4096, 900).await.expect("read"));
+        let cut = first.last().expect("data").0 + 1;
+        assert!(budget.used_bytes() > 0, "a read-ahead for {cut} is held");
+        log.truncate_to(cut, 0).await.expect("truncate");
+        assert_eq!(budget.used_bytes(), 0, "truncation drops read-aheads");
+        let info = log
+            .append(batch(7777, 3, 100, 0), 0, 0)
+            .await
+            .expect("append");
+        assert_eq!(info.base_offset, cut);
+        log.flush().await.expect("flush");
+        let again = records(&log.read(cut, 4096, cut + 3).await.expect("read"));
+        assert_eq!(again.first().map(|(o, _)| *o), Some(cut));
+        assert!(again[0].1.starts_with(b"7777:0:"), "{:?}", again[0].1);
+
+        // A reader elsewhere drops what was read ahead for another offset.
+        let end = cut + 3;
+        let _ = log.read(0, 4096, end).await.expect("read");
+        assert!(budget.used_bytes() > 0);
+        let _ = log.read(100, 4096, end).await.expect("read");
+        let (_, used_before) = budget.counts();
+        let _ = log.read(0, 4096, end).await.expect("read");
+        assert_eq!(budget.counts().1, used_before, "no read-ahead for offset 0");
+        log.close().await.expect("close");
+        assert_eq!(budget.used_bytes(), 0, "closing drops read-aheads");
+    });
+}
+
+#[test]
 fn timestamps_find_first_record_at_or_after() {
     let dir = common::tempdir();
     run(async {

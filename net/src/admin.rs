@@ -287,6 +287,16 @@ pub async fn metrics(shard: &Rc<Shard>, limits: &ConnectionLimits) -> String {
             "Reads the batch cache could not serve",
             |s| s.batch_cache_misses,
         ),
+        (
+            "sluice_read_ahead_started_total",
+            "Disk reads started ahead of a consumer that is behind",
+            |s| s.read_ahead_started,
+        ),
+        (
+            "sluice_read_ahead_used_total",
+            "Reads started ahead that a Fetch then used",
+            |s| s.read_ahead_used,
+        ),
     ];
     let (max_total, max_per_ip) = limits.limits();
     let mut out = format!(
@@ -325,9 +335,12 @@ type Stage = fn(&RequestLatency) -> &LatencyHistogram;
 
 /// Memory each budget holds against its limit, per shard.
 fn budgets(out: &mut String, all: &[ShardStats]) {
-    let budgets: [(&str, UsedOfBudget); 2] = [
+    let budgets: [(&str, UsedOfBudget); 3] = [
         ("batch_cache", |s| {
             (s.batch_cache_bytes, s.batch_cache_budget_bytes)
+        }),
+        ("read_ahead", |s| {
+            (s.read_ahead_bytes, s.read_ahead_budget_bytes)
         }),
         ("kafka_requests", |s| {
             (s.request_bytes_queued, s.request_budget_bytes)

@@ -967,4 +967,11 @@ pub struct ShardStats {
     pub batch_cache_bytes: u64,
     pub batch_cache_hits: u64,
     pub batch_cache_misses: u64,
+    /// Bytes held or in flight in reads started ahead of consumers, and
+    /// their limit (`shard.read_ahead_bytes`).
+    pub read_ahead_bytes: u64,
+    pub read_ahead_budget_bytes: u64,
+    /// Reads started ahead, and those a Fetch then used.
+    pub read_ahead_started: u64,
+    pub read_ahead_used: u64,
 }

@@ -342,9 +342,13 @@ impl Shard {
             txns,
             id,
             shards,
-            cache: Rc::new(RefCell::new(BatchCache::new(
-                config.shard.batch_cache_bytes,
-            ))),
+            cache: {
+                let cache = BatchCache::new(config.shard.batch_cache_bytes);
+                cache
+                    .read_ahead_budget()
+                    .set_limit(config.shard.read_ahead_bytes);
+                Rc::new(RefCell::new(cache))
+            },
             config,
             counters: ShardCounters::default(),
             metrics: Rc::default(),
@@ -748,6 +752,10 @@ impl Shard {
             stats.request_bytes_queued = capacity.saturating_sub(budget.available());
         }
         (stats.batch_cache_hits, stats.batch_cache_misses) = cache.hit_counts();
+        let read_ahead = cache.read_ahead_budget();
+        stats.read_ahead_bytes = read_ahead.used_bytes();
+        stats.read_ahead_budget_bytes = self.config.shard.read_ahead_bytes;
+        (stats.read_ahead_started, stats.read_ahead_used) = read_ahead.counts();
         stats
     }
 

@@ -96,7 +96,7 @@ fn main() -> ExitCode {
         match run(&config) {
             Ok(report) => {
                 println!(
-                    "seed {seed}: ok, {} steps, {} shards, flush {}, {} restarts ({} power losses, {} kills), {} disk faults, {} produces ({} acked), {} fetches, {} joins, {} commits acked, {} transactions committed and {} aborted, {} share records acquired ({} acknowledged, {} dead letters), {} messages, {} invariant checks, trace {:016x} ({} events)",
+                    "seed {seed}: ok, {} steps, {} shards, flush {}, {} restarts ({} power losses, {} kills), {} disk faults, {} produces ({} acked), {} fetches ({} from read-ahead), {} joins, {} commits acked, {} transactions committed and {} aborted, {} share records acquired ({} acknowledged, {} dead letters), {} messages, {} invariant checks, trace {:016x} ({} events)",
                     report.steps,
                     config.shards,
                     if config.flush_always { "always" } else { "never" },
@@ -107,6 +107,7 @@ fn main() -> ExitCode {
                     report.produces,
                     report.produces_acked,
                     report.fetches,
+                    report.read_aheads_used,
                     report.joins,
                     report.commits_acked,
                     report.transactions_committed,

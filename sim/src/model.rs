@@ -88,6 +88,10 @@ pub struct Model {
     pub observed: BTreeMap<Tp, BTreeMap<Offset, Bytes>>,
     /// Values idempotent producers wrote.
     pub idempotent_values: BTreeSet<Bytes>,
+    /// Where the last fetch of each partition that returned records ended:
+    /// a consumer reading on asks for it next, which is the read the log's
+    /// read-ahead serves.
+    pub fetched_next: BTreeMap<Tp, Offset>,
     pub checks: Checks,
 }
 
@@ -153,6 +157,7 @@ impl Model {
                 .entry(tp.clone())
                 .or_default()
                 .insert(offset, value);
+            self.fetched_next.insert(tp.clone(), offset + 1);
         }
         Ok(())
     }

@@ -109,6 +109,8 @@ pub struct Report {
     pub produces: u64,
     pub produces_acked: u64,
     pub fetches: u64,
+    /// Fetches served from a read started ahead (see sluice_log::read_ahead).
+    pub read_aheads_used: u64,
     pub joins: u64,
     pub commits_acked: u64,
     pub transactions_committed: u64,
@@ -337,6 +339,9 @@ async fn lifetime(world: &mut World) -> Result<Ended, String> {
     world.report.produces += clients.produced.get();
     world.report.produces_acked += clients.acked.get();
     world.report.fetches += clients.fetches.get();
+    for shard in &node.shards {
+        world.report.read_aheads_used += shard.stats().read_ahead_used;
+    }
     world.report.messages += mesh.sent();
     if mesh.overflowed() {
         return Err("a mesh queue overflowed".into());
@@ -543,7 +548,14 @@ fn client_op(world: &mut World, node: &Node) -> Option<Op> {
         }
         65..=84 => {
             let end = model.acked_end(&tp);
-            let offset = rng.below(end as u64 + 3) as i64;
+            let drawn = rng.below(end as u64 + 3) as i64;
+            // Every other fetch reads on from where the partition's last
+            // one ended, as a consumer does (what read-ahead serves); the
+            // draws stay the same, so other seeds' schedules do not move.
+            let offset = match model.fetched_next.get(&tp) {
+                Some(&next) if drawn % 2 == 0 => next,
+                _ => drawn,
+            };
             let max_wait_ms = if rng.chance(50) { rng.below(500) } else { 0 };
             Some(Op::Fetch {
                 entry,

@@ -21,6 +21,7 @@ impl<S: Storage> PartitionLog<S> {
         if offset >= self.log_end_offset() {
             return Ok(self.log_end_offset());
         }
+        self.read_ahead.clear();
         if let Some((cache, key)) = &self.cache {
             cache.borrow_mut().truncate_from(*key, offset);
         }
@@ -72,6 +73,7 @@ impl<S: Storage> PartitionLog<S> {
             .acquire_permit(1)
             .await
             .map_err(|_| LogError::Closed)?;
+        self.read_ahead.clear();
         if let Some((cache, key)) = &self.cache {
             cache.borrow_mut().truncate_from(*key, 0);
         }

@@ -7,6 +7,26 @@
 
 use super::*;
 
+/// Where a read from disk stopped because its byte budget ran out, with
+/// batches left in the segment past it: the offset its reader asks for
+/// next, the exact position of the batch holding it, how many bytes the
+/// next read will want, and how many are written from `position` on (a
+/// read-ahead must not read past them: a write may be under way there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadEnd {
+    pub next_offset: Offset,
+    pub position: u64,
+    pub next_read_bytes: usize,
+    pub written_bytes: u64,
+}
+
+/// A read's first chunk, already read (ahead): it starts at `position`,
+/// the batch holding the offset asked for.
+pub struct Resume<R> {
+    pub position: u64,
+    pub chunk: R,
+}
+
 impl<S: Storage> Segment<S> {
     /// Whole batches from the one holding `from_offset` (which must lie in
     /// this segment), while their total stays within `max_bytes` (at least
@@ -17,35 +37,68 @@ impl<S: Storage> Segment<S> {
         max_bytes: usize,
         upto: Offset,
     ) -> LogResult<Vec<ReadChunk<ReadBufOf<S>>>> {
+        Ok(Self::read_from(this, from_offset, max_bytes, upto, None)
+            .await?
+            .0)
+    }
+
+    /// [`Segment::read`], starting from `resume` when given (no index
+    /// lookup, no first read), and saying where it stopped when its budget
+    /// ran out with more of the segment on disk to read.
+    pub async fn read_from(
+        this: &std::cell::RefCell<Self>,
+        from_offset: Offset,
+        max_bytes: usize,
+        upto: Offset,
+        mut resume: Option<Resume<ReadBufOf<S>>>,
+    ) -> LogResult<(Vec<ReadChunk<ReadBufOf<S>>>, Option<ReadEnd>)> {
         // Unwritten batches are served from memory, as they are.
         let (file, path, start_pos, start_base, disk_bytes) = {
             let seg = this.borrow();
             if let Some(first) = seg.unwritten.front() {
                 if from_offset >= first.header.base_offset {
                     let batches = seg.read_unwritten(from_offset, max_bytes, upto);
-                    return Ok(batches.into_iter().map(ReadChunk::Shared).collect());
+                    let chunks = batches.into_iter().map(ReadChunk::Shared).collect();
+                    return Ok((chunks, None));
                 }
             }
-            let rel = relative(seg.base_offset, from_offset).unwrap_or(0);
-            let (r, pos) = seg.offset_index.lookup(rel);
+            let (base, pos) = match &resume {
+                Some(r) => (from_offset, r.position),
+                None => {
+                    let rel = relative(seg.base_offset, from_offset).unwrap_or(0);
+                    let (r, pos) = seg.offset_index.lookup(rel);
+                    (seg.base_offset + r as i64, pos as u64)
+                }
+            };
             (
                 seg.file.clone(),
                 seg.paths.log.clone(),
-                pos as u64,
-                seg.base_offset + r as i64,
+                pos,
+                base,
                 seg.disk_bytes,
             )
         };
         let mut pos = start_pos;
-        let mut entry_unchecked = start_pos > 0;
+        // A resumed read starts at a batch it walked to itself.
+        let mut entry_unchecked = start_pos > 0 && resume.is_none();
         let mut out = Vec::new();
         let mut total = 0usize;
+        let mut last_taken = None;
+        let mut first_taken_at = None;
+        let mut budget_spent = false;
+        let read_bytes = max_bytes.max(READ_CHUNK_BYTES);
         'chunks: while pos < disk_bytes {
-            let want = (max_bytes.max(READ_CHUNK_BYTES) as u64).min(disk_bytes - pos) as usize;
-            let chunk = file
-                .read_local(pos, want)
-                .await
-                .map_err(LogError::io("reading", &path))?;
+            let want = (read_bytes as u64).min(disk_bytes - pos) as usize;
+            let chunk = match resume.take() {
+                // Bytes read ahead never reach past what was written then,
+                // nor (the same) now; cut to `want` all the same.
+                Some(r) if r.chunk.len() > want => S::File::slice(&r.chunk, 0, want),
+                Some(r) => r.chunk,
+                None => file
+                    .read_local(pos, want)
+                    .await
+                    .map_err(LogError::io("reading", &path))?,
+            };
             if std::mem::take(&mut entry_unchecked) && !entry_names_batch(&chunk, start_base) {
                 warn_damaged_entry(&path, start_pos, start_base);
                 pos = 0;
@@ -68,10 +121,12 @@ impl<S: Storage> Segment<S> {
                         });
                     }
                 };
-                if header.last_offset() >= upto
-                    || (total > 0 && total + header.size_bytes > max_bytes)
-                {
+                if header.last_offset() >= upto {
                     stop = true;
+                    break;
+                }
+                if total > 0 && total + header.size_bytes > max_bytes {
+                    (stop, budget_spent) = (true, true);
                     break;
                 }
                 if header.size_bytes > rest.len() {
@@ -79,7 +134,9 @@ impl<S: Storage> Segment<S> {
                 }
                 if header.last_offset() >= from_offset {
                     take_from.get_or_insert(at);
+                    first_taken_at.get_or_insert(pos + at as u64);
                     total += header.size_bytes;
+                    last_taken = Some(header.last_offset());
                 }
                 at += header.size_bytes;
             }
@@ -105,17 +162,38 @@ impl<S: Storage> Segment<S> {
                     });
                 }
                 if header.last_offset() >= from_offset {
+                    first_taken_at.get_or_insert(pos);
                     total += whole.len();
                     out.push(ReadChunk::Local(whole));
+                    last_taken = Some(header.last_offset());
                 }
                 at = header.size_bytes;
             }
             pos += at as u64;
             if stop || total >= max_bytes {
+                budget_spent |= !stop;
                 break;
             }
         }
-        Ok(out)
+        let end = match (last_taken, first_taken_at) {
+            // One batch larger than the budget: a consumer's Fetch keeps it
+            // only for its first partition with data, so the reader most
+            // likely asks for the same offset again.
+            (Some(_), Some(first)) if total > max_bytes => Some(ReadEnd {
+                next_offset: from_offset,
+                position: first,
+                next_read_bytes: read_bytes,
+                written_bytes: disk_bytes - first,
+            }),
+            (Some(last), _) if budget_spent && pos < disk_bytes => Some(ReadEnd {
+                next_offset: last + 1,
+                position: pos,
+                next_read_bytes: read_bytes,
+                written_bytes: disk_bytes - pos,
+            }),
+            _ => None,
+        };
+        Ok((out, end))
     }
 
     pub(super) fn read_unwritten(

@@ -171,7 +171,7 @@ impl Shard {
         }
         match p
             .log
-            .read_record_pieces(offset, max_bytes.max(1), upto)
+            .read_record_pieces(offset, max_bytes.max(1), upto, read.max_bytes)
             .await
         {
             Ok((pieces, copied)) => {

@@ -790,7 +790,7 @@ async fn read_acquired(
             // Read in steps: the acquired range is usually far smaller
             // than the fetch's byte budget.
             let step = room.min(READ_STEP_BYTES);
-            let pieces = match p.log.read_record_pieces(from, step, hw).await {
+            let pieces = match p.log.read_record_pieces(from, step, hw, step).await {
                 Ok((pieces, _copied)) => pieces,
                 Err(e) => return (RecordSet::new(batches), delivered, e.error_code()),
             };
