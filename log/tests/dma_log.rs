@@ -139,20 +139,28 @@ fn out_of_range_reads_and_bad_batches_get_kafka_codes() {
     });
 }
 
+/// A log in `dir`/p with default configs, reading through `cache`.
+async fn open_with_cache(
+    dir: &std::path::Path,
+    cache: &Rc<RefCell<BatchCache>>,
+) -> PartitionLog<DmaStorage> {
+    PartitionLog::open(
+        DmaStorage,
+        dir.join("p"),
+        LogConfig::default(),
+        Some(cache.clone()),
+        0,
+    )
+    .await
+    .expect("opens")
+}
+
 #[test]
 fn batch_cache_serves_tailing_reads() {
     let dir = common::tempdir();
     run(async {
         let cache = Rc::new(RefCell::new(BatchCache::new(1 << 20)));
-        let log = PartitionLog::open(
-            DmaStorage,
-            dir.path().join("p"),
-            LogConfig::default(),
-            Some(cache.clone()),
-            0,
-        )
-        .await
-        .expect("opens");
+        let log = open_with_cache(dir.path(), &cache).await;
         for tag in 0..10 {
             log.append(batch(tag, 1, 100, 0), 0, 0)
                 .await
@@ -174,15 +182,7 @@ fn read_ahead_serves_a_reader_behind_and_forgets_truncated_bytes() {
         let cache = Rc::new(RefCell::new(BatchCache::new(0)));
         let budget = cache.borrow().read_ahead_budget();
         budget.set_limit(1 << 20);
-        let log = PartitionLog::open(
-            DmaStorage,
-            dir.path().join("p"),
-            LogConfig::default(),
-            Some(cache.clone()),
-            0,
-        )
-        .await
-        .expect("opens");
+        let log = open_with_cache(dir.path(), &cache).await;
         let mut expected = Vec::new();
         for tag in 0..300u64 {
             let info = log
