@@ -43,9 +43,11 @@ pub struct ReadAheadBudget {
     /// Live read-aheads, oldest first: (id, its slot). An entry whose slot
     /// now holds another read-ahead (or none) is stale and skipped.
     order: RefCell<VecDeque<(u64, Weak<dyn Evict>)>>,
+    /// Read-aheads alive now (held, or taken and awaited).
+    live: Cell<usize>,
     next_id: Cell<u64>,
     started: Cell<u64>,
-    used: Cell<u64>,
+    taken: Cell<u64>,
 }
 
 impl std::fmt::Debug for ReadAheadBudget {
@@ -65,7 +67,8 @@ trait Evict {
     fn holds(&self, id: u64) -> bool;
 }
 
-/// Entries of the budget's order past which ended read-aheads are swept.
+/// Entries of the budget's order past which ended read-aheads are swept
+/// (or twice the live ones, when more).
 const STALE_SWEEP_ENTRIES: usize = 1024;
 
 impl ReadAheadBudget {
@@ -75,9 +78,10 @@ impl ReadAheadBudget {
             limit_bytes: Cell::new(limit_bytes),
             used_bytes: Cell::new(0),
             order: RefCell::new(VecDeque::new()),
+            live: Cell::new(0),
             next_id: Cell::new(0),
             started: Cell::new(0),
-            used: Cell::new(0),
+            taken: Cell::new(0),
         })
     }
 
@@ -94,7 +98,7 @@ impl ReadAheadBudget {
 
     /// (read-aheads started, read-aheads a read used) so far.
     pub fn counts(&self) -> (u64, u64) {
-        (self.started.get(), self.used.get())
+        (self.started.get(), self.taken.get())
     }
 
     /// Drops the oldest read-aheads until `bytes` more fit; false when they
@@ -110,9 +114,10 @@ impl ReadAheadBudget {
             }
         }
         // Entries of read-aheads that ended otherwise (used, replaced,
-        // cleared) are swept once they could outnumber the live ones.
+        // cleared) are swept once they outnumber the live ones, so a sweep
+        // costs its length at most once per as many starts.
         let mut order = self.order.borrow_mut();
-        if order.len() > STALE_SWEEP_ENTRIES {
+        if order.len() > STALE_SWEEP_ENTRIES.max(2 * self.live.get()) {
             order.retain(|(id, slot)| slot.upgrade().is_some_and(|s| s.holds(*id)));
         }
         self.used_bytes.get() + bytes <= limit
@@ -138,6 +143,8 @@ impl<S: Storage> Drop for ReadAhead<S> {
     fn drop(&mut self) {
         let used = &self.budget.used_bytes;
         used.set(used.get() - self.bytes);
+        let live = &self.budget.live;
+        live.set(live.get() - 1);
     }
 }
 
@@ -219,6 +226,7 @@ impl<S: Storage> ReadAheadSlot<S> {
         budget.next_id.set(id);
         budget.used_bytes.set(budget.used_bytes.get() + bytes);
         budget.started.set(budget.started.get() + 1);
+        budget.live.set(budget.live.get() + 1);
         let file = segment.borrow().file();
         let task = glommio::spawn_local(async move { file.read_local(position, len).await });
         *self.slot.borrow_mut() = Some(ReadAhead {
@@ -260,7 +268,7 @@ impl<S: Storage> ReadAheadSlot<S> {
         let (position, budget) = (ahead.position, ahead.budget.clone());
         drop(ahead);
         let bytes = read.ok().filter(|b| !b.is_empty())?;
-        budget.used.set(budget.used.get() + 1);
+        budget.taken.set(budget.taken.get() + 1);
         Some((position, bytes))
     }
 }
