@@ -14,7 +14,7 @@
 //! it (on one node: after it is durable in the node's Raft log).
 
 use std::cell::{Cell, Ref, RefCell};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
@@ -235,7 +235,7 @@ pub struct Shard {
     /// use is reported in the stats.
     pub request_budget: RefCell<Option<Rc<glommio::sync::Semaphore>>>,
     metadata: RefCell<MetadataState>,
-    partitions: RefCell<HashMap<PartitionKey, Rc<OwnedPartition>>>,
+    partitions: RefCell<BTreeMap<PartitionKey, Rc<OwnedPartition>>>,
     /// Partitions this shard owns whose log could not be opened: clients
     /// get KAFKA_STORAGE_ERROR for them; the next start tries again.
     offline: RefCell<std::collections::HashSet<PartitionKey>>,
@@ -354,7 +354,7 @@ impl Shard {
             metrics: Rc::default(),
             request_budget: RefCell::new(None),
             metadata: RefCell::new(metadata),
-            partitions: RefCell::new(HashMap::new()),
+            partitions: RefCell::new(BTreeMap::new()),
             offline: RefCell::new(Default::default()),
             env,
             disk,
@@ -801,7 +801,9 @@ impl Shard {
     pub async fn close(&self) {
         self.groups.stop_all();
         self.txns.stop_all();
-        let owned: Vec<_> = self.partitions.borrow_mut().drain().collect();
+        let owned: Vec<_> = std::mem::take(&mut *self.partitions.borrow_mut())
+            .into_iter()
+            .collect();
         // Several at once: each close waits on its own flush and syncs.
         let mut owned = owned.into_iter();
         loop {
