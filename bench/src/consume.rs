@@ -76,9 +76,10 @@ pub fn run(w: &Workload, plan: ConsumerPlan, live: Arc<Live>) -> anyhow::Result<
         std::thread::sleep(wait);
     }
     let (answers_tx, answers_rx) = std::sync::mpsc::sync_channel::<Answer>(ANSWERS_QUEUED);
+    let (counted_tx, counted_rx) = std::sync::mpsc::sync_channel::<Bytes>(ANSWERS_QUEUED + 1);
     let counter = std::thread::spawn({
         let live = live.clone();
-        move || count_answers(rec, answers_rx, &live)
+        move || count_answers(rec, answers_rx, counted_tx, &live)
     });
     let mut fetcher = Fetcher {
         topic: TopicName(StrBytes::from_string(w.topic.clone())),
@@ -87,6 +88,7 @@ pub fn run(w: &Workload, plan: ConsumerPlan, live: Arc<Live>) -> anyhow::Result<
         plan: &plan,
         writer,
         reader,
+        counted: counted_rx,
         version: FETCH_VERSION,
     };
     let fetched = fetcher.run(&answers_tx, &live);
@@ -109,6 +111,9 @@ struct Fetcher<'a> {
     order: Vec<usize>,
     writer: RequestWriter,
     reader: ResponseReader,
+    /// Answers' frames the counting thread is done with, for the reader to
+    /// read later answers into.
+    counted: std::sync::mpsc::Receiver<Bytes>,
     version: i16,
 }
 
@@ -162,12 +167,16 @@ struct Answer {
     errors: u64,
     /// (the offset its partition was fetched from, its records)
     parts: Vec<(i64, Bytes)>,
+    /// The frame the records are slices of, given back to the fetch loop
+    /// once counted (its buffer then receives a later answer).
+    frame: Bytes,
 }
 
 /// Counts the answers' records until the fetch loop ends.
 fn count_answers(
     mut rec: Recorder,
     answers: std::sync::mpsc::Receiver<Answer>,
+    counted: std::sync::mpsc::SyncSender<Bytes>,
     live: &Live,
 ) -> anyhow::Result<Recorder> {
     for answer in answers {
@@ -178,6 +187,8 @@ fn count_answers(
             Live::add(&live.consumed, messages);
             Live::add(&live.consumed_bytes, bytes);
         }
+        // Full, or the fetch loop is gone: the buffer is freed instead.
+        let _ = counted.try_send(answer.frame);
     }
     Ok(rec)
 }
@@ -202,8 +213,12 @@ impl Fetcher<'_> {
                 self.send_fetch()?;
             }
             in_flight = false;
-            let response: FetchResponse = match self.reader.read::<FetchResponse>(self.version) {
-                Ok((_, response)) => response,
+            while let Ok(frame) = self.counted.try_recv() {
+                self.reader.recycle(frame);
+            }
+            let (response, frame) = match self.reader.read_with_frame::<FetchResponse>(self.version)
+            {
+                Ok((_, response, frame)) => (response, frame),
                 Err(e)
                     if self.version != FETCH_FALLBACK_VERSION
                         && e.downcast_ref::<UndecodableResponse>().is_some() =>
@@ -260,6 +275,7 @@ impl Fetcher<'_> {
                 done_us,
                 errors,
                 parts,
+                frame,
             };
             if answers.send(answer).is_err() {
                 // The counting thread stopped on an error; it reports it.
