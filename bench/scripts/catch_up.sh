@@ -15,7 +15,9 @@
 # MB consumed (its user+system time while the consumer read, sampled from
 # /proc from the consumer's first report on: a read shorter than a second
 # has none, and 2048 MiB gives every run one), then the medians, B/A and
-# each side's ratio to fio. Defaults: 5 rounds, 1024 MiB (the catch-up
+# each side's ratio to fio, and the bytes the disk read during each run for
+# every backlog byte (from /proc/diskstats: more than 1 means bytes read
+# twice, or read and not used). Defaults: 5 rounds, 1024 MiB (the catch-up
 # preset's backlog). Result files stay in target/bench-results/catch-up/<time>/.
 set -euo pipefail
 A=$(realpath "$1"); B=$(realpath "$2")
@@ -26,6 +28,8 @@ mkdir -p "$OUT"
 command -v fio >/dev/null || { echo "fio is needed (apt-get install fio)" >&2; exit 1; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+DEV=$(basename "$(df --output=source "$ROOT/target" | tail -1)")
+sectors_read() { awk -v d="$DEV" '$3 == d {print $6}' /proc/diskstats; }
 PID=""; GEN=""
 cleanup() {
   for p in $GEN $PID; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
@@ -49,6 +53,7 @@ for round in $(seq 1 "$ROUNDS"); do
     "$B" bench consume --bootstrap "127.0.0.1:$port" --workload catch-up --backlog-mib "$MIB" \
       --duration 60 --cores 0 --json "$OUT/$side-$round.json" > "$txt" 2>&1 &
     GEN=$!
+    read0=$(sectors_read)
     # The broker's CPU from the consumer's first report to the end.
     while kill -0 "$GEN" 2>/dev/null && ! grep -q consumed "$txt"; do sleep 0.02; done
     start=$(ticks "$PID"); t0=$(date +%s.%N); last=$start; t1=$t0
@@ -57,13 +62,14 @@ for round in $(seq 1 "$ROUNDS"); do
     done
     wait "$GEN"; GEN=""
     echo "$((last - start)) $t0 $t1" > "$OUT/cpu-$side-$round"
+    echo "$(( ($(sectors_read) - read0) * 512 ))" > "$OUT/disk-$side-$round"
     kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
     rm -rf "$data"
   done
 done
-python3 - "$OUT" "$ROUNDS" "$(getconf CLK_TCK)" <<'PY'
+python3 - "$OUT" "$ROUNDS" "$(getconf CLK_TCK)" "$MIB" <<'PY'
 import json, statistics, sys
-out, rounds, tck = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+out, rounds, tck, mib = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 def fio(r):
     job = json.load(open(f"{out}/fio-{r}.json"))["jobs"][0]["read"]
     return job["bw_bytes"] / 1e6
@@ -73,23 +79,26 @@ def load(side, r):
     ticks, t0, t1 = open(f"{out}/cpu-{side}-{r}").read().split()
     seconds = float(t1) - float(t0)
     cpu_ms_per_mb = 1000 * int(ticks) / tck / (mb * seconds) if seconds > 0 and mb else float("nan")
-    return mb, cpu_ms_per_mb
+    disk_per_byte = int(open(f"{out}/disk-{side}-{r}").read()) / (mib << 20)
+    return mb, cpu_ms_per_mb, disk_per_byte
 rows = {s: [load(s, r) for r in range(1, rounds + 1)] for s in "AB"}
 disk = [fio(r) for r in range(1, rounds + 1)]
 for r in range(rounds):
-    print(f"round {r + 1}: fio {disk[r]:7.0f} MB/s   A {rows['A'][r][0]:7.0f} MB/s {rows['A'][r][1]:6.3f} CPU-ms/MB"
-          f"   B {rows['B'][r][0]:7.0f} MB/s {rows['B'][r][1]:6.3f} CPU-ms/MB")
+    a, b = rows['A'][r], rows['B'][r]
+    print(f"round {r + 1}: fio {disk[r]:7.0f} MB/s   A {a[0]:7.0f} MB/s {a[1]:6.3f} CPU-ms/MB {a[2]:5.2f} disk/byte"
+          f"   B {b[0]:7.0f} MB/s {b[1]:6.3f} CPU-ms/MB {b[2]:5.2f} disk/byte")
 def median(values):
     # A run too short for one CPU sample has none (nan): left out.
     finite = [v for v in values if v == v]
     return statistics.median(finite) if finite else float("nan")
-med = {s: [median(x[i] for x in rows[s]) for i in range(2)] for s in "AB"}
+med = {s: [median(x[i] for x in rows[s]) for i in range(3)] for s in "AB"}
 fio_med = statistics.median(disk)
 for s in "AB":
     lo, hi = min(x[0] for x in rows[s]), max(x[0] for x in rows[s])
-    print(f"{s} median: {med[s][0]:.0f} MB/s (min {lo:.0f}, max {hi:.0f}), broker {med[s][1]:.3f} CPU-ms per MB; "
-          f"÷ fio {med[s][0] / fio_med:.2f}")
+    print(f"{s} median: {med[s][0]:.0f} MB/s (min {lo:.0f}, max {hi:.0f}), broker {med[s][1]:.3f} CPU-ms per MB, "
+          f"disk read {med[s][2]:.2f} bytes per backlog byte; ÷ fio {med[s][0] / fio_med:.2f}")
 print(f"fio median {fio_med:.0f} MB/s (min {min(disk):.0f}, max {max(disk):.0f})")
-print(f"B/A: consumed {med['B'][0] / med['A'][0]:.2f}x  broker CPU per MB {med['B'][1] / med['A'][1]:.2f}x")
+print(f"B/A: consumed {med['B'][0] / med['A'][0]:.2f}x  broker CPU per MB {med['B'][1] / med['A'][1]:.2f}x  "
+      f"disk bytes read {med['B'][2] / med['A'][2]:.2f}x")
 print(f"results: {out}")
 PY
