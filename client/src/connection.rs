@@ -187,15 +187,15 @@ impl ResponseReader {
     }
 
     /// A buffer of `size` bytes to read a frame into: a spare one when one
-    /// is large enough (its old bytes are read over, not zeroed first),
-    /// else a new one. A new buffer of megabytes costs its pages' faults
-    /// and zeroing: at catch-up, 29 MiB answers spent a third of the
-    /// consumer's time there.
+    /// has the room (its old bytes are read over, not zeroed first; only
+    /// bytes past its last frame's length are), else a new one. A new
+    /// buffer of megabytes costs its pages' faults and zeroing: at
+    /// catch-up, 29 MiB answers spent a third of the consumer's time there.
     fn frame_buffer(&mut self, size: usize) -> BytesMut {
-        match self.spare.iter().position(|b| b.len() >= size) {
+        match self.spare.iter().position(|b| b.capacity() >= size) {
             Some(i) => {
                 let mut buf = self.spare.swap_remove(i);
-                buf.truncate(size);
+                buf.resize(size, 0);
                 buf
             }
             None => BytesMut::zeroed(size),
@@ -203,9 +203,8 @@ impl ResponseReader {
     }
 
     /// Gives back a frame's buffer once nothing refers to it (`frame` is
-    /// the whole body [`ResponseReader::read_frame`] or
-    /// [`ResponseReader::read_with_frame`] returned, or any clone of it):
-    /// the next frames are read into it. Ignored while other references
+    /// the frame [`ResponseReader::read_with_frame`] returned, or any clone
+    /// of it): the next frames are read into it. Ignored while other references
     /// remain, or when enough are kept.
     pub fn recycle(&mut self, frame: Bytes) {
         if self.spare.len() >= SPARE_FRAMES {

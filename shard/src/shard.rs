@@ -801,11 +801,8 @@ impl Shard {
     pub async fn close(&self) {
         self.groups.stop_all();
         self.txns.stop_all();
-        let owned: Vec<_> = std::mem::take(&mut *self.partitions.borrow_mut())
-            .into_iter()
-            .collect();
         // Several at once: each close waits on its own flush and syncs.
-        let mut owned = owned.into_iter();
+        let mut owned = std::mem::take(&mut *self.partitions.borrow_mut()).into_iter();
         loop {
             let closes: Vec<_> = owned
                 .by_ref()
