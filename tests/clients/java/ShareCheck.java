@@ -39,19 +39,24 @@
 //     share.acquire.mode=record_limit and max.poll.records=3, polls until
 //     it gets records: exactly r-000, r-001, r-002 (offsets 0, 1, 2, not
 //     the whole batch), each with deliveryCount 1; its
-//     acquisitionLockTimeoutMs() is 3000;
-//  4. consumer B, a KafkaShareConsumer in GROUP with the default acquire
-//     mode (batch_optimized) and max.poll.records, is created; then, every
-//     1 s, A acknowledges its 3 records with RENEW and commitSync (every
-//     partition's result a success), B polls (ACCEPTing whatever it gets,
-//     commitSync) until the next renewal, and A's next poll returns its 3
-//     records again (the client hands renewed records back), the same
-//     offsets and nothing else; this goes on for at least 5 s (longer than
-//     the 3 s lock) and until B has had r-003 ... r-009. B never gets
-//     r-000 ... r-002: it gets exactly r-003 ... r-009, once each, with
-//     deliveryCount 1;
-//  5. A ACCEPTs its 3 records (commitSync, every result a success); then
-//     neither A nor B gets anything more for 1 s; both close.
+//     acquisitionLockTimeoutMs() is 3000; A closes. (Nothing after this
+//     step reads GROUP: A's client may already have fetched the next 3
+//     records ahead, a race inside the client.)
+//  4. GROUP-renew gets the same two configs (incrementalAlterConfigs,
+//     describeConfigs answers them); consumer H, a KafkaShareConsumer in
+//     GROUP-renew with the default acquire mode (batch_optimized), polls
+//     until it gets records: all 10, the whole batch, each with
+//     deliveryCount 1. H holds every record, so no fetch ahead of H's
+//     can take one.
+//  5. consumer B, a KafkaShareConsumer in GROUP-renew, is created; then,
+//     every 1 s, H acknowledges its 10 records with RENEW and commitSync
+//     (every partition's result a success), B polls until the next
+//     renewal and gets nothing, and H's next poll returns its 10 records
+//     again (the client hands renewed records back), the same offsets and
+//     nothing else; this goes on for 5 s, longer than the 3 s lock (had
+//     the renewals not kept the locks, B would get the records back).
+//  6. H ACCEPTs its 10 records (commitSync, every result a success); then
+//     neither H nor B gets anything more for 1 s; both close.
 //
 // Prints one "ok ..." line per step, then "PASS SCENARIO", and exits 0,
 // or "FAIL SCENARIO: ..." with what was expected and what came, and
@@ -268,26 +273,10 @@ public class ShareCheck {
             }
             ok("createTopics with 1 partition");
 
-            ConfigResource resource = new ConfigResource(ConfigResource.Type.GROUP, group);
-            Map<String, String> wanted = new TreeMap<>(Map.of(
-                    "share.auto.offset.reset", "earliest",
-                    "share.record.lock.duration.ms", String.valueOf(lockMs)));
-            List<AlterConfigOp> ops = new ArrayList<>();
-            wanted.forEach((k, v) -> ops.add(new AlterConfigOp(new ConfigEntry(k, v), AlterConfigOp.OpType.SET)));
-            await("incrementalAlterConfigs", admin.incrementalAlterConfigs(Map.of(resource, ops)).all());
-            Config config = await("describeConfigs", admin.describeConfigs(List.of(resource)).all()).get(resource);
-            check(config != null, "describeConfigs: no config for the group");
-            StringBuilder shown = new StringBuilder();
-            for (Map.Entry<String, String> e : wanted.entrySet()) {
-                ConfigEntry entry = config.get(e.getKey());
-                check(entry != null && e.getValue().equals(entry.value()),
-                        "describeConfigs: " + e.getKey() + " is " + entry + ", expected " + e.getValue());
-                shown.append(' ').append(e.getKey()).append('=').append(entry.value());
-            }
-            ok("incrementalAlterConfigs on the GROUP resource, describeConfigs answers" + shown);
+            setGroupConfig(admin, group, lockMs);
         }
-
     }
+
 
     static void javaShare(String bootstrap, String topic, String group) throws Exception {
         Properties common = commonConfig(bootstrap);
@@ -404,108 +393,82 @@ public class ShareCheck {
         aConfig.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, String.valueOf(A_RECORDS));
         try (KafkaShareConsumer<String, String> a = shareConsumer(common, topic, group, aConfig)) {
             // 3. A's first records: exactly the first max.poll.records of the batch.
-            List<ConsumerRecord<String, String>> held = pollSome(a, "consumer A's first poll", CONSUME_DEADLINE);
-            List<String> firstValues = new ArrayList<>();
-            List<Long> firstOffsets = new ArrayList<>();
-            List<Integer> firstCounts = new ArrayList<>();
-            for (ConsumerRecord<String, String> r : held) {
-                firstValues.add(r.value());
-                firstOffsets.add(r.offset());
-                firstCounts.add(r.deliveryCount().map(Short::intValue).orElse(-1));
-            }
+            List<ConsumerRecord<String, String>> got = pollSome(a, "consumer A's first poll", CONSUME_DEADLINE);
             List<Long> aOffsets = List.of(0L, 1L, 2L);
-            check(firstOffsets.equals(aOffsets) && firstValues.equals(values.subList(0, A_RECORDS)),
-                    "consumer A (record_limit, max.poll.records " + A_RECORDS + ") got " + held.size()
-                    + " records " + firstValues + " at offsets " + firstOffsets + ", expected "
+            check(offsets(got).equals(aOffsets) && values(got).equals(values.subList(0, A_RECORDS)),
+                    "consumer A (record_limit, max.poll.records " + A_RECORDS + ") got " + got.size()
+                    + " records " + values(got) + " at offsets " + offsets(got) + ", expected "
                     + values.subList(0, A_RECORDS) + " at " + aOffsets);
-            check(firstCounts.equals(List.of(1, 1, 1)), "consumer A: delivery counts " + firstCounts);
+            check(deliveryCounts(got).equals(List.of(1, 1, 1)), "consumer A: delivery counts " + deliveryCounts(got));
             ok("consumer A (share.acquire.mode=record_limit, max.poll.records=" + A_RECORDS + ") gets "
-                    + held.size() + " records: " + String.join(" ", firstValues) + ", deliveryCount 1");
+                    + got.size() + " records: " + String.join(" ", values(got)) + ", deliveryCount 1");
             Optional<Integer> lock = a.acquisitionLockTimeoutMs();
             check(lock.isPresent() && lock.get() == RENEW_LOCK_MS,
                     "consumer A: acquisitionLockTimeoutMs " + lock + ", expected " + RENEW_LOCK_MS);
             ok("acquisitionLockTimeoutMs " + lock.get());
+        }
 
-            // 4. A renews every second while B takes what it can.
-            try (KafkaShareConsumer<String, String> b = shareConsumer(common, topic, group)) {
-                Map<Long, Got> bGot = new TreeMap<>();
-                List<Got> bDeliveries = new ArrayList<>();
+        // 4. A fresh group, where H takes the whole batch.
+        String renewGroup = group + "-renew";
+        try (Admin admin = Admin.create(common)) {
+            setGroupConfig(admin, renewGroup, RENEW_LOCK_MS);
+        }
+        try (KafkaShareConsumer<String, String> h = shareConsumer(common, topic, renewGroup)) {
+            List<ConsumerRecord<String, String>> held = pollSome(h, "consumer H's first poll", CONSUME_DEADLINE);
+            List<Long> hOffsets = new ArrayList<>(wantedOffsets.keySet());
+            check(offsets(held).equals(hOffsets) && values(held).equals(values),
+                    "consumer H got " + values(held) + " at offsets " + offsets(held) + ", expected " + values
+                    + " at " + hOffsets);
+            check(deliveryCounts(held).equals(Collections.nCopies(RENEW_RECORDS, 1)),
+                    "consumer H: delivery counts " + deliveryCounts(held));
+            ok("in a second group consumer H (default acquire mode) gets the whole batch: " + held.size()
+                    + " records, deliveryCount 1");
+
+            // 5. H renews every second; B gets nothing.
+            try (KafkaShareConsumer<String, String> b = shareConsumer(common, topic, renewGroup)) {
                 long phaseStart = System.nanoTime();
-                long phaseDeadline = phaseStart + CONSUME_DEADLINE.toNanos();
                 int renewals = 0;
-                while (true) {
+                while (System.nanoTime() - phaseStart < RENEW_FOR.toNanos()) {
                     for (ConsumerRecord<String, String> r : held) {
-                        a.acknowledge(r, AcknowledgeType.RENEW);
+                        h.acknowledge(r, AcknowledgeType.RENEW);
                     }
-                    commit(a, "consumer A: RENEW " + (renewals + 1));
+                    commit(h, "consumer H: RENEW " + (renewals + 1));
                     renewals++;
                     long nextRenewal = System.nanoTime() + RENEW_EVERY.toNanos();
                     while (System.nanoTime() < nextRenewal) {
-                        int n = 0;
                         for (ConsumerRecord<String, String> r : b.poll(Duration.ofMillis(100))) {
-                            Got g = new Got(1, r.offset(), r.value(), r.deliveryCount().map(Short::intValue).orElse(-1));
-                            check(!aOffsets.contains(r.offset()), "consumer B got " + g + " while consumer A holds it"
+                            throw new Failure("consumer B got " + r.value() + " at " + r.offset()
+                                    + " with deliveryCount " + r.deliveryCount() + " while consumer H holds it"
                                     + " and has renewed it " + renewals + " times, "
                                     + (System.nanoTime() - phaseStart) / 1_000_000 + " ms after the first RENEW");
-                            bDeliveries.add(g);
-                            bGot.put(r.offset(), g);
-                            b.acknowledge(r, AcknowledgeType.ACCEPT);
-                            n++;
-                        }
-                        if (n > 0) {
-                            commit(b, "consumer B");
                         }
                     }
                     // The client hands successfully renewed records back on the next poll.
                     List<ConsumerRecord<String, String>> back =
-                            pollSome(a, "consumer A after RENEW " + renewals, Duration.ofMillis(RENEW_LOCK_MS / 2));
-                    List<Long> backOffsets = new ArrayList<>();
-                    for (ConsumerRecord<String, String> r : back) {
-                        backOffsets.add(r.offset());
-                    }
-                    check(backOffsets.equals(aOffsets), "consumer A after RENEW " + renewals + ": poll returned offsets "
-                            + backOffsets + ", expected its renewed " + aOffsets);
+                            pollSome(h, "consumer H after RENEW " + renewals, Duration.ofMillis(RENEW_LOCK_MS / 2));
+                    check(offsets(back).equals(hOffsets), "consumer H after RENEW " + renewals
+                            + ": poll returned offsets " + offsets(back) + ", expected its renewed " + hOffsets);
                     held = back;
-                    long elapsed = System.nanoTime() - phaseStart;
-                    if (elapsed >= RENEW_FOR.toNanos() && bGot.size() == RENEW_RECORDS - A_RECORDS) {
-                        break;
-                    }
-                    check(System.nanoTime() < phaseDeadline, "after " + renewals + " renewals consumer B has only "
-                            + bGot.values() + ", expected " + values.subList(A_RECORDS, RENEW_RECORDS));
                 }
-                System.err.printf("renewal phase: %d renewals in %d ms; consumer B: %d deliveries%n", renewals,
-                        (System.nanoTime() - phaseStart) / 1_000_000, bDeliveries.size());
-                ok("consumer A RENEWs its " + A_RECORDS + " records (commitSync) every " + RENEW_EVERY.toSeconds()
-                        + " s for at least " + RENEW_FOR.toSeconds() + " s, longer than the " + RENEW_LOCK_MS
-                        + " ms lock: every commitSync succeeds and A's next poll returns the same "
-                        + A_RECORDS + " records");
-                Map<Long, String> bValues = new TreeMap<>();
-                Map<Integer, Integer> bCounts = new TreeMap<>();
-                for (Got g : bDeliveries) {
-                    bValues.put(g.offset(), g.value());
-                    bCounts.merge(g.deliveryCount(), 1, Integer::sum);
-                }
-                Map<Long, String> bWanted = new TreeMap<>(wantedOffsets);
-                aOffsets.forEach(bWanted::remove);
-                check(bValues.equals(bWanted), "consumer B got " + bValues + ", expected " + bWanted);
-                check(bDeliveries.size() == bWanted.size(), "consumer B: " + bDeliveries.size() + " deliveries of "
-                        + bWanted.size() + " records: " + bDeliveries);
-                check(bCounts.equals(Map.of(1, bWanted.size())), "consumer B: delivery counts " + bCounts);
-                ok("meanwhile consumer B (default acquire mode) got " + values.get(A_RECORDS) + ".."
-                        + values.get(RENEW_RECORDS - 1) + ", each once with deliveryCount 1, and ACCEPTed them;"
-                        + " none of A's renewed records");
+                System.err.printf("renewal phase: %d renewals in %d ms%n", renewals,
+                        (System.nanoTime() - phaseStart) / 1_000_000);
+                ok("consumer H RENEWs its " + RENEW_RECORDS + " records (commitSync) every "
+                        + RENEW_EVERY.toSeconds() + " s for " + RENEW_FOR.toSeconds() + " s, longer than the "
+                        + RENEW_LOCK_MS + " ms lock: every commitSync succeeds and H's next poll returns the same "
+                        + RENEW_RECORDS + " records");
+                ok("meanwhile consumer B (same group) gets none of them");
 
-                // 5. A accepts; nothing is left for anyone.
+                // 6. H accepts; nothing is left for anyone.
                 for (ConsumerRecord<String, String> r : held) {
-                    a.acknowledge(r, AcknowledgeType.ACCEPT);
+                    h.acknowledge(r, AcknowledgeType.ACCEPT);
                 }
-                commit(a, "consumer A: ACCEPT");
-                ok("consumer A ACCEPTs " + String.join(" ", firstValues) + " (commitSync succeeds)");
+                commit(h, "consumer H: ACCEPT");
+                ok("consumer H ACCEPTs its " + RENEW_RECORDS + " records (commitSync succeeds)");
                 long quietEnd = System.nanoTime() + QUIET.toNanos();
                 while (System.nanoTime() < quietEnd) {
-                    for (KafkaShareConsumer<String, String> c : List.of(a, b)) {
+                    for (KafkaShareConsumer<String, String> c : List.of(h, b)) {
                         for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(100))) {
-                            throw new Failure("after A's ACCEPT consumer " + (c == a ? "A" : "B") + " got " + r.value()
+                            throw new Failure("after H's ACCEPT consumer " + (c == h ? "H" : "B") + " got " + r.value()
                                     + " at " + r.offset() + " with deliveryCount " + r.deliveryCount());
                         }
                     }
@@ -513,6 +476,46 @@ public class ShareCheck {
                 ok("then neither consumer gets anything more for " + QUIET.toSeconds() + " s");
             }
         }
+    }
+
+    static List<Long> offsets(List<ConsumerRecord<String, String>> records) {
+        List<Long> out = new ArrayList<>();
+        records.forEach(r -> out.add(r.offset()));
+        return out;
+    }
+
+    static List<String> values(List<ConsumerRecord<String, String>> records) {
+        List<String> out = new ArrayList<>();
+        records.forEach(r -> out.add(r.value()));
+        return out;
+    }
+
+    static List<Integer> deliveryCounts(List<ConsumerRecord<String, String>> records) {
+        List<Integer> out = new ArrayList<>();
+        records.forEach(r -> out.add(r.deliveryCount().map(Short::intValue).orElse(-1)));
+        return out;
+    }
+
+    /** GROUP's share.auto.offset.reset=earliest and
+     *  share.record.lock.duration.ms=lockMs, as describeConfigs answers. */
+    static void setGroupConfig(Admin admin, String group, int lockMs) throws Exception {
+        ConfigResource resource = new ConfigResource(ConfigResource.Type.GROUP, group);
+        Map<String, String> wanted = new TreeMap<>(Map.of(
+                "share.auto.offset.reset", "earliest",
+                "share.record.lock.duration.ms", String.valueOf(lockMs)));
+        List<AlterConfigOp> ops = new ArrayList<>();
+        wanted.forEach((k, v) -> ops.add(new AlterConfigOp(new ConfigEntry(k, v), AlterConfigOp.OpType.SET)));
+        await("incrementalAlterConfigs", admin.incrementalAlterConfigs(Map.of(resource, ops)).all());
+        Config config = await("describeConfigs", admin.describeConfigs(List.of(resource)).all()).get(resource);
+        check(config != null, "describeConfigs: no config for the group");
+        StringBuilder shown = new StringBuilder();
+        for (Map.Entry<String, String> e : wanted.entrySet()) {
+            ConfigEntry entry = config.get(e.getKey());
+            check(entry != null && e.getValue().equals(entry.value()),
+                    "describeConfigs: " + e.getKey() + " is " + entry + ", expected " + e.getValue());
+            shown.append(' ').append(e.getKey()).append('=').append(entry.value());
+        }
+        ok("incrementalAlterConfigs on the GROUP resource, describeConfigs answers" + shown);
     }
 
     /** Polls (without acknowledging) until records arrive; nothing within
