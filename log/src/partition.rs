@@ -48,7 +48,7 @@ use crate::checkpoint::{self, PartitionCheckpoint};
 use crate::chunk::ReadChunk;
 use crate::error::{LogError, LogResult};
 use crate::producers;
-use crate::read_ahead::{ReadAheadBudget, ReadAheadSlot, READ_AHEAD_MAX_BYTES};
+use crate::read_ahead::{ReadAheadBudget, ReadAheadSlot, Stop, READ_AHEAD_MAX_BYTES};
 use crate::segment::{parse_segment_name, ReadBufOf, RecoveryReport, Resume, Segment};
 use crate::storage::Storage;
 use crate::txn_index;
@@ -1346,16 +1346,23 @@ impl<S: Storage> PartitionLog<S> {
                 .take(&seg, from)
                 .await
                 .map(|(position, chunk)| Resume { position, chunk });
-            let (out, end) = Segment::read_from(&seg, from, max_bytes, upto, resume).await?;
-            if let Some(end) = end {
-                // More of the segment waits on disk: read it now, while this
-                // answer goes out and the next Fetch comes.
-                let len = next_bytes
+            let read = Segment::read_from(&seg, from, max_bytes, upto, resume).await?;
+            let out = read.chunks;
+            if let Some(end) = read.end {
+                // More of the segment waits on disk: read it now, while
+                // this answer goes out and the next Fetch comes, starting
+                // with the whole batches this read did not take.
+                let read_bytes = next_bytes
                     .max(end.next_read_bytes)
-                    .min(READ_AHEAD_MAX_BYTES)
-                    .min(usize::try_from(end.written_bytes).unwrap_or(usize::MAX));
-                self.read_ahead
-                    .start(&seg, generation, end.next_offset, end.position, len);
+                    .min(READ_AHEAD_MAX_BYTES);
+                let stop = Stop {
+                    next_offset: end.next_offset,
+                    position: end.position,
+                    written_end: end.position + end.written_bytes,
+                    read_bytes,
+                };
+                let rest = read.rest.map(|r| (r.bytes, r.buffer_bytes));
+                self.read_ahead.follow(&seg, generation, stop, rest);
             }
             let seg_end = seg.borrow().next_offset;
             // An empty segment (or one emptied by a race with truncation):

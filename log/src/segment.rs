@@ -34,7 +34,7 @@ use sluice_core::Offset;
 use crate::chunk::ReadChunk;
 
 mod read;
-pub use read::{ReadEnd, Resume};
+pub use read::{ReadEnd, Rest, Resume, SegmentRead};
 mod recovery;
 use crate::error::{LogError, LogResult};
 use crate::index::{relative, IndexEntry, OffsetEntry, SparseIndex, TimeEntry};

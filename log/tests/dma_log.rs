@@ -209,13 +209,10 @@ fn read_ahead_serves_a_reader_behind_and_forgets_truncated_bytes() {
             assert_eq!(o, eo);
             assert!(v.starts_with(ev.as_bytes()), "{v:?} at {o}");
         }
-        let (started, used) = budget.counts();
-        assert!(started > 10, "read-aheads started: {started}");
-        assert_eq!(
-            used,
-            started - 1,
-            "all but the last used: {started} started"
-        );
+        let counts = budget.counts();
+        let held = counts.started + counts.kept;
+        assert!(held > 10, "read-aheads started or kept: {counts:?}");
+        assert_eq!(counts.used, held - 1, "all but the last used: {counts:?}");
         assert!(budget.used_bytes() > 0, "the last one is held");
 
         // A read from the middle leaves a read-ahead for where it stopped;
@@ -241,11 +238,57 @@ fn read_ahead_serves_a_reader_behind_and_forgets_truncated_bytes() {
         let _ = log.read(0, 4096, end).await.expect("read");
         assert!(budget.used_bytes() > 0);
         let _ = log.read(100, 4096, end).await.expect("read");
-        let (_, used_before) = budget.counts();
+        let used_before = budget.counts().used;
         let _ = log.read(0, 4096, end).await.expect("read");
-        assert_eq!(budget.counts().1, used_before, "no read-ahead for offset 0");
+        assert_eq!(
+            budget.counts().used,
+            used_before,
+            "no read-ahead for offset 0"
+        );
         log.close().await.expect("close");
         assert_eq!(budget.used_bytes(), 0, "closing drops read-aheads");
+    });
+}
+
+#[test]
+fn a_reader_behind_reads_each_byte_from_disk_once() {
+    let dir = common::tempdir();
+    run(async {
+        let cache = Rc::new(RefCell::new(BatchCache::new(0)));
+        let budget = cache.borrow().read_ahead_budget();
+        budget.set_limit(8 << 20);
+        let log = open_with_cache(dir.path(), &cache).await;
+        // 64 batches of about 16 KiB: 1 MiB.
+        for tag in 0..64u64 {
+            log.append(batch(tag, 16, 1000, 0), 0, 0)
+                .await
+                .expect("append");
+        }
+        log.flush().await.expect("flush");
+        let end = log.log_end_offset();
+        // A consumer behind, 40 KiB (two batches) a read: its disk reads
+        // are 256 KiB each, and what one does not return is kept for the
+        // next, so about 4 reads from disk serve 32 Fetches.
+        let (mut from, mut bases, mut reads) = (0, Vec::new(), 0);
+        while from < end {
+            let chunk = log.read(from, 40 * 1024, end).await.expect("read");
+            let got = batch_bases(&chunk);
+            assert!(!got.is_empty(), "a read behind returns data at {from}");
+            bases.extend(got);
+            from = records(&chunk).last().expect("records").0 + 1;
+            reads += 1;
+        }
+        assert_eq!(bases, (0..64).map(|b| b * 16).collect::<Vec<_>>());
+        let counts = budget.counts();
+        assert!(reads >= 32, "{reads} reads");
+        assert!(
+            counts.started <= 5,
+            "1 MiB read with at most 6 reads from disk: {counts:?}"
+        );
+        assert!(counts.kept >= 20, "{counts:?}");
+        assert_eq!(counts.used, counts.started + counts.kept, "{counts:?}");
+        log.close().await.expect("close");
+        assert_eq!(budget.used_bytes(), 0, "closing drops what was kept");
     });
 }
 

@@ -293,8 +293,13 @@ pub async fn metrics(shard: &Rc<Shard>, limits: &ConnectionLimits) -> String {
             |s| s.read_ahead_started,
         ),
         (
+            "sluice_read_ahead_kept_total",
+            "Bytes a disk read left over, kept for the reader's next read",
+            |s| s.read_ahead_kept,
+        ),
+        (
             "sluice_read_ahead_used_total",
-            "Reads started ahead that a Fetch then used",
+            "Read-aheads (started or kept) that a Fetch then used",
             |s| s.read_ahead_used,
         ),
     ];

@@ -755,7 +755,10 @@ impl Shard {
         let read_ahead = cache.read_ahead_budget();
         stats.read_ahead_bytes = read_ahead.used_bytes();
         stats.read_ahead_budget_bytes = self.config.shard.read_ahead_bytes;
-        (stats.read_ahead_started, stats.read_ahead_used) = read_ahead.counts();
+        let counts = read_ahead.counts();
+        stats.read_ahead_started = counts.started;
+        stats.read_ahead_kept = counts.kept;
+        stats.read_ahead_used = counts.used;
         stats
     }
 

@@ -27,6 +27,26 @@ pub struct Resume<R> {
     pub chunk: R,
 }
 
+/// What [`Segment::read_from`] returned, and what it leaves for the next
+/// read.
+pub struct SegmentRead<R> {
+    pub chunks: Vec<ReadChunk<R>>,
+    /// Where it stopped, when that was before the end of what is on disk.
+    pub end: Option<ReadEnd>,
+    /// Bytes it had read past `end.position`, starting with at least one
+    /// whole batch: the next read from `end.next_offset` can resume from
+    /// them instead of reading them again.
+    pub rest: Option<Rest<R>>,
+}
+
+/// Bytes a read holds past where it stopped (see [`SegmentRead::rest`]).
+pub struct Rest<R> {
+    pub bytes: R,
+    /// The length of the read buffer `bytes` is a slice of, which stays
+    /// allocated while they are held.
+    pub buffer_bytes: usize,
+}
+
 impl<S: Storage> Segment<S> {
     /// Whole batches from the one holding `from_offset` (which must lie in
     /// this segment), while their total stays within `max_bytes` (at least
@@ -39,19 +59,23 @@ impl<S: Storage> Segment<S> {
     ) -> LogResult<Vec<ReadChunk<ReadBufOf<S>>>> {
         Ok(Self::read_from(this, from_offset, max_bytes, upto, None)
             .await?
-            .0)
+            .chunks)
     }
 
     /// [`Segment::read`], starting from `resume` when given (no index
-    /// lookup, no first read), and saying where it stopped when its budget
-    /// ran out with more of the segment on disk to read.
+    /// lookup, no first read), and saying where it stopped when that was
+    /// before the end of what is on disk, with the bytes it read past that
+    /// point. One read from disk serves it: once it returns a batch, it
+    /// stops where the bytes of its read run out rather than read again
+    /// for what little of the budget is left (a reader behind reads on
+    /// from there, usually from bytes read ahead).
     pub async fn read_from(
         this: &std::cell::RefCell<Self>,
         from_offset: Offset,
         max_bytes: usize,
         upto: Offset,
         mut resume: Option<Resume<ReadBufOf<S>>>,
-    ) -> LogResult<(Vec<ReadChunk<ReadBufOf<S>>>, Option<ReadEnd>)> {
+    ) -> LogResult<SegmentRead<ReadBufOf<S>>> {
         // Unwritten batches are served from memory, as they are.
         let (file, path, start_pos, start_base, disk_bytes) = {
             let seg = this.borrow();
@@ -59,7 +83,11 @@ impl<S: Storage> Segment<S> {
                 if from_offset >= first.header.base_offset {
                     let batches = seg.read_unwritten(from_offset, max_bytes, upto);
                     let chunks = batches.into_iter().map(ReadChunk::Shared).collect();
-                    return Ok((chunks, None));
+                    return Ok(SegmentRead {
+                        chunks,
+                        end: None,
+                        rest: None,
+                    });
                 }
             }
             let (base, pos) = match &resume {
@@ -85,14 +113,21 @@ impl<S: Storage> Segment<S> {
         let mut total = 0usize;
         let mut last_taken = None;
         let mut first_taken_at = None;
-        let mut budget_spent = false;
+        // Stopped with batches left on disk: the budget ran out, or the
+        // bytes read did.
+        let mut stopped_early = false;
+        let mut rest = None;
         let read_bytes = max_bytes.max(READ_CHUNK_BYTES);
         'chunks: while pos < disk_bytes {
             let want = (read_bytes as u64).min(disk_bytes - pos) as usize;
             let chunk = match resume.take() {
                 // Bytes read ahead never reach past what was written then,
-                // nor (the same) now; cut to `want` all the same.
-                Some(r) if r.chunk.len() > want => S::File::slice(&r.chunk, 0, want),
+                // nor (the same) now; cut there all the same. A longer
+                // resumed chunk is kept whole: what the budget leaves of it
+                // becomes the rest.
+                Some(r) if r.chunk.len() as u64 > disk_bytes - pos => {
+                    S::File::slice(&r.chunk, 0, (disk_bytes - pos) as usize)
+                }
                 Some(r) => r.chunk,
                 None => file
                     .read_local(pos, want)
@@ -108,10 +143,10 @@ impl<S: Storage> Segment<S> {
             let (mut at, mut take_from) = (0usize, None::<usize>);
             let mut stop = false;
             while at < chunk.len() {
-                let rest = &chunk[at..];
-                let header = match BatchHeader::peek(rest) {
+                let unwalked = &chunk[at..];
+                let header = match BatchHeader::peek(unwalked) {
                     Ok(h) => h,
-                    Err(_) if rest.len() < HEADER_BYTES => break,
+                    Err(_) if unwalked.len() < HEADER_BYTES => break,
                     Err(e) => {
                         let position = pos + at as u64;
                         return Err(LogError::Corrupt {
@@ -126,10 +161,16 @@ impl<S: Storage> Segment<S> {
                     break;
                 }
                 if total > 0 && total + header.size_bytes > max_bytes {
-                    (stop, budget_spent) = (true, true);
+                    (stop, stopped_early) = (true, true);
+                    if header.size_bytes <= unwalked.len() {
+                        rest = Some(Rest {
+                            bytes: S::File::slice(&chunk, at, chunk.len() - at),
+                            buffer_bytes: chunk.len(),
+                        });
+                    }
                     break;
                 }
-                if header.size_bytes > rest.len() {
+                if header.size_bytes > unwalked.len() {
                     break;
                 }
                 if header.last_offset() >= from_offset {
@@ -145,8 +186,7 @@ impl<S: Storage> Segment<S> {
             }
             if at == 0 && !stop {
                 // The next batch is larger than the chunk: read it whole.
-                let rest = &chunk[..];
-                let Ok(header) = BatchHeader::peek(rest) else {
+                let Ok(header) = BatchHeader::peek(&chunk) else {
                     break 'chunks;
                 };
                 let whole = file
@@ -170,8 +210,10 @@ impl<S: Storage> Segment<S> {
                 at = header.size_bytes;
             }
             pos += at as u64;
-            if stop || total >= max_bytes {
-                budget_spent |= !stop;
+            if stop || total > 0 {
+                // Stopped by the budget, by `upto` or by the end of the
+                // bytes read: the next read starts at `pos`.
+                stopped_early |= !stop;
                 break;
             }
         }
@@ -185,7 +227,7 @@ impl<S: Storage> Segment<S> {
                 next_read_bytes: read_bytes,
                 written_bytes: disk_bytes - first,
             }),
-            (Some(last), _) if budget_spent && pos < disk_bytes => Some(ReadEnd {
+            (Some(last), _) if stopped_early && pos < disk_bytes => Some(ReadEnd {
                 next_offset: last + 1,
                 position: pos,
                 next_read_bytes: read_bytes,
@@ -193,7 +235,23 @@ impl<S: Storage> Segment<S> {
             }),
             _ => None,
         };
-        Ok((out, end))
+        Ok(SegmentRead {
+            chunks: out,
+            rest: rest.filter(|_| end.is_some_and(|e| e.position == pos)),
+            end,
+        })
+    }
+
+    /// The last batch start the offset index names after `position` and
+    /// at most `len` bytes past it: a read of the bytes from `position` to
+    /// there holds whole batches only (none cut at its end, to be read
+    /// again by the next read).
+    pub fn batch_start_within(&self, position: u64, len: usize) -> Option<u64> {
+        let end = position.saturating_add(len as u64);
+        let entries = self.offset_index.entries();
+        let i = entries.partition_point(|e| u64::from(e.position) <= end);
+        let start = u64::from(entries.get(i.checked_sub(1)?)?.position);
+        (start > position).then_some(start)
     }
 
     pub(super) fn read_unwritten(
