@@ -349,6 +349,11 @@ pub struct ShardConfig {
     /// ahead of consumers that are behind (a backlog read from disk); the
     /// oldest are dropped past it. 0 turns read-ahead off.
     pub read_ahead_bytes: u64,
+    /// The least one read ahead of a reader reads from disk at once (more
+    /// when the reader's Fetch asks more of the partition, up to 4 MiB).
+    /// `sluice iotune` picks it from the disk: the smallest read that
+    /// reaches 90% of the disk's best bandwidth with one read in flight.
+    pub read_ahead_read_bytes: u64,
     /// An idle shard polls this long before it sleeps: a message from
     /// another core then finds it awake instead of waiting for a wake-up.
     pub spin_before_park_us: u64,
@@ -371,6 +376,7 @@ impl Default for ShardConfig {
         ShardConfig {
             batch_cache_bytes: 64 * 1024 * 1024,
             read_ahead_bytes: 64 * 1024 * 1024,
+            read_ahead_read_bytes: 256 * 1024,
             spin_before_park_us: 200,
             metadata_snapshot_commands: 1024,
             share_partitions_max: 10_000,
@@ -659,6 +665,12 @@ pub struct NodeConfig {
     /// The controller quorum's voters, `ID@HOST:PORT,...` (Kafka's
     /// `controller.quorum.voters`); unset: this node alone.
     pub controller_voters: Option<String>,
+    /// The disk's properties as `sluice iotune` measured them (default:
+    /// [`IO_PROPERTIES_FILE`] in `data_dir`, when it is there). The
+    /// settings in its `[chosen]` table stand in for the built-in
+    /// defaults; the configuration file, `SLUICE_*` variables and flags
+    /// still win over them.
+    pub io_properties_file: Option<PathBuf>,
     pub kafka: KafkaConfig,
     pub log: LogConfig,
     pub shard: ShardConfig,
@@ -677,6 +689,7 @@ impl Default for NodeConfig {
             node_id: 0,
             rpc_addr: None,
             controller_voters: None,
+            io_properties_file: None,
             kafka: KafkaConfig::default(),
             log: LogConfig::default(),
             shard: ShardConfig::default(),
@@ -715,14 +728,51 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// Loads a [`NodeConfig`]: defaults, then `file` (TOML) if given, then
+/// The file `sluice iotune` writes in the data directory and the broker
+/// reads at start (see [`NodeConfig::io_properties_file`]).
+pub const IO_PROPERTIES_FILE: &str = "io-properties.toml";
+
+/// The table of an io-properties file whose settings the broker takes.
+pub const IO_PROPERTIES_CHOSEN: &str = "chosen";
+
+/// Loads a [`NodeConfig`]: defaults, then the `[chosen]` settings of the
+/// io-properties file (when there is one, see
+/// [`NodeConfig::io_properties_file`]), then `file` (TOML) if given, then
 /// `SLUICE_*` environment variables, then `overrides` (the CLI's flags, as a
 /// serializable struct holding only the flags the user set).
 pub fn load<O: Serialize>(
     file: Option<&Path>,
     overrides: Option<&O>,
 ) -> Result<NodeConfig, ConfigError> {
+    // The data directory (and so the io-properties file) comes from the
+    // same sources, so they are read once without it to find it.
+    let config = extract(layers(None, file, overrides))?;
+    let config = match io_properties_path(&config) {
+        Some(io) => extract(layers(Some(&io), file, overrides))?,
+        None => config,
+    };
+    config.log.validate().map_err(ConfigError::Invalid)?;
+    Ok(config)
+}
+
+/// The io-properties file `config` names, or the one in its data
+/// directory when that exists.
+pub fn io_properties_path(config: &NodeConfig) -> Option<PathBuf> {
+    config.io_properties_file.clone().or_else(|| {
+        let default = config.data_dir.join(IO_PROPERTIES_FILE);
+        default.is_file().then_some(default)
+    })
+}
+
+fn layers<O: Serialize>(
+    io_properties: Option<&Path>,
+    file: Option<&Path>,
+    overrides: Option<&O>,
+) -> Figment {
     let mut figment = Figment::from(Serialized::defaults(NodeConfig::default()));
+    if let Some(io) = io_properties {
+        figment = figment.merge(Figment::from(Toml::file_exact(io)).focus(IO_PROPERTIES_CHOSEN));
+    }
     if let Some(file) = file {
         figment = figment.merge(Toml::file_exact(file));
     }
@@ -730,11 +780,13 @@ pub fn load<O: Serialize>(
     if let Some(overrides) = overrides {
         figment = figment.merge(Serialized::defaults(overrides));
     }
-    let config: NodeConfig = figment
+    figment
+}
+
+fn extract(figment: Figment) -> Result<NodeConfig, ConfigError> {
+    figment
         .extract()
-        .map_err(|e| ConfigError::Parse(Box::new(e)))?;
-    config.log.validate().map_err(ConfigError::Invalid)?;
-    Ok(config)
+        .map_err(|e| ConfigError::Parse(Box::new(e)))
 }
 
 #[cfg(test)]
@@ -774,6 +826,54 @@ mod tests {
             assert_eq!(c.log.segment_bytes, 8_192_000);
             assert_eq!(c.log.flush, FlushPolicy::Never);
             assert_eq!(c.log.index_interval_bytes, 4096);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn io_properties_stand_in_for_defaults_and_yield_to_every_setting() {
+        figment::Jail::expect_with(|jail| {
+            std::fs::create_dir("data").map_err(|e| e.to_string())?;
+            jail.create_file(
+                "data/io-properties.toml",
+                "[chosen.log]\nwrite_buffer_bytes = 262144\n\
+                 [chosen.shard]\nread_ahead_read_bytes = 1048576\n\
+                 [measured]\nwrite_bandwidth = 1\n",
+            )?;
+            #[derive(Serialize)]
+            struct Flags {
+                data_dir: &'static str,
+            }
+            let flags = Flags { data_dir: "data" };
+            let c = load::<Flags>(None, Some(&flags)).expect("loads");
+            assert_eq!(c.log.write_buffer_bytes, 262_144);
+            assert_eq!(c.shard.read_ahead_read_bytes, 1_048_576);
+            // The configuration file and the environment win over it.
+            jail.create_file("sluice.toml", "[log]\nwrite_buffer_bytes = 524288\n")?;
+            jail.set_env("SLUICE_SHARD__READ_AHEAD_READ_BYTES", "2097152");
+            let c = load(Some(Path::new("sluice.toml")), Some(&flags)).expect("loads");
+            assert_eq!(c.log.write_buffer_bytes, 524_288);
+            assert_eq!(c.shard.read_ahead_read_bytes, 2_097_152);
+            // Without the file, the defaults.
+            let c = load::<()>(None, None).expect("loads");
+            assert_eq!(
+                c.log.write_buffer_bytes,
+                LogConfig::default().write_buffer_bytes
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_named_io_properties_file_must_exist_and_hold_known_settings() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SLUICE_IO_PROPERTIES_FILE", "missing.toml");
+            let err = load::<()>(None, None).unwrap_err();
+            assert!(err.to_string().contains("missing.toml"), "{err}");
+            jail.create_file("typo.toml", "[chosen.log]\nwrite_bufer_bytes = 4096\n")?;
+            jail.set_env("SLUICE_IO_PROPERTIES_FILE", "typo.toml");
+            let err = load::<()>(None, None).unwrap_err();
+            assert!(err.to_string().contains("write_bufer_bytes"), "{err}");
             Ok(())
         });
     }

@@ -1354,6 +1354,7 @@ impl<S: Storage> PartitionLog<S> {
                 // with the whole batches this read did not take.
                 let read_bytes = next_bytes
                     .max(end.next_read_bytes)
+                    .max(self.read_ahead.min_read_bytes())
                     .min(READ_AHEAD_MAX_BYTES);
                 let stop = Stop {
                     next_offset: end.next_offset,

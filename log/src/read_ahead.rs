@@ -49,6 +49,8 @@ pub const READ_AHEAD_MAX_BYTES: usize = 4 << 20;
 /// partition logs (one shard, one thread).
 pub struct ReadAheadBudget {
     limit_bytes: Cell<u64>,
+    /// The least one read-ahead reads (`shard.read_ahead_read_bytes`).
+    min_read_bytes: Cell<usize>,
     used_bytes: Cell<u64>,
     /// Live read-aheads, oldest first: (id, its slot). An entry whose slot
     /// now holds another read-ahead (or none) is stale and skipped.
@@ -87,6 +89,7 @@ impl ReadAheadBudget {
     pub fn new(limit_bytes: u64) -> Rc<ReadAheadBudget> {
         Rc::new(ReadAheadBudget {
             limit_bytes: Cell::new(limit_bytes),
+            min_read_bytes: Cell::new(crate::segment::READ_CHUNK_BYTES),
             used_bytes: Cell::new(0),
             order: RefCell::new(VecDeque::new()),
             live: Cell::new(0),
@@ -101,6 +104,19 @@ impl ReadAheadBudget {
     pub fn set_limit(&self, limit_bytes: u64) {
         self.limit_bytes.set(limit_bytes);
         self.make_room(0);
+    }
+
+    /// Sets the least one read-ahead reads (from one alignment unit to
+    /// [`READ_AHEAD_MAX_BYTES`]); read-aheads already started keep their
+    /// length.
+    pub fn set_min_read_bytes(&self, bytes: usize) {
+        self.min_read_bytes
+            .set(bytes.clamp(crate::storage::ALIGN, READ_AHEAD_MAX_BYTES));
+    }
+
+    /// The least one read-ahead reads.
+    pub fn min_read_bytes(&self) -> usize {
+        self.min_read_bytes.get()
     }
 
     /// Bytes held or in flight now.
@@ -253,6 +269,11 @@ impl<S: Storage> ReadAheadSlot<S> {
     /// whose end it starts from.
     pub fn generation(&self) -> u64 {
         self.generation.get()
+    }
+
+    /// The least one read-ahead of this slot reads (its budget's setting).
+    pub fn min_read_bytes(&self) -> usize {
+        self.budget.min_read_bytes()
     }
 
     fn drop_held(&self) {

@@ -8,6 +8,7 @@ use std::rc::Rc;
 use common::{batch, batch_bases, records, run};
 use sluice_core::config::LogConfig;
 use sluice_core::ErrorCode;
+use sluice_log::read_ahead::ReadAheadCounts;
 use sluice_log::{BatchCache, DmaStorage, LogError, PartitionLog};
 
 fn small_segments() -> LogConfig {
@@ -250,15 +251,19 @@ fn read_ahead_serves_a_reader_behind_and_forgets_truncated_bytes() {
     });
 }
 
-#[test]
-fn a_reader_behind_reads_each_byte_from_disk_once() {
+/// Reads a 1 MiB backlog (64 batches of about 16 KiB) 40 KiB at a time,
+/// with each read ahead at least `min_read_bytes` when given; checks every
+/// batch came back once, in order, and returns the read-ahead counts.
+fn read_a_backlog_behind(min_read_bytes: Option<usize>) -> ReadAheadCounts {
     let dir = common::tempdir();
     run(async {
         let cache = Rc::new(RefCell::new(BatchCache::new(0)));
         let budget = cache.borrow().read_ahead_budget();
         budget.set_limit(8 << 20);
+        if let Some(bytes) = min_read_bytes {
+            budget.set_min_read_bytes(bytes);
+        }
         let log = open_with_cache(dir.path(), &cache).await;
-        // 64 batches of about 16 KiB: 1 MiB.
         for tag in 0..64u64 {
             log.append(batch(tag, 16, 1000, 0), 0, 0)
                 .await
@@ -266,9 +271,6 @@ fn a_reader_behind_reads_each_byte_from_disk_once() {
         }
         log.flush().await.expect("flush");
         let end = log.log_end_offset();
-        // A consumer behind, 40 KiB (two batches) a read: its disk reads
-        // are 256 KiB each, and what one does not return is kept for the
-        // next, so about 4 reads from disk serve 32 Fetches.
         let (mut from, mut bases, mut reads) = (0, Vec::new(), 0);
         while from < end {
             let chunk = log.read(from, 40 * 1024, end).await.expect("read");
@@ -279,17 +281,36 @@ fn a_reader_behind_reads_each_byte_from_disk_once() {
             reads += 1;
         }
         assert_eq!(bases, (0..64).map(|b| b * 16).collect::<Vec<_>>());
-        let counts = budget.counts();
         assert!(reads >= 32, "{reads} reads");
-        assert!(
-            counts.started <= 5,
-            "1 MiB read with at most 6 reads from disk: {counts:?}"
-        );
-        assert!(counts.kept >= 20, "{counts:?}");
+        let counts = budget.counts();
         assert_eq!(counts.used, counts.started + counts.kept, "{counts:?}");
         log.close().await.expect("close");
         assert_eq!(budget.used_bytes(), 0, "closing drops what was kept");
-    });
+        counts
+    })
+}
+
+#[test]
+fn a_reader_behind_reads_each_byte_from_disk_once() {
+    // Its disk reads are 256 KiB each, and what one does not return is
+    // kept for the next, so about 4 reads from disk serve 32 Fetches.
+    let counts = read_a_backlog_behind(None);
+    assert!(
+        counts.started <= 5,
+        "1 MiB read with at most 6 reads from disk: {counts:?}"
+    );
+    assert!(counts.kept >= 20, "{counts:?}");
+}
+
+#[test]
+fn a_read_ahead_reads_at_least_its_configured_size() {
+    // shard.read_ahead_read_bytes at 1 MiB: a read ahead takes about the
+    // rest of the backlog (ending where a batch starts), so two do it,
+    // where the default, 256 KiB, takes more.
+    let counts = read_a_backlog_behind(Some(1 << 20));
+    let default = read_a_backlog_behind(None);
+    assert!(counts.started <= 2, "{counts:?}");
+    assert!(counts.started < default.started, "{counts:?} {default:?}");
 }
 
 #[test]

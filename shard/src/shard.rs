@@ -344,9 +344,11 @@ impl Shard {
             shards,
             cache: {
                 let cache = BatchCache::new(config.shard.batch_cache_bytes);
-                cache
-                    .read_ahead_budget()
-                    .set_limit(config.shard.read_ahead_bytes);
+                let read_ahead = cache.read_ahead_budget();
+                read_ahead.set_limit(config.shard.read_ahead_bytes);
+                read_ahead.set_min_read_bytes(
+                    usize::try_from(config.shard.read_ahead_read_bytes).unwrap_or(usize::MAX),
+                );
                 Rc::new(RefCell::new(cache))
             },
             config,
