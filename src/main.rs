@@ -102,6 +102,28 @@ enum Command {
     /// Local development helpers.
     #[command(subcommand)]
     Dev(DevCommand),
+    /// Measure the disk under the data directory (O_DIRECT reads and writes
+    /// through io_uring, as the log does) and write the io-properties file
+    /// the broker reads at start: the write and read sizes chosen from it
+    /// (`[chosen]`) and what was measured (`[measured]`).
+    Iotune(IotuneArgs),
+}
+
+#[derive(clap::Args)]
+struct IotuneArgs {
+    #[command(flatten)]
+    node: NodeFlags,
+    /// Where to write the file [default: the configured
+    /// io_properties_file, else io-properties.toml in the data directory].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// How long each of the 15 measured points runs, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    point_ms: u64,
+    /// The most MiB one point writes, and the size of the file reads are
+    /// measured on (at least 16).
+    #[arg(long, default_value_t = 1024)]
+    max_file_mib: u64,
 }
 
 #[derive(clap::Args)]
@@ -239,6 +261,7 @@ fn main() -> anyhow::Result<()> {
             );
         }
         Command::Serve(flags) => serve(load(&flags)?)?,
+        Command::Iotune(args) => iotune(args)?,
         Command::Group(args) => print!("{}", group(args)?),
         Command::Txn(args) => print!("{}", txn(args)?),
         Command::Bench(command) => print!("{}", sluice_bench::cli::main(*command)?),
@@ -302,7 +325,42 @@ fn group(args: GroupArgs) -> anyhow::Result<String> {
 /// held them (one just killed) before it gives up.
 const PORT_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// `sluice iotune`: measures, then writes the file whole (a temporary file
+/// renamed over it) and prints it.
+fn iotune(args: IotuneArgs) -> anyhow::Result<()> {
+    let config = load(&args.node)?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let out = args.out.or(config.io_properties_file).unwrap_or_else(|| {
+        config
+            .data_dir
+            .join(sluice_core::config::IO_PROPERTIES_FILE)
+    });
+    let options = sluice_tuning::Options {
+        dir: config.data_dir.clone(),
+        point: std::time::Duration::from_millis(args.point_ms),
+        max_file_bytes: args.max_file_mib.saturating_mul(1 << 20),
+    };
+    let properties = sluice_tuning::run(&options)
+        .with_context(|| format!("measuring the disk under {}", config.data_dir.display()))?;
+    let text = properties.to_toml().context("writing io-properties")?;
+    let tmp = out.with_extension("toml.tmp");
+    std::fs::write(&tmp, &text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &out).with_context(|| format!("renaming to {}", out.display()))?;
+    tracing::info!(path = %out.display(), "wrote io-properties");
+    print!("{text}");
+    Ok(())
+}
+
 fn serve(mut config: sluice_core::config::NodeConfig) -> anyhow::Result<()> {
+    if let Some(path) = sluice_core::config::io_properties_path(&config) {
+        tracing::info!(
+            path = %path.display(),
+            write_buffer_bytes = config.log.write_buffer_bytes,
+            read_ahead_read_bytes = config.shard.read_ahead_read_bytes,
+            "disk settings from sluice iotune's io-properties (other settings win over them)"
+        );
+    }
     let available = std::thread::available_parallelism().map_or(1, |n| n.get());
     let shards = if config.cores == 0 {
         available

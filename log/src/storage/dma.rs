@@ -66,8 +66,9 @@ pub async fn off_thread<R: Send + 'static>(call: impl FnOnce() -> R + Send + 'st
 }
 
 /// Makes glommio's IOPOLL probe for `path`'s device read a real block (see
-/// the module docs), once per thread and device.
-async fn probe_device_once(path: &Path) -> io::Result<()> {
+/// the module docs), once per thread and device. Whoever else opens glommio
+/// DMA files on a thread (`sluice iotune`) calls it before its first open.
+pub async fn probe_device_once(path: &Path) -> io::Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
