@@ -117,9 +117,13 @@ struct IotuneArgs {
     /// io_properties_file, else io-properties.toml in the data directory].
     #[arg(long)]
     out: Option<PathBuf>,
-    /// How long each of the 15 measured points runs, in milliseconds.
-    #[arg(long, default_value_t = 1000)]
+    /// How long each measured point runs, in milliseconds.
+    #[arg(long, default_value_t = 500)]
     point_ms: u64,
+    /// How many times the one-in-flight write and read sweeps run (each
+    /// size keeps its best pass).
+    #[arg(long, default_value_t = 3)]
+    passes: u32,
     /// The most MiB one point writes, and the size of the file reads are
     /// measured on (at least 16).
     #[arg(long, default_value_t = 1024)]
@@ -339,6 +343,7 @@ fn iotune(args: IotuneArgs) -> anyhow::Result<()> {
     let options = sluice_tuning::Options {
         dir: config.data_dir.clone(),
         point: std::time::Duration::from_millis(args.point_ms),
+        passes: args.passes,
         max_file_bytes: args.max_file_mib.saturating_mul(1 << 20),
     };
     let properties = sluice_tuning::run(&options)

@@ -2,12 +2,16 @@
 //! I/O size that reaches [`GOOD_ENOUGH`] of the best bandwidth measured at
 //! the same depth. A larger size buys little bandwidth and costs memory on
 //! every partition (a write buffer or a read ahead each), so the smallest
-//! that gets close is the one to take. Pure: points in, a size out.
+//! that gets close is the one to take; "close" is tight because the
+//! bandwidth a size loses is lost by durable produce too (a write buffer
+//! chosen at 90% of the best measured 0.90x tput-1k at flush=always).
+//! [`best_of`] merges repeated sweeps, so one slow pass (another tenant of
+//! the disk, say) does not pick the size. Pure: points in, a size out.
 
 use crate::properties::Point;
 
 /// The share of the best bandwidth a size must reach to be taken.
-pub const GOOD_ENOUGH: f64 = 0.9;
+pub const GOOD_ENOUGH: f64 = 0.95;
 
 /// The smallest `bytes` among `points` whose bandwidth is at least
 /// [`GOOD_ENOUGH`] of the best one's; `None` when there are no points or
@@ -22,6 +26,23 @@ pub fn smallest_good_enough(points: &[Point]) -> Option<u64> {
         .filter(|p| p.bandwidth as f64 >= GOOD_ENOUGH * best as f64)
         .map(|p| p.bytes)
         .min()
+}
+
+/// Per size (and depth), the point with the best bandwidth among
+/// `passes`, in the order sizes first appear.
+pub fn best_of(passes: &[Vec<Point>]) -> Vec<Point> {
+    let mut best: Vec<Point> = Vec::new();
+    for point in passes.iter().flatten() {
+        match best
+            .iter_mut()
+            .find(|b| b.bytes == point.bytes && b.depth == point.depth)
+        {
+            Some(b) if b.bandwidth < point.bandwidth => *b = *point,
+            Some(_) => {}
+            None => best.push(*point),
+        }
+    }
+    best
 }
 
 #[cfg(test)]
@@ -40,9 +61,19 @@ mod tests {
     }
 
     #[test]
-    fn the_smallest_size_within_ten_percent_of_the_best_wins() {
-        let p = points(&[(64, 500), (128, 850), (256, 920), (512, 1000), (1024, 990)]);
+    fn the_smallest_size_within_five_percent_of_the_best_wins() {
+        let p = points(&[(64, 500), (128, 850), (256, 940), (512, 1000), (1024, 990)]);
+        assert_eq!(smallest_good_enough(&p), Some(512));
+        let p = points(&[(64, 500), (128, 850), (256, 950), (512, 1000), (1024, 990)]);
         assert_eq!(smallest_good_enough(&p), Some(256));
+    }
+
+    #[test]
+    fn repeated_sweeps_keep_each_size_at_its_best() {
+        let first = points(&[(64, 500), (128, 900)]);
+        let second = points(&[(64, 600), (128, 700)]);
+        assert_eq!(best_of(&[first, second]), points(&[(64, 600), (128, 900)]));
+        assert_eq!(best_of(&[]), Vec::new());
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! ([`properties`]). It runs its own glommio executor on the calling
 //! thread, creates its scratch files in the directory and removes them
 //! ([`probe`]). Every point is bounded by [`Options::point`] and
-//! [`Options::max_file_bytes`], so the whole run is bounded too.
+//! [`Options::max_file_bytes`] and their number by [`Options::passes`], so
+//! the whole run is bounded too.
 
 pub mod choose;
 pub mod probe;
@@ -36,6 +37,9 @@ pub struct Options {
     pub dir: PathBuf,
     /// How long each point runs.
     pub point: Duration,
+    /// How many times the one-in-flight sweeps run (each size keeps its
+    /// best pass; at least 1).
+    pub passes: u32,
     /// The most bytes a point writes (and the size of the file reads are
     /// measured on); at least [`MIN_FILE_BYTES`].
     pub max_file_bytes: u64,
@@ -83,12 +87,17 @@ async fn measure(options: &Options) -> io::Result<IoProperties> {
         );
     };
 
-    let mut write = Vec::new();
-    for bytes in WRITE_SIZES {
-        let p = probe::write(dir, bytes, 1, false, limits).await?.point;
-        logged("sequential write", &p);
-        write.push(p);
+    let mut write_passes = Vec::new();
+    for _ in 0..options.passes.max(1) {
+        let mut pass = Vec::new();
+        for bytes in WRITE_SIZES {
+            let p = probe::write(dir, bytes, 1, false, limits).await?.point;
+            logged("sequential write", &p);
+            pass.push(p);
+        }
+        write_passes.push(pass);
     }
+    let write = choose::best_of(&write_passes);
     let write_bw = probe::write(dir, 256 << 10, 4, false, limits).await?.point;
     logged("sequential write", &write_bw);
     let write_iops = probe::write(dir, 4 << 10, 32, false, limits).await?.point;
@@ -101,12 +110,17 @@ async fn measure(options: &Options) -> io::Result<IoProperties> {
 
     let file = probe::ReadFile::create(dir, options.max_file_bytes).await?;
     let reads = async {
-        let mut read = Vec::new();
-        for bytes in READ_SIZES {
-            let p = file.read(bytes, 1, false, limits).await?.point;
-            logged("sequential read", &p);
-            read.push(p);
+        let mut read_passes = Vec::new();
+        for _ in 0..options.passes.max(1) {
+            let mut pass = Vec::new();
+            for bytes in READ_SIZES {
+                let p = file.read(bytes, 1, false, limits).await?.point;
+                logged("sequential read", &p);
+                pass.push(p);
+            }
+            read_passes.push(pass);
         }
+        let read = choose::best_of(&read_passes);
         let read_bw = file.read(1 << 20, 4, false, limits).await?.point;
         logged("sequential read", &read_bw);
         let read_iops = file.read(4 << 10, 32, true, limits).await?.point;
@@ -137,6 +151,7 @@ async fn measure(options: &Options) -> io::Result<IoProperties> {
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
             point_ms: u64::try_from(options.point.as_millis()).unwrap_or(u64::MAX),
+            passes: options.passes.max(1),
             max_file_bytes: options.max_file_bytes,
             read_iops: read_iops.iops,
             read_bandwidth: read_bw.bandwidth,

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use glommio::io::{DmaFile, OpenOptions};
+use glommio::io::DmaFile;
 use hdrhistogram::Histogram;
 use sluice_core::rng::SplitMix64;
 
@@ -50,17 +50,10 @@ fn scratch_path(dir: &Path, what: &str) -> PathBuf {
     dir.join(format!(".iotune-{what}.tmp"))
 }
 
-/// A new empty file at `path`, open for O_DIRECT reads and writes.
+/// A new empty file at `path`, open for O_DIRECT reads and writes, as the
+/// log creates its segments.
 async fn create(path: &Path) -> io::Result<DmaFile> {
-    sluice_log::storage::dma::probe_device_once(path).await?;
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .dma_open(path)
-        .await
-        .map_err(to_io)
+    sluice_log::storage::dma::create_file(path).await
 }
 
 /// Removes `file` (by path, so it goes even when I/O on it failed).

@@ -47,6 +47,9 @@ pub struct Measured {
     pub unix_time: u64,
     /// How long each point ran (at most; it also stops at `max_file_bytes`).
     pub point_ms: u64,
+    /// How many times the one-in-flight sweeps ran (`write` and `read`
+    /// keep each size's best).
+    pub passes: u32,
     pub max_file_bytes: u64,
     /// 4 KiB random O_DIRECT reads, 32 in flight: reads per second.
     pub read_iops: u64,
@@ -61,11 +64,11 @@ pub struct Measured {
     pub fdatasync_p50_us: u64,
     pub fdatasync_p99_us: u64,
     pub synced_write_bandwidth: u64,
-    /// Sequential writes of each size, one in flight (what
-    /// `write_buffer_bytes` was chosen from).
+    /// Sequential writes of each size, one in flight, each its best pass
+    /// (what `write_buffer_bytes` was chosen from).
     pub write: Vec<Point>,
-    /// Sequential reads of each size, one in flight (what
-    /// `read_ahead_read_bytes` was chosen from).
+    /// Sequential reads of each size, one in flight, each its best pass
+    /// (what `read_ahead_read_bytes` was chosen from).
     pub read: Vec<Point>,
 }
 
@@ -123,6 +126,7 @@ mod tests {
                 directory: "/data".into(),
                 unix_time: 1,
                 point_ms: 1000,
+                passes: 3,
                 max_file_bytes: 1 << 30,
                 read_iops: 50_000,
                 read_bandwidth: 1_500_000_000,

@@ -65,10 +65,24 @@ pub async fn off_thread<R: Send + 'static>(call: impl FnOnce() -> R + Send + 'st
     glommio::executor().spawn_blocking(call).await
 }
 
+/// Creates (or empties) `path` as a glommio DMA file open for reads and
+/// writes, its device probed first (see the module docs): how the log
+/// creates its files, and how `sluice iotune` creates its scratch files.
+pub async fn create_file(path: &Path) -> io::Result<DmaFile> {
+    probe_device_once(path).await?;
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .dma_open(path)
+        .await
+        .map_err(to_io)
+}
+
 /// Makes glommio's IOPOLL probe for `path`'s device read a real block (see
-/// the module docs), once per thread and device. Whoever else opens glommio
-/// DMA files on a thread (`sluice iotune`) calls it before its first open.
-pub async fn probe_device_once(path: &Path) -> io::Result<()> {
+/// the module docs), once per thread and device.
+async fn probe_device_once(path: &Path) -> io::Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -115,15 +129,7 @@ impl Storage for DmaStorage {
     }
 
     async fn create(&self, path: &Path) -> io::Result<DmaStorageFile> {
-        probe_device_once(path).await?;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .dma_open(path)
-            .await
-            .map_err(to_io)?;
+        let file = create_file(path).await?;
         Ok(DmaStorageFile { file })
     }
 
