@@ -31,7 +31,7 @@ pub struct ChosenLog {
     pub write_buffer_bytes: u32,
 }
 
-/// `[chosen.shard]`: `shard.read_ahead_read_bytes`, the most one read
+/// `[chosen.shard]`: `shard.read_ahead_read_bytes`, the least one read
 /// ahead of a reader reads at once (one in flight per partition).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChosenShard {
