@@ -332,7 +332,11 @@ const PORT_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(5)
 /// `sluice iotune`: measures, then writes the file whole (a temporary file
 /// renamed over it) and prints it.
 fn iotune(args: IotuneArgs) -> anyhow::Result<()> {
-    let config = load(&args.node)?;
+    let config = sluice_core::config::load_without_io_properties(
+        args.node.config.as_deref(),
+        Some(&args.node),
+    )
+    .context("loading configuration")?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let out = args.out.or(config.io_properties_file).unwrap_or_else(|| {

@@ -173,3 +173,32 @@ fn a_broken_io_properties_file_stops_the_start_and_names_the_setting() {
     assert!(err.contains("write_bufer_bytes"), "{err}");
     assert!(err.contains("io-properties.toml"), "{err}");
 }
+
+#[test]
+fn iotune_replaces_a_broken_file_and_writes_where_it_is_told() {
+    let dir = scratch();
+    let data = dir.path().join("data");
+    let iotune = |env: &[(&str, &Path)]| {
+        let out = run(
+            sluice()
+                .arg("iotune")
+                .arg("--data-dir")
+                .arg(&data)
+                .args(["--point-ms", "20", "--max-file-mib", "16", "--passes", "1"])
+                .envs(env.iter().copied()),
+            b"",
+            Duration::from_secs(120),
+        );
+        out.assert_success();
+    };
+    // A broken file stops a broker, not the probe that replaces it.
+    let broken = write_chosen(&data, "[chosen.log]\nwrite_bufer_bytes = 65536\n");
+    iotune(&[]);
+    let text = std::fs::read_to_string(&broken).expect("the file");
+    IoProperties::from_toml(&text).expect("the replaced file parses");
+    // A named file that does not exist yet is where the probe writes.
+    let named = dir.path().join("disk.toml");
+    iotune(&[("SLUICE_IO_PROPERTIES_FILE", &named)]);
+    let text = std::fs::read_to_string(&named).expect("the named file");
+    IoProperties::from_toml(&text).expect("the named file parses");
+}

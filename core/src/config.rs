@@ -351,8 +351,8 @@ pub struct ShardConfig {
     pub read_ahead_bytes: u64,
     /// The least one read ahead of a reader reads from disk at once (more
     /// when the reader's Fetch asks more of the partition, up to 4 MiB).
-    /// `sluice iotune` picks it from the disk: the smallest read that
-    /// reaches 90% of the disk's best bandwidth with one read in flight.
+    /// `sluice iotune` picks it from the disk: the smallest read within 5%
+    /// of the disk's best bandwidth with one read in flight.
     pub read_ahead_read_bytes: u64,
     /// An idle shard polls this long before it sleeps: a message from
     /// another core then finds it awake instead of waiting for a wake-up.
@@ -751,6 +751,18 @@ pub fn load<O: Serialize>(
         Some(io) => extract(layers(Some(&io), file, overrides))?,
         None => config,
     };
+    config.log.validate().map_err(ConfigError::Invalid)?;
+    Ok(config)
+}
+
+/// [`load`] without the io-properties file: what `sluice iotune` reads to
+/// find where to measure and write it, so a missing or broken file is
+/// something it can replace rather than an error.
+pub fn load_without_io_properties<O: Serialize>(
+    file: Option<&Path>,
+    overrides: Option<&O>,
+) -> Result<NodeConfig, ConfigError> {
+    let config = extract(layers(None, file, overrides))?;
     config.log.validate().map_err(ConfigError::Invalid)?;
     Ok(config)
 }
