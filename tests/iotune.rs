@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{run, Broker};
+use common::{run, Broker, CmdOutput};
 use sluice_tuning::choose::smallest_good_enough;
 use sluice_tuning::properties::IoProperties;
 use sluice_tuning::{READ_SIZES, WRITE_SIZES};
@@ -48,6 +48,23 @@ fn write_chosen(data: &Path, text: &str) -> PathBuf {
     path
 }
 
+/// `sluice iotune --data-dir data ARGS` with `env` added, which must
+/// succeed.
+fn iotune(data: &Path, args: &[&str], env: &[(&str, &Path)]) -> CmdOutput {
+    let out = run(
+        sluice()
+            .arg("iotune")
+            .arg("--data-dir")
+            .arg(data)
+            .args(args)
+            .envs(env.iter().copied()),
+        b"",
+        Duration::from_secs(120),
+    );
+    out.assert_success();
+    out
+}
+
 fn config_of(data: &Path, env: &[(&str, &str)]) -> String {
     let out = run(
         sluice()
@@ -65,19 +82,11 @@ fn config_of(data: &Path, env: &[(&str, &str)]) -> String {
 fn iotune_measures_the_disk_and_writes_the_file_it_prints() {
     let dir = scratch();
     let data = dir.path().join("data");
-    let out = run(
-        sluice().arg("iotune").arg("--data-dir").arg(&data).args([
-            "--point-ms",
-            "50",
-            "--max-file-mib",
-            "16",
-            "--passes",
-            "2",
-        ]),
-        b"",
-        Duration::from_secs(120),
+    let out = iotune(
+        &data,
+        &["--point-ms", "50", "--max-file-mib", "16", "--passes", "2"],
+        &[],
     );
-    out.assert_success();
     let text = std::fs::read_to_string(data.join("io-properties.toml")).expect("the file");
     assert_eq!(out.stdout_text(), text);
     let p = IoProperties::from_toml(&text).expect("the file parses");
@@ -178,27 +187,15 @@ fn a_broken_io_properties_file_stops_the_start_and_names_the_setting() {
 fn iotune_replaces_a_broken_file_and_writes_where_it_is_told() {
     let dir = scratch();
     let data = dir.path().join("data");
-    let iotune = |env: &[(&str, &Path)]| {
-        let out = run(
-            sluice()
-                .arg("iotune")
-                .arg("--data-dir")
-                .arg(&data)
-                .args(["--point-ms", "20", "--max-file-mib", "16", "--passes", "1"])
-                .envs(env.iter().copied()),
-            b"",
-            Duration::from_secs(120),
-        );
-        out.assert_success();
-    };
+    let args = ["--point-ms", "20", "--max-file-mib", "16", "--passes", "1"];
     // A broken file stops a broker, not the probe that replaces it.
     let broken = write_chosen(&data, "[chosen.log]\nwrite_bufer_bytes = 65536\n");
-    iotune(&[]);
+    iotune(&data, &args, &[]);
     let text = std::fs::read_to_string(&broken).expect("the file");
     IoProperties::from_toml(&text).expect("the replaced file parses");
     // A named file that does not exist yet is where the probe writes.
     let named = dir.path().join("disk.toml");
-    iotune(&[("SLUICE_IO_PROPERTIES_FILE", &named)]);
+    iotune(&data, &args, &[("SLUICE_IO_PROPERTIES_FILE", &named)]);
     let text = std::fs::read_to_string(&named).expect("the named file");
     IoProperties::from_toml(&text).expect("the named file parses");
 }

@@ -161,7 +161,8 @@ impl ReadAheadBudget {
 pub struct ReadAheadCounts {
     /// Reads from disk started ahead of a reader.
     pub started: u64,
-    /// Bytes a read left over kept for the next one.
+    /// Read-aheads made of whole batches a read left over, kept for the
+    /// next read.
     pub kept: u64,
     /// Read-aheads (of either kind) a read used.
     pub used: u64,

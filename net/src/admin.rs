@@ -294,7 +294,7 @@ pub async fn metrics(shard: &Rc<Shard>, limits: &ConnectionLimits) -> String {
         ),
         (
             "sluice_read_ahead_kept_total",
-            "Bytes a disk read left over, kept for the reader's next read",
+            "Read-aheads made of whole batches a disk read left over, kept for the reader's next read",
             |s| s.read_ahead_kept,
         ),
         (

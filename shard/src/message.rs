@@ -971,8 +971,8 @@ pub struct ShardStats {
     /// their limit (`shard.read_ahead_bytes`).
     pub read_ahead_bytes: u64,
     pub read_ahead_budget_bytes: u64,
-    /// Reads started ahead, bytes a read left over kept for the next, and
-    /// the read-aheads of either kind a Fetch then used.
+    /// Reads started ahead, read-aheads made of what a read left over (kept
+    /// for the next), and the read-aheads of either kind a Fetch then used.
     pub read_ahead_started: u64,
     pub read_ahead_kept: u64,
     pub read_ahead_used: u64,

@@ -104,9 +104,7 @@ async fn measure(options: &Options) -> io::Result<IoProperties> {
     logged("sequential write", &write_iops);
     let synced = probe::write(dir, 256 << 10, 1, true, limits).await?;
     logged("write + fdatasync", &synced.point);
-    let sync_us = synced.sync_us.unwrap_or_else(|| {
-        hdrhistogram::Histogram::new(3).expect("3 significant figures are valid")
-    });
+    let sync_us = synced.sync_us;
 
     let file = probe::ReadFile::create(dir, options.max_file_bytes).await?;
     let reads = async {
@@ -114,16 +112,16 @@ async fn measure(options: &Options) -> io::Result<IoProperties> {
         for _ in 0..options.passes.max(1) {
             let mut pass = Vec::new();
             for bytes in READ_SIZES {
-                let p = file.read(bytes, 1, false, limits).await?.point;
+                let p = file.read(bytes, 1, false, limits).await?;
                 logged("sequential read", &p);
                 pass.push(p);
             }
             read_passes.push(pass);
         }
         let read = choose::best_of(&read_passes);
-        let read_bw = file.read(1 << 20, 4, false, limits).await?.point;
+        let read_bw = file.read(1 << 20, 4, false, limits).await?;
         logged("sequential read", &read_bw);
-        let read_iops = file.read(4 << 10, 32, true, limits).await?.point;
+        let read_iops = file.read(4 << 10, 32, true, limits).await?;
         logged("random read", &read_iops);
         Ok::<_, io::Error>((read, read_bw, read_iops))
     }

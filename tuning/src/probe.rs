@@ -26,10 +26,10 @@ pub struct Limits {
     pub max_file_bytes: u64,
 }
 
-/// What one point measured; `sync_us` only for synced writes.
+/// What one write point measured; `sync_us` is empty unless it synced.
 pub struct Outcome {
     pub point: Point,
-    pub sync_us: Option<Histogram<u64>>,
+    pub sync_us: Histogram<u64>,
 }
 
 fn to_io<T>(e: glommio::GlommioError<T>) -> io::Error {
@@ -134,7 +134,7 @@ async fn write_into(
         task.await?;
     }
     let point = point(bytes, depth, moved.get(), start.elapsed());
-    let sync_us = sync.then(|| sync_us.borrow().clone());
+    let sync_us = sync_us.borrow().clone();
     Ok(Outcome { point, sync_us })
 }
 
@@ -174,7 +174,7 @@ impl ReadFile {
         depth: u64,
         random: bool,
         limits: Limits,
-    ) -> io::Result<Outcome> {
+    ) -> io::Result<Point> {
         if bytes == 0 || bytes > self.len {
             return Err(io::Error::other(format!(
                 "a read of {bytes} bytes from a file of {}",
@@ -214,10 +214,7 @@ impl ReadFile {
         for task in tasks {
             task.await?;
         }
-        Ok(Outcome {
-            point: point(bytes, depth, moved.get(), start.elapsed()),
-            sync_us: None,
-        })
+        Ok(point(bytes, depth, moved.get(), start.elapsed()))
     }
 
     pub async fn discard(self) {
