@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use common::kafka::{oracle, tool, TOOL_TIMEOUT};
-use common::{free_port, run, Broker};
+use common::{free_ports, run, Broker};
 
 /// A 3-node Kafka cluster (static quorum), stopped on drop.
 struct KafkaCluster {
@@ -30,9 +30,13 @@ impl KafkaCluster {
         let id = run(oracle().arg("cluster-id"), b"", TOOL_TIMEOUT);
         id.assert_success();
         let cluster_id = id.stdout_text().trim().to_owned();
-        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-        let voters: Vec<String> = (1..=3)
-            .map(|n| format!("{n}@127.0.0.1:{}", free_port()))
+        // Three client ports and three controller ports, all distinct.
+        let mut ports = free_ports(6);
+        let controller_ports = ports.split_off(3);
+        let voters: Vec<String> = controller_ports
+            .iter()
+            .enumerate()
+            .map(|(i, port)| format!("{}@127.0.0.1:{port}", i + 1))
             .collect();
         let voters = voters.join(",");
         let dirs: Vec<PathBuf> = (1..=3).map(|n| root.path().join(format!("n{n}"))).collect();

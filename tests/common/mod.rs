@@ -41,11 +41,25 @@ const POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// released. Another process could take it before the broker binds it; the
 /// broker then fails to start and [`Broker::start`] tries another port.
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("binding an ephemeral loopback port");
-    listener
-        .local_addr()
-        .expect("a bound socket has an address")
-        .port()
+    free_ports(1)[0]
+}
+
+/// `count` distinct ports on 127.0.0.1 that were free a moment ago. Every
+/// listener is held until all are bound, so no two are the same port: ports
+/// picked one by one are each released before the next is bound, and the
+/// kernel may hand the same one out twice.
+pub fn free_ports(count: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("binding an ephemeral loopback port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| {
+            l.local_addr()
+                .expect("a bound socket has an address")
+                .port()
+        })
+        .collect()
 }
 
 /// A child process that is killed (SIGKILL) and reaped by pid when dropped.
@@ -229,11 +243,12 @@ impl Broker {
             node_id: 0,
             cores: 2,
         };
-        // A port taken between free_port() and the broker's bind makes the
+        // A port taken between free_ports() and the broker's bind makes the
         // start fail; pick again a few times before giving up.
         for attempt in 1..=3 {
-            broker.port = free_port();
-            broker.admin_port = free_port();
+            let ports = free_ports(2);
+            broker.port = ports[0];
+            broker.admin_port = ports[1];
             match broker.spawn_and_wait() {
                 Ok(()) => return broker,
                 Err(reason) if attempt < 3 && reason.starts_with(PORT_TAKEN) => {
@@ -277,6 +292,8 @@ impl Broker {
     /// `hosts[i]`: its address, and the network namespace it runs in.
     pub fn cluster_on(hosts: &[(String, Option<String>)], env: &[(&str, &str)]) -> Vec<Broker> {
         let count = hosts.len();
+        // Each broker's Kafka, admin and RPC port, all distinct.
+        let ports = free_ports(3 * count);
         let mut brokers: Vec<Broker> = (1..=count)
             .map(|id| {
                 let dir = tempfile::Builder::new()
@@ -285,8 +302,8 @@ impl Broker {
                     .expect("creating a temporary directory under the target directory");
                 Broker {
                     process: None,
-                    port: free_port(),
-                    admin_port: free_port(),
+                    port: ports[3 * (id - 1)],
+                    admin_port: ports[3 * (id - 1) + 1],
                     advertised_port: None,
                     env: Vec::new(),
                     dir,
@@ -301,7 +318,10 @@ impl Broker {
             .collect();
         let rpc: Vec<(i32, String)> = brokers
             .iter()
-            .map(|b| (b.node_id, format!("{}:{}", b.host, free_port())))
+            .map(|b| {
+                let rpc_port = ports[3 * (b.node_id as usize - 1) + 2];
+                (b.node_id, format!("{}:{rpc_port}", b.host))
+            })
             .collect();
         for broker in &mut brokers {
             broker.env = vec![
