@@ -10,6 +10,12 @@
 //!   throttled; a consumer's `consumer_byte_rate` and a
 //!   `request_percentage` are enforced likewise.
 //!
+//! - the controller mutation quota (KIP-599), differential: the Java
+//!   AdminClient creates, grows and deletes topics as a client id with a
+//!   `controller_mutation_rate`, and each step ends the same way on sluice
+//!   as on Kafka (refused with THROTTLING_QUOTA_EXCEEDED and a throttle, or
+//!   done).
+//!
 //! The rate checks are bounds a slower machine only makes easier: a quota
 //! of q bytes/s over a window of 11 one-second samples lets a client send
 //! at most about q × (elapsed + 11 s).
@@ -17,10 +23,13 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use common::kafka::{tool, tool_output, KafkaNode};
-use common::{metric_sum, metrics, Broker};
+use common::programs::java_client;
+use common::{metric_sum, metrics, python_at, run, Broker};
 
 const CONFIGS: &str = "org.apache.kafka.tools.ConfigCommand";
 const TOPICS: &str = "org.apache.kafka.tools.TopicCommand";
@@ -331,3 +340,95 @@ fn a_client_over_its_quota_is_throttled_and_others_are_not() {
     let busy_max = perf_metric(&busy, "produce-throttle-time-max");
     assert!(busy_max > 0.0 && busy_max <= 1000.0, "{busy}");
 }
+
+/// Runs MutationQuotaCheck.java against `bootstrap`: its steps, one line
+/// each.
+fn mutation_check(dir: &Path, bootstrap: &str, prefix: &str) -> Vec<String> {
+    let classpath = format!("{}/*", dir.join("target/dependency").display());
+    let out = run(
+        Command::new("java")
+            .arg("-cp")
+            .arg(classpath)
+            .arg(dir.join("MutationQuotaCheck.java"))
+            .arg(bootstrap)
+            .arg(prefix),
+        b"",
+        Duration::from_secs(150),
+    );
+    out.assert_success();
+    out.stdout_text().lines().map(str::to_owned).collect()
+}
+
+/// A client id with `controller_mutation_rate` 1 (a burst of 11 partitions)
+/// creates topics of 10 and 5 partitions (the second takes the bucket below
+/// zero), is refused two more in one request, grows and deletes once the
+/// bucket refilled, is refused a deletion, and deletes with the client's
+/// own retry: the same answers from sluice as from Kafka, and the throttles
+/// counted.
+#[test]
+fn the_java_admin_meets_the_controller_mutation_quota_on_sluice_as_on_kafka() {
+    let dir = java_client();
+    let broker = Broker::start();
+    let kafka = KafkaNode::start();
+    let on_kafka = mutation_check(&dir, &kafka.bootstrap(), "mq");
+    let on_sluice = mutation_check(&dir, &broker.bootstrap(), "mq");
+    assert_eq!(on_sluice, on_kafka);
+    let refused = "THROTTLING_QUOTA_EXCEEDED, throttled > 0 ms";
+    let expected = [
+        "create a (10): ok".to_owned(),
+        "create b (5): ok".to_owned(),
+        format!("create c (1) beside d: {refused}"),
+        format!("create d (1) beside c: {refused}"),
+        "grow b to 6: ok".to_owned(),
+        "delete a: ok".to_owned(),
+        format!("delete b: {refused}"),
+        "delete b, retrying: ok".to_owned(),
+        "exists: []".to_owned(),
+    ];
+    assert_eq!(on_sluice, expected);
+    let throttled = metric_sum(&metrics(&broker), "sluice_kafka_throttled_requests_total");
+    assert!(throttled.unwrap_or(0) >= 2, "{throttled:?}");
+
+    // librdkafka asks with CreateTopics v4, below the strict versions: the
+    // quota only throttles. Once the bucket is below zero every creation
+    // is done and throttled.
+    let permissive = |bootstrap: &str| {
+        set_quota(bootstrap, "perm", "controller_mutation_rate=1");
+        let out = python_at(bootstrap, PERMISSIVE, &["pq"], Duration::from_secs(90));
+        out.assert_success();
+        out.stdout_text()
+    };
+    let (on_kafka, on_sluice) = (
+        permissive(&kafka.bootstrap()),
+        permissive(&broker.bootstrap()),
+    );
+    assert_eq!(on_sluice, on_kafka);
+    assert_eq!(
+        on_sluice,
+        "a (10): ok, throttled 0\nb (5): ok, throttled > 0\nc (1): ok, throttled > 0\n"
+    );
+}
+
+/// Creates topics of 10, 5 and 1 partitions with confluent-kafka's admin
+/// client as client id `perm`, printing each result and whether the
+/// answer throttled the client. Argument: the topics' prefix.
+const PERMISSIVE: &str = r#"
+from confluent_kafka.admin import AdminClient, NewTopic
+bootstrap, prefix = sys.argv[1], sys.argv[2]
+throttles = []
+admin = AdminClient({"bootstrap.servers": bootstrap, "client.id": "perm",
+                     "throttle_cb": lambda e: throttles.append(e.throttle_time)})
+# The quota was just set: wait until this broker applies it (listed).
+time.sleep(2)
+for name, n in (("a", 10), ("b", 5), ("c", 1)):
+    future = admin.create_topics([NewTopic(f"{prefix}-{name}", n, 1)])[f"{prefix}-{name}"]
+    try:
+        future.result(30)
+        result = "ok"
+    except Exception as e:
+        result = e.args[0].name() if e.args and hasattr(e.args[0], "name") else repr(e)
+    admin.poll(0.5)
+    throttled = "> 0" if any(t > 0 for t in throttles) else "0"
+    print(f"{name} ({n}): {result}, throttled {throttled}")
+    throttles.clear()
+"#;

@@ -77,6 +77,7 @@ pub enum ErrorCode {
     GroupSubscribedToTopic = 86,
     InvalidRecord = 87,
     UnstableOffsetCommit = 88,
+    ThrottlingQuotaExceeded = 89,
     ProducerFenced = 90,
     ResourceNotFound = 91,
     DuplicateResource = 92,
@@ -167,6 +168,7 @@ const ALL: &[ErrorCode] = &[
     ErrorCode::GroupSubscribedToTopic,
     ErrorCode::InvalidRecord,
     ErrorCode::UnstableOffsetCommit,
+    ErrorCode::ThrottlingQuotaExceeded,
     ErrorCode::ProducerFenced,
     ErrorCode::ResourceNotFound,
     ErrorCode::DuplicateResource,
@@ -225,6 +227,7 @@ impl ErrorCode {
                 | ErrorCode::OffsetNotAvailable
                 | ErrorCode::ConcurrentTransactions
                 | ErrorCode::UnstableOffsetCommit
+                | ErrorCode::ThrottlingQuotaExceeded
                 | ErrorCode::ShareSessionNotFound
                 | ErrorCode::InvalidShareSessionEpoch
                 | ErrorCode::ShareSessionLimitReached
@@ -253,6 +256,7 @@ mod tests {
         assert_eq!(ErrorCode::InvalidTxnState.code(), 48);
         assert_eq!(ErrorCode::ConcurrentTransactions.code(), 51);
         assert_eq!(ErrorCode::UnstableOffsetCommit.code(), 88);
+        assert_eq!(ErrorCode::ThrottlingQuotaExceeded.code(), 89);
         assert_eq!(ErrorCode::UnknownServerError.code(), -1);
         assert_eq!(ErrorCode::from_code(51), ErrorCode::ConcurrentTransactions);
         assert_eq!(ErrorCode::from_code(9999), ErrorCode::UnknownServerError);

@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod group;
 pub mod metadata;
+pub mod mutation_quota;
 pub mod producer_state;
 pub mod quota;
 pub mod recompress;

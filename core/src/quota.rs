@@ -25,8 +25,8 @@ pub const PRODUCER_BYTE_RATE: &str = "producer_byte_rate";
 pub const CONSUMER_BYTE_RATE: &str = "consumer_byte_rate";
 /// Percent of one request handler's time per second the client may use.
 pub const REQUEST_PERCENTAGE: &str = "request_percentage";
-/// Partitions per second the client may create or delete (stored for the
-/// tools; sluice does not throttle topic changes).
+/// Partitions per second the client may create or delete (KIP-599; see
+/// [`crate::mutation_quota`]).
 pub const CONTROLLER_MUTATION_RATE: &str = "controller_mutation_rate";
 
 /// Kafka's entity type names.
@@ -269,7 +269,7 @@ impl QuotaType {
 /// names (empty where the entity has no such part), so every client of a
 /// user-level quota shares one window, and a default quota gives each user
 /// or client id a window of its own, as Kafka's metric tags do.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SensorKey {
     pub user: String,
     pub client_id: String,

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use kafka_protocol::protocol::StrBytes;
+use sluice_core::mutation_quota::MutationBuckets;
 use sluice_core::quota::QuotaTracker;
 use sluice_core::replication::throttle::Throttle;
 use sluice_shard::Shard;
@@ -28,6 +29,9 @@ pub struct Context {
     pub leader_throttle: RefCell<Throttle>,
     /// This shard's client quota windows ([`super::quotas`]).
     pub quota_tracker: RefCell<QuotaTracker>,
+    /// This shard's `controller_mutation_rate` buckets
+    /// ([`super::quotas::MutationQuota`]).
+    pub mutation_buckets: RefCell<MutationBuckets>,
     /// The share sessions of this shard's connections
     /// ([`super::share_sessions`]), at most this shard's part of
     /// `group.share.max.share.sessions`.
@@ -56,6 +60,9 @@ impl Context {
             shard,
             leader_throttle: RefCell::new(Throttle::new(u64::MAX, 0)),
             quota_tracker: RefCell::new(QuotaTracker::new(super::quotas::MAX_TRACKED_CLIENTS)),
+            mutation_buckets: RefCell::new(MutationBuckets::new(
+                super::quotas::MAX_TRACKED_CLIENTS,
+            )),
             share_sessions: RefCell::new(ShareSessions::new(
                 max_share_sessions,
                 super::handlers::shares::SESSION_IDLE_MS,

@@ -13,6 +13,12 @@
 //! consumer's Fetch asks for at most its quota's worth of the window
 //! ([`fetch_max_bytes`]), as Kafka answers them.
 //!
+//! Also the controller mutation quota of CreateTopics, CreatePartitions and
+//! DeleteTopics ([`MutationQuota`], KIP-599): each topic's partitions are
+//! taken from the client's bucket, a topic refused with
+//! THROTTLING_QUOTA_EXCEEDED when the bucket is exhausted (strict
+//! versions), and the throttle reaches the client the same way.
+//!
 //! Quotas are per shard: each shard measures the connections it serves
 //! against the whole quota (a client is usually one connection, served by
 //! one shard). Without any quota in the metadata nothing is measured.
@@ -23,9 +29,11 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::{ApiKey, ResponseKind};
+use sluice_core::mutation_quota::Taken;
 use sluice_core::quota::{
     resolve, QuotaType, ANONYMOUS_USER, CONSUMER_BYTE_RATE, SAMPLE_MS, WINDOW_SAMPLES,
 };
+use sluice_core::ErrorCode;
 use sluice_shard::ShardCounters;
 
 use super::context::Context;
@@ -96,9 +104,12 @@ impl Metered {
             }
             _ => 0,
         };
+        // A handler's own throttle (a controller mutation quota's) counts too.
+        let handler_throttle = response.as_deref().map_or(0, mutation_throttle_ms);
         // At most what the response field carries (24 days).
         let throttle_ms = request_throttle
             .max(bandwidth_throttle)
+            .max(handler_throttle)
             .min(i32::MAX as u64);
         if throttle_ms > 0 {
             let counters = &ctx.shard.counters;
@@ -111,6 +122,118 @@ impl Metered {
             }
         }
         throttle_ms
+    }
+}
+
+/// The throttle a topic-changing handler set in its response (its
+/// controller mutation quota's); 0 for other responses.
+fn mutation_throttle_ms(response: &ResponseKind) -> u64 {
+    let ms = match response {
+        ResponseKind::CreateTopics(r) => r.throttle_time_ms,
+        ResponseKind::CreatePartitions(r) => r.throttle_time_ms,
+        ResponseKind::DeleteTopics(r) => r.throttle_time_ms,
+        _ => 0,
+    };
+    u64::try_from(ms).unwrap_or(0)
+}
+
+/// Kafka's message for THROTTLING_QUOTA_EXCEEDED.
+pub const THROTTLED_MESSAGE: &str = "The throttling quota has been exceeded.";
+
+/// One request's controller mutation quota (`controller_mutation_rate`):
+/// the partitions each of its topics creates or deletes are taken from the
+/// client's bucket ([`sluice_core::mutation_quota`]), after the topic's own
+/// checks and before the change is proposed, as Kafka's controller takes
+/// them.
+pub struct MutationQuota {
+    client_id: String,
+    /// Strict (refuses when exhausted) from the version given; permissive
+    /// (only throttles) below it.
+    strict: bool,
+    /// Set once a topic was refused: every later topic of the request is
+    /// refused too, as Kafka's strict quota does.
+    refused: bool,
+    throttle_ms: u64,
+}
+
+impl MutationQuota {
+    /// The quota of a request of `version` from `client_id`, strict from
+    /// `strict_since` (CreateTopics 6, DeleteTopics 5, CreatePartitions 3).
+    pub fn new(client_id: Option<&str>, version: i16, strict_since: i16) -> MutationQuota {
+        MutationQuota {
+            client_id: client_id.unwrap_or_default().to_owned(),
+            strict: version >= strict_since,
+            refused: false,
+            throttle_ms: 0,
+        }
+    }
+
+    /// Takes `partitions` for one topic; `Err` is the topic's answer when
+    /// the quota refuses it.
+    pub fn take(&mut self, ctx: &Context, partitions: i32) -> Result<(), (ErrorCode, String)> {
+        let refusal = || {
+            (
+                ErrorCode::ThrottlingQuotaExceeded,
+                THROTTLED_MESSAGE.to_owned(),
+            )
+        };
+        if self.refused {
+            return Err(refusal());
+        }
+        let metadata = ctx.shard.metadata();
+        if metadata.client_quotas.is_empty() {
+            return Ok(());
+        }
+        let now_ms = ctx.shard.env().monotonic_ms();
+        let taken = ctx.mutation_buckets.borrow_mut().take(
+            &metadata.client_quotas,
+            ANONYMOUS_USER,
+            &self.client_id,
+            f64::from(partitions.max(0)),
+            self.strict,
+            now_ms,
+        );
+        match taken {
+            Taken::Unlimited => Ok(()),
+            Taken::Accepted { throttle_ms } => {
+                self.throttle_ms = self.throttle_ms.max(throttle_ms);
+                Ok(())
+            }
+            Taken::Refused { throttle_ms } => {
+                self.refused = true;
+                self.throttle_ms = self.throttle_ms.max(throttle_ms);
+                tracing::debug!(
+                    client_id = self.client_id,
+                    partitions,
+                    throttle_ms,
+                    "a topic change refused by the controller mutation quota"
+                );
+                Err(refusal())
+            }
+        }
+    }
+
+    /// Returns what [`MutationQuota::take`] took for a topic the change was
+    /// then refused for another reason (Kafka checks the quota last).
+    pub fn give_back(&self, ctx: &Context, partitions: i32) {
+        let metadata = ctx.shard.metadata();
+        if metadata.client_quotas.is_empty() {
+            return;
+        }
+        let now_ms = ctx.shard.env().monotonic_ms();
+        ctx.mutation_buckets.borrow_mut().give_back(
+            &metadata.client_quotas,
+            ANONYMOUS_USER,
+            &self.client_id,
+            f64::from(partitions.max(0)),
+            now_ms,
+        );
+    }
+
+    /// The response's `throttle_time_ms`: how long the client must wait
+    /// (0 unless refused, or throttled by a permissive version).
+    pub fn throttle_time_ms(&self) -> i32 {
+        i32::try_from(self.throttle_ms).unwrap_or(i32::MAX)
     }
 }
 

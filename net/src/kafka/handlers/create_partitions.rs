@@ -2,7 +2,9 @@
 //! controller places the new partitions on shards and commits the change.
 //!
 //! Checks as Kafka's controller: the topic exists, the count grows, and
-//! manual assignments (one per new partition) name only this broker once.
+//! manual assignments (one per new partition) name only this broker once;
+//! then the partitions added are taken from the client's controller
+//! mutation quota (strict from v3).
 
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
@@ -18,6 +20,7 @@ use sluice_shard::Proposal;
 use super::topics::{check_manual_assignment, propose};
 use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
+use crate::kafka::quotas::MutationQuota;
 
 /// The CreatePartitions handler: [`handle`], at versions 0–3.
 pub struct CreatePartitionsHandler;
@@ -31,7 +34,8 @@ impl Handler for CreatePartitionsHandler {
     type Response = CreatePartitionsResponse;
 
     async fn handle(call: Call<'_>, request: Self::Request) -> Outcome<Self::Response> {
-        Outcome::Answer(handle(call.ctx, request).await)
+        let quota = MutationQuota::new(call.header.client_id.as_deref(), call.version, 3);
+        Outcome::Answer(handle(call.ctx, request, quota).await)
     }
 }
 
@@ -76,10 +80,13 @@ fn check(
     Ok(())
 }
 
+/// Checks and grows (or, with `validate_only`, only checks) one topic, the
+/// partitions it adds taken from `quota` once every other check passed.
 async fn create(
     ctx: &Context,
     topic: &CreatePartitionsTopic,
     validate_only: bool,
+    quota: &mut MutationQuota,
 ) -> Result<(), Refusal> {
     let name = topic.name.0.as_str();
     let current = ctx
@@ -95,7 +102,10 @@ async fn create(
         ));
     };
     let known = |id: i32| ctx.shard.metadata().brokers.contains_key(&id);
-    check(&known, i32::try_from(current).unwrap_or(i32::MAX), topic)?;
+    let current = i32::try_from(current).unwrap_or(i32::MAX);
+    check(&known, current, topic)?;
+    let added = topic.count - current;
+    quota.take(ctx, added)?;
     let assignments = topic
         .assignments
         .iter()
@@ -108,13 +118,19 @@ async fn create(
         assignments,
         validate_only,
     };
-    propose(ctx, proposal).await.map(|_| ())
+    let proposed = propose(ctx, proposal).await.map(|_| ());
+    if proposed.is_err() {
+        quota.give_back(ctx, added);
+    }
+    proposed
 }
 
-/// Answers a CreatePartitions request.
+/// Answers a CreatePartitions request, the partitions it adds taken from
+/// `quota`.
 pub async fn handle(
     ctx: &Rc<Context>,
     request: CreatePartitionsRequest,
+    mut quota: MutationQuota,
 ) -> CreatePartitionsResponse {
     let mut named: HashMap<&str, usize> = HashMap::new();
     for topic in &request.topics {
@@ -140,7 +156,7 @@ pub async fn handle(
                 "Duplicate topic name.".to_owned(),
             ))
         } else {
-            create(ctx, topic, request.validate_only).await
+            create(ctx, topic, request.validate_only, &mut quota).await
         };
         results.push(match outcome {
             Ok(()) => result
@@ -154,7 +170,9 @@ pub async fn handle(
             }
         });
     }
-    CreatePartitionsResponse::default().with_results(results)
+    CreatePartitionsResponse::default()
+        .with_throttle_time_ms(quota.throttle_time_ms())
+        .with_results(results)
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ use super::configs::{check_topic_config, topic_configs};
 use super::topics::{check_manual_assignment, propose, topic_id};
 use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
+use crate::kafka::quotas::MutationQuota;
 
 /// The CreateTopics handler: [`handle`], at versions 2–7.
 pub struct CreateTopicsHandler;
@@ -38,7 +39,8 @@ impl Handler for CreateTopicsHandler {
     type Response = CreateTopicsResponse;
 
     async fn handle(call: Call<'_>, request: Self::Request) -> Outcome<Self::Response> {
-        Outcome::Answer(handle(call.ctx, request, call.version).await)
+        let quota = MutationQuota::new(call.header.client_id.as_deref(), call.version, 6);
+        Outcome::Answer(handle(call.ctx, request, call.version, quota).await)
     }
 }
 
@@ -174,11 +176,14 @@ fn already_exists(name: &str) -> Refusal {
     )
 }
 
-/// Checks and creates (or, with `validate_only`, only checks) one topic.
+/// Checks and creates (or, with `validate_only`, only checks) one topic,
+/// its partitions taken from `quota` once it passed every other check
+/// (validation only too, as Kafka's controller takes them).
 async fn create(
     ctx: &Context,
     topic: &CreatableTopic,
     validate_only: bool,
+    quota: &mut MutationQuota,
 ) -> Result<Planned, Refusal> {
     let name = topic.name.0.as_str();
     if let Err(reason) = validate_topic_name(name) {
@@ -201,6 +206,7 @@ async fn create(
     }
     let known = |id: i32| ctx.shard.metadata().brokers.contains_key(&id);
     let planned = plan(&known, ctx.shard.config.kafka.num_partitions, topic)?;
+    quota.take(ctx, planned.partitions)?;
     let proposal = Proposal::CreateTopic {
         name: name.to_owned(),
         partitions: planned.partitions,
@@ -213,7 +219,11 @@ async fn create(
             .collect(),
         validate_only,
     };
-    match propose(ctx, proposal).await {
+    let proposed = propose(ctx, proposal).await;
+    if proposed.is_err() {
+        quota.give_back(ctx, planned.partitions);
+    }
+    match proposed {
         Ok(_) => Ok(planned),
         // Another request created it since this shard looked.
         Err((ErrorCode::TopicAlreadyExists, _)) => Err(already_exists(name)),
@@ -238,11 +248,13 @@ fn result_configs(
         .collect()
 }
 
-/// Answers a CreateTopics request.
+/// Answers a CreateTopics request, its topics' partitions taken from
+/// `quota`.
 pub async fn handle(
     ctx: &Rc<Context>,
     request: CreateTopicsRequest,
     version: i16,
+    mut quota: MutationQuota,
 ) -> CreateTopicsResponse {
     let mut named: HashMap<&str, usize> = HashMap::new();
     for topic in &request.topics {
@@ -272,33 +284,37 @@ pub async fn handle(
             }
             continue;
         }
-        results.push(match create(ctx, topic, request.validate_only).await {
-            Ok(planned) => {
-                let mut result = result
-                    .with_error_code(ErrorCode::None.code())
-                    .with_error_message(None);
-                if version >= 5 {
-                    result = result
-                        .with_num_partitions(planned.partitions)
-                        .with_replication_factor(planned.effective_replication_factor(
-                            ctx.shard.config.kafka.default_replication_factor,
-                        ))
-                        .with_configs(Some(result_configs(ctx, &planned.configs)));
+        results.push(
+            match create(ctx, topic, request.validate_only, &mut quota).await {
+                Ok(planned) => {
+                    let mut result = result
+                        .with_error_code(ErrorCode::None.code())
+                        .with_error_message(None);
+                    if version >= 5 {
+                        result = result
+                            .with_num_partitions(planned.partitions)
+                            .with_replication_factor(planned.effective_replication_factor(
+                                ctx.shard.config.kafka.default_replication_factor,
+                            ))
+                            .with_configs(Some(result_configs(ctx, &planned.configs)));
+                    }
+                    if !request.validate_only {
+                        result = result.with_topic_id(topic_id(ctx, name));
+                    }
+                    result
                 }
-                if !request.validate_only {
-                    result = result.with_topic_id(topic_id(ctx, name));
+                Err((error, message)) => {
+                    tracing::debug!(name, %error, message, "refused to create a topic");
+                    result
+                        .with_error_code(error.code())
+                        .with_error_message(Some(StrBytes::from_string(message)))
                 }
-                result
-            }
-            Err((error, message)) => {
-                tracing::debug!(name, %error, message, "refused to create a topic");
-                result
-                    .with_error_code(error.code())
-                    .with_error_message(Some(StrBytes::from_string(message)))
-            }
-        });
+            },
+        );
     }
-    CreateTopicsResponse::default().with_topics(results)
+    CreateTopicsResponse::default()
+        .with_throttle_time_ms(quota.throttle_time_ms())
+        .with_topics(results)
 }
 
 #[cfg(test)]

@@ -4,7 +4,9 @@
 //! Unknown names get UNKNOWN_TOPIC_OR_PARTITION and unknown ids
 //! UNKNOWN_TOPIC_ID, checked against this shard's metadata before anything
 //! is proposed; a topic named twice in one request gets INVALID_REQUEST, as
-//! Kafka's controller answers.
+//! Kafka's controller answers. A topic's partitions are taken from the
+//! client's controller mutation quota before its deletion is proposed
+//! (strict from v5).
 
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
@@ -19,6 +21,7 @@ use uuid::Uuid;
 use super::topics::{propose, topic_by_id, topic_id};
 use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
+use crate::kafka::quotas::MutationQuota;
 
 /// The DeleteTopics handler: [`handle`], at versions 1–6.
 pub struct DeleteTopicsHandler;
@@ -32,7 +35,8 @@ impl Handler for DeleteTopicsHandler {
     type Response = DeleteTopicsResponse;
 
     async fn handle(call: Call<'_>, request: Self::Request) -> Outcome<Self::Response> {
-        Outcome::Answer(handle(call.ctx, request, call.version).await)
+        let quota = MutationQuota::new(call.header.client_id.as_deref(), call.version, 5);
+        Outcome::Answer(handle(call.ctx, request, call.version, quota).await)
     }
 }
 
@@ -62,16 +66,34 @@ fn failed(
         .with_error_message(Some(StrBytes::from_string(message.to_owned())))
 }
 
-/// Deletes topic `name` (known to exist on this shard when called).
-async fn delete(ctx: &Context, name: &str, id: Uuid) -> DeletableTopicResult {
-    match propose(
+/// Deletes topic `name` (known to exist on this shard when called), its
+/// partitions taken from `quota` first.
+async fn delete(
+    ctx: &Context,
+    name: &str,
+    id: Uuid,
+    quota: &mut MutationQuota,
+) -> DeletableTopicResult {
+    let partitions = ctx
+        .shard
+        .metadata()
+        .topics
+        .get(name)
+        .map_or(0, |t| i32::try_from(t.partitions.len()).unwrap_or(i32::MAX));
+    if let Err((error, message)) = quota.take(ctx, partitions) {
+        return failed(topic_name(name), id, error, &message);
+    }
+    let proposed = propose(
         ctx,
         Proposal::DeleteTopic {
             name: name.to_owned(),
         },
     )
-    .await
-    {
+    .await;
+    if proposed.is_err() {
+        quota.give_back(ctx, partitions);
+    }
+    match proposed {
         Ok(_) => DeletableTopicResult::default()
             .with_name(topic_name(name))
             .with_topic_id(id),
@@ -82,11 +104,13 @@ async fn delete(ctx: &Context, name: &str, id: Uuid) -> DeletableTopicResult {
     }
 }
 
-/// Answers a DeleteTopics request.
+/// Answers a DeleteTopics request, the partitions it deletes taken from
+/// `quota`.
 pub async fn handle(
     ctx: &Rc<Context>,
     request: DeleteTopicsRequest,
     version: i16,
+    mut quota: MutationQuota,
 ) -> DeleteTopicsResponse {
     let targets: Vec<Target> = if version >= 6 {
         request
@@ -140,7 +164,7 @@ pub async fn handle(
             Target::Name(name) => {
                 let known = ctx.shard.metadata().topics.contains_key(name);
                 if known {
-                    delete(ctx, name, topic_id(ctx, name)).await
+                    delete(ctx, name, topic_id(ctx, name), &mut quota).await
                 } else {
                     failed(
                         topic_name(name),
@@ -151,7 +175,7 @@ pub async fn handle(
                 }
             }
             Target::Id(id) => match topic_by_id(ctx, *id) {
-                Some(name) => delete(ctx, &name, *id).await,
+                Some(name) => delete(ctx, &name, *id, &mut quota).await,
                 None => failed(
                     None,
                     *id,
@@ -162,5 +186,7 @@ pub async fn handle(
         };
         responses.push(response);
     }
-    DeleteTopicsResponse::default().with_responses(responses)
+    DeleteTopicsResponse::default()
+        .with_throttle_time_ms(quota.throttle_time_ms())
+        .with_responses(responses)
 }

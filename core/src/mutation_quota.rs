@@ -1,0 +1,318 @@
+//! Kafka's controller mutation quota (KIP-599): how many partitions a
+//! client may create or delete per second (`controller_mutation_rate`).
+//!
+//! Owns: the token bucket of one client ([`TokenBucket`]), refilled at the
+//! quota's rate up to a burst of [`BURST_SECONDS`] seconds' worth (Kafka's
+//! `controller.quota.window.num` samples of
+//! `controller.quota.window.size.seconds`), and one shard's set of them
+//! ([`MutationBuckets`]), found through the same entities and precedence as
+//! the other client quotas ([`crate::quota::resolve`]). Pure: the time is an
+//! argument.
+//!
+//! A bucket is taken from as Kafka takes from it. Strictly (CreateTopics v6+,
+//! DeleteTopics v5+, CreatePartitions v3+): a topic's partitions are refused
+//! while the bucket is below zero, and taken whole otherwise, so one topic
+//! may take it below zero; the client waits until it is back at zero.
+//! Permissively (older versions): always taken, the client then throttled
+//! for as long as the bucket is below zero.
+//!
+//! Invariants: a bucket never holds more than its burst; a set holds at
+//! most its `max_buckets` buckets (the least recently used goes first) and
+//! forgets a bucket idle for [`SENSOR_IDLE_MS`].
+
+use std::collections::HashMap;
+
+use crate::quota::{resolve, ClientQuota, SensorKey, CONTROLLER_MUTATION_RATE, SENSOR_IDLE_MS};
+
+/// Seconds of the quota a full bucket holds: Kafka's default
+/// `controller.quota.window.num` (11) × `controller.quota.window.size.seconds`
+/// (1).
+pub const BURST_SECONDS: f64 = 11.0;
+
+/// Partitions a client may create or delete now, refilled at its quota.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenBucket {
+    tokens: f64,
+    last_ms: u64,
+}
+
+impl TokenBucket {
+    /// A full bucket for `quota` (a new client starts with its burst).
+    pub fn full(quota: f64, now_ms: u64) -> TokenBucket {
+        TokenBucket {
+            tokens: burst(quota),
+            last_ms: now_ms,
+        }
+    }
+
+    /// The tokens held at `now_ms`, after refilling.
+    pub fn tokens(&mut self, quota: f64, now_ms: u64) -> f64 {
+        let elapsed_ms = now_ms.saturating_sub(self.last_ms);
+        self.tokens = (self.tokens + quota.max(0.0) * elapsed_ms as f64 / 1000.0).min(burst(quota));
+        self.last_ms = self.last_ms.max(now_ms);
+        self.tokens
+    }
+
+    /// Strict: takes `permits` unless the bucket is below zero at `now_ms`;
+    /// then takes nothing and answers how long until it is back at zero.
+    pub fn try_take(&mut self, quota: f64, permits: f64, now_ms: u64) -> Result<(), u64> {
+        let tokens = self.tokens(quota, now_ms);
+        if tokens < 0.0 {
+            return Err(deficit_ms(tokens, quota));
+        }
+        self.tokens -= permits;
+        Ok(())
+    }
+
+    /// Permissive: takes `permits` and answers how long until the bucket is
+    /// back at zero (0 when it is not below).
+    pub fn take(&mut self, quota: f64, permits: f64, now_ms: u64) -> u64 {
+        self.tokens(quota, now_ms);
+        self.tokens -= permits;
+        deficit_ms(self.tokens, quota)
+    }
+
+    /// Returns `permits` taken for a change that was then refused for
+    /// another reason (never above the burst).
+    pub fn give_back(&mut self, quota: f64, permits: f64, now_ms: u64) {
+        self.tokens(quota, now_ms);
+        self.tokens = (self.tokens + permits).min(burst(quota));
+    }
+}
+
+fn burst(quota: f64) -> f64 {
+    quota.max(0.0) * BURST_SECONDS
+}
+
+/// Milliseconds until `tokens` are back at zero at `quota` per second
+/// (Kafka's `-tokens / quota * 1000`, rounded); a quota of zero never
+/// refills.
+fn deficit_ms(tokens: f64, quota: f64) -> u64 {
+    if tokens >= 0.0 {
+        0
+    } else if quota <= 0.0 {
+        u64::MAX
+    } else {
+        // A float past u64 saturates.
+        (-tokens / quota * 1000.0).round() as u64
+    }
+}
+
+/// What taking from a client's bucket came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// No `controller_mutation_rate` applies to the client.
+    Unlimited,
+    /// Taken; the client is throttled this long (permissive only, else 0).
+    Accepted { throttle_ms: u64 },
+    /// Refused (strict only): the bucket is below zero for this long.
+    Refused { throttle_ms: u64 },
+}
+
+/// One shard's mutation buckets, by whose usage they count.
+#[derive(Debug)]
+pub struct MutationBuckets {
+    buckets: HashMap<SensorKey, TokenBucket>,
+    max_buckets: usize,
+    last_sweep_ms: u64,
+}
+
+impl MutationBuckets {
+    /// A set of at most `max_buckets` buckets (at least one).
+    pub fn new(max_buckets: usize) -> MutationBuckets {
+        MutationBuckets {
+            buckets: HashMap::new(),
+            max_buckets: max_buckets.max(1),
+            last_sweep_ms: 0,
+        }
+    }
+
+    /// Buckets held.
+    pub fn len(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// Whether no bucket is held.
+    pub fn is_empty(&self) -> bool {
+        self.buckets.is_empty()
+    }
+
+    /// Takes `permits` (partitions) from the bucket of `user`'s
+    /// `client_id`, strictly or permissively (see the module docs).
+    pub fn take(
+        &mut self,
+        quotas: &[ClientQuota],
+        user: &str,
+        client_id: &str,
+        permits: f64,
+        strict: bool,
+        now_ms: u64,
+    ) -> Taken {
+        let Some((bucket, quota)) = self.bucket(quotas, user, client_id, now_ms) else {
+            return Taken::Unlimited;
+        };
+        if !strict {
+            let throttle_ms = bucket.take(quota, permits, now_ms);
+            return Taken::Accepted { throttle_ms };
+        }
+        match bucket.try_take(quota, permits, now_ms) {
+            Ok(()) => Taken::Accepted { throttle_ms: 0 },
+            Err(throttle_ms) => Taken::Refused { throttle_ms },
+        }
+    }
+
+    /// Returns `permits` [`MutationBuckets::take`] took for a change that
+    /// was refused for another reason.
+    pub fn give_back(
+        &mut self,
+        quotas: &[ClientQuota],
+        user: &str,
+        client_id: &str,
+        permits: f64,
+        now_ms: u64,
+    ) {
+        if let Some((bucket, quota)) = self.bucket(quotas, user, client_id, now_ms) {
+            bucket.give_back(quota, permits, now_ms);
+        }
+    }
+
+    /// The bucket and quota that apply to `user`'s `client_id`, made full
+    /// when new; `None` without a quota.
+    fn bucket(
+        &mut self,
+        quotas: &[ClientQuota],
+        user: &str,
+        client_id: &str,
+        now_ms: u64,
+    ) -> Option<(&mut TokenBucket, f64)> {
+        let (key, quota) = resolve(quotas, user, client_id, CONTROLLER_MUTATION_RATE)?;
+        self.sweep(now_ms);
+        if !self.buckets.contains_key(&key) && self.buckets.len() >= self.max_buckets {
+            self.evict_least_recent();
+        }
+        let bucket = self
+            .buckets
+            .entry(key)
+            .or_insert_with(|| TokenBucket::full(quota, now_ms));
+        Some((bucket, quota))
+    }
+
+    /// Forgets buckets idle for [`SENSOR_IDLE_MS`], at most once a minute.
+    fn sweep(&mut self, now_ms: u64) {
+        if now_ms < self.last_sweep_ms + 60_000 {
+            return;
+        }
+        self.last_sweep_ms = now_ms;
+        self.buckets
+            .retain(|_, b| now_ms.saturating_sub(b.last_ms) < SENSOR_IDLE_MS);
+    }
+
+    fn evict_least_recent(&mut self) {
+        let oldest = self
+            .buckets
+            .iter()
+            .min_by_key(|(k, b)| (b.last_ms, (*k).clone()))
+            .map(|(k, _)| k.clone());
+        if let Some(key) = oldest {
+            self.buckets.remove(&key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quota::{EntityName, QuotaEntity, QuotaValue};
+
+    fn quota_for_client(client: &str, rate: f64) -> Vec<ClientQuota> {
+        vec![ClientQuota {
+            entity: QuotaEntity {
+                user: None,
+                client_id: Some(EntityName::Named(client.into())),
+            },
+            values: [(CONTROLLER_MUTATION_RATE.to_owned(), QuotaValue(rate))].into(),
+        }]
+    }
+
+    #[test]
+    fn a_strict_bucket_takes_a_whole_topic_then_refuses_until_it_refills() {
+        // Kafka's StrictControllerMutationQuota test, at 10 per second with
+        // a burst of 110.
+        let mut b = TokenBucket::full(10.0, 0);
+        assert_eq!(b.try_take(10.0, 90.0, 0), Ok(()));
+        assert_eq!(b.try_take(10.0, 90.0, 0), Ok(()), "20 left: taken whole");
+        assert_eq!(b.try_take(10.0, 1.0, 0), Err(7_000), "70 below zero");
+        assert_eq!(b.try_take(10.0, 1.0, 6_000), Err(1_000));
+        assert_eq!(b.try_take(10.0, 1.0, 7_000), Ok(()), "back at zero");
+    }
+
+    #[test]
+    fn a_permissive_bucket_always_takes_and_throttles_below_zero() {
+        let mut b = TokenBucket::full(2.0, 0);
+        assert_eq!(b.take(2.0, 20.0, 0), 0, "22 in the burst");
+        assert_eq!(b.take(2.0, 10.0, 0), 4_000, "8 below zero at 2 per second");
+        assert_eq!(b.take(2.0, 0.0, 3_000), 1_000);
+    }
+
+    #[test]
+    fn a_bucket_refills_to_its_burst_and_no_further() {
+        let mut b = TokenBucket::full(1.0, 0);
+        assert_eq!(b.tokens(1.0, 0), 11.0);
+        b.take(1.0, 11.0, 0);
+        assert_eq!(b.tokens(1.0, 5_000), 5.0);
+        assert_eq!(b.tokens(1.0, 60_000), 11.0);
+        b.give_back(1.0, 5.0, 60_000);
+        assert_eq!(
+            b.tokens(1.0, 60_000),
+            11.0,
+            "given back, still at most the burst"
+        );
+    }
+
+    #[test]
+    fn a_zero_quota_refuses_once_taken_below_zero_for_ever() {
+        let mut b = TokenBucket::full(0.0, 0);
+        assert_eq!(b.try_take(0.0, 1.0, 0), Ok(()), "at zero: not below");
+        assert_eq!(b.try_take(0.0, 1.0, 1_000_000), Err(u64::MAX));
+    }
+
+    #[test]
+    fn only_clients_with_a_quota_have_a_bucket() {
+        let quotas = quota_for_client("tool", 1.0);
+        let mut set = MutationBuckets::new(10);
+        assert_eq!(
+            set.take(&quotas, "ANONYMOUS", "other", 100.0, true, 0),
+            Taken::Unlimited
+        );
+        assert!(set.is_empty());
+        assert_eq!(
+            set.take(&quotas, "ANONYMOUS", "tool", 12.0, true, 0),
+            Taken::Accepted { throttle_ms: 0 }
+        );
+        assert_eq!(
+            set.take(&quotas, "ANONYMOUS", "tool", 1.0, true, 0),
+            Taken::Refused { throttle_ms: 1_000 }
+        );
+        set.give_back(&quotas, "ANONYMOUS", "tool", 12.0, 0);
+        assert_eq!(
+            set.take(&quotas, "ANONYMOUS", "tool", 1.0, true, 0),
+            Taken::Accepted { throttle_ms: 0 }
+        );
+        assert_eq!(set.len(), 1);
+    }
+
+    #[test]
+    fn the_set_is_bounded_and_forgets_idle_buckets() {
+        let mut quotas = quota_for_client("a", 1.0);
+        quotas.extend(quota_for_client("b", 1.0));
+        quotas.extend(quota_for_client("c", 1.0));
+        quotas.sort_by(|x, y| x.entity.cmp(&y.entity));
+        let mut set = MutationBuckets::new(2);
+        for (i, c) in ["a", "b", "c"].into_iter().enumerate() {
+            set.take(&quotas, "ANONYMOUS", c, 1.0, true, i as u64);
+        }
+        assert_eq!(set.len(), 2, "the least recently used went");
+        set.take(&quotas, "ANONYMOUS", "c", 1.0, true, SENSOR_IDLE_MS + 10);
+        assert_eq!(set.len(), 1, "b idle for an hour is forgotten");
+    }
+}
