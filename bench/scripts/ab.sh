@@ -21,14 +21,16 @@ ROUNDS=${3:-5}; FLUSH=${4:-always}; WORKLOAD=${5:-tput-1k}; DURATION=${6:-10}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT="$ROOT/target/bench-results/ab/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$OUT"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# Two distinct loopback ports that were free a moment ago (both held while
+# picked, so they differ).
+free_ports() { python3 -c 'import socket; s=[socket.socket() for _ in range(2)]; [x.bind(("127.0.0.1",0)) for x in s]; print(*[x.getsockname()[1] for x in s])'; }
 PID=""
 cleanup() { if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi; }
 trap cleanup EXIT
 for round in $(seq 1 "$ROUNDS"); do
   for side in A B; do
     bin=$A; [ "$side" = B ] && bin=$B
-    data="$OUT/data-$side-$round"; port=$(free_port); aport=$(free_port)
+    data="$OUT/data-$side-$round"; read -r port aport < <(free_ports)
     SLUICE_LOG__FLUSH=$FLUSH taskset -c 1 "$bin" serve --data-dir "$data" \
       --kafka-addr "127.0.0.1:$port" --admin-addr "127.0.0.1:$aport" --cores 1 \
       > "$OUT/broker-$side-$round.log" 2>&1 &

@@ -26,7 +26,9 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT="$ROOT/target/bench-results/catch-up/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$OUT"
 command -v fio >/dev/null || { echo "fio is needed (apt-get install fio)" >&2; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# Two distinct loopback ports that were free a moment ago (both held while
+# picked, so they differ).
+free_ports() { python3 -c 'import socket; s=[socket.socket() for _ in range(2)]; [x.bind(("127.0.0.1",0)) for x in s]; print(*[x.getsockname()[1] for x in s])'; }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 DEV=$(basename "$(df --output=source "$ROOT/target" | tail -1)")
 sectors_read() { awk -v d="$DEV" '$3 == d {print $6}' /proc/diskstats; }
@@ -43,7 +45,7 @@ for round in $(seq 1 "$ROUNDS"); do
   rm -f "$ROOT/target/catch-up-fio.dat"
   for side in A B; do
     bin=$A; [ "$side" = B ] && bin=$B
-    data="$OUT/data-$side-$round"; port=$(free_port); aport=$(free_port)
+    data="$OUT/data-$side-$round"; read -r port aport < <(free_ports)
     SLUICE_LOG__FLUSH=never taskset -c 1 "$bin" serve --data-dir "$data" \
       --kafka-addr "127.0.0.1:$port" --admin-addr "127.0.0.1:$aport" --cores 1 \
       > "$OUT/broker-$side-$round.log" 2>&1 &
