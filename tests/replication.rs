@@ -420,6 +420,61 @@ fn acks_all_needs_min_insync_replicas_and_acks_one_does_not() {
     assert_eq!((again.error_code, again.base_offset), (0, 2));
 }
 
+/// DeleteRecords answers, as Kafka's, once every replica has moved its log
+/// start (the low watermark): with the leader killed right after the
+/// answer, the replica that takes over starts at the offset asked too.
+#[test]
+fn delete_records_answers_once_every_replica_moved_its_log_start() {
+    let _turn = shared();
+    let mut cluster = Broker::cluster(3, FAST);
+    start_agreed(&mut cluster);
+    let t = topic("delrec");
+    create_replicated(&cluster[0], &t, 1, 2);
+    wait_fully_in_sync(&cluster[0], &t);
+    let leader = leader_of(&cluster[0], &t, 0) as usize - 1;
+    let out = python(
+        &cluster[leader],
+        r#"
+from confluent_kafka import Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+p = Producer({"bootstrap.servers": BOOTSTRAP, "acks": "all"})
+for i in range(100):
+    p.produce(ARGS[0], value=b"v%d" % i, partition=0)
+assert p.flush(30) == 0
+admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+futures = admin.delete_records([TopicPartition(ARGS[0], 0, 60)], request_timeout=30)
+for tp, f in futures.items():
+    print("low watermark", f.result().low_watermark)
+"#,
+        &[&t],
+        CLIENT_TIMEOUT,
+    );
+    out.assert_success();
+    assert_eq!(out.stdout_text().trim(), "low watermark 60");
+    let dead = cluster[leader].node_id();
+    cluster[leader].kill();
+    let witness = (leader + 1) % 3;
+    wait_until("another replica to lead", || {
+        leaders_of(&cluster[witness], &t)
+            .first()
+            .is_some_and(|l| *l > 0 && *l != dead)
+    });
+    let earliest = python(
+        &cluster[witness],
+        r#"
+from confluent_kafka import TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
+admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+tp = TopicPartition(ARGS[0], 0)
+print(admin.list_offsets({tp: OffsetSpec.earliest()})[tp].result().offset)
+"#,
+        &[&t],
+        CLIENT_TIMEOUT,
+    );
+    earliest.assert_success();
+    assert_eq!(earliest.stdout_text().trim(), "60");
+}
+
 /// Each partition's leader as `witness` reports it.
 fn leaders_of(witness: &Broker, name: &str) -> Vec<i32> {
     isr_of(witness, name)

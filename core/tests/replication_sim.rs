@@ -22,7 +22,9 @@
 //! without its replica deletes it (the shard's `remove_unassigned`), and
 //! one that was down or cut off then keeps its files and reopens them if
 //! the replica comes back to it, as production does. Producers write with acks=all and
-//! `min.insync.replicas=2` under `log.flush=always`.
+//! `min.insync.replicas=2` under `log.flush=always`; DeleteRecords moves the
+//! leader's log start, which followers take from fetch answers and report
+//! in their fetches (the leader's low watermark, `LeaderView::low_watermark`).
 //!
 //! Leadership follows KIP-966: with the in-sync set below
 //! `min.insync.replicas` the high watermark stands still, replicas that
@@ -33,7 +35,9 @@
 //! record is in the current leader's log at its offset; no two live
 //! replicas disagree below the lower of their high watermarks; a record a
 //! consumer read never changes or disappears from the leader; an offset is
-//! acknowledged for one record only.
+//! acknowledged for one record only; when DeleteRecords is answered (its
+//! low watermark reached the offset asked), no replica on a live broker
+//! holds a record below that offset.
 //!
 //! Replay a seed: `REPLICATION_SEED=<seed> cargo test -p sluice-core --test
 //! replication_sim -- --nocapture` (prints the trace); a longer run:
@@ -88,6 +92,9 @@ struct Broker {
     /// Produces appended here and waiting for the high watermark:
     /// (offset, value, leader epoch).
     pending: Vec<(i64, u64, i32)>,
+    /// Its log start offset (DeleteRecords moved it; durable, as the
+    /// log's checkpoint is written before it is answered).
+    log_start: i64,
 }
 
 impl Broker {
@@ -102,12 +109,16 @@ enum Msg {
     Fetch {
         epoch: i32,
         offset: i64,
+        /// The follower's log start (Fetch v5+).
+        log_start: i64,
     },
     FetchAnswer {
         epoch: i32,
         start: i64,
         entries: Vec<Entry>,
         hw: i64,
+        /// The leader's log start.
+        log_start: i64,
         error: ErrorCode,
     },
     EpochAsk {
@@ -146,6 +157,14 @@ struct Sim {
     /// replicas than `min.insync.replicas` (an eligible leader then lacks
     /// records below it).
     hw_ignores_min_isr: bool,
+    /// DeleteRecords waiting for the low watermark: (leader, its epoch,
+    /// the offset asked, when it times out).
+    deletes: Vec<(BrokerId, i32, i64, u64)>,
+    /// DeleteRecords answered with their low watermark.
+    deletes_answered: usize,
+    /// Planted bug: DeleteRecords answers once the leader moved its own
+    /// log start, without waiting for the followers.
+    delete_answers_at_once: bool,
 }
 
 fn registration(id: BrokerId, incarnation: u8) -> BrokerRegistration {
@@ -203,6 +222,7 @@ impl Sim {
                         incarnation: 0,
                         registered: true,
                         pending: Vec::new(),
+                        log_start: 0,
                     },
                 )
             })
@@ -223,6 +243,9 @@ impl Sim {
             ack_on_leader_alone: false,
             skip_truncation: false,
             hw_ignores_min_isr: false,
+            deletes: Vec::new(),
+            deletes_answered: 0,
+            delete_answers_at_once: false,
             moves_completed: 0,
             eligible_elections: 0,
         };
@@ -256,6 +279,7 @@ impl Sim {
                 b.durable = 0;
                 b.epochs = EpochCache::default();
                 b.pending.clear();
+                b.log_start = 0;
                 b.role = Role::unassigned(0);
                 self.trace
                     .push(format!("broker {id} deletes its moved replica"));
@@ -369,6 +393,88 @@ impl Sim {
         ));
     }
 
+    /// DeleteRecords to a random offset above the leader's log start, at
+    /// most its high watermark: the leader moves its log start and waits
+    /// for the low watermark ([`Sim::answer_deletes`]).
+    fn delete_records(&mut self) {
+        let leader = self
+            .controller
+            .partition(TOPIC, 0)
+            .map_or(NO_LEADER, |p| p.leader);
+        if leader == NO_LEADER || !self.reachable(leader) {
+            return;
+        }
+        let now = self.now;
+        let b = self.brokers.get_mut(&leader).expect("a broker");
+        let hw = b.high_watermark();
+        let Role::Leader(v) = &b.role else {
+            return;
+        };
+        if hw <= b.log_start {
+            return;
+        }
+        let epoch = v.leader_epoch;
+        let target = b.log_start + 1 + self.rng.below((hw - b.log_start) as u64) as i64;
+        b.log_start = target;
+        self.deletes.push((leader, epoch, target, now + 1_000));
+        self.trace.push(format!(
+            "broker {leader} deletes records below {target} (epoch {epoch})"
+        ));
+    }
+
+    /// Answers each DeleteRecords whose low watermark (the shard's rule:
+    /// the least log start over the leader and its followers on live
+    /// brokers) reached the offset asked, and checks that every such
+    /// replica's log start really is there; drops those whose leader moved
+    /// on or whose time ran out.
+    fn answer_deletes(&mut self) {
+        let mut answered = Vec::new();
+        let now = self.now;
+        self.deletes.retain(|&(leader, epoch, target, deadline)| {
+            let b = &self.brokers[&leader];
+            let Role::Leader(v) = &b.role else {
+                return false; // NOT_LEADER_OR_FOLLOWER
+            };
+            if !b.up || v.leader_epoch != epoch {
+                return false;
+            }
+            let alive = |id: BrokerId| b.meta.brokers.get(&id).is_some_and(|m| !m.fenced);
+            let low = if self.delete_answers_at_once {
+                b.log_start
+            } else {
+                v.low_watermark(b.log_start, &alive)
+            };
+            if low >= target {
+                let live: Vec<BrokerId> = v
+                    .followers
+                    .iter()
+                    .map(|f| f.broker)
+                    .filter(|&id| alive(id))
+                    .collect();
+                answered.push((leader, target, low, live));
+                return false;
+            }
+            now < deadline // else REQUEST_TIMED_OUT
+        });
+        for (leader, target, low, live) in answered {
+            self.deletes_answered += 1;
+            self.trace.push(format!(
+                "broker {leader} answers DeleteRecords {target}: low watermark {low}"
+            ));
+            // A replica made again since its report (moved away and back;
+            // a report the network delayed can outlive it) may start
+            // below: it must then hold nothing there.
+            for id in live {
+                let (start, len) = (self.brokers[&id].log_start, self.brokers[&id].log.len());
+                if start < target && len as i64 > start {
+                    self.fail(format!(
+                        "DeleteRecords below {target} answered while broker {id}'s replica holds records from {start}"
+                    ));
+                }
+            }
+        }
+    }
+
     /// Acknowledges what each leader's high watermark covers.
     fn acknowledge(&mut self) {
         for id in BROKERS {
@@ -431,6 +537,7 @@ impl Sim {
             Msg::Fetch {
                 epoch,
                 offset: b.log.len() as i64,
+                log_start: b.log_start,
             }
         } else {
             match b.epochs.latest() {
@@ -459,16 +566,22 @@ impl Sim {
         }
         let now = self.now as i64;
         match msg {
-            Msg::Fetch { epoch, offset } => {
+            Msg::Fetch {
+                epoch,
+                offset,
+                log_start,
+            } => {
                 let b = self.brokers.get_mut(&to).expect("a broker");
                 let len = b.log.len() as i64;
                 let durable = b.durable as i64;
+                let leader_start = b.log_start;
                 let Role::Leader(v) = &mut b.role else {
                     let answer = Msg::FetchAnswer {
                         epoch,
                         start: offset,
                         entries: Vec::new(),
                         hw: -1,
+                        log_start: -1,
                         error: ErrorCode::NotLeaderOrFollower,
                     };
                     self.net.push((to, from, answer));
@@ -481,6 +594,9 @@ impl Sim {
                 if error == ErrorCode::None && !v.on_fetch(from, offset, len, now) {
                     // Not a replica (any more): the shard's answer.
                     error = ErrorCode::NotLeaderOrFollower;
+                }
+                if error == ErrorCode::None {
+                    v.on_log_start(from, log_start);
                 }
                 let hw = v.high_watermark(durable);
                 let entries = if error == ErrorCode::None {
@@ -500,6 +616,7 @@ impl Sim {
                         start: offset,
                         entries,
                         hw,
+                        log_start: leader_start,
                         error,
                     },
                 ));
@@ -509,6 +626,7 @@ impl Sim {
                 start,
                 entries,
                 hw,
+                log_start,
                 error,
             } => {
                 let b = self.brokers.get_mut(&to).expect("a broker");
@@ -532,6 +650,12 @@ impl Sim {
                 }
                 // Synced before the next fetch (log.flush=always).
                 b.durable = b.log.len();
+                // The leader's log start, within the follower's high
+                // watermark (the shard's replica fetcher).
+                let start = log_start.min(b.high_watermark());
+                if start > b.log_start {
+                    b.log_start = start;
+                }
             }
             Msg::EpochAsk { epoch, asked } => {
                 let b = &self.brokers[&to];
@@ -578,6 +702,7 @@ impl Sim {
                 let len = b.log.len() as i64;
                 let cut = truncation(&b.epochs, len, hw, answer);
                 if cut.to < len {
+                    b.log_start = b.log_start.min(cut.to.max(0));
                     b.log.truncate(cut.to as usize);
                     b.durable = b.durable.min(b.log.len());
                     b.epochs.truncate_from(cut.to);
@@ -833,6 +958,7 @@ impl Sim {
                 }
             }
             95 => self.reassign(),
+            97 => self.delete_records(),
             96 => {
                 if self.cut.remove(&id) {
                     self.trace.push(format!("broker {id} back on the network"));
@@ -855,6 +981,7 @@ impl Sim {
             self.net.remove(0);
         }
         self.acknowledge();
+        self.answer_deletes();
         self.check();
     }
 
@@ -912,9 +1039,9 @@ fn env_u64(name: &str, default: u64) -> u64 {
 }
 
 /// Runs `seed` for `steps` steps and heals; the number of acknowledged
-/// records, leader elections, completed reassignments and eligible
-/// leaders elected.
-fn run(seed: u64, steps: u64) -> (usize, i32, usize, usize) {
+/// records, leader elections, completed reassignments, eligible leaders
+/// elected and DeleteRecords answered.
+fn run(seed: u64, steps: u64) -> (usize, i32, usize, usize, usize) {
     let mut sim = Sim::new(seed);
     for _ in 0..steps {
         sim.step();
@@ -933,6 +1060,7 @@ fn run(seed: u64, steps: u64) -> (usize, i32, usize, usize) {
         epoch,
         sim.moves_completed,
         sim.eligible_elections,
+        sim.deletes_answered,
     )
 }
 
@@ -951,17 +1079,19 @@ fn no_acknowledged_record_is_lost_under_random_faults() {
     }
     let seeds = env_u64("REPLICATION_SEEDS", 40);
     let steps = env_u64("REPLICATION_STEPS", 3000);
-    let (mut acked, mut elections, mut moves, mut eligible) = (0, 0, 0, 0);
+    let (mut acked, mut elections, mut moves, mut eligible, mut deletes) = (0, 0, 0, 0, 0);
     for seed in 0..seeds {
-        let (a, e, m, l) = run(seed, steps);
+        let (a, e, m, l, d) = run(seed, steps);
         acked += a;
         elections += e;
         moves += m;
         eligible += l;
+        deletes += d;
     }
     eprintln!(
-        "{seeds} seeds x {steps} steps: {acked} records acknowledged, {elections} leader epochs, {moves} reassignments completed, {eligible} eligible leaders elected"
+        "{seeds} seeds x {steps} steps: {acked} records acknowledged, {elections} leader epochs, {moves} reassignments completed, {eligible} eligible leaders elected, {deletes} DeleteRecords answered"
     );
+    assert!(deletes > seeds as usize / 2, "DeleteRecords were answered");
     assert!(eligible > 0, "eligible replicas led");
     assert!(acked > 5 * seeds as usize, "the workload made progress");
     assert!(elections > seeds as i32, "leadership moved");
@@ -1018,4 +1148,22 @@ fn the_checks_catch_a_follower_that_never_truncates() {
         .is_err()
     });
     assert!(caught, "a follower keeping a divergent tail must be caught");
+}
+
+#[test]
+fn the_checks_catch_delete_records_answered_before_the_followers_moved() {
+    let caught = (0..40).any(|seed| {
+        std::panic::catch_unwind(|| {
+            let mut sim = Sim::new(seed);
+            sim.delete_answers_at_once = true;
+            for _ in 0..3000 {
+                sim.step();
+            }
+        })
+        .is_err()
+    });
+    assert!(
+        caught,
+        "DeleteRecords answered while a live follower still starts below it must be caught"
+    );
 }

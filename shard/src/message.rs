@@ -432,6 +432,8 @@ pub enum TxnResponse {
 #[derive(Debug, Clone)]
 pub struct DeleteRecords {
     pub partitions: Vec<(String, PartitionId, Offset)>,
+    /// How long to wait for the followers to move their log starts too.
+    pub timeout_ms: u64,
 }
 
 /// Lists the replicas a shard holds (DescribeLogDirs).
@@ -835,6 +837,8 @@ pub struct PartitionRead {
     pub max_bytes: usize,
     /// The fetching follower's broker id, or -1 for a consumer.
     pub replica_id: i32,
+    /// The fetching follower's log start offset (Fetch v5+), or -1.
+    pub log_start_offset: Offset,
     /// The leader epoch the fetcher knows, or -1.
     pub current_leader_epoch: i32,
     /// A read_committed consumer's read: up to the last stable offset, and

@@ -118,8 +118,9 @@ impl ShardCounters {
 /// One partition this shard holds a replica of.
 pub struct OwnedPartition {
     pub log: PartitionStore,
-    /// Signalled whenever the high watermark moves, and when the replica's
-    /// role changes (waiters re-check who leads).
+    /// Signalled whenever the high watermark moves, when a follower reports
+    /// a new log start (DeleteRecords waits on the low watermark), and when
+    /// the replica's role changes (waiters re-check who leads).
     pub hw_changed: Notify,
     /// Signalled at every append (followers' long polls wait on it).
     pub appended: Notify,

@@ -87,6 +87,7 @@ fn fetch_request(topic: &str, partition: i32, offset: i64) -> Fetch {
             offset,
             max_bytes: 1 << 20,
             replica_id: -1,
+            log_start_offset: -1,
             current_leader_epoch: -1,
             read_committed: false,
         }],

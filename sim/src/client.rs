@@ -524,6 +524,7 @@ async fn fetch(c: &Rc<Clients>, entry: u32, tp: Tp, offset: Offset, max_wait_ms:
                 offset,
                 max_bytes: 16 * 1024,
                 replica_id: -1,
+                log_start_offset: -1,
                 current_leader_epoch: -1,
                 read_committed: false,
             }],

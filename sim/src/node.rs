@@ -37,6 +37,7 @@ pub async fn read_all(
                 offset: next,
                 max_bytes: 1 << 20,
                 replica_id: -1,
+                log_start_offset: -1,
                 current_leader_epoch: -1,
                 read_committed: false,
             }],

@@ -524,6 +524,7 @@ async fn check_dead_letters(c: &Rc<Clients>, shard: &Rc<Shard>) -> Result<(), St
                     offset,
                     max_bytes: 256 * 1024,
                     replica_id: -1,
+                    log_start_offset: -1,
                     current_leader_epoch: -1,
                     read_committed: false,
                 }],

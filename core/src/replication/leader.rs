@@ -22,6 +22,9 @@ pub struct FollowerState {
     pub last_caught_up_ms: i64,
     last_fetch_ms: i64,
     last_fetch_leader_end: Offset,
+    /// Its log start offset as its last fetch reported it (Fetch v5+);
+    /// `None` until one did.
+    pub log_start: Option<Offset>,
 }
 
 /// The leader's view of one partition in one leader epoch.
@@ -70,6 +73,7 @@ impl LeaderView {
                     last_caught_up_ms: now_ms,
                     last_fetch_ms: now_ms,
                     last_fetch_leader_end: log_end,
+                    log_start: None,
                 })
                 .collect(),
             epoch_start_offset: log_end,
@@ -98,6 +102,7 @@ impl LeaderView {
                     last_caught_up_ms: now_ms,
                     last_fetch_ms: now_ms,
                     last_fetch_leader_end: self.epoch_start_offset,
+                    log_start: None,
                 });
             }
         }
@@ -124,6 +129,31 @@ impl LeaderView {
         f.last_fetch_ms = now_ms;
         f.last_fetch_leader_end = leader_end;
         true
+    }
+
+    /// The log start offset `broker` reported in a fetch (a negative one,
+    /// from a fetch too old to carry it, is ignored); `true` when it moved.
+    pub fn on_log_start(&mut self, broker: BrokerId, log_start: Offset) -> bool {
+        let Some(f) = self.followers.iter_mut().find(|f| f.broker == broker) else {
+            return false;
+        };
+        if log_start < 0 || f.log_start == Some(log_start) {
+            return false;
+        }
+        f.log_start = Some(log_start);
+        true
+    }
+
+    /// Kafka's low watermark: the least log start offset over the leader's
+    /// (`local_start`) and every follower on a live broker (`alive`), -1
+    /// while one of those has not reported its start. DeleteRecords is done
+    /// once it reaches the offset asked.
+    pub fn low_watermark(&self, local_start: Offset, alive: &dyn Fn(BrokerId) -> bool) -> Offset {
+        self.followers
+            .iter()
+            .filter(|f| alive(f.broker))
+            .map(|f| f.log_start.unwrap_or(-1))
+            .fold(local_start, Offset::min)
     }
 
     /// The high watermark with the leader's own log at `local_end` (its
@@ -193,6 +223,23 @@ mod tests {
 
     fn view() -> LeaderView {
         LeaderView::new(1, &[1, 2, 3], &[1, 2, 3], (4, 7), (100, 90), 0)
+    }
+
+    #[test]
+    fn the_low_watermark_is_the_least_start_over_live_replicas() {
+        let mut v = view();
+        let all = |_: BrokerId| true;
+        assert_eq!(v.low_watermark(50, &all), -1, "no follower reported yet");
+        assert!(v.on_log_start(2, 50));
+        assert!(!v.on_log_start(2, 50), "unchanged");
+        assert!(!v.on_log_start(3, -1), "a fetch without the field");
+        assert_eq!(v.low_watermark(50, &all), -1, "3 has not reported");
+        assert!(v.on_log_start(3, 40));
+        assert_eq!(v.low_watermark(50, &all), 40);
+        assert_eq!(v.low_watermark(50, &|b| b != 3), 50, "3's broker is down");
+        assert!(!v.on_log_start(9, 60), "not a replica");
+        v.update(&[1, 2], &[1, 2], 8, 0);
+        assert_eq!(v.low_watermark(50, &all), 50, "3 is no longer a replica");
     }
 
     #[test]

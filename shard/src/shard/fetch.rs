@@ -133,7 +133,8 @@ impl Shard {
         }
         let replica = read.replica_id >= 0;
         if replica && offset <= p.log.log_end_offset() {
-            let error = self.on_replica_fetch((topic, partition), &p, read.replica_id, offset);
+            let at = (offset, read.log_start_offset);
+            let error = self.on_replica_fetch((topic, partition), &p, read.replica_id, at);
             if error != ErrorCode::None {
                 return FetchResult::failed(error);
             }

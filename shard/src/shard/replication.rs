@@ -179,19 +179,20 @@ impl Shard {
         .detach();
     }
 
-    /// On the leader: a follower fetched `partition` at `offset`. Moves the
-    /// high watermark (waking waiters) and asks for an in-sync set change
-    /// when one is due. The error a replica fetch gets, if any.
+    /// On the leader: a follower fetched `partition` at `offset`, its log
+    /// starting at `log_start`. Moves the high watermark and the low one
+    /// (waking waiters) and asks for an in-sync set change when one is due.
+    /// The error a replica fetch gets, if any.
     pub(super) fn on_replica_fetch(
         self: &Rc<Self>,
         key: (&str, PartitionId),
         p: &Rc<OwnedPartition>,
         replica: BrokerId,
-        offset: Offset,
+        (offset, log_start): (Offset, Offset),
     ) -> ErrorCode {
         let now = self.env.monotonic_ms() as i64;
         let before = p.high_watermark();
-        {
+        let start_moved = {
             let mut role = p.role.borrow_mut();
             let Role::Leader(view) = &mut *role else {
                 return ErrorCode::NotLeaderOrFollower;
@@ -199,8 +200,9 @@ impl Shard {
             if !view.on_fetch(replica, offset, p.log.log_end_offset(), now) {
                 return ErrorCode::NotLeaderOrFollower;
             }
-        }
-        if p.high_watermark() > before {
+            view.on_log_start(replica, log_start)
+        };
+        if p.high_watermark() > before || start_moved {
             p.hw_changed.notify_all();
         }
         self.maybe_alter_isr(key.0, key.1, p, now);
@@ -345,10 +347,16 @@ impl Shard {
 
     /// [`DeleteRecords`]: moves each partition's log start offset up to the
     /// offset asked (-1: the high watermark), as Kafka's DeleteRecords does;
-    /// an offset past the high watermark is OFFSET_OUT_OF_RANGE. Followers
-    /// follow the leader's log start at their next fetch.
+    /// an offset past the high watermark is OFFSET_OUT_OF_RANGE. Then, as
+    /// Kafka, waits (at most `op.timeout_ms` in all) until every replica on
+    /// a live broker has moved its start that far too: followers follow
+    /// the leader's log start at their next fetch and report theirs in the
+    /// one after. Each partition answers its low watermark (the least of
+    /// those starts), or REQUEST_TIMED_OUT with -1.
     pub(crate) async fn delete_records_many(&self, op: DeleteRecords) -> Vec<(ErrorCode, Offset)> {
+        let deadline = self.env.monotonic_ms() + op.timeout_ms;
         let mut out = Vec::with_capacity(op.partitions.len());
+        let mut moved = Vec::new();
         for (topic, partition, offset) in &op.partitions {
             let Some(p) = self.partition(topic, *partition) else {
                 out.push((self.absence_error(topic, *partition), -1));
@@ -364,6 +372,7 @@ impl Shard {
                 out.push((ErrorCode::OffsetOutOfRange, -1));
                 continue;
             }
+            let leader_epoch = p.role.borrow().leader_epoch();
             match p.log.set_log_start_offset(target).await {
                 Ok(start) => {
                     tracing::info!(
@@ -372,12 +381,58 @@ impl Shard {
                         log_start_offset = start,
                         "records deleted"
                     );
+                    moved.push((out.len(), p, start, leader_epoch));
                     out.push((ErrorCode::None, start));
                 }
                 Err(e) => out.push((e.error_code(), -1)),
             }
         }
+        for (at, p, start, leader_epoch) in moved {
+            out[at] = self
+                .await_low_watermark(&p, start, leader_epoch, deadline)
+                .await;
+        }
         out
+    }
+
+    /// Waits until `p`'s low watermark reaches `offset` while this replica
+    /// leads it at `leader_epoch` (or `deadline` passes), and answers the
+    /// partition's DeleteRecords result. Cancel-safe.
+    async fn await_low_watermark(
+        &self,
+        p: &OwnedPartition,
+        offset: Offset,
+        leader_epoch: i32,
+        deadline: u64,
+    ) -> (ErrorCode, Offset) {
+        loop {
+            // Registered before the check: a report after it still wakes.
+            let changed = p.hw_changed.changed();
+            let low = {
+                let role = p.role.borrow();
+                let Role::Leader(view) = &*role else {
+                    return (ErrorCode::NotLeaderOrFollower, -1);
+                };
+                if view.leader_epoch != leader_epoch {
+                    return (ErrorCode::NotLeaderOrFollower, -1);
+                }
+                let metadata = self.metadata();
+                let alive = |b| metadata.brokers.get(&b).is_some_and(|m| !m.fenced);
+                view.low_watermark(p.log.log_start_offset(), &alive)
+            };
+            if low >= offset {
+                return (ErrorCode::None, low);
+            }
+            let now = self.env.monotonic_ms();
+            if now >= deadline {
+                return (ErrorCode::RequestTimedOut, -1);
+            }
+            futures_lite::future::or(
+                changed,
+                self.env.sleep(Duration::from_millis(deadline - now)),
+            )
+            .await;
+        }
     }
 
     /// [`EpochEndOffsets`]: OffsetForLeaderEpoch for partitions led here.

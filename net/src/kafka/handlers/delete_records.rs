@@ -6,9 +6,11 @@
 //! OFFSET_OUT_OF_RANGE, and a partition named twice INVALID_REQUEST, as
 //! Kafka answers them.
 //!
-//! The low watermark answered is the leader's new log start. Kafka waits
-//! (up to the request's timeout) until every replica has moved its start;
-//! here followers move theirs at their next fetch from the leader.
+//! As Kafka, the leader answers once every replica on a live broker has
+//! moved its log start that far (followers move theirs at their next fetch
+//! and report it in the one after), with the least of them as the low
+//! watermark; REQUEST_TIMED_OUT (low watermark -1) when the request's
+//! `timeout_ms` passes first.
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -72,10 +74,14 @@ pub async fn handle(ctx: &Rc<Context>, request: DeleteRecordsRequest) -> DeleteR
             .collect();
         planned.push(partitions);
     }
+    let timeout_ms = u64::try_from(request.timeout_ms).unwrap_or(0);
     let answers = by_owner
         .call(
             &ctx.shard,
-            |partitions| DeleteRecords { partitions },
+            |partitions| DeleteRecords {
+                partitions,
+                timeout_ms,
+            },
             |deleted| deleted,
         )
         .await;

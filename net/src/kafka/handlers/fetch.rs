@@ -99,6 +99,8 @@ struct Wanted {
     offset: i64,
     max_bytes: usize,
     current_leader_epoch: i32,
+    /// A follower's log start offset (v5+; -1 before).
+    log_start_offset: i64,
     owner: Option<u32>,
     /// Set when the topic id or name is unknown.
     error: Option<ErrorCode>,
@@ -205,6 +207,7 @@ pub async fn handle(ctx: &Rc<Context>, request: FetchRequest, version: i16) -> F
                 offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes.max(0) as usize,
                 current_leader_epoch: p.current_leader_epoch,
+                log_start_offset: p.log_start_offset,
                 owner,
                 error,
                 preferred,
@@ -376,6 +379,7 @@ async fn fetch_once(
                 offset: wanted[i].offset,
                 max_bytes: wanted[i].max_bytes,
                 replica_id,
+                log_start_offset: wanted[i].log_start_offset,
                 current_leader_epoch: wanted[i].current_leader_epoch,
                 read_committed,
             })
