@@ -121,14 +121,24 @@ for o, k, v in confluent_consume(topic, 0, 0, 500):
     let (high_watermark, batches) = fetch_all(&broker, &t, 0);
     assert_eq!(high_watermark, 500);
     let mut next = 0;
+    let mut with_codec = 0;
     for batch in &batches {
         assert_eq!(batch.base_offset, next, "batches are contiguous");
-        assert_eq!(
-            batch.compression(),
-            codec_id,
-            "batch at {} is stored with codec {codec_id}",
-            batch.base_offset
-        );
+        // librdkafka sends a batch uncompressed when compressing would not
+        // make it smaller, as a batch of one or two short records can be
+        // (a linger that ends while the loop still produces leaves one);
+        // such a batch is stored as it came.
+        let count = i64::from(batch.last_offset_delta) + 1;
+        if batch.compression() == codec_id {
+            with_codec += 1;
+        } else {
+            assert!(
+                batch.compression() == 0 && count <= 2,
+                "batch at {} ({count} records) is stored with codec {}, not {codec_id}",
+                batch.base_offset,
+                batch.compression()
+            );
+        }
         assert!(
             batch.crc_ok,
             "batch at {} keeps a valid CRC",
@@ -137,6 +147,7 @@ for o, k, v in confluent_consume(topic, 0, 0, 500):
         next = batch.base_offset + i64::from(batch.last_offset_delta) + 1;
     }
     assert_eq!(next, 500);
+    assert!(with_codec > 0, "no batch is stored with codec {codec_id}");
     if codec_id == 0 {
         let stored: Vec<OffsetKeyValue> = batches
             .iter()
