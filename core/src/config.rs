@@ -751,8 +751,7 @@ pub fn load<O: Serialize>(
         Some(io) => extract(layers(Some(&io), file, overrides))?,
         None => config,
     };
-    config.log.validate().map_err(ConfigError::Invalid)?;
-    Ok(config)
+    validated(config)
 }
 
 /// [`load`] without the io-properties file: what `sluice iotune` reads to
@@ -762,7 +761,11 @@ pub fn load_without_io_properties<O: Serialize>(
     file: Option<&Path>,
     overrides: Option<&O>,
 ) -> Result<NodeConfig, ConfigError> {
-    let config = extract(layers(None, file, overrides))?;
+    validated(extract(layers(None, file, overrides))?)
+}
+
+/// `config`, once its settings are checked together.
+fn validated(config: NodeConfig) -> Result<NodeConfig, ConfigError> {
     config.log.validate().map_err(ConfigError::Invalid)?;
     Ok(config)
 }

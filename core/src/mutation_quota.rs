@@ -5,8 +5,9 @@
 //! quota's rate up to a burst of [`BURST_SECONDS`] seconds' worth (Kafka's
 //! `controller.quota.window.num` samples of
 //! `controller.quota.window.size.seconds`), and one shard's set of them
-//! ([`MutationBuckets`]), found through the same entities and precedence as
-//! the other client quotas ([`crate::quota::resolve`]). Pure: the time is an
+//! ([`MutationBuckets`], kept in a [`Sensors`] as the other quotas' windows
+//! are), found through the same entities and precedence as the other
+//! client quotas ([`crate::quota::resolve`]). Pure: the time is an
 //! argument.
 //!
 //! A bucket is taken from as Kafka takes from it. Strictly (CreateTopics v6+,
@@ -17,12 +18,9 @@
 //! for as long as the bucket is below zero.
 //!
 //! Invariants: a bucket never holds more than its burst; a set holds at
-//! most its `max_buckets` buckets (the least recently used goes first) and
-//! forgets a bucket idle for [`SENSOR_IDLE_MS`].
+//! most its `max_buckets` buckets, bounded as [`Sensors`] bounds them.
 
-use std::collections::HashMap;
-
-use crate::quota::{resolve, ClientQuota, SensorKey, CONTROLLER_MUTATION_RATE, SENSOR_IDLE_MS};
+use crate::quota::{resolve, ClientQuota, LastUsed, SensorKey, Sensors, CONTROLLER_MUTATION_RATE};
 
 /// Seconds of the quota a full bucket holds: Kafka's default
 /// `controller.quota.window.num` (11) × `controller.quota.window.size.seconds`
@@ -80,6 +78,12 @@ impl TokenBucket {
     }
 }
 
+impl LastUsed for TokenBucket {
+    fn last_used_ms(&self) -> u64 {
+        self.last_ms
+    }
+}
+
 fn burst(quota: f64) -> f64 {
     quota.max(0.0) * BURST_SECONDS
 }
@@ -112,18 +116,14 @@ pub enum Taken {
 /// One shard's mutation buckets, by whose usage they count.
 #[derive(Debug)]
 pub struct MutationBuckets {
-    buckets: HashMap<SensorKey, TokenBucket>,
-    max_buckets: usize,
-    last_sweep_ms: u64,
+    buckets: Sensors<SensorKey, TokenBucket>,
 }
 
 impl MutationBuckets {
     /// A set of at most `max_buckets` buckets (at least one).
     pub fn new(max_buckets: usize) -> MutationBuckets {
         MutationBuckets {
-            buckets: HashMap::new(),
-            max_buckets: max_buckets.max(1),
-            last_sweep_ms: 0,
+            buckets: Sensors::new(max_buckets),
         }
     }
 
@@ -186,43 +186,17 @@ impl MutationBuckets {
         now_ms: u64,
     ) -> Option<(&mut TokenBucket, f64)> {
         let (key, quota) = resolve(quotas, user, client_id, CONTROLLER_MUTATION_RATE)?;
-        self.sweep(now_ms);
-        if !self.buckets.contains_key(&key) && self.buckets.len() >= self.max_buckets {
-            self.evict_least_recent();
-        }
         let bucket = self
             .buckets
-            .entry(key)
-            .or_insert_with(|| TokenBucket::full(quota, now_ms));
+            .entry(key, now_ms, || TokenBucket::full(quota, now_ms));
         Some((bucket, quota))
-    }
-
-    /// Forgets buckets idle for [`SENSOR_IDLE_MS`], at most once a minute.
-    fn sweep(&mut self, now_ms: u64) {
-        if now_ms < self.last_sweep_ms + 60_000 {
-            return;
-        }
-        self.last_sweep_ms = now_ms;
-        self.buckets
-            .retain(|_, b| now_ms.saturating_sub(b.last_ms) < SENSOR_IDLE_MS);
-    }
-
-    fn evict_least_recent(&mut self) {
-        let oldest = self
-            .buckets
-            .iter()
-            .min_by_key(|(k, b)| (b.last_ms, (*k).clone()))
-            .map(|(k, _)| k.clone());
-        if let Some(key) = oldest {
-            self.buckets.remove(&key);
-        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quota::{EntityName, QuotaEntity, QuotaValue};
+    use crate::quota::{EntityName, QuotaEntity, QuotaValue, SENSOR_IDLE_MS};
 
     fn quota_for_client(client: &str, rate: f64) -> Vec<ClientQuota> {
         vec![ClientQuota {

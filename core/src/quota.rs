@@ -7,15 +7,18 @@
 //! request's user and client id find their quota in Kafka's order of
 //! precedence ([`resolve`]), a rate over a sliding window of samples
 //! ([`RateWindow`], Kafka's `Rate` over `quota.window.num` samples of
-//! `quota.window.size.seconds`), and the per-shard set of those windows
-//! ([`QuotaTracker`]), bounded in count. Pure: the time is an argument.
+//! `quota.window.size.seconds`), the per-shard set of those windows
+//! ([`QuotaTracker`]), and the bounded per-client map it and the
+//! controller mutation quota keep their state in ([`Sensors`]). Pure: the
+//! time is an argument.
 //!
-//! Invariants: a value stored for a key passed [`check_quota`]; a tracker
-//! holds at most its `max_sensors` windows (the least recently used one
-//! goes first) and forgets a window idle for [`SENSOR_IDLE_MS`]; a
+//! Invariants: a value stored for a key passed [`check_quota`]; a
+//! [`Sensors`] holds at most its `max` entries (the least recently used
+//! one goes first) and forgets an entry idle for [`SENSOR_IDLE_MS`]; a
 //! request-quota throttle is never above [`MAX_REQUEST_THROTTLE_MS`].
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
 
 use serde::{Deserialize, Serialize};
 
@@ -244,7 +247,7 @@ impl crate::metadata::MetadataState {
 }
 
 /// Which of Kafka's quotas a request is measured against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum QuotaType {
     /// Produce request bytes, against `producer_byte_rate`.
     Produce,
@@ -400,21 +403,91 @@ impl RateWindow {
     }
 }
 
+impl LastUsed for RateWindow {
+    fn last_used_ms(&self) -> u64 {
+        self.last_record_ms
+    }
+}
+
+/// When a [`Sensors`] entry was last used, for its bounds.
+pub trait LastUsed {
+    fn last_used_ms(&self) -> u64;
+}
+
+/// One shard's per-client quota state, by whose usage it counts: at most
+/// `max` entries (a new one past that evicts the least recently used, ties
+/// by key), and one idle for [`SENSOR_IDLE_MS`] forgotten (swept at most
+/// once a minute), as Kafka expires its quota sensors.
+#[derive(Debug)]
+pub struct Sensors<K, V> {
+    entries: HashMap<K, V>,
+    max: usize,
+    last_sweep_ms: u64,
+}
+
+impl<K: Eq + Hash + Ord + Clone, V: LastUsed> Sensors<K, V> {
+    /// A map of at most `max` entries (at least one).
+    pub fn new(max: usize) -> Sensors<K, V> {
+        Sensors {
+            entries: HashMap::new(),
+            max: max.max(1),
+            last_sweep_ms: 0,
+        }
+    }
+
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The entry for `key`, made by `make` when there is none (after the
+    /// idle ones are swept and, when full, the least recently used goes).
+    pub fn entry(&mut self, key: K, now_ms: u64, make: impl FnOnce() -> V) -> &mut V {
+        self.sweep(now_ms);
+        if !self.entries.contains_key(&key) && self.entries.len() >= self.max {
+            self.evict_least_recent();
+        }
+        self.entries.entry(key).or_insert_with(make)
+    }
+
+    /// Forgets entries idle for [`SENSOR_IDLE_MS`], at most once a minute.
+    fn sweep(&mut self, now_ms: u64) {
+        if now_ms < self.last_sweep_ms + 60_000 {
+            return;
+        }
+        self.last_sweep_ms = now_ms;
+        self.entries
+            .retain(|_, v| now_ms.saturating_sub(v.last_used_ms()) < SENSOR_IDLE_MS);
+    }
+
+    fn evict_least_recent(&mut self) {
+        let oldest = self
+            .entries
+            .iter()
+            .min_by_key(|(k, v)| (v.last_used_ms(), *k))
+            .map(|(k, _)| k.clone());
+        if let Some(key) = oldest {
+            self.entries.remove(&key);
+        }
+    }
+}
+
 /// One shard's quota windows, by quota type and whose usage they count.
 #[derive(Debug)]
 pub struct QuotaTracker {
-    windows: HashMap<(QuotaType, SensorKey), RateWindow>,
-    max_sensors: usize,
-    last_sweep_ms: u64,
+    windows: Sensors<(QuotaType, SensorKey), RateWindow>,
 }
 
 impl QuotaTracker {
     /// A tracker of at most `max_sensors` windows (at least one).
     pub fn new(max_sensors: usize) -> QuotaTracker {
         QuotaTracker {
-            windows: HashMap::new(),
-            max_sensors: max_sensors.max(1),
-            last_sweep_ms: 0,
+            windows: Sensors::new(max_sensors),
         }
     }
 
@@ -443,41 +516,14 @@ impl QuotaTracker {
         let Some((sensor, quota)) = resolve(quotas, user, client_id, kind.key()) else {
             return 0;
         };
-        self.sweep(now_ms);
-        let key = (kind, sensor);
-        if !self.windows.contains_key(&key) && self.windows.len() >= self.max_sensors {
-            self.evict_least_recent();
-        }
         let window = self
             .windows
-            .entry(key)
-            .or_insert_with(|| RateWindow::new(now_ms));
+            .entry((kind, sensor), now_ms, || RateWindow::new(now_ms));
         window.record(value, now_ms);
         let throttle_ms = window.throttle_ms(quota, now_ms);
         match kind {
             QuotaType::Request => throttle_ms.min(MAX_REQUEST_THROTTLE_MS),
             QuotaType::Produce | QuotaType::Fetch => throttle_ms,
-        }
-    }
-
-    /// Forgets windows idle for [`SENSOR_IDLE_MS`], at most once a minute.
-    fn sweep(&mut self, now_ms: u64) {
-        if now_ms < self.last_sweep_ms + 60_000 {
-            return;
-        }
-        self.last_sweep_ms = now_ms;
-        self.windows
-            .retain(|_, w| now_ms.saturating_sub(w.last_record_ms) < SENSOR_IDLE_MS);
-    }
-
-    fn evict_least_recent(&mut self) {
-        let oldest = self
-            .windows
-            .iter()
-            .min_by_key(|(_, w)| w.last_record_ms)
-            .map(|(k, _)| k.clone());
-        if let Some(key) = oldest {
-            self.windows.remove(&key);
         }
     }
 }

@@ -32,7 +32,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use glommio::io::{DmaFile, OpenOptions};
+use glommio::io::DmaFile;
 use hdrhistogram::Histogram;
 use sluice_core::batch::BatchBuilder;
 use sluice_core::config::LogConfig;
@@ -132,21 +132,10 @@ fn log_config(write_buffer: usize) -> LogConfig {
     }
 }
 
+/// A raw DMA file, created (device probe included) as the log's storage
+/// creates its segments.
 async fn raw_file(path: &Path) -> DmaFile {
-    // Same device probe the log's storage does (see storage/dma.rs).
-    std::fs::write(path, [0u8; 4096]).expect("probe file");
-    DmaFile::open(path)
-        .await
-        .expect("probe")
-        .close()
-        .await
-        .expect("close");
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .dma_open(path)
+    sluice_log::storage::dma::create_file(path)
         .await
         .expect("open raw")
 }

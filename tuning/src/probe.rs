@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 use glommio::io::DmaFile;
 use hdrhistogram::Histogram;
 use sluice_core::rng::SplitMix64;
+// Scratch files are created as the log creates its segments.
+use sluice_log::storage::dma::create_file;
 
 use crate::properties::Point;
 
@@ -50,12 +52,6 @@ fn scratch_path(dir: &Path, what: &str) -> PathBuf {
     dir.join(format!(".iotune-{what}.tmp"))
 }
 
-/// A new empty file at `path`, open for O_DIRECT reads and writes, as the
-/// log creates its segments.
-async fn create(path: &Path) -> io::Result<DmaFile> {
-    sluice_log::storage::dma::create_file(path).await
-}
-
 /// Removes `file` (by path, so it goes even when I/O on it failed).
 async fn discard(file: Rc<DmaFile>, path: &Path) {
     if let Err(e) = file.remove().await {
@@ -75,7 +71,7 @@ pub async fn write(
     limits: Limits,
 ) -> io::Result<Outcome> {
     let path = scratch_path(dir, &format!("write-{bytes}-{depth}"));
-    let file = Rc::new(create(&path).await?);
+    let file = Rc::new(create_file(&path).await?);
     let result = write_into(&file, bytes, depth, sync, limits).await;
     discard(file, &path).await;
     result
@@ -149,7 +145,7 @@ pub struct ReadFile {
 impl ReadFile {
     pub async fn create(dir: &Path, len: u64) -> io::Result<ReadFile> {
         let path = scratch_path(dir, "read");
-        let file = Rc::new(create(&path).await?);
+        let file = Rc::new(create_file(&path).await?);
         let fill = Limits {
             point: Duration::from_secs(3600),
             max_file_bytes: len,
