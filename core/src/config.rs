@@ -354,8 +354,13 @@ pub struct ShardConfig {
     /// `sluice iotune` picks it from the disk: the smallest read within 5%
     /// of the disk's best bandwidth with one read in flight.
     pub read_ahead_read_bytes: u64,
-    /// An idle shard polls this long before it sleeps: a message from
-    /// another core then finds it awake instead of waiting for a wake-up.
+    /// An idle shard polls this long before it sleeps: a completion or a
+    /// message from another core then finds it awake instead of waiting
+    /// for a wake-up. 0 (the default) sleeps at once: every polling
+    /// microsecond is charged to the broker whether anything comes or not,
+    /// and takes the core from whatever shares it (README, "Spinning
+    /// before sleeping" has the figures). Worth it only on a core given to
+    /// the shard alone, at `log.flush = always`.
     pub spin_before_park_us: u64,
     /// Metadata commands committed between snapshots of the metadata log
     /// (at least; a snapshot also waits until the commands since the last
@@ -377,7 +382,7 @@ impl Default for ShardConfig {
             batch_cache_bytes: 64 * 1024 * 1024,
             read_ahead_bytes: 64 * 1024 * 1024,
             read_ahead_read_bytes: 256 * 1024,
-            spin_before_park_us: 200,
+            spin_before_park_us: 0,
             metadata_snapshot_commands: 1024,
             share_partitions_max: 10_000,
         }

@@ -8,8 +8,11 @@
 //! percentiles of both and their difference.
 //!
 //! ```text
-//! cargo bench -p sluice-shard --bench cross_core -- [--ops 20000] [--rounds 5]
+//! cargo bench -p sluice-shard --bench cross_core -- [--ops 20000] [--rounds 5] [--spin-us N]
 //! ```
+//!
+//! `--spin-us` sets `shard.spin_before_park_us` (default: its default), so
+//! the cost of a sleeping peer can be measured against a polling one.
 
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
@@ -45,6 +48,8 @@ fn main() {
         ..NodeConfig::default()
     };
     config.log.flush = FlushPolicy::Never;
+    config.shard.spin_before_park_us =
+        arg("--spin-us", config.shard.spin_before_park_us as usize) as u64;
     let shutdown = ShutdownFlag::default();
     let results: Arc<Mutex<Option<LocalAndRemote>>> = Arc::new(Mutex::new(None));
     let serve: sluice_shard::ServeFn = {
