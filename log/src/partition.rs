@@ -197,6 +197,12 @@ pub struct PartitionLog<S: Storage> {
     /// Where each leader epoch starts (see [`EpochCache`]); stored with
     /// the producer snapshot, the rest replayed from batch headers at open.
     epochs: RefCell<EpochCache>,
+    /// What the partition checkpoint, the producer snapshot and the epoch
+    /// file hold (`checkpoint::OnDisk`): a value they hold already is not
+    /// written again.
+    checkpoint_on_disk: checkpoint::OnDisk,
+    producers_on_disk: checkpoint::OnDisk,
+    epochs_on_disk: checkpoint::OnDisk,
     /// The cleaner checkpoint as last read or written (compacted logs).
     cleaner_state: Cell<Option<clean::CleanerCheckpoint>>,
     /// The disk read started ahead of a consumer that is behind.
@@ -269,9 +275,11 @@ impl<S: Storage> PartitionLog<S> {
         }
 
         let checkpoint_path = dir.join(CHECKPOINT_FILE);
-        let checkpoint = match checkpoint::read::<S, PartitionCheckpoint>(
+        let checkpoint_on_disk = checkpoint::OnDisk::default();
+        let checkpoint = match checkpoint::read_noting::<S, PartitionCheckpoint>(
             &storage,
             &checkpoint_path,
+            &checkpoint_on_disk,
         )
         .await
         {
@@ -366,6 +374,9 @@ impl<S: Storage> PartitionLog<S> {
             verifications: RefCell::new(TxnVerifications::default()),
             bytes_since_producer_snapshot: Cell::new(0),
             epochs: RefCell::new(EpochCache::default()),
+            checkpoint_on_disk,
+            producers_on_disk: checkpoint::OnDisk::default(),
+            epochs_on_disk: checkpoint::OnDisk::default(),
             cleaner_state: Cell::new(None),
             read_ahead: ReadAheadSlot::new(read_ahead_budget),
         };
@@ -439,7 +450,7 @@ impl<S: Storage> PartitionLog<S> {
     /// came after the last snapshot before a crash).
     async fn rebuild_producer_state(&self, now_ms: i64) -> LogResult<()> {
         let end = self.log_end_offset();
-        let snapshot = producers::read(&self.storage, &self.dir).await;
+        let snapshot = producers::read(&self.storage, &self.dir, &self.producers_on_disk).await;
         // A snapshot past the recovered end describes batches that are not
         // there: the table is rebuilt from the log instead.
         let snapshot = snapshot.filter(|s| {
@@ -511,7 +522,17 @@ impl<S: Storage> PartitionLog<S> {
         snapshot: &producers::ProducerSnapshot,
     ) -> LogResult<()> {
         debug_assert!(snapshot.offset <= self.durable_offset.get());
-        producers::write(&self.storage, &self.dir, snapshot).await?;
+        // A missing snapshot reads as an empty table replayed from the log
+        // start: an empty one taken there need not be written.
+        let absent_reads_as_it = snapshot.is_empty() && snapshot.offset == self.log_start_offset();
+        producers::write(
+            &self.storage,
+            &self.dir,
+            snapshot,
+            &self.producers_on_disk,
+            absent_reads_as_it,
+        )
+        .await?;
         self.bytes_since_producer_snapshot.set(0);
         self.write_epochs().await
     }
@@ -1399,7 +1420,16 @@ impl<S: Storage> PartitionLog<S> {
         let value = PartitionCheckpoint {
             log_start_offset: self.log_start_offset(),
         };
-        checkpoint::write(&self.storage, &self.dir.join(CHECKPOINT_FILE), &value).await
+        let path = self.dir.join(CHECKPOINT_FILE);
+        checkpoint::write_unless_held(
+            &self.storage,
+            &path,
+            &value,
+            &self.checkpoint_on_disk,
+            false,
+        )
+        .await
+        .map(drop)
     }
 
     /// Flushes everything, writes the active segment's indexes and the

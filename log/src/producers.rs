@@ -57,6 +57,13 @@ impl Checkpoint for ProducerSnapshot {
     const KIND: u16 = 4;
 }
 
+impl ProducerSnapshot {
+    /// No producer and no transaction: what a missing snapshot reads as.
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty() && self.unstable_txns.is_empty() && self.aborted_txns.is_empty()
+    }
+}
+
 /// The snapshot of `table` taken when the log ends at `offset`.
 pub fn snapshot_of(table: &ProducerStateTable, offset: Offset) -> ProducerSnapshot {
     let producers = table
@@ -196,15 +203,24 @@ pub async fn write<S: Storage>(
     storage: &S,
     dir: &Path,
     snapshot: &ProducerSnapshot,
+    on_disk: &checkpoint::OnDisk,
+    absent_reads_as_it: bool,
 ) -> LogResult<()> {
-    checkpoint::write(storage, &dir.join(PRODUCER_SNAPSHOT_FILE), snapshot).await
+    let path = dir.join(PRODUCER_SNAPSHOT_FILE);
+    checkpoint::write_unless_held(storage, &path, snapshot, on_disk, absent_reads_as_it)
+        .await
+        .map(drop)
 }
 
-/// Reads the snapshot; a missing or damaged one is `None` (the caller then
-/// replays from the log start).
-pub async fn read<S: Storage>(storage: &S, dir: &Path) -> Option<ProducerSnapshot> {
-    match checkpoint::read::<S, ProducerSnapshot>(storage, &dir.join(PRODUCER_SNAPSHOT_FILE)).await
-    {
+/// Reads the snapshot (noting in `on_disk` what the file holds); a missing
+/// or damaged one is `None` (the caller then replays from the log start).
+pub async fn read<S: Storage>(
+    storage: &S,
+    dir: &Path,
+    on_disk: &checkpoint::OnDisk,
+) -> Option<ProducerSnapshot> {
+    let path = dir.join(PRODUCER_SNAPSHOT_FILE);
+    match checkpoint::read_noting::<S, ProducerSnapshot>(storage, &path, on_disk).await {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(dir = ?dir, error = %e, "producer state snapshot damaged; rebuilding from the log");

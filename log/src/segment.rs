@@ -141,6 +141,11 @@ pub struct Segment<S: Storage> {
     time_index: SparseIndex<TimeEntry>,
     /// False for a sealed segment whose indexes were not read yet.
     indexes_loaded: bool,
+    /// True while the index files were synced since they were created or
+    /// last written (reset by a write without a sync and when the files
+    /// are made anew): a sync of the indexes with no page to write then
+    /// opens no file.
+    index_files_synced: bool,
     index_max_bytes: u32,
     pub size_bytes: u64,
     disk_bytes: u64,
@@ -199,6 +204,8 @@ impl<S: Storage> Segment<S> {
         let mut seg =
             Segment::with_file(base_offset, paths, Rc::new(file), index_max_bytes, now_ms);
         seg.index_storage = Some(storage.clone());
+        // New files: the first sync of the indexes syncs them.
+        seg.index_files_synced = false;
         Ok(seg)
     }
 
@@ -247,6 +254,7 @@ impl<S: Storage> Segment<S> {
             offset_index: SparseIndex::new(index_max_bytes),
             time_index: SparseIndex::new(index_max_bytes),
             indexes_loaded: true,
+            index_files_synced: true,
             index_max_bytes,
             size_bytes: 0,
             disk_bytes: 0,
@@ -267,6 +275,7 @@ impl<S: Storage> Segment<S> {
     fn mark_indexes_unpersisted(&mut self) {
         self.offset_index.mark_unpersisted();
         self.time_index.mark_unpersisted();
+        self.index_files_synced = false;
     }
 
     /// Adds index entries for a batch at `position`, as append does.
@@ -486,15 +495,23 @@ impl<S: Storage> Segment<S> {
                 seg.paths.clone(),
             )
         };
-        let (offset_len, time_len) = {
+        let (offset_len, time_len, synced_before) = {
             let seg = this.borrow();
-            (seg.offset_index.len(), seg.time_index.len())
+            (
+                seg.offset_index.len(),
+                seg.time_index.len(),
+                seg.index_files_synced,
+            )
         };
+        if offset_pages.is_some() || time_pages.is_some() {
+            // Pages about to be written are not synced, whatever happens.
+            this.borrow_mut().index_files_synced = false;
+        }
         for (pages, path) in [
             (offset_pages, &paths.index),
             (time_pages, &paths.time_index),
         ] {
-            if pages.is_none() && !sync {
+            if pages.is_none() && (!sync || synced_before) {
                 continue;
             }
             let _turn = transient_file_turn().await;
@@ -511,6 +528,9 @@ impl<S: Storage> Segment<S> {
             file.close().await.map_err(LogError::io("closing", path))?;
         }
         let mut seg = this.borrow_mut();
+        if sync {
+            seg.index_files_synced = true;
+        }
         // Entries appended while the writes were in flight stay unpersisted.
         if seg.offset_index.len() == offset_len {
             seg.offset_index.mark_persisted();

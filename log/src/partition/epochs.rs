@@ -32,7 +32,13 @@ impl<S: Storage> PartitionLog<S> {
     /// cache from the log start when the file is missing or damaged.
     pub(super) async fn read_epochs(&self) -> (EpochCache, Offset) {
         let path = self.dir.join(EPOCH_CHECKPOINT_FILE);
-        match checkpoint::read::<S, EpochCheckpoint>(&self.storage, &path).await {
+        match checkpoint::read_noting::<S, EpochCheckpoint>(
+            &self.storage,
+            &path,
+            &self.epochs_on_disk,
+        )
+        .await
+        {
             Ok(Some(c)) => (EpochCache::from_entries(&c.entries), c.covered_to),
             Ok(None) => (EpochCache::default(), self.log_start_offset()),
             Err(e) => {
@@ -49,7 +55,20 @@ impl<S: Storage> PartitionLog<S> {
             entries: self.epochs.borrow().entries().to_vec(),
             covered_to: self.log_end_offset(),
         };
-        checkpoint::write(&self.storage, &self.dir.join(EPOCH_CHECKPOINT_FILE), &value).await
+        // A missing file reads as no epochs, headers replayed from the log
+        // start: no epochs known there need not be written.
+        let absent_reads_as_it =
+            value.entries.is_empty() && value.covered_to == self.log_start_offset();
+        let path = self.dir.join(EPOCH_CHECKPOINT_FILE);
+        checkpoint::write_unless_held(
+            &self.storage,
+            &path,
+            &value,
+            &self.epochs_on_disk,
+            absent_reads_as_it,
+        )
+        .await
+        .map(drop)
     }
 
     /// A leader took the lead at `epoch`: its epoch starts at the log end,

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# bench/scripts/stop_time.sh: how long a broker holding many partitions
+# takes to stop (SIGTERM to exit), two sluice binaries A and B alternated
+# in one run (BENCHMARKING.md).
+#
+#   bench/scripts/stop_time.sh A_BINARY B_BINARY [ROUNDS] [PARTITIONS]
+#
+# Each round, for A then B, alone on CPU 1 (`serve --cores 1`, fresh data
+# dir, the default flush): start, create a topic of PARTITIONS partitions
+# with `sluice topic create`, wait until the broker is idle, stop it and
+# time the stop ("after create"); then start it again on the same data,
+# wait until it is idle (every partition opened) and time a second stop
+# ("after restart": nothing changed since the partitions were opened).
+# Defaults: 3 rounds, 10,000 partitions. Prints each run, the medians and
+# B/A. Logs stay in target/bench-results/stop_time/<time>/.
+set -euo pipefail
+A=$(realpath "$1"); B=$(realpath "$2")
+ROUNDS=${3:-3}; PARTITIONS=${4:-10000}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+OUT="$ROOT/target/bench-results/stop_time/$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p "$OUT"
+free_ports() { python3 -c 'import socket; s=[socket.socket() for _ in range(2)]; [x.bind(("127.0.0.1",0)) for x in s]; print(*[x.getsockname()[1] for x in s])'; }
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+PID=""
+cleanup() { if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi; }
+trap cleanup EXIT
+start() { # bin data log
+  read -r port aport < <(free_ports)
+  taskset -c 1 "$1" serve --data-dir "$2" --kafka-addr "127.0.0.1:$port" \
+    --admin-addr "127.0.0.1:$aport" --cores 1 > "$3" 2>&1 &
+  PID=$!
+  for _ in $(seq 300); do (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+}
+settle() { # idle: under 3% of a core over a second, at most 300 s
+  for _ in $(seq 300); do
+    t=$(ticks "$PID"); sleep 1
+    [ $(( $(ticks "$PID") - t )) -le 3 ] && break
+  done
+}
+stop() { # sets STOPPED to the seconds from SIGTERM to exit
+  t0=$(date +%s.%N); kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
+  STOPPED=$(echo "$(date +%s.%N) - $t0" | bc)
+}
+for round in $(seq 1 "$ROUNDS"); do
+  for side in A B; do
+    bin=$A; [ "$side" = B ] && bin=$B
+    data="$OUT/data-$side-$round"
+    start "$bin" "$data" "$OUT/broker-$side-$round-1.log"
+    "$B" topic create many -p "$PARTITIONS" --bootstrap "127.0.0.1:$port" \
+      > "$OUT/create-$side-$round.txt" 2>&1 || true
+    settle
+    stop; first=$STOPPED
+    start "$bin" "$data" "$OUT/broker-$side-$round-2.log"
+    settle
+    stop; second=$STOPPED
+    echo "$first $second" > "$OUT/$side-$round.txt"
+    rm -rf "$data"; sync
+  done
+done
+python3 - "$OUT" "$ROUNDS" <<'PY'
+import statistics, sys
+out, rounds = sys.argv[1], int(sys.argv[2])
+rows = {s: [tuple(map(float, open(f"{out}/{s}-{r}.txt").read().split())) for r in range(1, rounds + 1)] for s in "AB"}
+for s in "AB":
+    for r, (a, b) in enumerate(rows[s], 1):
+        print(f"{s} run {r}: stop after create {a:6.2f} s  after restart {b:6.2f} s")
+med = {s: [statistics.median(x[i] for x in rows[s]) for i in range(2)] for s in "AB"}
+for s in "AB":
+    print(f"{s} median: stop after create {med[s][0]:6.2f} s  after restart {med[s][1]:6.2f} s")
+print(f"B/A: after create {med['B'][0] / med['A'][0]:.2f}x  after restart {med['B'][1] / med['A'][1]:.2f}x")
+print(f"results: {out}")
+PY
