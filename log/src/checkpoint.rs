@@ -154,7 +154,7 @@ enum Known {
     Holds(Fingerprint),
 }
 
-/// Length, CRC-32C and a 64-bit SipHash of a frame: two values whose
+/// Length, CRC-32C and std's 64-bit hash (SipHash) of a frame: two values whose
 /// frames differ agree on all three by chance with a probability far
 /// below any disk's error rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,13 +174,6 @@ impl Fingerprint {
             crc: crc32c::crc32c(frame),
             hash: hasher.finish(),
         }
-    }
-}
-
-impl OnDisk {
-    /// True when the file is known not to exist.
-    pub fn is_absent(&self) -> bool {
-        self.0.get() == Known::Absent
     }
 }
 
