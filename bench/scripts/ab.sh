@@ -21,26 +21,18 @@ ROUNDS=${3:-5}; FLUSH=${4:-always}; WORKLOAD=${5:-tput-1k}; DURATION=${6:-10}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT="$ROOT/target/bench-results/ab/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$OUT"
-# Two distinct loopback ports that were free a moment ago (both held while
-# picked, so they differ).
-free_ports() { python3 -c 'import socket; s=[socket.socket() for _ in range(2)]; [x.bind(("127.0.0.1",0)) for x in s]; print(*[x.getsockname()[1] for x in s])'; }
-PID=""
-cleanup() { if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi; }
-trap cleanup EXIT
+# shellcheck source=broker.sh
+. "$ROOT/bench/scripts/broker.sh"
+trap cleanup_broker EXIT
 for round in $(seq 1 "$ROUNDS"); do
   for side in A B; do
     bin=$A; [ "$side" = B ] && bin=$B
-    data="$OUT/data-$side-$round"; read -r port aport < <(free_ports)
-    SLUICE_LOG__FLUSH=$FLUSH taskset -c 1 "$bin" serve --data-dir "$data" \
-      --kafka-addr "127.0.0.1:$port" --admin-addr "127.0.0.1:$aport" --cores 1 \
-      > "$OUT/broker-$side-$round.log" 2>&1 &
-    PID=$!
-    for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
-    "$B" bench e2e --bootstrap "127.0.0.1:$port" --workload "$WORKLOAD" --duration "$DURATION" \
+    data="$OUT/data-$side-$round"
+    start_broker "$bin" "$data" "$OUT/broker-$side-$round.log" "$FLUSH"
+    "$B" bench e2e --bootstrap "127.0.0.1:$PORT" --workload "$WORKLOAD" --duration "$DURATION" \
       --warmup 3 --cores 0 ${BENCH_ARGS:-} --json "$OUT/$side-$round.json" > "$OUT/bench-$side-$round.txt" 2>&1
-    # utime + stime (clock ticks) of the broker, all threads.
-    awk '{print $14 + $15}' "/proc/$PID/stat" > "$OUT/cpu-$side-$round.ticks"
-    kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
+    ticks "$PID" > "$OUT/cpu-$side-$round.ticks"
+    stop_broker
     rm -rf "$data"
   done
 done

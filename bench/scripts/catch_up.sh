@@ -26,15 +26,14 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT="$ROOT/target/bench-results/catch-up/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$OUT"
 command -v fio >/dev/null || { echo "fio is needed (apt-get install fio)" >&2; exit 1; }
-# Two distinct loopback ports that were free a moment ago (both held while
-# picked, so they differ).
-free_ports() { python3 -c 'import socket; s=[socket.socket() for _ in range(2)]; [x.bind(("127.0.0.1",0)) for x in s]; print(*[x.getsockname()[1] for x in s])'; }
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# shellcheck source=broker.sh
+. "$ROOT/bench/scripts/broker.sh"
 DEV=$(basename "$(df --output=source "$ROOT/target" | tail -1)")
 sectors_read() { awk -v d="$DEV" '$3 == d {print $6}' /proc/diskstats; }
-PID=""; GEN=""
+GEN=""
 cleanup() {
-  for p in $GEN $PID; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  if [ -n "$GEN" ]; then kill "$GEN" 2>/dev/null || true; wait "$GEN" 2>/dev/null || true; fi
+  cleanup_broker
   rm -f "$ROOT/target/catch-up-fio.dat"
 }
 trap cleanup EXIT
@@ -45,14 +44,10 @@ for round in $(seq 1 "$ROUNDS"); do
   rm -f "$ROOT/target/catch-up-fio.dat"
   for side in A B; do
     bin=$A; [ "$side" = B ] && bin=$B
-    data="$OUT/data-$side-$round"; read -r port aport < <(free_ports)
-    SLUICE_LOG__FLUSH=never taskset -c 1 "$bin" serve --data-dir "$data" \
-      --kafka-addr "127.0.0.1:$port" --admin-addr "127.0.0.1:$aport" --cores 1 \
-      > "$OUT/broker-$side-$round.log" 2>&1 &
-    PID=$!
-    for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+    data="$OUT/data-$side-$round"
+    start_broker "$bin" "$data" "$OUT/broker-$side-$round.log" never
     txt="$OUT/bench-$side-$round.txt"
-    "$B" bench consume --bootstrap "127.0.0.1:$port" --workload catch-up --backlog-mib "$MIB" \
+    "$B" bench consume --bootstrap "127.0.0.1:$PORT" --workload catch-up --backlog-mib "$MIB" \
       --duration 60 --cores 0 --json "$OUT/$side-$round.json" > "$txt" 2>&1 &
     GEN=$!
     read0=$(sectors_read)
@@ -65,7 +60,7 @@ for round in $(seq 1 "$ROUNDS"); do
     wait "$GEN"; GEN=""
     echo "$((last - start)) $t0 $t1" > "$OUT/cpu-$side-$round"
     echo "$(( ($(sectors_read) - read0) * 512 ))" > "$OUT/disk-$side-$round"
-    kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
+    stop_broker
     rm -rf "$data"
   done
 done

@@ -20,35 +20,25 @@ ROUNDS=${3:-5}; FLUSH=${4:-always}; DURATION=${5:-20}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT="$ROOT/target/bench-results/many_partitions/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$OUT"
-free_ports() { python3 -c 'import socket; s=[socket.socket() for _ in range(2)]; [x.bind(("127.0.0.1",0)) for x in s]; print(*[x.getsockname()[1] for x in s])'; }
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-PID=""
-cleanup() { if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi; }
-trap cleanup EXIT
+# shellcheck source=broker.sh
+. "$ROOT/bench/scripts/broker.sh"
+trap cleanup_broker EXIT
 for round in $(seq 1 "$ROUNDS"); do
   for side in A B; do
     bin=$A; [ "$side" = B ] && bin=$B
-    data="$OUT/data-$side-$round"; read -r port aport < <(free_ports)
-    SLUICE_LOG__FLUSH=$FLUSH taskset -c 1 "$bin" serve --data-dir "$data" \
-      --kafka-addr "127.0.0.1:$port" --admin-addr "127.0.0.1:$aport" --cores 1 \
-      > "$OUT/broker-$side-$round.log" 2>&1 &
-    PID=$!
-    for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+    data="$OUT/data-$side-$round"
+    start_broker "$bin" "$data" "$OUT/broker-$side-$round.log" "$FLUSH"
     # The answer can take longer than the client waits when the disk is
     # slow to sync 10,000 new directories; the broker goes on opening them.
-    "$B" topic create mp -p 10000 --bootstrap "127.0.0.1:$port" > "$OUT/create-$side-$round.txt" 2>&1 || true
-    # Settled: the broker used under 3% of a core over a second (at most 120 s).
-    for _ in $(seq 120); do
-      t=$(ticks "$PID"); sleep 1
-      [ $(( $(ticks "$PID") - t )) -le 3 ] && break
-    done
+    "$B" topic create mp -p 10000 --bootstrap "127.0.0.1:$PORT" > "$OUT/create-$side-$round.txt" 2>&1 || true
+    settle
     before=$(ticks "$PID"); t0=$(date +%s.%N)
-    "$B" bench produce --bootstrap "127.0.0.1:$port" --workload many-partitions --topic mp \
+    "$B" bench produce --bootstrap "127.0.0.1:$PORT" --workload many-partitions --topic mp \
       --duration "$DURATION" --warmup 3 --cores 0 --json "$OUT/$side-$round.json" \
       > "$OUT/bench-$side-$round.txt" 2>&1
     after=$(ticks "$PID"); t1=$(date +%s.%N)
     echo "$before $after $t0 $t1" > "$OUT/cpu-$side-$round.txt"
-    kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
+    stop_broker
     rm -rf "$data"; sync
   done
 done

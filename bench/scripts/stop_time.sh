@@ -19,40 +19,21 @@ ROUNDS=${3:-3}; PARTITIONS=${4:-10000}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT="$ROOT/target/bench-results/stop_time/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$OUT"
-free_ports() { python3 -c 'import socket; s=[socket.socket() for _ in range(2)]; [x.bind(("127.0.0.1",0)) for x in s]; print(*[x.getsockname()[1] for x in s])'; }
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-PID=""
-cleanup() { if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi; }
-trap cleanup EXIT
-start() { # bin data log
-  read -r port aport < <(free_ports)
-  taskset -c 1 "$1" serve --data-dir "$2" --kafka-addr "127.0.0.1:$port" \
-    --admin-addr "127.0.0.1:$aport" --cores 1 > "$3" 2>&1 &
-  PID=$!
-  for _ in $(seq 300); do (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
-}
-settle() { # idle: under 3% of a core over a second, at most 300 s
-  for _ in $(seq 300); do
-    t=$(ticks "$PID"); sleep 1
-    [ $(( $(ticks "$PID") - t )) -le 3 ] && break
-  done
-}
-stop() { # sets STOPPED to the seconds from SIGTERM to exit
-  t0=$(date +%s.%N); kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
-  STOPPED=$(echo "$(date +%s.%N) - $t0" | bc)
-}
+# shellcheck source=broker.sh
+. "$ROOT/bench/scripts/broker.sh"
+trap cleanup_broker EXIT
 for round in $(seq 1 "$ROUNDS"); do
   for side in A B; do
     bin=$A; [ "$side" = B ] && bin=$B
     data="$OUT/data-$side-$round"
-    start "$bin" "$data" "$OUT/broker-$side-$round-1.log"
-    "$B" topic create many -p "$PARTITIONS" --bootstrap "127.0.0.1:$port" \
+    start_broker "$bin" "$data" "$OUT/broker-$side-$round-1.log"
+    "$B" topic create many -p "$PARTITIONS" --bootstrap "127.0.0.1:$PORT" \
       > "$OUT/create-$side-$round.txt" 2>&1 || true
     settle
-    stop; first=$STOPPED
-    start "$bin" "$data" "$OUT/broker-$side-$round-2.log"
+    stop_broker; first=$STOPPED
+    start_broker "$bin" "$data" "$OUT/broker-$side-$round-2.log"
     settle
-    stop; second=$STOPPED
+    stop_broker; second=$STOPPED
     echo "$first $second" > "$OUT/$side-$round.txt"
     rm -rf "$data"; sync
   done
