@@ -140,7 +140,7 @@ where
 /// idle partitions otherwise syncs three files for each).
 ///
 /// Invariant: `Holds(f)` only while the file's value encodes to a frame
-/// of fingerprint `f` (learnt by reading it whole or by a write that
+/// of [`fingerprint`] `f` (learnt by reading it whole or by a write that
 /// completed), `Absent` only while there is no file; anything in doubt
 /// (a write that failed half way) is `Unknown`, which never skips.
 #[derive(Debug, Default)]
@@ -151,30 +151,17 @@ enum Known {
     #[default]
     Unknown,
     Absent,
-    Holds(Fingerprint),
+    Holds(u64),
 }
 
-/// Length, CRC-32C and std's 64-bit hash (SipHash) of a frame: two values whose
-/// frames differ agree on all three by chance with a probability far
-/// below any disk's error rate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Fingerprint {
-    len: usize,
-    crc: u32,
-    hash: u64,
-}
-
-impl Fingerprint {
-    fn of(frame: &[u8]) -> Self {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        frame.hash(&mut hasher);
-        Fingerprint {
-            len: frame.len(),
-            crc: crc32c::crc32c(frame),
-            hash: hasher.finish(),
-        }
-    }
+/// The fingerprint of a frame: std's 64-bit hash (SipHash) of its bytes,
+/// length included. Two different values agree on it by chance with a
+/// probability far below any disk's error rate.
+fn fingerprint(frame: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    frame.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// [`read`], noting in `on_disk` what the file holds.
@@ -193,7 +180,7 @@ where
     let read = read::<S, T>(storage, path).await;
     on_disk.0.set(match &read {
         Ok(None) => Known::Absent,
-        Ok(Some(value)) => Known::Holds(Fingerprint::of(&encode(value))),
+        Ok(Some(value)) => Known::Holds(fingerprint(&encode(value))),
         Err(_) => Known::Unknown,
     });
     read
@@ -201,14 +188,14 @@ where
 
 /// [`write`], unless `on_disk` says the file holds `value` already, or
 /// says there is no file and `absent_reads_as_value` (the reader treats a
-/// missing file as this value). True when it wrote.
+/// missing file as this value).
 pub async fn write_unless_held<S: Storage, T>(
     storage: &S,
     path: &Path,
     value: &T,
     on_disk: &OnDisk,
     absent_reads_as_value: bool,
-) -> LogResult<bool>
+) -> LogResult<()>
 where
     T: Checkpoint
         + for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>,
@@ -216,16 +203,16 @@ where
         + rkyv::Deserialize<T, HighDeserializer<rancor::Error>>,
 {
     let frame = encode(value);
-    let fingerprint = Fingerprint::of(&frame);
+    let fingerprint = fingerprint(&frame);
     match on_disk.0.get() {
-        Known::Holds(f) if f == fingerprint => return Ok(false),
-        Known::Absent if absent_reads_as_value => return Ok(false),
+        Known::Holds(f) if f == fingerprint => return Ok(()),
+        Known::Absent if absent_reads_as_value => return Ok(()),
         _ => {}
     }
     on_disk.0.set(Known::Unknown);
     write_frame(storage, path, &frame).await?;
     on_disk.0.set(Known::Holds(fingerprint));
-    Ok(true)
+    Ok(())
 }
 
 /// Writes an encoded frame to `path` atomically.

@@ -1429,7 +1429,6 @@ impl<S: Storage> PartitionLog<S> {
             false,
         )
         .await
-        .map(drop)
     }
 
     /// Flushes everything, writes the active segment's indexes and the

@@ -207,9 +207,7 @@ pub async fn write<S: Storage>(
     absent_reads_as_it: bool,
 ) -> LogResult<()> {
     let path = dir.join(PRODUCER_SNAPSHOT_FILE);
-    checkpoint::write_unless_held(storage, &path, snapshot, on_disk, absent_reads_as_it)
-        .await
-        .map(drop)
+    checkpoint::write_unless_held(storage, &path, snapshot, on_disk, absent_reads_as_it).await
 }
 
 /// Reads the snapshot (noting in `on_disk` what the file holds); a missing

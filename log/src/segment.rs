@@ -142,9 +142,9 @@ pub struct Segment<S: Storage> {
     /// False for a sealed segment whose indexes were not read yet.
     indexes_loaded: bool,
     /// True while the index files were synced since they were created or
-    /// last written (reset by a write without a sync and when the files
-    /// are made anew): a sync of the indexes with no page to write then
-    /// opens no file.
+    /// last written (false until their first sync, and again after a
+    /// write without a sync or when the files are made anew): a sync of
+    /// the indexes with no page to write then opens no file.
     index_files_synced: bool,
     index_max_bytes: u32,
     pub size_bytes: u64,
@@ -204,8 +204,6 @@ impl<S: Storage> Segment<S> {
         let mut seg =
             Segment::with_file(base_offset, paths, Rc::new(file), index_max_bytes, now_ms);
         seg.index_storage = Some(storage.clone());
-        // New files: the first sync of the indexes syncs them.
-        seg.index_files_synced = false;
         Ok(seg)
     }
 
@@ -254,7 +252,7 @@ impl<S: Storage> Segment<S> {
             offset_index: SparseIndex::new(index_max_bytes),
             time_index: SparseIndex::new(index_max_bytes),
             indexes_loaded: true,
-            index_files_synced: true,
+            index_files_synced: false,
             index_max_bytes,
             size_bytes: 0,
             disk_bytes: 0,

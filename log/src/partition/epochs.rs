@@ -68,7 +68,6 @@ impl<S: Storage> PartitionLog<S> {
             absent_reads_as_it,
         )
         .await
-        .map(drop)
     }
 
     /// A leader took the lead at `epoch`: its epoch starts at the log end,
