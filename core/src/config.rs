@@ -219,6 +219,12 @@ pub struct LogConfig {
     /// Unflushed bytes a partition buffers before writing them out (not
     /// syncing) on its own; bounds each partition's write buffer.
     pub write_buffer_bytes: u32,
+    /// With `flush = always`: most bytes an active segment's file is grown
+    /// (fallocate) ahead of its writes, and never more than the segment
+    /// holds, since a write into space already allocated syncs faster than
+    /// one that extends the file. 0 turns it off. Like Redpanda's
+    /// `segment_fallocation_step`.
+    pub preallocate_bytes: u64,
     /// How often the broker applies retention (`log.retention.check.interval.ms`).
     pub retention_check_interval_ms: u64,
     /// Forget an idempotent producer idle this long (`producer.id.expiration.ms`).
@@ -285,6 +291,7 @@ impl Default for LogConfig {
             max_message_bytes: 1_048_588,
             flush: FlushPolicy::Always,
             write_buffer_bytes: 1024 * 1024,
+            preallocate_bytes: 32 * 1024 * 1024,
             retention_check_interval_ms: 300_000,
             producer_id_expiration_ms: 86_400_000,
             producer_snapshot_interval_bytes: 16 * 1024 * 1024,

@@ -38,7 +38,7 @@ use sluice_core::batch::{
     BatchError, BatchHeader,
 };
 use sluice_core::batch::{Compression, RecordBatch};
-use sluice_core::config::{CompressionType, LogConfig, TimestampType};
+use sluice_core::config::{CompressionType, FlushPolicy, LogConfig, TimestampType};
 use sluice_core::recompress::recompress_batch;
 use sluice_core::records::RecordIter;
 use sluice_core::{LeaderEpoch, Offset};
@@ -49,7 +49,7 @@ use crate::chunk::ReadChunk;
 use crate::error::{LogError, LogResult};
 use crate::producers;
 use crate::read_ahead::{ReadAheadBudget, ReadAheadSlot, Stop, READ_AHEAD_MAX_BYTES};
-use crate::segment::{parse_segment_name, ReadBufOf, RecoveryReport, Resume, Segment};
+use crate::segment::{parse_segment_name, Preallocate, ReadBufOf, RecoveryReport, Resume, Segment};
 use crate::storage::Storage;
 use crate::txn_index;
 use sluice_core::producer_state::{ProducerStateTable, SequenceCheck};
@@ -613,6 +613,20 @@ impl<S: Storage> PartitionLog<S> {
         self.config.borrow()
     }
 
+    /// How far the active segment's file is grown ahead of its writes:
+    /// only where every acknowledged append is synced ([`Preallocate`]
+    /// says why).
+    fn preallocate(&self) -> Preallocate {
+        let config = self.config.borrow();
+        if config.flush != FlushPolicy::Always {
+            return Preallocate::NONE;
+        }
+        Preallocate {
+            step: config.preallocate_bytes,
+            limit: config.segment_bytes,
+        }
+    }
+
     /// Bytes between sparse index entries (fixed at open).
     fn index_interval_bytes(&self) -> u32 {
         self.config.borrow().index_interval_bytes
@@ -827,7 +841,7 @@ impl<S: Storage> PartitionLog<S> {
             return Ok(());
         }
         let active = self.active();
-        if let Err(e) = Segment::write_out(&active, true).await {
+        if let Err(e) = Segment::write_out(&active, true, self.preallocate()).await {
             return self.fail(e);
         }
         self.storage_full.set(false);
@@ -1199,7 +1213,7 @@ impl<S: Storage> PartitionLog<S> {
                 .map_err(|_| LogError::Closed)?;
             if !self.offline.get() {
                 let active = self.active();
-                if let Err(e) = Segment::write_out(&active, false).await {
+                if let Err(e) = Segment::write_out(&active, false, self.preallocate()).await {
                     return self.fail(e);
                 }
             }
@@ -1230,7 +1244,7 @@ impl<S: Storage> PartitionLog<S> {
             >= self.config.borrow().producer_snapshot_interval_bytes)
             .then(|| self.producer_snapshot_now());
         let active = self.active();
-        if let Err(e) = Segment::write_out(&active, true).await {
+        if let Err(e) = Segment::write_out(&active, true, self.preallocate()).await {
             return self.fail(e);
         }
         self.storage_full.set(false);
@@ -1446,7 +1460,8 @@ impl<S: Storage> PartitionLog<S> {
         self.read_ahead.clear();
         if !self.offline.get() {
             let active = self.active();
-            Segment::write_out(&active, true).await?;
+            Segment::write_out(&active, true, self.preallocate()).await?;
+            Segment::trim_preallocated(&active).await?;
             Segment::sync(&active).await?;
             Segment::persist_indexes_of(&active, true).await?;
             self.durable_offset.set(self.log_end_offset());

@@ -17,6 +17,9 @@
 //! except in a compacted log, where the cleaner leaves holes); `disk_bytes <=
 //! size_bytes`; every byte below `disk_bytes` was written by a completed
 //! write; `unwritten` holds exactly the batches in `[disk_bytes, size_bytes)`.
+//! The active `.log` file may run past the data: the zero padding of its
+//! last page, and space preallocated ahead of the writes
+//! ([`Preallocate`]), up to `allocated_bytes`.
 //! A sealed segment has no unwritten batches, its files are synced, and its
 //! `.log` file is exactly `size_bytes` long.
 //!
@@ -33,7 +36,9 @@ use sluice_core::Offset;
 
 use crate::chunk::ReadChunk;
 
+mod preallocate;
 mod read;
+pub use preallocate::Preallocate;
 pub use read::{ReadEnd, Rest, Resume, SegmentRead};
 mod recovery;
 use crate::error::{LogError, LogResult};
@@ -152,6 +157,10 @@ pub struct Segment<S: Storage> {
     /// End of the last write issued (>= `disk_bytes`; greater while a
     /// write is in flight).
     issued_bytes: u64,
+    /// The `.log` file's length once the write in flight lands, as this
+    /// segment made it: its data's aligned end, or further where it was
+    /// preallocated ([`Preallocate`]).
+    allocated_bytes: u64,
     /// A write issued but not yet completed.
     in_flight: Option<InFlightWrite>,
     tail_page: Vec<u8>,
@@ -230,6 +239,7 @@ impl<S: Storage> Segment<S> {
             Segment::with_file(base_offset, paths, Rc::new(file), index_max_bytes, now_ms);
         seg.indexes_loaded = false;
         (seg.size_bytes, seg.disk_bytes, seg.issued_bytes) = (size_bytes, size_bytes, size_bytes);
+        seg.allocated_bytes = size_bytes;
         seg.next_offset = next_offset;
         seg.sealed = true;
         Ok(seg)
@@ -257,6 +267,7 @@ impl<S: Storage> Segment<S> {
             size_bytes: 0,
             disk_bytes: 0,
             issued_bytes: 0,
+            allocated_bytes: 0,
             in_flight: None,
             tail_page: Vec::new(),
             unwritten: VecDeque::new(),
@@ -375,9 +386,15 @@ impl<S: Storage> Segment<S> {
     ///
     /// With `wait`, returns once every write completed. Without it, returns
     /// once the new write is issued: the caller's next appends (validation,
-    /// copies) overlap the disk. Also persists index pages once a page of
-    /// entries is waiting. Caller holds the I/O lock.
-    pub async fn write_out(this: &std::cell::RefCell<Self>, wait: bool) -> LogResult<()> {
+    /// copies) overlap the disk. A write that would extend the file first
+    /// grows it ahead as `preallocate` says, in the same task. Also
+    /// persists index pages once a page of entries is waiting. Caller holds
+    /// the I/O lock.
+    pub async fn write_out(
+        this: &std::cell::RefCell<Self>,
+        wait: bool,
+        preallocate: Preallocate,
+    ) -> LogResult<()> {
         // Build the next write while the previous one may still be in flight.
         let next = {
             let seg = this.borrow();
@@ -413,8 +430,20 @@ impl<S: Storage> Segment<S> {
                 debug_assert_eq!(align_down(seg.issued_bytes), start);
                 seg.issued_bytes = end;
                 let prev_tail = std::mem::replace(&mut seg.tail_page, new_tail);
+                let write_end = align_up(end);
+                let grow_to = preallocate.target(write_end, seg.allocated_bytes);
+                seg.allocated_bytes = grow_to.unwrap_or(write_end).max(seg.allocated_bytes);
                 let file = seg.file.clone();
-                let task = glommio::spawn_local(async move { file.write_at(buf, start).await });
+                let path = seg.paths.log.clone();
+                let task = glommio::spawn_local(async move {
+                    if let Some(len) = grow_to {
+                        // A hint: without the space, the write grows the file.
+                        if let Err(e) = file.allocate(len).await {
+                            tracing::debug!(?path, len, error = %e, "preallocating a segment failed");
+                        }
+                    }
+                    file.write_at(buf, start).await
+                });
                 seg.in_flight = Some(InFlightWrite {
                     task,
                     end,
@@ -543,7 +572,7 @@ impl<S: Storage> Segment<S> {
     /// time index entry for the segment's max timestamp), cuts the zero
     /// padding off the `.log`; its index files are not written again.
     pub async fn seal(this: &std::cell::RefCell<Self>) -> LogResult<()> {
-        Self::write_out(this, true).await?;
+        Self::write_out(this, true, Preallocate::NONE).await?;
         {
             let mut seg = this.borrow_mut();
             if let Some(rel) = relative(seg.base_offset, seg.next_offset) {
@@ -566,6 +595,7 @@ impl<S: Storage> Segment<S> {
             .map_err(LogError::io("truncating", &path))?;
         file.sync().await.map_err(LogError::io("syncing", &path))?;
         let mut seg = this.borrow_mut();
+        seg.allocated_bytes = size;
         seg.sealed = true;
         seg.tail_page = Vec::new();
         seg.index_storage = None;
@@ -580,7 +610,7 @@ impl<S: Storage> Segment<S> {
         position: u64,
         next_offset: Offset,
     ) -> LogResult<()> {
-        Self::write_out(this, true).await?;
+        Self::write_out(this, true, Preallocate::NONE).await?;
         let (file, path) = {
             let mut seg = this.borrow_mut();
             let rel = relative(seg.base_offset, next_offset).unwrap_or(0);
@@ -590,6 +620,7 @@ impl<S: Storage> Segment<S> {
             seg.size_bytes = position;
             seg.disk_bytes = position;
             seg.issued_bytes = position;
+            seg.allocated_bytes = position;
             seg.next_offset = next_offset;
             seg.bytes_since_index_entry = 0;
             (seg.file.clone(), seg.paths.log.clone())
@@ -627,6 +658,27 @@ impl<S: Storage> Segment<S> {
         let tail = read_tail_page::<S>(&file, size, &paths.log).await?;
         this.borrow_mut().tail_page = tail;
         Self::persist_indexes_of(this, true).await
+    }
+
+    /// Cuts space preallocated past the data's last page off the `.log`
+    /// (before its log closes: a closed broker holds no reserved space);
+    /// durable with the next sync. Caller holds the I/O lock, with no
+    /// write in flight.
+    pub async fn trim_preallocated(this: &std::cell::RefCell<Self>) -> LogResult<()> {
+        let (file, end, path) = {
+            let seg = this.borrow();
+            debug_assert!(seg.in_flight.is_none());
+            let end = align_up(seg.size_bytes);
+            if seg.allocated_bytes <= end {
+                return Ok(());
+            }
+            (seg.file.clone(), end, seg.paths.log.clone())
+        };
+        file.truncate(end)
+            .await
+            .map_err(LogError::io("truncating", &path))?;
+        this.borrow_mut().allocated_bytes = end;
+        Ok(())
     }
 
     /// Closes the segment's files.

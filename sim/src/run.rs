@@ -568,7 +568,8 @@ fn client_op(world: &mut World, node: &Node) -> Option<Op> {
     }
 }
 
-/// Makes writes or syncs of one partition fail until the next restart.
+/// Makes writes (and the preallocations before them) or syncs of one
+/// partition fail until the next restart.
 fn disk_fault(world: &mut World) {
     let model = world.model.borrow();
     let topics: Vec<(&String, &i32)> = model.topics.iter().collect();
@@ -582,9 +583,11 @@ fn disk_fault(world: &mut World) {
     } else {
         FaultOp::Write
     };
-    world
-        .disk
-        .fail_path_ops(&format!("/{topic}/{partition}/"), op);
+    let dir = format!("/{topic}/{partition}/");
+    world.disk.fail_path_ops(&dir, op);
+    if op == FaultOp::Write {
+        world.disk.fail_path_ops(&dir, FaultOp::Allocate);
+    }
     world.report.disk_faults += 1;
     world
         .trace

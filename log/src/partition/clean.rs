@@ -37,7 +37,9 @@ use sluice_core::compaction::{read_records, rebuild_batch, CleanRecord};
 use super::*;
 use crate::checkpoint::Checkpoint;
 use crate::offset_map::KeyOffsetMap;
-use crate::segment::{remove_files, remove_if_present, SegmentPaths, INDEX_EXTENSIONS};
+use crate::segment::{
+    remove_files, remove_if_present, Preallocate, SegmentPaths, INDEX_EXTENSIONS,
+};
 use crate::storage::StorageFile;
 
 /// Name of the file that keeps a compacted log's first dirty offset.
@@ -684,7 +686,7 @@ impl<S: Storage> PartitionLog<S> {
                         if cleaned.borrow().unwritten_bytes()
                             >= self.config.borrow().write_buffer_bytes as u64
                         {
-                            Segment::write_out(cleaned, false).await?;
+                            Segment::write_out(cleaned, false, Preallocate::NONE).await?;
                         }
                     }
                 }

@@ -133,7 +133,7 @@ impl<S: Storage> PartitionLog<S> {
                 return Ok((self.start_over_at(offset, now_ms).await?, None));
             }
             Some((position, base)) => Segment::truncate_at(&active, position, base).await?,
-            None => Segment::write_out(&active, true).await?,
+            None => Segment::write_out(&active, true, self.preallocate()).await?,
         }
         Ok((self.log_end_offset(), unsealed_txn_index))
     }

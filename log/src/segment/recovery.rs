@@ -18,7 +18,8 @@ impl<S: Storage> Segment<S> {
     /// indexes, scans from the last good index entry to the end of the file
     /// checking length, magic, CRC and offsets, cuts the file at the first
     /// bad byte and re-indexes what it scanned. Returns the segment and the
-    /// number of bytes cut (zero padding of a clean shutdown is not counted).
+    /// number of bytes cut (zeros are not counted: the padding of a last
+    /// page, or space preallocated ahead of the writes).
     pub async fn recover_active(
         storage: &S,
         dir: &Path,
@@ -180,6 +181,8 @@ impl<S: Storage> Segment<S> {
         seg.size_bytes = valid_end;
         seg.disk_bytes = valid_end;
         seg.issued_bytes = valid_end;
+        // Cut to its data above, if it ran past it.
+        seg.allocated_bytes = valid_end;
         seg.next_offset = expected;
         seg.bytes_since_index_entry = bytes_since;
         seg.tail_page = read_tail_page::<S>(&seg.file, valid_end, &seg.paths.log).await?;

@@ -206,6 +206,10 @@ impl StorageFile for DmaStorageFile {
         self.file.truncate(len).await.map_err(to_io)
     }
 
+    async fn allocate(&self, len: u64) -> io::Result<()> {
+        self.file.pre_allocate(len, false).await.map_err(to_io)
+    }
+
     async fn size(&self) -> io::Result<u64> {
         self.file.file_size().await.map_err(to_io)
     }

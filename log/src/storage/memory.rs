@@ -16,7 +16,8 @@
 //!   filesystem root (`/`, or `""` for relative paths) always exists.
 //! - **File data.** Every file has a *current* image (what reads see), a
 //!   *durable* image (what survives a crash) and the ordered list of data
-//!   operations (write, truncate) made since its last `sync`. Invariant:
+//!   operations (write, truncate; an allocate that grows the file is a
+//!   truncate to its new length) made since its last `sync`. Invariant:
 //!   durable image + pending operations, applied in order, = current image.
 //!   `sync` applies the pending operations to the durable image and empties
 //!   the list. `create` of an existing path truncates that file, like
@@ -47,7 +48,8 @@
 //!   becomes durable; handles go stale.
 //! - **Space.** Used bytes are the current lengths of the files that are
 //!   named or open (what `du` and `df` would count). With a capacity set, a
-//!   write or truncate that grows a file beyond it fails with `ENOSPC`;
+//!   write, truncate or allocate that grows a file beyond it fails with
+//!   `ENOSPC`;
 //!   overwrites inside a file never do.
 //! - **Faults.** Each operation is checked, before it runs, against the
 //!   path rules of [`MemoryStorage::fail_path_ops`] (by [`FaultOp`]) and the
@@ -111,6 +113,8 @@ pub enum FaultOp {
     Sync,
     /// [`StorageFile::truncate`].
     Truncate,
+    /// [`StorageFile::allocate`].
+    Allocate,
     /// [`Storage::create`].
     Create,
     /// [`Storage::open`].
@@ -635,6 +639,18 @@ impl StorageFile for MemoryFile {
     async fn truncate(&self, len: u64) -> io::Result<()> {
         self.run(Some(FaultOp::Truncate), |state, id| {
             let len_bytes = to_memory_size(len)?;
+            state.reserve_growth(id, len_bytes)?;
+            state.inode_mut(id).apply(DataOp::Truncate { len_bytes });
+            Ok(())
+        })
+    }
+
+    async fn allocate(&self, len: u64) -> io::Result<()> {
+        self.run(Some(FaultOp::Allocate), |state, id| {
+            let len_bytes = to_memory_size(len)?;
+            if len_bytes <= state.inode_mut(id).current.len() {
+                return Ok(());
+            }
             state.reserve_growth(id, len_bytes)?;
             state.inode_mut(id).apply(DataOp::Truncate { len_bytes });
             Ok(())

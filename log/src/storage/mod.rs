@@ -100,6 +100,10 @@ pub trait StorageFile: 'static {
     async fn sync(&self) -> io::Result<()>;
     /// Sets the file's length.
     async fn truncate(&self, len: u64) -> io::Result<()>;
+    /// Grows the file to at least `len` bytes, reading as zeros, with its
+    /// blocks reserved (`fallocate(2)` without `FALLOC_FL_KEEP_SIZE`);
+    /// never shrinks it. Durable like a write: after the next `sync`.
+    async fn allocate(&self, len: u64) -> io::Result<()>;
     /// The file's length.
     async fn size(&self) -> io::Result<u64>;
     /// Closes the file.
