@@ -182,7 +182,11 @@ impl<S: Storage> Segment<S> {
         self.file.clone()
     }
 
-    /// Creates an empty active segment's three files.
+    /// Creates an empty active segment: its `.log` file. Its index files
+    /// are created with their first page of entries (a partition written
+    /// less than that has one file, not three: a topic of 10,000
+    /// partitions creates 10,000 files, not 30,000); until then a missing
+    /// index file reads as an empty index.
     pub async fn create(
         storage: &S,
         dir: &Path,
@@ -191,12 +195,29 @@ impl<S: Storage> Segment<S> {
         now_ms: i64,
     ) -> LogResult<Self> {
         let paths = SegmentPaths::new(dir, base_offset);
-        Self::create_at(storage, paths, base_offset, index_max_bytes, now_ms).await
+        Self::create_log(storage, paths, base_offset, index_max_bytes, now_ms).await
     }
 
     /// Creates an empty active segment's three files at `paths` (the
-    /// cleaner writes a segment under other names before it swaps it in).
+    /// cleaner writes a segment under other names before it swaps it in,
+    /// renaming all three).
     pub async fn create_at(
+        storage: &S,
+        paths: SegmentPaths,
+        base_offset: Offset,
+        index_max_bytes: u32,
+        now_ms: i64,
+    ) -> LogResult<Self> {
+        let index_paths = [paths.index.clone(), paths.time_index.clone()];
+        let seg = Self::create_log(storage, paths, base_offset, index_max_bytes, now_ms).await?;
+        for path in &index_paths {
+            create_empty(storage, path).await?;
+        }
+        Ok(seg)
+    }
+
+    /// An empty active segment over a new `.log` at `paths.log`.
+    async fn create_log(
         storage: &S,
         paths: SegmentPaths,
         base_offset: Offset,
@@ -207,9 +228,6 @@ impl<S: Storage> Segment<S> {
             .create(&paths.log)
             .await
             .map_err(LogError::io("creating", &paths.log))?;
-        for path in [&paths.index, &paths.time_index] {
-            create_empty(storage, path).await?;
-        }
         let mut seg =
             Segment::with_file(base_offset, paths, Rc::new(file), index_max_bytes, now_ms);
         seg.index_storage = Some(storage.clone());
@@ -542,10 +560,21 @@ impl<S: Storage> Segment<S> {
                 continue;
             }
             let _turn = transient_file_turn().await;
-            let file = storage
-                .open(path)
-                .await
-                .map_err(LogError::io("opening", path))?;
+            let file = match storage.open(path).await {
+                Ok(file) => file,
+                // Not created yet (see `create`): its first page creates
+                // it; with nothing to write there is nothing to sync.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    if pages.is_none() {
+                        continue;
+                    }
+                    storage
+                        .create(path)
+                        .await
+                        .map_err(LogError::io("creating", path))?
+                }
+                Err(e) => return Err(LogError::io("opening", path)(e)),
+            };
             if let Some((pos, bytes)) = pages {
                 write_bytes::<S>(&file, pos, &bytes, path).await?;
             }

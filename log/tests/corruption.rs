@@ -162,7 +162,11 @@ impl Pristine {
     /// `(relative offset, position)`: the valid prefix, decoded as the log
     /// does (empty in `crashed`, whose index pages were not written yet).
     fn index_entries(&self, image: &Path) -> Vec<(u32, u32)> {
-        let index = std::fs::read(self.active_paths(image).index).expect("read .index");
+        // A segment's index file is created with its first page.
+        let index = match std::fs::read(self.active_paths(image).index) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            read => read.expect("read .index"),
+        };
         let mut entries: Vec<(u32, u32)> = Vec::new();
         for entry in index.chunks_exact(8) {
             let relative_offset = u32::from_be_bytes([entry[0], entry[1], entry[2], entry[3]]);
