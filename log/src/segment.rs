@@ -208,9 +208,8 @@ impl<S: Storage> Segment<S> {
         index_max_bytes: u32,
         now_ms: i64,
     ) -> LogResult<Self> {
-        let index_paths = [paths.index.clone(), paths.time_index.clone()];
         let seg = Self::create_log(storage, paths, base_offset, index_max_bytes, now_ms).await?;
-        for path in &index_paths {
+        for path in [&seg.paths.index, &seg.paths.time_index] {
             create_empty(storage, path).await?;
         }
         Ok(seg)
@@ -452,9 +451,10 @@ impl<S: Storage> Segment<S> {
                 let grow_to = preallocate.target(write_end, seg.allocated_bytes);
                 seg.allocated_bytes = grow_to.unwrap_or(write_end).max(seg.allocated_bytes);
                 let file = seg.file.clone();
-                let path = seg.paths.log.clone();
+                // The path only for the rare write that grows the file.
+                let grow = grow_to.map(|len| (len, seg.paths.log.clone()));
                 let task = glommio::spawn_local(async move {
-                    if let Some(len) = grow_to {
+                    if let Some((len, path)) = grow {
                         // A hint: without the space, the write grows the file.
                         if let Err(e) = file.allocate(len).await {
                             tracing::debug!(?path, len, error = %e, "preallocating a segment failed");

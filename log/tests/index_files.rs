@@ -22,52 +22,50 @@ fn segment_file(dir: &str, ext: &str) -> std::path::PathBuf {
     Path::new(dir).join(format!("{:020}.{ext}", 0))
 }
 
+async fn open(storage: &MemoryStorage, dir: &str) -> PartitionLog<MemoryStorage> {
+    PartitionLog::open(storage.clone(), dir.into(), config(), None, 0)
+        .await
+        .expect("opens")
+}
+
+/// Whether the first segment's two index files exist is `exist`.
+fn assert_index_files(storage: &MemoryStorage, dir: &str, exist: bool, when: &str) {
+    for ext in ["index", "timeindex"] {
+        assert_eq!(
+            storage.exists(&segment_file(dir, ext)),
+            exist,
+            "{ext} {when}"
+        );
+    }
+}
+
+/// Appends one batch of 2 records per tag, then flushes.
+async fn append_flushed(log: &PartitionLog<MemoryStorage>, tags: std::ops::Range<u64>) {
+    for tag in tags {
+        log.append(batch(tag, 2, 100, 1), 0, 0)
+            .await
+            .expect("append");
+    }
+    log.flush().await.expect("flush");
+}
+
 #[test]
 fn a_new_partition_holds_its_log_file_alone_until_a_page_of_entries() {
     run(async {
         let storage = MemoryStorage::new();
         let dir = "/data/lazy";
-        let log = PartitionLog::open(storage.clone(), dir.into(), config(), None, 0)
-            .await
-            .expect("opens");
+        let log = open(&storage, dir).await;
         assert!(storage.exists(&segment_file(dir, "log")));
-        for ext in ["index", "timeindex"] {
-            assert!(
-                !storage.exists(&segment_file(dir, ext)),
-                "{ext} at creation"
-            );
-        }
+        assert_index_files(&storage, dir, false, "at creation");
         // A few batches: index entries, but not a page of them.
-        for tag in 0..3 {
-            log.append(batch(tag, 2, 100, 1), 0, 0)
-                .await
-                .expect("append");
-        }
-        log.flush().await.expect("flush");
-        for ext in ["index", "timeindex"] {
-            assert!(
-                !storage.exists(&segment_file(dir, ext)),
-                "{ext} before a page"
-            );
-        }
+        append_flushed(&log, 0..3).await;
+        assert_index_files(&storage, dir, false, "before a page");
         // More than a page of entries (4 KiB of 8-byte offset entries, one
         // per 128 bytes of log): the files are written.
-        for tag in 3..700 {
-            log.append(batch(tag, 2, 100, 1), 0, 0)
-                .await
-                .expect("append");
-        }
-        log.flush().await.expect("flush");
-        for ext in ["index", "timeindex"] {
-            assert!(
-                storage.exists(&segment_file(dir, ext)),
-                "{ext} after a page"
-            );
-        }
+        append_flushed(&log, 3..700).await;
+        assert_index_files(&storage, dir, true, "after a page");
         log.close().await.expect("close");
-        let log = PartitionLog::open(storage.clone(), dir.into(), config(), None, 0)
-            .await
-            .expect("reopens");
+        let log = open(&storage, dir).await;
         assert_eq!(log.open_report().active.bytes_cut, 0);
         assert_eq!(log.log_end_offset(), 1400);
         assert_eq!(
@@ -88,20 +86,13 @@ fn a_crash_before_the_first_index_page_loses_nothing() {
         run(async {
             let storage = MemoryStorage::new();
             let dir = "/data/crash";
-            let log = PartitionLog::open(storage.clone(), dir.into(), config(), None, 0)
-                .await
-                .expect("opens");
+            let log = open(&storage, dir).await;
             for tag in 0..5 {
-                log.append(batch(tag, 2, 100, 1), 0, 0)
-                    .await
-                    .expect("append");
-                log.flush().await.expect("flush");
+                append_flushed(&log, tag..tag + 1).await;
             }
             drop(log);
             storage.crash(seed);
-            let log = PartitionLog::open(storage.clone(), dir.into(), config(), None, 0)
-                .await
-                .expect("reopens");
+            let log = open(&storage, dir).await;
             assert_eq!(log.log_end_offset(), 10, "seed {seed}");
             assert_eq!(
                 records(&log.read(4, 1 << 20, 10).await.expect("read")).len(),
