@@ -3,9 +3,10 @@
 //!
 //! Owns: deciding which bytes of a segment are trusted after a crash. The
 //! active segment is scanned from its last index entry that names a real
-//! batch, checking length, magic, CRC-32C and offsets, and cut at the first
-//! bad byte; sealed segments are trusted (they were synced whole before the
-//! next one was created), and only their indexes are checked, lazily.
+//! batch and that its time index covers, checking length, magic, CRC-32C
+//! and offsets, and cut at the first bad byte; sealed segments are trusted
+//! (they were synced whole before the next one was created), and only
+//! their indexes are checked, lazily.
 
 use std::rc::Rc;
 
@@ -44,6 +45,19 @@ impl<S: Storage> Segment<S> {
             Segment::with_file(base_offset, paths, Rc::new(file), index_max_bytes, now_ms);
         (seg.offset_index, seg.time_index) = (offset_index, time_index);
         let mut report = RecoveryReport::default();
+
+        // A time entry at offset R holds the largest timestamp of the
+        // batches below R, and one is written beside each offset entry
+        // where that grew: so the batches past the last time entry are the
+        // ones the scan must read for the segment's max timestamp (which
+        // retention goes by). A power loss may keep more of the offset
+        // index than of the time index: the scan starts no later than the
+        // last time entry.
+        let timed = seg.time_index.last().map(|e| e.relative_offset);
+        let before = seg.offset_index.len();
+        seg.offset_index
+            .truncate_while(|e| timed.is_some_and(|r| e.relative_offset <= r));
+        report.index_entries_dropped += before - seg.offset_index.len();
 
         // Start from the last index entry whose batch really is there (whole,
         // with its CRC, at the offset the entry names); drop entries that
