@@ -14,7 +14,8 @@
 # warm-up included, divided by the MB the run's rate gives over that time),
 # then the medians and the ratio B/A, and the consumers' MB/s. BENCH_ARGS
 # (environment) adds flags to the generator, e.g. BENCH_ARGS="--rate 300000
-# --acks 1" with lat-1k. Result files stay in target/bench-results/ab/<time>/.
+# --acks 1" with lat-1k. Result files stay in target/bench-results/ab/<time>/,
+# with each broker's metrics as they were when its run ended.
 set -euo pipefail
 A=$(realpath "$1"); B=$(realpath "$2")
 ROUNDS=${3:-5}; FLUSH=${4:-always}; WORKLOAD=${5:-tput-1k}; DURATION=${6:-10}
@@ -32,6 +33,7 @@ for round in $(seq 1 "$ROUNDS"); do
     "$B" bench e2e --bootstrap "127.0.0.1:$PORT" --workload "$WORKLOAD" --duration "$DURATION" \
       --warmup 3 --cores 0 ${BENCH_ARGS:-} --json "$OUT/$side-$round.json" > "$OUT/bench-$side-$round.txt" 2>&1
     ticks "$PID" > "$OUT/cpu-$side-$round.ticks"
+    curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" > "$OUT/metrics-$side-$round.txt" || true
     stop_broker
     rm -rf "$data"
   done

@@ -225,6 +225,10 @@ pub struct LogConfig {
     /// one that extends the file. 0 turns it off. Like Redpanda's
     /// `segment_fallocation_step`.
     pub preallocate_bytes: u64,
+    /// Keep the `.log` of one segment retention deleted per partition and
+    /// reuse it as the partition's next segment, so its writes go over
+    /// blocks already written instead of growing a new file.
+    pub recycle_segments: bool,
     /// How often the broker applies retention (`log.retention.check.interval.ms`).
     pub retention_check_interval_ms: u64,
     /// Forget an idempotent producer idle this long (`producer.id.expiration.ms`).
@@ -292,6 +296,7 @@ impl Default for LogConfig {
             flush: FlushPolicy::Always,
             write_buffer_bytes: 1024 * 1024,
             preallocate_bytes: 32 * 1024 * 1024,
+            recycle_segments: true,
             retention_check_interval_ms: 300_000,
             producer_id_expiration_ms: 86_400_000,
             producer_snapshot_interval_bytes: 16 * 1024 * 1024,

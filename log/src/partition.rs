@@ -49,7 +49,10 @@ use crate::chunk::ReadChunk;
 use crate::error::{LogError, LogResult};
 use crate::producers;
 use crate::read_ahead::{ReadAheadBudget, ReadAheadSlot, Stop, READ_AHEAD_MAX_BYTES};
-use crate::segment::{parse_segment_name, Preallocate, ReadBufOf, RecoveryReport, Resume, Segment};
+use crate::segment::{
+    parse_segment_name, Preallocate, ReadBufOf, RecoveryReport, Resume, Segment,
+    RECYCLED_EXTENSION, SPARE_FILE,
+};
 use crate::storage::Storage;
 use crate::txn_index;
 use sluice_core::producer_state::{ProducerStateTable, SequenceCheck};
@@ -163,7 +166,8 @@ pub struct OpenReport {
     pub active: RecoveryReport,
     /// The checkpoint was missing or damaged and was rebuilt.
     pub checkpoint_rebuilt: bool,
-    /// Stray files removed (temp files, index files without a segment).
+    /// Stray files removed (temp files, index files without a segment, a
+    /// spare segment file, recycled markers of sealed segments).
     pub stray_files_removed: usize,
 }
 
@@ -207,6 +211,9 @@ pub struct PartitionLog<S: Storage> {
     cleaner_state: Cell<Option<clean::CleanerCheckpoint>>,
     /// The disk read started ahead of a consumer that is behind.
     read_ahead: ReadAheadSlot<S>,
+    /// The directory holds a spare `.log` (`segment::SPARE_FILE`) for the
+    /// next roll, left by retention (`log.recycle_segments`).
+    has_spare: Cell<bool>,
 }
 
 /// Counters of what a log did since it was opened (for metrics and tests).
@@ -219,6 +226,8 @@ pub struct LogStats {
     /// fdatasyncs of the active segment that flushes issued; group commit
     /// keeps this below `flushes` when flushes overlap.
     pub flush_syncs: u64,
+    /// Rolls whose new segment reused a spare file.
+    pub segments_recycled: u64,
 }
 
 impl<S: Storage> PartitionLog<S> {
@@ -260,11 +269,24 @@ impl<S: Storage> PartitionLog<S> {
             .filter_map(|n| parse_segment_name(n, "log"))
             .collect();
         bases.sort_unstable();
+        let active_base = bases.last().copied();
+        // A recycled file's marker counts for the active segment only; a
+        // spare is not kept across a restart (see `segment/recycle.rs`).
+        let active_recycled = names.iter().any(|n| {
+            active_base.is_some() && parse_segment_name(n, RECYCLED_EXTENSION) == active_base
+        });
         for name in &names {
             let index_orphan = crate::segment::INDEX_EXTENSIONS.iter().any(|ext| {
                 parse_segment_name(name, ext).is_some_and(|b| bases.binary_search(&b).is_err())
             });
-            if name.ends_with(".tmp") || name.ends_with(".deleted") || index_orphan {
+            let stale_marker = parse_segment_name(name, RECYCLED_EXTENSION)
+                .is_some_and(|b| Some(b) != active_base);
+            if name.ends_with(".tmp")
+                || name.ends_with(".deleted")
+                || name == SPARE_FILE
+                || index_orphan
+                || stale_marker
+            {
                 let path = dir.join(name);
                 storage
                     .remove(&path)
@@ -322,6 +344,7 @@ impl<S: Storage> PartitionLog<S> {
                 config.index_interval_bytes,
                 config.segment_index_bytes,
                 config.cleanup_policy.compacts(),
+                active_recycled,
                 now_ms,
             )
             .await?;
@@ -379,6 +402,7 @@ impl<S: Storage> PartitionLog<S> {
             epochs_on_disk: checkpoint::OnDisk::default(),
             cleaner_state: Cell::new(None),
             read_ahead: ReadAheadSlot::new(read_ahead_budget),
+            has_spare: Cell::new(false),
         };
         if log.open_report.checkpoint_rebuilt {
             log.write_checkpoint().await?;
@@ -1283,14 +1307,7 @@ impl<S: Storage> PartitionLog<S> {
             .sync_dir(&self.dir)
             .await
             .map_err(LogError::io("syncing directory", &self.dir))?;
-        let seg = Segment::create(
-            &self.storage,
-            &self.dir,
-            next,
-            self.segment_index_bytes(),
-            now_ms,
-        )
-        .await?;
+        let seg = self.create_segment(next, now_ms).await?;
         self.storage
             .sync_dir(&self.dir)
             .await
@@ -1303,6 +1320,38 @@ impl<S: Storage> PartitionLog<S> {
         self.write_producer_snapshot(&snapshot).await?;
         tracing::debug!(dir = ?self.dir, base_offset = next, "rolled a new segment");
         Ok(())
+    }
+
+    /// A new active segment at `base`: the spare file renamed, if there is
+    /// one and `log.recycle_segments` is on, else a new file. Durable with
+    /// the caller's directory sync.
+    async fn create_segment(&self, base: Offset, now_ms: i64) -> LogResult<Segment<S>> {
+        if self.has_spare.get() && self.config.borrow().recycle_segments {
+            self.has_spare.set(false);
+            let spare = self.dir.join(SPARE_FILE);
+            let index_bytes = self.segment_index_bytes();
+            match Segment::recycle(&self.storage, &self.dir, &spare, base, index_bytes, now_ms)
+                .await
+            {
+                Ok(seg) => {
+                    self.stats.borrow_mut().segments_recycled += 1;
+                    return Ok(seg);
+                }
+                // A new file will do; the marker, if made, is removed with
+                // the spare at the next open.
+                Err(e) => {
+                    tracing::warn!(dir = ?self.dir, error = %e, "could not reuse the spare segment file")
+                }
+            }
+        }
+        Segment::create(
+            &self.storage,
+            &self.dir,
+            base,
+            self.segment_index_bytes(),
+            now_ms,
+        )
+        .await
     }
 
     /// Rolls the active segment now if it holds any data.
@@ -1467,6 +1516,10 @@ impl<S: Storage> PartitionLog<S> {
             self.durable_offset.set(self.log_end_offset());
             self.write_checkpoint().await?;
             self.snapshot_producers().await?;
+        }
+        if self.has_spare.replace(false) {
+            // A closed broker holds no space for segments to come.
+            crate::segment::remove_if_present(&self.storage, &self.dir.join(SPARE_FILE)).await?;
         }
         let all: Vec<_> = self.segments.borrow().clone();
         for seg in all {

@@ -18,8 +18,9 @@
 //! size_bytes`; every byte below `disk_bytes` was written by a completed
 //! write; `unwritten` holds exactly the batches in `[disk_bytes, size_bytes)`.
 //! The active `.log` file may run past the data: the zero padding of its
-//! last page, and space preallocated ahead of the writes
-//! ([`Preallocate`]), up to `allocated_bytes`.
+//! last page, space preallocated ahead of the writes ([`Preallocate`]), up
+//! to `allocated_bytes`, and in a recycled file (`segment/recycle.rs`) the
+//! old bytes of the segment it was.
 //! A sealed segment has no unwritten batches, its files are synced, and its
 //! `.log` file is exactly `size_bytes` long.
 //!
@@ -38,8 +39,10 @@ use crate::chunk::ReadChunk;
 
 mod preallocate;
 mod read;
+mod recycle;
 pub use preallocate::Preallocate;
 pub use read::{ReadEnd, Rest, Resume, SegmentRead};
+pub use recycle::SPARE_FILE;
 mod recovery;
 use crate::error::{LogError, LogResult};
 use crate::index::{relative, IndexEntry, OffsetEntry, SparseIndex, TimeEntry};
@@ -62,10 +65,16 @@ pub struct SegmentPaths {
     pub time_index: PathBuf,
     /// Written when the segment seals (see [`crate::txn_index`]).
     pub txn_index: PathBuf,
+    /// Present while an active segment's `.log` is a recycled file that
+    /// may hold old bytes past its data (see `segment/recycle.rs`).
+    pub recycled: PathBuf,
 }
 
 /// Extensions of the files that belong to a segment besides its `.log`.
 pub const INDEX_EXTENSIONS: [&str; 3] = ["index", "timeindex", "txnindex"];
+
+/// Extension of a recycled segment's marker (see `segment/recycle.rs`).
+pub const RECYCLED_EXTENSION: &str = "recycled";
 
 impl SegmentPaths {
     pub fn new(dir: &Path, base_offset: Offset) -> SegmentPaths {
@@ -74,6 +83,7 @@ impl SegmentPaths {
             index: dir.join(format!("{base_offset:020}.index")),
             time_index: dir.join(format!("{base_offset:020}.timeindex")),
             txn_index: dir.join(format!("{base_offset:020}.txnindex")),
+            recycled: dir.join(format!("{base_offset:020}.{RECYCLED_EXTENSION}")),
         }
     }
 
@@ -84,9 +94,10 @@ impl SegmentPaths {
     }
 }
 
-/// Removes every file of a segment that exists.
+/// Removes every file of a segment that exists (its recycled marker
+/// first).
 pub async fn remove_files<S: Storage>(storage: &S, paths: &SegmentPaths) -> LogResult<()> {
-    for path in paths.files() {
+    for path in std::iter::once(&paths.recycled).chain(paths.files()) {
         remove_if_present(storage, path).await?;
     }
     Ok(())
@@ -174,6 +185,9 @@ pub struct Segment<S: Storage> {
     /// When the segment was created or opened (ms), for roll by age.
     pub created_ms: i64,
     pub sealed: bool,
+    /// Its `.log` is a recycled file with its marker present: the bytes
+    /// past its data may be the old segment's, until it seals.
+    recycled: bool,
 }
 
 impl<S: Storage> Segment<S> {
@@ -294,6 +308,7 @@ impl<S: Storage> Segment<S> {
             bytes_since_index_entry: 0,
             created_ms: now_ms,
             sealed: false,
+            recycled: false,
         }
     }
 
@@ -623,7 +638,24 @@ impl<S: Storage> Segment<S> {
             .await
             .map_err(LogError::io("truncating", &path))?;
         file.sync().await.map_err(LogError::io("syncing", &path))?;
+        // Its file holds its own data alone now; the marker's removal is
+        // durable with the next directory sync (a marker left by a crash
+        // beside a sealed segment is removed at open).
+        let marker = {
+            let seg = this.borrow();
+            (seg.recycled)
+                .then(|| {
+                    seg.index_storage
+                        .clone()
+                        .map(|st| (st, seg.paths.recycled.clone()))
+                })
+                .flatten()
+        };
+        if let Some((storage, marker)) = marker {
+            remove_if_present(&storage, &marker).await?;
+        }
         let mut seg = this.borrow_mut();
+        seg.recycled = false;
         seg.allocated_bytes = size;
         seg.sealed = true;
         seg.tail_page = Vec::new();

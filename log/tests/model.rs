@@ -338,6 +338,9 @@ fn setup() -> impl Strategy<Value = Setup> {
     // disk unsynced and a power loss has writes to drop and tear.
     let write_buffer_bytes = prop_oneof![3 => Just(4096u32), 1 => 4096u32..65_536];
     let cache_bytes = prop::option::of(0u64..50_000);
+    // Mostly recycling deleted segments' files (the default): retention
+    // then keeps a spare, and later rolls write over its old batches.
+    let recycle_segments = prop_oneof![3 => Just(true), 1 => Just(false)];
     (
         segment_bytes,
         retention_bytes,
@@ -346,6 +349,7 @@ fn setup() -> impl Strategy<Value = Setup> {
         128u32..4096,
         write_buffer_bytes,
         cache_bytes,
+        recycle_segments,
     )
         .prop_map(
             |(
@@ -356,6 +360,7 @@ fn setup() -> impl Strategy<Value = Setup> {
                 index_interval_bytes,
                 write_buffer_bytes,
                 cache_bytes,
+                recycle_segments,
             )| Setup {
                 config: LogConfig {
                     segment_bytes,
@@ -364,6 +369,7 @@ fn setup() -> impl Strategy<Value = Setup> {
                     segment_ms,
                     index_interval_bytes,
                     write_buffer_bytes,
+                    recycle_segments,
                     ..LogConfig::default()
                 },
                 cache_bytes,

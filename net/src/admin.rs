@@ -273,6 +273,11 @@ pub async fn metrics(shard: &Rc<Shard>, limits: &ConnectionLimits) -> String {
             |s| s.flush_syncs,
         ),
         (
+            "sluice_log_segments_recycled_total",
+            "Segments rolled into the file of one retention deleted",
+            |s| s.segments_recycled,
+        ),
+        (
             "sluice_batch_cache_bytes",
             "Bytes held by the batch cache",
             |s| s.batch_cache_bytes,

@@ -968,6 +968,8 @@ pub struct ShardStats {
     pub appends: u64,
     pub flushes: u64,
     pub flush_syncs: u64,
+    /// Rolls whose new segment reused a spare file (`log.recycle_segments`).
+    pub segments_recycled: u64,
     pub batch_cache_bytes: u64,
     pub batch_cache_hits: u64,
     pub batch_cache_misses: u64,

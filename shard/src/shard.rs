@@ -745,6 +745,7 @@ impl Shard {
             stats.txn_aborted_in_memory += p.log.aborted_in_memory() as u64;
             stats.flushes += log.flushes;
             stats.flush_syncs += log.flush_syncs;
+            stats.segments_recycled += log.segments_recycled;
         }
         let cache = self.cache.borrow();
         stats.batch_cache_bytes = cache.used_bytes();

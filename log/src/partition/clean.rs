@@ -149,6 +149,7 @@ fn staged_paths(dir: &Path, base_offset: Offset, suffix: &str) -> SegmentPaths {
         index: with(&final_paths.index),
         time_index: with(&final_paths.time_index),
         txn_index: with(&final_paths.txn_index),
+        recycled: with(&final_paths.recycled),
     }
 }
 

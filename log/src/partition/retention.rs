@@ -81,10 +81,17 @@ impl<S: Storage> PartitionLog<S> {
                 Ok(s) => (s.paths.clone(), s.size_bytes),
                 Err(()) => continue,
             };
+            let keep_as_spare = self.config.borrow().recycle_segments
+                && !self.has_spare.get()
+                && seg.as_ref().is_ok_and(|s| s.file_unshared());
             if let Ok(s) = seg {
                 s.close().await?;
             }
-            crate::segment::remove_files(&self.storage, &paths).await?;
+            if keep_as_spare {
+                self.keep_as_spare(&paths).await?;
+            } else {
+                crate::segment::remove_files(&self.storage, &paths).await?;
+            }
             outcome.segments_deleted += 1;
             outcome.bytes_deleted += size;
         }
@@ -100,6 +107,28 @@ impl<S: Storage> PartitionLog<S> {
         outcome.log_start_offset = self.log_start_offset();
         tracing::info!(dir = ?self.dir, segments = outcome.segments_deleted, bytes = outcome.bytes_deleted, "retention deleted segments");
         Ok(outcome)
+    }
+
+    /// Keeps a deleted segment's `.log` as the partition's spare (its other
+    /// files go): the next roll writes over it (`segment/recycle.rs`).
+    /// Durable with the caller's directory sync; a crash before it leaves
+    /// the segment below the log start, which the next pass deletes.
+    async fn keep_as_spare(&self, paths: &crate::segment::SegmentPaths) -> LogResult<()> {
+        for path in [
+            &paths.recycled,
+            &paths.index,
+            &paths.time_index,
+            &paths.txn_index,
+        ] {
+            crate::segment::remove_if_present(&self.storage, path).await?;
+        }
+        let spare = self.dir.join(SPARE_FILE);
+        self.storage
+            .rename(&paths.log, &spare)
+            .await
+            .map_err(LogError::io("renaming", &paths.log))?;
+        self.has_spare.set(true);
+        Ok(())
     }
 
     /// Aborted transactions wholly below the log start are no reader's

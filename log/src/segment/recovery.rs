@@ -20,7 +20,10 @@ impl<S: Storage> Segment<S> {
     /// checking length, magic, CRC and offsets, cuts the file at the first
     /// bad byte and re-indexes what it scanned. Returns the segment and the
     /// number of bytes cut (zeros are not counted: the padding of a last
-    /// page, or space preallocated ahead of the writes).
+    /// page, or space preallocated ahead of the writes; nor, when
+    /// `recycled` (its marker is there), the old bytes of a recycled file,
+    /// counted apart).
+    #[allow(clippy::too_many_arguments)]
     pub async fn recover_active(
         storage: &S,
         dir: &Path,
@@ -28,6 +31,7 @@ impl<S: Storage> Segment<S> {
         index_interval_bytes: u32,
         index_max_bytes: u32,
         holes_allowed: bool,
+        recycled: bool,
         now_ms: i64,
     ) -> LogResult<(Self, RecoveryReport)> {
         let paths = SegmentPaths::new(dir, base_offset);
@@ -172,7 +176,12 @@ impl<S: Storage> Segment<S> {
             }
         };
         let cut = file_len - valid_end;
-        if cut > 0 {
+        if cut > 0 && recycled {
+            // Past the data: the old segment's bytes, or a write torn over
+            // them; either way nothing this segment acknowledged.
+            // (The zero padding of its last page is its own.)
+            report.recycled_bytes_dropped = file_len.saturating_sub(align_up(valid_end));
+        } else if cut > 0 {
             let tail = seg
                 .file
                 .read_at(valid_end, cut.min(64 * 1024 * 1024) as usize)
@@ -183,6 +192,8 @@ impl<S: Storage> Segment<S> {
                 report.cut_reason =
                     end_reason.or(Some("non-zero bytes after the last batch".into()));
             }
+        }
+        if cut > 0 {
             seg.file
                 .truncate(valid_end)
                 .await
@@ -199,6 +210,7 @@ impl<S: Storage> Segment<S> {
         seg.allocated_bytes = valid_end;
         seg.next_offset = expected;
         seg.bytes_since_index_entry = bytes_since;
+        seg.recycled = recycled;
         seg.tail_page = read_tail_page::<S>(&seg.file, valid_end, &seg.paths.log).await?;
         // Rewrite the index files from memory: they may hold entries recovery
         // dropped, and this segment keeps appending to them.
@@ -368,6 +380,9 @@ pub struct RecoveryReport {
     pub index_entries_dropped: usize,
     /// Valid batches the scan walked.
     pub batches_scanned: usize,
+    /// Bytes cut off a recycled file past its data: its old segment's,
+    /// or a write torn over them (not counted in `bytes_cut`).
+    pub recycled_bytes_dropped: u64,
 }
 
 /// Reads a segment's index files (missing files are empty indexes).
