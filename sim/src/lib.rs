@@ -2,11 +2,13 @@
 //!
 //! Owns: seeded runs ([`run::run`]) of the node's real shard code
 //! (`sluice_shard::Shard`: produce, group commit, fetch and long polls,
-//! ListOffsets, the controller and metadata application with its
-//! snapshots, calls between shards, the group coordinator, the
-//! transaction coordinator and its markers, share partitions and their
-//! state) over the log crate's in-memory disk, a virtual clock and a
-//! simulated mesh (`sluice_shard::simulated`), driven by simulated
+//! ListOffsets, retention (by size, and by the default 7 days as the
+//! virtual clock passes them; with recycled segment files), the
+//! controller and metadata application with its snapshots, calls between
+//! shards, the group coordinator, the transaction coordinator and its
+//! markers, share partitions and their state) over the log crate's
+//! in-memory disk, a virtual clock and a simulated mesh
+//! (`sluice_shard::simulated`), driven by simulated
 //! clients ([`client`], [`groups`], [`txns`], [`shares`]) and faults
 //! (power loss with torn writes, SIGKILL, failing writes and syncs), with
 //! the invariants of [`model`], [`groups::GroupModel`],
@@ -21,9 +23,9 @@
 //! What it does not simulate (yet): the Kafka listener and the handlers in
 //! `net/` (the clients make the shard calls the handlers make), KIP-848
 //! consumer groups, share group membership (share consumers read their
-//! partitions directly), static members, retention, slow disks, and several
-//! processes (a cluster). Scheduling within a process is glommio's own first-in
-//! first-out order, not a seeded one.
+//! partitions directly), static members, slow disks, and several
+//! processes (a cluster). Scheduling within a process is
+//! glommio's own first-in first-out order, not a seeded one.
 
 pub mod client;
 pub mod groups;

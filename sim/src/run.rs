@@ -111,6 +111,11 @@ pub struct Report {
     pub fetches: u64,
     /// Fetches served from a read started ahead (see sluice_log::read_ahead).
     pub read_aheads_used: u64,
+    /// Passes of retention over every shard's partitions, and the rolls
+    /// that wrote over a segment file retention kept
+    /// (`log.recycle_segments`).
+    pub retention_passes: u64,
+    pub segments_recycled: u64,
     pub joins: u64,
     pub commits_acked: u64,
     pub transactions_committed: u64,
@@ -340,7 +345,9 @@ async fn lifetime(world: &mut World) -> Result<Ended, String> {
     world.report.produces_acked += clients.acked.get();
     world.report.fetches += clients.fetches.get();
     for shard in &node.shards {
-        world.report.read_aheads_used += shard.stats().read_ahead_used;
+        let stats = shard.stats();
+        world.report.read_aheads_used += stats.read_ahead_used;
+        world.report.segments_recycled += stats.segments_recycled;
     }
     world.report.messages += mesh.sent();
     if mesh.overflowed() {
@@ -381,6 +388,17 @@ async fn step(
         }
         96 if world.config.faults => disk_fault(world),
         97 if world.config.faults => return Ok(Some(crash(world, node))),
+        98 => {
+            // The broker's periodic check, on every shard: topics with
+            // `retention.bytes` lose their oldest segments, every topic
+            // its records older than the default 7 days (the virtual clock
+            // passes them), and the files of deleted segments become the
+            // spares later rolls write over.
+            for shard in &node.shards {
+                shard.apply_retention_all().await;
+            }
+            world.report.retention_passes += 1;
+        }
         _ => {}
     }
     Ok(None)
@@ -401,15 +419,20 @@ fn client_op(world: &mut World, node: &Node) -> Option<Op> {
     let roll = rng.below(100);
     if topics.is_empty() || (roll < 4 && topics.len() < TOPICS_MAX) {
         let name = format!("t{}", world.next_topic);
+        // Every other topic with small segments keeps 32 KiB: decided by
+        // its number, drawing nothing more from the seed's generator.
+        let retention = world.next_topic % 2 == 1;
         world.next_topic += 1;
         let partitions = 1 + rng.below(4) as i32;
         // Small segments on some topics: rolls, sealed segments, reads
-        // from disk.
-        let configs = if rng.chance(50) {
-            vec![("segment.bytes".to_owned(), "16384".to_owned())]
-        } else {
-            Vec::new()
-        };
+        // from disk; on half of those, retention by size too.
+        let mut configs = Vec::new();
+        if rng.chance(50) {
+            configs.push(("segment.bytes".to_owned(), "16384".to_owned()));
+            if retention {
+                configs.push(("retention.bytes".to_owned(), "32768".to_owned()));
+            }
+        }
         return Some(Op::CreateTopic {
             entry,
             name,
@@ -782,12 +805,9 @@ async fn verify_everything(world: &mut World, node: &Node) -> Result<(), String>
                 .borrow_mut()
                 .forget_lost(&world.model.borrow(), &tp);
             let shard = &node.shards[owner as usize];
-            if let Some((visible, lso)) = read_visible(shard, owner, &tp).await? {
+            if let Some(read) = read_visible(shard, owner, &tp).await? {
                 let now = shard.env().now_ms();
-                world
-                    .txns
-                    .borrow_mut()
-                    .check_read(&tp, &visible, lso, now)?;
+                world.txns.borrow_mut().check_read(&tp, &read, now)?;
             }
         }
     }

@@ -155,16 +155,11 @@ impl TxnModel {
         }
     }
 
-    /// Checks one read_committed read of `tp` from its log start:
-    /// `visible` the values it returned after filtering, `lso` its last
-    /// stable offset, `now_ms` the clock.
-    pub fn check_read(
-        &mut self,
-        tp: &Tp,
-        visible: &[(Offset, Bytes)],
-        lso: Offset,
-        now_ms: i64,
-    ) -> Result<(), String> {
+    /// Checks one read_committed read of `tp` from its log start (records
+    /// below it, which retention deleted, are no read's to show), with
+    /// `now_ms` the clock.
+    pub fn check_read(&mut self, tp: &Tp, read: &ReadCommitted, now_ms: i64) -> Result<(), String> {
+        let (visible, lso) = (&read.visible, read.lso);
         self.reads_checked += 1;
         let shown: BTreeSet<&Bytes> = visible.iter().map(|(_, v)| v).collect();
         for (offset, value) in visible {
@@ -183,6 +178,7 @@ impl TxnModel {
             let Some(records) = t.records.get(tp) else {
                 continue;
             };
+            let records: Vec<_> = records.iter().filter(|(o, _)| *o >= read.from).collect();
             let Some(first) = records.iter().map(|(o, _)| *o).min() else {
                 continue;
             };
@@ -689,9 +685,9 @@ pub async fn read_committed(c: &Rc<Clients>, entry: u32, tp: Tp) {
         return;
     };
     match read_visible(&shard, owner, &tp).await {
-        Ok(Some((visible, lso))) => {
+        Ok(Some(read)) => {
             let now = shard.env().now_ms();
-            let checked = c.txns.borrow_mut().check_read(&tp, &visible, lso, now);
+            let checked = c.txns.borrow_mut().check_read(&tp, &read, now);
             if let Err(e) = checked {
                 c.fail(e);
             }
@@ -699,6 +695,16 @@ pub async fn read_committed(c: &Rc<Clients>, entry: u32, tp: Tp) {
         Ok(None) => {}
         Err(e) => c.fail(e),
     }
+}
+
+/// What a read_committed read of a whole partition saw.
+pub struct ReadCommitted {
+    /// The values it returned after filtering, with their offsets.
+    pub visible: Vec<(Offset, Bytes)>,
+    /// Its last stable offset.
+    pub lso: Offset,
+    /// Where it started: the log start (0 unless retention moved it).
+    pub from: Offset,
 }
 
 /// Reads `tp` on `owner` from its log start to its last stable offset as a
@@ -711,7 +717,7 @@ pub async fn read_visible(
     shard: &Rc<Shard>,
     owner: u32,
     tp: &Tp,
-) -> Result<Option<(Vec<(Offset, Bytes)>, Offset)>, String> {
+) -> Result<Option<ReadCommitted>, String> {
     let mut next = 0;
     let mut lso: Offset;
     let mut visible = Vec::new();
@@ -719,6 +725,8 @@ pub async fn read_visible(
     // Aborted transactions learnt so far: (first offset, producer).
     let mut pending: BTreeSet<(Offset, i64)> = BTreeSet::new();
     let mut first = true;
+    // Where the read started: the log start, if retention moved it.
+    let mut from = 0;
     loop {
         let request = Fetch {
             reads: vec![PartitionRead {
@@ -740,6 +748,7 @@ pub async fn read_visible(
         };
         if result.error == ErrorCode::OffsetOutOfRange && first {
             next = result.log_start_offset.max(0);
+            from = next;
             first = false;
             continue;
         }
@@ -796,5 +805,5 @@ pub async fn read_visible(
             break;
         }
     }
-    Ok(Some((visible, lso)))
+    Ok(Some(ReadCommitted { visible, lso, from }))
 }

@@ -128,7 +128,7 @@ fn an_acknowledgement_answered_before_it_is_written_is_caught() {
     // state: after a crash an accepted record is delivered again.
     caught(
         BrokenRule::ShareAckUnwritten,
-        &[2, 4, 13],
+        &[4, 15, 27],
         STEPS,
         "after it was accepted or rejected",
     );
@@ -141,7 +141,7 @@ fn a_dead_letter_written_again_after_a_crash_is_caught() {
     // written before the crash: a record lands there twice.
     caught(
         BrokenRule::DeadLetterResent,
-        &[6, 17],
+        &[23, 24],
         3000,
         "written twice",
     );
