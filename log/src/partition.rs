@@ -864,6 +864,10 @@ impl<S: Storage> PartitionLog<S> {
         if !self.storage_full.get() {
             return Ok(());
         }
+        // The spare kept for the next roll is the first space to give back.
+        if self.has_spare.replace(false) {
+            crate::segment::remove_if_present(&self.storage, &self.dir.join(SPARE_FILE)).await?;
+        }
         let active = self.active();
         if let Err(e) = Segment::write_out(&active, true, self.preallocate()).await {
             return self.fail(e);

@@ -6,9 +6,9 @@
 //! record of the old segment the file was); a killed process loses nothing
 //! and recovery counts the old bytes past the data apart from damage; a
 //! power loss keeps every flushed batch and brings nothing old back; a log
-//! that starts over never reuses a spare; closing gives the spare's space
-//! back. Shown on the in-memory disk, whose crashes keep a random prefix
-//! of what was not synced, and on the real one.
+//! that starts over never reuses a spare; closing, and a full disk, give
+//! the spare's space back. Shown on the in-memory disk, whose crashes keep
+//! a random prefix of what was not synced, and on the real one.
 
 mod common;
 
@@ -319,6 +319,47 @@ fn without_recycling_retention_deletes_the_whole_segment() {
         assert!(storage.file_bytes(&dir.join(SPARE_FILE)).is_none());
         appended.flushed(&log, 1000, 20).await;
         assert_eq!(log.stats().segments_recycled, 0);
+        log.close().await.expect("close");
+    });
+}
+
+#[test]
+fn a_full_disk_gets_the_spare_back_first() {
+    run(async {
+        let storage = MemoryStorage::new();
+        let dir = Path::new("/data/full");
+        // No space reserved ahead: the next write must grow the file.
+        let config = LogConfig {
+            preallocate_bytes: 0,
+            ..config(true)
+        };
+        let log = open(&storage, dir, config).await;
+        let mut appended = Appended::default();
+        appended.flushed(&log, 0, 40).await;
+        log.apply_retention(0).await.expect("retention");
+        let spare = dir.join(SPARE_FILE);
+        assert!(storage.file_bytes(&spare).is_some());
+        // 4 KiB more fit: the next batch of 10 KiB does not.
+        let mut used = 0;
+        for name in storage.list(dir).await.expect("list") {
+            used += storage
+                .file_bytes(&dir.join(name))
+                .map_or(0, |b| b.len() as u64);
+        }
+        storage.set_capacity_bytes(Some(used + 4 * KIB));
+        let b = batch(500, 10, 1000, 0);
+        let full = match log.append(b, 0, 0).await {
+            Ok(_) => log.flush().await.expect_err("the disk is full"),
+            Err(e) => e,
+        };
+        assert!(full.is_storage_full_write(), "{full}");
+        // The next append gives the spare back, and fits.
+        appended.0.clear();
+        let end = log.log_end_offset();
+        appended.flushed(&log, 501, 1).await;
+        assert!(storage.file_bytes(&spare).is_none());
+        assert!(!log.is_storage_full());
+        assert!(log.log_end_offset() > end);
         log.close().await.expect("close");
     });
 }

@@ -81,8 +81,10 @@ impl<S: Storage> PartitionLog<S> {
                 Ok(s) => (s.paths.clone(), s.size_bytes),
                 Err(()) => continue,
             };
+            // Not while the disk is full: then the space goes back.
             let keep_as_spare = self.config.borrow().recycle_segments
                 && !self.has_spare.get()
+                && !self.storage_full.get()
                 && seg.as_ref().is_ok_and(|s| s.file_unshared());
             if let Ok(s) = seg {
                 s.close().await?;
