@@ -120,29 +120,45 @@ fn marker(dir: &Path, base: i64) -> PathBuf {
     dir.join(format!("{base:020}.recycled"))
 }
 
-/// Fills segments past retention, deletes, and rolls into the spare:
-/// returns the log with a recycled active segment holding `tags_after`
-/// flushed batches.
-async fn recycled_log<S: Storage>(
+/// A log at `dir` filled past retention (40 batches, about six
+/// segments), after a pass of retention deleted its oldest segments.
+async fn past_retention<S: Storage>(
     storage: &S,
     dir: &Path,
-    appended: &mut Appended,
-    tags_after: u64,
-) -> PartitionLog<S> {
-    let log = open(storage, dir, config(true)).await;
+    config: LogConfig,
+) -> (PartitionLog<S>, Appended) {
+    let log = open(storage, dir, config).await;
+    let mut appended = Appended::default();
     appended.flushed(&log, 0, 40).await;
     let outcome = log.apply_retention(0).await.expect("retention");
     assert!(outcome.segments_deleted > 0, "{outcome:?}");
+    (log, appended)
+}
+
+/// Appends one batch at a time, from tag 1000, until a roll reuses the
+/// spare; the next tag.
+async fn roll_into_spare<S: Storage>(log: &PartitionLog<S>, appended: &mut Appended) -> u64 {
     assert_eq!(log.stats().segments_recycled, 0);
-    // Fill the active segment until it rolls into the spare.
     let mut tag = 1000;
     while log.stats().segments_recycled == 0 {
-        appended.flushed(&log, tag, 1).await;
+        appended.flushed(log, tag, 1).await;
         tag += 1;
         assert!(tag < 1100, "no roll reused the spare");
     }
+    tag
+}
+
+/// A log past retention whose active segment is a recycled file holding
+/// `tags_after` flushed batches after the one that rolled it.
+async fn recycled_log<S: Storage>(
+    storage: &S,
+    dir: &Path,
+    tags_after: u64,
+) -> (PartitionLog<S>, Appended) {
+    let (log, mut appended) = past_retention(storage, dir, config(true)).await;
+    let tag = roll_into_spare(&log, &mut appended).await;
     appended.flushed(&log, tag, tags_after).await;
-    log
+    (log, appended)
 }
 
 #[test]
@@ -150,21 +166,13 @@ fn retention_keeps_a_spare_that_the_next_roll_writes_over() {
     run(async {
         let storage = MemoryStorage::new();
         let dir = Path::new("/data/recycle");
-        let log = open(&storage, dir, config(true)).await;
-        let mut appended = Appended::default();
-        appended.flushed(&log, 0, 40).await;
-        log.apply_retention(0).await.expect("retention");
+        let (log, mut appended) = past_retention(&storage, dir, config(true)).await;
         let spare = storage
             .file_bytes(&dir.join(SPARE_FILE))
             .expect("retention kept a spare");
         assert!(spare.len() as u64 > 32 * KIB, "{} bytes", spare.len());
 
-        let mut tag = 1000;
-        while log.stats().segments_recycled == 0 {
-            appended.flushed(&log, tag, 1).await;
-            tag += 1;
-            assert!(tag < 1100, "no roll reused the spare");
-        }
+        let mut tag = roll_into_spare(&log, &mut appended).await;
         assert!(storage.file_bytes(&dir.join(SPARE_FILE)).is_none());
         let base = *log.segment_bases().last().expect("a segment");
         let file = storage
@@ -215,8 +223,7 @@ fn a_killed_process_loses_nothing_and_the_old_bytes_are_not_damage() {
     run(async {
         let storage = MemoryStorage::new();
         let dir = Path::new("/data/kill");
-        let mut appended = Appended::default();
-        let log = recycled_log(&storage, dir, &mut appended, 1).await;
+        let (log, mut appended) = recycled_log(&storage, dir, 1).await;
         let (start, end) = (log.log_start_offset(), log.log_end_offset());
         drop(log);
         storage.crash_keep_all();
@@ -244,8 +251,7 @@ fn power_loss_keeps_every_flushed_batch_and_brings_nothing_old_back() {
         run(async {
             let storage = MemoryStorage::new();
             let dir = Path::new("/data/power");
-            let mut appended = Appended::default();
-            let log = recycled_log(&storage, dir, &mut appended, seed % 3).await;
+            let (log, mut appended) = recycled_log(&storage, dir, seed % 3).await;
             let (start, flushed) = (log.log_start_offset(), log.log_end_offset());
             // Appended, not flushed, larger than the write buffer: written
             // unsynced, so a power loss may keep any part of it.
@@ -287,10 +293,7 @@ fn a_log_that_starts_over_drops_its_spare() {
     run(async {
         let storage = MemoryStorage::new();
         let dir = Path::new("/data/start-over");
-        let log = open(&storage, dir, config(true)).await;
-        let mut appended = Appended::default();
-        appended.flushed(&log, 0, 40).await;
-        log.apply_retention(0).await.expect("retention");
+        let (log, _) = past_retention(&storage, dir, config(true)).await;
         assert!(storage.file_bytes(&dir.join(SPARE_FILE)).is_some());
         // A follower told to start over at an offset below its log start.
         log.truncate_fully_and_start_at(3, 0)
@@ -311,11 +314,7 @@ fn without_recycling_retention_deletes_the_whole_segment() {
     run(async {
         let storage = MemoryStorage::new();
         let dir = Path::new("/data/no-recycle");
-        let log = open(&storage, dir, config(false)).await;
-        let mut appended = Appended::default();
-        appended.flushed(&log, 0, 40).await;
-        let outcome = log.apply_retention(0).await.expect("retention");
-        assert!(outcome.segments_deleted > 0);
+        let (log, mut appended) = past_retention(&storage, dir, config(false)).await;
         assert!(storage.file_bytes(&dir.join(SPARE_FILE)).is_none());
         appended.flushed(&log, 1000, 20).await;
         assert_eq!(log.stats().segments_recycled, 0);
@@ -333,10 +332,7 @@ fn a_full_disk_gets_the_spare_back_first() {
             preallocate_bytes: 0,
             ..config(true)
         };
-        let log = open(&storage, dir, config).await;
-        let mut appended = Appended::default();
-        appended.flushed(&log, 0, 40).await;
-        log.apply_retention(0).await.expect("retention");
+        let (log, mut appended) = past_retention(&storage, dir, config).await;
         let spare = dir.join(SPARE_FILE);
         assert!(storage.file_bytes(&spare).is_some());
         // 4 KiB more fit: the next batch of 10 KiB does not.
@@ -370,8 +366,7 @@ fn on_a_real_disk_the_recycled_file_is_written_over_and_cut_at_close() {
     let dir = tmp.path().join("p");
     run(async {
         let storage = DmaStorage;
-        let mut appended = Appended::default();
-        let log = recycled_log(&storage, &dir, &mut appended, 1).await;
+        let (log, appended) = recycled_log(&storage, &dir, 1).await;
         let base = *log.segment_bases().last().expect("a segment");
         let len = disk_len(&active_log(&dir, base));
         let size = active_size(&log, &dir, disk_len);
