@@ -272,8 +272,10 @@ impl<S: Storage> PartitionLog<S> {
         let active_base = bases.last().copied();
         // A recycled file's marker counts for the active segment only; a
         // spare is not kept across a restart (see `segment/recycle.rs`).
-        let active_recycled = names.iter().any(|n| {
-            active_base.is_some() && parse_segment_name(n, RECYCLED_EXTENSION) == active_base
+        let active_recycled = active_base.is_some_and(|base| {
+            names
+                .iter()
+                .any(|n| parse_segment_name(n, RECYCLED_EXTENSION) == Some(base))
         });
         for name in &names {
             let index_orphan = crate::segment::INDEX_EXTENSIONS.iter().any(|ext| {
@@ -865,9 +867,7 @@ impl<S: Storage> PartitionLog<S> {
             return Ok(());
         }
         // The spare kept for the next roll is the first space to give back.
-        if self.has_spare.replace(false) {
-            crate::segment::remove_if_present(&self.storage, &self.dir.join(SPARE_FILE)).await?;
-        }
+        self.drop_spare().await?;
         let active = self.active();
         if let Err(e) = Segment::write_out(&active, true, self.preallocate()).await {
             return self.fail(e);
@@ -1341,8 +1341,9 @@ impl<S: Storage> PartitionLog<S> {
                     self.stats.borrow_mut().segments_recycled += 1;
                     return Ok(seg);
                 }
-                // A new file will do; the marker, if made, is removed with
-                // the spare at the next open.
+                // A new file will do. A marker the failed rename left
+                // beside it only makes recovery count bytes past its data
+                // as old ones; open removes it once the segment is sealed.
                 Err(e) => {
                     tracing::warn!(dir = ?self.dir, error = %e, "could not reuse the spare segment file")
                 }
@@ -1356,6 +1357,14 @@ impl<S: Storage> PartitionLog<S> {
             now_ms,
         )
         .await
+    }
+
+    /// Removes the spare file, if the log has one.
+    pub(super) async fn drop_spare(&self) -> LogResult<()> {
+        if self.has_spare.replace(false) {
+            crate::segment::remove_if_present(&self.storage, &self.dir.join(SPARE_FILE)).await?;
+        }
+        Ok(())
     }
 
     /// Rolls the active segment now if it holds any data.
@@ -1521,10 +1530,8 @@ impl<S: Storage> PartitionLog<S> {
             self.write_checkpoint().await?;
             self.snapshot_producers().await?;
         }
-        if self.has_spare.replace(false) {
-            // A closed broker holds no space for segments to come.
-            crate::segment::remove_if_present(&self.storage, &self.dir.join(SPARE_FILE)).await?;
-        }
+        // A closed broker holds no space for segments to come.
+        self.drop_spare().await?;
         let all: Vec<_> = self.segments.borrow().clone();
         for seg in all {
             // Other tasks may still hold the segment; its file closes when

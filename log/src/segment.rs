@@ -92,15 +92,41 @@ impl SegmentPaths {
     pub fn files(&self) -> [&PathBuf; 4] {
         [&self.index, &self.time_index, &self.txn_index, &self.log]
     }
+
+    /// The files that go with the segment besides its `.log`: its recycled
+    /// marker and its indexes.
+    pub fn side_files(&self) -> [&PathBuf; 4] {
+        [
+            &self.recycled,
+            &self.index,
+            &self.time_index,
+            &self.txn_index,
+        ]
+    }
 }
 
-/// Removes every file of a segment that exists (its recycled marker
-/// first).
+/// Removes every file of a segment that exists, its `.log` last.
 pub async fn remove_files<S: Storage>(storage: &S, paths: &SegmentPaths) -> LogResult<()> {
-    for path in std::iter::once(&paths.recycled).chain(paths.files()) {
+    for path in paths.side_files().into_iter().chain([&paths.log]) {
         remove_if_present(storage, path).await?;
     }
     Ok(())
+}
+
+/// Opens the existing file at `path`, with its length.
+pub(crate) async fn open_with_len<S: Storage>(
+    storage: &S,
+    path: &Path,
+) -> LogResult<(S::File, u64)> {
+    let file = storage
+        .open(path)
+        .await
+        .map_err(LogError::io("opening", path))?;
+    let len = file
+        .size()
+        .await
+        .map_err(LogError::io("reading size of", path))?;
+    Ok((file, len))
 }
 
 /// Removes `path` unless it is not there.
@@ -258,14 +284,7 @@ impl<S: Storage> Segment<S> {
         now_ms: i64,
     ) -> LogResult<Self> {
         let paths = SegmentPaths::new(dir, base_offset);
-        let file = storage
-            .open(&paths.log)
-            .await
-            .map_err(LogError::io("opening", &paths.log))?;
-        let size_bytes = file
-            .size()
-            .await
-            .map_err(LogError::io("reading size of", &paths.log))?;
+        let (file, size_bytes) = open_with_len(storage, &paths.log).await?;
         let mut seg =
             Segment::with_file(base_offset, paths, Rc::new(file), index_max_bytes, now_ms);
         seg.indexes_loaded = false;
@@ -643,13 +662,8 @@ impl<S: Storage> Segment<S> {
         // beside a sealed segment is removed at open).
         let marker = {
             let seg = this.borrow();
-            (seg.recycled)
-                .then(|| {
-                    seg.index_storage
-                        .clone()
-                        .map(|st| (st, seg.paths.recycled.clone()))
-                })
-                .flatten()
+            let storage = seg.index_storage.clone().filter(|_| seg.recycled);
+            storage.map(|storage| (storage, seg.paths.recycled.clone()))
         };
         if let Some((storage, marker)) = marker {
             remove_if_present(&storage, &marker).await?;

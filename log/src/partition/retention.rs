@@ -116,12 +116,7 @@ impl<S: Storage> PartitionLog<S> {
     /// Durable with the caller's directory sync; a crash before it leaves
     /// the segment below the log start, which the next pass deletes.
     async fn keep_as_spare(&self, paths: &crate::segment::SegmentPaths) -> LogResult<()> {
-        for path in [
-            &paths.recycled,
-            &paths.index,
-            &paths.time_index,
-            &paths.txn_index,
-        ] {
+        for path in paths.side_files() {
             crate::segment::remove_if_present(&self.storage, path).await?;
         }
         let spare = self.dir.join(SPARE_FILE);

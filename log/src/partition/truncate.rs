@@ -143,9 +143,7 @@ impl<S: Storage> PartitionLog<S> {
     pub(super) async fn start_over_at(&self, offset: Offset, now_ms: i64) -> LogResult<Offset> {
         // The spare's offsets are below the old log start, maybe not below
         // the new one: it must never become a segment of this log now.
-        if self.has_spare.replace(false) {
-            crate::segment::remove_if_present(&self.storage, &self.dir.join(SPARE_FILE)).await?;
-        }
+        self.drop_spare().await?;
         let all: Vec<_> = self.segments.borrow_mut().drain(..).collect();
         self.remove_segments(all).await?;
         let seg = Segment::create(

@@ -35,14 +35,7 @@ impl<S: Storage> Segment<S> {
         now_ms: i64,
     ) -> LogResult<(Self, RecoveryReport)> {
         let paths = SegmentPaths::new(dir, base_offset);
-        let file = storage
-            .open(&paths.log)
-            .await
-            .map_err(LogError::io("opening", &paths.log))?;
-        let file_len = file
-            .size()
-            .await
-            .map_err(LogError::io("reading size of", &paths.log))?;
+        let (file, file_len) = open_with_len(storage, &paths.log).await?;
         let (offset_index, time_index) =
             load_indexes::<S>(storage, &paths, index_max_bytes).await?;
         let mut seg: Segment<S> =
@@ -176,24 +169,24 @@ impl<S: Storage> Segment<S> {
             }
         };
         let cut = file_len - valid_end;
-        if cut > 0 && recycled {
-            // Past the data: the old segment's bytes, or a write torn over
-            // them; either way nothing this segment acknowledged.
-            // (The zero padding of its last page is its own.)
-            report.recycled_bytes_dropped = file_len.saturating_sub(align_up(valid_end));
-        } else if cut > 0 {
-            let tail = seg
-                .file
-                .read_at(valid_end, cut.min(64 * 1024 * 1024) as usize)
-                .await
-                .map_err(LogError::io("reading", &seg.paths.log))?;
-            if end_reason.is_some() || tail.iter().any(|b| *b != 0) {
-                report.bytes_cut = cut;
-                report.cut_reason =
-                    end_reason.or(Some("non-zero bytes after the last batch".into()));
-            }
-        }
         if cut > 0 {
+            if recycled {
+                // Past the data: the old segment's bytes, or a write torn
+                // over them; either way nothing this segment acknowledged.
+                // (The zero padding of its last page is its own.)
+                report.recycled_bytes_dropped = file_len.saturating_sub(align_up(valid_end));
+            } else {
+                let tail = seg
+                    .file
+                    .read_at(valid_end, cut.min(64 * 1024 * 1024) as usize)
+                    .await
+                    .map_err(LogError::io("reading", &seg.paths.log))?;
+                if end_reason.is_some() || tail.iter().any(|b| *b != 0) {
+                    report.bytes_cut = cut;
+                    report.cut_reason =
+                        end_reason.or(Some("non-zero bytes after the last batch".into()));
+                }
+            }
             seg.file
                 .truncate(valid_end)
                 .await

@@ -52,14 +52,7 @@ impl<S: Storage> Segment<S> {
             .rename(spare, &paths.log)
             .await
             .map_err(LogError::io("renaming", spare))?;
-        let file = storage
-            .open(&paths.log)
-            .await
-            .map_err(LogError::io("opening", &paths.log))?;
-        let len = file
-            .size()
-            .await
-            .map_err(LogError::io("reading size of", &paths.log))?;
+        let (file, len) = open_with_len(storage, &paths.log).await?;
         let mut seg =
             Segment::with_file(base_offset, paths, Rc::new(file), index_max_bytes, now_ms);
         seg.index_storage = Some(storage.clone());
