@@ -18,7 +18,7 @@
 //!   sent after another member's answer handed the record out gets it
 //!   while that member's lock surely holds (less than a lock duration
 //!   after that member's request, or after the request that last renewed
-//!   it) and it has not acknowledged it;
+//!   it and was answered without error) and it has not acknowledged it;
 //! - a record whose acceptance or rejection was answered without error is
 //!   never acquired again by a request sent after that answer, across
 //!   crashes (the state is written before the answer);
@@ -341,21 +341,16 @@ pub async fn consume(c: &Rc<Clients>, consumer: ShareConsumer) {
         let acks: Vec<(Offset, Offset, Vec<i8>)> =
             pending.iter().map(|(o, t, _)| (*o, *o, vec![*t])).collect();
         let sent = shard.env().now_ms();
-        // Records being acknowledged are no longer held once it applies;
-        // closing the session gives back whatever the member holds.
+        // Records being acknowledged are no longer held once it applies
+        // (a renewal holds on only once answered without error: the lock
+        // may have run out before it arrived); closing the session gives
+        // back whatever the member holds.
         {
             let mut shares = c.shares.borrow_mut();
             for (_, kind, value) in &pending {
                 let Some(v) = value else { continue };
-                let key = (group.clone(), v.clone());
-                if *kind == 4 {
-                    // Renewed: held on, its lock at least a lock duration
-                    // from this request.
-                    if let Some(held) = shares.held.get_mut(&key) {
-                        held.2 = held.2.max(sent + LOCK_MS);
-                    }
-                } else {
-                    shares.held.remove(&key);
+                if *kind != 4 {
+                    shares.held.remove(&(group.clone(), v.clone()));
                 }
             }
             if last && close {
@@ -419,6 +414,16 @@ pub async fn consume(c: &Rc<Clients>, consumer: ShareConsumer) {
         pending.clear();
         if result.error != ErrorCode::None {
             return;
+        }
+        for (_, value) in &renewed {
+            // Renewed: still the member's, locked for at least a lock
+            // duration from this request.
+            let Some(v) = value else { continue };
+            if let Some(held) = shares.held.get_mut(&(group.clone(), v.clone())) {
+                if held.0 == member {
+                    held.2 = held.2.max(sent + LOCK_MS);
+                }
+            }
         }
         for (offset, value) in renewed {
             let kind = match rng.below(3) {
