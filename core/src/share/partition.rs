@@ -393,6 +393,30 @@ impl SharePartition {
         })
     }
 
+    /// The acquired ranges of a fetch are handed out to `member` at
+    /// `now_ms`: what it still holds, with the delivery count it was
+    /// acquired with, comes back, its locks starting over at `now_ms` (the
+    /// fetch read the log and wrote its state between acquiring and
+    /// answering, and a lock counts from the hand-out). What it no longer
+    /// holds (its lock ran out meanwhile, maybe to another member) is left
+    /// out: a record is never handed to two members at once.
+    pub fn hand_out(&mut self, member: &str, acquired: &[Acquired], now_ms: i64) -> Vec<Acquired> {
+        let deadline = now_ms.saturating_add(self.config.lock_duration_ms);
+        let mut kept: Vec<(Offset, u16)> = Vec::new();
+        for a in acquired {
+            for (offset, r) in self.records.range_mut(a.first..=a.last) {
+                if r.state == RecordState::Acquired
+                    && r.owner.as_deref() == Some(member)
+                    && r.delivery_count == a.delivery_count
+                {
+                    r.deadline_ms = Some(deadline);
+                    kept.push((*offset, r.delivery_count));
+                }
+            }
+        }
+        ranges(&kept)
+    }
+
     /// `member` acknowledges `[first, last]` with `ack` at `now_ms`. Every
     /// offset of the range must be Acquired by `member` (else
     /// INVALID_RECORD_STATE and nothing changes).

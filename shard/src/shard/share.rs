@@ -248,6 +248,10 @@ impl Shard {
                 continue;
             };
             let sp = &mut entry.partition;
+            // Locks count from the answer, not from the acquisition before
+            // the writes and the read awaited above: those may take longer
+            // than a lock lasts.
+            let now = self.env.now_ms();
             // A new range ending inside the last batch returned takes the
             // rest of that batch too (Kafka hands out whole batches).
             let batch_end = records.pieces().last().and_then(|b| last_offset_in(b));
@@ -283,6 +287,9 @@ impl Shard {
                 // archived again.
                 delivered = without(delivered, &aborted);
             }
+            // What ran out meanwhile (maybe to another member) is not
+            // handed out; what is still held is locked from now.
+            delivered = sp.hand_out(&op.member_id, &delivered, now);
             if cfg!(debug_assertions) {
                 if let Err(broken) = sp.check() {
                     panic!("share partition {key:?}: {broken}");

@@ -180,6 +180,40 @@ fn records_never_sent_are_taken_back_uncounted() {
 }
 
 #[test]
+fn a_hand_out_restarts_the_locks_and_leaves_out_what_ran_out() {
+    let mut p = SharePartition::new(0, config());
+    let a = p.acquire("a", 10, 4, 0);
+    // The fetch took 900 ms to answer: its locks count from the answer.
+    assert_eq!(p.hand_out("a", &a, 900), a);
+    assert_eq!(p.next_deadline_ms(), Some(1_900));
+    assert_eq!(p.expire_locks(1_000), 0, "locked until 1900");
+    // Another fetch of a's waited past its locks: 0 and 1 went to b in
+    // between and are not handed to a; 2 and 3 went back to a itself by
+    // a later fetch (a second delivery), so this one hands out none.
+    let late = p.acquire("a", 10, 2, 1_000);
+    assert_eq!(offsets(&late), vec![4, 5]);
+    assert_eq!(p.expire_locks(1_900), 4);
+    assert_eq!(p.expire_locks(2_000), 2);
+    assert_eq!(offsets(&p.acquire("b", 10, 2, 2_000)), vec![0, 1]);
+    assert_eq!(offsets(&p.acquire("a", 10, 2, 2_000)), vec![2, 3]);
+    let stale = [
+        Acquired {
+            first: 0,
+            last: 3,
+            delivery_count: 1,
+        },
+        late[0],
+    ];
+    assert_eq!(
+        p.hand_out("a", &stale, 2_100),
+        Vec::<Acquired>::new(),
+        "0-1 are b's, 2-3 a's second delivery, 4-5 available"
+    );
+    assert_eq!(p.state_of(0), Some((RecordState::Acquired, 2)));
+    p.check().expect("invariants");
+}
+
+#[test]
 fn a_fetch_completes_the_log_batch_it_returns() {
     let mut p = SharePartition::new(0, config());
     assert_eq!(offsets(&p.acquire("a", 10, 2, 0)), vec![0, 1]);
@@ -258,6 +292,14 @@ enum Op {
         first: u8,
         len: u8,
     },
+    /// A fetch answers: what it acquired is handed out, as far as the
+    /// member still holds it.
+    HandOut {
+        member: u8,
+        first: u8,
+        len: u8,
+        count: u16,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -283,6 +325,12 @@ fn op() -> impl Strategy<Value = Op> {
             member,
             first,
             len
+        }),
+        (0..3u8, 0..24u8, 1..6u8, 1..4u16).prop_map(|(member, first, len, count)| Op::HandOut {
+            member,
+            first,
+            len,
+            count
         }),
     ]
 }
@@ -367,6 +415,22 @@ proptest! {
                             done.insert(o);
                         }
                     }
+                }
+                Op::HandOut { member: m, first, len, count } => {
+                    let asked = Acquired {
+                        first: first as Offset,
+                        last: (first + len - 1) as Offset,
+                        delivery_count: count,
+                    };
+                    for a in p.hand_out(&member(m), &[asked], now) {
+                        prop_assert_eq!(a.delivery_count, count);
+                        for o in a.first..=a.last {
+                            prop_assert!(o >= asked.first && o <= asked.last);
+                            prop_assert_eq!(p.state_of(o), Some((RecordState::Acquired, count)));
+                            prop_assert!(!done.contains(&o), "{o} handed out after it was done");
+                        }
+                    }
+                    prop_assert!(p.next_deadline_ms().is_none_or(|d| d > now), "a lock ended unexpired");
                 }
                 Op::DeadLettered { n } => {
                     let written: Vec<Offset> =
