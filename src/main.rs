@@ -431,6 +431,7 @@ fn serve(mut config: sluice_core::config::NodeConfig) -> anyhow::Result<()> {
         config.log.flush,
     );
     let limits = connection_limits(&config.kafka);
+    raise_locked_memory_limit(&config.shard);
     let serve: sluice_shard::ServeFn =
         Arc::new(move |shard, stop| Box::pin(sluice_net::serve(shard, stop, limits.clone())));
     sluice_shard::run(config, shards, serve, shutdown).map_err(|e| anyhow::anyhow!(e))?;
@@ -461,22 +462,46 @@ fn connection_limits(
 /// Raises RLIMIT_NOFILE's soft limit to its hard limit; returns the soft
 /// limit in force afterwards.
 fn raise_open_files_limit() -> u64 {
+    raise_soft_limit(libc::RLIMIT_NOFILE).unwrap_or(1024)
+}
+
+/// Raises RLIMIT_MEMLOCK's soft limit to its hard limit, so each shard's
+/// io-memory (`shard.io_memory_bytes`) can be registered with io_uring
+/// where the hard limit allows; says so when it cannot be (the memory is
+/// then used without registration, unless the process has CAP_IPC_LOCK).
+fn raise_locked_memory_limit(shard: &sluice_core::config::ShardConfig) {
+    let Some(limit) = raise_soft_limit(libc::RLIMIT_MEMLOCK) else {
+        return;
+    };
+    if limit != libc::RLIM_INFINITY && shard.io_memory_bytes > limit {
+        tracing::info!(
+            io_memory_bytes = shard.io_memory_bytes,
+            memlock_limit_bytes = limit,
+            "shard.io_memory_bytes is above the locked-memory limit (ulimit -l): \
+             without CAP_IPC_LOCK its buffers are not registered with io_uring"
+        );
+    }
+}
+
+/// Raises `resource`'s soft limit to its hard limit; returns the soft
+/// limit in force afterwards, or `None` when it cannot be read.
+fn raise_soft_limit(resource: libc::__rlimit_resource_t) -> Option<u64> {
     // SAFETY: getrlimit/setrlimit only read and write the struct passed.
     unsafe {
         let mut limit: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return 1024;
+        if libc::getrlimit(resource, &mut limit) != 0 {
+            return None;
         }
         if limit.rlim_cur < limit.rlim_max {
             let raised = libc::rlimit {
                 rlim_cur: limit.rlim_max,
                 rlim_max: limit.rlim_max,
             };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+            if libc::setrlimit(resource, &raised) == 0 {
                 limit = raised;
             }
         }
-        limit.rlim_cur
+        Some(limit.rlim_cur)
     }
 }
 

@@ -386,6 +386,32 @@ pub struct ShardConfig {
     /// `__share_group_state` at their next use); with none idle, a share
     /// partition new to the shard is refused for now (retriable).
     pub share_partitions_max: usize,
+    /// Bytes of memory each shard sets aside for its disk I/O buffers and
+    /// registers with io_uring once, at start: a write or read whose
+    /// buffer comes from there is neither allocated nor pinned by the
+    /// kernel each time (io_uring's fixed buffers). A buffer that does not
+    /// fit (the area full, or larger) comes from the heap and costs both.
+    /// Buffers come in powers of two, so a write of `log.write_buffer_bytes`
+    /// plus its partial page takes twice that. Resident from start; above
+    /// the memlock limit (`ulimit -l`) of a process without CAP_IPC_LOCK it
+    /// is used without being registered.
+    pub io_memory_bytes: u64,
+}
+
+impl ShardConfig {
+    /// The least io-memory glommio sets aside whatever it is asked.
+    pub const IO_MEMORY_MIN_BYTES: u64 = 64 * 1024;
+
+    /// Checks the settings that have a floor.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.io_memory_bytes < Self::IO_MEMORY_MIN_BYTES {
+            return Err(format!(
+                "shard.io_memory_bytes must be at least {}",
+                Self::IO_MEMORY_MIN_BYTES
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for ShardConfig {
@@ -397,6 +423,7 @@ impl Default for ShardConfig {
             spin_before_park_us: 0,
             metadata_snapshot_commands: 1024,
             share_partitions_max: 10_000,
+            io_memory_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -784,6 +811,7 @@ pub fn load_without_io_properties<O: Serialize>(
 /// `config`, once its settings are checked together.
 fn validated(config: NodeConfig) -> Result<NodeConfig, ConfigError> {
     config.log.validate().map_err(ConfigError::Invalid)?;
+    config.shard.validate().map_err(ConfigError::Invalid)?;
     Ok(config)
 }
 
@@ -922,6 +950,12 @@ mod tests {
             jail.create_file("good.toml", "[log]\nflush = \"interval:5\"\n")?;
             let ok = load::<()>(Some(Path::new("good.toml")), None).expect("loads");
             assert_eq!(ok.log.flush, FlushPolicy::IntervalMs(5));
+            jail.set_env("SLUICE_SHARD__IO_MEMORY_BYTES", "4096");
+            let err = load::<()>(None, None).unwrap_err();
+            assert!(err.to_string().contains("io_memory_bytes"), "{err}");
+            jail.set_env("SLUICE_SHARD__IO_MEMORY_BYTES", "65536");
+            let ok = load::<()>(None, None).expect("the least io-memory loads");
+            assert_eq!(ok.shard.io_memory_bytes, 65_536);
             Ok(())
         });
     }

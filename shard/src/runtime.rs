@@ -68,6 +68,7 @@ pub fn run(
     let handles = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(shards, allowed_cpus()))
         .name("sluice-shard")
         .spin_before_park(spin)
+        .io_memory(usize::try_from(config.shard.io_memory_bytes).unwrap_or(usize::MAX))
         .on_all_shards(move || {
             let (config, serve, shutdown) = (config.clone(), serve.clone(), shutdown.clone());
             // Runs on the executor's own thread: it takes one shard's ends.
