@@ -230,6 +230,15 @@ pub struct LogStats {
     pub segments_recycled: u64,
 }
 
+impl std::ops::AddAssign for LogStats {
+    fn add_assign(&mut self, other: LogStats) {
+        self.appends += other.appends;
+        self.flushes += other.flushes;
+        self.flush_syncs += other.flush_syncs;
+        self.segments_recycled += other.segments_recycled;
+    }
+}
+
 impl<S: Storage> PartitionLog<S> {
     /// Opens (or creates) the log in `dir`, recovering it: trusts sealed
     /// segments and the checkpoint, scans only the active segment's tail

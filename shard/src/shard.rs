@@ -101,6 +101,10 @@ pub struct ShardCounters {
     /// failed).
     pub share_dead_letters: Cell<u64>,
     pub share_dead_letter_failures: Cell<u64>,
+    /// What the logs of partitions removed from this shard (deleted,
+    /// moved away) counted: the shard's totals add them, so its counters
+    /// never go back when a topic goes.
+    pub removed_logs: Cell<sluice_log::LogStats>,
 }
 
 impl ShardCounters {
@@ -725,6 +729,11 @@ impl Shard {
             fetch_record_bytes_copied: self.counters.fetch_record_bytes_copied.get(),
             ..ShardStats::default()
         };
+        let removed = self.counters.removed_logs.get();
+        stats.appends = removed.appends;
+        stats.flushes = removed.flushes;
+        stats.flush_syncs = removed.flush_syncs;
+        stats.segments_recycled = removed.segments_recycled;
         let metadata = self.metadata.borrow();
         for ((topic, partition), p) in self.partitions.borrow().iter() {
             let role = p.role.borrow();

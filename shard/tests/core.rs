@@ -314,6 +314,37 @@ fn a_committed_metadata_change_is_applied_by_every_shard() {
 }
 
 #[test]
+fn a_deleted_topic_leaves_the_shards_counters_where_they_were() {
+    run(async {
+        let node = Node::start(2, FlushPolicy::Always).await;
+        node.create_topic("t", 2).await;
+        for partition in 0..2 {
+            produce(&node, 0, "t", partition, &["a", "b"]).await;
+            produce(&node, 1, "t", partition, &["c"]).await;
+        }
+        let totals = |node: &Node| {
+            node.shards
+                .iter()
+                .fold((0, 0), |(appends, flushes), shard| {
+                    let s = shard.stats();
+                    (appends + s.appends, flushes + s.flushes)
+                })
+        };
+        let (appends, flushes) = totals(&node);
+        assert_eq!(appends, 4, "four produces, one append each");
+        assert!(flushes > 0, "flush=always flushed");
+        node.propose(0, Proposal::DeleteTopic { name: "t".into() })
+            .await
+            .expect("deleted");
+        assert_eq!(
+            totals(&node),
+            (appends, flushes),
+            "a counter never goes back (Prometheus counters are totals)"
+        );
+    });
+}
+
+#[test]
 fn the_controller_quorum_keeps_metadata_across_power_losses_and_refuses_its_own_name() {
     run(async {
         let node = Node::start(2, FlushPolicy::Always).await;

@@ -911,6 +911,9 @@ impl Shard {
             if let Err(e) = p.log.close().await {
                 tracing::warn!(topic = %key.0, partition = key.1, error = %e, "closing {what} partition");
             }
+            let mut removed_logs = self.counters.removed_logs.get();
+            removed_logs += p.log.stats();
+            self.counters.removed_logs.set(removed_logs);
             p.hw_changed.notify_all();
             p.appended.notify_all();
             let dir = self.partition_dir(&key.0, key.1);
