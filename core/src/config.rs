@@ -401,13 +401,16 @@ pub struct ShardConfig {
 impl ShardConfig {
     /// The least io-memory glommio sets aside whatever it is asked.
     pub const IO_MEMORY_MIN_BYTES: u64 = 64 * 1024;
+    /// The most io_uring registers as one buffer (1 GiB): a larger area
+    /// could not be registered at all.
+    pub const IO_MEMORY_MAX_BYTES: u64 = 1 << 30;
 
-    /// Checks the settings that have a floor.
+    /// Checks the settings that have bounds.
     pub fn validate(&self) -> Result<(), String> {
-        if self.io_memory_bytes < Self::IO_MEMORY_MIN_BYTES {
+        let (min, max) = (Self::IO_MEMORY_MIN_BYTES, Self::IO_MEMORY_MAX_BYTES);
+        if !(min..=max).contains(&self.io_memory_bytes) {
             return Err(format!(
-                "shard.io_memory_bytes must be at least {}",
-                Self::IO_MEMORY_MIN_BYTES
+                "shard.io_memory_bytes must be between {min} and {max}"
             ));
         }
         Ok(())
@@ -951,6 +954,9 @@ mod tests {
             let ok = load::<()>(Some(Path::new("good.toml")), None).expect("loads");
             assert_eq!(ok.log.flush, FlushPolicy::IntervalMs(5));
             jail.set_env("SLUICE_SHARD__IO_MEMORY_BYTES", "4096");
+            let err = load::<()>(None, None).unwrap_err();
+            assert!(err.to_string().contains("io_memory_bytes"), "{err}");
+            jail.set_env("SLUICE_SHARD__IO_MEMORY_BYTES", "2147483648");
             let err = load::<()>(None, None).unwrap_err();
             assert!(err.to_string().contains("io_memory_bytes"), "{err}");
             jail.set_env("SLUICE_SHARD__IO_MEMORY_BYTES", "65536");
