@@ -729,11 +729,8 @@ impl Shard {
             fetch_record_bytes_copied: self.counters.fetch_record_bytes_copied.get(),
             ..ShardStats::default()
         };
-        let removed = self.counters.removed_logs.get();
-        stats.appends = removed.appends;
-        stats.flushes = removed.flushes;
-        stats.flush_syncs = removed.flush_syncs;
-        stats.segments_recycled = removed.segments_recycled;
+        // Removed partitions' counts first: the totals never go back.
+        let mut logs = self.counters.removed_logs.get();
         let metadata = self.metadata.borrow();
         for ((topic, partition), p) in self.partitions.borrow().iter() {
             let role = p.role.borrow();
@@ -749,13 +746,13 @@ impl Shard {
                     stats.under_replicated_partitions += 1;
                 }
             }
-            let log = p.log.stats();
-            stats.appends += log.appends;
+            logs += p.log.stats();
             stats.txn_aborted_in_memory += p.log.aborted_in_memory() as u64;
-            stats.flushes += log.flushes;
-            stats.flush_syncs += log.flush_syncs;
-            stats.segments_recycled += log.segments_recycled;
         }
+        stats.appends = logs.appends;
+        stats.flushes = logs.flushes;
+        stats.flush_syncs = logs.flush_syncs;
+        stats.segments_recycled = logs.segments_recycled;
         let cache = self.cache.borrow();
         stats.batch_cache_bytes = cache.used_bytes();
         stats.batch_cache_budget_bytes = self.config.shard.batch_cache_bytes;

@@ -415,17 +415,15 @@ pub async fn consume(c: &Rc<Clients>, consumer: ShareConsumer) {
         if result.error != ErrorCode::None {
             return;
         }
-        for (_, value) in &renewed {
+        for (offset, value) in renewed {
             // Renewed: still the member's, locked for at least a lock
             // duration from this request.
-            let Some(v) = value else { continue };
-            if let Some(held) = shares.held.get_mut(&(group.clone(), v.clone())) {
-                if held.0 == member {
-                    held.2 = held.2.max(sent + LOCK_MS);
-                }
+            let held = value
+                .as_ref()
+                .and_then(|v| shares.held.get_mut(&(group.clone(), v.clone())));
+            if let Some(held) = held.filter(|h| h.0 == member) {
+                held.2 = held.2.max(sent + LOCK_MS);
             }
-        }
-        for (offset, value) in renewed {
             let kind = match rng.below(3) {
                 0 => 1,
                 1 => 2,
