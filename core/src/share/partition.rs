@@ -15,7 +15,11 @@
 //! ones from the SPEO up to the log end, never more than
 //! `group.share.partition.max.record.locks` in flight; each acquisition
 //! counts one delivery and locks the record for
-//! `group.share.record.lock.duration.ms`; only the member holding a record
+//! `group.share.record.lock.duration.ms`, but a delivery counts only once
+//! the fetch that acquired it hands it out: an acquisition whose lock runs
+//! out, or whose member leaves, before its answer is made goes back
+//! uncounted (and is stored uncounted meanwhile), so the broker's own
+//! delays never move a record towards the delivery limit; only the member holding a record
 //! acknowledges it (ACCEPT, RELEASE, REJECT, RENEW; GAP for an offset with
 //! no record), anything else is INVALID_RECORD_STATE; a released record or
 //! one whose lock expired is Available again, or Archived once its
@@ -26,7 +30,8 @@
 //! the simulator call after every step): `start <= end`, every offset in
 //! `[start, end)` has a state and none outside it does, the record at
 //! `start` (if any) is not done, an Acquired record has an owner and a
-//! deadline and no other record does, no record was delivered more than
+//! deadline and no other record does, only an Acquired record can be
+//! waiting for its hand-out, no record was delivered more than
 //! the limit, a done or Archiving record never becomes Available or
 //! Acquired again, and an Archiving record becomes only Archived.
 
@@ -127,6 +132,9 @@ struct InFlight {
     owner: Option<String>,
     /// When its lock expires, while Acquired.
     deadline_ms: Option<i64>,
+    /// Acquired by a fetch that has not answered yet: its delivery counts
+    /// once [`SharePartition::hand_out`] hands it out.
+    unanswered: bool,
     /// Archiving because a member rejected it (else the delivery limit
     /// put it there, or it came back so from the durable state, which
     /// does not say).
@@ -141,8 +149,16 @@ impl InFlight {
             delivery_count,
             owner: None,
             deadline_ms: None,
+            unanswered: false,
             rejected: false,
         }
+    }
+
+    /// Its deliveries that count: an acquisition not handed out yet does
+    /// not.
+    fn counted_deliveries(&self) -> u16 {
+        self.delivery_count
+            .saturating_sub(u16::from(self.unanswered))
     }
 }
 
@@ -228,7 +244,8 @@ impl SharePartition {
 
     /// The durable form of this share partition: its start offset and its
     /// records in flight as ranges of one state and delivery count
-    /// (acquired ones as available, as Kafka stores them).
+    /// (acquired ones as available, as Kafka stores them, and counted
+    /// without an acquisition not handed out yet).
     pub fn state_batches(&self) -> (Offset, Vec<StateBatch>) {
         let mut out: Vec<StateBatch> = Vec::new();
         for (offset, r) in &self.records {
@@ -238,7 +255,7 @@ impl SharePartition {
                 RecordState::Archiving => STATE_ARCHIVING,
                 RecordState::Available | RecordState::Acquired => STATE_AVAILABLE,
             };
-            let count = r.delivery_count as i16;
+            let count = r.counted_deliveries() as i16;
             match out.last_mut() {
                 Some(b)
                     if b.last_offset + 1 == *offset
@@ -320,6 +337,12 @@ impl SharePartition {
             .map(|r| (r.state, r.delivery_count))
     }
 
+    /// `offset` was acquired by a fetch that has not handed it out yet
+    /// (its delivery does not count until then).
+    pub fn awaits_hand_out(&self, offset: Offset) -> bool {
+        self.records.get(&offset).is_some_and(|r| r.unanswered)
+    }
+
     /// Acquires at most `max_records` records for `member` at `now_ms`:
     /// Available ones first, oldest first, then new ones from the SPEO up
     /// to `log_end`, as long as no more than `max_record_locks` are in
@@ -343,6 +366,7 @@ impl SharePartition {
                 r.delivery_count += 1;
                 r.owner = Some(member.to_owned());
                 r.deadline_ms = Some(deadline);
+                r.unanswered = true;
                 taken.push((*offset, r.delivery_count));
             }
         }
@@ -357,6 +381,7 @@ impl SharePartition {
                     delivery_count: 1,
                     owner: Some(member.to_owned()),
                     deadline_ms: Some(deadline),
+                    unanswered: true,
                     rejected: false,
                 },
             );
@@ -381,6 +406,7 @@ impl SharePartition {
                     delivery_count: 1,
                     owner: Some(member.to_owned()),
                     deadline_ms: Some(deadline),
+                    unanswered: true,
                     rejected: false,
                 },
             );
@@ -410,6 +436,7 @@ impl SharePartition {
                     && r.delivery_count == a.delivery_count
                 {
                     r.deadline_ms = Some(deadline);
+                    r.unanswered = false;
                     kept.push((*offset, r.delivery_count));
                 }
             }
@@ -449,6 +476,11 @@ impl SharePartition {
             RecordState::Archived
         };
         for (_, r) in self.records.range_mut(first..=last) {
+            if ack != AckType::Renew {
+                // Acknowledged before its fetch handed it out (a member's
+                // requests crossing): not a delivery.
+                r.delivery_count = r.counted_deliveries();
+            }
             match ack {
                 AckType::Accept => finish(r, RecordState::Acknowledged),
                 AckType::Gap => finish(r, RecordState::Archived),
@@ -500,13 +532,15 @@ impl SharePartition {
     }
 
     /// Locks past their deadline at `now_ms` end: those records are
-    /// Available again (or Archived at the delivery limit). How many.
+    /// Available again (or Archived at the delivery limit), an acquisition
+    /// never handed out uncounted. How many.
     pub fn expire_locks(&mut self, now_ms: i64) -> usize {
         self.give_back_where(|r| r.deadline_ms.is_some_and(|d| d <= now_ms))
     }
 
     /// `member` left the group: what it holds goes back (Available, or
-    /// Archived at the delivery limit), as when its locks expire.
+    /// Archived at the delivery limit), as when its locks expire; what a
+    /// fetch of its acquired and has not handed out yet, uncounted.
     pub fn release_member(&mut self, member: &str) -> usize {
         self.give_back_where(|r| r.owner.as_deref() == Some(member))
     }
@@ -518,6 +552,8 @@ impl SharePartition {
         let mut given = 0;
         for r in self.records.values_mut() {
             if r.state == RecordState::Acquired && which(r) {
+                // Never handed out: not a delivery.
+                r.delivery_count = r.counted_deliveries();
                 give_back(r, config);
                 given += 1;
             }
@@ -626,7 +662,7 @@ impl SharePartition {
         for (offset, r) in &self.records {
             let acquired = r.state == RecordState::Acquired;
             if acquired != (r.owner.is_some() && r.deadline_ms.is_some())
-                || (!acquired && (r.owner.is_some() || r.deadline_ms.is_some()))
+                || (!acquired && (r.owner.is_some() || r.deadline_ms.is_some() || r.unanswered))
             {
                 return Err(format!("{offset}: {:?} with owner {:?}", r.state, r.owner));
             }
@@ -668,6 +704,7 @@ fn finish(r: &mut InFlight, state: RecordState) {
     r.state = state;
     r.owner = None;
     r.deadline_ms = None;
+    r.unanswered = false;
 }
 
 /// Offsets (ascending) with their delivery counts as ranges of contiguous

@@ -14,6 +14,18 @@ fn config() -> ShareConfig {
     }
 }
 
+/// A fetch that answers at once: acquires, then hands out.
+fn fetch(
+    p: &mut SharePartition,
+    member: &str,
+    log_end: Offset,
+    max: usize,
+    now: i64,
+) -> Vec<Acquired> {
+    let acquired = p.acquire(member, log_end, max, now);
+    p.hand_out(member, &acquired, now)
+}
+
 fn offsets(acquired: &[Acquired]) -> Vec<Offset> {
     acquired.iter().flat_map(|a| a.first..=a.last).collect()
 }
@@ -57,14 +69,14 @@ fn accepted_records_move_the_start_and_are_never_delivered_again() {
 #[test]
 fn a_release_redelivers_with_the_count_up_and_a_reject_archives() {
     let mut p = SharePartition::new(0, config());
-    p.acquire("a", 2, 2, 0);
+    fetch(&mut p, "a", 2, 2, 0);
     p.acknowledge("a", 0, 0, AckType::Release, 1)
         .expect("release");
     p.acknowledge("a", 1, 1, AckType::Reject, 1)
         .expect("reject");
     assert_eq!(p.state_of(1), Some((RecordState::Archived, 1)));
     assert_eq!(
-        p.acquire("b", 2, 5, 2),
+        fetch(&mut p, "b", 2, 5, 2),
         vec![Acquired {
             first: 0,
             last: 0,
@@ -82,7 +94,7 @@ fn a_poison_record_is_archived_at_the_delivery_limit() {
     let mut p = SharePartition::new(0, config());
     let mut now = 0;
     for delivery in 1..=3 {
-        let got = p.acquire("a", 1, 1, now);
+        let got = fetch(&mut p, "a", 1, 1, now);
         assert_eq!(got[0].delivery_count, delivery);
         // The member dies with it: the lock runs out.
         now += 1_000;
@@ -91,7 +103,7 @@ fn a_poison_record_is_archived_at_the_delivery_limit() {
     }
     assert_eq!(p.state_of(0), None, "archived and passed");
     assert_eq!(p.start_offset(), 1);
-    assert!(p.acquire("a", 1, 1, now).is_empty());
+    assert!(fetch(&mut p, "a", 1, 1, now).is_empty());
 }
 
 #[test]
@@ -154,7 +166,10 @@ fn renew_keeps_the_lock_and_a_leaving_member_gives_its_records_back() {
 #[test]
 fn records_never_sent_are_taken_back_uncounted() {
     let mut p = SharePartition::new(0, config());
-    assert_eq!(offsets(&p.acquire("a", 10, 6, 0)), vec![0, 1, 2, 3, 4, 5]);
+    assert_eq!(
+        offsets(&fetch(&mut p, "a", 10, 6, 0)),
+        vec![0, 1, 2, 3, 4, 5]
+    );
     // The read returned 0..=2: the rest goes back, the tail forgotten.
     p.unacquire("a", 3, 5);
     assert_eq!(p.end_offset(), 3);
@@ -165,7 +180,7 @@ fn records_never_sent_are_taken_back_uncounted() {
         Some((RecordState::Available, 1)),
         "not a's any more"
     );
-    let again = p.acquire("b", 10, 2, 0);
+    let again = fetch(&mut p, "b", 10, 2, 0);
     assert_eq!(
         again[0],
         Acquired {
@@ -176,6 +191,44 @@ fn records_never_sent_are_taken_back_uncounted() {
     );
     p.unacquire("b", 1, 1);
     assert_eq!(p.state_of(1), Some((RecordState::Available, 1)));
+    p.check().expect("invariants");
+}
+
+#[test]
+fn a_delivery_counts_once_handed_out() {
+    let config = ShareConfig {
+        delivery_count_limit: 2,
+        dead_letter: true,
+        ..config()
+    };
+    let mut p = SharePartition::new(0, config);
+    // Three fetches acquire 0-1 and take longer than a lock to answer;
+    // none hands them out: no delivery counts, nothing reaches the limit.
+    for round in 0..3 {
+        let now = round * 2_000;
+        let got = p.acquire("a", 10, 2, now);
+        assert_eq!(got[0].delivery_count, 1, "round {round}");
+        assert!(p.awaits_hand_out(0));
+        // Stored as not delivered yet, so a restart does not count it.
+        let (_, batches) = p.state_batches();
+        assert_eq!(batches[0].delivery_count, 0);
+        assert_eq!(p.expire_locks(now + 1_000), 2);
+        assert_eq!(p.state_of(0), Some((RecordState::Available, 0)));
+        p.check().expect("invariants");
+    }
+    // A member leaving before its fetch answers: the same.
+    p.acquire("b", 10, 2, 6_000);
+    assert_eq!(p.release_member("b"), 2);
+    assert_eq!(p.state_of(1), Some((RecordState::Available, 0)));
+    // Handed out, it counts: twice reaches the limit.
+    for round in 0..2 {
+        let now = 7_000 + round * 2_000;
+        let got = p.acquire("a", 10, 2, now);
+        assert_eq!(p.hand_out("a", &got, now), got);
+        assert!(!p.awaits_hand_out(0));
+        assert_eq!(p.expire_locks(now + 1_000), 2);
+    }
+    assert_eq!(p.state_of(0), Some((RecordState::Archiving, 2)));
     p.check().expect("invariants");
 }
 
@@ -354,6 +407,8 @@ proptest! {
         let mut p = SharePartition::new(0, config());
         let mut now = 0i64;
         let mut done: BTreeSet<Offset> = BTreeSet::new();
+        // How often each offset was handed out: a delivery counts only then.
+        let mut handed: BTreeMap<Offset, u16> = BTreeMap::new();
         let member = |m: u8| format!("m{m}");
         for op in ops {
             match op {
@@ -400,6 +455,7 @@ proptest! {
                     p.log_truncated(end as Offset);
                     // Records written there next are new ones.
                     done.retain(|o| *o < end as Offset);
+                    handed.retain(|o, _| *o < end as Offset);
                 }
                 Op::Unacquire { member: m, first, len } => {
                     p.unacquire(&member(m), first as Offset, (first + len - 1) as Offset);
@@ -422,9 +478,14 @@ proptest! {
                         last: (first + len - 1) as Offset,
                         delivery_count: count,
                     };
+                    let was_waiting: BTreeSet<Offset> =
+                        (asked.first..=asked.last).filter(|o| p.awaits_hand_out(*o)).collect();
                     for a in p.hand_out(&member(m), &[asked], now) {
                         prop_assert_eq!(a.delivery_count, count);
                         for o in a.first..=a.last {
+                            if was_waiting.contains(&o) {
+                                *handed.entry(o).or_default() += 1;
+                            }
                             prop_assert!(o >= asked.first && o <= asked.last);
                             prop_assert_eq!(p.state_of(o), Some((RecordState::Acquired, count)));
                             prop_assert!(!done.contains(&o), "{o} handed out after it was done");
@@ -452,6 +513,11 @@ proptest! {
             prop_assert_eq!(back.check(), Ok(()));
             for o in p.start_offset()..p.end_offset() {
                 let (state, count) = p.state_of(o).expect("in flight");
+                let count = count - u16::from(p.awaits_hand_out(o));
+                prop_assert!(
+                    count <= handed.get(&o).copied().unwrap_or(0),
+                    "offset {} counts {} deliveries, handed out {:?} times", o, count, handed.get(&o)
+                );
                 let want = match state {
                     RecordState::Acquired if count >= config().delivery_count_limit => {
                         if dead_letter { RecordState::Archiving } else { RecordState::Archived }
