@@ -63,16 +63,23 @@ pub enum BrokenRule {
     /// looking for what was written before the crash, so a record lands
     /// there twice.
     DeadLetterResent,
+    /// `delivery-counted-unanswered`: a share fetch counts a delivery when
+    /// it acquires a record rather than when its answer hands it out, so
+    /// a fetch slower than the lock (its state write and log read) moves
+    /// a record towards the delivery limit though it never reached
+    /// anyone.
+    DeliveryCountedUnanswered,
 }
 
 impl BrokenRule {
     /// Every rule, for `--bug`'s list.
-    pub const ALL: [BrokenRule; 5] = [
+    pub const ALL: [BrokenRule; 6] = [
         BrokenRule::AcksBeforeSync,
         BrokenRule::NoTxnVerification,
         BrokenRule::NoEpochBump,
         BrokenRule::ShareAckUnwritten,
         BrokenRule::DeadLetterResent,
+        BrokenRule::DeliveryCountedUnanswered,
     ];
 
     /// Its `--bug` name.
@@ -83,6 +90,7 @@ impl BrokenRule {
             BrokenRule::NoEpochBump => "no-epoch-bump",
             BrokenRule::ShareAckUnwritten => "share-ack-unwritten",
             BrokenRule::DeadLetterResent => "dead-letter-resent",
+            BrokenRule::DeliveryCountedUnanswered => "delivery-counted-unanswered",
         }
     }
 

@@ -28,6 +28,7 @@
 //! glommio's own first-in first-out order, not a seeded one.
 
 pub mod client;
+pub mod deliveries;
 pub mod groups;
 pub mod model;
 pub mod node;

@@ -35,7 +35,8 @@ struct Args {
     steps: u64,
     /// Turns on a deliberately broken rule, to see the simulator catch it:
     /// `acks-before-sync`, `no-txn-verification`, `no-epoch-bump`,
-    /// `share-ack-unwritten`, `dead-letter-resent`.
+    /// `share-ack-unwritten`, `dead-letter-resent`,
+    /// `delivery-counted-unanswered`.
     #[arg(long)]
     bug: Option<String>,
     /// Overrides the seed's number of shards (1-4).

@@ -24,6 +24,13 @@
 //!   crashes (the state is written before the answer);
 //! - no record is delivered more often than the delivery limit (within a
 //!   process lifetime: acquisitions are not written, as in Kafka);
+//! - a delivery counts when an answer hands the record out, not when the
+//!   broker acquires it: a record's delivery count is at most one more
+//!   than the answers that handed it to its group plus the group's
+//!   ShareFetches of its partition whose answers have not come, still on
+//!   their way or lost (a fetch whose answer was made later than its
+//!   locks lasted, or whose acquisition a write stored before a crash,
+//!   must not count; `deliveries.rs` keeps the ledger);
 //! - group `q1` reads committed records only (`share.isolation.level=
 //!   read_committed`): it never gets a record of a transaction that was
 //!   aborted or not committed yet;
@@ -32,7 +39,9 @@
 //!   offset at the high watermark with nothing in flight;
 //! - group `q0` has a dead-letter topic (KIP-1191, copying records): at
 //!   the end it holds each record of `q0` at most once, every one it holds
-//!   was delivered to `q0`, and every record whose rejection was answered
+//!   was rejected by `q0` or handed to it as often as the delivery limit
+//!   (counting, again, the ShareFetches of its partition whose answers
+//!   never came), and every record whose rejection was answered
 //!   without error is there (written before the answer, synced, and never
 //!   written twice across crashes; a state is written only once the
 //!   records it names are durable, so no power loss makes it name new
@@ -56,6 +65,7 @@ use sluice_shard::simulated::Rng;
 use sluice_shard::{Proposal, Shard};
 
 use crate::client::Clients;
+use crate::deliveries::DeliveryLedger;
 use crate::groups::ensure_internal_topic;
 use crate::model::Tp;
 
@@ -109,9 +119,11 @@ pub struct ShareModel {
     done: BTreeMap<Held, i64>,
     /// (group, partition) pairs a share consumer read.
     pub used: BTreeSet<(String, Tp)>,
-    /// Values of [`DLQ_GROUP`] delivered to it, and those whose rejection
-    /// was answered without error (with their topic).
-    dlq_delivered: BTreeSet<Bytes>,
+    /// Which fetch handed out which record, to check delivery counts.
+    deliveries: DeliveryLedger,
+    /// Values of [`DLQ_GROUP`] a rejection was sent for, and those whose
+    /// rejection was answered without error (with their topic).
+    dlq_reject_sent: BTreeSet<Bytes>,
     dlq_rejected: BTreeMap<Bytes, String>,
     /// Dead-letter records checked at the end.
     pub dead_letters: u64,
@@ -124,6 +136,7 @@ impl ShareModel {
     /// After a crash: nothing is held (acquisitions are not durable).
     pub fn crashed(&mut self) {
         self.held.clear();
+        self.deliveries.crashed();
     }
 
     /// A topic's deletion was acknowledged: its share partitions go.
@@ -132,16 +145,23 @@ impl ShareModel {
         self.dlq_rejected.retain(|_, t| t != topic);
     }
 
-    /// Checks the records `member` acquired at `now` (its request was
-    /// sent at `sent`), each (value, delivery count), and holds them.
+    /// Checks the records of `tp` that `member`'s request acquired at
+    /// `now` (sent at `sent`; `fetch` in the delivery ledger, if it
+    /// fetched), each (value, delivery count), and holds them.
+    #[allow(clippy::too_many_arguments)]
     fn acquired(
         &mut self,
         group: &str,
         member: &str,
+        tp: &Tp,
+        fetch: Option<u64>,
         records: &[(Bytes, u16)],
         sent: i64,
         now: i64,
     ) -> Result<(), String> {
+        if let Some(fetch) = fetch {
+            self.deliveries.answered(group, tp, fetch, records)?;
+        }
         for (value, count) in records {
             self.checks += 1;
             self.acquired += 1;
@@ -169,9 +189,6 @@ impl ShareModel {
                         short(value)
                     ));
                 }
-            }
-            if group == DLQ_GROUP {
-                self.dlq_delivered.insert(value.clone());
             }
             self.held
                 .insert(key, (member.to_owned(), now, sent + LOCK_MS));
@@ -358,6 +375,15 @@ pub async fn consume(c: &Rc<Clients>, consumer: ShareConsumer) {
             }
         }
         let max_records = 1 + rng.below(6) as usize;
+        if group == DLQ_GROUP {
+            let mut shares = c.shares.borrow_mut();
+            for (_, kind, value) in &pending {
+                if let (3, Some(v)) = (kind, value) {
+                    shares.dlq_reject_sent.insert(v.clone());
+                }
+            }
+        }
+        let fetch = (!last).then(|| c.shares.borrow_mut().deliveries.sent(&group, &tp));
         let answer = share_read(
             &shard,
             &group,
@@ -371,8 +397,25 @@ pub async fn consume(c: &Rc<Clients>, consumer: ShareConsumer) {
         .await;
         let now = shard.env().now_ms();
         let result = match answer {
-            Ok(r) => r,
+            Ok(r) => {
+                if let (Some(fetch), true) = (fetch, r.error != ErrorCode::None) {
+                    // A failed fetch acquires nothing.
+                    let checked =
+                        c.shares
+                            .borrow_mut()
+                            .deliveries
+                            .answered(&group, &tp, fetch, &[]);
+                    if let Err(message) = checked {
+                        c.fail(message);
+                        return;
+                    }
+                }
+                r
+            }
             Err(e) => {
+                if let Some(fetch) = fetch {
+                    c.shares.borrow_mut().deliveries.lost(&group, &tp, fetch);
+                }
                 c.trace
                     .borrow_mut()
                     .event(&format!("share {group} {member} {tp:?}: {e}"));
@@ -437,7 +480,7 @@ pub async fn consume(c: &Rc<Clients>, consumer: ShareConsumer) {
             .iter()
             .filter_map(|(o, n)| values.get(o).map(|v| (v.clone(), *n)))
             .collect();
-        if let Err(message) = shares.acquired(&group, &member, &records, sent, now) {
+        if let Err(message) = shares.acquired(&group, &member, &tp, fetch, &records, sent, now) {
             drop(shares);
             c.fail(message);
             return;
@@ -505,6 +548,10 @@ pub async fn close_all(c: &Rc<Clients>) {
             }
         }
     }
+    if let Err(message) = c.shares.borrow_mut().deliveries.check_all() {
+        c.fail(message);
+        return;
+    }
     if let Err(message) = check_dead_letters(c, &shard).await {
         c.fail(message);
     }
@@ -558,7 +605,7 @@ async fn check_dead_letters(c: &Rc<Clients>, shard: &Rc<Shard>) -> Result<(), St
                         continue;
                     };
                     for r in records.flatten() {
-                        let Some((group, topic, _, source)) = context_of(&r) else {
+                        let Some((group, topic, partition, source)) = context_of(&r) else {
                             return Err(format!(
                                 "{DLQ_TOPIC} [{partition}] {}: no dead-letter context",
                                 r.offset
@@ -573,9 +620,15 @@ async fn check_dead_letters(c: &Rc<Clients>, shard: &Rc<Shard>) -> Result<(), St
                         if group != DLQ_GROUP {
                             return Err(format!("{DLQ_TOPIC}: a record of group {group}"));
                         }
-                        if !c.shares.borrow().dlq_delivered.contains(&value) {
-                            return Err(format!("{DLQ_TOPIC}: {} ({topic} offset {source}) was never delivered to {group}", short(&value)));
+                        let shares = c.shares.borrow();
+                        let tp = (topic.clone(), partition);
+                        let deliveries = shares.deliveries.deliveries_at_most(&group, &tp, &value);
+                        if !shares.dlq_reject_sent.contains(&value)
+                            && deliveries < u32::from(DELIVERY_LIMIT)
+                        {
+                            return Err(format!("{DLQ_TOPIC}: {} ({topic} offset {source}) was never rejected, and handed to {group} at most {deliveries} times", short(&value)));
                         }
+                        drop(shares);
                         if let Some((t, o)) = seen.insert(value.clone(), (topic.clone(), source)) {
                             return Err(format!("{DLQ_TOPIC}: {} written twice ({t} offset {o}, then {topic} offset {source})", short(&value)));
                         }
@@ -619,6 +672,7 @@ async fn close_one(
                 .sleep(std::time::Duration::from_millis(LOCK_MS as u64 + 1))
                 .await;
         }
+        let fetch = c.shares.borrow_mut().deliveries.sent(group, tp);
         let result = share_read(
             shard,
             group,
@@ -630,21 +684,25 @@ async fn close_one(
             50,
         )
         .await
-        .map_err(Ok)?;
+        .map_err(|e| {
+            c.shares.borrow_mut().deliveries.lost(group, tp, fetch);
+            Ok(e)
+        })?;
+        let values = values(&result);
+        let records: Vec<(Bytes, u16)> = offsets(&result.acquired)
+            .iter()
+            .filter_map(|(o, n)| values.get(o).map(|v| (v.clone(), *n)))
+            .collect();
+        c.shares
+            .borrow_mut()
+            .deliveries
+            .answered(group, tp, fetch, &records)
+            .map_err(Err)?;
         if result.error != ErrorCode::None {
             return Err(Ok(result.error));
         }
         if result.ack_error != ErrorCode::None {
             return Err(Ok(result.ack_error));
-        }
-        let values = values(&result);
-        if group == DLQ_GROUP {
-            let mut shares = c.shares.borrow_mut();
-            for (o, _) in offsets(&result.acquired) {
-                if let Some(v) = values.get(&o) {
-                    shares.dlq_delivered.insert(v.clone());
-                }
-            }
         }
         acks = offsets(&result.acquired)
             .into_iter()

@@ -146,3 +146,16 @@ fn a_dead_letter_written_again_after_a_crash_is_caught() {
         "written twice",
     );
 }
+
+#[test]
+fn a_delivery_counted_before_its_answer_is_caught() {
+    // A share fetch that counts its acquisitions before its slow answer
+    // (whose locks ran out meanwhile) gives the next member a count no
+    // delivery accounts for.
+    caught(
+        BrokenRule::DeliveryCountedUnanswered,
+        &[15, 101],
+        3000,
+        "before its answer could have handed it out",
+    );
+}

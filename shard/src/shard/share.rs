@@ -209,6 +209,11 @@ impl Shard {
                 } else {
                     Vec::new()
                 };
+                if self.env.broken_rule() == Some(crate::env::BrokenRule::DeliveryCountedUnanswered)
+                {
+                    // Counted before the answer is made.
+                    sp.hand_out(&op.member_id, &acquired, now);
+                }
                 (ack_error, acquired, change, archiving)
             };
             // The acknowledgements are answered once they are durable.
