@@ -42,7 +42,8 @@
 //! Replay a seed: `REPLICATION_SEED=<seed> cargo test -p sluice-core --test
 //! replication_sim -- --nocapture` (prints the trace); a longer run:
 //! `REPLICATION_SEEDS=500 REPLICATION_STEPS=20000 cargo test --release -p
-//! sluice-core --test replication_sim`.
+//! sluice-core --test replication_sim` (seeds from `REPLICATION_FIRST_SEED`,
+//! 0 unless set, so a soak can go on past the seeds run before).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -1077,10 +1078,11 @@ fn no_acknowledged_record_is_lost_under_random_faults() {
         assert!(healed, "never back in sync");
         return;
     }
+    let first = env_u64("REPLICATION_FIRST_SEED", 0);
     let seeds = env_u64("REPLICATION_SEEDS", 40);
     let steps = env_u64("REPLICATION_STEPS", 3000);
     let (mut acked, mut elections, mut moves, mut eligible, mut deletes) = (0, 0, 0, 0, 0);
-    for seed in 0..seeds {
+    for seed in first..first + seeds {
         let (a, e, m, l, d) = run(seed, steps);
         acked += a;
         elections += e;
