@@ -83,7 +83,11 @@ impl LeaderView {
     }
 
     /// The controller changed the in-sync set (or the replicas) within
-    /// this leader's epoch.
+    /// this leader's epoch. A follower outside the in-sync set joins only
+    /// on a fetch made since: the replica the metadata names now may not
+    /// be the one that fetched before (moved away and back, its log
+    /// deleted in between, while this leader looked only before and
+    /// after).
     pub fn update(
         &mut self,
         replicas: &[BrokerId],
@@ -104,6 +108,11 @@ impl LeaderView {
                     last_fetch_leader_end: self.epoch_start_offset,
                     log_start: None,
                 });
+            }
+        }
+        for f in &mut self.followers {
+            if !self.isr.contains(&f.broker) {
+                f.log_end = None;
             }
         }
     }
@@ -288,6 +297,21 @@ mod tests {
         assert_eq!(v.high_watermark(100), 100);
         v.on_fetch(3, 100, 100, 41_000);
         assert_eq!(v.wanted_isr(41_000, 30_000), Some(vec![1, 2, 3]));
+    }
+
+    #[test]
+    fn a_follower_moved_away_and_back_joins_only_on_a_fetch_made_since() {
+        let mut v = LeaderView::new(1, &[1, 2], &[1], (4, 7), (100, 100), 0);
+        v.on_fetch(2, 100, 100, 10);
+        // Moved away and back in metadata this leader took at once: its
+        // replica was deleted and made anew, so what it fetched before
+        // says nothing of what it holds.
+        v.update(&[1, 2], &[1], 9, 20);
+        assert_eq!(v.wanted_isr(20, 30_000), None);
+        v.on_fetch(2, 0, 100, 30);
+        assert_eq!(v.wanted_isr(30, 30_000), None, "behind: stays out");
+        v.on_fetch(2, 100, 100, 40);
+        assert_eq!(v.wanted_isr(40, 30_000), Some(vec![1, 2]));
     }
 
     #[test]
