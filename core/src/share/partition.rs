@@ -19,8 +19,8 @@
 //! the fetch that acquired it hands it out: an acquisition whose lock runs
 //! out, or whose member leaves, before its answer is made goes back
 //! uncounted (and is stored uncounted meanwhile), so the broker's own
-//! delays never move a record towards the delivery limit; only the member holding a record
-//! acknowledges it (ACCEPT, RELEASE, REJECT, RENEW; GAP for an offset with
+//! delays never move a record towards the delivery limit; only the member
+//! holding a record acknowledges it (ACCEPT, RELEASE, REJECT, RENEW; GAP for an offset with
 //! no record), anything else is INVALID_RECORD_STATE; a released record or
 //! one whose lock expired is Available again, or Archived once its
 //! deliveries reached the limit (Archiving first with a dead-letter topic,
