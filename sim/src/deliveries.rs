@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 
-use crate::model::Tp;
+use crate::model::{short, Tp};
 
 /// What became of one ShareFetch.
 #[derive(Debug)]
@@ -173,8 +173,4 @@ impl DeliveryLedger {
             })
             .count() as u32
     }
-}
-
-fn short(value: &Bytes) -> String {
-    String::from_utf8_lossy(&value[..value.len().min(24)]).into_owned()
 }

@@ -317,6 +317,15 @@ fn offsets(acquired: &[Acquired]) -> Vec<(Offset, u16)> {
         .collect()
 }
 
+/// The records of `acquired` (offset, delivery count) that have a value
+/// in `values`, as (value, delivery count).
+fn handed_out(acquired: &[(Offset, u16)], values: &BTreeMap<Offset, Bytes>) -> Vec<(Bytes, u16)> {
+    acquired
+        .iter()
+        .filter_map(|(o, n)| values.get(o).map(|v| (v.clone(), *n)))
+        .collect()
+}
+
 /// A share consumer: `rounds` ShareFetches of `tp` as `member` of `group`,
 /// its acknowledgements chosen by `seed`; with `close`, a last request
 /// that closes its session.
@@ -476,10 +485,7 @@ pub async fn consume(c: &Rc<Clients>, consumer: ShareConsumer) {
         }
         let values = values(&result);
         let acquired = offsets(&result.acquired);
-        let records: Vec<(Bytes, u16)> = acquired
-            .iter()
-            .filter_map(|(o, n)| values.get(o).map(|v| (v.clone(), *n)))
-            .collect();
+        let records = handed_out(&acquired, &values);
         if let Err(message) = shares.acquired(&group, &member, &tp, fetch, &records, sent, now) {
             drop(shares);
             c.fail(message);
@@ -689,10 +695,7 @@ async fn close_one(
             Ok(e)
         })?;
         let values = values(&result);
-        let records: Vec<(Bytes, u16)> = offsets(&result.acquired)
-            .iter()
-            .filter_map(|(o, n)| values.get(o).map(|v| (v.clone(), *n)))
-            .collect();
+        let records = handed_out(&offsets(&result.acquired), &values);
         c.shares
             .borrow_mut()
             .deliveries
