@@ -9,7 +9,9 @@
 //! write; here, with the share partition's write turn held, the records
 //! are written to the dead-letter partition (source partition modulo its
 //! partition count) with the context headers (and the original key and
-//! value when `errors.deadletterqueue.copy.record.enable`), waited for on
+//! value when `errors.deadletterqueue.copy.record.enable`, if the log still
+//! has the record: one retention or DeleteRecords deleted has the headers
+//! alone, as in Kafka), waited for on
 //! every in-sync replica, then Archived and that state written. A topic
 //! that fails Kafka's checks (missing, not `errors.deadletterqueue.group.enable`,
 //! outside `errors.deadletterqueue.topic.name.prefix`) or a write that
@@ -349,17 +351,31 @@ impl Shard {
 }
 
 /// The records at `wanted` (ascending offsets) in `p`'s log, those it
-/// still has (a control batch or a compacted offset has none).
+/// still has (a control batch, a compacted offset, or one retention has
+/// deleted since it was delivered has none: its dead letter carries the
+/// context headers alone).
 async fn read_originals(p: &OwnedPartition, wanted: &[Offset]) -> Result<Vec<Record>, String> {
     let mut out: Vec<Record> = Vec::new();
     let end = p.log.log_end_offset();
     let mut next = 0;
-    while let Some(&from) = wanted.get(next) {
-        let chunks = p
-            .log
-            .read(from, READ_BYTES, end)
-            .await
-            .map_err(|e| format!("reading the records to copy: {e}"))?;
+    loop {
+        // Offsets below the log start are gone (retention, DeleteRecords).
+        let start = p.log.log_start_offset();
+        while wanted.get(next).is_some_and(|&o| o < start) {
+            next += 1;
+        }
+        let Some(&from) = wanted.get(next) else {
+            break;
+        };
+        let chunks = match p.log.read(from, READ_BYTES, end).await {
+            Ok(chunks) => chunks,
+            // The log start passed `from` while the read waited: skip the
+            // offsets it passed.
+            Err(LogError::OffsetOutOfRange { .. }) if p.log.log_start_offset() > from => {
+                continue;
+            }
+            Err(e) => return Err(format!("reading the records to copy: {e}")),
+        };
         let reached = for_each_record(&chunks, |record| {
             if wanted[next..].binary_search(&record.offset).is_ok() {
                 out.push(record.clone());
