@@ -184,6 +184,13 @@ fn a_dead_letter_copy_carries_the_key_and_value_but_not_the_headers() {
 }
 
 #[test]
+fn a_rejected_record_deleted_while_acquired_is_a_dead_letter_without_its_value() {
+    // DeleteRecords moves the log start past an acquired record before its
+    // member rejects it: its dead letter carries the context headers only.
+    matches_kafka("share-dlq-deleted");
+}
+
+#[test]
 fn dead_letter_topics_are_checked_as_kafka_checks_them() {
     matches_kafka("share-dlq-configs");
 }

@@ -25,6 +25,12 @@
 //! one whose lock expired is Available again, or Archived once its
 //! deliveries reached the limit (Archiving first with a dead-letter topic,
 //! KIP-1191); the SPSO moves past every record at its front that is done.
+//! When the log's start passes records in flight (retention,
+//! DeleteRecords), the SPSO follows it and Available records below it are
+//! done with, but Acquired and Archiving ones are kept aside (as Kafka
+//! keeps them): their member may still acknowledge them, and a rejected
+//! one still goes to the dead-letter topic (without its value); one given
+//! back there is done with.
 //!
 //! Invariants (checked by [`SharePartition::check`], which the tests and
 //! the simulator call after every step): `start <= end`, every offset in
@@ -33,7 +39,8 @@
 //! deadline and no other record does, only an Acquired record can be
 //! waiting for its hand-out, no record was delivered more than
 //! the limit, a done or Archiving record never becomes Available or
-//! Acquired again, and an Archiving record becomes only Archived.
+//! Acquired again, and an Archiving record becomes only Archived. A record
+//! kept aside below the SPSO is Acquired or Archiving.
 
 use std::collections::BTreeMap;
 
@@ -177,6 +184,9 @@ pub struct SharePartition {
     start: Offset,
     end: Offset,
     records: BTreeMap<Offset, InFlight>,
+    /// Records below the SPSO, whose log records are gone, still Acquired
+    /// or Archiving (at most what was in flight when the log start moved).
+    below_start: BTreeMap<Offset, InFlight>,
     config: ShareConfig,
     /// The highest delivery limit this partition had: a record acquired
     /// under it may be held past a lower limit set since.
@@ -191,6 +201,7 @@ impl SharePartition {
             start,
             end: start,
             records: BTreeMap::new(),
+            below_start: BTreeMap::new(),
             config,
             limit_ceiling: config.delivery_count_limit,
         }
@@ -211,6 +222,15 @@ impl SharePartition {
                 _ => RecordState::Available,
             };
             let count = u16::try_from(b.delivery_count.max(0)).unwrap_or(0);
+            // Below the SPSO only what still goes to the dead-letter topic
+            // is kept (what was acquired there is done with).
+            if state == RecordState::Archiving && b.first_offset < start {
+                for offset in b.first_offset..=b.last_offset.min(start - 1) {
+                    let mut r = InFlight::available(count);
+                    r.state = state;
+                    p.below_start.insert(offset, r);
+                }
+            }
             let first = b.first_offset.max(start).max(p.end);
             for offset in first..=b.last_offset {
                 while p.end < offset {
@@ -248,7 +268,7 @@ impl SharePartition {
     /// without an acquisition not handed out yet).
     pub fn state_batches(&self) -> (Offset, Vec<StateBatch>) {
         let mut out: Vec<StateBatch> = Vec::new();
-        for (offset, r) in &self.records {
+        for (offset, r) in self.below_start.iter().chain(&self.records) {
             let state = match r.state {
                 RecordState::Acknowledged => STATE_ACKNOWLEDGED,
                 RecordState::Archived => STATE_ARCHIVED,
@@ -310,37 +330,57 @@ impl SharePartition {
         self.end
     }
 
-    /// Records in flight: between the SPSO and the SPEO.
+    /// Records in flight: between the SPSO and the SPEO, and those kept
+    /// aside below the SPSO.
     pub fn in_flight(&self) -> usize {
-        self.records.len()
+        self.records.len() + self.below_start.len()
     }
 
-    /// Records in flight (between the SPSO and the SPEO) in `state`.
+    /// Records in flight in `state`.
     pub fn count(&self, state: RecordState) -> usize {
-        self.records.values().filter(|r| r.state == state).count()
+        self.all().filter(|(_, r)| r.state == state).count()
+    }
+
+    /// Kafka's lag of a share partition with the log's high watermark at
+    /// `high_watermark`: the records from the SPSO on not done with.
+    pub fn lag(&self, high_watermark: Offset) -> i64 {
+        let done = self.records.values().filter(|r| r.state.is_done()).count() as i64;
+        (high_watermark - self.start - done).max(0)
     }
 
     /// No record is acquired or on its way to the dead-letter topic (one
     /// pass, stopping at the first that is).
     pub fn is_settled(&self) -> bool {
         !self
-            .records
-            .values()
-            .any(|r| matches!(r.state, RecordState::Acquired | RecordState::Archiving))
+            .all()
+            .any(|(_, r)| matches!(r.state, RecordState::Acquired | RecordState::Archiving))
     }
 
     /// The state and delivery count of `offset`: `None` outside
-    /// `[start, end)` (done below, never handed out above).
+    /// `[start, end)` (done below, never handed out above) but for a
+    /// record kept aside below the SPSO.
     pub fn state_of(&self, offset: Offset) -> Option<(RecordState, u16)> {
-        self.records
-            .get(&offset)
-            .map(|r| (r.state, r.delivery_count))
+        self.record(offset).map(|r| (r.state, r.delivery_count))
     }
 
     /// `offset` was acquired by a fetch that has not handed it out yet
     /// (its delivery does not count until then).
     pub fn awaits_hand_out(&self, offset: Offset) -> bool {
-        self.records.get(&offset).is_some_and(|r| r.unanswered)
+        self.record(offset).is_some_and(|r| r.unanswered)
+    }
+
+    /// Every record in flight, in offset order (those kept aside below
+    /// the SPSO first).
+    fn all(&self) -> impl Iterator<Item = (&Offset, &InFlight)> {
+        self.below_start.iter().chain(&self.records)
+    }
+
+    fn record(&self, offset: Offset) -> Option<&InFlight> {
+        if offset < self.start {
+            self.below_start.get(&offset)
+        } else {
+            self.records.get(&offset)
+        }
     }
 
     /// Acquires at most `max_records` records for `member` at `now_ms`:
@@ -430,7 +470,8 @@ impl SharePartition {
         let deadline = now_ms.saturating_add(self.config.lock_duration_ms);
         let mut kept: Vec<(Offset, u16)> = Vec::new();
         for a in acquired {
-            for (offset, r) in self.records.range_mut(a.first..=a.last) {
+            let below = self.below_start.range_mut(a.first..=a.last);
+            for (offset, r) in below.chain(self.records.range_mut(a.first..=a.last)) {
                 if r.state == RecordState::Acquired
                     && r.owner.as_deref() == Some(member)
                     && r.delivery_count == a.delivery_count
@@ -455,17 +496,19 @@ impl SharePartition {
         ack: AckType,
         now_ms: i64,
     ) -> Result<(), ErrorCode> {
-        if first > last || first < self.start || last >= self.end {
+        if first > last || last >= self.end {
             return Err(ErrorCode::InvalidRecordState);
         }
         if ack == AckType::Renew && !self.config.renew_acknowledge {
             return Err(ErrorCode::InvalidRecordState);
         }
-        let held = self
-            .records
-            .range(first..=last)
+        let range = || {
+            let below = self.below_start.range(first..=last);
+            below.chain(self.records.range(first..=last))
+        };
+        let held = range()
             .all(|(_, r)| r.state == RecordState::Acquired && r.owner.as_deref() == Some(member));
-        if !held || self.records.range(first..=last).count() as i64 != last - first + 1 {
+        if !held || range().count() as i64 != last - first + 1 {
             return Err(ErrorCode::InvalidRecordState);
         }
         let config = self.config;
@@ -475,7 +518,8 @@ impl SharePartition {
         } else {
             RecordState::Archived
         };
-        for (_, r) in self.records.range_mut(first..=last) {
+        let below = self.below_start.range_mut(first..=last);
+        for (_, r) in below.chain(self.records.range_mut(first..=last)) {
             if ack != AckType::Renew {
                 // Acknowledged before its fetch handed it out (a member's
                 // requests crossing): not a delivery.
@@ -501,7 +545,8 @@ impl SharePartition {
     /// not counted, and those at the SPEO are forgotten, as if never
     /// handed out. Offsets `member` does not hold are left alone.
     pub fn unacquire(&mut self, member: &str, first: Offset, last: Offset) {
-        for (_, r) in self.records.range_mut(first..=last) {
+        let below = self.below_start.range_mut(first..=last);
+        for (_, r) in below.chain(self.records.range_mut(first..=last)) {
             if r.state == RecordState::Acquired && r.owner.as_deref() == Some(member) {
                 finish(r, RecordState::Available);
                 r.delivery_count = r.delivery_count.saturating_sub(1);
@@ -522,7 +567,8 @@ impl SharePartition {
     /// aborted transaction (a read_committed group): they are never
     /// delivered, so Archived, their acquisition uncounted.
     pub fn archive_aborted(&mut self, member: &str, first: Offset, last: Offset) {
-        for (_, r) in self.records.range_mut(first..=last) {
+        let below = self.below_start.range_mut(first..=last);
+        for (_, r) in below.chain(self.records.range_mut(first..=last)) {
             if r.state == RecordState::Acquired && r.owner.as_deref() == Some(member) {
                 finish(r, RecordState::Archived);
                 r.delivery_count = r.delivery_count.saturating_sub(1);
@@ -550,7 +596,11 @@ impl SharePartition {
     fn give_back_where(&mut self, which: impl Fn(&InFlight) -> bool) -> usize {
         let config = self.config;
         let mut given = 0;
-        for r in self.records.values_mut() {
+        for r in self
+            .below_start
+            .values_mut()
+            .chain(self.records.values_mut())
+        {
             if r.state == RecordState::Acquired && which(r) {
                 // Never handed out: not a delivery.
                 r.delivery_count = r.counted_deliveries();
@@ -566,8 +616,7 @@ impl SharePartition {
     /// delivery count, why), in offset order.
     pub fn archiving(&self) -> Vec<(Offset, u16, Cause)> {
         let limit = self.config.delivery_count_limit;
-        self.records
-            .iter()
+        self.all()
             .filter(|(_, r)| r.state == RecordState::Archiving)
             .map(|(o, r)| {
                 let cause = if r.rejected {
@@ -586,7 +635,12 @@ impl SharePartition {
     pub fn archived(&mut self, offsets: &[Offset]) -> usize {
         let mut moved = 0;
         for offset in offsets {
-            if let Some(r) = self.records.get_mut(offset) {
+            let r = if *offset < self.start {
+                self.below_start.get_mut(offset)
+            } else {
+                self.records.get_mut(offset)
+            };
+            if let Some(r) = r {
                 if r.state == RecordState::Archiving {
                     r.state = RecordState::Archived;
                     moved += 1;
@@ -599,16 +653,23 @@ impl SharePartition {
 
     /// When the next lock expires, if any is held.
     pub fn next_deadline_ms(&self) -> Option<i64> {
-        self.records.values().filter_map(|r| r.deadline_ms).min()
+        self.all().filter_map(|(_, r)| r.deadline_ms).min()
     }
 
     /// The log's start moved to `log_start` (retention, DeleteRecords):
-    /// records below it are gone, so done with.
+    /// records below it are gone, so done with, but for those Acquired
+    /// (their members may still acknowledge them) or Archiving (still to
+    /// be written to the dead-letter topic), kept aside.
     pub fn log_start_moved(&mut self, log_start: Offset) {
         if log_start <= self.start {
             return;
         }
-        self.records = self.records.split_off(&log_start);
+        let kept = self.records.split_off(&log_start);
+        let gone = std::mem::replace(&mut self.records, kept);
+        self.below_start
+            .extend(gone.into_iter().filter(|(_, r)| {
+                matches!(r.state, RecordState::Acquired | RecordState::Archiving)
+            }));
         self.start = log_start;
         self.end = self.end.max(log_start);
         self.advance_start();
@@ -627,8 +688,11 @@ impl SharePartition {
         self.advance_start();
     }
 
-    /// Moves the SPSO past the done records at its front.
+    /// Moves the SPSO past the done records at its front, and forgets
+    /// those kept aside below it that are done or were given back.
     fn advance_start(&mut self) {
+        self.below_start
+            .retain(|_, r| matches!(r.state, RecordState::Acquired | RecordState::Archiving));
         while let Some(entry) = self.records.first_entry() {
             if !entry.get().state.is_done() {
                 break;
@@ -659,7 +723,17 @@ impl SharePartition {
                 return Err(format!("the front record {first} is {:?}", r.state));
             }
         }
-        for (offset, r) in &self.records {
+        for (offset, r) in &self.below_start {
+            if *offset >= self.start
+                || !matches!(r.state, RecordState::Acquired | RecordState::Archiving)
+            {
+                return Err(format!(
+                    "{offset} kept aside below the SPSO {} as {:?}",
+                    self.start, r.state
+                ));
+            }
+        }
+        for (offset, r) in self.all() {
             let acquired = r.state == RecordState::Acquired;
             if acquired != (r.owner.is_some() && r.deadline_ms.is_some())
                 || (!acquired && (r.owner.is_some() || r.deadline_ms.is_some() || r.unanswered))

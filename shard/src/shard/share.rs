@@ -684,7 +684,6 @@ impl Shard {
                     .and_then(|(name, _)| self.partition(name, key.partition))
                     .map_or(sp.end_offset(), |p| p.high_watermark());
                 let waiting = sp.count(RecordState::Available) + sp.count(RecordState::Acquired);
-                let done = sp.in_flight() - waiting;
                 SharePartitionState {
                     topic_id: key.topic_id,
                     partition: key.partition,
@@ -692,7 +691,7 @@ impl Shard {
                     end_offset: sp.end_offset(),
                     in_flight: waiting,
                     acquired: sp.count(RecordState::Acquired),
-                    lag: (hw - sp.start_offset() - done as i64).max(0),
+                    lag: sp.lag(hw),
                 }
             })
             .collect();

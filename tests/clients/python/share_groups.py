@@ -88,6 +88,13 @@ values and prints what it saw:
                  records (keys, one without, and headers) are REJECTed; the
                  DLQ records carry their keys and values, not their
                  headers
+  share-dlq-deleted
+                 the same as share-dlq-copy, but the records are deleted
+                 while acquired: a member's single poll gets 4 records,
+                 then DeleteRecords moves TOPIC's log start to offset 2;
+                 the member rejects offsets 0 and 2 and accepts 1 and 3;
+                 its commit's result per partition, then the DLQ topic
+                 (what a rejected record whose source is gone becomes)
   share-dlq-configs
                  errors.deadletterqueue.topic.name set on the group (each
                  accepted or refused with INVALID_CONFIG: "__dlq",
@@ -900,6 +907,37 @@ def dlq_copy(bootstrap, topic, group):
     next_only(bootstrap, topic, group, "a second member then gets", "c-5")
 
 
+def dlq_deleted(bootstrap, topic, group):
+    since_ms = int(time.time() * 1000)
+    dlq_topic = f"dlq.{topic}"
+    create(bootstrap, topic)
+    create(bootstrap, dlq_topic, config=DLQ_TOPIC_CONFIG)
+    out("created TOPIC and dlq.TOPIC (1 partition each, "
+        + " ".join(f"{k}={v}" for k, v in DLQ_TOPIC_CONFIG.items()) + ")")
+    set_group(bootstrap, group, {"share.auto.offset.reset": "earliest",
+                                 "errors.deadletterqueue.topic.name": dlq_topic,
+                                 "errors.deadletterqueue.copy.record.enable": "true"},
+              mask=lambda v: v.replace(topic, "TOPIC"))
+    values = [f"g-{i}" for i in range(4)]
+    c, batch = one_poll(bootstrap, topic, group, values)
+    produced = {m.value().decode(): (m.partition(), m.offset(), m.timestamp()[1]) for m in batch}
+    try:
+        admin = AdminClient(client_conf(bootstrap))
+        for tp, f in admin.delete_records([TopicPartition(topic, 0, 2)]).items():
+            deleted = f.result(WAIT)
+            out(f"DeleteRecords before offset 2: low watermark {deleted.low_watermark}")
+        for m in batch:
+            c.acknowledge(m, AcknowledgeType.REJECT if m.offset() in (0, 2) else AcknowledgeType.ACCEPT)
+        result = c.commit_sync(WAIT)
+        for tp, err in sorted(result.items(), key=lambda r: r[0].partition):
+            out(f"commit of rejected 0 and 2, accepted 1 and 3: partition {tp.partition}: "
+                f"{'ok' if err is None else err.args[0].name()}")
+    finally:
+        c.close()
+    dlq_report(bootstrap, dlq_topic, topic, group, 1, produced, since_ms)
+    next_only(bootstrap, topic, group, "a second member then gets", "g-4")
+
+
 def try_set_group(bootstrap, group, name, value, mask=lambda v: v):
     """Sets one config of GROUP; prints "NAME=VALUE: accepted" or the
     error's name (its message goes to stderr)."""
@@ -1229,6 +1267,7 @@ SCENARIOS = {
     "share-reset": reset,
     "share-dlq": dlq,
     "share-dlq-copy": dlq_copy,
+    "share-dlq-deleted": dlq_deleted,
     "share-dlq-configs": dlq_configs,
     "share-many": many,
     "share-read-committed": read_committed,

@@ -9,7 +9,7 @@
 #        tests/clients/python/share_oracle.sh --bootstrap HOST:PORT [SCENARIO...]
 #
 # Scenarios: four release reject kill stall poison reset many read-committed
-# dlq dlq-copy dlq-configs (share_groups.py share-SCENARIO; read-committed
+# dlq dlq-copy dlq-deleted dlq-configs (share_groups.py share-SCENARIO; read-committed
 # sets share.isolation.level and uses transactions; the dlq ones need
 # KIP-1191 dead-letter queues: Kafka 4.4 finalizes share.version=2 by
 # default), java (ShareCheck.java java-share) and java-renew
@@ -45,7 +45,7 @@ java_dir="$root/tests/clients/java"
 python="${SLUICE_TEST_PYTHON:-python3}"
 java="${SLUICE_TEST_JAVA:-java}"
 
-all_scenarios="four release reject kill stall poison reset many read-committed dlq dlq-copy dlq-configs java java-renew"
+all_scenarios="four release reject kill stall poison reset many read-committed dlq dlq-copy dlq-deleted dlq-configs java java-renew"
 record=0
 bootstrap=""
 scenarios=()

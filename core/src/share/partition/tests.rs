@@ -289,14 +289,62 @@ fn a_fetch_completes_the_log_batch_it_returns() {
 }
 
 #[test]
-fn records_gone_from_the_log_are_done_with() {
-    let mut p = SharePartition::new(0, config());
-    p.acquire("a", 10, 4, 0);
+fn records_gone_from_the_log_are_done_with_once_their_members_let_go() {
+    let mut p = SharePartition::new(
+        0,
+        ShareConfig {
+            dead_letter: true,
+            ..config()
+        },
+    );
+    let got = p.acquire("a", 10, 4, 0);
+    p.hand_out("a", &got, 0);
     p.log_start_moved(2);
     assert_eq!((p.start_offset(), p.end_offset()), (2, 4));
+    assert_eq!(
+        p.state_of(0),
+        Some((RecordState::Acquired, 1)),
+        "kept aside"
+    );
+    assert_eq!(p.in_flight(), 4);
+    assert_eq!(
+        p.acknowledge("b", 0, 0, AckType::Accept, 0),
+        Err(ErrorCode::InvalidRecordState),
+        "not b's"
+    );
+    p.acknowledge("a", 0, 0, AckType::Accept, 0)
+        .expect("a holds 0");
+    assert_eq!(p.state_of(0), None, "accepted: done with");
+    // A range across the SPSO.
+    p.acknowledge("a", 1, 2, AckType::Reject, 0)
+        .expect("a holds 1 and 2");
+    assert_eq!(p.state_of(1), Some((RecordState::Archiving, 1)));
+    let (start, batches) = p.state_batches();
+    assert_eq!(
+        (start, batches[0].first_offset, batches[0].delivery_state),
+        (2, 1, STATE_ARCHIVING)
+    );
+    let restored = SharePartition::restore(start, &batches, p.config());
+    assert_eq!(
+        restored.state_of(1),
+        Some((RecordState::Archiving, 1)),
+        "still to be written"
+    );
+    restored.check().expect("invariants");
+    assert_eq!(
+        p.archiving().iter().map(|(o, _, _)| *o).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    p.archived(&[1, 2]);
+    assert_eq!((p.state_of(1), p.state_of(2)), (None, None));
     p.log_start_moved(6);
     assert_eq!((p.start_offset(), p.end_offset()), (6, 6));
+    assert_eq!(p.state_of(3), Some((RecordState::Acquired, 1)));
     assert_eq!(offsets(&p.acquire("a", 10, 1, 0)), vec![6]);
+    // A lock that runs out below the SPSO: done with, never delivered
+    // again.
+    p.expire_locks(i64::MAX);
+    assert_eq!((p.state_of(3), p.in_flight()), (None, 1));
     p.check().expect("invariants");
 }
 
@@ -318,9 +366,13 @@ enum Op {
     Leave {
         member: u8,
     },
-    /// The log was cut back to `end`.
+    /// The log was cut back to `end` (not below its start).
     Truncate {
         end: u8,
+    },
+    /// The log's start moved up to `start` (retention, DeleteRecords).
+    LogStart {
+        start: u8,
     },
     /// A returned batch completed through `last`.
     Through {
@@ -367,6 +419,7 @@ fn op() -> impl Strategy<Value = Op> {
         (0..1500u16).prop_map(|ms| Op::Tick { ms }),
         (0..3u8).prop_map(|member| Op::Leave { member }),
         (0..24u8).prop_map(|end| Op::Truncate { end }),
+        (0..24u8).prop_map(|start| Op::LogStart { start }),
         (0..3u8, 0..24u8).prop_map(|(member, last)| Op::Through { member, last }),
         (0..3u8, 0..24u8, 1..6u8).prop_map(|(member, first, len)| Op::Unacquire {
             member,
@@ -406,6 +459,7 @@ proptest! {
         let finished = |s: RecordState| s.is_done() || s == RecordState::Archiving;
         let mut p = SharePartition::new(0, config());
         let mut now = 0i64;
+        let mut log_start: Offset = 0;
         let mut done: BTreeSet<Offset> = BTreeSet::new();
         // How often each offset was handed out: a delivery counts only then.
         let mut handed: BTreeMap<Offset, u16> = BTreeMap::new();
@@ -452,10 +506,15 @@ proptest! {
                     }
                 }
                 Op::Truncate { end } => {
-                    p.log_truncated(end as Offset);
+                    let end = (end as Offset).max(log_start);
+                    p.log_truncated(end);
                     // Records written there next are new ones.
-                    done.retain(|o| *o < end as Offset);
-                    handed.retain(|o, _| *o < end as Offset);
+                    done.retain(|o| *o < end);
+                    handed.retain(|o, _| *o < end);
+                }
+                Op::LogStart { start } => {
+                    log_start = log_start.max(start as Offset);
+                    p.log_start_moved(log_start);
                 }
                 Op::Unacquire { member: m, first, len } => {
                     p.unacquire(&member(m), first as Offset, (first + len - 1) as Offset);
@@ -499,6 +558,12 @@ proptest! {
                     prop_assert_eq!(p.archived(&written), written.len());
                 }
             }
+            // Below the SPSO a record not kept aside is done with.
+            for o in 0..p.start_offset() {
+                if p.state_of(o).is_none() {
+                    done.insert(o);
+                }
+            }
             prop_assert!(dead_letter || p.archiving().is_empty(), "archiving without a dead-letter topic");
             prop_assert_eq!(p.check(), Ok(()));
             prop_assert_eq!(
@@ -511,6 +576,12 @@ proptest! {
             let (start, batches) = p.state_batches();
             let back = SharePartition::restore(start, &batches, config());
             prop_assert_eq!(back.check(), Ok(()));
+            // Kept aside below the SPSO: what still goes to the dead-letter
+            // topic comes back, what was acquired there is done with.
+            for o in 0..p.start_offset() {
+                let want = p.state_of(o).filter(|(s, _)| *s == RecordState::Archiving);
+                prop_assert_eq!(back.state_of(o), want, "offset {} below the SPSO", o);
+            }
             for o in p.start_offset()..p.end_offset() {
                 let (state, count) = p.state_of(o).expect("in flight");
                 let count = count - u16::from(p.awaits_hand_out(o));
