@@ -169,9 +169,10 @@ impl OwnedPartition {
     }
 
     /// Waits (at most `timeout_ms`) until the high watermark reaches
-    /// `offset` while this replica leads at `leader_epoch`: every in-sync
-    /// replica holds what is below it. NOT_LEADER_OR_FOLLOWER when
-    /// leadership moves meanwhile, REQUEST_TIMED_OUT at the timeout.
+    /// `offset` while this replica leads without a break since
+    /// `leader_epoch`: every in-sync replica holds what is below it.
+    /// NOT_LEADER_OR_FOLLOWER when leadership moves meanwhile,
+    /// REQUEST_TIMED_OUT at the timeout.
     /// Cancel-safe: a dropped wait leaves nothing behind.
     pub(crate) async fn await_high_watermark(
         &self,
@@ -184,7 +185,7 @@ impl OwnedPartition {
         loop {
             // Registered before the check: a move after it still wakes.
             let changed = self.hw_changed.changed();
-            if self.leads_at() != Some(leader_epoch) {
+            if !self.role.borrow().leads_since(leader_epoch) {
                 return ErrorCode::NotLeaderOrFollower;
             }
             if self.high_watermark() >= offset {

@@ -11,7 +11,13 @@
 //! reassignment completes in the same command that made it so: the
 //! replicas become `T`, the removed ones leave the in-sync set, and a
 //! leader outside `T` hands leadership to the first in-sync target replica,
-//! in a new epoch. Cancelling goes back to `O`.
+//! in a new epoch. Cancelling goes back to `O`. Any change that takes a
+//! replica out of the replicas bumps the leader epoch, the leader staying
+//! (Kafka's `triggerLeaderEpochBumpForReplicaReassignmentIfNeeded`): the
+//! removed replica's fetches in flight then carry an older epoch and are
+//! fenced, so one that arrives after the broker was given the partition
+//! back (its log deleted in between) cannot count for the new, empty
+//! replica.
 //!
 //! Invariants (checked by [`super::MetadataState::violations`]): the adding
 //! and removing sets lie within the replicas and are disjoint; the target
@@ -222,6 +228,8 @@ fn moved(
             .find(|b| next.isr.contains(b) && !is_fenced(*b))
             .unwrap_or(NO_LEADER);
         next.leader_epoch += 1;
+    } else if removes_a_replica(p, &next) {
+        next.leader_epoch += 1;
     }
     Some(next)
 }
@@ -255,8 +263,19 @@ pub(super) fn complete_if_caught_up(
             .find(|b| p.isr.contains(b) && !is_fenced(*b))
             .unwrap_or(NO_LEADER);
         p.leader_epoch += 1;
+    } else if !removing.is_empty() {
+        // Replicas removed: see the module doc.
+        p.leader_epoch += 1;
     }
     true
+}
+
+/// `next` lacks a replica `before` had.
+fn removes_a_replica(before: &PartitionMeta, next: &PartitionMeta) -> bool {
+    before
+        .replicas
+        .iter()
+        .any(|r| !next.replicas.iter().any(|n| n.broker == r.broker))
 }
 
 /// The shards a reassignment's target brokers hold the partition on: a

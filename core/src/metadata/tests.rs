@@ -485,6 +485,62 @@ fn a_cancelled_reassignment_goes_back_to_the_original_replicas() {
     assert!(state.violations().is_empty(), "{:?}", state.violations());
 }
 
+/// Kafka's rule: a change that takes a replica out of the replicas moves
+/// the leader epoch (the leader staying), so the removed replica's fetches
+/// still in flight are fenced; one that only adds does not.
+#[test]
+fn removing_a_replica_bumps_the_leader_epoch_and_keeps_the_leader() {
+    let mut state = cluster(&[(1, None), (2, None), (3, None), (4, None)], 1);
+    state
+        .apply(&create("t", vec![vec![on(1, 0), on(2, 0), on(3, 0)]]))
+        .expect("applies");
+    let epochs = |state: &MetadataState| {
+        let p = state.partition("t", 0).expect("exists");
+        (p.leader, p.leader_epoch)
+    };
+    assert_eq!(epochs(&state), (1, 0));
+    state
+        .apply(&reassign(Some(vec![on(1, 0), on(2, 0), on(4, 0)])))
+        .expect("starts");
+    assert_eq!(epochs(&state), (1, 0), "adding 4 removes nothing yet");
+    join(&mut state, vec![1, 2, 3, 4]);
+    assert!(!state.partition("t", 0).expect("exists").reassigning());
+    assert_eq!(epochs(&state), (1, 1), "3 removed");
+    // Only adding: no new epoch.
+    state
+        .apply(&reassign(Some(vec![
+            on(1, 0),
+            on(2, 0),
+            on(4, 0),
+            on(3, 0),
+        ])))
+        .expect("starts");
+    join(&mut state, vec![1, 2, 4, 3]);
+    assert!(!state.partition("t", 0).expect("exists").reassigning());
+    assert_eq!(epochs(&state), (1, 1));
+    // A cancellation takes the replica being added out again.
+    state
+        .apply(&reassign(Some(vec![on(1, 0), on(2, 0), on(4, 0)])))
+        .expect("starts");
+    assert!(!state.partition("t", 0).expect("exists").reassigning());
+    assert_eq!(
+        epochs(&state),
+        (1, 2),
+        "3 removed at once: the rest is in sync"
+    );
+    state
+        .apply(&reassign(Some(vec![on(1, 0), on(2, 0), on(3, 0)])))
+        .expect("starts");
+    assert_eq!(epochs(&state), (1, 2));
+    state.apply(&reassign(None)).expect("cancels");
+    assert_eq!(
+        state.partition("t", 0).expect("exists").replica_brokers(),
+        vec![1, 2, 4]
+    );
+    assert_eq!(epochs(&state), (1, 3), "3, being added, removed");
+    assert!(state.violations().is_empty(), "{:?}", state.violations());
+}
+
 fn create_with(name: &str, replicas: Vec<Replica>, configs: &[(&str, &str)]) -> MetadataCommand {
     MetadataCommand::CreateTopic {
         name: name.into(),

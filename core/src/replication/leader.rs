@@ -44,6 +44,10 @@ pub struct LeaderView {
     /// smaller, the high watermark does not move (KIP-966), so a replica
     /// that left the set then holds everything below it.
     pub min_isr: usize,
+    /// The epoch this broker's unbroken leadership began at: a removed
+    /// replica bumps the epoch with the leader staying, and what was
+    /// appended since that epoch is still in this log.
+    pub led_since: i32,
     high_watermark: Offset,
 }
 
@@ -78,6 +82,7 @@ impl LeaderView {
                 .collect(),
             epoch_start_offset: log_end,
             min_isr: 1,
+            led_since: leader_epoch,
             high_watermark: high_watermark.min(log_end),
         }
     }

@@ -41,6 +41,10 @@ pub enum RoleChange {
     InSyncSet,
     /// This broker became the leader at `epoch` (record the epoch's start).
     Leader { epoch: i32 },
+    /// This broker still leads, at a new `epoch` (a replica was removed):
+    /// record the epoch's start; what it served stays loaded, and what
+    /// waits on its high watermark keeps waiting.
+    LeaderAgain { epoch: i32 },
     /// This broker follows a new leader or epoch (truncate, then fetch).
     Follower,
 }
@@ -65,6 +69,15 @@ impl Role {
 
     pub fn is_leader(&self) -> bool {
         matches!(self, Role::Leader(_))
+    }
+
+    /// True when this replica has led without a break since `epoch` (and
+    /// still leads): what it appended then is still in its log.
+    pub fn leads_since(&self, epoch: i32) -> bool {
+        match self {
+            Role::Leader(v) => v.led_since <= epoch && epoch <= v.leader_epoch,
+            Role::Follower(_) => false,
+        }
     }
 
     /// The in-sync set size a leader works with (0 on a follower).
@@ -126,6 +139,22 @@ impl Role {
                     && f.leader_epoch == meta.leader_epoch =>
             {
                 RoleChange::None
+            }
+            Role::Leader(v) if meta.leader == me && v.leader_epoch < meta.leader_epoch => {
+                let led_since = v.led_since;
+                let mut next = LeaderView::new(
+                    me,
+                    &meta.replica_brokers(),
+                    &meta.isr,
+                    (meta.leader_epoch, meta.partition_epoch),
+                    (log_end, hw),
+                    now_ms,
+                );
+                next.led_since = led_since;
+                *self = Role::Leader(next);
+                RoleChange::LeaderAgain {
+                    epoch: meta.leader_epoch,
+                }
             }
             _ if meta.leader == me => {
                 *self = Role::Leader(LeaderView::new(
@@ -209,5 +238,34 @@ mod tests {
             panic!("a follower");
         };
         assert!(!f.truncated, "a new follower truncates first");
+    }
+
+    #[test]
+    fn a_leader_at_a_new_epoch_leads_on_without_a_break() {
+        let mut role = Role::unassigned(0);
+        role.follow(1, &meta(1, 3, 5, &[1, 2, 3]), (10, 10), 0);
+        assert!(role.leads_since(3) && !role.leads_since(2) && !role.leads_since(4));
+        // A replica removed: the epoch moves, the leader stays.
+        assert_eq!(
+            role.follow(1, &meta(1, 4, 6, &[1, 2]), (12, 10), 0),
+            RoleChange::LeaderAgain { epoch: 4 }
+        );
+        assert_eq!(role.leader_epoch(), 4);
+        assert!(role.leads_since(3) && role.leads_since(4));
+        let Role::Leader(v) = &role else {
+            panic!("a leader");
+        };
+        assert_eq!(
+            v.epoch_start_offset, 12,
+            "followers join past the new epoch's start"
+        );
+        // Following someone else, then leading again: a new leadership.
+        role.follow(1, &meta(2, 5, 7, &[2]), (12, 10), 0);
+        assert!(!role.leads_since(4));
+        assert_eq!(
+            role.follow(1, &meta(1, 6, 8, &[1]), (12, 10), 0),
+            RoleChange::Leader { epoch: 6 }
+        );
+        assert!(role.leads_since(6) && !role.leads_since(4));
     }
 }

@@ -96,7 +96,7 @@ impl Shard {
                     _ => {}
                 }
             }
-            if let RoleChange::Leader { epoch } = change {
+            if let RoleChange::Leader { epoch } | RoleChange::LeaderAgain { epoch } = change {
                 let p = p.clone();
                 glommio::spawn_local(async move {
                     if let Err(e) = p.log.start_epoch(epoch).await {
@@ -130,10 +130,7 @@ impl Shard {
             let Some(log) = shard.groups.load(partition, count, p.clone()).await else {
                 return;
             };
-            let still = {
-                let role = p.role.borrow();
-                role.is_leader() && role.leader_epoch() == epoch
-            };
+            let still = p.role.borrow().leads_since(epoch);
             let open = shard
                 .partitions
                 .borrow()
@@ -163,10 +160,7 @@ impl Shard {
             let Some(log) = home.load(&shard, partition, count, p.clone()).await else {
                 return;
             };
-            let still = {
-                let role = p.role.borrow();
-                role.is_leader() && role.leader_epoch() == epoch
-            };
+            let still = p.role.borrow().leads_since(epoch);
             let open = shard
                 .partitions
                 .borrow()
@@ -302,7 +296,7 @@ impl Shard {
         loop {
             {
                 let role = p.role.borrow();
-                if !role.is_leader() || role.leader_epoch() != leader_epoch {
+                if !role.leads_since(leader_epoch) {
                     return ErrorCode::NotLeaderOrFollower;
                 }
             }
