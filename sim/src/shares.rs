@@ -42,7 +42,9 @@
 //!   was rejected by `q0` or handed to it as often as the delivery limit
 //!   (counting, again, the ShareFetches of its partition whose answers
 //!   never came), and every record whose rejection was answered
-//!   without error is there (written before the answer, synced, and never
+//!   without error is there, with its value or, when retention deleted
+//!   it before the write, as a record without one that names its topic,
+//!   partition and offset (written before the answer, synced, and never
 //!   written twice across crashes; a state is written only once the
 //!   records it names are durable, so no power loss makes it name new
 //!   records at freed offsets).
@@ -56,7 +58,7 @@ use sluice_core::records::RecordIter;
 use sluice_core::share::dead_letter::{context_of, DeadLetter, DLQ_GROUP_ENABLE};
 use sluice_core::share::partition::{Acquired, ShareConfig};
 use sluice_core::share::state::SHARE_STATE_TOPIC;
-use sluice_core::{ErrorCode, Offset};
+use sluice_core::{ErrorCode, Offset, PartitionId};
 use sluice_shard::message::{
     DescribeSharePartitions, Fetch, ListOffsets, PartitionRead, Propose, SharePartitionRead,
     ShareRead, ShareReadResult, ShareSettings,
@@ -122,9 +124,10 @@ pub struct ShareModel {
     /// Which fetch handed out which record, to check delivery counts.
     deliveries: DeliveryLedger,
     /// Values of [`DLQ_GROUP`] a rejection was sent for, and those whose
-    /// rejection was answered without error (with their topic).
+    /// rejection was answered without error (with their topic, partition
+    /// and offset).
     dlq_reject_sent: BTreeSet<Bytes>,
-    dlq_rejected: BTreeMap<Bytes, String>,
+    dlq_rejected: BTreeMap<Bytes, (String, PartitionId, Offset)>,
     /// Dead-letter records checked at the end.
     pub dead_letters: u64,
     pub acquired: u64,
@@ -142,7 +145,7 @@ impl ShareModel {
     /// A topic's deletion was acknowledged: its share partitions go.
     pub fn forget_topic(&mut self, topic: &str) {
         self.used.retain(|(_, (t, _))| t != topic);
-        self.dlq_rejected.retain(|_, t| t != topic);
+        self.dlq_rejected.retain(|_, (t, _, _)| t != topic);
     }
 
     /// Checks the records of `tp` that `member`'s request acquired at
@@ -452,14 +455,16 @@ pub async fn consume(c: &Rc<Clients>, consumer: ShareConsumer) {
                 Vec::new()
             };
         if result.ack_error == ErrorCode::None && result.error == ErrorCode::None {
-            for (_, kind, value) in &pending {
+            for (offset, kind, value) in &pending {
                 // Accept (1) and reject (3): done for good.
                 if let (1 | 3, Some(v)) = (kind, value) {
                     shares.acknowledged += 1;
                     shares.done.insert((group.clone(), v.clone()), now);
                 }
                 if let (3, Some(v), true) = (kind, value, group == DLQ_GROUP) {
-                    shares.dlq_rejected.insert(v.clone(), tp.0.clone());
+                    shares
+                        .dlq_rejected
+                        .insert(v.clone(), (tp.0.clone(), tp.1, *offset));
                 }
             }
         }
@@ -570,6 +575,10 @@ async fn check_dead_letters(c: &Rc<Clients>, shard: &Rc<Shard>) -> Result<(), St
         return Ok(());
     }
     let mut seen: BTreeMap<Bytes, (String, Offset)> = BTreeMap::new();
+    // Dead letters without a value (their source record was gone when
+    // they were written: retention, DeleteRecords, a power loss, a deleted
+    // topic), by the source they name.
+    let mut headers_only: BTreeSet<(String, PartitionId, Offset)> = BTreeSet::new();
     for partition in 0..DLQ_PARTITIONS {
         let Ok(owner) = shard
             .metadata()
@@ -618,8 +627,7 @@ async fn check_dead_letters(c: &Rc<Clients>, shard: &Rc<Shard>) -> Result<(), St
                             ));
                         };
                         let Some(value) = r.value else {
-                            // Its record was gone from the log (a power
-                            // loss, a deleted topic): headers only.
+                            headers_only.insert((topic, partition, source));
                             continue;
                         };
                         c.shares.borrow_mut().dead_letters += 1;
@@ -648,8 +656,12 @@ async fn check_dead_letters(c: &Rc<Clients>, shard: &Rc<Shard>) -> Result<(), St
     }
     let shares = c.shares.borrow();
     let existing = shard.metadata();
-    for (value, topic) in &shares.dlq_rejected {
-        if existing.topics.contains_key(topic) && !seen.contains_key(value) {
+    for (value, (topic, partition, offset)) in &shares.dlq_rejected {
+        let source = (topic.clone(), *partition, *offset);
+        if existing.topics.contains_key(topic)
+            && !seen.contains_key(value)
+            && !headers_only.contains(&source)
+        {
             return Err(format!(
                 "{DLQ_TOPIC}: {} ({topic}) was rejected, the rejection answered, and it is not there",
                 short(value)
