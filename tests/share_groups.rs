@@ -27,14 +27,19 @@
 //!   hand with scripts/kafka-oracle kill between the halves): records
 //!   accepted or rejected before a broker SIGKILL are never delivered
 //!   again, records held unacknowledged are, with their delivery counted.
+//! - cluster: on three brokers, share partitions whose state partition
+//!   another broker leads (ReadShareGroupState, WriteShareGroupState)
+//!   keep what was acknowledged across a rolling restart.
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use common::cluster::{leaders, start_agreed, wait_until};
 use common::programs::java_client;
+use common::wire::{self, Encoder};
 use common::{metrics, python_interpreter, run, topic, Broker, CmdOutput};
 
 /// The broker settings the scenarios need: Kafka's floor for a group's
@@ -334,4 +339,227 @@ fn dead_letters_are_written_once_across_a_broker_sigkill() {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum();
     assert_eq!(written, 5, "{text}");
+}
+
+#[test]
+fn share_partitions_keep_their_state_on_another_broker_across_a_rolling_restart() {
+    // One state partition: the broker leading it keeps the state of the
+    // share partitions the other two lead.
+    let env: Vec<(&str, &str)> = ENV
+        .iter()
+        .copied()
+        .chain([("SLUICE_GROUP__SHARE_STATE_TOPIC_NUM_PARTITIONS", "1")])
+        .collect();
+    let mut cluster = Broker::cluster(3, &env);
+    start_agreed(&mut cluster);
+    let name = topic("share-cluster");
+    let before = run_python(&cluster[0], "share-cluster-before", &name);
+    assert_eq!(
+        before.stdout_text(),
+        "group configs set: share.auto.offset.reset=earliest\n\
+         produced p0-o0..p2-o3 to partitions 0-2, offsets 0-3\n\
+         partition 0: offsets 0-3 (delivery count 1)\n\
+         partition 1: offsets 0-3 (delivery count 1), offsets 2 (delivery count 2)\n\
+         partition 2: offsets 0-3 (delivery count 1)\n\
+         released p1-o2 once, accepted the rest\n",
+        "--- stderr\n{}",
+        before.stderr_text()
+    );
+    let mut led_by: Vec<i32> = Vec::new();
+    wait_until("the topic's leaders", || {
+        leaders(&cluster[0], &name).is_some_and(|l| {
+            led_by = l.iter().map(|(_, leader)| *leader).collect();
+            true
+        })
+    });
+    let mut state_leader = Vec::new();
+    wait_until("the share state partition's leader", || {
+        leaders(&cluster[0], "__share_group_state").is_some_and(|l| {
+            state_leader = l.iter().map(|(_, leader)| *leader).collect();
+            true
+        })
+    });
+    led_by.sort_unstable();
+    assert_eq!(led_by, vec![1, 2, 3], "each broker leads one partition");
+    assert_eq!(state_leader.len(), 1, "one state partition");
+    for broker in cluster.iter_mut() {
+        broker.kill();
+        broker.restart();
+    }
+    for broker in &cluster {
+        wait_until("every partition led again", || {
+            leaders(broker, &name).is_some_and(|l| l.iter().all(|(e, l)| *e == 0 && *l > 0))
+        });
+    }
+    let after = run_python(&cluster[0], "share-cluster-after", &name);
+    assert_eq!(
+        after.stdout_text(),
+        "after the restarts, produced p0-o4, p1-o4, p2-o4\n\
+         a new member gets: p0-o4 (delivery count 1) p1-o4 (delivery count 1) p2-o4 (delivery count 1)\n",
+        "--- stderr\n{}",
+        after.stderr_text()
+    );
+}
+
+/// WriteShareGroupState v0 (85) as a Kafka share-partition leader sends
+/// it: partition 0 of topic id `topic_id` of `group` at `leader_epoch`,
+/// start offset `start`, no batches. The partition's error code.
+fn write_share_state(
+    conn: &mut wire::Conn,
+    group: &str,
+    topic_id: [u8; 16],
+    leader_epoch: i32,
+    start: i64,
+) -> i16 {
+    let mut body = Encoder::default();
+    body.compact_string(group)
+        .uvarint(2) // one topic
+        .raw(&topic_id)
+        .uvarint(2) // one partition
+        .i32(0) // partition
+        .i32(0) // state epoch
+        .i32(leader_epoch)
+        .i64(start)
+        .uvarint(1) // no state batches
+        .uvarint(0) // the partition's tagged fields
+        .uvarint(0) // the topic's
+        .uvarint(0); // the request's
+    conn.send(&wire::flexible_request_frame(85, 0, 7, &body.0))
+        .expect("sending");
+    let frame = conn.read_frame().expect("an answer");
+    // Correlation id, header tags, results (1), topic id, partitions (1),
+    // partition index, then the error code.
+    assert_eq!(&frame[..4], &7i32.to_be_bytes());
+    assert_eq!(&frame[6..22], &topic_id, "the topic echoed");
+    let at = 4 + 1 + 1 + 16 + 1 + 4;
+    i16::from_be_bytes([frame[at], frame[at + 1]])
+}
+
+#[test]
+fn a_share_state_write_from_an_older_leader_epoch_is_fenced() {
+    // As Kafka's share coordinator: the last stored state's leader epoch
+    // wins, also after the broker restarted (read back from the log).
+    const FENCED_LEADER_EPOCH: i16 = 74;
+    let mut broker = Broker::start();
+    let group = topic("share-fence");
+    let id = [7u8; 16];
+    let connect =
+        |b: &Broker| wire::Conn::connect(b.addr(), Duration::from_secs(5)).expect("connect");
+    let mut conn = connect(&broker);
+    assert_eq!(write_share_state(&mut conn, &group, id, 5, 10), 0);
+    assert_eq!(write_share_state(&mut conn, &group, id, 6, 12), 0);
+    assert_eq!(
+        write_share_state(&mut conn, &group, id, 5, 11),
+        FENCED_LEADER_EPOCH
+    );
+    assert_eq!(
+        write_share_state(&mut conn, &group, id, 6, 13),
+        0,
+        "the same epoch"
+    );
+    assert_eq!(
+        write_share_state(&mut conn, &group, id, -1, 0),
+        0,
+        "no epoch: unchecked"
+    );
+    // Another share partition's key is its own.
+    assert_eq!(write_share_state(&mut conn, &group, [8u8; 16], 1, 0), 0);
+    broker.kill();
+    broker.restart();
+    let mut conn = connect(&broker);
+    assert_eq!(
+        write_share_state(&mut conn, &group, [8u8; 16], 0, 0),
+        FENCED_LEADER_EPOCH,
+        "read back after the restart"
+    );
+    assert_eq!(write_share_state(&mut conn, &group, [8u8; 16], 2, 0), 0);
+}
+
+/// Makes `replicas` (the first the preferred leader) the replicas of
+/// `name`'s partition 0 with Kafka's ReassignPartitionsCommand, elects
+/// the first its leader with Kafka's LeaderElectionCommand, and waits
+/// until every broker sees it lead.
+fn lead_from(cluster: &[Broker], name: &str, replicas: [i32; 3]) {
+    let plan = format!(
+        r#"{{"version":1,"partitions":[{{"topic":"{name}","partition":0,"replicas":[{},{},{}]}}]}}"#,
+        replicas[0], replicas[1], replicas[2]
+    );
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("plan.json");
+    std::fs::write(&path, plan).expect("writing the plan");
+    let out = run(
+        Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka-oracle"))
+            .args([
+                "tool",
+                "org.apache.kafka.tools.reassign.ReassignPartitionsCommand",
+            ])
+            .args(["--bootstrap-server", &cluster[0].bootstrap()])
+            .args([
+                "--reassignment-json-file",
+                &path.display().to_string(),
+                "--execute",
+            ]),
+        b"",
+        Duration::from_secs(180),
+    );
+    out.assert_success();
+    let out = run(
+        Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka-oracle"))
+            .args(["tool", "org.apache.kafka.tools.LeaderElectionCommand"])
+            .args(["--bootstrap-server", &cluster[0].bootstrap()])
+            .args([
+                "--election-type",
+                "preferred",
+                "--topic",
+                name,
+                "--partition",
+                "0",
+            ]),
+        b"",
+        Duration::from_secs(180),
+    );
+    out.assert_success();
+    for broker in cluster {
+        wait_until("the preferred replica to lead", || {
+            leaders(broker, name) == Some(vec![(0, replicas[0])])
+        });
+    }
+}
+
+#[test]
+fn a_broker_leading_a_partition_again_serves_its_share_state_as_stored() {
+    // Broker 1 leads, then 2 (1 stays a follower, alive), then 1 again:
+    // what 2's members accepted must not come back from what 1 held.
+    let mut cluster = Broker::cluster(3, ENV);
+    start_agreed(&mut cluster);
+    let name = topic("share-moves");
+    let expect = |scenario: &str, want: &str| {
+        let out = run_python(&cluster[0], scenario, &name);
+        assert_eq!(
+            out.stdout_text(),
+            want,
+            "{scenario}\n--- stderr\n{}",
+            out.stderr_text()
+        );
+    };
+    expect(
+        "share-moves-1",
+        "created TOPIC: 1 partition on brokers 1, 2, 3\n\
+         group configs set: share.auto.offset.reset=earliest\n\
+         produced m-0 m-1\n\
+         a member gets: m-0 (delivery count 1) m-1 (delivery count 1)\n",
+    );
+    assert_eq!(leaders(&cluster[0], &name), Some(vec![(0, 1)]));
+    lead_from(&cluster, &name, [2, 1, 3]);
+    expect(
+        "share-moves-2",
+        "produced m-2 m-3\n\
+         a member gets: m-2 (delivery count 1) m-3 (delivery count 1)\n",
+    );
+    lead_from(&cluster, &name, [1, 2, 3]);
+    expect(
+        "share-moves-3",
+        "produced m-4\n\
+         a member gets: m-4 (delivery count 1)\n",
+    );
 }

@@ -51,6 +51,7 @@ mod partitions;
 mod replica_fetcher;
 pub mod replication;
 mod share;
+mod share_state_remote;
 mod txn_markers;
 mod txn_verify;
 pub(crate) use txn_markers::settle_coordinator_write;
@@ -278,6 +279,12 @@ pub struct Shard {
     /// Share partitions of the partitions led here, by group
     /// ([`share`]).
     share_partitions: RefCell<HashMap<sluice_core::share::state::ShareKey, share::ShareEntry>>,
+    /// On the leader of `__share_group_state` partitions: the leader epoch
+    /// of the last state written here per key (at most
+    /// `share_partitions_max`; cleared when full), to fence a stale
+    /// writer, and the turn that makes its check and append one step.
+    share_state_epochs: RefCell<HashMap<bytes::Bytes, i32>>,
+    share_state_turn: glommio::sync::Semaphore,
 }
 
 struct Controller {
@@ -381,6 +388,8 @@ impl Shard {
                 0,
             )),
             share_partitions: RefCell::new(HashMap::new()),
+            share_state_epochs: RefCell::new(HashMap::new()),
+            share_state_turn: glommio::sync::Semaphore::new(1),
         })
     }
 

@@ -85,8 +85,15 @@ pub struct StateBatch {
     pub delivery_count: i16,
 }
 
+/// The tagged field of ReadShareGroupState's partition result and
+/// WriteShareGroupState's partition data that carries the stored value of
+/// a share partition's state record (a ShareSnapshot's [`ShareSnapshot::encode`];
+/// empty in a write: a tombstone), between sluice brokers. Kafka's
+/// brokers skip a tag they do not know.
+pub const STATE_VALUE_TAG: i32 = 0x5155;
+
 /// A ShareSnapshot value: a share partition's whole state.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ShareSnapshot {
     pub snapshot_epoch: i32,
     pub state_epoch: i32,

@@ -47,8 +47,8 @@ use super::handlers::{
     leave_group, list_groups, list_offsets, list_partition_reassignments, list_transactions,
     metadata, offset_commit, offset_delete, offset_fetch, offset_for_leader_epoch, produce,
     share_acknowledge, share_fetch, share_group_describe, share_group_heartbeat,
-    share_group_offsets, sync_group, txn_offset_commit, update_features, write_txn_markers, Call,
-    Handler, Outcome,
+    share_group_offsets, share_group_state, sync_group, txn_offset_commit, update_features,
+    write_txn_markers, Call, Handler, Outcome,
 };
 
 /// A served API: its key, its name (Kafka's, as `ApiKey` spells it) and its
@@ -203,6 +203,8 @@ registry! {
     DescribeShareGroupOffsets => describe_share_group_offsets::DescribeShareGroupOffsetsHandler,
     AlterShareGroupOffsets => share_group_offsets::AlterShareGroupOffsetsHandler,
     DeleteShareGroupOffsets => share_group_offsets::DeleteShareGroupOffsetsHandler,
+    ReadShareGroupState => share_group_state::ReadShareGroupStateHandler,
+    WriteShareGroupState => share_group_state::WriteShareGroupStateHandler,
 }
 
 /// The supported range of `key`, if the broker serves it.

@@ -60,6 +60,21 @@ impl Shard {
                     .get()
                     .max(leadership.map_or(1, |l| l.min_insync_replicas));
             }
+            if matches!(change, RoleChange::Follower | RoleChange::Leader { .. }) {
+                let topic_id = self.metadata.borrow().topics.get(&topic).map(|t| t.id);
+                if let Some(topic_id) = topic_id {
+                    let forgotten = self.forget_share_partitions_of(topic_id, partition);
+                    if forgotten > 0 {
+                        tracing::info!(
+                            shard = self.id,
+                            topic,
+                            partition,
+                            forgotten,
+                            "share partitions forgotten: the partition's leadership moved"
+                        );
+                    }
+                }
+            }
             let changed = change != RoleChange::None;
             if changed {
                 tracing::debug!(shard = self.id, topic, partition, leader = meta.leader, epoch = meta.leader_epoch, isr = ?meta.isr, "replica role");

@@ -334,17 +334,7 @@ impl Shard {
         if self.share_partitions.borrow().contains_key(key) {
             return Ok(());
         }
-        let (state_shard, state_partition) = self.share_state_home(key)?;
-        let value = self
-            .call(
-                state_shard,
-                ReadShareState {
-                    partition: state_partition,
-                    key: Bytes::from(key.encode()),
-                },
-            )
-            .await
-            .map_err(|_| ErrorCode::CoordinatorNotAvailable)??;
+        let value = self.read_state(key).await?;
         let snapshot = match value {
             Some(v) => match StateRecord::decode(&key.encode(), Some(&v)) {
                 Ok(StateRecord::Snapshot(_, snapshot)) => snapshot,
@@ -473,7 +463,8 @@ impl Shard {
             let snapshot = ShareSnapshot {
                 snapshot_epoch: entry.changes.min(i32::MAX as u64) as i32,
                 state_epoch: 0,
-                leader_epoch: p.leads_at().unwrap_or(-1),
+                // A share partition's state is written by its leader only.
+                leader_epoch: p.leads_at().ok_or(ErrorCode::NotLeaderOrFollower)?,
                 start_offset,
                 create_timestamp_ms: entry.created_ms,
                 // While records read back Archiving wait for their
@@ -487,26 +478,17 @@ impl Shard {
             };
             (snapshot, entry.changes)
         };
-        let (state_shard, state_partition) = self.share_state_home(key)?;
-        let write = WriteShareState {
-            partition: state_partition,
-            key: Bytes::from(key.encode()),
-            value: Some(Bytes::from(snapshot.encode())),
-        };
-        self.call(state_shard, write)
-            .await
-            .map_err(|_| ErrorCode::CoordinatorNotAvailable)??;
+        self.write_state(key, Some(&snapshot)).await?;
         if let Some(entry) = self.share_partitions.borrow_mut().get_mut(key) {
             entry.written = entry.written.max(upto);
         }
         Ok(())
     }
 
-    /// The shard here leading the `__share_group_state` partition of
-    /// `key`, and that partition. COORDINATOR_NOT_AVAILABLE while the topic
-    /// does not exist or its leader is another broker (state is written
-    /// only through a leader on this broker for now).
-    fn share_state_home(&self, key: &ShareKey) -> Result<(u32, PartitionId), ErrorCode> {
+    /// Where the `__share_group_state` partition of `key` is led: by a
+    /// shard here, or by another broker. COORDINATOR_NOT_AVAILABLE while
+    /// the topic does not exist or the partition has no leader.
+    fn share_state_home(&self, key: &ShareKey) -> Result<StateHome, ErrorCode> {
         let metadata = self.metadata();
         let count = metadata
             .topics
@@ -515,14 +497,68 @@ impl Shard {
             .filter(|&n| n > 0)
             .ok_or(ErrorCode::CoordinatorNotAvailable)?;
         let partition = key.state_partition(count);
+        let leader = metadata
+            .partition(SHARE_STATE_TOPIC, partition)
+            .map_or(sluice_core::metadata::NO_LEADER, |p| p.leader);
+        if leader == sluice_core::metadata::NO_LEADER {
+            return Err(ErrorCode::CoordinatorNotAvailable);
+        }
+        if leader != self.config.node_id {
+            return Ok(StateHome::Broker(leader));
+        }
         let shard = metadata
             .leader_shard(self.config.node_id, SHARE_STATE_TOPIC, partition)
             .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
-        Ok((shard, partition))
+        Ok(StateHome::Here { shard, partition })
+    }
+
+    /// The stored state of `key` (the value of its last record), from its
+    /// state partition's leader, here or on another broker.
+    async fn read_state(self: &Rc<Self>, key: &ShareKey) -> Result<Option<Bytes>, ErrorCode> {
+        match self.share_state_home(key)? {
+            StateHome::Here { shard, partition } => {
+                let read = ReadShareState {
+                    partition,
+                    key: Bytes::from(key.encode()),
+                };
+                self.call(shard, read)
+                    .await
+                    .map_err(|_| ErrorCode::CoordinatorNotAvailable)?
+            }
+            StateHome::Broker(leader) => self.read_share_state_remote(leader, key).await,
+        }
+    }
+
+    /// Writes `snapshot` as `key`'s state (`None`: a tombstone, deleting
+    /// it) through its state partition's leader, here or on another
+    /// broker; returns once it is durable there.
+    async fn write_state(
+        self: &Rc<Self>,
+        key: &ShareKey,
+        snapshot: Option<&ShareSnapshot>,
+    ) -> Result<(), ErrorCode> {
+        match self.share_state_home(key)? {
+            StateHome::Here { shard, partition } => {
+                let write = WriteShareState {
+                    partition,
+                    key: Bytes::from(key.encode()),
+                    value: snapshot.map(|s| Bytes::from(s.encode())),
+                };
+                self.call(shard, write)
+                    .await
+                    .map_err(|_| ErrorCode::CoordinatorNotAvailable)?
+            }
+            StateHome::Broker(leader) => self.write_share_state_remote(leader, key, snapshot).await,
+        }
     }
 
     /// [`WriteShareState`], on the state partition's leader: appends the
-    /// record and waits until every in-sync replica holds it.
+    /// record and waits until every in-sync replica holds it. A state
+    /// written by a share partition's leader at an older leader epoch
+    /// than the last one stored for the same key is refused with
+    /// FENCED_LEADER_EPOCH (Kafka's share coordinator's rule): a broker
+    /// that lost the partition's leadership, and has not noticed yet,
+    /// cannot overwrite what its successor wrote.
     pub(crate) async fn write_share_state(
         self: &Rc<Self>,
         op: WriteShareState,
@@ -531,9 +567,38 @@ impl Shard {
             .partition(SHARE_STATE_TOPIC, op.partition)
             .ok_or(ErrorCode::NotCoordinator)?;
         let epoch = p.leads_at().ok_or(ErrorCode::NotCoordinator)?;
+        let mut value = op.value.clone();
+        let mut snapshot = match value.as_deref() {
+            None => None,
+            Some(v) => match StateRecord::decode(&op.key, Some(v)) {
+                Ok(StateRecord::Snapshot(_, Some(s))) => Some(s),
+                _ => return Err(ErrorCode::InvalidRequest),
+            },
+        };
+        // The check and the append, one write at a time on this shard.
+        let turn = self
+            .share_state_turn
+            .acquire_permit(1)
+            .await
+            .map_err(|_| ErrorCode::NotCoordinator)?;
+        let kept_epoch = match snapshot.as_mut() {
+            None => None,
+            Some(s) => {
+                let stored = self.stored_state_epoch(&op).await?;
+                if s.leader_epoch >= 0 && stored > s.leader_epoch {
+                    return Err(ErrorCode::FencedLeaderEpoch);
+                }
+                if s.leader_epoch < 0 && stored >= 0 {
+                    // A write without an epoch keeps the stored one.
+                    s.leader_epoch = stored;
+                    value = Some(Bytes::from(s.encode()));
+                }
+                Some(stored.max(s.leader_epoch))
+            }
+        };
         let now = self.env.now_ms();
         let batch = BatchBuilder::new(now)
-            .record(Some(&op.key), op.value.as_deref())
+            .record(Some(&op.key), value.as_deref())
             .build();
         // A freshly built batch is its buffer's only owner: no copy here.
         let batch = batch
@@ -543,12 +608,52 @@ impl Shard {
             .append_coordinator(batch, epoch, now)
             .await
             .map_err(|e| e.error_code())?;
+        {
+            let mut epochs = self.share_state_epochs.borrow_mut();
+            match kept_epoch {
+                Some(e) => {
+                    if epochs.len() >= self.config.shard.share_partitions_max
+                        && !epochs.contains_key(&op.key)
+                    {
+                        // Bounded: forgotten epochs are read back from the
+                        // log when next needed.
+                        epochs.clear();
+                    }
+                    epochs.insert(op.key.clone(), e);
+                }
+                None => {
+                    epochs.remove(&op.key);
+                }
+            }
+        }
+        drop(turn);
         settle_coordinator_write(&p, &*self.env, STATE_WRITE_TIMEOUT_MS)
             .await
             .map_err(|e| match e {
                 ErrorCode::NotLeaderOrFollower => ErrorCode::NotCoordinator,
                 other => other,
             })
+    }
+
+    /// The leader epoch of the last state stored for `op`'s key (-1 for
+    /// none): remembered from the last write here, or read back from the
+    /// state partition.
+    async fn stored_state_epoch(self: &Rc<Self>, op: &WriteShareState) -> Result<i32, ErrorCode> {
+        if let Some(&e) = self.share_state_epochs.borrow().get(&op.key) {
+            return Ok(e);
+        }
+        let read = ReadShareState {
+            partition: op.partition,
+            key: op.key.clone(),
+        };
+        let stored = self.read_share_state(read).await?;
+        Ok(match stored.as_deref() {
+            Some(value) => match StateRecord::decode(&op.key, Some(value)) {
+                Ok(StateRecord::Snapshot(_, Some(s))) => s.leader_epoch,
+                _ => -1,
+            },
+            None => -1,
+        })
     }
 
     /// [`ReadShareState`], on the state partition's leader: the value of
@@ -608,17 +713,8 @@ impl Shard {
             topic_id: op.topic_id,
             partition: op.partition,
         };
-        let (state_shard, state_partition) = self.share_state_home(&key)?;
-        let existed = self.share_partitions.borrow().contains_key(&key) || {
-            let read = ReadShareState {
-                partition: state_partition,
-                key: Bytes::from(key.encode()),
-            };
-            self.call(state_shard, read)
-                .await
-                .map_err(|_| ErrorCode::CoordinatorNotAvailable)??
-                .is_some()
-        };
+        let existed = self.share_partitions.borrow().contains_key(&key)
+            || self.read_state(&key).await?.is_some();
         match op.start {
             Some(start) => {
                 let start = start.clamp(p.log.log_start_offset(), p.log.log_end_offset());
@@ -650,14 +746,7 @@ impl Shard {
             None => {
                 self.share_partitions.borrow_mut().remove(&key);
                 if existed {
-                    let tombstone = WriteShareState {
-                        partition: state_partition,
-                        key: Bytes::from(key.encode()),
-                        value: None,
-                    };
-                    self.call(state_shard, tombstone)
-                        .await
-                        .map_err(|_| ErrorCode::CoordinatorNotAvailable)??;
+                    self.write_state(&key, None).await?;
                 }
             }
         }
@@ -699,6 +788,21 @@ impl Shard {
         out
     }
 
+    /// The leadership of `partition` of the topic with id `topic_id` left
+    /// this broker, or came back after a break: its share partitions here
+    /// are forgotten (what they hold may be stale), and the next use reads
+    /// them back from their durable state, as a new leader does. How many.
+    pub(super) fn forget_share_partitions_of(
+        &self,
+        topic_id: [u8; 16],
+        partition: PartitionId,
+    ) -> usize {
+        let mut table = self.share_partitions.borrow_mut();
+        let before = table.len();
+        table.retain(|key, _| key.topic_id != topic_id || key.partition != partition);
+        before - table.len()
+    }
+
     /// [`ForgetShareGroup`]: the group was deleted, its share partitions
     /// here go with it, and their state is deleted (a tombstone each), so
     /// a group of the same name starts over.
@@ -714,23 +818,19 @@ impl Shard {
         keys.sort();
         for key in keys {
             self.share_partitions.borrow_mut().remove(&key);
-            let Ok((state_shard, state_partition)) = self.share_state_home(&key) else {
-                continue;
-            };
-            let tombstone = WriteShareState {
-                partition: state_partition,
-                key: Bytes::from(key.encode()),
-                value: None,
-            };
-            match self.call(state_shard, tombstone).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::warn!(group = key.group_id, error = %e, "deleting a share partition's state failed")
-                }
-                Err(_) => {}
+            if let Err(e) = self.write_state(&key, None).await {
+                tracing::warn!(group = key.group_id, error = %e, "deleting a share partition's state failed")
             }
         }
     }
+}
+
+/// Where a share partition's `__share_group_state` partition is led.
+enum StateHome {
+    /// By `shard` of this broker.
+    Here { shard: u32, partition: PartitionId },
+    /// By another broker.
+    Broker(sluice_core::metadata::BrokerId),
 }
 
 /// Applies `member`'s acknowledgements in order; the first refusal is the

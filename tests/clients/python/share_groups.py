@@ -140,6 +140,26 @@ values and prints what it saw:
                  before the kill and those rejected or past the delivery
                  limit after it are each in dlq.TOPIC once
 
+  share-cluster-before, share-cluster-after
+                 the halves around a rolling restart of a 3-broker cluster
+                 whose __share_group_state has one partition (run by
+                 tests/share_groups.rs): TOPIC has 3 partitions, one led
+                 by each broker, so two of its share partitions keep their
+                 state on another broker. 4 records to each partition; a
+                 member accepts all 12 but releases p1-o2 once (it comes
+                 back with delivery count 2); after every broker was
+                 restarted, a new member gets only the record produced to
+                 each partition since
+
+  share-moves-1, share-moves-2, share-moves-3
+                 the thirds around two leadership moves in a 3-broker
+                 cluster (run by tests/share_groups.rs): TOPIC has one
+                 partition on brokers 1, 2 and 3 (led by 1); m-0 and m-1
+                 are produced and a member accepts them; then, led by 2,
+                 m-2 and m-3 likewise; then, led by 1 again, a member gets
+                 only m-4, produced then (1 must not serve the share
+                 partition it held before 2 led)
+
   share-kill-victim   (internal) the member share-kill kills (and
                  share-stall stops): polls until it has records, prints
                  them, then waits without acknowledging
@@ -1202,6 +1222,80 @@ def durable_after(bootstrap, topic, group):
     out(f"after the restart: {show(got)}")
 
 
+def cluster_before(bootstrap, topic, group):
+    create(bootstrap, topic, partitions=3)
+    set_group(bootstrap, group, {"share.auto.offset.reset": "earliest"})
+    recs = [(p, None, f"p{p}-o{o}", []) for p in range(3) for o in range(4)]
+    produced = produce_records(bootstrap, topic, recs)
+    check(sorted(v[:2] for v in produced.values()) == [(p, o) for p in range(3) for o in range(4)],
+          f"produced at {produced}")
+    out("produced p0-o0..p2-o3 to partitions 0-2, offsets 0-3")
+    released = set()
+
+    def decide(o, v, n):
+        if v == "p1-o2" and v not in released:
+            released.add(v)
+            return AcknowledgeType.RELEASE
+        return AcknowledgeType.ACCEPT
+
+    c = share_consumer(bootstrap, group, topic, explicit=True)
+    try:
+        got = consume(c, lambda got: len({v for _, v, _ in got}) >= len(recs) and released
+                      and any(v == "p1-o2" and n == 2 for _, v, n in got), decide)
+    finally:
+        c.close()
+    for p in range(3):
+        out(f"partition {p}: {show([r for r in got if r[1].startswith(f'p{p}-')])}")
+    out("released p1-o2 once, accepted the rest")
+
+
+def cluster_after(bootstrap, topic, group):
+    produced = produce_records(bootstrap, topic, [(p, None, f"p{p}-o4", []) for p in range(3)])
+    out("after the restarts, produced p0-o4, p1-o4, p2-o4")
+    c = share_consumer(bootstrap, group, topic, explicit=True)
+    try:
+        got = consume(c, lambda got: len(got) >= 3, lambda *r: AcknowledgeType.ACCEPT, quiet=2 * QUIET)
+    finally:
+        c.close()
+    out("a new member gets: " + " ".join(f"{v} (delivery count {n})" for _, v, n in sorted(got, key=lambda r: r[1])))
+    want = sorted((produced[v][1], v, 1) for v in produced)
+    check(sorted(got) == want, f"expected only {want}, got {got}")
+
+
+def moves_member(bootstrap, topic, group, values):
+    """Produces `values`; a new member polls until it got them, accepting
+    everything; prints what it got and checks it got those only, each
+    delivered once."""
+    offsets = produce(bootstrap, topic, values)
+    out("produced " + " ".join(values))
+    c = share_consumer(bootstrap, group, topic, explicit=True)
+    try:
+        got = consume(c, lambda got: set(values) <= {v for _, v, _ in got},
+                      lambda *r: AcknowledgeType.ACCEPT)
+    finally:
+        c.close()
+    out("a member gets: " + " ".join(f"{v} (delivery count {n})" for _, v, n in sorted(got, key=lambda r: r[1])))
+    want = sorted(zip(offsets, values, [1] * len(values)))
+    check(sorted(got) == want, f"expected only {want}, got {got}")
+
+
+def moves_1(bootstrap, topic, group):
+    admin = AdminClient(client_conf(bootstrap))
+    for f in admin.create_topics([NewTopic(topic, num_partitions=1, replica_assignment=[[1, 2, 3]])]).values():
+        f.result(WAIT)
+    out("created TOPIC: 1 partition on brokers 1, 2, 3")
+    set_group(bootstrap, group, {"share.auto.offset.reset": "earliest"})
+    moves_member(bootstrap, topic, group, ["m-0", "m-1"])
+
+
+def moves_2(bootstrap, topic, group):
+    moves_member(bootstrap, topic, group, ["m-2", "m-3"])
+
+
+def moves_3(bootstrap, topic, group):
+    moves_member(bootstrap, topic, group, ["m-4"])
+
+
 def dlq_durable_before(bootstrap, topic, group):
     """The first half of a broker restart with a dead-letter topic (the
     caller SIGKILLs the broker after it): dlq.TOPIC copies records,
@@ -1273,6 +1367,11 @@ SCENARIOS = {
     "share-read-committed": read_committed,
     "share-durable-before": durable_before,
     "share-durable-after": durable_after,
+    "share-cluster-before": cluster_before,
+    "share-moves-1": moves_1,
+    "share-moves-2": moves_2,
+    "share-moves-3": moves_3,
+    "share-cluster-after": cluster_after,
     "share-dlq-durable-before": dlq_durable_before,
     "share-dlq-durable-after": dlq_durable_after,
 }

@@ -77,6 +77,7 @@ pub mod share_fetch;
 pub mod share_group_describe;
 pub mod share_group_heartbeat;
 pub mod share_group_offsets;
+pub mod share_group_state;
 pub mod shares;
 pub mod sync_group;
 pub mod topics;
