@@ -563,3 +563,33 @@ fn a_broker_leading_a_partition_again_serves_its_share_state_as_stored() {
          a member gets: m-4 (delivery count 1)\n",
     );
 }
+
+#[test]
+fn a_dead_letter_partition_on_another_broker_gets_the_rejected_record() {
+    let mut cluster = Broker::cluster(3, ENV);
+    start_agreed(&mut cluster);
+    let name = topic("share-cluster-dlq");
+    let out = run_python(&cluster[0], "share-cluster-dlq", &name);
+    let text = out.stdout_text();
+    assert!(
+        text.starts_with(
+            "created TOPIC on broker 1 and dlq.TOPIC on broker 2\n\
+             group configs set: share.auto.offset.reset=earliest \
+             errors.deadletterqueue.topic.name=dlq.TOPIC \
+             errors.deadletterqueue.copy.record.enable=true\n\
+             produced c-0 c-1 c-2\n\
+             a member: offsets 0-2 (delivery count 1); rejected c-1, accepted the rest\n\
+             dlq partition 0: key k-1 value c-1 headers __dlq.errors.topic=TOPIC \
+             __dlq.errors.partition=0 __dlq.errors.offset=1 __dlq.errors.group=GROUP \
+             __dlq.errors.delivery.count=1 __dlq.errors.message=Offset rejected by client.\n\
+             DLQ records per partition: 0:1 (high watermarks 1)\n"
+        ),
+        "{text}\n--- stderr\n{}",
+        out.stderr_text()
+    );
+    assert_eq!(
+        leaders(&cluster[0], &format!("dlq.{name}")),
+        Some(vec![(0, 2)]),
+        "the dead-letter partition is on broker 2"
+    );
+}

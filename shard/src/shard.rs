@@ -45,6 +45,7 @@ mod brokers;
 mod cleaner;
 mod controller;
 mod dead_letter;
+mod dead_letter_remote;
 pub use controller::{controller_id, CONTROLLER_DIR, LEGACY_METADATA_DIR};
 mod fetch;
 mod partitions;

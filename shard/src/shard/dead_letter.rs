@@ -18,6 +18,10 @@
 //! fails is logged and counted, and the records are archived unwritten,
 //! as Kafka archives them.
 //!
+//! A dead-letter partition led by another broker is written and searched
+//! there (`dead_letter_remote.rs`), with the same steps; the write is a
+//! Produce with acks=all, synced there as that broker's `log.flush` says.
+//!
 //! Invariant: each record is written to the dead-letter topic once, across
 //! crashes. Every state that shows a record Archiving was written before
 //! its dead-letter write started (the turn is held from before that
@@ -159,7 +163,7 @@ impl Shard {
         else {
             return Err("the group has no dead-letter topic".into());
         };
-        let (dlq_partition, dlq_shard) = {
+        let (dlq_partition, dlq_home) = {
             let metadata = self.metadata();
             let meta = metadata.topics.get(dlq);
             let facts = TopicFacts {
@@ -172,10 +176,20 @@ impl Shard {
             check_topic(&key.group_id, dlq, prefix, facts)?;
             let count = meta.map_or(0, |t| t.partitions.len());
             let dlq_partition = partition_for(key.partition, count);
-            let shard = metadata
-                .leader_shard(self.config.node_id, dlq, dlq_partition)
-                .map_err(|e| format!("no leader of {dlq} [{dlq_partition}] on this broker: {e}"))?;
-            (dlq_partition, shard)
+            let leader = metadata
+                .partition(dlq, dlq_partition)
+                .map_or(sluice_core::metadata::NO_LEADER, |p| p.leader);
+            let home = if leader == self.config.node_id {
+                let shard = metadata
+                    .leader_shard(self.config.node_id, dlq, dlq_partition)
+                    .map_err(|e| format!("{dlq} [{dlq_partition}] has no shard here: {e}"))?;
+                DeadLetterHome::Here(shard)
+            } else if leader >= 0 {
+                DeadLetterHome::Broker(leader)
+            } else {
+                return Err(format!("{dlq} [{dlq_partition}] has no leader"));
+            };
+            (dlq_partition, home)
         };
         let resend = self.env.broken_rule() == Some(crate::env::BrokenRule::DeadLetterResent);
         let found: BTreeSet<Offset> = match since_ms {
@@ -188,11 +202,17 @@ impl Shard {
                     source_topic: topic.to_owned(),
                     source_partition: key.partition,
                 };
-                let found = self
-                    .call(dlq_shard, find)
-                    .await
-                    .map_err(|_| "the dead-letter partition's shard is unreachable".to_owned())?
-                    .map_err(|e| format!("searching {dlq} [{dlq_partition}]: {e}"))?;
+                let found = match dlq_home {
+                    DeadLetterHome::Here(shard) => self
+                        .call(shard, find)
+                        .await
+                        .map_err(|_| "the dead-letter partition's shard is unreachable".to_owned())?
+                        .map_err(|e| format!("searching {dlq} [{dlq_partition}]: {e}"))?,
+                    DeadLetterHome::Broker(leader) => self
+                        .find_dead_letters_remote(leader, &find)
+                        .await
+                        .map_err(|e| format!("searching {dlq} [{dlq_partition}]: {e}"))?,
+                };
                 found.into_iter().collect()
             }
             _ => BTreeSet::new(),
@@ -251,11 +271,19 @@ impl Shard {
         }
         let mut written = 0;
         for (batch, count) in batches {
-            self.append_dead_letters(dlq, dlq_partition, dlq_shard, batch)
-                .await
-                .map_err(|e| {
-                    format!("writing to {dlq} [{dlq_partition}] after {written} records: {e}")
-                })?;
+            let appended = match dlq_home {
+                DeadLetterHome::Here(shard) => self
+                    .append_dead_letters(dlq, dlq_partition, shard, batch)
+                    .await
+                    .map_err(|e| e.to_string()),
+                DeadLetterHome::Broker(leader) => {
+                    self.append_dead_letters_remote(leader, dlq, dlq_partition, batch)
+                        .await
+                }
+            };
+            appended.map_err(|e| {
+                format!("writing to {dlq} [{dlq_partition}] after {written} records: {e}")
+            })?;
             written += count;
         }
         Ok(written)
@@ -350,6 +378,15 @@ impl Shard {
     }
 }
 
+/// Where a dead-letter partition is led.
+#[derive(Clone, Copy)]
+enum DeadLetterHome {
+    /// By this shard of this broker.
+    Here(ShardId),
+    /// By another broker.
+    Broker(i32),
+}
+
 /// The records at `wanted` (ascending offsets) in `p`'s log, those it
 /// still has (a control batch, a compacted offset, or one retention has
 /// deleted since it was delivered has none: its dead letter carries the
@@ -399,7 +436,10 @@ async fn read_originals(p: &OwnedPartition, wanted: &[Offset]) -> Result<Vec<Rec
 /// Calls `each` with every record of the data batches in `chunks`
 /// (decompressed where needed; control batches skipped). The offset after
 /// the last batch (control batches included); 0 when there is none.
-fn for_each_record(chunks: &[Bytes], mut each: impl FnMut(&Record)) -> Result<Offset, ErrorCode> {
+pub(super) fn for_each_record(
+    chunks: &[Bytes],
+    mut each: impl FnMut(&Record),
+) -> Result<Offset, ErrorCode> {
     let mut next = 0;
     for chunk in chunks {
         for batch in BatchIter::new(chunk.clone()) {

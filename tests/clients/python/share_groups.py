@@ -160,6 +160,13 @@ values and prints what it saw:
                  only m-4, produced then (1 must not serve the share
                  partition it held before 2 led)
 
+  share-cluster-dlq
+                 in a 3-broker cluster (run by tests/share_groups.rs):
+                 TOPIC on broker 1 alone, dlq.TOPIC on broker 2 alone
+                 (copying records); a member rejects c-1 of c-0..c-2 and
+                 accepts the rest; the dead letter is on broker 2, with
+                 its key and value
+
   share-kill-victim   (internal) the member share-kill kills (and
                  share-stall stops): polls until it has records, prints
                  them, then waits without acknowledging
@@ -1296,6 +1303,32 @@ def moves_3(bootstrap, topic, group):
     moves_member(bootstrap, topic, group, ["m-4"])
 
 
+def cluster_dlq(bootstrap, topic, group):
+    since_ms = int(time.time() * 1000)
+    dlq_topic = f"dlq.{topic}"
+    admin = AdminClient(client_conf(bootstrap))
+    for f in admin.create_topics([
+            NewTopic(topic, num_partitions=1, replica_assignment=[[1]]),
+            NewTopic(dlq_topic, num_partitions=1, replica_assignment=[[2]], config=DLQ_TOPIC_CONFIG)]).values():
+        f.result(WAIT)
+    out("created TOPIC on broker 1 and dlq.TOPIC on broker 2")
+    set_group(bootstrap, group, {"share.auto.offset.reset": "earliest",
+                                 "errors.deadletterqueue.topic.name": dlq_topic,
+                                 "errors.deadletterqueue.copy.record.enable": "true"},
+              mask=lambda v: v.replace(topic, "TOPIC"))
+    recs = [(0, f"k-{i}", f"c-{i}", []) for i in range(3)]
+    produced = produce_records(bootstrap, topic, recs)
+    out("produced c-0 c-1 c-2")
+    c = share_consumer(bootstrap, group, topic, explicit=True)
+    try:
+        got = consume(c, lambda got: len(got) >= len(recs),
+                      lambda o, v, n: AcknowledgeType.REJECT if v == "c-1" else AcknowledgeType.ACCEPT)
+    finally:
+        c.close()
+    out(f"a member: {show(got)}; rejected c-1, accepted the rest")
+    dlq_report(bootstrap, dlq_topic, topic, group, 1, produced, since_ms)
+
+
 def dlq_durable_before(bootstrap, topic, group):
     """The first half of a broker restart with a dead-letter topic (the
     caller SIGKILLs the broker after it): dlq.TOPIC copies records,
@@ -1368,6 +1401,7 @@ SCENARIOS = {
     "share-durable-before": durable_before,
     "share-durable-after": durable_after,
     "share-cluster-before": cluster_before,
+    "share-cluster-dlq": cluster_dlq,
     "share-moves-1": moves_1,
     "share-moves-2": moves_2,
     "share-moves-3": moves_3,
