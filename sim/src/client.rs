@@ -234,13 +234,17 @@ async fn run(c: &Rc<Clients>, op: Op) {
             let result = propose(c, entry, Proposal::DeleteTopic { name: name.clone() }).await;
             c.event(format!("delete {name}: {result:?}"));
             let mut model = c.model.borrow_mut();
-            model.deleting.remove(&name);
             if result.is_ok() {
+                model.deleting.remove(&name);
                 model.topics.remove(&name);
                 model.deleted.insert(name.clone());
                 model.forget_topic(&name);
                 c.shares.borrow_mut().forget_topic(&name);
             }
+            // A refusal may come after the deletion was committed (the
+            // node crashed, or its controller moved, before it answered):
+            // the topic stays "being deleted" until a check after a
+            // restart sees which it is.
         }
         Op::EnsureOffsetsTopic { entry } => groups::ensure_offsets_topic(c, entry).await,
         Op::SimpleCommit {

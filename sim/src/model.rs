@@ -78,7 +78,9 @@ pub struct Model {
     /// Topics whose creation was acknowledged, with the partition count
     /// acknowledged last; a topic leaves when its deletion is acknowledged.
     pub topics: BTreeMap<String, i32>,
-    /// Topics a deletion was sent for and not yet answered.
+    /// Topics a deletion was sent for and not yet answered, or answered
+    /// with an error (it may have been committed all the same), until a
+    /// check after a restart sees which.
     pub deleting: BTreeSet<String>,
     /// Topics whose deletion was acknowledged.
     pub deleted: BTreeSet<String>,
