@@ -286,6 +286,11 @@ pub struct Shard {
     /// writer, and the turn that makes its check and append one step.
     share_state_epochs: RefCell<HashMap<bytes::Bytes, i32>>,
     share_state_turn: glommio::sync::Semaphore,
+    /// An idle connection to each broker leading share state this shard
+    /// reads or writes (at most one per broker; a call takes it out, so a
+    /// dropped call leaves nothing half-used behind).
+    share_state_links:
+        RefCell<HashMap<sluice_core::metadata::BrokerId, crate::kafka_link::KafkaLink>>,
 }
 
 struct Controller {
@@ -391,6 +396,7 @@ impl Shard {
             share_partitions: RefCell::new(HashMap::new()),
             share_state_epochs: RefCell::new(HashMap::new()),
             share_state_turn: glommio::sync::Semaphore::new(1),
+            share_state_links: RefCell::new(HashMap::new()),
         })
     }
 

@@ -40,6 +40,15 @@ pub use command::{MetadataCommand, MetadataError};
 /// Index of a shard (one pinned executor, one core) within a broker.
 pub type ShardId = u32;
 
+/// Where a partition is led, as [`MetadataState::leader_home`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaderHome {
+    /// By this shard of the broker asking.
+    Here(ShardId),
+    /// By another broker.
+    Broker(BrokerId),
+}
+
 /// Most partitions one topic may have.
 pub const PARTITIONS_MAX: i32 = 100_000;
 
@@ -493,6 +502,24 @@ impl MetadataState {
             return Err(ErrorCode::NotLeaderOrFollower);
         }
         p.shard_on(broker).ok_or(ErrorCode::NotLeaderOrFollower)
+    }
+
+    /// Where `partition` of `topic` is led, seen from `broker`: by one of
+    /// its shards, or by another broker; `None` when it does not exist or
+    /// has no leader (or `broker` leads it without a replica, which the
+    /// invariants rule out).
+    pub fn leader_home(
+        &self,
+        broker: BrokerId,
+        topic: &str,
+        partition: PartitionId,
+    ) -> Option<LeaderHome> {
+        let p = self.partition(topic, partition)?;
+        match p.leader {
+            NO_LEADER => None,
+            leader if leader == broker => p.shard_on(broker).map(LeaderHome::Here),
+            leader => Some(LeaderHome::Broker(leader)),
+        }
     }
 
     /// The shard of `broker` holding a replica of `partition`, if any.

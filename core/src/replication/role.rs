@@ -140,8 +140,12 @@ impl Role {
             {
                 RoleChange::None
             }
-            Role::Leader(v) if meta.leader == me && v.leader_epoch < meta.leader_epoch => {
-                let led_since = v.led_since;
+            _ if meta.leader == me => {
+                // Leading at a later epoch than before, without a break.
+                let led_since = match self {
+                    Role::Leader(v) if v.leader_epoch < meta.leader_epoch => Some(v.led_since),
+                    _ => None,
+                };
                 let mut next = LeaderView::new(
                     me,
                     &meta.replica_brokers(),
@@ -150,24 +154,16 @@ impl Role {
                     (log_end, hw),
                     now_ms,
                 );
-                next.led_since = led_since;
+                let epoch = meta.leader_epoch;
+                let change = match led_since {
+                    Some(since) => {
+                        next.led_since = since;
+                        RoleChange::LeaderAgain { epoch }
+                    }
+                    None => RoleChange::Leader { epoch },
+                };
                 *self = Role::Leader(next);
-                RoleChange::LeaderAgain {
-                    epoch: meta.leader_epoch,
-                }
-            }
-            _ if meta.leader == me => {
-                *self = Role::Leader(LeaderView::new(
-                    me,
-                    &meta.replica_brokers(),
-                    &meta.isr,
-                    (meta.leader_epoch, meta.partition_epoch),
-                    (log_end, hw),
-                    now_ms,
-                ));
-                RoleChange::Leader {
-                    epoch: meta.leader_epoch,
-                }
+                change
             }
             _ => {
                 *self = Role::Follower(FollowerRole {

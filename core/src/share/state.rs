@@ -65,6 +65,13 @@ impl ShareKey {
         coordinator_partition(&self.coordinator_key(), partitions)
     }
 
+    /// Its `__share_group_state` partition in `metadata`; `None` while
+    /// that topic does not exist.
+    pub fn state_partition_in(&self, metadata: &crate::metadata::MetadataState) -> Option<i32> {
+        let count = metadata.topics.get(SHARE_STATE_TOPIC)?.partitions.len() as i32;
+        (count > 0).then(|| self.state_partition(count))
+    }
+
     /// The record key of its snapshots.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(24 + self.group_id.len());

@@ -36,6 +36,7 @@ use std::collections::BTreeSet;
 use bytes::{Bytes, BytesMut};
 use sluice_core::batch::{BatchBuilder, BatchIter};
 use sluice_core::compression::decompress;
+use sluice_core::metadata::LeaderHome;
 use sluice_core::records::{Record, RecordIter};
 use sluice_core::share::dead_letter::{
     check_topic, context_of, partition_for, Cause, Context, DeadLetter, TopicFacts,
@@ -176,19 +177,9 @@ impl Shard {
             check_topic(&key.group_id, dlq, prefix, facts)?;
             let count = meta.map_or(0, |t| t.partitions.len());
             let dlq_partition = partition_for(key.partition, count);
-            let leader = metadata
-                .partition(dlq, dlq_partition)
-                .map_or(sluice_core::metadata::NO_LEADER, |p| p.leader);
-            let home = if leader == self.config.node_id {
-                let shard = metadata
-                    .leader_shard(self.config.node_id, dlq, dlq_partition)
-                    .map_err(|e| format!("{dlq} [{dlq_partition}] has no shard here: {e}"))?;
-                DeadLetterHome::Here(shard)
-            } else if leader >= 0 {
-                DeadLetterHome::Broker(leader)
-            } else {
-                return Err(format!("{dlq} [{dlq_partition}] has no leader"));
-            };
+            let home = metadata
+                .leader_home(self.config.node_id, dlq, dlq_partition)
+                .ok_or_else(|| format!("{dlq} [{dlq_partition}] has no leader"))?;
             (dlq_partition, home)
         };
         let resend = self.env.broken_rule() == Some(crate::env::BrokenRule::DeadLetterResent);
@@ -203,12 +194,12 @@ impl Shard {
                     source_partition: key.partition,
                 };
                 let found = match dlq_home {
-                    DeadLetterHome::Here(shard) => self
+                    LeaderHome::Here(shard) => self
                         .call(shard, find)
                         .await
                         .map_err(|_| "the dead-letter partition's shard is unreachable".to_owned())?
                         .map_err(|e| format!("searching {dlq} [{dlq_partition}]: {e}"))?,
-                    DeadLetterHome::Broker(leader) => self
+                    LeaderHome::Broker(leader) => self
                         .find_dead_letters_remote(leader, &find)
                         .await
                         .map_err(|e| format!("searching {dlq} [{dlq_partition}]: {e}"))?,
@@ -272,11 +263,11 @@ impl Shard {
         let mut written = 0;
         for (batch, count) in batches {
             let appended = match dlq_home {
-                DeadLetterHome::Here(shard) => self
+                LeaderHome::Here(shard) => self
                     .append_dead_letters(dlq, dlq_partition, shard, batch)
                     .await
                     .map_err(|e| e.to_string()),
-                DeadLetterHome::Broker(leader) => {
+                LeaderHome::Broker(leader) => {
                     self.append_dead_letters_remote(leader, dlq, dlq_partition, batch)
                         .await
                 }
@@ -376,15 +367,6 @@ impl Shard {
         }
         Ok(found)
     }
-}
-
-/// Where a dead-letter partition is led.
-#[derive(Clone, Copy)]
-enum DeadLetterHome {
-    /// By this shard of this broker.
-    Here(ShardId),
-    /// By another broker.
-    Broker(i32),
 }
 
 /// The records at `wanted` (ascending offsets) in `p`'s log, those it

@@ -48,6 +48,7 @@ use bytes::Bytes;
 use glommio::sync::Semaphore;
 use sluice_core::batch::{last_offset_in, BatchBuilder, BatchHeader, BatchIter};
 use sluice_core::group::configs::ShareReset;
+use sluice_core::metadata::LeaderHome;
 use sluice_core::records::RecordIter;
 use sluice_core::share::partition::{AckType, Acquired, RecordState, SharePartition};
 use sluice_core::share::state::{ShareKey, ShareSnapshot, StateRecord, SHARE_STATE_TOPIC};
@@ -485,38 +486,25 @@ impl Shard {
         Ok(())
     }
 
-    /// Where the `__share_group_state` partition of `key` is led: by a
-    /// shard here, or by another broker. COORDINATOR_NOT_AVAILABLE while
-    /// the topic does not exist or the partition has no leader.
-    fn share_state_home(&self, key: &ShareKey) -> Result<StateHome, ErrorCode> {
+    /// The `__share_group_state` partition of `key` and where it is led.
+    /// COORDINATOR_NOT_AVAILABLE while the topic does not exist or the
+    /// partition has no leader.
+    fn share_state_home(&self, key: &ShareKey) -> Result<(PartitionId, LeaderHome), ErrorCode> {
         let metadata = self.metadata();
-        let count = metadata
-            .topics
-            .get(SHARE_STATE_TOPIC)
-            .map(|t| t.partitions.len() as i32)
-            .filter(|&n| n > 0)
+        let partition = key
+            .state_partition_in(&metadata)
             .ok_or(ErrorCode::CoordinatorNotAvailable)?;
-        let partition = key.state_partition(count);
-        let leader = metadata
-            .partition(SHARE_STATE_TOPIC, partition)
-            .map_or(sluice_core::metadata::NO_LEADER, |p| p.leader);
-        if leader == sluice_core::metadata::NO_LEADER {
-            return Err(ErrorCode::CoordinatorNotAvailable);
-        }
-        if leader != self.config.node_id {
-            return Ok(StateHome::Broker(leader));
-        }
-        let shard = metadata
-            .leader_shard(self.config.node_id, SHARE_STATE_TOPIC, partition)
-            .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
-        Ok(StateHome::Here { shard, partition })
+        let home = metadata
+            .leader_home(self.config.node_id, SHARE_STATE_TOPIC, partition)
+            .ok_or(ErrorCode::CoordinatorNotAvailable)?;
+        Ok((partition, home))
     }
 
     /// The stored state of `key` (the value of its last record), from its
     /// state partition's leader, here or on another broker.
     async fn read_state(self: &Rc<Self>, key: &ShareKey) -> Result<Option<Bytes>, ErrorCode> {
         match self.share_state_home(key)? {
-            StateHome::Here { shard, partition } => {
+            (partition, LeaderHome::Here(shard)) => {
                 let read = ReadShareState {
                     partition,
                     key: Bytes::from(key.encode()),
@@ -525,7 +513,7 @@ impl Shard {
                     .await
                     .map_err(|_| ErrorCode::CoordinatorNotAvailable)?
             }
-            StateHome::Broker(leader) => self.read_share_state_remote(leader, key).await,
+            (_, LeaderHome::Broker(leader)) => self.read_share_state_remote(leader, key).await,
         }
     }
 
@@ -538,7 +526,7 @@ impl Shard {
         snapshot: Option<&ShareSnapshot>,
     ) -> Result<(), ErrorCode> {
         match self.share_state_home(key)? {
-            StateHome::Here { shard, partition } => {
+            (partition, LeaderHome::Here(shard)) => {
                 let write = WriteShareState {
                     partition,
                     key: Bytes::from(key.encode()),
@@ -548,7 +536,9 @@ impl Shard {
                     .await
                     .map_err(|_| ErrorCode::CoordinatorNotAvailable)?
             }
-            StateHome::Broker(leader) => self.write_share_state_remote(leader, key, snapshot).await,
+            (_, LeaderHome::Broker(leader)) => {
+                self.write_share_state_remote(leader, key, snapshot).await
+            }
         }
     }
 
@@ -823,14 +813,6 @@ impl Shard {
             }
         }
     }
-}
-
-/// Where a share partition's `__share_group_state` partition is led.
-enum StateHome {
-    /// By `shard` of this broker.
-    Here { shard: u32, partition: PartitionId },
-    /// By another broker.
-    Broker(sluice_core::metadata::BrokerId),
 }
 
 /// Applies `member`'s acknowledgements in order; the first refusal is the

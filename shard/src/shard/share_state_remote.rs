@@ -11,6 +11,9 @@
 //! [`STATE_VALUE_TAG`], which a Kafka broker would skip; empty, it is a
 //! tombstone (the state deleted).
 //!
+//! One idle connection per broker is kept for the next call (a call takes
+//! it out while it runs).
+//!
 //! Invariants: a write is answered by the state partition's leader only
 //! once the record is synced on every in-sync replica (its
 //! [`Shard::write_share_state`], as for a local write); any failure is an
@@ -22,7 +25,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::messages::{read_share_group_state_request, write_share_group_state_request};
 use kafka_protocol::messages::{ReadShareGroupStateRequest, WriteShareGroupStateRequest};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Request, StrBytes};
 use sluice_core::share::state::{ShareKey, ShareSnapshot, STATE_VALUE_TAG};
 use uuid::Uuid;
 
@@ -53,14 +56,7 @@ impl Shard {
                             .with_leader_epoch(-1),
                     ]),
             ]);
-        let mut link = self
-            .link_to(leader, "share-state", CONNECT_TIMEOUT)
-            .await
-            .map_err(|e| unreachable_leader(leader, &e))?;
-        let answer = link
-            .call(&request, 0, CALL_TIMEOUT)
-            .await
-            .map_err(|e| unreachable_leader(leader, &e))?;
+        let answer = self.call_state_leader(leader, &request).await?;
         let result = answer
             .results
             .iter()
@@ -112,14 +108,7 @@ impl Shard {
                     .with_topic_id(Uuid::from_bytes(key.topic_id))
                     .with_partitions(vec![partition]),
             ]);
-        let mut link = self
-            .link_to(leader, "share-state", CONNECT_TIMEOUT)
-            .await
-            .map_err(|e| unreachable_leader(leader, &e))?;
-        let answer = link
-            .call(&request, 0, CALL_TIMEOUT)
-            .await
-            .map_err(|e| unreachable_leader(leader, &e))?;
+        let answer = self.call_state_leader(leader, &request).await?;
         let result = answer
             .results
             .iter()
@@ -130,6 +119,39 @@ impl Shard {
             ErrorCode::None => Ok(()),
             error => Err(error),
         }
+    }
+}
+
+impl Shard {
+    /// Sends `request` (version 0) to broker `leader`, on the idle
+    /// connection kept for it or a new one, and keeps the connection for
+    /// the next call once answered; COORDINATOR_NOT_AVAILABLE when no
+    /// answer comes. A kept connection that fails (the broker restarted)
+    /// is dropped and the call made once more on a new one: both calls
+    /// are idempotent (a read; a write of the same state, which its
+    /// epoch lets through again).
+    async fn call_state_leader<R: Request>(
+        &self,
+        leader: i32,
+        request: &R,
+    ) -> Result<R::Response, ErrorCode> {
+        let kept = self.share_state_links.borrow_mut().remove(&leader);
+        if let Some(mut link) = kept {
+            if let Ok(answer) = link.call(request, 0, CALL_TIMEOUT).await {
+                self.share_state_links.borrow_mut().insert(leader, link);
+                return Ok(answer);
+            }
+        }
+        let mut link = self
+            .link_to(leader, "share-state", CONNECT_TIMEOUT)
+            .await
+            .map_err(|e| unreachable_leader(leader, &e))?;
+        let answer = link
+            .call(request, 0, CALL_TIMEOUT)
+            .await
+            .map_err(|e| unreachable_leader(leader, &e))?;
+        self.share_state_links.borrow_mut().insert(leader, link);
+        Ok(answer)
     }
 }
 

@@ -52,11 +52,7 @@ impl Handler for ReadShareGroupStateHandler {
         for topic in &request.topics {
             let mut partitions = Vec::with_capacity(topic.partitions.len());
             for p in &topic.partitions {
-                let key = ShareKey {
-                    group_id: group_id.to_owned(),
-                    topic_id: topic.topic_id.into_bytes(),
-                    partition: p.partition,
-                };
+                let key = share_key(group_id, topic.topic_id, p.partition);
                 let mut result = read_share_group_state_response::PartitionResult::default()
                     .with_partition(p.partition)
                     .with_start_offset(-1)
@@ -105,11 +101,7 @@ impl Handler for WriteShareGroupStateHandler {
         for topic in &request.topics {
             let mut partitions = Vec::with_capacity(topic.partitions.len());
             for p in &topic.partitions {
-                let key = ShareKey {
-                    group_id: group_id.to_owned(),
-                    topic_id: topic.topic_id.into_bytes(),
-                    partition: p.partition,
-                };
+                let key = share_key(group_id, topic.topic_id, p.partition);
                 let value = match p.unknown_tagged_fields.get(&STATE_VALUE_TAG) {
                     Some(v) if v.is_empty() => None,
                     Some(v) => Some(v.clone()),
@@ -154,16 +146,20 @@ impl Handler for WriteShareGroupStateHandler {
     }
 }
 
+fn share_key(group_id: &str, topic_id: uuid::Uuid, partition: i32) -> ShareKey {
+    ShareKey {
+        group_id: group_id.to_owned(),
+        topic_id: topic_id.into_bytes(),
+        partition,
+    }
+}
+
 /// The shard here leading `key`'s state partition, and that partition.
 fn home(ctx: &Context, key: &ShareKey) -> Result<(u32, i32), ErrorCode> {
     let metadata = ctx.shard.metadata();
-    let count = metadata
-        .topics
-        .get(SHARE_STATE_TOPIC)
-        .map(|t| t.partitions.len() as i32)
-        .filter(|&n| n > 0)
+    let partition = key
+        .state_partition_in(&metadata)
         .ok_or(ErrorCode::CoordinatorNotAvailable)?;
-    let partition = key.state_partition(count);
     let shard = metadata
         .leader_shard(ctx.node_id, SHARE_STATE_TOPIC, partition)
         .map_err(|_| ErrorCode::NotCoordinator)?;
