@@ -11,7 +11,9 @@
 
 use std::path::PathBuf;
 
-use sluice_core::group::records::{CommittedOffset, GroupSnapshot, MemberSnapshot, OffsetsRecord};
+use sluice_core::group::records::{
+    CommittedOffset, GroupSnapshot, MemberSnapshot, OffsetsRecord, ShareGroupSnapshot,
+};
 
 use bytes::BytesMut;
 use sluice_core::batch::{assign_in_place, BatchBuilder};
@@ -136,6 +138,10 @@ fn group_records() -> Vec<OffsetsRecord> {
                     assignment: bytes::Bytes::from_static(&[0, 1, 0, 0, 0, 0]),
                 }],
             }),
+        },
+        OffsetsRecord::ShareGroup {
+            group: "group".into(),
+            value: Some(ShareGroupSnapshot { epoch: 3 }),
         },
     ]
 }

@@ -14,6 +14,10 @@
 //! a partition another shard owns NOT_COORDINATOR, as Kafka). A commit is
 //! answered only after its record is durable, and a SyncGroup only after
 //! the assignment's record is: an acknowledged commit survives SIGKILL.
+//! A share group's metadata record (its epoch) is written after the
+//! heartbeat that made the group or moved its epoch applied, before that
+//! heartbeat is answered; a failed write is logged and made good by the
+//! next change (membership itself is not persisted).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -246,24 +250,31 @@ impl GroupHome {
                     .borrow_mut()
                     .consumer_heartbeat(req, topics, now),
             ),
-            GroupRequest::ShareHeartbeat(req) => GroupResponse::ShareHeartbeat(
-                self.coordinator
+            GroupRequest::ShareHeartbeat(req) => {
+                let group_id = req.group_id.clone();
+                let before = self.coordinator.borrow().share_group_epoch(&group_id);
+                let response = self
+                    .coordinator
                     .borrow_mut()
-                    .share_heartbeat(req, topics, now),
-            ),
+                    .share_heartbeat(req, topics, now);
+                self.write_share_group(log, &group_id, before).await;
+                GroupResponse::ShareHeartbeat(response)
+            }
             GroupRequest::DescribeShareGroup { group_id } => GroupResponse::ShareGroupDescribed(
                 self.coordinator.borrow().describe_share_group(&group_id),
             ),
-            GroupRequest::ShareOffsetsCheck { group_id, create } => GroupResponse::Error(
-                match self
+            GroupRequest::ShareOffsetsCheck { group_id, create } => {
+                let before = self.coordinator.borrow().share_group_epoch(&group_id);
+                let checked = self
                     .coordinator
                     .borrow_mut()
-                    .share_offsets_check(&group_id, create)
-                {
+                    .share_offsets_check(&group_id, create);
+                self.write_share_group(log, &group_id, before).await;
+                GroupResponse::Error(match checked {
                     Ok(()) => ErrorCode::None,
                     Err(e) => e,
-                },
-            ),
+                })
+            }
             GroupRequest::Join(req) => GroupResponse::Join(self.join(req, now).await),
             GroupRequest::Sync(req) => GroupResponse::Sync(self.sync(req, now).await),
             GroupRequest::Heartbeat {
@@ -398,10 +409,6 @@ impl GroupHome {
             }
             GroupRequest::Delete { group_id } => {
                 let tombstones = self.coordinator.borrow().deletion(&group_id);
-                if tombstones.is_ok() && self.coordinator.borrow_mut().delete_share_group(&group_id)
-                {
-                    return GroupResponse::Error(ErrorCode::None);
-                }
                 match tombstones {
                     Ok(records) => match log.write(records.clone(), records).await {
                         Ok(()) => GroupResponse::Error(ErrorCode::None),
@@ -503,6 +510,25 @@ impl GroupHome {
             let sender = self.parked.borrow_mut().remove(&reply.token());
             if let Some(sender) = sender {
                 let _ = sender.try_send(reply);
+            }
+        }
+    }
+
+    /// Writes share group `group_id`'s metadata record when the group was
+    /// just made or its epoch moved since `before` (its epoch then), and
+    /// waits until it is durable. A failed write is logged: the group
+    /// lives on in memory, and the next change writes it again.
+    async fn write_share_group(&self, log: &OffsetsLog, group_id: &str, before: Option<i32>) {
+        let record = {
+            let coordinator = self.coordinator.borrow();
+            match coordinator.share_group_epoch(group_id) {
+                Some(epoch) if Some(epoch) != before => coordinator.share_group_record(group_id),
+                _ => None,
+            }
+        };
+        if let Some(record) = record {
+            if let Err(e) = log.write(vec![record], Vec::new()).await {
+                tracing::warn!(group = group_id, error = %e, "writing share group metadata failed");
             }
         }
     }

@@ -16,7 +16,7 @@ use bytes::Bytes;
 
 use super::consumer::{self, ConsumerGroup, ConsumerGroupConfig, TopicInfo};
 use super::membership::Group;
-use super::records::{CommittedOffset, OffsetsRecord};
+use super::records::{CommittedOffset, OffsetsRecord, ShareGroupSnapshot};
 use super::share::{
     ShareGroup, ShareGroupConfig, ShareGroupDescription, ShareHeartbeatRequest,
     ShareHeartbeatResponse,
@@ -77,7 +77,9 @@ pub struct GroupCoordinator {
     /// Groups of the KIP-848 protocol (membership only; their offsets are
     /// in `groups`).
     consumer_groups: BTreeMap<String, ConsumerGroup>,
-    /// Share groups (KIP-932): membership only, kept until deleted.
+    /// Share groups (KIP-932), kept until deleted: their membership, in
+    /// memory only, and their epoch, also in a record of the log (so a
+    /// share group exists, empty, after a restart).
     share_groups: BTreeMap<String, ShareGroup>,
     /// Groups whose metadata changed since the last
     /// [`GroupCoordinator::take_pending_writes`] (so that call looks at
@@ -386,10 +388,20 @@ impl GroupCoordinator {
         Ok(())
     }
 
-    /// Deletes share group `group_id` (DeleteGroups, once [`Self::deletion`]
-    /// allowed it); true when it was one.
-    pub fn delete_share_group(&mut self, group_id: &str) -> bool {
-        self.share_groups.remove(group_id).is_some()
+    /// Share group `group_id`'s epoch, if it is one.
+    pub fn share_group_epoch(&self, group_id: &str) -> Option<i32> {
+        self.share_groups.get(group_id).map(ShareGroup::epoch)
+    }
+
+    /// The metadata record of share group `group_id` as it is now (its
+    /// epoch), if it is one: written when the group is made and when its
+    /// epoch moves.
+    pub fn share_group_record(&self, group_id: &str) -> Option<OffsetsRecord> {
+        let g = self.share_groups.get(group_id)?;
+        Some(OffsetsRecord::ShareGroup {
+            group: group_id.to_owned(),
+            value: Some(ShareGroupSnapshot { epoch: g.epoch() }),
+        })
     }
 
     /// Whether `member_id` is a member of share group `group_id` now.
@@ -553,6 +565,18 @@ impl GroupCoordinator {
                     }
                 }
             },
+            OffsetsRecord::ShareGroup { group, value } => match value {
+                // The group as written: empty at its epoch when replayed
+                // (its members rejoin); one live here is at least there.
+                Some(snapshot) => self
+                    .share_groups
+                    .entry(group)
+                    .or_default()
+                    .restore_epoch(snapshot.epoch),
+                None => {
+                    self.share_groups.remove(&group);
+                }
+            },
         }
     }
 
@@ -664,10 +688,13 @@ impl GroupCoordinator {
     /// offsets, then its metadata). The group goes when they are applied.
     pub fn deletion(&self, group_id: &str) -> Result<Vec<OffsetsRecord>, ErrorCode> {
         if let Some(g) = self.share_groups.get(group_id) {
-            // Nothing of a share group is in the log: the caller deletes
-            // it with [`Self::delete_share_group`].
+            // A share group commits no offsets: its metadata record is
+            // all of it in the log.
             return if g.is_empty() {
-                Ok(Vec::new())
+                Ok(vec![OffsetsRecord::ShareGroup {
+                    group: group_id.to_owned(),
+                    value: None,
+                }])
             } else {
                 Err(ErrorCode::NonEmptyGroup)
             };

@@ -2,10 +2,12 @@
 //! metadata, as keys and values in Kafka's own layout.
 //!
 //! Owns: encoding and decoding one record's key and value. The layouts are
-//! Kafka's classic ones (offset commit key v1 / value v3, group metadata key
-//! v2 / value v3; big-endian, strings as an i16 length then UTF-8, bytes as
-//! an i32 length), so tools that read Kafka's offsets topic read ours. A
-//! record with a null value is a tombstone: the key's state is deleted.
+//! Kafka's (offset commit key v1 / value v3, group metadata key v2 / value
+//! v3; big-endian, strings as an i16 length then UTF-8, bytes as an i32
+//! length; and KIP-932's share group metadata, key type 11 / value v0,
+//! flexible: the group epoch and its topics' hash, which sluice leaves 0),
+//! so tools that read Kafka's offsets topic read ours. A record with a
+//! null value is a tombstone: the key's state is deleted.
 //!
 //! Invariants: decoding never panics and never allocates more than the
 //! input's length implies (every length is checked against what is left);
@@ -62,6 +64,18 @@ pub enum OffsetsRecord {
         group: String,
         value: Option<GroupSnapshot>,
     },
+    /// A share group (KIP-932) and its epoch: it exists, empty, after a
+    /// restart (its members rejoin).
+    ShareGroup {
+        group: String,
+        value: Option<ShareGroupSnapshot>,
+    },
+}
+
+/// A share group's metadata record (Kafka's ShareGroupMetadataValue).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShareGroupSnapshot {
+    pub epoch: i32,
 }
 
 /// Why a record could not be decoded.
@@ -83,12 +97,17 @@ const OFFSET_KEY_VERSION: i16 = 1;
 const GROUP_KEY_VERSION: i16 = 2;
 const OFFSET_VALUE_VERSION: i16 = 3;
 const GROUP_VALUE_VERSION: i16 = 3;
+/// Kafka's record type of ShareGroupMetadataKey (the key's version).
+const SHARE_GROUP_KEY_TYPE: i16 = 11;
+const SHARE_GROUP_VALUE_VERSION: i16 = 0;
 
 impl OffsetsRecord {
     /// The group this record belongs to.
     pub fn group(&self) -> &str {
         match self {
-            OffsetsRecord::Offset { group, .. } | OffsetsRecord::Group { group, .. } => group,
+            OffsetsRecord::Offset { group, .. }
+            | OffsetsRecord::Group { group, .. }
+            | OffsetsRecord::ShareGroup { group, .. } => group,
         }
     }
 
@@ -109,6 +128,10 @@ impl OffsetsRecord {
             }
             OffsetsRecord::Group { group, .. } => {
                 put_i16(&mut out, GROUP_KEY_VERSION);
+                put_str(&mut out, group);
+            }
+            OffsetsRecord::ShareGroup { group, .. } => {
+                put_i16(&mut out, SHARE_GROUP_KEY_TYPE);
                 put_str(&mut out, group);
             }
         }
@@ -148,6 +171,16 @@ impl OffsetsRecord {
                 }
                 out
             }),
+            OffsetsRecord::ShareGroup { value, .. } => value.as_ref().map(|g| {
+                let mut out = Vec::with_capacity(15);
+                put_i16(&mut out, SHARE_GROUP_VALUE_VERSION);
+                put_i32(&mut out, g.epoch);
+                // MetadataHash: sluice does not compare topics by hash.
+                put_i64(&mut out, 0);
+                // No tagged fields.
+                put_uvarint(&mut out, 0);
+                out
+            }),
         }
     }
 
@@ -172,6 +205,11 @@ impl OffsetsRecord {
                 let value = value.map(decode_group_value).transpose()?;
                 Ok(OffsetsRecord::Group { group, value })
             }
+            SHARE_GROUP_KEY_TYPE => {
+                let group = k.string()?;
+                let value = value.map(decode_share_group_value).transpose()?;
+                Ok(OffsetsRecord::ShareGroup { group, value })
+            }
             other => Err(RecordError::UnknownKeyVersion(other)),
         }
     }
@@ -193,6 +231,18 @@ fn decode_offset_value(value: &[u8]) -> Result<CommittedOffset, RecordError> {
         metadata,
         commit_timestamp_ms,
     })
+}
+
+fn decode_share_group_value(value: &[u8]) -> Result<ShareGroupSnapshot, RecordError> {
+    let mut v = Reader(value);
+    let version = v.i16()?;
+    if version != SHARE_GROUP_VALUE_VERSION {
+        return Err(RecordError::UnknownValueVersion(version));
+    }
+    let epoch = v.i32()?;
+    let _metadata_hash = v.i64()?;
+    // Tagged fields after it are skipped.
+    Ok(ShareGroupSnapshot { epoch })
 }
 
 fn decode_group_value(value: &[u8]) -> Result<GroupSnapshot, RecordError> {
@@ -398,7 +448,11 @@ mod tests {
                 commit_timestamp_ms: 9,
             }),
         };
-        for record in [offset, group_record()] {
+        let share = OffsetsRecord::ShareGroup {
+            group: "s".into(),
+            value: Some(ShareGroupSnapshot { epoch: 4 }),
+        };
+        for record in [offset, group_record(), share] {
             let key = record.encode_key();
             let value = record.encode_value();
             assert_eq!(
@@ -428,6 +482,33 @@ mod tests {
         assert_eq!(
             record.encode_value().expect("not a tombstone"),
             [0, 3, 0, 0, 0, 0, 0, 0, 0, 2, 255, 255, 255, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3]
+        );
+    }
+
+    #[test]
+    fn share_group_records_use_kafkas_layout() {
+        let record = OffsetsRecord::ShareGroup {
+            group: "g".into(),
+            value: Some(ShareGroupSnapshot { epoch: 2 }),
+        };
+        // ShareGroupMetadataKey (type 11), ShareGroupMetadataValue v0:
+        // Epoch, MetadataHash, no tagged fields.
+        assert_eq!(record.encode_key(), [0, 11, 0, 1, b'g']);
+        assert_eq!(
+            record.encode_value().expect("not a tombstone"),
+            [0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
+        let value = record.encode_value().expect("not a tombstone");
+        for cut in 0..value.len() - 1 {
+            assert!(OffsetsRecord::decode(&record.encode_key(), Some(&value[..cut])).is_err());
+        }
+        let tombstone = OffsetsRecord::ShareGroup {
+            group: "g".into(),
+            value: None,
+        };
+        assert_eq!(
+            OffsetsRecord::decode(&tombstone.encode_key(), None),
+            Ok(tombstone)
         );
     }
 

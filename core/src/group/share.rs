@@ -16,7 +16,8 @@
 //! epoch after its heartbeat. Every subscribed partition of a topic with subscribers is
 //! assigned to at least one member. Pure: no I/O, time is an argument.
 //! Membership is not persisted (members rejoin after a restart, as after a
-//! coordinator move).
+//! coordinator move); the group and its epoch are (its coordinator writes
+//! them), so a group exists, empty, at its last written epoch after one.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -125,6 +126,21 @@ pub struct ShareGroup {
 }
 
 impl ShareGroup {
+    /// The group epoch.
+    pub fn epoch(&self) -> i32 {
+        self.group_epoch
+    }
+
+    /// The group at `epoch` as its metadata record stored it, when it has
+    /// no members (after a restart); a group with members is ahead of any
+    /// record and keeps its own.
+    pub fn restore_epoch(&mut self, epoch: i32) {
+        if self.members.is_empty() && epoch > self.group_epoch {
+            self.group_epoch = epoch;
+            self.assignment_epoch = epoch;
+        }
+    }
+
     /// True when no member is left.
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()

@@ -539,6 +539,64 @@ fn a_kip848_group_with_members_is_not_deleted_nor_its_consumed_offsets() {
 }
 
 #[test]
+fn a_share_group_comes_back_empty_at_its_epoch_from_its_record_until_deleted() {
+    use crate::group::share::ShareHeartbeatRequest;
+    let mut c = coordinator(0);
+    let joined = c.share_heartbeat(
+        ShareHeartbeatRequest {
+            group_id: "s".into(),
+            member_id: "m".into(),
+            member_epoch: 0,
+            subscribed_topics: Some(vec!["t".into()]),
+            ..ShareHeartbeatRequest::default()
+        },
+        &topic_t,
+        0,
+    );
+    assert_eq!(joined.error, ErrorCode::None);
+    let record = c.share_group_record("s").expect("a share group");
+    assert_eq!(c.share_group_epoch("s"), Some(joined.member_epoch));
+    assert_eq!(c.deletion("s"), Err(ErrorCode::NonEmptyGroup));
+    // A restart: a new coordinator replays the record.
+    let mut c = coordinator(0);
+    assert!(c.describe_share_group("s").is_err());
+    c.apply(record, 10);
+    let described = c.describe_share_group("s").expect("the group is back");
+    assert_eq!(
+        (
+            described.state,
+            described.group_epoch,
+            described.members.len()
+        ),
+        ("Empty", joined.member_epoch, 0)
+    );
+    // A record of an older epoch (replayed later) does not move it back.
+    c.apply(
+        OffsetsRecord::ShareGroup {
+            group: "s".into(),
+            value: Some(ShareGroupSnapshot { epoch: 0 }),
+        },
+        20,
+    );
+    assert_eq!(c.share_group_epoch("s"), Some(joined.member_epoch));
+    // Empty, it may be deleted: by its tombstone.
+    let tombstones = c
+        .deletion("s")
+        .expect("an empty share group can be deleted");
+    assert_eq!(
+        tombstones,
+        [OffsetsRecord::ShareGroup {
+            group: "s".into(),
+            value: None
+        }]
+    );
+    for t in tombstones {
+        c.apply(t, 30);
+    }
+    assert_eq!(c.share_group_epoch("s"), None);
+}
+
+#[test]
 fn an_empty_kip848_group_with_offsets_stays_a_consumer_group_until_deleted() {
     use crate::group::consumer::HeartbeatRequest;
     let mut c = coordinator(0);
