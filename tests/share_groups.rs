@@ -27,9 +27,12 @@
 //!   hand with scripts/kafka-oracle kill between the halves): records
 //!   accepted or rejected before a broker SIGKILL are never delivered
 //!   again, records held unacknowledged are, with their delivery counted.
+//!   After the restart the group is there, empty, and its share
+//!   partition is described from its stored state.
 //! - cluster: on three brokers, share partitions whose state partition
 //!   another broker leads (ReadShareGroupState, WriteShareGroupState)
-//!   keep what was acknowledged across a rolling restart.
+//!   keep what was acknowledged across a rolling restart; a describe
+//!   asked of any broker lists the share partitions every broker holds.
 
 mod common;
 
@@ -78,6 +81,63 @@ fn run_python(broker: &Broker, scenario: &str, topic: &str) -> CmdOutput {
         broker.log_tail(40)
     );
     out
+}
+
+/// `sluice group describe` of share group `group` (named as its topic):
+/// the share partitions' rows (topic, partition, start offset, in flight,
+/// acquired, lag), in order.
+fn share_rows(broker: &Broker, group: &str) -> Vec<Vec<String>> {
+    share_describe(broker, group).1
+}
+
+/// Kafka's kafka-share-groups.sh (ShareGroupCommand) with `args` against
+/// `broker`: its output's non-blank lines, split into words.
+fn share_groups_tool(broker: &Broker, args: &[&str]) -> Vec<Vec<String>> {
+    let out = run(
+        Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka-oracle"))
+            .args([
+                "tool",
+                "org.apache.kafka.tools.consumer.group.ShareGroupCommand",
+            ])
+            .args(["--bootstrap-server", &broker.bootstrap()])
+            .args(args),
+        b"",
+        Duration::from_secs(180),
+    );
+    out.assert_success();
+    out.stdout_text()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split_whitespace().map(str::to_owned).collect())
+        .collect()
+}
+
+/// `sluice group describe` of share group `group`: its first line (the
+/// group's state, epoch and members) and [`share_rows`].
+fn share_describe(broker: &Broker, group: &str) -> (String, Vec<Vec<String>>) {
+    let describe = run(
+        Command::new(env!("CARGO_BIN_EXE_sluice")).args([
+            "group",
+            "--bootstrap",
+            &broker.bootstrap(),
+            "describe",
+            group,
+        ]),
+        b"",
+        Duration::from_secs(60),
+    );
+    describe.assert_success();
+    let text = describe.stdout_text();
+    assert!(
+        text.starts_with(&format!("Group {group}: share group, state ")),
+        "{text}"
+    );
+    let rows = text
+        .lines()
+        .filter(|l| l.starts_with(&format!("{group} ")))
+        .map(|l| l.split_whitespace().map(str::to_owned).collect())
+        .collect();
+    (text.lines().next().unwrap_or_default().to_owned(), rows)
 }
 
 /// Runs `scenario` and compares its lines with Kafka's, but for
@@ -281,31 +341,28 @@ fn acknowledged_records_stay_acknowledged_across_a_broker_sigkill() {
     assert_eq!(before.stdout_text(), expected("share-durable-before"));
     // `sluice group describe` shows where the share partition stands: 0-14
     // done, 15-29 in flight (available again: their holder is gone).
-    let describe = run(
-        Command::new(env!("CARGO_BIN_EXE_sluice")).args([
-            "group",
-            "--bootstrap",
-            &broker.bootstrap(),
-            "describe",
-            &name,
-        ]),
-        b"",
-        Duration::from_secs(60),
+    assert_eq!(
+        share_rows(&broker, &name),
+        [[name.as_str(), "0", "15", "15", "0", "15"]]
     );
-    describe.assert_success();
-    let text = describe.stdout_text();
-    assert!(
-        text.starts_with(&format!("Group {name}: share group, state ")),
-        "{text}"
-    );
-    let row: Vec<&str> = text
-        .lines()
-        .find(|l| l.starts_with(&format!("{name} ")))
-        .map(|l| l.split_whitespace().collect())
-        .unwrap_or_default();
-    assert_eq!(row, [name.as_str(), "0", "15", "15", "0", "15"], "{text}");
     broker.kill();
     broker.restart();
+    // After the restart the group is there, empty, and no broker holds
+    // its share partition: where it stands is read from its stored state
+    // (records 15-29 in flight again; no lag without a holder).
+    let (state, rows) = share_describe(&broker, &name);
+    assert!(state.contains("state Empty, group epoch "), "{state}");
+    assert_eq!(rows, [[name.as_str(), "0", "15", "15", "0", "-"]]);
+    // As Kafka's tool sees it (START-OFFSET 15; LAG "-": the version of
+    // DescribeShareGroupOffsets sluice serves has no lag).
+    let tool = share_groups_tool(&broker, &["--describe", "--offsets", "--group", &name]);
+    assert_eq!(
+        tool,
+        [
+            vec!["GROUP", "TOPIC", "PARTITION", "START-OFFSET", "LAG"],
+            vec![name.as_str(), name.as_str(), "0", "15", "-"]
+        ]
+    );
     let after = run_python(&broker, "share-durable-after", &name);
     assert_eq!(
         after.stdout_text(),
@@ -365,6 +422,19 @@ fn share_partitions_keep_their_state_on_another_broker_across_a_rolling_restart(
         "--- stderr\n{}",
         before.stderr_text()
     );
+    // Each broker leads one partition, so each holds one share partition,
+    // and the one state partition is led by one of them: a describe asked
+    // of any broker lists all three, each done up to offset 4.
+    for broker in &cluster {
+        assert_eq!(
+            share_rows(broker, &name),
+            (0..3)
+                .map(|p| [name.as_str(), &p.to_string(), "4", "0", "0", "0"].map(str::to_owned))
+                .collect::<Vec<_>>(),
+            "asked of broker {}",
+            broker.node_id()
+        );
+    }
     let mut led_by: Vec<i32> = Vec::new();
     wait_until("the topic's leaders", || {
         leaders(&cluster[0], &name).is_some_and(|l| {

@@ -157,6 +157,10 @@ shard_ops! {
     /// The share partitions of a group held here (DescribeShareGroupOffsets,
     /// `sluice group describe`).
     DescribeSharePartitions => describe_share_partitions -> Vec<SharePartitionState>,
+    /// To the leader of `__share_group_state` partitions: the state stored
+    /// there of each share partition of a group (DescribeShareGroupOffsets
+    /// of share partitions no broker holds in memory).
+    StoredSharePartitions => stored_share_partitions -> Result<Vec<StoredShareState>, ErrorCode>,
     /// A group was deleted: its share partitions here go.
     ForgetShareGroup => forget_share_group -> (),
     /// To the leader of a `__share_group_state` partition: write a share
@@ -240,6 +244,25 @@ pub struct ForgetShareGroup {
 #[derive(Debug, Clone)]
 pub struct DescribeSharePartitions {
     pub group_id: String,
+}
+
+/// The share partitions of `group_id` whose state is stored on the
+/// `__share_group_state` partitions this shard leads.
+#[derive(Debug, Clone)]
+pub struct StoredSharePartitions {
+    pub group_id: String,
+}
+
+/// A share partition's stored state, as the last snapshot written says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredShareState {
+    pub topic_id: [u8; 16],
+    pub partition: PartitionId,
+    /// The share-partition start offset (SPSO).
+    pub start_offset: Offset,
+    /// Records from the start on that the snapshot names not yet done
+    /// (acquired ones are stored as available).
+    pub in_flight: usize,
 }
 
 /// Where one share partition stands.

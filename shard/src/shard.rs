@@ -286,9 +286,10 @@ pub struct Shard {
     /// writer, and the turn that makes its check and append one step.
     share_state_epochs: RefCell<HashMap<bytes::Bytes, i32>>,
     share_state_turn: glommio::sync::Semaphore,
-    /// An idle connection to each broker leading share state this shard
-    /// reads or writes (at most one per broker; a call takes it out, so a
-    /// dropped call leaves nothing half-used behind).
+    /// An idle connection to each broker this shard asks about share
+    /// groups: it leads share state read or written here, or holds share
+    /// partitions a describe lists (at most one per broker; a call takes
+    /// it out, so a dropped call leaves nothing half-used behind).
     share_state_links:
         RefCell<HashMap<sluice_core::metadata::BrokerId, crate::kafka_link::KafkaLink>>,
 }

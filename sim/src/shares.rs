@@ -61,7 +61,7 @@ use sluice_core::share::state::SHARE_STATE_TOPIC;
 use sluice_core::{ErrorCode, Offset, PartitionId};
 use sluice_shard::message::{
     DescribeSharePartitions, Fetch, ListOffsets, PartitionRead, Propose, SharePartitionRead,
-    ShareRead, ShareReadResult, ShareSettings,
+    ShareRead, ShareReadResult, ShareSettings, StoredSharePartitions,
 };
 use sluice_shard::simulated::Rng;
 use sluice_shard::{Proposal, Shard};
@@ -750,6 +750,30 @@ async fn close_one(
         return Ok(());
     };
     c.shares.borrow_mut().checks += 1;
+    // What is stored is never ahead of what the holder holds (it writes
+    // every change before answering): a describe trusts the holder so.
+    for state_shard in 0..shard.shards {
+        let stored = shard
+            .call(
+                state_shard,
+                StoredSharePartitions {
+                    group_id: group.to_owned(),
+                },
+            )
+            .await
+            .map_err(|_| Ok(ErrorCode::CoordinatorNotAvailable))?
+            .map_err(Ok)?;
+        if let Some(ahead) = stored.iter().find(|s| {
+            Some(s.topic_id) == topic_id
+                && s.partition == tp.1
+                && s.start_offset > state.start_offset
+        }) {
+            return Err(Err(format!(
+                "share group {group} {tp:?}: stored start {} ahead of the held {state:?}",
+                ahead.start_offset
+            )));
+        }
+    }
     // A read_committed group is done up to the last stable offset (a
     // transaction still open holds the rest back).
     let done_with = if group == READ_COMMITTED_GROUP {

@@ -81,6 +81,16 @@ impl ShareKey {
         put_i32(&mut out, self.partition);
         out
     }
+
+    /// What the record key of every snapshot of `group_id`'s share
+    /// partitions starts with (a scan of a state partition for one group
+    /// matches it).
+    pub fn group_prefix(group_id: &str) -> Vec<u8> {
+        let mut out = Vec::with_capacity(4 + group_id.len());
+        put_i16(&mut out, SNAPSHOT_KEY);
+        put_str(&mut out, group_id);
+        out
+    }
 }
 
 /// One range of offsets with one delivery state and count.
@@ -223,6 +233,18 @@ mod tests {
             topic_id: [7; 16],
             partition: 3,
         }
+    }
+
+    #[test]
+    fn a_groups_prefix_starts_its_keys_only() {
+        let prefix = ShareKey::group_prefix("g");
+        assert!(key().encode().starts_with(&prefix));
+        let longer = ShareKey {
+            group_id: "gg".into(),
+            ..key()
+        };
+        assert!(!longer.encode().starts_with(&prefix));
+        assert!(!key().encode().starts_with(&ShareKey::group_prefix("")));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! acquisitions and the reads of what it acquired; and their durable state
 //! on `__share_group_state` (this shard's part of Kafka's share
 //! coordinator: the leader of a state partition writes and reads its
-//! records).
+//! records, and lists a group's states for a describe).
 //!
 //! Owns: one [`ShareEntry`] per (group, topic id, partition) read here. At
 //! its first use after a start its state is read back from its
@@ -55,7 +55,8 @@ use sluice_core::share::state::{ShareKey, ShareSnapshot, StateRecord, SHARE_STAT
 
 use crate::message::{
     DescribeSharePartitions, ForgetShareGroup, ReadShareState, RecordSet, ResetSharePartition,
-    SharePartitionState, ShareRead, ShareReadResult, ShareSettings, WriteShareState,
+    SharePartitionState, ShareRead, ShareReadResult, ShareSettings, StoredSharePartitions,
+    StoredShareState, WriteShareState,
 };
 
 use super::*;
@@ -657,34 +658,68 @@ impl Shard {
             .partition(SHARE_STATE_TOPIC, op.partition)
             .ok_or(ErrorCode::NotCoordinator)?;
         p.leads_at().ok_or(ErrorCode::NotCoordinator)?;
-        let end = p.high_watermark();
-        let mut offset = p.log.log_start_offset();
         let mut found: Option<Bytes> = None;
-        while offset < end {
-            let chunks = p
-                .log
-                .read(offset, STATE_READ_BYTES, end)
-                .await
-                .map_err(|e| e.error_code())?;
-            if chunks.is_empty() {
-                break;
+        scan_state_partition(&p, |key, value| {
+            if key == &op.key[..] {
+                found = value;
             }
-            for chunk in chunks {
-                for batch in BatchIter::new(chunk) {
-                    let batch = batch.map_err(|_| ErrorCode::CorruptMessage)?;
-                    offset = batch.next_offset();
-                    let Ok(records) = RecordIter::new(&batch) else {
-                        continue;
-                    };
-                    for record in records.flatten() {
-                        if record.key.as_deref() == Some(&op.key[..]) {
-                            found = record.value;
-                        }
-                    }
-                }
-            }
-        }
+        })
+        .await?;
         Ok(found)
+    }
+
+    /// [`StoredSharePartitions`]: the last stored state of each share
+    /// partition of the group, from every `__share_group_state` partition
+    /// this shard leads (a deleted state is not listed).
+    pub(crate) async fn stored_share_partitions(
+        self: &Rc<Self>,
+        op: StoredSharePartitions,
+    ) -> Result<Vec<StoredShareState>, ErrorCode> {
+        let count = self
+            .metadata()
+            .topics
+            .get(SHARE_STATE_TOPIC)
+            .map_or(0, |t| t.partitions.len() as PartitionId);
+        let prefix = ShareKey::group_prefix(&op.group_id);
+        // The last value of each of the group's keys: at most one per
+        // share partition of the group.
+        let mut latest: HashMap<Vec<u8>, Option<Bytes>> = HashMap::new();
+        for partition in 0..count {
+            let Some(p) = self.partition(SHARE_STATE_TOPIC, partition) else {
+                continue;
+            };
+            if p.leads_at().is_none() {
+                continue;
+            }
+            scan_state_partition(&p, |key, value| {
+                if key.starts_with(&prefix) {
+                    latest.insert(key.to_vec(), value);
+                }
+            })
+            .await?;
+        }
+        let mut out: Vec<StoredShareState> = latest
+            .into_iter()
+            .filter_map(|(key, value)| match StateRecord::decode(&key, value.as_deref()) {
+                Ok(StateRecord::Snapshot(key, Some(s))) => {
+                    let restored = SharePartition::restore(s.start_offset, &s.batches, Default::default());
+                    Some(StoredShareState {
+                        topic_id: key.topic_id,
+                        partition: key.partition,
+                        start_offset: s.start_offset,
+                        in_flight: restored.count(RecordState::Available)
+                            + restored.count(RecordState::Acquired),
+                    })
+                }
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::warn!(group = op.group_id, error = ?e, "a stored share state does not decode");
+                    None
+                }
+            })
+            .collect();
+        out.sort_by_key(|s| (s.topic_id, s.partition));
+        Ok(out)
     }
 
     /// [`ResetSharePartition`]: a new start for a share partition (its
@@ -855,6 +890,42 @@ fn acknowledge(
 /// Reads the batches that hold `acquired` (ranges in offset order) below
 /// `hw`, within `budget` bytes (one batch past it when `at_least_one`):
 /// the batches, the parts of `acquired` they cover, and the read's error.
+/// Calls `each` with the key and value of every record of the
+/// `__share_group_state` partition `p`, from its log start to its high
+/// watermark, in offset order (a record without a key is skipped).
+async fn scan_state_partition(
+    p: &OwnedPartition,
+    mut each: impl FnMut(&[u8], Option<Bytes>),
+) -> Result<(), ErrorCode> {
+    let end = p.high_watermark();
+    let mut offset = p.log.log_start_offset();
+    while offset < end {
+        let chunks = p
+            .log
+            .read(offset, STATE_READ_BYTES, end)
+            .await
+            .map_err(|e| e.error_code())?;
+        if chunks.is_empty() {
+            break;
+        }
+        for chunk in chunks {
+            for batch in BatchIter::new(chunk) {
+                let batch = batch.map_err(|_| ErrorCode::CorruptMessage)?;
+                offset = batch.next_offset();
+                let Ok(records) = RecordIter::new(&batch) else {
+                    continue;
+                };
+                for record in records.flatten() {
+                    if let Some(key) = record.key.as_deref() {
+                        each(key, record.value);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn read_acquired(
     p: &OwnedPartition,
     acquired: &[Acquired],

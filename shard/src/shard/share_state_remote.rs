@@ -12,7 +12,8 @@
 //! tombstone (the state deleted).
 //!
 //! One idle connection per broker is kept for the next call (a call takes
-//! it out while it runs).
+//! it out while it runs); [`Shard::call_broker`] makes every share-group
+//! call to another broker on them (a describe's too).
 //!
 //! Invariants: a write is answered by the state partition's leader only
 //! once the record is synced on every in-sync replica (its
@@ -56,7 +57,7 @@ impl Shard {
                             .with_leader_epoch(-1),
                     ]),
             ]);
-        let answer = self.call_state_leader(leader, &request).await?;
+        let answer = self.call_broker(leader, &request).await?;
         let result = answer
             .results
             .iter()
@@ -108,7 +109,7 @@ impl Shard {
                     .with_topic_id(Uuid::from_bytes(key.topic_id))
                     .with_partitions(vec![partition]),
             ]);
-        let answer = self.call_state_leader(leader, &request).await?;
+        let answer = self.call_broker(leader, &request).await?;
         let result = answer
             .results
             .iter()
@@ -123,40 +124,45 @@ impl Shard {
 }
 
 impl Shard {
-    /// Sends `request` (version 0) to broker `leader`, on the idle
+    /// Sends `request` (version 0) to broker `broker`, on the idle
     /// connection kept for it or a new one, and keeps the connection for
     /// the next call once answered; COORDINATOR_NOT_AVAILABLE when no
     /// answer comes. A kept connection that fails (the broker restarted)
-    /// is dropped and the call made once more on a new one: both calls
-    /// are idempotent (a read; a write of the same state, which its
-    /// epoch lets through again).
-    async fn call_state_leader<R: Request>(
+    /// is dropped and the call made once more on a new one, so `request`
+    /// must be idempotent: the share state's are (a read; a write of the
+    /// same state, which its epoch lets through again), and so is a
+    /// describe.
+    pub async fn call_broker<R: Request>(
         &self,
-        leader: i32,
+        broker: i32,
         request: &R,
     ) -> Result<R::Response, ErrorCode> {
-        let kept = self.share_state_links.borrow_mut().remove(&leader);
+        let kept = self.share_state_links.borrow_mut().remove(&broker);
         if let Some(mut link) = kept {
             if let Ok(answer) = link.call(request, 0, CALL_TIMEOUT).await {
-                self.share_state_links.borrow_mut().insert(leader, link);
+                self.share_state_links.borrow_mut().insert(broker, link);
                 return Ok(answer);
             }
         }
         let mut link = self
-            .link_to(leader, "share-state", CONNECT_TIMEOUT)
+            .link_to(broker, "share-groups", CONNECT_TIMEOUT)
             .await
-            .map_err(|e| unreachable_leader(leader, &e))?;
+            .map_err(|e| unreachable_broker(broker, &e))?;
         let answer = link
             .call(request, 0, CALL_TIMEOUT)
             .await
-            .map_err(|e| unreachable_leader(leader, &e))?;
-        self.share_state_links.borrow_mut().insert(leader, link);
+            .map_err(|e| unreachable_broker(broker, &e))?;
+        self.share_state_links.borrow_mut().insert(broker, link);
         Ok(answer)
     }
 }
 
-/// A call to the state partition's leader that did not get an answer.
-fn unreachable_leader(leader: i32, error: &str) -> ErrorCode {
-    tracing::debug!(leader, error, "the share state's leader is unreachable");
+/// A call to another broker that did not get an answer.
+fn unreachable_broker(broker: i32, error: &str) -> ErrorCode {
+    tracing::debug!(
+        broker,
+        error,
+        "a broker asked about share groups is unreachable"
+    );
     ErrorCode::CoordinatorNotAvailable
 }

@@ -1,27 +1,43 @@
 //! DescribeShareGroupOffsets (0): each share partition's start offset
 //! (SPSO) for share groups (`kafka-share-groups.sh --describe`,
-//! `Admin.listShareGroupOffsets`). The share partitions live on their
-//! leaders' owner shards, so every shard is asked. With no topics named,
-//! every share partition the group has is listed; a named partition the
-//! group never read has start offset -1, as Kafka answers an uninitialized
-//! one. Each partition also carries sluice's counts in tagged fields
-//! ([`TAG_IN_FLIGHT`], [`TAG_ACQUIRED`], [`TAG_LAG`]).
+//! `Admin.listShareGroupOffsets`). With no topics named, every share
+//! partition the group has is listed; a named partition the group never
+//! read has start offset -1, as Kafka answers an uninitialized one.
+//!
+//! A share partition is held in memory by the owner shard of its
+//! partition's leader once used, and its state is stored on the leader of
+//! its `__share_group_state` partition: in a cluster, on any broker. So
+//! every shard here is asked for both, and every other broker leading a
+//! partition is asked for its part (this request with `TAG_THIS_BROKER`
+//! on the group: see [`super::share_peers`]). Where a share
+//! partition is held, that answer wins (unless its holder is stale, see
+//! [`merge`]); otherwise its stored state gives the start (after a
+//! restart, or once its leader let it go idle), as Kafka's coordinator
+//! reads it from its share coordinator.
+//!
+//! Each partition also carries sluice's counts in tagged fields
+//! ([`TAG_IN_FLIGHT`], [`TAG_ACQUIRED`], [`TAG_LAG`]); one only stored
+//! carries [`TAG_STORED`] and no lag (its high watermark is its leader's).
 
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use kafka_protocol::messages::describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestGroup;
 use kafka_protocol::messages::describe_share_group_offsets_response::{
     DescribeShareGroupOffsetsResponseGroup, DescribeShareGroupOffsetsResponsePartition,
     DescribeShareGroupOffsetsResponseTopic,
 };
 use kafka_protocol::messages::{
-    ApiKey, DescribeShareGroupOffsetsRequest, DescribeShareGroupOffsetsResponse, TopicName,
+    ApiKey, DescribeShareGroupOffsetsRequest, DescribeShareGroupOffsetsResponse, GroupId, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use sluice_core::ErrorCode;
-use sluice_shard::message::{DescribeSharePartitions, SharePartitionState};
+use sluice_shard::message::{
+    DescribeSharePartitions, SharePartitionState, StoredSharePartitions, StoredShareState,
+};
 use uuid::Uuid;
 
+use super::share_peers::{other_brokers, TAG_THIS_BROKER};
 use super::topics::{topic_by_id, topic_id};
 use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
@@ -50,9 +66,15 @@ impl Handler for DescribeShareGroupOffsetsHandler {
 pub const TAG_IN_FLIGHT: i32 = 10_000;
 pub const TAG_ACQUIRED: i32 = 10_001;
 pub const TAG_LAG: i32 = 10_002;
+/// On a partition's answer: no broker holds it in memory, its start and
+/// records in flight are those stored.
+pub const TAG_STORED: i32 = 10_003;
 
-fn sluice_tags(s: &SharePartitionState) -> BTreeMap<i32, Bytes> {
-    let count = |n: usize| Bytes::copy_from_slice(&(n.min(i32::MAX as usize) as i32).to_be_bytes());
+fn count(n: usize) -> Bytes {
+    Bytes::copy_from_slice(&(n.min(i32::MAX as usize) as i32).to_be_bytes())
+}
+
+fn held_tags(s: &SharePartitionState) -> BTreeMap<i32, Bytes> {
     BTreeMap::from([
         (TAG_IN_FLIGHT, count(s.in_flight)),
         (TAG_ACQUIRED, count(s.acquired)),
@@ -60,24 +82,154 @@ fn sluice_tags(s: &SharePartitionState) -> BTreeMap<i32, Bytes> {
     ])
 }
 
-/// Every share partition of `group_id`, from every shard.
+fn stored_tags(s: &StoredShareState) -> BTreeMap<i32, Bytes> {
+    BTreeMap::from([
+        (TAG_IN_FLIGHT, count(s.in_flight)),
+        (TAG_ACQUIRED, count(0)),
+        (TAG_STORED, Bytes::new()),
+    ])
+}
+
+/// What is known of one share partition: its start offset and sluice's
+/// tags, and whether a broker holds it (else it is only stored).
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub start_offset: i64,
+    pub tags: BTreeMap<i32, Bytes>,
+    pub held: bool,
+}
+
+/// A group's share partitions by (topic id, partition).
+pub type FoundPartitions = BTreeMap<(Uuid, i32), Found>;
+
+/// Adds `found` for `key`: of two answers for one share partition, the
+/// one with the later start wins, and on a tie a held one (it has the
+/// counts). Starts only move forward (but for a reset, written before it
+/// is answered), and a holder writes every change before it answers, so
+/// a stored start ahead of a held one means that holder is stale: it lost
+/// the partition's leadership and has not learned it yet.
+fn merge(all: &mut FoundPartitions, key: (Uuid, i32), found: Found) {
+    let replace = match all.get(&key) {
+        None => true,
+        Some(known) => {
+            found.start_offset > known.start_offset
+                || (found.start_offset == known.start_offset && found.held && !known.held)
+        }
+    };
+    if replace {
+        all.insert(key, found);
+    }
+}
+
+/// This broker's part: what every shard holds and what the state
+/// partitions its shards lead store.
+async fn this_brokers_part(
+    ctx: &Context,
+    group_id: &str,
+    all: &mut FoundPartitions,
+) -> Result<(), ErrorCode> {
+    for shard in 0..ctx.shard.shards {
+        let held = ctx
+            .shard
+            .call(
+                shard,
+                DescribeSharePartitions {
+                    group_id: group_id.to_owned(),
+                },
+            )
+            .await
+            .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
+        for s in held {
+            let found = Found {
+                start_offset: s.start_offset,
+                tags: held_tags(&s),
+                held: true,
+            };
+            merge(all, (Uuid::from_bytes(s.topic_id), s.partition), found);
+        }
+        let stored = ctx
+            .shard
+            .call(
+                shard,
+                StoredSharePartitions {
+                    group_id: group_id.to_owned(),
+                },
+            )
+            .await
+            .map_err(|_| ErrorCode::CoordinatorNotAvailable)?
+            .map_err(|e| {
+                tracing::debug!(group = group_id, shard, error = ?e, "stored share states unread");
+                ErrorCode::CoordinatorNotAvailable
+            })?;
+        for s in stored {
+            let found = Found {
+                start_offset: s.start_offset,
+                tags: stored_tags(&s),
+                held: false,
+            };
+            merge(all, (Uuid::from_bytes(s.topic_id), s.partition), found);
+        }
+    }
+    Ok(())
+}
+
+/// Broker `broker`'s part, asked of it with [`TAG_THIS_BROKER`].
+async fn other_brokers_part(
+    ctx: &Context,
+    broker: i32,
+    group_id: &str,
+    all: &mut FoundPartitions,
+) -> Result<(), ErrorCode> {
+    let mut group = DescribeShareGroupOffsetsRequestGroup::default()
+        .with_group_id(GroupId(StrBytes::from_string(group_id.to_owned())))
+        .with_topics(None);
+    group
+        .unknown_tagged_fields
+        .insert(TAG_THIS_BROKER, Bytes::new());
+    let request = DescribeShareGroupOffsetsRequest::default().with_groups(vec![group]);
+    let answer = ctx.shard.call_broker(broker, &request).await?;
+    let group = answer
+        .groups
+        .into_iter()
+        .next()
+        .ok_or(ErrorCode::CoordinatorNotAvailable)?;
+    match ErrorCode::from_code(group.error_code) {
+        ErrorCode::None => {}
+        error => return Err(error),
+    }
+    for topic in group.topics {
+        for p in topic.partitions {
+            let mut tags = p.unknown_tagged_fields;
+            let held = tags.remove(&TAG_STORED).is_none();
+            if !held {
+                tags.insert(TAG_STORED, Bytes::new());
+            }
+            let found = Found {
+                start_offset: p.start_offset,
+                tags,
+                held,
+            };
+            merge(all, (topic.topic_id, p.partition_index), found);
+        }
+    }
+    Ok(())
+}
+
+/// Every share partition of `group_id`: this broker's part, and unless
+/// `this_broker_only`, every other broker's that leads a partition.
 pub async fn share_partitions(
     ctx: &Context,
     group_id: &str,
-) -> Result<Vec<SharePartitionState>, ErrorCode> {
-    let mut all = Vec::new();
-    for shard in 0..ctx.shard.shards {
-        let ask = DescribeSharePartitions {
-            group_id: group_id.to_owned(),
-        };
-        all.extend(
-            ctx.shard
-                .call(shard, ask)
-                .await
-                .map_err(|_| ErrorCode::CoordinatorNotAvailable)?,
-        );
+    this_broker_only: bool,
+) -> Result<FoundPartitions, ErrorCode> {
+    let mut all = FoundPartitions::new();
+    this_brokers_part(ctx, group_id, &mut all).await?;
+    if this_broker_only {
+        return Ok(all);
     }
-    all.sort_by_key(|s| (s.topic_id, s.partition));
+    for broker in other_brokers(ctx) {
+        other_brokers_part(ctx, broker, group_id, &mut all).await?;
+    }
     Ok(all)
 }
 
@@ -91,20 +243,21 @@ pub async fn handle(
         let group_id = group.group_id.0.as_str().to_owned();
         let answer =
             DescribeShareGroupOffsetsResponseGroup::default().with_group_id(group.group_id.clone());
-        let states = match share_partitions(ctx, &group_id).await {
-            Ok(states) => states,
+        let this_broker_only = group.unknown_tagged_fields.contains_key(&TAG_THIS_BROKER);
+        let found = match share_partitions(ctx, &group_id, this_broker_only).await {
+            Ok(found) => found,
             Err(e) => {
                 groups.push(answer.with_error_code(e.code()));
                 continue;
             }
         };
-        let partition = |p: i32, state: Option<&SharePartitionState>| {
+        let partition = |p: i32, found: Option<&Found>| {
             let answer = DescribeShareGroupOffsetsResponsePartition::default()
                 .with_partition_index(p)
-                .with_start_offset(state.map_or(-1, |s| s.start_offset))
+                .with_start_offset(found.map_or(-1, |f| f.start_offset))
                 .with_leader_epoch(-1);
-            match state {
-                Some(s) => answer.with_unknown_tagged_fields(sluice_tags(s)),
+            match found {
+                Some(f) => answer.with_unknown_tagged_fields(f.tags.clone()),
                 None => answer,
             }
         };
@@ -118,14 +271,11 @@ pub async fn handle(
                         .partitions
                         .iter()
                         .map(|p| {
-                            let state = states
-                                .iter()
-                                .find(|s| s.topic_id == *id.as_bytes() && s.partition == *p);
                             if id.is_nil() {
                                 partition(*p, None)
                                     .with_error_code(ErrorCode::UnknownTopicOrPartition.code())
                             } else {
-                                partition(*p, state)
+                                partition(*p, found.get(&(id, *p)))
                             }
                         })
                         .collect();
@@ -137,19 +287,18 @@ pub async fn handle(
                 .collect(),
             None => {
                 let mut topics: Vec<DescribeShareGroupOffsetsResponseTopic> = Vec::new();
-                for s in &states {
-                    let id = Uuid::from_bytes(s.topic_id);
+                for ((id, p), f) in &found {
                     // A topic deleted since is not listed.
-                    let Some(name) = topic_by_id(ctx, id) else {
+                    let Some(name) = topic_by_id(ctx, *id) else {
                         continue;
                     };
-                    let p = partition(s.partition, Some(s));
-                    match topics.iter_mut().find(|t| t.topic_id == id) {
+                    let p = partition(*p, Some(f));
+                    match topics.iter_mut().find(|t| t.topic_id == *id) {
                         Some(t) => t.partitions.push(p),
                         None => topics.push(
                             DescribeShareGroupOffsetsResponseTopic::default()
                                 .with_topic_name(TopicName(StrBytes::from_string(name)))
-                                .with_topic_id(id)
+                                .with_topic_id(*id)
                                 .with_partitions(vec![p]),
                         ),
                     }
@@ -160,4 +309,38 @@ pub async fn handle(
         groups.push(answer.with_topics(topics));
     }
     DescribeShareGroupOffsetsResponse::default().with_groups(groups)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(start_offset: i64, held: bool) -> Found {
+        Found {
+            start_offset,
+            tags: BTreeMap::new(),
+            held,
+        }
+    }
+
+    fn merged(answers: &[Found]) -> (i64, bool) {
+        let mut all = FoundPartitions::new();
+        for a in answers {
+            merge(&mut all, (Uuid::nil(), 0), a.clone());
+        }
+        let f = &all[&(Uuid::nil(), 0)];
+        (f.start_offset, f.held)
+    }
+
+    #[test]
+    fn a_holder_wins_unless_what_is_stored_is_ahead_of_it() {
+        // Held and stored agree: the holder's answer, in either order.
+        assert_eq!(merged(&[found(4, false), found(4, true)]), (4, true));
+        assert_eq!(merged(&[found(4, true), found(4, false)]), (4, true));
+        // The holder is ahead (its answer is written before it is given).
+        assert_eq!(merged(&[found(3, false), found(4, true)]), (4, true));
+        // A stale holder behind what its successor stored.
+        assert_eq!(merged(&[found(2, true), found(4, false)]), (4, false));
+        assert_eq!(merged(&[found(4, false), found(2, true)]), (4, false));
+    }
 }

@@ -78,6 +78,7 @@ pub mod share_group_describe;
 pub mod share_group_heartbeat;
 pub mod share_group_offsets;
 pub mod share_group_state;
+pub mod share_peers;
 pub mod shares;
 pub mod sync_group;
 pub mod topics;
