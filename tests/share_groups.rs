@@ -32,7 +32,8 @@
 //! - cluster: on three brokers, share partitions whose state partition
 //!   another broker leads (ReadShareGroupState, WriteShareGroupState)
 //!   keep what was acknowledged across a rolling restart; a describe
-//!   asked of any broker lists the share partitions every broker holds.
+//!   asked of any broker lists the share partitions every broker holds,
+//!   and deleting the group deletes them and their state everywhere.
 
 mod common;
 
@@ -469,6 +470,49 @@ fn share_partitions_keep_their_state_on_another_broker_across_a_rolling_restart(
         "--- stderr\n{}",
         after.stderr_text()
     );
+    // Deleting the group (its member left) deletes what every broker
+    // holds and stores of it: nothing of it is described after.
+    let connect =
+        |b: &Broker| wire::Conn::connect(b.addr(), Duration::from_secs(5)).expect("connect");
+    for broker in &cluster {
+        assert_eq!(
+            described_topics(&mut connect(broker), &name),
+            1,
+            "before the deletion, asked of broker {}",
+            broker.node_id()
+        );
+    }
+    share_groups_tool(&cluster[0], &["--delete", "--group", &name]);
+    for broker in &cluster {
+        assert_eq!(
+            described_topics(&mut connect(broker), &name),
+            0,
+            "after the deletion, asked of broker {}",
+            broker.node_id()
+        );
+    }
+}
+
+/// How many topics DescribeShareGroupOffsets v0 lists for `group` (all of
+/// its share partitions: no topics named).
+fn described_topics(conn: &mut wire::Conn, group: &str) -> u8 {
+    assert!(group.len() < 126, "a group name of one length byte");
+    let mut body = Encoder::default();
+    body.uvarint(2) // one group
+        .compact_string(group)
+        .uvarint(0) // topics: null, every one
+        .uvarint(0) // the group's tagged fields
+        .uvarint(0); // the request's
+    conn.send(&wire::flexible_request_frame(90, 0, 9, &body.0))
+        .expect("sending");
+    let frame = conn.read_frame().expect("an answer");
+    // Correlation id, header tags, throttle time, groups (1), the group
+    // id, then its topics (a compact array: count + 1).
+    assert_eq!(&frame[..4], &9i32.to_be_bytes());
+    let at = 4 + 1 + 4 + 1;
+    assert_eq!(frame[at] as usize, group.len() + 1);
+    assert_eq!(&frame[at + 1..at + 1 + group.len()], group.as_bytes());
+    frame[at + 1 + group.len()] - 1
 }
 
 /// WriteShareGroupState v0 (85) as a Kafka share-partition leader sends

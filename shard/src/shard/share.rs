@@ -829,7 +829,8 @@ impl Shard {
     }
 
     /// [`ForgetShareGroup`]: the group was deleted, its share partitions
-    /// here go with it, and their state is deleted (a tombstone each), so
+    /// here go with it, and their state is deleted (a tombstone each), as
+    /// is every state of the group the state partitions led here store, so
     /// a group of the same name starts over.
     pub(crate) async fn forget_share_group(self: &Rc<Self>, op: ForgetShareGroup) {
         let mut keys: Vec<ShareKey> = self
@@ -843,6 +844,27 @@ impl Shard {
         keys.sort();
         for key in keys {
             self.share_partitions.borrow_mut().remove(&key);
+            if let Err(e) = self.write_state(&key, None).await {
+                tracing::warn!(group = key.group_id, error = %e, "deleting a share partition's state failed")
+            }
+        }
+        // And every state of the group stored here, held or not.
+        let stored = StoredSharePartitions {
+            group_id: op.group_id.clone(),
+        };
+        let stored = match self.stored_share_partitions(stored).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::warn!(group = op.group_id, error = %e, "a deleted share group's stored states unread");
+                return;
+            }
+        };
+        for s in stored {
+            let key = ShareKey {
+                group_id: op.group_id.clone(),
+                topic_id: s.topic_id,
+                partition: s.partition,
+            };
             if let Err(e) = self.write_state(&key, None).await {
                 tracing::warn!(group = key.group_id, error = %e, "deleting a share partition's state failed")
             }

@@ -137,9 +137,19 @@ impl Shard {
         broker: i32,
         request: &R,
     ) -> Result<R::Response, ErrorCode> {
+        self.call_broker_at(broker, request, 0).await
+    }
+
+    /// [`Self::call_broker`] at `version` of the request.
+    pub async fn call_broker_at<R: Request>(
+        &self,
+        broker: i32,
+        request: &R,
+        version: i16,
+    ) -> Result<R::Response, ErrorCode> {
         let kept = self.share_state_links.borrow_mut().remove(&broker);
         if let Some(mut link) = kept {
-            if let Ok(answer) = link.call(request, 0, CALL_TIMEOUT).await {
+            if let Ok(answer) = link.call(request, version, CALL_TIMEOUT).await {
                 self.share_state_links.borrow_mut().insert(broker, link);
                 return Ok(answer);
             }
@@ -149,7 +159,7 @@ impl Shard {
             .await
             .map_err(|e| unreachable_broker(broker, &e))?;
         let answer = link
-            .call(request, 0, CALL_TIMEOUT)
+            .call(request, version, CALL_TIMEOUT)
             .await
             .map_err(|e| unreachable_broker(broker, &e))?;
         self.share_state_links.borrow_mut().insert(broker, link);
