@@ -179,15 +179,9 @@ fn a_released_record_comes_back_with_its_delivery_count_up() {
 
 #[test]
 fn a_rejected_record_is_archived_and_the_tool_describes_the_group() {
-    // DescribeShareGroupOffsets is served at version 0 (the newest the
-    // protocol crate knows), which carries no lag: Kafka's tool prints "-".
-    matches_kafka_but(
-        "share-reject",
-        &[(
-            "--describe --offsets: PARTITION 0 LAG 0",
-            "--describe --offsets: PARTITION 0 LAG -",
-        )],
-    );
+    // kafka-share-groups.sh --describe --offsets prints the lag from
+    // DescribeShareGroupOffsets v1, as against Kafka.
+    matches_kafka("share-reject");
 }
 
 #[test]
@@ -280,10 +274,10 @@ fn kafkas_console_tools_share_reject_into_the_dead_letter_topic_and_describe() {
         out.stderr_text(),
         broker.log_tail(40)
     );
-    // DescribeShareGroupOffsets v0 carries no lag ("-"), and sluice's start
-    // offset moves past the accepted records at once, where Kafka's
-    // written start offset stays at the first of them.
-    let want = expected("share-console").replace("NAME NAME 0 3 0", "NAME NAME 0 6 -");
+    // sluice's start offset moves past the accepted records at once, where
+    // Kafka's written start offset stays at the first of them (the lag is
+    // 0 on both).
+    let want = expected("share-console").replace("NAME NAME 0 3 0", "NAME NAME 0 6 0");
     let got = out.stdout_text();
     assert!(
         got == want,
@@ -350,18 +344,18 @@ fn acknowledged_records_stay_acknowledged_across_a_broker_sigkill() {
     broker.restart();
     // After the restart the group is there, empty, and no broker holds
     // its share partition: where it stands is read from its stored state
-    // (records 15-29 in flight again; no lag without a holder).
+    // (records 15-29 in flight again), its lag from the partition's high
+    // watermark (30) as Kafka's coordinator computes it.
     let (state, rows) = share_describe(&broker, &name);
     assert!(state.contains("state Empty, group epoch "), "{state}");
-    assert_eq!(rows, [[name.as_str(), "0", "15", "15", "0", "-"]]);
-    // As Kafka's tool sees it (START-OFFSET 15; LAG "-": the version of
-    // DescribeShareGroupOffsets sluice serves has no lag).
+    assert_eq!(rows, [[name.as_str(), "0", "15", "15", "0", "15"]]);
+    // As Kafka's tool sees it (DescribeShareGroupOffsets v1).
     let tool = share_groups_tool(&broker, &["--describe", "--offsets", "--group", &name]);
     assert_eq!(
         tool,
         [
             vec!["GROUP", "TOPIC", "PARTITION", "START-OFFSET", "LAG"],
-            vec![name.as_str(), name.as_str(), "0", "15", "-"]
+            vec![name.as_str(), name.as_str(), "0", "15", "15"]
         ]
     );
     let after = run_python(&broker, "share-durable-after", &name);

@@ -263,6 +263,10 @@ pub struct StoredShareState {
     /// Records from the start on that the snapshot names not yet done
     /// (acquired ones are stored as available).
     pub in_flight: usize,
+    /// Records from the start on that are done with (Kafka's delivery
+    /// complete count; the lag is the high watermark less the start and
+    /// these).
+    pub done: usize,
 }
 
 /// Where one share partition stands.

@@ -344,8 +344,13 @@ impl SharePartition {
     /// Kafka's lag of a share partition with the log's high watermark at
     /// `high_watermark`: the records from the SPSO on not done with.
     pub fn lag(&self, high_watermark: Offset) -> i64 {
-        let done = self.records.values().filter(|r| r.state.is_done()).count() as i64;
-        (high_watermark - self.start - done).max(0)
+        lag(high_watermark, self.start, self.done_count())
+    }
+
+    /// Records from the SPSO on that are done with (Kafka's delivery
+    /// complete count).
+    pub fn done_count(&self) -> usize {
+        self.records.values().filter(|r| r.state.is_done()).count()
     }
 
     /// No record is acquired or on its way to the dead-letter topic (one
@@ -798,6 +803,13 @@ fn ranges(taken: &[(Offset, u16)]) -> Vec<Acquired> {
         }
     }
     out
+}
+
+/// Kafka's lag of a share partition: the records from its start offset
+/// `start` up to the log's high watermark, less the `done` among them
+/// (never below 0).
+pub fn lag(high_watermark: Offset, start: Offset, done: usize) -> i64 {
+    (high_watermark - start - done as i64).max(0)
 }
 
 #[cfg(test)]

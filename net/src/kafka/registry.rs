@@ -231,7 +231,10 @@ mod tests {
             let codec = api.key.valid_versions();
             // ShareFetch and ShareAcknowledge v2 are read and written as
             // v1 with their own fields (crate::kafka::share_v2).
-            let max = if crate::kafka::share_v2::translated(api.key, api.max_version) {
+            // DescribeShareGroupOffsets v1 as v0 (crate::kafka::share_offsets_v1).
+            let max = if crate::kafka::share_v2::translated(api.key, api.max_version)
+                || crate::kafka::share_offsets_v1::translated(api.key, api.max_version)
+            {
                 codec.max + 1
             } else {
                 codec.max

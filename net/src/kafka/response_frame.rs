@@ -31,10 +31,13 @@ use std::io::IoSlice;
 use std::ops::Range;
 use std::sync::LazyLock;
 
-use crate::kafka::share_v2;
+use crate::kafka::{share_offsets_v1, share_v2};
 use bytes::buf::UninitSlice;
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ResponseHeader, ResponseKind, ShareAcknowledgeResponse};
+use kafka_protocol::messages::{
+    ApiKey, DescribeShareGroupOffsetsResponse, ResponseHeader, ResponseKind,
+    ShareAcknowledgeResponse,
+};
 use kafka_protocol::protocol::buf::ByteBufMut;
 use kafka_protocol::protocol::Encodable;
 use sluice_shard::message::RecordSet;
@@ -188,6 +191,9 @@ pub fn encode(
         ResponseKind::ShareAcknowledge(ack) if version == 2 => {
             return encode_share_acknowledge_v2(&header, header_version, ack)
         }
+        ResponseKind::DescribeShareGroupOffsets(offsets) => {
+            return encode_describe_share_group_offsets(&header, header_version, offsets, version)
+        }
         _ => {}
     }
     let mut out = BytesMut::with_capacity(256);
@@ -216,6 +222,37 @@ fn encode_share_acknowledge_v2(
     ack.encode(&mut body, 1)
         .map_err(|e| format!("v2 response: {e}"))?;
     let body = share_v2::ack_response_v2(&body, lock_timeout_ms)?;
+    let mut out = BytesMut::with_capacity(64 + body.len());
+    out.put_i32(0); // size, patched below
+    header
+        .encode(&mut out, header_version)
+        .map_err(|e| format!("response header: {e}"))?;
+    out.put_slice(&body);
+    let size =
+        i32::try_from(out.len() - 4).map_err(|_| format!("response of {} bytes", out.len()))?;
+    out[..4].copy_from_slice(&size.to_be_bytes());
+    Ok(ResponseFrame::contiguous(out.freeze()))
+}
+
+/// A DescribeShareGroupOffsets response: the lags the handler left in it
+/// taken out, and at version 1 put in place (crate::kafka::share_offsets_v1).
+fn encode_describe_share_group_offsets(
+    header: &ResponseHeader,
+    header_version: i16,
+    offsets: &DescribeShareGroupOffsetsResponse,
+    version: i16,
+) -> Result<ResponseFrame, String> {
+    let mut offsets = offsets.clone();
+    let lags = share_offsets_v1::take_lags(&mut offsets);
+    let mut body = BytesMut::with_capacity(256);
+    offsets
+        .encode(&mut body, 0)
+        .map_err(|e| format!("v{version} response: {e}"))?;
+    let body = if share_offsets_v1::translated(ApiKey::DescribeShareGroupOffsets, version) {
+        share_offsets_v1::response_v1(&body, &lags)?
+    } else {
+        body.freeze()
+    };
     let mut out = BytesMut::with_capacity(64 + body.len());
     out.put_i32(0); // size, patched below
     header

@@ -60,7 +60,7 @@ use super::context::Context;
 use super::handlers::{self, Outcome};
 use super::response_frame::{self, ResponseFrame};
 use super::socket::{SocketHalf, TransferError};
-use super::{quotas, registry, share_v2};
+use super::{quotas, registry, share_offsets_v1, share_v2};
 
 /// Serves the Kafka protocol on this shard until `stop` fires. Fails when
 /// the listener cannot start.
@@ -490,6 +490,9 @@ pub fn decode_request(mut frame: Bytes) -> Result<DecodedRequest, String> {
         let (v1, _) = share_v2::v1_body(api_key, &frame)
             .map_err(|e| format!("{api_key:?} v{api_version} body: {e}"))?;
         (v1, 1)
+    } else if share_offsets_v1::translated(api_key, api_version) {
+        // DescribeShareGroupOffsets v1: its request is v0's.
+        (frame, 0)
     } else {
         (frame, api_version)
     };

@@ -43,7 +43,7 @@ pub fn translated(api_key: ApiKey, version: i16) -> bool {
 }
 
 /// Reads an unsigned varint at `at`; the value and the position after it.
-fn uvarint(buf: &[u8], mut at: usize) -> Result<(u64, usize), String> {
+pub(crate) fn uvarint(buf: &[u8], mut at: usize) -> Result<(u64, usize), String> {
     let mut value = 0u64;
     for shift in (0..35).step_by(7) {
         let byte = *buf.get(at).ok_or("a varint cut short")?;
@@ -57,7 +57,7 @@ fn uvarint(buf: &[u8], mut at: usize) -> Result<(u64, usize), String> {
 }
 
 /// The position after a compact nullable string at `at`.
-fn skip_compact_string(buf: &[u8], at: usize) -> Result<usize, String> {
+pub(crate) fn skip_compact_string(buf: &[u8], at: usize) -> Result<usize, String> {
     let (len, at) = uvarint(buf, at)?;
     let end = at
         .checked_add(len.saturating_sub(1) as usize)

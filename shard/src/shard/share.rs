@@ -709,6 +709,7 @@ impl Shard {
                         start_offset: s.start_offset,
                         in_flight: restored.count(RecordState::Available)
                             + restored.count(RecordState::Acquired),
+                        done: restored.done_count(),
                     })
                 }
                 Ok(_) => None,

@@ -17,7 +17,11 @@
 //!
 //! Each partition also carries sluice's counts in tagged fields
 //! ([`TAG_IN_FLIGHT`], [`TAG_ACQUIRED`], [`TAG_LAG`]); one only stored
-//! carries [`TAG_STORED`] and no lag (its high watermark is its leader's).
+//! carries [`TAG_STORED`], and its lag is computed as Kafka's coordinator
+//! does, from its partition's high watermark asked of its leader, its
+//! start and the records done ([`TAG_DONE`]). Version 1 (Kafka 4.4's
+//! admin client asks for it) carries the lag in its own field
+//! ([`crate::kafka::share_offsets_v1`]), -1 where unknown.
 
 use std::collections::BTreeMap;
 
@@ -27,13 +31,18 @@ use kafka_protocol::messages::describe_share_group_offsets_response::{
     DescribeShareGroupOffsetsResponseGroup, DescribeShareGroupOffsetsResponsePartition,
     DescribeShareGroupOffsetsResponseTopic,
 };
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{
-    ApiKey, DescribeShareGroupOffsetsRequest, DescribeShareGroupOffsetsResponse, GroupId, TopicName,
+    ApiKey, BrokerId, DescribeShareGroupOffsetsRequest, DescribeShareGroupOffsetsResponse, GroupId,
+    ListOffsetsRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use sluice_core::metadata::LeaderHome;
+use sluice_core::share::partition::lag;
 use sluice_core::ErrorCode;
 use sluice_shard::message::{
-    DescribeSharePartitions, SharePartitionState, StoredSharePartitions, StoredShareState,
+    DescribeSharePartitions, ListOffsets, SharePartitionState, StoredSharePartitions,
+    StoredShareState,
 };
 use uuid::Uuid;
 
@@ -41,15 +50,20 @@ use super::share_peers::{other_brokers, TAG_THIS_BROKER};
 use super::topics::{topic_by_id, topic_id};
 use super::{Call, Handler, Outcome};
 use crate::kafka::context::Context;
+use crate::kafka::share_offsets_v1;
 
-/// The DescribeShareGroupOffsets handler: [`handle`], at version 0.
+/// ListOffsets with topic names and a timestamp (-1: latest).
+const LIST_OFFSETS_VERSION: i16 = 4;
+
+/// The DescribeShareGroupOffsets handler: [`handle`], at versions 0 and 1.
 pub struct DescribeShareGroupOffsetsHandler;
 
 impl Handler for DescribeShareGroupOffsetsHandler {
     const KEY: ApiKey = ApiKey::DescribeShareGroupOffsets;
     const NAME: &'static str = "DescribeShareGroupOffsets";
     const MIN_VERSION: i16 = 0;
-    const MAX_VERSION: i16 = 0;
+    /// Version 1 (its Lag field) through crate::kafka::share_offsets_v1.
+    const MAX_VERSION: i16 = 1;
     type Request = DescribeShareGroupOffsetsRequest;
     type Response = DescribeShareGroupOffsetsResponse;
 
@@ -69,6 +83,9 @@ pub const TAG_LAG: i32 = 10_002;
 /// On a partition's answer: no broker holds it in memory, its start and
 /// records in flight are those stored.
 pub const TAG_STORED: i32 = 10_003;
+/// On a stored partition's answer between brokers: the records from its
+/// start on that are done with (the coordinator computes its lag).
+pub const TAG_DONE: i32 = 10_004;
 
 fn count(n: usize) -> Bytes {
     Bytes::copy_from_slice(&(n.min(i32::MAX as usize) as i32).to_be_bytes())
@@ -87,7 +104,105 @@ fn stored_tags(s: &StoredShareState) -> BTreeMap<i32, Bytes> {
         (TAG_IN_FLIGHT, count(s.in_flight)),
         (TAG_ACQUIRED, count(0)),
         (TAG_STORED, Bytes::new()),
+        (TAG_DONE, count(s.done)),
     ])
+}
+
+/// The i32 or i64 tag `tag` of `tags`.
+fn tag_value(tags: &BTreeMap<i32, Bytes>, tag: i32) -> Option<i64> {
+    let b = tags.get(&tag)?;
+    match b.len() {
+        4 => Some(i64::from(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))),
+        8 => <[u8; 8]>::try_from(&b[..]).ok().map(i64::from_be_bytes),
+        _ => None,
+    }
+}
+
+/// The lag of every share partition only stored, as Kafka's coordinator
+/// computes it: its partition's high watermark (ListOffsets latest, asked
+/// of its leader: an owner shard here or another broker) less its start
+/// and the records done. Left without where the high watermark cannot be
+/// had (no leader, an error).
+async fn stored_lags(ctx: &Context, all: &mut FoundPartitions) {
+    let mut here: BTreeMap<u32, Vec<Named>> = BTreeMap::new();
+    let mut elsewhere: BTreeMap<i32, Vec<Named>> = BTreeMap::new();
+    {
+        let metadata = ctx.shard.metadata();
+        for (key, f) in all.iter() {
+            if f.held {
+                continue;
+            }
+            let Some(name) = topic_by_id(ctx, key.0) else {
+                continue;
+            };
+            match metadata.leader_home(ctx.node_id, &name, key.1) {
+                Some(LeaderHome::Here(shard)) => here.entry(shard).or_default().push((*key, name)),
+                Some(LeaderHome::Broker(broker)) => {
+                    elsewhere.entry(broker).or_default().push((*key, name))
+                }
+                None => {}
+            }
+        }
+    }
+    let mut high_watermarks: Vec<((Uuid, i32), i64)> = Vec::new();
+    for (shard, parts) in here {
+        let ask = ListOffsets {
+            partitions: parts
+                .iter()
+                .map(|(k, name)| (name.clone(), k.1, -1))
+                .collect(),
+            read_committed: false,
+        };
+        if let Ok(listed) = ctx.shard.call(shard, ask).await {
+            for ((key, _), l) in parts.iter().zip(listed) {
+                if l.error == ErrorCode::None {
+                    high_watermarks.push((*key, l.offset));
+                }
+            }
+        }
+    }
+    for (broker, parts) in elsewhere {
+        let topics = parts
+            .iter()
+            .map(|(k, name)| {
+                ListOffsetsTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(name.clone())))
+                    .with_partitions(vec![ListOffsetsPartition::default()
+                        .with_partition_index(k.1)
+                        .with_current_leader_epoch(-1)
+                        .with_timestamp(-1)])
+            })
+            .collect();
+        let ask = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(topics);
+        let Ok(answer) = ctx
+            .shard
+            .call_broker_at(broker, &ask, LIST_OFFSETS_VERSION)
+            .await
+        else {
+            continue;
+        };
+        for (key, name) in &parts {
+            let listed = answer
+                .topics
+                .iter()
+                .filter(|t| t.name.0.as_str() == name)
+                .flat_map(|t| t.partitions.iter())
+                .find(|p| p.partition_index == key.1 && p.error_code == 0);
+            if let Some(p) = listed {
+                high_watermarks.push((*key, p.offset));
+            }
+        }
+    }
+    for (key, high_watermark) in high_watermarks {
+        if let Some(f) = all.get_mut(&key) {
+            let done = tag_value(&f.tags, TAG_DONE).unwrap_or(0).max(0) as usize;
+            let lag = lag(high_watermark, f.start_offset, done);
+            f.tags
+                .insert(TAG_LAG, Bytes::copy_from_slice(&lag.to_be_bytes()));
+        }
+    }
 }
 
 /// What is known of one share partition: its start offset and sluice's
@@ -101,6 +216,9 @@ pub struct Found {
 
 /// A group's share partitions by (topic id, partition).
 pub type FoundPartitions = BTreeMap<(Uuid, i32), Found>;
+
+/// A share partition's key with its topic's name.
+type Named = ((Uuid, i32), String);
 
 /// Adds `found` for `key`: of two answers for one share partition, the
 /// one with the later start wins, and on a tie a held one (it has the
@@ -230,6 +348,7 @@ pub async fn share_partitions(
     for broker in other_brokers(ctx) {
         other_brokers_part(ctx, broker, group_id, &mut all).await?;
     }
+    stored_lags(ctx, &mut all).await;
     Ok(all)
 }
 
@@ -252,14 +371,17 @@ pub async fn handle(
             }
         };
         let partition = |p: i32, found: Option<&Found>| {
-            let answer = DescribeShareGroupOffsetsResponsePartition::default()
+            let mut answer = DescribeShareGroupOffsetsResponsePartition::default()
                 .with_partition_index(p)
                 .with_start_offset(found.map_or(-1, |f| f.start_offset))
                 .with_leader_epoch(-1);
-            match found {
-                Some(f) => answer.with_unknown_tagged_fields(f.tags.clone()),
-                None => answer,
+            if let Some(f) = found {
+                answer = answer.with_unknown_tagged_fields(f.tags.clone());
             }
+            // Version 1's Lag: -1 where unknown (Kafka's uninitialized lag).
+            let lag = found.and_then(|f| tag_value(&f.tags, TAG_LAG));
+            share_offsets_v1::set_lag(&mut answer, lag.unwrap_or(-1));
+            answer
         };
         let topics = match &group.topics {
             Some(named) => named
