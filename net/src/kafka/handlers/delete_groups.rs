@@ -1,7 +1,7 @@
 //! DeleteGroups (0–2): deletes empty groups and their committed offsets
 //! (NON_EMPTY_GROUP while members remain, GROUP_ID_NOT_FOUND for none),
-//! and a deleted group's share partitions and their stored state on every
-//! shard of every broker that leads a partition (asked with
+//! and a deleted share group's share partitions and their stored state on
+//! every shard of every broker that leads a partition (asked with
 //! `TAG_THIS_BROKER`, [`super::share_peers`]: such a request only forgets
 //! the named groups' share partitions and stored state there, which a
 //! group that was not a share group has none of).
@@ -71,6 +71,15 @@ pub async fn handle(ctx: &Context, request: DeleteGroupsRequest) -> DeleteGroups
             results.push(DeletableGroupResult::default().with_group_id(group_id));
             continue;
         }
+        // Only a share group has share partitions to forget: asked first
+        // (an empty group's type does not change while it is deleted).
+        let describe = GroupRequest::DescribeShareGroup {
+            group_id: id.clone(),
+        };
+        let share_group = matches!(
+            call(ctx, &id, describe).await,
+            GroupResponse::ShareGroupDescribed(Ok(_))
+        );
         let error = match call(
             ctx,
             &id,
@@ -83,7 +92,7 @@ pub async fn handle(ctx: &Context, request: DeleteGroupsRequest) -> DeleteGroups
             GroupResponse::Error(e) => e,
             _ => ErrorCode::UnknownServerError,
         };
-        if error == ErrorCode::None {
+        if error == ErrorCode::None && share_group {
             // A share group's partitions live on their leaders' shards,
             // their state on its partitions' leaders'.
             forget_here(ctx, &id).await;
