@@ -287,7 +287,7 @@ print("after re-create", committed())
 /// same lines against Kafka 4.4 (checked by hand with scripts/kafka-oracle).
 #[test]
 fn next_generation_consumer_groups_assign_commit_and_resume() {
-    let broker = Broker::start();
+    let mut broker = Broker::start();
     let (t, g) = (topic("kip848"), topic("group"));
     let out = run_python(
         &broker,
@@ -348,6 +348,31 @@ late.close()
             "committed [100, 100, 100, 100]",
             "listed type ConsumerGroupType.CONSUMER",
             "resumed, read again 0",
+        ]
+    );
+    // After a SIGKILL the group is still a consumer group, Empty, as in
+    // Kafka (its ConsumerGroupMetadata record), with its commits.
+    broker.kill();
+    broker.restart();
+    let out = run_python(
+        &broker,
+        r#"
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient
+topic, group = ARGS[0], ARGS[1]
+admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+listed = {g.group_id: g for g in admin.list_consumer_groups().result(30).valid}
+print("after a restart, listed type", str(listed[group].type), str(listed[group].state))
+offsets = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result(30)
+print("committed", sorted(tp.offset for tp in offsets.topic_partitions))
+"#,
+        &[&t, &g],
+    );
+    assert_eq!(
+        out,
+        [
+            "after a restart, listed type ConsumerGroupType.CONSUMER ConsumerGroupState.EMPTY",
+            "committed [100, 100, 100, 100]",
         ]
     );
 }

@@ -14,10 +14,12 @@
 //! a partition another shard owns NOT_COORDINATOR, as Kafka). A commit is
 //! answered only after its record is durable, and a SyncGroup only after
 //! the assignment's record is: an acknowledged commit survives SIGKILL.
-//! A share group's metadata record (its epoch) is written after the
-//! heartbeat that made the group or moved its epoch applied, before that
-//! heartbeat is answered; a failed write is logged and made good by the
-//! next change (membership itself is not persisted).
+//! A KIP-848 or share group's metadata record (its epoch) is written after
+//! the heartbeat that made the group or moved its epoch applied, before
+//! that heartbeat is answered; a failed write is logged and made good by
+//! the next change (membership itself is not persisted). A KIP-848 group
+//! a tick drops (empty, nothing committed) gets its tombstone in the
+//! background.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -245,11 +247,23 @@ impl GroupHome {
     ) -> GroupResponse {
         let now = self.env.now_ms();
         match request {
-            GroupRequest::ConsumerHeartbeat(req) => GroupResponse::ConsumerHeartbeat(
-                self.coordinator
+            GroupRequest::ConsumerHeartbeat(req) => {
+                let group_id = req.group_id.clone();
+                let before = self.coordinator.borrow().consumer_group_epoch(&group_id);
+                let response = self
+                    .coordinator
                     .borrow_mut()
-                    .consumer_heartbeat(req, topics, now),
-            ),
+                    .consumer_heartbeat(req, topics, now);
+                let record = {
+                    let c = self.coordinator.borrow();
+                    let after = c.consumer_group_epoch(&group_id);
+                    moved(before, after)
+                        .then(|| c.consumer_group_record(&group_id))
+                        .flatten()
+                };
+                self.write_group_record(log, &group_id, record).await;
+                GroupResponse::ConsumerHeartbeat(response)
+            }
             GroupRequest::ShareHeartbeat(req) => {
                 let group_id = req.group_id.clone();
                 let before = self.coordinator.borrow().share_group_epoch(&group_id);
@@ -515,20 +529,30 @@ impl GroupHome {
     }
 
     /// Writes share group `group_id`'s metadata record when the group was
-    /// just made or its epoch moved since `before` (its epoch then), and
-    /// waits until it is durable. A failed write is logged: the group
-    /// lives on in memory, and the next change writes it again.
+    /// just made or its epoch moved since `before` (its epoch then).
     async fn write_share_group(&self, log: &OffsetsLog, group_id: &str, before: Option<i32>) {
         let record = {
-            let coordinator = self.coordinator.borrow();
-            match coordinator.share_group_epoch(group_id) {
-                Some(epoch) if Some(epoch) != before => coordinator.share_group_record(group_id),
-                _ => None,
-            }
+            let c = self.coordinator.borrow();
+            let after = c.share_group_epoch(group_id);
+            moved(before, after)
+                .then(|| c.share_group_record(group_id))
+                .flatten()
         };
+        self.write_group_record(log, group_id, record).await;
+    }
+
+    /// Writes a KIP-848 or share group's metadata `record`, if any, and
+    /// waits until it is durable. A failed write is logged: the group
+    /// lives on in memory, and the next change writes it again.
+    async fn write_group_record(
+        &self,
+        log: &OffsetsLog,
+        group_id: &str,
+        record: Option<OffsetsRecord>,
+    ) {
         if let Some(record) = record {
             if let Err(e) = log.write(vec![record], Vec::new()).await {
-                tracing::warn!(group = group_id, error = %e, "writing share group metadata failed");
+                tracing::warn!(group = group_id, error = %e, "writing group metadata failed");
             }
         }
     }
@@ -626,7 +650,28 @@ impl GroupHome {
     pub fn tick(self: &Rc<Self>) {
         let replies = self.coordinator.borrow_mut().tick(self.env.now_ms());
         self.settle(replies);
+        // KIP-848 groups the tick dropped: their records go, in the
+        // background.
+        let dropped = self.coordinator.borrow_mut().take_dropped_consumer_groups();
+        for tombstone in dropped {
+            let partition = coordinator_partition(tombstone.group(), self.partition_count.get());
+            let Some(log) = self.logs.borrow().get(&partition).cloned() else {
+                continue;
+            };
+            glommio::spawn_local(async move {
+                if let Err(e) = log.write(vec![tombstone.clone()], Vec::new()).await {
+                    tracing::warn!(group = tombstone.group(), error = %e, "deleting a dropped group's metadata failed");
+                }
+            })
+            .detach();
+        }
     }
+}
+
+/// Whether a group's epoch moved from `before` to `after` (or the group
+/// was made): its metadata record is then written.
+fn moved(before: Option<i32>, after: Option<i32>) -> bool {
+    after.is_some() && after != before
 }
 
 /// An offset commit's partitions, (topic, partition, offset, error from

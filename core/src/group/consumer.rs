@@ -13,7 +13,8 @@
 //! it owns nothing outside its target; no partition is ever given to two
 //! members at once. Like the classic group, no I/O and no clock: time is an
 //! argument. Membership is not persisted (members rejoin after a restart, as
-//! after a coordinator move); committed offsets are, by the caller.
+//! after a coordinator move); the group and its epoch are, and committed
+//! offsets, by the caller.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -139,6 +140,16 @@ pub struct ConsumerGroupConfig {
 }
 
 impl ConsumerGroup {
+    /// The group at `epoch` as its metadata record stored it, when it has
+    /// no members (after a restart); a group with members is ahead of any
+    /// record and keeps its own.
+    pub fn restore_epoch(&mut self, epoch: i32) {
+        if self.members.is_empty() && epoch > self.group_epoch {
+            self.group_epoch = epoch;
+            self.assignment_epoch = epoch;
+        }
+    }
+
     /// True when no member is left.
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()

@@ -16,7 +16,7 @@ use bytes::Bytes;
 
 use super::consumer::{self, ConsumerGroup, ConsumerGroupConfig, TopicInfo};
 use super::membership::Group;
-use super::records::{CommittedOffset, OffsetsRecord, ShareGroupSnapshot};
+use super::records::{CommittedOffset, GroupEpoch, OffsetsRecord, ShareGroupSnapshot};
 use super::share::{
     ShareGroup, ShareGroupConfig, ShareGroupDescription, ShareHeartbeatRequest,
     ShareHeartbeatResponse,
@@ -74,9 +74,13 @@ pub struct GroupCoordinator {
     config: GroupConfig,
     /// Classic groups, and the committed offsets of every group.
     groups: BTreeMap<String, Group>,
-    /// Groups of the KIP-848 protocol (membership only; their offsets are
-    /// in `groups`).
+    /// Groups of the KIP-848 protocol (their offsets are in `groups`):
+    /// their membership, in memory only, and their epoch, also in a record
+    /// of the log (so such a group exists, empty, after a restart).
     consumer_groups: BTreeMap<String, ConsumerGroup>,
+    /// KIP-848 groups a tick dropped (empty, nothing committed) whose
+    /// records' tombstones are due ([`Self::take_dropped_consumer_groups`]).
+    dropped_consumer_groups: BTreeSet<String>,
     /// Share groups (KIP-932), kept until deleted: their membership, in
     /// memory only, and their epoch, also in a record of the log (so a
     /// share group exists, empty, after a restart).
@@ -100,6 +104,7 @@ impl GroupCoordinator {
             config,
             groups: BTreeMap::new(),
             consumer_groups: BTreeMap::new(),
+            dropped_consumer_groups: BTreeSet::new(),
             share_groups: BTreeMap::new(),
             dirty: BTreeSet::new(),
             txn_offsets: BTreeMap::new(),
@@ -388,6 +393,43 @@ impl GroupCoordinator {
         Ok(())
     }
 
+    /// KIP-848 group `group_id`'s epoch, if it is one.
+    pub fn consumer_group_epoch(&self, group_id: &str) -> Option<i32> {
+        self.consumer_groups.get(group_id).map(|g| g.group_epoch)
+    }
+
+    /// The metadata record of KIP-848 group `group_id` as it is now (its
+    /// epoch), if it is one: written when the group is made and when its
+    /// epoch moves.
+    pub fn consumer_group_record(&self, group_id: &str) -> Option<OffsetsRecord> {
+        let g = self.consumer_groups.get(group_id)?;
+        Some(OffsetsRecord::ConsumerGroup {
+            group: group_id.to_owned(),
+            value: Some(GroupEpoch {
+                epoch: g.group_epoch,
+            }),
+        })
+    }
+
+    /// Tombstones of the KIP-848 groups ticks dropped since the last call.
+    pub fn take_dropped_consumer_groups(&mut self) -> Vec<OffsetsRecord> {
+        std::mem::take(&mut self.dropped_consumer_groups)
+            .into_iter()
+            .map(|group| OffsetsRecord::ConsumerGroup { group, value: None })
+            .collect()
+    }
+
+    /// The tombstone of KIP-848 group `group_id`'s record, when it is one
+    /// (with the tombstones that delete its classic entry).
+    fn consumer_group_tombstone(&self, group_id: &str) -> Option<OffsetsRecord> {
+        self.consumer_groups
+            .contains_key(group_id)
+            .then(|| OffsetsRecord::ConsumerGroup {
+                group: group_id.to_owned(),
+                value: None,
+            })
+    }
+
     /// Share group `group_id`'s epoch, if it is one.
     pub fn share_group_epoch(&self, group_id: &str) -> Option<i32> {
         self.share_groups.get(group_id).map(ShareGroup::epoch)
@@ -442,8 +484,14 @@ impl GroupCoordinator {
             g.expire(now_ms);
         }
         let committed = &self.groups;
-        self.consumer_groups
-            .retain(|id, g| !g.is_empty() || committed.contains_key(id));
+        let dropped = &mut self.dropped_consumer_groups;
+        self.consumer_groups.retain(|id, g| {
+            let kept = !g.is_empty() || committed.contains_key(id);
+            if !kept {
+                dropped.insert(id.clone());
+            }
+            kept
+        });
         let mut out = Vec::new();
         for (id, group) in self.groups.iter_mut() {
             if group.needs_ticks() || group.state == GroupState::PreparingRebalance {
@@ -556,6 +604,24 @@ impl GroupCoordinator {
                     .restore(snapshot, now_ms),
                 None => {
                     self.groups.remove(&group);
+                    if self
+                        .consumer_groups
+                        .get(&group)
+                        .is_some_and(ConsumerGroup::is_empty)
+                    {
+                        self.consumer_groups.remove(&group);
+                    }
+                }
+            },
+            OffsetsRecord::ConsumerGroup { group, value } => match value {
+                // The group as written: empty at its epoch when replayed
+                // (its members rejoin); one live here is at least there.
+                Some(snapshot) => self
+                    .consumer_groups
+                    .entry(group)
+                    .or_default()
+                    .restore_epoch(snapshot.epoch),
+                None => {
                     if self
                         .consumer_groups
                         .get(&group)
@@ -724,6 +790,7 @@ impl GroupCoordinator {
             group: group_id.to_owned(),
             value: None,
         });
+        records.extend(self.consumer_group_tombstone(group_id));
         Ok(records)
     }
 
@@ -783,6 +850,13 @@ impl GroupCoordinator {
                     group: id.clone(),
                     value: None,
                 });
+                if self
+                    .consumer_groups
+                    .get(id)
+                    .is_some_and(ConsumerGroup::is_empty)
+                {
+                    out.extend(self.consumer_group_tombstone(id));
+                }
             }
         }
         out
@@ -815,6 +889,18 @@ impl GroupCoordinator {
     /// partition must still hold.
     pub fn live_records(&self, mut keep: impl FnMut(&str) -> bool) -> Vec<OffsetsRecord> {
         let mut records = Vec::new();
+        let kip848: Vec<&String> = self.consumer_groups.keys().filter(|id| keep(id)).collect();
+        records.extend(
+            kip848
+                .into_iter()
+                .filter_map(|id| self.consumer_group_record(id)),
+        );
+        let share: Vec<&String> = self.share_groups.keys().filter(|id| keep(id)).collect();
+        records.extend(
+            share
+                .into_iter()
+                .filter_map(|id| self.share_group_record(id)),
+        );
         for (id, g) in self.groups.iter().filter(|(id, _)| keep(id)) {
             records.push(OffsetsRecord::Group {
                 group: id.clone(),

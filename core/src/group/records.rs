@@ -4,7 +4,9 @@
 //! Owns: encoding and decoding one record's key and value. The layouts are
 //! Kafka's (offset commit key v1 / value v3, group metadata key v2 / value
 //! v3; big-endian, strings as an i16 length then UTF-8, bytes as an i32
-//! length; and KIP-932's share group metadata, key type 11 / value v0,
+//! length; KIP-848's consumer group metadata, key type 3 / value v0,
+//! flexible: the group epoch, its topics' hash a tagged field sluice does
+//! not write; and KIP-932's share group metadata, key type 11 / value v0,
 //! flexible: the group epoch and its topics' hash, which sluice leaves 0),
 //! so tools that read Kafka's offsets topic read ours. A record with a
 //! null value is a tombstone: the key's state is deleted.
@@ -64,6 +66,12 @@ pub enum OffsetsRecord {
         group: String,
         value: Option<GroupSnapshot>,
     },
+    /// A consumer group of KIP-848 and its epoch: it exists, empty, after
+    /// a restart (its members rejoin).
+    ConsumerGroup {
+        group: String,
+        value: Option<GroupEpoch>,
+    },
     /// A share group (KIP-932) and its epoch: it exists, empty, after a
     /// restart (its members rejoin).
     ShareGroup {
@@ -75,6 +83,13 @@ pub enum OffsetsRecord {
 /// A share group's metadata record (Kafka's ShareGroupMetadataValue).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShareGroupSnapshot {
+    pub epoch: i32,
+}
+
+/// A KIP-848 consumer group's metadata record (Kafka's
+/// ConsumerGroupMetadataValue): its epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupEpoch {
     pub epoch: i32,
 }
 
@@ -97,7 +112,10 @@ const OFFSET_KEY_VERSION: i16 = 1;
 const GROUP_KEY_VERSION: i16 = 2;
 const OFFSET_VALUE_VERSION: i16 = 3;
 const GROUP_VALUE_VERSION: i16 = 3;
-/// Kafka's record type of ShareGroupMetadataKey (the key's version).
+/// Kafka's record types of ConsumerGroupMetadataKey and
+/// ShareGroupMetadataKey (the key's version).
+const CONSUMER_GROUP_KEY_TYPE: i16 = 3;
+const CONSUMER_GROUP_VALUE_VERSION: i16 = 0;
 const SHARE_GROUP_KEY_TYPE: i16 = 11;
 const SHARE_GROUP_VALUE_VERSION: i16 = 0;
 
@@ -107,6 +125,7 @@ impl OffsetsRecord {
         match self {
             OffsetsRecord::Offset { group, .. }
             | OffsetsRecord::Group { group, .. }
+            | OffsetsRecord::ConsumerGroup { group, .. }
             | OffsetsRecord::ShareGroup { group, .. } => group,
         }
     }
@@ -128,6 +147,10 @@ impl OffsetsRecord {
             }
             OffsetsRecord::Group { group, .. } => {
                 put_i16(&mut out, GROUP_KEY_VERSION);
+                put_str(&mut out, group);
+            }
+            OffsetsRecord::ConsumerGroup { group, .. } => {
+                put_i16(&mut out, CONSUMER_GROUP_KEY_TYPE);
                 put_str(&mut out, group);
             }
             OffsetsRecord::ShareGroup { group, .. } => {
@@ -171,6 +194,14 @@ impl OffsetsRecord {
                 }
                 out
             }),
+            OffsetsRecord::ConsumerGroup { value, .. } => value.as_ref().map(|g| {
+                let mut out = Vec::with_capacity(7);
+                put_i16(&mut out, CONSUMER_GROUP_VALUE_VERSION);
+                put_i32(&mut out, g.epoch);
+                // No tagged fields (MetadataHash is one).
+                put_uvarint(&mut out, 0);
+                out
+            }),
             OffsetsRecord::ShareGroup { value, .. } => value.as_ref().map(|g| {
                 let mut out = Vec::with_capacity(15);
                 put_i16(&mut out, SHARE_GROUP_VALUE_VERSION);
@@ -205,6 +236,11 @@ impl OffsetsRecord {
                 let value = value.map(decode_group_value).transpose()?;
                 Ok(OffsetsRecord::Group { group, value })
             }
+            CONSUMER_GROUP_KEY_TYPE => {
+                let group = k.string()?;
+                let value = value.map(decode_consumer_group_value).transpose()?;
+                Ok(OffsetsRecord::ConsumerGroup { group, value })
+            }
             SHARE_GROUP_KEY_TYPE => {
                 let group = k.string()?;
                 let value = value.map(decode_share_group_value).transpose()?;
@@ -231,6 +267,16 @@ fn decode_offset_value(value: &[u8]) -> Result<CommittedOffset, RecordError> {
         metadata,
         commit_timestamp_ms,
     })
+}
+
+fn decode_consumer_group_value(value: &[u8]) -> Result<GroupEpoch, RecordError> {
+    let mut v = Reader(value);
+    let version = v.i16()?;
+    if version != CONSUMER_GROUP_VALUE_VERSION {
+        return Err(RecordError::UnknownValueVersion(version));
+    }
+    // Tagged fields after it (its topics' hash) are skipped.
+    Ok(GroupEpoch { epoch: v.i32()? })
 }
 
 fn decode_share_group_value(value: &[u8]) -> Result<ShareGroupSnapshot, RecordError> {
@@ -452,7 +498,11 @@ mod tests {
             group: "s".into(),
             value: Some(ShareGroupSnapshot { epoch: 4 }),
         };
-        for record in [offset, group_record(), share] {
+        let consumer = OffsetsRecord::ConsumerGroup {
+            group: "c".into(),
+            value: Some(GroupEpoch { epoch: 9 }),
+        };
+        for record in [offset, group_record(), share, consumer] {
             let key = record.encode_key();
             let value = record.encode_value();
             assert_eq!(
@@ -509,6 +559,27 @@ mod tests {
         assert_eq!(
             OffsetsRecord::decode(&tombstone.encode_key(), None),
             Ok(tombstone)
+        );
+    }
+
+    #[test]
+    fn consumer_group_records_use_kafkas_layout() {
+        let record = OffsetsRecord::ConsumerGroup {
+            group: "g".into(),
+            value: Some(GroupEpoch { epoch: 2 }),
+        };
+        // ConsumerGroupMetadataKey (type 3), ConsumerGroupMetadataValue
+        // v0: Epoch, no tagged fields (as Kafka 4.4 writes them).
+        assert_eq!(record.encode_key(), [0, 3, 0, 1, b'g']);
+        assert_eq!(
+            record.encode_value().expect("not a tombstone"),
+            [0, 0, 0, 0, 0, 2, 0]
+        );
+        // Kafka's with its topics' hash (tag 0) reads too.
+        let with_hash = [0, 0, 0, 0, 0, 2, 1, 0, 8, 0, 0, 0, 0, 0, 0, 0, 5];
+        assert_eq!(
+            OffsetsRecord::decode(&record.encode_key(), Some(&with_hash)),
+            Ok(record)
         );
     }
 

@@ -539,6 +539,55 @@ fn a_kip848_group_with_members_is_not_deleted_nor_its_consumed_offsets() {
 }
 
 #[test]
+fn a_kip848_group_comes_back_empty_at_its_epoch_and_goes_with_a_tombstone() {
+    use crate::group::consumer::HeartbeatRequest;
+    let mut c = coordinator(0);
+    let request = |epoch: i32| HeartbeatRequest {
+        group_id: "g".into(),
+        member_id: "m".into(),
+        member_epoch: epoch,
+        subscribed_topics: (epoch == 0).then(|| vec!["t".into()]),
+        ..HeartbeatRequest::default()
+    };
+    let joined = c.consumer_heartbeat(request(0), &topic_t, 0);
+    assert_eq!(joined.error, ErrorCode::None);
+    let record = c.consumer_group_record("g").expect("a consumer group");
+    // A restart: the record brings the group back, empty, a consumer
+    // group at its epoch (with its offsets, once replayed too).
+    let mut c = coordinator(0);
+    c.apply(offset_record(5), 0);
+    c.apply(record.clone(), 0);
+    let listed = c.list();
+    let g = listed.iter().find(|g| g.group_id == "g").expect("listed");
+    assert_eq!((g.group_type, g.state.as_str()), ("consumer", "Empty"));
+    assert_eq!(c.consumer_group_epoch("g"), Some(joined.member_epoch));
+    assert!(c.live_records(|_| true).contains(&record));
+    // Deleting it deletes its record too.
+    let tombstones = c.deletion("g").expect("an empty group can be deleted");
+    assert!(tombstones.contains(&OffsetsRecord::ConsumerGroup {
+        group: "g".into(),
+        value: None
+    }));
+    for t in tombstones {
+        c.apply(t, 10);
+    }
+    assert_eq!(c.consumer_group_epoch("g"), None);
+    // Without offsets, replayed, a tick drops it and owes its tombstone.
+    let mut c = coordinator(0);
+    c.apply(record, 0);
+    assert!(c.take_dropped_consumer_groups().is_empty());
+    c.tick(20);
+    assert_eq!(c.consumer_group_epoch("g"), None);
+    assert_eq!(
+        c.take_dropped_consumer_groups(),
+        [OffsetsRecord::ConsumerGroup {
+            group: "g".into(),
+            value: None
+        }]
+    );
+}
+
+#[test]
 fn a_share_group_comes_back_empty_at_its_epoch_from_its_record_until_deleted() {
     use crate::group::share::ShareHeartbeatRequest;
     let mut c = coordinator(0);
