@@ -254,14 +254,7 @@ impl GroupHome {
                     .coordinator
                     .borrow_mut()
                     .consumer_heartbeat(req, topics, now);
-                let record = {
-                    let c = self.coordinator.borrow();
-                    let after = c.consumer_group_epoch(&group_id);
-                    moved(before, after)
-                        .then(|| c.consumer_group_record(&group_id))
-                        .flatten()
-                };
-                self.write_group_record(log, &group_id, record).await;
+                self.write_if_moved(log, &group_id, before, KIP848).await;
                 GroupResponse::ConsumerHeartbeat(response)
             }
             GroupRequest::ShareHeartbeat(req) => {
@@ -271,7 +264,7 @@ impl GroupHome {
                     .coordinator
                     .borrow_mut()
                     .share_heartbeat(req, topics, now);
-                self.write_share_group(log, &group_id, before).await;
+                self.write_if_moved(log, &group_id, before, SHARE).await;
                 GroupResponse::ShareHeartbeat(response)
             }
             GroupRequest::DescribeShareGroup { group_id } => GroupResponse::ShareGroupDescribed(
@@ -283,7 +276,7 @@ impl GroupHome {
                     .coordinator
                     .borrow_mut()
                     .share_offsets_check(&group_id, create);
-                self.write_share_group(log, &group_id, before).await;
+                self.write_if_moved(log, &group_id, before, SHARE).await;
                 GroupResponse::Error(match checked {
                     Ok(()) => ErrorCode::None,
                     Err(e) => e,
@@ -528,28 +521,23 @@ impl GroupHome {
         }
     }
 
-    /// Writes share group `group_id`'s metadata record when the group was
-    /// just made or its epoch moved since `before` (its epoch then).
-    async fn write_share_group(&self, log: &OffsetsLog, group_id: &str, before: Option<i32>) {
-        let record = {
-            let c = self.coordinator.borrow();
-            let after = c.share_group_epoch(group_id);
-            moved(before, after)
-                .then(|| c.share_group_record(group_id))
-                .flatten()
-        };
-        self.write_group_record(log, group_id, record).await;
-    }
-
-    /// Writes a KIP-848 or share group's metadata `record`, if any, and
-    /// waits until it is durable. A failed write is logged: the group
+    /// Writes group `group_id`'s metadata record (of `kind`) when the group
+    /// was just made or its epoch moved since `before` (its epoch then),
+    /// and waits until it is durable. A failed write is logged: the group
     /// lives on in memory, and the next change writes it again.
-    async fn write_group_record(
+    async fn write_if_moved(
         &self,
         log: &OffsetsLog,
         group_id: &str,
-        record: Option<OffsetsRecord>,
+        before: Option<i32>,
+        kind: GroupKind,
     ) {
+        let record = {
+            let c = self.coordinator.borrow();
+            let after = (kind.epoch)(&c, group_id);
+            let moved = after.is_some() && after != before;
+            moved.then(|| (kind.record)(&c, group_id)).flatten()
+        };
         if let Some(record) = record {
             if let Err(e) = log.write(vec![record], Vec::new()).await {
                 tracing::warn!(group = group_id, error = %e, "writing group metadata failed");
@@ -668,11 +656,24 @@ impl GroupHome {
     }
 }
 
-/// Whether a group's epoch moved from `before` to `after` (or the group
-/// was made): its metadata record is then written.
-fn moved(before: Option<i32>, after: Option<i32>) -> bool {
-    after.is_some() && after != before
+/// A group type whose epoch has a metadata record: how the coordinator
+/// gives the epoch and the record of a group of it.
+struct GroupKind {
+    epoch: fn(&GroupCoordinator, &str) -> Option<i32>,
+    record: fn(&GroupCoordinator, &str) -> Option<OffsetsRecord>,
 }
+
+/// KIP-848 groups (ConsumerGroupMetadata).
+const KIP848: GroupKind = GroupKind {
+    epoch: GroupCoordinator::consumer_group_epoch,
+    record: GroupCoordinator::consumer_group_record,
+};
+
+/// Share groups (ShareGroupMetadata).
+const SHARE: GroupKind = GroupKind {
+    epoch: GroupCoordinator::share_group_epoch,
+    record: GroupCoordinator::share_group_record,
+};
 
 /// An offset commit's partitions, (topic, partition, offset, error from
 /// the request's checks).

@@ -222,12 +222,22 @@ fn encode_share_acknowledge_v2(
     ack.encode(&mut body, 1)
         .map_err(|e| format!("v2 response: {e}"))?;
     let body = share_v2::ack_response_v2(&body, lock_timeout_ms)?;
+    frame_of_body(header, header_version, &body)
+}
+
+/// The frame of a body encoded apart (a version the crate does not know,
+/// translated): size prefix, header, then `body`.
+fn frame_of_body(
+    header: &ResponseHeader,
+    header_version: i16,
+    body: &[u8],
+) -> Result<ResponseFrame, String> {
     let mut out = BytesMut::with_capacity(64 + body.len());
     out.put_i32(0); // size, patched below
     header
         .encode(&mut out, header_version)
         .map_err(|e| format!("response header: {e}"))?;
-    out.put_slice(&body);
+    out.put_slice(body);
     let size =
         i32::try_from(out.len() - 4).map_err(|_| format!("response of {} bytes", out.len()))?;
     out[..4].copy_from_slice(&size.to_be_bytes());
@@ -253,16 +263,7 @@ fn encode_describe_share_group_offsets(
     } else {
         body.freeze()
     };
-    let mut out = BytesMut::with_capacity(64 + body.len());
-    out.put_i32(0); // size, patched below
-    header
-        .encode(&mut out, header_version)
-        .map_err(|e| format!("response header: {e}"))?;
-    out.put_slice(&body);
-    let size =
-        i32::try_from(out.len() - 4).map_err(|_| format!("response of {} bytes", out.len()))?;
-    out[..4].copy_from_slice(&size.to_be_bytes());
-    Ok(ResponseFrame::contiguous(out.freeze()))
+    frame_of_body(header, header_version, &body)
 }
 
 fn encode_in_parts<T: Encodable>(

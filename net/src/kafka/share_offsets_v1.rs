@@ -15,7 +15,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::describe_share_group_offsets_response::DescribeShareGroupOffsetsResponsePartition;
 use kafka_protocol::messages::{ApiKey, DescribeShareGroupOffsetsResponse};
 
-use super::share_v2::{skip_compact_string, uvarint};
+use super::share_v2::{skip_compact_string, skip_tagged_fields, uvarint};
 
 /// Whether `api_key` at `version` is translated here.
 pub fn translated(api_key: ApiKey, version: i16) -> bool {
@@ -50,20 +50,6 @@ pub fn take_lags(response: &mut DescribeShareGroupOffsetsResponse) -> Vec<i64> {
         }
     }
     lags
-}
-
-/// The position after the tagged fields at `at`.
-fn skip_tagged_fields(buf: &[u8], at: usize) -> Result<usize, String> {
-    let (count, mut at) = uvarint(buf, at)?;
-    for _ in 0..count {
-        let (_, next) = uvarint(buf, at)?;
-        let (size, next) = uvarint(buf, next)?;
-        at = next
-            .checked_add(size as usize)
-            .filter(|end| *end <= buf.len())
-            .ok_or("a tagged field longer than the body")?;
-    }
-    Ok(at)
 }
 
 /// The count of a compact array at `at` (null reads as empty) and the

@@ -134,19 +134,23 @@ pub fn body_start(frame: &[u8]) -> Result<usize, String> {
         .get(8..10)
         .map(|b| i16::from_be_bytes([b[0], b[1]]))
         .ok_or("a header cut short")?;
-    let mut at = 10 + client_id_len.max(0) as usize;
+    let at = 10 + client_id_len.max(0) as usize;
     if at > frame.len() {
         return Err("a client id longer than the request".into());
     }
-    let (tags, next) = uvarint(frame, at)?;
-    at = next;
-    for _ in 0..tags {
-        let (_, next) = uvarint(frame, at)?;
-        let (size, next) = uvarint(frame, next)?;
+    skip_tagged_fields(frame, at)
+}
+
+/// The position after the tagged fields at `at`.
+pub(crate) fn skip_tagged_fields(buf: &[u8], at: usize) -> Result<usize, String> {
+    let (count, mut at) = uvarint(buf, at)?;
+    for _ in 0..count {
+        let (_, next) = uvarint(buf, at)?;
+        let (size, next) = uvarint(buf, next)?;
         at = next
             .checked_add(size as usize)
-            .filter(|end| *end <= frame.len())
-            .ok_or("a tagged field longer than the request")?;
+            .filter(|end| *end <= buf.len())
+            .ok_or("a tagged field longer than the body")?;
     }
     Ok(at)
 }
