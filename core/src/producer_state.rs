@@ -100,6 +100,22 @@ impl ProducerStateTable {
         self.producers.iter().map(|(id, e)| (*id, e))
     }
 
+    /// The epoch of `producer_id`'s transaction open here, if one is: the
+    /// producer's epoch, as an open transaction's data batches are the
+    /// producer's last (a marker closes it, and no write joins it from
+    /// another epoch). A producer not known (expiry keeps those with a
+    /// transaction open) counts as at the newest epoch.
+    pub fn open_txn_epoch(&self, producer_id: i64) -> Option<i16> {
+        if !self.txns.is_open(producer_id) {
+            return None;
+        }
+        Some(
+            self.producers
+                .get(&producer_id)
+                .map_or(i16::MAX, |entry| entry.epoch),
+        )
+    }
+
     /// The partition's transactions.
     pub fn txns(&self) -> &PartitionTxns {
         &self.txns

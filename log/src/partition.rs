@@ -951,23 +951,41 @@ impl<S: Storage> PartitionLog<S> {
     }
 
     /// True when `batches` hold a transactional data batch whose producer
-    /// has no transaction open here: its first write in the partition,
-    /// which the leader verifies with the transaction coordinator first
-    /// ([`PartitionLog::begin_txn_verification`]). The producer id.
+    /// has no transaction open here at the batch's epoch: its first write
+    /// in the partition in this transaction, which the leader verifies
+    /// with the transaction coordinator first
+    /// ([`PartitionLog::begin_txn_verification`]). A transaction open at
+    /// an older epoch is the last one, its marker still due (under
+    /// transaction version 2 the next transaction's first write can come
+    /// first): the write is not in it. The producer id.
     pub fn txn_to_verify(&self, batches: &[u8]) -> Option<i64> {
         let header = BatchHeader::peek(batches).ok()?;
+        let first_at_its_epoch = || match self.producers.borrow().open_txn_epoch(header.producer_id)
+        {
+            None => true,
+            Some(open) => open < header.producer_epoch,
+        };
         (header.is_transactional()
             && !header.is_control()
             && header.producer_id >= 0
-            && !self.producers.borrow().txns().is_open(header.producer_id))
+            && first_at_its_epoch())
         .then_some(header.producer_id)
     }
 
-    /// Starts verifying a transactional first write of `producer_id`: the
-    /// guard to append it with ([`PartitionLog::append_verified`]), which
-    /// holds until a marker for the producer is written.
-    pub fn begin_txn_verification(&self, producer_id: i64) -> VerificationGuard {
-        self.verifications.borrow_mut().begin(producer_id)
+    /// Starts verifying a transactional first write of `producer_id` at
+    /// `epoch`: the guard to append it with
+    /// ([`PartitionLog::append_verified`]), which holds until a marker for
+    /// the producer is written, sparing the one that ends the producer's
+    /// older transaction when one is open here now.
+    pub fn begin_txn_verification(&self, producer_id: i64, epoch: i16) -> VerificationGuard {
+        let older_txn_open = self
+            .producers
+            .borrow()
+            .open_txn_epoch(producer_id)
+            .is_some_and(|open| open < epoch);
+        self.verifications
+            .borrow_mut()
+            .begin(producer_id, older_txn_open)
     }
 
     /// Ends a verification whose write will not be appended (refused by
@@ -1116,9 +1134,20 @@ impl<S: Storage> PartitionLog<S> {
         // Check producer sequences, assign offsets and append, with no await
         // in between, so no other append can slip between check and record
         // (nor a marker between a verification's last check and the write).
-        if let (Some(guard), Some(producer_id)) = (verified, self.txn_to_verify(&batches)) {
-            if producer_id != guard.producer_id || !self.verifications.borrow().holds(guard) {
+        if let Some(producer_id) = self.txn_to_verify(&batches) {
+            let broken = |guard: VerificationGuard| {
+                producer_id != guard.producer_id || !self.verifications.borrow().holds(guard)
+            };
+            if verified.is_some_and(broken) {
                 return Err(LogError::Sequence(sluice_core::ErrorCode::InvalidTxnState));
+            }
+            // A transaction open here at an older epoch: its marker is
+            // still due, and the write would join that transaction. The
+            // producer tries again.
+            if self.producers.borrow().txns().is_open(producer_id) {
+                return Err(LogError::Sequence(
+                    sluice_core::ErrorCode::ConcurrentTransactions,
+                ));
             }
         }
         if let Some(outcome) = self.check_sequences(&batches, origin)? {

@@ -214,8 +214,8 @@ impl PartitionStore {
         with_log!(self, l => l.txn_to_verify(batches))
     }
     /// [`PartitionLog::begin_txn_verification`].
-    pub fn begin_txn_verification(&self, producer_id: i64) -> VerificationGuard {
-        with_log!(self, l => l.begin_txn_verification(producer_id))
+    pub fn begin_txn_verification(&self, producer_id: i64, epoch: i16) -> VerificationGuard {
+        with_log!(self, l => l.begin_txn_verification(producer_id, epoch))
     }
     /// [`PartitionLog::end_txn_verification`].
     pub fn end_txn_verification(&self, guard: VerificationGuard) {

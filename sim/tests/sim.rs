@@ -39,7 +39,7 @@ fn a_fixed_set_of_seeds_keeps_every_invariant() {
 /// it had been committed).
 #[test]
 fn seeds_that_once_failed_keep_every_invariant() {
-    for (seed, steps) in [(6686, 3000), (10563, 3000)] {
+    for (seed, steps) in [(6686, 3000), (10563, 3000), (16410, 3000)] {
         if let Err(failure) = run(&SimConfig::for_seed(seed, steps)) {
             panic!("{failure}");
         }

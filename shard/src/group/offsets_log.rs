@@ -119,7 +119,10 @@ impl OffsetsLog {
     /// write its offsets with ([`OffsetsLog::write_txn_offsets`]), which
     /// holds until a marker for the producer is queued here.
     pub fn begin_txn_verification(&self, producer_id: i64) -> VerificationGuard {
-        self.verifications.borrow_mut().begin(producer_id)
+        // No older transaction's marker is spared: a TxnOffsetCommit
+        // follows the producer's AddOffsetsToTxn, which waits until the
+        // last transaction's markers are all written.
+        self.verifications.borrow_mut().begin(producer_id, false)
     }
 
     /// Ends a verification (its offsets written or refused, or its caller

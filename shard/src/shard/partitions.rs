@@ -11,7 +11,7 @@
 
 use futures_util::future::join_all;
 
-use super::txn_verify::{TxnProducer, TxnWrite};
+use super::txn_verify::{for_producer, TxnProducer, TxnWrite};
 use super::*;
 use crate::env::BrokenRule;
 use crate::message::{AwaitDurable, ListOffsets, ListedOffset, Produce};
@@ -126,7 +126,7 @@ impl Shard {
             Ok(Some(write)) => {
                 // KIP-890: the producer's first write here in this
                 // transaction waits for its coordinator's word.
-                let verifying = VerifyingWrite::begin(&p.log, write.producer_id);
+                let verifying = VerifyingWrite::begin(&p.log, write.producer_id, write.epoch);
                 let verified = self.verify_txn_write(write).await;
                 if verified != ErrorCode::None {
                     return refused(verified, p.log.log_start_offset());
@@ -167,7 +167,15 @@ impl Shard {
             }
             Err(e) => {
                 tracing::debug!(topic, partition, error = %e, "produce rejected");
-                return refused(e.error_code(), p.log.log_start_offset());
+                // CONCURRENT_TRANSACTIONS: the producer's older transaction
+                // is still open here, told as its coordinator's would be.
+                let error = match e.error_code() {
+                    ErrorCode::ConcurrentTransactions => {
+                        for_producer(ErrorCode::ConcurrentTransactions, txn.adds_partitions)
+                    }
+                    error => error,
+                };
+                return refused(error, p.log.log_start_offset());
             }
         };
         p.appended.notify_all();
@@ -387,8 +395,8 @@ struct VerifyingWrite<'a> {
 }
 
 impl<'a> VerifyingWrite<'a> {
-    fn begin(log: &'a PartitionStore, producer_id: i64) -> Self {
-        let guard = log.begin_txn_verification(producer_id);
+    fn begin(log: &'a PartitionStore, producer_id: i64, epoch: i16) -> Self {
+        let guard = log.begin_txn_verification(producer_id, epoch);
         Self { log, guard }
     }
 }

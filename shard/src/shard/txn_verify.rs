@@ -247,7 +247,7 @@ impl Shard {
 /// leader): PRODUCER_FENCED as INVALID_PRODUCER_EPOCH; the retriable
 /// errors as NOT_ENOUGH_REPLICAS, but CONCURRENT_TRANSACTIONS as it is
 /// for a transaction version 2 producer (`adds`), which retries it.
-fn for_producer(error: ErrorCode, adds: bool) -> ErrorCode {
+pub(super) fn for_producer(error: ErrorCode, adds: bool) -> ErrorCode {
     match error {
         ErrorCode::ProducerFenced => ErrorCode::InvalidProducerEpoch,
         ErrorCode::ConcurrentTransactions if adds => ErrorCode::ConcurrentTransactions,
