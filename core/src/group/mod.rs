@@ -188,6 +188,25 @@ impl GroupState {
     }
 }
 
+/// What a group coordinator's client is told when writing to
+/// `__consumer_offsets` failed with `error`, as Kafka's coordinator tells
+/// it: errors of the partition's leadership or storage send the client to
+/// find the coordinator again (NOT_COORDINATOR), passing ones have it try
+/// again later (COORDINATOR_NOT_AVAILABLE), sizes are the server's fault;
+/// every client knows how to act on those, not on the log's own codes.
+pub fn write_error_for_client(error: ErrorCode) -> ErrorCode {
+    match error {
+        ErrorCode::UnknownTopicOrPartition
+        | ErrorCode::NotEnoughReplicas
+        | ErrorCode::RequestTimedOut => ErrorCode::CoordinatorNotAvailable,
+        ErrorCode::NotLeaderOrFollower | ErrorCode::KafkaStorageError => ErrorCode::NotCoordinator,
+        ErrorCode::MessageTooLarge
+        | ErrorCode::RecordListTooLarge
+        | ErrorCode::InvalidFetchSize => ErrorCode::UnknownServerError,
+        other => other,
+    }
+}
+
 /// The partition of `__consumer_offsets` (of `partitions`) that coordinates
 /// `group_id`: Kafka's `abs(groupId.hashCode()) % partitions`, with Java's
 /// String hash over UTF-16 code units, so a group lands where Kafka would
@@ -213,6 +232,22 @@ mod tests {
         assert_eq!(coordinator_partition("", 50), 0);
         for g in ["a", "consumer-group-1", "ünïcode", "x".repeat(300).as_str()] {
             assert!((0..50).contains(&coordinator_partition(g, 50)));
+        }
+    }
+
+    #[test]
+    fn a_failed_write_reaches_the_client_as_a_coordinator_error() {
+        use ErrorCode::*;
+        for (written, told) in [
+            (KafkaStorageError, NotCoordinator),
+            (NotLeaderOrFollower, NotCoordinator),
+            (NotEnoughReplicas, CoordinatorNotAvailable),
+            (RequestTimedOut, CoordinatorNotAvailable),
+            (UnknownTopicOrPartition, CoordinatorNotAvailable),
+            (RecordListTooLarge, UnknownServerError),
+            (NotCoordinator, NotCoordinator),
+        ] {
+            assert_eq!(write_error_for_client(written), told, "{written:?}");
         }
     }
 }

@@ -35,6 +35,7 @@ use glommio::channels::local_channel::{self, LocalSender};
 use sluice_core::batch::{BatchBuilder, BatchIter};
 use sluice_core::group::coordinator::GroupCoordinator;
 use sluice_core::group::records::OffsetsRecord;
+use sluice_core::group::write_error_for_client;
 use sluice_core::records::RecordIter;
 use sluice_core::txn::marker::{control_type, ControlType, Marker};
 use sluice_core::txn::verification::{TxnVerifications, VerificationGuard};
@@ -198,19 +199,23 @@ impl OffsetsLog {
     }
 
     /// Writes `write` durably, then applies `apply` to the coordinator.
-    /// Waits while the queue is full.
+    /// Waits while the queue is full. The error, as the group's client is
+    /// told it ([`write_error_for_client`]).
     pub async fn write(
         &self,
         write: Vec<OffsetsRecord>,
         apply: Vec<OffsetsRecord>,
     ) -> Result<(), ErrorCode> {
-        self.enqueue(Entry::Records { write, apply }).await
+        self.enqueue(Entry::Records { write, apply })
+            .await
+            .map_err(write_error_for_client)
     }
 
     /// Writes offsets committed in `producer_id`'s transaction durably;
     /// they take effect at its commit marker. With `verified`, refused
     /// (INVALID_TXN_STATE, nothing written) once a marker for the producer
-    /// was queued since the verification began.
+    /// was queued since the verification began. The error, as the
+    /// group's client is told it.
     pub async fn write_txn_offsets(
         &self,
         producer_id: i64,
@@ -227,7 +232,7 @@ impl OffsetsLog {
         if let Some(guard) = verified {
             self.end_txn_verification(guard);
         }
-        written
+        written.map_err(write_error_for_client)
     }
 
     /// Writes a transaction's marker durably, then applies or drops the
