@@ -27,9 +27,10 @@ use std::rc::Rc;
 
 use glommio::channels::local_channel::{self, LocalSender};
 use sluice_core::config::GroupConfig;
-use sluice_core::group::consumer::TopicInfo;
+use sluice_core::group::consumer::{self, TopicInfo};
 use sluice_core::group::coordinator::{GroupCoordinator, PendingWrite};
 use sluice_core::group::records::{CommittedOffset, OffsetsRecord};
+use sluice_core::group::share::ShareHeartbeatResponse;
 use sluice_core::group::{
     coordinator_partition, JoinRequest, JoinResponse, Reply, SyncRequest, SyncResponse, Token,
 };
@@ -62,6 +63,11 @@ pub struct GroupHome {
     timers_changed: Notify,
     timer_started: Cell<bool>,
     stopped: Cell<bool>,
+    /// KIP-848 and share groups → the epoch whose metadata record this
+    /// home wrote durably last: a group whose epoch differs has its record
+    /// written before any answer gives that epoch. Only groups of loaded
+    /// partitions.
+    durable_epochs: RefCell<HashMap<String, i32>>,
 }
 
 impl GroupHome {
@@ -76,6 +82,7 @@ impl GroupHome {
             timers_changed: Notify::default(),
             timer_started: Cell::new(false),
             stopped: Cell::new(false),
+            durable_epochs: RefCell::new(HashMap::new()),
         }
     }
 
@@ -174,6 +181,9 @@ impl GroupHome {
             .coordinator
             .borrow_mut()
             .retain(|g| coordinator_partition(g, count) != partition);
+        self.durable_epochs
+            .borrow_mut()
+            .retain(|g, _| coordinator_partition(g, count) != partition);
         self.deliver(replies);
     }
 
@@ -249,34 +259,40 @@ impl GroupHome {
         match request {
             GroupRequest::ConsumerHeartbeat(req) => {
                 let group_id = req.group_id.clone();
-                let before = self.coordinator.borrow().consumer_group_epoch(&group_id);
                 let response = self
                     .coordinator
                     .borrow_mut()
                     .consumer_heartbeat(req, topics, now);
-                self.write_if_moved(log, &group_id, before, KIP848).await;
+                if let Err(e) = self.write_group_epoch(log, &group_id, KIP848).await {
+                    self.heartbeat_answer_lost(&group_id, &response.member_id);
+                    let refusal = consumer::HeartbeatResponse::error(e, &response.member_id);
+                    return GroupResponse::ConsumerHeartbeat(refusal);
+                }
                 GroupResponse::ConsumerHeartbeat(response)
             }
             GroupRequest::ShareHeartbeat(req) => {
                 let group_id = req.group_id.clone();
-                let before = self.coordinator.borrow().share_group_epoch(&group_id);
                 let response = self
                     .coordinator
                     .borrow_mut()
                     .share_heartbeat(req, topics, now);
-                self.write_if_moved(log, &group_id, before, SHARE).await;
+                if let Err(e) = self.write_group_epoch(log, &group_id, SHARE).await {
+                    self.heartbeat_answer_lost(&group_id, &response.member_id);
+                    let refusal = ShareHeartbeatResponse::error(e, None, &response.member_id);
+                    return GroupResponse::ShareHeartbeat(refusal);
+                }
                 GroupResponse::ShareHeartbeat(response)
             }
             GroupRequest::DescribeShareGroup { group_id } => GroupResponse::ShareGroupDescribed(
                 self.coordinator.borrow().describe_share_group(&group_id),
             ),
             GroupRequest::ShareOffsetsCheck { group_id, create } => {
-                let before = self.coordinator.borrow().share_group_epoch(&group_id);
                 let checked = self
                     .coordinator
                     .borrow_mut()
                     .share_offsets_check(&group_id, create);
-                self.write_if_moved(log, &group_id, before, SHARE).await;
+                let written = self.write_group_epoch(log, &group_id, SHARE).await;
+                let checked = checked.and(written);
                 GroupResponse::Error(match checked {
                     Ok(()) => ErrorCode::None,
                     Err(e) => e,
@@ -417,7 +433,7 @@ impl GroupHome {
             GroupRequest::Delete { group_id } => {
                 let tombstones = self.coordinator.borrow().deletion(&group_id);
                 match tombstones {
-                    Ok(records) => match log.write(records.clone(), records).await {
+                    Ok(records) => match self.write_tombstones(log, records).await {
                         Ok(()) => GroupResponse::Error(ErrorCode::None),
                         Err(e) => GroupResponse::Error(e),
                     },
@@ -521,28 +537,80 @@ impl GroupHome {
         }
     }
 
-    /// Writes group `group_id`'s metadata record (of `kind`) when the group
-    /// was just made or its epoch moved since `before` (its epoch then),
-    /// and waits until it is durable. A failed write is logged: the group
-    /// lives on in memory, and the next change writes it again.
-    async fn write_if_moved(
+    /// Writes group `group_id`'s metadata record (of `kind`) unless its
+    /// epoch now is the one last written durably here, and waits until it
+    /// is durable, so that no answer gives an epoch a restart could take
+    /// back. A request that finds the epoch moved by another one still
+    /// writing it writes it too (a second record of the same value), and
+    /// a failed write is written again by the group's next request. The
+    /// write's error, for the answer.
+    async fn write_group_epoch(
         &self,
         log: &OffsetsLog,
         group_id: &str,
-        before: Option<i32>,
         kind: GroupKind,
-    ) {
-        let record = {
+    ) -> Result<(), ErrorCode> {
+        let (epoch, record) = {
             let c = self.coordinator.borrow();
-            let after = (kind.epoch)(&c, group_id);
-            let moved = after.is_some() && after != before;
-            moved.then(|| (kind.record)(&c, group_id)).flatten()
+            let Some(epoch) = (kind.epoch)(&c, group_id) else {
+                self.durable_epochs.borrow_mut().remove(group_id);
+                return Ok(());
+            };
+            if self.durable_epochs.borrow().get(group_id) == Some(&epoch) {
+                return Ok(());
+            }
+            let Some(record) = (kind.record)(&c, group_id) else {
+                return Ok(());
+            };
+            (epoch, record)
         };
-        if let Some(record) = record {
-            if let Err(e) = log.write(vec![record], Vec::new()).await {
+        match log.write(vec![record], Vec::new()).await {
+            Ok(()) => {
+                // Writes complete in the order queued: this record is the
+                // group's last durable one until a later write completes.
+                self.durable_epochs
+                    .borrow_mut()
+                    .insert(group_id.to_owned(), epoch);
+                Ok(())
+            }
+            Err(e) => {
                 tracing::warn!(group = group_id, error = %e, "writing group metadata failed");
+                Err(e)
             }
         }
+    }
+
+    /// Writes (and applies) `tombstones` to `log`; a group whose metadata
+    /// record they delete has no durable epoch from then on.
+    async fn write_tombstones(
+        &self,
+        log: &OffsetsLog,
+        tombstones: Vec<OffsetsRecord>,
+    ) -> Result<(), ErrorCode> {
+        self.forget_durable_epochs(&tombstones);
+        log.write(tombstones.clone(), tombstones).await
+    }
+
+    /// Forgets the durable epoch of every group whose metadata record one
+    /// of `records` deletes: a group made again under its name writes its
+    /// record after the tombstone.
+    fn forget_durable_epochs(&self, records: &[OffsetsRecord]) {
+        let mut durable = self.durable_epochs.borrow_mut();
+        for record in records {
+            if let OffsetsRecord::ConsumerGroup { value: None, group }
+            | OffsetsRecord::ShareGroup { value: None, group } = record
+            {
+                durable.remove(group);
+            }
+        }
+    }
+
+    /// A heartbeat's answer is not given: see
+    /// [`GroupCoordinator::heartbeat_answer_lost`].
+    fn heartbeat_answer_lost(&self, group_id: &str, member_id: &str) {
+        self.coordinator
+            .borrow_mut()
+            .heartbeat_answer_lost(group_id, member_id);
     }
 
     /// Writes the metadata of every group that changed; members waiting on
@@ -624,7 +692,7 @@ impl GroupHome {
         let per_log = self.tombstones_per_log(|c, keep| c.expired_offsets(now, keep));
         for (partition, log, tombstones) in per_log {
             let expired = tombstones.len();
-            match log.write(tombstones.clone(), tombstones).await {
+            match self.write_tombstones(&log, tombstones).await {
                 Ok(()) => tracing::info!(partition, records = expired, "expired committed offsets"),
                 Err(e) => {
                     tracing::warn!(partition, error = %e, "expiring committed offsets failed")
@@ -641,6 +709,7 @@ impl GroupHome {
         // KIP-848 groups the tick dropped: their records go, in the
         // background.
         let dropped = self.coordinator.borrow_mut().take_dropped_consumer_groups();
+        self.forget_durable_epochs(&dropped);
         for tombstone in dropped {
             let partition = coordinator_partition(tombstone.group(), self.partition_count.get());
             let Some(log) = self.logs.borrow().get(&partition).cloned() else {

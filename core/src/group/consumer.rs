@@ -155,6 +155,15 @@ impl ConsumerGroup {
         self.members.is_empty()
     }
 
+    /// The answer to `member_id`'s last heartbeat did not reach it (its
+    /// group's record could not be written): its next answer carries its
+    /// whole assignment again.
+    pub fn answer_lost(&mut self, member_id: &str) {
+        if let Some(member) = self.members.get_mut(member_id) {
+            member.last_sent = None;
+        }
+    }
+
     /// Kafka's name of the group's state: Empty, Assigning (a new target
     /// not yet computed), Reconciling (members moving to it), Stable.
     pub fn state_name(&self) -> &'static str {
@@ -545,5 +554,15 @@ mod tests {
             beat(&mut g, "a", a.member_epoch, None).error,
             ErrorCode::UnknownMemberId
         );
+    }
+
+    #[test]
+    fn a_lost_answer_is_given_again_whole() {
+        let mut g = ConsumerGroup::default();
+        let a = join(&mut g, "a", 0);
+        assert_eq!(parts(&a), [0, 1, 2, 3]);
+        assert_eq!(beat(&mut g, "a", 1, None).assignment, None, "sent already");
+        g.answer_lost("a");
+        assert_eq!(parts(&beat(&mut g, "a", 1, None)), [0, 1, 2, 3]);
     }
 }

@@ -393,6 +393,18 @@ impl GroupCoordinator {
         Ok(())
     }
 
+    /// The answer to a heartbeat of `member_id` of KIP-848 or share group
+    /// `group_id` was not given (its record could not be written): the
+    /// member's next answer carries its whole assignment.
+    pub fn heartbeat_answer_lost(&mut self, group_id: &str, member_id: &str) {
+        if let Some(g) = self.consumer_groups.get_mut(group_id) {
+            g.answer_lost(member_id);
+        }
+        if let Some(g) = self.share_groups.get_mut(group_id) {
+            g.answer_lost(member_id);
+        }
+    }
+
     /// KIP-848 group `group_id`'s epoch, if it is one.
     pub fn consumer_group_epoch(&self, group_id: &str) -> Option<i32> {
         self.consumer_groups.get(group_id).map(|g| g.group_epoch)

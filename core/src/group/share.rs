@@ -146,6 +146,15 @@ impl ShareGroup {
         self.members.is_empty()
     }
 
+    /// The answer to `member_id`'s last heartbeat did not reach it (its
+    /// group's record could not be written): its next answer carries its
+    /// whole assignment again.
+    pub fn answer_lost(&mut self, member_id: &str) {
+        if let Some(member) = self.members.get_mut(member_id) {
+            member.last_sent = None;
+        }
+    }
+
     /// Kafka's name of the group's state: Empty or Stable (a share group's
     /// assignment is in force as soon as it is computed).
     pub fn state_name(&self) -> &'static str {
