@@ -26,6 +26,7 @@ use sluice_shard::message::{Group, Propose};
 use sluice_shard::{GroupRequest, GroupResponse, Proposal, Shard};
 
 use crate::client::Clients;
+use crate::consumers::ConsumerModel;
 use crate::model::Tp;
 
 /// Partitions of `__consumer_offsets` in the simulation.
@@ -49,6 +50,8 @@ pub struct GroupModel {
     pub generation_floor: BTreeMap<String, i32>,
     pub joins: u64,
     pub commits_acked: u64,
+    /// The promises about KIP-848 groups.
+    pub consumers: ConsumerModel,
     pub offset_fetches_checked: u64,
 }
 
@@ -70,6 +73,7 @@ impl GroupModel {
             kept_alive
         });
         self.committing.clear();
+        self.consumers.crashed();
     }
 
     /// Checks one group's committed offsets (from OffsetFetch) against the
@@ -191,7 +195,7 @@ pub async fn simple_commit(c: &Rc<Clients>, entry: u32, group: String, tp: Tp, o
 }
 
 /// Sends one commit and, when acknowledged, records it.
-async fn commit(
+pub(crate) async fn commit(
     shard: &Rc<Shard>,
     group: &str,
     member_id: &str,
@@ -227,6 +231,7 @@ async fn commit(
     if error == ErrorCode::None {
         let mut groups = c.groups.borrow_mut();
         groups.commits_acked += 1;
+        groups.consumers.commit_acked(group, shard.env().now_ms());
         let acked = groups
             .committed
             .entry((group.to_owned(), tp.clone()))

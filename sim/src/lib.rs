@@ -9,9 +9,10 @@
 //! markers, share partitions and their state) over the log crate's
 //! in-memory disk, a virtual clock and a simulated mesh
 //! (`sluice_shard::simulated`), driven by simulated
-//! clients ([`client`], [`groups`], [`txns`], [`shares`]) and faults
+//! clients ([`client`], [`groups`], [`consumers`], [`txns`], [`shares`]) and faults
 //! (power loss with torn writes, SIGKILL, failing writes and syncs), with
-//! the invariants of [`model`], [`groups::GroupModel`],
+//! the invariants of [`model`], [`groups::GroupModel`] (with
+//! [`consumers::ConsumerModel`]),
 //! [`txns::TxnModel`] and [`shares::ShareModel`] checked after every step
 //! and after every restart.
 //!
@@ -22,12 +23,13 @@
 //!
 //! What it does not simulate (yet): the Kafka listener and the handlers in
 //! `net/` (the clients make the shard calls the handlers make), KIP-848
-//! consumer groups, share group membership (share consumers read their
+//! members outliving a crash, share group membership (share consumers read their
 //! partitions directly), static members, slow disks, and several
 //! processes (a cluster). Scheduling within a process is
 //! glommio's own first-in first-out order, not a seeded one.
 
 pub mod client;
+pub mod consumers;
 pub mod deliveries;
 pub mod groups;
 pub mod model;

@@ -97,7 +97,7 @@ fn main() -> ExitCode {
         match run(&config) {
             Ok(report) => {
                 println!(
-                    "seed {seed}: ok, {} steps, {} shards, flush {}, {} restarts ({} power losses, {} kills), {} disk faults, {} produces ({} acked), {} fetches ({} from read-ahead), {} retention passes ({} segments recycled), {} joins, {} commits acked, {} transactions committed and {} aborted, {} share records acquired ({} acknowledged, {} dead letters), {} messages, {} invariant checks, trace {:016x} ({} events)",
+                    "seed {seed}: ok, {} steps, {} shards, flush {}, {} restarts ({} power losses, {} kills), {} disk faults, {} produces ({} acked), {} fetches ({} from read-ahead), {} retention passes ({} segments recycled), {} joins, {} consumer heartbeats, {} commits acked, {} transactions committed and {} aborted, {} share records acquired ({} acknowledged, {} dead letters), {} messages, {} invariant checks, trace {:016x} ({} events)",
                     report.steps,
                     config.shards,
                     if config.flush_always { "always" } else { "never" },
@@ -112,6 +112,7 @@ fn main() -> ExitCode {
                     report.retention_passes,
                     report.segments_recycled,
                     report.joins,
+                    report.consumer_heartbeats,
                     report.commits_acked,
                     report.transactions_committed,
                     report.transactions_aborted,

@@ -53,6 +53,9 @@ pub struct Checks {
     /// Records share consumers acquired, checked, and share partitions
     /// checked done with at the end.
     pub shares: u64,
+    /// KIP-848 heartbeat answers applied, and partition ownerships
+    /// compared between members.
+    pub consumer_ownership: u64,
 }
 
 impl Checks {
@@ -64,6 +67,7 @@ impl Checks {
             + self.list_offsets
             + self.metadata
             + self.offset_fetches
+            + self.consumer_ownership
             + self.read_committed
             + self.txn_offsets
             + self.shares

@@ -117,6 +117,8 @@ pub struct Report {
     pub retention_passes: u64,
     pub segments_recycled: u64,
     pub joins: u64,
+    /// Heartbeats of KIP-848 members answered without error.
+    pub consumer_heartbeats: u64,
     pub commits_acked: u64,
     pub transactions_committed: u64,
     pub transactions_aborted: u64,
@@ -205,6 +207,8 @@ pub fn run(config: &SimConfig) -> Result<Report, Failure> {
     node_config.shard.metadata_snapshot_commands = 4;
     // Rebalances a run's clock gets through.
     node_config.group.initial_rebalance_delay_ms = 500;
+    node_config.group.consumer_session_timeout_ms = crate::consumers::SESSION_TIMEOUT_MS;
+    node_config.group.consumer_heartbeat_interval_ms = crate::consumers::HEARTBEAT_INTERVAL_MS;
     let mut world = World {
         config: config.clone(),
         node_config: Rc::new(node_config),
@@ -243,6 +247,9 @@ pub fn run(config: &SimConfig) -> Result<Report, Failure> {
     let groups = world.groups.borrow();
     world.report.checks.offset_fetches = groups.offset_fetches_checked;
     world.report.joins = groups.joins;
+    world.report.consumer_heartbeats = groups.consumers.heartbeats;
+    world.report.checks.consumer_ownership =
+        groups.consumers.heartbeats + groups.consumers.ownership_checks;
     world.report.commits_acked = groups.commits_acked;
     let txns = world.txns.borrow();
     world.report.transactions_committed = txns.commits_acked;
@@ -468,13 +475,30 @@ fn client_op(world: &mut World, node: &Node) -> Option<Op> {
                     offset: sent + 1 + rng.below(5) as i64,
                 }
             }
-            94..=96 => {
-                let group = if rng.chance(50) {
-                    format!("c{}", rng.below(3))
-                } else {
-                    format!("m{}", rng.below(2))
+            94..=95 => {
+                let group = match rng.below(3) {
+                    0 => format!("c{}", rng.below(3)),
+                    1 => format!("m{}", rng.below(2)),
+                    _ => format!("k{}", rng.below(2)),
                 };
                 Op::FetchOffsets { entry, group }
+            }
+            96..=97 => {
+                world.next_value += 1;
+                Op::ConsumerMember {
+                    entry,
+                    group: format!("k{}", rng.below(2)),
+                    member_id: format!("km{}", world.next_value),
+                    // Mostly one topic, so that members share partitions
+                    // to hand over.
+                    topic: if rng.chance(70) {
+                        topics[0].0.clone()
+                    } else {
+                        tp.0
+                    },
+                    rounds: 2 + rng.below(6) as u32,
+                    leave: rng.chance(50),
+                }
             }
             _ => {
                 world.next_value += 1;
@@ -596,10 +620,16 @@ fn client_op(world: &mut World, node: &Node) -> Option<Op> {
 fn disk_fault(world: &mut World) {
     let model = world.model.borrow();
     let topics: Vec<(&String, &i32)> = model.topics.iter().collect();
-    let Some((topic, partitions)) = world.rng.pick(&topics).map(|(t, p)| ((*t).clone(), **p))
+    let Some((mut topic, mut partitions)) =
+        world.rng.pick(&topics).map(|(t, p)| ((*t).clone(), **p))
     else {
         return;
     };
+    // Sometimes the groups' own log: commits, group records.
+    if world.rng.chance(15) {
+        topic = sluice_shard::group::OFFSETS_TOPIC.to_owned();
+        partitions = crate::groups::OFFSETS_PARTITIONS;
+    }
     let partition = world.rng.below(partitions as u64);
     let op = if world.rng.chance(50) {
         FaultOp::Sync

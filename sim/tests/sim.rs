@@ -142,7 +142,7 @@ fn an_acknowledgement_answered_before_it_is_written_is_caught() {
     // state: after a crash an accepted record is delivered again.
     caught(
         BrokenRule::ShareAckUnwritten,
-        &[4, 15, 27],
+        &[14, 21, 27],
         STEPS,
         "after it was accepted or rejected",
     );
@@ -155,7 +155,7 @@ fn a_dead_letter_written_again_after_a_crash_is_caught() {
     // written before the crash: a record lands there twice.
     caught(
         BrokenRule::DeadLetterResent,
-        &[24, 26],
+        &[16, 18],
         3000,
         "written twice",
     );
@@ -168,7 +168,7 @@ fn a_delivery_counted_before_its_answer_is_caught() {
     // delivery accounts for.
     caught(
         BrokenRule::DeliveryCountedUnanswered,
-        &[15, 101],
+        &[17, 61],
         3000,
         "before its answer could have handed it out",
     );

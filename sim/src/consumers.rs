@@ -1,0 +1,287 @@
+//! Simulated consumers of KIP-848 groups: members that heartbeat, take
+//! the partitions the coordinator assigns them, give up what it revokes,
+//! and commit offsets with their member epoch.
+//!
+//! Owns: the KIP-848 operations of the run and their promises in
+//! [`ConsumerModel`] (kept in the [`GroupModel`], beside the committed
+//! offsets, whose promises cover these members' commits too):
+//! - no partition is owned by two members of a group at once. A member
+//!   owns what the last assignment it applied gave it, and gives up what
+//!   an answer takes away before its next heartbeat reports what it owns.
+//!   Checked whenever a member applies an answer, against every other
+//!   member the coordinator surely still counts: one whose last answered
+//!   heartbeat was sent less than a session timeout ago (a member the
+//!   coordinator expired may still believe it owns its partitions until
+//!   its next heartbeat is refused, as in Kafka; its commits are refused
+//!   meanwhile);
+//! - a member's epoch never goes back while it stays a member;
+//! - a group that cannot have been removed (an acknowledged commit keeps
+//!   it) answers, after a crash, epochs past every epoch it answered
+//!   since: the group's epoch is written before the answer that gives it.
+//!
+//! Members are tasks of one process lifetime: a crash ends them with it.
+//! The calls are those the ConsumerGroupHeartbeat and OffsetCommit
+//! handlers in `net/` make, to the group's coordinator.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+use std::time::Duration;
+
+use sluice_core::group::consumer::{ClientInfo, HeartbeatRequest, TopicPartition};
+use sluice_core::{ErrorCode, Offset};
+use sluice_shard::{GroupRequest, GroupResponse, Shard};
+
+use crate::client::Clients;
+use crate::groups::{commit, group_call};
+use crate::model::Tp;
+
+/// The session timeout of KIP-848 members in the simulation
+/// (`group.consumer.session.timeout.ms`): short, so that members the run
+/// keeps waiting expire.
+pub const SESSION_TIMEOUT_MS: i32 = 6_000;
+/// Their heartbeat interval (`group.consumer.heartbeat.interval.ms`).
+pub const HEARTBEAT_INTERVAL_MS: i32 = 1_000;
+
+/// What one member owns, as far as the run knows.
+#[derive(Debug, Clone)]
+struct Owner {
+    group: String,
+    owned: BTreeSet<TopicPartition>,
+    /// The coordinator counts the member at least until then: its last
+    /// answered heartbeat was sent a session timeout before.
+    surely_member_until_ms: i64,
+}
+
+/// The promises about KIP-848 groups.
+#[derive(Debug, Default)]
+pub struct ConsumerModel {
+    /// Member id → what it owns (members of this process lifetime).
+    owners: BTreeMap<String, Owner>,
+    /// Group → when its first commit was acknowledged: from then on an
+    /// acknowledged commit keeps it (it is never removed), so every epoch
+    /// it answers after that is of the group that outlives crashes.
+    kept_since_ms: BTreeMap<String, i64>,
+    /// Group → the largest member epoch answered to a heartbeat sent
+    /// since the group is kept (all lifetimes).
+    epochs_answered: BTreeMap<String, i32>,
+    /// Group → every epoch answered after the last crash must be past this.
+    epoch_floor: BTreeMap<String, i32>,
+    pub heartbeats: u64,
+    pub ownership_checks: u64,
+}
+
+impl ConsumerModel {
+    /// A commit of `group` was acknowledged at `now_ms`: the group is kept.
+    pub fn commit_acked(&mut self, group: &str, now_ms: i64) {
+        self.kept_since_ms.entry(group.to_owned()).or_insert(now_ms);
+    }
+
+    /// After a crash: the members are gone with their process; a kept
+    /// group must answer past every epoch it answered before.
+    pub fn crashed(&mut self) {
+        self.owners.clear();
+        for (group, epoch) in &self.epochs_answered {
+            let at_least = self.epoch_floor.entry(group.clone()).or_insert(0);
+            *at_least = (*at_least).max(*epoch);
+        }
+    }
+
+    /// Applies an answered heartbeat of `member` (sent at `sent_ms`,
+    /// applied at `now_ms`): it owns `owned` at `epoch` now. The broken
+    /// promise, if one is.
+    fn applied(
+        &mut self,
+        group: &str,
+        member: &str,
+        epoch: i32,
+        owned: &BTreeSet<TopicPartition>,
+        sent_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), String> {
+        self.heartbeats += 1;
+        if let Some(floor) = self.epoch_floor.get(group) {
+            if epoch <= *floor {
+                return Err(format!(
+                    "group {group}: member {member} was given epoch {epoch} after a crash, \
+                     but epoch {floor} was answered before it"
+                ));
+            }
+        }
+        // Processed after the group was kept: an epoch of the group that
+        // outlives crashes (an earlier one may be of a group removed
+        // since, empty with nothing committed, and made again).
+        if self
+            .kept_since_ms
+            .get(group)
+            .is_some_and(|kept| *kept <= sent_ms)
+        {
+            let answered = self
+                .epochs_answered
+                .entry(group.to_owned())
+                .or_insert(epoch);
+            *answered = (*answered).max(epoch);
+        }
+        let surely_member_until_ms = sent_ms + i64::from(SESSION_TIMEOUT_MS);
+        // An answer that comes later than that may be older than the
+        // member's expiry: its partitions may be others' by now, as in
+        // Kafka; the member learns it at its next heartbeat.
+        let fresh = now_ms < surely_member_until_ms;
+        for (other, o) in &self.owners {
+            if !fresh || other == member || o.group != group || o.surely_member_until_ms <= now_ms {
+                continue;
+            }
+            self.ownership_checks += 1;
+            if let Some(tp) = o.owned.intersection(owned).next() {
+                return Err(format!(
+                    "group {group}: partition {} of topic {:02x?} given to {member} (epoch \
+                     {epoch}) while {other} still owns it",
+                    tp.1,
+                    &tp.0[..4]
+                ));
+            }
+        }
+        self.owners.insert(
+            member.to_owned(),
+            Owner {
+                group: group.to_owned(),
+                owned: owned.clone(),
+                surely_member_until_ms,
+            },
+        );
+        Ok(())
+    }
+
+    /// `member` owns nothing any more (it was fenced, or leaves).
+    fn gave_up(&mut self, member: &str) {
+        self.owners.remove(member);
+    }
+}
+
+/// A KIP-848 member's life: join `group` subscribed to `topic`, then
+/// heartbeat `rounds` times, applying each assignment and committing an
+/// offset with its epoch every other round; rejoin (epoch 0) when fenced;
+/// at the end maybe leave (epoch -1).
+pub async fn consumer_member(
+    c: &Rc<Clients>,
+    entry: u32,
+    group: String,
+    member_id: String,
+    topic: String,
+    rounds: u32,
+    leave: bool,
+) {
+    let shard = c.shards[entry as usize].clone();
+    let mut epoch = 0;
+    let mut owned: BTreeSet<TopicPartition> = BTreeSet::new();
+    for round in 0..rounds {
+        let sent_ms = shard.env().now_ms();
+        let request = HeartbeatRequest {
+            group_id: group.clone(),
+            member_id: member_id.clone(),
+            member_epoch: epoch,
+            instance_id: None,
+            rebalance_timeout_ms: SESSION_TIMEOUT_MS,
+            subscribed_topics: Some(vec![topic.clone()]),
+            owned: Some(owned.iter().copied().collect()),
+            member_id_suffix: String::new(),
+            client: ClientInfo {
+                client_id: "sim".into(),
+                client_host: "/sim".into(),
+                rack_id: None,
+            },
+        };
+        let answer = group_call(&shard, &group, GroupRequest::ConsumerHeartbeat(request)).await;
+        let response = match answer {
+            GroupResponse::ConsumerHeartbeat(r) => r,
+            other => {
+                c.trace.borrow_mut().event(&format!(
+                    "consumer heartbeat {group} {member_id}: {other:?}"
+                ));
+                return;
+            }
+        };
+        c.trace.borrow_mut().event(&format!(
+            "consumer heartbeat {group} {member_id} epoch {epoch}: {:?} epoch {} assignment {:?}",
+            response.error,
+            response.member_epoch,
+            response
+                .assignment
+                .as_ref()
+                .map(|a| a.iter().map(|(_, p)| *p).collect::<Vec<_>>())
+        ));
+        match response.error {
+            ErrorCode::None => {}
+            ErrorCode::UnknownMemberId | ErrorCode::FencedMemberEpoch => {
+                // Fenced: what it owned is lost; it joins again.
+                owned.clear();
+                epoch = 0;
+                c.groups.borrow_mut().consumers.gave_up(&member_id);
+                continue;
+            }
+            // The coordinator moving or loading: tried again.
+            _ => continue,
+        }
+        if epoch > 0 && response.member_epoch < epoch {
+            c.fail(format!(
+                "group {group}: member {member_id} went from epoch {epoch} back to {}",
+                response.member_epoch
+            ));
+            return;
+        }
+        epoch = response.member_epoch;
+        if let Some(assignment) = &response.assignment {
+            owned = assignment.iter().copied().collect();
+        }
+        let applied = c.groups.borrow_mut().consumers.applied(
+            &group,
+            &member_id,
+            epoch,
+            &owned,
+            sent_ms,
+            shard.env().now_ms(),
+        );
+        if let Err(e) = applied {
+            c.fail(e);
+            return;
+        }
+        if round % 2 == 1 {
+            commit_one(c, &shard, &group, &member_id, epoch).await;
+        }
+        shard
+            .env()
+            .sleep(Duration::from_millis(HEARTBEAT_INTERVAL_MS as u64))
+            .await;
+    }
+    c.groups.borrow_mut().consumers.gave_up(&member_id);
+    if leave && epoch > 0 {
+        let request = HeartbeatRequest {
+            group_id: group.clone(),
+            member_id: member_id.clone(),
+            member_epoch: -1,
+            ..HeartbeatRequest::default()
+        };
+        let answer = group_call(&shard, &group, GroupRequest::ConsumerHeartbeat(request)).await;
+        c.trace
+            .borrow_mut()
+            .event(&format!("consumer leave {group} {member_id}: {answer:?}"));
+    }
+}
+
+/// Commits the next offset of a partition of the member's own (as the
+/// classic members of [`crate::groups`] do: one committer per partition,
+/// so its acknowledged commits only grow; a topic of that name never
+/// exists, so no deletion takes the group's offsets), with its epoch: the
+/// coordinator takes it only from a member at its current epoch.
+async fn commit_one(c: &Rc<Clients>, shard: &Rc<Shard>, group: &str, member_id: &str, epoch: i32) {
+    let tp: Tp = (format!("{group}-{member_id}"), 0);
+    let offset: Offset = c
+        .groups
+        .borrow()
+        .sent
+        .get(&(group.to_owned(), tp.clone()))
+        .map_or(1, |o| o + 1);
+    let committed = commit(shard, group, member_id, epoch, &tp, offset, c).await;
+    c.trace.borrow_mut().event(&format!(
+        "consumer commit {group} {member_id} epoch {epoch} {tp:?}={offset}: {committed:?}"
+    ));
+}
