@@ -162,16 +162,8 @@ pub enum Op {
         rounds: u32,
         leave: bool,
     },
-    /// A member of KIP-848 group `group` subscribed to `topic`
-    /// ([`consumers::consumer_member`]).
-    ConsumerMember {
-        entry: u32,
-        group: String,
-        member_id: String,
-        topic: String,
-        rounds: u32,
-        leave: bool,
-    },
+    /// A member of a KIP-848 group ([`consumers::run_member`]).
+    ConsumerMember(consumers::ConsumerMember),
     /// One transaction of `transactional_id`: `writes` produced, then
     /// committed or aborted; then, with `late`, one more write of the same
     /// producer to its first partition, not added again (which must be
@@ -272,14 +264,7 @@ async fn run(c: &Rc<Clients>, op: Op) {
             rounds,
             leave,
         } => groups::member(c, entry, group, suffix, rounds, leave).await,
-        Op::ConsumerMember {
-            entry,
-            group,
-            member_id,
-            topic,
-            rounds,
-            leave,
-        } => consumers::consumer_member(c, entry, group, member_id, topic, rounds, leave).await,
+        Op::ConsumerMember(member) => consumers::run_member(c, member).await,
         Op::Transaction {
             entry,
             transactional_id,

@@ -157,19 +157,34 @@ impl ConsumerModel {
     }
 }
 
+/// A KIP-848 member, as the run chose it.
+#[derive(Debug, Clone)]
+pub struct ConsumerMember {
+    /// The shard its connection enters on.
+    pub entry: u32,
+    pub group: String,
+    pub member_id: String,
+    /// The one topic it subscribes to.
+    pub topic: String,
+    /// Heartbeats it sends.
+    pub rounds: u32,
+    /// Whether it leaves (epoch -1) at the end.
+    pub leave: bool,
+}
+
 /// A KIP-848 member's life: join `group` subscribed to `topic`, then
 /// heartbeat `rounds` times, applying each assignment and committing an
 /// offset with its epoch every other round; rejoin (epoch 0) when fenced;
 /// at the end maybe leave (epoch -1).
-pub async fn consumer_member(
-    c: &Rc<Clients>,
-    entry: u32,
-    group: String,
-    member_id: String,
-    topic: String,
-    rounds: u32,
-    leave: bool,
-) {
+pub async fn run_member(c: &Rc<Clients>, member: ConsumerMember) {
+    let ConsumerMember {
+        entry,
+        group,
+        member_id,
+        topic,
+        rounds,
+        leave,
+    } = member;
     let shard = c.shards[entry as usize].clone();
     let mut epoch = 0;
     let mut owned: BTreeSet<TopicPartition> = BTreeSet::new();

@@ -20,6 +20,7 @@ use sluice_log::storage::memory::FaultOp;
 use sluice_log::MemoryStorage;
 
 use crate::client::{self, Clients, Op, ProduceOp};
+use crate::consumers::ConsumerMember;
 use crate::groups::GroupModel;
 use crate::model::{Checks, Model, Tp};
 use crate::shares::{ShareConsumer, ShareModel};
@@ -485,7 +486,7 @@ fn client_op(world: &mut World, node: &Node) -> Option<Op> {
             }
             96..=97 => {
                 world.next_value += 1;
-                Op::ConsumerMember {
+                Op::ConsumerMember(ConsumerMember {
                     entry,
                     group: format!("k{}", rng.below(2)),
                     member_id: format!("km{}", world.next_value),
@@ -498,7 +499,7 @@ fn client_op(world: &mut World, node: &Node) -> Option<Op> {
                     },
                     rounds: 2 + rng.below(6) as u32,
                     leave: rng.chance(50),
-                }
+                })
             }
             _ => {
                 world.next_value += 1;
