@@ -68,6 +68,10 @@ pub struct GroupHome {
     /// written before any answer gives that epoch. Only groups of loaded
     /// partitions.
     durable_epochs: RefCell<HashMap<String, i32>>,
+    /// Counts the tombstones queued ([`Self::forget_durable_epochs`]): a
+    /// record whose write began before one is not taken for the group's
+    /// last durable one (the tombstone may come after it).
+    tombstones_queued: Cell<u64>,
 }
 
 impl GroupHome {
@@ -83,6 +87,7 @@ impl GroupHome {
             timer_started: Cell::new(false),
             stopped: Cell::new(false),
             durable_epochs: RefCell::new(HashMap::new()),
+            tombstones_queued: Cell::new(0),
         }
     }
 
@@ -564,13 +569,17 @@ impl GroupHome {
             };
             (epoch, record)
         };
+        let tombstones_before = self.tombstones_queued.get();
         match log.write(vec![record], Vec::new()).await {
             Ok(()) => {
                 // Writes complete in the order queued: this record is the
-                // group's last durable one until a later write completes.
-                self.durable_epochs
-                    .borrow_mut()
-                    .insert(group_id.to_owned(), epoch);
+                // group's last durable one until a later write completes,
+                // unless a tombstone was queued after it.
+                if self.tombstones_queued.get() == tombstones_before {
+                    self.durable_epochs
+                        .borrow_mut()
+                        .insert(group_id.to_owned(), epoch);
+                }
                 Ok(())
             }
             Err(e) => {
@@ -581,14 +590,18 @@ impl GroupHome {
     }
 
     /// Writes (and applies) `tombstones` to `log`; a group whose metadata
-    /// record they delete has no durable epoch from then on.
+    /// record they delete has no durable epoch from then on. Forgotten as
+    /// the write begins and again once it is done: a record written while
+    /// the tombstones waited for room in the queue is behind them.
     async fn write_tombstones(
         &self,
         log: &OffsetsLog,
         tombstones: Vec<OffsetsRecord>,
     ) -> Result<(), ErrorCode> {
         self.forget_durable_epochs(&tombstones);
-        log.write(tombstones.clone(), tombstones).await
+        let written = log.write(tombstones.clone(), tombstones.clone()).await;
+        self.forget_durable_epochs(&tombstones);
+        written
     }
 
     /// Forgets the durable epoch of every group whose metadata record one
@@ -601,6 +614,7 @@ impl GroupHome {
             | OffsetsRecord::ShareGroup { value: None, group } = record
             {
                 durable.remove(group);
+                self.tombstones_queued.set(self.tombstones_queued.get() + 1);
             }
         }
     }
@@ -715,10 +729,15 @@ impl GroupHome {
             let Some(log) = self.logs.borrow().get(&partition).cloned() else {
                 continue;
             };
+            let home = self.clone();
             glommio::spawn_local(async move {
-                if let Err(e) = log.write(vec![tombstone.clone()], Vec::new()).await {
-                    tracing::warn!(group = tombstone.group(), error = %e, "deleting a dropped group's metadata failed");
+                let tombstone = vec![tombstone];
+                if let Err(e) = log.write(tombstone.clone(), Vec::new()).await {
+                    tracing::warn!(group = tombstone[0].group(), error = %e, "deleting a dropped group's metadata failed");
                 }
+                // As in write_tombstones: a record queued meanwhile is
+                // behind it.
+                home.forget_durable_epochs(&tombstone);
             })
             .detach();
         }
