@@ -438,7 +438,7 @@ impl GroupHome {
             GroupRequest::Delete { group_id } => {
                 let tombstones = self.coordinator.borrow().deletion(&group_id);
                 match tombstones {
-                    Ok(records) => match self.write_tombstones(log, records).await {
+                    Ok(records) => match self.write_tombstones(log, records, true).await {
                         Ok(()) => GroupResponse::Error(ErrorCode::None),
                         Err(e) => GroupResponse::Error(e),
                     },
@@ -589,17 +589,24 @@ impl GroupHome {
         }
     }
 
-    /// Writes (and applies) `tombstones` to `log`; a group whose metadata
-    /// record they delete has no durable epoch from then on. Forgotten as
-    /// the write begins and again once it is done: a record written while
-    /// the tombstones waited for room in the queue is behind them.
+    /// Writes `tombstones` to `log` (and, with `apply`, applies them to
+    /// the coordinator); a group whose metadata record they delete has no
+    /// durable epoch from then on. Forgotten as the write begins and again
+    /// once it is done: a record written while the tombstones waited for
+    /// room in the queue is behind them.
     async fn write_tombstones(
         &self,
         log: &OffsetsLog,
         tombstones: Vec<OffsetsRecord>,
+        apply: bool,
     ) -> Result<(), ErrorCode> {
         self.forget_durable_epochs(&tombstones);
-        let written = log.write(tombstones.clone(), tombstones.clone()).await;
+        let applied = if apply {
+            tombstones.clone()
+        } else {
+            Vec::new()
+        };
+        let written = log.write(tombstones.clone(), applied).await;
         self.forget_durable_epochs(&tombstones);
         written
     }
@@ -706,7 +713,7 @@ impl GroupHome {
         let per_log = self.tombstones_per_log(|c, keep| c.expired_offsets(now, keep));
         for (partition, log, tombstones) in per_log {
             let expired = tombstones.len();
-            match self.write_tombstones(&log, tombstones).await {
+            match self.write_tombstones(&log, tombstones, true).await {
                 Ok(()) => tracing::info!(partition, records = expired, "expired committed offsets"),
                 Err(e) => {
                     tracing::warn!(partition, error = %e, "expiring committed offsets failed")
@@ -723,6 +730,7 @@ impl GroupHome {
         // KIP-848 groups the tick dropped: their records go, in the
         // background.
         let dropped = self.coordinator.borrow_mut().take_dropped_consumer_groups();
+        // Forgotten now, not only when the tasks below start.
         self.forget_durable_epochs(&dropped);
         for tombstone in dropped {
             let partition = coordinator_partition(tombstone.group(), self.partition_count.get());
@@ -730,14 +738,12 @@ impl GroupHome {
                 continue;
             };
             let home = self.clone();
+            let group = tombstone.group().to_owned();
+            // Not applied: the group may be made again meanwhile.
             glommio::spawn_local(async move {
-                let tombstone = vec![tombstone];
-                if let Err(e) = log.write(tombstone.clone(), Vec::new()).await {
-                    tracing::warn!(group = tombstone[0].group(), error = %e, "deleting a dropped group's metadata failed");
+                if let Err(e) = home.write_tombstones(&log, vec![tombstone], false).await {
+                    tracing::warn!(group, error = %e, "deleting a dropped group's metadata failed");
                 }
-                // As in write_tombstones: a record queued meanwhile is
-                // behind it.
-                home.forget_durable_epochs(&tombstone);
             })
             .detach();
         }
