@@ -8,7 +8,10 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{python, run, topic, wait_for_metric, Broker, CLIENT_TIMEOUT};
+use common::{
+    kafka, python, python_interpreter, run, topic, wait_for_metric, Broker, Spawned, Stream,
+    CLIENT_TIMEOUT, PY_HELPERS,
+};
 
 fn run_python(broker: &Broker, snippet: &str, args: &[&str]) -> Vec<String> {
     let out = python(broker, snippet, args, CLIENT_TIMEOUT);
@@ -374,5 +377,125 @@ print("committed", sorted(tp.offset for tp in offsets.topic_partitions))
             "after a restart, listed type ConsumerGroupType.CONSUMER ConsumerGroupState.EMPTY",
             "committed [100, 100, 100, 100]",
         ]
+    );
+}
+
+/// A librdkafka KIP-848 member that reads on through a SIGKILL and restart
+/// of the broker: it owns its partitions before, during and after, and
+/// never loses them (Kafka keeps a group's members in its records, and so
+/// does sluice: before, the restarted coordinator told the member it was
+/// unknown and the client called its lost-partitions callback).
+const MEMBER_THROUGH_A_RESTART: &str = r#"
+import sys, threading, time
+from confluent_kafka import Consumer
+topic, group = ARGS[0], ARGS[1]
+stop = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+names = lambda parts: sorted(p.partition for p in parts)
+c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": group, "group.protocol": "consumer",
+              "auto.offset.reset": "earliest", "enable.auto.commit": False})
+c.subscribe([topic],
+            on_assign=lambda _, parts: print("assigned", names(parts)),
+            on_revoke=lambda _, parts: print("revoked", names(parts)),
+            on_lost=lambda _, parts: print("lost", names(parts)))
+read = 0
+end = time.monotonic() + 120
+while not stop.is_set() and time.monotonic() < end:
+    m = c.poll(0.1)
+    if m is not None and m.error() is None:
+        read += 1
+        print("read", read)
+print("closing")
+c.close()
+"#;
+
+#[test]
+fn a_kip848_member_keeps_its_partitions_through_a_broker_restart() {
+    // Heartbeats every second, so the member's first one after the
+    // restart comes soon.
+    let mut broker =
+        Broker::start_with_env(&[("SLUICE_GROUP__CONSUMER_HEARTBEAT_INTERVAL_MS", "1000")]);
+    let (t, g) = (topic("kip848-restart"), topic("group"));
+    let produce = |broker: &Broker, first: usize| {
+        run_python(
+            broker,
+            r#"
+from confluent_kafka.admin import AdminClient, NewTopic
+topic, first = ARGS[0], int(ARGS[1])
+admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+if first == 0:
+    admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])[topic].result(30)
+for p in range(4):
+    confluent_produce(topic, first + p * 10, 10, partition=p)
+print("produced")
+"#,
+            &[&t, &first.to_string()],
+        )
+    };
+    assert_eq!(produce(&broker, 0), ["produced"]);
+    let mut member = Spawned::start(
+        Command::new(python_interpreter())
+            .arg("-c")
+            .arg(format!("{PY_HELPERS}\n{MEMBER_THROUGH_A_RESTART}"))
+            .arg(broker.bootstrap())
+            .args([&t, &g])
+            .env("PYTHONUNBUFFERED", "1"),
+    );
+    member.wait_for_line(Stream::Stdout, CLIENT_TIMEOUT, |l| {
+        l == "assigned [0, 1, 2, 3]"
+    });
+    member.wait_for_line(Stream::Stdout, CLIENT_TIMEOUT, |l| l == "read 40");
+    // A few heartbeats at its epoch, then the broker dies and comes back.
+    std::thread::sleep(Duration::from_secs(3));
+    broker.kill();
+    broker.restart();
+    assert_eq!(produce(&broker, 1000), ["produced"]);
+    member.wait_for_line(Stream::Stdout, CLIENT_TIMEOUT, |l| l == "read 80");
+    // Heartbeats after the restart, answered.
+    std::thread::sleep(Duration::from_secs(4));
+    member.close_stdin();
+    member.wait_for_line(Stream::Stdout, CLIENT_TIMEOUT, |l| l == "closing");
+    let events: Vec<&str> = member
+        .seen
+        .iter()
+        .filter(|(s, l)| *s == Stream::Stdout && !l.starts_with("read "))
+        .map(|(_, l)| l.as_str())
+        .collect();
+    assert_eq!(
+        events,
+        ["assigned [0, 1, 2, 3]", "closing"],
+        "{}",
+        broker.log_tail(40)
+    );
+    // Kafka's own group coordinator reads every record sluice wrote: the
+    // group's, its target assignment's and its member's (key types 3, 6,
+    // 5, 7 and 8), in Kafka's layouts.
+    let dump = kafka::tool(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/clients/java/OffsetsTopicDump.java"
+        ),
+        &broker.bootstrap(),
+        &[],
+    )
+    .stdout_text();
+    assert!(
+        dump.lines().any(|l| l == "undecodable records: 0"),
+        "{dump}"
+    );
+    let group_key = format!("\"groupId\":\"{g}\"");
+    let mut types: Vec<&str> = dump
+        .lines()
+        .filter(|l| l.contains(&group_key) && !l.ends_with(" null"))
+        .filter_map(|l| l.split(' ').nth(1))
+        .collect();
+    types.sort_unstable();
+    types.dedup();
+    assert_eq!(types, ["3", "5", "6", "7", "8"], "{dump}");
+    let subscribed = format!("\"subscribedTopicNames\":[\"{t}\"]");
+    assert!(
+        dump.lines()
+            .any(|l| l.starts_with("record 5 ") && l.contains(&subscribed)),
+        "{dump}"
     );
 }

@@ -69,17 +69,22 @@ pub enum BrokenRule {
     /// a record towards the delivery limit though it never reached
     /// anyone.
     DeliveryCountedUnanswered,
+    /// `members-unwritten`: a KIP-848 group's records are written without
+    /// its members' (as before sluice kept them), so after a crash the
+    /// coordinator has forgotten members that still own their partitions.
+    MembersUnwritten,
 }
 
 impl BrokenRule {
     /// Every rule, for `--bug`'s list.
-    pub const ALL: [BrokenRule; 6] = [
+    pub const ALL: [BrokenRule; 7] = [
         BrokenRule::AcksBeforeSync,
         BrokenRule::NoTxnVerification,
         BrokenRule::NoEpochBump,
         BrokenRule::ShareAckUnwritten,
         BrokenRule::DeadLetterResent,
         BrokenRule::DeliveryCountedUnanswered,
+        BrokenRule::MembersUnwritten,
     ];
 
     /// Its `--bug` name.
@@ -91,6 +96,7 @@ impl BrokenRule {
             BrokenRule::ShareAckUnwritten => "share-ack-unwritten",
             BrokenRule::DeadLetterResent => "dead-letter-resent",
             BrokenRule::DeliveryCountedUnanswered => "delivery-counted-unanswered",
+            BrokenRule::MembersUnwritten => "members-unwritten",
         }
     }
 

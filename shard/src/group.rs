@@ -22,7 +22,7 @@
 //! background.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use glommio::channels::local_channel::{self, LocalSender};
@@ -31,6 +31,7 @@ use sluice_core::group::consumer::{self, TopicInfo};
 use sluice_core::group::coordinator::{GroupCoordinator, PendingWrite};
 use sluice_core::group::records::{CommittedOffset, OffsetsRecord};
 use sluice_core::group::share::ShareHeartbeatResponse;
+use sluice_core::group::written::WrittenImages;
 use sluice_core::group::{
     coordinator_partition, JoinRequest, JoinResponse, Reply, SyncRequest, SyncResponse, Token,
 };
@@ -63,15 +64,14 @@ pub struct GroupHome {
     timers_changed: Notify,
     timer_started: Cell<bool>,
     stopped: Cell<bool>,
-    /// KIP-848 and share groups → the epoch whose metadata record this
-    /// home wrote durably last: a group whose epoch differs has its record
-    /// written before any answer gives that epoch. Only groups of loaded
-    /// partitions.
-    durable_epochs: RefCell<HashMap<String, i32>>,
-    /// Counts the tombstones queued ([`Self::forget_durable_epochs`]): a
-    /// record whose write began before one is not taken for the group's
-    /// last durable one (the tombstone may come after it).
-    tombstones_queued: Cell<u64>,
+    /// What the logs will hold for each KIP-848 and share group of the
+    /// loaded partitions once the queued writes complete: a group's
+    /// records that differ are written before any answer gives them.
+    written: RefCell<WrittenImages>,
+    /// Counts the writes of group records that failed: a write that
+    /// succeeded after one was queued before it may not hold what it
+    /// assumed written.
+    write_failures: Cell<u64>,
 }
 
 impl GroupHome {
@@ -86,8 +86,8 @@ impl GroupHome {
             timers_changed: Notify::default(),
             timer_started: Cell::new(false),
             stopped: Cell::new(false),
-            durable_epochs: RefCell::new(HashMap::new()),
-            tombstones_queued: Cell::new(0),
+            written: RefCell::new(WrittenImages::default()),
+            write_failures: Cell::new(0),
         }
     }
 
@@ -117,6 +117,16 @@ impl GroupHome {
         }
         if let Some(old) = self.logs.borrow_mut().insert(partition, log.clone()) {
             old.stop();
+        }
+        // The replayed groups' records are what the log holds.
+        {
+            let c = self.coordinator.borrow();
+            let mut written = self.written.borrow_mut();
+            for (group, records) in
+                c.persisted_groups(|g| coordinator_partition(g, partition_count) == partition)
+            {
+                written.seed(&group, records);
+            }
         }
         let home = self.clone();
         let running = log.clone();
@@ -186,9 +196,9 @@ impl GroupHome {
             .coordinator
             .borrow_mut()
             .retain(|g| coordinator_partition(g, count) != partition);
-        self.durable_epochs
+        self.written
             .borrow_mut()
-            .retain(|g, _| coordinator_partition(g, count) != partition);
+            .retain(|g| coordinator_partition(g, count) != partition);
         self.deliver(replies);
     }
 
@@ -255,7 +265,7 @@ impl GroupHome {
     /// [`GroupHome::handle`] once the partition's log is found.
     async fn serve(
         self: &Rc<Self>,
-        log: &OffsetsLog,
+        log: &Rc<OffsetsLog>,
         request: GroupRequest,
         topics: &dyn Fn(&str) -> Option<TopicInfo>,
         verified: Option<VerificationGuard>,
@@ -268,7 +278,7 @@ impl GroupHome {
                     .coordinator
                     .borrow_mut()
                     .consumer_heartbeat(req, topics, now);
-                if let Err(e) = self.write_group_epoch(log, &group_id, KIP848).await {
+                if let Err(e) = self.write_group_records(log, &group_id, KIP848).await {
                     self.heartbeat_answer_lost(&group_id, &response.member_id);
                     let refusal = consumer::HeartbeatResponse::error(e, &response.member_id);
                     return GroupResponse::ConsumerHeartbeat(refusal);
@@ -281,7 +291,7 @@ impl GroupHome {
                     .coordinator
                     .borrow_mut()
                     .share_heartbeat(req, topics, now);
-                if let Err(e) = self.write_group_epoch(log, &group_id, SHARE).await {
+                if let Err(e) = self.write_group_records(log, &group_id, SHARE).await {
                     self.heartbeat_answer_lost(&group_id, &response.member_id);
                     let refusal = ShareHeartbeatResponse::error(e, None, &response.member_id);
                     return GroupResponse::ShareHeartbeat(refusal);
@@ -296,7 +306,7 @@ impl GroupHome {
                     .coordinator
                     .borrow_mut()
                     .share_offsets_check(&group_id, create);
-                let written = self.write_group_epoch(log, &group_id, SHARE).await;
+                let written = self.write_group_records(log, &group_id, SHARE).await;
                 let checked = checked.and(written);
                 GroupResponse::Error(match checked {
                     Ok(()) => ErrorCode::None,
@@ -542,88 +552,118 @@ impl GroupHome {
         }
     }
 
-    /// Writes group `group_id`'s metadata record (of `kind`) unless its
-    /// epoch now is the one last written durably here, and waits until it
-    /// is durable, so that no answer gives an epoch a restart could take
-    /// back. A request that finds the epoch moved by another one still
-    /// writing it writes it too (a second record of the same value), and
-    /// a failed write is written again by the group's next request. The
+    /// Writes what changed of group `group_id`'s records (of `kind`)
+    /// since the writes queued before, and waits until every write of the
+    /// group queued so far is durable, so that no answer gives what a
+    /// restart could take back. The write runs in a task of its own, so a
+    /// request given up meanwhile leaves the group's image right. The
     /// write's error, for the answer.
-    async fn write_group_epoch(
-        &self,
-        log: &OffsetsLog,
+    async fn write_group_records(
+        self: &Rc<Self>,
+        log: &Rc<OffsetsLog>,
         group_id: &str,
         kind: GroupKind,
     ) -> Result<(), ErrorCode> {
-        let (epoch, record) = {
-            let c = self.coordinator.borrow();
-            let Some(epoch) = (kind.epoch)(&c, group_id) else {
-                self.durable_epochs.borrow_mut().remove(group_id);
+        {
+            let written = self.written.borrow();
+            let records = self.group_records(group_id, kind);
+            let changed = records.is_some_and(|r| written.differs(group_id, &r));
+            if !changed && !written.writing(group_id) {
                 return Ok(());
-            };
-            if self.durable_epochs.borrow().get(group_id) == Some(&epoch) {
-                return Ok(());
-            }
-            let Some(record) = (kind.record)(&c, group_id) else {
-                return Ok(());
-            };
-            (epoch, record)
-        };
-        let tombstones_before = self.tombstones_queued.get();
-        match log.write(vec![record], Vec::new()).await {
-            Ok(()) => {
-                // Writes complete in the order queued: this record is the
-                // group's last durable one until a later write completes,
-                // unless a tombstone was queued after it.
-                if self.tombstones_queued.get() == tombstones_before {
-                    self.durable_epochs
-                        .borrow_mut()
-                        .insert(group_id.to_owned(), epoch);
-                }
-                Ok(())
-            }
-            Err(e) => {
-                tracing::warn!(group = group_id, error = %e, "writing group metadata failed");
-                Err(e)
             }
         }
+        let home = self.clone();
+        let log = log.clone();
+        let group = group_id.to_owned();
+        let task = glommio::spawn_local(async move {
+            let failures_before = home.write_failures.get();
+            let mut queued = Vec::new();
+            let written = log
+                .write_with(
+                    || {
+                        let records = home.group_records(&group, kind);
+                        let mut images = home.written.borrow_mut();
+                        queued = match records {
+                            Some(records) => images.diff(&group, records),
+                            None => Vec::new(),
+                        };
+                        images.write_queued(&group);
+                        queued.clone()
+                    },
+                    Vec::new(),
+                )
+                .await;
+            let mut images = home.written.borrow_mut();
+            images.write_done(&group);
+            match written {
+                Ok(()) if home.write_failures.get() == failures_before => Ok(()),
+                Ok(()) => {
+                    // A write queued before this one failed: what this
+                    // one took for written may not be.
+                    images.all_unknown(&group);
+                    Err(ErrorCode::CoordinatorNotAvailable)
+                }
+                Err(e) => {
+                    home.write_failures.set(home.write_failures.get() + 1);
+                    // (A group unloaded or deleted meanwhile keeps no image.)
+                    images.unknown(&queued, false);
+                    images.all_unknown(&group);
+                    tracing::warn!(group, error = %e, "writing group records failed");
+                    Err(e)
+                }
+            }
+        })
+        .detach();
+        task.await.unwrap_or(Err(ErrorCode::NotCoordinator))
+    }
+
+    /// Group `group_id`'s records (of `kind`) as they are now.
+    fn group_records(&self, group_id: &str, kind: GroupKind) -> Option<Vec<OffsetsRecord>> {
+        let mut records = (kind.records)(&self.coordinator.borrow(), group_id)?;
+        if self.env.broken_rule() == Some(crate::env::BrokenRule::MembersUnwritten) {
+            records.retain(|r| {
+                matches!(
+                    r,
+                    OffsetsRecord::ConsumerGroup { .. } | OffsetsRecord::ConsumerTargetEpoch { .. }
+                )
+            });
+        }
+        Some(records)
     }
 
     /// Writes `tombstones` to `log` (and, with `apply`, applies them to
-    /// the coordinator); a group whose metadata record they delete has no
-    /// durable epoch from then on. Forgotten as the write begins and again
-    /// once it is done: a record written while the tombstones waited for
-    /// room in the queue is behind them.
+    /// the coordinator). A tombstone of a group's metadata record comes
+    /// with tombstones for every other record the group wrote (its
+    /// members'), chosen as the write is queued; the group's image is
+    /// forgotten then, and made unknown again if the write fails.
     async fn write_tombstones(
         &self,
         log: &OffsetsLog,
         tombstones: Vec<OffsetsRecord>,
         apply: bool,
     ) -> Result<(), ErrorCode> {
-        self.forget_durable_epochs(&tombstones);
+        let mut queued = Vec::new();
         let applied = if apply {
             tombstones.clone()
         } else {
             Vec::new()
         };
-        let written = log.write(tombstones.clone(), applied).await;
-        self.forget_durable_epochs(&tombstones);
-        written
-    }
-
-    /// Forgets the durable epoch of every group whose metadata record one
-    /// of `records` deletes: a group made again under its name writes its
-    /// record after the tombstone.
-    fn forget_durable_epochs(&self, records: &[OffsetsRecord]) {
-        let mut durable = self.durable_epochs.borrow_mut();
-        for record in records {
-            if let OffsetsRecord::ConsumerGroup { value: None, group }
-            | OffsetsRecord::ShareGroup { value: None, group } = record
-            {
-                durable.remove(group);
-                self.tombstones_queued.set(self.tombstones_queued.get() + 1);
-            }
+        let written = log
+            .write_with(
+                || {
+                    queued = self.written.borrow_mut().tombstones(tombstones);
+                    queued.clone()
+                },
+                applied,
+            )
+            .await;
+        if written.is_err() {
+            self.write_failures.set(self.write_failures.get() + 1);
+            // Tombstones to apply (DeleteGroups) were not: their groups
+            // are still the coordinator's. Others' may be gone for good.
+            self.written.borrow_mut().unknown(&queued, apply);
         }
+        written
     }
 
     /// A heartbeat's answer is not given: see
@@ -727,46 +767,73 @@ impl GroupHome {
     pub fn tick(self: &Rc<Self>) {
         let replies = self.coordinator.borrow_mut().tick(self.env.now_ms());
         self.settle(replies);
-        // KIP-848 groups the tick dropped: their records go, in the
+        // KIP-848 groups whose members expired: what changed is written
+        // (a restart would bring the members back otherwise), in the
         // background.
-        let dropped = self.coordinator.borrow_mut().take_dropped_consumer_groups();
-        // Forgotten now, not only when the tasks below start.
-        self.forget_durable_epochs(&dropped);
-        for tombstone in dropped {
-            let partition = coordinator_partition(tombstone.group(), self.partition_count.get());
+        let expired = self.coordinator.borrow_mut().take_expired_consumer_groups();
+        for group in expired {
+            let partition = coordinator_partition(&group, self.partition_count.get());
             let Some(log) = self.logs.borrow().get(&partition).cloned() else {
                 continue;
             };
             let home = self.clone();
-            let group = tombstone.group().to_owned();
-            // Not applied: the group may be made again meanwhile.
             glommio::spawn_local(async move {
-                if let Err(e) = home.write_tombstones(&log, vec![tombstone], false).await {
-                    tracing::warn!(group, error = %e, "deleting a dropped group's metadata failed");
+                if let Err(e) = home.write_group_records(&log, &group, KIP848).await {
+                    tracing::warn!(group, error = %e, "writing an expired member's records failed");
                 }
+            })
+            .detach();
+        }
+        // KIP-848 groups the tick dropped: their records go, in the
+        // background. Chosen (and the groups' images forgotten) now, so a
+        // group made again meanwhile writes all of its records.
+        let dropped = self.coordinator.borrow_mut().take_dropped_consumer_groups();
+        let tombstones = self.written.borrow_mut().tombstones(dropped);
+        let per_log = tombstones.into_iter().fold(
+            BTreeMap::<PartitionId, Vec<OffsetsRecord>>::new(),
+            |mut per_log, tombstone| {
+                let partition =
+                    coordinator_partition(tombstone.group(), self.partition_count.get());
+                per_log.entry(partition).or_default().push(tombstone);
+                per_log
+            },
+        );
+        for (partition, tombstones) in per_log {
+            let Some(log) = self.logs.borrow().get(&partition).cloned() else {
+                continue;
+            };
+            let home = self.clone();
+            // Not applied: the groups may be made again meanwhile. Their
+            // keys are unknown once written, so a group made again while
+            // they waited for room in the queue writes its records again.
+            glommio::spawn_local(async move {
+                let written = log.write(tombstones.clone(), Vec::new()).await;
+                if let Err(e) = written {
+                    home.write_failures.set(home.write_failures.get() + 1);
+                    tracing::warn!(partition, error = %e, "deleting dropped groups' records failed");
+                }
+                home.written.borrow_mut().unknown(&tombstones, false);
             })
             .detach();
         }
     }
 }
 
-/// A group type whose epoch has a metadata record: how the coordinator
-/// gives the epoch and the record of a group of it.
+/// A group type whose state is in records: how the coordinator gives the
+/// records of a group of it (`None`: no such group).
+#[derive(Clone, Copy)]
 struct GroupKind {
-    epoch: fn(&GroupCoordinator, &str) -> Option<i32>,
-    record: fn(&GroupCoordinator, &str) -> Option<OffsetsRecord>,
+    records: fn(&GroupCoordinator, &str) -> Option<Vec<OffsetsRecord>>,
 }
 
-/// KIP-848 groups (ConsumerGroupMetadata).
+/// KIP-848 groups: their metadata, target assignment and members.
 const KIP848: GroupKind = GroupKind {
-    epoch: GroupCoordinator::consumer_group_epoch,
-    record: GroupCoordinator::consumer_group_record,
+    records: GroupCoordinator::consumer_group_records,
 };
 
 /// Share groups (ShareGroupMetadata).
 const SHARE: GroupKind = GroupKind {
-    epoch: GroupCoordinator::share_group_epoch,
-    record: GroupCoordinator::share_group_record,
+    records: GroupCoordinator::share_group_records,
 };
 
 /// An offset commit's partitions, (topic, partition, offset, error from

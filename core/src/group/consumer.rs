@@ -12,12 +12,16 @@
 //! change; a member's epoch reaches the target assignment's epoch only when
 //! it owns nothing outside its target; no partition is ever given to two
 //! members at once. Like the classic group, no I/O and no clock: time is an
-//! argument. Membership is not persisted (members rejoin after a restart, as
-//! after a coordinator move); the group and its epoch are, and committed
-//! offsets, by the caller.
+//! argument. The group is persisted as Kafka persists it ([`ConsumerGroup::records`]:
+//! its epoch, its target assignment, each member's metadata and current
+//! assignment), written by the caller before an answer gives any of it, so
+//! after a restart or a coordinator move the members carry on where they
+//! were, their sessions starting again at the load.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::group::member_records::{MemberAssignment, MemberMetadata, MemberState};
+use crate::group::records::{GroupEpoch, OffsetsRecord};
 use crate::ErrorCode;
 
 /// A topic's id and partition count, as the metadata knows them.
@@ -110,6 +114,9 @@ impl HeartbeatResponse {
 #[derive(Debug, Clone)]
 struct Member {
     epoch: i32,
+    /// The epoch before the last move (Kafka's PreviousMemberEpoch).
+    previous_epoch: i32,
+    rebalance_timeout_ms: i32,
     subscribed: BTreeSet<String>,
     /// What the member may consume now.
     assigned: BTreeSet<TopicPartition>,
@@ -140,14 +147,162 @@ pub struct ConsumerGroupConfig {
 }
 
 impl ConsumerGroup {
-    /// The group at `epoch` as its metadata record stored it, when it has
-    /// no members (after a restart); a group with members is ahead of any
-    /// record and keeps its own.
-    pub fn restore_epoch(&mut self, epoch: i32) {
-        if self.members.is_empty() && epoch > self.group_epoch {
-            self.group_epoch = epoch;
-            self.assignment_epoch = epoch;
+    /// The group's records as Kafka writes them: its metadata (the group
+    /// epoch), its target assignment's epoch, and for each member its
+    /// metadata, its part of the target and its current assignment.
+    pub fn records(&self, group_id: &str) -> Vec<OffsetsRecord> {
+        let group = || group_id.to_owned();
+        let mut out = Vec::with_capacity(2 + 3 * self.members.len());
+        out.push(OffsetsRecord::ConsumerGroup {
+            group: group(),
+            value: Some(GroupEpoch {
+                epoch: self.group_epoch,
+            }),
+        });
+        out.push(OffsetsRecord::ConsumerTargetEpoch {
+            group: group(),
+            value: Some(self.assignment_epoch),
+        });
+        for (id, m) in &self.members {
+            let target = self.target.get(id);
+            out.push(OffsetsRecord::ConsumerMember {
+                group: group(),
+                member: id.clone(),
+                value: Some(MemberMetadata {
+                    instance_id: m.instance_id.clone(),
+                    rack_id: m.client.rack_id.clone(),
+                    client_id: m.client.client_id.clone(),
+                    client_host: m.client.client_host.clone(),
+                    subscribed_topics: m.subscribed.iter().cloned().collect(),
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                }),
+            });
+            out.push(OffsetsRecord::ConsumerTarget {
+                group: group(),
+                member: id.clone(),
+                value: Some(
+                    target
+                        .map(|t| t.iter().copied().collect())
+                        .unwrap_or_default(),
+                ),
+            });
+            let state = if !m.revoking.is_empty() {
+                MemberState::UnrevokedPartitions
+            } else if target.is_some_and(|t| !t.is_subset(&m.assigned)) {
+                MemberState::UnreleasedPartitions
+            } else {
+                MemberState::Stable
+            };
+            out.push(OffsetsRecord::ConsumerAssignment {
+                group: group(),
+                member: id.clone(),
+                value: Some(MemberAssignment {
+                    member_epoch: m.epoch,
+                    previous_member_epoch: m.previous_epoch,
+                    state: state as i8,
+                    assigned: m.assigned.iter().copied().collect(),
+                    pending_revocation: m.revoking.iter().copied().collect(),
+                }),
+            });
         }
+        out
+    }
+
+    /// The group epoch as its metadata record stored it (a replay): epochs
+    /// only grow while the group lives. A group with no members has its
+    /// target at that epoch too (a record written before members were).
+    pub fn restore_epoch(&mut self, epoch: i32) {
+        if epoch > self.group_epoch {
+            self.group_epoch = epoch;
+        }
+        if self.members.is_empty() && self.group_epoch > self.assignment_epoch {
+            self.assignment_epoch = self.group_epoch;
+        }
+    }
+
+    /// The target assignment's epoch as its record stored it (a replay).
+    pub fn restore_assignment_epoch(&mut self, epoch: i32) {
+        self.assignment_epoch = self.assignment_epoch.max(epoch);
+    }
+
+    /// A member as its metadata record stored it (a replay): made if new,
+    /// its session starting at `now_ms`. `None`: its tombstone, the
+    /// member is gone.
+    pub fn restore_member(
+        &mut self,
+        member_id: &str,
+        metadata: Option<MemberMetadata>,
+        now_ms: i64,
+        session_timeout_ms: i32,
+    ) {
+        let Some(metadata) = metadata else {
+            self.members.remove(member_id);
+            self.target.remove(member_id);
+            return;
+        };
+        let member = self
+            .members
+            .entry(member_id.to_owned())
+            .or_insert_with(|| Member {
+                epoch: 0,
+                previous_epoch: -1,
+                rebalance_timeout_ms: metadata.rebalance_timeout_ms,
+                subscribed: BTreeSet::new(),
+                assigned: BTreeSet::new(),
+                revoking: BTreeSet::new(),
+                last_sent: None,
+                session_deadline_ms: 0,
+                instance_id: None,
+                client: ClientInfo::default(),
+            });
+        member.rebalance_timeout_ms = metadata.rebalance_timeout_ms;
+        member.subscribed = metadata.subscribed_topics.into_iter().collect();
+        member.instance_id = metadata.instance_id;
+        member.client = ClientInfo {
+            client_id: metadata.client_id,
+            client_host: metadata.client_host,
+            rack_id: metadata.rack_id,
+        };
+        member.session_deadline_ms = now_ms + i64::from(session_timeout_ms);
+        // Its next answer carries its whole assignment.
+        member.last_sent = None;
+    }
+
+    /// A member's part of the target as its record stored it (a replay);
+    /// of a member the group has (its metadata record comes first).
+    pub fn restore_target(&mut self, member_id: &str, partitions: Option<Vec<TopicPartition>>) {
+        match partitions {
+            Some(p) if self.members.contains_key(member_id) => {
+                self.target
+                    .insert(member_id.to_owned(), p.into_iter().collect());
+            }
+            Some(_) => {}
+            None => {
+                self.target.remove(member_id);
+            }
+        }
+    }
+
+    /// A member's current assignment as its record stored it (a replay);
+    /// of a member the group has.
+    pub fn restore_assignment(&mut self, member_id: &str, assignment: Option<MemberAssignment>) {
+        let Some(member) = self.members.get_mut(member_id) else {
+            return;
+        };
+        match assignment {
+            Some(a) => {
+                member.epoch = a.member_epoch;
+                member.previous_epoch = a.previous_member_epoch;
+                member.assigned = a.assigned.into_iter().collect();
+                member.revoking = a.pending_revocation.into_iter().collect();
+            }
+            None => {
+                member.epoch = 0;
+                member.assigned.clear();
+                member.revoking.clear();
+            }
+        }
+        member.last_sent = None;
     }
 
     /// True when no member is left.
@@ -264,6 +419,8 @@ impl ConsumerGroup {
                 member_id.clone(),
                 Member {
                     epoch: 0,
+                    previous_epoch: -1,
+                    rebalance_timeout_ms: req.rebalance_timeout_ms,
                     subscribed: BTreeSet::new(),
                     assigned: BTreeSet::new(),
                     revoking: BTreeSet::new(),
@@ -280,7 +437,20 @@ impl ConsumerGroup {
             return error(ErrorCode::UnknownMemberId, &member_id);
         };
         if req.member_epoch != 0 && req.member_epoch != member.epoch {
-            return error(ErrorCode::FencedMemberEpoch, &member_id);
+            // As Kafka: the answer that moved the member on may have been
+            // lost; at its previous epoch, owning only what it still has,
+            // it is told its epoch again.
+            let owned_is_its_own = req
+                .owned
+                .as_ref()
+                .is_some_and(|owned| owned.iter().all(|tp| member.assigned.contains(tp)));
+            if req.member_epoch != member.previous_epoch
+                || member.previous_epoch < 0
+                || !owned_is_its_own
+            {
+                return error(ErrorCode::FencedMemberEpoch, &member_id);
+            }
+            member.last_sent = None;
         }
         member.session_deadline_ms = now_ms + i64::from(config.session_timeout_ms);
         if let Some(subscribed) = req.subscribed_topics {
@@ -405,7 +575,10 @@ impl ConsumerGroup {
                 member.assigned.insert(*tp);
             }
         }
-        member.epoch = assignment_epoch;
+        if member.epoch != assignment_epoch {
+            member.previous_epoch = member.epoch;
+            member.epoch = assignment_epoch;
+        }
     }
 
     /// The earliest session deadline of a member (when [`ConsumerGroup::expire`]
@@ -553,6 +726,39 @@ mod tests {
         assert_eq!(
             beat(&mut g, "a", a.member_epoch, None).error,
             ErrorCode::UnknownMemberId
+        );
+    }
+
+    #[test]
+    fn a_member_whose_answer_was_lost_carries_on_from_its_previous_epoch() {
+        let mut g = ConsumerGroup::default();
+        join(&mut g, "a", 0);
+        join(&mut g, "b", 0);
+        // a gives up partitions 2 and 3, and moves to epoch 2; the answer
+        // saying so is lost.
+        beat(&mut g, "a", 1, None);
+        let moved = beat(&mut g, "a", 1, Some(vec![(T, 0), (T, 1)]));
+        assert_eq!(moved.member_epoch, 2);
+        // At epoch 1 again, owning what it still has: epoch 2, whole.
+        let again = beat(&mut g, "a", 1, Some(vec![(T, 0), (T, 1)]));
+        assert_eq!((again.error, again.member_epoch), (ErrorCode::None, 2));
+        assert_eq!(parts(&again), [0, 1]);
+        // Owning more than it has, or not saying: fenced.
+        let b = beat(&mut g, "b", 2, None);
+        assert_eq!(parts(&b), [2, 3]);
+        let a2 = beat(&mut g, "a", 2, None);
+        assert_eq!(a2.error, ErrorCode::None);
+        assert_eq!(
+            beat(&mut g, "a", 1, Some(vec![(T, 0), (T, 2)])).error,
+            ErrorCode::FencedMemberEpoch
+        );
+        assert_eq!(
+            beat(&mut g, "a", 1, None).error,
+            ErrorCode::FencedMemberEpoch
+        );
+        assert_eq!(
+            beat(&mut g, "a", 3, None).error,
+            ErrorCode::FencedMemberEpoch
         );
     }
 

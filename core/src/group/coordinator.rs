@@ -16,7 +16,7 @@ use bytes::Bytes;
 
 use super::consumer::{self, ConsumerGroup, ConsumerGroupConfig, TopicInfo};
 use super::membership::Group;
-use super::records::{CommittedOffset, GroupEpoch, OffsetsRecord, ShareGroupSnapshot};
+use super::records::{CommittedOffset, OffsetsRecord, ShareGroupSnapshot};
 use super::share::{
     ShareGroup, ShareGroupConfig, ShareGroupDescription, ShareHeartbeatRequest,
     ShareHeartbeatResponse,
@@ -75,12 +75,15 @@ pub struct GroupCoordinator {
     /// Classic groups, and the committed offsets of every group.
     groups: BTreeMap<String, Group>,
     /// Groups of the KIP-848 protocol (their offsets are in `groups`):
-    /// their membership, in memory only, and their epoch, also in a record
-    /// of the log (so such a group exists, empty, after a restart).
+    /// their membership and epochs, also in records of the log
+    /// ([`ConsumerGroup::records`]), so they come back after a restart.
     consumer_groups: BTreeMap<String, ConsumerGroup>,
     /// KIP-848 groups a tick dropped (empty, nothing committed) whose
     /// records' tombstones are due ([`Self::take_dropped_consumer_groups`]).
     dropped_consumer_groups: BTreeSet<String>,
+    /// KIP-848 groups a tick expired members of, whose records are due
+    /// ([`Self::take_expired_consumer_groups`]).
+    expired_consumer_groups: BTreeSet<String>,
     /// Share groups (KIP-932), kept until deleted: their membership, in
     /// memory only, and their epoch, also in a record of the log (so a
     /// share group exists, empty, after a restart).
@@ -105,6 +108,7 @@ impl GroupCoordinator {
             groups: BTreeMap::new(),
             consumer_groups: BTreeMap::new(),
             dropped_consumer_groups: BTreeSet::new(),
+            expired_consumer_groups: BTreeSet::new(),
             share_groups: BTreeMap::new(),
             dirty: BTreeSet::new(),
             txn_offsets: BTreeMap::new(),
@@ -410,17 +414,39 @@ impl GroupCoordinator {
         self.consumer_groups.get(group_id).map(|g| g.group_epoch)
     }
 
-    /// The metadata record of KIP-848 group `group_id` as it is now (its
-    /// epoch), if it is one: written when the group is made and when its
-    /// epoch moves.
-    pub fn consumer_group_record(&self, group_id: &str) -> Option<OffsetsRecord> {
-        let g = self.consumer_groups.get(group_id)?;
-        Some(OffsetsRecord::ConsumerGroup {
-            group: group_id.to_owned(),
-            value: Some(GroupEpoch {
-                epoch: g.group_epoch,
-            }),
-        })
+    /// The records of KIP-848 group `group_id` as it is now, if it is
+    /// one: [`super::consumer::ConsumerGroup::records`]. Written (what
+    /// changed of them) before an answer gives any of it.
+    pub fn consumer_group_records(&self, group_id: &str) -> Option<Vec<OffsetsRecord>> {
+        Some(self.consumer_groups.get(group_id)?.records(group_id))
+    }
+
+    /// KIP-848 groups ticks expired members of since the last call (and
+    /// did not drop): their records changed.
+    pub fn take_expired_consumer_groups(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.expired_consumer_groups)
+            .into_iter()
+            .filter(|g| self.consumer_groups.contains_key(g))
+            .collect()
+    }
+
+    /// The records of every KIP-848 and share group `keep` selects, by
+    /// group: what a replay of their partition found.
+    pub fn persisted_groups(
+        &self,
+        keep: impl Fn(&str) -> bool,
+    ) -> Vec<(String, Vec<OffsetsRecord>)> {
+        let kip848 = self
+            .consumer_groups
+            .iter()
+            .filter(|(id, _)| keep(id))
+            .map(|(id, g)| (id.clone(), g.records(id)));
+        let share = self
+            .share_groups
+            .keys()
+            .filter(|id| keep(id))
+            .filter_map(|id| Some((id.clone(), self.share_group_records(id)?)));
+        kip848.chain(share).collect()
     }
 
     /// Tombstones of the KIP-848 groups ticks dropped since the last call.
@@ -447,15 +473,15 @@ impl GroupCoordinator {
         self.share_groups.get(group_id).map(ShareGroup::epoch)
     }
 
-    /// The metadata record of share group `group_id` as it is now (its
-    /// epoch), if it is one: written when the group is made and when its
-    /// epoch moves.
-    pub fn share_group_record(&self, group_id: &str) -> Option<OffsetsRecord> {
+    /// The records of share group `group_id` as it is now (its metadata
+    /// record: its epoch), if it is one: written when the group is made
+    /// and when its epoch moves.
+    pub fn share_group_records(&self, group_id: &str) -> Option<Vec<OffsetsRecord>> {
         let g = self.share_groups.get(group_id)?;
-        Some(OffsetsRecord::ShareGroup {
+        Some(vec![OffsetsRecord::ShareGroup {
             group: group_id.to_owned(),
             value: Some(ShareGroupSnapshot { epoch: g.epoch() }),
-        })
+        }])
     }
 
     /// Whether `member_id` is a member of share group `group_id` now.
@@ -489,17 +515,21 @@ impl GroupCoordinator {
     /// an empty KIP-848 group stays a consumer group as long as it has
     /// committed offsets (its classic entry holds them).
     pub fn tick(&mut self, now_ms: i64) -> Vec<Reply> {
-        for g in self.consumer_groups.values_mut() {
-            g.expire(now_ms);
+        for (id, g) in self.consumer_groups.iter_mut() {
+            if g.expire(now_ms) {
+                self.expired_consumer_groups.insert(id.clone());
+            }
         }
         for g in self.share_groups.values_mut() {
             g.expire(now_ms);
         }
         let committed = &self.groups;
         let dropped = &mut self.dropped_consumer_groups;
+        let expired = &mut self.expired_consumer_groups;
         self.consumer_groups.retain(|id, g| {
             let kept = !g.is_empty() || committed.contains_key(id);
             if !kept {
+                expired.remove(id);
                 dropped.insert(id.clone());
             }
             kept
@@ -626,8 +656,7 @@ impl GroupCoordinator {
                 }
             },
             OffsetsRecord::ConsumerGroup { group, value } => match value {
-                // The group as written: empty at its epoch when replayed
-                // (its members rejoin); one live here is at least there.
+                // The group as written, its members from their records.
                 Some(snapshot) => self
                     .consumer_groups
                     .entry(group)
@@ -655,6 +684,39 @@ impl GroupCoordinator {
                     self.share_groups.remove(&group);
                 }
             },
+            OffsetsRecord::ConsumerTargetEpoch { group, value } => {
+                if let (Some(g), Some(epoch)) = (self.consumer_groups.get_mut(&group), value) {
+                    g.restore_assignment_epoch(epoch);
+                }
+            }
+            OffsetsRecord::ConsumerMember {
+                group,
+                member,
+                value,
+            } => {
+                let session_timeout_ms = self.config.consumer_session_timeout_ms;
+                if let Some(g) = self.consumer_groups.get_mut(&group) {
+                    g.restore_member(&member, value, now_ms, session_timeout_ms);
+                }
+            }
+            OffsetsRecord::ConsumerTarget {
+                group,
+                member,
+                value,
+            } => {
+                if let Some(g) = self.consumer_groups.get_mut(&group) {
+                    g.restore_target(&member, value);
+                }
+            }
+            OffsetsRecord::ConsumerAssignment {
+                group,
+                member,
+                value,
+            } => {
+                if let Some(g) = self.consumer_groups.get_mut(&group) {
+                    g.restore_assignment(&member, value);
+                }
+            }
         }
     }
 
@@ -905,13 +967,15 @@ impl GroupCoordinator {
         records.extend(
             kip848
                 .into_iter()
-                .filter_map(|id| self.consumer_group_record(id)),
+                .filter_map(|id| self.consumer_group_records(id))
+                .flatten(),
         );
         let share: Vec<&String> = self.share_groups.keys().filter(|id| keep(id)).collect();
         records.extend(
             share
                 .into_iter()
-                .filter_map(|id| self.share_group_record(id)),
+                .filter_map(|id| self.share_group_records(id))
+                .flatten(),
         );
         for (id, g) in self.groups.iter().filter(|(id, _)| keep(id)) {
             records.push(OffsetsRecord::Group {

@@ -40,10 +40,12 @@
 pub mod configs;
 pub mod consumer;
 pub mod coordinator;
+pub mod member_records;
 pub mod membership;
 pub mod records;
 pub mod share;
 pub mod subscription;
+pub mod written;
 
 use bytes::Bytes;
 

@@ -7,8 +7,9 @@
 //! length; KIP-848's consumer group metadata, key type 3 / value v0,
 //! flexible: the group epoch, its topics' hash a tagged field sluice does
 //! not write; and KIP-932's share group metadata, key type 11 / value v0,
-//! flexible: the group epoch and its topics' hash, which sluice leaves 0),
-//! so tools that read Kafka's offsets topic read ours. A record with a
+//! flexible: the group epoch and its topics' hash, which sluice leaves 0;
+//! a KIP-848 group's members and assignments, key types 5 to 8, whose
+//! values are [`super::member_records`]'), so tools that read Kafka's offsets topic read ours. A record with a
 //! null value is a tombstone: the key's state is deleted.
 //!
 //! Invariants: decoding never panics and never allocates more than the
@@ -17,6 +18,12 @@
 //! skips.
 
 use bytes::Bytes;
+
+use super::consumer::TopicPartition;
+use super::member_records::{
+    self, MemberAssignment, MemberMetadata, CURRENT_ASSIGNMENT_KEY_TYPE, MEMBER_METADATA_KEY_TYPE,
+    TARGET_EPOCH_KEY_TYPE, TARGET_MEMBER_KEY_TYPE,
+};
 
 /// An offset a group committed for one partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +85,26 @@ pub enum OffsetsRecord {
         group: String,
         value: Option<ShareGroupSnapshot>,
     },
+    /// A KIP-848 member's metadata (key type 5).
+    ConsumerMember {
+        group: String,
+        member: String,
+        value: Option<MemberMetadata>,
+    },
+    /// The epoch of a KIP-848 group's target assignment (key type 6).
+    ConsumerTargetEpoch { group: String, value: Option<i32> },
+    /// A KIP-848 member's part of the target assignment (key type 7).
+    ConsumerTarget {
+        group: String,
+        member: String,
+        value: Option<Vec<TopicPartition>>,
+    },
+    /// A KIP-848 member's current assignment (key type 8).
+    ConsumerAssignment {
+        group: String,
+        member: String,
+        value: Option<MemberAssignment>,
+    },
 }
 
 /// A share group's metadata record (Kafka's ShareGroupMetadataValue).
@@ -126,7 +153,63 @@ impl OffsetsRecord {
             OffsetsRecord::Offset { group, .. }
             | OffsetsRecord::Group { group, .. }
             | OffsetsRecord::ConsumerGroup { group, .. }
-            | OffsetsRecord::ShareGroup { group, .. } => group,
+            | OffsetsRecord::ShareGroup { group, .. }
+            | OffsetsRecord::ConsumerMember { group, .. }
+            | OffsetsRecord::ConsumerTargetEpoch { group, .. }
+            | OffsetsRecord::ConsumerTarget { group, .. }
+            | OffsetsRecord::ConsumerAssignment { group, .. } => group,
+        }
+    }
+
+    /// True for a tombstone (a record that deletes its key's state).
+    pub fn is_tombstone(&self) -> bool {
+        match self {
+            OffsetsRecord::Offset { value, .. } => value.is_none(),
+            OffsetsRecord::Group { value, .. } => value.is_none(),
+            OffsetsRecord::ConsumerGroup { value, .. } => value.is_none(),
+            OffsetsRecord::ShareGroup { value, .. } => value.is_none(),
+            OffsetsRecord::ConsumerMember { value, .. } => value.is_none(),
+            OffsetsRecord::ConsumerTargetEpoch { value, .. } => value.is_none(),
+            OffsetsRecord::ConsumerTarget { value, .. } => value.is_none(),
+            OffsetsRecord::ConsumerAssignment { value, .. } => value.is_none(),
+        }
+    }
+
+    /// The tombstone of this record's key.
+    pub fn tombstone(&self) -> OffsetsRecord {
+        let group = self.group().to_owned();
+        match self {
+            OffsetsRecord::Offset {
+                topic, partition, ..
+            } => OffsetsRecord::Offset {
+                group,
+                topic: topic.clone(),
+                partition: *partition,
+                value: None,
+            },
+            OffsetsRecord::Group { .. } => OffsetsRecord::Group { group, value: None },
+            OffsetsRecord::ConsumerGroup { .. } => {
+                OffsetsRecord::ConsumerGroup { group, value: None }
+            }
+            OffsetsRecord::ShareGroup { .. } => OffsetsRecord::ShareGroup { group, value: None },
+            OffsetsRecord::ConsumerMember { member, .. } => OffsetsRecord::ConsumerMember {
+                group,
+                member: member.clone(),
+                value: None,
+            },
+            OffsetsRecord::ConsumerTargetEpoch { .. } => {
+                OffsetsRecord::ConsumerTargetEpoch { group, value: None }
+            }
+            OffsetsRecord::ConsumerTarget { member, .. } => OffsetsRecord::ConsumerTarget {
+                group,
+                member: member.clone(),
+                value: None,
+            },
+            OffsetsRecord::ConsumerAssignment { member, .. } => OffsetsRecord::ConsumerAssignment {
+                group,
+                member: member.clone(),
+                value: None,
+            },
         }
     }
 
@@ -156,6 +239,25 @@ impl OffsetsRecord {
             OffsetsRecord::ShareGroup { group, .. } => {
                 put_i16(&mut out, SHARE_GROUP_KEY_TYPE);
                 put_str(&mut out, group);
+            }
+            OffsetsRecord::ConsumerMember { group, member, .. } => {
+                put_i16(&mut out, MEMBER_METADATA_KEY_TYPE);
+                put_str(&mut out, group);
+                put_str(&mut out, member);
+            }
+            OffsetsRecord::ConsumerTargetEpoch { group, .. } => {
+                put_i16(&mut out, TARGET_EPOCH_KEY_TYPE);
+                put_str(&mut out, group);
+            }
+            OffsetsRecord::ConsumerTarget { group, member, .. } => {
+                put_i16(&mut out, TARGET_MEMBER_KEY_TYPE);
+                put_str(&mut out, group);
+                put_str(&mut out, member);
+            }
+            OffsetsRecord::ConsumerAssignment { group, member, .. } => {
+                put_i16(&mut out, CURRENT_ASSIGNMENT_KEY_TYPE);
+                put_str(&mut out, group);
+                put_str(&mut out, member);
             }
         }
         out
@@ -212,6 +314,18 @@ impl OffsetsRecord {
                 put_uvarint(&mut out, 0);
                 out
             }),
+            OffsetsRecord::ConsumerMember { value, .. } => {
+                value.as_ref().map(member_records::encode_metadata)
+            }
+            OffsetsRecord::ConsumerTargetEpoch { value, .. } => {
+                value.map(member_records::encode_target_epoch)
+            }
+            OffsetsRecord::ConsumerTarget { value, .. } => {
+                value.as_deref().map(member_records::encode_target)
+            }
+            OffsetsRecord::ConsumerAssignment { value, .. } => {
+                value.as_ref().map(member_records::encode_assignment)
+            }
         }
     }
 
@@ -245,6 +359,41 @@ impl OffsetsRecord {
                 let group = k.string()?;
                 let value = value.map(decode_share_group_value).transpose()?;
                 Ok(OffsetsRecord::ShareGroup { group, value })
+            }
+            MEMBER_METADATA_KEY_TYPE => {
+                let group = k.string()?;
+                let member = k.string()?;
+                let value = value.map(member_records::decode_metadata).transpose()?;
+                Ok(OffsetsRecord::ConsumerMember {
+                    group,
+                    member,
+                    value,
+                })
+            }
+            TARGET_EPOCH_KEY_TYPE => {
+                let group = k.string()?;
+                let value = value.map(member_records::decode_target_epoch).transpose()?;
+                Ok(OffsetsRecord::ConsumerTargetEpoch { group, value })
+            }
+            TARGET_MEMBER_KEY_TYPE => {
+                let group = k.string()?;
+                let member = k.string()?;
+                let value = value.map(member_records::decode_target).transpose()?;
+                Ok(OffsetsRecord::ConsumerTarget {
+                    group,
+                    member,
+                    value,
+                })
+            }
+            CURRENT_ASSIGNMENT_KEY_TYPE => {
+                let group = k.string()?;
+                let member = k.string()?;
+                let value = value.map(member_records::decode_assignment).transpose()?;
+                Ok(OffsetsRecord::ConsumerAssignment {
+                    group,
+                    member,
+                    value,
+                })
             }
             other => Err(RecordError::UnknownKeyVersion(other)),
         }

@@ -211,6 +211,29 @@ impl OffsetsLog {
             .map_err(write_error_for_client)
     }
 
+    /// Writes the records `make` gives once the queue has room: `make`
+    /// runs right before they are queued, with no wait between, so what it
+    /// reads and records (a group's written image) follows queue order.
+    /// An empty list still waits for every write queued before it.
+    /// `apply` is applied once they are durable, as by [`Self::write`].
+    pub async fn write_with(
+        &self,
+        make: impl FnOnce() -> Vec<OffsetsRecord>,
+        apply: Vec<OffsetsRecord>,
+    ) -> Result<(), ErrorCode> {
+        while self.queue.borrow().len() >= QUEUE_MAX && !self.stopped.get() {
+            self.space.changed().await;
+        }
+        if self.stopped.get() {
+            return Err(ErrorCode::NotCoordinator);
+        }
+        let entry = Entry::Records {
+            write: make(),
+            apply,
+        };
+        self.enqueue(entry).await.map_err(write_error_for_client)
+    }
+
     /// Writes offsets committed in `producer_id`'s transaction durably;
     /// they take effect at its commit marker. With `verified`, refused
     /// (INVALID_TXN_STATE, nothing written) once a marker for the producer

@@ -551,9 +551,12 @@ fn a_kip848_group_comes_back_empty_at_its_epoch_and_goes_with_a_tombstone() {
     };
     let joined = c.consumer_heartbeat(request(0), &topic_t, 0);
     assert_eq!(joined.error, ErrorCode::None);
-    let record = c.consumer_group_record("g").expect("a consumer group");
-    // A restart: the record brings the group back, empty, a consumer
-    // group at its epoch (with its offsets, once replayed too).
+    let records = c.consumer_group_records("g").expect("a consumer group");
+    let record = records[0].clone();
+    assert!(matches!(record, OffsetsRecord::ConsumerGroup { .. }));
+    // A restart: the group's record alone (as an older sluice wrote it)
+    // brings the group back, empty, a consumer group at its epoch (with
+    // its offsets, once replayed too).
     let mut c = coordinator(0);
     c.apply(offset_record(5), 0);
     c.apply(record.clone(), 0);
@@ -603,7 +606,11 @@ fn a_share_group_comes_back_empty_at_its_epoch_from_its_record_until_deleted() {
         0,
     );
     assert_eq!(joined.error, ErrorCode::None);
-    let record = c.share_group_record("s").expect("a share group");
+    let records = c.share_group_records("s").expect("a share group");
+    let [record] = &records[..] else {
+        panic!("one record: {records:?}")
+    };
+    let record = record.clone();
     assert_eq!(c.share_group_epoch("s"), Some(joined.member_epoch));
     assert_eq!(c.deletion("s"), Err(ErrorCode::NonEmptyGroup));
     // A restart: a new coordinator replays the record.
@@ -707,4 +714,75 @@ fn the_next_deadline_is_exactly_when_a_tick_has_work() {
         0,
         "the session expires at its deadline"
     );
+}
+
+#[test]
+fn a_kip848_group_comes_back_with_its_members_where_they_were() {
+    use crate::group::consumer::{HeartbeatRequest, TopicInfo};
+    let topics = |name: &str| {
+        (name == "t").then_some(TopicInfo {
+            id: [1; 16],
+            partitions: 4,
+        })
+    };
+    let request = |member: &str, epoch: i32, owned: Option<Vec<(i32, i32)>>| HeartbeatRequest {
+        group_id: "g".into(),
+        member_id: member.into(),
+        member_epoch: epoch,
+        subscribed_topics: (epoch == 0).then(|| vec!["t".into()]),
+        owned: owned.map(|o| o.into_iter().map(|(_, p)| ([1; 16], p)).collect()),
+        ..HeartbeatRequest::default()
+    };
+    let mut c = coordinator(0);
+    let a = c.consumer_heartbeat(request("a", 0, Some(vec![])), &topics, 0);
+    let b = c.consumer_heartbeat(request("b", 0, Some(vec![])), &topics, 0);
+    // a is told to give up two partitions, and has not yet.
+    let a = c.consumer_heartbeat(request("a", a.member_epoch, None), &topics, 1);
+    assert_eq!(a.assignment.as_ref().map(Vec::len), Some(2));
+    let described = c.describe_consumer_group("g").expect("a group");
+    let records = c.consumer_group_records("g").expect("a group");
+    // A restart replays the records (after an offset of the group's).
+    let mut restarted = coordinator(0);
+    restarted.apply(offset_record(5), 100);
+    for r in records.clone() {
+        restarted.apply(r, 100);
+    }
+    assert_eq!(restarted.describe_consumer_group("g"), Ok(described));
+    assert_eq!(restarted.consumer_group_records("g"), Some(records));
+    // a carries on at its epoch: its whole assignment is given again, and
+    // b does not get a's partitions before a gives them up.
+    let again = restarted.consumer_heartbeat(request("a", a.member_epoch, None), &topics, 200);
+    assert_eq!(
+        (
+            again.error,
+            again.member_epoch,
+            again.assignment.map(|p| p.len())
+        ),
+        (ErrorCode::None, a.member_epoch, Some(2))
+    );
+    let b_again = restarted.consumer_heartbeat(request("b", b.member_epoch, None), &topics, 200);
+    assert_eq!(b_again.error, ErrorCode::None);
+    assert!(b_again.assignment.unwrap_or_default().is_empty());
+    // Their sessions start again at the load: they expire a session after it.
+    restarted.tick(100 + i64::from(GroupConfig::default().consumer_session_timeout_ms) - 1);
+    assert!(restarted.consumer_group_epoch("g").is_some());
+    let member_count = |c: &GroupCoordinator| {
+        c.describe_consumer_group("g")
+            .map(|d| d.members.len())
+            .unwrap_or(0)
+    };
+    assert_eq!(member_count(&restarted), 2);
+    // A member's tombstones take it away.
+    for r in c.consumer_group_records("g").expect("a group") {
+        let gone = match &r {
+            OffsetsRecord::ConsumerMember { member, .. }
+            | OffsetsRecord::ConsumerTarget { member, .. }
+            | OffsetsRecord::ConsumerAssignment { member, .. } => member == "b",
+            _ => false,
+        };
+        if gone {
+            restarted.apply(r.tombstone(), 300);
+        }
+    }
+    assert_eq!(member_count(&restarted), 1);
 }

@@ -1,0 +1,333 @@
+//! The records of a KIP-848 group's members in `__consumer_offsets`, in
+//! Kafka's layouts: member metadata (key type 5), the target assignment's
+//! epoch (6), one member's part of the target assignment (7) and a
+//! member's current assignment (8). All values are version 0, flexible:
+//! compact strings and arrays, a UUID per topic, tagged fields skipped on
+//! reading and none written.
+//!
+//! Owns: the values' types and their encoding; the keys and the dispatch by
+//! key type are [`super::records`]'.
+//!
+//! Invariants: decoding never panics and never reserves more than the
+//! bytes left allow; anything unexpected is a [`RecordError`].
+
+use super::consumer::TopicPartition;
+use super::records::{put_i16, put_i32, put_uvarint, Reader, RecordError};
+
+/// Kafka's record types (key versions) of the member records.
+pub(crate) const MEMBER_METADATA_KEY_TYPE: i16 = 5;
+pub(crate) const TARGET_EPOCH_KEY_TYPE: i16 = 6;
+pub(crate) const TARGET_MEMBER_KEY_TYPE: i16 = 7;
+pub(crate) const CURRENT_ASSIGNMENT_KEY_TYPE: i16 = 8;
+const VALUE_VERSION: i16 = 0;
+
+/// What a member said about itself (ConsumerGroupMemberMetadataValue).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MemberMetadata {
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub subscribed_topics: Vec<String>,
+    pub rebalance_timeout_ms: i32,
+}
+
+/// Kafka's member states (MemberState), as the current assignment record
+/// stores them; sluice derives the state from the partitions on reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i8)]
+pub enum MemberState {
+    Stable = 0,
+    /// Partitions to give up are still held.
+    UnrevokedPartitions = 1,
+    /// Partitions of its target are still held by others.
+    UnreleasedPartitions = 2,
+}
+
+/// A member's current assignment (ConsumerGroupCurrentMemberAssignmentValue).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberAssignment {
+    pub member_epoch: i32,
+    pub previous_member_epoch: i32,
+    pub state: i8,
+    pub assigned: Vec<TopicPartition>,
+    pub pending_revocation: Vec<TopicPartition>,
+}
+
+pub(crate) fn encode_metadata(m: &MemberMetadata) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    put_i16(&mut out, VALUE_VERSION);
+    put_compact_nullable_str(&mut out, m.instance_id.as_deref());
+    put_compact_nullable_str(&mut out, m.rack_id.as_deref());
+    put_compact_nullable_str(&mut out, Some(&m.client_id));
+    put_compact_nullable_str(&mut out, Some(&m.client_host));
+    put_uvarint(&mut out, m.subscribed_topics.len() as u32 + 1);
+    for topic in &m.subscribed_topics {
+        put_compact_nullable_str(&mut out, Some(topic));
+    }
+    // SubscribedTopicRegex: sluice subscribes by name only.
+    put_compact_nullable_str(&mut out, None);
+    put_i32(&mut out, m.rebalance_timeout_ms);
+    // ServerAssignor: the broker's default.
+    put_compact_nullable_str(&mut out, None);
+    put_uvarint(&mut out, 0);
+    out
+}
+
+pub(crate) fn decode_metadata(value: &[u8]) -> Result<MemberMetadata, RecordError> {
+    let mut v = Reader(value);
+    version(&mut v)?;
+    let instance_id = compact_nullable_string(&mut v)?;
+    let rack_id = compact_nullable_string(&mut v)?;
+    let client_id = compact_string(&mut v)?;
+    let client_host = compact_string(&mut v)?;
+    let count = compact_len(&mut v)?;
+    // Each name takes at least its length byte.
+    let mut subscribed_topics = Vec::with_capacity(count.min(v.0.len()));
+    for _ in 0..count {
+        subscribed_topics.push(compact_string(&mut v)?);
+    }
+    let _regex = compact_nullable_string(&mut v)?;
+    let rebalance_timeout_ms = v.i32()?;
+    let _server_assignor = compact_nullable_string(&mut v)?;
+    v.skip_tagged_fields()?;
+    Ok(MemberMetadata {
+        instance_id,
+        rack_id,
+        client_id,
+        client_host,
+        subscribed_topics,
+        rebalance_timeout_ms,
+    })
+}
+
+pub(crate) fn encode_target_epoch(epoch: i32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(7);
+    put_i16(&mut out, VALUE_VERSION);
+    put_i32(&mut out, epoch);
+    put_uvarint(&mut out, 0);
+    out
+}
+
+pub(crate) fn decode_target_epoch(value: &[u8]) -> Result<i32, RecordError> {
+    let mut v = Reader(value);
+    version(&mut v)?;
+    let epoch = v.i32()?;
+    v.skip_tagged_fields()?;
+    Ok(epoch)
+}
+
+pub(crate) fn encode_target(partitions: &[TopicPartition]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + partitions.len() * 4);
+    put_i16(&mut out, VALUE_VERSION);
+    put_topic_partitions(&mut out, partitions);
+    put_uvarint(&mut out, 0);
+    out
+}
+
+pub(crate) fn decode_target(value: &[u8]) -> Result<Vec<TopicPartition>, RecordError> {
+    let mut v = Reader(value);
+    version(&mut v)?;
+    let partitions = topic_partitions(&mut v)?;
+    v.skip_tagged_fields()?;
+    Ok(partitions)
+}
+
+pub(crate) fn encode_assignment(a: &MemberAssignment) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + (a.assigned.len() + a.pending_revocation.len()) * 4);
+    put_i16(&mut out, VALUE_VERSION);
+    put_i32(&mut out, a.member_epoch);
+    put_i32(&mut out, a.previous_member_epoch);
+    out.push(a.state as u8);
+    put_topic_partitions(&mut out, &a.assigned);
+    put_topic_partitions(&mut out, &a.pending_revocation);
+    put_uvarint(&mut out, 0);
+    out
+}
+
+pub(crate) fn decode_assignment(value: &[u8]) -> Result<MemberAssignment, RecordError> {
+    let mut v = Reader(value);
+    version(&mut v)?;
+    let member_epoch = v.i32()?;
+    let previous_member_epoch = v.i32()?;
+    let state = v.i8()?;
+    let assigned = topic_partitions(&mut v)?;
+    let pending_revocation = topic_partitions(&mut v)?;
+    v.skip_tagged_fields()?;
+    Ok(MemberAssignment {
+        member_epoch,
+        previous_member_epoch,
+        state,
+        assigned,
+        pending_revocation,
+    })
+}
+
+fn version(v: &mut Reader) -> Result<(), RecordError> {
+    match v.i16()? {
+        VALUE_VERSION => Ok(()),
+        other => Err(RecordError::UnknownValueVersion(other)),
+    }
+}
+
+/// Partitions grouped by topic, in topic order: `[TopicId, [Partition]]`.
+fn put_topic_partitions(out: &mut Vec<u8>, partitions: &[TopicPartition]) {
+    let mut sorted = partitions.to_vec();
+    sorted.sort_unstable();
+    let topics: Vec<&[TopicPartition]> = sorted.chunk_by(|a, b| a.0 == b.0).collect();
+    put_uvarint(out, topics.len() as u32 + 1);
+    for topic in topics {
+        out.extend_from_slice(&topic[0].0);
+        put_uvarint(out, topic.len() as u32 + 1);
+        for (_, partition) in topic {
+            put_i32(out, *partition);
+        }
+        // No tagged fields (AssignmentEpochs is one).
+        put_uvarint(out, 0);
+    }
+}
+
+fn topic_partitions(v: &mut Reader) -> Result<Vec<TopicPartition>, RecordError> {
+    let topics = compact_len(v)?;
+    let mut out = Vec::new();
+    for _ in 0..topics {
+        let id: [u8; 16] = v.take(16)?.try_into().map_err(|_| RecordError::Truncated)?;
+        let count = compact_len(v)?;
+        // Each partition takes four bytes.
+        out.reserve(count.min(v.0.len() / 4));
+        for _ in 0..count {
+            out.push((id, v.i32()?));
+        }
+        v.skip_tagged_fields()?;
+    }
+    Ok(out)
+}
+
+fn put_compact_nullable_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => {
+            put_uvarint(out, s.len() as u32 + 1);
+            out.extend_from_slice(s.as_bytes());
+        }
+        None => put_uvarint(out, 0),
+    }
+}
+
+/// A compact array's or string's length (`None`: null).
+fn compact_nullable_len(v: &mut Reader) -> Result<Option<usize>, RecordError> {
+    Ok(v.uvarint()?.checked_sub(1).map(|n| n as usize))
+}
+
+fn compact_len(v: &mut Reader) -> Result<usize, RecordError> {
+    compact_nullable_len(v)?.ok_or(RecordError::NegativeLength)
+}
+
+fn compact_nullable_string(v: &mut Reader) -> Result<Option<String>, RecordError> {
+    let Some(len) = compact_nullable_len(v)? else {
+        return Ok(None);
+    };
+    let bytes = v.take(len)?;
+    std::str::from_utf8(bytes)
+        .map(|s| Some(s.to_owned()))
+        .map_err(|_| RecordError::NotUtf8)
+}
+
+fn compact_string(v: &mut Reader) -> Result<String, RecordError> {
+    compact_nullable_string(v)?.ok_or(RecordError::NegativeLength)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: [u8; 16] = [7; 16];
+    const U: [u8; 16] = [3; 16];
+
+    #[test]
+    fn values_round_trip() {
+        let metadata = MemberMetadata {
+            instance_id: Some("i".into()),
+            rack_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            subscribed_topics: vec!["a".into(), "b".into()],
+            rebalance_timeout_ms: 300_000,
+        };
+        assert_eq!(decode_metadata(&encode_metadata(&metadata)), Ok(metadata));
+        assert_eq!(decode_target_epoch(&encode_target_epoch(9)), Ok(9));
+        let target = vec![(U, 1), (T, 0), (T, 2)];
+        // Grouped by topic, in topic order.
+        assert_eq!(
+            decode_target(&encode_target(&target)),
+            Ok(vec![(U, 1), (T, 0), (T, 2)])
+        );
+        let assignment = MemberAssignment {
+            member_epoch: 5,
+            previous_member_epoch: 4,
+            state: MemberState::UnrevokedPartitions as i8,
+            assigned: vec![(T, 0)],
+            pending_revocation: vec![(T, 1), (U, 0)],
+        };
+        let decoded = decode_assignment(&encode_assignment(&assignment)).expect("decodes");
+        assert_eq!(decoded.member_epoch, 5);
+        assert_eq!(decoded.previous_member_epoch, 4);
+        assert_eq!(decoded.state, 1);
+        assert_eq!(decoded.assigned, [(T, 0)]);
+        assert_eq!(decoded.pending_revocation, [(U, 0), (T, 1)]);
+    }
+
+    #[test]
+    fn the_current_assignment_uses_kafkas_layout() {
+        let value = encode_assignment(&MemberAssignment {
+            member_epoch: 2,
+            previous_member_epoch: 1,
+            state: 0,
+            assigned: vec![(T, 3)],
+            pending_revocation: vec![],
+        });
+        let mut expected = vec![0, 0, 0, 0, 0, 2, 0, 0, 0, 1, 0];
+        // One topic: its id, one partition, no tagged fields.
+        expected.push(2);
+        expected.extend_from_slice(&T);
+        expected.extend_from_slice(&[2, 0, 0, 0, 3, 0]);
+        // No partitions pending revocation, no tagged fields.
+        expected.extend_from_slice(&[1, 0]);
+        assert_eq!(value, expected);
+        // Kafka's AssignmentEpochs (tag 0 of the topic) is skipped.
+        let mut tagged = expected[..11].to_vec();
+        tagged.push(2);
+        tagged.extend_from_slice(&T);
+        tagged.extend_from_slice(&[2, 0, 0, 0, 3, 1, 0, 6, 2, 0, 0, 0, 2, 0]);
+        tagged.extend_from_slice(&[1, 0]);
+        let decoded = decode_assignment(&tagged).expect("decodes");
+        assert_eq!(decoded.assigned, [(T, 3)]);
+    }
+
+    #[test]
+    fn damaged_values_are_errors_not_panics() {
+        let values = [
+            encode_metadata(&MemberMetadata {
+                client_id: "c".into(),
+                subscribed_topics: vec!["t".into()],
+                ..MemberMetadata::default()
+            }),
+            encode_target(&[(T, 0), (T, 1)]),
+            encode_assignment(&MemberAssignment {
+                member_epoch: 1,
+                previous_member_epoch: 0,
+                state: 0,
+                assigned: vec![(T, 0)],
+                pending_revocation: vec![(U, 1)],
+            }),
+        ];
+        for cut in 0..values[0].len() {
+            assert!(decode_metadata(&values[0][..cut]).is_err());
+        }
+        for cut in 0..values[1].len() {
+            assert!(decode_target(&values[1][..cut]).is_err());
+        }
+        for cut in 0..values[2].len() {
+            assert!(decode_assignment(&values[2][..cut]).is_err());
+        }
+    }
+}
