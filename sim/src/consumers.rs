@@ -16,10 +16,17 @@
 //!   meanwhile);
 //! - a member's epoch never goes back while it stays a member;
 //! - a group that cannot have been removed (an acknowledged commit keeps
-//!   it) answers, after a crash, epochs past every epoch it answered
-//!   since: the group's epoch is written before the answer that gives it.
+//!   it) answers a join, after a crash, with an epoch past every epoch it
+//!   answered since: the group's epoch is written before the answer that
+//!   gives it.
 //!
-//! Members are tasks of one process lifetime: a crash ends them with it.
+//! Members outlive crashes, as clients outlive a broker's restart: a
+//! member's task ends with the process, but what it owns stays its own
+//! (the first promise still holds it against the others), and a later
+//! operation may carry it on ([`ConsumerModel::resumable`]): it heartbeats
+//! at the epoch it had, owning what it owned. The coordinator, having
+//! written the group's members before answering, knows it still; one that
+//! forgot it would hand its partitions to others while it still owns them.
 //! The calls are those the ConsumerGroupHeartbeat and OffsetCommit
 //! handlers in `net/` make, to the group's coordinator.
 
@@ -46,6 +53,8 @@ pub const HEARTBEAT_INTERVAL_MS: i32 = 1_000;
 #[derive(Debug, Clone)]
 struct Owner {
     group: String,
+    topic: String,
+    epoch: i32,
     owned: BTreeSet<TopicPartition>,
     /// The coordinator counts the member at least until then: its last
     /// answered heartbeat was sent a session timeout before.
@@ -55,8 +64,12 @@ struct Owner {
 /// The promises about KIP-848 groups.
 #[derive(Debug, Default)]
 pub struct ConsumerModel {
-    /// Member id → what it owns (members of this process lifetime).
+    /// Member id → what it owns (members alive, or whose task the last
+    /// crash ended and that were not carried on since).
     owners: BTreeMap<String, Owner>,
+    /// Members whose task a crash ended: a later operation may carry one
+    /// on (member id → its group, topic, epoch and partitions).
+    resumable: BTreeMap<String, Owner>,
     /// Group → when its first commit was acknowledged: from then on an
     /// acknowledged commit keeps it (it is never removed), so every epoch
     /// it answers after that is of the group that outlives crashes.
@@ -76,23 +89,55 @@ impl ConsumerModel {
         self.kept_since_ms.entry(group.to_owned()).or_insert(now_ms);
     }
 
-    /// After a crash: the members are gone with their process; a kept
-    /// group must answer past every epoch it answered before.
+    /// After a crash: the members' tasks are gone with their process,
+    /// each may be carried on; what they own is still theirs. A kept
+    /// group must answer joins past every epoch it answered before.
     pub fn crashed(&mut self) {
-        self.owners.clear();
+        self.resumable = self.owners.clone();
         for (group, epoch) in &self.epochs_answered {
             let at_least = self.epoch_floor.entry(group.clone()).or_insert(0);
             *at_least = (*at_least).max(*epoch);
         }
     }
 
-    /// Applies an answered heartbeat of `member` (sent at `sent_ms`,
-    /// applied at `now_ms`): it owns `owned` at `epoch` now. The broken
-    /// promise, if one is.
+    /// The members a crash ended that may be carried on, by id.
+    pub fn resumable(&self) -> impl Iterator<Item = (&str, &str, &str)> {
+        self.resumable
+            .iter()
+            .map(|(id, o)| (id.as_str(), o.group.as_str(), o.topic.as_str()))
+    }
+
+    /// Carries `member` on, if a crash ended it: its epoch, what it owns,
+    /// and until when the coordinator surely counts it.
+    fn resume(&mut self, member: &str) -> Option<(i32, BTreeSet<TopicPartition>, i64)> {
+        let o = self.resumable.remove(member)?;
+        Some((o.epoch, o.owned, o.surely_member_until_ms))
+    }
+
+    /// The broken promise, if `member` was told it is unknown at `now_ms`
+    /// while the coordinator surely still counted it (it cannot have
+    /// expired it, and only the member itself removes it otherwise).
+    fn told_unknown(&self, group: &str, member: &str, now_ms: i64) -> Result<(), String> {
+        match self.owners.get(member) {
+            Some(o) if o.surely_member_until_ms > now_ms => Err(format!(
+                "group {group}: member {member} (epoch {}) was told it is unknown at {now_ms} \
+                 ms, but the coordinator counts it until {} ms",
+                o.epoch, o.surely_member_until_ms
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Applies an answered heartbeat of `member` (sent at `sent_ms` with
+    /// epoch 0 when `joined`, applied at `now_ms`): it owns `owned` at
+    /// `epoch` now. The broken promise, if one is.
+    #[allow(clippy::too_many_arguments)]
     fn applied(
         &mut self,
         group: &str,
         member: &str,
+        topic: &str,
+        joined: bool,
         epoch: i32,
         owned: &BTreeSet<TopicPartition>,
         sent_ms: i64,
@@ -100,9 +145,9 @@ impl ConsumerModel {
     ) -> Result<(), String> {
         self.heartbeats += 1;
         if let Some(floor) = self.epoch_floor.get(group) {
-            if epoch <= *floor {
+            if joined && epoch <= *floor {
                 return Err(format!(
-                    "group {group}: member {member} was given epoch {epoch} after a crash, \
+                    "group {group}: member {member} joined at epoch {epoch} after a crash, \
                      but epoch {floor} was answered before it"
                 ));
             }
@@ -144,6 +189,8 @@ impl ConsumerModel {
             member.to_owned(),
             Owner {
                 group: group.to_owned(),
+                topic: topic.to_owned(),
+                epoch,
                 owned: owned.clone(),
                 surely_member_until_ms,
             },
@@ -154,6 +201,7 @@ impl ConsumerModel {
     /// `member` owns nothing any more (it was fenced, or leaves).
     fn gave_up(&mut self, member: &str) {
         self.owners.remove(member);
+        self.resumable.remove(member);
     }
 }
 
@@ -172,7 +220,8 @@ pub struct ConsumerMember {
     pub leave: bool,
 }
 
-/// A KIP-848 member's life: join `group` subscribed to `topic`, then
+/// A KIP-848 member's life: join `group` subscribed to `topic` (or carry
+/// on where a crash left it, at its epoch, owning what it owned), then
 /// heartbeat `rounds` times, applying each assignment and committing an
 /// offset with its epoch every other round; rejoin (epoch 0) when fenced;
 /// at the end maybe leave (epoch -1).
@@ -186,10 +235,19 @@ pub async fn run_member(c: &Rc<Clients>, member: ConsumerMember) {
         leave,
     } = member;
     let shard = c.shards[entry as usize].clone();
-    let mut epoch = 0;
-    let mut owned: BTreeSet<TopicPartition> = BTreeSet::new();
+    let resumed = c.groups.borrow_mut().consumers.resume(&member_id);
+    if let Some((epoch, owned, until)) = &resumed {
+        c.trace.borrow_mut().event(&format!(
+            "consumer resumes {group} {member_id} at epoch {epoch} owning {:?} at {} ms \
+             (counted until {until} ms)",
+            owned.iter().map(|(_, p)| *p).collect::<Vec<_>>(),
+            shard.env().now_ms()
+        ));
+    }
+    let (mut epoch, mut owned, _) = resumed.unwrap_or_default();
     for round in 0..rounds {
         let sent_ms = shard.env().now_ms();
+        let request_epoch = epoch;
         let request = HeartbeatRequest {
             group_id: group.clone(),
             member_id: member_id.clone(),
@@ -227,6 +285,18 @@ pub async fn run_member(c: &Rc<Clients>, member: ConsumerMember) {
         match response.error {
             ErrorCode::None => {}
             ErrorCode::UnknownMemberId | ErrorCode::FencedMemberEpoch => {
+                if response.error == ErrorCode::UnknownMemberId {
+                    let now = shard.env().now_ms();
+                    let told = c
+                        .groups
+                        .borrow()
+                        .consumers
+                        .told_unknown(&group, &member_id, now);
+                    if let Err(e) = told {
+                        c.fail(e);
+                        return;
+                    }
+                }
                 // Fenced: what it owned is lost; it joins again.
                 owned.clear();
                 epoch = 0;
@@ -247,9 +317,12 @@ pub async fn run_member(c: &Rc<Clients>, member: ConsumerMember) {
         if let Some(assignment) = &response.assignment {
             owned = assignment.iter().copied().collect();
         }
+        let joined = request_epoch == 0;
         let applied = c.groups.borrow_mut().consumers.applied(
             &group,
             &member_id,
+            &topic,
+            joined,
             epoch,
             &owned,
             sent_ms,

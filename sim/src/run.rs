@@ -485,6 +485,25 @@ fn client_op(world: &mut World, node: &Node) -> Option<Op> {
                 Op::FetchOffsets { entry, group }
             }
             96..=97 => {
+                // A member a crash ended, carried on (half the time).
+                let resumable: Vec<(String, String, String)> = world
+                    .groups
+                    .borrow()
+                    .consumers
+                    .resumable()
+                    .map(|(m, g, t)| (m.to_owned(), g.to_owned(), t.to_owned()))
+                    .collect();
+                if !resumable.is_empty() && rng.chance(50) {
+                    let (member_id, group, topic) = rng.pick(&resumable)?.clone();
+                    return Some(Op::ConsumerMember(ConsumerMember {
+                        entry,
+                        group,
+                        member_id,
+                        topic,
+                        rounds: 2 + rng.below(6) as u32,
+                        leave: rng.chance(50),
+                    }));
+                }
                 world.next_value += 1;
                 Op::ConsumerMember(ConsumerMember {
                     entry,
