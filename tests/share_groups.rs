@@ -27,8 +27,9 @@
 //!   hand with scripts/kafka-oracle kill between the halves): records
 //!   accepted or rejected before a broker SIGKILL are never delivered
 //!   again, records held unacknowledged are, with their delivery counted.
-//!   After the restart the group is there, empty, and its share
-//!   partition is described from its stored state.
+//!   After the restart the group is there with its members, and its
+//!   share partition is described from its stored state; a member
+//!   polling through the restart stays a member at its epoch.
 //! - cluster: on three brokers, share partitions whose state partition
 //!   another broker leads (ReadShareGroupState, WriteShareGroupState)
 //!   keep what was acknowledged across a rolling restart; a describe
@@ -44,7 +45,10 @@ use std::time::Duration;
 use common::cluster::{leaders, start_agreed, wait_until};
 use common::programs::java_client;
 use common::wire::{self, Encoder};
-use common::{metrics, python_interpreter, run, topic, Broker, CmdOutput};
+use common::{
+    metrics, python_at, python_interpreter, run, topic, Broker, CmdOutput, Spawned, Stream,
+    PY_HELPERS,
+};
 
 /// The broker settings the scenarios need: Kafka's floor for a group's
 /// `share.record.lock.duration.ms` (15 s) lowered so kill and stall set
@@ -342,12 +346,17 @@ fn acknowledged_records_stay_acknowledged_across_a_broker_sigkill() {
     );
     broker.kill();
     broker.restart();
-    // After the restart the group is there, empty, and no broker holds
-    // its share partition: where it stands is read from its stored state
-    // (records 15-29 in flight again), its lag from the partition's high
-    // watermark (30) as Kafka's coordinator computes it.
+    // After the restart the group is there with its member (which exited
+    // without leaving: a member until its session expires, as in Kafka),
+    // and no broker holds its share partition: where it stands is read
+    // from its stored state (records 15-29 in flight again), its lag from
+    // the partition's high watermark (30) as Kafka's coordinator computes
+    // it.
     let (state, rows) = share_describe(&broker, &name);
-    assert!(state.contains("state Empty, group epoch "), "{state}");
+    assert!(
+        state.contains("state Stable, group epoch 1, 1 member(s)"),
+        "{state}"
+    );
     assert_eq!(rows, [[name.as_str(), "0", "15", "15", "0", "15"]]);
     // As Kafka's tool sees it (DescribeShareGroupOffsets v1).
     let tool = share_groups_tool(&broker, &["--describe", "--offsets", "--group", &name]);
@@ -700,4 +709,114 @@ fn a_dead_letter_partition_on_another_broker_gets_the_rejected_record() {
         Some(vec![(0, 2)]),
         "the dead-letter partition is on broker 2"
     );
+}
+
+/// A share consumer that polls until its standard input closes, printing
+/// "read N" as its records come.
+const SHARE_MEMBER: &str = r#"
+import sys, threading, time
+from confluent_kafka import ShareConsumer
+topic, group = ARGS[0], ARGS[1]
+stop = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+c = ShareConsumer({"bootstrap.servers": BOOTSTRAP, "group.id": group})
+c.subscribe([topic])
+read = 0
+end = time.monotonic() + 120
+while not stop.is_set() and time.monotonic() < end:
+    for m in c.poll(0.2):
+        if m.error() is None:
+            read += 1
+            print("read", read)
+print("closing")
+c.close()
+"#;
+
+/// A share consumer reads on through a SIGKILL and restart of the broker,
+/// a member of its group at the same epoch throughout (Kafka keeps a share
+/// group's members in its records, and so does sluice: before, the group
+/// came back Empty and the member joined again at a new epoch).
+#[test]
+fn a_share_member_stays_a_member_through_a_broker_restart() {
+    let mut broker = Broker::start_with_env(ENV);
+    let name = topic("share-member-restart");
+    let produce = |broker: &Broker, first: usize| {
+        let out = python_at(
+            &broker.bootstrap(),
+            r#"
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
+topic, first = ARGS[0], int(ARGS[1])
+if first == 0:
+    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(30)
+    entry = ConfigEntry("share.auto.offset.reset", "earliest", incremental_operation=AlterConfigOpType.SET)
+    resource = ConfigResource(ResourceType.GROUP, topic, incremental_configs=[entry])
+    for f in admin.incremental_alter_configs([resource]).values():
+        f.result(30)
+confluent_produce(topic, first, 10)
+print("produced")
+"#,
+            &[&name, &first.to_string()],
+            Duration::from_secs(120),
+        );
+        out.assert_success();
+        out.stdout_text()
+    };
+    assert_eq!(produce(&broker, 0), "produced\n");
+    let mut member = Spawned::start(
+        Command::new(python_interpreter())
+            .arg("-c")
+            .arg(format!("{PY_HELPERS}\n{SHARE_MEMBER}"))
+            .arg(broker.bootstrap())
+            .args([&name, &name])
+            .env("PYTHONUNBUFFERED", "1"),
+    );
+    member.wait_for_line(Stream::Stdout, Duration::from_secs(90), |l| l == "read 10");
+    let (before, _) = share_describe(&broker, &name);
+    assert!(
+        before.contains("state Stable") && before.ends_with("1 member(s)"),
+        "{before}"
+    );
+    broker.kill();
+    broker.restart();
+    // Back as it was, before the member's first heartbeat since.
+    assert_eq!(share_describe(&broker, &name).0, before);
+    assert_eq!(produce(&broker, 10), "produced\n");
+    member.wait_for_line(Stream::Stdout, Duration::from_secs(90), |l| l == "read 20");
+    // A few heartbeats later (1 s apart), still the same member at the
+    // same epoch: it never joined again.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        share_describe(&broker, &name).0,
+        before,
+        "{}",
+        broker.log_tail(40)
+    );
+    // Kafka's own group coordinator reads every record sluice wrote of
+    // it: the group's (key type 11), its assignment's (12, 13) and its
+    // member's (10, 14), in Kafka's layouts.
+    let dump = common::kafka::tool(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/clients/java/OffsetsTopicDump.java"
+        ),
+        &broker.bootstrap(),
+        &[],
+    )
+    .stdout_text();
+    assert!(
+        dump.lines().any(|l| l == "undecodable records: 0"),
+        "{dump}"
+    );
+    let group_key = format!("\"groupId\":\"{name}\"");
+    let mut types: Vec<&str> = dump
+        .lines()
+        .filter(|l| l.contains(&group_key) && !l.ends_with(" null"))
+        .filter_map(|l| l.split(' ').nth(1))
+        .collect();
+    types.sort_unstable();
+    types.dedup();
+    assert_eq!(types, ["10", "11", "12", "13", "14"], "{dump}");
+    member.close_stdin();
+    member.wait_for_line(Stream::Stdout, Duration::from_secs(60), |l| l == "closing");
 }

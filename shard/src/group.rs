@@ -278,7 +278,7 @@ impl GroupHome {
                     .coordinator
                     .borrow_mut()
                     .consumer_heartbeat(req, topics, now);
-                if let Err(e) = self.write_group_records(log, &group_id, KIP848).await {
+                if let Err(e) = self.write_group_records(log, &group_id).await {
                     self.heartbeat_answer_lost(&group_id, &response.member_id);
                     let refusal = consumer::HeartbeatResponse::error(e, &response.member_id);
                     return GroupResponse::ConsumerHeartbeat(refusal);
@@ -291,7 +291,7 @@ impl GroupHome {
                     .coordinator
                     .borrow_mut()
                     .share_heartbeat(req, topics, now);
-                if let Err(e) = self.write_group_records(log, &group_id, SHARE).await {
+                if let Err(e) = self.write_group_records(log, &group_id).await {
                     self.heartbeat_answer_lost(&group_id, &response.member_id);
                     let refusal = ShareHeartbeatResponse::error(e, None, &response.member_id);
                     return GroupResponse::ShareHeartbeat(refusal);
@@ -306,7 +306,7 @@ impl GroupHome {
                     .coordinator
                     .borrow_mut()
                     .share_offsets_check(&group_id, create);
-                let written = self.write_group_records(log, &group_id, SHARE).await;
+                let written = self.write_group_records(log, &group_id).await;
                 let checked = checked.and(written);
                 GroupResponse::Error(match checked {
                     Ok(()) => ErrorCode::None,
@@ -552,7 +552,7 @@ impl GroupHome {
         }
     }
 
-    /// Writes what changed of group `group_id`'s records (of `kind`)
+    /// Writes what changed of KIP-848 or share group `group_id`'s records
     /// since the writes queued before, and waits until every write of the
     /// group queued so far is durable, so that no answer gives what a
     /// restart could take back. The write runs in a task of its own, so a
@@ -562,11 +562,10 @@ impl GroupHome {
         self: &Rc<Self>,
         log: &Rc<OffsetsLog>,
         group_id: &str,
-        kind: GroupKind,
     ) -> Result<(), ErrorCode> {
         {
             let written = self.written.borrow();
-            let records = self.group_records(group_id, kind);
+            let records = self.group_records(group_id);
             let changed = records.is_some_and(|r| written.differs(group_id, &r));
             if !changed && !written.writing(group_id) {
                 return Ok(());
@@ -581,7 +580,7 @@ impl GroupHome {
             let written = log
                 .write_with(
                     || {
-                        let records = home.group_records(&group, kind);
+                        let records = home.group_records(&group);
                         let mut images = home.written.borrow_mut();
                         queued = match records {
                             Some(records) => images.diff(&group, records),
@@ -617,14 +616,17 @@ impl GroupHome {
         task.await.unwrap_or(Err(ErrorCode::NotCoordinator))
     }
 
-    /// Group `group_id`'s records (of `kind`) as they are now.
-    fn group_records(&self, group_id: &str, kind: GroupKind) -> Option<Vec<OffsetsRecord>> {
-        let mut records = (kind.records)(&self.coordinator.borrow(), group_id)?;
+    /// KIP-848 or share group `group_id`'s records as they are now
+    /// (`None`: no such group).
+    fn group_records(&self, group_id: &str) -> Option<Vec<OffsetsRecord>> {
+        let mut records = self.coordinator.borrow().member_group_records(group_id)?;
         if self.env.broken_rule() == Some(crate::env::BrokenRule::MembersUnwritten) {
             records.retain(|r| {
                 matches!(
                     r,
-                    OffsetsRecord::ConsumerGroup { .. } | OffsetsRecord::ConsumerTargetEpoch { .. }
+                    OffsetsRecord::ConsumerGroup { .. }
+                        | OffsetsRecord::ShareGroup { .. }
+                        | OffsetsRecord::TargetEpoch { .. }
                 )
             });
         }
@@ -767,10 +769,10 @@ impl GroupHome {
     pub fn tick(self: &Rc<Self>) {
         let replies = self.coordinator.borrow_mut().tick(self.env.now_ms());
         self.settle(replies);
-        // KIP-848 groups whose members expired: what changed is written
-        // (a restart would bring the members back otherwise), in the
-        // background.
-        let expired = self.coordinator.borrow_mut().take_expired_consumer_groups();
+        // KIP-848 and share groups whose members expired: what changed is
+        // written (a restart would bring the members back otherwise), in
+        // the background.
+        let expired = self.coordinator.borrow_mut().take_expired_groups();
         for group in expired {
             let partition = coordinator_partition(&group, self.partition_count.get());
             let Some(log) = self.logs.borrow().get(&partition).cloned() else {
@@ -778,7 +780,7 @@ impl GroupHome {
             };
             let home = self.clone();
             glommio::spawn_local(async move {
-                if let Err(e) = home.write_group_records(&log, &group, KIP848).await {
+                if let Err(e) = home.write_group_records(&log, &group).await {
                     tracing::warn!(group, error = %e, "writing an expired member's records failed");
                 }
             })
@@ -818,23 +820,6 @@ impl GroupHome {
         }
     }
 }
-
-/// A group type whose state is in records: how the coordinator gives the
-/// records of a group of it (`None`: no such group).
-#[derive(Clone, Copy)]
-struct GroupKind {
-    records: fn(&GroupCoordinator, &str) -> Option<Vec<OffsetsRecord>>,
-}
-
-/// KIP-848 groups: their metadata, target assignment and members.
-const KIP848: GroupKind = GroupKind {
-    records: GroupCoordinator::consumer_group_records,
-};
-
-/// Share groups (ShareGroupMetadata).
-const SHARE: GroupKind = GroupKind {
-    records: GroupCoordinator::share_group_records,
-};
 
 /// An offset commit's partitions, (topic, partition, offset, error from
 /// the request's checks).

@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::group::member_records::{MemberAssignment, MemberMetadata, MemberState};
+use crate::group::member_records::{GroupProtocol, MemberAssignment, MemberMetadata, MemberState};
 use crate::group::records::{GroupEpoch, OffsetsRecord};
 use crate::ErrorCode;
 
@@ -159,13 +159,15 @@ impl ConsumerGroup {
                 epoch: self.group_epoch,
             }),
         });
-        out.push(OffsetsRecord::ConsumerTargetEpoch {
+        out.push(OffsetsRecord::TargetEpoch {
+            protocol: GroupProtocol::Consumer,
             group: group(),
             value: Some(self.assignment_epoch),
         });
         for (id, m) in &self.members {
             let target = self.target.get(id);
-            out.push(OffsetsRecord::ConsumerMember {
+            out.push(OffsetsRecord::Member {
+                protocol: GroupProtocol::Consumer,
                 group: group(),
                 member: id.clone(),
                 value: Some(MemberMetadata {
@@ -177,7 +179,8 @@ impl ConsumerGroup {
                     rebalance_timeout_ms: m.rebalance_timeout_ms,
                 }),
             });
-            out.push(OffsetsRecord::ConsumerTarget {
+            out.push(OffsetsRecord::Target {
+                protocol: GroupProtocol::Consumer,
                 group: group(),
                 member: id.clone(),
                 value: Some(
@@ -193,7 +196,8 @@ impl ConsumerGroup {
             } else {
                 MemberState::Stable
             };
-            out.push(OffsetsRecord::ConsumerAssignment {
+            out.push(OffsetsRecord::Assignment {
+                protocol: GroupProtocol::Consumer,
                 group: group(),
                 member: id.clone(),
                 value: Some(MemberAssignment {

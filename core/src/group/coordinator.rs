@@ -15,8 +15,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 
 use super::consumer::{self, ConsumerGroup, ConsumerGroupConfig, TopicInfo};
+use super::member_records::GroupProtocol;
 use super::membership::Group;
-use super::records::{CommittedOffset, OffsetsRecord, ShareGroupSnapshot};
+use super::records::{CommittedOffset, OffsetsRecord};
 use super::share::{
     ShareGroup, ShareGroupConfig, ShareGroupDescription, ShareHeartbeatRequest,
     ShareHeartbeatResponse,
@@ -81,9 +82,9 @@ pub struct GroupCoordinator {
     /// KIP-848 groups a tick dropped (empty, nothing committed) whose
     /// records' tombstones are due ([`Self::take_dropped_consumer_groups`]).
     dropped_consumer_groups: BTreeSet<String>,
-    /// KIP-848 groups a tick expired members of, whose records are due
-    /// ([`Self::take_expired_consumer_groups`]).
-    expired_consumer_groups: BTreeSet<String>,
+    /// KIP-848 and share groups a tick expired members of, whose records
+    /// are due ([`Self::take_expired_groups`]).
+    expired_groups: BTreeSet<String>,
     /// Share groups (KIP-932), kept until deleted: their membership, in
     /// memory only, and their epoch, also in a record of the log (so a
     /// share group exists, empty, after a restart).
@@ -108,7 +109,7 @@ impl GroupCoordinator {
             groups: BTreeMap::new(),
             consumer_groups: BTreeMap::new(),
             dropped_consumer_groups: BTreeSet::new(),
-            expired_consumer_groups: BTreeSet::new(),
+            expired_groups: BTreeSet::new(),
             share_groups: BTreeMap::new(),
             dirty: BTreeSet::new(),
             txn_offsets: BTreeMap::new(),
@@ -421,13 +422,19 @@ impl GroupCoordinator {
         Some(self.consumer_groups.get(group_id)?.records(group_id))
     }
 
-    /// KIP-848 groups ticks expired members of since the last call (and
-    /// did not drop): their records changed.
-    pub fn take_expired_consumer_groups(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.expired_consumer_groups)
+    /// KIP-848 and share groups ticks expired members of since the last
+    /// call (and did not drop): their records changed.
+    pub fn take_expired_groups(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.expired_groups)
             .into_iter()
-            .filter(|g| self.consumer_groups.contains_key(g))
+            .filter(|g| self.consumer_groups.contains_key(g) || self.share_groups.contains_key(g))
             .collect()
+    }
+
+    /// The records of KIP-848 or share group `group_id`, if it is one.
+    pub fn member_group_records(&self, group_id: &str) -> Option<Vec<OffsetsRecord>> {
+        self.consumer_group_records(group_id)
+            .or_else(|| self.share_group_records(group_id))
     }
 
     /// The records of every KIP-848 and share group `keep` selects, by
@@ -473,15 +480,11 @@ impl GroupCoordinator {
         self.share_groups.get(group_id).map(ShareGroup::epoch)
     }
 
-    /// The records of share group `group_id` as it is now (its metadata
-    /// record: its epoch), if it is one: written when the group is made
-    /// and when its epoch moves.
+    /// The records of share group `group_id` as it is now, if it is one:
+    /// [`ShareGroup::records`]. Written (what changed of them) before an
+    /// answer gives any of it.
     pub fn share_group_records(&self, group_id: &str) -> Option<Vec<OffsetsRecord>> {
-        let g = self.share_groups.get(group_id)?;
-        Some(vec![OffsetsRecord::ShareGroup {
-            group: group_id.to_owned(),
-            value: Some(ShareGroupSnapshot { epoch: g.epoch() }),
-        }])
+        Some(self.share_groups.get(group_id)?.records(group_id))
     }
 
     /// Whether `member_id` is a member of share group `group_id` now.
@@ -517,15 +520,17 @@ impl GroupCoordinator {
     pub fn tick(&mut self, now_ms: i64) -> Vec<Reply> {
         for (id, g) in self.consumer_groups.iter_mut() {
             if g.expire(now_ms) {
-                self.expired_consumer_groups.insert(id.clone());
+                self.expired_groups.insert(id.clone());
             }
         }
-        for g in self.share_groups.values_mut() {
-            g.expire(now_ms);
+        for (id, g) in self.share_groups.iter_mut() {
+            if !g.expire(now_ms).is_empty() {
+                self.expired_groups.insert(id.clone());
+            }
         }
         let committed = &self.groups;
         let dropped = &mut self.dropped_consumer_groups;
-        let expired = &mut self.expired_consumer_groups;
+        let expired = &mut self.expired_groups;
         self.consumer_groups.retain(|id, g| {
             let kept = !g.is_empty() || committed.contains_key(id);
             if !kept {
@@ -684,39 +689,73 @@ impl GroupCoordinator {
                     self.share_groups.remove(&group);
                 }
             },
-            OffsetsRecord::ConsumerTargetEpoch { group, value } => {
-                if let (Some(g), Some(epoch)) = (self.consumer_groups.get_mut(&group), value) {
-                    g.restore_assignment_epoch(epoch);
+            OffsetsRecord::TargetEpoch {
+                protocol,
+                group,
+                value,
+            } => match (protocol, value) {
+                (_, None) => {}
+                (GroupProtocol::Consumer, Some(epoch)) => {
+                    if let Some(g) = self.consumer_groups.get_mut(&group) {
+                        g.restore_assignment_epoch(epoch);
+                    }
                 }
-            }
-            OffsetsRecord::ConsumerMember {
+                (GroupProtocol::Share, Some(epoch)) => {
+                    if let Some(g) = self.share_groups.get_mut(&group) {
+                        g.restore_assignment_epoch(epoch);
+                    }
+                }
+            },
+            OffsetsRecord::Member {
+                protocol,
+                group,
+                member,
+                value,
+            } => match protocol {
+                GroupProtocol::Consumer => {
+                    let session_timeout_ms = self.config.consumer_session_timeout_ms;
+                    if let Some(g) = self.consumer_groups.get_mut(&group) {
+                        g.restore_member(&member, value, now_ms, session_timeout_ms);
+                    }
+                }
+                GroupProtocol::Share => {
+                    let session_timeout_ms = self.config.share_session_timeout_ms;
+                    if let Some(g) = self.share_groups.get_mut(&group) {
+                        g.restore_member(&member, value, now_ms, session_timeout_ms);
+                    }
+                }
+            },
+            OffsetsRecord::Target {
+                protocol,
                 group,
                 member,
                 value,
             } => {
-                let session_timeout_ms = self.config.consumer_session_timeout_ms;
-                if let Some(g) = self.consumer_groups.get_mut(&group) {
-                    g.restore_member(&member, value, now_ms, session_timeout_ms);
-                }
-            }
-            OffsetsRecord::ConsumerTarget {
-                group,
-                member,
-                value,
-            } => {
-                if let Some(g) = self.consumer_groups.get_mut(&group) {
+                // A share member's target is its assignment (restored
+                // from that record).
+                if let (GroupProtocol::Consumer, Some(g)) =
+                    (protocol, self.consumer_groups.get_mut(&group))
+                {
                     g.restore_target(&member, value);
                 }
             }
-            OffsetsRecord::ConsumerAssignment {
+            OffsetsRecord::Assignment {
+                protocol,
                 group,
                 member,
                 value,
-            } => {
-                if let Some(g) = self.consumer_groups.get_mut(&group) {
-                    g.restore_assignment(&member, value);
+            } => match protocol {
+                GroupProtocol::Consumer => {
+                    if let Some(g) = self.consumer_groups.get_mut(&group) {
+                        g.restore_assignment(&member, value);
+                    }
                 }
-            }
+                GroupProtocol::Share => {
+                    if let Some(g) = self.share_groups.get_mut(&group) {
+                        g.restore_assignment(&member, value);
+                    }
+                }
+            },
         }
     }
 

@@ -1,9 +1,12 @@
-//! The records of a KIP-848 group's members in `__consumer_offsets`, in
-//! Kafka's layouts: member metadata (key type 5), the target assignment's
-//! epoch (6), one member's part of the target assignment (7) and a
-//! member's current assignment (8). All values are version 0, flexible:
-//! compact strings and arrays, a UUID per topic, tagged fields skipped on
-//! reading and none written.
+//! The records of a KIP-848 or share group's members in
+//! `__consumer_offsets`, in Kafka's layouts: member metadata (key type 5
+//! of a consumer group, 10 of a share group), the target assignment's
+//! epoch (6, 12), one member's part of the target assignment (7, 13) and
+//! a member's current assignment (8, 14). A share group's member metadata
+//! has no instance id, regular expression, rebalance timeout or assignor,
+//! and its current assignment no partitions pending revocation. All values
+//! are version 0, flexible: compact strings and arrays, a UUID per topic,
+//! tagged fields skipped on reading and none written.
 //!
 //! Owns: the values' types and their encoding; the keys and the dispatch by
 //! key type are [`super::records`]'.
@@ -14,14 +17,63 @@
 use super::consumer::TopicPartition;
 use super::records::{put_i16, put_i32, put_uvarint, Reader, RecordError};
 
-/// Kafka's record types (key versions) of the member records.
-pub(crate) const MEMBER_METADATA_KEY_TYPE: i16 = 5;
-pub(crate) const TARGET_EPOCH_KEY_TYPE: i16 = 6;
-pub(crate) const TARGET_MEMBER_KEY_TYPE: i16 = 7;
-pub(crate) const CURRENT_ASSIGNMENT_KEY_TYPE: i16 = 8;
 const VALUE_VERSION: i16 = 0;
 
-/// What a member said about itself (ConsumerGroupMemberMetadataValue).
+/// The protocol of the group a member record belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupProtocol {
+    /// KIP-848 consumer groups.
+    Consumer,
+    /// KIP-932 share groups.
+    Share,
+}
+
+/// Which of a group's member records a key is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MemberRecord {
+    Metadata,
+    TargetEpoch,
+    TargetMember,
+    CurrentAssignment,
+}
+
+impl MemberRecord {
+    /// Kafka's record type (the key's version).
+    pub(crate) fn key_type(self, protocol: GroupProtocol) -> i16 {
+        match (protocol, self) {
+            (GroupProtocol::Consumer, MemberRecord::Metadata) => 5,
+            (GroupProtocol::Consumer, MemberRecord::TargetEpoch) => 6,
+            (GroupProtocol::Consumer, MemberRecord::TargetMember) => 7,
+            (GroupProtocol::Consumer, MemberRecord::CurrentAssignment) => 8,
+            (GroupProtocol::Share, MemberRecord::Metadata) => 10,
+            (GroupProtocol::Share, MemberRecord::TargetEpoch) => 12,
+            (GroupProtocol::Share, MemberRecord::TargetMember) => 13,
+            (GroupProtocol::Share, MemberRecord::CurrentAssignment) => 14,
+        }
+    }
+
+    /// The record and protocol of Kafka's record type `key_type`, if it is
+    /// a member record.
+    pub(crate) fn of_key_type(key_type: i16) -> Option<(GroupProtocol, MemberRecord)> {
+        let consumer = GroupProtocol::Consumer;
+        let share = GroupProtocol::Share;
+        Some(match key_type {
+            5 => (consumer, MemberRecord::Metadata),
+            6 => (consumer, MemberRecord::TargetEpoch),
+            7 => (consumer, MemberRecord::TargetMember),
+            8 => (consumer, MemberRecord::CurrentAssignment),
+            10 => (share, MemberRecord::Metadata),
+            12 => (share, MemberRecord::TargetEpoch),
+            13 => (share, MemberRecord::TargetMember),
+            14 => (share, MemberRecord::CurrentAssignment),
+            _ => return None,
+        })
+    }
+}
+
+/// What a member said about itself (ConsumerGroupMemberMetadataValue,
+/// ShareGroupMemberMetadataValue: a share member's has no instance id and
+/// no rebalance timeout).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MemberMetadata {
     pub instance_id: Option<String>,
@@ -44,7 +96,9 @@ pub enum MemberState {
     UnreleasedPartitions = 2,
 }
 
-/// A member's current assignment (ConsumerGroupCurrentMemberAssignmentValue).
+/// A member's current assignment (ConsumerGroupCurrentMemberAssignmentValue,
+/// ShareGroupCurrentMemberAssignmentValue: a share member gives nothing
+/// up first, so it has no partitions pending revocation).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberAssignment {
     pub member_epoch: i32,
@@ -54,10 +108,12 @@ pub struct MemberAssignment {
     pub pending_revocation: Vec<TopicPartition>,
 }
 
-pub(crate) fn encode_metadata(m: &MemberMetadata) -> Vec<u8> {
+pub(crate) fn encode_metadata(protocol: GroupProtocol, m: &MemberMetadata) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     put_i16(&mut out, VALUE_VERSION);
-    put_compact_nullable_str(&mut out, m.instance_id.as_deref());
+    if protocol == GroupProtocol::Consumer {
+        put_compact_nullable_str(&mut out, m.instance_id.as_deref());
+    }
     put_compact_nullable_str(&mut out, m.rack_id.as_deref());
     put_compact_nullable_str(&mut out, Some(&m.client_id));
     put_compact_nullable_str(&mut out, Some(&m.client_host));
@@ -65,19 +121,29 @@ pub(crate) fn encode_metadata(m: &MemberMetadata) -> Vec<u8> {
     for topic in &m.subscribed_topics {
         put_compact_nullable_str(&mut out, Some(topic));
     }
-    // SubscribedTopicRegex: sluice subscribes by name only.
-    put_compact_nullable_str(&mut out, None);
-    put_i32(&mut out, m.rebalance_timeout_ms);
-    // ServerAssignor: the broker's default.
-    put_compact_nullable_str(&mut out, None);
+    if protocol == GroupProtocol::Consumer {
+        // SubscribedTopicRegex: sluice subscribes by name only.
+        put_compact_nullable_str(&mut out, None);
+        put_i32(&mut out, m.rebalance_timeout_ms);
+        // ServerAssignor: the broker's default.
+        put_compact_nullable_str(&mut out, None);
+    }
     put_uvarint(&mut out, 0);
     out
 }
 
-pub(crate) fn decode_metadata(value: &[u8]) -> Result<MemberMetadata, RecordError> {
+pub(crate) fn decode_metadata(
+    protocol: GroupProtocol,
+    value: &[u8],
+) -> Result<MemberMetadata, RecordError> {
     let mut v = Reader(value);
     version(&mut v)?;
-    let instance_id = compact_nullable_string(&mut v)?;
+    let consumer = protocol == GroupProtocol::Consumer;
+    let instance_id = if consumer {
+        compact_nullable_string(&mut v)?
+    } else {
+        None
+    };
     let rack_id = compact_nullable_string(&mut v)?;
     let client_id = compact_string(&mut v)?;
     let client_host = compact_string(&mut v)?;
@@ -87,9 +153,12 @@ pub(crate) fn decode_metadata(value: &[u8]) -> Result<MemberMetadata, RecordErro
     for _ in 0..count {
         subscribed_topics.push(compact_string(&mut v)?);
     }
-    let _regex = compact_nullable_string(&mut v)?;
-    let rebalance_timeout_ms = v.i32()?;
-    let _server_assignor = compact_nullable_string(&mut v)?;
+    let mut rebalance_timeout_ms = -1;
+    if consumer {
+        let _regex = compact_nullable_string(&mut v)?;
+        rebalance_timeout_ms = v.i32()?;
+        let _server_assignor = compact_nullable_string(&mut v)?;
+    }
     v.skip_tagged_fields()?;
     Ok(MemberMetadata {
         instance_id,
@@ -133,26 +202,35 @@ pub(crate) fn decode_target(value: &[u8]) -> Result<Vec<TopicPartition>, RecordE
     Ok(partitions)
 }
 
-pub(crate) fn encode_assignment(a: &MemberAssignment) -> Vec<u8> {
+pub(crate) fn encode_assignment(protocol: GroupProtocol, a: &MemberAssignment) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + (a.assigned.len() + a.pending_revocation.len()) * 4);
     put_i16(&mut out, VALUE_VERSION);
     put_i32(&mut out, a.member_epoch);
     put_i32(&mut out, a.previous_member_epoch);
     out.push(a.state as u8);
     put_topic_partitions(&mut out, &a.assigned);
-    put_topic_partitions(&mut out, &a.pending_revocation);
+    if protocol == GroupProtocol::Consumer {
+        put_topic_partitions(&mut out, &a.pending_revocation);
+    }
     put_uvarint(&mut out, 0);
     out
 }
 
-pub(crate) fn decode_assignment(value: &[u8]) -> Result<MemberAssignment, RecordError> {
+pub(crate) fn decode_assignment(
+    protocol: GroupProtocol,
+    value: &[u8],
+) -> Result<MemberAssignment, RecordError> {
     let mut v = Reader(value);
     version(&mut v)?;
     let member_epoch = v.i32()?;
     let previous_member_epoch = v.i32()?;
     let state = v.i8()?;
     let assigned = topic_partitions(&mut v)?;
-    let pending_revocation = topic_partitions(&mut v)?;
+    let pending_revocation = if protocol == GroupProtocol::Consumer {
+        topic_partitions(&mut v)?
+    } else {
+        Vec::new()
+    };
     v.skip_tagged_fields()?;
     Ok(MemberAssignment {
         member_epoch,
@@ -242,6 +320,8 @@ mod tests {
 
     const T: [u8; 16] = [7; 16];
     const U: [u8; 16] = [3; 16];
+    const CONSUMER: GroupProtocol = GroupProtocol::Consumer;
+    const SHARE: GroupProtocol = GroupProtocol::Share;
 
     #[test]
     fn values_round_trip() {
@@ -253,7 +333,20 @@ mod tests {
             subscribed_topics: vec!["a".into(), "b".into()],
             rebalance_timeout_ms: 300_000,
         };
-        assert_eq!(decode_metadata(&encode_metadata(&metadata)), Ok(metadata));
+        assert_eq!(
+            decode_metadata(CONSUMER, &encode_metadata(CONSUMER, &metadata)),
+            Ok(metadata.clone())
+        );
+        // A share member's has no instance id nor rebalance timeout.
+        let share = MemberMetadata {
+            instance_id: None,
+            rebalance_timeout_ms: -1,
+            ..metadata
+        };
+        assert_eq!(
+            decode_metadata(SHARE, &encode_metadata(SHARE, &share)),
+            Ok(share)
+        );
         assert_eq!(decode_target_epoch(&encode_target_epoch(9)), Ok(9));
         let target = vec![(U, 1), (T, 0), (T, 2)];
         // In the order given, whatever it is (what decoded encodes back
@@ -273,7 +366,8 @@ mod tests {
             assigned: vec![(T, 0)],
             pending_revocation: vec![(T, 1), (U, 0)],
         };
-        let decoded = decode_assignment(&encode_assignment(&assignment)).expect("decodes");
+        let decoded = decode_assignment(CONSUMER, &encode_assignment(CONSUMER, &assignment))
+            .expect("decodes");
         assert_eq!(decoded.member_epoch, 5);
         assert_eq!(decoded.previous_member_epoch, 4);
         assert_eq!(decoded.state, 1);
@@ -283,13 +377,16 @@ mod tests {
 
     #[test]
     fn the_current_assignment_uses_kafkas_layout() {
-        let value = encode_assignment(&MemberAssignment {
-            member_epoch: 2,
-            previous_member_epoch: 1,
-            state: 0,
-            assigned: vec![(T, 3)],
-            pending_revocation: vec![],
-        });
+        let value = encode_assignment(
+            CONSUMER,
+            &MemberAssignment {
+                member_epoch: 2,
+                previous_member_epoch: 1,
+                state: 0,
+                assigned: vec![(T, 3)],
+                pending_revocation: vec![],
+            },
+        );
         let mut expected = vec![0, 0, 0, 0, 0, 2, 0, 0, 0, 1, 0];
         // One topic: its id, one partition, no tagged fields.
         expected.push(2);
@@ -304,35 +401,63 @@ mod tests {
         tagged.extend_from_slice(&T);
         tagged.extend_from_slice(&[2, 0, 0, 0, 3, 1, 0, 6, 2, 0, 0, 0, 2, 0]);
         tagged.extend_from_slice(&[1, 0]);
-        let decoded = decode_assignment(&tagged).expect("decodes");
+        let decoded = decode_assignment(CONSUMER, &tagged).expect("decodes");
         assert_eq!(decoded.assigned, [(T, 3)]);
+    }
+
+    #[test]
+    fn a_share_members_assignment_uses_kafkas_layout() {
+        let value = encode_assignment(
+            SHARE,
+            &MemberAssignment {
+                member_epoch: 2,
+                previous_member_epoch: 1,
+                state: 0,
+                assigned: vec![(T, 3)],
+                pending_revocation: vec![],
+            },
+        );
+        let mut expected = vec![0, 0, 0, 0, 0, 2, 0, 0, 0, 1, 0, 2];
+        expected.extend_from_slice(&T);
+        // One partition, the topic's tagged fields, the value's.
+        expected.extend_from_slice(&[2, 0, 0, 0, 3, 0, 0]);
+        assert_eq!(value, expected);
+        for cut in 0..value.len() {
+            assert!(decode_assignment(SHARE, &value[..cut]).is_err());
+        }
     }
 
     #[test]
     fn damaged_values_are_errors_not_panics() {
         let values = [
-            encode_metadata(&MemberMetadata {
-                client_id: "c".into(),
-                subscribed_topics: vec!["t".into()],
-                ..MemberMetadata::default()
-            }),
+            encode_metadata(
+                CONSUMER,
+                &MemberMetadata {
+                    client_id: "c".into(),
+                    subscribed_topics: vec!["t".into()],
+                    ..MemberMetadata::default()
+                },
+            ),
             encode_target(&[(T, 0), (T, 1)]),
-            encode_assignment(&MemberAssignment {
-                member_epoch: 1,
-                previous_member_epoch: 0,
-                state: 0,
-                assigned: vec![(T, 0)],
-                pending_revocation: vec![(U, 1)],
-            }),
+            encode_assignment(
+                CONSUMER,
+                &MemberAssignment {
+                    member_epoch: 1,
+                    previous_member_epoch: 0,
+                    state: 0,
+                    assigned: vec![(T, 0)],
+                    pending_revocation: vec![(U, 1)],
+                },
+            ),
         ];
         for cut in 0..values[0].len() {
-            assert!(decode_metadata(&values[0][..cut]).is_err());
+            assert!(decode_metadata(CONSUMER, &values[0][..cut]).is_err());
         }
         for cut in 0..values[1].len() {
             assert!(decode_target(&values[1][..cut]).is_err());
         }
         for cut in 0..values[2].len() {
-            assert!(decode_assignment(&values[2][..cut]).is_err());
+            assert!(decode_assignment(CONSUMER, &values[2][..cut]).is_err());
         }
     }
 }

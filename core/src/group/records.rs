@@ -8,8 +8,9 @@
 //! flexible: the group epoch, its topics' hash a tagged field sluice does
 //! not write; and KIP-932's share group metadata, key type 11 / value v0,
 //! flexible: the group epoch and its topics' hash, which sluice leaves 0;
-//! a KIP-848 group's members and assignments, key types 5 to 8, whose
-//! values are [`super::member_records`]'), so tools that read Kafka's offsets topic read ours. A record with a
+//! a KIP-848 group's members and assignments, key types 5 to 8, and a
+//! share group's, 10 and 12 to 14, whose values are
+//! [`super::member_records`]'), so tools that read Kafka's offsets topic read ours. A record with a
 //! null value is a tombstone: the key's state is deleted.
 //!
 //! Invariants: decoding never panics and never allocates more than the
@@ -20,10 +21,7 @@
 use bytes::Bytes;
 
 use super::consumer::TopicPartition;
-use super::member_records::{
-    self, MemberAssignment, MemberMetadata, CURRENT_ASSIGNMENT_KEY_TYPE, MEMBER_METADATA_KEY_TYPE,
-    TARGET_EPOCH_KEY_TYPE, TARGET_MEMBER_KEY_TYPE,
-};
+use super::member_records::{self, GroupProtocol, MemberAssignment, MemberMetadata, MemberRecord};
 
 /// An offset a group committed for one partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,22 +83,30 @@ pub enum OffsetsRecord {
         group: String,
         value: Option<ShareGroupSnapshot>,
     },
-    /// A KIP-848 member's metadata (key type 5).
-    ConsumerMember {
+    /// A KIP-848 or share group member's metadata (key type 5, 10).
+    Member {
+        protocol: GroupProtocol,
         group: String,
         member: String,
         value: Option<MemberMetadata>,
     },
-    /// The epoch of a KIP-848 group's target assignment (key type 6).
-    ConsumerTargetEpoch { group: String, value: Option<i32> },
-    /// A KIP-848 member's part of the target assignment (key type 7).
-    ConsumerTarget {
+    /// The epoch of a KIP-848 or share group's target assignment (key type
+    /// 6, 12).
+    TargetEpoch {
+        protocol: GroupProtocol,
+        group: String,
+        value: Option<i32>,
+    },
+    /// A member's part of the target assignment (key type 7, 13).
+    Target {
+        protocol: GroupProtocol,
         group: String,
         member: String,
         value: Option<Vec<TopicPartition>>,
     },
-    /// A KIP-848 member's current assignment (key type 8).
-    ConsumerAssignment {
+    /// A member's current assignment (key type 8, 14).
+    Assignment {
+        protocol: GroupProtocol,
         group: String,
         member: String,
         value: Option<MemberAssignment>,
@@ -154,10 +160,10 @@ impl OffsetsRecord {
             | OffsetsRecord::Group { group, .. }
             | OffsetsRecord::ConsumerGroup { group, .. }
             | OffsetsRecord::ShareGroup { group, .. }
-            | OffsetsRecord::ConsumerMember { group, .. }
-            | OffsetsRecord::ConsumerTargetEpoch { group, .. }
-            | OffsetsRecord::ConsumerTarget { group, .. }
-            | OffsetsRecord::ConsumerAssignment { group, .. } => group,
+            | OffsetsRecord::Member { group, .. }
+            | OffsetsRecord::TargetEpoch { group, .. }
+            | OffsetsRecord::Target { group, .. }
+            | OffsetsRecord::Assignment { group, .. } => group,
         }
     }
 
@@ -168,10 +174,10 @@ impl OffsetsRecord {
             OffsetsRecord::Group { value, .. } => value.is_none(),
             OffsetsRecord::ConsumerGroup { value, .. } => value.is_none(),
             OffsetsRecord::ShareGroup { value, .. } => value.is_none(),
-            OffsetsRecord::ConsumerMember { value, .. } => value.is_none(),
-            OffsetsRecord::ConsumerTargetEpoch { value, .. } => value.is_none(),
-            OffsetsRecord::ConsumerTarget { value, .. } => value.is_none(),
-            OffsetsRecord::ConsumerAssignment { value, .. } => value.is_none(),
+            OffsetsRecord::Member { value, .. } => value.is_none(),
+            OffsetsRecord::TargetEpoch { value, .. } => value.is_none(),
+            OffsetsRecord::Target { value, .. } => value.is_none(),
+            OffsetsRecord::Assignment { value, .. } => value.is_none(),
         }
     }
 
@@ -192,20 +198,31 @@ impl OffsetsRecord {
                 OffsetsRecord::ConsumerGroup { group, value: None }
             }
             OffsetsRecord::ShareGroup { .. } => OffsetsRecord::ShareGroup { group, value: None },
-            OffsetsRecord::ConsumerMember { member, .. } => OffsetsRecord::ConsumerMember {
+            OffsetsRecord::Member {
+                protocol, member, ..
+            } => OffsetsRecord::Member {
+                protocol: *protocol,
                 group,
                 member: member.clone(),
                 value: None,
             },
-            OffsetsRecord::ConsumerTargetEpoch { .. } => {
-                OffsetsRecord::ConsumerTargetEpoch { group, value: None }
-            }
-            OffsetsRecord::ConsumerTarget { member, .. } => OffsetsRecord::ConsumerTarget {
+            OffsetsRecord::TargetEpoch { protocol, .. } => OffsetsRecord::TargetEpoch {
+                protocol: *protocol,
+                group,
+                value: None,
+            },
+            OffsetsRecord::Target {
+                protocol, member, ..
+            } => OffsetsRecord::Target {
+                protocol: *protocol,
                 group,
                 member: member.clone(),
                 value: None,
             },
-            OffsetsRecord::ConsumerAssignment { member, .. } => OffsetsRecord::ConsumerAssignment {
+            OffsetsRecord::Assignment {
+                protocol, member, ..
+            } => OffsetsRecord::Assignment {
+                protocol: *protocol,
                 group,
                 member: member.clone(),
                 value: None,
@@ -240,22 +257,42 @@ impl OffsetsRecord {
                 put_i16(&mut out, SHARE_GROUP_KEY_TYPE);
                 put_str(&mut out, group);
             }
-            OffsetsRecord::ConsumerMember { group, member, .. } => {
-                put_i16(&mut out, MEMBER_METADATA_KEY_TYPE);
+            OffsetsRecord::Member {
+                protocol,
+                group,
+                member,
+                ..
+            } => {
+                put_i16(&mut out, MemberRecord::Metadata.key_type(*protocol));
                 put_str(&mut out, group);
                 put_str(&mut out, member);
             }
-            OffsetsRecord::ConsumerTargetEpoch { group, .. } => {
-                put_i16(&mut out, TARGET_EPOCH_KEY_TYPE);
+            OffsetsRecord::TargetEpoch {
+                protocol, group, ..
+            } => {
+                put_i16(&mut out, MemberRecord::TargetEpoch.key_type(*protocol));
                 put_str(&mut out, group);
             }
-            OffsetsRecord::ConsumerTarget { group, member, .. } => {
-                put_i16(&mut out, TARGET_MEMBER_KEY_TYPE);
+            OffsetsRecord::Target {
+                protocol,
+                group,
+                member,
+                ..
+            } => {
+                put_i16(&mut out, MemberRecord::TargetMember.key_type(*protocol));
                 put_str(&mut out, group);
                 put_str(&mut out, member);
             }
-            OffsetsRecord::ConsumerAssignment { group, member, .. } => {
-                put_i16(&mut out, CURRENT_ASSIGNMENT_KEY_TYPE);
+            OffsetsRecord::Assignment {
+                protocol,
+                group,
+                member,
+                ..
+            } => {
+                put_i16(
+                    &mut out,
+                    MemberRecord::CurrentAssignment.key_type(*protocol),
+                );
                 put_str(&mut out, group);
                 put_str(&mut out, member);
             }
@@ -314,25 +351,33 @@ impl OffsetsRecord {
                 put_uvarint(&mut out, 0);
                 out
             }),
-            OffsetsRecord::ConsumerMember { value, .. } => {
-                value.as_ref().map(member_records::encode_metadata)
-            }
-            OffsetsRecord::ConsumerTargetEpoch { value, .. } => {
+            OffsetsRecord::Member {
+                protocol, value, ..
+            } => value
+                .as_ref()
+                .map(|m| member_records::encode_metadata(*protocol, m)),
+            OffsetsRecord::TargetEpoch { value, .. } => {
                 value.map(member_records::encode_target_epoch)
             }
-            OffsetsRecord::ConsumerTarget { value, .. } => {
+            OffsetsRecord::Target { value, .. } => {
                 value.as_deref().map(member_records::encode_target)
             }
-            OffsetsRecord::ConsumerAssignment { value, .. } => {
-                value.as_ref().map(member_records::encode_assignment)
-            }
+            OffsetsRecord::Assignment {
+                protocol, value, ..
+            } => value
+                .as_ref()
+                .map(|a| member_records::encode_assignment(*protocol, a)),
         }
     }
 
     /// Decodes a record from its key and value (`None`: a tombstone).
     pub fn decode(key: &[u8], value: Option<&[u8]>) -> Result<OffsetsRecord, RecordError> {
         let mut k = Reader(key);
-        match k.i16()? {
+        let key_type = k.i16()?;
+        if let Some((protocol, record)) = MemberRecord::of_key_type(key_type) {
+            return decode_member_record(protocol, record, &mut k, value);
+        }
+        match key_type {
             0 | OFFSET_KEY_VERSION => {
                 let group = k.string()?;
                 let topic = k.string()?;
@@ -360,44 +405,48 @@ impl OffsetsRecord {
                 let value = value.map(decode_share_group_value).transpose()?;
                 Ok(OffsetsRecord::ShareGroup { group, value })
             }
-            MEMBER_METADATA_KEY_TYPE => {
-                let group = k.string()?;
-                let member = k.string()?;
-                let value = value.map(member_records::decode_metadata).transpose()?;
-                Ok(OffsetsRecord::ConsumerMember {
-                    group,
-                    member,
-                    value,
-                })
-            }
-            TARGET_EPOCH_KEY_TYPE => {
-                let group = k.string()?;
-                let value = value.map(member_records::decode_target_epoch).transpose()?;
-                Ok(OffsetsRecord::ConsumerTargetEpoch { group, value })
-            }
-            TARGET_MEMBER_KEY_TYPE => {
-                let group = k.string()?;
-                let member = k.string()?;
-                let value = value.map(member_records::decode_target).transpose()?;
-                Ok(OffsetsRecord::ConsumerTarget {
-                    group,
-                    member,
-                    value,
-                })
-            }
-            CURRENT_ASSIGNMENT_KEY_TYPE => {
-                let group = k.string()?;
-                let member = k.string()?;
-                let value = value.map(member_records::decode_assignment).transpose()?;
-                Ok(OffsetsRecord::ConsumerAssignment {
-                    group,
-                    member,
-                    value,
-                })
-            }
             other => Err(RecordError::UnknownKeyVersion(other)),
         }
     }
+}
+
+/// A member record's key (after its type) and value.
+fn decode_member_record(
+    protocol: GroupProtocol,
+    record: MemberRecord,
+    k: &mut Reader,
+    value: Option<&[u8]>,
+) -> Result<OffsetsRecord, RecordError> {
+    let group = k.string()?;
+    Ok(match record {
+        MemberRecord::TargetEpoch => OffsetsRecord::TargetEpoch {
+            protocol,
+            group,
+            value: value.map(member_records::decode_target_epoch).transpose()?,
+        },
+        MemberRecord::Metadata => OffsetsRecord::Member {
+            protocol,
+            group,
+            member: k.string()?,
+            value: value
+                .map(|v| member_records::decode_metadata(protocol, v))
+                .transpose()?,
+        },
+        MemberRecord::TargetMember => OffsetsRecord::Target {
+            protocol,
+            group,
+            member: k.string()?,
+            value: value.map(member_records::decode_target).transpose()?,
+        },
+        MemberRecord::CurrentAssignment => OffsetsRecord::Assignment {
+            protocol,
+            group,
+            member: k.string()?,
+            value: value
+                .map(|v| member_records::decode_assignment(protocol, v))
+                .transpose()?,
+        },
+    })
 }
 
 fn decode_offset_value(value: &[u8]) -> Result<CommittedOffset, RecordError> {

@@ -15,13 +15,17 @@
 //! so nothing has to be given up first), and a member's epoch is the group
 //! epoch after its heartbeat. Every subscribed partition of a topic with subscribers is
 //! assigned to at least one member. Pure: no I/O, time is an argument.
-//! Membership is not persisted (members rejoin after a restart, as after a
-//! coordinator move); the group and its epoch are (its coordinator writes
-//! them), so a group exists, empty, at its last written epoch after one.
+//! The group is persisted as Kafka persists it ([`ShareGroup::records`]:
+//! its epoch, its assignment's epoch, each member's metadata, target and
+//! current assignment), written by the caller before an answer gives any
+//! of it, so after a restart or a coordinator move the members carry on
+//! at their epochs, their sessions starting again at the load.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::consumer::{ClientInfo, TopicInfo, TopicPartition};
+use super::member_records::{GroupProtocol, MemberAssignment, MemberMetadata, MemberState};
+use super::records::{OffsetsRecord, ShareGroupSnapshot};
 use crate::ErrorCode;
 
 /// A ShareGroupHeartbeat request.
@@ -109,6 +113,8 @@ impl Default for ShareGroupConfig {
 #[derive(Debug, Clone)]
 struct Member {
     epoch: i32,
+    /// The epoch before the last move (Kafka's PreviousMemberEpoch).
+    previous_epoch: i32,
     subscribed: BTreeSet<String>,
     assigned: BTreeSet<TopicPartition>,
     /// The assignment in the last answer (to send only changes).
@@ -131,14 +137,134 @@ impl ShareGroup {
         self.group_epoch
     }
 
-    /// The group at `epoch` as its metadata record stored it, when it has
-    /// no members (after a restart); a group with members is ahead of any
-    /// record and keeps its own.
-    pub fn restore_epoch(&mut self, epoch: i32) {
-        if self.members.is_empty() && epoch > self.group_epoch {
-            self.group_epoch = epoch;
-            self.assignment_epoch = epoch;
+    /// The group's records as Kafka writes them: its metadata (the group
+    /// epoch), its assignment's epoch, and for each member its metadata,
+    /// its part of the target (what it is assigned: a share member gives
+    /// nothing up first) and its current assignment.
+    pub fn records(&self, group_id: &str) -> Vec<OffsetsRecord> {
+        let share = GroupProtocol::Share;
+        let group = || group_id.to_owned();
+        let mut out = Vec::with_capacity(2 + 3 * self.members.len());
+        out.push(OffsetsRecord::ShareGroup {
+            group: group(),
+            value: Some(ShareGroupSnapshot {
+                epoch: self.group_epoch,
+            }),
+        });
+        out.push(OffsetsRecord::TargetEpoch {
+            protocol: share,
+            group: group(),
+            value: Some(self.assignment_epoch),
+        });
+        for (id, m) in &self.members {
+            let assigned: Vec<TopicPartition> = m.assigned.iter().copied().collect();
+            out.push(OffsetsRecord::Member {
+                protocol: share,
+                group: group(),
+                member: id.clone(),
+                value: Some(MemberMetadata {
+                    instance_id: None,
+                    rack_id: m.client.rack_id.clone(),
+                    client_id: m.client.client_id.clone(),
+                    client_host: m.client.client_host.clone(),
+                    subscribed_topics: m.subscribed.iter().cloned().collect(),
+                    rebalance_timeout_ms: -1,
+                }),
+            });
+            out.push(OffsetsRecord::Target {
+                protocol: share,
+                group: group(),
+                member: id.clone(),
+                value: Some(assigned.clone()),
+            });
+            out.push(OffsetsRecord::Assignment {
+                protocol: share,
+                group: group(),
+                member: id.clone(),
+                value: Some(MemberAssignment {
+                    member_epoch: m.epoch,
+                    previous_member_epoch: m.previous_epoch,
+                    state: MemberState::Stable as i8,
+                    assigned,
+                    pending_revocation: Vec::new(),
+                }),
+            });
         }
+        out
+    }
+
+    /// The group epoch as its metadata record stored it (a replay): epochs
+    /// only grow while the group lives. A group with no members has its
+    /// assignment at that epoch too (a record written before members were).
+    pub fn restore_epoch(&mut self, epoch: i32) {
+        if epoch > self.group_epoch {
+            self.group_epoch = epoch;
+        }
+        if self.members.is_empty() && self.group_epoch > self.assignment_epoch {
+            self.assignment_epoch = self.group_epoch;
+        }
+    }
+
+    /// The assignment's epoch as its record stored it (a replay).
+    pub fn restore_assignment_epoch(&mut self, epoch: i32) {
+        self.assignment_epoch = self.assignment_epoch.max(epoch);
+    }
+
+    /// A member as its metadata record stored it (a replay): made if new,
+    /// its session starting at `now_ms`. `None`: its tombstone, the
+    /// member is gone.
+    pub fn restore_member(
+        &mut self,
+        member_id: &str,
+        metadata: Option<MemberMetadata>,
+        now_ms: i64,
+        session_timeout_ms: i32,
+    ) {
+        let Some(metadata) = metadata else {
+            self.members.remove(member_id);
+            return;
+        };
+        let member = self
+            .members
+            .entry(member_id.to_owned())
+            .or_insert_with(|| Member {
+                epoch: 0,
+                previous_epoch: -1,
+                subscribed: BTreeSet::new(),
+                assigned: BTreeSet::new(),
+                last_sent: None,
+                session_deadline_ms: 0,
+                client: ClientInfo::default(),
+            });
+        member.subscribed = metadata.subscribed_topics.into_iter().collect();
+        member.client = ClientInfo {
+            client_id: metadata.client_id,
+            client_host: metadata.client_host,
+            rack_id: metadata.rack_id,
+        };
+        member.session_deadline_ms = now_ms + i64::from(session_timeout_ms);
+        // Its next answer carries its whole assignment.
+        member.last_sent = None;
+    }
+
+    /// A member's current assignment as its record stored it (a replay);
+    /// of a member the group has.
+    pub fn restore_assignment(&mut self, member_id: &str, assignment: Option<MemberAssignment>) {
+        let Some(member) = self.members.get_mut(member_id) else {
+            return;
+        };
+        match assignment {
+            Some(a) => {
+                member.epoch = a.member_epoch;
+                member.previous_epoch = a.previous_member_epoch;
+                member.assigned = a.assigned.into_iter().collect();
+            }
+            None => {
+                member.epoch = 0;
+                member.assigned.clear();
+            }
+        }
+        member.last_sent = None;
     }
 
     /// True when no member is left.
@@ -250,6 +376,7 @@ impl ShareGroup {
                     member_id.clone(),
                     Member {
                         epoch: 0,
+                        previous_epoch: -1,
                         subscribed: BTreeSet::new(),
                         assigned: BTreeSet::new(),
                         last_sent: None,
@@ -298,7 +425,10 @@ impl ShareGroup {
         }
         let group_epoch = self.group_epoch;
         let member = self.members.get_mut(&member_id).expect("checked above");
-        member.epoch = group_epoch;
+        if member.epoch != group_epoch {
+            member.previous_epoch = member.epoch;
+            member.epoch = group_epoch;
+        }
         let assignment = (member.last_sent.as_ref() != Some(&member.assigned)).then(|| {
             member.last_sent = Some(member.assigned.clone());
             member.assigned.iter().copied().collect()

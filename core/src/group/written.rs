@@ -193,7 +193,8 @@ mod tests {
     }
 
     fn member(id: &str, client: &str) -> OffsetsRecord {
-        OffsetsRecord::ConsumerMember {
+        OffsetsRecord::Member {
+            protocol: crate::group::member_records::GroupProtocol::Consumer,
             group: "g".into(),
             member: id.into(),
             value: Some(MemberMetadata {

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use super::*;
-use crate::group::records::CommittedOffset;
+use crate::group::records::{CommittedOffset, ShareGroupSnapshot};
 
 const SESSION_MS: i32 = 10_000;
 const REBALANCE_MS: i32 = 30_000;
@@ -607,10 +607,9 @@ fn a_share_group_comes_back_empty_at_its_epoch_from_its_record_until_deleted() {
     );
     assert_eq!(joined.error, ErrorCode::None);
     let records = c.share_group_records("s").expect("a share group");
-    let [record] = &records[..] else {
-        panic!("one record: {records:?}")
-    };
-    let record = record.clone();
+    // Its metadata record alone (as an older sluice wrote it).
+    let record = records[0].clone();
+    assert!(matches!(record, OffsetsRecord::ShareGroup { .. }));
     assert_eq!(c.share_group_epoch("s"), Some(joined.member_epoch));
     assert_eq!(c.deletion("s"), Err(ErrorCode::NonEmptyGroup));
     // A restart: a new coordinator replays the record.
@@ -775,9 +774,9 @@ fn a_kip848_group_comes_back_with_its_members_where_they_were() {
     // A member's tombstones take it away.
     for r in c.consumer_group_records("g").expect("a group") {
         let gone = match &r {
-            OffsetsRecord::ConsumerMember { member, .. }
-            | OffsetsRecord::ConsumerTarget { member, .. }
-            | OffsetsRecord::ConsumerAssignment { member, .. } => member == "b",
+            OffsetsRecord::Member { member, .. }
+            | OffsetsRecord::Target { member, .. }
+            | OffsetsRecord::Assignment { member, .. } => member == "b",
             _ => false,
         };
         if gone {
@@ -785,4 +784,34 @@ fn a_kip848_group_comes_back_with_its_members_where_they_were() {
         }
     }
     assert_eq!(member_count(&restarted), 1);
+}
+
+#[test]
+fn a_share_group_comes_back_with_its_members_at_their_epochs() {
+    use crate::group::share::ShareHeartbeatRequest;
+    let request = |member: &str, epoch: i32| ShareHeartbeatRequest {
+        group_id: "s".into(),
+        member_id: member.into(),
+        member_epoch: epoch,
+        subscribed_topics: (epoch == 0).then(|| vec!["t".into()]),
+        ..ShareHeartbeatRequest::default()
+    };
+    let mut c = coordinator(0);
+    c.share_heartbeat(request("a", 0), &topic_t, 0);
+    let b = c.share_heartbeat(request("b", 0), &topic_t, 0);
+    let described = c.describe_share_group("s").expect("a group");
+    let records = c.share_group_records("s").expect("a group");
+    let mut restarted = coordinator(0);
+    for r in records.clone() {
+        restarted.apply(r, 100);
+    }
+    assert_eq!(restarted.describe_share_group("s"), Ok(described));
+    assert_eq!(restarted.share_group_records("s"), Some(records));
+    // b carries on at its epoch, its assignment given whole again.
+    let again = restarted.share_heartbeat(request("b", b.member_epoch), &topic_t, 200);
+    assert_eq!(
+        (again.error, again.member_epoch),
+        (ErrorCode::None, b.member_epoch)
+    );
+    assert!(again.assignment.is_some());
 }
