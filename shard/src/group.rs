@@ -278,7 +278,8 @@ impl GroupHome {
                     .coordinator
                     .borrow_mut()
                     .consumer_heartbeat(req, topics, now);
-                if let Err(e) = self.write_group_records(log, &group_id).await {
+                let member = Some(response.member_id.as_str());
+                if let Err(e) = self.write_group_records(log, &group_id, member).await {
                     self.heartbeat_answer_lost(&group_id, &response.member_id);
                     let refusal = consumer::HeartbeatResponse::error(e, &response.member_id);
                     return GroupResponse::ConsumerHeartbeat(refusal);
@@ -291,7 +292,8 @@ impl GroupHome {
                     .coordinator
                     .borrow_mut()
                     .share_heartbeat(req, topics, now);
-                if let Err(e) = self.write_group_records(log, &group_id).await {
+                let member = Some(response.member_id.as_str());
+                if let Err(e) = self.write_group_records(log, &group_id, member).await {
                     self.heartbeat_answer_lost(&group_id, &response.member_id);
                     let refusal = ShareHeartbeatResponse::error(e, None, &response.member_id);
                     return GroupResponse::ShareHeartbeat(refusal);
@@ -306,7 +308,7 @@ impl GroupHome {
                     .coordinator
                     .borrow_mut()
                     .share_offsets_check(&group_id, create);
-                let written = self.write_group_records(log, &group_id).await;
+                let written = self.write_group_records(log, &group_id, None).await;
                 let checked = checked.and(written);
                 GroupResponse::Error(match checked {
                     Ok(()) => ErrorCode::None,
@@ -555,18 +557,23 @@ impl GroupHome {
     /// Writes what changed of KIP-848 or share group `group_id`'s records
     /// since the writes queued before, and waits until every write of the
     /// group queued so far is durable, so that no answer gives what a
-    /// restart could take back. The write runs in a task of its own, so a
-    /// request given up meanwhile leaves the group's image right. The
-    /// write's error, for the answer.
+    /// restart could take back. A heartbeat of `member` compares the
+    /// group's own records and that member's only, unless every member's
+    /// may have changed ([`WrittenImages::needs_whole`]): a heartbeat costs
+    /// no more in a group of thousands. The write runs in a task of its
+    /// own, so a request given up meanwhile leaves the group's image
+    /// right. The write's error, for the answer.
     async fn write_group_records(
         self: &Rc<Self>,
         log: &Rc<OffsetsLog>,
         group_id: &str,
+        member: Option<&str>,
     ) -> Result<(), ErrorCode> {
         {
             let written = self.written.borrow();
-            let records = self.group_records(group_id);
-            let changed = records.is_some_and(|r| written.differs(group_id, &r));
+            let changed = self
+                .scoped_records(group_id, member, &written)
+                .is_some_and(|(records, only)| written.differs(group_id, &records, only));
             if !changed && !written.writing(group_id) {
                 return Ok(());
             }
@@ -574,16 +581,17 @@ impl GroupHome {
         let home = self.clone();
         let log = log.clone();
         let group = group_id.to_owned();
+        let member = member.map(str::to_owned);
         let task = glommio::spawn_local(async move {
             let failures_before = home.write_failures.get();
             let mut queued = Vec::new();
             let written = log
                 .write_with(
                     || {
-                        let records = home.group_records(&group);
                         let mut images = home.written.borrow_mut();
-                        queued = match records {
-                            Some(records) => images.diff(&group, records),
+                        let scoped = home.scoped_records(&group, member.as_deref(), &images);
+                        queued = match scoped {
+                            Some((records, only)) => images.diff(&group, records, only),
                             None => Vec::new(),
                         };
                         images.write_queued(&group);
@@ -616,10 +624,32 @@ impl GroupHome {
         task.await.unwrap_or(Err(ErrorCode::NotCoordinator))
     }
 
-    /// KIP-848 or share group `group_id`'s records as they are now
-    /// (`None`: no such group).
-    fn group_records(&self, group_id: &str) -> Option<Vec<OffsetsRecord>> {
-        let mut records = self.coordinator.borrow().member_group_records(group_id)?;
+    /// The records of group `group_id` a write compares with its image,
+    /// and the member they are limited to: `member`'s and the group's own,
+    /// or, when that does not do (or no member is named), every record.
+    /// `None`: no such group.
+    fn scoped_records<'m>(
+        &self,
+        group_id: &str,
+        member: Option<&'m str>,
+        images: &WrittenImages,
+    ) -> Option<(Vec<OffsetsRecord>, Option<&'m str>)> {
+        if let Some(member) = member {
+            let partial = self.group_records(group_id, Some(member))?;
+            if !images.needs_whole(group_id, &partial) {
+                return Some((partial, Some(member)));
+            }
+        }
+        Some((self.group_records(group_id, None)?, None))
+    }
+
+    /// KIP-848 or share group `group_id`'s records as they are now, every
+    /// member's or `only` that one's (`None`: no such group).
+    fn group_records(&self, group_id: &str, only: Option<&str>) -> Option<Vec<OffsetsRecord>> {
+        let mut records = self
+            .coordinator
+            .borrow()
+            .member_group_records(group_id, only)?;
         if self.env.broken_rule() == Some(crate::env::BrokenRule::MembersUnwritten) {
             records.retain(|r| {
                 matches!(
@@ -780,7 +810,7 @@ impl GroupHome {
             };
             let home = self.clone();
             glommio::spawn_local(async move {
-                if let Err(e) = home.write_group_records(&log, &group).await {
+                if let Err(e) = home.write_group_records(&log, &group, None).await {
                     tracing::warn!(group, error = %e, "writing an expired member's records failed");
                 }
             })

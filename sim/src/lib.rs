@@ -22,9 +22,9 @@
 //! give one trace ([`trace::Trace`]), which a test checks.
 //!
 //! What it does not simulate (yet): the Kafka listener and the handlers in
-//! `net/` (the clients make the shard calls the handlers make), KIP-848
-//! members outliving a crash, share group membership (share consumers read their
-//! partitions directly), static members, slow disks, and several
+//! `net/` (the clients make the shard calls the handlers make), share
+//! group membership (share consumers read their partitions directly, and
+//! die with their process), static members, slow disks, and several
 //! processes (a cluster). Scheduling within a process is
 //! glommio's own first-in first-out order, not a seeded one.
 

@@ -148,9 +148,15 @@ pub struct ConsumerGroupConfig {
 
 impl ConsumerGroup {
     /// The group's records as Kafka writes them: its metadata (the group
-    /// epoch), its target assignment's epoch, and for each member its
-    /// metadata, its part of the target and its current assignment.
-    pub fn records(&self, group_id: &str) -> Vec<OffsetsRecord> {
+    /// epoch), its target assignment's epoch, and for each member (or for
+    /// `only` that one, if it is a member) its metadata, its part of the
+    /// target and its current assignment.
+    ///
+    /// A heartbeat changes the group's own records and its member's, and
+    /// every member's part of the target only with the target's epoch: so
+    /// a heartbeat's writes compare `only` its member's records, unless the
+    /// target's epoch moved.
+    pub fn records(&self, group_id: &str, only: Option<&str>) -> Vec<OffsetsRecord> {
         let group = || group_id.to_owned();
         let mut out = Vec::with_capacity(2 + 3 * self.members.len());
         out.push(OffsetsRecord::ConsumerGroup {
@@ -164,7 +170,11 @@ impl ConsumerGroup {
             group: group(),
             value: Some(self.assignment_epoch),
         });
-        for (id, m) in &self.members {
+        let members = self
+            .members
+            .iter()
+            .filter(|(id, _)| only.is_none_or(|o| o == id.as_str()));
+        for (id, m) in members {
             let target = self.target.get(id);
             out.push(OffsetsRecord::Member {
                 protocol: GroupProtocol::Consumer,

@@ -85,9 +85,9 @@ pub struct GroupCoordinator {
     /// KIP-848 and share groups a tick expired members of, whose records
     /// are due ([`Self::take_expired_groups`]).
     expired_groups: BTreeSet<String>,
-    /// Share groups (KIP-932), kept until deleted: their membership, in
-    /// memory only, and their epoch, also in a record of the log (so a
-    /// share group exists, empty, after a restart).
+    /// Share groups (KIP-932), kept until deleted: their membership and
+    /// epochs, also in records of the log ([`ShareGroup::records`]), so
+    /// they come back after a restart.
     share_groups: BTreeMap<String, ShareGroup>,
     /// Groups whose metadata changed since the last
     /// [`GroupCoordinator::take_pending_writes`] (so that call looks at
@@ -419,7 +419,7 @@ impl GroupCoordinator {
     /// one: [`super::consumer::ConsumerGroup::records`]. Written (what
     /// changed of them) before an answer gives any of it.
     pub fn consumer_group_records(&self, group_id: &str) -> Option<Vec<OffsetsRecord>> {
-        Some(self.consumer_groups.get(group_id)?.records(group_id))
+        Some(self.consumer_groups.get(group_id)?.records(group_id, None))
     }
 
     /// KIP-848 and share groups ticks expired members of since the last
@@ -431,10 +431,17 @@ impl GroupCoordinator {
             .collect()
     }
 
-    /// The records of KIP-848 or share group `group_id`, if it is one.
-    pub fn member_group_records(&self, group_id: &str) -> Option<Vec<OffsetsRecord>> {
-        self.consumer_group_records(group_id)
-            .or_else(|| self.share_group_records(group_id))
+    /// The records of KIP-848 or share group `group_id`, if it is one:
+    /// the group's own and every member's, or `only` that member's.
+    pub fn member_group_records(
+        &self,
+        group_id: &str,
+        only: Option<&str>,
+    ) -> Option<Vec<OffsetsRecord>> {
+        if let Some(g) = self.consumer_groups.get(group_id) {
+            return Some(g.records(group_id, only));
+        }
+        Some(self.share_groups.get(group_id)?.records(group_id, only))
     }
 
     /// The records of every KIP-848 and share group `keep` selects, by
@@ -447,7 +454,7 @@ impl GroupCoordinator {
             .consumer_groups
             .iter()
             .filter(|(id, _)| keep(id))
-            .map(|(id, g)| (id.clone(), g.records(id)));
+            .map(|(id, g)| (id.clone(), g.records(id, None)));
         let share = self
             .share_groups
             .keys()
@@ -484,7 +491,7 @@ impl GroupCoordinator {
     /// [`ShareGroup::records`]. Written (what changed of them) before an
     /// answer gives any of it.
     pub fn share_group_records(&self, group_id: &str) -> Option<Vec<OffsetsRecord>> {
-        Some(self.share_groups.get(group_id)?.records(group_id))
+        Some(self.share_groups.get(group_id)?.records(group_id, None))
     }
 
     /// Whether `member_id` is a member of share group `group_id` now.
@@ -678,8 +685,7 @@ impl GroupCoordinator {
                 }
             },
             OffsetsRecord::ShareGroup { group, value } => match value {
-                // The group as written: empty at its epoch when replayed
-                // (its members rejoin); one live here is at least there.
+                // The group as written, its members from their records.
                 Some(snapshot) => self
                     .share_groups
                     .entry(group)

@@ -71,14 +71,14 @@ pub enum OffsetsRecord {
         group: String,
         value: Option<GroupSnapshot>,
     },
-    /// A consumer group of KIP-848 and its epoch: it exists, empty, after
-    /// a restart (its members rejoin).
+    /// A consumer group of KIP-848 and its epoch (its members are in
+    /// their own records).
     ConsumerGroup {
         group: String,
         value: Option<GroupEpoch>,
     },
-    /// A share group (KIP-932) and its epoch: it exists, empty, after a
-    /// restart (its members rejoin).
+    /// A share group (KIP-932) and its epoch (its members are in their
+    /// own records).
     ShareGroup {
         group: String,
         value: Option<ShareGroupSnapshot>,
@@ -164,6 +164,16 @@ impl OffsetsRecord {
             | OffsetsRecord::TargetEpoch { group, .. }
             | OffsetsRecord::Target { group, .. }
             | OffsetsRecord::Assignment { group, .. } => group,
+        }
+    }
+
+    /// The member this record belongs to, if it is a member's.
+    pub fn member(&self) -> Option<&str> {
+        match self {
+            OffsetsRecord::Member { member, .. }
+            | OffsetsRecord::Target { member, .. }
+            | OffsetsRecord::Assignment { member, .. } => Some(member),
+            _ => None,
         }
     }
 

@@ -138,10 +138,12 @@ impl ShareGroup {
     }
 
     /// The group's records as Kafka writes them: its metadata (the group
-    /// epoch), its assignment's epoch, and for each member its metadata,
-    /// its part of the target (what it is assigned: a share member gives
-    /// nothing up first) and its current assignment.
-    pub fn records(&self, group_id: &str) -> Vec<OffsetsRecord> {
+    /// epoch), its assignment's epoch, and for each member (or for `only`
+    /// that one, if it is a member) its metadata, its part of the target
+    /// (what it is assigned: a share member gives nothing up first) and its
+    /// current assignment. Every member's assignment changes only with the
+    /// assignment's epoch (see [`super::consumer::ConsumerGroup::records`]).
+    pub fn records(&self, group_id: &str, only: Option<&str>) -> Vec<OffsetsRecord> {
         let share = GroupProtocol::Share;
         let group = || group_id.to_owned();
         let mut out = Vec::with_capacity(2 + 3 * self.members.len());
@@ -156,7 +158,11 @@ impl ShareGroup {
             group: group(),
             value: Some(self.assignment_epoch),
         });
-        for (id, m) in &self.members {
+        let members = self
+            .members
+            .iter()
+            .filter(|(id, _)| only.is_none_or(|o| o == id.as_str()));
+        for (id, m) in members {
             let assigned: Vec<TopicPartition> = m.assigned.iter().copied().collect();
             out.push(OffsetsRecord::Member {
                 protocol: share,

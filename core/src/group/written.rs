@@ -19,12 +19,46 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::records::OffsetsRecord;
 
-/// The records a group's log will hold: key → the record last queued for
+/// A record's place in an image: the member it belongs to (`None`: the
+/// group's own records), then its key, so one member's records are found
+/// without looking at the others'.
+type Slot = (Option<String>, Vec<u8>);
+
+/// The records a group's log will hold: slot → the record last queued for
 /// it (`None`: unknown, a write of it failed or may have).
 #[derive(Debug, Default)]
 struct Image {
-    records: BTreeMap<Vec<u8>, Option<OffsetsRecord>>,
+    records: BTreeMap<Slot, Option<OffsetsRecord>>,
+    /// Whether any record is unknown.
+    unknown: bool,
     in_flight: u32,
+}
+
+impl Image {
+    /// The slots of the group's own records and, with `only`, of that
+    /// member's (without: every slot).
+    fn scope<'a>(
+        &'a self,
+        only: Option<&'a str>,
+    ) -> Box<dyn Iterator<Item = (&'a Slot, &'a Option<OffsetsRecord>)> + 'a> {
+        let Some(only) = only else {
+            return Box::new(self.records.iter());
+        };
+        let own = self
+            .records
+            .range((None, Vec::new())..)
+            .take_while(|((member, _), _)| member.is_none());
+        let member = self
+            .records
+            .range((Some(only.to_owned()), Vec::new())..)
+            .take_while(move |((member, _), _)| member.as_deref() == Some(only));
+        Box::new(own.chain(member))
+    }
+}
+
+/// `record`'s slot.
+fn slot(record: &OffsetsRecord) -> Slot {
+    (record.member().map(str::to_owned), record.encode_key())
 }
 
 /// The images of the groups a home coordinates.
@@ -37,57 +71,83 @@ impl WrittenImages {
     /// `group`'s log holds `records` (as a replay found them).
     pub fn seed(&mut self, group: &str, records: Vec<OffsetsRecord>) {
         let image = self.groups.entry(group.to_owned()).or_default();
-        image.records = records
-            .into_iter()
-            .map(|r| (r.encode_key(), Some(r)))
-            .collect();
+        image.records = records.into_iter().map(|r| (slot(&r), Some(r))).collect();
+        image.unknown = false;
     }
 
     /// The records to queue now so that `group`'s log holds `snapshot`:
     /// each record that differs from the image, and a tombstone for each
-    /// key the image holds that `snapshot` does not. The image becomes
-    /// `snapshot`.
-    pub fn diff(&mut self, group: &str, snapshot: Vec<OffsetsRecord>) -> Vec<OffsetsRecord> {
+    /// key the image holds that `snapshot` does not. With `only`, the
+    /// snapshot holds the group's own records and that member's, and the
+    /// other members' keys are left as they are ([`Self::needs_whole`]
+    /// tells when that may not be done). The image becomes `snapshot`
+    /// (within that scope).
+    pub fn diff(
+        &mut self,
+        group: &str,
+        snapshot: Vec<OffsetsRecord>,
+        only: Option<&str>,
+    ) -> Vec<OffsetsRecord> {
         let image = self.groups.entry(group.to_owned()).or_default();
-        let mut next: BTreeMap<Vec<u8>, Option<OffsetsRecord>> = BTreeMap::new();
         let mut writes = Vec::new();
+        let mut fresh: BTreeMap<Slot, Option<OffsetsRecord>> = BTreeMap::new();
         for record in snapshot {
-            let key = record.encode_key();
+            let slot = slot(&record);
             let unchanged = image
                 .records
-                .get(&key)
+                .get(&slot)
                 .is_some_and(|r| r.as_ref() == Some(&record));
             if !unchanged {
                 writes.push(record.clone());
             }
-            next.insert(key, Some(record));
+            fresh.insert(slot, Some(record));
         }
-        for (key, old) in &image.records {
-            if !next.contains_key(key) {
-                if let Some(tombstone) = tombstone_of(key, old.as_ref()) {
-                    writes.push(tombstone);
-                }
+        let gone: Vec<Slot> = image
+            .scope(only)
+            .filter(|(slot, _)| !fresh.contains_key(*slot))
+            .map(|(slot, _)| slot.clone())
+            .collect();
+        for slot in gone {
+            let old = image.records.remove(&slot).flatten();
+            if let Some(tombstone) = tombstone_of(&slot.1, old.as_ref()) {
+                writes.push(tombstone);
             }
         }
-        image.records = next;
+        image.records.extend(fresh);
+        if only.is_none() {
+            image.unknown = false;
+        }
         writes
     }
 
-    /// True when [`Self::diff`] of `snapshot` would write anything.
-    pub fn differs(&self, group: &str, snapshot: &[OffsetsRecord]) -> bool {
+    /// True when [`Self::diff`] of `snapshot` (with `only`) would write
+    /// anything.
+    pub fn differs(&self, group: &str, snapshot: &[OffsetsRecord], only: Option<&str>) -> bool {
         let Some(image) = self.groups.get(group) else {
             return true;
         };
-        if image.records.len() != snapshot.len() {
+        if image.scope(only).count() != snapshot.len() {
             return true;
         }
-        snapshot.iter().any(|record| {
-            image
-                .records
-                .get(&record.encode_key())
-                .and_then(Option::as_ref)
-                != Some(record)
-        })
+        snapshot
+            .iter()
+            .any(|record| image.records.get(&slot(record)).and_then(Option::as_ref) != Some(record))
+    }
+
+    /// True when a diff of `group` must look at every member's records,
+    /// not only at those of the member `partial` (a snapshot of the group's
+    /// own records and that member's) is of: there is no image yet, a key
+    /// of it is unknown, or the target's epoch moved (every member's part
+    /// of the target may have).
+    pub fn needs_whole(&self, group: &str, partial: &[OffsetsRecord]) -> bool {
+        let Some(image) = self.groups.get(group) else {
+            return true;
+        };
+        image.unknown
+            || partial.iter().any(|record| {
+                matches!(record, OffsetsRecord::TargetEpoch { .. })
+                    && image.records.get(&slot(record)).and_then(Option::as_ref) != Some(record)
+            })
     }
 
     /// `records` with, before each tombstone of a group's metadata record
@@ -109,8 +169,8 @@ impl WrittenImages {
                         image
                             .records
                             .iter()
-                            .filter(|(key, _)| **key != own)
-                            .filter_map(|(key, old)| tombstone_of(key, old.as_ref())),
+                            .filter(|((_, key), _)| *key != own)
+                            .filter_map(|((_, key), old)| tombstone_of(key, old.as_ref())),
                     );
                 }
             }
@@ -133,7 +193,8 @@ impl WrittenImages {
                 self.groups.get_mut(record.group())
             };
             if let Some(image) = image {
-                image.records.insert(record.encode_key(), None);
+                image.records.insert(slot(record), None);
+                image.unknown = true;
             }
         }
     }
@@ -144,6 +205,7 @@ impl WrittenImages {
             for record in image.records.values_mut() {
                 *record = None;
             }
+            image.unknown = true;
         }
     }
 
@@ -208,13 +270,16 @@ mod tests {
     fn a_diff_writes_what_changed_and_deletes_what_went() {
         let mut images = WrittenImages::default();
         let now = vec![epoch(1), member("a", "c"), member("b", "c")];
-        assert!(images.differs("g", &now));
-        let first = images.diff("g", now.clone());
+        assert!(images.differs("g", &now, None));
+        let first = images.diff("g", now.clone(), None);
         assert_eq!(first.len(), 3, "all new");
-        assert!(!images.differs("g", &now));
-        assert!(images.diff("g", now).is_empty());
-        assert!(images.differs("g", &[epoch(1), member("a", "c")]), "b went");
-        let next = images.diff("g", vec![epoch(2), member("a", "d")]);
+        assert!(!images.differs("g", &now, None));
+        assert!(images.diff("g", now, None).is_empty());
+        assert!(
+            images.differs("g", &[epoch(1), member("a", "c")], None),
+            "b went"
+        );
+        let next = images.diff("g", vec![epoch(2), member("a", "d")], None);
         assert_eq!(
             next,
             [epoch(2), member("a", "d"), member("b", "c").tombstone()]
@@ -224,13 +289,18 @@ mod tests {
     #[test]
     fn a_failed_write_is_written_again() {
         let mut images = WrittenImages::default();
-        let written = images.diff("g", vec![epoch(1), member("a", "c")]);
+        let written = images.diff("g", vec![epoch(1), member("a", "c")], None);
         images.unknown(&written, true);
-        assert_eq!(images.diff("g", vec![epoch(1), member("a", "c")]).len(), 2);
+        assert_eq!(
+            images
+                .diff("g", vec![epoch(1), member("a", "c")], None)
+                .len(),
+            2
+        );
         images.all_unknown("g");
         // Gone while unknown: its tombstone, from the key alone.
         assert_eq!(
-            images.diff("g", vec![epoch(1)]),
+            images.diff("g", vec![epoch(1)], None),
             [epoch(1), member("a", "c").tombstone()]
         );
     }
@@ -245,13 +315,53 @@ mod tests {
         images.unknown(&out, false);
         assert!(images.groups.is_empty());
         // Made again: everything is written anew.
-        assert_eq!(images.diff("g", vec![epoch(1)]), [epoch(1)]);
+        assert_eq!(images.diff("g", vec![epoch(1)], None), [epoch(1)]);
         // Tombstones landing after it: written again.
         images.unknown(&out, false);
         assert_eq!(
-            images.diff("g", vec![epoch(1)]),
+            images.diff("g", vec![epoch(1)], None),
             [epoch(1), member("a", "c").tombstone()]
         );
+    }
+
+    #[test]
+    fn a_diff_of_one_member_leaves_the_others_as_they_are() {
+        let target_epoch = |e: i32| OffsetsRecord::TargetEpoch {
+            protocol: crate::group::member_records::GroupProtocol::Consumer,
+            group: "g".into(),
+            value: Some(e),
+        };
+        let mut images = WrittenImages::default();
+        let all = vec![
+            epoch(1),
+            target_epoch(1),
+            member("a", "c"),
+            member("b", "c"),
+        ];
+        assert!(images.needs_whole("g", &all), "no image yet");
+        images.diff("g", all, None);
+        // b's heartbeat: the group's records and b's.
+        let of_b = vec![epoch(2), target_epoch(1), member("b", "d")];
+        assert!(!images.needs_whole("g", &of_b));
+        assert!(images.differs("g", &of_b, Some("b")));
+        assert_eq!(
+            images.diff("g", of_b.clone(), Some("b")),
+            [epoch(2), member("b", "d")]
+        );
+        assert!(!images.differs("g", &of_b, Some("b")));
+        // b leaves: its records go, a's stay.
+        let gone = vec![epoch(3), target_epoch(1)];
+        assert_eq!(
+            images.diff("g", gone, Some("b")),
+            [epoch(3), member("b", "d").tombstone()]
+        );
+        let whole = [epoch(3), target_epoch(1), member("a", "c")];
+        assert!(!images.differs("g", &whole, None));
+        // A new target's epoch needs every member's records compared.
+        assert!(images.needs_whole("g", &[epoch(4), target_epoch(4)]));
+        // So does a key left unknown by a failed write.
+        images.all_unknown("g");
+        assert!(images.needs_whole("g", &[epoch(3), target_epoch(1)]));
     }
 
     #[test]
