@@ -158,7 +158,12 @@ impl ConsumerGroup {
     /// target's epoch moved.
     pub fn records(&self, group_id: &str, only: Option<&str>) -> Vec<OffsetsRecord> {
         let group = || group_id.to_owned();
-        let mut out = Vec::with_capacity(2 + 3 * self.members.len());
+        let listed = if only.is_some() {
+            1
+        } else {
+            self.members.len()
+        };
+        let mut out = Vec::with_capacity(2 + 3 * listed);
         out.push(OffsetsRecord::ConsumerGroup {
             group: group(),
             value: Some(GroupEpoch {

@@ -146,7 +146,12 @@ impl ShareGroup {
     pub fn records(&self, group_id: &str, only: Option<&str>) -> Vec<OffsetsRecord> {
         let share = GroupProtocol::Share;
         let group = || group_id.to_owned();
-        let mut out = Vec::with_capacity(2 + 3 * self.members.len());
+        let listed = if only.is_some() {
+            1
+        } else {
+            self.members.len()
+        };
+        let mut out = Vec::with_capacity(2 + 3 * listed);
         out.push(OffsetsRecord::ShareGroup {
             group: group(),
             value: Some(ShareGroupSnapshot {
