@@ -36,6 +36,41 @@ pub fn tool(class: &str, bootstrap: &str, args: &[&str]) -> CmdOutput {
     out
 }
 
+/// Every record of `__consumer_offsets` at `bootstrap`, decoded by Kafka's
+/// own group coordinator serde (tests/clients/java/OffsetsTopicDump.java):
+/// one line per record, `record TYPE KEY-JSON VALUE-JSON`. Panics when
+/// Kafka cannot read one.
+pub fn offsets_topic_dump(bootstrap: &str) -> String {
+    let dump = tool(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/clients/java/OffsetsTopicDump.java"
+        ),
+        bootstrap,
+        &[],
+    )
+    .stdout_text();
+    assert!(
+        dump.lines().any(|l| l == "undecodable records: 0"),
+        "{dump}"
+    );
+    dump
+}
+
+/// The record types (Kafka's key types) of `group`'s live records in
+/// `dump` ([`offsets_topic_dump`]), sorted, each once.
+pub fn live_record_types<'a>(dump: &'a str, group: &str) -> Vec<&'a str> {
+    let group_key = format!("\"groupId\":\"{group}\"");
+    let mut types: Vec<&str> = dump
+        .lines()
+        .filter(|l| l.contains(&group_key) && !l.ends_with(" null"))
+        .filter_map(|l| l.split(' ').nth(1))
+        .collect();
+    types.sort_unstable_by_key(|t| t.parse::<i32>().unwrap_or(i32::MAX));
+    types.dedup();
+    types
+}
+
 /// A one-node Kafka (KRaft, combined mode) on loopback.
 pub struct KafkaNode {
     port: u16,
