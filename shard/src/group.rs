@@ -450,7 +450,7 @@ impl GroupHome {
             GroupRequest::Delete { group_id } => {
                 let tombstones = self.coordinator.borrow().deletion(&group_id);
                 match tombstones {
-                    Ok(records) => match self.write_tombstones(log, records, true).await {
+                    Ok(records) => match self.write_tombstones(log, records).await {
                         Ok(()) => GroupResponse::Error(ErrorCode::None),
                         Err(e) => GroupResponse::Error(e),
                     },
@@ -663,23 +663,18 @@ impl GroupHome {
         Some(records)
     }
 
-    /// Writes `tombstones` to `log` (and, with `apply`, applies them to
-    /// the coordinator). A tombstone of a group's metadata record comes
-    /// with tombstones for every other record the group wrote (its
-    /// members'), chosen as the write is queued; the group's image is
-    /// forgotten then, and made unknown again if the write fails.
+    /// Writes `tombstones` to `log` and applies them to the coordinator. A
+    /// tombstone of a group's metadata record comes with tombstones for
+    /// every other record the group wrote (its members'), chosen as the
+    /// write is queued; the group's image is forgotten then, and made
+    /// unknown again if the write fails.
     async fn write_tombstones(
         &self,
         log: &OffsetsLog,
         tombstones: Vec<OffsetsRecord>,
-        apply: bool,
     ) -> Result<(), ErrorCode> {
         let mut queued = Vec::new();
-        let applied = if apply {
-            tombstones.clone()
-        } else {
-            Vec::new()
-        };
+        let applied = tombstones.clone();
         let written = log
             .write_with(
                 || {
@@ -691,9 +686,8 @@ impl GroupHome {
             .await;
         if written.is_err() {
             self.write_failures.set(self.write_failures.get() + 1);
-            // Tombstones to apply (DeleteGroups) were not: their groups
-            // are still the coordinator's. Others' may be gone for good.
-            self.written.borrow_mut().unknown(&queued, apply);
+            // Not applied: their groups are still the coordinator's.
+            self.written.borrow_mut().unknown(&queued, true);
         }
         written
     }
@@ -785,7 +779,7 @@ impl GroupHome {
         let per_log = self.tombstones_per_log(|c, keep| c.expired_offsets(now, keep));
         for (partition, log, tombstones) in per_log {
             let expired = tombstones.len();
-            match self.write_tombstones(&log, tombstones, true).await {
+            match self.write_tombstones(&log, tombstones).await {
                 Ok(()) => tracing::info!(partition, records = expired, "expired committed offsets"),
                 Err(e) => {
                     tracing::warn!(partition, error = %e, "expiring committed offsets failed")

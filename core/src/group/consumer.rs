@@ -130,6 +130,36 @@ struct Member {
     client: ClientInfo,
 }
 
+impl Member {
+    /// A member as it joins: at epoch 0, owning nothing, its session not
+    /// yet started.
+    fn joining(rebalance_timeout_ms: i32, instance_id: Option<String>, client: ClientInfo) -> Self {
+        Member {
+            epoch: 0,
+            previous_epoch: -1,
+            rebalance_timeout_ms,
+            subscribed: BTreeSet::new(),
+            assigned: BTreeSet::new(),
+            revoking: BTreeSet::new(),
+            last_sent: None,
+            session_deadline_ms: 0,
+            instance_id,
+            client,
+        }
+    }
+}
+
+impl ClientInfo {
+    /// Who a member said it is, as its metadata record stored it.
+    pub fn of(metadata: &MemberMetadata) -> ClientInfo {
+        ClientInfo {
+            client_id: metadata.client_id.clone(),
+            client_host: metadata.client_host.clone(),
+            rack_id: metadata.rack_id.clone(),
+        }
+    }
+}
+
 /// One consumer group of the KIP-848 protocol.
 #[derive(Debug, Clone, Default)]
 pub struct ConsumerGroup {
@@ -262,26 +292,11 @@ impl ConsumerGroup {
         let member = self
             .members
             .entry(member_id.to_owned())
-            .or_insert_with(|| Member {
-                epoch: 0,
-                previous_epoch: -1,
-                rebalance_timeout_ms: metadata.rebalance_timeout_ms,
-                subscribed: BTreeSet::new(),
-                assigned: BTreeSet::new(),
-                revoking: BTreeSet::new(),
-                last_sent: None,
-                session_deadline_ms: 0,
-                instance_id: None,
-                client: ClientInfo::default(),
-            });
+            .or_insert_with(|| Member::joining(0, None, ClientInfo::default()));
+        member.client = ClientInfo::of(&metadata);
         member.rebalance_timeout_ms = metadata.rebalance_timeout_ms;
         member.subscribed = metadata.subscribed_topics.into_iter().collect();
         member.instance_id = metadata.instance_id;
-        member.client = ClientInfo {
-            client_id: metadata.client_id,
-            client_host: metadata.client_host,
-            rack_id: metadata.rack_id,
-        };
         member.session_deadline_ms = now_ms + i64::from(session_timeout_ms);
         // Its next answer carries its whole assignment.
         member.last_sent = None;
@@ -436,18 +451,11 @@ impl ConsumerGroup {
             self.target.remove(&member_id);
             self.members.insert(
                 member_id.clone(),
-                Member {
-                    epoch: 0,
-                    previous_epoch: -1,
-                    rebalance_timeout_ms: req.rebalance_timeout_ms,
-                    subscribed: BTreeSet::new(),
-                    assigned: BTreeSet::new(),
-                    revoking: BTreeSet::new(),
-                    last_sent: None,
-                    session_deadline_ms: 0,
-                    instance_id: req.instance_id.clone(),
-                    client: req.client.clone(),
-                },
+                Member::joining(
+                    req.rebalance_timeout_ms,
+                    req.instance_id.clone(),
+                    req.client.clone(),
+                ),
             );
         }
         // One new group epoch for a join and/or a new subscription.

@@ -123,6 +123,22 @@ struct Member {
     client: ClientInfo,
 }
 
+impl Member {
+    /// A member as it joins: at epoch 0, assigned nothing, its session not
+    /// yet started.
+    fn joining(client: ClientInfo) -> Self {
+        Member {
+            epoch: 0,
+            previous_epoch: -1,
+            subscribed: BTreeSet::new(),
+            assigned: BTreeSet::new(),
+            last_sent: None,
+            session_deadline_ms: 0,
+            client,
+        }
+    }
+}
+
 /// One share group.
 #[derive(Debug, Clone, Default)]
 pub struct ShareGroup {
@@ -238,21 +254,9 @@ impl ShareGroup {
         let member = self
             .members
             .entry(member_id.to_owned())
-            .or_insert_with(|| Member {
-                epoch: 0,
-                previous_epoch: -1,
-                subscribed: BTreeSet::new(),
-                assigned: BTreeSet::new(),
-                last_sent: None,
-                session_deadline_ms: 0,
-                client: ClientInfo::default(),
-            });
+            .or_insert_with(|| Member::joining(ClientInfo::default()));
+        member.client = ClientInfo::of(&metadata);
         member.subscribed = metadata.subscribed_topics.into_iter().collect();
-        member.client = ClientInfo {
-            client_id: metadata.client_id,
-            client_host: metadata.client_host,
-            rack_id: metadata.rack_id,
-        };
         member.session_deadline_ms = now_ms + i64::from(session_timeout_ms);
         // Its next answer carries its whole assignment.
         member.last_sent = None;
@@ -383,18 +387,8 @@ impl ShareGroup {
                 );
             }
             if !self.members.contains_key(&member_id) {
-                self.members.insert(
-                    member_id.clone(),
-                    Member {
-                        epoch: 0,
-                        previous_epoch: -1,
-                        subscribed: BTreeSet::new(),
-                        assigned: BTreeSet::new(),
-                        last_sent: None,
-                        session_deadline_ms: 0,
-                        client: req.client.clone(),
-                    },
-                );
+                self.members
+                    .insert(member_id.clone(), Member::joining(req.client.clone()));
                 changed = true;
             } else if let Some(m) = self.members.get_mut(&member_id) {
                 // A rejoin with epoch 0: it gets its whole assignment again.
