@@ -16,6 +16,10 @@
 //!   as on Kafka (refused with THROTTLING_QUOTA_EXCEEDED and a throttle, or
 //!   done).
 //!
+//! - per broker, not per shard: one client with a connection on each of
+//!   the broker's two shards is held to its quota once, as Kafka holds a
+//!   client with several connections to one broker.
+//!
 //! The rate checks are bounds a slower machine only makes easier: a quota
 //! of q bytes/s over a window of 11 one-second samples lets a client send
 //! at most about q × (elapsed + 11 s).
@@ -25,10 +29,11 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::kafka::{tool, tool_output, KafkaNode};
 use common::programs::java_client;
+use common::wire::{self, Conn};
 use common::{metric_sum, metrics, python_at, run, Broker};
 
 const CONFIGS: &str = "org.apache.kafka.tools.ConfigCommand";
@@ -339,6 +344,115 @@ fn a_client_over_its_quota_is_throttled_and_others_are_not() {
     let busy = produce_perf(&bootstrap, "fast-topic", "busy", 300);
     let busy_max = perf_metric(&busy, "produce-throttle-time-max");
     assert!(busy_max > 0.0 && busy_max <= 1000.0, "{busy}");
+}
+
+/// Connections each shard accepted, by shard, from `/metrics`.
+fn accepted_by_shard(text: &str) -> Vec<u64> {
+    (0..2)
+        .map(|shard| {
+            let series = format!("sluice_kafka_connections_accepted_total{{shard=\"{shard}\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(&series))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no {series} in {text}"))
+        })
+        .collect()
+}
+
+/// One connection served by each of the broker's two shards: the kernel
+/// spreads connections over them, so connections are opened until each
+/// shard's count of accepted ones moved for one kept.
+fn a_connection_on_each_shard(broker: &Broker) -> Vec<Conn> {
+    let mut kept: Vec<Option<Conn>> = vec![None, None];
+    for _ in 0..64 {
+        if kept.iter().all(Option::is_some) {
+            break;
+        }
+        let before = accepted_by_shard(&metrics(broker));
+        let mut conn = Conn::connect(broker.addr(), Duration::from_secs(5)).expect("connecting");
+        conn.api_versions_v0().expect("an ApiVersions answer");
+        let after = accepted_by_shard(&metrics(broker));
+        let moved: Vec<usize> = (0..2).filter(|&s| after[s] > before[s]).collect();
+        if let [shard] = moved[..] {
+            kept[shard].get_or_insert(conn);
+        }
+    }
+    kept.into_iter()
+        .map(|c| c.expect("a connection served by each shard within 64 tries"))
+        .collect()
+}
+
+/// A quota is the broker's, not each shard's. Before the shards shared
+/// what they measure, this client got its quota on each shard: about
+/// twice as much in all.
+#[test]
+fn a_client_served_by_two_shards_is_held_to_its_quota_once() {
+    let broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    tool(
+        TOPICS,
+        &bootstrap,
+        &["--create", "--topic", "spread", "--partitions", "1"],
+    );
+    // The hand-encoded requests' client id.
+    let quota = 1_000_000.0;
+    set_quota(&bootstrap, "sluice-tests", "producer_byte_rate=1000000");
+    let conns = a_connection_on_each_shard(&broker);
+    let value = vec![b'q'; 16 * 1024];
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_millis() as i64;
+    let batch = wire::record_batch(now_ms, &[(None, Some(&value[..]))]);
+    // Well inside the first window: over it the quota lets through about
+    // ten seconds' worth (the window counts as at least ten samples long)
+    // and then paces whatever asks for more.
+    let run_for = Duration::from_secs(5);
+    let started = Instant::now();
+    let results: Vec<(u64, i32)> = std::thread::scope(|scope| {
+        let producers: Vec<_> = conns
+            .into_iter()
+            .map(|mut conn| {
+                let batch = &batch;
+                scope.spawn(move || {
+                    let (mut sent, mut most_throttle) = (0u64, 0i32);
+                    while started.elapsed() < run_for {
+                        let (answer, throttle) = conn
+                            .produce_v3_throttled("spread", 0, 1, batch)
+                            .expect("a produce answer");
+                        assert_eq!(answer.error_code, 0, "{answer:?}");
+                        sent += batch.len() as u64;
+                        most_throttle = most_throttle.max(throttle);
+                    }
+                    (sent, most_throttle)
+                })
+            })
+            .collect();
+        producers
+            .into_iter()
+            .map(|p| p.join().expect("a producing connection"))
+            .collect()
+    });
+    let total: u64 = results.iter().map(|(sent, _)| sent).sum();
+    let window_worth = quota * 10.0;
+    assert!(
+        (total as f64) <= window_worth * 1.4,
+        "{total} bytes through two shards against {window_worth} allowed: {results:?}"
+    );
+    assert!(
+        (total as f64) >= window_worth * 0.8,
+        "the quota is not a wall: {total} bytes, {results:?}"
+    );
+    for (shard, (_, throttle)) in results.iter().enumerate() {
+        assert!(
+            *throttle > 0,
+            "the connection on shard {shard} was never throttled: {results:?}"
+        );
+    }
+    assert_eq!(
+        metric_sum(&metrics(&broker), "sluice_quota_usage_unshared_total"),
+        Some(0)
+    );
 }
 
 /// Runs MutationQuotaCheck.java against `bootstrap`: its steps, one line

@@ -17,6 +17,7 @@ pub mod metadata;
 pub mod mutation_quota;
 pub mod producer_state;
 pub mod quota;
+pub mod quota_share;
 pub mod recompress;
 pub mod records;
 pub mod replication;

@@ -8,7 +8,8 @@
 //! precedence ([`resolve`]), a rate over a sliding window of samples
 //! ([`RateWindow`], Kafka's `Rate` over `quota.window.num` samples of
 //! `quota.window.size.seconds`), the per-shard set of those windows
-//! ([`QuotaTracker`]), and the bounded per-client map it and the
+//! ([`QuotaTracker`]; what other shards measured is recorded in them too,
+//! [`crate::quota_share`]), and the bounded per-client map it and the
 //! controller mutation quota keep their state in ([`Sensors`]). Pure: the
 //! time is an argument.
 //!
@@ -21,6 +22,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 
 use serde::{Deserialize, Serialize};
+
+use crate::quota_share::{ShareNeed, SharedUsage, UnsharedUsage};
 
 /// Bytes per second a client may produce (a whole number).
 pub const PRODUCER_BYTE_RATE: &str = "producer_byte_rate";
@@ -477,17 +480,32 @@ impl<K: Eq + Hash + Ord + Clone, V: LastUsed> Sensors<K, V> {
     }
 }
 
-/// One shard's quota windows, by quota type and whose usage they count.
+/// One shard's quota windows, by quota type and whose usage they count:
+/// what its own connections used and, on a broker of several shards, what
+/// the others told it theirs used ([`crate::quota_share`]).
 #[derive(Debug)]
 pub struct QuotaTracker {
     windows: Sensors<(QuotaType, SensorKey), RateWindow>,
+    /// Usage measured here for the other shards; `None` on a shard alone.
+    unshared: Option<UnsharedUsage>,
 }
 
 impl QuotaTracker {
-    /// A tracker of at most `max_sensors` windows (at least one).
+    /// A tracker of at most `max_sensors` windows (at least one), for a
+    /// shard alone on its broker.
     pub fn new(max_sensors: usize) -> QuotaTracker {
         QuotaTracker {
             windows: Sensors::new(max_sensors),
+            unshared: None,
+        }
+    }
+
+    /// The same for a shard with others beside it: what it measures also
+    /// waits, for at most `max_sensors` sensors, to be shared with them.
+    pub fn shared(max_sensors: usize) -> QuotaTracker {
+        QuotaTracker {
+            windows: Sensors::new(max_sensors),
+            unshared: Some(UnsharedUsage::new(max_sensors)),
         }
     }
 
@@ -503,7 +521,7 @@ impl QuotaTracker {
 
     /// Records `value` against the `kind` quota of `user`'s `client_id`,
     /// if one applies, and answers the throttle time it leads to (0 within
-    /// the quota or without one).
+    /// the quota or without one), and whether a share is now due.
     pub fn record(
         &mut self,
         quotas: &[ClientQuota],
@@ -512,19 +530,58 @@ impl QuotaTracker {
         client_id: &str,
         value: f64,
         now_ms: u64,
-    ) -> u64 {
+    ) -> (u64, ShareNeed) {
         let Some((sensor, quota)) = resolve(quotas, user, client_id, kind.key()) else {
-            return 0;
+            return (0, ShareNeed::None);
         };
+        let to_share = self.unshared.is_some().then(|| sensor.clone());
         let window = self
             .windows
             .entry((kind, sensor), now_ms, || RateWindow::new(now_ms));
         window.record(value, now_ms);
         let throttle_ms = window.throttle_ms(quota, now_ms);
-        match kind {
+        let near = window.rate(now_ms).0 * 2.0 >= quota;
+        let need = match (&mut self.unshared, to_share) {
+            (Some(unshared), Some(sensor)) => unshared.add(kind, sensor, value, quota, near),
+            _ => ShareNeed::None,
+        };
+        let throttle_ms = match kind {
             QuotaType::Request => throttle_ms.min(MAX_REQUEST_THROTTLE_MS),
             QuotaType::Produce | QuotaType::Fetch => throttle_ms,
+        };
+        (throttle_ms, need)
+    }
+
+    /// Records what another shard measured, in the same windows (no
+    /// throttle: its client was answered there).
+    pub fn record_shared(&mut self, usage: &[SharedUsage], now_ms: u64) {
+        for u in usage {
+            self.windows
+                .entry((u.kind, u.sensor.clone()), now_ms, || {
+                    RateWindow::new(now_ms)
+                })
+                .record(u.value, now_ms);
         }
+    }
+
+    /// The usage measured here since the last share, to send to the other
+    /// shards (empty on a shard alone).
+    pub fn take_unshared(&mut self) -> Vec<SharedUsage> {
+        self.unshared
+            .as_mut()
+            .map_or_else(Vec::new, UnsharedUsage::take)
+    }
+
+    /// Whether usage waits to be shared, and whether it must go now.
+    pub fn unshared_state(&self) -> (bool, bool) {
+        self.unshared
+            .as_ref()
+            .map_or((false, false), |u| (!u.is_empty(), u.is_urgent()))
+    }
+
+    /// Usage never shared for lack of room, since the start.
+    pub fn unshared_dropped(&self) -> u64 {
+        self.unshared.as_ref().map_or(0, UnsharedUsage::dropped)
     }
 }
 
@@ -633,7 +690,7 @@ mod tests {
         let mut sent: Vec<(u64, f64)> = Vec::new();
         while now < 1_000_000 + 120_000 {
             let bytes = (rng.below(20_000) + 1) as f64;
-            let throttle =
+            let (throttle, _) =
                 tracker.record(&quotas, QuotaType::Produce, "ANONYMOUS", "c", bytes, now);
             sent.push((now, bytes));
             now += throttle + rng.below(50);
@@ -655,6 +712,100 @@ mod tests {
         let total: f64 = sent.iter().map(|(_, b)| b).sum();
         let rate = total * 1000.0 / (now - 1_000_000) as f64;
         assert!(rate > quota * 0.5, "the quota is not a wall: {rate}/s");
+    }
+
+    /// One client with a connection on each of two shards, each
+    /// connection waiting out its throttles: the most it sent over any
+    /// whole window after the first, and its rate over two minutes. With
+    /// `share`, each shard tells the other what it measured as the broker
+    /// does (at once when due, else every 100 ms).
+    fn two_shards(share: bool) -> (f64, f64) {
+        let quota = 10_000.0;
+        let quotas = vec![quota_for_client("c", quota)];
+        let mut rng = crate::rng::SplitMix64::new(11);
+        let make = || {
+            if share {
+                QuotaTracker::shared(4)
+            } else {
+                QuotaTracker::new(4)
+            }
+        };
+        let mut shards = [make(), make()];
+        let start = 1_000_000u64;
+        let mut next_send = [start, start];
+        let mut next_share = start;
+        let mut sent: Vec<(u64, f64)> = Vec::new();
+        let mut now = start;
+        while now < start + 120_000 {
+            let mut due = false;
+            for i in 0..2 {
+                if next_send[i] <= now {
+                    let bytes = (rng.below(2_000) + 1) as f64;
+                    let (throttle, need) =
+                        shards[i].record(&quotas, QuotaType::Produce, "u", "c", bytes, now);
+                    sent.push((now, bytes));
+                    next_send[i] = now + throttle + rng.below(5) + 1;
+                    due |= need == ShareNeed::Now;
+                }
+            }
+            if due || now >= next_share {
+                let (a, b) = (shards[0].take_unshared(), shards[1].take_unshared());
+                shards[1].record_shared(&a, now);
+                shards[0].record_shared(&b, now);
+                next_share = now + crate::quota_share::SHARE_INTERVAL_MS;
+            }
+            now += 1;
+        }
+        let span = WINDOW_SAMPLES as u64 * SAMPLE_MS;
+        let most = sent
+            .iter()
+            .filter(|(t, _)| *t >= start + span)
+            .map(|&(from, _)| {
+                sent.iter()
+                    .filter(|(t, _)| *t >= from && *t < from + span)
+                    .map(|(_, b)| b)
+                    .sum::<f64>()
+            })
+            .fold(0.0, f64::max);
+        let total: f64 = sent.iter().map(|(_, b)| b).sum();
+        (most, total * 1000.0 / (now - start) as f64)
+    }
+
+    /// Shards that share what they measure hold a client to its quota
+    /// once per broker, however many shards serve it; shards that did not
+    /// (sluice before) gave it its quota on each.
+    #[test]
+    fn a_quota_holds_for_a_client_served_by_two_shards() {
+        let quota = 10_000.0;
+        let span_s = (WINDOW_SAMPLES as u64 * SAMPLE_MS) as f64 / 1000.0;
+        let (most, rate) = two_shards(true);
+        assert!(
+            most <= quota * span_s * 1.25 + 4_000.0,
+            "{most} bytes in one window, shared"
+        );
+        assert!(rate > quota * 0.5, "the quota is not a wall: {rate}/s");
+        let (most, rate) = two_shards(false);
+        assert!(
+            most > quota * span_s * 1.6 && rate > quota * 1.6,
+            "unshared, each shard gives the quota: {most} in a window, {rate}/s"
+        );
+    }
+
+    #[test]
+    fn shared_usage_counts_in_the_windows_but_only_the_measuring_shard_shares_it() {
+        let quotas = vec![quota_for_client("c", 1_000.0)];
+        let (mut a, mut b) = (QuotaTracker::shared(4), QuotaTracker::shared(4));
+        let (throttle, need) = a.record(&quotas, QuotaType::Produce, "u", "c", 5_000.0, 0);
+        assert_eq!((throttle, need), (0, ShareNeed::Now));
+        assert_eq!(a.unshared_state(), (true, true));
+        let usage = a.take_unshared();
+        assert_eq!(a.unshared_state(), (false, false));
+        b.record_shared(&usage, 0);
+        assert_eq!(b.unshared_state(), (false, false), "not passed on again");
+        // b now counts a's 5,000: 6,000 more is 11,000 over ten seconds.
+        let (throttle, _) = b.record(&quotas, QuotaType::Produce, "u", "c", 6_000.0, 0);
+        assert_eq!(throttle, 1_000);
+        assert!(QuotaTracker::new(4).take_unshared().is_empty());
     }
 
     fn quota_for_client(client: &str, v: f64) -> ClientQuota {
@@ -686,7 +837,7 @@ mod tests {
         assert_eq!(tracker.len(), 1, "idle windows are forgotten");
         assert_eq!(
             tracker.record(&[], QuotaType::Produce, "u", "z", 1e9, 0),
-            0,
+            (0, ShareNeed::None),
             "no quota, no throttle"
         );
     }

@@ -214,6 +214,11 @@ pub async fn metrics(shard: &Rc<Shard>, limits: &ConnectionLimits) -> String {
             |s| s.throttle_time_ms,
         ),
         (
+            "sluice_quota_usage_unshared_total",
+            "Client quota measurements not shared with the other shards (more users and client ids at once than a share holds)",
+            |s| s.quota_usage_unshared,
+        ),
+        (
             "sluice_produce_record_bytes_copied_total",
             "Record bytes a Produce copied before the log's write buffer",
             |s| s.produce_record_bytes_copied,

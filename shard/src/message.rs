@@ -180,6 +180,16 @@ shard_ops! {
     /// dead-letter records, durable on every in-sync replica before the
     /// answer.
     AppendDeadLetters => append_dead_letters_here -> Result<(), ErrorCode>,
+    /// To every other shard: what this one's connections used against
+    /// client quotas since its last share, to count in the same windows.
+    QuotaUsage => quota_usage -> (),
+}
+
+/// Usage measured against client quotas on one shard, by quota type and
+/// sensor ([`sluice_core::quota_share`]).
+#[derive(Debug, Clone)]
+pub struct QuotaUsage {
+    pub usage: Vec<sluice_core::quota_share::SharedUsage>,
 }
 
 /// Moves a share partition's start (`Some`: everything in flight is
@@ -966,6 +976,9 @@ pub struct ShardStats {
     pub cleaner_bytes_removed: u64,
     pub throttled_requests: u64,
     pub throttle_time_ms: u64,
+    /// Client quota measurements never shared with the other shards: more
+    /// users and client ids at once than a share holds.
+    pub quota_usage_unshared: u64,
     /// Record bytes copied on the produce path before the log's write buffer.
     pub produce_record_bytes_copied: u64,
     /// Record bytes copied in user space on the fetch path.

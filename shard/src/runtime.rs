@@ -211,6 +211,9 @@ async fn shard_main(
     }
 
     glommio::spawn_local(shard.clone().maintain_isr()).detach();
+    if shards > 1 {
+        glommio::spawn_local(shard.clone().share_quota_usage()).detach();
+    }
     shard.start_cleaner();
 
     {

@@ -43,6 +43,7 @@ use sluice_core::group::consumer::TopicInfo;
 
 mod brokers;
 mod cleaner;
+pub mod client_quotas;
 mod controller;
 mod dead_letter;
 mod dead_letter_remote;
@@ -272,6 +273,8 @@ pub struct Shard {
     /// The transaction coordinator for the `__transaction_state`
     /// partitions here.
     pub txns: Rc<TxnHome>,
+    /// Client quota windows and the usage shared with the other shards.
+    pub client_quotas: client_quotas::ClientQuotas,
     /// Brokers a replica fetcher of this shard fetches from.
     fetchers: RefCell<std::collections::HashSet<sluice_core::metadata::BrokerId>>,
     /// This shard's share of the broker's follower replication throttle,
@@ -390,6 +393,7 @@ impl Shard {
             controller,
             snapshot_installed: Cell::new(false),
             fetchers: RefCell::new(Default::default()),
+            client_quotas: client_quotas::ClientQuotas::new(shards),
             follower_throttle: RefCell::new(sluice_core::replication::throttle::Throttle::new(
                 u64::MAX,
                 0,
@@ -738,6 +742,7 @@ impl Shard {
             cleaner_bytes_removed: self.counters.cleaner_bytes_removed.get(),
             throttled_requests: self.counters.throttled_requests.get(),
             throttle_time_ms: self.counters.throttle_time_ms.get(),
+            quota_usage_unshared: self.client_quotas.unshared_dropped(),
             produce_record_bytes_copied: self.counters.produce_record_bytes_copied.get(),
             txn_verifications: self.counters.txn_verifications.get(),
             txn_verification_failures: self.counters.txn_verification_failures.get(),

@@ -556,6 +556,18 @@ impl Conn {
         acks: i16,
         records: &[u8],
     ) -> Result<ProducePartition, String> {
+        self.produce_v3_throttled(topic, partition, acks, records)
+            .map(|(answer, _)| answer)
+    }
+
+    /// [`Self::produce_v3`], with the answer's `throttle_time_ms`.
+    pub fn produce_v3_throttled(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        acks: i16,
+        records: &[u8],
+    ) -> Result<(ProducePartition, i32), String> {
         let mut e = Encoder::default();
         e.nullable_string(None).i16(acks).i32(30_000);
         e.i32(1).string(topic).i32(1).i32(partition).bytes(records);
@@ -577,9 +589,10 @@ impl Conn {
                 }
             }
         }
-        let _throttle_time_ms = d.i32()?;
+        let throttle_time_ms = d.i32()?;
         d.finish()?;
-        answer.ok_or_else(|| format!("no answer for {topic}/{partition}"))
+        let answer = answer.ok_or_else(|| format!("no answer for {topic}/{partition}"))?;
+        Ok((answer, throttle_time_ms))
     }
 
     /// Fetch v4 of one partition from `offset`, without waiting for data.

@@ -7,7 +7,6 @@ use std::rc::Rc;
 
 use kafka_protocol::protocol::StrBytes;
 use sluice_core::mutation_quota::MutationBuckets;
-use sluice_core::quota::QuotaTracker;
 use sluice_core::replication::throttle::Throttle;
 use sluice_shard::Shard;
 
@@ -27,8 +26,6 @@ pub struct Context {
     /// (`leader.replication.throttled.rate`), spent by followers' fetches
     /// of throttled replicas served here.
     pub leader_throttle: RefCell<Throttle>,
-    /// This shard's client quota windows ([`super::quotas`]).
-    pub quota_tracker: RefCell<QuotaTracker>,
     /// This shard's `controller_mutation_rate` buckets
     /// ([`super::quotas::MutationQuota`]).
     pub mutation_buckets: RefCell<MutationBuckets>,
@@ -59,7 +56,6 @@ impl Context {
             bind_addr,
             shard,
             leader_throttle: RefCell::new(Throttle::new(u64::MAX, 0)),
-            quota_tracker: RefCell::new(QuotaTracker::new(super::quotas::MAX_TRACKED_CLIENTS)),
             mutation_buckets: RefCell::new(MutationBuckets::new(
                 super::quotas::MAX_TRACKED_CLIENTS,
             )),

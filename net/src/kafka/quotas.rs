@@ -1,7 +1,8 @@
 //! Client quotas on one shard's Kafka listener: measuring each request of
 //! a client with a quota, and throttling it as Kafka does (KIP-219).
 //!
-//! Owns: measuring, in the shard's [`sluice_core::quota::QuotaTracker`],
+//! Owns: measuring, in the shard's quota windows
+//! (`sluice_shard::shard::client_quotas`),
 //! a Produce request's bytes against `producer_byte_rate`, a Fetch
 //! response's record bytes against `consumer_byte_rate`, and the time the shard spent handling any request
 //! (the time inside its polls, so not its waits) against
@@ -19,9 +20,10 @@
 //! THROTTLING_QUOTA_EXCEEDED when the bucket is exhausted (strict
 //! versions), and the throttle reaches the client the same way.
 //!
-//! Quotas are per shard: each shard measures the connections it serves
-//! against the whole quota (a client is usually one connection, served by
-//! one shard). Without any quota in the metadata nothing is measured.
+//! Quotas are per broker, as in Kafka: each shard measures the connections
+//! it serves in windows that also count what the other shards measured
+//! (`sluice_shard::shard::client_quotas` shares it). Without any quota in
+//! the metadata nothing is measured.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -38,10 +40,9 @@ use sluice_shard::ShardCounters;
 
 use super::context::Context;
 
-/// Quota windows one shard tracks at most (users and client ids with a
-/// quota that sent something in the last hour); the least recently used
-/// goes when a new one needs room.
-pub const MAX_TRACKED_CLIENTS: usize = 10_000;
+/// Clients one shard keeps a controller mutation bucket for at most (the
+/// same bound as its quota windows).
+pub use sluice_shard::shard::client_quotas::MAX_TRACKED_CLIENTS;
 
 /// Nanoseconds of handler time per percent-second (Kafka records request
 /// time as a percentage of one thread's second).
@@ -85,8 +86,8 @@ impl Metered {
         let metadata = ctx.shard.metadata();
         let quotas = &metadata.client_quotas;
         let now_ms = ctx.shard.env().monotonic_ms();
-        let mut tracker = ctx.quota_tracker.borrow_mut();
-        let mut record = |kind, value| {
+        let tracker = &ctx.shard.client_quotas;
+        let record = |kind, value| {
             tracker.record(quotas, kind, ANONYMOUS_USER, &self.client_id, value, now_ms)
         };
         let percent_seconds = handler_time.as_nanos() as f64 / NANOS_PER_PERCENT_SECOND;
