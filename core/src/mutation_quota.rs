@@ -203,6 +203,7 @@ mod tests {
             entity: QuotaEntity {
                 user: None,
                 client_id: Some(EntityName::Named(client.into())),
+                ip: None,
             },
             values: [(CONTROLLER_MUTATION_RATE.to_owned(), QuotaValue(rate))].into(),
         }]

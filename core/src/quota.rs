@@ -20,6 +20,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
+use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +35,9 @@ pub const REQUEST_PERCENTAGE: &str = "request_percentage";
 /// Partitions per second the client may create or delete (KIP-599; see
 /// [`crate::mutation_quota`]).
 pub const CONTROLLER_MUTATION_RATE: &str = "controller_mutation_rate";
+/// Connections per second an IP address may open (KIP-612; a whole
+/// number within an int).
+pub const CONNECTION_CREATION_RATE: &str = "connection_creation_rate";
 
 /// Kafka's entity type names.
 pub const ENTITY_USER: &str = "user";
@@ -43,6 +47,13 @@ pub const ENTITY_IP: &str = "ip";
 /// The principal of a connection without authentication, as Kafka names
 /// it (the user entity `ANONYMOUS` applies to every client here).
 pub const ANONYMOUS_USER: &str = "ANONYMOUS";
+
+/// The quota keys of IP entities.
+pub const IP_QUOTA_KEYS: &[&str] = &[CONNECTION_CREATION_RATE];
+
+/// The longest a connection over its IP's `connection_creation_rate` is
+/// held before it is closed (one sample, as Kafka bounds it).
+pub const MAX_CONNECTION_THROTTLE_MS: u64 = SAMPLE_MS;
 
 /// The quota keys of user and client-id entities, and whether each is a
 /// whole number (Kafka's LONG) or not (DOUBLE).
@@ -82,12 +93,17 @@ impl EntityName {
     }
 }
 
-/// What a quota applies to: a user, a client id, or a user's client id.
-/// At least one part is set.
+/// What a quota applies to: a user, a client id, a user's client id, or
+/// an IP address (alone: an IP entity has no other part). At least one
+/// part is set. An IP entity sorts before every other (its user and
+/// client id are none), which [`resolve`]'s search relies on.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct QuotaEntity {
     pub user: Option<EntityName>,
     pub client_id: Option<EntityName>,
+    /// Absent in metadata written before IP quotas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<EntityName>,
 }
 
 impl QuotaEntity {
@@ -99,27 +115,21 @@ impl QuotaEntity {
         let mut entity = QuotaEntity {
             user: None,
             client_id: None,
+            ip: None,
         };
         let mut empty = true;
         for (kind, name) in parts {
             empty = false;
-            if name == Some("") && (kind == ENTITY_USER || kind == ENTITY_CLIENT_ID) {
-                let what = if kind == ENTITY_USER {
-                    "user"
-                } else {
-                    "client-id"
-                };
-                return Err(format!("Empty {what} not supported"));
-            }
-            let name = name.map_or(EntityName::Default, |n| EntityName::Named(n.to_owned()));
             let slot = match kind {
                 ENTITY_USER => &mut entity.user,
                 ENTITY_CLIENT_ID => &mut entity.client_id,
-                ENTITY_IP => {
-                    return Err("IP quotas (connection_creation_rate) are not supported".into())
-                }
+                ENTITY_IP => &mut entity.ip,
                 other => return Err(format!("Unhandled client quota entity type: {other}")),
             };
+            if name == Some("") {
+                return Err(format!("Empty {kind} not supported"));
+            }
+            let name = name.map_or(EntityName::Default, |n| EntityName::Named(n.to_owned()));
             if slot.replace(name).is_some() {
                 return Err(format!("Duplicate {kind} entity in the quota entity"));
             }
@@ -127,7 +137,25 @@ impl QuotaEntity {
         if empty {
             return Err("Invalid empty client quota entity".into());
         }
+        if let Some(ip) = &entity.ip {
+            if entity.user.is_some() || entity.client_id.is_some() {
+                // Kafka's message, its missing space included.
+                return Err("Invalid quota entity combination, IP entity shouldnot be combined with User or ClientId".into());
+            }
+            if let EntityName::Named(name) = ip {
+                // Kafka also takes a host name it can resolve; an address
+                // only here (no name lookups on a shard's thread).
+                if name.parse::<IpAddr>().is_err() {
+                    return Err(format!("{name} is not a valid IP or resolvable host."));
+                }
+            }
+        }
         Ok(entity)
+    }
+
+    /// Whether this is an IP entity.
+    pub fn is_ip(&self) -> bool {
+        self.ip.is_some()
     }
 
     /// The wire parts, user first.
@@ -137,7 +165,8 @@ impl QuotaEntity {
             .client_id
             .as_ref()
             .map(|n| (ENTITY_CLIENT_ID, n.as_wire()));
-        user.into_iter().chain(client)
+        let ip = self.ip.as_ref().map(|n| (ENTITY_IP, n.as_wire()));
+        user.into_iter().chain(client).chain(ip)
     }
 
     /// The part of the given type, if the entity has one.
@@ -145,6 +174,7 @@ impl QuotaEntity {
         match kind {
             ENTITY_USER => self.user.as_ref(),
             ENTITY_CLIENT_ID => self.client_id.as_ref(),
+            ENTITY_IP => self.ip.as_ref(),
             _ => None,
         }
     }
@@ -188,11 +218,20 @@ pub struct ClientQuota {
 /// A change to one key: the new value, or `None` to remove it.
 pub type QuotaChange = (String, Option<f64>);
 
-/// Checks a change to `key` as Kafka does, in Kafka's order (a known key,
-/// a finite value, above zero, within a long, whole to a millionth);
-/// `Err` is the INVALID_REQUEST message.
-pub fn check_quota(key: &str, value: Option<f64>) -> Result<(), String> {
-    let Some(&(_, whole)) = QUOTA_KEYS.iter().find(|(k, _)| *k == key) else {
+/// Checks a change to `key` of `entity` as Kafka does, in Kafka's order
+/// (a key its type of entity has, a finite value, above zero, within a
+/// long, or an int for an IP's, whole to a millionth); `Err` is the
+/// INVALID_REQUEST message.
+pub fn check_quota(entity: &QuotaEntity, key: &str, value: Option<f64>) -> Result<(), String> {
+    let known = if entity.is_ip() {
+        IP_QUOTA_KEYS.contains(&key).then_some(true)
+    } else {
+        QUOTA_KEYS
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|&(_, whole)| whole)
+    };
+    let Some(whole) = known else {
         return Err(format!("Invalid configuration key {key}"));
     };
     let Some(value) = value else { return Ok(()) };
@@ -201,6 +240,9 @@ pub fn check_quota(key: &str, value: Option<f64>) -> Result<(), String> {
     }
     if value <= 0.0 {
         return Err(format!("Quota {key} must be greater than 0"));
+    }
+    if entity.is_ip() && value > i32::MAX as f64 {
+        return Err(format!("Proposed value for {key} is too large for an INT."));
     }
     if whole && value > i64::MAX as f64 {
         return Err(format!("Proposed value for {key} is too large for a LONG."));
@@ -315,6 +357,30 @@ pub fn resolve(
         };
         Some((sensor, value))
     })
+}
+
+/// The `connection_creation_rate` of `ip`: its own entity's, else the
+/// default IP entity's; `None` without either.
+pub fn resolve_ip(quotas: &[ClientQuota], ip: IpAddr) -> Option<f64> {
+    let ip = ip.to_canonical();
+    // IP entities sort first (see [`QuotaEntity`]).
+    let ip_quotas = quotas.iter().take_while(|q| q.entity.is_ip());
+    let mut default = None;
+    for q in ip_quotas {
+        let Some(value) = q.values.get(CONNECTION_CREATION_RATE) else {
+            continue;
+        };
+        match &q.entity.ip {
+            Some(EntityName::Named(name))
+                if name.parse::<IpAddr>().is_ok_and(|n| n.to_canonical() == ip) =>
+            {
+                return Some(value.0)
+            }
+            Some(EntityName::Default) => default = Some(value.0),
+            _ => {}
+        }
+    }
+    default
 }
 
 /// Orders `entity` against one given by borrowed parts (`None`: no such
@@ -599,6 +665,7 @@ mod tests {
             entity: QuotaEntity {
                 user,
                 client_id: client,
+                ip: None,
             },
             values: [(key.to_owned(), QuotaValue(v))].into(),
         }
@@ -652,15 +719,35 @@ mod tests {
 
     #[test]
     fn values_are_checked_as_kafka_checks_them() {
-        assert!(check_quota(PRODUCER_BYTE_RATE, Some(1024.0)).is_ok());
-        assert!(check_quota(PRODUCER_BYTE_RATE, Some(1.5)).is_err());
-        assert!(check_quota(PRODUCER_BYTE_RATE, Some(1.000_000_1)).is_ok());
-        assert!(check_quota(PRODUCER_BYTE_RATE, Some(1e19)).is_err());
-        assert!(check_quota(PRODUCER_BYTE_RATE, Some(0.0)).is_err());
-        assert!(check_quota(REQUEST_PERCENTAGE, Some(0.5)).is_ok());
-        assert!(check_quota("foo", Some(1.0)).is_err());
-        assert!(check_quota(CONSUMER_BYTE_RATE, None).is_ok());
-        assert!(check_quota(CONSUMER_BYTE_RATE, Some(f64::NAN)).is_err());
+        let client = QuotaEntity::from_parts([(ENTITY_CLIENT_ID, Some("c"))]).expect("valid");
+        let check = |key, value| check_quota(&client, key, value);
+        assert!(check(PRODUCER_BYTE_RATE, Some(1024.0)).is_ok());
+        assert!(check(PRODUCER_BYTE_RATE, Some(1.5)).is_err());
+        assert!(check(PRODUCER_BYTE_RATE, Some(1.000_000_1)).is_ok());
+        assert!(check(PRODUCER_BYTE_RATE, Some(1e19)).is_err());
+        assert!(check(PRODUCER_BYTE_RATE, Some(0.0)).is_err());
+        assert!(check(REQUEST_PERCENTAGE, Some(0.5)).is_ok());
+        assert!(check("foo", Some(1.0)).is_err());
+        assert!(check(CONSUMER_BYTE_RATE, None).is_ok());
+        assert!(check(CONSUMER_BYTE_RATE, Some(f64::NAN)).is_err());
+        assert!(check(CONNECTION_CREATION_RATE, Some(1.0)).is_err());
+
+        let ip = QuotaEntity::from_parts([(ENTITY_IP, Some("10.0.0.1"))]).expect("valid");
+        let check = |key, value| check_quota(&ip, key, value);
+        assert!(check(CONNECTION_CREATION_RATE, Some(10.0)).is_ok());
+        assert!(check(CONNECTION_CREATION_RATE, None).is_ok());
+        assert_eq!(
+            check(CONNECTION_CREATION_RATE, Some(1.5)),
+            Err("connection_creation_rate cannot be a fractional value.".into())
+        );
+        assert_eq!(
+            check(CONNECTION_CREATION_RATE, Some(3e9)),
+            Err("Proposed value for connection_creation_rate is too large for an INT.".into())
+        );
+        assert_eq!(
+            check(PRODUCER_BYTE_RATE, Some(1.0)),
+            Err("Invalid configuration key producer_byte_rate".into())
+        );
     }
 
     #[test]
@@ -676,6 +763,57 @@ mod tests {
         assert!(QuotaEntity::from_parts([]).is_err());
         assert!(QuotaEntity::from_parts([(ENTITY_USER, None), (ENTITY_USER, None)]).is_err());
         assert!(QuotaEntity::from_parts([("bogus", None)]).is_err());
+
+        let ip = QuotaEntity::from_parts([(ENTITY_IP, Some("::1"))]).expect("valid");
+        assert_eq!(
+            ip.parts().collect::<Vec<_>>(),
+            vec![(ENTITY_IP, Some("::1"))]
+        );
+        assert!(QuotaEntity::from_parts([(ENTITY_IP, None)]).is_ok());
+        assert_eq!(
+            QuotaEntity::from_parts([(ENTITY_IP, Some(""))]),
+            Err("Empty ip not supported".into())
+        );
+        assert_eq!(
+            QuotaEntity::from_parts([(ENTITY_IP, Some("not an address"))]),
+            Err("not an address is not a valid IP or resolvable host.".into())
+        );
+        assert!(
+            QuotaEntity::from_parts([(ENTITY_IP, None), (ENTITY_USER, Some("u"))])
+                .is_err_and(|e| e.contains("IP entity shouldnot be combined"))
+        );
+    }
+
+    #[test]
+    fn an_ip_finds_its_own_quota_else_the_default_ips() {
+        let ip = |name: Option<&str>, rate: f64| ClientQuota {
+            entity: QuotaEntity {
+                user: None,
+                client_id: None,
+                ip: Some(name.map_or(EntityName::Default, |n| EntityName::Named(n.into()))),
+            },
+            values: [(CONNECTION_CREATION_RATE.to_owned(), QuotaValue(rate))].into(),
+        };
+        let mut quotas = vec![
+            quota(named("u"), None, PRODUCER_BYTE_RATE, 1.0),
+            ip(Some("10.0.0.1"), 5.0),
+            ip(Some("::1"), 7.0),
+        ];
+        quotas.sort_by(|a, b| a.entity.cmp(&b.entity));
+        let addr = |s: &str| s.parse::<IpAddr>().expect("an address");
+        assert_eq!(resolve_ip(&quotas, addr("10.0.0.1")), Some(5.0));
+        assert_eq!(resolve_ip(&quotas, addr("::ffff:10.0.0.1")), Some(5.0));
+        assert_eq!(resolve_ip(&quotas, addr("::1")), Some(7.0));
+        assert_eq!(resolve_ip(&quotas, addr("10.0.0.2")), None);
+        quotas.push(ip(None, 3.0));
+        quotas.sort_by(|a, b| a.entity.cmp(&b.entity));
+        assert_eq!(resolve_ip(&quotas, addr("10.0.0.2")), Some(3.0));
+        assert_eq!(resolve_ip(&quotas, addr("10.0.0.1")), Some(5.0));
+        // IP entities do not disturb the search for a user's quota.
+        assert_eq!(
+            resolve(&quotas, "u", "c", PRODUCER_BYTE_RATE).map(|(_, v)| v),
+            Some(1.0)
+        );
     }
 
     /// A client that waits out every throttle it is given stays within

@@ -179,6 +179,11 @@ pub async fn metrics(shard: &Rc<Shard>, limits: &ConnectionLimits) -> String {
             |s| s.connections_refused,
         ),
         (
+            "sluice_kafka_connections_throttled_total",
+            "Connections over their address's connection_creation_rate, closed after their throttle",
+            |s| s.connections_throttled,
+        ),
+        (
             "sluice_kafka_accept_failures_total",
             "Accepts that failed (out of file descriptors, say), each followed by a 100 ms pause",
             |s| s.accept_failures,

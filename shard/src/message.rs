@@ -968,6 +968,7 @@ pub struct ShardStats {
     pub calls_in_flight: u64,
     pub connections_accepted: u64,
     pub connections_refused: u64,
+    pub connections_throttled: u64,
     pub accept_failures: u64,
     pub connections_timed_out: u64,
     pub requests: u64,

@@ -71,6 +71,9 @@ pub struct ShardCounters {
     pub connections_accepted: Cell<u64>,
     /// Connections accepted and closed at once by a connection limit.
     pub connections_refused: Cell<u64>,
+    /// Connections over their address's `connection_creation_rate`,
+    /// closed after their throttle without being read.
+    pub connections_throttled: Cell<u64>,
     /// Accepts that failed (out of descriptors, say); each is followed by
     /// a pause.
     pub accept_failures: Cell<u64>,
@@ -734,6 +737,7 @@ impl Shard {
             calls_in_flight: self.pending.borrow().len() as u64,
             connections_accepted: self.counters.connections_accepted.get(),
             connections_refused: self.counters.connections_refused.get(),
+            connections_throttled: self.counters.connections_throttled.get(),
             accept_failures: self.counters.accept_failures.get(),
             connections_timed_out: self.counters.connections_timed_out.get(),
             requests: self.counters.requests.get(),

@@ -1,9 +1,12 @@
 //! How many client connections the node holds: in total and per client
-//! address, over every shard.
+//! address, over every shard; and how fast each address opens them.
 //!
 //! Owns: the counts behind Kafka's `max.connections` and
 //! `max.connections.per.ip`, and the ceiling the open-file limit puts on
-//! them. Connections are spread over shards by the kernel (SO_REUSEPORT),
+//! them; the creation rate of each address with a
+//! `connection_creation_rate` quota (KIP-612), at most
+//! [`MAX_RATED_ADDRESSES`] of them (the least recently used forgotten
+//! first, an idle one after an hour). Connections are spread over shards by the kernel (SO_REUSEPORT),
 //! but the limits are the node's, so the counts are shared by all shards.
 //! They are touched only when a connection opens or closes, never per
 //! request, which is why an atomic and a mutex are acceptable here.
@@ -16,12 +19,20 @@
 //! What a client sees, as with Kafka: while the node is at
 //! `max.connections`, listeners stop accepting, so new connections wait in
 //! the kernel's backlog until one closes; a connection over
-//! `max.connections.per.ip` is accepted and closed at once.
+//! `max.connections.per.ip` is accepted and closed at once; one over its
+//! address's `connection_creation_rate` is accepted, not counted, never
+//! read from, and closed once its throttle passed (at most a second), so
+//! the client cannot retry at once.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+use sluice_core::quota::{RateWindow, Sensors, MAX_CONNECTION_THROTTLE_MS};
+
+/// Addresses whose connection creation rate the node tracks at most.
+pub const MAX_RATED_ADDRESSES: usize = 10_000;
 
 /// The node's connection counts and limits; shared by every shard.
 #[derive(Debug)]
@@ -31,6 +42,8 @@ pub struct ConnectionLimits {
     total: AtomicU64,
     per_ip: Mutex<HashMap<IpAddr, u64>>,
     refused_per_ip: AtomicU64,
+    /// Connections opened per second, by address with a quota.
+    creation_rates: Mutex<Sensors<IpAddr, RateWindow>>,
 }
 
 /// Why a connection was refused.
@@ -55,7 +68,29 @@ impl ConnectionLimits {
             total: AtomicU64::new(0),
             per_ip: Mutex::new(HashMap::new()),
             refused_per_ip: AtomicU64::new(0),
+            creation_rates: Mutex::new(Sensors::new(MAX_RATED_ADDRESSES)),
         })
+    }
+
+    /// Records a new connection from `ip`, whose `connection_creation_rate`
+    /// is `quota` per second, at `now_ms` (any shard's monotonic clock):
+    /// 0 within the quota, else how long to hold the connection before
+    /// closing it (Kafka's throttle, at most [`MAX_CONNECTION_THROTTLE_MS`]);
+    /// a connection refused so is not counted in the rate, as in Kafka.
+    pub fn record_creation(&self, ip: IpAddr, quota: f64, now_ms: u64) -> u64 {
+        let mut rates = self
+            .creation_rates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let window = rates.entry(ip.to_canonical(), now_ms, || RateWindow::new(now_ms));
+        window.record(1.0, now_ms);
+        let throttle_ms = window
+            .throttle_ms(quota, now_ms)
+            .min(MAX_CONNECTION_THROTTLE_MS);
+        if throttle_ms > 0 {
+            window.record(-1.0, now_ms);
+        }
+        throttle_ms
     }
 
     /// The highest `max.connections` the open-file limit allows: the
@@ -164,6 +199,27 @@ mod tests {
         drop((a, b));
         assert!(limits.has_room());
         assert_eq!((limits.open_connections(), limits.addresses()), (0, 0));
+    }
+
+    #[test]
+    fn an_address_over_its_creation_rate_is_throttled_at_most_a_second() {
+        let limits = ConnectionLimits::new(100, 100);
+        // 2 a second, counted over at least ten seconds: 20 pass at once.
+        let throttles: Vec<u64> = (0..25)
+            .map(|_| limits.record_creation(ip(1), 2.0, 1_000))
+            .collect();
+        assert!(throttles[..20].iter().all(|&t| t == 0), "{throttles:?}");
+        assert!(
+            throttles[20..].iter().all(|&t| t > 0 && t <= 1_000),
+            "{throttles:?}"
+        );
+        // The throttled ones were not counted: another address has its
+        // own rate, and an IPv4-mapped address is the same address.
+        assert_eq!(limits.record_creation(ip(2), 2.0, 1_000), 0);
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().expect("an address");
+        assert!(limits.record_creation(mapped, 2.0, 1_000) > 0);
+        // Eleven seconds on, the first sample is gone.
+        assert_eq!(limits.record_creation(ip(1), 2.0, 12_001), 0);
     }
 
     #[test]

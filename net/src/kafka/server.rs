@@ -52,6 +52,7 @@ use glommio::net::{TcpListener, TcpStream};
 use glommio::sync::{Semaphore, StaticPermit};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
 use kafka_protocol::protocol::Decodable;
+use sluice_core::quota::resolve_ip;
 use sluice_shard::metrics::ShardMetrics;
 use sluice_shard::{Env, Notify, Shard, ShardCounters};
 
@@ -79,6 +80,7 @@ pub async fn serve(
     let trim_pending = Rc::new(Cell::new(false));
     let idle = Rc::new(Notify::default());
     let accept_failure_logged: Cell<Option<Instant>> = Cell::new(None);
+    let throttled_held = Rc::new(Cell::new(0usize));
     loop {
         // At max.connections, stop accepting: new connections wait in the
         // backlog until one closes (on any shard, hence the polling).
@@ -98,6 +100,21 @@ pub async fn serve(
                 let Some(ip) = peer.map(|p| p.ip()) else {
                     continue;
                 };
+                let creation_quota = resolve_ip(&ctx.shard.metadata().client_quotas, ip);
+                if let Some(quota) = creation_quota {
+                    let now_ms = ctx.shard.env().monotonic_ms();
+                    let throttle_ms = limits.record_creation(ip, quota, now_ms);
+                    if throttle_ms > 0 {
+                        ShardCounters::bump(&ctx.shard.counters.connections_throttled);
+                        tracing::debug!(
+                            peer = ?peer,
+                            throttle_ms,
+                            "connection over its address's connection_creation_rate, closed after its throttle"
+                        );
+                        close_after(stream, Duration::from_millis(throttle_ms), &throttled_held);
+                        continue;
+                    }
+                }
                 let slot = loop {
                     match limits.open(ip) {
                         Ok(slot) => break Some(slot),
@@ -165,6 +182,28 @@ pub async fn serve(
         );
     }
     Ok(())
+}
+
+/// Connections over their address's `connection_creation_rate` one shard
+/// holds at once until their throttle passed; past it, one is closed at
+/// once.
+const THROTTLED_HELD_MAX: usize = 1_000;
+
+/// Holds a connection refused for its address's creation rate, unread,
+/// for `throttle`, then closes it (Kafka delays the close so the client
+/// cannot retry at once); at once when [`THROTTLED_HELD_MAX`] are held.
+fn close_after(stream: TcpStream, throttle: Duration, held: &Rc<Cell<usize>>) {
+    if held.get() >= THROTTLED_HELD_MAX {
+        return;
+    }
+    held.set(held.get() + 1);
+    let held = held.clone();
+    glommio::spawn_local(async move {
+        glommio::timer::sleep(throttle).await;
+        drop(stream);
+        held.set(held.get() - 1);
+    })
+    .detach();
 }
 
 /// How long a stopping shard waits for busy connections.

@@ -1,5 +1,5 @@
 //! AlterClientQuotas (0–1): sets and removes client quotas
-//! (`kafka-configs.sh --alter --entity-type users|clients`).
+//! (`kafka-configs.sh --alter --entity-type users|clients|ips`).
 //!
 //! Each entry is checked on its own (its entity, then each key and value,
 //! with Kafka's INVALID_REQUEST messages; a second entry for the same
@@ -144,7 +144,7 @@ fn check_entry(entry: &EntryData) -> Result<(QuotaEntity, Vec<QuotaChange>), Ref
     for op in &entry.ops {
         let key = op.key.as_str();
         let value = (!op.remove).then_some(op.value);
-        check_quota(key, value).map_err(invalid)?;
+        check_quota(&entity, key, value).map_err(invalid)?;
         changes.push((key.to_owned(), value));
     }
     Ok((entity, changes))

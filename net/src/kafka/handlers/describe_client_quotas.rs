@@ -1,5 +1,5 @@
 //! DescribeClientQuotas (0–1): the client quotas whose entity matches a
-//! filter (`kafka-configs.sh --describe --entity-type users|clients`).
+//! filter (`kafka-configs.sh --describe --entity-type users|clients|ips`).
 //!
 //! A filter component names an entity type and matches an exact name
 //! (match type 0), the default (1), or any entity with that type, default
@@ -171,6 +171,7 @@ mod tests {
             entity: QuotaEntity {
                 user,
                 client_id: client,
+                ip: None,
             },
             values: [(PRODUCER_BYTE_RATE.to_owned(), QuotaValue(1024.0))].into(),
         }
