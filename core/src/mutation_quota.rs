@@ -17,10 +17,18 @@
 //! Permissively (older versions): always taken, the client then throttled
 //! for as long as the bucket is below zero.
 //!
+//! On a broker of several shards, each shard's set also keeps what it took
+//! and gave back for the other shards ([`crate::quota_share`]), and takes
+//! what they took from its own buckets ([`MutationBuckets::record_shared`]),
+//! so a client's bucket is the broker's, whichever shard serves it.
+//!
 //! Invariants: a bucket never holds more than its burst; a set holds at
 //! most its `max_buckets` buckets, bounded as [`Sensors`] bounds them.
 
-use crate::quota::{resolve, ClientQuota, LastUsed, SensorKey, Sensors, CONTROLLER_MUTATION_RATE};
+use crate::quota::{
+    resolve, ClientQuota, LastUsed, QuotaType, SensorKey, Sensors, CONTROLLER_MUTATION_RATE,
+};
+use crate::quota_share::{ShareNeed, SharedUsage, UnsharedUsage};
 
 /// Seconds of the quota a full bucket holds: Kafka's default
 /// `controller.quota.window.num` (11) × `controller.quota.window.size.seconds`
@@ -117,13 +125,27 @@ pub enum Taken {
 #[derive(Debug)]
 pub struct MutationBuckets {
     buckets: Sensors<SensorKey, TokenBucket>,
+    /// What this shard took and gave back, for the other shards; `None`
+    /// on a shard alone.
+    unshared: Option<UnsharedUsage>,
 }
 
 impl MutationBuckets {
-    /// A set of at most `max_buckets` buckets (at least one).
+    /// A set of at most `max_buckets` buckets (at least one), for a shard
+    /// alone on its broker.
     pub fn new(max_buckets: usize) -> MutationBuckets {
         MutationBuckets {
             buckets: Sensors::new(max_buckets),
+            unshared: None,
+        }
+    }
+
+    /// The same for a shard with others beside it: what it takes and
+    /// gives back also waits to be shared with them.
+    pub fn shared(max_buckets: usize) -> MutationBuckets {
+        MutationBuckets {
+            buckets: Sensors::new(max_buckets),
+            unshared: Some(UnsharedUsage::new(max_buckets)),
         }
     }
 
@@ -138,7 +160,8 @@ impl MutationBuckets {
     }
 
     /// Takes `permits` (partitions) from the bucket of `user`'s
-    /// `client_id`, strictly or permissively (see the module docs).
+    /// `client_id`, strictly or permissively (see the module docs), and
+    /// says whether a share is now due.
     pub fn take(
         &mut self,
         quotas: &[ClientQuota],
@@ -147,22 +170,33 @@ impl MutationBuckets {
         permits: f64,
         strict: bool,
         now_ms: u64,
-    ) -> Taken {
-        let Some((bucket, quota)) = self.bucket(quotas, user, client_id, now_ms) else {
-            return Taken::Unlimited;
+    ) -> (Taken, ShareNeed) {
+        let Some((key, quota)) = resolve(quotas, user, client_id, CONTROLLER_MUTATION_RATE) else {
+            return (Taken::Unlimited, ShareNeed::None);
         };
-        if !strict {
-            let throttle_ms = bucket.take(quota, permits, now_ms);
-            return Taken::Accepted { throttle_ms };
-        }
-        match bucket.try_take(quota, permits, now_ms) {
-            Ok(()) => Taken::Accepted { throttle_ms: 0 },
-            Err(throttle_ms) => Taken::Refused { throttle_ms },
-        }
+        let to_share = self.unshared.is_some().then(|| key.clone());
+        let bucket = self.bucket(key, quota, now_ms);
+        let taken = if strict {
+            match bucket.try_take(quota, permits, now_ms) {
+                Ok(()) => Taken::Accepted { throttle_ms: 0 },
+                Err(throttle_ms) => Taken::Refused { throttle_ms },
+            }
+        } else {
+            Taken::Accepted {
+                throttle_ms: bucket.take(quota, permits, now_ms),
+            }
+        };
+        let need = match (&mut self.unshared, to_share, taken) {
+            (Some(unshared), Some(key), Taken::Accepted { .. }) => {
+                unshared.add(QuotaType::Mutation, key, permits, quota, true)
+            }
+            _ => ShareNeed::None,
+        };
+        (taken, need)
     }
 
     /// Returns `permits` [`MutationBuckets::take`] took for a change that
-    /// was refused for another reason.
+    /// was refused for another reason, and says whether a share is due.
     pub fn give_back(
         &mut self,
         quotas: &[ClientQuota],
@@ -170,26 +204,59 @@ impl MutationBuckets {
         client_id: &str,
         permits: f64,
         now_ms: u64,
-    ) {
-        if let Some((bucket, quota)) = self.bucket(quotas, user, client_id, now_ms) {
-            bucket.give_back(quota, permits, now_ms);
+    ) -> ShareNeed {
+        let Some((key, quota)) = resolve(quotas, user, client_id, CONTROLLER_MUTATION_RATE) else {
+            return ShareNeed::None;
+        };
+        let to_share = self.unshared.is_some().then(|| key.clone());
+        self.bucket(key, quota, now_ms)
+            .give_back(quota, permits, now_ms);
+        match (&mut self.unshared, to_share) {
+            (Some(unshared), Some(key)) => {
+                unshared.add(QuotaType::Mutation, key, -permits, quota, true)
+            }
+            _ => ShareNeed::None,
         }
     }
 
-    /// The bucket and quota that apply to `user`'s `client_id`, made full
-    /// when new; `None` without a quota.
-    fn bucket(
-        &mut self,
-        quotas: &[ClientQuota],
-        user: &str,
-        client_id: &str,
-        now_ms: u64,
-    ) -> Option<(&mut TokenBucket, f64)> {
-        let (key, quota) = resolve(quotas, user, client_id, CONTROLLER_MUTATION_RATE)?;
-        let bucket = self
-            .buckets
-            .entry(key, now_ms, || TokenBucket::full(quota, now_ms));
-        Some((bucket, quota))
+    /// Takes from its own buckets what other shards took (and gives back
+    /// what they gave back), permissively: their clients were answered
+    /// there. Usage of other kinds is not a bucket's and is skipped.
+    pub fn record_shared(&mut self, usage: &[SharedUsage], now_ms: u64) {
+        for u in usage.iter().filter(|u| u.kind == QuotaType::Mutation) {
+            let bucket = self.bucket(u.sensor.clone(), u.quota, now_ms);
+            if u.value >= 0.0 {
+                bucket.take(u.quota, u.value, now_ms);
+            } else {
+                bucket.give_back(u.quota, -u.value, now_ms);
+            }
+        }
+    }
+
+    /// What this shard took and gave back since the last share (empty on
+    /// a shard alone).
+    pub fn take_unshared(&mut self) -> Vec<SharedUsage> {
+        self.unshared
+            .as_mut()
+            .map_or_else(Vec::new, UnsharedUsage::take)
+    }
+
+    /// Whether usage waits to be shared, and whether it must go now.
+    pub fn unshared_state(&self) -> (bool, bool) {
+        self.unshared
+            .as_ref()
+            .map_or((false, false), |u| (!u.is_empty(), u.is_urgent()))
+    }
+
+    /// Usage never shared for lack of room, since the start.
+    pub fn unshared_dropped(&self) -> u64 {
+        self.unshared.as_ref().map_or(0, UnsharedUsage::dropped)
+    }
+
+    /// The bucket of `key` under `quota`, made full when new.
+    fn bucket(&mut self, key: SensorKey, quota: f64, now_ms: u64) -> &mut TokenBucket {
+        self.buckets
+            .entry(key, now_ms, || TokenBucket::full(quota, now_ms))
     }
 }
 
@@ -256,24 +323,63 @@ mod tests {
         let quotas = quota_for_client("tool", 1.0);
         let mut set = MutationBuckets::new(10);
         assert_eq!(
-            set.take(&quotas, "ANONYMOUS", "other", 100.0, true, 0),
+            set.take(&quotas, "ANONYMOUS", "other", 100.0, true, 0).0,
             Taken::Unlimited
         );
         assert!(set.is_empty());
         assert_eq!(
-            set.take(&quotas, "ANONYMOUS", "tool", 12.0, true, 0),
+            set.take(&quotas, "ANONYMOUS", "tool", 12.0, true, 0).0,
             Taken::Accepted { throttle_ms: 0 }
         );
         assert_eq!(
-            set.take(&quotas, "ANONYMOUS", "tool", 1.0, true, 0),
+            set.take(&quotas, "ANONYMOUS", "tool", 1.0, true, 0).0,
             Taken::Refused { throttle_ms: 1_000 }
         );
         set.give_back(&quotas, "ANONYMOUS", "tool", 12.0, 0);
         assert_eq!(
-            set.take(&quotas, "ANONYMOUS", "tool", 1.0, true, 0),
+            set.take(&quotas, "ANONYMOUS", "tool", 1.0, true, 0).0,
             Taken::Accepted { throttle_ms: 0 }
         );
         assert_eq!(set.len(), 1);
+    }
+
+    /// Two shards of one broker: what one takes comes out of the other's
+    /// bucket too, and what it gives back goes back into it.
+    #[test]
+    fn shards_that_share_hold_a_client_to_one_bucket() {
+        let quotas = quota_for_client("tool", 1.0);
+        let (mut a, mut b) = (MutationBuckets::shared(10), MutationBuckets::shared(10));
+        let (taken, need) = a.take(&quotas, "ANONYMOUS", "tool", 12.0, true, 0);
+        assert_eq!(taken, Taken::Accepted { throttle_ms: 0 });
+        assert_eq!(need, ShareNeed::Now);
+        assert_eq!(a.unshared_state(), (true, true));
+        let usage = a.take_unshared();
+        assert_eq!(usage.len(), 1);
+        assert_eq!(
+            (usage[0].kind, usage[0].value, usage[0].quota),
+            (QuotaType::Mutation, 12.0, 1.0)
+        );
+        b.record_shared(&usage, 0);
+        assert_eq!(b.unshared_state(), (false, false), "not passed on again");
+        // b's bucket (11 at first) is 1 below zero: refused for a second.
+        assert_eq!(
+            b.take(&quotas, "ANONYMOUS", "tool", 1.0, true, 0).0,
+            Taken::Refused { throttle_ms: 1_000 }
+        );
+        a.give_back(&quotas, "ANONYMOUS", "tool", 12.0, 0);
+        b.record_shared(&a.take_unshared(), 0);
+        assert_eq!(
+            b.take(&quotas, "ANONYMOUS", "tool", 1.0, true, 0).0,
+            Taken::Accepted { throttle_ms: 0 }
+        );
+        // Unshared, each shard had a bucket of its own (sluice before).
+        let (mut a, mut b) = (MutationBuckets::new(10), MutationBuckets::new(10));
+        a.take(&quotas, "ANONYMOUS", "tool", 12.0, true, 0);
+        assert!(a.take_unshared().is_empty());
+        assert_eq!(
+            b.take(&quotas, "ANONYMOUS", "tool", 1.0, true, 0).0,
+            Taken::Accepted { throttle_ms: 0 }
+        );
     }
 
     #[test]

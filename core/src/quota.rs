@@ -300,6 +300,9 @@ pub enum QuotaType {
     Fetch,
     /// Handler time, against `request_percentage`.
     Request,
+    /// Partitions created or deleted, against `controller_mutation_rate`
+    /// (a token bucket, [`crate::mutation_quota`], not a window).
+    Mutation,
 }
 
 impl QuotaType {
@@ -309,6 +312,7 @@ impl QuotaType {
             QuotaType::Produce => PRODUCER_BYTE_RATE,
             QuotaType::Fetch => CONSUMER_BYTE_RATE,
             QuotaType::Request => REQUEST_PERCENTAGE,
+            QuotaType::Mutation => CONTROLLER_MUTATION_RATE,
         }
     }
 }
@@ -613,15 +617,16 @@ impl QuotaTracker {
         };
         let throttle_ms = match kind {
             QuotaType::Request => throttle_ms.min(MAX_REQUEST_THROTTLE_MS),
-            QuotaType::Produce | QuotaType::Fetch => throttle_ms,
+            QuotaType::Produce | QuotaType::Fetch | QuotaType::Mutation => throttle_ms,
         };
         (throttle_ms, need)
     }
 
     /// Records what another shard measured, in the same windows (no
-    /// throttle: its client was answered there).
+    /// throttle: its client was answered there). Mutation usage is a
+    /// bucket's ([`crate::mutation_quota::MutationBuckets`]) and skipped.
     pub fn record_shared(&mut self, usage: &[SharedUsage], now_ms: u64) {
-        for u in usage {
+        for u in usage.iter().filter(|u| u.kind != QuotaType::Mutation) {
             self.windows
                 .entry((u.kind, u.sensor.clone()), now_ms, || {
                     RateWindow::new(now_ms)

@@ -33,12 +33,14 @@ pub const SHARE_AT_ONCE_MS: f64 = 10.0;
 /// Otherwise usage waits at most this long before it is shared.
 pub const SHARE_INTERVAL_MS: u64 = 100;
 
-/// One sensor's usage measured on one shard since its last share.
+/// One sensor's usage measured on one shard since its last share, and
+/// the quota it was measured against (a token bucket refills at it).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SharedUsage {
     pub kind: QuotaType,
     pub sensor: SensorKey,
     pub value: f64,
+    pub quota: f64,
 }
 
 /// What changed when usage was added, for whoever sends the shares.
@@ -56,7 +58,8 @@ pub enum ShareNeed {
 /// Usage measured here and not yet shared, by quota type and sensor.
 #[derive(Debug)]
 pub struct UnsharedUsage {
-    usage: HashMap<(QuotaType, SensorKey), f64>,
+    /// Usage, and the quota it was last measured against.
+    usage: HashMap<(QuotaType, SensorKey), (f64, f64)>,
     max: usize,
     urgent: bool,
     dropped: u64,
@@ -95,8 +98,9 @@ impl UnsharedUsage {
                 ShareNeed::Now
             };
         }
-        let total = self.usage.entry(key).or_insert(0.0);
+        let (total, last_quota) = self.usage.entry(key).or_insert((0.0, quota));
         *total += value;
+        *last_quota = quota;
         if near && total.abs() >= quota * SHARE_AT_ONCE_MS / 1000.0 {
             self.urgent = true;
         }
@@ -128,10 +132,11 @@ impl UnsharedUsage {
         let mut usage: Vec<SharedUsage> = self
             .usage
             .drain()
-            .map(|((kind, sensor), value)| SharedUsage {
+            .map(|((kind, sensor), (value, quota))| SharedUsage {
                 kind,
                 sensor,
                 value,
+                quota,
             })
             .collect();
         usage.sort_by(|a, b| (a.kind, &a.sensor).cmp(&(b.kind, &b.sensor)));

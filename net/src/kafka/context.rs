@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use kafka_protocol::protocol::StrBytes;
-use sluice_core::mutation_quota::MutationBuckets;
 use sluice_core::replication::throttle::Throttle;
 use sluice_shard::Shard;
 
@@ -26,9 +25,6 @@ pub struct Context {
     /// (`leader.replication.throttled.rate`), spent by followers' fetches
     /// of throttled replicas served here.
     pub leader_throttle: RefCell<Throttle>,
-    /// This shard's `controller_mutation_rate` buckets
-    /// ([`super::quotas::MutationQuota`]).
-    pub mutation_buckets: RefCell<MutationBuckets>,
     /// The share sessions of this shard's connections
     /// ([`super::share_sessions`]), at most this shard's part of
     /// `group.share.max.share.sessions`.
@@ -56,9 +52,6 @@ impl Context {
             bind_addr,
             shard,
             leader_throttle: RefCell::new(Throttle::new(u64::MAX, 0)),
-            mutation_buckets: RefCell::new(MutationBuckets::new(
-                super::quotas::MAX_TRACKED_CLIENTS,
-            )),
             share_sessions: RefCell::new(ShareSessions::new(
                 max_share_sessions,
                 super::handlers::shares::SESSION_IDLE_MS,

@@ -40,10 +40,6 @@ use sluice_shard::ShardCounters;
 
 use super::context::Context;
 
-/// Clients one shard keeps a controller mutation bucket for at most (the
-/// same bound as its quota windows).
-pub use sluice_shard::shard::client_quotas::MAX_TRACKED_CLIENTS;
-
 /// Nanoseconds of handler time per percent-second (Kafka records request
 /// time as a percentage of one thread's second).
 const NANOS_PER_PERCENT_SECOND: f64 = 1e7;
@@ -186,7 +182,7 @@ impl MutationQuota {
             return Ok(());
         }
         let now_ms = ctx.shard.env().monotonic_ms();
-        let taken = ctx.mutation_buckets.borrow_mut().take(
+        let taken = ctx.shard.client_quotas.take_mutation(
             &metadata.client_quotas,
             ANONYMOUS_USER,
             &self.client_id,
@@ -222,7 +218,7 @@ impl MutationQuota {
             return;
         }
         let now_ms = ctx.shard.env().monotonic_ms();
-        ctx.mutation_buckets.borrow_mut().give_back(
+        ctx.shard.client_quotas.give_back_mutation(
             &metadata.client_quotas,
             ANONYMOUS_USER,
             &self.client_id,

@@ -1,7 +1,8 @@
 //! The broker's client quotas on one shard: the windows its Kafka listener
 //! measures requests in, and what it tells the other shards.
 //!
-//! Owns: the shard's [`QuotaTracker`], the signal that usage waits to be
+//! Owns: the shard's [`QuotaTracker`] and `controller_mutation_rate`
+//! buckets ([`MutationBuckets`]), the signal that usage waits to be
 //! shared, the task that shares it ([`Shard::share_quota_usage`]) and the
 //! operation that records another shard's ([`Shard::quota_usage`]). So a
 //! client over its quota is throttled by the broker's whole count of it,
@@ -18,6 +19,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
+use sluice_core::mutation_quota::{MutationBuckets, Taken};
 use sluice_core::quota::{ClientQuota, QuotaTracker, QuotaType};
 use sluice_core::quota_share::{ShareNeed, SHARE_INTERVAL_MS};
 
@@ -34,6 +36,7 @@ pub const MAX_TRACKED_CLIENTS: usize = 10_000;
 /// One shard's client quota state.
 pub struct ClientQuotas {
     tracker: RefCell<QuotaTracker>,
+    buckets: RefCell<MutationBuckets>,
     /// Signalled when usage starts to wait, and when it must go at once.
     to_share: Notify,
 }
@@ -41,13 +44,20 @@ pub struct ClientQuotas {
 impl ClientQuotas {
     /// The state of one of `shards` shards.
     pub fn new(shards: u32) -> ClientQuotas {
-        let tracker = if shards > 1 {
-            QuotaTracker::shared(MAX_TRACKED_CLIENTS)
+        let (tracker, buckets) = if shards > 1 {
+            (
+                QuotaTracker::shared(MAX_TRACKED_CLIENTS),
+                MutationBuckets::shared(MAX_TRACKED_CLIENTS),
+            )
         } else {
-            QuotaTracker::new(MAX_TRACKED_CLIENTS)
+            (
+                QuotaTracker::new(MAX_TRACKED_CLIENTS),
+                MutationBuckets::new(MAX_TRACKED_CLIENTS),
+            )
         };
         ClientQuotas {
             tracker: RefCell::new(tracker),
+            buckets: RefCell::new(buckets),
             to_share: Notify::default(),
         }
     }
@@ -68,20 +78,65 @@ impl ClientQuotas {
             .tracker
             .borrow_mut()
             .record(quotas, kind, user, client_id, value, now_ms);
-        if need != ShareNeed::None {
-            self.to_share.notify_all();
-        }
+        self.shares(need);
         throttle_ms
     }
 
-    /// Windows held (for the metrics).
-    pub fn windows(&self) -> usize {
-        self.tracker.borrow().len()
+    /// Takes `permits` partitions from the `controller_mutation_rate`
+    /// bucket of `user`'s `client_id` (see
+    /// [`MutationBuckets::take`]).
+    pub fn take_mutation(
+        &self,
+        quotas: &[ClientQuota],
+        user: &str,
+        client_id: &str,
+        permits: f64,
+        strict: bool,
+        now_ms: u64,
+    ) -> Taken {
+        let (taken, need) = self
+            .buckets
+            .borrow_mut()
+            .take(quotas, user, client_id, permits, strict, now_ms);
+        self.shares(need);
+        taken
+    }
+
+    /// Gives back what [`Self::take_mutation`] took for a change then
+    /// refused for another reason.
+    pub fn give_back_mutation(
+        &self,
+        quotas: &[ClientQuota],
+        user: &str,
+        client_id: &str,
+        permits: f64,
+        now_ms: u64,
+    ) {
+        let need = self
+            .buckets
+            .borrow_mut()
+            .give_back(quotas, user, client_id, permits, now_ms);
+        self.shares(need);
+    }
+
+    fn shares(&self, need: ShareNeed) {
+        if need != ShareNeed::None {
+            self.to_share.notify_all();
+        }
+    }
+
+    /// Whether usage waits to be shared, and whether it must go now.
+    fn unshared_state(&self) -> (bool, bool) {
+        let (windows, buckets) = (
+            self.tracker.borrow().unshared_state(),
+            self.buckets.borrow().unshared_state(),
+        );
+        (windows.0 || buckets.0, windows.1 || buckets.1)
     }
 
     /// Usage never shared for lack of room, since the start.
     pub fn unshared_dropped(&self) -> u64 {
-        self.tracker.borrow().unshared_dropped()
+        self.tracker.borrow().unshared_dropped() + self.buckets.borrow().unshared_dropped()
     }
 }
 
@@ -95,7 +150,7 @@ impl Shard {
         loop {
             loop {
                 let signal = quotas.to_share.changed();
-                if quotas.tracker.borrow().unshared_state().0 {
+                if quotas.unshared_state().0 {
                     break;
                 }
                 signal.await;
@@ -104,13 +159,14 @@ impl Shard {
             loop {
                 let signal = quotas.to_share.changed();
                 let now = self.env.monotonic_ms();
-                if quotas.tracker.borrow().unshared_state().1 || now >= deadline {
+                if quotas.unshared_state().1 || now >= deadline {
                     break;
                 }
                 let wait = self.env.sleep(Duration::from_millis(deadline - now));
                 futures_lite::future::or(signal, wait).await;
             }
-            let usage = quotas.tracker.borrow_mut().take_unshared();
+            let mut usage = quotas.tracker.borrow_mut().take_unshared();
+            usage.extend(quotas.buckets.borrow_mut().take_unshared());
             if usage.is_empty() {
                 continue;
             }
@@ -129,11 +185,17 @@ impl Shard {
         }
     }
 
-    /// Records the usage another shard measured in this shard's windows.
+    /// Records the usage another shard measured in this shard's windows
+    /// and buckets.
     pub(crate) async fn quota_usage(&self, share: QuotaUsage) {
         let now_ms = self.env.monotonic_ms();
-        self.client_quotas
+        let quotas = &self.client_quotas;
+        quotas
             .tracker
+            .borrow_mut()
+            .record_shared(&share.usage, now_ms);
+        quotas
+            .buckets
             .borrow_mut()
             .record_shared(&share.usage, now_ms);
     }
