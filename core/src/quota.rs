@@ -363,6 +363,12 @@ pub fn resolve(
     })
 }
 
+/// Whether any user or client-id quota exists (IP entities, which sort
+/// first, do not count): without one, no request needs measuring.
+pub fn any_client_quota(quotas: &[ClientQuota]) -> bool {
+    quotas.last().is_some_and(|q| !q.entity.is_ip())
+}
+
 /// The `connection_creation_rate` of `ip`: its own entity's, else the
 /// default IP entity's; `None` without either.
 pub fn resolve_ip(quotas: &[ClientQuota], ip: IpAddr) -> Option<f64> {
@@ -814,6 +820,13 @@ mod tests {
         quotas.sort_by(|a, b| a.entity.cmp(&b.entity));
         assert_eq!(resolve_ip(&quotas, addr("10.0.0.2")), Some(3.0));
         assert_eq!(resolve_ip(&quotas, addr("10.0.0.1")), Some(5.0));
+        assert!(any_client_quota(&quotas));
+        let ips_only: Vec<ClientQuota> = quotas
+            .iter()
+            .filter(|q| q.entity.is_ip())
+            .cloned()
+            .collect();
+        assert!(!any_client_quota(&ips_only), "IP quotas measure no request");
         // IP entities do not disturb the search for a user's quota.
         assert_eq!(
             resolve(&quotas, "u", "c", PRODUCER_BYTE_RATE).map(|(_, v)| v),

@@ -33,7 +33,8 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::{ApiKey, ResponseKind};
 use sluice_core::mutation_quota::Taken;
 use sluice_core::quota::{
-    resolve, QuotaType, ANONYMOUS_USER, CONSUMER_BYTE_RATE, SAMPLE_MS, WINDOW_SAMPLES,
+    any_client_quota, resolve, QuotaType, ANONYMOUS_USER, CONSUMER_BYTE_RATE, SAMPLE_MS,
+    WINDOW_SAMPLES,
 };
 use sluice_core::ErrorCode;
 use sluice_shard::ShardCounters;
@@ -59,7 +60,7 @@ pub fn meter(
     client_id: Option<&str>,
     request_bytes: usize,
 ) -> Option<Metered> {
-    if ctx.shard.metadata().client_quotas.is_empty() {
+    if !any_client_quota(&ctx.shard.metadata().client_quotas) {
         return None;
     }
     Some(Metered {
