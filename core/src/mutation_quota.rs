@@ -125,9 +125,9 @@ pub enum Taken {
 #[derive(Debug)]
 pub struct MutationBuckets {
     buckets: Sensors<SensorKey, TokenBucket>,
-    /// What this shard took and gave back, for the other shards; `None`
-    /// on a shard alone.
-    unshared: Option<UnsharedUsage>,
+    /// What this shard took and gave back, for the other shards (none on
+    /// a shard alone).
+    unshared: UnsharedUsage,
 }
 
 impl MutationBuckets {
@@ -136,7 +136,7 @@ impl MutationBuckets {
     pub fn new(max_buckets: usize) -> MutationBuckets {
         MutationBuckets {
             buckets: Sensors::new(max_buckets),
-            unshared: None,
+            unshared: UnsharedUsage::alone(),
         }
     }
 
@@ -145,7 +145,7 @@ impl MutationBuckets {
     pub fn shared(max_buckets: usize) -> MutationBuckets {
         MutationBuckets {
             buckets: Sensors::new(max_buckets),
-            unshared: Some(UnsharedUsage::new(max_buckets)),
+            unshared: UnsharedUsage::new(max_buckets),
         }
     }
 
@@ -174,7 +174,7 @@ impl MutationBuckets {
         let Some((key, quota)) = resolve(quotas, user, client_id, CONTROLLER_MUTATION_RATE) else {
             return (Taken::Unlimited, ShareNeed::None);
         };
-        let to_share = self.unshared.is_some().then(|| key.clone());
+        let to_share = self.unshared.is_shared().then(|| key.clone());
         let bucket = self.bucket(key, quota, now_ms);
         let taken = if strict {
             match bucket.try_take(quota, permits, now_ms) {
@@ -186,9 +186,10 @@ impl MutationBuckets {
                 throttle_ms: bucket.take(quota, permits, now_ms),
             }
         };
-        let need = match (&mut self.unshared, to_share, taken) {
-            (Some(unshared), Some(key), Taken::Accepted { .. }) => {
-                unshared.add(QuotaType::Mutation, key, permits, quota, true)
+        let need = match (to_share, taken) {
+            (Some(key), Taken::Accepted { .. }) => {
+                self.unshared
+                    .add(QuotaType::Mutation, key, permits, quota, true)
             }
             _ => ShareNeed::None,
         };
@@ -208,14 +209,14 @@ impl MutationBuckets {
         let Some((key, quota)) = resolve(quotas, user, client_id, CONTROLLER_MUTATION_RATE) else {
             return ShareNeed::None;
         };
-        let to_share = self.unshared.is_some().then(|| key.clone());
+        let to_share = self.unshared.is_shared().then(|| key.clone());
         self.bucket(key, quota, now_ms)
             .give_back(quota, permits, now_ms);
-        match (&mut self.unshared, to_share) {
-            (Some(unshared), Some(key)) => {
-                unshared.add(QuotaType::Mutation, key, -permits, quota, true)
-            }
-            _ => ShareNeed::None,
+        match to_share {
+            Some(key) => self
+                .unshared
+                .add(QuotaType::Mutation, key, -permits, quota, true),
+            None => ShareNeed::None,
         }
     }
 
@@ -233,24 +234,14 @@ impl MutationBuckets {
         }
     }
 
-    /// What this shard took and gave back since the last share (empty on
-    /// a shard alone).
-    pub fn take_unshared(&mut self) -> Vec<SharedUsage> {
-        self.unshared
-            .as_mut()
-            .map_or_else(Vec::new, UnsharedUsage::take)
+    /// What this shard took and gave back since the last share, for the other shards.
+    pub fn unshared(&self) -> &UnsharedUsage {
+        &self.unshared
     }
 
-    /// Whether usage waits to be shared, and whether it must go now.
-    pub fn unshared_state(&self) -> (bool, bool) {
-        self.unshared
-            .as_ref()
-            .map_or((false, false), |u| (!u.is_empty(), u.is_urgent()))
-    }
-
-    /// Usage never shared for lack of room, since the start.
-    pub fn unshared_dropped(&self) -> u64 {
-        self.unshared.as_ref().map_or(0, UnsharedUsage::dropped)
+    /// The same, to take it for a share.
+    pub fn unshared_mut(&mut self) -> &mut UnsharedUsage {
+        &mut self.unshared
     }
 
     /// The bucket of `key` under `quota`, made full when new.
@@ -352,22 +343,22 @@ mod tests {
         let (taken, need) = a.take(&quotas, "ANONYMOUS", "tool", 12.0, true, 0);
         assert_eq!(taken, Taken::Accepted { throttle_ms: 0 });
         assert_eq!(need, ShareNeed::Now);
-        assert_eq!(a.unshared_state(), (true, true));
-        let usage = a.take_unshared();
+        assert_eq!(a.unshared().state(), (true, true));
+        let usage = a.unshared_mut().take();
         assert_eq!(usage.len(), 1);
         assert_eq!(
             (usage[0].kind, usage[0].value, usage[0].quota),
             (QuotaType::Mutation, 12.0, 1.0)
         );
         b.record_shared(&usage, 0);
-        assert_eq!(b.unshared_state(), (false, false), "not passed on again");
+        assert_eq!(b.unshared().state(), (false, false), "not passed on again");
         // b's bucket (11 at first) is 1 below zero: refused for a second.
         assert_eq!(
             b.take(&quotas, "ANONYMOUS", "tool", 1.0, true, 0).0,
             Taken::Refused { throttle_ms: 1_000 }
         );
         a.give_back(&quotas, "ANONYMOUS", "tool", 12.0, 0);
-        b.record_shared(&a.take_unshared(), 0);
+        b.record_shared(&a.unshared_mut().take(), 0);
         assert_eq!(
             b.take(&quotas, "ANONYMOUS", "tool", 1.0, true, 0).0,
             Taken::Accepted { throttle_ms: 0 }
@@ -375,7 +366,7 @@ mod tests {
         // Unshared, each shard had a bucket of its own (sluice before).
         let (mut a, mut b) = (MutationBuckets::new(10), MutationBuckets::new(10));
         a.take(&quotas, "ANONYMOUS", "tool", 12.0, true, 0);
-        assert!(a.take_unshared().is_empty());
+        assert!(a.unshared_mut().take().is_empty());
         assert_eq!(
             b.take(&quotas, "ANONYMOUS", "tool", 1.0, true, 0).0,
             Taken::Accepted { throttle_ms: 0 }

@@ -562,8 +562,8 @@ impl<K: Eq + Hash + Ord + Clone, V: LastUsed> Sensors<K, V> {
 #[derive(Debug)]
 pub struct QuotaTracker {
     windows: Sensors<(QuotaType, SensorKey), RateWindow>,
-    /// Usage measured here for the other shards; `None` on a shard alone.
-    unshared: Option<UnsharedUsage>,
+    /// Usage measured here for the other shards (none on a shard alone).
+    unshared: UnsharedUsage,
 }
 
 impl QuotaTracker {
@@ -572,7 +572,7 @@ impl QuotaTracker {
     pub fn new(max_sensors: usize) -> QuotaTracker {
         QuotaTracker {
             windows: Sensors::new(max_sensors),
-            unshared: None,
+            unshared: UnsharedUsage::alone(),
         }
     }
 
@@ -581,7 +581,7 @@ impl QuotaTracker {
     pub fn shared(max_sensors: usize) -> QuotaTracker {
         QuotaTracker {
             windows: Sensors::new(max_sensors),
-            unshared: Some(UnsharedUsage::new(max_sensors)),
+            unshared: UnsharedUsage::new(max_sensors),
         }
     }
 
@@ -610,16 +610,16 @@ impl QuotaTracker {
         let Some((sensor, quota)) = resolve(quotas, user, client_id, kind.key()) else {
             return (0, ShareNeed::None);
         };
-        let to_share = self.unshared.is_some().then(|| sensor.clone());
+        let to_share = self.unshared.is_shared().then(|| sensor.clone());
         let window = self
             .windows
             .entry((kind, sensor), now_ms, || RateWindow::new(now_ms));
         window.record(value, now_ms);
         let throttle_ms = window.throttle_ms(quota, now_ms);
         let near = window.rate(now_ms).0 * 2.0 >= quota;
-        let need = match (&mut self.unshared, to_share) {
-            (Some(unshared), Some(sensor)) => unshared.add(kind, sensor, value, quota, near),
-            _ => ShareNeed::None,
+        let need = match to_share {
+            Some(sensor) => self.unshared.add(kind, sensor, value, quota, near),
+            None => ShareNeed::None,
         };
         let throttle_ms = match kind {
             QuotaType::Request => throttle_ms.min(MAX_REQUEST_THROTTLE_MS),
@@ -641,24 +641,14 @@ impl QuotaTracker {
         }
     }
 
-    /// The usage measured here since the last share, to send to the other
-    /// shards (empty on a shard alone).
-    pub fn take_unshared(&mut self) -> Vec<SharedUsage> {
-        self.unshared
-            .as_mut()
-            .map_or_else(Vec::new, UnsharedUsage::take)
+    /// The usage measured here since the last share, for the other shards.
+    pub fn unshared(&self) -> &UnsharedUsage {
+        &self.unshared
     }
 
-    /// Whether usage waits to be shared, and whether it must go now.
-    pub fn unshared_state(&self) -> (bool, bool) {
-        self.unshared
-            .as_ref()
-            .map_or((false, false), |u| (!u.is_empty(), u.is_urgent()))
-    }
-
-    /// Usage never shared for lack of room, since the start.
-    pub fn unshared_dropped(&self) -> u64 {
-        self.unshared.as_ref().map_or(0, UnsharedUsage::dropped)
+    /// The same, to take it for a share.
+    pub fn unshared_mut(&mut self) -> &mut UnsharedUsage {
+        &mut self.unshared
     }
 }
 
@@ -905,7 +895,10 @@ mod tests {
                 }
             }
             if due || now >= next_share {
-                let (a, b) = (shards[0].take_unshared(), shards[1].take_unshared());
+                let (a, b) = (
+                    shards[0].unshared_mut().take(),
+                    shards[1].unshared_mut().take(),
+                );
                 shards[1].record_shared(&a, now);
                 shards[0].record_shared(&b, now);
                 next_share = now + crate::quota_share::SHARE_INTERVAL_MS;
@@ -953,15 +946,15 @@ mod tests {
         let (mut a, mut b) = (QuotaTracker::shared(4), QuotaTracker::shared(4));
         let (throttle, need) = a.record(&quotas, QuotaType::Produce, "u", "c", 5_000.0, 0);
         assert_eq!((throttle, need), (0, ShareNeed::Now));
-        assert_eq!(a.unshared_state(), (true, true));
-        let usage = a.take_unshared();
-        assert_eq!(a.unshared_state(), (false, false));
+        assert_eq!(a.unshared().state(), (true, true));
+        let usage = a.unshared_mut().take();
+        assert_eq!(a.unshared().state(), (false, false));
         b.record_shared(&usage, 0);
-        assert_eq!(b.unshared_state(), (false, false), "not passed on again");
+        assert_eq!(b.unshared().state(), (false, false), "not passed on again");
         // b now counts a's 5,000: 6,000 more is 11,000 over ten seconds.
         let (throttle, _) = b.record(&quotas, QuotaType::Produce, "u", "c", 6_000.0, 0);
         assert_eq!(throttle, 1_000);
-        assert!(QuotaTracker::new(4).take_unshared().is_empty());
+        assert!(QuotaTracker::new(4).unshared_mut().take().is_empty());
     }
 
     fn quota_for_client(client: &str, v: f64) -> ClientQuota {

@@ -55,18 +55,21 @@ pub enum ShareNeed {
     Now,
 }
 
-/// Usage measured here and not yet shared, by quota type and sensor.
+/// Usage measured here and not yet shared, by quota type and sensor; on
+/// a shard alone, nothing is ever kept.
 #[derive(Debug)]
 pub struct UnsharedUsage {
     /// Usage, and the quota it was last measured against.
     usage: HashMap<(QuotaType, SensorKey), (f64, f64)>,
+    /// 0 on a shard alone.
     max: usize,
     urgent: bool,
     dropped: u64,
 }
 
 impl UnsharedUsage {
-    /// Holds at most `max` sensors' usage (at least one).
+    /// Holds at most `max` sensors' usage (at least one), for a shard with
+    /// others beside it.
     pub fn new(max: usize) -> UnsharedUsage {
         UnsharedUsage {
             usage: HashMap::new(),
@@ -74,6 +77,21 @@ impl UnsharedUsage {
             urgent: false,
             dropped: 0,
         }
+    }
+
+    /// For a shard alone: there is no one to share with.
+    pub fn alone() -> UnsharedUsage {
+        UnsharedUsage {
+            usage: HashMap::new(),
+            max: 0,
+            urgent: false,
+            dropped: 0,
+        }
+    }
+
+    /// Whether there are other shards to share with.
+    pub fn is_shared(&self) -> bool {
+        self.max > 0
     }
 
     /// Adds `value` measured against `quota` (per second) for `sensor`,
@@ -86,6 +104,9 @@ impl UnsharedUsage {
         quota: f64,
         near: bool,
     ) -> ShareNeed {
+        if !self.is_shared() {
+            return ShareNeed::None;
+        }
         let was_empty = self.usage.is_empty();
         let was_urgent = self.urgent;
         let key = (kind, sensor);
@@ -119,6 +140,11 @@ impl UnsharedUsage {
     /// Whether a share must go now.
     pub fn is_urgent(&self) -> bool {
         self.urgent
+    }
+
+    /// Whether usage waits to be shared, and whether it must go now.
+    pub fn state(&self) -> (bool, bool) {
+        (!self.is_empty(), self.urgent)
     }
 
     /// Usage that could not wait for lack of room, since the start.
@@ -242,5 +268,16 @@ mod tests {
         let taken = u.take();
         assert_eq!(taken.len(), 2, "{taken:?}");
         assert_eq!(taken[0].value, 2.0);
+    }
+
+    #[test]
+    fn a_shard_alone_keeps_nothing() {
+        let mut u = UnsharedUsage::alone();
+        assert_eq!(
+            u.add(QuotaType::Produce, sensor("a"), 1e9, 1.0, true),
+            ShareNeed::None
+        );
+        assert_eq!(u.state(), (false, false));
+        assert!(u.take().is_empty());
     }
 }

@@ -128,15 +128,15 @@ impl ClientQuotas {
     /// Whether usage waits to be shared, and whether it must go now.
     fn unshared_state(&self) -> (bool, bool) {
         let (windows, buckets) = (
-            self.tracker.borrow().unshared_state(),
-            self.buckets.borrow().unshared_state(),
+            self.tracker.borrow().unshared().state(),
+            self.buckets.borrow().unshared().state(),
         );
         (windows.0 || buckets.0, windows.1 || buckets.1)
     }
 
     /// Usage never shared for lack of room, since the start.
     pub fn unshared_dropped(&self) -> u64 {
-        self.tracker.borrow().unshared_dropped() + self.buckets.borrow().unshared_dropped()
+        self.tracker.borrow().unshared().dropped() + self.buckets.borrow().unshared().dropped()
     }
 }
 
@@ -165,8 +165,8 @@ impl Shard {
                 let wait = self.env.sleep(Duration::from_millis(deadline - now));
                 futures_lite::future::or(signal, wait).await;
             }
-            let mut usage = quotas.tracker.borrow_mut().take_unshared();
-            usage.extend(quotas.buckets.borrow_mut().take_unshared());
+            let mut usage = quotas.tracker.borrow_mut().unshared_mut().take();
+            usage.extend(quotas.buckets.borrow_mut().unshared_mut().take());
             if usage.is_empty() {
                 continue;
             }
