@@ -20,7 +20,8 @@
 //!
 //! - per broker, not per shard: one client with a connection on each of
 //!   the broker's two shards is held to its quota once, as Kafka holds a
-//!   client with several connections to one broker.
+//!   client with several connections to one broker, and to one
+//!   `controller_mutation_rate` bucket.
 //!
 //! The rate checks are bounds a slower machine only makes easier: a quota
 //! of q bytes/s over a window of 11 one-second samples lets a client send
@@ -567,6 +568,64 @@ fn a_client_served_by_two_shards_is_held_to_its_quota_once() {
     assert_eq!(
         metric_sum(&metrics(&broker), "sluice_quota_usage_unshared_total"),
         Some(0)
+    );
+}
+
+/// CreateTopics v6 (strict about the controller mutation quota) of one
+/// topic of `partitions` partitions, one replica: the topic's error code.
+fn create_topic_v6(conn: &mut Conn, name: &str, partitions: i32) -> i16 {
+    assert!(name.len() < 127, "a name of one length byte");
+    let mut body = wire::Encoder::default();
+    body.uvarint(2) // one topic
+        .compact_string(name)
+        .i32(partitions)
+        .i16(1)
+        .uvarint(1) // no assignments
+        .uvarint(1) // no configs
+        .uvarint(0) // the topic's tagged fields
+        .i32(30_000)
+        .i8(0) // not validate-only
+        .uvarint(0); // the request's tagged fields
+    let correlation_id = conn.next_correlation_id();
+    conn.send(&wire::flexible_request_frame(
+        19,
+        6,
+        correlation_id,
+        &body.0,
+    ))
+    .expect("sending CreateTopics");
+    let frame = conn.read_frame().expect("a CreateTopics answer");
+    // Correlation id, header tags, throttle time, topics (one), the
+    // topic's name, then its error code.
+    assert_eq!(&frame[..4], &correlation_id.to_be_bytes());
+    let at = 4 + 1 + 4 + 1;
+    assert_eq!(frame[at] as usize, name.len() + 1);
+    assert_eq!(&frame[at + 1..at + 1 + name.len()], name.as_bytes());
+    let code = at + 1 + name.len();
+    i16::from_be_bytes([frame[code], frame[code + 1]])
+}
+
+/// A client's `controller_mutation_rate` bucket is the broker's: what its
+/// connection on one shard took is gone from its bucket on the other.
+/// Before the shards shared it, the other shard's bucket was still full
+/// and took the second topic.
+#[test]
+fn a_clients_mutation_bucket_is_shared_by_the_shards_that_serve_it() {
+    const THROTTLING_QUOTA_EXCEEDED: i16 = 89;
+    let broker = Broker::start();
+    // The hand-encoded requests' client id: a bucket of 11 partitions (11
+    // seconds at 1 a second).
+    set_quota(
+        &broker.bootstrap(),
+        "sluice-tests",
+        "controller_mutation_rate=1",
+    );
+    let mut conns = a_connection_on_each_shard(&broker);
+    // 12 partitions: taken whole, the bucket 1 below zero for a second.
+    assert_eq!(create_topic_v6(&mut conns[0], "mutation-a", 12), 0);
+    assert_eq!(
+        create_topic_v6(&mut conns[1], "mutation-b", 1),
+        THROTTLING_QUOTA_EXCEEDED
     );
 }
 
