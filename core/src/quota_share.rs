@@ -7,7 +7,8 @@
 //! ([`crate::quota::QuotaTracker`]); so that a client with connections on
 //! several shards still gets its quota once per broker, each shard also
 //! tells the others what it measured, and records what they tell it in the
-//! same windows. Between two shares, a window's new usage waits here.
+//! same windows (and `controller_mutation_rate` buckets,
+//! [`crate::mutation_quota`]). Between two shares, new usage waits here.
 //!
 //! Owns: that waiting usage, by quota type and sensor, and when it must go
 //! at once (the client measures here at half its quota or more, and its
