@@ -616,9 +616,11 @@ impl QuotaTracker {
             .entry((kind, sensor), now_ms, || RateWindow::new(now_ms));
         window.record(value, now_ms);
         let throttle_ms = window.throttle_ms(quota, now_ms);
-        let near = window.rate(now_ms).0 * 2.0 >= quota;
         let need = match to_share {
-            Some(sensor) => self.unshared.add(kind, sensor, value, quota, near),
+            Some(sensor) => {
+                let near = window.rate(now_ms).0 * 2.0 >= quota;
+                self.unshared.add(kind, sensor, value, quota, near)
+            }
             None => ShareNeed::None,
         };
         let throttle_ms = match kind {

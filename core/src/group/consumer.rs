@@ -188,12 +188,13 @@ impl ConsumerGroup {
     /// target's epoch moved.
     pub fn records(&self, group_id: &str, only: Option<&str>) -> Vec<OffsetsRecord> {
         let group = || group_id.to_owned();
-        let listed = if only.is_some() {
-            1
-        } else {
-            self.members.len()
+        // `only` is looked up, not searched for: a heartbeat's records cost
+        // the same in a group of thousands.
+        let members: Vec<(&String, &Member)> = match only {
+            Some(id) => self.members.get_key_value(id).into_iter().collect(),
+            None => self.members.iter().collect(),
         };
-        let mut out = Vec::with_capacity(2 + 3 * listed);
+        let mut out = Vec::with_capacity(2 + 3 * members.len());
         out.push(OffsetsRecord::ConsumerGroup {
             group: group(),
             value: Some(GroupEpoch {
@@ -205,10 +206,6 @@ impl ConsumerGroup {
             group: group(),
             value: Some(self.assignment_epoch),
         });
-        let members = self
-            .members
-            .iter()
-            .filter(|(id, _)| only.is_none_or(|o| o == id.as_str()));
         for (id, m) in members {
             let target = self.target.get(id);
             out.push(OffsetsRecord::Member {

@@ -162,12 +162,13 @@ impl ShareGroup {
     pub fn records(&self, group_id: &str, only: Option<&str>) -> Vec<OffsetsRecord> {
         let share = GroupProtocol::Share;
         let group = || group_id.to_owned();
-        let listed = if only.is_some() {
-            1
-        } else {
-            self.members.len()
+        // `only` is looked up, not searched for: a heartbeat's records cost
+        // the same in a group of thousands.
+        let members: Vec<(&String, &Member)> = match only {
+            Some(id) => self.members.get_key_value(id).into_iter().collect(),
+            None => self.members.iter().collect(),
         };
-        let mut out = Vec::with_capacity(2 + 3 * listed);
+        let mut out = Vec::with_capacity(2 + 3 * members.len());
         out.push(OffsetsRecord::ShareGroup {
             group: group(),
             value: Some(ShareGroupSnapshot {
@@ -179,10 +180,6 @@ impl ShareGroup {
             group: group(),
             value: Some(self.assignment_epoch),
         });
-        let members = self
-            .members
-            .iter()
-            .filter(|(id, _)| only.is_none_or(|o| o == id.as_str()));
         for (id, m) in members {
             let assigned: Vec<TopicPartition> = m.assigned.iter().copied().collect();
             out.push(OffsetsRecord::Member {
