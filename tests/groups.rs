@@ -483,3 +483,132 @@ print("produced")
         "{dump}"
     );
 }
+
+/// KIP-848 server-side assignors, run against Kafka 4.4 and sluice alike
+/// (the same lines from both): `range` co-partitions two topics of three
+/// partitions (Kafka's own example), the default `uniform` balances ten
+/// one-partition topics over three members (an even spread of each topic
+/// alone gives all ten to one member), ConsumerGroupDescribe names the
+/// assignor, and an unknown one is refused with UNSUPPORTED_ASSIGNOR and
+/// Kafka's message (a raw heartbeat; librdkafka drops the message).
+const ASSIGNORS: &str = r#"
+import socket, struct, time
+from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient, NewTopic
+prefix = ARGS[0]
+admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+specs = [("a", 3), ("b", 3)] + [(f"s{n}", 1) for n in range(10)]
+futures = admin.create_topics([NewTopic(prefix + n, num_partitions=p, replication_factor=1) for n, p in specs])
+for f in futures.values():
+    f.result(30)
+
+def settle(group, topics, members, total, assignor=None):
+    """Members of `group` subscribed to `topics`, once their assignments
+    hold `total` partitions unchanged for 3 s: each member's, sorted, and
+    the assignor the group is described with."""
+    conf = {"bootstrap.servers": BOOTSTRAP, "group.id": prefix + group, "group.protocol": "consumer"}
+    if assignor is not None:
+        conf["group.remote.assignor"] = assignor
+    consumers = [Consumer(dict(conf)) for _ in range(members)]
+    for c in consumers:
+        c.subscribe([prefix + t for t in topics])
+    deadline = Deadline(90, f"{group}: {total} partitions assigned, unchanged for 3 s")
+    last, since = None, None
+    while True:
+        for c in consumers:
+            c.poll(0.05)
+        now = sorted(" ".join(sorted(f"{tp.topic[len(prefix):]}{tp.partition}" for tp in c.assignment()))
+                     for c in consumers)
+        if sum(len(c.assignment()) for c in consumers) == total and now == last:
+            since = since or time.monotonic()
+            if time.monotonic() - since > 3:
+                break
+        else:
+            since = None
+        last = now
+        deadline.check(str(now))
+    described = admin.describe_consumer_groups([prefix + group])[prefix + group].result(30)
+    for c in consumers:
+        c.close()
+    return now, described.partition_assignor
+
+split, assignor = settle("range", ["a", "b"], 2, 6, "range")
+print("range:", split, "described as", assignor)
+split, assignor = settle("uniform", [f"s{n}" for n in range(10)], 3, 10)
+print("default:", sorted(len(s.split()) for s in split), "described as", assignor)
+
+errors = []
+c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": prefix + "nope", "group.protocol": "consumer",
+              "group.remote.assignor": "nope", "error_cb": lambda e: errors.append(e)})
+c.subscribe([prefix + "a"])
+deadline = Deadline(30, "an error for the unknown assignor")
+while not errors:
+    m = c.poll(0.1)
+    if m is not None and m.error() is not None:
+        errors.append(m.error())
+    deadline.check()
+print("unknown assignor:", errors[0].name(), errors[0].str())
+c.close()
+
+def raw_join_error(group, topic, assignor):
+    """One ConsumerGroupHeartbeat v0 join naming `assignor`: its error
+    code and message (names under 127 bytes: one-byte lengths)."""
+    cs = lambda s: bytes([len(s) + 1]) + s.encode()
+    body = (cs(group) + cs("") + struct.pack(">i", 0) + b"\0\0" + struct.pack(">i", 30000)
+            + b"\x02" + cs(topic) + cs(assignor) + b"\x01" + b"\0")
+    header = struct.pack(">hhih", 68, 0, 7, 3) + b"raw" + b"\0"
+    host, port = BOOTSTRAP.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        s.settimeout(30)
+        s.sendall(struct.pack(">i", len(header) + len(body)) + header + body)
+        def recv(n):
+            buf = b""
+            while len(buf) < n:
+                chunk = s.recv(n - len(buf))
+                if not chunk:
+                    raise ConnectionError("the broker closed the connection")
+                buf += chunk
+            return buf
+        (size,) = struct.unpack(">i", recv(4))
+        resp = recv(size)
+    # Correlation id, tagged fields, throttle time, then these.
+    (error,) = struct.unpack(">h", resp[9:11])
+    n = resp[11] - 1
+    return error, (resp[12:12 + n].decode() if n >= 0 else None)
+
+print("raw join:", raw_join_error(prefix + "raw", prefix + "a", "nope"))
+"#;
+
+#[test]
+fn kip848_server_assignors_assign_as_kafkas_do() {
+    let expected = [
+        "range: ['a0 a1 b0 b1', 'a2 b2'] described as range",
+        "default: [3, 3, 4] described as uniform",
+        "unknown assignor: _FATAL Fatal error: Broker: The assignor or its version range is not \
+         supported by the consumer group: ConsumerGroupHeartbeat fatal error: Broker: The \
+         assignor or its version range is not supported by the consumer group",
+        "raw join: (112, 'ServerAssignor nope is not supported. Supported assignors: uniform, \
+         range.')",
+    ];
+    let lines = |bootstrap: &str| -> Vec<String> {
+        // Each settle may take up to 90 s before it fails.
+        let out = common::python_at(
+            bootstrap,
+            ASSIGNORS,
+            &[&topic("asg")],
+            Duration::from_secs(300),
+        );
+        out.assert_success();
+        out.stdout_text().lines().map(str::to_owned).collect()
+    };
+    // Members heartbeat every second on both, so the groups settle soon.
+    let kafka = kafka::KafkaNode::start_with(&[
+        "group.consumer.min.heartbeat.interval.ms=1000",
+        "group.consumer.heartbeat.interval.ms=1000",
+    ]);
+    assert_eq!(lines(&kafka.bootstrap()), expected, "Apache Kafka");
+    drop(kafka);
+    let broker =
+        Broker::start_with_env(&[("SLUICE_GROUP__CONSUMER_HEARTBEAT_INTERVAL_MS", "1000")]);
+    assert_eq!(lines(&broker.bootstrap()), expected, "sluice");
+}

@@ -34,6 +34,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::time::Duration;
 
+use sluice_core::group::assignor::ServerAssignor;
 use sluice_core::group::consumer::{ClientInfo, HeartbeatRequest, TopicPartition};
 use sluice_core::{ErrorCode, Offset};
 use sluice_shard::{GroupRequest, GroupResponse, Shard};
@@ -218,6 +219,9 @@ pub struct ConsumerMember {
     pub rounds: u32,
     /// Whether it leaves (epoch -1) at the end.
     pub leave: bool,
+    /// The server-side assignor it names, if any (sent with every
+    /// heartbeat).
+    pub assignor: Option<ServerAssignor>,
 }
 
 /// A KIP-848 member's life: join `group` subscribed to `topic` (or carry
@@ -233,6 +237,7 @@ pub async fn run_member(c: &Rc<Clients>, member: ConsumerMember) {
         topic,
         rounds,
         leave,
+        assignor,
     } = member;
     let shard = c.shards[entry as usize].clone();
     let resumed = c.groups.borrow_mut().consumers.resume(&member_id);
@@ -262,6 +267,7 @@ pub async fn run_member(c: &Rc<Clients>, member: ConsumerMember) {
                 client_host: "/sim".into(),
                 rack_id: None,
             },
+            server_assignor: assignor,
         };
         let answer = group_call(&shard, &group, GroupRequest::ConsumerHeartbeat(request)).await;
         let response = match answer {

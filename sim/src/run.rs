@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use sluice_core::config::{FlushPolicy, NodeConfig};
+use sluice_core::group::assignor::ServerAssignor;
 use sluice_log::storage::memory::FaultOp;
 use sluice_log::MemoryStorage;
 
@@ -502,6 +503,8 @@ fn client_op(world: &mut World, node: &Node) -> Option<Op> {
                         topic,
                         rounds: 2 + rng.below(6) as u32,
                         leave: rng.chance(50),
+                        // Its record kept the one it named.
+                        assignor: None,
                     }));
                 }
                 world.next_value += 1;
@@ -518,6 +521,11 @@ fn client_op(world: &mut World, node: &Node) -> Option<Op> {
                     },
                     rounds: 2 + rng.below(6) as u32,
                     leave: rng.chance(50),
+                    assignor: [
+                        None,
+                        Some(ServerAssignor::Uniform),
+                        Some(ServerAssignor::Range),
+                    ][rng.below(3) as usize],
                 })
             }
             _ => {

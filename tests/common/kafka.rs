@@ -80,6 +80,11 @@ pub struct KafkaNode {
 impl KafkaNode {
     /// Starts a fresh node and waits until it answers.
     pub fn start() -> KafkaNode {
+        KafkaNode::start_with(&[])
+    }
+
+    /// [`KafkaNode::start`] with broker configs (`key=value`) added.
+    pub fn start_with(configs: &[&str]) -> KafkaNode {
         let root = tempfile::Builder::new()
             .prefix("kafka1-")
             .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
@@ -90,7 +95,8 @@ impl KafkaNode {
             oracle()
                 .env("KAFKA_ORACLE_HEAP", "-Xmx512m -Xms128m")
                 .args(["start", "--port", &port.to_string(), "--data"])
-                .arg(node.data()),
+                .arg(node.data())
+                .args(configs.iter().map(|c| format!("--config={c}"))),
             b"",
             TOOL_TIMEOUT,
         );

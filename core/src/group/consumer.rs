@@ -1,10 +1,9 @@
 //! Consumer groups of the next-generation protocol (KIP-848): members
 //! heartbeat, the broker assigns.
 //!
-//! Owns: one group's members, their epochs and subscriptions, the target
-//! assignment the broker computes (an even spread of every subscribed
-//! partition over the members subscribed to its topic, keeping partitions
-//! where they are while the spread stays even), and reconciliation: a
+//! Owns: one group's members, their epochs, subscriptions and the assignor
+//! each names, the target assignment the broker computes (by the assignor
+//! most members name, [`super::assignor`]), and reconciliation: a
 //! member is told to drop partitions leaving it first, and a partition goes
 //! to its new owner only once the previous owner no longer reports it.
 //!
@@ -20,6 +19,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::group::assignor::{self, AssignorMember, ServerAssignor};
 use crate::group::member_records::{GroupProtocol, MemberAssignment, MemberMetadata, MemberState};
 use crate::group::records::{GroupEpoch, OffsetsRecord};
 use crate::ErrorCode;
@@ -52,6 +52,9 @@ pub struct HeartbeatRequest {
     pub member_id_suffix: String,
     /// Who the member is, for ConsumerGroupDescribe.
     pub client: ClientInfo,
+    /// The assignor it names; `None`: unchanged since the last heartbeat
+    /// (none, on a join).
+    pub server_assignor: Option<ServerAssignor>,
 }
 
 /// What a member said about itself when it joined (ConsumerGroupDescribe
@@ -83,6 +86,8 @@ pub struct ConsumerGroupDescription {
     pub state: &'static str,
     pub group_epoch: i32,
     pub assignment_epoch: i32,
+    /// The assignor the group runs ([`ServerAssignor::preferred`]).
+    pub assignor: ServerAssignor,
     pub members: Vec<MemberDescription>,
 }
 
@@ -128,6 +133,8 @@ struct Member {
     session_deadline_ms: i64,
     instance_id: Option<String>,
     client: ClientInfo,
+    /// The assignor it named last, if any.
+    server_assignor: Option<ServerAssignor>,
 }
 
 impl Member {
@@ -145,6 +152,7 @@ impl Member {
             session_deadline_ms: 0,
             instance_id,
             client,
+            server_assignor: None,
         }
     }
 }
@@ -219,6 +227,7 @@ impl ConsumerGroup {
                     client_host: m.client.client_host.clone(),
                     subscribed_topics: m.subscribed.iter().cloned().collect(),
                     rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    server_assignor: m.server_assignor.map(|a| a.name().to_owned()),
                 }),
             });
             out.push(OffsetsRecord::Target {
@@ -294,6 +303,10 @@ impl ConsumerGroup {
         member.rebalance_timeout_ms = metadata.rebalance_timeout_ms;
         member.subscribed = metadata.subscribed_topics.into_iter().collect();
         member.instance_id = metadata.instance_id;
+        member.server_assignor = metadata
+            .server_assignor
+            .as_deref()
+            .and_then(ServerAssignor::from_name);
         member.session_deadline_ms = now_ms + i64::from(session_timeout_ms);
         // Its next answer carries its whole assignment.
         member.last_sent = None;
@@ -391,8 +404,14 @@ impl ConsumerGroup {
             state: self.state_name(),
             group_epoch: self.group_epoch,
             assignment_epoch: self.assignment_epoch,
+            assignor: self.assignor(),
             members,
         }
+    }
+
+    /// The assignor the group runs: the one most of its members name.
+    pub fn assignor(&self) -> ServerAssignor {
+        ServerAssignor::preferred(self.members.values().map(|m| m.server_assignor))
     }
 
     /// Every topic some member subscribes to.
@@ -460,6 +479,10 @@ impl ConsumerGroup {
         let Some(member) = self.members.get_mut(&member_id) else {
             return error(ErrorCode::UnknownMemberId, &member_id);
         };
+        if req.server_assignor.is_some() {
+            // As Kafka: the group's assignor changes with the next target.
+            member.server_assignor = req.server_assignor;
+        }
         if req.member_epoch != 0 && req.member_epoch != member.epoch {
             // As Kafka: the answer that moved the member on may have been
             // lost; at its previous epoch, owning only what it still has,
@@ -510,57 +533,22 @@ impl ConsumerGroup {
         }
     }
 
-    /// The target assignment of the current group epoch: each subscribed
-    /// topic's partitions spread evenly over the members subscribed to it,
-    /// members keeping what they hold where the spread allows.
+    /// The target assignment of the current group epoch, by the group's
+    /// assignor ([`assignor`]), from each member's previous target.
     fn compute_target(&mut self, topics: &dyn Fn(&str) -> Option<TopicInfo>) {
-        let mut target: BTreeMap<String, BTreeSet<TopicPartition>> = self
+        let members: Vec<AssignorMember<'_>> = self
             .members
-            .keys()
-            .map(|m| (m.clone(), BTreeSet::new()))
+            .iter()
+            .map(|(id, m)| AssignorMember {
+                id,
+                instance_id: m.instance_id.as_deref(),
+                subscribed: &m.subscribed,
+                // A member restored without its part of the target keeps
+                // what it holds.
+                previous: self.target.get(id).unwrap_or(&m.assigned),
+            })
             .collect();
-        let names: BTreeSet<&String> = self.members.values().flat_map(|m| &m.subscribed).collect();
-        for name in names {
-            let Some(info) = topics(name) else { continue };
-            let subscribers: Vec<&String> = self
-                .members
-                .iter()
-                .filter(|(_, m)| m.subscribed.contains(name))
-                .map(|(id, _)| id)
-                .collect();
-            if subscribers.is_empty() || info.partitions <= 0 {
-                continue;
-            }
-            let n = subscribers.len();
-            let total = info.partitions as usize;
-            // Quotas: the first `total % n` members take one more.
-            let quota = |i: usize| total / n + usize::from(i < total % n);
-            let mut counts = vec![0usize; n];
-            let mut unplaced = Vec::new();
-            for p in 0..info.partitions {
-                let tp = (info.id, p);
-                let holder = subscribers.iter().position(|id| {
-                    self.members
-                        .get(*id)
-                        .is_some_and(|m| m.assigned.contains(&tp))
-                });
-                match holder {
-                    Some(i) if counts[i] < quota(i) => {
-                        counts[i] += 1;
-                        target.entry(subscribers[i].clone()).or_default().insert(tp);
-                    }
-                    _ => unplaced.push(tp),
-                }
-            }
-            for tp in unplaced {
-                let i = (0..n)
-                    .find(|&i| counts[i] < quota(i))
-                    .expect("quotas add up to the partition count");
-                counts[i] += 1;
-                target.entry(subscribers[i].clone()).or_default().insert(tp);
-            }
-        }
-        self.target = target;
+        self.target = assignor::assign(self.assignor(), &members, topics);
         self.assignment_epoch = self.group_epoch;
     }
 

@@ -82,6 +82,8 @@ pub struct MemberMetadata {
     pub client_host: String,
     pub subscribed_topics: Vec<String>,
     pub rebalance_timeout_ms: i32,
+    /// The assignor the member names (a consumer group's member only).
+    pub server_assignor: Option<String>,
 }
 
 /// Kafka's member states (MemberState), as the current assignment record
@@ -125,8 +127,7 @@ pub(crate) fn encode_metadata(protocol: GroupProtocol, m: &MemberMetadata) -> Ve
         // SubscribedTopicRegex: sluice subscribes by name only.
         put_compact_nullable_str(&mut out, None);
         put_i32(&mut out, m.rebalance_timeout_ms);
-        // ServerAssignor: the broker's default.
-        put_compact_nullable_str(&mut out, None);
+        put_compact_nullable_str(&mut out, m.server_assignor.as_deref());
     }
     put_uvarint(&mut out, 0);
     out
@@ -154,10 +155,11 @@ pub(crate) fn decode_metadata(
         subscribed_topics.push(compact_string(&mut v)?);
     }
     let mut rebalance_timeout_ms = -1;
+    let mut server_assignor = None;
     if consumer {
         let _regex = compact_nullable_string(&mut v)?;
         rebalance_timeout_ms = v.i32()?;
-        let _server_assignor = compact_nullable_string(&mut v)?;
+        server_assignor = compact_nullable_string(&mut v)?;
     }
     v.skip_tagged_fields()?;
     Ok(MemberMetadata {
@@ -167,6 +169,7 @@ pub(crate) fn decode_metadata(
         client_host,
         subscribed_topics,
         rebalance_timeout_ms,
+        server_assignor,
     })
 }
 
@@ -332,15 +335,17 @@ mod tests {
             client_host: "/127.0.0.1".into(),
             subscribed_topics: vec!["a".into(), "b".into()],
             rebalance_timeout_ms: 300_000,
+            server_assignor: Some("range".into()),
         };
         assert_eq!(
             decode_metadata(CONSUMER, &encode_metadata(CONSUMER, &metadata)),
             Ok(metadata.clone())
         );
-        // A share member's has no instance id nor rebalance timeout.
+        // A share member's has no instance id, rebalance timeout or assignor.
         let share = MemberMetadata {
             instance_id: None,
             rebalance_timeout_ms: -1,
+            server_assignor: None,
             ..metadata
         };
         assert_eq!(

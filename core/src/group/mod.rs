@@ -37,6 +37,7 @@
 //! assert!(matches!(&replies[..], [Reply::Join(1, r)] if r.generation == 1));
 //! ```
 
+pub mod assignor;
 pub mod configs;
 pub mod consumer;
 pub mod coordinator;

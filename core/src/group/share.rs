@@ -193,6 +193,7 @@ impl ShareGroup {
                     client_host: m.client.client_host.clone(),
                     subscribed_topics: m.subscribed.iter().cloned().collect(),
                     rebalance_timeout_ms: -1,
+                    server_assignor: None,
                 }),
             });
             out.push(OffsetsRecord::Target {

@@ -39,10 +39,6 @@ impl Handler for ConsumerGroupDescribeHandler {
     }
 }
 
-/// The one assignor the coordinator runs (Kafka's name for an even,
-/// sticky spread).
-const ASSIGNOR: &str = "uniform";
-
 /// Every operation a group supports (READ 3, DELETE 6, DESCRIBE 8,
 /// DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11): there is no authorizer.
 pub(super) const GROUP_AUTHORIZED_OPERATIONS: i32 =
@@ -77,7 +73,7 @@ pub async fn handle(
                 .with_group_state(StrBytes::from_static_str(d.state))
                 .with_group_epoch(d.group_epoch)
                 .with_assignment_epoch(d.assignment_epoch)
-                .with_assignor_name(StrBytes::from_static_str(ASSIGNOR))
+                .with_assignor_name(StrBytes::from_static_str(d.assignor.name()))
                 .with_authorized_operations(if request.include_authorized_operations {
                     GROUP_AUTHORIZED_OPERATIONS
                 } else {

@@ -1,15 +1,16 @@
 //! ConsumerGroupHeartbeat (0–1): the next-generation consumer group
 //! protocol (KIP-848, `group.protocol=consumer`). Members heartbeat with
-//! their subscription and what they own; the coordinator assigns partitions
-//! (an even spread, sticky) and answers each member with its assignment
-//! when it changes. v1 members choose their own member id; v0 members get
-//! one from the broker.
+//! their subscription, what they own and the assignor they name (`uniform`
+//! or `range`); the coordinator assigns partitions and answers each member
+//! with its assignment when it changes. v1 members choose their own member
+//! id; v0 members get one from the broker.
 
 use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
 use kafka_protocol::messages::{
     ApiKey, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse,
 };
 use kafka_protocol::protocol::StrBytes;
+use sluice_core::group::assignor::ServerAssignor;
 use sluice_core::group::consumer::{ClientInfo, HeartbeatRequest};
 use sluice_core::ErrorCode;
 use sluice_shard::{GroupRequest, GroupResponse};
@@ -69,6 +70,22 @@ pub async fn handle(
             )))
             .with_member_epoch(-1);
     }
+    // An assignor the broker does not have is refused before anything
+    // changes, as Kafka refuses it.
+    let server_assignor = match request.server_assignor.as_ref().map(|n| n.as_str()) {
+        None => None,
+        Some(name) => match ServerAssignor::from_name(name) {
+            Some(assignor) => Some(assignor),
+            None => {
+                return ConsumerGroupHeartbeatResponse::default()
+                    .with_error_code(ErrorCode::UnsupportedAssignor.code())
+                    .with_error_message(Some(StrBytes::from_string(
+                        ServerAssignor::unsupported_message(name),
+                    )))
+                    .with_member_epoch(-1);
+            }
+        },
+    };
     let group_id = request.group_id.0.as_str().to_owned();
     let heartbeat = HeartbeatRequest {
         group_id: group_id.clone(),
@@ -89,6 +106,7 @@ pub async fn handle(
         }),
         member_id_suffix: uuid::Uuid::new_v4().to_string(),
         client,
+        server_assignor,
     };
     let response = match call(ctx, &group_id, GroupRequest::ConsumerHeartbeat(heartbeat)).await {
         GroupResponse::ConsumerHeartbeat(r) => r,
