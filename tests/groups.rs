@@ -612,3 +612,259 @@ fn kip848_server_assignors_assign_as_kafkas_do() {
         Broker::start_with_env(&[("SLUICE_GROUP__CONSUMER_HEARTBEAT_INTERVAL_MS", "1000")]);
     assert_eq!(lines(&broker.bootstrap()), expected, "sluice");
 }
+
+/// KIP-848 static membership, Kafka 4.4 and sluice answering the same raw
+/// ConsumerGroupHeartbeat requests alike: a static member that leaves for
+/// now (epoch -2) keeps its partition (the other member does not get it),
+/// and a member with its instance id and a new member id takes its place
+/// with that partition and no new group epoch; an instance id still held
+/// is refused (UNRELEASED_INSTANCE_ID), the replaced member is fenced
+/// (FENCED_INSTANCE_ID), and unknown members and instance ids and fenced
+/// epochs get Kafka's codes and messages. Epochs are printed relative to
+/// the first join's (Kafka's first group epoch is 2, sluice's 1).
+const STATIC_MEMBERS: &str = r#"
+import re, socket, struct, time
+
+class Heartbeats:
+    """One connection sending ConsumerGroupHeartbeat v1 (member ids chosen
+    here), decoding the answers."""
+
+    def __init__(self):
+        host, port = BOOTSTRAP.rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)), timeout=30)
+        self.sock.settimeout(30)
+        self.cid = 0
+
+    def _recv(self, n):
+        buf = b""
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("the broker closed the connection")
+            buf += chunk
+        return buf
+
+    def beat(self, group, member, epoch, instance=None, topics=None, owned=None):
+        def uv(n):
+            out = b""
+            while n >= 0x80:
+                out += bytes([(n & 0x7F) | 0x80])
+                n >>= 7
+            return out + bytes([n])
+        cs = lambda s: b"\0" if s is None else uv(len(s.encode()) + 1) + s.encode()
+        body = cs(group) + cs(member) + struct.pack(">i", epoch) + cs(instance) + cs(None)
+        body += struct.pack(">i", 30000 if epoch == 0 else -1)
+        body += b"\0" if topics is None else uv(len(topics) + 1) + b"".join(cs(t) for t in topics)
+        body += cs(None) + cs(None)  # SubscribedTopicRegex, ServerAssignor
+        if owned is None:
+            body += b"\0"
+        else:
+            by_topic = {}
+            for tid, p in owned:
+                by_topic.setdefault(tid, []).append(p)
+            body += uv(len(by_topic) + 1)
+            for tid, ps in by_topic.items():
+                body += tid + uv(len(ps) + 1) + b"".join(struct.pack(">i", p) for p in ps) + b"\0"
+        body += b"\0"
+        self.cid += 1
+        header = struct.pack(">hhih", 68, 1, self.cid, 3) + b"raw" + b"\0"
+        self.sock.sendall(struct.pack(">i", len(header) + len(body)) + header + body)
+        (size,) = struct.unpack(">i", self._recv(4))
+        r = Reader(self._recv(size))
+        r.i32(); r.uv()  # correlation id, tagged fields
+        r.i32()  # throttle
+        error = r.i16()
+        message = r.cstr()
+        member_id = r.cstr()
+        member_epoch = r.i32()
+        r.i32()  # heartbeat interval
+        assignment = None
+        if r.i8() == 1:
+            assignment = []
+            for _ in range(r.uv() - 1):
+                tid = r.take(16)
+                for _ in range(r.uv() - 1):
+                    assignment.append((tid, r.i32()))
+                r.uv()
+            r.uv()
+        return error, message, member_id, member_epoch, assignment
+
+class Reader:
+    def __init__(self, b):
+        self.b, self.i = b, 0
+    def take(self, n):
+        v = self.b[self.i:self.i + n]
+        self.i += n
+        return v
+    def i8(self):
+        return struct.unpack(">b", self.take(1))[0]
+    def i16(self):
+        return struct.unpack(">h", self.take(2))[0]
+    def i32(self):
+        return struct.unpack(">i", self.take(4))[0]
+    def uv(self):
+        n, shift = 0, 0
+        while True:
+            b = self.take(1)[0]
+            n |= (b & 0x7F) << shift
+            if b < 0x80:
+                return n
+            shift += 7
+    def cstr(self):
+        n = self.uv() - 1
+        return None if n < 0 else self.take(n).decode()
+
+from confluent_kafka.admin import AdminClient, NewTopic
+prefix = ARGS[0]
+topic, group = prefix + "t", prefix + "g"
+finder_group = prefix + "finder"
+admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(30)
+# The group's coordinator found (and __consumer_offsets made) first.
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException
+finder = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": finder_group})
+deadline = Deadline(30, "the group coordinator, loaded")
+while True:
+    try:
+        finder.committed([TopicPartition(topic, 0)], timeout=30)
+        break
+    except KafkaException as e:
+        # While __consumer_offsets, just made, opens (as during a Kafka
+        # coordinator's load); librdkafka does not retry these here.
+        if e.args[0].code() not in (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS):
+            raise
+        deadline.check()
+        time.sleep(0.05)
+finder.close()
+hb = Heartbeats()
+# member id -> [epoch, owned partitions]
+state = {}
+
+base = []
+
+def rel(epoch):
+    """An epoch as the number of group epochs past the first member's
+    join (Kafka's first is 2, sluice's 1); a leave's as it is."""
+    if epoch <= 0:
+        return str(epoch)
+    base[:1] = base[:1] or [epoch]
+    return f"first{epoch - base[0]:+d}"
+
+def show(label, answer, with_assignment=True):
+    error, message, member_id, epoch, assignment = answer
+    if error != 0:
+        # Epochs in the message, relative too.
+        message = (message or "").replace(prefix, "")
+        message = re.sub(r"\((\d+)\)", lambda m: f"({rel(int(m.group(1)))})", message)
+        print(f"{label}: error {error}: {message}")
+        return
+    parts = None if assignment is None else sorted(p for _, p in assignment)
+    print(f"{label}: epoch {rel(epoch)}" + (f", assignment {parts}" if with_assignment else ""))
+
+def beat(label, member, epoch=None, instance=None, topics=None, quiet=False, with_assignment=True):
+    epoch_sent, owned = state.get(member, [0, []])
+    if epoch is not None:
+        epoch_sent = epoch
+    answer = hb.beat(group, member, epoch_sent, instance, topics,
+                     [] if epoch_sent == 0 else owned)
+    error, _, _, epoch_got, assignment = answer
+    if error == 0:
+        state[member] = [epoch_got, owned if assignment is None else assignment]
+    if not quiet:
+        show(label, answer, with_assignment)
+    return answer
+
+def settle(members):
+    """Heartbeats round the members every 100 ms until they own both
+    partitions and no answer changed anything for a second."""
+    deadline = Deadline(30, "the group to settle")
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < 1.0:
+        for m, instance in members:
+            before = list(state[m])
+            beat("", m, instance=instance, quiet=True)
+            if state[m] != before or sum(len(state[m][1]) for m, _ in members) != 2:
+                quiet_since = time.monotonic()
+        deadline.check(str(state))
+        time.sleep(0.1)
+
+# What a join answers first depends on when Kafka computes the target;
+# what the group settles on does not.
+beat("A joins", "A", 0, "i-a", [topic], with_assignment=False)
+beat("B joins", "B", 0, None, [topic], with_assignment=False)
+settle([("A", "i-a"), ("B", None)])
+print("settled: A", sorted(p for _, p in state["A"][1]), rel(state["A"][0]),
+      "B", sorted(p for _, p in state["B"][1]), rel(state["B"][0]))
+a_epoch = state["A"][0]
+beat("A leaves for now", "A", -2, "i-a")
+beat("B beats", "B")
+beat("B beats again", "B")
+beat("A2 takes A's place", "A2", 0, "i-a", [topic])
+settle([("A2", "i-a"), ("B", None)])
+print("settled: A2", sorted(p for _, p in state["A2"][1]), rel(state["A2"][0]),
+      "B", sorted(p for _, p in state["B"][1]), rel(state["B"][0]))
+beat("A3 joins as i-a", "A3", 0, "i-a", [topic])
+beat("A beats as i-a", "A", a_epoch, "i-a")
+beat("X leaves as i-x", "X", -2, "i-x")
+beat("A2 leaves as i-b", "A2", -2, "i-b")
+beat("A2 rejoins at epoch 0", "A2", 0, "i-a", [topic])
+beat("C joins subscribed to nothing", "C", 0, None, None)
+beat("C joins subscribed to no topic", "C", 0, None, [])
+beat("Y leaves", "Y", -1)
+beat("Z beats at epoch 5", "Z", 5)
+beat("B beats one epoch back", "B", state["B"][0] - 1)
+beat("B beats six epochs ahead", "B", state["B"][0] + 6)
+beat("B leaves", "B", -1)
+beat("A2 leaves for good", "A2", -1, "i-a")
+"#;
+
+#[test]
+fn kip848_static_members_leave_for_now_and_come_back_as_kafkas_do() {
+    let lines = |bootstrap: &str| -> Vec<String> {
+        let out = common::python_at(
+            bootstrap,
+            STATIC_MEMBERS,
+            &[&topic("static")],
+            Duration::from_secs(120),
+        );
+        out.assert_success();
+        out.stdout_text().lines().map(str::to_owned).collect()
+    };
+    // Kafka computes each target at once, as sluice does.
+    let kafka = kafka::KafkaNode::start_with(&[
+        "group.consumer.min.assignment.interval.ms=0",
+        "group.consumer.assignment.interval.ms=0",
+    ]);
+    let expected = lines(&kafka.bootstrap());
+    drop(kafka);
+    let broker = Broker::start();
+    assert_eq!(lines(&broker.bootstrap()), expected);
+    // What Kafka answered, so that a change on its side is seen too.
+    assert_eq!(
+        expected,
+        [
+            "A joins: epoch first+0",
+            "B joins: epoch first+1",
+            "settled: A [0] first+1 B [1] first+1",
+            "A leaves for now: epoch -2, assignment None",
+            "B beats: epoch first+1, assignment None",
+            "B beats again: epoch first+1, assignment None",
+            "A2 takes A's place: epoch first+1, assignment [0]",
+            "settled: A2 [0] first+1 B [1] first+1",
+            "A3 joins as i-a: error 111: Static member A3 with instance id i-a cannot join the group because the instance id is owned by A2 member.",
+            "A beats as i-a: error 82: Static member A with instance id i-a was fenced by member A2.",
+            "X leaves as i-x: error 25: Instance id i-x is unknown.",
+            "A2 leaves as i-b: error 25: Instance id i-b is unknown.",
+            "A2 rejoins at epoch 0: error 111: Static member A2 with instance id i-a cannot join the group because the instance id is owned by A2 member.",
+            "C joins subscribed to nothing: error 42: Either SubscribedTopicNames or SubscribedTopicRegex must be non-null when (re-)joining.",
+            "C joins subscribed to no topic: epoch first+1, assignment []",
+            "Y leaves: error 25: Member Y is not a member of group g.",
+            "Z beats at epoch 5: error 25: Member Z is not a member of group g.",
+            "B beats one epoch back: error 110: The consumer group member has a smaller member epoch (first+0) than the one known by the group coordinator (first+1). The member must abandon all its partitions and rejoin.",
+            "B beats six epochs ahead: error 110: The consumer group member has a greater member epoch (first+7) than the one known by the group coordinator (first+1). The member must abandon all its partitions and rejoin.",
+            "B leaves: epoch -1, assignment None",
+            "A2 leaves for good: epoch -1, assignment None",
+        ]
+    );
+}

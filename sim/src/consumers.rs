@@ -222,6 +222,9 @@ pub struct ConsumerMember {
     /// The server-side assignor it names, if any (sent with every
     /// heartbeat).
     pub assignor: Option<ServerAssignor>,
+    /// A static member's instance id (`group.instance.id`): it leaves for
+    /// now (epoch -2), and a later member with the same id takes its place.
+    pub instance_id: Option<String>,
 }
 
 /// A KIP-848 member's life: join `group` subscribed to `topic` (or carry
@@ -238,6 +241,7 @@ pub async fn run_member(c: &Rc<Clients>, member: ConsumerMember) {
         rounds,
         leave,
         assignor,
+        instance_id,
     } = member;
     let shard = c.shards[entry as usize].clone();
     let resumed = c.groups.borrow_mut().consumers.resume(&member_id);
@@ -257,7 +261,7 @@ pub async fn run_member(c: &Rc<Clients>, member: ConsumerMember) {
             group_id: group.clone(),
             member_id: member_id.clone(),
             member_epoch: epoch,
-            instance_id: None,
+            instance_id: instance_id.clone(),
             rebalance_timeout_ms: SESSION_TIMEOUT_MS,
             subscribed_topics: Some(vec![topic.clone()]),
             owned: Some(owned.iter().copied().collect()),
@@ -309,6 +313,9 @@ pub async fn run_member(c: &Rc<Clients>, member: ConsumerMember) {
                 c.groups.borrow_mut().consumers.gave_up(&member_id);
                 continue;
             }
+            // Its instance id is another member's: it stops, as a client
+            // does on these fatal errors.
+            ErrorCode::UnreleasedInstanceId | ErrorCode::FencedInstanceId => break,
             // The coordinator moving or loading: tried again.
             _ => continue,
         }
@@ -323,7 +330,10 @@ pub async fn run_member(c: &Rc<Clients>, member: ConsumerMember) {
         if let Some(assignment) = &response.assignment {
             owned = assignment.iter().copied().collect();
         }
-        let joined = request_epoch == 0;
+        // A static member's join may take another's place at the group's
+        // epoch, with no new one (as in Kafka): only the others' joins
+        // must be past every epoch answered before a crash.
+        let joined = request_epoch == 0 && instance_id.is_none();
         let applied = c.groups.borrow_mut().consumers.applied(
             &group,
             &member_id,
@@ -348,10 +358,13 @@ pub async fn run_member(c: &Rc<Clients>, member: ConsumerMember) {
     }
     c.groups.borrow_mut().consumers.gave_up(&member_id);
     if leave && epoch > 0 {
+        // A static member leaves for now: it keeps its partitions for its
+        // session, for the member taking its place.
         let request = HeartbeatRequest {
             group_id: group.clone(),
             member_id: member_id.clone(),
-            member_epoch: -1,
+            member_epoch: if instance_id.is_some() { -2 } else { -1 },
+            instance_id: instance_id.clone(),
             ..HeartbeatRequest::default()
         };
         let answer = group_call(&shard, &group, GroupRequest::ConsumerHeartbeat(request)).await;

@@ -505,6 +505,7 @@ fn client_op(world: &mut World, node: &Node) -> Option<Op> {
                         leave: rng.chance(50),
                         // Its record kept the one it named.
                         assignor: None,
+                        instance_id: None,
                     }));
                 }
                 world.next_value += 1;
@@ -526,6 +527,9 @@ fn client_op(world: &mut World, node: &Node) -> Option<Op> {
                         Some(ServerAssignor::Uniform),
                         Some(ServerAssignor::Range),
                     ][rng.below(3) as usize],
+                    // A few instance ids, so that static members come back
+                    // in another's place (or are refused while it holds it).
+                    instance_id: rng.chance(30).then(|| format!("i{}", rng.below(3))),
                 })
             }
             _ => {

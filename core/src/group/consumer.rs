@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::group::assignor::{self, AssignorMember, ServerAssignor};
 use crate::group::member_records::{GroupProtocol, MemberAssignment, MemberMetadata, MemberState};
 use crate::group::records::{GroupEpoch, OffsetsRecord};
+use crate::group::refusals;
 use crate::ErrorCode;
 
 /// A topic's id and partition count, as the metadata knows them.
@@ -101,6 +102,8 @@ pub struct HeartbeatResponse {
     /// The member's whole assignment, when it changed since the last
     /// answer (or on a join).
     pub assignment: Option<Vec<TopicPartition>>,
+    /// Kafka's message with a refusal ([`super::refusals`]).
+    pub message: Option<String>,
 }
 
 impl HeartbeatResponse {
@@ -112,9 +115,15 @@ impl HeartbeatResponse {
             member_epoch: -1,
             heartbeat_interval_ms: 0,
             assignment: None,
+            message: None,
         }
     }
 }
+
+/// The epoch of a static member that left for now (KIP-848's
+/// LEAVE_GROUP_STATIC_MEMBER_EPOCH): it keeps its partitions until its
+/// session ends or a member with its instance id takes its place.
+pub const LEFT_FOR_NOW_EPOCH: i32 = -2;
 
 #[derive(Debug, Clone)]
 struct Member {
@@ -373,7 +382,7 @@ impl ConsumerGroup {
         } else if self
             .members
             .values()
-            .any(|m| m.epoch != self.assignment_epoch)
+            .any(|m| m.epoch != self.assignment_epoch && m.epoch != LEFT_FOR_NOW_EPOCH)
         {
             "Reconciling"
         } else {
@@ -438,46 +447,63 @@ impl ConsumerGroup {
         now_ms: i64,
         config: ConsumerGroupConfig,
     ) -> HeartbeatResponse {
-        let error = HeartbeatResponse::error;
         if req.member_epoch < 0 {
-            // Leaving (-1), or a static member going away for now (-2):
-            // either way its partitions are given to the others.
-            if self.members.remove(&req.member_id).is_some() {
-                self.target.remove(&req.member_id);
-                self.group_epoch += 1;
-            }
-            return HeartbeatResponse {
-                error: ErrorCode::None,
-                member_id: req.member_id,
-                member_epoch: req.member_epoch,
-                heartbeat_interval_ms: 0,
-                assignment: None,
-            };
+            return self.leave(req);
         }
         let member_id = if req.member_id.is_empty() {
             req.member_id_suffix.clone()
         } else {
             req.member_id.clone()
         };
+        let mut replaces = None;
         if req.member_epoch == 0 {
             if req.subscribed_topics.is_none() {
-                return error(ErrorCode::InvalidRequest, &member_id);
+                return refusals::no_subscription();
+            }
+            if let Some(instance) = req.instance_id.as_deref() {
+                match self.static_member(instance) {
+                    Some((owner, m)) if m.epoch != LEFT_FOR_NOW_EPOCH => {
+                        return refusals::unreleased_instance(&member_id, instance, owner);
+                    }
+                    Some((owner, _)) => replaces = Some(owner.to_owned()),
+                    None => {}
+                }
             }
             // A join, or a rejoin with epoch 0, which starts over.
+            let taken_target = replaces.as_deref().and_then(|old| self.target.remove(old));
             self.target.remove(&member_id);
-            self.members.insert(
-                member_id.clone(),
-                Member::joining(
-                    req.rebalance_timeout_ms,
-                    req.instance_id.clone(),
-                    req.client.clone(),
-                ),
+            let mut member = Member::joining(
+                req.rebalance_timeout_ms,
+                req.instance_id.clone(),
+                req.client.clone(),
             );
+            if let Some(old) = replaces.as_deref() {
+                // A static member back under a new member id takes the
+                // place of the one that left for now: its partitions, its
+                // part of the target, its subscription and assignor, and
+                // no new group epoch unless its subscription changed.
+                if let Some(left) = self.members.remove(old) {
+                    member.assigned = left.assigned;
+                    member.subscribed = left.subscribed;
+                    member.server_assignor = left.server_assignor;
+                    member.previous_epoch = 0;
+                }
+            }
+            if let Some(target) = taken_target {
+                self.target.insert(member_id.clone(), target);
+            }
+            self.members.insert(member_id.clone(), member);
+        } else if let Some(instance) = req.instance_id.as_deref() {
+            if let Err(refusal) = self.check_static_member(instance, &member_id) {
+                return refusal;
+            }
         }
-        // One new group epoch for a join and/or a new subscription.
-        let mut changed = req.member_epoch == 0;
+        // One new group epoch for a new subscription, a join's included (a
+        // member that joins subscribed to nothing, or takes another's place
+        // with its subscription, changes none: as in Kafka).
+        let mut changed = false;
         let Some(member) = self.members.get_mut(&member_id) else {
-            return error(ErrorCode::UnknownMemberId, &member_id);
+            return refusals::unknown_member(&member_id, &req.group_id);
         };
         if req.server_assignor.is_some() {
             // As Kafka: the group's assignor changes with the next target.
@@ -491,11 +517,12 @@ impl ConsumerGroup {
                 .owned
                 .as_ref()
                 .is_some_and(|owned| owned.iter().all(|tp| member.assigned.contains(tp)));
-            if req.member_epoch != member.previous_epoch
+            if req.member_epoch > member.epoch
+                || req.member_epoch != member.previous_epoch
                 || member.previous_epoch < 0
                 || !owned_is_its_own
             {
-                return error(ErrorCode::FencedMemberEpoch, &member_id);
+                return refusals::fenced_epoch(req.member_epoch, member.epoch);
             }
             member.last_sent = None;
         }
@@ -530,6 +557,68 @@ impl ConsumerGroup {
             member_epoch: member.epoch,
             heartbeat_interval_ms: config.heartbeat_interval_ms,
             assignment,
+            message: None,
+        }
+    }
+
+    /// A leave: epoch -1 (for good: its partitions go to the others) or,
+    /// a static member's, [`LEFT_FOR_NOW_EPOCH`] (it keeps them for its
+    /// session). A static member is named by its instance id, as Kafka
+    /// names it.
+    fn leave(&mut self, req: HeartbeatRequest) -> HeartbeatResponse {
+        let member_id = match req.instance_id.as_deref() {
+            None if self.members.contains_key(&req.member_id) => req.member_id,
+            None => return refusals::unknown_member(&req.member_id, &req.group_id),
+            Some(instance) => match self.check_static_member(instance, &req.member_id) {
+                Ok(()) => req.member_id,
+                Err(refusal) => return refusal,
+            },
+        };
+        if req.member_epoch == LEFT_FOR_NOW_EPOCH && req.instance_id.is_some() {
+            if let Some(member) = self.members.get_mut(&member_id) {
+                member.epoch = LEFT_FOR_NOW_EPOCH;
+                // What it was giving up is free: it consumes nothing now.
+                member.revoking.clear();
+                member.last_sent = None;
+            }
+        } else {
+            self.members.remove(&member_id);
+            self.target.remove(&member_id);
+            self.group_epoch += 1;
+        }
+        HeartbeatResponse {
+            error: ErrorCode::None,
+            member_id,
+            member_epoch: req.member_epoch,
+            heartbeat_interval_ms: 0,
+            assignment: None,
+            message: None,
+        }
+    }
+
+    /// The member holding `instance`, if any (a scan: joins and refusals
+    /// only; a static member's heartbeat finds itself by its member id).
+    fn static_member(&self, instance: &str) -> Option<(&str, &Member)> {
+        self.members
+            .iter()
+            .find(|(_, m)| m.instance_id.as_deref() == Some(instance))
+            .map(|(id, m)| (id.as_str(), m))
+    }
+
+    /// Kafka's refusal of a heartbeat or leave of `member_id` naming
+    /// `instance`, unless that member holds it.
+    fn check_static_member(
+        &self,
+        instance: &str,
+        member_id: &str,
+    ) -> Result<(), HeartbeatResponse> {
+        let holds = |m: &Member| m.instance_id.as_deref() == Some(instance);
+        if self.members.get(member_id).is_some_and(holds) {
+            return Ok(());
+        }
+        match self.static_member(instance) {
+            None => Err(refusals::unknown_instance(instance)),
+            Some((owner, _)) => Err(refusals::fenced_instance(member_id, instance, owner)),
         }
     }
 
@@ -782,5 +871,99 @@ mod tests {
         assert_eq!(beat(&mut g, "a", 1, None).assignment, None, "sent already");
         g.answer_lost("a");
         assert_eq!(parts(&beat(&mut g, "a", 1, None)), [0, 1, 2, 3]);
+    }
+
+    fn static_beat(
+        g: &mut ConsumerGroup,
+        id: &str,
+        epoch: i32,
+        instance: &str,
+        owned: Option<Vec<TopicPartition>>,
+    ) -> HeartbeatResponse {
+        g.heartbeat(
+            HeartbeatRequest {
+                group_id: "g".into(),
+                member_id: id.into(),
+                member_epoch: epoch,
+                instance_id: Some(instance.into()),
+                subscribed_topics: (epoch == 0).then(|| vec!["t".into()]),
+                owned: if epoch == 0 { Some(vec![]) } else { owned },
+                ..HeartbeatRequest::default()
+            },
+            &topics,
+            1,
+            CONFIG,
+        )
+    }
+
+    #[test]
+    fn a_static_member_back_under_a_new_id_takes_the_place_it_left_for_now() {
+        let mut g = ConsumerGroup::default();
+        static_beat(&mut g, "a", 0, "i", None);
+        join(&mut g, "b", 0);
+        let a = static_beat(&mut g, "a", 1, "i", None);
+        assert_eq!(parts(&a), [0, 1]);
+        let a = static_beat(&mut g, "a", 1, "i", Some(vec![(T, 0), (T, 1)]));
+        assert_eq!(a.member_epoch, 2);
+        assert_eq!(parts(&beat(&mut g, "b", 2, None)), [2, 3]);
+        // a leaves for now: it keeps its partitions, b gets none of them.
+        let left = static_beat(&mut g, "a", LEFT_FOR_NOW_EPOCH, "i", None);
+        assert_eq!((left.error, left.member_epoch), (ErrorCode::None, -2));
+        assert_eq!(g.group_epoch, 2);
+        assert_eq!(beat(&mut g, "b", 2, None).assignment, None);
+        assert_eq!(g.describe().state, "Stable");
+        // Another member with its instance id: a's partitions, at once,
+        // at the same group epoch.
+        let a2 = static_beat(&mut g, "a2", 0, "i", None);
+        assert_eq!((a2.error, a2.member_epoch), (ErrorCode::None, 2));
+        assert_eq!(parts(&a2), [0, 1]);
+        assert_eq!(g.group_epoch, 2);
+        assert!(g.member_epoch("a").is_none());
+        // The old member is fenced; a third is refused while a2 holds it.
+        let old = static_beat(&mut g, "a", 2, "i", None);
+        assert_eq!(old.error, ErrorCode::FencedInstanceId);
+        assert_eq!(
+            old.message.as_deref(),
+            Some("Static member a with instance id i was fenced by member a2.")
+        );
+        let third = static_beat(&mut g, "a3", 0, "i", None);
+        assert_eq!(third.error, ErrorCode::UnreleasedInstanceId);
+        assert_eq!(
+            static_beat(&mut g, "x", -2, "j", None).message.as_deref(),
+            Some("Instance id j is unknown.")
+        );
+    }
+
+    #[test]
+    fn a_static_member_left_for_now_expires_with_its_session() {
+        let mut g = ConsumerGroup::default();
+        static_beat(&mut g, "a", 0, "i", None);
+        static_beat(&mut g, "a", LEFT_FOR_NOW_EPOCH, "i", None);
+        assert!(g.expire(45_001 + 1));
+        assert!(g.is_empty());
+        // Its instance id is free: a new member joins afresh.
+        let a2 = static_beat(&mut g, "a2", 0, "i", None);
+        assert_eq!((a2.error, parts(&a2)), (ErrorCode::None, vec![0, 1, 2, 3]));
+    }
+
+    #[test]
+    fn unknown_members_and_wrong_epochs_get_kafkas_messages() {
+        let mut g = ConsumerGroup::default();
+        join(&mut g, "a", 0);
+        let unknown = beat(&mut g, "z", -1, None);
+        assert_eq!(unknown.error, ErrorCode::UnknownMemberId);
+        assert_eq!(
+            unknown.message.as_deref(),
+            Some("Member z is not a member of group g.")
+        );
+        let ahead = beat(&mut g, "a", 3, None);
+        assert_eq!(ahead.error, ErrorCode::FencedMemberEpoch);
+        assert_eq!(
+            ahead.message.as_deref(),
+            Some(
+                "The consumer group member has a greater member epoch (3) than the one known by \
+                 the group coordinator (1). The member must abandon all its partitions and rejoin."
+            )
+        );
     }
 }

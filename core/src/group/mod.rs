@@ -44,6 +44,7 @@ pub mod coordinator;
 pub mod member_records;
 pub mod membership;
 pub mod records;
+pub mod refusals;
 pub mod share;
 pub mod subscription;
 pub mod written;

@@ -63,12 +63,10 @@ pub async fn handle(
             .as_ref()
             .is_none_or(|t| !t.is_empty())
     {
-        return ConsumerGroupHeartbeatResponse::default()
-            .with_error_code(ErrorCode::InvalidRequest.code())
-            .with_error_message(Some(StrBytes::from_static_str(
-                "TopicPartitions must be empty when (re-)joining.",
-            )))
-            .with_member_epoch(-1);
+        return refusal(
+            ErrorCode::InvalidRequest,
+            Some("TopicPartitions must be empty when (re-)joining.".into()),
+        );
     }
     // An assignor the broker does not have is refused before anything
     // changes, as Kafka refuses it.
@@ -77,12 +75,10 @@ pub async fn handle(
         Some(name) => match ServerAssignor::from_name(name) {
             Some(assignor) => Some(assignor),
             None => {
-                return ConsumerGroupHeartbeatResponse::default()
-                    .with_error_code(ErrorCode::UnsupportedAssignor.code())
-                    .with_error_message(Some(StrBytes::from_string(
-                        ServerAssignor::unsupported_message(name),
-                    )))
-                    .with_member_epoch(-1);
+                return refusal(
+                    ErrorCode::UnsupportedAssignor,
+                    Some(ServerAssignor::unsupported_message(name)),
+                );
             }
         },
     };
@@ -109,17 +105,12 @@ pub async fn handle(
         server_assignor,
     };
     let response = match call(ctx, &group_id, GroupRequest::ConsumerHeartbeat(heartbeat)).await {
+        GroupResponse::ConsumerHeartbeat(r) if r.error != ErrorCode::None => {
+            return refusal(r.error, r.message)
+        }
         GroupResponse::ConsumerHeartbeat(r) => r,
-        GroupResponse::Error(e) => {
-            return ConsumerGroupHeartbeatResponse::default()
-                .with_error_code(e.code())
-                .with_member_epoch(-1)
-        }
-        _ => {
-            return ConsumerGroupHeartbeatResponse::default()
-                .with_error_code(ErrorCode::UnknownServerError.code())
-                .with_member_epoch(-1)
-        }
+        GroupResponse::Error(e) => return refusal(e, None),
+        _ => return refusal(ErrorCode::UnknownServerError, None),
     };
     let assignment = response.assignment.map(|tps| {
         Assignment::default().with_topic_partitions(
@@ -134,9 +125,17 @@ pub async fn handle(
         )
     });
     ConsumerGroupHeartbeatResponse::default()
-        .with_error_code(response.error.code())
         .with_member_id(Some(StrBytes::from_string(response.member_id)))
         .with_member_epoch(response.member_epoch)
         .with_heartbeat_interval_ms(response.heartbeat_interval_ms)
         .with_assignment(assignment)
+}
+
+/// A refusal as Kafka's coordinator answers it: the error and its message,
+/// no member id, member epoch 0.
+fn refusal(error: ErrorCode, message: Option<String>) -> ConsumerGroupHeartbeatResponse {
+    ConsumerGroupHeartbeatResponse::default()
+        .with_error_code(error.code())
+        .with_error_message(message.map(StrBytes::from_string))
+        .with_member_epoch(0)
 }
