@@ -142,7 +142,7 @@ fn an_acknowledgement_answered_before_it_is_written_is_caught() {
     // state: after a crash an accepted record is delivered again.
     caught(
         BrokenRule::ShareAckUnwritten,
-        &[4, 21, 27],
+        &[4, 21, 30],
         STEPS,
         "after it was accepted or rejected",
     );
@@ -155,7 +155,7 @@ fn a_dead_letter_written_again_after_a_crash_is_caught() {
     // written before the crash: a record lands there twice.
     caught(
         BrokenRule::DeadLetterResent,
-        &[22, 26],
+        &[5, 18],
         3000,
         "written twice",
     );
@@ -168,7 +168,7 @@ fn a_delivery_counted_before_its_answer_is_caught() {
     // delivery accounts for.
     caught(
         BrokenRule::DeliveryCountedUnanswered,
-        &[61, 78],
+        &[136, 159],
         3000,
         "before its answer could have handed it out",
     );
@@ -181,9 +181,9 @@ fn members_forgotten_by_a_restart_are_caught() {
     // gives its partitions to another while it still owns them.
     caught(
         BrokenRule::MembersUnwritten,
-        &[2, 6],
+        &[5, 7],
         3000,
         "was told it is unknown",
     );
-    caught(BrokenRule::MembersUnwritten, &[3], 3000, "still owns it");
+    caught(BrokenRule::MembersUnwritten, &[2], 3000, "still owns it");
 }
