@@ -9,12 +9,18 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{
-    kafka, python, python_interpreter, run, topic, wait_for_metric, Broker, Spawned, Stream,
+    kafka, python_interpreter, run, topic, wait_for_metric, Broker, Spawned, Stream,
     CLIENT_TIMEOUT, PY_HELPERS,
 };
 
 fn run_python(broker: &Broker, snippet: &str, args: &[&str]) -> Vec<String> {
-    let out = python(broker, snippet, args, CLIENT_TIMEOUT);
+    run_python_at(&broker.bootstrap(), snippet, args, CLIENT_TIMEOUT)
+}
+
+/// The lines a snippet printed against any broker (a Kafka node too);
+/// it must succeed.
+fn run_python_at(bootstrap: &str, snippet: &str, args: &[&str], timeout: Duration) -> Vec<String> {
+    let out = common::python_at(bootstrap, snippet, args, timeout);
     out.assert_success();
     out.stdout_text().lines().map(str::to_owned).collect()
 }
@@ -590,16 +596,14 @@ fn kip848_server_assignors_assign_as_kafkas_do() {
         "raw join: (112, 'ServerAssignor nope is not supported. Supported assignors: uniform, \
          range.')",
     ];
-    let lines = |bootstrap: &str| -> Vec<String> {
-        // Each settle may take up to 90 s before it fails.
-        let out = common::python_at(
+    // Each settle may take up to 90 s before it fails.
+    let lines = |bootstrap: &str| {
+        run_python_at(
             bootstrap,
             ASSIGNORS,
             &[&topic("asg")],
             Duration::from_secs(300),
-        );
-        out.assert_success();
-        out.stdout_text().lines().map(str::to_owned).collect()
+        )
     };
     // Members heartbeat every second on both, so the groups settle soon.
     let kafka = kafka::KafkaNode::start_with(&[
@@ -829,15 +833,13 @@ beat("A2 leaves for good", "A2", -1, "i-a")
 
 #[test]
 fn kip848_static_members_leave_for_now_and_come_back_as_kafkas_do() {
-    let lines = |bootstrap: &str| -> Vec<String> {
-        let out = common::python_at(
+    let lines = |bootstrap: &str| {
+        run_python_at(
             bootstrap,
             STATIC_MEMBERS,
             &[&topic("static")],
             Duration::from_secs(120),
-        );
-        out.assert_success();
-        out.stdout_text().lines().map(str::to_owned).collect()
+        )
     };
     // Kafka computes each target at once, as sluice does.
     let kafka = kafka::KafkaNode::start_with(&[

@@ -118,22 +118,22 @@ pub fn assign(
         ServerAssignor::Uniform => uniform(members, &subscribed),
         ServerAssignor::Range => range(members, &subscribed),
     };
-    let mut target: Target = members
-        .iter()
-        .map(|m| (m.id.to_owned(), BTreeSet::new()))
-        .collect();
+    let mut by_member: Vec<BTreeSet<TopicPartition>> = vec![BTreeSet::new(); members.len()];
     for (topic, owners) in subscribed.iter().zip(&owners) {
-        for (p, owner) in owners.iter().enumerate() {
+        debug_assert_eq!(owners.len(), topic.info.partitions as usize);
+        for (p, &owner) in owners.iter().enumerate() {
             debug_assert!(
-                topic.subscribers.contains(owner),
+                topic.subscribers.contains(&owner),
                 "assigned to a subscriber"
             );
-            if let Some(partitions) = target.get_mut(members[*owner].id) {
-                partitions.insert((topic.info.id, p as i32));
-            }
+            by_member[owner].insert((topic.info.id, p as i32));
         }
     }
-    target
+    members
+        .iter()
+        .map(|m| m.id.to_owned())
+        .zip(by_member)
+        .collect()
 }
 
 /// Every topic some member subscribes to and `topics` knows, with at least
@@ -253,6 +253,7 @@ fn uniform(members: &[AssignorMember<'_>], topics: &[Topic<'_>]) -> Vec<Vec<usiz
             .map(|&m| Reverse((load[m], m)))
             .collect();
         for slot in owners[t].iter_mut().filter(|slot| slot.is_none()) {
+            // A subscribed topic has a subscriber: the heap is never empty.
             let Some(Reverse((_, m))) = least.pop() else {
                 break;
             };
@@ -261,9 +262,17 @@ fn uniform(members: &[AssignorMember<'_>], topics: &[Topic<'_>]) -> Vec<Vec<usiz
             least.push(Reverse((load[m], m)));
         }
     }
+    // Every slot is filled above; one that were not would go to the
+    // topic's first subscriber, never shift the partitions after it.
     let mut owners: Vec<Vec<usize>> = owners
         .into_iter()
-        .map(|slots| slots.into_iter().flatten().collect())
+        .zip(topics)
+        .map(|(slots, topic)| {
+            slots
+                .into_iter()
+                .map(|slot| slot.unwrap_or(topic.subscribers[0]))
+                .collect()
+        })
         .collect();
     for _ in 0..BALANCE_PASSES {
         let mut moved = false;

@@ -736,20 +736,22 @@ mod tests {
         })
     }
 
+    /// A heartbeat of `id` in group "g" at `epoch`; a join (epoch 0)
+    /// subscribes to "t" and owns nothing.
+    fn request(id: &str, epoch: i32, owned: Option<Vec<TopicPartition>>) -> HeartbeatRequest {
+        let joining = epoch == 0;
+        HeartbeatRequest {
+            group_id: "g".into(),
+            member_id: id.into(),
+            member_epoch: epoch,
+            subscribed_topics: joining.then(|| vec!["t".into()]),
+            owned: if joining { Some(vec![]) } else { owned },
+            ..HeartbeatRequest::default()
+        }
+    }
+
     fn join(g: &mut ConsumerGroup, id: &str, now: i64) -> HeartbeatResponse {
-        g.heartbeat(
-            HeartbeatRequest {
-                group_id: "g".into(),
-                member_id: id.into(),
-                member_epoch: 0,
-                subscribed_topics: Some(vec!["t".into()]),
-                owned: Some(vec![]),
-                ..HeartbeatRequest::default()
-            },
-            &topics,
-            now,
-            CONFIG,
-        )
+        g.heartbeat(request(id, 0, None), &topics, now, CONFIG)
     }
 
     fn beat(
@@ -758,18 +760,7 @@ mod tests {
         epoch: i32,
         owned: Option<Vec<TopicPartition>>,
     ) -> HeartbeatResponse {
-        g.heartbeat(
-            HeartbeatRequest {
-                group_id: "g".into(),
-                member_id: id.into(),
-                member_epoch: epoch,
-                owned,
-                ..HeartbeatRequest::default()
-            },
-            &topics,
-            1,
-            CONFIG,
-        )
+        g.heartbeat(request(id, epoch, owned), &topics, 1, CONFIG)
     }
 
     fn parts(r: &HeartbeatResponse) -> Vec<i32> {
@@ -880,20 +871,11 @@ mod tests {
         instance: &str,
         owned: Option<Vec<TopicPartition>>,
     ) -> HeartbeatResponse {
-        g.heartbeat(
-            HeartbeatRequest {
-                group_id: "g".into(),
-                member_id: id.into(),
-                member_epoch: epoch,
-                instance_id: Some(instance.into()),
-                subscribed_topics: (epoch == 0).then(|| vec!["t".into()]),
-                owned: if epoch == 0 { Some(vec![]) } else { owned },
-                ..HeartbeatRequest::default()
-            },
-            &topics,
-            1,
-            CONFIG,
-        )
+        let request = HeartbeatRequest {
+            instance_id: Some(instance.into()),
+            ..request(id, epoch, owned)
+        };
+        g.heartbeat(request, &topics, 1, CONFIG)
     }
 
     #[test]
