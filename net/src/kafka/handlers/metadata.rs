@@ -72,7 +72,9 @@ pub async fn handle(ctx: &Context, request: MetadataRequest) -> MetadataResponse
     };
     let mut topics = Vec::with_capacity(names.len());
     for (name, id) in names {
-        let name = match name {
+        // A topic asked for by its id has no name, or an empty one (the
+        // Java client's, for the topics a KIP-848 assignment names by id).
+        let name = match name.filter(|n| !n.is_empty() || id.is_nil()) {
             Some(name) => name,
             None => match topic_by_id(ctx, id) {
                 Some(name) => name,
