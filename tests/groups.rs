@@ -617,6 +617,9 @@ fn kip848_server_assignors_assign_as_kafkas_do() {
     assert_eq!(lines(&broker.bootstrap()), expected, "sluice");
 }
 
+/// Raw ConsumerGroupHeartbeat v1 requests, for the snippets below.
+const RAW_HEARTBEATS: &str = include_str!("clients/python/kip848_heartbeats.py");
+
 /// KIP-848 static membership, Kafka 4.4 and sluice answering the same raw
 /// ConsumerGroupHeartbeat requests alike: a static member that leaves for
 /// now (epoch -2) keeps its partition (the other member does not get it),
@@ -627,97 +630,7 @@ fn kip848_server_assignors_assign_as_kafkas_do() {
 /// epochs get Kafka's codes and messages. Epochs are printed relative to
 /// the first join's (Kafka's first group epoch is 2, sluice's 1).
 const STATIC_MEMBERS: &str = r#"
-import re, socket, struct, time
-
-class Heartbeats:
-    """One connection sending ConsumerGroupHeartbeat v1 (member ids chosen
-    here), decoding the answers."""
-
-    def __init__(self):
-        host, port = BOOTSTRAP.rsplit(":", 1)
-        self.sock = socket.create_connection((host, int(port)), timeout=30)
-        self.sock.settimeout(30)
-        self.cid = 0
-
-    def _recv(self, n):
-        buf = b""
-        while len(buf) < n:
-            chunk = self.sock.recv(n - len(buf))
-            if not chunk:
-                raise ConnectionError("the broker closed the connection")
-            buf += chunk
-        return buf
-
-    def beat(self, group, member, epoch, instance=None, topics=None, owned=None):
-        def uv(n):
-            out = b""
-            while n >= 0x80:
-                out += bytes([(n & 0x7F) | 0x80])
-                n >>= 7
-            return out + bytes([n])
-        cs = lambda s: b"\0" if s is None else uv(len(s.encode()) + 1) + s.encode()
-        body = cs(group) + cs(member) + struct.pack(">i", epoch) + cs(instance) + cs(None)
-        body += struct.pack(">i", 30000 if epoch == 0 else -1)
-        body += b"\0" if topics is None else uv(len(topics) + 1) + b"".join(cs(t) for t in topics)
-        body += cs(None) + cs(None)  # SubscribedTopicRegex, ServerAssignor
-        if owned is None:
-            body += b"\0"
-        else:
-            by_topic = {}
-            for tid, p in owned:
-                by_topic.setdefault(tid, []).append(p)
-            body += uv(len(by_topic) + 1)
-            for tid, ps in by_topic.items():
-                body += tid + uv(len(ps) + 1) + b"".join(struct.pack(">i", p) for p in ps) + b"\0"
-        body += b"\0"
-        self.cid += 1
-        header = struct.pack(">hhih", 68, 1, self.cid, 3) + b"raw" + b"\0"
-        self.sock.sendall(struct.pack(">i", len(header) + len(body)) + header + body)
-        (size,) = struct.unpack(">i", self._recv(4))
-        r = Reader(self._recv(size))
-        r.i32(); r.uv()  # correlation id, tagged fields
-        r.i32()  # throttle
-        error = r.i16()
-        message = r.cstr()
-        member_id = r.cstr()
-        member_epoch = r.i32()
-        r.i32()  # heartbeat interval
-        assignment = None
-        if r.i8() == 1:
-            assignment = []
-            for _ in range(r.uv() - 1):
-                tid = r.take(16)
-                for _ in range(r.uv() - 1):
-                    assignment.append((tid, r.i32()))
-                r.uv()
-            r.uv()
-        return error, message, member_id, member_epoch, assignment
-
-class Reader:
-    def __init__(self, b):
-        self.b, self.i = b, 0
-    def take(self, n):
-        v = self.b[self.i:self.i + n]
-        self.i += n
-        return v
-    def i8(self):
-        return struct.unpack(">b", self.take(1))[0]
-    def i16(self):
-        return struct.unpack(">h", self.take(2))[0]
-    def i32(self):
-        return struct.unpack(">i", self.take(4))[0]
-    def uv(self):
-        n, shift = 0, 0
-        while True:
-            b = self.take(1)[0]
-            n |= (b & 0x7F) << shift
-            if b < 0x80:
-                return n
-            shift += 7
-    def cstr(self):
-        n = self.uv() - 1
-        return None if n < 0 else self.take(n).decode()
-
+import re, time
 from confluent_kafka.admin import AdminClient, NewTopic
 prefix = ARGS[0]
 topic, group = prefix + "t", prefix + "g"
@@ -836,7 +749,7 @@ fn kip848_static_members_leave_for_now_and_come_back_as_kafkas_do() {
     let lines = |bootstrap: &str| {
         run_python_at(
             bootstrap,
-            STATIC_MEMBERS,
+            &format!("{RAW_HEARTBEATS}\n{STATIC_MEMBERS}"),
             &[&topic("static")],
             Duration::from_secs(120),
         )

@@ -17,8 +17,9 @@
 use std::time::Instant;
 
 use sluice_core::config::GroupConfig;
-use sluice_core::group::consumer::{HeartbeatRequest, TopicInfo};
+use sluice_core::group::consumer::HeartbeatRequest;
 use sluice_core::group::coordinator::GroupCoordinator;
+use sluice_core::group::topics::TopicTable;
 use sluice_core::group::written::WrittenImages;
 use sluice_core::ErrorCode;
 
@@ -63,12 +64,7 @@ fn parse_args() -> Args {
 fn main() {
     let args = parse_args();
     let partitions = (args.members * 2) as i32;
-    let topics = move |name: &str| {
-        (name == "t").then_some(TopicInfo {
-            id: [1; 16],
-            partitions,
-        })
-    };
+    let topics = TopicTable::of(&[("t", [1; 16], partitions)]);
     let mut c = GroupCoordinator::new(GroupConfig::default());
     let beat = |c: &mut GroupCoordinator, member: &str, epoch: i32| {
         c.consumer_heartbeat(

@@ -95,6 +95,7 @@ pub enum ErrorCode {
     InvalidRecordState = 121,
     ShareSessionNotFound = 122,
     InvalidShareSessionEpoch = 123,
+    InvalidRegularExpression = 128,
     ShareSessionLimitReached = 133,
 }
 
@@ -186,6 +187,7 @@ const ALL: &[ErrorCode] = &[
     ErrorCode::InvalidRecordState,
     ErrorCode::ShareSessionNotFound,
     ErrorCode::InvalidShareSessionEpoch,
+    ErrorCode::InvalidRegularExpression,
     ErrorCode::ShareSessionLimitReached,
 ];
 

@@ -27,7 +27,7 @@ use std::rc::Rc;
 
 use glommio::channels::local_channel::{self, LocalSender};
 use sluice_core::config::GroupConfig;
-use sluice_core::group::consumer::{self, TopicInfo};
+use sluice_core::group::consumer::{self, TopicCatalog};
 use sluice_core::group::coordinator::{GroupCoordinator, PendingWrite};
 use sluice_core::group::records::{CommittedOffset, OffsetsRecord};
 use sluice_core::group::share::ShareHeartbeatResponse;
@@ -244,8 +244,8 @@ impl GroupHome {
         &self.coordinator
     }
 
-    /// Runs one group request for a group of `partition`; `topics`
-    /// resolves topic names (KIP-848 assignments); `verified`, a
+    /// Runs one group request for a group of `partition`; `topics`, the
+    /// cluster's topics (KIP-848 and share assignments); `verified`, a
     /// TxnOffsetCommit's verification guard (begun on the partition's
     /// [`OffsetsLog`]). `None` when `partition` is not loaded here (the
     /// caller tells which error that is).
@@ -253,7 +253,7 @@ impl GroupHome {
         self: &Rc<Self>,
         partition: PartitionId,
         request: GroupRequest,
-        topics: &dyn Fn(&str) -> Option<TopicInfo>,
+        topics: &dyn TopicCatalog,
         verified: Option<VerificationGuard>,
     ) -> Option<GroupResponse> {
         let log = self.logs.borrow().get(&partition).cloned()?;
@@ -267,7 +267,7 @@ impl GroupHome {
         self: &Rc<Self>,
         log: &Rc<OffsetsLog>,
         request: GroupRequest,
-        topics: &dyn Fn(&str) -> Option<TopicInfo>,
+        topics: &dyn TopicCatalog,
         verified: Option<VerificationGuard>,
     ) -> GroupResponse {
         let now = self.env.now_ms();

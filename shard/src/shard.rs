@@ -39,7 +39,7 @@ use crate::runtime::MESH_TASKS_MAX;
 use crate::store::{Disk, PartitionStore};
 use crate::transport::Transport;
 use crate::txn::{TxnHome, TRANSACTION_STATE_TOPIC};
-use sluice_core::group::consumer::TopicInfo;
+use sluice_core::group::topics::{TopicCatalog, TopicInfo};
 
 mod brokers;
 mod cleaner;
@@ -649,12 +649,7 @@ impl Shard {
     /// [`message::Group`]: work for the coordinator of `partition`'s groups.
     pub(crate) async fn group(self: &Rc<Self>, op: message::Group) -> GroupResponse {
         let message::Group { partition, request } = op;
-        let topics = |name: &str| {
-            self.metadata().topics.get(name).map(|t| TopicInfo {
-                id: t.id,
-                partitions: t.partitions.len() as i32,
-            })
-        };
+        let topics = ShardTopics(self);
         let verifying = match self.verify_txn_offsets(partition, &request).await {
             Ok(verifying) => verifying,
             Err(refused) => return refused,
@@ -889,5 +884,23 @@ struct PendingCall<'a> {
 impl Drop for PendingCall<'_> {
     fn drop(&mut self) {
         self.shard.pending.borrow_mut().remove(&self.id);
+    }
+}
+
+/// The shard's metadata as a group coordinator reads it: borrowed anew at
+/// each look, never across an await of the group's writes.
+struct ShardTopics<'a>(&'a Shard);
+
+impl TopicCatalog for ShardTopics<'_> {
+    fn topic(&self, name: &str) -> Option<TopicInfo> {
+        self.0.metadata().topic(name)
+    }
+
+    fn for_each_name(&self, each: &mut dyn FnMut(&str)) {
+        self.0.metadata().for_each_name(each)
+    }
+
+    fn version(&self) -> u64 {
+        self.0.metadata().version()
     }
 }

@@ -17,23 +17,17 @@
 //! after a restart or a coordinator move the members carry on where they
 //! were, their sessions starting again at the load.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::group::assignor::{self, AssignorMember, ServerAssignor};
 use crate::group::member_records::{GroupProtocol, MemberAssignment, MemberMetadata, MemberState};
 use crate::group::records::{GroupEpoch, OffsetsRecord};
 use crate::group::refusals;
+use crate::group::resolution::{self, Read, Resolution, Subscription};
 use crate::ErrorCode;
 
-/// A topic's id and partition count, as the metadata knows them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TopicInfo {
-    pub id: [u8; 16],
-    pub partitions: i32,
-}
-
-/// One partition, by topic id.
-pub type TopicPartition = ([u8; 16], i32);
+pub use crate::group::topics::{TopicCatalog, TopicInfo, TopicPartition};
 
 /// A ConsumerGroupHeartbeat request.
 #[derive(Debug, Clone, Default)]
@@ -47,6 +41,10 @@ pub struct HeartbeatRequest {
     pub rebalance_timeout_ms: i32,
     /// `None`: unchanged since the last heartbeat.
     pub subscribed_topics: Option<Vec<String>>,
+    /// The pattern whose matching topics it subscribes to as well (RE2
+    /// syntax, whole names); `None`: unchanged since the last heartbeat;
+    /// empty: none.
+    pub subscribed_regex: Option<String>,
     /// What the member owns now; `None`: unchanged.
     pub owned: Option<Vec<TopicPartition>>,
     /// Unique text for a broker-chosen member id.
@@ -75,6 +73,7 @@ pub struct MemberDescription {
     pub member_epoch: i32,
     pub client: ClientInfo,
     pub subscribed_topics: Vec<String>,
+    pub subscribed_regex: Option<String>,
     /// What it owns now (its assignment and what it is still giving up).
     pub assignment: Vec<TopicPartition>,
     /// What the target assignment gives it.
@@ -132,6 +131,8 @@ struct Member {
     previous_epoch: i32,
     rebalance_timeout_ms: i32,
     subscribed: BTreeSet<String>,
+    /// The pattern it subscribes with as well, if any.
+    subscribed_regex: Option<String>,
     /// What the member may consume now.
     assigned: BTreeSet<TopicPartition>,
     /// What the member was told to give up and has not yet reported as
@@ -155,6 +156,7 @@ impl Member {
             previous_epoch: -1,
             rebalance_timeout_ms,
             subscribed: BTreeSet::new(),
+            subscribed_regex: None,
             assigned: BTreeSet::new(),
             revoking: BTreeSet::new(),
             last_sent: None,
@@ -184,6 +186,8 @@ pub struct ConsumerGroup {
     assignment_epoch: i32,
     members: BTreeMap<String, Member>,
     target: BTreeMap<String, BTreeSet<TopicPartition>>,
+    /// The subscribed topics as the catalog knew them when last read.
+    resolution: Resolution,
 }
 
 /// Settings of consumer groups.
@@ -235,6 +239,7 @@ impl ConsumerGroup {
                     client_id: m.client.client_id.clone(),
                     client_host: m.client.client_host.clone(),
                     subscribed_topics: m.subscribed.iter().cloned().collect(),
+                    subscribed_regex: m.subscribed_regex.clone(),
                     rebalance_timeout_ms: m.rebalance_timeout_ms,
                     server_assignor: m.server_assignor.map(|a| a.name().to_owned()),
                 }),
@@ -311,6 +316,7 @@ impl ConsumerGroup {
         member.client = ClientInfo::of(&metadata);
         member.rebalance_timeout_ms = metadata.rebalance_timeout_ms;
         member.subscribed = metadata.subscribed_topics.into_iter().collect();
+        member.subscribed_regex = metadata.subscribed_regex;
         member.instance_id = metadata.instance_id;
         member.server_assignor = metadata
             .server_assignor
@@ -401,6 +407,7 @@ impl ConsumerGroup {
                 member_epoch: m.epoch,
                 client: m.client.clone(),
                 subscribed_topics: m.subscribed.iter().cloned().collect(),
+                subscribed_regex: m.subscribed_regex.clone(),
                 assignment: m.assigned.union(&m.revoking).copied().collect(),
                 target_assignment: self
                     .target
@@ -423,9 +430,20 @@ impl ConsumerGroup {
         ServerAssignor::preferred(self.members.values().map(|m| m.server_assignor))
     }
 
-    /// Every topic some member subscribes to.
+    /// Every topic some member subscribes to, by name or by a pattern
+    /// (what it matched when the catalog was last read).
     pub fn subscribed_topics(&self) -> Vec<String> {
-        let topics: BTreeSet<&String> = self.members.values().flat_map(|m| &m.subscribed).collect();
+        let topics: BTreeSet<&String> = self
+            .members
+            .values()
+            .flat_map(|m| {
+                let matched = m
+                    .subscribed_regex
+                    .as_deref()
+                    .and_then(|p| self.resolution.matched(p));
+                m.subscribed.iter().chain(matched.into_iter().flatten())
+            })
+            .collect();
         topics.into_iter().cloned().collect()
     }
 
@@ -439,16 +457,21 @@ impl ConsumerGroup {
         self.members.get(member_id).map(|m| m.epoch)
     }
 
-    /// ConsumerGroupHeartbeat. `topics` resolves subscribed topic names.
+    /// ConsumerGroupHeartbeat, with the topics of `catalog`.
     pub fn heartbeat(
         &mut self,
         req: HeartbeatRequest,
-        topics: &dyn Fn(&str) -> Option<TopicInfo>,
+        catalog: &dyn TopicCatalog,
         now_ms: i64,
         config: ConsumerGroupConfig,
     ) -> HeartbeatResponse {
         if req.member_epoch < 0 {
             return self.leave(req);
+        }
+        if let Some(pattern) = req.subscribed_regex.as_deref().filter(|p| !p.is_empty()) {
+            if let Err(message) = resolution::compile(pattern) {
+                return refusals::invalid_regex(message);
+            }
         }
         let member_id = if req.member_id.is_empty() {
             req.member_id_suffix.clone()
@@ -457,7 +480,7 @@ impl ConsumerGroup {
         };
         let mut replaces = None;
         if req.member_epoch == 0 {
-            if req.subscribed_topics.is_none() {
+            if req.subscribed_topics.is_none() && req.subscribed_regex.is_none() {
                 return refusals::no_subscription();
             }
             if let Some(instance) = req.instance_id.as_deref() {
@@ -485,6 +508,7 @@ impl ConsumerGroup {
                 if let Some(left) = self.members.remove(old) {
                     member.assigned = left.assigned;
                     member.subscribed = left.subscribed;
+                    member.subscribed_regex = left.subscribed_regex;
                     member.server_assignor = left.server_assignor;
                     member.previous_epoch = 0;
                 }
@@ -534,16 +558,32 @@ impl ConsumerGroup {
                 changed = true;
             }
         }
-        if changed {
-            self.group_epoch += 1;
+        if let Some(pattern) = req.subscribed_regex {
+            let pattern = Some(pattern).filter(|p| !p.is_empty());
+            if pattern != member.subscribed_regex {
+                member.subscribed_regex = pattern;
+                changed = true;
+            }
         }
         if let Some(owned) = &req.owned {
             // What it no longer reports, it gave up.
             let owned: BTreeSet<TopicPartition> = owned.iter().copied().collect();
             member.revoking.retain(|tp| owned.contains(tp));
         }
+        // A subscribed topic created, deleted or grown since the target was
+        // computed, or a pattern matching other topics now, brings a new
+        // group epoch too, as in Kafka.
+        // (Read whenever a target is computed, so that it is computed from
+        // the members' subscriptions as they are.)
+        let recompute = changed || self.group_epoch > self.assignment_epoch;
+        if self.catalog_moved(catalog, recompute) && !recompute {
+            changed = true;
+        }
+        if changed {
+            self.group_epoch += 1;
+        }
         if self.group_epoch > self.assignment_epoch {
-            self.compute_target(topics);
+            self.compute_target();
         }
         self.reconcile(&member_id);
         let member = self.members.get_mut(&member_id).expect("reconciled above");
@@ -622,22 +662,68 @@ impl ConsumerGroup {
         }
     }
 
+    /// Reads the catalog again if it moved (or the subscriptions
+    /// changed): true when the subscribed topics are not what the target
+    /// was computed from. The first read after a load compares with what
+    /// the target covers, as the load kept no copy of the catalog.
+    fn catalog_moved(&mut self, catalog: &dyn TopicCatalog, subscriptions_changed: bool) -> bool {
+        let subscriptions = self
+            .members
+            .values()
+            .map(|m| -> Subscription<'_> { (&m.subscribed, m.subscribed_regex.as_deref()) });
+        match self
+            .resolution
+            .read(catalog, subscriptions, subscriptions_changed)
+        {
+            Read::Skipped | Read::Same => false,
+            Read::Moved => true,
+            Read::First => {
+                let targeted: BTreeSet<TopicPartition> =
+                    self.target.values().flatten().copied().collect();
+                let subscribed: BTreeSet<TopicPartition> = self
+                    .resolution
+                    .existing()
+                    .flat_map(|t| (0..t.partitions).map(move |p| (t.id, p)))
+                    .collect();
+                targeted != subscribed
+            }
+        }
+    }
+
     /// The target assignment of the current group epoch, by the group's
-    /// assignor ([`assignor`]), from each member's previous target.
-    fn compute_target(&mut self, topics: &dyn Fn(&str) -> Option<TopicInfo>) {
+    /// assignor ([`assignor`]), from each member's previous target, over
+    /// the subscribed topics as the catalog was last read.
+    fn compute_target(&mut self) {
+        // A member's names, and what its pattern matched with them.
+        let subscribed: Vec<Cow<'_, BTreeSet<String>>> = self
+            .members
+            .values()
+            .map(|m| {
+                match m
+                    .subscribed_regex
+                    .as_deref()
+                    .and_then(|p| self.resolution.matched(p))
+                {
+                    None => Cow::Borrowed(&m.subscribed),
+                    Some(matched) => Cow::Owned(m.subscribed.union(matched).cloned().collect()),
+                }
+            })
+            .collect();
         let members: Vec<AssignorMember<'_>> = self
             .members
             .iter()
-            .map(|(id, m)| AssignorMember {
+            .zip(&subscribed)
+            .map(|((id, m), subscribed)| AssignorMember {
                 id,
                 instance_id: m.instance_id.as_deref(),
-                subscribed: &m.subscribed,
+                subscribed: subscribed.as_ref(),
                 // A member restored without its part of the target keeps
                 // what it holds.
                 previous: self.target.get(id).unwrap_or(&m.assigned),
             })
             .collect();
-        self.target = assignor::assign(self.assignor(), &members, topics);
+        let resolution = &self.resolution;
+        self.target = assignor::assign(self.assignor(), &members, &|name| resolution.topic(name));
         self.assignment_epoch = self.group_epoch;
     }
 
@@ -720,8 +806,12 @@ impl ConsumerGroup {
 }
 
 #[cfg(test)]
+mod catalog_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
+    use crate::group::topics::TopicTable;
 
     const T: [u8; 16] = [7; 16];
     const CONFIG: ConsumerGroupConfig = ConsumerGroupConfig {
@@ -729,11 +819,9 @@ mod tests {
         heartbeat_interval_ms: 5_000,
     };
 
-    fn topics(name: &str) -> Option<TopicInfo> {
-        (name == "t").then_some(TopicInfo {
-            id: T,
-            partitions: 4,
-        })
+    /// One topic, "t", of four partitions.
+    fn topics() -> TopicTable {
+        TopicTable::of(&[("t", T, 4)])
     }
 
     /// A heartbeat of `id` in group "g" at `epoch`; a join (epoch 0)
@@ -751,7 +839,7 @@ mod tests {
     }
 
     fn join(g: &mut ConsumerGroup, id: &str, now: i64) -> HeartbeatResponse {
-        g.heartbeat(request(id, 0, None), &topics, now, CONFIG)
+        g.heartbeat(request(id, 0, None), &topics(), now, CONFIG)
     }
 
     fn beat(
@@ -760,7 +848,7 @@ mod tests {
         epoch: i32,
         owned: Option<Vec<TopicPartition>>,
     ) -> HeartbeatResponse {
-        g.heartbeat(request(id, epoch, owned), &topics, 1, CONFIG)
+        g.heartbeat(request(id, epoch, owned), &topics(), 1, CONFIG)
     }
 
     fn parts(r: &HeartbeatResponse) -> Vec<i32> {
@@ -875,7 +963,7 @@ mod tests {
             instance_id: Some(instance.into()),
             ..request(id, epoch, owned)
         };
-        g.heartbeat(request, &topics, 1, CONFIG)
+        g.heartbeat(request, &topics(), 1, CONFIG)
     }
 
     #[test]

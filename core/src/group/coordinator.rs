@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 
-use super::consumer::{self, ConsumerGroup, ConsumerGroupConfig, TopicInfo};
+use super::consumer::{self, ConsumerGroup, ConsumerGroupConfig, TopicCatalog};
 use super::member_records::GroupProtocol;
 use super::membership::Group;
 use super::records::{CommittedOffset, OffsetsRecord};
@@ -274,11 +274,11 @@ impl GroupCoordinator {
         (Ok(errors), out)
     }
 
-    /// ConsumerGroupHeartbeat (KIP-848); `topics` resolves topic names.
+    /// ConsumerGroupHeartbeat (KIP-848), with the topics of `catalog`.
     pub fn consumer_heartbeat(
         &mut self,
         req: consumer::HeartbeatRequest,
-        topics: &dyn Fn(&str) -> Option<TopicInfo>,
+        catalog: &dyn TopicCatalog,
         now_ms: i64,
     ) -> consumer::HeartbeatResponse {
         let refuse = consumer::HeartbeatResponse::error;
@@ -304,16 +304,16 @@ impl GroupCoordinator {
             .consumer_groups
             .entry(req.group_id.clone())
             .or_default();
-        group.heartbeat(req, topics, now_ms, config)
+        group.heartbeat(req, catalog, now_ms, config)
     }
 
-    /// ShareGroupHeartbeat (KIP-932); `topics` resolves topic names. A
+    /// ShareGroupHeartbeat (KIP-932), with the topics of `catalog`. A
     /// group id a classic or consumer group holds is GROUP_ID_NOT_FOUND,
     /// as Kafka answers it.
     pub fn share_heartbeat(
         &mut self,
         req: ShareHeartbeatRequest,
-        topics: &dyn Fn(&str) -> Option<TopicInfo>,
+        catalog: &dyn TopicCatalog,
         now_ms: i64,
     ) -> ShareHeartbeatResponse {
         if req.group_id.is_empty() {
@@ -346,7 +346,7 @@ impl GroupCoordinator {
             max_size: self.config.share_max_size.max(1) as usize,
         };
         let group = self.share_groups.entry(req.group_id.clone()).or_default();
-        group.heartbeat(req, topics, now_ms, config)
+        group.heartbeat(req, &|name| catalog.topic(name), now_ms, config)
     }
 
     /// ShareGroupDescribe for one group: GROUP_ID_NOT_FOUND, with Kafka's

@@ -81,6 +81,8 @@ pub struct MemberMetadata {
     pub client_id: String,
     pub client_host: String,
     pub subscribed_topics: Vec<String>,
+    /// The pattern it subscribes with too (a consumer group's member only).
+    pub subscribed_regex: Option<String>,
     pub rebalance_timeout_ms: i32,
     /// The assignor the member names (a consumer group's member only).
     pub server_assignor: Option<String>,
@@ -124,8 +126,7 @@ pub(crate) fn encode_metadata(protocol: GroupProtocol, m: &MemberMetadata) -> Ve
         put_compact_nullable_str(&mut out, Some(topic));
     }
     if protocol == GroupProtocol::Consumer {
-        // SubscribedTopicRegex: sluice subscribes by name only.
-        put_compact_nullable_str(&mut out, None);
+        put_compact_nullable_str(&mut out, m.subscribed_regex.as_deref());
         put_i32(&mut out, m.rebalance_timeout_ms);
         put_compact_nullable_str(&mut out, m.server_assignor.as_deref());
     }
@@ -156,8 +157,9 @@ pub(crate) fn decode_metadata(
     }
     let mut rebalance_timeout_ms = -1;
     let mut server_assignor = None;
+    let mut subscribed_regex = None;
     if consumer {
-        let _regex = compact_nullable_string(&mut v)?;
+        subscribed_regex = compact_nullable_string(&mut v)?;
         rebalance_timeout_ms = v.i32()?;
         server_assignor = compact_nullable_string(&mut v)?;
     }
@@ -168,6 +170,7 @@ pub(crate) fn decode_metadata(
         client_id,
         client_host,
         subscribed_topics,
+        subscribed_regex,
         rebalance_timeout_ms,
         server_assignor,
     })
@@ -334,6 +337,7 @@ mod tests {
             client_id: "c".into(),
             client_host: "/127.0.0.1".into(),
             subscribed_topics: vec!["a".into(), "b".into()],
+            subscribed_regex: Some("orders-.*".into()),
             rebalance_timeout_ms: 300_000,
             server_assignor: Some("range".into()),
         };
@@ -341,9 +345,11 @@ mod tests {
             decode_metadata(CONSUMER, &encode_metadata(CONSUMER, &metadata)),
             Ok(metadata.clone())
         );
-        // A share member's has no instance id, rebalance timeout or assignor.
+        // A share member's has no instance id, pattern, rebalance timeout
+        // or assignor.
         let share = MemberMetadata {
             instance_id: None,
+            subscribed_regex: None,
             rebalance_timeout_ms: -1,
             server_assignor: None,
             ..metadata

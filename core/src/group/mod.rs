@@ -45,8 +45,10 @@ pub mod member_records;
 pub mod membership;
 pub mod records;
 pub mod refusals;
+pub mod resolution;
 pub mod share;
 pub mod subscription;
+pub mod topics;
 pub mod written;
 
 use bytes::Bytes;

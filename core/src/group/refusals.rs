@@ -24,6 +24,12 @@ pub fn no_subscription() -> HeartbeatResponse {
     )
 }
 
+/// A pattern that does not compile, with the compiler's words
+/// ([`super::resolution::compile`]).
+pub fn invalid_regex(message: String) -> HeartbeatResponse {
+    refusal(ErrorCode::InvalidRegularExpression, message)
+}
+
 /// A member id the group does not have.
 pub fn unknown_member(member_id: &str, group_id: &str) -> HeartbeatResponse {
     refusal(

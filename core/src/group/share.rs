@@ -192,6 +192,7 @@ impl ShareGroup {
                     client_id: m.client.client_id.clone(),
                     client_host: m.client.client_host.clone(),
                     subscribed_topics: m.subscribed.iter().cloned().collect(),
+                    subscribed_regex: None,
                     rebalance_timeout_ms: -1,
                     server_assignor: None,
                 }),

@@ -510,11 +510,9 @@ fn dropping_a_group_answers_its_parked_requests() {
 }
 
 /// The one topic the KIP-848 tests subscribe to: `t`, one partition.
-fn topic_t(name: &str) -> Option<crate::group::consumer::TopicInfo> {
-    (name == "t").then_some(crate::group::consumer::TopicInfo {
-        id: [1; 16],
-        partitions: 1,
-    })
+/// One topic, "t", of one partition.
+fn topic_t() -> crate::group::topics::TopicTable {
+    crate::group::topics::TopicTable::of(&[("t", [1; 16], 1)])
 }
 
 #[test]
@@ -530,7 +528,7 @@ fn a_kip848_group_with_members_is_not_deleted_nor_its_consumed_offsets() {
             subscribed_topics: Some(vec!["t".into()]),
             ..HeartbeatRequest::default()
         },
-        &topic_t,
+        &topic_t(),
         0,
     );
     assert_eq!(joined.error, ErrorCode::None);
@@ -549,7 +547,7 @@ fn a_kip848_group_comes_back_empty_at_its_epoch_and_goes_with_a_tombstone() {
         subscribed_topics: (epoch == 0).then(|| vec!["t".into()]),
         ..HeartbeatRequest::default()
     };
-    let joined = c.consumer_heartbeat(request(0), &topic_t, 0);
+    let joined = c.consumer_heartbeat(request(0), &topic_t(), 0);
     assert_eq!(joined.error, ErrorCode::None);
     let records = c.consumer_group_records("g").expect("a consumer group");
     let record = records[0].clone();
@@ -602,7 +600,7 @@ fn a_share_group_comes_back_empty_at_its_epoch_from_its_record_until_deleted() {
             subscribed_topics: Some(vec!["t".into()]),
             ..ShareHeartbeatRequest::default()
         },
-        &topic_t,
+        &topic_t(),
         0,
     );
     assert_eq!(joined.error, ErrorCode::None);
@@ -664,11 +662,11 @@ fn an_empty_kip848_group_with_offsets_stays_a_consumer_group_until_deleted() {
         ..HeartbeatRequest::default()
     };
     assert_eq!(
-        c.consumer_heartbeat(request(0), &topic_t, 0).error,
+        c.consumer_heartbeat(request(0), &topic_t(), 0).error,
         ErrorCode::None
     );
     // The member leaves: the group is empty, and still a consumer group.
-    c.consumer_heartbeat(request(-1), &topic_t, 10);
+    c.consumer_heartbeat(request(-1), &topic_t(), 10);
     c.tick(20);
     let listed = c.list();
     let g = listed.iter().find(|g| g.group_id == "g").expect("listed");
@@ -717,13 +715,8 @@ fn the_next_deadline_is_exactly_when_a_tick_has_work() {
 
 #[test]
 fn a_kip848_group_comes_back_with_its_members_where_they_were() {
-    use crate::group::consumer::{HeartbeatRequest, TopicInfo};
-    let topics = |name: &str| {
-        (name == "t").then_some(TopicInfo {
-            id: [1; 16],
-            partitions: 4,
-        })
-    };
+    use crate::group::consumer::HeartbeatRequest;
+    let topics = crate::group::topics::TopicTable::of(&[("t", [1; 16], 4)]);
     let request = |member: &str, epoch: i32, owned: Option<Vec<(i32, i32)>>| HeartbeatRequest {
         group_id: "g".into(),
         member_id: member.into(),
@@ -797,8 +790,8 @@ fn a_share_group_comes_back_with_its_members_at_their_epochs() {
         ..ShareHeartbeatRequest::default()
     };
     let mut c = coordinator(0);
-    c.share_heartbeat(request("a", 0), &topic_t, 0);
-    let b = c.share_heartbeat(request("b", 0), &topic_t, 0);
+    c.share_heartbeat(request("a", 0), &topic_t(), 0);
+    let b = c.share_heartbeat(request("b", 0), &topic_t(), 0);
     let described = c.describe_share_group("s").expect("a group");
     let records = c.share_group_records("s").expect("a group");
     let mut restarted = coordinator(0);
@@ -808,7 +801,7 @@ fn a_share_group_comes_back_with_its_members_at_their_epochs() {
     assert_eq!(restarted.describe_share_group("s"), Ok(described));
     assert_eq!(restarted.share_group_records("s"), Some(records));
     // b carries on at its epoch, its assignment given whole again.
-    let again = restarted.share_heartbeat(request("b", b.member_epoch), &topic_t, 200);
+    let again = restarted.share_heartbeat(request("b", b.member_epoch), &topic_t(), 200);
     assert_eq!(
         (again.error, again.member_epoch),
         (ErrorCode::None, b.member_epoch)

@@ -92,6 +92,7 @@ pub async fn handle(
         subscribed_topics: request
             .subscribed_topic_names
             .map(|names| names.into_iter().map(|n| n.0.as_str().to_owned()).collect()),
+        subscribed_regex: opt(&request.subscribed_topic_regex),
         owned: request.topic_partitions.map(|tps| {
             tps.into_iter()
                 .flat_map(|tp| {

@@ -1,0 +1,103 @@
+"""Raw ConsumerGroupHeartbeat v1 requests (member ids chosen by the
+caller) on one connection, for the differential tests of KIP-848 groups
+(tests/groups.rs, tests/group_topics.rs): a client library would not send
+the malformed or out-of-turn requests these tests compare. The snippet
+that includes this defines BOOTSTRAP."""
+import socket
+import struct
+
+
+class Heartbeats:
+    """One connection sending ConsumerGroupHeartbeat v1 (member ids chosen
+    here), decoding the answers."""
+
+    def __init__(self):
+        host, port = BOOTSTRAP.rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)), timeout=30)
+        self.sock.settimeout(30)
+        self.cid = 0
+
+    def _recv(self, n):
+        buf = b""
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("the broker closed the connection")
+            buf += chunk
+        return buf
+
+    def beat(self, group, member, epoch, instance=None, topics=None, owned=None,
+             regex=None, rebalance=None, rack=None):
+        """One heartbeat; `rebalance` defaults to 30 s on a join, -1
+        (unchanged) otherwise. Returns (error, message, member id, member
+        epoch, assignment as [(topic id, partition)] or None)."""
+        def uv(n):
+            out = b""
+            while n >= 0x80:
+                out += bytes([(n & 0x7F) | 0x80])
+                n >>= 7
+            return out + bytes([n])
+        cs = lambda s: b"\0" if s is None else uv(len(s.encode()) + 1) + s.encode()
+        body = cs(group) + cs(member) + struct.pack(">i", epoch) + cs(instance) + cs(rack)
+        if rebalance is None:
+            rebalance = 30000 if epoch == 0 else -1
+        body += struct.pack(">i", rebalance)
+        body += b"\0" if topics is None else uv(len(topics) + 1) + b"".join(cs(t) for t in topics)
+        body += cs(regex) + cs(None)  # SubscribedTopicRegex, ServerAssignor
+        if owned is None:
+            body += b"\0"
+        else:
+            by_topic = {}
+            for tid, p in owned:
+                by_topic.setdefault(tid, []).append(p)
+            body += uv(len(by_topic) + 1)
+            for tid, ps in by_topic.items():
+                body += tid + uv(len(ps) + 1) + b"".join(struct.pack(">i", p) for p in ps) + b"\0"
+        body += b"\0"
+        self.cid += 1
+        header = struct.pack(">hhih", 68, 1, self.cid, 3) + b"raw" + b"\0"
+        self.sock.sendall(struct.pack(">i", len(header) + len(body)) + header + body)
+        (size,) = struct.unpack(">i", self._recv(4))
+        r = Reader(self._recv(size))
+        r.i32(); r.uv()  # correlation id, tagged fields
+        r.i32()  # throttle
+        error = r.i16()
+        message = r.cstr()
+        member_id = r.cstr()
+        member_epoch = r.i32()
+        r.i32()  # heartbeat interval
+        assignment = None
+        if r.i8() == 1:
+            assignment = []
+            for _ in range(r.uv() - 1):
+                tid = r.take(16)
+                for _ in range(r.uv() - 1):
+                    assignment.append((tid, r.i32()))
+                r.uv()
+            r.uv()
+        return error, message, member_id, member_epoch, assignment
+
+class Reader:
+    def __init__(self, b):
+        self.b, self.i = b, 0
+    def take(self, n):
+        v = self.b[self.i:self.i + n]
+        self.i += n
+        return v
+    def i8(self):
+        return struct.unpack(">b", self.take(1))[0]
+    def i16(self):
+        return struct.unpack(">h", self.take(2))[0]
+    def i32(self):
+        return struct.unpack(">i", self.take(4))[0]
+    def uv(self):
+        n, shift = 0, 0
+        while True:
+            b = self.take(1)[0]
+            n |= (b & 0x7F) << shift
+            if b < 0x80:
+                return n
+            shift += 7
+    def cstr(self):
+        n = self.uv() - 1
+        return None if n < 0 else self.take(n).decode()

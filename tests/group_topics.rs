@@ -1,0 +1,251 @@
+//! KIP-848 groups and the cluster's topics, judged against Apache Kafka
+//! 4.4: the same clients and requests against both must print the same
+//! lines.
+//!
+//! - Members subscribed by name to a topic not made yet get it when it is
+//!   made, and new partitions when it grows; members subscribed by a
+//!   regular expression (librdkafka's `^` topics, sent as
+//!   SubscribedTopicRegex) get every topic it matches, those made later
+//!   too, and lose a deleted one; the Java client's server-side pattern
+//!   (`subscribe(SubscriptionPattern)`, tests/clients/java/PatternCheck.java)
+//!   alike.
+//! - A pattern that does not compile is refused
+//!   (INVALID_REGULAR_EXPRESSION with RE2's words), with Kafka's message.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::programs::java_client;
+use common::{kafka, run, topic, Broker};
+
+/// Raw ConsumerGroupHeartbeat v1 requests.
+const RAW_HEARTBEATS: &str = include_str!("clients/python/kip848_heartbeats.py");
+
+/// The lines a snippet printed against a broker; it must succeed.
+fn lines(bootstrap: &str, snippet: &str, args: &[&str]) -> Vec<String> {
+    let out = common::python_at(bootstrap, snippet, args, Duration::from_secs(300));
+    out.assert_success();
+    out.stdout_text().lines().map(str::to_owned).collect()
+}
+
+/// Two librdkafka consumers of the new protocol, each in its own group:
+/// one subscribed by name to PREFIX-late (not made yet), one by the
+/// pattern ^PREFIX-rx-.* (PREFIX-rx-a made, PREFIX-other not matching).
+/// Topics are made, grown and deleted; after each step the script waits
+/// (at most 60 s: Kafka matches patterns again at most every 10 s) until
+/// each consumer's assignment is what the step should give it, and prints
+/// what it reached.
+const FOLLOW_TOPICS: &str = r#"
+import time
+from confluent_kafka import Consumer, KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic, NewPartitions
+prefix = ARGS[0]
+admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+
+def make(name, partitions):
+    admin.create_topics([NewTopic(prefix + name, num_partitions=partitions, replication_factor=1)])[prefix + name].result(30)
+
+make("-rx-a", 1)
+make("-other", 1)
+
+def consumer(group):
+    return Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": prefix + group,
+                     "group.protocol": "consumer", "auto.offset.reset": "earliest",
+                     "topic.metadata.refresh.interval.ms": 1000})
+
+by_name, by_pattern = consumer("-names"), consumer("-pattern")
+by_name.subscribe([prefix + "-late"])
+by_pattern.subscribe(["^" + prefix + "-rx-.*"])
+
+def owned(c):
+    return sorted(f"{tp.topic[len(prefix):]}:{tp.partition}" for tp in c.assignment())
+
+def poll_both(seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        for c in (by_name, by_pattern):
+            m = c.poll(0.05)
+            if m is not None and m.error() and m.error().code() != KafkaError._PARTITION_EOF:
+                # The topic a pattern matched is deleted under it: said
+                # once, as Kafka's and sluice's metadata say it.
+                if m.error().code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    raise KafkaException(m.error())
+
+def until(label, c, want):
+    deadline = time.monotonic() + 60
+    while owned(c) != want and time.monotonic() < deadline:
+        poll_both(0.2)
+    print(f"{label}: {owned(c)}")
+
+until("pattern, at first", by_pattern, ["-rx-a:0"])
+poll_both(3)
+print(f"names, before the topic is made: {owned(by_name)}")
+make("-late", 2)
+make("-rx-b", 2)
+until("names, the topic made", by_name, ["-late:0", "-late:1"])
+until("pattern, a matching topic made", by_pattern, ["-rx-a:0", "-rx-b:0", "-rx-b:1"])
+admin.create_partitions([NewPartitions(prefix + "-late", 3)])[prefix + "-late"].result(30)
+until("names, the topic grown", by_name, ["-late:0", "-late:1", "-late:2"])
+admin.delete_topics([prefix + "-rx-a"])[prefix + "-rx-a"].result(30)
+until("pattern, a matching topic deleted", by_pattern, ["-rx-b:0", "-rx-b:1"])
+by_name.close()
+by_pattern.close()
+"#;
+
+#[test]
+fn kip848_groups_follow_topics_made_grown_and_matched_as_kafkas_do() {
+    let expected = [
+        "pattern, at first: ['-rx-a:0']",
+        "names, before the topic is made: []",
+        "names, the topic made: ['-late:0', '-late:1']",
+        "pattern, a matching topic made: ['-rx-a:0', '-rx-b:0', '-rx-b:1']",
+        "names, the topic grown: ['-late:0', '-late:1', '-late:2']",
+        "pattern, a matching topic deleted: ['-rx-b:0', '-rx-b:1']",
+    ];
+    let run = |bootstrap: &str| lines(bootstrap, FOLLOW_TOPICS, &[&topic("follow")]);
+    // Members heartbeat every second on both.
+    let kafka = kafka::KafkaNode::start_with(&[
+        "group.consumer.min.heartbeat.interval.ms=1000",
+        "group.consumer.heartbeat.interval.ms=1000",
+    ]);
+    assert_eq!(run(&kafka.bootstrap()), expected, "Apache Kafka");
+    drop(kafka);
+    let broker =
+        Broker::start_with_env(&[("SLUICE_GROUP__CONSUMER_HEARTBEAT_INTERVAL_MS", "1000")]);
+    assert_eq!(run(&broker.bootstrap()), expected, "sluice");
+}
+
+/// PatternCheck.java's lines against a broker (the client's own log lines,
+/// which start with `[`, left out); it must succeed.
+fn java_pattern_lines(bootstrap: &str, prefix: &str) -> Vec<String> {
+    let dir = java_client();
+    let out = run(
+        Command::new("java")
+            .arg("-cp")
+            .arg(format!("{}/*", dir.join("target/dependency").display()))
+            .arg(dir.join("PatternCheck.java"))
+            .arg(bootstrap)
+            .arg(prefix),
+        b"",
+        Duration::from_secs(300),
+    );
+    out.assert_success();
+    out.stdout_text()
+        .lines()
+        .filter(|l| !l.starts_with('['))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn java_consumers_subscribe_by_server_side_pattern_as_on_kafka() {
+    let expected = [
+        "pattern, at first: [-a:0]",
+        "pattern, a matching topic made: [-a:0, -b:0, -b:1]",
+        "another pattern: [-other:0]",
+    ];
+    let kafka = kafka::KafkaNode::start_with(&[
+        "group.consumer.min.heartbeat.interval.ms=1000",
+        "group.consumer.heartbeat.interval.ms=1000",
+    ]);
+    let prefix = topic("java-pattern");
+    assert_eq!(
+        java_pattern_lines(&kafka.bootstrap(), &prefix),
+        expected,
+        "Apache Kafka"
+    );
+    drop(kafka);
+    let broker =
+        Broker::start_with_env(&[("SLUICE_GROUP__CONSUMER_HEARTBEAT_INTERVAL_MS", "1000")]);
+    assert_eq!(
+        java_pattern_lines(&broker.bootstrap(), &prefix),
+        expected,
+        "sluice"
+    );
+}
+
+/// Raw heartbeats Kafka refuses, each printed with its code and message,
+/// then a join by a pattern alone, which both accept.
+const CHECKS: &str = r#"
+import time
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+prefix = ARGS[0]
+topic, group = prefix + "-t", prefix + "-g"
+admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(30)
+# The group's coordinator found (and __consumer_offsets made) first.
+finder = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": group})
+deadline = Deadline(30, "the group coordinator, loaded")
+while True:
+    try:
+        finder.committed([TopicPartition(topic, 0)], timeout=30)
+        break
+    except KafkaException as e:
+        if e.args[0].code() not in (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS):
+            raise
+        deadline.check()
+        time.sleep(0.05)
+finder.close()
+hb = Heartbeats()
+
+def beat(label, member, epoch, group=group, **kw):
+    deadline = Deadline(30, "the coordinator, loaded")
+    while True:
+        answer = hb.beat(group, member, epoch, **kw)
+        # COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE: retried,
+        # as a client does.
+        if answer[0] not in (14, 15):
+            break
+        deadline.check()
+        time.sleep(0.05)
+    error, message = answer[0], answer[1]
+    # (Kafka matches a new pattern in the background, so what a join by
+    # one is given first differs: sluice matches it at once.)
+    print(f"{label}: error {error}: {message}" if error else f"{label}: ok")
+
+for pattern in ["[", "(a", "a)", "*a", "[z-a]", "(?=a)", "a\\"]:
+    beat(f"pattern {pattern}", "m", 0, topics=None, owned=[], regex=pattern)
+beat("join by a pattern alone", "m", 0, owned=[], regex=prefix + "-.*")
+beat("leave", "m", -1)
+"#;
+
+#[test]
+fn kip848_heartbeat_checks_answer_as_kafkas_do() {
+    let run = |bootstrap: &str| {
+        lines(
+            bootstrap,
+            &format!("{RAW_HEARTBEATS}\n{CHECKS}"),
+            &[&topic("checks")],
+        )
+    };
+    let kafka = kafka::KafkaNode::start_with(&[
+        "group.consumer.min.assignment.interval.ms=0",
+        "group.consumer.assignment.interval.ms=0",
+    ]);
+    let expected = run(&kafka.bootstrap());
+    drop(kafka);
+    let broker = Broker::start();
+    assert_eq!(run(&broker.bootstrap()), expected);
+    // What Kafka answered, so that a change on its side is seen too.
+    let refused = |pattern: &str, words: &str| {
+        format!(
+            "pattern {pattern}: error 128: SubscribedTopicRegex `{pattern}` is not a valid \
+             regular expression: {words}."
+        )
+    };
+    let recorded = [
+        refused("[", "missing closing ]"),
+        refused("(a", "missing closing )"),
+        refused("a)", "regexp/syntax: internal error"),
+        refused("*a", "missing argument to repetition operator"),
+        refused("[z-a]", "invalid character class range"),
+        refused("(?=a)", "invalid or unsupported Perl syntax"),
+        refused("a\\", "trailing backslash at end of expression"),
+        "join by a pattern alone: ok".into(),
+        "leave: ok".into(),
+    ];
+    assert_eq!(expected, recorded);
+}
