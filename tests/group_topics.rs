@@ -9,8 +9,10 @@
 //!   too, and lose a deleted one; the Java client's server-side pattern
 //!   (`subscribe(SubscriptionPattern)`, tests/clients/java/PatternCheck.java)
 //!   alike.
-//! - A pattern that does not compile is refused
-//!   (INVALID_REGULAR_EXPRESSION with RE2's words), with Kafka's message.
+//! - ConsumerGroupHeartbeat's checks: a pattern that does not compile
+//!   (INVALID_REGULAR_EXPRESSION with RE2's words) and the malformed
+//!   requests Kafka refuses before looking at the group (INVALID_REQUEST),
+//!   each with Kafka's message.
 
 mod common;
 
@@ -208,6 +210,13 @@ def beat(label, member, epoch, group=group, **kw):
 
 for pattern in ["[", "(a", "a)", "*a", "[z-a]", "(?=a)", "a\\"]:
     beat(f"pattern {pattern}", "m", 0, topics=None, owned=[], regex=pattern)
+beat("no member id", "", 0, topics=[topic], owned=[])
+beat("no group id", "m", 0, group="", topics=[topic], owned=[])
+beat("empty instance id", "m", 0, instance="", topics=[topic], owned=[])
+beat("empty rack", "m", 0, rack="", topics=[topic], owned=[])
+beat("join without a rebalance timeout", "m", 0, topics=[topic], owned=[], rebalance=-1)
+beat("leave for now without an instance id", "m", -2)
+beat("epoch -3", "m", -3)
 beat("join by a pattern alone", "m", 0, owned=[], regex=prefix + "-.*")
 beat("leave", "m", -1)
 "#;
@@ -244,6 +253,15 @@ fn kip848_heartbeat_checks_answer_as_kafkas_do() {
         refused("[z-a]", "invalid character class range"),
         refused("(?=a)", "invalid or unsupported Perl syntax"),
         refused("a\\", "trailing backslash at end of expression"),
+        "no member id: error 42: MemberId can't be empty.".into(),
+        "no group id: error 42: GroupId can't be empty.".into(),
+        "empty instance id: error 42: InstanceId can't be empty.".into(),
+        "empty rack: error 42: RackId can't be empty.".into(),
+        "join without a rebalance timeout: error 42: RebalanceTimeoutMs must be provided in \
+         first request."
+            .into(),
+        "leave for now without an instance id: error 42: InstanceId can't be null.".into(),
+        "epoch -3: error 42: MemberEpoch is invalid.".into(),
         "join by a pattern alone: ok".into(),
         "leave: ok".into(),
     ];

@@ -11,7 +11,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use sluice_core::group::assignor::ServerAssignor;
-use sluice_core::group::consumer::{ClientInfo, HeartbeatRequest};
+use sluice_core::group::consumer::{ClientInfo, HeartbeatRequest, LEFT_FOR_NOW_EPOCH};
 use sluice_core::ErrorCode;
 use sluice_shard::{GroupRequest, GroupResponse};
 
@@ -31,6 +31,9 @@ impl Handler for ConsumerGroupHeartbeatHandler {
     type Response = ConsumerGroupHeartbeatResponse;
 
     async fn handle(call: Call<'_>, request: Self::Request) -> Outcome<Self::Response> {
+        if let Some(message) = malformed(&request, call.version) {
+            return Outcome::Answer(refusal(ErrorCode::InvalidRequest, Some(message.into())));
+        }
         let client = ClientInfo {
             client_id: call
                 .header
@@ -46,6 +49,36 @@ impl Handler for ConsumerGroupHeartbeatHandler {
         };
         Outcome::Answer(handle(call.ctx, request, client).await)
     }
+}
+
+/// What Kafka refuses in a request before looking at its group, with
+/// Kafka's words, checked in Kafka's order (a join's owned partitions and
+/// subscription are checked in [`handle`] and the group).
+fn malformed(request: &ConsumerGroupHeartbeatRequest, version: i16) -> Option<&'static str> {
+    let empty = |s: &Option<StrBytes>| s.as_ref().is_some_and(|s| s.trim().is_empty());
+    let epoch = request.member_epoch;
+    if (version >= 1 || epoch > 0 || epoch == -1) && request.member_id.trim().is_empty() {
+        return Some("MemberId can't be empty.");
+    }
+    if request.group_id.0.trim().is_empty() {
+        return Some("GroupId can't be empty.");
+    }
+    if empty(&request.instance_id) {
+        return Some("InstanceId can't be empty.");
+    }
+    if empty(&request.rack_id) {
+        return Some("RackId can't be empty.");
+    }
+    if epoch == 0 && request.rebalance_timeout_ms == -1 {
+        return Some("RebalanceTimeoutMs must be provided in first request.");
+    }
+    if epoch == LEFT_FOR_NOW_EPOCH && request.instance_id.is_none() {
+        return Some("InstanceId can't be null.");
+    }
+    if epoch < LEFT_FOR_NOW_EPOCH {
+        return Some("MemberEpoch is invalid.");
+    }
+    None
 }
 
 /// Answers a ConsumerGroupHeartbeat request.
