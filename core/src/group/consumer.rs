@@ -468,9 +468,14 @@ impl ConsumerGroup {
         if req.member_epoch < 0 {
             return self.leave(req);
         }
+        // A pattern new to the group is compiled before anything changes
+        // (one its members use compiled already: members send theirs with
+        // every heartbeat).
         if let Some(pattern) = req.subscribed_regex.as_deref().filter(|p| !p.is_empty()) {
-            if let Err(message) = resolution::compile(pattern) {
-                return refusals::invalid_regex(message);
+            if self.resolution.matched(pattern).is_none() {
+                if let Err(message) = resolution::compile(pattern) {
+                    return refusals::invalid_regex(message);
+                }
             }
         }
         let member_id = if req.member_id.is_empty() {
