@@ -106,17 +106,9 @@ fn kip848_groups_follow_topics_made_grown_and_matched_as_kafkas_do() {
         "names, the topic grown: ['-late:0', '-late:1', '-late:2']",
         "pattern, a matching topic deleted: ['-rx-b:0', '-rx-b:1']",
     ];
-    let run = |bootstrap: &str| lines(bootstrap, FOLLOW_TOPICS, &[&topic("follow")]);
-    // Members heartbeat every second on both.
-    let kafka = kafka::KafkaNode::start_with(&[
-        "group.consumer.min.heartbeat.interval.ms=1000",
-        "group.consumer.heartbeat.interval.ms=1000",
-    ]);
-    assert_eq!(run(&kafka.bootstrap()), expected, "Apache Kafka");
-    drop(kafka);
-    let broker =
-        Broker::start_with_env(&[("SLUICE_GROUP__CONSUMER_HEARTBEAT_INTERVAL_MS", "1000")]);
-    assert_eq!(run(&broker.bootstrap()), expected, "sluice");
+    kafka::assert_same_with_fast_heartbeats(&expected, |bootstrap| {
+        lines(bootstrap, FOLLOW_TOPICS, &[&topic("follow")])
+    });
 }
 
 /// PatternCheck.java's lines against a broker (the client's own log lines,
@@ -148,24 +140,10 @@ fn java_consumers_subscribe_by_server_side_pattern_as_on_kafka() {
         "pattern, a matching topic made: [-a:0, -b:0, -b:1]",
         "another pattern: [-other:0]",
     ];
-    let kafka = kafka::KafkaNode::start_with(&[
-        "group.consumer.min.heartbeat.interval.ms=1000",
-        "group.consumer.heartbeat.interval.ms=1000",
-    ]);
     let prefix = topic("java-pattern");
-    assert_eq!(
-        java_pattern_lines(&kafka.bootstrap(), &prefix),
-        expected,
-        "Apache Kafka"
-    );
-    drop(kafka);
-    let broker =
-        Broker::start_with_env(&[("SLUICE_GROUP__CONSUMER_HEARTBEAT_INTERVAL_MS", "1000")]);
-    assert_eq!(
-        java_pattern_lines(&broker.bootstrap(), &prefix),
-        expected,
-        "sluice"
-    );
+    kafka::assert_same_with_fast_heartbeats(&expected, |bootstrap| {
+        java_pattern_lines(bootstrap, &prefix)
+    });
 }
 
 /// Raw heartbeats Kafka refuses, each printed with its code and message,

@@ -605,16 +605,7 @@ fn kip848_server_assignors_assign_as_kafkas_do() {
             Duration::from_secs(300),
         )
     };
-    // Members heartbeat every second on both, so the groups settle soon.
-    let kafka = kafka::KafkaNode::start_with(&[
-        "group.consumer.min.heartbeat.interval.ms=1000",
-        "group.consumer.heartbeat.interval.ms=1000",
-    ]);
-    assert_eq!(lines(&kafka.bootstrap()), expected, "Apache Kafka");
-    drop(kafka);
-    let broker =
-        Broker::start_with_env(&[("SLUICE_GROUP__CONSUMER_HEARTBEAT_INTERVAL_MS", "1000")]);
-    assert_eq!(lines(&broker.bootstrap()), expected, "sluice");
+    kafka::assert_same_with_fast_heartbeats(&expected, lines);
 }
 
 /// Raw ConsumerGroupHeartbeat v1 requests, for the snippets below.

@@ -118,3 +118,18 @@ impl Drop for KafkaNode {
         let _ = oracle().args(["stop", "--data"]).arg(self.data()).output();
     }
 }
+
+/// Runs `lines` against a Kafka node, then against a sluice broker, members
+/// of KIP-848 groups heartbeating every second on both (so that groups
+/// settle soon), and checks that each printed `expected`.
+pub fn assert_same_with_fast_heartbeats(expected: &[&str], lines: impl Fn(&str) -> Vec<String>) {
+    let kafka = KafkaNode::start_with(&[
+        "group.consumer.min.heartbeat.interval.ms=1000",
+        "group.consumer.heartbeat.interval.ms=1000",
+    ]);
+    assert_eq!(lines(&kafka.bootstrap()), expected, "Apache Kafka");
+    drop(kafka);
+    let broker =
+        super::Broker::start_with_env(&[("SLUICE_GROUP__CONSUMER_HEARTBEAT_INTERVAL_MS", "1000")]);
+    assert_eq!(lines(&broker.bootstrap()), expected, "sluice");
+}
