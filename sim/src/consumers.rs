@@ -15,6 +15,8 @@
 //!   its next heartbeat is refused, as in Kafka; its commits are refused
 //!   meanwhile);
 //! - a member's epoch never goes back while it stays a member;
+//! - a member is given partitions of its topic alone (it subscribes to
+//!   that one, by name or by a pattern only that name matches);
 //! - a group that cannot have been removed (an acknowledged commit keeps
 //!   it) answers a join, after a crash, with an epoch past every epoch it
 //!   answered since: the group's epoch is written before the answer that
@@ -85,6 +87,8 @@ pub struct ConsumerModel {
     epochs_answered: BTreeMap<String, i32>,
     /// Group → every epoch answered after the last crash must be past this.
     epoch_floor: BTreeMap<String, i32>,
+    /// Topic name → every id it had while a member subscribed to it.
+    topic_ids: BTreeMap<String, BTreeSet<[u8; 16]>>,
     pub heartbeats: u64,
     pub ownership_checks: u64,
 }
@@ -204,6 +208,39 @@ impl ConsumerModel {
         Ok(())
     }
 
+    /// `topic` has (or had) these ids.
+    fn saw_ids(&mut self, topic: &str, ids: &BTreeSet<[u8; 16]>) {
+        self.topic_ids
+            .entry(topic.to_owned())
+            .or_default()
+            .extend(ids);
+    }
+
+    /// The broken promise, if `member`, subscribed to `topic` alone (by
+    /// its name or by a pattern only it matches), was given a partition
+    /// of another topic.
+    fn only_its_topic(
+        &mut self,
+        group: &str,
+        member: &str,
+        topic: &str,
+        owned: &BTreeSet<TopicPartition>,
+    ) -> Result<(), String> {
+        let ids = self.topic_ids.get(topic);
+        self.ownership_checks += 1;
+        match owned
+            .iter()
+            .find(|(id, _)| !ids.is_some_and(|ids| ids.contains(id)))
+        {
+            Some((id, p)) => Err(format!(
+                "group {group}: {member}, subscribed to {topic} alone, was given partition {p} \
+                 of topic {:02x?}, not one of {topic}'s",
+                &id[..4]
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// `member` owns nothing any more (it was fenced, or leaves).
     fn gave_up(&mut self, member: &str) {
         self.owners.remove(member);
@@ -230,6 +267,14 @@ pub struct ConsumerMember {
     /// A static member's instance id (`group.instance.id`): it leaves for
     /// now (epoch -2), and a later member with the same id takes its place.
     pub instance_id: Option<String>,
+}
+
+/// The ids `topic` has in the metadata of the node's shards now.
+fn topic_ids(c: &Clients, topic: &str) -> BTreeSet<[u8; 16]> {
+    c.shards
+        .iter()
+        .filter_map(|s| s.metadata().topics.get(topic).map(|t| t.id))
+        .collect()
 }
 
 /// Whether `member_id` subscribes with a pattern that matches its topic
@@ -272,6 +317,10 @@ pub async fn run_member(c: &Rc<Clients>, member: ConsumerMember) {
     let (mut epoch, mut owned, _) = resumed.unwrap_or_default();
     let by_pattern = subscribes_by_pattern(&member_id);
     for round in 0..rounds {
+        c.groups
+            .borrow_mut()
+            .consumers
+            .saw_ids(&topic, &topic_ids(c, &topic));
         let sent_ms = shard.env().now_ms();
         let request_epoch = epoch;
         let request = HeartbeatRequest {
@@ -280,8 +329,18 @@ pub async fn run_member(c: &Rc<Clients>, member: ConsumerMember) {
             member_epoch: epoch,
             instance_id: instance_id.clone(),
             rebalance_timeout_ms: SESSION_TIMEOUT_MS,
-            subscribed_topics: (!by_pattern).then(|| vec![topic.clone()]),
-            subscribed_regex: by_pattern.then(|| format!("{topic}|{topic}-never-made-.*")),
+            // Both, with every heartbeat, as librdkafka sends them: a
+            // static member taking another's place keeps neither of its.
+            subscribed_topics: Some(if by_pattern {
+                vec![]
+            } else {
+                vec![topic.clone()]
+            }),
+            subscribed_regex: Some(if by_pattern {
+                format!("{topic}|{topic}-never-made-.*")
+            } else {
+                String::new()
+            }),
             owned: Some(owned.iter().copied().collect()),
             member_id_suffix: String::new(),
             client: ClientInfo {
@@ -347,6 +406,16 @@ pub async fn run_member(c: &Rc<Clients>, member: ConsumerMember) {
         epoch = response.member_epoch;
         if let Some(assignment) = &response.assignment {
             owned = assignment.iter().copied().collect();
+            let mut model = c.groups.borrow_mut();
+            model.consumers.saw_ids(&topic, &topic_ids(c, &topic));
+            if let Err(e) = model
+                .consumers
+                .only_its_topic(&group, &member_id, &topic, &owned)
+            {
+                drop(model);
+                c.fail(e);
+                return;
+            }
         }
         // A static member's join may take another's place at the group's
         // epoch, with no new one (as in Kafka): only the others' joins
