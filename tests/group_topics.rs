@@ -20,7 +20,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::programs::java_client;
-use common::{kafka, run, topic, Broker};
+use common::{kafka, run, topic};
 
 /// Raw ConsumerGroupHeartbeat v1 requests.
 const RAW_HEARTBEATS: &str = include_str!("clients/python/kip848_heartbeats.py");
@@ -208,14 +208,7 @@ fn kip848_heartbeat_checks_answer_as_kafkas_do() {
             &[&topic("checks")],
         )
     };
-    let kafka = kafka::KafkaNode::start_with(&[
-        "group.consumer.min.assignment.interval.ms=0",
-        "group.consumer.assignment.interval.ms=0",
-    ]);
-    let expected = run(&kafka.bootstrap());
-    drop(kafka);
-    let broker = Broker::start();
-    assert_eq!(run(&broker.bootstrap()), expected);
+    let expected = kafka::same_with_immediate_targets(run);
     // What Kafka answered, so that a change on its side is seen too.
     let refused = |pattern: &str, words: &str| {
         format!(

@@ -133,3 +133,18 @@ pub fn assert_same_with_fast_heartbeats(expected: &[&str], lines: impl Fn(&str) 
         super::Broker::start_with_env(&[("SLUICE_GROUP__CONSUMER_HEARTBEAT_INTERVAL_MS", "1000")]);
     assert_eq!(lines(&broker.bootstrap()), expected, "sluice");
 }
+
+/// Runs `lines` against a Kafka node that computes each KIP-848 target at
+/// once, as sluice does, then against a sluice broker, checks that both
+/// printed the same, and returns Kafka's lines.
+pub fn same_with_immediate_targets(lines: impl Fn(&str) -> Vec<String>) -> Vec<String> {
+    let kafka = KafkaNode::start_with(&[
+        "group.consumer.min.assignment.interval.ms=0",
+        "group.consumer.assignment.interval.ms=0",
+    ]);
+    let expected = lines(&kafka.bootstrap());
+    drop(kafka);
+    let broker = super::Broker::start();
+    assert_eq!(lines(&broker.bootstrap()), expected);
+    expected
+}
