@@ -1,9 +1,11 @@
 //! ConsumerGroupHeartbeat (0–1): the next-generation consumer group
 //! protocol (KIP-848, `group.protocol=consumer`). Members heartbeat with
-//! their subscription, what they own and the assignor they name (`uniform`
-//! or `range`); the coordinator assigns partitions and answers each member
-//! with its assignment when it changes. v1 members choose their own member
-//! id; v0 members get one from the broker.
+//! their subscription (topic names, and on v1 a pattern), what they own
+//! and the assignor they name (`uniform` or `range`); the coordinator
+//! assigns partitions and answers each member with its assignment when it
+//! changes. v1 members choose their own member id; v0 members get one from
+//! the broker. What Kafka refuses before it looks at the group is refused
+//! here first, with Kafka's messages.
 
 use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
 use kafka_protocol::messages::{
