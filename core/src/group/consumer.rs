@@ -148,6 +148,11 @@ struct Member {
 }
 
 impl Member {
+    /// Its topic names and its pattern, as a group's resolution reads them.
+    fn subscription(&self) -> Subscription<'_> {
+        (&self.subscribed, self.subscribed_regex.as_deref())
+    }
+
     /// A member as it joins: at epoch 0, owning nothing, its session not
     /// yet started.
     fn joining(rebalance_timeout_ms: i32, instance_id: Option<String>, client: ClientInfo) -> Self {
@@ -436,13 +441,7 @@ impl ConsumerGroup {
         let topics: BTreeSet<&String> = self
             .members
             .values()
-            .flat_map(|m| {
-                let matched = m
-                    .subscribed_regex
-                    .as_deref()
-                    .and_then(|p| self.resolution.matched(p));
-                m.subscribed.iter().chain(matched.into_iter().flatten())
-            })
+            .flat_map(|m| self.resolution.topics_of(m.subscription()))
             .collect();
         topics.into_iter().cloned().collect()
     }
@@ -672,10 +671,7 @@ impl ConsumerGroup {
     /// was computed from. The first read after a load compares with what
     /// the target covers, as the load kept no copy of the catalog.
     fn catalog_moved(&mut self, catalog: &dyn TopicCatalog, subscriptions_changed: bool) -> bool {
-        let subscriptions = self
-            .members
-            .values()
-            .map(|m| -> Subscription<'_> { (&m.subscribed, m.subscribed_regex.as_deref()) });
+        let subscriptions = self.members.values().map(Member::subscription);
         match self
             .resolution
             .read(catalog, subscriptions, subscriptions_changed)
@@ -703,15 +699,14 @@ impl ConsumerGroup {
         let subscribed: Vec<Cow<'_, BTreeSet<String>>> = self
             .members
             .values()
-            .map(|m| {
-                match m
-                    .subscribed_regex
-                    .as_deref()
-                    .and_then(|p| self.resolution.matched(p))
-                {
-                    None => Cow::Borrowed(&m.subscribed),
-                    Some(matched) => Cow::Owned(m.subscribed.union(matched).cloned().collect()),
-                }
+            .map(|m| match m.subscribed_regex {
+                None => Cow::Borrowed(&m.subscribed),
+                Some(_) => Cow::Owned(
+                    self.resolution
+                        .topics_of(m.subscription())
+                        .cloned()
+                        .collect(),
+                ),
             })
             .collect();
         let members: Vec<AssignorMember<'_>> = self

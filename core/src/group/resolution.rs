@@ -121,6 +121,16 @@ impl Resolution {
         self.patterns.get(pattern).map(|p| &p.matched)
     }
 
+    /// One member's topics: its names, and what its pattern matched at the
+    /// last read.
+    pub(crate) fn topics_of<'a>(
+        &'a self,
+        (names, pattern): Subscription<'a>,
+    ) -> impl Iterator<Item = &'a String> + 'a {
+        let matched = pattern.and_then(|p| self.matched(p));
+        names.iter().chain(matched.into_iter().flatten())
+    }
+
     /// A subscribed topic as the last read found it.
     pub(crate) fn topic(&self, name: &str) -> Option<TopicInfo> {
         self.topics.get(name).copied().flatten()
@@ -168,9 +178,8 @@ impl Resolution {
                 .insert(pattern.to_owned(), Pattern { regex, matched });
         }
         let mut topics = BTreeMap::new();
-        for (names, pattern) in subscriptions {
-            let matched = pattern.and_then(|p| self.matched(p));
-            for name in names.iter().chain(matched.into_iter().flatten()) {
+        for subscription in subscriptions {
+            for name in self.topics_of(subscription) {
                 if !topics.contains_key(name) {
                     topics.insert(name.clone(), catalog.topic(name));
                 }
