@@ -149,39 +149,16 @@ fn java_consumers_subscribe_by_server_side_pattern_as_on_kafka() {
 /// Raw heartbeats Kafka refuses, each printed with its code and message,
 /// then a join by a pattern alone, which both accept.
 const CHECKS: &str = r#"
-import time
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 prefix = ARGS[0]
 topic, group = prefix + "-t", prefix + "-g"
 admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
 admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(30)
-# The group's coordinator found (and __consumer_offsets made) first.
-finder = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": group})
-deadline = Deadline(30, "the group coordinator, loaded")
-while True:
-    try:
-        finder.committed([TopicPartition(topic, 0)], timeout=30)
-        break
-    except KafkaException as e:
-        if e.args[0].code() not in (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS):
-            raise
-        deadline.check()
-        time.sleep(0.05)
-finder.close()
+wait_for_coordinator(group, topic)
 hb = Heartbeats()
 
 def beat(label, member, epoch, group=group, **kw):
-    deadline = Deadline(30, "the coordinator, loaded")
-    while True:
-        answer = hb.beat(group, member, epoch, **kw)
-        # COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE: retried,
-        # as a client does.
-        if answer[0] not in (14, 15):
-            break
-        deadline.check()
-        time.sleep(0.05)
-    error, message = answer[0], answer[1]
+    error, message = hb.beat_past_load(group, member, epoch, **kw)[:2]
     # (Kafka matches a new pattern in the background, so what a join by
     # one is given first differs: sluice matches it at once.)
     print(f"{label}: error {error}: {message}" if error else f"{label}: ok")

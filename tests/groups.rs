@@ -627,24 +627,7 @@ prefix = ARGS[0]
 topic, group = prefix + "t", prefix + "g"
 admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
 admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(30)
-# The group's coordinator found (and __consumer_offsets made) first: an
-# OffsetFetch of the group, which does not make the group.
-from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka import KafkaError, KafkaException
-finder = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": group})
-deadline = Deadline(30, "the group coordinator, loaded")
-while True:
-    try:
-        finder.committed([TopicPartition(topic, 0)], timeout=30)
-        break
-    except KafkaException as e:
-        # While __consumer_offsets, just made, opens (as during a Kafka
-        # coordinator's load); librdkafka does not retry these here.
-        if e.args[0].code() not in (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS):
-            raise
-        deadline.check()
-        time.sleep(0.05)
-finder.close()
+wait_for_coordinator(group, topic)
 hb = Heartbeats()
 # member id -> [epoch, owned partitions]
 state = {}
@@ -674,16 +657,8 @@ def beat(label, member, epoch=None, instance=None, topics=None, quiet=False, wit
     epoch_sent, owned = state.get(member, [0, []])
     if epoch is not None:
         epoch_sent = epoch
-    deadline = Deadline(30, "the coordinator, loaded")
-    while True:
-        answer = hb.beat(group, member, epoch_sent, instance, topics,
-                         [] if epoch_sent == 0 else owned)
-        # COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE: the
-        # partition of __consumer_offsets still opening; a client retries.
-        if answer[0] not in (14, 15):
-            break
-        deadline.check()
-        time.sleep(0.05)
+    answer = hb.beat_past_load(group, member, epoch_sent, instance, topics,
+                               [] if epoch_sent == 0 else owned)
     error, _, _, epoch_got, assignment = answer
     if error == 0:
         state[member] = [epoch_got, owned if assignment is None else assignment]

@@ -2,9 +2,32 @@
 caller) on one connection, for the differential tests of KIP-848 groups
 (tests/groups.rs, tests/group_topics.rs): a client library would not send
 the malformed or out-of-turn requests these tests compare. The snippet
-that includes this defines BOOTSTRAP."""
+that includes this follows the test helpers (BOOTSTRAP, Deadline)."""
 import socket
 import struct
+import time
+
+
+def wait_for_coordinator(group, topic):
+    """Finds `group`'s coordinator, with __consumer_offsets made and its
+    partition loaded, by an OffsetFetch of the group on `topic` (which
+    does not make the group). NOT_COORDINATOR and
+    COORDINATOR_LOAD_IN_PROGRESS, met while the partition opens as during
+    a Kafka coordinator's load, are retried: librdkafka does not here."""
+    from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+    finder = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": group})
+    deadline = Deadline(30, "the group coordinator, loaded")
+    while True:
+        try:
+            finder.committed([TopicPartition(topic, 0)], timeout=30)
+            break
+        except KafkaException as e:
+            if e.args[0].code() not in (KafkaError.NOT_COORDINATOR,
+                                        KafkaError.COORDINATOR_LOAD_IN_PROGRESS):
+                raise
+            deadline.check()
+            time.sleep(0.05)
+    finder.close()
 
 
 class Heartbeats:
@@ -76,6 +99,18 @@ class Heartbeats:
                 r.uv()
             r.uv()
         return error, message, member_id, member_epoch, assignment
+
+    def beat_past_load(self, *args, **kw):
+        """`beat`, sent again (for up to 30 s) while it is answered
+        COORDINATOR_LOAD_IN_PROGRESS or COORDINATOR_NOT_AVAILABLE (the
+        partition of __consumer_offsets still opening), as a client does."""
+        deadline = Deadline(30, "the coordinator, loaded")
+        while True:
+            answer = self.beat(*args, **kw)
+            if answer[0] not in (14, 15):
+                return answer
+            deadline.check()
+            time.sleep(0.05)
 
 class Reader:
     def __init__(self, b):
