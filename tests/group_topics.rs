@@ -16,11 +16,10 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
-use common::programs::java_client;
-use common::{kafka, run, topic};
+use common::programs::java_program_lines;
+use common::{kafka, topic};
 
 /// Raw ConsumerGroupHeartbeat v1 requests.
 const RAW_HEARTBEATS: &str = include_str!("clients/python/kip848_heartbeats.py");
@@ -111,28 +110,6 @@ fn kip848_groups_follow_topics_made_grown_and_matched_as_kafkas_do() {
     });
 }
 
-/// PatternCheck.java's lines against a broker (the client's own log lines,
-/// which start with `[`, left out); it must succeed.
-fn java_pattern_lines(bootstrap: &str, prefix: &str) -> Vec<String> {
-    let dir = java_client();
-    let out = run(
-        Command::new("java")
-            .arg("-cp")
-            .arg(format!("{}/*", dir.join("target/dependency").display()))
-            .arg(dir.join("PatternCheck.java"))
-            .arg(bootstrap)
-            .arg(prefix),
-        b"",
-        Duration::from_secs(300),
-    );
-    out.assert_success();
-    out.stdout_text()
-        .lines()
-        .filter(|l| !l.starts_with('['))
-        .map(str::to_owned)
-        .collect()
-}
-
 #[test]
 fn java_consumers_subscribe_by_server_side_pattern_as_on_kafka() {
     let expected = [
@@ -142,7 +119,7 @@ fn java_consumers_subscribe_by_server_side_pattern_as_on_kafka() {
     ];
     let prefix = topic("java-pattern");
     kafka::assert_same_with_fast_heartbeats(&expected, |bootstrap| {
-        java_pattern_lines(bootstrap, &prefix)
+        java_program_lines("PatternCheck.java", &[bootstrap, &prefix])
     });
 }
 

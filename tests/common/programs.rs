@@ -71,3 +71,25 @@ pub fn java_client() -> PathBuf {
     });
     dir
 }
+
+/// The lines a single-file Java program of tests/clients/java printed
+/// (`java -cp 'target/dependency/*' PROGRAM ARGS...`), the client's own log
+/// lines (which start with `[`) left out; it must succeed within 300 s.
+pub fn java_program_lines(program: &str, args: &[&str]) -> Vec<String> {
+    let dir = java_client();
+    let out = run(
+        Command::new("java")
+            .arg("-cp")
+            .arg(format!("{}/*", dir.join("target/dependency").display()))
+            .arg(dir.join(program))
+            .args(args),
+        b"",
+        Duration::from_secs(300),
+    );
+    out.assert_success();
+    out.stdout_text()
+        .lines()
+        .filter(|l| !l.starts_with('['))
+        .map(str::to_owned)
+        .collect()
+}
