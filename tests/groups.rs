@@ -488,6 +488,13 @@ print("produced")
             .any(|l| l.starts_with("record 5 ") && l.contains(&subscribed)),
         "{dump}"
     );
+    // The current assignment carries each partition's assignment epoch
+    // (AssignmentEpochs, a tagged field), one per partition.
+    assert!(
+        dump.lines().any(|l| l.starts_with("record 8 ")
+            && l.contains("\"partitions\":[0,1,2,3],\"assignmentEpochs\":[1,1,1,1]")),
+        "{dump}"
+    );
 }
 
 /// KIP-848 server-side assignors, run against Kafka 4.4 and sluice alike

@@ -39,6 +39,13 @@
 //! producer's next instance. Kafka's own `kafka-transactions.sh` lists,
 //! describes and finds the producers of an open transaction, printing what
 //! it prints against Kafka but for ids and times.
+//!
+//! And exactly-once with a KIP-848 consumer (tests/clients/java/TxnGroupCheck.java,
+//! the Java client, against Kafka 4.4 and sluice): the producer commits
+//! offsets under the member's metadata; under the member's older epoch
+//! for a partition it kept since (taken, as Kafka 4.4 takes it), an epoch
+//! before it held it, a newer epoch, an unknown member or a group that
+//! does not exist (refused).
 
 mod common;
 
@@ -46,7 +53,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::kafka::tool;
+use common::kafka::{self, tool};
+use common::programs::java_program_lines;
 use common::{python_interpreter, run, topic, Broker, CmdOutput, Spawned, Stream};
 
 fn script() -> PathBuf {
@@ -632,4 +640,32 @@ fn transaction_version_2_in_a_cluster_adds_partitions_through_their_leaders() {
         }
     }
     panic!("no partition leader ever asked another broker's coordinator");
+}
+
+#[test]
+fn offsets_committed_in_transactions_are_checked_against_kip848_members_as_kafka_checks_them() {
+    let expected = [
+        "read from the input: 10",
+        "member epoch positive: true",
+        "the member's metadata: committed",
+        "the member moved to a newer epoch: true, still holding 1 partition",
+        "the member's older epoch, for a partition held since: committed",
+        "an epoch before the partition was given: CommitFailedException",
+        "an epoch before the partition was given: aborted",
+        "an epoch past the member's: CommitFailedException",
+        "an epoch past the member's: aborted",
+        "a member the group does not have: CommitFailedException",
+        "a member the group does not have: aborted",
+        "a generation in a group that does not exist: CommitFailedException",
+        "a generation in a group that does not exist: aborted",
+        "no member, another group: committed",
+        "committed for the group: 9",
+        "committed for the simple group: 6",
+        "committed for the missing group: none",
+        "committed records in the output: 10",
+    ];
+    let prefix = topic("txn-group");
+    kafka::assert_same_with_fast_heartbeats(&expected, |bootstrap| {
+        java_program_lines("TxnGroupCheck.java", &[bootstrap, &prefix])
+    });
 }

@@ -28,7 +28,7 @@ use std::rc::Rc;
 use glommio::channels::local_channel::{self, LocalSender};
 use sluice_core::config::GroupConfig;
 use sluice_core::group::consumer::{self, TopicCatalog};
-use sluice_core::group::coordinator::{GroupCoordinator, PendingWrite};
+use sluice_core::group::coordinator::{CommitClaim, GroupCoordinator, PendingWrite};
 use sluice_core::group::records::{CommittedOffset, OffsetsRecord};
 use sluice_core::group::share::ShareHeartbeatResponse;
 use sluice_core::group::written::WrittenImages;
@@ -348,11 +348,17 @@ impl GroupHome {
                 unknown_group_error,
                 offsets,
             } => {
-                let check = self.coordinator.borrow_mut().check_commit(
-                    &group_id,
-                    &member_id,
-                    instance_id.as_deref(),
+                let partitions = committed_partitions(&offsets);
+                let claim = CommitClaim {
+                    group_id: &group_id,
+                    member_id: &member_id,
+                    instance_id: instance_id.as_deref(),
                     generation,
+                    partitions: &partitions,
+                };
+                let check = self.coordinator.borrow_mut().check_commit(
+                    claim,
+                    topics,
                     now,
                     unknown_group_error,
                 );
@@ -408,24 +414,35 @@ impl GroupHome {
                 generation,
                 offsets,
             } => {
-                // A transaction may commit for a group this coordinator does
-                // not know yet (Kafka creates it); a member's generation is
-                // checked when the group exists. A commit that names no
-                // member (TxnOffsetCommit before v3, or a producer given
-                // only the group id) is not a member's: Kafka lets it
-                // through whatever the group's state.
+                // A commit that names no member (TxnOffsetCommit before
+                // v3, or a producer given only the group id) is not a
+                // member's: Kafka lets it through whatever the group's
+                // state, and makes the group if it does not exist. A
+                // member's, to a group this coordinator does not know, is
+                // refused. Kafka answers the versions served here (up to
+                // 5) with ILLEGAL_GENERATION where a newer one would get
+                // GROUP_ID_NOT_FOUND or STALE_MEMBER_EPOCH.
                 let anonymous = member_id.is_empty() && generation < 0 && instance_id.is_none();
                 let check = if anonymous {
                     ErrorCode::None
                 } else {
-                    self.coordinator.borrow_mut().check_commit(
-                        &group_id,
-                        &member_id,
-                        instance_id.as_deref(),
+                    let partitions = committed_partitions(&offsets);
+                    let claim = CommitClaim {
+                        group_id: &group_id,
+                        member_id: &member_id,
+                        instance_id: instance_id.as_deref(),
                         generation,
+                        partitions: &partitions,
+                    };
+                    match self.coordinator.borrow_mut().check_commit(
+                        claim,
+                        topics,
                         now,
-                        ErrorCode::None,
-                    )
+                        ErrorCode::IllegalGeneration,
+                    ) {
+                        ErrorCode::StaleMemberEpoch => ErrorCode::IllegalGeneration,
+                        other => other,
+                    }
                 };
                 if check != ErrorCode::None {
                     return GroupResponse::Commit(vec![check; offsets.len()]);
@@ -851,6 +868,16 @@ type CommitOffsets = [(String, PartitionId, CommittedOffset, ErrorCode)];
 
 /// The records that commit `offsets` for `group_id` (those that passed
 /// the request's checks).
+/// The partitions a commit writes (those not refused already), as the
+/// coordinator's membership check reads them.
+fn committed_partitions(offsets: &CommitOffsets) -> Vec<(&str, PartitionId)> {
+    offsets
+        .iter()
+        .filter(|(_, _, _, error)| *error == ErrorCode::None)
+        .map(|(topic, partition, _, _)| (topic.as_str(), *partition))
+        .collect()
+}
+
 fn offset_records(group_id: &str, offsets: &CommitOffsets) -> Vec<OffsetsRecord> {
     offsets
         .iter()

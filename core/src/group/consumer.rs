@@ -133,11 +133,13 @@ struct Member {
     subscribed: BTreeSet<String>,
     /// The pattern it subscribes with as well, if any.
     subscribed_regex: Option<String>,
-    /// What the member may consume now.
-    assigned: BTreeSet<TopicPartition>,
+    /// What the member may consume now, each partition with its
+    /// assignment epoch: the member's epoch when it was given it.
+    assigned: BTreeMap<TopicPartition, i32>,
     /// What the member was told to give up and has not yet reported as
-    /// given up: still its own, no one else's.
-    revoking: BTreeSet<TopicPartition>,
+    /// given up: still its own, no one else's (with the epoch it was
+    /// given it at).
+    revoking: BTreeMap<TopicPartition, i32>,
     /// The assignment in the last answer (to send only changes).
     last_sent: Option<BTreeSet<TopicPartition>>,
     session_deadline_ms: i64,
@@ -162,8 +164,8 @@ impl Member {
             rebalance_timeout_ms,
             subscribed: BTreeSet::new(),
             subscribed_regex: None,
-            assigned: BTreeSet::new(),
-            revoking: BTreeSet::new(),
+            assigned: BTreeMap::new(),
+            revoking: BTreeMap::new(),
             last_sent: None,
             session_deadline_ms: 0,
             instance_id,
@@ -261,7 +263,7 @@ impl ConsumerGroup {
             });
             let state = if !m.revoking.is_empty() {
                 MemberState::UnrevokedPartitions
-            } else if target.is_some_and(|t| !t.is_subset(&m.assigned)) {
+            } else if target.is_some_and(|t| t.iter().any(|tp| !m.assigned.contains_key(tp))) {
                 MemberState::UnreleasedPartitions
             } else {
                 MemberState::Stable
@@ -274,8 +276,8 @@ impl ConsumerGroup {
                     member_epoch: m.epoch,
                     previous_member_epoch: m.previous_epoch,
                     state: state as i8,
-                    assigned: m.assigned.iter().copied().collect(),
-                    pending_revocation: m.revoking.iter().copied().collect(),
+                    assigned: m.assigned.iter().map(|(tp, e)| (*tp, *e)).collect(),
+                    pending_revocation: m.revoking.iter().map(|(tp, e)| (*tp, *e)).collect(),
                 }),
             });
         }
@@ -413,7 +415,12 @@ impl ConsumerGroup {
                 client: m.client.clone(),
                 subscribed_topics: m.subscribed.iter().cloned().collect(),
                 subscribed_regex: m.subscribed_regex.clone(),
-                assignment: m.assigned.union(&m.revoking).copied().collect(),
+                assignment: m
+                    .assigned
+                    .keys()
+                    .chain(m.revoking.keys())
+                    .copied()
+                    .collect(),
                 target_assignment: self
                     .target
                     .get(id)
@@ -544,7 +551,7 @@ impl ConsumerGroup {
             let owned_is_its_own = req
                 .owned
                 .as_ref()
-                .is_some_and(|owned| owned.iter().all(|tp| member.assigned.contains(tp)));
+                .is_some_and(|owned| owned.iter().all(|tp| member.assigned.contains_key(tp)));
             if req.member_epoch > member.epoch
                 || req.member_epoch != member.previous_epoch
                 || member.previous_epoch < 0
@@ -572,7 +579,7 @@ impl ConsumerGroup {
         if let Some(owned) = &req.owned {
             // What it no longer reports, it gave up.
             let owned: BTreeSet<TopicPartition> = owned.iter().copied().collect();
-            member.revoking.retain(|tp| owned.contains(tp));
+            member.revoking.retain(|tp, _| owned.contains(tp));
         }
         // A subscribed topic created, deleted or grown since the target was
         // computed, or a pattern matching other topics now, brings a new
@@ -591,9 +598,13 @@ impl ConsumerGroup {
         }
         self.reconcile(&member_id);
         let member = self.members.get_mut(&member_id).expect("reconciled above");
-        let assignment = (member.last_sent.as_ref() != Some(&member.assigned)).then(|| {
-            member.last_sent = Some(member.assigned.clone());
-            member.assigned.iter().copied().collect()
+        let sent_already = member
+            .last_sent
+            .as_ref()
+            .is_some_and(|sent| sent.iter().eq(member.assigned.keys()));
+        let assignment = (!sent_already).then(|| {
+            member.last_sent = Some(member.assigned.keys().copied().collect());
+            member.assigned.keys().copied().collect()
         });
         HeartbeatResponse {
             error: ErrorCode::None,
@@ -709,17 +720,25 @@ impl ConsumerGroup {
                 ),
             })
             .collect();
+        // A member restored without its part of the target keeps what it
+        // holds.
+        let previous: Vec<Cow<'_, BTreeSet<TopicPartition>>> = self
+            .members
+            .iter()
+            .map(|(id, m)| match self.target.get(id) {
+                Some(target) => Cow::Borrowed(target),
+                None => Cow::Owned(m.assigned.keys().copied().collect()),
+            })
+            .collect();
         let members: Vec<AssignorMember<'_>> = self
             .members
             .iter()
-            .zip(&subscribed)
-            .map(|((id, m), subscribed)| AssignorMember {
+            .zip(subscribed.iter().zip(&previous))
+            .map(|((id, m), (subscribed, previous))| AssignorMember {
                 id,
                 instance_id: m.instance_id.as_deref(),
                 subscribed: subscribed.as_ref(),
-                // A member restored without its part of the target keeps
-                // what it holds.
-                previous: self.target.get(id).unwrap_or(&m.assigned),
+                previous: previous.as_ref(),
             })
             .collect();
         let resolution = &self.resolution;
@@ -738,7 +757,7 @@ impl ConsumerGroup {
             .members
             .iter()
             .filter(|(id, _)| id.as_str() != member_id)
-            .flat_map(|(_, m)| m.assigned.iter().chain(&m.revoking).copied())
+            .flat_map(|(_, m)| m.assigned.keys().chain(m.revoking.keys()).copied())
             .collect();
         let assignment_epoch = self.assignment_epoch;
         let Some(member) = self.members.get_mut(member_id) else {
@@ -746,20 +765,23 @@ impl ConsumerGroup {
         };
         let leaving: Vec<TopicPartition> = member
             .assigned
-            .iter()
+            .keys()
             .filter(|tp| !target.contains(tp))
             .copied()
             .collect();
         for tp in leaving {
-            member.assigned.remove(&tp);
-            member.revoking.insert(tp);
+            if let Some(given_at) = member.assigned.remove(&tp) {
+                member.revoking.insert(tp, given_at);
+            }
         }
         if !member.revoking.is_empty() {
             return;
         }
+        // What it is given now is given at the target's epoch, the epoch
+        // it moves to (Kafka's assignment epoch).
         for tp in &target {
             if !held_by_others.contains(tp) {
-                member.assigned.insert(*tp);
+                member.assigned.entry(*tp).or_insert(assignment_epoch);
             }
         }
         if member.epoch != assignment_epoch {
@@ -792,21 +814,56 @@ impl ConsumerGroup {
         !expired.is_empty()
     }
 
-    /// OffsetCommit's check for a member of this group.
-    pub fn check_commit(&self, member_id: &str, member_epoch: i32) -> ErrorCode {
-        match self.members.get(member_id) {
-            None if member_id.is_empty() && member_epoch < 0 && self.members.is_empty() => {
-                ErrorCode::None
-            }
-            None => ErrorCode::UnknownMemberId,
-            Some(m) if m.epoch != member_epoch => ErrorCode::StaleMemberEpoch,
-            Some(_) => ErrorCode::None,
+    /// Whether `member_id`'s commit at `member_epoch` of `partitions` (by
+    /// topic name, as `catalog` names them) may be written, as Kafka 4.4
+    /// checks it: at the member's epoch, anything; at a newer one, nothing
+    /// (STALE_MEMBER_EPOCH); at an older one, only partitions the member
+    /// has held, or is giving up, since that epoch (their assignment
+    /// epochs), so a commit sent just before a heartbeat moved the member
+    /// on still counts for what it kept. A commit naming no member and no
+    /// epoch is any client's while the group has no members.
+    pub fn check_commit(
+        &self,
+        member_id: &str,
+        member_epoch: i32,
+        partitions: &[(&str, i32)],
+        catalog: &dyn TopicCatalog,
+    ) -> ErrorCode {
+        if member_epoch < 0 && self.members.is_empty() {
+            return ErrorCode::None;
+        }
+        let Some(member) = self.members.get(member_id) else {
+            return ErrorCode::UnknownMemberId;
+        };
+        if member_epoch == member.epoch {
+            return ErrorCode::None;
+        }
+        if member_epoch > member.epoch {
+            return ErrorCode::StaleMemberEpoch;
+        }
+        let held_since = |&(topic, partition): &(&str, i32)| {
+            catalog.topic(topic).is_some_and(|info| {
+                let tp = (info.id, partition);
+                member
+                    .assigned
+                    .get(&tp)
+                    .or_else(|| member.revoking.get(&tp))
+                    .is_some_and(|&given_at| given_at <= member_epoch)
+            })
+        };
+        if partitions.iter().all(held_since) {
+            ErrorCode::None
+        } else {
+            ErrorCode::StaleMemberEpoch
         }
     }
 }
 
 #[cfg(test)]
 mod catalog_tests;
+
+#[cfg(test)]
+mod commit_tests;
 
 #[cfg(test)]
 mod tests {
@@ -884,9 +941,16 @@ mod tests {
             beat(&mut g, "b", 1, None).error,
             ErrorCode::FencedMemberEpoch
         );
-        assert_eq!(g.check_commit("b", 2), ErrorCode::None);
-        assert_eq!(g.check_commit("b", 1), ErrorCode::StaleMemberEpoch);
-        assert_eq!(g.check_commit("c", 2), ErrorCode::UnknownMemberId);
+        let both = [("t", 2), ("t", 3)];
+        assert_eq!(g.check_commit("b", 2, &both, &topics()), ErrorCode::None);
+        assert_eq!(
+            g.check_commit("b", 1, &both, &topics()),
+            ErrorCode::StaleMemberEpoch
+        );
+        assert_eq!(
+            g.check_commit("c", 2, &both, &topics()),
+            ErrorCode::UnknownMemberId
+        );
     }
 
     #[test]

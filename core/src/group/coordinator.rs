@@ -26,6 +26,20 @@ use super::{GroupState, JoinRequest, JoinResponse, Reply, SyncRequest, SyncRespo
 use crate::config::GroupConfig;
 use crate::ErrorCode;
 
+/// Who an offset commit says it comes from, and what it commits.
+#[derive(Debug, Clone, Copy)]
+pub struct CommitClaim<'a> {
+    pub group_id: &'a str,
+    pub member_id: &'a str,
+    pub instance_id: Option<&'a str>,
+    /// The generation (classic groups) or member epoch (KIP-848); -1 for
+    /// none.
+    pub generation: i32,
+    /// The partitions it commits, by topic name (those not refused
+    /// already).
+    pub partitions: &'a [(&'a str, i32)],
+}
+
 /// A group's metadata record to write, and the generation whose members
 /// wait for it (their SyncGroup answers), if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -593,25 +607,33 @@ impl GroupCoordinator {
         out
     }
 
-    /// OffsetCommit's membership checks, before anything is written.
-    /// `unknown_group_error` is what a member's commit to a group that does
-    /// not exist gets (ILLEGAL_GENERATION up to v8, GROUP_ID_NOT_FOUND from
-    /// v9, as Kafka).
+    /// OffsetCommit's and TxnOffsetCommit's membership checks, before
+    /// anything is written. `unknown_group_error` is what a member's commit
+    /// to a group that does not exist gets (ILLEGAL_GENERATION up to
+    /// OffsetCommit v8 and in every TxnOffsetCommit sluice serves,
+    /// GROUP_ID_NOT_FOUND from OffsetCommit v9, as Kafka). A KIP-848
+    /// member's commit under an older epoch is checked partition by
+    /// partition, whose topics `catalog` names.
     pub fn check_commit(
         &mut self,
-        group_id: &str,
-        member_id: &str,
-        instance_id: Option<&str>,
-        generation: i32,
+        claim: CommitClaim<'_>,
+        catalog: &dyn TopicCatalog,
         now_ms: i64,
         unknown_group_error: ErrorCode,
     ) -> ErrorCode {
+        let CommitClaim {
+            group_id,
+            member_id,
+            instance_id,
+            generation,
+            partitions,
+        } = claim;
         if group_id.is_empty() {
             return ErrorCode::InvalidGroupId;
         }
         if let Some(g) = self.consumer_groups.get(group_id) {
             // KIP-848: the generation field carries the member epoch.
-            return g.check_commit(member_id, generation);
+            return g.check_commit(member_id, generation, partitions, catalog);
         }
         if self.share_groups.contains_key(group_id) {
             // A share group commits no offsets (Kafka's answer).

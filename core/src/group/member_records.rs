@@ -4,9 +4,11 @@
 //! epoch (6, 12), one member's part of the target assignment (7, 13) and
 //! a member's current assignment (8, 14). A share group's member metadata
 //! has no instance id, regular expression, rebalance timeout or assignor,
-//! and its current assignment no partitions pending revocation. All values
-//! are version 0, flexible: compact strings and arrays, a UUID per topic,
-//! tagged fields skipped on reading and none written.
+//! and its current assignment no partitions pending revocation and no
+//! assignment epochs. All values are version 0, flexible: compact strings
+//! and arrays, a UUID per topic. The one tagged field read and written is
+//! a consumer member's AssignmentEpochs (tag 0 of each topic of its
+//! current assignment); others are skipped on reading.
 //!
 //! Owns: the values' types and their encoding; the keys and the dispatch by
 //! key type are [`super::records`]'.
@@ -103,13 +105,19 @@ pub enum MemberState {
 /// A member's current assignment (ConsumerGroupCurrentMemberAssignmentValue,
 /// ShareGroupCurrentMemberAssignmentValue: a share member gives nothing
 /// up first, so it has no partitions pending revocation).
+///
+/// Each partition comes with its assignment epoch: the member epoch at
+/// which the member was given it (Kafka's AssignmentEpochs), which lets a
+/// commit made under an older epoch through for partitions held since.
+/// A record without them (a share member's, or one an older Kafka or
+/// sluice wrote) reads as the member's epoch for every partition, as Kafka reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberAssignment {
     pub member_epoch: i32,
     pub previous_member_epoch: i32,
     pub state: i8,
-    pub assigned: Vec<TopicPartition>,
-    pub pending_revocation: Vec<TopicPartition>,
+    pub assigned: Vec<(TopicPartition, i32)>,
+    pub pending_revocation: Vec<(TopicPartition, i32)>,
 }
 
 pub(crate) fn encode_metadata(protocol: GroupProtocol, m: &MemberMetadata) -> Vec<u8> {
@@ -214,9 +222,10 @@ pub(crate) fn encode_assignment(protocol: GroupProtocol, a: &MemberAssignment) -
     put_i32(&mut out, a.member_epoch);
     put_i32(&mut out, a.previous_member_epoch);
     out.push(a.state as u8);
-    put_topic_partitions(&mut out, &a.assigned);
+    let epochs = protocol == GroupProtocol::Consumer;
+    put_epoched_partitions(&mut out, &a.assigned, epochs);
     if protocol == GroupProtocol::Consumer {
-        put_topic_partitions(&mut out, &a.pending_revocation);
+        put_epoched_partitions(&mut out, &a.pending_revocation, epochs);
     }
     put_uvarint(&mut out, 0);
     out
@@ -231,9 +240,11 @@ pub(crate) fn decode_assignment(
     let member_epoch = v.i32()?;
     let previous_member_epoch = v.i32()?;
     let state = v.i8()?;
-    let assigned = topic_partitions(&mut v)?;
+    // Kafka's default for partitions without their epochs.
+    let default_epoch = member_epoch.max(0);
+    let assigned = epoched_partitions(&mut v, default_epoch)?;
     let pending_revocation = if protocol == GroupProtocol::Consumer {
-        topic_partitions(&mut v)?
+        epoched_partitions(&mut v, default_epoch)?
     } else {
         Vec::new()
     };
@@ -266,9 +277,76 @@ fn put_topic_partitions(out: &mut Vec<u8>, partitions: &[TopicPartition]) {
         for (_, partition) in topic {
             put_i32(out, *partition);
         }
-        // No tagged fields (AssignmentEpochs is one).
+        // No tagged fields.
         put_uvarint(out, 0);
     }
+}
+
+/// Partitions with their assignment epochs, grouped by topic as
+/// [`put_topic_partitions`] groups them; with `epochs`, each topic carries
+/// its partitions' epochs in its tagged field 0 (AssignmentEpochs).
+fn put_epoched_partitions(out: &mut Vec<u8>, partitions: &[(TopicPartition, i32)], epochs: bool) {
+    let topics: Vec<&[(TopicPartition, i32)]> =
+        partitions.chunk_by(|a, b| a.0 .0 == b.0 .0).collect();
+    put_uvarint(out, topics.len() as u32 + 1);
+    for topic in topics {
+        out.extend_from_slice(&topic[0].0 .0);
+        put_uvarint(out, topic.len() as u32 + 1);
+        for ((_, partition), _) in topic {
+            put_i32(out, *partition);
+        }
+        if !epochs {
+            put_uvarint(out, 0);
+            continue;
+        }
+        let mut field = Vec::with_capacity(5 + topic.len() * 4);
+        put_uvarint(&mut field, topic.len() as u32 + 1);
+        for (_, epoch) in topic {
+            put_i32(&mut field, *epoch);
+        }
+        put_uvarint(out, 1);
+        put_uvarint(out, ASSIGNMENT_EPOCHS_TAG);
+        put_uvarint(out, field.len() as u32);
+        out.extend_from_slice(&field);
+    }
+}
+
+/// The tag of a topic's AssignmentEpochs in a current assignment.
+const ASSIGNMENT_EPOCHS_TAG: u32 = 0;
+
+/// What [`put_epoched_partitions`] wrote. A topic whose epochs are missing,
+/// null or not one per partition gets `default_epoch` for each (Kafka
+/// does the same).
+fn epoched_partitions(
+    v: &mut Reader,
+    default_epoch: i32,
+) -> Result<Vec<(TopicPartition, i32)>, RecordError> {
+    let topics = compact_len(v)?;
+    let mut out = Vec::new();
+    for _ in 0..topics {
+        let id: [u8; 16] = v.take(16)?.try_into().map_err(|_| RecordError::Truncated)?;
+        let count = compact_len(v)?;
+        let first = out.len();
+        // Each partition takes four bytes.
+        out.reserve(count.min(v.0.len() / 4));
+        for _ in 0..count {
+            out.push(((id, v.i32()?), default_epoch));
+        }
+        for _ in 0..v.uvarint()? {
+            let tag = v.uvarint()?;
+            let size = v.uvarint()? as usize;
+            let mut field = Reader(v.take(size)?);
+            if tag != ASSIGNMENT_EPOCHS_TAG {
+                continue;
+            }
+            if compact_nullable_len(&mut field)? == Some(count) {
+                for slot in &mut out[first..] {
+                    slot.1 = field.i32()?;
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn topic_partitions(v: &mut Reader) -> Result<Vec<TopicPartition>, RecordError> {
@@ -374,16 +452,13 @@ mod tests {
             member_epoch: 5,
             previous_member_epoch: 4,
             state: MemberState::UnrevokedPartitions as i8,
-            assigned: vec![(T, 0)],
-            pending_revocation: vec![(T, 1), (U, 0)],
+            assigned: vec![((T, 0), 5)],
+            pending_revocation: vec![((T, 1), 2), ((T, 4), 3), ((U, 0), 1)],
         };
-        let decoded = decode_assignment(CONSUMER, &encode_assignment(CONSUMER, &assignment))
-            .expect("decodes");
-        assert_eq!(decoded.member_epoch, 5);
-        assert_eq!(decoded.previous_member_epoch, 4);
-        assert_eq!(decoded.state, 1);
-        assert_eq!(decoded.assigned, [(T, 0)]);
-        assert_eq!(decoded.pending_revocation, [(T, 1), (U, 0)]);
+        assert_eq!(
+            decode_assignment(CONSUMER, &encode_assignment(CONSUMER, &assignment)),
+            Ok(assignment.clone())
+        );
     }
 
     #[test]
@@ -394,26 +469,36 @@ mod tests {
                 member_epoch: 2,
                 previous_member_epoch: 1,
                 state: 0,
-                assigned: vec![(T, 3)],
+                assigned: vec![((T, 3), 1)],
                 pending_revocation: vec![],
             },
         );
         let mut expected = vec![0, 0, 0, 0, 0, 2, 0, 0, 0, 1, 0];
-        // One topic: its id, one partition, no tagged fields.
+        // One topic: its id, one partition, then one tagged field: tag 0
+        // (AssignmentEpochs), 5 bytes, an array of one epoch, 1.
         expected.push(2);
         expected.extend_from_slice(&T);
-        expected.extend_from_slice(&[2, 0, 0, 0, 3, 0]);
+        expected.extend_from_slice(&[2, 0, 0, 0, 3, 1, 0, 5, 2, 0, 0, 0, 1]);
         // No partitions pending revocation, no tagged fields.
         expected.extend_from_slice(&[1, 0]);
         assert_eq!(value, expected);
-        // Kafka's AssignmentEpochs (tag 0 of the topic) is skipped.
-        let mut tagged = expected[..11].to_vec();
-        tagged.push(2);
-        tagged.extend_from_slice(&T);
-        tagged.extend_from_slice(&[2, 0, 0, 0, 3, 1, 0, 6, 2, 0, 0, 0, 2, 0]);
-        tagged.extend_from_slice(&[1, 0]);
-        let decoded = decode_assignment(CONSUMER, &tagged).expect("decodes");
-        assert_eq!(decoded.assigned, [(T, 3)]);
+        // Without AssignmentEpochs (an older record), or with a count that
+        // does not match, each partition is at the member's epoch, as
+        // Kafka reads it; other tags are skipped.
+        let mut untagged = expected[..11].to_vec();
+        untagged.push(2);
+        untagged.extend_from_slice(&T);
+        untagged.extend_from_slice(&[2, 0, 0, 0, 3, 1, 5, 1, 9]);
+        untagged.extend_from_slice(&[1, 0]);
+        let decoded = decode_assignment(CONSUMER, &untagged).expect("decodes");
+        assert_eq!(decoded.assigned, [((T, 3), 2)]);
+        let mut miscounted = expected[..11].to_vec();
+        miscounted.push(2);
+        miscounted.extend_from_slice(&T);
+        miscounted.extend_from_slice(&[2, 0, 0, 0, 3, 1, 0, 9, 3, 0, 0, 0, 1, 0, 0, 0, 1]);
+        miscounted.extend_from_slice(&[1, 0]);
+        let decoded = decode_assignment(CONSUMER, &miscounted).expect("decodes");
+        assert_eq!(decoded.assigned, [((T, 3), 2)]);
     }
 
     #[test]
@@ -424,10 +509,11 @@ mod tests {
                 member_epoch: 2,
                 previous_member_epoch: 1,
                 state: 0,
-                assigned: vec![(T, 3)],
+                assigned: vec![((T, 3), 2)],
                 pending_revocation: vec![],
             },
         );
+        // No assignment epochs: a share member's record has none.
         let mut expected = vec![0, 0, 0, 0, 0, 2, 0, 0, 0, 1, 0, 2];
         expected.extend_from_slice(&T);
         // One partition, the topic's tagged fields, the value's.
@@ -456,8 +542,8 @@ mod tests {
                     member_epoch: 1,
                     previous_member_epoch: 0,
                     state: 0,
-                    assigned: vec![(T, 0)],
-                    pending_revocation: vec![(U, 1)],
+                    assigned: vec![((T, 0), 1)],
+                    pending_revocation: vec![((U, 1), 0)],
                 },
             ),
         ];

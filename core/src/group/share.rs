@@ -211,7 +211,8 @@ impl ShareGroup {
                     member_epoch: m.epoch,
                     previous_member_epoch: m.previous_epoch,
                     state: MemberState::Stable as i8,
-                    assigned,
+                    // A share member's record keeps no assignment epochs.
+                    assigned: assigned.into_iter().map(|tp| (tp, m.epoch)).collect(),
                     pending_revocation: Vec::new(),
                 }),
             });
@@ -271,7 +272,7 @@ impl ShareGroup {
             Some(a) => {
                 member.epoch = a.member_epoch;
                 member.previous_epoch = a.previous_member_epoch;
-                member.assigned = a.assigned.into_iter().collect();
+                member.assigned = a.assigned.into_iter().map(|(tp, _)| tp).collect();
             }
             None => {
                 member.epoch = 0;

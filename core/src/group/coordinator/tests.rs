@@ -4,6 +4,7 @@ use bytes::Bytes;
 
 use super::*;
 use crate::group::records::{CommittedOffset, ShareGroupSnapshot};
+use crate::group::topics::TopicTable;
 
 const SESSION_MS: i32 = 10_000;
 const REBALANCE_MS: i32 = 30_000;
@@ -336,7 +337,8 @@ fn a_static_member_rejoining_with_the_same_subscription_keeps_its_assignment() {
         ErrorCode::FencedInstanceId
     );
     assert_eq!(
-        c.check_commit(
+        check_commit(
+            &mut c,
             "g",
             &old,
             Some("i1"),
@@ -353,16 +355,16 @@ fn commits_follow_kafkas_membership_checks() {
     let mut c = coordinator(0);
     // No group: only a simple (generation -1) commit.
     assert_eq!(
-        c.check_commit("g", "", None, -1, 0, ErrorCode::IllegalGeneration),
+        check_commit(&mut c, "g", "", None, -1, 0, ErrorCode::IllegalGeneration),
         ErrorCode::None
     );
     assert_eq!(
-        c.check_commit("g", "", None, 3, 0, ErrorCode::IllegalGeneration),
+        check_commit(&mut c, "g", "", None, 3, 0, ErrorCode::IllegalGeneration),
         ErrorCode::IllegalGeneration
     );
     let (a, _) = first_join(&mut c, "a", 1, 0);
     assert_eq!(
-        c.check_commit("g", &a, None, 1, 0, ErrorCode::IllegalGeneration),
+        check_commit(&mut c, "g", &a, None, 1, 0, ErrorCode::IllegalGeneration),
         ErrorCode::RebalanceInProgress,
         "CompletingRebalance"
     );
@@ -371,19 +373,19 @@ fn commits_follow_kafkas_membership_checks() {
     c.sync(s, 2, 0);
     persist(&mut c, 0);
     assert_eq!(
-        c.check_commit("g", &a, None, 1, 0, ErrorCode::IllegalGeneration),
+        check_commit(&mut c, "g", &a, None, 1, 0, ErrorCode::IllegalGeneration),
         ErrorCode::None
     );
     assert_eq!(
-        c.check_commit("g", &a, None, 0, 0, ErrorCode::IllegalGeneration),
+        check_commit(&mut c, "g", &a, None, 0, 0, ErrorCode::IllegalGeneration),
         ErrorCode::IllegalGeneration
     );
     assert_eq!(
-        c.check_commit("g", "x", None, 1, 0, ErrorCode::IllegalGeneration),
+        check_commit(&mut c, "g", "x", None, 1, 0, ErrorCode::IllegalGeneration),
         ErrorCode::UnknownMemberId
     );
     assert_eq!(
-        c.check_commit("g", "", None, -1, 0, ErrorCode::IllegalGeneration),
+        check_commit(&mut c, "g", "", None, -1, 0, ErrorCode::IllegalGeneration),
         ErrorCode::UnknownMemberId
     );
 }
@@ -807,4 +809,24 @@ fn a_share_group_comes_back_with_its_members_at_their_epochs() {
         (ErrorCode::None, b.member_epoch)
     );
     assert!(again.assignment.is_some());
+}
+
+/// [`GroupCoordinator::check_commit`] of a commit that names no partition.
+fn check_commit(
+    c: &mut GroupCoordinator,
+    group_id: &str,
+    member_id: &str,
+    instance_id: Option<&str>,
+    generation: i32,
+    now_ms: i64,
+    unknown_group_error: ErrorCode,
+) -> ErrorCode {
+    let claim = CommitClaim {
+        group_id,
+        member_id,
+        instance_id,
+        generation,
+        partitions: &[],
+    };
+    c.check_commit(claim, &TopicTable::default(), now_ms, unknown_group_error)
 }

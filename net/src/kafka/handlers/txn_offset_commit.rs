@@ -1,17 +1,21 @@
-//! TxnOffsetCommit (0–4): a transactional producer commits a group's
+//! TxnOffsetCommit (0–5): a transactional producer commits a group's
 //! offsets inside its transaction (Kafka Streams' and every
 //! read-process-write loop's exactly-once step).
 //!
 //! Each partition is checked here as OffsetCommit checks it; the group's
-//! coordinator writes the offsets durably in the producer's name, and they
-//! take effect only when the transaction's commit marker reaches the
-//! group's partition (dropped at an abort). Before that, the group's
-//! coordinator checks with the transaction coordinator that the group's
-//! partition is in the transaction (KIP-890: AddOffsetsToTxn came first);
-//! offsets sent without it, or after the transaction ended, are refused
-//! with INVALID_TXN_STATE (TRANSACTION_ABORTABLE from version 4), as
-//! Kafka answers. Version 5 belongs to transaction version 2 and is not
-//! served.
+//! coordinator checks the member the commit names, as Kafka 4.4 does for
+//! these versions (ILLEGAL_GENERATION for a KIP-848 member's stale epoch
+//! and for a member's commit to a group that does not exist; see
+//! `GroupCoordinator::check_commit`), writes the offsets durably in the
+//! producer's name, and they take effect only when the transaction's
+//! commit marker reaches the group's partition (dropped at an abort).
+//! Before that, the group's coordinator checks with the transaction
+//! coordinator that the group's partition is in the transaction (KIP-890:
+//! AddOffsetsToTxn came first); offsets sent without it, or after the
+//! transaction ended, are refused with INVALID_TXN_STATE
+//! (TRANSACTION_ABORTABLE from version 4), as Kafka answers. Version 5
+//! belongs to transaction version 2: the commit itself adds the group's
+//! partition to the transaction. Version 6 (topics by id) is not served.
 
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,

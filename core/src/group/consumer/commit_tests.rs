@@ -1,0 +1,146 @@
+//! A KIP-848 member's offset commits under its epoch and under older ones
+//! (the partitions' assignment epochs), across a reload of the group's
+//! records.
+
+use super::*;
+use crate::group::topics::TopicTable;
+
+const T: [u8; 16] = [7; 16];
+const U: [u8; 16] = [8; 16];
+const CONFIG: ConsumerGroupConfig = ConsumerGroupConfig {
+    session_timeout_ms: 45_000,
+    heartbeat_interval_ms: 5_000,
+};
+
+/// "t" of four partitions, "u" of two.
+fn topics() -> TopicTable {
+    TopicTable::of(&[("t", T, 4), ("u", U, 2)])
+}
+
+/// A heartbeat of `id` at `epoch`; a join (epoch 0) subscribes to "t".
+fn beat(g: &mut ConsumerGroup, id: &str, epoch: i32, owned: &[i32]) -> HeartbeatResponse {
+    let request = HeartbeatRequest {
+        group_id: "g".into(),
+        member_id: id.into(),
+        member_epoch: epoch,
+        subscribed_topics: (epoch == 0).then(|| vec!["t".into()]),
+        owned: Some(owned.iter().map(|p| (T, *p)).collect()),
+        ..HeartbeatRequest::default()
+    };
+    g.heartbeat(request, &topics(), 1, CONFIG)
+}
+
+/// `id`'s commit at `epoch` of partitions of "t".
+fn commit(g: &ConsumerGroup, id: &str, epoch: i32, partitions: &[i32]) -> ErrorCode {
+    let partitions: Vec<(&str, i32)> = partitions.iter().map(|p| ("t", *p)).collect();
+    g.check_commit(id, epoch, &partitions, &topics())
+}
+
+/// The group's records encoded, decoded and replayed into a new group, as
+/// a coordinator load does.
+fn reloaded(g: &ConsumerGroup) -> ConsumerGroup {
+    let mut again = ConsumerGroup::default();
+    for record in g.records("g", None) {
+        let key = record.encode_key();
+        let value = record.encode_value();
+        match OffsetsRecord::decode(&key, value.as_deref()).expect("decodes") {
+            OffsetsRecord::ConsumerGroup { value: Some(v), .. } => again.restore_epoch(v.epoch),
+            OffsetsRecord::TargetEpoch { value: Some(e), .. } => again.restore_assignment_epoch(e),
+            OffsetsRecord::Member { member, value, .. } => {
+                again.restore_member(&member, value, 1, CONFIG.session_timeout_ms)
+            }
+            OffsetsRecord::Target { member, value, .. } => again.restore_target(&member, value),
+            OffsetsRecord::Assignment { member, value, .. } => {
+                again.restore_assignment(&member, value)
+            }
+            _ => {}
+        }
+    }
+    again
+}
+
+#[test]
+fn an_older_epoch_commits_only_what_the_member_held_since() {
+    let mut g = ConsumerGroup::default();
+    assert_eq!(beat(&mut g, "a", 0, &[]).member_epoch, 1);
+    // b joins: a is to give up 2 and 3, and stays at epoch 1 meanwhile.
+    assert_eq!(beat(&mut g, "b", 0, &[]).member_epoch, 2);
+    assert_eq!(beat(&mut g, "a", 1, &[0, 1, 2, 3]).member_epoch, 1);
+    assert_eq!(commit(&g, "a", 1, &[0, 1, 2, 3]), ErrorCode::None);
+    // a gave them up: it moves to epoch 2 and keeps 0 and 1, given at 1.
+    assert_eq!(beat(&mut g, "a", 1, &[0, 1]).member_epoch, 2);
+    assert_eq!(beat(&mut g, "b", 2, &[]).member_epoch, 2);
+    for g in [&g, &reloaded(&g)] {
+        assert_eq!(
+            commit(g, "a", 2, &[0, 1, 2, 3]),
+            ErrorCode::None,
+            "its epoch"
+        );
+        assert_eq!(commit(g, "a", 1, &[0, 1]), ErrorCode::None, "held since 1");
+        assert_eq!(
+            commit(g, "a", 1, &[1, 2]),
+            ErrorCode::StaleMemberEpoch,
+            "2 is b's now: the whole commit is refused"
+        );
+        assert_eq!(commit(g, "a", 0, &[0]), ErrorCode::StaleMemberEpoch);
+        assert_eq!(commit(g, "a", 3, &[0]), ErrorCode::StaleMemberEpoch);
+        // b was given 2 and 3 at epoch 2.
+        assert_eq!(commit(g, "b", 2, &[2, 3]), ErrorCode::None);
+        assert_eq!(commit(g, "b", 1, &[2]), ErrorCode::StaleMemberEpoch);
+        assert_eq!(
+            g.check_commit("a", 1, &[("missing", 0)], &topics()),
+            ErrorCode::StaleMemberEpoch
+        );
+        assert_eq!(commit(g, "c", 2, &[0]), ErrorCode::UnknownMemberId);
+        assert_eq!(commit(g, "", -1, &[0]), ErrorCode::UnknownMemberId);
+    }
+}
+
+#[test]
+fn partitions_being_given_up_keep_their_epoch_and_an_empty_group_takes_any_commit() {
+    let mut g = ConsumerGroup::default();
+    beat(&mut g, "a", 0, &[]);
+    beat(&mut g, "b", 0, &[]);
+    let kept = beat(&mut g, "a", 1, &[0, 1, 2, 3])
+        .assignment
+        .expect("a's share");
+    let kept: Vec<i32> = kept.iter().map(|(_, p)| *p).collect();
+    assert_eq!(beat(&mut g, "a", 1, &kept).member_epoch, 2);
+    // a moves to "u": everything it holds of "t" (given at epoch 1) is to
+    // be given up, and it stays at epoch 2 until it is.
+    let moved = g.heartbeat(
+        HeartbeatRequest {
+            group_id: "g".into(),
+            member_id: "a".into(),
+            member_epoch: 2,
+            subscribed_topics: Some(vec!["u".into()]),
+            owned: Some(kept.iter().map(|p| (T, *p)).collect()),
+            ..HeartbeatRequest::default()
+        },
+        &topics(),
+        1,
+        CONFIG,
+    );
+    assert_eq!((moved.member_epoch, moved.assignment), (2, Some(vec![])));
+    for g in [&g, &reloaded(&g)] {
+        assert_eq!(commit(g, "a", 1, &kept), ErrorCode::None, "given at 1");
+        assert_eq!(commit(g, "a", 0, &kept), ErrorCode::StaleMemberEpoch);
+    }
+    // With every member gone, any client may commit without an epoch.
+    for id in ["a", "b"] {
+        let left = g.heartbeat(
+            HeartbeatRequest {
+                group_id: "g".into(),
+                member_id: id.into(),
+                member_epoch: -1,
+                ..HeartbeatRequest::default()
+            },
+            &topics(),
+            1,
+            CONFIG,
+        );
+        assert_eq!(left.error, ErrorCode::None);
+    }
+    assert_eq!(commit(&g, "", -1, &[0]), ErrorCode::None);
+    assert_eq!(commit(&g, "someone", -1, &[0]), ErrorCode::None);
+}
