@@ -73,11 +73,16 @@ pub enum BrokenRule {
     /// its members' (as before sluice kept them), so after a crash the
     /// coordinator has forgotten members that still own their partitions.
     MembersUnwritten,
+    /// `older-epoch-commits-taken`: a KIP-848 member's offset commit under
+    /// an older epoch is taken whatever it commits, not only for the
+    /// partitions it held since that epoch (their assignment epochs), so
+    /// a commit made before a partition was given can land on it.
+    OlderEpochCommitsTaken,
 }
 
 impl BrokenRule {
     /// Every rule, for `--bug`'s list.
-    pub const ALL: [BrokenRule; 7] = [
+    pub const ALL: [BrokenRule; 8] = [
         BrokenRule::AcksBeforeSync,
         BrokenRule::NoTxnVerification,
         BrokenRule::NoEpochBump,
@@ -85,6 +90,7 @@ impl BrokenRule {
         BrokenRule::DeadLetterResent,
         BrokenRule::DeliveryCountedUnanswered,
         BrokenRule::MembersUnwritten,
+        BrokenRule::OlderEpochCommitsTaken,
     ];
 
     /// Its `--bug` name.
@@ -97,6 +103,7 @@ impl BrokenRule {
             BrokenRule::DeadLetterResent => "dead-letter-resent",
             BrokenRule::DeliveryCountedUnanswered => "delivery-counted-unanswered",
             BrokenRule::MembersUnwritten => "members-unwritten",
+            BrokenRule::OlderEpochCommitsTaken => "older-epoch-commits-taken",
         }
     }
 

@@ -17,6 +17,10 @@
 //! - a member's epoch never goes back while it stays a member;
 //! - a member is given partitions of its topic alone (it subscribes to
 //!   that one, by name or by a pattern only that name matches);
+//! - a commit under a member's older epoch is taken only for partitions
+//!   it held since that epoch (their assignment epochs): the member
+//!   commits, under its epoch before its last move, the partition given
+//!   to it last, which that move may have given it;
 //! - a group that cannot have been removed (an acknowledged commit keeps
 //!   it) answers a join, after a crash, with an epoch past every epoch it
 //!   answered since: the group's epoch is written before the answer that
@@ -47,7 +51,7 @@ use sluice_core::{ErrorCode, Offset};
 use sluice_shard::{GroupRequest, GroupResponse, Shard};
 
 use crate::client::Clients;
-use crate::groups::{commit, group_call};
+use crate::groups::{commit, group_call, one_offset};
 use crate::model::Tp;
 
 /// The session timeout of KIP-848 members in the simulation
@@ -315,6 +319,11 @@ pub async fn run_member(c: &Rc<Clients>, member: ConsumerMember) {
         ));
     }
     let (mut epoch, mut owned, _) = resumed.unwrap_or_default();
+    // Each partition it owns with the epoch of the answer that gave it
+    // (a resumed member's: the epoch it resumes at, no earlier than the
+    // coordinator's), and its epoch before its last move, if it saw one.
+    let mut given_at: BTreeMap<TopicPartition, i32> = owned.iter().map(|tp| (*tp, epoch)).collect();
+    let mut before_move: Option<i32> = None;
     let by_pattern = subscribes_by_pattern(&member_id);
     for round in 0..rounds {
         c.groups
@@ -386,6 +395,8 @@ pub async fn run_member(c: &Rc<Clients>, member: ConsumerMember) {
                 }
                 // Fenced: what it owned is lost; it joins again.
                 owned.clear();
+                given_at.clear();
+                before_move = None;
                 epoch = 0;
                 c.groups.borrow_mut().consumers.gave_up(&member_id);
                 continue;
@@ -403,9 +414,16 @@ pub async fn run_member(c: &Rc<Clients>, member: ConsumerMember) {
             ));
             return;
         }
+        if epoch > 0 && response.member_epoch != epoch {
+            before_move = Some(epoch);
+        }
         epoch = response.member_epoch;
         if let Some(assignment) = &response.assignment {
             owned = assignment.iter().copied().collect();
+            given_at.retain(|tp, _| owned.contains(tp));
+            for tp in &owned {
+                given_at.entry(*tp).or_insert(epoch);
+            }
             let mut model = c.groups.borrow_mut();
             model.consumers.saw_ids(&topic, &topic_ids(c, &topic));
             if let Err(e) = model
@@ -437,6 +455,19 @@ pub async fn run_member(c: &Rc<Clients>, member: ConsumerMember) {
         }
         if round % 2 == 1 {
             commit_one(c, &shard, &group, &member_id, epoch).await;
+        }
+        if let Some(older) = before_move.filter(|_| round % 4 == 3) {
+            let commit = OlderCommit {
+                group: &group,
+                member_id: &member_id,
+                topic: &topic,
+                epoch: older,
+                offset: i64::from(round),
+            };
+            if let Err(e) = commit_under_older_epoch(c, &shard, commit, &given_at).await {
+                c.fail(e);
+                return;
+            }
         }
         shard
             .env()
@@ -478,4 +509,68 @@ async fn commit_one(c: &Rc<Clients>, shard: &Rc<Shard>, group: &str, member_id: 
     c.trace.borrow_mut().event(&format!(
         "consumer commit {group} {member_id} epoch {epoch} {tp:?}={offset}: {committed:?}"
     ));
+}
+
+/// A member's commit under its epoch before its last move.
+struct OlderCommit<'a> {
+    group: &'a str,
+    member_id: &'a str,
+    topic: &'a str,
+    epoch: i32,
+    offset: Offset,
+}
+
+/// Commits, under `commit.epoch`, the partition given to the member last
+/// (`given_at`: what it owns, with the epoch of the answer that gave each),
+/// as a client's commit sent just before a heartbeat moved it on. The
+/// promise: the coordinator takes it only if the member held that
+/// partition since that epoch (Kafka 4.4's assignment epochs); taken
+/// otherwise, an old incarnation's commit could land on a partition given
+/// since. Its offsets are on the group's real partitions, which no other
+/// promise reads.
+async fn commit_under_older_epoch(
+    c: &Rc<Clients>,
+    shard: &Rc<Shard>,
+    commit: OlderCommit<'_>,
+    given_at: &BTreeMap<TopicPartition, i32>,
+) -> Result<(), String> {
+    let Some((tp, given)) = given_at.iter().max_by_key(|(tp, given)| (**given, **tp)) else {
+        return Ok(());
+    };
+    let OlderCommit {
+        group,
+        member_id,
+        topic,
+        epoch,
+        offset,
+    } = commit;
+    let request = GroupRequest::Commit {
+        group_id: group.to_owned(),
+        member_id: member_id.to_owned(),
+        instance_id: None,
+        generation: epoch,
+        unknown_group_error: ErrorCode::IllegalGeneration,
+        offsets: one_offset(&(topic.to_owned(), tp.1), offset, shard.env().now_ms()),
+    };
+    let error = match group_call(shard, group, request).await {
+        GroupResponse::Commit(errors) => errors
+            .first()
+            .copied()
+            .unwrap_or(ErrorCode::UnknownServerError),
+        GroupResponse::Error(e) => e,
+        _ => ErrorCode::UnknownServerError,
+    };
+    c.trace.borrow_mut().event(&format!(
+        "consumer commit {group} {member_id} older epoch {epoch} {topic}-{} (given at {given}): \
+         {error:?}",
+        tp.1
+    ));
+    if error == ErrorCode::None && *given > epoch {
+        return Err(format!(
+            "group {group}: {member_id}'s commit under epoch {epoch} was taken for {topic}-{}, \
+             given to it only at epoch {given}",
+            tp.1
+        ));
+    }
+    Ok(())
 }

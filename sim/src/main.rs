@@ -36,7 +36,8 @@ struct Args {
     /// Turns on a deliberately broken rule, to see the simulator catch it:
     /// `acks-before-sync`, `no-txn-verification`, `no-epoch-bump`,
     /// `share-ack-unwritten`, `dead-letter-resent`,
-    /// `delivery-counted-unanswered`.
+    /// `delivery-counted-unanswered`, `members-unwritten`,
+    /// `older-epoch-commits-taken`.
     #[arg(long)]
     bug: Option<String>,
     /// Overrides the seed's number of shards (1-4).

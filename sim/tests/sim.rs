@@ -187,3 +187,16 @@ fn members_forgotten_by_a_restart_are_caught() {
     );
     caught(BrokenRule::MembersUnwritten, &[2], 3000, "still owns it");
 }
+
+#[test]
+fn a_commit_under_an_older_epoch_taken_for_a_partition_given_since_is_caught() {
+    // A KIP-848 member's commit under the epoch before its last move,
+    // taken for the partition that move gave it: an old incarnation's
+    // commit could land on a partition given since.
+    caught(
+        BrokenRule::OlderEpochCommitsTaken,
+        &[1, 25, 30],
+        3000,
+        "given to it only at epoch",
+    );
+}
