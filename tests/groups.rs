@@ -756,3 +756,74 @@ fn kip848_static_members_leave_for_now_and_come_back_as_kafkas_do() {
         ]
     );
 }
+
+/// OffsetFetch v9 naming the KIP-848 member asking (raw requests): Kafka
+/// answers a member at its epoch, and refuses another epoch
+/// (STALE_MEMBER_EPOCH, 113) or an unknown member (UNKNOWN_MEMBER_ID, 25)
+/// with the group's error; asking as no one, of a group that does not
+/// exist, or of a classic group checks nothing. (A v9 request naming no
+/// member but an epoch gets UNKNOWN_SERVER_ERROR from Kafka 4.4, a null
+/// dereference there; sluice answers UNKNOWN_MEMBER_ID, and the case is
+/// left out.)
+const MEMBER_FETCHES: &str = r#"
+import time
+from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient, NewTopic
+prefix = ARGS[0]
+topic, group = prefix + "-t", prefix + "-g"
+admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(30)
+wait_for_coordinator(group, topic)
+hb = Heartbeats()
+error, _, _, epoch, _ = hb.beat_past_load(group, "m1", 0, topics=[topic], owned=[])
+print(f"joined: error {error}")
+
+def ask(label, member, epoch, group=group):
+    error, offset = hb.offset_fetch(group, member, epoch, topic)
+    print(f"{label}: error {error}, offset {offset}")
+
+ask("the member at its epoch", "m1", epoch)
+ask("the member at a newer epoch", "m1", epoch + 1)
+ask("the member at an older epoch", "m1", epoch - 1)
+ask("the member with no epoch", "m1", -1)
+ask("an unknown member", "nobody", epoch)
+ask("an empty member id, no epoch", "", -1)
+ask("no member, no epoch", None, -1)
+ask("a group that does not exist", "m1", epoch, group=prefix + "-none")
+classic = prefix + "-classic"
+consumer = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": classic})
+consumer.subscribe([topic])
+deadline = Deadline(30, "the classic consumer's assignment")
+while not consumer.assignment():
+    deadline.check()
+    consumer.poll(0.2)
+ask("a classic group, any member", "someone", 3, group=classic)
+consumer.close()
+print(f"leave: error {hb.beat(group, 'm1', -1)[0]}")
+"#;
+
+#[test]
+fn kip848_members_fetch_offsets_at_their_epoch_as_on_kafka() {
+    let expected = [
+        "joined: error 0",
+        "the member at its epoch: error 0, offset -1",
+        "the member at a newer epoch: error 113, offset None",
+        "the member at an older epoch: error 113, offset None",
+        "the member with no epoch: error 113, offset None",
+        "an unknown member: error 25, offset None",
+        "an empty member id, no epoch: error 25, offset None",
+        "no member, no epoch: error 0, offset -1",
+        "a group that does not exist: error 0, offset -1",
+        "a classic group, any member: error 0, offset -1",
+        "leave: error 0",
+    ];
+    let prefix = topic("member-fetch");
+    kafka::assert_same_with_fast_heartbeats(&expected, |bootstrap| {
+        run_python_at(
+            bootstrap,
+            &format!("{RAW_HEARTBEATS}\n{MEMBER_FETCHES}"),
+            &[&prefix],
+            Duration::from_secs(120),
+        )
+    });
+}

@@ -381,8 +381,14 @@ impl GroupHome {
                 group_id,
                 partitions,
                 require_stable,
+                member_id,
+                member_epoch,
             } => {
                 let c = self.coordinator.borrow();
+                let check = c.check_fetch(&group_id, member_id.as_deref(), member_epoch);
+                if check != ErrorCode::None {
+                    return GroupResponse::Offsets(Err(check));
+                }
                 let committed = c.offsets(&group_id);
                 let row = |topic: String, p: PartitionId, v: Option<CommittedOffset>| {
                     if require_stable && c.has_txn_offset(&group_id, &topic, p) {

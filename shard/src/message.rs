@@ -680,11 +680,15 @@ pub enum GroupRequest {
     },
     /// `None`: every partition the group committed. `require_stable`
     /// (OffsetFetch v7+): a partition with an offset committed in an open
-    /// transaction answers UNSTABLE_OFFSET_COMMIT.
+    /// transaction answers UNSTABLE_OFFSET_COMMIT. `member_id` and
+    /// `member_epoch` (OffsetFetch v9+; `None` and -1 before): a KIP-848
+    /// member asking is checked as its commits are, at its epoch.
     FetchOffsets {
         group_id: String,
         partitions: Option<Vec<(String, PartitionId)>>,
         require_stable: bool,
+        member_id: Option<String>,
+        member_epoch: i32,
     },
     /// TxnOffsetCommit: offsets committed in `producer_id`'s transaction;
     /// answered like [`GroupRequest::Commit`].

@@ -271,6 +271,8 @@ pub async fn fetch_offsets(c: &Rc<Clients>, entry: u32, group: String) {
         group_id: group.clone(),
         partitions: None,
         require_stable: false,
+        member_id: None,
+        member_epoch: -1,
     };
     let fetched = match group_call(&shard, &group, request).await {
         GroupResponse::Offsets(Ok(rows)) => rows
@@ -490,6 +492,8 @@ pub async fn committed_offsets(
         group_id: group.to_owned(),
         partitions: None,
         require_stable: false,
+        member_id: None,
+        member_epoch: -1,
     };
     match group_call(&shards[owner as usize], group, request).await {
         GroupResponse::Offsets(Ok(rows)) => Ok(rows

@@ -481,6 +481,8 @@ async fn check_group_offsets(
             group_id: group.clone(),
             partitions: Some(vec![tp.clone()]),
             require_stable: true,
+            member_id: None,
+            member_epoch: -1,
         };
         let rows = match crate::groups::group_call(shard, &group, request).await {
             GroupResponse::Offsets(Ok(rows)) => rows,

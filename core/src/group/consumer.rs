@@ -814,6 +814,21 @@ impl ConsumerGroup {
         !expired.is_empty()
     }
 
+    /// Whether `member_id` at `member_epoch` may read the group's
+    /// committed offsets, as Kafka 4.4 checks OffsetFetch v9+: a request
+    /// naming no member and no epoch, yes; an unknown member is
+    /// UNKNOWN_MEMBER_ID; any epoch but the member's, STALE_MEMBER_EPOCH.
+    pub fn check_fetch(&self, member_id: Option<&str>, member_epoch: i32) -> ErrorCode {
+        if member_id.is_none() && member_epoch < 0 {
+            return ErrorCode::None;
+        }
+        match self.members.get(member_id.unwrap_or_default()) {
+            None => ErrorCode::UnknownMemberId,
+            Some(m) if m.epoch != member_epoch => ErrorCode::StaleMemberEpoch,
+            Some(_) => ErrorCode::None,
+        }
+    }
+
     /// Whether `member_id`'s commit at `member_epoch` of `partitions` (by
     /// topic name, as `catalog` names them) may be written, as Kafka 4.4
     /// checks it: at the member's epoch, anything; at a newer one, nothing

@@ -649,6 +649,22 @@ impl GroupCoordinator {
         }
     }
 
+    /// OffsetFetch's membership check (v9+, which names the member asking):
+    /// a KIP-848 member must be the group's, at its epoch; the other kinds
+    /// of group, and a group that does not exist, check nothing (Kafka's
+    /// rules).
+    pub fn check_fetch(
+        &self,
+        group_id: &str,
+        member_id: Option<&str>,
+        member_epoch: i32,
+    ) -> ErrorCode {
+        match self.consumer_groups.get(group_id) {
+            Some(g) => g.check_fetch(member_id, member_epoch),
+            None => ErrorCode::None,
+        }
+    }
+
     /// Applies a durable record: a commit or deletion of an offset, or a
     /// group's metadata (at load). Offsets create their group when needed.
     pub fn apply(&mut self, record: OffsetsRecord, now_ms: i64) {

@@ -1,8 +1,10 @@
 """Raw ConsumerGroupHeartbeat v1 requests (member ids chosen by the
-caller) on one connection, for the differential tests of KIP-848 groups
-(tests/groups.rs, tests/group_topics.rs): a client library would not send
-the malformed or out-of-turn requests these tests compare. The snippet
-that includes this follows the test helpers (BOOTSTRAP, Deadline)."""
+caller) on one connection, and OffsetFetch v9 naming any member and epoch
+(kafka-python's message classes), for the differential tests of KIP-848
+groups (tests/groups.rs, tests/group_topics.rs): a client library would
+not send the malformed or out-of-turn requests these tests compare. The
+snippet that includes this follows the test helpers (BOOTSTRAP,
+Deadline)."""
 import socket
 import struct
 import time
@@ -99,6 +101,27 @@ class Heartbeats:
                 r.uv()
             r.uv()
         return error, message, member_id, member_epoch, assignment
+
+    def offset_fetch(self, group, member, epoch, topic):
+        """OffsetFetch v9 of `group`'s offset of `topic` partition 0, asked
+        as `member` (None: no member) at `epoch`. Returns (the group's
+        error, the partition's committed offset, or None when the group's
+        error left no partition)."""
+        from kafka.protocol.consumer.group import OffsetFetchRequest, OffsetFetchResponse
+        request_class = OffsetFetchRequest[9]
+        group_entry = request_class.OffsetFetchRequestGroup(
+            group_id=group, member_id=member, member_epoch=epoch,
+            topics=[request_class.OffsetFetchRequestGroup.OffsetFetchRequestTopics(
+                name=topic, partition_indexes=[0])])
+        request = request_class(groups=[group_entry], require_stable=False)
+        self.cid += 1
+        request.with_header(correlation_id=self.cid, client_id="raw")
+        self.sock.sendall(bytes(request.encode(header=True, framed=True)))
+        (size,) = struct.unpack(">i", self._recv(4))
+        response = OffsetFetchResponse[9].decode(self._recv(size), header=True)
+        answer = response.groups[0]
+        offsets = [p.committed_offset for t in answer.topics for p in t.partitions]
+        return answer.error_code, offsets[0] if offsets else None
 
     def beat_past_load(self, *args, **kw):
         """`beat`, sent again (for up to 30 s) while it is answered

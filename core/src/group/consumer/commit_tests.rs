@@ -1,6 +1,6 @@
 //! A KIP-848 member's offset commits under its epoch and under older ones
 //! (the partitions' assignment epochs), across a reload of the group's
-//! records.
+//! records, and its offset fetches (at its epoch only).
 
 use super::*;
 use crate::group::topics::TopicTable;
@@ -143,4 +143,19 @@ fn partitions_being_given_up_keep_their_epoch_and_an_empty_group_takes_any_commi
     }
     assert_eq!(commit(&g, "", -1, &[0]), ErrorCode::None);
     assert_eq!(commit(&g, "someone", -1, &[0]), ErrorCode::None);
+}
+
+#[test]
+fn a_member_fetches_offsets_at_its_epoch_only() {
+    let mut g = ConsumerGroup::default();
+    let epoch = beat(&mut g, "a", 0, &[]).member_epoch;
+    assert_eq!(g.check_fetch(Some("a"), epoch), ErrorCode::None);
+    for other in [epoch + 1, epoch - 1, -1] {
+        assert_eq!(g.check_fetch(Some("a"), other), ErrorCode::StaleMemberEpoch);
+    }
+    assert_eq!(g.check_fetch(Some("b"), epoch), ErrorCode::UnknownMemberId);
+    assert_eq!(g.check_fetch(Some(""), -1), ErrorCode::UnknownMemberId);
+    assert_eq!(g.check_fetch(None, epoch), ErrorCode::UnknownMemberId);
+    // Asking as no one (an admin, a client before v9) is always allowed.
+    assert_eq!(g.check_fetch(None, -1), ErrorCode::None);
 }

@@ -1,6 +1,9 @@
 //! OffsetFetch (1–9): the committed offsets of one group (v1–7) or of
 //! several (v8+), for named partitions or (null topics) every partition the
-//! group committed. A partition without a commit reads offset -1.
+//! group committed. A partition without a commit reads offset -1. A group
+//! of v9 may name the KIP-848 member asking and its epoch: an unknown
+//! member or another epoch gets that group's UNKNOWN_MEMBER_ID or
+//! STALE_MEMBER_EPOCH, as in Kafka.
 
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
@@ -39,16 +42,23 @@ type Committed = Result<Option<CommittedOffset>, ErrorCode>;
 /// One topic's partitions and their committed offsets.
 type TopicRows = (String, Vec<(PartitionId, Committed)>);
 
+/// The KIP-848 member an OffsetFetch v9 group names (its id, its epoch);
+/// `(None, -1)` for none.
+type Asker = (Option<String>, i32);
+
 async fn fetch(
     ctx: &Context,
     group_id: &str,
     partitions: Option<Vec<(String, PartitionId)>>,
     require_stable: bool,
+    (member_id, member_epoch): Asker,
 ) -> Result<Rows, ErrorCode> {
     let request = GroupRequest::FetchOffsets {
         group_id: group_id.to_owned(),
         partitions,
         require_stable,
+        member_id,
+        member_epoch,
     };
     match call(ctx, group_id, request).await {
         GroupResponse::Offsets(rows) => rows,
@@ -104,8 +114,13 @@ pub async fn handle(
             });
             let group = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
             let stable = request.require_stable;
+            let asker = if version >= 9 {
+                (g.member_id.map(|m| m.as_str().to_owned()), g.member_epoch)
+            } else {
+                (None, -1)
+            };
             groups.push(
-                match fetch(ctx, g.group_id.0.as_str(), wanted, stable).await {
+                match fetch(ctx, g.group_id.0.as_str(), wanted, stable, asker).await {
                     Err(e) => group.with_error_code(e.code()),
                     Ok(rows) => group.with_topics(
                         by_topic(rows)
@@ -146,7 +161,8 @@ pub async fn handle(
     });
     let require_stable = version >= 7 && request.require_stable;
     let group_id = request.group_id.0.as_str();
-    let (rows, error) = match fetch(ctx, group_id, wanted.clone(), require_stable).await {
+    let (rows, error) = match fetch(ctx, group_id, wanted.clone(), require_stable, (None, -1)).await
+    {
         Ok(rows) => (rows, ErrorCode::None),
         // v1 has no top-level error: each partition carries it.
         Err(e) => (
