@@ -488,6 +488,13 @@ print("produced")
             .any(|l| l.starts_with("record 5 ") && l.contains(&subscribed)),
         "{dump}"
     );
+    // A member subscribed by name has the empty pattern Kafka writes.
+    assert!(
+        dump.lines().any(|l| l.starts_with("record 5 ")
+            && l.contains(&subscribed)
+            && l.contains("\"subscribedTopicRegex\":\"\"")),
+        "{dump}"
+    );
     // The current assignment carries each partition's assignment epoch
     // (AssignmentEpochs, a tagged field), one per partition.
     assert!(

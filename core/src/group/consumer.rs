@@ -73,7 +73,8 @@ pub struct MemberDescription {
     pub member_epoch: i32,
     pub client: ClientInfo,
     pub subscribed_topics: Vec<String>,
-    pub subscribed_regex: Option<String>,
+    /// Its pattern; empty for none, as Kafka shows it.
+    pub subscribed_regex: String,
     /// What it owns now (its assignment and what it is still giving up).
     pub assignment: Vec<TopicPartition>,
     /// What the target assignment gives it.
@@ -246,7 +247,8 @@ impl ConsumerGroup {
                     client_id: m.client.client_id.clone(),
                     client_host: m.client.client_host.clone(),
                     subscribed_topics: m.subscribed.iter().cloned().collect(),
-                    subscribed_regex: m.subscribed_regex.clone(),
+                    // Kafka writes an empty pattern for none.
+                    subscribed_regex: Some(m.subscribed_regex.clone().unwrap_or_default()),
                     rebalance_timeout_ms: m.rebalance_timeout_ms,
                     server_assignor: m.server_assignor.map(|a| a.name().to_owned()),
                 }),
@@ -323,7 +325,7 @@ impl ConsumerGroup {
         member.client = ClientInfo::of(&metadata);
         member.rebalance_timeout_ms = metadata.rebalance_timeout_ms;
         member.subscribed = metadata.subscribed_topics.into_iter().collect();
-        member.subscribed_regex = metadata.subscribed_regex;
+        member.subscribed_regex = metadata.subscribed_regex.filter(|p| !p.is_empty());
         member.instance_id = metadata.instance_id;
         member.server_assignor = metadata
             .server_assignor
@@ -414,7 +416,7 @@ impl ConsumerGroup {
                 member_epoch: m.epoch,
                 client: m.client.clone(),
                 subscribed_topics: m.subscribed.iter().cloned().collect(),
-                subscribed_regex: m.subscribed_regex.clone(),
+                subscribed_regex: m.subscribed_regex.clone().unwrap_or_default(),
                 assignment: m
                     .assigned
                     .keys()

@@ -128,7 +128,7 @@ fn a_pattern_subscribes_to_every_topic_it_matches_now_and_later() {
     );
     // ConsumerGroupDescribe shows the pattern, and the names alone.
     let described = &g.describe().members[0];
-    assert_eq!(described.subscribed_regex.as_deref(), Some("orders-.*"));
+    assert_eq!(described.subscribed_regex, "orders-.*");
     assert!(described.subscribed_topics.is_empty());
     assert_eq!(g.subscribed_topics(), ["orders-eu", "orders-us"]);
     // Another pattern: what it no longer matches is taken back.
@@ -144,7 +144,33 @@ fn a_pattern_subscribes_to_every_topic_it_matches_now_and_later() {
     // The empty pattern: none at all.
     let none = beat(&mut g, &catalog, request("m", 3, &[], Some(""), &[(B, 0)]));
     assert_eq!(sorted(&none), []);
-    assert_eq!(g.describe().members[0].subscribed_regex, None);
+    assert_eq!(g.describe().members[0].subscribed_regex, "");
+}
+
+#[test]
+fn a_member_without_a_pattern_is_written_with_kafkas_empty_one_and_loads_without() {
+    let catalog = TopicTable::of(&[("a", A, 1)]);
+    let mut g = ConsumerGroup::default();
+    let joined = beat(&mut g, &catalog, request("m", 0, &["a"], Some(""), &[]));
+    let metadata = g.records("g", None).into_iter().find_map(|r| match r {
+        OffsetsRecord::Member { value, .. } => value,
+        _ => None,
+    });
+    assert_eq!(
+        metadata.and_then(|m| m.subscribed_regex).as_deref(),
+        Some(""),
+        "Kafka's record holds an empty pattern, not a null one"
+    );
+    let mut again = reloaded(&g);
+    assert_eq!(again.describe().members[0].subscribed_regex, "");
+    // Its next heartbeat, sending the empty pattern again, changes nothing.
+    let same = beat(
+        &mut again,
+        &catalog,
+        request("m", 1, &[], Some(""), &sorted(&joined)),
+    );
+    assert_eq!((same.error, same.member_epoch), (ErrorCode::None, 1));
+    assert_eq!(again.group_epoch, 1);
 }
 
 #[test]

@@ -96,9 +96,9 @@ pub async fn handle(
                                         .map(|t| TopicName(StrBytes::from_string(t)))
                                         .collect(),
                                 )
-                                .with_subscribed_topic_regex(
-                                    m.subscribed_regex.map(StrBytes::from_string),
-                                )
+                                .with_subscribed_topic_regex(Some(StrBytes::from_string(
+                                    m.subscribed_regex,
+                                )))
                                 .with_assignment(assignment(ctx, &m.assignment))
                                 .with_target_assignment(assignment(ctx, &m.target_assignment))
                                 .with_member_type(MEMBER_TYPE_CONSUMER)
