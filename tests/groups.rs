@@ -499,7 +499,7 @@ print("produced")
     // (AssignmentEpochs, a tagged field), one per partition.
     assert!(
         dump.lines().any(|l| l.starts_with("record 8 ")
-            && l.contains("\"partitions\":[0,1,2,3],\"assignmentEpochs\":[1,1,1,1]")),
+            && l.contains("\"partitions\":[0,1,2,3],\"assignmentEpochs\":[2,2,2,2]")),
         "{dump}"
     );
 }
@@ -633,7 +633,7 @@ const RAW_HEARTBEATS: &str = include_str!("clients/python/kip848_heartbeats.py")
 /// is refused (UNRELEASED_INSTANCE_ID), the replaced member is fenced
 /// (FENCED_INSTANCE_ID), and unknown members and instance ids and fenced
 /// epochs get Kafka's codes and messages. Epochs are printed relative to
-/// the first join's (Kafka's first group epoch is 2, sluice's 1).
+/// the first join's.
 const STATIC_MEMBERS: &str = r#"
 import re, time
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -833,4 +833,64 @@ fn kip848_members_fetch_offsets_at_their_epoch_as_on_kafka() {
             Duration::from_secs(120),
         )
     });
+}
+
+/// KIP-848 group epochs, raw heartbeats against Kafka 4.4 and sluice: a
+/// new group's first member gets epoch 2 when it subscribes to a topic
+/// (made or not) and 1 when it subscribes to nothing (never 0, the epoch
+/// of a join); later members and leaves move it on from there, also in a
+/// group a simple commit made first.
+const EPOCHS: &str = r#"
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+prefix = ARGS[0]
+topic = prefix + "-t"
+admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(30)
+wait_for_coordinator(prefix + "-named", topic)
+hb = Heartbeats()
+
+def join(label, group, member, topics):
+    error, _, _, epoch, _ = hb.beat_past_load(prefix + "-" + group, member, 0, topics=topics, owned=[])
+    print(f"{label}: error {error}, epoch {epoch}")
+    return epoch
+
+join("a first member of a topic", "named", "m1", [topic])
+join("a second member of it", "named", "m2", [topic])
+join("a first member of a topic not made", "unmade", "m1", [prefix + "-none"])
+epoch = join("a first member of nothing", "nothing", "m1", [])
+join("a second member of nothing", "nothing", "m2", [])
+error, _, _, epoch, _ = hb.beat(prefix + "-nothing", "m1", epoch, topics=[topic], owned=[])
+print(f"the first then subscribes to the topic: error {error}, epoch {epoch}")
+committer = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": prefix + "-committed"})
+committer.commit(offsets=[TopicPartition(topic, 0, 5)], asynchronous=False)
+committer.close()
+join("a first member after a simple commit", "committed", "m1", [topic])
+print(f"it leaves: error {hb.beat(prefix + '-committed', 'm1', -1)[0]}")
+join("the next member", "committed", "m2", [topic])
+"#;
+
+#[test]
+fn kip848_group_epochs_are_kafkas() {
+    let expected = [
+        "a first member of a topic: error 0, epoch 2",
+        "a second member of it: error 0, epoch 3",
+        "a first member of a topic not made: error 0, epoch 2",
+        "a first member of nothing: error 0, epoch 1",
+        "a second member of nothing: error 0, epoch 1",
+        "the first then subscribes to the topic: error 0, epoch 2",
+        "a first member after a simple commit: error 0, epoch 2",
+        "it leaves: error 0",
+        "the next member: error 0, epoch 4",
+    ];
+    let prefix = topic("epochs");
+    let lines = |bootstrap: &str| {
+        run_python_at(
+            bootstrap,
+            &format!("{RAW_HEARTBEATS}\n{EPOCHS}"),
+            &[&prefix],
+            Duration::from_secs(120),
+        )
+    };
+    assert_eq!(kafka::same_with_immediate_targets(lines), expected);
 }

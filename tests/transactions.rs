@@ -646,9 +646,9 @@ fn transaction_version_2_in_a_cluster_adds_partitions_through_their_leaders() {
 fn offsets_committed_in_transactions_are_checked_against_kip848_members_as_kafka_checks_them() {
     let expected = [
         "read from the input: 10",
-        "member epoch positive: true",
+        "member epoch: 2",
         "the member's metadata: committed",
-        "the member moved to a newer epoch: true, still holding 1 partition",
+        "the member moved to epoch 3, still holding 1 partition",
         "the member's older epoch, for a partition held since: committed",
         "an epoch before the partition was given: CommitFailedException",
         "an epoch before the partition was given: aborted",

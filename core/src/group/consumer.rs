@@ -188,7 +188,7 @@ impl ClientInfo {
 }
 
 /// One consumer group of the KIP-848 protocol.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ConsumerGroup {
     pub group_epoch: i32,
     assignment_epoch: i32,
@@ -196,6 +196,26 @@ pub struct ConsumerGroup {
     target: BTreeMap<String, BTreeSet<TopicPartition>>,
     /// The subscribed topics as the catalog knew them when last read.
     resolution: Resolution,
+}
+
+/// The epoch a new group starts at, with no target yet: its first
+/// heartbeat computes one at this epoch, or at the next when its member
+/// brings a subscription. So the epochs are Kafka 4.4's: a group's first
+/// member joining subscribed to a topic gets epoch 2, one joining
+/// subscribed to nothing epoch 1 (never 0, the epoch of a join), and every
+/// later epoch follows from there.
+const NEW_GROUP_EPOCH: i32 = 1;
+
+impl Default for ConsumerGroup {
+    fn default() -> Self {
+        ConsumerGroup {
+            group_epoch: NEW_GROUP_EPOCH,
+            assignment_epoch: 0,
+            members: BTreeMap::new(),
+            target: BTreeMap::new(),
+            resolution: Resolution::default(),
+        }
+    }
 }
 
 /// Settings of consumer groups.
@@ -938,34 +958,34 @@ mod tests {
     fn a_second_member_gets_partitions_only_after_the_first_gives_them_up() {
         let mut g = ConsumerGroup::default();
         let a = join(&mut g, "a", 0);
-        assert_eq!((a.error, a.member_epoch), (ErrorCode::None, 1));
+        assert_eq!((a.error, a.member_epoch), (ErrorCode::None, 2));
         assert_eq!(parts(&a), [0, 1, 2, 3]);
         let b = join(&mut g, "b", 0);
-        assert_eq!(b.member_epoch, 2, "b has nothing to revoke");
+        assert_eq!(b.member_epoch, 3, "b has nothing to revoke");
         assert_eq!(parts(&b), Vec::<i32>::new(), "a still holds b's share");
         // a is told to give up two partitions; its epoch stays.
-        let a = beat(&mut g, "a", 1, None);
-        assert_eq!((a.member_epoch, parts(&a)), (1, vec![0, 1]));
-        let b = beat(&mut g, "b", 2, None);
+        let a = beat(&mut g, "a", 2, None);
+        assert_eq!((a.member_epoch, parts(&a)), (2, vec![0, 1]));
+        let b = beat(&mut g, "b", 3, None);
         assert_eq!(b.assignment, None, "not before a reports giving them up");
         // a reports it did: it moves to the new epoch.
-        let a = beat(&mut g, "a", 1, Some(vec![(T, 0), (T, 1)]));
-        assert_eq!((a.member_epoch, a.assignment.clone()), (2, None));
-        let b = beat(&mut g, "b", 2, None);
-        assert_eq!((b.member_epoch, parts(&b)), (2, vec![2, 3]));
+        let a = beat(&mut g, "a", 2, Some(vec![(T, 0), (T, 1)]));
+        assert_eq!((a.member_epoch, a.assignment.clone()), (3, None));
+        let b = beat(&mut g, "b", 3, None);
+        assert_eq!((b.member_epoch, parts(&b)), (3, vec![2, 3]));
         // A stale epoch is fenced.
         assert_eq!(
-            beat(&mut g, "b", 1, None).error,
+            beat(&mut g, "b", 2, None).error,
             ErrorCode::FencedMemberEpoch
         );
         let both = [("t", 2), ("t", 3)];
-        assert_eq!(g.check_commit("b", 2, &both, &topics()), ErrorCode::None);
+        assert_eq!(g.check_commit("b", 3, &both, &topics()), ErrorCode::None);
         assert_eq!(
-            g.check_commit("b", 1, &both, &topics()),
+            g.check_commit("b", 2, &both, &topics()),
             ErrorCode::StaleMemberEpoch
         );
         assert_eq!(
-            g.check_commit("c", 2, &both, &topics()),
+            g.check_commit("c", 3, &both, &topics()),
             ErrorCode::UnknownMemberId
         );
     }
@@ -975,9 +995,9 @@ mod tests {
         let mut g = ConsumerGroup::default();
         join(&mut g, "a", 0);
         join(&mut g, "b", 0);
-        beat(&mut g, "a", 1, None);
-        let a = beat(&mut g, "a", 1, Some(vec![(T, 0), (T, 1)]));
-        beat(&mut g, "b", 2, None);
+        beat(&mut g, "a", 2, None);
+        let a = beat(&mut g, "a", 2, Some(vec![(T, 0), (T, 1)]));
+        beat(&mut g, "b", 3, None);
         let left = beat(&mut g, "b", -1, None);
         assert_eq!(left.member_epoch, -1);
         let a = beat(&mut g, "a", a.member_epoch, None);
@@ -995,30 +1015,30 @@ mod tests {
         let mut g = ConsumerGroup::default();
         join(&mut g, "a", 0);
         join(&mut g, "b", 0);
-        // a gives up partitions 2 and 3, and moves to epoch 2; the answer
+        // a gives up partitions 2 and 3, and moves to epoch 3; the answer
         // saying so is lost.
-        beat(&mut g, "a", 1, None);
-        let moved = beat(&mut g, "a", 1, Some(vec![(T, 0), (T, 1)]));
-        assert_eq!(moved.member_epoch, 2);
-        // At epoch 1 again, owning what it still has: epoch 2, whole.
-        let again = beat(&mut g, "a", 1, Some(vec![(T, 0), (T, 1)]));
-        assert_eq!((again.error, again.member_epoch), (ErrorCode::None, 2));
+        beat(&mut g, "a", 2, None);
+        let moved = beat(&mut g, "a", 2, Some(vec![(T, 0), (T, 1)]));
+        assert_eq!(moved.member_epoch, 3);
+        // At epoch 2 again, owning what it still has: epoch 3, whole.
+        let again = beat(&mut g, "a", 2, Some(vec![(T, 0), (T, 1)]));
+        assert_eq!((again.error, again.member_epoch), (ErrorCode::None, 3));
         assert_eq!(parts(&again), [0, 1]);
         // Owning more than it has, or not saying: fenced.
-        let b = beat(&mut g, "b", 2, None);
+        let b = beat(&mut g, "b", 3, None);
         assert_eq!(parts(&b), [2, 3]);
-        let a2 = beat(&mut g, "a", 2, None);
+        let a2 = beat(&mut g, "a", 3, None);
         assert_eq!(a2.error, ErrorCode::None);
         assert_eq!(
-            beat(&mut g, "a", 1, Some(vec![(T, 0), (T, 2)])).error,
+            beat(&mut g, "a", 2, Some(vec![(T, 0), (T, 2)])).error,
             ErrorCode::FencedMemberEpoch
         );
         assert_eq!(
-            beat(&mut g, "a", 1, None).error,
+            beat(&mut g, "a", 2, None).error,
             ErrorCode::FencedMemberEpoch
         );
         assert_eq!(
-            beat(&mut g, "a", 3, None).error,
+            beat(&mut g, "a", 4, None).error,
             ErrorCode::FencedMemberEpoch
         );
     }
@@ -1028,9 +1048,9 @@ mod tests {
         let mut g = ConsumerGroup::default();
         let a = join(&mut g, "a", 0);
         assert_eq!(parts(&a), [0, 1, 2, 3]);
-        assert_eq!(beat(&mut g, "a", 1, None).assignment, None, "sent already");
+        assert_eq!(beat(&mut g, "a", 2, None).assignment, None, "sent already");
         g.answer_lost("a");
-        assert_eq!(parts(&beat(&mut g, "a", 1, None)), [0, 1, 2, 3]);
+        assert_eq!(parts(&beat(&mut g, "a", 2, None)), [0, 1, 2, 3]);
     }
 
     fn static_beat(
@@ -1052,26 +1072,26 @@ mod tests {
         let mut g = ConsumerGroup::default();
         static_beat(&mut g, "a", 0, "i", None);
         join(&mut g, "b", 0);
-        let a = static_beat(&mut g, "a", 1, "i", None);
+        let a = static_beat(&mut g, "a", 2, "i", None);
         assert_eq!(parts(&a), [0, 1]);
-        let a = static_beat(&mut g, "a", 1, "i", Some(vec![(T, 0), (T, 1)]));
-        assert_eq!(a.member_epoch, 2);
-        assert_eq!(parts(&beat(&mut g, "b", 2, None)), [2, 3]);
+        let a = static_beat(&mut g, "a", 2, "i", Some(vec![(T, 0), (T, 1)]));
+        assert_eq!(a.member_epoch, 3);
+        assert_eq!(parts(&beat(&mut g, "b", 3, None)), [2, 3]);
         // a leaves for now: it keeps its partitions, b gets none of them.
         let left = static_beat(&mut g, "a", LEFT_FOR_NOW_EPOCH, "i", None);
         assert_eq!((left.error, left.member_epoch), (ErrorCode::None, -2));
-        assert_eq!(g.group_epoch, 2);
-        assert_eq!(beat(&mut g, "b", 2, None).assignment, None);
+        assert_eq!(g.group_epoch, 3);
+        assert_eq!(beat(&mut g, "b", 3, None).assignment, None);
         assert_eq!(g.describe().state, "Stable");
         // Another member with its instance id: a's partitions, at once,
         // at the same group epoch.
         let a2 = static_beat(&mut g, "a2", 0, "i", None);
-        assert_eq!((a2.error, a2.member_epoch), (ErrorCode::None, 2));
+        assert_eq!((a2.error, a2.member_epoch), (ErrorCode::None, 3));
         assert_eq!(parts(&a2), [0, 1]);
-        assert_eq!(g.group_epoch, 2);
+        assert_eq!(g.group_epoch, 3);
         assert!(g.member_epoch("a").is_none());
         // The old member is fenced; a third is refused while a2 holds it.
-        let old = static_beat(&mut g, "a", 2, "i", None);
+        let old = static_beat(&mut g, "a", 3, "i", None);
         assert_eq!(old.error, ErrorCode::FencedInstanceId);
         assert_eq!(
             old.message.as_deref(),
@@ -1107,13 +1127,13 @@ mod tests {
             unknown.message.as_deref(),
             Some("Member z is not a member of group g.")
         );
-        let ahead = beat(&mut g, "a", 3, None);
+        let ahead = beat(&mut g, "a", 4, None);
         assert_eq!(ahead.error, ErrorCode::FencedMemberEpoch);
         assert_eq!(
             ahead.message.as_deref(),
             Some(
-                "The consumer group member has a greater member epoch (3) than the one known by \
-                 the group coordinator (1). The member must abandon all its partitions and rejoin."
+                "The consumer group member has a greater member epoch (4) than the one known by \
+                 the group coordinator (2). The member must abandon all its partitions and rejoin."
             )
         );
     }

@@ -33,8 +33,6 @@
 //  6. Prints the groups' committed offsets (Admin) and how many records a
 //     read_committed consumer finds in PREFIX-out.
 //
-// Epochs differ between brokers (Kafka 4.4's first group epoch is 2), so
-// only how they compare is printed.
 
 import java.time.Duration;
 import java.util.List;
@@ -85,7 +83,7 @@ public class TxnGroupCheck {
                 System.out.println("read from the input: " + read.size());
 
                 ConsumerGroupMetadata member = consumer.groupMetadata();
-                System.out.println("member epoch positive: " + (member.generationId() > 0));
+                System.out.println("member epoch: " + member.generationId());
                 List<ProducerRecord<byte[], byte[]>> copies = new java.util.ArrayList<>();
                 for (ConsumerRecord<byte[], byte[]> r : read) {
                     copies.add(new ProducerRecord<>(out, r.value()));
@@ -102,9 +100,9 @@ public class TxnGroupCheck {
                         consumer.poll(Duration.ofMillis(100));
                         other.poll(Duration.ofMillis(100));
                     }
-                    System.out.println("the member moved to a newer epoch: "
-                            + (consumer.groupMetadata().generationId() > member.generationId())
-                            + ", still holding " + consumer.assignment().size() + " partition");
+                    System.out.println("the member moved to epoch "
+                            + consumer.groupMetadata().generationId() + ", still holding "
+                            + consumer.assignment().size() + " partition");
 
                     producer = attempt("the member's older epoch, for a partition held since",
                             producer, common, prefix, List.of(),

@@ -47,9 +47,9 @@ fn a_topic_created_after_the_subscription_is_assigned_at_the_next_heartbeat() {
     let mut catalog = TopicTable::default();
     let mut g = ConsumerGroup::default();
     let joined = beat(&mut g, &catalog, request("m", 0, &["a"], None, &[]));
-    assert_eq!((joined.member_epoch, sorted(&joined)), (1, vec![]));
-    let same = beat(&mut g, &catalog, request("m", 1, &[], None, &[]));
-    assert_eq!((same.member_epoch, same.assignment), (1, None));
+    assert_eq!((joined.member_epoch, sorted(&joined)), (2, vec![]));
+    let same = beat(&mut g, &catalog, request("m", 2, &[], None, &[]));
+    assert_eq!((same.member_epoch, same.assignment), (2, None));
     catalog.set(
         "a",
         TopicInfo {
@@ -57,10 +57,10 @@ fn a_topic_created_after_the_subscription_is_assigned_at_the_next_heartbeat() {
             partitions: 2,
         },
     );
-    let created = beat(&mut g, &catalog, request("m", 1, &[], None, &[]));
-    assert_eq!(created.member_epoch, 2, "a new group epoch");
+    let created = beat(&mut g, &catalog, request("m", 2, &[], None, &[]));
+    assert_eq!(created.member_epoch, 3, "a new group epoch");
     assert_eq!(sorted(&created), [(A, 0), (A, 1)]);
-    assert_eq!(g.describe().group_epoch, 2);
+    assert_eq!(g.describe().group_epoch, 3);
 }
 
 #[test]
@@ -77,8 +77,8 @@ fn partitions_added_go_to_members_and_a_deleted_topic_is_taken_back() {
             partitions: 3,
         },
     );
-    let grown = beat(&mut g, &catalog, request("m", 1, &[], None, &owned));
-    assert_eq!(grown.member_epoch, 2);
+    let grown = beat(&mut g, &catalog, request("m", 2, &[], None, &owned));
+    assert_eq!(grown.member_epoch, 3);
     assert_eq!(sorted(&grown), [(A, 0), (A, 1), (A, 2), (B, 0)]);
     let owned = [(A, 0), (A, 1), (A, 2), (B, 0)];
     // Something else changing in the catalog moves nothing.
@@ -89,14 +89,14 @@ fn partitions_added_go_to_members_and_a_deleted_topic_is_taken_back() {
             partitions: 1,
         },
     );
-    let same = beat(&mut g, &catalog, request("m", 2, &[], None, &owned));
-    assert_eq!((same.member_epoch, same.assignment), (2, None));
+    let same = beat(&mut g, &catalog, request("m", 3, &[], None, &owned));
+    assert_eq!((same.member_epoch, same.assignment), (3, None));
     catalog.remove("b");
-    let deleted = beat(&mut g, &catalog, request("m", 2, &[], None, &owned));
-    assert_eq!(deleted.member_epoch, 2, "until it reports giving it up");
+    let deleted = beat(&mut g, &catalog, request("m", 3, &[], None, &owned));
+    assert_eq!(deleted.member_epoch, 3, "until it reports giving it up");
     assert_eq!(sorted(&deleted), [(A, 0), (A, 1), (A, 2)]);
-    let gave_up = beat(&mut g, &catalog, request("m", 2, &[], None, &owned[..3]));
-    assert_eq!((gave_up.member_epoch, gave_up.error), (3, ErrorCode::None));
+    let gave_up = beat(&mut g, &catalog, request("m", 3, &[], None, &owned[..3]));
+    assert_eq!((gave_up.member_epoch, gave_up.error), (4, ErrorCode::None));
 }
 
 #[test]
@@ -121,10 +121,10 @@ fn a_pattern_subscribes_to_every_topic_it_matches_now_and_later() {
             partitions: 1,
         },
     );
-    let created = beat(&mut g, &catalog, request("m", 1, &[], None, &owned));
+    let created = beat(&mut g, &catalog, request("m", 2, &[], None, &owned));
     assert_eq!(
         (created.member_epoch, sorted(&created)),
-        (2, vec![(A, 0), (us, 0)])
+        (3, vec![(A, 0), (us, 0)])
     );
     // ConsumerGroupDescribe shows the pattern, and the names alone.
     let described = &g.describe().members[0];
@@ -136,13 +136,13 @@ fn a_pattern_subscribes_to_every_topic_it_matches_now_and_later() {
     let moved = beat(
         &mut g,
         &catalog,
-        request("m", 2, &[], Some("pay.*"), &owned),
+        request("m", 3, &[], Some("pay.*"), &owned),
     );
     assert_eq!(sorted(&moved), []);
-    let moved = beat(&mut g, &catalog, request("m", 2, &[], None, &[]));
-    assert_eq!((moved.member_epoch, sorted(&moved)), (3, vec![(B, 0)]));
+    let moved = beat(&mut g, &catalog, request("m", 3, &[], None, &[]));
+    assert_eq!((moved.member_epoch, sorted(&moved)), (4, vec![(B, 0)]));
     // The empty pattern: none at all.
-    let none = beat(&mut g, &catalog, request("m", 3, &[], Some(""), &[(B, 0)]));
+    let none = beat(&mut g, &catalog, request("m", 4, &[], Some(""), &[(B, 0)]));
     assert_eq!(sorted(&none), []);
     assert_eq!(g.describe().members[0].subscribed_regex, "");
 }
@@ -167,10 +167,10 @@ fn a_member_without_a_pattern_is_written_with_kafkas_empty_one_and_loads_without
     let same = beat(
         &mut again,
         &catalog,
-        request("m", 1, &[], Some(""), &sorted(&joined)),
+        request("m", 2, &[], Some(""), &sorted(&joined)),
     );
-    assert_eq!((same.error, same.member_epoch), (ErrorCode::None, 1));
-    assert_eq!(again.group_epoch, 1);
+    assert_eq!((same.error, same.member_epoch), (ErrorCode::None, 2));
+    assert_eq!(again.group_epoch, 2);
 }
 
 #[test]
@@ -192,7 +192,7 @@ fn a_pattern_that_does_not_compile_is_refused_and_changes_nothing() {
         Some("SubscribedTopicRegex `a[` is not a valid regular expression: missing closing ].")
     );
     assert!(g.is_empty());
-    assert_eq!(g.group_epoch, 0);
+    assert_eq!(g.group_epoch, 1);
     // A join with a pattern alone is a subscription.
     let joined = beat(&mut g, &catalog, request("m", 0, &[], Some("a"), &[]));
     assert_eq!(joined.error, ErrorCode::None);
@@ -232,8 +232,8 @@ fn after_a_load_the_catalog_is_compared_with_what_the_target_covers() {
     assert_eq!(owned, [(A, 0), (A, 1), (B, 0)]);
     // Loaded as it was: the same epoch, nothing moves.
     let mut again = reloaded(&g);
-    let same = beat(&mut again, &catalog, request("m", 1, &[], None, &owned));
-    assert_eq!((same.error, same.member_epoch), (ErrorCode::None, 1));
+    let same = beat(&mut again, &catalog, request("m", 2, &[], None, &owned));
+    assert_eq!((same.error, same.member_epoch), (ErrorCode::None, 2));
     assert_eq!(sorted(&same), owned, "a load's first answer is whole");
     // The catalog moved while the group was away: a new epoch at once.
     let mut again = reloaded(&g);
@@ -245,7 +245,7 @@ fn after_a_load_the_catalog_is_compared_with_what_the_target_covers() {
             partitions: 1,
         },
     );
-    let moved = beat(&mut again, &catalog, request("m", 1, &[], None, &owned));
-    assert_eq!(moved.member_epoch, 2);
+    let moved = beat(&mut again, &catalog, request("m", 2, &[], None, &owned));
+    assert_eq!(moved.member_epoch, 3);
     assert_eq!(sorted(&moved), [(A, 0), (A, 1), (B, 0), (c, 0)]);
 }

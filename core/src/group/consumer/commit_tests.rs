@@ -62,36 +62,36 @@ fn reloaded(g: &ConsumerGroup) -> ConsumerGroup {
 #[test]
 fn an_older_epoch_commits_only_what_the_member_held_since() {
     let mut g = ConsumerGroup::default();
-    assert_eq!(beat(&mut g, "a", 0, &[]).member_epoch, 1);
-    // b joins: a is to give up 2 and 3, and stays at epoch 1 meanwhile.
-    assert_eq!(beat(&mut g, "b", 0, &[]).member_epoch, 2);
-    assert_eq!(beat(&mut g, "a", 1, &[0, 1, 2, 3]).member_epoch, 1);
-    assert_eq!(commit(&g, "a", 1, &[0, 1, 2, 3]), ErrorCode::None);
-    // a gave them up: it moves to epoch 2 and keeps 0 and 1, given at 1.
-    assert_eq!(beat(&mut g, "a", 1, &[0, 1]).member_epoch, 2);
-    assert_eq!(beat(&mut g, "b", 2, &[]).member_epoch, 2);
+    assert_eq!(beat(&mut g, "a", 0, &[]).member_epoch, 2);
+    // b joins: a is to give up 2 and 3, and stays at epoch 2 meanwhile.
+    assert_eq!(beat(&mut g, "b", 0, &[]).member_epoch, 3);
+    assert_eq!(beat(&mut g, "a", 2, &[0, 1, 2, 3]).member_epoch, 2);
+    assert_eq!(commit(&g, "a", 2, &[0, 1, 2, 3]), ErrorCode::None);
+    // a gave them up: it moves to epoch 3 and keeps 0 and 1, given at 2.
+    assert_eq!(beat(&mut g, "a", 2, &[0, 1]).member_epoch, 3);
+    assert_eq!(beat(&mut g, "b", 3, &[]).member_epoch, 3);
     for g in [&g, &reloaded(&g)] {
         assert_eq!(
-            commit(g, "a", 2, &[0, 1, 2, 3]),
+            commit(g, "a", 3, &[0, 1, 2, 3]),
             ErrorCode::None,
             "its epoch"
         );
-        assert_eq!(commit(g, "a", 1, &[0, 1]), ErrorCode::None, "held since 1");
+        assert_eq!(commit(g, "a", 2, &[0, 1]), ErrorCode::None, "held since 2");
         assert_eq!(
-            commit(g, "a", 1, &[1, 2]),
+            commit(g, "a", 2, &[1, 2]),
             ErrorCode::StaleMemberEpoch,
             "2 is b's now: the whole commit is refused"
         );
         assert_eq!(commit(g, "a", 0, &[0]), ErrorCode::StaleMemberEpoch);
-        assert_eq!(commit(g, "a", 3, &[0]), ErrorCode::StaleMemberEpoch);
-        // b was given 2 and 3 at epoch 2.
-        assert_eq!(commit(g, "b", 2, &[2, 3]), ErrorCode::None);
-        assert_eq!(commit(g, "b", 1, &[2]), ErrorCode::StaleMemberEpoch);
+        assert_eq!(commit(g, "a", 4, &[0]), ErrorCode::StaleMemberEpoch);
+        // b was given 2 and 3 at epoch 3.
+        assert_eq!(commit(g, "b", 3, &[2, 3]), ErrorCode::None);
+        assert_eq!(commit(g, "b", 2, &[2]), ErrorCode::StaleMemberEpoch);
         assert_eq!(
-            g.check_commit("a", 1, &[("missing", 0)], &topics()),
+            g.check_commit("a", 2, &[("missing", 0)], &topics()),
             ErrorCode::StaleMemberEpoch
         );
-        assert_eq!(commit(g, "c", 2, &[0]), ErrorCode::UnknownMemberId);
+        assert_eq!(commit(g, "c", 3, &[0]), ErrorCode::UnknownMemberId);
         assert_eq!(commit(g, "", -1, &[0]), ErrorCode::UnknownMemberId);
     }
 }
@@ -101,13 +101,13 @@ fn partitions_being_given_up_keep_their_epoch_and_an_empty_group_takes_any_commi
     let mut g = ConsumerGroup::default();
     beat(&mut g, "a", 0, &[]);
     beat(&mut g, "b", 0, &[]);
-    let kept = beat(&mut g, "a", 1, &[0, 1, 2, 3])
+    let kept = beat(&mut g, "a", 2, &[0, 1, 2, 3])
         .assignment
         .expect("a's share");
     let kept: Vec<i32> = kept.iter().map(|(_, p)| *p).collect();
-    assert_eq!(beat(&mut g, "a", 1, &kept).member_epoch, 2);
-    // a moves to "u": everything it holds of "t" (given at epoch 1) is to
-    // be given up, and it stays at epoch 2 until it is.
+    assert_eq!(beat(&mut g, "a", 2, &kept).member_epoch, 3);
+    // a moves to "u": everything it holds of "t" (given at epoch 2) is to
+    // be given up, and it stays at epoch 3 until it is.
     let moved = g.heartbeat(
         HeartbeatRequest {
             group_id: "g".into(),
@@ -121,9 +121,9 @@ fn partitions_being_given_up_keep_their_epoch_and_an_empty_group_takes_any_commi
         1,
         CONFIG,
     );
-    assert_eq!((moved.member_epoch, moved.assignment), (2, Some(vec![])));
+    assert_eq!((moved.member_epoch, moved.assignment), (3, Some(vec![])));
     for g in [&g, &reloaded(&g)] {
-        assert_eq!(commit(g, "a", 1, &kept), ErrorCode::None, "given at 1");
+        assert_eq!(commit(g, "a", 2, &kept), ErrorCode::None, "given at 2");
         assert_eq!(commit(g, "a", 0, &kept), ErrorCode::StaleMemberEpoch);
     }
     // With every member gone, any client may commit without an epoch.
