@@ -6,11 +6,14 @@
 //! most members name, [`super::assignor`]), and reconciliation: a
 //! member is told to drop partitions leaving it first, and a partition goes
 //! to its new owner only once the previous owner no longer reports it.
+//! Also the checks of its members' offset commits and fetches (their
+//! epochs, and each partition's assignment epoch).
 //!
 //! Invariants: the group epoch grows whenever membership or subscriptions
 //! change; a member's epoch reaches the target assignment's epoch only when
 //! it owns nothing outside its target; no partition is ever given to two
-//! members at once. Like the classic group, no I/O and no clock: time is an
+//! members at once; a partition's assignment epoch is the member epoch it
+//! was given at, so never above its member's epoch. Like the classic group, no I/O and no clock: time is an
 //! argument. The group is persisted as Kafka persists it ([`ConsumerGroup::records`]:
 //! its epoch, its target assignment, each member's metadata and current
 //! assignment), written by the caller before an answer gives any of it, so
@@ -381,8 +384,11 @@ impl ConsumerGroup {
             Some(a) => {
                 member.epoch = a.member_epoch;
                 member.previous_epoch = a.previous_member_epoch;
-                member.assigned = a.assigned.into_iter().collect();
-                member.revoking = a.pending_revocation.into_iter().collect();
+                // An epoch past the member's (a damaged record) reads as
+                // the member's: the invariant holds whatever was read.
+                let given = |(tp, at): (TopicPartition, i32)| (tp, at.min(a.member_epoch));
+                member.assigned = a.assigned.into_iter().map(given).collect();
+                member.revoking = a.pending_revocation.into_iter().map(given).collect();
             }
             None => {
                 member.epoch = 0;
@@ -810,6 +816,13 @@ impl ConsumerGroup {
             member.previous_epoch = member.epoch;
             member.epoch = assignment_epoch;
         }
+        debug_assert!(
+            member
+                .assigned
+                .values()
+                .all(|&given_at| given_at <= member.epoch),
+            "a partition given at an epoch past its member's"
+        );
     }
 
     /// The earliest session deadline of a member (when [`ConsumerGroup::expire`]
