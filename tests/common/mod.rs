@@ -22,6 +22,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -37,21 +38,53 @@ pub const PORT_RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Interval between two checks of a polled condition.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
-/// A port on 127.0.0.1 that was free a moment ago: bound with port 0 and
-/// released. Another process could take it before the broker binds it; the
-/// broker then fails to start and [`Broker::start`] tries another port.
+/// A port on 127.0.0.1 that was free a moment ago (see [`free_ports`]).
+/// Another process could take it before the broker binds it; the broker
+/// then fails to start and [`Broker::start`] tries another port.
 pub fn free_port() -> u16 {
     free_ports(1)[0]
 }
 
-/// `count` distinct ports on 127.0.0.1 that were free a moment ago. Every
-/// listener is held until all are bound, so no two are the same port: ports
-/// picked one by one are each released before the next is bound, and the
-/// kernel may hand the same one out twice.
+/// The lowest port tests pick their servers' ports from.
+const LOWEST_TEST_PORT: u16 = 10_000;
+
+/// `count` distinct ports on 127.0.0.1 that were free a moment ago. They
+/// come from below the kernel's ephemeral range (the ports outgoing
+/// connections are given), so that no client's connection can take a
+/// stopped broker's port before the broker restarts on it; each is tried
+/// by binding it, in turn from a start that differs per process. Every
+/// listener is held until all are bound, so no two are the same port.
+/// Where the ephemeral range leaves too little room below it, the kernel
+/// picks (port 0).
 pub fn free_ports(count: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("binding an ephemeral loopback port"))
-        .collect();
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let span = u32::from(ephemeral_low().saturating_sub(LOWEST_TEST_PORT));
+    let mut listeners = Vec::with_capacity(count);
+    if span < 1_000 {
+        for _ in 0..count {
+            listeners.push(
+                TcpListener::bind("127.0.0.1:0").expect("binding an ephemeral loopback port"),
+            );
+        }
+    } else {
+        // A start of its own per process (pid), then one port after another.
+        let _ = NEXT.compare_exchange(
+            u32::MAX,
+            std::process::id().wrapping_mul(7_919) % span,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+        let mut tried = 0;
+        while listeners.len() < count {
+            assert!(tried < span, "no free port below the ephemeral range");
+            tried += 1;
+            let offset = NEXT.fetch_add(1, Ordering::Relaxed) % span;
+            let port = LOWEST_TEST_PORT + offset as u16;
+            if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+                listeners.push(l);
+            }
+        }
+    }
     listeners
         .iter()
         .map(|l| {
@@ -60,6 +93,15 @@ pub fn free_ports(count: usize) -> Vec<u16> {
                 .port()
         })
         .collect()
+}
+
+/// The first port of the kernel's ephemeral range
+/// (`net.ipv4.ip_local_port_range`), or its default.
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 /// A child process that is killed (SIGKILL) and reaped by pid when dropped.
