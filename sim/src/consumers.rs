@@ -51,7 +51,7 @@ use sluice_core::{ErrorCode, Offset};
 use sluice_shard::{GroupRequest, GroupResponse, Shard};
 
 use crate::client::Clients;
-use crate::groups::{commit, group_call, one_offset};
+use crate::groups::{commit, commit_error, group_call, one_offset};
 use crate::model::Tp;
 
 /// The session timeout of KIP-848 members in the simulation
@@ -552,14 +552,7 @@ async fn commit_under_older_epoch(
         unknown_group_error: ErrorCode::IllegalGeneration,
         offsets: one_offset(&(topic.to_owned(), tp.1), offset, shard.env().now_ms()),
     };
-    let error = match group_call(shard, group, request).await {
-        GroupResponse::Commit(errors) => errors
-            .first()
-            .copied()
-            .unwrap_or(ErrorCode::UnknownServerError),
-        GroupResponse::Error(e) => e,
-        _ => ErrorCode::UnknownServerError,
-    };
+    let error = commit_error(group_call(shard, group, request).await);
     c.trace.borrow_mut().event(&format!(
         "consumer commit {group} {member_id} older epoch {epoch} {topic}-{} (given at {given}): \
          {error:?}",

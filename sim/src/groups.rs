@@ -220,14 +220,7 @@ pub(crate) async fn commit(
         unknown_group_error: ErrorCode::IllegalGeneration,
         offsets: one_offset(tp, offset, shard.env().now_ms()),
     };
-    let error = match group_call(shard, group, request).await {
-        GroupResponse::Commit(errors) => errors
-            .first()
-            .copied()
-            .unwrap_or(ErrorCode::UnknownServerError),
-        GroupResponse::Error(e) => e,
-        _ => ErrorCode::UnknownServerError,
-    };
+    let error = commit_error(group_call(shard, group, request).await);
     if error == ErrorCode::None {
         let mut groups = c.groups.borrow_mut();
         groups.commits_acked += 1;
@@ -241,6 +234,19 @@ pub(crate) async fn commit(
         *acked = (*acked).max(offset);
     }
     error
+}
+
+/// A one-partition commit's answer: its partition's error, or the
+/// request's.
+pub(crate) fn commit_error(answer: GroupResponse) -> ErrorCode {
+    match answer {
+        GroupResponse::Commit(errors) => errors
+            .first()
+            .copied()
+            .unwrap_or(ErrorCode::UnknownServerError),
+        GroupResponse::Error(e) => e,
+        _ => ErrorCode::UnknownServerError,
+    }
 }
 
 /// A commit's offsets: `offset` for `tp` alone, committed at `now_ms`.

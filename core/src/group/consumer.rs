@@ -916,6 +916,9 @@ mod catalog_tests;
 mod commit_tests;
 
 #[cfg(test)]
+mod reload;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::group::topics::TopicTable;

@@ -198,25 +198,8 @@ fn a_pattern_that_does_not_compile_is_refused_and_changes_nothing() {
     assert_eq!(joined.error, ErrorCode::None);
 }
 
-/// The group's records replayed into a new group, as a coordinator load
-/// does.
 fn reloaded(g: &ConsumerGroup) -> ConsumerGroup {
-    let mut again = ConsumerGroup::default();
-    for record in g.records("g", None) {
-        match record {
-            OffsetsRecord::ConsumerGroup { value: Some(v), .. } => again.restore_epoch(v.epoch),
-            OffsetsRecord::TargetEpoch { value: Some(e), .. } => again.restore_assignment_epoch(e),
-            OffsetsRecord::Member { member, value, .. } => {
-                again.restore_member(&member, value, 100, CONFIG.session_timeout_ms)
-            }
-            OffsetsRecord::Target { member, value, .. } => again.restore_target(&member, value),
-            OffsetsRecord::Assignment { member, value, .. } => {
-                again.restore_assignment(&member, value)
-            }
-            _ => {}
-        }
-    }
-    again
+    super::reload::reloaded(g, CONFIG.session_timeout_ms)
 }
 
 #[test]

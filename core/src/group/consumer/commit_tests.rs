@@ -36,27 +36,8 @@ fn commit(g: &ConsumerGroup, id: &str, epoch: i32, partitions: &[i32]) -> ErrorC
     g.check_commit(id, epoch, &partitions, &topics())
 }
 
-/// The group's records encoded, decoded and replayed into a new group, as
-/// a coordinator load does.
 fn reloaded(g: &ConsumerGroup) -> ConsumerGroup {
-    let mut again = ConsumerGroup::default();
-    for record in g.records("g", None) {
-        let key = record.encode_key();
-        let value = record.encode_value();
-        match OffsetsRecord::decode(&key, value.as_deref()).expect("decodes") {
-            OffsetsRecord::ConsumerGroup { value: Some(v), .. } => again.restore_epoch(v.epoch),
-            OffsetsRecord::TargetEpoch { value: Some(e), .. } => again.restore_assignment_epoch(e),
-            OffsetsRecord::Member { member, value, .. } => {
-                again.restore_member(&member, value, 1, CONFIG.session_timeout_ms)
-            }
-            OffsetsRecord::Target { member, value, .. } => again.restore_target(&member, value),
-            OffsetsRecord::Assignment { member, value, .. } => {
-                again.restore_assignment(&member, value)
-            }
-            _ => {}
-        }
-    }
-    again
+    super::reload::reloaded(g, CONFIG.session_timeout_ms)
 }
 
 #[test]
