@@ -876,8 +876,6 @@ impl GroupHome {
 /// the request's checks).
 type CommitOffsets = [(String, PartitionId, CommittedOffset, ErrorCode)];
 
-/// The records that commit `offsets` for `group_id` (those that passed
-/// the request's checks).
 /// The partitions a commit writes (those not refused already), as the
 /// coordinator's membership check reads them.
 fn committed_partitions(offsets: &CommitOffsets) -> Vec<(&str, PartitionId)> {
@@ -888,6 +886,8 @@ fn committed_partitions(offsets: &CommitOffsets) -> Vec<(&str, PartitionId)> {
         .collect()
 }
 
+/// The records that commit `offsets` for `group_id` (those that passed
+/// the request's checks).
 fn offset_records(group_id: &str, offsets: &CommitOffsets) -> Vec<OffsetsRecord> {
     offsets
         .iter()
