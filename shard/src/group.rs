@@ -422,6 +422,7 @@ impl GroupHome {
                 member_id,
                 instance_id,
                 generation,
+                unknown_group_error,
                 offsets,
             } => {
                 // A commit that names no member (TxnOffsetCommit before
@@ -429,9 +430,7 @@ impl GroupHome {
                 // member's: Kafka lets it through whatever the group's
                 // state, and makes the group if it does not exist. A
                 // member's, to a group this coordinator does not know, is
-                // refused. Kafka answers the versions served here (up to
-                // 5) with ILLEGAL_GENERATION where a newer one would get
-                // GROUP_ID_NOT_FOUND or STALE_MEMBER_EPOCH.
+                // refused.
                 let anonymous = member_id.is_empty() && generation < 0 && instance_id.is_none();
                 let check = if anonymous {
                     ErrorCode::None
@@ -444,15 +443,12 @@ impl GroupHome {
                         generation,
                         partitions: &partitions,
                     };
-                    match self.coordinator.borrow_mut().check_commit(
+                    self.coordinator.borrow_mut().check_commit(
                         claim,
                         topics,
                         now,
-                        ErrorCode::IllegalGeneration,
-                    ) {
-                        ErrorCode::StaleMemberEpoch => ErrorCode::IllegalGeneration,
-                        other => other,
-                    }
+                        unknown_group_error,
+                    )
                 };
                 if check != ErrorCode::None {
                     return GroupResponse::Commit(vec![check; offsets.len()]);

@@ -705,6 +705,8 @@ pub enum GroupRequest {
         member_id: String,
         instance_id: Option<String>,
         generation: i32,
+        /// What a member's commit to an unknown group gets (by version).
+        unknown_group_error: ErrorCode,
         offsets: Vec<(String, PartitionId, CommittedOffset, ErrorCode)>,
     },
     Describe {

@@ -435,6 +435,7 @@ async fn commit_offset(
         member_id: String::new(),
         instance_id: None,
         generation: -1,
+        unknown_group_error: ErrorCode::IllegalGeneration,
         offsets: crate::groups::one_offset(tp, offset, shard.env().now_ms()),
     };
     let mut answer = GroupResponse::Error(ErrorCode::CoordinatorNotAvailable);

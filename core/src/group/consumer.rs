@@ -13,8 +13,9 @@
 //! change; a member's epoch reaches the target assignment's epoch only when
 //! it owns nothing outside its target; no partition is ever given to two
 //! members at once; a partition's assignment epoch is the member epoch it
-//! was given at, so never above its member's epoch. Like the classic group, no I/O and no clock: time is an
-//! argument. The group is persisted as Kafka persists it ([`ConsumerGroup::records`]:
+//! was given at, so never above its member's epoch. Like the classic
+//! group, no I/O and no clock: time is an argument. The group is
+//! persisted as Kafka persists it ([`ConsumerGroup::records`]:
 //! its epoch, its target assignment, each member's metadata and current
 //! assignment), written by the caller before an answer gives any of it, so
 //! after a restart or a coordinator move the members carry on where they

@@ -80,6 +80,8 @@ impl Handler for TxnOffsetCommitHandler {
             } else {
                 -1
             },
+            // GROUP_ID_NOT_FOUND from v6, which is not served.
+            unknown_group_error: ErrorCode::IllegalGeneration,
             offsets,
         };
         let errors = match call(ctx, &group_id, commit).await {
@@ -100,7 +102,10 @@ impl Handler for TxnOffsetCommitHandler {
                             .with_partition_index(p.partition_index)
                             .with_error_code(
                                 txn_state_for_version(
-                                    errors.next().unwrap_or(ErrorCode::None),
+                                    stale_epoch_for_version(
+                                        errors.next().unwrap_or(ErrorCode::None),
+                                        version,
+                                    ),
                                     version,
                                     4,
                                 )
@@ -114,5 +119,15 @@ impl Handler for TxnOffsetCommitHandler {
             })
             .collect();
         Outcome::Answer(TxnOffsetCommitResponse::default().with_topics(topics))
+    }
+}
+
+/// A KIP-848 member's stale epoch as a TxnOffsetCommit of `version`
+/// answers it: ILLEGAL_GENERATION before v6, which knows no
+/// STALE_MEMBER_EPOCH (as Kafka answers).
+fn stale_epoch_for_version(error: ErrorCode, version: i16) -> ErrorCode {
+    match error {
+        ErrorCode::StaleMemberEpoch if version < 6 => ErrorCode::IllegalGeneration,
+        other => other,
     }
 }
