@@ -126,13 +126,9 @@ fn java_consumers_subscribe_by_server_side_pattern_as_on_kafka() {
 /// Raw heartbeats Kafka refuses, each printed with its code and message,
 /// then a join by a pattern alone, which both accept.
 const CHECKS: &str = r#"
-from confluent_kafka.admin import AdminClient, NewTopic
 prefix = ARGS[0]
 topic, group = prefix + "-t", prefix + "-g"
-admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
-admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(30)
-wait_for_coordinator(group, topic)
-hb = Heartbeats()
+hb = heartbeats_on(topic, group)
 
 def beat(label, member, epoch, group=group, **kw):
     error, message = hb.beat_past_load(group, member, epoch, **kw)[:2]

@@ -636,13 +636,9 @@ const RAW_HEARTBEATS: &str = include_str!("clients/python/kip848_heartbeats.py")
 /// the first join's.
 const STATIC_MEMBERS: &str = r#"
 import re, time
-from confluent_kafka.admin import AdminClient, NewTopic
 prefix = ARGS[0]
 topic, group = prefix + "t", prefix + "g"
-admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
-admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(30)
-wait_for_coordinator(group, topic)
-hb = Heartbeats()
+hb = heartbeats_on(topic, group, partitions=2)
 # member id -> [epoch, owned partitions]
 state = {}
 
@@ -775,13 +771,9 @@ fn kip848_static_members_leave_for_now_and_come_back_as_kafkas_do() {
 const MEMBER_FETCHES: &str = r#"
 import time
 from confluent_kafka import Consumer
-from confluent_kafka.admin import AdminClient, NewTopic
 prefix = ARGS[0]
 topic, group = prefix + "-t", prefix + "-g"
-admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
-admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(30)
-wait_for_coordinator(group, topic)
-hb = Heartbeats()
+hb = heartbeats_on(topic, group)
 error, _, _, epoch, _ = hb.beat_past_load(group, "m1", 0, topics=[topic], owned=[])
 print(f"joined: error {error}")
 
@@ -842,13 +834,9 @@ fn kip848_members_fetch_offsets_at_their_epoch_as_on_kafka() {
 /// group a simple commit made first.
 const EPOCHS: &str = r#"
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
 prefix = ARGS[0]
 topic = prefix + "-t"
-admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
-admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(30)
-wait_for_coordinator(prefix + "-named", topic)
-hb = Heartbeats()
+hb = heartbeats_on(topic, prefix + "-named")
 
 def join(label, group, member, topics):
     error, _, _, epoch, _ = hb.beat_past_load(prefix + "-" + group, member, 0, topics=topics, owned=[])

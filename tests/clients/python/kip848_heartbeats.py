@@ -32,6 +32,19 @@ def wait_for_coordinator(group, topic):
     finder.close()
 
 
+def heartbeats_on(topic, group, partitions=1):
+    """Makes `topic` (`partitions` partitions), finds `group`'s loaded
+    coordinator (wait_for_coordinator) and opens a Heartbeats
+    connection, which it returns: the preamble of the raw-heartbeat
+    snippets."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    new = NewTopic(topic, num_partitions=partitions, replication_factor=1)
+    admin.create_topics([new])[topic].result(30)
+    wait_for_coordinator(group, topic)
+    return Heartbeats()
+
+
 class Heartbeats:
     """One connection sending ConsumerGroupHeartbeat v1 (member ids chosen
     here), decoding the answers."""
